@@ -1,0 +1,303 @@
+// Package spec holds imago's rollout spec: its YAML form, its defaults and its
+// validation, which reports every problem at once with the field path it concerns.
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Rollout describes one rollout of a service to an environment.
+type Rollout struct {
+	Service     string   `yaml:"service" json:"service"`
+	Environment string   `yaml:"environment" json:"environment"`
+	Provider    string   `yaml:"provider" json:"provider"`
+	Image       ImageRef `yaml:"image" json:"image"`
+	Fleet       Fleet    `yaml:"fleet" json:"fleet"`
+	// Listen is the address the service's router serves on (local provider).
+	Listen   string   `yaml:"listen" json:"listen"`
+	Health   Health   `yaml:"health" json:"health"`
+	Checks   []Check  `yaml:"checks" json:"checks,omitempty"`
+	Strategy Strategy `yaml:"strategy" json:"strategy"`
+	// Soak is how long the old fleet stays warm after cutover.
+	Soak *Duration `yaml:"soak" json:"soak,omitempty"`
+}
+
+// ImageRef says which image to roll out: exactly one of ID, Channel, Bake.
+type ImageRef struct {
+	ID      string `yaml:"id" json:"id,omitempty"`
+	Channel string `yaml:"channel" json:"channel,omitempty"`
+	Bake    string `yaml:"bake" json:"bake,omitempty"`
+}
+
+// Fleet sizes the new fleet.
+type Fleet struct {
+	Size int `yaml:"size" json:"size"`
+}
+
+// Health is the probe every instance must pass before the fleet counts as up.
+type Health struct {
+	Path     string   `yaml:"path" json:"path"`
+	Interval Duration `yaml:"interval" json:"interval"`
+	Timeout  Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Check is a smoke check run against every instance of the new fleet before it
+// takes traffic.
+type Check struct {
+	Path         string `yaml:"path" json:"path"`
+	ExpectStatus int    `yaml:"expectStatus" json:"expectStatus"`
+	ExpectBody   string `yaml:"expectBody" json:"expectBody,omitempty"` // substring
+}
+
+// Strategy is how traffic moves to the new fleet.
+type Strategy struct {
+	Type string `yaml:"type" json:"type"`
+}
+
+// Strategy types.
+const (
+	BlueGreen = "blueGreen"
+)
+
+// Defaults.
+const (
+	DefaultEnvironment    = "dev"
+	DefaultProvider       = "local"
+	DefaultFleetSize      = 2
+	DefaultHealthPath     = "/healthz"
+	DefaultHealthInterval = Duration(time.Second)
+	DefaultHealthTimeout  = Duration(60 * time.Second)
+	DefaultSoak           = Duration(30 * time.Second)
+)
+
+// FieldError is one problem with one field.
+type FieldError struct {
+	Field string `json:"field"`
+	Msg   string `json:"message"`
+}
+
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
+
+// Errors is every problem found in a spec.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = "  " + e.Error()
+	}
+	return "invalid rollout spec:\n" + strings.Join(lines, "\n")
+}
+
+// IsInvalid reports whether err is a spec problem (bad input, not a failure).
+func IsInvalid(err error) bool {
+	var es Errors
+	return errors.As(err, &es)
+}
+
+// ParseRollout decodes a rollout spec from YAML (JSON is YAML too). Unknown fields
+// are errors, so a typo never silently falls back to a default. It does not apply
+// defaults or validate; see Rollout.Normalize.
+func ParseRollout(data []byte) (Rollout, error) {
+	var r Rollout
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&r); err != nil {
+		if errors.Is(err, io.EOF) {
+			return r, Errors{{Msg: "the spec is empty; see examples/hello/rollout.yaml"}}
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			var es Errors
+			for _, m := range te.Errors {
+				es = append(es, FieldError{Msg: strings.TrimPrefix(m, "yaml: ")})
+			}
+			return r, es
+		}
+		return r, Errors{{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	return r, nil
+}
+
+// LoadRollout reads, defaults and validates the spec in file path.
+func LoadRollout(path string) (Rollout, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Rollout{}, fmt.Errorf("read rollout spec: %w", err)
+	}
+	r, err := ParseRollout(data)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Normalize applies defaults and validates; it returns Errors listing every problem.
+func (r *Rollout) Normalize() error {
+	r.applyDefaults()
+	return r.Validate()
+}
+
+func (r *Rollout) applyDefaults() {
+	if r.Environment == "" {
+		r.Environment = DefaultEnvironment
+	}
+	if r.Provider == "" {
+		r.Provider = DefaultProvider
+	}
+	if r.Fleet.Size == 0 {
+		r.Fleet.Size = DefaultFleetSize
+	}
+	if r.Health.Path == "" {
+		r.Health.Path = DefaultHealthPath
+	}
+	if r.Health.Interval == 0 {
+		r.Health.Interval = DefaultHealthInterval
+	}
+	if r.Health.Timeout == 0 {
+		r.Health.Timeout = DefaultHealthTimeout
+	}
+	for i := range r.Checks {
+		if r.Checks[i].ExpectStatus == 0 {
+			r.Checks[i].ExpectStatus = 200
+		}
+	}
+	if r.Strategy.Type == "" {
+		r.Strategy.Type = BlueGreen
+	}
+	if r.Soak == nil {
+		s := DefaultSoak
+		r.Soak = &s
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+// Validate reports every problem in an already-defaulted spec.
+func (r *Rollout) Validate() error {
+	var es Errors
+	add := func(field, format string, args ...any) {
+		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	checkName := func(field, v string) {
+		switch {
+		case v == "":
+			add(field, "is required")
+		case !nameRE.MatchString(v):
+			add(field, "%q must be 1-40 lowercase letters, digits or '-', starting and ending with a letter or digit", v)
+		}
+	}
+	checkName("service", r.Service)
+	checkName("environment", r.Environment)
+	if r.Provider != "local" {
+		add("provider", "%q is not a provider imago knows; use local", r.Provider)
+	}
+
+	set := 0
+	for _, v := range []string{r.Image.ID, r.Image.Channel, r.Image.Bake} {
+		if v != "" {
+			set++
+		}
+	}
+	switch {
+	case set == 0:
+		add("image", "is required: set image.id (or pass --image ID)")
+	case set > 1:
+		add("image", "set exactly one of id, channel, bake")
+	case r.Image.Channel != "":
+		add("image.channel", "channels come with the image catalog's channels; use image.id for now")
+	case r.Image.Bake != "":
+		add("image.bake", "baking during a rollout is not available yet; use image.id")
+	case !strings.HasPrefix(r.Image.ID, "img-"):
+		add("image.id", "%q is not an image ID (img-…); list images with: imago image list", r.Image.ID)
+	}
+
+	if r.Fleet.Size < 1 || r.Fleet.Size > 1000 {
+		add("fleet.size", "must be between 1 and 1000, got %d", r.Fleet.Size)
+	}
+	if r.Provider == "local" {
+		if r.Listen == "" {
+			add("listen", "is required for the local provider: the router's address, e.g. 127.0.0.1:9080")
+		} else if err := checkListen(r.Listen); err != nil {
+			add("listen", "%v", err)
+		}
+	}
+	if !strings.HasPrefix(r.Health.Path, "/") {
+		add("health.path", "%q must start with /", r.Health.Path)
+	}
+	if r.Health.Interval <= 0 {
+		add("health.interval", "must be positive, got %s", r.Health.Interval)
+	}
+	if r.Health.Timeout < r.Health.Interval {
+		add("health.timeout", "%s is shorter than health.interval %s", r.Health.Timeout, r.Health.Interval)
+	}
+	for i, c := range r.Checks {
+		field := fmt.Sprintf("checks[%d]", i)
+		if !strings.HasPrefix(c.Path, "/") {
+			add(field+".path", "%q must start with /", c.Path)
+		}
+		if c.ExpectStatus < 100 || c.ExpectStatus > 599 {
+			add(field+".expectStatus", "%d is not an HTTP status", c.ExpectStatus)
+		}
+	}
+	switch r.Strategy.Type {
+	case BlueGreen:
+	default:
+		add("strategy.type", "%q is not a strategy imago knows; use blueGreen", r.Strategy.Type)
+	}
+	if r.Soak != nil && *r.Soak < 0 {
+		add("soak", "must not be negative, got %s", *r.Soak)
+	}
+	if len(es) > 0 {
+		return es
+	}
+	return nil
+}
+
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port, e.g. 127.0.0.1:9080", addr)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port must be 1-65535", addr)
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: host must be an IP address or localhost", addr)
+	}
+	return nil
+}
+
+// WorkflowID is the ID of the rollout's workflow: one rollout per service and
+// environment at a time.
+func (r *Rollout) WorkflowID() string { return RolloutWorkflowID(r.Service, r.Environment) }
+
+// RolloutWorkflowID is the workflow ID of the rollout of service to environment.
+func RolloutWorkflowID(service, environment string) string {
+	return "rollout/" + environment + "/" + service
+}
+
+// SoakDuration returns the soak, zero when unset.
+func (r *Rollout) SoakDuration() time.Duration {
+	if r.Soak == nil {
+		return 0
+	}
+	return r.Soak.D()
+}
