@@ -1,0 +1,270 @@
+// Package provider is imago's portable compute and traffic API.
+//
+// A provider owns fleets (groups of identical instances started from one image) and
+// one router per service and environment. Users hold a *Provider; backends implement
+// the small Driver interface (see drivers "local" and, later, "aws"). Errors carry a
+// portable Code so callers never match driver errors.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Fleet is a group of identical instances started from one image.
+type Fleet struct {
+	ID          string            `json:"id"`
+	Service     string            `json:"service"`
+	Environment string            `json:"environment"`
+	ImageID     string            `json:"imageId"`
+	Token       string            `json:"token"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Instances   []Instance        `json:"instances"`
+	Created     time.Time         `json:"created"`
+}
+
+// Instance is one member of a fleet.
+type Instance struct {
+	ID      string `json:"id"`
+	Address string `json:"address"` // host:port the instance serves on
+	PID     int    `json:"pid,omitempty"`
+	State   string `json:"state"` // InstanceRunning, InstanceStopped
+}
+
+// Instance states.
+const (
+	InstanceRunning = "running"
+	InstanceStopped = "stopped"
+)
+
+// Addresses returns the addresses of the fleet's instances, in instance order.
+func (f Fleet) Addresses() []string {
+	out := make([]string, 0, len(f.Instances))
+	for _, in := range f.Instances {
+		out = append(out, in.Address)
+	}
+	return out
+}
+
+// ProvisionRequest asks for a new fleet. Token makes it idempotent: a second request
+// with the same token returns (and repairs) the fleet the first one made.
+type ProvisionRequest struct {
+	Token       string            `json:"token"`
+	Service     string            `json:"service"`
+	Environment string            `json:"environment"`
+	ImageID     string            `json:"imageId"`
+	Size        int               `json:"size"`
+	Labels      map[string]string `json:"labels,omitempty"`
+}
+
+// RouteKey names a router: one per service and environment.
+type RouteKey struct {
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+}
+
+func (k RouteKey) String() string { return k.Environment + "/" + k.Service }
+
+// Route is the traffic split of one router.
+type Route struct {
+	// Listen is the address the router serves the service on (local driver).
+	Listen string `json:"listen,omitempty"`
+	// Backends are the fleets that receive traffic, with their weights (sum 100).
+	Backends []Backend `json:"backends"`
+}
+
+// Backend is one fleet's share of a route.
+type Backend struct {
+	FleetID string   `json:"fleetId"`
+	Weight  int      `json:"weight"`
+	Targets []string `json:"targets"` // instance addresses
+}
+
+// Weight returns the weight of fleetID in the route, 0 when it is not routed.
+func (r Route) Weight(fleetID string) int {
+	for _, b := range r.Backends {
+		if b.FleetID == fleetID {
+			return b.Weight
+		}
+	}
+	return 0
+}
+
+// Serves reports whether fleetID receives any traffic through the route.
+func (r Route) Serves(fleetID string) bool { return r.Weight(fleetID) > 0 }
+
+// FleetIDs returns the IDs of the fleets in the route, sorted.
+func (r Route) FleetIDs() []string {
+	out := make([]string, 0, len(r.Backends))
+	for _, b := range r.Backends {
+		out = append(out, b.FleetID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Filter selects fleets in ListFleets; empty fields match everything.
+type Filter struct {
+	Service     string
+	Environment string
+}
+
+// Driver is what a backend implements. Every method must be safe to retry.
+type Driver interface {
+	// Provision creates a fleet, or returns the one already made for req.Token,
+	// replacing instances that died.
+	Provision(ctx context.Context, req ProvisionRequest) (Fleet, error)
+	// Describe returns the fleet with the live state of its instances.
+	Describe(ctx context.Context, fleetID string) (Fleet, error)
+	// Terminate stops every instance of the fleet and forgets it. Terminating a
+	// fleet that is already gone succeeds.
+	Terminate(ctx context.Context, fleetID string) error
+	// SetRoute switches the router's traffic atomically; it returns once the
+	// router serves new requests by the new route.
+	SetRoute(ctx context.Context, key RouteKey, route Route) error
+	// Route returns the router's current route; a router that was never set
+	// returns an empty Route and no error.
+	Route(ctx context.Context, key RouteKey) (Route, error)
+	// ListFleets returns the fleets the driver knows, for inventory and leak collection.
+	ListFleets(ctx context.Context, f Filter) ([]Fleet, error)
+	// Close releases the driver's resources (not its fleets or routers).
+	Close() error
+}
+
+// Code is a portable error class.
+type Code int
+
+// Error codes.
+const (
+	Unknown Code = iota
+	NotFound
+	InvalidArgument
+	FailedPrecondition
+)
+
+func (c Code) String() string {
+	switch c {
+	case NotFound:
+		return "not found"
+	case InvalidArgument:
+		return "invalid argument"
+	case FailedPrecondition:
+		return "failed precondition"
+	}
+	return "unknown"
+}
+
+// Error is an error with a portable code.
+type Error struct {
+	Code Code
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf makes an *Error with code c.
+func Errorf(c Code, format string, args ...any) error {
+	return &Error{Code: c, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the portable code of err, Unknown when it carries none.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Unknown
+}
+
+// Provider is the portable type users hold.
+type Provider struct {
+	name string
+	d    Driver
+}
+
+// New wraps a driver.
+func New(name string, d Driver) *Provider { return &Provider{name: name, d: d} }
+
+// Name is the driver's name ("local", "aws").
+func (p *Provider) Name() string { return p.name }
+
+// Provision creates (or adopts, by token) a fleet.
+func (p *Provider) Provision(ctx context.Context, req ProvisionRequest) (Fleet, error) {
+	if req.Token == "" {
+		return Fleet{}, Errorf(InvalidArgument, "provision: a request token is required so retries adopt the same fleet")
+	}
+	if req.Size < 1 {
+		return Fleet{}, Errorf(InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
+	}
+	return p.d.Provision(ctx, req)
+}
+
+// Describe returns a fleet with its instances' live state.
+func (p *Provider) Describe(ctx context.Context, fleetID string) (Fleet, error) {
+	return p.d.Describe(ctx, fleetID)
+}
+
+// Terminate stops a fleet. It refuses, with FailedPrecondition, to terminate a fleet
+// that the service's router still sends traffic to (the traffic guard).
+func (p *Provider) Terminate(ctx context.Context, fleetID string) error {
+	f, err := p.d.Describe(ctx, fleetID)
+	if ErrorCode(err) == NotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r, err := p.d.Route(ctx, RouteKey{Service: f.Service, Environment: f.Environment})
+	if err != nil {
+		return err
+	}
+	if r.Serves(fleetID) {
+		return Errorf(FailedPrecondition, "refusing to terminate fleet %s: the %s/%s router still sends it %d%% of traffic",
+			fleetID, f.Environment, f.Service, r.Weight(fleetID))
+	}
+	return p.d.Terminate(ctx, fleetID)
+}
+
+// SetRoute switches traffic. Weights must be 0..100 and sum to 100; a route with
+// no backends makes the router answer 503.
+func (p *Provider) SetRoute(ctx context.Context, key RouteKey, route Route) error {
+	sum := 0
+	for _, b := range route.Backends {
+		if b.Weight < 0 || b.Weight > 100 {
+			return Errorf(InvalidArgument, "route %s: weight of fleet %s is %d, want 0..100", key, b.FleetID, b.Weight)
+		}
+		if b.Weight > 0 && len(b.Targets) == 0 {
+			return Errorf(InvalidArgument, "route %s: fleet %s has weight %d but no targets", key, b.FleetID, b.Weight)
+		}
+		sum += b.Weight
+	}
+	// An empty route is allowed: the router then answers 503 (nothing to serve yet).
+	if len(route.Backends) > 0 && sum != 100 {
+		return Errorf(InvalidArgument, "route %s: weights sum to %d, want 100", key, sum)
+	}
+	return p.d.SetRoute(ctx, key, route)
+}
+
+// Route returns the router's current route.
+func (p *Provider) Route(ctx context.Context, key RouteKey) (Route, error) {
+	return p.d.Route(ctx, key)
+}
+
+// ListFleets lists fleets matching f.
+func (p *Provider) ListFleets(ctx context.Context, f Filter) ([]Fleet, error) {
+	return p.d.ListFleets(ctx, f)
+}
+
+// Close releases the driver.
+func (p *Provider) Close() error { return p.d.Close() }
