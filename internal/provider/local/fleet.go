@@ -1,0 +1,365 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/image"
+	"github.com/imago/imago/internal/provider"
+)
+
+// stopGrace is how long Terminate and StopRouter wait after SIGTERM before SIGKILL.
+const stopGrace = 10 * time.Second
+
+func sortFleets(fs []provider.Fleet) {
+	sort.Slice(fs, func(i, j int) bool {
+		if !fs[i].Created.Equal(fs[j].Created) {
+			return fs[i].Created.Before(fs[j].Created)
+		}
+		return fs[i].ID < fs[j].ID
+	})
+}
+
+// Provision creates the fleet of req.Token, or adopts the one an earlier call
+// made: instances still running are kept, instances whose process died are
+// restarted, and an instance whose process was started but never recorded (a
+// crash in between) is found through /proc and adopted. So a retried Provision
+// never doubles a fleet.
+func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+	if req.Token == "" {
+		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: a request token is required")
+	}
+	if req.Size < 1 {
+		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
+	}
+	if err := checkKey(provider.RouteKey{Service: req.Service, Environment: req.Environment}); err != nil {
+		return provider.Fleet{}, err
+	}
+	if err := checkName("image ID", req.ImageID); err != nil {
+		return provider.Fleet{}, err
+	}
+	id := FleetID(req.Token)
+	unlock, err := lockFile(ctx, d.fleetLock(id))
+	if err != nil {
+		return provider.Fleet{}, fmt.Errorf("provision fleet %s: %w", id, err)
+	}
+	defer unlock()
+
+	st, err := d.readState(id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		st = &fleetState{
+			Fleet: provider.Fleet{
+				ID: id, Service: req.Service, Environment: req.Environment, ImageID: req.ImageID,
+				Token: req.Token, Labels: req.Labels, Created: time.Now().UTC(),
+			},
+			StartTimes: map[string]uint64{},
+		}
+		for n := 1; n <= req.Size; n++ {
+			st.Fleet.Instances = append(st.Fleet.Instances, provider.Instance{ID: fmt.Sprintf("%s-%d", id, n), State: provider.InstanceStopped})
+		}
+	case err != nil:
+		return provider.Fleet{}, err
+	default:
+		f := st.Fleet
+		if f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.ImageID != req.ImageID || len(f.Instances) != req.Size {
+			return provider.Fleet{}, provider.Errorf(provider.InvalidArgument,
+				"provision: token %q already made fleet %s (%s/%s, image %s, %d instances); a retry must repeat the same request",
+				req.Token, f.ID, f.Environment, f.Service, f.ImageID, len(f.Instances))
+		}
+	}
+
+	dir, img, err := d.ensureImage(ctx, req.ImageID)
+	if err != nil {
+		return provider.Fleet{}, err
+	}
+	path, args, err := resolveEntrypoint(dir, img)
+	if err != nil {
+		return provider.Fleet{}, err
+	}
+	// Record the plan before starting anything.
+	if err := d.writeState(st); err != nil {
+		return provider.Fleet{}, err
+	}
+
+	var orphans map[string]procEntry // instance ID -> unrecorded live process, scanned once
+	for i := range st.Fleet.Instances {
+		in := &st.Fleet.Instances[i]
+		if in.PID != 0 && alive(in.PID, st.StartTimes[in.ID]) {
+			continue
+		}
+		if orphans == nil {
+			if orphans, err = d.fleetProcs(id); err != nil {
+				return provider.Fleet{}, err
+			}
+		}
+		if p, ok := orphans[in.ID]; ok {
+			in.PID, st.StartTimes[in.ID] = p.pid, p.startTime
+			if port := p.env["PORT"]; port != "" {
+				in.Address = net.JoinHostPort("127.0.0.1", port)
+			}
+			if err := d.writeState(st); err != nil {
+				return provider.Fleet{}, err
+			}
+			continue
+		}
+		port, err := d.pickPort(in.Address)
+		if err != nil {
+			return provider.Fleet{}, err
+		}
+		in.Address, in.PID = net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 0
+		delete(st.StartTimes, in.ID)
+		if err := d.writeState(st); err != nil { // planned: address, no pid yet
+			return provider.Fleet{}, err
+		}
+		pid, start, err := d.spawnInstance(st.Fleet, *in, port, dir, path, args)
+		if err != nil {
+			return provider.Fleet{}, err
+		}
+		if d.afterSpawn != nil {
+			if err := d.afterSpawn(in.ID); err != nil {
+				return provider.Fleet{}, err
+			}
+		}
+		in.PID, st.StartTimes[in.ID] = pid, start
+		if err := d.writeState(st); err != nil {
+			return provider.Fleet{}, err
+		}
+	}
+	return st.live(), nil
+}
+
+// fleetProcs returns the live processes started for fleet id, by instance ID,
+// preferring the session leader when an instance has several processes.
+func (d *Driver) fleetProcs(id string) (map[string]procEntry, error) {
+	ents, err := scanProcs(d.home)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]procEntry{}
+	for _, e := range ents {
+		if e.env[envFleet] != id || e.env[envInstance] == "" {
+			continue
+		}
+		if prev, ok := out[e.env[envInstance]]; ok && prev.pgrp == prev.pid {
+			continue
+		}
+		out[e.env[envInstance]] = e
+	}
+	return out, nil
+}
+
+// ensureImage unpacks the image once per Home and returns its directory and record.
+func (d *Driver) ensureImage(ctx context.Context, id string) (string, catalog.Image, error) {
+	if d.images == nil {
+		return "", catalog.Image{}, provider.Errorf(provider.FailedPrecondition, "local provider: no image source configured")
+	}
+	img, err := d.images.Get(ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return "", img, &provider.Error{Code: provider.NotFound, Msg: "provision: image " + id, Err: err}
+	}
+	if err != nil {
+		return "", img, err
+	}
+	dir := d.imageDir(id)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, img, nil
+	}
+	unlock, err := lockFile(ctx, dir+".lock")
+	if err != nil {
+		return "", img, err
+	}
+	defer unlock()
+	if _, err := os.Stat(dir); err == nil {
+		return dir, img, nil // unpacked while we waited
+	}
+	r, err := d.images.OpenArchive(ctx, img)
+	if err != nil {
+		return "", img, err
+	}
+	defer r.Close()
+	if err := image.Unpack(r, dir); err != nil {
+		return "", img, fmt.Errorf("unpack image %s: %w", id, err)
+	}
+	return dir, img, nil
+}
+
+// resolveEntrypoint returns the program and arguments of img unpacked in dir. A
+// relative program path (./hello, bin/app) is taken inside the image; a bare name
+// is looked up in the image first, then in PATH.
+func resolveEntrypoint(dir string, img catalog.Image) (string, []string, error) {
+	if len(img.Entrypoint) == 0 || img.Entrypoint[0] == "" {
+		return "", nil, provider.Errorf(provider.InvalidArgument, "image %s has no entrypoint", img.ID)
+	}
+	prog, args := img.Entrypoint[0], img.Entrypoint[1:]
+	switch {
+	case filepath.IsAbs(prog):
+	case strings.ContainsRune(prog, '/'):
+		prog = filepath.Join(dir, prog)
+	default:
+		if _, err := os.Stat(filepath.Join(dir, prog)); err == nil {
+			prog = filepath.Join(dir, prog)
+		} else if p, err := exec.LookPath(prog); err == nil {
+			prog = p
+		} else {
+			return "", nil, provider.Errorf(provider.InvalidArgument, "image %s: entrypoint %q is neither in the image nor in PATH", img.ID, prog)
+		}
+	}
+	return prog, args, nil
+}
+
+// pickPort returns prev's port when it is still free, else a free port that was
+// not handed out in the last minute.
+func (d *Driver) pickPort(prev string) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	for p, t := range d.reserved {
+		if now.Sub(t) > time.Minute {
+			delete(d.reserved, p)
+		}
+	}
+	if _, ps, err := net.SplitHostPort(prev); err == nil {
+		if p, err := strconv.Atoi(ps); err == nil && p > 0 && portFree(p) {
+			d.reserved[p] = now
+			return p, nil
+		}
+	}
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free port: %w", err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if _, taken := d.reserved[p]; !taken {
+			d.reserved[p] = now
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("find a free port: every port offered was handed out recently")
+}
+
+func portFree(p int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+// baseEnv is the clean environment of every process the driver starts.
+func (d *Driver) baseEnv() []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	home := os.Getenv("HOME")
+	if home == "" {
+		home = "/"
+	}
+	return []string{"PATH=" + path, "HOME=" + home, envHome + "=" + d.home}
+}
+
+// startDetached starts cmd in its own session with stdin from /dev/null and
+// stdout+stderr appended to logPath, and reaps it in the background. It returns
+// the pid, the process start time, and a channel closed when the process exits
+// (only while this process lives; the child outlives it).
+func startDetached(cmd *exec.Cmd, logPath, banner string) (int, uint64, <-chan error, error) {
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return 0, 0, nil, err
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	defer logf.Close() // the child has its own copy
+	fmt.Fprintf(logf, "--- imago %s: %s\n", time.Now().UTC().Format(time.RFC3339Nano), banner)
+	cmd.Stdin = nil // /dev/null
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, nil, err
+	}
+	pid := cmd.Process.Pid
+	start := startTimeOf(pid)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // reap, so no zombie stays while we live
+	return pid, start, exited, nil
+}
+
+// spawnInstance starts the process of instance in, the way a crashed driver would
+// have too (the environment markers are what adoption looks for).
+func (d *Driver) spawnInstance(f provider.Fleet, in provider.Instance, port int, dir, prog string, args []string) (int, uint64, error) {
+	cmd := exec.Command(prog, args...)
+	cmd.Dir = dir
+	cmd.Env = append(d.baseEnv(),
+		"PORT="+strconv.Itoa(port),
+		envInstance+"="+in.ID,
+		envFleet+"="+f.ID,
+	)
+	pid, start, _, err := startDetached(cmd, d.instanceLog(f.ID, in.ID),
+		fmt.Sprintf("starting instance %s of fleet %s (image %s) on port %d: %s", in.ID, f.ID, f.ImageID, port, strings.Join(cmd.Args, " ")))
+	if err != nil {
+		return 0, 0, fmt.Errorf("start instance %s of fleet %s: %w", in.ID, f.ID, err)
+	}
+	return pid, start, nil
+}
+
+// Terminate stops every process of the fleet (SIGTERM to each instance's process
+// group, SIGKILL after 10s) and then forgets the fleet. A fleet that is gone
+// already is not an error. It does not look at routes: the portable Provider
+// guards against terminating a fleet that still gets traffic.
+func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
+	if !safeName.MatchString(fleetID) {
+		return nil // no such fleet can exist
+	}
+	unlock, err := lockFile(ctx, d.fleetLock(fleetID))
+	if err != nil {
+		return fmt.Errorf("terminate fleet %s: %w", fleetID, err)
+	}
+	defer unlock()
+	st, err := d.readState(fleetID)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var procs []procRef
+	if st != nil {
+		for _, in := range st.Fleet.Instances {
+			if in.PID != 0 {
+				procs = append(procs, procRef{in.PID, st.StartTimes[in.ID]})
+			}
+		}
+	}
+	// Also processes no state records (a crash between start and record, or
+	// children of an instance).
+	ents, err := scanProcs(d.home)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.env[envFleet] == fleetID {
+			procs = append(procs, procRef{e.pid, e.startTime})
+		}
+	}
+	if err := stopProcs(ctx, procs, stopGrace); err != nil {
+		return fmt.Errorf("terminate fleet %s: %w", fleetID, err)
+	}
+	if err := os.Remove(d.fleetFile(fleetID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

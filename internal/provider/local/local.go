@@ -1,0 +1,327 @@
+// Package local is imago's "local" provider driver: no cloud, no containers.
+//
+// An image is unpacked once per host under Home/images/<id>; an instance is a
+// detached OS process started from the image's entrypoint on a free 127.0.0.1
+// port; a fleet is a state file Home/fleets/<fleetID>.json; a router is a detached
+// reverse-proxy process (package router) per service and environment, configured
+// through Home/routes/<env>/<service>.json. Instances and routers outlive the
+// driver (and the worker), as VMs and load balancers outlive their orchestrator;
+// the state files and environment markers on the processes let a new driver, or a
+// retried activity, adopt them.
+//
+// Layout of Home:
+//
+//	images/<imageID>/                  unpacked image (read-only)
+//	images/<imageID>.lock              flock serializing the unpack
+//	fleets/<fleetID>.json              fleet state: provider.Fleet + pid start times
+//	fleets/<fleetID>.lock              flock serializing Provision/Terminate
+//	routes/<env>/<service>.json        route file the router watches
+//	routes/<env>/<service>.lock        flock serializing SetRoute/StopRouter
+//	run/<env>-<service>.router.json    router pid, start time, listen and admin addresses
+//	logs/<fleetID>/<instanceID>.log    instance stdout+stderr
+//	logs/routers/<env>-<service>.log   router stdout+stderr
+package local
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/router"
+)
+
+// ImageSource is where image records and archives come from; *catalog.Catalog
+// satisfies it.
+type ImageSource interface {
+	Get(ctx context.Context, id string) (catalog.Image, error)
+	OpenArchive(ctx context.Context, img catalog.Image) (io.ReadCloser, error)
+}
+
+// Config configures the local driver.
+type Config struct {
+	// Home is the driver's state directory ($IMAGO_HOME).
+	Home string
+	// Images is where image records and archives come from. It may be nil for a
+	// driver that only manages routes and inspects fleets; Provision then fails.
+	Images ImageSource
+	// RouterCommand starts a router process; the driver adds the environment
+	// (IMAGO_ROUTER_CONFIG, ...) that makes router.RunIfChild serve. Default: the
+	// current executable, whose main (or TestMain) must call router.RunIfChild first.
+	RouterCommand []string
+}
+
+// Driver is the local provider driver. It is safe for concurrent use, also by
+// several processes sharing one Home (state changes are serialized by flocks).
+type Driver struct {
+	home      string
+	images    ImageSource
+	routerCmd []string
+
+	mu       sync.Mutex
+	reserved map[int]time.Time // ports handed out recently, not to hand out twice
+
+	// afterSpawn, when set (tests), runs after an instance process started and
+	// before its pid is recorded; an error aborts Provision there, like a crash.
+	afterSpawn func(instanceID string) error
+}
+
+var _ provider.Driver = (*Driver)(nil)
+
+// Open returns a driver on cfg.Home, creating its directories.
+func Open(cfg Config) (*Driver, error) {
+	if cfg.Home == "" {
+		return nil, fmt.Errorf("local provider: a home directory is required (IMAGO_HOME)")
+	}
+	home, err := filepath.Abs(cfg.Home)
+	if err != nil {
+		return nil, fmt.Errorf("local provider: %w", err)
+	}
+	for _, sub := range []string{"images", "fleets", "routes", "logs", "run"} {
+		if err := os.MkdirAll(filepath.Join(home, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("local provider: %w", err)
+		}
+	}
+	cmd := cfg.RouterCommand
+	if len(cmd) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("local provider: cannot find the executable to start routers with: %w", err)
+		}
+		cmd = []string{exe}
+		if strings.HasSuffix(exe, ".test") {
+			// A go test binary whose TestMain forgot router.RunIfChild must not
+			// run the package's tests again as a "router": make it run none.
+			cmd = append(cmd, "-test.run=^$", "-test.bench=^$", "-test.fuzz=^$")
+		}
+	}
+	return &Driver{
+		home:      home,
+		images:    cfg.Images,
+		routerCmd: append([]string(nil), cmd...),
+		reserved:  map[int]time.Time{},
+	}, nil
+}
+
+// Home returns the driver's absolute home directory.
+func (d *Driver) Home() string { return d.home }
+
+// Close releases the driver. Instances and routers keep running.
+func (d *Driver) Close() error { return nil }
+
+// FleetID is the fleet ID Provision derives from a request token.
+func FleetID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return "fl-" + hex.EncodeToString(sum[:])[:10]
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+func checkName(what, s string) error {
+	if !safeName.MatchString(s) {
+		return provider.Errorf(provider.InvalidArgument,
+			"%s %q is not valid: use letters, digits, '.', '_' and '-', starting with a letter or digit", what, s)
+	}
+	return nil
+}
+
+func checkKey(key provider.RouteKey) error {
+	if err := checkName("service", key.Service); err != nil {
+		return err
+	}
+	return checkName("environment", key.Environment)
+}
+
+func (d *Driver) fleetFile(id string) string { return filepath.Join(d.home, "fleets", id+".json") }
+func (d *Driver) fleetLock(id string) string { return filepath.Join(d.home, "fleets", id+".lock") }
+func (d *Driver) imageDir(id string) string  { return filepath.Join(d.home, "images", id) }
+func (d *Driver) instanceLog(fleetID, instanceID string) string {
+	return filepath.Join(d.home, "logs", fleetID, instanceID+".log")
+}
+func (d *Driver) routeFile(k provider.RouteKey) string {
+	return filepath.Join(d.home, "routes", k.Environment, k.Service+".json")
+}
+func (d *Driver) routeLock(k provider.RouteKey) string {
+	return filepath.Join(d.home, "routes", k.Environment, k.Service+".lock")
+}
+func (d *Driver) runFile(k provider.RouteKey) string {
+	return filepath.Join(d.home, "run", k.Environment+"-"+k.Service+".router.json")
+}
+func (d *Driver) routerLog(k provider.RouteKey) string {
+	return filepath.Join(d.home, "logs", "routers", k.Environment+"-"+k.Service+".log")
+}
+
+// fleetState is the content of a fleet state file.
+type fleetState struct {
+	Fleet provider.Fleet `json:"fleet"`
+	// StartTimes holds, per instance ID, the start time (/proc/<pid>/stat field
+	// 22) of the recorded pid, so a reused pid is never taken for the instance.
+	StartTimes map[string]uint64 `json:"startTimes"`
+}
+
+func (d *Driver) readState(id string) (*fleetState, error) {
+	data, err := os.ReadFile(d.fleetFile(id))
+	if err != nil {
+		return nil, err
+	}
+	var st fleetState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("fleet state %s is corrupt: %w", d.fleetFile(id), err)
+	}
+	if st.StartTimes == nil {
+		st.StartTimes = map[string]uint64{}
+	}
+	return &st, nil
+}
+
+func (d *Driver) writeState(st *fleetState) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return router.WriteAtomic(d.fleetFile(st.Fleet.ID), append(data, '\n'))
+}
+
+// live returns the fleet of st with each instance's live state.
+func (st *fleetState) live() provider.Fleet {
+	f := st.Fleet
+	f.Instances = append([]provider.Instance(nil), st.Fleet.Instances...)
+	for i := range f.Instances {
+		in := &f.Instances[i]
+		if in.PID != 0 && alive(in.PID, st.StartTimes[in.ID]) {
+			in.State = provider.InstanceRunning
+		} else {
+			in.State = provider.InstanceStopped
+		}
+	}
+	return f
+}
+
+// Describe returns the fleet with the live state of its instances.
+func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, error) {
+	if !safeName.MatchString(fleetID) {
+		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found", fleetID)
+	}
+	st, err := d.readState(fleetID)
+	if errors.Is(err, fs.ErrNotExist) {
+		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %s not found in %s", fleetID, filepath.Join(d.home, "fleets"))
+	}
+	if err != nil {
+		return provider.Fleet{}, err
+	}
+	return st.live(), nil
+}
+
+// ListFleets returns the fleets in Home/fleets matching f, oldest first.
+func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.Fleet, error) {
+	paths, err := filepath.Glob(filepath.Join(d.home, "fleets", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	out := []provider.Fleet{}
+	for _, p := range paths {
+		id := filepath.Base(p[:len(p)-len(".json")])
+		st, err := d.readState(id)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // terminated meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if (f.Service != "" && st.Fleet.Service != f.Service) || (f.Environment != "" && st.Fleet.Environment != f.Environment) {
+			continue
+		}
+		out = append(out, st.live())
+	}
+	sortFleets(out)
+	return out, nil
+}
+
+// Process is a live process started by a driver on this Home.
+type Process struct {
+	PID        int    `json:"pid"`
+	StartTime  uint64 `json:"starttime"`
+	InstanceID string `json:"instanceId,omitempty"` // set for an instance
+	FleetID    string `json:"fleetId,omitempty"`    // set for an instance
+	Router     string `json:"router,omitempty"`     // "<env>/<service>", set for a router
+}
+
+// Processes lists the live instance and router processes of this Home, found by
+// their environment markers (not by the state files), so it also sees processes
+// that no state file records.
+func (d *Driver) Processes() ([]Process, error) { return processes(d.home) }
+
+func processes(home string) ([]Process, error) {
+	ents, err := scanProcs(home)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Process, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, Process{PID: e.pid, StartTime: e.startTime, InstanceID: e.env[envInstance], FleetID: e.env[envFleet], Router: e.env[envRouter]})
+	}
+	return out, nil
+}
+
+// KillAll kills (SIGKILL, whole process groups) every instance and router process
+// of home and waits until they are gone. It is for test cleanup and for wiping a
+// Home; it finds processes by their IMAGO_HOME marker, never by name.
+func KillAll(home string) error {
+	home, err := filepath.Abs(home)
+	if err != nil {
+		return err
+	}
+	var last []procRef
+	for attempt := 0; attempt < 5; attempt++ {
+		ents, err := scanProcs(home)
+		if err != nil {
+			return err
+		}
+		if len(ents) == 0 {
+			return nil
+		}
+		var refs []procRef
+		for _, e := range ents {
+			refs = append(refs, procRef{e.pid, e.startTime})
+			signalProc(procRef{e.pid, e.startTime}, syscall.SIGKILL)
+		}
+		last = waitGone(context.Background(), func() []procRef {
+			var out []procRef
+			for _, p := range refs {
+				if alive(p.pid, p.startTime) {
+					out = append(out, p)
+				}
+			}
+			return out
+		}, 5*time.Second)
+	}
+	return fmt.Errorf("kill processes of %s: %v still alive", home, last)
+}
+
+// CleanupHome kills every process of home (KillAll) and makes its read-only image
+// trees writable again, so that os.RemoveAll (and t.TempDir's cleanup, when not
+// running as root) can delete home. Register it with t.Cleanup in tests that use
+// the local driver.
+func CleanupHome(home string) error {
+	err := KillAll(home)
+	filepath.WalkDir(filepath.Join(home, "images"), func(p string, de fs.DirEntry, werr error) error {
+		if werr == nil && de.IsDir() {
+			os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	return err
+}

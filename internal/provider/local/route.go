@@ -1,0 +1,253 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/router"
+)
+
+// routerTimeout bounds how long SetRoute waits for a router to start and to apply
+// a new generation.
+const routerTimeout = 10 * time.Second
+
+// Route returns the route in the route file; an empty Route when none was set.
+func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Route, error) {
+	if err := checkKey(key); err != nil {
+		return provider.Route{}, err
+	}
+	f, err := router.ReadFile(d.routeFile(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return provider.Route{}, nil
+	}
+	if err != nil {
+		return provider.Route{}, err
+	}
+	return provider.Route{Listen: f.Listen, Backends: f.Backends}, nil
+}
+
+// RouterProcess returns the run info of the live router of key, NotFound when no
+// router of key is running.
+func (d *Driver) RouterProcess(key provider.RouteKey) (router.RunInfo, error) {
+	if err := checkKey(key); err != nil {
+		return router.RunInfo{}, err
+	}
+	ri, ok := d.liveRouter(key)
+	if !ok {
+		return router.RunInfo{}, provider.Errorf(provider.NotFound, "no router of %s is running", key)
+	}
+	return ri, nil
+}
+
+func (d *Driver) liveRouter(key provider.RouteKey) (router.RunInfo, bool) {
+	ri, err := router.ReadRunInfo(d.runFile(key))
+	if err != nil || !alive(ri.PID, ri.StartTime) || ri.StartTime == 0 {
+		return ri, false
+	}
+	return ri, true
+}
+
+// SetRoute writes the route file with the next generation, starts the router of
+// key if none runs, and returns once the router applies the new generation, so
+// every request that arrives after SetRoute returns follows route.
+//
+// route.Listen empty keeps the router's address (or picks a free 127.0.0.1 port
+// for a new router); a different address for a running router is an
+// InvalidArgument error (stop the router first).
+func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route provider.Route) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if route.Listen != "" {
+		if _, _, err := net.SplitHostPort(route.Listen); err != nil {
+			return provider.Errorf(provider.InvalidArgument, "route %s: listen address %q: %v", key, route.Listen, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(d.routeFile(key)), 0o755); err != nil {
+		return err
+	}
+	unlock, err := lockFile(ctx, d.routeLock(key))
+	if err != nil {
+		return fmt.Errorf("set route %s: %w", key, err)
+	}
+	defer unlock()
+
+	cur, err := router.ReadFile(d.routeFile(key))
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	ri, running := d.liveRouter(key)
+	listen := route.Listen
+	switch {
+	case running:
+		have := cur.Listen
+		if !exists || have == "" {
+			have = ri.Listen
+		}
+		if listen == "" {
+			listen = have
+		} else if listen != have && listen != ri.Listen {
+			return provider.Errorf(provider.InvalidArgument,
+				"route %s: the router listens on %s and cannot move to %s (stop it first)", key, have, listen)
+		}
+	case listen == "" && exists && cur.Listen != "":
+		listen = cur.Listen
+	case listen == "":
+		port, err := d.pickPort("")
+		if err != nil {
+			return err
+		}
+		listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	backends := route.Backends
+	if backends == nil {
+		backends = []provider.Backend{}
+	}
+	gen := cur.Generation + 1
+	if err := router.WriteFile(d.routeFile(key), router.File{Generation: gen, Listen: listen, Backends: backends}); err != nil {
+		return fmt.Errorf("set route %s: %w", key, err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, routerTimeout)
+	defer cancel()
+	var exited <-chan error
+	if !running {
+		if ri, exited, err = d.startRouter(ctx, key, listen); err != nil {
+			return err
+		}
+	}
+	// Wait until the router applies the new generation.
+	tick := time.Millisecond
+	for {
+		st, err := router.GetStatus(ctx, ri.Admin)
+		if err == nil && st.Generation >= gen {
+			return nil
+		}
+		select {
+		case werr := <-exited:
+			return fmt.Errorf("set route %s: the router (pid %d) exited (%v)%s", key, ri.PID, werr, d.routerLogTail(key))
+		default:
+		}
+		if !alive(ri.PID, ri.StartTime) {
+			return fmt.Errorf("set route %s: the router (pid %d) died before applying generation %d%s", key, ri.PID, gen, d.routerLogTail(key))
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("set route %s: the router (pid %d, admin %s) did not apply generation %d in time (last status %d, %v)%s",
+				key, ri.PID, ri.Admin, gen, st.Generation, err, d.routerLogTail(key))
+		}
+		time.Sleep(tick)
+		if tick < 50*time.Millisecond {
+			tick *= 2
+		}
+	}
+}
+
+// startRouter starts the router process of key and waits until it listens.
+func (d *Driver) startRouter(ctx context.Context, key provider.RouteKey, listen string) (router.RunInfo, <-chan error, error) {
+	runFile := d.runFile(key)
+	if err := os.Remove(runFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return router.RunInfo{}, nil, err
+	}
+	cmd := exec.Command(d.routerCmd[0], d.routerCmd[1:]...)
+	cmd.Dir = d.home
+	cmd.Env = append(d.baseEnv(),
+		router.EnvConfig+"="+d.routeFile(key),
+		router.EnvRunFile+"="+runFile,
+		router.EnvKey+"="+key.String(),
+	)
+	pid, start, exited, err := startDetached(cmd, d.routerLog(key),
+		fmt.Sprintf("starting router %s on %s: %s", key, listen, strings.Join(cmd.Args, " ")))
+	if err != nil {
+		return router.RunInfo{}, nil, fmt.Errorf("start router %s: %w", key, err)
+	}
+	tick := time.Millisecond
+	for {
+		ri, err := router.ReadRunInfo(runFile)
+		if err == nil && ri.PID == pid {
+			if ri.StartTime == 0 {
+				ri.StartTime = start
+			}
+			return ri, exited, nil
+		}
+		select {
+		case werr := <-exited:
+			hint := ""
+			if werr == nil {
+				hint = fmt.Sprintf(" without serving; does %s call router.RunIfChild first thing in main (or TestMain)?", d.routerCmd[0])
+			}
+			return router.RunInfo{}, nil, fmt.Errorf("router %s could not start on %s: it exited (%v)%s%s", key, listen, werr, hint, d.routerLogTail(key))
+		case <-ctx.Done():
+			stopProcs(context.Background(), []procRef{{pid, start}}, time.Second)
+			return router.RunInfo{}, nil, fmt.Errorf("router %s did not start listening on %s in time: %w%s", key, listen, ctx.Err(), d.routerLogTail(key))
+		case <-time.After(tick):
+		}
+		if tick < 50*time.Millisecond {
+			tick *= 2
+		}
+	}
+}
+
+// routerLogTail returns the last lines of the router's log, formatted to append
+// to an error.
+func (d *Driver) routerLogTail(key provider.RouteKey) string {
+	data, err := os.ReadFile(d.routerLog(key))
+	if err != nil || len(data) == 0 {
+		return ""
+	}
+	const max = 4096
+	if len(data) > max {
+		data = data[len(data)-max:]
+	}
+	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return fmt.Sprintf("; router log %s ends with:\n%s", d.routerLog(key), bytes.Join(lines, []byte("\n")))
+}
+
+// StopRouter stops the router of key (SIGTERM, letting it drain requests in
+// flight, SIGKILL after 10s). The route file stays, so Route still reports the
+// last route and the next SetRoute starts a new router on the same address.
+// Stopping a router that does not run is not an error.
+func (d *Driver) StopRouter(ctx context.Context, key provider.RouteKey) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	unlock, err := lockFile(ctx, d.routeLock(key))
+	if err != nil {
+		return fmt.Errorf("stop router %s: %w", key, err)
+	}
+	defer unlock()
+	var procs []procRef
+	if ri, ok := d.liveRouter(key); ok {
+		procs = append(procs, procRef{ri.PID, ri.StartTime})
+	}
+	ents, err := scanProcs(d.home)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.env[envRouter] == key.String() {
+			procs = append(procs, procRef{e.pid, e.startTime})
+		}
+	}
+	if err := stopProcs(ctx, procs, stopGrace); err != nil {
+		return fmt.Errorf("stop router %s: %w", key, err)
+	}
+	if err := os.Remove(d.runFile(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,509 @@
+// Package router is imago's local traffic router: a reverse proxy, one detached
+// process per service and environment, that splits requests between fleets by
+// weight.
+//
+// The router reads its route from a route file (see File) that it watches through
+// gocloud runtimevar (filevar). Whoever changes the route writes the file
+// atomically with a higher generation; the router swaps its routing table
+// atomically, so requests in flight finish on the table they started with and
+// only new requests see the new one. An admin listener reports the generation it
+// applies (GET /route) and per-fleet metrics (GET /metrics).
+//
+// A router runs inside an imago binary: RunIfChild, called first thing in main
+// (and in TestMain of tests that start routers), turns the process into a router
+// when IMAGO_ROUTER_CONFIG is set.
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"gocloud.dev/runtimevar"
+	"gocloud.dev/runtimevar/filevar"
+
+	"github.com/imago/imago/internal/provider"
+)
+
+// RunIfChild runs a router and exits when the environment variable
+// IMAGO_ROUTER_CONFIG names a route file; otherwise it returns at once. Call it
+// first thing in main and in TestMain, so that a driver can start routers by
+// re-executing the current binary.
+func RunIfChild() {
+	config := os.Getenv(EnvConfig)
+	if config == "" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err := Run(ctx, Options{Config: config, RunFile: os.Getenv(EnvRunFile)})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s imago router: %v\n", time.Now().Format(time.RFC3339Nano), err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Options configure Run.
+type Options struct {
+	// Config is the route file to serve and watch.
+	Config string
+	// RunFile is where to record pid and addresses once listening; empty derives
+	// Home/run/<env>-<service>.router.json from Config.
+	RunFile string
+	// Log receives the router's log; nil logs to stderr.
+	Log *log.Logger
+	// PollInterval is how often the route file is re-read as a safety net besides
+	// the runtimevar watch; 0 means 2s, negative disables polling.
+	PollInterval time.Duration
+	// DrainTimeout bounds the graceful shutdown; 0 means 8s.
+	DrainTimeout time.Duration
+	// Ready, if set, is called with the run info once the router listens.
+	Ready func(RunInfo)
+}
+
+// RunFilePath derives the run file of the router whose route file is config
+// (Home/routes/<env>/<service>.json → Home/run/<env>-<service>.router.json).
+func RunFilePath(config string) string {
+	envDir := filepath.Dir(config)
+	home := filepath.Dir(filepath.Dir(envDir))
+	service := strings.TrimSuffix(filepath.Base(config), ".json")
+	return filepath.Join(home, "run", filepath.Base(envDir)+"-"+service+".router.json")
+}
+
+// Run serves the route in opts.Config until ctx is done, then shuts down
+// gracefully, letting requests in flight finish (up to opts.DrainTimeout).
+func Run(ctx context.Context, opts Options) error {
+	logger := opts.Log
+	if logger == nil {
+		logger = log.New(os.Stderr, "imago router: ", log.LstdFlags|log.Lmicroseconds)
+	}
+	if opts.RunFile == "" {
+		opts.RunFile = RunFilePath(opts.Config)
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 8 * time.Second
+	}
+	f, err := ReadFile(opts.Config)
+	if err != nil {
+		return fmt.Errorf("read route file: %w", err)
+	}
+	if f.Listen == "" {
+		return fmt.Errorf("route file %s has no listen address", opts.Config)
+	}
+	s := NewServer(logger)
+	s.Apply(f)
+
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", f.Listen, err)
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("cannot open admin listener: %w", err)
+	}
+
+	v, err := filevar.OpenVariable(opts.Config, runtimevar.NewDecoder(File{}, runtimevar.JSONDecode),
+		&filevar.Options{WaitDuration: 100 * time.Millisecond})
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fmt.Errorf("watch route file: %w", err)
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watch(watchCtx, v)
+	}()
+	if opts.PollInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.poll(watchCtx, opts.Config, opts.PollInterval)
+		}()
+	}
+
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ErrorLog: logger}
+	admin := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- admin.Serve(adminLn) }()
+
+	start, err := selfStartTime()
+	if err != nil {
+		logger.Printf("cannot read own start time: %v", err)
+	}
+	ri := RunInfo{PID: os.Getpid(), Listen: ln.Addr().String(), Admin: adminLn.Addr().String(), StartTime: start, Config: opts.Config}
+	data, _ := json.MarshalIndent(ri, "", "  ")
+	if err := WriteAtomic(opts.RunFile, append(data, '\n')); err != nil {
+		logger.Printf("cannot write run file: %v", err)
+	}
+	logger.Printf("listening on %s (admin %s), route generation %d", ri.Listen, ri.Admin, f.Generation)
+	if opts.Ready != nil {
+		opts.Ready(ri)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Printf("shutting down, draining requests in flight")
+	case runErr = <-serveErr:
+		logger.Printf("serve: %v", runErr)
+	}
+	// Stop accepting first, then forget the run file (only if it is still ours),
+	// so a successor can bind the address as soon as the run file is gone.
+	ln.Close()
+	if cur, err := ReadRunInfo(opts.RunFile); err == nil && cur.PID == ri.PID && cur.StartTime == ri.StartTime {
+		os.Remove(opts.RunFile)
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), opts.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil && !errors.Is(err, net.ErrClosed) {
+		logger.Printf("drain: %v", err)
+	}
+	admin.Shutdown(drainCtx)
+	stopWatch()
+	v.Close()
+	wg.Wait()
+	s.transport.CloseIdleConnections()
+	logger.Printf("stopped")
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}
+
+// watch applies every new value of the route file variable.
+func (s *Server) watch(ctx context.Context, v *runtimevar.Variable) {
+	for {
+		snap, err := v.Watch(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, runtimevar.ErrClosed) {
+				return
+			}
+			s.log.Printf("watch route file: %v", err)
+			continue
+		}
+		f, ok := snap.Value.(File)
+		if !ok {
+			continue
+		}
+		if s.Apply(f) {
+			s.log.Printf("applied route generation %d", f.Generation)
+		}
+	}
+}
+
+// poll re-reads the route file now and then, in case the file watch missed a
+// replace. It is a safety net; the watch applies changes at once.
+func (s *Server) poll(ctx context.Context, path string, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f, err := ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if s.Apply(f) {
+			s.log.Printf("applied route generation %d (found by polling; the file watch missed it)", f.Generation)
+		}
+	}
+}
+
+// Server is the router's proxy handler.
+type Server struct {
+	log       *log.Logger
+	table     atomic.Pointer[table]
+	applyMu   sync.Mutex
+	metrics   *metrics
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+}
+
+// NewServer returns a router handler with an empty table (every request gets 503
+// until Apply).
+func NewServer(logger *log.Logger) *Server {
+	if logger == nil {
+		logger = log.New(io.Discard, "", 0)
+	}
+	s := &Server{log: logger, metrics: newMetrics()}
+	s.transport = &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   3 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	s.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			ri := pr.In.Context().Value(routeKey{}).(*routeInfo)
+			pr.SetURL(&url.URL{Scheme: "http", Host: ri.target})
+			pr.SetXForwarded()
+		},
+		Transport:    &retryTransport{base: s.transport, log: logger},
+		ErrorLog:     logger,
+		ErrorHandler: s.proxyError,
+	}
+	return s
+}
+
+// table is an immutable routing table, apart from the balancing state.
+type table struct {
+	file   File
+	mu     sync.Mutex // guards fleet.current
+	fleets []*fleetRoute
+	total  int
+}
+
+type fleetRoute struct {
+	id      string
+	weight  int
+	current int // smooth weighted round robin state, under table.mu
+	targets []string
+	next    atomic.Uint64
+}
+
+func newTable(f File) *table {
+	t := &table{file: f}
+	for _, b := range f.Backends {
+		if b.Weight <= 0 || len(b.Targets) == 0 {
+			continue
+		}
+		t.fleets = append(t.fleets, &fleetRoute{id: b.FleetID, weight: b.Weight, targets: append([]string(nil), b.Targets...)})
+		t.total += b.Weight
+	}
+	return t
+}
+
+// pick chooses a fleet by smooth weighted round robin (nginx's algorithm), which
+// spreads each fleet's share evenly over any window of requests.
+func (t *table) pick() *fleetRoute {
+	if len(t.fleets) == 0 {
+		return nil
+	}
+	if len(t.fleets) == 1 {
+		return t.fleets[0]
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var best *fleetRoute
+	for _, f := range t.fleets {
+		f.current += f.weight
+		if best == nil || f.current > best.current {
+			best = f
+		}
+	}
+	best.current -= t.total
+	return best
+}
+
+// target returns the fleet's next target, round robin.
+func (f *fleetRoute) target() string {
+	n := f.next.Add(1) - 1
+	return f.targets[n%uint64(len(f.targets))]
+}
+
+// targetOtherThan returns the next target that is not avoid ("" when none).
+func (f *fleetRoute) targetOtherThan(avoid string) string {
+	for range f.targets {
+		if t := f.target(); t != avoid {
+			return t
+		}
+	}
+	return ""
+}
+
+// Apply installs f as the routing table unless it is the generation already
+// applied. It reports whether it changed the table. New requests use the new
+// table; requests in flight keep their targets.
+func (s *Server) Apply(f File) bool {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	cur := s.table.Load()
+	if cur != nil && cur.file.Generation == f.Generation {
+		return false
+	}
+	if cur != nil && cur.file.Listen != "" && f.Listen != cur.file.Listen {
+		s.log.Printf("route generation %d asks to listen on %s; a running router cannot move from %s (restart it)",
+			f.Generation, f.Listen, cur.file.Listen)
+		f.Listen = cur.file.Listen
+	}
+	if f.Backends == nil {
+		f.Backends = []provider.Backend{}
+	}
+	s.table.Store(newTable(f))
+	if cur != nil {
+		// Idle connections to fleets that left the route would linger otherwise.
+		s.transport.CloseIdleConnections()
+	}
+	return true
+}
+
+// Status returns the route the server applies.
+func (s *Server) Status() Status {
+	t := s.table.Load()
+	if t == nil {
+		return Status{Backends: []provider.Backend{}}
+	}
+	return Status{Generation: t.file.Generation, Listen: t.file.Listen, Backends: t.file.Backends}
+}
+
+type routeKey struct{}
+
+type routeInfo struct {
+	fleet  *fleetRoute
+	target string
+}
+
+// statusWriter records the status code of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ServeHTTP proxies one request to a target of a fleet picked by weight.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t := s.table.Load()
+	var f *fleetRoute
+	if t != nil {
+		f = t.pick()
+	}
+	if f == nil {
+		http.Error(w, "imago router: no backend fleet is routed", http.StatusServiceUnavailable)
+		s.metrics.observe(noFleet, http.StatusServiceUnavailable, time.Since(start))
+		return
+	}
+	ri := &routeInfo{fleet: f, target: f.target()}
+	sw := &statusWriter{ResponseWriter: w}
+	s.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, ri)))
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.metrics.observe(f.id, status, time.Since(start))
+}
+
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	ri, _ := r.Context().Value(routeKey{}).(*routeInfo)
+	if r.Context().Err() != nil {
+		// The client went away; there is nobody to answer.
+		if sw, ok := w.(*statusWriter); ok {
+			sw.status = 499
+		}
+		return
+	}
+	if ri != nil {
+		s.log.Printf("proxy %s %s to fleet %s target %s: %v", r.Method, r.URL.Path, ri.fleet.id, ri.target, err)
+	} else {
+		s.log.Printf("proxy %s %s: %v", r.Method, r.URL.Path, err)
+	}
+	w.WriteHeader(http.StatusBadGateway)
+}
+
+// retryTransport retries an idempotent request without a body once on another
+// target of the same fleet when the connection to the first was refused (nothing
+// was sent), so an instance going away does not surface as an error.
+type retryTransport struct {
+	base http.RoundTripper
+	log  *log.Logger
+}
+
+func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rt.base.RoundTrip(req)
+	if err == nil {
+		return resp, nil
+	}
+	ri, _ := req.Context().Value(routeKey{}).(*routeInfo)
+	if ri == nil || !retryable(req, err) {
+		return nil, err
+	}
+	alt := ri.fleet.targetOtherThan(req.URL.Host)
+	if alt == "" {
+		return nil, err
+	}
+	rt.log.Printf("target %s of fleet %s refused %s %s (%v); retrying on %s", req.URL.Host, ri.fleet.id, req.Method, req.URL.Path, err, alt)
+	r2 := req.Clone(req.Context())
+	r2.URL.Host = alt
+	ri.target = alt
+	return rt.base.RoundTrip(r2)
+}
+
+func retryable(req *http.Request, err error) bool {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return false
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	if req.Context().Err() != nil {
+		return false
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// AdminHandler serves GET /route, GET /metrics and GET /healthz.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /route", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(s.Status())
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		s.metrics.write(w, s.Status().Generation)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	return mux
+}
