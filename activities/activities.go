@@ -1,0 +1,129 @@
+// Package activities holds imago's Temporal activities. They are thin: each one
+// calls the provider, the catalog or an HTTP probe, and turns permanent problems
+// into non-retryable errors so a workflow fails fast with a reason a person can
+// act on, while transient ones retry.
+package activities
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/provider"
+)
+
+// Error types of non-retryable activity failures; workflows and tests match on them.
+const (
+	ErrImageNotFound = "ImageNotFound"
+	ErrHealthTimeout = "HealthTimeout"
+	ErrCheckFailed   = "CheckFailed"
+	ErrProvider      = "ProviderRefused"
+)
+
+// Activities are the rollout's steps. Fields are their dependencies; the worker
+// builds one value and registers it.
+type Activities struct {
+	Provider *provider.Provider
+	Catalog  *catalog.Catalog
+	HTTP     *http.Client
+}
+
+func (a *Activities) httpClient() *http.Client {
+	if a.HTTP != nil {
+		return a.HTTP
+	}
+	return &http.Client{Timeout: 5 * time.Second}
+}
+
+// ResolveImageInput names an image.
+type ResolveImageInput struct {
+	Service string `json:"service"`
+	ImageID string `json:"imageId"`
+}
+
+// ResolveImageResult is the image a rollout ships.
+type ResolveImageResult struct {
+	ImageID string `json:"imageId"`
+	Digest  string `json:"digest"`
+	Service string `json:"service"`
+}
+
+// ResolveImage checks that the image exists in the catalog.
+func (a *Activities) ResolveImage(ctx context.Context, in ResolveImageInput) (ResolveImageResult, error) {
+	img, err := a.Catalog.Get(ctx, in.ImageID)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrImageNotFound, nil)
+	}
+	if err != nil {
+		return ResolveImageResult{}, err
+	}
+	return ResolveImageResult{ImageID: img.ID, Digest: img.Digest, Service: img.Service}, nil
+}
+
+// ReadRoute returns the current route of a service's router.
+func (a *Activities) ReadRoute(ctx context.Context, key provider.RouteKey) (provider.Route, error) {
+	r, err := a.Provider.Route(ctx, key)
+	return r, providerError(err)
+}
+
+// Provision creates the new fleet, or adopts the one a previous attempt made with
+// the same token.
+func (a *Activities) Provision(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+	f, err := a.Provider.Provision(ctx, req)
+	err = providerError(err)
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.NonRetryable() {
+		// No retry will adopt what this attempt made: remove it now.
+		a.terminateToken(ctx, req)
+	}
+	return f, err
+}
+
+func (a *Activities) terminateToken(ctx context.Context, req provider.ProvisionRequest) {
+	fleets, err := a.Provider.ListFleets(ctx, provider.Filter{Service: req.Service, Environment: req.Environment})
+	if err != nil {
+		return
+	}
+	for _, f := range fleets {
+		if f.Token == req.Token {
+			_ = a.Provider.Terminate(ctx, f.ID)
+		}
+	}
+}
+
+// SetRouteInput is a traffic switch.
+type SetRouteInput struct {
+	Key   provider.RouteKey `json:"key"`
+	Route provider.Route    `json:"route"`
+}
+
+// SetRoute switches the router; it returns once new requests follow the new route.
+func (a *Activities) SetRoute(ctx context.Context, in SetRouteInput) error {
+	return providerError(a.Provider.SetRoute(ctx, in.Key, in.Route))
+}
+
+// TerminateInput names a fleet to stop.
+type TerminateInput struct {
+	FleetID string `json:"fleetId"`
+}
+
+// Terminate stops a fleet; the provider refuses if it still receives traffic.
+func (a *Activities) Terminate(ctx context.Context, in TerminateInput) error {
+	return providerError(a.Provider.Terminate(ctx, in.FleetID))
+}
+
+// providerError makes permanent provider errors non-retryable.
+func providerError(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch provider.ErrorCode(err) {
+	case provider.InvalidArgument, provider.FailedPrecondition, provider.NotFound:
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrProvider, err)
+	}
+	return err
+}

@@ -1,0 +1,63 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// Progress is the answer to the progress query: what a person watching a rollout
+// wants to see.
+type Progress struct {
+	Phase       string        `json:"phase"`
+	Service     string        `json:"service"`
+	Environment string        `json:"environment"`
+	ImageID     string        `json:"imageId"`
+	Strategy    string        `json:"strategy"`
+	StartedBy   string        `json:"startedBy,omitempty"`
+	StartedAt   time.Time     `json:"startedAt"`
+	NewFleet    string        `json:"newFleet,omitempty"`
+	Instances   int           `json:"instances,omitempty"`
+	OldFleets   []string      `json:"oldFleets,omitempty"`
+	Weights     []FleetWeight `json:"weights,omitempty"`
+	Events      []Event       `json:"events,omitempty"` // the latest maxEvents
+	EventCount  int           `json:"eventCount"`       // events so far, for followers
+	Error       string        `json:"error,omitempty"`
+}
+
+// FleetWeight is one fleet's share of traffic.
+type FleetWeight struct {
+	FleetID string `json:"fleetId"`
+	Weight  int    `json:"weight"`
+}
+
+// Event is one line of a rollout's story.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Phase   string    `json:"phase"`
+	Message string    `json:"message"`
+}
+
+// maxEvents bounds the events kept for the query (and so the query's payload).
+const maxEvents = 30
+
+// setPhase moves to a new phase: progress, the ImagoPhase search attribute, and the
+// UI's current details.
+func (r *rollout) setPhase(ctx workflow.Context, phase, msg string) {
+	r.progress.Phase = phase
+	r.event(ctx, msg)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseAttr.ValueSet(phase)); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+	}
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", phase, msg))
+}
+
+func (r *rollout) event(ctx workflow.Context, msg string) {
+	r.progress.EventCount++
+	r.progress.Events = append(r.progress.Events, Event{Time: workflow.Now(ctx), Phase: r.progress.Phase, Message: msg})
+	if n := len(r.progress.Events); n > maxEvents {
+		r.progress.Events = r.progress.Events[n-maxEvents:]
+	}
+	workflow.GetLogger(ctx).Info(msg, "phase", r.progress.Phase)
+}

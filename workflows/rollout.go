@@ -1,0 +1,343 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/spec"
+)
+
+// Rollout phases, as shown by the progress query and the ImagoPhase search attribute.
+const (
+	PhaseResolving       = "resolving"
+	PhaseProvisioning    = "provisioning"
+	PhaseWaitingHealthy  = "waiting-healthy"
+	PhaseValidating      = "validating"
+	PhaseCuttingOver     = "cutting-over"
+	PhaseSoaking         = "soaking"
+	PhaseDecommissioning = "decommissioning"
+	PhaseSucceeded       = "succeeded"
+	PhaseFailed          = "failed"
+)
+
+// ErrRolloutFailed is the error type of a failed rollout.
+const ErrRolloutFailed = "RolloutFailed"
+
+// RolloutInput starts a rollout.
+type RolloutInput struct {
+	Spec      spec.Rollout `json:"spec"`
+	StartedBy string       `json:"startedBy,omitempty"`
+}
+
+// RolloutResult is what a successful rollout did.
+type RolloutResult struct {
+	ImageID        string   `json:"imageId"`
+	FleetID        string   `json:"fleetId"`
+	Instances      int      `json:"instances"`
+	Decommissioned []string `json:"decommissioned,omitempty"`
+}
+
+// Rollout rolls a service out to an environment on a fresh fleet: the table of
+// contents of a rollout. Any failure before cutover tears the new fleet down and
+// leaves the old one serving.
+func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err error) {
+	r, err := newRollout(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = r.finish(ctx, err) }()
+
+	img, err := r.resolveImage(ctx)
+	if err != nil {
+		return res, err
+	}
+	prev, err := r.currentRoute(ctx)
+	if err != nil {
+		return res, err
+	}
+	fleet, err := r.provision(ctx, img)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if err != nil && !r.cutOver {
+			r.teardown(ctx, fleet)
+		}
+	}()
+	if err = r.waitHealthy(ctx, fleet); err != nil {
+		return res, err
+	}
+	if err = r.validate(ctx, fleet); err != nil {
+		return res, err
+	}
+	if err = r.cutover(ctx, prev, fleet); err != nil {
+		return res, err
+	}
+	r.soak(ctx)
+	old, err := r.decommission(ctx, prev, fleet)
+	if err != nil {
+		return res, err
+	}
+	return RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: len(fleet.Instances), Decommissioned: old}, nil
+}
+
+// rollout is the state a rollout keeps for its queries and compensations.
+type rollout struct {
+	spec     spec.Rollout
+	key      provider.RouteKey
+	progress Progress
+	cutOver  bool // traffic has moved to the new fleet: no more teardown on failure
+}
+
+func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
+	r := &rollout{
+		spec: in.Spec,
+		key:  provider.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
+	}
+	r.progress = Progress{
+		Service:     in.Spec.Service,
+		Environment: in.Spec.Environment,
+		ImageID:     in.Spec.Image.ID,
+		Strategy:    in.Spec.Strategy.Type,
+		StartedBy:   in.StartedBy,
+		StartedAt:   workflow.Now(ctx),
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return r.progress, nil }); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Activity option sets: quick provider calls, and the long health wait that heartbeats.
+func (r *rollout) quick(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Second,
+			MaximumAttempts:    10,
+		},
+		Summary: summary,
+	})
+}
+
+func (r *rollout) resolveImage(ctx workflow.Context) (string, error) {
+	r.setPhase(ctx, PhaseResolving, "resolving image "+r.spec.Image.ID)
+	var a *activities.Activities
+	var img activities.ResolveImageResult
+	err := workflow.ExecuteActivity(r.quick(ctx, "resolve image "+r.spec.Image.ID), a.ResolveImage,
+		activities.ResolveImageInput{Service: r.spec.Service, ImageID: r.spec.Image.ID}).Get(ctx, &img)
+	if err != nil {
+		return "", r.fail("resolving the image", err)
+	}
+	if img.Service != r.spec.Service {
+		return "", r.fail("resolving the image", fmt.Errorf("image %s belongs to service %q, not %q", img.ImageID, img.Service, r.spec.Service))
+	}
+	r.progress.ImageID = img.ImageID
+	return img.ImageID, nil
+}
+
+func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
+	var a *activities.Activities
+	var route provider.Route
+	err := workflow.ExecuteActivity(r.quick(ctx, "read route "+r.key.String()), a.ReadRoute, r.key).Get(ctx, &route)
+	if err != nil {
+		return route, r.fail("reading the current route", err)
+	}
+	r.progress.OldFleets = route.FleetIDs()
+	r.progress.Weights = weights(route)
+	return route, nil
+}
+
+func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Fleet, error) {
+	r.setPhase(ctx, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", r.spec.Fleet.Size, imageID))
+	info := workflow.GetInfo(ctx)
+	req := provider.ProvisionRequest{
+		// Derived from the run, so a retried activity adopts what an earlier attempt made.
+		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
+		Service:     r.spec.Service,
+		Environment: r.spec.Environment,
+		ImageID:     imageID,
+		Size:        r.spec.Fleet.Size,
+		Labels:      map[string]string{"rollout": info.WorkflowExecution.ID, "run": info.WorkflowExecution.RunID},
+	}
+	var a *activities.Activities
+	var fleet provider.Fleet
+	opts := workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
+		Summary:             fmt.Sprintf("provision %d × %s", r.spec.Fleet.Size, imageID),
+	}
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.Provision, req).Get(ctx, &fleet)
+	if err != nil {
+		return fleet, r.fail("provisioning the new fleet", err)
+	}
+	r.progress.NewFleet = fleet.ID
+	r.progress.Instances = len(fleet.Instances)
+	r.event(ctx, fmt.Sprintf("fleet %s provisioned with %d instances", fleet.ID, len(fleet.Instances)))
+	return fleet, nil
+}
+
+func (r *rollout) waitHealthy(ctx workflow.Context, fleet provider.Fleet) error {
+	h := r.spec.Health
+	r.setPhase(ctx, PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", len(fleet.Instances), h.Path))
+	heartbeat := 3 * h.Interval.D()
+	if heartbeat < 5*time.Second {
+		heartbeat = 5 * time.Second
+	}
+	opts := workflow.ActivityOptions{
+		StartToCloseTimeout: h.Timeout.D() + time.Minute,
+		HeartbeatTimeout:    heartbeat,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 5 * time.Second},
+		Summary:             fmt.Sprintf("wait healthy %s %s", fleet.ID, h.Path),
+	}
+	var a *activities.Activities
+	var out activities.WaitHealthyResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.WaitHealthy, activities.WaitHealthyInput{
+		FleetID: fleet.ID, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
+	}).Get(ctx, &out)
+	if err != nil {
+		return r.fail("waiting for the new fleet to become healthy", err)
+	}
+	r.event(ctx, fmt.Sprintf("%d instances healthy after %s", out.Healthy, out.Took))
+	return nil
+}
+
+func (r *rollout) validate(ctx workflow.Context, fleet provider.Fleet) error {
+	if len(r.spec.Checks) == 0 {
+		return nil
+	}
+	r.setPhase(ctx, PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleet.ID))
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(r.quick(ctx, fmt.Sprintf("smoke checks on %s", fleet.ID)), a.RunChecks,
+		activities.RunChecksInput{FleetID: fleet.ID, Checks: r.spec.Checks}).Get(ctx, nil)
+	if err != nil {
+		return r.fail("validating the new fleet", err)
+	}
+	r.event(ctx, "smoke checks passed")
+	return nil
+}
+
+// cutover switches all traffic to the new fleet in one atomic route write. If the
+// switch fails, the previous route is written back before the saga tears down.
+func (r *rollout) cutover(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) error {
+	r.setPhase(ctx, PhaseCuttingOver, fmt.Sprintf("switching %s to %s", r.key, fleet.ID))
+	next := provider.Route{
+		Listen:   r.spec.Listen,
+		Backends: []provider.Backend{{FleetID: fleet.ID, Weight: 100, Targets: fleet.Addresses()}},
+	}
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(r.quick(ctx, fmt.Sprintf("route 100%% → %s", fleet.ID)), a.SetRoute,
+		activities.SetRouteInput{Key: r.key, Route: next}).Get(ctx, nil)
+	if err != nil {
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		restore := prev
+		restore.Listen = r.spec.Listen
+		if rerr := workflow.ExecuteActivity(r.quick(dctx, "restore previous route"), a.SetRoute,
+			activities.SetRouteInput{Key: r.key, Route: restore}).Get(dctx, nil); rerr != nil {
+			r.event(ctx, "could not restore the previous route: "+reason(rerr))
+		}
+		return r.fail("cutting traffic over", err)
+	}
+	r.cutOver = true
+	r.progress.Weights = weights(next)
+	r.event(ctx, fmt.Sprintf("100%% of traffic on %s", fleet.ID))
+	return nil
+}
+
+// soak keeps the old fleet warm so a rollback is one route switch.
+func (r *rollout) soak(ctx workflow.Context) {
+	d := r.spec.SoakDuration()
+	if d <= 0 || len(r.progress.OldFleets) == 0 {
+		return
+	}
+	r.setPhase(ctx, PhaseSoaking, fmt.Sprintf("keeping %v warm for %s", r.progress.OldFleets, d))
+	_ = workflow.NewTimerWithOptions(ctx, d, workflow.TimerOptions{Summary: "soak " + d.String()}).Get(ctx, nil)
+}
+
+func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) ([]string, error) {
+	var old []string
+	for _, id := range prev.FleetIDs() {
+		if id != fleet.ID {
+			old = append(old, id)
+		}
+	}
+	if len(old) == 0 {
+		return nil, nil
+	}
+	r.setPhase(ctx, PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
+	var a *activities.Activities
+	for _, id := range old {
+		err := workflow.ExecuteActivity(r.quick(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
+		if err != nil {
+			return old, r.fail("decommissioning the old fleet", fmt.Errorf("%s now serves all traffic, but old fleet %s could not be terminated: %s", fleet.ID, id, reason(err)))
+		}
+		r.event(ctx, "terminated old fleet "+id)
+	}
+	return old, nil
+}
+
+// teardown terminates the new fleet after a failure before cutover. It runs on a
+// disconnected context so it still runs when the rollout is cancelled.
+func (r *rollout) teardown(ctx workflow.Context, fleet provider.Fleet) {
+	id := fleet.ID
+	if id == "" {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	var a *activities.Activities
+	if err := workflow.ExecuteActivity(r.quick(dctx, "tear down "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(dctx, nil); err != nil {
+		r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", id, reason(err)))
+		return
+	}
+	r.event(ctx, "tore down new fleet "+id)
+}
+
+// finish records the outcome for queries and search attributes.
+func (r *rollout) finish(ctx workflow.Context, err error) error {
+	if err != nil {
+		r.progress.Error = reason(err)
+		r.setPhase(ctx, PhaseFailed, r.progress.Error)
+		return err
+	}
+	r.setPhase(ctx, PhaseSucceeded, fmt.Sprintf("%s serves %s/%s", r.progress.ImageID, r.spec.Environment, r.spec.Service))
+	return nil
+}
+
+// fail wraps err with the phase it happened in, in words a person can act on.
+func (r *rollout) fail(doing string, err error) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == ErrRolloutFailed {
+		return err
+	}
+	msg := fmt.Sprintf("rollout %s failed while %s: %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing, reason(err))
+	if !r.cutOver {
+		msg += "; the previous fleet keeps serving"
+	}
+	return temporal.NewNonRetryableApplicationError(msg, ErrRolloutFailed, err)
+}
+
+// reason is the message of the outermost application error, which activity and
+// child-workflow wrappers otherwise bury under their own text.
+func reason(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
+}
+
+func weights(r provider.Route) []FleetWeight {
+	out := make([]FleetWeight, 0, len(r.Backends))
+	for _, b := range r.Backends {
+		out = append(out, FleetWeight{FleetID: b.FleetID, Weight: b.Weight})
+	}
+	return out
+}

@@ -1,0 +1,264 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/spec"
+)
+
+// These tests run the Rollout workflow with mocked activities (testsuite): they
+// cover every branch of the workflow's logic; the integration tests in
+// internal/app run the same workflow against real processes.
+
+type rolloutSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+	a   *activities.Activities
+
+	terminated   []string
+	terminatedAt time.Time
+	routes       []provider.Route
+	routedAt     time.Time
+}
+
+func TestRolloutWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(rolloutSuite)) }
+
+func (s *rolloutSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterActivity(&activities.Activities{})
+	s.terminated, s.routes = nil, nil
+	s.env.OnActivity(s.a.Terminate, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TerminateInput) error {
+			s.terminated = append(s.terminated, in.FleetID)
+			s.terminatedAt = s.env.Now()
+			return nil
+		}).Maybe()
+}
+
+func (s *rolloutSuite) imageResolves() {
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
+			return activities.ResolveImageResult{ImageID: in.ImageID, Service: in.Service}, nil
+		})
+}
+
+func (s *rolloutSuite) provisions() {
+	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+			return newFleet(req), nil
+		})
+}
+
+func (s *rolloutSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+
+func newFleet(req provider.ProvisionRequest) provider.Fleet {
+	f := provider.Fleet{ID: "fl-new", Service: req.Service, Environment: req.Environment, ImageID: req.ImageID, Token: req.Token}
+	for i := 0; i < req.Size; i++ {
+		f.Instances = append(f.Instances, provider.Instance{ID: fmt.Sprintf("fl-new-%d", i), Address: fmt.Sprintf("127.0.0.1:%d", 10000+i), State: provider.InstanceRunning})
+	}
+	return f
+}
+
+func testSpec() spec.Rollout {
+	r := spec.Rollout{
+		Service: "hello", Environment: "dev", Image: spec.ImageRef{ID: "img-000000000002"},
+		Fleet: spec.Fleet{Size: 3}, Listen: "127.0.0.1:9080",
+		Checks: []spec.Check{{Path: "/", ExpectBody: "v2"}},
+	}
+	if err := r.Normalize(); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+var oldRoute = provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}
+
+// routeIs sets the route the rollout finds, with an image that resolves and a
+// fleet that provisions: the start every test but the image ones shares.
+func (s *rolloutSuite) routeIs(r provider.Route) {
+	s.imageResolves()
+	s.provisions()
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(r, nil)
+}
+
+func (s *rolloutSuite) recordRoutes(err error) {
+	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SetRouteInput) error {
+			s.routes = append(s.routes, in.Route)
+			s.routedAt = s.env.Now()
+			return err
+		})
+}
+
+func (s *rolloutSuite) healthy() {
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
+}
+
+func (s *rolloutSuite) checksPass() {
+	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
+}
+
+func (s *rolloutSuite) progress() Progress {
+	v, err := s.env.QueryWorkflow(QueryProgress)
+	s.Require().NoError(err)
+	var p Progress
+	s.Require().NoError(v.Get(&p))
+	return p
+}
+
+func (s *rolloutSuite) failure() string {
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	var app *temporal.ApplicationError
+	s.Require().True(errors.As(err, &app), "want an application error, got %v", err)
+	s.Equal(ErrRolloutFailed, app.Type())
+	return app.Message()
+}
+
+func (s *rolloutSuite) TestFirstRolloutRoutesAllTrafficToTheNewFleet() {
+	s.routeIs(provider.Route{})
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var res RolloutResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal(RolloutResult{ImageID: "img-000000000002", FleetID: "fl-new", Instances: 3}, res)
+	s.Require().Len(s.routes, 1)
+	s.Equal("127.0.0.1:9080", s.routes[0].Listen)
+	s.Equal([]provider.Backend{{FleetID: "fl-new", Weight: 100, Targets: []string{"127.0.0.1:10000", "127.0.0.1:10001", "127.0.0.1:10002"}}}, s.routes[0].Backends)
+	s.Empty(s.terminated)
+	s.Equal(PhaseSucceeded, s.progress().Phase)
+}
+
+func (s *rolloutSuite) TestSecondRolloutSoaksThenDecommissionsTheOldFleet() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	var res RolloutResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal([]string{"fl-old"}, res.Decommissioned)
+	s.Equal([]string{"fl-old"}, s.terminated)
+	s.GreaterOrEqual(s.terminatedAt.Sub(s.routedAt), 30*time.Second, "the old fleet must stay warm for the soak")
+	p := s.progress()
+	s.Equal([]string{"fl-old"}, p.OldFleets)
+	s.Equal([]FleetWeight{{FleetID: "fl-new", Weight: 100}}, p.Weights)
+}
+
+func (s *rolloutSuite) TestHealthTimeoutTearsDownTheNewFleetAndKeepsTheOldRoute() {
+	s.routeIs(oldRoute)
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{},
+		temporal.NewNonRetryableApplicationError("fleet fl-new not healthy within 1m0s: 2 of 3 instances pass /healthz", activities.ErrHealthTimeout, nil))
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	msg := s.failure()
+	s.Contains(msg, "waiting for the new fleet to become healthy")
+	s.Contains(msg, "2 of 3 instances pass /healthz")
+	s.Contains(msg, "the previous fleet keeps serving")
+	s.Equal([]string{"fl-new"}, s.terminated)
+	s.Empty(s.routes, "no route may change when the new fleet never became healthy")
+	p := s.progress()
+	s.Equal(PhaseFailed, p.Phase)
+	s.Equal(msg, p.Error)
+}
+
+func (s *rolloutSuite) TestFailedSmokeCheckTearsDownTheNewFleet() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(
+		temporal.NewNonRetryableApplicationError(`smoke check checks[0] GET / on instance fl-new-0: want a body containing "v2", got "v1"`, activities.ErrCheckFailed, nil))
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	msg := s.failure()
+	s.Contains(msg, "validating the new fleet")
+	s.Contains(msg, `want a body containing "v2", got "v1"`)
+	s.Equal([]string{"fl-new"}, s.terminated)
+	s.Empty(s.routes)
+}
+
+func (s *rolloutSuite) TestCutoverFailureRestoresThePreviousRouteThenTearsDown() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(temporal.NewNonRetryableApplicationError("router did not apply generation 7 within 10s", activities.ErrProvider, nil))
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	msg := s.failure()
+	s.Contains(msg, "cutting traffic over")
+	s.Contains(msg, "router did not apply generation 7")
+	s.Require().Len(s.routes, 2, "the cutover, then the restore")
+	s.Equal("fl-new", s.routes[0].Backends[0].FleetID)
+	s.Equal(oldRoute, s.routes[1])
+	s.Equal([]string{"fl-new"}, s.terminated)
+}
+
+func (s *rolloutSuite) TestUnknownImageFailsBeforeAnythingIsProvisioned() {
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(activities.ResolveImageResult{},
+		temporal.NewNonRetryableApplicationError("image img-000000000002: not found in the catalog", activities.ErrImageNotFound, nil))
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	msg := s.failure()
+	s.Contains(msg, "resolving the image")
+	s.Contains(msg, "not found in the catalog")
+	s.Empty(s.terminated)
+}
+
+func (s *rolloutSuite) TestImageOfAnotherServiceIsRefused() {
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(activities.ResolveImageResult{ImageID: "img-000000000002", Service: "billing"}, nil)
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	s.Contains(s.failure(), `belongs to service "billing", not "hello"`)
+}
+
+func (s *rolloutSuite) TestProvisionTokenIsDerivedFromTheRun() {
+	s.imageResolves()
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var token string
+	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		token = req.Token
+		return newFleet(req), nil
+	})
+	s.env.SetStartWorkflowOptions(clientStartOptions("rollout/dev/hello"))
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.True(strings.HasPrefix(token, "rollout/dev/hello/"), "token %q", token)
+	require.Greater(s.T(), len(token), len("rollout/dev/hello/"))
+}
+
+func clientStartOptions(id string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{ID: id, TaskQueue: TaskQueue}
+}
