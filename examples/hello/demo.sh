@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make demo: build hello v1 and v2, import both as images, roll out v1 then v2 on
+# the local provider, and show that the router answers v2 with no v1 process left.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=$PWD/bin
+export IMAGO_HOME=${IMAGO_HOME:-$PWD/.imago}
+export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
+mkdir -p "$IMAGO_HOME"
+
+# A worker with its embedded server, unless one already answers.
+if ! "$BIN/imago" rollout list >/dev/null 2>&1; then
+  echo "==> starting imago-worker (embedded Temporal + web UI), log: $IMAGO_HOME/worker.log"
+  env -u TEMPORAL_ADDRESS "$BIN/imago-worker" >"$IMAGO_HOME/worker.log" 2>&1 &
+  echo $! >"$IMAGO_HOME/worker.pid"
+  deadline=$((SECONDS + 90))
+  until "$BIN/imago" rollout list >/dev/null 2>&1; do
+    if ! kill -0 "$(cat "$IMAGO_HOME/worker.pid")" 2>/dev/null; then
+      echo "imago-worker exited; its log:" >&2; tail -20 "$IMAGO_HOME/worker.log" >&2; exit 1
+    fi
+    if ((SECONDS > deadline)); then echo "imago-worker did not answer within 90s" >&2; exit 1; fi
+    sleep 0.5
+  done
+fi
+
+echo "==> building hello v1 and v2"
+for v in v1 v2; do
+  go build -ldflags "-X main.version=$v" -o "$IMAGO_HOME/build/$v/hello" ./examples/hello
+done
+V1=$("$BIN/imago" image import "$IMAGO_HOME/build/v1" --service hello --entrypoint ./hello)
+V2=$("$BIN/imago" image import "$IMAGO_HOME/build/v2" --service hello --entrypoint ./hello)
+echo "    v1 = $V1, v2 = $V2"
+
+echo "==> rolling out v1"
+"$BIN/imago" rollout start -f examples/hello/rollout.yaml --image "$V1" --wait
+echo "==> rolling out v2 (blue/green; v1 stays warm for the soak, then is decommissioned)"
+"$BIN/imago" rollout start -f examples/hello/rollout.yaml --image "$V2" --wait
+
+echo "==> the router answers:"
+curl -fsS http://127.0.0.1:9080/
+echo
+echo "service:  http://127.0.0.1:9080/"
+echo "web UI:   http://127.0.0.1:8233/namespaces/default/workflows?query=ImagoService%3D%22hello%22"
+echo "status:   $BIN/imago rollout status hello -e dev"
+[ -f "$IMAGO_HOME/worker.pid" ] && echo "stop the worker with: make stop (instances and the router keep running, as VMs would)"

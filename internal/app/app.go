@@ -1,0 +1,192 @@
+// Package app assembles imago from its parts: configuration from the environment,
+// the Temporal client, the catalog and provider, and the worker that runs imago's
+// workflows and activities. The imago-worker and imago binaries and the
+// integration tests all build imago through it.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/workflows"
+)
+
+// Config is imago's configuration; ConfigFromEnv reads it the way the Temporal CLI
+// reads its own (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY).
+type Config struct {
+	Home            string // IMAGO_HOME, default ~/.imago
+	CatalogURL      string // IMAGO_CATALOG_URL, default file://$IMAGO_HOME/catalog
+	TemporalAddress string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
+	Namespace       string // TEMPORAL_NAMESPACE, default "default"
+	TLSCert         string // TEMPORAL_TLS_CERT
+	TLSKey          string // TEMPORAL_TLS_KEY
+	TLSCA           string // TEMPORAL_TLS_CA
+	APIKey          string // TEMPORAL_API_KEY
+	Logger          *slog.Logger
+}
+
+// DefaultTemporalAddress is where the embedded server listens by default.
+const DefaultTemporalAddress = "127.0.0.1:7233"
+
+// ConfigFromEnv reads the configuration from the environment, with defaults.
+func ConfigFromEnv() Config {
+	c := Config{
+		Home:            os.Getenv("IMAGO_HOME"),
+		CatalogURL:      os.Getenv("IMAGO_CATALOG_URL"),
+		TemporalAddress: os.Getenv("TEMPORAL_ADDRESS"),
+		Namespace:       os.Getenv("TEMPORAL_NAMESPACE"),
+		TLSCert:         os.Getenv("TEMPORAL_TLS_CERT"),
+		TLSKey:          os.Getenv("TEMPORAL_TLS_KEY"),
+		TLSCA:           os.Getenv("TEMPORAL_TLS_CA"),
+		APIKey:          os.Getenv("TEMPORAL_API_KEY"),
+	}
+	c.fill()
+	return c
+}
+
+func (c *Config) fill() {
+	if c.Home == "" {
+		if h, err := os.UserHomeDir(); err == nil {
+			c.Home = filepath.Join(h, ".imago")
+		} else {
+			c.Home = ".imago"
+		}
+	}
+	if abs, err := filepath.Abs(c.Home); err == nil {
+		c.Home = abs
+	}
+	if c.CatalogURL == "" {
+		c.CatalogURL = "file://" + filepath.Join(c.Home, "catalog")
+	}
+	if c.Namespace == "" {
+		c.Namespace = "default"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+}
+
+// Address returns the Temporal address, the embedded default when unset.
+func (c Config) Address() string {
+	if c.TemporalAddress == "" {
+		return DefaultTemporalAddress
+	}
+	return c.TemporalAddress
+}
+
+// Dial connects to Temporal.
+func (c Config) Dial(ctx context.Context) (client.Client, error) {
+	c.fill()
+	opts := client.Options{
+		HostPort:  c.Address(),
+		Namespace: c.Namespace,
+		Logger:    sdklog.NewStructuredLogger(c.Logger),
+	}
+	if c.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)
+	}
+	if c.TLSCert != "" || c.TLSCA != "" || c.APIKey != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("load TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		if c.TLSCA != "" {
+			pem, err := os.ReadFile(c.TLSCA)
+			if err != nil {
+				return nil, fmt.Errorf("read TEMPORAL_TLS_CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("TEMPORAL_TLS_CA %s holds no PEM certificate", c.TLSCA)
+			}
+			tc.RootCAs = pool
+		}
+		opts.ConnectionOptions.TLS = tc
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cl, err := client.DialContext(dctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w; is imago-worker running? start it with: make run", c.Address(), c.Namespace, err)
+	}
+	return cl, nil
+}
+
+// Deps are the dependencies of imago's activities.
+type Deps struct {
+	Catalog    *catalog.Catalog
+	Provider   *provider.Provider
+	Local      *local.Driver
+	Activities *activities.Activities
+}
+
+// OpenDeps opens the catalog and the local provider under c.Home.
+func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
+	c.fill()
+	if err := os.MkdirAll(c.Home, 0o755); err != nil {
+		return nil, fmt.Errorf("create IMAGO_HOME %s: %w", c.Home, err)
+	}
+	cat, err := catalog.Open(ctx, c.CatalogURL)
+	if err != nil {
+		return nil, err
+	}
+	drv, err := local.Open(local.Config{Home: c.Home, Images: cat})
+	if err != nil {
+		cat.Close()
+		return nil, err
+	}
+	p := provider.New("local", drv)
+	return &Deps{
+		Catalog:  cat,
+		Provider: p,
+		Local:    drv,
+		Activities: &activities.Activities{
+			Provider: p,
+			Catalog:  cat,
+			HTTP:     &http.Client{Timeout: 5 * time.Second},
+		},
+	}, nil
+}
+
+// Close releases the dependencies (fleets and routers keep running).
+func (d *Deps) Close() error {
+	perr := d.Provider.Close()
+	cerr := d.Catalog.Close()
+	if perr != nil {
+		return perr
+	}
+	return cerr
+}
+
+// Register registers imago's workflows and activities on a worker.
+func Register(r worker.Registry, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: "Rollout"})
+	r.RegisterActivity(acts)
+}
+
+// NewWorker makes a worker on imago's task queue.
+func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
+	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	Register(w, acts)
+	return w
+}

@@ -1,0 +1,348 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/router"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+// These integration tests run a real Temporal server in-process (temporaltest), the
+// real worker code, and the local provider: real instance processes and a real
+// router process (started by re-executing this test binary, as imago-worker
+// re-executes itself).
+
+var helloBuilds string // directory with v1/, v2/, v2slow/ builds of examples/hello
+
+func TestMain(m *testing.M) {
+	router.RunIfChild()
+	dir, err := os.MkdirTemp("", "imago-hello-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	helloBuilds = dir
+	code := func() int {
+		defer os.RemoveAll(dir)
+		for name, flags := range map[string]string{
+			"v1":     "-X main.version=v1",
+			"v2":     "-X main.version=v2",
+			"v2slow": "-X main.version=v2 -X main.startDelay=4s",
+		} {
+			cmd := exec.Command("go", "build", "-ldflags", flags, "-o", filepath.Join(dir, name, "hello"), "github.com/imago/imago/examples/hello")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build hello %s: %v\n%s", name, err, out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// env is one test's imago: a Temporal server, a home, and its dependencies.
+type env struct {
+	t      *testing.T
+	ts     *temporaltest.TestServer
+	client client.Client
+	cfg    Config
+	deps   *Deps
+	listen string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	c := ts.GetDefaultClient()
+	ctx := context.Background()
+	_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: ts.GetDefaultNamespace(), SearchAttributes: workflows.SearchAttributes(),
+	})
+	require.NoError(t, err)
+
+	home := t.TempDir()
+	t.Cleanup(func() {
+		if err := local.KillAll(home); err != nil {
+			t.Errorf("kill processes of %s: %v", home, err)
+		}
+	})
+	cfg := Config{Home: home, TemporalAddress: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace()}
+	cfg.fill()
+	deps, err := OpenDeps(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { deps.Close() })
+	return &env{t: t, ts: ts, client: c, cfg: cfg, deps: deps, listen: freeAddr(t)}
+}
+
+// startWorker runs the real worker registration in this process.
+func (e *env) startWorker() {
+	e.ts.NewWorker(workflows.TaskQueue, func(r worker.Registry) { Register(r, e.deps.Activities) })
+}
+
+func (e *env) importImage(build string) string {
+	img, err := e.deps.Catalog.Import(context.Background(), filepath.Join(helloBuilds, build), "hello", []string{"./hello"}, nil)
+	require.NoError(e.t, err)
+	return img.ID
+}
+
+func (e *env) spec(imageID string, mutate ...func(*spec.Rollout)) spec.Rollout {
+	soak := spec.Duration(time.Second)
+	r := spec.Rollout{
+		Service: "hello", Environment: "test", Image: spec.ImageRef{ID: imageID},
+		Fleet: spec.Fleet{Size: 3}, Listen: e.listen,
+		Health: spec.Health{Interval: spec.Duration(200 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
+		Checks: []spec.Check{{Path: "/"}},
+		Soak:   &soak,
+	}
+	for _, m := range mutate {
+		m(&r)
+	}
+	require.NoError(e.t, r.Normalize())
+	return r
+}
+
+func (e *env) rollout(r spec.Rollout) (workflows.RolloutResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run, err := rollouts.Start(ctx, e.client, r, "integration-test")
+	require.NoError(e.t, err)
+	var res workflows.RolloutResult
+	err = run.Get(ctx, &res)
+	return res, err
+}
+
+// get asks the router for / and returns the body.
+func (e *env) get() string {
+	resp, err := http.Get("http://" + e.listen + "/")
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	require.Equal(e.t, http.StatusOK, resp.StatusCode, "router answered %s", body)
+	return strings.TrimSpace(string(body))
+}
+
+// instances returns the live instance processes by fleet, and the number of routers.
+func (e *env) instances() (map[string]int, int) {
+	procs, err := e.deps.Local.Processes()
+	require.NoError(e.t, err)
+	byFleet, routers := map[string]int{}, 0
+	for _, p := range procs {
+		if p.Router != "" {
+			routers++
+			continue
+		}
+		byFleet[p.FleetID]++
+	}
+	return byFleet, routers
+}
+
+func (e *env) fleetIDs() []string {
+	fleets, err := e.deps.Provider.ListFleets(context.Background(), provider.Filter{})
+	require.NoError(e.t, err)
+	var ids []string
+	for _, f := range fleets {
+		ids = append(ids, f.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestRolloutV1ThenV2ThroughTheRouter(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+
+	res1, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+	assert.Equal(t, "hello from v1", e.get())
+	assert.Equal(t, 3, res1.Instances)
+
+	// While v2 soaks, a second rollout of the same service is refused by name.
+	ctx := context.Background()
+	run, err := rollouts.Start(ctx, e.client, e.spec(v2, func(r *spec.Rollout) {
+		r.Checks = []spec.Check{{Path: "/", ExpectBody: "v2"}}
+		s := spec.Duration(3 * time.Second)
+		r.Soak = &s
+	}), "integration-test")
+	require.NoError(t, err)
+	_, err = rollouts.Start(ctx, e.client, e.spec(v2), "someone-else")
+	var running *rollouts.AlreadyRunningError
+	require.ErrorAs(t, err, &running)
+	assert.Equal(t, run.GetRunID(), running.RunID)
+	assert.Contains(t, err.Error(), "rollout/test/hello is already running (run "+run.GetRunID()+")")
+
+	var res2 workflows.RolloutResult
+	require.NoError(t, run.Get(ctx, &res2))
+	assert.Equal(t, v2, res2.ImageID)
+	assert.Equal(t, []string{res1.FleetID}, res2.Decommissioned)
+
+	for i := 0; i < 20; i++ {
+		require.Equal(t, "hello from v2", e.get())
+	}
+	byFleet, routers := e.instances()
+	assert.Equal(t, map[string]int{res2.FleetID: 3}, byFleet, "only v2's three instances may be alive")
+	assert.Equal(t, 1, routers)
+	assert.Equal(t, []string{res2.FleetID}, e.fleetIDs())
+
+	st, err := rollouts.Get(ctx, e.client, "hello", "test")
+	require.NoError(t, err)
+	assert.Equal(t, "Succeeded", st.Status)
+	require.NotNil(t, st.Progress)
+	assert.Equal(t, workflows.PhaseSucceeded, st.Progress.Phase)
+
+	list, err := rollouts.List(ctx, e.client, rollouts.ListOptions{Service: "hello"})
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	assert.Equal(t, v2, list[0].Image)
+	assert.Equal(t, workflows.PhaseSucceeded, list[0].Phase)
+}
+
+func TestFailedSmokeCheckLeavesTheOldFleetServing(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	res1, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	_, err = e.rollout(e.spec(v2, func(r *spec.Rollout) { r.Checks = []spec.Check{{Path: "/", ExpectBody: "v3"}} }))
+	require.Error(t, err)
+	msg := rollouts.Reason(err)
+	assert.Contains(t, msg, "failed while validating the new fleet")
+	assert.Contains(t, msg, `want a body containing "v3", got "hello from v2"`)
+	assert.Contains(t, msg, "the previous fleet keeps serving")
+
+	assert.Equal(t, "hello from v1", e.get())
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{res1.FleetID: 3}, byFleet, "the v2 fleet must be torn down")
+	assert.Equal(t, []string{res1.FleetID}, e.fleetIDs())
+}
+
+func TestHealthTimeoutTearsDownTheNewFleet(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1 := e.importImage("v1")
+	_, err := e.rollout(e.spec(v1, func(r *spec.Rollout) {
+		r.Health.Path = "/missing"
+		r.Health.Timeout = spec.Duration(2 * time.Second)
+	}))
+	require.Error(t, err)
+	assert.Contains(t, rollouts.Reason(err), "not healthy within 2s: 0 of 3 instances pass /missing")
+	byFleet, routers := e.instances()
+	assert.Empty(t, byFleet)
+	assert.Zero(t, routers, "no route was ever set, so no router runs")
+}
+
+// TestWorkerKilledMidRolloutResumesOnAnotherWorker runs the real imago-worker
+// binary, kills it (SIGKILL) while the rollout waits for a slow fleet to become
+// healthy, and starts another: the rollout completes with exactly one fleet of
+// the right size.
+func TestWorkerKilledMidRolloutResumesOnAnotherWorker(t *testing.T) {
+	e := newEnv(t)
+	bin := filepath.Join(t.TempDir(), "imago-worker")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/imago/imago/worker").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	v1, v2 := e.importImage("v1"), e.importImage("v2slow")
+	w1 := e.startWorkerProcess(bin, "first")
+	res1, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	run, err := rollouts.Start(ctx, e.client, e.spec(v2), "integration-test")
+	require.NoError(t, err)
+	e.waitPhase(workflows.PhaseWaitingHealthy)
+	w1.kill()
+
+	e.startWorkerProcess(bin, "second")
+	var res2 workflows.RolloutResult
+	require.NoError(t, run.Get(ctx, &res2))
+	assert.Equal(t, 3, res2.Instances)
+	assert.Equal(t, "hello from v2", e.get())
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{res2.FleetID: 3}, byFleet)
+	assert.Equal(t, []string{res2.FleetID}, e.fleetIDs())
+	assert.NotEqual(t, res1.FleetID, res2.FleetID)
+}
+
+type workerProcess struct {
+	t   *testing.T
+	cmd *exec.Cmd
+}
+
+func (e *env) startWorkerProcess(bin, name string) *workerProcess {
+	cmd := exec.Command(bin, "--log-level", "warn")
+	cmd.Env = append(os.Environ(),
+		"TEMPORAL_ADDRESS="+e.cfg.TemporalAddress, "TEMPORAL_NAMESPACE="+e.cfg.Namespace, "IMAGO_HOME="+e.cfg.Home)
+	logf, err := os.Create(filepath.Join(e.cfg.Home, "worker-"+name+".log"))
+	require.NoError(e.t, err)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(e.t, cmd.Start())
+	w := &workerProcess{t: e.t, cmd: cmd}
+	e.t.Cleanup(func() {
+		w.kill()
+		logf.Close()
+		if e.t.Failed() {
+			data, _ := os.ReadFile(logf.Name())
+			e.t.Logf("worker %s log:\n%s", name, data)
+		}
+	})
+	return w
+}
+
+// kill sends SIGKILL to the worker's process group and reaps it.
+func (w *workerProcess) kill() {
+	if w.cmd.ProcessState != nil {
+		return
+	}
+	_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+	err := w.cmd.Wait()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		w.t.Logf("wait for worker: %v", err)
+	}
+}
+
+func (e *env) waitPhase(phase string) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		st, err := rollouts.Get(context.Background(), e.client, "hello", "test")
+		if err == nil && st.Status == "Running" && st.Progress != nil && st.Progress.Phase == phase {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("rollout never reached phase %s", phase)
+}

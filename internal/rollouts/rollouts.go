@@ -1,0 +1,212 @@
+// Package rollouts is the client side of imago's rollouts: starting, inspecting and
+// listing them on Temporal. The CLI and the REST API both go through it, so they
+// refuse and report the same way.
+package rollouts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+// AlreadyRunningError refuses a second rollout of the same service and environment.
+type AlreadyRunningError struct {
+	WorkflowID string
+	RunID      string
+	Service    string
+	Env        string
+}
+
+func (e *AlreadyRunningError) Error() string {
+	return fmt.Sprintf("%s is already running (run %s); watch it with: imago rollout status %s -e %s",
+		e.WorkflowID, e.RunID, e.Service, e.Env)
+}
+
+// Start validates r and starts its rollout. A rollout of the same service and
+// environment that is still running makes it fail with *AlreadyRunningError.
+func Start(ctx context.Context, c client.Client, r spec.Rollout, startedBy string) (client.WorkflowRun, error) {
+	if err := r.Normalize(); err != nil {
+		return nil, err
+	}
+	id := r.WorkflowID()
+	opts := client.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.ServiceAttr.ValueSet(r.Service),
+			workflows.EnvironmentAttr.ValueSet(r.Environment),
+			workflows.ImageAttr.ValueSet(r.Image.ID),
+			workflows.StrategyAttr.ValueSet(r.Strategy.Type),
+			workflows.PhaseAttr.ValueSet("pending"),
+		),
+		StaticSummary: fmt.Sprintf("%s → %s · %s · %s", r.Service, r.Environment, r.Image.ID, r.Strategy.Type),
+		StaticDetails: fmt.Sprintf("fleet of %d behind %s, health %s, %d smoke checks, soak %s; started by %s",
+			r.Fleet.Size, r.Listen, r.Health.Path, len(r.Checks), r.SoakDuration(), startedBy),
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, StartedBy: startedBy})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Service: r.Service, Env: r.Environment}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start rollout %s: %w", id, err)
+	}
+	return run, nil
+}
+
+// Reason is the message of a failed rollout, without the SDK's wrapping.
+func Reason(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
+}
+
+// Status is a rollout's state as the CLI and API show it.
+type Status struct {
+	WorkflowID string              `json:"workflowId"`
+	RunID      string              `json:"runId"`
+	Status     string              `json:"status"` // Running, Completed, Failed, ...
+	Started    time.Time           `json:"started"`
+	Closed     *time.Time          `json:"closed,omitempty"`
+	Progress   *workflows.Progress `json:"progress,omitempty"`
+}
+
+// Get returns the latest rollout of service to env, with its progress.
+func Get(ctx context.Context, c client.Client, service, env string) (Status, error) {
+	id := spec.RolloutWorkflowID(service, env)
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return Status{}, fmt.Errorf("no rollout of %s to %s yet; start one with: imago rollout start -f FILE", service, env)
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("describe %s: %w", id, err)
+	}
+	st := statusOf(desc.WorkflowExecutionInfo)
+	val, err := c.QueryWorkflow(ctx, id, st.RunID, workflows.QueryProgress)
+	if err == nil {
+		var p workflows.Progress
+		if val.Get(&p) == nil {
+			st.Progress = &p
+		}
+	}
+	return st, nil
+}
+
+func statusOf(info *workflowpb.WorkflowExecutionInfo) Status {
+	st := Status{
+		WorkflowID: info.GetExecution().GetWorkflowId(),
+		RunID:      info.GetExecution().GetRunId(),
+		Status:     statusName(info.GetStatus()),
+		Started:    info.GetStartTime().AsTime(),
+	}
+	if info.GetCloseTime() != nil {
+		t := info.GetCloseTime().AsTime()
+		st.Closed = &t
+	}
+	return st
+}
+
+func statusName(s enumspb.WorkflowExecutionStatus) string {
+	switch s {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return "Running"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return "Succeeded"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+		return "Failed"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return "Canceled"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return "Terminated"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return "TimedOut"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		return "ContinuedAsNew"
+	}
+	return s.String()
+}
+
+// Summary is one line of `imago rollout list`.
+type Summary struct {
+	WorkflowID  string     `json:"workflowId"`
+	RunID       string     `json:"runId"`
+	Service     string     `json:"service"`
+	Environment string     `json:"environment"`
+	Image       string     `json:"image"`
+	Phase       string     `json:"phase"`
+	Status      string     `json:"status"`
+	Started     time.Time  `json:"started"`
+	Closed      *time.Time `json:"closed,omitempty"`
+}
+
+// ListOptions filter List.
+type ListOptions struct {
+	Service     string
+	Environment string
+	Limit       int
+}
+
+// List returns rollouts, newest first.
+func List(ctx context.Context, c client.Client, o ListOptions) ([]Summary, error) {
+	q := "WorkflowType = 'Rollout'"
+	if o.Service != "" {
+		q += fmt.Sprintf(" AND %s = '%s'", workflows.ServiceAttr.GetName(), o.Service)
+	}
+	if o.Environment != "" {
+		q += fmt.Sprintf(" AND %s = '%s'", workflows.EnvironmentAttr.GetName(), o.Environment)
+	}
+	if o.Limit <= 0 {
+		o.Limit = 50
+	}
+	var out []Summary
+	var token []byte
+	for len(out) < o.Limit {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: int32(o.Limit), NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("list rollouts: %w", err)
+		}
+		for _, info := range resp.Executions {
+			st := statusOf(info)
+			sa := info.GetSearchAttributes()
+			s := Summary{WorkflowID: st.WorkflowID, RunID: st.RunID, Status: st.Status, Started: st.Started, Closed: st.Closed}
+			s.Service = keyword(sa.GetIndexedFields()[workflows.ServiceAttr.GetName()].GetData())
+			s.Environment = keyword(sa.GetIndexedFields()[workflows.EnvironmentAttr.GetName()].GetData())
+			s.Image = keyword(sa.GetIndexedFields()[workflows.ImageAttr.GetName()].GetData())
+			s.Phase = keyword(sa.GetIndexedFields()[workflows.PhaseAttr.GetName()].GetData())
+			out = append(out, s)
+		}
+		token = resp.NextPageToken
+		if len(token) == 0 {
+			break
+		}
+	}
+	if len(out) > o.Limit {
+		out = out[:o.Limit]
+	}
+	return out, nil
+}
+
+// keyword decodes a JSON-encoded keyword search attribute value.
+func keyword(data []byte) string {
+	if len(data) >= 2 && data[0] == '"' {
+		return string(data[1 : len(data)-1])
+	}
+	return string(data)
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/server/temporaltest"
+)
+
+// run executes the CLI in-process and returns stdout and the exit code.
+func run(t *testing.T, args ...string) (string, int, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), exitCode(err), err
+}
+
+func TestUsageErrorsExitTwoAndSayWhatToDo(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1") // nothing may be contacted
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("service: hello\nfleet: {size: 0}\nlisten: 127.0.0.1:9080\nimage: {id: img-000000000001}\n"), 0o644))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rollout", "start"}, "-f FILE is required"},
+		{[]string{"rollout", "start", "-f", filepath.Join(t.TempDir(), "missing.yaml")}, "no such file"},
+		{[]string{"rollout", "start", "-f", bad, "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"rollout", "status"}, "accepts 1 arg(s), received 0"},
+		{[]string{"rollout", "list", "-o", "yaml"}, `-o "yaml": want table or json`},
+		{[]string{"image", "import", "dir"}, "--service and --entrypoint are required"},
+	} {
+		_, code, err := run(t, tc.args...)
+		require.Error(t, err, "%v", tc.args)
+		assert.Equal(t, 2, code, "%v: %v", tc.args, err)
+		assert.Contains(t, err.Error(), tc.want, "%v", tc.args)
+	}
+}
+
+func TestInvalidSpecListsEveryProblemAndStartsNothing(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	f := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("service: hello\nfleet: {size: -3}\n"), 0o644))
+	_, code, err := run(t, "rollout", "start", "-f", f)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, err.Error(), "fleet.size: must be between 1 and 1000, got -3")
+	assert.Contains(t, err.Error(), "listen: is required for the local provider")
+	assert.NotContains(t, err.Error(), "connect to Temporal", "a bad spec must be refused before anything is contacted")
+}
+
+func TestImageImportIsContentAddressedAndListed(t *testing.T) {
+	t.Setenv("IMAGO_HOME", t.TempDir())
+	t.Setenv("IMAGO_CATALOG_URL", "")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "app.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+
+	out, code, err := run(t, "image", "import", dir, "--service", "hello", "--entrypoint", "./app.sh")
+	require.NoError(t, err)
+	assert.Equal(t, 0, code)
+	id := strings.TrimSpace(out)
+	assert.Regexp(t, `^img-[0-9a-f]{12}$`, id)
+
+	again, _, err := run(t, "image", "import", dir, "--service", "hello", "--entrypoint", "./app.sh")
+	require.NoError(t, err)
+	assert.Equal(t, id, strings.TrimSpace(again), "the same tree must give the same image")
+
+	list, _, err := run(t, "image", "list", "--service", "hello", "-o", "json")
+	require.NoError(t, err)
+	assert.Contains(t, list, `"id": "`+id+`"`)
+	assert.Contains(t, list, `"./app.sh"`)
+}
+
+func TestStatusOfAServiceNeverRolledOutSaysHowToStart(t *testing.T) {
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	t.Setenv("TEMPORAL_ADDRESS", ts.GetFrontendHostPort())
+	t.Setenv("TEMPORAL_NAMESPACE", ts.GetDefaultNamespace())
+	_, code, err := run(t, "rollout", "status", "nope", "-e", "prod")
+	assert.Equal(t, 1, code)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no rollout of nope to prod yet; start one with: imago rollout start -f FILE")
+}
+
+func TestEveryCommandHasAnExample(t *testing.T) {
+	var missing []string
+	for _, c := range allCommands(newRoot()) {
+		if c.Runnable() && c.Example == "" {
+			missing = append(missing, c.CommandPath())
+		}
+	}
+	assert.Empty(t, missing, "commands without an example in --help")
+}
+
+func allCommands(c *cobra.Command) []*cobra.Command {
+	out := []*cobra.Command{c}
+	for _, sub := range c.Commands() {
+		out = append(out, allCommands(sub)...)
+	}
+	return out
+}

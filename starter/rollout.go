@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+func newRolloutCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "rollout", Short: "Start and inspect rollouts"}
+	cmd.AddCommand(newRolloutStartCmd(), newRolloutStatusCmd(), newRolloutListCmd())
+	return cmd
+}
+
+func newRolloutStartCmd() *cobra.Command {
+	var file, imageID string
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "start -f FILE [--image ID] [--wait]",
+		Short: "Start a rollout from a spec file",
+		Long: `Starts the rollout a spec file describes. One rollout per service and
+environment runs at a time; a second start is refused and names the running one.
+With --wait it follows the rollout and exits 0 when it succeeded, 1 when it failed.`,
+		Example: `  imago rollout start -f examples/hello/rollout.yaml --image img-3f2a1c9d0b7e --wait`,
+		Args:    args(cobra.NoArgs),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if err := out.check(); err != nil {
+			return err
+		}
+		if file == "" {
+			return usageError{fmt.Errorf("-f FILE is required: the rollout spec, e.g. examples/hello/rollout.yaml")}
+		}
+		r, err := spec.LoadRollout(file)
+		if err != nil {
+			return usageError{err} // a missing or unreadable spec is bad input: nothing started
+		}
+		if imageID != "" {
+			r.Image = spec.ImageRef{ID: imageID}
+		}
+		if err := r.Normalize(); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		ctx := cmd.Context()
+		c, err := app.ConfigFromEnv().Dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		run, err := rollouts.Start(ctx, c, r, startedBy())
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		if out.json() && !wait {
+			return writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+		}
+		if !out.json() {
+			fmt.Fprintf(w, "started %s (run %s): %s → %s, image %s, %s\n", run.GetID(), run.GetRunID(), r.Service, r.Environment, r.Image.ID, r.Strategy.Type)
+		}
+		if !wait {
+			if !out.json() {
+				fmt.Fprintf(w, "follow it with: imago rollout status %s -e %s\n", r.Service, r.Environment)
+			}
+			return nil
+		}
+		return waitRollout(ctx, c, run, w, out.json())
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "rollout spec (YAML)")
+	cmd.Flags().StringVar(&imageID, "image", "", "image ID to roll out, overriding the spec's image")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollout; exit 0 when it succeeded, 1 when it failed")
+	return cmd
+}
+
+// waitRollout prints the rollout's events as they happen, then its outcome.
+func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w io.Writer, asJSON bool) error {
+	done := make(chan error, 1)
+	var res workflows.RolloutResult
+	go func() { done <- run.Get(ctx, &res) }()
+	seen := 0
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	printNew := func() {
+		if asJSON {
+			return
+		}
+		val, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryProgress)
+		if err != nil {
+			return
+		}
+		var p workflows.Progress
+		if val.Get(&p) != nil {
+			return
+		}
+		// Events are a bounded window over EventCount events so far.
+		fresh := p.EventCount - seen
+		if fresh > len(p.Events) {
+			fresh = len(p.Events)
+		}
+		for _, e := range p.Events[len(p.Events)-fresh:] {
+			fmt.Fprintf(w, "%s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
+		}
+		seen = p.EventCount
+	}
+	for {
+		select {
+		case err := <-done:
+			printNew()
+			if err != nil {
+				if asJSON {
+					_ = writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Failed", "error": rollouts.Reason(err)})
+				}
+				return fmt.Errorf("%s", rollouts.Reason(err))
+			}
+			if asJSON {
+				return writeJSON(w, map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Succeeded", "result": res})
+			}
+			fmt.Fprintf(w, "rollout succeeded: %s serves on fleet %s (%d instances)", res.ImageID, res.FleetID, res.Instances)
+			if len(res.Decommissioned) > 0 {
+				fmt.Fprintf(w, "; decommissioned %s", strings.Join(res.Decommissioned, ", "))
+			}
+			fmt.Fprintln(w)
+			return nil
+		case <-tick.C:
+			printNew()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func newRolloutStatusCmd() *cobra.Command {
+	var env string
+	cmd := &cobra.Command{
+		Use:     "status SERVICE -e ENV",
+		Short:   "Show the latest rollout of a service to an environment",
+		Example: `  imago rollout status hello -e dev -o json`,
+		Args:    args(cobra.ExactArgs(1)),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if err := out.check(); err != nil {
+			return err
+		}
+		c, err := app.ConfigFromEnv().Dial(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		st, err := rollouts.Get(cmd.Context(), c, a[0], env)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		if out.json() {
+			return writeJSON(w, st)
+		}
+		tw := table(w)
+		fmt.Fprintf(tw, "Rollout:\t%s (run %s)\n", st.WorkflowID, st.RunID)
+		fmt.Fprintf(tw, "Status:\t%s\n", st.Status)
+		if p := st.Progress; p != nil {
+			fmt.Fprintf(tw, "Phase:\t%s\n", p.Phase)
+			fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
+			fmt.Fprintf(tw, "Strategy:\t%s\n", p.Strategy)
+			if p.NewFleet != "" {
+				fmt.Fprintf(tw, "New fleet:\t%s (%d instances)\n", p.NewFleet, p.Instances)
+			}
+			if len(p.OldFleets) > 0 {
+				fmt.Fprintf(tw, "Old fleets:\t%s\n", strings.Join(p.OldFleets, ", "))
+			}
+			var ws []string
+			for _, fw := range p.Weights {
+				ws = append(ws, fmt.Sprintf("%s=%d%%", fw.FleetID, fw.Weight))
+			}
+			if len(ws) > 0 {
+				fmt.Fprintf(tw, "Traffic:\t%s\n", strings.Join(ws, " "))
+			}
+			if p.StartedBy != "" {
+				fmt.Fprintf(tw, "Started by:\t%s\n", p.StartedBy)
+			}
+			if p.Error != "" {
+				fmt.Fprintf(tw, "Error:\t%s\n", p.Error)
+			}
+		}
+		fmt.Fprintf(tw, "Started:\t%s\n", st.Started.Local().Format(time.DateTime))
+		if st.Closed != nil {
+			fmt.Fprintf(tw, "Closed:\t%s\n", st.Closed.Local().Format(time.DateTime))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if p := st.Progress; p != nil && len(p.Events) > 0 {
+			fmt.Fprintln(w, "\nEvents:")
+			for _, e := range p.Events {
+				fmt.Fprintf(w, "  %s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
+			}
+		}
+		return nil
+	}
+	cmd.Flags().StringVarP(&env, "environment", "e", spec.DefaultEnvironment, "environment")
+	return cmd
+}
+
+func newRolloutListCmd() *cobra.Command {
+	var o rollouts.ListOptions
+	cmd := &cobra.Command{
+		Use:     "list [--service S] [-e ENV]",
+		Short:   "List rollouts, newest first",
+		Example: `  imago rollout list --service hello`,
+		Args:    args(cobra.NoArgs),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if err := out.check(); err != nil {
+			return err
+		}
+		c, err := app.ConfigFromEnv().Dial(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		list, err := rollouts.List(cmd.Context(), c, o)
+		if err != nil {
+			return err
+		}
+		if out.json() {
+			if list == nil {
+				list = []rollouts.Summary{}
+			}
+			return writeJSON(cmd.OutOrStdout(), list)
+		}
+		tw := table(cmd.OutOrStdout())
+		fmt.Fprintln(tw, "ROLLOUT\tSTATUS\tPHASE\tIMAGE\tSTARTED")
+		for _, s := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.WorkflowID, s.Status, s.Phase, s.Image, s.Started.Local().Format(time.DateTime))
+		}
+		return tw.Flush()
+	}
+	cmd.Flags().StringVar(&o.Service, "service", "", "only rollouts of this service")
+	cmd.Flags().StringVarP(&o.Environment, "environment", "e", "", "only rollouts to this environment")
+	cmd.Flags().IntVar(&o.Limit, "limit", 50, "at most this many")
+	return cmd
+}
+
+func startedBy() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if h, err := os.Hostname(); err == nil {
+		name += "@" + h
+	}
+	return name
+}
