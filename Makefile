@@ -1,0 +1,34 @@
+# imago — quick start: `make run` (service on the embedded default), `make test` (the whole suite).
+SHELL := /bin/bash
+GO ?= go
+export IMAGO_HOME ?= $(CURDIR)/.imago
+export CHECKPOINT_DISABLE := 1
+BIN := $(CURDIR)/bin
+
+.PHONY: build run test demo stop tools vet fmt clean
+
+build: ## both binaries into bin/
+	$(GO) build -o $(BIN)/imago-worker ./worker
+	$(GO) build -o $(BIN)/imago ./starter
+
+run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + worker
+	$(BIN)/imago-worker
+
+test: ## the whole suite: unit, workflow, integration (real Temporal server, real processes)
+	$(GO) test -timeout 30m ./...
+
+demo: build ## build hello v1 and v2, import both, roll out v1 then v2
+	bash examples/hello/demo.sh
+
+stop: ## stop the worker `make demo` left running
+	@if [ -f $(IMAGO_HOME)/worker.pid ]; then kill $$(cat $(IMAGO_HOME)/worker.pid) && rm -f $(IMAGO_HOME)/worker.pid && echo "stopped imago-worker"; else echo "no worker started by make demo"; fi
+
+tools: ## the pinned packer v1.12.0, built from Go modules into bin/
+	bash tools/packer/build.sh $(BIN)
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && false)
+
+clean:
+	rm -rf $(BIN)
