@@ -158,10 +158,10 @@ func (d *Driver) routeLock(k provider.RouteKey) string {
 	return filepath.Join(d.home, "routes", k.Environment, k.Service+".lock")
 }
 func (d *Driver) runFile(k provider.RouteKey) string {
-	return filepath.Join(d.home, "run", k.Environment+"-"+k.Service+".router.json")
+	return filepath.Join(d.home, "run", k.Environment, k.Service+".router.json")
 }
 func (d *Driver) routerLog(k provider.RouteKey) string {
-	return filepath.Join(d.home, "logs", "routers", k.Environment+"-"+k.Service+".log")
+	return filepath.Join(d.home, "logs", "routers", k.Environment, k.Service+".log")
 }
 
 // fleetState is the content of a fleet state file.
