@@ -14,8 +14,8 @@ build: ## both binaries into bin/
 run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + worker
 	$(BIN)/imago-worker
 
-test: ## the whole suite: unit, workflow, integration (real Temporal server, real processes)
-	$(GO) test -timeout 30m ./...
+test: tools ## the whole suite: unit, workflow, integration (real Temporal server, real processes, real packer)
+	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
 
 demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 	bash examples/hello/demo.sh

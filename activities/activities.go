@@ -14,11 +14,13 @@ import (
 
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/spec"
 )
 
 // Error types of non-retryable activity failures; workflows and tests match on them.
 const (
 	ErrImageNotFound = "ImageNotFound"
+	ErrImageRevoked  = "ImageRevoked"
 	ErrHealthTimeout = "HealthTimeout"
 	ErrCheckFailed   = "CheckFailed"
 	ErrProvider      = "ProviderRefused"
@@ -30,6 +32,8 @@ type Activities struct {
 	Provider *provider.Provider
 	Catalog  *catalog.Catalog
 	HTTP     *http.Client
+	Home     string // $IMAGO_HOME: bakes build under Home/bakes
+	Packer   string // the packer binary, for bakes with builder packer
 }
 
 func (a *Activities) httpClient() *http.Client {
@@ -39,10 +43,10 @@ func (a *Activities) httpClient() *http.Client {
 	return &http.Client{Timeout: 5 * time.Second}
 }
 
-// ResolveImageInput names an image.
+// ResolveImageInput names an image: by ID or by a channel of the service.
 type ResolveImageInput struct {
-	Service string `json:"service"`
-	ImageID string `json:"imageId"`
+	Service string        `json:"service"`
+	Ref     spec.ImageRef `json:"ref"`
 }
 
 // ResolveImageResult is the image a rollout ships.
@@ -52,14 +56,14 @@ type ResolveImageResult struct {
 	Service string `json:"service"`
 }
 
-// ResolveImage checks that the image exists in the catalog.
+// ResolveImage finds the image a rollout ships and refuses a revoked one.
 func (a *Activities) ResolveImage(ctx context.Context, in ResolveImageInput) (ResolveImageResult, error) {
-	img, err := a.Catalog.Get(ctx, in.ImageID)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrImageNotFound, nil)
-	}
+	img, err := a.resolveRef(ctx, in.Service, in.Ref)
 	if err != nil {
 		return ResolveImageResult{}, err
+	}
+	if err := img.Usable(); err != nil {
+		return ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrImageRevoked, nil)
 	}
 	return ResolveImageResult{ImageID: img.ID, Digest: img.Digest, Service: img.Service}, nil
 }

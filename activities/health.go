@@ -121,11 +121,15 @@ type RunChecksInput struct {
 // RunChecks runs each check against each instance; the first failure fails the
 // activity without retry, naming the check, the instance and what it answered.
 func (a *Activities) RunChecks(ctx context.Context, in RunChecksInput) error {
-	fleet, err := a.Provider.Describe(ctx, in.FleetID)
+	return a.runChecks(ctx, in.FleetID, in.Checks)
+}
+
+func (a *Activities) runChecks(ctx context.Context, fleetID string, checks []spec.Check) error {
+	fleet, err := a.Provider.Describe(ctx, fleetID)
 	if err != nil {
 		return providerError(err)
 	}
-	for i, c := range in.Checks {
+	for i, c := range checks {
 		for _, inst := range fleet.Instances {
 			status, body, err := a.get(ctx, inst.Address, c.Path)
 			if err != nil {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -9,12 +12,176 @@ import (
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/packerplugin"
 )
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images in the catalog"}
-	cmd.AddCommand(newImageImportCmd(), newImageListCmd())
+	cmd.AddCommand(newImageImportCmd(), newImageListCmd(), newImageShowCmd(), newImagePromoteCmd(), newImageRevokeCmd())
 	return cmd
+}
+
+// withCatalog opens the catalog for one command.
+func withCatalog(cmd *cobra.Command, fn func(*catalog.Catalog) error) error {
+	cat, err := catalog.Open(cmd.Context(), app.ConfigFromEnv().CatalogURL)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	return fn(cat)
+}
+
+func newImageShowCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "show ID",
+		Short:   "Show an image: origin, channels, revocation, ancestry",
+		Example: `  imago image show img-3f2a1c9d0b7e -o json`,
+		Args:    args(cobra.ExactArgs(1)),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if err := out.check(); err != nil {
+			return err
+		}
+		return withCatalog(cmd, func(cat *catalog.Catalog) error {
+			ctx := cmd.Context()
+			img, err := cat.Get(ctx, a[0])
+			if err != nil {
+				return err
+			}
+			chans, err := cat.Channels(ctx, img.Service)
+			if err != nil {
+				return err
+			}
+			var on []string
+			for _, c := range chans {
+				if c.ImageID == img.ID {
+					on = append(on, c.Channel)
+				}
+			}
+			children, err := cat.Children(ctx, img.ID)
+			if err != nil {
+				return err
+			}
+			var kids []string
+			for _, k := range children {
+				kids = append(kids, k.ID)
+			}
+			if out.json() {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"image": img, "channels": on, "children": kids})
+			}
+			tw := table(cmd.OutOrStdout())
+			fmt.Fprintf(tw, "ID:\t%s\n", img.ID)
+			fmt.Fprintf(tw, "Service:\t%s\n", img.Service)
+			fmt.Fprintf(tw, "Builder:\t%s\n", img.Builder)
+			fmt.Fprintf(tw, "Created:\t%s\n", img.Created.Local().Format(time.DateTime))
+			if img.Digest != "" {
+				fmt.Fprintf(tw, "Digest:\t%s\n", img.Digest)
+			}
+			if img.InputDigest != "" {
+				fmt.Fprintf(tw, "Input digest:\t%s\n", img.InputDigest)
+			}
+			if len(img.Entrypoint) > 0 {
+				fmt.Fprintf(tw, "Entrypoint:\t%s\n", strings.Join(img.Entrypoint, " "))
+			}
+			if img.Parent != "" {
+				fmt.Fprintf(tw, "Parent:\t%s\n", img.Parent)
+			}
+			if len(kids) > 0 {
+				fmt.Fprintf(tw, "Children:\t%s\n", strings.Join(kids, ", "))
+			}
+			for _, k := range sortedKeys(img.Artifacts) {
+				fmt.Fprintf(tw, "Artifact %s:\t%s\n", k, img.Artifacts[k])
+			}
+			for _, k := range sortedKeys(img.Labels) {
+				fmt.Fprintf(tw, "Label %s:\t%s\n", k, img.Labels[k])
+			}
+			if len(on) > 0 {
+				fmt.Fprintf(tw, "Channels:\t%s\n", strings.Join(on, ", "))
+			}
+			if err := img.Usable(); err != nil {
+				fmt.Fprintf(tw, "Revoked:\t%s\n", img.Revoked.Reason)
+			}
+			if img.Outdated != nil {
+				fmt.Fprintf(tw, "Outdated:\t%s\n", img.Outdated.Reason)
+			}
+			return tw.Flush()
+		})
+	}
+	return cmd
+}
+
+func newImagePromoteCmd() *cobra.Command {
+	var channel, reason string
+	cmd := &cobra.Command{
+		Use:     "promote ID --channel C",
+		Short:   "Point a channel of the image's service at the image",
+		Example: `  imago image promote img-3f2a1c9d0b7e --channel stable --reason "soaked a week in staging"`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if channel == "" {
+				return usageError{fmt.Errorf("--channel is required, e.g. --channel stable")}
+			}
+			return withCatalog(cmd, func(cat *catalog.Catalog) error {
+				img, err := cat.Get(cmd.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				e, err := cat.MoveChannel(cmd.Context(), img.Service, channel, img.ID, catalog.MoveOptions{By: startedBy(), Reason: reason})
+				if err != nil {
+					return err
+				}
+				from := e.Previous
+				if from == "" {
+					from = "(new channel)"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s: %s → %s\n", img.Service, channel, from, img.ID)
+				if len(e.Outdated) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "now outdated (built on %s): %s\n", from, strings.Join(e.Outdated, ", "))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&channel, "channel", "", "channel to move (required)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the channel's history")
+	return cmd
+}
+
+func newImageRevokeCmd() *cobra.Command {
+	var reason string
+	var cascade bool
+	cmd := &cobra.Command{
+		Use:     "revoke ID --reason R [--cascade]",
+		Short:   "Revoke an image: rollouts and channel moves refuse it from now on",
+		Example: `  imago image revoke img-3f2a1c9d0b7e --reason "CVE-2026-1234 in openssl" --cascade`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageError{fmt.Errorf("--reason is required: it is shown to everyone whose rollout is refused")}
+			}
+			return withCatalog(cmd, func(cat *catalog.Catalog) error {
+				ids, err := cat.Revoke(cmd.Context(), a[0], catalog.RevokeOptions{Reason: reason, By: startedBy(), Cascade: cascade})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", strings.Join(ids, ", "))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required)")
+	cmd.Flags().BoolVar(&cascade, "cascade", false, "also revoke every image built on this one")
+	return cmd
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func newImageImportCmd() *cobra.Command {
@@ -32,23 +199,40 @@ and entrypoint always give the same image ID.`,
 			if service == "" || strings.TrimSpace(entrypoint) == "" {
 				return usageError{fmt.Errorf("--service and --entrypoint are required, e.g. --service hello --entrypoint ./hello")}
 			}
-			cfg := app.ConfigFromEnv()
-			cat, err := catalog.Open(cmd.Context(), cfg.CatalogURL)
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
-			img, err := cat.Import(cmd.Context(), a[0], service, strings.Fields(entrypoint), nil)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), img.ID)
-			return nil
+			return withCatalog(cmd, func(cat *catalog.Catalog) error {
+				img, err := importDir(cmd.Context(), cat, a[0], service, strings.Fields(entrypoint))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), img.ID)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&service, "service", "", "service the image belongs to (required)")
 	cmd.Flags().StringVar(&entrypoint, "entrypoint", "", "command to start an instance, relative to the image root (required)")
 	return cmd
+}
+
+// importDir packages dir with the imago-local Packer builder, in process, and
+// publishes the image: the same path a bake takes, without provisioning.
+func importDir(ctx context.Context, cat *catalog.Catalog, dir, service string, entrypoint []string) (catalog.Image, error) {
+	out, err := os.MkdirTemp("", "imago-import-")
+	if err != nil {
+		return catalog.Image{}, err
+	}
+	defer os.RemoveAll(out)
+	art, err := packerplugin.Build(ctx, map[string]any{
+		"service": service, "source_dir": dir, "entrypoint": entrypoint, "output_dir": out,
+	}, nil)
+	if err != nil {
+		return catalog.Image{}, usageError{fmt.Errorf("import %s: %w", dir, err)}
+	}
+	archive, err := art.ReadArchive()
+	if err != nil {
+		return catalog.Image{}, err
+	}
+	return cat.PublishArchive(ctx, archive, catalog.Image{Service: service, Entrypoint: entrypoint, Builder: "import"})
 }
 
 func newImageListCmd() *cobra.Command {

@@ -57,7 +57,7 @@ It talks to Temporal at TEMPORAL_ADDRESS (default 127.0.0.1:7233, where
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newImageCmd(), newRolloutCmd())
+	root.AddCommand(newImageCmd(), newRolloutCmd(), newBakeCmd())
 	return root
 }
 

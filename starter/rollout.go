@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -54,13 +55,25 @@ With --wait it follows the rollout and exits 0 when it succeeded, 1 when it fail
 		if err := r.Normalize(); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
+		opts := rollouts.StartOptions{StartedBy: startedBy()}
+		if r.Image.Bake != "" {
+			path := r.Image.Bake
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(filepath.Dir(file), path)
+			}
+			b, err := loadBake(path)
+			if err != nil {
+				return err
+			}
+			opts.Bake = &b
+		}
 		ctx := cmd.Context()
 		c, err := app.ConfigFromEnv().Dial(ctx)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		run, err := rollouts.Start(ctx, c, r, startedBy())
+		run, err := rollouts.Start(ctx, c, r, opts)
 		if err != nil {
 			return err
 		}

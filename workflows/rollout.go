@@ -31,8 +31,11 @@ const ErrRolloutFailed = "RolloutFailed"
 
 // RolloutInput starts a rollout.
 type RolloutInput struct {
-	Spec      spec.Rollout `json:"spec"`
-	StartedBy string       `json:"startedBy,omitempty"`
+	Spec spec.Rollout `json:"spec"`
+	// Bake is the loaded bake spec when Spec.Image.Bake names one: the rollout
+	// bakes (or finds in the cache) its image first, as a child workflow.
+	Bake      *spec.Bake `json:"bake,omitempty"`
+	StartedBy string     `json:"startedBy,omitempty"`
 }
 
 // RolloutResult is what a successful rollout did.
@@ -53,7 +56,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	}
 	defer func() { err = r.finish(ctx, err) }()
 
-	img, err := r.resolveImage(ctx)
+	img, err := r.resolveImage(ctx, in.Bake)
 	if err != nil {
 		return res, err
 	}
@@ -128,12 +131,30 @@ func (r *rollout) quick(ctx workflow.Context, summary string) workflow.Context {
 	})
 }
 
-func (r *rollout) resolveImage(ctx workflow.Context) (string, error) {
-	r.setPhase(ctx, PhaseResolving, "resolving image "+r.spec.Image.ID)
+func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, error) {
+	ref := r.spec.Image
+	if bake != nil {
+		r.setPhase(ctx, PhaseResolving, "baking the image from "+ref.Bake)
+		opts := workflow.ChildWorkflowOptions{
+			WorkflowID:    workflow.GetInfo(ctx).WorkflowExecution.ID + "/bake",
+			StaticSummary: fmt.Sprintf("bake %s for %s", bake.Service, r.key),
+		}
+		var res BakeResult
+		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
+			BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
+			return "", r.fail("baking the image", err)
+		}
+		ref = spec.ImageRef{ID: res.ImageID}
+	}
+	what := ref.ID
+	if ref.Channel != "" {
+		what = "channel " + ref.Channel
+	}
+	r.setPhase(ctx, PhaseResolving, "resolving image "+what)
 	var a *activities.Activities
 	var img activities.ResolveImageResult
-	err := workflow.ExecuteActivity(r.quick(ctx, "resolve image "+r.spec.Image.ID), a.ResolveImage,
-		activities.ResolveImageInput{Service: r.spec.Service, ImageID: r.spec.Image.ID}).Get(ctx, &img)
+	err := workflow.ExecuteActivity(r.quick(ctx, "resolve image "+what), a.ResolveImage,
+		activities.ResolveImageInput{Service: r.spec.Service, Ref: ref}).Get(ctx, &img)
 	if err != nil {
 		return "", r.fail("resolving the image", err)
 	}
@@ -141,6 +162,11 @@ func (r *rollout) resolveImage(ctx workflow.Context) (string, error) {
 		return "", r.fail("resolving the image", fmt.Errorf("image %s belongs to service %q, not %q", img.ImageID, img.Service, r.spec.Service))
 	}
 	r.progress.ImageID = img.ImageID
+	if img.ImageID != r.spec.Image.ID {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, ImageAttr.ValueSet(img.ImageID)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	}
 	return img.ImageID, nil
 }
 

@@ -53,7 +53,7 @@ func (s *rolloutSuite) SetupTest() {
 func (s *rolloutSuite) imageResolves() {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
-			return activities.ResolveImageResult{ImageID: in.ImageID, Service: in.Service}, nil
+			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
 }
 

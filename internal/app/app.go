@@ -38,6 +38,7 @@ type Config struct {
 	TLSKey          string // TEMPORAL_TLS_KEY
 	TLSCA           string // TEMPORAL_TLS_CA
 	APIKey          string // TEMPORAL_API_KEY
+	Packer          string // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
 	Logger          *slog.Logger
 }
 
@@ -55,6 +56,7 @@ func ConfigFromEnv() Config {
 		TLSKey:          os.Getenv("TEMPORAL_TLS_KEY"),
 		TLSCA:           os.Getenv("TEMPORAL_TLS_CA"),
 		APIKey:          os.Getenv("TEMPORAL_API_KEY"),
+		Packer:          os.Getenv("IMAGO_PACKER"),
 	}
 	c.fill()
 	return c
@@ -77,9 +79,22 @@ func (c *Config) fill() {
 	if c.Namespace == "" {
 		c.Namespace = "default"
 	}
+	if c.Packer == "" {
+		c.Packer = "packer"
+		if exe, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(exe), "packer"); fileExists(p) {
+				c.Packer = p
+			}
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }
 
 // Address returns the Temporal address, the embedded default when unset.
@@ -150,7 +165,7 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	drv, err := local.Open(local.Config{Home: c.Home, Images: cat})
+	drv, err := local.Open(local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}})
 	if err != nil {
 		cat.Close()
 		return nil, err
@@ -164,6 +179,8 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 			Provider: p,
 			Catalog:  cat,
 			HTTP:     &http.Client{Timeout: 5 * time.Second},
+			Home:     c.Home,
+			Packer:   c.Packer,
 		},
 	}, nil
 }
@@ -181,6 +198,7 @@ func (d *Deps) Close() error {
 // Register registers imago's workflows and activities on a worker.
 func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: "Rollout"})
+	r.RegisterWorkflowWithOptions(workflows.Bake, workflow.RegisterOptions{Name: "Bake"})
 	r.RegisterActivity(acts)
 }
 

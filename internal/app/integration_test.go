@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -90,7 +91,7 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("kill processes of %s: %v", home, err)
 		}
 	})
-	cfg := Config{Home: home, TemporalAddress: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace()}
+	cfg := Config{Home: home, TemporalAddress: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(), Packer: packerBinary(t)}
 	cfg.fill()
 	deps, err := OpenDeps(ctx, cfg)
 	require.NoError(t, err)
@@ -128,7 +129,7 @@ func (e *env) spec(imageID string, mutate ...func(*spec.Rollout)) spec.Rollout {
 func (e *env) rollout(r spec.Rollout) (workflows.RolloutResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	run, err := rollouts.Start(ctx, e.client, r, "integration-test")
+	run, err := rollouts.Start(ctx, e.client, r, rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(e.t, err)
 	var res workflows.RolloutResult
 	err = run.Get(ctx, &res)
@@ -172,6 +173,15 @@ func (e *env) fleetIDs() []string {
 	return ids
 }
 
+// packerBinary is the pinned packer from `make tools` (IMAGO_PACKER overrides).
+func packerBinary(t *testing.T) string {
+	if p := os.Getenv("IMAGO_PACKER"); p != "" {
+		return p
+	}
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "bin", "packer")
+}
+
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -195,9 +205,9 @@ func TestRolloutV1ThenV2ThroughTheRouter(t *testing.T) {
 		r.Checks = []spec.Check{{Path: "/", ExpectBody: "v2"}}
 		s := spec.Duration(3 * time.Second)
 		r.Soak = &s
-	}), "integration-test")
+	}), rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(t, err)
-	_, err = rollouts.Start(ctx, e.client, e.spec(v2), "someone-else")
+	_, err = rollouts.Start(ctx, e.client, e.spec(v2), rollouts.StartOptions{StartedBy: "someone-else"})
 	var running *rollouts.AlreadyRunningError
 	require.ErrorAs(t, err, &running)
 	assert.Equal(t, run.GetRunID(), running.RunID)
@@ -280,7 +290,7 @@ func TestWorkerKilledMidRolloutResumesOnAnotherWorker(t *testing.T) {
 	require.NoError(t, err)
 
 	ctx := context.Background()
-	run, err := rollouts.Start(ctx, e.client, e.spec(v2), "integration-test")
+	run, err := rollouts.Start(ctx, e.client, e.spec(v2), rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(t, err)
 	e.waitPhase(workflows.PhaseWaitingHealthy)
 	w1.kill()

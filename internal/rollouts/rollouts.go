@@ -33,11 +33,29 @@ func (e *AlreadyRunningError) Error() string {
 		e.WorkflowID, e.RunID, e.Service, e.Env)
 }
 
+// StartOptions are the parts of a start that are not in the spec.
+type StartOptions struct {
+	StartedBy string
+	// Bake is the loaded bake spec when r.Image.Bake names one.
+	Bake *spec.Bake
+}
+
 // Start validates r and starts its rollout. A rollout of the same service and
 // environment that is still running makes it fail with *AlreadyRunningError.
-func Start(ctx context.Context, c client.Client, r spec.Rollout, startedBy string) (client.WorkflowRun, error) {
+func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions) (client.WorkflowRun, error) {
 	if err := r.Normalize(); err != nil {
 		return nil, err
+	}
+	if r.Image.Bake != "" && o.Bake == nil {
+		return nil, spec.Errors{{Field: "image.bake", Msg: "the bake spec " + r.Image.Bake + " was not loaded"}}
+	}
+	startedBy := o.StartedBy
+	imageLabel := r.Image.ID
+	switch {
+	case r.Image.Channel != "":
+		imageLabel = "channel " + r.Image.Channel
+	case r.Image.Bake != "":
+		imageLabel = "bake " + r.Image.Bake
 	}
 	id := r.WorkflowID()
 	opts := client.StartWorkflowOptions{
@@ -49,15 +67,15 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, startedBy strin
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.ServiceAttr.ValueSet(r.Service),
 			workflows.EnvironmentAttr.ValueSet(r.Environment),
-			workflows.ImageAttr.ValueSet(r.Image.ID),
+			workflows.ImageAttr.ValueSet(imageLabel),
 			workflows.StrategyAttr.ValueSet(r.Strategy.Type),
 			workflows.PhaseAttr.ValueSet("pending"),
 		),
-		StaticSummary: fmt.Sprintf("%s → %s · %s · %s", r.Service, r.Environment, r.Image.ID, r.Strategy.Type),
+		StaticSummary: fmt.Sprintf("%s → %s · %s · %s", r.Service, r.Environment, imageLabel, r.Strategy.Type),
 		StaticDetails: fmt.Sprintf("fleet of %d behind %s, health %s, %d smoke checks, soak %s; started by %s",
 			r.Fleet.Size, r.Listen, r.Health.Path, len(r.Checks), r.SoakDuration(), startedBy),
 	}
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, StartedBy: startedBy})
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, Bake: o.Bake, StartedBy: startedBy})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Service: r.Service, Env: r.Environment}

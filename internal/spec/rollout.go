@@ -35,6 +35,8 @@ type Rollout struct {
 
 // ImageRef says which image to roll out: exactly one of ID, Channel, Bake.
 type ImageRef struct {
+	// Service owns the channel when it is another service's (a base image's); default: the spec's service.
+	Service string `yaml:"service" json:"service,omitempty"`
 	ID      string `yaml:"id" json:"id,omitempty"`
 	Channel string `yaml:"channel" json:"channel,omitempty"`
 	Bake    string `yaml:"bake" json:"bake,omitempty"`
@@ -102,7 +104,7 @@ func (es Errors) Error() string {
 	for i, e := range es {
 		lines[i] = "  " + e.Error()
 	}
-	return "invalid rollout spec:\n" + strings.Join(lines, "\n")
+	return "invalid spec:\n" + strings.Join(lines, "\n")
 }
 
 // IsInvalid reports whether err is a spec problem (bad input, not a failure).
@@ -122,17 +124,22 @@ func ParseRollout(data []byte) (Rollout, error) {
 		if errors.Is(err, io.EOF) {
 			return r, Errors{{Msg: "the spec is empty; see examples/hello/rollout.yaml"}}
 		}
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			var es Errors
-			for _, m := range te.Errors {
-				es = append(es, FieldError{Msg: strings.TrimPrefix(m, "yaml: ")})
-			}
-			return r, es
-		}
-		return r, Errors{{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return r, yamlErrors(err)
 	}
 	return r, nil
+}
+
+// yamlErrors turns a YAML decoding error into spec Errors, one per problem.
+func yamlErrors(err error) Errors {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var es Errors
+		for _, m := range te.Errors {
+			es = append(es, FieldError{Msg: strings.TrimPrefix(m, "yaml: ")})
+		}
+		return es
+	}
+	return Errors{{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
 }
 
 // LoadRollout reads, defaults and validates the spec in file path.
@@ -217,13 +224,14 @@ func (r *Rollout) Validate() error {
 	}
 	switch {
 	case set == 0:
-		add("image", "is required: set image.id (or pass --image ID)")
+		add("image", "is required: set image.id, image.channel or image.bake (or pass --image ID)")
 	case set > 1:
 		add("image", "set exactly one of id, channel, bake")
 	case r.Image.Channel != "":
-		add("image.channel", "channels come with the image catalog's channels; use image.id for now")
+		if !channelRE.MatchString(r.Image.Channel) {
+			add("image.channel", "%q must be a lowercase name such as stable", r.Image.Channel)
+		}
 	case r.Image.Bake != "":
-		add("image.bake", "baking during a rollout is not available yet; use image.id")
 	case !strings.HasPrefix(r.Image.ID, "img-"):
 		add("image.id", "%q is not an image ID (img-…); list images with: imago image list", r.Image.ID)
 	}

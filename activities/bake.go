@@ -1,0 +1,445 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/bake"
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/packerplugin"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/spec"
+)
+
+// Error types of bake failures.
+const (
+	ErrTemplate    = "TemplateError"
+	ErrImageTest   = "ImageTestFailed"
+	ErrBaseRevoked = "BaseRevoked"
+)
+
+// BakeDigestResult identifies a bake's inputs.
+type BakeDigestResult struct {
+	InputDigest string `json:"inputDigest"`
+	BaseImageID string `json:"baseImageId,omitempty"`
+}
+
+// BakeDigest computes the input digest of a bake: the spec's build-relevant fields,
+// the content of its source tree, files and template, and the resolved base image.
+func (a *Activities) BakeDigest(ctx context.Context, b spec.Bake) (BakeDigestResult, error) {
+	var out BakeDigestResult
+	if b.Base != nil {
+		base, err := a.resolveRef(ctx, b.Service, *b.Base)
+		if err != nil {
+			return out, err
+		}
+		if err := base.Usable(); err != nil {
+			return out, temporal.NewNonRetryableApplicationError("base image: "+err.Error(), ErrBaseRevoked, nil)
+		}
+		out.BaseImageID = base.ID
+	}
+	h := sha256.New()
+	inputs := struct {
+		Builder    string            `json:"builder"`
+		Provision  []string          `json:"provision"`
+		Variables  map[string]string `json:"variables"` // encoding/json sorts map keys
+		PassEnv    []string          `json:"passEnv"`
+		Include    []string          `json:"include"`
+		Entrypoint []string          `json:"entrypoint"`
+		Vars       map[string]string `json:"vars"`
+		Labels     map[string]string `json:"labels"`
+		Base       string            `json:"base"`
+	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID}
+	enc, _ := json.Marshal(inputs)
+	h.Write(enc)
+	for _, root := range append([]string{b.Source, b.Template}, b.Files...) {
+		if root == "" {
+			continue
+		}
+		if err := hashTree(h, root); err != nil {
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read bake inputs: %v", err), ErrTemplate, nil)
+		}
+	}
+	out.InputDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return out, nil
+}
+
+// hashTree feeds names, executable bits and contents under root into h, in order.
+func hashTree(h io.Writer, root string) error {
+	var paths []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fmt.Fprintf(h, "%s\x00%v\x00", filepath.ToSlash(rel), fi.Mode()&0o111 != 0)
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveRef finds the image an ImageRef names: by ID, or a channel's current image.
+func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.ImageRef) (catalog.Image, error) {
+	if ref.Service != "" {
+		service = ref.Service
+	}
+	id := ref.ID
+	if ref.Channel != "" {
+		e, err := a.Catalog.Channel(ctx, service, ref.Channel)
+		if err != nil {
+			return catalog.Image{}, notFoundIsPermanent(err)
+		}
+		id = e.ImageID
+	}
+	img, err := a.Catalog.Get(ctx, id)
+	if err != nil {
+		return img, notFoundIsPermanent(err)
+	}
+	return img, nil
+}
+
+// notFoundIsPermanent makes missing and revoked images non-retryable: no retry
+// brings them back.
+func notFoundIsPermanent(err error) error {
+	switch {
+	case errors.Is(err, catalog.ErrRevoked):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrImageRevoked, nil)
+	case errors.Is(err, catalog.ErrNotFound):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrImageNotFound, nil)
+	}
+	return err
+}
+
+// FindCachedInput looks up an image by input digest.
+type FindCachedInput struct {
+	Service     string `json:"service"`
+	InputDigest string `json:"inputDigest"`
+}
+
+// FindCachedResult is the cache lookup's answer.
+type FindCachedResult struct {
+	Found bool          `json:"found"`
+	Image catalog.Image `json:"image"`
+}
+
+// FindCached returns the image already built from these inputs, if any and usable.
+func (a *Activities) FindCached(ctx context.Context, in FindCachedInput) (FindCachedResult, error) {
+	img, err := a.Catalog.FindByInputDigest(ctx, in.Service, in.InputDigest)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return FindCachedResult{}, nil
+	}
+	if err != nil {
+		return FindCachedResult{}, err
+	}
+	if img.Usable() != nil {
+		return FindCachedResult{}, nil // revoked: build again (with force the digest is the same, so the ID may be too)
+	}
+	return FindCachedResult{Found: true, Image: img}, nil
+}
+
+// BakeBuildInput builds an image.
+type BakeBuildInput struct {
+	Spec        spec.Bake `json:"spec"`
+	InputDigest string    `json:"inputDigest"`
+	BaseImageID string    `json:"baseImageId,omitempty"`
+}
+
+// BakeBuildResult is a built, not yet published image.
+type BakeBuildResult struct {
+	Image       catalog.Image `json:"image"`
+	ArchivePath string        `json:"archivePath,omitempty"` // local images
+	Adopted     bool          `json:"adopted"`               // a previous attempt had finished it
+}
+
+// BakeBuild builds the image into a directory derived from the input digest. A
+// retried attempt (say, after a worker crash) adopts a build that finished.
+func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuildResult, error) {
+	b := in.Spec
+	outDir := filepath.Join(a.Home, "bakes", b.Service, strings.TrimPrefix(in.InputDigest, "sha256:")[:16])
+	done := filepath.Join(outDir, "done.json")
+	var prev BakeBuildResult
+	if readJSON(done, &prev) == nil {
+		prev.Adopted = true
+		activity.RecordHeartbeat(ctx, "adopted finished build "+prev.Image.ID)
+		return prev, nil
+	}
+	if err := os.RemoveAll(outDir); err != nil {
+		return BakeBuildResult{}, err
+	}
+
+	// Heartbeat with the latest output line, and at least every few seconds while a
+	// step is silent (a long compile), so a dead worker is noticed and a live one is not.
+	lines := make(chan string, 64)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		last := "starting"
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case l := <-lines:
+				last = l
+				activity.RecordHeartbeat(ctx, last)
+			case <-tick.C:
+				activity.RecordHeartbeat(ctx, last)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	say := func(l string) {
+		select {
+		case lines <- l:
+		default:
+		}
+	}
+
+	img := catalog.Image{
+		Service: b.Service, InputDigest: in.InputDigest, Parent: in.BaseImageID,
+		Builder: b.Builder, Entrypoint: b.Entrypoint, Labels: b.Labels,
+	}
+	var res BakeBuildResult
+	switch b.Builder {
+	case spec.BuilderLocal:
+		art, err := packerplugin.Build(ctx, localBuilderConfig(b, outDir), packerplugin.NewLineUi(say))
+		if err != nil {
+			return res, buildError(err)
+		}
+		img.ID, img.Digest = art.Id(), art.State("digest").(string)
+		res.ArchivePath = art.State("archive").(string)
+		img.Archive = res.ArchivePath
+	case spec.BuilderPacker:
+		out, err := bake.RunPacker(ctx, bake.PackerRun{
+			Packer: a.Packer, Template: b.Template, Vars: b.Vars, Dir: outDir,
+			Manifest: filepath.Join(outDir, "packer-manifest.json"),
+			OnEvent: func(e bake.Event) {
+				if _, text, ok := e.UI(); ok {
+					say(text)
+				}
+			},
+		})
+		if err != nil {
+			return res, buildError(err)
+		}
+		img.Artifacts = map[string]string{}
+		var ids []string
+		for _, build := range out.Builds {
+			for k, v := range build.Artifacts {
+				key := build.Name
+				if k != "" {
+					key = k
+				}
+				img.Artifacts[key] = v
+			}
+			ids = append(ids, build.ArtifactID)
+		}
+		sort.Strings(ids)
+		sum := sha256.Sum256([]byte(in.InputDigest + "\x00" + strings.Join(ids, ",")))
+		img.ID = "img-" + hex.EncodeToString(sum[:])[:12]
+	}
+	res.Image = img
+	data, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return res, err
+	}
+	if err := writeFileAtomic(done, data); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func localBuilderConfig(b spec.Bake, outDir string) map[string]any {
+	cfg := map[string]any{
+		"service":    b.Service,
+		"entrypoint": b.Entrypoint,
+		"output_dir": outDir,
+	}
+	if b.Source != "" {
+		cfg["source_dir"] = b.Source
+	}
+	if len(b.Files) > 0 {
+		cfg["files"] = b.Files
+	}
+	if len(b.Provision) > 0 {
+		cfg["provision"] = b.Provision
+	}
+	if len(b.Variables) > 0 {
+		cfg["env"] = b.Variables
+	}
+	if len(b.PassEnv) > 0 {
+		cfg["pass_env"] = b.PassEnv
+	}
+	if len(b.Include) > 0 {
+		cfg["include"] = b.Include
+	}
+	if len(b.Labels) > 0 {
+		cfg["labels"] = b.Labels
+	}
+	return cfg
+}
+
+// buildError makes template and configuration errors non-retryable; a build that
+// failed otherwise may succeed on retry.
+func buildError(err error) error {
+	var te *bake.TemplateError
+	if errors.As(err, &te) {
+		return temporal.NewNonRetryableApplicationError("packer template: "+te.Message, ErrTemplate, nil)
+	}
+	var ce *packerplugin.ConfigError
+	if errors.As(err, &ce) {
+		return temporal.NewNonRetryableApplicationError(ce.Error(), ErrTemplate, nil)
+	}
+	return err
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// TestImageInput boots one instance of a freshly built image.
+type TestImageInput struct {
+	Image  catalog.Image `json:"image"`
+	Token  string        `json:"token"`
+	Health spec.Health   `json:"health"`
+	Checks []spec.Check  `json:"checks,omitempty"`
+}
+
+// TestImage provisions one instance of the image, waits until it is healthy, runs
+// the checks against it and terminates it, whatever the outcome.
+func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err error) {
+	fleet, err := a.Provider.Provision(ctx, provider.ProvisionRequest{
+		Token: in.Token, Service: in.Image.Service, Environment: "bake-test", ImageID: in.Image.ID, Size: 1,
+		Labels: map[string]string{"purpose": "image-test"},
+	})
+	if err != nil {
+		return providerError(err)
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if terr := a.Provider.Terminate(tctx, fleet.ID); terr != nil && err == nil {
+			err = terr
+		}
+	}()
+	deadline := time.Now().Add(in.Health.Timeout.D())
+	for {
+		activity.RecordHeartbeat(ctx, "waiting for "+in.Health.Path)
+		f, err := a.Provider.Describe(ctx, fleet.ID)
+		if err != nil {
+			return providerError(err)
+		}
+		problems := a.probeFleet(ctx, f, in.Health.Path)
+		if len(problems) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("image %s did not become healthy within %s: %s",
+				in.Image.ID, in.Health.Timeout, strings.Join(problems, "; ")), ErrImageTest, nil)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(in.Health.Interval.D()):
+		}
+	}
+	if err := a.runChecks(ctx, fleet.ID, in.Checks); err != nil {
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			return temporal.NewNonRetryableApplicationError("image "+in.Image.ID+" failed its test: "+app.Message(), ErrImageTest, nil)
+		}
+		return err
+	}
+	return nil
+}
+
+// PublishImageInput publishes a built image.
+type PublishImageInput struct {
+	Image       catalog.Image `json:"image"`
+	ArchivePath string        `json:"archivePath,omitempty"`
+}
+
+// PublishImage records the image in the catalog. Two bakes of the same inputs end
+// with one image: the catalog keeps the first and returns it to both.
+func (a *Activities) PublishImage(ctx context.Context, in PublishImageInput) (catalog.Image, error) {
+	img := in.Image
+	if in.ArchivePath == "" {
+		return a.Catalog.Publish(ctx, img)
+	}
+	archive, err := os.ReadFile(in.ArchivePath)
+	if err != nil {
+		return img, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read built archive: %v (bake again with --force)", err), ErrTemplate, nil)
+	}
+	img.Archive = ""
+	return a.Catalog.PublishArchive(ctx, archive, img)
+}
+
+// MoveChannelInput moves a channel.
+type MoveChannelInput struct {
+	Service string `json:"service"`
+	Channel string `json:"channel"`
+	ImageID string `json:"imageId"`
+	By      string `json:"by,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// MoveChannel points a channel at an image; a retry that finds it moved already
+// adds no second history entry.
+func (a *Activities) MoveChannel(ctx context.Context, in MoveChannelInput) (catalog.ChannelEntry, error) {
+	if cur, err := a.Catalog.Channel(ctx, in.Service, in.Channel); err == nil && cur.ImageID == in.ImageID {
+		return cur, nil
+	}
+	e, err := a.Catalog.MoveChannel(ctx, in.Service, in.Channel, in.ImageID, catalog.MoveOptions{By: in.By, Reason: in.Reason})
+	if err != nil {
+		return e, notFoundIsPermanent(err)
+	}
+	return e, nil
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}

@@ -1,0 +1,217 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Bake describes how to build one image of a service.
+type Bake struct {
+	Service string `yaml:"service" json:"service"`
+	// Builder is "imago-local" (the in-process Packer builder; a local image) or
+	// "packer" (any HCL2 template run by the packer binary, e.g. amazon-ebs).
+	Builder string `yaml:"builder" json:"builder"`
+
+	// imago-local: Source is a directory copied into the staging directory, Files
+	// single files copied into its root; Provision runs there, in order, with a
+	// clean environment: Variables plus the names in PassEnv.
+	Source     string            `yaml:"source" json:"source,omitempty"`
+	Files      []string          `yaml:"files" json:"files,omitempty"`
+	Provision  []string          `yaml:"provision" json:"provision,omitempty"`
+	Variables  map[string]string `yaml:"variables" json:"variables,omitempty"`
+	PassEnv    []string          `yaml:"passEnv" json:"passEnv,omitempty"`
+	Include    []string          `yaml:"include" json:"include,omitempty"`
+	Entrypoint []string          `yaml:"entrypoint" json:"entrypoint,omitempty"`
+
+	// packer: Template is an HCL2 file or directory; Vars are passed with -var.
+	Template string            `yaml:"template" json:"template,omitempty"`
+	Vars     map[string]string `yaml:"vars" json:"vars,omitempty"`
+
+	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
+	// Base is the image this one is built on (its parent in the catalog).
+	Base *ImageRef `yaml:"base" json:"base,omitempty"`
+	// Channel is moved to the new image once it passed its test; default latest.
+	Channel string `yaml:"channel" json:"channel"`
+	// Force builds even when the catalog has an image with the same input digest.
+	Force bool `yaml:"force" json:"force,omitempty"`
+	// Test boots one instance of a local image and checks it before publishing.
+	Test ImageTest `yaml:"test" json:"test"`
+
+	// Dir is the directory relative paths are resolved against (the bake file's).
+	Dir string `yaml:"-" json:"dir,omitempty"`
+}
+
+// ImageTest is what a freshly built local image must pass.
+type ImageTest struct {
+	Health Health  `yaml:"health" json:"health"`
+	Checks []Check `yaml:"checks" json:"checks,omitempty"`
+}
+
+// Builders.
+const (
+	BuilderLocal  = "imago-local"
+	BuilderPacker = "packer"
+)
+
+var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
+
+// ParseBake decodes a bake spec; unknown fields are errors.
+func ParseBake(data []byte) (Bake, error) {
+	var b Bake
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&b); err != nil {
+		if errors.Is(err, io.EOF) {
+			return b, Errors{{Msg: "the bake spec is empty; see examples/hello/bake.yaml"}}
+		}
+		return b, yamlErrors(err)
+	}
+	return b, nil
+}
+
+// LoadBake reads a bake spec file; relative paths in it are resolved against the
+// file's directory.
+func LoadBake(path string) (Bake, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Bake{}, fmt.Errorf("read bake spec: %w", err)
+	}
+	b, err := ParseBake(data)
+	if err != nil {
+		return b, fmt.Errorf("%s: %w", path, err)
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return b, err
+	}
+	b.Dir = abs
+	return b, nil
+}
+
+// Normalize applies defaults, makes paths absolute and validates.
+func (b *Bake) Normalize() error {
+	if b.Builder == "" {
+		b.Builder = BuilderLocal
+	}
+	if b.Channel == "" {
+		b.Channel = "latest"
+	}
+	if b.Test.Health.Path == "" {
+		b.Test.Health.Path = DefaultHealthPath
+	}
+	if b.Test.Health.Interval == 0 {
+		b.Test.Health.Interval = Duration(200e6)
+	}
+	if b.Test.Health.Timeout == 0 {
+		b.Test.Health.Timeout = Duration(30e9)
+	}
+	for i := range b.Test.Checks {
+		if b.Test.Checks[i].ExpectStatus == 0 {
+			b.Test.Checks[i].ExpectStatus = 200
+		}
+	}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || b.Dir == "" {
+			return p
+		}
+		return filepath.Join(b.Dir, p)
+	}
+	b.Source, b.Template = abs(b.Source), abs(b.Template)
+	for i := range b.Files {
+		b.Files[i] = abs(b.Files[i])
+	}
+	return b.Validate()
+}
+
+// Validate reports every problem in a defaulted bake spec.
+func (b *Bake) Validate() error {
+	var es Errors
+	add := func(field, format string, args ...any) {
+		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if b.Service == "" {
+		add("service", "is required")
+	} else if !nameRE.MatchString(b.Service) {
+		add("service", "%q must be 1-40 lowercase letters, digits or '-'", b.Service)
+	}
+	switch b.Builder {
+	case BuilderLocal:
+		if b.Source == "" && len(b.Files) == 0 {
+			add("source", "set source (a directory) or files for the imago-local builder")
+		}
+		if b.Source != "" {
+			if fi, err := os.Stat(b.Source); err != nil || !fi.IsDir() {
+				add("source", "%s is not a directory", b.Source)
+			}
+		}
+		for i, f := range b.Files {
+			if _, err := os.Stat(f); err != nil {
+				add(fmt.Sprintf("files[%d]", i), "%s does not exist", f)
+			}
+		}
+		if len(b.Entrypoint) == 0 {
+			add("entrypoint", "is required for the imago-local builder, e.g. [./hello]")
+		}
+		if b.Template != "" {
+			add("template", "is for builder packer; the imago-local builder uses source and provision")
+		}
+		for i, inc := range b.Include {
+			if filepath.IsAbs(inc) || strings.HasPrefix(filepath.Clean(inc), "..") {
+				add(fmt.Sprintf("include[%d]", i), "%q must be a path inside the staging directory", inc)
+			}
+		}
+	case BuilderPacker:
+		if b.Template == "" {
+			add("template", "is required for builder packer: an HCL2 file or directory")
+		} else if _, err := os.Stat(b.Template); err != nil {
+			add("template", "%s does not exist", b.Template)
+		}
+		if len(b.Provision) > 0 || b.Source != "" {
+			add("provision", "is for the imago-local builder; put provisioners in the Packer template")
+		}
+	default:
+		add("builder", "%q is not a builder imago knows; use imago-local or packer", b.Builder)
+	}
+	for k := range b.Variables {
+		if !envNameRE.MatchString(k) {
+			add("variables."+k, "is not an environment variable name")
+		}
+	}
+	if !channelRE.MatchString(b.Channel) {
+		add("channel", "%q must be a lowercase name such as latest or stable", b.Channel)
+	}
+	if b.Base != nil {
+		if (b.Base.ID == "") == (b.Base.Channel == "") {
+			add("base", "set exactly one of id or channel")
+		}
+		if b.Base.Bake != "" {
+			add("base.bake", "a base is an existing image: use id or channel")
+		}
+	}
+	if !strings.HasPrefix(b.Test.Health.Path, "/") {
+		add("test.health.path", "%q must start with /", b.Test.Health.Path)
+	}
+	for i, c := range b.Test.Checks {
+		if !strings.HasPrefix(c.Path, "/") {
+			add(fmt.Sprintf("test.checks[%d].path", i), "%q must start with /", c.Path)
+		}
+	}
+	if len(es) > 0 {
+		return es
+	}
+	return nil
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// BakeWorkflowID is the workflow ID of a bake: one bake per service and channel at
+// a time.
+func (b *Bake) WorkflowID() string { return "bake/" + b.Service + "/" + b.Channel }

@@ -1,0 +1,235 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/spec"
+)
+
+// Bake phases.
+const (
+	BakePhaseDigest    = "digest"
+	BakePhaseBuilding  = "building"
+	BakePhaseTesting   = "testing"
+	BakePhasePublished = "publishing"
+	BakePhaseSucceeded = "succeeded"
+	BakePhaseFailed    = "failed"
+)
+
+// ErrBakeFailed is the error type of a failed bake.
+const ErrBakeFailed = "BakeFailed"
+
+// BakeInput starts a bake.
+type BakeInput struct {
+	Spec      spec.Bake `json:"spec"`
+	StartedBy string    `json:"startedBy,omitempty"`
+}
+
+// BakeResult is the image a bake produced, or found already built.
+type BakeResult struct {
+	ImageID     string `json:"imageId"`
+	Cached      bool   `json:"cached"` // the catalog had an image with the same input digest
+	InputDigest string `json:"inputDigest"`
+	Channel     string `json:"channel"`
+	Tested      bool   `json:"tested"`
+}
+
+// BakeProgress answers the progress query of a bake.
+type BakeProgress struct {
+	Phase       string    `json:"phase"`
+	Service     string    `json:"service"`
+	InputDigest string    `json:"inputDigest,omitempty"`
+	ImageID     string    `json:"imageId,omitempty"`
+	Cached      bool      `json:"cached"`
+	LastLine    string    `json:"lastLine,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	StartedAt   time.Time `json:"startedAt"`
+}
+
+// Bake builds an image from a bake spec, unless the catalog already has one with
+// the same input digest: digest → cache → build → test → publish → move channel.
+func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
+	b := &baker{spec: in.Spec, by: in.StartedBy}
+	b.progress = BakeProgress{Service: in.Spec.Service, StartedAt: workflow.Now(ctx)}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (BakeProgress, error) { return b.progress, nil }); err != nil {
+		return res, err
+	}
+	defer func() {
+		if err != nil {
+			b.progress.Error = reason(err)
+			b.phase(ctx, BakePhaseFailed, b.progress.Error)
+		}
+	}()
+
+	dig, err := b.digest(ctx)
+	if err != nil {
+		return res, err
+	}
+	res = BakeResult{InputDigest: dig.InputDigest, Channel: in.Spec.Channel}
+	if !in.Spec.Force {
+		cached, err := b.cached(ctx, dig.InputDigest)
+		if err != nil {
+			return res, err
+		}
+		if cached != nil {
+			res.ImageID, res.Cached = cached.ID, true
+			b.progress.ImageID, b.progress.Cached = cached.ID, true
+			if err := b.moveChannel(ctx, cached.ID); err != nil {
+				return res, err
+			}
+			b.phase(ctx, BakePhaseSucceeded, fmt.Sprintf("cache hit: %s already built from these inputs", cached.ID))
+			return res, nil
+		}
+	}
+	built, err := b.build(ctx, dig)
+	if err != nil {
+		return res, err
+	}
+	if res.Tested, err = b.test(ctx, built); err != nil {
+		return res, err
+	}
+	img, err := b.publish(ctx, built)
+	if err != nil {
+		return res, err
+	}
+	res.ImageID = img.ID
+	b.progress.ImageID = img.ID
+	if err := b.moveChannel(ctx, img.ID); err != nil {
+		return res, err
+	}
+	b.phase(ctx, BakePhaseSucceeded, fmt.Sprintf("%s published on %s/%s", img.ID, in.Spec.Service, in.Spec.Channel))
+	return res, nil
+}
+
+type baker struct {
+	spec     spec.Bake
+	by       string
+	progress BakeProgress
+}
+
+func (b *baker) phase(ctx workflow.Context, phase, msg string) {
+	b.progress.Phase = phase
+	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseAttr.ValueSet(phase)); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+	}
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", phase, msg))
+	workflow.GetLogger(ctx).Info(msg, "phase", phase)
+}
+
+func (b *baker) fail(doing string, err error) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("bake of %s failed while %s: %s", b.spec.Service, doing, reason(err)), ErrBakeFailed, err)
+}
+
+func quickOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 10,
+		},
+		Summary: summary,
+	})
+}
+
+func (b *baker) digest(ctx workflow.Context) (activities.BakeDigestResult, error) {
+	b.phase(ctx, BakePhaseDigest, "computing the input digest")
+	var a *activities.Activities
+	var out activities.BakeDigestResult
+	if err := workflow.ExecuteActivity(quickOptions(ctx, "input digest of "+b.spec.Service), a.BakeDigest, b.spec).Get(ctx, &out); err != nil {
+		return out, b.fail("computing the input digest", err)
+	}
+	b.progress.InputDigest = out.InputDigest
+	return out, nil
+}
+
+func (b *baker) cached(ctx workflow.Context, digest string) (*catalog.Image, error) {
+	var a *activities.Activities
+	var out activities.FindCachedResult
+	err := workflow.ExecuteActivity(quickOptions(ctx, "cache lookup "+shortDigest(digest)), a.FindCached,
+		activities.FindCachedInput{Service: b.spec.Service, InputDigest: digest}).Get(ctx, &out)
+	if err != nil {
+		return nil, b.fail("looking up the cache", err)
+	}
+	if !out.Found {
+		return nil, nil
+	}
+	return &out.Image, nil
+}
+
+func (b *baker) build(ctx workflow.Context, dig activities.BakeDigestResult) (activities.BakeBuildResult, error) {
+	b.phase(ctx, BakePhaseBuilding, fmt.Sprintf("building with %s (inputs %s)", b.spec.Builder, shortDigest(dig.InputDigest)))
+	opts := workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
+		Summary:             fmt.Sprintf("build %s with %s", b.spec.Service, b.spec.Builder),
+	}
+	var a *activities.Activities
+	var out activities.BakeBuildResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.BakeBuild,
+		activities.BakeBuildInput{Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID}).Get(ctx, &out)
+	if err != nil {
+		return out, b.fail("building", err)
+	}
+	return out, nil
+}
+
+func (b *baker) test(ctx workflow.Context, built activities.BakeBuildResult) (bool, error) {
+	if b.spec.Builder != spec.BuilderLocal {
+		return false, nil // a cloud image boots in its cloud; its rollout's checks test it there
+	}
+	b.phase(ctx, BakePhaseTesting, fmt.Sprintf("booting one instance of %s", built.Image.ID))
+	info := workflow.GetInfo(ctx)
+	t := b.spec.Test
+	opts := workflow.ActivityOptions{
+		StartToCloseTimeout: t.Health.Timeout.D() + 2*time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
+		Summary:             "test " + built.Image.ID,
+	}
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.TestImage, activities.TestImageInput{
+		Image: built.Image, Token: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/test",
+		Health: t.Health, Checks: t.Checks,
+	}).Get(ctx, nil)
+	if err != nil {
+		return false, b.fail("testing the image", err)
+	}
+	return true, nil
+}
+
+func (b *baker) publish(ctx workflow.Context, built activities.BakeBuildResult) (catalog.Image, error) {
+	b.phase(ctx, BakePhasePublished, "publishing "+built.Image.ID)
+	var a *activities.Activities
+	var img catalog.Image
+	err := workflow.ExecuteActivity(quickOptions(ctx, "publish "+built.Image.ID), a.PublishImage,
+		activities.PublishImageInput{Image: built.Image, ArchivePath: built.ArchivePath}).Get(ctx, &img)
+	if err != nil {
+		return img, b.fail("publishing", err)
+	}
+	return img, nil
+}
+
+func (b *baker) moveChannel(ctx workflow.Context, imageID string) error {
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("channel %s → %s", b.spec.Channel, imageID)), a.MoveChannel,
+		activities.MoveChannelInput{Service: b.spec.Service, Channel: b.spec.Channel, ImageID: imageID, By: b.by, Reason: "bake"}).Get(ctx, nil)
+	if err != nil {
+		return b.fail("moving channel "+b.spec.Channel, err)
+	}
+	return nil
+}
+
+func shortDigest(d string) string {
+	const n = len("sha256:") + 12
+	if len(d) > n {
+		return d[:n]
+	}
+	return d
+}

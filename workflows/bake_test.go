@@ -1,0 +1,185 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/spec"
+)
+
+// The Bake workflow with mocked activities: every branch of its logic. The real
+// builder, catalog and image test run in internal/app's integration tests.
+
+type bakeSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+	a   *activities.Activities
+
+	built, tested, published bool
+	moved                    []string
+}
+
+func TestBakeWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(bakeSuite)) }
+
+func (s *bakeSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterActivity(&activities.Activities{})
+	s.built, s.tested, s.published, s.moved = false, false, false, nil
+	s.env.OnActivity(s.a.BakeDigest, mock.Anything, mock.Anything).Return(activities.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
+	s.env.OnActivity(s.a.MoveChannel, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.MoveChannelInput) (catalog.ChannelEntry, error) {
+			s.moved = append(s.moved, in.Channel+"="+in.ImageID)
+			return catalog.ChannelEntry{Service: in.Service, Channel: in.Channel, ImageID: in.ImageID}, nil
+		}).Maybe()
+}
+
+func bakeSpec() spec.Bake {
+	return spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"},
+		Channel: "latest", Test: spec.ImageTest{Health: spec.Health{Path: "/healthz", Timeout: spec.Duration(30e9)}}}
+}
+
+func (s *bakeSuite) cache(found bool) {
+	s.env.OnActivity(s.a.FindCached, mock.Anything, mock.Anything).Return(
+		activities.FindCachedResult{Found: found, Image: catalog.Image{ID: "img-cached00000"}}, nil)
+}
+
+func (s *bakeSuite) builds(err error) {
+	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BakeBuildInput) (activities.BakeBuildResult, error) {
+			s.built = true
+			return activities.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello", InputDigest: in.InputDigest}, ArchivePath: "/x.tar.gz"}, err
+		})
+}
+
+func (s *bakeSuite) testsPass(err error) {
+	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(context.Context, activities.TestImageInput) error {
+		s.tested = true
+		return err
+	})
+}
+
+func (s *bakeSuite) publishes() {
+	s.env.OnActivity(s.a.PublishImage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PublishImageInput) (catalog.Image, error) {
+			s.published = true
+			return in.Image, nil
+		})
+}
+
+func (s *bakeSuite) failure() string {
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	var app *temporal.ApplicationError
+	s.Require().True(errors.As(err, &app))
+	s.Equal(ErrBakeFailed, app.Type())
+	return app.Message()
+}
+
+func (s *bakeSuite) TestCacheHitReturnsTheExistingImageWithoutBuilding() {
+	s.cache(true)
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.Require().NoError(s.env.GetWorkflowError())
+	var res BakeResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal(BakeResult{ImageID: "img-cached00000", Cached: true, InputDigest: "sha256:abc", Channel: "latest"}, res)
+	s.False(s.built)
+	s.Equal([]string{"latest=img-cached00000"}, s.moved)
+}
+
+func (s *bakeSuite) TestCacheMissBuildsTestsPublishesAndMovesTheChannel() {
+	s.cache(false)
+	s.builds(nil)
+	s.testsPass(nil)
+	s.publishes()
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.Require().NoError(s.env.GetWorkflowError())
+	var res BakeResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal(BakeResult{ImageID: "img-new000000000", InputDigest: "sha256:abc", Channel: "latest", Tested: true}, res)
+	s.True(s.built && s.tested && s.published)
+	s.Equal([]string{"latest=img-new000000000"}, s.moved)
+}
+
+func (s *bakeSuite) TestForceBuildsEvenWhenCached() {
+	s.builds(nil)
+	s.testsPass(nil)
+	s.publishes()
+	b := bakeSpec()
+	b.Force = true
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: b})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.True(s.built)
+}
+
+func (s *bakeSuite) TestFailedImageTestPublishesNothing() {
+	s.cache(false)
+	s.builds(nil)
+	s.testsPass(temporal.NewNonRetryableApplicationError(`image img-new000000000 failed its test: want a body containing "v2"`, activities.ErrImageTest, nil))
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	msg := s.failure()
+	s.Contains(msg, "bake of hello failed while testing the image")
+	s.Contains(msg, `want a body containing "v2"`)
+	s.False(s.published)
+	s.Empty(s.moved)
+}
+
+func (s *bakeSuite) TestTemplateErrorFailsWithPackersMessage() {
+	s.cache(false)
+	s.builds(temporal.NewNonRetryableApplicationError(`packer template: Error: Unsupported block type "sauce"`, activities.ErrTemplate, nil))
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.Contains(s.failure(), `Unsupported block type "sauce"`)
+	s.False(s.published)
+}
+
+func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
+	s.cache(false)
+	s.builds(nil)
+	s.publishes()
+	b := bakeSpec()
+	b.Builder = spec.BuilderPacker
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: b})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.False(s.tested)
+	s.True(s.published)
+}
+
+// A rollout with image.bake runs the bake as a child workflow and ships its image.
+func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
+	s.cache(true)
+	var resolved spec.ImageRef
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
+			resolved = in.Ref
+			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+		})
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+			return newFleet(req), nil
+		})
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
+	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
+	s.env.RegisterWorkflow(Bake)
+
+	r := testSpec()
+	r.Image = spec.ImageRef{Bake: "bake.yaml"}
+	b := bakeSpec()
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	var res RolloutResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal("img-cached00000", res.ImageID)
+	s.Equal(spec.ImageRef{ID: "img-cached00000"}, resolved)
+}
