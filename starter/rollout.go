@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -54,6 +55,18 @@ With --wait it follows the rollout and exits 0 when it succeeded, 1 when it fail
 		}
 		if err := r.Normalize(); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
+		}
+		if r.Image.ID != "" {
+			// Refuse a revoked or unknown image before anything starts.
+			if err := withCatalog(cmd, func(cat *catalog.Catalog) error {
+				img, err := cat.Get(cmd.Context(), r.Image.ID)
+				if err != nil {
+					return err
+				}
+				return img.Usable()
+			}); err != nil {
+				return err
+			}
 		}
 		opts := rollouts.StartOptions{StartedBy: startedBy()}
 		if r.Image.Bake != "" {

@@ -23,13 +23,13 @@ if ! "$BIN/imago" rollout list >/dev/null 2>&1; then
   done
 fi
 
-echo "==> building hello v1 and v2"
-for v in v1 v2; do
-  go build -ldflags "-X main.version=$v" -o "$IMAGO_HOME/build/$v/hello" ./examples/hello
-done
+echo "==> v1: a plain build, imported as an image"
+go build -ldflags "-X main.version=v1" -o "$IMAGO_HOME/build/v1/hello" ./examples/hello
 V1=$("$BIN/imago" image import "$IMAGO_HOME/build/v1" --service hello --entrypoint ./hello)
-V2=$("$BIN/imago" image import "$IMAGO_HOME/build/v2" --service hello --entrypoint ./hello)
-echo "    v1 = $V1, v2 = $V2"
+echo "    v1 = $V1"
+echo "==> v2: baked from source with the imago-local Packer builder, tested, published on channel latest"
+V2=$("$BIN/imago" bake start -f examples/hello/bake.yaml --wait -o json | sed -n 's/.*"imageId": "\(img-[0-9a-f]*\)".*/\1/p')
+echo "    v2 = $V2 (bake it again: same inputs, same image, from the cache)"
 
 echo "==> rolling out v1"
 "$BIN/imago" rollout start -f examples/hello/rollout.yaml --image "$V1" --wait
