@@ -1,0 +1,550 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+)
+
+// The inventory says, for each service and environment, which image is live,
+// since when, through which rollout and started by whom, and keeps the history of
+// every rollout and rollback that finished. Like a channel it is a numbered log:
+// every finished deployment is its own immutable object
+//
+//	inventory/<env>/<service>/<seq>.json     seq zero-padded, 1, 2, 3, ... without gaps
+//
+// claimed with create-if-not-exist (see appendSeq), so concurrent records never
+// overwrite each other and the history is the objects in seq order.
+//
+// The live image is the one of the newest entry whose outcome is succeeded,
+// unless a later entry of the same run says rolled-back (the run's cutover was
+// undone; the image live before it serves again).
+
+// ErrInvalidDeployment is returned (wrapped) by the inventory's methods for input
+// they refuse: a bad service, environment or image name, action, outcome or keep.
+// Retrying such a call cannot succeed.
+var ErrInvalidDeployment = errors.New("invalid deployment")
+
+// Deployment actions.
+const (
+	ActionRollout  = "rollout"  // a new image rolled out
+	ActionRollback = "rollback" // back to an image deployed before
+)
+
+// Deployment outcomes.
+const (
+	OutcomeSucceeded  = "succeeded"   // the image took the traffic and kept it
+	OutcomeFailed     = "failed"      // it never took the traffic; the previous image kept serving
+	OutcomeAborted    = "aborted"     // stopped by a person; the previous image kept serving
+	OutcomeRolledBack = "rolled-back" // it took the traffic, then handed it back to the previous image
+)
+
+// Deployment is one finished rollout or rollback of a service to an environment.
+type Deployment struct {
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	ImageID     string `json:"imageId"`
+	FleetID     string `json:"fleetId,omitempty"`
+	RolloutID   string `json:"rolloutId,omitempty"` // the workflow ID, rollout/<env>/<service>
+	RunID       string `json:"runId,omitempty"`     // the workflow run; with Outcome, the idempotency key
+	StartedBy   string `json:"startedBy,omitempty"`
+	Action      string `json:"action"` // ActionRollout or ActionRollback
+	Strategy    string `json:"strategy,omitempty"`
+	Outcome     string `json:"outcome"` // OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack
+	Reason      string `json:"reason,omitempty"`
+	// Seq is the entry's place in the log (1, 2, 3, ...), set by RecordDeployment.
+	Seq      int64     `json:"seq"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Previous is the image that was live before this deployment ("" for the
+	// first). RecordDeployment fills it from the inventory when it is empty.
+	Previous string `json:"previous,omitempty"`
+}
+
+// Since is when the deployment's image went live: when it finished (Started for
+// records without a finish time).
+func (d Deployment) Since() time.Time {
+	if d.Finished.IsZero() {
+		return d.Started
+	}
+	return d.Finished
+}
+
+// sameEvent reports whether e records the same event as d: the same run with the
+// same outcome (a retried activity recording again).
+func (d Deployment) sameEvent(e Deployment) bool {
+	return d.RunID != "" && e.RunID == d.RunID && e.Outcome == d.Outcome
+}
+
+// idempotencyWindow is how many of the newest entries RecordDeployment searches
+// for an earlier record of the same run and outcome. One rollout per service and
+// environment runs at a time, so a retry finds its first attempt's entry at or
+// next to the head.
+const idempotencyWindow = 32
+
+func inventoryPrefix(service, env string) string {
+	return "inventory/" + env + "/" + service + "/"
+}
+
+func checkEnvironment(env string) error {
+	if env == "" {
+		return fmt.Errorf("an environment is required (-e ENV, e.g. -e prod)")
+	}
+	if !serviceRE.MatchString(env) {
+		return fmt.Errorf("invalid environment name %q: use letters, digits, '.', '_' and '-' (at most 128 characters)", env)
+	}
+	return nil
+}
+
+func checkTarget(service, env string) error {
+	err := checkService(service)
+	if err == nil {
+		err = checkEnvironment(env)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidDeployment, err)
+	}
+	return nil
+}
+
+// check validates d and fills its defaults (action rollout, UTC times, a finish
+// time of now).
+func (d *Deployment) check() error {
+	if err := checkTarget(d.Service, d.Environment); err != nil {
+		return err
+	}
+	if !idRE.MatchString(d.ImageID) {
+		return fmt.Errorf("%w: image ID %q: image IDs look like img-0123456789ab", ErrInvalidDeployment, d.ImageID)
+	}
+	switch d.Action {
+	case "":
+		d.Action = ActionRollout
+	case ActionRollout, ActionRollback:
+	default:
+		return fmt.Errorf("%w: action %q: want %s or %s", ErrInvalidDeployment, d.Action, ActionRollout, ActionRollback)
+	}
+	switch d.Outcome {
+	case OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack:
+	default:
+		return fmt.Errorf("%w: outcome %q: want %s, %s, %s or %s", ErrInvalidDeployment, d.Outcome,
+			OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack)
+	}
+	if d.Previous != "" && !idRE.MatchString(d.Previous) {
+		return fmt.Errorf("%w: previous image ID %q: image IDs look like img-0123456789ab", ErrInvalidDeployment, d.Previous)
+	}
+	if d.Finished.IsZero() {
+		d.Finished = time.Now()
+	}
+	d.Started, d.Finished = d.Started.UTC(), d.Finished.UTC()
+	return nil
+}
+
+func neverDeployed(service, env string) error {
+	return fmt.Errorf("no deployment of %s to %s %w in the inventory; deploy it with: imago rollout start -f FILE (a spec with service: %s, environment: %s)",
+		service, env, ErrNotFound, service, env)
+}
+
+// liveness tells, walking an inventory newest first, which entries made their
+// image live: succeeded ones whose run did not roll back later.
+type liveness struct{ undone map[string]bool }
+
+func (l *liveness) live(d Deployment) bool {
+	switch d.Outcome {
+	case OutcomeRolledBack:
+		if d.RunID != "" {
+			if l.undone == nil {
+				l.undone = map[string]bool{}
+			}
+			l.undone[d.RunID] = true
+		}
+	case OutcomeSucceeded:
+		return d.RunID == "" || !l.undone[d.RunID]
+	}
+	return false
+}
+
+// RecordDeployment appends d to the inventory of d.Service in d.Environment and
+// returns it as stored, with Seq set, Action defaulted to rollout, Finished to
+// now and Previous, when empty, to the image live before it.
+//
+// It is idempotent for a run: when one of the newest entries already records
+// d.RunID with d.Outcome (a retried activity whose first attempt got through),
+// that entry is returned and nothing is added. Records without a RunID are
+// always added. Concurrent records never overwrite each other.
+func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deployment, error) {
+	if err := d.check(); err != nil {
+		return Deployment{}, fmt.Errorf("record deployment: %w", err)
+	}
+	what := fmt.Sprintf("record deployment of %s to %s", d.Service, d.Environment)
+	prefix := inventoryPrefix(d.Service, d.Environment)
+	seqs, err := c.seqsUnder(ctx, prefix)
+	if err != nil {
+		return Deployment{}, fmt.Errorf("%s: %w", what, err)
+	}
+	// One newest-first walk finds an earlier record of this run (within the
+	// window) and the image live now.
+	fillPrevious := d.Previous == ""
+	needLive := fillPrevious
+	var (
+		earlier *Deployment
+		l       liveness
+		n       int
+	)
+	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
+		n++
+		if n <= idempotencyWindow && d.sameEvent(e) {
+			earlier = &e
+			return false, nil
+		}
+		if needLive && l.live(e) {
+			d.Previous, needLive = e.ImageID, false
+		}
+		return needLive || (d.RunID != "" && n < idempotencyWindow), nil
+	})
+	if err != nil {
+		return Deployment{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if earlier != nil {
+		return *earlier, nil
+	}
+	var head int64
+	if len(seqs) > 0 {
+		head = seqs[len(seqs)-1]
+	}
+	var stored *Deployment
+	seq, err := c.appendSeq(ctx, prefix, head, what,
+		func(seq int64) any {
+			d.Seq = seq
+			return d
+		},
+		func(seq int64) (bool, error) {
+			// A concurrent record took seq: it may be this very record (a
+			// retry racing its first attempt), and it may change what is live.
+			e, err := c.deployment(ctx, prefix, seq)
+			if err != nil {
+				return false, err
+			}
+			if d.sameEvent(e) {
+				stored = &e
+				return true, nil
+			}
+			if fillPrevious {
+				switch e.Outcome {
+				case OutcomeSucceeded:
+					d.Previous = e.ImageID
+				case OutcomeRolledBack:
+					live, err := c.live(ctx, d.Service, d.Environment)
+					if err != nil && !errors.Is(err, ErrNotFound) {
+						return false, err
+					}
+					d.Previous = live.ImageID
+				}
+			}
+			return false, nil
+		})
+	if err != nil {
+		return Deployment{}, err
+	}
+	if stored != nil {
+		return *stored, nil
+	}
+	d.Seq = seq
+	return d, nil
+}
+
+// Live returns the deployment that made the live image of service in env: the
+// newest succeeded entry not rolled back later. A service never (successfully)
+// deployed there gives an error matching ErrNotFound that says how to deploy it.
+func (c *Catalog) Live(ctx context.Context, service, env string) (Deployment, error) {
+	if err := checkTarget(service, env); err != nil {
+		return Deployment{}, err
+	}
+	return c.live(ctx, service, env)
+}
+
+func (c *Catalog) live(ctx context.Context, service, env string) (Deployment, error) {
+	prefix := inventoryPrefix(service, env)
+	seqs, err := c.seqsUnder(ctx, prefix)
+	if err != nil {
+		return Deployment{}, err
+	}
+	if len(seqs) == 0 {
+		return Deployment{}, neverDeployed(service, env)
+	}
+	var (
+		found *Deployment
+		l     liveness
+		last  string
+	)
+	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
+		if last == "" {
+			last = e.Outcome
+		}
+		if l.live(e) {
+			found = &e
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return Deployment{}, err
+	}
+	if found == nil {
+		return Deployment{}, fmt.Errorf("no successful deployment of %s to %s %w in the inventory (%d recorded, the last %s; see them with: imago status %s -e %s --history 10); deploy it with: imago rollout start -f FILE",
+			service, env, ErrNotFound, len(seqs), last, service, env)
+	}
+	return *found, nil
+}
+
+// History returns the deployments of service to env, newest first: the newest
+// limit of them, or all for limit <= 0. A service never deployed there gives an
+// error matching ErrNotFound that says how to deploy it.
+func (c *Catalog) History(ctx context.Context, service, env string, limit int) ([]Deployment, error) {
+	if err := checkTarget(service, env); err != nil {
+		return nil, err
+	}
+	prefix := inventoryPrefix(service, env)
+	seqs, err := c.seqsUnder(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if len(seqs) == 0 {
+		return nil, neverDeployed(service, env)
+	}
+	if limit > 0 && limit < len(seqs) {
+		seqs = seqs[len(seqs)-limit:]
+	}
+	out := make([]Deployment, 0, len(seqs))
+	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
+		out = append(out, e)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Environments returns the environments service has deployments in, sorted. A
+// service never deployed has none (and no error).
+func (c *Catalog) Environments(ctx context.Context, service string) ([]string, error) {
+	if err := checkService(service); err != nil {
+		return nil, fmt.Errorf("list environments: %w: %w", ErrInvalidDeployment, err)
+	}
+	var envs []string
+	it := c.bucket.List(&blob.ListOptions{Prefix: "inventory/", Delimiter: "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list catalog inventory/: %w", err)
+		}
+		env := strings.TrimSuffix(strings.TrimPrefix(obj.Key, "inventory/"), "/")
+		if obj.IsDir && serviceRE.MatchString(env) {
+			envs = append(envs, env)
+		}
+	}
+	has := make([]bool, len(envs))
+	err := parallel(ctx, len(envs), func(ctx context.Context, i int) error {
+		var err error
+		has[i], err = c.hasSeq(ctx, inventoryPrefix(service, envs[i]))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, env := range envs {
+		if has[i] {
+			out = append(out, env)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Deployable returns the images service may roll back to in env, newest first:
+// the last keep distinct images that were deployed successfully (and not rolled
+// back), skipping revoked images and images no longer in the catalog; all of
+// them for keep <= 0. The live image, when usable, comes first. A service never
+// deployed there has none (and no error).
+func (c *Catalog) Deployable(ctx context.Context, service, env string, keep int) ([]string, error) {
+	if err := checkTarget(service, env); err != nil {
+		return nil, err
+	}
+	prefix := inventoryPrefix(service, env)
+	seqs, err := c.seqsUnder(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out  []string
+		seen = map[string]bool{}
+		l    liveness
+	)
+	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
+		if !l.live(e) || seen[e.ImageID] {
+			return true, nil
+		}
+		seen[e.ImageID] = true
+		ok, err := c.deployable(ctx, service, e.ImageID)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			out = append(out, e.ImageID)
+		}
+		return keep <= 0 || len(out) < keep, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deployable images of %s in %s: %w", service, env, err)
+	}
+	return out, nil
+}
+
+// deployable reports whether image id of service is in the catalog and not revoked.
+func (c *Catalog) deployable(ctx context.Context, service, id string) (bool, error) {
+	img, err := c.record(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if img.Service != service {
+		return false, nil
+	}
+	rev, err := c.revocation(ctx, id)
+	return rev == nil, err
+}
+
+// deployment reads entry seq of the inventory log at prefix.
+func (c *Catalog) deployment(ctx context.Context, prefix string, seq int64) (Deployment, error) {
+	var d Deployment
+	if err := c.readJSON(ctx, seqKey(prefix, seq), &d); err != nil {
+		return Deployment{}, fmt.Errorf("read %s: %w", seqKey(prefix, seq), err)
+	}
+	return d, nil
+}
+
+// walkNewest reads the inventory entries seqs (ascending) of the log at prefix
+// newest first, a batch at a time in parallel, and calls fn with each until fn
+// returns false or an error. Entries deleted behind its back are skipped.
+func (c *Catalog) walkNewest(ctx context.Context, prefix string, seqs []int64, fn func(Deployment) (bool, error)) error {
+	const batch = 16
+	for end := len(seqs); end > 0; end -= batch {
+		part := seqs[max(0, end-batch):end]
+		ds := make([]Deployment, len(part))
+		err := parallel(ctx, len(part), func(ctx context.Context, i int) error {
+			var err error
+			ds[i], err = c.deployment(ctx, prefix, part[i])
+			if isNotFound(err) {
+				err = nil
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := len(ds) - 1; i >= 0; i-- {
+			if ds[i].Seq == 0 {
+				continue // deleted
+			}
+			more, err := fn(ds[i])
+			if err != nil || !more {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Numbered logs: channels and the inventory are both logs of create-only entries
+// <prefix><seq>.json, seq zero-padded to seqDigits and starting at 1. The helpers
+// below are the log mechanism without knowledge of what an entry holds.
+
+// seqKey is the key of entry seq of the log at prefix.
+func seqKey(prefix string, seq int64) string {
+	return fmt.Sprintf("%s%0*d.json", prefix, seqDigits, seq)
+}
+
+// seqsUnder lists the seqs of the log at prefix, ascending.
+func (c *Catalog) seqsUnder(ctx context.Context, prefix string) ([]int64, error) {
+	keys, err := c.listKeys(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []int64
+	for _, k := range keys {
+		if n, ok := parseSeq(strings.TrimPrefix(k, prefix)); ok {
+			seqs = append(seqs, n)
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return seqs, nil
+}
+
+// hasSeq reports whether the log at prefix has an entry.
+func (c *Catalog) hasSeq(ctx context.Context, prefix string) (bool, error) {
+	it := c.bucket.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("list catalog %s: %w", prefix, err)
+		}
+		if _, ok := parseSeq(strings.TrimPrefix(obj.Key, prefix)); ok && !obj.IsDir {
+			return true, nil
+		}
+	}
+}
+
+// appendSeq appends an entry to the log at prefix whose highest seq the caller
+// saw is head, and returns the seq it claimed. entry(seq) gives the entry to
+// write at seq. Of concurrent appends that pick the same seq one wins; each loser
+// calls taken(seq), which reads the winner's entry and updates what entry will
+// return next, then tries the next seq, so no append is ever lost. taken may
+// also end the append (done, with the seq it saw): the winner already recorded
+// what the caller meant to. what names the operation in errors.
+func (c *Catalog) appendSeq(ctx context.Context, prefix string, head int64, what string,
+	entry func(seq int64) any, taken func(seq int64) (done bool, err error)) (int64, error) {
+	const maxAttempts = 1000
+	for attempt := 1; ; attempt++ {
+		seq := head + 1
+		err := c.create(ctx, seqKey(prefix, seq), entry(seq))
+		if err == nil {
+			return seq, nil
+		}
+		if !isExists(err) {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		if attempt == maxAttempts {
+			return 0, fmt.Errorf("%s: gave up after %d concurrent writers got in first; try again", what, attempt)
+		}
+		done, err := taken(seq)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		if done {
+			return seq, nil
+		}
+		head = seq
+		// A short random pause keeps the contenders from colliding again in lockstep.
+		select {
+		case <-time.After(rand.N(time.Duration(min(attempt, 20)) * time.Millisecond)):
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+	}
+}
