@@ -5,6 +5,19 @@
 //
 // It listens on $PORT (imago's local provider sets it) and drains in-flight
 // requests on SIGTERM.
+//
+// Other -ldflags make a build misbehave on purpose, to exercise rollouts (a
+// canary that fails its analysis, a slow fleet):
+//
+//	-X main.startDelay=5s  /healthz answers 503 for the first 5s
+//	-X main.failRate=0.3   / answers 500 "hello from <version>: injected failure"
+//	                       on 30% of its requests, spread evenly and
+//	                       deterministically (exactly 3 of every 10 requests
+//	                       in a row, counted per process)
+//	-X main.latency=50ms   / answers 50ms later
+//
+// /healthz and /version never fail and are never slowed. Unset, hello behaves
+// as a plain build.
 package main
 
 import (
@@ -12,10 +25,13 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,21 +41,57 @@ var (
 	// startDelay (a duration, set with -ldflags) makes the app slow to become
 	// healthy, as a real service warming caches is.
 	startDelay = "0s"
+	// failRate (a number from 0 to 1, set with -ldflags) is the share of requests
+	// to / that answer 500, as a buggy release's.
+	failRate = "0"
+	// latency (a duration, set with -ldflags) is added to every answer of /, as a
+	// slow release's.
+	latency = "0s"
 )
 
-func main() {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	delay, err := time.ParseDuration(startDelay)
-	if err != nil {
-		log.Fatalf("bad startDelay %q: %v", startDelay, err)
-	}
-	ready := time.Now().Add(delay)
+// failures decides which requests fail: request n (counting from 1) fails when
+// floor(n*rate) > floor((n-1)*rate), so the first n requests hold exactly
+// floor(n*rate) failures, spread evenly. The rate is kept in parts per million,
+// so the arithmetic is exact integer arithmetic.
+type failures struct {
+	ppm int64
+	n   atomic.Int64
+}
 
+func parseFailRate(s string) (int64, error) {
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(r) || r < 0 || r > 1 {
+		return 0, fmt.Errorf("bad failRate %q: want a number from 0 to 1", s)
+	}
+	return int64(math.Round(r * 1e6)), nil
+}
+
+// next counts a request and reports whether it fails.
+func (f *failures) next() bool {
+	if f.ppm == 0 {
+		return false
+	}
+	n := f.n.Add(1)
+	return n*f.ppm/1e6 > (n-1)*f.ppm/1e6
+}
+
+// handler serves hello's endpoints. ready is when /healthz starts to answer 200.
+func handler(version string, ready time.Time, fail *failures, latency time.Duration) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		if latency > 0 {
+			t := time.NewTimer(latency)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return // the client is gone
+			}
+		}
+		if fail.next() {
+			http.Error(w, fmt.Sprintf("hello from %s: injected failure", version), http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "hello from %s\n", version)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +104,28 @@ func main() {
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, version)
 	})
+	return mux
+}
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	delay, err := time.ParseDuration(startDelay)
+	if err != nil {
+		log.Fatalf("bad startDelay %q: %v", startDelay, err)
+	}
+	ready := time.Now().Add(delay)
+	ppm, err := parseFailRate(failRate)
+	if err != nil {
+		log.Fatal(err)
+	}
+	lat, err := time.ParseDuration(latency)
+	if err != nil || lat < 0 {
+		log.Fatalf("bad latency %q: want a duration such as 50ms", latency)
+	}
+	mux := handler(version, ready, &failures{ppm: ppm}, lat)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 	if err != nil {
@@ -59,6 +133,9 @@ func main() {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("hello %s listening on %s", version, ln.Addr())
+	if ppm > 0 || lat > 0 {
+		log.Printf("hello %s misbehaves on purpose: failRate %s, latency %s", version, failRate, lat)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -134,6 +134,63 @@ type Driver interface {
 	Close() error
 }
 
+// Resizer is an optional Driver interface: drivers that can change the number of
+// instances of a fleet in place implement it (rolling rollouts replace a fleet in
+// waves by growing the new fleet and shrinking the old one).
+//
+// Resize must be safe to retry: a retry with the same size adopts the instances an
+// interrupted call started. Growing adds instances numbered after the highest
+// existing one; shrinking stops the highest-numbered instances gracefully and
+// forgets them. The returned fleet lists the remaining instances. After a Resize,
+// a Provision retry with the fleet's original token returns the resized fleet (it
+// does not shrink or grow it back).
+//
+// Resize does not touch routes. Traffic safety is the caller's: before shrinking,
+// take the instances that go away out of the router's targets of the fleet
+// (SetRoute); after growing, wait until the new instances are healthy before
+// adding them to the targets.
+type Resizer interface {
+	Resize(ctx context.Context, fleetID string, size int) (Fleet, error)
+}
+
+// FleetMetrics are one fleet's traffic counters as its router counts them. All
+// values are cumulative since the router started (Prometheus counters): a rate
+// over a window is the difference of two readings, and a reading lower than the
+// previous one means the router restarted.
+type FleetMetrics struct {
+	// Requests is the number of requests the router sent to the fleet.
+	Requests float64 `json:"requests"`
+	// Errors is the number of those answered with a 5xx status.
+	Errors float64 `json:"errors"`
+	// Latency is the distribution of request durations through the router, in seconds.
+	Latency Histogram `json:"latency"`
+}
+
+// Histogram is a cumulative histogram, as in the Prometheus exposition format.
+type Histogram struct {
+	// Buckets have finite upper bounds, ascending; each Count is the number of
+	// observations <= UpperBound. The implicit +Inf bucket is Count.
+	Buckets []HistogramBucket `json:"buckets"`
+	// Sum is the sum of all observations.
+	Sum float64 `json:"sum"`
+	// Count is the number of all observations.
+	Count float64 `json:"count"`
+}
+
+// HistogramBucket is one cumulative bucket of a Histogram.
+type HistogramBucket struct {
+	UpperBound float64 `json:"upperBound"`
+	Count      float64 `json:"count"`
+}
+
+// MetricsDriver is an optional Driver interface: drivers whose routers count
+// requests per fleet implement it (analysis reads error rates and latencies from
+// it). FleetMetrics returns the cumulative metrics of every fleet the router of
+// key has counted, by fleet ID; a fleet that received no request may be absent.
+type MetricsDriver interface {
+	FleetMetrics(ctx context.Context, key RouteKey) (map[string]FleetMetrics, error)
+}
+
 // Code is a portable error class.
 type Code int
 
@@ -264,6 +321,30 @@ func (p *Provider) Route(ctx context.Context, key RouteKey) (Route, error) {
 // ListFleets lists fleets matching f.
 func (p *Provider) ListFleets(ctx context.Context, f Filter) ([]Fleet, error) {
 	return p.d.ListFleets(ctx, f)
+}
+
+// Resize changes the number of instances of a fleet (see Resizer, including who
+// keeps traffic safe: Resize does not update routes). It returns InvalidArgument
+// for a size below 1 and FailedPrecondition when the driver cannot resize.
+func (p *Provider) Resize(ctx context.Context, fleetID string, size int) (Fleet, error) {
+	if size < 1 {
+		return Fleet{}, Errorf(InvalidArgument, "resize fleet %s: size must be at least 1, got %d", fleetID, size)
+	}
+	r, ok := p.d.(Resizer)
+	if !ok {
+		return Fleet{}, Errorf(FailedPrecondition, "resize fleet %s: the %s provider cannot resize fleets", fleetID, p.name)
+	}
+	return r.Resize(ctx, fleetID, size)
+}
+
+// FleetMetrics returns the cumulative per-fleet metrics of the router of key (see
+// MetricsDriver). It returns FailedPrecondition when the driver exports none.
+func (p *Provider) FleetMetrics(ctx context.Context, key RouteKey) (map[string]FleetMetrics, error) {
+	m, ok := p.d.(MetricsDriver)
+	if !ok {
+		return nil, Errorf(FailedPrecondition, "fleet metrics of %s: driver %s exports no router metrics", key, p.name)
+	}
+	return m.FleetMetrics(ctx, key)
 }
 
 // Close releases the driver.

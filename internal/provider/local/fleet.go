@@ -37,6 +37,11 @@ func sortFleets(fs []provider.Fleet) {
 // restarted, and an instance whose process was started but never recorded (a
 // crash in between) is found through /proc and adopted. So a retried Provision
 // never doubles a fleet.
+//
+// After a Resize, the fleet's token stays valid: a retry may repeat the original
+// request's size or ask for the resized one, and either way gets (and repairs)
+// the fleet at its resized size; Provision never undoes a Resize. It also
+// finishes a Resize that was interrupted half way.
 func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
 	if req.Token == "" {
 		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: a request token is required")
@@ -65,7 +70,9 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 				ID: id, Service: req.Service, Environment: req.Environment, ImageID: req.ImageID,
 				Token: req.Token, Labels: req.Labels, Created: time.Now().UTC(),
 			},
-			StartTimes: map[string]uint64{},
+			StartTimes:  map[string]uint64{},
+			Size:        req.Size,
+			RequestSize: req.Size,
 		}
 		for n := 1; n <= req.Size; n++ {
 			st.Fleet.Instances = append(st.Fleet.Instances, provider.Instance{ID: fmt.Sprintf("%s-%d", id, n), State: provider.InstanceStopped})
@@ -74,10 +81,20 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 		return provider.Fleet{}, err
 	default:
 		f := st.Fleet
-		if f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.ImageID != req.ImageID || len(f.Instances) != req.Size {
+		if f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.ImageID != req.ImageID ||
+			(req.Size != st.requestSize() && req.Size != st.desiredSize()) {
+			size := fmt.Sprintf("%d instances", st.requestSize())
+			if st.desiredSize() != st.requestSize() {
+				size += fmt.Sprintf(", resized to %d", st.desiredSize())
+			}
 			return provider.Fleet{}, provider.Errorf(provider.InvalidArgument,
-				"provision: token %q already made fleet %s (%s/%s, image %s, %d instances); a retry must repeat the same request",
-				req.Token, f.ID, f.Environment, f.Service, f.ImageID, len(f.Instances))
+				"provision: token %q already made fleet %s (%s/%s, image %s, %s); a retry must repeat the same request",
+				req.Token, f.ID, f.Environment, f.Service, f.ImageID, size)
+		}
+		// Finish a Resize that was interrupted: the desired size wins over the
+		// request's (which may be the size before the Resize).
+		if err := d.reconcileSize(ctx, st); err != nil {
+			return provider.Fleet{}, err
 		}
 	}
 
@@ -93,7 +110,16 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	if err := d.writeState(st); err != nil {
 		return provider.Fleet{}, err
 	}
+	return d.startInstances(st, dir, path, args)
+}
 
+// startInstances makes every instance of st run: it keeps live ones, adopts an
+// unrecorded live process of an instance, and starts the others, recording each
+// instance's address before its process starts and its pid right after. The
+// caller holds the fleet lock and has written st.
+func (d *Driver) startInstances(st *fleetState, dir, path string, args []string) (provider.Fleet, error) {
+	id := st.Fleet.ID
+	var err error
 	var orphans map[string]procEntry // instance ID -> unrecorded live process, scanned once
 	for i := range st.Fleet.Instances {
 		in := &st.Fleet.Instances[i]

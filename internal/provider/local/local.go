@@ -14,7 +14,7 @@
 //	images/<imageID>/                  unpacked image (read-only)
 //	images/<imageID>.lock              flock serializing the unpack
 //	fleets/<fleetID>.json              fleet state: provider.Fleet + pid start times
-//	fleets/<fleetID>.lock              flock serializing Provision/Terminate
+//	fleets/<fleetID>.lock              flock serializing Provision/Resize/Terminate
 //	routes/<env>/<service>.json        route file the router watches
 //	routes/<env>/<service>.lock        flock serializing SetRoute/StopRouter
 //	run/<env>-<service>.router.json    router pid, start time, listen and admin addresses
@@ -170,6 +170,14 @@ type fleetState struct {
 	// StartTimes holds, per instance ID, the start time (/proc/<pid>/stat field
 	// 22) of the recorded pid, so a reused pid is never taken for the instance.
 	StartTimes map[string]uint64 `json:"startTimes"`
+	// Size is the desired number of instances: the provisioned size, changed by
+	// Resize. Fleet.Instances differs from it only while a Resize (or the
+	// Provision or Resize retry finishing it) is under way. 0 in state files
+	// written before Resize existed: see desiredSize.
+	Size int `json:"size,omitempty"`
+	// RequestSize is the size of the Provision request that made the fleet; a
+	// Provision retry with the fleet's token may repeat it (or ask for Size).
+	RequestSize int `json:"requestSize,omitempty"`
 }
 
 func (d *Driver) readState(id string) (*fleetState, error) {

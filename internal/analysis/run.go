@@ -1,0 +1,397 @@
+package analysis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Phases of a measurement and of an analysis.
+const (
+	PhaseSuccessful   = "Successful"
+	PhaseFailed       = "Failed"
+	PhaseInconclusive = "Inconclusive"
+	// PhaseError marks a measurement that could not be taken. An analysis never
+	// ends in it: too many errors in a row fail it with ReasonCouldNotMeasure.
+	PhaseError = "Error"
+)
+
+// Reasons of a Result that is not Successful.
+const (
+	ReasonFailureLimit      = "FailureLimit"      // more failed measurements than FailureLimit
+	ReasonInconclusiveLimit = "InconclusiveLimit" // more inconclusive measurements than InconclusiveLimit
+	ReasonNoData            = "NoData"            // every measurement was inconclusive
+	ReasonCouldNotMeasure   = "CouldNotMeasure"   // more errors in a row than ConsecutiveErrorLimit; the message starts "could not measure"
+)
+
+// Measurement is one measurement. Value is set for Successful and Failed
+// measurements (infinities are stored as ±MaxFloat64, so it always encodes as
+// JSON); Message says what was measured or why it could not be.
+type Measurement struct {
+	Time    time.Time `json:"time"`
+	Value   float64   `json:"value"`
+	Phase   string    `json:"phase"`
+	Message string    `json:"message,omitempty"`
+}
+
+// Result is the outcome of an analysis.
+type Result struct {
+	// Phase is Successful, Failed or Inconclusive.
+	Phase string `json:"phase"`
+	// Reason is empty for Successful, else one of the Reason constants;
+	// ReasonCouldNotMeasure comes with Phase Failed.
+	Reason string `json:"reason,omitempty"`
+	// Message tells a person what happened, e.g. "errorRate of fleet fl-1 was
+	// 0.31 > max 0.05 in 3 of 3 measurements".
+	Message      string        `json:"message"`
+	Measurements []Measurement `json:"measurements"`
+}
+
+// Reading is what a Measurer measured: a value and, for messages, how it came
+// about (e.g. "93 of 300 requests answered 5xx in 30s").
+type Reading struct {
+	Value  float64
+	Detail string
+}
+
+// Measurer takes measurements. Measure returns an error made by Inconclusive
+// when there is nothing to judge (no traffic, no data), an error made by
+// Permanent when measuring can never work (Run then stops with it), and any
+// other error when the measurement could not be taken this time.
+type Measurer interface {
+	Measure(ctx context.Context) (Reading, error)
+}
+
+// Windowed is a Measurer that measures what happened since the previous
+// measurement (a difference of cumulative counters). Run calls Begin to take the
+// starting point, waits one interval, and measures; a failed Begin counts as an
+// error measurement and is retried after an interval.
+type Windowed interface {
+	Measurer
+	Begin(ctx context.Context) error
+}
+
+// MeasureFunc adapts a function to Measurer.
+type MeasureFunc func(ctx context.Context) (Reading, error)
+
+// Measure calls f.
+func (f MeasureFunc) Measure(ctx context.Context) (Reading, error) { return f(ctx) }
+
+type inconclusiveError struct{ msg string }
+
+func (e *inconclusiveError) Error() string { return e.msg }
+
+// Inconclusive returns the error a Measurer returns when there is nothing to judge.
+func Inconclusive(format string, args ...any) error {
+	return &inconclusiveError{msg: fmt.Sprintf(format, args...)}
+}
+
+// IsInconclusive reports whether err was made by Inconclusive.
+func IsInconclusive(err error) bool {
+	var e *inconclusiveError
+	return errors.As(err, &e)
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that retrying cannot fix; Run stops with it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err was marked by Permanent.
+func IsPermanent(err error) bool {
+	var e *permanentError
+	return errors.As(err, &e)
+}
+
+// Runner runs analyses. The zero value uses the real clock.
+type Runner struct {
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Sleep waits for d or until ctx is done (returning ctx.Err()); nil sleeps
+	// on a timer. Activities pass one that heartbeats while it waits.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Previous are measurements an earlier attempt took (read back from a
+	// heartbeat); they count, and the analysis goes on from them.
+	Previous []Measurement
+	// Subject names what is measured in messages (e.g. "errorRate of fleet
+	// fl-1"); empty uses the Measurer's String method if it has one, else the
+	// spec's metric.
+	Subject string
+}
+
+// Run runs an analysis with the real clock; see Runner.Run.
+func Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(Measurement)) (Result, error) {
+	return Runner{}.Run(ctx, spec, m, onMeasurement)
+}
+
+// Run measures with m until the outcome is decided and returns it. It calls
+// onMeasurement (if not nil) after each measurement. A Failed or Inconclusive
+// outcome is a Result, not an error; errors are an invalid spec (*SpecError),
+// ctx ending, or a Permanent error of m. The Result returned with an error holds
+// the measurements taken so far.
+//
+// Rules (as in Argo Rollouts): each measurement is Successful or Failed by the
+// spec's condition, Inconclusive when m says so, or Error when it could not be
+// taken. The analysis fails as soon as more than FailureLimit measurements
+// failed, ends Inconclusive as soon as more than InconclusiveLimit were
+// inconclusive, and fails with ReasonCouldNotMeasure as soon as more than
+// ConsecutiveErrorLimit errors came in a row. Errors do not count toward Count;
+// once Count measurements were taken without crossing a limit it is Successful
+// (Inconclusive with ReasonNoData if none of them produced a value).
+func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(Measurement)) (Result, error) {
+	res := Result{Measurements: append([]Measurement{}, r.Previous...)}
+	if err := spec.Validate(); err != nil {
+		return res, err
+	}
+	now := r.Now
+	if now == nil {
+		now = time.Now
+	}
+	sleep := r.Sleep
+	if sleep == nil {
+		sleep = sleepTimer
+	}
+	subject := r.Subject
+	if s, ok := m.(fmt.Stringer); ok && subject == "" {
+		subject = s.String()
+	}
+	if subject == "" {
+		subject = spec.metricName()
+	}
+	var t tally
+	for _, pm := range res.Measurements {
+		t.add(pm.Phase)
+	}
+	if done := decide(spec, subject, &t, &res); done {
+		return res, nil // an earlier attempt decided, but did not get to return
+	}
+
+	w, windowed := m.(Windowed)
+	begun := !windowed
+	if n := len(res.Measurements); n > 0 && begun {
+		// Go on at the pace of the earlier attempt.
+		next := res.Measurements[n-1].Time.Add(wait(spec, res.Measurements[n-1].Phase))
+		if d := next.Sub(now()); d > 0 {
+			if err := sleep(ctx, d); err != nil {
+				return res, err
+			}
+		}
+	}
+	record := func(meas Measurement) bool {
+		res.Measurements = append(res.Measurements, meas)
+		t.add(meas.Phase)
+		if onMeasurement != nil {
+			onMeasurement(meas)
+		}
+		return decide(spec, subject, &t, &res)
+	}
+	for {
+		if !begun {
+			if err := w.Begin(ctx); err != nil {
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				if IsPermanent(err) {
+					return res, err
+				}
+				if record(Measurement{Time: now(), Phase: PhaseError, Message: "could not start the measurement window: " + err.Error()}) {
+					return res, nil
+				}
+				if err := sleep(ctx, wait(spec, PhaseError)); err != nil {
+					return res, err
+				}
+				continue
+			}
+			begun = true
+			if err := sleep(ctx, spec.Interval); err != nil {
+				return res, err
+			}
+		}
+		reading, err := m.Measure(ctx)
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		if IsPermanent(err) {
+			return res, err
+		}
+		meas := judge(spec, now(), reading, err)
+		if record(meas) {
+			return res, nil
+		}
+		if err := sleep(ctx, wait(spec, meas.Phase)); err != nil {
+			return res, err
+		}
+	}
+}
+
+// wait is the pause after a measurement of phase.
+func wait(spec Spec, phase string) time.Duration {
+	if spec.Interval == 0 && phase == PhaseError {
+		return ErrorRetryInterval
+	}
+	return spec.Interval
+}
+
+func sleepTimer(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// judge turns what a Measurer returned into a Measurement.
+func judge(spec Spec, at time.Time, r Reading, err error) Measurement {
+	meas := Measurement{Time: at}
+	switch {
+	case IsInconclusive(err):
+		meas.Phase, meas.Message = PhaseInconclusive, err.Error()
+		return meas
+	case err != nil:
+		meas.Phase, meas.Message = PhaseError, err.Error()
+		return meas
+	case math.IsNaN(r.Value):
+		meas.Phase, meas.Message = PhaseInconclusive, withDetail("the value is NaN", r.Detail)
+		return meas
+	}
+	ok, text := spec.check(r.Value)
+	meas.Phase = PhaseSuccessful
+	if !ok {
+		meas.Phase = PhaseFailed
+	}
+	meas.Message = withDetail(text, r.Detail)
+	meas.Value = r.Value
+	if math.IsInf(meas.Value, 0) {
+		meas.Value = math.Copysign(math.MaxFloat64, meas.Value)
+	}
+	return meas
+}
+
+func withDetail(s, detail string) string {
+	if detail == "" {
+		return s
+	}
+	return s + " (" + detail + ")"
+}
+
+type tally struct {
+	successful, failed, inconclusive, errors int
+	consecutiveErrors                        int
+}
+
+func (t *tally) add(phase string) {
+	switch phase {
+	case PhaseSuccessful:
+		t.successful++
+	case PhaseFailed:
+		t.failed++
+	case PhaseInconclusive:
+		t.inconclusive++
+	case PhaseError:
+		t.errors++
+		t.consecutiveErrors++
+		return
+	}
+	t.consecutiveErrors = 0
+}
+
+// counted is the number of measurements that count toward Count.
+func (t *tally) counted() int { return t.successful + t.failed + t.inconclusive }
+
+// decide sets res.Phase, Reason and Message and returns true once the outcome
+// is decided.
+func decide(spec Spec, subject string, t *tally, res *Result) bool {
+	counted := t.counted()
+	switch {
+	case t.failed > spec.FailureLimit:
+		worst := worstFailed(spec, res.Measurements)
+		res.Phase, res.Reason = PhaseFailed, ReasonFailureLimit
+		res.Message = fmt.Sprintf("%s was %s in %d of %d measurements", subject, worst, t.failed, counted)
+		if spec.FailureLimit > 0 {
+			res.Message += fmt.Sprintf(" (failureLimit %d)", spec.FailureLimit)
+		}
+	case t.inconclusive > spec.InconclusiveLimit:
+		res.Phase, res.Reason = PhaseInconclusive, ReasonInconclusiveLimit
+		res.Message = fmt.Sprintf("%s was inconclusive in %d of %d measurements (inconclusiveLimit %d): %s",
+			subject, t.inconclusive, counted, spec.InconclusiveLimit, last(res.Measurements, PhaseInconclusive))
+	case t.consecutiveErrors > spec.consecutiveErrorLimit():
+		res.Phase, res.Reason = PhaseFailed, ReasonCouldNotMeasure
+		res.Message = fmt.Sprintf("could not measure %s: %d errors in a row (consecutiveErrorLimit %d); last: %s",
+			subject, t.consecutiveErrors, spec.consecutiveErrorLimit(), last(res.Measurements, PhaseError))
+	case counted >= spec.count() && t.successful+t.failed == 0:
+		res.Phase, res.Reason = PhaseInconclusive, ReasonNoData
+		res.Message = fmt.Sprintf("%s was inconclusive in all %d measurements: %s",
+			subject, counted, last(res.Measurements, PhaseInconclusive))
+	case counted >= spec.count():
+		res.Phase, res.Reason = PhaseSuccessful, ""
+		res.Message = fmt.Sprintf("%s met %s in %d of %d measurements", subject, spec.condition(), t.successful, counted)
+		var extra []string
+		if t.failed > 0 {
+			extra = append(extra, fmt.Sprintf("%d failed, tolerated by failureLimit %d: %s", t.failed, spec.FailureLimit, worstFailed(spec, res.Measurements)))
+		}
+		if t.inconclusive > 0 {
+			extra = append(extra, fmt.Sprintf("%d inconclusive", t.inconclusive))
+		}
+		if t.errors > 0 {
+			extra = append(extra, fmt.Sprintf("%d could not be taken", t.errors))
+		}
+		for i, e := range extra {
+			if i == 0 {
+				res.Message += " (" + e
+			} else {
+				res.Message += "; " + e
+			}
+			if i == len(extra)-1 {
+				res.Message += ")"
+			}
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// worstFailed describes the failed measurement furthest outside the condition.
+func worstFailed(spec Spec, ms []Measurement) string {
+	best, bestD := "", -1.0
+	for _, m := range ms {
+		if m.Phase != PhaseFailed {
+			continue
+		}
+		v := m.Value
+		if math.Abs(v) == math.MaxFloat64 {
+			v = math.Copysign(math.Inf(1), v) // stored clamped, see judge
+		}
+		if d := spec.distance(v); d > bestD {
+			_, best = spec.check(v)
+			bestD = d
+		}
+	}
+	return best
+}
+
+// last returns the message of the last measurement of phase.
+func last(ms []Measurement, phase string) string {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if ms[i].Phase == phase {
+			return ms[i].Message
+		}
+	}
+	return ""
+}
