@@ -5,7 +5,7 @@ export IMAGO_HOME ?= $(CURDIR)/.imago
 export CHECKPOINT_DISABLE := 1
 BIN := $(CURDIR)/bin
 
-.PHONY: build run test demo stop tools vet fmt clean
+.PHONY: build run test demo stop tools vet fmt clean record-histories
 
 build: ## both binaries into bin/
 	$(GO) build -o $(BIN)/imago-worker ./worker
@@ -25,6 +25,9 @@ stop: ## stop the worker `make demo` left running
 
 tools: ## the pinned packer v1.12.0, built from Go modules into bin/
 	bash tools/packer/build.sh $(BIN)
+
+record-histories: tools ## re-record the workflow histories the replay test replays (workflows/testdata/histories)
+	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -run 'TestRolloutV1ThenV2|TestFailedSmokeCheck|TestCanaryUnderLoad|TestFailingCanary|TestBakeBuildsTests' ./internal/app
 
 vet:
 	$(GO) vet ./...

@@ -7,6 +7,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -103,11 +104,50 @@ func (a *Activities) terminateToken(ctx context.Context, req provider.ProvisionR
 type SetRouteInput struct {
 	Key   provider.RouteKey `json:"key"`
 	Route provider.Route    `json:"route"`
+	// HealthPath, when set, arms the traffic guard: every fleet the route sends
+	// traffic to must have a healthy instance, or the switch is refused.
+	HealthPath string `json:"healthPath,omitempty"`
 }
 
+// ErrTrafficGuard refuses a route that would send traffic only to dead fleets.
+const ErrTrafficGuard = "TrafficGuard"
+
 // SetRoute switches the router; it returns once new requests follow the new route.
+// The traffic guard never routes away from the last healthy fleet: a route whose
+// weighted fleets have no healthy instance is refused and the current one stays.
 func (a *Activities) SetRoute(ctx context.Context, in SetRouteInput) error {
+	if in.HealthPath != "" {
+		for _, b := range in.Route.Backends {
+			if b.Weight == 0 {
+				continue
+			}
+			healthy := 0
+			for _, t := range b.Targets {
+				if status, _, err := a.get(ctx, t, in.HealthPath); err == nil && status >= 200 && status < 300 {
+					healthy++
+					break // one healthy instance is enough to receive traffic
+				}
+			}
+			if healthy == 0 {
+				return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+					"traffic guard: refusing to send %d%% of %s to fleet %s: none of its %d instances passes %s; the current route stays",
+					b.Weight, in.Key, b.FleetID, len(b.Targets), in.HealthPath), ErrTrafficGuard, nil)
+			}
+		}
+	}
 	return providerError(a.Provider.SetRoute(ctx, in.Key, in.Route))
+}
+
+// ResizeInput grows or shrinks a fleet.
+type ResizeInput struct {
+	FleetID string `json:"fleetId"`
+	Size    int    `json:"size"`
+}
+
+// ResizeFleet grows or shrinks a fleet (rolling rollouts); retries are idempotent.
+func (a *Activities) ResizeFleet(ctx context.Context, in ResizeInput) (provider.Fleet, error) {
+	f, err := a.Provider.Resize(ctx, in.FleetID, in.Size)
+	return f, providerError(err)
 }
 
 // TerminateInput names a fleet to stop.

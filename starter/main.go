@@ -58,6 +58,7 @@ It talks to Temporal at TEMPORAL_ADDRESS (default 127.0.0.1:7233, where
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
 	root.AddCommand(newImageCmd(), newRolloutCmd(), newBakeCmd())
+	root.AddCommand(newStatusCmd())
 	return root
 }
 

@@ -23,6 +23,7 @@ import (
 func newRolloutCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Start and inspect rollouts"}
 	cmd.AddCommand(newRolloutStartCmd(), newRolloutStatusCmd(), newRolloutListCmd())
+	cmd.AddCommand(newDecisionCmds()...)
 	return cmd
 }
 

@@ -170,6 +170,7 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
 	s.env.RegisterWorkflow(Bake)
 
 	r := testSpec()

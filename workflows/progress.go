@@ -23,7 +23,23 @@ type Progress struct {
 	Weights     []FleetWeight `json:"weights,omitempty"`
 	Events      []Event       `json:"events,omitempty"` // the latest maxEvents
 	EventCount  int           `json:"eventCount"`       // events so far, for followers
+	Step        string        `json:"step,omitempty"`   // e.g. "3/5 setWeight 50"
+	Approvals   []Approval    `json:"approvals,omitempty"`
+	Analyses    []AnalysisRun `json:"analyses,omitempty"`
 	Error       string        `json:"error,omitempty"`
+}
+
+// Approval is a released gate: which one, who, why.
+type Approval struct {
+	Gate string `json:"gate"`
+	Decision
+}
+
+// AnalysisRun is the outcome of one analysis.
+type AnalysisRun struct {
+	Name    string `json:"name"`
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
 }
 
 // FleetWeight is one fleet's share of traffic.

@@ -15,19 +15,32 @@ import (
 
 // Rollout phases, as shown by the progress query and the ImagoPhase search attribute.
 const (
-	PhaseResolving       = "resolving"
-	PhaseProvisioning    = "provisioning"
-	PhaseWaitingHealthy  = "waiting-healthy"
-	PhaseValidating      = "validating"
-	PhaseCuttingOver     = "cutting-over"
-	PhaseSoaking         = "soaking"
-	PhaseDecommissioning = "decommissioning"
-	PhaseSucceeded       = "succeeded"
-	PhaseFailed          = "failed"
+	PhaseResolving        = "resolving"
+	PhaseProvisioning     = "provisioning"
+	PhaseWaitingHealthy   = "waiting-healthy"
+	PhaseValidating       = "validating"
+	PhaseAwaitingApproval = "awaiting-approval"
+	PhaseCuttingOver      = "cutting-over"
+	PhaseCanary           = "canary"
+	PhaseRolling          = "rolling"
+	PhasePaused           = "paused"
+	PhaseAnalyzing        = "analyzing"
+	PhaseVerifying        = "verifying"
+	PhaseSoaking          = "soaking"
+	PhaseRollingBack      = "rolling-back"
+	PhaseDecommissioning  = "decommissioning"
+	PhaseSucceeded        = "succeeded"
+	PhaseFailed           = "failed"
+	PhaseAborted          = "aborted"
+	PhaseRolledBack       = "rolled-back"
 )
 
-// ErrRolloutFailed is the error type of a failed rollout.
-const ErrRolloutFailed = "RolloutFailed"
+// Error types of rollouts that did not succeed.
+const (
+	ErrRolloutFailed  = "RolloutFailed"
+	ErrRolloutAborted = "RolloutAborted"
+	ErrRolledBack     = "RolledBack"
+)
 
 // RolloutInput starts a rollout.
 type RolloutInput struct {
@@ -36,6 +49,8 @@ type RolloutInput struct {
 	// bakes (or finds in the cache) its image first, as a child workflow.
 	Bake      *spec.Bake `json:"bake,omitempty"`
 	StartedBy string     `json:"startedBy,omitempty"`
+	// Action is "rollout", or "rollback" when this rollout returns to a previous image.
+	Action string `json:"action,omitempty"`
 }
 
 // RolloutResult is what a successful rollout did.
@@ -47,8 +62,8 @@ type RolloutResult struct {
 }
 
 // Rollout rolls a service out to an environment on a fresh fleet: the table of
-// contents of a rollout. Any failure before cutover tears the new fleet down and
-// leaves the old one serving.
+// contents of a rollout. Until the old fleet is decommissioned, any failure, abort
+// or rollback routes traffic back to it and tears the new fleet down.
 func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err error) {
 	r, err := newRollout(ctx, in)
 	if err != nil {
@@ -69,8 +84,8 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 		return res, err
 	}
 	defer func() {
-		if err != nil && !r.cutOver {
-			r.teardown(ctx, fleet)
+		if err != nil && !r.committed {
+			r.revert(ctx, prev, fleet)
 		}
 	}()
 	if err = r.waitHealthy(ctx, fleet); err != nil {
@@ -79,10 +94,18 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	if err = r.validate(ctx, fleet); err != nil {
 		return res, err
 	}
-	if err = r.cutover(ctx, prev, fleet); err != nil {
+	if err = r.approvalGate(ctx); err != nil {
 		return res, err
 	}
-	r.soak(ctx)
+	if fleet, err = r.shiftTraffic(ctx, prev, fleet); err != nil {
+		return res, err
+	}
+	if err = r.verify(ctx, fleet); err != nil {
+		return res, err
+	}
+	if err = r.soak(ctx); err != nil {
+		return res, err
+	}
 	old, err := r.decommission(ctx, prev, fleet)
 	if err != nil {
 		return res, err
@@ -93,15 +116,31 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 // rollout is the state a rollout keeps for its queries and compensations.
 type rollout struct {
 	spec     spec.Rollout
+	action   string
 	key      provider.RouteKey
 	progress Progress
-	cutOver  bool // traffic has moved to the new fleet: no more teardown on failure
+
+	routeTouched bool // a route write toward the new fleet was attempted: revert restores the old route
+	committed    bool // decommissioning began: no more going back
+
+	// People in the loop (see people.go).
+	gate     string    // what an approve would release now; "" when nothing waits
+	approved *Decision // the approval that released the last gate
+	promoted bool      // skip remaining pauses and the soak
+	stop     *Decision // abort or rollback requested
+	stopKind string    // "abort" or "rollback"
+
+	shrunk map[string]int // rolling: old fleets shrunk so far, and their original sizes
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 	r := &rollout{
-		spec: in.Spec,
-		key:  provider.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
+		spec:   in.Spec,
+		action: in.Action,
+		key:    provider.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
+	}
+	if r.action == "" {
+		r.action = "rollout"
 	}
 	r.progress = Progress{
 		Service:     in.Spec.Service,
@@ -112,6 +151,9 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		StartedAt:   workflow.Now(ctx),
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return r.progress, nil }); err != nil {
+		return nil, err
+	}
+	if err := r.registerUpdates(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -183,7 +225,11 @@ func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
 }
 
 func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Fleet, error) {
-	r.setPhase(ctx, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", r.spec.Fleet.Size, imageID))
+	size := r.spec.Fleet.Size
+	if r.spec.Strategy.Type == spec.Rolling {
+		size, _ = r.spec.Strategy.Waves.Size(size) // the first wave; the others grow the fleet
+	}
+	r.setPhase(ctx, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
 	info := workflow.GetInfo(ctx)
 	req := provider.ProvisionRequest{
 		// Derived from the run, so a retried activity adopts what an earlier attempt made.
@@ -191,7 +237,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Flee
 		Service:     r.spec.Service,
 		Environment: r.spec.Environment,
 		ImageID:     imageID,
-		Size:        r.spec.Fleet.Size,
+		Size:        size,
 		Labels:      map[string]string{"rollout": info.WorkflowExecution.ID, "run": info.WorkflowExecution.RunID},
 	}
 	var a *activities.Activities
@@ -199,7 +245,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Flee
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
-		Summary:             fmt.Sprintf("provision %d × %s", r.spec.Fleet.Size, imageID),
+		Summary:             fmt.Sprintf("provision %d × %s", size, imageID),
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.Provision, req).Get(ctx, &fleet)
 	if err != nil {
@@ -226,9 +272,11 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleet provider.Fleet) error 
 	}
 	var a *activities.Activities
 	var out activities.WaitHealthyResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.WaitHealthy, activities.WaitHealthyInput{
-		FleetID: fleet.ID, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
-	}).Get(ctx, &out)
+	err := r.interruptible(ctx, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.WaitHealthy, activities.WaitHealthyInput{
+			FleetID: fleet.ID, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
+		}).Get(ctx, &out)
+	})
 	if err != nil {
 		return r.fail("waiting for the new fleet to become healthy", err)
 	}
@@ -238,7 +286,7 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleet provider.Fleet) error 
 
 func (r *rollout) validate(ctx workflow.Context, fleet provider.Fleet) error {
 	if len(r.spec.Checks) == 0 {
-		return nil
+		return r.stopped()
 	}
 	r.setPhase(ctx, PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleet.ID))
 	var a *activities.Activities
@@ -251,43 +299,6 @@ func (r *rollout) validate(ctx workflow.Context, fleet provider.Fleet) error {
 	return nil
 }
 
-// cutover switches all traffic to the new fleet in one atomic route write. If the
-// switch fails, the previous route is written back before the saga tears down.
-func (r *rollout) cutover(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) error {
-	r.setPhase(ctx, PhaseCuttingOver, fmt.Sprintf("switching %s to %s", r.key, fleet.ID))
-	next := provider.Route{
-		Listen:   r.spec.Listen,
-		Backends: []provider.Backend{{FleetID: fleet.ID, Weight: 100, Targets: fleet.Addresses()}},
-	}
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(r.quick(ctx, fmt.Sprintf("route 100%% → %s", fleet.ID)), a.SetRoute,
-		activities.SetRouteInput{Key: r.key, Route: next}).Get(ctx, nil)
-	if err != nil {
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		restore := prev
-		restore.Listen = r.spec.Listen
-		if rerr := workflow.ExecuteActivity(r.quick(dctx, "restore previous route"), a.SetRoute,
-			activities.SetRouteInput{Key: r.key, Route: restore}).Get(dctx, nil); rerr != nil {
-			r.event(ctx, "could not restore the previous route: "+reason(rerr))
-		}
-		return r.fail("cutting traffic over", err)
-	}
-	r.cutOver = true
-	r.progress.Weights = weights(next)
-	r.event(ctx, fmt.Sprintf("100%% of traffic on %s", fleet.ID))
-	return nil
-}
-
-// soak keeps the old fleet warm so a rollback is one route switch.
-func (r *rollout) soak(ctx workflow.Context) {
-	d := r.spec.SoakDuration()
-	if d <= 0 || len(r.progress.OldFleets) == 0 {
-		return
-	}
-	r.setPhase(ctx, PhaseSoaking, fmt.Sprintf("keeping %v warm for %s", r.progress.OldFleets, d))
-	_ = workflow.NewTimerWithOptions(ctx, d, workflow.TimerOptions{Summary: "soak " + d.String()}).Get(ctx, nil)
-}
-
 func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) ([]string, error) {
 	var old []string
 	for _, id := range prev.FleetIDs() {
@@ -298,6 +309,7 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 	if len(old) == 0 {
 		return nil, nil
 	}
+	r.committed = true
 	r.setPhase(ctx, PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
 	var a *activities.Activities
 	for _, id := range old {
@@ -310,41 +322,43 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 	return old, nil
 }
 
-// teardown terminates the new fleet after a failure before cutover. It runs on a
-// disconnected context so it still runs when the rollout is cancelled.
-func (r *rollout) teardown(ctx workflow.Context, fleet provider.Fleet) {
-	id := fleet.ID
-	if id == "" {
-		return
-	}
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	var a *activities.Activities
-	if err := workflow.ExecuteActivity(r.quick(dctx, "tear down "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(dctx, nil); err != nil {
-		r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", id, reason(err)))
-		return
-	}
-	r.event(ctx, "tore down new fleet "+id)
-}
-
-// finish records the outcome for queries and search attributes.
+// finish records the outcome: progress, search attributes, the inventory; and
+// waits for update handlers so no caller is left without an answer.
 func (r *rollout) finish(ctx workflow.Context, err error) error {
+	outcome, phase := "succeeded", PhaseSucceeded
+	msg := fmt.Sprintf("%s serves %s/%s", r.progress.ImageID, r.spec.Environment, r.spec.Service)
 	if err != nil {
-		r.progress.Error = reason(err)
-		r.setPhase(ctx, PhaseFailed, r.progress.Error)
-		return err
+		outcome, phase = "failed", PhaseFailed
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			switch app.Type() {
+			case ErrRolloutAborted:
+				outcome, phase = "aborted", PhaseAborted
+			case ErrRolledBack:
+				outcome, phase = "rolled-back", PhaseRolledBack
+			}
+		}
+		msg = reason(err)
+		r.progress.Error = msg
 	}
-	r.setPhase(ctx, PhaseSucceeded, fmt.Sprintf("%s serves %s/%s", r.progress.ImageID, r.spec.Environment, r.spec.Service))
-	return nil
+	r.gate = ""
+	r.setPhase(ctx, phase, msg)
+	r.recordDeployment(ctx, outcome, msg)
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return err
 }
 
 // fail wraps err with the phase it happened in, in words a person can act on.
 func (r *rollout) fail(doing string, err error) error {
 	var app *temporal.ApplicationError
-	if errors.As(err, &app) && app.Type() == ErrRolloutFailed {
-		return err
+	if errors.As(err, &app) {
+		switch app.Type() {
+		case ErrRolloutFailed, ErrRolloutAborted, ErrRolledBack:
+			return err
+		}
 	}
 	msg := fmt.Sprintf("rollout %s failed while %s: %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing, reason(err))
-	if !r.cutOver {
+	if !r.committed && len(r.progress.OldFleets) > 0 {
 		msg += "; the previous fleet keeps serving"
 	}
 	return temporal.NewNonRetryableApplicationError(msg, ErrRolloutFailed, err)

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -34,6 +35,7 @@ type rolloutSuite struct {
 	terminatedAt time.Time
 	routes       []provider.Route
 	routedAt     time.Time
+	deployments  []catalog.Deployment
 }
 
 func TestRolloutWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(rolloutSuite)) }
@@ -41,12 +43,17 @@ func TestRolloutWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(ro
 func (s *rolloutSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&activities.Activities{})
-	s.terminated, s.routes = nil, nil
+	s.terminated, s.routes, s.deployments = nil, nil, nil
 	s.env.OnActivity(s.a.Terminate, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TerminateInput) error {
 			s.terminated = append(s.terminated, in.FleetID)
 			s.terminatedAt = s.env.Now()
 			return nil
+		}).Maybe()
+	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, d catalog.Deployment) (catalog.Deployment, error) {
+			s.deployments = append(s.deployments, d)
+			return d, nil
 		}).Maybe()
 }
 
@@ -211,7 +218,7 @@ func (s *rolloutSuite) TestCutoverFailureRestoresThePreviousRouteThenTearsDown()
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
 	msg := s.failure()
-	s.Contains(msg, "cutting traffic over")
+	s.Contains(msg, "moving traffic")
 	s.Contains(msg, "router did not apply generation 7")
 	s.Require().Len(s.routes, 2, "the cutover, then the restore")
 	s.Equal("fl-new", s.routes[0].Backends[0].FleetID)

@@ -35,6 +35,7 @@ func (e *env) bake(b spec.Bake) (workflows.BakeResult, error) {
 	defer cancel()
 	run, err := bakes.Start(ctx, e.client, b, "integration-test")
 	require.NoError(e.t, err)
+	e.last = run
 	var res workflows.BakeResult
 	err = run.Get(ctx, &res)
 	return res, err
@@ -47,6 +48,7 @@ func TestBakeBuildsTestsPublishesThenHitsTheCache(t *testing.T) {
 
 	first, err := e.bake(helloBake(t))
 	require.NoError(t, err)
+	e.recordHistory("bake-build-test-publish", e.last.GetID(), e.last.GetRunID())
 	assert.False(t, first.Cached)
 	assert.True(t, first.Tested)
 	img, err := e.deps.Catalog.Get(ctx, first.ImageID)
@@ -62,6 +64,7 @@ func TestBakeBuildsTestsPublishesThenHitsTheCache(t *testing.T) {
 
 	second, err := e.bake(helloBake(t))
 	require.NoError(t, err)
+	e.recordHistory("bake-cache-hit", e.last.GetID(), e.last.GetRunID())
 	assert.True(t, second.Cached)
 	assert.Equal(t, first.ImageID, second.ImageID)
 	imgs, err := e.deps.Catalog.List(ctx, "hello")

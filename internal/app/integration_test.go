@@ -73,6 +73,7 @@ type env struct {
 	cfg    Config
 	deps   *Deps
 	listen string
+	last   client.WorkflowRun // the last rollout or bake started through rollout() or bake()
 }
 
 func newEnv(t *testing.T) *env {
@@ -131,6 +132,7 @@ func (e *env) rollout(r spec.Rollout) (workflows.RolloutResult, error) {
 	defer cancel()
 	run, err := rollouts.Start(ctx, e.client, r, rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(e.t, err)
+	e.last = run
 	var res workflows.RolloutResult
 	err = run.Get(ctx, &res)
 	return res, err
@@ -215,6 +217,7 @@ func TestRolloutV1ThenV2ThroughTheRouter(t *testing.T) {
 
 	var res2 workflows.RolloutResult
 	require.NoError(t, run.Get(ctx, &res2))
+	e.recordHistory("rollout-bluegreen-v1-to-v2", run.GetID(), run.GetRunID())
 	assert.Equal(t, v2, res2.ImageID)
 	assert.Equal(t, []string{res1.FleetID}, res2.Decommissioned)
 
@@ -248,6 +251,7 @@ func TestFailedSmokeCheckLeavesTheOldFleetServing(t *testing.T) {
 
 	_, err = e.rollout(e.spec(v2, func(r *spec.Rollout) { r.Checks = []spec.Check{{Path: "/", ExpectBody: "v3"}} }))
 	require.Error(t, err)
+	e.recordHistory("rollout-failed-smoke-check", e.last.GetID(), e.last.GetRunID())
 	msg := rollouts.Reason(err)
 	assert.Contains(t, msg, "failed while validating the new fleet")
 	assert.Contains(t, msg, `want a body containing "v3", got "hello from v2"`)

@@ -38,6 +38,8 @@ type StartOptions struct {
 	StartedBy string
 	// Bake is the loaded bake spec when r.Image.Bake names one.
 	Bake *spec.Bake
+	// Action is "rollback" when this rollout returns to a previous image.
+	Action string
 }
 
 // Start validates r and starts its rollout. A rollout of the same service and
@@ -75,7 +77,7 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions)
 		StaticDetails: fmt.Sprintf("fleet of %d behind %s, health %s, %d smoke checks, soak %s; started by %s",
 			r.Fleet.Size, r.Listen, r.Health.Path, len(r.Checks), r.SoakDuration(), startedBy),
 	}
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, Bake: o.Bake, StartedBy: startedBy})
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, Bake: o.Bake, StartedBy: startedBy, Action: o.Action})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Service: r.Service, Env: r.Environment}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -29,8 +30,16 @@ type Rollout struct {
 	Health   Health   `yaml:"health" json:"health"`
 	Checks   []Check  `yaml:"checks" json:"checks,omitempty"`
 	Strategy Strategy `yaml:"strategy" json:"strategy"`
+	// Analyses are named measurements used by canary steps and Verify.
+	Analyses map[string]Analysis `yaml:"analyses" json:"analyses,omitempty"`
+	// Approval is an optional gate before cutover.
+	Approval Approval `yaml:"approval" json:"approval"`
+	// Verify runs an analysis after full cutover; failure rolls back.
+	Verify *Verify `yaml:"verify" json:"verify,omitempty"`
 	// Soak is how long the old fleet stays warm after cutover.
 	Soak *Duration `yaml:"soak" json:"soak,omitempty"`
+	// Retain is how many previous images stay deployable for rollback (default 5).
+	Retain int `yaml:"retain" json:"retain,omitempty"`
 }
 
 // ImageRef says which image to roll out: exactly one of ID, Channel, Bake.
@@ -64,7 +73,9 @@ type Check struct {
 
 // Strategy is how traffic moves to the new fleet.
 type Strategy struct {
-	Type string `yaml:"type" json:"type"`
+	Type  string `yaml:"type" json:"type"`
+	Steps []Step `yaml:"steps" json:"steps,omitempty"` // canary
+	Waves Waves  `yaml:"waves" json:"waves,omitempty"` // rolling: a count or a percent
 }
 
 // Strategy types.
@@ -81,6 +92,7 @@ const (
 	DefaultHealthInterval = Duration(time.Second)
 	DefaultHealthTimeout  = Duration(60 * time.Second)
 	DefaultSoak           = Duration(30 * time.Second)
+	DefaultRetain         = 5
 )
 
 // FieldError is one problem with one field.
@@ -192,6 +204,10 @@ func (r *Rollout) applyDefaults() {
 		s := DefaultSoak
 		r.Soak = &s
 	}
+	if r.Retain == 0 {
+		r.Retain = DefaultRetain
+	}
+	r.strategyDefaults()
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
@@ -264,10 +280,9 @@ func (r *Rollout) Validate() error {
 			add(field+".expectStatus", "%d is not an HTTP status", c.ExpectStatus)
 		}
 	}
-	switch r.Strategy.Type {
-	case BlueGreen:
-	default:
-		add("strategy.type", "%q is not a strategy imago knows; use blueGreen", r.Strategy.Type)
+	r.validateStrategy(add)
+	if r.Retain < 1 {
+		add("retain", "must be at least 1, got %d", r.Retain)
 	}
 	if r.Soak != nil && *r.Soak < 0 {
 		add("soak", "must not be negative, got %s", *r.Soak)
@@ -308,4 +323,13 @@ func (r *Rollout) SoakDuration() time.Duration {
 		return 0
 	}
 	return r.Soak.D()
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -136,3 +136,77 @@ func FuzzParseRollout(f *testing.F) {
 		}
 	})
 }
+
+func TestCanarySpecParsesStepsPausesAndAnalyses(t *testing.T) {
+	r, err := ParseRollout([]byte(`
+service: hello
+image: {id: img-3f2a00000000}
+listen: 127.0.0.1:9080
+strategy:
+  type: canary
+  steps:
+    - setWeight: 10
+    - pause: 30s
+    - analysis: errors
+    - setWeight: 50
+    - pause: {}
+analyses:
+  errors: {provider: router, max: 0.05, interval: 2s, count: 3}
+approval: {required: true, timeout: 1h}
+verify: {analysis: errors}
+`))
+	require.NoError(t, err)
+	require.NoError(t, r.Normalize())
+	steps := r.Strategy.Steps
+	require.Len(t, steps, 5)
+	assert.Equal(t, 10, *steps[0].SetWeight)
+	assert.Equal(t, 30*time.Second, steps[1].Pause.Duration.D())
+	assert.Equal(t, "errors", steps[2].Analysis)
+	assert.True(t, steps[4].Pause.Indefinite())
+	a := r.Analyses["errors"]
+	assert.Equal(t, "errorRate", a.Metric)
+	assert.Equal(t, 4, *a.ConsecutiveErrorLimit)
+	assert.Equal(t, 10, a.MinRequests)
+	assert.Equal(t, time.Hour, r.Approval.Timeout.D())
+}
+
+func TestStrategyProblemsAreReportedByPath(t *testing.T) {
+	r, err := ParseRollout([]byte(`
+service: hello
+image: {id: img-3f2a00000000}
+listen: 127.0.0.1:9080
+strategy:
+  type: canary
+  steps:
+    - setWeight: 50
+    - setWeight: 20
+    - analysis: nope
+    - {setWeight: 60, pause: 1s}
+analyses:
+  bad: {provider: graphite}
+verify: {analysis: missing}
+`))
+	require.NoError(t, err)
+	err = r.Normalize()
+	require.Error(t, err)
+	msg := err.Error()
+	assert.Contains(t, msg, "strategy.steps[1].setWeight: 20 is below the previous weight 50")
+	assert.Contains(t, msg, `strategy.steps[2].analysis: "nope" is not defined under analyses`)
+	assert.Contains(t, msg, "strategy.steps[3]: set exactly one of setWeight, pause, analysis")
+	assert.Contains(t, msg, `analyses.bad.provider: "graphite": use router, prometheus or http`)
+	assert.Contains(t, msg, `verify.analysis: "missing" is not defined under analyses`)
+}
+
+func TestRollingWavesAreACountOrAPercent(t *testing.T) {
+	for _, tc := range []struct {
+		waves Waves
+		n     int
+		want  int
+	}{{"1", 3, 1}, {"2", 5, 2}, {"25%", 10, 3}, {"100%", 4, 4}, {"9", 3, 3}, {"", 3, 1}} {
+		got, err := tc.waves.Size(tc.n)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got, "%q of %d", tc.waves, tc.n)
+	}
+	_, err := Waves("0%").Size(3)
+	assert.Error(t, err)
+}

@@ -1,0 +1,72 @@
+package activities
+
+import (
+	"context"
+	"errors"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/catalog"
+)
+
+// ErrInvalidDeployment is the error type of a deployment record or inventory
+// query the catalog refuses (bad names, action or outcome); retrying cannot help.
+const ErrInvalidDeployment = "InvalidDeployment"
+
+// RecordDeployment records a finished rollout or rollback in the catalog's
+// inventory and returns the stored entry. A RunID or RolloutID left empty is
+// taken from the calling workflow. It is idempotent for a run and outcome: a
+// retry after a first attempt that got through returns that attempt's entry.
+func (a *Activities) RecordDeployment(ctx context.Context, d catalog.Deployment) (catalog.Deployment, error) {
+	if activity.IsActivity(ctx) {
+		wf := activity.GetInfo(ctx).WorkflowExecution
+		if d.RunID == "" {
+			d.RunID = wf.RunID
+		}
+		if d.RolloutID == "" {
+			d.RolloutID = wf.ID
+		}
+	}
+	rec, err := a.Catalog.RecordDeployment(ctx, d)
+	return rec, inventoryError(err)
+}
+
+// PreviousImageInput asks for the image to roll back to.
+type PreviousImageInput struct {
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	Current     string `json:"current"` // the image serving now, which is not a rollback target
+}
+
+// PreviousImageResult is the image to roll back to; Found is false when the
+// inventory has no other deployable image.
+type PreviousImageResult struct {
+	ImageID string `json:"imageId,omitempty"`
+	Found   bool   `json:"found"`
+}
+
+// PreviousImage finds the newest deployable image (deployed successfully, not
+// revoked, still in the catalog) of the service in the environment other than
+// Current: what a rollback after the old fleet was decommissioned rolls out.
+func (a *Activities) PreviousImage(ctx context.Context, in PreviousImageInput) (PreviousImageResult, error) {
+	// The answer is among the two newest deployable images: Current is at most one of them.
+	ids, err := a.Catalog.Deployable(ctx, in.Service, in.Environment, 2)
+	if err != nil {
+		return PreviousImageResult{}, inventoryError(err)
+	}
+	for _, id := range ids {
+		if id != in.Current {
+			return PreviousImageResult{ImageID: id, Found: true}, nil
+		}
+	}
+	return PreviousImageResult{}, nil
+}
+
+// inventoryError makes refused input non-retryable; storage errors retry.
+func inventoryError(err error) error {
+	if err != nil && errors.Is(err, catalog.ErrInvalidDeployment) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidDeployment, err)
+	}
+	return err
+}

@@ -1,0 +1,43 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// recordHistory writes a finished workflow's history into workflows/testdata when
+// IMAGO_RECORD_HISTORIES is set (`make record-histories`); workflows' replay test
+// replays every file there, so a nondeterministic change to workflow code fails CI.
+func (e *env) recordHistory(name, workflowID, runID string) {
+	if os.Getenv("IMAGO_RECORD_HISTORIES") == "" {
+		return
+	}
+	ctx := context.Background()
+	var h historypb.History
+	it := e.client.GetWorkflowHistory(ctx, workflowID, runID, false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			e.t.Fatalf("read history of %s: %v", workflowID, err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	path := filepath.Join(filepath.Dir(file), "..", "..", "workflows", "testdata", "histories", name+".json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Logf("recorded %d events of %s into %s", len(h.Events), workflowID, path)
+}

@@ -1,0 +1,141 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/loadgen"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+func buildHello(t *testing.T, name, ldflags string) string {
+	dir := filepath.Join(t.TempDir(), name)
+	out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", filepath.Join(dir, "hello"), "github.com/imago/imago/examples/hello").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return dir
+}
+
+func (e *env) importDir(dir string) string {
+	img, err := e.deps.Catalog.Import(context.Background(), dir, "hello", []string{"./hello"}, nil)
+	require.NoError(e.t, err)
+	return img.ID
+}
+
+// waitStep polls the progress query until the rollout reaches a canary step.
+func (e *env) waitStep(step string) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		st, err := rollouts.Get(context.Background(), e.client, "hello", "test")
+		if err == nil && st.Progress != nil && st.Progress.Step == step && st.Progress.Phase == workflows.PhasePaused {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("rollout never paused at step %s", step)
+}
+
+func f64(v float64) *float64 { return &v }
+func ip(v int) *int          { return &v }
+
+// A canary 10 → 50 → 100 under continuous load: at each step the router's
+// measured split is within 5 points of the weight, and no request fails.
+func TestCanaryUnderLoadSplitsTrafficByWeight(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	_, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 16})
+	r := e.spec(v2, func(r *spec.Rollout) {
+		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{
+			{SetWeight: ip(10)}, {Pause: &spec.Pause{}}, {SetWeight: ip(50)}, {Pause: &spec.Pause{}},
+		}}
+	})
+	run, err := rollouts.Start(ctx, e.client, r, rollouts.StartOptions{StartedBy: "integration-test"})
+	require.NoError(t, err)
+
+	for _, step := range []struct {
+		weight int
+		at     string
+	}{{10, "2/4 pause (until approved)"}, {50, "4/4 pause (until approved)"}} {
+		e.waitStep(step.at)
+		load.Mark(fmt.Sprintf("weight %d", step.weight))
+		e.waitRequests(load, 2000)
+		p := load.Snapshot()
+		share := 100 * float64(p.Bodies["hello from v2"]) / float64(p.Requests)
+		assert.InDelta(t, step.weight, share, 5, "measured v2 share at weight %d: %.1f%% of %d requests", step.weight, share, p.Requests)
+		require.NoError(t, rollouts.Decide(ctx, e.client, "hello", "test", workflows.UpdateApprove, "integration-test", "split verified"))
+	}
+	var res workflows.RolloutResult
+	require.NoError(t, run.Get(ctx, &res))
+	e.recordHistory("rollout-canary-with-approvals", run.GetID(), run.GetRunID())
+	load.Mark("after")
+	e.waitRequests(load, 500)
+	rep := load.Stop()
+	assert.Zero(t, rep.Total.Failures(), "no request may fail during a canary: %s", rep.Total.String())
+	after, _ := rep.Phase("after")
+	assert.Equal(t, after.Requests, after.Bodies["hello from v2"], "after the canary everything is v2")
+}
+
+// A v2 that answers 500 on a share of requests is rolled back automatically by
+// router analysis; after that every request is served by v1.
+func TestFailingCanaryIsRolledBackByRouterAnalysis(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1 := e.importImage("v1")
+	bad := e.importDir(buildHello(t, "v2bad", "-X main.version=v2 -X main.failRate=0.3"))
+	res1, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
+	_, err = e.rollout(e.spec(bad, func(r *spec.Rollout) {
+		r.Checks = nil // the smoke check would pass on most requests anyway
+		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: ip(50)}, {Analysis: "errors"}, {SetWeight: ip(100)}}}
+		r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
+			Interval: spec.Duration(time.Second), Count: 3, MinRequests: 20}}
+	}))
+	require.Error(t, err)
+	e.recordHistory("rollout-canary-auto-rollback", e.last.GetID(), e.last.GetRunID())
+	assert.Contains(t, rollouts.Reason(err), "rolled back automatically: analysis errors failed")
+
+	load.Mark("after rollback")
+	e.waitRequests(load, 1000)
+	rep := load.Stop()
+	after, _ := rep.Phase("after rollback")
+	assert.Zero(t, after.Failures(), "after the rollback no request may fail: %s", after.String())
+	assert.Equal(t, after.Requests, after.Bodies["hello from v1"], "after the rollback every request is served by v1")
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{res1.FleetID: 3}, byFleet, "the bad fleet is torn down")
+
+	st, err := rollouts.Get(ctx, e.client, "hello", "test")
+	require.NoError(t, err)
+	assert.Equal(t, workflows.PhaseRolledBack, st.Progress.Phase)
+	live, err := e.deps.Catalog.Live(ctx, "hello", "test")
+	require.NoError(t, err)
+	assert.Equal(t, v1, live.ImageID, "the inventory says v1 is live")
+}
+
+// waitRequests polls until the current load phase has at least n requests.
+func (e *env) waitRequests(load *loadgen.Run, n int) {
+	deadline := time.Now().Add(time.Minute)
+	for load.Snapshot().Requests < n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("load phase never reached %d requests: %s", n, load.Snapshot().String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,73 @@
+package rollouts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+// Decide sends a person's decision (approve, abort, promote, rollback) to the
+// running rollout of service to env and waits until the rollout accepted it. A
+// refusal carries the rollout's reason.
+func Decide(ctx context.Context, c client.Client, service, env, update, by, reason string) error {
+	id := spec.RolloutWorkflowID(service, env)
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   id,
+		UpdateName:   update,
+		Args:         []any{workflows.DecisionInput{By: by, Reason: reason}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no rollout of %s to %s is running", service, env)
+	}
+	if err != nil {
+		return fmt.Errorf("%s refused: %s", update, Reason(err))
+	}
+	if err := h.Get(ctx, nil); err != nil {
+		return fmt.Errorf("%s refused: %s", update, Reason(err))
+	}
+	return nil
+}
+
+// Running reports whether the latest rollout of service to env is still running.
+func Running(ctx context.Context, c client.Client, service, env string) (bool, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, spec.RolloutWorkflowID(service, env), "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return desc.GetWorkflowExecutionInfo().GetCloseTime() == nil, nil
+}
+
+// LastInput returns the input of the latest rollout of service to env: the spec a
+// rollback after decommission rolls out again, with the previous image.
+func LastInput(ctx context.Context, c client.Client, service, env string) (workflows.RolloutInput, error) {
+	var in workflows.RolloutInput
+	it := c.GetWorkflowHistory(ctx, spec.RolloutWorkflowID(service, env), "", false, 0)
+	if !it.HasNext() {
+		return in, fmt.Errorf("no rollout of %s to %s yet", service, env)
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return in, fmt.Errorf("read the last rollout of %s to %s: %w", service, env, err)
+	}
+	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil {
+		return in, fmt.Errorf("the history of the last rollout of %s to %s does not start with its input", service, env)
+	}
+	if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetInput(), &in); err != nil {
+		return in, fmt.Errorf("decode the last rollout's input: %w", err)
+	}
+	return in, nil
+}

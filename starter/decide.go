@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+// newDecisionCmds are the people-in-the-loop commands: approve, abort, promote, rollback.
+func newDecisionCmds() []*cobra.Command {
+	specs := []struct{ name, short, long, example string }{
+		{workflows.UpdateApprove, "Approve a rollout waiting at a gate or an indefinite pause",
+			"Releases the approval gate before cutover, an indefinite canary pause, or an inconclusive analysis. Who and why are recorded.",
+			`  imago rollout approve hello -e prod --reason "change CHG-1234 approved"`},
+		{workflows.UpdateAbort, "Abort a rollout: traffic back to the old fleet, the new fleet torn down",
+			"Works in any phase before the old fleet is decommissioned.",
+			`  imago rollout abort hello -e prod --reason "wrong config"`},
+		{workflows.UpdatePromote, "Skip the remaining pauses and the soak",
+			"Analyses still run; pauses and the soak are skipped.",
+			`  imago rollout promote hello -e staging`},
+		{workflows.UpdateRollback, "Roll back: during the soak one route switch; after it a new rollout of the previous image",
+			`While the rollout runs and traffic has moved, traffic goes back to the warm old fleet
+and the new one is torn down. Once the rollout has ended, rollback starts a new rollout
+of the previous deployable image with the same spec (as CodeDeploy does).`,
+			`  imago rollout rollback hello -e prod --reason "latency regression"`},
+	}
+	var cmds []*cobra.Command
+	for _, s := range specs {
+		s := s
+		var env, reason string
+		var wait bool
+		cmd := &cobra.Command{
+			Use:     s.name + " SERVICE -e ENV [--reason R]",
+			Short:   s.short,
+			Long:    s.long,
+			Example: s.example,
+			Args:    args(cobra.ExactArgs(1)),
+			RunE: func(cmd *cobra.Command, a []string) error {
+				ctx := cmd.Context()
+				c, err := app.ConfigFromEnv().Dial(ctx)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				service := a[0]
+				if s.name == workflows.UpdateRollback {
+					running, err := rollouts.Running(ctx, c, service, env)
+					if err != nil {
+						return err
+					}
+					if !running {
+						return rollbackToPrevious(cmd, service, env, reason, wait)
+					}
+				}
+				if err := rollouts.Decide(ctx, c, service, env, s.name, startedBy(), reason); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s accepted by %s\n", s.name, spec.RolloutWorkflowID(service, env))
+				return nil
+			},
+		}
+		cmd.Flags().StringVarP(&env, "environment", "e", spec.DefaultEnvironment, "environment")
+		cmd.Flags().StringVar(&reason, "reason", "", "why, recorded with the decision")
+		if s.name == workflows.UpdateRollback {
+			cmd.Flags().BoolVar(&wait, "wait", false, "after decommission: follow the new rollout of the previous image")
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds
+}
+
+// rollbackToPrevious starts a rollout of the previous deployable image with the
+// last rollout's spec.
+func rollbackToPrevious(cmd *cobra.Command, service, env, reason string, wait bool) error {
+	ctx := cmd.Context()
+	c, err := app.ConfigFromEnv().Dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	last, err := rollouts.LastInput(ctx, c, service, env)
+	if err != nil {
+		return err
+	}
+	var prevID string
+	if err := withCatalog(cmd, func(cat *catalog.Catalog) error {
+		live, err := cat.Live(ctx, service, env)
+		if err != nil {
+			return err
+		}
+		ids, err := cat.Deployable(ctx, service, env, max(last.Spec.Retain, 2))
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if id != live.ImageID {
+				prevID = id
+				break
+			}
+		}
+		if prevID == "" {
+			return fmt.Errorf("no previous deployable image of %s in %s (live: %s); see imago status %s -e %s --history 10", service, env, live.ImageID, service, env)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	r := last.Spec
+	r.Image = spec.ImageRef{ID: prevID}
+	run, err := rollouts.Start(ctx, c, r, rollouts.StartOptions{StartedBy: startedBy(), Action: "rollback"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "rolling %s/%s back to %s: started %s (run %s)%s\n", env, service, prevID, run.GetID(), run.GetRunID(), because(reason))
+	if !wait {
+		return nil
+	}
+	return waitRollout(ctx, c, run, cmd.OutOrStdout(), false)
+}
+
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}

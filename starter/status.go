@@ -1,0 +1,193 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imago/imago/internal/catalog"
+)
+
+// serviceStatus is what `imago status -o json` prints.
+type serviceStatus struct {
+	Service      string      `json:"service"`
+	Environments []envStatus `json:"environments"`
+}
+
+type envStatus struct {
+	Environment string               `json:"environment"`
+	Live        *catalog.Deployment  `json:"live"`           // null while nothing succeeded there
+	Last        *catalog.Deployment  `json:"last,omitempty"` // the newest deployment, when it is not the live one
+	History     []catalog.Deployment `json:"history,omitempty"`
+}
+
+func newStatusCmd() *cobra.Command {
+	var env string
+	var history int
+	cmd := &cobra.Command{
+		Use:   "status SERVICE [-e ENV] [--history N]",
+		Short: "Show the live image of a service in each environment, and its deployment history",
+		Long: `Shows, for each environment the service was deployed to (or only ENV), which
+image is live, since when, through which rollout and run, started by whom and with
+which strategy; with --history N also its last N deployments (rollouts and
+rollbacks, with their outcome and reason). It reads the inventory in the image
+catalog (IMAGO_CATALOG_URL), not Temporal, so it works while no server runs.`,
+		Example: `  imago status hello
+  imago status hello -e prod --history 10
+  imago status hello -o json`,
+		Args: args(cobra.ExactArgs(1)),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if err := out.check(); err != nil {
+			return err
+		}
+		if history < 0 {
+			return usageError{fmt.Errorf("--history %d: want a number of deployments, 0 or more", history)}
+		}
+		service := a[0]
+		return withCatalog(cmd, func(cat *catalog.Catalog) error {
+			st, err := readStatus(cmd, cat, service, env, history)
+			if errors.Is(err, catalog.ErrInvalidDeployment) {
+				return usageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			if out.json() {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			return printStatus(cmd, st, history)
+		})
+	}
+	cmd.Flags().StringVarP(&env, "environment", "e", "", "only this environment (default: every environment the service was deployed to)")
+	cmd.Flags().IntVar(&history, "history", 0, "also show the last N deployments of each environment")
+	return cmd
+}
+
+func readStatus(cmd *cobra.Command, cat *catalog.Catalog, service, env string, history int) (serviceStatus, error) {
+	ctx := cmd.Context()
+	envs, err := cat.Environments(ctx, service)
+	if err != nil {
+		return serviceStatus{}, err
+	}
+	if env != "" {
+		found := false
+		for _, e := range envs {
+			found = found || e == env
+		}
+		if !found {
+			// Let the catalog validate env and say how to deploy there.
+			_, err := cat.History(ctx, service, env, 1)
+			if err == nil || errors.Is(err, catalog.ErrNotFound) {
+				err = notDeployed(service, env, envs)
+			}
+			return serviceStatus{}, err
+		}
+		envs = []string{env}
+	}
+	if len(envs) == 0 {
+		return serviceStatus{}, notDeployed(service, "", nil)
+	}
+	st := serviceStatus{Service: service, Environments: make([]envStatus, 0, len(envs))}
+	for _, e := range envs {
+		es := envStatus{Environment: e}
+		live, err := cat.Live(ctx, service, e)
+		switch {
+		case err == nil:
+			es.Live = &live
+		case !errors.Is(err, catalog.ErrNotFound):
+			return serviceStatus{}, err
+		}
+		hist, err := cat.History(ctx, service, e, max(history, 1))
+		if err != nil {
+			return serviceStatus{}, err
+		}
+		if len(hist) > 0 && (es.Live == nil || hist[0].Seq != es.Live.Seq) {
+			es.Last = &hist[0]
+		}
+		if history > 0 {
+			es.History = hist
+		}
+		st.Environments = append(st.Environments, es)
+	}
+	return st, nil
+}
+
+// notDeployed says that service has no deployment (in env, when set) and how to make one.
+func notDeployed(service, env string, elsewhere []string) error {
+	if env == "" {
+		return fmt.Errorf("%s has never been deployed (the inventory has no deployment of it); deploy it with: imago rollout start -f FILE (a spec with service: %s)", service, service)
+	}
+	where := ""
+	if len(elsewhere) > 0 {
+		where = fmt.Sprintf(" (it is deployed to %s)", strings.Join(elsewhere, ", "))
+	}
+	return fmt.Errorf("%s has never been deployed to %s%s; deploy it with: imago rollout start -f FILE (a spec with service: %s, environment: %s)", service, env, where, service, env)
+}
+
+func printStatus(cmd *cobra.Command, st serviceStatus, history int) error {
+	w := cmd.OutOrStdout()
+	tw := table(w)
+	fmt.Fprintln(tw, "ENVIRONMENT\tIMAGE\tSINCE\tROLLOUT\tRUN\tSTARTED BY\tSTRATEGY")
+	for _, es := range st.Environments {
+		d := es.Live
+		if d == nil {
+			fmt.Fprintf(tw, "%s\t(none live; last %s %s)\t-\t-\t-\t-\t-\n", es.Environment, es.Last.Outcome, es.Last.ImageID)
+			continue
+		}
+		rollout := dash(d.RolloutID)
+		if d.Action == catalog.ActionRollback {
+			rollout += " (rollback)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", es.Environment, d.ImageID, when(d.Since()), rollout, dash(d.RunID), dash(d.StartedBy), dash(d.Strategy))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, es := range st.Environments {
+		if es.Last != nil && es.Live != nil {
+			fmt.Fprintf(w, "%s: the last deployment, of %s, %s at %s", es.Environment, es.Last.ImageID, es.Last.Outcome, when(es.Last.Since()))
+			if es.Last.Reason != "" {
+				fmt.Fprintf(w, ": %s", es.Last.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if history == 0 {
+		return nil
+	}
+	for _, es := range st.Environments {
+		what := fmt.Sprintf("the last %d deployments", len(es.History))
+		if len(es.History) == 1 {
+			what = "the last deployment"
+		}
+		fmt.Fprintf(w, "\n%s: %s of %s\n", es.Environment, what, st.Service)
+		tw := table(w)
+		fmt.Fprintln(tw, "TIME\tACTION\tIMAGE\tOUTCOME\tBY\tREASON")
+		for _, d := range es.History {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", when(d.Since()), d.Action, d.ImageID, d.Outcome, dash(d.StartedBy), dash(d.Reason))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(time.DateTime)
+}

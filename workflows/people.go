@@ -1,0 +1,223 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/spec"
+)
+
+// Update names: people in the loop.
+const (
+	UpdateApprove  = "approve"
+	UpdateAbort    = "abort"
+	UpdatePromote  = "promote"
+	UpdateRollback = "rollback"
+)
+
+// Decision is who did what and why, as recorded in progress and the inventory.
+type Decision struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// DecisionInput is the argument of every update.
+type DecisionInput struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// registerUpdates installs the four updates. Each validator refuses, with a reason
+// the caller sees, what makes no sense in the rollout's current state.
+func (r *rollout) registerUpdates(ctx workflow.Context) error {
+	finished := func() error {
+		switch r.progress.Phase {
+		case PhaseSucceeded, PhaseFailed, PhaseAborted, PhaseRolledBack:
+			return fmt.Errorf("the rollout already ended (%s)", r.progress.Phase)
+		}
+		return nil
+	}
+	decide := func(in DecisionInput) *Decision {
+		return &Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
+	}
+	handlers := []struct {
+		name     string
+		validate func(DecisionInput) error
+		apply    func(DecisionInput)
+	}{
+		{UpdateApprove, func(DecisionInput) error {
+			if err := finished(); err != nil {
+				return err
+			}
+			if r.gate == "" {
+				return fmt.Errorf("nothing waits for approval: the rollout is %s", r.progress.Phase)
+			}
+			return nil
+		}, func(in DecisionInput) {
+			r.approved = decide(in)
+			r.progress.Approvals = append(r.progress.Approvals, Approval{Gate: r.gate, Decision: *r.approved})
+			r.event(ctx, fmt.Sprintf("%s approved by %s%s", r.gate, in.By, because(in.Reason)))
+		}},
+		{UpdatePromote, func(DecisionInput) error {
+			if err := finished(); err != nil {
+				return err
+			}
+			if r.committed {
+				return errors.New("the old fleet is already being decommissioned; there is nothing left to skip")
+			}
+			if r.promoted {
+				return errors.New("already promoted")
+			}
+			return nil
+		}, func(in DecisionInput) {
+			r.promoted = true
+			r.event(ctx, fmt.Sprintf("promoted by %s%s: remaining pauses and the soak are skipped", in.By, because(in.Reason)))
+		}},
+		{UpdateAbort, func(DecisionInput) error {
+			if err := finished(); err != nil {
+				return err
+			}
+			if r.committed {
+				return errors.New("the old fleet is already being decommissioned; start a rollout of the previous image instead (imago rollout rollback)")
+			}
+			if r.stop != nil {
+				return fmt.Errorf("a %s was already requested by %s", r.stopKind, r.stop.By)
+			}
+			return nil
+		}, func(in DecisionInput) {
+			r.stop, r.stopKind = decide(in), "abort"
+			r.event(ctx, fmt.Sprintf("abort requested by %s%s", in.By, because(in.Reason)))
+		}},
+		{UpdateRollback, func(DecisionInput) error {
+			if err := finished(); err != nil {
+				return err
+			}
+			if r.committed {
+				return errors.New("the old fleet is already being decommissioned; roll back with a new rollout of the previous image once this one ends")
+			}
+			if !r.routeTouched {
+				return fmt.Errorf("no traffic has moved yet (the rollout is %s); use abort", r.progress.Phase)
+			}
+			if r.stop != nil {
+				return fmt.Errorf("a %s was already requested by %s", r.stopKind, r.stop.By)
+			}
+			return nil
+		}, func(in DecisionInput) {
+			r.stop, r.stopKind = decide(in), "rollback"
+			r.event(ctx, fmt.Sprintf("rollback requested by %s%s", in.By, because(in.Reason)))
+		}},
+	}
+	for _, h := range handlers {
+		h := h
+		err := workflow.SetUpdateHandlerWithOptions(ctx, h.name,
+			func(ctx workflow.Context, in DecisionInput) error { h.apply(in); return nil },
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error {
+				if in.By == "" {
+					return errors.New("say who you are (by)")
+				}
+				return h.validate(in)
+			}})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+// stopped turns a pending abort or rollback into the error that ends the rollout.
+func (r *rollout) stopped() error {
+	if r.stop == nil {
+		return nil
+	}
+	kind, typ := "aborted", ErrRolloutAborted
+	if r.stopKind == "rollback" {
+		kind, typ = "rolled back", ErrRolledBack
+	}
+	msg := fmt.Sprintf("rollout %s %s by %s%s", r.id(), kind, r.stop.By, because(r.stop.Reason))
+	if len(r.progress.OldFleets) > 0 {
+		msg += "; the previous fleet serves again"
+	}
+	return temporal.NewNonRetryableApplicationError(msg, typ, nil)
+}
+
+// wait holds the rollout for d (forever when d < 0) or until cond, an abort or a
+// rollback; it reports whether cond released it.
+func (r *rollout) wait(ctx workflow.Context, d time.Duration, summary string, cond func() bool) (bool, error) {
+	released := func() bool { return r.stop != nil || (cond != nil && cond()) }
+	var ok bool
+	var err error
+	if d < 0 {
+		err = workflow.Await(ctx, released)
+		ok = true
+	} else {
+		ok, err = workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: d, TimerOptions: workflow.TimerOptions{Summary: summary}}, released)
+	}
+	if err != nil {
+		return false, err
+	}
+	if serr := r.stopped(); serr != nil {
+		return false, serr
+	}
+	return ok && cond != nil && cond(), nil
+}
+
+// approvalGate waits, when the spec asks for it, for someone to approve cutover; a
+// gate that times out aborts the rollout.
+func (r *rollout) approvalGate(ctx workflow.Context) error {
+	if !r.spec.Approval.Required {
+		return r.stopped()
+	}
+	return r.awaitApproval(ctx, PhaseAwaitingApproval, "approval before cutover", r.spec.Approval.Timeout.D())
+}
+
+// awaitApproval opens a gate that approve (or promote) releases.
+func (r *rollout) awaitApproval(ctx workflow.Context, phase, gate string, timeout time.Duration) error {
+	r.gate, r.approved = gate, nil
+	defer func() { r.gate = "" }()
+	r.setPhase(ctx, phase, fmt.Sprintf("waiting for %s (imago rollout approve %s -e %s), at most %s", gate, r.spec.Service, r.spec.Environment, timeout))
+	ok, err := r.wait(ctx, timeout, "await "+gate, func() bool { return r.approved != nil || r.promoted })
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("rollout %s aborted: nobody approved %s within %s", r.id(), gate, timeout), ErrRolloutAborted, nil)
+	}
+	return nil
+}
+
+// recordDeployment writes the outcome into the inventory; it runs even after a
+// cancellation, and its failure never changes the rollout's outcome.
+func (r *rollout) recordDeployment(ctx workflow.Context, outcome, msg string) {
+	info := workflow.GetInfo(ctx)
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	d := catalog.Deployment{
+		Service: r.spec.Service, Environment: r.spec.Environment, ImageID: r.progress.ImageID,
+		FleetID: r.progress.NewFleet, RolloutID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: outcome,
+		Started: r.progress.StartedAt, Finished: workflow.Now(ctx),
+	}
+	if outcome != "succeeded" {
+		d.Reason = msg
+	}
+	var a *activities.Activities
+	if err := workflow.ExecuteActivity(r.quick(dctx, "record "+outcome+" in the inventory"), a.RecordDeployment, d).Get(dctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("record deployment", "error", err)
+	}
+}
+
+func (r *rollout) id() string { return spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment) }

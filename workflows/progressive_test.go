@@ -1,0 +1,296 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/spec"
+)
+
+// Progressive delivery with mocked activities: canary steps, analysis outcomes,
+// approval gates, the four updates, rolling waves, and the traffic guard.
+
+func intp(i int) *int        { return &i }
+func f64(f float64) *float64 { return &f }
+func dur(d time.Duration) *spec.Duration {
+	x := spec.Duration(d)
+	return &x
+}
+
+func canarySpec(steps ...spec.Step) spec.Rollout {
+	r := testSpec()
+	r.Strategy = spec.Strategy{Type: spec.Canary, Steps: steps}
+	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: spec.Duration(5 * time.Second), Count: 3}}
+	if err := r.Normalize(); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+func weightStep(w int) spec.Step          { return spec.Step{SetWeight: intp(w)} }
+func pauseStep(d time.Duration) spec.Step { return spec.Step{Pause: &spec.Pause{Duration: dur(d)}} }
+func indefinitePause() spec.Step          { return spec.Step{Pause: &spec.Pause{}} }
+func analysisStep(name string) spec.Step  { return spec.Step{Analysis: name} }
+func newWeights(routes []provider.Route) []int {
+	var out []int
+	for _, r := range routes {
+		out = append(out, r.Weight("fl-new"))
+	}
+	return out
+}
+
+func (s *rolloutSuite) analysisReturns(phases ...string) {
+	i := 0
+	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.AnalysisInput) (activities.AnalysisResult, error) {
+			p := phases[min(i, len(phases)-1)]
+			i++
+			return activities.AnalysisResult{Phase: p, Message: "errorRate of fleet fl-new was 0.31 > max 0.05 in 3 of 3 measurements"}, nil
+		})
+}
+
+// decide sends an update after delay and records a rejection, if any.
+func (s *rolloutSuite) decide(delay time.Duration, update string, rejected *error) {
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(update, update+s.env.Now().String(), &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { *rejected = err },
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, DecisionInput{By: "alice", Reason: "looks good"})
+	}, delay)
+}
+
+func (s *rolloutSuite) errType() string {
+	var app *temporal.ApplicationError
+	s.Require().True(errors.As(s.env.GetWorkflowError(), &app), "%v", s.env.GetWorkflowError())
+	return app.Type()
+}
+
+func (s *rolloutSuite) TestCanaryWalksItsWeightsThenCutsOver() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	s.analysisReturns(activities.AnalysisSuccessful)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), pauseStep(time.Minute), analysisStep("errors"), weightStep(50), pauseStep(time.Minute))})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal([]int{10, 50, 100}, newWeights(s.routes))
+	s.Equal(90, s.routes[0].Weight("fl-old"), "the rest stays on the old fleet")
+	s.Equal([]string{"fl-old"}, s.terminated)
+	p := s.progress()
+	s.Equal([]AnalysisRun{{Name: "errors", Phase: activities.AnalysisSuccessful, Message: "errorRate of fleet fl-new was 0.31 > max 0.05 in 3 of 3 measurements"}}, p.Analyses)
+	s.Require().Len(s.deployments, 1)
+	s.Equal("succeeded", s.deployments[0].Outcome)
+}
+
+func (s *rolloutSuite) TestFailedAnalysisRollsBackAutomatically() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	s.analysisReturns(activities.AnalysisFailed)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"), weightStep(100))})
+	s.Equal(ErrRolledBack, s.errType())
+	s.Contains(s.env.GetWorkflowError().Error(), "analysis errors failed: errorRate of fleet fl-new was 0.31")
+	s.Require().Len(s.routes, 2)
+	s.Equal(10, s.routes[0].Weight("fl-new"))
+	s.Equal(oldRoute.Backends, s.routes[1].Backends, "traffic goes back to the old fleet")
+	s.Equal([]string{"fl-new"}, s.terminated)
+	s.Equal(PhaseRolledBack, s.progress().Phase)
+	s.Require().Len(s.deployments, 1)
+	s.Equal("rolled-back", s.deployments[0].Outcome)
+}
+
+func (s *rolloutSuite) TestInconclusiveAnalysisWaitsForApproval() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	s.analysisReturns(activities.AnalysisInconclusive)
+	var rejected error
+	s.decide(time.Hour, UpdateApprove, &rejected)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"), weightStep(50))})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NoError(rejected)
+	s.Equal([]int{10, 50, 100}, newWeights(s.routes))
+	p := s.progress()
+	s.Require().Len(p.Approvals, 1)
+	s.Equal("inconclusive analysis errors", p.Approvals[0].Gate)
+	s.Equal("alice", p.Approvals[0].By)
+}
+
+func (s *rolloutSuite) TestIndefinitePauseWaitsForApprove() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var rejected error
+	s.decide(3*time.Hour, UpdateApprove, &rejected)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(20), indefinitePause())})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NoError(rejected)
+	s.Equal([]int{20, 100}, newWeights(s.routes))
+}
+
+func (s *rolloutSuite) TestApprovalGateReleasedByApprove() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var rejected error
+	s.decide(10*time.Minute, UpdateApprove, &rejected)
+	r := testSpec()
+	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NoError(rejected)
+	s.Equal([]int{100}, newWeights(s.routes))
+	s.GreaterOrEqual(s.routedAt.Sub(time.Time{}), time.Duration(0))
+}
+
+func (s *rolloutSuite) TestApprovalTimeoutAbortsAndTearsDown() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	r := testSpec()
+	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Equal(ErrRolloutAborted, s.errType())
+	s.Contains(s.env.GetWorkflowError().Error(), "nobody approved approval before cutover within 1h0m0s")
+	s.Empty(s.routes, "no traffic may move without approval")
+	s.Equal([]string{"fl-new"}, s.terminated)
+	s.Equal(PhaseAborted, s.progress().Phase)
+}
+
+func (s *rolloutSuite) TestAbortDuringACanaryPauseRestoresTheOldFleet() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var rejected error
+	s.decide(5*time.Minute, UpdateAbort, &rejected)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(25), pauseStep(time.Hour), weightStep(100))})
+	s.NoError(rejected)
+	s.Equal(ErrRolloutAborted, s.errType())
+	s.Contains(s.env.GetWorkflowError().Error(), "aborted by alice: looks good; the previous fleet serves again")
+	s.Require().Len(s.routes, 2)
+	s.Equal(oldRoute.Backends, s.routes[1].Backends)
+	s.Equal([]string{"fl-new"}, s.terminated)
+}
+
+func (s *rolloutSuite) TestAbortWhileWaitingHealthyStopsAtOnce() {
+	s.routeIs(oldRoute)
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, _ activities.WaitHealthyInput) (activities.WaitHealthyResult, error) {
+			<-ctx.Done() // a slow fleet; only cancellation ends the wait
+			return activities.WaitHealthyResult{}, ctx.Err()
+		})
+	var rejected error
+	s.decide(time.Second, UpdateAbort, &rejected)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.NoError(rejected)
+	s.Equal(ErrRolloutAborted, s.errType())
+	s.Empty(s.routes)
+	s.Equal([]string{"fl-new"}, s.terminated)
+}
+
+func (s *rolloutSuite) TestPromoteSkipsPausesAndSoak() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var rejected error
+	s.decide(time.Minute, UpdatePromote, &rejected)
+	start := s.env.Now()
+	r := canarySpec(weightStep(10), pauseStep(10*time.Hour), weightStep(50), pauseStep(10*time.Hour))
+	soak := spec.Duration(10 * time.Hour)
+	r.Soak = &soak
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NoError(rejected)
+	s.Equal([]int{10, 50, 100}, newWeights(s.routes))
+	s.Less(s.terminatedAt.Sub(start), time.Hour, "promote must skip the remaining pauses and the soak")
+}
+
+func (s *rolloutSuite) TestRollbackDuringSoakIsOneRouteSwitch() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var rejected error
+	s.decide(10*time.Second, UpdateRollback, &rejected)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.NoError(rejected)
+	s.Equal(ErrRolledBack, s.errType())
+	s.Require().Len(s.routes, 2)
+	s.Equal(100, s.routes[0].Weight("fl-new"))
+	s.Equal(oldRoute.Backends, s.routes[1].Backends)
+	s.Equal([]string{"fl-new"}, s.terminated, "the old fleet is never terminated")
+}
+
+func (s *rolloutSuite) TestUpdatesThatMakeNoSenseAreRefusedWithAReason() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	r := testSpec()
+	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	soak := spec.Duration(time.Hour)
+	r.Soak = &soak
+	var rollbackRejected, approveRejected, promoteRejected error
+	s.decide(time.Minute, UpdateRollback, &rollbackRejected) // nothing moved yet
+	s.decide(2*time.Minute, UpdateApprove, &approveRejected) // releases the gate
+	s.decide(3*time.Minute, UpdateApprove, &approveRejected) // nothing waits any more: refused
+	s.decide(4*time.Minute, UpdatePromote, &promoteRejected) // during soak: fine
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Require().Error(rollbackRejected)
+	s.Contains(rollbackRejected.Error(), "no traffic has moved yet")
+	s.Require().Error(approveRejected)
+	s.Contains(approveRejected.Error(), "nothing waits for approval")
+	s.NoError(promoteRejected)
+}
+
+func (s *rolloutSuite) TestTrafficGuardRefusalLeavesTheOldRoute() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(temporal.NewNonRetryableApplicationError("traffic guard: refusing to send 100% of dev/hello to fleet fl-new: none of its 3 instances passes /healthz", activities.ErrTrafficGuard, nil))
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.Equal(ErrRolloutFailed, s.errType())
+	s.Contains(s.env.GetWorkflowError().Error(), "traffic guard: refusing to send 100%")
+	s.Equal([]string{"fl-new"}, s.terminated)
+}
+
+func (s *rolloutSuite) TestRollingReplacesTheOldFleetWaveByWave() {
+	old := provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100,
+		Targets: []string{"127.0.0.1:2001", "127.0.0.1:2002", "127.0.0.1:2003", "127.0.0.1:2004"}}}}
+	s.routeIs(old)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var resizes []string
+	s.env.OnActivity(s.a.ResizeFleet, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ResizeInput) (provider.Fleet, error) {
+			resizes = append(resizes, fmt.Sprintf("%s=%d", in.FleetID, in.Size))
+			return newFleet(provider.ProvisionRequest{Size: in.Size}), nil
+		})
+	r := testSpec()
+	r.Fleet.Size = 4
+	r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "50%"}
+	s.Require().NoError(r.Normalize())
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal([]int{50, 100}, newWeights(s.routes))
+	s.Len(s.routes[0].Backends[1].Targets, 2, "the old fleet keeps the share that still takes traffic")
+	s.Equal([]string{"fl-old=2", "fl-new=4"}, resizes)
+	s.Equal([]string{"fl-old"}, s.terminated)
+}
