@@ -27,7 +27,7 @@ tools: ## the pinned packer v1.12.0, built from Go modules into bin/
 	bash tools/packer/build.sh $(BIN)
 
 record-histories: tools ## re-record the workflow histories the replay test replays (workflows/testdata/histories)
-	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -run 'TestRolloutV1ThenV2|TestFailedSmokeCheck|TestCanaryUnderLoad|TestFailingCanary|TestBakeBuildsTests' ./internal/app
+	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -run 'TestRolloutV1ThenV2|TestFailedSmokeCheck|TestCanaryUnderLoad|TestFailingCanary|TestRollingUnderLoad|TestBakeBuildsTests' ./internal/app
 
 vet:
 	$(GO) vet ./...

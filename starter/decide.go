@@ -84,44 +84,17 @@ func rollbackToPrevious(cmd *cobra.Command, service, env, reason string, wait bo
 		return err
 	}
 	defer c.Close()
-	last, err := rollouts.LastInput(ctx, c, service, env)
-	if err != nil {
-		return err
-	}
-	var prevID string
-	if err := withCatalog(cmd, func(cat *catalog.Catalog) error {
-		live, err := cat.Live(ctx, service, env)
+	return withCatalog(cmd, func(cat *catalog.Catalog) error {
+		run, prevID, err := rollouts.RollbackToPrevious(ctx, c, cat, service, env, startedBy())
 		if err != nil {
 			return err
 		}
-		ids, err := cat.Deployable(ctx, service, env, max(last.Spec.Retain, 2))
-		if err != nil {
-			return err
+		fmt.Fprintf(cmd.OutOrStdout(), "rolling %s/%s back to %s: started %s (run %s)%s\n", env, service, prevID, run.GetID(), run.GetRunID(), because(reason))
+		if !wait {
+			return nil
 		}
-		for _, id := range ids {
-			if id != live.ImageID {
-				prevID = id
-				break
-			}
-		}
-		if prevID == "" {
-			return fmt.Errorf("no previous deployable image of %s in %s (live: %s); see imago status %s -e %s --history 10", service, env, live.ImageID, service, env)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	r := last.Spec
-	r.Image = spec.ImageRef{ID: prevID}
-	run, err := rollouts.Start(ctx, c, r, rollouts.StartOptions{StartedBy: startedBy(), Action: "rollback"})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(cmd.OutOrStdout(), "rolling %s/%s back to %s: started %s (run %s)%s\n", env, service, prevID, run.GetID(), run.GetRunID(), because(reason))
-	if !wait {
-		return nil
-	}
-	return waitRollout(ctx, c, run, cmd.OutOrStdout(), false)
+		return waitRollout(ctx, c, run, cmd.OutOrStdout(), false)
+	})
 }
 
 func because(reason string) string {

@@ -199,6 +199,10 @@ func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provi
 		b.Targets = append([]string(nil), b.Targets...)
 		old = &b
 	}
+	origOld := 0
+	if old != nil {
+		origOld = len(old.Targets)
+	}
 	placed := len(fleet.Instances)
 	for n := 1; ; n++ {
 		if placed > len(fleet.Instances) {
@@ -218,7 +222,8 @@ func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provi
 		r.setPhase(ctx, PhaseRolling, fmt.Sprintf("wave %d: %d of %d new instances take %d%%", n, placed, size, weight))
 		next := prev
 		if old != nil && weight < 100 {
-			keep := (len(old.Targets)*(100-weight) + 99) / 100
+			// The old fleet gives up the share the new fleet took, keeping at least one.
+			keep := max(origOld-placed*origOld/size, 1)
 			b := *old
 			b.Targets = b.Targets[:keep]
 			next = provider.Route{Backends: []provider.Backend{b}}

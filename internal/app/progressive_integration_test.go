@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,4 +139,85 @@ func (e *env) waitRequests(load *loadgen.Run, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A rolling rollout of 3 instances in waves of 1 under load: no request fails, the
+// old fleet shrinks as the new one grows, and in the end only v2 serves.
+func TestRollingUnderLoadReplacesTheFleetWaveByWave(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	_, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
+	res, err := e.rollout(e.spec(v2, func(r *spec.Rollout) {
+		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "1"}
+	}))
+	require.NoError(t, err)
+	e.recordHistory("rollout-rolling-waves", e.last.GetID(), e.last.GetRunID())
+	load.Mark("after")
+	e.waitRequests(load, 300)
+	rep := load.Stop()
+	assert.Zero(t, rep.Total.Failures(), "no request may fail during a rolling rollout: %s", rep.Total.String())
+	after, _ := rep.Phase("after")
+	assert.Equal(t, after.Requests, after.Bodies["hello from v2"])
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{res.FleetID: 3}, byFleet)
+
+	st, err := rollouts.Get(ctx, e.client, "hello", "test")
+	require.NoError(t, err)
+	var resized int
+	for _, ev := range st.Progress.Events {
+		if strings.Contains(ev.Message, "now has") {
+			resized++
+		}
+	}
+	assert.Equal(t, 4, resized, "two waves grow the new fleet (2, 3) and shrink the old one (2, 1)")
+}
+
+// Rollback during the soak is one route switch back to the warm old fleet; after
+// the rollout ended, rollback starts a new rollout of the previous image.
+func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	res1, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	run, err := rollouts.Start(ctx, e.client, e.spec(v2, func(r *spec.Rollout) {
+		s := spec.Duration(time.Hour)
+		r.Soak = &s
+	}), rollouts.StartOptions{StartedBy: "integration-test"})
+	require.NoError(t, err)
+	e.waitPhase(workflows.PhaseSoaking)
+	assert.Equal(t, "hello from v2", e.get())
+	require.NoError(t, rollouts.Decide(ctx, e.client, "hello", "test", workflows.UpdateRollback, "alice", "latency regression"))
+	err = run.Get(ctx, nil)
+	require.Error(t, err)
+	assert.Contains(t, rollouts.Reason(err), "rolled back by alice: latency regression")
+	assert.Equal(t, "hello from v1", e.get())
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{res1.FleetID: 3}, byFleet, "the warm v1 fleet serves; v2 is torn down")
+
+	// Now v2 fully, then roll back after decommission: a new rollout of v1.
+	_, err = e.rollout(e.spec(v2))
+	require.NoError(t, err)
+	assert.Equal(t, "hello from v2", e.get())
+	back, prev, err := rollouts.RollbackToPrevious(ctx, e.client, e.deps.Catalog, "hello", "test", "alice")
+	require.NoError(t, err)
+	assert.Equal(t, v1, prev)
+	var res workflows.RolloutResult
+	require.NoError(t, back.Get(ctx, &res))
+	assert.Equal(t, v1, res.ImageID)
+	assert.Equal(t, "hello from v1", e.get())
+	hist, err := e.deps.Catalog.History(ctx, "hello", "test", 10)
+	require.NoError(t, err)
+	require.NotEmpty(t, hist)
+	assert.Equal(t, "rollback", hist[0].Action)
+	assert.Equal(t, "succeeded", hist[0].Outcome)
+	assert.Equal(t, "rolled-back", hist[2].Outcome)
 }

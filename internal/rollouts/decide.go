@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
@@ -70,4 +71,38 @@ func LastInput(ctx context.Context, c client.Client, service, env string) (workf
 		return in, fmt.Errorf("decode the last rollout's input: %w", err)
 	}
 	return in, nil
+}
+
+// RollbackToPrevious starts a rollout of the previous deployable image of service
+// in env (the newest one the inventory has that is not live now), with the last
+// rollout's spec: a rollback after the old fleet was decommissioned, as CodeDeploy
+// does. It returns the run and the image it rolls back to.
+func RollbackToPrevious(ctx context.Context, c client.Client, cat *catalog.Catalog, service, env, by string) (client.WorkflowRun, string, error) {
+	last, err := LastInput(ctx, c, service, env)
+	if err != nil {
+		return nil, "", err
+	}
+	live, err := cat.Live(ctx, service, env)
+	if err != nil {
+		return nil, "", err
+	}
+	ids, err := cat.Deployable(ctx, service, env, max(last.Spec.Retain, 2))
+	if err != nil {
+		return nil, "", err
+	}
+	prev := ""
+	for _, id := range ids {
+		if id != live.ImageID {
+			prev = id
+			break
+		}
+	}
+	if prev == "" {
+		return nil, "", fmt.Errorf("no previous deployable image of %s in %s (live: %s); see imago status %s -e %s --history 10",
+			service, env, live.ImageID, service, env)
+	}
+	r := last.Spec
+	r.Image = spec.ImageRef{ID: prev}
+	run, err := Start(ctx, c, r, StartOptions{StartedBy: by, Action: "rollback"})
+	return run, prev, err
 }
