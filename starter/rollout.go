@@ -200,6 +200,9 @@ func newRolloutStatusCmd() *cobra.Command {
 		fmt.Fprintf(tw, "Status:\t%s\n", st.Status)
 		if p := st.Progress; p != nil {
 			fmt.Fprintf(tw, "Phase:\t%s\n", p.Phase)
+			if p.Step != "" {
+				fmt.Fprintf(tw, "Step:\t%s\n", p.Step)
+			}
 			fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
 			fmt.Fprintf(tw, "Strategy:\t%s\n", p.Strategy)
 			if p.NewFleet != "" {
@@ -217,6 +220,12 @@ func newRolloutStatusCmd() *cobra.Command {
 			}
 			if p.StartedBy != "" {
 				fmt.Fprintf(tw, "Started by:\t%s\n", p.StartedBy)
+			}
+			for _, ap := range p.Approvals {
+				fmt.Fprintf(tw, "Approved:\t%s by %s%s\n", ap.Gate, ap.By, because(ap.Reason))
+			}
+			for _, an := range p.Analyses {
+				fmt.Fprintf(tw, "Analysis %s:\t%s: %s\n", an.Name, an.Phase, an.Message)
 			}
 			if p.Error != "" {
 				fmt.Fprintf(tw, "Error:\t%s\n", p.Error)
