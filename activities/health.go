@@ -50,13 +50,20 @@ func (a *Activities) WaitHealthy(ctx context.Context, in WaitHealthyInput) (Wait
 	}
 	deadline := prog.Started.Add(in.Timeout)
 	for {
+		var problems []string
 		fleet, err := a.Provider.Describe(ctx, in.FleetID)
-		if err != nil {
+		switch {
+		case err == nil:
+			problems = a.probeFleet(ctx, fleet, in.Path)
+			prog.Total = len(fleet.Instances)
+			prog.Healthy = prog.Total - len(problems)
+		case provider.ErrorCode(err) != provider.Unknown:
 			return WaitHealthyResult{}, providerError(err)
+		default:
+			// A transient provider error is one more unanswered probe, not a failure.
+			problems = []string{"describe " + in.FleetID + ": " + err.Error()}
+			prog.Healthy = 0
 		}
-		problems := a.probeFleet(ctx, fleet, in.Path)
-		prog.Total = len(fleet.Instances)
-		prog.Healthy = prog.Total - len(problems)
 		activity.RecordHeartbeat(ctx, prog)
 		if len(problems) == 0 {
 			return WaitHealthyResult{Healthy: prog.Healthy, Took: time.Since(prog.Started).Round(time.Millisecond)}, nil

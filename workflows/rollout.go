@@ -159,18 +159,10 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 	return r, nil
 }
 
-// Activity option sets: quick provider calls, and the long health wait that heartbeats.
+// quick are the activity options of short provider and catalog calls: they retry
+// transient errors with backoff, many times, since each attempt is cheap.
 func (r *rollout) quick(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    10 * time.Second,
-			MaximumAttempts:    10,
-		},
-		Summary: summary,
-	})
+	return quickOptions(ctx, summary)
 }
 
 func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, error) {
@@ -244,7 +236,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Flee
 	var fleet provider.Fleet
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 25},
 		Summary:             fmt.Sprintf("provision %d × %s", size, imageID),
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.Provision, req).Get(ctx, &fleet)
@@ -358,8 +350,12 @@ func (r *rollout) fail(doing string, err error) error {
 		}
 	}
 	msg := fmt.Sprintf("rollout %s failed while %s: %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing, reason(err))
-	if !r.committed && len(r.progress.OldFleets) > 0 {
+	switch {
+	case r.committed:
+	case len(r.progress.OldFleets) > 0:
 		msg += "; the previous fleet keeps serving"
+	case r.progress.NewFleet == "":
+		msg += "; nothing was changed"
 	}
 	return temporal.NewNonRetryableApplicationError(msg, ErrRolloutFailed, err)
 }
