@@ -127,9 +127,12 @@ func (b *baker) fail(doing string, err error) error {
 		fmt.Sprintf("bake of %s failed while %s: %s", b.spec.Service, doing, reason(err)), ErrBakeFailed, err)
 }
 
+// quickOptions are the activity options of short provider and catalog calls. A
+// short StartToClose bounds how long a call lost with a crashed worker waits to be
+// retried (nothing heartbeats for it); retries are many, since attempts are cheap.
 func quickOptions(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 25,
 		},
