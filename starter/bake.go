@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
-	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -45,50 +45,44 @@ the spec's channel (default latest) to it.`,
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := out.check(); err != nil {
+		if err := checkSpecFlags(out, file, "bake", "examples/hello/bake.yaml"); err != nil {
 			return err
-		}
-		if file == "" {
-			return usageError{fmt.Errorf("-f FILE is required: the bake spec, e.g. examples/hello/bake.yaml")}
 		}
 		b, err := loadBake(file)
 		if err != nil {
 			return err
 		}
 		b.Force = b.Force || force
-		ctx := cmd.Context()
-		c, err := app.ConfigFromEnv().Dial(ctx)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		run, err := bakes.Start(ctx, c, b, startedBy())
-		if err != nil {
-			return err
-		}
-		w := cmd.OutOrStdout()
-		if !wait {
-			if out.json() {
-				return writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+		return withClient(cmd, func(c client.Client) error {
+			ctx := cmd.Context()
+			run, err := bakes.Start(ctx, c, b, startedBy())
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(w, "started %s (run %s)\n", run.GetID(), run.GetRunID())
+			w := cmd.OutOrStdout()
+			if !wait {
+				if out.json() {
+					return writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+				}
+				fmt.Fprintf(w, "started %s (run %s)\n", run.GetID(), run.GetRunID())
+				return nil
+			}
+			var res workflows.BakeResult
+			if err := run.Get(ctx, &res); err != nil {
+				return fmt.Errorf("%s", rollouts.Reason(err))
+			}
+			if out.json() {
+				return writeJSON(w, res)
+			}
+			how := "built and tested"
+			if res.Cached {
+				how = "found in the cache (same inputs)"
+			} else if !res.Tested {
+				how = "built"
+			}
+			fmt.Fprintf(w, "%s %s; channel %s → %s\n", res.ImageID, how, res.Channel, res.ImageID)
 			return nil
-		}
-		var res workflows.BakeResult
-		if err := run.Get(ctx, &res); err != nil {
-			return fmt.Errorf("%s", rollouts.Reason(err))
-		}
-		if out.json() {
-			return writeJSON(w, res)
-		}
-		how := "built and tested"
-		if res.Cached {
-			how = "found in the cache (same inputs)"
-		} else if !res.Tested {
-			how = "built"
-		}
-		fmt.Fprintf(w, "%s %s; channel %s → %s\n", res.ImageID, how, res.Channel, res.ImageID)
-		return nil
+		})
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "bake spec (YAML)")
 	cmd.Flags().BoolVar(&force, "force", false, "build even when an image with the same inputs exists")

@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
-	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -42,27 +42,24 @@ of the previous deployable image with the same spec (as CodeDeploy does).`,
 			Example: s.example,
 			Args:    args(cobra.ExactArgs(1)),
 			RunE: func(cmd *cobra.Command, a []string) error {
-				ctx := cmd.Context()
-				c, err := app.ConfigFromEnv().Dial(ctx)
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				service := a[0]
-				if s.name == workflows.UpdateRollback {
-					running, err := rollouts.Running(ctx, c, service, env)
-					if err != nil {
+				return withClient(cmd, func(c client.Client) error {
+					ctx := cmd.Context()
+					service := a[0]
+					if s.name == workflows.UpdateRollback {
+						running, err := rollouts.Running(ctx, c, service, env)
+						if err != nil {
+							return err
+						}
+						if !running {
+							return rollbackToPrevious(cmd, service, env, reason, wait)
+						}
+					}
+					if err := rollouts.Decide(ctx, c, service, env, s.name, startedBy(), reason); err != nil {
 						return err
 					}
-					if !running {
-						return rollbackToPrevious(cmd, service, env, reason, wait)
-					}
-				}
-				if err := rollouts.Decide(ctx, c, service, env, s.name, startedBy(), reason); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s accepted by %s\n", s.name, spec.RolloutWorkflowID(service, env))
-				return nil
+					fmt.Fprintf(cmd.OutOrStdout(), "%s accepted by %s\n", s.name, spec.RolloutWorkflowID(service, env))
+					return nil
+				})
 			},
 		}
 		cmd.Flags().StringVarP(&env, "environment", "e", spec.DefaultEnvironment, "environment")
@@ -78,22 +75,19 @@ of the previous deployable image with the same spec (as CodeDeploy does).`,
 // rollbackToPrevious starts a rollout of the previous deployable image with the
 // last rollout's spec.
 func rollbackToPrevious(cmd *cobra.Command, service, env, reason string, wait bool) error {
-	ctx := cmd.Context()
-	c, err := app.ConfigFromEnv().Dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return withCatalog(cmd, func(cat *catalog.Catalog) error {
-		run, prevID, err := rollouts.RollbackToPrevious(ctx, c, cat, service, env, startedBy())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "rolling %s/%s back to %s: started %s (run %s)%s\n", env, service, prevID, run.GetID(), run.GetRunID(), because(reason))
-		if !wait {
-			return nil
-		}
-		return waitRollout(ctx, c, run, cmd.OutOrStdout(), false)
+	return withClient(cmd, func(c client.Client) error {
+		ctx := cmd.Context()
+		return withCatalog(cmd, func(cat *catalog.Catalog) error {
+			run, prevID, err := rollouts.RollbackToPrevious(ctx, c, cat, service, env, startedBy())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rolling %s/%s back to %s: started %s (run %s)%s\n", env, service, prevID, run.GetID(), run.GetRunID(), because(reason))
+			if !wait {
+				return nil
+			}
+			return waitRollout(ctx, c, run, cmd.OutOrStdout(), false)
+		})
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
@@ -29,6 +30,28 @@ func withCatalog(cmd *cobra.Command, fn func(*catalog.Catalog) error) error {
 	}
 	defer cat.Close()
 	return fn(cat)
+}
+
+// withClient dials Temporal for one command.
+func withClient(cmd *cobra.Command, fn func(client.Client) error) error {
+	c, err := app.ConfigFromEnv().Dial(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}
+
+// checkSpecFlags checks -o and that -f names the spec of a command that starts
+// from one (kind bake or rollout; example a path to one).
+func checkSpecFlags(out *output, file, kind, example string) error {
+	if err := out.check(); err != nil {
+		return err
+	}
+	if file == "" {
+		return usageError{fmt.Errorf("-f FILE is required: the %s spec, e.g. %s", kind, example)}
+	}
+	return nil
 }
 
 func newImageShowCmd() *cobra.Command {
@@ -248,28 +271,24 @@ func newImageListCmd() *cobra.Command {
 		if err := out.check(); err != nil {
 			return err
 		}
-		cfg := app.ConfigFromEnv()
-		cat, err := catalog.Open(cmd.Context(), cfg.CatalogURL)
-		if err != nil {
-			return err
-		}
-		defer cat.Close()
-		imgs, err := cat.List(cmd.Context(), service)
-		if err != nil {
-			return err
-		}
-		if out.json() {
-			if imgs == nil {
-				imgs = []catalog.Image{}
+		return withCatalog(cmd, func(cat *catalog.Catalog) error {
+			imgs, err := cat.List(cmd.Context(), service)
+			if err != nil {
+				return err
 			}
-			return writeJSON(cmd.OutOrStdout(), imgs)
-		}
-		tw := table(cmd.OutOrStdout())
-		fmt.Fprintln(tw, "ID\tSERVICE\tBUILDER\tENTRYPOINT\tCREATED")
-		for _, img := range imgs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", img.ID, img.Service, img.Builder, strings.Join(img.Entrypoint, " "), img.Created.Local().Format(time.DateTime))
-		}
-		return tw.Flush()
+			if out.json() {
+				if imgs == nil {
+					imgs = []catalog.Image{}
+				}
+				return writeJSON(cmd.OutOrStdout(), imgs)
+			}
+			tw := table(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "ID\tSERVICE\tBUILDER\tENTRYPOINT\tCREATED")
+			for _, img := range imgs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", img.ID, img.Service, img.Builder, strings.Join(img.Entrypoint, " "), img.Created.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		})
 	}
 	cmd.Flags().StringVar(&service, "service", "", "only images of this service")
 	return cmd

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -41,11 +40,8 @@ With --wait it follows the rollout and exits 0 when it succeeded, 1 when it fail
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := out.check(); err != nil {
+		if err := checkSpecFlags(out, file, "rollout", "examples/hello/rollout.yaml"); err != nil {
 			return err
-		}
-		if file == "" {
-			return usageError{fmt.Errorf("-f FILE is required: the rollout spec, e.g. examples/hello/rollout.yaml")}
 		}
 		r, err := spec.LoadRollout(file)
 		if err != nil {
@@ -81,30 +77,27 @@ With --wait it follows the rollout and exits 0 when it succeeded, 1 when it fail
 			}
 			opts.Bake = &b
 		}
-		ctx := cmd.Context()
-		c, err := app.ConfigFromEnv().Dial(ctx)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		run, err := rollouts.Start(ctx, c, r, opts)
-		if err != nil {
-			return err
-		}
-		w := cmd.OutOrStdout()
-		if out.json() && !wait {
-			return writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
-		}
-		if !out.json() {
-			fmt.Fprintf(w, "started %s (run %s): %s → %s, image %s, %s\n", run.GetID(), run.GetRunID(), r.Service, r.Environment, r.Image.ID, r.Strategy.Type)
-		}
-		if !wait {
-			if !out.json() {
-				fmt.Fprintf(w, "follow it with: imago rollout status %s -e %s\n", r.Service, r.Environment)
+		return withClient(cmd, func(c client.Client) error {
+			ctx := cmd.Context()
+			run, err := rollouts.Start(ctx, c, r, opts)
+			if err != nil {
+				return err
 			}
-			return nil
-		}
-		return waitRollout(ctx, c, run, w, out.json())
+			w := cmd.OutOrStdout()
+			if out.json() && !wait {
+				return writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+			}
+			if !out.json() {
+				fmt.Fprintf(w, "started %s (run %s): %s → %s, image %s, %s\n", run.GetID(), run.GetRunID(), r.Service, r.Environment, r.Image.ID, r.Strategy.Type)
+			}
+			if !wait {
+				if !out.json() {
+					fmt.Fprintf(w, "follow it with: imago rollout status %s -e %s\n", r.Service, r.Environment)
+				}
+				return nil
+			}
+			return waitRollout(ctx, c, run, w, out.json())
+		})
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "rollout spec (YAML)")
 	cmd.Flags().StringVar(&imageID, "image", "", "image ID to roll out, overriding the spec's image")
@@ -182,69 +175,66 @@ func newRolloutStatusCmd() *cobra.Command {
 		if err := out.check(); err != nil {
 			return err
 		}
-		c, err := app.ConfigFromEnv().Dial(cmd.Context())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		st, err := rollouts.Get(cmd.Context(), c, a[0], env)
-		if err != nil {
-			return err
-		}
-		w := cmd.OutOrStdout()
-		if out.json() {
-			return writeJSON(w, st)
-		}
-		tw := table(w)
-		fmt.Fprintf(tw, "Rollout:\t%s (run %s)\n", st.WorkflowID, st.RunID)
-		fmt.Fprintf(tw, "Status:\t%s\n", st.Status)
-		if p := st.Progress; p != nil {
-			fmt.Fprintf(tw, "Phase:\t%s\n", p.Phase)
-			if p.Step != "" {
-				fmt.Fprintf(tw, "Step:\t%s\n", p.Step)
+		return withClient(cmd, func(c client.Client) error {
+			st, err := rollouts.Get(cmd.Context(), c, a[0], env)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
-			fmt.Fprintf(tw, "Strategy:\t%s\n", p.Strategy)
-			if p.NewFleet != "" {
-				fmt.Fprintf(tw, "New fleet:\t%s (%d instances)\n", p.NewFleet, p.Instances)
+			w := cmd.OutOrStdout()
+			if out.json() {
+				return writeJSON(w, st)
 			}
-			if len(p.OldFleets) > 0 {
-				fmt.Fprintf(tw, "Old fleets:\t%s\n", strings.Join(p.OldFleets, ", "))
+			tw := table(w)
+			fmt.Fprintf(tw, "Rollout:\t%s (run %s)\n", st.WorkflowID, st.RunID)
+			fmt.Fprintf(tw, "Status:\t%s\n", st.Status)
+			if p := st.Progress; p != nil {
+				fmt.Fprintf(tw, "Phase:\t%s\n", p.Phase)
+				if p.Step != "" {
+					fmt.Fprintf(tw, "Step:\t%s\n", p.Step)
+				}
+				fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
+				fmt.Fprintf(tw, "Strategy:\t%s\n", p.Strategy)
+				if p.NewFleet != "" {
+					fmt.Fprintf(tw, "New fleet:\t%s (%d instances)\n", p.NewFleet, p.Instances)
+				}
+				if len(p.OldFleets) > 0 {
+					fmt.Fprintf(tw, "Old fleets:\t%s\n", strings.Join(p.OldFleets, ", "))
+				}
+				var ws []string
+				for _, fw := range p.Weights {
+					ws = append(ws, fmt.Sprintf("%s=%d%%", fw.FleetID, fw.Weight))
+				}
+				if len(ws) > 0 {
+					fmt.Fprintf(tw, "Traffic:\t%s\n", strings.Join(ws, " "))
+				}
+				if p.StartedBy != "" {
+					fmt.Fprintf(tw, "Started by:\t%s\n", p.StartedBy)
+				}
+				for _, ap := range p.Approvals {
+					fmt.Fprintf(tw, "Approved:\t%s by %s%s\n", ap.Gate, ap.By, because(ap.Reason))
+				}
+				for _, an := range p.Analyses {
+					fmt.Fprintf(tw, "Analysis %s:\t%s: %s\n", an.Name, an.Phase, an.Message)
+				}
+				if p.Error != "" {
+					fmt.Fprintf(tw, "Error:\t%s\n", p.Error)
+				}
 			}
-			var ws []string
-			for _, fw := range p.Weights {
-				ws = append(ws, fmt.Sprintf("%s=%d%%", fw.FleetID, fw.Weight))
+			fmt.Fprintf(tw, "Started:\t%s\n", st.Started.Local().Format(time.DateTime))
+			if st.Closed != nil {
+				fmt.Fprintf(tw, "Closed:\t%s\n", st.Closed.Local().Format(time.DateTime))
 			}
-			if len(ws) > 0 {
-				fmt.Fprintf(tw, "Traffic:\t%s\n", strings.Join(ws, " "))
+			if err := tw.Flush(); err != nil {
+				return err
 			}
-			if p.StartedBy != "" {
-				fmt.Fprintf(tw, "Started by:\t%s\n", p.StartedBy)
+			if p := st.Progress; p != nil && len(p.Events) > 0 {
+				fmt.Fprintln(w, "\nEvents:")
+				for _, e := range p.Events {
+					fmt.Fprintf(w, "  %s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
+				}
 			}
-			for _, ap := range p.Approvals {
-				fmt.Fprintf(tw, "Approved:\t%s by %s%s\n", ap.Gate, ap.By, because(ap.Reason))
-			}
-			for _, an := range p.Analyses {
-				fmt.Fprintf(tw, "Analysis %s:\t%s: %s\n", an.Name, an.Phase, an.Message)
-			}
-			if p.Error != "" {
-				fmt.Fprintf(tw, "Error:\t%s\n", p.Error)
-			}
-		}
-		fmt.Fprintf(tw, "Started:\t%s\n", st.Started.Local().Format(time.DateTime))
-		if st.Closed != nil {
-			fmt.Fprintf(tw, "Closed:\t%s\n", st.Closed.Local().Format(time.DateTime))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		if p := st.Progress; p != nil && len(p.Events) > 0 {
-			fmt.Fprintln(w, "\nEvents:")
-			for _, e := range p.Events {
-				fmt.Fprintf(w, "  %s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
-			}
-		}
-		return nil
+			return nil
+		})
 	}
 	cmd.Flags().StringVarP(&env, "environment", "e", spec.DefaultEnvironment, "environment")
 	return cmd
@@ -263,27 +253,24 @@ func newRolloutListCmd() *cobra.Command {
 		if err := out.check(); err != nil {
 			return err
 		}
-		c, err := app.ConfigFromEnv().Dial(cmd.Context())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		list, err := rollouts.List(cmd.Context(), c, o)
-		if err != nil {
-			return err
-		}
-		if out.json() {
-			if list == nil {
-				list = []rollouts.Summary{}
+		return withClient(cmd, func(c client.Client) error {
+			list, err := rollouts.List(cmd.Context(), c, o)
+			if err != nil {
+				return err
 			}
-			return writeJSON(cmd.OutOrStdout(), list)
-		}
-		tw := table(cmd.OutOrStdout())
-		fmt.Fprintln(tw, "ROLLOUT\tSTATUS\tPHASE\tIMAGE\tSTARTED")
-		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.WorkflowID, s.Status, s.Phase, s.Image, s.Started.Local().Format(time.DateTime))
-		}
-		return tw.Flush()
+			if out.json() {
+				if list == nil {
+					list = []rollouts.Summary{}
+				}
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			tw := table(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "ROLLOUT\tSTATUS\tPHASE\tIMAGE\tSTARTED")
+			for _, s := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.WorkflowID, s.Status, s.Phase, s.Image, s.Started.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		})
 	}
 	cmd.Flags().StringVar(&o.Service, "service", "", "only rollouts of this service")
 	cmd.Flags().StringVarP(&o.Environment, "environment", "e", "", "only rollouts to this environment")

@@ -235,7 +235,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Flee
 	var a *activities.Activities
 	var fleet provider.Fleet
 	opts := workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
+		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 25},
 		Summary:             fmt.Sprintf("provision %d × %s", size, imageID),
 	}

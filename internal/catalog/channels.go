@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"sort"
 	"strconv"
@@ -14,9 +13,10 @@ import (
 
 // A channel (latest, stable, ...) of a service names one of its images. Every move
 // is its own immutable object channels/<service>/<channel>/<seq>.json, claimed
-// with create-if-not-exist: of concurrent moves that pick the same seq one wins
-// and the others take the next seq, so no move is ever lost, and the history is
-// the objects in seq order. The current image is the one of the highest seq.
+// with create-if-not-exist (see appendSeq): of concurrent moves that pick the
+// same seq one wins and the others take the next seq, so no move is ever lost,
+// and the history is the objects in seq order. The current image is the one of
+// the highest seq.
 
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
@@ -46,10 +46,6 @@ const seqDigits = 12
 
 func channelPrefix(service, channel string) string {
 	return "channels/" + service + "/" + channel + "/"
-}
-
-func channelKey(service, channel string, seq int64) string {
-	return fmt.Sprintf("%s%0*d.json", channelPrefix(service, channel), seqDigits, seq)
 }
 
 // parseSeq parses "<digits>.json".
@@ -103,71 +99,55 @@ func (c *Catalog) MoveChannel(ctx context.Context, service, channel, imageID str
 	if err != nil {
 		return ChannelEntry{}, err
 	}
-	const maxAttempts = 1000
-	for attempt := 1; ; attempt++ {
-		if cur.Seq > 0 && cur.ImageID == imageID {
-			cur.Outdated, err = c.markOutdated(ctx, cur)
-			return cur, err
-		}
-		e := ChannelEntry{
-			Service: service, Channel: channel, ImageID: imageID, Previous: cur.ImageID, Seq: cur.Seq + 1,
-			By: opts.By, Reason: opts.Reason, Time: time.Now().UTC(),
-		}
-		err := c.create(ctx, channelKey(service, channel, e.Seq), e)
-		if err == nil {
-			e.Outdated, err = c.markOutdated(ctx, e)
-			return e, err
-		}
-		if !isExists(err) {
-			return ChannelEntry{}, fmt.Errorf("move %s/%s: %w", service, channel, err)
-		}
-		if attempt == maxAttempts {
-			return ChannelEntry{}, fmt.Errorf("move %s/%s: gave up after %d concurrent moves got in first; try again", service, channel, attempt)
-		}
-		// A concurrent move took this seq. Continue from its entry; a short random
-		// pause keeps the contenders from colliding again in lockstep.
-		if cur, err = c.entry(ctx, service, channel, e.Seq); err != nil {
+	// e is the entry naming imageID: the current one when the channel names it
+	// already (a move to it adds nothing), else the one this move appends, or a
+	// concurrent move's to the same image.
+	names := func(e ChannelEntry) bool { return e.Seq > 0 && e.ImageID == imageID }
+	e := cur
+	if !names(cur) {
+		_, err = c.appendSeq(ctx, channelPrefix(service, channel), cur.Seq, fmt.Sprintf("move %s/%s", service, channel), "moves",
+			func(seq int64) any {
+				e = ChannelEntry{
+					Service: service, Channel: channel, ImageID: imageID, Previous: cur.ImageID, Seq: seq,
+					By: opts.By, Reason: opts.Reason, Time: time.Now().UTC(),
+				}
+				return e
+			},
+			func(seq int64) (bool, error) {
+				// A concurrent move took seq: continue from its entry, which may
+				// have moved the channel to imageID already.
+				var err error
+				if cur, err = c.entry(ctx, service, channel, seq); err != nil {
+					return false, err
+				}
+				if names(cur) {
+					e = cur
+					return true, nil
+				}
+				return false, nil
+			})
+		if err != nil {
 			return ChannelEntry{}, err
 		}
-		select {
-		case <-time.After(rand.N(time.Duration(min(attempt, 20)) * time.Millisecond)):
-		case <-ctx.Done():
-			return ChannelEntry{}, fmt.Errorf("move %s/%s: %w", service, channel, ctx.Err())
-		}
 	}
+	e.Outdated, err = c.markOutdated(ctx, e)
+	return e, err
 }
 
 // entry reads move seq of a channel.
 func (c *Catalog) entry(ctx context.Context, service, channel string, seq int64) (ChannelEntry, error) {
 	var e ChannelEntry
-	if err := c.readJSON(ctx, channelKey(service, channel, seq), &e); err != nil {
+	if err := c.readJSON(ctx, seqKey(channelPrefix(service, channel), seq), &e); err != nil {
 		return ChannelEntry{}, fmt.Errorf("read %s/%s move %d: %w", service, channel, seq, err)
 	}
 	e.Outdated = nil
 	return e, nil
 }
 
-// seqs lists the seqs of a channel's moves, ascending.
-func (c *Catalog) seqs(ctx context.Context, service, channel string) ([]int64, error) {
-	prefix := channelPrefix(service, channel)
-	keys, err := c.listKeys(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	var seqs []int64
-	for _, k := range keys {
-		if n, ok := parseSeq(strings.TrimPrefix(k, prefix)); ok {
-			seqs = append(seqs, n)
-		}
-	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-	return seqs, nil
-}
-
 // head returns the current entry of a channel; a zero entry (Seq 0) when the
 // channel was never moved.
 func (c *Catalog) head(ctx context.Context, service, channel string) (ChannelEntry, error) {
-	seqs, err := c.seqs(ctx, service, channel)
+	seqs, err := c.seqsUnder(ctx, channelPrefix(service, channel))
 	if err != nil || len(seqs) == 0 {
 		return ChannelEntry{}, err
 	}
@@ -194,7 +174,7 @@ func (c *Catalog) ChannelHistory(ctx context.Context, service, channel string) (
 	if err := checkChannel(service, channel); err != nil {
 		return nil, err
 	}
-	seqs, err := c.seqs(ctx, service, channel)
+	seqs, err := c.seqsUnder(ctx, channelPrefix(service, channel))
 	if err != nil {
 		return nil, err
 	}

@@ -219,7 +219,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 		head = seqs[len(seqs)-1]
 	}
 	var stored *Deployment
-	seq, err := c.appendSeq(ctx, prefix, head, what,
+	seq, err := c.appendSeq(ctx, prefix, head, what, "writers",
 		func(seq int64) any {
 			d.Seq = seq
 			return d
@@ -229,7 +229,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 			// retry racing its first attempt), and it may change what is live.
 			e, err := c.deployment(ctx, prefix, seq)
 			if err != nil {
-				return false, err
+				return false, fmt.Errorf("%s: %w", what, err)
 			}
 			if d.sameEvent(e) {
 				stored = &e
@@ -242,7 +242,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 				case OutcomeRolledBack:
 					live, err := c.live(ctx, d.Service, d.Environment)
 					if err != nil && !errors.Is(err, ErrNotFound) {
-						return false, err
+						return false, fmt.Errorf("%s: %w", what, err)
 					}
 					d.Previous = live.ImageID
 				}
@@ -307,11 +307,7 @@ func (c *Catalog) live(ctx context.Context, service, env string) (Deployment, er
 // limit of them, or all for limit <= 0. A service never deployed there gives an
 // error matching ErrNotFound that says how to deploy it.
 func (c *Catalog) History(ctx context.Context, service, env string, limit int) ([]Deployment, error) {
-	if err := checkTarget(service, env); err != nil {
-		return nil, err
-	}
-	prefix := inventoryPrefix(service, env)
-	seqs, err := c.seqsUnder(ctx, prefix)
+	prefix, seqs, err := c.inventoryLog(ctx, service, env)
 	if err != nil {
 		return nil, err
 	}
@@ -378,11 +374,7 @@ func (c *Catalog) Environments(ctx context.Context, service string) ([]string, e
 // them for keep <= 0. The live image, when usable, comes first. A service never
 // deployed there has none (and no error).
 func (c *Catalog) Deployable(ctx context.Context, service, env string, keep int) ([]string, error) {
-	if err := checkTarget(service, env); err != nil {
-		return nil, err
-	}
-	prefix := inventoryPrefix(service, env)
-	seqs, err := c.seqsUnder(ctx, prefix)
+	prefix, seqs, err := c.inventoryLog(ctx, service, env)
 	if err != nil {
 		return nil, err
 	}
@@ -425,6 +417,17 @@ func (c *Catalog) deployable(ctx context.Context, service, id string) (bool, err
 	}
 	rev, err := c.revocation(ctx, id)
 	return rev == nil, err
+}
+
+// inventoryLog checks service and env and lists the seqs of their inventory log,
+// which is at prefix.
+func (c *Catalog) inventoryLog(ctx context.Context, service, env string) (prefix string, seqs []int64, err error) {
+	if err := checkTarget(service, env); err != nil {
+		return "", nil, err
+	}
+	prefix = inventoryPrefix(service, env)
+	seqs, err = c.seqsUnder(ctx, prefix)
+	return prefix, seqs, err
 }
 
 // deployment reads entry seq of the inventory log at prefix.
@@ -516,8 +519,10 @@ func (c *Catalog) hasSeq(ctx context.Context, prefix string) (bool, error) {
 // calls taken(seq), which reads the winner's entry and updates what entry will
 // return next, then tries the next seq, so no append is ever lost. taken may
 // also end the append (done, with the seq it saw): the winner already recorded
-// what the caller meant to. what names the operation in errors.
-func (c *Catalog) appendSeq(ctx context.Context, prefix string, head int64, what string,
+// what the caller meant to. what names the operation in errors, writers the
+// contenders in the one that gives up ("concurrent moves"); taken's errors are
+// returned as they are.
+func (c *Catalog) appendSeq(ctx context.Context, prefix string, head int64, what, writers string,
 	entry func(seq int64) any, taken func(seq int64) (done bool, err error)) (int64, error) {
 	const maxAttempts = 1000
 	for attempt := 1; ; attempt++ {
@@ -530,11 +535,11 @@ func (c *Catalog) appendSeq(ctx context.Context, prefix string, head int64, what
 			return 0, fmt.Errorf("%s: %w", what, err)
 		}
 		if attempt == maxAttempts {
-			return 0, fmt.Errorf("%s: gave up after %d concurrent writers got in first; try again", what, attempt)
+			return 0, fmt.Errorf("%s: gave up after %d concurrent %s got in first; try again", what, attempt, writers)
 		}
 		done, err := taken(seq)
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", what, err)
+			return 0, err
 		}
 		if done {
 			return seq, nil

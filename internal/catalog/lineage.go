@@ -150,46 +150,32 @@ func (c *Catalog) Revoke(ctx context.Context, id string, opts RevokeOptions) ([]
 
 // revocations reads every revocation, by image ID.
 func (c *Catalog) revocations(ctx context.Context) (map[string]*Revocation, error) {
-	keys, err := c.listKeys(ctx, "revocations/")
-	if err != nil {
-		return nil, err
-	}
-	ids := idsOf(keys, "revocations/")
-	revs := make([]*Revocation, len(ids))
-	err = parallel(ctx, len(ids), func(ctx context.Context, i int) error {
-		var err error
-		revs[i], err = c.revocation(ctx, ids[i])
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	m := make(map[string]*Revocation, len(ids))
-	for i, id := range ids {
-		if revs[i] != nil {
-			m[id] = revs[i]
-		}
-	}
-	return m, nil
+	return readMarks(ctx, c, "revocations/", c.revocation)
 }
 
 // outdatedMarks reads every outdated mark, by image ID.
 func (c *Catalog) outdatedMarks(ctx context.Context) (map[string]*Outdated, error) {
-	keys, err := c.listKeys(ctx, "outdated/")
+	return readMarks(ctx, c, "outdated/", c.outdated)
+}
+
+// readMarks reads every mark <prefix><image ID>.json, by image ID; read reads the
+// mark of one image, nil when it has none.
+func readMarks[M any](ctx context.Context, c *Catalog, prefix string, read func(context.Context, string) (*M, error)) (map[string]*M, error) {
+	keys, err := c.listKeys(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
-	ids := idsOf(keys, "outdated/")
-	marks := make([]*Outdated, len(ids))
+	ids := idsOf(keys, prefix)
+	marks := make([]*M, len(ids))
 	err = parallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		var err error
-		marks[i], err = c.outdated(ctx, ids[i])
+		marks[i], err = read(ctx, ids[i])
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[string]*Outdated, len(ids))
+	m := make(map[string]*M, len(ids))
 	for i, id := range ids {
 		if marks[i] != nil {
 			m[id] = marks[i]

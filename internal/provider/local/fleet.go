@@ -372,19 +372,28 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 	}
 	// Also processes no state records (a crash between start and record, or
 	// children of an instance).
+	return d.stopAndRemove(ctx, "terminate fleet "+fleetID, procs,
+		func(env map[string]string) bool { return env[envFleet] == fleetID }, d.fleetFile(fleetID))
+}
+
+// stopAndRemove stops procs and every process of this home whose environment
+// marked accepts (SIGTERM to each process group, SIGKILL after stopGrace), then
+// removes file, which may be gone already. what names the operation in the error
+// of a stop that failed.
+func (d *Driver) stopAndRemove(ctx context.Context, what string, procs []procRef, marked func(env map[string]string) bool, file string) error {
 	ents, err := scanProcs(d.home)
 	if err != nil {
 		return err
 	}
 	for _, e := range ents {
-		if e.env[envFleet] == fleetID {
+		if marked(e.env) {
 			procs = append(procs, procRef{e.pid, e.startTime})
 		}
 	}
 	if err := stopProcs(ctx, procs, stopGrace); err != nil {
-		return fmt.Errorf("terminate fleet %s: %w", fleetID, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := os.Remove(d.fleetFile(fleetID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil

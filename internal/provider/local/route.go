@@ -234,20 +234,6 @@ func (d *Driver) StopRouter(ctx context.Context, key provider.RouteKey) error {
 	if ri, ok := d.liveRouter(key); ok {
 		procs = append(procs, procRef{ri.PID, ri.StartTime})
 	}
-	ents, err := scanProcs(d.home)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if e.env[envRouter] == key.String() {
-			procs = append(procs, procRef{e.pid, e.startTime})
-		}
-	}
-	if err := stopProcs(ctx, procs, stopGrace); err != nil {
-		return fmt.Errorf("stop router %s: %w", key, err)
-	}
-	if err := os.Remove(d.runFile(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	return d.stopAndRemove(ctx, fmt.Sprintf("stop router %s", key), procs,
+		func(env map[string]string) bool { return env[envRouter] == key.String() }, d.runFile(key))
 }
