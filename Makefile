@@ -5,7 +5,7 @@ export IMAGO_HOME ?= $(CURDIR)/.imago
 export CHECKPOINT_DISABLE := 1
 BIN := $(CURDIR)/bin
 
-.PHONY: build run test demo stop tools vet fmt clean record-histories
+.PHONY: build run test fuzz demo stop tools vet fmt clean record-histories bench
 
 build: ## both binaries into bin/
 	$(GO) build -o $(BIN)/imago-worker ./worker
@@ -14,8 +14,16 @@ build: ## both binaries into bin/
 run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + worker
 	$(BIN)/imago-worker
 
-test: tools ## the whole suite: unit, workflow, integration (real Temporal server, real processes, real packer)
+test: tools ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly
 	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
+	$(MAKE) fuzz
+
+FUZZTIME ?= 10s
+fuzz: ## run each fuzz target for FUZZTIME (findings land in testdata/fuzz as regression seeds)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRollout$$' -fuzztime $(FUZZTIME) ./internal/spec
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./internal/bake
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./internal/bake
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartRollout$$' -fuzztime $(FUZZTIME) ./internal/api
 
 demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 	bash examples/hello/demo.sh
@@ -28,6 +36,10 @@ tools: ## the pinned packer v1.12.0, built from Go modules into bin/
 
 record-histories: tools ## re-record the workflow histories the replay test replays (workflows/testdata/histories)
 	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -run 'TestRolloutV1ThenV2|TestFailedSmokeCheck|TestCanaryUnderLoad|TestFailingCanary|TestRollingUnderLoad|TestBakeBuildsTests' ./internal/app
+
+bench: build tools ## run the benchmarks (internal/bench), print the table and write BENCHMARKS.md
+	$(GO) build -o $(BIN)/imago-bench ./cmd/imago-bench
+	$(BIN)/imago-bench -bin $(BIN) -o BENCHMARKS.md
 
 vet:
 	$(GO) vet ./...

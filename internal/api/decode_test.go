@@ -1,0 +1,101 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/spec"
+)
+
+const good = `{"spec": {"service": "hello", "environment": "prod", "listen": "127.0.0.1:9080",
+  "fleet": {"size": 3}, "health": {"path": "/healthz", "interval": "1s", "timeout": "1m"},
+  "strategy": {"type": "canary", "steps": [{"setWeight": 10}, {"pause": {"duration": "30s"}}]}},
+  "image": "img-3f2a1c9d0b7e"}`
+
+func TestDecodeStartRolloutDefaultsAndOverridesTheImage(t *testing.T) {
+	req, err := DecodeStartRollout(strings.NewReader(good))
+	require.NoError(t, err)
+	assert.Equal(t, "img-3f2a1c9d0b7e", req.Spec.Image.ID)
+	assert.Equal(t, "prod", req.Spec.Environment)
+	assert.Equal(t, spec.Canary, req.Spec.Strategy.Type)
+	assert.Equal(t, "30s", req.Spec.Strategy.Steps[1].Pause.Duration.String())
+}
+
+func TestBadRequestsSayWhatIsWrong(t *testing.T) {
+	for _, tc := range []struct {
+		body, want string
+		status     int
+	}{
+		{``, "the request body is empty", 400},
+		{`{"spec": {"service": "hello"}, "imgae": "x"}`, `unknown field "imgae"`, 400},
+		{`{"spec": {"fleet": {"size": "three"}}}`, "field spec.fleet.size: want int, got JSON string", 400},
+		{`{"spec": `, "not valid JSON", 400},
+		{`{} {}`, "more than one JSON value", 400},
+		{`{"spec": {"service": "hello", "fleet": {"size": -1}}}`, "", 422},
+		{`{"spec": {"service": "x"}, "image": "` + strings.Repeat("a", MaxBodyBytes) + `"}`, "larger than", 400},
+	} {
+		_, err := DecodeStartRollout(strings.NewReader(tc.body))
+		require.Error(t, err, "%.60s", tc.body)
+		p := ProblemFor(err)
+		assert.Equal(t, tc.status, p.Status, "%.60s: %v", tc.body, err)
+		assert.Contains(t, p.Detail+fieldMessages(p), tc.want, "%.60s", tc.body)
+	}
+}
+
+func TestInvalidSpecProblemListsFieldPaths(t *testing.T) {
+	_, err := DecodeStartRollout(strings.NewReader(`{"spec": {"service": "Hello", "fleet": {"size": -1}}}`))
+	p := ProblemFor(err)
+	assert.Equal(t, http.StatusUnprocessableEntity, p.Status)
+	var fields []string
+	for _, e := range p.Errors {
+		fields = append(fields, e.Field)
+	}
+	assert.Contains(t, fields, "service")
+	assert.Contains(t, fields, "fleet.size")
+	data, err := json.Marshal(p)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"field":"fleet.size"`)
+}
+
+func fieldMessages(p Problem) string {
+	var b bytes.Buffer
+	for _, e := range p.Errors {
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// FuzzDecodeStartRollout: any body gives a request or a 4xx problem, never a
+// panic or a 500, and an accepted spec stays valid after a JSON round trip.
+func FuzzDecodeStartRollout(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte(`{"spec": {"service": "hello", "strategy": {"type": "rolling", "waves": "25%"}}}`))
+	f.Add([]byte(`{"spec": {"analyses": {"e": {"provider": "router", "max": 0.05}}}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeStartRollout(bytes.NewReader(body))
+		if err != nil {
+			if p := ProblemFor(err); p.Status >= 500 {
+				t.Fatalf("a client error became %d: %v", p.Status, err)
+			}
+			return
+		}
+		data, err := json.Marshal(req.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back spec.Rollout
+		if err := json.Unmarshal(data, &back); err != nil {
+			t.Fatalf("round trip: %v", err)
+		}
+		if err := back.Validate(); err != nil {
+			t.Fatalf("accepted spec invalid after a round trip: %v", err)
+		}
+	})
+}
