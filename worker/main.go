@@ -20,13 +20,15 @@ import (
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/devserver"
+	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/workflows"
 )
 
 func main() {
-	// The local provider starts routers by re-running this binary.
+	// The local provider starts routers and sim hosts by re-running this binary.
 	router.RunIfChild()
+	local.RunSimIfChild()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "imago-worker:", err)
 		var ue usageError

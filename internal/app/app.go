@@ -22,6 +22,7 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/workflows"
@@ -202,9 +203,19 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterActivity(acts)
 }
 
-// NewWorker makes a worker on imago's task queue.
+// NewWorker makes a worker on imago's task queue. With IMAGO_CRASH_AT set it also
+// installs the crash test hook (see internal/crash); a malformed value panics.
 func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
-	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	var opts worker.Options
+	if os.Getenv(crash.EnvVar) != "" {
+		// A test hook (the crash suite): kill -9 this process at one activity boundary.
+		hook, err := crash.FromEnv()
+		if err != nil {
+			panic(err)
+		}
+		opts.Interceptors = append(opts.Interceptors, hook)
+	}
+	w := worker.New(c, workflows.TaskQueue, opts)
 	Register(w, acts)
 	return w
 }

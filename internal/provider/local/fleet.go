@@ -102,6 +102,13 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	if err != nil {
 		return provider.Fleet{}, err
 	}
+	if IsSimImage(img) {
+		st.Sim = true
+		if err := d.writeState(st); err != nil {
+			return provider.Fleet{}, err
+		}
+		return d.startSim(ctx, st, img)
+	}
 	path, args, err := resolveEntrypoint(dir, img)
 	if err != nil {
 		return provider.Fleet{}, err
@@ -372,8 +379,11 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 	}
 	// Also processes no state records (a crash between start and record, or
 	// children of an instance).
-	return d.stopAndRemove(ctx, "terminate fleet "+fleetID, procs,
-		func(env map[string]string) bool { return env[envFleet] == fleetID }, d.fleetFile(fleetID))
+	if err := d.stopAndRemove(ctx, "terminate fleet "+fleetID, procs,
+		func(env map[string]string) bool { return env[envFleet] == fleetID }, d.fleetFile(fleetID)); err != nil {
+		return err
+	}
+	return d.removeSimRun(fleetID)
 }
 
 // stopAndRemove stops procs and every process of this home whose environment

@@ -62,6 +62,10 @@ type Config struct {
 	// (IMAGO_ROUTER_CONFIG, ...) that makes router.RunIfChild serve. Default: the
 	// current executable, whose main (or TestMain) must call router.RunIfChild first.
 	RouterCommand []string
+	// SimCommand starts a sim host (see sim.go); the driver adds its environment
+	// and the -imago-sim-host argument. Default: $IMAGO_SIM_COMMAND, else the
+	// current executable, whose main (or TestMain) must call RunSimIfChild first.
+	SimCommand []string
 }
 
 // Driver is the local provider driver. It is safe for concurrent use, also by
@@ -70,6 +74,7 @@ type Driver struct {
 	home      string
 	images    ImageSource
 	routerCmd []string
+	simCmd    []string
 
 	mu       sync.Mutex
 	reserved map[int]time.Time // ports handed out recently, not to hand out twice
@@ -108,10 +113,21 @@ func Open(cfg Config) (*Driver, error) {
 			cmd = append(cmd, "-test.run=^$", "-test.bench=^$", "-test.fuzz=^$")
 		}
 	}
+	simCmd := cfg.SimCommand
+	if len(simCmd) == 0 {
+		if c := os.Getenv(SimCommandEnv); c != "" {
+			simCmd = []string{c}
+		} else if exe, err := os.Executable(); err == nil {
+			simCmd = []string{exe}
+		} else {
+			simCmd = []string{"/proc/self/exe"}
+		}
+	}
 	return &Driver{
 		home:      home,
 		images:    cfg.Images,
 		routerCmd: append([]string(nil), cmd...),
+		simCmd:    append([]string(nil), simCmd...),
 		reserved:  map[int]time.Time{},
 	}, nil
 }
@@ -178,6 +194,9 @@ type fleetState struct {
 	// RequestSize is the size of the Provision request that made the fleet; a
 	// Provision retry with the fleet's token may repeat it (or ask for Size).
 	RequestSize int `json:"requestSize,omitempty"`
+	// Sim marks a fleet of sim instances: listeners in one sim host process
+	// (sim.go), whose pid every instance records.
+	Sim bool `json:"sim,omitempty"`
 }
 
 func (d *Driver) readState(id string) (*fleetState, error) {
@@ -207,9 +226,16 @@ func (d *Driver) writeState(st *fleetState) error {
 func (st *fleetState) live() provider.Fleet {
 	f := st.Fleet
 	f.Instances = append([]provider.Instance(nil), st.Fleet.Instances...)
+	seen := map[procRef]bool{} // sim instances share a pid: look it up once
 	for i := range f.Instances {
 		in := &f.Instances[i]
-		if in.PID != 0 && alive(in.PID, st.StartTimes[in.ID]) {
+		ref := procRef{in.PID, st.StartTimes[in.ID]}
+		up, ok := seen[ref]
+		if !ok {
+			up = in.PID != 0 && alive(in.PID, ref.startTime)
+			seen[ref] = up
+		}
+		if up {
 			in.State = provider.InstanceRunning
 		} else {
 			in.State = provider.InstanceStopped
@@ -265,6 +291,7 @@ type Process struct {
 	InstanceID string `json:"instanceId,omitempty"` // set for an instance
 	FleetID    string `json:"fleetId,omitempty"`    // set for an instance
 	Router     string `json:"router,omitempty"`     // "<env>/<service>", set for a router
+	Sim        bool   `json:"sim,omitempty"`        // a sim host: FleetID is set, InstanceID is not
 }
 
 // Processes lists the live instance and router processes of this Home, found by
@@ -279,7 +306,7 @@ func processes(home string) ([]Process, error) {
 	}
 	out := make([]Process, 0, len(ents))
 	for _, e := range ents {
-		out = append(out, Process{PID: e.pid, StartTime: e.startTime, InstanceID: e.env[envInstance], FleetID: e.env[envFleet], Router: e.env[envRouter]})
+		out = append(out, Process{PID: e.pid, StartTime: e.startTime, InstanceID: e.env[envInstance], FleetID: e.env[envFleet], Router: e.env[envRouter], Sim: e.env[envSim] != ""})
 	}
 	return out, nil
 }

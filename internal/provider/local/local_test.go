@@ -38,6 +38,8 @@ var (
 func TestMain(m *testing.M) {
 	// Routers started by the driver re-execute this test binary.
 	router.RunIfChild()
+	// Sim hosts too.
+	RunSimIfChild()
 
 	tmp, err := os.MkdirTemp("", "imago-local-test-")
 	if err != nil {

@@ -111,7 +111,7 @@ func scanProcs(home string) ([]procEntry, error) {
 				env[k] = v
 			}
 		}
-		if env[envHome] != home || (env[envInstance] == "" && env[envRouter] == "") {
+		if env[envHome] != home || (env[envInstance] == "" && env[envRouter] == "" && env[envSim] == "") {
 			continue
 		}
 		st, err := readStat(pid)

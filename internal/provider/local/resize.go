@@ -61,6 +61,9 @@ func (d *Driver) Resize(ctx context.Context, fleetID string, size int) (provider
 	if err != nil {
 		return provider.Fleet{}, err
 	}
+	if st.Sim {
+		return d.startSim(ctx, st, img)
+	}
 	path, args, err := resolveEntrypoint(dir, img)
 	if err != nil {
 		return provider.Fleet{}, err
@@ -127,11 +130,17 @@ func (d *Driver) reconcileSize(ctx context.Context, st *fleetState) error {
 			return err
 		}
 		surplus := ins[want:]
+		if st.Sim {
+			// Sim instances are listeners of one host: close them, not the host.
+			if err := d.shrinkSim(ctx, st, ins[:want]); err != nil {
+				return err
+			}
+		}
 		gone := map[string]bool{}
 		var procs []procRef
 		for _, in := range surplus {
 			gone[in.ID] = true
-			if in.PID != 0 {
+			if in.PID != 0 && !st.Sim {
 				procs = append(procs, procRef{in.PID, st.StartTimes[in.ID]})
 			}
 		}
