@@ -51,10 +51,16 @@ func (c *Catalog) descendantIDs(ctx context.Context, id string) ([]string, error
 // images reads images ids (as Get does), in the same order; missing ones are
 // left out.
 func (c *Catalog) images(ctx context.Context, ids []string) ([]Image, error) {
+	return readImages(ctx, ids, c.Get)
+}
+
+// readImages reads images ids with read, in parallel, in the same order; those
+// read finds missing (ErrNotFound) are left out.
+func readImages(ctx context.Context, ids []string, read func(ctx context.Context, id string) (Image, error)) ([]Image, error) {
 	imgs := make([]Image, len(ids))
 	err := parallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		var err error
-		imgs[i], err = c.Get(ctx, ids[i])
+		imgs[i], err = read(ctx, ids[i])
 		if errors.Is(err, ErrNotFound) {
 			err = nil
 		}
@@ -75,14 +81,7 @@ func (c *Catalog) images(ctx context.Context, ids []string) ([]Image, error) {
 // Children returns the images built directly on image id (Parent == id), newest
 // first.
 func (c *Catalog) Children(ctx context.Context, id string) ([]Image, error) {
-	if _, err := c.record(ctx, id); err != nil {
-		return nil, err
-	}
-	ids, err := c.childIDs(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	imgs, err := c.images(ctx, ids)
+	imgs, err := c.related(ctx, id, c.childIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +92,16 @@ func (c *Catalog) Children(ctx context.Context, id string) ([]Image, error) {
 // Descendants returns the images whose Parent chain leads to image id: children,
 // grandchildren and so on, breadth first (every image after its parent).
 func (c *Catalog) Descendants(ctx context.Context, id string) ([]Image, error) {
+	return c.related(ctx, id, c.descendantIDs)
+}
+
+// related returns the images relatives lists for image id, which must exist, in
+// that order.
+func (c *Catalog) related(ctx context.Context, id string, relatives func(context.Context, string) ([]string, error)) ([]Image, error) {
 	if _, err := c.record(ctx, id); err != nil {
 		return nil, err
 	}
-	ids, err := c.descendantIDs(ctx, id)
+	ids, err := relatives(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -198,31 +203,20 @@ func (c *Catalog) Outdated(ctx context.Context, service string) ([]Image, error)
 			ids = append(ids, id)
 		}
 	}
-	imgs := make([]Image, len(ids))
-	err = parallel(ctx, len(ids), func(ctx context.Context, i int) error {
-		img, err := c.record(ctx, ids[i])
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
+	imgs, err := readImages(ctx, ids, func(ctx context.Context, id string) (Image, error) {
+		img, err := c.record(ctx, id)
 		if err != nil {
-			return err
+			return Image{}, err
 		}
 		if img.Revoked, err = c.revocation(ctx, img.ID); err != nil {
-			return err
+			return Image{}, err
 		}
 		img.Outdated = marks[img.ID]
-		imgs[i] = img
-		return nil
+		return img, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := imgs[:0]
-	for _, img := range imgs {
-		if img.ID != "" {
-			out = append(out, img)
-		}
-	}
-	sortNewestFirst(out)
-	return out, nil
+	sortNewestFirst(imgs)
+	return imgs, nil
 }
