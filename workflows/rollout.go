@@ -259,8 +259,9 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleet provider.Fleet) error 
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: h.Timeout.D() + time.Minute,
 		HeartbeatTimeout:    heartbeat,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 5 * time.Second},
-		Summary:             fmt.Sprintf("wait healthy %s %s", fleet.ID, h.Path),
+		// Retried at once after a crashed worker's heartbeat timed out: the probe loop resumes its deadline.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
+		Summary:     fmt.Sprintf("wait healthy %s %s", fleet.ID, h.Path),
 	}
 	var a *activities.Activities
 	var out activities.WaitHealthyResult

@@ -206,7 +206,9 @@ func Register(r worker.Registry, acts *activities.Activities) {
 // NewWorker makes a worker on imago's task queue. With IMAGO_CRASH_AT set it also
 // installs the crash test hook (see internal/crash); a malformed value panics.
 func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
-	var opts worker.Options
+	// A workflow task sent to a dead worker's sticky queue waits this long before it
+	// goes to the shared queue: short, so a crashed worker delays a rollout little.
+	opts := worker.Options{StickyScheduleToStartTimeout: time.Second}
 	if os.Getenv(crash.EnvVar) != "" {
 		// A test hook (the crash suite): kill -9 this process at one activity boundary.
 		hook, err := crash.FromEnv()

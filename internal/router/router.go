@@ -270,7 +270,7 @@ func NewServer(logger *log.Logger) *Server {
 			pr.SetURL(&url.URL{Scheme: "http", Host: ri.target})
 			pr.SetXForwarded()
 		},
-		Transport:    &retryTransport{base: s.transport, log: logger},
+		Transport:    &retryTransport{base: s.transport, log: logger, srv: s},
 		ErrorLog:     logger,
 		ErrorHandler: s.proxyError,
 	}
@@ -447,32 +447,46 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(http.StatusBadGateway)
 }
 
-// retryTransport retries an idempotent request without a body once on another
-// target of the same fleet when the connection to the first was refused (nothing
-// was sent), so an instance going away does not surface as an error.
+// retryTransport retries an idempotent request without a body (GET, HEAD) when the
+// target failed before answering — refused, reset, closed while idle — on a target
+// of the current routing table other than the one that failed, at most twice. An
+// instance going away (terminated after a switch, or dying) then never surfaces as
+// an error: after a switch the retry goes to the new fleet.
 type retryTransport struct {
 	base http.RoundTripper
 	log  *log.Logger
+	srv  *Server
 }
 
 func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := rt.base.RoundTrip(req)
-	if err == nil {
-		return resp, nil
-	}
 	ri, _ := req.Context().Value(routeKey{}).(*routeInfo)
-	if ri == nil || !retryable(req, err) {
-		return nil, err
+	for attempt := 0; err != nil && attempt < 2 && ri != nil && retryable(req, err); attempt++ {
+		alt := rt.alternative(ri, req.URL.Host)
+		if alt == "" {
+			return nil, err
+		}
+		rt.log.Printf("target %s of fleet %s failed %s %s (%v); retrying on %s", req.URL.Host, ri.fleet.id, req.Method, req.URL.Path, err, alt)
+		req = req.Clone(req.Context())
+		req.URL.Host = alt
+		ri.target = alt
+		resp, err = rt.base.RoundTrip(req)
 	}
-	alt := ri.fleet.targetOtherThan(req.URL.Host)
-	if alt == "" {
-		return nil, err
+	return resp, err
+}
+
+// alternative picks a target of the current table other than failed: the current
+// table first (it may have switched since the request was routed), then the
+// request's own fleet.
+func (rt *retryTransport) alternative(ri *routeInfo, failed string) string {
+	if t := rt.srv.table.Load(); t != nil {
+		if f := t.pick(); f != nil {
+			if alt := f.targetOtherThan(failed); alt != "" {
+				return alt
+			}
+		}
 	}
-	rt.log.Printf("target %s of fleet %s refused %s %s (%v); retrying on %s", req.URL.Host, ri.fleet.id, req.Method, req.URL.Path, err, alt)
-	r2 := req.Clone(req.Context())
-	r2.URL.Host = alt
-	ri.target = alt
-	return rt.base.RoundTrip(r2)
+	return ri.fleet.targetOtherThan(failed)
 }
 
 func retryable(req *http.Request, err error) bool {
@@ -482,11 +496,7 @@ func retryable(req *http.Request, err error) bool {
 	if req.Body != nil && req.Body != http.NoBody {
 		return false
 	}
-	if req.Context().Err() != nil {
-		return false
-	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return req.Context().Err() == nil && err != nil
 }
 
 // AdminHandler serves GET /route, GET /metrics and GET /healthz.
