@@ -615,3 +615,16 @@ func WaitHealthy(ctx context.Context, p *provider.Provider, hc *http.Client, fle
 		}
 	}
 }
+
+// startWithWorker starts imago with the real worker code in this process.
+func startWithWorker(ctx context.Context, env *Env) (*Imago, error) {
+	im, err := StartImago(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := im.StartWorker(); err != nil {
+		im.Close()
+		return nil, err
+	}
+	return im, nil
+}

@@ -22,14 +22,11 @@ func init() {
 }
 
 func runP1(ctx context.Context, env *Env) ([]Figure, error) {
-	im, err := StartImago(ctx, env)
+	im, err := startWithWorker(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	if err := im.StartWorker(); err != nil {
-		return nil, err
-	}
 	images, err := helloImages(ctx, env, im, "v1", "v2")
 	if err != nil {
 		return nil, err

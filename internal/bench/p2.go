@@ -24,14 +24,11 @@ func init() {
 const p2Rollouts = 10
 
 func runP2(ctx context.Context, env *Env) ([]Figure, error) {
-	im, err := StartImago(ctx, env)
+	im, err := startWithWorker(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	if err := im.StartWorker(); err != nil {
-		return nil, err
-	}
 	images, err := helloImages(ctx, env, im, "v1", "v2")
 	if err != nil {
 		return nil, err

@@ -37,14 +37,11 @@ const p4MaxEvents = 10000
 const p4Runs1000 = 5
 
 func runP4(ctx context.Context, env *Env) ([]Figure, error) {
-	im, err := StartImago(ctx, env)
+	im, err := startWithWorker(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	if err := im.StartWorker(); err != nil {
-		return nil, err
-	}
 	type result struct {
 		times    []time.Duration
 		events   int   // most events of one history

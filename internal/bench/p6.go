@@ -20,14 +20,11 @@ func init() {
 }
 
 func runP6(ctx context.Context, env *Env) ([]Figure, error) {
-	im, err := StartImago(ctx, env)
+	im, err := startWithWorker(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	if err := im.StartWorker(); err != nil {
-		return nil, err
-	}
 	load := func() (spec.Bake, error) {
 		b, err := spec.LoadBake(filepath.Join(env.Root, "examples", "hello", "bake.yaml"))
 		if err != nil {
