@@ -362,26 +362,15 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 			err = terr
 		}
 	}()
-	deadline := time.Now().Add(in.Health.Timeout.D())
-	for {
-		activity.RecordHeartbeat(ctx, "waiting for "+in.Health.Path)
-		f, err := a.Provider.Describe(ctx, fleet.ID)
-		if err != nil {
-			return providerError(err)
-		}
-		problems := a.probeFleet(ctx, f, in.Health.Path)
-		if len(problems) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("image %s did not become healthy within %s: %s",
-				in.Image.ID, in.Health.Timeout, strings.Join(problems, "; ")), ErrImageTest, nil)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(in.Health.Interval.D()):
-		}
+	activity.RecordHeartbeat(ctx, "waiting for "+in.Health.Path)
+	problems, err := a.pollHealthy(ctx, fleet.ID, in.Health.Path, in.Health.Interval.D(), time.Now().Add(in.Health.Timeout.D()),
+		func(int, int) { activity.RecordHeartbeat(ctx, "waiting for "+in.Health.Path) })
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("image %s did not become healthy within %s: %s",
+			in.Image.ID, in.Health.Timeout, strings.Join(problems, "; ")), ErrImageTest, nil)
 	}
 	if err := a.runChecks(ctx, fleet.ID, in.Checks); err != nil {
 		var app *temporal.ApplicationError

@@ -49,37 +49,55 @@ func (a *Activities) WaitHealthy(ctx context.Context, in WaitHealthyInput) (Wait
 		}
 	}
 	deadline := prog.Started.Add(in.Timeout)
-	for {
-		var problems []string
-		fleet, err := a.Provider.Describe(ctx, in.FleetID)
-		switch {
-		case err == nil:
-			problems = a.probeFleet(ctx, fleet, in.Path)
-			prog.Total = len(fleet.Instances)
-			prog.Healthy = prog.Total - len(problems)
-		case provider.ErrorCode(err) != provider.Unknown:
-			return WaitHealthyResult{}, providerError(err)
-		default:
-			// A transient provider error is one more unanswered probe, not a failure.
-			problems = []string{"describe " + in.FleetID + ": " + err.Error()}
-			prog.Healthy = 0
+	problems, err := a.pollHealthy(ctx, in.FleetID, in.Path, in.Interval, deadline, func(healthy, total int) {
+		prog.Healthy = healthy
+		if total > 0 { // a round whose describe failed keeps the last known size
+			prog.Total = total
 		}
 		activity.RecordHeartbeat(ctx, prog)
-		if len(problems) == 0 {
-			return WaitHealthyResult{Healthy: prog.Healthy, Took: time.Since(prog.Started).Round(time.Millisecond)}, nil
+	})
+	if err != nil {
+		return WaitHealthyResult{}, err
+	}
+	if len(problems) > 0 {
+		msg := fmt.Sprintf("fleet %s not healthy within %s: %d of %d instances pass %s; %s",
+			in.FleetID, in.Timeout, prog.Healthy, prog.Total, in.Path, strings.Join(problems, "; "))
+		return WaitHealthyResult{}, temporal.NewNonRetryableApplicationError(msg, ErrHealthTimeout, nil)
+	}
+	return WaitHealthyResult{Healthy: prog.Healthy, Took: time.Since(prog.Started).Round(time.Millisecond)}, nil
+}
+
+// pollHealthy probes every instance of a fleet each interval until all pass path
+// (no problems) or the deadline passes (the last round's problems). round is called
+// after each round, to heartbeat. A transient provider error is one more unanswered
+// probe; a permanent one, or cancellation, is the error.
+func (a *Activities) pollHealthy(ctx context.Context, fleetID, path string, interval time.Duration, deadline time.Time,
+	round func(healthy, total int)) ([]string, error) {
+	for {
+		var problems []string
+		healthy, total := 0, 0
+		fleet, err := a.Provider.Describe(ctx, fleetID)
+		switch {
+		case err == nil:
+			problems = a.probeFleet(ctx, fleet, path)
+			total = len(fleet.Instances)
+			healthy = total - len(problems)
+		case provider.ErrorCode(err) != provider.Unknown:
+			return nil, providerError(err)
+		default:
+			problems = []string{"describe " + fleetID + ": " + err.Error()}
 		}
-		if !time.Now().Before(deadline) {
-			msg := fmt.Sprintf("fleet %s not healthy within %s: %d of %d instances pass %s; %s",
-				in.FleetID, in.Timeout, prog.Healthy, prog.Total, in.Path, strings.Join(problems, "; "))
-			return WaitHealthyResult{}, temporal.NewNonRetryableApplicationError(msg, ErrHealthTimeout, nil)
+		round(healthy, total)
+		if len(problems) == 0 || !time.Now().Before(deadline) {
+			return problems, nil
 		}
-		wait := in.Interval
+		wait := interval
 		if rest := time.Until(deadline); rest < wait {
 			wait = rest
 		}
 		select {
 		case <-ctx.Done():
-			return WaitHealthyResult{}, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
 	}

@@ -215,7 +215,7 @@ func (r *rollout) recordDeployment(ctx workflow.Context, outcome, msg string) {
 		d.Reason = msg
 	}
 	var a *activities.Activities
-	if err := workflow.ExecuteActivity(r.quick(dctx, "record "+outcome+" in the inventory"), a.RecordDeployment, d).Get(dctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome+" in the inventory"), a.RecordDeployment, d).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("record deployment", "error", err)
 	}
 }

@@ -159,12 +159,6 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 	return r, nil
 }
 
-// quick are the activity options of short provider and catalog calls: they retry
-// transient errors with backoff, many times, since each attempt is cheap.
-func (r *rollout) quick(ctx workflow.Context, summary string) workflow.Context {
-	return quickOptions(ctx, summary)
-}
-
 func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, error) {
 	ref := r.spec.Image
 	if bake != nil {
@@ -187,7 +181,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 	r.setPhase(ctx, PhaseResolving, "resolving image "+what)
 	var a *activities.Activities
 	var img activities.ResolveImageResult
-	err := workflow.ExecuteActivity(r.quick(ctx, "resolve image "+what), a.ResolveImage,
+	err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+what), a.ResolveImage,
 		activities.ResolveImageInput{Service: r.spec.Service, Ref: ref}).Get(ctx, &img)
 	if err != nil {
 		return "", r.fail("resolving the image", err)
@@ -207,7 +201,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
 	var a *activities.Activities
 	var route provider.Route
-	err := workflow.ExecuteActivity(r.quick(ctx, "read route "+r.key.String()), a.ReadRoute, r.key).Get(ctx, &route)
+	err := workflow.ExecuteActivity(quickOptions(ctx, "read route "+r.key.String()), a.ReadRoute, r.key).Get(ctx, &route)
 	if err != nil {
 		return route, r.fail("reading the current route", err)
 	}
@@ -283,7 +277,7 @@ func (r *rollout) validate(ctx workflow.Context, fleet provider.Fleet) error {
 	}
 	r.setPhase(ctx, PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleet.ID))
 	var a *activities.Activities
-	err := workflow.ExecuteActivity(r.quick(ctx, fmt.Sprintf("smoke checks on %s", fleet.ID)), a.RunChecks,
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleet.ID)), a.RunChecks,
 		activities.RunChecksInput{FleetID: fleet.ID, Checks: r.spec.Checks}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("validating the new fleet", err)
@@ -306,7 +300,7 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 	r.setPhase(ctx, PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
 	var a *activities.Activities
 	for _, id := range old {
-		err := workflow.ExecuteActivity(r.quick(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
+		err := workflow.ExecuteActivity(quickOptions(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
 		if err != nil {
 			return old, r.fail("decommissioning the old fleet", fmt.Errorf("%s now serves all traffic, but old fleet %s could not be terminated: %s", fleet.ID, id, reason(err)))
 		}

@@ -41,7 +41,7 @@ func (r *rollout) setRoute(ctx workflow.Context, next provider.Route, weight int
 	next.Listen = r.spec.Listen
 	r.routeTouched = true
 	var a *activities.Activities
-	err := workflow.ExecuteActivity(r.quick(ctx, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet)), a.SetRoute,
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet)), a.SetRoute,
 		activities.SetRouteInput{Key: r.key, Route: next, HealthPath: r.spec.Health.Path}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("moving traffic", err)
@@ -254,7 +254,7 @@ func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provi
 func (r *rollout) resize(ctx workflow.Context, fleetID string, size int) (provider.Fleet, error) {
 	var a *activities.Activities
 	var f provider.Fleet
-	err := workflow.ExecuteActivity(r.quick(ctx, fmt.Sprintf("resize %s to %d", fleetID, size)), a.ResizeFleet,
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("resize %s to %d", fleetID, size)), a.ResizeFleet,
 		activities.ResizeInput{FleetID: fleetID, Size: size}).Get(ctx, &f)
 	if err != nil {
 		return f, r.fail("resizing fleet "+fleetID, err)
@@ -308,7 +308,7 @@ func (r *rollout) revert(ctx workflow.Context, prev provider.Route, fleet provid
 				restore.Backends[i].Targets = f.Addresses()
 			}
 		}
-		err := workflow.ExecuteActivity(r.quick(dctx, "restore previous route"), a.SetRoute,
+		err := workflow.ExecuteActivity(quickOptions(dctx, "restore previous route"), a.SetRoute,
 			activities.SetRouteInput{Key: r.key, Route: restore, HealthPath: r.spec.Health.Path}).Get(dctx, nil)
 		if err != nil {
 			r.event(ctx, "could not restore the previous route: "+reason(err))
@@ -317,7 +317,7 @@ func (r *rollout) revert(ctx workflow.Context, prev provider.Route, fleet provid
 			r.event(ctx, fmt.Sprintf("traffic back on %v", prev.FleetIDs()))
 		}
 	}
-	if err := workflow.ExecuteActivity(r.quick(dctx, "tear down "+fleet.ID), a.Terminate,
+	if err := workflow.ExecuteActivity(quickOptions(dctx, "tear down "+fleet.ID), a.Terminate,
 		activities.TerminateInput{FleetID: fleet.ID}).Get(dctx, nil); err != nil {
 		r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", fleet.ID, reason(err)))
 		return

@@ -350,13 +350,20 @@ func (w *workerProcess) kill() {
 }
 
 func (e *env) waitPhase(phase string) {
+	e.waitProgress("reach phase "+phase, func(st rollouts.Status) bool {
+		return st.Status == "Running" && st.Progress.Phase == phase
+	})
+}
+
+// waitProgress polls the rollout's progress query until ok holds, for a minute.
+func (e *env) waitProgress(what string, ok func(rollouts.Status) bool) {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		st, err := rollouts.Get(context.Background(), e.client, "hello", "test")
-		if err == nil && st.Status == "Running" && st.Progress != nil && st.Progress.Phase == phase {
+		if err == nil && st.Progress != nil && ok(st) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.t.Fatalf("rollout never reached phase %s", phase)
+	e.t.Fatalf("rollout did not %s within a minute", what)
 }

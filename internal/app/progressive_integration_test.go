@@ -33,15 +33,9 @@ func (e *env) importDir(dir string) string {
 
 // waitStep polls the progress query until the rollout reaches a canary step.
 func (e *env) waitStep(step string) {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		st, err := rollouts.Get(context.Background(), e.client, "hello", "test")
-		if err == nil && st.Progress != nil && st.Progress.Step == step && st.Progress.Phase == workflows.PhasePaused {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	e.t.Fatalf("rollout never paused at step %s", step)
+	e.waitProgress("pause at step "+step, func(st rollouts.Status) bool {
+		return st.Progress.Step == step && st.Progress.Phase == workflows.PhasePaused
+	})
 }
 
 func f64(v float64) *float64 { return &v }
