@@ -18,12 +18,15 @@ test: tools ## the whole suite: unit, workflow, integration, crash, fault, repla
 	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
 	$(MAKE) fuzz
 
-FUZZTIME ?= 10s
-fuzz: ## run each fuzz target for FUZZTIME (findings land in testdata/fuzz as regression seeds)
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRollout$$' -fuzztime $(FUZZTIME) ./internal/spec
-	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./internal/bake
-	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./internal/bake
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartRollout$$' -fuzztime $(FUZZTIME) ./internal/api
+# Count-based budgets (N executions, not a duration): a duration -fuzztime races the fuzz
+# coordinator's own deadline under CPU load and fails with a bare "context deadline exceeded"
+# (golang/go#75804). Each budget is roughly 10 s on 2 cores.
+FUZZ_SCALE ?= 1
+fuzz: ## run each fuzz target for a fixed number of executions (findings land in testdata/fuzz as regression seeds)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRollout$$' -fuzztime $$((100000*$(FUZZ_SCALE)))x ./internal/spec
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $$((600000*$(FUZZ_SCALE)))x ./internal/bake
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $$((500000*$(FUZZ_SCALE)))x ./internal/bake
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartRollout$$' -fuzztime $$((250000*$(FUZZ_SCALE)))x ./internal/api
 
 demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 	bash examples/hello/demo.sh
