@@ -5,7 +5,7 @@ export IMAGO_HOME ?= $(CURDIR)/.imago
 export CHECKPOINT_DISABLE := 1
 BIN := $(CURDIR)/bin
 
-.PHONY: build run test fuzz demo stop tools vet fmt clean record-histories bench
+.PHONY: build run test fuzz demo stop deps tools vet fmt clean record-histories bench postgres
 
 build: ## both binaries into bin/
 	$(GO) build -o $(BIN)/imago-worker ./worker
@@ -14,7 +14,7 @@ build: ## both binaries into bin/
 run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + worker
 	$(BIN)/imago-worker
 
-test: tools ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly
+test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly
 	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
 	$(MAKE) fuzz
 
@@ -27,6 +27,8 @@ fuzz: ## run each fuzz target for a fixed number of executions (findings land in
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $$((600000*$(FUZZ_SCALE)))x ./internal/bake
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $$((500000*$(FUZZ_SCALE)))x ./internal/bake
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartRollout$$' -fuzztime $$((250000*$(FUZZ_SCALE)))x ./internal/api
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartPipeline$$' -fuzztime $$((8000*$(FUZZ_SCALE)))x ./internal/api
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreateSchedule$$' -fuzztime $$((8000*$(FUZZ_SCALE)))x ./internal/api
 
 demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 	bash examples/hello/demo.sh
@@ -34,11 +36,17 @@ demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 stop: ## stop the worker `make demo` left running
 	@if [ -f $(IMAGO_HOME)/worker.pid ]; then kill $$(cat $(IMAGO_HOME)/worker.pid) && rm -f $(IMAGO_HOME)/worker.pid && echo "stopped imago-worker"; else echo "no worker started by make demo"; fi
 
+deps: ## the Debian packages the tests need (scripts/system-deps.sh: chromium, nats-server, postgresql), installed only if missing
+	bash scripts/system-deps.sh
+
+postgres: ## PostgreSQL for internal/pgtest: installs and starts Debian's cluster, role imago/imago (scripts/postgres.sh), idempotently
+	bash scripts/postgres.sh
+
 tools: ## the pinned packer v1.12.0, built from Go modules into bin/
 	bash tools/packer/build.sh $(BIN)
 
 record-histories: tools ## re-record the workflow histories the replay test replays (workflows/testdata/histories)
-	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -run 'TestRolloutV1ThenV2|TestFailedSmokeCheck|TestCanaryUnderLoad|TestFailingCanary|TestRollingUnderLoad|TestBakeBuildsTests' ./internal/app
+	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -run 'TestRolloutV1ThenV2|TestFailedSmokeCheck|TestCanaryUnderLoad|TestFailingCanary|TestRollingUnderLoad|TestBakeBuildsTests|TestPipelineStops' ./internal/app
 
 bench: build tools ## run the benchmarks (internal/bench), print the table and write BENCHMARKS.md
 	$(GO) build -o $(BIN)/imago-bench ./cmd/imago-bench

@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -35,6 +37,10 @@ type Activities struct {
 	HTTP     *http.Client
 	Home     string // $IMAGO_HOME: bakes build under Home/bakes
 	Packer   string // the packer binary, for bakes with builder packer
+	// Temporal lets a bake start the pipelines of images built on it (see
+	// StartDependents); nil turns that off.
+	Temporal client.Client
+	Events   *events.Publisher // phase and outcome events (PublishEvent); nil publishes nothing
 }
 
 func (a *Activities) httpClient() *http.Client {

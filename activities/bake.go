@@ -238,7 +238,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 	var res BakeBuildResult
 	switch b.Builder {
 	case spec.BuilderLocal:
-		art, err := packerplugin.Build(ctx, localBuilderConfig(b, outDir), packerplugin.NewLineUi(say))
+		art, err := packerplugin.Build(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say))
 		if err != nil {
 			return res, buildError(err)
 		}
@@ -285,7 +285,9 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 	return res, nil
 }
 
-func localBuilderConfig(b spec.Bake, outDir string) map[string]any {
+// The provisioning commands see the base image's ID as $IMAGO_BASE_IMAGE, so an
+// image can record (or fetch) what it was built on.
+func localBuilderConfig(b spec.Bake, outDir, baseImageID string) map[string]any {
 	cfg := map[string]any{
 		"service":    b.Service,
 		"entrypoint": b.Entrypoint,
@@ -300,8 +302,15 @@ func localBuilderConfig(b spec.Bake, outDir string) map[string]any {
 	if len(b.Provision) > 0 {
 		cfg["provision"] = b.Provision
 	}
-	if len(b.Variables) > 0 {
-		cfg["env"] = b.Variables
+	env := map[string]string{}
+	for k, v := range b.Variables {
+		env[k] = v
+	}
+	if baseImageID != "" {
+		env["IMAGO_BASE_IMAGE"] = baseImageID
+	}
+	if len(env) > 0 {
+		cfg["env"] = env
 	}
 	if len(b.PassEnv) > 0 {
 		cfg["pass_env"] = b.PassEnv

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/bakes"
@@ -14,7 +19,7 @@ import (
 
 func newBakeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bake", Short: "Bake images"}
-	cmd.AddCommand(newBakeStartCmd())
+	cmd.AddCommand(newBakeStartCmd(), newBakeStatusCmd())
 	return cmd
 }
 
@@ -32,20 +37,29 @@ func loadBake(path string) (spec.Bake, error) {
 
 func newBakeStartCmd() *cobra.Command {
 	var file string
-	var force, wait bool
+	var force, wait, watching bool
 	cmd := &cobra.Command{
-		Use:   "start -f FILE [--force] [--wait]",
+		Use:   "start -f FILE [--force] [--wait | --watch]",
 		Short: "Bake an image from a bake spec",
 		Long: `Computes the bake's input digest; when the catalog already has an image built
 from the same inputs it returns that image without building (unless --force).
 Otherwise it builds, boots one instance to test the image, publishes it and moves
-the spec's channel (default latest) to it.`,
-		Example: `  imago bake start -f examples/hello/bake.yaml --wait`,
-		Args:    args(cobra.NoArgs),
+the spec's channel (default latest) to it.
+
+With --wait it waits for the bake; with --watch it shows its phase, inputs and
+image on a live display (redrawn in place on a terminal, one line per change
+otherwise). Both exit 0 when the bake succeeded and 1 when it failed, with the
+reason. Ctrl-C stops watching (exit 130); the bake goes on.`,
+		Example: `  imago bake start -f examples/hello/bake.yaml --watch
+  imago bake start -f examples/hello/bake.yaml --force --wait -o json`,
+		Args: args(cobra.NoArgs),
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := checkSpecFlags(out, file, "bake", "examples/hello/bake.yaml"); err != nil {
+		if err := checkSpecFlags(file, "bake", "examples/hello/bake.yaml"); err != nil {
+			return err
+		}
+		if err := checkWatch(out, watching); err != nil {
 			return err
 		}
 		b, err := loadBake(file)
@@ -60,32 +74,169 @@ the spec's channel (default latest) to it.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if !wait {
-				if out.json() {
-					return writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
-				}
+			switch {
+			case watching:
 				fmt.Fprintf(w, "started %s (run %s)\n", run.GetID(), run.GetRunID())
-				return nil
-			}
-			var res workflows.BakeResult
-			if err := run.Get(ctx, &res); err != nil {
-				return fmt.Errorf("%s", rollouts.Reason(err))
+				return watchBake(ctx, c, run, w, b.Service, b.Channel)
+			case wait:
+				var res workflows.BakeResult
+				return bakeOutcome(w, res, run.Get(ctx, &res), out.json())
 			}
 			if out.json() {
-				return writeJSON(w, res)
+				return writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
 			}
-			how := "built and tested"
-			if res.Cached {
-				how = "found in the cache (same inputs)"
-			} else if !res.Tested {
-				how = "built"
-			}
-			fmt.Fprintf(w, "%s %s; channel %s → %s\n", res.ImageID, how, res.Channel, res.ImageID)
+			fmt.Fprintf(w, "started %s (run %s)\n", run.GetID(), run.GetRunID())
+			fmt.Fprintf(w, "follow it with: %s\n", bakeWatchCommand(b.Service, b.Channel))
 			return nil
 		})
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "bake spec (YAML)")
 	cmd.Flags().BoolVar(&force, "force", false, "build even when an image with the same inputs exists")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the bake; exit 0 when it succeeded, 1 when it failed")
+	cmd.Flags().BoolVar(&watching, "watch", false, "follow the bake on a live display; exit 0 when it succeeded, 1 when it failed")
+	completeSpecFile(cmd)
+	return cmd
+}
+
+func bakeWatchCommand(service, channel string) string {
+	return fmt.Sprintf("imago bake status %s --channel %s --watch", service, channel)
+}
+
+// watchBake follows run on a live display, then prints its outcome as --wait does.
+func watchBake(ctx context.Context, c client.Client, run client.WorkflowRun, w io.Writer, service, channel string) error {
+	var res workflows.BakeResult
+	err := follow(ctx, c, w, watched{
+		run:    run,
+		noun:   "bake",
+		resume: bakeWatchCommand(service, channel),
+		frame:  bakeFrames(run.GetID()),
+		result: &res,
+	})
+	var stopped interruptedError
+	if errors.As(err, &stopped) {
+		return err
+	}
+	return bakeOutcome(w, res, err, false)
+}
+
+// bakeOutcome prints how a bake ended and returns its failure.
+func bakeOutcome(w io.Writer, res workflows.BakeResult, err error, asJSON bool) error {
+	if err != nil {
+		return fmt.Errorf("%s", rollouts.Reason(err))
+	}
+	if asJSON {
+		return writeJSON(w, res)
+	}
+	how := "built and tested"
+	if res.Cached {
+		how = "found in the cache (same inputs)"
+	} else if !res.Tested {
+		how = "built"
+	}
+	fmt.Fprintf(w, "%s %s; channel %s → %s\n", res.ImageID, how, res.Channel, res.ImageID)
+	return nil
+}
+
+// bakeStatus is what `imago bake status -o json` prints.
+type bakeStatus struct {
+	WorkflowID string                  `json:"workflowId"`
+	RunID      string                  `json:"runId"`
+	Status     string                  `json:"status"` // Running, Succeeded, Failed, ...
+	Started    time.Time               `json:"started"`
+	Closed     *time.Time              `json:"closed,omitempty"`
+	Progress   *workflows.BakeProgress `json:"progress,omitempty"`
+}
+
+func newBakeStatusCmd() *cobra.Command {
+	var channel string
+	var watching bool
+	cmd := &cobra.Command{
+		Use:   "status SERVICE [--channel C] [--watch]",
+		Short: "Show the latest bake of a service's channel",
+		Long: `Shows the latest bake of SERVICE for a channel (default latest): status, phase,
+input digest, image, error.
+
+With --watch it follows the bake on a live display until it ends and exits 0 when
+the bake succeeded, 1 when it failed. Ctrl-C stops watching (exit 130); the bake
+goes on.`,
+		Example: `  imago bake status hello
+  imago bake status hello --channel stable --watch
+  imago bake status hello -o json`,
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeServiceArg,
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if err := checkWatch(out, watching); err != nil {
+			return err
+		}
+		service := a[0]
+		id := (&spec.Bake{Service: service, Channel: channel}).WorkflowID()
+		return withClient(cmd, func(c client.Client) error {
+			ctx := cmd.Context()
+			desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				return fmt.Errorf("no bake of %s for channel %s yet; start one with: imago bake start -f FILE (a bake spec with service: %s, channel: %s)", service, channel, service, channel)
+			}
+			if err != nil {
+				return fmt.Errorf("describe %s: %w", id, err)
+			}
+			info := desc.GetWorkflowExecutionInfo()
+			st := bakeStatus{
+				WorkflowID: id,
+				RunID:      info.GetExecution().GetRunId(),
+				Status:     rollouts.StatusName(info.GetStatus()),
+				Started:    info.GetStartTime().AsTime(),
+			}
+			if info.GetCloseTime() != nil {
+				t := info.GetCloseTime().AsTime()
+				st.Closed = &t
+			}
+			w := cmd.OutOrStdout()
+			if watching {
+				return watchBake(ctx, c, c.GetWorkflow(ctx, id, st.RunID), w, service, channel)
+			}
+			if val, err := c.QueryWorkflow(ctx, id, st.RunID, workflows.QueryProgress); err == nil {
+				var p workflows.BakeProgress
+				if val.Get(&p) == nil {
+					st.Progress = &p
+				}
+			}
+			if out.json() {
+				return writeJSON(w, st)
+			}
+			tw := table(w)
+			fmt.Fprintf(tw, "Bake:\t%s (run %s)\n", st.WorkflowID, st.RunID)
+			fmt.Fprintf(tw, "Status:\t%s\n", st.Status)
+			if p := st.Progress; p != nil {
+				fmt.Fprintf(tw, "Phase:\t%s\n", p.Phase)
+				if p.InputDigest != "" {
+					fmt.Fprintf(tw, "Input digest:\t%s\n", p.InputDigest)
+				}
+				if p.ImageID != "" {
+					img := p.ImageID
+					if p.Cached {
+						img += " (cached: built before from the same inputs)"
+					}
+					fmt.Fprintf(tw, "Image:\t%s\n", img)
+				}
+				if p.LastLine != "" {
+					fmt.Fprintf(tw, "Output:\t%s\n", p.LastLine)
+				}
+				if p.Error != "" {
+					fmt.Fprintf(tw, "Error:\t%s\n", p.Error)
+				}
+			}
+			fmt.Fprintf(tw, "Started:\t%s\n", st.Started.Local().Format(time.DateTime))
+			if st.Closed != nil {
+				fmt.Fprintf(tw, "Closed:\t%s\n", st.Closed.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		})
+	}
+	cmd.Flags().StringVar(&channel, "channel", "latest", "the channel the bake moves")
+	cmd.Flags().BoolVar(&watching, "watch", false, "follow the bake on a live display until it ends; exit 0 when it succeeded, 1 when it failed")
+	_ = cmd.RegisterFlagCompletionFunc("channel", completeChannels)
 	return cmd
 }

@@ -36,11 +36,12 @@ of the previous deployable image with the same spec (as CodeDeploy does).`,
 		var env, reason string
 		var wait bool
 		cmd := &cobra.Command{
-			Use:     s.name + " SERVICE -e ENV [--reason R]",
-			Short:   s.short,
-			Long:    s.long,
-			Example: s.example,
-			Args:    args(cobra.ExactArgs(1)),
+			Use:               s.name + " SERVICE -e ENV [--reason R]",
+			Short:             s.short,
+			Long:              s.long,
+			Example:           s.example,
+			Args:              args(cobra.ExactArgs(1)),
+			ValidArgsFunction: completeServiceArg,
 			RunE: func(cmd *cobra.Command, a []string) error {
 				return withClient(cmd, func(c client.Client) error {
 					ctx := cmd.Context()
@@ -62,7 +63,7 @@ of the previous deployable image with the same spec (as CodeDeploy does).`,
 				})
 			},
 		}
-		cmd.Flags().StringVarP(&env, "environment", "e", spec.DefaultEnvironment, "environment")
+		addEnvFlag(cmd, &env, spec.DefaultEnvironment, "environment")
 		cmd.Flags().StringVar(&reason, "reason", "", "why, recorded with the decision")
 		if s.name == workflows.UpdateRollback {
 			cmd.Flags().BoolVar(&wait, "wait", false, "after decommission: follow the new rollout of the previous image")

@@ -18,7 +18,7 @@ import (
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images in the catalog"}
-	cmd.AddCommand(newImageImportCmd(), newImageListCmd(), newImageShowCmd(), newImagePromoteCmd(), newImageRevokeCmd())
+	cmd.AddCommand(newImageImportCmd(), newImageListCmd(), newImageShowCmd(), newImageChannelsCmd(), newImagePromoteCmd(), newImageRevokeCmd())
 	return cmd
 }
 
@@ -42,30 +42,33 @@ func withClient(cmd *cobra.Command, fn func(client.Client) error) error {
 	return fn(c)
 }
 
-// checkSpecFlags checks -o and that -f names the spec of a command that starts
-// from one (kind bake or rollout; example a path to one).
-func checkSpecFlags(out *output, file, kind, example string) error {
-	if err := out.check(); err != nil {
-		return err
-	}
+// checkSpecFlags checks that -f names the spec of a command that starts from one
+// (kind bake or rollout; example a path to one).
+func checkSpecFlags(file, kind, example string) error {
 	if file == "" {
 		return usageError{fmt.Errorf("-f FILE is required: the %s spec, e.g. %s", kind, example)}
 	}
 	return nil
 }
 
+// imageDetail is what `imago image show -o json` prints.
+type imageDetail struct {
+	Image    catalog.Image `json:"image"`
+	Channels []string      `json:"channels"` // the channels of its service that point at it
+	Children []string      `json:"children"` // images built on it
+}
+
 func newImageShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show an image: origin, channels, revocation, ancestry",
-		Example: `  imago image show img-3f2a1c9d0b7e -o json`,
-		Args:    args(cobra.ExactArgs(1)),
+		Use:   "show ID",
+		Short: "Show an image: origin, channels, revocation, ancestry",
+		Example: `  imago image show img-3f2a1c9d0b7e
+  imago image show img-3f2a1c9d0b7e -o json`,
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeImageArg,
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
 		return withCatalog(cmd, func(cat *catalog.Catalog) error {
 			ctx := cmd.Context()
 			img, err := cat.Get(ctx, a[0])
@@ -91,7 +94,7 @@ func newImageShowCmd() *cobra.Command {
 				kids = append(kids, k.ID)
 			}
 			if out.json() {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"image": img, "channels": on, "children": kids})
+				return writeJSON(cmd.OutOrStdout(), imageDetail{Image: img, Channels: nonNil(on), Children: nonNil(kids)})
 			}
 			tw := table(cmd.OutOrStdout())
 			fmt.Fprintf(tw, "ID:\t%s\n", img.ID)
@@ -137,10 +140,11 @@ func newImageShowCmd() *cobra.Command {
 func newImagePromoteCmd() *cobra.Command {
 	var channel, reason string
 	cmd := &cobra.Command{
-		Use:     "promote ID --channel C",
-		Short:   "Point a channel of the image's service at the image",
-		Example: `  imago image promote img-3f2a1c9d0b7e --channel stable --reason "soaked a week in staging"`,
-		Args:    args(cobra.ExactArgs(1)),
+		Use:               "promote ID --channel C",
+		Short:             "Point a channel of the image's service at the image",
+		Example:           `  imago image promote img-3f2a1c9d0b7e --channel stable --reason "soaked a week in staging"`,
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeImageArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if channel == "" {
 				return usageError{fmt.Errorf("--channel is required, e.g. --channel stable")}
@@ -168,6 +172,7 @@ func newImagePromoteCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&channel, "channel", "", "channel to move (required)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the channel's history")
+	_ = cmd.RegisterFlagCompletionFunc("channel", completeImageChannels)
 	return cmd
 }
 
@@ -175,10 +180,11 @@ func newImageRevokeCmd() *cobra.Command {
 	var reason string
 	var cascade bool
 	cmd := &cobra.Command{
-		Use:     "revoke ID --reason R [--cascade]",
-		Short:   "Revoke an image: rollouts and channel moves refuse it from now on",
-		Example: `  imago image revoke img-3f2a1c9d0b7e --reason "CVE-2026-1234 in openssl" --cascade`,
-		Args:    args(cobra.ExactArgs(1)),
+		Use:               "revoke ID --reason R [--cascade]",
+		Short:             "Revoke an image: rollouts and channel moves refuse it from now on",
+		Example:           `  imago image revoke img-3f2a1c9d0b7e --reason "CVE-2026-1234 in openssl" --cascade`,
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeImageArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if strings.TrimSpace(reason) == "" {
 				return usageError{fmt.Errorf("--reason is required: it is shown to everyone whose rollout is refused")}
@@ -217,7 +223,8 @@ func newImageImportCmd() *cobra.Command {
 and entrypoint always give the same image ID.`,
 		Example: `  go build -ldflags "-X main.version=v2" -o build/hello ./examples/hello
   imago image import build --service hello --entrypoint ./hello`,
-		Args: args(cobra.ExactArgs(1)),
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: dirCompletion,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if service == "" || strings.TrimSpace(entrypoint) == "" {
 				return usageError{fmt.Errorf("--service and --entrypoint are required, e.g. --service hello --entrypoint ./hello")}
@@ -234,6 +241,7 @@ and entrypoint always give the same image ID.`,
 	}
 	cmd.Flags().StringVar(&service, "service", "", "service the image belongs to (required)")
 	cmd.Flags().StringVar(&entrypoint, "entrypoint", "", "command to start an instance, relative to the image root (required)")
+	_ = cmd.RegisterFlagCompletionFunc("service", completeServices)
 	return cmd
 }
 
@@ -261,35 +269,88 @@ func importDir(ctx context.Context, cat *catalog.Catalog, dir, service string, e
 func newImageListCmd() *cobra.Command {
 	var service string
 	cmd := &cobra.Command{
-		Use:     "list [--service S]",
-		Short:   "List images, newest first",
-		Example: `  imago image list --service hello -o json`,
-		Args:    args(cobra.NoArgs),
+		Use:   "list [--service S]",
+		Short: "List images, newest first",
+		Example: `  imago image list
+  imago image list --service hello -o json`,
+		Args: args(cobra.NoArgs),
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
 		return withCatalog(cmd, func(cat *catalog.Catalog) error {
 			imgs, err := cat.List(cmd.Context(), service)
 			if err != nil {
 				return err
 			}
 			if out.json() {
-				if imgs == nil {
-					imgs = []catalog.Image{}
-				}
-				return writeJSON(cmd.OutOrStdout(), imgs)
+				return writeJSON(cmd.OutOrStdout(), nonNil(imgs))
+			}
+			if len(imgs) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no images; make one with: imago image import DIR --service S --entrypoint CMD, or imago bake start -f FILE")
+				return nil
 			}
 			tw := table(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "ID\tSERVICE\tBUILDER\tENTRYPOINT\tCREATED")
+			fmt.Fprintln(tw, "ID\tSERVICE\tBUILDER\tENTRYPOINT\tCREATED\tSTATE")
 			for _, img := range imgs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", img.ID, img.Service, img.Builder, strings.Join(img.Entrypoint, " "), img.Created.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", img.ID, img.Service, img.Builder, dash(strings.Join(img.Entrypoint, " ")), img.Created.Local().Format(time.DateTime), imageState(img))
 			}
 			return tw.Flush()
 		})
 	}
 	cmd.Flags().StringVar(&service, "service", "", "only images of this service")
+	_ = cmd.RegisterFlagCompletionFunc("service", completeServices)
 	return cmd
+}
+
+// imageState is usable, outdated or revoked.
+func imageState(img catalog.Image) string {
+	switch {
+	case img.Revoked != nil:
+		return "revoked"
+	case img.Outdated != nil:
+		return "outdated"
+	}
+	return "usable"
+}
+
+func newImageChannelsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "channels SERVICE",
+		Short: "List a service's channels and the image each points at",
+		Long: `Lists the channels of SERVICE (latest, stable, ...), the image each points at,
+and who moved it last, when and why. Bakes move their spec's channel; image
+promote moves any channel.`,
+		Example: `  imago image channels hello
+  imago image channels hello -o json`,
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeServiceArg,
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		return withCatalog(cmd, func(cat *catalog.Catalog) error {
+			chans, err := cat.Channels(cmd.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			if out.json() {
+				return writeJSON(cmd.OutOrStdout(), nonNil(chans))
+			}
+			if len(chans) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s has no channels; move one with: imago image promote ID --channel stable\n", a[0])
+				return nil
+			}
+			tw := table(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "CHANNEL\tIMAGE\tPREVIOUS\tMOVED\tBY\tREASON")
+			for _, c := range chans {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Channel, c.ImageID, dash(c.Previous), when(c.Time), dash(c.By), dash(c.Reason))
+			}
+			return tw.Flush()
+		})
+	}
+	return cmd
+}
+
+// dirCompletion completes directories only.
+func dirCompletion(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return nil, cobra.ShellCompDirectiveFilterDirs
 }

@@ -1,7 +1,8 @@
 // Command imago is imago's CLI: import images, start and watch rollouts.
 //
 // Exit codes: 0 success, 1 failure (a rollout failed, a server refused), 2 usage
-// error (bad flags, arguments or spec; nothing was started).
+// error (bad flags, arguments or spec; nothing was started), 130 Ctrl-C stopped
+// watching (the rollout or bake goes on).
 package main
 
 import (
@@ -30,11 +31,14 @@ func main() {
 // exitCode maps an outcome to the documented exit codes.
 func exitCode(err error) int {
 	var ue usageError
+	var stopped interruptedError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ue) || spec.IsInvalid(err):
 		return 2
+	case errors.As(err, &stopped):
+		return exitInterrupted
 	}
 	return 1
 }
@@ -49,8 +53,9 @@ over and decommissions the old fleet — each step a retryable Temporal activity
 It talks to Temporal at TEMPORAL_ADDRESS (default 127.0.0.1:7233, where
 'make run' starts the embedded server) in TEMPORAL_NAMESPACE (default "default").`,
 		Example: `  imago image import ./build --service hello --entrypoint ./hello
-  imago rollout start -f examples/hello/rollout.yaml --image img-3f2a1c9d0b7e --wait
-  imago rollout status hello -e dev`,
+  imago rollout start -f examples/hello/rollout.yaml --image img-3f2a1c9d0b7e --watch
+  imago rollout status hello -e dev -o json
+  source <(imago completion bash)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -59,6 +64,9 @@ It talks to Temporal at TEMPORAL_ADDRESS (default 127.0.0.1:7233, where
 	})
 	root.AddCommand(newImageCmd(), newRolloutCmd(), newBakeCmd())
 	root.AddCommand(newStatusCmd())
+	root.AddCommand(newScheduleCmd(), newPipelineCmd(), newReaperCmd())
+	root.AddCommand(newServeCmd())
+	addCompletion(root)
 	return root
 }
 

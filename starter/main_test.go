@@ -37,7 +37,14 @@ func TestUsageErrorsExitTwoAndSayWhatToDo(t *testing.T) {
 		{[]string{"rollout", "start", "-f", filepath.Join(t.TempDir(), "missing.yaml")}, "no such file"},
 		{[]string{"rollout", "start", "-f", bad, "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"rollout", "status"}, "accepts 1 arg(s), received 0"},
-		{[]string{"rollout", "list", "-o", "yaml"}, `-o "yaml": want table or json`},
+		{[]string{"rollout", "list", "-o", "yaml"}, `invalid argument "yaml" for "-o, --output" flag: want table or json (see imago rollout list --help)`},
+		{[]string{"rollout", "list", "--limit", "0"}, "--limit 0: want a number of rollouts, 1 or more"},
+		{[]string{"rollout", "start", "-f", bad, "--watch", "-o", "json"}, "--watch draws a live display for people and cannot be combined with -o json; use --wait -o json"},
+		{[]string{"rollout", "status", "hello", "--watch", "-o", "json"}, "cannot be combined with -o json"},
+		{[]string{"bake", "start", "-f", bad, "--watch", "-o", "json"}, "cannot be combined with -o json"},
+		{[]string{"bake", "status", "hello", "--watch", "-o", "json"}, "cannot be combined with -o json"},
+		{[]string{"completion"}, "name a shell: imago completion bash|zsh|fish|powershell"},
+		{[]string{"completion", "tcsh"}, `unknown command "tcsh" for "imago completion"`},
 		{[]string{"image", "import", "dir"}, "--service and --entrypoint are required"},
 	} {
 		_, code, err := run(t, tc.args...)
@@ -90,14 +97,27 @@ func TestStatusOfAServiceNeverRolledOutSaysHowToStart(t *testing.T) {
 	assert.Contains(t, err.Error(), "no rollout of nope to prod yet; start one with: imago rollout start -f FILE")
 }
 
+// TestEveryCommandHasAnExample walks the command tree as a user sees it (with
+// cobra's help command and imago's completion command) and names every runnable
+// command whose --help has no example.
 func TestEveryCommandHasAnExample(t *testing.T) {
-	var missing []string
-	for _, c := range allCommands(newRoot()) {
-		if c.Runnable() && c.Example == "" {
+	root := newRoot()
+	root.InitDefaultHelpCmd() // what Execute adds; idempotent
+	var missing, seen []string
+	for _, c := range allCommands(root) {
+		if !c.Runnable() || c.Hidden {
+			continue
+		}
+		seen = append(seen, c.CommandPath())
+		if strings.TrimSpace(c.Example) == "" {
 			missing = append(missing, c.CommandPath())
 		}
 	}
 	assert.Empty(t, missing, "commands without an example in --help")
+	for _, want := range []string{"imago help", "imago completion bash", "imago completion powershell", "imago rollout start",
+		"imago rollout status", "imago bake status", "imago image channels", "imago status"} {
+		assert.Contains(t, seen, want, "the walk must reach every command")
+	}
 }
 
 func allCommands(c *cobra.Command) []*cobra.Command {

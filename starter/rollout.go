@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/internal/watch"
 	"github.com/imago/imago/workflows"
 )
 
@@ -28,19 +30,28 @@ func newRolloutCmd() *cobra.Command {
 
 func newRolloutStartCmd() *cobra.Command {
 	var file, imageID string
-	var wait bool
+	var wait, watching bool
 	cmd := &cobra.Command{
-		Use:   "start -f FILE [--image ID] [--wait]",
+		Use:   "start -f FILE [--image ID] [--wait | --watch]",
 		Short: "Start a rollout from a spec file",
 		Long: `Starts the rollout a spec file describes. One rollout per service and
 environment runs at a time; a second start is refused and names the running one.
-With --wait it follows the rollout and exits 0 when it succeeded, 1 when it failed.`,
-		Example: `  imago rollout start -f examples/hello/rollout.yaml --image img-3f2a1c9d0b7e --wait`,
-		Args:    args(cobra.NoArgs),
+
+With --wait it prints the rollout's events as they happen; with --watch it shows a
+live display (phase, step, fleets, traffic, approvals, last event) redrawn in place
+on a terminal, one line per change otherwise. Both exit 0 when the rollout
+succeeded and 1 when it failed, with the reason. Ctrl-C stops watching (exit 130);
+the rollout goes on.`,
+		Example: `  imago rollout start -f examples/hello/rollout.yaml --image img-3f2a1c9d0b7e --watch
+  imago rollout start -f examples/hello/rollout.yaml --wait -o json`,
+		Args: args(cobra.NoArgs),
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := checkSpecFlags(out, file, "rollout", "examples/hello/rollout.yaml"); err != nil {
+		if err := checkSpecFlags(file, "rollout", "examples/hello/rollout.yaml"); err != nil {
+			return err
+		}
+		if err := checkWatch(out, watching); err != nil {
 			return err
 		}
 		r, err := spec.LoadRollout(file)
@@ -90,19 +101,42 @@ With --wait it follows the rollout and exits 0 when it succeeded, 1 when it fail
 			if !out.json() {
 				fmt.Fprintf(w, "started %s (run %s): %s → %s, image %s, %s\n", run.GetID(), run.GetRunID(), r.Service, r.Environment, r.Image.ID, r.Strategy.Type)
 			}
-			if !wait {
-				if !out.json() {
-					fmt.Fprintf(w, "follow it with: imago rollout status %s -e %s\n", r.Service, r.Environment)
-				}
-				return nil
+			switch {
+			case watching:
+				return watchRollout(ctx, c, run, w, r.Service, r.Environment)
+			case wait:
+				return waitRollout(ctx, c, run, w, out.json())
 			}
-			return waitRollout(ctx, c, run, w, out.json())
+			if !out.json() {
+				fmt.Fprintf(w, "follow it with: imago rollout status %s -e %s --watch\n", r.Service, r.Environment)
+			}
+			return nil
 		})
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "rollout spec (YAML)")
 	cmd.Flags().StringVar(&imageID, "image", "", "image ID to roll out, overriding the spec's image")
-	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollout; exit 0 when it succeeded, 1 when it failed")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollout's events; exit 0 when it succeeded, 1 when it failed")
+	cmd.Flags().BoolVar(&watching, "watch", false, "follow the rollout on a live display; exit 0 when it succeeded, 1 when it failed")
+	completeSpecFile(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("image", completeImageIDs)
 	return cmd
+}
+
+// watchRollout follows run on a live display, then prints its outcome as --wait does.
+func watchRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w io.Writer, service, env string) error {
+	var res workflows.RolloutResult
+	err := follow(ctx, c, w, watched{
+		run:    run,
+		noun:   "rollout",
+		resume: fmt.Sprintf("imago rollout status %s -e %s --watch", service, env),
+		frame:  rolloutFrames(run.GetID()),
+		result: &res,
+	})
+	var stopped interruptedError
+	if errors.As(err, &stopped) {
+		return err
+	}
+	return rolloutOutcome(w, run, res, err, false)
 }
 
 // waitRollout prints the rollout's events as they happen, then its outcome.
@@ -139,21 +173,7 @@ func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w
 		select {
 		case err := <-done:
 			printNew()
-			if err != nil {
-				if asJSON {
-					_ = writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Failed", "error": rollouts.Reason(err)})
-				}
-				return fmt.Errorf("%s", rollouts.Reason(err))
-			}
-			if asJSON {
-				return writeJSON(w, map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Succeeded", "result": res})
-			}
-			fmt.Fprintf(w, "rollout succeeded: %s serves on fleet %s (%d instances)", res.ImageID, res.FleetID, res.Instances)
-			if len(res.Decommissioned) > 0 {
-				fmt.Fprintf(w, "; decommissioned %s", strings.Join(res.Decommissioned, ", "))
-			}
-			fmt.Fprintln(w)
-			return nil
+			return rolloutOutcome(w, run, res, err, asJSON)
 		case <-tick.C:
 			printNew()
 		case <-ctx.Done():
@@ -162,96 +182,139 @@ func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w
 	}
 }
 
+// rolloutOutcome prints how a followed rollout ended and returns its failure.
+func rolloutOutcome(w io.Writer, run client.WorkflowRun, res workflows.RolloutResult, err error, asJSON bool) error {
+	if err != nil {
+		if asJSON {
+			_ = writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Failed", "error": rollouts.Reason(err)})
+		}
+		return fmt.Errorf("%s", rollouts.Reason(err))
+	}
+	if asJSON {
+		return writeJSON(w, map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Succeeded", "result": res})
+	}
+	fmt.Fprintf(w, "rollout succeeded: %s serves on fleet %s (%d instances)", res.ImageID, res.FleetID, res.Instances)
+	if len(res.Decommissioned) > 0 {
+		fmt.Fprintf(w, "; decommissioned %s", strings.Join(res.Decommissioned, ", "))
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
 func newRolloutStatusCmd() *cobra.Command {
 	var env string
+	var watching bool
 	cmd := &cobra.Command{
-		Use:     "status SERVICE -e ENV",
-		Short:   "Show the latest rollout of a service to an environment",
-		Example: `  imago rollout status hello -e dev -o json`,
-		Args:    args(cobra.ExactArgs(1)),
+		Use:   "status SERVICE [-e ENV] [--watch]",
+		Short: "Show the latest rollout of a service to an environment",
+		Long: `Shows the latest rollout of SERVICE to ENV: status, phase, step, image, fleets,
+traffic, approvals, analyses and its recent events.
+
+With --watch it follows the rollout on a live display until it ends (redrawn in
+place on a terminal, one line per change otherwise) and exits 0 when the rollout
+succeeded, 1 when it failed. Ctrl-C stops watching (exit 130); the rollout goes on.`,
+		Example: `  imago rollout status hello -e dev
+  imago rollout status hello -e prod --watch
+  imago rollout status hello -e dev -o json`,
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeServiceArg,
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := out.check(); err != nil {
+		if err := checkWatch(out, watching); err != nil {
 			return err
 		}
 		return withClient(cmd, func(c client.Client) error {
-			st, err := rollouts.Get(cmd.Context(), c, a[0], env)
+			ctx := cmd.Context()
+			st, err := rollouts.Get(ctx, c, a[0], env)
 			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if watching {
+				return watchRollout(ctx, c, c.GetWorkflow(ctx, st.WorkflowID, st.RunID), w, a[0], env)
+			}
 			if out.json() {
 				return writeJSON(w, st)
 			}
-			tw := table(w)
-			fmt.Fprintf(tw, "Rollout:\t%s (run %s)\n", st.WorkflowID, st.RunID)
-			fmt.Fprintf(tw, "Status:\t%s\n", st.Status)
-			if p := st.Progress; p != nil {
-				fmt.Fprintf(tw, "Phase:\t%s\n", p.Phase)
-				if p.Step != "" {
-					fmt.Fprintf(tw, "Step:\t%s\n", p.Step)
-				}
-				fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
-				fmt.Fprintf(tw, "Strategy:\t%s\n", p.Strategy)
-				if p.NewFleet != "" {
-					fmt.Fprintf(tw, "New fleet:\t%s (%d instances)\n", p.NewFleet, p.Instances)
-				}
-				if len(p.OldFleets) > 0 {
-					fmt.Fprintf(tw, "Old fleets:\t%s\n", strings.Join(p.OldFleets, ", "))
-				}
-				var ws []string
-				for _, fw := range p.Weights {
-					ws = append(ws, fmt.Sprintf("%s=%d%%", fw.FleetID, fw.Weight))
-				}
-				if len(ws) > 0 {
-					fmt.Fprintf(tw, "Traffic:\t%s\n", strings.Join(ws, " "))
-				}
-				if p.StartedBy != "" {
-					fmt.Fprintf(tw, "Started by:\t%s\n", p.StartedBy)
-				}
-				for _, ap := range p.Approvals {
-					fmt.Fprintf(tw, "Approved:\t%s by %s%s\n", ap.Gate, ap.By, because(ap.Reason))
-				}
-				for _, an := range p.Analyses {
-					fmt.Fprintf(tw, "Analysis %s:\t%s: %s\n", an.Name, an.Phase, an.Message)
-				}
-				if p.Error != "" {
-					fmt.Fprintf(tw, "Error:\t%s\n", p.Error)
-				}
-			}
-			fmt.Fprintf(tw, "Started:\t%s\n", st.Started.Local().Format(time.DateTime))
-			if st.Closed != nil {
-				fmt.Fprintf(tw, "Closed:\t%s\n", st.Closed.Local().Format(time.DateTime))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if p := st.Progress; p != nil && len(p.Events) > 0 {
-				fmt.Fprintln(w, "\nEvents:")
-				for _, e := range p.Events {
-					fmt.Fprintf(w, "  %s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
-				}
-			}
-			return nil
+			return printRolloutStatus(w, st)
 		})
 	}
-	cmd.Flags().StringVarP(&env, "environment", "e", spec.DefaultEnvironment, "environment")
+	cmd.Flags().BoolVar(&watching, "watch", false, "follow the rollout on a live display until it ends; exit 0 when it succeeded, 1 when it failed")
+	addEnvFlag(cmd, &env, spec.DefaultEnvironment, "environment")
 	return cmd
+}
+
+// printRolloutStatus is the table form of rollout status.
+func printRolloutStatus(w io.Writer, st rollouts.Status) error {
+	tw := table(w)
+	fmt.Fprintf(tw, "Rollout:\t%s (run %s)\n", st.WorkflowID, st.RunID)
+	fmt.Fprintf(tw, "Status:\t%s\n", st.Status)
+	if p := st.Progress; p != nil {
+		fmt.Fprintf(tw, "Phase:\t%s\n", p.Phase)
+		if p.Step != "" {
+			fmt.Fprintf(tw, "Step:\t%s\n", p.Step)
+		}
+		fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
+		fmt.Fprintf(tw, "Strategy:\t%s\n", p.Strategy)
+		if p.NewFleet != "" {
+			fmt.Fprintf(tw, "New fleet:\t%s (%d instances)\n", p.NewFleet, p.Instances)
+		}
+		if len(p.OldFleets) > 0 {
+			fmt.Fprintf(tw, "Old fleets:\t%s\n", strings.Join(p.OldFleets, ", "))
+		}
+		var ws []string
+		for _, fw := range p.Weights {
+			ws = append(ws, fmt.Sprintf("%s=%d%%", fw.FleetID, fw.Weight))
+		}
+		if len(ws) > 0 {
+			fmt.Fprintf(tw, "Traffic:\t%s\n", strings.Join(ws, " "))
+		}
+		if p.StartedBy != "" {
+			fmt.Fprintf(tw, "Started by:\t%s\n", p.StartedBy)
+		}
+		if pending := watch.RolloutFrame(st.WorkflowID, *p).Value(watch.LabelApprovals); strings.HasPrefix(pending, "pending: ") {
+			fmt.Fprintf(tw, "Waiting for:\t%s\n", strings.TrimPrefix(pending, "pending: "))
+		}
+		for _, ap := range p.Approvals {
+			fmt.Fprintf(tw, "Approved:\t%s by %s%s\n", ap.Gate, ap.By, because(ap.Reason))
+		}
+		for _, an := range p.Analyses {
+			fmt.Fprintf(tw, "Analysis %s:\t%s: %s\n", an.Name, an.Phase, an.Message)
+		}
+		if p.Error != "" {
+			fmt.Fprintf(tw, "Error:\t%s\n", p.Error)
+		}
+	}
+	fmt.Fprintf(tw, "Started:\t%s\n", st.Started.Local().Format(time.DateTime))
+	if st.Closed != nil {
+		fmt.Fprintf(tw, "Closed:\t%s\n", st.Closed.Local().Format(time.DateTime))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if p := st.Progress; p != nil && len(p.Events) > 0 {
+		fmt.Fprintln(w, "\nEvents:")
+		for _, e := range p.Events {
+			fmt.Fprintf(w, "  %s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
+		}
+	}
+	return nil
 }
 
 func newRolloutListCmd() *cobra.Command {
 	var o rollouts.ListOptions
 	cmd := &cobra.Command{
-		Use:     "list [--service S] [-e ENV]",
-		Short:   "List rollouts, newest first",
-		Example: `  imago rollout list --service hello`,
-		Args:    args(cobra.NoArgs),
+		Use:   "list [--service S] [-e ENV] [--limit N]",
+		Short: "List rollouts, newest first",
+		Example: `  imago rollout list --service hello
+  imago rollout list -e prod --limit 10 -o json`,
+		Args: args(cobra.NoArgs),
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := out.check(); err != nil {
-			return err
+		if o.Limit < 1 {
+			return usageError{fmt.Errorf("--limit %d: want a number of rollouts, 1 or more", o.Limit)}
 		}
 		return withClient(cmd, func(c client.Client) error {
 			list, err := rollouts.List(cmd.Context(), c, o)
@@ -259,22 +322,24 @@ func newRolloutListCmd() *cobra.Command {
 				return err
 			}
 			if out.json() {
-				if list == nil {
-					list = []rollouts.Summary{}
-				}
-				return writeJSON(cmd.OutOrStdout(), list)
+				return writeJSON(cmd.OutOrStdout(), nonNil(list))
+			}
+			if len(list) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no rollouts match; start one with: imago rollout start -f FILE")
+				return nil
 			}
 			tw := table(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ROLLOUT\tSTATUS\tPHASE\tIMAGE\tSTARTED")
 			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.WorkflowID, s.Status, s.Phase, s.Image, s.Started.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.WorkflowID, s.Status, dash(s.Phase), dash(s.Image), s.Started.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		})
 	}
 	cmd.Flags().StringVar(&o.Service, "service", "", "only rollouts of this service")
-	cmd.Flags().StringVarP(&o.Environment, "environment", "e", "", "only rollouts to this environment")
+	addEnvFlag(cmd, &o.Environment, "", "only rollouts to this environment")
 	cmd.Flags().IntVar(&o.Limit, "limit", 50, "at most this many")
+	_ = cmd.RegisterFlagCompletionFunc("service", completeServices)
 	return cmd
 }
 

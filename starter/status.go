@@ -38,13 +38,11 @@ catalog (IMAGO_CATALOG_URL), not Temporal, so it works while no server runs.`,
 		Example: `  imago status hello
   imago status hello -e prod --history 10
   imago status hello -o json`,
-		Args: args(cobra.ExactArgs(1)),
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeServiceArg,
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
 		if history < 0 {
 			return usageError{fmt.Errorf("--history %d: want a number of deployments, 0 or more", history)}
 		}
@@ -63,7 +61,7 @@ catalog (IMAGO_CATALOG_URL), not Temporal, so it works while no server runs.`,
 			return printStatus(cmd, st, history)
 		})
 	}
-	cmd.Flags().StringVarP(&env, "environment", "e", "", "only this environment (default: every environment the service was deployed to)")
+	addEnvFlag(cmd, &env, "", "only this environment (default: every environment the service was deployed to)")
 	cmd.Flags().IntVar(&history, "history", 0, "also show the last N deployments of each environment")
 	return cmd
 }

@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/devserver"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
+	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
 )
 
@@ -64,8 +66,11 @@ Flags:
 	devListen := fs.String("dev-listen", app.DefaultTemporalAddress, "embedded server: frontend gRPC address")
 	uiListen := fs.String("ui-listen", "127.0.0.1:8233", "embedded server: web UI address; empty turns the UI off")
 	devOnly := fs.Bool("dev-only", false, "embedded server: run the server and UI without polling for work")
+	codecListen := fs.String("codec-listen", "127.0.0.1:8234", "payload codec server (POST /codec/encode, /codec/decode) for the web UI and temporal --codec-endpoint; "+
+		"on by default with the embedded web UI (which it decrypts for), otherwise only when given; empty turns it off")
 	home := fs.String("home", cfg.Home, "state directory: catalog, fleets, routes, logs, dev database (env IMAGO_HOME)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	metricsListen := fs.String("metrics-listen", cfg.MetricsListen, "Prometheus /metrics address of the worker; empty turns metrics off (env IMAGO_METRICS_LISTEN)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -88,7 +93,16 @@ Flags:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if cfg.TemporalAddress == "" {
+	embedded := cfg.TemporalAddress == ""
+	codecSrv, err := listenCodec(fs, *codecListen, embedded && *uiListen != "")
+	if err != nil {
+		return err
+	}
+	if codecSrv != nil {
+		defer codecSrv.Close()
+	}
+
+	if embedded {
 		if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
 			return fmt.Errorf("create IMAGO_HOME: %w", err)
 		}
@@ -100,6 +114,7 @@ Flags:
 			Namespace:        cfg.Namespace,
 			SearchAttributes: workflows.SearchAttributes(),
 			Logger:           logger,
+			CodecEndpoint:    codecSrv.Endpoint(),
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded Temporal server: %w", err)
@@ -117,10 +132,19 @@ Flags:
 			fmt.Fprintf(os.Stderr, ", web UI at http://%s/namespaces/%s/workflows", srv.UIAddress(), srv.Namespace())
 		}
 		fmt.Fprintln(os.Stderr)
+		if err := serveCodec(ctx, codecSrv, cfg, srv.UIAddress(), logger); err != nil {
+			return err
+		}
 		if *devOnly {
 			<-ctx.Done()
 			logger.Info("shutting down")
 			return nil
+		}
+	}
+
+	if !embedded {
+		if err := serveCodec(ctx, codecSrv, cfg, "", logger); err != nil {
+			return err
 		}
 	}
 
@@ -129,6 +153,12 @@ Flags:
 		return err
 	}
 	defer deps.Close()
+	tel, err := startTelemetry(ctx, fs, *metricsListen, deps, logger)
+	if err != nil {
+		return err
+	}
+	defer closeTelemetry(tel, logger)
+	cfg.MetricsHandler, cfg.Interceptors = tel.MetricsHandler(), append(cfg.Interceptors, tel.Interceptors()...)
 	c, err := cfg.Dial(ctx)
 	if err != nil {
 		return err
@@ -144,4 +174,70 @@ Flags:
 	logger.Info("shutting down")
 	w.Stop()
 	return nil
+}
+
+// listenCodec binds the codec server's address: by default with the embedded web
+// UI, otherwise only when --codec-listen is given; never when it is empty.
+func listenCodec(fs *flag.FlagSet, addr string, byDefault bool) (*codec.Server, error) {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "codec-listen" })
+	if addr == "" || (!byDefault && !given) {
+		return nil, nil
+	}
+	srv, err := codec.Listen(addr, len(codec.ParseTokens(os.Getenv("IMAGO_API_TOKENS"))) > 0)
+	if err != nil {
+		return nil, fmt.Errorf("--codec-listen: %w", err)
+	}
+	return srv, nil
+}
+
+// serveCodec serves the payload codec on srv (nil: none), letting the web UI at
+// uiAddr and IMAGO_UI_ORIGIN call it from the browser.
+func serveCodec(ctx context.Context, srv *codec.Server, cfg app.Config, uiAddr string, logger *slog.Logger) error {
+	if srv == nil {
+		return nil
+	}
+	pc, err := cfg.PayloadCodec(ctx)
+	if err != nil {
+		return err
+	}
+	tokens := codec.ParseTokens(os.Getenv("IMAGO_API_TOKENS"))
+	origins := append(codec.UIOrigins(uiAddr), codec.ParseOrigins(cfg.UIOrigin)...)
+	srv.Serve(codec.NewHandler(pc, codec.HandlerOptions{Tokens: tokens, Origins: origins, Logger: logger}))
+	logger.Info("codec server started", "endpoint", srv.Endpoint(), "origins", origins, "tokens", len(tokens))
+	fmt.Fprintf(os.Stderr, "imago: payloads are encrypted (data key %s); codec server at %s\n", pc.KeyID(), srv.Endpoint())
+	if len(tokens) > 0 && uiAddr != "" {
+		logger.Warn("IMAGO_API_TOKENS is set, so the codec server wants a bearer token, which the web UI does not send: the UI shows payloads encrypted")
+	}
+	return nil
+}
+
+// startTelemetry serves /metrics and sets up tracing when OTEL_EXPORTER_OTLP_ENDPOINT
+// is set (internal/telemetry). Only an address the user chose must be free: on the
+// default one, a second worker on the host warns and serves no metrics.
+func startTelemetry(ctx context.Context, fs *flag.FlagSet, addr string, deps *app.Deps, logger *slog.Logger) (*telemetry.Telemetry, error) {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "metrics-listen" })
+	_, inEnv := os.LookupEnv("IMAGO_METRICS_LISTEN")
+	tel, err := telemetry.Start(ctx, telemetry.Options{
+		MetricsListen: addr, MetricsOptional: !given && !inEnv, Routers: telemetry.LocalRouters(deps.Local), Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a := tel.MetricsAddr(); a != "" {
+		fmt.Fprintf(os.Stderr, "imago: metrics at http://%s/metrics\n", a)
+	}
+	if tel.Tracing() != nil {
+		logger.Info("tracing workflows and activities to the OTLP endpoint of OTEL_EXPORTER_OTLP_*")
+	}
+	return tel, nil
+}
+
+func closeTelemetry(tel *telemetry.Telemetry, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tel.Close(ctx); err != nil {
+		logger.Warn("stop telemetry", "error", err)
+	}
 }

@@ -3,8 +3,13 @@
 package workflows
 
 import (
+	"fmt"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/spec"
 )
 
 // TaskQueue is the task queue imago's workers poll.
@@ -13,12 +18,13 @@ const TaskQueue = "imago"
 // Query and update names.
 const (
 	QueryProgress = "progress"
+	QueryInput    = "input" // a rollout's input
 )
 
 // Search attributes that make rollouts findable in the web UI and `imago rollout list`.
 var (
-	ServiceAttr     = temporal.NewSearchAttributeKeyKeyword("ImagoService")
-	EnvironmentAttr = temporal.NewSearchAttributeKeyKeyword("ImagoEnvironment")
+	ServiceAttr     = activities.ServiceAttr
+	EnvironmentAttr = activities.EnvironmentAttr
 	ImageAttr       = temporal.NewSearchAttributeKeyKeyword("ImagoImage")
 	PhaseAttr       = temporal.NewSearchAttributeKeyKeyword("ImagoPhase")
 	StrategyAttr    = temporal.NewSearchAttributeKeyKeyword("ImagoStrategy")
@@ -28,8 +34,58 @@ var (
 // registering them on a namespace.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	out := map[string]enumspb.IndexedValueType{}
-	for _, k := range []temporal.SearchAttributeKeyKeyword{ServiceAttr, EnvironmentAttr, ImageAttr, PhaseAttr, StrategyAttr} {
+	for _, k := range []temporal.SearchAttributeKeyKeyword{ServiceAttr, EnvironmentAttr, ImageAttr, PhaseAttr, StrategyAttr, activities.WatchBaseAttr} {
 		out[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
 	return out
+}
+
+// RolloutLabel is how a rollout's image reference reads in summaries and the
+// ImagoImage attribute before the image is resolved.
+func RolloutLabel(ref spec.ImageRef) string {
+	switch {
+	case ref.Channel != "":
+		return "channel " + ref.Channel
+	case ref.Bake != "":
+		return "bake " + ref.Bake
+	}
+	return ref.ID
+}
+
+// RolloutAttributes are a rollout's search attributes when it starts.
+func RolloutAttributes(r spec.Rollout) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(
+		ServiceAttr.ValueSet(r.Service),
+		EnvironmentAttr.ValueSet(r.Environment),
+		ImageAttr.ValueSet(RolloutLabel(r.Image)),
+		StrategyAttr.ValueSet(r.Strategy.Type),
+		PhaseAttr.ValueSet("pending"),
+	)
+}
+
+// RolloutSummary and RolloutDetails are what the web UI shows for a rollout,
+// whether the CLI, the API or a pipeline started it.
+func RolloutSummary(r spec.Rollout) string {
+	return fmt.Sprintf("%s → %s · %s · %s", r.Service, r.Environment, RolloutLabel(r.Image), r.Strategy.Type)
+}
+
+// RolloutDetails: see RolloutSummary.
+func RolloutDetails(r spec.Rollout, startedBy string) string {
+	return fmt.Sprintf("fleet of %d behind %s, health %s, %d smoke checks, soak %s; started by %s",
+		r.Fleet.Size, r.Listen, r.Health.Path, len(r.Checks), r.SoakDuration(), startedBy)
+}
+
+// BakeAttributes are a bake's search attributes when it starts.
+func BakeAttributes(b spec.Bake) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(ServiceAttr.ValueSet(b.Service), PhaseAttr.ValueSet("pending"))
+}
+
+// BakeSummary and BakeDetails are what the web UI shows for a bake.
+func BakeSummary(b spec.Bake) string {
+	return fmt.Sprintf("bake %s · %s → %s", b.Service, b.Builder, b.Channel)
+}
+
+// BakeDetails: see BakeSummary.
+func BakeDetails(b spec.Bake, startedBy string) string {
+	return fmt.Sprintf("builder %s, %d provisioning commands, started by %s", b.Builder, len(b.Provision), startedBy)
 }

@@ -55,7 +55,7 @@ type BakeProgress struct {
 // Bake builds an image from a bake spec, unless the catalog already has one with
 // the same input digest: digest → cache → build → test → publish → move channel.
 func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
-	b := &baker{spec: in.Spec, by: in.StartedBy}
+	b := &baker{spec: in.Spec, by: in.StartedBy, events: newNotifier(ctx)}
 	b.progress = BakeProgress{Service: in.Spec.Service, StartedAt: workflow.Now(ctx)}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (BakeProgress, error) { return b.progress, nil }); err != nil {
 		return res, err
@@ -111,15 +111,14 @@ type baker struct {
 	spec     spec.Bake
 	by       string
 	progress BakeProgress
+	events   notifier // phase events (events.go)
 }
 
 func (b *baker) phase(ctx workflow.Context, phase, msg string) {
 	b.progress.Phase = phase
-	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseAttr.ValueSet(phase)); err != nil {
-		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
-	}
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", phase, msg))
+	announce(ctx, phase, msg)
 	workflow.GetLogger(ctx).Info(msg, "phase", phase)
+	b.publishPhase(ctx, msg)
 }
 
 func (b *baker) fail(doing string, err error) error {
@@ -226,7 +225,26 @@ func (b *baker) moveChannel(ctx workflow.Context, imageID string) error {
 	if err != nil {
 		return b.fail("moving channel "+b.spec.Channel, err)
 	}
+	b.startDependents(ctx, imageID)
 	return nil
+}
+
+// startDependents starts the pipelines that opted in to changes of this channel
+// (images built on it are now outdated). Their failure to start never fails the bake.
+func (b *baker) startDependents(ctx workflow.Context, imageID string) {
+	if workflow.GetVersion(ctx, "start-dependents", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return // a bake recorded before pipelines existed
+	}
+	var a *activities.Activities
+	var out activities.StartDependentsResult
+	err := workflow.ExecuteActivity(quickOptions(ctx, "start pipelines built on "+b.spec.Service+"/"+b.spec.Channel), a.StartDependents,
+		activities.StartDependentsInput{Service: b.spec.Service, Channel: b.spec.Channel, ImageID: imageID}).Get(ctx, &out)
+	switch {
+	case err != nil:
+		workflow.GetLogger(ctx).Warn("start dependent pipelines", "error", err)
+	case len(out.Triggered) > 0 || len(out.Paused) > 0:
+		workflow.GetLogger(ctx).Info("dependent pipelines", "triggered", out.Triggered, "paused", out.Paused)
+	}
 }
 
 func shortDigest(d string) string {

@@ -58,22 +58,36 @@ type Event struct {
 // maxEvents bounds the events kept for the query (and so the query's payload).
 const maxEvents = 30
 
-// setPhase moves to a new phase: progress, the ImagoPhase search attribute, and the
-// UI's current details.
+// setPhase moves to a new phase: progress, the ImagoPhase search attribute, the
+// UI's current details, and an event on IMAGO_EVENTS_URL (see events.go).
 func (r *rollout) setPhase(ctx workflow.Context, phase, msg string) {
 	r.progress.Phase = phase
 	r.event(ctx, msg)
+	announce(ctx, phase, msg)
+	r.publishPhase(ctx, msg)
+}
+
+func (r *rollout) event(ctx workflow.Context, msg string) {
+	r.progress.Events = appendEvent(ctx, r.progress.Events, &r.progress.EventCount, r.progress.Phase, msg)
+}
+
+// announce shows a workflow's new phase: the ImagoPhase search attribute and the
+// web UI's current details.
+func announce(ctx workflow.Context, phase, msg string) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseAttr.ValueSet(phase)); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
 	}
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", phase, msg))
 }
 
-func (r *rollout) event(ctx workflow.Context, msg string) {
-	r.progress.EventCount++
-	r.progress.Events = append(r.progress.Events, Event{Time: workflow.Now(ctx), Phase: r.progress.Phase, Message: msg})
-	if n := len(r.progress.Events); n > maxEvents {
-		r.progress.Events = r.progress.Events[n-maxEvents:]
+// appendEvent adds one line to a workflow's story (and its log), keeping the
+// latest maxEvents; count counts them all, for followers.
+func appendEvent(ctx workflow.Context, events []Event, count *int, phase, msg string) []Event {
+	*count++
+	events = append(events, Event{Time: workflow.Now(ctx), Phase: phase, Message: msg})
+	if n := len(events); n > maxEvents {
+		events = events[n-maxEvents:]
 	}
-	workflow.GetLogger(ctx).Info(msg, "phase", r.progress.Phase)
+	workflow.GetLogger(ctx).Info(msg, "phase", phase)
+	return events
 }

@@ -21,6 +21,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: "Rollout"})
 			r.RegisterWorkflowWithOptions(Bake, workflow.RegisterOptions{Name: "Bake"})
+			r.RegisterWorkflowWithOptions(Pipeline, workflow.RegisterOptions{Name: "Pipeline"})
+			r.RegisterWorkflowWithOptions(Reaper, workflow.RegisterOptions{Name: "Reaper"})
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

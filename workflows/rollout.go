@@ -131,6 +131,8 @@ type rollout struct {
 	stopKind string    // "abort" or "rollback"
 
 	shrunk map[string]int // rolling: old fleets shrunk so far, and their original sizes
+
+	events notifier // phase events (events.go)
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -138,6 +140,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		spec:   in.Spec,
 		action: in.Action,
 		key:    provider.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
+		events: newNotifier(ctx),
 	}
 	if r.action == "" {
 		r.action = "rollout"
@@ -151,6 +154,11 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		StartedAt:   workflow.Now(ctx),
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return r.progress, nil }); err != nil {
+		return nil, err
+	}
+	// The input, decoded by the caller's data converter (payloads may be encrypted):
+	// what a rollback after decommission rolls out again.
+	if err := workflow.SetQueryHandler(ctx, QueryInput, func() (RolloutInput, error) { return in, nil }); err != nil {
 		return nil, err
 	}
 	if err := r.registerUpdates(ctx); err != nil {

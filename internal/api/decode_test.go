@@ -37,8 +37,9 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 		{`{"spec": {"fleet": {"size": "three"}}}`, "field spec.fleet.size: want int, got JSON string", 400},
 		{`{"spec": `, "not valid JSON", 400},
 		{`{} {}`, "more than one JSON value", 400},
-		{`{"spec": {"service": "hello", "fleet": {"size": -1}}}`, "", 422},
-		{`{"spec": {"service": "x"}, "image": "` + strings.Repeat("a", MaxBodyBytes) + `"}`, "larger than", 400},
+		{`{"spec": {"service": "hello", "fleet": {"size": -1}}}`, "spec.fleet.size: must be between 1 and 1000, got -1", 400},
+		{`{"spec": {"service": "x"}, "image": "` + strings.Repeat("a", MaxBodyBytes) + `"}`, "larger than 1048576 bytes", 413},
+		{`{"spec": {"service": "hello", "listen": "127.0.0.1:9080", "image": {"bake": "bake.yaml"}}}`, "bake: is required when spec.image.bake is set", 400},
 	} {
 		_, err := DecodeStartRollout(strings.NewReader(tc.body))
 		require.Error(t, err, "%.60s", tc.body)
@@ -51,16 +52,54 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 func TestInvalidSpecProblemListsFieldPaths(t *testing.T) {
 	_, err := DecodeStartRollout(strings.NewReader(`{"spec": {"service": "Hello", "fleet": {"size": -1}}}`))
 	p := ProblemFor(err)
-	assert.Equal(t, http.StatusUnprocessableEntity, p.Status)
+	assert.Equal(t, http.StatusBadRequest, p.Status)
 	var fields []string
 	for _, e := range p.Errors {
 		fields = append(fields, e.Field)
 	}
-	assert.Contains(t, fields, "service")
-	assert.Contains(t, fields, "fleet.size")
+	assert.Contains(t, fields, "spec.service")
+	assert.Contains(t, fields, "spec.fleet.size")
 	data, err := json.Marshal(p)
 	require.NoError(t, err)
-	assert.Contains(t, string(data), `"field":"fleet.size"`)
+	assert.Contains(t, string(data), `"field":"spec.fleet.size"`)
+	assert.Contains(t, p.Detail, `spec.service: "Hello" must be 1-40 lowercase letters`)
+}
+
+func TestBakeRequestPathsMustBeAnchoredOnTheServer(t *testing.T) {
+	_, err := DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "source": "src", "entrypoint": ["./hello"]}}`))
+	p := ProblemFor(err)
+	assert.Equal(t, http.StatusBadRequest, p.Status)
+	require.Len(t, p.Errors, 1)
+	assert.Equal(t, "spec.source", p.Errors[0].Field)
+	assert.Contains(t, p.Errors[0].Msg, `"src" is relative: make it absolute, or set spec.dir`)
+
+	dir := t.TempDir()
+	req, err := DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "dir": "` + dir + `", "source": ".", "entrypoint": ["./hello"]}}`))
+	require.NoError(t, err)
+	assert.Equal(t, dir, req.Spec.Source, "a relative path is resolved against dir")
+	assert.Equal(t, "latest", req.Spec.Channel)
+
+	_, err = DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "source": "/nonexistent/src"}}`))
+	p = ProblemFor(err)
+	assert.Contains(t, p.Detail, "spec.source: /nonexistent/src is not a directory")
+	assert.Contains(t, p.Detail, "spec.entrypoint: is required")
+}
+
+func TestPromoteAndRevokeRequestsNeedTheirField(t *testing.T) {
+	_, err := DecodePromote(strings.NewReader(`{}`))
+	assert.Equal(t, "channel: is required: the channel to point at the image, e.g. stable", ProblemFor(err).Errors[0].Error())
+	_, err = DecodePromote(strings.NewReader(`{"channel": "Stable"}`))
+	assert.Contains(t, ProblemFor(err).Detail, `channel: "Stable" must be lowercase letters`)
+	req, err := DecodePromote(strings.NewReader(`{"channel": "stable", "reason": "soaked"}`))
+	require.NoError(t, err)
+	assert.Equal(t, PromoteRequest{Channel: "stable", Reason: "soaked"}, req)
+
+	_, err = DecodeRevoke(strings.NewReader(`{"reason": "  "}`))
+	assert.Equal(t, http.StatusBadRequest, ProblemFor(err).Status)
+	assert.Equal(t, "reason", ProblemFor(err).Errors[0].Field)
+	rr, err := DecodeRevoke(strings.NewReader(`{"reason": "CVE-2026-1234", "cascade": true}`))
+	require.NoError(t, err)
+	assert.True(t, rr.Cascade)
 }
 
 func fieldMessages(p Problem) string {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,15 +17,19 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/crash"
+	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
 )
 
@@ -40,7 +45,14 @@ type Config struct {
 	TLSCA           string // TEMPORAL_TLS_CA
 	APIKey          string // TEMPORAL_API_KEY
 	Packer          string // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
+	SecretsURL      string // IMAGO_SECRETS_URL: gocloud secrets keeper of the payload key; default the key file $IMAGO_HOME/secrets.url
+	UIOrigin        string // IMAGO_UI_ORIGIN: web UI origins (comma-separated) the codec server lets call it, besides the embedded UI
+	EventsURL       string // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
+	MetricsListen   string // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
 	Logger          *slog.Logger
+	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
+	MetricsHandler client.MetricsHandler
+	Interceptors   []interceptor.ClientInterceptor // client interceptors; those that are also worker interceptors apply to the client's workers
 }
 
 // DefaultTemporalAddress is where the embedded server listens by default.
@@ -58,6 +70,13 @@ func ConfigFromEnv() Config {
 		TLSCA:           os.Getenv("TEMPORAL_TLS_CA"),
 		APIKey:          os.Getenv("TEMPORAL_API_KEY"),
 		Packer:          os.Getenv("IMAGO_PACKER"),
+		SecretsURL:      os.Getenv("IMAGO_SECRETS_URL"),
+		UIOrigin:        os.Getenv("IMAGO_UI_ORIGIN"),
+		EventsURL:       os.Getenv("IMAGO_EVENTS_URL"),
+		MetricsListen:   telemetry.DefaultMetricsListen,
+	}
+	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
+		c.MetricsListen = v // empty turns metrics off
 	}
 	c.fill()
 	return c
@@ -79,6 +98,9 @@ func (c *Config) fill() {
 	}
 	if c.Namespace == "" {
 		c.Namespace = "default"
+	}
+	if c.EventsURL == "" {
+		c.EventsURL = events.DefaultURL
 	}
 	if c.Packer == "" {
 		c.Packer = "packer"
@@ -106,14 +128,28 @@ func (c Config) Address() string {
 	return c.TemporalAddress
 }
 
-// Dial connects to Temporal.
+// PayloadCodec is this process's payload encryption for c's keeper
+// (IMAGO_SECRETS_URL, else the key file $IMAGO_HOME/secrets.url, made on first use).
+func (c Config) PayloadCodec(ctx context.Context) (*codec.Codec, error) {
+	c.fill()
+	return codec.Shared(ctx, c.SecretsURL, c.Home)
+}
+
+// Dial connects to Temporal. Every payload the client (and a worker on it) writes
+// is encrypted with PayloadCodec, and every encrypted payload it reads decrypted.
 func (c Config) Dial(ctx context.Context) (client.Client, error) {
 	c.fill()
-	opts := client.Options{
-		HostPort:  c.Address(),
-		Namespace: c.Namespace,
-		Logger:    sdklog.NewStructuredLogger(c.Logger),
+	pc, err := c.PayloadCodec(ctx)
+	if err != nil {
+		return nil, err
 	}
+	opts := client.Options{
+		HostPort:      c.Address(),
+		Namespace:     c.Namespace,
+		Logger:        sdklog.NewStructuredLogger(c.Logger),
+		DataConverter: pc.DataConverter(),
+	}
+	opts.MetricsHandler, opts.Interceptors = c.MetricsHandler, c.Interceptors
 	if c.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)
 	}
@@ -153,6 +189,7 @@ type Deps struct {
 	Catalog    *catalog.Catalog
 	Provider   *provider.Provider
 	Local      *local.Driver
+	Events     *events.Publisher
 	Activities *activities.Activities
 }
 
@@ -171,17 +208,24 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 		cat.Close()
 		return nil, err
 	}
+	pub, err := events.Open(ctx, c.EventsURL)
+	if err != nil {
+		cat.Close()
+		return nil, err
+	}
 	p := provider.New("local", drv)
 	return &Deps{
 		Catalog:  cat,
 		Provider: p,
 		Local:    drv,
+		Events:   pub,
 		Activities: &activities.Activities{
 			Provider: p,
 			Catalog:  cat,
 			HTTP:     &http.Client{Timeout: 5 * time.Second},
 			Home:     c.Home,
 			Packer:   c.Packer,
+			Events:   pub,
 		},
 	}, nil
 }
@@ -190,16 +234,16 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 func (d *Deps) Close() error {
 	perr := d.Provider.Close()
 	cerr := d.Catalog.Close()
-	if perr != nil {
-		return perr
-	}
-	return cerr
+	eerr := d.Events.Close()
+	return errors.Join(perr, cerr, eerr)
 }
 
 // Register registers imago's workflows and activities on a worker.
 func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: "Rollout"})
 	r.RegisterWorkflowWithOptions(workflows.Bake, workflow.RegisterOptions{Name: "Bake"})
+	r.RegisterWorkflowWithOptions(workflows.Pipeline, workflow.RegisterOptions{Name: "Pipeline"})
+	r.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: "Reaper"})
 	r.RegisterActivity(acts)
 }
 
@@ -216,6 +260,9 @@ func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
 			panic(err)
 		}
 		opts.Interceptors = append(opts.Interceptors, hook)
+	}
+	if acts.Temporal == nil {
+		acts.Temporal = c // a bake starts the pipelines built on its channel
 	}
 	w := worker.New(c, workflows.TaskQueue, opts)
 	Register(w, acts)

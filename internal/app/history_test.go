@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"runtime"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -26,6 +28,19 @@ func (e *env) recordHistory(name, workflowID, runID string) {
 			e.t.Fatalf("read history of %s: %v", workflowID, err)
 		}
 		h.Events = append(h.Events, ev)
+	}
+	// Stored decrypted: the replay test replays them without the test's key.
+	pc, err := e.cfg.PayloadCodec(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := proxy.VisitPayloads(ctx, &h, proxy.VisitPayloadsOptions{
+		SkipSearchAttributes: true,
+		Visitor: func(_ *proxy.VisitPayloadsContext, p []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return pc.Decode(p)
+		},
+	}); err != nil {
+		e.t.Fatalf("decrypt history of %s: %v", workflowID, err)
 	}
 	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
 	if err != nil {

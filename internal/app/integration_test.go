@@ -78,20 +78,23 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	c := ts.GetDefaultClient()
 	ctx := context.Background()
-	_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace: ts.GetDefaultNamespace(), SearchAttributes: workflows.SearchAttributes(),
-	})
-	require.NoError(t, err)
-
 	home := t.TempDir()
 	t.Cleanup(func() {
 		if err := local.KillAll(home); err != nil {
 			t.Errorf("kill processes of %s: %v", home, err)
 		}
 	})
+	// The test's clients and in-process workers encrypt payloads as imago-worker
+	// processes under home do (app.Config.Dial), so they read each other's.
+	pc, err := Config{Home: home}.PayloadCodec(ctx)
+	require.NoError(t, err)
+	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{DataConverter: pc.DataConverter()}))
+	c := ts.GetDefaultClient()
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: ts.GetDefaultNamespace(), SearchAttributes: workflows.SearchAttributes(),
+	})
+	require.NoError(t, err)
 	cfg := Config{Home: home, TemporalAddress: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(), Packer: packerBinary(t)}
 	cfg.fill()
 	deps, err := OpenDeps(ctx, cfg)

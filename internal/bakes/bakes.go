@@ -10,7 +10,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -35,12 +34,9 @@ func Start(ctx context.Context, c client.Client, b spec.Bake, startedBy string) 
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ServiceAttr.ValueSet(b.Service),
-			workflows.PhaseAttr.ValueSet("pending"),
-		),
-		StaticSummary: fmt.Sprintf("bake %s · %s → %s", b.Service, b.Builder, b.Channel),
-		StaticDetails: fmt.Sprintf("builder %s, %d provisioning commands, started by %s", b.Builder, len(b.Provision), startedBy),
+		TypedSearchAttributes:                    workflows.BakeAttributes(b),
+		StaticSummary:                            workflows.BakeSummary(b),
+		StaticDetails:                            workflows.BakeDetails(b, startedBy),
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Bake, workflows.BakeInput{Spec: b, StartedBy: startedBy})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -339,7 +339,19 @@ func StartImago(ctx context.Context, env *Env) (im *Imago, err error) {
 		}
 	}()
 	logger := QuietLogger()
-	ts := temporaltest.NewServer(temporaltest.WithBaseClientOptions(client.Options{Logger: sdklog.NewStructuredLogger(logger)}))
+	home, clean, err := env.TempHome("home")
+	if err != nil {
+		return im, err
+	}
+	im.Home = home
+	im.cleanup = append(im.cleanup, clean)
+	// Payloads are encrypted as imago-worker processes under home encrypt them.
+	pc, err := app.Config{Home: home}.PayloadCodec(ctx)
+	if err != nil {
+		return im, err
+	}
+	ts := temporaltest.NewServer(temporaltest.WithBaseClientOptions(client.Options{
+		Logger: sdklog.NewStructuredLogger(logger), DataConverter: pc.DataConverter()}))
 	im.Server = ts
 	im.cleanup = append(im.cleanup, func() {
 		defer func() { recover() }() // Stop logs through a nil testing.T on error
@@ -351,12 +363,6 @@ func StartImago(ctx context.Context, env *Env) (im *Imago, err error) {
 	}); err != nil {
 		return im, fmt.Errorf("register search attributes: %w", err)
 	}
-	home, clean, err := env.TempHome("home")
-	if err != nil {
-		return im, err
-	}
-	im.Home = home
-	im.cleanup = append(im.cleanup, clean)
 	im.Config = app.Config{Home: home, TemporalAddress: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
 		Packer: env.Packer(), Logger: logger}
 	deps, err := app.OpenDeps(ctx, im.Config)

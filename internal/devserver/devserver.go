@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,7 +90,10 @@ type Config struct {
 	// Logger receives server (and internal SDK client) logs at WARN and above.
 	// nil discards them.
 	Logger *slog.Logger
-	// CodecEndpoint is the web UI's remote codec endpoint (optional).
+	// CodecEndpoint is the web UI's remote codec endpoint (optional), e.g.
+	// http://127.0.0.1:8234/codec: the browser POSTs encrypted payloads to
+	// <endpoint>/decode (and /encode), so it must be reachable from the
+	// browser and answer CORS for the UI's origin (internal/codec does).
 	CodecEndpoint string
 }
 
@@ -362,6 +366,13 @@ func validate(cfg *Config) error {
 	}
 	if cfg.Listen == "" {
 		return errors.New("devserver: Listen is required")
+	}
+	if cfg.CodecEndpoint != "" {
+		u, err := url.Parse(cfg.CodecEndpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("devserver: CodecEndpoint %q is not an http(s) URL such as http://127.0.0.1:8234/codec", cfg.CodecEndpoint)
+		}
+		cfg.CodecEndpoint = strings.TrimRight(cfg.CodecEndpoint, "/") // the UI appends /decode
 	}
 	if cfg.Retention < MinRetention {
 		return fmt.Errorf("devserver: Retention %v is below the minimum %v", cfg.Retention, MinRetention)

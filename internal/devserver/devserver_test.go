@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -153,7 +154,8 @@ func TestStartFresh(t *testing.T) {
 			"ImagoService": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 			"ImagoPhase":   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		},
-		Logger: slog.New(logs),
+		Logger:        slog.New(logs),
+		CodecEndpoint: "http://127.0.0.1:8234/codec/",
 	})
 	assert.Equal(t, "default", s.Namespace())
 	assert.NotContains(t, s.FrontendAddress(), ":0")
@@ -181,6 +183,13 @@ func TestStartFresh(t *testing.T) {
 	body, _ = io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	// The browser learns the codec endpoint from the UI's settings.
+	resp, err = http.Get("http://" + s.UIAddress() + "/api/v1/settings")
+	require.NoError(t, err)
+	var settings struct{ Codec struct{ Endpoint string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&settings))
+	_ = resp.Body.Close()
+	assert.Equal(t, "http://127.0.0.1:8234/codec", settings.Codec.Endpoint)
 
 	startWorker(t, c, "tq", Hello)
 	t0 := time.Now()
@@ -354,6 +363,7 @@ func TestStartErrors(t *testing.T) {
 			{DBPath: filepath.Join(dir, "x.db"), Listen: "example.com:7233"},
 			{DBPath: filepath.Join(dir, "x.db"), Listen: "127.0.0.1:0", Retention: time.Minute},
 			{DBPath: filepath.Join(dir, "x.db"), Listen: "127.0.0.1:0", SearchAttributes: map[string]enumspb.IndexedValueType{"X": 0}},
+			{DBPath: filepath.Join(dir, "x.db"), Listen: "127.0.0.1:0", CodecEndpoint: "127.0.0.1:8234"},
 		} {
 			_, err := Start(ctx, cfg)
 			require.Error(t, err, "%+v", cfg)

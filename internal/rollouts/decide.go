@@ -53,8 +53,17 @@ func Running(ctx context.Context, c client.Client, service, env string) (bool, e
 
 // LastInput returns the input of the latest rollout of service to env: the spec a
 // rollback after decommission rolls out again, with the previous image.
+//
+// It asks the rollout (the input query; the client decodes it, encrypted or not),
+// and reads the history's first event when the rollout predates that query.
 func LastInput(ctx context.Context, c client.Client, service, env string) (workflows.RolloutInput, error) {
 	var in workflows.RolloutInput
+	if v, err := c.QueryWorkflow(ctx, spec.RolloutWorkflowID(service, env), "", workflows.QueryInput); err == nil {
+		if err := v.Get(&in); err != nil {
+			return in, fmt.Errorf("decode the last rollout's input: %w", err)
+		}
+		return in, nil
+	}
 	it := c.GetWorkflowHistory(ctx, spec.RolloutWorkflowID(service, env), "", false, 0)
 	if !it.HasNext() {
 		return in, fmt.Errorf("no rollout of %s to %s yet", service, env)

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
@@ -51,14 +52,6 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions)
 	if r.Image.Bake != "" && o.Bake == nil {
 		return nil, spec.Errors{{Field: "image.bake", Msg: "the bake spec " + r.Image.Bake + " was not loaded"}}
 	}
-	startedBy := o.StartedBy
-	imageLabel := r.Image.ID
-	switch {
-	case r.Image.Channel != "":
-		imageLabel = "channel " + r.Image.Channel
-	case r.Image.Bake != "":
-		imageLabel = "bake " + r.Image.Bake
-	}
 	id := r.WorkflowID()
 	opts := client.StartWorkflowOptions{
 		ID:                                       id,
@@ -66,18 +59,11 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions)
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ServiceAttr.ValueSet(r.Service),
-			workflows.EnvironmentAttr.ValueSet(r.Environment),
-			workflows.ImageAttr.ValueSet(imageLabel),
-			workflows.StrategyAttr.ValueSet(r.Strategy.Type),
-			workflows.PhaseAttr.ValueSet("pending"),
-		),
-		StaticSummary: fmt.Sprintf("%s → %s · %s · %s", r.Service, r.Environment, imageLabel, r.Strategy.Type),
-		StaticDetails: fmt.Sprintf("fleet of %d behind %s, health %s, %d smoke checks, soak %s; started by %s",
-			r.Fleet.Size, r.Listen, r.Health.Path, len(r.Checks), r.SoakDuration(), startedBy),
+		TypedSearchAttributes:                    workflows.RolloutAttributes(r),
+		StaticSummary:                            workflows.RolloutSummary(r),
+		StaticDetails:                            workflows.RolloutDetails(r, o.StartedBy),
 	}
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, Bake: o.Bake, StartedBy: startedBy, Action: o.Action})
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, Bake: o.Bake, StartedBy: o.StartedBy, Action: o.Action})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Service: r.Service, Env: r.Environment}
@@ -133,7 +119,7 @@ func statusOf(info *workflowpb.WorkflowExecutionInfo) Status {
 	st := Status{
 		WorkflowID: info.GetExecution().GetWorkflowId(),
 		RunID:      info.GetExecution().GetRunId(),
-		Status:     statusName(info.GetStatus()),
+		Status:     StatusName(info.GetStatus()),
 		Started:    info.GetStartTime().AsTime(),
 	}
 	if info.GetCloseTime() != nil {
@@ -143,7 +129,9 @@ func statusOf(info *workflowpb.WorkflowExecutionInfo) Status {
 	return st
 }
 
-func statusName(s enumspb.WorkflowExecutionStatus) string {
+// StatusName names a workflow status as imago shows it: Running, Succeeded,
+// Failed, Canceled, Terminated, TimedOut.
+func StatusName(s enumspb.WorkflowExecutionStatus) string {
 	switch s {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		return "Running"
@@ -206,10 +194,10 @@ func List(ctx context.Context, c client.Client, o ListOptions) ([]Summary, error
 			st := statusOf(info)
 			sa := info.GetSearchAttributes()
 			s := Summary{WorkflowID: st.WorkflowID, RunID: st.RunID, Status: st.Status, Started: st.Started, Closed: st.Closed}
-			s.Service = keyword(sa.GetIndexedFields()[workflows.ServiceAttr.GetName()].GetData())
-			s.Environment = keyword(sa.GetIndexedFields()[workflows.EnvironmentAttr.GetName()].GetData())
-			s.Image = keyword(sa.GetIndexedFields()[workflows.ImageAttr.GetName()].GetData())
-			s.Phase = keyword(sa.GetIndexedFields()[workflows.PhaseAttr.GetName()].GetData())
+			s.Service = activities.Keyword(sa, workflows.ServiceAttr)
+			s.Environment = activities.Keyword(sa, workflows.EnvironmentAttr)
+			s.Image = activities.Keyword(sa, workflows.ImageAttr)
+			s.Phase = activities.Keyword(sa, workflows.PhaseAttr)
 			out = append(out, s)
 		}
 		token = resp.NextPageToken
@@ -221,12 +209,4 @@ func List(ctx context.Context, c client.Client, o ListOptions) ([]Summary, error
 		out = out[:o.Limit]
 	}
 	return out, nil
-}
-
-// keyword decodes a JSON-encoded keyword search attribute value.
-func keyword(data []byte) string {
-	if len(data) >= 2 && data[0] == '"' {
-		return string(data[1 : len(data)-1])
-	}
-	return string(data)
 }

@@ -1,16 +1,11 @@
 package spec
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Bake describes how to build one image of a service.
@@ -65,16 +60,7 @@ var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
 // ParseBake decodes a bake spec; unknown fields are errors.
 func ParseBake(data []byte) (Bake, error) {
-	var b Bake
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&b); err != nil {
-		if errors.Is(err, io.EOF) {
-			return b, Errors{{Msg: "the bake spec is empty; see examples/hello/bake.yaml"}}
-		}
-		return b, yamlErrors(err)
-	}
-	return b, nil
+	return parseYAML[Bake](data, "the bake spec is empty; see examples/hello/bake.yaml")
 }
 
 // LoadBake reads a bake spec file; relative paths in it are resolved against the

@@ -129,16 +129,22 @@ func IsInvalid(err error) bool {
 // are errors, so a typo never silently falls back to a default. It does not apply
 // defaults or validate; see Rollout.Normalize.
 func ParseRollout(data []byte) (Rollout, error) {
-	var r Rollout
+	return parseYAML[Rollout](data, "the spec is empty; see examples/hello/rollout.yaml")
+}
+
+// parseYAML decodes one spec document; unknown fields are errors, and an empty
+// document gets the message empty.
+func parseYAML[T any](data []byte, empty string) (T, error) {
+	var v T
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&r); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		if errors.Is(err, io.EOF) {
-			return r, Errors{{Msg: "the spec is empty; see examples/hello/rollout.yaml"}}
+			return v, Errors{{Msg: empty}}
 		}
-		return r, yamlErrors(err)
+		return v, yamlErrors(err)
 	}
-	return r, nil
+	return v, nil
 }
 
 // yamlErrors turns a YAML decoding error into spec Errors, one per problem.

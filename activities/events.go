@@ -1,0 +1,23 @@
+package activities
+
+import (
+	"context"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/imago/imago/internal/events"
+)
+
+// PublishEvent publishes one event of a rollout or bake (built by the workflow,
+// so a retry sends the same event ID). With no Events publisher it does nothing.
+// Workflows run it as a local activity at every phase change.
+func (a *Activities) PublishEvent(ctx context.Context, ev events.Event) error {
+	if a.Events == nil {
+		return nil
+	}
+	if err := a.Events.Publish(ctx, ev); err != nil {
+		return err
+	}
+	activity.GetLogger(ctx).Debug("event published", "type", ev.Type, "id", ev.ID, "phase", ev.Data.Phase, "topic", a.Events.URL())
+	return nil
+}

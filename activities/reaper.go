@@ -1,0 +1,126 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/provider"
+)
+
+// The search attributes the reaper reads off running workflows. They are defined
+// here, where activities can read them; workflows re-exports them.
+var (
+	ServiceAttr     = temporal.NewSearchAttributeKeyKeyword("ImagoService")
+	EnvironmentAttr = temporal.NewSearchAttributeKeyKeyword("ImagoEnvironment")
+)
+
+// FindOrphansInput says how old an unreferenced fleet must be to count as leaked.
+type FindOrphansInput struct {
+	Grace time.Duration `json:"grace"`
+}
+
+// Orphan is a fleet nothing references: no route sends it traffic, no running
+// rollout or bake of its service and environment owns it, and it is older than
+// the grace period.
+type Orphan struct {
+	FleetID     string    `json:"fleetId"`
+	Service     string    `json:"service"`
+	Environment string    `json:"environment"`
+	ImageID     string    `json:"imageId"`
+	Instances   int       `json:"instances"`
+	Created     time.Time `json:"created"`
+}
+
+// FindOrphansResult lists the orphans, and how many fleets were kept and why.
+type FindOrphansResult struct {
+	Provider string   `json:"provider"`
+	Orphans  []Orphan `json:"orphans,omitempty"`
+	Routed   int      `json:"routed"`  // kept: a route sends them traffic
+	Busy     int      `json:"busy"`    // kept: a running rollout or bake may own them
+	Young    int      `json:"young"`   // kept: younger than the grace period
+	Checked  int      `json:"checked"` // fleets listed
+}
+
+// FindOrphans lists the provider's fleets and returns those that leaked: a
+// rollout that died before it could clean up, a fleet made by hand. It never
+// terminates anything.
+func (a *Activities) FindOrphans(ctx context.Context, in FindOrphansInput) (FindOrphansResult, error) {
+	out := FindOrphansResult{Provider: a.Provider.Name()}
+	fleets, err := a.Provider.ListFleets(ctx, provider.Filter{})
+	if err != nil {
+		return out, providerError(err)
+	}
+	busy, err := a.busyKeys(ctx)
+	if err != nil {
+		return out, err
+	}
+	routed := map[string]bool{}
+	seen := map[provider.RouteKey]bool{}
+	for _, f := range fleets {
+		key := provider.RouteKey{Service: f.Service, Environment: f.Environment}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		r, err := a.Provider.Route(ctx, key)
+		if err != nil {
+			return out, providerError(err)
+		}
+		for _, id := range r.FleetIDs() {
+			routed[id] = true
+		}
+	}
+	now := time.Now()
+	for _, f := range fleets {
+		out.Checked++
+		switch {
+		case routed[f.ID]:
+			out.Routed++
+		case busy[provider.RouteKey{Service: f.Service, Environment: f.Environment}] || busy[provider.RouteKey{Service: f.Service}]:
+			out.Busy++
+		case now.Sub(f.Created) < in.Grace:
+			out.Young++
+		default:
+			out.Orphans = append(out.Orphans, Orphan{FleetID: f.ID, Service: f.Service, Environment: f.Environment,
+				ImageID: f.ImageID, Instances: len(f.Instances), Created: f.Created})
+		}
+	}
+	sort.Slice(out.Orphans, func(i, j int) bool { return out.Orphans[i].FleetID < out.Orphans[j].FleetID })
+	return out, nil
+}
+
+// busyKeys are the service/environment pairs of running rollouts and pipelines,
+// and the services (empty environment) of running bakes, whose image tests boot
+// fleets of their own.
+func (a *Activities) busyKeys(ctx context.Context) (map[provider.RouteKey]bool, error) {
+	busy := map[provider.RouteKey]bool{}
+	if a.Temporal == nil {
+		return nil, temporal.NewNonRetryableApplicationError(
+			"the reaper needs a Temporal client to see running rollouts; run it on imago-worker", ErrProvider, nil)
+	}
+	var token []byte
+	for {
+		resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "ExecutionStatus = 'Running' AND WorkflowType IN ('Rollout', 'Bake', 'Pipeline')", NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list running workflows: %w", err)
+		}
+		for _, info := range resp.Executions {
+			sa := info.GetSearchAttributes()
+			key := provider.RouteKey{Service: Keyword(sa, ServiceAttr)}
+			if info.GetType().GetName() == "Rollout" {
+				key.Environment = Keyword(sa, EnvironmentAttr)
+			}
+			busy[key] = true
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return busy, nil
+		}
+	}
+}

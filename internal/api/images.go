@@ -1,0 +1,157 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/spec"
+)
+
+// serviceRE is the catalog's rule for service names.
+var serviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ImageList answers GET /v1/images.
+type ImageList struct {
+	Images []catalog.Image `json:"images"`
+}
+
+// listImages is GET /v1/images?service=S: images, newest first, as `imago image list`.
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
+	imgs, err := s.cfg.Catalog.List(r.Context(), r.URL.Query().Get("service"))
+	if err != nil {
+		return err
+	}
+	if imgs == nil {
+		imgs = []catalog.Image{}
+	}
+	return writeJSON(w, http.StatusOK, ImageList{Images: imgs})
+}
+
+// ImageDetail answers GET /v1/images/{id}, as `imago image show -o json`.
+type ImageDetail struct {
+	Image    catalog.Image `json:"image"`
+	Channels []string      `json:"channels"` // channels of its service that point at it
+	Children []string      `json:"children"` // images built on it
+}
+
+func (s *Server) showImage(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	img, err := s.cfg.Catalog.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	chans, err := s.cfg.Catalog.Channels(ctx, img.Service)
+	if err != nil {
+		return err
+	}
+	d := ImageDetail{Image: img, Channels: []string{}, Children: []string{}}
+	for _, c := range chans {
+		if c.ImageID == img.ID {
+			d.Channels = append(d.Channels, c.Channel)
+		}
+	}
+	children, err := s.cfg.Catalog.Children(ctx, img.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range children {
+		d.Children = append(d.Children, k.ID)
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+// promoteImage is POST /v1/images/{id}/promote: point a channel of the image's
+// service at it (history kept), as `imago image promote`. A revoked image is
+// refused (409).
+func (s *Server) promoteImage(w http.ResponseWriter, r *http.Request) error {
+	req, err := DecodePromote(r.Body)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	img, err := s.cfg.Catalog.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	e, err := s.cfg.Catalog.MoveChannel(ctx, img.Service, req.Channel, img.ID, catalog.MoveOptions{By: principal(r), Reason: req.Reason})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, e)
+}
+
+// Revoked answers a revoke.
+type Revoked struct {
+	// Revoked lists the images this call revoked, the image first; images revoked
+	// before keep their first revocation and are not listed.
+	Revoked []string `json:"revoked"`
+}
+
+// revokeImage is POST /v1/images/{id}/revoke, as `imago image revoke`.
+func (s *Server) revokeImage(w http.ResponseWriter, r *http.Request) error {
+	req, err := DecodeRevoke(r.Body)
+	if err != nil {
+		return err
+	}
+	ids, err := s.cfg.Catalog.Revoke(r.Context(), r.PathValue("id"), catalog.RevokeOptions{Reason: req.Reason, By: principal(r), Cascade: req.Cascade})
+	if err != nil {
+		return err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return writeJSON(w, http.StatusOK, Revoked{Revoked: ids})
+}
+
+// ChannelList answers GET /v1/services/{service}/channels.
+type ChannelList struct {
+	Service  string                 `json:"service"`
+	Channels []catalog.ChannelEntry `json:"channels"` // the current entry of each channel, by name
+}
+
+func pathService(r *http.Request) (string, error) {
+	service := r.PathValue("service")
+	if !serviceRE.MatchString(service) {
+		return "", spec.Errors{{Field: "path.service", Msg: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' (at most 128 characters)", service)}}
+	}
+	return service, nil
+}
+
+func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) error {
+	service, err := pathService(r)
+	if err != nil {
+		return err
+	}
+	chans, err := s.cfg.Catalog.Channels(r.Context(), service)
+	if err != nil {
+		return err
+	}
+	if chans == nil {
+		chans = []catalog.ChannelEntry{}
+	}
+	return writeJSON(w, http.StatusOK, ChannelList{Service: service, Channels: chans})
+}
+
+// ChannelHistory answers GET /v1/services/{service}/channels/{channel}.
+type ChannelHistory struct {
+	Current catalog.ChannelEntry   `json:"current"`
+	History []catalog.ChannelEntry `json:"history"` // every move, oldest first
+}
+
+func (s *Server) channelHistory(w http.ResponseWriter, r *http.Request) error {
+	service, err := pathService(r)
+	if err != nil {
+		return err
+	}
+	channel := r.PathValue("channel")
+	if !channelRE.MatchString(channel) {
+		return spec.Errors{{Field: "path.channel", Msg: fmt.Sprintf("%q must be lowercase letters, digits and '-', starting with a letter (e.g. stable)", channel)}}
+	}
+	hist, err := s.cfg.Catalog.ChannelHistory(r.Context(), service, channel)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ChannelHistory{Current: hist[len(hist)-1], History: hist})
+}

@@ -1,0 +1,155 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+type openAPIDoc struct {
+	OpenAPI string                                 `json:"openapi"`
+	Paths   map[string]map[string]openAPIOperation `json:"paths"`
+	Comps   struct {
+		Schemas map[string]struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"schemas"`
+	} `json:"components"`
+}
+
+type openAPIOperation struct {
+	OperationID string `json:"operationId"`
+	Security    *[]any `json:"security"`
+	Parameters  []struct {
+		Name string `json:"name"`
+		In   string `json:"in"`
+	} `json:"parameters"`
+	Responses map[string]json.RawMessage `json:"responses"`
+}
+
+func readOpenAPI(t *testing.T) openAPIDoc {
+	t.Helper()
+	var doc openAPIDoc
+	require.NoError(t, json.Unmarshal(openAPI, &doc))
+	return doc
+}
+
+// Every route the server registers is documented, and every documented path and
+// method is registered; both lists are compared as they are, not copied.
+func TestOpenAPIDocumentsExactlyTheRegisteredRoutes(t *testing.T) {
+	doc := readOpenAPI(t)
+	assert.True(t, strings.HasPrefix(doc.OpenAPI, "3."), "an OpenAPI 3 document")
+
+	var registered, documented []string
+	for _, rt := range NewServer(Config{}).table {
+		registered = append(registered, rt.method+" "+rt.path)
+	}
+	wildcard := regexp.MustCompile(`\{([a-z]+)\}`)
+	ids := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+			assert.NotEmpty(t, op.OperationID, "%s %s has an operationId", method, path)
+			assert.False(t, ids[op.OperationID], "operationId %s is unique", op.OperationID)
+			ids[op.OperationID] = true
+			var params []string
+			for _, p := range op.Parameters {
+				if p.In == "path" {
+					params = append(params, p.Name)
+				}
+			}
+			var want []string
+			for _, m := range wildcard.FindAllStringSubmatch(path, -1) {
+				want = append(want, m[1])
+			}
+			assert.ElementsMatch(t, want, params, "%s %s declares its path parameters", method, path)
+			assert.NotEmpty(t, op.Responses, "%s %s has responses", method, path)
+		}
+	}
+	sort.Strings(registered)
+	sort.Strings(documented)
+	assert.Equal(t, registered, documented)
+}
+
+// The document says which routes need no token, as the server does.
+func TestOpenAPIMarksThePublicRoutes(t *testing.T) {
+	doc := readOpenAPI(t)
+	for _, rt := range NewServer(Config{}).table {
+		op := doc.Paths[rt.path][strings.ToLower(rt.method)]
+		public := op.Security != nil && len(*op.Security) == 0
+		assert.Equal(t, rt.public, public, "%s %s: public in the server, security: [] in the document", rt.method, rt.path)
+		if !rt.public {
+			assert.Contains(t, op.Responses, "401", "%s %s documents its 401", rt.method, rt.path)
+		}
+	}
+}
+
+// The schemas name exactly the JSON fields of the types the API reads and writes.
+func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
+	doc := readOpenAPI(t)
+	for name, v := range map[string]any{
+		"Problem": Problem{}, "FieldError": spec.FieldError{},
+		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": spec.ImageRef{},
+		"Fleet": spec.Fleet{}, "Health": spec.Health{}, "Check": spec.Check{}, "Strategy": spec.Strategy{}, "Step": spec.Step{},
+		"Pause": spec.Pause{}, "Analysis": spec.Analysis{}, "Approval": spec.Approval{}, "Verify": spec.Verify{},
+		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": workflows.Progress{},
+		"Event": workflows.Event{}, "FleetWeight": workflows.FleetWeight{}, "GateApproval": workflows.Approval{},
+		"AnalysisRun": workflows.AnalysisRun{}, "RolloutSummary": rollouts.Summary{}, "RolloutList": RolloutList{},
+		"RolloutResult": workflows.RolloutResult{}, "RolloutDone": RolloutDone{}, "DecisionRequest": DecisionRequest{},
+		"Decided": Decided{}, "StartBakeRequest": StartBakeRequest{}, "BakeSpec": spec.Bake{}, "ImageTest": spec.ImageTest{},
+		"StartedBake": StartedBake{}, "BakeStatus": BakeStatus{}, "BakeProgress": workflows.BakeProgress{},
+		"BakeResult": workflows.BakeResult{}, "Image": catalog.Image{}, "Revocation": catalog.Revocation{},
+		"Outdated": catalog.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
+		"PromoteRequest": PromoteRequest{}, "RevokeRequest": RevokeRequest{}, "Revoked": Revoked{},
+		"ChannelEntry": catalog.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
+	} {
+		schema, ok := doc.Comps.Schemas[name]
+		if !assert.True(t, ok, "schema %s is documented", name) {
+			continue
+		}
+		var props []string
+		for p := range schema.Properties {
+			props = append(props, p)
+		}
+		assert.ElementsMatch(t, jsonFields(reflect.TypeOf(v)), props, "schema %s has the fields of %T", name, v)
+	}
+}
+
+// jsonFields lists the JSON names of a struct's fields, embedded ones inlined.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		switch {
+		case name == "-" || !f.IsExported():
+		case f.Anonymous && name == "":
+			out = append(out, jsonFields(f.Type)...)
+		case name == "":
+			out = append(out, f.Name)
+		default:
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func TestOpenAPIIsServedWithoutAToken(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.do("GET", "/v1/openapi.json", nil, "")
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
+	assert.Equal(t, openAPI, r.body)
+}

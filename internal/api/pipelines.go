@@ -1,0 +1,164 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/imago/imago/internal/pipelines"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+// StartedPipeline answers a started pipeline.
+type StartedPipeline struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+	Name       string `json:"name"`
+	Service    string `json:"service"`
+	Summary    string `json:"summary"` // "pipeline hello: bake → staging → prod (approval)"
+	Always     bool   `json:"always"`
+	StartedBy  string `json:"startedBy"`
+	Links      Links  `json:"links"`
+}
+
+func pipelineLinks(name string) Links { return Links{Self: "/v1/pipelines/" + name} }
+
+// pipelineError words the pipelines package's refusals for the API.
+func pipelineError(err error) error {
+	var ar *pipelines.AlreadyRunningError
+	var nf *pipelines.NotFoundError
+	switch {
+	case errors.As(err, &ar):
+		return problem(http.StatusConflict, "already-running", "Already running",
+			"%s is already running (run %s); follow it with GET /v1/pipelines/%s, or stop it at its gate with POST /v1/pipelines/%s/abort",
+			ar.WorkflowID, ar.RunID, ar.Name, ar.Name)
+	case errors.As(err, &nf):
+		return notFoundf("no run of pipeline %q yet; start one with POST /v1/pipelines, or run its schedule with POST /v1/schedules/%s/trigger", nf.Name, nf.Name)
+	}
+	return err
+}
+
+// startPipeline is POST /v1/pipelines, as `imago pipeline start`: the bake, then
+// each stage's rollout in order. One run per pipeline at a time (409).
+func (s *Server) startPipeline(w http.ResponseWriter, r *http.Request) error {
+	p, always, err := DecodeStartPipeline(r.Body)
+	if err != nil {
+		return err
+	}
+	by := principal(r)
+	run, err := pipelines.Start(r.Context(), s.cfg.Client, p, always, by)
+	if err != nil {
+		return pipelineError(err)
+	}
+	links := pipelineLinks(p.Name)
+	w.Header().Set("Location", links.Self)
+	return writeJSON(w, http.StatusCreated, StartedPipeline{
+		WorkflowID: run.GetID(), RunID: run.GetRunID(), Name: p.Name, Service: p.Service(),
+		Summary: pipelines.Summary(p), Always: always, StartedBy: by, Links: links,
+	})
+}
+
+// getPipeline is GET /v1/pipelines/{name}: the latest run of the pipeline, by
+// hand or by its schedule, with its progress, as `imago pipeline status -o json`.
+func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.latestPipeline(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, run)
+}
+
+// latestPipeline is pipelines.Latest, which searches the visibility store. That
+// store lags a start by a moment, so the run started by hand is also looked up
+// by its workflow ID, and wins when it is newer: a client that just got its 201
+// sees (and decides on) the run it started, not a 404 or the run before.
+func (s *Server) latestPipeline(ctx context.Context, name string) (pipelines.Run, error) {
+	run, err := pipelines.Latest(ctx, s.cfg.Client, name)
+	var nf *pipelines.NotFoundError
+	if err != nil && !errors.As(err, &nf) {
+		return run, pipelineError(err)
+	}
+	id := spec.PipelineWorkflowID(name)
+	desc, derr := s.cfg.Client.DescribeWorkflowExecution(ctx, id, "")
+	var dnf *serviceerror.NotFound
+	switch {
+	case errors.As(derr, &dnf):
+		return run, pipelineError(err)
+	case derr != nil:
+		return run, derr
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if err == nil && !info.GetStartTime().AsTime().After(run.Started) {
+		return run, nil
+	}
+	run = pipelines.Run{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Started: info.GetStartTime().AsTime(),
+		Status: rollouts.StatusName(info.GetStatus())}
+	v, err := s.cfg.Client.QueryWorkflow(ctx, id, run.RunID, workflows.QueryProgress)
+	if err != nil {
+		return run, fmt.Errorf("query pipeline %s: %w", id, err)
+	}
+	return run, v.Get(&run.Progress)
+}
+
+func (s *Server) approvePipeline(w http.ResponseWriter, r *http.Request) error {
+	return s.decidePipeline(w, r, workflows.UpdateApprove)
+}
+
+func (s *Server) abortPipeline(w http.ResponseWriter, r *http.Request) error {
+	return s.decidePipeline(w, r, workflows.UpdateAbort)
+}
+
+// decidePipeline is POST /v1/pipelines/{name}/approve|abort, as `imago pipeline
+// approve|abort`: the latest run's validators refuse (409) what makes no sense
+// in its phase — an approve when no gate waits, an abort while a stage rolls out.
+func (s *Server) decidePipeline(w http.ResponseWriter, r *http.Request, decision string) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeDecision(r.Body)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	run, err := s.latestPipeline(ctx, name)
+	if err != nil {
+		return err
+	}
+	if run.Status != rollouts.StatusName(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING) {
+		what := run.Status
+		if run.Progress.Phase != "" {
+			what = run.Progress.Phase
+		}
+		return problem(http.StatusConflict, "decision-refused", "Decision refused",
+			"%s is not running: its latest run (%s) %s; %s applies to a running pipeline", run.WorkflowID, run.RunID, what, decision)
+	}
+	// The update goes to the run just read, so the answer names the run decided.
+	by := principal(r)
+	h, err := s.cfg.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: run.WorkflowID, RunID: run.RunID, UpdateName: decision,
+		Args:         []any{workflows.DecisionInput{By: by, Reason: req.Reason}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	if err != nil {
+		if ctx.Err() != nil || temporalUnavailable(err) {
+			return err
+		}
+		return problem(http.StatusConflict, "decision-refused", "Decision refused", "%s refused: %s", decision, rollouts.Reason(err))
+	}
+	return writeJSON(w, http.StatusOK, Decided{WorkflowID: run.WorkflowID, Decision: decision, By: by, Reason: req.Reason, Links: pipelineLinks(name)})
+}

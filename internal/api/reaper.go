@@ -1,0 +1,66 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/workflows"
+)
+
+// ReaperStarted answers a sweep that outlasted the wait (202).
+type ReaperStarted struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+	Detail     string `json:"detail"`
+}
+
+// runReaper is POST /v1/reaper, as `imago reaper run`: one sweep for leaked
+// fleets, a dry run unless apply. It waits for the sweep for three quarters of
+// the request timeout and answers 200 with the ReaperResult; a sweep still
+// running then goes on, answered 202 with its workflow ID (its result is in the
+// Temporal UI). One sweep per token at a time (409).
+func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
+	in, err := DecodeReaper(r.Body)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	by := principal(r)
+	id := "reaper/" + by
+	run, err := s.cfg.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            fmt.Sprintf("reaper · apply=%t · grace %s", in.Apply, in.Grace),
+		StaticDetails:                            "started by " + by + " through the REST API",
+	}, workflows.Reaper, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return problem(http.StatusConflict, "already-running", "Already running",
+			"a sweep started with this token is running (%s, run %s); wait for it, then sweep again", id, started.RunId)
+	}
+	if err != nil {
+		return fmt.Errorf("start the reaper: %w", err)
+	}
+	wait, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout*3/4)
+	defer cancel()
+	var res workflows.ReaperResult
+	err = run.Get(wait, &res)
+	switch {
+	case err == nil:
+		return writeJSON(w, http.StatusOK, res)
+	case wait.Err() != nil && ctx.Err() == nil:
+		return writeJSON(w, http.StatusAccepted, ReaperStarted{WorkflowID: id, RunID: run.GetRunID(),
+			Detail: fmt.Sprintf("the sweep is still running after %s; it goes on, and its result is in the Temporal UI (workflow %s)", s.cfg.RequestTimeout*3/4, id)})
+	case ctx.Err() != nil || temporalUnavailable(err):
+		return err
+	}
+	return problem(http.StatusInternalServerError, "reaper-failed", "Sweep failed", "the sweep %s failed: %s", id, rollouts.Reason(err))
+}

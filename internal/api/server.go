@@ -1,0 +1,406 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/imago/imago/internal/bakes"
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/rollouts"
+)
+
+// Config is what the API serves from.
+type Config struct {
+	Client  client.Client    // Temporal
+	Catalog *catalog.Catalog // images, channels, the inventory
+	// Tokens are the accepted bearer tokens. With none, every request that needs
+	// a token is refused, unless InsecureNoAuth (see CheckAuth for when that is allowed).
+	Tokens         []string
+	InsecureNoAuth bool
+	Logger         *slog.Logger // default: discard
+	// Extra handlers are mounted as they are at their ServeMux patterns (e.g.
+	// "/codec/" for the payload codec server): they bring their own auth (a CORS
+	// preflight carries no token), body limit and timeouts. Wrap one in
+	// Server.RequireToken to put it behind the API's tokens.
+	Extra map[string]http.Handler
+	// RequestTimeout bounds every non-streaming request (default 30 s).
+	RequestTimeout time.Duration
+	// PollInterval is how often an event stream polls the rollout (default 1 s).
+	PollInterval time.Duration
+}
+
+// Defaults of Config and of NewHTTPServer.
+const (
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultPollInterval   = time.Second
+	ReadHeaderTimeout     = 10 * time.Second
+	ReadTimeout           = 30 * time.Second
+	// WriteTimeout is longer than DefaultRequestTimeout so a timed-out request
+	// still gets its problem; event streams lift it for themselves.
+	WriteTimeout = DefaultRequestTimeout + 30*time.Second
+	IdleTimeout  = 2 * time.Minute
+)
+
+// Server is the API's handler.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	mux    *http.ServeMux
+	auth   *authenticator
+	table  []route
+	stop   chan struct{} // closed by StopStreams
+	stopMu sync.Once
+}
+
+// route is one registered operation. Path uses ServeMux wildcards ({name}),
+// which are also OpenAPI's path parameters.
+type route struct {
+	method, path string
+	public       bool // no token needed
+	stream       bool // long-lived: no request timeout, no write deadline
+	handle       func(w http.ResponseWriter, r *http.Request) error
+}
+
+// routes is the API's table: one entry per operation, each in openapi.json.
+// Adding a resource (e.g. /v1/schedules) is adding its entries here.
+func (s *Server) routes() []route {
+	rs := []route{
+		{method: "GET", path: "/healthz", public: true, handle: s.healthz},
+		{method: "GET", path: "/readyz", public: true, handle: s.readyz},
+		{method: "GET", path: "/v1/openapi.json", public: true, handle: serveOpenAPI},
+
+		{method: "POST", path: "/v1/rollouts", handle: s.startRollout},
+		{method: "GET", path: "/v1/rollouts", handle: s.listRollouts},
+		{method: "GET", path: "/v1/rollouts/{service}/{env}", handle: s.getRollout},
+		{method: "GET", path: "/v1/rollouts/{service}/{env}/events", stream: true, handle: s.rolloutEvents},
+	}
+	for _, d := range decisions {
+		rs = append(rs, route{method: "POST", path: "/v1/rollouts/{service}/{env}/" + d, handle: s.decide(d)})
+	}
+	return append(rs,
+		route{method: "POST", path: "/v1/bakes", handle: s.startBake},
+		route{method: "GET", path: "/v1/bakes/{service}/{channel}", handle: s.getBake},
+
+		route{method: "GET", path: "/v1/images", handle: s.listImages},
+		route{method: "GET", path: "/v1/images/{id}", handle: s.showImage},
+		route{method: "POST", path: "/v1/images/{id}/promote", handle: s.promoteImage},
+		route{method: "POST", path: "/v1/images/{id}/revoke", handle: s.revokeImage},
+		route{method: "GET", path: "/v1/services/{service}/channels", handle: s.listChannels},
+		route{method: "GET", path: "/v1/services/{service}/channels/{channel}", handle: s.channelHistory},
+
+		route{method: "POST", path: "/v1/schedules", handle: s.createSchedule},
+		route{method: "GET", path: "/v1/schedules", handle: s.listSchedules},
+		route{method: "GET", path: "/v1/schedules/{name}", handle: s.getSchedule},
+		route{method: "DELETE", path: "/v1/schedules/{name}", handle: s.deleteSchedule},
+		route{method: "POST", path: "/v1/schedules/{name}/pause", handle: s.pauseSchedule(true)},
+		route{method: "POST", path: "/v1/schedules/{name}/unpause", handle: s.pauseSchedule(false)},
+		route{method: "POST", path: "/v1/schedules/{name}/trigger", handle: s.triggerSchedule},
+		route{method: "POST", path: "/v1/schedules/{name}/backfill", handle: s.backfillSchedule},
+
+		route{method: "POST", path: "/v1/pipelines", handle: s.startPipeline},
+		route{method: "GET", path: "/v1/pipelines/{name}", handle: s.getPipeline},
+		route{method: "POST", path: "/v1/pipelines/{name}/approve", handle: s.approvePipeline},
+		route{method: "POST", path: "/v1/pipelines/{name}/abort", handle: s.abortPipeline},
+
+		route{method: "POST", path: "/v1/reaper", handle: s.runReaper},
+	)
+}
+
+// NewServer builds the API's handler from cfg.
+func NewServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), stop: make(chan struct{}),
+		auth: newAuthenticator(cfg.Tokens, cfg.InsecureNoAuth)}
+	s.table = s.routes()
+	methods := map[string][]string{}
+	for _, rt := range s.table {
+		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+		methods[rt.path] = append(methods[rt.path], rt.method)
+	}
+	// The same paths without a method answer every other method with 405.
+	for path, ms := range methods {
+		s.mux.Handle(path, s.wrap(route{path: path, public: true, handle: methodNotAllowed(ms)}))
+	}
+	s.mux.Handle("/", s.wrap(route{path: "/", public: true, handle: notFound}))
+	for pattern, h := range cfg.Extra {
+		s.mux.Handle(pattern, h)
+	}
+	return s
+}
+
+// RequireToken puts h behind the API's bearer tokens: a request without an
+// accepted token gets the API's 401 problem and never reaches h.
+func (s *Server) RequireToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who, p, ok := s.auth.check(r)
+		if !ok {
+			s.writeProblem(w, r, p)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, who)))
+	})
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// StopStreams ends every open event stream (clients reconnect with
+// Last-Event-ID); register it with http.Server.RegisterOnShutdown so a graceful
+// shutdown does not wait for streams that never go idle.
+func (s *Server) StopStreams() { s.stopMu.Do(func() { close(s.stop) }) }
+
+// NewHTTPServer is an http.Server for h on addr with the API's timeouts.
+func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	srv := &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+	if log != nil {
+		srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	}
+	if s, ok := h.(*Server); ok {
+		srv.RegisterOnShutdown(s.StopStreams)
+	}
+	return srv
+}
+
+type principalKey struct{}
+
+// principal is who made the request, as decisions and rollouts record it.
+func principal(r *http.Request) string {
+	if p, ok := r.Context().Value(principalKey{}).(string); ok {
+		return p
+	}
+	return "-" // a public route: nobody in particular
+}
+
+// wrap adds what every route has: the access log, panics turned into 500s, the
+// token check, the body limit, the request timeout, and errors as problems.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("api handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+				if sw.status == 0 {
+					s.writeProblem(sw, r, Problem{Type: "about:blank", Title: "Internal error", Status: http.StatusInternalServerError,
+						Detail: "the server failed while handling the request; see its log"})
+				}
+			}
+			s.log.Info("api request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+				"duration", time.Since(start).Round(time.Millisecond), "by", principal(r))
+		}()
+		if !rt.public {
+			who, p, ok := s.auth.check(r)
+			if !ok {
+				s.writeProblem(sw, r, p)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, who))
+		}
+		if r.ContentLength > MaxBodyBytes {
+			s.writeProblem(sw, r, ProblemFor(&TooLarge{}))
+			return
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+		if !rt.stream {
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		if err := rt.handle(sw, r); err != nil {
+			if sw.status != 0 {
+				s.log.Warn("api request failed after its response started", "path", r.URL.Path, "error", err)
+				return
+			}
+			p := s.problemFor(r, err)
+			switch {
+			case p.Status == http.StatusServiceUnavailable || p.Status == http.StatusGatewayTimeout:
+				s.log.Warn("api request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "error", err)
+			case p.Status >= 500:
+				s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "error", err)
+			}
+			s.writeProblem(sw, r, p)
+		}
+	})
+}
+
+// problemError is an error that already is its problem.
+type problemError struct{ p Problem }
+
+func (e *problemError) Error() string { return e.p.Detail }
+
+func problem(status int, kind, title, detail string, args ...any) error {
+	return &problemError{Problem{Type: "https://imago.dev/problems/" + kind, Title: title, Status: status, Detail: fmt.Sprintf(detail, args...)}}
+}
+
+func notFoundf(detail string, args ...any) error {
+	return problem(http.StatusNotFound, "not-found", "Not found", detail, args...)
+}
+
+func conflictf(detail string, args ...any) error {
+	return problem(http.StatusConflict, "conflict", "Conflict", detail, args...)
+}
+
+// problemFor maps a handler's error to its problem: the request's own (decoding,
+// spec), refusals the CLI also makes (already running → 409, unknown → 404,
+// revoked → 409), Temporal being unreachable (503) and the rest (500).
+func (s *Server) problemFor(r *http.Request, err error) Problem {
+	var pe *problemError
+	var rr *rollouts.AlreadyRunningError
+	var br *bakes.AlreadyRunningError
+	var unavailable *serviceerror.Unavailable
+	var deadline *serviceerror.DeadlineExceeded
+	switch {
+	case errors.As(err, &pe):
+		return pe.p
+	case errors.As(err, &rr):
+		return Problem{Type: "https://imago.dev/problems/already-running", Title: "Already running", Status: http.StatusConflict,
+			Detail: fmt.Sprintf("%v, or follow it with GET /v1/rollouts/%s/%s/events", err, rr.Service, rr.Env)}
+	case errors.As(err, &br):
+		return Problem{Type: "https://imago.dev/problems/already-running", Title: "Already running", Status: http.StatusConflict, Detail: err.Error()}
+	case errors.Is(err, catalog.ErrRevoked):
+		return Problem{Type: "https://imago.dev/problems/revoked", Title: "Image revoked", Status: http.StatusConflict, Detail: err.Error()}
+	case errors.Is(err, catalog.ErrNotFound):
+		return Problem{Type: "https://imago.dev/problems/not-found", Title: "Not found", Status: http.StatusNotFound, Detail: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &deadline):
+		if r.Context().Err() != nil {
+			return Problem{Type: "https://imago.dev/problems/timeout", Title: "Request timed out", Status: http.StatusGatewayTimeout,
+				Detail: fmt.Sprintf("the request took longer than %s, the API's limit: %v", s.cfg.RequestTimeout, err)}
+		}
+		return Problem{Type: "https://imago.dev/problems/unavailable", Title: "Temporal unavailable", Status: http.StatusServiceUnavailable, Detail: err.Error()}
+	case errors.As(err, &unavailable):
+		return Problem{Type: "https://imago.dev/problems/unavailable", Title: "Temporal unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "Temporal cannot be reached: " + err.Error() + "; see /readyz"}
+	}
+	return ProblemFor(err)
+}
+
+// writeProblem writes p as application/problem+json.
+func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
+	if p.Instance == "" {
+		p.Instance = r.URL.Path
+	}
+	if p.Status == http.StatusUnauthorized {
+		challenge := `Bearer realm="imago"`
+		if p.Type == invalidTokenType {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(p)
+}
+
+// writeJSON writes v as the response.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) error {
+	return notFoundf("no such endpoint: %s %s; the API's endpoints are listed in /v1/openapi.json", r.Method, r.URL.Path)
+}
+
+func methodNotAllowed(methods []string) func(w http.ResponseWriter, r *http.Request) error {
+	allow := append([]string(nil), methods...)
+	for _, m := range methods {
+		if m == "GET" {
+			allow = append(allow, "HEAD")
+		}
+	}
+	sort.Strings(allow)
+	return func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return problem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+			"%s does not answer %s; it answers %s", r.URL.Path, r.Method, strings.Join(allow, ", "))
+	}
+}
+
+// statusWriter remembers the status, for the access log and to know whether a
+// response has started.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+//go:embed openapi.json
+var openAPI []byte
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(openAPI)
+	return err
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 while Temporal answers its health check, 503 otherwise.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Client == nil {
+		return problem(http.StatusServiceUnavailable, "unavailable", "Not ready", "the API has no Temporal client")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		return problem(http.StatusServiceUnavailable, "unavailable", "Not ready",
+			"Temporal does not answer its health check: %v; is the Temporal server (or imago-worker, which embeds one) running?", err)
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "temporal": "ok"})
+}

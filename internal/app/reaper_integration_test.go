@@ -1,0 +1,64 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/workflows"
+)
+
+func (e *env) reap(apply bool) workflows.ReaperResult {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.Reaper,
+		workflows.ReaperInput{Apply: apply, Grace: time.Millisecond})
+	require.NoError(e.t, err)
+	var res workflows.ReaperResult
+	require.NoError(e.t, run.Get(ctx, &res))
+	return res
+}
+
+// The reaper finds a fleet that nothing references — as a rollout that died
+// before cleaning up leaves one — reports it on a dry run, terminates it with
+// apply, and never touches the fleet that serves.
+func TestReaperCleansADeliberatelyOrphanedFleet(t *testing.T) {
+	e := newEnv(t)
+	e.deps.Activities.Temporal = e.client
+	e.startWorker()
+	ctx := context.Background()
+	v1 := e.importImage("v1")
+	live, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	orphan, err := e.deps.Provider.Provision(ctx, provider.ProvisionRequest{
+		Token: "left-behind", Service: "hello", Environment: "test", ImageID: v1, Size: 2,
+	})
+	require.NoError(t, err)
+
+	dry := e.reap(false)
+	assert.True(t, dry.DryRun)
+	require.Len(t, dry.Found.Orphans, 1, "%+v", dry.Found)
+	assert.Equal(t, orphan.ID, dry.Found.Orphans[0].FleetID)
+	assert.Equal(t, 1, dry.Found.Routed, "the live fleet is kept: its route serves it")
+	assert.Empty(t, dry.Terminated)
+	assert.Contains(t, dry.Summary, "dry run: would terminate 1 leaked fleets ["+orphan.ID+"]")
+	byFleet, _ := e.instances()
+	assert.Equal(t, 2, byFleet[orphan.ID], "a dry run terminates nothing")
+
+	applied := e.reap(true)
+	assert.Equal(t, []string{orphan.ID}, applied.Terminated)
+	byFleet, _ = e.instances()
+	assert.Equal(t, map[string]int{live.FleetID: 3}, byFleet, "the orphan's processes are gone; the live fleet runs")
+	assert.Equal(t, "hello from v1", e.get())
+
+	again := e.reap(true)
+	assert.Empty(t, again.Found.Orphans)
+	assert.Contains(t, again.Summary, "no leaked fleets")
+}

@@ -1,0 +1,228 @@
+// Package events publishes what happens to rollouts and bakes — every phase change
+// and the final outcome — as CloudEvents 1.0 JSON messages on a gocloud pubsub topic
+// (IMAGO_EVENTS_URL; default mem://imago-events, in process only).
+//
+// Each message body is one event in CloudEvents' structured JSON mode, and the
+// message carries no metadata: so every transport delivers plain JSON that any
+// consumer can read (NATS without headers would otherwise wrap the body in gob).
+//
+// Drivers: mem:// (in process) and nats:// (NATS_SERVER_URL names the server,
+// e.g. nats://127.0.0.1:4222; the URL's host is the subject: nats://imago.events).
+//
+// The workflows build each event deterministically (its ID is the run ID and the
+// event's number in the run), so a redelivered or re-published event carries the
+// same ID and consumers can drop duplicates.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/pubsub"
+	_ "gocloud.dev/pubsub/mempubsub"  // mem://, the in-process default
+	_ "gocloud.dev/pubsub/natspubsub" // nats://subject, server from NATS_SERVER_URL
+)
+
+// DefaultURL is where events go when IMAGO_EVENTS_URL is unset: an in-process topic.
+const DefaultURL = "mem://imago-events"
+
+// CloudEvents constants of imago's events.
+const (
+	SpecVersion     = "1.0"
+	DataContentType = "application/json"
+)
+
+// Event types.
+const (
+	TypeRolloutPhase     = "dev.imago.rollout.phase"    // a rollout entered a phase (or moved on within it)
+	TypeRolloutFinished  = "dev.imago.rollout.finished" // a rollout ended: data.outcome says how
+	TypeBakePhase        = "dev.imago.bake.phase"
+	TypeBakeFinished     = "dev.imago.bake.finished"
+	TypePipelinePhase    = "dev.imago.pipeline.phase"    // a pipeline entered a phase
+	TypePipelineFinished = "dev.imago.pipeline.finished" // a pipeline ended; data.outcome says how
+)
+
+// Event is one CloudEvents 1.0 event in structured JSON mode.
+type Event struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`     // <runId>/<seq>: unique per event, the same when redelivered
+	Source          string    `json:"source"` // imago/<namespace>/<workflowId>
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject,omitempty"` // <service>/<environment> (a bake: <service>)
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            Data      `json:"data"`
+}
+
+// Data is what happened, in imago's words.
+type Data struct {
+	Service     string `json:"service"`
+	Environment string `json:"environment,omitempty"`
+	Image       string `json:"image,omitempty"`
+	Phase       string `json:"phase"`
+	Message     string `json:"message,omitempty"`
+	WorkflowID  string `json:"workflowId"`
+	RunID       string `json:"runId"`
+	Seq         int    `json:"seq"` // 1, 2, ... within the run
+	Step        string `json:"step,omitempty"`
+	Strategy    string `json:"strategy,omitempty"`
+	Fleet       string `json:"fleet,omitempty"` // the new fleet
+	InputDigest string `json:"inputDigest,omitempty"`
+	StartedBy   string `json:"startedBy,omitempty"`
+	// Outcome is set on *.finished events: succeeded, failed, aborted, rolled_back
+	// (rollouts); succeeded, cached, failed (bakes).
+	Outcome string `json:"outcome,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// New makes an event of one workflow run: its ID is the run ID and seq, its
+// source names the workflow.
+func New(typ, namespace, subject string, seq int, t time.Time, data Data) Event {
+	data.Seq = seq
+	return Event{
+		SpecVersion:     SpecVersion,
+		ID:              fmt.Sprintf("%s/%d", data.RunID, seq),
+		Source:          Source(namespace, data.WorkflowID),
+		Type:            typ,
+		Subject:         subject,
+		Time:            t.UTC(),
+		DataContentType: DataContentType,
+		Data:            data,
+	}
+}
+
+// Source is the CloudEvents source of a workflow's events.
+func Source(namespace, workflowID string) string {
+	return "imago/" + namespace + "/" + workflowID
+}
+
+// Validate reports what makes ev an invalid CloudEvent, or nil.
+func (ev Event) Validate() error {
+	var errs []error
+	if ev.SpecVersion != SpecVersion {
+		errs = append(errs, fmt.Errorf("specversion %q, want %q", ev.SpecVersion, SpecVersion))
+	}
+	for _, f := range []struct{ name, v string }{{"id", ev.ID}, {"source", ev.Source}, {"type", ev.Type}} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("%s is empty", f.name))
+		}
+	}
+	if ev.Time.IsZero() {
+		errs = append(errs, errors.New("time is unset"))
+	}
+	if ev.DataContentType != DataContentType {
+		errs = append(errs, fmt.Errorf("datacontenttype %q, want %q", ev.DataContentType, DataContentType))
+	}
+	return errors.Join(errs...)
+}
+
+// Decode parses a message body into an event and validates it.
+func Decode(body []byte) (Event, error) {
+	var ev Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return ev, fmt.Errorf("not a JSON event: %w", err)
+	}
+	if err := ev.Validate(); err != nil {
+		return ev, fmt.Errorf("invalid CloudEvent %s: %w", ev.ID, err)
+	}
+	return ev, nil
+}
+
+// Publisher sends events to one topic. A worker opens one and shares it between
+// all activity executions; it is safe for concurrent use.
+type Publisher struct {
+	url    string
+	topic  *pubsub.Topic
+	shared bool // mem:// topics belong to the process, not to this publisher
+}
+
+// Open opens the topic at url (a gocloud pubsub URL).
+func Open(ctx context.Context, rawURL string) (*Publisher, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("events URL %q (IMAGO_EVENTS_URL) is not a URL: want e.g. %s or nats://imago.events", rawURL, DefaultURL)
+	}
+	topic, err := pubsub.OpenTopic(ctx, rawURL)
+	if err != nil {
+		hint := ""
+		switch {
+		case u.Scheme == "nats":
+			hint = "; NATS_SERVER_URL must name a reachable NATS server, e.g. nats://127.0.0.1:4222"
+		case strings.Contains(err.Error(), "no driver registered"):
+			hint = "; imago publishes to mem:// and nats:// topics"
+		}
+		return nil, fmt.Errorf("open the events topic %s (IMAGO_EVENTS_URL): %w%s", rawURL, err, hint)
+	}
+	p := &Publisher{url: rawURL, topic: topic, shared: u.Scheme == "mem"}
+	if p.shared {
+		drain(rawURL)
+	}
+	return p, nil
+}
+
+var (
+	drainMu sync.Mutex
+	drains  = map[string]bool{}
+)
+
+// drain keeps, once per process and in-process topic, one subscriber that
+// consumes and drops its messages: mempubsub logs a warning for every message
+// sent to a topic nobody subscribes to, which would clutter the worker's log at
+// every phase change. Like the topic, it lives as long as the process (mempubsub
+// never forgets a subscription, so one that stopped receiving would hoard messages).
+func drain(rawURL string) {
+	drainMu.Lock()
+	defer drainMu.Unlock()
+	if drains[rawURL] {
+		return
+	}
+	sub, err := pubsub.OpenSubscription(context.Background(), rawURL)
+	if err != nil {
+		return
+	}
+	drains[rawURL] = true
+	go func() {
+		for {
+			m, err := sub.Receive(context.Background())
+			if err != nil {
+				return
+			}
+			m.Ack()
+		}
+	}()
+}
+
+// URL is the topic's URL.
+func (p *Publisher) URL() string { return p.url }
+
+// Publish sends one event and returns once the topic accepted it.
+func (p *Publisher) Publish(ctx context.Context, ev Event) error {
+	if err := ev.Validate(); err != nil {
+		return fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if err := p.topic.Send(ctx, &pubsub.Message{Body: body}); err != nil {
+		return fmt.Errorf("publish %s event %s to %s: %w", ev.Type, ev.ID, p.url, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the topic. An in-process (mem://) topic stays open for
+// the process's other users: the mem driver hands every opener the same topic.
+func (p *Publisher) Close() error {
+	if p.shared {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.topic.Shutdown(ctx)
+}

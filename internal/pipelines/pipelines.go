@@ -1,0 +1,152 @@
+// Package pipelines is the client side of imago's pipelines (bake → rollouts to
+// environments in order): starting one by hand, finding the latest run of a
+// pipeline (started by hand or by its schedule), and deciding at its gates.
+package pipelines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+// AlreadyRunningError refuses a second run of the same pipeline.
+type AlreadyRunningError struct{ WorkflowID, RunID, Name string }
+
+func (e *AlreadyRunningError) Error() string {
+	return fmt.Sprintf("%s is already running (run %s); watch it with: imago pipeline status %s --watch", e.WorkflowID, e.RunID, e.Name)
+}
+
+// Start starts a loaded pipeline by hand. Always builds and rolls out even when
+// nothing changed.
+func Start(ctx context.Context, c client.Client, p spec.Pipeline, always bool, startedBy string) (client.WorkflowRun, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	id := p.WorkflowID()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.ServiceAttr.ValueSet(p.Service()), workflows.PhaseAttr.ValueSet("pending")),
+		StaticSummary: Summary(p),
+		StaticDetails: fmt.Sprintf("started by %s", startedBy),
+	}, workflows.Pipeline, workflows.PipelineInput{Spec: p, Always: always, Trigger: "manual", StartedBy: startedBy})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Name: p.Name}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start pipeline %s: %w", id, err)
+	}
+	return run, nil
+}
+
+// Summary is the web UI's one-line summary of a pipeline: "pipeline hello: bake →
+// staging → prod (approval)".
+func Summary(p spec.Pipeline) string {
+	parts := []string{"bake"}
+	if p.Bake == nil && p.Image != nil {
+		parts[0] = workflows.RolloutLabel(*p.Image)
+	}
+	for _, st := range p.Stages {
+		s := st.Rollout.Environment
+		if st.Approval.Required {
+			s += " (approval)"
+		}
+		parts = append(parts, s)
+	}
+	return fmt.Sprintf("pipeline %s: %s", p.Name, strings.Join(parts, " → "))
+}
+
+// Run is the latest run of a pipeline and its progress.
+type Run struct {
+	WorkflowID string                     `json:"workflowId"`
+	RunID      string                     `json:"runId"`
+	Status     string                     `json:"status"`
+	Started    time.Time                  `json:"started"`
+	Progress   workflows.PipelineProgress `json:"progress"`
+}
+
+// NotFoundError: no run of the pipeline exists.
+type NotFoundError struct{ Name string }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("no run of pipeline %q found; start one with: imago pipeline start -f FILE, or imago schedule trigger %s", e.Name, e.Name)
+}
+
+// Latest finds the newest run of pipeline name, started by hand (pipeline/NAME)
+// or by its schedule (pipeline/NAME-<time>).
+func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
+	id := spec.PipelineWorkflowID(name)
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		// Names are [a-z0-9-] (spec.Pipeline.Validate), so quoting is safe.
+		Query: fmt.Sprintf("WorkflowType = 'Pipeline' AND WorkflowId STARTS_WITH '%s'", id), PageSize: 200,
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("list pipelines: %w", err)
+	}
+	var best *Run
+	for _, info := range resp.Executions {
+		wid := info.GetExecution().GetWorkflowId()
+		if wid != id && !strings.HasPrefix(wid, id+"-") {
+			continue
+		}
+		started := info.GetStartTime().AsTime()
+		if best == nil || started.After(best.Started) {
+			best = &Run{WorkflowID: wid, RunID: info.GetExecution().GetRunId(), Started: started,
+				Status: rollouts.StatusName(info.GetStatus())}
+		}
+	}
+	if best == nil {
+		return Run{}, &NotFoundError{Name: name}
+	}
+	v, err := c.QueryWorkflow(ctx, best.WorkflowID, best.RunID, workflows.QueryProgress)
+	if err != nil {
+		return *best, fmt.Errorf("query pipeline %s: %w", best.WorkflowID, err)
+	}
+	if err := v.Get(&best.Progress); err != nil {
+		return *best, err
+	}
+	return *best, nil
+}
+
+// Decide sends approve or abort to the latest run of pipeline name and waits
+// until it is accepted; a refusal carries the pipeline's reason.
+func Decide(ctx context.Context, c client.Client, name, update, by, reason string) error {
+	run, err := Latest(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: run.WorkflowID, RunID: run.RunID, UpdateName: update,
+		Args:         []any{workflows.DecisionInput{By: by, Reason: reason}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	if err != nil {
+		var app *temporal.ApplicationError
+		msg := err.Error()
+		if errors.As(err, &app) {
+			msg = app.Message()
+		}
+		return fmt.Errorf("%s refused: %s", update, msg)
+	}
+	return nil
+}

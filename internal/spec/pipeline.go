@@ -1,0 +1,252 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Pipeline is a bake followed by rollouts of its image to environments in order,
+// e.g. staging then prod. A stage starts only when the one before it succeeded.
+//
+//	name: hello
+//	bake: bake.yaml
+//	onBaseChange: true
+//	stages:
+//	  - rollout: rollout-staging.yaml
+//	  - rollout: rollout-prod.yaml
+//	    approval: {required: true, timeout: 24h}
+type Pipeline struct {
+	Name string `yaml:"name" json:"name"`
+	// BakeFile is the bake spec file (relative to the pipeline file); the pipeline
+	// rolls out the image it produces. Image instead rolls out an existing image.
+	BakeFile string    `yaml:"bake" json:"bakeFile,omitempty"`
+	Image    *ImageRef `yaml:"image" json:"image,omitempty"`
+	// OnBaseChange starts the pipeline when the channel of its bake's base image
+	// moves (a patched base OS), through its schedule.
+	OnBaseChange bool    `yaml:"onBaseChange" json:"onBaseChange,omitempty"`
+	Stages       []Stage `yaml:"stages" json:"stages"`
+
+	// Bake is the loaded bake spec (filled from BakeFile by LoadPipeline).
+	Bake *Bake `yaml:"-" json:"bake,omitempty"`
+	// Dir is the directory relative paths are resolved against (the pipeline file's).
+	Dir string `yaml:"-" json:"dir,omitempty"`
+}
+
+// Stage is one environment of a pipeline.
+type Stage struct {
+	// RolloutFile is the rollout spec file of this stage; its image is left out,
+	// since the pipeline sets it.
+	RolloutFile string `yaml:"rollout" json:"rolloutFile,omitempty"`
+	// Approval holds the pipeline before this stage starts until someone approves it
+	// (imago pipeline approve NAME); a gate that times out stops the pipeline.
+	Approval Approval `yaml:"approval" json:"approval"`
+
+	// Rollout is the loaded rollout spec (filled by LoadPipeline).
+	Rollout Rollout `yaml:"-" json:"rollout"`
+	missing bool    // Load could not read RolloutFile (and said why)
+}
+
+// ParsePipeline decodes a pipeline spec; unknown fields are errors.
+func ParsePipeline(data []byte) (Pipeline, error) {
+	return parseYAML[Pipeline](data, "the pipeline spec is empty; see examples/hello/pipeline.yaml")
+}
+
+// LoadPipeline reads a pipeline file and the bake and rollout files it names,
+// applies defaults and validates all of them, reporting every problem with its
+// field path (stages[1].rollout.fleet.size).
+func LoadPipeline(path string) (Pipeline, error) {
+	p, err := ReadPipeline(path)
+	if err != nil {
+		return p, err
+	}
+	if err := p.Load(); err != nil {
+		return p, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ReadPipeline decodes a pipeline file without reading the files it names; its
+// relative paths are resolved against the file's directory by Load.
+func ReadPipeline(path string) (Pipeline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Pipeline{}, fmt.Errorf("read pipeline spec: %w", err)
+	}
+	p, err := ParsePipeline(data)
+	if err != nil {
+		return p, fmt.Errorf("%s: %w", path, err)
+	}
+	p.Dir, err = filepath.Abs(filepath.Dir(path))
+	return p, err
+}
+
+func (p *Pipeline) rel(f string) string {
+	if f == "" || filepath.IsAbs(f) {
+		return f
+	}
+	return filepath.Join(p.Dir, f)
+}
+
+// Load reads the bake and rollout files and validates the whole pipeline.
+func (p *Pipeline) Load() error {
+	var es Errors
+	add := func(field, format string, args ...any) {
+		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	prefix := func(field string, err error) {
+		var sub Errors
+		if !errors.As(err, &sub) {
+			add(field, "%v", err)
+			return
+		}
+		for _, e := range sub {
+			f := field
+			if e.Field != "" {
+				f += "." + e.Field
+			}
+			es = append(es, FieldError{Field: f, Msg: e.Msg})
+		}
+	}
+	if p.BakeFile != "" {
+		b, err := LoadBake(p.rel(p.BakeFile))
+		if err == nil {
+			err = b.Normalize()
+		}
+		if err != nil {
+			prefix("bake", unwrapSpec(err))
+		} else {
+			p.Bake = &b
+		}
+	}
+	for i := range p.Stages {
+		st := &p.Stages[i]
+		field := fmt.Sprintf("stages[%d].rollout", i)
+		st.missing = true
+		if st.RolloutFile == "" {
+			add(field, "is required: a rollout spec file for this stage")
+			continue
+		}
+		r, err := LoadRollout(p.rel(st.RolloutFile))
+		if err != nil {
+			prefix(field, unwrapSpec(err))
+			continue
+		}
+		st.Rollout, st.missing = r, false
+	}
+	if err := p.Validate(); err != nil {
+		var sub Errors
+		errors.As(err, &sub)
+		es = append(es, sub...)
+	}
+	if len(es) > 0 {
+		return es
+	}
+	return nil
+}
+
+// unwrapSpec drops the "file: " wrapping of a spec error so its field paths can
+// be prefixed; other errors (a missing file) stay whole.
+func unwrapSpec(err error) error {
+	var es Errors
+	if errors.As(err, &es) {
+		return es
+	}
+	return err
+}
+
+// Validate checks a loaded pipeline: a name, exactly one image source, stages of
+// the bake's service in distinct environments, and valid rollout specs (whose
+// image the pipeline sets).
+func (p *Pipeline) Validate() error {
+	var es Errors
+	add := func(field, format string, args ...any) {
+		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if p.Name == "" {
+		add("name", "is required, e.g. hello-nightly")
+	} else if !nameRE.MatchString(p.Name) {
+		add("name", "%q must be 1-40 lowercase letters, digits or '-'", p.Name)
+	}
+	switch {
+	case p.BakeFile == "" && p.Image == nil:
+		add("bake", "set bake (a bake spec file) or image (an existing image: id or channel)")
+	case p.BakeFile != "" && p.Image != nil:
+		add("image", "set bake or image, not both")
+	case p.Image != nil && (p.Image.ID == "") == (p.Image.Channel == ""):
+		add("image", "set exactly one of id or channel")
+	}
+	if p.OnBaseChange && p.BakeFile != "" && p.Bake != nil {
+		switch base := p.Bake.Base; {
+		case base == nil || base.Channel == "":
+			add("onBaseChange", "needs a bake whose base is a channel (base: {service: S, channel: C})")
+		case (base.Service == "" || base.Service == p.Bake.Service) && base.Channel == p.Bake.Channel:
+			add("onBaseChange", "the bake's base is the channel it moves (%s); it would rebuild itself forever", base.Channel)
+		}
+	} else if p.OnBaseChange && p.BakeFile == "" {
+		add("onBaseChange", "needs a bake whose base is a channel (base: {service: S, channel: C})")
+	}
+	if len(p.Stages) == 0 && p.BakeFile == "" {
+		add("stages", "a pipeline without a bake needs at least one stage")
+	}
+	seen := map[string]int{}
+	for i := range p.Stages {
+		st := &p.Stages[i]
+		field := fmt.Sprintf("stages[%d]", i)
+		if st.Approval.Timeout < 0 {
+			add(field+".approval.timeout", "must not be negative")
+		}
+		if st.Approval.Timeout == 0 {
+			st.Approval.Timeout = DefaultApprovalTimeout
+		}
+		r := st.Rollout
+		if st.missing {
+			continue // Load reported why
+		}
+		if r.Image != (ImageRef{}) {
+			add(field+".rollout.image", "is set by the pipeline from its bake or image; remove it from %s", st.RolloutFile)
+			continue
+		}
+		// Validate with a stand-in image: the real one is known only when the bake ran.
+		r.Image = ImageRef{ID: "img-pipeline"}
+		if err := r.Normalize(); err != nil {
+			var sub Errors
+			errors.As(err, &sub)
+			for _, e := range sub {
+				es = append(es, FieldError{Field: field + ".rollout." + e.Field, Msg: e.Msg})
+			}
+			continue
+		}
+		r.Image = ImageRef{}
+		st.Rollout = r
+		if p.Bake != nil && r.Service != p.Bake.Service {
+			add(field+".rollout.service", "%q differs from the bake's service %q", r.Service, p.Bake.Service)
+		}
+		if j, dup := seen[r.Environment]; dup {
+			add(field+".rollout.environment", "%q is already stage %d", r.Environment, j)
+		}
+		seen[r.Environment] = i
+	}
+	if len(es) > 0 {
+		return es
+	}
+	return nil
+}
+
+// Service is the service the pipeline ships.
+func (p *Pipeline) Service() string {
+	if p.Bake != nil {
+		return p.Bake.Service
+	}
+	if len(p.Stages) > 0 {
+		return p.Stages[0].Rollout.Service
+	}
+	return ""
+}
+
+// WorkflowID is the ID of the pipeline's workflow when started by hand.
+func (p *Pipeline) WorkflowID() string { return PipelineWorkflowID(p.Name) }
+
+// PipelineWorkflowID is the workflow ID of pipeline name.
+func PipelineWorkflowID(name string) string { return "pipeline/" + name }

@@ -1,0 +1,52 @@
+package spec
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestExamplePipelineLoads(t *testing.T) {
+	p, err := LoadPipeline("../../examples/hello/pipeline.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, "hello", p.Name)
+	require.NotNil(t, p.Bake)
+	assert.Equal(t, "hello", p.Bake.Service)
+	require.Len(t, p.Stages, 2)
+	assert.Equal(t, "staging", p.Stages[0].Rollout.Environment)
+	assert.Equal(t, "prod", p.Stages[1].Rollout.Environment)
+	assert.True(t, p.Stages[1].Approval.Required)
+	assert.Equal(t, ImageRef{}, p.Stages[1].Rollout.Image, "the pipeline sets the image")
+	assert.Equal(t, 3, p.Stages[1].Rollout.Fleet.Size)
+}
+
+func TestPipelineReportsEveryProblemWithItsPath(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
+	}
+	write("staging.yaml", "service: other\nenvironment: staging\nlisten: 127.0.0.1:9081\nimage: {id: img-abc}\n")
+	write("prod.yaml", "service: hello\nenvironment: staging\nlisten: 127.0.0.1:9082\nfleet: {size: 5000}\n")
+	write("p.yaml", "name: Bad_Name\nbake: missing.yaml\nonBaseChange: true\nstages:\n  - rollout: staging.yaml\n  - rollout: prod.yaml\n  - {}\n")
+	_, err := LoadPipeline(filepath.Join(dir, "p.yaml"))
+	require.Error(t, err)
+	require.True(t, IsInvalid(err), "%v", err)
+	for _, want := range []string{
+		"name: \"Bad_Name\" must be",
+		"bake: read bake spec",
+		"stages[0].rollout.image: is set by the pipeline",
+		"stages[1].rollout.fleet.size: must be between 1 and 1000",
+		"stages[2].rollout: is required",
+	} {
+		assert.Contains(t, err.Error(), want)
+	}
+}
+
+func TestPipelineUnknownFieldIsAnError(t *testing.T) {
+	_, err := ParsePipeline([]byte("name: x\nstage: []\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "field stage not found")
+}

@@ -1,0 +1,141 @@
+package watch
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/imago/imago/workflows"
+)
+
+// Row labels.
+const (
+	LabelPhase     = "Phase"
+	LabelStep      = "Step"
+	LabelImage     = "Image"
+	LabelStrategy  = "Strategy"
+	LabelFleets    = "Fleets"
+	LabelTraffic   = "Traffic"
+	LabelApprovals = "Approvals"
+	LabelLast      = "Last event"
+	LabelError     = "Error"
+	LabelInputs    = "Inputs"
+	LabelOutput    = "Output"
+)
+
+// RolloutFrame is one look at a rollout (workflow id) from its progress: phase,
+// canary step or wave, fleets, route weights, approvals pending, the last event.
+func RolloutFrame(id string, p workflows.Progress) Frame {
+	f := Frame{Title: id, Started: p.StartedAt, Ended: RolloutEnded(p.Phase)}
+	f.Rows = []Row{
+		{LabelPhase, p.Phase},
+		{LabelStep, p.Step},
+		{LabelImage, p.ImageID},
+		{LabelStrategy, p.Strategy},
+		{LabelFleets, fleets(p)},
+		{LabelTraffic, traffic(p.Weights)},
+		{LabelApprovals, approvals(p)},
+		{LabelLast, lastEvent(p.Events)},
+	}
+	if p.Error != "" {
+		f.Rows = append(f.Rows, Row{LabelError, p.Error})
+	}
+	return f
+}
+
+// RolloutEnded reports whether a rollout in phase has ended.
+func RolloutEnded(phase string) bool {
+	switch phase {
+	case workflows.PhaseSucceeded, workflows.PhaseFailed, workflows.PhaseAborted, workflows.PhaseRolledBack:
+		return true
+	}
+	return false
+}
+
+// BakeFrame is one look at a bake (workflow id) from its progress.
+func BakeFrame(id string, p workflows.BakeProgress) Frame {
+	f := Frame{Title: id, Started: p.StartedAt, Ended: p.Phase == workflows.BakePhaseSucceeded || p.Phase == workflows.BakePhaseFailed}
+	img := p.ImageID
+	if img != "" && p.Cached {
+		img += " (cached: built before from the same inputs)"
+	}
+	f.Rows = []Row{
+		{LabelPhase, p.Phase},
+		{LabelInputs, shortDigest(p.InputDigest)},
+		{LabelImage, img},
+		{LabelOutput, p.LastLine},
+	}
+	if p.Error != "" {
+		f.Rows = append(f.Rows, Row{LabelError, p.Error})
+	}
+	return f
+}
+
+func fleets(p workflows.Progress) string {
+	var parts []string
+	if p.NewFleet != "" {
+		n := fmt.Sprintf("%d instances", p.Instances)
+		if p.Instances == 1 {
+			n = "1 instance"
+		}
+		parts = append(parts, fmt.Sprintf("new %s (%s)", p.NewFleet, n))
+	}
+	if len(p.OldFleets) > 0 {
+		parts = append(parts, "old "+strings.Join(p.OldFleets, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func traffic(ws []workflows.FleetWeight) string {
+	parts := make([]string, 0, len(ws))
+	for _, w := range ws {
+		parts = append(parts, fmt.Sprintf("%s %d%%", w.FleetID, w.Weight))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// approvals says which gate waits for a person, or else who approved last. A gate
+// is open in the awaiting-approval and paused phases while the last event is the
+// rollout's "waiting for GATE (imago rollout approve ...)" message (an approval,
+// promote or abort adds an event after it).
+func approvals(p workflows.Progress) string {
+	if gate, how := pendingGate(p); gate != "" {
+		return "pending: " + gate + how
+	}
+	if n := len(p.Approvals); n > 0 {
+		a := p.Approvals[n-1]
+		return fmt.Sprintf("%s approved by %s", a.Gate, a.By)
+	}
+	return ""
+}
+
+func pendingGate(p workflows.Progress) (gate, how string) {
+	if (p.Phase != workflows.PhaseAwaitingApproval && p.Phase != workflows.PhasePaused) || len(p.Events) == 0 {
+		return "", ""
+	}
+	e := p.Events[len(p.Events)-1]
+	msg, ok := strings.CutPrefix(e.Message, "waiting for ")
+	if e.Phase != p.Phase || !ok {
+		return "", ""
+	}
+	gate, rest, _ := strings.Cut(msg, " (")
+	if cmd, _, ok := strings.Cut(rest, ")"); ok && strings.HasPrefix(cmd, "imago ") {
+		how = " (" + cmd + ")"
+	}
+	return gate, how
+}
+
+func lastEvent(es []workflows.Event) string {
+	if len(es) == 0 {
+		return ""
+	}
+	e := es[len(es)-1]
+	return e.Time.Local().Format("15:04:05") + " " + e.Message
+}
+
+func shortDigest(d string) string {
+	const n = len("sha256:") + 12
+	if len(d) > n {
+		return d[:n]
+	}
+	return d
+}

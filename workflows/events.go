@@ -1,0 +1,119 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/events"
+)
+
+// phaseEventsChange is the workflow change that made rollouts and bakes publish
+// their phase changes: runs recorded before it replay without the events.
+const phaseEventsChange = "phase-events"
+
+// notifier publishes a run's phase changes and its outcome as events, through
+// the PublishEvent local activity. Events are numbered within the run, so an
+// event's ID (run ID + number) is the same however often it is sent.
+type notifier struct {
+	on  bool // the run began after phaseEventsChange
+	seq int
+}
+
+// newNotifier asks, once per run, whether this run publishes events.
+func newNotifier(ctx workflow.Context) notifier {
+	return notifier{on: workflow.GetVersion(ctx, phaseEventsChange, workflow.DefaultVersion, 1) >= 1}
+}
+
+// eventOptions: publishing is quick; a topic that stays down costs a phase at most
+// ScheduleToClose, and then the workflow carries on without the event.
+var eventOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout:    5 * time.Second,
+	ScheduleToCloseTimeout: 15 * time.Second,
+	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second},
+}
+
+// publish sends one event, in order with the run's others. It never fails the
+// workflow: an event that cannot be published is logged and skipped. It runs on a
+// disconnected context so a cancelled run still reports how it ended.
+func (n *notifier) publish(ctx workflow.Context, typ, subject string, data events.Data) {
+	if !n.on {
+		return
+	}
+	n.seq++
+	info := workflow.GetInfo(ctx)
+	data.WorkflowID, data.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
+	ev := events.New(typ, info.Namespace, subject, n.seq, workflow.Now(ctx), data)
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	var a *activities.Activities
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, eventOptions), a.PublishEvent, ev).Get(dctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("event not published", "type", typ, "id", ev.ID, "phase", data.Phase, "error", err)
+	}
+}
+
+// rolloutOutcomes maps a rollout's final phases to the outcome its finished event
+// (and the imago_rollouts_total metric) reports.
+var rolloutOutcomes = map[string]string{
+	PhaseSucceeded:  "succeeded",
+	PhaseFailed:     "failed",
+	PhaseAborted:    "aborted",
+	PhaseRolledBack: "rolled_back",
+}
+
+// publishPhase publishes the rollout's phase change; a final phase publishes the
+// outcome instead.
+func (r *rollout) publishPhase(ctx workflow.Context, msg string) {
+	p := r.progress
+	data := events.Data{
+		Service: p.Service, Environment: p.Environment, Image: p.ImageID, Phase: p.Phase, Message: msg,
+		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy,
+	}
+	typ := events.TypeRolloutPhase
+	if outcome, final := rolloutOutcomes[p.Phase]; final {
+		typ, data.Outcome, data.Error = events.TypeRolloutFinished, outcome, p.Error
+	}
+	r.events.publish(ctx, typ, p.Service+"/"+p.Environment, data)
+}
+
+// publishPhase publishes the bake's phase change; a final phase publishes the
+// outcome instead: succeeded, cached (the catalog had the image) or failed.
+func (b *baker) publishPhase(ctx workflow.Context, msg string) {
+	p := b.progress
+	data := events.Data{
+		Service: p.Service, Image: p.ImageID, Phase: p.Phase, Message: msg, InputDigest: p.InputDigest, StartedBy: b.by,
+	}
+	typ := events.TypeBakePhase
+	switch p.Phase {
+	case BakePhaseSucceeded:
+		typ, data.Outcome = events.TypeBakeFinished, "succeeded"
+		if p.Cached {
+			data.Outcome = "cached"
+		}
+	case BakePhaseFailed:
+		typ, data.Outcome, data.Error = events.TypeBakeFinished, "failed", p.Error
+	}
+	b.events.publish(ctx, typ, p.Service, data)
+}
+
+// pipelineOutcomes maps a pipeline's final phases to its finished event's outcome.
+var pipelineOutcomes = map[string]string{
+	PipelinePhaseSucceeded: "succeeded",
+	PipelinePhaseSkipped:   "skipped",
+	PipelinePhaseFailed:    "failed",
+	PipelinePhaseAborted:   "aborted",
+}
+
+// publishPhase publishes the pipeline's phase change; a final phase publishes
+// the outcome instead: succeeded, skipped (nothing changed), failed or aborted.
+func (p *pipeline) publishPhase(ctx workflow.Context, msg string) {
+	pr := p.progress
+	data := events.Data{Service: pr.Service, Image: pr.ImageID, Phase: pr.Phase, Message: msg, StartedBy: pr.StartedBy}
+	typ := events.TypePipelinePhase
+	if outcome, final := pipelineOutcomes[pr.Phase]; final {
+		typ, data.Outcome, data.Error = events.TypePipelineFinished, outcome, pr.Error
+	}
+	p.events.publish(ctx, typ, pr.Service, data)
+}

@@ -1,0 +1,459 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/spec"
+)
+
+// Pipeline phases (the ImagoPhase search attribute of a pipeline).
+const (
+	PipelinePhaseBaking    = "baking"
+	PipelinePhaseResolving = "resolving"
+	PipelinePhaseGate      = "awaiting-approval"
+	PipelinePhaseRollout   = "rolling-out"
+	PipelinePhaseSkipped   = "skipped"
+	PipelinePhaseSucceeded = "succeeded"
+	PipelinePhaseFailed    = "failed"
+	PipelinePhaseAborted   = "aborted"
+)
+
+// Stage states.
+const (
+	StagePending   = "pending"
+	StageWaiting   = "awaiting-approval"
+	StageRunning   = "running"
+	StageSucceeded = "succeeded"
+	StageUnchanged = "unchanged" // the image was already live there
+	StageFailed    = "failed"
+	StageSkipped   = "not-started" // an earlier stage failed or the pipeline was aborted
+)
+
+// Error types of pipelines that did not succeed.
+const (
+	ErrPipelineFailed  = "PipelineFailed"
+	ErrPipelineAborted = "PipelineAborted"
+)
+
+// PipelineInput starts a pipeline.
+type PipelineInput struct {
+	Spec spec.Pipeline `json:"spec"`
+	// Always builds and rolls out even when nothing changed (schedule --always).
+	Always bool `json:"always,omitempty"`
+	// Trigger is what started it: "manual", "schedule" or "base-change".
+	Trigger   string `json:"trigger,omitempty"`
+	StartedBy string `json:"startedBy,omitempty"`
+}
+
+// PipelineResult is what a pipeline did.
+type PipelineResult struct {
+	ImageID string `json:"imageId"`
+	// Built is true when the bake built a new image (not a cache hit).
+	Built bool `json:"built"`
+	// Skipped is true when nothing changed: the image was built before from the
+	// same inputs and is live in every stage. Reason says so for the schedule's history.
+	Skipped bool          `json:"skipped"`
+	Reason  string        `json:"reason"`
+	Stages  []StageStatus `json:"stages,omitempty"`
+}
+
+// StageStatus is one stage of a pipeline as the progress query shows it.
+type StageStatus struct {
+	Environment string    `json:"environment"`
+	State       string    `json:"state"`
+	RolloutID   string    `json:"rolloutId,omitempty"`
+	RunID       string    `json:"runId,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Approval    *Decision `json:"approval,omitempty"`
+}
+
+// PipelineProgress answers a pipeline's progress query.
+type PipelineProgress struct {
+	Name       string        `json:"name"`
+	Service    string        `json:"service"`
+	Phase      string        `json:"phase"`
+	Trigger    string        `json:"trigger,omitempty"`
+	StartedBy  string        `json:"startedBy,omitempty"`
+	StartedAt  time.Time     `json:"startedAt"`
+	ImageID    string        `json:"imageId,omitempty"`
+	Gate       string        `json:"gate,omitempty"` // the stage waiting for approval
+	Stages     []StageStatus `json:"stages"`
+	Events     []Event       `json:"events,omitempty"`
+	EventCount int           `json:"eventCount"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// Pipeline bakes an image (or resolves an existing one) and rolls it out to each
+// stage's environment in order, each rollout a child workflow of its own. A stage
+// starts only when the one before succeeded, after its approval gate if it has
+// one; a failed stage stops the pipeline, and later environments are never
+// touched. When the bake was a cache hit and the image is live everywhere already,
+// the pipeline skips, saying so.
+func Pipeline(ctx workflow.Context, in PipelineInput) (res PipelineResult, err error) {
+	p, err := newPipeline(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = p.finish(ctx, err); res = p.result }()
+
+	img, built, err := p.image(ctx)
+	if err != nil {
+		return p.result, err
+	}
+	live, err := p.liveImages(ctx)
+	if err != nil {
+		return p.result, err
+	}
+	if p.unchanged(img, built, live) {
+		return p.skip(ctx, img)
+	}
+	for i := range p.spec.Stages {
+		if err := p.stage(ctx, i, img, live); err != nil {
+			return p.result, err
+		}
+	}
+	return p.result, nil
+}
+
+type pipeline struct {
+	spec     spec.Pipeline
+	in       PipelineInput
+	progress PipelineProgress
+	result   PipelineResult
+
+	approved *Decision // the approval that released the open gate
+	stop     *Decision // abort requested
+	events   notifier  // phase events (events.go)
+}
+
+func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
+	p := &pipeline{spec: in.Spec, in: in, events: newNotifier(ctx)}
+	p.progress = PipelineProgress{
+		Name: in.Spec.Name, Service: in.Spec.Service(), Trigger: in.Trigger, StartedBy: in.StartedBy,
+		StartedAt: workflow.Now(ctx), Stages: make([]StageStatus, len(in.Spec.Stages)),
+	}
+	for i, st := range in.Spec.Stages {
+		p.progress.Stages[i] = StageStatus{Environment: st.Rollout.Environment, State: StagePending}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (PipelineProgress, error) { return p.progress, nil }); err != nil {
+		return nil, err
+	}
+	if err := p.registerUpdates(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// image bakes (or resolves) the image the stages ship; built is false for a cache
+// hit or an existing image.
+func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err error) {
+	if b := p.spec.Bake; b != nil {
+		p.setPhase(ctx, PipelinePhaseBaking, fmt.Sprintf("baking %s from %s", b.Service, p.spec.BakeFile))
+		bake := *b
+		bake.Force = bake.Force || p.in.Always
+		opts := workflow.ChildWorkflowOptions{
+			// The usual bake ID: a bake by hand of the same channel cannot run beside it.
+			WorkflowID:            bake.WorkflowID(),
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			StaticSummary:         BakeSummary(bake) + " · pipeline " + p.spec.Name,
+			StaticDetails:         BakeDetails(bake, p.by()),
+			TypedSearchAttributes: BakeAttributes(bake),
+		}
+		var out BakeResult
+		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
+			BakeInput{Spec: bake, StartedBy: p.by()}).Get(ctx, &out); err != nil {
+			return "", false, p.fail("baking", err)
+		}
+		p.setImage(ctx, out.ImageID)
+		p.result.Built = !out.Cached
+		if out.Cached {
+			p.event(ctx, fmt.Sprintf("bake: cache hit, %s was built from these inputs (%s)", out.ImageID, shortDigest(out.InputDigest)))
+		} else {
+			p.event(ctx, fmt.Sprintf("bake: built %s (inputs %s)", out.ImageID, shortDigest(out.InputDigest)))
+		}
+		return out.ImageID, !out.Cached, nil
+	}
+	ref := *p.spec.Image
+	p.setPhase(ctx, PipelinePhaseResolving, "resolving image "+RolloutLabel(ref))
+	var a *activities.Activities
+	var out activities.ResolveImageResult
+	if err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+RolloutLabel(ref)), a.ResolveImage,
+		activities.ResolveImageInput{Service: p.progress.Service, Ref: ref}).Get(ctx, &out); err != nil {
+		return "", false, p.fail("resolving the image", err)
+	}
+	p.setImage(ctx, out.ImageID)
+	return out.ImageID, false, nil
+}
+
+func (p *pipeline) setImage(ctx workflow.Context, img string) {
+	p.progress.ImageID, p.result.ImageID = img, img
+	if err := workflow.UpsertTypedSearchAttributes(ctx, ImageAttr.ValueSet(img)); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+	}
+}
+
+func (p *pipeline) liveImages(ctx workflow.Context) (map[string]string, error) {
+	envs := make([]string, len(p.spec.Stages))
+	for i, st := range p.spec.Stages {
+		envs[i] = st.Rollout.Environment
+	}
+	live := map[string]string{}
+	if len(envs) == 0 {
+		return live, nil
+	}
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(quickOptions(ctx, "live images of "+p.progress.Service), a.LiveImages,
+		activities.LiveImagesInput{Service: p.progress.Service, Environments: envs}).Get(ctx, &live)
+	if err != nil {
+		return nil, p.fail("reading the inventory", err)
+	}
+	return live, nil
+}
+
+// unchanged: nothing to do unless something changed (or --always): no new build,
+// and the image already live in every stage.
+func (p *pipeline) unchanged(img string, built bool, live map[string]string) bool {
+	if p.in.Always || built {
+		return false
+	}
+	for _, st := range p.spec.Stages {
+		if live[st.Rollout.Environment] != img {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *pipeline) skip(ctx workflow.Context, img string) (PipelineResult, error) {
+	where := "baked"
+	if n := len(p.spec.Stages); n > 0 {
+		envs := make([]string, n)
+		for i, st := range p.spec.Stages {
+			envs[i] = st.Rollout.Environment
+			p.progress.Stages[i].State = StageUnchanged
+		}
+		where = "live in " + strings.Join(envs, ", ")
+	}
+	p.result.Skipped = true
+	p.result.Reason = fmt.Sprintf("skipped: inputs unchanged; %s is already %s", img, where)
+	p.setPhase(ctx, PipelinePhaseSkipped, p.result.Reason)
+	p.result.Stages = p.progress.Stages
+	return p.result, nil
+}
+
+// stage rolls the image out to stage i's environment, after its gate.
+func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[string]string) error {
+	st := p.spec.Stages[i]
+	r := st.Rollout
+	status := &p.progress.Stages[i]
+	if !p.in.Always && live[r.Environment] == img {
+		status.State = StageUnchanged
+		p.event(ctx, fmt.Sprintf("%s: %s is already live there", r.Environment, img))
+		return nil
+	}
+	if st.Approval.Required {
+		if err := p.gate(ctx, i, st.Approval.Timeout.D()); err != nil {
+			return err
+		}
+	}
+	if err := p.stopped(); err != nil {
+		return err
+	}
+	r.Image = spec.ImageRef{ID: img}
+	p.setPhase(ctx, PipelinePhaseRollout, fmt.Sprintf("stage %d/%d: rolling %s out to %s", i+1, len(p.spec.Stages), img, r.Environment))
+	opts := workflow.ChildWorkflowOptions{
+		WorkflowID:            r.WorkflowID(),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Closing the pipeline asks the rollout to stop, which routes back and
+		// tears the new fleet down; it is never cut off mid-way.
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		TypedSearchAttributes: RolloutAttributes(r),
+		StaticSummary:         RolloutSummary(r) + " · pipeline " + p.spec.Name,
+		StaticDetails:         RolloutDetails(r, p.by()),
+	}
+	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Rollout,
+		RolloutInput{Spec: r, StartedBy: p.by(), Action: "rollout"})
+	var exec workflow.Execution
+	if err := child.GetChildWorkflowExecution().Get(ctx, &exec); err != nil {
+		status.State, status.Error = StageFailed, reason(err)
+		return p.stageFailed(ctx, i, err)
+	}
+	status.State, status.RolloutID, status.RunID = StageRunning, exec.ID, exec.RunID
+	if err := child.Get(ctx, nil); err != nil {
+		status.State, status.Error = StageFailed, reason(err)
+		return p.stageFailed(ctx, i, err)
+	}
+	status.State = StageSucceeded
+	p.event(ctx, fmt.Sprintf("%s: %s is live", r.Environment, img))
+	return nil
+}
+
+// stageFailed stops the pipeline: the stages after i are never started.
+func (p *pipeline) stageFailed(ctx workflow.Context, i int, err error) error {
+	env := p.spec.Stages[i].Rollout.Environment
+	var later []string
+	for j := i + 1; j < len(p.spec.Stages); j++ {
+		p.progress.Stages[j].State = StageSkipped
+		later = append(later, p.progress.Stages[j].Environment)
+	}
+	msg := fmt.Sprintf("pipeline %s stopped: stage %s failed: %s", p.spec.Name, env, reason(err))
+	if len(later) > 0 {
+		msg += fmt.Sprintf("; %s not touched", strings.Join(later, ", "))
+	}
+	return temporal.NewNonRetryableApplicationError(msg, ErrPipelineFailed, err)
+}
+
+// gate holds the pipeline before stage i until approve, abort or the timeout.
+func (p *pipeline) gate(ctx workflow.Context, i int, timeout time.Duration) error {
+	env := p.spec.Stages[i].Rollout.Environment
+	p.progress.Gate, p.approved = env, nil
+	p.progress.Stages[i].State = StageWaiting
+	defer func() { p.progress.Gate = "" }()
+	p.setPhase(ctx, PipelinePhaseGate, fmt.Sprintf("waiting for approval to roll out to %s (imago pipeline approve %s), at most %s", env, p.spec.Name, timeout))
+	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: timeout, TimerOptions: workflow.TimerOptions{Summary: "approval for " + env}},
+		func() bool { return p.approved != nil || p.stop != nil })
+	if err != nil {
+		return err
+	}
+	if err := p.stopped(); err != nil {
+		p.markNotStarted(i)
+		return err
+	}
+	if !ok {
+		p.markNotStarted(i)
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("pipeline %s stopped: nobody approved %s within %s", p.spec.Name, env, timeout), ErrPipelineAborted, nil)
+	}
+	p.progress.Stages[i].Approval = p.approved
+	return nil
+}
+
+func (p *pipeline) markNotStarted(from int) {
+	for j := from; j < len(p.spec.Stages); j++ {
+		p.progress.Stages[j].State = StageSkipped
+	}
+}
+
+func (p *pipeline) stopped() error {
+	if p.stop == nil {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("pipeline %s aborted by %s%s", p.spec.Name, p.stop.By, because(p.stop.Reason)), ErrPipelineAborted, nil)
+}
+
+// registerUpdates installs approve (releases the open gate) and abort (stops the
+// pipeline at its gate or before the next stage; a running rollout is aborted on
+// its own, which stops the pipeline too).
+func (p *pipeline) registerUpdates(ctx workflow.Context) error {
+	check := func(in DecisionInput) error {
+		if in.By == "" {
+			return errors.New("say who you are (by)")
+		}
+		switch p.progress.Phase {
+		case PipelinePhaseSucceeded, PipelinePhaseFailed, PipelinePhaseAborted, PipelinePhaseSkipped:
+			return fmt.Errorf("the pipeline already ended (%s)", p.progress.Phase)
+		}
+		return nil
+	}
+	approve := func(ctx workflow.Context, in DecisionInput) error {
+		p.approved = &Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
+		p.event(ctx, fmt.Sprintf("%s approved by %s%s", p.progress.Gate, in.By, because(in.Reason)))
+		return nil
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApprove, approve, workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, in DecisionInput) error {
+			if err := check(in); err != nil {
+				return err
+			}
+			if p.progress.Gate == "" {
+				return fmt.Errorf("nothing waits for approval: the pipeline is %s", p.progress.Phase)
+			}
+			return nil
+		}}); err != nil {
+		return err
+	}
+	abort := func(ctx workflow.Context, in DecisionInput) error {
+		p.stop = &Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
+		p.event(ctx, fmt.Sprintf("abort requested by %s%s", in.By, because(in.Reason)))
+		return nil
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort, abort, workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, in DecisionInput) error {
+			if err := check(in); err != nil {
+				return err
+			}
+			for _, st := range p.progress.Stages {
+				if st.State == StageRunning {
+					return fmt.Errorf("stage %s is rolling out; abort that rollout (imago rollout abort %s -e %s), which stops the pipeline",
+						st.Environment, p.progress.Service, st.Environment)
+				}
+			}
+			if p.stop != nil {
+				return fmt.Errorf("an abort was already requested by %s", p.stop.By)
+			}
+			return nil
+		}})
+}
+
+func (p *pipeline) finish(ctx workflow.Context, err error) error {
+	p.result.Stages = p.progress.Stages
+	switch {
+	case err == nil && p.result.Skipped:
+		return nil
+	case err == nil:
+		p.result.Reason = fmt.Sprintf("%s rolled out to %s", p.result.ImageID, p.rolledOut())
+		if len(p.spec.Stages) == 0 {
+			p.result.Reason = p.result.ImageID + " baked"
+		}
+		p.setPhase(ctx, PipelinePhaseSucceeded, p.result.Reason)
+		return nil
+	}
+	p.progress.Error = reason(err)
+	phase := PipelinePhaseFailed
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == ErrPipelineAborted {
+		phase = PipelinePhaseAborted
+	}
+	p.setPhase(ctx, phase, p.progress.Error)
+	return err
+}
+
+func (p *pipeline) rolledOut() string {
+	var envs []string
+	for _, st := range p.progress.Stages {
+		envs = append(envs, st.Environment+" ("+st.State+")")
+	}
+	return strings.Join(envs, ", ")
+}
+
+func (p *pipeline) fail(doing string, err error) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("pipeline %s failed while %s: %s", p.spec.Name, doing, reason(err)), ErrPipelineFailed, err)
+}
+
+func (p *pipeline) by() string {
+	if p.in.StartedBy != "" {
+		return "pipeline " + p.spec.Name + " (" + p.in.StartedBy + ")"
+	}
+	return "pipeline " + p.spec.Name
+}
+
+func (p *pipeline) setPhase(ctx workflow.Context, phase, msg string) {
+	p.progress.Phase = phase
+	p.event(ctx, msg)
+	announce(ctx, phase, msg)
+	p.publishPhase(ctx, msg)
+}
+
+func (p *pipeline) event(ctx workflow.Context, msg string) {
+	p.progress.Events = appendEvent(ctx, p.progress.Events, &p.progress.EventCount, p.progress.Phase, msg)
+}

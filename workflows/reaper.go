@@ -1,0 +1,92 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/imago/imago/activities"
+)
+
+// DefaultReaperGrace is how old an unreferenced fleet must be before the reaper
+// counts it as leaked: longer than any rollout takes to route to its new fleet.
+const DefaultReaperGrace = time.Hour
+
+// ReaperInput configures one sweep.
+type ReaperInput struct {
+	// Apply terminates the orphans; without it the sweep is a dry run that only
+	// reports what it would terminate.
+	Apply bool          `json:"apply,omitempty"`
+	Grace time.Duration `json:"grace,omitempty"` // default DefaultReaperGrace
+}
+
+// ReaperResult is what a sweep found and did.
+type ReaperResult struct {
+	DryRun     bool                         `json:"dryRun"`
+	Found      activities.FindOrphansResult `json:"found"`
+	Terminated []string                     `json:"terminated,omitempty"`
+	Failed     map[string]string            `json:"failed,omitempty"` // fleet → why it was not terminated
+	Summary    string                       `json:"summary"`
+}
+
+// Reaper is the leak collector: it lists the provider's fleets, keeps those a
+// route sends traffic to, those a running rollout, bake or pipeline of their
+// service may own, and those younger than the grace period, and terminates the
+// rest — or, by default, only reports them. Run it on a schedule (imago reaper
+// schedule).
+func Reaper(ctx workflow.Context, in ReaperInput) (ReaperResult, error) {
+	grace := in.Grace
+	if grace <= 0 {
+		grace = DefaultReaperGrace
+	}
+	res := ReaperResult{DryRun: !in.Apply}
+	var a *activities.Activities
+	if err := workflow.ExecuteActivity(quickOptions(ctx, "find leaked fleets older than "+grace.String()), a.FindOrphans,
+		activities.FindOrphansInput{Grace: grace}).Get(ctx, &res.Found); err != nil {
+		return res, err
+	}
+	ids := make([]string, len(res.Found.Orphans))
+	for i, o := range res.Found.Orphans {
+		ids[i] = o.FleetID
+	}
+	kept := fmt.Sprintf("kept %d routed, %d owned by running workflows, %d younger than %s", res.Found.Routed, res.Found.Busy, res.Found.Young, grace)
+	if !in.Apply || len(ids) == 0 {
+		res.Summary = fmt.Sprintf("dry run: would terminate %d leaked fleets %v; %s", len(ids), ids, kept)
+		if in.Apply {
+			res.Summary = "no leaked fleets; " + kept
+		}
+		workflow.SetCurrentDetails(ctx, res.Summary)
+		return res, nil
+	}
+	for _, o := range res.Found.Orphans {
+		err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("terminate leaked %s (%s/%s)", o.FleetID, o.Environment, o.Service)),
+			a.Terminate, activities.TerminateInput{FleetID: o.FleetID}).Get(ctx, nil)
+		if err != nil {
+			if res.Failed == nil {
+				res.Failed = map[string]string{}
+			}
+			res.Failed[o.FleetID] = reason(err) // e.g. a route took it since the listing: the provider refuses
+			continue
+		}
+		res.Terminated = append(res.Terminated, o.FleetID)
+	}
+	res.Summary = fmt.Sprintf("terminated %d leaked fleets %v", len(res.Terminated), res.Terminated)
+	if len(res.Failed) > 0 {
+		var why []string
+		failed := make([]string, 0, len(res.Failed))
+		for id := range res.Failed {
+			failed = append(failed, id)
+		}
+		sort.Strings(failed) // no map order in workflow code
+		for _, id := range failed {
+			why = append(why, id+": "+res.Failed[id])
+		}
+		res.Summary += fmt.Sprintf("; %d not terminated (%s)", len(res.Failed), strings.Join(why, "; "))
+	}
+	res.Summary += "; " + kept
+	workflow.SetCurrentDetails(ctx, res.Summary)
+	return res, nil
+}
