@@ -2,11 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/schedules"
 )
 
@@ -83,4 +90,103 @@ func TestScheduleCommandsRoundTrip(t *testing.T) {
 	_, code, err = run(t, "schedule", "describe", "hello")
 	assert.Equal(t, 1, code)
 	assert.ErrorContains(t, err, `no schedule "hello"`)
+}
+
+// freeListen is a loopback address nobody listens on.
+func freeListen(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The issue's "done when", from the CLI: a schedule created with imago schedule
+// create rebuilds the example image only when its inputs change, and rolls it
+// through staging and prod, prod waiting for imago pipeline approve.
+func TestScheduleFromTheCLIRebuildsOnlyWhenInputsChange(t *testing.T) {
+	newImagoEnv(t)
+	dir := t.TempDir()
+	src, err := os.ReadFile("../examples/hello/main.go")
+	require.NoError(t, err)
+	write := func(name, body string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
+	}
+	write("main.go", string(src))
+	bake, err := os.ReadFile(exampleBake)
+	require.NoError(t, err)
+	write("bake.yaml", string(bake))
+	for _, env := range []string{"staging", "prod"} {
+		write("rollout-"+env+".yaml", fmt.Sprintf(`service: hello
+environment: %s
+fleet: {size: 2}
+listen: %s
+health: {path: /healthz, interval: 100ms, timeout: 30s}
+checks: [{path: /, expectBody: v2}]
+soak: 0s
+`, env, freeListen(t)))
+	}
+	write("pipeline.yaml", `name: hello
+bake: bake.yaml
+stages:
+  - rollout: rollout-staging.yaml
+  - rollout: rollout-prod.yaml
+    approval: {required: true, timeout: 10m}
+`)
+	out, _, err := run(t, "schedule", "create", "hello", "--bake", filepath.Join(dir, "bake.yaml"), "--every", "2s",
+		"--then", filepath.Join(dir, "pipeline.yaml"))
+	require.NoError(t, err, out)
+	defer run(t, "schedule", "delete", "hello")
+
+	status := func() pipelines.Run {
+		out, _, err := run(t, "pipeline", "status", "hello", "-o", "json")
+		var r pipelines.Run
+		if err == nil {
+			require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+		}
+		return r
+	}
+	waitFor := func(what string, ok func(pipelines.Run) bool) pipelines.Run {
+		deadline := time.Now().Add(3 * time.Minute)
+		for time.Now().Before(deadline) {
+			if r := status(); ok(r) {
+				return r
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("%s did not happen within 3m; last: %+v", what, status())
+		return pipelines.Run{}
+	}
+	approve := func() {
+		out, _, err := run(t, "pipeline", "approve", "hello", "--reason", "staging looks good")
+		require.NoError(t, err, out)
+		assert.Contains(t, out, "approve accepted")
+	}
+
+	first := waitFor("prod gate", func(r pipelines.Run) bool { return r.Progress.Gate == "prod" })
+	img1 := first.Progress.ImageID
+	approve()
+	waitFor("first run done", func(r pipelines.Run) bool { return r.Status == "Succeeded" && r.Progress.ImageID == img1 })
+
+	// An unchanged tick is skipped, and describe says why.
+	deadline := time.Now().Add(time.Minute)
+	var described string
+	for time.Now().Before(deadline) && !strings.Contains(described, "skipped: inputs unchanged") {
+		described, _, err = run(t, "schedule", "describe", "hello")
+		require.NoError(t, err)
+		time.Sleep(200 * time.Millisecond)
+	}
+	assert.Contains(t, described, "skipped: inputs unchanged; "+img1+" is already live in staging, prod")
+
+	// A changed source file: a new image, staging, then prod after approval.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), append(src, []byte("\n// patched\n")...), 0o644))
+	second := waitFor("new image at the prod gate", func(r pipelines.Run) bool {
+		return r.Progress.Gate == "prod" && r.Progress.ImageID != img1
+	})
+	approve()
+	waitFor("second run done", func(r pipelines.Run) bool {
+		return r.Status == "Succeeded" && r.Progress.ImageID == second.Progress.ImageID
+	})
+	out, _, err = run(t, "status", "hello", "-e", "prod", "-o", "json")
+	require.NoError(t, err)
+	assert.Contains(t, out, second.Progress.ImageID, "prod runs the rebuilt image")
 }
