@@ -2,7 +2,8 @@
 //
 // A provider owns fleets (groups of identical instances started from one image) and
 // one router per service and environment. Users hold a *Provider; backends implement
-// the small Driver interface (see drivers "local" and, later, "aws"). Errors carry a
+// the small Driver interface (drivers "local" and "aws"; every driver passes the
+// conformance suite in drivertest). Errors carry a
 // portable Code so callers never match driver errors.
 package provider
 

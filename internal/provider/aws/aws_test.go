@@ -1,0 +1,665 @@
+package aws_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/provider/aws"
+	"github.com/imago/imago/internal/provider/aws/awsfake"
+	"github.com/imago/imago/internal/provider/drivertest"
+)
+
+const region = "eu-west-1"
+
+var key = provider.RouteKey{Service: "web", Environment: "test"}
+
+// fakeEnv is a driver talking to a FakeAWS with one ALB listener for key.
+type fakeEnv struct {
+	t        *testing.T
+	ctx      context.Context
+	fake     *awsfake.FakeAWS
+	listener string
+	cfg      aws.Config
+	d        *aws.Driver
+	p        *provider.Provider
+	ami      string
+}
+
+// newFakeEnv starts a FakeAWS and opens a driver on it. Its cleanup checks that
+// the driver did nothing the fake saw as harmful on AWS.
+func newFakeEnv(t *testing.T) *fakeEnv {
+	t.Helper()
+	fake := awsfake.New(region)
+	t.Cleanup(fake.Close)
+	fake.SetDrainUnit(10 * time.Millisecond) // a 2s deregistration delay drains in 20ms
+	e := &fakeEnv{t: t, ctx: context.Background(), fake: fake, listener: fake.AddListener(), ami: fake.AddImage()}
+	e.cfg = testConfig(fake, e.listener)
+	e.open()
+	t.Cleanup(func() {
+		if v := fake.Violations(); len(v) > 0 {
+			t.Errorf("the fake saw harmful calls: %v", v)
+		}
+	})
+	return e
+}
+
+func testConfig(fake *awsfake.FakeAWS, listener string) aws.Config {
+	return aws.Config{
+		Region:              region,
+		VPCID:               "vpc-0abc12345678def01",
+		Subnets:             []string{"subnet-0abc12345678def01", "subnet-0abc12345678def02"},
+		SecurityGroups:      []string{"sg-0abc12345678def01"},
+		InstanceType:        "t3.small",
+		Port:                8080,
+		DeregistrationDelay: 2 * time.Second,
+		Listeners:           map[string]string{key.String(): listener},
+		Endpoint:            fake.URL(),
+		Credentials:         credentials.NewStaticCredentialsProvider("AKIDFAKEFAKEFAKE", "fake-secret", ""),
+		MaxAttempts:         1,
+		PollInterval:        5 * time.Millisecond,
+	}
+}
+
+func (e *fakeEnv) open() {
+	e.t.Helper()
+	d, err := aws.Open(e.ctx, e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.d, e.p = d, provider.New("aws", d)
+}
+
+func (e *fakeEnv) request(token string, size int) provider.ProvisionRequest {
+	return provider.ProvisionRequest{Token: token, Service: key.Service, Environment: key.Environment, ImageID: e.ami, Size: size,
+		Labels: map[string]string{"rollout": "rollout/test/web", "run": "r1"}}
+}
+
+func (e *fakeEnv) provision(token string, size int) provider.Fleet {
+	e.t.Helper()
+	f, err := e.p.Provision(e.ctx, e.request(token, size))
+	if err != nil {
+		e.t.Fatalf("provision %s: %v", token, err)
+	}
+	return f
+}
+
+func (e *fakeEnv) healthy(token string, size int) provider.Fleet {
+	e.t.Helper()
+	f := e.provision(token, size)
+	if err := e.fake.MakeHealthy(f.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	f, err := e.p.Describe(e.ctx, f.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}
+
+// calls runs op and returns the actions it called.
+func (e *fakeEnv) calls(op func()) []string {
+	e.t.Helper()
+	e.fake.ResetCalls()
+	op()
+	return e.fake.Actions()
+}
+
+// pollingCalls is calls with consecutive repeats of the drain poll
+// (DescribeTargetHealth) collapsed into one: how often it polls depends on time.
+func (e *fakeEnv) pollingCalls(op func()) []string {
+	e.t.Helper()
+	var out []string
+	for _, a := range e.calls(op) {
+		if len(out) > 0 && out[len(out)-1] == a && a == "DescribeTargetHealth" {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func wantCalls(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s called\n  %s\nwant\n  %s", what, strings.Join(got, " → "), strings.Join(want, " → "))
+	}
+}
+
+func wantCode(t *testing.T, what string, err error, want provider.Code) {
+	t.Helper()
+	if got := provider.ErrorCode(err); err == nil || got != want {
+		t.Fatalf("%s: error %v (code %s), want code %s", what, err, got, want)
+	}
+}
+
+// param returns the value of a request parameter of the last call of action.
+func (e *fakeEnv) param(action, name string) string {
+	e.t.Helper()
+	calls := e.fake.Calls()
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i].Action == action {
+			return calls[i].Params.Get(name)
+		}
+	}
+	e.t.Fatalf("no %s call", action)
+	return ""
+}
+
+// fakeHarness runs the conformance suite on the driver and a FakeAWS.
+type fakeHarness struct {
+	e *fakeEnv
+}
+
+func (h *fakeHarness) MakeDriver(ctx context.Context) (provider.Driver, error) {
+	return aws.Open(ctx, h.e.cfg)
+}
+
+func (h *fakeHarness) Images(ctx context.Context) (drivertest.Images, error) {
+	return drivertest.Images{First: h.e.ami, Second: h.e.fake.AddImage(), Missing: "ami-0000000000000000f"}, nil
+}
+
+func (h *fakeHarness) RouteKey() provider.RouteKey { return key }
+
+func (h *fakeHarness) MakeHealthy(ctx context.Context, d provider.Driver, f provider.Fleet) error {
+	return h.e.fake.MakeHealthy(f.ID)
+}
+
+func (h *fakeHarness) Close() {}
+
+// DriverGuardsTraffic: the aws driver itself refuses to terminate a fleet the
+// listener forwards to.
+func (h *fakeHarness) DriverGuardsTraffic() bool { return true }
+
+func TestConformanceWithFakeAWS(t *testing.T) {
+	drivertest.RunConformanceTests(t, func(ctx context.Context, t *testing.T) (drivertest.Harness, error) {
+		return &fakeHarness{e: newFakeEnv(t)}, nil
+	})
+}
+
+func TestProvisionCallSequenceWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	var f provider.Fleet
+	got := e.calls(func() { f = e.provision("rollout/test/web/run-1", 2) })
+	wantCalls(t, "provision", got,
+		"DescribeAutoScalingGroups", "DescribeImages", "CreateLaunchTemplate", "CreateTargetGroup", "ModifyTargetGroupAttributes",
+		"CreateAutoScalingGroup", "DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth")
+	if f.ID != aws.FleetID("rollout/test/web/run-1") {
+		t.Fatalf("fleet ID %s, want %s", f.ID, aws.FleetID("rollout/test/web/run-1"))
+	}
+	// What was asked of AWS.
+	for name, want := range map[string]string{
+		"LaunchTemplateName": f.ID, "ClientToken": f.ID, "LaunchTemplateData.ImageId": e.ami,
+		"LaunchTemplateData.InstanceType": "t3.small", "LaunchTemplateData.SecurityGroupId.1": "sg-0abc12345678def01",
+	} {
+		if got := e.param("CreateLaunchTemplate", name); got != want {
+			t.Errorf("CreateLaunchTemplate %s = %q, want %q", name, got, want)
+		}
+	}
+	for name, want := range map[string]string{
+		"Name": f.ID, "Port": "8080", "Protocol": "HTTP", "VpcId": "vpc-0abc12345678def01", "HealthCheckPath": "/healthz",
+	} {
+		if got := e.param("CreateTargetGroup", name); got != want {
+			t.Errorf("CreateTargetGroup %s = %q, want %q", name, got, want)
+		}
+	}
+	if got := e.param("ModifyTargetGroupAttributes", "Attributes.member.1.Value"); got != "2" {
+		t.Errorf("deregistration delay set to %q seconds, want 2", got)
+	}
+	for name, want := range map[string]string{
+		"AutoScalingGroupName": f.ID, "LaunchTemplate.LaunchTemplateName": f.ID, "LaunchTemplate.Version": "1",
+		"MinSize": "2", "MaxSize": "2", "DesiredCapacity": "2", "HealthCheckType": "ELB",
+		"VPCZoneIdentifier": "subnet-0abc12345678def01,subnet-0abc12345678def02",
+	} {
+		if got := e.param("CreateAutoScalingGroup", name); got != want {
+			t.Errorf("CreateAutoScalingGroup %s = %q, want %q", name, got, want)
+		}
+	}
+	if tg := e.param("CreateAutoScalingGroup", "TargetGroupARNs.member.1"); !strings.Contains(tg, ":targetgroup/"+f.ID+"/") {
+		t.Errorf("the group registers in target group %q, want the fleet's", tg)
+	}
+	// The tags a reaper and the AWS console see.
+	asgTags := map[string]string{}
+	for _, c := range e.fake.Calls() {
+		if c.Action == "CreateAutoScalingGroup" {
+			for i := 1; c.Params.Has(fmt.Sprintf("Tags.member.%d.Key", i)); i++ {
+				asgTags[c.Params.Get(fmt.Sprintf("Tags.member.%d.Key", i))] = c.Params.Get(fmt.Sprintf("Tags.member.%d.Value", i))
+			}
+		}
+	}
+	wantTags := map[string]string{
+		"Name": f.ID, "imago:service": "web", "imago:environment": "test", "imago:token": "rollout/test/web/run-1",
+		"imago:image": e.ami, "imago:fleet": f.ID, "imago:rollout": "rollout/test/web", "imago:run": "r1",
+	}
+	if !reflect.DeepEqual(asgTags, wantTags) {
+		t.Errorf("group tags %v, want %v", asgTags, wantTags)
+	}
+	res := e.fake.Resources()
+	if len(res["instance"]) != 2 || !reflect.DeepEqual(res["auto-scaling-group"], []string{f.ID}) ||
+		!reflect.DeepEqual(res["target-group"], []string{f.ID}) || !reflect.DeepEqual(res["launch-template"], []string{f.ID}) {
+		t.Fatalf("AWS holds %v, want one group, template and target group named %s and 2 instances", res, f.ID)
+	}
+
+	// A retry of a Provision that finished adopts the group and creates nothing.
+	got = e.calls(func() { e.provision("rollout/test/web/run-1", 2) })
+	wantCalls(t, "provision retry", got, "DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth")
+	if again := e.fake.Resources(); !reflect.DeepEqual(again, res) {
+		t.Fatalf("the retry changed AWS: %v, was %v", again, res)
+	}
+}
+
+func TestProvisionRetriesWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	fresh := []string{"DescribeAutoScalingGroups", "DescribeImages", "CreateLaunchTemplate", "CreateTargetGroup",
+		"ModifyTargetGroupAttributes", "CreateAutoScalingGroup", "DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth"}
+
+	// An attempt that failed before making the group: the retry repeats every
+	// create, and each returns what the first attempt made.
+	e.fake.FailNext("CreateAutoScalingGroup", 500, "InternalFailure", "fake")
+	_, err := e.p.Provision(e.ctx, e.request("interrupted", 2))
+	wantCode(t, "provision with a failing CreateAutoScalingGroup", err, provider.Unknown)
+	made := e.fake.Resources()
+	var f provider.Fleet
+	wantCalls(t, "provision retry", e.calls(func() { f = e.provision("interrupted", 2) }), fresh...)
+	res := e.fake.Resources()
+	if !reflect.DeepEqual(res["launch-template"], made["launch-template"]) || !reflect.DeepEqual(res["target-group"], made["target-group"]) ||
+		!reflect.DeepEqual(res["auto-scaling-group"], []string{f.ID}) || len(res["instance"]) != 2 {
+		t.Fatalf("after the retry AWS holds %v (before it: %v), want the first attempt's template and target group and one group of 2", res, made)
+	}
+
+	// Two attempts at once: the one that loses the race to create the group
+	// (AlreadyExists) adopts the winner's.
+	var winner provider.Fleet
+	e.fake.BeforeNext("CreateAutoScalingGroup", func() { winner = e.provision("race", 1) })
+	var loser provider.Fleet
+	got := e.calls(func() { loser = e.provision("race", 1) })
+	if loser.ID != winner.ID || fmt.Sprint(loser.Instances) != fmt.Sprint(winner.Instances) {
+		t.Fatalf("the attempt that lost the race returned %+v, want the winner's %+v", loser, winner)
+	}
+	wantCalls(t, "provision that loses the race (with the winner's calls inside)", got, append(append(fresh[:5:5], fresh...), fresh[5:]...)...)
+	if n := len(e.fake.Resources()["instance"]); n != 3 {
+		t.Fatalf("%d instances, want 3: the race must not double the fleet", n)
+	}
+
+	// The same token after its fleet was terminated, while AWS still deletes it.
+	e.fake.LingerDeletes(true)
+	if err := e.p.Terminate(e.ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.p.Provision(e.ctx, e.request("interrupted", 2))
+	if provider.ErrorCode(err) != provider.Unknown || !strings.Contains(err.Error(), "still being deleted") {
+		t.Fatalf("provision of a token whose fleet is being deleted: %v, want a retryable error saying so", err)
+	}
+}
+
+func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	blue := e.healthy("blue", 2)
+	green := e.healthy("green", 1)
+
+	wantCalls(t, "describe", e.calls(func() {
+		if _, err := e.p.Describe(e.ctx, blue.ID); err != nil {
+			t.Fatal(err)
+		}
+	}), "DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth")
+
+	wantCalls(t, "set route", e.calls(func() {
+		err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{
+			{FleetID: blue.ID, Weight: 30, Targets: blue.Addresses()}, {FleetID: green.ID, Weight: 70, Targets: green.Addresses()}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}), "DescribeTargetGroups", "ModifyListener")
+	if got := e.fake.Listener(e.listener); !reflect.DeepEqual(got.Weights, map[string]int{blue.ID: 30, green.ID: 70}) {
+		t.Fatalf("the ALB listener forwards %+v, want %s 30 and %s 70", got, blue.ID, green.ID)
+	}
+
+	wantCalls(t, "read route", e.calls(func() {
+		if _, err := e.p.Route(e.ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}), "DescribeListeners", "DescribeTargetGroups", "DescribeTargetHealth", "DescribeTargetHealth", "DescribeInstances")
+
+	wantCalls(t, "list fleets", e.calls(func() {
+		if _, err := e.p.ListFleets(e.ctx, provider.Filter{Service: "web", Environment: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}), "DescribeAutoScalingGroups", "DescribeInstances")
+	filters := map[string]string{}
+	for i := 1; i <= 3; i++ {
+		filters[e.param("DescribeAutoScalingGroups", fmt.Sprintf("Filters.member.%d.Name", i))] =
+			e.param("DescribeAutoScalingGroups", fmt.Sprintf("Filters.member.%d.Values.member.1", i))
+	}
+	if want := map[string]string{"tag-key": "imago:token", "tag:imago:service": "web", "tag:imago:environment": "test"}; !reflect.DeepEqual(filters, want) {
+		t.Fatalf("list filters %v, want %v", filters, want)
+	}
+
+	// The guard: the listener forwards to blue, so the driver touches nothing.
+	before := e.fake.Resources()
+	var err error
+	wantCalls(t, "refused terminate", e.calls(func() { err = e.d.Terminate(e.ctx, blue.ID) }),
+		"DescribeAutoScalingGroups", "DescribeTargetGroups", "DescribeListeners")
+	wantCode(t, "terminate a fleet with 30% of traffic", err, provider.FailedPrecondition)
+	if !strings.Contains(err.Error(), "weight 30") {
+		t.Fatalf("refusal %q does not say how much traffic the fleet gets", err)
+	}
+	if after := e.fake.Resources(); !reflect.DeepEqual(after, before) {
+		t.Fatalf("a refused terminate changed AWS: %v, was %v", after, before)
+	}
+
+	// Blue at weight 0 is still in the forward action: terminate takes it out first.
+	if err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{
+		{FleetID: blue.ID, Weight: 0, Targets: blue.Addresses()}, {FleetID: green.ID, Weight: 100, Targets: green.Addresses()}}}); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, "terminate", e.pollingCalls(func() {
+		if err := e.p.Terminate(e.ctx, blue.ID); err != nil {
+			t.Fatal(err)
+		}
+	}),
+		// the portable traffic guard
+		"DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth",
+		"DescribeListeners", "DescribeTargetGroups", "DescribeTargetHealth", "DescribeInstances",
+		// the driver
+		"DescribeAutoScalingGroups", "DescribeTargetGroups", "DescribeListeners", "ModifyListener",
+		"DetachLoadBalancerTargetGroups", "DescribeTargetHealth", "DeleteAutoScalingGroup", "DeleteLaunchTemplate", "DeleteTargetGroup")
+	if got := e.param("DeleteAutoScalingGroup", "ForceDelete"); got != "true" {
+		t.Fatalf("DeleteAutoScalingGroup ForceDelete = %q, want true", got)
+	}
+	if got := e.fake.Listener(e.listener); !reflect.DeepEqual(got.Weights, map[string]int{green.ID: 100}) {
+		t.Fatalf("after terminating blue the listener forwards %+v, want only %s", got, green.ID)
+	}
+	res := e.fake.Resources()
+	if !reflect.DeepEqual(res["auto-scaling-group"], []string{green.ID}) || !reflect.DeepEqual(res["target-group"], []string{green.ID}) ||
+		!reflect.DeepEqual(res["launch-template"], []string{green.ID}) || len(res["instance"]) != 1 {
+		t.Fatalf("after terminating blue AWS holds %v, want only green's resources", res)
+	}
+
+	// Terminating a fleet that is gone looks and deletes nothing but its launch template.
+	wantCalls(t, "terminate again", e.calls(func() {
+		if err := e.d.Terminate(e.ctx, blue.ID); err != nil {
+			t.Fatal(err)
+		}
+	}), "DescribeAutoScalingGroups", "DescribeTargetGroups", "DeleteLaunchTemplate")
+
+	// An empty route: the listener answers 503.
+	wantCalls(t, "empty route", e.calls(func() {
+		if err := e.p.SetRoute(e.ctx, key, provider.Route{}); err != nil {
+			t.Fatal(err)
+		}
+	}), "ModifyListener")
+	if got := e.fake.Listener(e.listener); got.FixedStatus != "503" || got.Weights != nil {
+		t.Fatalf("after an empty route the listener does %+v, want a 503 fixed response", got)
+	}
+}
+
+func TestTerminateWaitsForDrainingWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	e.fake.SetDrainUnit(50 * time.Millisecond) // the 2s delay drains in 100ms
+	f := e.healthy("drain", 3)
+	start := time.Now()
+	if err := e.p.Terminate(e.ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The fake records a violation (checked at cleanup) when the group is
+	// deleted while its instances still drain; here it must also have polled.
+	polls := 0
+	for _, a := range e.fake.Actions() {
+		if a == "DescribeTargetHealth" {
+			polls++
+		}
+	}
+	if polls < 2 && time.Since(start) < 100*time.Millisecond {
+		t.Fatalf("terminate looked at the target health %d times, want it to poll until drained", polls)
+	}
+	if res := e.fake.Resources(); len(res) != 0 {
+		t.Fatalf("after terminate AWS holds %v, want nothing", res)
+	}
+}
+
+func TestDescribeHealthWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	states := func(f provider.Fleet) string {
+		var s []string
+		for _, in := range f.Instances {
+			s = append(s, in.State)
+		}
+		return strings.Join(s, ",")
+	}
+	describe := func() provider.Fleet {
+		t.Helper()
+		f, err := e.p.Describe(e.ctx, aws.FleetID("health"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	// Launches held: the capacity shows as placeholders, so health waits wait.
+	e.fake.HoldLaunches(true)
+	f := e.provision("health", 2)
+	if len(f.Instances) != 2 || states(f) != "stopped,stopped" || !strings.HasPrefix(f.Instances[0].ID, f.ID+"-launching-") {
+		t.Fatalf("a fleet whose instances did not launch: %+v, want 2 stopped launching placeholders", f.Instances)
+	}
+	// Launched, booting: Pending in the group.
+	e.fake.HoldLaunches(false)
+	if err := e.fake.MakeHealthy(f.ID); err != nil {
+		t.Fatal(err)
+	}
+	f = describe()
+	if states(f) != "running,running" {
+		t.Fatalf("InService instances of a target group the ALB does not use yet: %s, want running (the group's health counts)", states(f))
+	}
+	for _, in := range f.Instances {
+		if !strings.HasPrefix(in.ID, "i-") || !strings.HasPrefix(in.Address, "10.0.") || !strings.HasSuffix(in.Address, ":8080") {
+			t.Fatalf("instance %+v: want an EC2 instance ID and its private IP on port 8080", in)
+		}
+	}
+	// Routed: now the target group's health decides.
+	if err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.SetTargetHealth(f.Instances[0].ID, "unhealthy")
+	if got := states(describe()); got != "stopped,running" {
+		t.Fatalf("with one target unhealthy: %s, want stopped,running", got)
+	}
+	e.fake.SetTargetHealth(f.Instances[0].ID, "healthy")
+	if got := states(describe()); got != "running,running" {
+		t.Fatalf("with both targets healthy: %s, want running,running", got)
+	}
+	r, err := e.p.Route(e.ctx, key)
+	if err != nil || len(r.Backends) != 1 || fmt.Sprint(sortedCopy(r.Backends[0].Targets)) != fmt.Sprint(sortedCopy(f.Addresses())) {
+		t.Fatalf("route %+v (%v), want the fleet's targets %v", r, err, f.Addresses())
+	}
+}
+
+func TestHalfTerminatedFleetWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	e.fake.LingerDeletes(true)
+	f := e.healthy("half", 2)
+	other := e.healthy("other", 1)
+	e.fake.FailNext("DeleteTargetGroup", 500, "InternalFailure", "We encountered an internal error. Please try again.")
+	err := e.p.Terminate(e.ctx, f.ID)
+	if err == nil || provider.ErrorCode(err) != provider.Unknown || !strings.Contains(err.Error(), "InternalFailure") {
+		t.Fatalf("terminate with a failing DeleteTargetGroup: %v, want a retryable (Unknown) error naming the AWS error", err)
+	}
+	// The group is being deleted, the target group is left: the fleet is still
+	// there for a retry to finish, but no longer listed as a live fleet.
+	g, err := e.p.Describe(e.ctx, f.ID)
+	if err != nil || g.Service != "web" || g.Token != "half" || len(g.Instances) != 0 {
+		t.Fatalf("half terminated fleet: %+v %v, want it described from its target group's tags, with no instances", g, err)
+	}
+	fleets, err := e.p.ListFleets(e.ctx, provider.Filter{})
+	if err != nil || len(fleets) != 1 || fleets[0].ID != other.ID {
+		t.Fatalf("list: %+v %v, want only %s", fleets, err, other.ID)
+	}
+	wantCalls(t, "retried terminate", e.calls(func() {
+		if err := e.p.Terminate(e.ctx, f.ID); err != nil {
+			t.Fatal(err)
+		}
+	}),
+		"DescribeAutoScalingGroups", "DescribeTargetGroups", "DescribeTags", "DescribeListeners", // Describe, guard's Route
+		"DescribeAutoScalingGroups", "DescribeTargetGroups", "DescribeListeners", // the driver
+		"DeleteLaunchTemplate", "DeleteTargetGroup")
+	_, err = e.p.Describe(e.ctx, f.ID)
+	wantCode(t, "describe after the retried terminate", err, provider.NotFound)
+	if res := e.fake.Resources(); !reflect.DeepEqual(res["target-group"], []string{other.ID}) {
+		t.Fatalf("target groups left: %v, want only %s", res["target-group"], other.ID)
+	}
+}
+
+func TestListFleetsPagesWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	e.fake.SetPageSize(2)
+	var want []string
+	for i := range 5 {
+		want = append(want, e.provision(fmt.Sprintf("page-%d", i), 1).ID)
+	}
+	fleets, err := e.p.ListFleets(e.ctx, provider.Filter{Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fleets {
+		got = append(got, f.ID)
+	}
+	if fmt.Sprint(sortedCopy(got)) != fmt.Sprint(sortedCopy(want)) {
+		t.Fatalf("listed %v, want all of %v", got, want)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+func TestErrorCodesWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	cases := []struct {
+		action, code string
+		status       int
+		want         provider.Code
+		says         string
+	}{
+		{"CreateLaunchTemplate", "UnauthorizedOperation", 403, provider.FailedPrecondition, "docs/aws.md"},
+		{"CreateTargetGroup", "AccessDenied", 403, provider.FailedPrecondition, "docs/aws.md"},
+		{"CreateAutoScalingGroup", "LimitExceeded", 400, provider.FailedPrecondition, "LimitExceeded"},
+		{"CreateAutoScalingGroup", "Throttling", 400, provider.Unknown, "Throttling"},
+		{"DescribeImages", "Unavailable", 503, provider.Unknown, "Unavailable"},
+		{"CreateTargetGroup", "DuplicateTargetGroupName", 400, provider.InvalidArgument, "DuplicateTargetGroupName"},
+	}
+	for i, c := range cases {
+		e.fake.FailNext(c.action, c.status, c.code, "fake "+c.code)
+		_, err := e.p.Provision(e.ctx, e.request(fmt.Sprintf("err-%d", i), 1))
+		if provider.ErrorCode(err) != c.want || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s failing with %s: %v (code %s), want code %s and a message with %q", c.action, c.code, err, provider.ErrorCode(err), c.want, c.says)
+		}
+	}
+
+	// An AMI that is not available yet.
+	pending := e.fake.AddImage()
+	e.fake.SetImageState(pending, "pending")
+	req := e.request("pending-ami", 1)
+	req.ImageID = pending
+	_, err := e.p.Provision(e.ctx, req)
+	wantCode(t, "provision a pending AMI", err, provider.FailedPrecondition)
+
+	// A label that would overwrite imago's own tag.
+	req = e.request("bad-label", 1)
+	req.Labels["token"] = "x"
+	_, err = e.p.Provision(e.ctx, req)
+	wantCode(t, "provision with label token", err, provider.InvalidArgument)
+
+	// No listener for the key: no router to set; reading finds an empty route.
+	other := provider.RouteKey{Service: "api", Environment: "test"}
+	err = e.p.SetRoute(e.ctx, other, provider.Route{})
+	wantCode(t, "set route without a listener", err, provider.FailedPrecondition)
+	if !strings.Contains(err.Error(), `"test/api"`) {
+		t.Fatalf("error %q does not say which listener key to configure", err)
+	}
+	if r, err := e.p.Route(e.ctx, other); err != nil || len(r.Backends) != 0 {
+		t.Fatalf("route without a listener: %+v %v, want empty", r, err)
+	}
+	// A routed fleet that does not exist.
+	err = e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{{FleetID: "imago-000000000000", Weight: 100, Targets: []string{"10.0.0.1:8080"}}}})
+	wantCode(t, "route to an unknown fleet", err, provider.NotFound)
+	// A configured listener that was deleted.
+	e.cfg.Listeners[key.String()] = strings.Replace(e.listener, "/app/imago-test/", "/app/gone/", 1)
+	e.open()
+	_, err = e.p.Route(e.ctx, key)
+	wantCode(t, "route of a deleted listener", err, provider.FailedPrecondition)
+}
+
+// images is a catalog of images baked with amazon-ebs.
+type images map[string]catalog.Image
+
+func (m images) Get(ctx context.Context, id string) (catalog.Image, error) {
+	img, ok := m[id]
+	if !ok {
+		return catalog.Image{}, fmt.Errorf("image %s: %w", id, catalog.ErrNotFound)
+	}
+	return img, nil
+}
+
+func TestProvisionCatalogImageWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	e.cfg.Images = images{
+		"img-0123456789ab": {ID: "img-0123456789ab", Builder: "amazon-ebs", Artifacts: map[string]string{region: e.ami, "us-east-1": "ami-0aaaaaaaaaaaaaaaa"}},
+		"img-ba9876543210": {ID: "img-ba9876543210", Builder: "amazon-ebs", Artifacts: map[string]string{"us-east-1": "ami-0aaaaaaaaaaaaaaaa"}},
+	}
+	e.open()
+	req := e.request("catalog", 1)
+	req.ImageID = "img-0123456789ab"
+	f, err := e.p.Provision(e.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ImageID != "img-0123456789ab" || e.param("CreateLaunchTemplate", "LaunchTemplateData.ImageId") != e.ami {
+		t.Fatalf("fleet image %s, launch template AMI %s; want the catalog image and its %s AMI %s",
+			f.ImageID, e.param("CreateLaunchTemplate", "LaunchTemplateData.ImageId"), region, e.ami)
+	}
+	req = e.request("other-region", 1)
+	req.ImageID = "img-ba9876543210"
+	_, err = e.p.Provision(e.ctx, req)
+	wantCode(t, "provision an image without an AMI in the region", err, provider.FailedPrecondition)
+	if !strings.Contains(err.Error(), "no AMI in region "+region) {
+		t.Fatalf("error %q does not say the image lacks an AMI in %s", err, region)
+	}
+	req.ImageID = "img-000000000000"
+	_, err = e.p.Provision(e.ctx, req)
+	wantCode(t, "provision an image the catalog does not have", err, provider.NotFound)
+}
+
+func TestOpenValidatesConfig(t *testing.T) {
+	_, err := aws.Open(context.Background(), aws.Config{
+		VPCID: "default", Subnets: []string{"eu-west-1a"}, SecurityGroups: []string{"web"}, Port: 70000,
+		HealthCheckPath: "healthz", Listeners: map[string]string{"web": "my-alb"},
+	})
+	if err == nil {
+		t.Fatal("a bad configuration opened")
+	}
+	for _, want := range []string{
+		"region is required", `vpc "default" is not a VPC ID`, `subnet "eu-west-1a" is not a subnet ID`,
+		`security group "web" is not a security group ID`, "instance type is required", "port 70000 is out of range",
+		`health check path "healthz" must start with /`, `listener key "web" must be <environment>/<service>`,
+		`"my-alb" is not an ALB listener ARN`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	fake := awsfake.New(region)
+	defer fake.Close()
+	if _, err := aws.Open(context.Background(), testConfig(fake, fake.AddListener())); err != nil {
+		t.Fatalf("a good configuration: %v", err)
+	}
+}

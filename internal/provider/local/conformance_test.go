@@ -1,0 +1,77 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/provider/drivertest"
+)
+
+// conformanceHarness runs the provider conformance suite on a local driver with
+// sim images (one sim host process per fleet, real HTTP listeners) and a real
+// router process per route key, on a fresh Home per test.
+type conformanceHarness struct {
+	e *testEnv
+}
+
+func (h *conformanceHarness) MakeDriver(ctx context.Context) (provider.Driver, error) {
+	return Open(h.e.cfg)
+}
+
+func (h *conformanceHarness) Images(ctx context.Context) (drivertest.Images, error) {
+	return drivertest.Images{
+		First:   h.e.simImage("conformance-1", false).ID,
+		Second:  h.e.simImage("conformance-2", true).ID,
+		Missing: "img-000000000000",
+	}, nil
+}
+
+func (h *conformanceHarness) RouteKey() provider.RouteKey {
+	return provider.RouteKey{Service: "web", Environment: "test"}
+}
+
+// MakeHealthy waits until every instance of the fleet runs and answers its
+// health check (sim instances need nothing more).
+func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver, fleet provider.Fleet) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		f, err := d.Describe(ctx, fleet.ID)
+		if err != nil {
+			return err
+		}
+		bad := ""
+		for _, in := range f.Instances {
+			if in.State != provider.InstanceRunning {
+				bad = fmt.Sprintf("instance %s is %s", in.ID, in.State)
+				break
+			}
+			if code, body, err := httpGet("http://" + in.Address + "/healthz"); err != nil || code != 200 {
+				bad = fmt.Sprintf("instance %s: /healthz answered %d %q %v", in.ID, code, body, err)
+				break
+			}
+		}
+		if bad == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fleet %s not healthy within 15s: %s", fleet.ID, bad)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Close has nothing to do: newEnv's cleanup kills every process of the Home.
+func (h *conformanceHarness) Close() {}
+
+func TestConformance(t *testing.T) {
+	drivertest.RunConformanceTests(t, func(ctx context.Context, t *testing.T) (drivertest.Harness, error) {
+		return &conformanceHarness{e: newEnv(t)}, nil
+	})
+}
