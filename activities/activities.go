@@ -33,10 +33,12 @@ const (
 // builds one value and registers it.
 type Activities struct {
 	Provider *provider.Provider
-	Catalog  *catalog.Catalog
-	HTTP     *http.Client
-	Home     string // $IMAGO_HOME: bakes build under Home/bakes
-	Packer   string // the packer binary, for bakes with builder packer
+	// Local boots local images for bake tests when Provider is another (aws); nil: Provider.
+	Local   *provider.Provider
+	Catalog *catalog.Catalog
+	HTTP    *http.Client
+	Home    string // $IMAGO_HOME: bakes build under Home/bakes
+	Packer  string // the packer binary, for bakes with builder packer
 	// Temporal lets a bake start the pipelines of images built on it (see
 	// StartDependents); nil turns that off.
 	Temporal client.Client

@@ -357,7 +357,11 @@ type TestImageInput struct {
 // TestImage provisions one instance of the image, waits until it is healthy, runs
 // the checks against it and terminates it, whatever the outcome.
 func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err error) {
-	fleet, err := a.Provider.Provision(ctx, provider.ProvisionRequest{
+	p := a.Provider
+	if a.Local != nil {
+		p = a.Local // a local image boots locally, whatever the rollouts' provider
+	}
+	fleet, err := p.Provision(ctx, provider.ProvisionRequest{
 		Token: in.Token, Service: in.Image.Service, Environment: "bake-test", ImageID: in.Image.ID, Size: 1,
 		Labels: map[string]string{"purpose": "image-test"},
 	})
@@ -367,7 +371,7 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 	defer func() {
 		tctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if terr := a.Provider.Terminate(tctx, fleet.ID); terr != nil && err == nil {
+		if terr := p.Terminate(tctx, fleet.ID); terr != nil && err == nil {
 			err = terr
 		}
 	}()

@@ -233,6 +233,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Flee
 		ImageID:     imageID,
 		Size:        size,
 		Labels:      map[string]string{"rollout": info.WorkflowExecution.ID, "run": info.WorkflowExecution.RunID},
+		Provider:    r.spec.Provider,
 	}
 	var a *activities.Activities
 	var fleet provider.Fleet

@@ -28,6 +28,7 @@ import (
 	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
@@ -36,19 +37,21 @@ import (
 // Config is imago's configuration; ConfigFromEnv reads it the way the Temporal CLI
 // reads its own (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY).
 type Config struct {
-	Home            string // IMAGO_HOME, default ~/.imago
-	CatalogURL      string // IMAGO_CATALOG_URL, default file://$IMAGO_HOME/catalog
-	TemporalAddress string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
-	Namespace       string // TEMPORAL_NAMESPACE, default "default"
-	TLSCert         string // TEMPORAL_TLS_CERT
-	TLSKey          string // TEMPORAL_TLS_KEY
-	TLSCA           string // TEMPORAL_TLS_CA
-	APIKey          string // TEMPORAL_API_KEY
-	Packer          string // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
-	SecretsURL      string // IMAGO_SECRETS_URL: gocloud secrets keeper of the payload key; default the key file $IMAGO_HOME/secrets.url
-	UIOrigin        string // IMAGO_UI_ORIGIN: web UI origins (comma-separated) the codec server lets call it, besides the embedded UI
-	EventsURL       string // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
-	MetricsListen   string // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
+	Home            string      // IMAGO_HOME, default ~/.imago
+	CatalogURL      string      // IMAGO_CATALOG_URL, default file://$IMAGO_HOME/catalog
+	TemporalAddress string      // TEMPORAL_ADDRESS, default 127.0.0.1:7233
+	Namespace       string      // TEMPORAL_NAMESPACE, default "default"
+	TLSCert         string      // TEMPORAL_TLS_CERT
+	TLSKey          string      // TEMPORAL_TLS_KEY
+	TLSCA           string      // TEMPORAL_TLS_CA
+	APIKey          string      // TEMPORAL_API_KEY
+	Packer          string      // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
+	SecretsURL      string      // IMAGO_SECRETS_URL: gocloud secrets keeper of the payload key; default the key file $IMAGO_HOME/secrets.url
+	UIOrigin        string      // IMAGO_UI_ORIGIN: web UI origins (comma-separated) the codec server lets call it, besides the embedded UI
+	Provider        string      // IMAGO_PROVIDER: the rollouts' provider, local (default) or aws
+	AWS             *aws.Config // the aws driver's settings; nil: from IMAGO_AWS_* (see docs/aws.md)
+	EventsURL       string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
+	MetricsListen   string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
 	Logger          *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
@@ -73,6 +76,7 @@ func ConfigFromEnv() Config {
 		SecretsURL:      os.Getenv("IMAGO_SECRETS_URL"),
 		UIOrigin:        os.Getenv("IMAGO_UI_ORIGIN"),
 		EventsURL:       os.Getenv("IMAGO_EVENTS_URL"),
+		Provider:        os.Getenv("IMAGO_PROVIDER"),
 		MetricsListen:   telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
@@ -213,7 +217,17 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 		cat.Close()
 		return nil, err
 	}
-	p := provider.New("local", drv)
+	lp := provider.New(ProviderLocal, drv)
+	p, err := openProvider(ctx, c, cat, lp)
+	if err != nil {
+		cat.Close()
+		pub.Close()
+		return nil, err
+	}
+	var bakeTests *provider.Provider
+	if p != lp {
+		bakeTests = lp
+	}
 	return &Deps{
 		Catalog:  cat,
 		Provider: p,
@@ -221,6 +235,7 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 		Events:   pub,
 		Activities: &activities.Activities{
 			Provider: p,
+			Local:    bakeTests,
 			Catalog:  cat,
 			HTTP:     &http.Client{Timeout: 5 * time.Second},
 			Home:     c.Home,
@@ -233,9 +248,13 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 // Close releases the dependencies (fleets and routers keep running).
 func (d *Deps) Close() error {
 	perr := d.Provider.Close()
+	var lerr error
+	if d.Provider.Name() != ProviderLocal {
+		lerr = d.Local.Close() // the bake tests' local driver
+	}
 	cerr := d.Catalog.Close()
 	eerr := d.Events.Close()
-	return errors.Join(perr, cerr, eerr)
+	return errors.Join(perr, lerr, cerr, eerr)
 }
 
 // Register registers imago's workflows and activities on a worker.

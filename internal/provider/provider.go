@@ -59,6 +59,8 @@ type ProvisionRequest struct {
 	ImageID     string            `json:"imageId"`
 	Size        int               `json:"size"`
 	Labels      map[string]string `json:"labels,omitempty"`
+	// Provider is the provider the spec names; a worker running another one refuses.
+	Provider string `json:"provider,omitempty"`
 }
 
 // RouteKey names a router: one per service and environment.
@@ -264,6 +266,9 @@ func (p *Provider) Provision(ctx context.Context, req ProvisionRequest) (Fleet, 
 	}
 	if req.Size < 1 {
 		return Fleet{}, Errorf(InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
+	}
+	if req.Provider != "" && req.Provider != p.name {
+		return Fleet{}, Errorf(InvalidArgument, "provision: the spec asks for provider %q, but this worker runs %q; run a worker with IMAGO_PROVIDER=%s", req.Provider, p.name, req.Provider)
 	}
 	return p.d.Provision(ctx, req)
 }

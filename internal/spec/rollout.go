@@ -234,8 +234,8 @@ func (r *Rollout) Validate() error {
 	}
 	checkName("service", r.Service)
 	checkName("environment", r.Environment)
-	if r.Provider != "local" {
-		add("provider", "%q is not a provider imago knows; use local", r.Provider)
+	if r.Provider != "local" && r.Provider != "aws" {
+		add("provider", "%q is not a provider imago knows; use local or aws", r.Provider)
 	}
 
 	set := 0
