@@ -187,7 +187,8 @@ func (r *rollout) approvalGate(ctx workflow.Context) error {
 // awaitApproval opens a gate that approve (or promote) releases.
 func (r *rollout) awaitApproval(ctx workflow.Context, phase, gate string, timeout time.Duration) error {
 	r.gate, r.approved = gate, nil
-	defer func() { r.gate = "" }()
+	r.progress.Gate = gate
+	defer func() { r.gate, r.progress.Gate = "", "" }()
 	r.setPhase(ctx, phase, fmt.Sprintf("waiting for %s (imago rollout approve %s -e %s), at most %s", gate, r.spec.Service, r.spec.Environment, timeout))
 	ok, err := r.wait(ctx, timeout, "await "+gate, func() bool { return r.approved != nil || r.promoted })
 	if err != nil {

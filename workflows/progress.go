@@ -25,8 +25,10 @@ type Progress struct {
 	EventCount  int           `json:"eventCount"`       // events so far, for followers
 	Step        string        `json:"step,omitempty"`   // e.g. "3/5 setWeight 50"
 	Approvals   []Approval    `json:"approvals,omitempty"`
-	Analyses    []AnalysisRun `json:"analyses,omitempty"`
-	Error       string        `json:"error,omitempty"`
+	Gate        string        `json:"gate,omitempty"` // the gate an approve would release now
+
+	Analyses []AnalysisRun `json:"analyses,omitempty"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // Approval is a released gate: which one, who, why.

@@ -337,7 +337,7 @@ func (r *rollout) finish(ctx workflow.Context, err error) error {
 		msg = reason(err)
 		r.progress.Error = msg
 	}
-	r.gate = ""
+	r.gate, r.progress.Gate = "", ""
 	r.setPhase(ctx, phase, msg)
 	r.recordDeployment(ctx, outcome, msg)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })

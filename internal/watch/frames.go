@@ -109,6 +109,10 @@ func approvals(p workflows.Progress) string {
 }
 
 func pendingGate(p workflows.Progress) (gate, how string) {
+	if p.Gate != "" {
+		return p.Gate, fmt.Sprintf(" (imago rollout approve %s -e %s)", p.Service, p.Environment)
+	}
+	// Rollouts recorded before Progress.Gate: the gate from the event's wording.
 	if (p.Phase != workflows.PhaseAwaitingApproval && p.Phase != workflows.PhasePaused) || len(p.Events) == 0 {
 		return "", ""
 	}
