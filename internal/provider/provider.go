@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"time"
 )
@@ -355,3 +356,15 @@ func (p *Provider) FleetMetrics(ctx context.Context, key RouteKey) (map[string]F
 
 // Close releases the driver.
 func (p *Provider) Close() error { return p.d.Close() }
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// CheckName refuses a name (service, environment, label) a driver could not use
+// safely in file names, tags or resource names, with an InvalidArgument error.
+func CheckName(what, s string) error {
+	if !safeName.MatchString(s) {
+		return Errorf(InvalidArgument,
+			"%s %q is not valid: use letters, digits, '.', '_' and '-', starting with a letter or digit", what, s)
+	}
+	return nil
+}

@@ -198,7 +198,7 @@ func (c Config) Validate() error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		env, svc, ok := strings.Cut(k, "/")
-		if !ok || checkName("environment", env) != nil || checkName("service", svc) != nil {
+		if !ok || provider.CheckName("environment", env) != nil || provider.CheckName("service", svc) != nil {
 			add("aws provider: listener key %q must be <environment>/<service>, e.g. prod/web", k)
 		}
 		if !arnListener.MatchString(c.Listeners[k]) {
@@ -298,15 +298,6 @@ func FleetID(token string) string {
 
 var fleetIDPattern = regexp.MustCompile(`^imago-[0-9a-f]{12}$`)
 
-var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-func checkName(what, s string) error {
-	if !safeName.MatchString(s) {
-		return provider.Errorf(provider.InvalidArgument,
-			"%s %q is not valid: use letters, digits, '.', '_' and '-', starting with a letter or digit", what, s)
-	}
-	return nil
-}
 
 // tagKey is what AWS allows in a tag key (and value): letters, digits, spaces and _.:/=+-@.
 var tagChars = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)

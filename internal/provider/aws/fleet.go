@@ -38,10 +38,10 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	if req.Size < 1 {
 		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
 	}
-	if err := checkName("service", req.Service); err != nil {
+	if err := provider.CheckName("service", req.Service); err != nil {
 		return provider.Fleet{}, err
 	}
-	if err := checkName("environment", req.Environment); err != nil {
+	if err := provider.CheckName("environment", req.Environment); err != nil {
 		return provider.Fleet{}, err
 	}
 	id := FleetID(req.Token)

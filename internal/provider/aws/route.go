@@ -22,10 +22,10 @@ const maxForward = 5
 // answer 503. Backend targets are not used: each fleet's Auto Scaling group
 // keeps its target group's members.
 func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route provider.Route) error {
-	if err := checkName("service", key.Service); err != nil {
+	if err := provider.CheckName("service", key.Service); err != nil {
 		return err
 	}
-	if err := checkName("environment", key.Environment); err != nil {
+	if err := provider.CheckName("environment", key.Environment); err != nil {
 		return err
 	}
 	arn, ok := d.listener(key)
@@ -126,10 +126,10 @@ func forwardTuples(actions []elbtypes.Action) []elbtypes.TargetGroupTuple {
 // registered in it (draining ones excluded). A key without a configured
 // listener, or a listener that does not forward, has an empty route.
 func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Route, error) {
-	if err := checkName("service", key.Service); err != nil {
+	if err := provider.CheckName("service", key.Service); err != nil {
 		return provider.Route{}, err
 	}
-	if err := checkName("environment", key.Environment); err != nil {
+	if err := provider.CheckName("environment", key.Environment); err != nil {
 		return provider.Route{}, err
 	}
 	arn, ok := d.listener(key)

@@ -52,7 +52,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	if err := checkKey(provider.RouteKey{Service: req.Service, Environment: req.Environment}); err != nil {
 		return provider.Fleet{}, err
 	}
-	if err := checkName("image ID", req.ImageID); err != nil {
+	if err := provider.CheckName("image ID", req.ImageID); err != nil {
 		return provider.Fleet{}, err
 	}
 	id := FleetID(req.Token)
@@ -357,7 +357,7 @@ func (d *Driver) spawnInstance(f provider.Fleet, in provider.Instance, port int,
 // already is not an error. It does not look at routes: the portable Provider
 // guards against terminating a fleet that still gets traffic.
 func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
-	if !safeName.MatchString(fleetID) {
+	if provider.CheckName("fleet", fleetID) != nil {
 		return nil // no such fleet can exist
 	}
 	unlock, err := lockFile(ctx, d.fleetLock(fleetID))

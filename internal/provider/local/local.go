@@ -33,7 +33,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -144,21 +143,12 @@ func FleetID(token string) string {
 	return "fl-" + hex.EncodeToString(sum[:])[:10]
 }
 
-var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-func checkName(what, s string) error {
-	if !safeName.MatchString(s) {
-		return provider.Errorf(provider.InvalidArgument,
-			"%s %q is not valid: use letters, digits, '.', '_' and '-', starting with a letter or digit", what, s)
-	}
-	return nil
-}
 
 func checkKey(key provider.RouteKey) error {
-	if err := checkName("service", key.Service); err != nil {
+	if err := provider.CheckName("service", key.Service); err != nil {
 		return err
 	}
-	return checkName("environment", key.Environment)
+	return provider.CheckName("environment", key.Environment)
 }
 
 func (d *Driver) fleetFile(id string) string { return filepath.Join(d.home, "fleets", id+".json") }
@@ -246,7 +236,7 @@ func (st *fleetState) live() provider.Fleet {
 
 // Describe returns the fleet with the live state of its instances.
 func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, error) {
-	if !safeName.MatchString(fleetID) {
+	if provider.CheckName("fleet", fleetID) != nil {
 		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found", fleetID)
 	}
 	st, err := d.readState(fleetID)

@@ -33,7 +33,7 @@ func (d *Driver) Resize(ctx context.Context, fleetID string, size int) (provider
 	if size < 1 {
 		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "resize fleet %s: size must be at least 1, got %d", fleetID, size)
 	}
-	if !safeName.MatchString(fleetID) {
+	if provider.CheckName("fleet", fleetID) != nil {
 		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found", fleetID)
 	}
 	unlock, err := lockFile(ctx, d.fleetLock(fleetID))
