@@ -298,7 +298,6 @@ func FleetID(token string) string {
 
 var fleetIDPattern = regexp.MustCompile(`^imago-[0-9a-f]{12}$`)
 
-
 // tagKey is what AWS allows in a tag key (and value): letters, digits, spaces and _.:/=+-@.
 var tagChars = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 

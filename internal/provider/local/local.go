@@ -143,7 +143,6 @@ func FleetID(token string) string {
 	return "fl-" + hex.EncodeToString(sum[:])[:10]
 }
 
-
 func checkKey(key provider.RouteKey) error {
 	if err := provider.CheckName("service", key.Service); err != nil {
 		return err
