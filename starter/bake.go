@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/bakes"
@@ -138,14 +137,7 @@ func bakeOutcome(w io.Writer, res workflows.BakeResult, err error, asJSON bool) 
 }
 
 // bakeStatus is what `imago bake status -o json` prints.
-type bakeStatus struct {
-	WorkflowID string                  `json:"workflowId"`
-	RunID      string                  `json:"runId"`
-	Status     string                  `json:"status"` // Running, Succeeded, Failed, ...
-	Started    time.Time               `json:"started"`
-	Closed     *time.Time              `json:"closed,omitempty"`
-	Progress   *workflows.BakeProgress `json:"progress,omitempty"`
-}
+type bakeStatus = bakes.State
 
 func newBakeStatusCmd() *cobra.Command {
 	var channel string
@@ -171,37 +163,19 @@ goes on.`,
 			return err
 		}
 		service := a[0]
-		id := (&spec.Bake{Service: service, Channel: channel}).WorkflowID()
 		return withClient(cmd, func(c client.Client) error {
 			ctx := cmd.Context()
-			desc, err := c.DescribeWorkflowExecution(ctx, id, "")
-			var nf *serviceerror.NotFound
+			st, err := bakes.Get(ctx, c, service, channel)
+			var nf *bakes.NotFoundError
 			if errors.As(err, &nf) {
-				return fmt.Errorf("no bake of %s for channel %s yet; start one with: imago bake start -f FILE (a bake spec with service: %s, channel: %s)", service, channel, service, channel)
+				return fmt.Errorf("%w; start one with: imago bake start -f FILE (a bake spec with service: %s, channel: %s)", err, service, channel)
 			}
 			if err != nil {
-				return fmt.Errorf("describe %s: %w", id, err)
-			}
-			info := desc.GetWorkflowExecutionInfo()
-			st := bakeStatus{
-				WorkflowID: id,
-				RunID:      info.GetExecution().GetRunId(),
-				Status:     rollouts.StatusName(info.GetStatus()),
-				Started:    info.GetStartTime().AsTime(),
-			}
-			if info.GetCloseTime() != nil {
-				t := info.GetCloseTime().AsTime()
-				st.Closed = &t
+				return err
 			}
 			w := cmd.OutOrStdout()
 			if watching {
-				return watchBake(ctx, c, c.GetWorkflow(ctx, id, st.RunID), w, service, channel)
-			}
-			if val, err := c.QueryWorkflow(ctx, id, st.RunID, workflows.QueryProgress); err == nil {
-				var p workflows.BakeProgress
-				if val.Get(&p) == nil {
-					st.Progress = &p
-				}
+				return watchBake(ctx, c, c.GetWorkflow(ctx, st.WorkflowID, st.RunID), w, service, channel)
 			}
 			if out.json() {
 				return writeJSON(w, st)

@@ -77,7 +77,7 @@ gracefully.`,
 				codecHandler := codec.NewHandler(pc, codec.HandlerOptions{Tokens: tokens, Origins: codec.ParseOrigins(cfg.UIOrigin), Logger: log})
 				h := api.NewServer(api.Config{Client: c, Catalog: cat, Tokens: tokens, InsecureNoAuth: insecure, Logger: log,
 					Extra: map[string]http.Handler{"/codec/": codecHandler}})
-				return serveAPI(ctx, ln, h, log, len(tokens))
+				return serveAPI(ctx, ln, h, log, cfg, len(tokens))
 			})
 		})
 	}
@@ -88,9 +88,8 @@ gracefully.`,
 }
 
 // serveAPI serves h on ln until ctx is done, then shuts down gracefully.
-func serveAPI(ctx context.Context, ln net.Listener, h *api.Server, log *slog.Logger, tokens int) error {
+func serveAPI(ctx context.Context, ln net.Listener, h *api.Server, log *slog.Logger, cfg app.Config, tokens int) error {
 	srv := api.NewHTTPServer(ln.Addr().String(), h, log)
-	cfg := app.ConfigFromEnv()
 	if tokens == 0 {
 		log.Warn("serving WITHOUT authentication (--insecure-no-auth): anyone who can reach this loopback address can start and abort rollouts", "listen", ln.Addr().String())
 	}

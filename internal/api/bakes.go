@@ -3,9 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"time"
-
-	"go.temporal.io/api/serviceerror"
 
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/rollouts"
@@ -47,14 +44,9 @@ func (s *Server) startBake(w http.ResponseWriter, r *http.Request) error {
 
 // BakeStatus answers GET /v1/bakes/{service}/{channel}.
 type BakeStatus struct {
-	WorkflowID string                  `json:"workflowId"`
-	RunID      string                  `json:"runId"`
-	Status     string                  `json:"status"` // Running, Succeeded, Failed, ...
-	Started    time.Time               `json:"started"`
-	Closed     *time.Time              `json:"closed,omitempty"`
-	Progress   *workflows.BakeProgress `json:"progress,omitempty"`
-	Result     *workflows.BakeResult   `json:"result,omitempty"`
-	Error      string                  `json:"error,omitempty"`
+	bakes.State
+	Result *workflows.BakeResult `json:"result,omitempty"`
+	Error  string                `json:"error,omitempty"`
 }
 
 // getBake is GET /v1/bakes/{service}/{channel}: the latest bake of service to
@@ -72,33 +64,18 @@ func (s *Server) getBake(w http.ResponseWriter, r *http.Request) error {
 		return es
 	}
 	ctx := r.Context()
-	id := b.WorkflowID()
-	desc, err := s.cfg.Client.DescribeWorkflowExecution(ctx, id, "")
-	var nf *serviceerror.NotFound
+	got, err := bakes.Get(ctx, s.cfg.Client, b.Service, b.Channel)
+	var nf *bakes.NotFoundError
 	if errors.As(err, &nf) {
 		return notFoundf("no bake of %s to channel %s yet; start one with POST /v1/bakes", b.Service, b.Channel)
 	}
 	if err != nil {
 		return err
 	}
-	info := desc.GetWorkflowExecutionInfo()
-	st := BakeStatus{
-		WorkflowID: id, RunID: info.GetExecution().GetRunId(),
-		Status: rollouts.StatusName(info.GetStatus()), Started: info.GetStartTime().AsTime(),
-	}
-	if info.GetCloseTime() != nil {
-		t := info.GetCloseTime().AsTime()
-		st.Closed = &t
-	}
-	if val, err := s.cfg.Client.QueryWorkflow(ctx, id, st.RunID, workflows.QueryProgress); err == nil {
-		var p workflows.BakeProgress
-		if val.Get(&p) == nil {
-			st.Progress = &p
-		}
-	}
+	st := BakeStatus{State: got}
 	if st.Closed != nil {
 		var res workflows.BakeResult
-		if err := s.cfg.Client.GetWorkflow(ctx, id, st.RunID).Get(ctx, &res); err != nil {
+		if err := s.cfg.Client.GetWorkflow(ctx, st.WorkflowID, st.RunID).Get(ctx, &res); err != nil {
 			st.Error = rollouts.Reason(err)
 		} else {
 			st.Result = &res

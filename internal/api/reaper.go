@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/workflows"
@@ -34,13 +32,10 @@ func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	by := principal(r)
 	id := "reaper/" + by
-	run, err := s.cfg.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary:                            fmt.Sprintf("reaper · apply=%t · grace %s", in.Apply, in.Grace),
-		StaticDetails:                            "started by " + by + " through the REST API",
-	}, workflows.Reaper, in)
+	opts := rollouts.ExclusiveStart(id)
+	opts.StaticSummary = fmt.Sprintf("reaper · apply=%t · grace %s", in.Apply, in.Grace)
+	opts.StaticDetails = "started by " + by + " through the REST API"
+	run, err := s.cfg.Client.ExecuteWorkflow(ctx, opts, workflows.Reaper, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return problem(http.StatusConflict, "already-running", "Already running",

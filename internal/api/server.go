@@ -18,6 +18,7 @@ import (
 
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/httpx"
 	"github.com/imago/imago/internal/rollouts"
 )
 
@@ -204,19 +205,19 @@ func principal(r *http.Request) string {
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpx.StatusWriter{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
 				s.log.Error("api handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
-				if sw.status == 0 {
+				if sw.Status == 0 {
 					s.writeProblem(sw, r, Problem{Type: "about:blank", Title: "Internal error", Status: http.StatusInternalServerError,
 						Detail: "the server failed while handling the request; see its log"})
 				}
 			}
-			s.log.Info("api request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			s.log.Info("api request", "method", r.Method, "path", r.URL.Path, "status", sw.Status,
 				"duration", time.Since(start).Round(time.Millisecond), "by", principal(r))
 		}()
 		if !rt.public {
@@ -238,7 +239,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			r = r.WithContext(ctx)
 		}
 		if err := rt.handle(sw, r); err != nil {
-			if sw.status != 0 {
+			if sw.Status != 0 {
 				s.log.Warn("api request failed after its response started", "path", r.URL.Path, "error", err)
 				return
 			}
@@ -353,30 +354,6 @@ func methodNotAllowed(methods []string) func(w http.ResponseWriter, r *http.Requ
 			"%s does not answer %s; it answers %s", r.URL.Path, r.Method, strings.Join(allow, ", "))
 	}
 }
-
-// statusWriter remembers the status, for the access log and to know whether a
-// response has started.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 //go:embed openapi.json
 var openAPI []byte

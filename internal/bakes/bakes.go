@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
@@ -28,16 +28,9 @@ func Start(ctx context.Context, c client.Client, b spec.Bake, startedBy string) 
 		return nil, err
 	}
 	id := b.WorkflowID()
-	opts := client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                workflows.TaskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    workflows.BakeAttributes(b),
-		StaticSummary:                            workflows.BakeSummary(b),
-		StaticDetails:                            workflows.BakeDetails(b, startedBy),
-	}
+	opts := rollouts.ExclusiveStart(id)
+	opts.TypedSearchAttributes = workflows.BakeAttributes(b)
+	opts.StaticSummary, opts.StaticDetails = workflows.BakeSummary(b), workflows.BakeDetails(b, startedBy)
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Bake, workflows.BakeInput{Spec: b, StartedBy: startedBy})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
@@ -47,4 +40,39 @@ func Start(ctx context.Context, c client.Client, b spec.Bake, startedBy string) 
 		return nil, fmt.Errorf("start bake %s: %w", id, err)
 	}
 	return run, nil
+}
+
+// State is a bake's state as the CLI and API show it.
+type State struct {
+	rollouts.Run
+	Progress *workflows.BakeProgress `json:"progress,omitempty"`
+}
+
+// NotFoundError: the service's channel was never baked.
+type NotFoundError struct{ Service, Channel string }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("no bake of %s for channel %s yet", e.Service, e.Channel)
+}
+
+// Get returns the latest bake of service's channel, with its progress when a
+// worker answers the query.
+func Get(ctx context.Context, c client.Client, service, channel string) (State, error) {
+	id := (&spec.Bake{Service: service, Channel: channel}).WorkflowID()
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return State{}, &NotFoundError{Service: service, Channel: channel}
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("describe %s: %w", id, err)
+	}
+	st := State{Run: rollouts.RunOf(desc.GetWorkflowExecutionInfo())}
+	if val, err := c.QueryWorkflow(ctx, id, st.RunID, workflows.QueryProgress); err == nil {
+		var p workflows.BakeProgress
+		if val.Get(&p) == nil {
+			st.Progress = &p
+		}
+	}
+	return st, nil
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -35,17 +34,11 @@ func Start(ctx context.Context, c client.Client, p spec.Pipeline, always bool, s
 		return nil, err
 	}
 	id := p.WorkflowID()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                workflows.TaskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ServiceAttr.ValueSet(p.Service()), workflows.PhaseAttr.ValueSet("pending")),
-		StaticSummary: Summary(p),
-		StaticDetails: fmt.Sprintf("started by %s", startedBy),
-	}, workflows.Pipeline, workflows.PipelineInput{Spec: p, Always: always, Trigger: "manual", StartedBy: startedBy})
+	opts := rollouts.ExclusiveStart(id)
+	opts.TypedSearchAttributes = temporal.NewSearchAttributes(
+		workflows.ServiceAttr.ValueSet(p.Service()), workflows.PhaseAttr.ValueSet("pending"))
+	opts.StaticSummary, opts.StaticDetails = Summary(p), "started by "+startedBy
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Pipeline, workflows.PipelineInput{Spec: p, Always: always, Trigger: "manual", StartedBy: startedBy})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Name: p.Name}

@@ -53,16 +53,9 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions)
 		return nil, spec.Errors{{Field: "image.bake", Msg: "the bake spec " + r.Image.Bake + " was not loaded"}}
 	}
 	id := r.WorkflowID()
-	opts := client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                workflows.TaskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    workflows.RolloutAttributes(r),
-		StaticSummary:                            workflows.RolloutSummary(r),
-		StaticDetails:                            workflows.RolloutDetails(r, o.StartedBy),
-	}
+	opts := ExclusiveStart(id)
+	opts.TypedSearchAttributes = workflows.RolloutAttributes(r)
+	opts.StaticSummary, opts.StaticDetails = workflows.RolloutSummary(r), workflows.RolloutDetails(r, o.StartedBy)
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, Bake: o.Bake, StartedBy: o.StartedBy, Action: o.Action})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
@@ -74,6 +67,20 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions)
 	return run, nil
 }
 
+// ExclusiveStart are the start options of a workflow of which one run at a time
+// may exist per ID (a rollout of a service to an environment, a bake of a
+// channel, a pipeline): a second start fails with WorkflowExecutionAlreadyStarted,
+// and a new run may start once the last one closed.
+func ExclusiveStart(id string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}
+}
+
 // Reason is the message of a failed rollout, without the SDK's wrapping.
 func Reason(err error) string {
 	var app *temporal.ApplicationError
@@ -83,14 +90,19 @@ func Reason(err error) string {
 	return err.Error()
 }
 
+// Run is one run of a workflow as the CLI and API show it.
+type Run struct {
+	WorkflowID string     `json:"workflowId"`
+	RunID      string     `json:"runId"`
+	Status     string     `json:"status"` // Running, Succeeded, Failed, ... (StatusName)
+	Started    time.Time  `json:"started"`
+	Closed     *time.Time `json:"closed,omitempty"`
+}
+
 // Status is a rollout's state as the CLI and API show it.
 type Status struct {
-	WorkflowID string              `json:"workflowId"`
-	RunID      string              `json:"runId"`
-	Status     string              `json:"status"` // Running, Completed, Failed, ...
-	Started    time.Time           `json:"started"`
-	Closed     *time.Time          `json:"closed,omitempty"`
-	Progress   *workflows.Progress `json:"progress,omitempty"`
+	Run
+	Progress *workflows.Progress `json:"progress,omitempty"`
 }
 
 // Get returns the latest rollout of service to env, with its progress.
@@ -104,7 +116,7 @@ func Get(ctx context.Context, c client.Client, service, env string) (Status, err
 	if err != nil {
 		return Status{}, fmt.Errorf("describe %s: %w", id, err)
 	}
-	st := statusOf(desc.WorkflowExecutionInfo)
+	st := Status{Run: RunOf(desc.WorkflowExecutionInfo)}
 	val, err := c.QueryWorkflow(ctx, id, st.RunID, workflows.QueryProgress)
 	if err == nil {
 		var p workflows.Progress
@@ -115,8 +127,9 @@ func Get(ctx context.Context, c client.Client, service, env string) (Status, err
 	return st, nil
 }
 
-func statusOf(info *workflowpb.WorkflowExecutionInfo) Status {
-	st := Status{
+// RunOf reads a run from Temporal's description or listing of it.
+func RunOf(info *workflowpb.WorkflowExecutionInfo) Run {
+	st := Run{
 		WorkflowID: info.GetExecution().GetWorkflowId(),
 		RunID:      info.GetExecution().GetRunId(),
 		Status:     StatusName(info.GetStatus()),
@@ -153,15 +166,11 @@ func StatusName(s enumspb.WorkflowExecutionStatus) string {
 
 // Summary is one line of `imago rollout list`.
 type Summary struct {
-	WorkflowID  string     `json:"workflowId"`
-	RunID       string     `json:"runId"`
-	Service     string     `json:"service"`
-	Environment string     `json:"environment"`
-	Image       string     `json:"image"`
-	Phase       string     `json:"phase"`
-	Status      string     `json:"status"`
-	Started     time.Time  `json:"started"`
-	Closed      *time.Time `json:"closed,omitempty"`
+	Run
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	Image       string `json:"image"`
+	Phase       string `json:"phase"`
 }
 
 // ListOptions filter List.
@@ -191,9 +200,8 @@ func List(ctx context.Context, c client.Client, o ListOptions) ([]Summary, error
 			return nil, fmt.Errorf("list rollouts: %w", err)
 		}
 		for _, info := range resp.Executions {
-			st := statusOf(info)
 			sa := info.GetSearchAttributes()
-			s := Summary{WorkflowID: st.WorkflowID, RunID: st.RunID, Status: st.Status, Started: st.Started, Closed: st.Closed}
+			s := Summary{Run: RunOf(info)}
 			s.Service = activities.Keyword(sa, workflows.ServiceAttr)
 			s.Environment = activities.Keyword(sa, workflows.EnvironmentAttr)
 			s.Image = activities.Keyword(sa, workflows.ImageAttr)

@@ -37,6 +37,7 @@ import (
 	"gocloud.dev/runtimevar"
 	"gocloud.dev/runtimevar/filevar"
 
+	"github.com/imago/imago/internal/httpx"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -385,28 +386,6 @@ type routeInfo struct {
 	target string
 }
 
-// statusWriter records the status code of a response.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // ServeHTTP proxies one request to a target of a fleet picked by weight.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -421,9 +400,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ri := &routeInfo{fleet: f, target: f.target()}
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpx.StatusWriter{ResponseWriter: w}
 	s.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, ri)))
-	status := sw.status
+	status := sw.Status
 	if status == 0 {
 		status = http.StatusOK
 	}
@@ -434,8 +413,8 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ri, _ := r.Context().Value(routeKey{}).(*routeInfo)
 	if r.Context().Err() != nil {
 		// The client went away; there is nobody to answer.
-		if sw, ok := w.(*statusWriter); ok {
-			sw.status = 499
+		if sw, ok := w.(*httpx.StatusWriter); ok {
+			sw.Status = 499
 		}
 		return
 	}
