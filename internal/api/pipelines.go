@@ -3,16 +3,13 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/rollouts"
-	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
 
@@ -79,36 +76,14 @@ func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, run)
 }
 
-// latestPipeline is pipelines.Latest, which searches the visibility store. That
-// store lags a start by a moment, so the run started by hand is also looked up
-// by its workflow ID, and wins when it is newer: a client that just got its 201
-// sees (and decides on) the run it started, not a 404 or the run before.
+// latestPipeline is pipelines.Latest (which also finds a run started a moment
+// ago, before the visibility store lists it) with its errors as problems.
 func (s *Server) latestPipeline(ctx context.Context, name string) (pipelines.Run, error) {
 	run, err := pipelines.Latest(ctx, s.cfg.Client, name)
-	var nf *pipelines.NotFoundError
-	if err != nil && !errors.As(err, &nf) {
-		return run, pipelineError(err)
-	}
-	id := spec.PipelineWorkflowID(name)
-	desc, derr := s.cfg.Client.DescribeWorkflowExecution(ctx, id, "")
-	var dnf *serviceerror.NotFound
-	switch {
-	case errors.As(derr, &dnf):
-		return run, pipelineError(err)
-	case derr != nil:
-		return run, derr
-	}
-	info := desc.GetWorkflowExecutionInfo()
-	if err == nil && !info.GetStartTime().AsTime().After(run.Started) {
-		return run, nil
-	}
-	run = pipelines.Run{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Started: info.GetStartTime().AsTime(),
-		Status: rollouts.StatusName(info.GetStatus())}
-	v, err := s.cfg.Client.QueryWorkflow(ctx, id, run.RunID, workflows.QueryProgress)
 	if err != nil {
-		return run, fmt.Errorf("query pipeline %s: %w", id, err)
+		return run, pipelineError(err)
 	}
-	return run, v.Get(&run.Progress)
+	return run, nil
 }
 
 func (s *Server) approvePipeline(w http.ResponseWriter, r *http.Request) error {

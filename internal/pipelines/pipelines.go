@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -94,16 +95,26 @@ func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
 		return Run{}, fmt.Errorf("list pipelines: %w", err)
 	}
 	var best *Run
+	newest := func(info *workflowpb.WorkflowExecutionInfo) {
+		if best == nil || info.GetStartTime().AsTime().After(best.Started) {
+			r := rollouts.RunOf(info)
+			best = &Run{WorkflowID: r.WorkflowID, RunID: r.RunID, Started: r.Started, Status: r.Status}
+		}
+	}
 	for _, info := range resp.Executions {
-		wid := info.GetExecution().GetWorkflowId()
-		if wid != id && !strings.HasPrefix(wid, id+"-") {
-			continue
+		if wid := info.GetExecution().GetWorkflowId(); wid == id || strings.HasPrefix(wid, id+"-") {
+			newest(info)
 		}
-		started := info.GetStartTime().AsTime()
-		if best == nil || started.After(best.Started) {
-			best = &Run{WorkflowID: wid, RunID: info.GetExecution().GetRunId(), Started: started,
-				Status: rollouts.StatusName(info.GetStatus())}
-		}
+	}
+	// Visibility lags a start a little: a run just started by hand is described
+	// directly, so status and decisions right after a start find it.
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case err == nil:
+		newest(desc.GetWorkflowExecutionInfo())
+	case !errors.As(err, &nf):
+		return Run{}, fmt.Errorf("describe %s: %w", id, err)
 	}
 	if best == nil {
 		return Run{}, &NotFoundError{Name: name}
