@@ -1,10 +1,10 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 
@@ -44,16 +44,24 @@ func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("start the reaper: %w", err)
 	}
-	wait, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout*3/4)
-	defer cancel()
+	// Wait on a timer rather than on a context deadline: the SDK's long poll may end
+	// with a transport error (RST_STREAM CANCEL) a moment before such a deadline
+	// reports itself, which would read as a failed sweep.
+	wait := s.cfg.RequestTimeout * 3 / 4
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	var res workflows.ReaperResult
-	err = run.Get(wait, &res)
+	done := make(chan error, 1)
+	go func() { done <- run.Get(ctx, &res) }() // ends with the request's context at the latest
+	select {
+	case <-timer.C:
+		return writeJSON(w, http.StatusAccepted, ReaperStarted{WorkflowID: id, RunID: run.GetRunID(),
+			Detail: fmt.Sprintf("the sweep is still running after %s; it goes on, and its result is in the Temporal UI (workflow %s)", wait, id)})
+	case err = <-done:
+	}
 	switch {
 	case err == nil:
 		return writeJSON(w, http.StatusOK, res)
-	case wait.Err() != nil && ctx.Err() == nil:
-		return writeJSON(w, http.StatusAccepted, ReaperStarted{WorkflowID: id, RunID: run.GetRunID(),
-			Detail: fmt.Sprintf("the sweep is still running after %s; it goes on, and its result is in the Temporal UI (workflow %s)", s.cfg.RequestTimeout*3/4, id)})
 	case ctx.Err() != nil || temporalUnavailable(err):
 		return err
 	}
