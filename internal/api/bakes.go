@@ -29,6 +29,9 @@ func (s *Server) startBake(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	b := req.Spec
+	if err := authorize(r, Scope{Kind: ScopeBake, Service: b.Service}); err != nil {
+		return err
+	}
 	by := principal(r)
 	run, err := bakes.Start(r.Context(), s.cfg.Client, b, by)
 	if err != nil {

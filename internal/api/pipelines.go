@@ -49,6 +49,16 @@ func (s *Server) startPipeline(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var needs []Scope
+	if p.Bake != nil {
+		needs = append(needs, Scope{Kind: ScopeBake, Service: p.Bake.Service})
+	}
+	for _, st := range p.Stages {
+		needs = append(needs, Scope{Kind: ScopeDeploy, Service: st.Rollout.Service, Env: st.Rollout.Environment})
+	}
+	if err := authorize(r, needs...); err != nil {
+		return err
+	}
 	by := principal(r)
 	run, err := pipelines.Start(r.Context(), s.cfg.Client, p, always, by)
 	if err != nil {
@@ -86,6 +96,25 @@ func (s *Server) latestPipeline(ctx context.Context, name string) (pipelines.Run
 	return run, nil
 }
 
+// pipelineNeeds is what a decision on a pipeline's run needs: an approve,
+// approve on the environment whose gate waits (with none waiting, on every
+// stage's, as a gate may open before the update lands); an abort, deploy on
+// every stage's environment, as starting it did.
+func pipelineNeeds(p workflows.PipelineProgress, decision string) []Scope {
+	kind := ScopeDeploy
+	if decision == workflows.UpdateApprove {
+		kind = ScopeApprove
+		if p.Gate != "" {
+			return []Scope{{Kind: kind, Service: p.Service, Env: p.Gate}}
+		}
+	}
+	var needs []Scope
+	for _, st := range p.Stages {
+		needs = append(needs, Scope{Kind: kind, Service: p.Service, Env: st.Environment})
+	}
+	return needs
+}
+
 func (s *Server) approvePipeline(w http.ResponseWriter, r *http.Request) error {
 	return s.decidePipeline(w, r, workflows.UpdateApprove)
 }
@@ -109,6 +138,9 @@ func (s *Server) decidePipeline(w http.ResponseWriter, r *http.Request, decision
 	ctx := r.Context()
 	run, err := s.latestPipeline(ctx, name)
 	if err != nil {
+		return err
+	}
+	if err := authorize(r, pipelineNeeds(run.Progress, decision)...); err != nil {
 		return err
 	}
 	if run.Status != rollouts.StatusName(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING) {

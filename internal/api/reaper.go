@@ -29,6 +29,11 @@ func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if in.Apply {
+		if err := authorize(r, Scope{Kind: ScopeAdmin}); err != nil {
+			return err
+		}
+	}
 	ctx := r.Context()
 	by := principal(r)
 	id := "reaper/" + by

@@ -55,6 +55,13 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ro := req.Spec
+	needs := []Scope{{Kind: ScopeDeploy, Service: ro.Service, Env: ro.Environment}}
+	if req.Bake != nil {
+		needs = append(needs, Scope{Kind: ScopeBake, Service: req.Bake.Service})
+	}
+	if err := authorize(r, needs...); err != nil {
+		return err
+	}
 	if ro.Image.ID != "" {
 		img, err := s.cfg.Catalog.Get(r.Context(), ro.Image.ID)
 		if err != nil {

@@ -289,7 +289,7 @@ func TestComposeConfiguresImagoByEnvironment(t *testing.T) {
 	listen := apiSvc.Command[slices.Index(apiSvc.Command, "--listen")+1]
 	tokens, err := api.LoadTokens(apiSvc.Environment["IMAGO_API_TOKENS"], "")
 	require.NoError(t, err)
-	assert.Equal(t, []string{testToken}, tokens)
+	assert.Equal(t, []string{testToken}, api.Secrets(tokens))
 	assert.NoError(t, api.CheckAuth(tokens, false, listen))
 	assert.ErrorContains(t, api.CheckAuth(nil, false, listen), "no API token is configured")
 }
