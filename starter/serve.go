@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/api"
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/codec"
@@ -63,11 +64,11 @@ gracefully.`,
 		Args: args(cobra.NoArgs),
 	}
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		tokens, err := api.LoadTokens(os.Getenv("IMAGO_API_TOKENS"), tokensFile)
+		toks, err := tokens.Load(os.Getenv("IMAGO_API_TOKENS"), tokensFile)
 		if err != nil {
 			return usageError{err}
 		}
-		if err := api.CheckAuth(tokens, insecure, listen); err != nil {
+		if err := api.CheckAuth(toks, insecure, listen); err != nil {
 			return usageError{err}
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -88,10 +89,10 @@ gracefully.`,
 				// CORS preflight from the UI carries no token.
 				// Every token may decode: reading a rollout through the API shows its payloads too.
 				origins := codec.ParseOrigins(cfg.UIOrigin)
-				codecHandler := codec.NewHandler(pc, codec.HandlerOptions{Tokens: api.Secrets(tokens), Origins: origins, Logger: log})
-				h := api.NewServer(api.Config{Client: c, Catalog: cat, Tokens: tokens, InsecureNoAuth: insecure, Origins: origins, Logger: log,
+				codecHandler := codec.NewHandler(pc, codec.HandlerOptions{Tokens: tokens.Secrets(toks), Origins: origins, Logger: log})
+				h := api.NewServer(api.Config{Client: c, Catalog: cat, Tokens: toks, InsecureNoAuth: insecure, Origins: origins, Logger: log,
 					Extra: map[string]http.Handler{"/codec/": codecHandler}})
-				return serveAPI(ctx, ln, h, log, cfg, tokens)
+				return serveAPI(ctx, ln, h, log, cfg, toks)
 			})
 		})
 	}
@@ -104,11 +105,11 @@ gracefully.`,
 // logTokens names each token (never the token itself) with its scopes, and says
 // which only read because they were given no scope, as the older
 // comma-separated IMAGO_API_TOKENS gives none.
-func logTokens(log *slog.Logger, tokens []api.Token) {
+func logTokens(log *slog.Logger, toks []tokens.Token) {
 	var readOnly []string
-	for _, t := range tokens {
+	for _, t := range toks {
 		log.Info("api token", "token", t)
-		if len(t.Scopes) == 1 && t.Scopes[0].Kind == api.ScopeRead {
+		if len(t.Scopes) == 1 && t.Scopes[0].Kind == tokens.Read {
 			readOnly = append(readOnly, t.From)
 		}
 	}
@@ -119,13 +120,13 @@ func logTokens(log *slog.Logger, tokens []api.Token) {
 }
 
 // serveAPI serves h on ln until ctx is done, then shuts down gracefully.
-func serveAPI(ctx context.Context, ln net.Listener, h *api.Server, log *slog.Logger, cfg app.Config, tokens []api.Token) error {
+func serveAPI(ctx context.Context, ln net.Listener, h *api.Server, log *slog.Logger, cfg app.Config, toks []tokens.Token) error {
 	srv := api.NewHTTPServer(ln.Addr().String(), h, log)
-	if len(tokens) == 0 {
+	if len(toks) == 0 {
 		log.Warn("serving WITHOUT authentication (--insecure-no-auth): anyone on this host can bake, start and abort rollouts (admin); only requests for a loopback Host are served", "listen", ln.Addr().String())
 	}
-	logTokens(log, tokens)
-	log.Info("imago API listening", "url", "http://"+ln.Addr().String(), "tokens", len(tokens),
+	logTokens(log, toks)
+	log.Info("imago API listening", "url", "http://"+ln.Addr().String(), "tokens", len(toks),
 		"temporal", cfg.Address(), "namespace", cfg.Namespace, "catalog", cfg.CatalogURL)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

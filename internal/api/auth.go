@@ -9,20 +9,22 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/imago/imago/internal/api/tokens"
 )
 
 // CheckAuth is the rule for starting the API: with tokens it serves anywhere;
 // without any it refuses, unless insecureNoAuth is set and listen is a loopback
 // address (127.0.0.0/8, ::1, localhost), where only this host can reach it.
-func CheckAuth(tokens []Token, insecureNoAuth bool, listen string) error {
+func CheckAuth(toks []tokens.Token, insecureNoAuth bool, listen string) error {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return fmt.Errorf("--listen %q is not host:port, e.g. 127.0.0.1:8080", listen)
 	}
 	switch {
-	case len(tokens) > 0 && insecureNoAuth:
+	case len(toks) > 0 && insecureNoAuth:
 		return fmt.Errorf("--insecure-no-auth was given but API tokens are configured too; drop --insecure-no-auth to require them, or unset the tokens")
-	case len(tokens) > 0:
+	case len(toks) > 0:
 		return nil
 	case !insecureNoAuth:
 		return fmt.Errorf("no API token is configured, so the API would be open to anyone: set IMAGO_API_TOKENS='TOKEN SCOPE[,SCOPE...]' or pass --tokens-file FILE (one such line per token, see docs/security.md) (make a token with: openssl rand -hex 32); for local development only, --insecure-no-auth serves without tokens on a loopback address")
@@ -45,20 +47,20 @@ const invalidTokenType = "https://imago.dev/problems/invalid-token"
 // grant is who made a request and what they may do.
 type grant struct {
 	who    string
-	scopes []Scope
+	scopes tokens.Scopes
 }
 
 // anonymous is everyone in --insecure-no-auth mode (loopback only).
-var anonymous = grant{who: "api:anonymous", scopes: []Scope{{Kind: ScopeAdmin}}}
+var anonymous = grant{who: "api:anonymous", scopes: []tokens.Scope{{Kind: tokens.Admin}}}
 
 // authenticator checks bearer tokens in constant time.
 type authenticator struct {
-	tokens []Token
+	tokens []tokens.Token
 	open   bool // no tokens and insecureNoAuth: anyone, as admin
 }
 
-func newAuthenticator(tokens []Token, insecureNoAuth bool) *authenticator {
-	return &authenticator{tokens: tokens, open: len(tokens) == 0 && insecureNoAuth}
+func newAuthenticator(toks []tokens.Token, insecureNoAuth bool) *authenticator {
+	return &authenticator{tokens: toks, open: len(toks) == 0 && insecureNoAuth}
 }
 
 // check returns who made the request ("api:" and the first 8 hex digits of the
@@ -80,7 +82,8 @@ func (a *authenticator) check(r *http.Request) (grant, Problem, bool) {
 	d := sha256.Sum256([]byte(tok))
 	match := -1
 	for i := range a.tokens {
-		match = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(d[:], a.tokens[i].digest[:]), i, match)
+		digest := a.tokens[i].Digest()
+		match = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(d[:], digest[:]), i, match)
 	}
 	if match < 0 {
 		return grant{}, Problem{Type: invalidTokenType, Title: "Unauthorized", Status: http.StatusUnauthorized,
@@ -91,10 +94,10 @@ func (a *authenticator) check(r *http.Request) (grant, Problem, bool) {
 }
 
 // missing lists what of needs the grant lacks.
-func (g grant) missing(needs []Scope) []Scope {
-	var out []Scope
+func (g grant) missing(needs []tokens.Scope) tokens.Scopes {
+	var out tokens.Scopes
 	for _, n := range needs {
-		if !slices.ContainsFunc(g.scopes, func(s Scope) bool { return s.covers(n) }) {
+		if !slices.ContainsFunc(g.scopes, func(s tokens.Scope) bool { return s.Covers(n) }) {
 			out = append(out, n)
 		}
 	}
@@ -102,19 +105,19 @@ func (g grant) missing(needs []Scope) []Scope {
 }
 
 // hasKind reports whether the grant holds a scope of kind k on anything.
-func (g grant) hasKind(k Kind) bool {
-	return k == ScopeRead || slices.ContainsFunc(g.scopes, func(s Scope) bool { return s.Kind == k || s.Kind == ScopeAdmin })
+func (g grant) hasKind(k tokens.Kind) bool {
+	return k == tokens.Read || slices.ContainsFunc(g.scopes, func(s tokens.Scope) bool { return s.Kind == k || s.Kind == tokens.Admin })
 }
 
 // require refuses (403) what the grant lacks of needs, naming each missing scope.
-func (g grant) require(needs ...Scope) error {
+func (g grant) require(needs ...tokens.Scope) error {
 	m := g.missing(needs)
 	if len(m) == 0 {
 		return nil
 	}
-	what := "the scope " + scopeList(m)
+	what := "the scope " + m.String()
 	if len(m) > 1 {
-		what = "the scopes " + scopeList(m)
+		what = "the scopes " + m.String()
 	}
 	return g.forbidden(what)
 }
@@ -122,13 +125,13 @@ func (g grant) require(needs ...Scope) error {
 func (g grant) forbidden(lacks string) error {
 	return problem(http.StatusForbidden, "forbidden", "Forbidden",
 		"this token lacks %s; it has %s (%s), and scopes are granted in the server's tokens file or IMAGO_API_TOKENS (see docs/security.md)",
-		lacks, scopeList(g.scopes), g.who)
+		lacks, g.scopes, g.who)
 }
 
 // authorize refuses (403) a request whose token lacks any of needs: handlers
 // whose service and environment come from the body or the catalog call it once
 // they know them.
-func authorize(r *http.Request, needs ...Scope) error { return grantOf(r).require(needs...) }
+func authorize(r *http.Request, needs ...tokens.Scope) error { return grantOf(r).require(needs...) }
 
 // checkRoute is a route's scope check before its handler runs: read and admin
 // as they are, deploy and approve on the path's {service}/{env}; for a route
@@ -138,13 +141,13 @@ func checkRoute(rt route, g grant, r *http.Request) error {
 	switch {
 	case rt.inBody:
 		if !g.hasKind(rt.scope) {
-			return g.forbidden(fmt.Sprintf("any %s scope, and %s %s needs %s on what it acts on", rt.scope, rt.method, rt.path, Scope{Kind: rt.scope, Service: "SERVICE", Env: "ENV"}))
+			return g.forbidden(fmt.Sprintf("any %s scope, and %s %s needs %s on what it acts on", rt.scope, rt.method, rt.path, tokens.Scope{Kind: rt.scope, Service: "SERVICE", Env: "ENV"}))
 		}
 		return nil
-	case rt.scope == ScopeDeploy, rt.scope == ScopeApprove:
-		return g.require(Scope{Kind: rt.scope, Service: r.PathValue("service"), Env: r.PathValue("env")})
+	case rt.scope == tokens.Deploy, rt.scope == tokens.Approve:
+		return g.require(tokens.Scope{Kind: rt.scope, Service: r.PathValue("service"), Env: r.PathValue("env")})
 	}
-	return g.require(Scope{Kind: rt.scope})
+	return g.require(tokens.Scope{Kind: rt.scope})
 }
 
 // The browser checks. A web page can make a browser send a "simple" request to

@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/provider/local"
@@ -76,9 +77,9 @@ func helloBuild(t *testing.T) string {
 const testToken = "test-token-0123456789abcdef"
 
 // mustTokens parses tokens in the tokens file format.
-func mustTokens(t testing.TB, lines ...string) []Token {
+func mustTokens(t testing.TB, lines ...string) []tokens.Token {
 	t.Helper()
-	toks, err := ParseTokens(strings.Join(lines, "\n"), "test tokens")
+	toks, err := tokens.Parse(strings.Join(lines, "\n"), "test tokens")
 	require.NoError(t, err)
 	return toks
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/spec"
 )
@@ -75,7 +76,7 @@ func (s *Server) promoteImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := authorize(r, Scope{Kind: ScopeBake, Service: img.Service}); err != nil {
+	if err := authorize(r, tokens.Scope{Kind: tokens.Bake, Service: img.Service}); err != nil {
 		return err
 	}
 	e, err := s.cfg.Catalog.MoveChannel(ctx, img.Service, req.Channel, img.ID, catalog.MoveOptions{By: principal(r), Reason: req.Reason})
@@ -102,9 +103,9 @@ func (s *Server) revokeImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	need := Scope{Kind: ScopeBake, Service: img.Service}
+	need := tokens.Scope{Kind: tokens.Bake, Service: img.Service}
 	if req.Cascade { // it revokes images built on this one, of any service
-		need = Scope{Kind: ScopeAdmin}
+		need = tokens.Scope{Kind: tokens.Admin}
 	}
 	if err := authorize(r, need); err != nil {
 		return err

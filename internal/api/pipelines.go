@@ -8,6 +8,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/workflows"
@@ -49,12 +50,12 @@ func (s *Server) startPipeline(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var needs []Scope
+	var needs []tokens.Scope
 	if p.Bake != nil {
-		needs = append(needs, Scope{Kind: ScopeBake, Service: p.Bake.Service})
+		needs = append(needs, tokens.Scope{Kind: tokens.Bake, Service: p.Bake.Service})
 	}
 	for _, st := range p.Stages {
-		needs = append(needs, Scope{Kind: ScopeDeploy, Service: st.Rollout.Service, Env: st.Rollout.Environment})
+		needs = append(needs, tokens.Scope{Kind: tokens.Deploy, Service: st.Rollout.Service, Env: st.Rollout.Environment})
 	}
 	if err := authorize(r, needs...); err != nil {
 		return err
@@ -100,17 +101,17 @@ func (s *Server) latestPipeline(ctx context.Context, name string) (pipelines.Run
 // approve on the environment whose gate waits (with none waiting, on every
 // stage's, as a gate may open before the update lands); an abort, deploy on
 // every stage's environment, as starting it did.
-func pipelineNeeds(p workflows.PipelineProgress, decision string) []Scope {
-	kind := ScopeDeploy
+func pipelineNeeds(p workflows.PipelineProgress, decision string) []tokens.Scope {
+	kind := tokens.Deploy
 	if decision == workflows.UpdateApprove {
-		kind = ScopeApprove
+		kind = tokens.Approve
 		if p.Gate != "" {
-			return []Scope{{Kind: kind, Service: p.Service, Env: p.Gate}}
+			return []tokens.Scope{{Kind: kind, Service: p.Service, Env: p.Gate}}
 		}
 	}
-	var needs []Scope
+	var needs []tokens.Scope
 	for _, st := range p.Stages {
-		needs = append(needs, Scope{Kind: kind, Service: p.Service, Env: st.Environment})
+		needs = append(needs, tokens.Scope{Kind: kind, Service: p.Service, Env: st.Environment})
 	}
 	return needs
 }

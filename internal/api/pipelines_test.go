@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/schedules"
 	"github.com/imago/imago/workflows"
@@ -190,9 +191,9 @@ func FuzzDecodeStartPipeline(f *testing.F) {
 // with none waiting (a gate may open before the decision lands), on every stage's.
 func TestPipelineDecisionsNeedTheirScopeOnTheStagesEnvironments(t *testing.T) {
 	p := workflows.PipelineProgress{Service: "hello", Stages: []workflows.StageStatus{{Environment: "staging"}, {Environment: "prod"}}}
-	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", scopeList(pipelineNeeds(p, workflows.UpdateAbort)))
-	assert.Equal(t, "approve:hello/staging, approve:hello/prod", scopeList(pipelineNeeds(p, workflows.UpdateApprove)))
+	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateAbort)).String())
+	assert.Equal(t, "approve:hello/staging, approve:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateApprove)).String())
 	p.Gate = "prod"
-	assert.Equal(t, "approve:hello/prod", scopeList(pipelineNeeds(p, workflows.UpdateApprove)))
-	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", scopeList(pipelineNeeds(p, workflows.UpdateAbort)))
+	assert.Equal(t, "approve:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateApprove)).String())
+	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateAbort)).String())
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/workflows"
 )
@@ -30,7 +31,7 @@ func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if in.Apply {
-		if err := authorize(r, Scope{Kind: ScopeAdmin}); err != nil {
+		if err := authorize(r, tokens.Scope{Kind: tokens.Admin}); err != nil {
 			return err
 		}
 	}

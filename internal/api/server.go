@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/httpx"
@@ -31,7 +32,7 @@ type Config struct {
 	// none, every request that needs a token is refused, unless InsecureNoAuth
 	// (see CheckAuth for when that is allowed): then anyone is admin, but only
 	// for requests to a loopback Host.
-	Tokens         []Token
+	Tokens         []tokens.Token
 	InsecureNoAuth bool
 	// Origins are the web page origins (IMAGO_UI_ORIGIN) whose requests the API
 	// serves; a request with any other Origin is refused (403).
@@ -79,7 +80,7 @@ type route struct {
 	// scope is what a token needs (every route but the public ones has one):
 	// read and admin as they are; deploy and approve on the path's
 	// {service}/{env}, unless inBody.
-	scope Kind
+	scope tokens.Kind
 	// inBody: the scope's service and environment come from the body or the
 	// catalog, so the handler checks them (authorize); before it runs, the token
 	// must hold some scope of this kind.
@@ -98,54 +99,54 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/v1/openapi.json", public: true, handle: serveOpenAPI},
 
 		// deploy on spec.service/spec.environment; with an inline bake, bake on its service too.
-		{method: "POST", path: "/v1/rollouts", scope: ScopeDeploy, inBody: true, handle: s.startRollout},
-		{method: "GET", path: "/v1/rollouts", scope: ScopeRead, handle: s.listRollouts},
-		{method: "GET", path: "/v1/rollouts/{service}/{env}", scope: ScopeRead, handle: s.getRollout},
-		{method: "GET", path: "/v1/rollouts/{service}/{env}/events", scope: ScopeRead, stream: true, handle: s.rolloutEvents},
+		{method: "POST", path: "/v1/rollouts", scope: tokens.Deploy, inBody: true, handle: s.startRollout},
+		{method: "GET", path: "/v1/rollouts", scope: tokens.Read, handle: s.listRollouts},
+		{method: "GET", path: "/v1/rollouts/{service}/{env}", scope: tokens.Read, handle: s.getRollout},
+		{method: "GET", path: "/v1/rollouts/{service}/{env}/events", scope: tokens.Read, stream: true, handle: s.rolloutEvents},
 	}
 	for _, d := range decisions {
 		rs = append(rs, route{method: "POST", path: "/v1/rollouts/{service}/{env}/" + d, scope: decisionScope[d], handle: s.decide(d)})
 	}
 	return append(rs,
-		route{method: "POST", path: "/v1/bakes", scope: ScopeBake, inBody: true, handle: s.startBake}, // bake on spec.service
-		route{method: "GET", path: "/v1/bakes/{service}/{channel}", scope: ScopeRead, handle: s.getBake},
+		route{method: "POST", path: "/v1/bakes", scope: tokens.Bake, inBody: true, handle: s.startBake}, // bake on spec.service
+		route{method: "GET", path: "/v1/bakes/{service}/{channel}", scope: tokens.Read, handle: s.getBake},
 
-		route{method: "GET", path: "/v1/images", scope: ScopeRead, handle: s.listImages},
-		route{method: "GET", path: "/v1/images/{id}", scope: ScopeRead, handle: s.showImage},
+		route{method: "GET", path: "/v1/images", scope: tokens.Read, handle: s.listImages},
+		route{method: "GET", path: "/v1/images/{id}", scope: tokens.Read, handle: s.showImage},
 		// Channel moves: bake on the image's service (bakes publish to its channels);
 		// a cascading revoke, which reaches other services' images, admin.
-		route{method: "POST", path: "/v1/images/{id}/promote", scope: ScopeBake, inBody: true, handle: s.promoteImage},
-		route{method: "POST", path: "/v1/images/{id}/revoke", scope: ScopeBake, inBody: true, handle: s.revokeImage},
-		route{method: "GET", path: "/v1/services/{service}/channels", scope: ScopeRead, handle: s.listChannels},
-		route{method: "GET", path: "/v1/services/{service}/channels/{channel}", scope: ScopeRead, handle: s.channelHistory},
+		route{method: "POST", path: "/v1/images/{id}/promote", scope: tokens.Bake, inBody: true, handle: s.promoteImage},
+		route{method: "POST", path: "/v1/images/{id}/revoke", scope: tokens.Bake, inBody: true, handle: s.revokeImage},
+		route{method: "GET", path: "/v1/services/{service}/channels", scope: tokens.Read, handle: s.listChannels},
+		route{method: "GET", path: "/v1/services/{service}/channels/{channel}", scope: tokens.Read, handle: s.channelHistory},
 
 		// A schedule bakes and deploys unattended, as whoever made it: admin.
-		route{method: "POST", path: "/v1/schedules", scope: ScopeAdmin, handle: s.createSchedule},
-		route{method: "GET", path: "/v1/schedules", scope: ScopeRead, handle: s.listSchedules},
-		route{method: "GET", path: "/v1/schedules/{name}", scope: ScopeRead, handle: s.getSchedule},
-		route{method: "DELETE", path: "/v1/schedules/{name}", scope: ScopeAdmin, handle: s.deleteSchedule},
-		route{method: "POST", path: "/v1/schedules/{name}/pause", scope: ScopeAdmin, handle: s.pauseSchedule(true)},
-		route{method: "POST", path: "/v1/schedules/{name}/unpause", scope: ScopeAdmin, handle: s.pauseSchedule(false)},
-		route{method: "POST", path: "/v1/schedules/{name}/trigger", scope: ScopeAdmin, handle: s.triggerSchedule},
-		route{method: "POST", path: "/v1/schedules/{name}/backfill", scope: ScopeAdmin, handle: s.backfillSchedule},
+		route{method: "POST", path: "/v1/schedules", scope: tokens.Admin, handle: s.createSchedule},
+		route{method: "GET", path: "/v1/schedules", scope: tokens.Read, handle: s.listSchedules},
+		route{method: "GET", path: "/v1/schedules/{name}", scope: tokens.Read, handle: s.getSchedule},
+		route{method: "DELETE", path: "/v1/schedules/{name}", scope: tokens.Admin, handle: s.deleteSchedule},
+		route{method: "POST", path: "/v1/schedules/{name}/pause", scope: tokens.Admin, handle: s.pauseSchedule(true)},
+		route{method: "POST", path: "/v1/schedules/{name}/unpause", scope: tokens.Admin, handle: s.pauseSchedule(false)},
+		route{method: "POST", path: "/v1/schedules/{name}/trigger", scope: tokens.Admin, handle: s.triggerSchedule},
+		route{method: "POST", path: "/v1/schedules/{name}/backfill", scope: tokens.Admin, handle: s.backfillSchedule},
 
 		// deploy on every stage's environment; with a bake, bake on its service too.
-		route{method: "POST", path: "/v1/pipelines", scope: ScopeDeploy, inBody: true, handle: s.startPipeline},
-		route{method: "GET", path: "/v1/pipelines/{name}", scope: ScopeRead, handle: s.getPipeline},
+		route{method: "POST", path: "/v1/pipelines", scope: tokens.Deploy, inBody: true, handle: s.startPipeline},
+		route{method: "GET", path: "/v1/pipelines/{name}", scope: tokens.Read, handle: s.getPipeline},
 		// approve on the environment whose gate waits; abort, deploy on every stage's.
-		route{method: "POST", path: "/v1/pipelines/{name}/approve", scope: ScopeApprove, inBody: true, handle: s.approvePipeline},
-		route{method: "POST", path: "/v1/pipelines/{name}/abort", scope: ScopeDeploy, inBody: true, handle: s.abortPipeline},
+		route{method: "POST", path: "/v1/pipelines/{name}/approve", scope: tokens.Approve, inBody: true, handle: s.approvePipeline},
+		route{method: "POST", path: "/v1/pipelines/{name}/abort", scope: tokens.Deploy, inBody: true, handle: s.abortPipeline},
 
 		// A dry run reads; apply terminates fleets: admin.
-		route{method: "POST", path: "/v1/reaper", scope: ScopeRead, inBody: true, handle: s.runReaper},
+		route{method: "POST", path: "/v1/reaper", scope: tokens.Read, inBody: true, handle: s.runReaper},
 	)
 }
 
 // decisionScope is what each rollout decision needs on the rollout's service and
 // environment: promote releases approval gates too, so it is an approver's.
-var decisionScope = map[string]Kind{
-	workflows.UpdateApprove: ScopeApprove, workflows.UpdatePromote: ScopeApprove,
-	workflows.UpdateAbort: ScopeDeploy, workflows.UpdateRollback: ScopeDeploy,
+var decisionScope = map[string]tokens.Kind{
+	workflows.UpdateApprove: tokens.Approve, workflows.UpdatePromote: tokens.Approve,
+	workflows.UpdateAbort: tokens.Deploy, workflows.UpdateRollback: tokens.Deploy,
 }
 
 // NewServer builds the API's handler from cfg.

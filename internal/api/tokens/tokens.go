@@ -1,4 +1,8 @@
-package api
+// Package tokens reads the REST API's bearer tokens and their scopes, from a
+// tokens file (--tokens-file) and IMAGO_API_TOKENS, and says what a scope
+// covers. It has no dependencies beyond the standard library, so whatever else
+// checks these tokens (the codec server) can read them the same way.
+package tokens
 
 import (
 	"crypto/sha256"
@@ -12,22 +16,22 @@ import (
 	"strings"
 )
 
-// MinTokenLength is the shortest bearer token the API accepts.
-const MinTokenLength = 16
+// MinLength is the shortest bearer token the API accepts.
+const MinLength = 16
 
 // Kind is what a scope lets a token do.
 type Kind string
 
 // The scopes, from least to most. Every token reads; admin implies the others.
 const (
-	ScopeRead    Kind = "read"    // every GET, the event streams, a reaper dry run
-	ScopeDeploy  Kind = "deploy"  // start, abort and roll back rollouts; a pipeline's stages (SERVICE/ENV)
-	ScopeApprove Kind = "approve" // approve and promote rollouts; a pipeline's gates (SERVICE/ENV)
-	ScopeBake    Kind = "bake"    // bakes, which run commands on a worker; channel moves (SERVICE)
-	ScopeAdmin   Kind = "admin"   // all of the above, schedules, the reaper's apply, cascading revokes
+	Read    Kind = "read"    // every GET, the event streams, a reaper dry run
+	Deploy  Kind = "deploy"  // start, abort and roll back rollouts; a pipeline's stages (SERVICE/ENV)
+	Approve Kind = "approve" // approve and promote rollouts; a pipeline's gates (SERVICE/ENV)
+	Bake    Kind = "bake"    // bakes, which run commands on a worker; channel moves (SERVICE)
+	Admin   Kind = "admin"   // all of the above, schedules, the reaper's apply, cascading revokes
 )
 
-var kinds = []Kind{ScopeRead, ScopeDeploy, ScopeApprove, ScopeBake, ScopeAdmin}
+var kinds = []Kind{Read, Deploy, Approve, Bake, Admin}
 
 // Scope is one grant of a token: a kind, which for deploy and approve may be
 // limited to services and environments (deploy:hello/staging, approve:*/prod)
@@ -43,7 +47,7 @@ type Scope struct {
 // read; "*" for the environment or for everything is left out (deploy:hello, deploy).
 func (s Scope) String() string {
 	switch s.Kind {
-	case ScopeDeploy, ScopeApprove:
+	case Deploy, Approve:
 		switch {
 		case s.Service == "*" && s.Env == "*":
 			return string(s.Kind)
@@ -51,7 +55,7 @@ func (s Scope) String() string {
 			return string(s.Kind) + ":" + s.Service
 		}
 		return string(s.Kind) + ":" + s.Service + "/" + s.Env
-	case ScopeBake:
+	case Bake:
 		if s.Service == "*" {
 			return string(s.Kind)
 		}
@@ -60,10 +64,10 @@ func (s Scope) String() string {
 	return string(s.Kind)
 }
 
-// covers reports whether s grants need, a scope on one service and environment.
-func (s Scope) covers(need Scope) bool {
+// Covers reports whether s grants need, a scope on one service and environment.
+func (s Scope) Covers(need Scope) bool {
 	switch {
-	case s.Kind == ScopeAdmin, need.Kind == ScopeRead:
+	case s.Kind == Admin, need.Kind == Read:
 		return true
 	case s.Kind != need.Kind:
 		return false
@@ -90,24 +94,29 @@ type Token struct {
 	// Who names the token in logs and records without revealing it: "api:" and
 	// the first 8 hex digits of its SHA-256.
 	Who    string
-	Scopes []Scope // at least one; a token given none has read
-	From   string  // where it was configured: "/etc/imago/api-tokens line 3"
+	Scopes Scopes // at least one; a token given none has read
+	From   string // where it was configured: "/etc/imago/api-tokens line 3"
 }
 
 // Secret is the token itself, for a handler that checks it on its own (the codec server).
 func (t Token) Secret() string { return t.secret }
 
+// Digest is the token's SHA-256, which a server compares in constant time.
+func (t Token) Digest() [sha256.Size]byte { return t.digest }
+
 // String names the token and its scopes, never the token: "api:1a2b3c4d (deploy:hello/staging, read)".
-func (t Token) String() string { return t.Who + " (" + t.scopeList() + ")" }
+func (t Token) String() string { return t.Who + " (" + t.Scopes.String() + ")" }
 
 // LogValue is what slog shows of the token.
 func (t Token) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("who", t.Who), slog.String("scopes", t.scopeList()), slog.String("from", t.From))
+	return slog.GroupValue(slog.String("who", t.Who), slog.String("scopes", t.Scopes.String()), slog.String("from", t.From))
 }
 
-func (t Token) scopeList() string { return scopeList(t.Scopes) }
+// Scopes are a token's grants, or what a request needs.
+type Scopes []Scope
 
-func scopeList(ss []Scope) string {
+// String lists the scopes as a tokens file would, comma-separated.
+func (ss Scopes) String() string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
 		out[i] = s.String()
@@ -124,12 +133,12 @@ func Secrets(tokens []Token) []string {
 	return out
 }
 
-// LoadTokens reads the API's tokens from env (the value of IMAGO_API_TOKENS, see
-// ParseTokensEnv) and file (see ParseTokens), either of which may be empty. The
+// Load reads the API's tokens from env (the value of IMAGO_API_TOKENS, see
+// ParseEnv) and file (see Parse), either of which may be empty. The
 // file must be private to its owner (mode 0600 or stricter): one readable by
 // group or others is refused. A token given twice is refused, naming both places.
-func LoadTokens(env, file string) ([]Token, error) {
-	tokens, err := ParseTokensEnv(env)
+func Load(env, file string) ([]Token, error) {
+	tokens, err := ParseEnv(env)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +147,7 @@ func LoadTokens(env, file string) ([]Token, error) {
 		if err != nil {
 			return nil, err
 		}
-		more, err := ParseTokens(data, file)
+		more, err := Parse(data, file)
 		if err != nil {
 			return nil, err
 		}
@@ -172,25 +181,36 @@ func readPrivate(file string) (string, error) {
 	return string(data), nil
 }
 
-// ParseTokens reads a tokens file: one entry a line, TOKEN [SCOPE[,SCOPE…]];
+// Parse reads a tokens file: one entry a line, TOKEN [SCOPE[,SCOPE…]];
 // blank lines and lines starting with # are skipped. An entry of one word, or of
 // words separated by commas only (the older format of IMAGO_API_TOKENS), is a
 // list of tokens that each read. source names the file in errors, which never
 // quote a token.
-func ParseTokens(data, source string) ([]Token, error) {
+func Parse(data, source string) ([]Token, error) {
 	var entries []entry
 	for i, line := range strings.Split(data, "\n") {
-		entries = append(entries, entry{text: line, where: fmt.Sprintf("%s line %d", source, i+1)})
+		if !skipped(line) {
+			entries = append(entries, entry{text: line, where: fmt.Sprintf("%s line %d", source, i+1)})
+		}
 	}
 	return parseEntries(entries)
 }
 
-// ParseTokensEnv reads IMAGO_API_TOKENS: entries as in a tokens file, separated
+// skipped reports whether an entry is blank or a comment.
+func skipped(text string) bool {
+	text = strings.TrimSpace(text)
+	return text == "" || strings.HasPrefix(text, "#")
+}
+
+// ParseEnv reads IMAGO_API_TOKENS: entries as in a tokens file, separated
 // by ';' or newlines.
-func ParseTokensEnv(value string) ([]Token, error) {
+func ParseEnv(value string) ([]Token, error) {
 	parts := strings.FieldsFunc(value, func(r rune) bool { return r == ';' || r == '\n' })
 	var entries []entry
 	for i, p := range parts {
+		if skipped(p) {
+			continue
+		}
 		where := "IMAGO_API_TOKENS"
 		if len(parts) > 1 {
 			where = fmt.Sprintf("IMAGO_API_TOKENS entry %d", i+1)
@@ -200,19 +220,28 @@ func ParseTokensEnv(value string) ([]Token, error) {
 	return parseEntries(entries)
 }
 
+// entry is one line of a tokens file or item of IMAGO_API_TOKENS, neither
+// blank nor a comment.
 type entry struct{ text, where string }
 
-// aroundCommas is the space a list may have around its commas.
-var aroundCommas = regexp.MustCompile(`\s*,\s*`)
+// closeLists drops the space around commas: "a, b ,c d" is "a,b,c d".
+func closeLists(text string) string {
+	var b strings.Builder
+	prev := ""
+	for _, w := range strings.Fields(text) {
+		if prev != "" && !strings.HasSuffix(prev, ",") && !strings.HasPrefix(w, ",") {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+		prev = w
+	}
+	return b.String()
+}
 
 func parseEntries(entries []entry) ([]Token, error) {
 	var out []Token
 	for _, e := range entries {
-		text := strings.TrimSpace(e.text)
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		words := strings.Fields(aroundCommas.ReplaceAllString(text, ","))
+		words := strings.Fields(closeLists(e.text))
 		if len(words) == 1 { // a token alone, or the older format: TOKEN[,TOKEN…]; each reads
 			items := strings.Split(words[0], ",")
 			for i, item := range items {
@@ -254,24 +283,25 @@ func parseEntries(entries []entry) ([]Token, error) {
 
 // newToken checks a token and gives it read.
 func newToken(secret, where string) (Token, error) {
-	if _, err := ParseScope(secret); err == nil || looksLikeScope(secret) {
+	if Kind(secret).Valid() || looksLikeScope(secret) {
 		return Token{}, fmt.Errorf("%s starts with the scope %q where its token should be; write TOKEN SCOPE[,SCOPE…], e.g. made with: openssl rand -hex 32", where, secret)
 	}
-	if len(secret) < MinTokenLength {
-		return Token{}, fmt.Errorf("the API token in %s is %d characters; use at least %d, e.g. made with: openssl rand -hex 32", where, len(secret), MinTokenLength)
+	if len(secret) < MinLength {
+		return Token{}, fmt.Errorf("the API token in %s is %d characters; use at least %d, e.g. made with: openssl rand -hex 32", where, len(secret), MinLength)
 	}
 	d := sha256.Sum256([]byte(secret))
-	return Token{secret: secret, digest: d, Who: "api:" + hex.EncodeToString(d[:4]), Scopes: []Scope{{Kind: ScopeRead}}, From: where}, nil
+	return Token{secret: secret, digest: d, Who: "api:" + hex.EncodeToString(d[:4]), Scopes: []Scope{{Kind: Read}}, From: where}, nil
 }
 
 // looksLikeScope reports whether a word is a kind followed by ':', which a
 // message may quote: a token is no such word.
 func looksLikeScope(w string) bool {
 	k, _, ok := strings.Cut(w, ":")
-	return ok && isKind(Kind(k))
+	return ok && Kind(k).Valid()
 }
 
-func isKind(k Kind) bool {
+// Valid reports whether k is one of the five kinds.
+func (k Kind) Valid() bool {
 	for _, known := range kinds {
 		if k == known {
 			return true
@@ -284,29 +314,25 @@ func isKind(k Kind) bool {
 // approve[:SERVICE[/ENV]] or bake[:SERVICE]. A missing SERVICE or ENV is "*".
 // Its error quotes w only when w cannot be a token.
 func ParseScope(w string) (Scope, error) {
-	quoted := "(not quoted: it may be a token)"
-	if len(w) < MinTokenLength || looksLikeScope(w) {
-		quoted = fmt.Sprintf("%q", w)
-	}
 	k, target, restricted := strings.Cut(w, ":")
 	s := Scope{Kind: Kind(k)}
 	switch s.Kind {
-	case ScopeRead, ScopeAdmin:
+	case Read, Admin:
 		if restricted {
-			return s, fmt.Errorf("%s: %s takes no SERVICE/ENV, it is for everything; give deploy, approve or bake scopes for one service", quoted, k)
+			return s, fmt.Errorf("%s: %s takes no SERVICE/ENV, it is for everything; give deploy, approve or bake scopes for one service", quote(w), k)
 		}
 		return s, nil
-	case ScopeBake:
+	case Bake:
 		s.Service = "*"
 		if !restricted {
 			return s, nil
 		}
 		if !scopePatternRE.MatchString(target) {
-			return s, fmt.Errorf("%s: want bake:SERVICE, with SERVICE a service name or a pattern with * (e.g. bake:hello)", quoted)
+			return s, fmt.Errorf("%s: want bake:SERVICE, with SERVICE a service name or a pattern with * (e.g. bake:hello)", quote(w))
 		}
 		s.Service = target
 		return s, nil
-	case ScopeDeploy, ScopeApprove:
+	case Deploy, Approve:
 		s.Service, s.Env = "*", "*"
 		if !restricted {
 			return s, nil
@@ -316,12 +342,20 @@ func ParseScope(w string) (Scope, error) {
 			env = "*"
 		}
 		if !scopePatternRE.MatchString(svc) || !scopePatternRE.MatchString(env) {
-			return s, fmt.Errorf("%s: want %s:SERVICE/ENV, each a name or a pattern with * (e.g. %s:hello/staging or %s:*/prod)", quoted, k, k, k)
+			return s, fmt.Errorf("%s: want %s:SERVICE/ENV, each a name or a pattern with * (e.g. %s:hello/staging or %s:*/prod)", quote(w), k, k, k)
 		}
 		s.Service, s.Env = svc, env
 		return s, nil
 	}
-	return s, fmt.Errorf("%s is not one of read, deploy, approve, bake, admin", quoted)
+	return s, fmt.Errorf("%s is not one of read, deploy, approve, bake, admin", quote(w))
+}
+
+// quote is w quoted for a message, unless it could be a token.
+func quote(w string) string {
+	if len(w) < MinLength || looksLikeScope(w) {
+		return fmt.Sprintf("%q", w)
+	}
+	return "(not quoted: it may be a token)"
 }
 
 // distinct refuses a token configured twice: its scopes would be ambiguous.
