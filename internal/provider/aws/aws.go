@@ -42,6 +42,7 @@ import (
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -131,6 +132,13 @@ type Config struct {
 	// MaxAttempts is how often the SDK tries a call (retrying throttling and 5xx);
 	// 0 means the SDK's default (3), 1 disables retries.
 	MaxAttempts int
+	// RetryMaxBackoff caps the SDK's backoff between attempts; 0 means the SDK's
+	// default (20s). Tests against a fake shorten it.
+	RetryMaxBackoff time.Duration
+	// IAMPropagationTimeout is how long Provision retries a launch whose
+	// instance profile IAM has not propagated yet ("Invalid IAM Instance
+	// Profile"), counted from the launch template's creation. Default 2m.
+	IAMPropagationTimeout time.Duration
 	// PollInterval is how often Terminate looks whether the target group drained.
 	// Default 5s.
 	PollInterval time.Duration
@@ -248,6 +256,17 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	ac.HTTPClient = plainBodyClient{ac.HTTPClient}
 	if cfg.MaxAttempts > 0 {
 		ac.RetryMaxAttempts = cfg.MaxAttempts
+	}
+	if cfg.RetryMaxBackoff > 0 {
+		// The SDK's standard retryer (the default), with a shorter backoff cap.
+		ac.Retryer = func() awssdk.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxBackoff = cfg.RetryMaxBackoff
+				if cfg.MaxAttempts > 0 {
+					o.MaxAttempts = cfg.MaxAttempts
+				}
+			})
+		}
 	}
 	var base *string
 	if cfg.Endpoint != "" {
