@@ -309,7 +309,7 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 	r.setPhase(ctx, PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
 	var a *activities.Activities
 	for _, id := range old {
-		err := workflow.ExecuteActivity(quickOptions(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
+		err := workflow.ExecuteActivity(terminateOptions(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
 		if err != nil {
 			return old, r.fail("decommissioning the old fleet", fmt.Errorf("%s now serves all traffic, but old fleet %s could not be terminated: %s", fleet.ID, id, reason(err)))
 		}
