@@ -234,6 +234,8 @@ func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Flee
 		Size:        size,
 		Labels:      map[string]string{"rollout": info.WorkflowExecution.ID, "run": info.WorkflowExecution.RunID},
 		Provider:    r.spec.Provider,
+		// A provider whose load balancer checks instances (aws) checks what the spec says.
+		Health: &provider.HealthCheck{Path: r.spec.Health.Path, Interval: r.spec.Health.Interval.D()},
 	}
 	var a *activities.Activities
 	var fleet provider.Fleet
