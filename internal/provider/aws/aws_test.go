@@ -68,11 +68,13 @@ func testConfig(fake *awsfake.FakeAWS, listener string) aws.Config {
 		InstanceType:        "t3.small",
 		Port:                8080,
 		DeregistrationDelay: 2 * time.Second,
-		Listeners:           map[string]string{key.String(): listener},
-		Endpoint:            fake.URL(),
-		Credentials:         credentials.NewStaticCredentialsProvider("AKIDFAKEFAKEFAKE", "fake-secret", ""),
-		RetryMaxBackoff:     2 * time.Millisecond,
-		PollInterval:        5 * time.Millisecond,
+		// Tests that want Auto Scaling to replace unhealthy instances early shorten it.
+		HealthCheckGracePeriod: time.Hour,
+		Listeners:              map[string]string{key.String(): listener},
+		Endpoint:               fake.URL(),
+		Credentials:            credentials.NewStaticCredentialsProvider("AKIDFAKEFAKEFAKE", "fake-secret", ""),
+		RetryMaxBackoff:        2 * time.Millisecond,
+		PollInterval:           5 * time.Millisecond,
 	}
 }
 

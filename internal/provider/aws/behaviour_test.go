@@ -38,6 +38,8 @@ func (e *fakeEnv) setRoute(r provider.Route) {
 // before it takes any traffic.
 func TestNoTrafficBeforeTheLoadBalancerSaysHealthyWithFakeAWS(t *testing.T) {
 	e := newFakeEnv(t)
+	e.cfg.HealthCheckGracePeriod = 10 * time.Second // 50 ms: the group replaces instances the load balancer finds unhealthy soon
+	e.open()
 	blue := e.healthy("blue", 1)
 	e.setRoute(route(backend(blue, 100)))
 
@@ -106,7 +108,10 @@ func TestNoTrafficBeforeTheLoadBalancerSaysHealthyWithFakeAWS(t *testing.T) {
 		}
 	}
 
-	// A fleet that fails the load balancer's checks gets no traffic.
+	// A fleet that fails the load balancer's checks gets no traffic (a long
+	// grace period: the group does not replace its instance meanwhile).
+	e.cfg.HealthCheckGracePeriod = time.Hour
+	e.open()
 	req = e.request("red", 1)
 	req.Health = &provider.HealthCheck{Path: "/ready"} // the default image has no /ready
 	red, err := e.p.Provision(e.ctx, req)

@@ -18,8 +18,9 @@
 // exactly, an invalid split is InvalidArgument and leaves the route alone; the
 // traffic guard refuses to terminate a fleet that receives traffic; ListFleets
 // filters by service and environment and returns exactly the fleets that exist,
-// with the token, labels and creation time a leak reaper needs; and the
-// portable error codes of bad requests.
+// with the token, labels and creation time a leak reaper needs (and, for a
+// harness that can stop a provision half way, Leaker, lists and terminates what
+// it left); and the portable error codes of bad requests.
 package drivertest
 
 import (
