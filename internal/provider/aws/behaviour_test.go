@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -492,7 +493,7 @@ func TestIAMPolicyInTheDocsCoversAndScopesEveryCallWithFakeAWS(t *testing.T) {
 	for action := range called {
 		allowed := false
 		for i, s := range pol.Statement {
-			if s.Effect != "Allow" || !contains(s.Action, action) {
+			if s.Effect != "Allow" || !slices.Contains(s.Action, action) {
 				continue
 			}
 			allowed = true
@@ -523,13 +524,4 @@ func TestIAMPolicyInTheDocsCoversAndScopesEveryCallWithFakeAWS(t *testing.T) {
 			t.Errorf("the IAM policy of docs/aws.md does not allow %s, which the driver calls", action)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -776,7 +777,7 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 		}
 	}
 	if g != nil && !deleting(g) {
-		if tg != nil && contains(g.TargetGroupARNs, *tg.TargetGroupArn) {
+		if tg != nil && slices.Contains(g.TargetGroupARNs, *tg.TargetGroupArn) {
 			_, err := d.asg.DetachLoadBalancerTargetGroups(ctx, &autoscaling.DetachLoadBalancerTargetGroupsInput{
 				AutoScalingGroupName: awssdk.String(fleetID), TargetGroupARNs: []string{*tg.TargetGroupArn},
 			})
@@ -836,15 +837,6 @@ func groupTags(g *asgtypes.AutoScalingGroup) map[string]string {
 		tags[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
 	}
 	return tags
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // unroute takes the target group tg of fleet id out of the listener of key

@@ -3,6 +3,7 @@ package awsfake
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -143,7 +144,7 @@ func (f *FakeAWS) describeGroups(p url.Values, now time.Time) (*node, *apiError)
 	names := list(p, "AutoScalingGroupNames")
 	var all []*group
 	for _, g := range f.groups {
-		if now.Before(g.visible) || len(names) > 0 && !contains(names, g.name) {
+		if now.Before(g.visible) || len(names) > 0 && !slices.Contains(names, g.name) {
 			continue // eventual consistency: a new group is not described at once
 		}
 		if g.matches(filters) {
@@ -155,15 +156,10 @@ func (f *FakeAWS) describeGroups(p url.Values, now time.Time) (*node, *apiError)
 	if n := atoi(p.Get("MaxRecords")); n > 0 && n < size {
 		size = n
 	}
-	start := 0
-	if tok := p.Get("NextToken"); tok != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(tok, "page-"))
-		if err != nil || n < 0 || n > len(all) {
-			return nil, fail("InvalidNextToken", "The token %q is invalid.", tok)
-		}
-		start = n
+	start, end, err := page(len(all), size, p.Get("NextToken"), "page-")
+	if err != nil {
+		return nil, err
 	}
-	end := min(start+size, len(all))
 	var out []*node
 	for _, g := range all[start:end] {
 		out = append(out, f.groupNode(g))

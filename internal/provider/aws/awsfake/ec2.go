@@ -1,8 +1,10 @@
 package awsfake
 
 import (
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,7 +51,7 @@ func (f *FakeAWS) describeImages(p url.Values) (*node, *apiError) {
 
 func ec2TagSet(name string, m map[string]string) *node {
 	var out []*node
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, el("", tx("key", k), tx("value", m[k])))
 	}
 	return items(name, out)
@@ -165,15 +167,10 @@ func (f *FakeAWS) describeLaunchTemplates(p url.Values) (*node, *apiError) {
 	if n := atoi(p.Get("MaxResults")); n > 0 && n < size {
 		size = n
 	}
-	start := 0
-	if tok := p.Get("NextToken"); tok != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(tok, "lt-page-"))
-		if err != nil || n < 0 || n > len(match) {
-			return nil, fail("InvalidNextToken", "The token %q is invalid.", tok)
-		}
-		start = n
+	start, end, err := page(len(match), size, p.Get("NextToken"), "lt-page-")
+	if err != nil {
+		return nil, err
 	}
-	end := min(start+size, len(match))
 	var out []*node
 	for _, lt := range match[start:end] {
 		n := ltNode(lt)

@@ -2,8 +2,10 @@ package awsfake
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,7 +147,7 @@ func (f *FakeAWS) modifyTargetGroupAttributes(p url.Values) (*node, *apiError) {
 		tg.attrs[k] = v
 	}
 	var out []*node
-	for _, k := range sortedKeys(tg.attrs) {
+	for _, k := range slices.Sorted(maps.Keys(tg.attrs)) {
 		out = append(out, el("", tx("Key", k), tx("Value", tg.attrs[k])))
 	}
 	return el("", members("Attributes", out)), nil
@@ -186,15 +188,10 @@ func (f *FakeAWS) describeTargetGroups(p url.Values, now time.Time) (*node, *api
 	if n := atoi(p.Get("PageSize")); n > 0 && n < size {
 		size = n
 	}
-	start := 0
-	if m := p.Get("Marker"); m != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(m, "tg-page-"))
-		if err != nil || n < 0 || n > len(found) {
-			return nil, fail("ValidationError", "The marker %q is invalid", m)
-		}
-		start = n
+	start, end, err := page(len(found), size, p.Get("Marker"), "tg-page-")
+	if err != nil {
+		return nil, err
 	}
-	end := min(start+size, len(found))
 	var out []*node
 	for _, tg := range found[start:end] {
 		out = append(out, f.tgNode(tg, now))
@@ -241,7 +238,7 @@ func (f *FakeAWS) describeTags(p url.Values) (*node, *apiError) {
 			return nil, fail("TargetGroupNotFound", "Target groups '%s' not found", arn)
 		}
 		var ts []*node
-		for _, k := range sortedKeys(tg.tags) {
+		for _, k := range slices.Sorted(maps.Keys(tg.tags)) {
 			ts = append(ts, el("", tx("Key", k), tx("Value", tg.tags[k])))
 		}
 		out = append(out, el("", tx("ResourceArn", arn), members("Tags", ts)))
@@ -253,7 +250,7 @@ func (f *FakeAWS) actionNode(a *action) *node {
 	n := el("", tx("Type", a.typ), num("Order", a.order))
 	cfg := func(name string, m map[string]string) *node {
 		var kids []*node
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			kids = append(kids, tx(k, m[k]))
 		}
 		return el(name, kids...)
@@ -464,7 +461,7 @@ func (f *FakeAWS) deleteTargetGroup(p url.Values, now time.Time) (*node, *apiErr
 		return nil, &apiError{400, "ResourceInUse", fmt.Sprintf("Target group '%s' is currently in use by a listener or a rule", arn)}
 	}
 	for _, g := range f.groups {
-		if contains(g.tgs, arn) {
+		if slices.Contains(g.tgs, arn) {
 			f.violations = append(f.violations, fmt.Sprintf("DeleteTargetGroup %s: Auto Scaling group %s still had it attached", tg.name, g.name))
 		}
 	}

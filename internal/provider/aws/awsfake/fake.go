@@ -55,6 +55,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -743,7 +744,7 @@ func (f *FakeAWS) users(arn string) []string {
 func (f *FakeAWS) lbArns(tg *targetGroup, now time.Time) []string {
 	out := f.users(tg.arn)
 	for lb, until := range tg.released {
-		if now.Before(until) && !contains(out, lb) {
+		if now.Before(until) && !slices.Contains(out, lb) {
 			out = append(out, lb)
 		}
 	}
@@ -810,7 +811,7 @@ func (f *FakeAWS) targetState(tg *targetGroup, t *target, now time.Time) (state,
 // caller holds f.mu.
 func (f *FakeAWS) zoneEnabled(tg *targetGroup, zone string) bool {
 	for _, arn := range f.users(tg.arn) {
-		if lb, ok := f.lbs[arn]; ok && contains(lb.zones, zone) {
+		if lb, ok := f.lbs[arn]; ok && slices.Contains(lb.zones, zone) {
 			return true
 		}
 	}
@@ -1070,20 +1071,15 @@ func atoi(s string) int {
 	return n
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// page returns the slice [start, end) of n items a paginated Describe call
+// answers: at most size, from the position its token (prefix + number) names.
+func page(n, size int, token, prefix string) (start, end int, err *apiError) {
+	if token != "" {
+		start, perr := strconv.Atoi(strings.TrimPrefix(token, prefix))
+		if perr != nil || start < 0 || start > n {
+			return 0, 0, fail("InvalidNextToken", "The token %q is invalid.", token)
 		}
+		return start, min(start+size, n), nil
 	}
-	return false
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return 0, min(size, n), nil
 }
