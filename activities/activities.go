@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -164,7 +165,13 @@ type TerminateInput struct {
 }
 
 // Terminate stops a fleet; the provider refuses if it still receives traffic.
+// A provider that waits (a load balancer draining for its deregistration
+// delay) reports each round, and each report is a heartbeat.
 func (a *Activities) Terminate(ctx context.Context, in TerminateInput) error {
+	if activity.IsActivity(ctx) {
+		actx := ctx
+		ctx = provider.WithProgress(ctx, func(msg string) { activity.RecordHeartbeat(actx, msg) })
+	}
 	return providerError(a.Provider.Terminate(ctx, in.FleetID))
 }
 
