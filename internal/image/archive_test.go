@@ -361,6 +361,26 @@ func TestUnpackRefusesMoreEntriesThanTheLimit(t *testing.T) {
 	s.assertUntouched(false)
 }
 
+func TestUnpackRemovesWhatACrashedUnpackLeft(t *testing.T) {
+	s := newSandbox(t)
+	base := filepath.Base(s.dest())
+	half := filepath.Join(s.images, "."+base+".unpack-123")
+	if err := os.MkdirAll(filepath.Join(half, "bin"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(half, "bin", "app"), []byte("half"), 0o500); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(half, "bin"), 0o500)
+	if err := os.WriteFile(filepath.Join(s.images, "."+base+".archive-456"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.unpack(tarGz(t, file("app", "v1")), Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	s.assertUntouched(true)
+}
+
 func TestUnpackRefusesBytesThatDoNotMatchTheDigest(t *testing.T) {
 	good := tarGz(t, file("hello", "v2"))
 	swapped := tarGz(t, symlink("passwd", "/etc/passwd")) // not even looked at

@@ -99,6 +99,9 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // than files, directories and symlinks, and an archive past lim. Files and
 // directories are made read-only for their owner (0400, or 0500 for directories
 // and executables: no setuid, setgid or sticky bit, nothing for others).
+//
+// Unpacks of one dest must not run at once (the local provider holds a lock per
+// image): each starts by removing what an earlier, crashed one left beside dest.
 func Unpack(r io.Reader, dest, digest string, lim Limits) error {
 	lim = lim.withDefaults()
 	if !digestRE.MatchString(digest) {
@@ -108,7 +111,12 @@ func Unpack(r io.Reader, dest, digest string, lim Limits) error {
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return err
 	}
-	archive, err := spool(r, parent, digest, lim.MaxBytes)
+	prefix := "." + filepath.Base(dest)
+	leftovers, _ := filepath.Glob(filepath.Join(parent, prefix+".*-*"))
+	for _, l := range leftovers {
+		removeTree(l)
+	}
+	archive, err := spool(r, parent, prefix+".archive-*", digest, lim.MaxBytes)
 	if archive != nil {
 		defer func() {
 			archive.Close()
@@ -118,7 +126,7 @@ func Unpack(r io.Reader, dest, digest string, lim Limits) error {
 	if err != nil {
 		return fmt.Errorf("unpack image: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, ".unpack-*")
+	tmp, err := os.MkdirTemp(parent, prefix+".unpack-*")
 	if err != nil {
 		return err
 	}
@@ -135,10 +143,11 @@ func Unpack(r io.Reader, dest, digest string, lim Limits) error {
 	return os.Chmod(dest, 0o500)
 }
 
-// spool copies r into a new temporary file in dir and checks that its bytes match
-// digest. The file is returned (rewound on success) for the caller to remove.
-func spool(r io.Reader, dir, digest string, max int64) (*os.File, error) {
-	f, err := os.CreateTemp(dir, ".archive-*")
+// spool copies r into a new temporary file in dir (named after pattern) and
+// checks that its bytes match digest. The file is returned (rewound on success)
+// for the caller to remove.
+func spool(r io.Reader, dir, pattern, digest string, max int64) (*os.File, error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
 	}
