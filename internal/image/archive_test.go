@@ -490,6 +490,14 @@ func TestLimitsFromEnv(t *testing.T) {
 	if l, err := LimitsFromEnv(); err != nil || l != (Limits{MaxBytes: 1 << 20, MaxEntries: 10}) {
 		t.Errorf("set: %+v, %v", l, err)
 	}
+	t.Setenv(EnvMaxBytes, "9223372036854775807") // no limit, in effect
+	if l, err := LimitsFromEnv(); err != nil || l.withDefaults().MaxBytes != 1<<62 {
+		t.Errorf("max int64: %+v, %v", l, err)
+	}
+	s := newSandbox(t)
+	if err := s.unpack(tarGz(t, file("app", "v1")), Limits{MaxBytes: 1<<63 - 1}); err != nil {
+		t.Errorf("Unpack under the largest limit: %v", err)
+	}
 	t.Setenv(EnvMaxBytes, "8GiB")
 	if _, err := LimitsFromEnv(); err == nil || !strings.Contains(err.Error(), `IMAGO_ARCHIVE_MAX_BYTES: "8GiB" is not a positive number of bytes`) {
 		t.Errorf("8GiB: %v", err)
