@@ -27,6 +27,7 @@ import (
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/events"
+	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
@@ -56,6 +57,10 @@ type Config struct {
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
 	Interceptors   []interceptor.ClientInterceptor // client interceptors; those that are also worker interceptors apply to the client's workers
+
+	// ArchiveLimits caps an image archive the local provider unpacks; nil: from
+	// IMAGO_ARCHIVE_MAX_BYTES and IMAGO_ARCHIVE_MAX_ENTRIES (image.LimitsFromEnv).
+	ArchiveLimits *image.Limits
 }
 
 // DefaultTemporalAddress is where the embedded server listens by default.
@@ -188,6 +193,13 @@ func (c Config) Dial(ctx context.Context) (client.Client, error) {
 	return cl, nil
 }
 
+func (c Config) archiveLimits() (image.Limits, error) {
+	if c.ArchiveLimits != nil {
+		return *c.ArchiveLimits, nil
+	}
+	return image.LimitsFromEnv()
+}
+
 // Deps are the dependencies of imago's activities.
 type Deps struct {
 	Catalog    *catalog.Catalog
@@ -203,11 +215,15 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	if err := os.MkdirAll(c.Home, 0o755); err != nil {
 		return nil, fmt.Errorf("create IMAGO_HOME %s: %w", c.Home, err)
 	}
+	limits, err := c.archiveLimits()
+	if err != nil {
+		return nil, err
+	}
 	cat, err := catalog.Open(ctx, c.CatalogURL)
 	if err != nil {
 		return nil, err
 	}
-	drv, err := local.Open(local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}})
+	drv, err := local.Open(local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}, ArchiveLimits: limits})
 	if err != nil {
 		cat.Close()
 		return nil, err

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 )
@@ -65,6 +66,9 @@ type Config struct {
 	// and the -imago-sim-host argument. Default: $IMAGO_SIM_COMMAND, else the
 	// current executable, whose main (or TestMain) must call RunSimIfChild first.
 	SimCommand []string
+	// ArchiveLimits bound the image archives the driver unpacks; zero fields take
+	// image.DefaultMaxBytes and image.DefaultMaxEntries.
+	ArchiveLimits image.Limits
 }
 
 // Driver is the local provider driver. It is safe for concurrent use, also by
@@ -74,6 +78,7 @@ type Driver struct {
 	images    ImageSource
 	routerCmd []string
 	simCmd    []string
+	limits    image.Limits
 
 	mu       sync.Mutex
 	reserved map[int]time.Time // ports handed out recently, not to hand out twice
@@ -127,6 +132,7 @@ func Open(cfg Config) (*Driver, error) {
 		images:    cfg.Images,
 		routerCmd: append([]string(nil), cmd...),
 		simCmd:    append([]string(nil), simCmd...),
+		limits:    cfg.ArchiveLimits,
 		reserved:  map[int]time.Time{},
 	}, nil
 }
