@@ -27,6 +27,7 @@ import (
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/events"
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
@@ -52,6 +53,7 @@ type Config struct {
 	AWS             *aws.Config // the aws driver's settings; nil: from IMAGO_AWS_* (see docs/aws.md)
 	EventsURL       string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
 	MetricsListen   string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
+	AnalysisAllow   string      // IMAGO_ANALYSIS_ALLOW: hosts and CIDRs (comma-separated) analysis URLs may reach although loopback or private; see internal/netguard
 	Logger          *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
@@ -77,6 +79,7 @@ func ConfigFromEnv() Config {
 		UIOrigin:        os.Getenv("IMAGO_UI_ORIGIN"),
 		EventsURL:       os.Getenv("IMAGO_EVENTS_URL"),
 		Provider:        os.Getenv("IMAGO_PROVIDER"),
+		AnalysisAllow:   os.Getenv(netguard.EnvAllow),
 		MetricsListen:   telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
@@ -197,11 +200,25 @@ type Deps struct {
 	Activities *activities.Activities
 }
 
+// AnalysisClient is the client of the analysis providers prometheus and http:
+// through the outbound guard, allowing what IMAGO_ANALYSIS_ALLOW lists.
+func (c Config) AnalysisClient() (*http.Client, error) {
+	allow, err := netguard.ParseAllow(c.AnalysisAllow)
+	if err != nil {
+		return nil, err
+	}
+	return netguard.New(allow).Client(10 * time.Second), nil
+}
+
 // OpenDeps opens the catalog and the local provider under c.Home.
 func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	c.fill()
 	if err := os.MkdirAll(c.Home, 0o755); err != nil {
 		return nil, fmt.Errorf("create IMAGO_HOME %s: %w", c.Home, err)
+	}
+	analysisHTTP, err := c.AnalysisClient()
+	if err != nil {
+		return nil, err
 	}
 	cat, err := catalog.Open(ctx, c.CatalogURL)
 	if err != nil {
@@ -237,7 +254,8 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 			Provider: p,
 			Local:    bakeTests,
 			Catalog:  cat,
-			HTTP:     &http.Client{Timeout: 5 * time.Second},
+			HTTP:     activities.ProbeClient(),
+			Analysis: analysisHTTP,
 			Home:     c.Home,
 			Packer:   c.Packer,
 			Events:   pub,
