@@ -284,18 +284,20 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterActivity(acts)
 }
 
-// NewWorker makes a worker on imago's task queue. With IMAGO_CRASH_AT set it also
-// installs the crash test hook (see internal/crash); a malformed value panics.
+// NewWorker makes a worker on imago's task queue. In a binary built with the
+// imago_crash tag (the crash suite's) and IMAGO_CRASH_AT set it also installs the
+// crash test hook (see internal/crash); a malformed value panics. Other builds
+// have no hook.
 func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
 	// A workflow task sent to a dead worker's sticky queue waits this long before it
 	// goes to the shared queue: short, so a crashed worker delays a rollout little.
 	opts := worker.Options{StickyScheduleToStartTimeout: time.Second}
-	if os.Getenv(crash.EnvVar) != "" {
-		// A test hook (the crash suite): kill -9 this process at one activity boundary.
-		hook, err := crash.FromEnv()
-		if err != nil {
-			panic(err)
-		}
+	// A test hook (the crash suite): kill -9 this process at one activity boundary.
+	hook, err := crash.FromEnv()
+	if err != nil {
+		panic(err)
+	}
+	if hook != nil {
 		opts.Interceptors = append(opts.Interceptors, hook)
 	}
 	if acts.Temporal == nil {

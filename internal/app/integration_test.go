@@ -287,9 +287,7 @@ func TestHealthTimeoutTearsDownTheNewFleet(t *testing.T) {
 // the right size.
 func TestWorkerKilledMidRolloutResumesOnAnotherWorker(t *testing.T) {
 	e := newEnv(t)
-	bin := filepath.Join(t.TempDir(), "imago-worker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/imago/imago/worker").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := workerBinary(t, "")
 
 	v1, v2 := e.importImage("v1"), e.importImage("v2slow")
 	w1 := e.startWorkerProcess(bin, "first")
