@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -200,6 +201,34 @@ type Deps struct {
 	Activities *activities.Activities
 }
 
+// OwnerOnly sets this process's umask to 077, so that everything it creates,
+// and the processes it starts (routers, instances, packer) create, is its
+// owner's alone: files 0600, directories 0700, whichever library makes them
+// (SQLite's database, gocloud's fileblob catalog). imago-worker and imago call
+// it first thing; imago's own code also asks for owner-only modes explicitly.
+func OwnerOnly() { syscall.Umask(0o077) }
+
+// EnsureHome creates IMAGO_HOME with mode 0700, and makes an existing one that
+// others can read or enter 0700 (saying so in the log).
+func EnsureHome(home string, log *slog.Logger) error {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return fmt.Errorf("create IMAGO_HOME %s: %w", home, err)
+	}
+	fi, err := os.Stat(home)
+	if err != nil {
+		return fmt.Errorf("IMAGO_HOME %s: %w", home, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(home, 0o700); err != nil {
+			return fmt.Errorf("IMAGO_HOME %s is %04o, open to others, and cannot be made 0700: %w", home, perm, err)
+		}
+		if log != nil {
+			log.Warn("IMAGO_HOME was open to other users; made it owner-only", "home", home, "was", fmt.Sprintf("%04o", perm), "now", "0700")
+		}
+	}
+	return nil
+}
+
 // AnalysisClient is the client of the analysis providers prometheus and http:
 // through the outbound guard, allowing what IMAGO_ANALYSIS_ALLOW lists.
 func (c Config) AnalysisClient() (*http.Client, error) {
@@ -213,8 +242,8 @@ func (c Config) AnalysisClient() (*http.Client, error) {
 // OpenDeps opens the catalog and the local provider under c.Home.
 func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	c.fill()
-	if err := os.MkdirAll(c.Home, 0o755); err != nil {
-		return nil, fmt.Errorf("create IMAGO_HOME %s: %w", c.Home, err)
+	if err := EnsureHome(c.Home, c.Logger); err != nil {
+		return nil, err
 	}
 	analysisHTTP, err := c.AnalysisClient()
 	if err != nil {
