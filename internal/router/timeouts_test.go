@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -106,17 +105,18 @@ func TestRouterStallTimeoutCutsOnlyTransfersThatStopMoving(t *testing.T) {
 		err        error
 	}
 	results := make(chan result, 3)
-	go func() {
-		resp, err := client.Get("http://" + listen + "/stream")
+	fetch := func(name string, do func() (*http.Response, error)) {
+		resp, err := do()
 		if err != nil {
-			results <- result{"stream", "", err}
+			results <- result{name, "", err}
 			return
 		}
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
-		results <- result{"stream", string(b), err}
-	}()
-	go func() {
+		results <- result{name, string(b), err}
+	}
+	go fetch("stream", func() (*http.Response, error) { return client.Get("http://" + listen + "/stream") })
+	go fetch("upload", func() (*http.Response, error) {
 		pr, pw := io.Pipe()
 		go func() {
 			for range chunks {
@@ -125,25 +125,9 @@ func TestRouterStallTimeoutCutsOnlyTransfersThatStopMoving(t *testing.T) {
 			}
 			pw.Close()
 		}()
-		resp, err := client.Post("http://"+listen+"/upload", "application/octet-stream", pr)
-		if err != nil {
-			results <- result{"upload", "", err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		results <- result{"upload", string(b), err}
-	}()
-	go func() {
-		resp, err := client.Get("http://" + listen + "/stuck")
-		if err != nil {
-			results <- result{"stuck", "", err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(bufio.NewReader(resp.Body))
-		results <- result{"stuck", string(b), err}
-	}()
+		return client.Post("http://"+listen+"/upload", "application/octet-stream", pr)
+	})
+	go fetch("stuck", func() (*http.Response, error) { return client.Get("http://" + listen + "/stuck") })
 	for range 3 {
 		r := <-results
 		switch r.name {
