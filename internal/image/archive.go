@@ -115,11 +115,10 @@ func ID(digest, service string, entrypoint []string) string {
 
 // Unpack extracts an archive made by Pack into dest, which must not exist yet.
 // It extracts into a sibling temporary directory and renames it into place, so a
-// crash never leaves a half-unpacked image at dest. Files are made read-only and
-// owner-only (0400, 0500 if executable; directories 0500).
+// crash never leaves a half-unpacked image at dest. Files are made read-only.
 func Unpack(r io.Reader, dest string) error {
 	parent := filepath.Dir(dest)
-	if err := os.MkdirAll(parent, 0o700); err != nil {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp(parent, ".unpack-*")
@@ -148,7 +147,7 @@ func Unpack(r io.Reader, dest string) error {
 		target := filepath.Join(tmp, filepath.FromSlash(name))
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o700); err != nil {
+			if err := os.MkdirAll(target, 0o755); err != nil {
 				return err
 			}
 			dirs = append(dirs, target)
@@ -157,9 +156,9 @@ func Unpack(r io.Reader, dest string) error {
 				return err
 			}
 		case tar.TypeReg:
-			mode := os.FileMode(0o400) // read-only, its owner's alone
+			mode := os.FileMode(0o444)
 			if hdr.Mode&0o111 != 0 {
-				mode = 0o500
+				mode = 0o555
 			}
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if err != nil {
@@ -182,7 +181,7 @@ func Unpack(r io.Reader, dest string) error {
 	// Directories last, deepest first, so their own read-only bit does not stop extraction.
 	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
 	for _, d := range dirs {
-		if err := os.Chmod(d, 0o500); err != nil {
+		if err := os.Chmod(d, 0o555); err != nil {
 			return err
 		}
 	}
@@ -192,5 +191,5 @@ func Unpack(r io.Reader, dest string) error {
 		}
 		return err
 	}
-	return os.Chmod(dest, 0o500)
+	return os.Chmod(dest, 0o555)
 }
