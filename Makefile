@@ -16,6 +16,7 @@ run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + w
 
 test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly
 	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
+	$(GO) test -tags imago_crash ./internal/crash
 	$(MAKE) fuzz
 
 # Count-based budgets (N executions, not a duration): a duration -fuzztime races the fuzz

@@ -28,6 +28,7 @@ import (
 )
 
 func main() {
+	app.OwnerOnly() // files 0600, directories 0700, here and in every process started from here
 	// The local provider starts routers and sim hosts by re-running this binary.
 	router.RunIfChild()
 	local.RunSimIfChild()
@@ -92,6 +93,9 @@ Flags:
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := app.EnsureHome(cfg.Home, logger); err != nil {
+		return err
+	}
 
 	embedded := cfg.TemporalAddress == ""
 	codecSrv, err := listenCodec(fs, *codecListen, embedded && *uiListen != "")
@@ -103,9 +107,6 @@ Flags:
 	}
 
 	if embedded {
-		if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
-			return fmt.Errorf("create IMAGO_HOME: %w", err)
-		}
 		start := time.Now()
 		srv, err := devserver.Start(ctx, devserver.Config{
 			DBPath:           filepath.Join(cfg.Home, "temporal.db"),

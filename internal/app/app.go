@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -28,6 +29,7 @@ import (
 	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/image"
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
@@ -53,6 +55,7 @@ type Config struct {
 	AWS             *aws.Config // the aws driver's settings; nil: from IMAGO_AWS_* (see docs/aws.md)
 	EventsURL       string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
 	MetricsListen   string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
+	AnalysisAllow   string      // IMAGO_ANALYSIS_ALLOW: hosts and CIDRs (comma-separated) analysis URLs may reach although loopback or private; see internal/netguard
 	Logger          *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
@@ -82,6 +85,7 @@ func ConfigFromEnv() Config {
 		UIOrigin:        os.Getenv("IMAGO_UI_ORIGIN"),
 		EventsURL:       os.Getenv("IMAGO_EVENTS_URL"),
 		Provider:        os.Getenv("IMAGO_PROVIDER"),
+		AnalysisAllow:   os.Getenv(netguard.EnvAllow),
 		MetricsListen:   telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
@@ -209,11 +213,53 @@ type Deps struct {
 	Activities *activities.Activities
 }
 
+// OwnerOnly sets this process's umask to 077, so that everything it creates,
+// and the processes it starts (routers, instances, packer) create, is its
+// owner's alone: files 0600, directories 0700, whichever library makes them
+// (SQLite's database, gocloud's fileblob catalog). imago-worker and imago call
+// it first thing; imago's own code also asks for owner-only modes explicitly.
+func OwnerOnly() { syscall.Umask(0o077) }
+
+// EnsureHome creates IMAGO_HOME with mode 0700, and makes an existing one that
+// others can read or enter 0700 (saying so in the log).
+func EnsureHome(home string, log *slog.Logger) error {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return fmt.Errorf("create IMAGO_HOME %s: %w", home, err)
+	}
+	fi, err := os.Stat(home)
+	if err != nil {
+		return fmt.Errorf("IMAGO_HOME %s: %w", home, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(home, 0o700); err != nil {
+			return fmt.Errorf("IMAGO_HOME %s is %04o, open to others, and cannot be made 0700: %w", home, perm, err)
+		}
+		if log != nil {
+			log.Warn("IMAGO_HOME was open to other users; made it owner-only", "home", home, "was", fmt.Sprintf("%04o", perm), "now", "0700")
+		}
+	}
+	return nil
+}
+
+// AnalysisClient is the client of the analysis providers prometheus and http:
+// through the outbound guard, allowing what IMAGO_ANALYSIS_ALLOW lists.
+func (c Config) AnalysisClient() (*http.Client, error) {
+	allow, err := netguard.ParseAllow(c.AnalysisAllow)
+	if err != nil {
+		return nil, err
+	}
+	return netguard.New(allow).Client(10 * time.Second), nil
+}
+
 // OpenDeps opens the catalog and the local provider under c.Home.
 func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	c.fill()
-	if err := os.MkdirAll(c.Home, 0o755); err != nil {
-		return nil, fmt.Errorf("create IMAGO_HOME %s: %w", c.Home, err)
+	if err := EnsureHome(c.Home, c.Logger); err != nil {
+		return nil, err
+	}
+	analysisHTTP, err := c.AnalysisClient()
+	if err != nil {
+		return nil, err
 	}
 	limits, err := c.archiveLimits()
 	if err != nil {
@@ -253,7 +299,8 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 			Provider: p,
 			Local:    bakeTests,
 			Catalog:  cat,
-			HTTP:     &http.Client{Timeout: 5 * time.Second},
+			HTTP:     activities.ProbeClient(),
+			Analysis: analysisHTTP,
 			Home:     c.Home,
 			Packer:   c.Packer,
 			Events:   pub,
@@ -282,18 +329,20 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterActivity(acts)
 }
 
-// NewWorker makes a worker on imago's task queue. With IMAGO_CRASH_AT set it also
-// installs the crash test hook (see internal/crash); a malformed value panics.
+// NewWorker makes a worker on imago's task queue. In a binary built with the
+// imago_crash tag (the crash suite's) and IMAGO_CRASH_AT set it also installs the
+// crash test hook (see internal/crash); a malformed value panics. Other builds
+// have no hook.
 func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
 	// A workflow task sent to a dead worker's sticky queue waits this long before it
 	// goes to the shared queue: short, so a crashed worker delays a rollout little.
 	opts := worker.Options{StickyScheduleToStartTimeout: time.Second}
-	if os.Getenv(crash.EnvVar) != "" {
-		// A test hook (the crash suite): kill -9 this process at one activity boundary.
-		hook, err := crash.FromEnv()
-		if err != nil {
-			panic(err)
-		}
+	// A test hook (the crash suite): kill -9 this process at one activity boundary.
+	hook, err := crash.FromEnv()
+	if err != nil {
+		panic(err)
+	}
+	if hook != nil {
 		opts.Interceptors = append(opts.Interceptors, hook)
 	}
 	if acts.Temporal == nil {

@@ -402,8 +402,15 @@ func prepareDatabase(dbPath string, cfg Config) (*config.SQL, error) {
 		return nil, fmt.Errorf("devserver: namespace %q: %w", cfg.Namespace, err)
 	}
 	nsCfg.Detail.Config.Retention = durationpb.New(cfg.Retention)
-	if err := os.MkdirAll(filepath.Dir(dbPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
 		return nil, fmt.Errorf("devserver: creating database directory: %w", err)
+	}
+	// The database holds every workflow's history: its owner's alone. SQLite
+	// gives its journal files the database file's mode, so creating it 0600 first
+	// covers them too.
+	if f, err := os.OpenFile(dbPath, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+		_ = os.Chmod(dbPath, 0o600)
 	}
 	fi, err := os.Stat(dbPath)
 	switch {

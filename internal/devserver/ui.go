@@ -20,6 +20,8 @@ import (
 	"github.com/temporalio/ui-server/v2/server/route"
 	"github.com/temporalio/ui-server/v2/ui"
 	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/imago/imago/internal/httpx"
 )
 
 // uiServer serves the Temporal web UI.
@@ -117,10 +119,9 @@ func newUIServer(ln net.Listener, cfg *uiconfig.Config) (*uiServer, error) {
 
 	ok = true
 	return &uiServer{
-		http: &http.Server{
-			Handler:           e,
-			ReadHeaderTimeout: 30 * time.Second,
-		},
+		// The UI's API calls include long polls (a history waiting for its next
+		// event), so writes get minutes, not seconds.
+		http:    httpx.NewServer(e, httpx.Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 3 * time.Minute, Idle: 2 * time.Minute}),
 		ln:      ln,
 		conn:    conn,
 		cfgProv: cfgProv,

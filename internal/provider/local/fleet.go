@@ -331,10 +331,10 @@ func (d *Driver) baseEnv() []string {
 // the pid, the process start time, and a channel closed when the process exits
 // (only while this process lives; the child outlives it).
 func startDetached(cmd *exec.Cmd, logPath, banner string) (int, uint64, <-chan error, error) {
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return 0, 0, nil, err
 	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, 0, nil, err
 	}

@@ -100,7 +100,7 @@ func Open(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("local provider: %w", err)
 	}
 	for _, sub := range []string{"images", "fleets", "routes", "logs", "run"} {
-		if err := os.MkdirAll(filepath.Join(home, sub), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(home, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("local provider: %w", err)
 		}
 	}
@@ -349,7 +349,7 @@ func CleanupHome(home string) error {
 	err := KillAll(home)
 	filepath.WalkDir(filepath.Join(home, "images"), func(p string, de fs.DirEntry, werr error) error {
 		if werr == nil && de.IsDir() {
-			os.Chmod(p, 0o755)
+			os.Chmod(p, 0o700)
 		}
 		return nil
 	})
