@@ -1,5 +1,5 @@
-// Package httpx holds the net/http helpers imago's HTTP servers (the REST API and
-// the local router) share.
+// Package httpx holds the net/http helpers imago's HTTP servers (the REST API,
+// the codec server and the local router) share.
 package httpx
 
 import "net/http"
