@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -52,10 +53,17 @@ type Config struct {
 	AWS             *aws.Config // the aws driver's settings; nil: from IMAGO_AWS_* (see docs/aws.md)
 	EventsURL       string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
 	MetricsListen   string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
-	Logger          *slog.Logger
+	// AllowPlaintext (IMAGO_ALLOW_PLAINTEXT=1) lets clients and workers decode
+	// payloads that are not encrypted: only to read or finish histories written
+	// before encryption, since a worker then runs what anyone who can reach
+	// Temporal starts.
+	AllowPlaintext bool
+	Logger         *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
 	Interceptors   []interceptor.ClientInterceptor // client interceptors; those that are also worker interceptors apply to the client's workers
+
+	envErr error // a malformed variable ConfigFromEnv read; Dial reports it
 }
 
 // DefaultTemporalAddress is where the embedded server listens by default.
@@ -82,6 +90,7 @@ func ConfigFromEnv() Config {
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
 		c.MetricsListen = v // empty turns metrics off
 	}
+	c.AllowPlaintext, c.envErr = codec.AllowPlaintextFromEnv()
 	c.fill()
 	return c
 }
@@ -139,19 +148,42 @@ func (c Config) PayloadCodec(ctx context.Context) (*codec.Codec, error) {
 	return codec.Shared(ctx, c.SecretsURL, c.Home)
 }
 
-// Dial connects to Temporal. Every payload the client (and a worker on it) writes
-// is encrypted with PayloadCodec, and every encrypted payload it reads decrypted.
+// Converters are the data and failure converters of every Temporal client imago
+// dials, and so of its workers: payloads, failure messages and stack traces are
+// encrypted with PayloadCodec, and a payload that is not encrypted is refused
+// (codec.ErrPlaintext) unless AllowPlaintext is set.
+func (c Config) Converters(ctx context.Context) (converter.DataConverter, converter.FailureConverter, error) {
+	pc, err := c.PayloadCodec(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	dc := pc.StrictDataConverter()
+	if c.AllowPlaintext {
+		dc = pc.DataConverter()
+	}
+	return dc, codec.FailureConverter(dc), nil
+}
+
+// Dial connects to Temporal with Converters: every payload and failure the client
+// (and a worker on it) writes is encrypted, and every one it reads decrypted.
 func (c Config) Dial(ctx context.Context) (client.Client, error) {
 	c.fill()
-	pc, err := c.PayloadCodec(ctx)
+	if c.envErr != nil {
+		return nil, c.envErr
+	}
+	if c.AllowPlaintext {
+		c.Logger.Warn("IMAGO_ALLOW_PLAINTEXT is set: unencrypted payloads are accepted, so a worker runs what anyone who can reach Temporal starts; unset it once the histories written before encryption are closed")
+	}
+	dc, fc, err := c.Converters(ctx)
 	if err != nil {
 		return nil, err
 	}
 	opts := client.Options{
-		HostPort:      c.Address(),
-		Namespace:     c.Namespace,
-		Logger:        sdklog.NewStructuredLogger(c.Logger),
-		DataConverter: pc.DataConverter(),
+		HostPort:         c.Address(),
+		Namespace:        c.Namespace,
+		Logger:           sdklog.NewStructuredLogger(c.Logger),
+		DataConverter:    dc,
+		FailureConverter: fc,
 	}
 	opts.MetricsHandler, opts.Interceptors = c.MetricsHandler, c.Interceptors
 	if c.APIKey != "" {
