@@ -86,11 +86,11 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("kill processes of %s: %v", home, err)
 		}
 	})
-	// The test's clients and in-process workers encrypt payloads as imago-worker
-	// processes under home do (app.Config.Dial), so they read each other's.
-	pc, err := Config{Home: home}.PayloadCodec(ctx)
+	// The test's clients and in-process workers seal payloads and failures, and
+	// refuse plaintext, as imago-worker processes under home do (Config.Dial).
+	dc, fc, err := Config{Home: home}.Converters(ctx)
 	require.NoError(t, err)
-	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{DataConverter: pc.DataConverter()}))
+	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{DataConverter: dc, FailureConverter: fc}))
 	c := ts.GetDefaultClient()
 	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: ts.GetDefaultNamespace(), SearchAttributes: workflows.SearchAttributes(),

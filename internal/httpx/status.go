@@ -1,5 +1,5 @@
 // Package httpx holds the net/http helpers imago's HTTP servers (the REST API,
-// the local router, /metrics) share.
+// the codec server, the local router, /metrics) share.
 package httpx
 
 import (
