@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/bake/runas"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/crash"
@@ -30,6 +31,7 @@ import (
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
 )
@@ -52,6 +54,8 @@ type Config struct {
 	AWS             *aws.Config // the aws driver's settings; nil: from IMAGO_AWS_* (see docs/aws.md)
 	EventsURL       string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
 	MetricsListen   string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
+	BakeRoots       string      // IMAGO_BAKE_ROOTS: the only directories bakes may read (PATH-like list); empty: any the worker can read
+	BakeUser        string      // IMAGO_BAKE_USER: the user bakes' commands and packer run as; empty: the worker's
 	Logger          *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
@@ -77,6 +81,8 @@ func ConfigFromEnv() Config {
 		UIOrigin:        os.Getenv("IMAGO_UI_ORIGIN"),
 		EventsURL:       os.Getenv("IMAGO_EVENTS_URL"),
 		Provider:        os.Getenv("IMAGO_PROVIDER"),
+		BakeRoots:       os.Getenv(spec.BakeRootsEnv),
+		BakeUser:        os.Getenv(runas.Env),
 		MetricsListen:   telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
@@ -200,6 +206,14 @@ type Deps struct {
 // OpenDeps opens the catalog and the local provider under c.Home.
 func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	c.fill()
+	roots, err := spec.ParseBakeRoots(c.BakeRoots)
+	if err != nil {
+		return nil, err
+	}
+	bakeUser, err := runas.Parse(c.BakeUser)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(c.Home, 0o755); err != nil {
 		return nil, fmt.Errorf("create IMAGO_HOME %s: %w", c.Home, err)
 	}
@@ -234,13 +248,15 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 		Local:    drv,
 		Events:   pub,
 		Activities: &activities.Activities{
-			Provider: p,
-			Local:    bakeTests,
-			Catalog:  cat,
-			HTTP:     &http.Client{Timeout: 5 * time.Second},
-			Home:     c.Home,
-			Packer:   c.Packer,
-			Events:   pub,
+			Provider:  p,
+			Local:     bakeTests,
+			Catalog:   cat,
+			HTTP:      &http.Client{Timeout: 5 * time.Second},
+			Home:      c.Home,
+			Packer:    c.Packer,
+			Events:    pub,
+			BakeRoots: roots,
+			BakeUser:  bakeUser,
 		},
 	}, nil
 }
