@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,34 +83,33 @@ func (e *env) imageFile(imageID, name string) string {
 	return string(data)
 }
 
-// packerProbe is a packer template, in a root of its own, whose shell-local
-// provisioner writes its environment and uid to out/env.txt; out is writable
-// by anyone (the bake user too).
+// packerProbe copies internal/bake/testdata/probe.pkr.hcl, a template whose
+// shell-local provisioner writes its environment and uid to out/env.txt, into a
+// root of its own. Both are open to the bake user (out writable).
 func packerProbe(t *testing.T) (root, template, out string) {
 	root, out = t.TempDir(), t.TempDir()
 	for _, d := range []string{filepath.Dir(root), root, filepath.Dir(out)} {
 		require.NoError(t, os.Chmod(d, 0o755))
 	}
 	require.NoError(t, os.Chmod(out, 0o777))
+	_, file, _, _ := runtime.Caller(0)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "bake", "testdata", "probe.pkr.hcl"))
+	require.NoError(t, err)
 	template = filepath.Join(root, "probe.pkr.hcl")
-	require.NoError(t, os.WriteFile(template, []byte(`
-variable "out" {
-  type = string
-}
-source "null" "probe" {
-  communicator = "none"
-}
-build {
-  sources = ["source.null.probe"]
-  provisioner "shell-local" {
-    inline = ["env > ${var.out}/env.txt", "echo \"uid=$(id -u)\" >> ${var.out}/env.txt"]
-  }
-  post-processor "manifest" {
-    output = "packer-manifest.json"
-  }
-}
-`), 0o644))
+	require.NoError(t, os.WriteFile(template, data, 0o644))
 	return root, template, out
+}
+
+// bakeProbe bakes the packer probe through the worker and returns what its
+// provisioner saw.
+func (e *env) bakeProbe(template, out string) string {
+	b := spec.Bake{Service: "probe", Builder: spec.BuilderPacker, Template: template, Vars: map[string]string{"out": out}, PassEnv: []string{"PATH"}}
+	require.NoError(e.t, b.Normalize())
+	_, err := e.bake(b)
+	require.NoError(e.t, err)
+	data, err := os.ReadFile(filepath.Join(out, "env.txt"))
+	require.NoError(e.t, err)
+	return string(data)
 }
 
 // What a bake runs, through the real worker, sees none of the worker's
@@ -127,14 +127,9 @@ func TestBakesSeeNoneOfTheWorkersSecrets(t *testing.T) {
 	assertNoSecrets(t, env)
 
 	_, template, out := packerProbe(t)
-	b := spec.Bake{Service: "probe", Builder: spec.BuilderPacker, Template: template, Vars: map[string]string{"out": out}, PassEnv: []string{"PATH"}}
-	require.NoError(t, b.Normalize())
-	_, err = e.bake(b)
-	require.NoError(t, err)
-	data, err := os.ReadFile(filepath.Join(out, "env.txt"))
-	require.NoError(t, err)
-	assert.Contains(t, string(data), "CHECKPOINT_DISABLE=1")
-	assertNoSecrets(t, string(data))
+	env = e.bakeProbe(template, out)
+	assert.Contains(t, env, "CHECKPOINT_DISABLE=1")
+	assertNoSecrets(t, env)
 }
 
 // A worker with IMAGO_BAKE_USER runs both builders' commands as that user (a
@@ -156,13 +151,7 @@ func TestBakeUserRunsWhatABakeRuns(t *testing.T) {
 	assert.Equal(t, strconv.Itoa(int(nobody.UID))+"\n", e.imageFile(res.ImageID, "uid.txt"))
 
 	_, template, out := packerProbe(t)
-	b := spec.Bake{Service: "probe", Builder: spec.BuilderPacker, Template: template, Vars: map[string]string{"out": out}, PassEnv: []string{"PATH"}}
-	require.NoError(t, b.Normalize())
-	_, err = e.bake(b)
-	require.NoError(t, err)
-	data, err := os.ReadFile(filepath.Join(out, "env.txt"))
-	require.NoError(t, err)
-	assert.Contains(t, string(data), "uid="+strconv.Itoa(int(nobody.UID)))
+	assert.Contains(t, e.bakeProbe(template, out), "uid="+strconv.Itoa(int(nobody.UID)))
 }
 
 // A worker with IMAGO_BAKE_ROOTS checks every bake, whoever started it (here
@@ -171,7 +160,7 @@ func TestBakeUserRunsWhatABakeRuns(t *testing.T) {
 // the bake with the field, and nothing is built.
 func TestWorkerFenceRefusesBakesWhoeverStartedThem(t *testing.T) {
 	e := newEnv(t)
-	root, template, _ := packerProbe(t)
+	root, template, out := packerProbe(t)
 	roots, err := spec.ParseBakeRoots(helloBuilds + ":" + root)
 	require.NoError(t, err)
 	e.deps.Activities.BakeRoots = roots
@@ -208,10 +197,7 @@ func TestWorkerFenceRefusesBakesWhoeverStartedThem(t *testing.T) {
 	// The same worker bakes what lies in its roots.
 	_, err = e.bake(probeBake(t))
 	require.NoError(t, err)
-	b := spec.Bake{Service: "probe", Builder: spec.BuilderPacker, Template: template, Vars: map[string]string{"out": t.TempDir()}}
-	require.NoError(t, b.Normalize())
-	_, err = e.bake(b)
-	require.NoError(t, err)
+	assert.Contains(t, e.bakeProbe(template, out), "uid=")
 }
 
 // bakeUnvalidated starts a Bake workflow straight through Temporal, as any

@@ -14,22 +14,6 @@ import (
 	"github.com/imago/imago/internal/bake/runas"
 )
 
-// envTemplate's shell-local provisioner prints what a template's code sees.
-const envTemplate = `
-source "null" "env" {
-  communicator = "none"
-}
-build {
-  sources = ["source.null.env"]
-  provisioner "shell-local" {
-    inline = ["env", "echo \"uid=$(id -u)\""]
-  }
-  post-processor "manifest" {
-    output = "packer-manifest.json"
-  }
-}
-`
-
 // workerSecrets are fake secrets in the environment of the process running
 // packer, as a worker's would be.
 var workerSecrets = map[string]string{
@@ -41,21 +25,22 @@ var workerSecrets = map[string]string{
 	"VAULT_TOKEN":                    "hvs.vault-cdef",
 }
 
-// shellLocalOutput runs envTemplate in dir and returns what its provisioner
-// printed, one line each.
-func shellLocalOutput(t *testing.T, r PackerRun) ([]string, error) {
+// probeOutput runs testdata/probe.pkr.hcl, copied into r.Dir, and returns the
+// lines its provisioner wrote: the environment and uid of a template's code.
+func probeOutput(t *testing.T, r PackerRun) ([]string, error) {
 	t.Helper()
-	writeFile(t, r.Dir, "env.pkr.hcl", envTemplate)
-	var log eventLog
-	r.Packer, r.Template, r.OnEvent = packerBinary(t), "env.pkr.hcl", log.add
-	_, err := RunPacker(context.Background(), r)
-	var out []string
-	for _, m := range log.ui(UIMessage) {
-		if _, l, ok := strings.Cut(m, "null.env: "); ok {
-			out = append(out, l)
-		}
+	template, err := os.ReadFile(filepath.Join("testdata", "probe.pkr.hcl"))
+	require.NoError(t, err)
+	writeFile(t, r.Dir, "probe.pkr.hcl", string(template))
+	out := t.TempDir()
+	require.NoError(t, os.Chmod(out, 0o777)) // a bake user writes there too
+	r.Packer, r.Template, r.Vars = packerBinary(t), "probe.pkr.hcl", map[string]string{"out": out}
+	if _, err := RunPacker(context.Background(), r); err != nil {
+		return nil, err
 	}
-	return out, err
+	data, err := os.ReadFile(filepath.Join(out, "env.txt"))
+	require.NoError(t, err)
+	return strings.Split(strings.TrimSpace(string(data)), "\n"), nil
 }
 
 // Packer, its plugins and the template's provisioners see a clean environment:
@@ -70,7 +55,7 @@ func TestRunPackerEnvironmentIsClean(t *testing.T) {
 	t.Setenv("BUILD_FLAVOUR", "blue")
 	t.Setenv("NOT_PASSED", "stays-home")
 
-	out, err := shellLocalOutput(t, PackerRun{Dir: t.TempDir(), PassEnv: []string{"BUILD_FLAVOUR", "UNSET_NAME"}})
+	out, err := probeOutput(t, PackerRun{Dir: t.TempDir(), PassEnv: []string{"BUILD_FLAVOUR", "UNSET_NAME"}})
 	require.NoError(t, err)
 	printed := strings.Join(out, "\n")
 	for _, want := range []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PACKER_PLUGIN_PATH=" + plugins,
@@ -102,7 +87,7 @@ func TestRunPackerAsTheBakeUser(t *testing.T) {
 		return
 	}
 	require.NoError(t, nobody.Own(work))
-	out, err := shellLocalOutput(t, PackerRun{Dir: work, Home: work, User: nobody})
+	out, err := probeOutput(t, PackerRun{Dir: work, Home: work, User: nobody})
 	require.NoError(t, err)
 	printed := strings.Join(out, "\n")
 	for _, want := range []string{"uid=" + strconv.Itoa(int(nobody.UID)), "HOME=" + work, "TMPDIR=" + filepath.Join(work, "tmp")} {
