@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/bake/runas"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
@@ -47,6 +48,12 @@ type Activities struct {
 	Analysis *http.Client
 	Home     string // $IMAGO_HOME: bakes build under Home/bakes
 	Packer   string // the packer binary, for bakes with builder packer
+	// BakeRoots, when not empty (IMAGO_BAKE_ROOTS), are the only directories a
+	// bake may read, whoever started it; empty: any the worker can read.
+	BakeRoots spec.BakeRoots
+	// BakeUser runs bakes' provision commands and packer as another user
+	// (IMAGO_BAKE_USER); nil: as the worker.
+	BakeUser *runas.User
 	// Temporal lets a bake start the pipelines of images built on it (see
 	// StartDependents); nil turns that off.
 	Temporal client.Client

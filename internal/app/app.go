@@ -28,6 +28,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/bake/runas"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/crash"
@@ -37,6 +38,7 @@ import (
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
 )
@@ -66,6 +68,8 @@ type Config struct {
 	// Temporal starts.
 	AllowPlaintext bool
 	AnalysisAllow  string // IMAGO_ANALYSIS_ALLOW: hosts and CIDRs (comma-separated) analysis URLs may reach although loopback or private; see internal/netguard
+	BakeRoots      string // IMAGO_BAKE_ROOTS: the only directories bakes may read (PATH-like list); empty: any the worker can read
+	BakeUser       string // IMAGO_BAKE_USER: the user bakes' commands and packer run as; empty: the worker's
 	Logger         *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
@@ -103,6 +107,8 @@ func ConfigFromEnv() Config {
 		EventsURL:     os.Getenv("IMAGO_EVENTS_URL"),
 		Provider:      os.Getenv("IMAGO_PROVIDER"),
 		AnalysisAllow: os.Getenv(netguard.EnvAllow),
+		BakeRoots:     os.Getenv(spec.BakeRootsEnv),
+		BakeUser:      os.Getenv(runas.Env),
 		MetricsListen: telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
@@ -330,6 +336,14 @@ func (c Config) AnalysisClient() (*http.Client, error) {
 // OpenDeps opens the catalog and the local provider under c.Home.
 func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	c.fill()
+	roots, err := spec.ParseBakeRoots(c.BakeRoots)
+	if err != nil {
+		return nil, err
+	}
+	bakeUser, err := runas.Parse(c.BakeUser)
+	if err != nil {
+		return nil, err
+	}
 	if err := EnsureHome(c.Home, c.Logger); err != nil {
 		return nil, err
 	}
@@ -372,14 +386,16 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 		Local:    drv,
 		Events:   pub,
 		Activities: &activities.Activities{
-			Provider: p,
-			Local:    bakeTests,
-			Catalog:  cat,
-			HTTP:     activities.ProbeClient(),
-			Analysis: analysisHTTP,
-			Home:     c.Home,
-			Packer:   c.Packer,
-			Events:   pub,
+			Provider:  p,
+			Local:     bakeTests,
+			Catalog:   cat,
+			HTTP:      activities.ProbeClient(),
+			Analysis:  analysisHTTP,
+			Home:      c.Home,
+			Packer:    c.Packer,
+			Events:    pub,
+			BakeRoots: roots,
+			BakeUser:  bakeUser,
 		},
 	}, nil
 }
