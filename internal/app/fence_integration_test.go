@@ -97,6 +97,7 @@ func packerProbe(t *testing.T) (root, template, out string) {
 	require.NoError(t, err)
 	template = filepath.Join(root, "probe.pkr.hcl")
 	require.NoError(t, os.WriteFile(template, data, 0o644))
+	require.NoError(t, os.Chmod(template, 0o644)) // the tests' umask is 077 (TestMain)
 	return root, template, out
 }
 
