@@ -1,5 +1,9 @@
 # imago — quick start: `make run` (service on the embedded default), `make test` (the whole suite).
 SHELL := /bin/bash
+# The project's Go. The go command takes this toolchain from the module proxy on first
+# use; go.mod's go line names the same version, so a plain older go refuses to build.
+# A := here beats the caller's environment, so no shell silently builds with another Go.
+export GOTOOLCHAIN := go1.27.3
 GO ?= go
 export IMAGO_HOME ?= $(CURDIR)/.imago
 export CHECKPOINT_DISABLE := 1
