@@ -9,7 +9,7 @@ export IMAGO_HOME ?= $(CURDIR)/.imago
 export CHECKPOINT_DISABLE := 1
 BIN := $(CURDIR)/bin
 
-.PHONY: build run test fuzz demo stop deps tools vet fmt clean record-histories bench postgres
+.PHONY: build run test fuzz vulncheck demo stop deps tools vet fmt clean record-histories bench postgres
 
 build: ## both binaries into bin/
 	$(GO) build -o $(BIN)/imago-worker ./worker
@@ -21,6 +21,9 @@ run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + w
 test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly
 	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
 	$(MAKE) fuzz
+
+vulncheck: ## known vulnerabilities the code can reach (govulncheck on ./..., local database from the pinned golang.org/x/vulndb); fails on any
+	bash tools/vuln/check.sh $(BIN) ./...
 
 # Count-based budgets (N executions, not a duration): a duration -fuzztime races the fuzz
 # coordinator's own deadline under CPU load and fails with a bare "context deadline exceeded"
