@@ -18,11 +18,12 @@ build: ## both binaries into bin/
 run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + worker
 	$(BIN)/imago-worker
 
-test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly
+test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly; then vulncheck
 	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
 	$(MAKE) fuzz
+	$(MAKE) vulncheck
 
-vulncheck: ## known vulnerabilities the code can reach (govulncheck on ./..., local database from the pinned golang.org/x/vulndb); fails on any
+vulncheck: ## fails on any known vulnerability the code can reach: govulncheck on ./... with a local database from the pinned golang.org/x/vulndb (tools/vuln)
 	bash tools/vuln/check.sh $(BIN) ./...
 
 # Count-based budgets (N executions, not a duration): a duration -fuzztime races the fuzz

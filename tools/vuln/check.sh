@@ -9,7 +9,19 @@
 # go.mod, carries the database's OSV reports (data/osv) and cmd/indexdb, which turns
 # them into a database that govulncheck reads with -db file://DIR. Both govulncheck
 # (golang.org/x/vuln, pinned in go.mod too) and indexdb are built into OUTDIR; the
-# database goes to OUTDIR/vulndb/VERSION and is built once per pinned version.
+# database is built once per pinned version and set of corrections, into the user's
+# cache directory ($XDG_CACHE_HOME or ~/.cache: imago/vulndb/VERSION-FIXES), so a
+# fresh clone on the same machine (CI) reuses it; without a HOME, into OUTDIR/vulndb.
+#
+# Corrections: osv-fixes/ holds reports of the pinned database that are known to be
+# wrong, each corrected (osv-fixes/README.md says what and why, and what the upstream
+# report said), and upstream.sha256, the checksums of the upstream reports they
+# replace. The database is built from the upstream reports with these in their place;
+# if the pinned vulndb's report differs from the one a correction was made from, this
+# script stops: review the correction (drop it if upstream now has it right).
+#
+# Before the scan, a canary (canary/: a module on an echo release with known
+# vulnerabilities) must be reported as vulnerable, so a broken database fails loudly.
 #
 # Exits 0 when no reachable (symbol-level) vulnerability is found. Otherwise
 # govulncheck prints each reachable one with the call path that reaches it and this
@@ -52,21 +64,46 @@ build_tool() { # NAME PACKAGE MODULE_VERSION
 build_tool govulncheck golang.org/x/vuln/cmd/govulncheck "$vuln_version"
 build_tool indexdb golang.org/x/vulndb/cmd/indexdb "$vulndb_version"
 
-# The database, from the OSV files of the pinned vulndb module.
-db="$outdir/vulndb/$vulndb_version"
+# The database, from the OSV files of the pinned vulndb module and the corrections.
+fixes="$here/osv-fixes"
+fixes_sum=$(cd -- "$fixes" && cat -- upstream.sha256 *.json | sha256sum | cut -c1-12)
+if [[ -n "${XDG_CACHE_HOME:-}" ]]; then
+	dbroot="$XDG_CACHE_HOME/imago/vulndb"
+elif [[ -n "${HOME:-}" ]]; then
+	dbroot="$HOME/.cache/imago/vulndb"
+else
+	dbroot="$outdir/vulndb"
+fi
+db="$dbroot/$vulndb_version-$fixes_sum"
 if [[ ! -f "$db/index/db.json.gz" ]]; then
 	tools_go mod download golang.org/x/vulndb
 	osv="$(tools_go list -mod=readonly -m -f '{{.Dir}}' golang.org/x/vulndb)/data/osv"
-	echo "vulncheck: building the vulnerability database $db from $osv" >&2
+	if ! (cd -- "$osv" && sha256sum --quiet --strict -c -- "$fixes/upstream.sha256"); then
+		echo "vulncheck: golang.org/x/vulndb@$vulndb_version changed a report that $fixes corrects: review the correction (see its README.md)" >&2
+		exit 1
+	fi
+	echo "vulncheck: building the vulnerability database $db from $osv and $fixes" >&2
 	tmp="$db.tmp.$$"
 	trap 'rm -rf -- "$tmp"' EXIT
-	rm -rf -- "$db"
-	"$outdir/indexdb" -vulns "$osv" -out "$tmp"
-	mv -- "$tmp" "$db"
+	mkdir -p -- "$tmp/osv"
+	cp -- "$osv"/*.json "$tmp/osv/"
+	cp -f -- "$fixes"/*.json "$tmp/osv/"
+	"$outdir/indexdb" -vulns "$tmp/osv" -out "$tmp/db"
+	# A run beside this one may have finished the same database first: keep either.
+	mv -T -- "$tmp/db" "$db" 2>/dev/null || [[ -f "$db/index/db.json.gz" ]]
+	rm -rf -- "$tmp"
 	trap - EXIT
-	# Earlier versions' databases are of no further use.
-	find "$outdir/vulndb" -mindepth 1 -maxdepth 1 ! -name "$vulndb_version" -exec rm -rf -- {} +
 fi
 
-echo "vulncheck: govulncheck $vuln_version, database golang.org/x/vulndb@$vulndb_version, $(go env GOVERSION)" >&2
+# The canary: a module on a vulnerable echo must be reported, with each ID in
+# canary/expect.txt, so an empty or broken database cannot pass for a clean scan.
+canary_out=$(cd -- "$here/canary" && GOWORK=off GOFLAGS= "$outdir/govulncheck" -db "file://$db" ./... 2>&1) && rc=0 || rc=$?
+missing=$(grep -vxF -f <(grep -oE '^Vulnerability #[0-9]+: GO-[0-9]+-[0-9]+' <<<"$canary_out" | sed 's/.*: //') -- "$here/canary/expect.txt" || true)
+if [[ $rc -ne 3 || -n "$missing" ]]; then
+	printf '%s\n' "$canary_out" >&2
+	echo "vulncheck: the database failed its canary (govulncheck exit $rc, expected 3; not reported: ${missing:-none}): $db" >&2
+	exit 1
+fi
+
+echo "vulncheck: govulncheck $vuln_version, database golang.org/x/vulndb@$vulndb_version with corrections to $(cd -- "$fixes" && ls -- *.json | sed 's/\.json$//' | paste -sd' '), $(go env GOVERSION)" >&2
 "$outdir/govulncheck" -db "file://$db" "${patterns[@]}"
