@@ -190,6 +190,15 @@ func TestStartFresh(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&settings))
 	_ = resp.Body.Close()
 	assert.Equal(t, "http://127.0.0.1:8234/codec", settings.Codec.Endpoint)
+	// The UI's new-version check (ui-server v2.56) answers with no release: the
+	// embedded UI has notifyOnNewVersion off, so it never asks GitHub or Docker Hub.
+	resp, err = http.Get("http://" + s.UIAddress() + "/api/v1/releases")
+	require.NoError(t, err)
+	var releases struct{ Releases map[string]string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&releases))
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, releases.Releases)
 
 	startWorker(t, c, "tq", Hello)
 	t0 := time.Now()
