@@ -21,6 +21,7 @@ import (
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/codec"
+	"github.com/imago/imago/internal/spec"
 )
 
 // shutdownGrace is how long a graceful shutdown waits for requests in flight.
@@ -53,7 +54,11 @@ from a web page whose origin is not in IMAGO_UI_ORIGIN is refused.
 
 It talks to Temporal and the catalog as the other commands do (TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, IMAGO_CATALOG_URL). SIGINT or SIGTERM shut it down
-gracefully.`,
+gracefully.
+
+Bakes, pipelines and schedules sent to it may read only the directories listed
+in IMAGO_BAKE_ROOTS (separated by ':'); unset, it refuses every bake that reads
+files.`,
 		Example: `  TOKEN=$(openssl rand -hex 32)
   export IMAGO_API_TOKENS="$TOKEN deploy:hello/staging,approve:hello/staging"
   imago serve --listen 127.0.0.1:8080
@@ -69,6 +74,10 @@ gracefully.`,
 			return usageError{err}
 		}
 		if err := api.CheckAuth(toks, insecure, listen); err != nil {
+			return usageError{err}
+		}
+		roots, err := spec.ParseBakeRoots(os.Getenv(spec.BakeRootsEnv))
+		if err != nil {
 			return usageError{err}
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -91,7 +100,7 @@ gracefully.`,
 				origins := codec.ParseOrigins(cfg.UIOrigin)
 				codecHandler := codec.NewHandler(pc, codec.HandlerOptions{Tokens: tokens.Secrets(toks), Origins: origins, Logger: log})
 				h := api.NewServer(api.Config{Client: c, Catalog: cat, Tokens: toks, InsecureNoAuth: insecure, Origins: origins, Logger: log,
-					Extra: map[string]http.Handler{"/codec/": codecHandler}})
+					Extra: map[string]http.Handler{"/codec/": codecHandler}, BakeRoots: roots})
 				return serveAPI(ctx, ln, h, log, cfg, toks)
 			})
 		})

@@ -139,6 +139,22 @@ func quickOptions(ctx workflow.Context, summary string) workflow.Context {
 	})
 }
 
+// terminateOptions are the activity options of a Terminate. A provider may
+// wait out a load balancer's deregistration delay before it deletes instances
+// (aws: up to 3600 s, 30 s by default), heartbeating as it waits: a dead worker
+// is noticed by the heartbeat timeout, not the long start-to-close timeout.
+// Options are not part of what replay checks: no workflow.GetVersion needed.
+func terminateOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 90 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 25,
+		},
+		Summary: summary,
+	})
+}
+
 func (b *baker) digest(ctx workflow.Context) (activities.BakeDigestResult, error) {
 	b.phase(ctx, BakePhaseDigest, "computing the input digest")
 	var a *activities.Activities

@@ -62,7 +62,7 @@ func Reaper(ctx workflow.Context, in ReaperInput) (ReaperResult, error) {
 		return res, nil
 	}
 	for _, o := range res.Found.Orphans {
-		err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("terminate leaked %s (%s/%s)", o.FleetID, o.Environment, o.Service)),
+		err := workflow.ExecuteActivity(terminateOptions(ctx, fmt.Sprintf("terminate leaked %s (%s/%s)", o.FleetID, o.Environment, o.Service)),
 			a.Terminate, activities.TerminateInput{FleetID: o.FleetID}).Get(ctx, nil)
 		if err != nil {
 			if res.Failed == nil {

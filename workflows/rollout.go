@@ -234,6 +234,8 @@ func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Flee
 		Size:        size,
 		Labels:      map[string]string{"rollout": info.WorkflowExecution.ID, "run": info.WorkflowExecution.RunID},
 		Provider:    r.spec.Provider,
+		// A provider whose load balancer checks instances (aws) checks what the spec says.
+		Health: &provider.HealthCheck{Path: r.spec.Health.Path, Interval: r.spec.Health.Interval.D()},
 	}
 	var a *activities.Activities
 	var fleet provider.Fleet
@@ -309,7 +311,7 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 	r.setPhase(ctx, PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
 	var a *activities.Activities
 	for _, id := range old {
-		err := workflow.ExecuteActivity(quickOptions(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
+		err := workflow.ExecuteActivity(terminateOptions(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
 		if err != nil {
 			return old, r.fail("decommissioning the old fleet", fmt.Errorf("%s now serves all traffic, but old fleet %s could not be terminated: %s", fleet.ID, id, reason(err)))
 		}

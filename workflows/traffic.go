@@ -317,7 +317,7 @@ func (r *rollout) revert(ctx workflow.Context, prev provider.Route, fleet provid
 			r.event(ctx, fmt.Sprintf("traffic back on %v", prev.FleetIDs()))
 		}
 	}
-	if err := workflow.ExecuteActivity(quickOptions(dctx, "tear down "+fleet.ID), a.Terminate,
+	if err := workflow.ExecuteActivity(terminateOptions(dctx, "tear down "+fleet.ID), a.Terminate,
 		activities.TerminateInput{FleetID: fleet.ID}).Get(dctx, nil); err != nil {
 		r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", fleet.ID, reason(err)))
 		return

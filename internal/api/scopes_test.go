@@ -43,7 +43,7 @@ func (r response) forbidden(t *testing.T) string {
 // it allows succeeds and one it does not is refused (403, naming the missing
 // scope) with nothing started.
 func TestEachScopeAllowsItsCallsAndRefusesOthers(t *testing.T) {
-	e := newEnv(t, envOptions{temporal: true, config: scopedTokens(t)})
+	e := newEnv(t, envOptions{temporal: true, config: func(c *Config) { scopedTokens(t)(c); helloRoots(t)(c) }})
 	ctx := context.Background()
 	img := e.importV1()
 	gated := e.rolloutBody(img, func(s map[string]any) { s["approval"] = map[string]any{"required": true, "timeout": "5m"} })

@@ -19,20 +19,24 @@ import (
 
 // A worker with IMAGO_PROVIDER=aws (here against the in-test fake of the AWS
 // APIs: there is no AWS on this machine) runs the same reaper: it finds the Auto
-// Scaling group a crashed rollout left behind and deletes it with apply.
+// Scaling group a crashed rollout left behind, and the launch template and
+// target group of a provision that died before it made its group, and deletes
+// them with apply.
 func TestReaperOnAnAWSWorkerWithFakeAWS(t *testing.T) {
 	fake := awsfake.New("eu-west-1")
 	t.Cleanup(fake.Close)
+	fake.SetTimeUnit(5 * time.Millisecond)
 	ami, listener := fake.AddImage(), fake.AddListener()
 	e := newEnv(t)
 	ctx := context.Background()
 	cfg := e.cfg
 	cfg.Provider = ProviderAWS
 	cfg.AWS = &aws.Config{
-		Region: "eu-west-1", VPCID: "vpc-0abc12345678def01", Subnets: []string{"subnet-0abc12345678def01"},
+		Region: "eu-west-1", VPCID: "vpc-0abc12345678def01", Subnets: []string{fake.AddSubnet("eu-west-1a")},
 		InstanceType: "t3.small", Port: 8080, DeregistrationDelay: time.Second,
-		Listeners: map[string]string{"test/hello": listener}, Endpoint: fake.URL(), MaxAttempts: 1, PollInterval: 5 * time.Millisecond,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDFAKEFAKEFAKE", "fake-secret", ""),
+		Listeners: map[string]string{"test/hello": listener}, Endpoint: fake.URL(), RetryMaxBackoff: 2 * time.Millisecond,
+		PollInterval: 5 * time.Millisecond,
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDFAKEFAKEFAKE", "fake-secret", ""),
 	}
 	deps, err := OpenDeps(ctx, cfg)
 	require.NoError(t, err)
@@ -47,18 +51,27 @@ func TestReaperOnAnAWSWorkerWithFakeAWS(t *testing.T) {
 
 	orphan, err := deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "left-behind", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
 	require.NoError(t, err)
+	// A provision whose group AWS never made (every attempt answered 500).
+	fake.Fail("CreateAutoScalingGroup", 3, 500, "InternalFailure", "fake")
+	_, err = deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "died-early", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
+	require.Error(t, err)
+	half := aws.FleetID("died-early")
 
 	dry := e.reap(false)
 	assert.Equal(t, "aws", dry.Found.Provider)
-	require.Len(t, dry.Found.Orphans, 1, "%+v", dry.Found)
-	assert.Equal(t, orphan.ID, dry.Found.Orphans[0].FleetID)
+	var found []string
+	for _, o := range dry.Found.Orphans {
+		found = append(found, o.FleetID)
+	}
+	assert.ElementsMatch(t, []string{orphan.ID, half}, found, "%+v", dry.Found)
 
 	applied := e.reap(true)
-	assert.Equal(t, []string{orphan.ID}, applied.Terminated)
+	assert.ElementsMatch(t, []string{orphan.ID, half}, applied.Terminated, "%+v", applied)
 	assert.True(t, slices.Contains(fake.Actions(), "DeleteAutoScalingGroup"), "%v", fake.Actions())
 	fleets, err := deps.Provider.ListFleets(ctx, provider.Filter{})
 	require.NoError(t, err)
 	assert.Empty(t, fleets)
+	assert.Empty(t, fake.Resources(), "what the reaper left on AWS")
 }
 
 func TestAWSSettingsFromTheEnvironment(t *testing.T) {

@@ -62,6 +62,26 @@ type ProvisionRequest struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	// Provider is the provider the spec names; a worker running another one refuses.
 	Provider string `json:"provider,omitempty"`
+	// Health is how the spec says an instance is checked (its health section).
+	// Drivers whose load balancer health-checks instances on its own (aws: the
+	// target group) configure it from here; nil leaves the driver's default.
+	Health *HealthCheck `json:"health,omitempty"`
+}
+
+// HealthCheck is a health probe: GET Path must answer 2xx. Zero fields leave
+// the driver's default; a driver rounds each to what its backend supports.
+type HealthCheck struct {
+	Path string `json:"path"`
+	// Interval between two probes of one instance.
+	Interval time.Duration `json:"interval,omitempty"`
+	// Timeout of one probe.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// HealthyThreshold is how many probes in a row must pass before an
+	// unhealthy instance counts as healthy again.
+	HealthyThreshold int `json:"healthyThreshold,omitempty"`
+	// UnhealthyThreshold is how many probes in a row must fail before an
+	// instance counts as unhealthy.
+	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty"`
 }
 
 // RouteKey names a router: one per service and environment.
@@ -246,6 +266,24 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return Unknown
+}
+
+type progressKey struct{}
+
+// WithProgress returns a context whose driver calls report that a long
+// operation is alive (a Terminate waiting for a load balancer to drain) by
+// calling fn; an activity passes a function that heartbeats.
+func WithProgress(ctx context.Context, fn func(msg string)) context.Context {
+	return context.WithValue(ctx, progressKey{}, fn)
+}
+
+// ReportProgress tells the caller of a driver method that it is alive and
+// what it waits for; without WithProgress it does nothing. Drivers call it in
+// every round of a long wait.
+func ReportProgress(ctx context.Context, format string, args ...any) {
+	if fn, ok := ctx.Value(progressKey{}).(func(string)); ok && fn != nil {
+		fn(fmt.Sprintf(format, args...))
+	}
 }
 
 // Provider is the portable type users hold.

@@ -6,26 +6,32 @@
 // attempt made):
 //
 //	launch template <fleetID>   version 1: the AMI, instance type, security groups
-//	target group    <fleetID>   HTTP on Config.Port, health check Config.HealthCheckPath
+//	target group    <fleetID>   HTTP on Config.Port, health check from the request (the spec)
 //	Auto Scaling group <fleetID> min = max = desired = size, registered in the target group
 //
 // All three carry the tags imago:service, imago:environment, imago:token,
 // imago:image and imago:fleet, plus one imago:<key> tag per request label (the
 // rollout sets imago:rollout and imago:run); instances get them through the
-// launch template and the group.
+// launch template and the group. ListFleets finds fleets by these tags on all
+// three kinds, so what a provision that died half way left is listed too.
 //
-// The router of a service and environment is an ALB listener (Config.Listeners):
-// its default action forwards to the fleets' target groups with the route's
-// weights; an empty route answers 503 (a fixed response). An instance is running
-// when its group says InService and its target group says healthy; before a
-// fleet takes traffic the load balancer does not check its target group
-// (state "unused"), and the group's own health status counts instead.
+// The router of a service and environment is an ALB listener (Config.Listeners).
+// Its last default action forwards to the fleets' target groups with the
+// route's weights (actions before it, such as authenticate-oidc, stay); an
+// empty route answers 503 (a fixed response). Provision puts the new target
+// group in that forward at weight 0: the load balancer health-checks only
+// target groups a listener names, and a fleet must be healthy by the load
+// balancer before it takes traffic. An instance is running when its group
+// says InService and the load balancer says healthy; SetRoute refuses to give
+// weight to a target group without a healthy target. A fleet that leaves the
+// route stays in the forward at weight 0, checked, until it is terminated.
 //
-// Terminate detaches the target group from the group (the load balancer drains
-// the instances for the target group's deregistration delay), waits until the
-// targets are drained, then deletes the group (ForceDelete), the launch
-// template and the target group. It refuses to touch a fleet the listener still
-// sends traffic to.
+// Terminate takes the target group out of the listener, waits until the load
+// balancer lets go of it, detaches it from the group, waits until the group's
+// instances are gone from it (the detach is asynchronous, then they drain for
+// the deregistration delay), reporting progress (provider.ReportProgress),
+// then deletes the group (ForceDelete), the launch template and the target
+// group. It refuses to touch a fleet the listener still sends traffic to.
 package aws
 
 import (
@@ -42,6 +48,7 @@ import (
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -74,6 +81,15 @@ const (
 	DefaultDeregistrationDelay = 30 * time.Second
 	DefaultPollInterval        = 5 * time.Second
 	DefaultHealthCheckGrace    = 300 * time.Second
+	DefaultIAMPropagation      = 2 * time.Minute // Terraform's propagationTimeout for the same retry
+)
+
+// How long the driver waits for AWS to let go of a target group (Terraform
+// retries DeleteTargetGroup on ResourceInUse for as long), and to show a
+// group it just created.
+const (
+	releaseTimeout    = 2 * time.Minute
+	visibilityTimeout = 30 * time.Second
 )
 
 // ImageSource resolves imago catalog image IDs to AMIs; *catalog.Catalog
@@ -105,7 +121,8 @@ type Config struct {
 	// Port is the port instances serve on: the target groups' port and the port
 	// of every Instance.Address. Default 80.
 	Port int
-	// HealthCheckPath is the target groups' health check. Default "/healthz".
+	// HealthCheckPath is the target groups' health check when a request does not
+	// carry one (ProvisionRequest.Health). Default "/healthz".
 	HealthCheckPath string
 	// HealthCheckGracePeriod is how long a new instance's failed health checks do
 	// not get it replaced. Default 300s.
@@ -131,6 +148,13 @@ type Config struct {
 	// MaxAttempts is how often the SDK tries a call (retrying throttling and 5xx);
 	// 0 means the SDK's default (3), 1 disables retries.
 	MaxAttempts int
+	// RetryMaxBackoff caps the SDK's backoff between attempts; 0 means the SDK's
+	// default (20s). Tests against a fake shorten it.
+	RetryMaxBackoff time.Duration
+	// IAMPropagationTimeout is how long Provision retries a launch whose
+	// instance profile IAM has not propagated yet ("Invalid IAM Instance
+	// Profile"), counted from the launch template's creation. Default 2m.
+	IAMPropagationTimeout time.Duration
 	// PollInterval is how often Terminate looks whether the target group drained.
 	// Default 5s.
 	PollInterval time.Duration
@@ -229,6 +253,9 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
+	if cfg.IAMPropagationTimeout <= 0 {
+		cfg.IAMPropagationTimeout = DefaultIAMPropagation
+	}
 	var ac awssdk.Config
 	if cfg.Credentials != nil {
 		// Explicit credentials: nothing from the environment.
@@ -249,16 +276,92 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.MaxAttempts > 0 {
 		ac.RetryMaxAttempts = cfg.MaxAttempts
 	}
+	if cfg.RetryMaxBackoff > 0 {
+		// The SDK's standard retryer (the default), with a shorter backoff cap.
+		ac.Retryer = func() awssdk.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxBackoff = cfg.RetryMaxBackoff
+				if cfg.MaxAttempts > 0 {
+					o.MaxAttempts = cfg.MaxAttempts
+				}
+			})
+		}
+	}
 	var base *string
 	if cfg.Endpoint != "" {
 		base = awssdk.String(cfg.Endpoint)
 	}
-	return &Driver{
+	d := &Driver{
 		cfg: cfg,
 		ec2: ec2.NewFromConfig(ac, func(o *ec2.Options) { o.BaseEndpoint = base }),
 		asg: autoscaling.NewFromConfig(ac, func(o *autoscaling.Options) { o.BaseEndpoint = base }),
 		elb: elbv2.NewFromConfig(ac, func(o *elbv2.Options) { o.BaseEndpoint = base }),
-	}, nil
+	}
+	if err := d.checkZones(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// checkZones refuses subnets in an Availability Zone that the load balancer of
+// a configured listener does not enable: the load balancer would never check
+// or route to their instances (their targets stay unused, Target.NotInUse), so
+// no fleet there could become healthy.
+func (d *Driver) checkZones(ctx context.Context) error {
+	if len(d.cfg.Listeners) == 0 {
+		return nil
+	}
+	subnets, err := d.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: d.cfg.Subnets})
+	if err != nil {
+		return wrap(err, "aws provider: describe subnets %v", d.cfg.Subnets)
+	}
+	zoneOf := map[string]string{}
+	for _, s := range subnets.Subnets {
+		zoneOf[awssdk.ToString(s.SubnetId)] = awssdk.ToString(s.AvailabilityZone)
+	}
+	keys := make([]string, 0, len(d.cfg.Listeners))
+	for k := range d.cfg.Listeners {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var problems []string
+	for _, k := range keys {
+		arn := d.cfg.Listeners[k]
+		out, err := d.elb.DescribeListeners(ctx, &elbv2.DescribeListenersInput{ListenerArns: []string{arn}})
+		if apiCode(err) == "ListenerNotFound" || err == nil && len(out.Listeners) == 0 {
+			problems = append(problems, fmt.Sprintf("listener of %s: %s does not exist", k, arn))
+			continue
+		}
+		if err != nil {
+			return wrap(err, "aws provider: describe listener %s of %s", arn, k)
+		}
+		lbArn := awssdk.ToString(out.Listeners[0].LoadBalancerArn)
+		lbs, err := d.elb.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{LoadBalancerArns: []string{lbArn}})
+		if err != nil {
+			return wrap(err, "aws provider: describe load balancer %s of listener %s", lbArn, arn)
+		}
+		enabled := map[string]bool{}
+		var names []string
+		for _, lb := range lbs.LoadBalancers {
+			for _, z := range lb.AvailabilityZones {
+				enabled[awssdk.ToString(z.ZoneName)] = true
+				names = append(names, awssdk.ToString(z.ZoneName))
+			}
+		}
+		sort.Strings(names)
+		for _, s := range d.cfg.Subnets {
+			if z := zoneOf[s]; !enabled[z] {
+				problems = append(problems, fmt.Sprintf(
+					"subnet %s is in %s, which load balancer %s (listener %s of %s) does not enable (it enables %v): "+
+						"its instances would stay unused (Target.NotInUse) and never become healthy; enable the zone on the load balancer or drop the subnet",
+					s, z, lbArn, arn, k, names))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return provider.Errorf(provider.FailedPrecondition, "aws provider: %s", strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // plainBodyClient hands net/http request bodies that only Read and Close.
@@ -403,6 +506,7 @@ var (
 		"ListenerNotFound": true, "ResourceInUse": true, "LimitExceeded": true, "TooManyTargetGroups": true,
 		"TargetGroupAssociationLimit": true, "InvalidConfigurationRequest": true, "InvalidSubnetID.NotFound": true,
 		"InvalidGroup.NotFound": true, "InvalidVpcID.NotFound": true, "TooManyActions": true, "InvalidLoadBalancerAction": true,
+		"LoadBalancerNotFound": true,
 	}
 	authCodes = map[string]bool{
 		"AccessDenied": true, "AccessDeniedException": true, "UnauthorizedOperation": true, "AuthFailure": true,
@@ -442,6 +546,26 @@ func wrap(err error, format string, args ...any) error {
 		return &provider.Error{Code: provider.FailedPrecondition, Msg: msg, Err: err}
 	}
 	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// waitUntil calls check every PollInterval until it reports done or fails, or
+// limit passes (then it returns false and no error). Each round that is not
+// done reports check's status as progress, so an activity heartbeats.
+func (d *Driver) waitUntil(ctx context.Context, limit time.Duration, check func() (done bool, status string, err error)) (bool, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		done, status, err := check()
+		if err != nil || done {
+			return done, err
+		}
+		provider.ReportProgress(ctx, "%s", status)
+		if !time.Now().Before(deadline) {
+			return false, nil
+		}
+		if err := sleep(ctx, min(d.cfg.PollInterval, time.Until(deadline)+time.Millisecond)); err != nil {
+			return false, fmt.Errorf("%s: %w", status, err)
+		}
+	}
 }
 
 // sleep waits d or until ctx is done.

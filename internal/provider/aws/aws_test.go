@@ -34,14 +34,18 @@ type fakeEnv struct {
 	ami      string
 }
 
+// timeUnit is how long one AWS second lasts in the fake: a 2 s deregistration
+// delay drains in 10 ms, a 5 s health-check interval is 25 ms.
+const timeUnit = 5 * time.Millisecond
+
 // newFakeEnv starts a FakeAWS and opens a driver on it. Its cleanup checks that
 // the driver did nothing the fake saw as harmful on AWS.
-func newFakeEnv(t *testing.T) *fakeEnv {
+func newFakeEnv(t *testing.T, opts ...awsfake.ListenerOptions) *fakeEnv {
 	t.Helper()
 	fake := awsfake.New(region)
 	t.Cleanup(fake.Close)
-	fake.SetDrainUnit(10 * time.Millisecond) // a 2s deregistration delay drains in 20ms
-	e := &fakeEnv{t: t, ctx: context.Background(), fake: fake, listener: fake.AddListener(), ami: fake.AddImage()}
+	fake.SetTimeUnit(timeUnit)
+	e := &fakeEnv{t: t, ctx: context.Background(), fake: fake, listener: fake.AddListener(opts...), ami: fake.AddImage()}
 	e.cfg = testConfig(fake, e.listener)
 	e.open()
 	t.Cleanup(func() {
@@ -52,20 +56,25 @@ func newFakeEnv(t *testing.T) *fakeEnv {
 	return e
 }
 
+// testConfig is a driver configuration for fake, with subnets in the two zones
+// its load balancers enable and the SDK's real (standard) retryer, with a
+// short backoff.
 func testConfig(fake *awsfake.FakeAWS, listener string) aws.Config {
 	return aws.Config{
 		Region:              region,
 		VPCID:               "vpc-0abc12345678def01",
-		Subnets:             []string{"subnet-0abc12345678def01", "subnet-0abc12345678def02"},
+		Subnets:             []string{fake.AddSubnet(region + "a"), fake.AddSubnet(region + "b")},
 		SecurityGroups:      []string{"sg-0abc12345678def01"},
 		InstanceType:        "t3.small",
 		Port:                8080,
 		DeregistrationDelay: 2 * time.Second,
-		Listeners:           map[string]string{key.String(): listener},
-		Endpoint:            fake.URL(),
-		Credentials:         credentials.NewStaticCredentialsProvider("AKIDFAKEFAKEFAKE", "fake-secret", ""),
-		MaxAttempts:         1,
-		PollInterval:        5 * time.Millisecond,
+		// Tests that want Auto Scaling to replace unhealthy instances early shorten it.
+		HealthCheckGracePeriod: time.Hour,
+		Listeners:              map[string]string{key.String(): listener},
+		Endpoint:               fake.URL(),
+		Credentials:            credentials.NewStaticCredentialsProvider("AKIDFAKEFAKEFAKE", "fake-secret", ""),
+		RetryMaxBackoff:        2 * time.Millisecond,
+		PollInterval:           5 * time.Millisecond,
 	}
 }
 
@@ -92,17 +101,65 @@ func (e *fakeEnv) provision(token string, size int) provider.Fleet {
 	return f
 }
 
+// healthy provisions a fleet, boots its instances and returns it once Describe
+// reports every instance running.
 func (e *fakeEnv) healthy(token string, size int) provider.Fleet {
 	e.t.Helper()
-	f := e.provision(token, size)
-	if err := e.fake.MakeHealthy(f.ID); err != nil {
+	return e.boot(e.provision(token, size))
+}
+
+// boot boots the fleet's instances in the fake and waits until Describe
+// reports each of them running.
+func (e *fakeEnv) boot(f provider.Fleet) provider.Fleet {
+	e.t.Helper()
+	if err := e.fake.Boot(f.ID); err != nil {
 		e.t.Fatal(err)
 	}
-	f, err := e.p.Describe(e.ctx, f.ID)
+	out, err := waitRunning(e.ctx, e.p, f.ID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return f
+	return out
+}
+
+// waitRunning polls Describe until every instance of the fleet is running.
+func waitRunning(ctx context.Context, p *provider.Provider, id string) (provider.Fleet, error) {
+	var f provider.Fleet
+	err := waitFor(ctx, 20*time.Second, func() (bool, error) {
+		var err error
+		if f, err = p.Describe(ctx, id); err != nil {
+			return false, err
+		}
+		for _, in := range f.Instances {
+			if in.State != provider.InstanceRunning {
+				return false, nil
+			}
+		}
+		return len(f.Instances) > 0, nil
+	})
+	if err != nil {
+		return f, fmt.Errorf("fleet %s: instances %+v: %w", id, f.Instances, err)
+	}
+	return f, nil
+}
+
+// waitFor polls cond until it holds, fails, or limit passes.
+func waitFor(ctx context.Context, limit time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not so after %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 // calls runs op and returns the actions it called.
@@ -113,13 +170,13 @@ func (e *fakeEnv) calls(op func()) []string {
 	return e.fake.Actions()
 }
 
-// pollingCalls is calls with consecutive repeats of the drain poll
-// (DescribeTargetHealth) collapsed into one: how often it polls depends on time.
+// pollingCalls is calls with consecutive repeats of one action collapsed into
+// one: how often the driver polls (drains, lags AWS takes) depends on time.
 func (e *fakeEnv) pollingCalls(op func()) []string {
 	e.t.Helper()
 	var out []string
 	for _, a := range e.calls(op) {
-		if len(out) > 0 && out[len(out)-1] == a && a == "DescribeTargetHealth" {
+		if len(out) > 0 && out[len(out)-1] == a {
 			continue
 		}
 		out = append(out, a)
@@ -154,7 +211,8 @@ func (e *fakeEnv) param(action, name string) string {
 	return ""
 }
 
-// fakeHarness runs the conformance suite on the driver and a FakeAWS.
+// fakeHarness runs the conformance suite on the driver and a FakeAWS that
+// throttles every fifth request (the SDK's retryer retries them).
 type fakeHarness struct {
 	e *fakeEnv
 }
@@ -170,7 +228,20 @@ func (h *fakeHarness) Images(ctx context.Context) (drivertest.Images, error) {
 func (h *fakeHarness) RouteKey() provider.RouteKey { return key }
 
 func (h *fakeHarness) MakeHealthy(ctx context.Context, d provider.Driver, f provider.Fleet) error {
-	return h.e.fake.MakeHealthy(f.ID)
+	if err := h.e.fake.Boot(f.ID); err != nil {
+		return err
+	}
+	_, err := waitRunning(ctx, provider.New("aws", d), f.ID)
+	return err
+}
+
+// LeakProvision makes the provision fail at CreateAutoScalingGroup (every
+// attempt of the SDK answers 500), after it made the launch template and the
+// target group: what a worker killed at that point leaves.
+func (h *fakeHarness) LeakProvision(ctx context.Context, d provider.Driver, req provider.ProvisionRequest) error {
+	h.e.fake.Fail("CreateAutoScalingGroup", 3, 500, "InternalFailure", "fake")
+	_, err := d.Provision(ctx, req)
+	return err
 }
 
 func (h *fakeHarness) Close() {}
@@ -181,17 +252,23 @@ func (h *fakeHarness) DriverGuardsTraffic() bool { return true }
 
 func TestConformanceWithFakeAWS(t *testing.T) {
 	drivertest.RunConformanceTests(t, func(ctx context.Context, t *testing.T) (drivertest.Harness, error) {
-		return &fakeHarness{e: newFakeEnv(t)}, nil
+		e := newFakeEnv(t)
+		e.fake.ThrottleEvery(5)
+		return &fakeHarness{e: e}, nil
 	})
 }
+
+// freshProvision are the calls of a Provision that makes a fleet, repeated
+// calls collapsed: the group is polled until AWS shows it.
+var freshProvision = []string{"DescribeAutoScalingGroups", "DescribeImages", "CreateLaunchTemplate", "CreateTargetGroup",
+	"ModifyTargetGroupAttributes", "CreateAutoScalingGroup", "DescribeAutoScalingGroups", "DescribeListeners", "ModifyListener",
+	"DescribeInstances", "DescribeTargetHealth"}
 
 func TestProvisionCallSequenceWithFakeAWS(t *testing.T) {
 	e := newFakeEnv(t)
 	var f provider.Fleet
-	got := e.calls(func() { f = e.provision("rollout/test/web/run-1", 2) })
-	wantCalls(t, "provision", got,
-		"DescribeAutoScalingGroups", "DescribeImages", "CreateLaunchTemplate", "CreateTargetGroup", "ModifyTargetGroupAttributes",
-		"CreateAutoScalingGroup", "DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth")
+	got := e.pollingCalls(func() { f = e.provision("rollout/test/web/run-1", 2) })
+	wantCalls(t, "provision", got, freshProvision...)
 	if f.ID != aws.FleetID("rollout/test/web/run-1") {
 		t.Fatalf("fleet ID %s, want %s", f.ID, aws.FleetID("rollout/test/web/run-1"))
 	}
@@ -206,6 +283,7 @@ func TestProvisionCallSequenceWithFakeAWS(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"Name": f.ID, "Port": "8080", "Protocol": "HTTP", "VpcId": "vpc-0abc12345678def01", "HealthCheckPath": "/healthz",
+		"HealthCheckIntervalSeconds": "30", "HealthCheckTimeoutSeconds": "5", "HealthyThresholdCount": "5", "UnhealthyThresholdCount": "2",
 	} {
 		if got := e.param("CreateTargetGroup", name); got != want {
 			t.Errorf("CreateTargetGroup %s = %q, want %q", name, got, want)
@@ -217,7 +295,7 @@ func TestProvisionCallSequenceWithFakeAWS(t *testing.T) {
 	for name, want := range map[string]string{
 		"AutoScalingGroupName": f.ID, "LaunchTemplate.LaunchTemplateName": f.ID, "LaunchTemplate.Version": "1",
 		"MinSize": "2", "MaxSize": "2", "DesiredCapacity": "2", "HealthCheckType": "ELB",
-		"VPCZoneIdentifier": "subnet-0abc12345678def01,subnet-0abc12345678def02",
+		"VPCZoneIdentifier": strings.Join(e.cfg.Subnets, ","),
 	} {
 		if got := e.param("CreateAutoScalingGroup", name); got != want {
 			t.Errorf("CreateAutoScalingGroup %s = %q, want %q", name, got, want)
@@ -225,6 +303,10 @@ func TestProvisionCallSequenceWithFakeAWS(t *testing.T) {
 	}
 	if tg := e.param("CreateAutoScalingGroup", "TargetGroupARNs.member.1"); !strings.Contains(tg, ":targetgroup/"+f.ID+"/") {
 		t.Errorf("the group registers in target group %q, want the fleet's", tg)
+	}
+	// The load balancer health-checks the new target group from now on, and sends it nothing.
+	if got := e.fake.Listener(e.listener); !reflect.DeepEqual(got.Weights, map[string]int{f.ID: 0}) {
+		t.Errorf("after provisioning the listener forwards %+v, want %s at weight 0", got, f.ID)
 	}
 	// The tags a reaper and the AWS console see.
 	asgTags := map[string]string{}
@@ -250,7 +332,7 @@ func TestProvisionCallSequenceWithFakeAWS(t *testing.T) {
 
 	// A retry of a Provision that finished adopts the group and creates nothing.
 	got = e.calls(func() { e.provision("rollout/test/web/run-1", 2) })
-	wantCalls(t, "provision retry", got, "DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth")
+	wantCalls(t, "provision retry", got, "DescribeAutoScalingGroups", "DescribeListeners", "DescribeInstances", "DescribeTargetHealth")
 	if again := e.fake.Resources(); !reflect.DeepEqual(again, res) {
 		t.Fatalf("the retry changed AWS: %v, was %v", again, res)
 	}
@@ -258,17 +340,17 @@ func TestProvisionCallSequenceWithFakeAWS(t *testing.T) {
 
 func TestProvisionRetriesWithFakeAWS(t *testing.T) {
 	e := newFakeEnv(t)
-	fresh := []string{"DescribeAutoScalingGroups", "DescribeImages", "CreateLaunchTemplate", "CreateTargetGroup",
-		"ModifyTargetGroupAttributes", "CreateAutoScalingGroup", "DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth"}
+	fresh := freshProvision
 
-	// An attempt that failed before making the group: the retry repeats every
-	// create, and each returns what the first attempt made.
-	e.fake.FailNext("CreateAutoScalingGroup", 500, "InternalFailure", "fake")
+	// An attempt that failed before making the group (the SDK retried the 500s
+	// and gave up): the retry repeats every create, and each returns what the
+	// first attempt made.
+	e.fake.Fail("CreateAutoScalingGroup", 3, 500, "InternalFailure", "fake")
 	_, err := e.p.Provision(e.ctx, e.request("interrupted", 2))
 	wantCode(t, "provision with a failing CreateAutoScalingGroup", err, provider.Unknown)
 	made := e.fake.Resources()
 	var f provider.Fleet
-	wantCalls(t, "provision retry", e.calls(func() { f = e.provision("interrupted", 2) }), fresh...)
+	wantCalls(t, "provision retry", e.pollingCalls(func() { f = e.provision("interrupted", 2) }), fresh...)
 	res := e.fake.Resources()
 	if !reflect.DeepEqual(res["launch-template"], made["launch-template"]) || !reflect.DeepEqual(res["target-group"], made["target-group"]) ||
 		!reflect.DeepEqual(res["auto-scaling-group"], []string{f.ID}) || len(res["instance"]) != 2 {
@@ -280,11 +362,14 @@ func TestProvisionRetriesWithFakeAWS(t *testing.T) {
 	var winner provider.Fleet
 	e.fake.BeforeNext("CreateAutoScalingGroup", func() { winner = e.provision("race", 1) })
 	var loser provider.Fleet
-	got := e.calls(func() { loser = e.provision("race", 1) })
+	got := e.pollingCalls(func() { loser = e.provision("race", 1) })
 	if loser.ID != winner.ID || fmt.Sprint(loser.Instances) != fmt.Sprint(winner.Instances) {
 		t.Fatalf("the attempt that lost the race returned %+v, want the winner's %+v", loser, winner)
 	}
-	wantCalls(t, "provision that loses the race (with the winner's calls inside)", got, append(append(fresh[:5:5], fresh...), fresh[5:]...)...)
+	// The loser's creates, the winner's whole provision, then the loser finds
+	// the group and the listener as the winner left them.
+	wantCalls(t, "provision that loses the race (with the winner's calls inside)", got, append(append(fresh[:5:5], fresh...),
+		"CreateAutoScalingGroup", "DescribeAutoScalingGroups", "DescribeListeners", "DescribeInstances", "DescribeTargetHealth")...)
 	if n := len(e.fake.Resources()["instance"]); n != 3 {
 		t.Fatalf("%d instances, want 3: the race must not double the fleet", n)
 	}
@@ -311,13 +396,15 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 		}
 	}), "DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth")
 
+	// Both fleets take traffic for the first time: the load balancer must say
+	// each has a healthy target first.
 	wantCalls(t, "set route", e.calls(func() {
 		err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{
 			{FleetID: blue.ID, Weight: 30, Targets: blue.Addresses()}, {FleetID: green.ID, Weight: 70, Targets: green.Addresses()}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-	}), "DescribeTargetGroups", "ModifyListener")
+	}), "DescribeTargetGroups", "DescribeListeners", "DescribeTargetHealth", "DescribeTargetHealth", "ModifyListener")
 	if got := e.fake.Listener(e.listener); !reflect.DeepEqual(got.Weights, map[string]int{blue.ID: 30, green.ID: 70}) {
 		t.Fatalf("the ALB listener forwards %+v, want %s 30 and %s 70", got, blue.ID, green.ID)
 	}
@@ -328,11 +415,13 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 		}
 	}), "DescribeListeners", "DescribeTargetGroups", "DescribeTargetHealth", "DescribeTargetHealth", "DescribeInstances")
 
+	// Fleets are groups, and what a failed or interrupted provision left:
+	// launch templates and target groups tagged by imago.
 	wantCalls(t, "list fleets", e.calls(func() {
 		if _, err := e.p.ListFleets(e.ctx, provider.Filter{Service: "web", Environment: "test"}); err != nil {
 			t.Fatal(err)
 		}
-	}), "DescribeAutoScalingGroups", "DescribeInstances")
+	}), "DescribeAutoScalingGroups", "DescribeInstances", "DescribeLaunchTemplates", "DescribeTargetGroups")
 	filters := map[string]string{}
 	for i := 1; i <= 3; i++ {
 		filters[e.param("DescribeAutoScalingGroups", fmt.Sprintf("Filters.member.%d.Name", i))] =
@@ -355,11 +444,17 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 		t.Fatalf("a refused terminate changed AWS: %v, was %v", after, before)
 	}
 
-	// Blue at weight 0 is still in the forward action: terminate takes it out first.
+	// Green takes everything; blue stays in the forward action at weight 0
+	// (checked, ready for a rollback) and no longer in the route.
 	if err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{
-		{FleetID: blue.ID, Weight: 0, Targets: blue.Addresses()}, {FleetID: green.ID, Weight: 100, Targets: green.Addresses()}}}); err != nil {
+		{FleetID: green.ID, Weight: 100, Targets: green.Addresses()}}}); err != nil {
 		t.Fatal(err)
 	}
+	if got := e.fake.Listener(e.listener); !reflect.DeepEqual(got.Weights, map[string]int{blue.ID: 0, green.ID: 100}) {
+		t.Fatalf("after moving all traffic to green the listener forwards %+v, want blue at 0 and green at 100", got)
+	}
+	// Terminate takes blue out of the listener, waits until the load balancer
+	// no longer lists it, detaches it, waits until its instances are gone.
 	wantCalls(t, "terminate", e.pollingCalls(func() {
 		if err := e.p.Terminate(e.ctx, blue.ID); err != nil {
 			t.Fatal(err)
@@ -369,7 +464,7 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 		"DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth",
 		"DescribeListeners", "DescribeTargetGroups", "DescribeTargetHealth", "DescribeInstances",
 		// the driver
-		"DescribeAutoScalingGroups", "DescribeTargetGroups", "DescribeListeners", "ModifyListener",
+		"DescribeAutoScalingGroups", "DescribeTargetGroups", "DescribeListeners", "ModifyListener", "DescribeTargetGroups",
 		"DetachLoadBalancerTargetGroups", "DescribeTargetHealth", "DeleteAutoScalingGroup", "DeleteLaunchTemplate", "DeleteTargetGroup")
 	if got := e.param("DeleteAutoScalingGroup", "ForceDelete"); got != "true" {
 		t.Fatalf("DeleteAutoScalingGroup ForceDelete = %q, want true", got)
@@ -395,33 +490,9 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 		if err := e.p.SetRoute(e.ctx, key, provider.Route{}); err != nil {
 			t.Fatal(err)
 		}
-	}), "ModifyListener")
+	}), "DescribeListeners", "ModifyListener")
 	if got := e.fake.Listener(e.listener); got.FixedStatus != "503" || got.Weights != nil {
 		t.Fatalf("after an empty route the listener does %+v, want a 503 fixed response", got)
-	}
-}
-
-func TestTerminateWaitsForDrainingWithFakeAWS(t *testing.T) {
-	e := newFakeEnv(t)
-	e.fake.SetDrainUnit(50 * time.Millisecond) // the 2s delay drains in 100ms
-	f := e.healthy("drain", 3)
-	start := time.Now()
-	if err := e.p.Terminate(e.ctx, f.ID); err != nil {
-		t.Fatal(err)
-	}
-	// The fake records a violation (checked at cleanup) when the group is
-	// deleted while its instances still drain; here it must also have polled.
-	polls := 0
-	for _, a := range e.fake.Actions() {
-		if a == "DescribeTargetHealth" {
-			polls++
-		}
-	}
-	if polls < 2 && time.Since(start) < 100*time.Millisecond {
-		t.Fatalf("terminate looked at the target health %d times, want it to poll until drained", polls)
-	}
-	if res := e.fake.Resources(); len(res) != 0 {
-		t.Fatalf("after terminate AWS holds %v, want nothing", res)
 	}
 }
 
@@ -442,6 +513,14 @@ func TestDescribeHealthWithFakeAWS(t *testing.T) {
 		}
 		return f
 	}
+	waitStates := func(want string) provider.Fleet {
+		t.Helper()
+		var f provider.Fleet
+		if err := waitFor(e.ctx, 20*time.Second, func() (bool, error) { f = describe(); return states(f) == want, nil }); err != nil {
+			t.Fatalf("instances %s, want %s: %v", states(f), want, err)
+		}
+		return f
+	}
 
 	// Launches held: the capacity shows as placeholders, so health waits wait.
 	e.fake.HoldLaunches(true)
@@ -449,32 +528,29 @@ func TestDescribeHealthWithFakeAWS(t *testing.T) {
 	if len(f.Instances) != 2 || states(f) != "stopped,stopped" || !strings.HasPrefix(f.Instances[0].ID, f.ID+"-launching-") {
 		t.Fatalf("a fleet whose instances did not launch: %+v, want 2 stopped launching placeholders", f.Instances)
 	}
-	// Launched, booting: Pending in the group.
+	// Launched and booted: running once the load balancer's checks pass.
 	e.fake.HoldLaunches(false)
-	if err := e.fake.MakeHealthy(f.ID); err != nil {
+	if err := e.fake.Boot(f.ID); err != nil {
 		t.Fatal(err)
 	}
-	f = describe()
-	if states(f) != "running,running" {
-		t.Fatalf("InService instances of a target group the ALB does not use yet: %s, want running (the group's health counts)", states(f))
-	}
+	f = waitStates("running,running")
 	for _, in := range f.Instances {
 		if !strings.HasPrefix(in.ID, "i-") || !strings.HasPrefix(in.Address, "10.0.") || !strings.HasSuffix(in.Address, ":8080") {
 			t.Fatalf("instance %+v: want an EC2 instance ID and its private IP on port 8080", in)
 		}
+		if got := e.fake.TargetHealth(f.ID)[in.ID]; got != "healthy" {
+			t.Fatalf("instance %s reported running while the load balancer says %s", in.ID, got)
+		}
 	}
-	// Routed: now the target group's health decides.
 	if err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}); err != nil {
 		t.Fatal(err)
 	}
-	e.fake.SetTargetHealth(f.Instances[0].ID, "unhealthy")
-	if got := states(describe()); got != "stopped,running" {
-		t.Fatalf("with one target unhealthy: %s, want stopped,running", got)
-	}
-	e.fake.SetTargetHealth(f.Instances[0].ID, "healthy")
-	if got := states(describe()); got != "running,running" {
-		t.Fatalf("with both targets healthy: %s, want running,running", got)
-	}
+	// One instance stops answering: the load balancer's checks fail, and it is
+	// no longer running; it recovers once it answers again.
+	e.fake.SetServing(f.Instances[0].ID)
+	waitStates("stopped,running")
+	e.fake.SetServing(f.Instances[0].ID, "/healthz")
+	waitStates("running,running")
 	r, err := e.p.Route(e.ctx, key)
 	if err != nil || len(r.Backends) != 1 || fmt.Sprint(sortedCopy(r.Backends[0].Targets)) != fmt.Sprint(sortedCopy(f.Addresses())) {
 		t.Fatalf("route %+v (%v), want the fleet's targets %v", r, err, f.Addresses())
@@ -483,23 +559,24 @@ func TestDescribeHealthWithFakeAWS(t *testing.T) {
 
 func TestHalfTerminatedFleetWithFakeAWS(t *testing.T) {
 	e := newFakeEnv(t)
+	e.fake.SetLags(awsfake.Lags{Visibility: 2}) // the load balancer lets go of target groups at once: exact call sequences
 	e.fake.LingerDeletes(true)
 	f := e.healthy("half", 2)
 	other := e.healthy("other", 1)
-	e.fake.FailNext("DeleteTargetGroup", 500, "InternalFailure", "We encountered an internal error. Please try again.")
+	e.fake.Fail("DeleteTargetGroup", 3, 500, "InternalFailure", "We encountered an internal error. Please try again.")
 	err := e.p.Terminate(e.ctx, f.ID)
 	if err == nil || provider.ErrorCode(err) != provider.Unknown || !strings.Contains(err.Error(), "InternalFailure") {
 		t.Fatalf("terminate with a failing DeleteTargetGroup: %v, want a retryable (Unknown) error naming the AWS error", err)
 	}
 	// The group is being deleted, the target group is left: the fleet is still
-	// there for a retry to finish, but no longer listed as a live fleet.
+	// there for a retry (or the reaper) to finish, with no instances.
 	g, err := e.p.Describe(e.ctx, f.ID)
 	if err != nil || g.Service != "web" || g.Token != "half" || len(g.Instances) != 0 {
 		t.Fatalf("half terminated fleet: %+v %v, want it described from its target group's tags, with no instances", g, err)
 	}
 	fleets, err := e.p.ListFleets(e.ctx, provider.Filter{})
-	if err != nil || len(fleets) != 1 || fleets[0].ID != other.ID {
-		t.Fatalf("list: %+v %v, want only %s", fleets, err, other.ID)
+	if err != nil || len(fleets) != 2 || fleets[0].ID != f.ID && fleets[1].ID != f.ID {
+		t.Fatalf("list: %+v %v, want %s (what is left of it) and %s", fleets, err, f.ID, other.ID)
 	}
 	wantCalls(t, "retried terminate", e.calls(func() {
 		if err := e.p.Terminate(e.ctx, f.ID); err != nil {
@@ -547,18 +624,19 @@ func TestErrorCodesWithFakeAWS(t *testing.T) {
 	cases := []struct {
 		action, code string
 		status       int
+		times        int // how often the call fails: the SDK tries throttling and 5xx 3 times
 		want         provider.Code
 		says         string
 	}{
-		{"CreateLaunchTemplate", "UnauthorizedOperation", 403, provider.FailedPrecondition, "docs/aws.md"},
-		{"CreateTargetGroup", "AccessDenied", 403, provider.FailedPrecondition, "docs/aws.md"},
-		{"CreateAutoScalingGroup", "LimitExceeded", 400, provider.FailedPrecondition, "LimitExceeded"},
-		{"CreateAutoScalingGroup", "Throttling", 400, provider.Unknown, "Throttling"},
-		{"DescribeImages", "Unavailable", 503, provider.Unknown, "Unavailable"},
-		{"CreateTargetGroup", "DuplicateTargetGroupName", 400, provider.InvalidArgument, "DuplicateTargetGroupName"},
+		{"CreateLaunchTemplate", "UnauthorizedOperation", 403, 1, provider.FailedPrecondition, "docs/aws.md"},
+		{"CreateTargetGroup", "AccessDenied", 403, 1, provider.FailedPrecondition, "docs/aws.md"},
+		{"CreateAutoScalingGroup", "LimitExceeded", 400, 1, provider.FailedPrecondition, "LimitExceeded"},
+		{"CreateAutoScalingGroup", "Throttling", 400, 3, provider.Unknown, "Throttling"},
+		{"DescribeImages", "Unavailable", 503, 3, provider.Unknown, "Unavailable"},
+		{"CreateTargetGroup", "DuplicateTargetGroupName", 400, 1, provider.InvalidArgument, "DuplicateTargetGroupName"},
 	}
 	for i, c := range cases {
-		e.fake.FailNext(c.action, c.status, c.code, "fake "+c.code)
+		e.fake.Fail(c.action, c.times, c.status, c.code, "fake "+c.code)
 		_, err := e.p.Provision(e.ctx, e.request(fmt.Sprintf("err-%d", i), 1))
 		if provider.ErrorCode(err) != c.want || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("%s failing with %s: %v (code %s), want code %s and a message with %q", c.action, c.code, err, provider.ErrorCode(err), c.want, c.says)
@@ -592,11 +670,15 @@ func TestErrorCodesWithFakeAWS(t *testing.T) {
 	// A routed fleet that does not exist.
 	err = e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{{FleetID: "imago-000000000000", Weight: 100, Targets: []string{"10.0.0.1:8080"}}}})
 	wantCode(t, "route to an unknown fleet", err, provider.NotFound)
-	// A configured listener that was deleted.
-	e.cfg.Listeners[key.String()] = strings.Replace(e.listener, "/app/imago-test/", "/app/gone/", 1)
-	e.open()
+	// A configured listener that was deleted: after Open, and at Open.
+	e.fake.DeleteListener(e.listener)
 	_, err = e.p.Route(e.ctx, key)
 	wantCode(t, "route of a deleted listener", err, provider.FailedPrecondition)
+	d, err := aws.Open(e.ctx, e.cfg)
+	wantCode(t, "open with a deleted listener", err, provider.FailedPrecondition)
+	if d != nil {
+		t.Fatalf("open with a deleted listener returned a driver")
+	}
 }
 
 // images is a catalog of images baked with amazon-ebs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,18 +21,71 @@ import (
 	"github.com/imago/imago/internal/provider"
 )
 
+// healthSettings are a target group's health check.
+type healthSettings struct {
+	path                                  string
+	interval, timeout, healthy, unhealthy int32 // seconds, seconds, checks, checks
+}
+
+// healthCheck turns the request's health check into target group settings, in
+// the ranges an HTTP target group of instances takes (ELB user guide, "Health
+// check settings"): interval 5-300 s, timeout 2-120 s and shorter than the
+// interval, thresholds 2-10. Zero fields get the load balancer's defaults
+// (30 s, 5 s, 5, 2); the path defaults to Config.HealthCheckPath.
+func (d *Driver) healthCheck(h *provider.HealthCheck) healthSettings {
+	hs := healthSettings{path: d.cfg.HealthCheckPath, interval: 30, timeout: 5, healthy: 5, unhealthy: 2}
+	if h == nil {
+		return hs
+	}
+	secs := func(v time.Duration) int32 { return int32((v + time.Second - 1) / time.Second) }
+	clamp := func(v, lo, hi int32) int32 { return max(lo, min(hi, v)) }
+	if h.Path != "" {
+		hs.path = h.Path
+	}
+	if h.Interval > 0 {
+		hs.interval = clamp(secs(h.Interval), 5, 300)
+	}
+	if h.Timeout > 0 {
+		hs.timeout = clamp(secs(h.Timeout), 2, 120)
+	}
+	hs.timeout = max(2, min(hs.timeout, hs.interval-1))
+	if h.HealthyThreshold > 0 {
+		hs.healthy = clamp(int32(h.HealthyThreshold), 2, 10)
+	}
+	if h.UnhealthyThreshold > 0 {
+		hs.unhealthy = clamp(int32(h.UnhealthyThreshold), 2, 10)
+	}
+	return hs
+}
+
+// permanent reports whether err is one no retry will cure.
+func permanent(err error) bool {
+	switch provider.ErrorCode(err) {
+	case provider.InvalidArgument, provider.FailedPrecondition, provider.NotFound:
+		return true
+	}
+	return false
+}
+
 // Provision creates the fleet of req.Token, or adopts the one an earlier call
 // made: when the fleet's Auto Scaling group exists it is described and returned.
-// Otherwise every step is idempotent by name or client token, so a retry
+// Otherwise every step is idempotent by name, client token or tag, so a retry
 // finishes what an interrupted attempt started: the launch template (client
-// token = fleet ID), the target group (same name and settings return the
+// token = fleet ID; once EC2 forgot the token, the template whose imago:token
+// tag is req.Token), the target group (same name and settings return the
 // existing one) and the Auto Scaling group (AlreadyExists, from a concurrent
 // attempt: it is described and returned). A retry with the same token and a
-// different request is refused.
+// different request is refused. The target group goes into the listener at
+// weight 0, so the load balancer checks the instances before any traffic.
+//
+// A provision that fails for good (bad input, a missing permission, a limit,
+// an instance type a subnet's zone does not offer) removes what it made; one
+// that fails for a while (throttling, an instance profile IAM has not
+// propagated yet, 5xx) leaves it for the retry to adopt.
 //
 // It returns without waiting for instances to launch: instances the group has
 // not launched yet appear as stopped placeholders, so a health wait waits for them.
-func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (_ provider.Fleet, err error) {
 	if req.Token == "" {
 		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: a request token is required")
 	}
@@ -45,6 +99,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 		return provider.Fleet{}, err
 	}
 	id := FleetID(req.Token)
+	key := provider.RouteKey{Service: req.Service, Environment: req.Environment}
 	tags, err := fleetTags(id, req)
 	if err != nil {
 		return provider.Fleet{}, err
@@ -55,11 +110,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 		return provider.Fleet{}, err
 	}
 	if g != nil {
-		if deleting(g) {
-			return provider.Fleet{}, fmt.Errorf(
-				"provision: fleet %s of token %q is still being deleted (it was terminated); once AWS deleted it a retry makes it again", id, req.Token)
-		}
-		return d.describeGroup(ctx, g, &req)
+		return d.adopt(ctx, g, key, &req)
 	}
 	ami, err := d.resolveAMI(ctx, req.ImageID)
 	if err != nil {
@@ -78,6 +129,116 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	}
 
 	// 1. The launch template: what every instance of the fleet boots.
+	made, err := d.launchTemplate(ctx, id, ami, tags, req)
+	if err != nil {
+		return provider.Fleet{}, err
+	}
+	// From here on this request owns the fleet's resources: a permanent failure removes them.
+	defer func() {
+		if err != nil && permanent(err) && apiCode(err) != "DuplicateTargetGroupName" {
+			if cerr := d.discard(ctx, id, key); cerr != nil {
+				err = fmt.Errorf("%w (removing what this provision made failed too: %v; the reaper will find what is left by its imago:token tag)", err, cerr)
+			}
+		}
+	}()
+
+	// 2. The target group the load balancer forwards the fleet's share to.
+	var elbTags []elbtypes.Tag
+	for _, t := range tags {
+		elbTags = append(elbTags, elbtypes.Tag{Key: awssdk.String(t[0]), Value: awssdk.String(t[1])})
+	}
+	hs := d.healthCheck(req.Health)
+	tgOut, err := d.elb.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{
+		Name:                       awssdk.String(id),
+		Protocol:                   elbtypes.ProtocolEnumHttp,
+		Port:                       awssdk.Int32(int32(d.cfg.Port)),
+		VpcId:                      awssdk.String(d.cfg.VPCID),
+		TargetType:                 elbtypes.TargetTypeEnumInstance,
+		HealthCheckEnabled:         awssdk.Bool(true),
+		HealthCheckProtocol:        elbtypes.ProtocolEnumHttp,
+		HealthCheckPath:            awssdk.String(hs.path),
+		HealthCheckIntervalSeconds: awssdk.Int32(hs.interval),
+		HealthCheckTimeoutSeconds:  awssdk.Int32(hs.timeout),
+		HealthyThresholdCount:      awssdk.Int32(hs.healthy),
+		UnhealthyThresholdCount:    awssdk.Int32(hs.unhealthy),
+		Matcher:                    &elbtypes.Matcher{HttpCode: awssdk.String("200-299")},
+		Tags:                       elbTags,
+	})
+	if apiCode(err) == "DuplicateTargetGroupName" {
+		return provider.Fleet{}, &provider.Error{Code: provider.InvalidArgument, Err: err, Msg: fmt.Sprintf(
+			"provision: token %q already made target group %s with other settings (a different health check?); a retry must repeat the same request",
+			req.Token, id)}
+	}
+	if err != nil {
+		return provider.Fleet{}, wrap(err, "provision fleet %s: create target group", id)
+	}
+	if len(tgOut.TargetGroups) == 0 || tgOut.TargetGroups[0].TargetGroupArn == nil {
+		return provider.Fleet{}, fmt.Errorf("provision fleet %s: CreateTargetGroup returned no target group", id)
+	}
+	tgARN := *tgOut.TargetGroups[0].TargetGroupArn
+	_, err = d.elb.ModifyTargetGroupAttributes(ctx, &elbv2.ModifyTargetGroupAttributesInput{
+		TargetGroupArn: awssdk.String(tgARN),
+		Attributes: []elbtypes.TargetGroupAttribute{{
+			Key:   awssdk.String("deregistration_delay.timeout_seconds"),
+			Value: awssdk.String(strconv.Itoa(int(d.cfg.DeregistrationDelay / time.Second))),
+		}},
+	})
+	if err != nil {
+		return provider.Fleet{}, wrap(err, "provision fleet %s: set the deregistration delay of target group %s", id, tgARN)
+	}
+
+	// 3. The Auto Scaling group: launches the instances and registers them in the target group.
+	if err := d.createGroup(ctx, id, tgARN, tags, req, made); err != nil {
+		return provider.Fleet{}, err
+	}
+	ok, err := d.waitUntil(ctx, min(visibilityTimeout, untilDeadline(ctx)), func() (bool, string, error) {
+		var err error
+		g, err = d.group(ctx, id)
+		return g != nil, "waiting for AWS to show Auto Scaling group " + id, err
+	})
+	if err != nil {
+		return provider.Fleet{}, err
+	}
+	if !ok {
+		return provider.Fleet{}, fmt.Errorf("provision: Auto Scaling group %s was created but AWS does not show it yet: retry", id)
+	}
+	return d.adopt(ctx, g, key, &req)
+}
+
+// untilDeadline is the time left before ctx's deadline, less a margin to
+// answer in; an hour without a deadline.
+func untilDeadline(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl)-5*time.Second, 0)
+	}
+	return time.Hour
+}
+
+// adopt returns the fleet of group g, made by this request or an earlier
+// attempt of it: refused when another request made it, put in the listener at
+// weight 0 if it is not there yet.
+func (d *Driver) adopt(ctx context.Context, g *asgtypes.AutoScalingGroup, key provider.RouteKey, req *provider.ProvisionRequest) (provider.Fleet, error) {
+	id := awssdk.ToString(g.AutoScalingGroupName)
+	if deleting(g) {
+		return provider.Fleet{}, fmt.Errorf(
+			"provision: fleet %s of token %q is still being deleted (it was terminated); once AWS deleted it a retry makes it again", id, req.Token)
+	}
+	if f := groupFleet(g); f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.ImageID != req.ImageID {
+		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument,
+			"provision: token %q already made fleet %s (%s/%s, image %s); a retry must repeat the same request",
+			req.Token, id, f.Environment, f.Service, f.ImageID)
+	}
+	for _, tga := range g.TargetGroupARNs {
+		if err := d.attach(ctx, key, tga); err != nil {
+			return provider.Fleet{}, err
+		}
+	}
+	return d.describeGroup(ctx, g)
+}
+
+// launchTemplate creates the fleet's launch template, or finds the one an
+// earlier attempt of the same request made, and returns when it was made.
+func (d *Driver) launchTemplate(ctx context.Context, id, ami string, tags [][2]string, req provider.ProvisionRequest) (time.Time, error) {
 	var ec2Tags []ec2types.Tag
 	for _, t := range tags {
 		ec2Tags = append(ec2Tags, ec2types.Tag{Key: awssdk.String(t[0]), Value: awssdk.String(t[1])})
@@ -102,7 +263,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	if d.cfg.IAMInstanceProfile != "" {
 		data.IamInstanceProfile = &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Arn: awssdk.String(d.cfg.IAMInstanceProfile)}
 	}
-	_, err = d.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+	out, err := d.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
 		LaunchTemplateName: awssdk.String(id),
 		ClientToken:        awssdk.String(id),
 		VersionDescription: awssdk.String(fmt.Sprintf("imago fleet %s of %s/%s, image %s", id, req.Environment, req.Service, req.ImageID)),
@@ -111,58 +272,50 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	})
 	switch apiCode(err) {
 	case "":
+		if out.LaunchTemplate != nil && out.LaunchTemplate.CreateTime != nil {
+			return *out.LaunchTemplate.CreateTime, nil
+		}
+		return time.Now(), nil
 	case "IdempotentParameterMismatch":
-		return provider.Fleet{}, &provider.Error{Code: provider.InvalidArgument, Err: err, Msg: fmt.Sprintf(
+		return time.Time{}, &provider.Error{Code: provider.InvalidArgument, Err: err, Msg: fmt.Sprintf(
 			"provision: token %q already made fleet %s with a different request (launch template %s); a retry must repeat the same request",
 			req.Token, id, id)}
 	case "InvalidLaunchTemplateName.AlreadyExistsException":
-		return provider.Fleet{}, &provider.Error{Code: provider.FailedPrecondition, Err: err, Msg: fmt.Sprintf(
+		// EC2 forgot the client token (a late retry): the template's tags say who made it.
+		lt, lerr := d.findLaunchTemplate(ctx, id)
+		if lerr != nil {
+			return time.Time{}, lerr
+		}
+		if lt != nil {
+			t := ec2TagMap(lt.Tags)
+			if t[TagToken] == req.Token && t[TagImage] == req.ImageID && t[TagService] == req.Service && t[TagEnvironment] == req.Environment {
+				return awssdk.ToTime(lt.CreateTime), nil
+			}
+			if t[TagToken] == req.Token {
+				return time.Time{}, &provider.Error{Code: provider.InvalidArgument, Err: err, Msg: fmt.Sprintf(
+					"provision: token %q already made launch template %s for %s/%s, image %s; a retry must repeat the same request",
+					req.Token, id, t[TagEnvironment], t[TagService], t[TagImage])}
+			}
+		}
+		return time.Time{}, &provider.Error{Code: provider.FailedPrecondition, Err: err, Msg: fmt.Sprintf(
 			"provision: launch template %s exists but imago did not make it for token %q: delete it, or provision with another token", id, req.Token)}
 	default:
-		return provider.Fleet{}, wrap(err, "provision fleet %s: create launch template", id)
+		return time.Time{}, wrap(err, "provision fleet %s: create launch template", id)
 	}
+}
 
-	// 2. The target group the load balancer forwards the fleet's share to.
-	var elbTags []elbtypes.Tag
-	for _, t := range tags {
-		elbTags = append(elbTags, elbtypes.Tag{Key: awssdk.String(t[0]), Value: awssdk.String(t[1])})
-	}
-	tgOut, err := d.elb.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{
-		Name:                awssdk.String(id),
-		Protocol:            elbtypes.ProtocolEnumHttp,
-		Port:                awssdk.Int32(int32(d.cfg.Port)),
-		VpcId:               awssdk.String(d.cfg.VPCID),
-		TargetType:          elbtypes.TargetTypeEnumInstance,
-		HealthCheckProtocol: elbtypes.ProtocolEnumHttp,
-		HealthCheckPath:     awssdk.String(d.cfg.HealthCheckPath),
-		Matcher:             &elbtypes.Matcher{HttpCode: awssdk.String("200-299")},
-		Tags:                elbTags,
-	})
-	if err != nil {
-		return provider.Fleet{}, wrap(err, "provision fleet %s: create target group", id)
-	}
-	if len(tgOut.TargetGroups) == 0 || tgOut.TargetGroups[0].TargetGroupArn == nil {
-		return provider.Fleet{}, fmt.Errorf("provision fleet %s: CreateTargetGroup returned no target group", id)
-	}
-	tgARN := *tgOut.TargetGroups[0].TargetGroupArn
-	_, err = d.elb.ModifyTargetGroupAttributes(ctx, &elbv2.ModifyTargetGroupAttributesInput{
-		TargetGroupArn: awssdk.String(tgARN),
-		Attributes: []elbtypes.TargetGroupAttribute{{
-			Key:   awssdk.String("deregistration_delay.timeout_seconds"),
-			Value: awssdk.String(strconv.Itoa(int(d.cfg.DeregistrationDelay / time.Second))),
-		}},
-	})
-	if err != nil {
-		return provider.Fleet{}, wrap(err, "provision fleet %s: set the deregistration delay of target group %s", id, tgARN)
-	}
-
-	// 3. The Auto Scaling group: launches the instances and registers them in the target group.
+// createGroup creates the fleet's Auto Scaling group. A launch whose instance
+// profile IAM has not propagated yet ("Invalid IAM Instance Profile", IAM is
+// eventually consistent) is retried until IAMPropagationTimeout after the
+// launch template was made (Terraform retries the same error); while the
+// activity's deadline cuts the wait short, the error is retryable.
+func (d *Driver) createGroup(ctx context.Context, id, tgARN string, tags [][2]string, req provider.ProvisionRequest, made time.Time) error {
 	var asgTags []asgtypes.Tag
 	for _, t := range append([][2]string{{"Name", id}}, tags...) {
 		asgTags = append(asgTags, asgtypes.Tag{Key: awssdk.String(t[0]), Value: awssdk.String(t[1]), PropagateAtLaunch: awssdk.Bool(true)})
 	}
 	size := awssdk.Int32(int32(req.Size))
-	_, err = d.asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+	in := &autoscaling.CreateAutoScalingGroupInput{
 		AutoScalingGroupName:   awssdk.String(id),
 		LaunchTemplate:         &asgtypes.LaunchTemplateSpecification{LaunchTemplateName: awssdk.String(id), Version: awssdk.String("1")},
 		MinSize:                size,
@@ -173,62 +326,92 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 		HealthCheckType:        awssdk.String("ELB"),
 		HealthCheckGracePeriod: awssdk.Int32(int32(d.cfg.HealthCheckGracePeriod / time.Second)),
 		Tags:                   asgTags,
+	}
+	giveUp := made.Add(d.cfg.IAMPropagationTimeout)
+	var err error
+	propagated, werr := d.waitUntil(ctx, min(time.Until(giveUp), untilDeadline(ctx)), func() (bool, string, error) {
+		_, err = d.asg.CreateAutoScalingGroup(ctx, in)
+		if apiCode(err) == "ValidationError" && strings.Contains(err.Error(), "Invalid IAM Instance Profile") {
+			return false, fmt.Sprintf("waiting for IAM to propagate instance profile %s (fleet %s)", d.cfg.IAMInstanceProfile, id), nil
+		}
+		return true, "", nil
 	})
-	if err != nil && apiCode(err) != "AlreadyExists" { // AlreadyExists: a concurrent retry made it
-		return provider.Fleet{}, wrap(err, "provision fleet %s: create Auto Scaling group", id)
+	switch {
+	case werr != nil:
+		return werr
+	case !propagated && time.Now().Before(giveUp):
+		return fmt.Errorf("provision fleet %s: IAM has not propagated instance profile %s yet: retry: %w", id, d.cfg.IAMInstanceProfile, err)
+	case !propagated:
+		return wrap(err, "provision fleet %s: instance profile %s is still invalid %s after the launch template was made: check it exists",
+			id, d.cfg.IAMInstanceProfile, d.cfg.IAMPropagationTimeout)
+	case err != nil && apiCode(err) != "AlreadyExists": // AlreadyExists: a concurrent retry made it
+		return wrap(err, "provision fleet %s: create Auto Scaling group", id)
 	}
-	if g, err = d.group(ctx, id); err != nil {
-		return provider.Fleet{}, err
+	return nil
+}
+
+// discard removes what a provision that failed for good made. The fleet never
+// took traffic (it is at most in the listener at weight 0), so there is
+// nothing to drain: the group is deleted at once.
+func (d *Driver) discard(ctx context.Context, id string, key provider.RouteKey) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	tg, err := d.targetGroup(ctx, id)
+	if err != nil {
+		return err
 	}
-	if g == nil || deleting(g) {
-		return provider.Fleet{}, fmt.Errorf("provision: Auto Scaling group %s was created but is not visible (yet): retry", id)
+	if tg != nil {
+		if err := d.unroute(ctx, id, key, tg); err != nil {
+			return err
+		}
 	}
-	return d.describeGroup(ctx, g, &req)
+	_, err = d.asg.DeleteAutoScalingGroup(ctx, &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: awssdk.String(id), ForceDelete: awssdk.Bool(true)})
+	if err != nil && !strings.Contains(strings.ToLower(err.Error()), "not found") {
+		return wrap(err, "discard fleet %s: delete Auto Scaling group", id)
+	}
+	return d.deleteRest(ctx, id, tg)
 }
 
 // Describe returns the fleet with the live state of its instances.
 func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, error) {
-	return d.describe(ctx, fleetID)
-}
-
-// describe describes fleet id.
-func (d *Driver) describe(ctx context.Context, id string) (provider.Fleet, error) {
-	if !fleetIDPattern.MatchString(id) {
-		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found: aws fleet IDs look like imago-<12 hex digits>", id)
+	if !fleetIDPattern.MatchString(fleetID) {
+		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found: aws fleet IDs look like imago-<12 hex digits>", fleetID)
 	}
-	g, err := d.group(ctx, id)
+	g, err := d.group(ctx, fleetID)
 	if err != nil {
 		return provider.Fleet{}, err
 	}
-	if g == nil || deleting(g) {
-		// A fleet whose Terminate did not finish: its target group outlives the
-		// group, and Terminate must be able to find it to finish the job.
-		tg, err := d.targetGroup(ctx, id)
-		if err != nil || tg == nil {
-			if err == nil {
-				err = provider.Errorf(provider.NotFound, "fleet %s not found in %s", id, d.cfg.Region)
-			}
-			return provider.Fleet{}, err
-		}
+	if g != nil && !deleting(g) {
+		return d.describeGroup(ctx, g)
+	}
+	// What a terminate or a provision did not finish: a target group or a
+	// launch template without a group. Terminate must find it to finish the job.
+	tg, err := d.targetGroup(ctx, fleetID)
+	if err != nil {
+		return provider.Fleet{}, err
+	}
+	if tg != nil {
 		tags, err := d.targetGroupTags(ctx, *tg.TargetGroupArn)
 		if err != nil {
 			return provider.Fleet{}, err
 		}
-		return fleetFromTags(id, tags), nil
+		return fleetFromTags(fleetID, tags), nil
 	}
-	return d.describeGroup(ctx, g, nil)
+	lt, err := d.findLaunchTemplate(ctx, fleetID)
+	if err != nil {
+		return provider.Fleet{}, err
+	}
+	if lt != nil {
+		f := fleetFromTags(fleetID, ec2TagMap(lt.Tags))
+		f.Created = awssdk.ToTime(lt.CreateTime).UTC()
+		return f, nil
+	}
+	return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %s not found in %s", fleetID, d.cfg.Region)
 }
 
-// describeGroup returns the fleet of group g with its instances' live state;
-// with want set (a Provision) it refuses a fleet that a different request made.
-func (d *Driver) describeGroup(ctx context.Context, g *asgtypes.AutoScalingGroup, want *provider.ProvisionRequest) (provider.Fleet, error) {
+// describeGroup returns the fleet of group g with its instances' live state.
+func (d *Driver) describeGroup(ctx context.Context, g *asgtypes.AutoScalingGroup) (provider.Fleet, error) {
 	f := groupFleet(g)
-	id := f.ID
-	if want != nil && (f.Token != want.Token || f.Service != want.Service || f.Environment != want.Environment || f.ImageID != want.ImageID) {
-		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument,
-			"provision: token %q already made fleet %s (%s/%s, image %s); a retry must repeat the same request",
-			want.Token, id, f.Environment, f.Service, f.ImageID)
-	}
 	ec2s, err := d.instances(ctx, instanceIDs(g))
 	if err != nil {
 		return provider.Fleet{}, err
@@ -241,13 +424,22 @@ func (d *Driver) describeGroup(ctx context.Context, g *asgtypes.AutoScalingGroup
 		}
 		health = map[string]elbtypes.TargetHealthStateEnum{}
 		for _, th := range ths {
-			if th.Target != nil && th.Target.Id != nil && th.TargetHealth != nil {
-				health[*th.Target.Id] = th.TargetHealth.State
+			if th.Target != nil && th.Target.Id != nil {
+				health[*th.Target.Id], _ = targetState(th)
 			}
 		}
 	}
-	f.Instances = d.fleetInstances(g, ec2s, health, true)
+	_, balanced := d.listener(provider.RouteKey{Service: f.Service, Environment: f.Environment})
+	f.Instances = d.fleetInstances(g, ec2s, health, balanced, true)
 	return f, nil
+}
+
+// targetState returns the state of a target and its reason code.
+func targetState(th elbtypes.TargetHealthDescription) (elbtypes.TargetHealthStateEnum, string) {
+	if th.TargetHealth == nil {
+		return "", ""
+	}
+	return th.TargetHealth.State, string(th.TargetHealth.Reason)
 }
 
 // group returns the Auto Scaling group named name, nil when there is none.
@@ -284,18 +476,54 @@ func (d *Driver) targetGroup(ctx context.Context, name string) (*elbtypes.Target
 	return &out.TargetGroups[0], nil
 }
 
-func (d *Driver) targetGroupTags(ctx context.Context, arn string) (map[string]string, error) {
-	out, err := d.elb.DescribeTags(ctx, &elbv2.DescribeTagsInput{ResourceArns: []string{arn}})
-	if err != nil {
-		return nil, wrap(err, "describe tags of target group %s", arn)
+// findLaunchTemplate returns the launch template named name, nil when there is none.
+func (d *Driver) findLaunchTemplate(ctx context.Context, name string) (*ec2types.LaunchTemplate, error) {
+	out, err := d.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
+	switch apiCode(err) {
+	case "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound":
+		return nil, nil
+	case "":
+	default:
+		return nil, wrap(err, "describe launch template %s", name)
 	}
-	tags := map[string]string{}
-	for _, td := range out.TagDescriptions {
-		for _, t := range td.Tags {
-			tags[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
+	if len(out.LaunchTemplates) == 0 {
+		return nil, nil
+	}
+	return &out.LaunchTemplates[0], nil
+}
+
+func ec2TagMap(tags []ec2types.Tag) map[string]string {
+	out := map[string]string{}
+	for _, t := range tags {
+		out[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
+	}
+	return out
+}
+
+func (d *Driver) targetGroupTags(ctx context.Context, arn string) (map[string]string, error) {
+	all, err := d.tagsOf(ctx, []string{arn})
+	return all[arn], err
+}
+
+// tagsOf returns the tags of target groups by ARN (20 per DescribeTags call, its limit).
+func (d *Driver) tagsOf(ctx context.Context, arns []string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for len(arns) > 0 {
+		n := min(len(arns), 20)
+		res, err := d.elb.DescribeTags(ctx, &elbv2.DescribeTagsInput{ResourceArns: arns[:n]})
+		if err != nil {
+			return nil, wrap(err, "describe tags of target groups %v", arns[:n])
+		}
+		arns = arns[n:]
+		for _, td := range res.TagDescriptions {
+			tags := map[string]string{}
+			for _, t := range td.Tags {
+				tags[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
+			}
+			out[awssdk.ToString(td.ResourceArn)] = tags
 		}
 	}
-	return tags, nil
+	return out, nil
 }
 
 func (d *Driver) targetHealth(ctx context.Context, tgARN string) ([]elbtypes.TargetHealthDescription, error) {
@@ -307,11 +535,7 @@ func (d *Driver) targetHealth(ctx context.Context, tgARN string) ([]elbtypes.Tar
 }
 
 func groupFleet(g *asgtypes.AutoScalingGroup) provider.Fleet {
-	tags := map[string]string{}
-	for _, t := range g.Tags {
-		tags[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
-	}
-	f := fleetFromTags(awssdk.ToString(g.AutoScalingGroupName), tags)
+	f := fleetFromTags(awssdk.ToString(g.AutoScalingGroupName), groupTags(g))
 	if g.CreatedTime != nil {
 		f.Created = g.CreatedTime.UTC()
 	}
@@ -328,22 +552,23 @@ func instanceIDs(groups ...*asgtypes.AutoScalingGroup) []string {
 	return ids
 }
 
-// instances returns the EC2 instances of ids by ID (one DescribeInstances call
-// per 500 IDs; none for no IDs).
+// instances returns the EC2 instances of ids by ID. It asks with the
+// instance-id filter, not by ID: EC2 shows a just-launched instance a moment
+// later (eventual consistency), and by ID that fails the whole call with
+// InvalidInstanceID.NotFound, while a filter leaves it out (it then shows as
+// stopped, without an address, until EC2 shows it).
 func (d *Driver) instances(ctx context.Context, ids []string) (map[string]ec2types.Instance, error) {
 	out := map[string]ec2types.Instance{}
 	for len(ids) > 0 {
-		n := min(len(ids), 500)
+		n := min(len(ids), 200) // values per filter
 		chunk := ids[:n]
 		ids = ids[n:]
 		var next *string
 		for {
-			res, err := d.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: chunk, NextToken: next})
+			res, err := d.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
+				Filters: []ec2types.Filter{{Name: awssdk.String("instance-id"), Values: chunk}}, NextToken: next,
+			})
 			if err != nil {
-				if apiCode(err) == "InvalidInstanceID.NotFound" {
-					// Just launched and not visible yet (EC2 is eventually consistent): retry.
-					return nil, fmt.Errorf("describe instances %v: %w", chunk, err)
-				}
 				return nil, wrap(err, "describe instances %v", chunk)
 			}
 			for _, r := range res.Reservations {
@@ -360,13 +585,14 @@ func (d *Driver) instances(ctx context.Context, ids []string) (map[string]ec2typ
 }
 
 // fleetInstances lists the instances of g. An instance is running when the
-// group has it InService, EC2 has it running and (withHealth) its target group
-// has it healthy, or, while the load balancer does not route to the target
-// group yet ("unused"), the group's health check passes. Capacity the group has
-// not launched yet appears as stopped placeholders "<fleet>-launching-<n>".
+// group has it InService, EC2 has it running and (withHealth) the load balancer
+// has it healthy in the fleet's target group: a target in any other state
+// (initial, unhealthy, unused, draining, unavailable) gets no traffic. A fleet
+// whose service has no load balancer (balanced false) counts the group's own
+// health status instead. Capacity the group has not launched yet appears as
+// stopped placeholders "<fleet>-launching-<n>".
 func (d *Driver) fleetInstances(g *asgtypes.AutoScalingGroup, ec2s map[string]ec2types.Instance,
-	health map[string]elbtypes.TargetHealthStateEnum, withHealth bool) []provider.Instance {
-	attached := len(g.TargetGroupARNs) > 0
+	health map[string]elbtypes.TargetHealthStateEnum, balanced, withHealth bool) []provider.Instance {
 	out := []provider.Instance{}
 	live := 0
 	members := append([]asgtypes.Instance(nil), g.Instances...)
@@ -386,12 +612,10 @@ func (d *Driver) fleetInstances(g *asgtypes.AutoScalingGroup, ec2s map[string]ec
 		}
 		up := m.LifecycleState == asgtypes.LifecycleStateInService && ok && e.State != nil && e.State.Name == ec2types.InstanceStateNameRunning
 		if up && withHealth {
-			switch health[id] {
-			case elbtypes.TargetHealthStateEnumHealthy:
-			case elbtypes.TargetHealthStateEnumUnused:
-				up = attached && awssdk.ToString(m.HealthStatus) == "Healthy"
-			default:
-				up = false
+			if balanced {
+				up = health[id] == elbtypes.TargetHealthStateEnumHealthy
+			} else {
+				up = awssdk.ToString(m.HealthStatus) == "Healthy"
 			}
 		}
 		if up {
@@ -405,22 +629,27 @@ func (d *Driver) fleetInstances(g *asgtypes.AutoScalingGroup, ec2s map[string]ec
 	return out
 }
 
-// ListFleets returns the fleets (Auto Scaling groups tagged by imago) matching
-// f, oldest first. Instance states come from the groups and EC2 only (no target
-// health): Describe a fleet for its health.
+// ListFleets returns the fleets matching f, oldest first: the Auto Scaling
+// groups tagged by imago, and what a provision that stopped before its group
+// (or a terminate that stopped after deleting it) left, found by the same
+// tags on launch templates and target groups; such a fleet has no instances,
+// and its creation time is its launch template's (none without one).
+// Instance states come from the groups and EC2 only (no target health):
+// Describe a fleet for its health.
 func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.Fleet, error) {
-	filters := []asgtypes.Filter{{Name: awssdk.String("tag-key"), Values: []string{TagToken}}}
-	if f.Service != "" {
-		filters = append(filters, asgtypes.Filter{Name: awssdk.String("tag:" + TagService), Values: []string{f.Service}})
-	}
-	if f.Environment != "" {
-		filters = append(filters, asgtypes.Filter{Name: awssdk.String("tag:" + TagEnvironment), Values: []string{f.Environment}})
+	groupFilters := []asgtypes.Filter{{Name: awssdk.String("tag-key"), Values: []string{TagToken}}}
+	ltFilters := []ec2types.Filter{{Name: awssdk.String("tag-key"), Values: []string{TagToken}}}
+	for _, kv := range [][2]string{{TagService, f.Service}, {TagEnvironment, f.Environment}} {
+		if kv[1] != "" {
+			groupFilters = append(groupFilters, asgtypes.Filter{Name: awssdk.String("tag:" + kv[0]), Values: []string{kv[1]}})
+			ltFilters = append(ltFilters, ec2types.Filter{Name: awssdk.String("tag:" + kv[0]), Values: []string{kv[1]}})
+		}
 	}
 	var groups []*asgtypes.AutoScalingGroup
 	var next *string
 	for {
 		out, err := d.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{
-			Filters: filters, NextToken: next, MaxRecords: awssdk.Int32(100),
+			Filters: groupFilters, NextToken: next, MaxRecords: awssdk.Int32(100),
 		})
 		if err != nil {
 			return nil, wrap(err, "list fleets: describe Auto Scaling groups")
@@ -438,10 +667,70 @@ func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.
 	if err != nil {
 		return nil, err
 	}
-	fleets := make([]provider.Fleet, 0, len(groups))
+	byID := map[string]provider.Fleet{}
 	for _, g := range groups {
 		fl := groupFleet(g)
-		fl.Instances = d.fleetInstances(g, ec2s, nil, false)
+		fl.Instances = d.fleetInstances(g, ec2s, nil, false, false)
+		byID[fl.ID] = fl
+	}
+
+	// Launch templates tagged by imago without a live group.
+	created := map[string]time.Time{}
+	for next = nil; ; {
+		out, err := d.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{Filters: ltFilters, NextToken: next, MaxResults: awssdk.Int32(200)})
+		if err != nil {
+			return nil, wrap(err, "list fleets: describe launch templates")
+		}
+		for _, lt := range out.LaunchTemplates {
+			id := awssdk.ToString(lt.LaunchTemplateName)
+			created[id] = awssdk.ToTime(lt.CreateTime).UTC()
+			if _, ok := byID[id]; !ok && fleetIDPattern.MatchString(id) {
+				fl := fleetFromTags(id, ec2TagMap(lt.Tags))
+				fl.Created = created[id]
+				byID[id] = fl
+			}
+		}
+		if next = out.NextToken; next == nil || *next == "" {
+			break
+		}
+	}
+
+	// Target groups named like fleets, without a group or a launch template.
+	var orphans []string
+	names := map[string]string{} // target group ARN → name (the fleet ID)
+	for marker := (*string)(nil); ; {
+		out, err := d.elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Marker: marker, PageSize: awssdk.Int32(400)})
+		if err != nil {
+			return nil, wrap(err, "list fleets: describe target groups")
+		}
+		for _, tg := range out.TargetGroups {
+			if name := awssdk.ToString(tg.TargetGroupName); fleetIDPattern.MatchString(name) {
+				if _, ok := byID[name]; !ok {
+					orphans = append(orphans, awssdk.ToString(tg.TargetGroupArn))
+					names[awssdk.ToString(tg.TargetGroupArn)] = name
+				}
+			}
+		}
+		if marker = out.NextMarker; marker == nil || *marker == "" {
+			break
+		}
+	}
+	tags, err := d.tagsOf(ctx, orphans)
+	if err != nil {
+		return nil, err
+	}
+	for _, arn := range orphans {
+		t := tags[arn]
+		if t[TagToken] == "" || f.Service != "" && t[TagService] != f.Service || f.Environment != "" && t[TagEnvironment] != f.Environment {
+			continue
+		}
+		fl := fleetFromTags(names[arn], t)
+		fl.Created = created[fl.ID]
+		byID[fl.ID] = fl
+	}
+
+	fleets := make([]provider.Fleet, 0, len(byID))
+	for _, fl := range byID {
 		fleets = append(fleets, fl)
 	}
 	sort.Slice(fleets, func(i, j int) bool {
@@ -454,12 +743,15 @@ func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.
 }
 
 // Terminate removes the fleet: it takes its target group out of the router's
-// listener (refusing, FailedPrecondition, while the listener sends it traffic),
-// detaches it from the Auto Scaling group so the load balancer drains the
-// instances, waits until no target is draining, then deletes the group
-// (ForceDelete), the launch template and the target group. Each step is
-// idempotent, so a retry finishes what an interrupted call started; a fleet
-// that is gone already is not an error.
+// listener (refusing, FailedPrecondition, while the listener sends it traffic)
+// and waits until the load balancer lets go of it, detaches it from the Auto
+// Scaling group, waits until the group's instances are gone from it (the
+// detach is asynchronous; then they drain for the deregistration delay), then
+// deletes the group (ForceDelete), the launch template and the target group
+// (retrying ResourceInUse for a while, as AWS answers right after a listener
+// change). It reports progress while it waits. Each step is idempotent, so a
+// retry finishes what an interrupted call started; a fleet that is gone
+// already is not an error.
 func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 	if !fleetIDPattern.MatchString(fleetID) {
 		return nil // no such fleet can exist
@@ -485,7 +777,7 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 		}
 	}
 	if g != nil && !deleting(g) {
-		if tg != nil && contains(g.TargetGroupARNs, *tg.TargetGroupArn) {
+		if tg != nil && slices.Contains(g.TargetGroupARNs, *tg.TargetGroupArn) {
 			_, err := d.asg.DetachLoadBalancerTargetGroups(ctx, &autoscaling.DetachLoadBalancerTargetGroupsInput{
 				AutoScalingGroupName: awssdk.String(fleetID), TargetGroupARNs: []string{*tg.TargetGroupArn},
 			})
@@ -494,7 +786,7 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 			}
 		}
 		if tg != nil {
-			if err := d.waitDrained(ctx, fleetID, *tg.TargetGroupArn); err != nil {
+			if err := d.waitDeregistered(ctx, fleetID, *tg.TargetGroupArn); err != nil {
 				return err
 			}
 		}
@@ -505,15 +797,36 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 			return wrap(err, "terminate fleet %s: delete Auto Scaling group", fleetID)
 		}
 	}
-	_, err = d.ec2.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateName: awssdk.String(fleetID)})
+	return d.deleteRest(ctx, fleetID, tg)
+}
+
+// deleteRest deletes the fleet's launch template and target group.
+// DeleteTargetGroup answers ResourceInUse for a while after a listener let go
+// of the target group: it is retried for releaseTimeout, as Terraform does.
+func (d *Driver) deleteRest(ctx context.Context, id string, tg *elbtypes.TargetGroup) error {
+	_, err := d.ec2.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateName: awssdk.String(id)})
 	if err != nil && apiCode(err) != "InvalidLaunchTemplateName.NotFoundException" && apiCode(err) != "InvalidLaunchTemplateId.NotFound" {
-		return wrap(err, "terminate fleet %s: delete launch template", fleetID)
+		return wrap(err, "delete fleet %s: delete launch template", id)
 	}
-	if tg != nil {
-		_, err := d.elb.DeleteTargetGroup(ctx, &elbv2.DeleteTargetGroupInput{TargetGroupArn: tg.TargetGroupArn})
-		if err != nil && apiCode(err) != "TargetGroupNotFound" {
-			return wrap(err, "terminate fleet %s: delete target group %s", fleetID, *tg.TargetGroupArn)
+	if tg == nil {
+		return nil
+	}
+	ok, werr := d.waitUntil(ctx, releaseTimeout, func() (bool, string, error) {
+		_, err = d.elb.DeleteTargetGroup(ctx, &elbv2.DeleteTargetGroupInput{TargetGroupArn: tg.TargetGroupArn})
+		switch apiCode(err) {
+		case "ResourceInUse":
+			return false, fmt.Sprintf("waiting for the load balancer to let go of target group %s of fleet %s", *tg.TargetGroupArn, id), nil
+		case "", "TargetGroupNotFound":
+			return true, "", nil
 		}
+		return false, "", wrap(err, "delete fleet %s: delete target group %s", id, *tg.TargetGroupArn)
+	})
+	if werr != nil {
+		return werr
+	}
+	if !ok {
+		return wrap(err, "delete fleet %s: target group %s is still in use %s after it left the listener imago manages: another rule or listener forwards to it; remove it there",
+			id, *tg.TargetGroupArn, releaseTimeout)
 	}
 	return nil
 }
@@ -526,25 +839,21 @@ func groupTags(g *asgtypes.AutoScalingGroup) map[string]string {
 	return tags
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // unroute takes the target group tg of fleet id out of the listener of key
-// when it is there with weight 0, and refuses while any load balancer could
-// still send it traffic.
+// when it is there with weight 0, refuses while it has weight, and waits until
+// no load balancer lists it any more: after a listener change the target group
+// still names the load balancer (LoadBalancerArns) for a while. One that is
+// still listed after releaseTimeout is used by a rule or listener imago does
+// not manage, and is refused; so is one listed by another load balancer.
 func (d *Driver) unroute(ctx context.Context, id string, key provider.RouteKey, tg *elbtypes.TargetGroup) error {
-	inUse := len(tg.LoadBalancerArns) > 0
+	lbs := tg.LoadBalancerArns
+	ours := ""
 	if arn, ok := d.listener(key); ok {
 		l, err := d.describeListener(ctx, key, arn)
 		if err != nil {
 			return err
 		}
+		ours = awssdk.ToString(l.LoadBalancerArn)
 		tuples := forwardTuples(l.DefaultActions)
 		found := false
 		var keep []elbtypes.TargetGroupTuple
@@ -561,44 +870,76 @@ func (d *Driver) unroute(ctx context.Context, id string, key provider.RouteKey, 
 			}
 		}
 		if found {
-			if err := d.modifyListener(ctx, key, arn, keep); err != nil {
+			if err := d.modifyListener(ctx, key, arn, l.DefaultActions, keep); err != nil {
 				return err
 			}
-			inUse = false
+			lbs = []string{ours} // until AWS says otherwise
 		}
 	}
-	if inUse {
+	if len(lbs) == 0 {
+		return nil
+	}
+	refuse := func(lbs []string) error {
 		return provider.Errorf(provider.FailedPrecondition,
 			"refusing to terminate fleet %s: its target group is used by load balancer %v outside the %s listener imago manages; remove it there first",
-			id, tg.LoadBalancerArns, key)
+			id, lbs, key)
+	}
+	for _, lb := range lbs {
+		if lb != ours {
+			return refuse(lbs)
+		}
+	}
+	released, err := d.waitUntil(ctx, releaseTimeout, func() (bool, string, error) {
+		out, err := d.elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: []string{*tg.TargetGroupArn}})
+		if apiCode(err) == "TargetGroupNotFound" {
+			return true, "", nil
+		}
+		if err != nil {
+			return false, "", wrap(err, "terminate fleet %s: describe target group %s", id, *tg.TargetGroupArn)
+		}
+		lbs = nil
+		for _, t := range out.TargetGroups {
+			lbs = append(lbs, t.LoadBalancerArns...)
+		}
+		return len(lbs) == 0, fmt.Sprintf("waiting for load balancer %v to let go of target group %s of fleet %s", lbs, *tg.TargetGroupArn, id), nil
+	})
+	if err != nil {
+		return err
+	}
+	if !released {
+		return refuse(lbs)
 	}
 	return nil
 }
 
-// waitDrained polls the target group until none of its targets is draining or
-// registered (the load balancer finished the deregistration delay).
-func (d *Driver) waitDrained(ctx context.Context, id, tgARN string) error {
-	deadline := time.Now().Add(d.cfg.DeregistrationDelay + 2*time.Minute)
-	for {
+// waitDeregistered polls the target group until none of its targets is left
+// (the group deregisters its instances some time after the detach; then each
+// drains for the deregistration delay), reporting progress each round; at
+// most the delay and releaseTimeout more.
+func (d *Driver) waitDeregistered(ctx context.Context, id, tgARN string) error {
+	limit := d.cfg.DeregistrationDelay + releaseTimeout
+	left := 0
+	done, err := d.waitUntil(ctx, limit, func() (bool, string, error) {
 		ths, err := d.targetHealth(ctx, tgARN)
 		if err != nil {
-			return err
+			return false, "", err
 		}
+		left = len(ths)
 		draining := 0
 		for _, th := range ths {
-			if th.TargetHealth != nil && th.TargetHealth.State == elbtypes.TargetHealthStateEnumDraining {
+			if st, _ := targetState(th); st == elbtypes.TargetHealthStateEnumDraining {
 				draining++
 			}
 		}
-		if draining == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("terminate fleet %s: %d targets of %s still draining after the deregistration delay (%s) and 2 minutes more",
-				id, draining, tgARN, d.cfg.DeregistrationDelay)
-		}
-		if err := sleep(ctx, min(d.cfg.PollInterval, time.Until(deadline)+time.Millisecond)); err != nil {
-			return fmt.Errorf("terminate fleet %s: waiting for target group %s to drain: %w", id, tgARN, err)
-		}
+		return left == 0, fmt.Sprintf("terminate fleet %s: waiting for the load balancer to deregister %d instances (%d draining, deregistration delay %s)",
+			id, left, draining, d.cfg.DeregistrationDelay), nil
+	})
+	if err != nil {
+		return err
 	}
+	if !done {
+		return fmt.Errorf("terminate fleet %s: %d targets of %s still registered after the deregistration delay (%s) and %s more",
+			id, left, tgARN, d.cfg.DeregistrationDelay, releaseTimeout)
+	}
+	return nil
 }

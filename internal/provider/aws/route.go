@@ -2,9 +2,11 @@ package aws
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -16,11 +18,20 @@ import (
 // maxForward is how many target groups one ALB forward action can weigh.
 const maxForward = 5
 
-// SetRoute makes the default action of the listener of key forward to the
-// target groups of the route's fleets with the route's weights (one
-// ModifyListener call: the switch is atomic). An empty route makes the listener
-// answer 503. Backend targets are not used: each fleet's Auto Scaling group
-// keeps its target group's members.
+// SetRoute makes the forward action of the listener of key send the route's
+// weights to the target groups of the route's fleets (one ModifyListener call:
+// the switch is atomic). An empty route makes the listener answer 503.
+// Actions before the forward (authenticate-oidc, authenticate-cognito) stay.
+//
+// A fleet that takes traffic for the first time must have a target the load
+// balancer reports healthy: with none, SetRoute refuses (FailedPrecondition),
+// or, while the load balancer is still checking (initial), fails retryably.
+// A fleet the load balancer did not check yet (not in the listener) is put
+// in it at weight 0 first, and SetRoute fails retryably: the retry routes
+// once it is healthy. Fleets that leave the route stay in the forward at
+// weight 0 (checked, ready for a rollback) until they are terminated; Route
+// does not report them. Backend targets are not used: each fleet's Auto
+// Scaling group keeps its target group's members.
 func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route provider.Route) error {
 	if err := provider.CheckName("service", key.Service); err != nil {
 		return err
@@ -71,20 +82,188 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 			tuples = append(tuples, elbtypes.TargetGroupTuple{TargetGroupArn: awssdk.String(tga), Weight: awssdk.Int32(int32(b.Weight))})
 		}
 	}
-	return d.modifyListener(ctx, key, arn, tuples)
+	l, err := d.describeListener(ctx, key, arn)
+	if err != nil {
+		return err
+	}
+	current := forwardTuples(l.DefaultActions)
+	if len(tuples) == 0 {
+		return d.modifyListener(ctx, key, arn, l.DefaultActions, nil)
+	}
+	if err := d.checkNewTraffic(ctx, key, arn, l.DefaultActions, route, tuples); err != nil {
+		return err
+	}
+	// Fleets that leave the route stay checked at weight 0, as room allows.
+	for _, t := range current {
+		if len(tuples) < maxForward && !hasTuple(tuples, awssdk.ToString(t.TargetGroupArn)) {
+			tuples = append(tuples, elbtypes.TargetGroupTuple{TargetGroupArn: t.TargetGroupArn, Weight: awssdk.Int32(0)})
+		}
+	}
+	return d.modifyListener(ctx, key, arn, l.DefaultActions, tuples)
 }
 
-// modifyListener sets the listener's default action: forward to tuples, or a
-// 503 fixed response when there are none.
-func (d *Driver) modifyListener(ctx context.Context, key provider.RouteKey, arn string, tuples []elbtypes.TargetGroupTuple) error {
+// checkNewTraffic refuses weight for a target group the listener gives none
+// today unless the load balancer reports one of its targets healthy. A target
+// group the listener does not name at all is put in it at weight 0, so the
+// load balancer starts checking it, and the error is retryable.
+func (d *Driver) checkNewTraffic(ctx context.Context, key provider.RouteKey, arn string, actions []elbtypes.Action,
+	route provider.Route, tuples []elbtypes.TargetGroupTuple) error {
+	current := forwardTuples(actions)
+	weight := map[string]int32{}
+	for _, t := range current {
+		weight[awssdk.ToString(t.TargetGroupArn)] = awssdk.ToInt32(t.Weight)
+	}
+	var unchecked []string
+	var uncheckedFleets []string
+	for i, t := range tuples {
+		tga := awssdk.ToString(t.TargetGroupArn)
+		w, named := weight[tga]
+		switch {
+		case awssdk.ToInt32(t.Weight) == 0 || w > 0:
+			continue
+		case !named:
+			unchecked = append(unchecked, tga)
+			uncheckedFleets = append(uncheckedFleets, route.Backends[i].FleetID)
+			continue
+		}
+		ths, err := d.targetHealth(ctx, tga)
+		if err != nil {
+			return err
+		}
+		healthy, checking := 0, 0
+		var states []string
+		for _, th := range ths {
+			st, reason := targetState(th)
+			switch st {
+			case elbtypes.TargetHealthStateEnumHealthy:
+				healthy++
+			case elbtypes.TargetHealthStateEnumInitial:
+				checking++
+			}
+			states = append(states, fmt.Sprintf("%s %s %s", awssdk.ToString(th.Target.Id), st, reason))
+		}
+		switch {
+		case healthy > 0:
+		case checking > 0:
+			return fmt.Errorf("route %s: the load balancer is still checking fleet %s (%s); it takes traffic once a target is healthy: retry",
+				key, route.Backends[i].FleetID, strings.Join(states, ", "))
+		default:
+			return provider.Errorf(provider.FailedPrecondition,
+				"route %s: refusing to send %d%% to fleet %s: the load balancer reports none of its %d targets healthy (%s); the current route stays",
+				key, route.Backends[i].Weight, route.Backends[i].FleetID, len(ths), strings.Join(states, ", "))
+		}
+	}
+	if len(unchecked) == 0 {
+		return nil
+	}
+	next := append([]elbtypes.TargetGroupTuple(nil), current...)
+	for _, tga := range unchecked {
+		next = append(next, elbtypes.TargetGroupTuple{TargetGroupArn: awssdk.String(tga), Weight: awssdk.Int32(0)})
+	}
+	if err := d.modifyListener(ctx, key, arn, actions, trimStandby(next)); err != nil {
+		return err
+	}
+	return fmt.Errorf("route %s: the load balancer has not checked fleets %v yet: they are in the listener at weight 0 now, and take traffic once healthy: retry",
+		key, uncheckedFleets)
+}
+
+// attach puts target group tga in the forward action of the listener of key
+// at weight 0, unless it is there: the load balancer then health-checks it and
+// sends it nothing. A listener without a forward action gets one whose every
+// weight is 0.
+func (d *Driver) attach(ctx context.Context, key provider.RouteKey, tga string) error {
+	arn, ok := d.listener(key)
+	if !ok {
+		return nil // no load balancer: the group's own health checks count
+	}
+	l, err := d.describeListener(ctx, key, arn)
+	if err != nil {
+		return err
+	}
+	current := forwardTuples(l.DefaultActions)
+	if hasTuple(current, tga) {
+		return nil
+	}
+	next := append(append([]elbtypes.TargetGroupTuple(nil), current...), elbtypes.TargetGroupTuple{TargetGroupArn: awssdk.String(tga), Weight: awssdk.Int32(0)})
+	next = trimStandby(next)
+	if !hasTuple(next, tga) {
+		return provider.Errorf(provider.FailedPrecondition,
+			"route %s: listener %s already forwards traffic to %d target groups, the most an ALB forward action takes: move traffic off one of them first",
+			key, arn, maxForward)
+	}
+	return d.modifyListener(ctx, key, arn, l.DefaultActions, next)
+}
+
+// trimStandby drops weight-0 target groups, oldest first, until at most
+// maxForward remain; the last tuple (the one being added) goes last.
+func trimStandby(tuples []elbtypes.TargetGroupTuple) []elbtypes.TargetGroupTuple {
+	for i := 0; len(tuples) > maxForward && i < len(tuples)-1; {
+		if awssdk.ToInt32(tuples[i].Weight) == 0 {
+			tuples = append(tuples[:i:i], tuples[i+1:]...)
+			continue
+		}
+		i++
+	}
+	if len(tuples) > maxForward {
+		tuples = tuples[:maxForward]
+	}
+	return tuples
+}
+
+func hasTuple(tuples []elbtypes.TargetGroupTuple, tga string) bool {
+	for _, t := range tuples {
+		if awssdk.ToString(t.TargetGroupArn) == tga {
+			return true
+		}
+	}
+	return false
+}
+
+// modifyListener replaces the listener's last (routing) default action with a
+// forward to tuples, or a 503 fixed response when there are none, and keeps
+// the actions before it (ModifyListener replaces every default action: what
+// it is not given is gone). The OIDC client secret, which DescribeListeners
+// does not return, is kept with UseExistingClientSecret.
+func (d *Driver) modifyListener(ctx context.Context, key provider.RouteKey, arn string, actions []elbtypes.Action, tuples []elbtypes.TargetGroupTuple) error {
+	var out []elbtypes.Action
+	var last *elbtypes.Action
+	for _, a := range actions {
+		switch a.Type {
+		case elbtypes.ActionTypeEnumForward, elbtypes.ActionTypeEnumFixedResponse, elbtypes.ActionTypeEnumRedirect:
+			a := a
+			last = &a
+			continue
+		case elbtypes.ActionTypeEnumAuthenticateOidc:
+			if a.AuthenticateOidcConfig != nil {
+				cfg := *a.AuthenticateOidcConfig
+				cfg.ClientSecret, cfg.UseExistingClientSecret = nil, awssdk.Bool(true)
+				a.AuthenticateOidcConfig = &cfg
+			}
+		}
+		out = append(out, a)
+	}
 	action := elbtypes.Action{Type: elbtypes.ActionTypeEnumForward, ForwardConfig: &elbtypes.ForwardActionConfig{TargetGroups: tuples}}
+	if last != nil && last.Type == elbtypes.ActionTypeEnumForward && last.ForwardConfig != nil {
+		action.ForwardConfig.TargetGroupStickinessConfig = last.ForwardConfig.TargetGroupStickinessConfig
+	}
 	if len(tuples) == 0 {
 		action = elbtypes.Action{Type: elbtypes.ActionTypeEnumFixedResponse, FixedResponseConfig: &elbtypes.FixedResponseActionConfig{
 			StatusCode: awssdk.String("503"), ContentType: awssdk.String("text/plain"),
 			MessageBody: awssdk.String("no fleet of " + key.String() + " receives traffic\n"),
 		}}
 	}
-	_, err := d.elb.ModifyListener(ctx, &elbv2.ModifyListenerInput{ListenerArn: awssdk.String(arn), DefaultActions: []elbtypes.Action{action}})
+	switch {
+	case last != nil && last.Order != nil:
+		action.Order = last.Order
+	case len(out) > 0:
+		order := int32(0)
+		for _, a := range out {
+			order = max(order, awssdk.ToInt32(a.Order))
+		}
+		action.Order = awssdk.Int32(order + 1)
+	}
+	out = append(out, action)
+	_, err := d.elb.ModifyListener(ctx, &elbv2.ModifyListenerInput{ListenerArn: awssdk.String(arn), DefaultActions: out})
 	return wrap(err, "route %s: modify listener %s", key, arn)
 }
 
@@ -121,10 +300,12 @@ func forwardTuples(actions []elbtypes.Action) []elbtypes.TargetGroupTuple {
 	return nil
 }
 
-// Route reads the listener of key: each forwarded target group is a backend
-// (its name is the fleet ID) with its weight and the addresses of the targets
-// registered in it (draining ones excluded). A key without a configured
-// listener, or a listener that does not forward, has an empty route.
+// Route reads the listener of key: each target group the forward action
+// gives weight is a backend (its name is the fleet ID) with its weight and the
+// addresses of the targets registered in it (draining ones excluded). Target
+// groups at weight 0 (checked, sent nothing) are not part of the route. A key
+// without a configured listener, or a listener that does not forward, has an
+// empty route.
 func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Route, error) {
 	if err := provider.CheckName("service", key.Service); err != nil {
 		return provider.Route{}, err
@@ -140,7 +321,12 @@ func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Rou
 	if err != nil {
 		return provider.Route{}, err
 	}
-	tuples := forwardTuples(l.DefaultActions)
+	var tuples []elbtypes.TargetGroupTuple
+	for _, t := range forwardTuples(l.DefaultActions) {
+		if awssdk.ToInt32(t.Weight) > 0 {
+			tuples = append(tuples, t)
+		}
+	}
 	if len(tuples) == 0 {
 		return provider.Route{}, nil
 	}

@@ -18,8 +18,9 @@
 // exactly, an invalid split is InvalidArgument and leaves the route alone; the
 // traffic guard refuses to terminate a fleet that receives traffic; ListFleets
 // filters by service and environment and returns exactly the fleets that exist,
-// with the token, labels and creation time a leak reaper needs; and the
-// portable error codes of bad requests.
+// with the token, labels and creation time a leak reaper needs (and, for a
+// harness that can stop a provision half way, Leaker, lists and terminates what
+// it left); and the portable error codes of bad requests.
 package drivertest
 
 import (
@@ -61,6 +62,17 @@ type Images struct {
 	// Missing is an image ID of the driver's form that does not exist:
 	// provisioning it must fail with NotFound.
 	Missing string
+}
+
+// Leaker is an optional Harness interface. A harness that can make a
+// Provision stop half way, as a worker killed in the middle of the call would,
+// leaving part of a fleet behind, implements it; the suite then checks that
+// ListFleets lists such a leftover with what a leak reaper needs, and that
+// Terminate removes it.
+type Leaker interface {
+	// LeakProvision calls d.Provision(req) so that it fails after making part
+	// of the fleet, and returns its error.
+	LeakProvision(ctx context.Context, d provider.Driver, req provider.ProvisionRequest) error
 }
 
 // HarnessMaker makes a harness for one test.
@@ -537,6 +549,41 @@ func testListFleets(e *env) {
 	if got := e.listIDs(provider.Filter{}); !reflect.DeepEqual(got, sorted(a2.ID, b.ID, c.ID)) {
 		t.Fatalf("after terminating %s: %v, want %v", a1.ID, got, sorted(a2.ID, b.ID, c.ID))
 	}
+
+	// What a provision killed half way left is a fleet too: the reaper must
+	// find it, with its token and labels, and Terminate must remove it.
+	l, ok := e.h.(Leaker)
+	if !ok {
+		return
+	}
+	req := e.request("conformance-list-leak", e.key, e.imgs.First, 2)
+	if err := l.LeakProvision(e.ctx, e.d, req); err == nil {
+		t.Fatalf("LeakProvision: the provision did not fail")
+	}
+	fleets, err = e.p.ListFleets(e.ctx, provider.Filter{Service: svc, Environment: env})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	var leak *provider.Fleet
+	for i := range fleets {
+		if fleets[i].Token == req.Token {
+			leak = &fleets[i]
+		}
+	}
+	if leak == nil {
+		t.Fatalf("after a provision that stopped half way, fleets %+v: none has token %q, so a reaper cannot find what it left", fleets, req.Token)
+	}
+	if leak.Service != svc || leak.Environment != env || !reflect.DeepEqual(leak.Labels, req.Labels) {
+		t.Fatalf("leftover %+v: want %s/%s with labels %v", *leak, env, svc, req.Labels)
+	}
+	if err := e.p.Terminate(e.ctx, leak.ID); err != nil {
+		t.Fatalf("terminate the leftover %s: %v", leak.ID, err)
+	}
+	if got := e.listIDs(provider.Filter{Service: svc, Environment: env}); !reflect.DeepEqual(got, []string{a2.ID}) {
+		t.Fatalf("after terminating the leftover %s: %v, want only %s", leak.ID, got, a2.ID)
+	}
+	_, err = e.p.Describe(e.ctx, leak.ID)
+	e.wantCode("describe the terminated leftover", err, provider.NotFound)
 }
 
 func testErrorCodes(e *env) {

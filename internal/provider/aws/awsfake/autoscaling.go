@@ -3,27 +3,28 @@ package awsfake
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-func (f *FakeAWS) autoscaling(action string, p url.Values) (*node, *apiError) {
+func (f *FakeAWS) autoscaling(action string, p url.Values, now time.Time) (*node, *apiError) {
 	switch action {
 	case "CreateAutoScalingGroup":
-		return f.createGroup(p)
+		return f.createGroup(p, now)
 	case "DescribeAutoScalingGroups":
-		return f.describeGroups(p)
+		return f.describeGroups(p, now)
 	case "DetachLoadBalancerTargetGroups":
-		return f.detachTargetGroups(p)
+		return f.detachTargetGroups(p, now)
 	case "DeleteAutoScalingGroup":
-		return f.deleteGroup(p)
+		return f.deleteGroup(p, now)
 	}
 	return nil, fail("InvalidAction", "Could not find operation %s for version %s (fake AWS)", action, versionASG)
 }
 
-func (f *FakeAWS) createGroup(p url.Values) (*node, *apiError) {
+func (f *FakeAWS) createGroup(p url.Values, now time.Time) (*node, *apiError) {
 	name := p.Get("AutoScalingGroupName")
 	if name == "" || len(name) > 255 {
 		return nil, fail("ValidationError", "1 validation error detected: Value at 'autoScalingGroupName' failed to satisfy constraint")
@@ -35,7 +36,8 @@ func (f *FakeAWS) createGroup(p url.Values) (*node, *apiError) {
 		return nil, fail("AlreadyExists", "AutoScalingGroup by this name already exists - A group with the name %s already exists", name)
 	}
 	ltName, version := p.Get("LaunchTemplate.LaunchTemplateName"), p.Get("LaunchTemplate.Version")
-	if _, ok := f.templates[ltName]; !ok {
+	lt, ok := f.templates[ltName]
+	if !ok {
 		return nil, fail("ValidationError", "You must use a valid fully-formed launch template. The specified launch template, with template name %s, does not exist.", ltName)
 	}
 	if version != "" && version != "1" && version != "$Latest" && version != "$Default" {
@@ -52,6 +54,35 @@ func (f *FakeAWS) createGroup(p url.Values) (*node, *apiError) {
 	if p.Get("VPCZoneIdentifier") == "" {
 		return nil, fail("ValidationError", "At least one Availability Zone or VPC Subnet is required.")
 	}
+	subnets := strings.Split(p.Get("VPCZoneIdentifier"), ",")
+	var zones []string
+	for _, s := range subnets {
+		zone, ok := f.subnets[s]
+		if !ok {
+			return nil, fail("ValidationError", "The subnet ID '%s' does not exist", s)
+		}
+		zones = append(zones, zone)
+	}
+	// What EC2 tells Auto Scaling about the launch template.
+	if lt.profile != "" {
+		if at, ok := f.profiles[lt.profile]; !ok || now.Before(at) {
+			return nil, fail("ValidationError",
+				"You must use a valid fully-formed launch template. Value (%s) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN", lt.profile)
+		}
+	}
+	for _, z := range zones {
+		if f.refused[z+"/"+lt.instanceType] {
+			var offered []string
+			for _, oz := range zones {
+				if !f.refused[oz+"/"+lt.instanceType] {
+					offered = append(offered, oz)
+				}
+			}
+			return nil, fail("ValidationError",
+				"You must use a valid fully-formed launch template. Your requested instance type (%s) is not supported in your requested Availability Zone (%s). Please retry your request by not specifying an Availability Zone or choosing %s.",
+				lt.instanceType, z, strings.Join(offered, ", "))
+		}
+	}
 	tgs := list(p, "TargetGroupARNs")
 	for _, arn := range tgs {
 		if _, ok := f.tgs[arn]; !ok {
@@ -59,16 +90,23 @@ func (f *FakeAWS) createGroup(p url.Values) (*node, *apiError) {
 		}
 	}
 	g := &group{
-		name: name, template: ltName, version: version, subnets: p.Get("VPCZoneIdentifier"),
+		name: name, template: ltName, version: version, subnets: subnets,
 		arn: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", f.Region, Account, randHex(8), name),
-		min: lo, max: hi, desired: desired, tgs: tgs, created: time.Now().UTC(),
+		min: lo, max: hi, desired: desired, tgs: tgs, created: now.UTC(), visible: now.Add(f.secs(f.lags.Visibility)),
+		healthType: p.Get("HealthCheckType"), grace: atoi(p.Get("HealthCheckGracePeriod")),
+	}
+	if g.healthType == "" {
+		g.healthType = "EC2"
+	}
+	if !p.Has("HealthCheckGracePeriod") {
+		g.grace = 300
 	}
 	for _, i := range indexes(p, "Tags") {
 		g.tags = append(g.tags, groupTag{p.Get(i + ".Key"), p.Get(i + ".Value"), p.Get(i+".PropagateAtLaunch") == "true"})
 	}
 	f.groups[name] = g
 	if !f.holdLaunches {
-		f.launch(g)
+		f.launch(g, now)
 	}
 	return nil, nil
 }
@@ -94,7 +132,7 @@ func (g *group) matches(filters map[string][]string) bool {
 	return true
 }
 
-func (f *FakeAWS) describeGroups(p url.Values) (*node, *apiError) {
+func (f *FakeAWS) describeGroups(p url.Values, now time.Time) (*node, *apiError) {
 	filters := map[string][]string{}
 	for _, i := range indexes(p, "Filters") {
 		name := p.Get(i + ".Name")
@@ -106,8 +144,8 @@ func (f *FakeAWS) describeGroups(p url.Values) (*node, *apiError) {
 	names := list(p, "AutoScalingGroupNames")
 	var all []*group
 	for _, g := range f.groups {
-		if len(names) > 0 && !contains(names, g.name) {
-			continue
+		if now.Before(g.visible) || len(names) > 0 && !slices.Contains(names, g.name) {
+			continue // eventual consistency: a new group is not described at once
 		}
 		if g.matches(filters) {
 			all = append(all, g)
@@ -118,15 +156,10 @@ func (f *FakeAWS) describeGroups(p url.Values) (*node, *apiError) {
 	if n := atoi(p.Get("MaxRecords")); n > 0 && n < size {
 		size = n
 	}
-	start := 0
-	if tok := p.Get("NextToken"); tok != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(tok, "page-"))
-		if err != nil || n < 0 || n > len(all) {
-			return nil, fail("InvalidNextToken", "The token %q is invalid.", tok)
-		}
-		start = n
+	start, end, err := page(len(all), size, p.Get("NextToken"), "page-")
+	if err != nil {
+		return nil, err
 	}
-	end := min(start+size, len(all))
 	var out []*node
 	for _, g := range all[start:end] {
 		out = append(out, f.groupNode(g))
@@ -139,11 +172,11 @@ func (f *FakeAWS) describeGroups(p url.Values) (*node, *apiError) {
 }
 
 func (f *FakeAWS) groupNode(g *group) *node {
-	var ins, tagNodes, tgNodes []*node
+	var ins, tagNodes, tgNodes, zoneNodes []*node
 	for _, id := range g.members {
 		in := f.instances[id]
 		ins = append(ins, el("",
-			tx("InstanceId", in.id), tx("InstanceType", in.instanceType), tx("AvailabilityZone", f.Region+"a"),
+			tx("InstanceId", in.id), tx("InstanceType", in.instanceType), tx("AvailabilityZone", in.zone),
 			tx("LifecycleState", in.lifecycle), tx("HealthStatus", in.health), tx("ProtectedFromScaleIn", "false"),
 			el("LaunchTemplate", tx("LaunchTemplateName", g.template), tx("Version", g.version)),
 		))
@@ -156,18 +189,27 @@ func (f *FakeAWS) groupNode(g *group) *node {
 	for _, arn := range g.tgs {
 		tgNodes = append(tgNodes, tx("", arn))
 	}
+	seen := map[string]bool{}
+	for _, s := range g.subnets {
+		if z := f.subnets[s]; !seen[z] {
+			seen[z] = true
+			zoneNodes = append(zoneNodes, tx("", z))
+		}
+	}
 	return el("",
 		tx("AutoScalingGroupName", g.name), tx("AutoScalingGroupARN", g.arn),
 		el("LaunchTemplate", tx("LaunchTemplateName", g.template), tx("Version", g.version)),
 		num("MinSize", g.min), num("MaxSize", g.max), num("DesiredCapacity", g.desired),
-		num("DefaultCooldown", 300), members("AvailabilityZones", []*node{tx("", f.Region+"a")}),
-		members("TargetGroupARNs", tgNodes), tx("HealthCheckType", "ELB"), num("HealthCheckGracePeriod", 300),
-		members("Instances", ins), ts("CreatedTime", g.created), tx("VPCZoneIdentifier", g.subnets),
+		num("DefaultCooldown", 300), members("AvailabilityZones", zoneNodes),
+		members("TargetGroupARNs", tgNodes), tx("HealthCheckType", g.healthType), num("HealthCheckGracePeriod", g.grace),
+		members("Instances", ins), ts("CreatedTime", g.created), tx("VPCZoneIdentifier", strings.Join(g.subnets, ",")),
 		members("Tags", tagNodes), opt("Status", g.status),
 	)
 }
 
-func (f *FakeAWS) detachTargetGroups(p url.Values) (*node, *apiError) {
+// detachTargetGroups answers at once; the group deregisters its instances
+// after the detach lag, and they drain for the deregistration delay.
+func (f *FakeAWS) detachTargetGroups(p url.Values, now time.Time) (*node, *apiError) {
 	name := p.Get("AutoScalingGroupName")
 	g, ok := f.groups[name]
 	if !ok || g.status != "" {
@@ -181,21 +223,16 @@ func (f *FakeAWS) detachTargetGroups(p url.Values) (*node, *apiError) {
 			}
 		}
 		g.tgs = keep
-		// The group deregisters its instances: they drain for the delay.
 		if tg, ok := f.tgs[arn]; ok {
-			end := time.Now().Add(f.drainDelay(tg))
 			for _, id := range g.members {
-				if t, ok := tg.targets[id]; ok && t.drainEnd.IsZero() {
-					t.drainEnd = end
-				}
+				f.deregister(tg, id, now, f.lags.Detach)
 			}
-			f.expire(tg)
 		}
 	}
 	return nil, nil
 }
 
-func (f *FakeAWS) deleteGroup(p url.Values) (*node, *apiError) {
+func (f *FakeAWS) deleteGroup(p url.Values, now time.Time) (*node, *apiError) {
 	name := p.Get("AutoScalingGroupName")
 	g, ok := f.groups[name]
 	if !ok {
@@ -208,18 +245,22 @@ func (f *FakeAWS) deleteGroup(p url.Values) (*node, *apiError) {
 		return nil, fail("ResourceInUse", "You cannot delete an AutoScalingGroup while there are instances or pending Spot instance request(s) still in the group.")
 	}
 	for _, tg := range f.tgs {
-		f.expire(tg)
 		for _, id := range g.members {
-			if t, ok := tg.targets[id]; ok {
-				if !t.drainEnd.IsZero() {
-					f.violations = append(f.violations, fmt.Sprintf(
-						"DeleteAutoScalingGroup %s: instance %s was still draining in target group %s", name, id, tg.name))
-				} else if len(f.inUse(tg.arn)) > 0 {
-					f.violations = append(f.violations, fmt.Sprintf(
-						"DeleteAutoScalingGroup %s: instance %s was still registered in target group %s, which a listener forwards to", name, id, tg.name))
-				}
-				delete(tg.targets, id)
+			t, ok := tg.targets[id]
+			if !ok {
+				continue
 			}
+			// Terminating an instance that still has connections cuts them: a
+			// target group that ever took traffic may have some until it drained.
+			if tg.served {
+				state := "registered"
+				if t.draining(now) {
+					state = "draining"
+				}
+				f.violations = append(f.violations, fmt.Sprintf(
+					"DeleteAutoScalingGroup %s: instance %s was still %s in target group %s, which took traffic", name, id, state, tg.name))
+			}
+			delete(tg.targets, id)
 		}
 	}
 	for _, id := range g.members {
@@ -236,13 +277,4 @@ func (f *FakeAWS) deleteGroup(p url.Values) (*node, *apiError) {
 	}
 	delete(f.groups, name)
 	return nil, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
