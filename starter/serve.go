@@ -50,7 +50,8 @@ given and --listen is a loopback address; then anyone on this host is admin,
 and only requests for a loopback Host are served.
 
 A POST, PUT or DELETE must say Content-Type: application/json, and a request
-from a web page whose origin is not in IMAGO_UI_ORIGIN is refused.
+from a web page whose origin is not in IMAGO_UI_ORIGIN is refused. The payload
+codec server under /codec/ serves admin tokens only.
 
 It talks to Temporal and the catalog as the other commands do (TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, IMAGO_CATALOG_URL). SIGINT or SIGTERM shut it down
@@ -96,9 +97,10 @@ files.`,
 				}
 				// The codec server for a Temporal web UI or CLI: its own token check, as a
 				// CORS preflight from the UI carries no token.
-				// Every token may decode: reading a rollout through the API shows its payloads too.
+				// It serves admin tokens only: decoding shows any sealed payload, encoding
+				// seals work a worker would run.
 				origins := codec.ParseOrigins(cfg.UIOrigin)
-				codecHandler := codec.NewHandler(pc, codec.HandlerOptions{Tokens: tokens.Secrets(toks), Origins: origins, Logger: log})
+				codecHandler := codec.NewHandler(pc, codec.HandlerOptions{Tokens: toks, Origins: origins, Logger: log})
 				h := api.NewServer(api.Config{Client: c, Catalog: cat, Tokens: toks, InsecureNoAuth: insecure, Origins: origins, Logger: log,
 					Extra: map[string]http.Handler{"/codec/": codecHandler}, BakeRoots: roots})
 				return serveAPI(ctx, ln, h, log, cfg, toks)

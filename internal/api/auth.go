@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"mime"
 	"net"
@@ -55,41 +53,32 @@ var anonymous = grant{who: "api:anonymous", scopes: []tokens.Scope{{Kind: tokens
 
 // authenticator checks bearer tokens in constant time.
 type authenticator struct {
-	tokens []tokens.Token
+	tokens tokens.Set
 	open   bool // no tokens and insecureNoAuth: anyone, as admin
 }
 
 func newAuthenticator(toks []tokens.Token, insecureNoAuth bool) *authenticator {
-	return &authenticator{tokens: toks, open: len(toks) == 0 && insecureNoAuth}
+	return &authenticator{tokens: tokens.NewSet(toks), open: len(toks) == 0 && insecureNoAuth}
 }
 
 // check returns who made the request ("api:" and the first 8 hex digits of the
 // token's SHA-256, so logs and decisions name a token without revealing it) with
-// the token's scopes, or the 401 problem. Digests of equal length are compared,
-// with every configured token tried, so timing reveals neither a token's length
-// nor which one matched.
+// the token's scopes, or the 401 problem. The token is matched in constant time
+// (tokens.Set).
 func (a *authenticator) check(r *http.Request) (grant, Problem, bool) {
 	if a.open {
 		return anonymous, Problem{}, true
 	}
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	tok = strings.TrimSpace(tok)
-	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+	tok, ok := tokens.Bearer(r)
+	if !ok {
 		return grant{}, Problem{Type: "https://imago.dev/problems/unauthorized", Title: "Unauthorized", Status: http.StatusUnauthorized,
 			Detail: "this endpoint needs a bearer token: send the header Authorization: Bearer TOKEN (one of the server's IMAGO_API_TOKENS or --tokens-file)"}, false
 	}
-	d := sha256.Sum256([]byte(tok))
-	match := -1
-	for i := range a.tokens {
-		digest := a.tokens[i].Digest()
-		match = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(d[:], digest[:]), i, match)
-	}
-	if match < 0 {
+	t, ok := a.tokens.Match(tok)
+	if !ok {
 		return grant{}, Problem{Type: invalidTokenType, Title: "Unauthorized", Status: http.StatusUnauthorized,
 			Detail: "the bearer token is not one this server accepts; check the token against the server's IMAGO_API_TOKENS or --tokens-file"}, false
 	}
-	t := a.tokens[match]
 	return grant{who: t.Who, scopes: t.Scopes}, Problem{}, true
 }
 
@@ -97,7 +86,7 @@ func (a *authenticator) check(r *http.Request) (grant, Problem, bool) {
 func (g grant) missing(needs []tokens.Scope) tokens.Scopes {
 	var out tokens.Scopes
 	for _, n := range needs {
-		if !slices.ContainsFunc(g.scopes, func(s tokens.Scope) bool { return s.Covers(n) }) {
+		if !g.scopes.Allow(n) {
 			out = append(out, n)
 		}
 	}

@@ -68,7 +68,8 @@ func TestServeCommand(t *testing.T) {
 
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	tokens := filepath.Join(home, "tokens")
-	require.NoError(t, os.WriteFile(tokens, []byte("# the CI token\n"+testToken+" deploy:hello/staging, approve:*/prod\n"), 0o600))
+	const adminTok = "admin-0123456789abcdef"
+	require.NoError(t, os.WriteFile(tokens, []byte("# the CI token\n"+testToken+" deploy:hello/staging, approve:*/prod\n"+adminTok+" admin\n"), 0o600))
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--tokens-file", tokens)
 	cmd.Env = imagoEnv(home, "TEMPORAL_ADDRESS="+ts.GetFrontendHostPort(), "TEMPORAL_NAMESPACE="+ts.GetDefaultNamespace(),
 		"IMAGO_API_TOKENS="+readTok) // the older format: read only
@@ -124,8 +125,8 @@ func TestServeCommand(t *testing.T) {
 	assert.NotContains(t, joined, testToken, "the log never shows a token")
 	assert.NotContains(t, joined, readTok)
 
-	send := func(method, path, token string) int {
-		req, err := http.NewRequest(method, url+path, nil)
+	sendBody := func(method, path, token, body string) int {
+		req, err := http.NewRequest(method, url+path, strings.NewReader(body))
 		require.NoError(t, err)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -139,6 +140,7 @@ func TestServeCommand(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode
 	}
+	send := func(method, path, token string) int { return sendBody(method, path, token, "") }
 	get := func(path, token string) int { return send("GET", path, token) }
 	assert.Equal(t, http.StatusOK, get("/healthz", ""))
 	assert.Equal(t, http.StatusOK, get("/readyz", ""))
@@ -147,6 +149,11 @@ func TestServeCommand(t *testing.T) {
 	assert.Equal(t, http.StatusOK, get("/v1/rollouts", readTok))
 	assert.Equal(t, http.StatusForbidden, send("POST", "/v1/rollouts/hello/staging/abort", readTok))
 	assert.Equal(t, http.StatusForbidden, send("POST", "/v1/schedules/nightly/trigger", testToken), "deploy and approve are not admin")
+	// The codec server under /codec/ reads the same tokens, and serves admin only.
+	assert.Equal(t, http.StatusUnauthorized, sendBody("POST", "/codec/decode", "", `{"payloads":[]}`))
+	assert.Equal(t, http.StatusForbidden, sendBody("POST", "/codec/decode", readTok, `{"payloads":[]}`))
+	assert.Equal(t, http.StatusForbidden, sendBody("POST", "/codec/decode", testToken, `{"payloads":[]}`))
+	assert.Equal(t, http.StatusOK, sendBody("POST", "/codec/decode", adminTok, `{"payloads":[]}`))
 
 	require.NoError(t, syscall.Kill(cmd.Process.Pid, syscall.SIGTERM))
 	readUntil("stop", func(line string) bool { return strings.Contains(line, `msg=stopped`) })

@@ -1,7 +1,8 @@
-// Package tokens reads the REST API's bearer tokens and their scopes, from a
-// tokens file (--tokens-file) and IMAGO_API_TOKENS, and says what a scope
-// covers. It has no dependencies beyond the standard library, so whatever else
-// checks these tokens (the codec server) can read them the same way.
+// Package tokens reads the bearer tokens of the REST API and the codec server
+// and their scopes, from a tokens file (--tokens-file) and IMAGO_API_TOKENS;
+// matches a request's token against them in constant time (Set); and says what
+// a scope covers. It needs only the standard library, so both servers read and
+// check tokens the same way.
 package tokens
 
 import (
@@ -101,9 +102,6 @@ type Token struct {
 // Secret is the token itself, for a handler that checks it on its own (the codec server).
 func (t Token) Secret() string { return t.secret }
 
-// Digest is the token's SHA-256, which a server compares in constant time.
-func (t Token) Digest() [sha256.Size]byte { return t.digest }
-
 // String names the token and its scopes, never the token: "api:1a2b3c4d (deploy:hello/staging, read)".
 func (t Token) String() string { return t.Who + " (" + t.Scopes.String() + ")" }
 
@@ -124,7 +122,7 @@ func (ss Scopes) String() string {
 	return strings.Join(out, ", ")
 }
 
-// Secrets lists the tokens themselves, e.g. for the codec server's options.
+// Secrets lists the tokens themselves.
 func Secrets(tokens []Token) []string {
 	out := make([]string, len(tokens))
 	for i, t := range tokens {
