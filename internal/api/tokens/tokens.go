@@ -281,8 +281,9 @@ func parseEntries(entries []entry) ([]Token, error) {
 
 // newToken checks a token and gives it read.
 func newToken(secret, where string) (Token, error) {
-	if Kind(secret).Valid() || looksLikeScope(secret) {
-		return Token{}, fmt.Errorf("%s starts with the scope %q where its token should be; write TOKEN SCOPE[,SCOPE…], e.g. made with: openssl rand -hex 32", where, secret)
+	// Only the first of a list is quoted: what follows a comma may be a token.
+	if first, _, _ := strings.Cut(secret, ","); Kind(first).Valid() || looksLikeScope(first) {
+		return Token{}, fmt.Errorf("%s starts with the scope %q where its token should be; write TOKEN SCOPE[,SCOPE…], e.g. made with: openssl rand -hex 32", where, first)
 	}
 	if len(secret) < MinLength {
 		return Token{}, fmt.Errorf("the API token in %s is %d characters; use at least %d, e.g. made with: openssl rand -hex 32", where, len(secret), MinLength)

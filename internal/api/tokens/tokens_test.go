@@ -68,6 +68,9 @@ func TestTokenMistakesNameTheirPlaceAndNeverTheToken(t *testing.T) {
 		{"", tok + " admin:*/prod", `admin takes no SERVICE/ENV`},
 		{"", "deploy:hello/prod " + tok, `FILE line 1 starts with the scope "deploy:hello/prod" where its token should be; write TOKEN SCOPE[,SCOPE…]`},
 		{"", "read", `FILE line 1 starts with the scope "read" where its token should be`},
+		// Scopes, then the token after a comma: the message quotes the scope alone.
+		{"", "deploy:," + tok + " admin", `FILE line 1 starts with the scope "deploy:" where its token should be`},
+		{"", "read," + tok + " admin", `FILE line 1 starts with the scope "read" where its token should be`},
 		// A second token where a scope should be is not quoted.
 		{"", tok + " other-0123456789abcdef", "FILE line 1: the 1st scope (not quoted: it may be a token) is not one of read, deploy, approve, bake, admin"},
 		{tok, tok + " admin", "the API token in FILE line 1 is the one in IMAGO_API_TOKENS too; give each token one entry with all its scopes"},
