@@ -29,7 +29,7 @@ import (
 type Config struct {
 	Client  client.Client    // Temporal
 	Catalog *catalog.Catalog // images, channels, the inventory
-	// Tokens are the accepted bearer tokens and their scopes (LoadTokens). With
+	// Tokens are the accepted bearer tokens and their scopes (tokens.Load). With
 	// none, every request that needs a token is refused, unless InsecureNoAuth
 	// (see CheckAuth for when that is allowed): then anyone is admin, but only
 	// for requests to a loopback Host.
