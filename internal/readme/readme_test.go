@@ -263,7 +263,7 @@ func (u *newcomer) start(t *testing.T, line string) {
 	})
 
 	// Polling: it may build bin/ first, and the embedded server takes seconds.
-	want := fmt.Sprintf("imago: worker polling task queue %q (IMAGO_HOME=%s)", "imago", filepath.Join(u.home, ".imago"))
+	want := "imago: worker polling task queue"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	err = bench.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
@@ -279,6 +279,9 @@ func (u *newcomer) start(t *testing.T, line string) {
 		}
 	})
 	require.NoError(t, err, "waiting for %q", want)
+	b, _ := os.ReadFile(u.runLog)
+	require.Contains(t, string(b), "(IMAGO_HOME="+filepath.Join(u.home, ".imago")+")",
+		"make run keeps its state in the default home, ~/.imago, as bin/imago in another shell does")
 }
 
 // run runs line to its end, as typed in a second terminal, and returns what it
