@@ -37,7 +37,7 @@ import (
 // router process (started by re-executing this test binary, as imago-worker
 // re-executes itself).
 
-var helloBuilds string // directory with v1/, v2/, v2slow/ builds of examples/hello
+var helloBuilds string // directory with v1/, v2/, v2slow/, v2slowhealth/ builds of examples/hello
 
 func TestMain(m *testing.M) {
 	router.RunIfChild()
@@ -53,6 +53,8 @@ func TestMain(m *testing.M) {
 			"v1":     "-X main.version=v1",
 			"v2":     "-X main.version=v2",
 			"v2slow": "-X main.version=v2 -X main.startDelay=4s",
+			// /healthz answers in 2 s: a health check that asks its database.
+			"v2slowhealth": "-X main.version=v2 -X main.healthLatency=2s",
 		} {
 			cmd := exec.Command("go", "build", "-ldflags", flags, "-o", filepath.Join(dir, name, "hello"), "github.com/imago/imago/examples/hello")
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -279,6 +281,21 @@ func TestHealthTimeoutTearsDownTheNewFleet(t *testing.T) {
 	byFleet, routers := e.instances()
 	assert.Empty(t, byFleet)
 	assert.Zero(t, routers, "no route was ever set, so no router runs")
+}
+
+// A fleet of 3 whose /healthz answers in 2 s rolls out, and no activity of the
+// rollout timed out or needed a second attempt on the way: the health wait
+// heartbeats while its probes are in flight, not only after a round of them.
+func TestASlowHealthEndpointRollsOutWithNoActivityTimeout(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v2 := e.importImage("v2slowhealth")
+
+	res, err := e.rollout(e.spec(v2))
+	require.NoError(t, err)
+	assert.Equal(t, "hello from v2", e.get())
+	assert.Equal(t, 3, res.Instances)
+	assert.Empty(t, e.activityRetries(e.last.GetID(), e.last.GetRunID()), "activities of the rollout that timed out or were retried")
 }
 
 // TestWorkerKilledMidRolloutResumesOnAnotherWorker runs the real imago-worker
