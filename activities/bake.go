@@ -203,33 +203,11 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 		return BakeBuildResult{}, err
 	}
 
-	// Heartbeat with the latest output line, and at least every few seconds while a
-	// step is silent (a long compile), so a dead worker is noticed and a live one is not.
-	lines := make(chan string, 64)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		last := "starting"
-		tick := time.NewTicker(5 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case l := <-lines:
-				last = l
-				activity.RecordHeartbeat(ctx, last)
-			case <-tick.C:
-				activity.RecordHeartbeat(ctx, last)
-			case <-stop:
-				return
-			}
-		}
-	}()
-	say := func(l string) {
-		select {
-		case lines <- l:
-		default:
-		}
-	}
+	// Heartbeat with the latest output line, on a ticker, so a silent step (a long
+	// compile) is not taken for a dead worker.
+	hb := startHeartbeat(ctx, "starting")
+	defer hb.Stop()
+	say := func(l string) { hb.Set(l) }
 
 	img := catalog.Image{
 		Service: b.Service, InputDigest: in.InputDigest, Parent: in.BaseImageID,
@@ -361,6 +339,8 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 	if a.Local != nil {
 		p = a.Local // a local image boots locally, whatever the rollouts' provider
 	}
+	hb := startHeartbeat(ctx, "booting a test instance of "+in.Image.ID)
+	defer hb.Stop()
 	fleet, err := p.Provision(ctx, provider.ProvisionRequest{
 		Token: in.Token, Service: in.Image.Service, Environment: "bake-test", ImageID: in.Image.ID, Size: 1,
 		Labels: map[string]string{"purpose": "image-test"},
@@ -375,9 +355,9 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 			err = terr
 		}
 	}()
-	activity.RecordHeartbeat(ctx, "waiting for "+in.Health.Path)
+	hb.Set("waiting for " + in.Health.Path)
 	problems, err := a.pollHealthy(ctx, fleet.ID, in.Health.Path, in.Health.Interval.D(), time.Now().Add(in.Health.Timeout.D()),
-		func(int, int) { activity.RecordHeartbeat(ctx, "waiting for "+in.Health.Path) })
+		func(int, int) {})
 	if err != nil {
 		return err
 	}

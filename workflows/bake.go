@@ -126,35 +126,6 @@ func (b *baker) fail(doing string, err error) error {
 		fmt.Sprintf("bake of %s failed while %s: %s", b.spec.Service, doing, reason(err)), ErrBakeFailed, err)
 }
 
-// quickOptions are the activity options of short provider and catalog calls. A
-// short StartToClose bounds how long a call lost with a crashed worker waits to be
-// retried (nothing heartbeats for it); retries are many, since attempts are cheap.
-func quickOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 25,
-		},
-		Summary: summary,
-	})
-}
-
-// terminateOptions are the activity options of a Terminate. A provider may
-// wait out a load balancer's deregistration delay before it deletes instances
-// (aws: up to 3600 s, 30 s by default), heartbeating as it waits: a dead worker
-// is noticed by the heartbeat timeout, not the long start-to-close timeout.
-// Options are not part of what replay checks: no workflow.GetVersion needed.
-func terminateOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 90 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 25,
-		},
-		Summary: summary,
-	})
-}
-
 func (b *baker) digest(ctx workflow.Context) (activities.BakeDigestResult, error) {
 	b.phase(ctx, BakePhaseDigest, "computing the input digest")
 	var a *activities.Activities
@@ -183,10 +154,11 @@ func (b *baker) cached(ctx workflow.Context, digest string) (*catalog.Image, err
 func (b *baker) build(ctx workflow.Context, dig activities.BakeDigestResult) (activities.BakeBuildResult, error) {
 	b.phase(ctx, BakePhaseBuilding, fmt.Sprintf("building with %s (inputs %s)", b.spec.Builder, shortDigest(dig.InputDigest)))
 	opts := workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Hour,
-		HeartbeatTimeout:    30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
-		Summary:             fmt.Sprintf("build %s with %s", b.spec.Service, b.spec.Builder),
+		StartToCloseTimeout:    2 * time.Hour,
+		HeartbeatTimeout:       30 * time.Second,
+		ScheduleToCloseTimeout: 5 * time.Hour, // a failed build retries; two full ones at most
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
+		Summary:                fmt.Sprintf("build %s with %s", b.spec.Service, b.spec.Builder),
 	}
 	var a *activities.Activities
 	var out activities.BakeBuildResult
@@ -205,11 +177,13 @@ func (b *baker) test(ctx workflow.Context, built activities.BakeBuildResult) (bo
 	b.phase(ctx, BakePhaseTesting, fmt.Sprintf("booting one instance of %s", built.Image.ID))
 	info := workflow.GetInfo(ctx)
 	t := b.spec.Test
+	attempt := t.Health.Timeout.D() + 2*time.Minute
 	opts := workflow.ActivityOptions{
-		StartToCloseTimeout: t.Health.Timeout.D() + 2*time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
-		Summary:             "test " + built.Image.ID,
+		StartToCloseTimeout:    attempt,
+		HeartbeatTimeout:       10 * time.Second,
+		ScheduleToCloseTimeout: 3 * attempt,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
+		Summary:                "test " + built.Image.ID,
 	}
 	var a *activities.Activities
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.TestImage, activities.TestImageInput{
