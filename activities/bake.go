@@ -178,6 +178,10 @@ type BakeBuildInput struct {
 	Spec        spec.Bake `json:"spec"`
 	InputDigest string    `json:"inputDigest"`
 	BaseImageID string    `json:"baseImageId,omitempty"`
+	// BuildID names the bake run (workflow ID and run ID): each run builds in a
+	// directory of its own, which its retried attempts adopt. Empty (a bake
+	// scheduled before it existed): the input digest's directory.
+	BuildID string `json:"buildId,omitempty"`
 }
 
 // BakeBuildResult is a built, not yet published image.
@@ -187,11 +191,12 @@ type BakeBuildResult struct {
 	Adopted     bool          `json:"adopted"`               // a previous attempt had finished it
 }
 
-// BakeBuild builds the image into a directory derived from the input digest. A
-// retried attempt (say, after a worker crash) adopts a build that finished.
+// BakeBuild builds the image into a directory of the bake run. A retried
+// attempt (say, after a worker crash) adopts a build that finished; two bakes
+// of the same inputs never share a directory.
 func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuildResult, error) {
 	b := in.Spec
-	outDir := filepath.Join(a.Home, "bakes", b.Service, strings.TrimPrefix(in.InputDigest, "sha256:")[:16])
+	outDir := buildDir(a.Home, b.Service, in.InputDigest, in.BuildID)
 	done := filepath.Join(outDir, "done.json")
 	var prev BakeBuildResult
 	if readJSON(done, &prev) == nil {
@@ -261,6 +266,17 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 		return res, err
 	}
 	return res, nil
+}
+
+// buildDir is Home/bakes/<service>/<inputs>-<run>: the digest's first 16 hex
+// digits and, when the run is named, 12 of the run's hash.
+func buildDir(home, service, inputDigest, buildID string) string {
+	name := strings.TrimPrefix(inputDigest, "sha256:")[:16]
+	if buildID != "" {
+		sum := sha256.Sum256([]byte(buildID))
+		name += "-" + hex.EncodeToString(sum[:])[:12]
+	}
+	return filepath.Join(home, "bakes", service, name)
 }
 
 // The provisioning commands see the base image's ID as $IMAGO_BASE_IMAGE, so an

@@ -95,7 +95,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 				Variables: map[string]string{"STARTED": started, "RELEASE": done},
 				Provision: []string{`touch "$STARTED"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`}}
 			return func() bool { _, err := os.Stat(started); return err == nil },
-				run(env, a.BakeBuild, BakeBuildInput{Spec: b, InputDigest: "sha256:" + strings.Repeat("ab", 32)})
+				run(env, a.BakeBuild, BakeBuildInput{Spec: b, InputDigest: "sha256:" + strings.Repeat("ab", 32), BuildID: "bake/web/run-1"})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -24,6 +25,25 @@ const (
 
 // ErrBakeFailed is the error type of a failed bake.
 const ErrBakeFailed = "BakeFailed"
+
+// bakeChildAsBake is the workflow change that starts a rollout's bake as any
+// other bake: its own workflow ID and search attributes (bakeChildOptions),
+// not <rollout>/bake.
+const bakeChildAsBake = "bake-child-as-bake"
+
+// bakeChildOptions start a bake as a child of a pipeline or rollout (parent
+// says which) as it would start by hand: the bake's own workflow ID, so one
+// bake per service and channel runs at a time, and its search attributes,
+// summary and details.
+func bakeChildOptions(b spec.Bake, by, parent string) workflow.ChildWorkflowOptions {
+	return workflow.ChildWorkflowOptions{
+		WorkflowID:            b.WorkflowID(),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:         BakeSummary(b) + " · " + parent,
+		StaticDetails:         BakeDetails(b, by),
+		TypedSearchAttributes: BakeAttributes(b),
+	}
+}
 
 // BakeInput starts a bake.
 type BakeInput struct {
@@ -160,10 +180,13 @@ func (b *baker) build(ctx workflow.Context, dig activities.BakeDigestResult) (ac
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
 		Summary:                fmt.Sprintf("build %s with %s", b.spec.Service, b.spec.Builder),
 	}
+	info := workflow.GetInfo(ctx)
 	var a *activities.Activities
 	var out activities.BakeBuildResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.BakeBuild,
-		activities.BakeBuildInput{Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.BakeBuild, activities.BakeBuildInput{
+		Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID,
+		BuildID: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
+	}).Get(ctx, &out)
 	if err != nil {
 		return out, b.fail("building", err)
 	}

@@ -7,8 +7,11 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
@@ -183,4 +186,57 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal("img-cached00000", res.ImageID)
 	s.Equal(spec.ImageRef{ID: "img-cached00000"}, resolved)
+}
+
+// A rollout's bake runs as any other bake: under the bake's own workflow ID
+// (one bake per service and channel at a time, as pipelines and the CLI rely
+// on) and with the bake's search attributes, so it is found by service.
+func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
+			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+		})
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) { return newFleet(req), nil })
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
+	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
+	s.env.RegisterWorkflow(Bake)
+	var id, service string
+	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in BakeInput) (BakeResult, error) {
+		id = workflow.GetInfo(ctx).WorkflowExecution.ID
+		service, _ = workflow.GetTypedSearchAttributes(ctx).GetKeyword(ServiceAttr)
+		return BakeResult{ImageID: "img-baked0000000", InputDigest: "sha256:abc", Channel: in.Spec.Channel}, nil
+	})
+
+	r := testSpec()
+	r.Image = spec.ImageRef{Bake: "bake.yaml"}
+	b := bakeSpec()
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal("bake/hello/latest", id, "the bake's own workflow ID, not <rollout>/bake")
+	s.Equal("hello", service, "the bake carries ImagoService")
+}
+
+// Each bake run builds in a directory of its own: BakeBuild gets the run.
+func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
+	s.cache(false)
+	var build, run string
+	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.BakeBuildInput) (activities.BakeBuildResult, error) {
+			build, run = in.BuildID, activity.GetInfo(ctx).WorkflowExecution.RunID
+			return activities.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
+		})
+	s.testsPass(nil)
+	s.publishes()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "bake/hello/latest", TaskQueue: TaskQueue})
+
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NotEmpty(run)
+	s.Equal("bake/hello/latest/"+run, build)
 }

@@ -159,14 +159,8 @@ func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err erro
 		p.setPhase(ctx, PipelinePhaseBaking, fmt.Sprintf("baking %s from %s", b.Service, p.spec.BakeFile))
 		bake := *b
 		bake.Force = bake.Force || p.in.Always
-		opts := workflow.ChildWorkflowOptions{
-			// The usual bake ID: a bake by hand of the same channel cannot run beside it.
-			WorkflowID:            bake.WorkflowID(),
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			StaticSummary:         BakeSummary(bake) + " · pipeline " + p.spec.Name,
-			StaticDetails:         BakeDetails(bake, p.by()),
-			TypedSearchAttributes: BakeAttributes(bake),
-		}
+		// The usual bake ID: a bake by hand of the same channel cannot run beside it.
+		opts := bakeChildOptions(bake, p.by(), "pipeline "+p.spec.Name)
 		var out BakeResult
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
 			BakeInput{Spec: bake, StartedBy: p.by()}).Get(ctx, &out); err != nil {

@@ -191,6 +191,9 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 			WorkflowID:    workflow.GetInfo(ctx).WorkflowExecution.ID + "/bake",
 			StaticSummary: fmt.Sprintf("bake %s for %s", bake.Service, r.key),
 		}
+		if workflow.GetVersion(ctx, bakeChildAsBake, workflow.DefaultVersion, 1) >= 1 {
+			opts = bakeChildOptions(*bake, r.progress.StartedBy, "rollout "+r.key.String())
+		}
 		var res BakeResult
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
 			BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
