@@ -26,6 +26,10 @@ const (
 // ErrBakeFailed is the error type of a failed bake.
 const ErrBakeFailed = "BakeFailed"
 
+// bakeTaskQueue is the workflow change that runs a bake's build and image
+// test on BakeTaskQueue.
+const bakeTaskQueue = "bake-task-queue"
+
 // bakeChildAsBake is the workflow change that starts a rollout's bake as any
 // other bake: its own workflow ID and search attributes (bakeChildOptions),
 // not <rollout>/bake.
@@ -132,6 +136,7 @@ type baker struct {
 	by       string
 	progress BakeProgress
 	events   notifier // phase events (events.go)
+	queue    string   // the task queue of the build and the image test; "" the workflow's (bakeTaskQueue)
 }
 
 func (b *baker) phase(ctx workflow.Context, phase, msg string) {
@@ -173,7 +178,11 @@ func (b *baker) cached(ctx workflow.Context, digest string) (*catalog.Image, err
 
 func (b *baker) build(ctx workflow.Context, dig activities.BakeDigestResult) (activities.BakeBuildResult, error) {
 	b.phase(ctx, BakePhaseBuilding, fmt.Sprintf("building with %s (inputs %s)", b.spec.Builder, shortDigest(dig.InputDigest)))
+	if workflow.GetVersion(ctx, bakeTaskQueue, workflow.DefaultVersion, 1) >= 1 {
+		b.queue = BakeTaskQueue
+	}
 	opts := workflow.ActivityOptions{
+		TaskQueue:              b.queue,
 		StartToCloseTimeout:    2 * time.Hour,
 		HeartbeatTimeout:       30 * time.Second,
 		ScheduleToCloseTimeout: 5 * time.Hour, // a failed build retries; two full ones at most
@@ -202,6 +211,7 @@ func (b *baker) test(ctx workflow.Context, built activities.BakeBuildResult) (bo
 	t := b.spec.Test
 	attempt := t.Health.Timeout.D() + 2*time.Minute
 	opts := workflow.ActivityOptions{
+		TaskQueue:              b.queue,
 		StartToCloseTimeout:    attempt,
 		HeartbeatTimeout:       10 * time.Second,
 		ScheduleToCloseTimeout: 3 * attempt,

@@ -198,7 +198,9 @@ func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
 		})
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) { return newFleet(req), nil })
+		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+			return newFleet(req), nil
+		})
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
@@ -221,16 +223,22 @@ func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
 	s.Equal("hello", service, "the bake carries ImagoService")
 }
 
-// Each bake run builds in a directory of its own: BakeBuild gets the run.
+// Each bake run builds in a directory of its own: BakeBuild gets the run. The
+// build and the image test run on the bake task queue.
 func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 	s.cache(false)
 	var build, run string
+	var queues []string
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.BakeBuildInput) (activities.BakeBuildResult, error) {
 			build, run = in.BuildID, activity.GetInfo(ctx).WorkflowExecution.RunID
+			queues = append(queues, activity.GetInfo(ctx).TaskQueue)
 			return activities.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
 		})
-	s.testsPass(nil)
+	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.TestImageInput) error {
+		queues = append(queues, activity.GetInfo(ctx).TaskQueue)
+		return nil
+	})
 	s.publishes()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "bake/hello/latest", TaskQueue: TaskQueue})
 
@@ -239,4 +247,5 @@ func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NotEmpty(run)
 	s.Equal("bake/hello/latest/"+run, build)
+	s.Equal([]string{BakeTaskQueue, BakeTaskQueue}, queues, "BakeBuild and TestImage run on the bake task queue")
 }

@@ -137,7 +137,7 @@ type rollout struct {
 
 	token        string // the provision token when the undo tears down by it (revertBeforeProvision)
 	routeTouched bool   // a route write toward the new fleet was attempted: revert restores the old route
-	committed    bool // decommissioning began: no more going back
+	committed    bool   // decommissioning began: no more going back
 
 	// People in the loop (see people.go).
 	gate     string    // what an approve would release now; "" when nothing waits

@@ -105,9 +105,10 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, ts: ts, client: c, cfg: cfg, deps: deps, listen: freeAddr(t)}
 }
 
-// startWorker runs the real worker registration in this process.
+// startWorker runs the real worker registration in this process, on both task queues.
 func (e *env) startWorker() {
 	e.ts.NewWorker(workflows.TaskQueue, func(r worker.Registry) { Register(r, e.deps.Activities) })
+	e.ts.NewWorker(workflows.BakeTaskQueue, func(r worker.Registry) { RegisterBake(r, e.deps.Activities) })
 }
 
 func (e *env) importImage(build string) string {
