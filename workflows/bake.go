@@ -21,6 +21,7 @@ const (
 	BakePhasePublished = "publishing"
 	BakePhaseSucceeded = "succeeded"
 	BakePhaseFailed    = "failed"
+	BakePhaseCanceled  = "canceled"
 )
 
 // ErrBakeFailed is the error type of a failed bake.
@@ -87,7 +88,11 @@ func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
 	defer func() {
 		if err != nil {
 			b.progress.Error = reason(err)
-			b.phase(ctx, BakePhaseFailed, b.progress.Error)
+			phase := BakePhaseFailed
+			if temporal.IsCanceledError(err) {
+				phase = BakePhaseCanceled
+			}
+			b.phase(ctx, phase, b.progress.Error)
 		}
 	}()
 
@@ -141,7 +146,7 @@ type baker struct {
 
 func (b *baker) phase(ctx workflow.Context, phase, msg string) {
 	b.progress.Phase = phase
-	announce(ctx, phase, msg)
+	b.events.announce(ctx, phase, msg)
 	workflow.GetLogger(ctx).Info(msg, "phase", phase)
 	b.publishPhase(ctx, msg)
 }

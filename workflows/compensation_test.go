@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/provider"
@@ -31,16 +32,19 @@ func (s *rolloutSuite) TestCancelWhileProvisioningTearsDownTheFleet() {
 	s.imageResolves()
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(oldRoute, nil)
 	s.provisionsThen(func(ctx context.Context) error {
-		<-ctx.Done() // a provider still starting instances; only the cancel stops it
+		s.env.CancelWorkflow() // while the provider starts instances
+		<-ctx.Done()           // only the cancel stops it
 		return ctx.Err()
 	})
-	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Second)
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
-	s.Require().Error(s.env.GetWorkflowError())
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	s.True(temporal.IsCanceledError(err), "the rollout ends canceled: %v", err)
 	s.Equal([]string{"fl-new"}, s.terminated, "the half-made fleet must be torn down")
 	s.Empty(s.provisioned, "no fleet left behind")
+	s.Equal(PhaseCanceled, s.progress().Phase)
 }
 
 // A provision that keeps failing after it made part of the fleet gives up; the

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
@@ -64,6 +65,9 @@ func Reaper(ctx workflow.Context, in ReaperInput) (ReaperResult, error) {
 	for _, o := range res.Found.Orphans {
 		err := workflow.ExecuteActivity(terminateOptions(ctx, fmt.Sprintf("terminate leaked %s (%s/%s)", o.FleetID, o.Environment, o.Service)),
 			a.Terminate, activities.TerminateInput{FleetID: o.FleetID}).Get(ctx, nil)
+		if temporal.IsCanceledError(err) {
+			return res, err // cancelled: the rest stays for the next sweep
+		}
 		if err != nil {
 			if res.Failed == nil {
 				res.Failed = map[string]string{}

@@ -33,6 +33,7 @@ const (
 	PhaseFailed           = "failed"
 	PhaseAborted          = "aborted"
 	PhaseRolledBack       = "rolled-back"
+	PhaseCanceled         = "canceled" // the workflow was cancelled; undone as a failure is
 )
 
 // revertBeforeProvision is the workflow change that arms a rollout's undo before
@@ -398,6 +399,9 @@ func (r *rollout) finish(ctx workflow.Context, err error) error {
 				outcome, phase = "rolled-back", PhaseRolledBack
 			}
 		}
+		if phase == PhaseFailed && temporal.IsCanceledError(err) {
+			outcome, phase = "canceled", PhaseCanceled
+		}
 		msg = reason(err)
 		r.progress.Error = msg
 	}
@@ -418,6 +422,9 @@ func (r *rollout) fail(doing string, err error) error {
 		}
 	}
 	msg := fmt.Sprintf("rollout %s failed while %s: %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing, reason(err))
+	if temporal.IsCanceledError(err) {
+		msg = fmt.Sprintf("rollout %s canceled while %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing)
+	}
 	switch {
 	case r.committed:
 	case len(r.progress.OldFleets) > 0:
