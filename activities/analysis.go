@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -104,7 +103,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 	}
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
-	runner := analysis.Runner{Previous: prog.Measurements, Sleep: sleep}
+	runner := analysis.Runner{Previous: prog.Measurements}
 	logger := activity.GetLogger(ctx)
 	if n := len(prog.Measurements); n > 0 {
 		logger.Info("analysis resumes", "analysis", in.Name, "fleet", in.FleetID, "measurements", n)
@@ -127,16 +126,4 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 	}
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil
-}
-
-// sleep waits for d, or returns ctx.Err() when ctx is done first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -156,13 +156,15 @@ func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
 	s.True(s.published)
 }
 
-// A rollout with image.bake runs the bake as a child workflow and ships its image.
-func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
-	s.cache(true)
-	var resolved spec.ImageRef
+// rolloutGoesWell mocks a first rollout's activities, each succeeding, and
+// registers the Bake workflow for its child; resolved (if not nil) gets the
+// image reference the rollout resolves.
+func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
-			resolved = in.Ref
+			if resolved != nil {
+				*resolved = in.Ref
+			}
 			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
@@ -175,6 +177,13 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
 	s.env.RegisterWorkflow(Bake)
+}
+
+// A rollout with image.bake runs the bake as a child workflow and ships its image.
+func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
+	s.cache(true)
+	var resolved spec.ImageRef
+	s.rolloutGoesWell(&resolved)
 
 	r := testSpec()
 	r.Image = spec.ImageRef{Bake: "bake.yaml"}
@@ -192,20 +201,7 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 // (one bake per service and channel at a time, as pipelines and the CLI rely
 // on) and with the bake's search attributes, so it is found by service.
 func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
-	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
-			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
-		})
-	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
-	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
-			return newFleet(req), nil
-		})
-	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
-	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
-	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
-	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
-	s.env.RegisterWorkflow(Bake)
+	s.rolloutGoesWell(nil)
 	var id, service string
 	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in BakeInput) (BakeResult, error) {
 		id = workflow.GetInfo(ctx).WorkflowExecution.ID
