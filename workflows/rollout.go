@@ -33,7 +33,7 @@ const (
 	PhaseFailed           = "failed"
 	PhaseAborted          = "aborted"
 	PhaseRolledBack       = "rolled-back"
-	PhaseCanceled         = "canceled" // the workflow was cancelled; undone as a failure is
+	PhaseCanceled         = "canceled" // the workflow was cancelled (and undone, as after a failure)
 )
 
 // revertBeforeProvision is the workflow change that arms a rollout's undo before

@@ -44,7 +44,7 @@ const (
 	OutcomeFailed     = "failed"      // it never took the traffic; the previous image kept serving
 	OutcomeAborted    = "aborted"     // stopped by a person; the previous image kept serving
 	OutcomeRolledBack = "rolled-back" // it took the traffic, then handed it back to the previous image
-	OutcomeCanceled   = "canceled"    // its workflow was cancelled before it committed; undone as a failure is
+	OutcomeCanceled   = "canceled"    // its workflow was cancelled; undone as after a failure, the previous image kept serving
 )
 
 // Deployment is one finished rollout or rollback of a service to an environment.
