@@ -19,6 +19,7 @@ import (
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -75,7 +76,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 		{"RunAnalysis", func(t *testing.T, env *testsuite.TestActivityEnvironment, release chan struct{}) (func() bool, func() error) {
 			stats := &blockingServer{release: release, body: `{"errorRate":0.01}`}
 			srv := stats.start(t)
-			a := &Activities{HTTP: srv.Client()}
+			a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 			env.RegisterActivity(a)
 			return func() bool { return stats.inFlight.Load() == 1 }, run(env, a.RunAnalysis, AnalysisInput{Name: "stats", FleetID: "fl-1", Spec: analysis.Spec{
 				Provider: analysis.ProviderHTTP, URL: srv.URL + "/stats", Field: "errorRate", Max: f64(0.05), Interval: time.Second, Count: 1,

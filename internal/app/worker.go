@@ -102,16 +102,18 @@ func NewWorker(c client.Client, acts *activities.Activities) *Workers {
 }
 
 // NewWorkers makes imago's workers: workflows and activities on the task
-// queue imago, builds and image tests on imago-bake. With IMAGO_CRASH_AT set
-// both carry the crash test hook (see internal/crash); a malformed value panics.
+// queue imago, builds and image tests on imago-bake. In a binary built with the
+// imago_crash tag (the crash suite's) and IMAGO_CRASH_AT set both carry the crash
+// test hook (see internal/crash); a malformed value panics. Other builds have no
+// hook.
 func NewWorkers(c client.Client, acts *activities.Activities, wc WorkerConfig) *Workers {
 	var hooks []interceptor.WorkerInterceptor
-	if os.Getenv(crash.EnvVar) != "" {
-		// A test hook (the crash suite): kill -9 this process at one activity boundary.
-		hook, err := crash.FromEnv()
-		if err != nil {
-			panic(err)
-		}
+	// A test hook (the crash suite): kill -9 this process at one activity boundary.
+	hook, err := crash.FromEnv()
+	if err != nil {
+		panic(err)
+	}
+	if hook != nil {
 		hooks = append(hooks, hook)
 	}
 	if acts.Temporal == nil {
