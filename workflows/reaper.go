@@ -33,6 +33,11 @@ type ReaperResult struct {
 	Summary    string                       `json:"summary"`
 }
 
+// reaperEndsCanceled is the workflow change that ends a cancelled sweep
+// canceled, leaving the rest for the next one (before: each remaining Terminate
+// failed at once, and the sweep completed).
+const reaperEndsCanceled = "reaper-ends-canceled"
+
 // Reaper is the leak collector: it lists the provider's fleets, keeps those a
 // route sends traffic to, those a running rollout, bake or pipeline of their
 // service may own, and those younger than the grace period, and terminates the
@@ -62,10 +67,11 @@ func Reaper(ctx workflow.Context, in ReaperInput) (ReaperResult, error) {
 		workflow.SetCurrentDetails(ctx, res.Summary)
 		return res, nil
 	}
+	endsCanceled := workflow.GetVersion(ctx, reaperEndsCanceled, workflow.DefaultVersion, 1) >= 1
 	for _, o := range res.Found.Orphans {
 		err := workflow.ExecuteActivity(terminateOptions(ctx, fmt.Sprintf("terminate leaked %s (%s/%s)", o.FleetID, o.Environment, o.Service)),
 			a.Terminate, activities.TerminateInput{FleetID: o.FleetID}).Get(ctx, nil)
-		if temporal.IsCanceledError(err) {
+		if endsCanceled && temporal.IsCanceledError(err) {
 			return res, err // cancelled: the rest stays for the next sweep
 		}
 		if err != nil {
