@@ -45,6 +45,8 @@ func TestCancelledPipelineWaitsForItsRolloutToUndo(t *testing.T) {
 	err = run.Get(ctx, nil)
 	require.Error(t, err)
 	assert.True(t, temporal.IsCanceledError(err), "the pipeline ends canceled: %v", err)
+	e.recordHistory("pipeline-canceled", run.GetID(), run.GetRunID())
+	e.recordHistory("rollout-canceled-by-pipeline", rollout.WorkflowID, rollout.RunID)
 	assert.Empty(t, e.fleetIDs(), "when the pipeline has ended, its rollout has torn its fleet down")
 
 	closed := func(id, runID string) (enumspb.WorkflowExecutionStatus, time.Time) {

@@ -2,11 +2,16 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -17,6 +22,9 @@ import (
 // recordHistory writes a finished workflow's history into workflows/testdata when
 // IMAGO_RECORD_HISTORIES is set (`make record-histories`); workflows' replay test
 // replays every file there, so a nondeterministic change to workflow code fails CI.
+// A recording never replaces another: the file is name.YYYYMMDD.json (the day the
+// workflow started), name.YYYYMMDD-2.json for a second one that day, and so on,
+// so the histories of older workflow code keep replaying beside today's.
 func (e *env) recordHistory(name, workflowID, runID string) {
 	if os.Getenv("IMAGO_RECORD_HISTORIES") == "" {
 		return
@@ -41,14 +49,39 @@ func (e *env) recordHistory(name, workflowID, runID string) {
 		e.t.Fatal(err)
 	}
 	_, file, _, _ := runtime.Caller(0)
-	path := filepath.Join(filepath.Dir(file), "..", "..", "workflows", "testdata", "histories", name+".json")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "workflows", "testdata", "histories")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	path, err := writeNewHistory(dir, name+"."+h.Events[0].GetEventTime().AsTime().UTC().Format("20060102"), data)
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Logf("recorded %d events of %s into %s", len(h.Events), workflowID, path)
+}
+
+// writeNewHistory writes data into dir as base.json, or base-2.json, base-3.json…
+// when that exists: O_EXCL, so no recorded history is ever overwritten.
+func writeNewHistory(dir, base string, data []byte) (string, error) {
+	for n := 1; ; n++ {
+		name := base
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", base, n)
+		}
+		path := filepath.Join(dir, name+".json")
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return "", err
+		}
+		return path, f.Close()
+	}
 }
 
 // history reads a workflow's history, as the server keeps it.
@@ -88,4 +121,27 @@ func (e *env) activityRetries(workflowID, runID string) []string {
 		}
 	}
 	return out
+}
+
+// `make record-histories` run twice the same day keeps both recordings, and
+// never touches a history recorded before (from older workflow code).
+func TestRecordingAHistoryNeverReplacesOne(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "rollout-bluegreen.json")
+	require.NoError(t, os.WriteFile(old, []byte("old code"), 0o644))
+	var paths []string
+	for _, data := range []string{"today", "today again", "and again"} {
+		p, err := writeNewHistory(dir, "rollout-bluegreen.20261203", []byte(data))
+		require.NoError(t, err)
+		paths = append(paths, filepath.Base(p))
+	}
+	assert.Equal(t, []string{"rollout-bluegreen.20261203.json", "rollout-bluegreen.20261203-2.json", "rollout-bluegreen.20261203-3.json"}, paths)
+	for name, want := range map[string]string{
+		"rollout-bluegreen.json": "old code", "rollout-bluegreen.20261203.json": "today",
+		"rollout-bluegreen.20261203-2.json": "today again", "rollout-bluegreen.20261203-3.json": "and again",
+	} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		assert.Equal(t, want, string(data), name)
+	}
 }

@@ -76,7 +76,7 @@ type env struct {
 	cfg    Config
 	deps   *Deps
 	listen string
-	last   client.WorkflowRun // the last rollout or bake started through rollout() or bake()
+	last   client.WorkflowRun // the last rollout, bake or reaper started through rollout(), bake() or reap()
 }
 
 func newEnv(t *testing.T) *env {
@@ -298,6 +298,7 @@ func TestASlowHealthEndpointRollsOutWithNoActivityTimeout(t *testing.T) {
 	assert.Equal(t, "hello from v2", e.get())
 	assert.Equal(t, 3, res.Instances)
 	assert.Empty(t, e.activityRetries(e.last.GetID(), e.last.GetRunID()), "activities of the rollout that timed out or were retried")
+	e.recordHistory("rollout-slow-health", e.last.GetID(), e.last.GetRunID())
 }
 
 // TestWorkerKilledMidRolloutResumesOnAnotherWorker runs the real imago-worker

@@ -192,6 +192,7 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	require.NoError(t, rollouts.Decide(ctx, e.client, "hello", "test", workflows.UpdateRollback, "alice", "latency regression"))
 	err = run.Get(ctx, nil)
 	require.Error(t, err)
+	e.recordHistory("rollout-rollback-during-soak", run.GetID(), run.GetRunID())
 	assert.Contains(t, rollouts.Reason(err), "rolled back by alice: latency regression")
 	assert.Equal(t, "hello from v1", e.get())
 	byFleet, _ := e.instances()
@@ -206,6 +207,7 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	assert.Equal(t, v1, prev)
 	var res workflows.RolloutResult
 	require.NoError(t, back.Get(ctx, &res))
+	e.recordHistory("rollout-rollback-to-previous", back.GetID(), back.GetRunID())
 	assert.Equal(t, v1, res.ImageID)
 	assert.Equal(t, "hello from v1", e.get())
 	hist, err := e.deps.Catalog.History(ctx, "hello", "test", 10)
@@ -214,4 +216,65 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	assert.Equal(t, "rollback", hist[0].Action)
 	assert.Equal(t, "succeeded", hist[0].Outcome)
 	assert.Equal(t, "rolled-back", hist[2].Outcome)
+}
+
+// An abort at the approval gate, before any traffic moved, tears the new fleet
+// down: v1 never stopped serving, and the inventory says aborted.
+func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	res1, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	run, err := rollouts.Start(ctx, e.client, e.spec(v2, func(r *spec.Rollout) {
+		r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	}), rollouts.StartOptions{StartedBy: "integration-test"})
+	require.NoError(t, err)
+	e.waitPhase(workflows.PhaseAwaitingApproval)
+	require.NoError(t, rollouts.Decide(ctx, e.client, "hello", "test", workflows.UpdateAbort, "alice", "wrong build"))
+	err = run.Get(ctx, nil)
+	require.Error(t, err)
+	e.recordHistory("rollout-aborted-at-approval", run.GetID(), run.GetRunID())
+	assert.Contains(t, rollouts.Reason(err), "aborted by alice: wrong build")
+	assert.Equal(t, "hello from v1", e.get())
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{res1.FleetID: 3}, byFleet, "v2's fleet is torn down; v1's serves")
+	hist, err := e.deps.Catalog.History(ctx, "hello", "test", 1)
+	require.NoError(t, err)
+	require.Len(t, hist, 1)
+	assert.Equal(t, "aborted", hist[0].Outcome)
+}
+
+// A rolling rollout shrinks the old fleet as the new one grows. Rolled back
+// during the soak, it grows the old fleet back to its size, then routes all
+// traffic to it and tears the new fleet down.
+func TestRollingRolledBackDuringSoakGrowsTheOldFleetBack(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	res1, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	run, err := rollouts.Start(ctx, e.client, e.spec(v2, func(r *spec.Rollout) {
+		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "1"}
+		s := spec.Duration(time.Hour)
+		r.Soak = &s
+	}), rollouts.StartOptions{StartedBy: "integration-test"})
+	require.NoError(t, err)
+	e.waitPhase(workflows.PhaseSoaking)
+	assert.Equal(t, "hello from v2", e.get())
+	byFleet, _ := e.instances()
+	assert.Equal(t, 1, byFleet[res1.FleetID], "the old fleet shrank to the one instance kept warm")
+
+	require.NoError(t, rollouts.Decide(ctx, e.client, "hello", "test", workflows.UpdateRollback, "alice", "latency regression"))
+	err = run.Get(ctx, nil)
+	require.Error(t, err)
+	e.recordHistory("rollout-rolling-rolled-back", run.GetID(), run.GetRunID())
+	assert.Contains(t, rollouts.Reason(err), "rolled back by alice: latency regression")
+	assert.Equal(t, "hello from v1", e.get())
+	byFleet, _ = e.instances()
+	assert.Equal(t, map[string]int{res1.FleetID: 3}, byFleet, "v1's fleet is back to 3 instances; v2's is torn down")
 }
