@@ -61,8 +61,13 @@ postgres: ## PostgreSQL for internal/pgtest: installs and starts Debian's cluste
 tools: ## the pinned packer v1.12.0, built from Go modules into bin/
 	bash tools/packer/build.sh $(BIN)
 
-record-histories: tools ## re-record the workflow histories the replay test replays (workflows/testdata/histories)
-	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -run 'TestRolloutV1ThenV2|TestFailedSmokeCheck|TestCanaryUnderLoad|TestFailingCanary|TestRollingUnderLoad|TestBakeBuildsTests|TestPipelineStops' ./internal/app
+# Each recording is a new file (name.YYYYMMDD.json, -2, -3… the same day): the histories
+# of older workflow code stay, and the replay test replays them all.
+record-histories: tools ## record today's workflow histories beside the older ones the replay test replays (workflows/testdata/histories)
+	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -timeout 30m -run '$(RECORDED_TESTS)' ./internal/app
+
+# The integration tests that record a history (e.recordHistory).
+RECORDED_TESTS = TestRolloutV1ThenV2|TestFailedSmokeCheck|TestASlowHealthEndpoint|TestCanaryUnderLoad|TestFailingCanary|TestRollingUnderLoad|TestRollbackDuringSoak|TestAbortAtTheApprovalGate|TestRollingRolledBackDuringSoak|TestBakeBuildsTests|TestRolloutWithABakeSpec|TestPipelineStops|TestCancelledPipeline|TestReaperCleans
 
 bench: build tools ## run the benchmarks (internal/bench), print the table and write BENCHMARKS.md
 	$(GO) build -o $(BIN)/imago-bench ./cmd/imago-bench

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -112,28 +111,64 @@ func (a *Activities) ReadRoute(ctx context.Context, key provider.RouteKey) (prov
 }
 
 // Provision creates the new fleet, or adopts the one a previous attempt made with
-// the same token.
+// the same token. It heartbeats while the provider works, so a cancelled
+// rollout stops it (and then tears down what it made) instead of waiting for it.
 func (a *Activities) Provision(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
-	f, err := a.Provider.Provision(ctx, req)
+	hb := startHeartbeat(ctx, fmt.Sprintf("provisioning %d × %s", req.Size, req.ImageID))
+	defer hb.Stop()
+	f, err := a.Provider.Provision(withProgress(ctx, hb), req)
 	err = providerError(err)
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) && app.NonRetryable() {
 		// No retry will adopt what this attempt made: remove it now.
-		a.terminateToken(ctx, req)
+		_, _ = a.terminateToken(context.WithoutCancel(ctx), TerminateByTokenInput{Token: req.Token, Service: req.Service, Environment: req.Environment})
 	}
 	return f, err
 }
 
-func (a *Activities) terminateToken(ctx context.Context, req provider.ProvisionRequest) {
-	fleets, err := a.Provider.ListFleets(ctx, provider.Filter{Service: req.Service, Environment: req.Environment})
+// TerminateByTokenInput names the fleets one provision request made.
+type TerminateByTokenInput struct {
+	Token       string `json:"token"`
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+}
+
+// TerminateByToken terminates every fleet a provision request (its token)
+// made, found however far the provision got: a rollout that is cancelled or
+// fails while provisioning knows the token, not the fleet. None is no error.
+// It returns the fleets terminated.
+func (a *Activities) TerminateByToken(ctx context.Context, in TerminateByTokenInput) ([]string, error) {
+	hb := startHeartbeat(ctx, "finding the fleets of "+in.Token)
+	defer hb.Stop()
+	ids, err := a.terminateToken(withProgress(ctx, hb), in)
+	return ids, providerError(err)
+}
+
+func (a *Activities) terminateToken(ctx context.Context, in TerminateByTokenInput) ([]string, error) {
+	if in.Token == "" {
+		return nil, provider.Errorf(provider.InvalidArgument, "terminate by token: no token")
+	}
+	fleets, err := a.Provider.ListFleets(ctx, provider.Filter{Service: in.Service, Environment: in.Environment})
 	if err != nil {
-		return
+		return nil, err
 	}
+	var ids []string
 	for _, f := range fleets {
-		if f.Token == req.Token {
-			_ = a.Provider.Terminate(ctx, f.ID)
+		if f.Token != in.Token {
+			continue
 		}
+		if err := a.Provider.Terminate(ctx, f.ID); err != nil {
+			return ids, err
+		}
+		ids = append(ids, f.ID)
 	}
+	return ids, nil
+}
+
+// withProgress makes a provider's progress reports (each round of a long wait)
+// the details of the activity's heartbeats.
+func withProgress(ctx context.Context, hb *heartbeater) context.Context {
+	return provider.WithProgress(ctx, func(msg string) { hb.Set(msg) })
 }
 
 // SetRouteInput is a traffic switch.
@@ -192,14 +227,12 @@ type TerminateInput struct {
 }
 
 // Terminate stops a fleet; the provider refuses if it still receives traffic.
-// A provider that waits (a load balancer draining for its deregistration
-// delay) reports each round, and each report is a heartbeat.
+// It heartbeats on a ticker, with the provider's latest progress report (a
+// load balancer draining for its deregistration delay) as details.
 func (a *Activities) Terminate(ctx context.Context, in TerminateInput) error {
-	if activity.IsActivity(ctx) {
-		actx := ctx
-		ctx = provider.WithProgress(ctx, func(msg string) { activity.RecordHeartbeat(actx, msg) })
-	}
-	return providerError(a.Provider.Terminate(ctx, in.FleetID))
+	hb := startHeartbeat(ctx, "terminating "+in.FleetID)
+	defer hb.Stop()
+	return providerError(a.Provider.Terminate(withProgress(ctx, hb), in.FleetID))
 }
 
 // providerError makes permanent provider errors non-retryable.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -23,10 +22,6 @@ const (
 	AnalysisFailed       = analysis.PhaseFailed
 	AnalysisInconclusive = analysis.PhaseInconclusive
 )
-
-// analysisHeartbeatEvery bounds the time between heartbeats while RunAnalysis
-// waits for its next measurement (less when the heartbeat timeout is shorter).
-const analysisHeartbeatEvery = 5 * time.Second
 
 // AnalysisInput runs one analysis against a fleet.
 type AnalysisInput struct {
@@ -63,7 +58,8 @@ type AnalysisProgress struct {
 }
 
 // RunAnalysis measures the fleet as in.Spec says until the outcome is decided,
-// heartbeating every measurement and at least every few seconds in between.
+// heartbeating on a ticker (a slow measurement included) with the measurements
+// so far.
 // An invalid spec (or a provider that cannot measure it) fails without retry.
 func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (AnalysisResult, error) {
 	out := AnalysisResult{Name: in.Name, FleetID: in.FleetID}
@@ -105,23 +101,16 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 			prog = AnalysisProgress{}
 		}
 	}
-	every := analysisHeartbeatEvery
-	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 && hb/3 < every {
-		every = max(hb/3, 100*time.Millisecond)
-	}
-	runner := analysis.Runner{
-		Previous: prog.Measurements,
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			return sleepHeartbeating(ctx, d, every, func() { activity.RecordHeartbeat(ctx, prog) })
-		},
-	}
+	hb := startHeartbeat(ctx, prog)
+	defer hb.Stop()
+	runner := analysis.Runner{Previous: prog.Measurements}
 	logger := activity.GetLogger(ctx)
 	if n := len(prog.Measurements); n > 0 {
 		logger.Info("analysis resumes", "analysis", in.Name, "fleet", in.FleetID, "measurements", n)
 	}
 	res, err := runner.Run(ctx, spec, m, func(meas analysis.Measurement) {
 		prog.Measurements = append(prog.Measurements, meas)
-		activity.RecordHeartbeat(ctx, prog)
+		hb.Set(prog)
 		logger.Info("analysis measurement", "analysis", in.Name, "fleet", in.FleetID, "phase", meas.Phase, "value", meas.Value, "message", meas.Message)
 	})
 	out.Phase, out.Reason, out.Message, out.Measurements = res.Phase, res.Reason, res.Message, res.Measurements
@@ -137,26 +126,4 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 	}
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil
-}
-
-// sleepHeartbeating waits for d, calling beat at least every every, and stops
-// early with ctx.Err() when ctx is done.
-func sleepHeartbeating(ctx context.Context, d, every time.Duration, beat func()) error {
-	deadline := time.Now().Add(d)
-	for {
-		rest := time.Until(deadline)
-		if rest <= 0 {
-			return ctx.Err()
-		}
-		t := time.NewTimer(min(rest, every))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		if time.Until(deadline) > 0 {
-			beat()
-		}
-	}
 }

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/netguard"
@@ -41,20 +41,13 @@ func runAnalysis(t *testing.T, a *Activities, in AnalysisInput, prev *AnalysisPr
 	if prev != nil {
 		env.SetHeartbeatDetails(*prev)
 	}
-	var mu sync.Mutex
-	var beats []AnalysisProgress
-	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
-		var p AnalysisProgress
-		if err := details.Get(&p); err != nil {
-			t.Errorf("heartbeat details: %v", err)
-		}
-		mu.Lock()
-		beats = append(beats, p)
-		mu.Unlock()
-	})
+	hb := &heartbeatCounter{}
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{hb}})
 	val, err := env.ExecuteActivity(a.RunAnalysis, in)
-	mu.Lock()
-	defer mu.Unlock()
+	var beats []AnalysisProgress
+	for _, d := range hb.all() {
+		beats = append(beats, d.(AnalysisProgress))
+	}
 	if err != nil {
 		return AnalysisResult{}, beats, err
 	}
@@ -176,7 +169,7 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 		for _, m := range o.res.Measurements {
 			t.Logf("  %s %v %s", m.Phase, m.Value, m.Message)
 		}
-		if len(o.beats) == 0 || len(o.beats[0].Measurements) == 0 {
+		if len(o.beats) == 0 || len(o.beats[len(o.beats)-1].Measurements) == 0 {
 			t.Errorf("%s: no heartbeat with measurements: %+v", fleet, o.beats)
 		}
 	}
@@ -267,23 +260,4 @@ func TestRunAnalysisRefusesBadSpecsWithoutRetry(t *testing.T) {
 	// A provider whose driver has no router metrics cannot run router analyses.
 	_, _, err = runAnalysis(t, a, AnalysisInput{Name: "errors", Key: key, FleetID: "fl-1", Spec: ok}, nil)
 	nonRetryable(t, err, "driver none exports no router metrics")
-}
-
-func TestSleepHeartbeating(t *testing.T) {
-	var beats atomic.Int64
-	start := time.Now()
-	if err := sleepHeartbeating(context.Background(), 250*time.Millisecond, 40*time.Millisecond, func() { beats.Add(1) }); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took < 250*time.Millisecond {
-		t.Fatalf("returned after %s", took)
-	}
-	if n := beats.Load(); n < 4 {
-		t.Fatalf("%d heartbeats in 250ms at most 40ms apart", n)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if err := sleepHeartbeating(ctx, time.Hour, time.Second, func() {}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("canceled sleep: %v", err)
-	}
 }

@@ -203,6 +203,10 @@ type BakeBuildInput struct {
 	Spec        spec.Bake `json:"spec"`
 	InputDigest string    `json:"inputDigest"`
 	BaseImageID string    `json:"baseImageId,omitempty"`
+	// BuildID names the bake run (workflow ID and run ID): each run builds in a
+	// directory of its own, which its retried attempts adopt. Empty (a bake
+	// scheduled before it existed): the input digest's directory.
+	BuildID string `json:"buildId,omitempty"`
 }
 
 // BakeBuildResult is a built, not yet published image.
@@ -212,14 +216,15 @@ type BakeBuildResult struct {
 	Adopted     bool          `json:"adopted"`               // a previous attempt had finished it
 }
 
-// BakeBuild builds the image into a directory derived from the input digest. A
-// retried attempt (say, after a worker crash) adopts a build that finished.
+// BakeBuild builds the image into a directory of the bake run. A retried
+// attempt (say, after a worker crash) adopts a build that finished; two bakes
+// of the same inputs never share a directory.
 func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuildResult, error) {
 	b := in.Spec
 	if err := a.fence(&b); err != nil {
 		return BakeBuildResult{}, err
 	}
-	outDir := filepath.Join(a.Home, "bakes", b.Service, strings.TrimPrefix(in.InputDigest, "sha256:")[:16])
+	outDir := buildDir(a.Home, b.Service, in.InputDigest, in.BuildID)
 	done := filepath.Join(outDir, "done.json")
 	var prev BakeBuildResult
 	if readJSON(done, &prev) == nil {
@@ -231,33 +236,11 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 		return BakeBuildResult{}, err
 	}
 
-	// Heartbeat with the latest output line, and at least every few seconds while a
-	// step is silent (a long compile), so a dead worker is noticed and a live one is not.
-	lines := make(chan string, 64)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		last := "starting"
-		tick := time.NewTicker(5 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case l := <-lines:
-				last = l
-				activity.RecordHeartbeat(ctx, last)
-			case <-tick.C:
-				activity.RecordHeartbeat(ctx, last)
-			case <-stop:
-				return
-			}
-		}
-	}()
-	say := func(l string) {
-		select {
-		case lines <- l:
-		default:
-		}
-	}
+	// Heartbeat with the latest output line, on a ticker, so a silent step (a long
+	// compile) is not taken for a dead worker.
+	hb := startHeartbeat(ctx, "starting")
+	defer hb.Stop()
+	say := func(l string) { hb.Set(l) }
 
 	img := catalog.Image{
 		Service: b.Service, InputDigest: in.InputDigest, Parent: in.BaseImageID,
@@ -326,6 +309,17 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 		return res, err
 	}
 	return res, nil
+}
+
+// buildDir is Home/bakes/<service>/<inputs>-<run>: the digest's first 16 hex
+// digits and, when the run is named, 12 of the run's hash.
+func buildDir(home, service, inputDigest, buildID string) string {
+	name := strings.TrimPrefix(inputDigest, "sha256:")[:16]
+	if buildID != "" {
+		sum := sha256.Sum256([]byte(buildID))
+		name += "-" + hex.EncodeToString(sum[:])[:12]
+	}
+	return filepath.Join(home, "bakes", service, name)
 }
 
 // The provisioning commands see the base image's ID as $IMAGO_BASE_IMAGE, so an
@@ -404,6 +398,8 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 	if a.Local != nil {
 		p = a.Local // a local image boots locally, whatever the rollouts' provider
 	}
+	hb := startHeartbeat(ctx, "booting a test instance of "+in.Image.ID)
+	defer hb.Stop()
 	fleet, err := p.Provision(ctx, provider.ProvisionRequest{
 		Token: in.Token, Service: in.Image.Service, Environment: "bake-test", ImageID: in.Image.ID, Size: 1,
 		Labels: map[string]string{"purpose": "image-test"},
@@ -418,9 +414,9 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 			err = terr
 		}
 	}()
-	activity.RecordHeartbeat(ctx, "waiting for "+in.Health.Path)
+	hb.Set("waiting for " + in.Health.Path)
 	problems, err := a.pollHealthy(ctx, fleet.ID, in.Health.Path, in.Health.Interval.D(), time.Now().Add(in.Health.Timeout.D()),
-		func(int, int) { activity.RecordHeartbeat(ctx, "waiting for "+in.Health.Path) })
+		func(int, int) {})
 	if err != nil {
 		return err
 	}

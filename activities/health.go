@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -38,23 +39,29 @@ type HealthProgress struct {
 	Total   int       `json:"total"`
 }
 
-// WaitHealthy probes every instance until all answer 2xx on Path, heartbeating
-// each round; it fails (non-retryable) when Timeout passes first.
+// WaitHealthy probes every instance until all answer 2xx on Path; it fails
+// (non-retryable) when Timeout passes first. It heartbeats before the first
+// round (fixing the deadline a retried attempt resumes) and on a ticker while
+// probes are in flight, so a slow health endpoint is never taken for a dead
+// worker.
 func (a *Activities) WaitHealthy(ctx context.Context, in WaitHealthyInput) (WaitHealthyResult, error) {
 	prog := HealthProgress{Started: time.Now()}
 	if activity.HasHeartbeatDetails(ctx) {
 		var prev HealthProgress
 		if activity.GetHeartbeatDetails(ctx, &prev) == nil && !prev.Started.IsZero() {
 			prog.Started = prev.Started
+			prog.Total = prev.Total
 		}
 	}
+	hb := startHeartbeat(ctx, prog)
+	defer hb.Stop()
 	deadline := prog.Started.Add(in.Timeout)
 	problems, err := a.pollHealthy(ctx, in.FleetID, in.Path, in.Interval, deadline, func(healthy, total int) {
 		prog.Healthy = healthy
 		if total > 0 { // a round whose describe failed keeps the last known size
 			prog.Total = total
 		}
-		activity.RecordHeartbeat(ctx, prog)
+		hb.Set(prog)
 	})
 	if err != nil {
 		return WaitHealthyResult{}, err
@@ -103,20 +110,38 @@ func (a *Activities) pollHealthy(ctx context.Context, fleetID, path string, inte
 	}
 }
 
-// probeFleet returns one line per instance that is not healthy, sorted.
+// maxConcurrentProbes bounds the health probes of one round in flight at once.
+const maxConcurrentProbes = 32
+
+// probeFleet probes every instance, at most maxConcurrentProbes at a time, so a
+// round takes as long as the slowest probe, not the sum of them. It returns
+// one line per instance that is not healthy, sorted.
 func (a *Activities) probeFleet(ctx context.Context, fleet provider.Fleet, path string) []string {
-	var problems []string
-	for _, in := range fleet.Instances {
+	found := make([]string, len(fleet.Instances))
+	slots := make(chan struct{}, maxConcurrentProbes)
+	var wg sync.WaitGroup
+	for i, in := range fleet.Instances {
 		if in.State != provider.InstanceRunning {
-			problems = append(problems, fmt.Sprintf("%s is %s", in.ID, in.State))
+			found[i] = fmt.Sprintf("%s is %s", in.ID, in.State)
 			continue
 		}
-		status, _, err := a.get(ctx, in.Address, path)
-		switch {
-		case err != nil:
-			problems = append(problems, fmt.Sprintf("%s: %v", in.ID, err))
-		case status < 200 || status > 299:
-			problems = append(problems, fmt.Sprintf("%s: %s answered %d", in.ID, path, status))
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			status, _, err := a.get(ctx, in.Address, path)
+			switch {
+			case err != nil:
+				found[i] = fmt.Sprintf("%s: %v", in.ID, err)
+			case status < 200 || status > 299:
+				found[i] = fmt.Sprintf("%s: %s answered %d", in.ID, path, status)
+			}
+		})
+	}
+	wg.Wait()
+	var problems []string
+	for _, p := range found {
+		if p != "" {
+			problems = append(problems, p)
 		}
 	}
 	sort.Strings(problems)

@@ -12,7 +12,7 @@ import (
 
 // Images is where the local provider finds images: the catalog, and the images a
 // bake has built but not yet published (a bake tests an image before the catalog
-// lists it). BakeBuild leaves their records in Home/bakes/<service>/<digest>/done.json.
+// lists it). BakeBuild leaves their records in Home/bakes/<service>/<build>/done.json.
 type Images struct {
 	Catalog *catalog.Catalog
 	Home    string

@@ -131,7 +131,7 @@ func pipelineFrame(id string, p workflows.PipelineProgress) watch.Frame {
 
 func pipelineEnded(phase string) bool {
 	switch phase {
-	case workflows.PipelinePhaseSucceeded, workflows.PipelinePhaseFailed, workflows.PipelinePhaseAborted, workflows.PipelinePhaseSkipped:
+	case workflows.PipelinePhaseSucceeded, workflows.PipelinePhaseFailed, workflows.PipelinePhaseAborted, workflows.PipelinePhaseSkipped, workflows.PipelinePhaseCanceled:
 		return true
 	}
 	return false

@@ -53,7 +53,10 @@ func run() error {
 
 Runs imago's workflows and activities. Without TEMPORAL_ADDRESS it also runs an
 embedded Temporal server (SQLite under $IMAGO_HOME, default ~/.imago) and the
-Temporal web UI.
+Temporal web UI. On SIGTERM it lets running activities finish for
+IMAGO_WORKER_STOP_TIMEOUT (default 25s; builds and image tests
+IMAGO_BAKE_STOP_TIMEOUT, default 10m); it runs IMAGO_BAKE_CONCURRENCY (default 2)
+builds and image tests at once.
 
 Example:
   imago-worker                                   # embedded server + UI + worker, state in ~/.imago
@@ -99,6 +102,11 @@ Flags:
 	}
 	if cfg.TemporalAddress != "" && *allowRemote {
 		return usageError{errors.New("--allow-remote is for the embedded server, which TEMPORAL_ADDRESS turns off; unset one of them")}
+	}
+
+	wc, err := app.WorkerConfigFromEnv()
+	if err != nil {
+		return usageError{err}
 	}
 
 	embedded := cfg.TemporalAddress == ""
@@ -176,14 +184,17 @@ Flags:
 		return err
 	}
 	defer c.Close()
-	w := app.NewWorker(c, deps.Activities)
+	w := app.NewWorkers(c, deps.Activities, wc)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker polling", "taskQueue", workflows.TaskQueue, "address", cfg.TemporalAddress, "namespace", cfg.Namespace, "home", cfg.Home)
-	fmt.Fprintf(os.Stderr, "imago: worker polling task queue %q (IMAGO_HOME=%s); Ctrl-C stops it\n", workflows.TaskQueue, cfg.Home)
+	logger.Info("worker polling", "taskQueue", workflows.TaskQueue, "bakeTaskQueue", workflows.BakeTaskQueue, "bakeConcurrency", wc.BakeConcurrency,
+		"address", cfg.TemporalAddress, "namespace", cfg.Namespace, "home", cfg.Home)
+	fmt.Fprintf(os.Stderr, "imago: worker polling task queues %q and %q (IMAGO_HOME=%s); Ctrl-C stops it\n", workflows.TaskQueue, workflows.BakeTaskQueue, cfg.Home)
 	<-ctx.Done()
-	logger.Info("shutting down")
+	stop() // a second Ctrl-C or SIGTERM ends the process at once
+	logger.Info("shutting down: running activities may finish", "stopTimeout", wc.StopTimeout.String(), "bakeStopTimeout", wc.BakeStopTimeout.String())
+	fmt.Fprintf(os.Stderr, "imago: stopping; running activities may finish (up to %s, builds and image tests %s); Ctrl-C again stops now\n", wc.StopTimeout, wc.BakeStopTimeout)
 	w.Stop()
 	return nil
 }

@@ -15,6 +15,11 @@ import (
 // TaskQueue is the task queue imago's workers poll.
 const TaskQueue = "imago"
 
+// BakeTaskQueue is where bakes build and test images (BakeBuild, TestImage):
+// long, heavy activities that a worker runs a few at a time and lets finish
+// longer when it stops.
+const BakeTaskQueue = "imago-bake"
+
 // Query and update names.
 const (
 	QueryProgress = "progress"

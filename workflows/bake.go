@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -20,10 +21,34 @@ const (
 	BakePhasePublished = "publishing"
 	BakePhaseSucceeded = "succeeded"
 	BakePhaseFailed    = "failed"
+	BakePhaseCanceled  = "canceled"
 )
 
 // ErrBakeFailed is the error type of a failed bake.
 const ErrBakeFailed = "BakeFailed"
+
+// bakeTaskQueue is the workflow change that runs a bake's build and image
+// test on BakeTaskQueue.
+const bakeTaskQueue = "bake-task-queue"
+
+// bakeChildAsBake is the workflow change that starts a rollout's bake as any
+// other bake: its own workflow ID and search attributes (bakeChildOptions),
+// not <rollout>/bake.
+const bakeChildAsBake = "bake-child-as-bake"
+
+// bakeChildOptions start a bake as a child of a pipeline or rollout (parent
+// says which) as it would start by hand: the bake's own workflow ID, so one
+// bake per service and channel runs at a time, and its search attributes,
+// summary and details.
+func bakeChildOptions(b spec.Bake, by, parent string) workflow.ChildWorkflowOptions {
+	return workflow.ChildWorkflowOptions{
+		WorkflowID:            b.WorkflowID(),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:         BakeSummary(b) + " · " + parent,
+		StaticDetails:         BakeDetails(b, by),
+		TypedSearchAttributes: BakeAttributes(b),
+	}
+}
 
 // BakeInput starts a bake.
 type BakeInput struct {
@@ -63,7 +88,11 @@ func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
 	defer func() {
 		if err != nil {
 			b.progress.Error = reason(err)
-			b.phase(ctx, BakePhaseFailed, b.progress.Error)
+			phase := BakePhaseFailed
+			if temporal.IsCanceledError(err) {
+				phase = BakePhaseCanceled
+			}
+			b.phase(ctx, phase, b.progress.Error)
 		}
 	}()
 
@@ -112,11 +141,12 @@ type baker struct {
 	by       string
 	progress BakeProgress
 	events   notifier // phase events (events.go)
+	queue    string   // the task queue of the build and the image test; "" the workflow's (bakeTaskQueue)
 }
 
 func (b *baker) phase(ctx workflow.Context, phase, msg string) {
 	b.progress.Phase = phase
-	announce(ctx, phase, msg)
+	b.events.announce(ctx, phase, msg)
 	workflow.GetLogger(ctx).Info(msg, "phase", phase)
 	b.publishPhase(ctx, msg)
 }
@@ -124,35 +154,6 @@ func (b *baker) phase(ctx workflow.Context, phase, msg string) {
 func (b *baker) fail(doing string, err error) error {
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("bake of %s failed while %s: %s", b.spec.Service, doing, reason(err)), ErrBakeFailed, err)
-}
-
-// quickOptions are the activity options of short provider and catalog calls. A
-// short StartToClose bounds how long a call lost with a crashed worker waits to be
-// retried (nothing heartbeats for it); retries are many, since attempts are cheap.
-func quickOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 25,
-		},
-		Summary: summary,
-	})
-}
-
-// terminateOptions are the activity options of a Terminate. A provider may
-// wait out a load balancer's deregistration delay before it deletes instances
-// (aws: up to 3600 s, 30 s by default), heartbeating as it waits: a dead worker
-// is noticed by the heartbeat timeout, not the long start-to-close timeout.
-// Options are not part of what replay checks: no workflow.GetVersion needed.
-func terminateOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 90 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 25,
-		},
-		Summary: summary,
-	})
 }
 
 func (b *baker) digest(ctx workflow.Context) (activities.BakeDigestResult, error) {
@@ -182,16 +183,24 @@ func (b *baker) cached(ctx workflow.Context, digest string) (*catalog.Image, err
 
 func (b *baker) build(ctx workflow.Context, dig activities.BakeDigestResult) (activities.BakeBuildResult, error) {
 	b.phase(ctx, BakePhaseBuilding, fmt.Sprintf("building with %s (inputs %s)", b.spec.Builder, shortDigest(dig.InputDigest)))
-	opts := workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Hour,
-		HeartbeatTimeout:    30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
-		Summary:             fmt.Sprintf("build %s with %s", b.spec.Service, b.spec.Builder),
+	if workflow.GetVersion(ctx, bakeTaskQueue, workflow.DefaultVersion, 1) >= 1 {
+		b.queue = BakeTaskQueue
 	}
+	opts := workflow.ActivityOptions{
+		TaskQueue:              b.queue,
+		StartToCloseTimeout:    2 * time.Hour,
+		HeartbeatTimeout:       30 * time.Second,
+		ScheduleToCloseTimeout: 5 * time.Hour, // a failed build retries; two full ones at most
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
+		Summary:                fmt.Sprintf("build %s with %s", b.spec.Service, b.spec.Builder),
+	}
+	info := workflow.GetInfo(ctx)
 	var a *activities.Activities
 	var out activities.BakeBuildResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.BakeBuild,
-		activities.BakeBuildInput{Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.BakeBuild, activities.BakeBuildInput{
+		Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID,
+		BuildID: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
+	}).Get(ctx, &out)
 	if err != nil {
 		return out, b.fail("building", err)
 	}
@@ -205,11 +214,14 @@ func (b *baker) test(ctx workflow.Context, built activities.BakeBuildResult) (bo
 	b.phase(ctx, BakePhaseTesting, fmt.Sprintf("booting one instance of %s", built.Image.ID))
 	info := workflow.GetInfo(ctx)
 	t := b.spec.Test
+	attempt := t.Health.Timeout.D() + 2*time.Minute
 	opts := workflow.ActivityOptions{
-		StartToCloseTimeout: t.Health.Timeout.D() + 2*time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
-		Summary:             "test " + built.Image.ID,
+		TaskQueue:              b.queue,
+		StartToCloseTimeout:    attempt,
+		HeartbeatTimeout:       10 * time.Second,
+		ScheduleToCloseTimeout: 3 * attempt,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
+		Summary:                "test " + built.Image.ID,
 	}
 	var a *activities.Activities
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.TestImage, activities.TestImageInput{

@@ -7,8 +7,11 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
@@ -153,13 +156,15 @@ func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
 	s.True(s.published)
 }
 
-// A rollout with image.bake runs the bake as a child workflow and ships its image.
-func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
-	s.cache(true)
-	var resolved spec.ImageRef
+// rolloutGoesWell mocks a first rollout's activities, each succeeding, and
+// registers the Bake workflow for its child; resolved (if not nil) gets the
+// image reference the rollout resolves.
+func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
-			resolved = in.Ref
+			if resolved != nil {
+				*resolved = in.Ref
+			}
 			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
@@ -172,6 +177,13 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
 	s.env.RegisterWorkflow(Bake)
+}
+
+// A rollout with image.bake runs the bake as a child workflow and ships its image.
+func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
+	s.cache(true)
+	var resolved spec.ImageRef
+	s.rolloutGoesWell(&resolved)
 
 	r := testSpec()
 	r.Image = spec.ImageRef{Bake: "bake.yaml"}
@@ -183,4 +195,53 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal("img-cached00000", res.ImageID)
 	s.Equal(spec.ImageRef{ID: "img-cached00000"}, resolved)
+}
+
+// A rollout's bake runs as any other bake: under the bake's own workflow ID
+// (one bake per service and channel at a time, as pipelines and the CLI rely
+// on) and with the bake's search attributes, so it is found by service.
+func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
+	s.rolloutGoesWell(nil)
+	var id, service string
+	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in BakeInput) (BakeResult, error) {
+		id = workflow.GetInfo(ctx).WorkflowExecution.ID
+		service, _ = workflow.GetTypedSearchAttributes(ctx).GetKeyword(ServiceAttr)
+		return BakeResult{ImageID: "img-baked0000000", InputDigest: "sha256:abc", Channel: in.Spec.Channel}, nil
+	})
+
+	r := testSpec()
+	r.Image = spec.ImageRef{Bake: "bake.yaml"}
+	b := bakeSpec()
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal("bake/hello/latest", id, "the bake's own workflow ID, not <rollout>/bake")
+	s.Equal("hello", service, "the bake carries ImagoService")
+}
+
+// Each bake run builds in a directory of its own: BakeBuild gets the run. The
+// build and the image test run on the bake task queue.
+func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
+	s.cache(false)
+	var build, run string
+	var queues []string
+	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.BakeBuildInput) (activities.BakeBuildResult, error) {
+			build, run = in.BuildID, activity.GetInfo(ctx).WorkflowExecution.RunID
+			queues = append(queues, activity.GetInfo(ctx).TaskQueue)
+			return activities.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
+		})
+	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.TestImageInput) error {
+		queues = append(queues, activity.GetInfo(ctx).TaskQueue)
+		return nil
+	})
+	s.publishes()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "bake/hello/latest", TaskQueue: TaskQueue})
+
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NotEmpty(run)
+	s.Equal("bake/hello/latest/"+run, build)
+	s.Equal([]string{BakeTaskQueue, BakeTaskQueue}, queues, "BakeBuild and TestImage run on the bake task queue")
 }

@@ -14,25 +14,37 @@ import (
 // their phase changes: runs recorded before it replay without the events.
 const phaseEventsChange = "phase-events"
 
-// notifier publishes a run's phase changes and its outcome as events, through
-// the PublishEvent local activity. Events are numbered within the run, so an
-// event's ID (run ID + number) is the same however often it is sent.
+// phaseAttrOnChange is the workflow change that upserts ImagoPhase only when
+// the phase changes (not at each canary step, wave or pause of one phase).
+const phaseAttrOnChange = "phase-attribute-on-change"
+
+// notifier shows a run's phase (announce) and publishes its phase changes and
+// its outcome as events, through the PublishEvent local activity. Events are
+// numbered within the run, so an event's ID (run ID + number) is the same
+// however often it is sent.
 type notifier struct {
 	on  bool // the run began after phaseEventsChange
 	seq int
+
+	attrOnChange bool   // the run began after phaseAttrOnChange
+	attr         string // the ImagoPhase last upserted
 }
 
-// newNotifier asks, once per run, whether this run publishes events.
+// newNotifier asks, once per run, whether this run publishes events and how it
+// upserts its phase.
 func newNotifier(ctx workflow.Context) notifier {
-	return notifier{on: workflow.GetVersion(ctx, phaseEventsChange, workflow.DefaultVersion, 1) >= 1}
+	return notifier{
+		on:           workflow.GetVersion(ctx, phaseEventsChange, workflow.DefaultVersion, 1) >= 1,
+		attrOnChange: workflow.GetVersion(ctx, phaseAttrOnChange, workflow.DefaultVersion, 1) >= 1,
+	}
 }
 
 // eventOptions: publishing is quick; a topic that stays down costs a phase at most
-// ScheduleToClose, and then the workflow carries on without the event.
+// ScheduleToClose (5 s), and then the workflow carries on without the event.
 var eventOptions = workflow.LocalActivityOptions{
-	StartToCloseTimeout:    5 * time.Second,
-	ScheduleToCloseTimeout: 15 * time.Second,
-	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second},
+	StartToCloseTimeout:    2 * time.Second,
+	ScheduleToCloseTimeout: 5 * time.Second,
+	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 2 * time.Second},
 }
 
 // publish sends one event, in order with the run's others. It never fails the
@@ -61,6 +73,7 @@ var rolloutOutcomes = map[string]string{
 	PhaseFailed:     "failed",
 	PhaseAborted:    "aborted",
 	PhaseRolledBack: "rolled_back",
+	PhaseCanceled:   "canceled",
 }
 
 // publishPhase publishes the rollout's phase change; a final phase publishes the
@@ -79,7 +92,7 @@ func (r *rollout) publishPhase(ctx workflow.Context, msg string) {
 }
 
 // publishPhase publishes the bake's phase change; a final phase publishes the
-// outcome instead: succeeded, cached (the catalog had the image) or failed.
+// outcome instead: succeeded, cached (the catalog had the image), failed or canceled.
 func (b *baker) publishPhase(ctx workflow.Context, msg string) {
 	p := b.progress
 	data := events.Data{
@@ -92,8 +105,8 @@ func (b *baker) publishPhase(ctx workflow.Context, msg string) {
 		if p.Cached {
 			data.Outcome = "cached"
 		}
-	case BakePhaseFailed:
-		typ, data.Outcome, data.Error = events.TypeBakeFinished, "failed", p.Error
+	case BakePhaseFailed, BakePhaseCanceled:
+		typ, data.Outcome, data.Error = events.TypeBakeFinished, p.Phase, p.Error
 	}
 	b.events.publish(ctx, typ, p.Service, data)
 }
@@ -104,10 +117,12 @@ var pipelineOutcomes = map[string]string{
 	PipelinePhaseSkipped:   "skipped",
 	PipelinePhaseFailed:    "failed",
 	PipelinePhaseAborted:   "aborted",
+	PipelinePhaseCanceled:  "canceled",
 }
 
 // publishPhase publishes the pipeline's phase change; a final phase publishes
-// the outcome instead: succeeded, skipped (nothing changed), failed or aborted.
+// the outcome instead: succeeded, skipped (nothing changed), failed, aborted or
+// canceled.
 func (p *pipeline) publishPhase(ctx workflow.Context, msg string) {
 	pr := p.progress
 	data := events.Data{Service: pr.Service, Image: pr.ImageID, Phase: pr.Phase, Message: msg, StartedBy: pr.StartedBy}

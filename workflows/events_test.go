@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
@@ -176,4 +177,27 @@ func (s *bakeSuite) TestACachedBakePublishesCached() {
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]string{"dev.imago.bake.phase digest", "dev.imago.bake.finished succeeded"}, phasesOf(got))
 	s.Equal("cached", got[1].Data.Outcome)
+}
+
+// An events topic that is down costs a phase at most 5 s: the workflow waits
+// for the publication no longer before it carries on without the event.
+func (s *rolloutSuite) TestATopicThatIsDownCostsAPhaseAtMostFiveSeconds() {
+	var resolvedAt time.Time
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
+			resolvedAt = s.env.Now()
+			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+		})
+	s.provisions()
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	s.publishedEvents(1000)
+	start := s.env.Now()
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.LessOrEqual(resolvedAt.Sub(start), 5*time.Second, "the first phase's event held the rollout for %s", resolvedAt.Sub(start))
 }

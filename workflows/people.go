@@ -39,7 +39,7 @@ type DecisionInput struct {
 func (r *rollout) registerUpdates(ctx workflow.Context) error {
 	finished := func() error {
 		switch r.progress.Phase {
-		case PhaseSucceeded, PhaseFailed, PhaseAborted, PhaseRolledBack:
+		case PhaseSucceeded, PhaseFailed, PhaseAborted, PhaseRolledBack, PhaseCanceled:
 			return fmt.Errorf("the rollout already ended (%s)", r.progress.Phase)
 		}
 		return nil

@@ -24,6 +24,7 @@ const (
 	PipelinePhaseSucceeded = "succeeded"
 	PipelinePhaseFailed    = "failed"
 	PipelinePhaseAborted   = "aborted"
+	PipelinePhaseCanceled  = "canceled"
 )
 
 // Stage states.
@@ -35,6 +36,7 @@ const (
 	StageUnchanged = "unchanged" // the image was already live there
 	StageFailed    = "failed"
 	StageSkipped   = "not-started" // an earlier stage failed or the pipeline was aborted
+	StageCanceled  = "canceled"    // the pipeline was cancelled while its rollout ran; the rollout undid itself
 )
 
 // Error types of pipelines that did not succeed.
@@ -159,14 +161,8 @@ func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err erro
 		p.setPhase(ctx, PipelinePhaseBaking, fmt.Sprintf("baking %s from %s", b.Service, p.spec.BakeFile))
 		bake := *b
 		bake.Force = bake.Force || p.in.Always
-		opts := workflow.ChildWorkflowOptions{
-			// The usual bake ID: a bake by hand of the same channel cannot run beside it.
-			WorkflowID:            bake.WorkflowID(),
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			StaticSummary:         BakeSummary(bake) + " · pipeline " + p.spec.Name,
-			StaticDetails:         BakeDetails(bake, p.by()),
-			TypedSearchAttributes: BakeAttributes(bake),
-		}
+		// The usual bake ID: a bake by hand of the same channel cannot run beside it.
+		opts := bakeChildOptions(bake, p.by(), "pipeline "+p.spec.Name)
 		var out BakeResult
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
 			BakeInput{Spec: bake, StartedBy: p.by()}).Get(ctx, &out); err != nil {
@@ -278,6 +274,10 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 		TypedSearchAttributes: RolloutAttributes(r),
 		StaticSummary:         RolloutSummary(r) + " · pipeline " + p.spec.Name,
 		StaticDetails:         RolloutDetails(r, p.by()),
+		// A cancelled pipeline waits for its rollout to undo itself, and says how it
+		// ended. (The Go SDK's child future already settles only when the child
+		// closes, v1.50 does not read this option: no command or event changes.)
+		WaitForCancellation: true,
 	}
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Rollout,
 		RolloutInput{Spec: r, StartedBy: p.by(), Action: "rollout"})
@@ -289,6 +289,9 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 	status.State, status.RolloutID, status.RunID = StageRunning, exec.ID, exec.RunID
 	if err := child.Get(ctx, nil); err != nil {
 		status.State, status.Error = StageFailed, reason(err)
+		if temporal.IsCanceledError(err) {
+			status.State = StageCanceled
+		}
 		return p.stageFailed(ctx, i, err)
 	}
 	status.State = StageSucceeded
@@ -305,6 +308,10 @@ func (p *pipeline) stageFailed(ctx workflow.Context, i int, err error) error {
 		later = append(later, p.progress.Stages[j].Environment)
 	}
 	msg := fmt.Sprintf("pipeline %s stopped: stage %s failed: %s", p.spec.Name, env, reason(err))
+	if temporal.IsCanceledError(err) {
+		msg = fmt.Sprintf("pipeline %s canceled during stage %s, once its rollout ended (imago rollout status %s -e %s)",
+			p.spec.Name, env, p.progress.Service, env)
+	}
 	if len(later) > 0 {
 		msg += fmt.Sprintf("; %s not touched", strings.Join(later, ", "))
 	}
@@ -359,7 +366,7 @@ func (p *pipeline) registerUpdates(ctx workflow.Context) error {
 			return errors.New("say who you are (by)")
 		}
 		switch p.progress.Phase {
-		case PipelinePhaseSucceeded, PipelinePhaseFailed, PipelinePhaseAborted, PipelinePhaseSkipped:
+		case PipelinePhaseSucceeded, PipelinePhaseFailed, PipelinePhaseAborted, PipelinePhaseSkipped, PipelinePhaseCanceled:
 			return fmt.Errorf("the pipeline already ended (%s)", p.progress.Phase)
 		}
 		return nil
@@ -420,8 +427,11 @@ func (p *pipeline) finish(ctx workflow.Context, err error) error {
 	p.progress.Error = reason(err)
 	phase := PipelinePhaseFailed
 	var app *temporal.ApplicationError
-	if errors.As(err, &app) && app.Type() == ErrPipelineAborted {
+	switch {
+	case errors.As(err, &app) && app.Type() == ErrPipelineAborted:
 		phase = PipelinePhaseAborted
+	case temporal.IsCanceledError(err):
+		phase = PipelinePhaseCanceled
 	}
 	p.setPhase(ctx, phase, p.progress.Error)
 	return err
@@ -450,7 +460,7 @@ func (p *pipeline) by() string {
 func (p *pipeline) setPhase(ctx workflow.Context, phase, msg string) {
 	p.progress.Phase = phase
 	p.event(ctx, msg)
-	announce(ctx, phase, msg)
+	p.events.announce(ctx, phase, msg)
 	p.publishPhase(ctx, msg)
 }
 

@@ -65,7 +65,7 @@ const maxEvents = 30
 func (r *rollout) setPhase(ctx workflow.Context, phase, msg string) {
 	r.progress.Phase = phase
 	r.event(ctx, msg)
-	announce(ctx, phase, msg)
+	r.events.announce(ctx, phase, msg)
 	r.publishPhase(ctx, msg)
 }
 
@@ -73,11 +73,15 @@ func (r *rollout) event(ctx workflow.Context, msg string) {
 	r.progress.Events = appendEvent(ctx, r.progress.Events, &r.progress.EventCount, r.progress.Phase, msg)
 }
 
-// announce shows a workflow's new phase: the ImagoPhase search attribute and the
-// web UI's current details.
-func announce(ctx workflow.Context, phase, msg string) {
-	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseAttr.ValueSet(phase)); err != nil {
-		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+// announce shows a workflow's new phase: the ImagoPhase search attribute (in a
+// run that began after phaseAttrOnChange, only when the phase changed: each
+// upsert is a history event) and the web UI's current details.
+func (n *notifier) announce(ctx workflow.Context, phase, msg string) {
+	if !n.attrOnChange || phase != n.attr {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseAttr.ValueSet(phase)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+		n.attr = phase
 	}
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", phase, msg))
 }

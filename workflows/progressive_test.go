@@ -294,3 +294,26 @@ func (s *rolloutSuite) TestRollingReplacesTheOldFleetWaveByWave() {
 	s.Equal([]string{"fl-old=2", "fl-new=4"}, resizes)
 	s.Equal([]string{"fl-old"}, s.terminated)
 }
+
+// ImagoPhase is upserted when the phase changes, not at every step of one
+// phase: each upsert is an event in the history (and a write to visibility).
+func (s *rolloutSuite) TestImagoPhaseIsUpsertedOnlyWhenItChanges() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var upserted []string
+	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if phase, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(PhaseAttr); ok {
+			upserted = append(upserted, phase)
+		}
+	}).Return(nil)
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), weightStep(30), weightStep(60), pauseStep(time.Minute), weightStep(90))})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal([]string{
+		PhaseResolving, PhaseProvisioning, PhaseWaitingHealthy, PhaseValidating, PhaseCanary, PhasePaused, PhaseCanary,
+		PhaseCuttingOver, PhaseSoaking, PhaseDecommissioning, PhaseSucceeded,
+	}, upserted)
+}

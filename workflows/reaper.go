@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
@@ -31,6 +32,11 @@ type ReaperResult struct {
 	Failed     map[string]string            `json:"failed,omitempty"` // fleet → why it was not terminated
 	Summary    string                       `json:"summary"`
 }
+
+// reaperEndsCanceled is the workflow change that ends a cancelled sweep
+// canceled, leaving the rest for the next one (before: each remaining Terminate
+// failed at once, and the sweep completed).
+const reaperEndsCanceled = "reaper-ends-canceled"
 
 // Reaper is the leak collector: it lists the provider's fleets, keeps those a
 // route sends traffic to, those a running rollout, bake or pipeline of their
@@ -61,9 +67,13 @@ func Reaper(ctx workflow.Context, in ReaperInput) (ReaperResult, error) {
 		workflow.SetCurrentDetails(ctx, res.Summary)
 		return res, nil
 	}
+	endsCanceled := workflow.GetVersion(ctx, reaperEndsCanceled, workflow.DefaultVersion, 1) >= 1
 	for _, o := range res.Found.Orphans {
 		err := workflow.ExecuteActivity(terminateOptions(ctx, fmt.Sprintf("terminate leaked %s (%s/%s)", o.FleetID, o.Environment, o.Service)),
 			a.Terminate, activities.TerminateInput{FleetID: o.FleetID}).Get(ctx, nil)
+		if endsCanceled && temporal.IsCanceledError(err) {
+			return res, err // cancelled: the rest stays for the next sweep
+		}
 		if err != nil {
 			if res.Failed == nil {
 				res.Failed = map[string]string{}

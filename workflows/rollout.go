@@ -33,7 +33,12 @@ const (
 	PhaseFailed           = "failed"
 	PhaseAborted          = "aborted"
 	PhaseRolledBack       = "rolled-back"
+	PhaseCanceled         = "canceled" // the workflow was cancelled (and undone, as after a failure)
 )
+
+// revertBeforeProvision is the workflow change that arms a rollout's undo before
+// it provisions, tearing the new fleet down by its provision token.
+const revertBeforeProvision = "revert-before-provision"
 
 // Error types of rollouts that did not succeed.
 const (
@@ -79,15 +84,26 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	if err != nil {
 		return res, err
 	}
-	fleet, err := r.provision(ctx, img)
-	if err != nil {
-		return res, err
-	}
-	defer func() {
+	// Until decommissioning begins, any failure, cancel, abort or rollback undoes
+	// the rollout. The undo is armed before provisioning (runs recorded before
+	// revertBeforeProvision arm it after): a cancel, or a provision that gave up
+	// half way, still tears down what was made.
+	var fleet provider.Fleet
+	undo := func() {
 		if err != nil && !r.committed {
 			r.revert(ctx, prev, fleet)
 		}
-	}()
+	}
+	early := workflow.GetVersion(ctx, revertBeforeProvision, workflow.DefaultVersion, 1) >= 1
+	if early {
+		defer undo()
+	}
+	if fleet, err = r.provision(ctx, img, early); err != nil {
+		return res, err
+	}
+	if !early {
+		defer undo()
+	}
 	if err = r.waitHealthy(ctx, fleet); err != nil {
 		return res, err
 	}
@@ -120,8 +136,9 @@ type rollout struct {
 	key      provider.RouteKey
 	progress Progress
 
-	routeTouched bool // a route write toward the new fleet was attempted: revert restores the old route
-	committed    bool // decommissioning began: no more going back
+	token        string // the provision token when the undo tears down by it (revertBeforeProvision)
+	routeTouched bool   // a route write toward the new fleet was attempted: revert restores the old route
+	committed    bool   // decommissioning began: no more going back
 
 	// People in the loop (see people.go).
 	gate     string    // what an approve would release now; "" when nothing waits
@@ -175,6 +192,9 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 			WorkflowID:    workflow.GetInfo(ctx).WorkflowExecution.ID + "/bake",
 			StaticSummary: fmt.Sprintf("bake %s for %s", bake.Service, r.key),
 		}
+		if workflow.GetVersion(ctx, bakeChildAsBake, workflow.DefaultVersion, 1) >= 1 {
+			opts = bakeChildOptions(*bake, r.progress.StartedBy, "rollout "+r.key.String())
+		}
 		var res BakeResult
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
 			BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
@@ -218,7 +238,10 @@ func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
 	return route, nil
 }
 
-func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Fleet, error) {
+// provision makes the new fleet. byToken: the undo is armed already and
+// tears down whatever this token made, so a cancel waits for the Provision
+// attempt to stop (it heartbeats) before the undo looks.
+func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (provider.Fleet, error) {
 	size := r.spec.Fleet.Size
 	if r.spec.Strategy.Type == spec.Rolling {
 		size, _ = r.spec.Strategy.Waves.Size(size) // the first wave; the others grow the fleet
@@ -237,12 +260,18 @@ func (r *rollout) provision(ctx workflow.Context, imageID string) (provider.Flee
 		// A provider whose load balancer checks instances (aws) checks what the spec says.
 		Health: &provider.HealthCheck{Path: r.spec.Health.Path, Interval: r.spec.Health.Interval.D()},
 	}
+	if byToken {
+		r.token = req.Token
+	}
 	var a *activities.Activities
 	var fleet provider.Fleet
 	opts := workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 25},
-		Summary:             fmt.Sprintf("provision %d × %s", size, imageID),
+		StartToCloseTimeout:    5 * time.Minute,
+		HeartbeatTimeout:       20 * time.Second,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		WaitForCancellation:    byToken,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 25},
+		Summary:                fmt.Sprintf("provision %d × %s", size, imageID),
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.Provision, req).Get(ctx, &fleet)
 	if err != nil {
@@ -264,9 +293,11 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleet provider.Fleet) error 
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: h.Timeout.D() + time.Minute,
 		HeartbeatTimeout:    heartbeat,
-		// Retried at once after a crashed worker's heartbeat timed out: the probe loop resumes its deadline.
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
-		Summary:     fmt.Sprintf("wait healthy %s %s", fleet.ID, h.Path),
+		// The attempts together: the health timeout, and a margin for a retry after
+		// a crashed worker (the probe loop resumes its deadline from the heartbeat).
+		ScheduleToCloseTimeout: h.Timeout.D() + 2*time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
+		Summary:                fmt.Sprintf("wait healthy %s %s", fleet.ID, h.Path),
 	}
 	var a *activities.Activities
 	var out activities.WaitHealthyResult
@@ -320,6 +351,38 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 	return old, nil
 }
 
+// tearDown terminates the new fleet of a rollout that did not commit: every
+// fleet its provision token made when the undo was armed before provisioning
+// (the fleet may be half made, or not known to the workflow), else fleet by ID.
+func (r *rollout) tearDown(ctx workflow.Context, fleet provider.Fleet) {
+	var a *activities.Activities
+	if r.token == "" {
+		if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+fleet.ID), a.Terminate,
+			activities.TerminateInput{FleetID: fleet.ID}).Get(ctx, nil); err != nil {
+			r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", fleet.ID, reason(err)))
+			return
+		}
+		r.event(ctx, "tore down new fleet "+fleet.ID)
+		return
+	}
+	what := fleet.ID
+	if what == "" {
+		what = "the fleet of provision " + r.token
+	}
+	var gone []string
+	if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+what), a.TerminateByToken,
+		activities.TerminateByTokenInput{Token: r.token, Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &gone); err != nil {
+		r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", what, reason(err)))
+		return
+	}
+	if len(gone) == 0 {
+		r.event(ctx, "no new fleet to tear down: provisioning made none")
+	}
+	for _, id := range gone {
+		r.event(ctx, "tore down new fleet "+id)
+	}
+}
+
 // finish records the outcome: progress, search attributes, the inventory; and
 // waits for update handlers so no caller is left without an answer.
 func (r *rollout) finish(ctx workflow.Context, err error) error {
@@ -335,6 +398,9 @@ func (r *rollout) finish(ctx workflow.Context, err error) error {
 			case ErrRolledBack:
 				outcome, phase = "rolled-back", PhaseRolledBack
 			}
+		}
+		if phase == PhaseFailed && temporal.IsCanceledError(err) {
+			outcome, phase = "canceled", PhaseCanceled
 		}
 		msg = reason(err)
 		r.progress.Error = msg
@@ -356,6 +422,9 @@ func (r *rollout) fail(doing string, err error) error {
 		}
 	}
 	msg := fmt.Sprintf("rollout %s failed while %s: %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing, reason(err))
+	if temporal.IsCanceledError(err) {
+		msg = fmt.Sprintf("rollout %s canceled while %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing)
+	}
 	switch {
 	case r.committed:
 	case len(r.progress.OldFleets) > 0:

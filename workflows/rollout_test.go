@@ -33,6 +33,7 @@ type rolloutSuite struct {
 
 	terminated   []string
 	terminatedAt time.Time
+	provisioned  map[string]string // token → fleet: what a provider made, for TerminateByToken
 	routes       []provider.Route
 	routedAt     time.Time
 	deployments  []catalog.Deployment
@@ -43,12 +44,23 @@ func TestRolloutWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(ro
 func (s *rolloutSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&activities.Activities{})
-	s.terminated, s.routes, s.deployments = nil, nil, nil
+	s.terminated, s.routes, s.deployments, s.provisioned = nil, nil, nil, map[string]string{}
 	s.env.OnActivity(s.a.Terminate, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TerminateInput) error {
 			s.terminated = append(s.terminated, in.FleetID)
 			s.terminatedAt = s.env.Now()
 			return nil
+		}).Maybe()
+	s.env.OnActivity(s.a.TerminateByToken, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TerminateByTokenInput) ([]string, error) {
+			id, ok := s.provisioned[in.Token]
+			if !ok {
+				return nil, nil
+			}
+			delete(s.provisioned, in.Token)
+			s.terminated = append(s.terminated, id)
+			s.terminatedAt = s.env.Now()
+			return []string{id}, nil
 		}).Maybe()
 	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, d catalog.Deployment) (catalog.Deployment, error) {
@@ -67,7 +79,9 @@ func (s *rolloutSuite) imageResolves() {
 func (s *rolloutSuite) provisions() {
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
-			return newFleet(req), nil
+			f := newFleet(req)
+			s.provisioned[req.Token] = f.ID
+			return f, nil
 		})
 }
 

@@ -143,11 +143,13 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet provider.Flee
 	if heartbeat < 10*time.Second {
 		heartbeat = 10 * time.Second
 	}
+	attempt := time.Duration(a.Count+1)*a.Interval.D() + 2*time.Minute
 	opts := workflow.ActivityOptions{
-		StartToCloseTimeout: time.Duration(a.Count+1)*a.Interval.D() + 2*time.Minute,
-		HeartbeatTimeout:    heartbeat,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
-		Summary:             "analysis " + name + " on " + fleet.ID,
+		StartToCloseTimeout:    attempt,
+		HeartbeatTimeout:       heartbeat,
+		ScheduleToCloseTimeout: 2 * attempt, // a retry resumes the measurements from the heartbeat
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
+		Summary:                "analysis " + name + " on " + fleet.ID,
 	}
 	var act *activities.Activities
 	var res activities.AnalysisResult
@@ -287,11 +289,12 @@ func (r *rollout) soak(ctx workflow.Context) error {
 }
 
 // revert undoes a rollout that did not commit: traffic back to the previous route,
-// then the new fleet torn down. It runs on a disconnected context so it still runs
-// after a cancellation. The provider's traffic guard refuses to tear down a fleet
-// that still receives traffic, so a failed restore never strands users.
+// then the new fleet torn down. It runs on a compensation context: after a
+// cancellation too, retrying through a provider outage. The provider's traffic
+// guard refuses to tear down a fleet that still receives traffic, so a failed
+// restore never strands users.
 func (r *rollout) revert(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) {
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	dctx := compensation(ctx)
 	var a *activities.Activities
 	if r.routeTouched {
 		r.setPhase(dctx, PhaseRollingBack, fmt.Sprintf("routing %s back to %v", r.key, prev.FleetIDs()))
@@ -317,10 +320,5 @@ func (r *rollout) revert(ctx workflow.Context, prev provider.Route, fleet provid
 			r.event(ctx, fmt.Sprintf("traffic back on %v", prev.FleetIDs()))
 		}
 	}
-	if err := workflow.ExecuteActivity(terminateOptions(dctx, "tear down "+fleet.ID), a.Terminate,
-		activities.TerminateInput{FleetID: fleet.ID}).Get(dctx, nil); err != nil {
-		r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", fleet.ID, reason(err)))
-		return
-	}
-	r.event(ctx, "tore down new fleet "+fleet.ID)
+	r.tearDown(dctx, fleet)
 }

@@ -15,9 +15,11 @@
 //	                       deterministically (exactly 3 of every 10 requests
 //	                       in a row, counted per process)
 //	-X main.latency=50ms   / answers 50ms later
+//	-X main.healthLatency=2s  /healthz answers 2s later (a health endpoint
+//	                       that checks its dependencies)
 //
-// /healthz and /version never fail and are never slowed. Unset, hello behaves
-// as a plain build.
+// /healthz and /version never fail; only healthLatency slows /healthz. Unset,
+// hello behaves as a plain build.
 package main
 
 import (
@@ -47,6 +49,9 @@ var (
 	// latency (a duration, set with -ldflags) is added to every answer of /, as a
 	// slow release's.
 	latency = "0s"
+	// healthLatency (a duration, set with -ldflags) is added to every answer of
+	// /healthz, as a health check that asks a slow database.
+	healthLatency = "0s"
 )
 
 // failures decides which requests fail: request n (counting from 1) fails when
@@ -75,18 +80,33 @@ func (f *failures) next() bool {
 	return n*f.ppm/1e6 > (n-1)*f.ppm/1e6
 }
 
+// slowness is how much later than at once hello answers.
+type slowness struct {
+	root   time.Duration // /
+	health time.Duration // /healthz
+}
+
+// wait holds an answer for d; false when the client went away meanwhile.
+func wait(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
 // handler serves hello's endpoints. ready is when /healthz starts to answer 200.
-func handler(version string, ready time.Time, fail *failures, latency time.Duration) http.Handler {
+func handler(version string, ready time.Time, fail *failures, slow slowness) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		if latency > 0 {
-			t := time.NewTimer(latency)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				return // the client is gone
-			}
+		if !wait(r, slow.root) {
+			return // the client is gone
 		}
 		if fail.next() {
 			http.Error(w, fmt.Sprintf("hello from %s: injected failure", version), http.StatusInternalServerError)
@@ -95,6 +115,9 @@ func handler(version string, ready time.Time, fail *failures, latency time.Durat
 		fmt.Fprintf(w, "hello from %s\n", version)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !wait(r, slow.health) {
+			return
+		}
 		if time.Now().Before(ready) {
 			http.Error(w, "warming up", http.StatusServiceUnavailable)
 			return
@@ -125,7 +148,11 @@ func main() {
 	if err != nil || lat < 0 {
 		log.Fatalf("bad latency %q: want a duration such as 50ms", latency)
 	}
-	mux := handler(version, ready, &failures{ppm: ppm}, lat)
+	hlat, err := time.ParseDuration(healthLatency)
+	if err != nil || hlat < 0 {
+		log.Fatalf("bad healthLatency %q: want a duration such as 2s", healthLatency)
+	}
+	mux := handler(version, ready, &failures{ppm: ppm}, slowness{root: lat, health: hlat})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 	if err != nil {
@@ -134,8 +161,8 @@ func main() {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	log.Printf("hello %s listening on %s", version, ln.Addr())
-	if ppm > 0 || lat > 0 {
-		log.Printf("hello %s misbehaves on purpose: failRate %s, latency %s", version, failRate, lat)
+	if ppm > 0 || lat > 0 || hlat > 0 {
+		log.Printf("hello %s misbehaves on purpose: failRate %s, latency %s, healthLatency %s", version, failRate, lat, hlat)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

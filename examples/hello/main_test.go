@@ -38,7 +38,7 @@ func TestHandlerDefault(t *testing.T) {
 	if err != nil || ppm != 0 {
 		t.Fatalf("parseFailRate(0): %d %v", ppm, err)
 	}
-	srv := httptest.NewServer(handler("v1", time.Now(), &failures{ppm: ppm}, 0))
+	srv := httptest.NewServer(handler("v1", time.Now(), &failures{ppm: ppm}, slowness{}))
 	defer srv.Close()
 	for range 100 {
 		if code, body := get(t, srv.URL+"/"); code != 200 || body != "hello from v1\n" {
@@ -197,5 +197,20 @@ func TestFailRateBuild(t *testing.T) {
 	}
 	if log := strings.Join(rest, "\n"); !strings.Contains(log, "failRate 0.3, latency 10ms") || !strings.Contains(log, "hello v9 stopped") {
 		t.Fatalf("log:\n%s", log)
+	}
+}
+
+// healthLatency slows /healthz only: a client that will not wait that long gets
+// no answer from it, while / answers at once.
+func TestHealthLatencySlowsOnlyHealthz(t *testing.T) {
+	srv := httptest.NewServer(handler("v1", time.Now(), &failures{}, slowness{health: time.Minute}))
+	defer srv.Close()
+	impatient := &http.Client{Timeout: 200 * time.Millisecond}
+	if resp, err := impatient.Get(srv.URL + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET /healthz answered %d before its minute of latency", resp.StatusCode)
+	}
+	if code, body := get(t, srv.URL+"/"); code != 200 || body != "hello from v1\n" {
+		t.Fatalf("GET /: %d %q", code, body)
 	}
 }

@@ -118,7 +118,7 @@ type Runner struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Sleep waits for d or until ctx is done (returning ctx.Err()); nil sleeps
-	// on a timer. Activities pass one that heartbeats while it waits.
+	// on a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Previous are measurements an earlier attempt took (read back from a
 	// heartbeat); they count, and the analysis goes on from them.

@@ -31,7 +31,6 @@ import (
 	"github.com/imago/imago/internal/bake/runas"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/codec"
-	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
@@ -419,28 +418,4 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Pipeline, workflow.RegisterOptions{Name: "Pipeline"})
 	r.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: "Reaper"})
 	r.RegisterActivity(acts)
-}
-
-// NewWorker makes a worker on imago's task queue. In a binary built with the
-// imago_crash tag (the crash suite's) and IMAGO_CRASH_AT set it also installs the
-// crash test hook (see internal/crash); a malformed value panics. Other builds
-// have no hook.
-func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
-	// A workflow task sent to a dead worker's sticky queue waits this long before it
-	// goes to the shared queue: short, so a crashed worker delays a rollout little.
-	opts := worker.Options{StickyScheduleToStartTimeout: time.Second}
-	// A test hook (the crash suite): kill -9 this process at one activity boundary.
-	hook, err := crash.FromEnv()
-	if err != nil {
-		panic(err)
-	}
-	if hook != nil {
-		opts.Interceptors = append(opts.Interceptors, hook)
-	}
-	if acts.Temporal == nil {
-		acts.Temporal = c // a bake starts the pipelines built on its channel
-	}
-	w := worker.New(c, workflows.TaskQueue, opts)
-	Register(w, acts)
-	return w
 }

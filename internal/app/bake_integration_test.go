@@ -151,6 +151,8 @@ func TestRolloutWithABakeSpecBakesFirst(t *testing.T) {
 	require.NoError(t, err)
 	var res workflows.RolloutResult
 	require.NoError(t, run.Get(ctx, &res))
+	e.recordHistory("rollout-with-bake", run.GetID(), run.GetRunID())
+	e.recordHistory("bake-child-of-rollout", b.WorkflowID(), "")
 	latest, err := e.deps.Catalog.Channel(ctx, "hello", "latest")
 	require.NoError(t, err)
 	assert.Equal(t, latest.ImageID, res.ImageID)

@@ -37,7 +37,7 @@ import (
 // input digest, and no request of the load running through the router failing.
 //
 // A result lost with a killed worker is retried only after the activity's
-// timeout: 30 s StartToClose for quick activities, 1 min for Provision, the
+// timeout: 30 s StartToClose for quick activities, 20 s of heartbeat for Provision, the
 // heartbeat timeout (5–30 s) for long ones. So the points run in groups, one
 // Temporal server and IMAGO_HOME per group, groups in parallel, the points of a
 // group one after another (rollouts alternate between v1 and v2).

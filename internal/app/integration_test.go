@@ -37,7 +37,7 @@ import (
 // router process (started by re-executing this test binary, as imago-worker
 // re-executes itself).
 
-var helloBuilds string // directory with v1/, v2/, v2slow/ builds of examples/hello
+var helloBuilds string // directory with v1/, v2/, v2slow/, v2slowhealth/ builds of examples/hello
 
 func TestMain(m *testing.M) {
 	OwnerOnly() // as imago and imago-worker do: the tests import images and start routers like them
@@ -54,6 +54,8 @@ func TestMain(m *testing.M) {
 			"v1":     "-X main.version=v1",
 			"v2":     "-X main.version=v2",
 			"v2slow": "-X main.version=v2 -X main.startDelay=4s",
+			// /healthz answers in 2 s: a health check that asks its database.
+			"v2slowhealth": "-X main.version=v2 -X main.healthLatency=2s",
 		} {
 			cmd := exec.Command("go", "build", "-ldflags", flags, "-o", filepath.Join(dir, name, "hello"), "github.com/imago/imago/examples/hello")
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -74,7 +76,7 @@ type env struct {
 	cfg    Config
 	deps   *Deps
 	listen string
-	last   client.WorkflowRun // the last rollout or bake started through rollout() or bake()
+	last   client.WorkflowRun // the last rollout, bake or reaper started through rollout(), bake() or reap()
 }
 
 func newEnv(t *testing.T) *env {
@@ -104,9 +106,10 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, ts: ts, client: c, cfg: cfg, deps: deps, listen: freeAddr(t)}
 }
 
-// startWorker runs the real worker registration in this process.
+// startWorker runs the real worker registration in this process, on both task queues.
 func (e *env) startWorker() {
 	e.ts.NewWorker(workflows.TaskQueue, func(r worker.Registry) { Register(r, e.deps.Activities) })
+	e.ts.NewWorker(workflows.BakeTaskQueue, func(r worker.Registry) { RegisterBake(r, e.deps.Activities) })
 }
 
 func (e *env) importImage(build string) string {
@@ -280,6 +283,22 @@ func TestHealthTimeoutTearsDownTheNewFleet(t *testing.T) {
 	byFleet, routers := e.instances()
 	assert.Empty(t, byFleet)
 	assert.Zero(t, routers, "no route was ever set, so no router runs")
+}
+
+// A fleet of 3 whose /healthz answers in 2 s rolls out, and no activity of the
+// rollout timed out or needed a second attempt on the way: the health wait
+// heartbeats while its probes are in flight, not only after a round of them.
+func TestASlowHealthEndpointRollsOutWithNoActivityTimeout(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v2 := e.importImage("v2slowhealth")
+
+	res, err := e.rollout(e.spec(v2))
+	require.NoError(t, err)
+	assert.Equal(t, "hello from v2", e.get())
+	assert.Equal(t, 3, res.Instances)
+	assert.Empty(t, e.activityRetries(e.last.GetID(), e.last.GetRunID()), "activities of the rollout that timed out or were retried")
+	e.recordHistory("rollout-slow-health", e.last.GetID(), e.last.GetRunID())
 }
 
 // TestWorkerKilledMidRolloutResumesOnAnotherWorker runs the real imago-worker

@@ -172,41 +172,66 @@ func TestRollingUnderLoadReplacesTheFleetWaveByWave(t *testing.T) {
 	assert.Equal(t, 4, resized, "two waves grow the new fleet (2, 3) and shrink the old one (2, 1)")
 }
 
+// stoppedRollout is a v2 rollout that alice stopped (see stopAt).
+type stoppedRollout struct {
+	v1, v2  string // the images
+	v1Fleet string // the fleet of v1, which serves again
+	reason  string // why the v2 rollout ended
+}
+
+// stopAt rolls out v1, then a rollout of v2 (mutate) which alice stops with
+// update (abort or rollback) once it reaches phase, after there(v1's fleet) ran;
+// it records the v2 rollout's history as name. In the end v1 serves alone, with
+// its 3 instances, and v2's fleet is torn down.
+func (e *env) stopAt(name, phase, update string, mutate func(*spec.Rollout), there func(v1Fleet string)) stoppedRollout {
+	e.t.Helper()
+	s := stoppedRollout{v1: e.importImage("v1"), v2: e.importImage("v2")}
+	res1, err := e.rollout(e.spec(s.v1))
+	require.NoError(e.t, err)
+	s.v1Fleet = res1.FleetID
+	ctx := context.Background()
+	run, err := rollouts.Start(ctx, e.client, e.spec(s.v2, mutate), rollouts.StartOptions{StartedBy: "integration-test"})
+	require.NoError(e.t, err)
+	e.waitPhase(phase)
+	there(s.v1Fleet)
+	require.NoError(e.t, rollouts.Decide(ctx, e.client, "hello", "test", update, "alice", "latency regression"))
+	err = run.Get(ctx, nil)
+	require.Error(e.t, err)
+	e.recordHistory(name, run.GetID(), run.GetRunID())
+	s.reason = rollouts.Reason(err)
+	assert.Equal(e.t, "hello from v1", e.get())
+	byFleet, _ := e.instances()
+	assert.Equal(e.t, map[string]int{s.v1Fleet: 3}, byFleet, "v1's fleet serves with its 3 instances; v2's is torn down")
+	return s
+}
+
+func soakAnHour(r *spec.Rollout) {
+	d := spec.Duration(time.Hour)
+	r.Soak = &d
+}
+
 // Rollback during the soak is one route switch back to the warm old fleet; after
 // the rollout ended, rollback starts a new rollout of the previous image.
 func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
-	v1, v2 := e.importImage("v1"), e.importImage("v2")
-	res1, err := e.rollout(e.spec(v1))
-	require.NoError(t, err)
-
-	ctx := context.Background()
-	run, err := rollouts.Start(ctx, e.client, e.spec(v2, func(r *spec.Rollout) {
-		s := spec.Duration(time.Hour)
-		r.Soak = &s
-	}), rollouts.StartOptions{StartedBy: "integration-test"})
-	require.NoError(t, err)
-	e.waitPhase(workflows.PhaseSoaking)
-	assert.Equal(t, "hello from v2", e.get())
-	require.NoError(t, rollouts.Decide(ctx, e.client, "hello", "test", workflows.UpdateRollback, "alice", "latency regression"))
-	err = run.Get(ctx, nil)
-	require.Error(t, err)
-	assert.Contains(t, rollouts.Reason(err), "rolled back by alice: latency regression")
-	assert.Equal(t, "hello from v1", e.get())
-	byFleet, _ := e.instances()
-	assert.Equal(t, map[string]int{res1.FleetID: 3}, byFleet, "the warm v1 fleet serves; v2 is torn down")
+	s := e.stopAt("rollout-rollback-during-soak", workflows.PhaseSoaking, workflows.UpdateRollback, soakAnHour, func(string) {
+		assert.Equal(t, "hello from v2", e.get())
+	})
+	assert.Contains(t, s.reason, "rolled back by alice: latency regression")
 
 	// Now v2 fully, then roll back after decommission: a new rollout of v1.
-	_, err = e.rollout(e.spec(v2))
+	ctx := context.Background()
+	_, err := e.rollout(e.spec(s.v2))
 	require.NoError(t, err)
 	assert.Equal(t, "hello from v2", e.get())
 	back, prev, err := rollouts.RollbackToPrevious(ctx, e.client, e.deps.Catalog, "hello", "test", "alice")
 	require.NoError(t, err)
-	assert.Equal(t, v1, prev)
+	assert.Equal(t, s.v1, prev)
 	var res workflows.RolloutResult
 	require.NoError(t, back.Get(ctx, &res))
-	assert.Equal(t, v1, res.ImageID)
+	e.recordHistory("rollout-rollback-to-previous", back.GetID(), back.GetRunID())
+	assert.Equal(t, s.v1, res.ImageID)
 	assert.Equal(t, "hello from v1", e.get())
 	hist, err := e.deps.Catalog.History(ctx, "hello", "test", 10)
 	require.NoError(t, err)
@@ -214,4 +239,38 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	assert.Equal(t, "rollback", hist[0].Action)
 	assert.Equal(t, "succeeded", hist[0].Outcome)
 	assert.Equal(t, "rolled-back", hist[2].Outcome)
+}
+
+// An abort at the approval gate, before any traffic moved, tears the new fleet
+// down: v1 never stopped serving, and the inventory says aborted.
+func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	s := e.stopAt("rollout-aborted-at-approval", workflows.PhaseAwaitingApproval, workflows.UpdateAbort, func(r *spec.Rollout) {
+		r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	}, func(string) {
+		assert.Equal(t, "hello from v1", e.get(), "no traffic moved before the approval")
+	})
+	assert.Contains(t, s.reason, "aborted by alice: latency regression")
+	hist, err := e.deps.Catalog.History(context.Background(), "hello", "test", 1)
+	require.NoError(t, err)
+	require.Len(t, hist, 1)
+	assert.Equal(t, "aborted", hist[0].Outcome)
+}
+
+// A rolling rollout shrinks the old fleet as the new one grows. Rolled back
+// during the soak, it grows the old fleet back to its size, then routes all
+// traffic to it and tears the new fleet down.
+func TestRollingRolledBackDuringSoakGrowsTheOldFleetBack(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	s := e.stopAt("rollout-rolling-rolled-back", workflows.PhaseSoaking, workflows.UpdateRollback, func(r *spec.Rollout) {
+		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "1"}
+		soakAnHour(r)
+	}, func(v1Fleet string) {
+		assert.Equal(t, "hello from v2", e.get())
+		byFleet, _ := e.instances()
+		assert.Equal(t, 1, byFleet[v1Fleet], "the old fleet shrank to the one instance kept warm")
+	})
+	assert.Contains(t, s.reason, "rolled back by alice: latency regression")
 }

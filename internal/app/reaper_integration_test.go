@@ -20,6 +20,7 @@ func (e *env) reap(apply bool) workflows.ReaperResult {
 	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.Reaper,
 		workflows.ReaperInput{Apply: apply, Grace: time.Millisecond})
 	require.NoError(e.t, err)
+	e.last = run
 	var res workflows.ReaperResult
 	require.NoError(e.t, run.Get(ctx, &res))
 	return res
@@ -53,6 +54,7 @@ func TestReaperCleansADeliberatelyOrphanedFleet(t *testing.T) {
 	assert.Equal(t, 2, byFleet[orphan.ID], "a dry run terminates nothing")
 
 	applied := e.reap(true)
+	e.recordHistory("reaper-terminates-an-orphan", e.last.GetID(), e.last.GetRunID())
 	assert.Equal(t, []string{orphan.ID}, applied.Terminated)
 	byFleet, _ = e.instances()
 	assert.Equal(t, map[string]int{live.FleetID: 3}, byFleet, "the orphan's processes are gone; the live fleet runs")

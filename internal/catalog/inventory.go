@@ -44,6 +44,7 @@ const (
 	OutcomeFailed     = "failed"      // it never took the traffic; the previous image kept serving
 	OutcomeAborted    = "aborted"     // stopped by a person; the previous image kept serving
 	OutcomeRolledBack = "rolled-back" // it took the traffic, then handed it back to the previous image
+	OutcomeCanceled   = "canceled"    // its workflow was cancelled; undone as after a failure, the previous image kept serving
 )
 
 // Deployment is one finished rollout or rollback of a service to an environment.
@@ -57,7 +58,7 @@ type Deployment struct {
 	StartedBy   string `json:"startedBy,omitempty"`
 	Action      string `json:"action"` // ActionRollout or ActionRollback
 	Strategy    string `json:"strategy,omitempty"`
-	Outcome     string `json:"outcome"` // OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack
+	Outcome     string `json:"outcome"` // OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack, OutcomeCanceled
 	Reason      string `json:"reason,omitempty"`
 	// Seq is the entry's place in the log (1, 2, 3, ...), set by RecordDeployment.
 	Seq      int64     `json:"seq"`
@@ -131,10 +132,10 @@ func (d *Deployment) check() error {
 		return fmt.Errorf("%w: action %q: want %s or %s", ErrInvalidDeployment, d.Action, ActionRollout, ActionRollback)
 	}
 	switch d.Outcome {
-	case OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack:
+	case OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack, OutcomeCanceled:
 	default:
-		return fmt.Errorf("%w: outcome %q: want %s, %s, %s or %s", ErrInvalidDeployment, d.Outcome,
-			OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack)
+		return fmt.Errorf("%w: outcome %q: want %s, %s, %s, %s or %s", ErrInvalidDeployment, d.Outcome,
+			OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack, OutcomeCanceled)
 	}
 	if d.Previous != "" && !idRE.MatchString(d.Previous) {
 		return fmt.Errorf("%w: previous image ID %q: image IDs look like img-0123456789ab", ErrInvalidDeployment, d.Previous)

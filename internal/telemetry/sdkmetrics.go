@@ -217,7 +217,7 @@ func help(name string) string {
 }
 
 var helps = map[string]string{
-	metricRollouts:     "Rollouts that ended, by service, environment and outcome (succeeded, failed, rolled_back, aborted).",
-	metricBakes:        "Bakes that ended, by service and outcome (succeeded, cached, failed).",
+	metricRollouts:     "Rollouts that ended, by service, environment and outcome (succeeded, failed, rolled_back, aborted, canceled).",
+	metricBakes:        "Bakes that ended, by service and outcome (succeeded, cached, failed, canceled).",
 	metricPhaseSeconds: "How long workflows stayed in each phase (ImagoPhase), by workflow type and phase, in seconds of workflow time.",
 }

@@ -105,6 +105,9 @@ func countOutcome(ctx workflow.Context, arg, res any, err error) {
 					outcome = "rolled_back"
 				}
 			}
+			if outcome == "failed" && temporal.IsCanceledError(err) {
+				outcome = "canceled"
+			}
 		}
 		h.WithTags(map[string]string{"service": in.Spec.Service, "environment": in.Spec.Environment, "outcome": outcome}).
 			Counter(metricRollouts).Inc(1)
@@ -116,7 +119,10 @@ func countOutcome(ctx workflow.Context, arg, res any, err error) {
 				outcome = "cached"
 			}
 		}
-		if err != nil {
+		switch {
+		case temporal.IsCanceledError(err):
+			outcome = "canceled"
+		case err != nil:
 			outcome = "failed"
 		}
 		h.WithTags(map[string]string{"service": in.Spec.Service, "outcome": outcome}).Counter(metricBakes).Inc(1)

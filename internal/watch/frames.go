@@ -45,7 +45,7 @@ func RolloutFrame(id string, p workflows.Progress) Frame {
 // RolloutEnded reports whether a rollout in phase has ended.
 func RolloutEnded(phase string) bool {
 	switch phase {
-	case workflows.PhaseSucceeded, workflows.PhaseFailed, workflows.PhaseAborted, workflows.PhaseRolledBack:
+	case workflows.PhaseSucceeded, workflows.PhaseFailed, workflows.PhaseAborted, workflows.PhaseRolledBack, workflows.PhaseCanceled:
 		return true
 	}
 	return false
@@ -53,7 +53,7 @@ func RolloutEnded(phase string) bool {
 
 // BakeFrame is one look at a bake (workflow id) from its progress.
 func BakeFrame(id string, p workflows.BakeProgress) Frame {
-	f := Frame{Title: id, Started: p.StartedAt, Ended: p.Phase == workflows.BakePhaseSucceeded || p.Phase == workflows.BakePhaseFailed}
+	f := Frame{Title: id, Started: p.StartedAt, Ended: p.Phase == workflows.BakePhaseSucceeded || p.Phase == workflows.BakePhaseFailed || p.Phase == workflows.BakePhaseCanceled}
 	img := p.ImageID
 	if img != "" && p.Cached {
 		img += " (cached: built before from the same inputs)"
