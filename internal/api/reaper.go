@@ -53,8 +53,15 @@ func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
 	// Wait on a timer rather than on a context deadline: the SDK's long poll may end
 	// with a transport error (RST_STREAM CANCEL) a moment before such a deadline
 	// reports itself, which would read as a failed sweep.
+	// The wait ends three quarters into the request's time, counted from when the
+	// request began (its deadline), not from when the start returned: a slow start
+	// under load must not eat the quarter left to answer 202 before the 504.
 	wait := s.cfg.RequestTimeout * 3 / 4
-	timer := time.NewTimer(wait)
+	until := wait
+	if dl, ok := ctx.Deadline(); ok {
+		until = time.Until(dl) - s.cfg.RequestTimeout/4
+	}
+	timer := time.NewTimer(max(until, 0))
 	defer timer.Stop()
 	var res workflows.ReaperResult
 	done := make(chan error, 1)
