@@ -41,6 +41,7 @@ var helloBuilds string // directory with v1/, v2/, v2slow/ builds of examples/he
 
 func TestMain(m *testing.M) {
 	router.RunIfChild()
+	local.RunSimIfChild() // sim fleets' hosts re-execute this test binary
 	dir, err := os.MkdirTemp("", "imago-hello-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -131,7 +132,12 @@ func (e *env) spec(imageID string, mutate ...func(*spec.Rollout)) spec.Rollout {
 }
 
 func (e *env) rollout(r spec.Rollout) (workflows.RolloutResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return e.rolloutWithin(r, 2*time.Minute)
+}
+
+// rolloutWithin runs a rollout to its end, waiting at most d.
+func (e *env) rolloutWithin(r spec.Rollout, d time.Duration) (workflows.RolloutResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	run, err := rollouts.Start(ctx, e.client, r, rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(e.t, err)
