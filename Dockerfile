@@ -10,13 +10,15 @@
 # distroless publishes rolling tags only; to pin the runtime by digest:
 #   docker build --build-arg RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot@sha256:… .
 
-ARG GO_IMAGE=golang:1.26.8
+# The Go of go.mod. The build stages set GOTOOLCHAIN to it as well, so a GO_IMAGE with
+# another Go still builds with this one (the go command takes it from the module proxy).
+ARG GO_IMAGE=golang:1.27.3
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
 # The imago binaries.
 FROM ${GO_IMAGE} AS build
 WORKDIR /src
-ENV CGO_ENABLED=0
+ENV CGO_ENABLED=0 GOTOOLCHAIN=go1.27.3
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
@@ -29,6 +31,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # The pinned packer CLI (tools/packer, static too), for bakes with `builder: packer`.
 FROM ${GO_IMAGE} AS packer
 WORKDIR /src
+ENV GOTOOLCHAIN=go1.27.3
 COPY tools/packer/ tools/packer/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
 	CGO_ENABLED=0 bash tools/packer/build.sh /out

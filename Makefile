@@ -1,11 +1,15 @@
 # imago — quick start: `make run` (service on the embedded default), `make test` (the whole suite).
 SHELL := /bin/bash
+# The project's Go. The go command takes this toolchain from the module proxy on first
+# use; go.mod's go line names the same version, so a plain older go refuses to build.
+# A := here beats the caller's environment, so no shell silently builds with another Go.
+export GOTOOLCHAIN := go1.27.3
 GO ?= go
 export IMAGO_HOME ?= $(CURDIR)/.imago
 export CHECKPOINT_DISABLE := 1
 BIN := $(CURDIR)/bin
 
-.PHONY: build run test fuzz demo stop deps tools vet fmt clean record-histories bench postgres
+.PHONY: build run test fuzz vulncheck demo stop deps tools vet fmt clean record-histories bench postgres
 
 build: ## both binaries into bin/
 	$(GO) build -o $(BIN)/imago-worker ./worker
@@ -14,9 +18,14 @@ build: ## both binaries into bin/
 run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + worker
 	$(BIN)/imago-worker
 
-test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly
+test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly; then vulncheck
 	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
+	$(GO) test -tags imago_crash ./internal/crash
 	$(MAKE) fuzz
+	$(MAKE) vulncheck
+
+vulncheck: ## fails on any known vulnerability the code can reach: govulncheck on ./... with a local database from the pinned golang.org/x/vulndb (tools/vuln)
+	bash tools/vuln/check.sh $(BIN) ./...
 
 # Count-based budgets (N executions, not a duration): a duration -fuzztime races the fuzz
 # coordinator's own deadline under CPU load and fails with a bare "context deadline exceeded"
@@ -29,6 +38,7 @@ fuzz: ## run each fuzz target for a fixed number of executions (findings land in
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartRollout$$' -fuzztime $$((250000*$(FUZZ_SCALE)))x ./internal/api
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartPipeline$$' -fuzztime $$((8000*$(FUZZ_SCALE)))x ./internal/api
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreateSchedule$$' -fuzztime $$((8000*$(FUZZ_SCALE)))x ./internal/api
+	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $$((10000*$(FUZZ_SCALE)))x ./internal/image
 
 demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 	bash examples/hello/demo.sh

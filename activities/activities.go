@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/bake/runas"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
@@ -38,9 +40,21 @@ type Activities struct {
 	// Local boots local images for bake tests when Provider is another (aws); nil: Provider.
 	Local   *provider.Provider
 	Catalog *catalog.Catalog
-	HTTP    *http.Client
-	Home    string // $IMAGO_HOME: bakes build under Home/bakes
-	Packer  string // the packer binary, for bakes with builder packer
+	// HTTP probes the instances of a fleet (health, smoke checks): addresses the
+	// provider reports, never a URL from a spec. It must not follow redirects.
+	HTTP *http.Client
+	// Analysis queries the URLs of the prometheus and http analysis providers,
+	// which a spec chose: a netguard client (IMAGO_ANALYSIS_ALLOW). nil allows
+	// public addresses only.
+	Analysis *http.Client
+	Home     string // $IMAGO_HOME: bakes build under Home/bakes
+	Packer   string // the packer binary, for bakes with builder packer
+	// BakeRoots, when not empty (IMAGO_BAKE_ROOTS), are the only directories a
+	// bake may read, whoever started it; empty: any the worker can read.
+	BakeRoots spec.BakeRoots
+	// BakeUser runs bakes' provision commands and packer as another user
+	// (IMAGO_BAKE_USER); nil: as the worker.
+	BakeUser *runas.User
 	// Temporal lets a bake start the pipelines of images built on it (see
 	// StartDependents); nil turns that off.
 	Temporal client.Client
@@ -51,7 +65,20 @@ func (a *Activities) httpClient() *http.Client {
 	if a.HTTP != nil {
 		return a.HTTP
 	}
-	return &http.Client{Timeout: 5 * time.Second}
+	return defaultProbe
+}
+
+var defaultProbe = ProbeClient()
+
+// ProbeClient is the client of health probes and smoke checks: 5 s in all, and
+// no redirects (an instance's 3xx is its answer; following it could lead the
+// worker anywhere the instance points).
+func ProbeClient() *http.Client {
+	return &http.Client{
+		Timeout:       5 * time.Second,
+		Transport:     &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext, ResponseHeaderTimeout: 5 * time.Second, IdleConnTimeout: 30 * time.Second},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // ResolveImageInput names an image: by ID or by a channel of the service.

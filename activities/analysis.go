@@ -89,7 +89,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 		}
 	}
 	m, err := analysis.NewMeasurer(spec, analysis.Env{
-		HTTP:    a.httpClient(),
+		HTTP:    a.Analysis,
 		FleetID: in.FleetID,
 		Metrics: func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
 			return a.Provider.FleetMetrics(ctx, in.Key)

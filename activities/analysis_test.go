@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/internal/analysis"
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
@@ -207,7 +208,7 @@ func TestRunAnalysisResumesFromHeartbeat(t *testing.T) {
 		fmt.Fprint(w, `{"data":{"errorRate":0.01}}`)
 	}))
 	defer srv.Close()
-	a := &Activities{HTTP: srv.Client()}
+	a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 	in := AnalysisInput{Name: "stats", FleetID: "fl-1", Spec: analysis.Spec{
 		Provider: analysis.ProviderHTTP, URL: srv.URL + "/stats/{{fleet}}", Field: "data.errorRate",
 		Max: f64(0.05), Interval: time.Hour, Count: 3, FailureLimit: 1,

@@ -30,7 +30,29 @@ const (
 	ErrTemplate    = "TemplateError"
 	ErrImageTest   = "ImageTestFailed"
 	ErrBaseRevoked = "BaseRevoked"
+	ErrBakeFenced  = "BakeFenced"
 )
+
+// fence refuses a bake this worker must not run, whoever validated it: a passEnv
+// naming imago's or a cloud's secrets, a path outside the worker's
+// IMAGO_BAKE_ROOTS (when set), or an IMAGO_BAKE_USER the worker cannot switch to.
+func (a *Activities) fence(b *spec.Bake) error {
+	if err := a.BakeUser.Check(); err != nil {
+		return temporal.NewNonRetryableApplicationError("bake refused: "+err.Error(), ErrBakeFenced, nil)
+	}
+	es := spec.PassEnvErrors(b.PassEnv)
+	if !a.BakeRoots.IsZero() {
+		es = append(es, a.BakeRoots.Check(b)...)
+	}
+	if len(es) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return temporal.NewNonRetryableApplicationError("bake refused by this worker's fence: "+strings.Join(msgs, "; "), ErrBakeFenced, nil)
+}
 
 // BakeDigestResult identifies a bake's inputs.
 type BakeDigestResult struct {
@@ -42,6 +64,9 @@ type BakeDigestResult struct {
 // the content of its source tree, files and template, and the resolved base image.
 func (a *Activities) BakeDigest(ctx context.Context, b spec.Bake) (BakeDigestResult, error) {
 	var out BakeDigestResult
+	if err := a.fence(&b); err != nil {
+		return out, err
+	}
 	if b.Base != nil {
 		base, err := a.resolveRef(ctx, b.Service, *b.Base)
 		if err != nil {
@@ -191,6 +216,9 @@ type BakeBuildResult struct {
 // retried attempt (say, after a worker crash) adopts a build that finished.
 func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuildResult, error) {
 	b := in.Spec
+	if err := a.fence(&b); err != nil {
+		return BakeBuildResult{}, err
+	}
 	outDir := filepath.Join(a.Home, "bakes", b.Service, strings.TrimPrefix(in.InputDigest, "sha256:")[:16])
 	done := filepath.Join(outDir, "done.json")
 	var prev BakeBuildResult
@@ -238,7 +266,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 	var res BakeBuildResult
 	switch b.Builder {
 	case spec.BuilderLocal:
-		art, err := packerplugin.Build(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say))
+		art, err := packerplugin.BuildAs(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say), a.BakeUser)
 		if err != nil {
 			return res, buildError(err)
 		}
@@ -246,15 +274,30 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 		res.ArchivePath = art.State("archive").(string)
 		img.Archive = res.ArchivePath
 	case spec.BuilderPacker:
-		out, err := bake.RunPacker(ctx, bake.PackerRun{
-			Packer: a.Packer, Template: b.Template, Vars: b.Vars, Dir: outDir,
-			Manifest: filepath.Join(outDir, "packer-manifest.json"),
+		run := bake.PackerRun{
+			Packer: a.Packer, Template: b.Template, Vars: b.Vars, PassEnv: b.PassEnv, Dir: outDir,
 			OnEvent: func(e bake.Event) {
 				if _, text, ok := e.UI(); ok {
 					say(text)
 				}
 			},
-		})
+		}
+		if a.BakeUser != nil {
+			// Packer runs as the bake user, in a directory (and HOME) of that user's.
+			work, err := os.MkdirTemp("", "imago-packer-")
+			if err != nil {
+				return res, err
+			}
+			defer os.RemoveAll(work)
+			if err := a.BakeUser.Own(work); err != nil {
+				return res, err
+			}
+			run.Dir, run.Home, run.User = work, work, a.BakeUser
+		} else if err := os.MkdirAll(outDir, 0o700); err != nil {
+			return res, err
+		}
+		run.Manifest = filepath.Join(run.Dir, "packer-manifest.json")
+		out, err := bake.RunPacker(ctx, run)
 		if err != nil {
 			return res, buildError(err)
 		}
@@ -340,7 +383,7 @@ func buildError(err error) error {
 
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -21,6 +22,7 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 func main() {
+	app.OwnerOnly() // what imago writes (imports, keys, its embedded server's files) is its user's alone
 	err := newRoot().Execute()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "imago:", err)

@@ -87,6 +87,37 @@ func TestImageImportIsContentAddressedAndListed(t *testing.T) {
 	assert.Contains(t, list, `"./app.sh"`)
 }
 
+func TestImageImportRefusesLinksThatLeaveTheDirectory(t *testing.T) {
+	t.Setenv("IMAGO_HOME", t.TempDir())
+	t.Setenv("IMAGO_CATALOG_URL", "")
+	for _, tc := range []struct {
+		name  string
+		links [][2]string // name, target
+		want  string
+	}{
+		{"absolute", [][2]string{{"passwd", "/etc/passwd"}}, `symlink "passwd" points to the absolute path "/etc/passwd"`},
+		{"up", [][2]string{{"conf/up", "../.."}}, `symlink "conf/up" → "../.." leads outside the image`},
+		{"chain", [][2]string{{"conf/here", ".."}, {"data", "conf/here/../x"}}, `symlink "data" → "conf/here/../x" leads outside the image`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "app.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+			require.NoError(t, os.Mkdir(filepath.Join(dir, "conf"), 0o755))
+			for _, l := range tc.links {
+				require.NoError(t, os.Symlink(l[1], filepath.Join(dir, l[0])))
+			}
+			_, code, err := run(t, "image", "import", dir, "--service", "hello", "--entrypoint", "./app.sh")
+			require.Error(t, err)
+			assert.Equal(t, 2, code)
+			assert.Contains(t, err.Error(), "import "+dir+": ")
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	list, _, err := run(t, "image", "list", "-o", "json")
+	require.NoError(t, err)
+	assert.Equal(t, "[]", strings.TrimSpace(list), "nothing may be published")
+}
+
 func TestStatusOfAServiceNeverRolledOutSaysHowToStart(t *testing.T) {
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	t.Setenv("TEMPORAL_ADDRESS", ts.GetFrontendHostPort())

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -106,6 +107,9 @@ channel moves (a patched base image).`,
 		if err := o.Validate(); err != nil {
 			return err
 		}
+		if err := fenceBake(p.Bake); err != nil {
+			return err
+		}
 		return withClient(cmd, func(c client.Client) error {
 			if err := schedules.Create(cmd.Context(), c, o); err != nil {
 				return err
@@ -119,6 +123,26 @@ channel moves (a patched base image).`,
 		})
 	}
 	return cmd
+}
+
+// fenceBake refuses, with IMAGO_BAKE_ROOTS set, a bake reading outside it: the
+// workers with the same setting would refuse every tick.
+func fenceBake(b *spec.Bake) error {
+	roots, err := spec.ParseBakeRoots(os.Getenv(spec.BakeRootsEnv))
+	if err != nil {
+		return usageError{err}
+	}
+	if b == nil || roots.IsZero() {
+		return nil
+	}
+	var es spec.Errors
+	for _, e := range roots.Check(b) {
+		es = append(es, spec.FieldError{Field: "bake." + e.Field, Msg: e.Msg})
+	}
+	if len(es) > 0 {
+		return es
+	}
+	return nil
 }
 
 func nextRun(s schedules.Schedule) string {

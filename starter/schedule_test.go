@@ -46,6 +46,32 @@ func TestScheduleAndPipelineUsageErrorsCreateNothing(t *testing.T) {
 	}
 }
 
+// With IMAGO_BAKE_ROOTS set (as on the workers that will run its ticks),
+// schedule create refuses a bake that reads outside the roots, naming the field
+// and its line, before contacting anything; a bake inside them gets past it.
+func TestScheduleCreateRefusesABakeOutsideBakeRoots(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1") // nothing may be contacted
+	root := t.TempDir()
+	t.Setenv("IMAGO_BAKE_ROOTS", root)
+	mainGo, err := filepath.Abs("../examples/hello/main.go")
+	require.NoError(t, err)
+	_, code, err := run(t, "schedule", "create", "nightly", "--bake", exampleBake, "--every", "1h")
+	require.Error(t, err)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, err.Error(), "bake.files[0]: line 6: "+mainGo+" is outside IMAGO_BAKE_ROOTS ("+root+")")
+	assert.NotContains(t, err.Error(), "connect to Temporal")
+
+	t.Setenv("IMAGO_BAKE_ROOTS", root+":"+filepath.Dir(mainGo))
+	_, code, err = run(t, "schedule", "create", "nightly", "--bake", exampleBake, "--every", "1h")
+	assert.Equal(t, 1, code)
+	assert.ErrorContains(t, err, "connect to Temporal", "past the fence, the CLI goes on to create the schedule")
+
+	t.Setenv("IMAGO_BAKE_ROOTS", "relative/dir")
+	_, code, err = run(t, "schedule", "create", "nightly", "--bake", exampleBake, "--every", "1h")
+	assert.Equal(t, 2, code)
+	assert.ErrorContains(t, err, `IMAGO_BAKE_ROOTS: "relative/dir" is not an absolute directory`)
+}
+
 // The schedule commands against a real server: create from the example bake and
 // pipeline, list, describe, pause with a note, unpause, delete.
 func TestScheduleCommandsRoundTrip(t *testing.T) {

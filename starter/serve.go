@@ -19,6 +19,7 @@ import (
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/codec"
+	"github.com/imago/imago/internal/spec"
 )
 
 // shutdownGrace is how long a graceful shutdown waits for requests in flight.
@@ -42,7 +43,11 @@ line, # comments). Without any token it refuses to start, unless
 
 It talks to Temporal and the catalog as the other commands do (TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, IMAGO_CATALOG_URL). SIGINT or SIGTERM shut it down
-gracefully.`,
+gracefully.
+
+Bakes, pipelines and schedules sent to it may read only the directories listed
+in IMAGO_BAKE_ROOTS (separated by ':'); unset, it refuses every bake that reads
+files.`,
 		Example: `  export IMAGO_API_TOKENS=$(openssl rand -hex 32)
   imago serve --listen 127.0.0.1:8080
   curl -H "Authorization: Bearer $IMAGO_API_TOKENS" http://127.0.0.1:8080/v1/rollouts
@@ -56,6 +61,10 @@ gracefully.`,
 			return usageError{err}
 		}
 		if err := api.CheckAuth(tokens, insecure, listen); err != nil {
+			return usageError{err}
+		}
+		roots, err := spec.ParseBakeRoots(os.Getenv(spec.BakeRootsEnv))
+		if err != nil {
 			return usageError{err}
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -76,7 +85,7 @@ gracefully.`,
 				// CORS preflight from the UI carries no token.
 				codecHandler := codec.NewHandler(pc, codec.HandlerOptions{Tokens: tokens, Origins: codec.ParseOrigins(cfg.UIOrigin), Logger: log})
 				h := api.NewServer(api.Config{Client: c, Catalog: cat, Tokens: tokens, InsecureNoAuth: insecure, Logger: log,
-					Extra: map[string]http.Handler{"/codec/": codecHandler}})
+					Extra: map[string]http.Handler{"/codec/": codecHandler}, BakeRoots: roots})
 				return serveAPI(ctx, ln, h, log, cfg, len(tokens))
 			})
 		})

@@ -28,6 +28,7 @@ import (
 )
 
 func main() {
+	app.OwnerOnly() // files 0600, directories 0700, here and in every process started from here
 	// The local provider starts routers and sim hosts by re-running this binary.
 	router.RunIfChild()
 	local.RunSimIfChild()
@@ -55,6 +56,7 @@ embedded Temporal server (SQLite under $IMAGO_HOME) and the Temporal web UI.
 Example:
   IMAGO_HOME=.imago imago-worker                 # embedded server + UI + worker
   imago-worker --dev-only                        # server + UI only; run workers separately
+  imago-worker --dev-listen 10.0.0.5:7233 --allow-remote   # server reachable from a trusted network
   TEMPORAL_ADDRESS=127.0.0.1:7233 imago-worker   # plain worker for an existing server
 
 Flags:
@@ -66,6 +68,8 @@ Flags:
 	devListen := fs.String("dev-listen", app.DefaultTemporalAddress, "embedded server: frontend gRPC address")
 	uiListen := fs.String("ui-listen", "127.0.0.1:8233", "embedded server: web UI address; empty turns the UI off")
 	devOnly := fs.Bool("dev-only", false, "embedded server: run the server and UI without polling for work")
+	allowRemote := fs.Bool("allow-remote", false, "embedded server: let --dev-listen and --ui-listen be non-loopback addresses; "+
+		"the server and UI have no authentication, so only on a network you trust (logs a warning)")
 	codecListen := fs.String("codec-listen", "127.0.0.1:8234", "payload codec server (POST /codec/encode, /codec/decode) for the web UI and temporal --codec-endpoint; "+
 		"on by default with the embedded web UI (which it decrypts for), otherwise only when given; empty turns it off")
 	home := fs.String("home", cfg.Home, "state directory: catalog, fleets, routes, logs, dev database (env IMAGO_HOME)")
@@ -89,9 +93,15 @@ Flags:
 	if cfg.TemporalAddress != "" && *devOnly {
 		return usageError{errors.New("--dev-only runs the embedded server, which TEMPORAL_ADDRESS turns off; unset one of them")}
 	}
+	if cfg.TemporalAddress != "" && *allowRemote {
+		return usageError{errors.New("--allow-remote is for the embedded server, which TEMPORAL_ADDRESS turns off; unset one of them")}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := app.EnsureHome(cfg.Home, logger); err != nil {
+		return err
+	}
 
 	embedded := cfg.TemporalAddress == ""
 	codecSrv, err := listenCodec(fs, *codecListen, embedded && *uiListen != "")
@@ -103,9 +113,6 @@ Flags:
 	}
 
 	if embedded {
-		if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
-			return fmt.Errorf("create IMAGO_HOME: %w", err)
-		}
 		start := time.Now()
 		srv, err := devserver.Start(ctx, devserver.Config{
 			DBPath:           filepath.Join(cfg.Home, "temporal.db"),
@@ -115,6 +122,7 @@ Flags:
 			SearchAttributes: workflows.SearchAttributes(),
 			Logger:           logger,
 			CodecEndpoint:    codecSrv.Endpoint(),
+			AllowRemote:      *allowRemote,
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded Temporal server: %w", err)

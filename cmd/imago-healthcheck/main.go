@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -64,7 +65,15 @@ Flags:
 		fmt.Fprintf(stderr, "imago-healthcheck: %v\n", err)
 		return 2
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// The context bounds the whole request; no proxy from the environment: the
+	// check is of this host's own service.
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: *timeout}).DialContext,
+		TLSHandshakeTimeout: *timeout,
+		DisableKeepAlives:   true,
+	}}
+	resp, err := client.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "imago-healthcheck: unhealthy: GET %s: %v\n", target, err)
 		return 1

@@ -285,7 +285,7 @@ build { sources = ["source.imago-local.bad"] }
 		t.Fatal(err)
 	}
 	unpacked := filepath.Join(t.TempDir(), "img")
-	if err := image.Unpack(bytes.NewReader(archive), unpacked); err != nil {
+	if err := image.Unpack(bytes.NewReader(archive), unpacked, image.Digest(archive), image.Limits{}); err != nil {
 		t.Fatalf("the output archive is not a valid image: %v", err)
 	}
 	for file, want := range map[string]string{"VERSION": "v1-r42\n", "conf/app.ini": "port=0\n"} {

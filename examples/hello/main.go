@@ -131,7 +131,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	log.Printf("hello %s listening on %s", version, ln.Addr())
 	if ppm > 0 || lat > 0 {
 		log.Printf("hello %s misbehaves on purpose: failRate %s, latency %s", version, failRate, lat)

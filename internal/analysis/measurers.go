@@ -4,19 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/imago/imago/internal/netguard"
 )
 
 // Env is what NewMeasurer needs besides the spec.
 type Env struct {
-	// HTTP queries Prometheus and http URLs; nil uses a client with a 10s timeout.
+	// HTTP queries Prometheus and http URLs, which a rollout spec chose: it must
+	// be a netguard client (no redirects, inner addresses refused). nil uses one
+	// that allows public addresses only.
 	HTTP *http.Client
 	// Metrics reads the router's per-fleet counters (provider router).
 	Metrics MetricsSource
@@ -32,7 +35,7 @@ func NewMeasurer(spec Spec, env Env) (Measurer, error) {
 	}
 	client := env.HTTP
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = netguard.New(netguard.Allow{}).Client(0)
 	}
 	switch spec.Provider {
 	case ProviderRouter:
@@ -77,44 +80,42 @@ type promResponse struct {
 	} `json:"data"`
 }
 
-// Measure runs the query once.
+// Measure runs the query once. No byte of the answer but the value reaches an
+// error: status, size, and Prometheus' errorType when it is one of its own.
 func (m *PrometheusMeasurer) Measure(ctx context.Context) (Reading, error) {
 	u := strings.TrimRight(m.Address, "/") + "/api/v1/query?" + url.Values{"query": {m.Query}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	what := "prometheus " + redact(m.Address)
+	body, resp, err := get(ctx, m.HTTP, u, what)
 	if err != nil {
-		return Reading{}, Permanent(err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := m.HTTP.Do(req)
-	if err != nil {
-		return Reading{}, fmt.Errorf("query prometheus: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return Reading{}, fmt.Errorf("query prometheus %s: %w", m.Address, err)
+		return Reading{}, err
 	}
 	var pr promResponse
 	if err := json.Unmarshal(body, &pr); err != nil {
-		return Reading{}, fmt.Errorf("query prometheus %s: %s, not a Prometheus API answer: %q", m.Address, resp.Status, abbreviate(string(body), 200))
+		return Reading{}, fmt.Errorf("%s: the answer (%s) is not a Prometheus API answer", what, answered(resp, body))
 	}
 	if pr.Status != "success" {
-		return Reading{}, fmt.Errorf("prometheus %s refused the query (%s): %s: %s", m.Address, resp.Status, pr.ErrorType, pr.Error)
+		kind := "no errorType"
+		if promErrorTypes[pr.ErrorType] {
+			kind = "errorType " + pr.ErrorType
+		}
+		return Reading{}, fmt.Errorf("%s refused the query: %s, %s (its message is not copied here: run the query in Prometheus to read it)", what, answered(resp, body), kind)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return Reading{}, fmt.Errorf("%s answered %s", what, answered(resp, body))
 	}
 	switch pr.Data.ResultType {
 	case "scalar":
 		v, err := promValue(pr.Data.Result)
 		if err != nil {
-			return Reading{}, err
+			return Reading{}, fmt.Errorf("%s: %w", what, err)
 		}
 		return Reading{Value: v}, nil
 	case "vector":
 		var series []struct {
-			Metric map[string]string `json:"metric"`
-			Value  json.RawMessage   `json:"value"`
+			Value json.RawMessage `json:"value"`
 		}
 		if err := json.Unmarshal(pr.Data.Result, &series); err != nil {
-			return Reading{}, fmt.Errorf("prometheus %s: bad vector: %w", m.Address, err)
+			return Reading{}, fmt.Errorf("%s: the vector in the answer is malformed", what)
 		}
 		switch len(series) {
 		case 0:
@@ -122,52 +123,87 @@ func (m *PrometheusMeasurer) Measure(ctx context.Context) (Reading, error) {
 		case 1:
 			v, err := promValue(series[0].Value)
 			if err != nil {
-				return Reading{}, err
+				return Reading{}, fmt.Errorf("%s: %w", what, err)
 			}
-			return Reading{Value: v, Detail: labelsString(series[0].Metric)}, nil
+			return Reading{Value: v}, nil
 		}
-		var names []string
-		for i, s := range series {
-			if i == 3 {
-				names = append(names, "…")
-				break
-			}
-			names = append(names, labelsString(s.Metric))
-		}
-		return Reading{}, fmt.Errorf("the query returned %d series (%s); it must return one: aggregate it (sum, avg, max by nothing)",
-			len(series), strings.Join(names, ", "))
+		return Reading{}, fmt.Errorf("the query returned %d series; it must return one: aggregate it (sum, avg, max by nothing)", len(series))
+	case "matrix", "string":
+		return Reading{}, fmt.Errorf("the query returned a %s; it must return a scalar or an instant vector of one series", pr.Data.ResultType)
 	}
-	return Reading{}, fmt.Errorf("the query returned a %s; it must return a scalar or an instant vector of one series", pr.Data.ResultType)
+	return Reading{}, fmt.Errorf("%s: the answer has no scalar or vector result", what)
+}
+
+// promErrorTypes are the errorType values of Prometheus' HTTP API: a fixed
+// vocabulary, safe to repeat (unlike its free-text message).
+var promErrorTypes = map[string]bool{
+	"timeout": true, "canceled": true, "execution": true, "bad_data": true,
+	"internal": true, "unavailable": true, "not_found": true, "not_acceptable": true,
 }
 
 // promValue decodes a sample value [<unix time>, "<number>"].
 func promValue(raw json.RawMessage) (float64, error) {
 	var pair []any
 	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
-		return 0, fmt.Errorf("prometheus: bad sample value %s", abbreviate(string(raw), 100))
+		return 0, errors.New(`a sample value is not [<time>, "<number>"]`)
 	}
 	s, ok := pair[1].(string)
 	if !ok {
-		return 0, fmt.Errorf("prometheus: bad sample value %s", abbreviate(string(raw), 100))
+		return 0, errors.New(`a sample value is not [<time>, "<number>"]`)
 	}
 	v, err := parseValue(s)
 	if err != nil {
-		return 0, fmt.Errorf("prometheus: %w", err)
+		return 0, fmt.Errorf("a sample value is a string of %d bytes, not a number", len(s))
 	}
 	return v, nil
 }
 
-func labelsString(labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
+// maxAnswer bounds the answer read from an analysis URL.
+const maxAnswer = 8 << 20
+
+// get GETs u with a client that follows no redirect and returns the answer's
+// body (at most maxAnswer bytes). Errors name what was asked and say the status
+// and size of an answer, never its content: a URL in a spec could reach
+// something whose answer must not end up in a rollout's messages. A dial the
+// guard refused is Permanent.
+func get(ctx context.Context, c *http.Client, u, what string) ([]byte, *http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, Permanent(fmt.Errorf("%s: %w", what, err))
 	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+"="+strconv.Quote(labels[k]))
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		if errors.Is(err, netguard.ErrRefused) {
+			return nil, nil, Permanent(fmt.Errorf("%s: %w", what, err))
+		}
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return "{" + strings.Join(parts, ",") + "}"
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: reading the answer (%s): %w", what, resp.Status, err)
+	}
+	if len(body) > maxAnswer {
+		return nil, nil, fmt.Errorf("%s answered %s with more than %d bytes", what, resp.Status, maxAnswer)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return nil, nil, fmt.Errorf("%s answered %s (redirects are not followed: give the final URL)", what, answered(resp, body))
+	}
+	return body, resp, nil
+}
+
+// answered says the status and size of an answer.
+func answered(resp *http.Response, body []byte) string {
+	return fmt.Sprintf("%s, %d bytes", resp.Status, len(body))
+}
+
+// redact hides a password in a URL.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
 }
 
 // HTTPMeasurer GETs URL and reads the number at Field (a dotted path; array
@@ -186,47 +222,39 @@ func (m *HTTPMeasurer) String() string {
 		return m.name
 	}
 	if m.Field == "" {
-		return "GET " + m.URL
+		return "GET " + redact(m.URL)
 	}
-	return m.Field + " of GET " + m.URL
+	return m.Field + " of GET " + redact(m.URL)
 }
 
-// Measure fetches URL once.
+// Measure fetches URL once. No byte of the answer but the number at Field
+// reaches an error (see get).
 func (m *HTTPMeasurer) Measure(ctx context.Context) (Reading, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.URL, nil)
-	if err != nil {
-		return Reading{}, Permanent(err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := m.HTTP.Do(req)
+	what := "GET " + redact(m.URL)
+	body, resp, err := get(ctx, m.HTTP, m.URL, what)
 	if err != nil {
 		return Reading{}, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return Reading{}, fmt.Errorf("GET %s: %w", m.URL, err)
-	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return Reading{}, fmt.Errorf("GET %s: %s: %q", m.URL, resp.Status, abbreviate(strings.TrimSpace(string(body)), 200))
+		return Reading{}, fmt.Errorf("%s answered %s", what, answered(resp, body))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return Reading{}, fmt.Errorf("GET %s: the answer is not JSON: %v", m.URL, err)
+		return Reading{}, fmt.Errorf("%s: the answer (%s) is not JSON", what, answered(resp, body))
 	}
 	v, err := Lookup(doc, m.Field)
 	if err != nil {
-		return Reading{}, fmt.Errorf("GET %s: %w", m.URL, err)
+		return Reading{}, fmt.Errorf("%s: %w", what, err)
 	}
 	switch v := v.(type) {
 	case nil:
-		return Reading{}, Inconclusive("GET %s: %s is null", m.URL, fieldName(m.Field))
+		return Reading{}, Inconclusive("%s: %s is null", what, fieldName(m.Field))
 	case json.Number:
 		f, err := parseValue(v.String())
 		if err != nil {
-			return Reading{}, fmt.Errorf("GET %s: %s: %w", m.URL, fieldName(m.Field), err)
+			return Reading{}, fmt.Errorf("%s: %s is not a number", what, fieldName(m.Field))
 		}
 		return Reading{Value: f}, nil
 	case float64:
@@ -234,11 +262,11 @@ func (m *HTTPMeasurer) Measure(ctx context.Context) (Reading, error) {
 	case string:
 		f, err := parseValue(strings.TrimSpace(v))
 		if err != nil {
-			return Reading{}, fmt.Errorf("GET %s: %s is the string %q, not a number", m.URL, fieldName(m.Field), abbreviate(v, 40))
+			return Reading{}, fmt.Errorf("%s: %s is a string of %d bytes, not a number", what, fieldName(m.Field), len(v))
 		}
 		return Reading{Value: f}, nil
 	}
-	return Reading{}, fmt.Errorf("GET %s: %s is %s, not a number", m.URL, fieldName(m.Field), jsonKind(v))
+	return Reading{}, fmt.Errorf("%s: %s is %s, not a number", what, fieldName(m.Field), jsonKind(v))
 }
 
 func fieldName(path string) string {

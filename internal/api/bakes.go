@@ -24,7 +24,7 @@ type StartedBake struct {
 
 // startBake is POST /v1/bakes, as `imago bake start`.
 func (s *Server) startBake(w http.ResponseWriter, r *http.Request) error {
-	req, err := DecodeStartBake(r.Body)
+	req, err := DecodeStartBake(r.Body, s.cfg.BakeRoots)
 	if err != nil {
 		return err
 	}

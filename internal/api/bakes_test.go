@@ -15,7 +15,7 @@ import (
 // A bake started through the API builds, tests and publishes an image, moves its
 // channel, and a second bake of the same inputs is a cache hit.
 func TestBakeThroughTheAPI(t *testing.T) {
-	e := newEnv(t, envOptions{temporal: true})
+	e := newEnv(t, envOptions{temporal: true, config: helloRoots(t)})
 	p := e.get("/v1/bakes/hello/latest").problem(t, http.StatusNotFound)
 	assert.Equal(t, "no bake of hello to channel latest yet; start one with POST /v1/bakes", p.Detail)
 

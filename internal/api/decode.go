@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +65,7 @@ type DecisionRequest struct {
 // DecodeStartRollout reads and validates a start-rollout request. A body that is
 // not one JSON object, is larger than MaxBodyBytes, has unknown fields or an
 // invalid spec is an error that says what is wrong; the spec comes back defaulted.
-func DecodeStartRollout(r io.Reader) (StartRolloutRequest, error) {
+func DecodeStartRollout(r io.Reader, roots spec.BakeRoots) (StartRolloutRequest, error) {
 	var req StartRolloutRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return req, err
@@ -80,7 +81,7 @@ func DecodeStartRollout(r io.Reader) (StartRolloutRequest, error) {
 	case req.Spec.Image.Bake == "" && req.Bake != nil:
 		es = append(es, spec.FieldError{Field: "bake", Msg: "is only used with spec.image.bake; set spec.image.bake (a label such as bake.yaml) or leave bake out"})
 	case req.Bake != nil:
-		es = append(es, normalizeBake("bake.", req.Bake)...)
+		es = append(es, normalizeBake("bake.", req.Bake, roots)...)
 	}
 	if len(es) > 0 {
 		return req, es
@@ -89,21 +90,23 @@ func DecodeStartRollout(r io.Reader) (StartRolloutRequest, error) {
 }
 
 // DecodeStartBake reads and validates a start-bake request; the spec comes back
-// defaulted, with absolute paths.
-func DecodeStartBake(r io.Reader) (StartBakeRequest, error) {
+// defaulted, with absolute paths, each in one of roots.
+func DecodeStartBake(r io.Reader, roots spec.BakeRoots) (StartBakeRequest, error) {
 	var req StartBakeRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return req, err
 	}
-	if es := normalizeBake("spec.", &req.Spec); len(es) > 0 {
+	if es := normalizeBake("spec.", &req.Spec, roots); len(es) > 0 {
 		return req, es
 	}
 	return req, nil
 }
 
 // normalizeBake defaults and validates b, whose field paths start with prefix. A
-// relative path needs dir, the directory on the server it is relative to.
-func normalizeBake(prefix string, b *spec.Bake) spec.Errors {
+// relative path needs dir, the directory on the server it is relative to. Every
+// path must lie in roots (IMAGO_BAKE_ROOTS): for a path outside them the fence's
+// refusal replaces what validation would say, which would tell whether it exists.
+func normalizeBake(prefix string, b *spec.Bake, roots spec.BakeRoots) spec.Errors {
 	var es spec.Errors
 	add := func(field, format string, args ...any) {
 		es = append(es, spec.FieldError{Field: prefix + field, Msg: fmt.Sprintf(format, args...)})
@@ -126,7 +129,14 @@ func normalizeBake(prefix string, b *spec.Bake) spec.Errors {
 	if len(es) > 0 {
 		return es // the paths cannot be checked until they are anchored
 	}
-	return prefixed(prefix, b.Normalize())
+	fenced := roots.Check(b)
+	out := prefixed(prefix, fenced)
+	for _, e := range prefixed(prefix, b.Normalize()) {
+		if !slices.ContainsFunc(fenced, func(f spec.FieldError) bool { return prefix+f.Field == e.Field }) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // prefixed returns the spec errors in err with their field paths under prefix.
@@ -359,7 +369,7 @@ const inlineBakeLabel = "an inline bake spec (REST API)"
 // DecodeCreateSchedule reads and validates a create-schedule request, reporting
 // every problem with its field path (pipeline.stages[0].rollout.fleet.size); the
 // options come back with the bake defaulted and its paths absolute.
-func DecodeCreateSchedule(r io.Reader) (schedules.CreateOptions, error) {
+func DecodeCreateSchedule(r io.Reader, roots spec.BakeRoots) (schedules.CreateOptions, error) {
 	var req CreateScheduleRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return schedules.CreateOptions{}, err
@@ -394,7 +404,7 @@ func DecodeCreateSchedule(r io.Reader) (schedules.CreateOptions, error) {
 	if req.Pipeline != nil {
 		p.OnBaseChange, p.Stages = req.Pipeline.OnBaseChange, stages(req.Pipeline.Stages)
 	}
-	pes := validatePipeline(&p, "bake.", func(field string) string {
+	pes := validatePipeline(&p, "bake.", roots, func(field string) string {
 		if strings.HasPrefix(field, "stages") || field == "onBaseChange" {
 			return "pipeline." + field
 		}
@@ -431,7 +441,7 @@ func DecodeCreateSchedule(r io.Reader) (schedules.CreateOptions, error) {
 // DecodeStartPipeline reads and validates a start-pipeline request: the pipeline
 // comes back loaded (bake defaulted, stage rollouts defaulted) as spec.LoadPipeline
 // would load it from files.
-func DecodeStartPipeline(r io.Reader) (p spec.Pipeline, always bool, err error) {
+func DecodeStartPipeline(r io.Reader, roots spec.BakeRoots) (p spec.Pipeline, always bool, err error) {
 	var req StartPipelineRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return p, false, err
@@ -443,7 +453,7 @@ func DecodeStartPipeline(r io.Reader) (p spec.Pipeline, always bool, err error) 
 		es = append(es, spec.FieldError{Field: "pipeline.image.bake", Msg: "is not used here: send the bake spec inline as pipeline.bake instead of image"})
 		p.Image.Bake = ""
 	}
-	es = append(es, validatePipeline(&p, "pipeline.bake.", func(field string) string { return "pipeline." + field })...)
+	es = append(es, validatePipeline(&p, "pipeline.bake.", roots, func(field string) string { return "pipeline." + field })...)
 	if len(es) > 0 {
 		return p, req.Always, es
 	}
@@ -460,11 +470,11 @@ func stages(in []PipelineStage) []spec.Stage {
 
 // validatePipeline normalizes p's inline bake (field paths under bakePrefix) and
 // validates the pipeline, whose field paths where maps into the request body.
-func validatePipeline(p *spec.Pipeline, bakePrefix string, where func(field string) string) spec.Errors {
+func validatePipeline(p *spec.Pipeline, bakePrefix string, roots spec.BakeRoots, where func(field string) string) spec.Errors {
 	var es spec.Errors
 	if p.Bake != nil {
 		p.BakeFile = inlineBakeLabel
-		es = append(es, normalizeBake(bakePrefix, p.Bake)...)
+		es = append(es, normalizeBake(bakePrefix, p.Bake, roots)...)
 	}
 	for i := range p.Stages {
 		if r := &p.Stages[i].Rollout; r.Image != (spec.ImageRef{}) {

@@ -19,7 +19,7 @@ const good = `{"spec": {"service": "hello", "environment": "prod", "listen": "12
   "image": "img-3f2a1c9d0b7e"}`
 
 func TestDecodeStartRolloutDefaultsAndOverridesTheImage(t *testing.T) {
-	req, err := DecodeStartRollout(strings.NewReader(good))
+	req, err := DecodeStartRollout(strings.NewReader(good), spec.BakeRoots{})
 	require.NoError(t, err)
 	assert.Equal(t, "img-3f2a1c9d0b7e", req.Spec.Image.ID)
 	assert.Equal(t, "prod", req.Spec.Environment)
@@ -41,7 +41,7 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 		{`{"spec": {"service": "x"}, "image": "` + strings.Repeat("a", MaxBodyBytes) + `"}`, "larger than 1048576 bytes", 413},
 		{`{"spec": {"service": "hello", "listen": "127.0.0.1:9080", "image": {"bake": "bake.yaml"}}}`, "bake: is required when spec.image.bake is set", 400},
 	} {
-		_, err := DecodeStartRollout(strings.NewReader(tc.body))
+		_, err := DecodeStartRollout(strings.NewReader(tc.body), spec.BakeRoots{})
 		require.Error(t, err, "%.60s", tc.body)
 		p := ProblemFor(err)
 		assert.Equal(t, tc.status, p.Status, "%.60s: %v", tc.body, err)
@@ -50,7 +50,7 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 }
 
 func TestInvalidSpecProblemListsFieldPaths(t *testing.T) {
-	_, err := DecodeStartRollout(strings.NewReader(`{"spec": {"service": "Hello", "fleet": {"size": -1}}}`))
+	_, err := DecodeStartRollout(strings.NewReader(`{"spec": {"service": "Hello", "fleet": {"size": -1}}}`), spec.BakeRoots{})
 	p := ProblemFor(err)
 	assert.Equal(t, http.StatusBadRequest, p.Status)
 	var fields []string
@@ -66,23 +66,31 @@ func TestInvalidSpecProblemListsFieldPaths(t *testing.T) {
 }
 
 func TestBakeRequestPathsMustBeAnchoredOnTheServer(t *testing.T) {
-	_, err := DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "source": "src", "entrypoint": ["./hello"]}}`))
+	dir := t.TempDir()
+	roots := mustRoots(t, dir)
+	_, err := DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "source": "src", "entrypoint": ["./hello"]}}`), roots)
 	p := ProblemFor(err)
 	assert.Equal(t, http.StatusBadRequest, p.Status)
 	require.Len(t, p.Errors, 1)
 	assert.Equal(t, "spec.source", p.Errors[0].Field)
 	assert.Contains(t, p.Errors[0].Msg, `"src" is relative: make it absolute, or set spec.dir`)
 
-	dir := t.TempDir()
-	req, err := DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "dir": "` + dir + `", "source": ".", "entrypoint": ["./hello"]}}`))
+	req, err := DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "dir": "`+dir+`", "source": ".", "entrypoint": ["./hello"]}}`), roots)
 	require.NoError(t, err)
 	assert.Equal(t, dir, req.Spec.Source, "a relative path is resolved against dir")
 	assert.Equal(t, "latest", req.Spec.Channel)
 
-	_, err = DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "source": "/nonexistent/src"}}`))
+	_, err = DecodeStartBake(strings.NewReader(`{"spec": {"service": "hello", "source": "`+dir+`/src"}}`), roots)
 	p = ProblemFor(err)
-	assert.Contains(t, p.Detail, "spec.source: /nonexistent/src is not a directory")
+	assert.Contains(t, p.Detail, "spec.source: "+dir+"/src is not a directory")
 	assert.Contains(t, p.Detail, "spec.entrypoint: is required")
+}
+
+func mustRoots(t testing.TB, dirs ...string) spec.BakeRoots {
+	t.Helper()
+	roots, err := spec.ParseBakeRoots(strings.Join(dirs, ":"))
+	require.NoError(t, err)
+	return roots
 }
 
 func TestPromoteAndRevokeRequestsNeedTheirField(t *testing.T) {
@@ -113,12 +121,13 @@ func fieldMessages(p Problem) string {
 // FuzzDecodeStartRollout: any body gives a request or a 4xx problem, never a
 // panic or a 500, and an accepted spec stays valid after a JSON round trip.
 func FuzzDecodeStartRollout(f *testing.F) {
+	roots := mustRoots(f, f.TempDir())
 	f.Add([]byte(good))
 	f.Add([]byte(`{"spec": {"service": "hello", "strategy": {"type": "rolling", "waves": "25%"}}}`))
 	f.Add([]byte(`{"spec": {"analyses": {"e": {"provider": "router", "max": 0.05}}}}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeStartRollout(bytes.NewReader(body))
+		req, err := DecodeStartRollout(bytes.NewReader(body), roots)
 		if err != nil {
 			if p := ProblemFor(err); p.Status >= 500 {
 				t.Fatalf("a client error became %d: %v", p.Status, err)

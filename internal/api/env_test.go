@@ -53,6 +53,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// helloRoots configures the API's IMAGO_BAKE_ROOTS to the directory holding the
+// hello build, so bakes of helloBake may read it.
+func helloRoots(t *testing.T) func(*Config) {
+	roots := mustRoots(t, filepath.Dir(helloBuild(t)))
+	return func(c *Config) { c.BakeRoots = roots }
+}
+
 // helloBuild returns a directory holding the hello binary, version v1.
 func helloBuild(t *testing.T) string {
 	t.Helper()

@@ -45,7 +45,7 @@ func pipelineError(err error) error {
 // startPipeline is POST /v1/pipelines, as `imago pipeline start`: the bake, then
 // each stage's rollout in order. One run per pipeline at a time (409).
 func (s *Server) startPipeline(w http.ResponseWriter, r *http.Request) error {
-	p, always, err := DecodeStartPipeline(r.Body)
+	p, always, err := DecodeStartPipeline(r.Body, s.cfg.BakeRoots)
 	if err != nil {
 		return err
 	}

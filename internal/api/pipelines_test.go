@@ -21,7 +21,7 @@ import (
 // start while it runs and decisions once it ended are refused (409). The reaper
 // then keeps the fleet that serves.
 func TestPipelineThroughTheAPI(t *testing.T) {
-	e := newEnv(t, envOptions{temporal: true})
+	e := newEnv(t, envOptions{temporal: true, config: helloRoots(t)})
 	p := e.get("/v1/pipelines/hello").problem(t, http.StatusNotFound)
 	assert.Equal(t, `no run of pipeline "hello" yet; start one with POST /v1/pipelines, or run its schedule with POST /v1/schedules/hello/trigger`, p.Detail)
 	e.post("/v1/pipelines/hello/approve", nil).problem(t, http.StatusNotFound)
@@ -116,7 +116,7 @@ func TestInvalidPipelineIsA400WithEveryFieldPath(t *testing.T) {
 	for _, want := range []string{
 		`pipeline.name: "Hello" must be 1-40 lowercase letters`,
 		"pipeline.image: set bake or image, not both",
-		"pipeline.bake.source: /nonexistent/src is not a directory",
+		"pipeline.bake.source: /nonexistent/src is outside IMAGO_BAKE_ROOTS (unset: the API bakes nothing from disk; set IMAGO_BAKE_ROOTS=/srv/imago/src)",
 		`pipeline.stages[1].rollout.service: "web" differs from the bake's service "hello"`,
 		`pipeline.stages[1].rollout.environment: "test" is already stage 0`,
 	} {
@@ -168,11 +168,12 @@ func TestOpenAPISchemasMatchTheScheduleAndPipelineTypes(t *testing.T) {
 // FuzzDecodeStartPipeline: any body gives a pipeline or a 4xx problem, never a
 // panic or a 500.
 func FuzzDecodeStartPipeline(f *testing.F) {
+	roots := mustRoots(f, f.TempDir())
 	f.Add([]byte(`{"pipeline": {"name": "hello", "image": {"channel": "stable"}, "stages": [{"rollout": {"service": "hello", "environment": "prod", "listen": "127.0.0.1:9080"}, "approval": {"required": true, "timeout": "1h"}}]}}`))
 	f.Add([]byte(`{"pipeline": {"name": "hello", "bake": {"service": "hello", "source": "/"}, "onBaseChange": true, "stages": [{"rollout": {"image": {"bake": "x"}}}]}, "always": true}`))
 	f.Add([]byte(`{"pipeline": {"name": "x", "image": {"bake": "b"}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_, _, err := DecodeStartPipeline(bytes.NewReader(body))
+		_, _, err := DecodeStartPipeline(bytes.NewReader(body), roots)
 		if err != nil {
 			if p := ProblemFor(err); p.Status >= 500 {
 				t.Fatalf("a client error became %d: %v", p.Status, err)

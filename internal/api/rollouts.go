@@ -50,7 +50,7 @@ func rolloutLinks(service, env string) Links {
 // startRollout is POST /v1/rollouts: as `imago rollout start`, an unknown or
 // revoked image is refused before anything starts.
 func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
-	req, err := DecodeStartRollout(r.Body)
+	req, err := DecodeStartRollout(r.Body, s.cfg.BakeRoots)
 	if err != nil {
 		return err
 	}

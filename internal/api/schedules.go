@@ -63,7 +63,7 @@ func scheduleError(err error) error {
 // createSchedule is POST /v1/schedules, as `imago schedule create`: 201 with the
 // schedule as describe shows it (its next runs).
 func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
-	o, err := DecodeCreateSchedule(r.Body)
+	o, err := DecodeCreateSchedule(r.Body, s.cfg.BakeRoots)
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func pipelineEnded(run pipelines.Run) bool {
 // zone), refused twice, listed, paused and unpaused with notes, triggered (its
 // run bakes, and describe shows the outcome), backfilled, deleted, then gone.
 func TestScheduleThroughTheAPI(t *testing.T) {
-	e := newEnv(t, envOptions{temporal: true})
+	e := newEnv(t, envOptions{temporal: true, config: helloRoots(t)})
 	body := map[string]any{"name": "nightly", "bake": helloBake(t), "cron": "0 3 * * *", "timezone": "Europe/Berlin", "note": "rebuild nightly"}
 
 	e.do("POST", "/v1/schedules", body, "").problem(t, http.StatusUnauthorized)
@@ -181,7 +181,7 @@ func TestScheduleThroughTheAPI(t *testing.T) {
 // An invalid schedule is refused with every problem at its field path in the
 // body, worded for the API (fields, not CLI flags), and nothing is created.
 func TestInvalidScheduleIsA400WithEveryFieldPath(t *testing.T) {
-	e := newEnv(t, envOptions{temporal: true})
+	e := newEnv(t, envOptions{temporal: true, config: helloRoots(t)})
 	stage := e.rolloutBody("img-3f2a1c9d0b7e")["spec"].(map[string]any)
 	stage["fleet"] = map[string]any{"size": 5000}
 	body := map[string]any{
@@ -252,10 +252,10 @@ func TestSchedulePipelineAndReaperEndpointsNeedAToken(t *testing.T) {
 func TestDecodeCreateScheduleBuildsThePipeline(t *testing.T) {
 	dir := t.TempDir()
 	o, err := DecodeCreateSchedule(strings.NewReader(`{"name": "hello", "every": "1h", "overlap": "buffer-one", "always": true,
-	  "bake": {"service": "hello", "dir": "` + dir + `", "source": ".", "entrypoint": ["./hello"]},
+	  "bake": {"service": "hello", "dir": "`+dir+`", "source": ".", "entrypoint": ["./hello"]},
 	  "pipeline": {"stages": [
 	    {"rollout": {"service": "hello", "environment": "staging", "listen": "127.0.0.1:9080"}},
-	    {"rollout": {"service": "hello", "environment": "prod", "listen": "127.0.0.1:9081"}, "approval": {"required": true}}]}}`))
+	    {"rollout": {"service": "hello", "environment": "prod", "listen": "127.0.0.1:9081"}, "approval": {"required": true}}]}}`), mustRoots(t, dir))
 	require.NoError(t, err)
 	assert.Equal(t, time.Hour, o.Every)
 	assert.Equal(t, "buffer-one", o.Overlap)
@@ -274,11 +274,12 @@ func TestDecodeCreateScheduleBuildsThePipeline(t *testing.T) {
 // FuzzDecodeCreateSchedule: any body gives options or a 4xx problem, never a
 // panic or a 500.
 func FuzzDecodeCreateSchedule(f *testing.F) {
+	roots := mustRoots(f, f.TempDir())
 	f.Add([]byte(`{"name": "nightly", "bake": {"service": "hello", "source": "/"}, "cron": "0 3 * * *", "timezone": "Europe/Berlin"}`))
 	f.Add([]byte(`{"name": "n", "bake": {"service": "hello", "base": {"channel": "latest"}}, "every": "-1h", "pipeline": {"onBaseChange": true, "stages": [{"rollout": {}}]}}`))
 	f.Add([]byte(`{"name": "", "every": "1ms", "overlap": "x"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_, err := DecodeCreateSchedule(bytes.NewReader(body))
+		_, err := DecodeCreateSchedule(bytes.NewReader(body), roots)
 		if err != nil {
 			if p := ProblemFor(err); p.Status >= 500 {
 				t.Fatalf("a client error became %d: %v", p.Status, err)

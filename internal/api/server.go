@@ -20,6 +20,7 @@ import (
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/httpx"
 	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
 )
 
 // Config is what the API serves from.
@@ -40,6 +41,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// PollInterval is how often an event stream polls the rollout (default 1 s).
 	PollInterval time.Duration
+	// BakeRoots are the directories bakes, pipelines and schedules sent to the
+	// API may read (IMAGO_BAKE_ROOTS); with none, the API bakes nothing from disk.
+	BakeRoots spec.BakeRoots
 }
 
 // Defaults of Config and of NewHTTPServer.

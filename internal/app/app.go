@@ -6,82 +6,149 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/bake/runas"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/events"
+	"github.com/imago/imago/internal/image"
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
 )
 
-// Config is imago's configuration; ConfigFromEnv reads it the way the Temporal CLI
-// reads its own (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY).
+// Config is imago's configuration. ConfigFromEnv reads Temporal's connection the
+// way the Temporal CLI and SDKs read theirs (the SDK's envconfig: TEMPORAL_ADDRESS,
+// TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*), and imago's own IMAGO_*.
 type Config struct {
-	Home            string      // IMAGO_HOME, default ~/.imago
-	CatalogURL      string      // IMAGO_CATALOG_URL, default file://$IMAGO_HOME/catalog
-	TemporalAddress string      // TEMPORAL_ADDRESS, default 127.0.0.1:7233
-	Namespace       string      // TEMPORAL_NAMESPACE, default "default"
-	TLSCert         string      // TEMPORAL_TLS_CERT
-	TLSKey          string      // TEMPORAL_TLS_KEY
-	TLSCA           string      // TEMPORAL_TLS_CA
-	APIKey          string      // TEMPORAL_API_KEY
-	Packer          string      // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
-	SecretsURL      string      // IMAGO_SECRETS_URL: gocloud secrets keeper of the payload key; default the key file $IMAGO_HOME/secrets.url
-	UIOrigin        string      // IMAGO_UI_ORIGIN: web UI origins (comma-separated) the codec server lets call it, besides the embedded UI
-	Provider        string      // IMAGO_PROVIDER: the rollouts' provider, local (default) or aws
-	AWS             *aws.Config // the aws driver's settings; nil: from IMAGO_AWS_* (see docs/aws.md)
-	EventsURL       string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
-	MetricsListen   string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
-	Logger          *slog.Logger
+	Home            string // IMAGO_HOME, default ~/.imago
+	CatalogURL      string // IMAGO_CATALOG_URL, default file://$IMAGO_HOME/catalog
+	TemporalAddress string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
+	Namespace       string // TEMPORAL_NAMESPACE, default "default"
+	// Connection is the rest of the Temporal connection: API key, TLS, gRPC
+	// metadata (its Address and Namespace are ignored). ConfigFromEnv fills it from
+	// the envconfig variables, see TemporalEnv.
+	Connection    envconfig.ClientConfigProfile
+	Packer        string      // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
+	SecretsURL    string      // IMAGO_SECRETS_URL: gocloud secrets keeper of the payload key; default the key file $IMAGO_HOME/secrets.url
+	UIOrigin      string      // IMAGO_UI_ORIGIN: web UI origins (comma-separated) the codec server lets call it, besides the embedded UI
+	Provider      string      // IMAGO_PROVIDER: the rollouts' provider, local (default) or aws
+	AWS           *aws.Config // the aws driver's settings; nil: from IMAGO_AWS_* (see docs/aws.md)
+	EventsURL     string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
+	MetricsListen string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
+	// AllowPlaintext (IMAGO_ALLOW_PLAINTEXT=1) lets clients and workers decode
+	// payloads that are not encrypted: only to read or finish histories written
+	// before encryption, since a worker then runs what anyone who can reach
+	// Temporal starts.
+	AllowPlaintext bool
+	AnalysisAllow  string // IMAGO_ANALYSIS_ALLOW: hosts and CIDRs (comma-separated) analysis URLs may reach although loopback or private; see internal/netguard
+	BakeRoots      string // IMAGO_BAKE_ROOTS: the only directories bakes may read (PATH-like list); empty: any the worker can read
+	BakeUser       string // IMAGO_BAKE_USER: the user bakes' commands and packer run as; empty: the worker's
+	Logger         *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
 	Interceptors   []interceptor.ClientInterceptor // client interceptors; those that are also worker interceptors apply to the client's workers
+
+	// ArchiveLimits caps an image archive the local provider unpacks; nil: from
+	// IMAGO_ARCHIVE_MAX_BYTES and IMAGO_ARCHIVE_MAX_ENTRIES (image.LimitsFromEnv).
+	ArchiveLimits *image.Limits
+
+	envErr error // a malformed variable ConfigFromEnv read; Dial reports it
 }
 
 // DefaultTemporalAddress is where the embedded server listens by default.
 const DefaultTemporalAddress = "127.0.0.1:7233"
 
+// TemporalEnv lists the variables of Temporal's connection ConfigFromEnv reads:
+// the SDK's envconfig names, then the older Temporal CLI names imago read first,
+// which apply when the newer ones are unset.
+var TemporalEnv = []string{
+	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS",
+	"TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_CERT_DATA", "TEMPORAL_TLS_CLIENT_KEY_PATH", "TEMPORAL_TLS_CLIENT_KEY_DATA",
+	"TEMPORAL_TLS_SERVER_CA_CERT_PATH", "TEMPORAL_TLS_SERVER_CA_CERT_DATA", "TEMPORAL_TLS_SERVER_NAME",
+	"TEMPORAL_TLS_DISABLE_HOST_VERIFICATION", "TEMPORAL_CLIENT_AUTHORITY", "TEMPORAL_GRPC_META_*",
+	"TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA",
+}
+
 // ConfigFromEnv reads the configuration from the environment, with defaults.
 func ConfigFromEnv() Config {
 	c := Config{
-		Home:            os.Getenv("IMAGO_HOME"),
-		CatalogURL:      os.Getenv("IMAGO_CATALOG_URL"),
-		TemporalAddress: os.Getenv("TEMPORAL_ADDRESS"),
-		Namespace:       os.Getenv("TEMPORAL_NAMESPACE"),
-		TLSCert:         os.Getenv("TEMPORAL_TLS_CERT"),
-		TLSKey:          os.Getenv("TEMPORAL_TLS_KEY"),
-		TLSCA:           os.Getenv("TEMPORAL_TLS_CA"),
-		APIKey:          os.Getenv("TEMPORAL_API_KEY"),
-		Packer:          os.Getenv("IMAGO_PACKER"),
-		SecretsURL:      os.Getenv("IMAGO_SECRETS_URL"),
-		UIOrigin:        os.Getenv("IMAGO_UI_ORIGIN"),
-		EventsURL:       os.Getenv("IMAGO_EVENTS_URL"),
-		Provider:        os.Getenv("IMAGO_PROVIDER"),
-		MetricsListen:   telemetry.DefaultMetricsListen,
+		Home:          os.Getenv("IMAGO_HOME"),
+		CatalogURL:    os.Getenv("IMAGO_CATALOG_URL"),
+		Packer:        os.Getenv("IMAGO_PACKER"),
+		SecretsURL:    os.Getenv("IMAGO_SECRETS_URL"),
+		UIOrigin:      os.Getenv("IMAGO_UI_ORIGIN"),
+		EventsURL:     os.Getenv("IMAGO_EVENTS_URL"),
+		Provider:      os.Getenv("IMAGO_PROVIDER"),
+		AnalysisAllow: os.Getenv(netguard.EnvAllow),
+		BakeRoots:     os.Getenv(spec.BakeRootsEnv),
+		BakeUser:      os.Getenv(runas.Env),
+		MetricsListen: telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
 		c.MetricsListen = v // empty turns metrics off
 	}
+	var errs []error
+	allow, err := codec.AllowPlaintextFromEnv()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.AllowPlaintext = allow
+	// Environment only, no profile file: a developer's default profile must not
+	// turn the embedded server of `make run` into a remote one.
+	prof, err := envconfig.LoadClientConfigProfile(envconfig.LoadClientConfigProfileOptions{DisableFile: true})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("Temporal connection variables: %w", err))
+	}
+	for _, k := range []string{"TEMPORAL_TLS", "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION"} {
+		if v := os.Getenv(k); v != "" && !slices.Contains([]string{"1", "0", "true", "false"}, strings.ToLower(v)) {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", k, v)) // envconfig would ignore it
+		}
+	}
+	// The older names apply where the envconfig ones are unset.
+	if cert, key, ca := os.Getenv("TEMPORAL_TLS_CERT"), os.Getenv("TEMPORAL_TLS_KEY"), os.Getenv("TEMPORAL_TLS_CA"); cert+key+ca != "" {
+		if prof.TLS == nil {
+			prof.TLS = &envconfig.ClientConfigTLS{}
+		}
+		t := prof.TLS
+		if t.ClientCertPath == "" && len(t.ClientCertData) == 0 {
+			t.ClientCertPath = cert
+		}
+		if t.ClientKeyPath == "" && len(t.ClientKeyData) == 0 {
+			t.ClientKeyPath = key
+		}
+		if t.ServerCACertPath == "" && len(t.ServerCACertData) == 0 {
+			t.ServerCACertPath = ca
+		}
+	}
+	c.TemporalAddress, c.Namespace, c.Connection = prof.Address, prof.Namespace, prof
+	c.envErr = errors.Join(errs...)
 	c.fill()
 	return c
 }
@@ -139,45 +206,29 @@ func (c Config) PayloadCodec(ctx context.Context) (*codec.Codec, error) {
 	return codec.Shared(ctx, c.SecretsURL, c.Home)
 }
 
-// Dial connects to Temporal. Every payload the client (and a worker on it) writes
-// is encrypted with PayloadCodec, and every encrypted payload it reads decrypted.
-func (c Config) Dial(ctx context.Context) (client.Client, error) {
-	c.fill()
+// Converters are the data and failure converters of every Temporal client imago
+// dials, and so of its workers: payloads, failure messages and stack traces are
+// encrypted with PayloadCodec, and a payload that is not encrypted is refused
+// (codec.ErrPlaintext) unless AllowPlaintext is set.
+func (c Config) Converters(ctx context.Context) (converter.DataConverter, converter.FailureConverter, error) {
 	pc, err := c.PayloadCodec(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	dc := pc.StrictDataConverter()
+	if c.AllowPlaintext {
+		dc = pc.DataConverter()
+	}
+	return dc, codec.FailureConverter(dc), nil
+}
+
+// Dial connects to Temporal with Converters: every payload and failure the client
+// (and a worker on it) writes is encrypted, and every one it reads decrypted.
+func (c Config) Dial(ctx context.Context) (client.Client, error) {
+	c.fill()
+	opts, err := c.clientOptions(ctx)
+	if err != nil {
 		return nil, err
-	}
-	opts := client.Options{
-		HostPort:      c.Address(),
-		Namespace:     c.Namespace,
-		Logger:        sdklog.NewStructuredLogger(c.Logger),
-		DataConverter: pc.DataConverter(),
-	}
-	opts.MetricsHandler, opts.Interceptors = c.MetricsHandler, c.Interceptors
-	if c.APIKey != "" {
-		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)
-	}
-	if c.TLSCert != "" || c.TLSCA != "" || c.APIKey != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if c.TLSCert != "" {
-			cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-			if err != nil {
-				return nil, fmt.Errorf("load TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		if c.TLSCA != "" {
-			pem, err := os.ReadFile(c.TLSCA)
-			if err != nil {
-				return nil, fmt.Errorf("read TEMPORAL_TLS_CA: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("TEMPORAL_TLS_CA %s holds no PEM certificate", c.TLSCA)
-			}
-			tc.RootCAs = pool
-		}
-		opts.ConnectionOptions.TLS = tc
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -186,6 +237,53 @@ func (c Config) Dial(ctx context.Context) (client.Client, error) {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w; is imago-worker running? start it with: make run", c.Address(), c.Namespace, err)
 	}
 	return cl, nil
+}
+
+func (c Config) archiveLimits() (image.Limits, error) {
+	if c.ArchiveLimits != nil {
+		return *c.ArchiveLimits, nil
+	}
+	return image.LimitsFromEnv()
+}
+
+// clientOptions are the options Dial dials with.
+func (c Config) clientOptions(ctx context.Context) (client.Options, error) {
+	if c.envErr != nil {
+		return client.Options{}, c.envErr
+	}
+	prof := c.Connection
+	prof.Address, prof.Namespace = c.Address(), c.Namespace
+	opts, err := prof.ToClientOptions(envconfig.ToClientOptionsRequest{})
+	if err != nil {
+		return opts, fmt.Errorf("Temporal connection (TEMPORAL_TLS*, TEMPORAL_API_KEY): %w", err)
+	}
+	if prof.APIKey != "" && opts.ConnectionOptions.TLSDisabled && !isLoopback(c.Address()) {
+		return opts, fmt.Errorf("TEMPORAL_API_KEY would be sent unencrypted to %s: TEMPORAL_TLS=false turns TLS off; enable TLS, or use a loopback address", c.Address())
+	}
+	if t := opts.ConnectionOptions.TLS; t != nil && t.InsecureSkipVerify {
+		c.Logger.Warn("TEMPORAL_TLS_DISABLE_HOST_VERIFICATION is set: the Temporal server's certificate is not checked", "address", c.Address())
+	}
+	if c.AllowPlaintext {
+		c.Logger.Warn("IMAGO_ALLOW_PLAINTEXT is set: unencrypted payloads are accepted, so a worker runs what anyone who can reach Temporal starts; unset it once the histories written before encryption are closed")
+	}
+	opts.Logger = sdklog.NewStructuredLogger(c.Logger)
+	if opts.DataConverter, opts.FailureConverter, err = c.Converters(ctx); err != nil {
+		return opts, err
+	}
+	opts.MetricsHandler, opts.Interceptors = c.MetricsHandler, c.Interceptors
+	return opts, nil
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // Deps are the dependencies of imago's activities.
@@ -197,17 +295,71 @@ type Deps struct {
 	Activities *activities.Activities
 }
 
+// OwnerOnly sets this process's umask to 077, so that everything it creates,
+// and the processes it starts (routers, instances, packer) create, is its
+// owner's alone: files 0600, directories 0700, whichever library makes them
+// (SQLite's database, gocloud's fileblob catalog). imago-worker and imago call
+// it first thing; imago's own code also asks for owner-only modes explicitly.
+func OwnerOnly() { syscall.Umask(0o077) }
+
+// EnsureHome creates IMAGO_HOME with mode 0700, and makes an existing one that
+// others can read or enter 0700 (saying so in the log).
+func EnsureHome(home string, log *slog.Logger) error {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return fmt.Errorf("create IMAGO_HOME %s: %w", home, err)
+	}
+	fi, err := os.Stat(home)
+	if err != nil {
+		return fmt.Errorf("IMAGO_HOME %s: %w", home, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(home, 0o700); err != nil {
+			return fmt.Errorf("IMAGO_HOME %s is %04o, open to others, and cannot be made 0700: %w", home, perm, err)
+		}
+		if log != nil {
+			log.Warn("IMAGO_HOME was open to other users; made it owner-only", "home", home, "was", fmt.Sprintf("%04o", perm), "now", "0700")
+		}
+	}
+	return nil
+}
+
+// AnalysisClient is the client of the analysis providers prometheus and http:
+// through the outbound guard, allowing what IMAGO_ANALYSIS_ALLOW lists.
+func (c Config) AnalysisClient() (*http.Client, error) {
+	allow, err := netguard.ParseAllow(c.AnalysisAllow)
+	if err != nil {
+		return nil, err
+	}
+	return netguard.New(allow).Client(10 * time.Second), nil
+}
+
 // OpenDeps opens the catalog and the local provider under c.Home.
 func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	c.fill()
-	if err := os.MkdirAll(c.Home, 0o755); err != nil {
-		return nil, fmt.Errorf("create IMAGO_HOME %s: %w", c.Home, err)
+	roots, err := spec.ParseBakeRoots(c.BakeRoots)
+	if err != nil {
+		return nil, err
+	}
+	bakeUser, err := runas.Parse(c.BakeUser)
+	if err != nil {
+		return nil, err
+	}
+	if err := EnsureHome(c.Home, c.Logger); err != nil {
+		return nil, err
+	}
+	analysisHTTP, err := c.AnalysisClient()
+	if err != nil {
+		return nil, err
+	}
+	limits, err := c.archiveLimits()
+	if err != nil {
+		return nil, err
 	}
 	cat, err := catalog.Open(ctx, c.CatalogURL)
 	if err != nil {
 		return nil, err
 	}
-	drv, err := local.Open(local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}})
+	drv, err := local.Open(local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}, ArchiveLimits: limits})
 	if err != nil {
 		cat.Close()
 		return nil, err
@@ -234,13 +386,16 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 		Local:    drv,
 		Events:   pub,
 		Activities: &activities.Activities{
-			Provider: p,
-			Local:    bakeTests,
-			Catalog:  cat,
-			HTTP:     &http.Client{Timeout: 5 * time.Second},
-			Home:     c.Home,
-			Packer:   c.Packer,
-			Events:   pub,
+			Provider:  p,
+			Local:     bakeTests,
+			Catalog:   cat,
+			HTTP:      activities.ProbeClient(),
+			Analysis:  analysisHTTP,
+			Home:      c.Home,
+			Packer:    c.Packer,
+			Events:    pub,
+			BakeRoots: roots,
+			BakeUser:  bakeUser,
 		},
 	}, nil
 }
@@ -266,18 +421,20 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterActivity(acts)
 }
 
-// NewWorker makes a worker on imago's task queue. With IMAGO_CRASH_AT set it also
-// installs the crash test hook (see internal/crash); a malformed value panics.
+// NewWorker makes a worker on imago's task queue. In a binary built with the
+// imago_crash tag (the crash suite's) and IMAGO_CRASH_AT set it also installs the
+// crash test hook (see internal/crash); a malformed value panics. Other builds
+// have no hook.
 func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
 	// A workflow task sent to a dead worker's sticky queue waits this long before it
 	// goes to the shared queue: short, so a crashed worker delays a rollout little.
 	opts := worker.Options{StickyScheduleToStartTimeout: time.Second}
-	if os.Getenv(crash.EnvVar) != "" {
-		// A test hook (the crash suite): kill -9 this process at one activity boundary.
-		hook, err := crash.FromEnv()
-		if err != nil {
-			panic(err)
-		}
+	// A test hook (the crash suite): kill -9 this process at one activity boundary.
+	hook, err := crash.FromEnv()
+	if err != nil {
+		panic(err)
+	}
+	if hook != nil {
 		opts.Interceptors = append(opts.Interceptors, hook)
 	}
 	if acts.Temporal == nil {

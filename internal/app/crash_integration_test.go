@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -71,10 +70,9 @@ func (c *crashTimings) add(t crashTiming) {
 
 func TestCrashSuite(t *testing.T) {
 	start := time.Now()
-	bin := filepath.Join(t.TempDir(), "imago-worker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/imago/imago/worker").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	t.Logf("built imago-worker in %s", time.Since(start).Round(time.Millisecond))
+	bin := workerBinary(t, crashTag) // the hook is compiled in only with the tag
+	t.Logf("built imago-worker -tags %s in %s", crashTag, time.Since(start).Round(time.Millisecond))
+	require.True(t, hasCrashHook(t, bin), "the crash suite's worker was built without the hook")
 
 	timings := &crashTimings{}
 	t.Cleanup(func() {

@@ -40,6 +40,7 @@ import (
 var helloBuilds string // directory with v1/, v2/, v2slow/ builds of examples/hello
 
 func TestMain(m *testing.M) {
+	OwnerOnly() // as imago and imago-worker do: the tests import images and start routers like them
 	router.RunIfChild()
 	local.RunSimIfChild() // sim fleets' hosts re-execute this test binary
 	dir, err := os.MkdirTemp("", "imago-hello-")
@@ -86,11 +87,11 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("kill processes of %s: %v", home, err)
 		}
 	})
-	// The test's clients and in-process workers encrypt payloads as imago-worker
-	// processes under home do (app.Config.Dial), so they read each other's.
-	pc, err := Config{Home: home}.PayloadCodec(ctx)
+	// The test's clients and in-process workers seal payloads and failures, and
+	// refuse plaintext, as imago-worker processes under home do (Config.Dial).
+	dc, fc, err := Config{Home: home}.Converters(ctx)
 	require.NoError(t, err)
-	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{DataConverter: pc.DataConverter()}))
+	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{DataConverter: dc, FailureConverter: fc}))
 	c := ts.GetDefaultClient()
 	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: ts.GetDefaultNamespace(), SearchAttributes: workflows.SearchAttributes(),
@@ -293,9 +294,7 @@ func TestHealthTimeoutTearsDownTheNewFleet(t *testing.T) {
 // the right size.
 func TestWorkerKilledMidRolloutResumesOnAnotherWorker(t *testing.T) {
 	e := newEnv(t)
-	bin := filepath.Join(t.TempDir(), "imago-worker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/imago/imago/worker").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := workerBinary(t, "")
 
 	v1, v2 := e.importImage("v1"), e.importImage("v2slow")
 	w1 := e.startWorkerProcess(bin, "first")
@@ -324,10 +323,14 @@ type workerProcess struct {
 	cmd *exec.Cmd
 }
 
-func (e *env) startWorkerProcess(bin, name string) *workerProcess {
-	cmd := exec.Command(bin, "--log-level", "warn")
+// startWorkerProcess runs the imago-worker binary bin against the test's server
+// and home, with env added to its environment. It starts from a shell's usual
+// umask 022, so what it creates is owner-only only if imago makes it so.
+func (e *env) startWorkerProcess(bin, name string, env ...string) *workerProcess {
+	cmd := exec.Command("/bin/sh", "-c", `umask 022 && exec "$0" "$@"`, bin, "--log-level", "warn")
 	cmd.Env = append(os.Environ(),
 		"TEMPORAL_ADDRESS="+e.cfg.TemporalAddress, "TEMPORAL_NAMESPACE="+e.cfg.Namespace, "IMAGO_HOME="+e.cfg.Home)
+	cmd.Env = append(cmd.Env, env...)
 	logf, err := os.Create(filepath.Join(e.cfg.Home, "worker-"+name+".log"))
 	require.NoError(e.t, err)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -34,6 +34,9 @@ func (r PackerRun) runProcess(ctx context.Context, args []string, onEvent func(E
 	cmd.Dir = r.Dir
 	cmd.Env = r.env()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.User.Apply(cmd); err != nil {
+		return nil, fmt.Errorf("bake: start packer: %w", err)
+	}
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -53,7 +56,7 @@ func (r PackerRun) runProcess(ctx context.Context, args []string, onEvent func(E
 	outW.Close()
 	errW.Close()
 	if err != nil {
-		return nil, fmt.Errorf("bake: start packer: %w", err)
+		return nil, fmt.Errorf("bake: start packer: %w", r.User.StartError(err))
 	}
 	pgid := cmd.Process.Pid
 

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/imago/imago/internal/bake/runas"
 )
 
 const (
@@ -36,9 +38,20 @@ type PackerRun struct {
 	VarFiles []string
 	// Dir is packer's working directory ("" = the current one).
 	Dir string
-	// Env is added to the current environment. CHECKPOINT_DISABLE=1 and
-	// PACKER_NO_COLOR=1 are always set.
-	Env []string
+	// Packer's environment is clean: PATH, HOME and TMPDIR, packer's own
+	// settings (PACKER_*, PKR_VAR_*) and the PassEnv names, each copied from this
+	// process's environment when set, then Env. CHECKPOINT_DISABLE=1 and
+	// PACKER_NO_COLOR=1 are always set. Nothing else of this process's
+	// environment (tokens, keys, the keeper's URL) reaches packer, its plugins
+	// or the template's provisioners.
+	PassEnv []string
+	Env     []string
+	// Home, when set, is packer's HOME (and Home/tmp its TMPDIR): a directory
+	// of its own when it runs as another user.
+	Home string
+	// User, when set, runs packer (and so its plugins and provisioners) as
+	// another user; see runas. Dir and Home must be that user's to write.
+	User *runas.User
 	// Manifest is the path the template's manifest post-processor writes,
 	// relative to Dir unless absolute; "" means DefaultManifest.
 	Manifest string
@@ -133,6 +146,15 @@ func RunPacker(ctx context.Context, r PackerRun) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("bake: packer not started: %w", err)
 	}
+	if r.Home != "" {
+		tmp := filepath.Join(r.Home, "tmp")
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
+			return Result{}, fmt.Errorf("bake: packer's TMPDIR: %w", err)
+		}
+		if err := r.User.Own(tmp); err != nil {
+			return Result{}, fmt.Errorf("bake: packer's TMPDIR: %w", err)
+		}
+	}
 	validate := append(append([]string{"validate", "-machine-readable"}, varArgs...), template)
 	out, err := r.runProcess(ctx, validate, nil)
 	if err != nil {
@@ -215,8 +237,36 @@ func (r PackerRun) varArgs() ([]string, error) {
 	return args, nil
 }
 
+// packerEnvPrefixes are packer's own settings, copied into its environment.
+var packerEnvPrefixes = []string{"PACKER_", "PKR_VAR_"}
+
+// env is packer's clean environment.
 func (r PackerRun) env() []string {
-	env := append(os.Environ(), r.Env...)
+	var env []string
+	copyVar := func(name string) {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	copyVar("PATH")
+	if r.Home != "" {
+		env = append(env, "HOME="+r.Home, "TMPDIR="+filepath.Join(r.Home, "tmp"))
+	} else {
+		copyVar("HOME")
+		copyVar("TMPDIR")
+	}
+	for _, kv := range os.Environ() {
+		for _, p := range packerEnvPrefixes {
+			if strings.HasPrefix(kv, p) {
+				env = append(env, kv)
+				break
+			}
+		}
+	}
+	for _, name := range r.PassEnv {
+		copyVar(name)
+	}
+	env = append(env, r.Env...)
 	// Last value wins in os/exec.
 	return append(env, "CHECKPOINT_DISABLE=1", "PACKER_NO_COLOR=1")
 }

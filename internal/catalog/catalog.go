@@ -497,14 +497,16 @@ func sortNewestFirst(imgs []Image) {
 	})
 }
 
-// OpenArchive opens the archive of a local image.
+// OpenArchive opens the archive of a local image as a stream. Its bytes are the
+// bucket's, unchecked: readers verify them against img.Digest (image.Unpack does)
+// before they trust them.
 func (c *Catalog) OpenArchive(ctx context.Context, img Image) (io.ReadCloser, error) {
 	if img.Archive == "" {
 		return nil, fmt.Errorf("image %s has no local archive (builder %s); the local provider cannot run it", img.ID, img.Builder)
 	}
-	data, err := c.bucket.ReadAll(ctx, img.Archive)
+	r, err := c.bucket.NewReader(ctx, img.Archive, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read archive of image %s: %w", img.ID, err)
 	}
-	return io.NopCloser(bytes.NewReader(data)), nil
+	return r, nil
 }

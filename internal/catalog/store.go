@@ -103,17 +103,17 @@ var errLinkUnsupported = errors.New("hard links unsupported")
 // atomically when the target exists, and readers never see a partial object.
 func (c *Catalog) createFile(key string, data []byte) error {
 	final := filepath.Join(c.dir, filepath.FromSlash(key))
-	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
 		return err
 	}
 	tmpDir := filepath.Join(c.dir, ".imago-tmp")
-	if err := os.MkdirAll(tmpDir, 0o777); err != nil {
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return err
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(tmpDir, hex.EncodeToString(rnd[:])+".tmp")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}

@@ -17,8 +17,13 @@
 //	          encryption-key-id=<hex of SHA-256(wrapped key)[:8]>, encryption-key-wrapped=<wrapped key>
 //	data:     nonce (12 bytes) || AES-GCM(proto-marshalled original payload)
 //
-// Decoding a payload that is not encrypted returns it unchanged, so histories
-// written before encryption was turned on stay readable.
+// Workers and imago's clients decode strictly (StrictDataConverter): a payload
+// that is not encrypted is refused with ErrPlaintext, so a workflow started on
+// the Temporal frontend by anyone without the key runs nothing. The lenient
+// DataConverter and Decode return such a payload unchanged, so the codec server
+// still shows histories written before encryption was turned on (and
+// IMAGO_ALLOW_PLAINTEXT=1 lets a worker replay them). FailureConverter seals
+// failure messages and stack traces the same way.
 package codec
 
 import (
@@ -31,11 +36,15 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"gocloud.dev/secrets"
 	"google.golang.org/protobuf/proto"
 
@@ -168,9 +177,78 @@ func (c *Codec) KeyID() string { return c.keyID }
 // Close closes the keeper.
 func (c *Codec) Close() error { return c.keeper.Close() }
 
-// DataConverter is Temporal's default data converter with c applied to every payload.
+// DataConverter is Temporal's default data converter with c applied to every
+// payload. It reads unencrypted payloads as they are: for viewing histories
+// written before encryption, not for a worker (see StrictDataConverter).
 func (c *Codec) DataConverter() converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
+}
+
+// StrictDataConverter is DataConverter refusing, with ErrPlaintext, any payload
+// that is not encrypted: what workers and imago's clients decode with.
+func (c *Codec) StrictDataConverter() converter.DataConverter {
+	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), strict{c})
+}
+
+// ErrPlaintext is the error (wrapped) of a strict decode of a payload that is not
+// encrypted. Its text is what a Temporal client without imago's codec sees when
+// the workflow it started is refused (see FailureConverter), so it says what to do.
+var ErrPlaintext = errors.New("imago refuses unencrypted payloads: start imago workflows with the imago CLI/API " +
+	"or a client using imago's payload codec (IMAGO_SECRETS_URL); IMAGO_ALLOW_PLAINTEXT=1 reads histories written before encryption")
+
+// AllowPlaintextEnv names the variable that lets imago decode payloads that are
+// not encrypted ("1" or "true"): to read or finish histories written before
+// encryption.
+const AllowPlaintextEnv = "IMAGO_ALLOW_PLAINTEXT"
+
+// AllowPlaintextFromEnv reads IMAGO_ALLOW_PLAINTEXT; unset or empty is false.
+func AllowPlaintextFromEnv() (bool, error) {
+	v := os.Getenv(AllowPlaintextEnv)
+	if v == "" {
+		return false, nil
+	}
+	allow, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want 1 to read histories written before encryption, or leave it unset", AllowPlaintextEnv, v)
+	}
+	return allow, nil
+}
+
+// strict is a codec whose Decode refuses payloads that are not encrypted.
+type strict struct{ *Codec }
+
+func (s strict) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	for i, p := range payloads {
+		if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != Encoding {
+			if len(enc) > 40 {
+				enc = enc[:40] + "…"
+			}
+			return payloads, fmt.Errorf("%w (payload %d of %d has encoding %q)", ErrPlaintext, i+1, len(payloads), enc)
+		}
+	}
+	return s.Codec.Decode(payloads)
+}
+
+// FailureConverter converts errors to Temporal failures and back with dc, with
+// their messages and stack traces sealed too (the SDK's encoded attributes: the
+// server stores "Encoded failure"). A failure caused by ErrPlaintext shows
+// ErrPlaintext's text, which holds nothing secret, in place of "Encoded failure",
+// so a client without the key still learns why its workflow was refused.
+func FailureConverter(dc converter.DataConverter) converter.FailureConverter {
+	return sealedFailures{temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter: dc, EncodeCommonAttributes: true,
+	})}
+}
+
+type sealedFailures struct{ converter.FailureConverter }
+
+func (f sealedFailures) ErrorToFailure(err error) *failurepb.Failure {
+	fl := f.FailureConverter.ErrorToFailure(err)
+	if fl.GetEncodedAttributes() != nil && errors.Is(err, ErrPlaintext) {
+		fl = proto.Clone(fl).(*failurepb.Failure) // may be the error's own, kept failure
+		fl.Message = ErrPlaintext.Error()
+	}
+	return fl
 }
 
 // Encode encrypts each payload.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -84,6 +87,79 @@ func TestUnencryptedPayloadsPassThrough(t *testing.T) {
 	require.NoError(t, c.DataConverter().FromPayloads(plain, &s, &n, &nothing))
 	assert.Equal(t, "written before encryption", s)
 	assert.Equal(t, 42, n)
+}
+
+func TestStrictDecodeRefusesPlaintextAndNamesTheWay(t *testing.T) {
+	c := openCodec(t, newKeyURL(t))
+	strict := c.StrictDataConverter()
+
+	plain, err := converter.GetDefaultDataConverter().ToPayloads("rm -rf /", nil)
+	require.NoError(t, err)
+	var s string
+	var nothing *string
+	err = strict.FromPayloads(plain, &s, &nothing)
+	require.ErrorIs(t, err, ErrPlaintext)
+	assert.Contains(t, err.Error(), `payload 1 of 2 has encoding "json/plain"`)
+	assert.Contains(t, err.Error(), "IMAGO_SECRETS_URL")
+	assert.Contains(t, err.Error(), "IMAGO_ALLOW_PLAINTEXT=1")
+	assert.Empty(t, s, "nothing is decoded")
+	assert.NotContains(t, err.Error(), "rm -rf", "the refused payload is not echoed")
+
+	// One plaintext payload among encrypted ones is enough to refuse them all.
+	sealed, err := strict.ToPayloads("ok", nil)
+	require.NoError(t, err)
+	mixed := &commonpb.Payloads{Payloads: []*commonpb.Payload{sealed.Payloads[0], plain.Payloads[1]}}
+	require.ErrorIs(t, strict.FromPayloads(mixed, &s, &nothing), ErrPlaintext)
+
+	// Encrypted ones decode; no payloads at all (a signal or update without
+	// arguments) are fine.
+	require.NoError(t, strict.FromPayloads(sealed, &s, &nothing))
+	assert.Equal(t, "ok", s)
+	assert.Nil(t, nothing)
+	require.NoError(t, strict.FromPayloads(nil))
+	require.NoError(t, strict.FromPayloads(&commonpb.Payloads{}))
+
+	// A long made-up encoding is cut in the message.
+	odd := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte(strings.Repeat("x", 500))}}
+	err = strict.FromPayload(odd, &s)
+	require.ErrorIs(t, err, ErrPlaintext)
+	assert.Less(t, len(err.Error()), len(ErrPlaintext.Error())+120)
+}
+
+func TestFailureMessagesAreSealedAndReadBack(t *testing.T) {
+	c := openCodec(t, newKeyURL(t))
+	fc := FailureConverter(c.StrictDataConverter())
+	secret := "token-" + t.Name()
+
+	cause := temporal.NewApplicationError("provision output: "+secret, "BuildFailed")
+	f := fc.ErrorToFailure(temporal.NewApplicationErrorWithCause("bake hello: provision output: "+secret, "BakeFailed", cause))
+	raw, err := proto.Marshal(f)
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), secret, "neither the message nor its cause's is stored in plain text")
+	assert.Equal(t, "Encoded failure", f.GetMessage())
+	assert.Equal(t, "Encoded failure", f.GetCause().GetMessage())
+	assert.Equal(t, "BuildFailed", f.GetCause().GetApplicationFailureInfo().GetType(), "the type stays readable for retries")
+
+	message := func(err error) string {
+		t.Helper()
+		var app *temporal.ApplicationError
+		require.ErrorAs(t, err, &app)
+		return app.Message()
+	}
+	// (FailureToError decodes the failure in place: each reader gets its own copy.)
+	read := func(fc converter.FailureConverter, f *failurepb.Failure) string {
+		return message(fc.FailureToError(proto.Clone(f).(*failurepb.Failure)))
+	}
+	assert.Equal(t, "Encoded failure", read(temporal.GetDefaultFailureConverter(), f), "without the key: no message")
+	assert.Equal(t, "bake hello: provision output: "+secret, read(fc, f))
+
+	// A refusal says why, also to a client without the key; its full text stays sealed.
+	refused := fmt.Errorf("unable to decode the workflow function input payload with error: %w, function name: Bake",
+		c.StrictDataConverter().FromPayload(&commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}}, new(string)))
+	rf := fc.ErrorToFailure(refused)
+	assert.Equal(t, ErrPlaintext.Error(), rf.GetMessage())
+	assert.Equal(t, ErrPlaintext.Error(), read(temporal.GetDefaultFailureConverter(), rf))
+	assert.Equal(t, refused.Error(), read(fc, rf))
 }
 
 func TestAnotherProcessWithTheSameKeeperDecodes(t *testing.T) {

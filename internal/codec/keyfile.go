@@ -57,7 +57,7 @@ func readKeyFile(path string) (string, error) {
 // another process is not an error (that process's key is then read).
 func createKeyFile(path string) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("codec: create %s for the payload key file: %w", dir, err)
 	}
 	key := make([]byte, 32)

@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/converter"
+
+	"github.com/imago/imago/internal/httpx"
 )
 
 // maxBody bounds a request: Temporal refuses payloads over 2 MB, and the UI
@@ -28,7 +29,8 @@ const AllowHeaders = "Content-Type, Authorization, X-Namespace, Authorization-Ex
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
 	// Tokens are the bearer tokens a caller must present (IMAGO_API_TOKENS),
-	// compared in constant time. With none, only loopback callers are served.
+	// compared as SHA-256 digests in constant time (httpx.Tokens, as the API
+	// does). With none, only loopback callers are served.
 	Tokens []string
 	// Origins are the web UI origins CORS lets call the handler from a browser,
 	// e.g. "http://127.0.0.1:8233" (see UIOrigins).
@@ -46,11 +48,9 @@ type HandlerOptions struct {
 func NewHandler(c converter.PayloadCodec, o HandlerOptions) http.Handler {
 	h := &handler{
 		codec:   converter.NewPayloadCodecHTTPHandler(c),
+		tokens:  httpx.NewTokens(o.Tokens),
 		origins: slices.Clone(o.Origins),
 		logger:  o.Logger,
-	}
-	for _, t := range o.Tokens {
-		h.tokens = append(h.tokens, []byte(t))
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -60,7 +60,7 @@ func NewHandler(c converter.PayloadCodec, o HandlerOptions) http.Handler {
 
 type handler struct {
 	codec   http.Handler
-	tokens  [][]byte
+	tokens  httpx.Tokens
 	origins []string
 	logger  *slog.Logger
 }
@@ -112,7 +112,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorize returns 0 when r may use the codec, else an HTTP status and why not.
 func (h *handler) authorize(r *http.Request) (int, string) {
-	if len(h.tokens) == 0 {
+	if h.tokens.Len() == 0 {
 		// No token: the embedded dev default. Loopback callers only, and only
 		// under a loopback Host, so a DNS-rebound web page cannot reach it either.
 		if !isLoopbackHostPort(r.RemoteAddr) || !isLoopbackHost(r.Host) {
@@ -120,15 +120,11 @@ func (h *handler) authorize(r *http.Request) (int, string) {
 		}
 		return 0, ""
 	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, ok := httpx.BearerToken(r)
+	if !ok {
 		return http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <one of IMAGO_API_TOKENS>"
 	}
-	match := 0
-	for _, t := range h.tokens {
-		match |= subtle.ConstantTimeCompare([]byte(token), t)
-	}
-	if match != 1 {
+	if _, ok := h.tokens.Match(token); !ok {
 		return http.StatusUnauthorized, "wrong bearer token: send Authorization: Bearer <one of IMAGO_API_TOKENS>"
 	}
 	return 0, ""
@@ -206,10 +202,15 @@ func UIOrigins(uiAddr string) []string {
 // Server serves a codec handler under /codec/ on its own listener: the worker's
 // codec server (--codec-listen).
 type Server struct {
-	ln   net.Listener
-	http *http.Server
-	done chan struct{}
+	ln       net.Listener
+	http     *http.Server
+	done     chan struct{}
+	timeouts timeouts
 }
+
+type timeouts struct{ readHeader, read, write, idle time.Duration }
+
+var defaultTimeouts = timeouts{ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout}
 
 // Listen binds addr (host:port; port 0 picks one) for a codec server. Without
 // tokens the address must be a loopback one: the server would otherwise decrypt
@@ -227,7 +228,7 @@ func Listen(addr string, tokens bool) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("codec server: %w", err)
 	}
-	return &Server{ln: ln, done: make(chan struct{})}, nil
+	return &Server{ln: ln, done: make(chan struct{}), timeouts: defaultTimeouts}, nil
 }
 
 // Addr is the bound host:port.
@@ -248,11 +249,28 @@ func (s *Server) Endpoint() string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port)) + "/codec"
 }
 
+// The codec server's timeouts: a slow or idle client cannot hold a connection.
+// A request may wait for the keeper (keeperTimeout) to unwrap another writer's
+// data key, so the write deadline leaves room for that.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = keeperTimeout + 30*time.Second
+	IdleTimeout       = 2 * time.Minute
+)
+
 // Serve serves h under /codec/ in the background.
 func (s *Server) Serve(h http.Handler) {
 	mux := http.NewServeMux()
 	mux.Handle("/codec/", h)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: s.timeouts.readHeader,
+		ReadTimeout:       s.timeouts.read,
+		WriteTimeout:      s.timeouts.write,
+		IdleTimeout:       s.timeouts.idle,
+		MaxHeaderBytes:    64 << 10,
+	}
 	go func() {
 		defer close(s.done)
 		_ = s.http.Serve(s.ln) // http.ErrServerClosed on Close

@@ -1,14 +1,18 @@
 package codec_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -206,6 +210,47 @@ func TestCodecHandlerMountsUnderAPrefixAndRefusesNonsense(t *testing.T) {
 	status, _, text = post(t, srv.URL+"/codec/decode", encrypted(t, other, "hello-secret"), auth)
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, text, "payload was encrypted with a key this IMAGO_SECRETS_URL cannot unwrap")
+}
+
+// A client that sends half a request, or keeps a connection open doing nothing,
+// is disconnected by the server's timeouts (shortened here from 10 s and 2 min).
+func TestCodecServerDropsSlowAndIdleClients(t *testing.T) {
+	c, err := codec.Shared(context.Background(), "", t.TempDir())
+	require.NoError(t, err)
+	srv, err := codec.Listen("127.0.0.1:0", false)
+	require.NoError(t, err)
+	codec.ShortenTimeouts(srv, 200*time.Millisecond)
+	srv.Serve(codec.NewHandler(c, codec.HandlerOptions{}))
+	t.Cleanup(func() { assert.NoError(t, srv.Close()) })
+
+	closedByServer := func(conn net.Conn) bool {
+		t.Helper()
+		// The test's own bound: far above the server's timeout.
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+		_, err := io.ReadAll(conn)
+		return err == nil // EOF: the server hung up; a deadline error would be ours
+	}
+
+	slow, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer slow.Close()
+	_, err = io.WriteString(slow, "POST /codec/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appl")
+	require.NoError(t, err)
+	assert.True(t, closedByServer(slow), "a client stuck in its headers is disconnected")
+
+	idle, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer idle.Close()
+	body := encrypted(t, c, "hello-secret")
+	_, err = fmt.Fprintf(idle, "POST /codec/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	require.NoError(t, err)
+	text, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(text))
+	assert.Equal(t, `"hello-secret"`, decoded(t, string(text)))
+	assert.True(t, closedByServer(idle), "a kept-alive connection left idle is closed")
 }
 
 func TestUIOrigins(t *testing.T) {

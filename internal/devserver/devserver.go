@@ -71,10 +71,11 @@ type Config struct {
 	DBPath string
 	// Listen is the frontend gRPC host:port, e.g. "127.0.0.1:7233". Port 0
 	// picks a free port. The host must be an IP address or "localhost"; an
-	// empty host or 0.0.0.0 listens on all interfaces.
+	// empty host or 0.0.0.0 listens on all interfaces. A non-loopback host
+	// needs AllowRemote.
 	Listen string
 	// UIListen is the web UI host:port, e.g. "127.0.0.1:8233". "" = no UI;
-	// port 0 picks a free port.
+	// port 0 picks a free port. A non-loopback host needs AllowRemote.
 	UIListen string
 	// Namespace is the namespace to create; default "default".
 	Namespace string
@@ -90,6 +91,12 @@ type Config struct {
 	// Logger receives server (and internal SDK client) logs at WARN and above.
 	// nil discards them.
 	Logger *slog.Logger
+	// AllowRemote lets Listen and UIListen be non-loopback addresses (another
+	// interface, or all of them). The server and its UI have no authentication:
+	// anyone who reaches them can start, signal and terminate workflows and read
+	// histories. Without it Start refuses such an address; with it Start logs a
+	// warning.
+	AllowRemote bool
 	// CodecEndpoint is the web UI's remote codec endpoint (optional), e.g.
 	// http://127.0.0.1:8234/codec: the browser POSTs encrypted payloads to
 	// <endpoint>/decode (and /encode), so it must be reachable from the
@@ -146,6 +153,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkReach(cfg, logger, "Listen", fe.bindIP, cfg.Listen); err != nil {
+		return nil, err
+	}
 	dbPath, err := filepath.Abs(cfg.DBPath)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: DBPath %q: %w", cfg.DBPath, err)
@@ -183,6 +193,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	if cfg.UIListen != "" {
 		uiEP, err := parseListen("UIListen", cfg.UIListen)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkReach(cfg, logger, "UIListen", uiEP.bindIP, cfg.UIListen); err != nil {
 			return nil, err
 		}
 		uiLn, err = net.Listen("tcp", net.JoinHostPort(uiEP.bindIP.String(), strconv.Itoa(uiEP.port)))
@@ -322,6 +335,22 @@ func Start(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	return s, nil
 }
 
+// checkReach refuses a non-loopback listen address unless cfg.AllowRemote, and
+// warns when it is allowed.
+func checkReach(cfg Config, logger *slog.Logger, what string, ip net.IP, addr string) error {
+	if ip.IsLoopback() {
+		return nil
+	}
+	if !cfg.AllowRemote {
+		return fmt.Errorf("devserver: %s address %s is not a loopback address: the embedded server and its web UI have no authentication, "+
+			"so anyone who reaches it could start, signal and terminate workflows; listen on 127.0.0.1, "+
+			"or allow it explicitly (imago-worker --allow-remote) on a network you trust", what, addr)
+	}
+	logger.Warn("the embedded Temporal server listens beyond this host, without authentication: anyone who reaches it can start, signal and terminate workflows and read histories (payloads stay encrypted, and imago's workers refuse unencrypted work); use a Temporal cluster with mTLS or API keys in production (docs/production.md)",
+		"what", what, "address", addr)
+	return nil
+}
+
 // FrontendAddress returns the frontend's gRPC host:port, with the port
 // actually bound. For a wildcard Listen host it is a loopback address.
 func (s *Server) FrontendAddress() string { return s.frontendAddr }
@@ -402,8 +431,15 @@ func prepareDatabase(dbPath string, cfg Config) (*config.SQL, error) {
 		return nil, fmt.Errorf("devserver: namespace %q: %w", cfg.Namespace, err)
 	}
 	nsCfg.Detail.Config.Retention = durationpb.New(cfg.Retention)
-	if err := os.MkdirAll(filepath.Dir(dbPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
 		return nil, fmt.Errorf("devserver: creating database directory: %w", err)
+	}
+	// The database holds every workflow's history: its owner's alone. SQLite
+	// gives its journal files the database file's mode, so creating it 0600 first
+	// covers them too.
+	if f, err := os.OpenFile(dbPath, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+		_ = os.Chmod(dbPath, 0o600)
 	}
 	fi, err := os.Stat(dbPath)
 	switch {

@@ -190,6 +190,15 @@ func TestStartFresh(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&settings))
 	_ = resp.Body.Close()
 	assert.Equal(t, "http://127.0.0.1:8234/codec", settings.Codec.Endpoint)
+	// The UI's new-version check (ui-server v2.56) answers with no release: the
+	// embedded UI has notifyOnNewVersion off, so it never asks GitHub or Docker Hub.
+	resp, err = http.Get("http://" + s.UIAddress() + "/api/v1/releases")
+	require.NoError(t, err)
+	var releases struct{ Releases map[string]string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&releases))
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, releases.Releases)
 
 	startWorker(t, c, "tq", Hello)
 	t0 := time.Now()
@@ -372,6 +381,24 @@ func TestStartErrors(t *testing.T) {
 		assert.NoFileExists(t, filepath.Join(dir, "x.db"))
 	})
 
+	t.Run("non-loopback address without AllowRemote", func(t *testing.T) {
+		db := filepath.Join(dir, "remote.db")
+		for _, cfg := range []Config{
+			{DBPath: db, Listen: "0.0.0.0:0"},
+			{DBPath: db, Listen: ":0"},
+			{DBPath: db, Listen: "[::]:0"},
+			{DBPath: db, Listen: "192.0.2.10:7233"},
+			{DBPath: db, Listen: "127.0.0.1:0", UIListen: "0.0.0.0:0"},
+			{DBPath: db, Listen: "127.0.0.1:0", UIListen: ":0"},
+		} {
+			_, err := Start(ctx, cfg)
+			require.Error(t, err, "%+v", cfg)
+			assert.Contains(t, err.Error(), "is not a loopback address", "%+v", cfg)
+			assert.Contains(t, err.Error(), "--allow-remote", "%+v", cfg)
+		}
+		assert.NoFileExists(t, db, "nothing was started")
+	})
+
 	t.Run("too many keyword attributes", func(t *testing.T) {
 		sas := map[string]enumspb.IndexedValueType{}
 		for i := range 11 {
@@ -423,4 +450,19 @@ func TestStartErrors(t *testing.T) {
 		stopServer(t, s)
 	})
 
+}
+
+// With AllowRemote a non-loopback address is taken, with a warning in the log.
+// (Tests listen on loopback only, so this checks the rule, not a bind.)
+func TestAllowRemoteWarns(t *testing.T) {
+	logs := newRecordingHandler(slog.NewTextHandler(tWriter{t}, nil))
+	logger := slog.New(logs)
+	require.NoError(t, checkReach(Config{}, logger, "Listen", net.IPv4(127, 0, 0, 1), "127.0.0.1:7233"))
+	require.NoError(t, checkReach(Config{}, logger, "Listen", net.ParseIP("::1"), "[::1]:7233"))
+	assert.Empty(t, logs.messages(), "loopback: nothing to say")
+	require.Error(t, checkReach(Config{}, logger, "Listen", net.IPv4zero, "0.0.0.0:7233"))
+	require.NoError(t, checkReach(Config{AllowRemote: true}, logger, "UIListen", net.IPv4zero, "0.0.0.0:8233"))
+	msgs := logs.messages()
+	require.Len(t, msgs, 1)
+	assert.Contains(t, msgs[0], "WARN the embedded Temporal server listens beyond this host, without authentication")
 }

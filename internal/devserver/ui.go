@@ -20,12 +20,14 @@ import (
 	"github.com/temporalio/ui-server/v2/server/route"
 	"github.com/temporalio/ui-server/v2/ui"
 	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/imago/imago/internal/httpx"
 )
 
 // uiServer serves the Temporal web UI.
 //
 // It assembles the same echo application as ui-server's server.NewServer
-// (v2.54.1), but serves it from a listener we bound ourselves. server.Server
+// (v2.56.4), but serves it from a listener we bound ourselves. server.Server
 // cannot be used as is because:
 //   - Start() binds host:port itself and on failure calls echo's
 //     Logger.Fatal, i.e. os.Exit(1), from our goroutine;
@@ -95,6 +97,10 @@ func newUIServer(ln net.Listener, cfg *uiconfig.Config) (*uiServer, error) {
 	writeControl := route.DisableWriteMiddleware(cfgProv)
 	apiGroup := e.Group("/api/v1")
 	apiGroup.GET("/settings", api.GetSettings(cfgProv))
+	// Answers an empty list: cfg.NotifyOnNewVersion stays false, so the release
+	// checker never asks GitHub or Docker Hub for the latest version.
+	apiGroup.GET("/releases", api.GetLatestReleases(cfgProv, api.NewReleaseChecker()))
+	apiGroup.GET("/ui-extensions", api.GetUIExtensions(cfgProv, api.TemporalAccessCheck(conn, apiMiddleware)))
 	apiGroup.GET(api.WorkflowRawHistoryUrl,
 		api.WorkflowRawHistoryHandler(workflowservice.NewWorkflowServiceClient(conn)), writeControl)
 	apiGroup.Match([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, "/*",
@@ -110,17 +116,16 @@ func newUIServer(ln net.Listener, cfg *uiconfig.Config) (*uiServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ui assets: %w", err)
 	}
-	if err := route.SetUIRoutes(e, cfg.PublicPath, assets); err != nil {
+	if err := route.SetUIRoutes(e, cfg.PublicPath, assets, cfgProv); err != nil {
 		return nil, fmt.Errorf("ui routes: %w", err)
 	}
-	route.SetRenderRoute(e, cfg.PublicPath)
+	route.SetRenderRoute(e, "/")
 
 	ok = true
 	return &uiServer{
-		http: &http.Server{
-			Handler:           e,
-			ReadHeaderTimeout: 30 * time.Second,
-		},
+		// The UI's API calls include long polls (a history waiting for its next
+		// event), so writes get minutes, not seconds.
+		http:    httpx.NewServer(e, httpx.Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 3 * time.Minute, Idle: 2 * time.Minute}),
 		ln:      ln,
 		conn:    conn,
 		cfgProv: cfgProv,

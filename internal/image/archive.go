@@ -1,6 +1,10 @@
 // Package image is the format of a local imago image: a deterministic tar.gz of a
 // directory tree (sorted entries, zero times, no owners), so the same tree always
 // yields the same bytes and therefore the same content address.
+//
+// An image holds files, directories and relative symlinks that stay inside it;
+// Pack refuses to make anything else and Unpack to extract it, after checking the
+// archive against its digest and within Limits (see docs/security.md, "Image archives").
 package image
 
 import (
@@ -9,19 +13,19 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 )
 
 // Pack archives the tree under dir. Regular files keep their executable bit;
-// symlinks are kept as links when they stay inside the tree.
+// symlinks are kept as links when they are relative and stay inside the tree,
+// also when followed through the tree's other links; any other link is refused
+// (ErrRefused) with its path, as is anything but files, directories and symlinks.
 func Pack(dir string) ([]byte, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
@@ -45,9 +49,10 @@ func Pack(dir string) ([]byte, error) {
 	}
 	sort.Strings(paths)
 
-	var buf bytes.Buffer
-	gz, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
-	tw := tar.NewWriter(gz)
+	// Every entry's header first: the links are checked against the whole tree
+	// before any content is read.
+	t := newTree()
+	hdrs := make([]*tar.Header, 0, len(paths))
 	for _, p := range paths {
 		rel, _ := filepath.Rel(dir, p)
 		name := filepath.ToSlash(rel)
@@ -64,30 +69,40 @@ func Pack(dir string) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			if filepath.IsAbs(target) || strings.HasPrefix(path.Clean(path.Join(path.Dir(name), filepath.ToSlash(target))), "../") {
-				return nil, fmt.Errorf("pack image: symlink %s points outside the image (%s)", name, target)
-			}
-			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, target, 0o777
+			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, filepath.ToSlash(target), 0o777
 		case fi.Mode().IsRegular():
 			hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeReg, fi.Size(), 0o644
 			if fi.Mode()&0o111 != 0 {
 				hdr.Mode = 0o755
 			}
 		default:
-			return nil, fmt.Errorf("pack image: %s is not a regular file, directory or symlink", name)
+			return nil, refuse("pack image: %s is not a regular file, directory or symlink", name)
 		}
+		if err := t.add(name, hdr.Typeflag, hdr.Linkname); err != nil {
+			return nil, fmt.Errorf("pack image: %w", err)
+		}
+		hdrs = append(hdrs, hdr)
+	}
+	if err := t.checkLinks(); err != nil {
+		return nil, fmt.Errorf("pack image: %w", err)
+	}
+
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
+	tw := tar.NewWriter(gz)
+	for i, hdr := range hdrs {
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, err
 		}
 		if hdr.Typeflag == tar.TypeReg {
-			f, err := os.Open(p)
+			f, err := os.Open(paths[i])
 			if err != nil {
 				return nil, err
 			}
 			_, err = io.Copy(tw, f)
 			f.Close()
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("pack image: %s: %w", hdr.Name, err)
 			}
 		}
 	}
@@ -111,85 +126,4 @@ func Digest(archive []byte) string {
 func ID(digest, service string, entrypoint []string) string {
 	sum := sha256.Sum256([]byte(digest + "\x00" + service + "\x00" + strings.Join(entrypoint, "\x00")))
 	return "img-" + hex.EncodeToString(sum[:])[:12]
-}
-
-// Unpack extracts an archive made by Pack into dest, which must not exist yet.
-// It extracts into a sibling temporary directory and renames it into place, so a
-// crash never leaves a half-unpacked image at dest. Files are made read-only.
-func Unpack(r io.Reader, dest string) error {
-	parent := filepath.Dir(dest)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, ".unpack-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return fmt.Errorf("unpack image: %w", err)
-	}
-	tr := tar.NewReader(gz)
-	var dirs []string
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("unpack image: %w", err)
-		}
-		name := path.Clean(hdr.Name)
-		if name == "." || strings.HasPrefix(name, "../") || path.IsAbs(name) {
-			return fmt.Errorf("unpack image: unsafe path %q in archive", hdr.Name)
-		}
-		target := filepath.Join(tmp, filepath.FromSlash(name))
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-			dirs = append(dirs, target)
-		case tar.TypeSymlink:
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			mode := os.FileMode(0o444)
-			if hdr.Mode&0o111 != 0 {
-				mode = 0o555
-			}
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			if err := os.Chmod(target, mode); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("unpack image: unsupported entry %q", hdr.Name)
-		}
-	}
-	// Directories last, deepest first, so their own read-only bit does not stop extraction.
-	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
-	for _, d := range dirs {
-		if err := os.Chmod(d, 0o555); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dest); err != nil {
-		if _, statErr := os.Stat(dest); statErr == nil {
-			return nil // another unpack won the race; its tree is identical
-		}
-		return err
-	}
-	return os.Chmod(dest, 0o555)
 }

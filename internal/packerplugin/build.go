@@ -4,6 +4,8 @@ import (
 	"context"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/imago/imago/internal/bake/runas"
 )
 
 // ConfigError is Build's error for a configuration Prepare rejected: retrying
@@ -21,10 +23,20 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // output). A configuration error is a *ConfigError. Cancelling ctx stops the
 // build and removes what it made.
 func Build(ctx context.Context, cfg map[string]any, ui packersdk.Ui) (*Artifact, error) {
+	return BuildAs(ctx, cfg, ui, nil)
+}
+
+// BuildAs is Build with the provision commands run as user (nil: as this
+// process), who then owns the staging directory. A process that cannot run
+// commands as user gets a *ConfigError saying so, before anything is staged.
+func BuildAs(ctx context.Context, cfg map[string]any, ui packersdk.Ui, user *runas.User) (*Artifact, error) {
 	if ui == nil {
 		ui = NewLineUi(nil)
 	}
-	var b Builder
+	if err := user.Check(); err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	b := Builder{RunAs: user}
 	_, warnings, err := b.Prepare(cfg)
 	for _, w := range warnings {
 		ui.Say("Warning: " + w)

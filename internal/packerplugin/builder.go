@@ -24,6 +24,8 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
+
+	"github.com/imago/imago/internal/bake/runas"
 )
 
 const (
@@ -40,6 +42,10 @@ var generatedDataNames = []string{"StagingDir", "ImageID", "ImageDigest", "Image
 
 // Builder is the imago-local builder; it implements packersdk.Builder.
 type Builder struct {
+	// RunAs runs the provision commands as another user (BuildAs; nil: as this
+	// process). Under packer it is nil: the plugin runs as packer does.
+	RunAs *runas.User
+
 	config Config
 	runner multistep.Runner
 }
@@ -83,12 +89,14 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&StepStage{
 			SourceDir:     b.config.SourceDir,
 			Files:         b.config.Files,
+			Owner:         b.RunAs,
 			GeneratedData: generated,
 		},
 		&StepProvision{
 			Commands: b.config.Provision,
 			Env:      b.config.Env,
 			PassEnv:  b.config.PassEnv,
+			User:     b.RunAs,
 		},
 	}
 	if hook != nil {

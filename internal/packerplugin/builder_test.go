@@ -159,7 +159,7 @@ func TestBuildInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	unpacked := filepath.Join(t.TempDir(), "img")
-	if err := image.Unpack(bytes.NewReader(data), unpacked); err != nil {
+	if err := image.Unpack(bytes.NewReader(data), unpacked, image.Digest(data), image.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(tree(t, unpacked), " ")
@@ -288,7 +288,7 @@ func TestBuildWholeStagingDirAndEnvironment(t *testing.T) {
 	}
 	unpacked := filepath.Join(t.TempDir(), "img")
 	data, _ := a.ReadArchive()
-	if err := image.Unpack(bytes.NewReader(data), unpacked); err != nil {
+	if err := image.Unpack(bytes.NewReader(data), unpacked, image.Digest(data), image.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	assertTree(t, unpacked, "env.txt", "run*")

@@ -268,7 +268,7 @@ func writeFileAtomic(path string, data []byte) (created bool, err error) {
 	if err := tmp.Close(); err != nil {
 		return false, err
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
 		return false, err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

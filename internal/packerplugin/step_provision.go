@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/imago/imago/internal/bake/runas"
 )
 
 // tailLines is how many of a failed command's last output lines its error holds.
@@ -21,9 +23,10 @@ const tailLines = 20
 
 // StepProvision runs the provision commands, in order, with `/bin/sh -c` in the
 // staging directory. Their environment is clean: Env plus the PassEnv names
-// copied from the builder's own environment. Output is streamed line by line to
-// the Ui. Each command runs in its own process group, which is killed when the
-// command ends (so no background process outlives it) or the build is cancelled.
+// copied from the builder's own environment, nothing else of it. With a User
+// they run as that user (see runas). Output is streamed line by line to the Ui.
+// Each command runs in its own process group, which is killed when the command
+// ends (so no background process outlives it) or the build is cancelled.
 //
 // Uses:
 //
@@ -35,6 +38,7 @@ type StepProvision struct {
 	Commands []string
 	Env      map[string]string
 	PassEnv  []string
+	User     *runas.User
 }
 
 func (s *StepProvision) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -43,7 +47,7 @@ func (s *StepProvision) Run(ctx context.Context, state multistep.StateBag) multi
 	env := s.environ(os.LookupEnv)
 	for i, command := range s.Commands {
 		ui.Say(fmt.Sprintf("Provisioning with command %d/%d: %s", i+1, len(s.Commands), command))
-		if err := runCommand(ctx, dir, env, command, ui); err != nil {
+		if err := runCommand(ctx, dir, env, s.User, command, ui); err != nil {
 			return halt(state, ui, fmt.Errorf("provision command %d/%d %q %w", i+1, len(s.Commands), command, err))
 		}
 	}
@@ -74,7 +78,7 @@ func (s *StepProvision) environ(lookup func(string) (string, bool)) []string {
 // runCommand runs one command and streams its output to ui. Its error reads as
 // the tail of a sentence starting with the command: "failed with exit code 3;
 // its last output lines: ...".
-func runCommand(ctx context.Context, dir string, env []string, command string, ui packersdk.Ui) error {
+func runCommand(ctx context.Context, dir string, env []string, user *runas.User, command string, ui packersdk.Ui) error {
 	out := &outputLog{ui: ui}
 	stdout, stderr := out.writer(), out.writer()
 
@@ -86,9 +90,12 @@ func runCommand(ctx context.Context, dir string, env []string, command string, u
 	// escaped the process group is given up on after WaitDelay.
 	cmd.WaitDelay = 2 * time.Second
 	setProcessGroup(cmd)
+	if err := user.Apply(cmd); err != nil {
+		return fmt.Errorf("could not start: %w", err)
+	}
 
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("could not start: %w", err)
+		return fmt.Errorf("could not start: %w", user.StartError(err))
 	}
 	err := cmd.Wait()
 	killProcessGroup(cmd) // leftovers, e.g. `server &`

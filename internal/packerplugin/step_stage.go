@@ -9,10 +9,14 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
+
+	"github.com/imago/imago/internal/bake/runas"
 )
 
 // StepStage makes a fresh temporary staging directory (under $TMPDIR) and copies
-// SourceDir's contents and then each of Files into it.
+// SourceDir's contents and then each of Files into it. With an Owner, the
+// directory and its copies then belong to that user, who runs the provision
+// commands.
 //
 // Produces:
 //
@@ -23,6 +27,7 @@ import (
 type StepStage struct {
 	SourceDir     string
 	Files         []string
+	Owner         *runas.User
 	GeneratedData *packerbuilderdata.GeneratedData
 
 	dir string
@@ -57,6 +62,9 @@ func (s *StepStage) Run(ctx context.Context, state multistep.StateBag) multistep
 		if err := copyTree(ctx, f, dst, true); err != nil {
 			return halt(state, ui, fmt.Errorf("copy files[%d]: %w", i, err))
 		}
+	}
+	if err := s.Owner.Own(dir); err != nil {
+		return halt(state, ui, fmt.Errorf("give the staging directory to %s: %w", s.Owner, err))
 	}
 	return multistep.ActionContinue
 }

@@ -112,7 +112,7 @@ func TestComposeStackTemporalOnPostgres(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode == http.StatusOK && json.Unmarshal(body, &info) == nil
 	})
-	assert.Equal(t, "1.32.1", info.ServerVersion)
+	assert.Equal(t, "1.32.2", info.ServerVersion)
 
 	// What temporal-setup then does: the namespace and imago's search attributes.
 	namespace := stack.Services["temporal-setup"].Environment["TEMPORAL_NAMESPACE"]

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
@@ -75,6 +76,11 @@ func LastInput(ctx context.Context, c client.Client, service, env string) (workf
 	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
 	if attrs == nil {
 		return in, fmt.Errorf("the history of the last rollout of %s to %s does not start with its input", service, env)
+	}
+	// Only a plaintext input decodes here, which a worker refuses to run: it was
+	// written before encryption, or by a client without imago's key.
+	if allow, _ := codec.AllowPlaintextFromEnv(); !allow {
+		return in, fmt.Errorf("the last rollout of %s to %s answers no input query, and its history's input would be read unencrypted: %w", service, env, codec.ErrPlaintext)
 	}
 	if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetInput(), &in); err != nil {
 		return in, fmt.Errorf("decode the last rollout's input: %w", err)

@@ -92,9 +92,11 @@ func ReadRunInfo(path string) (RunInfo, error) {
 
 // WriteAtomic writes data to path through a temporary file in the same directory
 // and a rename, so readers see either the old or the new content, never a mix.
+// The file is 0600 and directories it makes 0700: route, run and fleet files
+// are imago's state, its user's alone.
 func WriteAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -110,7 +112,7 @@ func WriteAtomic(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(name, 0o644)
+		err = os.Chmod(name, 0o600)
 	}
 	if err == nil {
 		err = os.Rename(name, path)

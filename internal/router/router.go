@@ -74,8 +74,42 @@ type Options struct {
 	PollInterval time.Duration
 	// DrainTimeout bounds the graceful shutdown; 0 means 8s.
 	DrainTimeout time.Duration
+	// Timeouts of the proxy; zero fields take their defaults.
+	Timeouts Timeouts
 	// Ready, if set, is called with the run info once the router listens.
 	Ready func(RunInfo)
+}
+
+// Timeouts bound how long the router waits on clients and fleets. A reverse
+// proxy must not cut a long answer (a download, a stream) or a long upload, so
+// no request has a deadline as a whole: instead its body and its answer must
+// keep moving, as nginx's client_body_timeout, send_timeout and
+// proxy_read_timeout ask (60 s there too).
+type Timeouts struct {
+	// ReadHeader bounds the wait for a request's header (slowloris); default 10s.
+	ReadHeader time.Duration
+	// Idle is how long a kept-alive client connection may wait for its next
+	// request; default 75s.
+	Idle time.Duration
+	// Stall is how long a request may make no progress: between two reads of
+	// its body from the client, two writes of its answer to the client, two
+	// reads from (or writes to) the fleet, and until the fleet's answer starts.
+	// A request that stalls longer is cut (502 before the answer started).
+	// Default 60s.
+	Stall time.Duration
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	if t.ReadHeader <= 0 {
+		t.ReadHeader = 10 * time.Second
+	}
+	if t.Idle <= 0 {
+		t.Idle = 75 * time.Second
+	}
+	if t.Stall <= 0 {
+		t.Stall = 60 * time.Second
+	}
+	return t
 }
 
 // RunFilePath derives the run file of the router whose route file is config
@@ -110,7 +144,8 @@ func Run(ctx context.Context, opts Options) error {
 	if f.Listen == "" {
 		return fmt.Errorf("route file %s has no listen address", opts.Config)
 	}
-	s := NewServer(logger)
+	tmo := opts.Timeouts.withDefaults()
+	s := newServer(logger, tmo)
 	s.Apply(f)
 
 	ln, err := net.Listen("tcp", f.Listen)
@@ -145,8 +180,12 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 	}
 
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ErrorLog: logger}
-	admin := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	// ReadTimeout and WriteTimeout start each request's deadlines; ServeHTTP
+	// pushes them forward as its body and answer move (see Timeouts).
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: tmo.ReadHeader, ReadTimeout: tmo.Stall, WriteTimeout: tmo.Stall,
+		IdleTimeout: tmo.Idle, ErrorLog: logger}
+	admin := httpx.NewServer(s.AdminHandler(), httpx.ShortTimeouts)
+	admin.ErrorLog = logger
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	go func() { serveErr <- admin.Serve(adminLn) }()
@@ -245,24 +284,32 @@ type Server struct {
 	metrics   *metrics
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
+	stall     time.Duration
 }
 
 // NewServer returns a router handler with an empty table (every request gets 503
-// until Apply).
-func NewServer(logger *log.Logger) *Server {
+// until Apply) and the default Timeouts.
+func NewServer(logger *log.Logger) *Server { return newServer(logger, Timeouts{}.withDefaults()) }
+
+func newServer(logger *log.Logger, tmo Timeouts) *Server {
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
-	s := &Server{log: logger, metrics: newMetrics()}
+	s := &Server{log: logger, metrics: newMetrics(), stall: tmo.Stall}
+	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	s.transport = &http.Transport{
 		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   3 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &stallConn{Conn: c, stall: tmo.Stall}, nil
+		},
 		MaxIdleConns:          512,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: tmo.Stall,
 		ExpectContinueTimeout: time.Second,
 	}
 	s.proxy = &httputil.ReverseProxy{
@@ -401,7 +448,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ri := &routeInfo{fleet: f, target: f.target()}
 	sw := &httpx.StatusWriter{ResponseWriter: w}
-	s.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, ri)))
+	pw, r := s.progress(sw, r)
+	s.proxy.ServeHTTP(pw, r.WithContext(context.WithValue(r.Context(), routeKey{}, ri)))
 	status := sw.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -409,11 +457,85 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.observe(f.id, status, time.Since(start))
 }
 
+// progress makes a request's connection deadlines follow its progress: each
+// read of its body and each write of its answer pushes them s.stall ahead, so a
+// transfer that keeps moving is never cut and one that stalls is. Once the body
+// is read, the read deadline is lifted: the server's read then only watches for
+// the client leaving, and must not cancel a long answer.
+func (s *Server) progress(w *httpx.StatusWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
+	if s.stall <= 0 {
+		return w, r
+	}
+	rc := http.NewResponseController(w)
+	if r.Body == nil || r.Body == http.NoBody {
+		_ = rc.SetReadDeadline(time.Time{})
+	} else {
+		r.Body = &progressBody{ReadCloser: r.Body, rc: rc, stall: s.stall}
+	}
+	return &progressWriter{StatusWriter: w, rc: rc, stall: s.stall}, r
+}
+
+// progressWriter pushes the write deadline forward on every write.
+type progressWriter struct {
+	*httpx.StatusWriter
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func (p *progressWriter) WriteHeader(code int) {
+	_ = p.rc.SetWriteDeadline(time.Now().Add(p.stall))
+	p.StatusWriter.WriteHeader(code)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	_ = p.rc.SetWriteDeadline(time.Now().Add(p.stall))
+	return p.StatusWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController (flush, hijack) reach the connection.
+func (p *progressWriter) Unwrap() http.ResponseWriter { return p.StatusWriter }
+
+// progressBody pushes the read deadline forward on every read of the body, and
+// lifts it at the end.
+type progressBody struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.stall))
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// stallConn is a connection to a fleet that must not sit still for stall: every
+// read or write pushes both deadlines forward (the wait for an answer goes on
+// while a long request body is still being sent), so a fleet that stops
+// answering, or reading, fails the request instead of holding it forever.
+type stallConn struct {
+	net.Conn
+	stall time.Duration
+}
+
+func (c *stallConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetDeadline(time.Now().Add(c.stall))
+	return c.Conn.Read(p)
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetDeadline(time.Now().Add(c.stall))
+	return c.Conn.Write(p)
+}
+
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ri, _ := r.Context().Value(routeKey{}).(*routeInfo)
 	if r.Context().Err() != nil {
 		// The client went away; there is nobody to answer.
-		if sw, ok := w.(*httpx.StatusWriter); ok {
+		if sw := statusWriter(w); sw != nil {
 			sw.Status = 499
 		}
 		return
@@ -424,6 +546,17 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Printf("proxy %s %s: %v", r.Method, r.URL.Path, err)
 	}
 	w.WriteHeader(http.StatusBadGateway)
+}
+
+// statusWriter finds the StatusWriter under w.
+func statusWriter(w http.ResponseWriter) *httpx.StatusWriter {
+	switch w := w.(type) {
+	case *httpx.StatusWriter:
+		return w
+	case *progressWriter:
+		return w.StatusWriter
+	}
+	return nil
 }
 
 // retryTransport retries an idempotent request without a body (GET, HEAD) when the

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Bake describes how to build one image of a service.
@@ -42,6 +44,10 @@ type Bake struct {
 
 	// Dir is the directory relative paths are resolved against (the bake file's).
 	Dir string `yaml:"-" json:"dir,omitempty"`
+
+	// lines maps field paths (passEnv[1]) to their line in the YAML the spec was
+	// parsed from, so problems name the line; nil for a spec sent as JSON.
+	lines map[string]int
 }
 
 // ImageTest is what a freshly built local image must pass.
@@ -58,9 +64,61 @@ const (
 
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
-// ParseBake decodes a bake spec; unknown fields are errors.
+// ParseBake decodes a bake spec; unknown fields are errors. The spec remembers
+// the line of each field, which its validation problems then name.
 func ParseBake(data []byte) (Bake, error) {
-	return parseYAML[Bake](data, "the bake spec is empty; see examples/hello/bake.yaml")
+	b, err := parseYAML[Bake](data, "the bake spec is empty; see examples/hello/bake.yaml")
+	if err != nil {
+		return b, err
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) == nil {
+		b.lines = map[string]int{}
+		fieldLines(&doc, "", b.lines)
+	}
+	return b, nil
+}
+
+// fieldLines records the line of every field under n by its path (a.b[2].c).
+func fieldLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			fieldLines(c, path, lines)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if path != "" {
+				k = path + "." + k
+			}
+			lines[k] = n.Content[i].Line
+			fieldLines(n.Content[i+1], k, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			k := fmt.Sprintf("%s[%d]", path, i)
+			lines[k] = c.Line
+			fieldLines(c, k, lines)
+		}
+	}
+}
+
+// fieldError is a problem with field, naming its YAML line when known.
+func (b *Bake) fieldError(field, format string, args ...any) FieldError {
+	msg := fmt.Sprintf(format, args...)
+	if l := b.lines[field]; l > 0 {
+		msg = fmt.Sprintf("line %d: %s", l, msg)
+	}
+	return FieldError{Field: field, Msg: msg}
+}
+
+// abs resolves a relative path of the spec against Dir.
+func (b *Bake) abs(p string) string {
+	if p == "" || filepath.IsAbs(p) || b.Dir == "" {
+		return p
+	}
+	return filepath.Join(b.Dir, p)
 }
 
 // LoadBake reads a bake spec file; relative paths in it are resolved against the
@@ -104,24 +162,19 @@ func (b *Bake) Normalize() error {
 			b.Test.Checks[i].ExpectStatus = 200
 		}
 	}
-	abs := func(p string) string {
-		if p == "" || filepath.IsAbs(p) || b.Dir == "" {
-			return p
-		}
-		return filepath.Join(b.Dir, p)
-	}
-	b.Source, b.Template = abs(b.Source), abs(b.Template)
+	b.Source, b.Template = b.abs(b.Source), b.abs(b.Template)
 	for i := range b.Files {
-		b.Files[i] = abs(b.Files[i])
+		b.Files[i] = b.abs(b.Files[i])
 	}
 	return b.Validate()
 }
 
-// Validate reports every problem in a defaulted bake spec.
+// Validate reports every problem in a defaulted bake spec, with its YAML line
+// when the spec was parsed from YAML.
 func (b *Bake) Validate() error {
 	var es Errors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, b.fieldError(field, format, args...))
 	}
 	if b.Service == "" {
 		add("service", "is required")
@@ -170,6 +223,9 @@ func (b *Bake) Validate() error {
 		if !envNameRE.MatchString(k) {
 			add("variables."+k, "is not an environment variable name")
 		}
+	}
+	for _, e := range PassEnvErrors(b.PassEnv) {
+		add(e.Field, "%s", e.Msg)
 	}
 	if !channelRE.MatchString(b.Channel) {
 		add("channel", "%q must be a lowercase name such as latest or stable", b.Channel)

@@ -14,13 +14,14 @@ import (
 	"net"
 	"net/http"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
+
+	"github.com/imago/imago/internal/httpx"
 )
 
 // DefaultMetricsListen is where imago-worker serves /metrics by default.
@@ -97,7 +98,7 @@ func (t *Telemetry) serveMetrics(o Options) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	t.srv = httpx.NewServer(mux, httpx.ShortTimeouts)
 	t.addr = ln.Addr().String()
 	t.served = make(chan struct{})
 	go func() {

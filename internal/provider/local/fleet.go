@@ -196,6 +196,9 @@ func (d *Driver) fleetProcs(id string) (map[string]procEntry, error) {
 }
 
 // ensureImage unpacks the image once per Home and returns its directory and record.
+// The archive must match the record's digest, and the record its ID; either
+// mismatch means the catalog was changed behind imago's back, and is refused
+// (FailedPrecondition) before anything is unpacked.
 func (d *Driver) ensureImage(ctx context.Context, id string) (string, catalog.Image, error) {
 	if d.images == nil {
 		return "", catalog.Image{}, provider.Errorf(provider.FailedPrecondition, "local provider: no image source configured")
@@ -206,6 +209,13 @@ func (d *Driver) ensureImage(ctx context.Context, id string) (string, catalog.Im
 	}
 	if err != nil {
 		return "", img, err
+	}
+	// Checked on every use: the entrypoint run from an unpacked tree comes from the record.
+	if img.Archive != "" {
+		if derived := image.ID(img.Digest, img.Service, img.Entrypoint); derived != img.ID {
+			return "", img, provider.Errorf(provider.FailedPrecondition,
+				"image %s record does not match its ID (its digest, service and entrypoint make %s): the catalog was modified", id, derived)
+		}
 	}
 	dir := d.imageDir(id)
 	if _, err := os.Stat(dir); err == nil {
@@ -224,8 +234,17 @@ func (d *Driver) ensureImage(ctx context.Context, id string) (string, catalog.Im
 		return "", img, err
 	}
 	defer r.Close()
-	if err := image.Unpack(r, dir); err != nil {
-		return "", img, fmt.Errorf("unpack image %s: %w", id, err)
+	err = image.Unpack(r, dir, img.Digest, d.limits)
+	var digestErr *image.DigestError
+	switch {
+	case errors.As(err, &digestErr):
+		return "", img, provider.Errorf(provider.FailedPrecondition,
+			"image %s archive does not match its digest: the catalog was modified (the record says %s, the archive is %s); restore the archive or revoke the image",
+			id, digestErr.Want, digestErr.Got)
+	case errors.Is(err, image.ErrRefused):
+		return "", img, &provider.Error{Code: provider.FailedPrecondition, Msg: "image " + id, Err: err}
+	case err != nil:
+		return "", img, fmt.Errorf("image %s: %w", id, err)
 	}
 	return dir, img, nil
 }
@@ -344,10 +363,10 @@ func (d *Driver) baseEnv() []string {
 // the pid, the process start time, and a channel closed when the process exits
 // (only while this process lives; the child outlives it).
 func startDetached(cmd *exec.Cmd, logPath, banner string) (int, uint64, <-chan error, error) {
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return 0, 0, nil, err
 	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, 0, nil, err
 	}

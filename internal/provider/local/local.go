@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 )
@@ -68,6 +69,9 @@ type Config struct {
 	// and the -imago-sim-host argument. Default: $IMAGO_SIM_COMMAND, else the
 	// current executable, whose main (or TestMain) must call RunSimIfChild first.
 	SimCommand []string
+	// ArchiveLimits bound the image archives the driver unpacks; zero fields take
+	// image.DefaultMaxBytes and image.DefaultMaxEntries.
+	ArchiveLimits image.Limits
 }
 
 // Driver is the local provider driver. It is safe for concurrent use, also by
@@ -77,6 +81,7 @@ type Driver struct {
 	images    ImageSource
 	routerCmd []string
 	simCmd    []string
+	limits    image.Limits
 
 	mu       sync.Mutex
 	reserved map[string]time.Time // addresses handed out recently, not to hand out twice
@@ -101,7 +106,7 @@ func Open(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("local provider: %w", err)
 	}
 	for _, sub := range []string{"images", "fleets", "routes", "logs", "run"} {
-		if err := os.MkdirAll(filepath.Join(home, sub), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(home, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("local provider: %w", err)
 		}
 	}
@@ -133,6 +138,7 @@ func Open(cfg Config) (*Driver, error) {
 		images:    cfg.Images,
 		routerCmd: append([]string(nil), cmd...),
 		simCmd:    append([]string(nil), simCmd...),
+		limits:    cfg.ArchiveLimits,
 		reserved:  map[string]time.Time{},
 	}, nil
 }
@@ -399,7 +405,7 @@ func CleanupHome(home string) error {
 	err := KillAll(home)
 	filepath.WalkDir(filepath.Join(home, "images"), func(p string, de fs.DirEntry, werr error) error {
 		if werr == nil && de.IsDir() {
-			os.Chmod(p, 0o755)
+			os.Chmod(p, 0o700)
 		}
 		return nil
 	})

@@ -209,7 +209,7 @@ func waitGone(ctx context.Context, live func() []procRef, d time.Duration) []pro
 // returned function releases it. Lock files are never removed: removing a lock
 // file someone waits on would let two holders in.
 func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}

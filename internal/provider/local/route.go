@@ -74,7 +74,7 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 			return provider.Errorf(provider.InvalidArgument, "route %s: listen address %q: %v", key, route.Listen, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(d.routeFile(key)), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(d.routeFile(key)), 0o700); err != nil {
 		return err
 	}
 	unlock, err := lockFile(ctx, d.routeLock(key))

@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/httpx"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 )
@@ -205,6 +206,15 @@ func (d *Driver) simHost(ctx context.Context, st *fleetState) (simRun, error) {
 	}
 }
 
+// simClient talks to sim hosts' control ports; simSync's context bounds a whole
+// sync (a host stops listeners gracefully, up to stopGrace).
+var simClient = &http.Client{Transport: &http.Transport{
+	Proxy:                 nil,
+	DialContext:           (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+	ResponseHeaderTimeout: stopGrace + 30*time.Second,
+	IdleConnTimeout:       30 * time.Second,
+}}
+
 // simSync sends the host the full set of listeners it must serve.
 func simSync(ctx context.Context, host simRun, req simSyncRequest) (simSyncResponse, error) {
 	var out simSyncResponse
@@ -218,7 +228,7 @@ func simSync(ctx context.Context, host simRun, req simSyncRequest) (simSyncRespo
 	if err != nil {
 		return out, err
 	}
-	resp, err := http.DefaultClient.Do(hreq)
+	resp, err := simClient.Do(hreq)
 	if err != nil {
 		return out, fmt.Errorf("sim host %d: %w", host.PID, err)
 	}
@@ -393,7 +403,7 @@ func runSimHost(ctx context.Context, runFile string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: control, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpx.NewServer(control, httpx.ShortTimeouts) // a sync takes at most stopGrace (10 s)
 	go srv.Serve(ln)
 	run, _ := json.Marshal(simRun{PID: os.Getpid(), StartTime: startTimeOf(os.Getpid()), Control: ln.Addr().String()})
 	if err := router.WriteAtomic(runFile, append(run, '\n')); err != nil {
@@ -452,7 +462,7 @@ func (h *simHostState) sync(ctx context.Context, req simSyncRequest, handler htt
 			res.Failed[l.ID] = err.Error()
 			continue
 		}
-		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		srv := httpx.NewServer(handler, httpx.ShortTimeouts)
 		go srv.Serve(ln)
 		h.listeners[l.ID] = &simServer{addr: l.addr(), srv: srv}
 	}

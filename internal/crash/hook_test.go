@@ -1,37 +1,17 @@
+//go:build imago_crash
+
 package crash
 
 import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 )
-
-func TestParse(t *testing.T) {
-	for in, want := range map[string]Point{
-		"before:Provision":    {When: Before, Activity: "Provision", N: 1},
-		"after:SetRoute#2":    {When: After, Activity: "SetRoute", N: 2},
-		"mid:WaitHealthy":     {When: Mid, Activity: "WaitHealthy", N: 1, Delay: time.Second},
-		"mid:BakeBuild#3@2s":  {When: Mid, Activity: "BakeBuild", N: 3, Delay: 2 * time.Second},
-		" after:Terminate  ":  {When: After, Activity: "Terminate", N: 1},
-		"mid:TestImage@100ms": {When: Mid, Activity: "TestImage", N: 1, Delay: 100 * time.Millisecond},
-	} {
-		got, err := Parse(in)
-		if err != nil || got != want {
-			t.Errorf("Parse(%q) = %+v, %v; want %+v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "Provision", "during:Provision", "after:", "after:SetRoute#0", "after:SetRoute#x", "after:SetRoute@1s", "mid:X@soon"} {
-		if _, err := Parse(in); err == nil || !strings.Contains(err.Error(), EnvVar) {
-			t.Errorf("Parse(%q) = %v; want an error naming %s", in, err, EnvVar)
-		}
-	}
-}
 
 func TestFromEnvUnsetIsNil(t *testing.T) {
 	t.Setenv(EnvVar, "")
