@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,6 +63,11 @@ func TestRolling10000SimInstancesAtTheDefaultWaveSize(t *testing.T) { testRollin
 // Temporal's warning thresholds, v2 ends serving on size instances, and the
 // failed v3 reverts: the route back on the whole v2 fleet, not split.
 func testRollingAtScale(t *testing.T, size int) {
+	// A sim host listens once per instance; Go raises its soft limit to the hard one.
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	require.Greater(t, lim.Max, uint64(size+1024),
+		"a sim fleet of %d needs more open files than the hard limit allows (%d): raise it (ulimit -Hn, LimitNOFILE)", size, lim.Max)
 	e := newEnv(t)
 	e.startWorker()
 	v1, v2, v3 := e.simImage("v1"), e.simImage("v2"), e.simImage("v3")
