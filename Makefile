@@ -38,6 +38,7 @@ fuzz: ## run each fuzz target for a fixed number of executions (findings land in
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartRollout$$' -fuzztime $$((250000*$(FUZZ_SCALE)))x ./internal/api
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStartPipeline$$' -fuzztime $$((8000*$(FUZZ_SCALE)))x ./internal/api
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreateSchedule$$' -fuzztime $$((8000*$(FUZZ_SCALE)))x ./internal/api
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTokens$$' -fuzztime $$((200000*$(FUZZ_SCALE)))x ./internal/api/tokens
 	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $$((10000*$(FUZZ_SCALE)))x ./internal/image
 
 demo: build ## build hello v1 and v2, import both, roll out v1 then v2

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/devserver"
@@ -72,6 +73,8 @@ Flags:
 		"the server and UI have no authentication, so only on a network you trust (logs a warning)")
 	codecListen := fs.String("codec-listen", "127.0.0.1:8234", "payload codec server (POST /codec/encode, /codec/decode) for the web UI and temporal --codec-endpoint; "+
 		"on by default with the embedded web UI (which it decrypts for), otherwise only when given; empty turns it off")
+	tokensFile := fs.String("tokens-file", "", "codec server: file of bearer tokens and their scopes, TOKEN SCOPE[,SCOPE...] a line (# comments), mode 0600, "+
+		"as imago serve reads it; added to IMAGO_API_TOKENS; only admin tokens may encode or decode")
 	home := fs.String("home", cfg.Home, "state directory: catalog, fleets, routes, logs, dev database (env IMAGO_HOME)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	metricsListen := fs.String("metrics-listen", cfg.MetricsListen, "Prometheus /metrics address of the worker; empty turns metrics off (env IMAGO_METRICS_LISTEN)")
@@ -97,19 +100,19 @@ Flags:
 		return usageError{errors.New("--allow-remote is for the embedded server, which TEMPORAL_ADDRESS turns off; unset one of them")}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := app.EnsureHome(cfg.Home, logger); err != nil {
-		return err
-	}
-
 	embedded := cfg.TemporalAddress == ""
-	codecSrv, err := listenCodec(fs, *codecListen, embedded && *uiListen != "")
+	codecSrv, codecTokens, err := listenCodec(fs, *codecListen, *tokensFile, embedded && *uiListen != "")
 	if err != nil {
 		return err
 	}
 	if codecSrv != nil {
 		defer codecSrv.Close()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.EnsureHome(cfg.Home, logger); err != nil {
+		return err
 	}
 
 	if embedded {
@@ -140,7 +143,7 @@ Flags:
 			fmt.Fprintf(os.Stderr, ", web UI at http://%s/namespaces/%s/workflows", srv.UIAddress(), srv.Namespace())
 		}
 		fmt.Fprintln(os.Stderr)
-		if err := serveCodec(ctx, codecSrv, cfg, srv.UIAddress(), logger); err != nil {
+		if err := serveCodec(ctx, codecSrv, codecTokens, cfg, srv.UIAddress(), logger); err != nil {
 			return err
 		}
 		if *devOnly {
@@ -151,7 +154,7 @@ Flags:
 	}
 
 	if !embedded {
-		if err := serveCodec(ctx, codecSrv, cfg, "", logger); err != nil {
+		if err := serveCodec(ctx, codecSrv, codecTokens, cfg, "", logger); err != nil {
 			return err
 		}
 	}
@@ -185,23 +188,33 @@ Flags:
 }
 
 // listenCodec binds the codec server's address: by default with the embedded web
-// UI, otherwise only when --codec-listen is given; never when it is empty.
-func listenCodec(fs *flag.FlagSet, addr string, byDefault bool) (*codec.Server, error) {
+// UI, otherwise only when --codec-listen is given; never when it is empty. It
+// reads the tokens the server accepts from IMAGO_API_TOKENS and tokensFile, as
+// imago serve does.
+func listenCodec(fs *flag.FlagSet, addr, tokensFile string, byDefault bool) (*codec.Server, []tokens.Token, error) {
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "codec-listen" })
 	if addr == "" || (!byDefault && !given) {
-		return nil, nil
+		if tokensFile != "" {
+			return nil, nil, usageError{errors.New("--tokens-file is for the codec server, which is off; give --codec-listen too, or drop --tokens-file")}
+		}
+		return nil, nil, nil
 	}
-	srv, err := codec.Listen(addr, len(codec.ParseTokens(os.Getenv("IMAGO_API_TOKENS"))) > 0)
+	toks, err := tokens.Load(os.Getenv("IMAGO_API_TOKENS"), tokensFile)
 	if err != nil {
-		return nil, fmt.Errorf("--codec-listen: %w", err)
+		return nil, nil, usageError{fmt.Errorf("codec server: %w", err)}
 	}
-	return srv, nil
+	srv, err := codec.Listen(addr, len(toks) > 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--codec-listen: %w", err)
+	}
+	return srv, toks, nil
 }
 
-// serveCodec serves the payload codec on srv (nil: none), letting the web UI at
-// uiAddr and IMAGO_UI_ORIGIN call it from the browser.
-func serveCodec(ctx context.Context, srv *codec.Server, cfg app.Config, uiAddr string, logger *slog.Logger) error {
+// serveCodec serves the payload codec on srv (nil: none) to callers with an
+// admin token of toks, letting the web UI at uiAddr and IMAGO_UI_ORIGIN call it
+// from the browser.
+func serveCodec(ctx context.Context, srv *codec.Server, toks []tokens.Token, cfg app.Config, uiAddr string, logger *slog.Logger) error {
 	if srv == nil {
 		return nil
 	}
@@ -209,13 +222,21 @@ func serveCodec(ctx context.Context, srv *codec.Server, cfg app.Config, uiAddr s
 	if err != nil {
 		return err
 	}
-	tokens := codec.ParseTokens(os.Getenv("IMAGO_API_TOKENS"))
 	origins := append(codec.UIOrigins(uiAddr), codec.ParseOrigins(cfg.UIOrigin)...)
-	srv.Serve(codec.NewHandler(pc, codec.HandlerOptions{Tokens: tokens, Origins: origins, Logger: logger}))
-	logger.Info("codec server started", "endpoint", srv.Endpoint(), "origins", origins, "tokens", len(tokens))
+	srv.Serve(codec.NewHandler(pc, codec.HandlerOptions{Tokens: toks, Origins: origins, Logger: logger}))
+	admins := 0
+	for _, t := range toks {
+		if t.Scopes.Allow(tokens.Scope{Kind: tokens.Admin}) {
+			admins++
+		}
+	}
+	logger.Info("codec server started", "endpoint", srv.Endpoint(), "origins", origins, "tokens", len(toks), "admin_tokens", admins)
 	fmt.Fprintf(os.Stderr, "imago: payloads are encrypted (data key %s); codec server at %s\n", pc.KeyID(), srv.Endpoint())
-	if len(tokens) > 0 && uiAddr != "" {
-		logger.Warn("IMAGO_API_TOKENS is set, so the codec server wants a bearer token, which the web UI does not send: the UI shows payloads encrypted")
+	if len(toks) > 0 && admins == 0 {
+		logger.Warn("no API token has the admin scope, so the codec server refuses every caller (403); write TOKEN admin in IMAGO_API_TOKENS or --tokens-file for those who may read payloads")
+	}
+	if len(toks) > 0 && uiAddr != "" {
+		logger.Warn("API tokens are set, so the codec server wants an admin bearer token, which the web UI does not send: the UI shows payloads encrypted")
 	}
 	return nil
 }

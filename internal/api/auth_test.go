@@ -3,24 +3,23 @@ package api
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/api/tokens"
 )
 
 func TestCheckAuthRefusesToServeWithoutTokensExceptOnLoopback(t *testing.T) {
-	tokens := []string{testToken}
+	toks := mustTokens(t, testToken)
 	for _, tc := range []struct {
-		tokens   []string
+		tokens   []tokens.Token
 		insecure bool
 		listen   string
 		want     string // "" when it may start
 	}{
-		{tokens, false, "0.0.0.0:8080", ""},
-		{tokens, false, "127.0.0.1:8080", ""},
+		{toks, false, "0.0.0.0:8080", ""},
+		{toks, false, "127.0.0.1:8080", ""},
 		{nil, false, "127.0.0.1:8080", "no API token is configured, so the API would be open to anyone: set IMAGO_API_TOKENS"},
 		{nil, true, "127.0.0.1:8080", ""},
 		{nil, true, "127.10.0.3:8080", ""},
@@ -31,8 +30,8 @@ func TestCheckAuthRefusesToServeWithoutTokensExceptOnLoopback(t *testing.T) {
 		{nil, true, "[::]:8080", "is not one"},
 		{nil, true, "192.168.1.5:8080", "is not one"},
 		{nil, true, "api.example.com:8080", "is not one"},
-		{tokens, true, "127.0.0.1:8080", "--insecure-no-auth was given but API tokens are configured too"},
-		{tokens, false, "8080", `--listen "8080" is not host:port, e.g. 127.0.0.1:8080`},
+		{toks, true, "127.0.0.1:8080", "--insecure-no-auth was given but API tokens are configured too"},
+		{toks, false, "8080", `--listen "8080" is not host:port, e.g. 127.0.0.1:8080`},
 	} {
 		err := CheckAuth(tc.tokens, tc.insecure, tc.listen)
 		if tc.want == "" {
@@ -45,24 +44,31 @@ func TestCheckAuthRefusesToServeWithoutTokensExceptOnLoopback(t *testing.T) {
 	}
 }
 
-func TestLoadTokensFromTheEnvironmentAndAFile(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "tokens")
-	require.NoError(t, os.WriteFile(file, []byte("# API tokens\n\n  ci-0123456789abcdef  \n# ops\nops-0123456789abcdef\n"), 0o600))
-	toks, err := LoadTokens(" a-0123456789abcdef , ,b-0123456789abcdef", file)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"a-0123456789abcdef", "b-0123456789abcdef", "ci-0123456789abcdef", "ops-0123456789abcdef"}, toks)
-
-	toks, err = LoadTokens("", "")
-	require.NoError(t, err)
-	assert.Empty(t, toks)
-
-	_, err = LoadTokens("short", "")
-	assert.EqualError(t, err, "the API token in IMAGO_API_TOKENS (item 1) is 5 characters; use at least 16, e.g. made with: openssl rand -hex 32")
-	require.NoError(t, os.WriteFile(file, []byte("# ok\nok-0123456789abcdef\ntwo words-0123456789\n"), 0o600))
-	_, err = LoadTokens("", file)
-	assert.EqualError(t, err, "the API token in "+file+" line 3 holds a space; a token is one word, e.g. made with: openssl rand -hex 32")
-	_, err = LoadTokens("", filepath.Join(t.TempDir(), "missing"))
-	assert.ErrorContains(t, err, "read the tokens file: open ")
+// Every route but the public ones names its scope in the table, and a route whose
+// scope is on a service and environment has them in its path or checks them in
+// its handler.
+func TestEveryRouteHasAScope(t *testing.T) {
+	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /v1/openapi.json": true}
+	for _, rt := range NewServer(Config{}).table {
+		name := rt.method + " " + rt.path
+		if public[name] {
+			assert.True(t, rt.public, name)
+			assert.Empty(t, rt.scope, "%s is public: it has no scope", name)
+			continue
+		}
+		assert.False(t, rt.public, "%s is not one of the public routes", name)
+		if !assert.True(t, rt.scope.Valid(), "%s has a scope", name) {
+			continue
+		}
+		if rt.method == "GET" {
+			assert.Equal(t, tokens.Read, rt.scope, "%s reads", name)
+		} else if rt.scope == tokens.Read {
+			assert.True(t, rt.inBody, "%s changes something: read is enough only when its handler checks more (the reaper's apply)", name)
+		}
+		if (rt.scope == tokens.Deploy || rt.scope == tokens.Approve) && !rt.inBody {
+			assert.Contains(t, rt.path, "{service}/{env}", "%s takes its %s scope's service and environment from the path", name, rt.scope)
+		}
+	}
 }
 
 // Without tokens and without --insecure-no-auth the handler fails closed.
@@ -88,7 +94,7 @@ func TestExtraHandlersAreMountedAsGivenOrBehindTheTokens(t *testing.T) {
 	})
 	var s *Server
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.RequireToken(teapot).ServeHTTP(w, r) })
-	s = NewServer(Config{Tokens: []string{testToken}, Extra: map[string]http.Handler{"/codec/": teapot, "/debug/": guarded}})
+	s = NewServer(Config{Tokens: mustTokens(t, testToken), Extra: map[string]http.Handler{"/codec/": teapot, "/debug/": guarded}})
 	for _, tc := range []struct {
 		method, path, token string
 		want                int

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -29,6 +30,9 @@ func (s *Server) startBake(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	b := req.Spec
+	if err := authorize(r, tokens.Scope{Kind: tokens.Bake, Service: b.Service}); err != nil {
+		return err
+	}
 	by := principal(r)
 	run, err := bakes.Start(r.Context(), s.cfg.Client, b, by)
 	if err != nil {

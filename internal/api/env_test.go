@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/provider/local"
@@ -79,7 +80,16 @@ func helloBuild(t *testing.T) string {
 	return helloBuilds.dir
 }
 
+// testToken is the tests' admin token; scopes_test.go makes tokens with fewer scopes.
 const testToken = "test-token-0123456789abcdef"
+
+// mustTokens parses tokens in the tokens file format.
+func mustTokens(t testing.TB, lines ...string) []tokens.Token {
+	t.Helper()
+	toks, err := tokens.Parse(strings.Join(lines, "\n"), "test tokens")
+	require.NoError(t, err)
+	return toks
+}
 
 // apiEnv is one test's API: its server's base URL, the catalog and Temporal
 // client behind it, and (with a worker) a home where fleets run.
@@ -132,7 +142,7 @@ func newEnv(t *testing.T, o envOptions) *apiEnv {
 		t.Cleanup(func() { cat.Close() })
 		e.cat = cat
 	}
-	cfg := Config{Client: e.client, Catalog: e.cat, Tokens: []string{testToken}, PollInterval: 100 * time.Millisecond}
+	cfg := Config{Client: e.client, Catalog: e.cat, Tokens: mustTokens(t, testToken+" admin"), PollInterval: 100 * time.Millisecond}
 	if o.config != nil {
 		o.config(&cfg)
 	}
@@ -209,8 +219,10 @@ func (r response) problem(t *testing.T, status int) Problem {
 	return p
 }
 
-// do sends a request with the test token (token "" sends none); body is
-// marshalled unless it is a string, []byte or io.Reader.
+// do sends a request with token ("" sends none), as a client of the API does:
+// a POST, PUT or DELETE says Content-Type: application/json, body or not. body is
+// marshalled unless it is a string, []byte or io.Reader; header pairs are set
+// last (Host as the request's host), and one set to "" is removed.
 func (e *apiEnv) do(method, path string, body any, token string, header ...string) response {
 	e.t.Helper()
 	var rd io.Reader
@@ -229,13 +241,21 @@ func (e *apiEnv) do(method, path string, body any, token string, header ...strin
 	}
 	req, err := http.NewRequest(method, e.url+path, rd)
 	require.NoError(e.t, err)
-	if body != nil {
+	if body != nil || method == "POST" || method == "PUT" || method == "DELETE" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+			continue
+		}
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/spec"
 )
@@ -75,6 +76,9 @@ func (s *Server) promoteImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := authorize(r, tokens.Scope{Kind: tokens.Bake, Service: img.Service}); err != nil {
+		return err
+	}
 	e, err := s.cfg.Catalog.MoveChannel(ctx, img.Service, req.Channel, img.ID, catalog.MoveOptions{By: principal(r), Reason: req.Reason})
 	if err != nil {
 		return err
@@ -95,7 +99,18 @@ func (s *Server) revokeImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ids, err := s.cfg.Catalog.Revoke(r.Context(), r.PathValue("id"), catalog.RevokeOptions{Reason: req.Reason, By: principal(r), Cascade: req.Cascade})
+	img, err := s.cfg.Catalog.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	need := tokens.Scope{Kind: tokens.Bake, Service: img.Service}
+	if req.Cascade { // it revokes images built on this one, of any service
+		need = tokens.Scope{Kind: tokens.Admin}
+	}
+	if err := authorize(r, need); err != nil {
+		return err
+	}
+	ids, err := s.cfg.Catalog.Revoke(r.Context(), img.ID, catalog.RevokeOptions{Reason: req.Reason, By: principal(r), Cascade: req.Cascade})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ type openAPIDoc struct {
 
 type openAPIOperation struct {
 	OperationID string `json:"operationId"`
+	Scope       string `json:"x-imago-scope"`
 	Security    *[]any `json:"security"`
 	Parameters  []struct {
 		Name string `json:"name"`
@@ -91,6 +92,21 @@ func TestOpenAPIMarksThePublicRoutes(t *testing.T) {
 		assert.Equal(t, rt.public, public, "%s %s: public in the server, security: [] in the document", rt.method, rt.path)
 		if !rt.public {
 			assert.Contains(t, op.Responses, "401", "%s %s documents its 401", rt.method, rt.path)
+		}
+	}
+}
+
+// The document names each route's scope as the table does, and documents the
+// 403 every route may answer (a foreign Origin, a missing scope) and the 415 of
+// every POST, PUT and DELETE.
+func TestOpenAPINamesEachRoutesScope(t *testing.T) {
+	doc := readOpenAPI(t)
+	for _, rt := range NewServer(Config{}).table {
+		op := doc.Paths[rt.path][strings.ToLower(rt.method)]
+		assert.Equal(t, string(rt.scope), op.Scope, "%s %s: x-imago-scope", rt.method, rt.path)
+		assert.Contains(t, op.Responses, "403", "%s %s documents its 403", rt.method, rt.path)
+		if rt.method != "GET" {
+			assert.Contains(t, op.Responses, "415", "%s %s documents its 415", rt.method, rt.path)
 		}
 	}
 }

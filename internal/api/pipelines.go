@@ -8,6 +8,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/workflows"
@@ -49,6 +50,16 @@ func (s *Server) startPipeline(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var needs []tokens.Scope
+	if p.Bake != nil {
+		needs = append(needs, tokens.Scope{Kind: tokens.Bake, Service: p.Bake.Service})
+	}
+	for _, st := range p.Stages {
+		needs = append(needs, tokens.Scope{Kind: tokens.Deploy, Service: st.Rollout.Service, Env: st.Rollout.Environment})
+	}
+	if err := authorize(r, needs...); err != nil {
+		return err
+	}
 	by := principal(r)
 	run, err := pipelines.Start(r.Context(), s.cfg.Client, p, always, by)
 	if err != nil {
@@ -86,6 +97,25 @@ func (s *Server) latestPipeline(ctx context.Context, name string) (pipelines.Run
 	return run, nil
 }
 
+// pipelineNeeds is what a decision on a pipeline's run needs: an approve,
+// approve on the environment whose gate waits (with none waiting, on every
+// stage's, as a gate may open before the update lands); an abort, deploy on
+// every stage's environment, as starting it did.
+func pipelineNeeds(p workflows.PipelineProgress, decision string) []tokens.Scope {
+	kind := tokens.Deploy
+	if decision == workflows.UpdateApprove {
+		kind = tokens.Approve
+		if p.Gate != "" {
+			return []tokens.Scope{{Kind: kind, Service: p.Service, Env: p.Gate}}
+		}
+	}
+	var needs []tokens.Scope
+	for _, st := range p.Stages {
+		needs = append(needs, tokens.Scope{Kind: kind, Service: p.Service, Env: st.Environment})
+	}
+	return needs
+}
+
 func (s *Server) approvePipeline(w http.ResponseWriter, r *http.Request) error {
 	return s.decidePipeline(w, r, workflows.UpdateApprove)
 }
@@ -109,6 +139,9 @@ func (s *Server) decidePipeline(w http.ResponseWriter, r *http.Request, decision
 	ctx := r.Context()
 	run, err := s.latestPipeline(ctx, name)
 	if err != nil {
+		return err
+	}
+	if err := authorize(r, pipelineNeeds(run.Progress, decision)...); err != nil {
 		return err
 	}
 	if run.Status != rollouts.StatusName(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING) {

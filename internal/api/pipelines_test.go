@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/schedules"
 	"github.com/imago/imago/workflows"
@@ -18,10 +19,12 @@ import (
 
 // A pipeline started through the API bakes, waits at its stage's approval gate,
 // rolls out once approved and ends succeeded, all seen through GET; a second
-// start while it runs and decisions once it ended are refused (409). The reaper
-// then keeps the fleet that serves.
+// start while it runs and decisions once it ended are refused (409). At the gate
+// only a token with approve on the gate's environment approves, and only one with
+// deploy on the stages' aborts (403 otherwise). The reaper then keeps the fleet
+// that serves.
 func TestPipelineThroughTheAPI(t *testing.T) {
-	e := newEnv(t, envOptions{temporal: true, config: helloRoots(t)})
+	e := newEnv(t, envOptions{temporal: true, config: func(c *Config) { scopedTokens(t)(c); helloRoots(t)(c) }})
 	p := e.get("/v1/pipelines/hello").problem(t, http.StatusNotFound)
 	assert.Equal(t, `no run of pipeline "hello" yet; start one with POST /v1/pipelines, or run its schedule with POST /v1/schedules/hello/trigger`, p.Detail)
 	e.post("/v1/pipelines/hello/approve", nil).problem(t, http.StatusNotFound)
@@ -63,11 +66,14 @@ func TestPipelineThroughTheAPI(t *testing.T) {
 	require.Len(t, run.Progress.Stages, 1)
 	assert.Equal(t, workflows.StageWaiting, run.Progress.Stages[0].State)
 
-	r = e.post("/v1/pipelines/hello/approve", map[string]any{"reason": "bake looks good"})
+	assert.Contains(t, e.do("POST", "/v1/pipelines/hello/approve", nil, elsewhere).forbidden(t), "this token lacks the scope approve:hello/test;")
+	assert.Contains(t, e.do("POST", "/v1/pipelines/hello/abort", nil, elsewhere).forbidden(t), "this token lacks the scope deploy:hello/test;")
+	assert.Contains(t, e.do("POST", "/v1/pipelines/hello/approve", nil, deployTok).forbidden(t), "this token lacks any approve scope")
+	r = e.do("POST", "/v1/pipelines/hello/approve", map[string]any{"reason": "bake looks good"}, approveTok)
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 	var decided Decided
 	r.json(t, &decided)
-	assert.Equal(t, Decided{WorkflowID: "pipeline/hello", Decision: "approve", By: started.StartedBy, Reason: "bake looks good",
+	assert.Equal(t, Decided{WorkflowID: "pipeline/hello", Decision: "approve", By: mustTokens(t, approveTok)[0].Who, Reason: "bake looks good",
 		Links: Links{Self: "/v1/pipelines/hello"}}, decided)
 
 	run = e.waitPipeline("hello", "end", pipelineEnded)
@@ -180,4 +186,15 @@ func FuzzDecodeStartPipeline(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A pipeline decision needs its scope on the environment whose gate waits, or,
+// with none waiting (a gate may open before the decision lands), on every stage's.
+func TestPipelineDecisionsNeedTheirScopeOnTheStagesEnvironments(t *testing.T) {
+	p := workflows.PipelineProgress{Service: "hello", Stages: []workflows.StageStatus{{Environment: "staging"}, {Environment: "prod"}}}
+	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateAbort)).String())
+	assert.Equal(t, "approve:hello/staging, approve:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateApprove)).String())
+	p.Gate = "prod"
+	assert.Equal(t, "approve:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateApprove)).String())
+	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateAbort)).String())
 }

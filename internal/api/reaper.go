@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/workflows"
 )
@@ -28,6 +29,11 @@ func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
 	in, err := DecodeReaper(r.Body)
 	if err != nil {
 		return err
+	}
+	if in.Apply {
+		if err := authorize(r, tokens.Scope{Kind: tokens.Admin}); err != nil {
+			return err
+		}
 	}
 	ctx := r.Context()
 	by := principal(r)

@@ -25,7 +25,7 @@ func TestReaperThatOutlastsTheWaitIsA202(t *testing.T) {
 		Namespace: ts.GetDefaultNamespace(), SearchAttributes: workflows.SearchAttributes(),
 	})
 	require.NoError(t, err)
-	srv := httptest.NewServer(NewServer(Config{Client: c, Tokens: []string{testToken}, RequestTimeout: 2 * time.Second}))
+	srv := httptest.NewServer(NewServer(Config{Client: c, Tokens: mustTokens(t, testToken+" admin"), RequestTimeout: 2 * time.Second}))
 	t.Cleanup(srv.Close)
 	e := &apiEnv{t: t, url: srv.URL, client: c}
 

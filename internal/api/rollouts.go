@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -55,6 +56,13 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ro := req.Spec
+	needs := []tokens.Scope{{Kind: tokens.Deploy, Service: ro.Service, Env: ro.Environment}}
+	if req.Bake != nil {
+		needs = append(needs, tokens.Scope{Kind: tokens.Bake, Service: req.Bake.Service})
+	}
+	if err := authorize(r, needs...); err != nil {
+		return err
+	}
 	if ro.Image.ID != "" {
 		img, err := s.cfg.Catalog.Get(r.Context(), ro.Image.ID)
 		if err != nil {

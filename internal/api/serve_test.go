@@ -34,11 +34,15 @@ func imagoEnv(home string, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// `imago serve` refuses to start without tokens (exit 2, before contacting
-// anything), serves with them, and shuts down gracefully on SIGTERM (exit 0).
+// `imago serve` refuses to start without tokens or with a tokens file others can
+// read (exit 2, before contacting anything), serves with them, logs each token's
+// scopes (never the token), and shuts down gracefully on SIGTERM (exit 0).
 func TestServeCommand(t *testing.T) {
 	bin := buildImago(t)
 	home := t.TempDir()
+	readable := filepath.Join(home, "readable-tokens")
+	require.NoError(t, os.WriteFile(readable, []byte(testToken+" admin\n"), 0o600))
+	require.NoError(t, os.Chmod(readable, 0o644))
 	for _, tc := range []struct {
 		args []string
 		env  []string
@@ -48,6 +52,8 @@ func TestServeCommand(t *testing.T) {
 		{[]string{"serve", "--insecure-no-auth", "--listen", "0.0.0.0:0"}, nil, "--listen 0.0.0.0:0 is not one"},
 		{[]string{"serve"}, []string{"IMAGO_API_TOKENS=short"}, "is 5 characters; use at least 16"},
 		{[]string{"serve", "--tokens-file", filepath.Join(home, "missing")}, nil, "read the tokens file"},
+		{[]string{"serve", "--tokens-file", readable}, nil, "the tokens file " + readable + " has mode 0644, so its group or others can read or change it; make it private with: chmod 600 " + readable},
+		{[]string{"serve"}, []string{"IMAGO_API_TOKENS=" + testToken + " deploy:hello/prod/x"}, `IMAGO_API_TOKENS: the 1st scope "deploy:hello/prod/x": want deploy:SERVICE/ENV`},
 		{[]string{"serve", "extra"}, []string{"IMAGO_API_TOKENS=" + testToken}, "unknown command"},
 	} {
 		cmd := exec.Command(bin, tc.args...)
@@ -62,9 +68,11 @@ func TestServeCommand(t *testing.T) {
 
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	tokens := filepath.Join(home, "tokens")
-	require.NoError(t, os.WriteFile(tokens, []byte("# the CI token\n"+testToken+"\n"), 0o600))
+	const adminTok = "admin-0123456789abcdef"
+	require.NoError(t, os.WriteFile(tokens, []byte("# the CI token\n"+testToken+" deploy:hello/staging, approve:*/prod\n"+adminTok+" admin\n"), 0o600))
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--tokens-file", tokens)
-	cmd.Env = imagoEnv(home, "TEMPORAL_ADDRESS="+ts.GetFrontendHostPort(), "TEMPORAL_NAMESPACE="+ts.GetDefaultNamespace())
+	cmd.Env = imagoEnv(home, "TEMPORAL_ADDRESS="+ts.GetFrontendHostPort(), "TEMPORAL_NAMESPACE="+ts.GetDefaultNamespace(),
+		"IMAGO_API_TOKENS="+readTok) // the older format: read only
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -110,11 +118,21 @@ func TestServeCommand(t *testing.T) {
 		return url != ""
 	})
 
-	get := func(path, token string) int {
-		req, err := http.NewRequest("GET", url+path, nil)
+	joined := strings.Join(log, "\n")
+	assert.Regexp(t, `msg="api token" token.who=api:[0-9a-f]{8} token.scopes="deploy:hello/staging, approve:\*/prod" token.from="`+regexp.QuoteMeta(tokens)+` line 2"`, joined)
+	assert.Contains(t, joined, `token.scopes=read token.from=IMAGO_API_TOKENS`)
+	assert.Contains(t, joined, `msg="some API tokens have no scope and can only read;`)
+	assert.NotContains(t, joined, testToken, "the log never shows a token")
+	assert.NotContains(t, joined, readTok)
+
+	sendBody := func(method, path, token, body string) int {
+		req, err := http.NewRequest(method, url+path, strings.NewReader(body))
 		require.NoError(t, err)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if method != "GET" {
+			req.Header.Set("Content-Type", "application/json")
 		}
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
@@ -122,10 +140,20 @@ func TestServeCommand(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode
 	}
+	send := func(method, path, token string) int { return sendBody(method, path, token, "") }
+	get := func(path, token string) int { return send("GET", path, token) }
 	assert.Equal(t, http.StatusOK, get("/healthz", ""))
 	assert.Equal(t, http.StatusOK, get("/readyz", ""))
 	assert.Equal(t, http.StatusUnauthorized, get("/v1/rollouts", ""))
 	assert.Equal(t, http.StatusOK, get("/v1/rollouts", testToken))
+	assert.Equal(t, http.StatusOK, get("/v1/rollouts", readTok))
+	assert.Equal(t, http.StatusForbidden, send("POST", "/v1/rollouts/hello/staging/abort", readTok))
+	assert.Equal(t, http.StatusForbidden, send("POST", "/v1/schedules/nightly/trigger", testToken), "deploy and approve are not admin")
+	// The codec server under /codec/ reads the same tokens, and serves admin only.
+	assert.Equal(t, http.StatusUnauthorized, sendBody("POST", "/codec/decode", "", `{"payloads":[]}`))
+	assert.Equal(t, http.StatusForbidden, sendBody("POST", "/codec/decode", readTok, `{"payloads":[]}`))
+	assert.Equal(t, http.StatusForbidden, sendBody("POST", "/codec/decode", testToken, `{"payloads":[]}`))
+	assert.Equal(t, http.StatusOK, sendBody("POST", "/codec/decode", adminTok, `{"payloads":[]}`))
 
 	require.NoError(t, syscall.Kill(cmd.Process.Pid, syscall.SIGTERM))
 	readUntil("stop", func(line string) bool { return strings.Contains(line, `msg=stopped`) })

@@ -16,22 +16,29 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/httpx"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
 )
 
 // Config is what the API serves from.
 type Config struct {
 	Client  client.Client    // Temporal
 	Catalog *catalog.Catalog // images, channels, the inventory
-	// Tokens are the accepted bearer tokens. With none, every request that needs
-	// a token is refused, unless InsecureNoAuth (see CheckAuth for when that is allowed).
-	Tokens         []string
+	// Tokens are the accepted bearer tokens and their scopes (tokens.Load). With
+	// none, every request that needs a token is refused, unless InsecureNoAuth
+	// (see CheckAuth for when that is allowed): then anyone is admin, but only
+	// for requests to a loopback Host.
+	Tokens         []tokens.Token
 	InsecureNoAuth bool
-	Logger         *slog.Logger // default: discard
+	// Origins are the web page origins (IMAGO_UI_ORIGIN) whose requests the API
+	// serves; a request with any other Origin is refused (403).
+	Origins []string
+	Logger  *slog.Logger // default: discard
 	// Extra handlers are mounted as they are at their ServeMux patterns (e.g.
 	// "/codec/" for the payload codec server): they bring their own auth (a CORS
 	// preflight carries no token), body limit and timeouts. Wrap one in
@@ -74,53 +81,76 @@ type Server struct {
 type route struct {
 	method, path string
 	public       bool // no token needed
-	stream       bool // long-lived: no request timeout, no write deadline
-	handle       func(w http.ResponseWriter, r *http.Request) error
+	// scope is what a token needs (every route but the public ones has one):
+	// read and admin as they are; deploy and approve on the path's
+	// {service}/{env}, unless inBody.
+	scope tokens.Kind
+	// inBody: the scope's service and environment come from the body or the
+	// catalog, so the handler checks them (authorize); before it runs, the token
+	// must hold some scope of this kind.
+	inBody bool
+	stream bool // long-lived: no request timeout, no write deadline
+	handle func(w http.ResponseWriter, r *http.Request) error
 }
 
-// routes is the API's table: one entry per operation, each in openapi.json.
-// Adding a resource (e.g. /v1/schedules) is adding its entries here.
+// routes is the API's table: one entry per operation with the scope it needs,
+// each in openapi.json (x-imago-scope). Adding a resource (e.g. /v1/schedules)
+// is adding its entries here.
 func (s *Server) routes() []route {
 	rs := []route{
 		{method: "GET", path: "/healthz", public: true, handle: s.healthz},
 		{method: "GET", path: "/readyz", public: true, handle: s.readyz},
 		{method: "GET", path: "/v1/openapi.json", public: true, handle: serveOpenAPI},
 
-		{method: "POST", path: "/v1/rollouts", handle: s.startRollout},
-		{method: "GET", path: "/v1/rollouts", handle: s.listRollouts},
-		{method: "GET", path: "/v1/rollouts/{service}/{env}", handle: s.getRollout},
-		{method: "GET", path: "/v1/rollouts/{service}/{env}/events", stream: true, handle: s.rolloutEvents},
+		// deploy on spec.service/spec.environment; with an inline bake, bake on its service too.
+		{method: "POST", path: "/v1/rollouts", scope: tokens.Deploy, inBody: true, handle: s.startRollout},
+		{method: "GET", path: "/v1/rollouts", scope: tokens.Read, handle: s.listRollouts},
+		{method: "GET", path: "/v1/rollouts/{service}/{env}", scope: tokens.Read, handle: s.getRollout},
+		{method: "GET", path: "/v1/rollouts/{service}/{env}/events", scope: tokens.Read, stream: true, handle: s.rolloutEvents},
 	}
 	for _, d := range decisions {
-		rs = append(rs, route{method: "POST", path: "/v1/rollouts/{service}/{env}/" + d, handle: s.decide(d)})
+		rs = append(rs, route{method: "POST", path: "/v1/rollouts/{service}/{env}/" + d, scope: decisionScope[d], handle: s.decide(d)})
 	}
 	return append(rs,
-		route{method: "POST", path: "/v1/bakes", handle: s.startBake},
-		route{method: "GET", path: "/v1/bakes/{service}/{channel}", handle: s.getBake},
+		route{method: "POST", path: "/v1/bakes", scope: tokens.Bake, inBody: true, handle: s.startBake}, // bake on spec.service
+		route{method: "GET", path: "/v1/bakes/{service}/{channel}", scope: tokens.Read, handle: s.getBake},
 
-		route{method: "GET", path: "/v1/images", handle: s.listImages},
-		route{method: "GET", path: "/v1/images/{id}", handle: s.showImage},
-		route{method: "POST", path: "/v1/images/{id}/promote", handle: s.promoteImage},
-		route{method: "POST", path: "/v1/images/{id}/revoke", handle: s.revokeImage},
-		route{method: "GET", path: "/v1/services/{service}/channels", handle: s.listChannels},
-		route{method: "GET", path: "/v1/services/{service}/channels/{channel}", handle: s.channelHistory},
+		route{method: "GET", path: "/v1/images", scope: tokens.Read, handle: s.listImages},
+		route{method: "GET", path: "/v1/images/{id}", scope: tokens.Read, handle: s.showImage},
+		// Channel moves: bake on the image's service (bakes publish to its channels);
+		// a cascading revoke, which reaches other services' images, admin.
+		route{method: "POST", path: "/v1/images/{id}/promote", scope: tokens.Bake, inBody: true, handle: s.promoteImage},
+		route{method: "POST", path: "/v1/images/{id}/revoke", scope: tokens.Bake, inBody: true, handle: s.revokeImage},
+		route{method: "GET", path: "/v1/services/{service}/channels", scope: tokens.Read, handle: s.listChannels},
+		route{method: "GET", path: "/v1/services/{service}/channels/{channel}", scope: tokens.Read, handle: s.channelHistory},
 
-		route{method: "POST", path: "/v1/schedules", handle: s.createSchedule},
-		route{method: "GET", path: "/v1/schedules", handle: s.listSchedules},
-		route{method: "GET", path: "/v1/schedules/{name}", handle: s.getSchedule},
-		route{method: "DELETE", path: "/v1/schedules/{name}", handle: s.deleteSchedule},
-		route{method: "POST", path: "/v1/schedules/{name}/pause", handle: s.pauseSchedule(true)},
-		route{method: "POST", path: "/v1/schedules/{name}/unpause", handle: s.pauseSchedule(false)},
-		route{method: "POST", path: "/v1/schedules/{name}/trigger", handle: s.triggerSchedule},
-		route{method: "POST", path: "/v1/schedules/{name}/backfill", handle: s.backfillSchedule},
+		// A schedule bakes and deploys unattended, as whoever made it: admin.
+		route{method: "POST", path: "/v1/schedules", scope: tokens.Admin, handle: s.createSchedule},
+		route{method: "GET", path: "/v1/schedules", scope: tokens.Read, handle: s.listSchedules},
+		route{method: "GET", path: "/v1/schedules/{name}", scope: tokens.Read, handle: s.getSchedule},
+		route{method: "DELETE", path: "/v1/schedules/{name}", scope: tokens.Admin, handle: s.deleteSchedule},
+		route{method: "POST", path: "/v1/schedules/{name}/pause", scope: tokens.Admin, handle: s.pauseSchedule(true)},
+		route{method: "POST", path: "/v1/schedules/{name}/unpause", scope: tokens.Admin, handle: s.pauseSchedule(false)},
+		route{method: "POST", path: "/v1/schedules/{name}/trigger", scope: tokens.Admin, handle: s.triggerSchedule},
+		route{method: "POST", path: "/v1/schedules/{name}/backfill", scope: tokens.Admin, handle: s.backfillSchedule},
 
-		route{method: "POST", path: "/v1/pipelines", handle: s.startPipeline},
-		route{method: "GET", path: "/v1/pipelines/{name}", handle: s.getPipeline},
-		route{method: "POST", path: "/v1/pipelines/{name}/approve", handle: s.approvePipeline},
-		route{method: "POST", path: "/v1/pipelines/{name}/abort", handle: s.abortPipeline},
+		// deploy on every stage's environment; with a bake, bake on its service too.
+		route{method: "POST", path: "/v1/pipelines", scope: tokens.Deploy, inBody: true, handle: s.startPipeline},
+		route{method: "GET", path: "/v1/pipelines/{name}", scope: tokens.Read, handle: s.getPipeline},
+		// approve on the environment whose gate waits; abort, deploy on every stage's.
+		route{method: "POST", path: "/v1/pipelines/{name}/approve", scope: tokens.Approve, inBody: true, handle: s.approvePipeline},
+		route{method: "POST", path: "/v1/pipelines/{name}/abort", scope: tokens.Deploy, inBody: true, handle: s.abortPipeline},
 
-		route{method: "POST", path: "/v1/reaper", handle: s.runReaper},
+		// A dry run reads; apply terminates fleets: admin.
+		route{method: "POST", path: "/v1/reaper", scope: tokens.Read, inBody: true, handle: s.runReaper},
 	)
+}
+
+// decisionScope is what each rollout decision needs on the rollout's service and
+// environment: promote releases approval gates too, so it is an approver's.
+var decisionScope = map[string]tokens.Kind{
+	workflows.UpdateApprove: tokens.Approve, workflows.UpdatePromote: tokens.Approve,
+	workflows.UpdateAbort: tokens.Deploy, workflows.UpdateRollback: tokens.Deploy,
 }
 
 // NewServer builds the API's handler from cfg.
@@ -154,20 +184,29 @@ func NewServer(cfg Config) *Server {
 }
 
 // RequireToken puts h behind the API's bearer tokens: a request without an
-// accepted token gets the API's 401 problem and never reaches h.
+// accepted token gets the API's 401 problem and never reaches h. Any token
+// passes (each has read).
 func (s *Server) RequireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		who, p, ok := s.auth.check(r)
+		g, p, ok := s.auth.check(r)
 		if !ok {
 			s.writeProblem(w, r, p)
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, who)))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), grantKey{}, g)))
 	})
 }
 
-// ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API, and the Extra handlers; without tokens, only for a
+// loopback Host.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := s.checkHost(r); p != nil {
+		s.log.Warn("api request refused: not a loopback Host in --insecure-no-auth mode", "method", r.Method, "path", r.URL.Path, "host", r.Host)
+		s.writeProblem(w, r, *p)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // StopStreams ends every open event stream (clients reconnect with
 // Last-Event-ID); register it with http.Server.RegisterOnShutdown so a graceful
@@ -194,18 +233,25 @@ func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 	return srv
 }
 
-type principalKey struct{}
+type grantKey struct{}
+
+// grantOf is who made the request and what they may do; nothing on a public route.
+func grantOf(r *http.Request) grant {
+	g, _ := r.Context().Value(grantKey{}).(grant)
+	return g
+}
 
 // principal is who made the request, as decisions and rollouts record it.
 func principal(r *http.Request) string {
-	if p, ok := r.Context().Value(principalKey{}).(string); ok {
-		return p
+	if g := grantOf(r); g.who != "" {
+		return g.who
 	}
 	return "-" // a public route: nobody in particular
 }
 
 // wrap adds what every route has: the access log, panics turned into 500s, the
-// token check, the body limit, the request timeout, and errors as problems.
+// browser checks (Origin; Content-Type of a POST, PUT or DELETE), the token and
+// scope checks, the body limit, the request timeout, and errors as problems.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -224,13 +270,25 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.log.Info("api request", "method", r.Method, "path", r.URL.Path, "status", sw.Status,
 				"duration", time.Since(start).Round(time.Millisecond), "by", principal(r))
 		}()
+		if p := s.checkOrigin(r); p != nil {
+			s.writeProblem(sw, r, *p)
+			return
+		}
 		if !rt.public {
-			who, p, ok := s.auth.check(r)
+			g, p, ok := s.auth.check(r)
 			if !ok {
 				s.writeProblem(sw, r, p)
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, who))
+			r = r.WithContext(context.WithValue(r.Context(), grantKey{}, g))
+			if p := checkMediaType(r); p != nil {
+				s.writeProblem(sw, r, *p)
+				return
+			}
+			if err := checkRoute(rt, g, r); err != nil {
+				s.writeProblem(sw, r, s.problemFor(r, err))
+				return
+			}
 		}
 		if r.ContentLength > MaxBodyBytes {
 			s.writeProblem(sw, r, ProblemFor(&TooLarge{}))

@@ -15,7 +15,7 @@ import (
 
 	"go.temporal.io/sdk/converter"
 
-	"github.com/imago/imago/internal/httpx"
+	"github.com/imago/imago/internal/api/tokens"
 )
 
 // maxBody bounds a request: Temporal refuses payloads over 2 MB, and the UI
@@ -28,10 +28,11 @@ const AllowHeaders = "Content-Type, Authorization, X-Namespace, Authorization-Ex
 
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
-	// Tokens are the bearer tokens a caller must present (IMAGO_API_TOKENS),
-	// compared as SHA-256 digests in constant time (httpx.Tokens, as the API
-	// does). With none, only loopback callers are served.
-	Tokens []string
+	// Tokens are the bearer tokens of IMAGO_API_TOKENS and the tokens file, read
+	// and matched as the API does (package tokens). A caller must present one
+	// with the admin scope: decoding shows sealed payloads, and encoding seals
+	// input that a worker would run. With none, only loopback callers are served.
+	Tokens []tokens.Token
 	// Origins are the web UI origins CORS lets call the handler from a browser,
 	// e.g. "http://127.0.0.1:8233" (see UIOrigins).
 	Origins []string
@@ -43,12 +44,12 @@ type HandlerOptions struct {
 // POST …/decode take and return JSON {"payloads": [...]} (payloads in protojson),
 // as the web UI and `temporal --codec-endpoint` send them. Only the path's
 // suffix matters, so the handler can be mounted under any prefix, e.g. /codec/.
-// It answers CORS preflights for o.Origins and requires o.Tokens (or, with no
-// token, a loopback caller).
+// It answers CORS preflights for o.Origins and requires an admin token of
+// o.Tokens (or, with no token, a loopback caller).
 func NewHandler(c converter.PayloadCodec, o HandlerOptions) http.Handler {
 	h := &handler{
 		codec:   converter.NewPayloadCodecHTTPHandler(c),
-		tokens:  httpx.NewTokens(o.Tokens),
+		tokens:  tokens.NewSet(o.Tokens),
 		origins: slices.Clone(o.Origins),
 		logger:  o.Logger,
 	}
@@ -60,7 +61,7 @@ func NewHandler(c converter.PayloadCodec, o HandlerOptions) http.Handler {
 
 type handler struct {
 	codec   http.Handler
-	tokens  httpx.Tokens
+	tokens  tokens.Set
 	origins []string
 	logger  *slog.Logger
 }
@@ -120,12 +121,16 @@ func (h *handler) authorize(r *http.Request) (int, string) {
 		}
 		return 0, ""
 	}
-	token, ok := httpx.BearerToken(r)
+	secret, ok := tokens.Bearer(r)
 	if !ok {
-		return http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <one of IMAGO_API_TOKENS>"
+		return http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <a token of IMAGO_API_TOKENS or the tokens file with the admin scope>"
 	}
-	if _, ok := h.tokens.Match(token); !ok {
-		return http.StatusUnauthorized, "wrong bearer token: send Authorization: Bearer <one of IMAGO_API_TOKENS>"
+	tok, ok := h.tokens.Match(secret)
+	if !ok {
+		return http.StatusUnauthorized, "wrong bearer token: send Authorization: Bearer <a token of IMAGO_API_TOKENS or the tokens file with the admin scope>"
+	}
+	if !tok.Scopes.Allow(tokens.Scope{Kind: tokens.Admin}) {
+		return http.StatusForbidden, fmt.Sprintf("this token lacks the scope admin, which the codec server needs (decoding shows sealed payloads, encoding seals work a worker runs); it has %s (%s)", tok.Scopes, tok.Who)
 	}
 	return 0, ""
 }
@@ -151,17 +156,6 @@ func isLoopbackHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
-}
-
-// ParseTokens splits IMAGO_API_TOKENS: comma-separated, blanks ignored.
-func ParseTokens(s string) []string {
-	var out []string
-	for t := range strings.SplitSeq(s, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // ParseOrigins splits IMAGO_UI_ORIGIN: comma-separated origins such as

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,20 +20,38 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/codec"
 )
 
 const uiOrigin = "http://127.0.0.1:8233"
 
+// The tokens of the tests, as IMAGO_API_TOKENS or a tokens file gives them.
+const (
+	opsTok    = "tok-ops-0123456789abcdef"
+	uiTok     = "tok-ui-0123456789abcdef"
+	readTok   = "tok-read-0123456789abcdef"
+	deployTok = "tok-deploy-0123456789abcdef"
+)
+
+// mustTokens reads lines of a tokens file.
+func mustTokens(t *testing.T, lines ...string) []tokens.Token {
+	t.Helper()
+	toks, err := tokens.Parse(strings.Join(lines, "\n"), "test tokens")
+	require.NoError(t, err)
+	return toks
+}
+
 // codecServer serves a fresh codec on a real loopback listener, as imago-worker's
-// --codec-listen does, and returns the codec and the endpoint.
-func codecServer(t *testing.T, tokens ...string) (*codec.Codec, string) {
+// --codec-listen does, with the tokens of lines (a tokens file's), and returns
+// the codec and the endpoint.
+func codecServer(t *testing.T, lines ...string) (*codec.Codec, string) {
 	t.Helper()
 	c, err := codec.Shared(context.Background(), "", t.TempDir())
 	require.NoError(t, err)
-	srv, err := codec.Listen("127.0.0.1:0", len(tokens) > 0)
+	srv, err := codec.Listen("127.0.0.1:0", len(lines) > 0)
 	require.NoError(t, err)
-	srv.Serve(codec.NewHandler(c, codec.HandlerOptions{Tokens: tokens, Origins: []string{uiOrigin}}))
+	srv.Serve(codec.NewHandler(c, codec.HandlerOptions{Tokens: mustTokens(t, lines...), Origins: []string{uiOrigin}}))
 	t.Cleanup(func() { assert.NoError(t, srv.Close()) })
 	return c, srv.Endpoint()
 }
@@ -79,13 +98,13 @@ func decoded(t *testing.T, body string) string {
 }
 
 func TestCodecEndpointDecodesForTheRightTokenOnly(t *testing.T) {
-	c, endpoint := codecServer(t, "tok-ops", "tok-ui")
+	c, endpoint := codecServer(t, opsTok+" admin", uiTok+" admin")
 	body := encrypted(t, c, map[string]string{"reason": "hello-secret"})
 
 	for name, header := range map[string]map[string]string{
 		"no token":      {},
-		"wrong token":   {"Authorization": "Bearer tok-nope"},
-		"prefix token":  {"Authorization": "Bearer tok-op"},
+		"wrong token":   {"Authorization": "Bearer tok-nope-0123456789abcdef"},
+		"prefix token":  {"Authorization": "Bearer tok-ops-0123456789abcde"},
 		"not a bearer":  {"Authorization": "Basic dG9rLW9wczo="},
 		"bearer, empty": {"Authorization": "Bearer "},
 	} {
@@ -96,7 +115,7 @@ func TestCodecEndpointDecodesForTheRightTokenOnly(t *testing.T) {
 		assert.NotContains(t, text, "hello-secret", name)
 	}
 
-	status, h, text := post(t, endpoint+"/decode", body, map[string]string{"Authorization": "Bearer tok-ui"})
+	status, h, text := post(t, endpoint+"/decode", body, map[string]string{"Authorization": "Bearer " + uiTok})
 	require.Equal(t, http.StatusOK, status, text)
 	assert.Equal(t, "application/json", h.Get("Content-Type"))
 	assert.JSONEq(t, `{"reason":"hello-secret"}`, decoded(t, text))
@@ -105,7 +124,7 @@ func TestCodecEndpointDecodesForTheRightTokenOnly(t *testing.T) {
 	remote := converter.NewRemotePayloadCodec(converter.RemotePayloadCodecOptions{
 		Endpoint: endpoint,
 		ModifyRequest: func(r *http.Request) error {
-			r.Header.Set("Authorization", "Bearer tok-ops")
+			r.Header.Set("Authorization", "Bearer "+opsTok)
 			return nil
 		},
 	})
@@ -115,6 +134,35 @@ func TestCodecEndpointDecodesForTheRightTokenOnly(t *testing.T) {
 	var got string
 	require.NoError(t, c.DataConverter().FromPayload(p, &got))
 	assert.Equal(t, "approved by hello-secret", got)
+}
+
+// Decoding shows sealed payloads and encoding seals work a worker would run:
+// a token without admin, which the API would let read or deploy, gets 403 for
+// both, and learns nothing of the payload.
+func TestCodecEndpointNeedsTheAdminScope(t *testing.T) {
+	c, endpoint := codecServer(t, readTok, deployTok+" deploy,approve,bake", opsTok+" admin")
+	body := encrypted(t, c, map[string]string{"reason": "hello-secret"})
+	plain, err := json.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{{
+		Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"approved"`)}}})
+	require.NoError(t, err)
+
+	for tok, has := range map[string]string{readTok: "it has read (api:", deployTok: "it has deploy, approve, bake (api:"} {
+		for path, req := range map[string][]byte{"/decode": body, "/encode": plain} {
+			status, _, text := post(t, endpoint+path, req, map[string]string{"Authorization": "Bearer " + tok})
+			assert.Equal(t, http.StatusForbidden, status, "%s %s", path, has)
+			assert.Contains(t, text, "this token lacks the scope admin, which the codec server needs", path)
+			assert.Contains(t, text, has, path)
+			assert.NotContains(t, text, "hello-secret", path)
+			assert.NotContains(t, text, tok, "the answer never quotes the token")
+		}
+	}
+
+	status, _, text := post(t, endpoint+"/decode", body, map[string]string{"Authorization": "Bearer " + opsTok})
+	require.Equal(t, http.StatusOK, status, text)
+	assert.JSONEq(t, `{"reason":"hello-secret"}`, decoded(t, text))
+	status, _, text = post(t, endpoint+"/encode", plain, map[string]string{"Authorization": "Bearer " + opsTok})
+	require.Equal(t, http.StatusOK, status, text)
+	assert.Contains(t, text, base64.StdEncoding.EncodeToString([]byte(codec.Encoding)), "encode seals")
 }
 
 func TestCodecEndpointWithoutTokensServesLoopbackOnly(t *testing.T) {
@@ -136,7 +184,7 @@ func TestCodecEndpointWithoutTokensServesLoopbackOnly(t *testing.T) {
 }
 
 func TestCodecEndpointAnswersCORSForTheUIOriginOnly(t *testing.T) {
-	_, endpoint := codecServer(t, "tok-ui")
+	_, endpoint := codecServer(t, uiTok+" admin")
 	preflight := func(origin string) *http.Response {
 		req, err := http.NewRequest(http.MethodOptions, endpoint+"/decode?preserveStorageRefs=true", nil)
 		require.NoError(t, err)
@@ -174,10 +222,10 @@ func TestCodecHandlerMountsUnderAPrefixAndRefusesNonsense(t *testing.T) {
 	c, err := codec.Shared(context.Background(), "", t.TempDir())
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle("/codec/", codec.NewHandler(c, codec.HandlerOptions{Tokens: []string{"tok"}}))
+	mux.Handle("/codec/", codec.NewHandler(c, codec.HandlerOptions{Tokens: mustTokens(t, opsTok+" admin")}))
 	srv := httptest.NewServer(mux) // as `imago serve` mounts it beside /v1/
 	defer srv.Close()
-	auth := map[string]string{"Authorization": "Bearer tok"}
+	auth := map[string]string{"Authorization": "Bearer " + opsTok}
 
 	status, _, text := post(t, srv.URL+"/codec/decode", encrypted(t, c, "hello-secret"), auth)
 	require.Equal(t, http.StatusOK, status, text)
@@ -197,7 +245,7 @@ func TestCodecHandlerMountsUnderAPrefixAndRefusesNonsense(t *testing.T) {
 
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/codec/decode", strings.NewReader(`{"payloads":[]}`))
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Authorization", "Bearer "+opsTok)
 	req.Header.Set("Content-Type", "text/plain")
 	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -259,5 +307,4 @@ func TestUIOrigins(t *testing.T) {
 	assert.Equal(t, []string{"http://10.1.2.3:8233"}, codec.UIOrigins("10.1.2.3:8233"))
 	assert.Nil(t, codec.UIOrigins(""))
 	assert.Equal(t, []string{"https://ui.example.com", "http://127.0.0.1:8233"}, codec.ParseOrigins(" https://ui.example.com/ ,, http://127.0.0.1:8233"))
-	assert.Equal(t, []string{"a", "b"}, codec.ParseTokens("a, ,b,"))
 }

@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/server/schema"
 
 	"github.com/imago/imago/internal/api"
+	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/prodstack"
 	"github.com/imago/imago/workflows"
@@ -287,10 +288,10 @@ func TestComposeConfiguresImagoByEnvironment(t *testing.T) {
 	// imago serve accepts its command line and tokens, and would refuse without tokens.
 	require.Equal(t, "serve", apiSvc.Command[0])
 	listen := apiSvc.Command[slices.Index(apiSvc.Command, "--listen")+1]
-	tokens, err := api.LoadTokens(apiSvc.Environment["IMAGO_API_TOKENS"], "")
+	toks, err := tokens.Load(apiSvc.Environment["IMAGO_API_TOKENS"], "")
 	require.NoError(t, err)
-	assert.Equal(t, []string{testToken}, tokens)
-	assert.NoError(t, api.CheckAuth(tokens, false, listen))
+	assert.Equal(t, []string{testToken}, tokens.Secrets(toks))
+	assert.NoError(t, api.CheckAuth(toks, false, listen))
 	assert.ErrorContains(t, api.CheckAuth(nil, false, listen), "no API token is configured")
 }
 
