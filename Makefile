@@ -5,18 +5,23 @@ SHELL := /bin/bash
 # A := here beats the caller's environment, so no shell silently builds with another Go.
 export GOTOOLCHAIN := go1.27.3
 GO ?= go
-export IMAGO_HOME ?= $(CURDIR)/.imago
+# No IMAGO_HOME here: every target and every binary uses the same default (~/.imago,
+# internal/app), so `make run` and a bin/imago typed in another shell share one home.
 export CHECKPOINT_DISABLE := 1
 BIN := $(CURDIR)/bin
 
-.PHONY: build run test fuzz vulncheck demo stop deps tools vet fmt clean record-histories bench postgres
+.PHONY: build run hello test fuzz vulncheck demo stop deps tools vet fmt clean record-histories bench postgres
 
 build: ## both binaries into bin/
 	$(GO) build -o $(BIN)/imago-worker ./worker
 	$(GO) build -o $(BIN)/imago ./starter
 
-run: build ## embedded Temporal server (SQLite in .imago/) + web UI on :8233 + worker
+run: build ## embedded Temporal server (SQLite in ~/.imago, or $$IMAGO_HOME) + web UI on :8233 + worker
 	$(BIN)/imago-worker
+
+VERSION := v1
+hello: ## build examples/hello into build/$(VERSION)/hello, answering "hello from $(VERSION)" (make hello VERSION=v2)
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o build/$(VERSION)/hello ./examples/hello
 
 test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly; then vulncheck
 	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
@@ -45,7 +50,7 @@ demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 	bash examples/hello/demo.sh
 
 stop: ## stop the worker `make demo` left running
-	@if [ -f $(IMAGO_HOME)/worker.pid ]; then kill $$(cat $(IMAGO_HOME)/worker.pid) && rm -f $(IMAGO_HOME)/worker.pid && echo "stopped imago-worker"; else echo "no worker started by make demo"; fi
+	bash examples/hello/demo.sh stop
 
 deps: ## the Debian packages the tests need (scripts/system-deps.sh: chromium, nats-server, postgresql), installed only if missing
 	bash scripts/system-deps.sh

@@ -27,10 +27,24 @@ import (
 // real worker code with the local provider. Fleets are sim fleets (one detached
 // host process per fleet, see local.IsSimImage) and routers real processes, both
 // started by re-executing this test binary: TestMain hands them over first.
+//
+// The CLI runs in process, so a test that sets no IMAGO_HOME of its own gets a
+// temporary one here: no test reads or writes the user's ~/.imago.
 func TestMain(m *testing.M) {
 	router.RunIfChild()
 	local.RunSimIfChild()
-	os.Exit(m.Run())
+	home, err := os.MkdirTemp("", "imago-starter-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("IMAGO_HOME", home)
+	code := m.Run()
+	if err := local.KillAll(home); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.RemoveAll(home)
+	os.Exit(code)
 }
 
 // imagoEnv is one test's imago: a Temporal server with imago's search attributes,

@@ -52,10 +52,11 @@ func run() error {
 		fmt.Fprint(fs.Output(), `Usage: imago-worker [flags]
 
 Runs imago's workflows and activities. Without TEMPORAL_ADDRESS it also runs an
-embedded Temporal server (SQLite under $IMAGO_HOME) and the Temporal web UI.
+embedded Temporal server (SQLite under $IMAGO_HOME, default ~/.imago) and the
+Temporal web UI.
 
 Example:
-  IMAGO_HOME=.imago imago-worker                 # embedded server + UI + worker
+  imago-worker                                   # embedded server + UI + worker, state in ~/.imago
   imago-worker --dev-only                        # server + UI only; run workers separately
   imago-worker --dev-listen 10.0.0.5:7233 --allow-remote   # server reachable from a trusted network
   TEMPORAL_ADDRESS=127.0.0.1:7233 imago-worker   # plain worker for an existing server
