@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -173,11 +174,26 @@ func withProgress(ctx context.Context, hb *heartbeater) context.Context {
 
 // SetRouteInput is a traffic switch.
 type SetRouteInput struct {
-	Key   provider.RouteKey `json:"key"`
-	Route provider.Route    `json:"route"`
+	Key provider.RouteKey `json:"key"`
+	// Shares is the route by fleet: SetRoute looks each fleet's targets up, so
+	// a route over thousands of instances costs a rollout's history a few bytes.
+	Shares []FleetShare `json:"shares,omitempty"`
+	// Route is the router's address (Listen) and, without Shares, the route
+	// with every target spelled out, as rollouts started before Shares send it.
+	Route provider.Route `json:"route"`
 	// HealthPath, when set, arms the traffic guard: every fleet the route sends
 	// traffic to must have a healthy instance, or the switch is refused.
 	HealthPath string `json:"healthPath,omitempty"`
+}
+
+// FleetShare is one fleet's share of a route, by reference.
+type FleetShare struct {
+	FleetID string `json:"fleetId"`
+	Weight  int    `json:"weight"`
+	// Instances routes to the fleet's first Instances instances, in fleet
+	// order: the ones a resize to that size keeps (see provider.Resizer).
+	// 0 routes to all of them.
+	Instances int `json:"instances,omitempty"`
 }
 
 // ErrTrafficGuard refuses a route that would send traffic only to dead fleets.
@@ -187,8 +203,15 @@ const ErrTrafficGuard = "TrafficGuard"
 // The traffic guard never routes away from the last healthy fleet: a route whose
 // weighted fleets have no healthy instance is refused and the current one stays.
 func (a *Activities) SetRoute(ctx context.Context, in SetRouteInput) error {
+	route := in.Route
+	if len(in.Shares) > 0 {
+		var err error
+		if route.Backends, err = a.backends(ctx, in.Shares); err != nil {
+			return err
+		}
+	}
 	if in.HealthPath != "" {
-		for _, b := range in.Route.Backends {
+		for _, b := range route.Backends {
 			if b.Weight == 0 {
 				continue
 			}
@@ -206,7 +229,26 @@ func (a *Activities) SetRoute(ctx context.Context, in SetRouteInput) error {
 			}
 		}
 	}
-	return providerError(a.Provider.SetRoute(ctx, in.Key, in.Route))
+	return providerError(a.Provider.SetRoute(ctx, in.Key, route))
+}
+
+// backends looks up the targets of each share: the addresses of its fleet's
+// instances (the first share.Instances of them when set). An instance a
+// resize planned but could not start has no address yet: it is no target.
+func (a *Activities) backends(ctx context.Context, shares []FleetShare) ([]provider.Backend, error) {
+	out := make([]provider.Backend, 0, len(shares))
+	for _, s := range shares {
+		f, err := a.Provider.Describe(ctx, s.FleetID)
+		if err != nil {
+			return nil, providerError(err)
+		}
+		if s.Instances > 0 && s.Instances < len(f.Instances) {
+			f.Instances = f.Instances[:s.Instances]
+		}
+		f.Instances = slices.DeleteFunc(f.Instances, func(in provider.Instance) bool { return in.Address == "" })
+		out = append(out, provider.Backend{FleetID: s.FleetID, Weight: s.Weight, Targets: f.Addresses()})
+	}
+	return out, nil
 }
 
 // ResizeInput grows or shrinks a fleet.
@@ -215,7 +257,23 @@ type ResizeInput struct {
 	Size    int    `json:"size"`
 }
 
-// ResizeFleet grows or shrinks a fleet (rolling rollouts); retries are idempotent.
+// ResizeResult is a resized fleet, by count.
+type ResizeResult struct {
+	FleetID   string `json:"fleetId"`
+	Instances int    `json:"instances"`
+}
+
+// ScaleFleet grows or shrinks a fleet (rolling rollouts) and reports how many
+// instances it has now; retries are idempotent. Its result is a count, not the
+// instances: a rolling rollout calls it twice a wave.
+func (a *Activities) ScaleFleet(ctx context.Context, in ResizeInput) (ResizeResult, error) {
+	f, err := a.Provider.Resize(ctx, in.FleetID, in.Size)
+	return ResizeResult{FleetID: in.FleetID, Instances: len(f.Instances)}, providerError(err)
+}
+
+// ResizeFleet is ScaleFleet returning the whole fleet. Only rollouts started
+// before ScaleFleet existed call it (their histories replay it); keep it
+// registered until none of them runs.
 func (a *Activities) ResizeFleet(ctx context.Context, in ResizeInput) (provider.Fleet, error) {
 	f, err := a.Provider.Resize(ctx, in.FleetID, in.Size)
 	return f, providerError(err)

@@ -415,7 +415,7 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 		}
 	}()
 	hb.Set("waiting for " + in.Health.Path)
-	problems, err := a.pollHealthy(ctx, fleet.ID, in.Health.Path, in.Health.Interval.D(), time.Now().Add(in.Health.Timeout.D()),
+	problems, err := a.pollHealthy(ctx, fleet.ID, 0, in.Health.Path, in.Health.Interval.D(), time.Now().Add(in.Health.Timeout.D()),
 		func(int, int) {})
 	if err != nil {
 		return err
@@ -424,7 +424,7 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("image %s did not become healthy within %s: %s",
 			in.Image.ID, in.Health.Timeout, strings.Join(problems, "; ")), ErrImageTest, nil)
 	}
-	if err := a.runChecks(ctx, fleet.ID, in.Checks); err != nil {
+	if err := a.runChecks(ctx, fleet.ID, 0, in.Checks); err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) {
 			return temporal.NewNonRetryableApplicationError("image "+in.Image.ID+" failed its test: "+app.Message(), ErrImageTest, nil)

@@ -23,6 +23,9 @@ type WaitHealthyInput struct {
 	Path     string        `json:"path"`
 	Interval time.Duration `json:"interval"`
 	Timeout  time.Duration `json:"timeout"`
+	// From skips the fleet's first From instances (fleet order): a rolling
+	// wave probes only the instances it added.
+	From int `json:"from,omitempty"`
 }
 
 // WaitHealthyResult reports how the fleet came up.
@@ -56,7 +59,7 @@ func (a *Activities) WaitHealthy(ctx context.Context, in WaitHealthyInput) (Wait
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	deadline := prog.Started.Add(in.Timeout)
-	problems, err := a.pollHealthy(ctx, in.FleetID, in.Path, in.Interval, deadline, func(healthy, total int) {
+	problems, err := a.pollHealthy(ctx, in.FleetID, in.From, in.Path, in.Interval, deadline, func(healthy, total int) {
 		prog.Healthy = healthy
 		if total > 0 { // a round whose describe failed keeps the last known size
 			prog.Total = total
@@ -78,12 +81,12 @@ func (a *Activities) WaitHealthy(ctx context.Context, in WaitHealthyInput) (Wait
 // (no problems) or the deadline passes (the last round's problems). round is called
 // after each round, to heartbeat. A transient provider error is one more unanswered
 // probe; a permanent one, or cancellation, is the error.
-func (a *Activities) pollHealthy(ctx context.Context, fleetID, path string, interval time.Duration, deadline time.Time,
+func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, path string, interval time.Duration, deadline time.Time,
 	round func(healthy, total int)) ([]string, error) {
 	for {
 		var problems []string
 		healthy, total := 0, 0
-		fleet, err := a.Provider.Describe(ctx, fleetID)
+		fleet, err := a.describeFrom(ctx, fleetID, from)
 		switch {
 		case err == nil:
 			problems = a.probeFleet(ctx, fleet, path)
@@ -108,6 +111,13 @@ func (a *Activities) pollHealthy(ctx context.Context, fleetID, path string, inte
 		case <-time.After(wait):
 		}
 	}
+}
+
+// describeFrom describes a fleet without its first from instances (fleet order).
+func (a *Activities) describeFrom(ctx context.Context, fleetID string, from int) (provider.Fleet, error) {
+	f, err := a.Provider.Describe(ctx, fleetID)
+	f.Instances = f.Instances[min(from, len(f.Instances)):]
+	return f, err
 }
 
 // maxConcurrentProbes bounds the health probes of one round in flight at once.
@@ -166,16 +176,18 @@ func (a *Activities) get(ctx context.Context, addr, path string) (int, string, e
 type RunChecksInput struct {
 	FleetID string       `json:"fleetId"`
 	Checks  []spec.Check `json:"checks"`
+	// From skips the fleet's first From instances, as WaitHealthyInput.From.
+	From int `json:"from,omitempty"`
 }
 
 // RunChecks runs each check against each instance; the first failure fails the
 // activity without retry, naming the check, the instance and what it answered.
 func (a *Activities) RunChecks(ctx context.Context, in RunChecksInput) error {
-	return a.runChecks(ctx, in.FleetID, in.Checks)
+	return a.runChecks(ctx, in.FleetID, in.From, in.Checks)
 }
 
-func (a *Activities) runChecks(ctx context.Context, fleetID string, checks []spec.Check) error {
-	fleet, err := a.Provider.Describe(ctx, fleetID)
+func (a *Activities) runChecks(ctx context.Context, fleetID string, from int, checks []spec.Check) error {
+	fleet, err := a.describeFrom(ctx, fleetID, from)
 	if err != nil {
 		return providerError(err)
 	}

@@ -40,7 +40,7 @@ func (s *rolloutSuite) TestCancelDuringACanaryRoutesBackAndRecordsCanceled() {
 	s.Require().Error(err)
 	s.True(temporal.IsCanceledError(err), "the workflow ends canceled: %v", err)
 	s.Equal([]int{10, 0}, newWeights(s.routes), "10%, then traffic back on the old fleet")
-	s.Equal(oldRoute.Backends, s.routes[1].Backends)
+	s.Equal(oldShares, s.shares[1])
 	s.Equal([]string{"fl-new"}, s.terminated)
 	s.Equal(PhaseCanceled, s.progress().Phase)
 	s.Require().Len(s.deployments, 1)
@@ -103,12 +103,12 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 2}, nil)
 	const outage = 10 * time.Minute
 	var cancelled time.Time
-	var routes []provider.Route
+	var routes [][]activities.FleetShare
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SetRouteInput) error {
 		if !cancelled.IsZero() && s.env.Now().Before(cancelled.Add(outage)) {
 			return errors.New("provider API unavailable")
 		}
-		routes = append(routes, in.Route)
+		routes = append(routes, in.Shares)
 		return nil
 	})
 	var tornDown []string
@@ -131,7 +131,7 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 	s.Require().Error(err)
 	s.True(temporal.IsCanceledError(err), "the pipeline ends canceled: %v", err)
 	s.Require().Len(routes, 2, "cut over to the new fleet, then back")
-	s.Equal(oldRoute.Backends, routes[1].Backends)
+	s.Equal(oldShares, routes[1], "traffic back on the whole old fleet")
 	s.Equal([]string{"fl-new"}, tornDown)
 	p := s.progress()
 	ended := p.Events[len(p.Events)-1]

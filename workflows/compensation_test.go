@@ -80,7 +80,7 @@ func (s *rolloutSuite) TestUndoOutlastsAProviderOutage() {
 		if err := unavailable(); err != nil {
 			return err
 		}
-		s.routes = append(s.routes, in.Route)
+		s.routes, s.shares = append(s.routes, in.Route), append(s.shares, in.Shares)
 		return nil
 	})
 	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, activities.AnalysisInput) (activities.AnalysisResult, error) {
@@ -101,7 +101,7 @@ func (s *rolloutSuite) TestUndoOutlastsAProviderOutage() {
 
 	s.Equal(ErrRolledBack, s.errType())
 	s.Require().Len(s.routes, 2, "the 10%% step, then the route back")
-	s.Equal(oldRoute.Backends, s.routes[1].Backends, "traffic is back on the old fleet once the provider answers")
+	s.Equal(oldShares, s.shares[1], "traffic is back on the whole old fleet once the provider answers")
 	s.Equal([]string{"fl-new"}, s.terminated)
 	s.GreaterOrEqual(s.env.Now().Sub(down), outage, "the undo waited the outage out")
 }

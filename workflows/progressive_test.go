@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -102,7 +103,7 @@ func (s *rolloutSuite) TestFailedAnalysisRollsBackAutomatically() {
 	s.Contains(s.env.GetWorkflowError().Error(), "analysis errors failed: errorRate of fleet fl-new was 0.31")
 	s.Require().Len(s.routes, 2)
 	s.Equal(10, s.routes[0].Weight("fl-new"))
-	s.Equal(oldRoute.Backends, s.routes[1].Backends, "traffic goes back to the old fleet")
+	s.Equal(oldShares, s.shares[1], "traffic goes back to the old fleet")
 	s.Equal([]string{"fl-new"}, s.terminated)
 	s.Equal(PhaseRolledBack, s.progress().Phase)
 	s.Require().Len(s.deployments, 1)
@@ -182,7 +183,7 @@ func (s *rolloutSuite) TestAbortDuringACanaryPauseRestoresTheOldFleet() {
 	s.Equal(ErrRolloutAborted, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "aborted by alice: looks good; the previous fleet serves again")
 	s.Require().Len(s.routes, 2)
-	s.Equal(oldRoute.Backends, s.routes[1].Backends)
+	s.Equal(oldShares, s.shares[1])
 	s.Equal([]string{"fl-new"}, s.terminated)
 }
 
@@ -232,7 +233,7 @@ func (s *rolloutSuite) TestRollbackDuringSoakIsOneRouteSwitch() {
 	s.Equal(ErrRolledBack, s.errType())
 	s.Require().Len(s.routes, 2)
 	s.Equal(100, s.routes[0].Weight("fl-new"))
-	s.Equal(oldRoute.Backends, s.routes[1].Backends)
+	s.Equal(oldShares, s.shares[1])
 	s.Equal([]string{"fl-new"}, s.terminated, "the old fleet is never terminated")
 }
 
@@ -270,29 +271,122 @@ func (s *rolloutSuite) TestTrafficGuardRefusalLeavesTheOldRoute() {
 	s.Equal([]string{"fl-new"}, s.terminated)
 }
 
-func (s *rolloutSuite) TestRollingReplacesTheOldFleetWaveByWave() {
-	old := provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100,
-		Targets: []string{"127.0.0.1:2001", "127.0.0.1:2002", "127.0.0.1:2003", "127.0.0.1:2004"}}}}
+// rolling sets up a rolling rollout of size instances replacing an old fleet
+// of oldSize: it records every resize ("fl-new=4") and the instances each
+// health wait and smoke check start from.
+func (s *rolloutSuite) rolling(oldSize int) (resizes *[]string, from *[]int) {
+	old := provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100}}}
+	for i := range oldSize {
+		old.Backends[0].Targets = append(old.Backends[0].Targets, fmt.Sprintf("127.0.0.1:%d", 2000+i))
+	}
 	s.routeIs(old)
-	s.healthy()
-	s.checksPass()
-	s.recordRoutes(nil)
-	var resizes []string
-	s.env.OnActivity(s.a.ResizeFleet, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ResizeInput) (provider.Fleet, error) {
-			resizes = append(resizes, fmt.Sprintf("%s=%d", in.FleetID, in.Size))
-			return newFleet(provider.ProvisionRequest{Size: in.Size}), nil
+	resizes, from = new([]string), new([]int)
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WaitHealthyInput) (activities.WaitHealthyResult, error) {
+			*from = append(*from, in.From)
+			return activities.WaitHealthyResult{Healthy: 1}, nil
 		})
+	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RunChecksInput) error {
+			*from = append(*from, in.From)
+			return nil
+		})
+	s.env.OnActivity(s.a.ScaleFleet, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ResizeInput) (activities.ResizeResult, error) {
+			*resizes = append(*resizes, fmt.Sprintf("%s=%d", in.FleetID, in.Size))
+			return activities.ResizeResult{FleetID: in.FleetID, Instances: in.Size}, nil
+		})
+	return resizes, from
+}
+
+func rollingSpec(size int, waves spec.Waves) spec.Rollout {
 	r := testSpec()
-	r.Fleet.Size = 4
-	r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "50%"}
-	s.Require().NoError(r.Normalize())
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	r.Fleet.Size = size
+	r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: waves}
+	if err := r.Normalize(); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+func (s *rolloutSuite) TestRollingReplacesTheOldFleetWaveByWave() {
+	resizes, from := s.rolling(4)
+	s.recordRoutes(nil)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: rollingSpec(4, "50%")})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]int{50, 100}, newWeights(s.routes))
-	s.Len(s.routes[0].Backends[1].Targets, 2, "the old fleet keeps the share that still takes traffic")
-	s.Equal([]string{"fl-old=2", "fl-new=4"}, resizes)
+	s.Equal([]activities.FleetShare{{FleetID: "fl-new", Weight: 50}, {FleetID: "fl-old", Weight: 50, Instances: 2}}, s.shares[0],
+		"the old fleet keeps the share that still takes traffic, by count")
+	s.Equal([]string{"fl-old=2", "fl-new=4"}, *resizes)
+	s.Equal([]int{0, 0, 2, 2}, *from, "each wave probes and checks only the instances it added")
 	s.Equal([]string{"fl-old"}, s.terminated)
+	var res RolloutResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal(4, res.Instances)
+}
+
+// waves: 1 on 1,000 instances would be 1,000 waves; imago runs 100 waves of
+// 10, and says so.
+func (s *rolloutSuite) TestRollingWidensItsWavesToAtMostMaxWaves() {
+	resizes, _ := s.rolling(1000)
+	s.recordRoutes(nil)
+	published := s.publishedEvents(0)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: rollingSpec(1000, "1")})
+	s.Require().NoError(s.env.GetWorkflowError())
+	var want []int
+	for w := 1; w <= 100; w++ {
+		want = append(want, w)
+	}
+	s.Equal(want, newWeights(s.routes), "100 waves, 1% each")
+	grown := 0
+	for _, r := range *resizes {
+		if strings.HasPrefix(r, "fl-new=") {
+			grown++
+		}
+	}
+	s.Equal(99, grown, "the first wave is provisioned, 99 more grow the fleet by 10")
+	s.Equal("fl-new=1000", (*resizes)[len(*resizes)-1])
+	p := s.progress()
+	s.Equal("wave 100 of 100: 1000 of 1000 new instances take 100%", p.Step)
+	s.Equal(1000, p.Instances)
+	var rolling []string
+	for _, ev := range *published {
+		if ev.Data.Phase == PhaseRolling {
+			rolling = append(rolling, ev.Data.Message)
+		}
+	}
+	s.Equal([]string{"wave 1 of 100: 10 of 1000 new instances take 1% (waves of 1 on 1000 instances would be 1000 waves; " +
+		"imago runs at most 100: 10 instances per wave)"}, rolling, "one phase event for the waves, saying they were widened")
+	s.Equal([]string{
+		"dev.imago.rollout.phase resolving",
+		"dev.imago.rollout.phase provisioning",
+		"dev.imago.rollout.phase waiting-healthy",
+		"dev.imago.rollout.phase validating",
+		"dev.imago.rollout.phase rolling",
+		"dev.imago.rollout.phase soaking",
+		"dev.imago.rollout.phase decommissioning",
+		"dev.imago.rollout.finished succeeded",
+	}, phasesOf(*published), "a wave's health wait and checks are steps of the rolling phase")
+}
+
+// A verification that fails after the last wave rolls back: the old fleet,
+// shrunk to one instance, grows back before the route returns to it whole.
+func (s *rolloutSuite) TestRollingThatFailsVerificationRevertsToTheWholeOldFleet() {
+	resizes, _ := s.rolling(10)
+	s.recordRoutes(nil)
+	s.analysisReturns(activities.AnalysisFailed)
+	r := rollingSpec(10, "")
+	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: spec.Duration(5 * time.Second), Count: 3}}
+	r.Verify = &spec.Verify{Analysis: "errors"}
+	s.Require().NoError(r.Normalize())
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Equal(ErrRolledBack, s.errType())
+	last := len(s.shares) - 1
+	s.Equal([]activities.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[last-1], "the last wave took all traffic")
+	s.Equal(oldShares, s.shares[last], "then the route went back to the whole old fleet")
+	s.Equal("fl-old=10", (*resizes)[len(*resizes)-1], "grown back before the route")
+	s.Equal([]string{"fl-new"}, s.terminated)
+	s.Equal(PhaseRolledBack, s.progress().Phase)
 }
 
 // ImagoPhase is upserted when the phase changes, not at every step of one

@@ -104,10 +104,10 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	if !early {
 		defer undo()
 	}
-	if err = r.waitHealthy(ctx, fleet); err != nil {
+	if err = r.waitHealthy(ctx, fleet.ID, 0, len(fleet.Instances)); err != nil {
 		return res, err
 	}
-	if err = r.validate(ctx, fleet); err != nil {
+	if err = r.validate(ctx, fleet.ID, 0); err != nil {
 		return res, err
 	}
 	if err = r.approvalGate(ctx); err != nil {
@@ -126,7 +126,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	if err != nil {
 		return res, err
 	}
-	return RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: len(fleet.Instances), Decommissioned: old}, nil
+	return RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: r.progress.Instances, Decommissioned: old}, nil
 }
 
 // rollout is the state a rollout keeps for its queries and compensations.
@@ -147,7 +147,9 @@ type rollout struct {
 	stop     *Decision // abort or rollback requested
 	stopKind string    // "abort" or "rollback"
 
-	shrunk map[string]int // rolling: old fleets shrunk so far, and their original sizes
+	shrunk  map[string]int // rolling: old fleets shrunk so far, and their original sizes
+	byCount bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
+	waving  bool           // rolling: between the first wave and the last, where the phase stays rolling
 
 	events notifier // phase events (events.go)
 }
@@ -244,7 +246,7 @@ func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
 func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (provider.Fleet, error) {
 	size := r.spec.Fleet.Size
 	if r.spec.Strategy.Type == spec.Rolling {
-		size, _ = r.spec.Strategy.Waves.Size(size) // the first wave; the others grow the fleet
+		size = r.waves(ctx).wave // the first wave; the others grow the fleet
 	}
 	r.setPhase(ctx, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
 	info := workflow.GetInfo(ctx)
@@ -283,9 +285,11 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 	return fleet, nil
 }
 
-func (r *rollout) waitHealthy(ctx workflow.Context, fleet provider.Fleet) error {
+// waitHealthy waits for the instances from..to (fleet order) of a fleet to pass
+// the health probe: all of them, or those a rolling wave added.
+func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int) error {
 	h := r.spec.Health
-	r.setPhase(ctx, PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", len(fleet.Instances), h.Path))
+	r.enter(ctx, PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", to-from, h.Path))
 	heartbeat := 3 * h.Interval.D()
 	if heartbeat < 5*time.Second {
 		heartbeat = 5 * time.Second
@@ -297,13 +301,13 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleet provider.Fleet) error 
 		// a crashed worker (the probe loop resumes its deadline from the heartbeat).
 		ScheduleToCloseTimeout: h.Timeout.D() + 2*time.Minute,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
-		Summary:                fmt.Sprintf("wait healthy %s %s", fleet.ID, h.Path),
+		Summary:                fmt.Sprintf("wait healthy %s %s", fleetID, h.Path),
 	}
 	var a *activities.Activities
 	var out activities.WaitHealthyResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.WaitHealthy, activities.WaitHealthyInput{
-			FleetID: fleet.ID, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
+			FleetID: fleetID, From: from, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
 		}).Get(ctx, &out)
 	})
 	if err != nil {
@@ -313,14 +317,15 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleet provider.Fleet) error 
 	return nil
 }
 
-func (r *rollout) validate(ctx workflow.Context, fleet provider.Fleet) error {
+// validate runs the smoke checks on a fleet's instances from from on (fleet order).
+func (r *rollout) validate(ctx workflow.Context, fleetID string, from int) error {
 	if len(r.spec.Checks) == 0 {
 		return r.stopped()
 	}
-	r.setPhase(ctx, PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleet.ID))
+	r.enter(ctx, PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleetID))
 	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleet.ID)), a.RunChecks,
-		activities.RunChecksInput{FleetID: fleet.ID, Checks: r.spec.Checks}).Get(ctx, nil)
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleetID)), a.RunChecks,
+		activities.RunChecksInput{FleetID: fleetID, From: from, Checks: r.spec.Checks}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("validating the new fleet", err)
 	}

@@ -35,6 +35,7 @@ type rolloutSuite struct {
 	terminatedAt time.Time
 	provisioned  map[string]string // token → fleet: what a provider made, for TerminateByToken
 	routes       []provider.Route
+	shares       [][]activities.FleetShare
 	routedAt     time.Time
 	deployments  []catalog.Deployment
 }
@@ -44,7 +45,7 @@ func TestRolloutWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(ro
 func (s *rolloutSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&activities.Activities{})
-	s.terminated, s.routes, s.deployments, s.provisioned = nil, nil, nil, map[string]string{}
+	s.terminated, s.routes, s.shares, s.deployments, s.provisioned = nil, nil, nil, nil, map[string]string{}
 	s.env.OnActivity(s.a.Terminate, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TerminateInput) error {
 			s.terminated = append(s.terminated, in.FleetID)
@@ -109,6 +110,9 @@ func testSpec() spec.Rollout {
 
 var oldRoute = provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}
 
+// oldShares is oldRoute as SetRoute is asked for it: fl-old with all its instances.
+var oldShares = []activities.FleetShare{{FleetID: "fl-old", Weight: 100}}
+
 // routeIs sets the route the rollout finds, with an image that resolves and a
 // fleet that provisions: the start every test but the image ones shares.
 func (s *rolloutSuite) routeIs(r provider.Route) {
@@ -120,7 +124,11 @@ func (s *rolloutSuite) routeIs(r provider.Route) {
 func (s *rolloutSuite) recordRoutes(err error) {
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SetRouteInput) error {
-			s.routes = append(s.routes, in.Route)
+			r := provider.Route{Listen: in.Route.Listen}
+			for _, sh := range in.Shares {
+				r.Backends = append(r.Backends, provider.Backend{FleetID: sh.FleetID, Weight: sh.Weight})
+			}
+			s.routes, s.shares = append(s.routes, r), append(s.shares, in.Shares)
 			s.routedAt = s.env.Now()
 			return err
 		})
@@ -166,7 +174,7 @@ func (s *rolloutSuite) TestFirstRolloutRoutesAllTrafficToTheNewFleet() {
 	s.Equal(RolloutResult{ImageID: "img-000000000002", FleetID: "fl-new", Instances: 3}, res)
 	s.Require().Len(s.routes, 1)
 	s.Equal("127.0.0.1:9080", s.routes[0].Listen)
-	s.Equal([]provider.Backend{{FleetID: "fl-new", Weight: 100, Targets: []string{"127.0.0.1:10000", "127.0.0.1:10001", "127.0.0.1:10002"}}}, s.routes[0].Backends)
+	s.Equal([]activities.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[0], "every instance of the new fleet, by reference")
 	s.Empty(s.terminated)
 	s.Equal(PhaseSucceeded, s.progress().Phase)
 }
@@ -236,7 +244,8 @@ func (s *rolloutSuite) TestCutoverFailureRestoresThePreviousRouteThenTearsDown()
 	s.Contains(msg, "router did not apply generation 7")
 	s.Require().Len(s.routes, 2, "the cutover, then the restore")
 	s.Equal("fl-new", s.routes[0].Backends[0].FleetID)
-	s.Equal(oldRoute, s.routes[1])
+	s.Equal(oldRoute.Listen, s.routes[1].Listen)
+	s.Equal(oldShares, s.shares[1])
 	s.Equal([]string{"fl-new"}, s.terminated)
 }
 

@@ -28,42 +28,67 @@ func (r *rollout) shiftTraffic(ctx workflow.Context, prev provider.Route, fleet 
 // route sends weight percent of traffic to the new fleet and the rest to the
 // previous route's fleets, in proportion to their weights there.
 func (r *rollout) route(ctx workflow.Context, prev provider.Route, fleet provider.Fleet, weight int) error {
+	return r.routeTo(ctx, sharesOf(prev), fleet.ID, weight)
+}
+
+// routeTo is route with the previous route by share: fleets by reference,
+// each with the number of its instances that serve.
+func (r *rollout) routeTo(ctx workflow.Context, prev []activities.FleetShare, fleetID string, weight int) error {
 	if err := r.stopped(); err != nil {
 		return err
 	}
-	if len(prev.Backends) == 0 {
+	if len(prev) == 0 {
 		weight = 100 // nothing else to send traffic to
 	}
-	return r.setRoute(ctx, split(prev, provider.Backend{FleetID: fleet.ID, Weight: weight, Targets: fleet.Addresses()}), weight)
+	return r.setRoute(ctx, split(prev, activities.FleetShare{FleetID: fleetID, Weight: weight}), weight)
 }
 
-func (r *rollout) setRoute(ctx workflow.Context, next provider.Route, weight int) error {
-	next.Listen = r.spec.Listen
+// setRoute switches the router to next. Fleets go by ID and count, never with
+// their instances: the activity looks the targets up, so the rollout's history
+// does not grow with the fleets.
+func (r *rollout) setRoute(ctx workflow.Context, next []activities.FleetShare, weight int) error {
 	r.routeTouched = true
 	var a *activities.Activities
 	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet)), a.SetRoute,
-		activities.SetRouteInput{Key: r.key, Route: next, HealthPath: r.spec.Health.Path}).Get(ctx, nil)
+		activities.SetRouteInput{Key: r.key, Shares: next, Route: provider.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("moving traffic", err)
 	}
-	r.progress.Weights = weights(next)
+	r.progress.Weights = shareWeights(next)
 	r.event(ctx, fmt.Sprintf("%d%% of traffic on %s", weight, r.progress.NewFleet))
 	return nil
 }
 
-// split gives the new backend its weight and shares the rest among prev's fleets.
-func split(prev provider.Route, nb provider.Backend) provider.Route {
-	out := provider.Route{Listen: prev.Listen}
+// sharesOf is a route by share: every fleet with all its instances.
+func sharesOf(route provider.Route) []activities.FleetShare {
+	out := make([]activities.FleetShare, 0, len(route.Backends))
+	for _, b := range route.Backends {
+		out = append(out, activities.FleetShare{FleetID: b.FleetID, Weight: b.Weight})
+	}
+	return out
+}
+
+func shareWeights(shares []activities.FleetShare) []FleetWeight {
+	out := make([]FleetWeight, 0, len(shares))
+	for _, s := range shares {
+		out = append(out, FleetWeight{FleetID: s.FleetID, Weight: s.Weight})
+	}
+	return out
+}
+
+// split gives the new fleet its weight and shares the rest among prev's fleets.
+func split(prev []activities.FleetShare, nb activities.FleetShare) []activities.FleetShare {
+	var out []activities.FleetShare
 	rest := 100 - nb.Weight
 	total := 0
-	for _, b := range prev.Backends {
+	for _, b := range prev {
 		if b.FleetID != nb.FleetID {
 			total += b.Weight
 		}
 	}
 	given := 0
-	var olds []provider.Backend
-	for _, b := range prev.Backends {
+	var olds []activities.FleetShare
+	for _, b := range prev {
 		if b.FleetID == nb.FleetID || b.Weight == 0 {
 			continue
 		}
@@ -72,17 +97,18 @@ func split(prev provider.Route, nb provider.Backend) provider.Route {
 			w = rest * b.Weight / total
 		}
 		given += w
-		olds = append(olds, provider.Backend{FleetID: b.FleetID, Weight: w, Targets: b.Targets})
+		b.Weight = w
+		olds = append(olds, b)
 	}
 	if len(olds) > 0 {
 		olds[0].Weight += rest - given // rounding goes to the first old fleet
 	}
 	if nb.Weight > 0 || len(olds) == 0 {
-		out.Backends = append(out.Backends, nb)
+		out = append(out, nb)
 	}
 	for _, b := range olds {
 		if b.Weight > 0 {
-			out.Backends = append(out.Backends, b)
+			out = append(out, b)
 		}
 	}
 	return out
@@ -190,82 +216,137 @@ func (r *rollout) interruptible(ctx workflow.Context, fn func(workflow.Context) 
 	return err
 }
 
-// rolling replaces the old fleet wave by wave: each wave grows the new fleet,
-// checks it, shifts weight in proportion, and shrinks the old fleet to match.
-func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) (provider.Fleet, error) {
+// rollingByCountChange is the workflow change that made rolling rollouts cap
+// their waves at MaxWaves and resize fleets with ScaleFleet (a count) instead
+// of ResizeFleet (every instance): runs that began before it replay without.
+const rollingByCountChange = "rolling-by-count"
+
+// waves decides how this rolling rollout is cut into waves; the first call
+// (provision's) records which way in the history.
+func (r *rollout) waves(ctx workflow.Context) wavePlan {
 	size := r.spec.Fleet.Size
-	wave, _ := r.spec.Strategy.Waves.Size(size)
-	var old *provider.Backend
-	if len(prev.Backends) == 1 {
-		b := prev.Backends[0] // a copy: shrinking it must not touch the route revert restores
-		b.Targets = append([]string(nil), b.Targets...)
-		old = &b
+	asked, _ := r.spec.Strategy.Waves.Size(size)
+	r.byCount = workflow.GetVersion(ctx, rollingByCountChange, workflow.DefaultVersion, 1) >= 1
+	if !r.byCount {
+		return wavePlan{size: size, asked: asked, wave: asked, waves: ceilDiv(size, asked)}
 	}
-	origOld := 0
-	if old != nil {
-		origOld = len(old.Targets)
+	return planWaves(size, asked)
+}
+
+// rolling replaces the old fleet wave by wave: each wave grows the new fleet,
+// checks its new instances, shifts weight in proportion, and shrinks the old
+// fleet to match. Fleets travel by ID and count: no activity's input or result
+// lists instances. The phase is rolling from the first wave to the last; what
+// a wave does is its step (see waveStep).
+func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) (provider.Fleet, error) {
+	plan := r.waves(ctx)
+	defer func() { r.waving = false }()
+	// A single old fleet shrinks as the new one grows; several keep their size.
+	olds := sharesOf(prev)
+	var old *activities.FleetShare
+	oldSize := 0
+	if len(olds) == 1 {
+		old, oldSize = &olds[0], len(prev.Backends[0].Targets)
+		old.Instances = oldSize
 	}
-	placed := len(fleet.Instances)
+	grown := len(fleet.Instances) // new instances healthy and checked
+	placed := grown
 	for n := 1; ; n++ {
-		if placed > len(fleet.Instances) {
-			var err error
-			if fleet, err = r.resize(ctx, fleet.ID, placed); err != nil {
+		if placed > grown {
+			if _, err := r.resize(ctx, fleet.ID, placed); err != nil {
 				return fleet, err
 			}
-			if err := r.waitHealthy(ctx, fleet); err != nil {
+			if err := r.waitHealthy(ctx, fleet.ID, grown, placed); err != nil {
 				return fleet, err
 			}
-			if err := r.validate(ctx, fleet); err != nil {
+			if err := r.validate(ctx, fleet.ID, grown); err != nil {
 				return fleet, err
 			}
+			grown = placed
 		}
-		weight := placed * 100 / size
-		r.progress.Step = fmt.Sprintf("wave %d: %d/%d instances", n, placed, size)
-		r.setPhase(ctx, PhaseRolling, fmt.Sprintf("wave %d: %d of %d new instances take %d%%", n, placed, size, weight))
-		next := prev
+		weight := plan.weight(placed)
+		step := fmt.Sprintf("wave %d of %d: %d of %d new instances take %d%%", n, plan.waves, placed, plan.size, weight)
+		if r.waving {
+			r.waveStep(ctx, step)
+		} else {
+			msg := step
+			if why, ok := plan.widened(); ok {
+				msg += " (" + why + ")"
+			}
+			r.progress.Step = step
+			r.setPhase(ctx, PhaseRolling, msg)
+			r.waving = r.byCount
+		}
+		keep := oldSize
+		next := olds
 		if old != nil && weight < 100 {
-			// The old fleet gives up the share the new fleet took, keeping at least one.
-			keep := max(origOld-placed*origOld/size, 1)
-			b := *old
-			b.Targets = b.Targets[:keep]
-			next = provider.Route{Backends: []provider.Backend{b}}
+			keep = plan.oldKeep(oldSize, placed)
+			next = []activities.FleetShare{{FleetID: old.FleetID, Weight: 100, Instances: keep}}
 		}
-		if err := r.route(ctx, next, fleet, weight); err != nil {
+		if err := r.routeTo(ctx, next, fleet.ID, weight); err != nil {
 			return fleet, err
 		}
-		if old != nil && weight < 100 {
-			keep := len(next.Backends[0].Targets)
-			if keep < len(old.Targets) {
-				if r.shrunk == nil {
-					r.shrunk = map[string]int{old.FleetID: len(old.Targets)}
-				}
-				if _, err := r.resize(ctx, old.FleetID, keep); err != nil {
-					return fleet, err
-				}
-				old.Targets = old.Targets[:keep]
-				prev = provider.Route{Backends: []provider.Backend{*old}}
+		if old != nil && keep < old.Instances {
+			if r.shrunk == nil {
+				r.shrunk = map[string]int{old.FleetID: oldSize}
 			}
+			if _, err := r.resize(ctx, old.FleetID, keep); err != nil {
+				return fleet, err
+			}
+			old.Instances = keep
 		}
-		if placed >= size {
+		if placed >= plan.size {
 			return fleet, nil
 		}
-		placed = min(placed+wave, size)
+		placed = min(placed+plan.wave, plan.size)
 	}
 }
 
-func (r *rollout) resize(ctx workflow.Context, fleetID string, size int) (provider.Fleet, error) {
+// enter moves the rollout to phase, or, during the waves of a rolling
+// rollout, makes msg the wave's step.
+func (r *rollout) enter(ctx workflow.Context, phase, msg string) {
+	if r.waving {
+		r.waveStep(ctx, msg)
+		return
+	}
+	r.setPhase(ctx, phase, msg)
+}
+
+// waveStep shows what a wave does where people look (the progress step and
+// events, the UI's current details) without a phase change: the ImagoPhase
+// attribute and the phase events change once for all the waves, not three
+// times a wave (as in runs from before rollingByCountChange), which also keeps
+// a wave's history short.
+func (r *rollout) waveStep(ctx workflow.Context, msg string) {
+	r.progress.Step = msg
+	r.event(ctx, msg)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", r.progress.Phase, msg))
+}
+
+// resize grows or shrinks a fleet and returns its number of instances.
+func (r *rollout) resize(ctx workflow.Context, fleetID string, size int) (int, error) {
 	var a *activities.Activities
-	var f provider.Fleet
-	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("resize %s to %d", fleetID, size)), a.ResizeFleet,
-		activities.ResizeInput{FleetID: fleetID, Size: size}).Get(ctx, &f)
+	ctx = quickOptions(ctx, fmt.Sprintf("resize %s to %d", fleetID, size))
+	in := activities.ResizeInput{FleetID: fleetID, Size: size}
+	var n int
+	var err error
+	if r.byCount {
+		var res activities.ResizeResult
+		err = workflow.ExecuteActivity(ctx, a.ScaleFleet, in).Get(ctx, &res)
+		n = res.Instances
+	} else { // a run from before rollingByCountChange
+		var f provider.Fleet
+		err = workflow.ExecuteActivity(ctx, a.ResizeFleet, in).Get(ctx, &f)
+		n = len(f.Instances)
+	}
 	if err != nil {
-		return f, r.fail("resizing fleet "+fleetID, err)
+		return n, r.fail("resizing fleet "+fleetID, err)
 	}
-	r.event(ctx, fmt.Sprintf("fleet %s now has %d instances", fleetID, len(f.Instances)))
+	r.event(ctx, fmt.Sprintf("fleet %s now has %d instances", fleetID, n))
 	if fleetID == r.progress.NewFleet {
-		r.progress.Instances = len(f.Instances)
+		r.progress.Instances = n
 	}
-	return f, nil
+	return n, nil
 }
 
 // verify runs the verification analysis after full cutover.
@@ -298,25 +379,22 @@ func (r *rollout) revert(ctx workflow.Context, prev provider.Route, fleet provid
 	var a *activities.Activities
 	if r.routeTouched {
 		r.setPhase(dctx, PhaseRollingBack, fmt.Sprintf("routing %s back to %v", r.key, prev.FleetIDs()))
-		restore := prev
-		restore.Listen = r.spec.Listen
+		// Every fleet of the previous route with all its instances.
+		restore := sharesOf(prev)
 		// A rolling rollout shrank the old fleet: grow it back before it takes traffic again.
-		for i, b := range restore.Backends {
+		for _, b := range restore {
 			if size, ok := r.shrunk[b.FleetID]; ok {
-				f, err := r.resize(dctx, b.FleetID, size)
-				if err != nil {
+				if _, err := r.resize(dctx, b.FleetID, size); err != nil {
 					r.event(ctx, "could not grow the old fleet back: "+reason(err))
-					continue
 				}
-				restore.Backends[i].Targets = f.Addresses()
 			}
 		}
 		err := workflow.ExecuteActivity(quickOptions(dctx, "restore previous route"), a.SetRoute,
-			activities.SetRouteInput{Key: r.key, Route: restore, HealthPath: r.spec.Health.Path}).Get(dctx, nil)
+			activities.SetRouteInput{Key: r.key, Shares: restore, Route: provider.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}).Get(dctx, nil)
 		if err != nil {
 			r.event(ctx, "could not restore the previous route: "+reason(err))
 		} else {
-			r.progress.Weights = weights(restore)
+			r.progress.Weights = shareWeights(restore)
 			r.event(ctx, fmt.Sprintf("traffic back on %v", prev.FleetIDs()))
 		}
 	}

@@ -42,6 +42,7 @@ var helloBuilds string // directory with v1/, v2/, v2slow/, v2slowhealth/ builds
 func TestMain(m *testing.M) {
 	OwnerOnly() // as imago and imago-worker do: the tests import images and start routers like them
 	router.RunIfChild()
+	local.RunSimIfChild() // sim fleets' hosts re-execute this test binary
 	dir, err := os.MkdirTemp("", "imago-hello-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -135,7 +136,12 @@ func (e *env) spec(imageID string, mutate ...func(*spec.Rollout)) spec.Rollout {
 }
 
 func (e *env) rollout(r spec.Rollout) (workflows.RolloutResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return e.rolloutWithin(r, 2*time.Minute)
+}
+
+// rolloutWithin runs a rollout to its end, waiting at most d.
+func (e *env) rolloutWithin(r spec.Rollout, d time.Duration) (workflows.RolloutResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	run, err := rollouts.Start(ctx, e.client, r, rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(e.t, err)

@@ -151,7 +151,7 @@ func TestRollingUnderLoadReplacesTheFleetWaveByWave(t *testing.T) {
 		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "1"}
 	}))
 	require.NoError(t, err)
-	e.recordHistory("rollout-rolling-waves", e.last.GetID(), e.last.GetRunID())
+	e.recordHistory("rollout-rolling-by-count", e.last.GetID(), e.last.GetRunID())
 	load.Mark("after")
 	e.waitRequests(load, 300)
 	rep := load.Stop()

@@ -29,7 +29,7 @@ func TestPipelineReportsEveryProblemWithItsPath(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
 	}
 	write("staging.yaml", "service: other\nenvironment: staging\nlisten: 127.0.0.1:9081\nimage: {id: img-abc}\n")
-	write("prod.yaml", "service: hello\nenvironment: staging\nlisten: 127.0.0.1:9082\nfleet: {size: 5000}\n")
+	write("prod.yaml", "service: hello\nenvironment: staging\nlisten: 127.0.0.1:9082\nfleet: {size: 50000}\n")
 	write("p.yaml", "name: Bad_Name\nbake: missing.yaml\nonBaseChange: true\nstages:\n  - rollout: staging.yaml\n  - rollout: prod.yaml\n  - {}\n")
 	_, err := LoadPipeline(filepath.Join(dir, "p.yaml"))
 	require.Error(t, err)
@@ -38,7 +38,7 @@ func TestPipelineReportsEveryProblemWithItsPath(t *testing.T) {
 		"name: \"Bad_Name\" must be",
 		"bake: read bake spec",
 		"stages[0].rollout.image: is set by the pipeline",
-		"stages[1].rollout.fleet.size: must be between 1 and 1000",
+		"stages[1].rollout.fleet.size: must be between 1 and 10000, got 50000",
 		"stages[2].rollout: is required",
 	} {
 		assert.Contains(t, err.Error(), want)

@@ -95,6 +95,10 @@ const (
 	DefaultRetain         = 5
 )
 
+// MaxFleetSize is the largest fleet a rollout makes: the rolling strategy is
+// tested at this size (internal/app's scale tests).
+const MaxFleetSize = 10000
+
 // FieldError is one problem with one field.
 type FieldError struct {
 	Field string `json:"field"`
@@ -258,8 +262,8 @@ func (r *Rollout) Validate() error {
 		add("image.id", "%q is not an image ID (img-…); list images with: imago image list", r.Image.ID)
 	}
 
-	if r.Fleet.Size < 1 || r.Fleet.Size > 1000 {
-		add("fleet.size", "must be between 1 and 1000, got %d", r.Fleet.Size)
+	if r.Fleet.Size < 1 || r.Fleet.Size > MaxFleetSize {
+		add("fleet.size", "must be between 1 and %d, got %d", MaxFleetSize, r.Fleet.Size)
 	}
 	if r.Provider == "local" {
 		if r.Listen == "" {

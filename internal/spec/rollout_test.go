@@ -74,7 +74,7 @@ strategy: {type: yolo}
 	}
 	assert.Equal(t, []string{"service", "image", "fleet.size", "listen", "health.path", "health.timeout", "checks[0].expectStatus", "strategy.type"}, fields)
 	msg := err.Error()
-	assert.Contains(t, msg, `fleet.size: must be between 1 and 1000, got -1`)
+	assert.Contains(t, msg, `fleet.size: must be between 1 and 10000, got -1`)
 	assert.Contains(t, msg, `image: is required: set image.id, image.channel or image.bake (or pass --image ID)`)
 	assert.Contains(t, msg, `listen: "nowhere" is not host:port`)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -148,11 +149,11 @@ func (d *Driver) startInstances(st *fleetState, dir, path string, args []string)
 			}
 			continue
 		}
-		port, err := d.pickPort(in.Address)
+		port, err := d.pickPort(loopback, in.Address)
 		if err != nil {
 			return provider.Fleet{}, err
 		}
-		in.Address, in.PID = net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 0
+		in.Address, in.PID = net.JoinHostPort(loopback, strconv.Itoa(port)), 0
 		delete(st.StartTimes, in.ID)
 		if err := d.writeState(st); err != nil { // planned: address, no pid yet
 			return provider.Fleet{}, err
@@ -272,40 +273,71 @@ func resolveEntrypoint(dir string, img catalog.Image) (string, []string, error) 
 	return prog, args, nil
 }
 
-// pickPort returns prev's port when it is still free, else a free port that was
-// not handed out in the last minute.
-func (d *Driver) pickPort(prev string) (int, error) {
+// loopback is the address instances, routers and sim hosts' control
+// endpoints listen on (sim instances: simIP).
+const loopback = "127.0.0.1"
+
+// pickPort returns a free port on host (an IP address): prev's port when prev
+// is on host and the port is still free, else a port of the ephemeral range
+// that was not handed out in the last minute. It draws ports at random from
+// the whole range: the kernel's own choice (port 0, with SO_REUSEADDR as Go
+// listens) comes from one parity of one half of it, about 7,000 ports, too few
+// for sim fleets of thousands of instances.
+func (d *Driver) pickPort(host, prev string) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
-	for p, t := range d.reserved {
-		if now.Sub(t) > time.Minute {
-			delete(d.reserved, p)
+	if now.Sub(d.swept) > time.Second { // not at every call: a sim fleet reserves thousands
+		for a, t := range d.reserved {
+			if now.Sub(t) > time.Minute {
+				delete(d.reserved, a)
+			}
 		}
+		d.swept = now
 	}
-	if _, ps, err := net.SplitHostPort(prev); err == nil {
-		if p, err := strconv.Atoi(ps); err == nil && p > 0 && portFree(p) {
-			d.reserved[p] = now
+	if h, ps, err := net.SplitHostPort(prev); err == nil && h == host {
+		if p, err := strconv.Atoi(ps); err == nil && p > 0 && portFree(host, p) {
+			d.reserved[prev] = now
 			return p, nil
 		}
 	}
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := ephemeralPorts()
+	var last error
+	for range 1000 {
+		p := lo + rand.IntN(hi-lo+1)
+		addr := net.JoinHostPort(host, strconv.Itoa(p))
+		if _, taken := d.reserved[addr]; taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
+			last = err
+			continue
 		}
-		p := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		if _, taken := d.reserved[p]; !taken {
-			d.reserved[p] = now
-			return p, nil
-		}
+		d.reserved[addr] = now
+		return p, nil
 	}
-	return 0, fmt.Errorf("find a free port: every port offered was handed out recently")
+	return 0, fmt.Errorf("find a free port on %s: 1000 ports of %d-%d tried, all in use or handed out in the last minute (last: %v)", host, lo, hi, last)
 }
 
-func portFree(p int) bool {
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+// ephemeralPorts is the kernel's ephemeral port range (32768-60999 when unknown).
+func ephemeralPorts() (lo, hi int) {
+	lo, hi = 32768, 60999
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(data)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && 1024 <= l && l < h && h <= 65535 {
+				lo, hi = l, h
+			}
+		}
+	}
+	return lo, hi
+}
+
+func portFree(host string, p int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
 	if err != nil {
 		return false
 	}

@@ -23,6 +23,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,8 +32,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,7 +84,10 @@ type Driver struct {
 	limits    image.Limits
 
 	mu       sync.Mutex
-	reserved map[int]time.Time // ports handed out recently, not to hand out twice
+	reserved map[string]time.Time // addresses handed out recently, not to hand out twice
+	swept    time.Time            // when reserved last forgot addresses older than a minute
+
+	states statesCache
 
 	// afterSpawn, when set (tests), runs after an instance process started and
 	// before its pid is recorded; an error aborts Provision there, like a crash.
@@ -133,7 +139,7 @@ func Open(cfg Config) (*Driver, error) {
 		routerCmd: append([]string(nil), cmd...),
 		simCmd:    append([]string(nil), simCmd...),
 		limits:    cfg.ArchiveLimits,
-		reserved:  map[int]time.Time{},
+		reserved:  map[string]time.Time{},
 	}, nil
 }
 
@@ -199,6 +205,9 @@ func (d *Driver) readState(id string) (*fleetState, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st := d.states.get(id, data); st != nil {
+		return st, nil
+	}
 	var st fleetState
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, fmt.Errorf("fleet state %s is corrupt: %w", d.fleetFile(id), err)
@@ -206,31 +215,78 @@ func (d *Driver) readState(id string) (*fleetState, error) {
 	if st.StartTimes == nil {
 		st.StartTimes = map[string]uint64{}
 	}
+	d.states.put(id, data, &st)
 	return &st, nil
 }
 
+// writeState records st. Compact JSON: a sim fleet's state lists thousands of
+// instances, and every resize writes it twice or three times, each synced.
 func (d *Driver) writeState(st *fleetState) error {
-	data, err := json.MarshalIndent(st, "", "  ")
+	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	return router.WriteAtomic(d.fleetFile(st.Fleet.ID), append(data, '\n'))
+	data = append(data, '\n')
+	if err := router.WriteAtomic(d.fleetFile(st.Fleet.ID), data); err != nil {
+		return err
+	}
+	d.states.put(st.Fleet.ID, data, st)
+	return nil
+}
+
+// statesCache keeps the last fleet state read or written per fleet with the
+// file's bytes: a read that finds the same bytes (compared in full) copies the
+// decoded state instead of decoding thousands of instances again. Another
+// process that wrote the file changed its bytes, so it is never stale.
+type statesCache struct {
+	mu sync.Mutex
+	m  map[string]cachedState
+}
+
+type cachedState struct {
+	data []byte
+	st   fleetState
+}
+
+func (c *statesCache) get(id string, data []byte) *fleetState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || !bytes.Equal(e.data, data) {
+		return nil
+	}
+	return e.st.clone()
+}
+
+func (c *statesCache) put(id string, data []byte, st *fleetState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedState{}
+	}
+	c.m[id] = cachedState{data: data, st: *st.clone()}
+}
+
+// clone is a deep copy of st (its instances, labels and start times).
+func (st *fleetState) clone() *fleetState {
+	c := *st
+	c.Fleet.Instances = slices.Clone(st.Fleet.Instances)
+	c.Fleet.Labels = maps.Clone(st.Fleet.Labels)
+	c.StartTimes = maps.Clone(st.StartTimes)
+	if c.StartTimes == nil {
+		c.StartTimes = map[string]uint64{}
+	}
+	return &c
 }
 
 // live returns the fleet of st with each instance's live state.
 func (st *fleetState) live() provider.Fleet {
 	f := st.Fleet
 	f.Instances = append([]provider.Instance(nil), st.Fleet.Instances...)
-	seen := map[procRef]bool{} // sim instances share a pid: look it up once
+	procs := liveness{}
 	for i := range f.Instances {
 		in := &f.Instances[i]
-		ref := procRef{in.PID, st.StartTimes[in.ID]}
-		up, ok := seen[ref]
-		if !ok {
-			up = in.PID != 0 && alive(in.PID, ref.startTime)
-			seen[ref] = up
-		}
-		if up {
+		if in.PID != 0 && procs.alive(in.PID, st.StartTimes[in.ID]) {
 			in.State = provider.InstanceRunning
 		} else {
 			in.State = provider.InstanceStopped

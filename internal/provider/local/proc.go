@@ -77,6 +77,20 @@ func alive(pid int, startTime uint64) bool {
 	return startTime == 0 || st.startTime == startTime
 }
 
+// liveness answers alive for many instances that share few processes (the
+// instances of a sim fleet share its host's pid), reading each process once.
+type liveness map[procRef]bool
+
+func (l liveness) alive(pid int, startTime uint64) bool {
+	ref := procRef{pid, startTime}
+	up, ok := l[ref]
+	if !ok {
+		up = alive(pid, startTime)
+		l[ref] = up
+	}
+	return up
+}
+
 // procEntry is a live process that carries this Home's markers.
 type procEntry struct {
 	pid       int

@@ -89,8 +89,9 @@ func (st *fleetState) requestSize() int {
 
 // needsStart reports whether an instance of st has no live process.
 func (st *fleetState) needsStart() bool {
+	procs := liveness{}
 	for _, in := range st.Fleet.Instances {
-		if in.PID == 0 || !alive(in.PID, st.StartTimes[in.ID]) {
+		if in.PID == 0 || !procs.alive(in.PID, st.StartTimes[in.ID]) {
 			return true
 		}
 	}

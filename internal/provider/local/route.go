@@ -105,11 +105,11 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 	case listen == "" && exists && cur.Listen != "":
 		listen = cur.Listen
 	case listen == "":
-		port, err := d.pickPort("")
+		port, err := d.pickPort(loopback, "")
 		if err != nil {
 			return err
 		}
-		listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		listen = net.JoinHostPort(loopback, strconv.Itoa(port))
 	}
 	backends := route.Backends
 	if backends == nil {

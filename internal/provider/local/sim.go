@@ -7,9 +7,11 @@ package local
 // "imago.kind: sim" or its entrypoint is ["imago-sim"]. The driver then runs all
 // instances of a fleet as HTTP listeners inside ONE detached process per fleet, the
 // sim host, instead of one process per instance. Each listener serves on its own
-// 127.0.0.1 port and answers "/" with the image's "version" label (the image ID
-// when it has none) and "/healthz" with 200 "ok", so routers, health probes and
-// smoke checks work unchanged. Instances of a sim fleet share the host's pid.
+// port of the fleet's loopback address (simIP: 127.x.y.z, one per fleet, so
+// fleets of thousands never run out of ports) and answers "/" with the image's
+// "version" label (the image ID when it has none) and "/healthz" with 200 "ok", so
+// routers, health probes and smoke checks work unchanged. Instances of a sim
+// fleet share the host's pid.
 //
 // The sim host is the driver's executable re-executed with the environment
 // markers below (like routers): main (or TestMain) must call RunSimIfChild first.
@@ -32,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"net"
@@ -94,7 +97,36 @@ type simRun struct {
 // simListener is one instance of a sim fleet, in a sync request.
 type simListener struct {
 	ID   string `json:"id"`
+	Host string `json:"host,omitempty"` // an IP address; "" is 127.0.0.1
 	Port int    `json:"port"`
+}
+
+// listenerOf is the listener of a sim instance, at its recorded address.
+func listenerOf(in provider.Instance) simListener {
+	h, ps, _ := net.SplitHostPort(in.Address)
+	port, _ := strconv.Atoi(ps)
+	return simListener{ID: in.ID, Host: h, Port: port}
+}
+
+func (l simListener) addr() string {
+	h := l.Host
+	if h == "" {
+		h = loopback
+	}
+	return net.JoinHostPort(h, strconv.Itoa(l.Port))
+}
+
+// simIP is the loopback address the instances of a sim fleet listen on: one
+// per fleet, derived from its ID, in 127.0.0.0/8 outside 127.0.0.0/16. Each
+// address has the whole port range to itself, so thousands of listeners never
+// exhaust the ports that client connections and routers on 127.0.0.1 need (a
+// listener cannot take a port that a closed client connection on the same
+// address still holds in TIME_WAIT).
+func simIP(fleetID string) string {
+	h := fnv.New32a()
+	h.Write([]byte(fleetID))
+	v := h.Sum32()
+	return fmt.Sprintf("127.%d.%d.%d", 1+v%254, (v>>8)%256, 1+(v>>16)%254)
 }
 
 type simSyncRequest struct {
@@ -234,11 +266,12 @@ func (d *Driver) startSim(ctx context.Context, st *fleetState, img catalog.Image
 			if retry[in.ID] {
 				prev = ""
 			}
-			port, err := d.pickPort(prev)
+			ip := simIP(st.Fleet.ID)
+			port, err := d.pickPort(ip, prev)
 			if err != nil {
 				return provider.Fleet{}, err
 			}
-			in.Address, in.PID = net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 0
+			in.Address, in.PID = net.JoinHostPort(ip, strconv.Itoa(port)), 0
 			delete(st.StartTimes, in.ID)
 			changed = true
 		}
@@ -249,9 +282,7 @@ func (d *Driver) startSim(ctx context.Context, st *fleetState, img catalog.Image
 		}
 		req := simSyncRequest{Version: simVersion(img)}
 		for _, in := range st.Fleet.Instances {
-			_, ps, _ := net.SplitHostPort(in.Address)
-			port, _ := strconv.Atoi(ps)
-			req.Listeners = append(req.Listeners, simListener{ID: in.ID, Port: port})
+			req.Listeners = append(req.Listeners, listenerOf(in))
 		}
 		res, err := simSync(ctx, host, req)
 		if err != nil {
@@ -290,9 +321,7 @@ func (d *Driver) shrinkSim(ctx context.Context, st *fleetState, keep []provider.
 		if !st.onHost(in, host) {
 			continue
 		}
-		_, ps, _ := net.SplitHostPort(in.Address)
-		port, _ := strconv.Atoi(ps)
-		req.Listeners = append(req.Listeners, simListener{ID: in.ID, Port: port})
+		req.Listeners = append(req.Listeners, listenerOf(in))
 	}
 	if img, err := d.simImage(ctx, st); err == nil {
 		req.Version = simVersion(img)
@@ -334,7 +363,7 @@ type simHostState struct {
 }
 
 type simServer struct {
-	port int
+	addr string
 	srv  *http.Server
 }
 
@@ -398,14 +427,14 @@ func (h *simHostState) sync(ctx context.Context, req simSyncRequest, handler htt
 	if req.Version != "" {
 		h.version.Store(req.Version)
 	}
-	want := map[string]int{}
+	want := map[string]string{}
 	for _, l := range req.Listeners {
-		want[l.ID] = l.Port
+		want[l.ID] = l.addr()
 	}
-	// Close what is not wanted (or wanted on another port), gracefully, in parallel.
+	// Close what is not wanted (or wanted on another address), gracefully, in parallel.
 	var wg sync.WaitGroup
 	for id, s := range h.listeners {
-		if p, ok := want[id]; ok && p == s.port {
+		if a, ok := want[id]; ok && a == s.addr {
 			continue
 		}
 		delete(h.listeners, id)
@@ -425,7 +454,7 @@ func (h *simHostState) sync(ctx context.Context, req simSyncRequest, handler htt
 		if _, ok := h.listeners[l.ID]; ok {
 			continue
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(l.Port)))
+		ln, err := net.Listen("tcp", l.addr())
 		if err != nil {
 			if res.Failed == nil {
 				res.Failed = map[string]string{}
@@ -435,7 +464,7 @@ func (h *simHostState) sync(ctx context.Context, req simSyncRequest, handler htt
 		}
 		srv := httpx.NewServer(handler, httpx.ShortTimeouts)
 		go srv.Serve(ln)
-		h.listeners[l.ID] = &simServer{port: l.Port, srv: srv}
+		h.listeners[l.ID] = &simServer{addr: l.addr(), srv: srv}
 	}
 	return res
 }

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -246,6 +247,34 @@ func TestSimThousand(t *testing.T) {
 		t.Fatalf("shrink: %d instances, %v", len(f.Instances), err)
 	}
 	e.checkSim(f, "s3", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+}
+
+// Two sim fleets of 10,000 run at once, as when a rolling rollout of 10,000
+// reverts (the old fleet grows back before the new one is torn down): each
+// fleet listens on its own loopback address, so neither runs out of ports.
+// (Ports the kernel picks come from about 7,000 of the ephemeral range.)
+func TestSimTwoFleetsOfTenThousand(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	img := e.simImage("s4", false)
+	for _, token := range []string{"sim-4a", "sim-4b"} {
+		f, err := e.d.Provision(ctx, provider.ProvisionRequest{Token: token, Service: "web", Environment: "test", ImageID: img.ID, Size: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip := simIP(f.ID)
+		addrs := map[string]bool{}
+		for i, in := range f.Instances {
+			host, _, _ := net.SplitHostPort(in.Address)
+			if in.State != provider.InstanceRunning || host != ip || addrs[in.Address] {
+				t.Fatalf("instance %+v: want running on %s, its address used once", in, ip)
+			}
+			addrs[in.Address] = true
+			if i%500 == 0 {
+				waitBody(t, "http://"+in.Address+"/healthz", "ok\n")
+			}
+		}
+	}
 }
 
 // TestSimCommandNotASimHost: a program that does not call RunSimIfChild fails
