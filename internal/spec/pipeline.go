@@ -50,7 +50,11 @@ type Stage struct {
 
 // ParsePipeline decodes a pipeline spec; unknown fields are errors.
 func ParsePipeline(data []byte) (Pipeline, error) {
-	return parseYAML[Pipeline](data, "the pipeline spec is empty; see examples/hello/pipeline.yaml")
+	var p Pipeline
+	if src := decodeYAML(data, &p, "the pipeline spec is empty; see examples/hello/pipeline.yaml"); len(src.problems) > 0 {
+		return p, src.problems
+	}
+	return p, nil
 }
 
 // LoadPipeline reads a pipeline file and the bake and rollout files it names,
@@ -95,27 +99,21 @@ func (p *Pipeline) Load() error {
 	add := func(field, format string, args ...any) {
 		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	prefix := func(field string, err error) {
+	prefix := func(field, file string, err error) {
 		var sub Errors
 		if !errors.As(err, &sub) {
 			add(field, "%v", err)
 			return
 		}
-		for _, e := range sub {
-			f := field
-			if e.Field != "" {
-				f += "." + e.Field
-			}
-			es = append(es, FieldError{Field: f, Msg: e.Msg})
-		}
+		es = append(es, inFile(file, sub).Under(field)...)
 	}
 	if p.BakeFile != "" {
 		b, err := LoadBake(p.rel(p.BakeFile))
-		if err == nil {
-			err = b.Normalize()
+		if err == nil || IsInvalid(err) {
+			err = b.Normalize() // every problem of the file: decoding's and validation's
 		}
 		if err != nil {
-			prefix("bake", unwrapSpec(err))
+			prefix("bake", p.BakeFile, unwrapSpec(err))
 		} else {
 			p.Bake = &b
 		}
@@ -129,10 +127,12 @@ func (p *Pipeline) Load() error {
 			continue
 		}
 		r, err := LoadRollout(p.rel(st.RolloutFile))
-		if err != nil {
-			prefix(field, unwrapSpec(err))
+		if err != nil && !IsInvalid(err) {
+			prefix(field, st.RolloutFile, unwrapSpec(err))
 			continue
 		}
+		// A file that did not decode whole is reported by Validate's Normalize,
+		// with its validation problems.
 		st.Rollout, st.missing = r, false
 	}
 	if err := p.Validate(); err != nil {
@@ -144,6 +144,20 @@ func (p *Pipeline) Load() error {
 		return es
 	}
 	return nil
+}
+
+// inFile names file beside each problem's line: the lines of a stage's rollout
+// spec or of the bake spec are not the pipeline file's.
+func inFile(file string, es Errors) Errors {
+	out := make(Errors, len(es))
+	for i, e := range es {
+		if e.Line > 0 {
+			e.Msg = fmt.Sprintf("%s line %d: %s", file, e.Line, e.Msg)
+			e.Line = 0
+		}
+		out[i] = e
+	}
+	return out
 }
 
 // unwrapSpec drops the "file: " wrapping of a spec error so its field paths can
@@ -204,18 +218,19 @@ func (p *Pipeline) Validate() error {
 		if st.missing {
 			continue // Load reported why
 		}
-		if r.Image != (ImageRef{}) {
+		imageSet := r.Image != (ImageRef{})
+		if imageSet {
 			add(field+".rollout.image", "is set by the pipeline from its bake or image; remove it from %s", st.RolloutFile)
-			continue
 		}
 		// Validate with a stand-in image: the real one is known only when the bake ran.
 		r.Image = ImageRef{ID: "img-pipeline"}
 		if err := r.Normalize(); err != nil {
 			var sub Errors
 			errors.As(err, &sub)
-			for _, e := range sub {
-				es = append(es, FieldError{Field: field + ".rollout." + e.Field, Msg: e.Msg})
-			}
+			es = append(es, inFile(st.RolloutFile, sub).Under(field+".rollout")...)
+			continue
+		}
+		if imageSet {
 			continue
 		}
 		r.Image = ImageRef{}

@@ -38,7 +38,7 @@ func TestPipelineReportsEveryProblemWithItsPath(t *testing.T) {
 		"name: \"Bad_Name\" must be",
 		"bake: read bake spec",
 		"stages[0].rollout.image: is set by the pipeline",
-		"stages[1].rollout.fleet.size: must be between 1 and 1000",
+		"stages[1].rollout.fleet.size: prod.yaml line 4: must be between 1 and 1000",
 		"stages[2].rollout: is required",
 	} {
 		assert.Contains(t, err.Error(), want)
@@ -48,5 +48,5 @@ func TestPipelineReportsEveryProblemWithItsPath(t *testing.T) {
 func TestPipelineUnknownFieldIsAnError(t *testing.T) {
 	_, err := ParsePipeline([]byte("name: x\nstage: []\n"))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "field stage not found")
+	assert.Contains(t, err.Error(), "stage: line 2: unknown field; the fields here are name, bake, image, onBaseChange, stages")
 }
