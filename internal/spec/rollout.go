@@ -3,8 +3,6 @@
 package spec
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -57,7 +55,7 @@ type ImageRef struct {
 type Fleet struct {
 	Size int `yaml:"size" json:"size"`
 
-	zeroSize bool // size: 0 was written, which must not become the default
+	zeroSize bool // size: 0 was written in YAML, which must not become the default
 }
 
 // UnmarshalYAML notes an explicit size: 0, so that it is an error, not the default.
@@ -70,27 +68,6 @@ func (f *Fleet) UnmarshalYAML(n *yaml.Node) error {
 		if n.Content[i].Value == "size" && n.Content[i+1].Tag != "!!null" {
 			f.zeroSize = f.Size == 0
 		}
-	}
-	return nil
-}
-
-// UnmarshalJSON notes an explicit "size": 0, as UnmarshalYAML does; unknown
-// fields are errors, as in the rest of a request.
-func (f *Fleet) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	var v struct {
-		Size *int `json:"size"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return err
-	}
-	*f = Fleet{}
-	if v.Size != nil {
-		f.Size, f.zeroSize = *v.Size, *v.Size == 0
 	}
 	return nil
 }
