@@ -206,7 +206,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) bool {
 			return false
 		}
 		fields := yamlFields(t)
-		c.mapping(n, path, func(k *yaml.Node, p string) (reflect.Type, bool) {
+		c.mapping(n, t, path, func(k *yaml.Node, p string) (reflect.Type, bool) {
 			ft, ok := fields[k.Value]
 			if !ok {
 				c.add(p, k.Line, "unknown field; the fields here are %s", strings.Join(yamlFieldNames(t), ", "))
@@ -218,7 +218,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) bool {
 			c.add(path, n.Line, "want a mapping (name: …), got %s", describe(n))
 			return false
 		}
-		c.mapping(n, path, func(*yaml.Node, string) (reflect.Type, bool) { return t.Elem(), true })
+		c.mapping(n, t, path, func(*yaml.Node, string) (reflect.Type, bool) { return t.Elem(), true })
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			c.add(path, n.Line, "want a list, got %s", describe(n))
@@ -242,13 +242,25 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) bool {
 	return true
 }
 
-// mapping checks each value of mapping n (its type from field), keeping only
-// the pairs that decode; a key given twice is a problem.
-func (c *checker) mapping(n *yaml.Node, path string, field func(k *yaml.Node, p string) (reflect.Type, bool)) {
+// mapping checks each value of mapping n, a t (its type from field), keeping
+// only the pairs that decode; a key given twice is a problem. A merge key (<<:
+// *defaults) holds mappings of t itself.
+func (c *checker) mapping(n *yaml.Node, t reflect.Type, path string, field func(k *yaml.Node, p string) (reflect.Type, bool)) {
 	seen := map[string]int{}
 	kept := make([]*yaml.Node, 0, len(n.Content))
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			if v.Kind == yaml.SequenceNode {
+				for _, m := range v.Content {
+					c.check(m, t, path)
+				}
+			} else {
+				c.check(v, t, path)
+			}
+			kept = append(kept, k, v)
+			continue
+		}
 		p := joinPath(path, k.Value)
 		if first, dup := seen[k.Value]; dup {
 			c.add(p, k.Line, "is set twice (first on line %d)", first)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -108,6 +109,17 @@ func TestAFleetLeftOutOrEmptyGetsTheDefaultSize(t *testing.T) {
 		require.NoError(t, r.Normalize())
 		assert.Equal(t, DefaultFleetSize, r.Fleet.Size, y)
 	}
+}
+
+// YAML's anchors, aliases and merge keys work as they do in yaml.v3.
+func TestAnchorsAliasesAndMergeKeysDecode(t *testing.T) {
+	r, err := ParseRollout([]byte(valid + "checks: [&c {path: /a, expectStatus: 204}, *c]\nfleet: {size: 3}\nhealth:\n  <<: {path: /h, interval: 2s}\n  timeout: 9s\n"))
+	require.NoError(t, err)
+	require.NoError(t, r.Normalize())
+	assert.Equal(t, []Check{{Path: "/a", ExpectStatus: 204}, {Path: "/a", ExpectStatus: 204}}, r.Checks)
+	assert.Equal(t, Health{Path: "/h", Interval: Duration(2 * time.Second), Timeout: Duration(9 * time.Second)}, r.Health)
+
+	assert.Contains(t, problems(t, valid+"health:\n  <<: {path: /h, interval: soon}\n"), `health.interval: line 5: "soon" is not a duration`)
 }
 
 // A spec that normalized keeps no trace of its file: it equals itself after a
