@@ -29,13 +29,7 @@ func TestRolloutStartRefusesEveryBadInputOfAFileAndStartsNothing(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, fmt.Appendf(nil, `service: hello
 listen: %s
 fleet: {size: 0}
-strategy:
-  type: canary
-  steps:
-    - setWeight: 10
-    - pause: 20
-    - analysis: latency
-    - analysis: errors
+strategy: {type: canary, steps: [{setWeight: 10}, {pause: 20}, {analysis: latency}, {analysis: errors}]}
 analyses:
   latency: {provider: prometheus, address: 127.0.0.1:9090, query: up, max: 0.3}
   errors:
@@ -50,10 +44,10 @@ soak: forever
 	assert.Equal(t, 2, code, "bad input: %v", err)
 	assert.Equal(t, f+`: invalid spec:
   fleet.size: line 3: must be between 1 and 1000, got 0
-  strategy.steps[1].pause: line 8: 20 has no unit; write 20s, 20m or 20h
-  analyses.latency.address: line 12: "127.0.0.1:9090" has no scheme; write http://127.0.0.1:9090
-  analyses.errors.address: line 13: (the Prometheus base URL) is required with provider prometheus
-  soak: line 17: "forever" is not a duration; write it as 30s, 5m or 1h30m`, err.Error())
+  strategy.steps[1].pause: line 4: 20 has no unit; write 20s, 20m or 20h
+  analyses.latency.address: line 6: "127.0.0.1:9090" has no scheme; write http://127.0.0.1:9090
+  analyses.errors.address: line 7: (the Prometheus base URL) is required with provider prometheus
+  soak: line 11: "forever" is not a duration; write it as 30s, 5m or 1h30m`, err.Error())
 
 	_, err = e.client.DescribeWorkflowExecution(context.Background(), "rollout/dev/hello", "")
 	var notFound *serviceerror.NotFound
