@@ -32,6 +32,8 @@ type Pipeline struct {
 	Bake *Bake `yaml:"-" json:"bake,omitempty"`
 	// Dir is the directory relative paths are resolved against (the pipeline file's).
 	Dir string `yaml:"-" json:"dir,omitempty"`
+
+	src *source // the file's lines and decoding problems; nil for a spec sent as JSON
 }
 
 // Stage is one environment of a pipeline.
@@ -51,8 +53,9 @@ type Stage struct {
 // ParsePipeline decodes a pipeline spec; unknown fields are errors.
 func ParsePipeline(data []byte) (Pipeline, error) {
 	var p Pipeline
-	if src := decodeYAML(data, &p, "the pipeline spec is empty; see examples/hello/pipeline.yaml"); len(src.problems) > 0 {
-		return p, src.problems
+	p.src = decodeYAML(data, &p, "the pipeline spec is empty; see examples/hello/pipeline.yaml")
+	if len(p.src.problems) > 0 {
+		return p, p.src.problems
 	}
 	return p, nil
 }
@@ -62,7 +65,7 @@ func ParsePipeline(data []byte) (Pipeline, error) {
 // field path (stages[1].rollout.fleet.size).
 func LoadPipeline(path string) (Pipeline, error) {
 	p, err := ReadPipeline(path)
-	if err != nil {
+	if err != nil && !IsInvalid(err) {
 		return p, err
 	}
 	if err := p.Load(); err != nil {
@@ -78,12 +81,15 @@ func ReadPipeline(path string) (Pipeline, error) {
 	if err != nil {
 		return Pipeline{}, fmt.Errorf("read pipeline spec: %w", err)
 	}
-	p, err := ParsePipeline(data)
-	if err != nil {
-		return p, fmt.Errorf("%s: %w", path, err)
-	}
+	p, perr := ParsePipeline(data)
 	p.Dir, err = filepath.Abs(filepath.Dir(path))
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	if perr != nil {
+		return p, fmt.Errorf("%s: %w", path, perr)
+	}
+	return p, nil
 }
 
 func (p *Pipeline) rel(f string) string {
@@ -93,11 +99,15 @@ func (p *Pipeline) rel(f string) string {
 	return filepath.Join(p.Dir, f)
 }
 
-// Load reads the bake and rollout files and validates the whole pipeline.
+// Load reads the bake and rollout files and validates the whole pipeline; the
+// problems of decoding the pipeline file come first, by line, then the others.
 func (p *Pipeline) Load() error {
+	if p.src != nil && p.src.broken {
+		return p.src.problems
+	}
 	var es Errors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, FieldError{Field: field, Line: p.src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
 	prefix := func(field, file string, err error) {
 		var sub Errors
@@ -140,10 +150,10 @@ func (p *Pipeline) Load() error {
 		errors.As(err, &sub)
 		es = append(es, sub...)
 	}
-	if len(es) > 0 {
-		return es
+	if len(es) == 0 {
+		return p.src.report(nil)
 	}
-	return nil
+	return p.src.report(es)
 }
 
 // inFile names file beside each problem's line: the lines of a stage's rollout
@@ -176,7 +186,7 @@ func unwrapSpec(err error) error {
 func (p *Pipeline) Validate() error {
 	var es Errors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, FieldError{Field: field, Line: p.src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
 	if p.Name == "" {
 		add("name", "is required, e.g. hello-nightly")
