@@ -33,7 +33,9 @@ func TestInvalidSpecIsA400WithEveryFieldPath(t *testing.T) {
 
 	for _, tc := range []struct{ body, want string }{
 		{`{"spec": {"service": "hello"}, "imgae": "img-3f2a1c9d0b7e"}`, `unknown field "imgae"`},
-		{`{"spec": {"fleet": {"size": "three"}}}`, "field spec.fleet.size: want int, got JSON string"},
+		{`{"spec": {"fleet": {"size": "three"}}}`, `spec.fleet.size: "three" is not a whole number`},
+		{`{"spec": {"fleet": {"size": 0}}}`, "spec.fleet.size: must be between 1 and 1000, got 0"},
+		{`{"spec": {"fleet": {"sise": 3}}}`, "spec.fleet.sise: unknown field"},
 		{`not json`, "not valid JSON"},
 		{``, "the request body is empty; send a JSON object"},
 	} {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,4 +162,21 @@ func fieldsOf(t *testing.T, err error) []string {
 		out = append(out, e.Field)
 	}
 	return out
+}
+
+// Sent as JSON (the API), an explicit size of 0 is an error too, and a size that
+// is not a number is reported with its path among the other problems.
+func TestJSONFleetSizeZeroIsAnErrorAndLeftOutIsTheDefault(t *testing.T) {
+	normalize := func(body string) error {
+		var r Rollout
+		require.NoError(t, json.Unmarshal([]byte(body), &r))
+		r.Service, r.Image, r.Listen = "hello", ImageRef{ID: "img-3f2a00000000"}, "127.0.0.1:9080"
+		return r.Normalize()
+	}
+	assert.NoError(t, normalize(`{"fleet": {}}`))
+	assert.NoError(t, normalize(`{"fleet": {"size": null}}`))
+	assert.EqualError(t, normalize(`{"fleet": {"size": 0}}`), "invalid spec:\n  fleet.size: must be between 1 and 1000, got 0")
+	assert.EqualError(t, normalize(`{"fleet": {"size": "three", "sise": 3}}`),
+		"invalid spec:\n  fleet.sise: unknown field; the fields here are size\n  fleet.size: \"three\" is not a whole number")
+	assert.EqualError(t, normalize(`{"fleet": 3}`), "invalid spec:\n  fleet: want an object such as {\"size\": 3}, got 3")
 }

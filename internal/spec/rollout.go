@@ -3,6 +3,7 @@
 package spec
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -55,7 +56,8 @@ type ImageRef struct {
 type Fleet struct {
 	Size int `yaml:"size" json:"size"`
 
-	zeroSize bool // size: 0 was written in YAML, which must not become the default
+	zeroSize bool         // size: 0 was written, which must not become the default
+	problems []FieldError // what JSON decoding could not take (see UnmarshalJSON)
 }
 
 // UnmarshalYAML notes an explicit size: 0, so that it is an error, not the default.
@@ -66,6 +68,34 @@ func (f *Fleet) UnmarshalYAML(n *yaml.Node) error {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == "size" && n.Content[i+1].Tag != "!!null" {
+			f.zeroSize = f.Size == 0
+		}
+	}
+	return nil
+}
+
+// UnmarshalJSON notes an explicit "size": 0 as UnmarshalYAML does. What does
+// not decode is kept for Validate, which reports it with its path among the
+// spec's other problems: an error returned here would lose the path.
+func (f *Fleet) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	*f = Fleet{}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil {
+		f.problems = []FieldError{{Field: "fleet", Msg: fmt.Sprintf(`want an object such as {"size": 3}, got %s`, b)}}
+		return nil
+	}
+	for _, k := range sortedNames(fields) {
+		v := fields[k]
+		switch {
+		case k != "size":
+			f.problems = append(f.problems, FieldError{Field: "fleet." + k, Msg: "unknown field; the fields here are size"})
+		case string(v) == "null":
+		case json.Unmarshal(v, &f.Size) != nil:
+			f.problems = append(f.problems, FieldError{Field: "fleet.size", Msg: fmt.Sprintf("%s is not a whole number", v)})
+		default:
 			f.zeroSize = f.Size == 0
 		}
 	}
@@ -268,7 +298,10 @@ func (r *Rollout) Validate() error {
 		add("image.id", "%q is not an image ID (img-…); list images with: imago image list", r.Image.ID)
 	}
 
-	if r.Fleet.Size < 1 || r.Fleet.Size > 1000 {
+	for _, p := range r.Fleet.problems {
+		add(p.Field, "%s", p.Msg)
+	}
+	if (r.Fleet.Size < 1 || r.Fleet.Size > 1000) && r.Fleet.problems == nil {
 		add("fleet.size", "must be between 1 and 1000, got %d", r.Fleet.Size)
 	}
 	if r.Provider == "local" {
