@@ -194,6 +194,9 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) bool {
 	if reflect.PointerTo(t).Implements(unmarshalerType) && (n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct) {
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			_, msg := lineOf(err.Error())
+			if strings.Contains(msg, "cannot unmarshal") { // yaml.v3's words, naming Go types
+				msg = "want " + want(t) + ", got " + describe(n)
+			}
 			c.add(path, n.Line, "%s", msg)
 			return false
 		}
@@ -202,7 +205,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) bool {
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			c.add(path, n.Line, "want a mapping (%s: …), got %s", strings.Join(yamlFieldNames(t), ", "), describe(n))
+			c.add(path, n.Line, "want %s, got %s", want(t), describe(n))
 			return false
 		}
 		fields := yamlFields(t)
@@ -215,13 +218,13 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) bool {
 		})
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			c.add(path, n.Line, "want a mapping (name: …), got %s", describe(n))
+			c.add(path, n.Line, "want %s, got %s", want(t), describe(n))
 			return false
 		}
 		c.mapping(n, t, path, func(*yaml.Node, string) (reflect.Type, bool) { return t.Elem(), true })
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			c.add(path, n.Line, "want a list, got %s", describe(n))
+			c.add(path, n.Line, "want %s, got %s", want(t), describe(n))
 			return false
 		}
 		for i, item := range n.Content {
@@ -231,7 +234,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) bool {
 		}
 	default:
 		if n.Kind != yaml.ScalarNode {
-			c.add(path, n.Line, "want %s, got %s", kindWord(t), describe(n))
+			c.add(path, n.Line, "want %s, got %s", want(t), describe(n))
 			return false
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
@@ -306,6 +309,19 @@ func yamlFieldNames(t reflect.Type) []string {
 		}
 	}
 	return names
+}
+
+// want names what a t is written as.
+func want(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct:
+		return "a mapping (" + strings.Join(yamlFieldNames(t), ", ") + ": …)"
+	case reflect.Map:
+		return "a mapping (name: …)"
+	case reflect.Slice:
+		return "a list"
+	}
+	return kindWord(t)
 }
 
 func kindWord(t reflect.Type) string {
