@@ -25,7 +25,7 @@ func newBakeCmd() *cobra.Command {
 // loadBake reads and validates a bake spec; any problem is bad input.
 func loadBake(path string) (spec.Bake, error) {
 	b, err := spec.LoadBake(path)
-	if err != nil {
+	if err != nil && !spec.IsInvalid(err) {
 		return b, usageError{err}
 	}
 	if err := b.Normalize(); err != nil {

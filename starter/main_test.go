@@ -60,7 +60,7 @@ func TestInvalidSpecListsEveryProblemAndStartsNothing(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, []byte("service: hello\nfleet: {size: -3}\n"), 0o644))
 	_, code, err := run(t, "rollout", "start", "-f", f)
 	assert.Equal(t, 2, code)
-	assert.Contains(t, err.Error(), "fleet.size: must be between 1 and 10000, got -3")
+	assert.Contains(t, err.Error(), "fleet.size: line 2: must be between 1 and 10000, got -3")
 	assert.Contains(t, err.Error(), "listen: is required for the local provider")
 	assert.NotContains(t, err.Error(), "connect to Temporal", "a bad spec must be refused before anything is contacted")
 }

@@ -55,9 +55,11 @@ the rollout goes on.`,
 			return err
 		}
 		r, err := spec.LoadRollout(file)
-		if err != nil {
+		if err != nil && !spec.IsInvalid(err) {
 			return usageError{err} // a missing or unreadable spec is bad input: nothing started
 		}
+		// A spec that did not decode whole is reported by Normalize, with every
+		// other problem of the file.
 		if imageID != "" {
 			r.Image = spec.ImageRef{ID: imageID}
 		}

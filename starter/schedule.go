@@ -135,12 +135,8 @@ func fenceBake(b *spec.Bake) error {
 	if b == nil || roots.IsZero() {
 		return nil
 	}
-	var es spec.Errors
-	for _, e := range roots.Check(b) {
-		es = append(es, spec.FieldError{Field: "bake." + e.Field, Msg: e.Msg})
-	}
-	if len(es) > 0 {
-		return es
+	if es := roots.Check(b); len(es) > 0 {
+		return es.Under("bake")
 	}
 	return nil
 }

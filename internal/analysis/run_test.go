@@ -347,7 +347,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		},
 		{
 			Spec{Provider: ProviderPrometheus, Address: "prometheus:9090", Max: f64(math.NaN()), Count: 3, MinRequests: 5, InconclusiveLimit: -2},
-			[]string{`address "prometheus:9090": want an http:// or https:// URL`, "query is required", "max must be a finite number",
+			[]string{`address "prometheus:9090" has no scheme; write http://prometheus:9090`, "query is required", "max must be a finite number",
 				"interval is required when count is above 1", "minRequests is only used by provider router", "inconclusiveLimit must not be negative"},
 		},
 		{

@@ -13,6 +13,7 @@
 package analysis
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -129,7 +130,7 @@ func (s Spec) Validate() error {
 		if s.Address == "" {
 			add("address (the Prometheus base URL) is required with provider prometheus")
 		} else if err := checkHTTPURL(s.Address); err != nil {
-			add("address %q: %v", s.Address, err)
+			add("address %q %v", s.Address, err)
 		}
 		if strings.TrimSpace(s.Query) == "" {
 			add("query is required with provider prometheus")
@@ -140,7 +141,7 @@ func (s Spec) Validate() error {
 		if s.URL == "" {
 			add("url is required with provider http")
 		} else if err := checkHTTPURL(s.URL); err != nil {
-			add("url %q: %v", s.URL, err)
+			add("url %q %v", s.URL, err)
 		}
 		if s.Field != "" {
 			for _, part := range strings.Split(s.Field, ".") {
@@ -197,16 +198,25 @@ func (s Spec) Validate() error {
 	return &SpecError{Problems: p}
 }
 
+// checkHTTPURL says what is wrong with raw as an http(s) URL, in words that
+// follow the URL ("127.0.0.1:9090" has no scheme; …), never url.Parse's own.
 func checkHTTPURL(raw string) error {
+	if !strings.Contains(raw, "://") {
+		return fmt.Errorf("has no scheme; write http://%s", raw)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("is not a URL (%v); write it as http://host:port/path", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("want an http:// or https:// URL")
+		return fmt.Errorf("is not an http:// or https:// URL")
 	}
 	if u.Host == "" {
-		return fmt.Errorf("no host")
+		return fmt.Errorf("has no host; write it as http://host:port/path")
 	}
 	return nil
 }

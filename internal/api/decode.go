@@ -148,11 +148,7 @@ func prefixed(prefix string, err error) spec.Errors {
 	if !errors.As(err, &es) {
 		return spec.Errors{{Field: strings.TrimSuffix(prefix, "."), Msg: err.Error()}}
 	}
-	out := make(spec.Errors, len(es))
-	for i, e := range es {
-		out[i] = spec.FieldError{Field: strings.TrimSuffix(prefix+e.Field, "."), Msg: e.Msg}
-	}
-	return out
+	return es.Under(strings.TrimSuffix(prefix, "."))
 }
 
 // channelRE is the catalog's rule for channel names.

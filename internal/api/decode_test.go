@@ -34,10 +34,11 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 	}{
 		{``, "the request body is empty", 400},
 		{`{"spec": {"service": "hello"}, "imgae": "x"}`, `unknown field "imgae"`, 400},
-		{`{"spec": {"fleet": {"size": "three"}}}`, "field spec.fleet.size: want int, got JSON string", 400},
+		{`{"spec": {"fleet": {"size": "three"}}}`, `spec.fleet.size: "three" is not a whole number`, 400},
+		{`{"spec": {"service": "hello", "fleet": {"size": 0}}}`, "spec.fleet.size: must be between 1 and 10000, got 0", 400},
 		{`{"spec": `, "not valid JSON", 400},
 		{`{} {}`, "more than one JSON value", 400},
-		{`{"spec": {"service": "hello", "fleet": {"size": -1}}}`, "spec.fleet.size: must be between 1 and 1000, got -1", 400},
+		{`{"spec": {"service": "hello", "fleet": {"size": -1}}}`, "spec.fleet.size: must be between 1 and 10000, got -1", 400},
 		{`{"spec": {"service": "x"}, "image": "` + strings.Repeat("a", MaxBodyBytes) + `"}`, "larger than 1048576 bytes", 413},
 		{`{"spec": {"service": "hello", "listen": "127.0.0.1:9080", "image": {"bake": "bake.yaml"}}}`, "bake: is required when spec.image.bake is set", 400},
 	} {

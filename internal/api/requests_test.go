@@ -20,7 +20,7 @@ func TestInvalidSpecIsA400WithEveryFieldPath(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	body := e.rolloutBody("img-3f2a1c9d0b7e", func(s map[string]any) {
 		s["service"] = "Hello"
-		s["fleet"] = map[string]any{"size": 5000}
+		s["fleet"] = map[string]any{"size": 50000}
 		s["listen"] = "nowhere"
 		s["checks"] = []any{map[string]any{"path": "no-slash"}}
 	})
@@ -28,12 +28,14 @@ func TestInvalidSpecIsA400WithEveryFieldPath(t *testing.T) {
 	assert.Equal(t, "Invalid request", p.Title)
 	assert.ElementsMatch(t, []string{"spec.service", "spec.fleet.size", "spec.listen", "spec.checks[0].path"}, fields(p))
 	assert.Contains(t, p.Detail, "4 problems: ")
-	assert.Contains(t, p.Detail, "spec.fleet.size: must be between 1 and 1000, got 5000")
+	assert.Contains(t, p.Detail, "spec.fleet.size: must be between 1 and 10000, got 50000")
 	assert.Contains(t, p.Detail, `spec.listen: "nowhere" is not host:port, e.g. 127.0.0.1:9080`)
 
 	for _, tc := range []struct{ body, want string }{
 		{`{"spec": {"service": "hello"}, "imgae": "img-3f2a1c9d0b7e"}`, `unknown field "imgae"`},
-		{`{"spec": {"fleet": {"size": "three"}}}`, "field spec.fleet.size: want int, got JSON string"},
+		{`{"spec": {"fleet": {"size": "three"}}}`, `spec.fleet.size: "three" is not a whole number`},
+		{`{"spec": {"fleet": {"size": 0}}}`, "spec.fleet.size: must be between 1 and 10000, got 0"},
+		{`{"spec": {"fleet": {"sise": 3}}}`, "spec.fleet.sise: unknown field"},
 		{`not json`, "not valid JSON"},
 		{``, "the request body is empty; send a JSON object"},
 	} {

@@ -183,7 +183,7 @@ func TestScheduleThroughTheAPI(t *testing.T) {
 func TestInvalidScheduleIsA400WithEveryFieldPath(t *testing.T) {
 	e := newEnv(t, envOptions{temporal: true, config: helloRoots(t)})
 	stage := e.rolloutBody("img-3f2a1c9d0b7e")["spec"].(map[string]any)
-	stage["fleet"] = map[string]any{"size": 5000}
+	stage["fleet"] = map[string]any{"size": 50000}
 	body := map[string]any{
 		"name": "Nightly", "bake": map[string]any{"service": "hello", "source": "v1", "entrypoint": []string{"./hello"}},
 		"cron": "0 3 * * *", "every": "1h", "timezone": "Mars/Olympus", "overlap": "sometimes",
@@ -200,7 +200,7 @@ func TestInvalidScheduleIsA400WithEveryFieldPath(t *testing.T) {
 		`overlap: "sometimes": want one of allow-all, buffer-all, buffer-one, cancel-other, skip`,
 		`bake.source: "v1" is relative: make it absolute, or set bake.dir`,
 		"pipeline.stages[0].rollout.image: is set by the pipeline from its bake or image; leave it out",
-		"pipeline.stages[0].rollout.fleet.size: must be between 1 and 1000, got 5000",
+		"pipeline.stages[0].rollout.fleet.size: must be between 1 and 10000, got 50000",
 	} {
 		assert.Contains(t, p.Detail, want)
 	}

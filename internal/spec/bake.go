@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Bake describes how to build one image of a service.
@@ -45,9 +43,7 @@ type Bake struct {
 	// Dir is the directory relative paths are resolved against (the bake file's).
 	Dir string `yaml:"-" json:"dir,omitempty"`
 
-	// lines maps field paths (passEnv[1]) to their line in the YAML the spec was
-	// parsed from, so problems name the line; nil for a spec sent as JSON.
-	lines map[string]int
+	src *source // the file's lines and decoding problems; nil for a spec sent as JSON
 }
 
 // ImageTest is what a freshly built local image must pass.
@@ -65,52 +61,21 @@ const (
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
 // ParseBake decodes a bake spec; unknown fields are errors. The spec remembers
-// the line of each field, which its validation problems then name.
+// the line of each field, which its validation problems then name. On bad input
+// it returns Errors and the part that decoded, whose Normalize reports them again
+// together with validation's problems.
 func ParseBake(data []byte) (Bake, error) {
-	b, err := parseYAML[Bake](data, "the bake spec is empty; see examples/hello/bake.yaml")
-	if err != nil {
-		return b, err
-	}
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) == nil {
-		b.lines = map[string]int{}
-		fieldLines(&doc, "", b.lines)
+	var b Bake
+	b.src = decodeYAML(data, &b, "the bake spec is empty; see examples/hello/bake.yaml")
+	if len(b.src.problems) > 0 {
+		return b, b.src.problems
 	}
 	return b, nil
 }
 
-// fieldLines records the line of every field under n by its path (a.b[2].c).
-func fieldLines(n *yaml.Node, path string, lines map[string]int) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			fieldLines(c, path, lines)
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			if path != "" {
-				k = path + "." + k
-			}
-			lines[k] = n.Content[i].Line
-			fieldLines(n.Content[i+1], k, lines)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			k := fmt.Sprintf("%s[%d]", path, i)
-			lines[k] = c.Line
-			fieldLines(c, k, lines)
-		}
-	}
-}
-
 // fieldError is a problem with field, naming its YAML line when known.
 func (b *Bake) fieldError(field, format string, args ...any) FieldError {
-	msg := fmt.Sprintf(format, args...)
-	if l := b.lines[field]; l > 0 {
-		msg = fmt.Sprintf("line %d: %s", l, msg)
-	}
-	return FieldError{Field: field, Msg: msg}
+	return FieldError{Field: field, Line: b.src.line(field), Msg: fmt.Sprintf(format, args...)}
 }
 
 // abs resolves a relative path of the spec against Dir.
@@ -128,20 +93,24 @@ func LoadBake(path string) (Bake, error) {
 	if err != nil {
 		return Bake{}, fmt.Errorf("read bake spec: %w", err)
 	}
-	b, err := ParseBake(data)
-	if err != nil {
-		return b, fmt.Errorf("%s: %w", path, err)
-	}
+	b, perr := ParseBake(data)
 	abs, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
 		return b, err
 	}
 	b.Dir = abs
+	if perr != nil {
+		return b, fmt.Errorf("%s: %w", path, perr)
+	}
 	return b, nil
 }
 
-// Normalize applies defaults, makes paths absolute and validates.
+// Normalize applies defaults, makes paths absolute and validates; it returns
+// Errors listing every problem, those of decoding the file included, sorted by line.
 func (b *Bake) Normalize() error {
+	if b.src != nil && b.src.broken {
+		return b.src.problems
+	}
 	if b.Builder == "" {
 		b.Builder = BuilderLocal
 	}
@@ -166,7 +135,7 @@ func (b *Bake) Normalize() error {
 	for i := range b.Files {
 		b.Files[i] = b.abs(b.Files[i])
 	}
-	return b.Validate()
+	return b.src.report(b.Validate())
 }
 
 // Validate reports every problem in a defaulted bake spec, with its YAML line

@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -19,15 +20,18 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // UnmarshalYAML accepts a Go duration string ("30s") or 0.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as 30s or 5m", n.Line)
+		return fmt.Errorf("want a duration such as 30s or 5m")
 	}
 	if n.Value == "0" {
 		*d = 0
 		return nil
 	}
 	v, err := time.ParseDuration(n.Value)
+	if _, nerr := strconv.ParseFloat(n.Value, 64); err != nil && nerr == nil {
+		return fmt.Errorf("%s has no unit; write %ss, %sm or %sh", n.Value, n.Value, n.Value, n.Value)
+	}
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration; write it as 30s, 5m or 1h30m", n.Line, n.Value)
+		return fmt.Errorf("%q is not a duration; write it as 30s, 5m or 1h30m", n.Value)
 	}
 	*d = Duration(v)
 	return nil

@@ -33,7 +33,8 @@ entrypoint: [./hello]
 	require.ErrorAs(t, err, &es)
 	require.Len(t, es, 1)
 	assert.Equal(t, "passEnv[1]", es[0].Field)
-	assert.True(t, strings.HasPrefix(es[0].Msg, "line 5: IMAGO_API_TOKENS may not be passed: a bake never sees the worker's IMAGO_*, TEMPORAL_*"), es[0].Msg)
+	assert.Equal(t, 5, es[0].Line)
+	assert.True(t, strings.HasPrefix(es[0].Error(), "passEnv[1]: line 5: IMAGO_API_TOKENS may not be passed: a bake never sees the worker's IMAGO_*, TEMPORAL_*"), es[0].Msg)
 
 	for _, name := range []string{"IMAGO_SECRETS_URL", "TEMPORAL_API_KEY", "TEMPORAL_TLS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
 		"GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", "VAULT_TOKEN", "AZURE_CLIENT_SECRET",
@@ -119,7 +120,7 @@ func TestBakeRootsCheckEveryPathABakeReads(t *testing.T) {
 
 	parsed, err := ParseBake([]byte("service: hello\nsource: /\n"))
 	require.NoError(t, err)
-	assert.Equal(t, Errors{{Field: "source", Msg: "line 2: / is outside IMAGO_BAKE_ROOTS (" + realRoot + ")"}}, roots.Check(&parsed))
+	assert.Equal(t, Errors{{Field: "source", Line: 2, Msg: "/ is outside IMAGO_BAKE_ROOTS (" + realRoot + ")"}}, roots.Check(&parsed))
 }
 
 func mustEval(t *testing.T, p string) string {

@@ -32,6 +32,8 @@ type Pipeline struct {
 	Bake *Bake `yaml:"-" json:"bake,omitempty"`
 	// Dir is the directory relative paths are resolved against (the pipeline file's).
 	Dir string `yaml:"-" json:"dir,omitempty"`
+
+	src *source // the file's lines and decoding problems; nil for a spec sent as JSON
 }
 
 // Stage is one environment of a pipeline.
@@ -50,7 +52,12 @@ type Stage struct {
 
 // ParsePipeline decodes a pipeline spec; unknown fields are errors.
 func ParsePipeline(data []byte) (Pipeline, error) {
-	return parseYAML[Pipeline](data, "the pipeline spec is empty; see examples/hello/pipeline.yaml")
+	var p Pipeline
+	p.src = decodeYAML(data, &p, "the pipeline spec is empty; see examples/hello/pipeline.yaml")
+	if len(p.src.problems) > 0 {
+		return p, p.src.problems
+	}
+	return p, nil
 }
 
 // LoadPipeline reads a pipeline file and the bake and rollout files it names,
@@ -58,7 +65,7 @@ func ParsePipeline(data []byte) (Pipeline, error) {
 // field path (stages[1].rollout.fleet.size).
 func LoadPipeline(path string) (Pipeline, error) {
 	p, err := ReadPipeline(path)
-	if err != nil {
+	if err != nil && !IsInvalid(err) {
 		return p, err
 	}
 	if err := p.Load(); err != nil {
@@ -74,12 +81,15 @@ func ReadPipeline(path string) (Pipeline, error) {
 	if err != nil {
 		return Pipeline{}, fmt.Errorf("read pipeline spec: %w", err)
 	}
-	p, err := ParsePipeline(data)
-	if err != nil {
-		return p, fmt.Errorf("%s: %w", path, err)
-	}
+	p, perr := ParsePipeline(data)
 	p.Dir, err = filepath.Abs(filepath.Dir(path))
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	if perr != nil {
+		return p, fmt.Errorf("%s: %w", path, perr)
+	}
+	return p, nil
 }
 
 func (p *Pipeline) rel(f string) string {
@@ -89,33 +99,31 @@ func (p *Pipeline) rel(f string) string {
 	return filepath.Join(p.Dir, f)
 }
 
-// Load reads the bake and rollout files and validates the whole pipeline.
+// Load reads the bake and rollout files and validates the whole pipeline; the
+// problems of decoding the pipeline file come first, by line, then the others.
 func (p *Pipeline) Load() error {
+	if p.src != nil && p.src.broken {
+		return p.src.problems
+	}
 	var es Errors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, FieldError{Field: field, Line: p.src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
-	prefix := func(field string, err error) {
+	prefix := func(field, file string, err error) {
 		var sub Errors
 		if !errors.As(err, &sub) {
 			add(field, "%v", err)
 			return
 		}
-		for _, e := range sub {
-			f := field
-			if e.Field != "" {
-				f += "." + e.Field
-			}
-			es = append(es, FieldError{Field: f, Msg: e.Msg})
-		}
+		es = append(es, inFile(file, sub).Under(field)...)
 	}
 	if p.BakeFile != "" {
 		b, err := LoadBake(p.rel(p.BakeFile))
-		if err == nil {
-			err = b.Normalize()
+		if err == nil || IsInvalid(err) {
+			err = b.Normalize() // every problem of the file: decoding's and validation's
 		}
 		if err != nil {
-			prefix("bake", unwrapSpec(err))
+			prefix("bake", p.BakeFile, unwrapSpec(err))
 		} else {
 			p.Bake = &b
 		}
@@ -129,10 +137,12 @@ func (p *Pipeline) Load() error {
 			continue
 		}
 		r, err := LoadRollout(p.rel(st.RolloutFile))
-		if err != nil {
-			prefix(field, unwrapSpec(err))
+		if err != nil && !IsInvalid(err) {
+			prefix(field, st.RolloutFile, unwrapSpec(err))
 			continue
 		}
+		// A file that did not decode whole is reported by Validate's Normalize,
+		// with its validation problems.
 		st.Rollout, st.missing = r, false
 	}
 	if err := p.Validate(); err != nil {
@@ -140,10 +150,24 @@ func (p *Pipeline) Load() error {
 		errors.As(err, &sub)
 		es = append(es, sub...)
 	}
-	if len(es) > 0 {
-		return es
+	if len(es) == 0 {
+		return p.src.report(nil)
 	}
-	return nil
+	return p.src.report(es)
+}
+
+// inFile names file beside each problem's line: the lines of a stage's rollout
+// spec or of the bake spec are not the pipeline file's.
+func inFile(file string, es Errors) Errors {
+	out := make(Errors, len(es))
+	for i, e := range es {
+		if e.Line > 0 {
+			e.Msg = fmt.Sprintf("%s line %d: %s", file, e.Line, e.Msg)
+			e.Line = 0
+		}
+		out[i] = e
+	}
+	return out
 }
 
 // unwrapSpec drops the "file: " wrapping of a spec error so its field paths can
@@ -162,7 +186,7 @@ func unwrapSpec(err error) error {
 func (p *Pipeline) Validate() error {
 	var es Errors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, FieldError{Field: field, Line: p.src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
 	if p.Name == "" {
 		add("name", "is required, e.g. hello-nightly")
@@ -204,18 +228,19 @@ func (p *Pipeline) Validate() error {
 		if st.missing {
 			continue // Load reported why
 		}
-		if r.Image != (ImageRef{}) {
+		imageSet := r.Image != (ImageRef{})
+		if imageSet {
 			add(field+".rollout.image", "is set by the pipeline from its bake or image; remove it from %s", st.RolloutFile)
-			continue
 		}
 		// Validate with a stand-in image: the real one is known only when the bake ran.
 		r.Image = ImageRef{ID: "img-pipeline"}
 		if err := r.Normalize(); err != nil {
 			var sub Errors
 			errors.As(err, &sub)
-			for _, e := range sub {
-				es = append(es, FieldError{Field: field + ".rollout." + e.Field, Msg: e.Msg})
-			}
+			es = append(es, inFile(st.RolloutFile, sub).Under(field+".rollout")...)
+			continue
+		}
+		if imageSet {
 			continue
 		}
 		r.Image = ImageRef{}

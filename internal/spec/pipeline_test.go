@@ -35,11 +35,11 @@ func TestPipelineReportsEveryProblemWithItsPath(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, IsInvalid(err), "%v", err)
 	for _, want := range []string{
-		"name: \"Bad_Name\" must be",
-		"bake: read bake spec",
-		"stages[0].rollout.image: is set by the pipeline",
-		"stages[1].rollout.fleet.size: must be between 1 and 10000, got 50000",
-		"stages[2].rollout: is required",
+		"name: line 1: \"Bad_Name\" must be",
+		"bake: line 2: read bake spec",
+		"stages[0].rollout.image: line 5: is set by the pipeline",
+		"stages[1].rollout.fleet.size: prod.yaml line 4: must be between 1 and 10000",
+		"stages[2].rollout: line 7: is required",
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
@@ -48,5 +48,16 @@ func TestPipelineReportsEveryProblemWithItsPath(t *testing.T) {
 func TestPipelineUnknownFieldIsAnError(t *testing.T) {
 	_, err := ParsePipeline([]byte("name: x\nstage: []\n"))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "field stage not found")
+	assert.Contains(t, err.Error(), "stage: line 2: unknown field; the fields here are name, bake, image, onBaseChange, stages")
+}
+
+// The pipeline file's own decoding problems come with those of its stages' files.
+func TestPipelineListsItsDecodingProblemsWithItsStagesProblems(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "prod.yaml"), []byte("service: hello\nenvironment: prod\nlisten: 127.0.0.1:9082\nsoak: forever\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "p.yaml"), []byte("name: hello\nimage: {channel: stable}\nstages:\n  - rollout: prod.yaml\n    approval: {required: yes please}\n"), 0o600))
+	_, err := LoadPipeline(filepath.Join(dir, "p.yaml"))
+	require.True(t, IsInvalid(err), "%v", err)
+	assert.Contains(t, err.Error(), `stages[0].approval.required: line 5: "yes please" is not true or false`)
+	assert.Contains(t, err.Error(), `stages[0].rollout.soak: prod.yaml line 4: "forever" is not a duration`)
 }

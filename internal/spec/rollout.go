@@ -3,10 +3,9 @@
 package spec
 
 import (
-	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"regexp"
@@ -40,6 +39,8 @@ type Rollout struct {
 	Soak *Duration `yaml:"soak" json:"soak,omitempty"`
 	// Retain is how many previous images stay deployable for rollback (default 5).
 	Retain int `yaml:"retain" json:"retain,omitempty"`
+
+	src *source // the file's lines and decoding problems; nil once normalized
 }
 
 // ImageRef says which image to roll out: exactly one of ID, Channel, Bake.
@@ -54,6 +55,51 @@ type ImageRef struct {
 // Fleet sizes the new fleet.
 type Fleet struct {
 	Size int `yaml:"size" json:"size"`
+
+	zeroSize bool         // size: 0 was written, which must not become the default
+	problems []FieldError // what JSON decoding could not take (see UnmarshalJSON)
+}
+
+// UnmarshalYAML notes an explicit size: 0, so that it is an error, not the default.
+func (f *Fleet) UnmarshalYAML(n *yaml.Node) error {
+	type plain Fleet
+	if err := n.Decode((*plain)(f)); err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "size" && n.Content[i+1].Tag != "!!null" {
+			f.zeroSize = f.Size == 0
+		}
+	}
+	return nil
+}
+
+// UnmarshalJSON notes an explicit "size": 0 as UnmarshalYAML does. What does
+// not decode is kept for Validate, which reports it with its path among the
+// spec's other problems: an error returned here would lose the path.
+func (f *Fleet) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	*f = Fleet{}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil {
+		f.problems = []FieldError{{Field: "fleet", Msg: fmt.Sprintf(`want an object such as {"size": 3}, got %s`, b)}}
+		return nil
+	}
+	for _, k := range sortedNames(fields) {
+		v := fields[k]
+		switch {
+		case k != "size":
+			f.problems = append(f.problems, FieldError{Field: "fleet." + k, Msg: "unknown field; the fields here are size"})
+		case string(v) == "null":
+		case json.Unmarshal(v, &f.Size) != nil:
+			f.problems = append(f.problems, FieldError{Field: "fleet.size", Msg: fmt.Sprintf("%s is not a whole number", v)})
+		default:
+			f.zeroSize = f.Size == 0
+		}
+	}
+	return nil
 }
 
 // Health is the probe every instance must pass before the fleet counts as up.
@@ -99,17 +145,23 @@ const (
 // tested at this size (internal/app's scale tests).
 const MaxFleetSize = 10000
 
-// FieldError is one problem with one field.
+// FieldError is one problem with one field, and its line in the YAML file the
+// spec came from (0 when there is none: a spec sent as JSON, a field left out).
 type FieldError struct {
 	Field string `json:"field"`
+	Line  int    `json:"line,omitempty"`
 	Msg   string `json:"message"`
 }
 
 func (e FieldError) Error() string {
-	if e.Field == "" {
-		return e.Msg
+	msg := e.Msg
+	if e.Line > 0 {
+		msg = fmt.Sprintf("line %d: %s", e.Line, msg)
 	}
-	return e.Field + ": " + e.Msg
+	if e.Field == "" {
+		return msg
+	}
+	return e.Field + ": " + msg
 }
 
 // Errors is every problem found in a spec.
@@ -131,40 +183,19 @@ func IsInvalid(err error) bool {
 
 // ParseRollout decodes a rollout spec from YAML (JSON is YAML too). Unknown fields
 // are errors, so a typo never silently falls back to a default. It does not apply
-// defaults or validate; see Rollout.Normalize.
+// defaults or validate; see Rollout.Normalize. On bad input it returns Errors,
+// each with its field path and line, and the part that decoded, whose Normalize
+// reports them again together with validation's problems.
 func ParseRollout(data []byte) (Rollout, error) {
-	return parseYAML[Rollout](data, "the spec is empty; see examples/hello/rollout.yaml")
-}
-
-// parseYAML decodes one spec document; unknown fields are errors, and an empty
-// document gets the message empty.
-func parseYAML[T any](data []byte, empty string) (T, error) {
-	var v T
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return v, Errors{{Msg: empty}}
-		}
-		return v, yamlErrors(err)
+	var r Rollout
+	r.src = decodeYAML(data, &r, "the spec is empty; see examples/hello/rollout.yaml")
+	if len(r.src.problems) > 0 {
+		return r, r.src.problems
 	}
-	return v, nil
+	return r, nil
 }
 
-// yamlErrors turns a YAML decoding error into spec Errors, one per problem.
-func yamlErrors(err error) Errors {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		var es Errors
-		for _, m := range te.Errors {
-			es = append(es, FieldError{Msg: strings.TrimPrefix(m, "yaml: ")})
-		}
-		return es
-	}
-	return Errors{{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
-}
-
-// LoadRollout reads, defaults and validates the spec in file path.
+// LoadRollout reads and decodes the spec in file path (see ParseRollout).
 func LoadRollout(path string) (Rollout, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -177,10 +208,18 @@ func LoadRollout(path string) (Rollout, error) {
 	return r, nil
 }
 
-// Normalize applies defaults and validates; it returns Errors listing every problem.
+// Normalize applies defaults and validates; it returns Errors listing every
+// problem, those of decoding the file included, sorted by line.
 func (r *Rollout) Normalize() error {
+	if r.src != nil && r.src.broken {
+		return r.src.problems
+	}
 	r.applyDefaults()
-	return r.Validate()
+	if err := r.src.report(r.Validate()); err != nil {
+		return err
+	}
+	r.src = nil
+	return nil
 }
 
 func (r *Rollout) applyDefaults() {
@@ -190,7 +229,7 @@ func (r *Rollout) applyDefaults() {
 	if r.Provider == "" {
 		r.Provider = DefaultProvider
 	}
-	if r.Fleet.Size == 0 {
+	if r.Fleet.Size == 0 && !r.Fleet.zeroSize {
 		r.Fleet.Size = DefaultFleetSize
 	}
 	if r.Health.Path == "" {
@@ -222,11 +261,12 @@ func (r *Rollout) applyDefaults() {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 
-// Validate reports every problem in an already-defaulted spec.
+// Validate reports every problem in an already-defaulted spec, with its line
+// when the spec was parsed from YAML.
 func (r *Rollout) Validate() error {
 	var es Errors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, FieldError{Field: field, Line: r.src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
 	checkName := func(field, v string) {
 		switch {
@@ -262,7 +302,10 @@ func (r *Rollout) Validate() error {
 		add("image.id", "%q is not an image ID (img-…); list images with: imago image list", r.Image.ID)
 	}
 
-	if r.Fleet.Size < 1 || r.Fleet.Size > MaxFleetSize {
+	for _, p := range r.Fleet.problems {
+		add(p.Field, "%s", p.Msg)
+	}
+	if (r.Fleet.Size < 1 || r.Fleet.Size > MaxFleetSize) && r.Fleet.problems == nil {
 		add("fleet.size", "must be between 1 and %d, got %d", MaxFleetSize, r.Fleet.Size)
 	}
 	if r.Provider == "local" {

@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -81,7 +82,7 @@ func (w Waves) Size(n int) (int, error) {
 // UnmarshalYAML accepts a number or a string.
 func (w *Waves) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: waves is a count (2) or a percent (25%%)", n.Line)
+		return fmt.Errorf("waves is a count (2) or a percent (25%%)")
 	}
 	*w = Waves(n.Value)
 	return nil
@@ -211,27 +212,31 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 				add(field+".metric", "%q: use errorRate, p50, p90, p95 or p99", a.Metric)
 			}
 		case "prometheus":
-			if a.Address == "" || a.Query == "" {
-				add(field, "prometheus needs address and query")
-			}
 		case "http":
-			if a.URL == "" || a.Field == "" {
-				add(field, "http needs url and field")
+			if a.Field == "" {
+				add(field+".field", "is required with provider http: the dotted path of the number in the answer, e.g. data.errorRate")
 			}
 		default:
 			add(field+".provider", "%q: use router, prometheus or http", a.Provider)
 		}
-		if a.Max == nil && a.Min == nil {
-			add(field, "set max and/or min: the condition a measurement must meet")
-		}
 		if err := a.ToSpec().Validate(); err != nil {
 			var se *analysis.SpecError
-			if errors.As(err, &se) {
-				for _, p := range se.Problems {
+			if !errors.As(err, &se) {
+				add(field, "%v", err)
+				continue
+			}
+			for _, p := range se.Problems {
+				// The analysis package's problems start with the field they are
+				// about ("address … has no scheme"): name it in the path.
+				word, rest, _ := strings.Cut(p, " ")
+				switch _, ok := analysisFields[word]; {
+				case word == "provider" || strings.HasPrefix(p, "unknown provider"):
+					// said above
+				case ok:
+					add(field+"."+word, "%s", rest)
+				default:
 					add(field, "%s", p)
 				}
-			} else {
-				add(field, "%v", err)
 			}
 		}
 	}
@@ -244,6 +249,9 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 		add("approval.timeout", "must be positive")
 	}
 }
+
+// analysisFields are the YAML names of Analysis's fields.
+var analysisFields = yamlFields(reflect.TypeFor[Analysis]())
 
 // ToSpec translates the analysis into the analysis package's Spec.
 func (a Analysis) ToSpec() analysis.Spec {

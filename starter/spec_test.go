@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+)
+
+// A rollout spec with every bad input a new user met (an explicit fleet size of
+// 0, a pause and a soak that are not durations, a Prometheus address without a
+// scheme, an analysis without its address) is refused against a running imago
+// with every problem named by field and line, in one error, and nothing starts:
+// no workflow, no router.
+func TestRolloutStartRefusesEveryBadInputOfAFileAndStartsNothing(t *testing.T) {
+	e := newImagoEnv(t)
+	img := e.simImage("hello", "v1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	listen := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	f := filepath.Join(t.TempDir(), "rollout.yaml")
+	require.NoError(t, os.WriteFile(f, fmt.Appendf(nil, `service: hello
+listen: %s
+fleet: {size: 0}
+strategy: {type: canary, steps: [{setWeight: 10}, {pause: 20}, {analysis: latency}, {analysis: errors}]}
+analyses:
+  latency: {provider: prometheus, address: 127.0.0.1:9090, query: up, max: 0.3}
+  errors:
+    provider: prometheus
+    query: rate(errors[1m])
+    max: 0.05
+soak: forever
+`, listen), 0o600))
+
+	_, code, err := run(t, "rollout", "start", "-f", f, "--image", img)
+	require.Error(t, err)
+	assert.Equal(t, 2, code, "bad input: %v", err)
+	assert.Equal(t, f+`: invalid spec:
+  fleet.size: line 3: must be between 1 and 10000, got 0
+  strategy.steps[1].pause: line 4: 20 has no unit; write 20s, 20m or 20h
+  analyses.latency.address: line 6: "127.0.0.1:9090" has no scheme; write http://127.0.0.1:9090
+  analyses.errors.address: line 7: (the Prometheus base URL) is required with provider prometheus
+  soak: line 11: "forever" is not a duration; write it as 30s, 5m or 1h30m`, err.Error())
+
+	_, err = e.client.DescribeWorkflowExecution(context.Background(), "rollout/dev/hello", "")
+	var notFound *serviceerror.NotFound
+	assert.ErrorAs(t, err, &notFound, "no rollout workflow was started")
+	if c, err := net.Dial("tcp", listen); err == nil {
+		c.Close()
+		t.Errorf("a router serves on %s: something was started", listen)
+	}
+}
