@@ -278,11 +278,12 @@ func resolveEntrypoint(dir string, img catalog.Image) (string, []string, error) 
 const loopback = "127.0.0.1"
 
 // pickPort returns a free port on host (an IP address): prev's port when prev
-// is on host and the port is still free, else a port of the ephemeral range
-// that was not handed out in the last minute. It draws ports at random from
-// the whole range: the kernel's own choice (port 0, with SO_REUSEADDR as Go
-// listens) comes from one parity of one half of it, about 7,000 ports, too few
-// for sim fleets of thousands of instances.
+// is on host and the port is still free, else a port not handed out in the
+// last minute: on 127.0.0.1 the kernel's choice (kernelPort); on a sim fleet's
+// own address a random draw from the whole ephemeral range, since the kernel's
+// own choice (port 0, with SO_REUSEADDR as Go listens) comes from one parity of
+// one half of it, about 7,000 ports, too few for sim fleets of thousands of
+// instances.
 func (d *Driver) pickPort(host, prev string) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -300,6 +301,9 @@ func (d *Driver) pickPort(host, prev string) (int, error) {
 			d.reserved[prev] = now
 			return p, nil
 		}
+	}
+	if host == loopback {
+		return d.kernelPort(host, now)
 	}
 	lo, hi := ephemeralPorts()
 	var last error
@@ -319,6 +323,29 @@ func (d *Driver) pickPort(host, prev string) (int, error) {
 		return p, nil
 	}
 	return 0, fmt.Errorf("find a free port on %s: 1000 ports of %d-%d tried, all in use or handed out in the last minute (last: %v)", host, lo, hi, last)
+}
+
+// kernelPort is the kernel's choice of a free port on host (port 0), not handed
+// out in the last minute: what real instances and routers on 127.0.0.1 get. It
+// is the choice every other program and test on 127.0.0.1 makes too, so a port
+// one of them was just given (and holds only later, as a test reserving a
+// router's address does) is not handed out again here, as a random draw from
+// the whole range could. d.mu is held.
+func (d *Driver) kernelPort(host string, now time.Time) (int, error) {
+	for range 100 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("find a free port on %s: %w", host, err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		addr := net.JoinHostPort(host, strconv.Itoa(p))
+		if _, taken := d.reserved[addr]; !taken {
+			d.reserved[addr] = now
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("find a free port on %s: every port the kernel offered was handed out in the last minute", host)
 }
 
 // ephemeralPorts is the kernel's ephemeral port range (32768-60999 when unknown).
