@@ -22,7 +22,6 @@ import (
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/loadgen"
-	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -300,12 +299,7 @@ func crashBakes(t *testing.T, bin string, points []string, timings *crashTimings
 // resume from the SQLite history and end with exactly the new fleet, and the load
 // through the (detached) router never fails.
 func crashDevMode(t *testing.T, bin string) {
-	home := t.TempDir()
-	t.Cleanup(func() {
-		if err := local.KillAll(home); err != nil {
-			t.Errorf("kill processes of %s: %v", home, err)
-		}
-	})
+	home := fleetHome(t)
 	addr := freeAddr(t)
 	cfg := Config{Home: home, TemporalAddress: addr}
 	cfg.fill()

@@ -80,15 +80,23 @@ type env struct {
 	last   client.WorkflowRun // the last rollout, bake or reaper started through rollout(), bake() or reap()
 }
 
-func newEnv(t *testing.T) *env {
+// fleetHome is a temporary IMAGO_HOME whose instances and routers (detached
+// processes that outlive the test otherwise) are killed when the test ends.
+func fleetHome(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
 	home := t.TempDir()
 	t.Cleanup(func() {
 		if err := local.KillAll(home); err != nil {
 			t.Errorf("kill processes of %s: %v", home, err)
 		}
 	})
+	return home
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	home := fleetHome(t)
 	// The test's clients and in-process workers seal payloads and failures, and
 	// refuse plaintext, as imago-worker processes under home do (Config.Dial).
 	dc, fc, err := Config{Home: home}.Converters(ctx)

@@ -26,7 +26,6 @@ import (
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/devserver"
-	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -46,12 +45,7 @@ type sealedEnv struct {
 func newSealedEnv(t *testing.T) *sealedEnv {
 	t.Helper()
 	ctx := context.Background()
-	home := t.TempDir()
-	t.Cleanup(func() {
-		if err := local.KillAll(home); err != nil {
-			t.Errorf("kill processes of %s: %v", home, err)
-		}
-	})
+	home := fleetHome(t)
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	db := filepath.Join(home, "temporal.db")
 	srv, err := devserver.Start(ctx, devserver.Config{DBPath: db, Listen: "127.0.0.1:0",
