@@ -79,11 +79,11 @@ func rollbackToPrevious(cmd *cobra.Command, service, env, reason string, wait bo
 	return withClient(cmd, func(c client.Client) error {
 		ctx := cmd.Context()
 		return withCatalog(cmd, func(cat *catalog.Catalog) error {
-			run, prevID, err := rollouts.RollbackToPrevious(ctx, c, cat, service, env, startedBy())
+			run, back, err := rollouts.RollbackToPrevious(ctx, c, cat, service, env, startedBy())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "rolling %s/%s back to %s: started %s (run %s)%s\n", env, service, prevID, run.GetID(), run.GetRunID(), because(reason))
+			fmt.Fprintf(cmd.OutOrStdout(), "rolling %s/%s back to %s: started %s (run %s)%s\n", env, service, back.Image.ID, run.GetID(), run.GetRunID(), because(reason))
 			if !wait {
 				return nil
 			}

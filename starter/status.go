@@ -32,8 +32,9 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the live image of a service in each environment, and its deployment history",
 		Long: `Shows, for each environment the service was deployed to (or only ENV), which
 image is live, since when, through which rollout and run, started by whom and with
-which strategy; with --history N also its last N deployments (rollouts and
-rollbacks, with their outcome and reason). It reads the inventory in the image
+which strategy, and, when the newest deployment did not go live, what it did
+(failed, was rolled back, ...); with --history N also its last N deployments
+(rollouts and rollbacks, with their outcome and reason). It reads the inventory in the image
 catalog (IMAGO_CATALOG_URL), not Temporal, so it works while no server runs.`,
 		Example: `  imago status hello
   imago status hello -e prod --history 10
@@ -148,11 +149,7 @@ func printStatus(cmd *cobra.Command, st serviceStatus, history int) error {
 	}
 	for _, es := range st.Environments {
 		if es.Last != nil && es.Live != nil {
-			fmt.Fprintf(w, "%s: the last deployment, of %s, %s at %s", es.Environment, es.Last.ImageID, es.Last.Outcome, when(es.Last.Since()))
-			if es.Last.Reason != "" {
-				fmt.Fprintf(w, ": %s", es.Last.Reason)
-			}
-			fmt.Fprintln(w)
+			fmt.Fprintf(w, "%s: %s; %s\n", es.Environment, serving(*es.Live), lastAttempt(*es.Last, *es.Live))
 		}
 	}
 	if history == 0 {
@@ -174,6 +171,51 @@ func printStatus(cmd *cobra.Command, st serviceStatus, history int) error {
 		}
 	}
 	return nil
+}
+
+// serving says which image serves and since when: "img-v2 serves, live since
+// 2026-03-01 13:10:00 (run run-2)".
+func serving(live catalog.Deployment) string {
+	return fmt.Sprintf("%s serves, live since %s%s", live.ImageID, when(live.Since()), runOf(live))
+}
+
+// lastAttempt says what the newest deployment, one that is not live, did, apart
+// from what serves, so that a re-rollout of the serving image that was rolled
+// back does not read as if that image had been rolled back: "the last rollout
+// (run run-5), of img-v2 again, was rolled back at 2026-03-01 15:10:00: why".
+func lastAttempt(last, live catalog.Deployment) string {
+	action, prep := last.Action, "of"
+	if action == "" {
+		action = catalog.ActionRollout
+	}
+	if action == catalog.ActionRollback {
+		prep = "to"
+	}
+	img := last.ImageID
+	if img == live.ImageID {
+		img += " again"
+	}
+	did := last.Outcome
+	switch last.Outcome {
+	case catalog.OutcomeRolledBack:
+		did = "was rolled back"
+	case catalog.OutcomeAborted:
+		did = "was aborted"
+	case catalog.OutcomeCanceled:
+		did = "was canceled"
+	}
+	out := fmt.Sprintf("the last %s%s, %s %s, %s at %s", action, runOf(last), prep, img, did, when(last.Since()))
+	if last.Reason != "" {
+		out += ": " + last.Reason
+	}
+	return out
+}
+
+func runOf(d catalog.Deployment) string {
+	if d.RunID == "" {
+		return ""
+	}
+	return " (run " + d.RunID + ")"
 }
 
 func dash(s string) string {

@@ -169,3 +169,83 @@ func TestOpenAPIIsServedWithoutAToken(t *testing.T) {
 	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
 	assert.Equal(t, openAPI, r.body)
 }
+
+// Every component is used: each schema, response and parameter is reached by a
+// $ref from the paths (directly or through other components), each security
+// scheme is named by a security requirement. Every tag an operation uses is
+// declared with a description, and the document says whom to contact and under
+// what license, as linters such as redocly ask.
+func TestOpenAPIUsesEveryComponentAndDescribesItsTags(t *testing.T) {
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(openAPI, &doc))
+	components, _ := doc["components"].(map[string]any)
+	require.NotEmpty(t, components)
+
+	used := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok && !used[ref] {
+				used[ref] = true
+				section, name, _ := strings.Cut(strings.TrimPrefix(ref, "#/components/"), "/")
+				target, _ := components[section].(map[string]any)
+				require.Contains(t, target, name, "%s points at a component", ref)
+				walk(target[name])
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	for k, v := range doc {
+		if k != "components" {
+			walk(v)
+		}
+	}
+	requirements := doc["security"].([]any)
+	for _, ops := range doc["paths"].(map[string]any) {
+		for _, op := range ops.(map[string]any) {
+			if sec, ok := op.(map[string]any)["security"].([]any); ok {
+				requirements = append(requirements, sec...)
+			}
+		}
+	}
+	for _, req := range requirements {
+		for name := range req.(map[string]any) {
+			used["#/components/securitySchemes/"+name] = true
+		}
+	}
+	for section, items := range components {
+		for name := range items.(map[string]any) {
+			ref := "#/components/" + section + "/" + name
+			assert.True(t, used[ref], "%s is used", ref)
+		}
+	}
+
+	declared := map[string]bool{}
+	for _, tag := range doc["tags"].([]any) {
+		tag := tag.(map[string]any)
+		declared[tag["name"].(string)] = true
+		assert.NotEmpty(t, tag["description"], "tag %s has a description", tag["name"])
+	}
+	for path, ops := range doc["paths"].(map[string]any) {
+		for method, op := range ops.(map[string]any) {
+			tags, _ := op.(map[string]any)["tags"].([]any)
+			assert.NotEmpty(t, tags, "%s %s has a tag", method, path)
+			for _, tag := range tags {
+				assert.True(t, declared[tag.(string)], "%s %s: tag %s is declared", method, path, tag)
+			}
+		}
+	}
+
+	info := doc["info"].(map[string]any)
+	contact, _ := info["contact"].(map[string]any)
+	assert.NotEmpty(t, contact["url"], "info.contact.url")
+	license, _ := info["license"].(map[string]any)
+	assert.NotEmpty(t, license["name"], "info.license.name")
+}

@@ -199,7 +199,7 @@ func (s *Server) decide(decision string) func(w http.ResponseWriter, r *http.Req
 				return conflictf("%s is not running (its last run ended %s); %s applies to a running rollout",
 					id, desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime().UTC().Format(time.RFC3339), decision)
 			}
-			run, prev, err := rollouts.RollbackToPrevious(ctx, s.cfg.Client, s.cfg.Catalog, service, env, by)
+			run, back, err := rollouts.RollbackToPrevious(ctx, s.cfg.Client, s.cfg.Catalog, service, env, by)
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) || temporalUnavailable(err) {
 					return err
@@ -214,7 +214,7 @@ func (s *Server) decide(decision string) func(w http.ResponseWriter, r *http.Req
 			w.Header().Set("Location", links.Self)
 			return writeJSON(w, http.StatusCreated, StartedRollout{
 				WorkflowID: run.GetID(), RunID: run.GetRunID(), Service: service, Environment: env,
-				Image: spec.ImageRef{ID: prev}, StartedBy: by, Action: "rollback", Links: links,
+				Image: back.Image, Strategy: back.Strategy.Type, StartedBy: by, Action: "rollback", Links: links,
 			})
 		}
 		if err := rollouts.Decide(ctx, s.cfg.Client, service, env, decision, by, req.Reason); err != nil {

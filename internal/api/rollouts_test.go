@@ -97,10 +97,12 @@ func TestBlueGreenRolloutStartedThroughTheAPI(t *testing.T) {
 	assert.Contains(t, p.Detail, "rollout/test/hello is not running")
 
 	// Once a second image is live, a rollback after the rollout ended is a new
-	// rollout of the previous image, as `imago rollout rollback` starts.
+	// rollout of the previous image, as `imago rollout rollback` starts, with the
+	// last rollout's spec: its answer names the strategy it runs (here rolling).
 	second, err := e.cat.Import(context.Background(), helloBuild(t), "hello", []string{"./hello", "second"}, nil)
 	require.NoError(t, err)
-	require.Equal(t, http.StatusCreated, e.post("/v1/rollouts", e.rolloutBody(second.ID)).status)
+	rolling := func(s map[string]any) { s["strategy"] = map[string]any{"type": "rolling"} }
+	require.Equal(t, http.StatusCreated, e.post("/v1/rollouts", e.rolloutBody(second.ID, rolling)).status)
 	st = e.waitRollout("roll out the second image", func(st rolloutStatusJSON) bool {
 		return st.Status != "Running" && st.Progress.ImageID == second.ID
 	})
@@ -111,6 +113,8 @@ func TestBlueGreenRolloutStartedThroughTheAPI(t *testing.T) {
 	r.json(t, &back)
 	assert.Equal(t, "rollback", back.Action)
 	assert.Equal(t, img, back.Image.ID, "back to the previous image")
+	assert.Equal(t, "rolling", back.Strategy, "the strategy the rollback runs: %s", r.body)
+	assert.Equal(t, "/v1/rollouts/hello/test", r.header.Get("Location"))
 	st = e.waitRollout("roll back", func(st rolloutStatusJSON) bool {
 		return st.Status != "Running" && st.Progress.ImageID == img
 	})

@@ -227,7 +227,7 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	assert.Equal(t, "hello from v2", e.get())
 	back, prev, err := rollouts.RollbackToPrevious(ctx, e.client, e.deps.Catalog, "hello", "test", "alice")
 	require.NoError(t, err)
-	assert.Equal(t, s.v1, prev)
+	assert.Equal(t, s.v1, prev.Image.ID)
 	var res workflows.RolloutResult
 	require.NoError(t, back.Get(ctx, &res))
 	e.recordHistory("rollout-rollback-to-previous", back.GetID(), back.GetRunID())

@@ -91,19 +91,20 @@ func LastInput(ctx context.Context, c client.Client, service, env string) (workf
 // RollbackToPrevious starts a rollout of the previous deployable image of service
 // in env (the newest one the inventory has that is not live now), with the last
 // rollout's spec: a rollback after the old fleet was decommissioned, as CodeDeploy
-// does. It returns the run and the image it rolls back to.
-func RollbackToPrevious(ctx context.Context, c client.Client, cat *catalog.Catalog, service, env, by string) (client.WorkflowRun, string, error) {
+// does. It returns the run and the spec it runs (Image.ID is the image it rolls
+// back to, Strategy the last rollout's).
+func RollbackToPrevious(ctx context.Context, c client.Client, cat *catalog.Catalog, service, env, by string) (client.WorkflowRun, spec.Rollout, error) {
 	last, err := LastInput(ctx, c, service, env)
 	if err != nil {
-		return nil, "", err
+		return nil, spec.Rollout{}, err
 	}
 	live, err := cat.Live(ctx, service, env)
 	if err != nil {
-		return nil, "", err
+		return nil, spec.Rollout{}, err
 	}
 	ids, err := cat.Deployable(ctx, service, env, max(last.Spec.Retain, 2))
 	if err != nil {
-		return nil, "", err
+		return nil, spec.Rollout{}, err
 	}
 	prev := ""
 	for _, id := range ids {
@@ -113,11 +114,11 @@ func RollbackToPrevious(ctx context.Context, c client.Client, cat *catalog.Catal
 		}
 	}
 	if prev == "" {
-		return nil, "", fmt.Errorf("no previous deployable image of %s in %s (live: %s); see imago status %s -e %s --history 10",
+		return nil, spec.Rollout{}, fmt.Errorf("no previous deployable image of %s in %s (live: %s); see imago status %s -e %s --history 10",
 			service, env, live.ImageID, service, env)
 	}
 	r := last.Spec
 	r.Image = spec.ImageRef{ID: prev}
 	run, err := Start(ctx, c, r, StartOptions{StartedBy: by, Action: "rollback"})
-	return run, prev, err
+	return run, r, err
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,6 +103,19 @@ func TestARealRolloutIsObservable(t *testing.T) {
 		require.Equal(t, 0.0, value(t, o.metrics, "imago_router_errors_total", labels))
 		require.GreaterOrEqual(t, histogram(t, o.metrics, "imago_router_request_duration_seconds", labels).GetSampleCount(), uint64(o.routed))
 		require.Equal(t, 1.0, value(t, o.metrics, "imago_router_up", map[string]string{"service": "hello", "environment": "test"}))
+	})
+	t.Run("imago's metrics carry the labels the README lists", func(t *testing.T) {
+		for name, labels := range readmeMetricLabels(t) {
+			f := o.metrics[name]
+			require.NotNil(t, f, "the README lists %s; the worker serves no such metric", name)
+			for _, m := range f.GetMetric() {
+				var have []string
+				for _, l := range m.GetLabel() {
+					have = append(have, l.GetName())
+				}
+				require.ElementsMatch(t, labels, have, "%s: the README's labels, and those a scrape shows", name)
+			}
+		}
 	})
 	t.Run("JSON logs carry workflow and run IDs", func(t *testing.T) {
 		wf := findLog(t, o.logs, "provisioning 1 instances of "+o.imageID)
@@ -281,6 +296,31 @@ func histogram(t *testing.T, families map[string]*dto.MetricFamily, name string,
 	h := find(t, families, name, want).GetHistogram()
 	require.NotNil(t, h, "%s is not a histogram", name)
 	return h
+}
+
+// readmeMetricLabels reads the README's table of imago's metrics: each row names
+// metrics in its first cell and their labels, as code spans, in its second.
+func readmeMetricLabels(t *testing.T) map[string][]string {
+	t.Helper()
+	src, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	code := regexp.MustCompile("`([a-z_]+)`")
+	rows := map[string][]string{}
+	for _, line := range strings.Split(string(src), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`imago_") {
+			continue
+		}
+		var labels []string
+		for _, m := range code.FindAllStringSubmatch(cells[2], -1) {
+			labels = append(labels, m[1])
+		}
+		for _, m := range code.FindAllStringSubmatch(cells[1], -1) {
+			rows[m[1]] = labels
+		}
+	}
+	require.Len(t, rows, 7, "the README's metrics table, as this test reads it: %v", rows)
+	return rows
 }
 
 // findLog returns the first log line with message msg ("" for any) and the
