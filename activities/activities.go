@@ -28,8 +28,10 @@ const (
 	ErrImageNotFound = "ImageNotFound"
 	ErrImageRevoked  = "ImageRevoked"
 	ErrHealthTimeout = "HealthTimeout"
-	ErrCheckFailed   = "CheckFailed"
-	ErrProvider      = "ProviderRefused"
+	// ErrInstancesExited: every instance of a fleet waited on has exited.
+	ErrInstancesExited = "InstancesExited"
+	ErrCheckFailed     = "CheckFailed"
+	ErrProvider        = "ProviderRefused"
 )
 
 // Activities are the rollout's steps. Fields are their dependencies; the worker

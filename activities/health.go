@@ -43,7 +43,8 @@ type HealthProgress struct {
 }
 
 // WaitHealthy probes every instance until all answer 2xx on Path; it fails
-// (non-retryable) when Timeout passes first. It heartbeats before the first
+// (non-retryable) when Timeout passes first, or at once when every instance
+// has exited (ErrInstancesExited: nothing would answer before the timeout). It heartbeats before the first
 // round (fixing the deadline a retried attempt resumes) and on a ticker while
 // probes are in flight, so a slow health endpoint is never taken for a dead
 // worker.
@@ -80,7 +81,8 @@ func (a *Activities) WaitHealthy(ctx context.Context, in WaitHealthyInput) (Wait
 // pollHealthy probes every instance of a fleet each interval until all pass path
 // (no problems) or the deadline passes (the last round's problems). round is called
 // after each round, to heartbeat. A transient provider error is one more unanswered
-// probe; a permanent one, or cancellation, is the error.
+// probe; a permanent one, every instance having exited, or cancellation, is the
+// error.
 func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, path string, interval time.Duration, deadline time.Time,
 	round func(healthy, total int)) ([]string, error) {
 	for {
@@ -88,6 +90,8 @@ func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, 
 		healthy, total := 0, 0
 		fleet, err := a.describeFrom(ctx, fleetID, from)
 		switch {
+		case err == nil && allExited(fleet.Instances):
+			return nil, exitedError(fleet)
 		case err == nil:
 			problems = a.probeFleet(ctx, fleet, path)
 			total = len(fleet.Instances)
@@ -111,6 +115,40 @@ func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, 
 		case <-time.After(wait):
 		}
 	}
+}
+
+// allExited reports whether there are instances and every one has exited.
+func allExited(ins []provider.Instance) bool {
+	for _, in := range ins {
+		if in.State != provider.InstanceExited {
+			return false
+		}
+	}
+	return len(ins) > 0
+}
+
+// exitedError says that every instance of fleet has exited: how each ended,
+// where its log is and how the log ends, as far as the provider knows.
+func exitedError(fleet provider.Fleet) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fleet %s cannot become healthy: every instance has exited", fleet.ID)
+	for _, in := range fleet.Instances {
+		how := in.Exit
+		if how == "" {
+			how = "exit status not known"
+		}
+		fmt.Fprintf(&b, "\ninstance %s exited (%s)", in.ID, how)
+		switch {
+		case in.Log != "" && len(in.LogTail) > 0:
+			fmt.Fprintf(&b, "; its log %s ends with:", in.Log)
+			for _, l := range in.LogTail {
+				b.WriteString("\n  " + l)
+			}
+		case in.Log != "":
+			fmt.Fprintf(&b, "; its log %s has nothing since it started", in.Log)
+		}
+	}
+	return temporal.NewNonRetryableApplicationError(b.String(), ErrInstancesExited, nil)
 }
 
 // describeFrom describes a fleet without its first from instances (fleet order).

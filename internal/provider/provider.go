@@ -33,13 +33,23 @@ type Instance struct {
 	ID      string `json:"id"`
 	Address string `json:"address"` // host:port the instance serves on
 	PID     int    `json:"pid,omitempty"`
-	State   string `json:"state"` // InstanceRunning, InstanceStopped
+	State   string `json:"state"` // InstanceRunning, InstanceStopped, InstanceExited
+	// Exit says how an exited instance ended ("exit status 3", "signal:
+	// killed"), when the provider knows; empty otherwise.
+	Exit string `json:"exit,omitempty"`
+	// Log is where an exited instance's output went (a path, a URL), and
+	// LogTail its last lines, when the provider can tell.
+	Log     string   `json:"log,omitempty"`
+	LogTail []string `json:"logTail,omitempty"`
 }
 
-// Instance states.
+// Instance states. Stopped is an instance not running yet or any more, that
+// may still come up (launching, being replaced); Exited is one whose process
+// ran and ended, and will not come back unless the fleet is provisioned again.
 const (
 	InstanceRunning = "running"
 	InstanceStopped = "stopped"
+	InstanceExited  = "exited"
 )
 
 // Addresses returns the addresses of the fleet's instances, in instance order.

@@ -316,6 +316,13 @@ func newServer(logger *log.Logger, tmo Timeouts) *Server {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			ri := pr.In.Context().Value(routeKey{}).(*routeInfo)
 			pr.SetURL(&url.URL{Scheme: "http", Host: ri.target})
+			// The instance sees the Host the client asked for (as nginx's
+			// proxy_set_header Host $host, Traefik's passHostHeader), not its
+			// own address, which SetURL would put there.
+			pr.Out.Host = pr.In.Host
+			// ReverseProxy has removed the client's Forwarded and X-Forwarded-*
+			// headers before Rewrite: the router is the edge, so whatever a
+			// client claims there is replaced, never trusted or appended to.
 			pr.SetXForwarded()
 		},
 		Transport:    &retryTransport{base: s.transport, log: logger, srv: s},

@@ -422,11 +422,13 @@ func (d *Driver) spawnInstance(f provider.Fleet, in provider.Instance, port int,
 		envInstance+"="+in.ID,
 		envFleet+"="+f.ID,
 	)
-	pid, start, _, err := startDetached(cmd, d.instanceLog(f.ID, in.ID),
+	logPath := d.instanceLog(f.ID, in.ID)
+	pid, start, exited, err := startDetached(cmd, logPath,
 		fmt.Sprintf("starting instance %s of fleet %s (image %s) on port %d: %s", in.ID, f.ID, f.ImageID, port, strings.Join(cmd.Args, " ")))
 	if err != nil {
 		return 0, 0, fmt.Errorf("start instance %s of fleet %s: %w", in.ID, f.ID, err)
 	}
+	go recordExit(logPath, in.ID, pid, exited)
 	return pid, start, nil
 }
 

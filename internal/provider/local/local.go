@@ -286,10 +286,13 @@ func (st *fleetState) live() provider.Fleet {
 	procs := liveness{}
 	for i := range f.Instances {
 		in := &f.Instances[i]
-		if in.PID != 0 && procs.alive(in.PID, st.StartTimes[in.ID]) {
+		switch {
+		case in.PID != 0 && procs.alive(in.PID, st.StartTimes[in.ID]):
 			in.State = provider.InstanceRunning
-		} else {
-			in.State = provider.InstanceStopped
+		case in.PID != 0:
+			in.State = provider.InstanceExited // started, and gone
+		default:
+			in.State = provider.InstanceStopped // planned, not started yet
 		}
 	}
 	return f
@@ -307,7 +310,13 @@ func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, 
 	if err != nil {
 		return provider.Fleet{}, err
 	}
-	return st.live(), nil
+	f := st.live()
+	for i := range f.Instances {
+		if in := &f.Instances[i]; in.State == provider.InstanceExited {
+			d.explainExit(st, in)
+		}
+	}
+	return f, nil
 }
 
 // ListFleets returns the fleets in Home/fleets matching f, oldest first.

@@ -297,15 +297,24 @@ func TestFleetLifecycle(t *testing.T) {
 		t.Fatalf("provision with a reused token and another size: %v, want InvalidArgument", err)
 	}
 
-	// A dead instance is reported stopped, then replaced.
+	// A dead instance is reported exited, with how it ended (the driver started
+	// it, so it learns that once it has reaped it), its log and the log's last
+	// lines; then it is replaced.
 	dead := f.Instances[1]
 	killAndWait(t, dead.PID)
-	d1, err := e.d.Describe(ctx, f.ID)
-	if err != nil {
-		t.Fatal(err)
+	var d1 provider.Fleet
+	waitUntil(t, "describe reports how the killed instance ended", func() bool {
+		if d1, err = e.d.Describe(ctx, f.ID); err != nil {
+			t.Fatal(err)
+		}
+		return d1.Instances[1].Exit != ""
+	})
+	if got := d1.Instances[1]; got.State != provider.InstanceExited || got.Exit != "signal: killed" ||
+		got.Log != filepath.Join(e.home, "logs", f.ID, dead.ID+".log") || len(got.LogTail) == 0 {
+		t.Fatalf("describe after kill: instance %+v, want exited by signal: killed with its log", got)
 	}
-	if d1.Instances[1].State != provider.InstanceStopped || d1.Instances[0].State != provider.InstanceRunning {
-		t.Fatalf("describe after kill: %+v", d1.Instances)
+	if d1.Instances[0].State != provider.InstanceRunning || d1.Instances[0].Log != "" {
+		t.Fatalf("describe after kill: instance %+v, want running (and no log reported)", d1.Instances[0])
 	}
 	f3, err := e.d.Provision(ctx, provider.ProvisionRequest{Token: "tok-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 3})
 	if err != nil {

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -202,19 +201,12 @@ func (d *Driver) startRouter(ctx context.Context, key provider.RouteKey, listen 
 // routerLogTail returns the last lines of the router's log, formatted to append
 // to an error.
 func (d *Driver) routerLogTail(key provider.RouteKey) string {
-	data, err := os.ReadFile(d.routerLog(key))
-	if err != nil || len(data) == 0 {
+	lines := logTail(d.routerLog(key), 4096)
+	if lines == nil {
 		return ""
 	}
-	const max = 4096
-	if len(data) > max {
-		data = data[len(data)-max:]
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	return fmt.Sprintf("; router log %s ends with:\n%s", d.routerLog(key), bytes.Join(lines, []byte("\n")))
+	lines = lines[max(len(lines)-15, 0):]
+	return fmt.Sprintf("; router log %s ends with:\n%s", d.routerLog(key), strings.Join(lines, "\n"))
 }
 
 // StopRouter stops the router of key (SIGTERM, letting it drain requests in

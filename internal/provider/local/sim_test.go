@@ -130,15 +130,15 @@ func TestSimFleetLifecycle(t *testing.T) {
 		t.Fatalf("provision after resize: %d instances, %v", len(again.Instances), err)
 	}
 
-	// The host dies: every instance is stopped; a retry starts a new host.
+	// The host dies: every instance has exited; a retry starts a new host.
 	killAndWait(t, f.Instances[0].PID)
 	dead, err := e.d.Describe(ctx, f.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range dead.Instances {
-		if in.State != provider.InstanceStopped {
-			t.Fatalf("instance %+v, want stopped", in)
+		if in.State != provider.InstanceExited {
+			t.Fatalf("instance %+v, want exited", in)
 		}
 	}
 	repaired, err := e.d.Provision(ctx, req)
