@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
@@ -166,16 +166,14 @@ const maxConcurrentProbes = 32
 // one line per instance that is not healthy, sorted.
 func (a *Activities) probeFleet(ctx context.Context, fleet provider.Fleet, path string) []string {
 	found := make([]string, len(fleet.Instances))
-	slots := make(chan struct{}, maxConcurrentProbes)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(maxConcurrentProbes)
 	for i, in := range fleet.Instances {
 		if in.State != provider.InstanceRunning {
 			found[i] = fmt.Sprintf("%s is %s", in.ID, in.State)
 			continue
 		}
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
+		g.Go(func() error {
 			status, _, err := a.get(ctx, in.Address, path)
 			switch {
 			case err != nil:
@@ -183,9 +181,10 @@ func (a *Activities) probeFleet(ctx context.Context, fleet provider.Fleet, path 
 			case status < 200 || status > 299:
 				found[i] = fmt.Sprintf("%s: %s answered %d", in.ID, path, status)
 			}
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every probe's outcome is in found
 	var problems []string
 	for _, p := range found {
 		if p != "" {

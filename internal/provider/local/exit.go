@@ -44,13 +44,17 @@ const exitTailLines = 10
 
 // explainExit fills in how the exited instance in ended (when this driver's
 // process started it), where its log is and the log's last lines since the
-// instance last started.
-func (d *Driver) explainExit(st *fleetState, in *provider.Instance) {
+// instance last started. tails holds the logs' last lines already read, by path.
+func (d *Driver) explainExit(st *fleetState, in *provider.Instance, tails map[string][]string) {
 	path := d.instanceLog(st.Fleet.ID, in.ID)
 	if st.Sim {
 		path = filepath.Join(d.home, "logs", st.Fleet.ID, "sim-host.log")
 	}
-	lines := logTail(path, 8<<10)
+	lines, read := tails[path]
+	if !read {
+		lines = logTail(path, 8<<10)
+		tails[path] = lines
+	}
 	if lines == nil {
 		return
 	}

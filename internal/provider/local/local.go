@@ -311,9 +311,10 @@ func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, 
 		return provider.Fleet{}, err
 	}
 	f := st.live()
+	tails := map[string][]string{} // a sim fleet's instances share one log: read it once
 	for i := range f.Instances {
 		if in := &f.Instances[i]; in.State == provider.InstanceExited {
-			d.explainExit(st, in)
+			d.explainExit(st, in, tails)
 		}
 	}
 	return f, nil
