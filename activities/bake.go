@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/bake"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/packerplugin"
@@ -305,7 +306,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return res, err
 	}
-	if err := writeFileAtomic(done, data); err != nil {
+	if err := atomicfile.Write(done, data); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -373,14 +374,6 @@ func buildError(err error) error {
 		return temporal.NewNonRetryableApplicationError(ce.Error(), ErrTemplate, nil)
 	}
 	return err
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // TestImageInput boots one instance of a freshly built image.

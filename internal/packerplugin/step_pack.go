@@ -15,6 +15,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
 
+	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/image"
 )
 
@@ -250,28 +251,13 @@ func otherArtifacts(dir, id string) ([]string, error) {
 	return out, nil
 }
 
-// writeFileAtomic writes data to path through a temporary file and a rename, so
+// writeFileAtomic writes data to path atomically (internal/atomicfile), so
 // readers never see a partial artifact. created reports that path did not exist
 // before (and so is this build's to remove).
 func writeFileAtomic(path string, data []byte) (created bool, err error) {
 	_, statErr := os.Lstat(path)
 	created = errors.Is(statErr, os.ErrNotExist)
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, data); err != nil {
 		return false, err
 	}
 	return created, nil

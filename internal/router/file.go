@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -90,38 +91,15 @@ func ReadRunInfo(path string) (RunInfo, error) {
 	return ri, nil
 }
 
-// WriteAtomic writes data to path through a temporary file in the same directory
-// and a rename, so readers see either the old or the new content, never a mix.
-// The file is 0600 and directories it makes 0700: route, run and fleet files
-// are imago's state, its user's alone.
+// WriteAtomic writes data to path atomically (internal/atomicfile: renameio),
+// so readers see either the old or the new content, never a mix. The file is
+// 0600 and directories it makes 0700: route, run and fleet files are imago's
+// state, its user's alone.
 func WriteAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(name, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-		return err
-	}
-	return nil
+	return atomicfile.Write(path, data)
 }
 
 // GetStatus asks the router whose admin address is admin for the route it applies.
