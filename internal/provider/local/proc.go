@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // Environment markers of the processes the driver starts. With IMAGO_HOME they let
@@ -205,35 +207,21 @@ func waitGone(ctx context.Context, live func() []procRef, d time.Duration) []pro
 	}
 }
 
-// lockFile takes an exclusive flock on path, polling until ctx is done. The
-// returned function releases it. Lock files are never removed: removing a lock
-// file someone waits on would let two holders in.
+// lockRetry is how often lockFile tries again while another holder has the lock.
+const lockRetry = 10 * time.Millisecond
+
+// lockFile takes an exclusive flock on path (gofrs/flock), trying again every
+// lockRetry until ctx is done. The returned function releases it. Lock files
+// are 0600 and never removed: removing a lock file someone waits on would let
+// two holders in.
 func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	l := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o600))
+	ok, err := l.TryLockContext(ctx, lockRetry)
+	if err == nil && !ok {
+		err = errors.New("not taken") // TryLockContext returns false only with an error
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	tick := time.Millisecond
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
-		case <-time.After(tick):
-		}
-		if tick < 50*time.Millisecond {
-			tick *= 2
-		}
-	}
+	return func() { l.Unlock() }, nil
 }
