@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/imago/imago/internal/bench"
 	"github.com/imago/imago/internal/router"
+	"github.com/prometheus/procfs"
 )
 
 func main() {
@@ -141,31 +141,17 @@ func goVersion(root string) string {
 
 // machine describes the CPU model, the number of CPUs and the memory, from /proc.
 func machine() string {
-	model := ""
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
+	model, mem := "", ""
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if cpus, err := fs.CPUInfo(); err == nil && len(cpus) > 0 {
+			model = strings.TrimSpace(cpus[0].ModelName)
 		}
-		f.Close()
+		if mi, err := fs.Meminfo(); err == nil && mi.MemTotal != nil {
+			mem = fmt.Sprintf(", %.1f GiB memory", float64(*mi.MemTotal)/(1<<20))
+		}
 	}
 	if model == "" {
 		model = runtime.GOARCH
-	}
-	mem := ""
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			var kb int64
-			if _, err := fmt.Sscanf(sc.Text(), "MemTotal: %d kB", &kb); err == nil {
-				mem = fmt.Sprintf(", %.1f GiB memory", float64(kb)/(1<<20))
-				break
-			}
-		}
-		f.Close()
 	}
 	return fmt.Sprintf("%s, %d CPUs (nproc)%s, %s/%s", model, runtime.NumCPU(), mem, runtime.GOOS, runtime.GOARCH)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
+	"github.com/prometheus/procfs"
 )
 
 // The local driver runs sim fleets in sim hosts started by re-executing this
@@ -193,11 +194,9 @@ func routerAddr() (string, error) {
 	defer routerPortMu.Unlock()
 	if routerPortNext == 0 {
 		lo := 32768
-		if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-			if f := strings.Fields(string(data)); len(f) == 2 {
-				if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
-					lo = n
-				}
+		if fs, err := procfs.NewDefaultFS(); err == nil {
+			if r, err := fs.SysctlInts("net.ipv4.ip_local_port_range"); err == nil && len(r) == 2 && r[0] > 12000 {
+				lo = r[0]
 			}
 		}
 		routerPortNext = lo - 10000 + os.Getpid()%5000

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/spec"
+	"github.com/prometheus/procfs"
 )
 
 func init() {
@@ -150,17 +149,16 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 
 // vmHWM returns the peak resident set size of pid, in KiB.
 func vmHWM(pid int) (int64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	if st.VmHWM == 0 {
+		return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	}
+	return int64(st.VmHWM / 1024), nil // procfs gives bytes
 }

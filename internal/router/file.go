@@ -8,12 +8,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/provider"
+	"github.com/prometheus/procfs"
 )
 
 // Environment variables of a router process.
@@ -148,19 +147,13 @@ func adminGet(ctx context.Context, admin, path string) ([]byte, error) {
 
 // selfStartTime returns this process's start time, field 22 of /proc/self/stat.
 func selfStartTime() (uint64, error) {
-	data, err := os.ReadFile("/proc/self/stat")
+	p, err := procfs.Self()
 	if err != nil {
 		return 0, err
 	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/self/stat")
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state), so field 22 is fields[19].
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("malformed /proc/self/stat")
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	return st.Starttime, nil
 }

@@ -351,13 +351,9 @@ func (d *Driver) kernelPort(host string, now time.Time) (int, error) {
 // ephemeralPorts is the kernel's ephemeral port range (32768-60999 when unknown).
 func ephemeralPorts() (lo, hi int) {
 	lo, hi = 32768, 60999
-	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(data)); len(f) == 2 {
-			l, err1 := strconv.Atoi(f[0])
-			h, err2 := strconv.Atoi(f[1])
-			if err1 == nil && err2 == nil && 1024 <= l && l < h && h <= 65535 {
-				lo, hi = l, h
-			}
+	if fs, err := procFS(); err == nil {
+		if r, err := fs.SysctlInts("net.ipv4.ip_local_port_range"); err == nil && len(r) == 2 && 1024 <= r[0] && r[0] < r[1] && r[1] <= 65535 {
+			lo, hi = r[0], r[1]
 		}
 	}
 	return lo, hi

@@ -1,17 +1,18 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
+	"github.com/prometheus/procfs"
 )
 
 // Environment markers of the processes the driver starts. With IMAGO_HOME they let
@@ -32,30 +33,23 @@ type procStat struct {
 }
 
 func readStat(pid int) (procStat, error) {
-	var st procStat
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	fs, err := procFS()
 	if err != nil {
-		return st, err
+		return procStat{}, err
 	}
-	// The command name (field 2) is in parentheses and may hold spaces or ')'.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return st, fmt.Errorf("malformed /proc/%d/stat", pid)
+	p, err := fs.Proc(pid)
+	if err != nil {
+		return procStat{}, err
 	}
-	fields := strings.Fields(string(data[i+1:]))
-	if len(fields) < 20 {
-		return st, fmt.Errorf("malformed /proc/%d/stat", pid)
+	st, err := p.Stat()
+	if err != nil || st.State == "" {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	// fields[0] is field 3 (state), fields[2] field 5 (pgrp), fields[19] field 22.
-	st.state = fields[0][0]
-	if st.pgrp, err = strconv.Atoi(fields[2]); err != nil {
-		return st, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
-	}
-	if st.startTime, err = strconv.ParseUint(fields[19], 10, 64); err != nil {
-		return st, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
-	}
-	return st, nil
+	return procStat{state: st.State[0], pgrp: st.PGRP, startTime: st.Starttime}, nil
 }
+
+// procFS is /proc, read through github.com/prometheus/procfs.
+var procFS = sync.OnceValues(procfs.NewDefaultFS)
 
 // startTimeOf returns the start time of pid, 0 when it cannot be read.
 func startTimeOf(pid int) uint64 {
@@ -104,25 +98,28 @@ type procEntry struct {
 // scanProcs lists live processes whose environment has IMAGO_HOME=home and an
 // instance or router marker. The calling process is never listed.
 func scanProcs(home string) ([]procEntry, error) {
-	ents, err := os.ReadDir("/proc")
+	fs, err := procFS()
 	if err != nil {
 		return nil, err
 	}
-	needle := []byte(envHome + "=" + home + "\x00")
+	procs, err := fs.AllProcs()
+	if err != nil {
+		return nil, err
+	}
+	needle := envHome + "=" + home
 	self := os.Getpid()
 	var out []procEntry
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+	for _, p := range procs {
+		if p.PID == self {
 			continue
 		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(data, needle) {
+		environ, err := p.Environ()
+		if err != nil || !slices.Contains(environ, needle) {
 			continue
 		}
 		env := map[string]string{}
-		for _, kv := range bytes.Split(data, []byte{0}) {
-			k, v, ok := strings.Cut(string(kv), "=")
+		for _, kv := range environ {
+			k, v, ok := strings.Cut(kv, "=")
 			if ok && (strings.HasPrefix(k, "IMAGO_") || k == "PORT") {
 				env[k] = v
 			}
@@ -130,11 +127,11 @@ func scanProcs(home string) ([]procEntry, error) {
 		if env[envHome] != home || (env[envInstance] == "" && env[envRouter] == "" && env[envSim] == "") {
 			continue
 		}
-		st, err := readStat(pid)
+		st, err := readStat(p.PID)
 		if err != nil || st.state == 'Z' || st.state == 'X' || st.state == 'x' {
 			continue
 		}
-		out = append(out, procEntry{pid: pid, pgrp: st.pgrp, startTime: st.startTime, env: env})
+		out = append(out, procEntry{pid: p.PID, pgrp: st.pgrp, startTime: st.startTime, env: env})
 	}
 	return out, nil
 }
