@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"gocloud.dev/pubsub"
 	_ "gocloud.dev/pubsub/mempubsub"  // mem://, the in-process default
 	_ "gocloud.dev/pubsub/natspubsub" // nats://subject, server from NATS_SERVER_URL
@@ -48,7 +49,9 @@ const (
 	TypePipelineFinished = "dev.imago.pipeline.finished" // a pipeline ended; data.outcome says how
 )
 
-// Event is one CloudEvents 1.0 event in structured JSON mode.
+// Event is one CloudEvents 1.0 event. The workflows hand it to the publishing
+// activity as this plain struct (its JSON is the structured mode's); Publish
+// and Decode go through the CloudEvents SDK.
 type Event struct {
 	SpecVersion     string    `json:"specversion"`
 	ID              string    `json:"id"`     // <runId>/<seq>: unique per event, the same when redelivered
@@ -102,16 +105,36 @@ func Source(namespace, workflowID string) string {
 	return "imago/" + namespace + "/" + workflowID
 }
 
-// Validate reports what makes ev an invalid CloudEvent, or nil.
+// cloudEvent is ev as a CloudEvents SDK event, which marshals it in structured
+// JSON mode and validates it against the spec. Problems setting an attribute
+// (a source that is no URI reference) come back from its Validate.
+func (ev Event) cloudEvent() cloudevents.Event {
+	ce := cloudevents.New(ev.SpecVersion)
+	ce.SetID(ev.ID)
+	ce.SetSource(ev.Source)
+	ce.SetType(ev.Type)
+	if ev.Subject != "" {
+		ce.SetSubject(ev.Subject)
+	}
+	if !ev.Time.IsZero() {
+		ce.SetTime(ev.Time)
+	}
+	if ev.DataContentType == DataContentType {
+		if err := ce.SetData(ev.DataContentType, ev.Data); err != nil {
+			ce.FieldErrors = map[string]error{"data": err}
+		}
+	} else if ev.DataContentType != "" {
+		ce.SetDataContentType(ev.DataContentType)
+	}
+	return ce
+}
+
+// Validate reports what makes ev an invalid CloudEvent (the SDK's validation),
+// or not one of imago's (spec version 1.0, a time, JSON data), or nil.
 func (ev Event) Validate() error {
 	var errs []error
 	if ev.SpecVersion != SpecVersion {
 		errs = append(errs, fmt.Errorf("specversion %q, want %q", ev.SpecVersion, SpecVersion))
-	}
-	for _, f := range []struct{ name, v string }{{"id", ev.ID}, {"source", ev.Source}, {"type", ev.Type}} {
-		if f.v == "" {
-			errs = append(errs, fmt.Errorf("%s is empty", f.name))
-		}
 	}
 	if ev.Time.IsZero() {
 		errs = append(errs, errors.New("time is unset"))
@@ -119,17 +142,33 @@ func (ev Event) Validate() error {
 	if ev.DataContentType != DataContentType {
 		errs = append(errs, fmt.Errorf("datacontenttype %q, want %q", ev.DataContentType, DataContentType))
 	}
+	if err := ev.cloudEvent().Validate(); err != nil {
+		errs = append(errs, errors.New(strings.TrimSpace(err.Error())))
+	}
 	return errors.Join(errs...)
 }
 
-// Decode parses a message body into an event and validates it.
+// Decode parses a message body (structured JSON mode, read by the CloudEvents
+// SDK) into an event and validates it.
 func Decode(body []byte) (Event, error) {
-	var ev Event
-	if err := json.Unmarshal(body, &ev); err != nil {
-		return ev, fmt.Errorf("not a JSON event: %w", err)
+	var ce cloudevents.Event
+	if err := json.Unmarshal(body, &ce); err != nil {
+		return Event{}, fmt.Errorf("not a JSON event: %w", err)
+	}
+	ev := Event{
+		SpecVersion:     ce.SpecVersion(),
+		ID:              ce.ID(),
+		Source:          ce.Source(),
+		Type:            ce.Type(),
+		Subject:         ce.Subject(),
+		Time:            ce.Time(),
+		DataContentType: ce.DataContentType(),
 	}
 	if err := ev.Validate(); err != nil {
 		return ev, fmt.Errorf("invalid CloudEvent %s: %w", ev.ID, err)
+	}
+	if err := ce.DataAs(&ev.Data); err != nil {
+		return ev, fmt.Errorf("CloudEvent %s: data: %w", ev.ID, err)
 	}
 	return ev, nil
 }
@@ -206,7 +245,7 @@ func (p *Publisher) Publish(ctx context.Context, ev Event) error {
 	if err := ev.Validate(); err != nil {
 		return fmt.Errorf("event %s: %w", ev.ID, err)
 	}
-	body, err := json.Marshal(ev)
+	body, err := json.Marshal(ev.cloudEvent()) // structured JSON mode, written by the SDK
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func TestNewMakesAValidCloudEvent(t *testing.T) {
 func TestDecodeSaysWhatIsWrong(t *testing.T) {
 	_, err := events.Decode([]byte(`{"specversion":"0.3","id":"x","type":"t","time":"2026-03-01T11:00:00Z","datacontenttype":"application/json"}`))
 	require.ErrorContains(t, err, `specversion "0.3", want "1.0"`)
-	require.ErrorContains(t, err, "source is empty")
+	require.ErrorContains(t, err, "source: REQUIRED", "the CloudEvents SDK's validation names the field")
 	_, err = events.Decode([]byte("hello"))
 	require.ErrorContains(t, err, "not a JSON event")
 }
@@ -65,6 +65,14 @@ func TestPublishOnAMemTopic(t *testing.T) {
 	require.NoError(t, err)
 	m.Ack()
 	require.Empty(t, m.Metadata, "the body is the whole event; no transport-specific metadata")
+	// The SDK writes the same JSON as the Event struct: same attributes, values, data.
+	var wire, want map[string]any
+	require.NoError(t, json.Unmarshal(m.Body, &wire))
+	structBody, err := json.Marshal(sampleEvent(1))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(structBody, &want))
+	require.Equal(t, want, wire)
+	require.Equal(t, "2026-03-01T11:00:00Z", wire["time"])
 	got, err := events.Decode(m.Body)
 	require.NoError(t, err)
 	require.Equal(t, sampleEvent(1), got)
@@ -89,7 +97,13 @@ func TestPublishRefusesAnInvalidEvent(t *testing.T) {
 	defer p.Close()
 	ev := sampleEvent(1)
 	ev.Type = ""
-	require.ErrorContains(t, p.Publish(ctx, ev), "type is empty")
+	require.ErrorContains(t, p.Publish(ctx, ev), "type: MUST be a non-empty string")
+	ev = sampleEvent(1)
+	ev.Source = "imago/%zz"
+	require.ErrorContains(t, p.Publish(ctx, ev), "source")
+	ev = sampleEvent(1)
+	ev.Time = time.Time{}
+	require.ErrorContains(t, p.Publish(ctx, ev), "time is unset")
 }
 
 func TestOpenExplainsABadURL(t *testing.T) {
