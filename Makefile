@@ -16,8 +16,8 @@ build: ## both binaries into bin/
 	$(GO) build -o $(BIN)/imago-worker ./worker
 	$(GO) build -o $(BIN)/imago ./starter
 
-run: build ## embedded Temporal server (SQLite in ~/.imago, or $$IMAGO_HOME) + web UI on :8233 + worker
-	$(BIN)/imago-worker
+run: build ## embedded Temporal server (SQLite in ~/.imago, or $$IMAGO_HOME) + web UI on :8233 + worker (whatever the Temporal CLI profile says, unless TEMPORAL_ADDRESS is set)
+	$(BIN)/imago-worker $(if $(TEMPORAL_ADDRESS),,--temporal-address=)
 
 VERSION := v1
 hello: ## build examples/hello into build/$(VERSION)/hello, answering "hello from $(VERSION)" (make hello VERSION=v2)

@@ -1,6 +1,7 @@
 // Command imago-worker runs imago's workflows and activities.
 //
-// With no TEMPORAL_ADDRESS (or --temporal-address) it embeds a Temporal dev server
+// With no Temporal address (TEMPORAL_ADDRESS, the address of the Temporal CLI's
+// profile, see app.ConfigFromEnv, or --temporal-address) it embeds a Temporal dev server
 // in the same process: a SQLite file under $IMAGO_HOME, the "default" namespace
 // with imago's search attributes, and the Temporal web UI. With one, it is a plain
 // worker for that server.
@@ -68,7 +69,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	address := fs.String("temporal-address", cfg.TemporalAddress, "Temporal frontend host:port; empty embeds a dev server (env TEMPORAL_ADDRESS)")
+	address := fs.String("temporal-address", cfg.TemporalAddress, "Temporal frontend host:port; empty embeds a dev server (env TEMPORAL_ADDRESS, else the Temporal CLI profile's address)")
 	namespace := fs.String("namespace", cfg.Namespace, "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	devListen := fs.String("dev-listen", app.DefaultTemporalAddress, "embedded server: frontend gRPC address")
 	uiListen := fs.String("ui-listen", "127.0.0.1:8233", "embedded server: web UI address; empty turns the UI off")
@@ -98,10 +99,10 @@ Flags:
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.TemporalAddress, cfg.Namespace, cfg.Home, cfg.Logger = *address, *namespace, *home, logger
 	if cfg.TemporalAddress != "" && *devOnly {
-		return usageError{errors.New("--dev-only runs the embedded server, which TEMPORAL_ADDRESS turns off; unset one of them")}
+		return usageError{errors.New("--dev-only runs the embedded server, which a Temporal address turns off (TEMPORAL_ADDRESS, or the Temporal CLI profile's address: override it with --temporal-address=); unset one of them")}
 	}
 	if cfg.TemporalAddress != "" && *allowRemote {
-		return usageError{errors.New("--allow-remote is for the embedded server, which TEMPORAL_ADDRESS turns off; unset one of them")}
+		return usageError{errors.New("--allow-remote is for the embedded server, which a Temporal address turns off (TEMPORAL_ADDRESS, or the Temporal CLI profile's address: override it with --temporal-address=); unset one of them")}
 	}
 
 	wc, err := app.WorkerConfigFromEnv()
@@ -144,7 +145,7 @@ Flags:
 				logger.Error("stop embedded Temporal server", "error", err)
 			}
 		}()
-		cfg.TemporalAddress = srv.FrontendAddress()
+		cfg.UseEmbedded(srv.FrontendAddress())
 		logger.Info("embedded Temporal server started", "address", srv.FrontendAddress(), "ui", srv.UIAddress(),
 			"namespace", srv.Namespace(), "db", filepath.Join(cfg.Home, "temporal.db"), "took", time.Since(start).String())
 		fmt.Fprintf(os.Stderr, "imago: Temporal at %s", srv.FrontendAddress())

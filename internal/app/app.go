@@ -43,16 +43,18 @@ import (
 )
 
 // Config is imago's configuration. ConfigFromEnv reads Temporal's connection the
-// way the Temporal CLI and SDKs read theirs (the SDK's envconfig: TEMPORAL_ADDRESS,
+// way the Temporal CLI and SDKs read theirs (the SDK's envconfig: the profile
+// TEMPORAL_PROFILE, default "default", of the file TEMPORAL_CONFIG_FILE, default
+// ~/.config/temporalio/temporal.toml, under the variables TEMPORAL_ADDRESS,
 // TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*), and imago's own IMAGO_*.
 type Config struct {
 	Home            string // IMAGO_HOME, default ~/.imago
 	CatalogURL      string // IMAGO_CATALOG_URL, default file://$IMAGO_HOME/catalog
-	TemporalAddress string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
-	Namespace       string // TEMPORAL_NAMESPACE, default "default"
+	TemporalAddress string // TEMPORAL_ADDRESS or the profile's address, default 127.0.0.1:7233
+	Namespace       string // TEMPORAL_NAMESPACE or the profile's namespace, default "default"
 	// Connection is the rest of the Temporal connection: API key, TLS, gRPC
 	// metadata (its Address and Namespace are ignored). ConfigFromEnv fills it from
-	// the envconfig variables, see TemporalEnv.
+	// the profile file and the envconfig variables, see TemporalEnv.
 	Connection    envconfig.ClientConfigProfile
 	Packer        string      // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
 	SecretsURL    string      // IMAGO_SECRETS_URL: gocloud secrets keeper of the payload key; default the key file $IMAGO_HOME/secrets.url
@@ -85,9 +87,11 @@ type Config struct {
 const DefaultTemporalAddress = "127.0.0.1:7233"
 
 // TemporalEnv lists the variables of Temporal's connection ConfigFromEnv reads:
-// the SDK's envconfig names, then the older Temporal CLI names imago read first,
+// the profile file's and profile's names, the SDK's envconfig names (which
+// override the profile), then the older Temporal CLI names imago read first,
 // which apply when the newer ones are unset.
 var TemporalEnv = []string{
+	"TEMPORAL_CONFIG_FILE", "TEMPORAL_PROFILE",
 	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS",
 	"TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_CERT_DATA", "TEMPORAL_TLS_CLIENT_KEY_PATH", "TEMPORAL_TLS_CLIENT_KEY_DATA",
 	"TEMPORAL_TLS_SERVER_CA_CERT_PATH", "TEMPORAL_TLS_SERVER_CA_CERT_DATA", "TEMPORAL_TLS_SERVER_NAME",
@@ -119,37 +123,53 @@ func ConfigFromEnv() Config {
 		errs = append(errs, err)
 	}
 	c.AllowPlaintext = allow
-	// Environment only, no profile file: a developer's default profile must not
-	// turn the embedded server of `make run` into a remote one.
-	prof, err := envconfig.LoadClientConfigProfile(envconfig.LoadClientConfigProfileOptions{DisableFile: true})
+	// The Temporal CLI's profile, then the variables over it. (make run keeps its
+	// embedded server whatever the profile says: it passes --temporal-address=.)
+	prof, err := envconfig.LoadClientConfigProfile(envconfig.LoadClientConfigProfileOptions{})
 	if err != nil {
-		errs = append(errs, fmt.Errorf("Temporal connection variables: %w", err))
+		errs = append(errs, fmt.Errorf("Temporal connection profile (file %s, profile %s) or variables: %w",
+			temporalConfigFile(), temporalProfile(), err))
 	}
 	for _, k := range []string{"TEMPORAL_TLS", "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION"} {
 		if v := os.Getenv(k); v != "" && !slices.Contains([]string{"1", "0", "true", "false"}, strings.ToLower(v)) {
 			errs = append(errs, fmt.Errorf("%s=%q: want true or false", k, v)) // envconfig would ignore it
 		}
 	}
-	// The older names apply where the envconfig ones are unset.
+	// The older names apply where the envconfig ones are unset, over the profile.
 	if cert, key, ca := os.Getenv("TEMPORAL_TLS_CERT"), os.Getenv("TEMPORAL_TLS_KEY"), os.Getenv("TEMPORAL_TLS_CA"); cert+key+ca != "" {
 		if prof.TLS == nil {
 			prof.TLS = &envconfig.ClientConfigTLS{}
 		}
 		t := prof.TLS
-		if t.ClientCertPath == "" && len(t.ClientCertData) == 0 {
-			t.ClientCertPath = cert
+		older := func(v, newer string, path *string, data *[]byte) {
+			if v != "" && os.Getenv(newer+"_PATH") == "" && os.Getenv(newer+"_DATA") == "" {
+				*path, *data = v, nil
+			}
 		}
-		if t.ClientKeyPath == "" && len(t.ClientKeyData) == 0 {
-			t.ClientKeyPath = key
-		}
-		if t.ServerCACertPath == "" && len(t.ServerCACertData) == 0 {
-			t.ServerCACertPath = ca
-		}
+		older(cert, "TEMPORAL_TLS_CLIENT_CERT", &t.ClientCertPath, &t.ClientCertData)
+		older(key, "TEMPORAL_TLS_CLIENT_KEY", &t.ClientKeyPath, &t.ClientKeyData)
+		older(ca, "TEMPORAL_TLS_SERVER_CA_CERT", &t.ServerCACertPath, &t.ServerCACertData)
 	}
 	c.TemporalAddress, c.Namespace, c.Connection = prof.Address, prof.Namespace, prof
 	c.envErr = errors.Join(errs...)
 	c.fill()
 	return c
+}
+
+// temporalConfigFile is the Temporal CLI's profile file, as envconfig finds it.
+func temporalConfigFile() string {
+	if f := os.Getenv("TEMPORAL_CONFIG_FILE"); f != "" {
+		return f
+	}
+	return envconfig.DefaultConfigFilePath()
+}
+
+// temporalProfile is the profile envconfig reads from it.
+func temporalProfile() string {
+	if p := os.Getenv("TEMPORAL_PROFILE"); p != "" {
+		return p
+	}
+	return envconfig.DefaultConfigFileProfile
 }
 
 func (c *Config) fill() {
@@ -188,6 +208,13 @@ func (c *Config) fill() {
 func fileExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir()
+}
+
+// UseEmbedded points c at the embedded server listening on addr: plaintext and
+// without an API key, whatever TLS or key the profile or variables name for
+// another server.
+func (c *Config) UseEmbedded(addr string) {
+	c.TemporalAddress, c.Connection = addr, envconfig.ClientConfigProfile{}
 }
 
 // Address returns the Temporal address, the embedded default when unset.

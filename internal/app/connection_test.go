@@ -137,7 +137,9 @@ func (px *mtlsProxy) handshakes() []string {
 	return append([]string(nil), px.seen...)
 }
 
-// clearTemporalEnv unsets every Temporal connection variable for the test.
+// clearTemporalEnv unsets every Temporal connection variable for the test, and
+// points TEMPORAL_CONFIG_FILE at a file that does not exist (not the developer's
+// own profile).
 func clearTemporalEnv(t *testing.T) {
 	for _, k := range TemporalEnv {
 		if k != "TEMPORAL_GRPC_META_*" {
@@ -145,6 +147,7 @@ func clearTemporalEnv(t *testing.T) {
 			os.Unsetenv(k)
 		}
 	}
+	t.Setenv("TEMPORAL_CONFIG_FILE", filepath.Join(t.TempDir(), "none.toml"))
 	t.Setenv(codec.AllowPlaintextEnv, "")
 	os.Unsetenv(codec.AllowPlaintextEnv)
 }
@@ -184,6 +187,13 @@ func TestDialReachesTemporalBehindMTLSFromTheEnvironment(t *testing.T) {
 			"TEMPORAL_TLS_SERVER_CA_CERT_DATA": string(p.caPEM), "TEMPORAL_TLS_SERVER_NAME": "temporal.internal"},
 		"older names": {"TEMPORAL_TLS_CERT": p.certFile, "TEMPORAL_TLS_KEY": p.keyFile, "TEMPORAL_TLS_CA": p.caFile,
 			"TEMPORAL_TLS_SERVER_NAME": "temporal.internal"},
+		"the Temporal CLI's profile file": {"TEMPORAL_CONFIG_FILE": writeProfile(t, `
+[profile.default.tls]
+client_cert_path = "`+p.certFile+`"
+client_key_path = "`+p.keyFile+`"
+server_ca_cert_path = "`+p.caFile+`"
+server_name = "temporal.internal"
+`)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			before := len(px.handshakes())
@@ -247,4 +257,99 @@ func TestConnectionVariablesAreChecked(t *testing.T) {
 	}
 	_, err = options(map[string]string{"TEMPORAL_API_KEY": "key-123", "TEMPORAL_TLS": "false"})
 	assert.NoError(t, err, "to a loopback address an API key may go without TLS")
+}
+
+func writeProfile(t *testing.T, toml string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "temporal.toml")
+	require.NoError(t, os.WriteFile(f, []byte(toml), 0o600))
+	return f
+}
+
+// The CLI and the worker read the profile file the Temporal CLI reads
+// (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE), with the variables over it.
+func TestTheTemporalCLIProfileIsReadUnderTheVariables(t *testing.T) {
+	file := writeProfile(t, `
+[profile.default]
+address = "temporal.example:7233"
+namespace = "team-a"
+
+[profile.prod]
+address = "prod.a1b2c.tmprl.cloud:7233"
+namespace = "prod.a1b2c"
+api_key = "key-from-profile"
+[profile.prod.tls]
+server_name = "prod.internal"
+`)
+	home := t.TempDir()
+	load := func(env map[string]string) Config {
+		clearTemporalEnv(t)
+		t.Setenv("TEMPORAL_CONFIG_FILE", file)
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		cfg := ConfigFromEnv()
+		cfg.Home = home
+		return cfg
+	}
+
+	cfg := load(nil)
+	assert.Equal(t, "temporal.example:7233", cfg.Address(), "the default profile")
+	assert.Equal(t, "team-a", cfg.Namespace)
+
+	cfg = load(map[string]string{"TEMPORAL_PROFILE": "prod"})
+	opts, err := cfg.clientOptions(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "prod.a1b2c.tmprl.cloud:7233", opts.HostPort)
+	assert.Equal(t, "prod.a1b2c", opts.Namespace)
+	assert.NotNil(t, opts.Credentials, "the profile's API key is sent")
+	require.NotNil(t, opts.ConnectionOptions.TLS)
+	assert.Equal(t, "prod.internal", opts.ConnectionOptions.TLS.ServerName)
+
+	cfg = load(map[string]string{"TEMPORAL_PROFILE": "prod", "TEMPORAL_ADDRESS": "temporal.internal:7233", "TEMPORAL_NAMESPACE": "ops",
+		"TEMPORAL_TLS_SERVER_NAME": "temporal.internal"})
+	opts, err = cfg.clientOptions(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "temporal.internal:7233", opts.HostPort, "a variable wins over the profile")
+	assert.Equal(t, "ops", opts.Namespace)
+	assert.Equal(t, "temporal.internal", opts.ConnectionOptions.TLS.ServerName)
+
+	// The embedded server is plaintext and keyless whatever the profile says.
+	cfg = load(map[string]string{"TEMPORAL_PROFILE": "prod"})
+	cfg.UseEmbedded("127.0.0.1:7233")
+	opts, err = cfg.clientOptions(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:7233", opts.HostPort)
+	assert.Nil(t, opts.Credentials)
+	assert.Nil(t, opts.ConnectionOptions.TLS)
+
+	// The older names apply over the profile's paths.
+	tlsFile := writeProfile(t, `
+[profile.default.tls]
+client_cert_path = "profile.pem"
+client_key_path = "profile.key"
+`)
+	clearTemporalEnv(t)
+	t.Setenv("TEMPORAL_CONFIG_FILE", tlsFile)
+	t.Setenv("TEMPORAL_TLS_CERT", "older.pem")
+	t.Setenv("TEMPORAL_TLS_KEY", "older.key")
+	cfg = ConfigFromEnv()
+	assert.Equal(t, "older.pem", cfg.Connection.TLS.ClientCertPath)
+	assert.Equal(t, "older.key", cfg.Connection.TLS.ClientKeyPath)
+
+	for msg, env := range map[string]map[string]string{
+		"profile staging":       {"TEMPORAL_PROFILE": "staging"},
+		"file " + file:          {"TEMPORAL_PROFILE": "staging"},
+		"failed parsing config": {"TEMPORAL_CONFIG_FILE": writeProfile(t, "[profile.default\naddress = 1")},
+	} {
+		cfg := load(nil)
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		cfg = ConfigFromEnv()
+		cfg.Home = home
+		_, err := cfg.clientOptions(context.Background())
+		require.Error(t, err, msg)
+		assert.Contains(t, err.Error(), msg)
+	}
 }
