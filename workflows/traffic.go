@@ -76,44 +76,6 @@ func shareWeights(shares []activities.FleetShare) []FleetWeight {
 	return out
 }
 
-// split gives the new fleet its weight and shares the rest among prev's fleets.
-func split(prev []activities.FleetShare, nb activities.FleetShare) []activities.FleetShare {
-	var out []activities.FleetShare
-	rest := 100 - nb.Weight
-	total := 0
-	for _, b := range prev {
-		if b.FleetID != nb.FleetID {
-			total += b.Weight
-		}
-	}
-	given := 0
-	var olds []activities.FleetShare
-	for _, b := range prev {
-		if b.FleetID == nb.FleetID || b.Weight == 0 {
-			continue
-		}
-		w := 0
-		if total > 0 {
-			w = rest * b.Weight / total
-		}
-		given += w
-		b.Weight = w
-		olds = append(olds, b)
-	}
-	if len(olds) > 0 {
-		olds[0].Weight += rest - given // rounding goes to the first old fleet
-	}
-	if nb.Weight > 0 || len(olds) == 0 {
-		out = append(out, nb)
-	}
-	for _, b := range olds {
-		if b.Weight > 0 {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
 // canary walks the steps: weights, pauses, analyses; then 100%.
 func (r *rollout) canary(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) error {
 	steps := r.spec.Strategy.Steps
@@ -228,7 +190,7 @@ func (r *rollout) waves(ctx workflow.Context) wavePlan {
 	asked, _ := r.spec.Strategy.Waves.Size(size)
 	r.byCount = workflow.GetVersion(ctx, rollingByCountChange, workflow.DefaultVersion, 1) >= 1
 	if !r.byCount {
-		return wavePlan{size: size, asked: asked, wave: asked, waves: ceilDiv(size, asked)}
+		return uncappedWaves(size, asked)
 	}
 	return planWaves(size, asked)
 }
@@ -264,7 +226,7 @@ func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provi
 			}
 			grown = placed
 		}
-		weight := plan.weight(placed)
+		weight, keep := plan.counts(oldSize, placed)
 		step := fmt.Sprintf("wave %d of %d: %d of %d new instances take %d%%", n, plan.waves, placed, plan.size, weight)
 		if r.waving {
 			r.waveStep(ctx, step)
@@ -277,10 +239,8 @@ func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provi
 			r.setPhase(ctx, PhaseRolling, msg)
 			r.waving = r.byCount
 		}
-		keep := oldSize
 		next := olds
 		if old != nil && weight < 100 {
-			keep = plan.oldKeep(oldSize, placed)
 			next = []activities.FleetShare{{FleetID: old.FleetID, Weight: 100, Instances: keep}}
 		}
 		if err := r.routeTo(ctx, next, fleet.ID, weight); err != nil {
@@ -298,7 +258,7 @@ func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provi
 		if placed >= plan.size {
 			return fleet, nil
 		}
-		placed = min(placed+plan.wave, plan.size)
+		placed = plan.next(placed)
 	}
 }
 
