@@ -190,18 +190,14 @@ func stopProcs(ctx context.Context, procs []procRef, grace time.Duration) error 
 // waitGone polls live until it is empty, ctx is done or d has passed, and returns
 // what is still alive.
 func waitGone(ctx context.Context, live func() []procRef, d time.Duration) []procRef {
-	deadline := time.Now().Add(d)
-	tick := 5 * time.Millisecond
-	for {
-		left := live()
-		if len(left) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return left
-		}
-		time.Sleep(tick)
-		if tick < 50*time.Millisecond {
-			tick *= 2
-		}
-	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var left []procRef
+	poll(ctx, 5*time.Millisecond, func() (bool, error) {
+		left = live()
+		return len(left) == 0, nil
+	})
+	return left
 }
 
 // lockRetry is how often lockFile tries again while another holder has the lock.

@@ -128,29 +128,28 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 		}
 	}
 	// Wait until the router applies the new generation.
-	tick := time.Millisecond
-	for {
-		st, err := router.GetStatus(ctx, ri.Admin)
-		if err == nil && st.Generation >= gen {
-			return nil
+	var st router.Status
+	var stErr error
+	err = poll(ctx, time.Millisecond, func() (bool, error) {
+		st, stErr = router.GetStatus(ctx, ri.Admin)
+		if stErr == nil && st.Generation >= gen {
+			return true, nil
 		}
 		select {
 		case werr := <-exited:
-			return fmt.Errorf("set route %s: the router (pid %d) exited (%v)%s", key, ri.PID, werr, d.routerLogTail(key))
+			return false, fmt.Errorf("set route %s: the router (pid %d) exited (%v)%s", key, ri.PID, werr, d.routerLogTail(key))
 		default:
 		}
 		if !alive(ri.PID, ri.StartTime) {
-			return fmt.Errorf("set route %s: the router (pid %d) died before applying generation %d%s", key, ri.PID, gen, d.routerLogTail(key))
+			return false, fmt.Errorf("set route %s: the router (pid %d) died before applying generation %d%s", key, ri.PID, gen, d.routerLogTail(key))
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("set route %s: the router (pid %d, admin %s) did not apply generation %d in time (last status %d, %v)%s",
-				key, ri.PID, ri.Admin, gen, st.Generation, err, d.routerLogTail(key))
-		}
-		time.Sleep(tick)
-		if tick < 50*time.Millisecond {
-			tick *= 2
-		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("set route %s: the router (pid %d, admin %s) did not apply generation %d in time (last status %d, %v)%s",
+			key, ri.PID, ri.Admin, gen, st.Generation, stErr, d.routerLogTail(key))
 	}
+	return err
 }
 
 // startRouter starts the router process of key and waits until it listens.
@@ -171,14 +170,12 @@ func (d *Driver) startRouter(ctx context.Context, key provider.RouteKey, listen 
 	if err != nil {
 		return router.RunInfo{}, nil, fmt.Errorf("start router %s: %w", key, err)
 	}
-	tick := time.Millisecond
-	for {
-		ri, err := router.ReadRunInfo(runFile)
+	var ri router.RunInfo
+	err = poll(ctx, time.Millisecond, func() (bool, error) {
+		var err error
+		ri, err = router.ReadRunInfo(runFile)
 		if err == nil && ri.PID == pid {
-			if ri.StartTime == 0 {
-				ri.StartTime = start
-			}
-			return ri, exited, nil
+			return true, nil
 		}
 		select {
 		case werr := <-exited:
@@ -186,16 +183,22 @@ func (d *Driver) startRouter(ctx context.Context, key provider.RouteKey, listen 
 			if werr == nil {
 				hint = fmt.Sprintf(" without serving; does %s call router.RunIfChild first thing in main (or TestMain)?", d.routerCmd[0])
 			}
-			return router.RunInfo{}, nil, fmt.Errorf("router %s could not start on %s: it exited (%v)%s%s", key, listen, werr, hint, d.routerLogTail(key))
-		case <-ctx.Done():
+			return false, fmt.Errorf("router %s could not start on %s: it exited (%v)%s%s", key, listen, werr, hint, d.routerLogTail(key))
+		default:
+		}
+		return false, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			stopProcs(context.Background(), []procRef{{pid, start}}, time.Second)
-			return router.RunInfo{}, nil, fmt.Errorf("router %s did not start listening on %s in time: %w%s", key, listen, ctx.Err(), d.routerLogTail(key))
-		case <-time.After(tick):
+			return router.RunInfo{}, nil, fmt.Errorf("router %s did not start listening on %s in time: %w%s", key, listen, err, d.routerLogTail(key))
 		}
-		if tick < 50*time.Millisecond {
-			tick *= 2
-		}
+		return router.RunInfo{}, nil, err
 	}
+	if ri.StartTime == 0 {
+		ri.StartTime = start
+	}
+	return ri, exited, nil
 }
 
 // routerLogTail returns the last lines of the router's log, formatted to append

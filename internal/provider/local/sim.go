@@ -183,27 +183,35 @@ func (d *Driver) simHost(ctx context.Context, st *fleetState) (simRun, error) {
 	if err != nil {
 		return simRun{}, fmt.Errorf("start sim host of fleet %s: %w", id, err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for tick := time.Millisecond; ; tick = min(tick*2, 50*time.Millisecond) {
-		if r, ok := d.readSimRun(id); ok && r.PID == pid {
-			return r, nil
+	ready, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var r simRun
+	err = poll(ready, time.Millisecond, func() (bool, error) {
+		var ok bool
+		if r, ok = d.readSimRun(id); ok && r.PID == pid {
+			return true, nil
 		}
 		select {
 		case err := <-exited:
-			return simRun{}, provider.Errorf(provider.FailedPrecondition,
+			return false, provider.Errorf(provider.FailedPrecondition,
 				"sim host of fleet %s (%s) exited at once (%v): its main must call local.RunSimIfChild, or set %s to a program that does",
 				id, d.simCmd[0], err, SimCommandEnv)
-		case <-ctx.Done():
-			stopProcs(context.WithoutCancel(ctx), []procRef{{pid, start}}, time.Second)
-			return simRun{}, ctx.Err()
-		case <-time.After(tick):
+		default:
 		}
-		if time.Now().After(deadline) {
-			stopProcs(ctx, []procRef{{pid, start}}, time.Second)
-			return simRun{}, fmt.Errorf("sim host of fleet %s (%s) did not become ready within 15s: its main must call local.RunSimIfChild, or set %s",
-				id, d.simCmd[0], SimCommandEnv)
-		}
+		return false, nil
+	})
+	switch {
+	case err == nil:
+		return r, nil
+	case ready.Err() == nil || !errors.Is(err, ready.Err()): // the host exited
+		return simRun{}, err
+	case ctx.Err() != nil:
+		stopProcs(context.WithoutCancel(ctx), []procRef{{pid, start}}, time.Second)
+		return simRun{}, ctx.Err()
 	}
+	stopProcs(ctx, []procRef{{pid, start}}, time.Second)
+	return simRun{}, fmt.Errorf("sim host of fleet %s (%s) did not become ready within 15s: its main must call local.RunSimIfChild, or set %s",
+		id, d.simCmd[0], SimCommandEnv)
 }
 
 // simClient talks to sim hosts' control ports; simSync's context bounds a whole
