@@ -88,11 +88,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
 	defer func() {
 		if err != nil {
 			b.progress.Error = reason(err)
-			phase := BakePhaseFailed
-			if temporal.IsCanceledError(err) {
-				phase = BakePhaseCanceled
-			}
-			b.phase(ctx, phase, b.progress.Error)
+			b.phase(ctx, BakeEnd(err), b.progress.Error)
 		}
 	}()
 

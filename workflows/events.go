@@ -66,16 +66,6 @@ func (n *notifier) publish(ctx workflow.Context, typ, subject string, data event
 	}
 }
 
-// rolloutOutcomes maps a rollout's final phases to the outcome its finished event
-// (and the imago_rollouts_total metric) reports.
-var rolloutOutcomes = map[string]string{
-	PhaseSucceeded:  "succeeded",
-	PhaseFailed:     "failed",
-	PhaseAborted:    "aborted",
-	PhaseRolledBack: "rolled_back",
-	PhaseCanceled:   "canceled",
-}
-
 // publishPhase publishes the rollout's phase change; a final phase publishes the
 // outcome instead.
 func (r *rollout) publishPhase(ctx workflow.Context, msg string) {
@@ -85,7 +75,7 @@ func (r *rollout) publishPhase(ctx workflow.Context, msg string) {
 		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy,
 	}
 	typ := events.TypeRolloutPhase
-	if outcome, final := rolloutOutcomes[p.Phase]; final {
+	if outcome, final := RolloutOutcome(p.Phase); final {
 		typ, data.Outcome, data.Error = events.TypeRolloutFinished, outcome, p.Error
 	}
 	r.events.publish(ctx, typ, p.Service+"/"+p.Environment, data)
@@ -99,25 +89,13 @@ func (b *baker) publishPhase(ctx workflow.Context, msg string) {
 		Service: p.Service, Image: p.ImageID, Phase: p.Phase, Message: msg, InputDigest: p.InputDigest, StartedBy: b.by,
 	}
 	typ := events.TypeBakePhase
-	switch p.Phase {
-	case BakePhaseSucceeded:
-		typ, data.Outcome = events.TypeBakeFinished, "succeeded"
-		if p.Cached {
-			data.Outcome = "cached"
+	if outcome, final := BakeOutcome(p.Phase, p.Cached); final {
+		typ, data.Outcome = events.TypeBakeFinished, outcome
+		if p.Phase != BakePhaseSucceeded {
+			data.Error = p.Error
 		}
-	case BakePhaseFailed, BakePhaseCanceled:
-		typ, data.Outcome, data.Error = events.TypeBakeFinished, p.Phase, p.Error
 	}
 	b.events.publish(ctx, typ, p.Service, data)
-}
-
-// pipelineOutcomes maps a pipeline's final phases to its finished event's outcome.
-var pipelineOutcomes = map[string]string{
-	PipelinePhaseSucceeded: "succeeded",
-	PipelinePhaseSkipped:   "skipped",
-	PipelinePhaseFailed:    "failed",
-	PipelinePhaseAborted:   "aborted",
-	PipelinePhaseCanceled:  "canceled",
 }
 
 // publishPhase publishes the pipeline's phase change; a final phase publishes

@@ -425,15 +425,7 @@ func (p *pipeline) finish(ctx workflow.Context, err error) error {
 		return nil
 	}
 	p.progress.Error = reason(err)
-	phase := PipelinePhaseFailed
-	var app *temporal.ApplicationError
-	switch {
-	case errors.As(err, &app) && app.Type() == ErrPipelineAborted:
-		phase = PipelinePhaseAborted
-	case temporal.IsCanceledError(err):
-		phase = PipelinePhaseCanceled
-	}
-	p.setPhase(ctx, phase, p.progress.Error)
+	p.setPhase(ctx, PipelineEnd(err), p.progress.Error)
 	return err
 }
 

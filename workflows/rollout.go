@@ -391,28 +391,15 @@ func (r *rollout) tearDown(ctx workflow.Context, fleet provider.Fleet) {
 // finish records the outcome: progress, search attributes, the inventory; and
 // waits for update handlers so no caller is left without an answer.
 func (r *rollout) finish(ctx workflow.Context, err error) error {
-	outcome, phase := "succeeded", PhaseSucceeded
+	phase := RolloutEnd(err) // also the inventory's outcome
 	msg := fmt.Sprintf("%s serves %s/%s", r.progress.ImageID, r.spec.Environment, r.spec.Service)
 	if err != nil {
-		outcome, phase = "failed", PhaseFailed
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) {
-			switch app.Type() {
-			case ErrRolloutAborted:
-				outcome, phase = "aborted", PhaseAborted
-			case ErrRolledBack:
-				outcome, phase = "rolled-back", PhaseRolledBack
-			}
-		}
-		if phase == PhaseFailed && temporal.IsCanceledError(err) {
-			outcome, phase = "canceled", PhaseCanceled
-		}
 		msg = reason(err)
 		r.progress.Error = msg
 	}
 	r.gate, r.progress.Gate = "", ""
 	r.setPhase(ctx, phase, msg)
-	r.recordDeployment(ctx, outcome, msg)
+	r.recordDeployment(ctx, phase, msg)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return err
 }

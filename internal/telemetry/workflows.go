@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"errors"
 	"time"
 
 	"go.temporal.io/sdk/interceptor"
@@ -88,43 +87,17 @@ func (w *workflowOutbound) UpsertTypedSearchAttributes(ctx workflow.Context, upd
 }
 
 // countOutcome counts a finished rollout or bake by its outcome, the same words
-// its finished event uses.
+// its finished event uses (workflows' one classifier: RolloutEnd, BakeEnd).
 func countOutcome(ctx workflow.Context, arg, res any, err error) {
 	h := workflow.GetMetricsHandler(ctx)
 	switch in := deref(arg).(type) {
 	case workflows.RolloutInput:
-		outcome := "succeeded"
-		if err != nil {
-			outcome = "failed"
-			var app *temporal.ApplicationError
-			if errors.As(err, &app) {
-				switch app.Type() {
-				case workflows.ErrRolloutAborted:
-					outcome = "aborted"
-				case workflows.ErrRolledBack:
-					outcome = "rolled_back"
-				}
-			}
-			if outcome == "failed" && temporal.IsCanceledError(err) {
-				outcome = "canceled"
-			}
-		}
+		outcome, _ := workflows.RolloutOutcome(workflows.RolloutEnd(err))
 		h.WithTags(map[string]string{"service": in.Spec.Service, "environment": in.Spec.Environment, "outcome": outcome}).
 			Counter(metricRollouts).Inc(1)
 	case workflows.BakeInput:
-		outcome := "succeeded"
-		switch r := deref(res).(type) {
-		case workflows.BakeResult:
-			if err == nil && r.Cached {
-				outcome = "cached"
-			}
-		}
-		switch {
-		case temporal.IsCanceledError(err):
-			outcome = "canceled"
-		case err != nil:
-			outcome = "failed"
-		}
+		r, _ := deref(res).(workflows.BakeResult)
+		outcome, _ := workflows.BakeOutcome(workflows.BakeEnd(err), err == nil && r.Cached)
 		h.WithTags(map[string]string{"service": in.Spec.Service, "outcome": outcome}).Counter(metricBakes).Inc(1)
 	}
 }

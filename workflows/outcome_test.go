@@ -1,0 +1,63 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+func TestOneClassifierForHowWorkflowsEnded(t *testing.T) {
+	canceled := temporal.NewCanceledError()
+	appErr := func(typ string, cause error) error {
+		return temporal.NewNonRetryableApplicationError("x", typ, cause)
+	}
+	for _, c := range []struct {
+		name                                string
+		err                                 error
+		rollout, rolloutOutcome, bake, pipe string
+	}{
+		{"no error", nil, "succeeded", "succeeded", "succeeded", "succeeded"},
+		{"a failure", errors.New("boom"), "failed", "failed", "failed", "failed"},
+		{"a rollout's own failure", appErr(ErrRolloutFailed, errors.New("boom")), "failed", "failed", "failed", "failed"},
+		{"aborted", appErr(ErrRolloutAborted, nil), "aborted", "aborted", "failed", "failed"},
+		{"rolled back", appErr(ErrRolledBack, nil), "rolled-back", "rolled_back", "failed", "failed"},
+		{"a pipeline aborted", appErr(ErrPipelineAborted, nil), "failed", "failed", "failed", "aborted"},
+		{"cancelled", canceled, "canceled", "canceled", "canceled", "canceled"},
+		{"cancelled inside a rollout failure", appErr(ErrRolloutFailed, canceled), "canceled", "canceled", "canceled", "canceled"},
+		{"wrapped", fmt.Errorf("run: %w", appErr(ErrRolledBack, nil)), "rolled-back", "rolled_back", "failed", "failed"},
+	} {
+		if got := RolloutEnd(c.err); got != c.rollout {
+			t.Errorf("%s: RolloutEnd = %q, want %q", c.name, got, c.rollout)
+		}
+		if got, ok := RolloutOutcome(RolloutEnd(c.err)); !ok || got != c.rolloutOutcome {
+			t.Errorf("%s: RolloutOutcome = %q %v, want %q", c.name, got, ok, c.rolloutOutcome)
+		}
+		if got := BakeEnd(c.err); got != c.bake {
+			t.Errorf("%s: BakeEnd = %q, want %q", c.name, got, c.bake)
+		}
+		if got := PipelineEnd(c.err); got != c.pipe {
+			t.Errorf("%s: PipelineEnd = %q, want %q", c.name, got, c.pipe)
+		}
+	}
+	for _, c := range []struct {
+		phase  string
+		cached bool
+		want   string
+		final  bool
+	}{
+		{BakePhaseSucceeded, false, "succeeded", true},
+		{BakePhaseSucceeded, true, "cached", true},
+		{BakePhaseFailed, false, "failed", true},
+		{BakePhaseCanceled, false, "canceled", true},
+		{"building", false, "", false},
+	} {
+		if got, final := BakeOutcome(c.phase, c.cached); got != c.want || final != c.final {
+			t.Errorf("BakeOutcome(%q, %v) = %q %v, want %q %v", c.phase, c.cached, got, final, c.want, c.final)
+		}
+	}
+	if _, final := RolloutOutcome(PhaseCanary); final {
+		t.Error("canary is not a final phase")
+	}
+}
