@@ -5,7 +5,9 @@
 //
 // This file holds the request decoding: what a client sends is read here, bounded
 // in size, with unknown fields refused and every spec problem reported with its
-// field path in the request body (spec.fleet.size).
+// field path in the request body (spec.fleet.size). The request types are in
+// requests.go, the problem details in problem.go, pipeline validation in
+// pipelinespec.go.
 package api
 
 import (
@@ -27,40 +29,6 @@ import (
 
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 1 << 20
-
-// StartRolloutRequest is the body of POST /v1/rollouts.
-type StartRolloutRequest struct {
-	Spec spec.Rollout `json:"spec"`
-	// Image, when set, overrides the spec's image with this image ID.
-	Image string `json:"image,omitempty"`
-	// Bake is the bake spec when spec.image.bake names one: the API reads no spec
-	// files, so it comes inline (its paths are on the server's host).
-	Bake *spec.Bake `json:"bake,omitempty"`
-}
-
-// StartBakeRequest is the body of POST /v1/bakes.
-type StartBakeRequest struct {
-	// Spec is the bake spec; its paths are on the server's host, absolute or
-	// relative to spec.dir.
-	Spec spec.Bake `json:"spec"`
-}
-
-// PromoteRequest is the body of POST /v1/images/{id}/promote.
-type PromoteRequest struct {
-	Channel string `json:"channel"`
-	Reason  string `json:"reason,omitempty"`
-}
-
-// RevokeRequest is the body of POST /v1/images/{id}/revoke.
-type RevokeRequest struct {
-	Reason  string `json:"reason"`
-	Cascade bool   `json:"cascade,omitempty"`
-}
-
-// DecisionRequest is the body of approve, abort, promote and rollback.
-type DecisionRequest struct {
-	Reason string `json:"reason,omitempty"`
-}
 
 // DecodeStartRollout reads and validates a start-rollout request. A body that is
 // not one JSON object, is larger than MaxBodyBytes, has unknown fields or an
@@ -245,123 +213,6 @@ func decodeJSON(r io.Reader, v any) error {
 	return nil
 }
 
-// Problem is an RFC 9457 problem details object.
-type Problem struct {
-	Type     string            `json:"type"`
-	Title    string            `json:"title"`
-	Status   int               `json:"status"`
-	Detail   string            `json:"detail,omitempty"`
-	Instance string            `json:"instance,omitempty"` // the request path
-	Errors   []spec.FieldError `json:"errors,omitempty"`   // invalid request fields, with their paths in the body
-}
-
-// ProblemFor maps a decoding error to its problem details: 400 for a body that
-// is not the request or holds an invalid spec (with every field's path), 413 for
-// one over MaxBodyBytes.
-func ProblemFor(err error) Problem {
-	var es spec.Errors
-	if errors.As(err, &es) {
-		msgs := make([]string, len(es))
-		for i, e := range es {
-			msgs[i] = e.Error()
-		}
-		what := "problems"
-		if len(es) == 1 {
-			what = "problem"
-		}
-		return Problem{Type: "https://imago.dev/problems/invalid-request", Title: "Invalid request",
-			Status: http.StatusBadRequest, Detail: fmt.Sprintf("%d %s: %s", len(es), what, strings.Join(msgs, "; ")), Errors: es}
-	}
-	var tl *TooLarge
-	if errors.As(err, &tl) {
-		return Problem{Type: "https://imago.dev/problems/too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge, Detail: tl.Error()}
-	}
-	var br *BadRequest
-	if errors.As(err, &br) {
-		return Problem{Type: "https://imago.dev/problems/bad-request", Title: "Bad request", Status: http.StatusBadRequest, Detail: br.Msg}
-	}
-	return Problem{Type: "about:blank", Title: "Internal error", Status: http.StatusInternalServerError, Detail: err.Error()}
-}
-
-// Schedules, pipelines and the reaper: the API reads no spec files, so a
-// pipeline's bake and its stages' rollout specs come inline, as JSON.
-
-// CreateScheduleRequest is the body of POST /v1/schedules, as `imago schedule
-// create`: the bake it rebuilds (--bake), optionally the stages that roll each new
-// image out (--then), and when it runs.
-type CreateScheduleRequest struct {
-	Name string `json:"name"`
-	// Bake is the bake spec to rebuild; its paths are on the server's host,
-	// absolute or relative to bake.dir.
-	Bake *spec.Bake `json:"bake"`
-	// Pipeline, when set, rolls each new image out through its stages in order.
-	Pipeline *SchedulePipeline `json:"pipeline,omitempty"`
-	Cron     string            `json:"cron,omitempty"`     // "0 3 * * *", @daily; or
-	Every    string            `json:"every,omitempty"`    // a Go duration, e.g. 24h
-	Timezone string            `json:"timezone,omitempty"` // IANA name for cron; default UTC
-	Overlap  string            `json:"overlap,omitempty"`  // skip (default), buffer-one, buffer-all, cancel-other, allow-all
-	Always   bool              `json:"always,omitempty"`
-	Paused   bool              `json:"paused,omitempty"`
-	Note     string            `json:"note,omitempty"`
-}
-
-// SchedulePipeline is what a schedule does with each new image (a pipeline file's
-// stages, as --then reads them).
-type SchedulePipeline struct {
-	// OnBaseChange also runs the schedule when the channel of the bake's base image moves.
-	OnBaseChange bool            `json:"onBaseChange,omitempty"`
-	Stages       []PipelineStage `json:"stages"`
-}
-
-// PipelineStage is one environment of a pipeline, its rollout spec inline and
-// without an image (the pipeline sets it).
-type PipelineStage struct {
-	Rollout  spec.Rollout  `json:"rollout"`
-	Approval spec.Approval `json:"approval"`
-}
-
-// PipelineRequest is a pipeline spec with its bake and rollout specs inline.
-type PipelineRequest struct {
-	Name string `json:"name"`
-	// Bake is the bake spec (paths on the server, absolute or relative to
-	// bake.dir); Image instead rolls out an existing image (id or channel).
-	Bake         *spec.Bake      `json:"bake,omitempty"`
-	Image        *spec.ImageRef  `json:"image,omitempty"`
-	OnBaseChange bool            `json:"onBaseChange,omitempty"`
-	Stages       []PipelineStage `json:"stages,omitempty"`
-}
-
-// StartPipelineRequest is the body of POST /v1/pipelines.
-type StartPipelineRequest struct {
-	Pipeline PipelineRequest `json:"pipeline"`
-	// Always builds and rolls out even when nothing changed.
-	Always bool `json:"always,omitempty"`
-}
-
-// ScheduleNoteRequest is the body of pause and unpause.
-type ScheduleNoteRequest struct {
-	Note string `json:"note,omitempty"`
-}
-
-// BackfillRequest is the body of POST /v1/schedules/{name}/backfill.
-type BackfillRequest struct {
-	From string `json:"from"` // RFC 3339
-	To   string `json:"to"`   // RFC 3339
-}
-
-// ReaperRequest is the body of POST /v1/reaper.
-type ReaperRequest struct {
-	// Apply terminates the leaked fleets; without it the sweep only reports them.
-	Apply bool `json:"apply,omitempty"`
-	// Grace is how old an unreferenced fleet must be to count as leaked (a Go
-	// duration; default 1h).
-	Grace string `json:"grace,omitempty"`
-}
-
-// inlineBakeLabel stands for the bake file a pipeline sent to the API has none of
-// (the pipeline's progress says "baking hello from …").
-const inlineBakeLabel = "an inline bake spec (REST API)"
-
 // DecodeCreateSchedule reads and validates a create-schedule request, reporting
 // every problem with its field path (pipeline.stages[0].rollout.fleet.size); the
 // options come back with the bake defaulted and its paths absolute.
@@ -454,44 +305,6 @@ func DecodeStartPipeline(r io.Reader, roots spec.BakeRoots) (p spec.Pipeline, al
 		return p, req.Always, es
 	}
 	return p, req.Always, nil
-}
-
-func stages(in []PipelineStage) []spec.Stage {
-	out := make([]spec.Stage, len(in))
-	for i, st := range in {
-		out[i] = spec.Stage{Rollout: st.Rollout, Approval: st.Approval}
-	}
-	return out
-}
-
-// validatePipeline normalizes p's inline bake (field paths under bakePrefix) and
-// validates the pipeline, whose field paths where maps into the request body.
-func validatePipeline(p *spec.Pipeline, bakePrefix string, roots spec.BakeRoots, where func(field string) string) spec.Errors {
-	var es spec.Errors
-	if p.Bake != nil {
-		p.BakeFile = inlineBakeLabel
-		es = append(es, normalizeBake(bakePrefix, p.Bake, roots)...)
-	}
-	for i := range p.Stages {
-		if r := &p.Stages[i].Rollout; r.Image != (spec.ImageRef{}) {
-			es = append(es, spec.FieldError{Field: where(fmt.Sprintf("stages[%d].rollout.image", i)),
-				Msg: "is set by the pipeline from its bake or image; leave it out"})
-			r.Image = spec.ImageRef{} // and check the rest of the stage
-		}
-	}
-	if err := p.Validate(); err != nil {
-		var pes spec.Errors
-		if !errors.As(err, &pes) {
-			return append(es, spec.FieldError{Field: where(""), Msg: err.Error()})
-		}
-		for _, e := range pes {
-			if e.Field == "bake" && p.Bake == nil && p.Image == nil { // the spec's wording is about files
-				e.Msg = "set bake (the bake spec, inline as JSON) or image (an existing image: id or channel)"
-			}
-			es = append(es, spec.FieldError{Field: where(e.Field), Msg: e.Msg})
-		}
-	}
-	return es
 }
 
 // DecodeScheduleNote reads the body of pause or unpause; an empty body has no note.
