@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -30,7 +29,6 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/imago/imago/internal/app"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -513,113 +511,6 @@ func FreeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// Median of xs (the mean of the two middle values for an even count); 0 when empty.
-func Median(xs []time.Duration) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), xs...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// MedianFloat is Median for ratios and counts.
-func MedianFloat(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// Percentile returns the nearest-rank p-th percentile (0 < p ≤ 100) of xs.
-func Percentile(xs []time.Duration, p float64) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), xs...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	rank = min(max(rank, 1), len(s))
-	return s[rank-1]
-}
-
-// Dur formats a duration for the table: ms below 1s, s with two decimals above.
-func Dur(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
-	case d < time.Second:
-		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	}
-}
-
-// Poll calls f every interval until it returns true, an error, or ctx ends.
-func Poll(ctx context.Context, interval time.Duration, f func() (bool, error)) error {
-	for {
-		ok, err := f()
-		if err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
-}
-
-// WaitHealthy probes every instance of the fleet on path every interval until all
-// answer 2xx, as the WaitHealthy activity does, without Temporal.
-func WaitHealthy(ctx context.Context, p *provider.Provider, hc *http.Client, fleetID, path string, interval, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		fleet, err := p.Describe(ctx, fleetID)
-		if err != nil {
-			return err
-		}
-		healthy := 0
-		for _, in := range fleet.Instances {
-			if in.State != provider.InstanceRunning {
-				continue
-			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.Address+path, nil)
-			if err != nil {
-				return err
-			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				continue
-			}
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
-			if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-				healthy++
-			}
-		}
-		if healthy == len(fleet.Instances) && healthy > 0 {
-			return nil
-		}
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("fleet %s not healthy within %s: %d of %d pass %s", fleetID, timeout, healthy, len(fleet.Instances), path)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(min(interval, time.Until(deadline))):
-		}
-	}
 }
 
 // startWithWorker starts imago with the real worker code in this process.

@@ -1,0 +1,70 @@
+package bench
+
+// Waiting without Temporal: Poll, and WaitHealthy, the harness's own health wait.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/imago/imago/internal/provider"
+)
+
+// Poll calls f every interval until it returns true, an error, or ctx ends.
+func Poll(ctx context.Context, interval time.Duration, f func() (bool, error)) error {
+	for {
+		ok, err := f()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// WaitHealthy probes every instance of the fleet on path every interval until all
+// answer 2xx, as the WaitHealthy activity does, without Temporal.
+func WaitHealthy(ctx context.Context, p *provider.Provider, hc *http.Client, fleetID, path string, interval, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		fleet, err := p.Describe(ctx, fleetID)
+		if err != nil {
+			return err
+		}
+		healthy := 0
+		for _, in := range fleet.Instances {
+			if in.State != provider.InstanceRunning {
+				continue
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.Address+path, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				continue
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+				healthy++
+			}
+		}
+		if healthy == len(fleet.Instances) && healthy > 0 {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("fleet %s not healthy within %s: %d of %d pass %s", fleetID, timeout, healthy, len(fleet.Instances), path)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(interval, time.Until(deadline))):
+		}
+	}
+}
