@@ -1,8 +1,10 @@
-// Package atomicfile replaces imago's state files whole or not at all, through
-// github.com/google/renameio/v2.
+// Package atomicfile writes imago's state files whole or not at all: Write
+// replaces a file (through github.com/google/renameio/v2), Create makes one that
+// must not be replaced.
 package atomicfile
 
 import (
+	"os"
 	"path/filepath"
 
 	"github.com/google/renameio/v2"
@@ -27,4 +29,33 @@ func Write(path string, data []byte) error {
 		return err
 	}
 	return f.CloseAtomicallyReplace()
+}
+
+// Create writes data to path unless path exists. The complete file (0600,
+// fsynced) is written under a temporary name in tmpDir, which must be on path's
+// file system, and hard-linked into place: link(2) fails atomically when path
+// exists, so the first writer wins whole and readers never see a partial file.
+// (renameio cannot: a rename replaces.) When path exists the error satisfies
+// errors.Is(err, fs.ErrExist); other link errors come back as they are, for a
+// caller that must tell a file system without hard links.
+func Create(path, tmpDir string, data []byte) error {
+	f, err := os.CreateTemp(tmpDir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	err = f.Chmod(0o600) // CreateTemp's mode already; said here, it must hold
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Link(f.Name(), path)
 }

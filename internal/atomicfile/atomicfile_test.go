@@ -1,8 +1,12 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -88,4 +92,37 @@ func assertOnlyFile(t *testing.T, dir, name string) {
 		}
 		t.Fatalf("%s holds %v, want only %s (no temporary file left)", dir, names, name)
 	}
+}
+
+// Create is create-only: of writers racing for one path, exactly one wins, its
+// content whole; the others get fs.ErrExist; no temporary file is left.
+func TestCreateLetsTheFirstWriterWinWhole(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secrets.url")
+	const writers = 8
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() { errs <- Create(path, dir, []byte(strings.Repeat(strconv.Itoa(i), 4096))) }()
+	}
+	won := 0
+	for range writers {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, fs.ErrExist):
+			t.Fatalf("a losing Create: %v, want fs.ErrExist", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d writers won, want 1", won)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) != 4096 || strings.Count(string(data), string(data[0])) != 4096 {
+		t.Fatalf("the file holds %d bytes, not one writer's 4096", len(data))
+	}
+	assertFile(t, path, string(data))
+	assertOnlyFile(t, dir, "secrets.url")
 }

@@ -2,8 +2,6 @@ package catalog
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,8 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/imago/imago/internal/atomicfile"
 )
 
 // errExists reports that create found the key already written.
@@ -110,31 +110,14 @@ func (c *Catalog) createFile(key string, data []byte) error {
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return err
 	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(tmpDir, hex.EncodeToString(rnd[:])+".tmp")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	err = os.Link(tmp, final)
+	err := atomicfile.Create(final, tmpDir, data)
+	var link *os.LinkError
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, fs.ErrExist):
 		return fmt.Errorf("%s: %w", key, errExists)
-	case errors.Is(err, fs.ErrPermission) || isLinkUnsupported(err):
+	case errors.As(err, &link) && (errors.Is(err, fs.ErrPermission) || isLinkUnsupported(err)):
 		return errLinkUnsupported
 	default:
 		return err

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/imago/imago/internal/atomicfile"
 )
 
 // KeyFileName is the file under $IMAGO_HOME that holds the default keeper URL.
@@ -64,30 +66,9 @@ func createKeyFile(path string) error {
 	if _, err := rand.Read(key); err != nil {
 		return fmt.Errorf("codec: draw a payload key: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".secrets.url-*")
-	if err != nil {
-		return fmt.Errorf("codec: create the payload key file in %s: %w", dir, err)
-	}
-	defer os.Remove(tmp.Name())
-	// CreateTemp makes the file 0600; say so anyway, the key must never be readable by others.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("codec: chmod %s: %w", tmp.Name(), err)
-	}
 	content := "base64key://" + base64.URLEncoding.EncodeToString(key) + "\n"
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		return fmt.Errorf("codec: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("codec: sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("codec: close %s: %w", tmp.Name(), err)
-	}
-	// A hard link fails if path exists: the first process's key wins, complete.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
+	// Create-only: when another process made the file first, its key wins, complete.
+	if err := atomicfile.Create(path, dir, []byte(content)); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("codec: create the payload key file %s: %w", path, err)
 	}
 	return nil
