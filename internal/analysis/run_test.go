@@ -157,7 +157,10 @@ func TestOutcomeRules(t *testing.T) {
 				"does the URL answer a number yet? imago rollout status shows the URL; onNoData says what no data counts as",
 		},
 		{
-			name: "no data is inconclusive by default, with advice", spec: with(func(s *Spec) { s.Provider, s.Address, s.Query, s.URL = ProviderPrometheus, "http://127.0.0.1:1", "up", ""; s.Count = 3 }),
+			name: "no data is inconclusive by default, with advice", spec: with(func(s *Spec) {
+				s.Provider, s.Address, s.Query, s.URL = ProviderPrometheus, "http://127.0.0.1:1", "up", ""
+				s.Count = 3
+			}),
 			steps: []step{noSamp}, phase: I, reason: ReasonNoData, measurements: []string{I},
 			message: "errorRate had no data in 1 of 1 measurements (inconclusiveLimit 0): no samples yet: the query returned an empty vector; " +
 				"is traffic reaching the fleet, and does the query select its series (metric names and labels as the README's Analysis section shows)? " +
