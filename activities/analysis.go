@@ -23,6 +23,9 @@ const (
 	AnalysisInconclusive = analysis.PhaseInconclusive
 )
 
+// RunAnalysisActivity is RunAnalysis' activity type, as the worker registers it.
+const RunAnalysisActivity = "RunAnalysis"
+
 // AnalysisInput runs one analysis against a fleet.
 type AnalysisInput struct {
 	// Name names the analysis in messages (the rollout spec's analyses key).

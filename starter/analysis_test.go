@@ -21,7 +21,8 @@ import (
 )
 
 // promEndpoint is a Prometheus-compatible HTTP API on loopback: each instant
-// query answers the next value (0.001, 0.002, …) in a vector of one series, or,
+// query answers the next value (0.001, 0.002, … 0.040, then 0.001 again: all
+// below max 0.05) in a vector of one series, or,
 // while empty is set, an empty vector (a fleet without traffic yet).
 type promEndpoint struct {
 	*httptest.Server
@@ -42,7 +43,7 @@ func newPromEndpoint(t *testing.T) *promEndpoint {
 			return
 		}
 		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[%d,"%g"]}]}}`,
-			time.Now().Unix(), float64(p.n.Add(1))/1000)
+			time.Now().Unix(), float64((p.n.Add(1)-1)%40+1)/1000)
 	}))
 	t.Cleanup(p.Close)
 	return p
@@ -178,4 +179,48 @@ func waitEnded(t *testing.T, e *imagoEnv) {
 		require.True(t, time.Now().Before(deadline), "the rollout did not end within a minute")
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// While an analysis runs, `imago rollout status` shows the measurements taken
+// so far, read from its activity's heartbeat (the workflow learns them at the
+// end): a long analysis is not a black box until it ends.
+func TestRolloutStatusShowsARunningAnalysisMeasurementsSoFar(t *testing.T) {
+	t.Setenv(netguard.EnvAllow, "127.0.0.1")
+	prom := newPromEndpoint(t)
+	e := newImagoEnv(t)
+	v1 := e.simImage("hello", "v1")
+	out, _, err := run(t, "rollout", "start", "-f", e.rolloutSpec(canaryWith(prom, "    metric: errorRate\n    count: 1000\n")), "--image", v1)
+	require.NoError(t, err, out)
+
+	// The SDK sends a heartbeat at most every 8 s here (80% of the 10 s heartbeat timeout).
+	deadline := time.Now().Add(time.Minute)
+	running := regexp.MustCompile(`\n  errors of (fl-[0-9a-f]+): Running\n(?s:.*)\n    (\d+) measurements: (\d+) successful(?:; the latest 10 shown)?\n    TIME\s+VALUE\s+VERDICT\s+MEASUREMENT\n    \d\d:\d\d:\d\d\s+0\.\d+\s+Successful\s+`)
+	for {
+		out, _, err = run(t, "rollout", "status", "hello", "-e", "dev")
+		require.NoError(t, err, out)
+		if running.MatchString(out) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no measurement of the running analysis shown within a minute:\n%s", out)
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.Regexp(t, `(?m)^Status:\s+Running$`, out)
+
+	out, _, err = run(t, "rollout", "status", "hello", "-e", "dev", "-o", "json")
+	require.NoError(t, err, out)
+	var st rollouts.Status
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.Len(t, st.Progress.Analyses, 1)
+	an := st.Progress.Analyses[0]
+	if an.Phase == workflows.AnalysisRunning { // still running, as it should with 1000 to take
+		require.NotNil(t, an.Counts)
+		assert.Positive(t, an.Counts.Successful)
+		require.NotEmpty(t, an.Measurements)
+		assert.LessOrEqual(t, len(an.Measurements), 10)
+		assert.NotNil(t, an.Measurements[0].Value)
+	}
+
+	out, _, err = run(t, "rollout", "abort", "hello", "-e", "dev", "--reason", "seen enough")
+	require.NoError(t, err, out)
+	waitEnded(t, e)
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/analysis"
+	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -229,7 +230,9 @@ succeeded, 1 when it failed. Ctrl-C stops watching (exit 130); the rollout goes 
 		}
 		return withClient(cmd, func(c client.Client) error {
 			ctx := cmd.Context()
-			st, err := rollouts.Get(ctx, c, a[0], env)
+			// The converter reads a running analysis' heartbeat; without it, status shows the rest.
+			dc, _, _ := app.ConfigFromEnv().Converters(ctx)
+			st, err := rollouts.GetLive(ctx, c, dc, a[0], env)
 			if err != nil {
 				return err
 			}
