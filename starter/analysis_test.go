@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/rollouts"
@@ -110,6 +111,16 @@ func TestRolloutStatusShowsEveryAnalysisMeasurement(t *testing.T) {
 		assert.False(t, m.Time.IsZero())
 	}
 	assert.Equal(t, []float64{0.001, 0.002, 0.003}, values)
+
+	// The Temporal web UI's current details show them as a table.
+	val, err := e.client.QueryWorkflow(context.Background(), st.WorkflowID, st.RunID, "__temporal_workflow_metadata")
+	require.NoError(t, err)
+	var meta sdkpb.WorkflowMetadata
+	require.NoError(t, val.Get(&meta))
+	details := meta.GetCurrentDetails()
+	assert.Contains(t, details, "**Analysis errors** of "+fleet[1]+": Successful — errorRate of fleet "+fleet[1]+" met max 0.05 in 3 of 3 measurements")
+	assert.Contains(t, details, "```promql\n"+query+"\n```")
+	assert.Regexp(t, `\| \d\d:\d\d:\d\d \| 0\.002 \| Successful \| 0\.002 <= max 0\.05 \|`, details)
 }
 
 // A fleet without traffic yet (Prometheus answers an empty vector) is "no
