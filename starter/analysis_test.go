@@ -93,12 +93,7 @@ func TestRolloutStatusShowsEveryAnalysisMeasurement(t *testing.T) {
 	}
 	assert.NotContains(t, out, "({})")
 
-	out, _, err = run(t, "rollout", "status", "hello", "-e", "dev", "-o", "json")
-	require.NoError(t, err, out)
-	var st rollouts.Status
-	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
-	require.Len(t, st.Progress.Analyses, 1)
-	an := st.Progress.Analyses[0]
+	st, an := statusAnalysis(t)
 	assert.Equal(t, query, an.Query)
 	assert.Equal(t, "prometheus "+prom.URL+" (instant query)", an.Source)
 	require.NotNil(t, an.Counts)
@@ -177,6 +172,19 @@ func TestAnAnalysisWithoutDataDoesWhatOnNoDataSays(t *testing.T) {
 	assert.Regexp(t, `\n    \d\d:\d\d:\d\d\s+-\s+Successful \(no data\)\s+no data, passed by onNoData: pass: no samples yet`, out)
 }
 
+// statusAnalysis runs `imago rollout status hello -e dev -o json` and returns
+// the status and its one analysis.
+func statusAnalysis(t *testing.T) (rollouts.Status, workflows.AnalysisRun) {
+	t.Helper()
+	out, _, err := run(t, "rollout", "status", "hello", "-e", "dev", "-o", "json")
+	require.NoError(t, err, out)
+	var st rollouts.Status
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.NotNil(t, st.Progress, out)
+	require.Len(t, st.Progress.Analyses, 1, out)
+	return st, st.Progress.Analyses[0]
+}
+
 // waitEnded polls until no rollout of hello to dev runs, for a minute.
 func waitEnded(t *testing.T, e *imagoEnv) {
 	t.Helper()
@@ -217,19 +225,13 @@ func TestRolloutStatusShowsARunningAnalysisMeasurementsSoFar(t *testing.T) {
 	}
 	assert.Regexp(t, `(?m)^Status:\s+Running$`, out)
 
-	out, _, err = run(t, "rollout", "status", "hello", "-e", "dev", "-o", "json")
-	require.NoError(t, err, out)
-	var st rollouts.Status
-	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
-	require.Len(t, st.Progress.Analyses, 1)
-	an := st.Progress.Analyses[0]
-	if an.Phase == workflows.AnalysisRunning { // still running, as it should with 1000 to take
-		require.NotNil(t, an.Counts)
-		assert.Positive(t, an.Counts.Successful)
-		require.NotEmpty(t, an.Measurements)
-		assert.LessOrEqual(t, len(an.Measurements), 10)
-		assert.NotNil(t, an.Measurements[0].Value)
-	}
+	_, an := statusAnalysis(t)
+	require.Equal(t, workflows.AnalysisRunning, an.Phase, "1000 measurements take 100 s")
+	require.NotNil(t, an.Counts)
+	assert.Positive(t, an.Counts.Successful)
+	require.NotEmpty(t, an.Measurements)
+	assert.LessOrEqual(t, len(an.Measurements), 10)
+	assert.NotNil(t, an.Measurements[0].Value)
 
 	out, _, err = run(t, "rollout", "abort", "hello", "-e", "dev", "--reason", "seen enough")
 	require.NoError(t, err, out)
