@@ -212,7 +212,9 @@ func newRolloutStatusCmd() *cobra.Command {
 		Use:   "status SERVICE [-e ENV] [--watch]",
 		Short: "Show the latest rollout of a service to an environment",
 		Long: `Shows the latest rollout of SERVICE to ENV: status, phase, step, image, fleets,
-traffic, approvals, analyses and its recent events.
+traffic, approvals, analyses and its recent events. Each analysis shows what it
+measures (the query as run), its counts and its latest 10 measurements with time,
+value and verdict; a running one shows those taken so far.
 
 With --watch it follows the rollout on a live display until it ends (redrawn in
 place on a terminal, one line per change otherwise) and exits 0 when the rollout
