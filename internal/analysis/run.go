@@ -68,12 +68,20 @@ func CountOf(ms []Measurement) Counts {
 // count them all.
 const KeptMeasurements = 10
 
-// Latest returns the last n of ms.
+// Latest returns a copy of the last n of ms. Inconclusive and Error
+// measurements lose the value 0 that those recorded before values were optional
+// carry: they never have one.
 func Latest(ms []Measurement, n int) []Measurement {
 	if len(ms) > n {
 		ms = ms[len(ms)-n:]
 	}
-	return append([]Measurement(nil), ms...)
+	out := append([]Measurement(nil), ms...)
+	for i, m := range out {
+		if m.Phase == PhaseInconclusive || m.Phase == PhaseError {
+			out[i].Value = nil
+		}
+	}
+	return out
 }
 
 // Result is the outcome of an analysis.

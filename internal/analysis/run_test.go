@@ -415,3 +415,24 @@ func TestExpand(t *testing.T) {
 		t.Fatalf("query %q, want %q", got.Query, want)
 	}
 }
+
+// Latest keeps the last n measurements, and drops the value 0 that an
+// inconclusive or error measurement recorded before values were optional carries.
+func TestLatestKeepsTheLastAndNoValueWithoutOne(t *testing.T) {
+	zero := 0.0
+	var ms []Measurement
+	for i := range 12 {
+		ms = append(ms, Measurement{Value: f64(float64(i)), Phase: PhaseSuccessful})
+	}
+	ms = append(ms, Measurement{Value: &zero, Phase: PhaseInconclusive}, Measurement{Value: &zero, Phase: PhaseError})
+	got := Latest(ms, KeptMeasurements)
+	if len(got) != KeptMeasurements || *got[0].Value != 4 || got[8].Value != nil || got[9].Value != nil {
+		t.Fatalf("latest %+v", got)
+	}
+	if ms[12].Value == nil {
+		t.Fatal("Latest changed its input")
+	}
+	if c := CountOf(ms); c != (Counts{Successful: 12, Inconclusive: 1, Errors: 1}) || c.Total() != 14 {
+		t.Fatalf("counts %+v", c)
+	}
+}
