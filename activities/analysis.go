@@ -23,6 +23,9 @@ const (
 	AnalysisInconclusive = analysis.PhaseInconclusive
 )
 
+// RunAnalysisActivity is RunAnalysis' activity type, as the worker registers it.
+const RunAnalysisActivity = "RunAnalysis"
+
 // AnalysisInput runs one analysis against a fleet.
 type AnalysisInput struct {
 	// Name names the analysis in messages (the rollout spec's analyses key).
@@ -46,9 +49,45 @@ type AnalysisResult struct {
 	// Reason is empty for Successful, else one of analysis.Reason*; Failed with
 	// analysis.ReasonCouldNotMeasure means too many measurements in a row could
 	// not be taken.
-	Reason       string                 `json:"reason,omitempty"`
-	Message      string                 `json:"message"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message"`
+	// Measurements are the latest analysis.KeptMeasurements measurements (the
+	// history keeps no more); Counts count them all.
 	Measurements []analysis.Measurement `json:"measurements"`
+	Counts       analysis.Counts        `json:"counts"`
+	AnalysisSource
+}
+
+// AnalysisSource says what an analysis measured and how it judged it, once,
+// apart from the measurements (a Prometheus query is long).
+type AnalysisSource struct {
+	Provider string `json:"provider,omitempty"`
+	Metric   string `json:"metric,omitempty"`
+	// Condition is the success condition: "max 0.05".
+	Condition string `json:"condition,omitempty"`
+	// Source is where measurements came from (analysis.Spec.Source): the
+	// router's counters, a Prometheus address, a URL (passwords hidden).
+	Source string `json:"source,omitempty"`
+	// Query is the Prometheus query as run ({{fleet}} and the others replaced).
+	Query    string `json:"query,omitempty"`
+	OnNoData string `json:"onNoData,omitempty"`
+}
+
+// SourceOf describes the analysis spec s, expanded for fleetID and key as
+// RunAnalysis runs it.
+func SourceOf(s analysis.Spec, key provider.RouteKey, fleetID string) AnalysisSource {
+	s = s.Expand(AnalysisVars(key, fleetID))
+	onNoData := s.OnNoData
+	if onNoData == "" {
+		onNoData = analysis.NoDataInconclusive
+	}
+	return AnalysisSource{Provider: s.Provider, Metric: s.Metric, Condition: s.Condition(), Source: s.Source(), Query: s.Query, OnNoData: onNoData}
+}
+
+// AnalysisVars are the values of the template variables of an analysis' query,
+// address and url: {{fleet}}, {{service}}, {{environment}}.
+func AnalysisVars(key provider.RouteKey, fleetID string) map[string]string {
+	return map[string]string{"fleet": fleetID, "service": key.Service, "environment": key.Environment}
 }
 
 // AnalysisProgress is the heartbeat of RunAnalysis: the measurements taken so
@@ -62,12 +101,8 @@ type AnalysisProgress struct {
 // so far.
 // An invalid spec (or a provider that cannot measure it) fails without retry.
 func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (AnalysisResult, error) {
-	out := AnalysisResult{Name: in.Name, FleetID: in.FleetID}
-	spec := in.Spec.Expand(map[string]string{
-		"fleet":       in.FleetID,
-		"service":     in.Key.Service,
-		"environment": in.Key.Environment,
-	})
+	out := AnalysisResult{Name: in.Name, FleetID: in.FleetID, AnalysisSource: SourceOf(in.Spec, in.Key, in.FleetID)}
+	spec := in.Spec.Expand(AnalysisVars(in.Key, in.FleetID))
 	specErr := func(err error) error {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), ErrAnalysisSpec, nil)
 	}
@@ -104,6 +139,9 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	runner := analysis.Runner{Previous: prog.Measurements}
+	if s, ok := m.(fmt.Stringer); ok && spec.Provider == analysis.ProviderPrometheus && in.FleetID != "" {
+		runner.Subject = s.String() + " of fleet " + in.FleetID
+	}
 	logger := activity.GetLogger(ctx)
 	if n := len(prog.Measurements); n > 0 {
 		logger.Info("analysis resumes", "analysis", in.Name, "fleet", in.FleetID, "measurements", n)
@@ -111,9 +149,10 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 	res, err := runner.Run(ctx, spec, m, func(meas analysis.Measurement) {
 		prog.Measurements = append(prog.Measurements, meas)
 		hb.Set(prog)
-		logger.Info("analysis measurement", "analysis", in.Name, "fleet", in.FleetID, "phase", meas.Phase, "value", meas.Value, "message", meas.Message)
+		logger.Info("analysis measurement", "analysis", in.Name, "fleet", in.FleetID, "phase", meas.Phase, "value", analysis.FormatValue(meas.Value), "message", meas.Message)
 	})
-	out.Phase, out.Reason, out.Message, out.Measurements = res.Phase, res.Reason, res.Message, res.Measurements
+	out.Phase, out.Reason, out.Message, out.Counts = res.Phase, res.Reason, res.Message, res.Counts
+	out.Measurements = analysis.Latest(res.Measurements, analysis.KeptMeasurements)
 	if err != nil {
 		var se *analysis.SpecError
 		switch {

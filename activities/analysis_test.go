@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -167,7 +168,7 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 		}
 		t.Logf("%s: %s: %s", fleet, o.res.Phase, o.res.Message)
 		for _, m := range o.res.Measurements {
-			t.Logf("  %s %v %s", m.Phase, m.Value, m.Message)
+			t.Logf("  %s %s %s", m.Phase, analysis.FormatValue(m.Value), m.Message)
 		}
 		if len(o.beats) == 0 || len(o.beats[len(o.beats)-1].Measurements) == 0 {
 			t.Errorf("%s: no heartbeat with measurements: %+v", fleet, o.beats)
@@ -181,7 +182,7 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 	if !strings.HasPrefix(b.Message, "errorRate of fleet fl-bad was 0.") || !strings.HasSuffix(b.Message, "> max 0.05 in 1 of 1 measurements") {
 		t.Errorf("bad fleet message %q", b.Message)
 	}
-	if v := b.Measurements[0].Value; v < 0.2 || v > 0.4 {
+	if v := b.Measurements[0].Value; v == nil || *v < 0.2 || *v > 0.4 {
 		t.Errorf("bad fleet error rate %v, want about 0.3", v)
 	}
 	g := outs["fl-good"].res
@@ -210,8 +211,8 @@ func TestRunAnalysisResumesFromHeartbeat(t *testing.T) {
 	// is due now, and it is the last one.
 	now := time.Now()
 	prev := &AnalysisProgress{Measurements: []analysis.Measurement{
-		{Time: now.Add(-2 * time.Hour), Value: 0.02, Phase: analysis.PhaseSuccessful, Message: "0.02 <= max 0.05"},
-		{Time: now.Add(-time.Hour - time.Second), Value: 0.2, Phase: analysis.PhaseFailed, Message: "0.2 > max 0.05"},
+		{Time: now.Add(-2 * time.Hour), Value: f64(0.02), Phase: analysis.PhaseSuccessful, Message: "0.02 <= max 0.05"},
+		{Time: now.Add(-time.Hour - time.Second), Value: f64(0.2), Phase: analysis.PhaseFailed, Message: "0.2 > max 0.05"},
 	}}
 	res, _, err := runAnalysis(t, a, in, prev)
 	if err != nil {
@@ -226,7 +227,7 @@ func TestRunAnalysisResumesFromHeartbeat(t *testing.T) {
 
 	// An attempt whose measurements already decided (it failed before it could
 	// return) returns the outcome without measuring again.
-	prev.Measurements[0].Phase, prev.Measurements[0].Value = analysis.PhaseFailed, 0.3
+	prev.Measurements[0].Phase, prev.Measurements[0].Value = analysis.PhaseFailed, f64(0.3)
 	res, _, err = runAnalysis(t, a, in, prev)
 	if err != nil || res.Phase != AnalysisFailed || hits.Load() != 1 ||
 		!strings.HasSuffix(res.Message, "was 0.3 > max 0.05 in 2 of 2 measurements (failureLimit 1)") {
@@ -260,4 +261,104 @@ func TestRunAnalysisRefusesBadSpecsWithoutRetry(t *testing.T) {
 	// A provider whose driver has no router metrics cannot run router analyses.
 	_, _, err = runAnalysis(t, a, AnalysisInput{Name: "errors", Key: key, FleetID: "fl-1", Spec: ok}, nil)
 	nonRetryable(t, err, "driver none exports no router metrics")
+}
+
+// fakePrometheus is a Prometheus-compatible HTTP endpoint on loopback: an
+// instant query answers the vector of answer(query) (nil: an empty vector).
+func fakePrometheus(t *testing.T, answer func(query string) *float64) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/query" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		v := answer(r.URL.Query().Get("query"))
+		if v == nil {
+			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+			return
+		}
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[%d,"%g"]}]}}`, time.Now().Unix(), *v)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A fleet without traffic yet: Prometheus answers an empty vector. What that
+// counts as is onNoData's to say; by default it is inconclusive (a person
+// decides), never a pass, and the message says there was no data and what to
+// check, naming the analysis' fleet but not repeating the query.
+func TestRunAnalysisNoDataFollowsOnNoData(t *testing.T) {
+	var queries sync.Map
+	prom := fakePrometheus(t, func(q string) *float64 { queries.Store(q, true); return nil })
+	a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
+	query := `sum(rate(imago_router_errors_total{fleet="{{fleet}}"}[1m])) / sum(rate(imago_router_requests_total{fleet="{{fleet}}"}[1m]))`
+	key := provider.RouteKey{Service: "web", Environment: "prod"}
+	for _, tc := range []struct {
+		onNoData, phase, reason, message string
+	}{
+		{"", AnalysisInconclusive, analysis.ReasonNoData,
+			"the query's value of fleet fl-7 had no data in 1 of 1 measurements (inconclusiveLimit 0): no samples yet: the query returned an empty vector; is traffic reaching the fleet"},
+		{analysis.NoDataInconclusive, AnalysisInconclusive, analysis.ReasonNoData, "had no data in 1 of 1 measurements (inconclusiveLimit 0)"},
+		{analysis.NoDataFail, AnalysisFailed, analysis.ReasonNoData,
+			"the query's value of fleet fl-7 had no data in 1 of 1 measurements, and onNoData is fail: no samples yet: the query returned an empty vector; is traffic reaching the fleet"},
+		{analysis.NoDataPass, AnalysisSuccessful, "", "the query's value of fleet fl-7 met max 0.05 in 2 of 2 measurements (2 of them without data, passed by onNoData: pass)"},
+	} {
+		t.Run("onNoData="+tc.onNoData, func(t *testing.T) {
+			in := AnalysisInput{Name: "errors", Key: key, FleetID: "fl-7", Spec: analysis.Spec{
+				Provider: analysis.ProviderPrometheus, Address: prom.URL, Query: query,
+				Max: f64(0.05), Interval: 10 * time.Millisecond, Count: 2, OnNoData: tc.onNoData,
+			}}
+			res, _, err := runAnalysis(t, a, in, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Phase != tc.phase || res.Reason != tc.reason || !strings.Contains(res.Message, tc.message) {
+				t.Fatalf("%s (%s): %q, want %s (%s) with %q", res.Phase, res.Reason, res.Message, tc.phase, tc.reason, tc.message)
+			}
+			if strings.Contains(res.Message, "imago_router_") {
+				t.Errorf("the message repeats the query: %q", res.Message)
+			}
+			wantQuery := strings.ReplaceAll(query, "{{fleet}}", "fl-7")
+			if _, ran := queries.Load(wantQuery); !ran || res.Query != wantQuery {
+				t.Errorf("query shown %q, want the query as run %q", res.Query, wantQuery)
+			}
+			if res.Source != "prometheus "+prom.URL+" (instant query)" || res.Condition != "max 0.05" || res.OnNoData != cmp.Or(tc.onNoData, "inconclusive") {
+				t.Errorf("source %+v", res.AnalysisSource)
+			}
+			for _, m := range res.Measurements {
+				if !m.NoData || m.Value != nil || !strings.Contains(m.Message, "no data") {
+					t.Errorf("measurement %+v, want one without data", m)
+				}
+			}
+			if res.Counts.NoData != len(res.Measurements) || res.Counts.Total() != len(res.Measurements) {
+				t.Errorf("counts %+v for %d measurements", res.Counts, len(res.Measurements))
+			}
+		})
+	}
+}
+
+// A long analysis keeps its latest measurements in its result (the rollout's
+// history), and counts them all.
+func TestRunAnalysisKeepsTheLatestMeasurements(t *testing.T) {
+	var n atomic.Int64
+	prom := fakePrometheus(t, func(string) *float64 { v := float64(n.Add(1)) / 1000; return &v })
+	a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
+	in := AnalysisInput{Name: "errors", FleetID: "fl-1", Spec: analysis.Spec{
+		Provider: analysis.ProviderPrometheus, Metric: "errorRate", Address: prom.URL, Query: "x",
+		Max: f64(0.05), Interval: time.Millisecond, Count: 15,
+	}}
+	res, _, err := runAnalysis(t, a, in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Phase != AnalysisSuccessful || res.Counts.Successful != 15 || len(res.Measurements) != analysis.KeptMeasurements {
+		t.Fatalf("%s %+v with %d measurements, want 15 counted and %d kept", res.Phase, res.Counts, len(res.Measurements), analysis.KeptMeasurements)
+	}
+	if first := res.Measurements[0]; first.Value == nil || *first.Value != 0.006 || first.Message != "0.006 <= max 0.05" {
+		t.Errorf("first kept measurement %+v, want the 6th (0.006)", first)
+	}
+	if res.Message != "errorRate of fleet fl-1 met max 0.05 in 15 of 15 measurements" {
+		t.Errorf("message %q", res.Message)
+	}
 }

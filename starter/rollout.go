@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/analysis"
+	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -210,7 +212,9 @@ func newRolloutStatusCmd() *cobra.Command {
 		Use:   "status SERVICE [-e ENV] [--watch]",
 		Short: "Show the latest rollout of a service to an environment",
 		Long: `Shows the latest rollout of SERVICE to ENV: status, phase, step, image, fleets,
-traffic, approvals, analyses and its recent events.
+traffic, approvals, analyses and its recent events. Each analysis shows what it
+measures (the query as run), its counts and its latest 10 measurements with time,
+value and verdict; a running one shows those taken so far.
 
 With --watch it follows the rollout on a live display until it ends (redrawn in
 place on a terminal, one line per change otherwise) and exits 0 when the rollout
@@ -228,7 +232,9 @@ succeeded, 1 when it failed. Ctrl-C stops watching (exit 130); the rollout goes 
 		}
 		return withClient(cmd, func(c client.Client) error {
 			ctx := cmd.Context()
-			st, err := rollouts.Get(ctx, c, a[0], env)
+			// The converter reads a running analysis' heartbeat; without it, status shows the rest.
+			dc, _, _ := app.ConfigFromEnv().Converters(ctx)
+			st, err := rollouts.GetLive(ctx, c, dc, a[0], env)
 			if err != nil {
 				return err
 			}
@@ -281,9 +287,6 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 		for _, ap := range p.Approvals {
 			fmt.Fprintf(tw, "Approved:\t%s by %s%s\n", ap.Gate, ap.By, because(ap.Reason))
 		}
-		for _, an := range p.Analyses {
-			fmt.Fprintf(tw, "Analysis %s:\t%s: %s\n", an.Name, an.Phase, an.Message)
-		}
 		if p.Error != "" {
 			fmt.Fprintf(tw, "Error:\t%s\n", p.Error)
 		}
@@ -295,10 +298,49 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if p := st.Progress; p != nil && len(p.Analyses) > 0 {
+		if err := printAnalyses(w, p.Analyses); err != nil {
+			return err
+		}
+	}
 	if p := st.Progress; p != nil && len(p.Events) > 0 {
 		fmt.Fprintln(w, "\nEvents:")
 		for _, e := range p.Events {
 			fmt.Fprintf(w, "  %s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
+		}
+	}
+	return nil
+}
+
+// printAnalyses shows each analysis of a rollout: its outcome, what it
+// measures (the query once), and its latest measurements with value and verdict.
+func printAnalyses(w io.Writer, runs []workflows.AnalysisRun) error {
+	fmt.Fprintln(w, "\nAnalyses:")
+	for _, a := range runs {
+		fmt.Fprintf(w, "  %s of %s: %s", a.Name, a.FleetID, a.Phase)
+		if a.Message != "" {
+			fmt.Fprintf(w, " — %s", a.Message)
+		}
+		fmt.Fprintln(w)
+		if a.Source != "" {
+			fmt.Fprintf(w, "    measures: %s; passes at %s; no data counts as %s\n", a.Source, a.Condition, a.OnNoData)
+		}
+		if a.Query != "" {
+			fmt.Fprintf(w, "    query:    %s\n", strings.Join(strings.Fields(a.Query), " "))
+		}
+		if a.Counts != nil {
+			fmt.Fprintf(w, "    %s\n", workflows.CountsText(*a.Counts, len(a.Measurements)))
+		}
+		if len(a.Measurements) == 0 {
+			continue
+		}
+		tw := table(w)
+		fmt.Fprintln(tw, "    TIME\tVALUE\tVERDICT\tMEASUREMENT")
+		for _, m := range a.Measurements {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", m.Time.Local().Format(time.TimeOnly), analysis.FormatValue(m.Value), workflows.Verdict(m), m.Message)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
 		}
 	}
 	return nil

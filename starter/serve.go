@@ -101,7 +101,11 @@ files.`,
 				// seals work a worker would run.
 				origins := codec.ParseOrigins(cfg.UIOrigin)
 				codecHandler := codec.NewHandler(pc, codec.HandlerOptions{Tokens: toks, Origins: origins, Logger: log})
-				h := api.NewServer(api.Config{Client: c, Catalog: cat, Tokens: toks, InsecureNoAuth: insecure, Origins: origins, Logger: log,
+				dc, _, err := cfg.Converters(ctx)
+				if err != nil {
+					return err
+				}
+				h := api.NewServer(api.Config{Client: c, DataConverter: dc, Catalog: cat, Tokens: toks, InsecureNoAuth: insecure, Origins: origins, Logger: log,
 					Extra: map[string]http.Handler{"/codec/": codecHandler}, BakeRoots: roots})
 				return serveAPI(ctx, ln, h, log, cfg, toks)
 			})

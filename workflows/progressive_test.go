@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -51,11 +53,30 @@ func newWeights(routes []provider.Route) []int {
 func (s *rolloutSuite) analysisReturns(phases ...string) {
 	i := 0
 	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.AnalysisInput) (activities.AnalysisResult, error) {
+		func(_ context.Context, in activities.AnalysisInput) (activities.AnalysisResult, error) {
 			p := phases[min(i, len(phases)-1)]
 			i++
-			return activities.AnalysisResult{Phase: p, Message: "errorRate of fleet fl-new was 0.31 > max 0.05 in 3 of 3 measurements"}, nil
+			return analysisResult(in, p), nil
 		})
+}
+
+// analysisResult is what RunAnalysis returns for in, ending in phase: three
+// measurements, the last one deciding.
+func analysisResult(in activities.AnalysisInput, phase string) activities.AnalysisResult {
+	t0 := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
+	last, msg := analysis.Measurement{Time: t0.Add(10 * time.Second), Value: f64(0.31), Phase: phase, Message: "0.31 > max 0.05 (31 of 100 requests answered 5xx in 5s)"},
+		"errorRate of fleet fl-new was 0.31 > max 0.05 in 2 of 3 measurements"
+	if phase == analysis.PhaseSuccessful {
+		last.Value, last.Message = f64(0.02), "0.02 <= max 0.05 (2 of 100 requests answered 5xx in 5s)"
+		msg = "errorRate of fleet fl-new met max 0.05 in 2 of 3 measurements (1 inconclusive)"
+	}
+	ms := []analysis.Measurement{
+		{Time: t0, Value: f64(0.01), Phase: analysis.PhaseSuccessful, Message: "0.01 <= max 0.05 (1 of 100 requests answered 5xx in 5s)"},
+		{Time: t0.Add(5 * time.Second), Phase: analysis.PhaseInconclusive, NoData: true, Message: "no data: no samples yet: fleet fl-new received 0 requests in 5s, fewer than minRequests 10"},
+		last,
+	}
+	return activities.AnalysisResult{Name: in.Name, FleetID: in.FleetID, Phase: phase, Message: msg,
+		Measurements: ms, Counts: analysis.CountOf(ms), AnalysisSource: activities.SourceOf(in.Spec, in.Key, in.FleetID)}
 }
 
 // decide sends an update after delay and records a rejection, if any.
@@ -87,7 +108,28 @@ func (s *rolloutSuite) TestCanaryWalksItsWeightsThenCutsOver() {
 	s.Equal(90, s.routes[0].Weight("fl-old"), "the rest stays on the old fleet")
 	s.Equal([]string{"fl-old"}, s.terminated)
 	p := s.progress()
-	s.Equal([]AnalysisRun{{Name: "errors", Phase: activities.AnalysisSuccessful, Message: "errorRate of fleet fl-new was 0.31 > max 0.05 in 3 of 3 measurements"}}, p.Analyses)
+	s.Require().Len(p.Analyses, 1)
+	an := p.Analyses[0]
+	s.Equal("errors", an.Name)
+	s.Equal(activities.AnalysisSuccessful, an.Phase)
+	s.Equal("errorRate of fleet fl-new met max 0.05 in 2 of 3 measurements (1 inconclusive)", an.Message)
+	s.Equal("fl-new", an.FleetID)
+	s.Equal(activities.AnalysisSource{Provider: "router", Metric: "errorRate", Condition: "max 0.05", OnNoData: "inconclusive",
+		Source: "router: the fleet's share of imago_router_requests_total and imago_router_errors_total, each interval"}, an.AnalysisSource)
+	s.Equal(&analysis.Counts{Successful: 2, Inconclusive: 1, NoData: 1}, an.Counts)
+	s.Require().Len(an.Measurements, 3)
+	s.Equal(0.02, *an.Measurements[2].Value)
+	s.Nil(an.Measurements[1].Value, "a measurement without data has no value")
+	// The web UI's current details show the analysis' measurements, value and verdict.
+	v, err := s.env.QueryWorkflow("__temporal_workflow_metadata")
+	s.Require().NoError(err)
+	var meta sdkpb.WorkflowMetadata
+	s.Require().NoError(v.Get(&meta))
+	details := meta.GetCurrentDetails()
+	s.Contains(details, "**Analysis errors** of fl-new: Successful — errorRate of fleet fl-new met max 0.05 in 2 of 3 measurements")
+	s.Contains(details, "3 measurements: 2 successful, 1 inconclusive (1 without data)")
+	s.Contains(details, "| 14:00:10 | 0.02 | Successful | 0.02 <= max 0.05 (2 of 100 requests answered 5xx in 5s) |")
+	s.Contains(details, "| 14:00:05 | - | Inconclusive (no data) | no data: no samples yet")
 	s.Require().Len(s.deployments, 1)
 	s.Equal("succeeded", s.deployments[0].Outcome)
 }

@@ -2,12 +2,14 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -126,7 +128,13 @@ func (r *rollout) pause(ctx workflow.Context, step string, p spec.Pause) error {
 // inconclusive waits for a person to approve (continue) or abort.
 func (r *rollout) analyze(ctx workflow.Context, name string, fleet provider.Fleet) error {
 	a := r.spec.Analyses[name]
-	r.setPhase(ctx, PhaseAnalyzing, fmt.Sprintf("analysis %s: %s %s of %s, %d × every %s", name, a.Provider, a.Metric, fleet.ID, a.Count, a.Interval))
+	in := activities.AnalysisInput{Name: name, Spec: a.ToSpec(), Key: r.key, FleetID: fleet.ID}
+	// Shown while it measures; the query once, here, not in every message.
+	r.progress.Analyses = append(r.progress.Analyses, AnalysisRun{Name: name, Phase: AnalysisRunning, FleetID: fleet.ID,
+		AnalysisSource: activities.SourceOf(in.Spec, in.Key, in.FleetID)})
+	run := &r.progress.Analyses[len(r.progress.Analyses)-1] // nothing appends until it is done
+	what := strings.TrimSpace(a.Provider + " " + a.Metric)
+	r.setPhase(ctx, PhaseAnalyzing, fmt.Sprintf("analysis %s of %s: %s, %s, %d × every %s", name, fleet.ID, what, run.Condition, a.Count, a.Interval))
 	heartbeat := 3 * a.Interval.D()
 	if heartbeat < 10*time.Second {
 		heartbeat = 10 * time.Second
@@ -142,16 +150,25 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet provider.Flee
 	var act *activities.Activities
 	var res activities.AnalysisResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.RunAnalysis,
-			activities.AnalysisInput{Name: name, Spec: a.ToSpec(), Key: r.key, FleetID: fleet.ID}).Get(ctx, &res)
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.RunAnalysis, in).Get(ctx, &res)
 	})
 	if err != nil {
+		run.Phase, run.Message = analysis.PhaseError, "did not finish: "+reason(err)
 		return r.fail("running analysis "+name, err)
 	}
-	r.progress.Analyses = append(r.progress.Analyses, AnalysisRun{Name: name, Phase: res.Phase, Message: res.Message})
+	run.Phase, run.Message, run.Measurements = res.Phase, res.Message, analysis.Latest(res.Measurements, analysis.KeptMeasurements)
+	counts := res.Counts
+	if counts.Total() == 0 { // a result from before Counts
+		counts = analysis.CountOf(res.Measurements)
+	}
+	run.Counts = &counts
+	if res.Source != "" { // a result from before AnalysisSource has none
+		run.AnalysisSource = res.AnalysisSource
+	}
 	switch res.Phase {
 	case activities.AnalysisSuccessful:
 		r.event(ctx, fmt.Sprintf("analysis %s passed: %s", name, res.Message))
+		r.showDetails(ctx, r.progress.Phase, "analysis "+name+" passed")
 		return nil
 	case activities.AnalysisInconclusive:
 		r.event(ctx, fmt.Sprintf("analysis %s inconclusive: %s", name, res.Message))
@@ -280,7 +297,7 @@ func (r *rollout) enter(ctx workflow.Context, phase, msg string) {
 func (r *rollout) waveStep(ctx workflow.Context, msg string) {
 	r.progress.Step = msg
 	r.event(ctx, msg)
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", r.progress.Phase, msg))
+	r.showDetails(ctx, r.progress.Phase, msg)
 }
 
 // resize grows or shrinks a fleet and returns its number of instances.

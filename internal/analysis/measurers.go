@@ -66,7 +66,7 @@ func (m *PrometheusMeasurer) String() string {
 	if m.name != "" {
 		return m.name
 	}
-	return "prometheus query " + strconv.Quote(abbreviate(strings.Join(strings.Fields(m.Query), " "), 80))
+	return "the query's value" // the query itself is long: status shows it once, apart
 }
 
 // promResponse is the envelope of Prometheus' HTTP API.
@@ -119,13 +119,13 @@ func (m *PrometheusMeasurer) Measure(ctx context.Context) (Reading, error) {
 		}
 		switch len(series) {
 		case 0:
-			return Reading{}, Inconclusive("the query returned no data (an empty vector)")
+			return Reading{}, NoData("no samples yet: the query returned an empty vector")
 		case 1:
 			v, err := promValue(series[0].Value)
 			if err != nil {
 				return Reading{}, fmt.Errorf("%s: %w", what, err)
 			}
-			return Reading{Value: v}, nil
+			return Reading{Value: v}, nil // its labels are the answer's text: not copied
 		}
 		return Reading{}, fmt.Errorf("the query returned %d series; it must return one: aggregate it (sum, avg, max by nothing)", len(series))
 	case "matrix", "string":
@@ -250,7 +250,7 @@ func (m *HTTPMeasurer) Measure(ctx context.Context) (Reading, error) {
 	}
 	switch v := v.(type) {
 	case nil:
-		return Reading{}, Inconclusive("%s: %s is null", what, fieldName(m.Field))
+		return Reading{}, NoData("%s: %s is null", what, fieldName(m.Field))
 	case json.Number:
 		f, err := parseValue(v.String())
 		if err != nil {

@@ -92,8 +92,8 @@ func TestPrometheusProviderAgainstFakePrometheus(t *testing.T) {
 	if r, err := measure(`scalar(vector(0.5))`); err != nil || r.Value != 0.5 {
 		t.Errorf("scalar: %+v %v", r, err)
 	}
-	if _, err := measure(`up{job="none"}`); !IsInconclusive(err) || !strings.Contains(err.Error(), "no data") {
-		t.Errorf("empty vector: %v, want inconclusive", err)
+	if _, err := measure(`up{job="none"}`); !IsNoData(err) || err.Error() != "no samples yet: the query returned an empty vector" {
+		t.Errorf("empty vector: %v, want no data", err)
 	}
 	if _, err := measure(`up`); err == nil || IsInconclusive(err) ||
 		!strings.Contains(err.Error(), `returned 2 series; it must return one`) || strings.Contains(err.Error(), "9100") {
@@ -149,7 +149,7 @@ func TestPrometheusProviderAgainstFakePrometheus(t *testing.T) {
 	spec.Query, spec.Metric = "slow", ""
 	res, err = c.runner().Run(context.Background(), spec, &PrometheusMeasurer{Address: addr, Query: "slow", HTTP: loopback().HTTP}, nil)
 	if err != nil || res.Phase != PhaseFailed || res.Reason != ReasonCouldNotMeasure ||
-		!strings.HasPrefix(res.Message, `could not measure prometheus query "slow": 5 errors in a row (consecutiveErrorLimit 4); last: prometheus`) {
+		!strings.HasPrefix(res.Message, `could not measure the query's value: 5 errors in a row (consecutiveErrorLimit 4); last: prometheus`) {
 		t.Fatalf("unreachable analysis: %+v %v", res, err)
 	}
 }

@@ -85,7 +85,7 @@ func (m *RouterMeasurer) Measure(ctx context.Context) (Reading, error) {
 		note = ", the router restarted in between"
 	}
 	if d.Requests < m.minRequests {
-		return Reading{}, Inconclusive("fleet %s received %s requests in %s%s, fewer than minRequests %s",
+		return Reading{}, NoData("no samples yet: fleet %s received %s requests in %s%s, fewer than minRequests %s",
 			m.fleetID, fmtValue(d.Requests), window, note, fmtValue(m.minRequests))
 	}
 	if m.metric == MetricErrorRate {
@@ -96,7 +96,7 @@ func (m *RouterMeasurer) Measure(ctx context.Context) (Reading, error) {
 	}
 	v := Quantile(routerQuantiles[m.metric], d.Latency)
 	if math.IsNaN(v) {
-		return Reading{}, Inconclusive("no latency observations of fleet %s in %s%s", m.fleetID, window, note)
+		return Reading{}, NoData("no samples yet: no latency observations of fleet %s in %s%s", m.fleetID, window, note)
 	}
 	return Reading{
 		Value:  v,

@@ -396,14 +396,14 @@ func TestRouterAnalysisEndToEnd(t *testing.T) {
 		}
 		t.Logf("%s of %s: %s: %s", r.spec.Metric, r.fleet, r.res.Phase, r.res.Message)
 		for _, m := range r.res.Measurements {
-			t.Logf("  %s %v %s", m.Phase, m.Value, m.Message)
+			t.Logf("  %s %s %s", m.Phase, FormatValue(m.Value), m.Message)
 		}
 	}
 	badRes := runs[0].res
 	if badRes.Phase != PhaseFailed || badRes.Reason != ReasonFailureLimit || len(badRes.Measurements) != 1 {
 		t.Errorf("bad fleet: %s (%s) after %d measurements, want Failed at the first", badRes.Phase, badRes.Reason, len(badRes.Measurements))
 	}
-	if v := badRes.Measurements[0].Value; v < 0.2 || v > 0.4 {
+	if v := badRes.Measurements[0].Value; v == nil || *v < 0.2 || *v > 0.4 {
 		t.Errorf("bad fleet error rate %v, want about 0.3", v)
 	}
 	if !strings.HasPrefix(badRes.Message, "errorRate of fleet fl-bad was 0.") || !strings.HasSuffix(badRes.Message, " > max 0.05 in 1 of 1 measurements") {
@@ -414,7 +414,7 @@ func TestRouterAnalysisEndToEnd(t *testing.T) {
 			t.Errorf("%s of good fleet: %s after %d measurements: %s", r.spec.Metric, r.res.Phase, len(r.res.Measurements), r.res.Message)
 		}
 	}
-	if got := runs[1].res.Measurements[2].Value; got != 0 {
+	if got := runs[1].res.Measurements[2].Value; got == nil || *got != 0 {
 		t.Errorf("good fleet error rate %v", got)
 	}
 }

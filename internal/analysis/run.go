@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -22,18 +23,65 @@ const (
 const (
 	ReasonFailureLimit      = "FailureLimit"      // more failed measurements than FailureLimit
 	ReasonInconclusiveLimit = "InconclusiveLimit" // more inconclusive measurements than InconclusiveLimit
-	ReasonNoData            = "NoData"            // every measurement was inconclusive
+	ReasonNoData            = "NoData"            // the measurements that decided had no data (or all were inconclusive)
 	ReasonCouldNotMeasure   = "CouldNotMeasure"   // more errors in a row than ConsecutiveErrorLimit; the message starts "could not measure"
 )
 
-// Measurement is one measurement. Value is set for Successful and Failed
-// measurements (infinities are stored as ±MaxFloat64, so it always encodes as
-// JSON); Message says what was measured or why it could not be.
+// Measurement is one measurement. Value is set when the measurement produced
+// one (Successful and Failed ones, but for those without data; infinities are
+// stored as ±MaxFloat64, so it always encodes as JSON); NoData marks a
+// measurement without data, whatever onNoData made of it; Message says what was
+// measured or why it could not be.
 type Measurement struct {
 	Time    time.Time `json:"time"`
-	Value   float64   `json:"value"`
+	Value   *float64  `json:"value,omitempty"`
 	Phase   string    `json:"phase"`
+	NoData  bool      `json:"noData,omitempty"`
 	Message string    `json:"message,omitempty"`
+}
+
+// Counts are the measurements of an analysis by phase; NoData counts those
+// without data, whatever phase onNoData gave them.
+type Counts struct {
+	Successful   int `json:"successful"`
+	Failed       int `json:"failed"`
+	Inconclusive int `json:"inconclusive"`
+	Errors       int `json:"errors"`
+	NoData       int `json:"noData,omitempty"`
+}
+
+// Total is the number of measurements, errors included.
+func (c Counts) Total() int { return c.Successful + c.Failed + c.Inconclusive + c.Errors }
+
+// CountOf counts ms by phase.
+func CountOf(ms []Measurement) Counts {
+	var t tally
+	for _, m := range ms {
+		t.add(m)
+	}
+	return t.Counts
+}
+
+// KeptMeasurements is how many measurements of an analysis a rollout keeps to
+// show (the latest, as Argo Rollouts' measurementRetention keeps 10): a long
+// analysis does not grow the rollout's history or status without bound. Counts
+// count them all.
+const KeptMeasurements = 10
+
+// Latest returns a copy of the last n of ms. Inconclusive and Error
+// measurements lose the value 0 that those recorded before values were optional
+// carry: they never have one.
+func Latest(ms []Measurement, n int) []Measurement {
+	if len(ms) > n {
+		ms = ms[len(ms)-n:]
+	}
+	out := append([]Measurement(nil), ms...)
+	for i, m := range out {
+		if m.Phase == PhaseInconclusive || m.Phase == PhaseError {
+			out[i].Value = nil
+		}
+	}
+	return out
 }
 
 // Result is the outcome of an analysis.
@@ -41,12 +89,15 @@ type Result struct {
 	// Phase is Successful, Failed or Inconclusive.
 	Phase string `json:"phase"`
 	// Reason is empty for Successful, else one of the Reason constants;
-	// ReasonCouldNotMeasure comes with Phase Failed.
+	// ReasonCouldNotMeasure comes with Phase Failed, ReasonNoData with
+	// Inconclusive or (onNoData: fail) Failed.
 	Reason string `json:"reason,omitempty"`
 	// Message tells a person what happened, e.g. "errorRate of fleet fl-1 was
 	// 0.31 > max 0.05 in 3 of 3 measurements".
 	Message      string        `json:"message"`
 	Measurements []Measurement `json:"measurements"`
+	// Counts count Measurements by phase.
+	Counts Counts `json:"counts"`
 }
 
 // Reading is what a Measurer measured: a value and, for messages, how it came
@@ -79,7 +130,10 @@ type MeasureFunc func(ctx context.Context) (Reading, error)
 // Measure calls f.
 func (f MeasureFunc) Measure(ctx context.Context) (Reading, error) { return f(ctx) }
 
-type inconclusiveError struct{ msg string }
+type inconclusiveError struct {
+	msg    string
+	noData bool
+}
 
 func (e *inconclusiveError) Error() string { return e.msg }
 
@@ -88,7 +142,20 @@ func Inconclusive(format string, args ...any) error {
 	return &inconclusiveError{msg: fmt.Sprintf(format, args...)}
 }
 
-// IsInconclusive reports whether err was made by Inconclusive.
+// NoData returns the error a Measurer returns when there are no samples to
+// judge (an empty answer, no traffic in the window). It is inconclusive, and
+// what it counts as is the spec's OnNoData.
+func NoData(format string, args ...any) error {
+	return &inconclusiveError{msg: fmt.Sprintf(format, args...), noData: true}
+}
+
+// IsNoData reports whether err was made by NoData.
+func IsNoData(err error) bool {
+	var e *inconclusiveError
+	return errors.As(err, &e) && e.noData
+}
+
+// IsInconclusive reports whether err was made by Inconclusive or NoData.
 func IsInconclusive(err error) bool {
 	var e *inconclusiveError
 	return errors.As(err, &e)
@@ -170,7 +237,7 @@ func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement fu
 	}
 	var t tally
 	for _, pm := range res.Measurements {
-		t.add(pm.Phase)
+		t.add(pm)
 	}
 	if done := decide(spec, subject, &t, &res); done {
 		return res, nil // an earlier attempt decided, but did not get to return
@@ -189,7 +256,7 @@ func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement fu
 	}
 	record := func(meas Measurement) bool {
 		res.Measurements = append(res.Measurements, meas)
-		t.add(meas.Phase)
+		t.add(meas)
 		if onMeasurement != nil {
 			onMeasurement(meas)
 		}
@@ -260,6 +327,8 @@ func sleepTimer(ctx context.Context, d time.Duration) error {
 func judge(spec Spec, at time.Time, r Reading, err error) Measurement {
 	meas := Measurement{Time: at}
 	switch {
+	case IsNoData(err):
+		return judgeNoData(spec, meas, err.Error())
 	case IsInconclusive(err):
 		meas.Phase, meas.Message = PhaseInconclusive, err.Error()
 		return meas
@@ -267,8 +336,7 @@ func judge(spec Spec, at time.Time, r Reading, err error) Measurement {
 		meas.Phase, meas.Message = PhaseError, err.Error()
 		return meas
 	case math.IsNaN(r.Value):
-		meas.Phase, meas.Message = PhaseInconclusive, withDetail("the value is NaN", r.Detail)
-		return meas
+		return judgeNoData(spec, meas, withDetail("the value is NaN, as 0/0 is when nothing was counted", r.Detail))
 	}
 	ok, text := spec.check(r.Value)
 	meas.Phase = PhaseSuccessful
@@ -276,9 +344,24 @@ func judge(spec Spec, at time.Time, r Reading, err error) Measurement {
 		meas.Phase = PhaseFailed
 	}
 	meas.Message = withDetail(text, r.Detail)
-	meas.Value = r.Value
-	if math.IsInf(meas.Value, 0) {
-		meas.Value = math.Copysign(math.MaxFloat64, meas.Value)
+	v := r.Value
+	if math.IsInf(v, 0) {
+		v = math.Copysign(math.MaxFloat64, v)
+	}
+	meas.Value = &v
+	return meas
+}
+
+// judgeNoData is a measurement without data, counted as the spec's OnNoData says.
+func judgeNoData(spec Spec, meas Measurement, why string) Measurement {
+	meas.NoData = true
+	switch spec.onNoData() {
+	case NoDataPass:
+		meas.Phase, meas.Message = PhaseSuccessful, "no data, passed by onNoData: pass: "+why
+	case NoDataFail:
+		meas.Phase, meas.Message = PhaseFailed, "no data, failed by onNoData: fail: "+why
+	default:
+		meas.Phase, meas.Message = PhaseInconclusive, "no data: "+why
 	}
 	return meas
 }
@@ -291,20 +374,27 @@ func withDetail(s, detail string) string {
 }
 
 type tally struct {
-	successful, failed, inconclusive, errors int
-	consecutiveErrors                        int
+	Counts
+	consecutiveErrors int
+	// *WithData are true once a measurement of the phase had data.
+	failedWithData, inconclusiveWithData bool
 }
 
-func (t *tally) add(phase string) {
-	switch phase {
+func (t *tally) add(m Measurement) {
+	if m.NoData {
+		t.NoData++
+	}
+	switch m.Phase {
 	case PhaseSuccessful:
-		t.successful++
+		t.Successful++
 	case PhaseFailed:
-		t.failed++
+		t.Failed++
+		t.failedWithData = t.failedWithData || !m.NoData
 	case PhaseInconclusive:
-		t.inconclusive++
+		t.Inconclusive++
+		t.inconclusiveWithData = t.inconclusiveWithData || !m.NoData
 	case PhaseError:
-		t.errors++
+		t.Errors++
 		t.consecutiveErrors++
 		return
 	}
@@ -312,54 +402,62 @@ func (t *tally) add(phase string) {
 }
 
 // counted is the number of measurements that count toward Count.
-func (t *tally) counted() int { return t.successful + t.failed + t.inconclusive }
+func (t *tally) counted() int { return t.Successful + t.Failed + t.Inconclusive }
 
-// decide sets res.Phase, Reason and Message and returns true once the outcome
-// is decided.
+// decide sets res.Phase, Reason, Message and Counts and returns true once the
+// outcome is decided.
 func decide(spec Spec, subject string, t *tally, res *Result) bool {
+	res.Counts = t.Counts
 	counted := t.counted()
 	switch {
-	case t.failed > spec.FailureLimit:
+	case t.Failed > spec.FailureLimit && !t.failedWithData:
+		res.Phase, res.Reason = PhaseFailed, ReasonNoData
+		res.Message = fmt.Sprintf("%s had no data in %d of %d measurements, and onNoData is fail: %s; %s",
+			subject, t.Failed, counted, lastNoData(res.Measurements), noDataAdvice(spec))
+	case t.Failed > spec.FailureLimit:
 		worst := worstFailed(spec, res.Measurements)
 		res.Phase, res.Reason = PhaseFailed, ReasonFailureLimit
-		res.Message = fmt.Sprintf("%s was %s in %d of %d measurements", subject, worst, t.failed, counted)
+		res.Message = fmt.Sprintf("%s was %s in %d of %d measurements", subject, worst, t.Failed, counted)
 		if spec.FailureLimit > 0 {
 			res.Message += fmt.Sprintf(" (failureLimit %d)", spec.FailureLimit)
 		}
-	case t.inconclusive > spec.InconclusiveLimit:
+	case t.Inconclusive > spec.InconclusiveLimit && !t.inconclusiveWithData:
+		res.Phase, res.Reason = PhaseInconclusive, ReasonNoData
+		res.Message = fmt.Sprintf("%s had no data in %d of %d measurements (inconclusiveLimit %d): %s; %s",
+			subject, t.Inconclusive, counted, spec.InconclusiveLimit, lastNoData(res.Measurements), noDataAdvice(spec))
+	case t.Inconclusive > spec.InconclusiveLimit:
 		res.Phase, res.Reason = PhaseInconclusive, ReasonInconclusiveLimit
 		res.Message = fmt.Sprintf("%s was inconclusive in %d of %d measurements (inconclusiveLimit %d): %s",
-			subject, t.inconclusive, counted, spec.InconclusiveLimit, last(res.Measurements, PhaseInconclusive))
+			subject, t.Inconclusive, counted, spec.InconclusiveLimit, last(res.Measurements, PhaseInconclusive))
 	case t.consecutiveErrors > spec.consecutiveErrorLimit():
 		res.Phase, res.Reason = PhaseFailed, ReasonCouldNotMeasure
 		res.Message = fmt.Sprintf("could not measure %s: %d errors in a row (consecutiveErrorLimit %d); last: %s",
 			subject, t.consecutiveErrors, spec.consecutiveErrorLimit(), last(res.Measurements, PhaseError))
-	case counted >= spec.count() && t.successful+t.failed == 0:
+	case counted >= spec.count() && t.Successful+t.Failed == 0:
 		res.Phase, res.Reason = PhaseInconclusive, ReasonNoData
 		res.Message = fmt.Sprintf("%s was inconclusive in all %d measurements: %s",
 			subject, counted, last(res.Measurements, PhaseInconclusive))
+		if !t.inconclusiveWithData {
+			res.Message += "; " + noDataAdvice(spec)
+		}
 	case counted >= spec.count():
 		res.Phase, res.Reason = PhaseSuccessful, ""
-		res.Message = fmt.Sprintf("%s met %s in %d of %d measurements", subject, spec.condition(), t.successful, counted)
+		res.Message = fmt.Sprintf("%s met %s in %d of %d measurements", subject, spec.Condition(), t.Successful, counted)
 		var extra []string
-		if t.failed > 0 {
-			extra = append(extra, fmt.Sprintf("%d failed, tolerated by failureLimit %d: %s", t.failed, spec.FailureLimit, worstFailed(spec, res.Measurements)))
+		if passed := t.Successful - withValue(res.Measurements, PhaseSuccessful); passed > 0 {
+			extra = append(extra, fmt.Sprintf("%d of them without data, passed by onNoData: pass", passed))
 		}
-		if t.inconclusive > 0 {
-			extra = append(extra, fmt.Sprintf("%d inconclusive", t.inconclusive))
+		if t.Failed > 0 {
+			extra = append(extra, fmt.Sprintf("%d failed, tolerated by failureLimit %d: %s", t.Failed, spec.FailureLimit, worstFailed(spec, res.Measurements)))
 		}
-		if t.errors > 0 {
-			extra = append(extra, fmt.Sprintf("%d could not be taken", t.errors))
+		if t.Inconclusive > 0 {
+			extra = append(extra, fmt.Sprintf("%d inconclusive", t.Inconclusive))
 		}
-		for i, e := range extra {
-			if i == 0 {
-				res.Message += " (" + e
-			} else {
-				res.Message += "; " + e
-			}
-			if i == len(extra)-1 {
-				res.Message += ")"
-			}
+		if t.Errors > 0 {
+			extra = append(extra, fmt.Sprintf("%d could not be taken", t.Errors))
+		}
+		if len(extra) > 0 {
+			res.Message += " (" + strings.Join(extra, "; ") + ")"
 		}
 	default:
 		return false
@@ -367,14 +465,38 @@ func decide(spec Spec, subject string, t *tally, res *Result) bool {
 	return true
 }
 
-// worstFailed describes the failed measurement furthest outside the condition.
-func worstFailed(spec Spec, ms []Measurement) string {
-	best, bestD := "", -1.0
+// noDataAdvice says what to look at when an analysis has no data.
+func noDataAdvice(spec Spec) string {
+	switch spec.Provider {
+	case ProviderRouter:
+		return "is traffic reaching the fleet through the router? A quiet service needs a longer interval or a lower minRequests; onNoData says what no data counts as"
+	case ProviderPrometheus:
+		return "is traffic reaching the fleet, and does the query select its series (metric names and labels as the README's Analysis section shows)? " +
+			"imago rollout status shows the query as run; onNoData says what no data counts as"
+	}
+	return "does the URL answer a number yet? imago rollout status shows the URL; onNoData says what no data counts as"
+}
+
+// withValue counts the measurements of phase that have a value.
+func withValue(ms []Measurement, phase string) int {
+	n := 0
 	for _, m := range ms {
-		if m.Phase != PhaseFailed {
+		if m.Phase == phase && m.Value != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// worstFailed describes the failed measurement furthest outside the condition
+// ("without data" when no failed one has a value).
+func worstFailed(spec Spec, ms []Measurement) string {
+	best, bestD := "without data", -1.0
+	for _, m := range ms {
+		if m.Phase != PhaseFailed || m.Value == nil {
 			continue
 		}
-		v := m.Value
+		v := *m.Value
 		if math.Abs(v) == math.MaxFloat64 {
 			v = math.Copysign(math.Inf(1), v) // stored clamped, see judge
 		}
@@ -384,6 +506,20 @@ func worstFailed(spec Spec, ms []Measurement) string {
 		}
 	}
 	return best
+}
+
+// lastNoData returns why the last measurement without data had none.
+func lastNoData(ms []Measurement) string {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if ms[i].NoData {
+			_, why, _ := strings.Cut(ms[i].Message, ": ")
+			if ms[i].Phase != PhaseInconclusive {
+				_, why, _ = strings.Cut(why, ": ")
+			}
+			return why
+		}
+	}
+	return ""
 }
 
 // last returns the message of the last measurement of phase.

@@ -45,6 +45,7 @@ func val(v float64) step { return step{v: v} }
 var (
 	errDown = errors.New("connection refused")
 	noData  = step{err: Inconclusive("no data")}
+	noSamp  = step{err: NoData("no samples yet: the query returned an empty vector")}
 	down    = step{err: errDown}
 )
 
@@ -150,8 +151,41 @@ func TestOutcomeRules(t *testing.T) {
 			steps: []step{noData, noData}, phase: I, reason: ReasonNoData, measurements: []string{I, I},
 		},
 		{
-			name: "NaN is inconclusive", spec: base,
-			steps: []step{val(math.NaN())}, phase: I, reason: ReasonInconclusiveLimit, measurements: []string{I},
+			name: "NaN is no data", spec: base,
+			steps: []step{val(math.NaN())}, phase: I, reason: ReasonNoData, measurements: []string{I},
+			message: "errorRate had no data in 1 of 1 measurements (inconclusiveLimit 0): the value is NaN, as 0/0 is when nothing was counted (scripted); " +
+				"does the URL answer a number yet? imago rollout status shows the URL; onNoData says what no data counts as",
+		},
+		{
+			name: "no data is inconclusive by default, with advice", spec: with(func(s *Spec) {
+				s.Provider, s.Address, s.Query, s.URL = ProviderPrometheus, "http://127.0.0.1:1", "up", ""
+				s.Count = 3
+			}),
+			steps: []step{noSamp}, phase: I, reason: ReasonNoData, measurements: []string{I},
+			message: "errorRate had no data in 1 of 1 measurements (inconclusiveLimit 0): no samples yet: the query returned an empty vector; " +
+				"is traffic reaching the fleet, and does the query select its series (metric names and labels as the README's Analysis section shows)? " +
+				"imago rollout status shows the query as run; onNoData says what no data counts as",
+		},
+		{
+			name: "onNoData inconclusive is the default", spec: with(func(s *Spec) { s.OnNoData = NoDataInconclusive; s.Count = 2; s.InconclusiveLimit = 1 }),
+			steps: []step{noSamp, val(0.01)}, phase: S, measurements: []string{I, S},
+			message: "errorRate met max 0.05 in 1 of 2 measurements (1 inconclusive)",
+		},
+		{
+			name: "onNoData fail fails, saying there was no data", spec: with(func(s *Spec) { s.OnNoData = NoDataFail; s.Count = 3 }),
+			steps: []step{val(0.01), noSamp}, phase: F, reason: ReasonNoData, measurements: []string{S, F},
+			message: "errorRate had no data in 1 of 2 measurements, and onNoData is fail: no samples yet: the query returned an empty vector; " +
+				"does the URL answer a number yet? imago rollout status shows the URL; onNoData says what no data counts as",
+		},
+		{
+			name: "onNoData fail with a real failure names the value", spec: with(func(s *Spec) { s.OnNoData = NoDataFail; s.Count = 3; s.FailureLimit = 1 }),
+			steps: []step{noSamp, val(0.3)}, phase: F, reason: ReasonFailureLimit, measurements: []string{F, F},
+			message: "errorRate was 0.3 > max 0.05 in 2 of 2 measurements (failureLimit 1)",
+		},
+		{
+			name: "onNoData pass passes, saying how many had no data", spec: with(func(s *Spec) { s.OnNoData = NoDataPass; s.Count = 3 }),
+			steps: []step{noSamp, val(0.01), noSamp}, phase: S, measurements: []string{S, S, S},
+			message: "errorRate met max 0.05 in 3 of 3 measurements (2 of them without data, passed by onNoData: pass)",
 		},
 		{
 			name: "+Inf fails", spec: base,
@@ -270,8 +304,8 @@ func TestResumeFromPreviousMeasurements(t *testing.T) {
 	spec := Spec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Metric: "errorRate", Max: f64(0.05), Interval: time.Minute, Count: 3, FailureLimit: 1}
 	c := newClock()
 	prev := []Measurement{
-		{Time: c.now.Add(-90 * time.Second), Value: 0.01, Phase: PhaseSuccessful},
-		{Time: c.now.Add(-30 * time.Second), Value: 0.5, Phase: PhaseFailed, Message: "0.5 > max 0.05"},
+		{Time: c.now.Add(-90 * time.Second), Value: f64(0.01), Phase: PhaseSuccessful},
+		{Time: c.now.Add(-30 * time.Second), Value: f64(0.5), Phase: PhaseFailed, Message: "0.5 > max 0.05"},
 	}
 	r := c.runner()
 	r.Previous = prev
@@ -298,7 +332,7 @@ func TestResumeFromPreviousMeasurements(t *testing.T) {
 
 	// An attempt that decided but did not return: no new measurement.
 	r = newClock().runner()
-	r.Previous = append(prev, Measurement{Time: c.now, Value: 0.7, Phase: PhaseFailed})
+	r.Previous = append(prev, Measurement{Time: c.now, Value: f64(0.7), Phase: PhaseFailed})
 	res, err = r.Run(context.Background(), spec, &script{t: t}, nil)
 	if err != nil || res.Phase != PhaseFailed || len(res.Measurements) != 3 {
 		t.Fatalf("%+v %v", res, err)
@@ -346,9 +380,10 @@ func TestValidateListsEveryProblem(t *testing.T) {
 				"min 2 is greater than max 1", "count must not be negative", "failureLimit must not be negative"},
 		},
 		{
-			Spec{Provider: ProviderPrometheus, Address: "prometheus:9090", Max: f64(math.NaN()), Count: 3, MinRequests: 5, InconclusiveLimit: -2},
+			Spec{Provider: ProviderPrometheus, Address: "prometheus:9090", Max: f64(math.NaN()), Count: 3, MinRequests: 5, InconclusiveLimit: -2, OnNoData: "skip"},
 			[]string{`address "prometheus:9090" has no scheme; write http://prometheus:9090`, "query is required", "max must be a finite number",
-				"interval is required when count is above 1", "minRequests is only used by provider router", "inconclusiveLimit must not be negative"},
+				"interval is required when count is above 1", "minRequests is only used by provider router", "inconclusiveLimit must not be negative",
+				`onNoData "skip": want inconclusive (the default: wait for a person), fail or pass`},
 		},
 		{
 			Spec{Provider: ProviderHTTP, URL: "http://x/", Field: "data..rate", Max: f64(1), Count: 2, Interval: time.Second, FailureLimit: 2},
@@ -378,5 +413,26 @@ func TestExpand(t *testing.T) {
 	got := s.Expand(map[string]string{"fleet": "fl-1", "environment": "prod"})
 	if want := `sum(rate(errors{fleet="fl-1",env="prod"}[1m])) {{other}}`; got.Query != want {
 		t.Fatalf("query %q, want %q", got.Query, want)
+	}
+}
+
+// Latest keeps the last n measurements, and drops the value 0 that an
+// inconclusive or error measurement recorded before values were optional carries.
+func TestLatestKeepsTheLastAndNoValueWithoutOne(t *testing.T) {
+	zero := 0.0
+	var ms []Measurement
+	for i := range 12 {
+		ms = append(ms, Measurement{Value: f64(float64(i)), Phase: PhaseSuccessful})
+	}
+	ms = append(ms, Measurement{Value: &zero, Phase: PhaseInconclusive}, Measurement{Value: &zero, Phase: PhaseError})
+	got := Latest(ms, KeptMeasurements)
+	if len(got) != KeptMeasurements || *got[0].Value != 4 || got[8].Value != nil || got[9].Value != nil {
+		t.Fatalf("latest %+v", got)
+	}
+	if ms[12].Value == nil {
+		t.Fatal("Latest changed its input")
+	}
+	if c := CountOf(ms); c != (Counts{Successful: 12, Inconclusive: 1, Errors: 1}) || c.Total() != 14 {
+		t.Fatalf("counts %+v", c)
 	}
 }

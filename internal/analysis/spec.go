@@ -15,8 +15,10 @@ package analysis
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -90,7 +92,19 @@ type Spec struct {
 	// (data.errorRate, items.0.value; empty: the whole answer), for provider http.
 	URL   string `json:"url,omitempty"`
 	Field string `json:"field,omitempty"`
+	// OnNoData says what a measurement without data counts as (no samples:
+	// an empty vector, a NaN, a null, fewer than minRequests requests):
+	// NoDataInconclusive (the default: the analysis ends Inconclusive and waits
+	// for a person, as inconclusiveLimit says), NoDataFail or NoDataPass.
+	OnNoData string `json:"onNoData,omitempty"`
 }
+
+// What a measurement without data counts as (Spec.OnNoData).
+const (
+	NoDataInconclusive = "inconclusive"
+	NoDataFail         = "fail"
+	NoDataPass         = "pass"
+)
 
 // SpecError lists every problem of a Spec.
 type SpecError struct {
@@ -192,6 +206,11 @@ func (s Spec) Validate() error {
 	if s.InconclusiveLimit < 0 {
 		add("inconclusiveLimit must not be negative, got %d", s.InconclusiveLimit)
 	}
+	switch s.OnNoData {
+	case "", NoDataInconclusive, NoDataFail, NoDataPass:
+	default:
+		add("onNoData %q: want inconclusive (the default: wait for a person), fail or pass", s.OnNoData)
+	}
 	if len(p) == 0 {
 		return nil
 	}
@@ -229,8 +248,8 @@ func (s Spec) Expand(vars map[string]string) Spec {
 		return s
 	}
 	pairs := make([]string, 0, 2*len(vars))
-	for k, v := range vars {
-		pairs = append(pairs, "{{"+k+"}}", v)
+	for _, k := range slices.Sorted(maps.Keys(vars)) { // workflows call it too: no map order
+		pairs = append(pairs, "{{"+k+"}}", vars[k])
 	}
 	r := strings.NewReplacer(pairs...)
 	s.Address = r.Replace(s.Address)
@@ -307,8 +326,39 @@ func (s Spec) distance(v float64) float64 {
 	return d
 }
 
-// condition describes the success condition.
-func (s Spec) condition() string {
+// onNoData is OnNoData with its default.
+func (s Spec) onNoData() string {
+	if s.OnNoData == "" {
+		return NoDataInconclusive
+	}
+	return s.OnNoData
+}
+
+// Source says where measurements come from, for a person reading a status:
+// "router web/prod: fleet fl-1's share of imago_router_requests_total and
+// imago_router_errors_total", "prometheus http://prom:9090", "GET https://…
+// (field data.errorRate)". Passwords in URLs are hidden. A Prometheus query is
+// not in it: it is long, and shown once, apart (see Query).
+func (s Spec) Source() string {
+	switch s.Provider {
+	case ProviderRouter:
+		if _, ok := routerQuantiles[s.Metric]; ok {
+			return "router: the fleet's share of " + RouterLatencyMetric + ", each interval"
+		}
+		return "router: the fleet's share of " + RouterRequestsMetric + " and " + RouterErrorsMetric + ", each interval"
+	case ProviderPrometheus:
+		return "prometheus " + redact(s.Address) + " (instant query)"
+	case ProviderHTTP:
+		if s.Field == "" {
+			return "GET " + redact(s.URL)
+		}
+		return "GET " + redact(s.URL) + " (field " + s.Field + ")"
+	}
+	return s.Provider
+}
+
+// Condition describes the success condition: "max 0.05", "min 1 and max 2".
+func (s Spec) Condition() string {
 	switch {
 	case s.Max != nil && s.Min != nil:
 		return fmt.Sprintf("min %s and max %s", fmtValue(*s.Min), fmtValue(*s.Max))
@@ -328,4 +378,16 @@ func fmtValue(v float64) string {
 		return "-Inf"
 	}
 	return fmt.Sprintf("%.4g", v)
+}
+
+// FormatValue writes a measurement's value as messages do ("0.0123"), "-"
+// when it has none.
+func FormatValue(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	if math.Abs(*v) == math.MaxFloat64 {
+		return fmtValue(math.Copysign(math.Inf(1), *v)) // stored clamped, see judge
+	}
+	return fmtValue(*v)
 }

@@ -95,7 +95,7 @@ func (s *Server) rolloutEvents(w http.ResponseWriter, r *http.Request) error {
 	defer tick.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		st, err := rollouts.Get(pctx, s.cfg.Client, service, env)
+		st, err := rollouts.GetLive(pctx, s.cfg.Client, s.cfg.DataConverter, service, env)
 		cancel()
 		switch {
 		case ctx.Err() != nil:

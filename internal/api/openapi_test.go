@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -121,7 +122,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"Pause": spec.Pause{}, "Analysis": spec.Analysis{}, "Approval": spec.Approval{}, "Verify": spec.Verify{},
 		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": workflows.Progress{},
 		"Event": workflows.Event{}, "FleetWeight": workflows.FleetWeight{}, "GateApproval": workflows.Approval{},
-		"AnalysisRun": workflows.AnalysisRun{}, "RolloutSummary": rollouts.Summary{}, "RolloutList": RolloutList{},
+		"AnalysisRun": workflows.AnalysisRun{}, "AnalysisCounts": analysis.Counts{}, "Measurement": analysis.Measurement{},
+		"RolloutSummary": rollouts.Summary{}, "RolloutList": RolloutList{},
 		"RolloutResult": workflows.RolloutResult{}, "RolloutDone": RolloutDone{}, "DecisionRequest": DecisionRequest{},
 		"Decided": Decided{}, "StartBakeRequest": StartBakeRequest{}, "BakeSpec": spec.Bake{}, "ImageTest": spec.ImageTest{},
 		"StartedBake": StartedBake{}, "BakeStatus": BakeStatus{}, "BakeProgress": workflows.BakeProgress{},

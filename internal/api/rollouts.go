@@ -154,7 +154,7 @@ func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := rollouts.Get(r.Context(), s.cfg.Client, service, env)
+	st, err := rollouts.GetLive(r.Context(), s.cfg.Client, s.cfg.DataConverter, service, env)
 	if err != nil {
 		if _, derr := s.describeRollout(r.Context(), service, env); derr != nil {
 			return derr

@@ -288,3 +288,50 @@ func fields(p Problem) []string {
 	}
 	return out
 }
+
+// A canary whose router analysis sees no traffic (nothing but the smoke check
+// reaches the new fleet, and not through the router): with onNoData: pass it
+// passes, and GET /v1/rollouts/{service}/{env} shows each measurement as one
+// without data, the counts, and what was measured.
+func TestRolloutStatusShowsAnAnalysisWithoutTrafficAsNoData(t *testing.T) {
+	e := newEnv(t, envOptions{temporal: true})
+	img := e.importV1()
+	r := e.post("/v1/rollouts", e.rolloutBody(img, func(s map[string]any) {
+		s["strategy"] = map[string]any{"type": "canary", "steps": []any{map[string]any{"setWeight": 50}, map[string]any{"analysis": "errors"}}}
+		s["analyses"] = map[string]any{"errors": map[string]any{
+			"provider": "router", "metric": "errorRate", "max": 0.05, "interval": "200ms", "count": 2, "onNoData": "pass",
+		}}
+	}))
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+	st := e.waitRollout("end", func(st rolloutStatusJSON) bool { return st.Status != "Running" })
+	require.Equal(t, "Succeeded", st.Status, "%+v", st.Progress)
+
+	raw := e.get("/v1/rollouts/hello/test")
+	require.Equal(t, http.StatusOK, raw.status)
+	var body struct {
+		Progress struct {
+			Analyses []map[string]any `json:"analyses"`
+		} `json:"progress"`
+	}
+	raw.json(t, &body)
+	require.Len(t, body.Progress.Analyses, 1, "%s", raw.body)
+	an := body.Progress.Analyses[0]
+	assert.Equal(t, "errors", an["name"])
+	assert.Equal(t, "Successful", an["phase"])
+	assert.Equal(t, st.Progress.NewFleet, an["fleetId"])
+	assert.Equal(t, "pass", an["onNoData"])
+	assert.Equal(t, "max 0.05", an["condition"])
+	assert.Equal(t, "router: the fleet's share of imago_router_requests_total and imago_router_errors_total, each interval", an["source"])
+	assert.Equal(t, "errorRate of fleet "+st.Progress.NewFleet+" met max 0.05 in 2 of 2 measurements (2 of them without data, passed by onNoData: pass)", an["message"])
+	assert.Equal(t, map[string]any{"successful": 2.0, "failed": 0.0, "inconclusive": 0.0, "errors": 0.0, "noData": 2.0}, an["counts"])
+	ms, _ := an["measurements"].([]any)
+	require.Len(t, ms, 2, "%s", raw.body)
+	for _, m := range ms {
+		m := m.(map[string]any)
+		assert.Equal(t, true, m["noData"])
+		assert.Equal(t, "Successful", m["phase"])
+		assert.NotContains(t, m, "value", "a measurement without data has no value")
+		assert.Contains(t, m["message"], "no data, passed by onNoData: pass: no samples yet: fleet "+st.Progress.NewFleet+" received 0 requests in ")
+		assert.NotEmpty(t, m["time"])
+	}
+}

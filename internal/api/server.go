@@ -15,6 +15,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/bakes"
@@ -27,8 +28,11 @@ import (
 
 // Config is what the API serves from.
 type Config struct {
-	Client  client.Client    // Temporal
-	Catalog *catalog.Catalog // images, channels, the inventory
+	Client client.Client // Temporal
+	// DataConverter is the one Client was dialled with: a rollout's status reads
+	// a running analysis' heartbeat with it. nil shows the rest.
+	DataConverter converter.DataConverter
+	Catalog       *catalog.Catalog // images, channels, the inventory
 	// Tokens are the accepted bearer tokens and their scopes (tokens.Load). With
 	// none, every request that needs a token is refused, unless InsecureNoAuth
 	// (see CheckAuth for when that is allowed): then anyone is admin, but only

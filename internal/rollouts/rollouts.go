@@ -14,9 +14,11 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
@@ -107,6 +109,15 @@ type Status struct {
 
 // Get returns the latest rollout of service to env, with its progress.
 func Get(ctx context.Context, c client.Client, service, env string) (Status, error) {
+	return GetLive(ctx, c, nil, service, env)
+}
+
+// GetLive is Get, and, given dc (the data converter c was dialled with), a
+// running analysis shows the measurements taken so far, read from its
+// activity's last heartbeat (the workflow learns them only at the end). The
+// SDK sends a heartbeat at most every 80% of the heartbeat timeout (at least
+// 10 s for an analysis), so they lag by up to that.
+func GetLive(ctx context.Context, c client.Client, dc converter.DataConverter, service, env string) (Status, error) {
 	id := spec.RolloutWorkflowID(service, env)
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
@@ -124,7 +135,33 @@ func Get(ctx context.Context, c client.Client, service, env string) (Status, err
 			st.Progress = &p
 		}
 	}
+	if dc != nil && st.Progress != nil {
+		liveAnalysis(desc.GetPendingActivities(), dc, st.Progress)
+	}
 	return st, nil
+}
+
+// liveAnalysis gives the running analysis of p the measurements of its
+// activity's last heartbeat. A heartbeat that cannot be read (no key, an
+// older shape) leaves p as it is.
+func liveAnalysis(pending []*workflowpb.PendingActivityInfo, dc converter.DataConverter, p *workflows.Progress) {
+	i := len(p.Analyses) - 1
+	if i < 0 || p.Analyses[i].Phase != workflows.AnalysisRunning {
+		return
+	}
+	for _, pa := range pending {
+		if pa.GetActivityType().GetName() != activities.RunAnalysisActivity || len(pa.GetHeartbeatDetails().GetPayloads()) == 0 {
+			continue
+		}
+		var prog activities.AnalysisProgress
+		if err := dc.FromPayloads(pa.GetHeartbeatDetails(), &prog); err != nil {
+			return
+		}
+		counts := analysis.CountOf(prog.Measurements)
+		p.Analyses[i].Counts = &counts
+		p.Analyses[i].Measurements = analysis.Latest(prog.Measurements, analysis.KeptMeasurements)
+		return
+	}
 }
 
 // RunOf reads a run from Temporal's description or listing of it.

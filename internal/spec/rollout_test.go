@@ -198,6 +198,35 @@ verify: {analysis: missing}
 	assert.Contains(t, msg, `verify.analysis: line 14: "missing" is not defined under analyses`)
 }
 
+func TestOnNoDataIsValidatedByPathAndLine(t *testing.T) {
+	r, err := ParseRollout([]byte(`
+service: hello
+image: {id: img-3f2a00000000}
+listen: 127.0.0.1:9080
+strategy:
+  type: canary
+  steps: [{analysis: errors}, {analysis: quiet}]
+analyses:
+  errors:
+    provider: prometheus
+    address: http://prometheus:9090
+    query: sum(rate(imago_router_errors_total{fleet="{{fleet}}"}[1m]))
+    max: 0.05
+    onNoData: ignore
+  quiet: {provider: router, max: 0.05, onNoData: pass}
+`))
+	require.NoError(t, err)
+	err = r.Normalize()
+	require.Error(t, err)
+	var es Errors
+	require.ErrorAs(t, err, &es)
+	require.Len(t, es, 1, "only errors' onNoData is wrong: %v", err)
+	assert.Equal(t, "analyses.errors.onNoData", es[0].Field)
+	assert.Equal(t, 14, es[0].Line)
+	assert.Contains(t, err.Error(), `analyses.errors.onNoData: line 14: "ignore": want inconclusive (the default: wait for a person), fail or pass`)
+	assert.Equal(t, "pass", r.Analyses["quiet"].ToSpec().OnNoData)
+}
+
 func TestRollingWavesAreACountOrAPercent(t *testing.T) {
 	for _, tc := range []struct {
 		waves Waves

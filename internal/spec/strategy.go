@@ -107,6 +107,9 @@ type Analysis struct {
 	Query                 string   `yaml:"query" json:"query,omitempty"`     // prometheus
 	URL                   string   `yaml:"url" json:"url,omitempty"`         // http
 	Field                 string   `yaml:"field" json:"field,omitempty"`     // http: dotted JSON path
+	// OnNoData is what a measurement without data counts as: inconclusive (the
+	// default: wait for a person), fail or pass. See analysis.Spec.OnNoData.
+	OnNoData string `yaml:"onNoData" json:"onNoData,omitempty"`
 }
 
 // Approval is a gate before cutover.
@@ -260,6 +263,7 @@ func (a Analysis) ToSpec() analysis.Spec {
 		Interval: a.Interval.D(), Count: a.Count, FailureLimit: a.FailureLimit,
 		InconclusiveLimit: a.InconclusiveLimit, MinRequests: a.MinRequests,
 		Address: a.Address, Query: a.Query, URL: a.URL, Field: a.Field,
+		OnNoData: a.OnNoData,
 	}
 	if a.ConsecutiveErrorLimit != nil {
 		s.ConsecutiveErrorLimit = *a.ConsecutiveErrorLimit
