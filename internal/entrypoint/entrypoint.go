@@ -154,6 +154,12 @@ func scan(w string) ([]string, error) {
 // ErrNotFound is matched (errors.Is) by Program's errors for a program that is not there.
 var ErrNotFound = errors.New("program not found")
 
+// notFound is an error matching ErrNotFound with its own words.
+type notFound string
+
+func (e notFound) Error() string      { return string(e) }
+func (notFound) Is(target error) bool { return target == ErrNotFound }
+
 // Program finds the program of an entrypoint (its first word) for an image
 // whose files are in root, and returns its path on this host:
 //
@@ -193,7 +199,7 @@ func Program(root, prog string) (string, error) {
 	if p, err := exec.LookPath(prog); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("program %s is neither in the image nor in the PATH of this host: %w; give its path (./%s for one in the image, /usr/bin/%s for one on the host)", prog, ErrNotFound, prog, prog)
+	return "", notFound(fmt.Sprintf("program %s is neither in the image nor in the PATH of this host; give its path (./%s for one in the image, /usr/bin/%s for one on the host)", prog, prog, prog))
 }
 
 // executable checks that p is an executable regular file.
@@ -201,7 +207,7 @@ func executable(p string) error {
 	fi, err := os.Stat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("does not exist: %w", ErrNotFound)
+		return notFound("does not exist")
 	case err != nil:
 		return err
 	case !fi.Mode().IsRegular():

@@ -7,10 +7,12 @@
 //
 //   - file:///abs/path reads a file on the worker's host (an absolute path; a
 //     relative one would depend on the worker's directory);
-//   - https://host/path (and http://) reads a gocloud runtimevar httpvar variable:
-//     the body of a GET, through imago's outbound guard (internal/netguard), so a
-//     spec cannot make the worker reach the cloud metadata service or, unless
-//     the operator allows it with IMAGO_ANALYSIS_ALLOW, inner networks.
+//   - https://host/path (and http://) is the body of a 200 answer to a GET,
+//     made through imago's outbound guard (internal/netguard), so a spec cannot
+//     make the worker reach the cloud metadata service or, unless the operator
+//     allows it with IMAGO_ANALYSIS_ALLOW, inner networks. (gocloud's httpvar
+//     reads the same, but its Latest waits for a good value until its deadline:
+//     a refused or missing reference would take the whole timeout to report.)
 //
 // One trailing newline of the value (a file written by echo) is dropped.
 // Values are at most MaxBytes.
@@ -28,9 +30,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"gocloud.dev/runtimevar"
-	"gocloud.dev/runtimevar/httpvar"
 )
 
 // MaxBytes bounds a secret's value.
@@ -129,20 +128,28 @@ func fetch(ctx context.Context, client *http.Client, ref string) ([]byte, error)
 	if client == nil {
 		return nil, errors.New("no outbound client is configured for https references")
 	}
-	v, err := httpvar.OpenVariable(client, ref, runtimevar.BytesDecoder, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer v.Close()
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	// Latest waits for a good value; when the time is up it returns the last
-	// error (a refused dial, a 404), which is what to report.
-	snap, err := v.Latest(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ref, nil)
 	if err != nil {
 		return nil, err
 	}
-	data, _ := snap.Value.([]byte)
+	resp, err := client.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // its URL is the reference, named already
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET answered %s", resp.Status) // not the body: it may echo what it guards
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBytes+1))
+	if err != nil {
+		return nil, err
+	}
 	if len(data) > MaxBytes {
 		return nil, fmt.Errorf("is larger than %d bytes", MaxBytes)
 	}
