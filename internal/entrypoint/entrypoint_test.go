@@ -85,3 +85,37 @@ func TestProgram(t *testing.T) {
 		t.Errorf("missing program: %v is not ErrNotFound", err)
 	}
 }
+
+// Whatever a user types: Split and Vars never panic; a word Vars accepts
+// expands once every variable it names is set, expansion only replaces (empty
+// values never lengthen a word) and a value is never expanded again.
+func FuzzExpand(f *testing.F) {
+	for _, s := range []string{"./app --port $PORT", "${GREETING} world", "$$HOME", "${", "${}", "$1", "a$", "${A-B}", `sh -c 'x "$Y"'`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = Split(s)
+		vars, err := Vars([]string{s})
+		if err != nil {
+			return
+		}
+		empty, marked := map[string]string{}, map[string]string{}
+		for _, v := range vars {
+			empty[v], marked[v] = "", "$"+v
+		}
+		out, err := Expand([]string{s}, empty)
+		if err != nil {
+			t.Fatalf("Expand(%q) with every variable set: %v", s, err)
+		}
+		if len(out[0]) > len(s) {
+			t.Fatalf("Expand(%q) with empty values = %q, longer", s, out[0])
+		}
+		again, err := Expand([]string{s}, marked)
+		if err != nil {
+			t.Fatalf("Expand(%q): %v", s, err)
+		}
+		if len(vars) > 0 && !strings.Contains(again[0], "$"+vars[0]) {
+			t.Fatalf("Expand(%q) with values $NAME = %q: a value was expanded again", s, again[0])
+		}
+	})
+}

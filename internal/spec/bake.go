@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/imago/imago/internal/entrypoint"
 )
 
 // Bake describes how to build one image of a service.
@@ -167,6 +169,8 @@ func (b *Bake) Validate() error {
 		}
 		if len(b.Entrypoint) == 0 {
 			add("entrypoint", "is required for the imago-local builder, e.g. [./hello]")
+		} else if _, err := entrypoint.Vars(b.Entrypoint); err != nil {
+			add("entrypoint", "cannot be expanded when an instance starts: %v", err)
 		}
 		if b.Template != "" {
 			add("template", "is for builder packer; the imago-local builder uses source and provision")

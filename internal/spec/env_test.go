@@ -95,3 +95,10 @@ func TestEnvJSONProblemsAreReportedWithTheirPath(t *testing.T) {
 	assert.Contains(t, err.Error(), "env.A: want a string")
 	assert.Contains(t, err.Error(), `env.B: unknown field "vault"`)
 }
+
+func TestBakeEntrypointWithBadVariablesNamesItsLine(t *testing.T) {
+	b, err := ParseBake([]byte("service: hello\nsource: " + t.TempDir() + "\nentrypoint: [./hello, --port, \"${PORT\"]\n"))
+	require.NoError(t, err)
+	err = b.Normalize()
+	assert.ErrorContains(t, err, `entrypoint: line 3: cannot be expanded when an instance starts: word 3 "${PORT": ${ is not closed by }`)
+}
