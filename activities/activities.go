@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -121,13 +120,8 @@ func (a *Activities) ResolveImage(ctx context.Context, in ResolveImageInput) (Re
 // checkEntrypointEnv refuses an image whose entrypoint uses a variable that is
 // neither PORT, HOST nor one of env, before anything is provisioned.
 func checkEntrypointEnv(img catalog.Image, env []string) error {
-	vars, err := entrypoint.Vars(img.Entrypoint)
-	if err != nil {
-		return fmt.Errorf("image %s: its entrypoint %q cannot be expanded: %v", img.ID, strings.Join(img.Entrypoint, " "), err)
-	}
-	if missing := entrypoint.Missing(vars, func(n string) bool { return slices.Contains(env, n) }); len(missing) > 0 {
-		return fmt.Errorf("env: image %s's entrypoint %q uses %s, which is neither PORT, HOST nor a key of env; add it to the spec's env: (NAME: value, or NAME: {secret: URL})",
-			img.ID, strings.Join(img.Entrypoint, " "), strings.Join(missing, ", "))
+	if err := entrypoint.CheckEnv(img.Entrypoint, func(n string) bool { return slices.Contains(env, n) }); err != nil {
+		return fmt.Errorf("env: image %s: %v; %s", img.ID, err, spec.EnvHint)
 	}
 	return nil
 }

@@ -209,3 +209,22 @@ func TestImageImportRefusesAMissingProgramOrBadVariables(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "[]", strings.TrimSpace(list), "nothing may be published")
 }
+
+func TestRolloutStartRefusesAnEntrypointVariableEnvDoesNotProvide(t *testing.T) {
+	t.Setenv("IMAGO_HOME", t.TempDir())
+	t.Setenv("IMAGO_CATALOG_URL", "")
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "app.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	out, _, err := run(t, "image", "import", dir, "--service", "hello", "--entrypoint", "./app.sh --port $PORT --greeting ${GREETING}")
+	require.NoError(t, err)
+	id := strings.TrimSpace(out)
+
+	f := filepath.Join(t.TempDir(), "rollout.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("service: hello\nimage: {id: "+id+"}\nlisten: 127.0.0.1:9080\nenv:\n  LOG_LEVEL: debug\n"), 0o644))
+	_, code, err := run(t, "rollout", "start", "-f", f)
+	require.Error(t, err)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, err.Error(), `env: line 4: image `+id+`: entrypoint "./app.sh --port $PORT --greeting ${GREETING}" uses GREETING, which is neither PORT, HOST nor a key of env`)
+	assert.NotContains(t, err.Error(), "connect to Temporal", "refused before anything is contacted")
+}

@@ -80,7 +80,7 @@ func TestRolloutEnvProblemsFailBeforeInstancesStart(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.rollout(e.spec(img.ID))
 	require.Error(t, err)
-	assert.Contains(t, rollouts.Reason(err), `env: image `+img.ID+`'s entrypoint "./hello --greeting=${GREETING}" uses GREETING, which is neither PORT, HOST nor a key of env`)
+	assert.Contains(t, rollouts.Reason(err), `env: image `+img.ID+`: entrypoint "./hello --greeting=${GREETING}" uses GREETING, which is neither PORT, HOST nor a key of env; add it to the spec's env:`)
 
 	missing := filepath.Join(t.TempDir(), "none")
 	_, err = e.rollout(e.spec(e.importImage("v2"), func(r *spec.Rollout) {

@@ -93,6 +93,20 @@ func Expand(words []string, env map[string]string) ([]string, error) {
 	return out, nil
 }
 
+// CheckEnv checks that words can be expanded by an instance whose environment
+// holds PORT, HOST and the names has accepts (a rollout's env). Its error says
+// which variables are missing, or what syntax is bad.
+func CheckEnv(words []string, has func(name string) bool) error {
+	vars, err := Vars(words)
+	if err != nil {
+		return fmt.Errorf("entrypoint %q cannot be expanded: %v", strings.Join(words, " "), err)
+	}
+	if missing := Missing(vars, has); len(missing) > 0 {
+		return fmt.Errorf("entrypoint %q uses %s, which is neither PORT, HOST nor a key of env", strings.Join(words, " "), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // Missing returns the vars that have is false for (PORT and HOST always count
 // as had).
 func Missing(vars []string, have func(string) bool) []string {

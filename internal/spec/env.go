@@ -68,6 +68,26 @@ func (v *EnvVar) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// EnvHint says how to provide a variable an image's entrypoint uses.
+const EnvHint = "add it to the spec's env: (NAME: value, or NAME: {secret: URL}), or write $$ for a literal $"
+
+// CheckImage checks that the entrypoint of image imageID (its words) can be
+// expanded with this rollout's env: every variable it uses must be PORT, HOST
+// or a key of env. The problem names the field env, on line (the line of env
+// or image in the file, 0 for none: Normalize forgets the file's lines, so a
+// caller keeps it from Line before).
+func (r *Rollout) CheckImage(imageID string, words []string, line int) error {
+	err := entrypoint.CheckEnv(words, func(n string) bool { _, ok := r.Env[n]; return ok })
+	if err == nil {
+		return nil
+	}
+	return Errors{{Field: "env", Line: line, Msg: fmt.Sprintf("image %s: %v; %s", imageID, err, EnvHint)}}
+}
+
+// Line is the line of field in the file the spec was parsed from, or of its
+// nearest enclosing field; 0 once normalized or when there is none.
+func (r *Rollout) Line(field string) int { return r.src.line(field) }
+
 // IsSecret reports whether v is a secret reference.
 func (v EnvVar) IsSecret() bool { return v.Secret != "" }
 

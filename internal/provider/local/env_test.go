@@ -102,7 +102,7 @@ func TestBadEnvOrEntrypointStartsNothing(t *testing.T) {
 		want  string
 	}{
 		{"unknown variable", []string{"./hello", "-version=${GREETING}"}, nil, provider.InvalidArgument,
-			`uses GREETING, which is neither PORT, HOST nor a key of the rollout's env`},
+			`: entrypoint "./hello -version=${GREETING}" uses GREETING, which is neither PORT, HOST nor a key of env`},
 		{"reserved name", []string{"./hello"}, map[string]provider.EnvVar{"PORT": {Value: "80"}}, provider.InvalidArgument, "env.PORT: not a name the rollout may set"},
 		{"missing secret", []string{"./hello"}, map[string]provider.EnvVar{"DB": {Secret: missing}}, provider.FailedPrecondition,
 			"env.DB: secret " + missing + ": the file does not exist on the worker's host"},

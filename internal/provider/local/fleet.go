@@ -281,13 +281,8 @@ func (d *Driver) prepareLaunch(ctx context.Context, dir string, img catalog.Imag
 			return launch{}, provider.Errorf(provider.InvalidArgument, "env.%s: not a name the rollout may set (POSIX names; PORT, HOST and IMAGO_* are the provider's)", name)
 		}
 	}
-	vars, err := entrypoint.Vars(img.Entrypoint)
-	if err != nil {
-		return launch{}, provider.Errorf(provider.InvalidArgument, "image %s: entrypoint: %v", img.ID, err)
-	}
-	if missing := entrypoint.Missing(vars, func(n string) bool { _, ok := env[n]; return ok }); len(missing) > 0 {
-		return launch{}, provider.Errorf(provider.InvalidArgument,
-			"image %s: its entrypoint %q uses %s, which is neither PORT, HOST nor a key of the rollout's env", img.ID, strings.Join(img.Entrypoint, " "), strings.Join(missing, ", "))
+	if err := entrypoint.CheckEnv(img.Entrypoint, func(n string) bool { _, ok := env[n]; return ok }); err != nil {
+		return launch{}, provider.Errorf(provider.InvalidArgument, "image %s: %v", img.ID, err)
 	}
 	l := launch{dir: dir, path: path, args: img.Entrypoint[1:], words: img.Entrypoint, env: make(map[string]string, len(env))}
 	for name, v := range env {
