@@ -100,5 +100,14 @@ func TestBakeEntrypointWithBadVariablesNamesItsLine(t *testing.T) {
 	b, err := ParseBake([]byte("service: hello\nsource: " + t.TempDir() + "\nentrypoint: [./hello, --port, \"${PORT\"]\n"))
 	require.NoError(t, err)
 	err = b.Normalize()
-	assert.ErrorContains(t, err, `entrypoint: line 3: cannot be expanded when an instance starts: word 3 "${PORT": ${ is not closed by }`)
+	assert.ErrorContains(t, err, `entrypoint: line 3: entrypoint "./hello --port ${PORT" cannot be expanded: word 3 "${PORT": ${ is not closed by }`)
+
+	b, err = ParseBake([]byte("service: hello\nsource: " + t.TempDir() + "\nentrypoint: [./hello, --port, $PORT, --greeting, \"${GREETING}\"]\n"))
+	require.NoError(t, err)
+	err = b.Normalize()
+	assert.ErrorContains(t, err, `entrypoint: line 3: entrypoint "./hello --port $PORT --greeting ${GREETING}" uses GREETING, which is neither PORT, HOST nor a key of env: a bake tests its image on an instance that has only PORT and HOST`)
+
+	b, err = ParseBake([]byte("service: hello\nsource: " + t.TempDir() + "\nentrypoint: [./hello, --addr, \"${HOST}:$PORT\"]\n"))
+	require.NoError(t, err)
+	assert.NoError(t, b.Normalize())
 }
