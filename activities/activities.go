@@ -18,6 +18,7 @@ import (
 
 	"github.com/imago/imago/internal/bake/runas"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
@@ -32,6 +33,9 @@ const (
 	ErrInstancesExited = "InstancesExited"
 	ErrCheckFailed     = "CheckFailed"
 	ErrProvider        = "ProviderRefused"
+	// ErrEntrypointEnv: the image's entrypoint uses a variable the rollout's
+	// env does not provide.
+	ErrEntrypointEnv = "EntrypointEnv"
 )
 
 // Activities are the rollout's steps. Fields are their dependencies; the worker
@@ -86,6 +90,9 @@ func ProbeClient() *http.Client {
 type ResolveImageInput struct {
 	Service string        `json:"service"`
 	Ref     spec.ImageRef `json:"ref"`
+	// Env names the variables of the rollout's env: every variable the
+	// image's entrypoint uses must be PORT, HOST or one of them.
+	Env []string `json:"env,omitempty"`
 }
 
 // ResolveImageResult is the image a rollout ships.
@@ -104,7 +111,19 @@ func (a *Activities) ResolveImage(ctx context.Context, in ResolveImageInput) (Re
 	if err := img.Usable(); err != nil {
 		return ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrImageRevoked, nil)
 	}
+	if err := checkEntrypointEnv(img, in.Env); err != nil {
+		return ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrEntrypointEnv, nil)
+	}
 	return ResolveImageResult{ImageID: img.ID, Digest: img.Digest, Service: img.Service}, nil
+}
+
+// checkEntrypointEnv refuses an image whose entrypoint uses a variable that is
+// neither PORT, HOST nor one of env, before anything is provisioned.
+func checkEntrypointEnv(img catalog.Image, env []string) error {
+	if err := entrypoint.CheckEnv(img.Entrypoint, func(n string) bool { return slices.Contains(env, n) }); err != nil {
+		return fmt.Errorf("env: image %s: %v; %s", img.ID, err, spec.EnvHint)
+	}
+	return nil
 }
 
 // ReadRoute returns the current route of a service's router.

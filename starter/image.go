@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
+	ep "github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/packerplugin"
 )
 
@@ -230,7 +233,11 @@ and entrypoint always give the same image ID.`,
 				return usageError{fmt.Errorf("--service and --entrypoint are required, e.g. --service hello --entrypoint ./hello")}
 			}
 			return withCatalog(cmd, func(cat *catalog.Catalog) error {
-				img, err := importDir(cmd.Context(), cat, a[0], service, strings.Fields(entrypoint))
+				words, err := importEntrypoint(a[0], entrypoint)
+				if err != nil {
+					return usageError{err}
+				}
+				img, err := importDir(cmd.Context(), cat, a[0], service, words)
 				if err != nil {
 					return err
 				}
@@ -240,9 +247,30 @@ and entrypoint always give the same image ID.`,
 		},
 	}
 	cmd.Flags().StringVar(&service, "service", "", "service the image belongs to (required)")
-	cmd.Flags().StringVar(&entrypoint, "entrypoint", "", "command to start an instance, relative to the image root (required)")
+	cmd.Flags().StringVar(&entrypoint, "entrypoint", "", "command to start an instance, split by shell rules: ./app --port $PORT (a program in DIR), or /bin/sh -c '…' (one on the host); $PORT, $HOST and the rollout's env are expanded when an instance starts (required)")
 	_ = cmd.RegisterFlagCompletionFunc("service", completeServices)
 	return cmd
+}
+
+// importEntrypoint splits the --entrypoint command line into the words the
+// image records and checks them against dir: the program must be in dir (./app,
+// app) or on this host (/bin/sh), and every $ must be a variable. Which
+// variables the rollout provides is checked when a rollout uses the image.
+func importEntrypoint(dir, line string) ([]string, error) {
+	words, err := ep.Split(line)
+	if err != nil {
+		return nil, fmt.Errorf("--entrypoint %v", err)
+	}
+	if _, err := ep.Vars(words); err != nil {
+		return nil, fmt.Errorf("--entrypoint %q cannot be expanded when an instance starts: %v", line, err)
+	}
+	if _, err := ep.Program(dir, words[0]); err != nil {
+		if errors.Is(err, ep.ErrNotFound) && !filepath.IsAbs(words[0]) && strings.ContainsRune(words[0], '/') {
+			return nil, fmt.Errorf("--entrypoint %q: %v: %s holds no %s (the program's path is relative to %s)", line, err, dir, words[0], dir)
+		}
+		return nil, fmt.Errorf("--entrypoint %q: %v", line, err)
+	}
+	return words, nil
 }
 
 // importDir packages dir with the imago-local Packer builder, in process, and

@@ -158,3 +158,73 @@ func allCommands(c *cobra.Command) []*cobra.Command {
 	}
 	return out
 }
+
+func TestImageImportSplitsTheEntrypointAndKeepsItsVariables(t *testing.T) {
+	t.Setenv("IMAGO_HOME", t.TempDir())
+	t.Setenv("IMAGO_CATALOG_URL", "")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "whoami"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+
+	_, _, err := run(t, "image", "import", dir, "--service", "whoami", "--entrypoint", "./whoami --port $PORT --name '${GREETING} world'")
+	require.NoError(t, err)
+	// A program of the host, the way users write a shell entrypoint.
+	_, _, err = run(t, "image", "import", dir, "--service", "shell", "--entrypoint", `/bin/sh -c 'exec ./whoami --port "$PORT"'`)
+	require.NoError(t, err)
+
+	list, _, err := run(t, "image", "list", "-o", "json")
+	require.NoError(t, err)
+	assert.Contains(t, list, `"./whoami",
+      "--port",
+      "$PORT",
+      "--name",
+      "${GREETING} world"`)
+	assert.Contains(t, list, `"/bin/sh",
+      "-c",
+      "exec ./whoami --port \"$PORT\""`)
+}
+
+func TestImageImportRefusesAMissingProgramOrBadVariables(t *testing.T) {
+	t.Setenv("IMAGO_HOME", t.TempDir())
+	t.Setenv("IMAGO_CATALOG_URL", "")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "app.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644))
+	for entry, want := range map[string]string{
+		"./whoami --port $PORT":  `--entrypoint "./whoami --port $PORT": program ./whoami is a path inside the image and does not exist: ` + dir + " holds no ./whoami",
+		"/no/such/sh -c 'x'":     "program /no/such/sh is a path on the host (it starts with /) and does not exist",
+		"no-such-program-xyz":    "program no-such-program-xyz is neither in the image nor in the PATH of this host",
+		"./notes.txt":            "is not executable",
+		"./app.sh --port ${PORT": "cannot be expanded when an instance starts: word 3 \"${PORT\": ${ is not closed by }",
+		"./app.sh ${PORT:-8080}": "${PORT:-8080} is not a variable",
+		"./app.sh 'unclosed":     "cannot be split into words",
+	} {
+		_, code, err := run(t, "image", "import", dir, "--service", "hello", "--entrypoint", entry)
+		require.Error(t, err, entry)
+		assert.Equal(t, 2, code, entry)
+		assert.Contains(t, err.Error(), want, entry)
+		assert.NotContains(t, err.Error(), "staging directory", "import speaks of the image, not of a bake's staging: %v", err)
+		assert.NotContains(t, err.Error(), "provision commands", "import speaks of the image, not of a bake: %v", err)
+	}
+	list, _, err := run(t, "image", "list", "-o", "json")
+	require.NoError(t, err)
+	assert.Equal(t, "[]", strings.TrimSpace(list), "nothing may be published")
+}
+
+func TestRolloutStartRefusesAnEntrypointVariableEnvDoesNotProvide(t *testing.T) {
+	t.Setenv("IMAGO_HOME", t.TempDir())
+	t.Setenv("IMAGO_CATALOG_URL", "")
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "app.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	out, _, err := run(t, "image", "import", dir, "--service", "hello", "--entrypoint", "./app.sh --port $PORT --greeting ${GREETING}")
+	require.NoError(t, err)
+	id := strings.TrimSpace(out)
+
+	f := filepath.Join(t.TempDir(), "rollout.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("service: hello\nimage: {id: "+id+"}\nlisten: 127.0.0.1:9080\nenv:\n  LOG_LEVEL: debug\n"), 0o644))
+	_, code, err := run(t, "rollout", "start", "-f", f)
+	require.Error(t, err)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, err.Error(), `env: line 4: image `+id+`: entrypoint "./app.sh --port $PORT --greeting ${GREETING}" uses GREETING, which is neither PORT, HOST nor a key of env`)
+	assert.NotContains(t, err.Error(), "connect to Temporal", "refused before anything is contacted")
+}

@@ -65,19 +65,32 @@ the rollout goes on.`,
 		if imageID != "" {
 			r.Image = spec.ImageRef{ID: imageID}
 		}
+		envLine := r.Line("env") // Normalize forgets the lines
+		if envLine == 0 {
+			envLine = r.Line("image")
+		}
 		if err := r.Normalize(); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
 		if r.Image.ID != "" {
-			// Refuse a revoked or unknown image before anything starts.
+			// Refuse a revoked or unknown image, or one whose entrypoint uses a
+			// variable env does not provide, before anything starts.
+			var badEnv error
 			if err := withCatalog(cmd, func(cat *catalog.Catalog) error {
 				img, err := cat.Get(cmd.Context(), r.Image.ID)
 				if err != nil {
 					return err
 				}
-				return img.Usable()
+				if err := img.Usable(); err != nil {
+					return err
+				}
+				badEnv = r.CheckImage(img.ID, img.Entrypoint, envLine)
+				return nil
 			}); err != nil {
 				return err
+			}
+			if badEnv != nil {
+				return fmt.Errorf("%s: %w", file, badEnv)
 			}
 		}
 		opts := rollouts.StartOptions{StartedBy: startedBy()}

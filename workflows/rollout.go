@@ -3,6 +3,8 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -212,7 +214,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 	var a *activities.Activities
 	var img activities.ResolveImageResult
 	err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+what), a.ResolveImage,
-		activities.ResolveImageInput{Service: r.spec.Service, Ref: ref}).Get(ctx, &img)
+		activities.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env)}).Get(ctx, &img)
 	if err != nil {
 		return "", r.fail("resolving the image", err)
 	}
@@ -261,6 +263,8 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		Provider:    r.spec.Provider,
 		// A provider whose load balancer checks instances (aws) checks what the spec says.
 		Health: &provider.HealthCheck{Path: r.spec.Health.Path, Interval: r.spec.Health.Interval.D()},
+		// Secrets stay references: the provider resolves them on the worker.
+		Env: provisionEnv(r.spec.Env),
 	}
 	if byToken {
 		r.token = req.Token
@@ -443,4 +447,22 @@ func weights(r provider.Route) []FleetWeight {
 		out = append(out, FleetWeight{FleetID: b.FleetID, Weight: b.Weight})
 	}
 	return out
+}
+
+// provisionEnv is the rollout's env as the provider takes it: values, and
+// secrets as their references.
+func provisionEnv(env map[string]spec.EnvVar) map[string]provider.EnvVar {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make(map[string]provider.EnvVar, len(env))
+	for _, k := range sortedKeys(env) {
+		out[k] = provider.EnvVar{Value: env[k].Value, Secret: env[k].Secret}
+	}
+	return out
+}
+
+// sortedKeys are m's keys in order: no map order in workflow code.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }

@@ -142,3 +142,22 @@ func TestImagesAndChannelsThroughTheAPI(t *testing.T) {
 	p = e.post("/v1/images/"+v1+"/revoke", `{"cascade": true}`).problem(t, http.StatusBadRequest)
 	assert.Equal(t, []string{"reason"}, fields(p))
 }
+
+// An image whose entrypoint uses a variable the spec's env does not provide is
+// refused with a 400 naming spec.env, before anything starts.
+func TestAnEntrypointVariableEnvDoesNotProvideIsRefusedBeforeAnythingStarts(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	img, err := e.cat.Import(context.Background(), helloBuild(t), "hello", []string{"./hello", "--port", "$PORT", "--greeting=${GREETING}"}, nil)
+	require.NoError(t, err)
+	body := e.rolloutBody(img.ID, func(s map[string]any) {
+		s["env"] = map[string]any{"LOG_LEVEL": "debug", "DB_PASSWORD": map[string]string{"secret": "file:///etc/imago/db"}}
+	})
+	p := e.post("/v1/rollouts", body).problem(t, http.StatusBadRequest)
+	require.Len(t, p.Errors, 1, "%+v", p)
+	assert.Equal(t, "spec.env", p.Errors[0].Field)
+	assert.Contains(t, p.Errors[0].Msg, "image "+img.ID+`: entrypoint "./hello --port $PORT --greeting=${GREETING}" uses GREETING, which is neither PORT, HOST nor a key of env`)
+
+	body = e.rolloutBody(img.ID, func(s map[string]any) { s["env"] = map[string]any{"PORT": "80"} })
+	p = e.post("/v1/rollouts", body).problem(t, http.StatusBadRequest)
+	assert.Contains(t, p.Detail, "spec.env.PORT: PORT is set by the provider for every instance")
+}

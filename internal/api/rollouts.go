@@ -71,6 +71,9 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 		if err := img.Usable(); err != nil {
 			return err
 		}
+		if err := ro.CheckImage(img.ID, img.Entrypoint, 0); err != nil {
+			return prefixed("spec.", err)
+		}
 	}
 	by := principal(r)
 	run, err := rollouts.Start(r.Context(), s.cfg.Client, ro, rollouts.StartOptions{StartedBy: by, Bake: req.Bake})

@@ -385,7 +385,9 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	drv, err := local.Open(local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}, ArchiveLimits: limits})
+	// The https secret references of a rollout's env go through the same guard
+	// and allow list (IMAGO_ANALYSIS_ALLOW) as the analysis providers.
+	drv, err := local.Open(local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}, ArchiveLimits: limits, SecretClient: analysisHTTP})
 	if err != nil {
 		cat.Close()
 		return nil, err

@@ -347,7 +347,7 @@ func TestBuildBadImageContentFails(t *testing.T) {
 		"service": "hello", "source_dir": app, "entrypoint": []string{"./hello"},
 		"include": []string{"lib"}, "output_dir": out,
 	}, nil)
-	if err == nil || !strings.Contains(err.Error(), `entrypoint "./hello" is not in the image`) {
+	if err == nil || !strings.Contains(err.Error(), "entrypoint: program ./hello is a path inside the image and does not exist (check include and the provision commands)") {
 		t.Fatalf("err = %v", err)
 	}
 	_, err = Build(t.Context(), map[string]any{

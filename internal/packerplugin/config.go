@@ -20,6 +20,8 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
+
+	"github.com/imago/imago/internal/entrypoint"
 )
 
 // DefaultOutputDir is where artifacts go when output_dir is not set.
@@ -148,10 +150,17 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		}
 	}
 
-	if len(c.Entrypoint) == 0 || c.Entrypoint[0] == "" {
+	switch {
+	case len(c.Entrypoint) == 0 || c.Entrypoint[0] == "":
 		add("entrypoint is required: the program the image runs, e.g. [\"./hello\"]")
-	} else if err := checkRelPath(c.Entrypoint[0]); err != nil {
-		add("entrypoint %q: %v", c.Entrypoint[0], err)
+	case filepath.IsAbs(c.Entrypoint[0]): // a program of the host (/bin/sh), checked when packing
+	default:
+		if err := checkRelPath(c.Entrypoint[0]); err != nil {
+			add("entrypoint %q: %v", c.Entrypoint[0], err)
+		}
+	}
+	if _, err := entrypoint.Vars(c.Entrypoint); err != nil {
+		add("entrypoint cannot be expanded: %v", err)
 	}
 	for i, inc := range c.Include {
 		if err := checkRelPath(inc); err != nil {

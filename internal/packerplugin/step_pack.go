@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
 
 	"github.com/imago/imago/internal/atomicfile"
+	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/image"
 )
 
@@ -215,19 +216,17 @@ func insideDir(root, dir string) error {
 }
 
 // checkEntrypoint requires the entrypoint program to be an executable file in
-// the image rooted at root.
+// the image rooted at root, or on the host for an absolute path (/bin/sh), as
+// the local provider finds it (entrypoint.Program).
 func checkEntrypoint(root, prog string) error {
-	p := filepath.Join(root, filepath.Clean(filepath.FromSlash(prog)))
-	fi, err := os.Stat(p)
+	_, err := entrypoint.Program(root, prog)
 	switch {
-	case err != nil:
-		return fmt.Errorf("entrypoint %q is not in the image: %s (check include and the provision commands)", prog, statReason(err))
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("entrypoint %q is not a regular file in the image", prog)
-	case fi.Mode().Perm()&0o111 == 0:
-		return fmt.Errorf("entrypoint %q is not executable (chmod +x it in a provision command)", prog)
+	case err == nil:
+		return nil
+	case errors.Is(err, entrypoint.ErrNotFound) && !filepath.IsAbs(prog):
+		return fmt.Errorf("entrypoint: %w (check include and the provision commands)", err)
 	}
-	return nil
+	return fmt.Errorf("entrypoint: %w", err)
 }
 
 // otherArtifacts lists the artifact files in dir that do not belong to image id.

@@ -76,6 +76,19 @@ type ProvisionRequest struct {
 	// Drivers whose load balancer health-checks instances on its own (aws: the
 	// target group) configure it from here; nil leaves the driver's default.
 	Health *HealthCheck `json:"health,omitempty"`
+	// Env is given to every instance besides PORT and HOST, and expands the
+	// image's entrypoint ($NAME, ${NAME}). A secret is a reference here, which
+	// the driver resolves on the worker when instances start: its value never
+	// travels in a request. A driver that cannot give instances an environment
+	// refuses a request with Env (InvalidArgument).
+	Env map[string]EnvVar `json:"env,omitempty"`
+}
+
+// EnvVar is one variable of ProvisionRequest.Env: a plain Value, or a Secret
+// reference (file:///abs/path, https://…; see package secretref).
+type EnvVar struct {
+	Value  string `json:"value,omitempty"`
+	Secret string `json:"secret,omitempty"`
 }
 
 // HealthCheck is a health probe: GET Path must answer 2xx. Zero fields leave

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/imago/imago/internal/entrypoint"
 )
 
 // Bake describes how to build one image of a service.
@@ -167,6 +169,9 @@ func (b *Bake) Validate() error {
 		}
 		if len(b.Entrypoint) == 0 {
 			add("entrypoint", "is required for the imago-local builder, e.g. [./hello]")
+		} else if err := entrypoint.CheckEnv(b.Entrypoint, func(string) bool { return false }); err != nil {
+			// The image test boots one instance with PORT and HOST only.
+			add("entrypoint", "%v: a bake tests its image on an instance that has only PORT and HOST; read other settings from the environment in the program (a rollout's env: gives them) rather than in the entrypoint", err)
 		}
 		if b.Template != "" {
 			add("template", "is for builder packer; the imago-local builder uses source and provision")

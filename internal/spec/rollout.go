@@ -39,6 +39,9 @@ type Rollout struct {
 	Soak *Duration `yaml:"soak" json:"soak,omitempty"`
 	// Retain is how many previous images stay deployable for rollback (default 5).
 	Retain int `yaml:"retain" json:"retain,omitempty"`
+	// Env is given to every instance besides PORT and HOST: plain values and
+	// secrets by reference, which the worker resolves when instances start.
+	Env map[string]EnvVar `yaml:"env" json:"env,omitempty"`
 
 	src *source // the file's lines and decoding problems; nil once normalized
 }
@@ -334,6 +337,7 @@ func (r *Rollout) Validate() error {
 		}
 	}
 	r.validateStrategy(add)
+	r.validateEnv(add)
 	if r.Retain < 1 {
 		add("retain", "must be at least 1, got %d", r.Retain)
 	}

@@ -525,3 +525,20 @@ func TestIAMPolicyInTheDocsCoversAndScopesEveryCallWithFakeAWS(t *testing.T) {
 		}
 	}
 }
+
+// The aws driver cannot give instances an environment (only user-data could
+// carry it, readable by anything on the instance): a request with env is
+// refused before anything is made, naming the variables but no value.
+func TestProvisionWithEnvIsRefusedWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	req := e.request("with-env", 1)
+	req.Env = map[string]provider.EnvVar{"LOG_LEVEL": {Value: "debug-value"}, "DB_PASSWORD": {Secret: "file:///etc/imago/db"}}
+	_, err := e.p.Provision(e.ctx, req)
+	wantCode(t, "provision with env", err, provider.InvalidArgument)
+	if !strings.Contains(err.Error(), "cannot give instances an environment (env: DB_PASSWORD, LOG_LEVEL)") || strings.Contains(err.Error(), "debug-value") {
+		t.Fatalf("error %q: want the variables named, and no value", err)
+	}
+	if res := e.fake.Resources(); len(res) != 0 {
+		t.Fatalf("a refused provision made %v", res)
+	}
+}

@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -97,6 +98,11 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	}
 	if err := provider.CheckName("environment", req.Environment); err != nil {
 		return provider.Fleet{}, err
+	}
+	if len(req.Env) > 0 {
+		// Only user-data could carry it, and anything on the instance reads that.
+		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument,
+			"provision: the aws provider cannot give instances an environment (env: %s); bake the configuration into the image", strings.Join(slices.Sorted(maps.Keys(req.Env)), ", "))
 	}
 	id := FleetID(req.Token)
 	key := provider.RouteKey{Service: req.Service, Environment: req.Environment}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,8 +19,10 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/secretref"
 )
 
 // stopGrace is how long Terminate and StopRouter wait after SIGTERM before SIGKILL.
@@ -74,6 +78,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 			StartTimes:  map[string]uint64{},
 			Size:        req.Size,
 			RequestSize: req.Size,
+			Env:         req.Env,
 		}
 		for n := 1; n <= req.Size; n++ {
 			st.Fleet.Instances = append(st.Fleet.Instances, provider.Instance{ID: fmt.Sprintf("%s-%d", id, n), State: provider.InstanceStopped})
@@ -83,7 +88,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	default:
 		f := st.Fleet
 		if f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.ImageID != req.ImageID ||
-			(req.Size != st.requestSize() && req.Size != st.desiredSize()) {
+			(req.Size != st.requestSize() && req.Size != st.desiredSize()) || !maps.Equal(st.Env, req.Env) {
 			size := fmt.Sprintf("%d instances", st.requestSize())
 			if st.desiredSize() != st.requestSize() {
 				size += fmt.Sprintf(", resized to %d", st.desiredSize())
@@ -110,7 +115,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 		}
 		return d.startSim(ctx, st, img)
 	}
-	path, args, err := resolveEntrypoint(dir, img)
+	l, err := d.prepareLaunch(ctx, dir, img, st.Env)
 	if err != nil {
 		return provider.Fleet{}, err
 	}
@@ -118,14 +123,14 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	if err := d.writeState(st); err != nil {
 		return provider.Fleet{}, err
 	}
-	return d.startInstances(st, dir, path, args)
+	return d.startInstances(st, l)
 }
 
 // startInstances makes every instance of st run: it keeps live ones, adopts an
 // unrecorded live process of an instance, and starts the others, recording each
 // instance's address before its process starts and its pid right after. The
 // caller holds the fleet lock and has written st.
-func (d *Driver) startInstances(st *fleetState, dir, path string, args []string) (provider.Fleet, error) {
+func (d *Driver) startInstances(st *fleetState, l launch) (provider.Fleet, error) {
 	id := st.Fleet.ID
 	var err error
 	var orphans map[string]procEntry // instance ID -> unrecorded live process, scanned once
@@ -158,7 +163,7 @@ func (d *Driver) startInstances(st *fleetState, dir, path string, args []string)
 		if err := d.writeState(st); err != nil { // planned: address, no pid yet
 			return provider.Fleet{}, err
 		}
-		pid, start, err := d.spawnInstance(st.Fleet, *in, port, dir, path, args)
+		pid, start, err := d.spawnInstance(st.Fleet, *in, port, l)
 		if err != nil {
 			return provider.Fleet{}, err
 		}
@@ -249,28 +254,60 @@ func (d *Driver) ensureImage(ctx context.Context, id string) (string, catalog.Im
 	return dir, img, nil
 }
 
-// resolveEntrypoint returns the program and arguments of img unpacked in dir. A
-// relative program path (./hello, bin/app) is taken inside the image; a bare name
-// is looked up in the image first, then in PATH.
-func resolveEntrypoint(dir string, img catalog.Image) (string, []string, error) {
+// launch is how the instances of a fleet start: the program, the words of
+// the entrypoint after it (unexpanded), and the rollout's env with its secrets
+// resolved. It lives in memory only: the state file keeps the references.
+type launch struct {
+	dir, path string
+	args      []string // unexpanded: $PORT and $HOST differ per instance
+	words     []string // the image's entrypoint as recorded, for the log
+	env       map[string]string
+}
+
+// prepareLaunch finds the program of img unpacked in dir (see
+// entrypoint.Program), checks that every variable the entrypoint uses is PORT,
+// HOST or a key of env, and resolves env's secrets (secretref; https through the
+// outbound guard). Every error comes before any instance starts.
+func (d *Driver) prepareLaunch(ctx context.Context, dir string, img catalog.Image, env map[string]provider.EnvVar) (launch, error) {
 	if len(img.Entrypoint) == 0 || img.Entrypoint[0] == "" {
-		return "", nil, provider.Errorf(provider.InvalidArgument, "image %s has no entrypoint", img.ID)
+		return launch{}, provider.Errorf(provider.InvalidArgument, "image %s has no entrypoint", img.ID)
 	}
-	prog, args := img.Entrypoint[0], img.Entrypoint[1:]
-	switch {
-	case filepath.IsAbs(prog):
-	case strings.ContainsRune(prog, '/'):
-		prog = filepath.Join(dir, prog)
-	default:
-		if _, err := os.Stat(filepath.Join(dir, prog)); err == nil {
-			prog = filepath.Join(dir, prog)
-		} else if p, err := exec.LookPath(prog); err == nil {
-			prog = p
-		} else {
-			return "", nil, provider.Errorf(provider.InvalidArgument, "image %s: entrypoint %q is neither in the image nor in PATH", img.ID, prog)
+	path, err := entrypoint.Program(dir, img.Entrypoint[0])
+	if err != nil {
+		return launch{}, provider.Errorf(provider.InvalidArgument, "image %s: entrypoint: %v", img.ID, err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		if !entrypoint.ValidName(name) || entrypoint.Reserved(name) {
+			return launch{}, provider.Errorf(provider.InvalidArgument, "env.%s: not a name the rollout may set (POSIX names; PORT, HOST and IMAGO_* are the provider's)", name)
 		}
 	}
-	return prog, args, nil
+	if err := entrypoint.CheckEnv(img.Entrypoint, func(n string) bool { _, ok := env[n]; return ok }); err != nil {
+		return launch{}, provider.Errorf(provider.InvalidArgument, "image %s: %v", img.ID, err)
+	}
+	l := launch{dir: dir, path: path, args: img.Entrypoint[1:], words: img.Entrypoint, env: make(map[string]string, len(env))}
+	for name, v := range env {
+		if v.Secret == "" {
+			l.env[name] = v.Value
+			continue
+		}
+		val, err := secretref.Resolve(ctx, d.secretClient, v.Secret)
+		if err != nil {
+			return launch{}, provider.Errorf(provider.FailedPrecondition, "env.%s: %v", name, err)
+		}
+		l.env[name] = val
+	}
+	return l, nil
+}
+
+// instanceEnv is the environment of an instance listening on host:port, as
+// entrypoint.Expand and the process see it: l's env, PORT and HOST.
+func (l launch) instanceEnv(host string, port int) map[string]string {
+	env := maps.Clone(l.env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env[entrypoint.Port], env[entrypoint.Host] = strconv.Itoa(port), host
+	return env
 }
 
 // loopback is the address instances, routers and sim hosts' control
@@ -409,18 +446,25 @@ func startDetached(cmd *exec.Cmd, logPath, banner string) (int, uint64, <-chan e
 }
 
 // spawnInstance starts the process of instance in, the way a crashed driver would
-// have too (the environment markers are what adoption looks for).
-func (d *Driver) spawnInstance(f provider.Fleet, in provider.Instance, port int, dir, prog string, args []string) (int, uint64, error) {
-	cmd := exec.Command(prog, args...)
-	cmd.Dir = dir
-	cmd.Env = append(d.baseEnv(),
-		"PORT="+strconv.Itoa(port),
-		envInstance+"="+in.ID,
-		envFleet+"="+f.ID,
-	)
+// have too (the environment markers are what adoption looks for). The child's
+// environment is clean: baseEnv, the rollout's env, PORT, HOST and the markers.
+func (d *Driver) spawnInstance(f provider.Fleet, in provider.Instance, port int, l launch) (int, uint64, error) {
+	env := l.instanceEnv(loopback, port)
+	args, err := entrypoint.Expand(l.args, env)
+	if err != nil { // prepareLaunch checked the variables
+		return 0, 0, provider.Errorf(provider.InvalidArgument, "image %s: entrypoint: %v", f.ImageID, err)
+	}
+	cmd := exec.Command(l.path, args...)
+	cmd.Dir = l.dir
+	cmd.Env = d.baseEnv()
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		cmd.Env = append(cmd.Env, k+"="+env[k])
+	}
+	cmd.Env = append(cmd.Env, envInstance+"="+in.ID, envFleet+"="+f.ID)
 	logPath := d.instanceLog(f.ID, in.ID)
+	// The banner shows the entrypoint as recorded: expanded, it could show a secret.
 	pid, start, exited, err := startDetached(cmd, logPath,
-		fmt.Sprintf("starting instance %s of fleet %s (image %s) on port %d: %s", in.ID, f.ID, f.ImageID, port, strings.Join(cmd.Args, " ")))
+		fmt.Sprintf("starting instance %s of fleet %s (image %s) on port %d: %s", in.ID, f.ID, f.ImageID, port, strings.Join(l.words, " ")))
 	if err != nil {
 		return 0, 0, fmt.Errorf("start instance %s of fleet %s: %w", in.ID, f.ID, err)
 	}

@@ -33,6 +33,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,7 @@ import (
 
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/image"
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 )
@@ -72,6 +74,10 @@ type Config struct {
 	// ArchiveLimits bound the image archives the driver unpacks; zero fields take
 	// image.DefaultMaxBytes and image.DefaultMaxEntries.
 	ArchiveLimits image.Limits
+	// SecretClient reads the https secret references of a rollout's env; it
+	// must dial through the outbound guard. Default: the guard with an empty
+	// allow list (public addresses only).
+	SecretClient *http.Client
 }
 
 // Driver is the local provider driver. It is safe for concurrent use, also by
@@ -82,6 +88,8 @@ type Driver struct {
 	routerCmd []string
 	simCmd    []string
 	limits    image.Limits
+	// secretClient reads https secret references (Config.SecretClient).
+	secretClient *http.Client
 
 	mu       sync.Mutex
 	reserved map[string]time.Time // addresses handed out recently, not to hand out twice
@@ -133,13 +141,18 @@ func Open(cfg Config) (*Driver, error) {
 			simCmd = []string{"/proc/self/exe"}
 		}
 	}
+	secretClient := cfg.SecretClient
+	if secretClient == nil {
+		secretClient = netguard.New(netguard.Allow{}).Client(0)
+	}
 	return &Driver{
-		home:      home,
-		images:    cfg.Images,
-		routerCmd: append([]string(nil), cmd...),
-		simCmd:    append([]string(nil), simCmd...),
-		limits:    cfg.ArchiveLimits,
-		reserved:  map[string]time.Time{},
+		secretClient: secretClient,
+		home:         home,
+		images:       cfg.Images,
+		routerCmd:    append([]string(nil), cmd...),
+		simCmd:       append([]string(nil), simCmd...),
+		limits:       cfg.ArchiveLimits,
+		reserved:     map[string]time.Time{},
 	}, nil
 }
 
@@ -198,6 +211,9 @@ type fleetState struct {
 	// Sim marks a fleet of sim instances: listeners in one sim host process
 	// (sim.go), whose pid every instance records.
 	Sim bool `json:"sim,omitempty"`
+	// Env is the provision request's env, secrets as references: a Resize or
+	// a repair resolves them again. Absent in state files from before env.
+	Env map[string]provider.EnvVar `json:"env,omitempty"`
 }
 
 func (d *Driver) readState(id string) (*fleetState, error) {

@@ -64,11 +64,11 @@ func (d *Driver) Resize(ctx context.Context, fleetID string, size int) (provider
 	if st.Sim {
 		return d.startSim(ctx, st, img)
 	}
-	path, args, err := resolveEntrypoint(dir, img)
+	l, err := d.prepareLaunch(ctx, dir, img, st.Env)
 	if err != nil {
 		return provider.Fleet{}, err
 	}
-	return d.startInstances(st, dir, path, args)
+	return d.startInstances(st, l)
 }
 
 // desiredSize is the number of instances the fleet should have.

@@ -1,7 +1,8 @@
 // Command hello is the test application of the local driver's tests: an HTTP
 // server on 127.0.0.1:$PORT that answers / with its version, /healthz with 200,
 // /whoami with its pid and instance, /slow?d=1s after a delay (/inflight counts
-// slow requests in progress), and exits gracefully on SIGTERM.
+// slow requests in progress), /env/NAME with its environment variable NAME (404
+// when unset), and exits gracefully on SIGTERM. -port overrides $PORT.
 package main
 
 import (
@@ -24,8 +25,15 @@ var version = "dev" // -ldflags "-X main.version=..." or -version
 
 func main() {
 	flag.StringVar(&version, "version", version, "version to answer with")
+	port := flag.String("port", "", "port to listen on (default $PORT)")
 	flag.Parse()
-	port := os.Getenv("PORT")
+	if *port == "" {
+		*port = os.Getenv("PORT")
+	}
+	serve(*port)
+}
+
+func serve(port string) {
 	if port == "" {
 		log.Fatal("PORT is not set")
 	}
@@ -50,6 +58,14 @@ func main() {
 			return
 		}
 		io.WriteString(w, version)
+	})
+	mux.HandleFunc("/env/{name}", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := os.LookupEnv(r.PathValue("name"))
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, v)
 	})
 	mux.HandleFunc("/inflight", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, inflight.Load())
