@@ -32,6 +32,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM ${GO_IMAGE} AS packer
 WORKDIR /src
 ENV GOTOOLCHAIN=go1.27.3
+COPY tools/gobuild.sh tools/gobuild.sh
 COPY tools/packer/ tools/packer/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
 	CGO_ENABLED=0 bash tools/packer/build.sh /out

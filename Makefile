@@ -53,14 +53,15 @@ demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 stop: ## stop the worker `make demo` left running
 	bash examples/hello/demo.sh stop
 
-deps: ## the Debian packages the tests need (scripts/system-deps.sh: chromium, nats-server, postgresql), installed only if missing
+deps: ## the Debian packages the tests need (scripts/system-deps.sh: chromium, nats-server, postgresql, prometheus), installed only if missing
 	bash scripts/system-deps.sh
 
 postgres: ## PostgreSQL for internal/pgtest: installs and starts Debian's cluster, role imago/imago (scripts/postgres.sh), idempotently
 	bash scripts/postgres.sh
 
-tools: ## the pinned packer v1.12.0, built from Go modules into bin/
+tools: ## the pinned packer v1.12.0 and Temporal CLI v1.5.1, built from Go modules into bin/
 	bash tools/packer/build.sh $(BIN)
+	bash tools/temporal/build.sh $(BIN)
 
 # Each recording is a new file (name.YYYYMMDD.json, -2, -3… the same day): the histories
 # of older workflow code stay, and the replay test replays them all.

@@ -10,7 +10,11 @@ set -euo pipefail
 # nats-server: internal/events tests publish rollout events through a real NATS server.
 # chromium: internal/uitest drives the Temporal web UI in a headless browser (chromedp).
 # postgresql: internal/pgtest runs Temporal on a real PostgreSQL (started by scripts/postgres.sh).
-PACKAGES=(nats-server chromium postgresql)
+# prometheus: promtool checks the worker's /metrics, and a Prometheus server scrapes a
+#   running worker for a canary's prometheus analysis (internal/app, realclients tests).
+#   The tests start their own server (temp dir, loopback port); Debian's packaged service
+#   is not needed, and where systemd runs, this script stops and disables it.
+PACKAGES=(nats-server chromium postgresql prometheus)
 
 if [ "$#" -gt 0 ]; then
 	PACKAGES=("$@")
@@ -37,4 +41,12 @@ if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; th
 	echo "system-deps: install failed; refreshing the package index and retrying"
 	"${SUDO[@]}" apt-get update
 	"${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's prometheus package enables a prometheus.service listening on :9090. The
+# tests run their own servers; a packaged one would only hold the port and scrape, so
+# it is stopped and disabled where systemd runs. Without systemd (containers, CI
+# sandboxes) invoke-rc.d does not start it.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+	"${SUDO[@]}" systemctl disable --now prometheus.service || true
 fi

@@ -241,7 +241,7 @@ func TestDockerignoreKeepsTheBuildInputs(t *testing.T) {
 	}
 	require.NotEmpty(t, patterns)
 	for _, p := range []string{"go.mod", "go.sum", "worker/main.go", "starter/main.go", "cmd/imago-healthcheck/main.go",
-		"internal/app/app.go", "internal/api/openapi.json", "workflows/rollout.go", "activities/activities.go", "tools/packer/go.mod", "tools/packer/build.sh"} {
+		"internal/app/app.go", "internal/api/openapi.json", "workflows/rollout.go", "activities/activities.go", "tools/packer/go.mod", "tools/packer/build.sh", "tools/gobuild.sh"} {
 		require.FileExists(t, filepath.Join(root, p))
 		for _, pat := range patterns {
 			// A pattern excludes a path when it matches the path or one of its parents.

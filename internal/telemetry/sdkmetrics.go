@@ -13,7 +13,10 @@ import (
 // sdkMetrics turns the Temporal SDK's metrics (client.MetricsHandler: counters,
 // gauges, timers with tags) into Prometheus metrics: counters, gauges, and
 // histograms in seconds. The SDK picks names and tags at run time, so this is an
-// unchecked Prometheus collector that reports whatever series exist.
+// unchecked Prometheus collector that reports whatever series exist. Names follow
+// the SDK's own Prometheus naming (promName): temporal_request becomes
+// temporal_request_total, temporal_request_latency becomes
+// temporal_request_latency_seconds.
 type sdkMetrics struct {
 	mu     sync.Mutex
 	series map[string]*series // by name and sorted tags
@@ -122,8 +125,23 @@ func bounds(name string) []float64 {
 	return latencyBounds
 }
 
-func (m *sdkMetrics) get(name string, k kind, tags map[string]string) *series {
+// promName is the Prometheus name of an SDK metric of kind k: the rule of the
+// SDK's own Prometheus naming (go.temporal.io/sdk/contrib/tally's
+// NewPrometheusNamingScope, which this bridge stands in for): counters end in
+// _total, timers in _seconds. promtool check metrics wants the first.
+func promName(name string, k kind) string {
 	name = sanitize(name)
+	switch {
+	case k == counterKind && !strings.HasSuffix(name, "_total"):
+		return name + "_total"
+	case k == timerKind && !strings.HasSuffix(name, "_seconds"):
+		return name + "_seconds"
+	}
+	return name
+}
+
+func (m *sdkMetrics) get(name string, k kind, tags map[string]string) *series {
+	name = promName(name, k)
 	own := strings.HasPrefix(name, "imago_")
 	labels := make([]string, 0, len(tags))
 	for l := range tags {

@@ -164,7 +164,9 @@ func TestAMetricsAddressInUse(t *testing.T) {
 }
 
 // The SDK's metrics handler: counters, gauges and timers with tags become
-// Prometheus counters, gauges and histograms (seconds) on /metrics.
+// Prometheus counters, gauges and histograms (seconds) on /metrics, named the
+// Prometheus way (the SDK's own Prometheus naming): counters end in _total,
+// timers in _seconds.
 func TestSDKMetricsBecomePrometheusMetrics(t *testing.T) {
 	noOTLPEnv(t)
 	ctx := context.Background()
@@ -181,10 +183,10 @@ func TestSDKMetricsBecomePrometheusMetrics(t *testing.T) {
 	h.Counter("odd.name-here").Inc(1)
 
 	m := scrape(t, tel.MetricsAddr())
-	require.Equal(t, 5.0, value(t, m, "temporal_request", map[string]string{"namespace": "default", "task_queue": "imago"}))
-	require.Equal(t, 1.0, value(t, m, "temporal_request", map[string]string{"task_queue": "other"}), "WithTags overrides a tag")
+	require.Equal(t, 5.0, value(t, m, "temporal_request_total", map[string]string{"namespace": "default", "task_queue": "imago"}))
+	require.Equal(t, 1.0, value(t, m, "temporal_request_total", map[string]string{"task_queue": "other"}), "WithTags overrides a tag")
 	require.Equal(t, 4.0, value(t, m, "temporal_num_pollers", map[string]string{"namespace": "default"}))
-	lat := histogram(t, m, "temporal_request_latency", map[string]string{"namespace": "default"})
+	lat := histogram(t, m, "temporal_request_latency_seconds", map[string]string{"namespace": "default"})
 	require.Equal(t, uint64(2), lat.GetSampleCount())
 	require.InDelta(t, 2.03, lat.GetSampleSum(), 1e-9)
 	for _, b := range lat.GetBucket() {
@@ -197,6 +199,6 @@ func TestSDKMetricsBecomePrometheusMetrics(t *testing.T) {
 			require.Equal(t, uint64(2), b.GetCumulativeCount())
 		}
 	}
-	require.Equal(t, 1.0, value(t, m, "odd_name_here", nil), "names are made valid")
+	require.Equal(t, 1.0, value(t, m, "odd_name_here_total", nil), "names are made valid")
 	require.NotNil(t, m["go_goroutines"], "the Go runtime's metrics too")
 }

@@ -65,11 +65,11 @@ func TestARealRolloutIsObservable(t *testing.T) {
 	o := observe(t)
 
 	t.Run("SDK metrics", func(t *testing.T) {
-		require.Equal(t, 1.0, value(t, o.metrics, "temporal_workflow_completed", map[string]string{"workflow_type": "Rollout", "namespace": o.namespace, "task_queue": workflows.TaskQueue}))
-		require.Equal(t, 1.0, value(t, o.metrics, "temporal_workflow_failed", map[string]string{"workflow_type": "Rollout"}))
-		h := histogram(t, o.metrics, "temporal_activity_execution_latency", map[string]string{"activity_type": "Provision"})
+		require.Equal(t, 1.0, value(t, o.metrics, "temporal_workflow_completed_total", map[string]string{"workflow_type": "Rollout", "namespace": o.namespace, "task_queue": workflows.TaskQueue}))
+		require.Equal(t, 1.0, value(t, o.metrics, "temporal_workflow_failed_total", map[string]string{"workflow_type": "Rollout"}))
+		h := histogram(t, o.metrics, "temporal_activity_execution_latency_seconds", map[string]string{"activity_type": "Provision"})
 		require.Equal(t, uint64(1), h.GetSampleCount(), "one Provision ran")
-		require.Equal(t, 2.0, value(t, o.metrics, "temporal_request", map[string]string{"operation": "StartWorkflowExecution", "workflow_type": "Rollout"}), "two rollouts started")
+		require.Equal(t, 2.0, value(t, o.metrics, "temporal_request_total", map[string]string{"operation": "StartWorkflowExecution", "workflow_type": "Rollout"}), "two rollouts started")
 	})
 	t.Run("rollouts and bakes by outcome", func(t *testing.T) {
 		rollouts := map[string]string{"service": "hello", "environment": "test"}
