@@ -63,6 +63,7 @@ the rollout goes on.`,
 		if imageID != "" {
 			r.Image = spec.ImageRef{ID: imageID}
 		}
+		parsed := r // keeps the file's lines, which Normalize forgets
 		if err := r.Normalize(); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
@@ -78,7 +79,7 @@ the rollout goes on.`,
 				return err
 			}
 		}
-		opts := rollouts.StartOptions{StartedBy: startedBy()}
+		opts := rollouts.StartOptions{StartedBy: startedBy(), Lines: parsed.LineOf}
 		if r.Image.Bake != "" {
 			path := r.Image.Bake
 			if !filepath.IsAbs(path) {
@@ -93,6 +94,9 @@ the rollout goes on.`,
 		return withClient(cmd, func(c client.Client) error {
 			ctx := cmd.Context()
 			run, err := rollouts.Start(ctx, c, r, opts)
+			if spec.IsInvalid(err) {
+				return fmt.Errorf("%s: %w", file, err) // the worker's provider cannot run it
+			}
 			if err != nil {
 				return err
 			}
