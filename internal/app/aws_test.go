@@ -135,6 +135,30 @@ func TestProviderURLSetting(t *testing.T) {
 		assert.Equal(t, "weights, resize, fleetMetrics", deps.Provider.Capabilities().String())
 		require.NoError(t, deps.Close())
 	}
+	// The older settings: IMAGO_PROVIDER=aws with IMAGO_AWS_*, which also fill
+	// what an aws URL leaves out.
+	fake := awsfake.New("eu-west-1")
+	t.Cleanup(fake.Close)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFAKEFAKEFAKE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("IMAGO_AWS_REGION", "eu-west-1")
+	t.Setenv("IMAGO_AWS_VPC", "vpc-0abc12345678def01")
+	t.Setenv("IMAGO_AWS_SUBNETS", fake.AddSubnet("eu-west-1a"))
+	t.Setenv("IMAGO_AWS_INSTANCE_TYPE", "t3.small")
+	t.Setenv("IMAGO_AWS_ENDPOINT", fake.URL())
+	for _, c := range []Config{{Provider: "aws"}, {ProviderURL: "aws://eu-west-1?instanceType=t3.large"}} {
+		deps, err := open(c)
+		require.NoError(t, err, "%+v", c)
+		assert.Equal(t, "aws", deps.Provider.Name())
+		assert.Equal(t, "weights", deps.Provider.Capabilities().String())
+		assert.NotNil(t, deps.Activities.Local, "bake tests boot on a local driver of their own")
+		require.NoError(t, deps.Close())
+	}
+	t.Setenv("IMAGO_AWS_PORT", "http")
+	_, err := open(Config{ProviderURL: "aws://eu-west-1"})
+	assert.ErrorContains(t, err, `IMAGO_PROVIDER_URL (IMAGO_AWS_* fill what the URL leaves out): IMAGO_AWS_PORT: "http" is not a port number`)
+
 	other := t.TempDir()
 	deps, err := open(Config{ProviderURL: "local://?home=" + other})
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,7 +13,6 @@ import (
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Providers a worker can run; one worker runs one.
@@ -43,33 +43,30 @@ func awsConfigFromEnv() (aws.Config, error) {
 		Endpoint:       os.Getenv("IMAGO_AWS_ENDPOINT"),
 		Listeners:      map[string]string{},
 	}
-	var errs spec.Errors
+	var errs []error // each names its variable (not spec.Errors, which say "invalid spec")
 	if v := os.Getenv("IMAGO_AWS_PORT"); v != "" {
 		port, err := strconv.Atoi(v)
 		if err != nil {
-			errs = append(errs, spec.FieldError{Field: "IMAGO_AWS_PORT", Msg: fmt.Sprintf("%q is not a port number", v)})
+			errs = append(errs, fmt.Errorf("IMAGO_AWS_PORT: %q is not a port number", v))
 		}
 		c.Port = port
 	}
 	if v := os.Getenv("IMAGO_AWS_DEREGISTRATION_DELAY"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			errs = append(errs, spec.FieldError{Field: "IMAGO_AWS_DEREGISTRATION_DELAY", Msg: fmt.Sprintf("%q is not a duration such as 30s", v)})
+			errs = append(errs, fmt.Errorf("IMAGO_AWS_DEREGISTRATION_DELAY: %q is not a duration such as 30s", v))
 		}
 		c.DeregistrationDelay = d
 	}
 	for _, kv := range split("IMAGO_AWS_LISTENERS") {
 		key, arn, ok := strings.Cut(kv, "=")
 		if !ok || !strings.Contains(key, "/") || arn == "" {
-			errs = append(errs, spec.FieldError{Field: "IMAGO_AWS_LISTENERS", Msg: fmt.Sprintf("%q: want ENV/SERVICE=LISTENER_ARN", kv)})
+			errs = append(errs, fmt.Errorf("IMAGO_AWS_LISTENERS: %q: want ENV/SERVICE=LISTENER_ARN", kv))
 			continue
 		}
 		c.Listeners[strings.TrimSpace(key)] = strings.TrimSpace(arn)
 	}
-	if len(errs) > 0 {
-		return c, errs
-	}
-	return c, nil
+	return c, errors.Join(errs...)
 }
 
 // ProviderURLEnv is the setting that names the rollouts' provider by URL.
