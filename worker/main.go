@@ -197,7 +197,8 @@ Flags:
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker polling", "taskQueue", workflows.TaskQueue, "bakeTaskQueue", workflows.BakeTaskQueue, "bakeConcurrency", wc.BakeConcurrency,
-		"address", cfg.TemporalAddress, "namespace", cfg.Namespace, "home", cfg.Home)
+		"address", cfg.TemporalAddress, "namespace", cfg.Namespace, "home", cfg.Home,
+		"provider", deps.Provider.URL(), "capabilities", deps.Provider.Capabilities().String())
 	fmt.Fprintf(os.Stderr, "imago: worker polling task queues %q and %q (IMAGO_HOME=%s); Ctrl-C stops it\n", workflows.TaskQueue, workflows.BakeTaskQueue, cfg.Home)
 	<-ctx.Done()
 	stop() // a second Ctrl-C or SIGTERM ends the process at once
