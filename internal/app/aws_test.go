@@ -17,6 +17,7 @@ import (
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/aws/awsfake"
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
 
@@ -96,6 +97,15 @@ func TestAWSSettingsFromTheEnvironment(t *testing.T) {
 
 	_, err = OpenDeps(context.Background(), Config{Home: t.TempDir(), Provider: "gcp"})
 	assert.ErrorContains(t, err, `IMAGO_PROVIDER="gcp" is not a provider imago knows; use aws or local, or name one by URL with IMAGO_PROVIDER_URL`)
+}
+
+// A spec may name the providers whose drivers are registered (a new driver is
+// one file that registers itself, and a blank import).
+func TestSpecProvidersAreTheRegisteredDrivers(t *testing.T) {
+	r := spec.Rollout{Service: "web", Provider: "gcp", Image: spec.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	assert.EqualError(t, r.Normalize(), "invalid spec:\n  provider: \"gcp\" is not a provider imago knows; use aws or local")
+	r = spec.Rollout{Service: "web", Provider: "aws", Image: spec.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	assert.NoError(t, r.Normalize())
 }
 
 // The provider URL names the driver and its settings; a bad one is refused

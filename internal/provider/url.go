@@ -111,6 +111,19 @@ func (m *URLMux) Schemes() []string {
 	return out
 }
 
+// Names returns the provider names of the registered schemes (a scheme
+// without its +transport), sorted: what a rollout spec's provider may say.
+func (m *URLMux) Names() []string {
+	var out []string
+	for _, s := range m.Schemes() {
+		name, _, _ := strings.Cut(s, "+")
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // ValidScheme reports whether scheme has an opener.
 func (m *URLMux) ValidScheme(scheme string) bool {
 	m.mu.RLock()

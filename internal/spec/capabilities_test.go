@@ -56,3 +56,13 @@ analyses:
 	assert.Empty(t, blueGreen.Needs())
 	assert.NoError(t, blueGreen.CheckProvider("local", provider.CapabilitiesOf()), "blue/green switches all traffic at once: it needs nothing")
 }
+
+// The providers a spec may name are the drivers the program links (here
+// none: any well-formed name, which the worker then checks).
+func TestProviderNamesComeFromTheRegistry(t *testing.T) {
+	r := Rollout{Service: "web", Provider: "gcp", Image: ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	require.Empty(t, provider.DefaultURLMux().Names(), "this test links no driver")
+	assert.NoError(t, r.Normalize(), "a program that links no driver checks the name's form only")
+	r = Rollout{Service: "web", Provider: "Local!", Image: ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	assert.ErrorContains(t, r.Normalize(), `provider: "Local!" is not a provider name such as local or aws`)
+}
