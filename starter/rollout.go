@@ -69,6 +69,7 @@ the rollout goes on.`,
 		if envLine == 0 {
 			envLine = r.Line("image")
 		}
+		parsed := r // keeps the file's lines, which Normalize forgets
 		if err := r.Normalize(); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
@@ -93,7 +94,7 @@ the rollout goes on.`,
 				return fmt.Errorf("%s: %w", file, badEnv)
 			}
 		}
-		opts := rollouts.StartOptions{StartedBy: startedBy()}
+		opts := rollouts.StartOptions{StartedBy: startedBy(), Lines: parsed.LineOf}
 		if r.Image.Bake != "" {
 			path := r.Image.Bake
 			if !filepath.IsAbs(path) {
@@ -108,6 +109,9 @@ the rollout goes on.`,
 		return withClient(cmd, func(c client.Client) error {
 			ctx := cmd.Context()
 			run, err := rollouts.Start(ctx, c, r, opts)
+			if spec.IsInvalid(err) {
+				return fmt.Errorf("%s: %w", file, err) // the worker's provider cannot run it
+			}
 			if err != nil {
 				return err
 			}

@@ -64,6 +64,7 @@ Example:
   imago-worker --dev-only                        # server + UI only; run workers separately
   imago-worker --dev-listen 10.0.0.5:7233 --allow-remote   # server reachable from a trusted network
   TEMPORAL_ADDRESS=127.0.0.1:7233 imago-worker   # plain worker for an existing server
+  imago-worker --provider 'aws://eu-west-1?vpc=vpc-…&subnets=subnet-…&instanceType=t3.small&listeners=prod/web=arn:…'
 
 Flags:
 `)
@@ -82,6 +83,8 @@ Flags:
 		"as imago serve reads it; added to IMAGO_API_TOKENS; only admin tokens may encode or decode")
 	home := fs.String("home", cfg.Home, "state directory: catalog, fleets, routes, logs, dev database (env IMAGO_HOME)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	providerURL := fs.String("provider", cfg.ProviderURL, "the rollouts' provider by URL: local://, local://?home=DIR&sim=COMMAND, "+
+		"aws://REGION?vpc=…&subnets=…&instanceType=…&listeners=ENV/SERVICE=ARN,… (env IMAGO_PROVIDER_URL; unset: IMAGO_PROVIDER, default local)")
 	metricsListen := fs.String("metrics-listen", cfg.MetricsListen, "Prometheus /metrics address of the worker; empty turns metrics off (env IMAGO_METRICS_LISTEN)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -98,6 +101,11 @@ Flags:
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.TemporalAddress, cfg.Namespace, cfg.Home, cfg.Logger = *address, *namespace, *home, logger
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "provider" {
+			cfg.ProviderURL, cfg.ProviderURLSetting = *providerURL, "--provider"
+		}
+	})
 	if cfg.TemporalAddress != "" && *devOnly {
 		return usageError{errors.New("--dev-only runs the embedded server, which a Temporal address turns off (TEMPORAL_ADDRESS, or the Temporal CLI profile's address: override it with --temporal-address=); unset one of them")}
 	}
@@ -190,7 +198,8 @@ Flags:
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker polling", "taskQueue", workflows.TaskQueue, "bakeTaskQueue", workflows.BakeTaskQueue, "bakeConcurrency", wc.BakeConcurrency,
-		"address", cfg.TemporalAddress, "namespace", cfg.Namespace, "home", cfg.Home)
+		"address", cfg.TemporalAddress, "namespace", cfg.Namespace, "home", cfg.Home,
+		"provider", deps.Provider.URL(), "capabilities", deps.Provider.Capabilities().String())
 	fmt.Fprintf(os.Stderr, "imago: worker polling task queues %q and %q (IMAGO_HOME=%s); Ctrl-C stops it\n", workflows.TaskQueue, workflows.BakeTaskQueue, cfg.Home)
 	<-ctx.Done()
 	stop() // a second Ctrl-C or SIGTERM ends the process at once

@@ -37,6 +37,7 @@ func TestBakeWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(bakeS
 func (s *bakeSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&activities.Activities{})
+	s.env.OnActivity(s.a.CheckSpec, mock.Anything, mock.Anything).Return(nil).Maybe()
 	s.built, s.tested, s.published, s.moved = false, false, false, nil
 	s.env.OnActivity(s.a.BakeDigest, mock.Anything, mock.Anything).Return(activities.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
 	s.env.OnActivity(s.a.MoveChannel, mock.Anything, mock.Anything).Return(

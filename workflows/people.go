@@ -19,6 +19,10 @@ const (
 	UpdateAbort    = "abort"
 	UpdatePromote  = "promote"
 	UpdateRollback = "rollback"
+	// UpdateChecked answers once the rollout has checked its spec against
+	// the worker's provider: nothing, or why the provider cannot run it (an
+	// InvalidSpec error). rollouts.Start waits for it.
+	UpdateChecked = "checked"
 )
 
 // Decision is who did what and why, as recorded in progress and the inventory.
@@ -37,6 +41,14 @@ type DecisionInput struct {
 // registerUpdates installs the four updates. Each validator refuses, with a reason
 // the caller sees, what makes no sense in the rollout's current state.
 func (r *rollout) registerUpdates(ctx workflow.Context) error {
+	if err := workflow.SetUpdateHandler(ctx, UpdateChecked, func(ctx workflow.Context) error {
+		if err := workflow.Await(ctx, func() bool { return r.checked }); err != nil {
+			return err
+		}
+		return r.checkErr
+	}); err != nil {
+		return err
+	}
 	finished := func() error {
 		switch r.progress.Phase {
 		case PhaseSucceeded, PhaseFailed, PhaseAborted, PhaseRolledBack, PhaseCanceled:

@@ -36,6 +36,7 @@ func (s *pipelineSuite) SetupTest() {
 	s.env.RegisterWorkflow(Bake)
 	s.env.RegisterWorkflow(Rollout)
 	s.env.RegisterActivity(&activities.Activities{})
+	s.env.OnActivity(s.a.CheckSpec, mock.Anything, mock.Anything).Return(nil).Maybe()
 	s.rolled, s.forced = nil, false
 }
 

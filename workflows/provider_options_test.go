@@ -44,6 +44,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 		var ts testsuite.WorkflowTestSuite
 		env := ts.NewTestWorkflowEnvironment()
 		env.RegisterActivity(&activities.Activities{})
+		env.OnActivity(a.CheckSpec, mock.Anything, mock.Anything).Return(nil)
 		env.OnActivity(a.ResolveImage, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
 				return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil

@@ -42,6 +42,11 @@ const (
 // it provisions, tearing the new fleet down by its provision token.
 const revertBeforeProvision = "revert-before-provision"
 
+// checkSpecChange is the workflow change that checks the spec against the
+// worker's provider (CheckSpec) before anything else; runs recorded before it
+// went straight to resolving the image.
+const checkSpecChange = "check-spec-against-provider"
+
 // Error types of rollouts that did not succeed.
 const (
 	ErrRolloutFailed  = "RolloutFailed"
@@ -78,6 +83,9 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	}
 	defer func() { err = r.finish(ctx, err) }()
 
+	if err = r.checkSpec(ctx); err != nil {
+		return res, err
+	}
 	img, err := r.resolveImage(ctx, in.Bake)
 	if err != nil {
 		return res, err
@@ -154,6 +162,9 @@ type rollout struct {
 	waving  bool           // rolling: between the first wave and the last, where the phase stays rolling
 
 	events notifier // phase events (events.go)
+
+	checked  bool  // the spec was checked against the worker's provider (or the run predates the check)
+	checkErr error // why the worker's provider cannot run the spec
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -186,6 +197,27 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkSpec refuses a spec the worker's provider cannot run (a canary on a
+// provider without weighted routes, ...) before anything is baked, resolved or
+// made. The UpdateChecked update answers with its outcome.
+func (r *rollout) checkSpec(ctx workflow.Context) error {
+	defer func() { r.checked = true }()
+	if workflow.GetVersion(ctx, checkSpecChange, workflow.DefaultVersion, 1) < 1 {
+		return nil
+	}
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(quickOptions(ctx, "check the spec against the worker's provider"), a.CheckSpec, r.spec).Get(ctx, nil)
+	if err != nil {
+		if es, ok := activities.InvalidSpec(err); ok {
+			r.checkErr = temporal.NewNonRetryableApplicationError(es.Error(), activities.ErrInvalidSpec, nil, es)
+		} else {
+			r.checkErr = err
+		}
+		return r.fail("checking the spec against the worker's provider", err)
+	}
+	return nil
 }
 
 func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, error) {

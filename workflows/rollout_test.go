@@ -45,6 +45,7 @@ func TestRolloutWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(ro
 func (s *rolloutSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&activities.Activities{})
+	s.env.OnActivity(s.a.CheckSpec, mock.Anything, mock.Anything).Return(nil).Maybe()
 	s.terminated, s.routes, s.shares, s.deployments, s.provisioned = nil, nil, nil, nil, map[string]string{}
 	s.env.OnActivity(s.a.Terminate, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TerminateInput) error {

@@ -105,6 +105,7 @@ type envOptions struct {
 	temporal  bool          // a Temporal server and a worker; otherwise a client of an address where nothing listens
 	ioTimeout time.Duration // the HTTP server's ReadTimeout and WriteTimeout, when not the defaults
 	config    func(*Config)
+	worker    func(*app.Config) // changes the worker's configuration (its provider)
 }
 
 // newEnv serves the API on 127.0.0.1:0.
@@ -125,7 +126,11 @@ func newEnv(t *testing.T, o envOptions) *apiEnv {
 				t.Errorf("kill the processes of %s: %v", home, err)
 			}
 		})
-		deps, err := app.OpenDeps(ctx, app.Config{Home: home, TemporalAddress: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace()})
+		wc := app.Config{Home: home, TemporalAddress: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace()}
+		if o.worker != nil {
+			o.worker(&wc)
+		}
+		deps, err := app.OpenDeps(ctx, wc)
 		require.NoError(t, err)
 		t.Cleanup(func() { deps.Close() })
 		w := app.NewWorker(e.client, deps.Activities)

@@ -77,6 +77,10 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 	}
 	by := principal(r)
 	run, err := rollouts.Start(r.Context(), s.cfg.Client, ro, rollouts.StartOptions{StartedBy: by, Bake: req.Bake})
+	var refused *rollouts.RefusedError
+	if errors.As(err, &refused) {
+		return prefixed("spec.", refused.Errs) // a strategy the worker's provider cannot run
+	}
 	if err != nil {
 		return err
 	}

@@ -55,14 +55,20 @@ type Config struct {
 	// Connection is the rest of the Temporal connection: API key, TLS, gRPC
 	// metadata (its Address and Namespace are ignored). ConfigFromEnv fills it from
 	// the profile file and the envconfig variables, see TemporalEnv.
-	Connection    envconfig.ClientConfigProfile
-	Packer        string      // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
-	SecretsURL    string      // IMAGO_SECRETS_URL: gocloud secrets keeper of the payload key; default the key file $IMAGO_HOME/secrets.url
-	UIOrigin      string      // IMAGO_UI_ORIGIN: web UI origins (comma-separated) the codec server lets call it, besides the embedded UI
-	Provider      string      // IMAGO_PROVIDER: the rollouts' provider, local (default) or aws
-	AWS           *aws.Config // the aws driver's settings; nil: from IMAGO_AWS_* (see docs/aws.md)
-	EventsURL     string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
-	MetricsListen string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
+	Connection envconfig.ClientConfigProfile
+	Packer     string // IMAGO_PACKER: the packer binary for builder packer; default packer beside the worker, then on PATH
+	SecretsURL string // IMAGO_SECRETS_URL: gocloud secrets keeper of the payload key; default the key file $IMAGO_HOME/secrets.url
+	UIOrigin   string // IMAGO_UI_ORIGIN: web UI origins (comma-separated) the codec server lets call it, besides the embedded UI
+	// ProviderURL (IMAGO_PROVIDER_URL, imago-worker --provider) names the
+	// rollouts' provider and its settings: local://, aws://REGION?vpc=…; see
+	// internal/provider's URLMux. ProviderURLSetting names where it came from,
+	// for errors (default IMAGO_PROVIDER_URL).
+	ProviderURL        string
+	ProviderURLSetting string
+	Provider           string      // IMAGO_PROVIDER: the older way to name it, local (default) or aws; ProviderURL replaces it
+	AWS                *aws.Config // the aws driver's settings an aws URL changes; nil: from IMAGO_AWS_* (see docs/aws.md)
+	EventsURL          string      // IMAGO_EVENTS_URL: gocloud pubsub topic of rollout and bake events; default mem://imago-events
+	MetricsListen      string      // IMAGO_METRICS_LISTEN: imago-worker's Prometheus /metrics address; default 127.0.0.1:9464, set and empty: none
 	// AllowPlaintext (IMAGO_ALLOW_PLAINTEXT=1) lets clients and workers decode
 	// payloads that are not encrypted: only to read or finish histories written
 	// before encryption, since a worker then runs what anyone who can reach
@@ -109,6 +115,7 @@ func ConfigFromEnv() Config {
 		UIOrigin:      os.Getenv("IMAGO_UI_ORIGIN"),
 		EventsURL:     os.Getenv("IMAGO_EVENTS_URL"),
 		Provider:      os.Getenv("IMAGO_PROVIDER"),
+		ProviderURL:   os.Getenv(ProviderURLEnv),
 		AnalysisAllow: os.Getenv(netguard.EnvAllow),
 		BakeRoots:     os.Getenv(spec.BakeRootsEnv),
 		BakeUser:      os.Getenv(runas.Env),
@@ -385,28 +392,32 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The https secret references of a rollout's env go through the same guard
-	// and allow list (IMAGO_ANALYSIS_ALLOW) as the analysis providers.
-	drv, err := local.Open(local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}, ArchiveLimits: limits, SecretClient: analysisHTTP})
-	if err != nil {
-		cat.Close()
-		return nil, err
-	}
 	pub, err := events.Open(ctx, c.EventsURL)
 	if err != nil {
 		cat.Close()
 		return nil, err
 	}
-	lp := provider.New(ProviderLocal, drv)
-	p, err := openProvider(ctx, c, cat, lp)
+	// The https secret references of a rollout's env go through the same guard
+	// and allow list (IMAGO_ANALYSIS_ALLOW) as the analysis providers.
+	localCfg := local.Config{Home: c.Home, Images: activities.Images{Catalog: cat, Home: c.Home}, ArchiveLimits: limits, SecretClient: analysisHTTP}
+	p, err := openProvider(ctx, c, localCfg)
 	if err != nil {
 		cat.Close()
 		pub.Close()
 		return nil, err
 	}
+	// Bake tests of local images always boot locally: on the rollouts' local
+	// driver when it runs on this home, else on a local driver of their own.
+	drv, ok := p.Driver().(*local.Driver)
 	var bakeTests *provider.Provider
-	if p != lp {
-		bakeTests = lp
+	if !ok || drv.Home() != c.Home {
+		if drv, err = local.Open(localCfg); err != nil {
+			p.Close()
+			cat.Close()
+			pub.Close()
+			return nil, err
+		}
+		bakeTests = provider.New(ProviderLocal, drv)
 	}
 	return &Deps{
 		Catalog:  cat,
@@ -432,7 +443,7 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 func (d *Deps) Close() error {
 	perr := d.Provider.Close()
 	var lerr error
-	if d.Provider.Name() != ProviderLocal {
+	if d.Provider.Driver() != provider.Driver(d.Local) {
 		lerr = d.Local.Close() // the bake tests' local driver
 	}
 	cerr := d.Catalog.Close()

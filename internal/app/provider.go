@@ -2,16 +2,17 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
-	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/internal/provider/local"
 )
 
 // Providers a worker can run; one worker runs one.
@@ -42,59 +43,98 @@ func awsConfigFromEnv() (aws.Config, error) {
 		Endpoint:       os.Getenv("IMAGO_AWS_ENDPOINT"),
 		Listeners:      map[string]string{},
 	}
-	var errs spec.Errors
+	var errs []error // each names its variable (not spec.Errors, which say "invalid spec")
 	if v := os.Getenv("IMAGO_AWS_PORT"); v != "" {
 		port, err := strconv.Atoi(v)
 		if err != nil {
-			errs = append(errs, spec.FieldError{Field: "IMAGO_AWS_PORT", Msg: fmt.Sprintf("%q is not a port number", v)})
+			errs = append(errs, fmt.Errorf("IMAGO_AWS_PORT: %q is not a port number", v))
 		}
 		c.Port = port
 	}
 	if v := os.Getenv("IMAGO_AWS_DEREGISTRATION_DELAY"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			errs = append(errs, spec.FieldError{Field: "IMAGO_AWS_DEREGISTRATION_DELAY", Msg: fmt.Sprintf("%q is not a duration such as 30s", v)})
+			errs = append(errs, fmt.Errorf("IMAGO_AWS_DEREGISTRATION_DELAY: %q is not a duration such as 30s", v))
 		}
 		c.DeregistrationDelay = d
 	}
 	for _, kv := range split("IMAGO_AWS_LISTENERS") {
 		key, arn, ok := strings.Cut(kv, "=")
 		if !ok || !strings.Contains(key, "/") || arn == "" {
-			errs = append(errs, spec.FieldError{Field: "IMAGO_AWS_LISTENERS", Msg: fmt.Sprintf("%q: want ENV/SERVICE=LISTENER_ARN", kv)})
+			errs = append(errs, fmt.Errorf("IMAGO_AWS_LISTENERS: %q: want ENV/SERVICE=LISTENER_ARN", kv))
 			continue
 		}
 		c.Listeners[strings.TrimSpace(key)] = strings.TrimSpace(arn)
 	}
-	if len(errs) > 0 {
-		return c, errs
-	}
-	return c, nil
+	return c, errors.Join(errs...)
 }
 
-// openProvider opens the rollouts' provider named by c.Provider; local is the
-// local driver already open.
-func openProvider(ctx context.Context, c Config, cat *catalog.Catalog, local *provider.Provider) (*provider.Provider, error) {
+// ProviderURLEnv is the setting that names the rollouts' provider by URL.
+const ProviderURLEnv = "IMAGO_PROVIDER_URL"
+
+// providerURL returns the URL of the rollouts' provider and the setting it came
+// from: ProviderURL (IMAGO_PROVIDER_URL, --provider) when set, else the older
+// IMAGO_PROVIDER name (local:// or aws://), local:// when neither is set. The
+// mux opens it: the registered drivers, where a local URL starts from the
+// worker's own local settings, and an aws URL from the IMAGO_AWS_* settings
+// (or c.AWS).
+func (c Config) providerURL(localBase local.Config) (setting, rawURL string, mux *provider.URLMux, err error) {
+	mux = provider.DefaultURLMux().With(ProviderLocal, &local.URLOpener{Base: localBase})
+	awsBase := func(setting string) error {
+		if c.AWS != nil {
+			mux = mux.With(ProviderAWS, &aws.URLOpener{Base: *c.AWS})
+			return nil
+		}
+		fromEnv, err := awsConfigFromEnv()
+		if err != nil {
+			return fmt.Errorf("%s: %w", setting, err)
+		}
+		mux = mux.With(ProviderAWS, &aws.URLOpener{Base: fromEnv})
+		return nil
+	}
+	if c.ProviderURL != "" {
+		setting = c.ProviderURLSetting
+		if setting == "" {
+			setting = ProviderURLEnv
+		}
+		u, perr := url.Parse(c.ProviderURL)
+		if perr == nil && c.Provider != "" && u.Scheme != "" && c.Provider != u.Scheme {
+			return "", "", nil, fmt.Errorf("%s=%s and IMAGO_PROVIDER=%s name different providers; unset IMAGO_PROVIDER (%s replaces it)",
+				setting, u.Redacted(), c.Provider, ProviderURLEnv)
+		}
+		if perr == nil && u.Scheme == ProviderAWS {
+			if err := awsBase(setting + " (IMAGO_AWS_* fill what the URL leaves out)"); err != nil {
+				return "", "", nil, err
+			}
+		}
+		return setting, c.ProviderURL, mux, nil
+	}
 	switch c.Provider {
 	case "", ProviderLocal:
-		return local, nil
+		return "IMAGO_PROVIDER", ProviderLocal + "://", mux, nil
 	case ProviderAWS:
-		ac := c.AWS
-		if ac == nil {
-			fromEnv, err := awsConfigFromEnv()
-			if err != nil {
-				return nil, fmt.Errorf("IMAGO_PROVIDER=aws: %w", err)
-			}
-			ac = &fromEnv
+		if err := awsBase("IMAGO_PROVIDER=aws"); err != nil {
+			return "", "", nil, err
 		}
-		cfg := *ac
-		if cfg.Images == nil {
-			cfg.Images = cat
-		}
-		drv, err := aws.Open(ctx, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("IMAGO_PROVIDER=aws: %w (see docs/aws.md)", err)
-		}
-		return provider.New(ProviderAWS, drv), nil
+		return "IMAGO_PROVIDER=aws (IMAGO_AWS_*)", ProviderAWS + "://", mux, nil
 	}
-	return nil, fmt.Errorf("IMAGO_PROVIDER=%q is not a provider imago knows; use local or aws", c.Provider)
+	return "", "", nil, fmt.Errorf("IMAGO_PROVIDER=%q is not a provider imago knows; use %s, or name one by URL with %s",
+		c.Provider, strings.Join(mux.Schemes(), " or "), ProviderURLEnv)
+}
+
+// openProvider opens the rollouts' provider (see providerURL); its errors name
+// the setting that is wrong.
+func openProvider(ctx context.Context, c Config, localBase local.Config) (*provider.Provider, error) {
+	setting, raw, mux, err := c.providerURL(localBase)
+	if err != nil {
+		return nil, err
+	}
+	p, err := mux.Open(ctx, raw, provider.OpenEnv{Home: c.Home, Images: localBase.Images})
+	if err != nil {
+		if strings.HasPrefix(raw, ProviderAWS+":") {
+			return nil, fmt.Errorf("%s: %w (see docs/aws.md)", setting, err)
+		}
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	return p, nil
 }

@@ -312,14 +312,32 @@ func ReportProgress(ctx context.Context, format string, args ...any) {
 // Provider is the portable type users hold.
 type Provider struct {
 	name string
+	url  string
 	d    Driver
+	caps Capabilities
 }
 
 // New wraps a driver.
-func New(name string, d Driver) *Provider { return &Provider{name: name, d: d} }
+func New(name string, d Driver) *Provider {
+	return &Provider{name: name, url: name + "://", d: d, caps: DriverCapabilities(d)}
+}
 
-// Name is the driver's name ("local", "aws").
+// Name is the driver's name ("local", "aws"): its URL scheme, the name a
+// rollout spec's provider field gives.
 func (p *Provider) Name() string { return p.name }
+
+// URL is the provider URL the provider was opened with (secrets redacted), or
+// name:// for one made with New.
+func (p *Provider) URL() string { return p.url }
+
+// Capabilities returns what the driver can do beyond the Driver interface.
+func (p *Provider) Capabilities() Capabilities {
+	out := Capabilities{}
+	for c, ok := range p.caps {
+		out[c] = ok
+	}
+	return out
+}
 
 // Provision creates (or adopts, by token) a fleet.
 func (p *Provider) Provision(ctx context.Context, req ProvisionRequest) (Fleet, error) {
@@ -330,7 +348,7 @@ func (p *Provider) Provision(ctx context.Context, req ProvisionRequest) (Fleet, 
 		return Fleet{}, Errorf(InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
 	}
 	if req.Provider != "" && req.Provider != p.name {
-		return Fleet{}, Errorf(InvalidArgument, "provision: the spec asks for provider %q, but this worker runs %q; run a worker with IMAGO_PROVIDER=%s", req.Provider, p.name, req.Provider)
+		return Fleet{}, Errorf(InvalidArgument, "provision: the spec asks for provider %q, but this worker runs %q; run a worker with IMAGO_PROVIDER_URL=%s://…", req.Provider, p.name, req.Provider)
 	}
 	return p.d.Provision(ctx, req)
 }
@@ -378,6 +396,14 @@ func (p *Provider) SetRoute(ctx context.Context, key RouteKey, route Route) erro
 	if len(route.Backends) > 0 && sum != 100 {
 		return Errorf(InvalidArgument, "route %s: weights sum to %d, want 100", key, sum)
 	}
+	if !p.caps.Has(CapWeights) {
+		for _, b := range route.Backends {
+			if b.Weight > 0 && b.Weight < 100 {
+				return Errorf(FailedPrecondition, "route %s: fleet %s would get %d%% of traffic, but the %s provider routes all traffic to one fleet (it has no %s)",
+					key, b.FleetID, b.Weight, p.name, CapWeights.Describe())
+			}
+		}
+	}
 	return p.d.SetRoute(ctx, key, route)
 }
 
@@ -399,7 +425,7 @@ func (p *Provider) Resize(ctx context.Context, fleetID string, size int) (Fleet,
 		return Fleet{}, Errorf(InvalidArgument, "resize fleet %s: size must be at least 1, got %d", fleetID, size)
 	}
 	r, ok := p.d.(Resizer)
-	if !ok {
+	if !ok || !p.caps.Has(CapResize) {
 		return Fleet{}, Errorf(FailedPrecondition, "resize fleet %s: the %s provider cannot resize fleets", fleetID, p.name)
 	}
 	return r.Resize(ctx, fleetID, size)
@@ -409,7 +435,7 @@ func (p *Provider) Resize(ctx context.Context, fleetID string, size int) (Fleet,
 // MetricsDriver). It returns FailedPrecondition when the driver exports none.
 func (p *Provider) FleetMetrics(ctx context.Context, key RouteKey) (map[string]FleetMetrics, error) {
 	m, ok := p.d.(MetricsDriver)
-	if !ok {
+	if !ok || !p.caps.Has(CapFleetMetrics) {
 		return nil, Errorf(FailedPrecondition, "fleet metrics of %s: driver %s exports no router metrics", key, p.name)
 	}
 	return m.FleetMetrics(ctx, key)
@@ -429,3 +455,7 @@ func CheckName(what, s string) error {
 	}
 	return nil
 }
+
+// Driver returns the driver p wraps, for the worker's wiring (a local driver
+// shared with bake tests); users call p's methods.
+func (p *Provider) Driver() Driver { return p.d }

@@ -43,7 +43,33 @@ type StartOptions struct {
 	Bake *spec.Bake
 	// Action is "rollback" when this rollout returns to a previous image.
 	Action string
+	// Lines finds a field's line in the YAML file the spec came from (the
+	// parsed spec's LineOf, kept from before Normalize): the worker's refusal
+	// of a spec its provider cannot run names fields, and Start adds lines.
+	Lines func(field string) int
 }
+
+// CheckTimeout bounds how long Start waits for the rollout to check its spec
+// against the worker's provider. Without a worker polling (none runs yet, or
+// all are busy), Start returns after it; the rollout checks when a worker
+// takes it, and fails then, without changing anything, if it must.
+var CheckTimeout = 10 * time.Second
+
+// RefusedError is a spec the worker's provider cannot run (a canary on a
+// provider without weighted routes, ...). The rollout's run ended at once
+// without changing anything; Errs name the fields (with lines, from YAML).
+type RefusedError struct {
+	WorkflowID string
+	RunID      string
+	Errs       spec.Errors
+}
+
+func (e *RefusedError) Error() string {
+	return e.Errs.Error() + fmt.Sprintf("\n(the worker's provider refused it: %s, run %s, ended without changing anything)", e.WorkflowID, e.RunID)
+}
+
+// Unwrap makes a refusal a spec problem (spec.IsInvalid).
+func (e *RefusedError) Unwrap() error { return e.Errs }
 
 // Start validates r and starts its rollout. A rollout of the same service and
 // environment that is still running makes it fail with *AlreadyRunningError.
@@ -66,7 +92,44 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions)
 	if err != nil {
 		return nil, fmt.Errorf("start rollout %s: %w", id, err)
 	}
+	if es := awaitChecked(ctx, c, run); es != nil {
+		return nil, &RefusedError{WorkflowID: run.GetID(), RunID: run.GetRunID(), Errs: es.WithLines(o.Lines)}
+	}
 	return run, nil
+}
+
+// awaitChecked waits (at most CheckTimeout) until the rollout has checked its
+// spec against the worker's provider, and returns the problems the check
+// found. Anything else (no worker in time, a worker whose rollouts predate
+// the check) returns nil: the rollout goes on as it would have.
+func awaitChecked(ctx context.Context, c client.Client, run client.WorkflowRun) spec.Errors {
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	h, err := c.UpdateWorkflow(cctx, client.UpdateWorkflowOptions{
+		WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: workflows.UpdateChecked,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(cctx, nil)
+	}
+	if err == nil {
+		return nil
+	}
+	if es, ok := activities.InvalidSpec(err); ok {
+		return es
+	}
+	// The run may have ended before it answered (it failed its check): its
+	// failure says why. A run still going (an older worker, without the
+	// update) is not waited for.
+	desc, derr := c.DescribeWorkflowExecution(cctx, run.GetID(), run.GetRunID())
+	if derr == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		if runErr := run.Get(cctx, nil); runErr != nil {
+			if es, ok := activities.InvalidSpec(runErr); ok {
+				return es
+			}
+		}
+	}
+	return nil
 }
 
 // ExclusiveStart are the start options of a workflow of which one run at a time

@@ -9,12 +9,15 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/imago/imago/internal/provider"
 )
 
 // Rollout describes one rollout of a service to an environment.
@@ -262,6 +265,8 @@ func (r *Rollout) applyDefaults() {
 	r.strategyDefaults()
 }
 
+var providerRE = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 
 // Validate reports every problem in an already-defaulted spec, with its line
@@ -281,8 +286,13 @@ func (r *Rollout) Validate() error {
 	}
 	checkName("service", r.Service)
 	checkName("environment", r.Environment)
-	if r.Provider != "local" && r.Provider != "aws" {
-		add("provider", "%q is not a provider imago knows; use local or aws", r.Provider)
+	// The providers are the drivers registered in this binary (the CLI, the
+	// API and the worker link them all); a program that links none checks the
+	// name's form only, and the worker refuses a provider it does not run.
+	if known := provider.DefaultURLMux().Names(); len(known) > 0 && !slices.Contains(known, r.Provider) {
+		add("provider", "%q is not a provider imago knows; use %s", r.Provider, strings.Join(known, " or "))
+	} else if !providerRE.MatchString(r.Provider) {
+		add("provider", "%q is not a provider name such as local or aws", r.Provider)
 	}
 
 	set := 0

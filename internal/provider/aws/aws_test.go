@@ -246,6 +246,12 @@ func (h *fakeHarness) LeakProvision(ctx context.Context, d provider.Driver, req 
 
 func (h *fakeHarness) Close() {}
 
+// Capabilities: the listener's weighted forward splits traffic; the driver
+// neither resizes fleets nor reads the load balancer's metrics.
+func (h *fakeHarness) Capabilities() provider.Capabilities {
+	return provider.CapabilitiesOf(provider.CapWeights)
+}
+
 // DriverGuardsTraffic: the aws driver itself refuses to terminate a fleet the
 // listener forwards to.
 func (h *fakeHarness) DriverGuardsTraffic() bool { return true }

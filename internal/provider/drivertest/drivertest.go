@@ -21,6 +21,15 @@
 // with the token, labels and creation time a leak reaper needs (and, for a
 // harness that can stop a provision half way, Leaker, lists and terminates what
 // it left); and the portable error codes of bad requests.
+//
+// A harness declares the driver's capabilities (provider.CapWeights,
+// CapResize, CapFleetMetrics). The suite checks that the driver claims exactly
+// those, implements the optional interface of each (Resizer, MetricsDriver)
+// and that each works: split routes read back, fleets grow and shrink in place
+// and a retry adopts the resize, the router counts requests per fleet (with
+// TrafficSender: the requests the harness sent). For a capability the harness
+// does not declare, it checks that the portable Provider refuses it with
+// FailedPrecondition and leaves everything as it was.
 package drivertest
 
 import (
@@ -50,9 +59,22 @@ type Harness interface {
 	// check (on a cloud fake: as once they booted) and returns once Describe
 	// reports each of them running.
 	MakeHealthy(ctx context.Context, d provider.Driver, fleet provider.Fleet) error
+	// Capabilities are what the driver can do beyond the Driver interface: the
+	// suite tests each one declared, and that the driver claims no other.
+	Capabilities() provider.Capabilities
 	// Close releases what the harness holds, including anything the driver
 	// started that outlives it (processes, servers).
 	Close()
+}
+
+// TrafficSender is an optional Harness interface: a harness that can send
+// requests through the router of a route key (as a client would) implements
+// it, and the suite checks that FleetMetrics counts them for the fleet that
+// served them.
+type TrafficSender interface {
+	// SendRequests sends n GET / requests through the router of key and
+	// returns once each was answered.
+	SendRequests(ctx context.Context, d provider.Driver, key provider.RouteKey, n int) error
 }
 
 // Images are the image IDs a harness offers.
@@ -100,6 +122,9 @@ func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 		{"TrafficGuard", testTrafficGuard},
 		{"ListFleetsForLeakCollection", testListFleets},
 		{"ErrorCodes", testErrorCodes},
+		{"CapabilitiesAreWhatTheHarnessDeclares", testCapabilities},
+		{"Resize", testResize},
+		{"FleetMetrics", testFleetMetrics},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,7 +151,8 @@ func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 			if imgs.First == "" || imgs.Second == "" || imgs.First == imgs.Second || imgs.Missing == "" {
 				t.Fatalf("harness images %+v: want two different images and a missing one", imgs)
 			}
-			tc.run(&env{t: t, ctx: ctx, h: h, d: d, p: provider.New("conformance", d), key: h.RouteKey(), imgs: imgs, start: time.Now()})
+			tc.run(&env{t: t, ctx: ctx, h: h, d: d, p: provider.New("conformance", d), key: h.RouteKey(), imgs: imgs, start: time.Now(),
+				caps: h.Capabilities()})
 		})
 	}
 }
@@ -140,6 +166,7 @@ type env struct {
 	key   provider.RouteKey
 	imgs  Images
 	start time.Time
+	caps  provider.Capabilities
 }
 
 func (e *env) request(token string, key provider.RouteKey, image string, size int) provider.ProvisionRequest {
@@ -413,10 +440,17 @@ func testRouteWeights(e *env) {
 	green := e.healthy("conformance-green", 2)
 
 	split := provider.Route{Backends: []provider.Backend{backend(blue, 30), backend(green, 70)}}
-	if err := e.p.SetRoute(e.ctx, e.key, split); err != nil {
-		t.Fatalf("set route 30/70: %v", err)
+	if !e.caps.Has(provider.CapWeights) {
+		// A driver that routes all traffic to one fleet refuses a split and
+		// keeps its route; the checks below start from all to blue.
+		e.wantCode("set route 30/70 on a driver without weights", e.p.SetRoute(e.ctx, e.key, split), provider.FailedPrecondition)
+		e.wantRoute("after a refused split", provider.Route{})
+		split = provider.Route{Backends: []provider.Backend{backend(blue, 100), backend(green, 0)}}
 	}
-	e.wantRoute("after 30/70", split)
+	if err := e.p.SetRoute(e.ctx, e.key, split); err != nil {
+		t.Fatalf("set route %v: %v", routeOf(split), err)
+	}
+	e.wantRoute("after "+fmt.Sprint(routeOf(split)), split)
 
 	bad := []struct {
 		what  string
@@ -615,4 +649,162 @@ func testErrorCodes(e *env) {
 		provider.Route{}), provider.InvalidArgument)
 	_, err = e.p.Route(e.ctx, provider.RouteKey{Service: "bad name!", Environment: e.key.Environment})
 	e.wantCode("read route of an invalid service", err, provider.InvalidArgument)
+}
+
+// testCapabilities checks that the driver claims exactly what the harness
+// declares, and has the optional interface of each capability it claims.
+func testCapabilities(e *env) {
+	t := e.t
+	got := provider.DriverCapabilities(e.d)
+	for _, c := range provider.AllCapabilities {
+		if got.Has(c) != e.caps.Has(c) {
+			t.Fatalf("the driver claims %s, the harness declares %s: they must agree on %s", got, e.caps, c)
+		}
+	}
+	if got := e.p.Capabilities(); got.String() != e.caps.String() {
+		t.Fatalf("the portable provider reports %s, want %s", got, e.caps)
+	}
+	_, resizer := e.d.(provider.Resizer)
+	_, metrics := e.d.(provider.MetricsDriver)
+	if e.caps.Has(provider.CapResize) && !resizer {
+		t.Fatalf("the driver claims %s but does not implement provider.Resizer", provider.CapResize)
+	}
+	if e.caps.Has(provider.CapFleetMetrics) && !metrics {
+		t.Fatalf("the driver claims %s but does not implement provider.MetricsDriver", provider.CapFleetMetrics)
+	}
+}
+
+func testResize(e *env) {
+	t := e.t
+	f := e.healthy("conformance-resize", 2)
+	if !e.caps.Has(provider.CapResize) {
+		_, err := e.p.Resize(e.ctx, f.ID, 3)
+		e.wantCode("resize on a driver without "+string(provider.CapResize), err, provider.FailedPrecondition)
+		got, err := e.p.Describe(e.ctx, f.ID)
+		if err != nil || len(got.Instances) != 2 {
+			t.Fatalf("after a refused resize, fleet %s has %d instances (%v), want 2", f.ID, len(got.Instances), err)
+		}
+		return
+	}
+	first := instanceIDs(f)
+	grown, err := e.p.Resize(e.ctx, f.ID, 3)
+	if err != nil {
+		t.Fatalf("grow %s to 3: %v", f.ID, err)
+	}
+	if len(grown.Instances) != 3 || grown.ID != f.ID {
+		t.Fatalf("grow to 3 returned fleet %s with %d instances, want %s with 3", grown.ID, len(grown.Instances), f.ID)
+	}
+	if !containsAll(instanceIDs(grown), first) {
+		t.Fatalf("grow kept instances %v, want the first ones %v among them", instanceIDs(grown), first)
+	}
+	// A retry with the same size adopts what the first call started.
+	again, err := e.p.Resize(e.ctx, f.ID, 3)
+	if err != nil || !reflect.DeepEqual(instanceIDs(again), instanceIDs(grown)) {
+		t.Fatalf("resize retry: %v %v, want %v", instanceIDs(again), err, instanceIDs(grown))
+	}
+	if err := e.h.MakeHealthy(e.ctx, e.d, grown); err != nil {
+		t.Fatalf("make the grown fleet healthy: %v", err)
+	}
+	shrunk, err := e.p.Resize(e.ctx, f.ID, 1)
+	if err != nil {
+		t.Fatalf("shrink %s to 1: %v", f.ID, err)
+	}
+	if len(shrunk.Instances) != 1 || !containsAll(first, instanceIDs(shrunk)) {
+		t.Fatalf("shrink to 1 kept %v, want one of the first instances %v (the highest-numbered go)", instanceIDs(shrunk), first)
+	}
+	got, err := e.p.Describe(e.ctx, f.ID)
+	if err != nil || !reflect.DeepEqual(instanceIDs(got), instanceIDs(shrunk)) {
+		t.Fatalf("describe after the shrink: %v %v, want %v", instanceIDs(got), err, instanceIDs(shrunk))
+	}
+	// A provision retry with the fleet's token returns the resized fleet.
+	retried, err := e.p.Provision(e.ctx, e.request("conformance-resize", e.key, e.imgs.First, 2))
+	if err != nil || retried.ID != f.ID || len(retried.Instances) != 1 {
+		t.Fatalf("provision retry after the resize: fleet %s with %d instances (%v), want %s with 1", retried.ID, len(retried.Instances), err, f.ID)
+	}
+	_, err = e.p.Resize(e.ctx, f.ID, 0)
+	e.wantCode("resize to 0", err, provider.InvalidArgument)
+	_, err = e.d.(provider.Resizer).Resize(e.ctx, f.ID, 0)
+	e.wantCode("driver resize to 0", err, provider.InvalidArgument)
+	_, err = e.p.Resize(e.ctx, "no-such-fleet", 2)
+	e.wantCode("resize an unknown fleet", err, provider.NotFound)
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			found = found || h == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func testFleetMetrics(e *env) {
+	t := e.t
+	f := e.healthy("conformance-metrics", 2)
+	if err := e.p.SetRoute(e.ctx, e.key, provider.Route{Backends: []provider.Backend{backend(f, 100)}}); err != nil {
+		t.Fatalf("set route: %v", err)
+	}
+	if !e.caps.Has(provider.CapFleetMetrics) {
+		_, err := e.p.FleetMetrics(e.ctx, e.key)
+		e.wantCode("fleet metrics on a driver without "+string(provider.CapFleetMetrics), err, provider.FailedPrecondition)
+		return
+	}
+	before, err := e.p.FleetMetrics(e.ctx, e.key)
+	if err != nil {
+		t.Fatalf("fleet metrics: %v", err)
+	}
+	for id, m := range before {
+		checkMetrics(t, id, m)
+	}
+	sender, ok := e.h.(TrafficSender)
+	if !ok {
+		return
+	}
+	const n = 5
+	if err := sender.SendRequests(e.ctx, e.d, e.key, n); err != nil {
+		t.Fatalf("send %d requests through the router: %v", n, err)
+	}
+	// The router counts a request when it has answered it: poll for the count.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after, err := e.p.FleetMetrics(e.ctx, e.key)
+		if err != nil {
+			t.Fatalf("fleet metrics: %v", err)
+		}
+		m := after[f.ID]
+		checkMetrics(t, f.ID, m)
+		if got := m.Requests - before[f.ID].Requests; got >= n {
+			if got != n {
+				t.Fatalf("fleet %s: %v more requests counted, want %d", f.ID, got, n)
+			}
+			if m.Latency.Count-before[f.ID].Latency.Count != n {
+				t.Fatalf("fleet %s: %v more latencies observed, want %d", f.ID, m.Latency.Count-before[f.ID].Latency.Count, n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet %s: %v requests counted after sending %d (before: %v)", f.ID, m.Requests, n, before[f.ID].Requests)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkMetrics checks one fleet's counters are consistent: errors within
+// requests, buckets ascending and cumulative, within the histogram's count.
+func checkMetrics(t *testing.T, id string, m provider.FleetMetrics) {
+	t.Helper()
+	if m.Errors < 0 || m.Errors > m.Requests {
+		t.Fatalf("fleet %s: %v errors of %v requests", id, m.Errors, m.Requests)
+	}
+	prev := provider.HistogramBucket{UpperBound: -1}
+	for _, b := range m.Latency.Buckets {
+		if b.UpperBound <= prev.UpperBound || b.Count < prev.Count || b.Count > m.Latency.Count {
+			t.Fatalf("fleet %s: latency buckets %+v are not ascending and cumulative within count %v", id, m.Latency.Buckets, m.Latency.Count)
+		}
+		prev = b
+	}
 }

@@ -211,5 +211,9 @@ func (d *Driver) FleetMetrics(ctx context.Context, key provider.RouteKey) (map[s
 	return m, err
 }
 
+// Capabilities implements provider.CapableDriver: those of the wrapped
+// driver, whose optional interfaces Driver forwards.
+func (d *Driver) Capabilities() provider.Capabilities { return provider.DriverCapabilities(d.inner) }
+
 // Close implements provider.Driver.
 func (d *Driver) Close() error { return d.inner.Close() }

@@ -67,6 +67,26 @@ func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver,
 	}
 }
 
+// Capabilities: the local router splits by weight and counts per fleet;
+// fleets resize in place.
+func (h *conformanceHarness) Capabilities() provider.Capabilities {
+	return provider.CapabilitiesOf(provider.CapWeights, provider.CapResize, provider.CapFleetMetrics)
+}
+
+// SendRequests sends GET / through the router's listen address.
+func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key provider.RouteKey, n int) error {
+	r, err := d.Route(ctx, key)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if code, body, err := httpGet("http://" + r.Listen + "/"); err != nil || code != 200 {
+			return fmt.Errorf("GET / through the router at %s: %d %q %v", r.Listen, code, body, err)
+		}
+	}
+	return nil
+}
+
 // Close has nothing to do: newEnv's cleanup kills every process of the Home.
 func (h *conformanceHarness) Close() {}
 

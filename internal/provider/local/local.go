@@ -30,7 +30,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"net/http"
@@ -42,7 +41,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
@@ -50,11 +48,8 @@ import (
 )
 
 // ImageSource is where image records and archives come from; *catalog.Catalog
-// satisfies it.
-type ImageSource interface {
-	Get(ctx context.Context, id string) (catalog.Image, error)
-	OpenArchive(ctx context.Context, img catalog.Image) (io.ReadCloser, error)
-}
+// satisfies it. It is the provider's, which openers hand drivers (OpenEnv).
+type ImageSource = provider.ImageSource
 
 // Config configures the local driver.
 type Config struct {

@@ -91,7 +91,8 @@ func (f *FakeAWS) createGroup(p url.Values, now time.Time) (*node, *apiError) {
 	}
 	g := &group{
 		name: name, template: ltName, version: version, subnets: subnets,
-		arn: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", f.Region, Account, randHex(8), name),
+		arn: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s-%s-%s-%s-%s:autoScalingGroupName/%s", // a UUID, as AWS documents
+			f.Region, Account, randHex(8), randHex(4), randHex(4), randHex(4), randHex(12), name),
 		min: lo, max: hi, desired: desired, tgs: tgs, created: now.UTC(), visible: now.Add(f.secs(f.lags.Visibility)),
 		healthType: p.Get("HealthCheckType"), grace: atoi(p.Get("HealthCheckGracePeriod")),
 	}
