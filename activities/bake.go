@@ -303,7 +303,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 	}
 	res.Image = img
 	data, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
 		return res, err
 	}
 	if err := atomicfile.Write(done, data); err != nil {
