@@ -446,6 +446,11 @@ func validate(cfg *Config) error {
 // pages to a rollback journal, syncing it, writing the database, syncing it
 // and deleting the journal; the server's history, matching and queue writes
 // are many small transactions, each of which paid those syncs on its own.
+//
+// synchronous=normal: with WAL, a commit is not synced; the WAL is, at each
+// checkpoint. A killed process loses no acknowledged write (the kernel still
+// holds it); a power loss or kernel crash can lose the last commits, leaving
+// the database consistent at an earlier one (docs/performance.md, Durability).
 func connectAttributes() map[string]string {
 	return map[string]string{
 		"mode":         "rwc",
