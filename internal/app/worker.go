@@ -119,11 +119,9 @@ func NewWorkers(c client.Client, acts *activities.Activities, wc WorkerConfig) *
 	if acts.Temporal == nil {
 		acts.Temporal = c // a bake starts the pipelines built on its channel
 	}
-	main := worker.New(c, workflows.TaskQueue, worker.Options{
-		StickyScheduleToStartTimeout: stickyScheduleToStart,
-		WorkerStopTimeout:            wc.StopTimeout,
-		Interceptors:                 hooks,
-	})
+	mainOpts := MainWorkerOptions(wc)
+	mainOpts.Interceptors = hooks
+	main := worker.New(c, workflows.TaskQueue, mainOpts)
 	Register(main, acts)
 	bake := worker.New(c, workflows.BakeTaskQueue, worker.Options{
 		DisableWorkflowWorker:              true,
@@ -133,6 +131,17 @@ func NewWorkers(c client.Client, acts *activities.Activities, wc WorkerConfig) *
 	})
 	RegisterBake(bake, acts)
 	return &Workers{Main: main, Bake: bake}
+}
+
+// MainWorkerOptions are the options of the worker on the task queue imago
+// (workflows and short activities), without the crash suite's interceptor.
+// The benchmarks (internal/bench, P1b) run their worker with them too, so
+// what they time is what imago-worker runs.
+func MainWorkerOptions(wc WorkerConfig) worker.Options {
+	return worker.Options{
+		StickyScheduleToStartTimeout: stickyScheduleToStart,
+		WorkerStopTimeout:            wc.StopTimeout,
+	}
 }
 
 // Start starts both workers; when the second fails to start, the first is stopped.

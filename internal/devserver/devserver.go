@@ -254,12 +254,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("devserver: claim mapper: %w", err)
 	}
-	dynConfig := dynamicconfig.StaticClient{
-		// As temporaltest and the CLI: search attribute changes are visible at once.
-		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
-		// No periodic call home to check for a newer version.
-		dynamicconfig.EnableServerVersionCheck.Key(): false,
-	}
+	dynConfig := DynamicConfig()
 
 	// Hand the ports over to the server.
 	ports.release()
@@ -333,6 +328,33 @@ func Start(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	}
 	logs.release(false)
 	return s, nil
+}
+
+// DynamicConfig is the embedded server's dynamic config: a new map on each
+// call. Exported so that an in-process test server (temporaltest, through
+// temporal.WithDynamicConfigClient) can be run the way imago-worker runs its
+// own; docs/performance.md has what each value saves.
+func DynamicConfig() dynamicconfig.StaticClient {
+	return dynamicconfig.StaticClient{
+		// As temporaltest and the CLI: search attribute changes are visible at once.
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		// No periodic call home to check for a newer version.
+		dynamicconfig.EnableServerVersionCheck.Key(): false,
+		// One partition per task queue (the server's default is 4). Partitions
+		// spread a busy queue over matching hosts; here there is one host, and
+		// with 4 a task written to a partition no poller waits on waits to be
+		// forwarded to the root partition, or is stored and read back: tens of
+		// milliseconds per workflow or activity task (docs/performance.md).
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
+		// History reads its transfer queue (the tasks that hand a workflow
+		// task to matching: a workflow's first, and each after an activity
+		// completes) at most this often, 20 a second by default: a new task
+		// waited up to 50 ms, ~40 ms per workflow task measured. 100 bounds
+		// the wait at 10 ms; 1000 spent more CPU on empty reads and was no
+		// faster (docs/performance.md).
+		dynamicconfig.TransferProcessorMaxPollRPS.Key(): 100,
+	}
 }
 
 // checkReach refuses a non-loopback listen address unless cfg.AllowRemote, and
@@ -417,6 +439,26 @@ func validate(cfg *Config) error {
 	return nil
 }
 
+// connectAttributes are the SQLite URI parameters and pragmas of every
+// connection to the database (docs/performance.md has the measurements).
+//
+// journal_mode=wal: a commit appends to temporal.db-wal instead of copying
+// pages to a rollback journal, syncing it, writing the database, syncing it
+// and deleting the journal; the server's history, matching and queue writes
+// are many small transactions, each of which paid those syncs on its own.
+//
+// synchronous=normal: with WAL, a commit is not synced; the WAL is, at each
+// checkpoint. A killed process loses no acknowledged write (the kernel still
+// holds it); a power loss or kernel crash can lose the last commits, leaving
+// the database consistent at an earlier one (docs/performance.md, Durability).
+func connectAttributes() map[string]string {
+	return map[string]string{
+		"mode":         "rwc",
+		"journal_mode": "wal",
+		"synchronous":  "normal",
+	}
+}
+
 // prepareDatabase creates the database file with the schema if it does not
 // exist (or is empty), creates the namespace if missing, and returns the SQL
 // config for the server.
@@ -424,7 +466,7 @@ func prepareDatabase(dbPath string, cfg Config) (*config.SQL, error) {
 	sqlCfg := &config.SQL{
 		PluginName:        sqliteplugin.PluginName,
 		DatabaseName:      dbPath,
-		ConnectAttributes: map[string]string{"mode": "rwc"},
+		ConnectAttributes: connectAttributes(),
 	}
 	nsCfg, err := sqliteschema.NewNamespaceConfig(clusterName, cfg.Namespace, false, cfg.SearchAttributes)
 	if err != nil {
@@ -454,8 +496,9 @@ func prepareDatabase(dbPath string, cfg Config) (*config.SQL, error) {
 		if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
 			// Do not leave a half-initialised file behind: the next start
 			// would take it for a complete database.
-			_ = os.Remove(dbPath)
-			_ = os.Remove(dbPath + "-journal")
+			for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+				_ = os.Remove(dbPath + suffix)
+			}
 			return nil, fmt.Errorf("devserver: creating database schema in %s: %w", dbPath, err)
 		}
 	default:

@@ -211,6 +211,18 @@ func TestStartFresh(t *testing.T) {
 	require.NoError(t, run.Get(ctx, &out))
 	assert.Equal(t, "hello imago", out)
 	t.Logf("workflow round trip took %v", time.Since(t0))
+
+	// The database runs in WAL mode (docs/performance.md): its write-ahead log
+	// and shared-memory index lie beside it, its owner's alone like it.
+	db := filepath.Join(dir, "nested", "dir", "temporal.db")
+	for _, f := range []string{db, db + "-wal", db + "-shm"} {
+		fi, err := os.Stat(f)
+		if assert.NoError(t, err, "the database in WAL mode has %s", filepath.Base(f)) {
+			assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), f)
+		}
+	}
+	_, err = os.Stat(db + "-journal")
+	assert.ErrorIs(t, err, os.ErrNotExist, "no rollback journal")
 }
 
 func TestRestartKeepsWorkflows(t *testing.T) {
