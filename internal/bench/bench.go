@@ -26,9 +26,11 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/devserver"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -348,8 +350,11 @@ func StartImago(ctx context.Context, env *Env) (im *Imago, err error) {
 	if err != nil {
 		return im, err
 	}
+	// The server runs with the embedded server's settings, as imago-worker's
+	// own does (docs/performance.md).
 	ts := temporaltest.NewServer(temporaltest.WithBaseClientOptions(client.Options{
-		Logger: sdklog.NewStructuredLogger(logger), DataConverter: pc.DataConverter()}))
+		Logger: sdklog.NewStructuredLogger(logger), DataConverter: pc.DataConverter()}),
+		temporaltest.WithBaseServerOptions(temporal.WithDynamicConfigClient(devserver.DynamicConfig())))
 	im.Server = ts
 	im.cleanup = append(im.cleanup, func() {
 		defer func() { recover() }() // Stop logs through a nil testing.T on error
