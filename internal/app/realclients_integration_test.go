@@ -114,10 +114,26 @@ func TestPromtoolFindsTheWorkersMetricsClean(t *testing.T) {
 	_, err := r.rollout(r.spec(r.importImage("v1")))
 	require.NoError(t, err)
 
-	body := r.scrape()
-	for _, name := range []string{"temporal_workflow_completed_total", "temporal_request_total", "temporal_activity_execution_latency_seconds_bucket", "imago_rollouts_total"} {
-		assert.Contains(t, string(body), "\n"+name+"{", "the SDK's and imago's metrics are there to check")
+	// The SDK counts a workflow's completion when its last workflow task
+	// completes, which can be just after the client has the result: scrape
+	// until every metric is there (with a deadline).
+	names := []string{"temporal_workflow_completed_total", "temporal_request_total", "temporal_activity_execution_latency_seconds_bucket", "imago_rollouts_total"}
+	var body []byte
+	missing := func() (m []string) {
+		for _, name := range names {
+			if !strings.Contains(string(body), "\n"+name+"{") {
+				m = append(m, name)
+			}
+		}
+		return m
 	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		body = r.scrape()
+		if len(missing()) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	require.Empty(t, missing(), "the SDK's and imago's metrics are there to check")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	out, err := cmd.CombinedOutput()
