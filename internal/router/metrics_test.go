@@ -3,6 +3,7 @@ package router
 import (
 	"net/http/httptest"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -44,5 +45,46 @@ func TestMetricsExpositionIsStableAndClean(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestParseFleetMetrics(t *testing.T) {
+	text := `# HELP other_total Ignored.
+# TYPE other_total counter
+other_total{fleet="x"} 9
+# TYPE imago_router_requests_total counter
+imago_router_requests_total{fleet="fl-\"q\"\\n\n"} 4 1700000000000
+imago_router_requests_total{fleet="fl-b"} 10
+# TYPE imago_router_errors_total counter
+imago_router_errors_total{fleet="fl-b"} 3
+# TYPE imago_router_request_duration_seconds histogram
+imago_router_request_duration_seconds_bucket{fleet="fl-b",le="0.5"} 9
+imago_router_request_duration_seconds_bucket{fleet="fl-b",le="0.1"} 4
+imago_router_request_duration_seconds_bucket{fleet="fl-b",le="+Inf"} 10
+imago_router_request_duration_seconds_sum{fleet="fl-b"} 2.5
+imago_router_request_duration_seconds_count{fleet="fl-b"} 10
+`
+	got, err := ParseFleetMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]provider.FleetMetrics{
+		"fl-\"q\"\\n\n": {Requests: 4},
+		"fl-b": {Requests: 10, Errors: 3, Latency: provider.Histogram{Count: 10, Sum: 2.5, Buckets: []provider.HistogramBucket{
+			{UpperBound: 0.1, Count: 4}, {UpperBound: 0.5, Count: 9},
+		}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+
+	for _, bad := range []struct{ text, want string }{
+		{"imago_router_requests_total 3\n", "router metric imago_router_requests_total has no fleet label"},
+		{"ok 1\nx_total{a=\"1\" 3\n", "line 2"},
+		{"x abc", "line 1"},
+	} {
+		if _, err := ParseFleetMetrics(strings.NewReader(bad.text)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("ParseFleetMetrics(%q) = %v, want an error containing %q", bad.text, err, bad.want)
+		}
 	}
 }
