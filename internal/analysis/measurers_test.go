@@ -21,7 +21,7 @@ func loopback() Env {
 	return Env{HTTP: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 }
 
-// fakePrometheus answers GET /api/v1/query like Prometheus' HTTP API: the
+// fakePrometheus answers GET and POST /api/v1/query like Prometheus' HTTP API: the
 // response for a query is looked up in answers (a JSON "data" object, or an
 // error as status + errorType + error).
 type fakePrometheus struct {
@@ -38,11 +38,11 @@ type promAnswer struct {
 }
 
 func (p *fakePrometheus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet || r.URL.Path != "/prom/api/v1/query" {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost || r.URL.Path != "/prom/api/v1/query" {
 		http.NotFound(w, r)
 		return
 	}
-	q := r.URL.Query().Get("query")
+	q := r.FormValue("query")
 	p.mu.Lock()
 	p.queries = append(p.queries, q)
 	a, ok := p.answers[q]
@@ -221,5 +221,46 @@ func TestHTTPProvider(t *testing.T) {
 	res, err := newClock().runner().Run(context.Background(), spec, m, nil)
 	if err != nil || res.Phase != PhaseFailed || res.Message != "data.errorRate of GET "+srv.URL+"/stats was 0.02 > max 0.01 in 1 of 1 measurements" {
 		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+// A Prometheus (or a proxy in front of it) that takes only GET, as imago used to
+// send, still answers: the API client falls back to GET on 405. A null result
+// has no data, as an empty vector.
+func TestPrometheusProviderGetOnlyAndNullResult(t *testing.T) {
+	var methods []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		methods = append(methods, r.Method)
+		mu.Unlock()
+		if r.Method != http.MethodGet {
+			http.Error(w, "GET only", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("query") {
+		case "one":
+			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1767323045.781,"0.25"]}]}}`)
+		default:
+			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":null}}`)
+		}
+	}))
+	defer srv.Close()
+	m, err := NewMeasurer(Spec{Provider: ProviderPrometheus, Address: srv.URL, Query: "one", Max: f64(1)}, loopback())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := m.Measure(context.Background()); err != nil || r.Value != 0.25 {
+		t.Errorf("GET only: %+v %v", r, err)
+	}
+	mu.Lock()
+	if strings.Join(methods, ",") != "POST,GET" {
+		t.Errorf("methods %v, want POST then GET", methods)
+	}
+	mu.Unlock()
+	m, _ = NewMeasurer(Spec{Provider: ProviderPrometheus, Address: srv.URL, Query: "none", Max: f64(1)}, loopback())
+	if _, err := m.Measure(context.Background()); !IsNoData(err) || err.Error() != "no samples yet: the query returned an empty vector" {
+		t.Errorf("null result: %v, want no data", err)
 	}
 }
