@@ -58,8 +58,7 @@ func NewMeasurer(spec Spec, env Env) (Measurer, error) {
 }
 
 // PrometheusMeasurer runs an instant query through Prometheus' HTTP API client
-// (client_golang's api/prometheus/v1: POST {Address}/api/v1/query, GET when
-// POST is refused). The query must return a scalar or a vector of one series;
+// (client_golang's api/prometheus/v1; GET {Address}/api/v1/query?query=...). The query must return a scalar or a vector of one series;
 // an empty vector is inconclusive, more series an error.
 type PrometheusMeasurer struct {
 	Address string
@@ -118,7 +117,22 @@ type promClient struct {
 	doErr error
 }
 
+// Do sends req. The API client POSTs a query as a form; it goes as the GET
+// with the same parameters that imago always sent (a proxy or fake in front of
+// Prometheus may take GET only).
 func (c *promClient) Do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
+	if req.Method == http.MethodPost && req.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+		if err := req.ParseForm(); err != nil {
+			return nil, nil, Permanent(fmt.Errorf("%s: %w", c.what, err))
+		}
+		u := *req.URL
+		u.RawQuery = req.PostForm.Encode()
+		get, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, nil, Permanent(fmt.Errorf("%s: %w", c.what, err))
+		}
+		req = get
+	}
 	c.body, c.resp, c.doErr = do(c.http, req.WithContext(ctx), c.what)
 	return c.resp, c.body, c.doErr
 }

@@ -21,7 +21,7 @@ func loopback() Env {
 	return Env{HTTP: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 }
 
-// fakePrometheus answers GET and POST /api/v1/query like Prometheus' HTTP API: the
+// fakePrometheus answers GET /api/v1/query like Prometheus' HTTP API: the
 // response for a query is looked up in answers (a JSON "data" object, or an
 // error as status + errorType + error).
 type fakePrometheus struct {
@@ -38,11 +38,11 @@ type promAnswer struct {
 }
 
 func (p *fakePrometheus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost || r.URL.Path != "/prom/api/v1/query" {
+	if r.Method != http.MethodGet || r.URL.Path != "/prom/api/v1/query" {
 		http.NotFound(w, r)
 		return
 	}
-	q := r.FormValue("query")
+	q := r.URL.Query().Get("query")
 	p.mu.Lock()
 	p.queries = append(p.queries, q)
 	a, ok := p.answers[q]
@@ -224,17 +224,16 @@ func TestHTTPProvider(t *testing.T) {
 	}
 }
 
-// A Prometheus (or a proxy in front of it) that takes only GET, as imago used to
-// send, still answers: the API client falls back to GET on 405. A null result
-// has no data, as an empty vector.
-func TestPrometheusProviderGetOnlyAndNullResult(t *testing.T) {
+// The query goes as GET /api/v1/query?query=..., as it always did (the API
+// client would POST it). A null result has no data, as an empty vector.
+func TestPrometheusProviderSendsGETAndNullIsNoData(t *testing.T) {
 	var methods []string
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		methods = append(methods, r.Method)
 		mu.Unlock()
-		if r.Method != http.MethodGet {
+		if r.Method != http.MethodGet || r.URL.Path != "/api/v1/query" {
 			http.Error(w, "GET only", http.StatusMethodNotAllowed)
 			return
 		}
@@ -252,15 +251,15 @@ func TestPrometheusProviderGetOnlyAndNullResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r, err := m.Measure(context.Background()); err != nil || r.Value != 0.25 {
-		t.Errorf("GET only: %+v %v", r, err)
+		t.Errorf("one series: %+v %v", r, err)
 	}
-	mu.Lock()
-	if strings.Join(methods, ",") != "POST,GET" {
-		t.Errorf("methods %v, want POST then GET", methods)
-	}
-	mu.Unlock()
 	m, _ = NewMeasurer(Spec{Provider: ProviderPrometheus, Address: srv.URL, Query: "none", Max: f64(1)}, loopback())
 	if _, err := m.Measure(context.Background()); !IsNoData(err) || err.Error() != "no samples yet: the query returned an empty vector" {
 		t.Errorf("null result: %v, want no data", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(methods, ",") != "GET,GET" {
+		t.Errorf("methods %v, want one GET a query", methods)
 	}
 }
