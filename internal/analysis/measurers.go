@@ -58,8 +58,9 @@ func NewMeasurer(spec Spec, env Env) (Measurer, error) {
 }
 
 // PrometheusMeasurer runs an instant query through Prometheus' HTTP API client
-// (client_golang's api/prometheus/v1; GET {Address}/api/v1/query?query=...). The query must return a scalar or a vector of one series;
-// an empty vector is inconclusive, more series an error.
+// (client_golang's api/prometheus/v1; GET {Address}/api/v1/query?query=...).
+// The query must return a scalar or a vector of one series; an empty vector is
+// inconclusive, more series an error.
 type PrometheusMeasurer struct {
 	Address string
 	Query   string
