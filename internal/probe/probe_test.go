@@ -2,7 +2,6 @@ package probe
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,17 +18,8 @@ func server(t *testing.T, h http.HandlerFunc) string {
 	return s.Listener.Addr().String()
 }
 
-// refused is an address nothing listens on.
-func refused(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+// refused is an address nothing listens on (port 1 is not served on loopback).
+const refused = "127.0.0.1:1"
 
 // All probes in parallel, never more than MaxConcurrent at once, and says of
 // each address why it is not healthy.
@@ -51,7 +41,7 @@ func TestAllBoundsConcurrencyAndReportsEach(t *testing.T) {
 		}
 	})
 	down := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
-	addrs := []string{down, refused(t)}
+	addrs := []string{down, refused}
 	for range MaxConcurrent + 8 {
 		addrs = append(addrs, ok)
 	}
@@ -109,7 +99,7 @@ func TestAnyStopsAtTheFirstHealthy(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the probe of the hanging instance was not cancelled")
 	}
-	if Any(context.Background(), c, []string{down, refused(t)}, "/") {
+	if Any(context.Background(), c, []string{down, refused}, "/") {
 		t.Error("no healthy instance: Any = true")
 	}
 	if Any(context.Background(), c, nil, "/") {
