@@ -254,7 +254,7 @@ func TestPrometheusAnalysisDecidesACanary(t *testing.T) {
 	require.Error(t, err, "the bad build's canary must fail its analysis")
 	reason := rollouts.Reason(err)
 	t.Logf("the bad canary: %s", reason)
-	assert.Regexp(t, `rolled back automatically: analysis errors failed: prometheus query ".*" was [0-9.]+ > max 0\.05 in \d+ of \d+ measurements`, reason,
+	assert.Regexp(t, `rolled back automatically: analysis errors failed: the query's value of fleet fl-[0-9a-f]+ was [0-9.]+ > max 0\.05 in \d+ of \d+ measurements`, reason,
 		"the error ratio Prometheus answered failed the analysis")
 	assert.Equal(t, "hello from v2", r.get(), "v2 serves again")
 	byFleet, _ = r.instances()
