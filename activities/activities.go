@@ -8,10 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
-	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -20,6 +18,7 @@ import (
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/events"
+	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -75,16 +74,8 @@ func (a *Activities) httpClient() *http.Client {
 
 var defaultProbe = ProbeClient()
 
-// ProbeClient is the client of health probes and smoke checks: 5 s in all, and
-// no redirects (an instance's 3xx is its answer; following it could lead the
-// worker anywhere the instance points).
-func ProbeClient() *http.Client {
-	return &http.Client{
-		Timeout:       5 * time.Second,
-		Transport:     &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext, ResponseHeaderTimeout: 5 * time.Second, IdleConnTimeout: 30 * time.Second},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
+// ProbeClient is the client of health probes and smoke checks (probe.Client).
+func ProbeClient() *http.Client { return probe.Client() }
 
 // ResolveImageInput names an image: by ID or by a channel of the service.
 type ResolveImageInput struct {
@@ -236,14 +227,8 @@ func (a *Activities) SetRoute(ctx context.Context, in SetRouteInput) error {
 			if b.Weight == 0 {
 				continue
 			}
-			healthy := 0
-			for _, t := range b.Targets {
-				if status, _, err := a.get(ctx, t, in.HealthPath); err == nil && status >= 200 && status < 300 {
-					healthy++
-					break // one healthy instance is enough to receive traffic
-				}
-			}
-			if healthy == 0 {
+			// One healthy instance is enough to receive traffic.
+			if !probe.Any(ctx, a.httpClient(), b.Targets, in.HealthPath) {
 				return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 					"traffic guard: refusing to send %d%% of %s to fleet %s: none of its %d instances passes %s; the current route stays",
 					b.Weight, in.Key, b.FleetID, len(b.Targets), in.HealthPath), ErrTrafficGuard, nil)

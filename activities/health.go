@@ -3,16 +3,14 @@ package activities
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -158,37 +156,24 @@ func (a *Activities) describeFrom(ctx context.Context, fleetID string, from int)
 	return f, err
 }
 
-// maxConcurrentProbes bounds the health probes of one round in flight at once.
-const maxConcurrentProbes = 32
-
-// probeFleet probes every instance, at most maxConcurrentProbes at a time, so a
-// round takes as long as the slowest probe, not the sum of them. It returns
-// one line per instance that is not healthy, sorted.
+// probeFleet probes every running instance (probe.All: at most
+// probe.MaxConcurrent at a time). It returns one line per instance that is not
+// healthy, sorted.
 func (a *Activities) probeFleet(ctx context.Context, fleet provider.Fleet, path string) []string {
-	found := make([]string, len(fleet.Instances))
-	var g errgroup.Group
-	g.SetLimit(maxConcurrentProbes)
-	for i, in := range fleet.Instances {
+	var problems []string
+	var running []provider.Instance
+	var addrs []string
+	for _, in := range fleet.Instances {
 		if in.State != provider.InstanceRunning {
-			found[i] = fmt.Sprintf("%s is %s", in.ID, in.State)
+			problems = append(problems, fmt.Sprintf("%s is %s", in.ID, in.State))
 			continue
 		}
-		g.Go(func() error {
-			status, _, err := a.get(ctx, in.Address, path)
-			switch {
-			case err != nil:
-				found[i] = fmt.Sprintf("%s: %v", in.ID, err)
-			case status < 200 || status > 299:
-				found[i] = fmt.Sprintf("%s: %s answered %d", in.ID, path, status)
-			}
-			return nil
-		})
+		running = append(running, in)
+		addrs = append(addrs, in.Address)
 	}
-	_ = g.Wait() // every probe's outcome is in found
-	var problems []string
-	for _, p := range found {
-		if p != "" {
-			problems = append(problems, p)
+	for i, err := range probe.All(ctx, a.httpClient(), addrs, path) {
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", running[i].ID, err))
 		}
 	}
 	sort.Strings(problems)
@@ -196,17 +181,7 @@ func (a *Activities) probeFleet(ctx context.Context, fleet provider.Fleet, path 
 }
 
 func (a *Activities) get(ctx context.Context, addr, path string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := a.httpClient().Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(body), err
+	return probe.Get(ctx, a.httpClient(), addr, path)
 }
 
 // RunChecksInput runs smoke checks against every instance of a fleet.

@@ -7,10 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 
 	"github.com/imago/imago/internal/netguard"
 )
@@ -51,9 +57,10 @@ func NewMeasurer(spec Spec, env Env) (Measurer, error) {
 	return nil, fmt.Errorf("unknown provider %q", spec.Provider)
 }
 
-// PrometheusMeasurer runs an instant query against Prometheus' HTTP API
-// (GET {Address}/api/v1/query?query=...). The query must return a scalar or a
-// vector of one series; an empty vector is inconclusive, more series an error.
+// PrometheusMeasurer runs an instant query through Prometheus' HTTP API client
+// (client_golang's api/prometheus/v1; GET {Address}/api/v1/query?query=...).
+// The query must return a scalar or a vector of one series; an empty vector is
+// inconclusive, more series an error.
 type PrometheusMeasurer struct {
 	Address string
 	Query   string
@@ -69,93 +76,108 @@ func (m *PrometheusMeasurer) String() string {
 	return "the query's value" // the query itself is long: status shows it once, apart
 }
 
-// promResponse is the envelope of Prometheus' HTTP API.
-type promResponse struct {
-	Status    string `json:"status"`
-	ErrorType string `json:"errorType"`
-	Error     string `json:"error"`
-	Data      struct {
-		ResultType string          `json:"resultType"`
-		Result     json.RawMessage `json:"result"`
-	} `json:"data"`
-}
-
 // Measure runs the query once. No byte of the answer but the value reaches an
 // error: status, size, and Prometheus' errorType when it is one of its own.
 func (m *PrometheusMeasurer) Measure(ctx context.Context) (Reading, error) {
-	u := strings.TrimRight(m.Address, "/") + "/api/v1/query?" + url.Values{"query": {m.Query}}.Encode()
 	what := "prometheus " + redact(m.Address)
-	body, resp, err := get(ctx, m.HTTP, u, what)
+	base, err := api.NewClient(api.Config{Address: m.Address, Client: m.HTTP})
 	if err != nil {
-		return Reading{}, err
+		return Reading{}, Permanent(fmt.Errorf("%s: %w", what, err))
 	}
-	var pr promResponse
-	if err := json.Unmarshal(body, &pr); err != nil {
-		return Reading{}, fmt.Errorf("%s: the answer (%s) is not a Prometheus API answer", what, answered(resp, body))
+	c := &promClient{Client: base, http: m.HTTP, what: what}
+	val, _, err := promv1.NewAPI(c).Query(ctx, m.Query, time.Time{})
+	if err != nil {
+		return Reading{}, c.explain(err)
 	}
-	if pr.Status != "success" {
-		kind := "no errorType"
-		if promErrorTypes[pr.ErrorType] {
-			kind = "errorType " + pr.ErrorType
-		}
-		return Reading{}, fmt.Errorf("%s refused the query: %s, %s (its message is not copied here: run the query in Prometheus to read it)", what, answered(resp, body), kind)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return Reading{}, fmt.Errorf("%s answered %s", what, answered(resp, body))
-	}
-	switch pr.Data.ResultType {
-	case "scalar":
-		v, err := promValue(pr.Data.Result)
-		if err != nil {
-			return Reading{}, fmt.Errorf("%s: %w", what, err)
-		}
-		return Reading{Value: v}, nil
-	case "vector":
-		var series []struct {
-			Value json.RawMessage `json:"value"`
-		}
-		if err := json.Unmarshal(pr.Data.Result, &series); err != nil {
-			return Reading{}, fmt.Errorf("%s: the vector in the answer is malformed", what)
-		}
-		switch len(series) {
+	switch v := val.(type) {
+	case *model.Scalar:
+		return Reading{Value: float64(v.Value)}, nil
+	case model.Vector:
+		switch len(v) {
 		case 0:
-			return Reading{}, NoData("no samples yet: the query returned an empty vector")
+			return Reading{}, emptyVector()
 		case 1:
-			v, err := promValue(series[0].Value)
-			if err != nil {
-				return Reading{}, fmt.Errorf("%s: %w", what, err)
-			}
-			return Reading{Value: v}, nil // its labels are the answer's text: not copied
+			return Reading{Value: float64(v[0].Value)}, nil // its labels are the answer's text: not copied
 		}
-		return Reading{}, fmt.Errorf("the query returned %d series; it must return one: aggregate it (sum, avg, max by nothing)", len(series))
-	case "matrix", "string":
-		return Reading{}, fmt.Errorf("the query returned a %s; it must return a scalar or an instant vector of one series", pr.Data.ResultType)
+		return Reading{}, fmt.Errorf("the query returned %d series; it must return one: aggregate it (sum, avg, max by nothing)", len(v))
+	case model.Matrix, *model.String:
+		return Reading{}, fmt.Errorf("the query returned a %s; it must return a scalar or an instant vector of one series", val.Type())
 	}
 	return Reading{}, fmt.Errorf("%s: the answer has no scalar or vector result", what)
 }
+
+// promClient is the api.Client of one query: it sends through the measurer's
+// (SSRF-guarded) client with get's limits and keeps the last answer, so that
+// errors can say its status and size instead of its text.
+type promClient struct {
+	api.Client
+	http  *http.Client
+	what  string
+	resp  *http.Response
+	body  []byte
+	doErr error
+}
+
+// Do sends req. The API client POSTs a query as a form; it goes as the GET
+// with the same parameters that imago always sent (a proxy or fake in front of
+// Prometheus may take GET only).
+func (c *promClient) Do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
+	if req.Method == http.MethodPost && req.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+		if err := req.ParseForm(); err != nil {
+			return nil, nil, Permanent(fmt.Errorf("%s: %w", c.what, err))
+		}
+		u := *req.URL
+		u.RawQuery = req.PostForm.Encode()
+		get, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, nil, Permanent(fmt.Errorf("%s: %w", c.what, err))
+		}
+		req = get
+	}
+	c.body, c.resp, c.doErr = do(c.http, req.WithContext(ctx), c.what)
+	return c.resp, c.body, c.doErr
+}
+
+// explain turns the API client's error into one that repeats no byte of the
+// answer but its status, size and (one of Prometheus' own) errorType.
+func (c *promClient) explain(err error) error {
+	if c.doErr != nil || c.resp == nil {
+		return err // the request failed before an answer: do's error
+	}
+	var env struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Data      struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(c.body, &env) != nil {
+		return fmt.Errorf("%s: the answer (%s) is not a Prometheus API answer", c.what, answered(c.resp, c.body))
+	}
+	if env.Status != "success" {
+		kind := "no errorType"
+		if promErrorTypes[env.ErrorType] {
+			kind = "errorType " + env.ErrorType
+		}
+		return fmt.Errorf("%s refused the query: %s, %s (its message is not copied here: run the query in Prometheus to read it)", c.what, answered(c.resp, c.body), kind)
+	}
+	if c.resp.StatusCode < 200 || c.resp.StatusCode > 299 {
+		return fmt.Errorf("%s answered %s", c.what, answered(c.resp, c.body))
+	}
+	if env.Data.ResultType == model.ValVector.String() && string(env.Data.Result) == "null" {
+		return emptyVector() // the API client takes null for no vector
+	}
+	return fmt.Errorf("%s: the result in the answer (%s) is malformed", c.what, answered(c.resp, c.body))
+}
+
+func emptyVector() error { return NoData("no samples yet: the query returned an empty vector") }
 
 // promErrorTypes are the errorType values of Prometheus' HTTP API: a fixed
 // vocabulary, safe to repeat (unlike its free-text message).
 var promErrorTypes = map[string]bool{
 	"timeout": true, "canceled": true, "execution": true, "bad_data": true,
 	"internal": true, "unavailable": true, "not_found": true, "not_acceptable": true,
-}
-
-// promValue decodes a sample value [<unix time>, "<number>"].
-func promValue(raw json.RawMessage) (float64, error) {
-	var pair []any
-	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
-		return 0, errors.New(`a sample value is not [<time>, "<number>"]`)
-	}
-	s, ok := pair[1].(string)
-	if !ok {
-		return 0, errors.New(`a sample value is not [<time>, "<number>"]`)
-	}
-	v, err := parseValue(s)
-	if err != nil {
-		return 0, fmt.Errorf("a sample value is a string of %d bytes, not a number", len(s))
-	}
-	return v, nil
 }
 
 // maxAnswer bounds the answer read from an analysis URL.
@@ -171,6 +193,11 @@ func get(ctx context.Context, c *http.Client, u, what string) ([]byte, *http.Res
 	if err != nil {
 		return nil, nil, Permanent(fmt.Errorf("%s: %w", what, err))
 	}
+	return do(c, req, what)
+}
+
+// do sends req (see get).
+func do(c *http.Client, req *http.Request, what string) ([]byte, *http.Response, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
@@ -329,4 +356,20 @@ func jsonKind(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("a %T", v)
+}
+
+func parseValue(s string) (float64, error) {
+	switch s {
+	case "+Inf", "Inf":
+		return math.Inf(1), nil
+	case "-Inf":
+		return math.Inf(-1), nil
+	case "NaN":
+		return math.NaN(), nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad value %q", s)
+	}
+	return v, nil
 }

@@ -223,3 +223,43 @@ func TestHTTPProvider(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 }
+
+// The query goes as GET /api/v1/query?query=..., as it always did (the API
+// client would POST it). A null result has no data, as an empty vector.
+func TestPrometheusProviderSendsGETAndNullIsNoData(t *testing.T) {
+	var methods []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		methods = append(methods, r.Method)
+		mu.Unlock()
+		if r.Method != http.MethodGet || r.URL.Path != "/api/v1/query" {
+			http.Error(w, "GET only", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("query") {
+		case "one":
+			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1767323045.781,"0.25"]}]}}`)
+		default:
+			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":null}}`)
+		}
+	}))
+	defer srv.Close()
+	m, err := NewMeasurer(Spec{Provider: ProviderPrometheus, Address: srv.URL, Query: "one", Max: f64(1)}, loopback())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := m.Measure(context.Background()); err != nil || r.Value != 0.25 {
+		t.Errorf("one series: %+v %v", r, err)
+	}
+	m, _ = NewMeasurer(Spec{Provider: ProviderPrometheus, Address: srv.URL, Query: "none", Max: f64(1)}, loopback())
+	if _, err := m.Measure(context.Background()); !IsNoData(err) || err.Error() != "no samples yet: the query returned an empty vector" {
+		t.Errorf("null result: %v, want no data", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(methods, ",") != "GET,GET" {
+		t.Errorf("methods %v, want one GET a query", methods)
+	}
+}

@@ -18,60 +18,6 @@ import (
 	"github.com/imago/imago/internal/router"
 )
 
-func TestParseText(t *testing.T) {
-	text := `# HELP x_total Things.
-# TYPE x_total counter
-x_total 3
-x_total{a="1",b="two words"} 4.5 1700000000000
-  y_seconds_bucket{le="+Inf",fleet="fl-\"q\"\\n\n"}   +Inf
-y:sub{a="x",} NaN
-
-z -Inf
-`
-	got, err := ParseText(text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Sample{
-		{Name: "x_total", Labels: map[string]string{}, Value: 3},
-		{Name: "x_total", Labels: map[string]string{"a": "1", "b": "two words"}, Value: 4.5},
-		{Name: "y_seconds_bucket", Labels: map[string]string{"le": "+Inf", "fleet": "fl-\"q\"\\n\n"}, Value: math.Inf(1)},
-		{Name: "y:sub", Labels: map[string]string{"a": "x"}},
-		{Name: "z", Labels: map[string]string{}, Value: math.Inf(-1)},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %d samples %+v", len(got), got)
-	}
-	for i := range want {
-		if i == 3 {
-			if !math.IsNaN(got[i].Value) {
-				t.Errorf("sample 3 value %v, want NaN", got[i].Value)
-			}
-			got[i].Value = 0
-		}
-		if !reflect.DeepEqual(got[i], want[i]) {
-			t.Errorf("sample %d: %+v, want %+v", i, got[i], want[i])
-		}
-	}
-
-	for _, bad := range []struct{ text, want string }{
-		{"x_total\n", "line 1"},
-		{"ok 1\nx_total{a=\"1\" 3\n", "line 2"},
-		{"x{a=1} 3", "want a quoted value for label a"},
-		{`x{a="1} 3`, "unterminated value"},
-		{"x 1 2 3", "want a value and an optional timestamp"},
-		{"x abc", `bad value "abc"`},
-		{"x 1 soon", `bad timestamp "soon"`},
-		{`x{a="1",a="2"} 1`, "label a twice"},
-		{`x{a="\t"} 1`, `bad escape \t`},
-		{"{a=\"1\"} 1", "no metric name"},
-	} {
-		if _, err := ParseText(bad.text); err == nil || !strings.Contains(err.Error(), bad.want) {
-			t.Errorf("ParseText(%q) = %v, want an error containing %q", bad.text, err, bad.want)
-		}
-	}
-}
-
 // newRouter starts an in-process router (the proxy and its admin handler) in
 // front of backends, each fleet weighted equally; it returns the proxy URL and
 // the admin address.
@@ -96,7 +42,7 @@ func adminSource(admin string) MetricsSource {
 		if err != nil {
 			return nil, err
 		}
-		return RouterFleetMetrics(text)
+		return router.ParseFleetMetrics(strings.NewReader(text))
 	}
 }
 
@@ -159,10 +105,6 @@ func TestRouterFleetMetricsFromARealRouter(t *testing.T) {
 	}
 	if fm.Latency.Buckets[12].Count != 10 {
 		t.Fatalf("all requests took under 10s: %+v", fm.Latency.Buckets)
-	}
-
-	if _, err := RouterFleetMetrics("imago_router_requests_total 3\n"); err == nil || !strings.Contains(err.Error(), "no fleet label") {
-		t.Fatalf("a router metric without fleet: %v", err)
 	}
 }
 

@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/imago/imago/internal/router"
 )
 
 // Providers of measurements.
@@ -343,9 +345,9 @@ func (s Spec) Source() string {
 	switch s.Provider {
 	case ProviderRouter:
 		if _, ok := routerQuantiles[s.Metric]; ok {
-			return "router: the fleet's share of " + RouterLatencyMetric + ", each interval"
+			return "router: the fleet's share of " + router.LatencyMetric + ", each interval"
 		}
-		return "router: the fleet's share of " + RouterRequestsMetric + " and " + RouterErrorsMetric + ", each interval"
+		return "router: the fleet's share of " + router.RequestsMetric + " and " + router.ErrorsMetric + ", each interval"
 	case ProviderPrometheus:
 		return "prometheus " + redact(s.Address) + " (instant query)"
 	case ProviderHTTP:

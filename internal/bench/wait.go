@@ -5,10 +5,10 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
+	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -28,7 +28,7 @@ func Poll(ctx context.Context, interval time.Duration, f func() (bool, error)) e
 }
 
 // WaitHealthy probes every instance of the fleet on path every interval until all
-// answer 2xx, as the WaitHealthy activity does, without Temporal.
+// answer 2xx, as the WaitHealthy activity does (probe.All), without Temporal.
 func WaitHealthy(ctx context.Context, p *provider.Provider, hc *http.Client, fleetID, path string, interval, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -36,22 +36,15 @@ func WaitHealthy(ctx context.Context, p *provider.Provider, hc *http.Client, fle
 		if err != nil {
 			return err
 		}
-		healthy := 0
+		var addrs []string
 		for _, in := range fleet.Instances {
-			if in.State != provider.InstanceRunning {
-				continue
+			if in.State == provider.InstanceRunning {
+				addrs = append(addrs, in.Address)
 			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.Address+path, nil)
-			if err != nil {
-				return err
-			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				continue
-			}
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
-			if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		}
+		healthy := 0
+		for _, err := range probe.All(ctx, hc, addrs, path) {
+			if err == nil {
 				healthy++
 			}
 		}

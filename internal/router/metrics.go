@@ -3,12 +3,26 @@ package router
 import (
 	"fmt"
 	"io"
+	"math"
+	"net/http"
 	"sort"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/imago/imago/internal/provider"
+)
+
+// Names of the metrics the router exports on its admin listener's GET /metrics,
+// all but the generation labelled by fleet.
+const (
+	GenerationMetric = "imago_router_generation"
+	RequestsMetric   = "imago_router_requests_total"
+	ErrorsMetric     = "imago_router_errors_total"
+	LatencyMetric    = "imago_router_request_duration_seconds"
 )
 
 // durationBuckets are the upper bounds (seconds) of the latency histogram.
@@ -17,90 +31,112 @@ var durationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 // noFleet labels requests that found no backend to go to.
 const noFleet = "none"
 
-type fleetMetrics struct {
-	requests atomic.Uint64
-	errors   atomic.Uint64
-	buckets  []atomic.Uint64 // per bucket, not cumulative; last one is +Inf
-	sumNanos atomic.Int64
-}
-
+// metrics are the router's own Prometheus registry: its counters per fleet and
+// the generation of the route it applies.
 type metrics struct {
-	mu     sync.RWMutex
-	fleets map[string]*fleetMetrics
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics { return &metrics{fleets: map[string]*fleetMetrics{}} }
-
-func (m *metrics) fleet(id string) *fleetMetrics {
-	m.mu.RLock()
-	fm := m.fleets[id]
-	m.mu.RUnlock()
-	if fm != nil {
-		return fm
+func newMetrics(generation func() int64) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RequestsMetric, Help: "Requests proxied, by fleet.",
+		}, []string{"fleet"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ErrorsMetric, Help: "Requests answered with a 5xx status, by fleet.",
+		}, []string{"fleet"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: LatencyMetric, Help: "Request latency through the router, by fleet.", Buckets: durationBuckets,
+		}, []string{"fleet"}),
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if fm = m.fleets[id]; fm == nil {
-		fm = &fleetMetrics{buckets: make([]atomic.Uint64, len(durationBuckets)+1)}
-		m.fleets[id] = fm
-	}
-	return fm
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: GenerationMetric, Help: "Generation of the route the router applies.",
+		}, func() float64 { return float64(generation()) }),
+		m.requests, m.errors, m.latency,
+	)
+	return m
 }
 
 func (m *metrics) observe(fleet string, status int, d time.Duration) {
-	fm := m.fleet(fleet)
-	fm.requests.Add(1)
+	m.requests.WithLabelValues(fleet).Inc()
+	errs := m.errors.WithLabelValues(fleet) // a fleet without errors shows 0
 	if status >= 500 {
-		fm.errors.Add(1)
+		errs.Inc()
 	}
-	secs := d.Seconds()
-	i := sort.SearchFloat64s(durationBuckets, secs) // first bound >= secs
-	fm.buckets[i].Add(1)
-	fm.sumNanos.Add(int64(d))
+	m.latency.WithLabelValues(fleet).Observe(d.Seconds())
 }
 
-// write renders the metrics in the Prometheus text exposition format.
-func (m *metrics) write(w io.Writer, generation int64) {
-	m.mu.RLock()
-	ids := make([]string, 0, len(m.fleets))
-	for id := range m.fleets {
-		ids = append(ids, id)
-	}
-	fleets := make(map[string]*fleetMetrics, len(m.fleets))
-	for id, fm := range m.fleets {
-		fleets[id] = fm
-	}
-	m.mu.RUnlock()
-	sort.Strings(ids)
+// handler serves the metrics in the Prometheus exposition formats.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
 
-	var b strings.Builder
-	b.WriteString("# HELP imago_router_generation Generation of the route the router applies.\n")
-	b.WriteString("# TYPE imago_router_generation gauge\n")
-	fmt.Fprintf(&b, "imago_router_generation %d\n", generation)
-
-	b.WriteString("# HELP imago_router_requests_total Requests proxied, by fleet.\n")
-	b.WriteString("# TYPE imago_router_requests_total counter\n")
-	for _, id := range ids {
-		fmt.Fprintf(&b, "imago_router_requests_total{fleet=%q} %d\n", id, fleets[id].requests.Load())
+// ParseFleetMetrics reads the router's metrics in the Prometheus text format
+// (expfmt) into the cumulative metrics of each fleet, by fleet ID. Other
+// metrics are ignored.
+func ParseFleetMetrics(r io.Reader) (map[string]provider.FleetMetrics, error) {
+	var p expfmt.TextParser
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, err
 	}
-	b.WriteString("# HELP imago_router_errors_total Requests answered with a 5xx status, by fleet.\n")
-	b.WriteString("# TYPE imago_router_errors_total counter\n")
-	for _, id := range ids {
-		fmt.Fprintf(&b, "imago_router_errors_total{fleet=%q} %d\n", id, fleets[id].errors.Load())
-	}
-	b.WriteString("# HELP imago_router_request_duration_seconds Request latency through the router, by fleet.\n")
-	b.WriteString("# TYPE imago_router_request_duration_seconds histogram\n")
-	for _, id := range ids {
-		fm := fleets[id]
-		var cum uint64
-		for i, le := range durationBuckets {
-			cum += fm.buckets[i].Load()
-			fmt.Fprintf(&b, "imago_router_request_duration_seconds_bucket{fleet=%q,le=%q} %d\n", id, strconv.FormatFloat(le, 'g', -1, 64), cum)
+	out := map[string]provider.FleetMetrics{}
+	for _, name := range []string{RequestsMetric, ErrorsMetric, LatencyMetric} {
+		for _, m := range fams[name].GetMetric() {
+			fleet, ok := label(m, "fleet")
+			if !ok {
+				return nil, fmt.Errorf("router metric %s has no fleet label", name)
+			}
+			fm := out[fleet]
+			switch name {
+			case RequestsMetric:
+				fm.Requests = counterValue(m)
+			case ErrorsMetric:
+				fm.Errors = counterValue(m)
+			case LatencyMetric:
+				fm.Latency = histogram(m.GetHistogram())
+			}
+			out[fleet] = fm
 		}
-		cum += fm.buckets[len(durationBuckets)].Load()
-		fmt.Fprintf(&b, "imago_router_request_duration_seconds_bucket{fleet=%q,le=\"+Inf\"} %d\n", id, cum)
-		fmt.Fprintf(&b, "imago_router_request_duration_seconds_sum{fleet=%q} %s\n", id, strconv.FormatFloat(time.Duration(fm.sumNanos.Load()).Seconds(), 'g', -1, 64))
-		fmt.Fprintf(&b, "imago_router_request_duration_seconds_count{fleet=%q} %d\n", id, cum)
 	}
-	io.WriteString(w, b.String())
+	return out, nil
+}
+
+func label(m *dto.Metric, name string) (string, bool) {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
+}
+
+// counterValue is a counter's value, or an untyped sample's (text without # TYPE).
+func counterValue(m *dto.Metric) float64 {
+	if m.Counter != nil {
+		return m.GetCounter().GetValue()
+	}
+	return m.GetUntyped().GetValue()
+}
+
+// histogram converts a parsed histogram: its finite buckets in ascending order
+// (the +Inf bucket is the count).
+func histogram(h *dto.Histogram) provider.Histogram {
+	out := provider.Histogram{Count: float64(h.GetSampleCount()), Sum: h.GetSampleSum()}
+	for _, b := range h.GetBucket() {
+		if math.IsInf(b.GetUpperBound(), 1) {
+			if h.SampleCount == nil {
+				out.Count = float64(b.GetCumulativeCount())
+			}
+			continue
+		}
+		out.Buckets = append(out.Buckets, provider.HistogramBucket{UpperBound: b.GetUpperBound(), Count: float64(b.GetCumulativeCount())})
+	}
+	sort.Slice(out.Buckets, func(i, j int) bool { return out.Buckets[i].UpperBound < out.Buckets[j].UpperBound })
+	return out
 }

@@ -295,7 +295,8 @@ func newServer(logger *log.Logger, tmo Timeouts) *Server {
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
-	s := &Server{log: logger, metrics: newMetrics(), stall: tmo.Stall}
+	s := &Server{log: logger, stall: tmo.Stall}
+	s.metrics = newMetrics(func() int64 { return s.Status().Generation })
 	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	s.transport = &http.Transport{
 		Proxy: nil,
@@ -627,10 +628,7 @@ func (s *Server) AdminHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(s.Status())
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		s.metrics.write(w, s.Status().Generation)
-	})
+	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -3,8 +3,8 @@ package local
 import (
 	"context"
 	"fmt"
+	"strings"
 
-	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 )
@@ -23,7 +23,7 @@ func (d *Driver) FleetMetrics(ctx context.Context, key provider.RouteKey) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("fleet metrics of %s: router (pid %d): %w", key, ri.PID, err)
 	}
-	m, err := analysis.RouterFleetMetrics(text)
+	m, err := router.ParseFleetMetrics(strings.NewReader(text))
 	if err != nil {
 		return nil, fmt.Errorf("fleet metrics of %s: router (pid %d, admin %s): %w", key, ri.PID, ri.Admin, err)
 	}

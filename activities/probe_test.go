@@ -1,0 +1,85 @@
+package activities
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/imago/imago/internal/probe"
+	"github.com/imago/imago/internal/provider"
+)
+
+func healthServer(t *testing.T, status int) string {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+	t.Cleanup(s.Close)
+	return s.Listener.Addr().String()
+}
+
+// WaitHealthy probes every running instance (more than probe.MaxConcurrent
+// here) and, when some do not pass, names each one and why.
+func TestWaitHealthyProbesEveryInstanceAndNamesEachProblem(t *testing.T) {
+	ok, down := healthServer(t, http.StatusOK), healthServer(t, http.StatusServiceUnavailable)
+	f := provider.Fleet{ID: "fl-p", Service: "web", Environment: "test", ImageID: "img-1", Token: "tok"}
+	for i := range probe.MaxConcurrent + 8 {
+		f.Instances = append(f.Instances, provider.Instance{ID: fmt.Sprintf("fl-p-%02d", i), Address: ok, State: provider.InstanceRunning})
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	a := &Activities{Provider: provider.New("fake", &fakeDriver{fleet: f})}
+	env.RegisterActivity(a)
+	val, err := env.ExecuteActivity(a.WaitHealthy, WaitHealthyInput{FleetID: f.ID, Path: "/healthz", Interval: 50 * time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res WaitHealthyResult
+	if err := val.Get(&res); err != nil || res.Healthy != len(f.Instances) {
+		t.Fatalf("all healthy: %+v %v", res, err)
+	}
+
+	f.Instances = append(f.Instances,
+		provider.Instance{ID: "fl-p-zz", Address: down, State: provider.InstanceRunning},
+		exitedInstance("fl-p-yy", "exit status 1", ""))
+	typ, msg := waitHealthy(t, f, WaitHealthyInput{Interval: 50 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	want := fmt.Sprintf("fleet fl-p not healthy within 200ms: %d of %d instances pass /healthz; fl-p-yy is exited; fl-p-zz: /healthz answered 503",
+		probe.MaxConcurrent+8, probe.MaxConcurrent+10)
+	if typ != ErrHealthTimeout || !strings.HasPrefix(msg, want+" (type: ") {
+		t.Fatalf("failure %s: %q, want %q", typ, msg, want)
+	}
+}
+
+// The traffic guard lets a route through when each weighted fleet has one
+// healthy instance, and refuses it, naming the fleet, when one has none.
+func TestTrafficGuardNeedsOneHealthyInstancePerWeightedFleet(t *testing.T) {
+	ok, down := healthServer(t, http.StatusOK), healthServer(t, http.StatusInternalServerError)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	a := &Activities{Provider: provider.New("fake", &fakeDriver{fleet: fakeFleet()})}
+	env.RegisterActivity(a)
+	key := provider.RouteKey{Service: "web", Environment: "test"}
+	route := func(backends ...provider.Backend) SetRouteInput {
+		return SetRouteInput{Key: key, HealthPath: "/healthz", Route: provider.Route{Listen: "127.0.0.1:8080", Backends: backends}}
+	}
+	if _, err := env.ExecuteActivity(a.SetRoute, route(
+		provider.Backend{FleetID: "fl-a", Weight: 100, Targets: []string{"127.0.0.1:1", down, ok}},
+		provider.Backend{FleetID: "fl-old", Weight: 0, Targets: []string{"127.0.0.1:1"}},
+	)); err != nil {
+		t.Fatalf("a fleet with one healthy instance: %v", err)
+	}
+	_, err := env.ExecuteActivity(a.SetRoute, route(
+		provider.Backend{FleetID: "fl-a", Weight: 90, Targets: []string{ok}},
+		provider.Backend{FleetID: "fl-b", Weight: 10, Targets: []string{"127.0.0.1:1", down}},
+	))
+	var ae *temporal.ApplicationError
+	want := "traffic guard: refusing to send 10% of test/web to fleet fl-b: none of its 2 instances passes /healthz; the current route stays"
+	if !errors.As(err, &ae) || ae.Type() != ErrTrafficGuard || !ae.NonRetryable() || !strings.Contains(ae.Error(), want) {
+		t.Fatalf("a fleet without a healthy instance: %v, want %s %q", err, ErrTrafficGuard, want)
+	}
+}
