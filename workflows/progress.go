@@ -14,30 +14,31 @@ import (
 // Progress is the answer to the progress query: what a person watching a rollout
 // wants to see.
 type Progress struct {
-	Phase       string    `json:"phase"`
-	Service     string    `json:"service"`
-	Environment string    `json:"environment"`
-	ImageID     string    `json:"imageId"`
-	Strategy    string    `json:"strategy"`
-	StartedBy   string    `json:"startedBy,omitempty"`
-	StartedAt   time.Time `json:"startedAt"`
-	// Action is "rollout", or "rollback" for a rollout back to the previous
-	// deployable image; RollbackFrom is the image it replaces (ImageID the one
-	// it rolls back to), once the rollback found it.
-	Action       string        `json:"action,omitempty"`
-	RollbackFrom string        `json:"rollbackFrom,omitempty"`
-	NewFleet     string        `json:"newFleet,omitempty"`
-	Instances    int           `json:"instances,omitempty"`
-	OldFleets    []string      `json:"oldFleets,omitempty"`
-	Weights      []FleetWeight `json:"weights,omitempty"`
-	Events       []Event       `json:"events,omitempty"` // the latest maxEvents
-	EventCount   int           `json:"eventCount"`       // events so far, for followers
-	Step         string        `json:"step,omitempty"`   // e.g. "3/5 setWeight 50"
-	Approvals    []Approval    `json:"approvals,omitempty"`
-	Gate         string        `json:"gate,omitempty"` // the gate an approve would release now
+	Phase       string        `json:"phase"`
+	Service     string        `json:"service"`
+	Environment string        `json:"environment"`
+	ImageID     string        `json:"imageId"`
+	Strategy    string        `json:"strategy"`
+	StartedBy   string        `json:"startedBy,omitempty"`
+	StartedAt   time.Time     `json:"startedAt"`
+	NewFleet    string        `json:"newFleet,omitempty"`
+	Instances   int           `json:"instances,omitempty"`
+	OldFleets   []string      `json:"oldFleets,omitempty"`
+	Weights     []FleetWeight `json:"weights,omitempty"`
+	Events      []Event       `json:"events,omitempty"` // the latest maxEvents
+	EventCount  int           `json:"eventCount"`       // events so far, for followers
+	Step        string        `json:"step,omitempty"`   // e.g. "3/5 setWeight 50"
+	Approvals   []Approval    `json:"approvals,omitempty"`
+	Gate        string        `json:"gate,omitempty"` // the gate an approve would release now
 
 	Analyses []AnalysisRun `json:"analyses,omitempty"`
 	Error    string        `json:"error,omitempty"`
+
+	// Action is "rollout", or "rollback" for a rollout back to the previous
+	// deployable image; RollbackFrom is the image it replaces (ImageID the one
+	// it rolls back to), once the rollback found it.
+	Action       string `json:"action,omitempty"`
+	RollbackFrom string `json:"rollbackFrom,omitempty"`
 }
 
 // Approval is a released gate: which one, who, why.
