@@ -36,31 +36,31 @@ func (a *Activities) RecordDeployment(ctx context.Context, d catalog.Deployment)
 type PreviousImageInput struct {
 	Service     string `json:"service"`
 	Environment string `json:"environment"`
-	Current     string `json:"current"` // the image serving now, which is not a rollback target
 }
 
-// PreviousImageResult is the image to roll back to; Found is false when the
-// inventory has no other deployable image.
+// PreviousImageResult is the image to roll back to, and the live one it replaces.
 type PreviousImageResult struct {
-	ImageID string `json:"imageId,omitempty"`
-	Found   bool   `json:"found"`
+	ImageID string `json:"imageId"`
+	From    string `json:"from"` // the image serving now
 }
 
-// PreviousImage finds the newest deployable image (deployed successfully, not
-// revoked, still in the catalog) of the service in the environment other than
-// Current: what a rollback after the old fleet was decommissioned rolls out.
+// ErrNoPreviousImage is the error type of a PreviousImage that found nothing to
+// roll back to (or no live image to roll back from); retrying cannot help.
+const ErrNoPreviousImage = "NoPreviousImage"
+
+// PreviousImage finds the image a rollback after the old fleet was
+// decommissioned rolls out: the newest deployable image (deployed successfully,
+// not revoked, still in the catalog) of the service in the environment other
+// than the live one (catalog.Previous).
 func (a *Activities) PreviousImage(ctx context.Context, in PreviousImageInput) (PreviousImageResult, error) {
-	// The answer is among the two newest deployable images: Current is at most one of them.
-	ids, err := a.Catalog.Deployable(ctx, in.Service, in.Environment, 2)
+	from, to, err := a.Catalog.Previous(ctx, in.Service, in.Environment)
+	if errors.Is(err, catalog.ErrNoPrevious) || errors.Is(err, catalog.ErrNotFound) {
+		return PreviousImageResult{From: from}, temporal.NewNonRetryableApplicationError(err.Error(), ErrNoPreviousImage, err)
+	}
 	if err != nil {
 		return PreviousImageResult{}, inventoryError(err)
 	}
-	for _, id := range ids {
-		if id != in.Current {
-			return PreviousImageResult{ImageID: id, Found: true}, nil
-		}
-	}
-	return PreviousImageResult{}, nil
+	return PreviousImageResult{ImageID: to, From: from}, nil
 }
 
 // inventoryError makes refused input non-retryable; storage errors retry.

@@ -28,9 +28,17 @@ func TestRecordDeploymentAndPreviousImage(t *testing.T) {
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
 
-	previous := func(current string) PreviousImageResult {
+	// previous returns the image PreviousImage rolls back to, or the type of its error.
+	previous := func() (PreviousImageResult, string) {
 		t.Helper()
-		val, err := env.ExecuteActivity(a.PreviousImage, PreviousImageInput{Service: "hello", Environment: "prod", Current: current})
+		val, err := env.ExecuteActivity(a.PreviousImage, PreviousImageInput{Service: "hello", Environment: "prod"})
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			if !appErr.NonRetryable() {
+				t.Errorf("PreviousImage error %v is retryable", err)
+			}
+			return PreviousImageResult{}, appErr.Type()
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,10 +46,10 @@ func TestRecordDeploymentAndPreviousImage(t *testing.T) {
 		if err := val.Get(&res); err != nil {
 			t.Fatal(err)
 		}
-		return res
+		return res, ""
 	}
-	if res := previous(""); res.Found {
-		t.Errorf("PreviousImage with no deployments = %+v, want not found", res)
+	if res, errType := previous(); errType != ErrNoPreviousImage {
+		t.Errorf("PreviousImage with no deployments = %+v, %q; want %s", res, errType, ErrNoPreviousImage)
 	}
 
 	recordOne := func(d catalog.Deployment) catalog.Deployment {
@@ -65,22 +73,25 @@ func TestRecordDeploymentAndPreviousImage(t *testing.T) {
 	if again := recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v1", Outcome: catalog.OutcomeSucceeded}); again.Seq != 1 {
 		t.Errorf("retried record = seq %d, want 1", again.Seq)
 	}
-	if res := previous("img-v1"); res.Found {
-		t.Errorf("PreviousImage with only the current image = %+v, want not found", res)
+	if res, errType := previous(); errType != ErrNoPreviousImage {
+		t.Errorf("PreviousImage with only the live image = %+v, %q; want %s", res, errType, ErrNoPreviousImage)
 	}
 	recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v2", RunID: "run-2", Outcome: catalog.OutcomeSucceeded})
 	recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v3", RunID: "run-3", Outcome: catalog.OutcomeSucceeded})
-	if res := previous("img-v3"); !res.Found || res.ImageID != "img-v2" {
-		t.Errorf("PreviousImage(current v3) = %+v, want img-v2", res)
+	if res, _ := previous(); res != (PreviousImageResult{ImageID: "img-v2", From: "img-v3"}) {
+		t.Errorf("PreviousImage (live v3) = %+v, want img-v2 from img-v3", res)
 	}
-	if res := previous("img-v1"); !res.Found || res.ImageID != "img-v3" {
-		t.Errorf("PreviousImage(current v1) = %+v, want img-v3", res)
+	// A rollback to v1 makes v1 live: v3 is then the previous one.
+	recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v1", RunID: "run-4", Action: catalog.ActionRollback, Outcome: catalog.OutcomeSucceeded})
+	if res, _ := previous(); res != (PreviousImageResult{ImageID: "img-v3", From: "img-v1"}) {
+		t.Errorf("PreviousImage (live v1) = %+v, want img-v3 from img-v1", res)
 	}
+	recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v3", RunID: "run-5", Outcome: catalog.OutcomeSucceeded})
 	if _, err := cat.Revoke(ctx, "img-v2", catalog.RevokeOptions{Reason: "CVE"}); err != nil {
 		t.Fatal(err)
 	}
-	if res := previous("img-v3"); !res.Found || res.ImageID != "img-v1" {
-		t.Errorf("PreviousImage(current v3) after revoking v2 = %+v, want img-v1", res)
+	if res, _ := previous(); res != (PreviousImageResult{ImageID: "img-v1", From: "img-v3"}) {
+		t.Errorf("PreviousImage (live v3) after revoking v2 = %+v, want img-v1: a revoked image is skipped", res)
 	}
 
 	_, err = env.ExecuteActivity(a.RecordDeployment, catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v1", Outcome: "fine"})

@@ -27,7 +27,10 @@ func newDecisionCmds() []*cobra.Command {
 		{workflows.UpdateRollback, "Roll back: during the soak one route switch; after it a new rollout of the previous image",
 			`While the rollout runs and traffic has moved, traffic goes back to the warm old fleet
 and the new one is torn down. Once the rollout has ended, rollback starts a new rollout
-of the previous deployable image with the same spec (as CodeDeploy does).`,
+of the previous deployable image with the same spec (as CodeDeploy does): the rollout
+finds that image itself (the newest one deployed successfully there, not revoked, other
+than the live one), and rollout status shows from which image to which. With no such
+image it is refused and nothing is started.`,
 			`  imago rollout rollback hello -e prod --reason "latency regression"`},
 	}
 	var cmds []*cobra.Command

@@ -281,6 +281,12 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 			fmt.Fprintf(tw, "Step:\t%s\n", p.Step)
 		}
 		fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
+		switch {
+		case p.RollbackFrom != "":
+			fmt.Fprintf(tw, "Rollback:\tfrom %s to %s (the previous deployable image)\n", p.RollbackFrom, p.ImageID)
+		case p.Action == catalog.ActionRollback:
+			fmt.Fprintf(tw, "Rollback:\tto %s\n", p.ImageID)
+		}
 		fmt.Fprintf(tw, "Strategy:\t%s\n", p.Strategy)
 		if p.NewFleet != "" {
 			fmt.Fprintf(tw, "New fleet:\t%s (%d instances)\n", p.NewFleet, p.Instances)

@@ -33,6 +33,12 @@ type Progress struct {
 
 	Analyses []AnalysisRun `json:"analyses,omitempty"`
 	Error    string        `json:"error,omitempty"`
+
+	// Action is "rollout", or "rollback" for a rollout back to the previous
+	// deployable image; RollbackFrom is the image it replaces (ImageID the one
+	// it rolls back to), once the rollback found it.
+	Action       string `json:"action,omitempty"`
+	RollbackFrom string `json:"rollbackFrom,omitempty"`
 }
 
 // Approval is a released gate: which one, who, why.

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -47,6 +48,11 @@ const revertBeforeProvision = "revert-before-provision"
 // went straight to resolving the image.
 const checkSpecChange = "check-spec-against-provider"
 
+// rollbackResolvesPrevious is the workflow change that makes a rollback
+// (Action "rollback") find the image it rolls back to itself (the PreviousImage
+// activity) instead of taking Spec.Image as its starter resolved it.
+const rollbackResolvesPrevious = "rollback-resolves-previous-image"
+
 // Error types of rollouts that did not succeed.
 const (
 	ErrRolloutFailed  = "RolloutFailed"
@@ -61,7 +67,9 @@ type RolloutInput struct {
 	// bakes (or finds in the cache) its image first, as a child workflow.
 	Bake      *spec.Bake `json:"bake,omitempty"`
 	StartedBy string     `json:"startedBy,omitempty"`
-	// Action is "rollout", or "rollback" when this rollout returns to a previous image.
+	// Action is "rollout", or "rollback" when this rollout returns to the
+	// previous deployable image: the workflow finds it (PreviousImage), and
+	// Spec.Image is what its starter expected.
 	Action string `json:"action,omitempty"`
 }
 
@@ -175,7 +183,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		events: newNotifier(ctx),
 	}
 	if r.action == "" {
-		r.action = "rollout"
+		r.action = catalog.ActionRollout
 	}
 	r.progress = Progress{
 		Service:     in.Spec.Service,
@@ -184,6 +192,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		Strategy:    in.Spec.Strategy.Type,
 		StartedBy:   in.StartedBy,
 		StartedAt:   workflow.Now(ctx),
+		Action:      r.action,
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return r.progress, nil }); err != nil {
 		return nil, err
@@ -222,6 +231,12 @@ func (r *rollout) checkSpec(ctx workflow.Context) error {
 
 func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, error) {
 	ref := r.spec.Image
+	if r.action == catalog.ActionRollback && workflow.GetVersion(ctx, rollbackResolvesPrevious, workflow.DefaultVersion, 1) >= 1 {
+		var err error
+		if ref, err = r.previousImage(ctx); err != nil {
+			return "", err
+		}
+	}
 	if bake != nil {
 		r.setPhase(ctx, PhaseResolving, "baking the image from "+ref.Bake)
 		opts := workflow.ChildWorkflowOptions{
@@ -260,6 +275,22 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 		}
 	}
 	return img.ImageID, nil
+}
+
+// previousImage finds the image a rollback rolls out: the newest deployable
+// image other than the live one, and says from which image it goes back.
+func (r *rollout) previousImage(ctx workflow.Context) (spec.ImageRef, error) {
+	r.setPhase(ctx, PhaseResolving, "finding the previous deployable image")
+	var a *activities.Activities
+	var prev activities.PreviousImageResult
+	err := workflow.ExecuteActivity(quickOptions(ctx, "previous deployable image of "+r.key.String()), a.PreviousImage,
+		activities.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &prev)
+	if err != nil {
+		return spec.ImageRef{}, r.fail("finding the previous deployable image", err)
+	}
+	r.progress.RollbackFrom = prev.From
+	r.event(ctx, fmt.Sprintf("rolling back from %s to %s, the previous deployable image", prev.From, prev.ImageID))
+	return spec.ImageRef{ID: prev.ImageID}, nil
 }
 
 func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {

@@ -293,3 +293,43 @@ func (s *rolloutSuite) TestProvisionTokenIsDerivedFromTheRun() {
 func clientStartOptions(id string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{ID: id, TaskQueue: TaskQueue}
 }
+
+// A rollback rolls out the image PreviousImage finds, not the one its starter
+// expected (the inventory may have changed since), and says from which image.
+func (s *rolloutSuite) TestRollbackRollsOutThePreviousImageItFinds() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	s.env.OnActivity(s.a.PreviousImage, mock.Anything, activities.PreviousImageInput{Service: "hello", Environment: "dev"}).
+		Return(activities.PreviousImageResult{ImageID: "img-000000000001", From: "img-000000000003"}, nil).Once()
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: catalog.ActionRollback})
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	var res RolloutResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal("img-000000000001", res.ImageID)
+	p := s.progress()
+	s.Equal(catalog.ActionRollback, p.Action)
+	s.Equal("img-000000000003", p.RollbackFrom)
+	s.Equal("img-000000000001", p.ImageID)
+	s.Require().NotEmpty(s.deployments)
+	last := s.deployments[len(s.deployments)-1]
+	s.Equal(catalog.ActionRollback, last.Action)
+	s.Equal("img-000000000001", last.ImageID)
+}
+
+// A rollback with nothing to roll back to fails before anything is made.
+func (s *rolloutSuite) TestRollbackWithoutAPreviousImageFailsBeforeProvisioning() {
+	s.env.OnActivity(s.a.PreviousImage, mock.Anything, mock.Anything).Return(activities.PreviousImageResult{},
+		temporal.NewNonRetryableApplicationError("no previous deployable image of hello in dev (live: img-000000000002)", activities.ErrNoPreviousImage, nil))
+
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: catalog.ActionRollback})
+
+	msg := s.failure()
+	s.Contains(msg, "finding the previous deployable image")
+	s.Contains(msg, "no previous deployable image of hello in dev")
+	s.Empty(s.terminated)
+	s.Equal(PhaseFailed, s.progress().Phase)
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,6 +234,23 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	e.recordHistory("rollout-rollback-to-previous", back.GetID(), back.GetRunID())
 	assert.Equal(t, s.v1, res.ImageID)
 	assert.Equal(t, "hello from v1", e.get())
+	// The rollback found v1 itself and says so: in its progress and its history.
+	st, err := rollouts.Get(ctx, e.client, "hello", "test")
+	require.NoError(t, err)
+	require.NotNil(t, st.Progress)
+	assert.Equal(t, "rollback", st.Progress.Action)
+	assert.Equal(t, s.v2, st.Progress.RollbackFrom)
+	assert.Equal(t, s.v1, st.Progress.ImageID)
+	assert.True(t, slices.ContainsFunc(st.Progress.Events, func(ev workflows.Event) bool {
+		return ev.Message == fmt.Sprintf("rolling back from %s to %s, the previous deployable image", s.v2, s.v1)
+	}), "events: %+v", st.Progress.Events)
+	var scheduled []string
+	for _, ev := range e.history(back.GetID(), back.GetRunID()) {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled = append(scheduled, a.GetActivityType().GetName())
+		}
+	}
+	assert.Contains(t, scheduled, "PreviousImage", "the rollback's history shows how it found its image")
 	hist, err := e.deps.Catalog.History(ctx, "hello", "test", 10)
 	require.NoError(t, err)
 	require.NotEmpty(t, hist)

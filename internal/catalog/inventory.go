@@ -369,6 +369,34 @@ func (c *Catalog) Environments(ctx context.Context, service string) ([]string, e
 	return out, nil
 }
 
+// ErrNoPrevious is returned (wrapped) by Previous when nothing deployable is
+// left to roll back to.
+var ErrNoPrevious = errors.New("no previous deployable image")
+
+// Previous returns the image a rollback after decommission rolls out (to) and
+// the live image it replaces (from): the newest deployable image of service in
+// env (see Deployable: deployed successfully, not rolled back, not revoked,
+// still in the catalog) other than the live one. With none, the error matches
+// ErrNoPrevious; a service with no live image there gives Live's error.
+func (c *Catalog) Previous(ctx context.Context, service, env string) (from, to string, err error) {
+	live, err := c.Live(ctx, service, env)
+	if err != nil {
+		return "", "", err
+	}
+	// The answer is among the two newest deployable images: the live one is at most one of them.
+	ids, err := c.Deployable(ctx, service, env, 2)
+	if err != nil {
+		return live.ImageID, "", err
+	}
+	for _, id := range ids {
+		if id != live.ImageID {
+			return live.ImageID, id, nil
+		}
+	}
+	return live.ImageID, "", fmt.Errorf("%w of %s in %s (live: %s); see imago status %s -e %s --history 10",
+		ErrNoPrevious, service, env, live.ImageID, service, env)
+}
+
 // Deployable returns the images service may roll back to in env, newest first:
 // the last keep distinct images that were deployed successfully (and not rolled
 // back), skipping revoked images and images no longer in the catalog; all of

@@ -88,37 +88,25 @@ func LastInput(ctx context.Context, c client.Client, service, env string) (workf
 	return in, nil
 }
 
-// RollbackToPrevious starts a rollout of the previous deployable image of service
-// in env (the newest one the inventory has that is not live now), with the last
-// rollout's spec: a rollback after the old fleet was decommissioned, as CodeDeploy
-// does. It returns the run and the spec it runs (Image.ID is the image it rolls
-// back to, Strategy the last rollout's).
+// RollbackToPrevious starts a rollback after the old fleet was decommissioned,
+// as CodeDeploy does: a rollout with Action "rollback" and the last rollout's
+// spec, which finds the previous deployable image itself (the PreviousImage
+// activity: the newest one the inventory has that is not live now) and says in
+// its progress and history from which image it goes back. It refuses, starting
+// nothing, when the inventory has no such image. It returns the run and the spec
+// it starts (Image.ID is the image the inventory names now, Strategy the last
+// rollout's).
 func RollbackToPrevious(ctx context.Context, c client.Client, cat *catalog.Catalog, service, env, by string) (client.WorkflowRun, spec.Rollout, error) {
 	last, err := LastInput(ctx, c, service, env)
 	if err != nil {
 		return nil, spec.Rollout{}, err
 	}
-	live, err := cat.Live(ctx, service, env)
+	_, prev, err := cat.Previous(ctx, service, env)
 	if err != nil {
 		return nil, spec.Rollout{}, err
-	}
-	ids, err := cat.Deployable(ctx, service, env, max(last.Spec.Retain, 2))
-	if err != nil {
-		return nil, spec.Rollout{}, err
-	}
-	prev := ""
-	for _, id := range ids {
-		if id != live.ImageID {
-			prev = id
-			break
-		}
-	}
-	if prev == "" {
-		return nil, spec.Rollout{}, fmt.Errorf("no previous deployable image of %s in %s (live: %s); see imago status %s -e %s --history 10",
-			service, env, live.ImageID, service, env)
 	}
 	r := last.Spec
 	r.Image = spec.ImageRef{ID: prev}
-	run, err := Start(ctx, c, r, StartOptions{StartedBy: by, Action: "rollback"})
+	run, err := Start(ctx, c, r, StartOptions{StartedBy: by, Action: catalog.ActionRollback})
 	return run, r, err
 }
