@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -221,7 +223,7 @@ func (r *rollout) recordDeployment(ctx workflow.Context, outcome, msg string) {
 	d := catalog.Deployment{
 		Service: r.spec.Service, Environment: r.spec.Environment, ImageID: r.progress.ImageID,
 		FleetID: r.progress.NewFleet, RolloutID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: outcome,
+		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: contract.Outcome(outcome),
 		Started: r.progress.StartedAt, Finished: workflow.Now(ctx),
 	}
 	if outcome != "succeeded" {
