@@ -8,11 +8,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
-
-// ErrInvalidDeployment is the error type of a deployment record or inventory
-// query the catalog refuses (bad names, action or outcome); retrying cannot help.
-const ErrInvalidDeployment = "InvalidDeployment"
 
 // RecordDeployment records a finished rollout or rollback in the catalog's
 // inventory and returns the stored entry. A RunID or RolloutID left empty is
@@ -32,19 +29,11 @@ func (a *Activities) RecordDeployment(ctx context.Context, d catalog.Deployment)
 	return rec, inventoryError(err)
 }
 
-// PreviousImageInput asks for the image to roll back to.
-type PreviousImageInput struct {
-	Service     string `json:"service"`
-	Environment string `json:"environment"`
-	Current     string `json:"current"` // the image serving now, which is not a rollback target
-}
+// PreviousImageInput is contract.PreviousImageInput.
+type PreviousImageInput = contract.PreviousImageInput
 
-// PreviousImageResult is the image to roll back to; Found is false when the
-// inventory has no other deployable image.
-type PreviousImageResult struct {
-	ImageID string `json:"imageId,omitempty"`
-	Found   bool   `json:"found"`
-}
+// PreviousImageResult is contract.PreviousImageResult.
+type PreviousImageResult = contract.PreviousImageResult
 
 // PreviousImage finds the newest deployable image (deployed successfully, not
 // revoked, still in the catalog) of the service in the environment other than

@@ -5,10 +5,11 @@ package workflows
 import (
 	"fmt"
 
+	"github.com/imago/imago/internal/contract"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -28,8 +29,8 @@ const (
 
 // Search attributes that make rollouts findable in the web UI and `imago rollout list`.
 var (
-	ServiceAttr     = activities.ServiceAttr
-	EnvironmentAttr = activities.EnvironmentAttr
+	ServiceAttr     = contract.ServiceAttr
+	EnvironmentAttr = contract.EnvironmentAttr
 	ImageAttr       = temporal.NewSearchAttributeKeyKeyword("ImagoImage")
 	PhaseAttr       = temporal.NewSearchAttributeKeyKeyword("ImagoPhase")
 	StrategyAttr    = temporal.NewSearchAttributeKeyKeyword("ImagoStrategy")
@@ -39,7 +40,7 @@ var (
 // registering them on a namespace.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	out := map[string]enumspb.IndexedValueType{}
-	for _, k := range []temporal.SearchAttributeKeyKeyword{ServiceAttr, EnvironmentAttr, ImageAttr, PhaseAttr, StrategyAttr, activities.WatchBaseAttr} {
+	for _, k := range []temporal.SearchAttributeKeyKeyword{ServiceAttr, EnvironmentAttr, ImageAttr, PhaseAttr, StrategyAttr, contract.WatchBaseAttr} {
 		out[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
 	return out

@@ -10,8 +10,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -220,7 +218,7 @@ func (r *rollout) awaitApproval(ctx workflow.Context, phase, gate string, timeou
 func (r *rollout) recordDeployment(ctx workflow.Context, outcome, msg string) {
 	info := workflow.GetInfo(ctx)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	d := catalog.Deployment{
+	d := contract.Deployment{
 		Service: r.spec.Service, Environment: r.spec.Environment, ImageID: r.progress.ImageID,
 		FleetID: r.progress.NewFleet, RolloutID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
 		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: contract.Outcome(outcome),
@@ -229,8 +227,7 @@ func (r *rollout) recordDeployment(ctx workflow.Context, outcome, msg string) {
 	if outcome != "succeeded" {
 		d.Reason = msg
 	}
-	var a *activities.Activities
-	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome+" in the inventory"), a.RecordDeployment, d).Get(dctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome+" in the inventory"), contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("record deployment", "error", err)
 	}
 }

@@ -6,11 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -179,10 +180,9 @@ func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err erro
 	}
 	ref := *p.spec.Image
 	p.setPhase(ctx, PipelinePhaseResolving, "resolving image "+RolloutLabel(ref))
-	var a *activities.Activities
-	var out activities.ResolveImageResult
-	if err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+RolloutLabel(ref)), a.ResolveImage,
-		activities.ResolveImageInput{Service: p.progress.Service, Ref: ref}).Get(ctx, &out); err != nil {
+	var out contract.ResolveImageResult
+	if err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+RolloutLabel(ref)), contract.ActivityResolveImage,
+		contract.ResolveImageInput{Service: p.progress.Service, Ref: ref}).Get(ctx, &out); err != nil {
 		return "", false, p.fail("resolving the image", err)
 	}
 	p.setImage(ctx, out.ImageID)
@@ -205,9 +205,8 @@ func (p *pipeline) liveImages(ctx workflow.Context) (map[string]string, error) {
 	if len(envs) == 0 {
 		return live, nil
 	}
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, "live images of "+p.progress.Service), a.LiveImages,
-		activities.LiveImagesInput{Service: p.progress.Service, Environments: envs}).Get(ctx, &live)
+	err := workflow.ExecuteActivity(quickOptions(ctx, "live images of "+p.progress.Service), contract.ActivityLiveImages,
+		contract.LiveImagesInput{Service: p.progress.Service, Environments: envs}).Get(ctx, &live)
 	if err != nil {
 		return nil, p.fail("reading the inventory", err)
 	}

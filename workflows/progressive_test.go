@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/imago/imago/internal/contract"
 	"strings"
 	"time"
+
+	"github.com/imago/imago/internal/contract"
 
 	"github.com/stretchr/testify/mock"
 	sdkpb "go.temporal.io/api/sdk/v1"

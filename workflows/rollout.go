@@ -7,11 +7,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -98,7 +98,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	// the rollout. The undo is armed before provisioning (runs recorded before
 	// revertBeforeProvision arm it after): a cancel, or a provision that gave up
 	// half way, still tears down what was made.
-	var fleet provider.Fleet
+	var fleet contract.Fleet
 	undo := func() {
 		if err != nil && !r.committed {
 			r.revert(ctx, prev, fleet)
@@ -143,7 +143,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 type rollout struct {
 	spec     spec.Rollout
 	action   string
-	key      provider.RouteKey
+	key      contract.RouteKey
 	progress Progress
 
 	token        string // the provision token when the undo tears down by it (revertBeforeProvision)
@@ -171,7 +171,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 	r := &rollout{
 		spec:   in.Spec,
 		action: in.Action,
-		key:    provider.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
+		key:    contract.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
 		events: newNotifier(ctx),
 	}
 	if r.action == "" {
@@ -207,11 +207,10 @@ func (r *rollout) checkSpec(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, checkSpecChange, workflow.DefaultVersion, 1) < 1 {
 		return nil
 	}
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, "check the spec against the worker's provider"), a.CheckSpec, r.spec).Get(ctx, nil)
+	err := workflow.ExecuteActivity(quickOptions(ctx, "check the spec against the worker's provider"), contract.ActivityCheckSpec, r.spec).Get(ctx, nil)
 	if err != nil {
-		if es, ok := activities.InvalidSpec(err); ok {
-			r.checkErr = temporal.NewNonRetryableApplicationError(es.Error(), activities.ErrInvalidSpec, nil, es)
+		if es, ok := spec.InvalidSpec(err); ok {
+			r.checkErr = temporal.NewNonRetryableApplicationError(es.Error(), contract.ErrInvalidSpec, nil, es)
 		} else {
 			r.checkErr = err
 		}
@@ -243,10 +242,9 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 		what = "channel " + ref.Channel
 	}
 	r.setPhase(ctx, PhaseResolving, "resolving image "+what)
-	var a *activities.Activities
-	var img activities.ResolveImageResult
-	err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+what), a.ResolveImage,
-		activities.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env)}).Get(ctx, &img)
+	var img contract.ResolveImageResult
+	err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+what), contract.ActivityResolveImage,
+		contract.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env)}).Get(ctx, &img)
 	if err != nil {
 		return "", r.fail("resolving the image", err)
 	}
@@ -262,10 +260,9 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 	return img.ImageID, nil
 }
 
-func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
-	var a *activities.Activities
-	var route provider.Route
-	err := workflow.ExecuteActivity(quickOptions(ctx, "read route "+r.key.String()), a.ReadRoute, r.key).Get(ctx, &route)
+func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
+	var route contract.Route
+	err := workflow.ExecuteActivity(quickOptions(ctx, "read route "+r.key.String()), contract.ActivityReadRoute, r.key).Get(ctx, &route)
 	if err != nil {
 		return route, r.fail("reading the current route", err)
 	}
@@ -277,14 +274,14 @@ func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
 // provision makes the new fleet. byToken: the undo is armed already and
 // tears down whatever this token made, so a cancel waits for the Provision
 // attempt to stop (it heartbeats) before the undo looks.
-func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (provider.Fleet, error) {
+func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (contract.Fleet, error) {
 	size := r.spec.Fleet.Size
 	if r.spec.Strategy.Type == spec.Rolling {
 		size = r.waves(ctx).wave // the first wave; the others grow the fleet
 	}
 	r.setPhase(ctx, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
 	info := workflow.GetInfo(ctx)
-	req := provider.ProvisionRequest{
+	req := contract.ProvisionRequest{
 		// Derived from the run, so a retried activity adopts what an earlier attempt made.
 		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
 		Service:     r.spec.Service,
@@ -294,15 +291,14 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		Labels:      map[string]string{"rollout": info.WorkflowExecution.ID, "run": info.WorkflowExecution.RunID},
 		Provider:    r.spec.Provider,
 		// A provider whose load balancer checks instances (aws) checks what the spec says.
-		Health: &provider.HealthCheck{Path: r.spec.Health.Path, Interval: r.spec.Health.Interval.D()},
+		Health: &contract.HealthCheck{Path: r.spec.Health.Path, Interval: r.spec.Health.Interval.D()},
 		// Secrets stay references: the provider resolves them on the worker.
 		Env: provisionEnv(r.spec.Env),
 	}
 	if byToken {
 		r.token = req.Token
 	}
-	var a *activities.Activities
-	var fleet provider.Fleet
+	var fleet contract.Fleet
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		HeartbeatTimeout:       20 * time.Second,
@@ -311,7 +307,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 25},
 		Summary:                fmt.Sprintf("provision %d × %s", size, imageID),
 	}
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.Provision, req).Get(ctx, &fleet)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityProvision, req).Get(ctx, &fleet)
 	if err != nil {
 		return fleet, r.fail("provisioning the new fleet", err)
 	}
@@ -339,10 +335,9 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
 		Summary:                fmt.Sprintf("wait healthy %s %s", fleetID, h.Path),
 	}
-	var a *activities.Activities
-	var out activities.WaitHealthyResult
+	var out contract.WaitHealthyResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.WaitHealthy, activities.WaitHealthyInput{
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityWaitHealthy, contract.WaitHealthyInput{
 			FleetID: fleetID, From: from, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
 		}).Get(ctx, &out)
 	})
@@ -359,9 +354,8 @@ func (r *rollout) validate(ctx workflow.Context, fleetID string, from int) error
 		return r.stopped()
 	}
 	r.enter(ctx, PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleetID))
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleetID)), a.RunChecks,
-		activities.RunChecksInput{FleetID: fleetID, From: from, Checks: r.spec.Checks}).Get(ctx, nil)
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleetID)), contract.ActivityRunChecks,
+		contract.RunChecksInput{FleetID: fleetID, From: from, Checks: r.spec.Checks}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("validating the new fleet", err)
 	}
@@ -369,7 +363,7 @@ func (r *rollout) validate(ctx workflow.Context, fleetID string, from int) error
 	return nil
 }
 
-func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) ([]string, error) {
+func (r *rollout) decommission(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) ([]string, error) {
 	var old []string
 	for _, id := range prev.FleetIDs() {
 		if id != fleet.ID {
@@ -381,9 +375,8 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 	}
 	r.committed = true
 	r.setPhase(ctx, PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
-	var a *activities.Activities
 	for _, id := range old {
-		err := workflow.ExecuteActivity(terminateOptions(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
+		err := workflow.ExecuteActivity(terminateOptions(ctx, "terminate "+id), contract.ActivityTerminate, contract.TerminateInput{FleetID: id}).Get(ctx, nil)
 		if err != nil {
 			return old, r.fail("decommissioning the old fleet", fmt.Errorf("%s now serves all traffic, but old fleet %s could not be terminated: %s", fleet.ID, id, reason(err)))
 		}
@@ -395,11 +388,10 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 // tearDown terminates the new fleet of a rollout that did not commit: every
 // fleet its provision token made when the undo was armed before provisioning
 // (the fleet may be half made, or not known to the workflow), else fleet by ID.
-func (r *rollout) tearDown(ctx workflow.Context, fleet provider.Fleet) {
-	var a *activities.Activities
+func (r *rollout) tearDown(ctx workflow.Context, fleet contract.Fleet) {
 	if r.token == "" {
-		if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+fleet.ID), a.Terminate,
-			activities.TerminateInput{FleetID: fleet.ID}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+fleet.ID), contract.ActivityTerminate,
+			contract.TerminateInput{FleetID: fleet.ID}).Get(ctx, nil); err != nil {
 			r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", fleet.ID, reason(err)))
 			return
 		}
@@ -411,8 +403,8 @@ func (r *rollout) tearDown(ctx workflow.Context, fleet provider.Fleet) {
 		what = "the fleet of provision " + r.token
 	}
 	var gone []string
-	if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+what), a.TerminateByToken,
-		activities.TerminateByTokenInput{Token: r.token, Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &gone); err != nil {
+	if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+what), contract.ActivityTerminateByToken,
+		contract.TerminateByTokenInput{Token: r.token, Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &gone); err != nil {
 		r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", what, reason(err)))
 		return
 	}
@@ -473,7 +465,7 @@ func reason(err error) string {
 	return err.Error()
 }
 
-func weights(r provider.Route) []FleetWeight {
+func weights(r contract.Route) []FleetWeight {
 	out := make([]FleetWeight, 0, len(r.Backends))
 	for _, b := range r.Backends {
 		out = append(out, FleetWeight{FleetID: b.FleetID, Weight: b.Weight})
@@ -483,13 +475,13 @@ func weights(r provider.Route) []FleetWeight {
 
 // provisionEnv is the rollout's env as the provider takes it: values, and
 // secrets as their references.
-func provisionEnv(env map[string]spec.EnvVar) map[string]provider.EnvVar {
+func provisionEnv(env map[string]spec.EnvVar) map[string]contract.EnvVar {
 	if len(env) == 0 {
 		return nil
 	}
-	out := make(map[string]provider.EnvVar, len(env))
+	out := make(map[string]contract.EnvVar, len(env))
 	for _, k := range sortedKeys(env) {
-		out[k] = provider.EnvVar{Value: env[k].Value, Secret: env[k].Secret}
+		out[k] = contract.EnvVar{Value: env[k].Value, Secret: env[k].Secret}
 	}
 	return out
 }
