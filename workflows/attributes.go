@@ -13,34 +13,33 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// TaskQueue is the task queue imago's workers poll.
-const TaskQueue = "imago"
-
-// BakeTaskQueue is where bakes build and test images (BakeBuild, TestImage):
-// long, heavy activities that a worker runs a few at a time and lets finish
-// longer when it stops.
-const BakeTaskQueue = "imago-bake"
-
-// Query and update names.
+// Task queues (contract.TaskQueue, contract.BakeTaskQueue).
 const (
-	QueryProgress = "progress"
-	QueryInput    = "input" // a rollout's input
+	TaskQueue     = contract.TaskQueue
+	BakeTaskQueue = contract.BakeTaskQueue
 )
 
-// Search attributes that make rollouts findable in the web UI and `imago rollout list`.
+// Query names (contract.Query*).
+const (
+	QueryProgress = contract.QueryProgress
+	QueryInput    = contract.QueryInput
+)
+
+// Search attributes that make rollouts findable in the web UI and `imago
+// rollout list` (contract.*Attr).
 var (
 	ServiceAttr     = contract.ServiceAttr
 	EnvironmentAttr = contract.EnvironmentAttr
-	ImageAttr       = temporal.NewSearchAttributeKeyKeyword("ImagoImage")
-	PhaseAttr       = temporal.NewSearchAttributeKeyKeyword("ImagoPhase")
-	StrategyAttr    = temporal.NewSearchAttributeKeyKeyword("ImagoStrategy")
+	ImageAttr       = contract.ImageAttr
+	PhaseAttr       = contract.PhaseAttr
+	StrategyAttr    = contract.StrategyAttr
 )
 
 // SearchAttributes lists imago's custom search attributes and their types, for
 // registering them on a namespace.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	out := map[string]enumspb.IndexedValueType{}
-	for _, k := range []temporal.SearchAttributeKeyKeyword{ServiceAttr, EnvironmentAttr, ImageAttr, PhaseAttr, StrategyAttr, contract.WatchBaseAttr} {
+	for _, k := range contract.SearchAttributeKeys {
 		out[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
 	return out

@@ -14,15 +14,13 @@ import (
 )
 
 // Update names: people in the loop.
+// (contract.Update*).
 const (
-	UpdateApprove  = "approve"
-	UpdateAbort    = "abort"
-	UpdatePromote  = "promote"
-	UpdateRollback = "rollback"
-	// UpdateChecked answers once the rollout has checked its spec against
-	// the worker's provider: nothing, or why the provider cannot run it (an
-	// InvalidSpec error). rollouts.Start waits for it.
-	UpdateChecked = "checked"
+	UpdateApprove  = contract.UpdateApprove
+	UpdateAbort    = contract.UpdateAbort
+	UpdatePromote  = contract.UpdatePromote
+	UpdateRollback = contract.UpdateRollback
+	UpdateChecked  = contract.UpdateChecked
 )
 
 // Decision is who did what and why, as recorded in progress and the inventory.

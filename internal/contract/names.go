@@ -69,8 +69,9 @@ const (
 	UpdateAbort    = "abort"
 	UpdatePromote  = "promote"
 	UpdateRollback = "rollback"
-	// UpdateChecked is the validation-only update a rollout answers once its
-	// spec passed CheckSpec.
+	// UpdateChecked answers once the rollout has checked its spec against
+	// the worker's provider: nothing, or why the provider cannot run it (an
+	// InvalidSpec error). rollouts.Start waits for it.
 	UpdateChecked = "checked"
 )
 
