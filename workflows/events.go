@@ -74,7 +74,7 @@ func (r *rollout) publishPhase(ctx workflow.Context, msg string) {
 	}
 	typ := contract.EventRolloutPhase
 	if outcome, final := RolloutOutcome(p.Phase); final {
-		typ, data.Outcome, data.Error = contract.EventRolloutFinished, outcome, p.Error
+		typ, data.Outcome, data.Error = contract.EventRolloutFinished, outcome.MetricLabel(), p.Error
 	}
 	r.events.publish(ctx, typ, p.Service+"/"+p.Environment, data)
 }
@@ -88,7 +88,7 @@ func (b *baker) publishPhase(ctx workflow.Context, msg string) {
 	}
 	typ := contract.EventBakePhase
 	if outcome, final := BakeOutcome(p.Phase, p.Cached); final {
-		typ, data.Outcome = contract.EventBakeFinished, outcome
+		typ, data.Outcome = contract.EventBakeFinished, outcome.MetricLabel()
 		if p.Phase != BakePhaseSucceeded {
 			data.Error = p.Error
 		}
@@ -103,8 +103,8 @@ func (p *pipeline) publishPhase(ctx workflow.Context, msg string) {
 	pr := p.progress
 	data := contract.EventData{Service: pr.Service, Image: pr.ImageID, Phase: pr.Phase, Message: msg, StartedBy: pr.StartedBy}
 	typ := contract.EventPipelinePhase
-	if outcome, final := pipelineOutcomes[pr.Phase]; final {
-		typ, data.Outcome, data.Error = contract.EventPipelineFinished, outcome, pr.Error
+	if outcome, final := PipelineOutcome(pr.Phase); final {
+		typ, data.Outcome, data.Error = contract.EventPipelineFinished, outcome.MetricLabel(), pr.Error
 	}
 	p.events.publish(ctx, typ, pr.Service, data)
 }
