@@ -57,6 +57,7 @@ func TestACachedBakeCountsAsCached(t *testing.T) {
 // rolloutMocks makes every activity of a rollout succeed; analysis fails.
 func rolloutMocks(env *testsuite.TestWorkflowEnvironment) {
 	var a *activities.Activities
+	env.OnActivity(a.CheckSpec, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.ResolveImage, mock.Anything, mock.Anything).Return(activities.ResolveImageResult{ImageID: "img-000000000002", Service: "hello"}, nil)
 	env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}, nil)
 	env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(provider.Fleet{ID: "fl-new", Instances: []provider.Instance{{ID: "fl-new-0", Address: "127.0.0.1:3000"}}}, nil)
