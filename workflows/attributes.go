@@ -64,7 +64,7 @@ func RolloutAttributes(r spec.Rollout) temporal.SearchAttributes {
 		EnvironmentAttr.ValueSet(r.Environment),
 		ImageAttr.ValueSet(RolloutLabel(r.Image)),
 		StrategyAttr.ValueSet(r.Strategy.Type),
-		PhaseAttr.ValueSet("pending"),
+		PhaseAttr.ValueSet(string(contract.PhasePending)),
 	)
 }
 

@@ -13,15 +13,20 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// Bake phases.
+// Bake phases (contract.Phase*).
 const (
-	BakePhaseDigest    = "digest"
-	BakePhaseBuilding  = "building"
-	BakePhaseTesting   = "testing"
-	BakePhasePublished = "publishing"
-	BakePhaseSucceeded = "succeeded"
-	BakePhaseFailed    = "failed"
-	BakePhaseCanceled  = "canceled"
+	BakePhaseDigest     = string(contract.PhaseDigest)
+	BakePhaseBuilding   = string(contract.PhaseBuilding)
+	BakePhaseTesting    = string(contract.PhaseTesting)
+	BakePhasePublishing = string(contract.PhasePublishing)
+	BakePhaseSucceeded  = string(contract.PhaseSucceeded)
+	BakePhaseFailed     = string(contract.PhaseFailed)
+	BakePhaseCanceled   = string(contract.PhaseCanceled)
+
+	// BakePhasePublished is BakePhasePublishing under its old, wrong name.
+	//
+	// Deprecated: use BakePhasePublishing.
+	BakePhasePublished = BakePhasePublishing
 )
 
 // ErrBakeFailed is the error type of a failed bake.
@@ -227,7 +232,7 @@ func (b *baker) test(ctx workflow.Context, built contract.BakeBuildResult) (bool
 }
 
 func (b *baker) publish(ctx workflow.Context, built contract.BakeBuildResult) (contract.Image, error) {
-	b.phase(ctx, BakePhasePublished, "publishing "+built.Image.ID)
+	b.phase(ctx, BakePhasePublishing, "publishing "+built.Image.ID)
 	var img contract.Image
 	err := workflow.ExecuteActivity(quickOptions(ctx, "publish "+built.Image.ID), contract.ActivityPublishImage,
 		contract.PublishImageInput{Image: built.Image, ArchivePath: built.ArchivePath}).Get(ctx, &img)

@@ -15,29 +15,34 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// Pipeline phases (the ImagoPhase search attribute of a pipeline).
+// Pipeline phases (the ImagoPhase search attribute of a pipeline; contract.Phase*).
 const (
-	PipelinePhaseBaking    = "baking"
-	PipelinePhaseResolving = "resolving"
-	PipelinePhaseGate      = "awaiting-approval"
-	PipelinePhaseRollout   = "rolling-out"
-	PipelinePhaseSkipped   = "skipped"
-	PipelinePhaseSucceeded = "succeeded"
-	PipelinePhaseFailed    = "failed"
-	PipelinePhaseAborted   = "aborted"
-	PipelinePhaseCanceled  = "canceled"
+	PipelinePhaseBaking    = string(contract.PhaseBaking)
+	PipelinePhaseResolving = string(contract.PhaseResolving)
+	PipelinePhaseGate      = string(contract.PhaseAwaitingApproval)
+	PipelinePhaseRollout   = string(contract.PhaseRollingOut)
+	PipelinePhaseSkipped   = string(contract.PhaseSkipped)
+	PipelinePhaseSucceeded = string(contract.PhaseSucceeded)
+	PipelinePhaseFailed    = string(contract.PhaseFailed)
+	PipelinePhaseAborted   = string(contract.PhaseAborted)
+	PipelinePhaseCanceled  = string(contract.PhaseCanceled)
 )
 
-// Stage states.
+// Stage states (contract.Stage*).
 const (
-	StagePending   = "pending"
-	StageWaiting   = "awaiting-approval"
-	StageRunning   = "running"
-	StageSucceeded = "succeeded"
-	StageUnchanged = "unchanged" // the image was already live there
-	StageFailed    = "failed"
-	StageSkipped   = "not-started" // an earlier stage failed or the pipeline was aborted
-	StageCanceled  = "canceled"    // the pipeline was cancelled while its rollout ran; the rollout undid itself
+	StagePending    = string(contract.StagePending)
+	StageWaiting    = string(contract.StageWaiting)
+	StageRunning    = string(contract.StageRunning)
+	StageSucceeded  = string(contract.StageSucceeded)
+	StageUnchanged  = string(contract.StageUnchanged)
+	StageFailed     = string(contract.StageFailed)
+	StageNotStarted = string(contract.StageNotStarted)
+	StageCanceled   = string(contract.StageCanceled)
+
+	// StageSkipped is StageNotStarted under its old name ("not-started" on the wire).
+	//
+	// Deprecated: use StageNotStarted.
+	StageSkipped = StageNotStarted
 )
 
 // Error types of pipelines that did not succeed.
@@ -303,7 +308,7 @@ func (p *pipeline) stageFailed(ctx workflow.Context, i int, err error) error {
 	env := p.spec.Stages[i].Rollout.Environment
 	var later []string
 	for j := i + 1; j < len(p.spec.Stages); j++ {
-		p.progress.Stages[j].State = StageSkipped
+		p.progress.Stages[j].State = StageNotStarted
 		later = append(later, p.progress.Stages[j].Environment)
 	}
 	msg := fmt.Sprintf("pipeline %s stopped: stage %s failed: %s", p.spec.Name, env, reason(err))
@@ -344,7 +349,7 @@ func (p *pipeline) gate(ctx workflow.Context, i int, timeout time.Duration) erro
 
 func (p *pipeline) markNotStarted(from int) {
 	for j := from; j < len(p.spec.Stages); j++ {
-		p.progress.Stages[j].State = StageSkipped
+		p.progress.Stages[j].State = StageNotStarted
 	}
 }
 

@@ -15,27 +15,29 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// Rollout phases, as shown by the progress query and the ImagoPhase search attribute.
+// Rollout phases, as shown by the progress query and the ImagoPhase search
+// attribute: contract.Phase* (one string form each), as untyped strings while
+// progress fields are strings.
 const (
-	PhaseResolving        = "resolving"
-	PhaseProvisioning     = "provisioning"
-	PhaseWaitingHealthy   = "waiting-healthy"
-	PhaseValidating       = "validating"
-	PhaseAwaitingApproval = "awaiting-approval"
-	PhaseCuttingOver      = "cutting-over"
-	PhaseCanary           = "canary"
-	PhaseRolling          = "rolling"
-	PhasePaused           = "paused"
-	PhaseAnalyzing        = "analyzing"
-	PhaseVerifying        = "verifying"
-	PhaseSoaking          = "soaking"
-	PhaseRollingBack      = "rolling-back"
-	PhaseDecommissioning  = "decommissioning"
-	PhaseSucceeded        = "succeeded"
-	PhaseFailed           = "failed"
-	PhaseAborted          = "aborted"
-	PhaseRolledBack       = "rolled-back"
-	PhaseCanceled         = "canceled" // the workflow was cancelled (and undone, as after a failure)
+	PhaseResolving        = string(contract.PhaseResolving)
+	PhaseProvisioning     = string(contract.PhaseProvisioning)
+	PhaseWaitingHealthy   = string(contract.PhaseWaitingHealthy)
+	PhaseValidating       = string(contract.PhaseValidating)
+	PhaseAwaitingApproval = string(contract.PhaseAwaitingApproval)
+	PhaseCuttingOver      = string(contract.PhaseCuttingOver)
+	PhaseCanary           = string(contract.PhaseCanary)
+	PhaseRolling          = string(contract.PhaseRolling)
+	PhasePaused           = string(contract.PhasePaused)
+	PhaseAnalyzing        = string(contract.PhaseAnalyzing)
+	PhaseVerifying        = string(contract.PhaseVerifying)
+	PhaseSoaking          = string(contract.PhaseSoaking)
+	PhaseRollingBack      = string(contract.PhaseRollingBack)
+	PhaseDecommissioning  = string(contract.PhaseDecommissioning)
+	PhaseSucceeded        = string(contract.PhaseSucceeded)
+	PhaseFailed           = string(contract.PhaseFailed)
+	PhaseAborted          = string(contract.PhaseAborted)
+	PhaseRolledBack       = string(contract.PhaseRolledBack)
+	PhaseCanceled         = string(contract.PhaseCanceled)
 )
 
 // revertBeforeProvision is the workflow change that arms a rollout's undo before

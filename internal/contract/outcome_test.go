@@ -35,3 +35,24 @@ func TestOutcomeForms(t *testing.T) {
 		t.Errorf("OutcomeFromMetricLabel(rolled-back) = %q: the metric form is rolled_back", o)
 	}
 }
+
+// A final phase is its outcome's canonical form; other phases have no outcome.
+func TestFinalPhasesAreOutcomes(t *testing.T) {
+	for _, o := range Outcomes {
+		if o == OutcomeCached {
+			continue // a bake that succeeded from the cache: its phase is succeeded
+		}
+		got, ok := Phase(o).Outcome()
+		if !ok || got != o {
+			t.Errorf("Phase(%q).Outcome() = %q, %v; want %q", o, got, ok, o)
+		}
+	}
+	for _, p := range []Phase{PhasePending, PhaseResolving, PhaseCanary, PhaseRollingBack, PhasePublishing, PhaseRollingOut} {
+		if o, ok := p.Outcome(); ok {
+			t.Errorf("phase %q is not final, but has outcome %q", p, o)
+		}
+	}
+	if PhaseRolledBack != "rolled-back" || StageNotStarted != "not-started" || PhasePublishing != "publishing" {
+		t.Error("a wire form changed: recorded histories and search attributes hold rolled-back, not-started and publishing")
+	}
+}
