@@ -44,7 +44,7 @@ type FleetShare struct {
 	FleetID string `json:"fleetId"`
 	Weight  int    `json:"weight"`
 	// Instances routes to the fleet's first Instances instances, in fleet
-	// order: the ones a resize to that size keeps (see Resizer).
+	// order: the ones a resize to that size keeps (see provider.Resizer).
 	// 0 routes to all of them.
 	Instances int `json:"instances,omitempty"`
 }
