@@ -16,25 +16,12 @@ import (
 
 	"github.com/imago/imago/internal/bake/runas"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
-)
-
-// Error types of non-retryable activity failures; workflows and tests match on them.
-const (
-	ErrImageNotFound = "ImageNotFound"
-	ErrImageRevoked  = "ImageRevoked"
-	ErrHealthTimeout = "HealthTimeout"
-	// ErrInstancesExited: every instance of a fleet waited on has exited.
-	ErrInstancesExited = "InstancesExited"
-	ErrCheckFailed     = "CheckFailed"
-	ErrProvider        = "ProviderRefused"
-	// ErrEntrypointEnv: the image's entrypoint uses a variable the rollout's
-	// env does not provide.
-	ErrEntrypointEnv = "EntrypointEnv"
 )
 
 // Activities are the rollout's steps. Fields are their dependencies; the worker
@@ -77,21 +64,11 @@ var defaultProbe = ProbeClient()
 // ProbeClient is the client of health probes and smoke checks (probe.Client).
 func ProbeClient() *http.Client { return probe.Client() }
 
-// ResolveImageInput names an image: by ID or by a channel of the service.
-type ResolveImageInput struct {
-	Service string        `json:"service"`
-	Ref     spec.ImageRef `json:"ref"`
-	// Env names the variables of the rollout's env: every variable the
-	// image's entrypoint uses must be PORT, HOST or one of them.
-	Env []string `json:"env,omitempty"`
-}
+// ResolveImageInput is contract.ResolveImageInput.
+type ResolveImageInput = contract.ResolveImageInput
 
-// ResolveImageResult is the image a rollout ships.
-type ResolveImageResult struct {
-	ImageID string `json:"imageId"`
-	Digest  string `json:"digest"`
-	Service string `json:"service"`
-}
+// ResolveImageResult is contract.ResolveImageResult.
+type ResolveImageResult = contract.ResolveImageResult
 
 // ResolveImage finds the image a rollout ships and refuses a revoked one.
 func (a *Activities) ResolveImage(ctx context.Context, in ResolveImageInput) (ResolveImageResult, error) {
@@ -139,12 +116,8 @@ func (a *Activities) Provision(ctx context.Context, req provider.ProvisionReques
 	return f, err
 }
 
-// TerminateByTokenInput names the fleets one provision request made.
-type TerminateByTokenInput struct {
-	Token       string `json:"token"`
-	Service     string `json:"service"`
-	Environment string `json:"environment"`
-}
+// TerminateByTokenInput is contract.TerminateByTokenInput.
+type TerminateByTokenInput = contract.TerminateByTokenInput
 
 // TerminateByToken terminates every fleet a provision request (its token)
 // made, found however far the provision got: a rollout that is cancelled or
@@ -184,32 +157,11 @@ func withProgress(ctx context.Context, hb *heartbeater) context.Context {
 	return provider.WithProgress(ctx, func(msg string) { hb.Set(msg) })
 }
 
-// SetRouteInput is a traffic switch.
-type SetRouteInput struct {
-	Key provider.RouteKey `json:"key"`
-	// Shares is the route by fleet: SetRoute looks each fleet's targets up, so
-	// a route over thousands of instances costs a rollout's history a few bytes.
-	Shares []FleetShare `json:"shares,omitempty"`
-	// Route is the router's address (Listen) and, without Shares, the route
-	// with every target spelled out, as rollouts started before Shares send it.
-	Route provider.Route `json:"route"`
-	// HealthPath, when set, arms the traffic guard: every fleet the route sends
-	// traffic to must have a healthy instance, or the switch is refused.
-	HealthPath string `json:"healthPath,omitempty"`
-}
+// SetRouteInput is contract.SetRouteInput.
+type SetRouteInput = contract.SetRouteInput
 
-// FleetShare is one fleet's share of a route, by reference.
-type FleetShare struct {
-	FleetID string `json:"fleetId"`
-	Weight  int    `json:"weight"`
-	// Instances routes to the fleet's first Instances instances, in fleet
-	// order: the ones a resize to that size keeps (see provider.Resizer).
-	// 0 routes to all of them.
-	Instances int `json:"instances,omitempty"`
-}
-
-// ErrTrafficGuard refuses a route that would send traffic only to dead fleets.
-const ErrTrafficGuard = "TrafficGuard"
+// FleetShare is contract.FleetShare.
+type FleetShare = contract.FleetShare
 
 // SetRoute switches the router; it returns once new requests follow the new route.
 // The traffic guard never routes away from the last healthy fleet: a route whose
@@ -257,17 +209,11 @@ func (a *Activities) backends(ctx context.Context, shares []FleetShare) ([]provi
 	return out, nil
 }
 
-// ResizeInput grows or shrinks a fleet.
-type ResizeInput struct {
-	FleetID string `json:"fleetId"`
-	Size    int    `json:"size"`
-}
+// ResizeInput is contract.ResizeInput.
+type ResizeInput = contract.ResizeInput
 
-// ResizeResult is a resized fleet, by count.
-type ResizeResult struct {
-	FleetID   string `json:"fleetId"`
-	Instances int    `json:"instances"`
-}
+// ResizeResult is contract.ResizeResult.
+type ResizeResult = contract.ResizeResult
 
 // ScaleFleet grows or shrinks a fleet (rolling rollouts) and reports how many
 // instances it has now; retries are idempotent. Its result is a count, not the
@@ -285,10 +231,8 @@ func (a *Activities) ResizeFleet(ctx context.Context, in ResizeInput) (provider.
 	return f, providerError(err)
 }
 
-// TerminateInput names a fleet to stop.
-type TerminateInput struct {
-	FleetID string `json:"fleetId"`
-}
+// TerminateInput is contract.TerminateInput.
+type TerminateInput = contract.TerminateInput
 
 // Terminate stops a fleet; the provider refuses if it still receives traffic.
 // It heartbeats on a ticker, with the provider's latest progress report (a

@@ -12,10 +12,6 @@ import (
 	"github.com/imago/imago/internal/provider"
 )
 
-// ErrAnalysisSpec fails RunAnalysis without retry: the analysis spec is invalid
-// or cannot be measured with this provider.
-const ErrAnalysisSpec = "AnalysisSpec"
-
 // Phases of an AnalysisResult.
 const (
 	AnalysisSuccessful   = analysis.PhaseSuccessful
@@ -23,78 +19,17 @@ const (
 	AnalysisInconclusive = analysis.PhaseInconclusive
 )
 
-// RunAnalysisActivity is RunAnalysis' activity type, as the worker registers it.
-const RunAnalysisActivity = "RunAnalysis"
+// AnalysisInput is analysis.AnalysisInput.
+type AnalysisInput = analysis.AnalysisInput
 
-// AnalysisInput runs one analysis against a fleet.
-type AnalysisInput struct {
-	// Name names the analysis in messages (the rollout spec's analyses key).
-	Name string        `json:"name"`
-	Spec analysis.Spec `json:"spec"`
-	// Key is the router of the service (provider router).
-	Key provider.RouteKey `json:"key"`
-	// FleetID is the fleet under analysis. {{fleet}}, {{service}} and
-	// {{environment}} in the spec's query, address and url are replaced by it
-	// and by Key.
-	FleetID string `json:"fleetId"`
-}
+// AnalysisResult is analysis.AnalysisResult.
+type AnalysisResult = analysis.AnalysisResult
 
-// AnalysisResult is the outcome of an analysis. Failed and Inconclusive are
-// results, not activity errors: the workflow decides what they mean.
-type AnalysisResult struct {
-	Name    string `json:"name"`
-	FleetID string `json:"fleetId,omitempty"`
-	// Phase is AnalysisSuccessful, AnalysisFailed or AnalysisInconclusive.
-	Phase string `json:"phase"`
-	// Reason is empty for Successful, else one of analysis.Reason*; Failed with
-	// analysis.ReasonCouldNotMeasure means too many measurements in a row could
-	// not be taken.
-	Reason  string `json:"reason,omitempty"`
-	Message string `json:"message"`
-	// Measurements are the latest analysis.KeptMeasurements measurements (the
-	// history keeps no more); Counts count them all.
-	Measurements []analysis.Measurement `json:"measurements"`
-	Counts       analysis.Counts        `json:"counts"`
-	AnalysisSource
-}
+// AnalysisSource is analysis.AnalysisSource.
+type AnalysisSource = analysis.AnalysisSource
 
-// AnalysisSource says what an analysis measured and how it judged it, once,
-// apart from the measurements (a Prometheus query is long).
-type AnalysisSource struct {
-	Provider string `json:"provider,omitempty"`
-	Metric   string `json:"metric,omitempty"`
-	// Condition is the success condition: "max 0.05".
-	Condition string `json:"condition,omitempty"`
-	// Source is where measurements came from (analysis.Spec.Source): the
-	// router's counters, a Prometheus address, a URL (passwords hidden).
-	Source string `json:"source,omitempty"`
-	// Query is the Prometheus query as run ({{fleet}} and the others replaced).
-	Query    string `json:"query,omitempty"`
-	OnNoData string `json:"onNoData,omitempty"`
-}
-
-// SourceOf describes the analysis spec s, expanded for fleetID and key as
-// RunAnalysis runs it.
-func SourceOf(s analysis.Spec, key provider.RouteKey, fleetID string) AnalysisSource {
-	s = s.Expand(AnalysisVars(key, fleetID))
-	onNoData := s.OnNoData
-	if onNoData == "" {
-		onNoData = analysis.NoDataInconclusive
-	}
-	return AnalysisSource{Provider: s.Provider, Metric: s.Metric, Condition: s.Condition(), Source: s.Source(), Query: s.Query, OnNoData: onNoData}
-}
-
-// AnalysisVars are the values of the template variables of an analysis' query,
-// address and url: {{fleet}}, {{service}}, {{environment}}.
-func AnalysisVars(key provider.RouteKey, fleetID string) map[string]string {
-	return map[string]string{"fleet": fleetID, "service": key.Service, "environment": key.Environment}
-}
-
-// AnalysisProgress is the heartbeat of RunAnalysis: the measurements taken so
-// far. A retried attempt goes on from them (they count).
-type AnalysisProgress struct {
-	Measurements []analysis.Measurement `json:"measurements"`
-}
+// AnalysisProgress is analysis.AnalysisProgress.
+type AnalysisProgress = analysis.AnalysisProgress
 
 // RunAnalysis measures the fleet as in.Spec says until the outcome is decided,
 // heartbeating on a ticker (a slow measurement included) with the measurements
@@ -166,3 +101,9 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil
 }
+
+// SourceOf and AnalysisVars: see package analysis.
+var (
+	SourceOf     = analysis.SourceOf
+	AnalysisVars = analysis.AnalysisVars
+)

@@ -21,17 +21,10 @@ import (
 	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/bake"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/packerplugin"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
-)
-
-// Error types of bake failures.
-const (
-	ErrTemplate    = "TemplateError"
-	ErrImageTest   = "ImageTestFailed"
-	ErrBaseRevoked = "BaseRevoked"
-	ErrBakeFenced  = "BakeFenced"
 )
 
 // fence refuses a bake this worker must not run, whoever validated it: a passEnv
@@ -55,11 +48,8 @@ func (a *Activities) fence(b *spec.Bake) error {
 	return temporal.NewNonRetryableApplicationError("bake refused by this worker's fence: "+strings.Join(msgs, "; "), ErrBakeFenced, nil)
 }
 
-// BakeDigestResult identifies a bake's inputs.
-type BakeDigestResult struct {
-	InputDigest string `json:"inputDigest"`
-	BaseImageID string `json:"baseImageId,omitempty"`
-}
+// BakeDigestResult is contract.BakeDigestResult.
+type BakeDigestResult = contract.BakeDigestResult
 
 // BakeDigest computes the input digest of a bake: the spec's build-relevant fields,
 // the content of its source tree, files and template, and the resolved base image.
@@ -172,17 +162,11 @@ func notFoundIsPermanent(err error) error {
 	return err
 }
 
-// FindCachedInput looks up an image by input digest.
-type FindCachedInput struct {
-	Service     string `json:"service"`
-	InputDigest string `json:"inputDigest"`
-}
+// FindCachedInput is contract.FindCachedInput.
+type FindCachedInput = contract.FindCachedInput
 
-// FindCachedResult is the cache lookup's answer.
-type FindCachedResult struct {
-	Found bool          `json:"found"`
-	Image catalog.Image `json:"image"`
-}
+// FindCachedResult is contract.FindCachedResult.
+type FindCachedResult = contract.FindCachedResult
 
 // FindCached returns the image already built from these inputs, if any and usable.
 func (a *Activities) FindCached(ctx context.Context, in FindCachedInput) (FindCachedResult, error) {
@@ -199,23 +183,11 @@ func (a *Activities) FindCached(ctx context.Context, in FindCachedInput) (FindCa
 	return FindCachedResult{Found: true, Image: img}, nil
 }
 
-// BakeBuildInput builds an image.
-type BakeBuildInput struct {
-	Spec        spec.Bake `json:"spec"`
-	InputDigest string    `json:"inputDigest"`
-	BaseImageID string    `json:"baseImageId,omitempty"`
-	// BuildID names the bake run (workflow ID and run ID): each run builds in a
-	// directory of its own, which its retried attempts adopt. Empty (a bake
-	// scheduled before it existed): the input digest's directory.
-	BuildID string `json:"buildId,omitempty"`
-}
+// BakeBuildInput is spec.BakeBuildInput.
+type BakeBuildInput = spec.BakeBuildInput
 
-// BakeBuildResult is a built, not yet published image.
-type BakeBuildResult struct {
-	Image       catalog.Image `json:"image"`
-	ArchivePath string        `json:"archivePath,omitempty"` // local images
-	Adopted     bool          `json:"adopted"`               // a previous attempt had finished it
-}
+// BakeBuildResult is contract.BakeBuildResult.
+type BakeBuildResult = contract.BakeBuildResult
 
 // BakeBuild builds the image into a directory of the bake run. A retried
 // attempt (say, after a worker crash) adopts a build that finished; two bakes
@@ -376,13 +348,8 @@ func buildError(err error) error {
 	return err
 }
 
-// TestImageInput boots one instance of a freshly built image.
-type TestImageInput struct {
-	Image  catalog.Image `json:"image"`
-	Token  string        `json:"token"`
-	Health spec.Health   `json:"health"`
-	Checks []spec.Check  `json:"checks,omitempty"`
-}
+// TestImageInput is contract.TestImageInput.
+type TestImageInput = contract.TestImageInput
 
 // TestImage provisions one instance of the image, waits until it is healthy, runs
 // the checks against it and terminates it, whatever the outcome.
@@ -427,11 +394,8 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 	return nil
 }
 
-// PublishImageInput publishes a built image.
-type PublishImageInput struct {
-	Image       catalog.Image `json:"image"`
-	ArchivePath string        `json:"archivePath,omitempty"`
-}
+// PublishImageInput is contract.PublishImageInput.
+type PublishImageInput = contract.PublishImageInput
 
 // PublishImage records the image in the catalog. Two bakes of the same inputs end
 // with one image: the catalog keeps the first and returns it to both.
@@ -448,14 +412,8 @@ func (a *Activities) PublishImage(ctx context.Context, in PublishImageInput) (ca
 	return a.Catalog.PublishArchive(ctx, archive, img)
 }
 
-// MoveChannelInput moves a channel.
-type MoveChannelInput struct {
-	Service string `json:"service"`
-	Channel string `json:"channel"`
-	ImageID string `json:"imageId"`
-	By      string `json:"by,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-}
+// MoveChannelInput is contract.MoveChannelInput.
+type MoveChannelInput = contract.MoveChannelInput
 
 // MoveChannel points a channel at an image; a retry that finds it moved already
 // adds no second history entry.

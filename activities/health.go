@@ -10,35 +10,20 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
-// WaitHealthyInput asks for every instance of a fleet to pass its health probe.
-type WaitHealthyInput struct {
-	FleetID  string        `json:"fleetId"`
-	Path     string        `json:"path"`
-	Interval time.Duration `json:"interval"`
-	Timeout  time.Duration `json:"timeout"`
-	// From skips the fleet's first From instances (fleet order): a rolling
-	// wave probes only the instances it added.
-	From int `json:"from,omitempty"`
-}
+// WaitHealthyInput is contract.WaitHealthyInput.
+type WaitHealthyInput = contract.WaitHealthyInput
 
-// WaitHealthyResult reports how the fleet came up.
-type WaitHealthyResult struct {
-	Healthy int           `json:"healthy"`
-	Took    time.Duration `json:"took"`
-}
+// WaitHealthyResult is contract.WaitHealthyResult.
+type WaitHealthyResult = contract.WaitHealthyResult
 
-// HealthProgress is the heartbeat of WaitHealthy; a retried attempt resumes the
-// same deadline from it instead of starting a new one.
-type HealthProgress struct {
-	Started time.Time `json:"started"`
-	Healthy int       `json:"healthy"`
-	Total   int       `json:"total"`
-}
+// HealthProgress is contract.HealthProgress.
+type HealthProgress = contract.HealthProgress
 
 // WaitHealthy probes every instance until all answer 2xx on Path; it fails
 // (non-retryable) when Timeout passes first, or at once when every instance
@@ -184,13 +169,8 @@ func (a *Activities) get(ctx context.Context, addr, path string) (int, string, e
 	return probe.Get(ctx, a.httpClient(), addr, path)
 }
 
-// RunChecksInput runs smoke checks against every instance of a fleet.
-type RunChecksInput struct {
-	FleetID string       `json:"fleetId"`
-	Checks  []spec.Check `json:"checks"`
-	// From skips the fleet's first From instances, as WaitHealthyInput.From.
-	From int `json:"from,omitempty"`
-}
+// RunChecksInput is contract.RunChecksInput.
+type RunChecksInput = contract.RunChecksInput
 
 // RunChecks runs each check against each instance; the first failure fails the
 // activity without retry, naming the check, the instance and what it answered.

@@ -8,11 +8,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
-
-// ErrInvalidDeployment is the error type of a deployment record or inventory
-// query the catalog refuses (bad names, action or outcome); retrying cannot help.
-const ErrInvalidDeployment = "InvalidDeployment"
 
 // RecordDeployment records a finished rollout or rollback in the catalog's
 // inventory and returns the stored entry. A RunID or RolloutID left empty is
@@ -32,17 +29,11 @@ func (a *Activities) RecordDeployment(ctx context.Context, d catalog.Deployment)
 	return rec, inventoryError(err)
 }
 
-// PreviousImageInput asks for the image to roll back to.
-type PreviousImageInput struct {
-	Service     string `json:"service"`
-	Environment string `json:"environment"`
-}
+// PreviousImageInput is contract.PreviousImageInput.
+type PreviousImageInput = contract.PreviousImageInput
 
-// PreviousImageResult is the image to roll back to, and the live one it replaces.
-type PreviousImageResult struct {
-	ImageID string `json:"imageId"`
-	From    string `json:"from"` // the image serving now
-}
+// PreviousImageResult is contract.PreviousImageResult.
+type PreviousImageResult = contract.PreviousImageResult
 
 // ErrNoPreviousImage is the error type of a PreviousImage that found nothing to
 // roll back to (or no live image to roll back from); retrying cannot help.

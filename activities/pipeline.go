@@ -13,17 +13,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
 
-// WatchBaseAttr is the search attribute of an imago schedule whose pipeline opted
-// in to base changes: the base channel it watches, "service/channel".
-var WatchBaseAttr = temporal.NewSearchAttributeKeyKeyword("ImagoBase")
-
-// LiveImagesInput asks which image is live in each environment of a service.
-type LiveImagesInput struct {
-	Service      string   `json:"service"`
-	Environments []string `json:"environments"`
-}
+// LiveImagesInput is contract.LiveImagesInput.
+type LiveImagesInput = contract.LiveImagesInput
 
 // LiveImages returns, per environment, the image its last successful rollout
 // left serving ("" when none did).
@@ -43,19 +37,11 @@ func (a *Activities) LiveImages(ctx context.Context, in LiveImagesInput) (map[st
 	return out, nil
 }
 
-// StartDependentsInput says which channel just moved.
-type StartDependentsInput struct {
-	Service string `json:"service"`
-	Channel string `json:"channel"`
-	ImageID string `json:"imageId"`
-}
+// StartDependentsInput is contract.StartDependentsInput.
+type StartDependentsInput = contract.StartDependentsInput
 
-// StartDependentsResult names the schedules whose pipelines were started, and
-// those that opted in but are paused.
-type StartDependentsResult struct {
-	Triggered []string `json:"triggered,omitempty"`
-	Paused    []string `json:"paused,omitempty"`
-}
+// StartDependentsResult is contract.StartDependentsResult.
+type StartDependentsResult = contract.StartDependentsResult
 
 // StartDependents triggers every imago schedule whose pipeline opted in to
 // changes of this base channel (onBaseChange), so images built on the old base

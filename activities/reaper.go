@@ -9,42 +9,18 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
-// The search attributes the reaper reads off running workflows. They are defined
-// here, where activities can read them; workflows re-exports them.
-var (
-	ServiceAttr     = temporal.NewSearchAttributeKeyKeyword("ImagoService")
-	EnvironmentAttr = temporal.NewSearchAttributeKeyKeyword("ImagoEnvironment")
-)
+// FindOrphansInput is contract.FindOrphansInput.
+type FindOrphansInput = contract.FindOrphansInput
 
-// FindOrphansInput says how old an unreferenced fleet must be to count as leaked.
-type FindOrphansInput struct {
-	Grace time.Duration `json:"grace"`
-}
+// Orphan is contract.Orphan.
+type Orphan = contract.Orphan
 
-// Orphan is a fleet nothing references: no route sends it traffic, no running
-// rollout or bake of its service and environment owns it, and it is older than
-// the grace period.
-type Orphan struct {
-	FleetID     string    `json:"fleetId"`
-	Service     string    `json:"service"`
-	Environment string    `json:"environment"`
-	ImageID     string    `json:"imageId"`
-	Instances   int       `json:"instances"`
-	Created     time.Time `json:"created"`
-}
-
-// FindOrphansResult lists the orphans, and how many fleets were kept and why.
-type FindOrphansResult struct {
-	Provider string   `json:"provider"`
-	Orphans  []Orphan `json:"orphans,omitempty"`
-	Routed   int      `json:"routed"`  // kept: a route sends them traffic
-	Busy     int      `json:"busy"`    // kept: a running rollout or bake may own them
-	Young    int      `json:"young"`   // kept: younger than the grace period
-	Checked  int      `json:"checked"` // fleets listed
-}
+// FindOrphansResult is contract.FindOrphansResult.
+type FindOrphansResult = contract.FindOrphansResult
 
 // FindOrphans lists the provider's fleets and returns those that leaked: a
 // rollout that died before it could clean up, a fleet made by hand. It never

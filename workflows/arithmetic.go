@@ -9,7 +9,7 @@ package workflows
 import (
 	"fmt"
 
-	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 )
 
 // MaxWaves is the most waves a rolling rollout runs. Route weights are whole
@@ -74,8 +74,8 @@ func (p wavePlan) counts(oldSize, placed int) (weight, keep int) {
 func (p wavePlan) next(placed int) int { return min(placed+p.wave, p.size) }
 
 // split gives the new fleet its weight and shares the rest among prev's fleets.
-func split(prev []activities.FleetShare, nb activities.FleetShare) []activities.FleetShare {
-	var out []activities.FleetShare
+func split(prev []contract.FleetShare, nb contract.FleetShare) []contract.FleetShare {
+	var out []contract.FleetShare
 	rest := 100 - nb.Weight
 	total := 0
 	for _, b := range prev {
@@ -84,7 +84,7 @@ func split(prev []activities.FleetShare, nb activities.FleetShare) []activities.
 		}
 	}
 	given := 0
-	var olds []activities.FleetShare
+	var olds []contract.FleetShare
 	for _, b := range prev {
 		if b.FleetID == nb.FleetID || b.Weight == 0 {
 			continue

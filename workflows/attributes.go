@@ -5,41 +5,41 @@ package workflows
 import (
 	"fmt"
 
+	"github.com/imago/imago/internal/contract"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/spec"
 )
 
-// TaskQueue is the task queue imago's workers poll.
-const TaskQueue = "imago"
-
-// BakeTaskQueue is where bakes build and test images (BakeBuild, TestImage):
-// long, heavy activities that a worker runs a few at a time and lets finish
-// longer when it stops.
-const BakeTaskQueue = "imago-bake"
-
-// Query and update names.
+// Task queues (contract.TaskQueue, contract.BakeTaskQueue).
 const (
-	QueryProgress = "progress"
-	QueryInput    = "input" // a rollout's input
+	TaskQueue     = contract.TaskQueue
+	BakeTaskQueue = contract.BakeTaskQueue
 )
 
-// Search attributes that make rollouts findable in the web UI and `imago rollout list`.
+// Query names (contract.Query*).
+const (
+	QueryProgress = contract.QueryProgress
+	QueryInput    = contract.QueryInput
+)
+
+// Search attributes that make rollouts findable in the web UI and `imago
+// rollout list` (contract.*Attr).
 var (
-	ServiceAttr     = activities.ServiceAttr
-	EnvironmentAttr = activities.EnvironmentAttr
-	ImageAttr       = temporal.NewSearchAttributeKeyKeyword("ImagoImage")
-	PhaseAttr       = temporal.NewSearchAttributeKeyKeyword("ImagoPhase")
-	StrategyAttr    = temporal.NewSearchAttributeKeyKeyword("ImagoStrategy")
+	ServiceAttr     = contract.ServiceAttr
+	EnvironmentAttr = contract.EnvironmentAttr
+	ImageAttr       = contract.ImageAttr
+	PhaseAttr       = contract.PhaseAttr
+	StrategyAttr    = contract.StrategyAttr
 )
 
 // SearchAttributes lists imago's custom search attributes and their types, for
 // registering them on a namespace.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	out := map[string]enumspb.IndexedValueType{}
-	for _, k := range []temporal.SearchAttributeKeyKeyword{ServiceAttr, EnvironmentAttr, ImageAttr, PhaseAttr, StrategyAttr, activities.WatchBaseAttr} {
+	for _, k := range contract.SearchAttributeKeys {
 		out[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
 	return out
@@ -64,7 +64,7 @@ func RolloutAttributes(r spec.Rollout) temporal.SearchAttributes {
 		EnvironmentAttr.ValueSet(r.Environment),
 		ImageAttr.ValueSet(RolloutLabel(r.Image)),
 		StrategyAttr.ValueSet(r.Strategy.Type),
-		PhaseAttr.ValueSet("pending"),
+		PhaseAttr.ValueSet(string(contract.PhasePending)),
 	)
 }
 

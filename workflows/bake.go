@@ -4,24 +4,29 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/spec"
 )
 
-// Bake phases.
+// Bake phases (contract.Phase*).
 const (
-	BakePhaseDigest    = "digest"
-	BakePhaseBuilding  = "building"
-	BakePhaseTesting   = "testing"
-	BakePhasePublished = "publishing"
-	BakePhaseSucceeded = "succeeded"
-	BakePhaseFailed    = "failed"
-	BakePhaseCanceled  = "canceled"
+	BakePhaseDigest     = string(contract.PhaseDigest)
+	BakePhaseBuilding   = string(contract.PhaseBuilding)
+	BakePhaseTesting    = string(contract.PhaseTesting)
+	BakePhasePublishing = string(contract.PhasePublishing)
+	BakePhaseSucceeded  = string(contract.PhaseSucceeded)
+	BakePhaseFailed     = string(contract.PhaseFailed)
+	BakePhaseCanceled   = string(contract.PhaseCanceled)
+
+	// BakePhasePublished is BakePhasePublishing under its old, wrong name.
+	//
+	// Deprecated: use BakePhasePublishing.
+	BakePhasePublished = BakePhasePublishing
 )
 
 // ErrBakeFailed is the error type of a failed bake.
@@ -152,22 +157,20 @@ func (b *baker) fail(doing string, err error) error {
 		fmt.Sprintf("bake of %s failed while %s: %s", b.spec.Service, doing, reason(err)), ErrBakeFailed, err)
 }
 
-func (b *baker) digest(ctx workflow.Context) (activities.BakeDigestResult, error) {
+func (b *baker) digest(ctx workflow.Context) (contract.BakeDigestResult, error) {
 	b.phase(ctx, BakePhaseDigest, "computing the input digest")
-	var a *activities.Activities
-	var out activities.BakeDigestResult
-	if err := workflow.ExecuteActivity(quickOptions(ctx, "input digest of "+b.spec.Service), a.BakeDigest, b.spec).Get(ctx, &out); err != nil {
+	var out contract.BakeDigestResult
+	if err := workflow.ExecuteActivity(quickOptions(ctx, "input digest of "+b.spec.Service), contract.ActivityBakeDigest, b.spec).Get(ctx, &out); err != nil {
 		return out, b.fail("computing the input digest", err)
 	}
 	b.progress.InputDigest = out.InputDigest
 	return out, nil
 }
 
-func (b *baker) cached(ctx workflow.Context, digest string) (*catalog.Image, error) {
-	var a *activities.Activities
-	var out activities.FindCachedResult
-	err := workflow.ExecuteActivity(quickOptions(ctx, "cache lookup "+shortDigest(digest)), a.FindCached,
-		activities.FindCachedInput{Service: b.spec.Service, InputDigest: digest}).Get(ctx, &out)
+func (b *baker) cached(ctx workflow.Context, digest string) (*contract.Image, error) {
+	var out contract.FindCachedResult
+	err := workflow.ExecuteActivity(quickOptions(ctx, "cache lookup "+shortDigest(digest)), contract.ActivityFindCached,
+		contract.FindCachedInput{Service: b.spec.Service, InputDigest: digest}).Get(ctx, &out)
 	if err != nil {
 		return nil, b.fail("looking up the cache", err)
 	}
@@ -177,7 +180,7 @@ func (b *baker) cached(ctx workflow.Context, digest string) (*catalog.Image, err
 	return &out.Image, nil
 }
 
-func (b *baker) build(ctx workflow.Context, dig activities.BakeDigestResult) (activities.BakeBuildResult, error) {
+func (b *baker) build(ctx workflow.Context, dig contract.BakeDigestResult) (contract.BakeBuildResult, error) {
 	b.phase(ctx, BakePhaseBuilding, fmt.Sprintf("building with %s (inputs %s)", b.spec.Builder, shortDigest(dig.InputDigest)))
 	if workflow.GetVersion(ctx, bakeTaskQueue, workflow.DefaultVersion, 1) >= 1 {
 		b.queue = BakeTaskQueue
@@ -191,9 +194,8 @@ func (b *baker) build(ctx workflow.Context, dig activities.BakeDigestResult) (ac
 		Summary:                fmt.Sprintf("build %s with %s", b.spec.Service, b.spec.Builder),
 	}
 	info := workflow.GetInfo(ctx)
-	var a *activities.Activities
-	var out activities.BakeBuildResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.BakeBuild, activities.BakeBuildInput{
+	var out contract.BakeBuildResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityBakeBuild, spec.BakeBuildInput{
 		Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID,
 		BuildID: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
 	}).Get(ctx, &out)
@@ -203,7 +205,7 @@ func (b *baker) build(ctx workflow.Context, dig activities.BakeDigestResult) (ac
 	return out, nil
 }
 
-func (b *baker) test(ctx workflow.Context, built activities.BakeBuildResult) (bool, error) {
+func (b *baker) test(ctx workflow.Context, built contract.BakeBuildResult) (bool, error) {
 	if b.spec.Builder != spec.BuilderLocal {
 		return false, nil // a cloud image boots in its cloud; its rollout's checks test it there
 	}
@@ -219,8 +221,7 @@ func (b *baker) test(ctx workflow.Context, built activities.BakeBuildResult) (bo
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
 		Summary:                "test " + built.Image.ID,
 	}
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.TestImage, activities.TestImageInput{
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityTestImage, contract.TestImageInput{
 		Image: built.Image, Token: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/test",
 		Health: t.Health, Checks: t.Checks,
 	}).Get(ctx, nil)
@@ -230,12 +231,11 @@ func (b *baker) test(ctx workflow.Context, built activities.BakeBuildResult) (bo
 	return true, nil
 }
 
-func (b *baker) publish(ctx workflow.Context, built activities.BakeBuildResult) (catalog.Image, error) {
-	b.phase(ctx, BakePhasePublished, "publishing "+built.Image.ID)
-	var a *activities.Activities
-	var img catalog.Image
-	err := workflow.ExecuteActivity(quickOptions(ctx, "publish "+built.Image.ID), a.PublishImage,
-		activities.PublishImageInput{Image: built.Image, ArchivePath: built.ArchivePath}).Get(ctx, &img)
+func (b *baker) publish(ctx workflow.Context, built contract.BakeBuildResult) (contract.Image, error) {
+	b.phase(ctx, BakePhasePublishing, "publishing "+built.Image.ID)
+	var img contract.Image
+	err := workflow.ExecuteActivity(quickOptions(ctx, "publish "+built.Image.ID), contract.ActivityPublishImage,
+		contract.PublishImageInput{Image: built.Image, ArchivePath: built.ArchivePath}).Get(ctx, &img)
 	if err != nil {
 		return img, b.fail("publishing", err)
 	}
@@ -243,9 +243,8 @@ func (b *baker) publish(ctx workflow.Context, built activities.BakeBuildResult) 
 }
 
 func (b *baker) moveChannel(ctx workflow.Context, imageID string) error {
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("channel %s → %s", b.spec.Channel, imageID)), a.MoveChannel,
-		activities.MoveChannelInput{Service: b.spec.Service, Channel: b.spec.Channel, ImageID: imageID, By: b.by, Reason: "bake"}).Get(ctx, nil)
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("channel %s → %s", b.spec.Channel, imageID)), contract.ActivityMoveChannel,
+		contract.MoveChannelInput{Service: b.spec.Service, Channel: b.spec.Channel, ImageID: imageID, By: b.by, Reason: "bake"}).Get(ctx, nil)
 	if err != nil {
 		return b.fail("moving channel "+b.spec.Channel, err)
 	}
@@ -259,10 +258,9 @@ func (b *baker) startDependents(ctx workflow.Context, imageID string) {
 	if workflow.GetVersion(ctx, "start-dependents", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return // a bake recorded before pipelines existed
 	}
-	var a *activities.Activities
-	var out activities.StartDependentsResult
-	err := workflow.ExecuteActivity(quickOptions(ctx, "start pipelines built on "+b.spec.Service+"/"+b.spec.Channel), a.StartDependents,
-		activities.StartDependentsInput{Service: b.spec.Service, Channel: b.spec.Channel, ImageID: imageID}).Get(ctx, &out)
+	var out contract.StartDependentsResult
+	err := workflow.ExecuteActivity(quickOptions(ctx, "start pipelines built on "+b.spec.Service+"/"+b.spec.Channel), contract.ActivityStartDependents,
+		contract.StartDependentsInput{Service: b.spec.Service, Channel: b.spec.Channel, ImageID: imageID}).Get(ctx, &out)
 	switch {
 	case err != nil:
 		workflow.GetLogger(ctx).Warn("start dependent pipelines", "error", err)

@@ -139,7 +139,7 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 	s.GreaterOrEqual(ended.Time.Sub(cancelled), outage, "the pipeline ended after its rollout's undo, not at the cancel")
 	s.Equal(PipelinePhaseCanceled, p.Phase)
 	s.Equal(StageCanceled, p.Stages[0].State)
-	s.Equal(StageSkipped, p.Stages[1].State)
+	s.Equal(StageNotStarted, p.Stages[1].State)
 }
 
 // A reaper cancelled while it terminates a leaked fleet stops there: the

@@ -3,11 +3,10 @@ package workflows
 import (
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/events"
 )
 
 // phaseEventsChange is the workflow change that made rollouts and bakes publish
@@ -50,17 +49,16 @@ var eventOptions = workflow.LocalActivityOptions{
 // publish sends one event, in order with the run's others. It never fails the
 // workflow: an event that cannot be published is logged and skipped. It runs on a
 // disconnected context so a cancelled run still reports how it ended.
-func (n *notifier) publish(ctx workflow.Context, typ, subject string, data events.Data) {
+func (n *notifier) publish(ctx workflow.Context, typ, subject string, data contract.EventData) {
 	if !n.on {
 		return
 	}
 	n.seq++
 	info := workflow.GetInfo(ctx)
 	data.WorkflowID, data.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
-	ev := events.New(typ, info.Namespace, subject, n.seq, workflow.Now(ctx), data)
+	ev := contract.NewEvent(typ, info.Namespace, subject, n.seq, workflow.Now(ctx), data)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	var a *activities.Activities
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, eventOptions), a.PublishEvent, ev).Get(dctx, nil)
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, eventOptions), contract.ActivityPublishEvent, ev).Get(dctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("event not published", "type", typ, "id", ev.ID, "phase", data.Phase, "error", err)
 	}
@@ -70,13 +68,13 @@ func (n *notifier) publish(ctx workflow.Context, typ, subject string, data event
 // outcome instead.
 func (r *rollout) publishPhase(ctx workflow.Context, msg string) {
 	p := r.progress
-	data := events.Data{
+	data := contract.EventData{
 		Service: p.Service, Environment: p.Environment, Image: p.ImageID, Phase: p.Phase, Message: msg,
 		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy,
 	}
-	typ := events.TypeRolloutPhase
+	typ := contract.EventRolloutPhase
 	if outcome, final := RolloutOutcome(p.Phase); final {
-		typ, data.Outcome, data.Error = events.TypeRolloutFinished, outcome, p.Error
+		typ, data.Outcome, data.Error = contract.EventRolloutFinished, outcome.MetricLabel(), p.Error
 	}
 	r.events.publish(ctx, typ, p.Service+"/"+p.Environment, data)
 }
@@ -85,12 +83,12 @@ func (r *rollout) publishPhase(ctx workflow.Context, msg string) {
 // outcome instead: succeeded, cached (the catalog had the image), failed or canceled.
 func (b *baker) publishPhase(ctx workflow.Context, msg string) {
 	p := b.progress
-	data := events.Data{
+	data := contract.EventData{
 		Service: p.Service, Image: p.ImageID, Phase: p.Phase, Message: msg, InputDigest: p.InputDigest, StartedBy: b.by,
 	}
-	typ := events.TypeBakePhase
+	typ := contract.EventBakePhase
 	if outcome, final := BakeOutcome(p.Phase, p.Cached); final {
-		typ, data.Outcome = events.TypeBakeFinished, outcome
+		typ, data.Outcome = contract.EventBakeFinished, outcome.MetricLabel()
 		if p.Phase != BakePhaseSucceeded {
 			data.Error = p.Error
 		}
@@ -103,10 +101,10 @@ func (b *baker) publishPhase(ctx workflow.Context, msg string) {
 // canceled.
 func (p *pipeline) publishPhase(ctx workflow.Context, msg string) {
 	pr := p.progress
-	data := events.Data{Service: pr.Service, Image: pr.ImageID, Phase: pr.Phase, Message: msg, StartedBy: pr.StartedBy}
-	typ := events.TypePipelinePhase
-	if outcome, final := pipelineOutcomes[pr.Phase]; final {
-		typ, data.Outcome, data.Error = events.TypePipelineFinished, outcome, pr.Error
+	data := contract.EventData{Service: pr.Service, Image: pr.ImageID, Phase: pr.Phase, Message: msg, StartedBy: pr.StartedBy}
+	typ := contract.EventPipelinePhase
+	if outcome, final := PipelineOutcome(pr.Phase); final {
+		typ, data.Outcome, data.Error = contract.EventPipelineFinished, outcome.MetricLabel(), pr.Error
 	}
 	p.events.publish(ctx, typ, pr.Service, data)
 }

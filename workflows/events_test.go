@@ -61,7 +61,7 @@ func (s *rolloutSuite) TestEveryPhaseChangeAndTheOutcomeArePublished() {
 		"dev.imago.rollout.finished succeeded",
 	}, phasesOf(*got))
 	for i, ev := range *got {
-		s.NoError(ev.Validate())
+		s.NoError(events.Validate(ev))
 		s.Equal(fmt.Sprintf("%s/%d", ev.Data.RunID, i+1), ev.ID, "IDs number the run's events")
 		s.Equal(i+1, ev.Data.Seq)
 		s.Equal("imago/default-test-namespace/rollout/dev/hello", ev.Source)
@@ -161,7 +161,7 @@ func (s *bakeSuite) TestBakePhasesAndOutcomeArePublished() {
 	s.Equal("succeeded", last.Data.Outcome)
 	s.Equal("img-new000000000", last.Data.Image)
 	s.Equal("sha256:abc", last.Data.InputDigest)
-	s.NoError(last.Validate())
+	s.NoError(events.Validate(last))
 }
 
 func (s *bakeSuite) TestACachedBakePublishesCached() {

@@ -3,6 +3,8 @@ package workflows
 import (
 	"errors"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -55,44 +57,55 @@ func BakeEnd(err error) string { return bakeEnds.end(err) }
 // failed, aborted or canceled (skipped is decided before, by its stages).
 func PipelineEnd(err error) string { return pipelineEnds.end(err) }
 
-// rolloutOutcomes maps a rollout's final phases to the outcome its finished event
-// (and the imago_rollouts_total metric) reports.
-var rolloutOutcomes = map[string]string{
-	PhaseSucceeded:  "succeeded",
-	PhaseFailed:     "failed",
-	PhaseAborted:    "aborted",
-	PhaseRolledBack: "rolled_back",
-	PhaseCanceled:   "canceled",
+// rolloutOutcomes maps a rollout's final phases to its outcome: the same word
+// (a final phase is the outcome's canonical form, as the inventory records it);
+// its finished event and the imago_rollouts_total metric say it as
+// Outcome.MetricLabel (rolled_back).
+var rolloutOutcomes = map[string]contract.Outcome{
+	PhaseSucceeded:  contract.OutcomeSucceeded,
+	PhaseFailed:     contract.OutcomeFailed,
+	PhaseAborted:    contract.OutcomeAborted,
+	PhaseRolledBack: contract.OutcomeRolledBack,
+	PhaseCanceled:   contract.OutcomeCanceled,
 }
 
-// RolloutOutcome is the outcome a rollout in phase reports (rolled_back for
-// rolled-back); ok is false while the phase is not a final one.
-func RolloutOutcome(phase string) (outcome string, ok bool) {
+// RolloutOutcome is the outcome of a rollout in phase; ok is false while the
+// phase is not a final one.
+func RolloutOutcome(phase string) (outcome contract.Outcome, ok bool) {
 	outcome, ok = rolloutOutcomes[phase]
 	return outcome, ok
 }
 
-// BakeOutcome is the outcome a bake in phase reports: succeeded, cached (it
+// BakeOutcome is the outcome of a bake in phase: succeeded, cached (it
 // succeeded because the catalog had the image), failed or canceled; ok is false
 // while the phase is not a final one.
-func BakeOutcome(phase string, cached bool) (outcome string, ok bool) {
+func BakeOutcome(phase string, cached bool) (outcome contract.Outcome, ok bool) {
 	switch phase {
 	case BakePhaseSucceeded:
 		if cached {
-			return "cached", true
+			return contract.OutcomeCached, true
 		}
-		return "succeeded", true
-	case BakePhaseFailed, BakePhaseCanceled:
-		return phase, true
+		return contract.OutcomeSucceeded, true
+	case BakePhaseFailed:
+		return contract.OutcomeFailed, true
+	case BakePhaseCanceled:
+		return contract.OutcomeCanceled, true
 	}
 	return "", false
 }
 
-// pipelineOutcomes maps a pipeline's final phases to its finished event's outcome.
-var pipelineOutcomes = map[string]string{
-	PipelinePhaseSucceeded: "succeeded",
-	PipelinePhaseSkipped:   "skipped",
-	PipelinePhaseFailed:    "failed",
-	PipelinePhaseAborted:   "aborted",
-	PipelinePhaseCanceled:  "canceled",
+// pipelineOutcomes maps a pipeline's final phases to its outcome.
+var pipelineOutcomes = map[string]contract.Outcome{
+	PipelinePhaseSucceeded: contract.OutcomeSucceeded,
+	PipelinePhaseSkipped:   contract.OutcomeSkipped,
+	PipelinePhaseFailed:    contract.OutcomeFailed,
+	PipelinePhaseAborted:   contract.OutcomeAborted,
+	PipelinePhaseCanceled:  contract.OutcomeCanceled,
+}
+
+// PipelineOutcome is the outcome of a pipeline in phase; ok is false while the
+// phase is not a final one.
+func PipelineOutcome(phase string) (outcome contract.Outcome, ok bool) {
+	outcome, ok = pipelineOutcomes[phase]
+	return outcome, ok
 }

@@ -31,8 +31,10 @@ func TestOneClassifierForHowWorkflowsEnded(t *testing.T) {
 		if got := RolloutEnd(c.err); got != c.rollout {
 			t.Errorf("%s: RolloutEnd = %q, want %q", c.name, got, c.rollout)
 		}
-		if got, ok := RolloutOutcome(RolloutEnd(c.err)); !ok || got != c.rolloutOutcome {
-			t.Errorf("%s: RolloutOutcome = %q %v, want %q", c.name, got, ok, c.rolloutOutcome)
+		// The event and metric form (rolled_back), and the canonical form that
+		// is the final phase itself (rolled-back).
+		if got, ok := RolloutOutcome(RolloutEnd(c.err)); !ok || got.MetricLabel() != c.rolloutOutcome || got.String() != c.rollout {
+			t.Errorf("%s: RolloutOutcome = %q (metric label %q) %v, want %q (metric label %q)", c.name, got, got.MetricLabel(), ok, c.rollout, c.rolloutOutcome)
 		}
 		if got := BakeEnd(c.err); got != c.bake {
 			t.Errorf("%s: BakeEnd = %q, want %q", c.name, got, c.bake)
@@ -53,7 +55,7 @@ func TestOneClassifierForHowWorkflowsEnded(t *testing.T) {
 		{BakePhaseCanceled, false, "canceled", true},
 		{"building", false, "", false},
 	} {
-		if got, final := BakeOutcome(c.phase, c.cached); got != c.want || final != c.final {
+		if got, final := BakeOutcome(c.phase, c.cached); string(got) != c.want || final != c.final {
 			t.Errorf("BakeOutcome(%q, %v) = %q %v, want %q %v", c.phase, c.cached, got, final, c.want, c.final)
 		}
 	}

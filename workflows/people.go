@@ -5,24 +5,22 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/spec"
 )
 
 // Update names: people in the loop.
+// (contract.Update*).
 const (
-	UpdateApprove  = "approve"
-	UpdateAbort    = "abort"
-	UpdatePromote  = "promote"
-	UpdateRollback = "rollback"
-	// UpdateChecked answers once the rollout has checked its spec against
-	// the worker's provider: nothing, or why the provider cannot run it (an
-	// InvalidSpec error). rollouts.Start waits for it.
-	UpdateChecked = "checked"
+	UpdateApprove  = contract.UpdateApprove
+	UpdateAbort    = contract.UpdateAbort
+	UpdatePromote  = contract.UpdatePromote
+	UpdateRollback = contract.UpdateRollback
+	UpdateChecked  = contract.UpdateChecked
 )
 
 // Decision is who did what and why, as recorded in progress and the inventory.
@@ -218,17 +216,16 @@ func (r *rollout) awaitApproval(ctx workflow.Context, phase, gate string, timeou
 func (r *rollout) recordDeployment(ctx workflow.Context, outcome, msg string) {
 	info := workflow.GetInfo(ctx)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	d := catalog.Deployment{
+	d := contract.Deployment{
 		Service: r.spec.Service, Environment: r.spec.Environment, ImageID: r.progress.ImageID,
 		FleetID: r.progress.NewFleet, RolloutID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: outcome,
+		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: contract.Outcome(outcome),
 		Started: r.progress.StartedAt, Finished: workflow.Now(ctx),
 	}
 	if outcome != "succeeded" {
 		d.Reason = msg
 	}
-	var a *activities.Activities
-	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome+" in the inventory"), a.RecordDeployment, d).Get(dctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome+" in the inventory"), contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("record deployment", "error", err)
 	}
 }

@@ -6,37 +6,43 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/spec"
 )
 
-// Pipeline phases (the ImagoPhase search attribute of a pipeline).
+// Pipeline phases (the ImagoPhase search attribute of a pipeline; contract.Phase*).
 const (
-	PipelinePhaseBaking    = "baking"
-	PipelinePhaseResolving = "resolving"
-	PipelinePhaseGate      = "awaiting-approval"
-	PipelinePhaseRollout   = "rolling-out"
-	PipelinePhaseSkipped   = "skipped"
-	PipelinePhaseSucceeded = "succeeded"
-	PipelinePhaseFailed    = "failed"
-	PipelinePhaseAborted   = "aborted"
-	PipelinePhaseCanceled  = "canceled"
+	PipelinePhaseBaking    = string(contract.PhaseBaking)
+	PipelinePhaseResolving = string(contract.PhaseResolving)
+	PipelinePhaseGate      = string(contract.PhaseAwaitingApproval)
+	PipelinePhaseRollout   = string(contract.PhaseRollingOut)
+	PipelinePhaseSkipped   = string(contract.PhaseSkipped)
+	PipelinePhaseSucceeded = string(contract.PhaseSucceeded)
+	PipelinePhaseFailed    = string(contract.PhaseFailed)
+	PipelinePhaseAborted   = string(contract.PhaseAborted)
+	PipelinePhaseCanceled  = string(contract.PhaseCanceled)
 )
 
-// Stage states.
+// Stage states (contract.Stage*).
 const (
-	StagePending   = "pending"
-	StageWaiting   = "awaiting-approval"
-	StageRunning   = "running"
-	StageSucceeded = "succeeded"
-	StageUnchanged = "unchanged" // the image was already live there
-	StageFailed    = "failed"
-	StageSkipped   = "not-started" // an earlier stage failed or the pipeline was aborted
-	StageCanceled  = "canceled"    // the pipeline was cancelled while its rollout ran; the rollout undid itself
+	StagePending    = string(contract.StagePending)
+	StageWaiting    = string(contract.StageWaiting)
+	StageRunning    = string(contract.StageRunning)
+	StageSucceeded  = string(contract.StageSucceeded)
+	StageUnchanged  = string(contract.StageUnchanged)
+	StageFailed     = string(contract.StageFailed)
+	StageNotStarted = string(contract.StageNotStarted)
+	StageCanceled   = string(contract.StageCanceled)
+
+	// StageSkipped is StageNotStarted under its old name ("not-started" on the wire).
+	//
+	// Deprecated: use StageNotStarted.
+	StageSkipped = StageNotStarted
 )
 
 // Error types of pipelines that did not succeed.
@@ -179,10 +185,9 @@ func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err erro
 	}
 	ref := *p.spec.Image
 	p.setPhase(ctx, PipelinePhaseResolving, "resolving image "+RolloutLabel(ref))
-	var a *activities.Activities
-	var out activities.ResolveImageResult
-	if err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+RolloutLabel(ref)), a.ResolveImage,
-		activities.ResolveImageInput{Service: p.progress.Service, Ref: ref}).Get(ctx, &out); err != nil {
+	var out contract.ResolveImageResult
+	if err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+RolloutLabel(ref)), contract.ActivityResolveImage,
+		contract.ResolveImageInput{Service: p.progress.Service, Ref: ref}).Get(ctx, &out); err != nil {
 		return "", false, p.fail("resolving the image", err)
 	}
 	p.setImage(ctx, out.ImageID)
@@ -205,9 +210,8 @@ func (p *pipeline) liveImages(ctx workflow.Context) (map[string]string, error) {
 	if len(envs) == 0 {
 		return live, nil
 	}
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, "live images of "+p.progress.Service), a.LiveImages,
-		activities.LiveImagesInput{Service: p.progress.Service, Environments: envs}).Get(ctx, &live)
+	err := workflow.ExecuteActivity(quickOptions(ctx, "live images of "+p.progress.Service), contract.ActivityLiveImages,
+		contract.LiveImagesInput{Service: p.progress.Service, Environments: envs}).Get(ctx, &live)
 	if err != nil {
 		return nil, p.fail("reading the inventory", err)
 	}
@@ -304,7 +308,7 @@ func (p *pipeline) stageFailed(ctx workflow.Context, i int, err error) error {
 	env := p.spec.Stages[i].Rollout.Environment
 	var later []string
 	for j := i + 1; j < len(p.spec.Stages); j++ {
-		p.progress.Stages[j].State = StageSkipped
+		p.progress.Stages[j].State = StageNotStarted
 		later = append(later, p.progress.Stages[j].Environment)
 	}
 	msg := fmt.Sprintf("pipeline %s stopped: stage %s failed: %s", p.spec.Name, env, reason(err))
@@ -345,7 +349,7 @@ func (p *pipeline) gate(ctx workflow.Context, i int, timeout time.Duration) erro
 
 func (p *pipeline) markNotStarted(from int) {
 	for j := from; j < len(p.spec.Stages); j++ {
-		p.progress.Stages[j].State = StageSkipped
+		p.progress.Stages[j].State = StageNotStarted
 	}
 }
 

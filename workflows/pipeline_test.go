@@ -126,7 +126,7 @@ func (s *pipelineSuite) TestFailedStagingNeverTouchesProd() {
 	p := s.progress()
 	s.Equal(PipelinePhaseFailed, p.Phase)
 	s.Equal(StageFailed, p.Stages[0].State)
-	s.Equal(StageSkipped, p.Stages[1].State)
+	s.Equal(StageNotStarted, p.Stages[1].State)
 }
 
 func (s *pipelineSuite) TestUnchangedInputsSkipWithAReason() {
@@ -210,7 +210,7 @@ func (s *pipelineSuite) TestGateTimeoutStopsBeforeProd() {
 	s.Equal([]string{"staging=img-new"}, s.rolled)
 	p := s.progress()
 	s.Equal(PipelinePhaseAborted, p.Phase)
-	s.Equal(StageSkipped, p.Stages[1].State)
+	s.Equal(StageNotStarted, p.Stages[1].State)
 }
 
 func (s *pipelineSuite) TestAbortAtTheGate() {

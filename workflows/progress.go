@@ -7,7 +7,6 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/analysis"
 )
 
@@ -56,7 +55,7 @@ type AnalysisRun struct {
 	Phase   string `json:"phase"`
 	Message string `json:"message,omitempty"`
 	FleetID string `json:"fleetId,omitempty"`
-	activities.AnalysisSource
+	analysis.AnalysisSource
 	Counts       *analysis.Counts       `json:"counts,omitempty"`
 	Measurements []analysis.Measurement `json:"measurements,omitempty"`
 }

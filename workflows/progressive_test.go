@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"github.com/stretchr/testify/mock"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/temporal"
@@ -131,7 +133,7 @@ func (s *rolloutSuite) TestCanaryWalksItsWeightsThenCutsOver() {
 	s.Contains(details, "| 14:00:10 | 0.02 | Successful | 0.02 <= max 0.05 (2 of 100 requests answered 5xx in 5s) |")
 	s.Contains(details, "| 14:00:05 | - | Inconclusive (no data) | no data: no samples yet")
 	s.Require().Len(s.deployments, 1)
-	s.Equal("succeeded", s.deployments[0].Outcome)
+	s.Equal(contract.OutcomeSucceeded, s.deployments[0].Outcome)
 }
 
 func (s *rolloutSuite) TestFailedAnalysisRollsBackAutomatically() {
@@ -149,7 +151,7 @@ func (s *rolloutSuite) TestFailedAnalysisRollsBackAutomatically() {
 	s.Equal([]string{"fl-new"}, s.terminated)
 	s.Equal(PhaseRolledBack, s.progress().Phase)
 	s.Require().Len(s.deployments, 1)
-	s.Equal("rolled-back", s.deployments[0].Outcome)
+	s.Equal(contract.OutcomeRolledBack, s.deployments[0].Outcome)
 }
 
 func (s *rolloutSuite) TestInconclusiveAnalysisWaitsForApproval() {

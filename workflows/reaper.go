@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/imago/imago/activities"
 )
 
 // DefaultReaperGrace is how old an unreferenced fleet must be before the reaper
@@ -26,11 +26,11 @@ type ReaperInput struct {
 
 // ReaperResult is what a sweep found and did.
 type ReaperResult struct {
-	DryRun     bool                         `json:"dryRun"`
-	Found      activities.FindOrphansResult `json:"found"`
-	Terminated []string                     `json:"terminated,omitempty"`
-	Failed     map[string]string            `json:"failed,omitempty"` // fleet → why it was not terminated
-	Summary    string                       `json:"summary"`
+	DryRun     bool                       `json:"dryRun"`
+	Found      contract.FindOrphansResult `json:"found"`
+	Terminated []string                   `json:"terminated,omitempty"`
+	Failed     map[string]string          `json:"failed,omitempty"` // fleet → why it was not terminated
+	Summary    string                     `json:"summary"`
 }
 
 // reaperEndsCanceled is the workflow change that ends a cancelled sweep
@@ -49,9 +49,8 @@ func Reaper(ctx workflow.Context, in ReaperInput) (ReaperResult, error) {
 		grace = DefaultReaperGrace
 	}
 	res := ReaperResult{DryRun: !in.Apply}
-	var a *activities.Activities
-	if err := workflow.ExecuteActivity(quickOptions(ctx, "find leaked fleets older than "+grace.String()), a.FindOrphans,
-		activities.FindOrphansInput{Grace: grace}).Get(ctx, &res.Found); err != nil {
+	if err := workflow.ExecuteActivity(quickOptions(ctx, "find leaked fleets older than "+grace.String()), contract.ActivityFindOrphans,
+		contract.FindOrphansInput{Grace: grace}).Get(ctx, &res.Found); err != nil {
 		return res, err
 	}
 	ids := make([]string, len(res.Found.Orphans))
@@ -70,7 +69,7 @@ func Reaper(ctx workflow.Context, in ReaperInput) (ReaperResult, error) {
 	endsCanceled := workflow.GetVersion(ctx, reaperEndsCanceled, workflow.DefaultVersion, 1) >= 1
 	for _, o := range res.Found.Orphans {
 		err := workflow.ExecuteActivity(terminateOptions(ctx, fmt.Sprintf("terminate leaked %s (%s/%s)", o.FleetID, o.Environment, o.Service)),
-			a.Terminate, activities.TerminateInput{FleetID: o.FleetID}).Get(ctx, nil)
+			contract.ActivityTerminate, contract.TerminateInput{FleetID: o.FleetID}).Get(ctx, nil)
 		if endsCanceled && temporal.IsCanceledError(err) {
 			return res, err // cancelled: the rest stays for the next sweep
 		}

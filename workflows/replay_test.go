@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imago/imago/internal/contract"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	historypb "go.temporal.io/api/history/v1"
@@ -31,10 +33,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: "Rollout"})
-			r.RegisterWorkflowWithOptions(Bake, workflow.RegisterOptions{Name: "Bake"})
-			r.RegisterWorkflowWithOptions(Pipeline, workflow.RegisterOptions{Name: "Pipeline"})
-			r.RegisterWorkflowWithOptions(Reaper, workflow.RegisterOptions{Name: "Reaper"})
+			r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: contract.WorkflowRollout})
+			r.RegisterWorkflowWithOptions(Bake, workflow.RegisterOptions{Name: contract.WorkflowBake})
+			r.RegisterWorkflowWithOptions(Pipeline, workflow.RegisterOptions{Name: contract.WorkflowPipeline})
+			r.RegisterWorkflowWithOptions(Reaper, workflow.RegisterOptions{Name: contract.WorkflowReaper})
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -7,36 +7,37 @@ import (
 	"slices"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
-// Rollout phases, as shown by the progress query and the ImagoPhase search attribute.
+// Rollout phases, as shown by the progress query and the ImagoPhase search
+// attribute: contract.Phase* (one string form each), as untyped strings while
+// progress fields are strings.
 const (
-	PhaseResolving        = "resolving"
-	PhaseProvisioning     = "provisioning"
-	PhaseWaitingHealthy   = "waiting-healthy"
-	PhaseValidating       = "validating"
-	PhaseAwaitingApproval = "awaiting-approval"
-	PhaseCuttingOver      = "cutting-over"
-	PhaseCanary           = "canary"
-	PhaseRolling          = "rolling"
-	PhasePaused           = "paused"
-	PhaseAnalyzing        = "analyzing"
-	PhaseVerifying        = "verifying"
-	PhaseSoaking          = "soaking"
-	PhaseRollingBack      = "rolling-back"
-	PhaseDecommissioning  = "decommissioning"
-	PhaseSucceeded        = "succeeded"
-	PhaseFailed           = "failed"
-	PhaseAborted          = "aborted"
-	PhaseRolledBack       = "rolled-back"
-	PhaseCanceled         = "canceled" // the workflow was cancelled (and undone, as after a failure)
+	PhaseResolving        = string(contract.PhaseResolving)
+	PhaseProvisioning     = string(contract.PhaseProvisioning)
+	PhaseWaitingHealthy   = string(contract.PhaseWaitingHealthy)
+	PhaseValidating       = string(contract.PhaseValidating)
+	PhaseAwaitingApproval = string(contract.PhaseAwaitingApproval)
+	PhaseCuttingOver      = string(contract.PhaseCuttingOver)
+	PhaseCanary           = string(contract.PhaseCanary)
+	PhaseRolling          = string(contract.PhaseRolling)
+	PhasePaused           = string(contract.PhasePaused)
+	PhaseAnalyzing        = string(contract.PhaseAnalyzing)
+	PhaseVerifying        = string(contract.PhaseVerifying)
+	PhaseSoaking          = string(contract.PhaseSoaking)
+	PhaseRollingBack      = string(contract.PhaseRollingBack)
+	PhaseDecommissioning  = string(contract.PhaseDecommissioning)
+	PhaseSucceeded        = string(contract.PhaseSucceeded)
+	PhaseFailed           = string(contract.PhaseFailed)
+	PhaseAborted          = string(contract.PhaseAborted)
+	PhaseRolledBack       = string(contract.PhaseRolledBack)
+	PhaseCanceled         = string(contract.PhaseCanceled)
 )
 
 // revertBeforeProvision is the workflow change that arms a rollout's undo before
@@ -106,7 +107,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	// the rollout. The undo is armed before provisioning (runs recorded before
 	// revertBeforeProvision arm it after): a cancel, or a provision that gave up
 	// half way, still tears down what was made.
-	var fleet provider.Fleet
+	var fleet contract.Fleet
 	undo := func() {
 		if err != nil && !r.committed {
 			r.revert(ctx, prev, fleet)
@@ -151,7 +152,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 type rollout struct {
 	spec     spec.Rollout
 	action   string
-	key      provider.RouteKey
+	key      contract.RouteKey
 	progress Progress
 
 	token        string // the provision token when the undo tears down by it (revertBeforeProvision)
@@ -179,11 +180,11 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 	r := &rollout{
 		spec:   in.Spec,
 		action: in.Action,
-		key:    provider.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
+		key:    contract.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
 		events: newNotifier(ctx),
 	}
 	if r.action == "" {
-		r.action = catalog.ActionRollout
+		r.action = contract.ActionRollout
 	}
 	r.progress = Progress{
 		Service:     in.Spec.Service,
@@ -216,11 +217,10 @@ func (r *rollout) checkSpec(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, checkSpecChange, workflow.DefaultVersion, 1) < 1 {
 		return nil
 	}
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, "check the spec against the worker's provider"), a.CheckSpec, r.spec).Get(ctx, nil)
+	err := workflow.ExecuteActivity(quickOptions(ctx, "check the spec against the worker's provider"), contract.ActivityCheckSpec, r.spec).Get(ctx, nil)
 	if err != nil {
-		if es, ok := activities.InvalidSpec(err); ok {
-			r.checkErr = temporal.NewNonRetryableApplicationError(es.Error(), activities.ErrInvalidSpec, nil, es)
+		if es, ok := spec.InvalidSpec(err); ok {
+			r.checkErr = temporal.NewNonRetryableApplicationError(es.Error(), contract.ErrInvalidSpec, nil, es)
 		} else {
 			r.checkErr = err
 		}
@@ -231,7 +231,7 @@ func (r *rollout) checkSpec(ctx workflow.Context) error {
 
 func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, error) {
 	ref := r.spec.Image
-	if r.action == catalog.ActionRollback && workflow.GetVersion(ctx, rollbackResolvesPrevious, workflow.DefaultVersion, 1) >= 1 {
+	if r.action == contract.ActionRollback && workflow.GetVersion(ctx, rollbackResolvesPrevious, workflow.DefaultVersion, 1) >= 1 {
 		var err error
 		if ref, err = r.previousImage(ctx); err != nil {
 			return "", err
@@ -258,10 +258,9 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 		what = "channel " + ref.Channel
 	}
 	r.setPhase(ctx, PhaseResolving, "resolving image "+what)
-	var a *activities.Activities
-	var img activities.ResolveImageResult
-	err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+what), a.ResolveImage,
-		activities.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env)}).Get(ctx, &img)
+	var img contract.ResolveImageResult
+	err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+what), contract.ActivityResolveImage,
+		contract.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env)}).Get(ctx, &img)
 	if err != nil {
 		return "", r.fail("resolving the image", err)
 	}
@@ -281,10 +280,9 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 // image other than the live one, and says from which image it goes back.
 func (r *rollout) previousImage(ctx workflow.Context) (spec.ImageRef, error) {
 	r.setPhase(ctx, PhaseResolving, "finding the previous deployable image")
-	var a *activities.Activities
-	var prev activities.PreviousImageResult
-	err := workflow.ExecuteActivity(quickOptions(ctx, "previous deployable image of "+r.key.String()), a.PreviousImage,
-		activities.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &prev)
+	var prev contract.PreviousImageResult
+	err := workflow.ExecuteActivity(quickOptions(ctx, "previous deployable image of "+r.key.String()), contract.ActivityPreviousImage,
+		contract.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &prev)
 	if err != nil {
 		return spec.ImageRef{}, r.fail("finding the previous deployable image", err)
 	}
@@ -293,10 +291,9 @@ func (r *rollout) previousImage(ctx workflow.Context) (spec.ImageRef, error) {
 	return spec.ImageRef{ID: prev.ImageID}, nil
 }
 
-func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
-	var a *activities.Activities
-	var route provider.Route
-	err := workflow.ExecuteActivity(quickOptions(ctx, "read route "+r.key.String()), a.ReadRoute, r.key).Get(ctx, &route)
+func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
+	var route contract.Route
+	err := workflow.ExecuteActivity(quickOptions(ctx, "read route "+r.key.String()), contract.ActivityReadRoute, r.key).Get(ctx, &route)
 	if err != nil {
 		return route, r.fail("reading the current route", err)
 	}
@@ -308,14 +305,14 @@ func (r *rollout) currentRoute(ctx workflow.Context) (provider.Route, error) {
 // provision makes the new fleet. byToken: the undo is armed already and
 // tears down whatever this token made, so a cancel waits for the Provision
 // attempt to stop (it heartbeats) before the undo looks.
-func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (provider.Fleet, error) {
+func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (contract.Fleet, error) {
 	size := r.spec.Fleet.Size
 	if r.spec.Strategy.Type == spec.Rolling {
 		size = r.waves(ctx).wave // the first wave; the others grow the fleet
 	}
 	r.setPhase(ctx, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
 	info := workflow.GetInfo(ctx)
-	req := provider.ProvisionRequest{
+	req := contract.ProvisionRequest{
 		// Derived from the run, so a retried activity adopts what an earlier attempt made.
 		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
 		Service:     r.spec.Service,
@@ -325,15 +322,14 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		Labels:      map[string]string{"rollout": info.WorkflowExecution.ID, "run": info.WorkflowExecution.RunID},
 		Provider:    r.spec.Provider,
 		// A provider whose load balancer checks instances (aws) checks what the spec says.
-		Health: &provider.HealthCheck{Path: r.spec.Health.Path, Interval: r.spec.Health.Interval.D()},
+		Health: &contract.HealthCheck{Path: r.spec.Health.Path, Interval: r.spec.Health.Interval.D()},
 		// Secrets stay references: the provider resolves them on the worker.
 		Env: provisionEnv(r.spec.Env),
 	}
 	if byToken {
 		r.token = req.Token
 	}
-	var a *activities.Activities
-	var fleet provider.Fleet
+	var fleet contract.Fleet
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		HeartbeatTimeout:       20 * time.Second,
@@ -342,7 +338,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 25},
 		Summary:                fmt.Sprintf("provision %d × %s", size, imageID),
 	}
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.Provision, req).Get(ctx, &fleet)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityProvision, req).Get(ctx, &fleet)
 	if err != nil {
 		return fleet, r.fail("provisioning the new fleet", err)
 	}
@@ -370,10 +366,9 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
 		Summary:                fmt.Sprintf("wait healthy %s %s", fleetID, h.Path),
 	}
-	var a *activities.Activities
-	var out activities.WaitHealthyResult
+	var out contract.WaitHealthyResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.WaitHealthy, activities.WaitHealthyInput{
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityWaitHealthy, contract.WaitHealthyInput{
 			FleetID: fleetID, From: from, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
 		}).Get(ctx, &out)
 	})
@@ -390,9 +385,8 @@ func (r *rollout) validate(ctx workflow.Context, fleetID string, from int) error
 		return r.stopped()
 	}
 	r.enter(ctx, PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleetID))
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleetID)), a.RunChecks,
-		activities.RunChecksInput{FleetID: fleetID, From: from, Checks: r.spec.Checks}).Get(ctx, nil)
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleetID)), contract.ActivityRunChecks,
+		contract.RunChecksInput{FleetID: fleetID, From: from, Checks: r.spec.Checks}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("validating the new fleet", err)
 	}
@@ -400,7 +394,7 @@ func (r *rollout) validate(ctx workflow.Context, fleetID string, from int) error
 	return nil
 }
 
-func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) ([]string, error) {
+func (r *rollout) decommission(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) ([]string, error) {
 	var old []string
 	for _, id := range prev.FleetIDs() {
 		if id != fleet.ID {
@@ -412,9 +406,8 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 	}
 	r.committed = true
 	r.setPhase(ctx, PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
-	var a *activities.Activities
 	for _, id := range old {
-		err := workflow.ExecuteActivity(terminateOptions(ctx, "terminate "+id), a.Terminate, activities.TerminateInput{FleetID: id}).Get(ctx, nil)
+		err := workflow.ExecuteActivity(terminateOptions(ctx, "terminate "+id), contract.ActivityTerminate, contract.TerminateInput{FleetID: id}).Get(ctx, nil)
 		if err != nil {
 			return old, r.fail("decommissioning the old fleet", fmt.Errorf("%s now serves all traffic, but old fleet %s could not be terminated: %s", fleet.ID, id, reason(err)))
 		}
@@ -426,11 +419,10 @@ func (r *rollout) decommission(ctx workflow.Context, prev provider.Route, fleet 
 // tearDown terminates the new fleet of a rollout that did not commit: every
 // fleet its provision token made when the undo was armed before provisioning
 // (the fleet may be half made, or not known to the workflow), else fleet by ID.
-func (r *rollout) tearDown(ctx workflow.Context, fleet provider.Fleet) {
-	var a *activities.Activities
+func (r *rollout) tearDown(ctx workflow.Context, fleet contract.Fleet) {
 	if r.token == "" {
-		if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+fleet.ID), a.Terminate,
-			activities.TerminateInput{FleetID: fleet.ID}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+fleet.ID), contract.ActivityTerminate,
+			contract.TerminateInput{FleetID: fleet.ID}).Get(ctx, nil); err != nil {
 			r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", fleet.ID, reason(err)))
 			return
 		}
@@ -442,8 +434,8 @@ func (r *rollout) tearDown(ctx workflow.Context, fleet provider.Fleet) {
 		what = "the fleet of provision " + r.token
 	}
 	var gone []string
-	if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+what), a.TerminateByToken,
-		activities.TerminateByTokenInput{Token: r.token, Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &gone); err != nil {
+	if err := workflow.ExecuteActivity(terminateOptions(ctx, "tear down "+what), contract.ActivityTerminateByToken,
+		contract.TerminateByTokenInput{Token: r.token, Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &gone); err != nil {
 		r.event(ctx, fmt.Sprintf("could not tear down new fleet %s: %s", what, reason(err)))
 		return
 	}
@@ -504,7 +496,7 @@ func reason(err error) string {
 	return err.Error()
 }
 
-func weights(r provider.Route) []FleetWeight {
+func weights(r contract.Route) []FleetWeight {
 	out := make([]FleetWeight, 0, len(r.Backends))
 	for _, b := range r.Backends {
 		out = append(out, FleetWeight{FleetID: b.FleetID, Weight: b.Weight})
@@ -514,13 +506,13 @@ func weights(r provider.Route) []FleetWeight {
 
 // provisionEnv is the rollout's env as the provider takes it: values, and
 // secrets as their references.
-func provisionEnv(env map[string]spec.EnvVar) map[string]provider.EnvVar {
+func provisionEnv(env map[string]spec.EnvVar) map[string]contract.EnvVar {
 	if len(env) == 0 {
 		return nil
 	}
-	out := make(map[string]provider.EnvVar, len(env))
+	out := make(map[string]contract.EnvVar, len(env))
 	for _, k := range sortedKeys(env) {
-		out[k] = provider.EnvVar{Value: env[k].Value, Secret: env[k].Secret}
+		out[k] = contract.EnvVar{Value: env[k].Value, Secret: env[k].Secret}
 	}
 	return out
 }

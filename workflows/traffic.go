@@ -5,18 +5,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/analysis"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
 // shiftTraffic moves traffic to the new fleet by the spec's strategy and returns
 // the new fleet as it ends (a rolling rollout grows it wave by wave).
-func (r *rollout) shiftTraffic(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) (provider.Fleet, error) {
+func (r *rollout) shiftTraffic(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) (contract.Fleet, error) {
 	switch r.spec.Strategy.Type {
 	case spec.Canary:
 		return fleet, r.canary(ctx, prev, fleet)
@@ -29,30 +29,29 @@ func (r *rollout) shiftTraffic(ctx workflow.Context, prev provider.Route, fleet 
 
 // route sends weight percent of traffic to the new fleet and the rest to the
 // previous route's fleets, in proportion to their weights there.
-func (r *rollout) route(ctx workflow.Context, prev provider.Route, fleet provider.Fleet, weight int) error {
+func (r *rollout) route(ctx workflow.Context, prev contract.Route, fleet contract.Fleet, weight int) error {
 	return r.routeTo(ctx, sharesOf(prev), fleet.ID, weight)
 }
 
 // routeTo is route with the previous route by share: fleets by reference,
 // each with the number of its instances that serve.
-func (r *rollout) routeTo(ctx workflow.Context, prev []activities.FleetShare, fleetID string, weight int) error {
+func (r *rollout) routeTo(ctx workflow.Context, prev []contract.FleetShare, fleetID string, weight int) error {
 	if err := r.stopped(); err != nil {
 		return err
 	}
 	if len(prev) == 0 {
 		weight = 100 // nothing else to send traffic to
 	}
-	return r.setRoute(ctx, split(prev, activities.FleetShare{FleetID: fleetID, Weight: weight}), weight)
+	return r.setRoute(ctx, split(prev, contract.FleetShare{FleetID: fleetID, Weight: weight}), weight)
 }
 
 // setRoute switches the router to next. Fleets go by ID and count, never with
 // their instances: the activity looks the targets up, so the rollout's history
 // does not grow with the fleets.
-func (r *rollout) setRoute(ctx workflow.Context, next []activities.FleetShare, weight int) error {
+func (r *rollout) setRoute(ctx workflow.Context, next []contract.FleetShare, weight int) error {
 	r.routeTouched = true
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet)), a.SetRoute,
-		activities.SetRouteInput{Key: r.key, Shares: next, Route: provider.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}).Get(ctx, nil)
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet)), contract.ActivitySetRoute,
+		contract.SetRouteInput{Key: r.key, Shares: next, Route: contract.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("moving traffic", err)
 	}
@@ -62,15 +61,15 @@ func (r *rollout) setRoute(ctx workflow.Context, next []activities.FleetShare, w
 }
 
 // sharesOf is a route by share: every fleet with all its instances.
-func sharesOf(route provider.Route) []activities.FleetShare {
-	out := make([]activities.FleetShare, 0, len(route.Backends))
+func sharesOf(route contract.Route) []contract.FleetShare {
+	out := make([]contract.FleetShare, 0, len(route.Backends))
 	for _, b := range route.Backends {
-		out = append(out, activities.FleetShare{FleetID: b.FleetID, Weight: b.Weight})
+		out = append(out, contract.FleetShare{FleetID: b.FleetID, Weight: b.Weight})
 	}
 	return out
 }
 
-func shareWeights(shares []activities.FleetShare) []FleetWeight {
+func shareWeights(shares []contract.FleetShare) []FleetWeight {
 	out := make([]FleetWeight, 0, len(shares))
 	for _, s := range shares {
 		out = append(out, FleetWeight{FleetID: s.FleetID, Weight: s.Weight})
@@ -79,7 +78,7 @@ func shareWeights(shares []activities.FleetShare) []FleetWeight {
 }
 
 // canary walks the steps: weights, pauses, analyses; then 100%.
-func (r *rollout) canary(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) error {
+func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) error {
 	steps := r.spec.Strategy.Steps
 	for i, s := range steps {
 		step := fmt.Sprintf("%d/%d", i+1, len(steps))
@@ -126,12 +125,12 @@ func (r *rollout) pause(ctx workflow.Context, step string, p spec.Pause) error {
 
 // analyze runs a named analysis against the new fleet. Failed rolls back at once;
 // inconclusive waits for a person to approve (continue) or abort.
-func (r *rollout) analyze(ctx workflow.Context, name string, fleet provider.Fleet) error {
+func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Fleet) error {
 	a := r.spec.Analyses[name]
-	in := activities.AnalysisInput{Name: name, Spec: a.ToSpec(), Key: r.key, FleetID: fleet.ID}
+	in := analysis.AnalysisInput{Name: name, Spec: a.ToSpec(), Key: r.key, FleetID: fleet.ID}
 	// Shown while it measures; the query once, here, not in every message.
 	r.progress.Analyses = append(r.progress.Analyses, AnalysisRun{Name: name, Phase: AnalysisRunning, FleetID: fleet.ID,
-		AnalysisSource: activities.SourceOf(in.Spec, in.Key, in.FleetID)})
+		AnalysisSource: analysis.SourceOf(in.Spec, in.Key, in.FleetID)})
 	run := &r.progress.Analyses[len(r.progress.Analyses)-1] // nothing appends until it is done
 	what := strings.TrimSpace(a.Provider + " " + a.Metric)
 	r.setPhase(ctx, PhaseAnalyzing, fmt.Sprintf("analysis %s of %s: %s, %s, %d × every %s", name, fleet.ID, what, run.Condition, a.Count, a.Interval))
@@ -147,10 +146,9 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet provider.Flee
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
 		Summary:                "analysis " + name + " on " + fleet.ID,
 	}
-	var act *activities.Activities
-	var res activities.AnalysisResult
+	var res analysis.AnalysisResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), act.RunAnalysis, in).Get(ctx, &res)
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityRunAnalysis, in).Get(ctx, &res)
 	})
 	if err != nil {
 		run.Phase, run.Message = analysis.PhaseError, "did not finish: "+reason(err)
@@ -166,11 +164,11 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet provider.Flee
 		run.AnalysisSource = res.AnalysisSource
 	}
 	switch res.Phase {
-	case activities.AnalysisSuccessful:
+	case analysis.PhaseSuccessful:
 		r.event(ctx, fmt.Sprintf("analysis %s passed: %s", name, res.Message))
 		r.showDetails(ctx, r.progress.Phase, "analysis "+name+" passed")
 		return nil
-	case activities.AnalysisInconclusive:
+	case analysis.PhaseInconclusive:
 		r.event(ctx, fmt.Sprintf("analysis %s inconclusive: %s", name, res.Message))
 		return r.awaitApproval(ctx, PhasePaused, "inconclusive analysis "+name, r.spec.Approval.Timeout.D())
 	}
@@ -217,12 +215,12 @@ func (r *rollout) waves(ctx workflow.Context) wavePlan {
 // fleet to match. Fleets travel by ID and count: no activity's input or result
 // lists instances. The phase is rolling from the first wave to the last; what
 // a wave does is its step (see waveStep).
-func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) (provider.Fleet, error) {
+func (r *rollout) rolling(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) (contract.Fleet, error) {
 	plan := r.waves(ctx)
 	defer func() { r.waving = false }()
 	// A single old fleet shrinks as the new one grows; several keep their size.
 	olds := sharesOf(prev)
-	var old *activities.FleetShare
+	var old *contract.FleetShare
 	oldSize := 0
 	if len(olds) == 1 {
 		old, oldSize = &olds[0], len(prev.Backends[0].Targets)
@@ -258,7 +256,7 @@ func (r *rollout) rolling(ctx workflow.Context, prev provider.Route, fleet provi
 		}
 		next := olds
 		if old != nil && weight < 100 {
-			next = []activities.FleetShare{{FleetID: old.FleetID, Weight: 100, Instances: keep}}
+			next = []contract.FleetShare{{FleetID: old.FleetID, Weight: 100, Instances: keep}}
 		}
 		if err := r.routeTo(ctx, next, fleet.ID, weight); err != nil {
 			return fleet, err
@@ -302,18 +300,17 @@ func (r *rollout) waveStep(ctx workflow.Context, msg string) {
 
 // resize grows or shrinks a fleet and returns its number of instances.
 func (r *rollout) resize(ctx workflow.Context, fleetID string, size int) (int, error) {
-	var a *activities.Activities
 	ctx = quickOptions(ctx, fmt.Sprintf("resize %s to %d", fleetID, size))
-	in := activities.ResizeInput{FleetID: fleetID, Size: size}
+	in := contract.ResizeInput{FleetID: fleetID, Size: size}
 	var n int
 	var err error
 	if r.byCount {
-		var res activities.ResizeResult
-		err = workflow.ExecuteActivity(ctx, a.ScaleFleet, in).Get(ctx, &res)
+		var res contract.ResizeResult
+		err = workflow.ExecuteActivity(ctx, contract.ActivityScaleFleet, in).Get(ctx, &res)
 		n = res.Instances
 	} else { // a run from before rollingByCountChange
-		var f provider.Fleet
-		err = workflow.ExecuteActivity(ctx, a.ResizeFleet, in).Get(ctx, &f)
+		var f contract.Fleet
+		err = workflow.ExecuteActivity(ctx, contract.ActivityResizeFleet, in).Get(ctx, &f)
 		n = len(f.Instances)
 	}
 	if err != nil {
@@ -327,7 +324,7 @@ func (r *rollout) resize(ctx workflow.Context, fleetID string, size int) (int, e
 }
 
 // verify runs the verification analysis after full cutover.
-func (r *rollout) verify(ctx workflow.Context, fleet provider.Fleet) error {
+func (r *rollout) verify(ctx workflow.Context, fleet contract.Fleet) error {
 	if r.spec.Verify == nil {
 		return r.stopped()
 	}
@@ -351,9 +348,8 @@ func (r *rollout) soak(ctx workflow.Context) error {
 // cancellation too, retrying through a provider outage. The provider's traffic
 // guard refuses to tear down a fleet that still receives traffic, so a failed
 // restore never strands users.
-func (r *rollout) revert(ctx workflow.Context, prev provider.Route, fleet provider.Fleet) {
+func (r *rollout) revert(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) {
 	dctx := compensation(ctx)
-	var a *activities.Activities
 	if r.routeTouched {
 		r.setPhase(dctx, PhaseRollingBack, fmt.Sprintf("routing %s back to %v", r.key, prev.FleetIDs()))
 		// Every fleet of the previous route with all its instances.
@@ -366,8 +362,8 @@ func (r *rollout) revert(ctx workflow.Context, prev provider.Route, fleet provid
 				}
 			}
 		}
-		err := workflow.ExecuteActivity(quickOptions(dctx, "restore previous route"), a.SetRoute,
-			activities.SetRouteInput{Key: r.key, Shares: restore, Route: provider.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}).Get(dctx, nil)
+		err := workflow.ExecuteActivity(quickOptions(dctx, "restore previous route"), contract.ActivitySetRoute,
+			contract.SetRouteInput{Key: r.key, Shares: restore, Route: contract.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}).Get(dctx, nil)
 		if err != nil {
 			r.event(ctx, "could not restore the previous route: "+reason(err))
 		} else {

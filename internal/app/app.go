@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/converter"
@@ -453,9 +455,9 @@ func (d *Deps) Close() error {
 
 // Register registers imago's workflows and activities on a worker.
 func Register(r worker.Registry, acts *activities.Activities) {
-	r.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: "Rollout"})
-	r.RegisterWorkflowWithOptions(workflows.Bake, workflow.RegisterOptions{Name: "Bake"})
-	r.RegisterWorkflowWithOptions(workflows.Pipeline, workflow.RegisterOptions{Name: "Pipeline"})
-	r.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: "Reaper"})
-	r.RegisterActivity(acts)
+	r.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: contract.WorkflowRollout})
+	r.RegisterWorkflowWithOptions(workflows.Bake, workflow.RegisterOptions{Name: contract.WorkflowBake})
+	r.RegisterWorkflowWithOptions(workflows.Pipeline, workflow.RegisterOptions{Name: contract.WorkflowPipeline})
+	r.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: contract.WorkflowReaper})
+	r.RegisterActivity(acts) // each method under its name: contract.Activity* (TestActivityNamesAreTheContracts)
 }

@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// catalogs, the local default
 	_ "gocloud.dev/blob/memblob"  // mem:// catalogs, for tests
@@ -42,73 +44,17 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // ErrRevoked is returned (wrapped) when an operation needs a usable image and
-// meets a revoked one; Image.Usable's error matches it too.
-var ErrRevoked = errors.New("revoked")
+// meets a revoked one; Image.Usable's error matches it too (contract.ErrRevoked).
+var ErrRevoked = contract.ErrRevoked
 
-// Image is an immutable image record. Revoked and Outdated are not part of the
-// record: Get, List and the other readers fill them from their own objects.
-type Image struct {
-	ID          string            `json:"id"`
-	Service     string            `json:"service"`
-	Digest      string            `json:"digest"`                // content digest of the archive
-	InputDigest string            `json:"inputDigest,omitempty"` // digest of the bake inputs
-	Parent      string            `json:"parent,omitempty"`      // base image ID
-	Builder     string            `json:"builder"`               // "import", "imago-local", "amazon-ebs", ...
-	Archive     string            `json:"archive,omitempty"`     // blob key of a local archive
-	Entrypoint  []string          `json:"entrypoint,omitempty"`
-	Artifacts   map[string]string `json:"artifacts,omitempty"` // e.g. region -> AMI
-	Labels      map[string]string `json:"labels,omitempty"`
-	Created     time.Time         `json:"created"`
-
-	Revoked  *Revocation `json:"revoked,omitempty"`  // set when the image is revoked
-	Outdated *Outdated   `json:"outdated,omitempty"` // set when its base channel moved on
-}
-
-// Revocation says why an image must not be used any more.
-type Revocation struct {
-	ImageID      string    `json:"imageId"`
-	Reason       string    `json:"reason"`
-	By           string    `json:"by,omitempty"`
-	Time         time.Time `json:"time"`
-	CascadedFrom string    `json:"cascadedFrom,omitempty"` // the revoked ancestor, for cascaded revocations
-}
-
-// Outdated says that the base an image was built on is no longer its channel's
-// current image.
-type Outdated struct {
-	ImageID string    `json:"imageId"`
-	Service string    `json:"service"` // the outdated image's service
-	Reason  string    `json:"reason"`  // "base <service>/<channel> moved from X to Y"
-	Since   time.Time `json:"since"`
-	Base    string    `json:"base"`    // "<service>/<channel>" of the base
-	OldBase string    `json:"oldBase"` // the image's parent
-	NewBase string    `json:"newBase"` // the channel's new image
-}
-
-type revokedError struct {
-	id  string
-	rev Revocation
-}
-
-func (e *revokedError) Error() string {
-	by := ""
-	if e.rev.By != "" {
-		by = "by " + e.rev.By + ", "
-	}
-	return fmt.Sprintf("image %s is revoked: %s (%sat %s)", e.id, e.rev.Reason, by, e.rev.Time.UTC().Format(time.RFC3339))
-}
-
-func (e *revokedError) Is(target error) bool { return target == ErrRevoked }
-
-// Usable returns nil for an image that may be used, and for a revoked one an error
-// ("image img-… is revoked: <reason> (by …, at …)") matching ErrRevoked. Outdated
-// images are usable.
-func (img Image) Usable() error {
-	if img.Revoked == nil {
-		return nil
-	}
-	return &revokedError{id: img.ID, rev: *img.Revoked}
-}
+// Image records and their revocation and outdated notes live in package
+// contract (activity inputs and results carry them); these aliases keep their
+// old names here.
+type (
+	Image      = contract.Image
+	Revocation = contract.Revocation
+	Outdated   = contract.Outdated
+)
 
 // Catalog is a handle on the image catalog. It is safe for concurrent use, and
 // any number of handles (in any number of processes) may share one bucket.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // A channel (latest, stable, ...) of a service names one of its images. Every move
@@ -20,21 +22,8 @@ import (
 
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
-// ChannelEntry is one move of a channel.
-type ChannelEntry struct {
-	Service  string    `json:"service"`
-	Channel  string    `json:"channel"`
-	ImageID  string    `json:"imageId"`
-	Previous string    `json:"previous,omitempty"` // the image before this move ("" for the first)
-	Seq      int64     `json:"seq"`                // 1, 2, 3, ... without gaps
-	By       string    `json:"by,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-	Time     time.Time `json:"time"`
-
-	// Outdated is only set by MoveChannel: the images built on Previous that this
-	// move marked outdated.
-	Outdated []string `json:"outdated,omitempty"`
-}
+// ChannelEntry is one move of a channel (contract.ChannelEntry).
+type ChannelEntry = contract.ChannelEntry
 
 // MoveOptions describe a channel move for its history.
 type MoveOptions struct {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"gocloud.dev/blob"
 )
 
@@ -32,55 +34,28 @@ import (
 // Retrying such a call cannot succeed.
 var ErrInvalidDeployment = errors.New("invalid deployment")
 
-// Deployment actions.
+// Deployment actions (contract.Action*).
 const (
-	ActionRollout  = "rollout"  // a new image rolled out
-	ActionRollback = "rollback" // back to an image deployed before
+	ActionRollout  = contract.ActionRollout
+	ActionRollback = contract.ActionRollback
 )
 
-// Deployment outcomes.
+// Deployment outcomes: the contract's typed Outcome, in the inventory's form
+// ("rolled-back"; see contract.Outcome).
 const (
-	OutcomeSucceeded  = "succeeded"   // the image took the traffic and kept it
-	OutcomeFailed     = "failed"      // it never took the traffic; the previous image kept serving
-	OutcomeAborted    = "aborted"     // stopped by a person; the previous image kept serving
-	OutcomeRolledBack = "rolled-back" // it took the traffic, then handed it back to the previous image
-	OutcomeCanceled   = "canceled"    // its workflow was cancelled; undone as after a failure, the previous image kept serving
+	OutcomeSucceeded  = contract.OutcomeSucceeded
+	OutcomeFailed     = contract.OutcomeFailed
+	OutcomeAborted    = contract.OutcomeAborted
+	OutcomeRolledBack = contract.OutcomeRolledBack
+	OutcomeCanceled   = contract.OutcomeCanceled
 )
 
-// Deployment is one finished rollout or rollback of a service to an environment.
-type Deployment struct {
-	Service     string `json:"service"`
-	Environment string `json:"environment"`
-	ImageID     string `json:"imageId"`
-	FleetID     string `json:"fleetId,omitempty"`
-	RolloutID   string `json:"rolloutId,omitempty"` // the workflow ID, rollout/<env>/<service>
-	RunID       string `json:"runId,omitempty"`     // the workflow run; with Outcome, the idempotency key
-	StartedBy   string `json:"startedBy,omitempty"`
-	Action      string `json:"action"` // ActionRollout or ActionRollback
-	Strategy    string `json:"strategy,omitempty"`
-	Outcome     string `json:"outcome"` // OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack, OutcomeCanceled
-	Reason      string `json:"reason,omitempty"`
-	// Seq is the entry's place in the log (1, 2, 3, ...), set by RecordDeployment.
-	Seq      int64     `json:"seq"`
-	Started  time.Time `json:"started,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
-	// Previous is the image that was live before this deployment ("" for the
-	// first). RecordDeployment fills it from the inventory when it is empty.
-	Previous string `json:"previous,omitempty"`
-}
-
-// Since is when the deployment's image went live: when it finished (Started for
-// records without a finish time).
-func (d Deployment) Since() time.Time {
-	if d.Finished.IsZero() {
-		return d.Started
-	}
-	return d.Finished
-}
+// Deployment is one finished rollout or rollback (contract.Deployment).
+type Deployment = contract.Deployment
 
 // sameEvent reports whether e records the same event as d: the same run with the
 // same outcome (a retried activity recording again).
-func (d Deployment) sameEvent(e Deployment) bool {
+func sameEvent(d, e Deployment) bool {
 	return d.RunID != "" && e.RunID == d.RunID && e.Outcome == d.Outcome
 }
 
@@ -115,9 +90,9 @@ func checkTarget(service, env string) error {
 	return nil
 }
 
-// check validates d and fills its defaults (action rollout, UTC times, a finish
+// checkDeployment validates d and fills its defaults (action rollout, UTC times, a finish
 // time of now).
-func (d *Deployment) check() error {
+func checkDeployment(d *Deployment) error {
 	if err := checkTarget(d.Service, d.Environment); err != nil {
 		return err
 	}
@@ -180,7 +155,7 @@ func (l *liveness) live(d Deployment) bool {
 // that entry is returned and nothing is added. Records without a RunID are
 // always added. Concurrent records never overwrite each other.
 func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deployment, error) {
-	if err := d.check(); err != nil {
+	if err := checkDeployment(&d); err != nil {
 		return Deployment{}, fmt.Errorf("record deployment: %w", err)
 	}
 	what := fmt.Sprintf("record deployment of %s to %s", d.Service, d.Environment)
@@ -200,7 +175,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 	)
 	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
 		n++
-		if n <= idempotencyWindow && d.sameEvent(e) {
+		if n <= idempotencyWindow && sameEvent(d, e) {
 			earlier = &e
 			return false, nil
 		}
@@ -232,7 +207,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 			if err != nil {
 				return false, fmt.Errorf("%s: %w", what, err)
 			}
-			if d.sameEvent(e) {
+			if sameEvent(d, e) {
 				stored = &e
 				return true, nil
 			}
@@ -282,7 +257,7 @@ func (c *Catalog) live(ctx context.Context, service, env string) (Deployment, er
 	var (
 		found *Deployment
 		l     liveness
-		last  string
+		last  contract.Outcome
 	)
 	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
 		if last == "" {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 func record(t *testing.T, c *Catalog, d Deployment) Deployment {
@@ -242,7 +244,10 @@ func TestInventoryDeployable(t *testing.T) {
 			publish(t, c, Image{ID: id, Service: "hello"})
 		}
 		publish(t, c, Image{ID: "img-api", Service: "api"})
-		for i, step := range []struct{ image, outcome string }{
+		for i, step := range []struct {
+			image   string
+			outcome contract.Outcome
+		}{
 			{"img-v1", OutcomeSucceeded},
 			{"img-v2", OutcomeSucceeded},
 			{"img-v1", OutcomeSucceeded},  // v1 again: a duplicate, counted once, at its newest

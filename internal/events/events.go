@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"gocloud.dev/pubsub"
 	_ "gocloud.dev/pubsub/mempubsub"  // mem://, the in-process default
@@ -33,82 +35,40 @@ import (
 // DefaultURL is where events go when IMAGO_EVENTS_URL is unset: an in-process topic.
 const DefaultURL = "mem://imago-events"
 
-// CloudEvents constants of imago's events.
+// CloudEvents constants of imago's events (contract).
 const (
-	SpecVersion     = "1.0"
-	DataContentType = "application/json"
+	SpecVersion     = contract.EventSpecVersion
+	DataContentType = contract.EventDataContentType
 )
 
-// Event types.
+// Event types (contract.Event*).
 const (
-	TypeRolloutPhase     = "dev.imago.rollout.phase"    // a rollout entered a phase (or moved on within it)
-	TypeRolloutFinished  = "dev.imago.rollout.finished" // a rollout ended: data.outcome says how
-	TypeBakePhase        = "dev.imago.bake.phase"
-	TypeBakeFinished     = "dev.imago.bake.finished"
-	TypePipelinePhase    = "dev.imago.pipeline.phase"    // a pipeline entered a phase
-	TypePipelineFinished = "dev.imago.pipeline.finished" // a pipeline ended; data.outcome says how
+	TypeRolloutPhase     = contract.EventRolloutPhase
+	TypeRolloutFinished  = contract.EventRolloutFinished
+	TypeBakePhase        = contract.EventBakePhase
+	TypeBakeFinished     = contract.EventBakeFinished
+	TypePipelinePhase    = contract.EventPipelinePhase
+	TypePipelineFinished = contract.EventPipelineFinished
 )
 
-// Event is one CloudEvents 1.0 event. The workflows hand it to the publishing
-// activity as this plain struct (its JSON is the structured mode's); Publish
-// and Decode go through the CloudEvents SDK.
-type Event struct {
-	SpecVersion     string    `json:"specversion"`
-	ID              string    `json:"id"`     // <runId>/<seq>: unique per event, the same when redelivered
-	Source          string    `json:"source"` // imago/<namespace>/<workflowId>
-	Type            string    `json:"type"`
-	Subject         string    `json:"subject,omitempty"` // <service>/<environment> (a bake: <service>)
-	Time            time.Time `json:"time"`
-	DataContentType string    `json:"datacontenttype"`
-	Data            Data      `json:"data"`
-}
+// Event and its Data are built by the workflows (contract.Event, contract.NewEvent).
+type (
+	Event = contract.Event
+	Data  = contract.EventData
+)
 
-// Data is what happened, in imago's words.
-type Data struct {
-	Service     string `json:"service"`
-	Environment string `json:"environment,omitempty"`
-	Image       string `json:"image,omitempty"`
-	Phase       string `json:"phase"`
-	Message     string `json:"message,omitempty"`
-	WorkflowID  string `json:"workflowId"`
-	RunID       string `json:"runId"`
-	Seq         int    `json:"seq"` // 1, 2, ... within the run
-	Step        string `json:"step,omitempty"`
-	Strategy    string `json:"strategy,omitempty"`
-	Fleet       string `json:"fleet,omitempty"` // the new fleet
-	InputDigest string `json:"inputDigest,omitempty"`
-	StartedBy   string `json:"startedBy,omitempty"`
-	// Outcome is set on *.finished events: succeeded, failed, aborted, rolled_back
-	// (rollouts); succeeded, cached, failed (bakes).
-	Outcome string `json:"outcome,omitempty"`
-	Error   string `json:"error,omitempty"`
-}
-
-// New makes an event of one workflow run: its ID is the run ID and seq, its
-// source names the workflow.
+// New makes an event of one workflow run (contract.NewEvent).
 func New(typ, namespace, subject string, seq int, t time.Time, data Data) Event {
-	data.Seq = seq
-	return Event{
-		SpecVersion:     SpecVersion,
-		ID:              fmt.Sprintf("%s/%d", data.RunID, seq),
-		Source:          Source(namespace, data.WorkflowID),
-		Type:            typ,
-		Subject:         subject,
-		Time:            t.UTC(),
-		DataContentType: DataContentType,
-		Data:            data,
-	}
+	return contract.NewEvent(typ, namespace, subject, seq, t, data)
 }
 
-// Source is the CloudEvents source of a workflow's events.
-func Source(namespace, workflowID string) string {
-	return "imago/" + namespace + "/" + workflowID
-}
+// Source is the CloudEvents source of a workflow's events (contract.EventSource).
+func Source(namespace, workflowID string) string { return contract.EventSource(namespace, workflowID) }
 
 // cloudEvent is ev as a CloudEvents SDK event, which marshals it in structured
 // JSON mode and validates it against the spec. Problems setting an attribute
 // (a source that is no URI reference) come back from its Validate.
-func (ev Event) cloudEvent() cloudevents.Event {
+func cloudEvent(ev Event) cloudevents.Event {
 	ce := cloudevents.New(ev.SpecVersion)
 	ce.SetID(ev.ID)
 	ce.SetSource(ev.Source)
@@ -131,7 +91,7 @@ func (ev Event) cloudEvent() cloudevents.Event {
 
 // Validate reports what makes ev an invalid CloudEvent (the SDK's validation),
 // or not one of imago's (spec version 1.0, a time, JSON data), or nil.
-func (ev Event) Validate() error {
+func Validate(ev Event) error {
 	var errs []error
 	if ev.SpecVersion != SpecVersion {
 		errs = append(errs, fmt.Errorf("specversion %q, want %q", ev.SpecVersion, SpecVersion))
@@ -142,7 +102,7 @@ func (ev Event) Validate() error {
 	if ev.DataContentType != DataContentType {
 		errs = append(errs, fmt.Errorf("datacontenttype %q, want %q", ev.DataContentType, DataContentType))
 	}
-	if err := ev.cloudEvent().Validate(); err != nil {
+	if err := cloudEvent(ev).Validate(); err != nil {
 		errs = append(errs, errors.New(strings.TrimSpace(err.Error())))
 	}
 	return errors.Join(errs...)
@@ -164,7 +124,7 @@ func Decode(body []byte) (Event, error) {
 		Time:            ce.Time(),
 		DataContentType: ce.DataContentType(),
 	}
-	if err := ev.Validate(); err != nil {
+	if err := Validate(ev); err != nil {
 		return ev, fmt.Errorf("invalid CloudEvent %s: %w", ev.ID, err)
 	}
 	if err := ce.DataAs(&ev.Data); err != nil {
@@ -242,10 +202,10 @@ func (p *Publisher) URL() string { return p.url }
 
 // Publish sends one event and returns once the topic accepted it.
 func (p *Publisher) Publish(ctx context.Context, ev Event) error {
-	if err := ev.Validate(); err != nil {
+	if err := Validate(ev); err != nil {
 		return fmt.Errorf("event %s: %w", ev.ID, err)
 	}
-	body, err := json.Marshal(ev.cloudEvent()) // structured JSON mode, written by the SDK
+	body, err := json.Marshal(cloudEvent(ev)) // structured JSON mode, written by the SDK
 	if err != nil {
 		return err
 	}

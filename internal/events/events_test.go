@@ -22,7 +22,7 @@ func sampleEvent(seq int) events.Event {
 
 func TestNewMakesAValidCloudEvent(t *testing.T) {
 	ev := sampleEvent(2)
-	require.NoError(t, ev.Validate())
+	require.NoError(t, events.Validate(ev))
 	body, err := json.Marshal(ev)
 	require.NoError(t, err)
 	var m map[string]any

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
 
 // Opening a provider by URL, the go-cloud way (blob.OpenBucket, blob.URLMux,
@@ -33,8 +33,8 @@ import (
 // ImageSource is where a driver finds images: their records, and (drivers that
 // unpack them) their archives. *catalog.Catalog satisfies it.
 type ImageSource interface {
-	Get(ctx context.Context, id string) (catalog.Image, error)
-	OpenArchive(ctx context.Context, img catalog.Image) (io.ReadCloser, error)
+	Get(ctx context.Context, id string) (contract.Image, error)
+	OpenArchive(ctx context.Context, img contract.Image) (io.ReadCloser, error)
 }
 
 // OpenEnv is what an opener gets besides its URL: the parts of the worker that

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/imago/imago/internal/provider"
@@ -49,14 +51,8 @@ type Rollout struct {
 	src *source // the file's lines and decoding problems; nil once normalized
 }
 
-// ImageRef says which image to roll out: exactly one of ID, Channel, Bake.
-type ImageRef struct {
-	// Service owns the channel when it is another service's (a base image's); default: the spec's service.
-	Service string `yaml:"service" json:"service,omitempty"`
-	ID      string `yaml:"id" json:"id,omitempty"`
-	Channel string `yaml:"channel" json:"channel,omitempty"`
-	Bake    string `yaml:"bake" json:"bake,omitempty"`
-}
+// ImageRef is contract.ImageRef.
+type ImageRef = contract.ImageRef
 
 // Fleet sizes the new fleet.
 type Fleet struct {
@@ -108,20 +104,11 @@ func (f *Fleet) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Health is the probe every instance must pass before the fleet counts as up.
-type Health struct {
-	Path     string   `yaml:"path" json:"path"`
-	Interval Duration `yaml:"interval" json:"interval"`
-	Timeout  Duration `yaml:"timeout" json:"timeout"`
-}
+// Health is contract.Health.
+type Health = contract.Health
 
-// Check is a smoke check run against every instance of the new fleet before it
-// takes traffic.
-type Check struct {
-	Path         string `yaml:"path" json:"path"`
-	ExpectStatus int    `yaml:"expectStatus" json:"expectStatus"`
-	ExpectBody   string `yaml:"expectBody" json:"expectBody,omitempty"` // substring
-}
+// Check is contract.Check.
+type Check = contract.Check
 
 // Strategy is how traffic moves to the new fleet.
 type Strategy struct {

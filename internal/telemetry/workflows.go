@@ -93,12 +93,12 @@ func countOutcome(ctx workflow.Context, arg, res any, err error) {
 	switch in := deref(arg).(type) {
 	case workflows.RolloutInput:
 		outcome, _ := workflows.RolloutOutcome(workflows.RolloutEnd(err))
-		h.WithTags(map[string]string{"service": in.Spec.Service, "environment": in.Spec.Environment, "outcome": outcome}).
+		h.WithTags(map[string]string{"service": in.Spec.Service, "environment": in.Spec.Environment, "outcome": outcome.MetricLabel()}).
 			Counter(metricRollouts).Inc(1)
 	case workflows.BakeInput:
 		r, _ := deref(res).(workflows.BakeResult)
 		outcome, _ := workflows.BakeOutcome(workflows.BakeEnd(err), err == nil && r.Cached)
-		h.WithTags(map[string]string{"service": in.Spec.Service, "outcome": outcome}).Counter(metricBakes).Inc(1)
+		h.WithTags(map[string]string{"service": in.Spec.Service, "outcome": outcome.MetricLabel()}).Counter(metricBakes).Inc(1)
 	}
 }
 
