@@ -16,6 +16,7 @@ import (
 
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
+	"github.com/imago/imago/internal/router/routermetrics"
 )
 
 // newRouter starts an in-process router (the proxy and its admin handler) in
@@ -42,7 +43,7 @@ func adminSource(admin string) MetricsSource {
 		if err != nil {
 			return nil, err
 		}
-		return router.ParseFleetMetrics(strings.NewReader(text))
+		return routermetrics.ParseFleetMetrics(strings.NewReader(text))
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imago/imago/internal/router"
+	"github.com/imago/imago/internal/router/routermetrics"
 )
 
 // Providers of measurements.
@@ -345,9 +345,9 @@ func (s Spec) Source() string {
 	switch s.Provider {
 	case ProviderRouter:
 		if _, ok := routerQuantiles[s.Metric]; ok {
-			return "router: the fleet's share of " + router.LatencyMetric + ", each interval"
+			return "router: the fleet's share of " + routermetrics.LatencyMetric + ", each interval"
 		}
-		return "router: the fleet's share of " + router.RequestsMetric + " and " + router.ErrorsMetric + ", each interval"
+		return "router: the fleet's share of " + routermetrics.RequestsMetric + " and " + routermetrics.ErrorsMetric + ", each interval"
 	case ProviderPrometheus:
 		return "prometheus " + redact(s.Address) + " (instant query)"
 	case ProviderHTTP:

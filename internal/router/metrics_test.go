@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/router/routermetrics"
 )
 
 // The router's /metrics keeps its names, help texts and types (README, the
@@ -64,7 +65,7 @@ imago_router_request_duration_seconds_bucket{fleet="fl-b",le="+Inf"} 10
 imago_router_request_duration_seconds_sum{fleet="fl-b"} 2.5
 imago_router_request_duration_seconds_count{fleet="fl-b"} 10
 `
-	got, err := ParseFleetMetrics(strings.NewReader(text))
+	got, err := routermetrics.ParseFleetMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +84,8 @@ imago_router_request_duration_seconds_count{fleet="fl-b"} 10
 		{"ok 1\nx_total{a=\"1\" 3\n", "line 2"},
 		{"x abc", "line 1"},
 	} {
-		if _, err := ParseFleetMetrics(strings.NewReader(bad.text)); err == nil || !strings.Contains(err.Error(), bad.want) {
-			t.Errorf("ParseFleetMetrics(%q) = %v, want an error containing %q", bad.text, err, bad.want)
+		if _, err := routermetrics.ParseFleetMetrics(strings.NewReader(bad.text)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("routermetrics.ParseFleetMetrics(%q) = %v, want an error containing %q", bad.text, err, bad.want)
 		}
 	}
 }

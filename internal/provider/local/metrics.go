@@ -7,6 +7,7 @@ import (
 
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
+	"github.com/imago/imago/internal/router/routermetrics"
 )
 
 var _ provider.MetricsDriver = (*Driver)(nil)
@@ -23,7 +24,7 @@ func (d *Driver) FleetMetrics(ctx context.Context, key provider.RouteKey) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("fleet metrics of %s: router (pid %d): %w", key, ri.PID, err)
 	}
-	m, err := router.ParseFleetMetrics(strings.NewReader(text))
+	m, err := routermetrics.ParseFleetMetrics(strings.NewReader(text))
 	if err != nil {
 		return nil, fmt.Errorf("fleet metrics of %s: router (pid %d, admin %s): %w", key, ri.PID, ri.Admin, err)
 	}
