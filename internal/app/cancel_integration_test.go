@@ -10,6 +10,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -68,5 +69,5 @@ func TestCancelledPipelineWaitsForItsRolloutToUndo(t *testing.T) {
 	d, err := e.deps.Catalog.History(ctx, "hello", "staging", 1)
 	require.NoError(t, err)
 	require.Len(t, d, 1)
-	assert.Equal(t, "canceled", d[0].Outcome, "the inventory records the rollout as canceled")
+	assert.Equal(t, contract.OutcomeCanceled, d[0].Outcome, "the inventory records the rollout as canceled")
 }

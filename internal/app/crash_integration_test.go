@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/bakes"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/crash"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/rollouts"
@@ -228,7 +229,7 @@ func (e *env) assertOneRecord(runID string) {
 	for _, d := range hist {
 		if d.RunID == runID {
 			n++
-			assert.Equal(e.t, "succeeded", d.Outcome)
+			assert.Equal(e.t, contract.OutcomeSucceeded, d.Outcome)
 		}
 	}
 	assert.Equal(e.t, 1, n, "one inventory record of run %s", runID)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -255,8 +256,8 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, hist)
 	assert.Equal(t, "rollback", hist[0].Action)
-	assert.Equal(t, "succeeded", hist[0].Outcome)
-	assert.Equal(t, "rolled-back", hist[2].Outcome)
+	assert.Equal(t, contract.OutcomeSucceeded, hist[0].Outcome)
+	assert.Equal(t, contract.OutcomeRolledBack, hist[2].Outcome)
 }
 
 // An abort at the approval gate, before any traffic moved, tears the new fleet
@@ -273,7 +274,7 @@ func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
 	hist, err := e.deps.Catalog.History(context.Background(), "hello", "test", 1)
 	require.NoError(t, err)
 	require.Len(t, hist, 1)
-	assert.Equal(t, "aborted", hist[0].Outcome)
+	assert.Equal(t, contract.OutcomeAborted, hist[0].Outcome)
 }
 
 // A rolling rollout shrinks the old fleet as the new one grows. Rolled back
