@@ -127,12 +127,7 @@ func TestPromtoolFindsTheWorkersMetricsClean(t *testing.T) {
 		}
 		return m
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		body = r.scrape()
-		if len(missing()) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
+	assert.Eventually(t, func() bool { body = r.scrape(); return len(missing()) == 0 }, 30*time.Second, 200*time.Millisecond)
 	require.Empty(t, missing(), "the SDK's and imago's metrics are there to check")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
