@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	sdkpb "go.temporal.io/api/sdk/v1"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/workflows"
@@ -137,7 +138,7 @@ func TestAnAnalysisWithoutDataDoesWhatOnNoDataSays(t *testing.T) {
 	for {
 		st, err = rollouts.Get(ctx, e.client, "hello", "dev")
 		require.NoError(t, err)
-		if st.Progress != nil && st.Progress.Phase == workflows.PhasePaused {
+		if st.Progress != nil && st.Progress.Phase == contract.PhasePaused {
 			break
 		}
 		require.True(t, time.Now().Before(deadline), "the rollout did not pause for a person within a minute: %+v", st.Progress)

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -111,14 +112,14 @@ func pipelineFrame(id string, p workflows.PipelineProgress) watch.Frame {
 	f := watch.Frame{Title: id, Started: p.StartedAt, Ended: pipelineEnded(p.Phase)}
 	stages := make([]string, len(p.Stages))
 	for i, st := range p.Stages {
-		stages[i] = st.Environment + ": " + st.State
+		stages[i] = st.Environment + ": " + string(st.State)
 	}
 	last := ""
 	if n := len(p.Events); n > 0 {
 		last = p.Events[n-1].Message
 	}
 	f.Rows = []watch.Row{
-		{Label: watch.LabelPhase, Value: p.Phase},
+		{Label: watch.LabelPhase, Value: p.Phase.String()},
 		{Label: watch.LabelImage, Value: p.ImageID},
 		{Label: "Stages", Value: strings.Join(stages, " → ")},
 		{Label: watch.LabelLast, Value: last},
@@ -129,9 +130,9 @@ func pipelineFrame(id string, p workflows.PipelineProgress) watch.Frame {
 	return f
 }
 
-func pipelineEnded(phase string) bool {
+func pipelineEnded(phase contract.Phase) bool {
 	switch phase {
-	case workflows.PipelinePhaseSucceeded, workflows.PipelinePhaseFailed, workflows.PipelinePhaseAborted, workflows.PipelinePhaseSkipped, workflows.PipelinePhaseCanceled:
+	case contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseAborted, contract.PhaseSkipped, contract.PhaseCanceled:
 		return true
 	}
 	return false

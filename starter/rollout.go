@@ -398,7 +398,7 @@ func newRolloutListCmd() *cobra.Command {
 			tw := table(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ROLLOUT\tSTATUS\tPHASE\tIMAGE\tSTARTED")
 			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.WorkflowID, s.Status, dash(s.Phase), dash(s.Image), s.Started.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.WorkflowID, s.Status, dash(s.Phase.String()), dash(s.Image), s.Started.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		})

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
-	"github.com/imago/imago/workflows"
 )
 
 // checkPlainWatch checks the non-terminal form of a watch: time-stamped lines, no
@@ -85,7 +85,7 @@ func TestRolloutStartWatchFollowsARolloutToItsEnd(t *testing.T) {
 	assert.Equal(t, "rollout/dev/hello", st.WorkflowID)
 	assert.Equal(t, "Running", st.Status)
 	require.NotNil(t, st.Progress)
-	assert.Equal(t, workflows.PhaseAwaitingApproval, st.Progress.Phase)
+	assert.Equal(t, contract.PhaseAwaitingApproval, st.Progress.Phase)
 	assert.Equal(t, v2, st.Progress.ImageID)
 	require.Len(t, st.Progress.Weights, 1)
 	assert.Equal(t, 100, st.Progress.Weights[0].Weight, "no traffic moved before approval")
@@ -97,7 +97,7 @@ func TestRolloutStartWatchFollowsARolloutToItsEnd(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &list), out)
 	require.Len(t, list, 2)
 	assert.Equal(t, []string{"Running", "Succeeded"}, []string{list[0].Status, list[1].Status}, "newest first")
-	assert.Equal(t, []string{"awaiting-approval", "succeeded"}, []string{list[0].Phase, list[1].Phase})
+	assert.Equal(t, []contract.Phase{"awaiting-approval", "succeeded"}, []contract.Phase{list[0].Phase, list[1].Phase})
 	out, _, err = run(t, "rollout", "list", "--service", "hello")
 	require.NoError(t, err, out)
 	rows := strings.Split(strings.TrimSpace(out), "\n")
@@ -183,7 +183,7 @@ test:
 	assert.Equal(t, "Succeeded", st.Status)
 	require.NotNil(t, st.Closed)
 	require.NotNil(t, st.Progress)
-	assert.Equal(t, workflows.BakePhaseSucceeded, st.Progress.Phase)
+	assert.Equal(t, contract.PhaseSucceeded, st.Progress.Phase)
 	assert.Equal(t, img, st.Progress.ImageID)
 	for _, key := range []string{`"workflowId": "bake/hello/latest"`, `"status": "Succeeded"`, `"phase": "succeeded"`, `"imageId": "` + img + `"`, `"inputDigest": "sha256:`} {
 		assert.Contains(t, out, key)

@@ -13,22 +13,6 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// Bake phases (contract.Phase*).
-const (
-	BakePhaseDigest     = string(contract.PhaseDigest)
-	BakePhaseBuilding   = string(contract.PhaseBuilding)
-	BakePhaseTesting    = string(contract.PhaseTesting)
-	BakePhasePublishing = string(contract.PhasePublishing)
-	BakePhaseSucceeded  = string(contract.PhaseSucceeded)
-	BakePhaseFailed     = string(contract.PhaseFailed)
-	BakePhaseCanceled   = string(contract.PhaseCanceled)
-
-	// BakePhasePublished is BakePhasePublishing under its old, wrong name.
-	//
-	// Deprecated: use BakePhasePublishing.
-	BakePhasePublished = BakePhasePublishing
-)
-
 // ErrBakeFailed is the error type of a failed bake.
 const ErrBakeFailed = "BakeFailed"
 
@@ -72,20 +56,24 @@ type BakeResult struct {
 
 // BakeProgress answers the progress query of a bake.
 type BakeProgress struct {
-	Phase       string    `json:"phase"`
-	Service     string    `json:"service"`
-	InputDigest string    `json:"inputDigest,omitempty"`
-	ImageID     string    `json:"imageId,omitempty"`
-	Cached      bool      `json:"cached"`
-	LastLine    string    `json:"lastLine,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	StartedAt   time.Time `json:"startedAt"`
+	contract.Story           // phase, events, eventCount
+	Service        string    `json:"service"`
+	InputDigest    string    `json:"inputDigest,omitempty"`
+	ImageID        string    `json:"imageId,omitempty"`
+	Cached         bool      `json:"cached"`
+	LastLine       string    `json:"lastLine,omitempty"`
+	Error          string    `json:"error,omitempty"`
+	StartedAt      time.Time `json:"startedAt"`
 }
 
 // Bake builds an image from a bake spec, unless the catalog already has one with
 // the same input digest: digest → cache → build → test → publish → move channel.
 func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
-	b := &baker{spec: in.Spec, by: in.StartedBy, events: newNotifier(ctx)}
+	b := &baker{spec: in.Spec, by: in.StartedBy}
+	b.tracker = newTracker(ctx, &b.progress.Story, trackedKind{
+		phaseEvent: contract.EventBakePhase, finishedEvent: contract.EventBakeFinished,
+		describe: b.describe, outcome: func(ph contract.Phase) (contract.Outcome, bool) { return BakeOutcome(ph, b.progress.Cached) },
+	})
 	b.progress = BakeProgress{Service: in.Spec.Service, StartedAt: workflow.Now(ctx)}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (BakeProgress, error) { return b.progress, nil }); err != nil {
 		return res, err
@@ -93,7 +81,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
 	defer func() {
 		if err != nil {
 			b.progress.Error = reason(err)
-			b.phase(ctx, BakeEnd(err), b.progress.Error)
+			b.setPhase(ctx, BakeEnd(err), b.progress.Error)
 		}
 	}()
 
@@ -113,7 +101,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
 			if err := b.moveChannel(ctx, cached.ID); err != nil {
 				return res, err
 			}
-			b.phase(ctx, BakePhaseSucceeded, fmt.Sprintf("cache hit: %s already built from these inputs", cached.ID))
+			b.setPhase(ctx, contract.PhaseSucceeded, fmt.Sprintf("cache hit: %s already built from these inputs", cached.ID))
 			return res, nil
 		}
 	}
@@ -133,7 +121,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
 	if err := b.moveChannel(ctx, img.ID); err != nil {
 		return res, err
 	}
-	b.phase(ctx, BakePhaseSucceeded, fmt.Sprintf("%s published on %s/%s", img.ID, in.Spec.Service, in.Spec.Channel))
+	b.setPhase(ctx, contract.PhaseSucceeded, fmt.Sprintf("%s published on %s/%s", img.ID, in.Spec.Service, in.Spec.Channel))
 	return res, nil
 }
 
@@ -141,15 +129,14 @@ type baker struct {
 	spec     spec.Bake
 	by       string
 	progress BakeProgress
-	events   notifier // phase events (events.go)
-	queue    string   // the task queue of the build and the image test; "" the workflow's (bakeTaskQueue)
+	tracker         // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
+	queue    string // the task queue of the build and the image test; "" the workflow's (bakeTaskQueue)
 }
 
-func (b *baker) phase(ctx workflow.Context, phase, msg string) {
-	b.progress.Phase = phase
-	b.events.announce(ctx, phase, msg)
-	workflow.GetLogger(ctx).Info(msg, "phase", phase)
-	b.publishPhase(ctx, msg)
+// describe is the bake as its phase events say it.
+func (b *baker) describe() (subject string, data contract.EventData, failure string) {
+	p := b.progress
+	return p.Service, contract.EventData{Service: p.Service, Image: p.ImageID, InputDigest: p.InputDigest, StartedBy: b.by}, p.Error
 }
 
 func (b *baker) fail(doing string, err error) error {
@@ -158,7 +145,7 @@ func (b *baker) fail(doing string, err error) error {
 }
 
 func (b *baker) digest(ctx workflow.Context) (contract.BakeDigestResult, error) {
-	b.phase(ctx, BakePhaseDigest, "computing the input digest")
+	b.setPhase(ctx, contract.PhaseDigest, "computing the input digest")
 	var out contract.BakeDigestResult
 	if err := workflow.ExecuteActivity(quickOptions(ctx, "input digest of "+b.spec.Service), contract.ActivityBakeDigest, b.spec).Get(ctx, &out); err != nil {
 		return out, b.fail("computing the input digest", err)
@@ -181,7 +168,7 @@ func (b *baker) cached(ctx workflow.Context, digest string) (*contract.Image, er
 }
 
 func (b *baker) build(ctx workflow.Context, dig contract.BakeDigestResult) (contract.BakeBuildResult, error) {
-	b.phase(ctx, BakePhaseBuilding, fmt.Sprintf("building with %s (inputs %s)", b.spec.Builder, shortDigest(dig.InputDigest)))
+	b.setPhase(ctx, contract.PhaseBuilding, fmt.Sprintf("building with %s (inputs %s)", b.spec.Builder, shortDigest(dig.InputDigest)))
 	if workflow.GetVersion(ctx, bakeTaskQueue, workflow.DefaultVersion, 1) >= 1 {
 		b.queue = BakeTaskQueue
 	}
@@ -209,7 +196,7 @@ func (b *baker) test(ctx workflow.Context, built contract.BakeBuildResult) (bool
 	if b.spec.Builder != spec.BuilderLocal {
 		return false, nil // a cloud image boots in its cloud; its rollout's checks test it there
 	}
-	b.phase(ctx, BakePhaseTesting, fmt.Sprintf("booting one instance of %s", built.Image.ID))
+	b.setPhase(ctx, contract.PhaseTesting, fmt.Sprintf("booting one instance of %s", built.Image.ID))
 	info := workflow.GetInfo(ctx)
 	t := b.spec.Test
 	attempt := t.Health.Timeout.D() + 2*time.Minute
@@ -232,7 +219,7 @@ func (b *baker) test(ctx workflow.Context, built contract.BakeBuildResult) (bool
 }
 
 func (b *baker) publish(ctx workflow.Context, built contract.BakeBuildResult) (contract.Image, error) {
-	b.phase(ctx, BakePhasePublishing, "publishing "+built.Image.ID)
+	b.setPhase(ctx, contract.PhasePublishing, "publishing "+built.Image.ID)
 	var img contract.Image
 	err := workflow.ExecuteActivity(quickOptions(ctx, "publish "+built.Image.ID), contract.ActivityPublishImage,
 		contract.PublishImageInput{Image: built.Image, ArchivePath: built.ArchivePath}).Get(ctx, &img)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -245,4 +246,40 @@ func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 	s.NotEmpty(run)
 	s.Equal("bake/hello/latest/"+run, build)
 	s.Equal([]string{BakeTaskQueue, BakeTaskQueue}, queues, "BakeBuild and TestImage run on the bake task queue")
+}
+
+// A bake tells its story as rollouts and pipelines do: each phase an event in
+// its progress, counted, and the ImagoPhase attribute once a phase.
+func (s *bakeSuite) TestProgressTellsTheBakesStory() {
+	s.cache(false)
+	s.builds(nil)
+	s.testsPass(nil)
+	s.publishes()
+	var upserted []contract.Phase
+	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if phase, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(PhaseAttr); ok {
+			upserted = append(upserted, contract.Phase(phase))
+		}
+	}).Return(nil)
+	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.Require().NoError(s.env.GetWorkflowError())
+
+	v, err := s.env.QueryWorkflow(QueryProgress)
+	s.Require().NoError(err)
+	var p BakeProgress
+	s.Require().NoError(v.Get(&p))
+	s.Equal(contract.PhaseSucceeded, p.Phase)
+	var story []string
+	for _, ev := range p.Events {
+		story = append(story, string(ev.Phase)+": "+ev.Message)
+	}
+	s.Equal([]string{
+		"digest: computing the input digest",
+		"building: building with imago-local (inputs sha256:abc)",
+		"testing: booting one instance of img-new000000000",
+		"publishing: publishing img-new000000000",
+		"succeeded: img-new000000000 published on hello/latest",
+	}, story)
+	s.Equal(len(story), p.EventCount)
+	s.Equal([]contract.Phase{contract.PhaseDigest, contract.PhaseBuilding, contract.PhaseTesting, contract.PhasePublishing, contract.PhaseSucceeded}, upserted)
 }

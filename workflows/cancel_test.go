@@ -14,6 +14,7 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
@@ -42,7 +43,7 @@ func (s *rolloutSuite) TestCancelDuringACanaryRoutesBackAndRecordsCanceled() {
 	s.Equal([]int{10, 0}, newWeights(s.routes), "10%, then traffic back on the old fleet")
 	s.Equal(oldShares, s.shares[1])
 	s.Equal([]string{"fl-new"}, s.terminated)
-	s.Equal(PhaseCanceled, s.progress().Phase)
+	s.Equal(contract.PhaseCanceled, s.progress().Phase)
 	s.Require().Len(s.deployments, 1)
 	s.Equal(catalog.OutcomeCanceled, s.deployments[0].Outcome)
 	last := (*got)[len(*got)-1]
@@ -81,7 +82,7 @@ func (s *bakeSuite) TestCancelWhileBuildingPublishesNothing() {
 	s.Require().NoError(qerr)
 	var p BakeProgress
 	s.Require().NoError(v.Get(&p))
-	s.Equal(BakePhaseCanceled, p.Phase)
+	s.Equal(contract.PhaseCanceled, p.Phase)
 }
 
 // A pipeline cancelled while its staging rollout soaks waits for the rollout
@@ -135,11 +136,11 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 	s.Equal([]string{"fl-new"}, tornDown)
 	p := s.progress()
 	ended := p.Events[len(p.Events)-1]
-	s.Equal(PipelinePhaseCanceled, ended.Phase)
+	s.Equal(contract.PhaseCanceled, ended.Phase)
 	s.GreaterOrEqual(ended.Time.Sub(cancelled), outage, "the pipeline ended after its rollout's undo, not at the cancel")
-	s.Equal(PipelinePhaseCanceled, p.Phase)
-	s.Equal(StageCanceled, p.Stages[0].State)
-	s.Equal(StageNotStarted, p.Stages[1].State)
+	s.Equal(contract.PhaseCanceled, p.Phase)
+	s.Equal(contract.StageCanceled, p.Stages[0].State)
+	s.Equal(contract.StageNotStarted, p.Stages[1].State)
 }
 
 // A reaper cancelled while it terminates a leaked fleet stops there: the

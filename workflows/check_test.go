@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -62,7 +63,7 @@ func TestRolloutRefusesAStrategyTheProviderCannotRunBeforeAnythingElse(t *testin
 	v, qerr := env.QueryWorkflow(QueryProgress)
 	require.NoError(t, qerr)
 	require.NoError(t, v.Get(&p))
-	assert.Equal(t, PhaseFailed, p.Phase)
+	assert.Equal(t, contract.PhaseFailed, p.Phase)
 	assert.Empty(t, p.NewFleet)
 }
 

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -44,7 +45,7 @@ func (s *rolloutSuite) TestCancelWhileProvisioningTearsDownTheFleet() {
 	s.True(temporal.IsCanceledError(err), "the rollout ends canceled: %v", err)
 	s.Equal([]string{"fl-new"}, s.terminated, "the half-made fleet must be torn down")
 	s.Empty(s.provisioned, "no fleet left behind")
-	s.Equal(PhaseCanceled, s.progress().Phase)
+	s.Equal(contract.PhaseCanceled, s.progress().Phase)
 }
 
 // A provision that keeps failing after it made part of the fleet gives up; the

@@ -17,7 +17,7 @@ const phaseEventsChange = "phase-events"
 // the phase changes (not at each canary step, wave or pause of one phase).
 const phaseAttrOnChange = "phase-attribute-on-change"
 
-// notifier shows a run's phase (announce) and publishes its phase changes and
+// notifier upserts a run's ImagoPhase (upsertPhase) and publishes its phase changes and
 // its outcome as events, through the PublishEvent local activity. Events are
 // numbered within the run, so an event's ID (run ID + number) is the same
 // however often it is sent.
@@ -25,8 +25,8 @@ type notifier struct {
 	on  bool // the run began after phaseEventsChange
 	seq int
 
-	attrOnChange bool   // the run began after phaseAttrOnChange
-	attr         string // the ImagoPhase last upserted
+	attrOnChange bool           // the run began after phaseAttrOnChange
+	attr         contract.Phase // the ImagoPhase last upserted
 }
 
 // newNotifier asks, once per run, whether this run publishes events and how it
@@ -35,6 +35,18 @@ func newNotifier(ctx workflow.Context) notifier {
 	return notifier{
 		on:           workflow.GetVersion(ctx, phaseEventsChange, workflow.DefaultVersion, 1) >= 1,
 		attrOnChange: workflow.GetVersion(ctx, phaseAttrOnChange, workflow.DefaultVersion, 1) >= 1,
+	}
+}
+
+// upsertPhase sets the ImagoPhase search attribute to phase: in a run that
+// began after phaseAttrOnChange, only when the phase changed (each upsert is a
+// history event).
+func (n *notifier) upsertPhase(ctx workflow.Context, phase contract.Phase) {
+	if !n.attrOnChange || phase != n.attr {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.PhaseAttr.ValueSet(string(phase))); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+		n.attr = phase
 	}
 }
 
@@ -62,49 +74,4 @@ func (n *notifier) publish(ctx workflow.Context, typ, subject string, data contr
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("event not published", "type", typ, "id", ev.ID, "phase", data.Phase, "error", err)
 	}
-}
-
-// publishPhase publishes the rollout's phase change; a final phase publishes the
-// outcome instead.
-func (r *rollout) publishPhase(ctx workflow.Context, msg string) {
-	p := r.progress
-	data := contract.EventData{
-		Service: p.Service, Environment: p.Environment, Image: p.ImageID, Phase: p.Phase, Message: msg,
-		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy,
-	}
-	typ := contract.EventRolloutPhase
-	if outcome, final := RolloutOutcome(p.Phase); final {
-		typ, data.Outcome, data.Error = contract.EventRolloutFinished, outcome.MetricLabel(), p.Error
-	}
-	r.events.publish(ctx, typ, p.Service+"/"+p.Environment, data)
-}
-
-// publishPhase publishes the bake's phase change; a final phase publishes the
-// outcome instead: succeeded, cached (the catalog had the image), failed or canceled.
-func (b *baker) publishPhase(ctx workflow.Context, msg string) {
-	p := b.progress
-	data := contract.EventData{
-		Service: p.Service, Image: p.ImageID, Phase: p.Phase, Message: msg, InputDigest: p.InputDigest, StartedBy: b.by,
-	}
-	typ := contract.EventBakePhase
-	if outcome, final := BakeOutcome(p.Phase, p.Cached); final {
-		typ, data.Outcome = contract.EventBakeFinished, outcome.MetricLabel()
-		if p.Phase != BakePhaseSucceeded {
-			data.Error = p.Error
-		}
-	}
-	b.events.publish(ctx, typ, p.Service, data)
-}
-
-// publishPhase publishes the pipeline's phase change; a final phase publishes
-// the outcome instead: succeeded, skipped (nothing changed), failed, aborted or
-// canceled.
-func (p *pipeline) publishPhase(ctx workflow.Context, msg string) {
-	pr := p.progress
-	data := contract.EventData{Service: pr.Service, Image: pr.ImageID, Phase: pr.Phase, Message: msg, StartedBy: pr.StartedBy}
-	typ := contract.EventPipelinePhase
-	if outcome, final := PipelineOutcome(pr.Phase); final {
-		typ, data.Outcome, data.Error = contract.EventPipelineFinished, outcome.MetricLabel(), pr.Error
-	}
-	p.events.publish(ctx, typ, pr.Service, data)
 }

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
 )
@@ -34,7 +35,7 @@ func (s *rolloutSuite) publishedEvents(fail int) *[]events.Event {
 func phasesOf(evs []events.Event) []string {
 	var out []string
 	for _, ev := range evs {
-		out = append(out, ev.Type+" "+ev.Data.Phase)
+		out = append(out, ev.Type+" "+string(ev.Data.Phase))
 	}
 	return out
 }
@@ -110,10 +111,10 @@ func (s *rolloutSuite) TestARolledBackCanaryPublishesRolledBack() {
 	s.Contains(ph, "dev.imago.rollout.phase analyzing")
 	s.Contains(ph, "dev.imago.rollout.phase rolling-back")
 	last := (*got)[len(*got)-1]
-	s.Equal("dev.imago.rollout.finished rolled-back", last.Type+" "+last.Data.Phase)
+	s.Equal("dev.imago.rollout.finished rolled-back", last.Type+" "+string(last.Data.Phase))
 	s.Equal("rolled_back", last.Data.Outcome)
 	for _, ev := range *got {
-		if ev.Data.Phase == PhaseCanary {
+		if ev.Data.Phase == contract.PhaseCanary {
 			s.Equal("1/2 setWeight 10", ev.Data.Step, "canary events say which step")
 		}
 	}
@@ -132,7 +133,7 @@ func (s *rolloutSuite) TestAnUnreachableTopicDoesNotFailTheRollout() {
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Empty(*got)
-	s.Equal(PhaseSucceeded, s.progress().Phase)
+	s.Equal(contract.PhaseSucceeded, s.progress().Phase)
 }
 
 func (s *bakeSuite) TestBakePhasesAndOutcomeArePublished() {

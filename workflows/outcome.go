@@ -15,22 +15,22 @@ import (
 
 // ends names a kind of workflow's final phases.
 type ends struct {
-	succeeded, failed, canceled string
-	byType                      map[string]string // ApplicationError type → phase
+	succeeded, failed, canceled contract.Phase
+	byType                      map[string]contract.Phase // ApplicationError type → phase
 }
 
 var (
-	rolloutEnds = ends{PhaseSucceeded, PhaseFailed, PhaseCanceled,
-		map[string]string{ErrRolloutAborted: PhaseAborted, ErrRolledBack: PhaseRolledBack}}
-	bakeEnds     = ends{BakePhaseSucceeded, BakePhaseFailed, BakePhaseCanceled, nil}
-	pipelineEnds = ends{PipelinePhaseSucceeded, PipelinePhaseFailed, PipelinePhaseCanceled,
-		map[string]string{ErrPipelineAborted: PipelinePhaseAborted}}
+	rolloutEnds = ends{contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseCanceled,
+		map[string]contract.Phase{ErrRolloutAborted: contract.PhaseAborted, ErrRolledBack: contract.PhaseRolledBack}}
+	bakeEnds     = ends{contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseCanceled, nil}
+	pipelineEnds = ends{contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseCanceled,
+		map[string]contract.Phase{ErrPipelineAborted: contract.PhaseAborted}}
 )
 
 // end is the final phase of a workflow that returned err: succeeded when nil;
 // the phase its ApplicationError's type names (aborted, rolled back); canceled
 // when it was cancelled; failed otherwise.
-func (e ends) end(err error) string {
+func (e ends) end(err error) contract.Phase {
 	if err == nil {
 		return e.succeeded
 	}
@@ -48,30 +48,30 @@ func (e ends) end(err error) string {
 
 // RolloutEnd is the final phase of a rollout that returned err: succeeded,
 // failed, aborted, rolled-back or canceled (also its inventory outcome).
-func RolloutEnd(err error) string { return rolloutEnds.end(err) }
+func RolloutEnd(err error) contract.Phase { return rolloutEnds.end(err) }
 
 // BakeEnd is the final phase of a bake that returned err: succeeded, failed or canceled.
-func BakeEnd(err error) string { return bakeEnds.end(err) }
+func BakeEnd(err error) contract.Phase { return bakeEnds.end(err) }
 
 // PipelineEnd is the final phase of a pipeline that returned err: succeeded,
 // failed, aborted or canceled (skipped is decided before, by its stages).
-func PipelineEnd(err error) string { return pipelineEnds.end(err) }
+func PipelineEnd(err error) contract.Phase { return pipelineEnds.end(err) }
 
 // rolloutOutcomes maps a rollout's final phases to its outcome: the same word
 // (a final phase is the outcome's canonical form, as the inventory records it);
 // its finished event and the imago_rollouts_total metric say it as
 // Outcome.MetricLabel (rolled_back).
-var rolloutOutcomes = map[string]contract.Outcome{
-	PhaseSucceeded:  contract.OutcomeSucceeded,
-	PhaseFailed:     contract.OutcomeFailed,
-	PhaseAborted:    contract.OutcomeAborted,
-	PhaseRolledBack: contract.OutcomeRolledBack,
-	PhaseCanceled:   contract.OutcomeCanceled,
+var rolloutOutcomes = map[contract.Phase]contract.Outcome{
+	contract.PhaseSucceeded:  contract.OutcomeSucceeded,
+	contract.PhaseFailed:     contract.OutcomeFailed,
+	contract.PhaseAborted:    contract.OutcomeAborted,
+	contract.PhaseRolledBack: contract.OutcomeRolledBack,
+	contract.PhaseCanceled:   contract.OutcomeCanceled,
 }
 
 // RolloutOutcome is the outcome of a rollout in phase; ok is false while the
 // phase is not a final one.
-func RolloutOutcome(phase string) (outcome contract.Outcome, ok bool) {
+func RolloutOutcome(phase contract.Phase) (outcome contract.Outcome, ok bool) {
 	outcome, ok = rolloutOutcomes[phase]
 	return outcome, ok
 }
@@ -79,33 +79,33 @@ func RolloutOutcome(phase string) (outcome contract.Outcome, ok bool) {
 // BakeOutcome is the outcome of a bake in phase: succeeded, cached (it
 // succeeded because the catalog had the image), failed or canceled; ok is false
 // while the phase is not a final one.
-func BakeOutcome(phase string, cached bool) (outcome contract.Outcome, ok bool) {
+func BakeOutcome(phase contract.Phase, cached bool) (outcome contract.Outcome, ok bool) {
 	switch phase {
-	case BakePhaseSucceeded:
+	case contract.PhaseSucceeded:
 		if cached {
 			return contract.OutcomeCached, true
 		}
 		return contract.OutcomeSucceeded, true
-	case BakePhaseFailed:
+	case contract.PhaseFailed:
 		return contract.OutcomeFailed, true
-	case BakePhaseCanceled:
+	case contract.PhaseCanceled:
 		return contract.OutcomeCanceled, true
 	}
 	return "", false
 }
 
 // pipelineOutcomes maps a pipeline's final phases to its outcome.
-var pipelineOutcomes = map[string]contract.Outcome{
-	PipelinePhaseSucceeded: contract.OutcomeSucceeded,
-	PipelinePhaseSkipped:   contract.OutcomeSkipped,
-	PipelinePhaseFailed:    contract.OutcomeFailed,
-	PipelinePhaseAborted:   contract.OutcomeAborted,
-	PipelinePhaseCanceled:  contract.OutcomeCanceled,
+var pipelineOutcomes = map[contract.Phase]contract.Outcome{
+	contract.PhaseSucceeded: contract.OutcomeSucceeded,
+	contract.PhaseSkipped:   contract.OutcomeSkipped,
+	contract.PhaseFailed:    contract.OutcomeFailed,
+	contract.PhaseAborted:   contract.OutcomeAborted,
+	contract.PhaseCanceled:  contract.OutcomeCanceled,
 }
 
 // PipelineOutcome is the outcome of a pipeline in phase; ok is false while the
 // phase is not a final one.
-func PipelineOutcome(phase string) (outcome contract.Outcome, ok bool) {
+func PipelineOutcome(phase contract.Phase) (outcome contract.Outcome, ok bool) {
 	outcome, ok = pipelineOutcomes[phase]
 	return outcome, ok
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 func TestOneClassifierForHowWorkflowsEnded(t *testing.T) {
@@ -14,9 +16,11 @@ func TestOneClassifierForHowWorkflowsEnded(t *testing.T) {
 		return temporal.NewNonRetryableApplicationError("x", typ, cause)
 	}
 	for _, c := range []struct {
-		name                                string
-		err                                 error
-		rollout, rolloutOutcome, bake, pipe string
+		name           string
+		err            error
+		rollout        contract.Phase
+		rolloutOutcome string
+		bake, pipe     contract.Phase
 	}{
 		{"no error", nil, "succeeded", "succeeded", "succeeded", "succeeded"},
 		{"a failure", errors.New("boom"), "failed", "failed", "failed", "failed"},
@@ -33,7 +37,7 @@ func TestOneClassifierForHowWorkflowsEnded(t *testing.T) {
 		}
 		// The event and metric form (rolled_back), and the canonical form that
 		// is the final phase itself (rolled-back).
-		if got, ok := RolloutOutcome(RolloutEnd(c.err)); !ok || got.MetricLabel() != c.rolloutOutcome || got.String() != c.rollout {
+		if got, ok := RolloutOutcome(RolloutEnd(c.err)); !ok || got.MetricLabel() != c.rolloutOutcome || got.String() != c.rollout.String() {
 			t.Errorf("%s: RolloutOutcome = %q (metric label %q) %v, want %q (metric label %q)", c.name, got, got.MetricLabel(), ok, c.rollout, c.rolloutOutcome)
 		}
 		if got := BakeEnd(c.err); got != c.bake {
@@ -44,22 +48,22 @@ func TestOneClassifierForHowWorkflowsEnded(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
-		phase  string
+		phase  contract.Phase
 		cached bool
 		want   string
 		final  bool
 	}{
-		{BakePhaseSucceeded, false, "succeeded", true},
-		{BakePhaseSucceeded, true, "cached", true},
-		{BakePhaseFailed, false, "failed", true},
-		{BakePhaseCanceled, false, "canceled", true},
+		{contract.PhaseSucceeded, false, "succeeded", true},
+		{contract.PhaseSucceeded, true, "cached", true},
+		{contract.PhaseFailed, false, "failed", true},
+		{contract.PhaseCanceled, false, "canceled", true},
 		{"building", false, "", false},
 	} {
 		if got, final := BakeOutcome(c.phase, c.cached); string(got) != c.want || final != c.final {
 			t.Errorf("BakeOutcome(%q, %v) = %q %v, want %q %v", c.phase, c.cached, got, final, c.want, c.final)
 		}
 	}
-	if _, final := RolloutOutcome(PhaseCanary); final {
+	if _, final := RolloutOutcome(contract.PhaseCanary); final {
 		t.Error("canary is not a final phase")
 	}
 }

@@ -49,7 +49,7 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 	}
 	finished := func() error {
 		switch r.progress.Phase {
-		case PhaseSucceeded, PhaseFailed, PhaseAborted, PhaseRolledBack, PhaseCanceled:
+		case contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseAborted, contract.PhaseRolledBack, contract.PhaseCanceled:
 			return fmt.Errorf("the rollout already ended (%s)", r.progress.Phase)
 		}
 		return nil
@@ -191,11 +191,11 @@ func (r *rollout) approvalGate(ctx workflow.Context) error {
 	if !r.spec.Approval.Required {
 		return r.stopped()
 	}
-	return r.awaitApproval(ctx, PhaseAwaitingApproval, "approval before cutover", r.spec.Approval.Timeout.D())
+	return r.awaitApproval(ctx, contract.PhaseAwaitingApproval, "approval before cutover", r.spec.Approval.Timeout.D())
 }
 
 // awaitApproval opens a gate that approve (or promote) releases.
-func (r *rollout) awaitApproval(ctx workflow.Context, phase, gate string, timeout time.Duration) error {
+func (r *rollout) awaitApproval(ctx workflow.Context, phase contract.Phase, gate string, timeout time.Duration) error {
 	r.gate, r.approved = gate, nil
 	r.progress.Gate = gate
 	defer func() { r.gate, r.progress.Gate = "", "" }()
@@ -213,19 +213,20 @@ func (r *rollout) awaitApproval(ctx workflow.Context, phase, gate string, timeou
 
 // recordDeployment writes the outcome into the inventory; it runs even after a
 // cancellation, and its failure never changes the rollout's outcome.
-func (r *rollout) recordDeployment(ctx workflow.Context, outcome, msg string) {
+func (r *rollout) recordDeployment(ctx workflow.Context, end contract.Phase, msg string) {
+	outcome, _ := RolloutOutcome(end)
 	info := workflow.GetInfo(ctx)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	d := contract.Deployment{
 		Service: r.spec.Service, Environment: r.spec.Environment, ImageID: r.progress.ImageID,
 		FleetID: r.progress.NewFleet, RolloutID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: contract.Outcome(outcome),
+		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: outcome,
 		Started: r.progress.StartedAt, Finished: workflow.Now(ctx),
 	}
-	if outcome != "succeeded" {
+	if outcome != contract.OutcomeSucceeded {
 		d.Reason = msg
 	}
-	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome+" in the inventory"), contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome.String()+" in the inventory"), contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("record deployment", "error", err)
 	}
 }

@@ -15,36 +15,6 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// Pipeline phases (the ImagoPhase search attribute of a pipeline; contract.Phase*).
-const (
-	PipelinePhaseBaking    = string(contract.PhaseBaking)
-	PipelinePhaseResolving = string(contract.PhaseResolving)
-	PipelinePhaseGate      = string(contract.PhaseAwaitingApproval)
-	PipelinePhaseRollout   = string(contract.PhaseRollingOut)
-	PipelinePhaseSkipped   = string(contract.PhaseSkipped)
-	PipelinePhaseSucceeded = string(contract.PhaseSucceeded)
-	PipelinePhaseFailed    = string(contract.PhaseFailed)
-	PipelinePhaseAborted   = string(contract.PhaseAborted)
-	PipelinePhaseCanceled  = string(contract.PhaseCanceled)
-)
-
-// Stage states (contract.Stage*).
-const (
-	StagePending    = string(contract.StagePending)
-	StageWaiting    = string(contract.StageWaiting)
-	StageRunning    = string(contract.StageRunning)
-	StageSucceeded  = string(contract.StageSucceeded)
-	StageUnchanged  = string(contract.StageUnchanged)
-	StageFailed     = string(contract.StageFailed)
-	StageNotStarted = string(contract.StageNotStarted)
-	StageCanceled   = string(contract.StageCanceled)
-
-	// StageSkipped is StageNotStarted under its old name ("not-started" on the wire).
-	//
-	// Deprecated: use StageNotStarted.
-	StageSkipped = StageNotStarted
-)
-
 // Error types of pipelines that did not succeed.
 const (
 	ErrPipelineFailed  = "PipelineFailed"
@@ -75,28 +45,26 @@ type PipelineResult struct {
 
 // StageStatus is one stage of a pipeline as the progress query shows it.
 type StageStatus struct {
-	Environment string    `json:"environment"`
-	State       string    `json:"state"`
-	RolloutID   string    `json:"rolloutId,omitempty"`
-	RunID       string    `json:"runId,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	Approval    *Decision `json:"approval,omitempty"`
+	Environment string              `json:"environment"`
+	State       contract.StageState `json:"state"`
+	RolloutID   string              `json:"rolloutId,omitempty"`
+	RunID       string              `json:"runId,omitempty"`
+	Error       string              `json:"error,omitempty"`
+	Approval    *Decision           `json:"approval,omitempty"`
 }
 
 // PipelineProgress answers a pipeline's progress query.
 type PipelineProgress struct {
-	Name       string        `json:"name"`
-	Service    string        `json:"service"`
-	Phase      string        `json:"phase"`
-	Trigger    string        `json:"trigger,omitempty"`
-	StartedBy  string        `json:"startedBy,omitempty"`
-	StartedAt  time.Time     `json:"startedAt"`
-	ImageID    string        `json:"imageId,omitempty"`
-	Gate       string        `json:"gate,omitempty"` // the stage waiting for approval
-	Stages     []StageStatus `json:"stages"`
-	Events     []Event       `json:"events,omitempty"`
-	EventCount int           `json:"eventCount"`
-	Error      string        `json:"error,omitempty"`
+	contract.Story               // phase, events, eventCount
+	Name           string        `json:"name"`
+	Service        string        `json:"service"`
+	Trigger        string        `json:"trigger,omitempty"`
+	StartedBy      string        `json:"startedBy,omitempty"`
+	StartedAt      time.Time     `json:"startedAt"`
+	ImageID        string        `json:"imageId,omitempty"`
+	Gate           string        `json:"gate,omitempty"` // the stage waiting for approval
+	Stages         []StageStatus `json:"stages"`
+	Error          string        `json:"error,omitempty"`
 }
 
 // Pipeline bakes an image (or resolves an existing one) and rolls it out to each
@@ -139,17 +107,21 @@ type pipeline struct {
 
 	approved *Decision // the approval that released the open gate
 	stop     *Decision // abort requested
-	events   notifier  // phase events (events.go)
+	tracker            // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 }
 
 func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
-	p := &pipeline{spec: in.Spec, in: in, events: newNotifier(ctx)}
+	p := &pipeline{spec: in.Spec, in: in}
+	p.tracker = newTracker(ctx, &p.progress.Story, trackedKind{
+		phaseEvent: contract.EventPipelinePhase, finishedEvent: contract.EventPipelineFinished,
+		describe: p.describe, outcome: PipelineOutcome,
+	})
 	p.progress = PipelineProgress{
 		Name: in.Spec.Name, Service: in.Spec.Service(), Trigger: in.Trigger, StartedBy: in.StartedBy,
 		StartedAt: workflow.Now(ctx), Stages: make([]StageStatus, len(in.Spec.Stages)),
 	}
 	for i, st := range in.Spec.Stages {
-		p.progress.Stages[i] = StageStatus{Environment: st.Rollout.Environment, State: StagePending}
+		p.progress.Stages[i] = StageStatus{Environment: st.Rollout.Environment, State: contract.StagePending}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (PipelineProgress, error) { return p.progress, nil }); err != nil {
 		return nil, err
@@ -164,7 +136,7 @@ func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
 // hit or an existing image.
 func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err error) {
 	if b := p.spec.Bake; b != nil {
-		p.setPhase(ctx, PipelinePhaseBaking, fmt.Sprintf("baking %s from %s", b.Service, p.spec.BakeFile))
+		p.setPhase(ctx, contract.PhaseBaking, fmt.Sprintf("baking %s from %s", b.Service, p.spec.BakeFile))
 		bake := *b
 		bake.Force = bake.Force || p.in.Always
 		// The usual bake ID: a bake by hand of the same channel cannot run beside it.
@@ -184,7 +156,7 @@ func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err erro
 		return out.ImageID, !out.Cached, nil
 	}
 	ref := *p.spec.Image
-	p.setPhase(ctx, PipelinePhaseResolving, "resolving image "+RolloutLabel(ref))
+	p.setPhase(ctx, contract.PhaseResolving, "resolving image "+RolloutLabel(ref))
 	var out contract.ResolveImageResult
 	if err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+RolloutLabel(ref)), contract.ActivityResolveImage,
 		contract.ResolveImageInput{Service: p.progress.Service, Ref: ref}).Get(ctx, &out); err != nil {
@@ -238,13 +210,13 @@ func (p *pipeline) skip(ctx workflow.Context, img string) (PipelineResult, error
 		envs := make([]string, n)
 		for i, st := range p.spec.Stages {
 			envs[i] = st.Rollout.Environment
-			p.progress.Stages[i].State = StageUnchanged
+			p.progress.Stages[i].State = contract.StageUnchanged
 		}
 		where = "live in " + strings.Join(envs, ", ")
 	}
 	p.result.Skipped = true
 	p.result.Reason = fmt.Sprintf("skipped: inputs unchanged; %s is already %s", img, where)
-	p.setPhase(ctx, PipelinePhaseSkipped, p.result.Reason)
+	p.setPhase(ctx, contract.PhaseSkipped, p.result.Reason)
 	p.result.Stages = p.progress.Stages
 	return p.result, nil
 }
@@ -255,7 +227,7 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 	r := st.Rollout
 	status := &p.progress.Stages[i]
 	if !p.in.Always && live[r.Environment] == img {
-		status.State = StageUnchanged
+		status.State = contract.StageUnchanged
 		p.event(ctx, fmt.Sprintf("%s: %s is already live there", r.Environment, img))
 		return nil
 	}
@@ -268,7 +240,7 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 		return err
 	}
 	r.Image = spec.ImageRef{ID: img}
-	p.setPhase(ctx, PipelinePhaseRollout, fmt.Sprintf("stage %d/%d: rolling %s out to %s", i+1, len(p.spec.Stages), img, r.Environment))
+	p.setPhase(ctx, contract.PhaseRollingOut, fmt.Sprintf("stage %d/%d: rolling %s out to %s", i+1, len(p.spec.Stages), img, r.Environment))
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:            r.WorkflowID(),
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -287,18 +259,18 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 		RolloutInput{Spec: r, StartedBy: p.by(), Action: "rollout"})
 	var exec workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &exec); err != nil {
-		status.State, status.Error = StageFailed, reason(err)
+		status.State, status.Error = contract.StageFailed, reason(err)
 		return p.stageFailed(ctx, i, err)
 	}
-	status.State, status.RolloutID, status.RunID = StageRunning, exec.ID, exec.RunID
+	status.State, status.RolloutID, status.RunID = contract.StageRunning, exec.ID, exec.RunID
 	if err := child.Get(ctx, nil); err != nil {
-		status.State, status.Error = StageFailed, reason(err)
+		status.State, status.Error = contract.StageFailed, reason(err)
 		if temporal.IsCanceledError(err) {
-			status.State = StageCanceled
+			status.State = contract.StageCanceled
 		}
 		return p.stageFailed(ctx, i, err)
 	}
-	status.State = StageSucceeded
+	status.State = contract.StageSucceeded
 	p.event(ctx, fmt.Sprintf("%s: %s is live", r.Environment, img))
 	return nil
 }
@@ -308,7 +280,7 @@ func (p *pipeline) stageFailed(ctx workflow.Context, i int, err error) error {
 	env := p.spec.Stages[i].Rollout.Environment
 	var later []string
 	for j := i + 1; j < len(p.spec.Stages); j++ {
-		p.progress.Stages[j].State = StageNotStarted
+		p.progress.Stages[j].State = contract.StageNotStarted
 		later = append(later, p.progress.Stages[j].Environment)
 	}
 	msg := fmt.Sprintf("pipeline %s stopped: stage %s failed: %s", p.spec.Name, env, reason(err))
@@ -326,9 +298,9 @@ func (p *pipeline) stageFailed(ctx workflow.Context, i int, err error) error {
 func (p *pipeline) gate(ctx workflow.Context, i int, timeout time.Duration) error {
 	env := p.spec.Stages[i].Rollout.Environment
 	p.progress.Gate, p.approved = env, nil
-	p.progress.Stages[i].State = StageWaiting
+	p.progress.Stages[i].State = contract.StageWaiting
 	defer func() { p.progress.Gate = "" }()
-	p.setPhase(ctx, PipelinePhaseGate, fmt.Sprintf("waiting for approval to roll out to %s (imago pipeline approve %s), at most %s", env, p.spec.Name, timeout))
+	p.setPhase(ctx, contract.PhaseAwaitingApproval, fmt.Sprintf("waiting for approval to roll out to %s (imago pipeline approve %s), at most %s", env, p.spec.Name, timeout))
 	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: timeout, TimerOptions: workflow.TimerOptions{Summary: "approval for " + env}},
 		func() bool { return p.approved != nil || p.stop != nil })
 	if err != nil {
@@ -349,7 +321,7 @@ func (p *pipeline) gate(ctx workflow.Context, i int, timeout time.Duration) erro
 
 func (p *pipeline) markNotStarted(from int) {
 	for j := from; j < len(p.spec.Stages); j++ {
-		p.progress.Stages[j].State = StageNotStarted
+		p.progress.Stages[j].State = contract.StageNotStarted
 	}
 }
 
@@ -370,7 +342,7 @@ func (p *pipeline) registerUpdates(ctx workflow.Context) error {
 			return errors.New("say who you are (by)")
 		}
 		switch p.progress.Phase {
-		case PipelinePhaseSucceeded, PipelinePhaseFailed, PipelinePhaseAborted, PipelinePhaseSkipped, PipelinePhaseCanceled:
+		case contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseAborted, contract.PhaseSkipped, contract.PhaseCanceled:
 			return fmt.Errorf("the pipeline already ended (%s)", p.progress.Phase)
 		}
 		return nil
@@ -403,7 +375,7 @@ func (p *pipeline) registerUpdates(ctx workflow.Context) error {
 				return err
 			}
 			for _, st := range p.progress.Stages {
-				if st.State == StageRunning {
+				if st.State == contract.StageRunning {
 					return fmt.Errorf("stage %s is rolling out; abort that rollout (imago rollout abort %s -e %s), which stops the pipeline",
 						st.Environment, p.progress.Service, st.Environment)
 				}
@@ -425,7 +397,7 @@ func (p *pipeline) finish(ctx workflow.Context, err error) error {
 		if len(p.spec.Stages) == 0 {
 			p.result.Reason = p.result.ImageID + " baked"
 		}
-		p.setPhase(ctx, PipelinePhaseSucceeded, p.result.Reason)
+		p.setPhase(ctx, contract.PhaseSucceeded, p.result.Reason)
 		return nil
 	}
 	p.progress.Error = reason(err)
@@ -436,7 +408,7 @@ func (p *pipeline) finish(ctx workflow.Context, err error) error {
 func (p *pipeline) rolledOut() string {
 	var envs []string
 	for _, st := range p.progress.Stages {
-		envs = append(envs, st.Environment+" ("+st.State+")")
+		envs = append(envs, st.Environment+" ("+string(st.State)+")")
 	}
 	return strings.Join(envs, ", ")
 }
@@ -453,13 +425,8 @@ func (p *pipeline) by() string {
 	return "pipeline " + p.spec.Name
 }
 
-func (p *pipeline) setPhase(ctx workflow.Context, phase, msg string) {
-	p.progress.Phase = phase
-	p.event(ctx, msg)
-	p.events.announce(ctx, phase, msg)
-	p.publishPhase(ctx, msg)
-}
-
-func (p *pipeline) event(ctx workflow.Context, msg string) {
-	p.progress.Events = appendEvent(ctx, p.progress.Events, &p.progress.EventCount, p.progress.Phase, msg)
+// describe is the pipeline as its phase events say it.
+func (p *pipeline) describe() (subject string, data contract.EventData, failure string) {
+	pr := p.progress
+	return pr.Service, contract.EventData{Service: pr.Service, Image: pr.ImageID, StartedBy: pr.StartedBy}, pr.Error
 }

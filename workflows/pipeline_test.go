@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -107,9 +108,9 @@ func (s *pipelineSuite) TestNewImageRollsThroughStagesInOrder() {
 	s.Equal([]string{"staging=img-new", "prod=img-new"}, s.rolled)
 	s.True(res.Built)
 	s.False(res.Skipped)
-	s.Equal(StageSucceeded, res.Stages[0].State)
-	s.Equal(StageSucceeded, res.Stages[1].State)
-	s.Equal(PipelinePhaseSucceeded, s.progress().Phase)
+	s.Equal(contract.StageSucceeded, res.Stages[0].State)
+	s.Equal(contract.StageSucceeded, res.Stages[1].State)
+	s.Equal(contract.PhaseSucceeded, s.progress().Phase)
 }
 
 func (s *pipelineSuite) TestFailedStagingNeverTouchesProd() {
@@ -124,9 +125,9 @@ func (s *pipelineSuite) TestFailedStagingNeverTouchesProd() {
 	s.Contains(app.Message(), "stage staging failed: smoke check GET /healthz failed; prod not touched")
 	s.Equal([]string{"staging=img-new"}, s.rolled)
 	p := s.progress()
-	s.Equal(PipelinePhaseFailed, p.Phase)
-	s.Equal(StageFailed, p.Stages[0].State)
-	s.Equal(StageNotStarted, p.Stages[1].State)
+	s.Equal(contract.PhaseFailed, p.Phase)
+	s.Equal(contract.StageFailed, p.Stages[0].State)
+	s.Equal(contract.StageNotStarted, p.Stages[1].State)
 }
 
 func (s *pipelineSuite) TestUnchangedInputsSkipWithAReason() {
@@ -138,7 +139,7 @@ func (s *pipelineSuite) TestUnchangedInputsSkipWithAReason() {
 	s.True(res.Skipped)
 	s.Equal("skipped: inputs unchanged; img-same is already live in staging, prod", res.Reason)
 	s.Empty(s.rolled)
-	s.Equal(PipelinePhaseSkipped, s.progress().Phase)
+	s.Equal(contract.PhaseSkipped, s.progress().Phase)
 }
 
 func (s *pipelineSuite) TestCachedImageGoesOnlyWhereItIsNotLive() {
@@ -148,8 +149,8 @@ func (s *pipelineSuite) TestCachedImageGoesOnlyWhereItIsNotLive() {
 	res, err := s.run(PipelineInput{Spec: pipelineSpec(false)})
 	s.Require().NoError(err)
 	s.Equal([]string{"prod=img-same"}, s.rolled)
-	s.Equal(StageUnchanged, res.Stages[0].State)
-	s.Equal(StageSucceeded, res.Stages[1].State)
+	s.Equal(contract.StageUnchanged, res.Stages[0].State)
+	s.Equal(contract.StageSucceeded, res.Stages[1].State)
 }
 
 func (s *pipelineSuite) TestAlwaysBuildsAndRollsEvenWhenUnchanged() {
@@ -185,7 +186,7 @@ func (s *pipelineSuite) TestProdWaitsForApproval() {
 	}, 0)
 	s.env.RegisterDelayedCallback(func() {
 		p := s.progress()
-		s.Equal(PipelinePhaseGate, p.Phase)
+		s.Equal(contract.PhaseAwaitingApproval, p.Phase)
 		s.Equal("prod", p.Gate)
 		s.Equal([]string{"staging=img-new"}, s.rolled, "prod waits while the gate is open")
 	}, 2*time.Hour)
@@ -209,8 +210,8 @@ func (s *pipelineSuite) TestGateTimeoutStopsBeforeProd() {
 	s.Contains(err.Error(), "nobody approved prod within 24h0m0s")
 	s.Equal([]string{"staging=img-new"}, s.rolled)
 	p := s.progress()
-	s.Equal(PipelinePhaseAborted, p.Phase)
-	s.Equal(StageNotStarted, p.Stages[1].State)
+	s.Equal(contract.PhaseAborted, p.Phase)
+	s.Equal(contract.StageNotStarted, p.Stages[1].State)
 }
 
 func (s *pipelineSuite) TestAbortAtTheGate() {

@@ -149,7 +149,7 @@ func (s *rolloutSuite) TestFailedAnalysisRollsBackAutomatically() {
 	s.Equal(10, s.routes[0].Weight("fl-new"))
 	s.Equal(oldShares, s.shares[1], "traffic goes back to the old fleet")
 	s.Equal([]string{"fl-new"}, s.terminated)
-	s.Equal(PhaseRolledBack, s.progress().Phase)
+	s.Equal(contract.PhaseRolledBack, s.progress().Phase)
 	s.Require().Len(s.deployments, 1)
 	s.Equal(contract.OutcomeRolledBack, s.deployments[0].Outcome)
 }
@@ -212,7 +212,7 @@ func (s *rolloutSuite) TestApprovalTimeoutAbortsAndTearsDown() {
 	s.Contains(s.env.GetWorkflowError().Error(), "nobody approved approval before cutover within 1h0m0s")
 	s.Empty(s.routes, "no traffic may move without approval")
 	s.Equal([]string{"fl-new"}, s.terminated)
-	s.Equal(PhaseAborted, s.progress().Phase)
+	s.Equal(contract.PhaseAborted, s.progress().Phase)
 }
 
 func (s *rolloutSuite) TestAbortDuringACanaryPauseRestoresTheOldFleet() {
@@ -395,7 +395,7 @@ func (s *rolloutSuite) TestRollingWidensItsWavesToAtMostMaxWaves() {
 	s.Equal(1000, p.Instances)
 	var rolling []string
 	for _, ev := range *published {
-		if ev.Data.Phase == PhaseRolling {
+		if ev.Data.Phase == contract.PhaseRolling {
 			rolling = append(rolling, ev.Data.Message)
 		}
 	}
@@ -430,7 +430,7 @@ func (s *rolloutSuite) TestRollingThatFailsVerificationRevertsToTheWholeOldFleet
 	s.Equal(oldShares, s.shares[last], "then the route went back to the whole old fleet")
 	s.Equal("fl-old=10", (*resizes)[len(*resizes)-1], "grown back before the route")
 	s.Equal([]string{"fl-new"}, s.terminated)
-	s.Equal(PhaseRolledBack, s.progress().Phase)
+	s.Equal(contract.PhaseRolledBack, s.progress().Phase)
 }
 
 // ImagoPhase is upserted when the phase changes, not at every step of one
@@ -440,18 +440,18 @@ func (s *rolloutSuite) TestImagoPhaseIsUpsertedOnlyWhenItChanges() {
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(nil)
-	var upserted []string
+	var upserted []contract.Phase
 	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		if phase, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(PhaseAttr); ok {
-			upserted = append(upserted, phase)
+			upserted = append(upserted, contract.Phase(phase))
 		}
 	}).Return(nil)
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), weightStep(30), weightStep(60), pauseStep(time.Minute), weightStep(90))})
 
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]string{
-		PhaseResolving, PhaseProvisioning, PhaseWaitingHealthy, PhaseValidating, PhaseCanary, PhasePaused, PhaseCanary,
-		PhaseCuttingOver, PhaseSoaking, PhaseDecommissioning, PhaseSucceeded,
+	s.Equal([]contract.Phase{
+		contract.PhaseResolving, contract.PhaseProvisioning, contract.PhaseWaitingHealthy, contract.PhaseValidating, contract.PhaseCanary, contract.PhasePaused, contract.PhaseCanary,
+		contract.PhaseCuttingOver, contract.PhaseSoaking, contract.PhaseDecommissioning, contract.PhaseSucceeded,
 	}, upserted)
 }

@@ -15,31 +15,6 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// Rollout phases, as shown by the progress query and the ImagoPhase search
-// attribute: contract.Phase* (one string form each), as untyped strings while
-// progress fields are strings.
-const (
-	PhaseResolving        = string(contract.PhaseResolving)
-	PhaseProvisioning     = string(contract.PhaseProvisioning)
-	PhaseWaitingHealthy   = string(contract.PhaseWaitingHealthy)
-	PhaseValidating       = string(contract.PhaseValidating)
-	PhaseAwaitingApproval = string(contract.PhaseAwaitingApproval)
-	PhaseCuttingOver      = string(contract.PhaseCuttingOver)
-	PhaseCanary           = string(contract.PhaseCanary)
-	PhaseRolling          = string(contract.PhaseRolling)
-	PhasePaused           = string(contract.PhasePaused)
-	PhaseAnalyzing        = string(contract.PhaseAnalyzing)
-	PhaseVerifying        = string(contract.PhaseVerifying)
-	PhaseSoaking          = string(contract.PhaseSoaking)
-	PhaseRollingBack      = string(contract.PhaseRollingBack)
-	PhaseDecommissioning  = string(contract.PhaseDecommissioning)
-	PhaseSucceeded        = string(contract.PhaseSucceeded)
-	PhaseFailed           = string(contract.PhaseFailed)
-	PhaseAborted          = string(contract.PhaseAborted)
-	PhaseRolledBack       = string(contract.PhaseRolledBack)
-	PhaseCanceled         = string(contract.PhaseCanceled)
-)
-
 // revertBeforeProvision is the workflow change that arms a rollout's undo before
 // it provisions, tearing the new fleet down by its provision token.
 const revertBeforeProvision = "revert-before-provision"
@@ -170,7 +145,7 @@ type rollout struct {
 	byCount bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
 	waving  bool           // rolling: between the first wave and the last, where the phase stays rolling
 
-	events notifier // phase events (events.go)
+	tracker // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 
 	checked  bool  // the spec was checked against the worker's provider (or the run predates the check)
 	checkErr error // why the worker's provider cannot run the spec
@@ -181,8 +156,12 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		spec:   in.Spec,
 		action: in.Action,
 		key:    contract.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
-		events: newNotifier(ctx),
 	}
+	r.tracker = newTracker(ctx, &r.progress.Story, trackedKind{
+		phaseEvent: contract.EventRolloutPhase, finishedEvent: contract.EventRolloutFinished,
+		describe: r.describe, outcome: RolloutOutcome,
+		details: func() string { return AnalysesMarkdown(r.progress.Analyses) },
+	})
 	if r.action == "" {
 		r.action = contract.ActionRollout
 	}
@@ -238,7 +217,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 		}
 	}
 	if bake != nil {
-		r.setPhase(ctx, PhaseResolving, "baking the image from "+ref.Bake)
+		r.setPhase(ctx, contract.PhaseResolving, "baking the image from "+ref.Bake)
 		opts := workflow.ChildWorkflowOptions{
 			WorkflowID:    workflow.GetInfo(ctx).WorkflowExecution.ID + "/bake",
 			StaticSummary: fmt.Sprintf("bake %s for %s", bake.Service, r.key),
@@ -257,7 +236,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 	if ref.Channel != "" {
 		what = "channel " + ref.Channel
 	}
-	r.setPhase(ctx, PhaseResolving, "resolving image "+what)
+	r.setPhase(ctx, contract.PhaseResolving, "resolving image "+what)
 	var img contract.ResolveImageResult
 	err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+what), contract.ActivityResolveImage,
 		contract.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env)}).Get(ctx, &img)
@@ -279,7 +258,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 // previousImage finds the image a rollback rolls out: the newest deployable
 // image other than the live one, and says from which image it goes back.
 func (r *rollout) previousImage(ctx workflow.Context) (spec.ImageRef, error) {
-	r.setPhase(ctx, PhaseResolving, "finding the previous deployable image")
+	r.setPhase(ctx, contract.PhaseResolving, "finding the previous deployable image")
 	var prev contract.PreviousImageResult
 	err := workflow.ExecuteActivity(quickOptions(ctx, "previous deployable image of "+r.key.String()), contract.ActivityPreviousImage,
 		contract.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &prev)
@@ -310,7 +289,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 	if r.spec.Strategy.Type == spec.Rolling {
 		size = r.waves(ctx).wave // the first wave; the others grow the fleet
 	}
-	r.setPhase(ctx, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
+	r.setPhase(ctx, contract.PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
 	info := workflow.GetInfo(ctx)
 	req := contract.ProvisionRequest{
 		// Derived from the run, so a retried activity adopts what an earlier attempt made.
@@ -352,7 +331,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 // the health probe: all of them, or those a rolling wave added.
 func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int) error {
 	h := r.spec.Health
-	r.enter(ctx, PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", to-from, h.Path))
+	r.enter(ctx, contract.PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", to-from, h.Path))
 	heartbeat := 3 * h.Interval.D()
 	if heartbeat < 5*time.Second {
 		heartbeat = 5 * time.Second
@@ -384,7 +363,7 @@ func (r *rollout) validate(ctx workflow.Context, fleetID string, from int) error
 	if len(r.spec.Checks) == 0 {
 		return r.stopped()
 	}
-	r.enter(ctx, PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleetID))
+	r.enter(ctx, contract.PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleetID))
 	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleetID)), contract.ActivityRunChecks,
 		contract.RunChecksInput{FleetID: fleetID, From: from, Checks: r.spec.Checks}).Get(ctx, nil)
 	if err != nil {
@@ -405,7 +384,7 @@ func (r *rollout) decommission(ctx workflow.Context, prev contract.Route, fleet 
 		return nil, nil
 	}
 	r.committed = true
-	r.setPhase(ctx, PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
+	r.setPhase(ctx, contract.PhaseDecommissioning, fmt.Sprintf("terminating %v", old))
 	for _, id := range old {
 		err := workflow.ExecuteActivity(terminateOptions(ctx, "terminate "+id), contract.ActivityTerminate, contract.TerminateInput{FleetID: id}).Get(ctx, nil)
 		if err != nil {
@@ -445,6 +424,15 @@ func (r *rollout) tearDown(ctx workflow.Context, fleet contract.Fleet) {
 	for _, id := range gone {
 		r.event(ctx, "tore down new fleet "+id)
 	}
+}
+
+// describe is the rollout as its phase events say it.
+func (r *rollout) describe() (subject string, data contract.EventData, failure string) {
+	p := r.progress
+	return p.Service + "/" + p.Environment, contract.EventData{
+		Service: p.Service, Environment: p.Environment, Image: p.ImageID,
+		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy,
+	}, p.Error
 }
 
 // finish records the outcome: progress, search attributes, the inventory; and

@@ -17,6 +17,7 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -177,7 +178,7 @@ func (s *rolloutSuite) TestFirstRolloutRoutesAllTrafficToTheNewFleet() {
 	s.Equal("127.0.0.1:9080", s.routes[0].Listen)
 	s.Equal([]activities.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[0], "every instance of the new fleet, by reference")
 	s.Empty(s.terminated)
-	s.Equal(PhaseSucceeded, s.progress().Phase)
+	s.Equal(contract.PhaseSucceeded, s.progress().Phase)
 }
 
 func (s *rolloutSuite) TestSecondRolloutSoaksThenDecommissionsTheOldFleet() {
@@ -213,7 +214,7 @@ func (s *rolloutSuite) TestHealthTimeoutTearsDownTheNewFleetAndKeepsTheOldRoute(
 	s.Equal([]string{"fl-new"}, s.terminated)
 	s.Empty(s.routes, "no route may change when the new fleet never became healthy")
 	p := s.progress()
-	s.Equal(PhaseFailed, p.Phase)
+	s.Equal(contract.PhaseFailed, p.Phase)
 	s.Equal(msg, p.Error)
 }
 
@@ -331,5 +332,5 @@ func (s *rolloutSuite) TestRollbackWithoutAPreviousImageFailsBeforeProvisioning(
 	s.Contains(msg, "finding the previous deployable image")
 	s.Contains(msg, "no previous deployable image of hello in dev")
 	s.Empty(s.terminated)
-	s.Equal(PhaseFailed, s.progress().Phase)
+	s.Equal(contract.PhaseFailed, s.progress().Phase)
 }

@@ -23,7 +23,7 @@ func (r *rollout) shiftTraffic(ctx workflow.Context, prev contract.Route, fleet 
 	case spec.Rolling:
 		return r.rolling(ctx, prev, fleet)
 	}
-	r.setPhase(ctx, PhaseCuttingOver, fmt.Sprintf("switching %s to %s", r.key, fleet.ID))
+	r.setPhase(ctx, contract.PhaseCuttingOver, fmt.Sprintf("switching %s to %s", r.key, fleet.ID))
 	return fleet, r.route(ctx, prev, fleet, 100)
 }
 
@@ -85,7 +85,7 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 		switch {
 		case s.SetWeight != nil:
 			r.progress.Step = fmt.Sprintf("%s setWeight %d", step, *s.SetWeight)
-			r.setPhase(ctx, PhaseCanary, fmt.Sprintf("step %s: %d%% to %s", step, *s.SetWeight, fleet.ID))
+			r.setPhase(ctx, contract.PhaseCanary, fmt.Sprintf("step %s: %d%% to %s", step, *s.SetWeight, fleet.ID))
 			if err := r.route(ctx, prev, fleet, *s.SetWeight); err != nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 		}
 	}
 	r.progress.Step = "done"
-	r.setPhase(ctx, PhaseCuttingOver, fmt.Sprintf("canary steps done: 100%% to %s", fleet.ID))
+	r.setPhase(ctx, contract.PhaseCuttingOver, fmt.Sprintf("canary steps done: 100%% to %s", fleet.ID))
 	return r.route(ctx, prev, fleet, 100)
 }
 
@@ -114,11 +114,11 @@ func (r *rollout) pause(ctx workflow.Context, step string, p spec.Pause) error {
 	}
 	if p.Indefinite() {
 		r.progress.Step = step + " pause (until approved)"
-		return r.awaitApproval(ctx, PhasePaused, "pause "+step, r.spec.Approval.Timeout.D())
+		return r.awaitApproval(ctx, contract.PhasePaused, "pause "+step, r.spec.Approval.Timeout.D())
 	}
 	d := p.Duration.D()
 	r.progress.Step = fmt.Sprintf("%s pause %s", step, d)
-	r.setPhase(ctx, PhasePaused, fmt.Sprintf("step %s: holding for %s (promote skips it)", step, d))
+	r.setPhase(ctx, contract.PhasePaused, fmt.Sprintf("step %s: holding for %s (promote skips it)", step, d))
 	_, err := r.wait(ctx, d, "pause "+d.String(), func() bool { return r.promoted })
 	return err
 }
@@ -133,7 +133,7 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 		AnalysisSource: analysis.SourceOf(in.Spec, in.Key, in.FleetID)})
 	run := &r.progress.Analyses[len(r.progress.Analyses)-1] // nothing appends until it is done
 	what := strings.TrimSpace(a.Provider + " " + a.Metric)
-	r.setPhase(ctx, PhaseAnalyzing, fmt.Sprintf("analysis %s of %s: %s, %s, %d × every %s", name, fleet.ID, what, run.Condition, a.Count, a.Interval))
+	r.setPhase(ctx, contract.PhaseAnalyzing, fmt.Sprintf("analysis %s of %s: %s, %s, %d × every %s", name, fleet.ID, what, run.Condition, a.Count, a.Interval))
 	heartbeat := 3 * a.Interval.D()
 	if heartbeat < 10*time.Second {
 		heartbeat = 10 * time.Second
@@ -166,11 +166,11 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 	switch res.Phase {
 	case analysis.PhaseSuccessful:
 		r.event(ctx, fmt.Sprintf("analysis %s passed: %s", name, res.Message))
-		r.showDetails(ctx, r.progress.Phase, "analysis "+name+" passed")
+		r.showDetails(ctx, "analysis "+name+" passed")
 		return nil
 	case analysis.PhaseInconclusive:
 		r.event(ctx, fmt.Sprintf("analysis %s inconclusive: %s", name, res.Message))
-		return r.awaitApproval(ctx, PhasePaused, "inconclusive analysis "+name, r.spec.Approval.Timeout.D())
+		return r.awaitApproval(ctx, contract.PhasePaused, "inconclusive analysis "+name, r.spec.Approval.Timeout.D())
 	}
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("rollout %s rolled back automatically: analysis %s failed: %s", r.id(), name, res.Message), ErrRolledBack, nil)
@@ -251,7 +251,7 @@ func (r *rollout) rolling(ctx workflow.Context, prev contract.Route, fleet contr
 				msg += " (" + why + ")"
 			}
 			r.progress.Step = step
-			r.setPhase(ctx, PhaseRolling, msg)
+			r.setPhase(ctx, contract.PhaseRolling, msg)
 			r.waving = r.byCount
 		}
 		next := olds
@@ -279,7 +279,7 @@ func (r *rollout) rolling(ctx workflow.Context, prev contract.Route, fleet contr
 
 // enter moves the rollout to phase, or, during the waves of a rolling
 // rollout, makes msg the wave's step.
-func (r *rollout) enter(ctx workflow.Context, phase, msg string) {
+func (r *rollout) enter(ctx workflow.Context, phase contract.Phase, msg string) {
 	if r.waving {
 		r.waveStep(ctx, msg)
 		return
@@ -295,7 +295,7 @@ func (r *rollout) enter(ctx workflow.Context, phase, msg string) {
 func (r *rollout) waveStep(ctx workflow.Context, msg string) {
 	r.progress.Step = msg
 	r.event(ctx, msg)
-	r.showDetails(ctx, r.progress.Phase, msg)
+	r.showDetails(ctx, msg)
 }
 
 // resize grows or shrinks a fleet and returns its number of instances.
@@ -328,7 +328,7 @@ func (r *rollout) verify(ctx workflow.Context, fleet contract.Fleet) error {
 	if r.spec.Verify == nil {
 		return r.stopped()
 	}
-	r.setPhase(ctx, PhaseVerifying, "verifying "+fleet.ID+" with analysis "+r.spec.Verify.Analysis)
+	r.setPhase(ctx, contract.PhaseVerifying, "verifying "+fleet.ID+" with analysis "+r.spec.Verify.Analysis)
 	return r.analyze(ctx, r.spec.Verify.Analysis, fleet)
 }
 
@@ -338,7 +338,7 @@ func (r *rollout) soak(ctx workflow.Context) error {
 	if d <= 0 || len(r.progress.OldFleets) == 0 || r.promoted {
 		return r.stopped()
 	}
-	r.setPhase(ctx, PhaseSoaking, fmt.Sprintf("keeping %v warm for %s; imago rollout rollback %s -e %s switches back", r.progress.OldFleets, d, r.spec.Service, r.spec.Environment))
+	r.setPhase(ctx, contract.PhaseSoaking, fmt.Sprintf("keeping %v warm for %s; imago rollout rollback %s -e %s switches back", r.progress.OldFleets, d, r.spec.Service, r.spec.Environment))
 	_, err := r.wait(ctx, d, "soak "+d.String(), func() bool { return r.promoted })
 	return err
 }
@@ -351,7 +351,7 @@ func (r *rollout) soak(ctx workflow.Context) error {
 func (r *rollout) revert(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) {
 	dctx := compensation(ctx)
 	if r.routeTouched {
-		r.setPhase(dctx, PhaseRollingBack, fmt.Sprintf("routing %s back to %v", r.key, prev.FleetIDs()))
+		r.setPhase(dctx, contract.PhaseRollingBack, fmt.Sprintf("routing %s back to %v", r.key, prev.FleetIDs()))
 		// Every fleet of the previous route with all its instances.
 		restore := sharesOf(prev)
 		// A rolling rollout shrank the old fleet: grow it back before it takes traffic again.

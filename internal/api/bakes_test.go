@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imago/imago/workflows"
+	"github.com/imago/imago/internal/contract"
 )
 
 // A bake started through the API builds, tests and publishes an image, moves its
@@ -41,7 +41,7 @@ func TestBakeThroughTheAPI(t *testing.T) {
 		assert.Equal(t, wantCached, st.Result.Cached, "bake %d", i+1)
 		assert.Equal(t, !wantCached, st.Result.Tested, "bake %d", i+1)
 		require.NotNil(t, st.Progress)
-		assert.Equal(t, workflows.BakePhaseSucceeded, st.Progress.Phase)
+		assert.Equal(t, contract.PhaseSucceeded, st.Progress.Phase)
 
 		var detail ImageDetail
 		e.get("/v1/images/"+st.Result.ImageID).json(t, &detail)

@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -21,7 +22,7 @@ type RolloutDone struct {
 	WorkflowID string                   `json:"workflowId"`
 	RunID      string                   `json:"runId"`
 	Status     string                   `json:"status"` // Succeeded, Failed, Canceled, Terminated, TimedOut
-	Phase      string                   `json:"phase,omitempty"`
+	Phase      contract.Phase           `json:"phase,omitempty"`
 	Result     *workflows.RolloutResult `json:"result,omitempty"`
 	Error      string                   `json:"error,omitempty"`
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -121,7 +122,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"Fleet": spec.Fleet{}, "Health": spec.Health{}, "Check": spec.Check{}, "Strategy": spec.Strategy{}, "Step": spec.Step{},
 		"Pause": spec.Pause{}, "Analysis": spec.Analysis{}, "Approval": spec.Approval{}, "Verify": spec.Verify{},
 		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": workflows.Progress{},
-		"Event": workflows.Event{}, "FleetWeight": workflows.FleetWeight{}, "GateApproval": workflows.Approval{},
+		"Event": contract.ProgressEvent{}, "FleetWeight": workflows.FleetWeight{}, "GateApproval": workflows.Approval{},
 		"AnalysisRun": workflows.AnalysisRun{}, "AnalysisCounts": analysis.Counts{}, "Measurement": analysis.Measurement{},
 		"RolloutSummary": rollouts.Summary{}, "RolloutList": RolloutList{},
 		"RolloutResult": workflows.RolloutResult{}, "RolloutDone": RolloutDone{}, "DecisionRequest": DecisionRequest{},

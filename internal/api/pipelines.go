@@ -147,7 +147,7 @@ func (s *Server) decidePipeline(w http.ResponseWriter, r *http.Request, decision
 	if run.Status != rollouts.StatusName(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING) {
 		what := run.Status
 		if run.Progress.Phase != "" {
-			what = run.Progress.Phase
+			what = run.Progress.Phase.String()
 		}
 		return problem(http.StatusConflict, "decision-refused", "Decision refused",
 			"%s is not running: its latest run (%s) %s; %s applies to a running pipeline", run.WorkflowID, run.RunID, what, decision)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/api/tokens"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/schedules"
 	"github.com/imago/imago/workflows"
@@ -56,15 +57,15 @@ func TestPipelineThroughTheAPI(t *testing.T) {
 	assert.Equal(t, started.RunID, first.RunID)
 
 	run := e.waitPipeline("hello", "wait for approval", func(run pipelines.Run) bool {
-		return run.Progress.Phase == workflows.PipelinePhaseGate || pipelineEnded(run)
+		return run.Progress.Phase == contract.PhaseAwaitingApproval || pipelineEnded(run)
 	})
-	require.Equal(t, workflows.PipelinePhaseGate, run.Progress.Phase, "%+v", run.Progress)
+	require.Equal(t, contract.PhaseAwaitingApproval, run.Progress.Phase, "%+v", run.Progress)
 	assert.Equal(t, started.RunID, run.RunID)
 	assert.Equal(t, "test", run.Progress.Gate)
 	assert.Equal(t, "manual", run.Progress.Trigger)
 	assert.Regexp(t, `^img-`, run.Progress.ImageID, "baked before the gate")
 	require.Len(t, run.Progress.Stages, 1)
-	assert.Equal(t, workflows.StageWaiting, run.Progress.Stages[0].State)
+	assert.Equal(t, contract.StageWaiting, run.Progress.Stages[0].State)
 
 	assert.Contains(t, e.do("POST", "/v1/pipelines/hello/approve", nil, elsewhere).forbidden(t), "this token lacks the scope approve:hello/test;")
 	assert.Contains(t, e.do("POST", "/v1/pipelines/hello/abort", nil, elsewhere).forbidden(t), "this token lacks the scope deploy:hello/test;")
@@ -77,10 +78,10 @@ func TestPipelineThroughTheAPI(t *testing.T) {
 		Links: Links{Self: "/v1/pipelines/hello"}}, decided)
 
 	run = e.waitPipeline("hello", "end", pipelineEnded)
-	require.Equal(t, workflows.PipelinePhaseSucceeded, run.Progress.Phase, "%+v", run.Progress)
+	require.Equal(t, contract.PhaseSucceeded, run.Progress.Phase, "%+v", run.Progress)
 	assert.Equal(t, "Succeeded", run.Status)
 	st := run.Progress.Stages[0]
-	assert.Equal(t, workflows.StageSucceeded, st.State)
+	assert.Equal(t, contract.StageSucceeded, st.State)
 	assert.Equal(t, "rollout/test/hello", st.RolloutID)
 	require.NotNil(t, st.Approval)
 	assert.Equal(t, "bake looks good", st.Approval.Reason)

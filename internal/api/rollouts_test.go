@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/workflows"
 )
 
@@ -80,7 +81,7 @@ func TestBlueGreenRolloutStartedThroughTheAPI(t *testing.T) {
 
 	st := e.waitRollout("end", func(st rolloutStatusJSON) bool { return st.Status != "Running" })
 	assert.Equal(t, "Succeeded", st.Status, "%+v", st.Progress)
-	assert.Equal(t, workflows.PhaseSucceeded, st.Progress.Phase)
+	assert.Equal(t, contract.PhaseSucceeded, st.Progress.Phase)
 	assert.Equal(t, img, st.Progress.ImageID)
 	assert.Equal(t, started.StartedBy, st.Progress.StartedBy)
 	assert.Equal(t, "hello from v1", e.served())
@@ -143,7 +144,7 @@ func TestEventStreamFollowsARolloutApprovedThroughTheAPI(t *testing.T) {
 	events := e.stream("/v1/rollouts/hello/test/events")
 
 	lastID := 0
-	phases := map[string]bool{}
+	phases := map[contract.Phase]bool{}
 	var done RolloutDone
 	approved := false
 	for {
@@ -161,7 +162,7 @@ func TestEventStreamFollowsARolloutApprovedThroughTheAPI(t *testing.T) {
 		var p workflows.Progress
 		require.NoError(t, json.Unmarshal(ev.data, &p), "%s", ev.data)
 		phases[p.Phase] = true
-		if p.Phase == workflows.PhaseAwaitingApproval && !approved {
+		if p.Phase == contract.PhaseAwaitingApproval && !approved {
 			// One rollout per service and environment: a second start is refused by name.
 			pr := e.post("/v1/rollouts", body).problem(t, http.StatusConflict)
 			assert.Contains(t, pr.Detail, "rollout/test/hello is already running (run ")
@@ -182,9 +183,9 @@ func TestEventStreamFollowsARolloutApprovedThroughTheAPI(t *testing.T) {
 	assert.False(t, ok, "the stream closes after done")
 
 	assert.True(t, approved, "the stream showed the approval gate; phases seen: %v", phases)
-	assert.True(t, phases[workflows.PhaseSoaking], "phases seen: %v", phases)
+	assert.True(t, phases[contract.PhaseSoaking], "phases seen: %v", phases)
 	assert.Equal(t, "Succeeded", done.Status)
-	assert.Equal(t, workflows.PhaseSucceeded, done.Phase)
+	assert.Equal(t, contract.PhaseSucceeded, done.Phase)
 	require.NotNil(t, done.Result)
 	assert.Equal(t, img.ID, done.Result.ImageID)
 	assert.Equal(t, 1, done.Result.Instances)
@@ -213,14 +214,14 @@ func TestAbortAtTheApprovalGateThroughTheAPI(t *testing.T) {
 	})
 	require.Equal(t, http.StatusCreated, e.post("/v1/rollouts", body).status)
 	e.waitRollout("reach the approval gate", func(st rolloutStatusJSON) bool {
-		return st.Progress.Phase == workflows.PhaseAwaitingApproval
+		return st.Progress.Phase == contract.PhaseAwaitingApproval
 	})
 
 	r := e.post("/v1/rollouts/hello/test/abort", map[string]string{"reason": "wrong config"})
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 	st := e.waitRollout("end", func(st rolloutStatusJSON) bool { return st.Status != "Running" })
 	assert.Equal(t, "Failed", st.Status)
-	assert.Equal(t, workflows.PhaseAborted, st.Progress.Phase)
+	assert.Equal(t, contract.PhaseAborted, st.Progress.Phase)
 	assert.Regexp(t, `aborted by api:[0-9a-f]{8}: wrong config`, st.Progress.Error)
 
 	p := e.post("/v1/rollouts/hello/test/promote", nil).problem(t, http.StatusConflict)

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/schedules"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // helloBake is a bake spec of examples/hello v1 as a client sends it: the binary
@@ -61,7 +61,7 @@ func (e *apiEnv) waitPipeline(name, what string, ok func(pipelines.Run) bool) pi
 
 func pipelineEnded(run pipelines.Run) bool {
 	switch run.Progress.Phase {
-	case workflows.PipelinePhaseSucceeded, workflows.PipelinePhaseFailed, workflows.PipelinePhaseAborted, workflows.PipelinePhaseSkipped:
+	case contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseAborted, contract.PhaseSkipped:
 		return run.Status != "Running"
 	}
 	return false
@@ -139,7 +139,7 @@ func TestScheduleThroughTheAPI(t *testing.T) {
 	r.json(t, &changed)
 	assert.Equal(t, ScheduleLinks{Self: "/v1/schedules/nightly", Pipeline: "/v1/pipelines/nightly"}, changed.Links)
 	run := e.waitPipeline("nightly", "end", pipelineEnded)
-	require.Equal(t, workflows.PipelinePhaseSucceeded, run.Progress.Phase, "%+v", run.Progress)
+	require.Equal(t, contract.PhaseSucceeded, run.Progress.Phase, "%+v", run.Progress)
 	assert.Regexp(t, `^pipeline/nightly-`, run.WorkflowID)
 	assert.Equal(t, "schedule", run.Progress.Trigger)
 	assert.Regexp(t, `^img-`, run.Progress.ImageID)

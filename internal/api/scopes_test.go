@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/workflows"
 )
 
@@ -62,7 +63,7 @@ func TestEachScopeAllowsItsCallsAndRefusesOthers(t *testing.T) {
 	require.ErrorAs(t, err, &nf, "a refused start starts nothing")
 	r = e.do("POST", "/v1/rollouts", gated, deployTok)
 	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
-	e.waitRollout("wait for approval", func(st rolloutStatusJSON) bool { return st.Progress.Phase == workflows.PhaseAwaitingApproval })
+	e.waitRollout("wait for approval", func(st rolloutStatusJSON) bool { return st.Progress.Phase == contract.PhaseAwaitingApproval })
 
 	// approve: the deployer cannot approve nor promote (which releases the gate too).
 	for _, d := range []string{"approve", "promote"} {

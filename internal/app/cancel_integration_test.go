@@ -14,7 +14,6 @@ import (
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // A pipeline cancelled while its rollout runs ends only after the rollout has
@@ -35,7 +34,7 @@ func TestCancelledPipelineWaitsForItsRolloutToUndo(t *testing.T) {
 	var rollout rollouts.Status
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		rollout, err = rollouts.Get(ctx, e.client, "hello", "staging")
-		if err == nil && rollout.Progress != nil && rollout.Progress.Phase == workflows.PhaseAwaitingApproval {
+		if err == nil && rollout.Progress != nil && rollout.Progress.Phase == contract.PhaseAwaitingApproval {
 			break
 		}
 		require.True(t, time.Now().Before(deadline), "the staging rollout did not reach its approval gate within a minute (%v)", err)
@@ -64,8 +63,8 @@ func TestCancelledPipelineWaitsForItsRolloutToUndo(t *testing.T) {
 
 	last, err := pipelines.Latest(ctx, e.client, "hello")
 	require.NoError(t, err)
-	assert.Equal(t, workflows.PipelinePhaseCanceled, last.Progress.Phase)
-	assert.Equal(t, workflows.StageCanceled, last.Progress.Stages[0].State)
+	assert.Equal(t, contract.PhaseCanceled, last.Progress.Phase)
+	assert.Equal(t, contract.StageCanceled, last.Progress.Stages[0].State)
 	d, err := e.deps.Catalog.History(ctx, "hello", "staging", 1)
 	require.NoError(t, err)
 	require.Len(t, d, 1)

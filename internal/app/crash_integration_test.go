@@ -337,10 +337,11 @@ func crashDevMode(t *testing.T, bin string) {
 	defer load.Stop()
 	e.waitRequests(load, 20)
 	for i, step := range []struct {
-		image, want, phase string
+		image, want string
+		phase       contract.Phase
 	}{
-		{v2, "hello from v2", workflows.PhaseWaitingHealthy},
-		{v1, "hello from v1", workflows.PhaseSoaking},
+		{v2, "hello from v2", contract.PhaseWaitingHealthy},
+		{v1, "hello from v1", contract.PhaseSoaking},
 	} {
 		run, err := rollouts.Start(ctx, e.client, e.spec(step.image, func(r *spec.Rollout) {
 			r.Checks = []spec.Check{{Path: "/", ExpectBody: step.want}}

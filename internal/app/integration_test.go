@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/devserver"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
@@ -259,13 +260,13 @@ func TestRolloutV1ThenV2ThroughTheRouter(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "Succeeded", st.Status)
 	require.NotNil(t, st.Progress)
-	assert.Equal(t, workflows.PhaseSucceeded, st.Progress.Phase)
+	assert.Equal(t, contract.PhaseSucceeded, st.Progress.Phase)
 
 	list, err := rollouts.List(ctx, e.client, rollouts.ListOptions{Service: "hello"})
 	require.NoError(t, err)
 	require.Len(t, list, 2)
 	assert.Equal(t, v2, list[0].Image)
-	assert.Equal(t, workflows.PhaseSucceeded, list[0].Phase)
+	assert.Equal(t, contract.PhaseSucceeded, list[0].Phase)
 }
 
 func TestFailedSmokeCheckLeavesTheOldFleetServing(t *testing.T) {
@@ -336,7 +337,7 @@ func TestWorkerKilledMidRolloutResumesOnAnotherWorker(t *testing.T) {
 	ctx := context.Background()
 	run, err := rollouts.Start(ctx, e.client, e.spec(v2), rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(t, err)
-	e.waitPhase(workflows.PhaseWaitingHealthy)
+	e.waitPhase(contract.PhaseWaitingHealthy)
 	w1.kill()
 
 	e.startWorkerProcess(bin, "second")
@@ -393,8 +394,8 @@ func (w *workerProcess) kill() {
 	}
 }
 
-func (e *env) waitPhase(phase string) {
-	e.waitProgress("reach phase "+phase, func(st rollouts.Status) bool {
+func (e *env) waitPhase(phase contract.Phase) {
+	e.waitProgress("reach phase "+phase.String(), func(st rollouts.Status) bool {
 		return st.Status == "Running" && st.Progress.Phase == phase
 	})
 }

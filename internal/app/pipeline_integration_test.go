@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/schedules"
 	"github.com/imago/imago/internal/spec"
@@ -123,7 +124,7 @@ func TestScheduledPipelineRebuildsOnlyWhenInputsChange(t *testing.T) {
 	first := e.waitPipeline("hello", "prod gate open", func(r pipelines.Run) bool { return r.Progress.Gate == "prod" })
 	img1 := first.Progress.ImageID
 	require.NotEmpty(t, img1)
-	assert.Equal(t, workflows.StageSucceeded, first.Progress.Stages[0].State)
+	assert.Equal(t, contract.StageSucceeded, first.Progress.Stages[0].State)
 	assert.Equal(t, "hello from v2", e.getFrom(staging.Rollout.Listen))
 	assert.Equal(t, img1, e.live("staging"))
 	byFleet, _ := e.instances()
@@ -131,7 +132,7 @@ func TestScheduledPipelineRebuildsOnlyWhenInputsChange(t *testing.T) {
 
 	e.approvePipeline("hello")
 	done := e.waitPipeline("hello", "first run succeeded", func(r pipelines.Run) bool { return r.Status == "Succeeded" })
-	assert.Equal(t, workflows.PipelinePhaseSucceeded, done.Progress.Phase)
+	assert.Equal(t, contract.PhaseSucceeded, done.Progress.Phase)
 	assert.Equal(t, "hello from v2", e.getFrom(prod.Rollout.Listen))
 	assert.Equal(t, img1, e.live("prod"))
 	require.NotNil(t, done.Progress.Stages[1].Approval)
@@ -186,8 +187,8 @@ func TestPipelineStopsAtAFailedStagingRollout(t *testing.T) {
 
 	r, err := pipelines.Latest(ctx, e.client, "hello")
 	require.NoError(t, err)
-	assert.Equal(t, workflows.StageFailed, r.Progress.Stages[0].State)
-	assert.Equal(t, workflows.StageNotStarted, r.Progress.Stages[1].State)
+	assert.Equal(t, contract.StageFailed, r.Progress.Stages[0].State)
+	assert.Equal(t, contract.StageNotStarted, r.Progress.Stages[1].State)
 	_, err = e.client.DescribeWorkflowExecution(ctx, spec.RolloutWorkflowID("hello", "prod"), "")
 	assert.Error(t, err, "no rollout to prod was ever started")
 	byFleet, routers := e.instances()
@@ -223,7 +224,7 @@ func TestBaseChannelMoveStartsOptedInPipelines(t *testing.T) {
 	b1, err := e.bake(base)
 	require.NoError(t, err)
 	first := e.waitPipeline("hello", "built on base 1", func(r pipelines.Run) bool { return r.Status == "Succeeded" })
-	require.Equal(t, workflows.PipelinePhaseSucceeded, first.Progress.Phase, "%+v", first.Progress)
+	require.Equal(t, contract.PhaseSucceeded, first.Progress.Phase, "%+v", first.Progress)
 	img1, err := e.deps.Catalog.Get(ctx, first.Progress.ImageID)
 	require.NoError(t, err)
 	assert.Equal(t, b1.ImageID, img1.Parent)

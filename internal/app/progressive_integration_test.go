@@ -36,7 +36,7 @@ func (e *env) importDir(dir string) string {
 // waitStep polls the progress query until the rollout reaches a canary step.
 func (e *env) waitStep(step string) {
 	e.waitProgress("pause at step "+step, func(st rollouts.Status) bool {
-		return st.Progress.Step == step && st.Progress.Phase == workflows.PhasePaused
+		return st.Progress.Step == step && st.Progress.Phase == contract.PhasePaused
 	})
 }
 
@@ -120,7 +120,7 @@ func TestFailingCanaryIsRolledBackByRouterAnalysis(t *testing.T) {
 
 	st, err := rollouts.Get(ctx, e.client, "hello", "test")
 	require.NoError(t, err)
-	assert.Equal(t, workflows.PhaseRolledBack, st.Progress.Phase)
+	assert.Equal(t, contract.PhaseRolledBack, st.Progress.Phase)
 	live, err := e.deps.Catalog.Live(ctx, "hello", "test")
 	require.NoError(t, err)
 	assert.Equal(t, v1, live.ImageID, "the inventory says v1 is live")
@@ -185,7 +185,7 @@ type stoppedRollout struct {
 // update (abort or rollback) once it reaches phase, after there(v1's fleet) ran;
 // it records the v2 rollout's history as name. In the end v1 serves alone, with
 // its 3 instances, and v2's fleet is torn down.
-func (e *env) stopAt(name, phase, update string, mutate func(*spec.Rollout), there func(v1Fleet string)) stoppedRollout {
+func (e *env) stopAt(name string, phase contract.Phase, update string, mutate func(*spec.Rollout), there func(v1Fleet string)) stoppedRollout {
 	e.t.Helper()
 	s := stoppedRollout{v1: e.importImage("v1"), v2: e.importImage("v2")}
 	res1, err := e.rollout(e.spec(s.v1))
@@ -217,7 +217,7 @@ func soakAnHour(r *spec.Rollout) {
 func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
-	s := e.stopAt("rollout-rollback-during-soak", workflows.PhaseSoaking, workflows.UpdateRollback, soakAnHour, func(string) {
+	s := e.stopAt("rollout-rollback-during-soak", contract.PhaseSoaking, workflows.UpdateRollback, soakAnHour, func(string) {
 		assert.Equal(t, "hello from v2", e.get())
 	})
 	assert.Contains(t, s.reason, "rolled back by alice: latency regression")
@@ -242,7 +242,7 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	assert.Equal(t, "rollback", st.Progress.Action)
 	assert.Equal(t, s.v2, st.Progress.RollbackFrom)
 	assert.Equal(t, s.v1, st.Progress.ImageID)
-	assert.True(t, slices.ContainsFunc(st.Progress.Events, func(ev workflows.Event) bool {
+	assert.True(t, slices.ContainsFunc(st.Progress.Events, func(ev contract.ProgressEvent) bool {
 		return ev.Message == fmt.Sprintf("rolling back from %s to %s, the previous deployable image", s.v2, s.v1)
 	}), "events: %+v", st.Progress.Events)
 	var scheduled []string
@@ -265,7 +265,7 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
-	s := e.stopAt("rollout-aborted-at-approval", workflows.PhaseAwaitingApproval, workflows.UpdateAbort, func(r *spec.Rollout) {
+	s := e.stopAt("rollout-aborted-at-approval", contract.PhaseAwaitingApproval, workflows.UpdateAbort, func(r *spec.Rollout) {
 		r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
 	}, func(string) {
 		assert.Equal(t, "hello from v1", e.get(), "no traffic moved before the approval")
@@ -283,7 +283,7 @@ func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
 func TestRollingRolledBackDuringSoakGrowsTheOldFleetBack(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
-	s := e.stopAt("rollout-rolling-rolled-back", workflows.PhaseSoaking, workflows.UpdateRollback, func(r *spec.Rollout) {
+	s := e.stopAt("rollout-rolling-rolled-back", contract.PhaseSoaking, workflows.UpdateRollback, func(r *spec.Rollout) {
 		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "1"}
 		soakAnHour(r)
 	}, func(v1Fleet string) {

@@ -15,6 +15,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
@@ -119,7 +120,7 @@ func testRollingAtScale(t *testing.T, size int) {
 	assert.Contains(t, rollouts.Reason(err), "rolled back automatically: analysis impossible failed")
 	st, err := rollouts.Get(ctx, e.client, "hello", "test")
 	require.NoError(t, err)
-	assert.Equal(t, workflows.PhaseRolledBack, st.Progress.Phase)
+	assert.Equal(t, contract.PhaseRolledBack, st.Progress.Phase)
 	assert.Equal(t, "v2", e.get())
 	e.assertServing(res2.FleetID, size)
 	assert.Equal(t, []string{res2.FleetID}, e.fleetIDs(), "v3's fleet is torn down")

@@ -17,6 +17,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/imago/imago/internal/bakes"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -37,7 +38,7 @@ func TestSIGTERMLetsTheRunningActivityFinish(t *testing.T) {
 	ctx := context.Background()
 	run, err := rollouts.Start(ctx, e.client, e.spec(v2), rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(t, err)
-	e.waitPhase(workflows.PhaseWaitingHealthy)
+	e.waitPhase(contract.PhaseWaitingHealthy)
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
 	first.waitExit(2 * time.Minute)
 	assert.True(t, first.cmd.ProcessState.Success(), "the worker exits cleanly after SIGTERM: %s", first.cmd.ProcessState)

@@ -8,6 +8,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -77,11 +78,11 @@ func runP5(ctx context.Context, env *Env) ([]Figure, error) {
 		}
 		err = Poll(rctx, 20*time.Millisecond, func() (bool, error) {
 			st, err := rollouts.Get(rctx, im.Client, r.Service, r.Environment)
-			return err == nil && st.Status == "Running" && st.Progress != nil && st.Progress.Phase == workflows.PhaseWaitingHealthy, nil
+			return err == nil && st.Status == "Running" && st.Progress != nil && st.Progress.Phase == contract.PhaseWaitingHealthy, nil
 		})
 		if err != nil {
 			cancel()
-			return nil, fmt.Errorf("run %d: the rollout never reached %s: %w", i+1, workflows.PhaseWaitingHealthy, err)
+			return nil, fmt.Errorf("run %d: the rollout never reached %s: %w", i+1, contract.PhaseWaitingHealthy, err)
 		}
 		time.Sleep(300 * time.Millisecond) // a heartbeat or two in
 		killed := time.Now()

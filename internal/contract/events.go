@@ -40,7 +40,7 @@ type EventData struct {
 	Service     string `json:"service"`
 	Environment string `json:"environment,omitempty"`
 	Image       string `json:"image,omitempty"`
-	Phase       string `json:"phase"`
+	Phase       Phase  `json:"phase"`
 	Message     string `json:"message,omitempty"`
 	WorkflowID  string `json:"workflowId"`
 	RunID       string `json:"runId"`

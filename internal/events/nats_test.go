@@ -140,7 +140,7 @@ func TestRolloutPhasesArriveOnNATS(t *testing.T) {
 
 	var seq []string
 	for i, ev := range got {
-		seq = append(seq, ev.Type+" "+ev.Data.Phase)
+		seq = append(seq, ev.Type+" "+string(ev.Data.Phase))
 		require.Equal(t, fmt.Sprintf("%s/%d", run.GetRunID(), i+1), ev.ID)
 		require.Equal(t, "imago/"+ts.GetDefaultNamespace()+"/rollout/test/hello", ev.Source)
 		require.Equal(t, "hello/test", ev.Subject)

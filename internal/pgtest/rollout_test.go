@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
@@ -89,7 +90,7 @@ func TestRolloutV1ThenV2OnPostgres(t *testing.T) {
 	run := start(v2, "v2", spec.Duration(3*time.Second))
 	pollUntil(t, "the v2 rollout soaks", func() bool {
 		st, err := rollouts.Get(ctx, c, "hello", "test")
-		return err == nil && st.Progress != nil && st.Progress.Phase == workflows.PhaseSoaking
+		return err == nil && st.Progress != nil && st.Progress.Phase == contract.PhaseSoaking
 	})
 	assert.Equal(t, "hello from v2", get(t, listen))
 	ts.restart(t)
@@ -126,7 +127,7 @@ func TestRolloutV1ThenV2OnPostgres(t *testing.T) {
 	var list []rollouts.Summary
 	pollUntil(t, "both rollouts are listed", func() bool {
 		list, err = rollouts.List(ctx, c, rollouts.ListOptions{Service: "hello"})
-		return err == nil && len(list) == 2 && list[0].Phase == workflows.PhaseSucceeded && list[1].Phase == workflows.PhaseSucceeded
+		return err == nil && len(list) == 2 && list[0].Phase == contract.PhaseSucceeded && list[1].Phase == contract.PhaseSucceeded
 	})
 	assert.Equal(t, v2, list[0].Image)
 	assert.Equal(t, v1, list[1].Image)

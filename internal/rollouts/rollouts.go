@@ -19,6 +19,7 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/analysis"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
@@ -267,10 +268,10 @@ func StatusName(s enumspb.WorkflowExecutionStatus) string {
 // Summary is one line of `imago rollout list`.
 type Summary struct {
 	Run
-	Service     string `json:"service"`
-	Environment string `json:"environment"`
-	Image       string `json:"image"`
-	Phase       string `json:"phase"`
+	Service     string         `json:"service"`
+	Environment string         `json:"environment"`
+	Image       string         `json:"image"`
+	Phase       contract.Phase `json:"phase"`
 }
 
 // ListOptions filter List.
@@ -305,7 +306,7 @@ func List(ctx context.Context, c client.Client, o ListOptions) ([]Summary, error
 			s.Service = activities.Keyword(sa, workflows.ServiceAttr)
 			s.Environment = activities.Keyword(sa, workflows.EnvironmentAttr)
 			s.Image = activities.Keyword(sa, workflows.ImageAttr)
-			s.Phase = activities.Keyword(sa, workflows.PhaseAttr)
+			s.Phase = contract.Phase(activities.Keyword(sa, workflows.PhaseAttr))
 			out = append(out, s)
 		}
 		token = resp.NextPageToken

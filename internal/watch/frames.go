@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/workflows"
 )
 
@@ -27,7 +28,7 @@ const (
 func RolloutFrame(id string, p workflows.Progress) Frame {
 	f := Frame{Title: id, Started: p.StartedAt, Ended: RolloutEnded(p.Phase)}
 	f.Rows = []Row{
-		{LabelPhase, p.Phase},
+		{LabelPhase, p.Phase.String()},
 		{LabelStep, p.Step},
 		{LabelImage, p.ImageID},
 		{LabelStrategy, p.Strategy},
@@ -43,9 +44,9 @@ func RolloutFrame(id string, p workflows.Progress) Frame {
 }
 
 // RolloutEnded reports whether a rollout in phase has ended.
-func RolloutEnded(phase string) bool {
+func RolloutEnded(phase contract.Phase) bool {
 	switch phase {
-	case workflows.PhaseSucceeded, workflows.PhaseFailed, workflows.PhaseAborted, workflows.PhaseRolledBack, workflows.PhaseCanceled:
+	case contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseAborted, contract.PhaseRolledBack, contract.PhaseCanceled:
 		return true
 	}
 	return false
@@ -53,16 +54,17 @@ func RolloutEnded(phase string) bool {
 
 // BakeFrame is one look at a bake (workflow id) from its progress.
 func BakeFrame(id string, p workflows.BakeProgress) Frame {
-	f := Frame{Title: id, Started: p.StartedAt, Ended: p.Phase == workflows.BakePhaseSucceeded || p.Phase == workflows.BakePhaseFailed || p.Phase == workflows.BakePhaseCanceled}
+	f := Frame{Title: id, Started: p.StartedAt, Ended: p.Phase == contract.PhaseSucceeded || p.Phase == contract.PhaseFailed || p.Phase == contract.PhaseCanceled}
 	img := p.ImageID
 	if img != "" && p.Cached {
 		img += " (cached: built before from the same inputs)"
 	}
 	f.Rows = []Row{
-		{LabelPhase, p.Phase},
+		{LabelPhase, p.Phase.String()},
 		{LabelInputs, shortDigest(p.InputDigest)},
 		{LabelImage, img},
 		{LabelOutput, p.LastLine},
+		{LabelLast, lastEvent(p.Events)},
 	}
 	if p.Error != "" {
 		f.Rows = append(f.Rows, Row{LabelError, p.Error})
@@ -113,7 +115,7 @@ func pendingGate(p workflows.Progress) (gate, how string) {
 		return p.Gate, fmt.Sprintf(" (imago rollout approve %s -e %s)", p.Service, p.Environment)
 	}
 	// Rollouts recorded before Progress.Gate: the gate from the event's wording.
-	if (p.Phase != workflows.PhaseAwaitingApproval && p.Phase != workflows.PhasePaused) || len(p.Events) == 0 {
+	if (p.Phase != contract.PhaseAwaitingApproval && p.Phase != contract.PhasePaused) || len(p.Events) == 0 {
 		return "", ""
 	}
 	e := p.Events[len(p.Events)-1]
@@ -128,7 +130,7 @@ func pendingGate(p workflows.Progress) (gate, how string) {
 	return gate, how
 }
 
-func lastEvent(es []workflows.Event) string {
+func lastEvent(es []contract.ProgressEvent) string {
 	if len(es) == 0 {
 		return ""
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/workflows"
 )
 
@@ -118,18 +119,19 @@ func TestTerminalModeRedrawsInPlace(t *testing.T) {
 func TestTerminalModeRedrawsAShorterFrameWithoutLeftovers(t *testing.T) {
 	seq := recorded(t)
 	failed := seq[5]
-	failed.Phase, failed.Error = workflows.PhaseFailed, "rollout rollout/dev/hello failed while cutting over: boom"
+	failed.Phase, failed.Error = contract.PhaseFailed, "rollout rollout/dev/hello failed while cutting over: boom"
 	var out bytes.Buffer
 	d := New(&out, Options{Terminal: true, Now: clock(seq[0].StartedAt)})
 	require.NoError(t, d.Show(RolloutFrame(id, failed))) // 10 lines
-	require.NoError(t, d.Show(BakeFrame("bake/hello/latest", workflows.BakeProgress{Phase: workflows.BakePhaseBuilding})))
+	require.NoError(t, d.Show(BakeFrame("bake/hello/latest", workflows.BakeProgress{Phase: contract.PhaseBuilding})))
 	assert.Contains(t, out.String(), "\x1b[10A\x1b[J")
 	assert.Equal(t, []string{
 		"bake/hello/latest",
-		"  Phase:   building",
-		"  Inputs:  -",
-		"  Image:   -",
-		"  Output:  -",
+		"  Phase:       building",
+		"  Inputs:      -",
+		"  Image:       -",
+		"  Output:      -",
+		"  Last event:  -",
 	}, emulate(t, out.String()))
 }
 
@@ -152,11 +154,11 @@ func TestBakeFrames(t *testing.T) {
 	time.Local = time.UTC
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	seq := []workflows.BakeProgress{
-		{Phase: workflows.BakePhaseDigest, Service: "hello", StartedAt: t0},
-		{Phase: workflows.BakePhaseBuilding, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123"},
-		{Phase: workflows.BakePhaseBuilding, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123"},
-		{Phase: workflows.BakePhaseTesting, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123"},
-		{Phase: workflows.BakePhaseFailed, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123",
+		{Phase: contract.PhaseDigest, Service: "hello", StartedAt: t0},
+		{Phase: contract.PhaseBuilding, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123"},
+		{Phase: contract.PhaseBuilding, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123"},
+		{Phase: contract.PhaseTesting, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123"},
+		{Phase: contract.PhaseFailed, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123",
 			Error: "bake of hello failed while testing the image: /healthz answered 500"},
 	}
 	var out bytes.Buffer
@@ -170,9 +172,16 @@ func TestBakeFrames(t *testing.T) {
 12:00:04  failed · inputs sha256:0123456789ab · error bake of hello failed while testing the image: /healthz answered 500
 `, out.String())
 
-	cached := BakeFrame("bake/hello/latest", workflows.BakeProgress{Phase: workflows.BakePhaseSucceeded, ImageID: "img-3f2a1c9d0b7e", Cached: true})
+	cached := BakeFrame("bake/hello/latest", workflows.BakeProgress{Phase: contract.PhaseSucceeded, ImageID: "img-3f2a1c9d0b7e", Cached: true})
 	assert.Equal(t, "img-3f2a1c9d0b7e (cached: built before from the same inputs)", cached.Value(LabelImage))
 	assert.True(t, cached.Ended)
+
+	// A bake's events (since bakes keep them, as rollouts do): the latest shows.
+	building := BakeFrame("bake/hello/latest", workflows.BakeProgress{Phase: contract.PhaseBuilding, Events: []contract.ProgressEvent{
+		{Time: t0, Phase: contract.PhaseDigest, Message: "computing the input digest"},
+		{Time: t0.Add(time.Second), Phase: contract.PhaseBuilding, Message: "building with imago-local (inputs sha256:0123456789ab)"},
+	}, EventCount: 2})
+	assert.Equal(t, "12:00:01 building with imago-local (inputs sha256:0123456789ab)", building.Value(LabelLast))
 }
 
 func TestApprovalsPendingOnlyWhileTheGateIsOpen(t *testing.T) {
@@ -192,7 +201,7 @@ func TestApprovalsPendingOnlyWhileTheGateIsOpen(t *testing.T) {
 
 	// Approved, the rollout has not moved on yet: the gate is closed.
 	p := seq[3]
-	p.Events = append(p.Events, workflows.Event{Phase: p.Phase, Message: "approval before cutover approved by bob@desk"})
+	p.Events = append(p.Events, contract.ProgressEvent{Phase: p.Phase, Message: "approval before cutover approved by bob@desk"})
 	p.Approvals = append(p.Approvals, workflows.Approval{Gate: "approval before cutover", Decision: workflows.Decision{By: "bob@desk"}})
 	assert.Equal(t, "approval before cutover approved by bob@desk", RolloutFrame(id, p).Value(LabelApprovals))
 }
