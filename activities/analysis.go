@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/analysis"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -25,8 +26,8 @@ type AnalysisInput = analysis.AnalysisInput
 // AnalysisResult is analysis.AnalysisResult.
 type AnalysisResult = analysis.AnalysisResult
 
-// AnalysisSource is analysis.AnalysisSource.
-type AnalysisSource = analysis.AnalysisSource
+// AnalysisSource is contract.AnalysisSource.
+type AnalysisSource = contract.AnalysisSource
 
 // AnalysisProgress is analysis.AnalysisProgress.
 type AnalysisProgress = analysis.AnalysisProgress
@@ -81,7 +82,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 	if n := len(prog.Measurements); n > 0 {
 		logger.Info("analysis resumes", "analysis", in.Name, "fleet", in.FleetID, "measurements", n)
 	}
-	res, err := runner.Run(ctx, spec, m, func(meas analysis.Measurement) {
+	res, err := runner.Run(ctx, spec, m, func(meas contract.Measurement) {
 		prog.Measurements = append(prog.Measurements, meas)
 		hb.Set(prog)
 		logger.Info("analysis measurement", "analysis", in.Name, "fleet", in.FleetID, "phase", meas.Phase, "value", analysis.FormatValue(meas.Value), "message", meas.Message)

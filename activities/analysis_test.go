@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/imago/imago/internal/analysis"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
@@ -210,7 +211,7 @@ func TestRunAnalysisResumesFromHeartbeat(t *testing.T) {
 	// An earlier attempt took two measurements, the last an hour ago: the third
 	// is due now, and it is the last one.
 	now := time.Now()
-	prev := &AnalysisProgress{Measurements: []analysis.Measurement{
+	prev := &AnalysisProgress{Measurements: []contract.Measurement{
 		{Time: now.Add(-2 * time.Hour), Value: f64(0.02), Phase: analysis.PhaseSuccessful, Message: "0.02 <= max 0.05"},
 		{Time: now.Add(-time.Hour - time.Second), Value: f64(0.2), Phase: analysis.PhaseFailed, Message: "0.2 > max 0.05"},
 	}}

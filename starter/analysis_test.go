@@ -19,7 +19,6 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/rollouts"
-	"github.com/imago/imago/workflows"
 )
 
 // promEndpoint is a Prometheus-compatible HTTP API on loopback: each instant
@@ -175,7 +174,7 @@ func TestAnAnalysisWithoutDataDoesWhatOnNoDataSays(t *testing.T) {
 
 // statusAnalysis runs `imago rollout status hello -e dev -o json` and returns
 // the status and its one analysis.
-func statusAnalysis(t *testing.T) (rollouts.Status, workflows.AnalysisRun) {
+func statusAnalysis(t *testing.T) (rollouts.Status, contract.AnalysisRun) {
 	t.Helper()
 	out, _, err := run(t, "rollout", "status", "hello", "-e", "dev", "-o", "json")
 	require.NoError(t, err, out)
@@ -227,7 +226,7 @@ func TestRolloutStatusShowsARunningAnalysisMeasurementsSoFar(t *testing.T) {
 	assert.Regexp(t, `(?m)^Status:\s+Running$`, out)
 
 	_, an := statusAnalysis(t)
-	require.Equal(t, workflows.AnalysisRunning, an.Phase, "1000 measurements take 100 s")
+	require.Equal(t, contract.AnalysisRunning, an.Phase, "1000 measurements take 100 s")
 	require.NotNil(t, an.Counts)
 	assert.Positive(t, an.Counts.Successful)
 	require.NotEmpty(t, an.Measurements)

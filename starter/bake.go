@@ -11,9 +11,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/bakes"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 func newBakeCmd() *cobra.Command {
@@ -78,7 +78,7 @@ reason. Ctrl-C stops watching (exit 130); the bake goes on.`,
 				fmt.Fprintf(w, "started %s (run %s)\n", run.GetID(), run.GetRunID())
 				return watchBake(ctx, c, run, w, b.Service, b.Channel)
 			case wait:
-				var res workflows.BakeResult
+				var res contract.BakeResult
 				return bakeOutcome(w, res, run.Get(ctx, &res), out.json())
 			}
 			if out.json() {
@@ -103,7 +103,7 @@ func bakeWatchCommand(service, channel string) string {
 
 // watchBake follows run on a live display, then prints its outcome as --wait does.
 func watchBake(ctx context.Context, c client.Client, run client.WorkflowRun, w io.Writer, service, channel string) error {
-	var res workflows.BakeResult
+	var res contract.BakeResult
 	err := follow(ctx, c, w, watched{
 		run:    run,
 		noun:   "bake",
@@ -119,7 +119,7 @@ func watchBake(ctx context.Context, c client.Client, run client.WorkflowRun, w i
 }
 
 // bakeOutcome prints how a bake ended and returns its failure.
-func bakeOutcome(w io.Writer, res workflows.BakeResult, err error, asJSON bool) error {
+func bakeOutcome(w io.Writer, res contract.BakeResult, err error, asJSON bool) error {
 	if err != nil {
 		return fmt.Errorf("%s", rollouts.Reason(err))
 	}

@@ -7,24 +7,24 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // newDecisionCmds are the people-in-the-loop commands: approve, abort, promote, rollback.
 func newDecisionCmds() []*cobra.Command {
 	specs := []struct{ name, short, long, example string }{
-		{workflows.UpdateApprove, "Approve a rollout waiting at a gate or an indefinite pause",
+		{contract.UpdateApprove, "Approve a rollout waiting at a gate or an indefinite pause",
 			"Releases the approval gate before cutover, an indefinite canary pause, or an inconclusive analysis. Who and why are recorded.",
 			`  imago rollout approve hello -e prod --reason "change CHG-1234 approved"`},
-		{workflows.UpdateAbort, "Abort a rollout: traffic back to the old fleet, the new fleet torn down",
+		{contract.UpdateAbort, "Abort a rollout: traffic back to the old fleet, the new fleet torn down",
 			"Works in any phase before the old fleet is decommissioned.",
 			`  imago rollout abort hello -e prod --reason "wrong config"`},
-		{workflows.UpdatePromote, "Skip the remaining pauses and the soak",
+		{contract.UpdatePromote, "Skip the remaining pauses and the soak",
 			"Analyses still run; pauses and the soak are skipped.",
 			`  imago rollout promote hello -e staging`},
-		{workflows.UpdateRollback, "Roll back: during the soak one route switch; after it a new rollout of the previous image",
+		{contract.UpdateRollback, "Roll back: during the soak one route switch; after it a new rollout of the previous image",
 			`While the rollout runs and traffic has moved, traffic goes back to the warm old fleet
 and the new one is torn down. Once the rollout has ended, rollback starts a new rollout
 of the previous deployable image with the same spec (as CodeDeploy does): the rollout
@@ -49,7 +49,7 @@ image it is refused and nothing is started.`,
 				return withClient(cmd, func(c client.Client) error {
 					ctx := cmd.Context()
 					service := a[0]
-					if s.name == workflows.UpdateRollback {
+					if s.name == contract.UpdateRollback {
 						running, err := rollouts.Running(ctx, c, service, env)
 						if err != nil {
 							return err
@@ -68,7 +68,7 @@ image it is refused and nothing is started.`,
 		}
 		addEnvFlag(cmd, &env, spec.DefaultEnvironment, "environment")
 		cmd.Flags().StringVar(&reason, "reason", "", "why, recorded with the decision")
-		if s.name == workflows.UpdateRollback {
+		if s.name == contract.UpdateRollback {
 			cmd.Flags().BoolVar(&wait, "wait", false, "after decommission: follow the new rollout of the previous image")
 		}
 		cmds = append(cmds, cmd)

@@ -15,7 +15,6 @@ import (
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/watch"
-	"github.com/imago/imago/workflows"
 )
 
 func newPipelineCmd() *cobra.Command {
@@ -31,8 +30,8 @@ imago pipeline approve. Schedules run pipelines on a cron (imago schedule).`,
   imago pipeline approve hello --reason "staging looks good"`,
 	}
 	cmd.AddCommand(newPipelineStartCmd(), newPipelineStatusCmd(),
-		newPipelineDecideCmd(workflows.UpdateApprove, "Approve the stage a pipeline waits for", "staging looks good"),
-		newPipelineDecideCmd(workflows.UpdateAbort, "Stop a pipeline at its gate or before its next stage", "change freeze"))
+		newPipelineDecideCmd(contract.UpdateApprove, "Approve the stage a pipeline waits for", "staging looks good"),
+		newPipelineDecideCmd(contract.UpdateAbort, "Stop a pipeline at its gate or before its next stage", "change freeze"))
 	return cmd
 }
 
@@ -74,7 +73,7 @@ when it failed, with the reason.`,
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "started %s (run %s)\n", run.GetID(), run.GetRunID())
-			var res workflows.PipelineResult
+			var res contract.PipelineResult
 			switch {
 			case watching:
 				err = follow(cmd.Context(), c, w, pipelineWatch(run, p.Name, &res))
@@ -94,11 +93,11 @@ when it failed, with the reason.`,
 	return cmd
 }
 
-func pipelineWatch(run client.WorkflowRun, name string, res *workflows.PipelineResult) watched {
+func pipelineWatch(run client.WorkflowRun, name string, res *contract.PipelineResult) watched {
 	return watched{
 		run: run, noun: "pipeline", resume: "imago pipeline status " + name + " --watch", result: res,
 		frame: func(v converter.EncodedValue) (watch.Frame, error) {
-			var p workflows.PipelineProgress
+			var p contract.PipelineProgress
 			if err := v.Get(&p); err != nil {
 				return watch.Frame{}, err
 			}
@@ -108,7 +107,7 @@ func pipelineWatch(run client.WorkflowRun, name string, res *workflows.PipelineR
 }
 
 // pipelineFrame is one look at a pipeline: phase, image, each stage's state.
-func pipelineFrame(id string, p workflows.PipelineProgress) watch.Frame {
+func pipelineFrame(id string, p contract.PipelineProgress) watch.Frame {
 	f := watch.Frame{Title: id, Started: p.StartedAt, Ended: pipelineEnded(p.Phase)}
 	stages := make([]string, len(p.Stages))
 	for i, st := range p.Stages {
@@ -160,7 +159,7 @@ func newPipelineStatusCmd() *cobra.Command {
 				return err
 			}
 			if watching {
-				var res workflows.PipelineResult
+				var res contract.PipelineResult
 				err := follow(cmd.Context(), c, cmd.OutOrStdout(), pipelineWatch(c.GetWorkflow(cmd.Context(), r.WorkflowID, r.RunID), a[0], &res))
 				if err != nil {
 					return pipelineErr(a[0], err)

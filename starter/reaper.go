@@ -8,8 +8,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/schedules"
-	"github.com/imago/imago/workflows"
 )
 
 func newReaperCmd() *cobra.Command {
@@ -38,7 +38,7 @@ func newReaperRunCmd() *cobra.Command {
 		Args:    args(cobra.NoArgs),
 	}
 	cmd.Flags().BoolVar(&apply, "apply", false, "terminate the leaked fleets (default: only report them)")
-	cmd.Flags().DurationVar(&grace, "grace", workflows.DefaultReaperGrace, "only fleets older than this count as leaked")
+	cmd.Flags().DurationVar(&grace, "grace", contract.DefaultReaperGrace, "only fleets older than this count as leaked")
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		if grace <= 0 {
@@ -46,14 +46,14 @@ func newReaperRunCmd() *cobra.Command {
 		}
 		return withClient(cmd, func(c client.Client) error {
 			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
-				ID: "reaper/" + startedBy(), TaskQueue: workflows.TaskQueue,
+				ID: "reaper/" + startedBy(), TaskQueue: contract.TaskQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 				StaticSummary:            fmt.Sprintf("reaper · apply=%t · grace %s", apply, grace),
-			}, workflows.Reaper, workflows.ReaperInput{Apply: apply, Grace: grace})
+			}, contract.WorkflowReaper, contract.ReaperInput{Apply: apply, Grace: grace})
 			if err != nil {
 				return fmt.Errorf("start the reaper: %w", err)
 			}
-			var res workflows.ReaperResult
+			var res contract.ReaperResult
 			if err := run.Get(cmd.Context(), &res); err != nil {
 				return fmt.Errorf("reaper: %w", err)
 			}
@@ -84,7 +84,7 @@ func newReaperScheduleCmd() *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&o.Every, "every", time.Hour, "time between sweeps")
 	cmd.Flags().BoolVar(&o.Apply, "apply", false, "terminate the leaked fleets (default: only report them)")
-	cmd.Flags().DurationVar(&o.Grace, "grace", workflows.DefaultReaperGrace, "only fleets older than this count as leaked")
+	cmd.Flags().DurationVar(&o.Grace, "grace", contract.DefaultReaperGrace, "only fleets older than this count as leaked")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		return withClient(cmd, func(c client.Client) error {
 			if err := schedules.CreateReaper(cmd.Context(), c, o); err != nil {

@@ -17,10 +17,10 @@ import (
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/watch"
-	"github.com/imago/imago/workflows"
 )
 
 func newRolloutCmd() *cobra.Command {
@@ -145,7 +145,7 @@ the rollout goes on.`,
 
 // watchRollout follows run on a live display, then prints its outcome as --wait does.
 func watchRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w io.Writer, service, env string) error {
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	err := follow(ctx, c, w, watched{
 		run:    run,
 		noun:   "rollout",
@@ -163,7 +163,7 @@ func watchRollout(ctx context.Context, c client.Client, run client.WorkflowRun, 
 // waitRollout prints the rollout's events as they happen, then its outcome.
 func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w io.Writer, asJSON bool) error {
 	done := make(chan error, 1)
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	go func() { done <- run.Get(ctx, &res) }()
 	seen := 0
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -172,11 +172,11 @@ func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w
 		if asJSON {
 			return
 		}
-		val, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryProgress)
+		val, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), contract.QueryProgress)
 		if err != nil {
 			return
 		}
-		var p workflows.Progress
+		var p contract.RolloutProgress
 		if val.Get(&p) != nil {
 			return
 		}
@@ -204,7 +204,7 @@ func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w
 }
 
 // rolloutOutcome prints how a followed rollout ended and returns its failure.
-func rolloutOutcome(w io.Writer, run client.WorkflowRun, res workflows.RolloutResult, err error, asJSON bool) error {
+func rolloutOutcome(w io.Writer, run client.WorkflowRun, res contract.RolloutResult, err error, asJSON bool) error {
 	if err != nil {
 		if asJSON {
 			_ = writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Failed", "error": rollouts.Reason(err)})
@@ -337,7 +337,7 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 
 // printAnalyses shows each analysis of a rollout: its outcome, what it
 // measures (the query once), and its latest measurements with value and verdict.
-func printAnalyses(w io.Writer, runs []workflows.AnalysisRun) error {
+func printAnalyses(w io.Writer, runs []contract.AnalysisRun) error {
 	fmt.Fprintln(w, "\nAnalyses:")
 	for _, a := range runs {
 		fmt.Fprintf(w, "  %s of %s: %s", a.Name, a.FleetID, a.Phase)
@@ -352,7 +352,7 @@ func printAnalyses(w io.Writer, runs []workflows.AnalysisRun) error {
 			fmt.Fprintf(w, "    query:    %s\n", strings.Join(strings.Fields(a.Query), " "))
 		}
 		if a.Counts != nil {
-			fmt.Fprintf(w, "    %s\n", workflows.CountsText(*a.Counts, len(a.Measurements)))
+			fmt.Fprintf(w, "    %s\n", a.Counts.Text(len(a.Measurements)))
 		}
 		if len(a.Measurements) == 0 {
 			continue
@@ -360,7 +360,7 @@ func printAnalyses(w io.Writer, runs []workflows.AnalysisRun) error {
 		tw := table(w)
 		fmt.Fprintln(tw, "    TIME\tVALUE\tVERDICT\tMEASUREMENT")
 		for _, m := range a.Measurements {
-			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", m.Time.Local().Format(time.TimeOnly), analysis.FormatValue(m.Value), workflows.Verdict(m), m.Message)
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", m.Time.Local().Format(time.TimeOnly), analysis.FormatValue(m.Value), m.Verdict(), m.Message)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

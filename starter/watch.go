@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"golang.org/x/term"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/watch"
-	"github.com/imago/imago/workflows"
 )
 
 // exitInterrupted is the exit code after Ctrl-C stopped watching (128 + SIGINT,
@@ -106,7 +106,7 @@ func follow(ctx context.Context, c client.Client, w io.Writer, t watched) error 
 func queryFrame(ctx context.Context, c client.Client, t watched) (watch.Frame, error) {
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	val, err := c.QueryWorkflow(qctx, t.run.GetID(), t.run.GetRunID(), workflows.QueryProgress)
+	val, err := c.QueryWorkflow(qctx, t.run.GetID(), t.run.GetRunID(), contract.QueryProgress)
 	if err != nil {
 		return watch.Frame{}, err
 	}
@@ -116,7 +116,7 @@ func queryFrame(ctx context.Context, c client.Client, t watched) (watch.Frame, e
 // rolloutFrames and bakeFrames decode a progress answer into a frame.
 func rolloutFrames(id string) func(converter.EncodedValue) (watch.Frame, error) {
 	return func(val converter.EncodedValue) (watch.Frame, error) {
-		var p workflows.Progress
+		var p contract.RolloutProgress
 		if err := val.Get(&p); err != nil {
 			return watch.Frame{}, err
 		}
@@ -126,7 +126,7 @@ func rolloutFrames(id string) func(converter.EncodedValue) (watch.Frame, error) 
 
 func bakeFrames(id string) func(converter.EncodedValue) (watch.Frame, error) {
 	return func(val converter.EncodedValue) (watch.Frame, error) {
-		var p workflows.BakeProgress
+		var p contract.BakeProgress
 		if err := val.Get(&p); err != nil {
 			return watch.Frame{}, err
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/codec"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/devserver"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
@@ -197,10 +198,10 @@ Flags:
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker polling", "taskQueue", workflows.TaskQueue, "bakeTaskQueue", workflows.BakeTaskQueue, "bakeConcurrency", wc.BakeConcurrency,
+	logger.Info("worker polling", "taskQueue", contract.TaskQueue, "bakeTaskQueue", contract.BakeTaskQueue, "bakeConcurrency", wc.BakeConcurrency,
 		"address", cfg.TemporalAddress, "namespace", cfg.Namespace, "home", cfg.Home,
 		"provider", deps.Provider.URL(), "capabilities", deps.Provider.Capabilities().String())
-	fmt.Fprintf(os.Stderr, "imago: worker polling task queues %q and %q (IMAGO_HOME=%s); Ctrl-C stops it\n", workflows.TaskQueue, workflows.BakeTaskQueue, cfg.Home)
+	fmt.Fprintf(os.Stderr, "imago: worker polling task queues %q and %q (IMAGO_HOME=%s); Ctrl-C stops it\n", contract.TaskQueue, contract.BakeTaskQueue, cfg.Home)
 	<-ctx.Done()
 	stop() // a second Ctrl-C or SIGTERM ends the process at once
 	logger.Info("shutting down: running activities may finish", "stopTimeout", wc.StopTimeout.String(), "bakeStopTimeout", wc.BakeStopTimeout.String())

@@ -5,34 +5,11 @@ package workflows
 import (
 	"fmt"
 
-	"github.com/imago/imago/internal/contract"
-
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
-)
-
-// Task queues (contract.TaskQueue, contract.BakeTaskQueue).
-const (
-	TaskQueue     = contract.TaskQueue
-	BakeTaskQueue = contract.BakeTaskQueue
-)
-
-// Query names (contract.Query*).
-const (
-	QueryProgress = contract.QueryProgress
-	QueryInput    = contract.QueryInput
-)
-
-// Search attributes that make rollouts findable in the web UI and `imago
-// rollout list` (contract.*Attr).
-var (
-	ServiceAttr     = contract.ServiceAttr
-	EnvironmentAttr = contract.EnvironmentAttr
-	ImageAttr       = contract.ImageAttr
-	PhaseAttr       = contract.PhaseAttr
-	StrategyAttr    = contract.StrategyAttr
 )
 
 // SearchAttributes lists imago's custom search attributes and their types, for
@@ -60,11 +37,11 @@ func RolloutLabel(ref spec.ImageRef) string {
 // RolloutAttributes are a rollout's search attributes when it starts.
 func RolloutAttributes(r spec.Rollout) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(
-		ServiceAttr.ValueSet(r.Service),
-		EnvironmentAttr.ValueSet(r.Environment),
-		ImageAttr.ValueSet(RolloutLabel(r.Image)),
-		StrategyAttr.ValueSet(r.Strategy.Type),
-		PhaseAttr.ValueSet(string(contract.PhasePending)),
+		contract.ServiceAttr.ValueSet(r.Service),
+		contract.EnvironmentAttr.ValueSet(r.Environment),
+		contract.ImageAttr.ValueSet(RolloutLabel(r.Image)),
+		contract.StrategyAttr.ValueSet(r.Strategy.Type),
+		contract.PhaseAttr.ValueSet(string(contract.PhasePending)),
 	)
 }
 
@@ -82,7 +59,7 @@ func RolloutDetails(r spec.Rollout, startedBy string) string {
 
 // BakeAttributes are a bake's search attributes when it starts.
 func BakeAttributes(b spec.Bake) temporal.SearchAttributes {
-	return temporal.NewSearchAttributes(ServiceAttr.ValueSet(b.Service), PhaseAttr.ValueSet("pending"))
+	return temporal.NewSearchAttributes(contract.ServiceAttr.ValueSet(b.Service), contract.PhaseAttr.ValueSet("pending"))
 }
 
 // BakeSummary and BakeDetails are what the web UI shows for a bake.

@@ -17,7 +17,7 @@ import (
 const ErrBakeFailed = "BakeFailed"
 
 // bakeTaskQueue is the workflow change that runs a bake's build and image
-// test on BakeTaskQueue.
+// test on contract.BakeTaskQueue.
 const bakeTaskQueue = "bake-task-queue"
 
 // bakeChildAsBake is the workflow change that starts a rollout's bake as any
@@ -45,37 +45,16 @@ type BakeInput struct {
 	StartedBy string    `json:"startedBy,omitempty"`
 }
 
-// BakeResult is the image a bake produced, or found already built.
-type BakeResult struct {
-	ImageID     string `json:"imageId"`
-	Cached      bool   `json:"cached"` // the catalog had an image with the same input digest
-	InputDigest string `json:"inputDigest"`
-	Channel     string `json:"channel"`
-	Tested      bool   `json:"tested"`
-}
-
-// BakeProgress answers the progress query of a bake.
-type BakeProgress struct {
-	contract.Story           // phase, events, eventCount
-	Service        string    `json:"service"`
-	InputDigest    string    `json:"inputDigest,omitempty"`
-	ImageID        string    `json:"imageId,omitempty"`
-	Cached         bool      `json:"cached"`
-	LastLine       string    `json:"lastLine,omitempty"`
-	Error          string    `json:"error,omitempty"`
-	StartedAt      time.Time `json:"startedAt"`
-}
-
 // Bake builds an image from a bake spec, unless the catalog already has one with
 // the same input digest: digest → cache → build → test → publish → move channel.
-func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
+func Bake(ctx workflow.Context, in BakeInput) (res contract.BakeResult, err error) {
 	b := &baker{spec: in.Spec, by: in.StartedBy}
 	b.tracker = newTracker(ctx, &b.progress.Story, trackedKind{
 		phaseEvent: contract.EventBakePhase, finishedEvent: contract.EventBakeFinished,
 		describe: b.describe, outcome: func(ph contract.Phase) (contract.Outcome, bool) { return BakeOutcome(ph, b.progress.Cached) },
 	})
-	b.progress = BakeProgress{Service: in.Spec.Service, StartedAt: workflow.Now(ctx)}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (BakeProgress, error) { return b.progress, nil }); err != nil {
+	b.progress = contract.BakeProgress{Service: in.Spec.Service, StartedAt: workflow.Now(ctx)}
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.BakeProgress, error) { return b.progress, nil }); err != nil {
 		return res, err
 	}
 	defer func() {
@@ -89,7 +68,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
 	if err != nil {
 		return res, err
 	}
-	res = BakeResult{InputDigest: dig.InputDigest, Channel: in.Spec.Channel}
+	res = contract.BakeResult{InputDigest: dig.InputDigest, Channel: in.Spec.Channel}
 	if !in.Spec.Force {
 		cached, err := b.cached(ctx, dig.InputDigest)
 		if err != nil {
@@ -128,7 +107,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res BakeResult, err error) {
 type baker struct {
 	spec     spec.Bake
 	by       string
-	progress BakeProgress
+	progress contract.BakeProgress
 	tracker         // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 	queue    string // the task queue of the build and the image test; "" the workflow's (bakeTaskQueue)
 }
@@ -170,7 +149,7 @@ func (b *baker) cached(ctx workflow.Context, digest string) (*contract.Image, er
 func (b *baker) build(ctx workflow.Context, dig contract.BakeDigestResult) (contract.BakeBuildResult, error) {
 	b.setPhase(ctx, contract.PhaseBuilding, fmt.Sprintf("building with %s (inputs %s)", b.spec.Builder, shortDigest(dig.InputDigest)))
 	if workflow.GetVersion(ctx, bakeTaskQueue, workflow.DefaultVersion, 1) >= 1 {
-		b.queue = BakeTaskQueue
+		b.queue = contract.BakeTaskQueue
 	}
 	opts := workflow.ActivityOptions{
 		TaskQueue:              b.queue,

@@ -94,9 +94,9 @@ func (s *bakeSuite) TestCacheHitReturnsTheExistingImageWithoutBuilding() {
 	s.cache(true)
 	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
 	s.Require().NoError(s.env.GetWorkflowError())
-	var res BakeResult
+	var res contract.BakeResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
-	s.Equal(BakeResult{ImageID: "img-cached00000", Cached: true, InputDigest: "sha256:abc", Channel: "latest"}, res)
+	s.Equal(contract.BakeResult{ImageID: "img-cached00000", Cached: true, InputDigest: "sha256:abc", Channel: "latest"}, res)
 	s.False(s.built)
 	s.Equal([]string{"latest=img-cached00000"}, s.moved)
 }
@@ -108,9 +108,9 @@ func (s *bakeSuite) TestCacheMissBuildsTestsPublishesAndMovesTheChannel() {
 	s.publishes()
 	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
 	s.Require().NoError(s.env.GetWorkflowError())
-	var res BakeResult
+	var res contract.BakeResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
-	s.Equal(BakeResult{ImageID: "img-new000000000", InputDigest: "sha256:abc", Channel: "latest", Tested: true}, res)
+	s.Equal(contract.BakeResult{ImageID: "img-new000000000", InputDigest: "sha256:abc", Channel: "latest", Tested: true}, res)
 	s.True(s.built && s.tested && s.published)
 	s.Equal([]string{"latest=img-new000000000"}, s.moved)
 }
@@ -193,7 +193,7 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
 
 	s.Require().NoError(s.env.GetWorkflowError())
-	var res RolloutResult
+	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal("img-cached00000", res.ImageID)
 	s.Equal(spec.ImageRef{ID: "img-cached00000"}, resolved)
@@ -205,10 +205,10 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
 	s.rolloutGoesWell(nil)
 	var id, service string
-	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in BakeInput) (BakeResult, error) {
+	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in BakeInput) (contract.BakeResult, error) {
 		id = workflow.GetInfo(ctx).WorkflowExecution.ID
-		service, _ = workflow.GetTypedSearchAttributes(ctx).GetKeyword(ServiceAttr)
-		return BakeResult{ImageID: "img-baked0000000", InputDigest: "sha256:abc", Channel: in.Spec.Channel}, nil
+		service, _ = workflow.GetTypedSearchAttributes(ctx).GetKeyword(contract.ServiceAttr)
+		return contract.BakeResult{ImageID: "img-baked0000000", InputDigest: "sha256:abc", Channel: in.Spec.Channel}, nil
 	})
 
 	r := testSpec()
@@ -238,14 +238,14 @@ func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 		return nil
 	})
 	s.publishes()
-	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "bake/hello/latest", TaskQueue: TaskQueue})
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "bake/hello/latest", TaskQueue: contract.TaskQueue})
 
 	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NotEmpty(run)
 	s.Equal("bake/hello/latest/"+run, build)
-	s.Equal([]string{BakeTaskQueue, BakeTaskQueue}, queues, "BakeBuild and TestImage run on the bake task queue")
+	s.Equal([]string{contract.BakeTaskQueue, contract.BakeTaskQueue}, queues, "BakeBuild and TestImage run on the bake task queue")
 }
 
 // A bake tells its story as rollouts and pipelines do: each phase an event in
@@ -257,16 +257,16 @@ func (s *bakeSuite) TestProgressTellsTheBakesStory() {
 	s.publishes()
 	var upserted []contract.Phase
 	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-		if phase, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(PhaseAttr); ok {
+		if phase, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(contract.PhaseAttr); ok {
 			upserted = append(upserted, contract.Phase(phase))
 		}
 	}).Return(nil)
 	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
 	s.Require().NoError(s.env.GetWorkflowError())
 
-	v, err := s.env.QueryWorkflow(QueryProgress)
+	v, err := s.env.QueryWorkflow(contract.QueryProgress)
 	s.Require().NoError(err)
-	var p BakeProgress
+	var p contract.BakeProgress
 	s.Require().NoError(v.Get(&p))
 	s.Equal(contract.PhaseSucceeded, p.Phase)
 	var story []string

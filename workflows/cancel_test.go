@@ -78,9 +78,9 @@ func (s *bakeSuite) TestCancelWhileBuildingPublishesNothing() {
 	s.False(s.published)
 	s.Empty(s.moved)
 	s.Equal("canceled", outcome)
-	v, qerr := s.env.QueryWorkflow(QueryProgress)
+	v, qerr := s.env.QueryWorkflow(contract.QueryProgress)
 	s.Require().NoError(qerr)
-	var p BakeProgress
+	var p contract.BakeProgress
 	s.Require().NoError(v.Get(&p))
 	s.Equal(contract.PhaseCanceled, p.Phase)
 }
@@ -161,7 +161,7 @@ func TestCancelledReaperStopsTerminating(t *testing.T) {
 		return ctx.Err()
 	})
 
-	env.ExecuteWorkflow(Reaper, ReaperInput{Apply: true})
+	env.ExecuteWorkflow(Reaper, contract.ReaperInput{Apply: true})
 
 	err := env.GetWorkflowError()
 	require.Error(t, err)

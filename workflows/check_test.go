@@ -36,7 +36,7 @@ func TestRolloutRefusesAStrategyTheProviderCannotRunBeforeAnythingElse(t *testin
 	r.Provider = "dns"
 	var answered error
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(UpdateChecked, "checked-1", &testsuite.TestUpdateCallback{
+		env.UpdateWorkflow(contract.UpdateChecked, "checked-1", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { t.Errorf("checked refused: %v", err) }, OnAccept: func() {},
 			OnComplete: func(_ any, err error) { answered = err },
 		})
@@ -59,8 +59,8 @@ func TestRolloutRefusesAStrategyTheProviderCannotRunBeforeAnythingElse(t *testin
 	require.True(t, ok, "the checked update answers with the problems: %v", answered)
 	assert.Equal(t, []string{"strategy.type", "analyses.errors.provider"}, fields(es))
 
-	var p Progress
-	v, qerr := env.QueryWorkflow(QueryProgress)
+	var p contract.RolloutProgress
+	v, qerr := env.QueryWorkflow(contract.QueryProgress)
 	require.NoError(t, qerr)
 	require.NoError(t, v.Get(&p))
 	assert.Equal(t, contract.PhaseFailed, p.Phase)

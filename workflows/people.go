@@ -13,33 +13,10 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// Update names: people in the loop.
-// (contract.Update*).
-const (
-	UpdateApprove  = contract.UpdateApprove
-	UpdateAbort    = contract.UpdateAbort
-	UpdatePromote  = contract.UpdatePromote
-	UpdateRollback = contract.UpdateRollback
-	UpdateChecked  = contract.UpdateChecked
-)
-
-// Decision is who did what and why, as recorded in progress and the inventory.
-type Decision struct {
-	By     string    `json:"by"`
-	Reason string    `json:"reason,omitempty"`
-	Time   time.Time `json:"time"`
-}
-
-// DecisionInput is the argument of every update.
-type DecisionInput struct {
-	By     string `json:"by"`
-	Reason string `json:"reason,omitempty"`
-}
-
 // registerUpdates installs the four updates. Each validator refuses, with a reason
 // the caller sees, what makes no sense in the rollout's current state.
 func (r *rollout) registerUpdates(ctx workflow.Context) error {
-	if err := workflow.SetUpdateHandler(ctx, UpdateChecked, func(ctx workflow.Context) error {
+	if err := workflow.SetUpdateHandler(ctx, contract.UpdateChecked, func(ctx workflow.Context) error {
 		if err := workflow.Await(ctx, func() bool { return r.checked }); err != nil {
 			return err
 		}
@@ -54,15 +31,15 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 		}
 		return nil
 	}
-	decide := func(in DecisionInput) *Decision {
-		return &Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
+	decide := func(in contract.DecisionInput) *contract.Decision {
+		return &contract.Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
 	}
 	handlers := []struct {
 		name     string
-		validate func(DecisionInput) error
-		apply    func(DecisionInput)
+		validate func(contract.DecisionInput) error
+		apply    func(contract.DecisionInput)
 	}{
-		{UpdateApprove, func(DecisionInput) error {
+		{contract.UpdateApprove, func(contract.DecisionInput) error {
 			if err := finished(); err != nil {
 				return err
 			}
@@ -70,12 +47,12 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 				return fmt.Errorf("nothing waits for approval: the rollout is %s", r.progress.Phase)
 			}
 			return nil
-		}, func(in DecisionInput) {
+		}, func(in contract.DecisionInput) {
 			r.approved = decide(in)
-			r.progress.Approvals = append(r.progress.Approvals, Approval{Gate: r.gate, Decision: *r.approved})
+			r.progress.Approvals = append(r.progress.Approvals, contract.Approval{Gate: r.gate, Decision: *r.approved})
 			r.event(ctx, fmt.Sprintf("%s approved by %s%s", r.gate, in.By, because(in.Reason)))
 		}},
-		{UpdatePromote, func(DecisionInput) error {
+		{contract.UpdatePromote, func(contract.DecisionInput) error {
 			if err := finished(); err != nil {
 				return err
 			}
@@ -86,11 +63,11 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 				return errors.New("already promoted")
 			}
 			return nil
-		}, func(in DecisionInput) {
+		}, func(in contract.DecisionInput) {
 			r.promoted = true
 			r.event(ctx, fmt.Sprintf("promoted by %s%s: remaining pauses and the soak are skipped", in.By, because(in.Reason)))
 		}},
-		{UpdateAbort, func(DecisionInput) error {
+		{contract.UpdateAbort, func(contract.DecisionInput) error {
 			if err := finished(); err != nil {
 				return err
 			}
@@ -101,11 +78,11 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 				return fmt.Errorf("a %s was already requested by %s", r.stopKind, r.stop.By)
 			}
 			return nil
-		}, func(in DecisionInput) {
+		}, func(in contract.DecisionInput) {
 			r.stop, r.stopKind = decide(in), "abort"
 			r.event(ctx, fmt.Sprintf("abort requested by %s%s", in.By, because(in.Reason)))
 		}},
-		{UpdateRollback, func(DecisionInput) error {
+		{contract.UpdateRollback, func(contract.DecisionInput) error {
 			if err := finished(); err != nil {
 				return err
 			}
@@ -119,7 +96,7 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 				return fmt.Errorf("a %s was already requested by %s", r.stopKind, r.stop.By)
 			}
 			return nil
-		}, func(in DecisionInput) {
+		}, func(in contract.DecisionInput) {
 			r.stop, r.stopKind = decide(in), "rollback"
 			r.event(ctx, fmt.Sprintf("rollback requested by %s%s", in.By, because(in.Reason)))
 		}},
@@ -127,8 +104,8 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 	for _, h := range handlers {
 		h := h
 		err := workflow.SetUpdateHandlerWithOptions(ctx, h.name,
-			func(ctx workflow.Context, in DecisionInput) error { h.apply(in); return nil },
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in DecisionInput) error {
+			func(ctx workflow.Context, in contract.DecisionInput) error { h.apply(in); return nil },
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in contract.DecisionInput) error {
 				if in.By == "" {
 					return errors.New("say who you are (by)")
 				}

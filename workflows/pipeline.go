@@ -31,49 +31,13 @@ type PipelineInput struct {
 	StartedBy string `json:"startedBy,omitempty"`
 }
 
-// PipelineResult is what a pipeline did.
-type PipelineResult struct {
-	ImageID string `json:"imageId"`
-	// Built is true when the bake built a new image (not a cache hit).
-	Built bool `json:"built"`
-	// Skipped is true when nothing changed: the image was built before from the
-	// same inputs and is live in every stage. Reason says so for the schedule's history.
-	Skipped bool          `json:"skipped"`
-	Reason  string        `json:"reason"`
-	Stages  []StageStatus `json:"stages,omitempty"`
-}
-
-// StageStatus is one stage of a pipeline as the progress query shows it.
-type StageStatus struct {
-	Environment string              `json:"environment"`
-	State       contract.StageState `json:"state"`
-	RolloutID   string              `json:"rolloutId,omitempty"`
-	RunID       string              `json:"runId,omitempty"`
-	Error       string              `json:"error,omitempty"`
-	Approval    *Decision           `json:"approval,omitempty"`
-}
-
-// PipelineProgress answers a pipeline's progress query.
-type PipelineProgress struct {
-	contract.Story               // phase, events, eventCount
-	Name           string        `json:"name"`
-	Service        string        `json:"service"`
-	Trigger        string        `json:"trigger,omitempty"`
-	StartedBy      string        `json:"startedBy,omitempty"`
-	StartedAt      time.Time     `json:"startedAt"`
-	ImageID        string        `json:"imageId,omitempty"`
-	Gate           string        `json:"gate,omitempty"` // the stage waiting for approval
-	Stages         []StageStatus `json:"stages"`
-	Error          string        `json:"error,omitempty"`
-}
-
 // Pipeline bakes an image (or resolves an existing one) and rolls it out to each
 // stage's environment in order, each rollout a child workflow of its own. A stage
 // starts only when the one before succeeded, after its approval gate if it has
 // one; a failed stage stops the pipeline, and later environments are never
 // touched. When the bake was a cache hit and the image is live everywhere already,
 // the pipeline skips, saying so.
-func Pipeline(ctx workflow.Context, in PipelineInput) (res PipelineResult, err error) {
+func Pipeline(ctx workflow.Context, in PipelineInput) (res contract.PipelineResult, err error) {
 	p, err := newPipeline(ctx, in)
 	if err != nil {
 		return res, err
@@ -102,12 +66,12 @@ func Pipeline(ctx workflow.Context, in PipelineInput) (res PipelineResult, err e
 type pipeline struct {
 	spec     spec.Pipeline
 	in       PipelineInput
-	progress PipelineProgress
-	result   PipelineResult
+	progress contract.PipelineProgress
+	result   contract.PipelineResult
 
-	approved *Decision // the approval that released the open gate
-	stop     *Decision // abort requested
-	tracker            // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
+	approved *contract.Decision // the approval that released the open gate
+	stop     *contract.Decision // abort requested
+	tracker                     // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 }
 
 func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
@@ -116,14 +80,14 @@ func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
 		phaseEvent: contract.EventPipelinePhase, finishedEvent: contract.EventPipelineFinished,
 		describe: p.describe, outcome: PipelineOutcome,
 	})
-	p.progress = PipelineProgress{
+	p.progress = contract.PipelineProgress{
 		Name: in.Spec.Name, Service: in.Spec.Service(), Trigger: in.Trigger, StartedBy: in.StartedBy,
-		StartedAt: workflow.Now(ctx), Stages: make([]StageStatus, len(in.Spec.Stages)),
+		StartedAt: workflow.Now(ctx), Stages: make([]contract.StageStatus, len(in.Spec.Stages)),
 	}
 	for i, st := range in.Spec.Stages {
-		p.progress.Stages[i] = StageStatus{Environment: st.Rollout.Environment, State: contract.StagePending}
+		p.progress.Stages[i] = contract.StageStatus{Environment: st.Rollout.Environment, State: contract.StagePending}
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (PipelineProgress, error) { return p.progress, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.PipelineProgress, error) { return p.progress, nil }); err != nil {
 		return nil, err
 	}
 	if err := p.registerUpdates(ctx); err != nil {
@@ -141,7 +105,7 @@ func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err erro
 		bake.Force = bake.Force || p.in.Always
 		// The usual bake ID: a bake by hand of the same channel cannot run beside it.
 		opts := bakeChildOptions(bake, p.by(), "pipeline "+p.spec.Name)
-		var out BakeResult
+		var out contract.BakeResult
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
 			BakeInput{Spec: bake, StartedBy: p.by()}).Get(ctx, &out); err != nil {
 			return "", false, p.fail("baking", err)
@@ -168,7 +132,7 @@ func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err erro
 
 func (p *pipeline) setImage(ctx workflow.Context, img string) {
 	p.progress.ImageID, p.result.ImageID = img, img
-	if err := workflow.UpsertTypedSearchAttributes(ctx, ImageAttr.ValueSet(img)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.ImageAttr.ValueSet(img)); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
 	}
 }
@@ -204,7 +168,7 @@ func (p *pipeline) unchanged(img string, built bool, live map[string]string) boo
 	return true
 }
 
-func (p *pipeline) skip(ctx workflow.Context, img string) (PipelineResult, error) {
+func (p *pipeline) skip(ctx workflow.Context, img string) (contract.PipelineResult, error) {
 	where := "baked"
 	if n := len(p.spec.Stages); n > 0 {
 		envs := make([]string, n)
@@ -337,7 +301,7 @@ func (p *pipeline) stopped() error {
 // pipeline at its gate or before the next stage; a running rollout is aborted on
 // its own, which stops the pipeline too).
 func (p *pipeline) registerUpdates(ctx workflow.Context) error {
-	check := func(in DecisionInput) error {
+	check := func(in contract.DecisionInput) error {
 		if in.By == "" {
 			return errors.New("say who you are (by)")
 		}
@@ -347,13 +311,13 @@ func (p *pipeline) registerUpdates(ctx workflow.Context) error {
 		}
 		return nil
 	}
-	approve := func(ctx workflow.Context, in DecisionInput) error {
-		p.approved = &Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
+	approve := func(ctx workflow.Context, in contract.DecisionInput) error {
+		p.approved = &contract.Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
 		p.event(ctx, fmt.Sprintf("%s approved by %s%s", p.progress.Gate, in.By, because(in.Reason)))
 		return nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApprove, approve, workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, in DecisionInput) error {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateApprove, approve, workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, in contract.DecisionInput) error {
 			if err := check(in); err != nil {
 				return err
 			}
@@ -364,13 +328,13 @@ func (p *pipeline) registerUpdates(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
-	abort := func(ctx workflow.Context, in DecisionInput) error {
-		p.stop = &Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
+	abort := func(ctx workflow.Context, in contract.DecisionInput) error {
+		p.stop = &contract.Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
 		p.event(ctx, fmt.Sprintf("abort requested by %s%s", in.By, because(in.Reason)))
 		return nil
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort, abort, workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, in DecisionInput) error {
+	return workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateAbort, abort, workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, in contract.DecisionInput) error {
 			if err := check(in); err != nil {
 				return err
 			}

@@ -56,9 +56,9 @@ func pipelineSpec(gateProd bool) spec.Pipeline {
 
 // bakes makes the bake child return img, from the cache or freshly built.
 func (s *pipelineSuite) bakes(img string, cached bool) {
-	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in BakeInput) (BakeResult, error) {
+	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in BakeInput) (contract.BakeResult, error) {
 		s.forced = in.Spec.Force
-		return BakeResult{ImageID: img, Cached: cached && !in.Spec.Force, InputDigest: "sha256:abc", Channel: "latest"}, nil
+		return contract.BakeResult{ImageID: img, Cached: cached && !in.Spec.Force, InputDigest: "sha256:abc", Channel: "latest"}, nil
 	})
 }
 
@@ -69,21 +69,21 @@ func (s *pipelineSuite) live(m map[string]string) {
 
 // rollouts makes the rollout child succeed, except in the environments of failing.
 func (s *pipelineSuite) rollouts(failing ...string) {
-	s.env.OnWorkflow(Rollout, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in RolloutInput) (RolloutResult, error) {
+	s.env.OnWorkflow(Rollout, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in RolloutInput) (contract.RolloutResult, error) {
 		s.rolled = append(s.rolled, in.Spec.Environment+"="+in.Spec.Image.ID)
 		for _, f := range failing {
 			if in.Spec.Environment == f {
-				return RolloutResult{}, temporal.NewNonRetryableApplicationError("smoke check GET /healthz failed", ErrRolloutFailed, nil)
+				return contract.RolloutResult{}, temporal.NewNonRetryableApplicationError("smoke check GET /healthz failed", ErrRolloutFailed, nil)
 			}
 		}
-		return RolloutResult{ImageID: in.Spec.Image.ID}, nil
+		return contract.RolloutResult{ImageID: in.Spec.Image.ID}, nil
 	})
 }
 
-func (s *pipelineSuite) run(in PipelineInput) (PipelineResult, error) {
+func (s *pipelineSuite) run(in PipelineInput) (contract.PipelineResult, error) {
 	s.env.ExecuteWorkflow(Pipeline, in)
 	s.True(s.env.IsWorkflowCompleted())
-	var res PipelineResult
+	var res contract.PipelineResult
 	err := s.env.GetWorkflowError()
 	if err == nil {
 		s.NoError(s.env.GetWorkflowResult(&res))
@@ -91,10 +91,10 @@ func (s *pipelineSuite) run(in PipelineInput) (PipelineResult, error) {
 	return res, err
 }
 
-func (s *pipelineSuite) progress() PipelineProgress {
-	v, err := s.env.QueryWorkflow(QueryProgress)
+func (s *pipelineSuite) progress() contract.PipelineProgress {
+	v, err := s.env.QueryWorkflow(contract.QueryProgress)
 	s.Require().NoError(err)
-	var p PipelineProgress
+	var p contract.PipelineProgress
 	s.Require().NoError(v.Get(&p))
 	return p
 }
@@ -166,10 +166,10 @@ func (s *pipelineSuite) TestAlwaysBuildsAndRollsEvenWhenUnchanged() {
 
 func (s *pipelineSuite) approveAfter(d time.Duration, by string, rejected *error) {
 	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(UpdateApprove, "approve-1", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.UpdateApprove, "approve-1", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { *rejected = err },
 			OnAccept: func() {}, OnComplete: func(any, error) {},
-		}, DecisionInput{By: by, Reason: "staging looks good"})
+		}, contract.DecisionInput{By: by, Reason: "staging looks good"})
 	}, d)
 }
 
@@ -180,9 +180,9 @@ func (s *pipelineSuite) TestProdWaitsForApproval() {
 	var early, rejected error
 	// An approval before the gate opens is refused with the reason.
 	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(UpdateApprove, "too-early", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.UpdateApprove, "too-early", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { early = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
-		}, DecisionInput{By: "ana"})
+		}, contract.DecisionInput{By: "ana"})
 	}, 0)
 	s.env.RegisterDelayedCallback(func() {
 		p := s.progress()
@@ -219,9 +219,9 @@ func (s *pipelineSuite) TestAbortAtTheGate() {
 	s.live(map[string]string{})
 	s.rollouts()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(UpdateAbort, "abort-1", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.UpdateAbort, "abort-1", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { s.Fail("abort refused", err.Error()) }, OnAccept: func() {}, OnComplete: func(any, error) {},
-		}, DecisionInput{By: "ana", Reason: "freeze"})
+		}, contract.DecisionInput{By: "ana", Reason: "freeze"})
 	}, time.Hour)
 	_, err := s.run(PipelineInput{Spec: pipelineSpec(true)})
 	s.Require().Error(err)

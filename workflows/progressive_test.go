@@ -66,13 +66,13 @@ func (s *rolloutSuite) analysisReturns(phases ...string) {
 // measurements, the last one deciding.
 func analysisResult(in activities.AnalysisInput, phase string) activities.AnalysisResult {
 	t0 := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
-	last, msg := analysis.Measurement{Time: t0.Add(10 * time.Second), Value: f64(0.31), Phase: phase, Message: "0.31 > max 0.05 (31 of 100 requests answered 5xx in 5s)"},
+	last, msg := contract.Measurement{Time: t0.Add(10 * time.Second), Value: f64(0.31), Phase: phase, Message: "0.31 > max 0.05 (31 of 100 requests answered 5xx in 5s)"},
 		"errorRate of fleet fl-new was 0.31 > max 0.05 in 2 of 3 measurements"
 	if phase == analysis.PhaseSuccessful {
 		last.Value, last.Message = f64(0.02), "0.02 <= max 0.05 (2 of 100 requests answered 5xx in 5s)"
 		msg = "errorRate of fleet fl-new met max 0.05 in 2 of 3 measurements (1 inconclusive)"
 	}
-	ms := []analysis.Measurement{
+	ms := []contract.Measurement{
 		{Time: t0, Value: f64(0.01), Phase: analysis.PhaseSuccessful, Message: "0.01 <= max 0.05 (1 of 100 requests answered 5xx in 5s)"},
 		{Time: t0.Add(5 * time.Second), Phase: analysis.PhaseInconclusive, NoData: true, Message: "no data: no samples yet: fleet fl-new received 0 requests in 5s, fewer than minRequests 10"},
 		last,
@@ -88,7 +88,7 @@ func (s *rolloutSuite) decide(delay time.Duration, update string, rejected *erro
 			OnReject:   func(err error) { *rejected = err },
 			OnAccept:   func() {},
 			OnComplete: func(any, error) {},
-		}, DecisionInput{By: "alice", Reason: "looks good"})
+		}, contract.DecisionInput{By: "alice", Reason: "looks good"})
 	}, delay)
 }
 
@@ -118,7 +118,7 @@ func (s *rolloutSuite) TestCanaryWalksItsWeightsThenCutsOver() {
 	s.Equal("fl-new", an.FleetID)
 	s.Equal(activities.AnalysisSource{Provider: "router", Metric: "errorRate", Condition: "max 0.05", OnNoData: "inconclusive",
 		Source: "router: the fleet's share of imago_router_requests_total and imago_router_errors_total, each interval"}, an.AnalysisSource)
-	s.Equal(&analysis.Counts{Successful: 2, Inconclusive: 1, NoData: 1}, an.Counts)
+	s.Equal(&contract.AnalysisCounts{Successful: 2, Inconclusive: 1, NoData: 1}, an.Counts)
 	s.Require().Len(an.Measurements, 3)
 	s.Equal(0.02, *an.Measurements[2].Value)
 	s.Nil(an.Measurements[1].Value, "a measurement without data has no value")
@@ -161,7 +161,7 @@ func (s *rolloutSuite) TestInconclusiveAnalysisWaitsForApproval() {
 	s.recordRoutes(nil)
 	s.analysisReturns(activities.AnalysisInconclusive)
 	var rejected error
-	s.decide(time.Hour, UpdateApprove, &rejected)
+	s.decide(time.Hour, contract.UpdateApprove, &rejected)
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"), weightStep(50))})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
@@ -178,7 +178,7 @@ func (s *rolloutSuite) TestIndefinitePauseWaitsForApprove() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	var rejected error
-	s.decide(3*time.Hour, UpdateApprove, &rejected)
+	s.decide(3*time.Hour, contract.UpdateApprove, &rejected)
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(20), indefinitePause())})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
@@ -191,7 +191,7 @@ func (s *rolloutSuite) TestApprovalGateReleasedByApprove() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	var rejected error
-	s.decide(10*time.Minute, UpdateApprove, &rejected)
+	s.decide(10*time.Minute, contract.UpdateApprove, &rejected)
 	r := testSpec()
 	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
@@ -221,7 +221,7 @@ func (s *rolloutSuite) TestAbortDuringACanaryPauseRestoresTheOldFleet() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	var rejected error
-	s.decide(5*time.Minute, UpdateAbort, &rejected)
+	s.decide(5*time.Minute, contract.UpdateAbort, &rejected)
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(25), pauseStep(time.Hour), weightStep(100))})
 	s.NoError(rejected)
 	s.Equal(ErrRolloutAborted, s.errType())
@@ -239,7 +239,7 @@ func (s *rolloutSuite) TestAbortWhileWaitingHealthyStopsAtOnce() {
 			return activities.WaitHealthyResult{}, ctx.Err()
 		})
 	var rejected error
-	s.decide(time.Second, UpdateAbort, &rejected)
+	s.decide(time.Second, contract.UpdateAbort, &rejected)
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 	s.NoError(rejected)
 	s.Equal(ErrRolloutAborted, s.errType())
@@ -253,7 +253,7 @@ func (s *rolloutSuite) TestPromoteSkipsPausesAndSoak() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	var rejected error
-	s.decide(time.Minute, UpdatePromote, &rejected)
+	s.decide(time.Minute, contract.UpdatePromote, &rejected)
 	start := s.env.Now()
 	r := canarySpec(weightStep(10), pauseStep(10*time.Hour), weightStep(50), pauseStep(10*time.Hour))
 	soak := spec.Duration(10 * time.Hour)
@@ -271,7 +271,7 @@ func (s *rolloutSuite) TestRollbackDuringSoakIsOneRouteSwitch() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	var rejected error
-	s.decide(10*time.Second, UpdateRollback, &rejected)
+	s.decide(10*time.Second, contract.UpdateRollback, &rejected)
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 	s.NoError(rejected)
 	s.Equal(ErrRolledBack, s.errType())
@@ -291,10 +291,10 @@ func (s *rolloutSuite) TestUpdatesThatMakeNoSenseAreRefusedWithAReason() {
 	soak := spec.Duration(time.Hour)
 	r.Soak = &soak
 	var rollbackRejected, approveRejected, promoteRejected error
-	s.decide(time.Minute, UpdateRollback, &rollbackRejected) // nothing moved yet
-	s.decide(2*time.Minute, UpdateApprove, &approveRejected) // releases the gate
-	s.decide(3*time.Minute, UpdateApprove, &approveRejected) // nothing waits any more: refused
-	s.decide(4*time.Minute, UpdatePromote, &promoteRejected) // during soak: fine
+	s.decide(time.Minute, contract.UpdateRollback, &rollbackRejected) // nothing moved yet
+	s.decide(2*time.Minute, contract.UpdateApprove, &approveRejected) // releases the gate
+	s.decide(3*time.Minute, contract.UpdateApprove, &approveRejected) // nothing waits any more: refused
+	s.decide(4*time.Minute, contract.UpdatePromote, &promoteRejected) // during soak: fine
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Require().Error(rollbackRejected)
@@ -364,7 +364,7 @@ func (s *rolloutSuite) TestRollingReplacesTheOldFleetWaveByWave() {
 	s.Equal([]string{"fl-old=2", "fl-new=4"}, *resizes)
 	s.Equal([]int{0, 0, 2, 2}, *from, "each wave probes and checks only the instances it added")
 	s.Equal([]string{"fl-old"}, s.terminated)
-	var res RolloutResult
+	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal(4, res.Instances)
 }
@@ -442,7 +442,7 @@ func (s *rolloutSuite) TestImagoPhaseIsUpsertedOnlyWhenItChanges() {
 	s.recordRoutes(nil)
 	var upserted []contract.Phase
 	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-		if phase, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(PhaseAttr); ok {
+		if phase, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(contract.PhaseAttr); ok {
 			upserted = append(upserted, contract.Phase(phase))
 		}
 	}).Return(nil)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -78,7 +79,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 			activities.FindOrphansResult{Provider: "aws", Orphans: []activities.Orphan{{FleetID: "imago-000000000001"}}}, nil)
 		var got []terminateOptions
 		capture(env, &got)
-		env.ExecuteWorkflow(Reaper, ReaperInput{Apply: true})
+		env.ExecuteWorkflow(Reaper, contract.ReaperInput{Apply: true})
 		require.NoError(t, env.GetWorkflowError())
 		checkTerminate(t, got)
 	})

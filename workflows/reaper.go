@@ -4,34 +4,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
-
-	"github.com/imago/imago/internal/contract"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/imago/imago/internal/contract"
 )
-
-// DefaultReaperGrace is how old an unreferenced fleet must be before the reaper
-// counts it as leaked: longer than any rollout takes to route to its new fleet.
-const DefaultReaperGrace = time.Hour
-
-// ReaperInput configures one sweep.
-type ReaperInput struct {
-	// Apply terminates the orphans; without it the sweep is a dry run that only
-	// reports what it would terminate.
-	Apply bool          `json:"apply,omitempty"`
-	Grace time.Duration `json:"grace,omitempty"` // default DefaultReaperGrace
-}
-
-// ReaperResult is what a sweep found and did.
-type ReaperResult struct {
-	DryRun     bool                       `json:"dryRun"`
-	Found      contract.FindOrphansResult `json:"found"`
-	Terminated []string                   `json:"terminated,omitempty"`
-	Failed     map[string]string          `json:"failed,omitempty"` // fleet → why it was not terminated
-	Summary    string                     `json:"summary"`
-}
 
 // reaperEndsCanceled is the workflow change that ends a cancelled sweep
 // canceled, leaving the rest for the next one (before: each remaining Terminate
@@ -43,12 +21,12 @@ const reaperEndsCanceled = "reaper-ends-canceled"
 // service may own, and those younger than the grace period, and terminates the
 // rest — or, by default, only reports them. Run it on a schedule (imago reaper
 // schedule).
-func Reaper(ctx workflow.Context, in ReaperInput) (ReaperResult, error) {
+func Reaper(ctx workflow.Context, in contract.ReaperInput) (contract.ReaperResult, error) {
 	grace := in.Grace
 	if grace <= 0 {
-		grace = DefaultReaperGrace
+		grace = contract.DefaultReaperGrace
 	}
-	res := ReaperResult{DryRun: !in.Apply}
+	res := contract.ReaperResult{DryRun: !in.Apply}
 	if err := workflow.ExecuteActivity(quickOptions(ctx, "find leaked fleets older than "+grace.String()), contract.ActivityFindOrphans,
 		contract.FindOrphansInput{Grace: grace}).Get(ctx, &res.Found); err != nil {
 		return res, err

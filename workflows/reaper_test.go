@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 )
 
 // The Reaper with mocked activities: dry run, apply, and a fleet the provider
@@ -20,7 +21,7 @@ func TestReaperWithMockedActivities(t *testing.T) {
 	var a *activities.Activities
 	found := activities.FindOrphansResult{Provider: "local", Routed: 2, Young: 1, Checked: 5,
 		Orphans: []activities.Orphan{{FleetID: "fl-a"}, {FleetID: "fl-b"}}}
-	run := func(in ReaperInput) (ReaperResult, []string, time.Duration) {
+	run := func(in contract.ReaperInput) (contract.ReaperResult, []string, time.Duration) {
 		var ts testsuite.WorkflowTestSuite
 		env := ts.NewTestWorkflowEnvironment()
 		env.RegisterActivity(&activities.Activities{})
@@ -40,18 +41,18 @@ func TestReaperWithMockedActivities(t *testing.T) {
 		}).Maybe()
 		env.ExecuteWorkflow(Reaper, in)
 		require.NoError(t, env.GetWorkflowError())
-		var res ReaperResult
+		var res contract.ReaperResult
 		require.NoError(t, env.GetWorkflowResult(&res))
 		return res, terminated, grace
 	}
 
-	res, terminated, grace := run(ReaperInput{})
+	res, terminated, grace := run(contract.ReaperInput{})
 	assert.True(t, res.DryRun)
 	assert.Empty(t, terminated, "a dry run terminates nothing")
-	assert.Equal(t, DefaultReaperGrace, grace)
+	assert.Equal(t, contract.DefaultReaperGrace, grace)
 	assert.Equal(t, "dry run: would terminate 2 leaked fleets [fl-a fl-b]; kept 2 routed, 0 owned by running workflows, 1 younger than 1h0m0s", res.Summary)
 
-	res, terminated, grace = run(ReaperInput{Apply: true, Grace: 10 * time.Minute})
+	res, terminated, grace = run(contract.ReaperInput{Apply: true, Grace: 10 * time.Minute})
 	assert.Equal(t, 10*time.Minute, grace)
 	assert.Equal(t, []string{"fl-a", "fl-b"}, terminated)
 	assert.Equal(t, []string{"fl-a"}, res.Terminated)

@@ -49,18 +49,10 @@ type RolloutInput struct {
 	Action string `json:"action,omitempty"`
 }
 
-// RolloutResult is what a successful rollout did.
-type RolloutResult struct {
-	ImageID        string   `json:"imageId"`
-	FleetID        string   `json:"fleetId"`
-	Instances      int      `json:"instances"`
-	Decommissioned []string `json:"decommissioned,omitempty"`
-}
-
 // Rollout rolls a service out to an environment on a fresh fleet: the table of
 // contents of a rollout. Until the old fleet is decommissioned, any failure, abort
 // or rollback routes traffic back to it and tears the new fleet down.
-func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err error) {
+func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult, err error) {
 	r, err := newRollout(ctx, in)
 	if err != nil {
 		return res, err
@@ -120,7 +112,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res RolloutResult, err erro
 	if err != nil {
 		return res, err
 	}
-	return RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: r.progress.Instances, Decommissioned: old}, nil
+	return contract.RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: r.progress.Instances, Decommissioned: old}, nil
 }
 
 // rollout is the state a rollout keeps for its queries and compensations.
@@ -128,18 +120,18 @@ type rollout struct {
 	spec     spec.Rollout
 	action   string
 	key      contract.RouteKey
-	progress Progress
+	progress contract.RolloutProgress
 
 	token        string // the provision token when the undo tears down by it (revertBeforeProvision)
 	routeTouched bool   // a route write toward the new fleet was attempted: revert restores the old route
 	committed    bool   // decommissioning began: no more going back
 
 	// People in the loop (see people.go).
-	gate     string    // what an approve would release now; "" when nothing waits
-	approved *Decision // the approval that released the last gate
-	promoted bool      // skip remaining pauses and the soak
-	stop     *Decision // abort or rollback requested
-	stopKind string    // "abort" or "rollback"
+	gate     string             // what an approve would release now; "" when nothing waits
+	approved *contract.Decision // the approval that released the last gate
+	promoted bool               // skip remaining pauses and the soak
+	stop     *contract.Decision // abort or rollback requested
+	stopKind string             // "abort" or "rollback"
 
 	shrunk  map[string]int // rolling: old fleets shrunk so far, and their original sizes
 	byCount bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
@@ -165,7 +157,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 	if r.action == "" {
 		r.action = contract.ActionRollout
 	}
-	r.progress = Progress{
+	r.progress = contract.RolloutProgress{
 		Service:     in.Spec.Service,
 		Environment: in.Spec.Environment,
 		ImageID:     in.Spec.Image.ID,
@@ -174,12 +166,12 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		StartedAt:   workflow.Now(ctx),
 		Action:      r.action,
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return r.progress, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.RolloutProgress, error) { return r.progress, nil }); err != nil {
 		return nil, err
 	}
 	// The input, decoded by the caller's data converter (payloads may be encrypted):
 	// what a rollback after decommission rolls out again.
-	if err := workflow.SetQueryHandler(ctx, QueryInput, func() (RolloutInput, error) { return in, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryInput, func() (RolloutInput, error) { return in, nil }); err != nil {
 		return nil, err
 	}
 	if err := r.registerUpdates(ctx); err != nil {
@@ -190,7 +182,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 
 // checkSpec refuses a spec the worker's provider cannot run (a canary on a
 // provider without weighted routes, ...) before anything is baked, resolved or
-// made. The UpdateChecked update answers with its outcome.
+// made. The contract.UpdateChecked update answers with its outcome.
 func (r *rollout) checkSpec(ctx workflow.Context) error {
 	defer func() { r.checked = true }()
 	if workflow.GetVersion(ctx, checkSpecChange, workflow.DefaultVersion, 1) < 1 {
@@ -225,7 +217,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 		if workflow.GetVersion(ctx, bakeChildAsBake, workflow.DefaultVersion, 1) >= 1 {
 			opts = bakeChildOptions(*bake, r.progress.StartedBy, "rollout "+r.key.String())
 		}
-		var res BakeResult
+		var res contract.BakeResult
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
 			BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
 			return "", r.fail("baking the image", err)
@@ -248,7 +240,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 	}
 	r.progress.ImageID = img.ImageID
 	if img.ImageID != r.spec.Image.ID {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, ImageAttr.ValueSet(img.ImageID)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.ImageAttr.ValueSet(img.ImageID)); err != nil {
 			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
 		}
 	}
@@ -484,10 +476,10 @@ func reason(err error) string {
 	return err.Error()
 }
 
-func weights(r contract.Route) []FleetWeight {
-	out := make([]FleetWeight, 0, len(r.Backends))
+func weights(r contract.Route) []contract.FleetWeight {
+	out := make([]contract.FleetWeight, 0, len(r.Backends))
 	for _, b := range r.Backends {
-		out = append(out, FleetWeight{FleetID: b.FleetID, Weight: b.Weight})
+		out = append(out, contract.FleetWeight{FleetID: b.FleetID, Weight: b.Weight})
 	}
 	return out
 }

@@ -144,10 +144,10 @@ func (s *rolloutSuite) checksPass() {
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 }
 
-func (s *rolloutSuite) progress() Progress {
-	v, err := s.env.QueryWorkflow(QueryProgress)
+func (s *rolloutSuite) progress() contract.RolloutProgress {
+	v, err := s.env.QueryWorkflow(contract.QueryProgress)
 	s.Require().NoError(err)
-	var p Progress
+	var p contract.RolloutProgress
 	s.Require().NoError(v.Get(&p))
 	return p
 }
@@ -171,9 +171,9 @@ func (s *rolloutSuite) TestFirstRolloutRoutesAllTrafficToTheNewFleet() {
 
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	var res RolloutResult
+	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
-	s.Equal(RolloutResult{ImageID: "img-000000000002", FleetID: "fl-new", Instances: 3}, res)
+	s.Equal(contract.RolloutResult{ImageID: "img-000000000002", FleetID: "fl-new", Instances: 3}, res)
 	s.Require().Len(s.routes, 1)
 	s.Equal("127.0.0.1:9080", s.routes[0].Listen)
 	s.Equal([]activities.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[0], "every instance of the new fleet, by reference")
@@ -190,14 +190,14 @@ func (s *rolloutSuite) TestSecondRolloutSoaksThenDecommissionsTheOldFleet() {
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
-	var res RolloutResult
+	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal([]string{"fl-old"}, res.Decommissioned)
 	s.Equal([]string{"fl-old"}, s.terminated)
 	s.GreaterOrEqual(s.terminatedAt.Sub(s.routedAt), 30*time.Second, "the old fleet must stay warm for the soak")
 	p := s.progress()
 	s.Equal([]string{"fl-old"}, p.OldFleets)
-	s.Equal([]FleetWeight{{FleetID: "fl-new", Weight: 100}}, p.Weights)
+	s.Equal([]contract.FleetWeight{{FleetID: "fl-new", Weight: 100}}, p.Weights)
 }
 
 func (s *rolloutSuite) TestHealthTimeoutTearsDownTheNewFleetAndKeepsTheOldRoute() {
@@ -292,7 +292,7 @@ func (s *rolloutSuite) TestProvisionTokenIsDerivedFromTheRun() {
 }
 
 func clientStartOptions(id string) client.StartWorkflowOptions {
-	return client.StartWorkflowOptions{ID: id, TaskQueue: TaskQueue}
+	return client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}
 }
 
 // A rollback rolls out the image PreviousImage finds, not the one its starter
@@ -308,7 +308,7 @@ func (s *rolloutSuite) TestRollbackRollsOutThePreviousImageItFinds() {
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: catalog.ActionRollback})
 
 	s.Require().NoError(s.env.GetWorkflowError())
-	var res RolloutResult
+	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal("img-000000000001", res.ImageID)
 	p := s.progress()

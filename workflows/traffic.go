@@ -69,10 +69,10 @@ func sharesOf(route contract.Route) []contract.FleetShare {
 	return out
 }
 
-func shareWeights(shares []contract.FleetShare) []FleetWeight {
-	out := make([]FleetWeight, 0, len(shares))
+func shareWeights(shares []contract.FleetShare) []contract.FleetWeight {
+	out := make([]contract.FleetWeight, 0, len(shares))
 	for _, s := range shares {
-		out = append(out, FleetWeight{FleetID: s.FleetID, Weight: s.Weight})
+		out = append(out, contract.FleetWeight{FleetID: s.FleetID, Weight: s.Weight})
 	}
 	return out
 }
@@ -129,7 +129,7 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 	a := r.spec.Analyses[name]
 	in := analysis.AnalysisInput{Name: name, Spec: a.ToSpec(), Key: r.key, FleetID: fleet.ID}
 	// Shown while it measures; the query once, here, not in every message.
-	r.progress.Analyses = append(r.progress.Analyses, AnalysisRun{Name: name, Phase: AnalysisRunning, FleetID: fleet.ID,
+	r.progress.Analyses = append(r.progress.Analyses, contract.AnalysisRun{Name: name, Phase: contract.AnalysisRunning, FleetID: fleet.ID,
 		AnalysisSource: analysis.SourceOf(in.Spec, in.Key, in.FleetID)})
 	run := &r.progress.Analyses[len(r.progress.Analyses)-1] // nothing appends until it is done
 	what := strings.TrimSpace(a.Provider + " " + a.Metric)

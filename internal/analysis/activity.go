@@ -33,41 +33,26 @@ type AnalysisResult struct {
 	Message string `json:"message"`
 	// Measurements are the latest KeptMeasurements measurements (the
 	// history keeps no more); Counts count them all.
-	Measurements []Measurement `json:"measurements"`
-	Counts       Counts        `json:"counts"`
-	AnalysisSource
-}
-
-// AnalysisSource says what an analysis measured and how it judged it, once,
-// apart from the measurements (a Prometheus query is long).
-type AnalysisSource struct {
-	Provider string `json:"provider,omitempty"`
-	Metric   string `json:"metric,omitempty"`
-	// Condition is the success condition: "max 0.05".
-	Condition string `json:"condition,omitempty"`
-	// Source is where measurements came from (Spec.Source): the
-	// router's counters, a Prometheus address, a URL (passwords hidden).
-	Source string `json:"source,omitempty"`
-	// Query is the Prometheus query as run ({{fleet}} and the others replaced).
-	Query    string `json:"query,omitempty"`
-	OnNoData string `json:"onNoData,omitempty"`
+	Measurements []contract.Measurement  `json:"measurements"`
+	Counts       contract.AnalysisCounts `json:"counts"`
+	contract.AnalysisSource
 }
 
 // AnalysisProgress is the heartbeat of RunAnalysis: the measurements taken so
 // far. A retried attempt goes on from them (they count).
 type AnalysisProgress struct {
-	Measurements []Measurement `json:"measurements"`
+	Measurements []contract.Measurement `json:"measurements"`
 }
 
 // SourceOf describes the analysis spec s, expanded for fleetID and key as
 // RunAnalysis runs it.
-func SourceOf(s Spec, key contract.RouteKey, fleetID string) AnalysisSource {
+func SourceOf(s Spec, key contract.RouteKey, fleetID string) contract.AnalysisSource {
 	s = s.Expand(AnalysisVars(key, fleetID))
 	onNoData := s.OnNoData
 	if onNoData == "" {
 		onNoData = NoDataInconclusive
 	}
-	return AnalysisSource{Provider: s.Provider, Metric: s.Metric, Condition: s.Condition(), Source: s.Source(), Query: s.Query, OnNoData: onNoData}
+	return contract.AnalysisSource{Provider: s.Provider, Metric: s.Metric, Condition: s.Condition(), Source: s.Source(), Query: s.Query, OnNoData: onNoData}
 }
 
 // AnalysisVars are the values of the template variables of an analysis' query,

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // Phases of a measurement and of an analysis.
@@ -27,39 +29,13 @@ const (
 	ReasonCouldNotMeasure   = "CouldNotMeasure"   // more errors in a row than ConsecutiveErrorLimit; the message starts "could not measure"
 )
 
-// Measurement is one measurement. Value is set when the measurement produced
-// one (Successful and Failed ones, but for those without data; infinities are
-// stored as ±MaxFloat64, so it always encodes as JSON); NoData marks a
-// measurement without data, whatever onNoData made of it; Message says what was
-// measured or why it could not be.
-type Measurement struct {
-	Time    time.Time `json:"time"`
-	Value   *float64  `json:"value,omitempty"`
-	Phase   string    `json:"phase"`
-	NoData  bool      `json:"noData,omitempty"`
-	Message string    `json:"message,omitempty"`
-}
-
-// Counts are the measurements of an analysis by phase; NoData counts those
-// without data, whatever phase onNoData gave them.
-type Counts struct {
-	Successful   int `json:"successful"`
-	Failed       int `json:"failed"`
-	Inconclusive int `json:"inconclusive"`
-	Errors       int `json:"errors"`
-	NoData       int `json:"noData,omitempty"`
-}
-
-// Total is the number of measurements, errors included.
-func (c Counts) Total() int { return c.Successful + c.Failed + c.Inconclusive + c.Errors }
-
 // CountOf counts ms by phase.
-func CountOf(ms []Measurement) Counts {
+func CountOf(ms []contract.Measurement) contract.AnalysisCounts {
 	var t tally
 	for _, m := range ms {
 		t.add(m)
 	}
-	return t.Counts
+	return t.AnalysisCounts
 }
 
 // KeptMeasurements is how many measurements of an analysis a rollout keeps to
@@ -71,11 +47,11 @@ const KeptMeasurements = 10
 // Latest returns a copy of the last n of ms. Inconclusive and Error
 // measurements lose the value 0 that those recorded before values were optional
 // carry: they never have one.
-func Latest(ms []Measurement, n int) []Measurement {
+func Latest(ms []contract.Measurement, n int) []contract.Measurement {
 	if len(ms) > n {
 		ms = ms[len(ms)-n:]
 	}
-	out := append([]Measurement(nil), ms...)
+	out := append([]contract.Measurement(nil), ms...)
 	for i, m := range out {
 		if m.Phase == PhaseInconclusive || m.Phase == PhaseError {
 			out[i].Value = nil
@@ -94,10 +70,10 @@ type Result struct {
 	Reason string `json:"reason,omitempty"`
 	// Message tells a person what happened, e.g. "errorRate of fleet fl-1 was
 	// 0.31 > max 0.05 in 3 of 3 measurements".
-	Message      string        `json:"message"`
-	Measurements []Measurement `json:"measurements"`
+	Message      string                 `json:"message"`
+	Measurements []contract.Measurement `json:"measurements"`
 	// Counts count Measurements by phase.
-	Counts Counts `json:"counts"`
+	Counts contract.AnalysisCounts `json:"counts"`
 }
 
 // Reading is what a Measurer measured: a value and, for messages, how it came
@@ -189,7 +165,7 @@ type Runner struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Previous are measurements an earlier attempt took (read back from a
 	// heartbeat); they count, and the analysis goes on from them.
-	Previous []Measurement
+	Previous []contract.Measurement
 	// Subject names what is measured in messages (e.g. "errorRate of fleet
 	// fl-1"); empty uses the Measurer's String method if it has one, else the
 	// spec's metric.
@@ -197,7 +173,7 @@ type Runner struct {
 }
 
 // Run runs an analysis with the real clock; see Runner.Run.
-func Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(Measurement)) (Result, error) {
+func Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(contract.Measurement)) (Result, error) {
 	return Runner{}.Run(ctx, spec, m, onMeasurement)
 }
 
@@ -215,8 +191,8 @@ func Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(Measurem
 // ConsecutiveErrorLimit errors came in a row. Errors do not count toward Count;
 // once Count measurements were taken without crossing a limit it is Successful
 // (Inconclusive with ReasonNoData if none of them produced a value).
-func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(Measurement)) (Result, error) {
-	res := Result{Measurements: append([]Measurement{}, r.Previous...)}
+func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(contract.Measurement)) (Result, error) {
+	res := Result{Measurements: append([]contract.Measurement{}, r.Previous...)}
 	if err := spec.Validate(); err != nil {
 		return res, err
 	}
@@ -254,7 +230,7 @@ func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement fu
 			}
 		}
 	}
-	record := func(meas Measurement) bool {
+	record := func(meas contract.Measurement) bool {
 		res.Measurements = append(res.Measurements, meas)
 		t.add(meas)
 		if onMeasurement != nil {
@@ -271,7 +247,7 @@ func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement fu
 				if IsPermanent(err) {
 					return res, err
 				}
-				if record(Measurement{Time: now(), Phase: PhaseError, Message: "could not start the measurement window: " + err.Error()}) {
+				if record(contract.Measurement{Time: now(), Phase: PhaseError, Message: "could not start the measurement window: " + err.Error()}) {
 					return res, nil
 				}
 				if err := sleep(ctx, wait(spec, PhaseError)); err != nil {
@@ -324,8 +300,8 @@ func sleepTimer(ctx context.Context, d time.Duration) error {
 }
 
 // judge turns what a Measurer returned into a Measurement.
-func judge(spec Spec, at time.Time, r Reading, err error) Measurement {
-	meas := Measurement{Time: at}
+func judge(spec Spec, at time.Time, r Reading, err error) contract.Measurement {
+	meas := contract.Measurement{Time: at}
 	switch {
 	case IsNoData(err):
 		return judgeNoData(spec, meas, err.Error())
@@ -353,7 +329,7 @@ func judge(spec Spec, at time.Time, r Reading, err error) Measurement {
 }
 
 // judgeNoData is a measurement without data, counted as the spec's OnNoData says.
-func judgeNoData(spec Spec, meas Measurement, why string) Measurement {
+func judgeNoData(spec Spec, meas contract.Measurement, why string) contract.Measurement {
 	meas.NoData = true
 	switch spec.onNoData() {
 	case NoDataPass:
@@ -374,13 +350,13 @@ func withDetail(s, detail string) string {
 }
 
 type tally struct {
-	Counts
+	contract.AnalysisCounts
 	consecutiveErrors int
 	// *WithData are true once a measurement of the phase had data.
 	failedWithData, inconclusiveWithData bool
 }
 
-func (t *tally) add(m Measurement) {
+func (t *tally) add(m contract.Measurement) {
 	if m.NoData {
 		t.NoData++
 	}
@@ -407,7 +383,7 @@ func (t *tally) counted() int { return t.Successful + t.Failed + t.Inconclusive 
 // decide sets res.Phase, Reason, Message and Counts and returns true once the
 // outcome is decided.
 func decide(spec Spec, subject string, t *tally, res *Result) bool {
-	res.Counts = t.Counts
+	res.Counts = t.AnalysisCounts
 	counted := t.counted()
 	switch {
 	case t.Failed > spec.FailureLimit && !t.failedWithData:
@@ -478,7 +454,7 @@ func noDataAdvice(spec Spec) string {
 }
 
 // withValue counts the measurements of phase that have a value.
-func withValue(ms []Measurement, phase string) int {
+func withValue(ms []contract.Measurement, phase string) int {
 	n := 0
 	for _, m := range ms {
 		if m.Phase == phase && m.Value != nil {
@@ -490,7 +466,7 @@ func withValue(ms []Measurement, phase string) int {
 
 // worstFailed describes the failed measurement furthest outside the condition
 // ("without data" when no failed one has a value).
-func worstFailed(spec Spec, ms []Measurement) string {
+func worstFailed(spec Spec, ms []contract.Measurement) string {
 	best, bestD := "without data", -1.0
 	for _, m := range ms {
 		if m.Phase != PhaseFailed || m.Value == nil {
@@ -509,7 +485,7 @@ func worstFailed(spec Spec, ms []Measurement) string {
 }
 
 // lastNoData returns why the last measurement without data had none.
-func lastNoData(ms []Measurement) string {
+func lastNoData(ms []contract.Measurement) string {
 	for i := len(ms) - 1; i >= 0; i-- {
 		if ms[i].NoData {
 			_, why, _ := strings.Cut(ms[i].Message, ": ")
@@ -523,7 +499,7 @@ func lastNoData(ms []Measurement) string {
 }
 
 // last returns the message of the last measurement of phase.
-func last(ms []Measurement, phase string) string {
+func last(ms []contract.Measurement, phase string) string {
 	for i := len(ms) - 1; i >= 0; i-- {
 		if ms[i].Phase == phase {
 			return ms[i].Message

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 func f64(v float64) *float64 { return &v }
@@ -65,7 +67,7 @@ func (s *script) Measure(ctx context.Context) (Reading, error) {
 	return Reading{Value: st.v, Detail: "scripted"}, st.err
 }
 
-func phases(ms []Measurement) []string {
+func phases(ms []contract.Measurement) []string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.Phase)
@@ -197,8 +199,8 @@ func TestOutcomeRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClock()
 			m := &script{t: t, steps: tc.steps}
-			var seen []Measurement
-			res, err := c.runner().Run(context.Background(), tc.spec, m, func(meas Measurement) { seen = append(seen, meas) })
+			var seen []contract.Measurement
+			res, err := c.runner().Run(context.Background(), tc.spec, m, func(meas contract.Measurement) { seen = append(seen, meas) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -303,7 +305,7 @@ func TestWindowedMeasurerBeginsOneIntervalBeforeMeasuring(t *testing.T) {
 func TestResumeFromPreviousMeasurements(t *testing.T) {
 	spec := Spec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Metric: "errorRate", Max: f64(0.05), Interval: time.Minute, Count: 3, FailureLimit: 1}
 	c := newClock()
-	prev := []Measurement{
+	prev := []contract.Measurement{
 		{Time: c.now.Add(-90 * time.Second), Value: f64(0.01), Phase: PhaseSuccessful},
 		{Time: c.now.Add(-30 * time.Second), Value: f64(0.5), Phase: PhaseFailed, Message: "0.5 > max 0.05"},
 	}
@@ -332,7 +334,7 @@ func TestResumeFromPreviousMeasurements(t *testing.T) {
 
 	// An attempt that decided but did not return: no new measurement.
 	r = newClock().runner()
-	r.Previous = append(prev, Measurement{Time: c.now, Value: f64(0.7), Phase: PhaseFailed})
+	r.Previous = append(prev, contract.Measurement{Time: c.now, Value: f64(0.7), Phase: PhaseFailed})
 	res, err = r.Run(context.Background(), spec, &script{t: t}, nil)
 	if err != nil || res.Phase != PhaseFailed || len(res.Measurements) != 3 {
 		t.Fatalf("%+v %v", res, err)
@@ -420,11 +422,11 @@ func TestExpand(t *testing.T) {
 // inconclusive or error measurement recorded before values were optional carries.
 func TestLatestKeepsTheLastAndNoValueWithoutOne(t *testing.T) {
 	zero := 0.0
-	var ms []Measurement
+	var ms []contract.Measurement
 	for i := range 12 {
-		ms = append(ms, Measurement{Value: f64(float64(i)), Phase: PhaseSuccessful})
+		ms = append(ms, contract.Measurement{Value: f64(float64(i)), Phase: PhaseSuccessful})
 	}
-	ms = append(ms, Measurement{Value: &zero, Phase: PhaseInconclusive}, Measurement{Value: &zero, Phase: PhaseError})
+	ms = append(ms, contract.Measurement{Value: &zero, Phase: PhaseInconclusive}, contract.Measurement{Value: &zero, Phase: PhaseError})
 	got := Latest(ms, KeptMeasurements)
 	if len(got) != KeptMeasurements || *got[0].Value != 4 || got[8].Value != nil || got[9].Value != nil {
 		t.Fatalf("latest %+v", got)
@@ -432,7 +434,7 @@ func TestLatestKeepsTheLastAndNoValueWithoutOne(t *testing.T) {
 	if ms[12].Value == nil {
 		t.Fatal("Latest changed its input")
 	}
-	if c := CountOf(ms); c != (Counts{Successful: 12, Inconclusive: 1, Errors: 1}) || c.Total() != 14 {
+	if c := CountOf(ms); c != (contract.AnalysisCounts{Successful: 12, Inconclusive: 1, Errors: 1}) || c.Total() != 14 {
 		t.Fatalf("counts %+v", c)
 	}
 }

@@ -6,9 +6,9 @@ import (
 
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/bakes"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // StartedBake answers a started bake.
@@ -49,8 +49,8 @@ func (s *Server) startBake(w http.ResponseWriter, r *http.Request) error {
 // BakeStatus answers GET /v1/bakes/{service}/{channel}.
 type BakeStatus struct {
 	bakes.State
-	Result *workflows.BakeResult `json:"result,omitempty"`
-	Error  string                `json:"error,omitempty"`
+	Result *contract.BakeResult `json:"result,omitempty"`
+	Error  string               `json:"error,omitempty"`
 }
 
 // getBake is GET /v1/bakes/{service}/{channel}: the latest bake of service to
@@ -78,7 +78,7 @@ func (s *Server) getBake(w http.ResponseWriter, r *http.Request) error {
 	}
 	st := BakeStatus{State: got}
 	if st.Closed != nil {
-		var res workflows.BakeResult
+		var res contract.BakeResult
 		if err := s.cfg.Client.GetWorkflow(ctx, st.WorkflowID, st.RunID).Get(ctx, &res); err != nil {
 			st.Error = rollouts.Reason(err)
 		} else {

@@ -22,9 +22,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/schedules"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -347,12 +347,12 @@ func DecodeBackfill(r io.Reader) (from, to time.Time, err error) {
 
 // DecodeReaper reads the body of POST /v1/reaper; an empty body is a dry run
 // with the default grace period.
-func DecodeReaper(r io.Reader) (workflows.ReaperInput, error) {
+func DecodeReaper(r io.Reader) (contract.ReaperInput, error) {
 	var req ReaperRequest
 	if err := decodeJSON(r, &req); err != nil && !errors.Is(err, errEmpty) {
-		return workflows.ReaperInput{}, err
+		return contract.ReaperInput{}, err
 	}
-	in := workflows.ReaperInput{Apply: req.Apply, Grace: workflows.DefaultReaperGrace}
+	in := contract.ReaperInput{Apply: req.Apply, Grace: contract.DefaultReaperGrace}
 	if req.Grace != "" {
 		d, err := time.ParseDuration(req.Grace)
 		switch {

@@ -26,6 +26,7 @@ import (
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/workflows"
@@ -287,9 +288,9 @@ func (e *apiEnv) rolloutStatus(service, env string) rolloutStatusJSON {
 
 // rolloutStatusJSON is the status as a client reads it.
 type rolloutStatusJSON struct {
-	WorkflowID string              `json:"workflowId"`
-	Status     string              `json:"status"`
-	Progress   *workflows.Progress `json:"progress"`
+	WorkflowID string                    `json:"workflowId"`
+	Status     string                    `json:"status"`
+	Progress   *contract.RolloutProgress `json:"progress"`
 }
 
 // waitRollout polls GET /v1/rollouts/{service}/{env} until ok holds, for a minute.

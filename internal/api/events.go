@@ -14,17 +14,16 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // RolloutDone is the data of the final event of a rollout's stream.
 type RolloutDone struct {
-	WorkflowID string                   `json:"workflowId"`
-	RunID      string                   `json:"runId"`
-	Status     string                   `json:"status"` // Succeeded, Failed, Canceled, Terminated, TimedOut
-	Phase      contract.Phase           `json:"phase,omitempty"`
-	Result     *workflows.RolloutResult `json:"result,omitempty"`
-	Error      string                   `json:"error,omitempty"`
+	WorkflowID string                  `json:"workflowId"`
+	RunID      string                  `json:"runId"`
+	Status     string                  `json:"status"` // Succeeded, Failed, Canceled, Terminated, TimedOut
+	Phase      contract.Phase          `json:"phase,omitempty"`
+	Result     *contract.RolloutResult `json:"result,omitempty"`
+	Error      string                  `json:"error,omitempty"`
 }
 
 // keepAlive is how long a quiet stream waits before it sends a comment, so
@@ -33,7 +32,7 @@ const keepAlive = 15 * time.Second
 
 // rolloutEvents is GET /v1/rollouts/{service}/{env}/events: a server-sent event
 // stream of the latest rollout. It polls the rollout's progress query and status
-// every PollInterval and sends `event: progress` (the workflows.Progress, as JSON)
+// every PollInterval and sends `event: progress` (the contract.RolloutProgress, as JSON)
 // whenever it changed, then one `event: done` (a RolloutDone) once the run ended,
 // and closes. Event ids count up, continuing from a reconnecting client's
 // Last-Event-ID; every progress event is a whole snapshot, so nothing is lost.
@@ -81,7 +80,7 @@ func (s *Server) rolloutEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	var last []byte
-	progress := func(p *workflows.Progress) error {
+	progress := func(p *contract.RolloutProgress) error {
 		if p == nil {
 			return nil
 		}
@@ -144,7 +143,7 @@ func (s *Server) rolloutEvents(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) result(ctx context.Context, done *RolloutDone) {
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	err := s.cfg.Client.GetWorkflow(rctx, done.WorkflowID, done.RunID).Get(rctx, &res)
 	if err == nil {
 		done.Result = &res

@@ -12,12 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 type openAPIDoc struct {
@@ -121,14 +119,14 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": spec.ImageRef{},
 		"Fleet": spec.Fleet{}, "Health": spec.Health{}, "Check": spec.Check{}, "Strategy": spec.Strategy{}, "Step": spec.Step{},
 		"Pause": spec.Pause{}, "Analysis": spec.Analysis{}, "Approval": spec.Approval{}, "Verify": spec.Verify{},
-		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": workflows.Progress{},
-		"Event": contract.ProgressEvent{}, "FleetWeight": workflows.FleetWeight{}, "GateApproval": workflows.Approval{},
-		"AnalysisRun": workflows.AnalysisRun{}, "AnalysisCounts": analysis.Counts{}, "Measurement": analysis.Measurement{},
+		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": contract.RolloutProgress{},
+		"Event": contract.ProgressEvent{}, "FleetWeight": contract.FleetWeight{}, "GateApproval": contract.Approval{},
+		"AnalysisRun": contract.AnalysisRun{}, "AnalysisCounts": contract.AnalysisCounts{}, "Measurement": contract.Measurement{},
 		"RolloutSummary": rollouts.Summary{}, "RolloutList": RolloutList{},
-		"RolloutResult": workflows.RolloutResult{}, "RolloutDone": RolloutDone{}, "DecisionRequest": DecisionRequest{},
+		"RolloutResult": contract.RolloutResult{}, "RolloutDone": RolloutDone{}, "DecisionRequest": DecisionRequest{},
 		"Decided": Decided{}, "StartBakeRequest": StartBakeRequest{}, "BakeSpec": spec.Bake{}, "ImageTest": spec.ImageTest{},
-		"StartedBake": StartedBake{}, "BakeStatus": BakeStatus{}, "BakeProgress": workflows.BakeProgress{},
-		"BakeResult": workflows.BakeResult{}, "Image": catalog.Image{}, "Revocation": catalog.Revocation{},
+		"StartedBake": StartedBake{}, "BakeStatus": BakeStatus{}, "BakeProgress": contract.BakeProgress{},
+		"BakeResult": contract.BakeResult{}, "Image": catalog.Image{}, "Revocation": catalog.Revocation{},
 		"Outdated": catalog.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
 		"PromoteRequest": PromoteRequest{}, "RevokeRequest": RevokeRequest{}, "Revoked": Revoked{},
 		"ChannelEntry": catalog.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},

@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/api/tokens"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/rollouts"
-	"github.com/imago/imago/workflows"
 )
 
 // StartedPipeline answers a started pipeline.
@@ -101,9 +101,9 @@ func (s *Server) latestPipeline(ctx context.Context, name string) (pipelines.Run
 // approve on the environment whose gate waits (with none waiting, on every
 // stage's, as a gate may open before the update lands); an abort, deploy on
 // every stage's environment, as starting it did.
-func pipelineNeeds(p workflows.PipelineProgress, decision string) []tokens.Scope {
+func pipelineNeeds(p contract.PipelineProgress, decision string) []tokens.Scope {
 	kind := tokens.Deploy
-	if decision == workflows.UpdateApprove {
+	if decision == contract.UpdateApprove {
 		kind = tokens.Approve
 		if p.Gate != "" {
 			return []tokens.Scope{{Kind: kind, Service: p.Service, Env: p.Gate}}
@@ -117,11 +117,11 @@ func pipelineNeeds(p workflows.PipelineProgress, decision string) []tokens.Scope
 }
 
 func (s *Server) approvePipeline(w http.ResponseWriter, r *http.Request) error {
-	return s.decidePipeline(w, r, workflows.UpdateApprove)
+	return s.decidePipeline(w, r, contract.UpdateApprove)
 }
 
 func (s *Server) abortPipeline(w http.ResponseWriter, r *http.Request) error {
-	return s.decidePipeline(w, r, workflows.UpdateAbort)
+	return s.decidePipeline(w, r, contract.UpdateAbort)
 }
 
 // decidePipeline is POST /v1/pipelines/{name}/approve|abort, as `imago pipeline
@@ -156,7 +156,7 @@ func (s *Server) decidePipeline(w http.ResponseWriter, r *http.Request, decision
 	by := principal(r)
 	h, err := s.cfg.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: run.WorkflowID, RunID: run.RunID, UpdateName: decision,
-		Args:         []any{workflows.DecisionInput{By: by, Reason: req.Reason}},
+		Args:         []any{contract.DecisionInput{By: by, Reason: req.Reason}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {

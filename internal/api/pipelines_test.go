@@ -15,7 +15,6 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/schedules"
-	"github.com/imago/imago/workflows"
 )
 
 // A pipeline started through the API bakes, waits at its stage's approval gate,
@@ -95,7 +94,7 @@ func TestPipelineThroughTheAPI(t *testing.T) {
 	// The reaper, applying, with no grace to speak of, keeps the routed fleet.
 	r = e.post("/v1/reaper", map[string]any{"apply": true, "grace": "1ms"})
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-	var res workflows.ReaperResult
+	var res contract.ReaperResult
 	r.json(t, &res)
 	assert.False(t, res.DryRun)
 	assert.Equal(t, "local", res.Found.Provider)
@@ -148,9 +147,9 @@ func TestOpenAPISchemasMatchTheScheduleAndPipelineTypes(t *testing.T) {
 		"BackfillRequest": BackfillRequest{}, "ReaperRequest": ReaperRequest{},
 		"Schedule": schedules.Schedule{}, "ScheduleAction": schedules.Action{}, "ScheduleList": ScheduleList{},
 		"ScheduleChanged": ScheduleChanged{}, "ScheduleLinks": ScheduleLinks{},
-		"StartedPipeline": StartedPipeline{}, "PipelineRun": pipelines.Run{}, "PipelineProgress": workflows.PipelineProgress{},
-		"StageStatus": workflows.StageStatus{}, "PipelineDecision": workflows.Decision{},
-		"ReaperResult": workflows.ReaperResult{}, "ReaperFindings": activities.FindOrphansResult{}, "Orphan": activities.Orphan{},
+		"StartedPipeline": StartedPipeline{}, "PipelineRun": pipelines.Run{}, "PipelineProgress": contract.PipelineProgress{},
+		"StageStatus": contract.StageStatus{}, "PipelineDecision": contract.Decision{},
+		"ReaperResult": contract.ReaperResult{}, "ReaperFindings": activities.FindOrphansResult{}, "Orphan": activities.Orphan{},
 		"ReaperStarted": ReaperStarted{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
@@ -192,10 +191,10 @@ func FuzzDecodeStartPipeline(f *testing.F) {
 // A pipeline decision needs its scope on the environment whose gate waits, or,
 // with none waiting (a gate may open before the decision lands), on every stage's.
 func TestPipelineDecisionsNeedTheirScopeOnTheStagesEnvironments(t *testing.T) {
-	p := workflows.PipelineProgress{Service: "hello", Stages: []workflows.StageStatus{{Environment: "staging"}, {Environment: "prod"}}}
-	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateAbort)).String())
-	assert.Equal(t, "approve:hello/staging, approve:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateApprove)).String())
+	p := contract.PipelineProgress{Service: "hello", Stages: []contract.StageStatus{{Environment: "staging"}, {Environment: "prod"}}}
+	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", tokens.Scopes(pipelineNeeds(p, contract.UpdateAbort)).String())
+	assert.Equal(t, "approve:hello/staging, approve:hello/prod", tokens.Scopes(pipelineNeeds(p, contract.UpdateApprove)).String())
 	p.Gate = "prod"
-	assert.Equal(t, "approve:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateApprove)).String())
-	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", tokens.Scopes(pipelineNeeds(p, workflows.UpdateAbort)).String())
+	assert.Equal(t, "approve:hello/prod", tokens.Scopes(pipelineNeeds(p, contract.UpdateApprove)).String())
+	assert.Equal(t, "deploy:hello/staging, deploy:hello/prod", tokens.Scopes(pipelineNeeds(p, contract.UpdateAbort)).String())
 }

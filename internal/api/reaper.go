@@ -9,8 +9,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/imago/imago/internal/api/tokens"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
-	"github.com/imago/imago/workflows"
 )
 
 // ReaperStarted answers a sweep that outlasted the wait (202).
@@ -41,7 +41,7 @@ func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
 	opts := rollouts.ExclusiveStart(id)
 	opts.StaticSummary = fmt.Sprintf("reaper · apply=%t · grace %s", in.Apply, in.Grace)
 	opts.StaticDetails = "started by " + by + " through the REST API"
-	run, err := s.cfg.Client.ExecuteWorkflow(ctx, opts, workflows.Reaper, in)
+	run, err := s.cfg.Client.ExecuteWorkflow(ctx, opts, contract.WorkflowReaper, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return problem(http.StatusConflict, "already-running", "Already running",
@@ -63,7 +63,7 @@ func (s *Server) runReaper(w http.ResponseWriter, r *http.Request) error {
 	}
 	timer := time.NewTimer(max(until, 0))
 	defer timer.Stop()
-	var res workflows.ReaperResult
+	var res contract.ReaperResult
 	done := make(chan error, 1)
 	go func() { done <- run.Get(ctx, &res) }() // ends with the request's context at the latest
 	select {

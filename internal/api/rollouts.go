@@ -14,13 +14,13 @@ import (
 
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // decisions are the people-in-the-loop updates, one POST route each.
-var decisions = []string{workflows.UpdateApprove, workflows.UpdateAbort, workflows.UpdatePromote, workflows.UpdateRollback}
+var decisions = []string{contract.UpdateApprove, contract.UpdateAbort, contract.UpdatePromote, contract.UpdateRollback}
 
 // nameRE is the spec's rule for service and environment names.
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
@@ -203,7 +203,7 @@ func (s *Server) decide(decision string) func(w http.ResponseWriter, r *http.Req
 		by := principal(r)
 		id := spec.RolloutWorkflowID(service, env)
 		if desc.GetWorkflowExecutionInfo().GetCloseTime() != nil {
-			if decision != workflows.UpdateRollback {
+			if decision != contract.UpdateRollback {
 				return conflictf("%s is not running (its last run ended %s); %s applies to a running rollout",
 					id, desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime().UTC().Format(time.RFC3339), decision)
 			}

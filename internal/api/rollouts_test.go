@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/workflows"
 )
 
 func TestWithoutAValidTokenNothingIsDone(t *testing.T) {
@@ -159,7 +158,7 @@ func TestEventStreamFollowsARolloutApprovedThroughTheAPI(t *testing.T) {
 			break
 		}
 		require.Equal(t, "progress", ev.event)
-		var p workflows.Progress
+		var p contract.RolloutProgress
 		require.NoError(t, json.Unmarshal(ev.data, &p), "%s", ev.data)
 		phases[p.Phase] = true
 		if p.Phase == contract.PhaseAwaitingApproval && !approved {

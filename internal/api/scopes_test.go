@@ -12,7 +12,6 @@ import (
 
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/workflows"
 )
 
 // Tokens with one scope each, and one with scopes on other services and environments.
@@ -134,7 +133,7 @@ func TestEachScopeAllowsItsCallsAndRefusesOthers(t *testing.T) {
 	assert.Contains(t, e.do("POST", "/v1/reaper", ReaperRequest{Apply: true}, readTok).forbidden(t), "lacks the scope admin;")
 	r = e.do("POST", "/v1/reaper", ReaperRequest{}, readTok)
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-	var res workflows.ReaperResult
+	var res contract.ReaperResult
 	r.json(t, &res)
 	assert.True(t, res.DryRun)
 	assert.Equal(t, "hello from v1", e.served(), "nothing refused touched the fleet")

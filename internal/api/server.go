@@ -20,10 +20,10 @@ import (
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/httpx"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // Config is what the API serves from.
@@ -153,8 +153,8 @@ func (s *Server) routes() []route {
 // decisionScope is what each rollout decision needs on the rollout's service and
 // environment: promote releases approval gates too, so it is an approver's.
 var decisionScope = map[string]tokens.Kind{
-	workflows.UpdateApprove: tokens.Approve, workflows.UpdatePromote: tokens.Approve,
-	workflows.UpdateAbort: tokens.Deploy, workflows.UpdateRollback: tokens.Deploy,
+	contract.UpdateApprove: tokens.Approve, contract.UpdatePromote: tokens.Approve,
+	contract.UpdateAbort: tokens.Deploy, contract.UpdateRollback: tokens.Deploy,
 }
 
 // NewServer builds the API's handler from cfg.

@@ -13,12 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/aws/awsfake"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // A worker with IMAGO_PROVIDER_URL=aws://… (here against the in-test fake of the AWS
@@ -47,7 +47,7 @@ func TestReaperOnAnAWSWorkerWithFakeAWS(t *testing.T) {
 	t.Cleanup(func() { deps.Close() })
 	require.Equal(t, ProviderAWS, deps.Provider.Name())
 	deps.Activities.Temporal = e.client
-	e.ts.NewWorker(workflows.TaskQueue, func(r worker.Registry) { Register(r, deps.Activities) })
+	e.ts.NewWorker(contract.TaskQueue, func(r worker.Registry) { Register(r, deps.Activities) })
 
 	_, err = deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "t", Service: "hello", Environment: "test", ImageID: ami, Size: 1, Provider: ProviderLocal})
 	assert.Equal(t, provider.InvalidArgument, provider.ErrorCode(err))

@@ -15,9 +15,9 @@ import (
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // helloBake loads examples/hello/bake.yaml: the real example, built from source by
@@ -30,13 +30,13 @@ func helloBake(t *testing.T) spec.Bake {
 	return b
 }
 
-func (e *env) bake(b spec.Bake) (workflows.BakeResult, error) {
+func (e *env) bake(b spec.Bake) (contract.BakeResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	run, err := bakes.Start(ctx, e.client, b, "integration-test")
 	require.NoError(e.t, err)
 	e.last = run
-	var res workflows.BakeResult
+	var res contract.BakeResult
 	err = run.Get(ctx, &res)
 	return res, err
 }
@@ -149,7 +149,7 @@ func TestRolloutWithABakeSpecBakesFirst(t *testing.T) {
 	defer cancel()
 	run, err := rollouts.Start(ctx, e.client, r, rollouts.StartOptions{StartedBy: "integration-test", Bake: &b})
 	require.NoError(t, err)
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res))
 	e.recordHistory("rollout-with-bake", run.GetID(), run.GetRunID())
 	e.recordHistory("bake-child-of-rollout", b.WorkflowID(), "")

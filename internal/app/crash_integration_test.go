@@ -25,7 +25,6 @@ import (
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // The crash suite: the real imago-worker binary is killed with SIGKILL at exact
@@ -187,7 +186,7 @@ func crashRollouts(t *testing.T, bin, group string, mutate func(*spec.Rollout), 
 			require.NoError(t, err)
 			died := w1.waitCrash(p.at, 2*time.Minute)
 			w2 := e.startCrashWorker(bin, "resume", "")
-			var res workflows.RolloutResult
+			var res contract.RolloutResult
 			err = run.Get(ctx, &res)
 			ended := time.Now()
 			require.NoError(t, err, "the rollout must survive a kill -9 at %s: %s", p.at, errReason(err))
@@ -257,7 +256,7 @@ func crashBakes(t *testing.T, bin string, points []string, timings *crashTimings
 			require.NoError(t, err)
 			died := w1.waitCrash(at, 2*time.Minute)
 			w2 := e.startCrashWorker(bin, "resume", "")
-			var res workflows.BakeResult
+			var res contract.BakeResult
 			err = run.Get(ctx, &res)
 			ended := time.Now()
 			require.NoError(t, err, "the bake must survive a kill -9 at %s: %s", at, errReason(err))
@@ -354,7 +353,7 @@ func crashDevMode(t *testing.T, bin string) {
 		killed := time.Now()
 		var took time.Duration
 		w, took = start(fmt.Sprintf("dev-%d", i+2))
-		var res workflows.RolloutResult
+		var res contract.RolloutResult
 		err = e.client.GetWorkflow(ctx, run.GetID(), run.GetRunID()).Get(ctx, &res)
 		require.NoError(t, err, "the rollout must resume after the whole process died in %s: %s", step.phase, errReason(err))
 		t.Logf("dev mode killed in %s: restarted in %s, rollout finished %s after the kill",

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/bake/runas"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -203,13 +204,13 @@ func TestWorkerFenceRefusesBakesWhoeverStartedThem(t *testing.T) {
 
 // bakeUnvalidated starts a Bake workflow straight through Temporal, as any
 // client of the namespace could, without the spec validation of bakes.Start.
-func (e *env) bakeUnvalidated(b spec.Bake) (workflows.BakeResult, error) {
+func (e *env) bakeUnvalidated(b spec.Bake) (contract.BakeResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: b.WorkflowID(), TaskQueue: workflows.TaskQueue},
+	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: b.WorkflowID(), TaskQueue: contract.TaskQueue},
 		workflows.Bake, workflows.BakeInput{Spec: b, StartedBy: "straight-through-temporal"})
 	require.NoError(e.t, err)
-	var res workflows.BakeResult
+	var res contract.BakeResult
 	return res, run.Get(ctx, &res)
 }
 

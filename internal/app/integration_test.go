@@ -123,8 +123,8 @@ func newEnv(t *testing.T) *env {
 
 // startWorker runs the real worker registration in this process, on both task queues.
 func (e *env) startWorker() {
-	e.ts.NewWorker(workflows.TaskQueue, func(r worker.Registry) { Register(r, e.deps.Activities) })
-	e.ts.NewWorker(workflows.BakeTaskQueue, func(r worker.Registry) { RegisterBake(r, e.deps.Activities) })
+	e.ts.NewWorker(contract.TaskQueue, func(r worker.Registry) { Register(r, e.deps.Activities) })
+	e.ts.NewWorker(contract.BakeTaskQueue, func(r worker.Registry) { RegisterBake(r, e.deps.Activities) })
 }
 
 func (e *env) importImage(build string) string {
@@ -149,18 +149,18 @@ func (e *env) spec(imageID string, mutate ...func(*spec.Rollout)) spec.Rollout {
 	return r
 }
 
-func (e *env) rollout(r spec.Rollout) (workflows.RolloutResult, error) {
+func (e *env) rollout(r spec.Rollout) (contract.RolloutResult, error) {
 	return e.rolloutWithin(r, 2*time.Minute)
 }
 
 // rolloutWithin runs a rollout to its end, waiting at most d.
-func (e *env) rolloutWithin(r spec.Rollout, d time.Duration) (workflows.RolloutResult, error) {
+func (e *env) rolloutWithin(r spec.Rollout, d time.Duration) (contract.RolloutResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	run, err := rollouts.Start(ctx, e.client, r, rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(e.t, err)
 	e.last = run
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	err = run.Get(ctx, &res)
 	return res, err
 }
@@ -242,7 +242,7 @@ func TestRolloutV1ThenV2ThroughTheRouter(t *testing.T) {
 	assert.Equal(t, run.GetRunID(), running.RunID)
 	assert.Contains(t, err.Error(), "rollout/test/hello is already running (run "+run.GetRunID()+")")
 
-	var res2 workflows.RolloutResult
+	var res2 contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res2))
 	e.recordHistory("rollout-bluegreen-v1-to-v2", run.GetID(), run.GetRunID())
 	assert.Equal(t, v2, res2.ImageID)
@@ -341,7 +341,7 @@ func TestWorkerKilledMidRolloutResumesOnAnotherWorker(t *testing.T) {
 	w1.kill()
 
 	e.startWorkerProcess(bin, "second")
-	var res2 workflows.RolloutResult
+	var res2 contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res2))
 	assert.Equal(t, 3, res2.Instances)
 	assert.Equal(t, "hello from v2", e.get())

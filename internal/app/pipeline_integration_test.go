@@ -15,7 +15,6 @@ import (
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/schedules"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // copiedHelloBake is the hello example's bake with its source copied to a temp
@@ -101,7 +100,7 @@ func (e *env) live(env string) string {
 }
 
 func (e *env) approvePipeline(name string) {
-	require.NoError(e.t, pipelines.Decide(context.Background(), e.client, name, workflows.UpdateApprove, "ana", "staging looks good"))
+	require.NoError(e.t, pipelines.Decide(context.Background(), e.client, name, contract.UpdateApprove, "ana", "staging looks good"))
 }
 
 // The "done when": a schedule rebuilds the example image only when its

@@ -17,7 +17,6 @@ import (
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 func buildHello(t *testing.T, name, ldflags string) string {
@@ -73,9 +72,9 @@ func TestCanaryUnderLoadSplitsTrafficByWeight(t *testing.T) {
 		p := load.Snapshot()
 		share := 100 * float64(p.Bodies["hello from v2"]) / float64(p.Requests)
 		assert.InDelta(t, step.weight, share, 5, "measured v2 share at weight %d: %.1f%% of %d requests", step.weight, share, p.Requests)
-		require.NoError(t, rollouts.Decide(ctx, e.client, "hello", "test", workflows.UpdateApprove, "integration-test", "split verified"))
+		require.NoError(t, rollouts.Decide(ctx, e.client, "hello", "test", contract.UpdateApprove, "integration-test", "split verified"))
 	}
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res))
 	e.recordHistory("rollout-canary-with-approvals", run.GetID(), run.GetRunID())
 	load.Mark("after")
@@ -217,7 +216,7 @@ func soakAnHour(r *spec.Rollout) {
 func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
-	s := e.stopAt("rollout-rollback-during-soak", contract.PhaseSoaking, workflows.UpdateRollback, soakAnHour, func(string) {
+	s := e.stopAt("rollout-rollback-during-soak", contract.PhaseSoaking, contract.UpdateRollback, soakAnHour, func(string) {
 		assert.Equal(t, "hello from v2", e.get())
 	})
 	assert.Contains(t, s.reason, "rolled back by alice: latency regression")
@@ -230,7 +229,7 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 	back, prev, err := rollouts.RollbackToPrevious(ctx, e.client, e.deps.Catalog, "hello", "test", "alice")
 	require.NoError(t, err)
 	assert.Equal(t, s.v1, prev.Image.ID)
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	require.NoError(t, back.Get(ctx, &res))
 	e.recordHistory("rollout-rollback-to-previous", back.GetID(), back.GetRunID())
 	assert.Equal(t, s.v1, res.ImageID)
@@ -265,7 +264,7 @@ func TestRollbackDuringSoakAndAfterDecommission(t *testing.T) {
 func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
-	s := e.stopAt("rollout-aborted-at-approval", contract.PhaseAwaitingApproval, workflows.UpdateAbort, func(r *spec.Rollout) {
+	s := e.stopAt("rollout-aborted-at-approval", contract.PhaseAwaitingApproval, contract.UpdateAbort, func(r *spec.Rollout) {
 		r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
 	}, func(string) {
 		assert.Equal(t, "hello from v1", e.get(), "no traffic moved before the approval")
@@ -283,7 +282,7 @@ func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
 func TestRollingRolledBackDuringSoakGrowsTheOldFleetBack(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
-	s := e.stopAt("rollout-rolling-rolled-back", contract.PhaseSoaking, workflows.UpdateRollback, func(r *spec.Rollout) {
+	s := e.stopAt("rollout-rolling-rolled-back", contract.PhaseSoaking, contract.UpdateRollback, func(r *spec.Rollout) {
 		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "1"}
 		soakAnHour(r)
 	}, func(v1Fleet string) {

@@ -9,19 +9,20 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/workflows"
 )
 
-func (e *env) reap(apply bool) workflows.ReaperResult {
+func (e *env) reap(apply bool) contract.ReaperResult {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.Reaper,
-		workflows.ReaperInput{Apply: apply, Grace: time.Millisecond})
+	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: contract.TaskQueue}, workflows.Reaper,
+		contract.ReaperInput{Apply: apply, Grace: time.Millisecond})
 	require.NoError(e.t, err)
 	e.last = run
-	var res workflows.ReaperResult
+	var res contract.ReaperResult
 	require.NoError(e.t, run.Get(ctx, &res))
 	return res
 }

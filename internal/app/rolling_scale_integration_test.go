@@ -20,7 +20,6 @@ import (
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // simImage imports a sim image of service hello answering version (see
@@ -81,7 +80,7 @@ func testRollingAtScale(t *testing.T, size int) {
 			r.Soak = &noSoak
 		}}, mutate...)...)
 	}
-	run := func(r spec.Rollout) (workflows.RolloutResult, error) {
+	run := func(r spec.Rollout) (contract.RolloutResult, error) {
 		start := time.Now()
 		res, err := e.rolloutWithin(r, 10*time.Minute)
 		events, bytes := e.historyStats(e.last.GetID(), e.last.GetRunID())

@@ -25,6 +25,7 @@ import (
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/codec"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/devserver"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -118,7 +119,7 @@ func TestUnsealedStartsAreRefusedAndRunNothing(t *testing.T) {
 		{"Rollout", spec.RolloutWorkflowID(r.Service, r.Environment), workflows.RolloutInput{Spec: r, Bake: &rb, StartedBy: "mallory"}},
 	} {
 		t.Run(start.workflow, func(t *testing.T) {
-			run, err := e.plain.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: start.id, TaskQueue: workflows.TaskQueue}, start.workflow, start.input)
+			run, err := e.plain.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: start.id, TaskQueue: contract.TaskQueue}, start.workflow, start.input)
 			require.NoError(t, err, "the server takes the start; the worker refuses it")
 			err = run.Get(ctx, nil)
 			require.Error(t, err)
@@ -150,7 +151,7 @@ func TestUnsealedStartsAreRefusedAndRunNothing(t *testing.T) {
 	w := worker.New(e.plain, "mallory", worker.Options{})
 	w.RegisterWorkflowWithOptions(func(ctx workflow.Context) error {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue: workflows.TaskQueue, StartToCloseTimeout: time.Minute, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+			TaskQueue: contract.TaskQueue, StartToCloseTimeout: time.Minute, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 		})
 		return workflow.ExecuteActivity(ctx, "BakeBuild", activities.BakeBuildInput{Spec: ab, InputDigest: "sha256:0123456789abcdef0123456789abcdef"}).Get(ctx, nil)
 	}, workflow.RegisterOptions{Name: "Mallory"})

@@ -20,7 +20,6 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // Deploying imago does not cut running work: SIGTERM stops the worker's
@@ -44,7 +43,7 @@ func TestSIGTERMLetsTheRunningActivityFinish(t *testing.T) {
 	assert.True(t, first.cmd.ProcessState.Success(), "the worker exits cleanly after SIGTERM: %s", first.cmd.ProcessState)
 
 	e.startWorkerProcess(bin, "second")
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res))
 	assert.Equal(t, "hello from v2", e.get())
 
@@ -84,13 +83,13 @@ func TestBakesRunOnTheirOwnQueueAtTheirConcurrency(t *testing.T) {
 	}
 	var spans []span
 	for _, r := range runs {
-		var res workflows.BakeResult
+		var res contract.BakeResult
 		require.NoError(t, e.client.GetWorkflow(ctx, r.id, r.runID).Get(ctx, &res), "bake %s", r.id)
 		events := e.history(r.id, r.runID)
 		for _, name := range []string{"BakeBuild", "TestImage"} {
 			scheduled := scheduledOn(events, name)
 			require.Len(t, scheduled, 1, "%s of %s", name, r.id)
-			assert.Equal(t, workflows.BakeTaskQueue, scheduled[0], "%s of %s runs on the bake queue", name, r.id)
+			assert.Equal(t, contract.BakeTaskQueue, scheduled[0], "%s of %s runs on the bake queue", name, r.id)
 			st, done := activityEvents(events, name)
 			require.Len(t, st, 1)
 			require.Len(t, done, 1)

@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/crash"
-	"github.com/imago/imago/workflows"
 )
 
 // WorkerConfig is how imago-worker runs its two workers: one on the task queue
@@ -121,9 +121,9 @@ func NewWorkers(c client.Client, acts *activities.Activities, wc WorkerConfig) *
 	}
 	mainOpts := MainWorkerOptions(wc)
 	mainOpts.Interceptors = hooks
-	main := worker.New(c, workflows.TaskQueue, mainOpts)
+	main := worker.New(c, contract.TaskQueue, mainOpts)
 	Register(main, acts)
-	bake := worker.New(c, workflows.BakeTaskQueue, worker.Options{
+	bake := worker.New(c, contract.BakeTaskQueue, worker.Options{
 		DisableWorkflowWorker:              true,
 		MaxConcurrentActivityExecutionSize: max(wc.BakeConcurrency, 1),
 		WorkerStopTimeout:                  wc.BakeStopTimeout,
@@ -147,11 +147,11 @@ func MainWorkerOptions(wc WorkerConfig) worker.Options {
 // Start starts both workers; when the second fails to start, the first is stopped.
 func (w *Workers) Start() error {
 	if err := w.Main.Start(); err != nil {
-		return fmt.Errorf("worker on %s: %w", workflows.TaskQueue, err)
+		return fmt.Errorf("worker on %s: %w", contract.TaskQueue, err)
 	}
 	if err := w.Bake.Start(); err != nil {
 		w.Main.Stop()
-		return fmt.Errorf("worker on %s: %w", workflows.BakeTaskQueue, err)
+		return fmt.Errorf("worker on %s: %w", contract.BakeTaskQueue, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -45,7 +46,7 @@ func Start(ctx context.Context, c client.Client, b spec.Bake, startedBy string) 
 // State is a bake's state as the CLI and API show it.
 type State struct {
 	rollouts.Run
-	Progress *workflows.BakeProgress `json:"progress,omitempty"`
+	Progress *contract.BakeProgress `json:"progress,omitempty"`
 }
 
 // NotFoundError: the service's channel was never baked.
@@ -68,8 +69,8 @@ func Get(ctx context.Context, c client.Client, service, channel string) (State, 
 		return State{}, fmt.Errorf("describe %s: %w", id, err)
 	}
 	st := State{Run: rollouts.RunOf(desc.GetWorkflowExecutionInfo())}
-	if val, err := c.QueryWorkflow(ctx, id, st.RunID, workflows.QueryProgress); err == nil {
-		var p workflows.BakeProgress
+	if val, err := c.QueryWorkflow(ctx, id, st.RunID, contract.QueryProgress); err == nil {
+		var p contract.BakeProgress
 		if val.Get(&p) == nil {
 			st.Progress = &p
 		}

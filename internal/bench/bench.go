@@ -30,6 +30,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/devserver"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
@@ -398,7 +399,7 @@ func (im *Imago) StartWorker() (err error) {
 			err = fmt.Errorf("start worker: %v", p)
 		}
 	}()
-	im.Server.NewWorker(workflows.TaskQueue, func(r worker.Registry) { app.Register(r, im.Deps.Activities) })
+	im.Server.NewWorker(contract.TaskQueue, func(r worker.Registry) { app.Register(r, im.Deps.Activities) })
 	return nil
 }
 
@@ -478,8 +479,8 @@ func (im *Imago) StartRollout(ctx context.Context, r spec.Rollout) (client.Workf
 }
 
 // Rollout runs a rollout to its end.
-func (im *Imago) Rollout(ctx context.Context, r spec.Rollout) (workflows.RolloutResult, error) {
-	var res workflows.RolloutResult
+func (im *Imago) Rollout(ctx context.Context, r spec.Rollout) (contract.RolloutResult, error) {
+	var res contract.RolloutResult
 	run, err := im.StartRollout(ctx, r)
 	if err != nil {
 		return res, err

@@ -16,9 +16,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 	"github.com/prometheus/procfs"
 )
 
@@ -85,7 +85,7 @@ func runP4(ctx context.Context, env *Env) ([]Figure, error) {
 			if err != nil {
 				return res, err
 			}
-			var out workflows.RolloutResult
+			var out contract.RolloutResult
 			if err := run.Get(ctx, &out); err != nil {
 				return res, fmt.Errorf("rolling rollout of %d instances: %w", size, err)
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // P5: a worker dies mid-activity. The real imago-worker binary runs a rollout of a
@@ -91,7 +90,7 @@ func runP5(ctx context.Context, env *Env) ([]Figure, error) {
 			cancel()
 			return nil, err
 		}
-		var res workflows.RolloutResult
+		var res contract.RolloutResult
 		if err := run.Get(rctx, &res); err != nil {
 			cancel()
 			return nil, fmt.Errorf("run %d: the rollout did not complete after the kill: %s", i+1, rollouts.Reason(err))

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/bakes"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // P6: a bake whose inputs were baked before returns the cached image. The first
@@ -32,8 +32,8 @@ func runP6(ctx context.Context, env *Env) ([]Figure, error) {
 		}
 		return b, b.Normalize()
 	}
-	bake := func() (workflows.BakeResult, time.Duration, error) {
-		var res workflows.BakeResult
+	bake := func() (contract.BakeResult, time.Duration, error) {
+		var res contract.BakeResult
 		b, err := load()
 		if err != nil {
 			return res, 0, err

@@ -31,6 +31,7 @@ import (
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/codec"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/router"
@@ -155,7 +156,7 @@ func TestSecretInARolloutNeverReachesTheServer(t *testing.T) {
 	}
 	run, err := rollouts.Start(ctx, c, r, rollouts.StartOptions{StartedBy: "alice " + secret})
 	require.NoError(t, err)
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res), "the rollout succeeds with encrypted payloads")
 
 	// As the server stores it: a client without the codec.

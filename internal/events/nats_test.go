@@ -20,6 +20,7 @@ import (
 	"gocloud.dev/pubsub"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
@@ -122,10 +123,10 @@ func TestRolloutPhasesArriveOnNATS(t *testing.T) {
 		Checks: []spec.Check{{Path: "/", ExpectBody: "v1"}},
 	}
 	require.NoError(t, r.Normalize())
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: workflows.TaskQueue},
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue},
 		workflows.Rollout, workflows.RolloutInput{Spec: r, StartedBy: "events-test"})
 	require.NoError(t, err)
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res))
 
 	var got []events.Event

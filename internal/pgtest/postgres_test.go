@@ -40,6 +40,7 @@ import (
 	sqltool "go.temporal.io/server/tools/sql"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/workflows"
@@ -423,7 +424,7 @@ func (ts *temporalServer) registerNamespace(t *testing.T, namespace string) {
 	poll(t, ctx, "history and matching answer for "+namespace, func(ctx context.Context) error {
 		_, err := ws.DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
 			Namespace:     namespace,
-			TaskQueue:     &taskqueuepb.TaskQueue{Name: workflows.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+			TaskQueue:     &taskqueuepb.TaskQueue{Name: contract.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
 			TaskQueueType: enumspb.TASK_QUEUE_TYPE_WORKFLOW,
 		})
 		if err != nil {

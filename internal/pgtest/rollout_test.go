@@ -20,7 +20,6 @@ import (
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // TestRolloutV1ThenV2OnPostgres rolls hello v1 then v2 through the router with
@@ -73,11 +72,11 @@ func TestRolloutV1ThenV2OnPostgres(t *testing.T) {
 		require.NoError(t, err)
 		return run
 	}
-	result := func(run client.WorkflowRun) workflows.RolloutResult {
+	result := func(run client.WorkflowRun) contract.RolloutResult {
 		t.Helper()
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
-		var res workflows.RolloutResult
+		var res contract.RolloutResult
 		require.NoError(t, run.Get(rctx, &res), "rollout %s", run.GetID())
 		return res
 	}

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -37,7 +38,7 @@ func Start(ctx context.Context, c client.Client, p spec.Pipeline, always bool, s
 	id := p.WorkflowID()
 	opts := rollouts.ExclusiveStart(id)
 	opts.TypedSearchAttributes = temporal.NewSearchAttributes(
-		workflows.ServiceAttr.ValueSet(p.Service()), workflows.PhaseAttr.ValueSet("pending"))
+		contract.ServiceAttr.ValueSet(p.Service()), contract.PhaseAttr.ValueSet("pending"))
 	opts.StaticSummary, opts.StaticDetails = Summary(p), "started by "+startedBy
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Pipeline, workflows.PipelineInput{Spec: p, Always: always, Trigger: "manual", StartedBy: startedBy})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -69,11 +70,11 @@ func Summary(p spec.Pipeline) string {
 
 // Run is the latest run of a pipeline and its progress.
 type Run struct {
-	WorkflowID string                     `json:"workflowId"`
-	RunID      string                     `json:"runId"`
-	Status     string                     `json:"status"`
-	Started    time.Time                  `json:"started"`
-	Progress   workflows.PipelineProgress `json:"progress"`
+	WorkflowID string                    `json:"workflowId"`
+	RunID      string                    `json:"runId"`
+	Status     string                    `json:"status"`
+	Started    time.Time                 `json:"started"`
+	Progress   contract.PipelineProgress `json:"progress"`
 }
 
 // NotFoundError: no run of the pipeline exists.
@@ -119,7 +120,7 @@ func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
 	if best == nil {
 		return Run{}, &NotFoundError{Name: name}
 	}
-	v, err := c.QueryWorkflow(ctx, best.WorkflowID, best.RunID, workflows.QueryProgress)
+	v, err := c.QueryWorkflow(ctx, best.WorkflowID, best.RunID, contract.QueryProgress)
 	if err != nil {
 		return *best, fmt.Errorf("query pipeline %s: %w", best.WorkflowID, err)
 	}
@@ -138,7 +139,7 @@ func Decide(ctx context.Context, c client.Client, name, update, by, reason strin
 	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: run.WorkflowID, RunID: run.RunID, UpdateName: update,
-		Args:         []any{workflows.DecisionInput{By: by, Reason: reason}},
+		Args:         []any{contract.DecisionInput{By: by, Reason: reason}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {

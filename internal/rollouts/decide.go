@@ -11,6 +11,7 @@ import (
 
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/codec"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
@@ -23,7 +24,7 @@ func Decide(ctx context.Context, c client.Client, service, env, update, by, reas
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   id,
 		UpdateName:   update,
-		Args:         []any{workflows.DecisionInput{By: by, Reason: reason}},
+		Args:         []any{contract.DecisionInput{By: by, Reason: reason}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	var nf *serviceerror.NotFound
@@ -59,7 +60,7 @@ func Running(ctx context.Context, c client.Client, service, env string) (bool, e
 // and reads the history's first event when the rollout predates that query.
 func LastInput(ctx context.Context, c client.Client, service, env string) (workflows.RolloutInput, error) {
 	var in workflows.RolloutInput
-	if v, err := c.QueryWorkflow(ctx, spec.RolloutWorkflowID(service, env), "", workflows.QueryInput); err == nil {
+	if v, err := c.QueryWorkflow(ctx, spec.RolloutWorkflowID(service, env), "", contract.QueryInput); err == nil {
 		if err := v.Get(&in); err != nil {
 			return in, fmt.Errorf("decode the last rollout's input: %w", err)
 		}

@@ -107,7 +107,7 @@ func awaitChecked(ctx context.Context, c client.Client, run client.WorkflowRun) 
 	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
 	defer cancel()
 	h, err := c.UpdateWorkflow(cctx, client.UpdateWorkflowOptions{
-		WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: workflows.UpdateChecked,
+		WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: contract.UpdateChecked,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
@@ -140,7 +140,7 @@ func awaitChecked(ctx context.Context, c client.Client, run client.WorkflowRun) 
 func ExclusiveStart(id string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                                       id,
-		TaskQueue:                                workflows.TaskQueue,
+		TaskQueue:                                contract.TaskQueue,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
@@ -168,7 +168,7 @@ type Run struct {
 // Status is a rollout's state as the CLI and API show it.
 type Status struct {
 	Run
-	Progress *workflows.Progress `json:"progress,omitempty"`
+	Progress *contract.RolloutProgress `json:"progress,omitempty"`
 }
 
 // Get returns the latest rollout of service to env, with its progress.
@@ -192,9 +192,9 @@ func GetLive(ctx context.Context, c client.Client, dc converter.DataConverter, s
 		return Status{}, fmt.Errorf("describe %s: %w", id, err)
 	}
 	st := Status{Run: RunOf(desc.WorkflowExecutionInfo)}
-	val, err := c.QueryWorkflow(ctx, id, st.RunID, workflows.QueryProgress)
+	val, err := c.QueryWorkflow(ctx, id, st.RunID, contract.QueryProgress)
 	if err == nil {
-		var p workflows.Progress
+		var p contract.RolloutProgress
 		if val.Get(&p) == nil {
 			st.Progress = &p
 		}
@@ -208,9 +208,9 @@ func GetLive(ctx context.Context, c client.Client, dc converter.DataConverter, s
 // liveAnalysis gives the running analysis of p the measurements of its
 // activity's last heartbeat. A heartbeat that cannot be read (no key, an
 // older shape) leaves p as it is.
-func liveAnalysis(pending []*workflowpb.PendingActivityInfo, dc converter.DataConverter, p *workflows.Progress) {
+func liveAnalysis(pending []*workflowpb.PendingActivityInfo, dc converter.DataConverter, p *contract.RolloutProgress) {
 	i := len(p.Analyses) - 1
-	if i < 0 || p.Analyses[i].Phase != workflows.AnalysisRunning {
+	if i < 0 || p.Analyses[i].Phase != contract.AnalysisRunning {
 		return
 	}
 	for _, pa := range pending {
@@ -285,10 +285,10 @@ type ListOptions struct {
 func List(ctx context.Context, c client.Client, o ListOptions) ([]Summary, error) {
 	q := "WorkflowType = 'Rollout'"
 	if o.Service != "" {
-		q += fmt.Sprintf(" AND %s = '%s'", workflows.ServiceAttr.GetName(), o.Service)
+		q += fmt.Sprintf(" AND %s = '%s'", contract.ServiceAttr.GetName(), o.Service)
 	}
 	if o.Environment != "" {
-		q += fmt.Sprintf(" AND %s = '%s'", workflows.EnvironmentAttr.GetName(), o.Environment)
+		q += fmt.Sprintf(" AND %s = '%s'", contract.EnvironmentAttr.GetName(), o.Environment)
 	}
 	if o.Limit <= 0 {
 		o.Limit = 50
@@ -303,10 +303,10 @@ func List(ctx context.Context, c client.Client, o ListOptions) ([]Summary, error
 		for _, info := range resp.Executions {
 			sa := info.GetSearchAttributes()
 			s := Summary{Run: RunOf(info)}
-			s.Service = activities.Keyword(sa, workflows.ServiceAttr)
-			s.Environment = activities.Keyword(sa, workflows.EnvironmentAttr)
-			s.Image = activities.Keyword(sa, workflows.ImageAttr)
-			s.Phase = contract.Phase(activities.Keyword(sa, workflows.PhaseAttr))
+			s.Service = activities.Keyword(sa, contract.ServiceAttr)
+			s.Environment = activities.Keyword(sa, contract.EnvironmentAttr)
+			s.Image = activities.Keyword(sa, contract.ImageAttr)
+			s.Phase = contract.Phase(activities.Keyword(sa, contract.PhaseAttr))
 			out = append(out, s)
 		}
 		token = resp.NextPageToken

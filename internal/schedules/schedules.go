@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
@@ -138,7 +139,7 @@ func Create(ctx context.Context, c client.Client, o CreateOptions) error {
 	} else {
 		s.Intervals = []client.ScheduleIntervalSpec{{Every: o.Every}}
 	}
-	attrs := []temporal.SearchAttributeUpdate{workflows.ServiceAttr.ValueSet(p.Service())}
+	attrs := []temporal.SearchAttributeUpdate{contract.ServiceAttr.ValueSet(p.Service())}
 	if p.OnBaseChange && p.Bake != nil && p.Bake.Base != nil {
 		base := p.Bake.Base
 		svc := base.Service
@@ -155,9 +156,9 @@ func Create(ctx context.Context, c client.Client, o CreateOptions) error {
 			ID:        spec.PipelineWorkflowID(o.Name),
 			Workflow:  workflows.Pipeline,
 			Args:      []any{workflows.PipelineInput{Spec: p, Always: o.Always, Trigger: "schedule", StartedBy: "schedule " + o.Name + " (created by " + by + ")"}},
-			TaskQueue: workflows.TaskQueue,
+			TaskQueue: contract.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.ServiceAttr.ValueSet(p.Service()), workflows.PhaseAttr.ValueSet("pending")),
+				contract.ServiceAttr.ValueSet(p.Service()), contract.PhaseAttr.ValueSet("pending")),
 		},
 		Overlap:               overlaps[o.Overlap],
 		Paused:                o.Paused,
@@ -276,7 +277,7 @@ func List(ctx context.Context, c client.Client) ([]Schedule, error) {
 			continue // not imago's
 		}
 		s := Schedule{Name: e.ID, Spec: specString(e.Spec), Paused: e.Paused, Note: e.Note, NextRuns: e.NextActionTimes}
-		s.Service = activities.Keyword(e.SearchAttributes, workflows.ServiceAttr)
+		s.Service = activities.Keyword(e.SearchAttributes, contract.ServiceAttr)
 		s.WatchBase = activities.Keyword(e.SearchAttributes, activities.WatchBaseAttr)
 		for _, a := range e.RecentActions {
 			s.Recent = append(s.Recent, action(a))
@@ -312,7 +313,7 @@ func Describe(ctx context.Context, c client.Client, name string) (Schedule, erro
 	if d.Schedule.Policy != nil {
 		s.Overlap = overlapName(d.Schedule.Policy.Overlap)
 	}
-	s.Service = activities.Keyword(d.SearchAttributes, workflows.ServiceAttr)
+	s.Service = activities.Keyword(d.SearchAttributes, contract.ServiceAttr)
 	s.WatchBase = activities.Keyword(d.SearchAttributes, activities.WatchBaseAttr)
 	for i := len(d.Info.RecentActions) - 1; i >= 0; i-- { // newest first
 		a := action(d.Info.RecentActions[i])
@@ -410,7 +411,7 @@ const ReaperScheduleID = "imago-reaper"
 // ReaperOptions configure the reaper's schedule.
 type ReaperOptions struct {
 	Every time.Duration // default 1h
-	Grace time.Duration // default workflows.DefaultReaperGrace
+	Grace time.Duration // default contract.DefaultReaperGrace
 	Apply bool          // terminate; default a dry run that only reports
 }
 
@@ -430,8 +431,8 @@ func CreateReaper(ctx context.Context, c client.Client, o ReaperOptions) error {
 		ID:   ReaperScheduleID,
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: o.Every}}},
 		Action: &client.ScheduleWorkflowAction{
-			ID: "reaper", Workflow: workflows.Reaper, TaskQueue: workflows.TaskQueue,
-			Args: []any{workflows.ReaperInput{Apply: o.Apply, Grace: o.Grace}},
+			ID: "reaper", Workflow: workflows.Reaper, TaskQueue: contract.TaskQueue,
+			Args: []any{contract.ReaperInput{Apply: o.Apply, Grace: o.Grace}},
 		},
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		Note:    fmt.Sprintf("leak collector: apply=%t grace=%s", o.Apply, o.Grace),

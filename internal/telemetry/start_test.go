@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
@@ -125,7 +126,7 @@ func TestTracingExportsToTheOTLPEndpointOfTheEnvironment(t *testing.T) {
 	// A rollout of an image the catalog does not know: it fails at once, traced.
 	r := spec.Rollout{Service: "hello", Environment: "test", Image: spec.ImageRef{ID: "img-000000000000"}, Listen: "127.0.0.1:1"}
 	require.NoError(t, r.Normalize())
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.Rollout, workflows.RolloutInput{Spec: r})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue}, workflows.Rollout, workflows.RolloutInput{Spec: r})
 	require.NoError(t, err)
 	require.ErrorContains(t, run.Get(ctx, nil), "img-000000000000")
 

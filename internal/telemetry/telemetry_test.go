@@ -30,6 +30,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/internal/spec"
@@ -65,7 +66,7 @@ func TestARealRolloutIsObservable(t *testing.T) {
 	o := observe(t)
 
 	t.Run("SDK metrics", func(t *testing.T) {
-		require.Equal(t, 1.0, value(t, o.metrics, "temporal_workflow_completed_total", map[string]string{"workflow_type": "Rollout", "namespace": o.namespace, "task_queue": workflows.TaskQueue}))
+		require.Equal(t, 1.0, value(t, o.metrics, "temporal_workflow_completed_total", map[string]string{"workflow_type": "Rollout", "namespace": o.namespace, "task_queue": contract.TaskQueue}))
 		require.Equal(t, 1.0, value(t, o.metrics, "temporal_workflow_failed_total", map[string]string{"workflow_type": "Rollout"}))
 		h := histogram(t, o.metrics, "temporal_activity_execution_latency_seconds", map[string]string{"activity_type": "Provision"})
 		require.Equal(t, uint64(1), h.GetSampleCount(), "one Provision ran")
@@ -191,27 +192,27 @@ func observe(t *testing.T) *observed {
 	require.NoError(t, err)
 	o.imageID = img.ID
 	listen := freeAddr(t)
-	rollout := func(imageID string) (client.WorkflowRun, workflows.RolloutResult, error) {
+	rollout := func(imageID string) (client.WorkflowRun, contract.RolloutResult, error) {
 		r := spec.Rollout{
 			Service: "hello", Environment: "test", Image: spec.ImageRef{ID: imageID}, Fleet: spec.Fleet{Size: 1}, Listen: listen,
 			Health: spec.Health{Interval: spec.Duration(100 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
 			Checks: []spec.Check{{Path: "/"}},
 		}
 		require.NoError(t, r.Normalize())
-		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: workflows.TaskQueue},
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue},
 			workflows.Rollout, workflows.RolloutInput{Spec: r, StartedBy: "telemetry-test"})
 		require.NoError(t, err)
-		var res workflows.RolloutResult
+		var res contract.RolloutResult
 		return run, res, run.Get(ctx, &res)
 	}
-	var res workflows.RolloutResult
+	var res contract.RolloutResult
 	o.ok, res, err = rollout(img.ID)
 	require.NoError(t, err)
 	o.fleet = res.FleetID
 	o.failed, _, err = rollout("img-000000000000")
 	require.ErrorContains(t, err, "img-000000000000")
 
-	o.bake, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bake/hello", TaskQueue: workflows.TaskQueue}, workflows.Bake,
+	o.bake, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bake/hello", TaskQueue: contract.TaskQueue}, workflows.Bake,
 		workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{filepath.Join(home, "missing.go")}, Entrypoint: []string{"./hello"}, Channel: "latest"}})
 	require.NoError(t, err)
 	require.ErrorContains(t, o.bake.Get(ctx, nil), "missing.go")
@@ -228,7 +229,7 @@ func observe(t *testing.T) *observed {
 	// outcomes must not count again.
 	worker.PurgeStickyWorkflowCache()
 	for _, run := range []client.WorkflowRun{o.ok, o.failed, o.bake} {
-		v, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryProgress)
+		v, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), contract.QueryProgress)
 		require.NoError(t, err)
 		require.True(t, v.HasValue())
 	}

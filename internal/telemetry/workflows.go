@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/workflows"
 )
 
@@ -80,7 +81,7 @@ type workflowOutbound struct {
 }
 
 func (w *workflowOutbound) UpsertTypedSearchAttributes(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) error {
-	if phase, ok := temporal.NewSearchAttributes(updates...).GetKeyword(workflows.PhaseAttr); ok {
+	if phase, ok := temporal.NewSearchAttributes(updates...).GetKeyword(contract.PhaseAttr); ok {
 		w.in.phaseChanged(ctx, phase)
 	}
 	return w.Next.UpsertTypedSearchAttributes(ctx, updates...)
@@ -96,7 +97,7 @@ func countOutcome(ctx workflow.Context, arg, res any, err error) {
 		h.WithTags(map[string]string{"service": in.Spec.Service, "environment": in.Spec.Environment, "outcome": outcome.MetricLabel()}).
 			Counter(metricRollouts).Inc(1)
 	case workflows.BakeInput:
-		r, _ := deref(res).(workflows.BakeResult)
+		r, _ := deref(res).(contract.BakeResult)
 		outcome, _ := workflows.BakeOutcome(workflows.BakeEnd(err), err == nil && r.Cached)
 		h.WithTags(map[string]string{"service": in.Spec.Service, "outcome": outcome.MetricLabel()}).Counter(metricBakes).Inc(1)
 	}
@@ -112,7 +113,7 @@ func deref(v any) any {
 		if p != nil {
 			return *p
 		}
-	case *workflows.BakeResult:
+	case *contract.BakeResult:
 		if p != nil {
 			return *p
 		}

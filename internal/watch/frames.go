@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/workflows"
 )
 
 // Row labels.
@@ -25,7 +24,7 @@ const (
 
 // RolloutFrame is one look at a rollout (workflow id) from its progress: phase,
 // canary step or wave, fleets, route weights, approvals pending, the last event.
-func RolloutFrame(id string, p workflows.Progress) Frame {
+func RolloutFrame(id string, p contract.RolloutProgress) Frame {
 	f := Frame{Title: id, Started: p.StartedAt, Ended: RolloutEnded(p.Phase)}
 	f.Rows = []Row{
 		{LabelPhase, p.Phase.String()},
@@ -53,7 +52,7 @@ func RolloutEnded(phase contract.Phase) bool {
 }
 
 // BakeFrame is one look at a bake (workflow id) from its progress.
-func BakeFrame(id string, p workflows.BakeProgress) Frame {
+func BakeFrame(id string, p contract.BakeProgress) Frame {
 	f := Frame{Title: id, Started: p.StartedAt, Ended: p.Phase == contract.PhaseSucceeded || p.Phase == contract.PhaseFailed || p.Phase == contract.PhaseCanceled}
 	img := p.ImageID
 	if img != "" && p.Cached {
@@ -72,7 +71,7 @@ func BakeFrame(id string, p workflows.BakeProgress) Frame {
 	return f
 }
 
-func fleets(p workflows.Progress) string {
+func fleets(p contract.RolloutProgress) string {
 	var parts []string
 	if p.NewFleet != "" {
 		n := fmt.Sprintf("%d instances", p.Instances)
@@ -87,7 +86,7 @@ func fleets(p workflows.Progress) string {
 	return strings.Join(parts, "; ")
 }
 
-func traffic(ws []workflows.FleetWeight) string {
+func traffic(ws []contract.FleetWeight) string {
 	parts := make([]string, 0, len(ws))
 	for _, w := range ws {
 		parts = append(parts, fmt.Sprintf("%s %d%%", w.FleetID, w.Weight))
@@ -99,7 +98,7 @@ func traffic(ws []workflows.FleetWeight) string {
 // is open in the awaiting-approval and paused phases while the last event is the
 // rollout's "waiting for GATE (imago rollout approve ...)" message (an approval,
 // promote or abort adds an event after it).
-func approvals(p workflows.Progress) string {
+func approvals(p contract.RolloutProgress) string {
 	if gate, how := pendingGate(p); gate != "" {
 		return "pending: " + gate + how
 	}
@@ -110,7 +109,7 @@ func approvals(p workflows.Progress) string {
 	return ""
 }
 
-func pendingGate(p workflows.Progress) (gate, how string) {
+func pendingGate(p contract.RolloutProgress) (gate, how string) {
 	if p.Gate != "" {
 		return p.Gate, fmt.Sprintf(" (imago rollout approve %s -e %s)", p.Service, p.Environment)
 	}

@@ -15,19 +15,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/workflows"
 )
 
 // testdata/canary-rollout.json is the progress query's answers during a real
 // canary rollout (2 sim instances; approval before cutover; steps setWeight 25,
 // pause 1s, setWeight 50, pause until approved), recorded each time it changed,
 // plus the final answer repeated.
-func recorded(t *testing.T) []workflows.Progress {
+func recorded(t *testing.T) []contract.RolloutProgress {
 	t.Helper()
 	time.Local = time.UTC // event times show in local time
 	data, err := os.ReadFile("testdata/canary-rollout.json")
 	require.NoError(t, err)
-	var seq []workflows.Progress
+	var seq []contract.RolloutProgress
 	require.NoError(t, json.Unmarshal(data, &seq))
 	require.Len(t, seq, 8)
 	return seq
@@ -123,7 +122,7 @@ func TestTerminalModeRedrawsAShorterFrameWithoutLeftovers(t *testing.T) {
 	var out bytes.Buffer
 	d := New(&out, Options{Terminal: true, Now: clock(seq[0].StartedAt)})
 	require.NoError(t, d.Show(RolloutFrame(id, failed))) // 10 lines
-	require.NoError(t, d.Show(BakeFrame("bake/hello/latest", workflows.BakeProgress{Phase: contract.PhaseBuilding})))
+	require.NoError(t, d.Show(BakeFrame("bake/hello/latest", contract.BakeProgress{Phase: contract.PhaseBuilding})))
 	assert.Contains(t, out.String(), "\x1b[10A\x1b[J")
 	assert.Equal(t, []string{
 		"bake/hello/latest",
@@ -153,7 +152,7 @@ func TestTerminalModeCutsLinesToTheWidth(t *testing.T) {
 func TestBakeFrames(t *testing.T) {
 	time.Local = time.UTC
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	seq := []workflows.BakeProgress{
+	seq := []contract.BakeProgress{
 		{Phase: contract.PhaseDigest, Service: "hello", StartedAt: t0},
 		{Phase: contract.PhaseBuilding, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123"},
 		{Phase: contract.PhaseBuilding, Service: "hello", StartedAt: t0, InputDigest: "sha256:0123456789abcdef0123"},
@@ -172,12 +171,12 @@ func TestBakeFrames(t *testing.T) {
 12:00:04  failed · inputs sha256:0123456789ab · error bake of hello failed while testing the image: /healthz answered 500
 `, out.String())
 
-	cached := BakeFrame("bake/hello/latest", workflows.BakeProgress{Phase: contract.PhaseSucceeded, ImageID: "img-3f2a1c9d0b7e", Cached: true})
+	cached := BakeFrame("bake/hello/latest", contract.BakeProgress{Phase: contract.PhaseSucceeded, ImageID: "img-3f2a1c9d0b7e", Cached: true})
 	assert.Equal(t, "img-3f2a1c9d0b7e (cached: built before from the same inputs)", cached.Value(LabelImage))
 	assert.True(t, cached.Ended)
 
 	// A bake's events (since bakes keep them, as rollouts do): the latest shows.
-	building := BakeFrame("bake/hello/latest", workflows.BakeProgress{Phase: contract.PhaseBuilding, Events: []contract.ProgressEvent{
+	building := BakeFrame("bake/hello/latest", contract.BakeProgress{Phase: contract.PhaseBuilding, Events: []contract.ProgressEvent{
 		{Time: t0, Phase: contract.PhaseDigest, Message: "computing the input digest"},
 		{Time: t0.Add(time.Second), Phase: contract.PhaseBuilding, Message: "building with imago-local (inputs sha256:0123456789ab)"},
 	}, EventCount: 2})
@@ -202,7 +201,7 @@ func TestApprovalsPendingOnlyWhileTheGateIsOpen(t *testing.T) {
 	// Approved, the rollout has not moved on yet: the gate is closed.
 	p := seq[3]
 	p.Events = append(p.Events, contract.ProgressEvent{Phase: p.Phase, Message: "approval before cutover approved by bob@desk"})
-	p.Approvals = append(p.Approvals, workflows.Approval{Gate: "approval before cutover", Decision: workflows.Decision{By: "bob@desk"}})
+	p.Approvals = append(p.Approvals, contract.Approval{Gate: "approval before cutover", Decision: contract.Decision{By: "bob@desk"}})
 	assert.Equal(t, "approval before cutover approved by bob@desk", RolloutFrame(id, p).Value(LabelApprovals))
 }
 
