@@ -64,25 +64,19 @@ var defaultProbe = ProbeClient()
 // ProbeClient is the client of health probes and smoke checks (probe.Client).
 func ProbeClient() *http.Client { return probe.Client() }
 
-// ResolveImageInput is contract.ResolveImageInput.
-type ResolveImageInput = contract.ResolveImageInput
-
-// ResolveImageResult is contract.ResolveImageResult.
-type ResolveImageResult = contract.ResolveImageResult
-
 // ResolveImage finds the image a rollout ships and refuses a revoked one.
-func (a *Activities) ResolveImage(ctx context.Context, in ResolveImageInput) (ResolveImageResult, error) {
+func (a *Activities) ResolveImage(ctx context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
 	img, err := a.resolveRef(ctx, in.Service, in.Ref)
 	if err != nil {
-		return ResolveImageResult{}, err
+		return contract.ResolveImageResult{}, err
 	}
 	if err := img.Usable(); err != nil {
-		return ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrImageRevoked, nil)
+		return contract.ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrImageRevoked, nil)
 	}
 	if err := checkEntrypointEnv(img, in.Env); err != nil {
-		return ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrEntrypointEnv, nil)
+		return contract.ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrEntrypointEnv, nil)
 	}
-	return ResolveImageResult{ImageID: img.ID, Digest: img.Digest, Service: img.Service}, nil
+	return contract.ResolveImageResult{ImageID: img.ID, Digest: img.Digest, Service: img.Service}, nil
 }
 
 // checkEntrypointEnv refuses an image whose entrypoint uses a variable that is
@@ -111,26 +105,23 @@ func (a *Activities) Provision(ctx context.Context, req provider.ProvisionReques
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) && app.NonRetryable() {
 		// No retry will adopt what this attempt made: remove it now.
-		_, _ = a.terminateToken(context.WithoutCancel(ctx), TerminateByTokenInput{Token: req.Token, Service: req.Service, Environment: req.Environment})
+		_, _ = a.terminateToken(context.WithoutCancel(ctx), contract.TerminateByTokenInput{Token: req.Token, Service: req.Service, Environment: req.Environment})
 	}
 	return f, err
 }
-
-// TerminateByTokenInput is contract.TerminateByTokenInput.
-type TerminateByTokenInput = contract.TerminateByTokenInput
 
 // TerminateByToken terminates every fleet a provision request (its token)
 // made, found however far the provision got: a rollout that is cancelled or
 // fails while provisioning knows the token, not the fleet. None is no error.
 // It returns the fleets terminated.
-func (a *Activities) TerminateByToken(ctx context.Context, in TerminateByTokenInput) ([]string, error) {
+func (a *Activities) TerminateByToken(ctx context.Context, in contract.TerminateByTokenInput) ([]string, error) {
 	hb := startHeartbeat(ctx, "finding the fleets of "+in.Token)
 	defer hb.Stop()
 	ids, err := a.terminateToken(withProgress(ctx, hb), in)
 	return ids, providerError(err)
 }
 
-func (a *Activities) terminateToken(ctx context.Context, in TerminateByTokenInput) ([]string, error) {
+func (a *Activities) terminateToken(ctx context.Context, in contract.TerminateByTokenInput) ([]string, error) {
 	if in.Token == "" {
 		return nil, provider.Errorf(provider.InvalidArgument, "terminate by token: no token")
 	}
@@ -157,16 +148,10 @@ func withProgress(ctx context.Context, hb *heartbeater) context.Context {
 	return provider.WithProgress(ctx, func(msg string) { hb.Set(msg) })
 }
 
-// SetRouteInput is contract.SetRouteInput.
-type SetRouteInput = contract.SetRouteInput
-
-// FleetShare is contract.FleetShare.
-type FleetShare = contract.FleetShare
-
 // SetRoute switches the router; it returns once new requests follow the new route.
 // The traffic guard never routes away from the last healthy fleet: a route whose
 // weighted fleets have no healthy instance is refused and the current one stays.
-func (a *Activities) SetRoute(ctx context.Context, in SetRouteInput) error {
+func (a *Activities) SetRoute(ctx context.Context, in contract.SetRouteInput) error {
 	route := in.Route
 	if len(in.Shares) > 0 {
 		var err error
@@ -183,7 +168,7 @@ func (a *Activities) SetRoute(ctx context.Context, in SetRouteInput) error {
 			if !probe.Any(ctx, a.httpClient(), b.Targets, in.HealthPath) {
 				return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 					"traffic guard: refusing to send %d%% of %s to fleet %s: none of its %d instances passes %s; the current route stays",
-					b.Weight, in.Key, b.FleetID, len(b.Targets), in.HealthPath), ErrTrafficGuard, nil)
+					b.Weight, in.Key, b.FleetID, len(b.Targets), in.HealthPath), contract.ErrTrafficGuard, nil)
 			}
 		}
 	}
@@ -193,7 +178,7 @@ func (a *Activities) SetRoute(ctx context.Context, in SetRouteInput) error {
 // backends looks up the targets of each share: the addresses of its fleet's
 // instances (the first share.Instances of them when set). An instance a
 // resize planned but could not start has no address yet: it is no target.
-func (a *Activities) backends(ctx context.Context, shares []FleetShare) ([]provider.Backend, error) {
+func (a *Activities) backends(ctx context.Context, shares []contract.FleetShare) ([]provider.Backend, error) {
 	out := make([]provider.Backend, 0, len(shares))
 	for _, s := range shares {
 		f, err := a.Provider.Describe(ctx, s.FleetID)
@@ -209,35 +194,26 @@ func (a *Activities) backends(ctx context.Context, shares []FleetShare) ([]provi
 	return out, nil
 }
 
-// ResizeInput is contract.ResizeInput.
-type ResizeInput = contract.ResizeInput
-
-// ResizeResult is contract.ResizeResult.
-type ResizeResult = contract.ResizeResult
-
 // ScaleFleet grows or shrinks a fleet (rolling rollouts) and reports how many
 // instances it has now; retries are idempotent. Its result is a count, not the
 // instances: a rolling rollout calls it twice a wave.
-func (a *Activities) ScaleFleet(ctx context.Context, in ResizeInput) (ResizeResult, error) {
+func (a *Activities) ScaleFleet(ctx context.Context, in contract.ResizeInput) (contract.ResizeResult, error) {
 	f, err := a.Provider.Resize(ctx, in.FleetID, in.Size)
-	return ResizeResult{FleetID: in.FleetID, Instances: len(f.Instances)}, providerError(err)
+	return contract.ResizeResult{FleetID: in.FleetID, Instances: len(f.Instances)}, providerError(err)
 }
 
 // ResizeFleet is ScaleFleet returning the whole fleet. Only rollouts started
 // before ScaleFleet existed call it (their histories replay it); keep it
 // registered until none of them runs.
-func (a *Activities) ResizeFleet(ctx context.Context, in ResizeInput) (provider.Fleet, error) {
+func (a *Activities) ResizeFleet(ctx context.Context, in contract.ResizeInput) (provider.Fleet, error) {
 	f, err := a.Provider.Resize(ctx, in.FleetID, in.Size)
 	return f, providerError(err)
 }
 
-// TerminateInput is contract.TerminateInput.
-type TerminateInput = contract.TerminateInput
-
 // Terminate stops a fleet; the provider refuses if it still receives traffic.
 // It heartbeats on a ticker, with the provider's latest progress report (a
 // load balancer draining for its deregistration delay) as details.
-func (a *Activities) Terminate(ctx context.Context, in TerminateInput) error {
+func (a *Activities) Terminate(ctx context.Context, in contract.TerminateInput) error {
 	hb := startHeartbeat(ctx, "terminating "+in.FleetID)
 	defer hb.Stop()
 	return providerError(a.Provider.Terminate(withProgress(ctx, hb), in.FleetID))
@@ -250,7 +226,7 @@ func providerError(err error) error {
 	}
 	switch provider.ErrorCode(err) {
 	case provider.InvalidArgument, provider.FailedPrecondition, provider.NotFound:
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrProvider, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrProvider, err)
 	}
 	return err
 }

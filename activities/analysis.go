@@ -26,9 +26,6 @@ type AnalysisInput = analysis.AnalysisInput
 // AnalysisResult is analysis.AnalysisResult.
 type AnalysisResult = analysis.AnalysisResult
 
-// AnalysisSource is contract.AnalysisSource.
-type AnalysisSource = contract.AnalysisSource
-
 // AnalysisProgress is analysis.AnalysisProgress.
 type AnalysisProgress = analysis.AnalysisProgress
 
@@ -40,7 +37,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (Analysi
 	out := AnalysisResult{Name: in.Name, FleetID: in.FleetID, AnalysisSource: SourceOf(in.Spec, in.Key, in.FleetID)}
 	spec := in.Spec.Expand(AnalysisVars(in.Key, in.FleetID))
 	specErr := func(err error) error {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), ErrAnalysisSpec, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), contract.ErrAnalysisSpec, nil)
 	}
 	if err := spec.Validate(); err != nil {
 		return out, specErr(err)

@@ -240,8 +240,8 @@ func TestRunAnalysisRefusesBadSpecsWithoutRetry(t *testing.T) {
 	nonRetryable := func(t *testing.T, err error, want ...string) {
 		t.Helper()
 		var app *temporal.ApplicationError
-		if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != ErrAnalysisSpec {
-			t.Fatalf("error %v, want a non-retryable %s", err, ErrAnalysisSpec)
+		if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != contract.ErrAnalysisSpec {
+			t.Fatalf("error %v, want a non-retryable %s", err, contract.ErrAnalysisSpec)
 		}
 		for _, w := range want {
 			if !strings.Contains(err.Error(), w) {

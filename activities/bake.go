@@ -32,7 +32,7 @@ import (
 // IMAGO_BAKE_ROOTS (when set), or an IMAGO_BAKE_USER the worker cannot switch to.
 func (a *Activities) fence(b *spec.Bake) error {
 	if err := a.BakeUser.Check(); err != nil {
-		return temporal.NewNonRetryableApplicationError("bake refused: "+err.Error(), ErrBakeFenced, nil)
+		return temporal.NewNonRetryableApplicationError("bake refused: "+err.Error(), contract.ErrBakeFenced, nil)
 	}
 	es := spec.PassEnvErrors(b.PassEnv)
 	if !a.BakeRoots.IsZero() {
@@ -45,16 +45,13 @@ func (a *Activities) fence(b *spec.Bake) error {
 	for i, e := range es {
 		msgs[i] = e.Error()
 	}
-	return temporal.NewNonRetryableApplicationError("bake refused by this worker's fence: "+strings.Join(msgs, "; "), ErrBakeFenced, nil)
+	return temporal.NewNonRetryableApplicationError("bake refused by this worker's fence: "+strings.Join(msgs, "; "), contract.ErrBakeFenced, nil)
 }
-
-// BakeDigestResult is contract.BakeDigestResult.
-type BakeDigestResult = contract.BakeDigestResult
 
 // BakeDigest computes the input digest of a bake: the spec's build-relevant fields,
 // the content of its source tree, files and template, and the resolved base image.
-func (a *Activities) BakeDigest(ctx context.Context, b spec.Bake) (BakeDigestResult, error) {
-	var out BakeDigestResult
+func (a *Activities) BakeDigest(ctx context.Context, b spec.Bake) (contract.BakeDigestResult, error) {
+	var out contract.BakeDigestResult
 	if err := a.fence(&b); err != nil {
 		return out, err
 	}
@@ -64,7 +61,7 @@ func (a *Activities) BakeDigest(ctx context.Context, b spec.Bake) (BakeDigestRes
 			return out, err
 		}
 		if err := base.Usable(); err != nil {
-			return out, temporal.NewNonRetryableApplicationError("base image: "+err.Error(), ErrBaseRevoked, nil)
+			return out, temporal.NewNonRetryableApplicationError("base image: "+err.Error(), contract.ErrBaseRevoked, nil)
 		}
 		out.BaseImageID = base.ID
 	}
@@ -87,7 +84,7 @@ func (a *Activities) BakeDigest(ctx context.Context, b spec.Bake) (BakeDigestRes
 			continue
 		}
 		if err := hashTree(h, root); err != nil {
-			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read bake inputs: %v", err), ErrTemplate, nil)
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read bake inputs: %v", err), contract.ErrTemplate, nil)
 		}
 	}
 	out.InputDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
@@ -155,58 +152,49 @@ func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.Im
 func notFoundIsPermanent(err error) error {
 	switch {
 	case errors.Is(err, catalog.ErrRevoked):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrImageRevoked, nil)
+		return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrImageRevoked, nil)
 	case errors.Is(err, catalog.ErrNotFound):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrImageNotFound, nil)
+		return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrImageNotFound, nil)
 	}
 	return err
 }
 
-// FindCachedInput is contract.FindCachedInput.
-type FindCachedInput = contract.FindCachedInput
-
-// FindCachedResult is contract.FindCachedResult.
-type FindCachedResult = contract.FindCachedResult
-
 // FindCached returns the image already built from these inputs, if any and usable.
-func (a *Activities) FindCached(ctx context.Context, in FindCachedInput) (FindCachedResult, error) {
+func (a *Activities) FindCached(ctx context.Context, in contract.FindCachedInput) (contract.FindCachedResult, error) {
 	img, err := a.Catalog.FindByInputDigest(ctx, in.Service, in.InputDigest)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return FindCachedResult{}, nil
+		return contract.FindCachedResult{}, nil
 	}
 	if err != nil {
-		return FindCachedResult{}, err
+		return contract.FindCachedResult{}, err
 	}
 	if img.Usable() != nil {
-		return FindCachedResult{}, nil // revoked: build again (with force the digest is the same, so the ID may be too)
+		return contract.FindCachedResult{}, nil // revoked: build again (with force the digest is the same, so the ID may be too)
 	}
-	return FindCachedResult{Found: true, Image: img}, nil
+	return contract.FindCachedResult{Found: true, Image: img}, nil
 }
 
 // BakeBuildInput is spec.BakeBuildInput.
 type BakeBuildInput = spec.BakeBuildInput
 
-// BakeBuildResult is contract.BakeBuildResult.
-type BakeBuildResult = contract.BakeBuildResult
-
 // BakeBuild builds the image into a directory of the bake run. A retried
 // attempt (say, after a worker crash) adopts a build that finished; two bakes
 // of the same inputs never share a directory.
-func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuildResult, error) {
+func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract.BakeBuildResult, error) {
 	b := in.Spec
 	if err := a.fence(&b); err != nil {
-		return BakeBuildResult{}, err
+		return contract.BakeBuildResult{}, err
 	}
 	outDir := buildDir(a.Home, b.Service, in.InputDigest, in.BuildID)
 	done := filepath.Join(outDir, "done.json")
-	var prev BakeBuildResult
+	var prev contract.BakeBuildResult
 	if readJSON(done, &prev) == nil {
 		prev.Adopted = true
 		activity.RecordHeartbeat(ctx, "adopted finished build "+prev.Image.ID)
 		return prev, nil
 	}
 	if err := os.RemoveAll(outDir); err != nil {
-		return BakeBuildResult{}, err
+		return contract.BakeBuildResult{}, err
 	}
 
 	// Heartbeat with the latest output line, on a ticker, so a silent step (a long
@@ -219,7 +207,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (BakeBuil
 		Service: b.Service, InputDigest: in.InputDigest, Parent: in.BaseImageID,
 		Builder: b.Builder, Entrypoint: b.Entrypoint, Labels: b.Labels,
 	}
-	var res BakeBuildResult
+	var res contract.BakeBuildResult
 	switch b.Builder {
 	case spec.BuilderLocal:
 		art, err := packerplugin.BuildAs(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say), a.BakeUser)
@@ -339,21 +327,18 @@ func localBuilderConfig(b spec.Bake, outDir, baseImageID string) map[string]any 
 func buildError(err error) error {
 	var te *bake.TemplateError
 	if errors.As(err, &te) {
-		return temporal.NewNonRetryableApplicationError("packer template: "+te.Message, ErrTemplate, nil)
+		return temporal.NewNonRetryableApplicationError("packer template: "+te.Message, contract.ErrTemplate, nil)
 	}
 	var ce *packerplugin.ConfigError
 	if errors.As(err, &ce) {
-		return temporal.NewNonRetryableApplicationError(ce.Error(), ErrTemplate, nil)
+		return temporal.NewNonRetryableApplicationError(ce.Error(), contract.ErrTemplate, nil)
 	}
 	return err
 }
 
-// TestImageInput is contract.TestImageInput.
-type TestImageInput = contract.TestImageInput
-
 // TestImage provisions one instance of the image, waits until it is healthy, runs
 // the checks against it and terminates it, whatever the outcome.
-func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err error) {
+func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) (err error) {
 	p := a.Provider
 	if a.Local != nil {
 		p = a.Local // a local image boots locally, whatever the rollouts' provider
@@ -382,42 +367,36 @@ func (a *Activities) TestImage(ctx context.Context, in TestImageInput) (err erro
 	}
 	if len(problems) > 0 {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("image %s did not become healthy within %s: %s",
-			in.Image.ID, in.Health.Timeout, strings.Join(problems, "; ")), ErrImageTest, nil)
+			in.Image.ID, in.Health.Timeout, strings.Join(problems, "; ")), contract.ErrImageTest, nil)
 	}
 	if err := a.runChecks(ctx, fleet.ID, 0, in.Checks); err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) {
-			return temporal.NewNonRetryableApplicationError("image "+in.Image.ID+" failed its test: "+app.Message(), ErrImageTest, nil)
+			return temporal.NewNonRetryableApplicationError("image "+in.Image.ID+" failed its test: "+app.Message(), contract.ErrImageTest, nil)
 		}
 		return err
 	}
 	return nil
 }
 
-// PublishImageInput is contract.PublishImageInput.
-type PublishImageInput = contract.PublishImageInput
-
 // PublishImage records the image in the catalog. Two bakes of the same inputs end
 // with one image: the catalog keeps the first and returns it to both.
-func (a *Activities) PublishImage(ctx context.Context, in PublishImageInput) (catalog.Image, error) {
+func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (catalog.Image, error) {
 	img := in.Image
 	if in.ArchivePath == "" {
 		return a.Catalog.Publish(ctx, img)
 	}
 	archive, err := os.ReadFile(in.ArchivePath)
 	if err != nil {
-		return img, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read built archive: %v (bake again with --force)", err), ErrTemplate, nil)
+		return img, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read built archive: %v (bake again with --force)", err), contract.ErrTemplate, nil)
 	}
 	img.Archive = ""
 	return a.Catalog.PublishArchive(ctx, archive, img)
 }
 
-// MoveChannelInput is contract.MoveChannelInput.
-type MoveChannelInput = contract.MoveChannelInput
-
 // MoveChannel points a channel at an image; a retry that finds it moved already
 // adds no second history entry.
-func (a *Activities) MoveChannel(ctx context.Context, in MoveChannelInput) (catalog.ChannelEntry, error) {
+func (a *Activities) MoveChannel(ctx context.Context, in contract.MoveChannelInput) (catalog.ChannelEntry, error) {
 	if cur, err := a.Catalog.Channel(ctx, in.Service, in.Channel); err == nil && cur.ImageID == in.ImageID {
 		return cur, nil
 	}

@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -22,7 +23,7 @@ func TestEachBakeRunBuildsInItsOwnDirectory(t *testing.T) {
 	a := &Activities{Home: t.TempDir()}
 	b := spec.Bake{Service: "web", Builder: spec.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./hello"}}
 	digest := "sha256:" + strings.Repeat("cd", 32)
-	build := func(run string) BakeBuildResult {
+	build := func(run string) contract.BakeBuildResult {
 		t.Helper()
 		var s testsuite.WorkflowTestSuite
 		env := s.NewTestActivityEnvironment()
@@ -31,7 +32,7 @@ func TestEachBakeRunBuildsInItsOwnDirectory(t *testing.T) {
 		if err != nil {
 			t.Fatalf("build of run %s: %v", run, err)
 		}
-		var res BakeBuildResult
+		var res contract.BakeBuildResult
 		if err := val.Get(&res); err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestEachBakeRunBuildsInItsOwnDirectory(t *testing.T) {
 	if filepath.Dir(first.ArchivePath) == filepath.Dir(second.ArchivePath) {
 		t.Fatalf("two runs built in one directory %s", filepath.Dir(first.ArchivePath))
 	}
-	for _, r := range []BakeBuildResult{first, second} {
+	for _, r := range []contract.BakeBuildResult{first, second} {
 		if _, err := os.Stat(r.ArchivePath); err != nil {
 			t.Fatalf("archive of a finished build is gone: %v", err)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -18,7 +19,7 @@ func (a *Activities) CheckSpec(ctx context.Context, r spec.Rollout) error {
 	err := r.CheckProvider(a.Provider.Name(), a.Provider.Capabilities())
 	var es spec.Errors
 	if errors.As(err, &es) {
-		return temporal.NewNonRetryableApplicationError(es.Error(), ErrInvalidSpec, nil, es)
+		return temporal.NewNonRetryableApplicationError(es.Error(), contract.ErrInvalidSpec, nil, es)
 	}
 	return err
 }

@@ -5,13 +5,13 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/imago/imago/internal/events"
+	"github.com/imago/imago/internal/contract"
 )
 
 // PublishEvent publishes one event of a rollout or bake (built by the workflow,
 // so a retry sends the same event ID). With no Events publisher it does nothing.
 // Workflows run it as a local activity at every phase change.
-func (a *Activities) PublishEvent(ctx context.Context, ev events.Event) error {
+func (a *Activities) PublishEvent(ctx context.Context, ev contract.Event) error {
 	if a.Events == nil {
 		return nil
 	}

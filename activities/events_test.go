@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"gocloud.dev/pubsub"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/events"
 )
 
@@ -27,7 +28,7 @@ func TestPublishEventSendsTheWorkflowsEvent(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	ev := events.New(events.TypeRolloutFinished, "default", "hello/prod", 9, time.Now(), events.Data{
+	ev := contract.NewEvent(contract.EventRolloutFinished, "default", "hello/prod", 9, time.Now(), contract.EventData{
 		Service: "hello", Environment: "prod", Phase: "succeeded", Outcome: "succeeded", WorkflowID: "rollout/prod/hello", RunID: "run-1",
 	})
 	_, err = env.ExecuteLocalActivity(a.PublishEvent, ev)
@@ -48,6 +49,6 @@ func TestPublishEventWithoutATopicDoesNothing(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	_, err := env.ExecuteLocalActivity(a.PublishEvent, events.Event{})
+	_, err := env.ExecuteLocalActivity(a.PublishEvent, contract.Event{})
 	require.NoError(t, err, "no Events publisher: nothing to publish, nothing to fail")
 }

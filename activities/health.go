@@ -16,25 +16,16 @@ import (
 	"github.com/imago/imago/internal/spec"
 )
 
-// WaitHealthyInput is contract.WaitHealthyInput.
-type WaitHealthyInput = contract.WaitHealthyInput
-
-// WaitHealthyResult is contract.WaitHealthyResult.
-type WaitHealthyResult = contract.WaitHealthyResult
-
-// HealthProgress is contract.HealthProgress.
-type HealthProgress = contract.HealthProgress
-
 // WaitHealthy probes every instance until all answer 2xx on Path; it fails
 // (non-retryable) when Timeout passes first, or at once when every instance
 // has exited (ErrInstancesExited: nothing would answer before the timeout). It heartbeats before the first
 // round (fixing the deadline a retried attempt resumes) and on a ticker while
 // probes are in flight, so a slow health endpoint is never taken for a dead
 // worker.
-func (a *Activities) WaitHealthy(ctx context.Context, in WaitHealthyInput) (WaitHealthyResult, error) {
-	prog := HealthProgress{Started: time.Now()}
+func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInput) (contract.WaitHealthyResult, error) {
+	prog := contract.HealthProgress{Started: time.Now()}
 	if activity.HasHeartbeatDetails(ctx) {
-		var prev HealthProgress
+		var prev contract.HealthProgress
 		if activity.GetHeartbeatDetails(ctx, &prev) == nil && !prev.Started.IsZero() {
 			prog.Started = prev.Started
 			prog.Total = prev.Total
@@ -51,14 +42,14 @@ func (a *Activities) WaitHealthy(ctx context.Context, in WaitHealthyInput) (Wait
 		hb.Set(prog)
 	})
 	if err != nil {
-		return WaitHealthyResult{}, err
+		return contract.WaitHealthyResult{}, err
 	}
 	if len(problems) > 0 {
 		msg := fmt.Sprintf("fleet %s not healthy within %s: %d of %d instances pass %s; %s",
 			in.FleetID, in.Timeout, prog.Healthy, prog.Total, in.Path, strings.Join(problems, "; "))
-		return WaitHealthyResult{}, temporal.NewNonRetryableApplicationError(msg, ErrHealthTimeout, nil)
+		return contract.WaitHealthyResult{}, temporal.NewNonRetryableApplicationError(msg, contract.ErrHealthTimeout, nil)
 	}
-	return WaitHealthyResult{Healthy: prog.Healthy, Took: time.Since(prog.Started).Round(time.Millisecond)}, nil
+	return contract.WaitHealthyResult{Healthy: prog.Healthy, Took: time.Since(prog.Started).Round(time.Millisecond)}, nil
 }
 
 // pollHealthy probes every instance of a fleet each interval until all pass path
@@ -131,7 +122,7 @@ func exitedError(fleet provider.Fleet) error {
 			fmt.Fprintf(&b, "; its log %s has nothing since it started", in.Log)
 		}
 	}
-	return temporal.NewNonRetryableApplicationError(b.String(), ErrInstancesExited, nil)
+	return temporal.NewNonRetryableApplicationError(b.String(), contract.ErrInstancesExited, nil)
 }
 
 // describeFrom describes a fleet without its first from instances (fleet order).
@@ -169,12 +160,9 @@ func (a *Activities) get(ctx context.Context, addr, path string) (int, string, e
 	return probe.Get(ctx, a.httpClient(), addr, path)
 }
 
-// RunChecksInput is contract.RunChecksInput.
-type RunChecksInput = contract.RunChecksInput
-
 // RunChecks runs each check against each instance; the first failure fails the
 // activity without retry, naming the check, the instance and what it answered.
-func (a *Activities) RunChecks(ctx context.Context, in RunChecksInput) error {
+func (a *Activities) RunChecks(ctx context.Context, in contract.RunChecksInput) error {
 	return a.runChecks(ctx, in.FleetID, in.From, in.Checks)
 }
 
@@ -199,7 +187,7 @@ func (a *Activities) runChecks(ctx context.Context, fleetID string, from int, ch
 				continue
 			}
 			msg := fmt.Sprintf("smoke check checks[%d] GET %s on instance %s (%s): %s", i, c.Path, inst.ID, inst.Address, why)
-			return temporal.NewNonRetryableApplicationError(msg, ErrCheckFailed, nil)
+			return temporal.NewNonRetryableApplicationError(msg, contract.ErrCheckFailed, nil)
 		}
 	}
 	return nil

@@ -9,12 +9,13 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
 // waitHealthy runs WaitHealthy on the fake provider's fleet and returns the
 // type and message of its failure.
-func waitHealthy(t *testing.T, f provider.Fleet, in WaitHealthyInput) (string, string) {
+func waitHealthy(t *testing.T, f provider.Fleet, in contract.WaitHealthyInput) (string, string) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
@@ -45,9 +46,9 @@ func TestWaitHealthyFailsAtOnceWhenEveryInstanceExited(t *testing.T) {
 		exitedInstance("fl-fake-2", "", ""),
 		exitedInstance("fl-fake-3", "signal: killed", "/home/logs/fl-fake/fl-fake-3.log"),
 	}
-	typ, msg := waitHealthy(t, f, WaitHealthyInput{Interval: time.Second, Timeout: time.Hour})
-	if typ != ErrInstancesExited {
-		t.Fatalf("failure type %s (%s), want %s", typ, msg, ErrInstancesExited)
+	typ, msg := waitHealthy(t, f, contract.WaitHealthyInput{Interval: time.Second, Timeout: time.Hour})
+	if typ != contract.ErrInstancesExited {
+		t.Fatalf("failure type %s (%s), want %s", typ, msg, contract.ErrInstancesExited)
 	}
 	for _, want := range []string{
 		"fleet fl-fake cannot become healthy: every instance has exited",
@@ -66,9 +67,9 @@ func TestWaitHealthyFailsAtOnceWhenEveryInstanceExited(t *testing.T) {
 func TestWaitHealthyFromFailsAtOnceWhenTheAddedInstancesExited(t *testing.T) {
 	f := fakeFleet()
 	f.Instances = append(f.Instances, exitedInstance("fl-fake-2", "exit status 1", ""))
-	typ, msg := waitHealthy(t, f, WaitHealthyInput{Interval: time.Second, Timeout: time.Hour, From: 1})
-	if typ != ErrInstancesExited || !strings.Contains(msg, "instance fl-fake-2 exited (exit status 1)") || strings.Contains(msg, "fl-fake-1") {
-		t.Fatalf("failure %s: %q, want %s naming fl-fake-2 only", typ, msg, ErrInstancesExited)
+	typ, msg := waitHealthy(t, f, contract.WaitHealthyInput{Interval: time.Second, Timeout: time.Hour, From: 1})
+	if typ != contract.ErrInstancesExited || !strings.Contains(msg, "instance fl-fake-2 exited (exit status 1)") || strings.Contains(msg, "fl-fake-1") {
+		t.Fatalf("failure %s: %q, want %s naming fl-fake-2 only", typ, msg, contract.ErrInstancesExited)
 	}
 }
 
@@ -77,8 +78,8 @@ func TestWaitHealthyFromFailsAtOnceWhenTheAddedInstancesExited(t *testing.T) {
 func TestWaitHealthyWaitsWhileSomeInstanceMayComeUp(t *testing.T) {
 	f := fakeFleet() // fl-fake-1 runs but refuses connections
 	f.Instances = append(f.Instances, exitedInstance("fl-fake-2", "exit status 1", ""))
-	typ, msg := waitHealthy(t, f, WaitHealthyInput{Interval: 50 * time.Millisecond, Timeout: 200 * time.Millisecond})
-	if typ != ErrHealthTimeout || !strings.Contains(msg, "fl-fake-2 is exited") {
-		t.Fatalf("failure %s: %q, want %s listing fl-fake-2 as exited", typ, msg, ErrHealthTimeout)
+	typ, msg := waitHealthy(t, f, contract.WaitHealthyInput{Interval: 50 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	if typ != contract.ErrHealthTimeout || !strings.Contains(msg, "fl-fake-2 is exited") {
+		t.Fatalf("failure %s: %q, want %s listing fl-fake-2 as exited", typ, msg, contract.ErrHealthTimeout)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
@@ -42,7 +43,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			env.RegisterActivity(a)
 			// All three probes in flight at once: probed one by one, the first never lets the next start.
 			return func() bool { return probes.inFlight.Load() == 3 },
-				run(env, a.WaitHealthy, WaitHealthyInput{FleetID: d.fleet.ID, Path: "/healthz", Interval: time.Second, Timeout: time.Minute})
+				run(env, a.WaitHealthy, contract.WaitHealthyInput{FleetID: d.fleet.ID, Path: "/healthz", Interval: time.Second, Timeout: time.Minute})
 		}},
 		{"Provision", func(t *testing.T, env *testsuite.TestActivityEnvironment, release chan struct{}) (func() bool, func() error) {
 			d := &fakeDriver{fleet: fakeFleet(), block: map[string]chan struct{}{"provision": release}}
@@ -54,13 +55,13 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			d := &fakeDriver{fleet: fakeFleet(), block: map[string]chan struct{}{"terminate": release}}
 			a := &Activities{Provider: provider.New("fake", d)}
 			env.RegisterActivity(a)
-			return d.blocked("terminate"), run(env, a.Terminate, TerminateInput{FleetID: d.fleet.ID})
+			return d.blocked("terminate"), run(env, a.Terminate, contract.TerminateInput{FleetID: d.fleet.ID})
 		}},
 		{"TerminateByToken", func(t *testing.T, env *testsuite.TestActivityEnvironment, release chan struct{}) (func() bool, func() error) {
 			d := &fakeDriver{fleet: fakeFleet(), block: map[string]chan struct{}{"list": release}}
 			a := &Activities{Provider: provider.New("fake", d)}
 			env.RegisterActivity(a)
-			return d.blocked("list"), run(env, a.TerminateByToken, TerminateByTokenInput{Token: d.fleet.Token, Service: "web", Environment: "test"})
+			return d.blocked("list"), run(env, a.TerminateByToken, contract.TerminateByTokenInput{Token: d.fleet.Token, Service: "web", Environment: "test"})
 		}},
 		{"TestImage", func(t *testing.T, env *testsuite.TestActivityEnvironment, release chan struct{}) (func() bool, func() error) {
 			healthy := &blockingServer{release: make(chan struct{})}
@@ -68,7 +69,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			d := &fakeDriver{fleet: healthy.fleet(t, 1), block: map[string]chan struct{}{"provision": release}}
 			a := &Activities{Provider: provider.New("fake", d)}
 			env.RegisterActivity(a)
-			return d.blocked("provision"), run(env, a.TestImage, TestImageInput{
+			return d.blocked("provision"), run(env, a.TestImage, contract.TestImageInput{
 				Image: catalog.Image{ID: "img-1", Service: "web"}, Token: "bake/run/test",
 				Health: spec.Health{Path: "/healthz", Interval: spec.Duration(time.Second), Timeout: spec.Duration(time.Minute)},
 			})

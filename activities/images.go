@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
 
 // Images is where the local provider finds images: the catalog, and the images a
@@ -26,7 +27,7 @@ func (s Images) Get(ctx context.Context, id string) (catalog.Image, error) {
 	}
 	matches, _ := filepath.Glob(filepath.Join(s.Home, "bakes", "*", "*", "done.json"))
 	for _, m := range matches {
-		var res BakeBuildResult
+		var res contract.BakeBuildResult
 		if readJSON(m, &res) == nil && res.Image.ID == id && res.ArchivePath != "" {
 			return res.Image, nil
 		}

@@ -29,12 +29,6 @@ func (a *Activities) RecordDeployment(ctx context.Context, d catalog.Deployment)
 	return rec, inventoryError(err)
 }
 
-// PreviousImageInput is contract.PreviousImageInput.
-type PreviousImageInput = contract.PreviousImageInput
-
-// PreviousImageResult is contract.PreviousImageResult.
-type PreviousImageResult = contract.PreviousImageResult
-
 // ErrNoPreviousImage is the error type of a PreviousImage that found nothing to
 // roll back to (or no live image to roll back from); retrying cannot help.
 const ErrNoPreviousImage = "NoPreviousImage"
@@ -43,21 +37,21 @@ const ErrNoPreviousImage = "NoPreviousImage"
 // decommissioned rolls out: the newest deployable image (deployed successfully,
 // not revoked, still in the catalog) of the service in the environment other
 // than the live one (catalog.Previous).
-func (a *Activities) PreviousImage(ctx context.Context, in PreviousImageInput) (PreviousImageResult, error) {
+func (a *Activities) PreviousImage(ctx context.Context, in contract.PreviousImageInput) (contract.PreviousImageResult, error) {
 	from, to, err := a.Catalog.Previous(ctx, in.Service, in.Environment)
 	if errors.Is(err, catalog.ErrNoPrevious) || errors.Is(err, catalog.ErrNotFound) {
-		return PreviousImageResult{From: from}, temporal.NewNonRetryableApplicationError(err.Error(), ErrNoPreviousImage, err)
+		return contract.PreviousImageResult{From: from}, temporal.NewNonRetryableApplicationError(err.Error(), ErrNoPreviousImage, err)
 	}
 	if err != nil {
-		return PreviousImageResult{}, inventoryError(err)
+		return contract.PreviousImageResult{}, inventoryError(err)
 	}
-	return PreviousImageResult{ImageID: to, From: from}, nil
+	return contract.PreviousImageResult{ImageID: to, From: from}, nil
 }
 
 // inventoryError makes refused input non-retryable; storage errors retry.
 func inventoryError(err error) error {
 	if err != nil && errors.Is(err, catalog.ErrInvalidDeployment) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidDeployment, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidDeployment, err)
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
 
 func TestRecordDeploymentAndPreviousImage(t *testing.T) {
@@ -29,20 +30,20 @@ func TestRecordDeploymentAndPreviousImage(t *testing.T) {
 	env.RegisterActivity(a)
 
 	// previous returns the image PreviousImage rolls back to, or the type of its error.
-	previous := func() (PreviousImageResult, string) {
+	previous := func() (contract.PreviousImageResult, string) {
 		t.Helper()
-		val, err := env.ExecuteActivity(a.PreviousImage, PreviousImageInput{Service: "hello", Environment: "prod"})
+		val, err := env.ExecuteActivity(a.PreviousImage, contract.PreviousImageInput{Service: "hello", Environment: "prod"})
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {
 			if !appErr.NonRetryable() {
 				t.Errorf("PreviousImage error %v is retryable", err)
 			}
-			return PreviousImageResult{}, appErr.Type()
+			return contract.PreviousImageResult{}, appErr.Type()
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res PreviousImageResult
+		var res contract.PreviousImageResult
 		if err := val.Get(&res); err != nil {
 			t.Fatal(err)
 		}
@@ -78,25 +79,25 @@ func TestRecordDeploymentAndPreviousImage(t *testing.T) {
 	}
 	recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v2", RunID: "run-2", Outcome: catalog.OutcomeSucceeded})
 	recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v3", RunID: "run-3", Outcome: catalog.OutcomeSucceeded})
-	if res, _ := previous(); res != (PreviousImageResult{ImageID: "img-v2", From: "img-v3"}) {
+	if res, _ := previous(); res != (contract.PreviousImageResult{ImageID: "img-v2", From: "img-v3"}) {
 		t.Errorf("PreviousImage (live v3) = %+v, want img-v2 from img-v3", res)
 	}
 	// A rollback to v1 makes v1 live: v3 is then the previous one.
 	recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v1", RunID: "run-4", Action: catalog.ActionRollback, Outcome: catalog.OutcomeSucceeded})
-	if res, _ := previous(); res != (PreviousImageResult{ImageID: "img-v3", From: "img-v1"}) {
+	if res, _ := previous(); res != (contract.PreviousImageResult{ImageID: "img-v3", From: "img-v1"}) {
 		t.Errorf("PreviousImage (live v1) = %+v, want img-v3 from img-v1", res)
 	}
 	recordOne(catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v3", RunID: "run-5", Outcome: catalog.OutcomeSucceeded})
 	if _, err := cat.Revoke(ctx, "img-v2", catalog.RevokeOptions{Reason: "CVE"}); err != nil {
 		t.Fatal(err)
 	}
-	if res, _ := previous(); res != (PreviousImageResult{ImageID: "img-v1", From: "img-v3"}) {
+	if res, _ := previous(); res != (contract.PreviousImageResult{ImageID: "img-v1", From: "img-v3"}) {
 		t.Errorf("PreviousImage (live v3) after revoking v2 = %+v, want img-v1: a revoked image is skipped", res)
 	}
 
 	_, err = env.ExecuteActivity(a.RecordDeployment, catalog.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v1", Outcome: "fine"})
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrInvalidDeployment || !appErr.NonRetryable() {
-		t.Errorf("bad outcome = %v, want a non-retryable %s", err, ErrInvalidDeployment)
+	if !errors.As(err, &appErr) || appErr.Type() != contract.ErrInvalidDeployment || !appErr.NonRetryable() {
+		t.Errorf("bad outcome = %v, want a non-retryable %s", err, contract.ErrInvalidDeployment)
 	}
 }

@@ -16,12 +16,9 @@ import (
 	"github.com/imago/imago/internal/contract"
 )
 
-// LiveImagesInput is contract.LiveImagesInput.
-type LiveImagesInput = contract.LiveImagesInput
-
 // LiveImages returns, per environment, the image its last successful rollout
 // left serving ("" when none did).
-func (a *Activities) LiveImages(ctx context.Context, in LiveImagesInput) (map[string]string, error) {
+func (a *Activities) LiveImages(ctx context.Context, in contract.LiveImagesInput) (map[string]string, error) {
 	out := map[string]string{}
 	for _, env := range in.Environments {
 		d, err := a.Catalog.Live(ctx, in.Service, env)
@@ -37,18 +34,12 @@ func (a *Activities) LiveImages(ctx context.Context, in LiveImagesInput) (map[st
 	return out, nil
 }
 
-// StartDependentsInput is contract.StartDependentsInput.
-type StartDependentsInput = contract.StartDependentsInput
-
-// StartDependentsResult is contract.StartDependentsResult.
-type StartDependentsResult = contract.StartDependentsResult
-
 // StartDependents triggers every imago schedule whose pipeline opted in to
 // changes of this base channel (onBaseChange), so images built on the old base
 // are rebuilt and rolled out. A paused schedule stays paused. Triggering twice is
 // harmless: the pipeline finds its inputs unchanged and skips.
-func (a *Activities) StartDependents(ctx context.Context, in StartDependentsInput) (StartDependentsResult, error) {
-	var out StartDependentsResult
+func (a *Activities) StartDependents(ctx context.Context, in contract.StartDependentsInput) (contract.StartDependentsResult, error) {
+	var out contract.StartDependentsResult
 	if a.Temporal == nil {
 		return out, nil
 	}
@@ -64,7 +55,7 @@ func (a *Activities) StartDependents(ctx context.Context, in StartDependentsInpu
 		if err != nil {
 			return out, fmt.Errorf("list schedules: %w", err)
 		}
-		if Keyword(e.SearchAttributes, WatchBaseAttr) != base {
+		if Keyword(e.SearchAttributes, contract.WatchBaseAttr) != base {
 			continue
 		}
 		ids = append(ids, e.ID)

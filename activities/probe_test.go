@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
 )
@@ -35,11 +36,11 @@ func TestWaitHealthyProbesEveryInstanceAndNamesEachProblem(t *testing.T) {
 	env := s.NewTestActivityEnvironment()
 	a := &Activities{Provider: provider.New("fake", &fakeDriver{fleet: f})}
 	env.RegisterActivity(a)
-	val, err := env.ExecuteActivity(a.WaitHealthy, WaitHealthyInput{FleetID: f.ID, Path: "/healthz", Interval: 50 * time.Millisecond, Timeout: time.Minute})
+	val, err := env.ExecuteActivity(a.WaitHealthy, contract.WaitHealthyInput{FleetID: f.ID, Path: "/healthz", Interval: 50 * time.Millisecond, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res WaitHealthyResult
+	var res contract.WaitHealthyResult
 	if err := val.Get(&res); err != nil || res.Healthy != len(f.Instances) {
 		t.Fatalf("all healthy: %+v %v", res, err)
 	}
@@ -47,10 +48,10 @@ func TestWaitHealthyProbesEveryInstanceAndNamesEachProblem(t *testing.T) {
 	f.Instances = append(f.Instances,
 		provider.Instance{ID: "fl-p-zz", Address: down, State: provider.InstanceRunning},
 		exitedInstance("fl-p-yy", "exit status 1", ""))
-	typ, msg := waitHealthy(t, f, WaitHealthyInput{Interval: 50 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	typ, msg := waitHealthy(t, f, contract.WaitHealthyInput{Interval: 50 * time.Millisecond, Timeout: 200 * time.Millisecond})
 	want := fmt.Sprintf("fleet fl-p not healthy within 200ms: %d of %d instances pass /healthz; fl-p-yy is exited; fl-p-zz: /healthz answered 503",
 		probe.MaxConcurrent+8, probe.MaxConcurrent+10)
-	if typ != ErrHealthTimeout || !strings.HasPrefix(msg, want+" (type: ") {
+	if typ != contract.ErrHealthTimeout || !strings.HasPrefix(msg, want+" (type: ") {
 		t.Fatalf("failure %s: %q, want %q", typ, msg, want)
 	}
 }
@@ -64,8 +65,8 @@ func TestTrafficGuardNeedsOneHealthyInstancePerWeightedFleet(t *testing.T) {
 	a := &Activities{Provider: provider.New("fake", &fakeDriver{fleet: fakeFleet()})}
 	env.RegisterActivity(a)
 	key := provider.RouteKey{Service: "web", Environment: "test"}
-	route := func(backends ...provider.Backend) SetRouteInput {
-		return SetRouteInput{Key: key, HealthPath: "/healthz", Route: provider.Route{Listen: "127.0.0.1:8080", Backends: backends}}
+	route := func(backends ...provider.Backend) contract.SetRouteInput {
+		return contract.SetRouteInput{Key: key, HealthPath: "/healthz", Route: provider.Route{Listen: "127.0.0.1:8080", Backends: backends}}
 	}
 	if _, err := env.ExecuteActivity(a.SetRoute, route(
 		provider.Backend{FleetID: "fl-a", Weight: 100, Targets: []string{"127.0.0.1:1", down, ok}},
@@ -79,7 +80,7 @@ func TestTrafficGuardNeedsOneHealthyInstancePerWeightedFleet(t *testing.T) {
 	))
 	var ae *temporal.ApplicationError
 	want := "traffic guard: refusing to send 10% of test/web to fleet fl-b: none of its 2 instances passes /healthz; the current route stays"
-	if !errors.As(err, &ae) || ae.Type() != ErrTrafficGuard || !ae.NonRetryable() || !strings.Contains(ae.Error(), want) {
-		t.Fatalf("a fleet without a healthy instance: %v, want %s %q", err, ErrTrafficGuard, want)
+	if !errors.As(err, &ae) || ae.Type() != contract.ErrTrafficGuard || !ae.NonRetryable() || !strings.Contains(ae.Error(), want) {
+		t.Fatalf("a fleet without a healthy instance: %v, want %s %q", err, contract.ErrTrafficGuard, want)
 	}
 }

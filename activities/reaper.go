@@ -13,20 +13,11 @@ import (
 	"github.com/imago/imago/internal/provider"
 )
 
-// FindOrphansInput is contract.FindOrphansInput.
-type FindOrphansInput = contract.FindOrphansInput
-
-// Orphan is contract.Orphan.
-type Orphan = contract.Orphan
-
-// FindOrphansResult is contract.FindOrphansResult.
-type FindOrphansResult = contract.FindOrphansResult
-
 // FindOrphans lists the provider's fleets and returns those that leaked: a
 // rollout that died before it could clean up, a fleet made by hand. It never
 // terminates anything.
-func (a *Activities) FindOrphans(ctx context.Context, in FindOrphansInput) (FindOrphansResult, error) {
-	out := FindOrphansResult{Provider: a.Provider.Name()}
+func (a *Activities) FindOrphans(ctx context.Context, in contract.FindOrphansInput) (contract.FindOrphansResult, error) {
+	out := contract.FindOrphansResult{Provider: a.Provider.Name()}
 	fleets, err := a.Provider.ListFleets(ctx, provider.Filter{})
 	if err != nil {
 		return out, providerError(err)
@@ -62,7 +53,7 @@ func (a *Activities) FindOrphans(ctx context.Context, in FindOrphansInput) (Find
 		case now.Sub(f.Created) < in.Grace:
 			out.Young++
 		default:
-			out.Orphans = append(out.Orphans, Orphan{FleetID: f.ID, Service: f.Service, Environment: f.Environment,
+			out.Orphans = append(out.Orphans, contract.Orphan{FleetID: f.ID, Service: f.Service, Environment: f.Environment,
 				ImageID: f.ImageID, Instances: len(f.Instances), Created: f.Created})
 		}
 	}
@@ -77,7 +68,7 @@ func (a *Activities) busyKeys(ctx context.Context) (map[provider.RouteKey]bool, 
 	busy := map[provider.RouteKey]bool{}
 	if a.Temporal == nil {
 		return nil, temporal.NewNonRetryableApplicationError(
-			"the reaper needs a Temporal client to see running rollouts; run it on imago-worker", ErrProvider, nil)
+			"the reaper needs a Temporal client to see running rollouts; run it on imago-worker", contract.ErrProvider, nil)
 	}
 	var token []byte
 	for {
@@ -89,9 +80,9 @@ func (a *Activities) busyKeys(ctx context.Context) (map[provider.RouteKey]bool, 
 		}
 		for _, info := range resp.Executions {
 			sa := info.GetSearchAttributes()
-			key := provider.RouteKey{Service: Keyword(sa, ServiceAttr)}
+			key := provider.RouteKey{Service: Keyword(sa, contract.ServiceAttr)}
 			if info.GetType().GetName() == "Rollout" {
-				key.Environment = Keyword(sa, EnvironmentAttr)
+				key.Environment = Keyword(sa, contract.EnvironmentAttr)
 			}
 			busy[key] = true
 		}

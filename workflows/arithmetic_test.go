@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 )
 
 func TestPlanWavesCapsTheWavesAtMaxWaves(t *testing.T) {
@@ -101,7 +101,7 @@ func TestWaveCountsOfWholeRollouts(t *testing.T) {
 }
 
 func TestSplitGivesTheNewFleetItsWeightAndSharesTheRest(t *testing.T) {
-	type fs = activities.FleetShare
+	type fs = contract.FleetShare
 	for _, c := range []struct {
 		name string
 		prev []fs

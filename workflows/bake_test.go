@@ -40,9 +40,9 @@ func (s *bakeSuite) SetupTest() {
 	s.env.RegisterActivity(&activities.Activities{})
 	s.env.OnActivity(s.a.CheckSpec, mock.Anything, mock.Anything).Return(nil).Maybe()
 	s.built, s.tested, s.published, s.moved = false, false, false, nil
-	s.env.OnActivity(s.a.BakeDigest, mock.Anything, mock.Anything).Return(activities.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
+	s.env.OnActivity(s.a.BakeDigest, mock.Anything, mock.Anything).Return(contract.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
 	s.env.OnActivity(s.a.MoveChannel, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.MoveChannelInput) (catalog.ChannelEntry, error) {
+		func(_ context.Context, in contract.MoveChannelInput) (catalog.ChannelEntry, error) {
 			s.moved = append(s.moved, in.Channel+"="+in.ImageID)
 			return catalog.ChannelEntry{Service: in.Service, Channel: in.Channel, ImageID: in.ImageID}, nil
 		}).Maybe()
@@ -55,19 +55,19 @@ func bakeSpec() spec.Bake {
 
 func (s *bakeSuite) cache(found bool) {
 	s.env.OnActivity(s.a.FindCached, mock.Anything, mock.Anything).Return(
-		activities.FindCachedResult{Found: found, Image: catalog.Image{ID: "img-cached00000"}}, nil)
+		contract.FindCachedResult{Found: found, Image: catalog.Image{ID: "img-cached00000"}}, nil)
 }
 
 func (s *bakeSuite) builds(err error) {
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.BakeBuildInput) (activities.BakeBuildResult, error) {
+		func(_ context.Context, in activities.BakeBuildInput) (contract.BakeBuildResult, error) {
 			s.built = true
-			return activities.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello", InputDigest: in.InputDigest}, ArchivePath: "/x.tar.gz"}, err
+			return contract.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello", InputDigest: in.InputDigest}, ArchivePath: "/x.tar.gz"}, err
 		})
 }
 
 func (s *bakeSuite) testsPass(err error) {
-	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(context.Context, activities.TestImageInput) error {
+	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(context.Context, contract.TestImageInput) error {
 		s.tested = true
 		return err
 	})
@@ -75,7 +75,7 @@ func (s *bakeSuite) testsPass(err error) {
 
 func (s *bakeSuite) publishes() {
 	s.env.OnActivity(s.a.PublishImage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.PublishImageInput) (catalog.Image, error) {
+		func(_ context.Context, in contract.PublishImageInput) (catalog.Image, error) {
 			s.published = true
 			return in.Image, nil
 		})
@@ -129,7 +129,7 @@ func (s *bakeSuite) TestForceBuildsEvenWhenCached() {
 func (s *bakeSuite) TestFailedImageTestPublishesNothing() {
 	s.cache(false)
 	s.builds(nil)
-	s.testsPass(temporal.NewNonRetryableApplicationError(`image img-new000000000 failed its test: want a body containing "v2"`, activities.ErrImageTest, nil))
+	s.testsPass(temporal.NewNonRetryableApplicationError(`image img-new000000000 failed its test: want a body containing "v2"`, contract.ErrImageTest, nil))
 	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
 	msg := s.failure()
 	s.Contains(msg, "bake of hello failed while testing the image")
@@ -140,7 +140,7 @@ func (s *bakeSuite) TestFailedImageTestPublishesNothing() {
 
 func (s *bakeSuite) TestTemplateErrorFailsWithPackersMessage() {
 	s.cache(false)
-	s.builds(temporal.NewNonRetryableApplicationError(`packer template: Error: Unsupported block type "sauce"`, activities.ErrTemplate, nil))
+	s.builds(temporal.NewNonRetryableApplicationError(`packer template: Error: Unsupported block type "sauce"`, contract.ErrTemplate, nil))
 	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
 	s.Contains(s.failure(), `Unsupported block type "sauce"`)
 	s.False(s.published)
@@ -163,18 +163,18 @@ func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
 // image reference the rollout resolves.
 func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
+		func(_ context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
 			if resolved != nil {
 				*resolved = in.Ref
 			}
-			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+			return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
 			return newFleet(req), nil
 		})
-	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 3}, nil)
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
@@ -228,12 +228,12 @@ func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 	var build, run string
 	var queues []string
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.BakeBuildInput) (activities.BakeBuildResult, error) {
+		func(ctx context.Context, in activities.BakeBuildInput) (contract.BakeBuildResult, error) {
 			build, run = in.BuildID, activity.GetInfo(ctx).WorkflowExecution.RunID
 			queues = append(queues, activity.GetInfo(ctx).TaskQueue)
-			return activities.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
+			return contract.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
 		})
-	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.TestImageInput) error {
+	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ contract.TestImageInput) error {
 		queues = append(queues, activity.GetInfo(ctx).TaskQueue)
 		return nil
 	})

@@ -15,7 +15,6 @@ import (
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -47,7 +46,7 @@ func (s *rolloutSuite) TestCancelDuringACanaryRoutesBackAndRecordsCanceled() {
 	s.Require().Len(s.deployments, 1)
 	s.Equal(catalog.OutcomeCanceled, s.deployments[0].Outcome)
 	last := (*got)[len(*got)-1]
-	s.Equal(events.TypeRolloutFinished, last.Type)
+	s.Equal(contract.EventRolloutFinished, last.Type)
 	s.Equal("canceled", last.Data.Outcome)
 }
 
@@ -56,14 +55,14 @@ func (s *rolloutSuite) TestCancelDuringACanaryRoutesBackAndRecordsCanceled() {
 func (s *bakeSuite) TestCancelWhileBuildingPublishesNothing() {
 	s.cache(false)
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, _ activities.BakeBuildInput) (activities.BakeBuildResult, error) {
+		func(ctx context.Context, _ activities.BakeBuildInput) (contract.BakeBuildResult, error) {
 			s.built = true
 			s.env.CancelWorkflow() // while the build runs
 			<-ctx.Done()           // a long build; the cancel reaches it through its heartbeat
-			return activities.BakeBuildResult{}, ctx.Err()
+			return contract.BakeBuildResult{}, ctx.Err()
 		})
 	var outcome string
-	s.env.OnActivity(s.a.PublishEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, ev events.Event) error {
+	s.env.OnActivity(s.a.PublishEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, ev contract.Event) error {
 		outcome = ev.Data.Outcome
 		return nil
 	})
@@ -93,19 +92,19 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 	s.live(map[string]string{})
 	// The staging rollout (the real workflow) with its activities mocked.
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
-			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+		func(_ context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
+			return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(oldRoute, nil)
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
 			return newFleet(req), nil
 		})
-	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 2}, nil)
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 2}, nil)
 	const outage = 10 * time.Minute
 	var cancelled time.Time
-	var routes [][]activities.FleetShare
-	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SetRouteInput) error {
+	var routes [][]contract.FleetShare
+	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(func(_ context.Context, in contract.SetRouteInput) error {
 		if !cancelled.IsZero() && s.env.Now().Before(cancelled.Add(outage)) {
 			return errors.New("provider API unavailable")
 		}
@@ -114,7 +113,7 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 	})
 	var tornDown []string
 	s.env.OnActivity(s.a.TerminateByToken, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.TerminateByTokenInput) ([]string, error) {
+		func(context.Context, contract.TerminateByTokenInput) ([]string, error) {
 			tornDown = append(tornDown, "fl-new")
 			return tornDown, nil
 		})
@@ -150,11 +149,11 @@ func TestCancelledReaperStopsTerminating(t *testing.T) {
 	env := ts.NewTestWorkflowEnvironment()
 	var a *activities.Activities
 	env.RegisterActivity(&activities.Activities{})
-	env.OnActivity(a.FindOrphans, mock.Anything, mock.Anything).Return(activities.FindOrphansResult{Orphans: []activities.Orphan{
+	env.OnActivity(a.FindOrphans, mock.Anything, mock.Anything).Return(contract.FindOrphansResult{Orphans: []contract.Orphan{
 		{FleetID: "fl-1"}, {FleetID: "fl-2"}, {FleetID: "fl-3"},
 	}}, nil)
 	var asked []string
-	env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.TerminateInput) error {
+	env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(func(ctx context.Context, in contract.TerminateInput) error {
 		asked = append(asked, in.FleetID)
 		env.CancelWorkflow() // while the first fleet drains
 		<-ctx.Done()

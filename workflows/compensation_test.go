@@ -77,7 +77,7 @@ func (s *rolloutSuite) TestUndoOutlastsAProviderOutage() {
 		}
 		return nil
 	}
-	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SetRouteInput) error {
+	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(func(_ context.Context, in contract.SetRouteInput) error {
 		if err := unavailable(); err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func (s *rolloutSuite) TestUndoOutlastsAProviderOutage() {
 		return activities.AnalysisResult{Phase: activities.AnalysisFailed, Message: "errorRate 0.31 > max 0.05"}, nil
 	})
 	s.env.OnActivity(s.a.TerminateByToken, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TerminateByTokenInput) ([]string, error) {
+		func(_ context.Context, in contract.TerminateByTokenInput) ([]string, error) {
 			if err := unavailable(); err != nil {
 				return nil, err
 			}

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/provider"
@@ -19,9 +18,9 @@ import (
 
 // publishedEvents records the events the workflow publishes; fail makes the first
 // n publish attempts fail.
-func (s *rolloutSuite) publishedEvents(fail int) *[]events.Event {
-	var got []events.Event
-	s.env.OnActivity(s.a.PublishEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, ev events.Event) error {
+func (s *rolloutSuite) publishedEvents(fail int) *[]contract.Event {
+	var got []contract.Event
+	s.env.OnActivity(s.a.PublishEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, ev contract.Event) error {
 		if fail > 0 {
 			fail--
 			return errors.New("topic unreachable")
@@ -32,7 +31,7 @@ func (s *rolloutSuite) publishedEvents(fail int) *[]events.Event {
 	return &got
 }
 
-func phasesOf(evs []events.Event) []string {
+func phasesOf(evs []contract.Event) []string {
 	var out []string
 	for _, ev := range evs {
 		out = append(out, ev.Type+" "+string(ev.Data.Phase))
@@ -82,15 +81,15 @@ func (s *rolloutSuite) TestEveryPhaseChangeAndTheOutcomeArePublished() {
 
 func (s *rolloutSuite) TestAFailedRolloutPublishesItsReason() {
 	s.routeIs(oldRoute)
-	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{},
-		temporal.NewNonRetryableApplicationError("2 of 3 instances pass /healthz", activities.ErrHealthTimeout, nil))
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{},
+		temporal.NewNonRetryableApplicationError("2 of 3 instances pass /healthz", contract.ErrHealthTimeout, nil))
 	got := s.publishedEvents(0)
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
 	msg := s.failure()
 	last := (*got)[len(*got)-1]
-	s.Equal(events.TypeRolloutFinished, last.Type)
+	s.Equal(contract.EventRolloutFinished, last.Type)
 	s.Equal("failed", last.Data.Outcome)
 	s.Equal(msg, last.Data.Error)
 }
@@ -137,8 +136,8 @@ func (s *rolloutSuite) TestAnUnreachableTopicDoesNotFailTheRollout() {
 }
 
 func (s *bakeSuite) TestBakePhasesAndOutcomeArePublished() {
-	var got []events.Event
-	s.env.OnActivity(s.a.PublishEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, ev events.Event) error {
+	var got []contract.Event
+	s.env.OnActivity(s.a.PublishEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, ev contract.Event) error {
 		got = append(got, ev)
 		return nil
 	})
@@ -166,8 +165,8 @@ func (s *bakeSuite) TestBakePhasesAndOutcomeArePublished() {
 }
 
 func (s *bakeSuite) TestACachedBakePublishesCached() {
-	var got []events.Event
-	s.env.OnActivity(s.a.PublishEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, ev events.Event) error {
+	var got []contract.Event
+	s.env.OnActivity(s.a.PublishEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, ev contract.Event) error {
 		got = append(got, ev)
 		return nil
 	})
@@ -185,9 +184,9 @@ func (s *bakeSuite) TestACachedBakePublishesCached() {
 func (s *rolloutSuite) TestATopicThatIsDownCostsAPhaseAtMostFiveSeconds() {
 	var resolvedAt time.Time
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
+		func(_ context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
 			resolvedAt = s.env.Now()
-			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+			return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
 	s.provisions()
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)

@@ -116,7 +116,7 @@ func (s *rolloutSuite) TestCanaryWalksItsWeightsThenCutsOver() {
 	s.Equal(activities.AnalysisSuccessful, an.Phase)
 	s.Equal("errorRate of fleet fl-new met max 0.05 in 2 of 3 measurements (1 inconclusive)", an.Message)
 	s.Equal("fl-new", an.FleetID)
-	s.Equal(activities.AnalysisSource{Provider: "router", Metric: "errorRate", Condition: "max 0.05", OnNoData: "inconclusive",
+	s.Equal(contract.AnalysisSource{Provider: "router", Metric: "errorRate", Condition: "max 0.05", OnNoData: "inconclusive",
 		Source: "router: the fleet's share of imago_router_requests_total and imago_router_errors_total, each interval"}, an.AnalysisSource)
 	s.Equal(&contract.AnalysisCounts{Successful: 2, Inconclusive: 1, NoData: 1}, an.Counts)
 	s.Require().Len(an.Measurements, 3)
@@ -234,9 +234,9 @@ func (s *rolloutSuite) TestAbortDuringACanaryPauseRestoresTheOldFleet() {
 func (s *rolloutSuite) TestAbortWhileWaitingHealthyStopsAtOnce() {
 	s.routeIs(oldRoute)
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, _ activities.WaitHealthyInput) (activities.WaitHealthyResult, error) {
+		func(ctx context.Context, _ contract.WaitHealthyInput) (contract.WaitHealthyResult, error) {
 			<-ctx.Done() // a slow fleet; only cancellation ends the wait
-			return activities.WaitHealthyResult{}, ctx.Err()
+			return contract.WaitHealthyResult{}, ctx.Err()
 		})
 	var rejected error
 	s.decide(time.Second, contract.UpdateAbort, &rejected)
@@ -308,7 +308,7 @@ func (s *rolloutSuite) TestTrafficGuardRefusalLeavesTheOldRoute() {
 	s.routeIs(oldRoute)
 	s.healthy()
 	s.checksPass()
-	s.recordRoutes(temporal.NewNonRetryableApplicationError("traffic guard: refusing to send 100% of dev/hello to fleet fl-new: none of its 3 instances passes /healthz", activities.ErrTrafficGuard, nil))
+	s.recordRoutes(temporal.NewNonRetryableApplicationError("traffic guard: refusing to send 100% of dev/hello to fleet fl-new: none of its 3 instances passes /healthz", contract.ErrTrafficGuard, nil))
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 	s.Equal(ErrRolloutFailed, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "traffic guard: refusing to send 100%")
@@ -326,19 +326,19 @@ func (s *rolloutSuite) rolling(oldSize int) (resizes *[]string, from *[]int) {
 	s.routeIs(old)
 	resizes, from = new([]string), new([]int)
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.WaitHealthyInput) (activities.WaitHealthyResult, error) {
+		func(_ context.Context, in contract.WaitHealthyInput) (contract.WaitHealthyResult, error) {
 			*from = append(*from, in.From)
-			return activities.WaitHealthyResult{Healthy: 1}, nil
+			return contract.WaitHealthyResult{Healthy: 1}, nil
 		})
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.RunChecksInput) error {
+		func(_ context.Context, in contract.RunChecksInput) error {
 			*from = append(*from, in.From)
 			return nil
 		})
 	s.env.OnActivity(s.a.ScaleFleet, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ResizeInput) (activities.ResizeResult, error) {
+		func(_ context.Context, in contract.ResizeInput) (contract.ResizeResult, error) {
 			*resizes = append(*resizes, fmt.Sprintf("%s=%d", in.FleetID, in.Size))
-			return activities.ResizeResult{FleetID: in.FleetID, Instances: in.Size}, nil
+			return contract.ResizeResult{FleetID: in.FleetID, Instances: in.Size}, nil
 		})
 	return resizes, from
 }
@@ -359,7 +359,7 @@ func (s *rolloutSuite) TestRollingReplacesTheOldFleetWaveByWave() {
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: rollingSpec(4, "50%")})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]int{50, 100}, newWeights(s.routes))
-	s.Equal([]activities.FleetShare{{FleetID: "fl-new", Weight: 50}, {FleetID: "fl-old", Weight: 50, Instances: 2}}, s.shares[0],
+	s.Equal([]contract.FleetShare{{FleetID: "fl-new", Weight: 50}, {FleetID: "fl-old", Weight: 50, Instances: 2}}, s.shares[0],
 		"the old fleet keeps the share that still takes traffic, by count")
 	s.Equal([]string{"fl-old=2", "fl-new=4"}, *resizes)
 	s.Equal([]int{0, 0, 2, 2}, *from, "each wave probes and checks only the instances it added")
@@ -426,7 +426,7 @@ func (s *rolloutSuite) TestRollingThatFailsVerificationRevertsToTheWholeOldFleet
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Equal(ErrRolledBack, s.errType())
 	last := len(s.shares) - 1
-	s.Equal([]activities.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[last-1], "the last wave took all traffic")
+	s.Equal([]contract.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[last-1], "the last wave took all traffic")
 	s.Equal(oldShares, s.shares[last], "then the route went back to the whole old fleet")
 	s.Equal("fl-old=10", (*resizes)[len(*resizes)-1], "grown back before the route")
 	s.Equal([]string{"fl-new"}, s.terminated)

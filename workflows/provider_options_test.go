@@ -34,7 +34,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 		}
 	}
 	capture := func(env *testsuite.TestWorkflowEnvironment, into *[]terminateOptions) {
-		env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.TerminateInput) error {
+		env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ contract.TerminateInput) error {
 			info := activity.GetInfo(ctx)
 			*into = append(*into, terminateOptions{info.StartToCloseTimeout, info.HeartbeatTimeout})
 			return nil
@@ -47,8 +47,8 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 		env.RegisterActivity(&activities.Activities{})
 		env.OnActivity(a.CheckSpec, mock.Anything, mock.Anything).Return(nil)
 		env.OnActivity(a.ResolveImage, mock.Anything, mock.Anything).Return(
-			func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
-				return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+			func(_ context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
+				return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 			})
 		env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(oldRoute, nil)
 		var health *provider.HealthCheck
@@ -56,7 +56,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 			health = req.Health
 			return newFleet(req), nil
 		})
-		env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
+		env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 3}, nil)
 		env.OnActivity(a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 		env.OnActivity(a.SetRoute, mock.Anything, mock.Anything).Return(nil)
 		env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil).Maybe()
@@ -76,7 +76,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 		env := ts.NewTestWorkflowEnvironment()
 		env.RegisterActivity(&activities.Activities{})
 		env.OnActivity(a.FindOrphans, mock.Anything, mock.Anything).Return(
-			activities.FindOrphansResult{Provider: "aws", Orphans: []activities.Orphan{{FleetID: "imago-000000000001"}}}, nil)
+			contract.FindOrphansResult{Provider: "aws", Orphans: []contract.Orphan{{FleetID: "imago-000000000001"}}}, nil)
 		var got []terminateOptions
 		capture(env, &got)
 		env.ExecuteWorkflow(Reaper, contract.ReaperInput{Apply: true})

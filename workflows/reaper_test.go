@@ -19,23 +19,23 @@ import (
 // refuses to terminate. The real sweep runs in internal/app.
 func TestReaperWithMockedActivities(t *testing.T) {
 	var a *activities.Activities
-	found := activities.FindOrphansResult{Provider: "local", Routed: 2, Young: 1, Checked: 5,
-		Orphans: []activities.Orphan{{FleetID: "fl-a"}, {FleetID: "fl-b"}}}
+	found := contract.FindOrphansResult{Provider: "local", Routed: 2, Young: 1, Checked: 5,
+		Orphans: []contract.Orphan{{FleetID: "fl-a"}, {FleetID: "fl-b"}}}
 	run := func(in contract.ReaperInput) (contract.ReaperResult, []string, time.Duration) {
 		var ts testsuite.WorkflowTestSuite
 		env := ts.NewTestWorkflowEnvironment()
 		env.RegisterActivity(&activities.Activities{})
 		var grace time.Duration
 		env.OnActivity(a.FindOrphans, mock.Anything, mock.Anything).Return(
-			func(_ context.Context, q activities.FindOrphansInput) (activities.FindOrphansResult, error) {
+			func(_ context.Context, q contract.FindOrphansInput) (contract.FindOrphansResult, error) {
 				grace = q.Grace
 				return found, nil
 			})
 		var terminated []string
-		env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.TerminateInput) error {
+		env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(func(_ context.Context, in contract.TerminateInput) error {
 			terminated = append(terminated, in.FleetID)
 			if in.FleetID == "fl-b" {
-				return temporal.NewNonRetryableApplicationError("fleet fl-b receives traffic", activities.ErrProvider, nil)
+				return temporal.NewNonRetryableApplicationError("fleet fl-b receives traffic", contract.ErrProvider, nil)
 			}
 			return nil
 		}).Maybe()

@@ -36,7 +36,7 @@ type rolloutSuite struct {
 	terminatedAt time.Time
 	provisioned  map[string]string // token → fleet: what a provider made, for TerminateByToken
 	routes       []provider.Route
-	shares       [][]activities.FleetShare
+	shares       [][]contract.FleetShare
 	routedAt     time.Time
 	deployments  []catalog.Deployment
 }
@@ -49,13 +49,13 @@ func (s *rolloutSuite) SetupTest() {
 	s.env.OnActivity(s.a.CheckSpec, mock.Anything, mock.Anything).Return(nil).Maybe()
 	s.terminated, s.routes, s.shares, s.deployments, s.provisioned = nil, nil, nil, nil, map[string]string{}
 	s.env.OnActivity(s.a.Terminate, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TerminateInput) error {
+		func(_ context.Context, in contract.TerminateInput) error {
 			s.terminated = append(s.terminated, in.FleetID)
 			s.terminatedAt = s.env.Now()
 			return nil
 		}).Maybe()
 	s.env.OnActivity(s.a.TerminateByToken, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TerminateByTokenInput) ([]string, error) {
+		func(_ context.Context, in contract.TerminateByTokenInput) ([]string, error) {
 			id, ok := s.provisioned[in.Token]
 			if !ok {
 				return nil, nil
@@ -74,8 +74,8 @@ func (s *rolloutSuite) SetupTest() {
 
 func (s *rolloutSuite) imageResolves() {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ResolveImageInput) (activities.ResolveImageResult, error) {
-			return activities.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+		func(_ context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
+			return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
 }
 
@@ -113,7 +113,7 @@ func testSpec() spec.Rollout {
 var oldRoute = provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}
 
 // oldShares is oldRoute as SetRoute is asked for it: fl-old with all its instances.
-var oldShares = []activities.FleetShare{{FleetID: "fl-old", Weight: 100}}
+var oldShares = []contract.FleetShare{{FleetID: "fl-old", Weight: 100}}
 
 // routeIs sets the route the rollout finds, with an image that resolves and a
 // fleet that provisions: the start every test but the image ones shares.
@@ -125,7 +125,7 @@ func (s *rolloutSuite) routeIs(r provider.Route) {
 
 func (s *rolloutSuite) recordRoutes(err error) {
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.SetRouteInput) error {
+		func(_ context.Context, in contract.SetRouteInput) error {
 			r := provider.Route{Listen: in.Route.Listen}
 			for _, sh := range in.Shares {
 				r.Backends = append(r.Backends, provider.Backend{FleetID: sh.FleetID, Weight: sh.Weight})
@@ -137,7 +137,7 @@ func (s *rolloutSuite) recordRoutes(err error) {
 }
 
 func (s *rolloutSuite) healthy() {
-	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 3}, nil)
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 3}, nil)
 }
 
 func (s *rolloutSuite) checksPass() {
@@ -176,7 +176,7 @@ func (s *rolloutSuite) TestFirstRolloutRoutesAllTrafficToTheNewFleet() {
 	s.Equal(contract.RolloutResult{ImageID: "img-000000000002", FleetID: "fl-new", Instances: 3}, res)
 	s.Require().Len(s.routes, 1)
 	s.Equal("127.0.0.1:9080", s.routes[0].Listen)
-	s.Equal([]activities.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[0], "every instance of the new fleet, by reference")
+	s.Equal([]contract.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[0], "every instance of the new fleet, by reference")
 	s.Empty(s.terminated)
 	s.Equal(contract.PhaseSucceeded, s.progress().Phase)
 }
@@ -202,8 +202,8 @@ func (s *rolloutSuite) TestSecondRolloutSoaksThenDecommissionsTheOldFleet() {
 
 func (s *rolloutSuite) TestHealthTimeoutTearsDownTheNewFleetAndKeepsTheOldRoute() {
 	s.routeIs(oldRoute)
-	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{},
-		temporal.NewNonRetryableApplicationError("fleet fl-new not healthy within 1m0s: 2 of 3 instances pass /healthz", activities.ErrHealthTimeout, nil))
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{},
+		temporal.NewNonRetryableApplicationError("fleet fl-new not healthy within 1m0s: 2 of 3 instances pass /healthz", contract.ErrHealthTimeout, nil))
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
@@ -222,7 +222,7 @@ func (s *rolloutSuite) TestFailedSmokeCheckTearsDownTheNewFleet() {
 	s.routeIs(oldRoute)
 	s.healthy()
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(
-		temporal.NewNonRetryableApplicationError(`smoke check checks[0] GET / on instance fl-new-0: want a body containing "v2", got "v1"`, activities.ErrCheckFailed, nil))
+		temporal.NewNonRetryableApplicationError(`smoke check checks[0] GET / on instance fl-new-0: want a body containing "v2", got "v1"`, contract.ErrCheckFailed, nil))
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
@@ -237,7 +237,7 @@ func (s *rolloutSuite) TestCutoverFailureRestoresThePreviousRouteThenTearsDown()
 	s.routeIs(oldRoute)
 	s.healthy()
 	s.checksPass()
-	s.recordRoutes(temporal.NewNonRetryableApplicationError("router did not apply generation 7 within 10s", activities.ErrProvider, nil))
+	s.recordRoutes(temporal.NewNonRetryableApplicationError("router did not apply generation 7 within 10s", contract.ErrProvider, nil))
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
@@ -252,8 +252,8 @@ func (s *rolloutSuite) TestCutoverFailureRestoresThePreviousRouteThenTearsDown()
 }
 
 func (s *rolloutSuite) TestUnknownImageFailsBeforeAnythingIsProvisioned() {
-	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(activities.ResolveImageResult{},
-		temporal.NewNonRetryableApplicationError("image img-000000000002: not found in the catalog", activities.ErrImageNotFound, nil))
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(contract.ResolveImageResult{},
+		temporal.NewNonRetryableApplicationError("image img-000000000002: not found in the catalog", contract.ErrImageNotFound, nil))
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
@@ -264,7 +264,7 @@ func (s *rolloutSuite) TestUnknownImageFailsBeforeAnythingIsProvisioned() {
 }
 
 func (s *rolloutSuite) TestImageOfAnotherServiceIsRefused() {
-	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(activities.ResolveImageResult{ImageID: "img-000000000002", Service: "billing"}, nil)
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(contract.ResolveImageResult{ImageID: "img-000000000002", Service: "billing"}, nil)
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
 
@@ -302,8 +302,8 @@ func (s *rolloutSuite) TestRollbackRollsOutThePreviousImageItFinds() {
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(nil)
-	s.env.OnActivity(s.a.PreviousImage, mock.Anything, activities.PreviousImageInput{Service: "hello", Environment: "dev"}).
-		Return(activities.PreviousImageResult{ImageID: "img-000000000001", From: "img-000000000003"}, nil).Once()
+	s.env.OnActivity(s.a.PreviousImage, mock.Anything, contract.PreviousImageInput{Service: "hello", Environment: "dev"}).
+		Return(contract.PreviousImageResult{ImageID: "img-000000000001", From: "img-000000000003"}, nil).Once()
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: catalog.ActionRollback})
 
@@ -323,7 +323,7 @@ func (s *rolloutSuite) TestRollbackRollsOutThePreviousImageItFinds() {
 
 // A rollback with nothing to roll back to fails before anything is made.
 func (s *rolloutSuite) TestRollbackWithoutAPreviousImageFailsBeforeProvisioning() {
-	s.env.OnActivity(s.a.PreviousImage, mock.Anything, mock.Anything).Return(activities.PreviousImageResult{},
+	s.env.OnActivity(s.a.PreviousImage, mock.Anything, mock.Anything).Return(contract.PreviousImageResult{},
 		temporal.NewNonRetryableApplicationError("no previous deployable image of hello in dev (live: img-000000000002)", activities.ErrNoPreviousImage, nil))
 
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: catalog.ActionRollback})

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
@@ -149,7 +148,7 @@ func TestOpenAPISchemasMatchTheScheduleAndPipelineTypes(t *testing.T) {
 		"ScheduleChanged": ScheduleChanged{}, "ScheduleLinks": ScheduleLinks{},
 		"StartedPipeline": StartedPipeline{}, "PipelineRun": pipelines.Run{}, "PipelineProgress": contract.PipelineProgress{},
 		"StageStatus": contract.StageStatus{}, "PipelineDecision": contract.Decision{},
-		"ReaperResult": contract.ReaperResult{}, "ReaperFindings": activities.FindOrphansResult{}, "Orphan": activities.Orphan{},
+		"ReaperResult": contract.ReaperResult{}, "ReaperFindings": contract.FindOrphansResult{}, "Orphan": contract.Orphan{},
 		"ReaperStarted": ReaperStarted{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]

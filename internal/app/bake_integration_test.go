@@ -116,11 +116,11 @@ func TestBakeAdoptsABuildThatFinishedBeforeACrash(t *testing.T) {
 	aenv.RegisterActivity(e.deps.Activities)
 	val, err := aenv.ExecuteActivity(e.deps.Activities.BakeDigest, b)
 	require.NoError(t, err)
-	var dig activities.BakeDigestResult
+	var dig contract.BakeDigestResult
 	require.NoError(t, val.Get(&dig))
 	val, err = aenv.ExecuteActivity(e.deps.Activities.BakeBuild, activities.BakeBuildInput{Spec: b, InputDigest: dig.InputDigest})
 	require.NoError(t, err)
-	var crashed activities.BakeBuildResult
+	var crashed contract.BakeBuildResult
 	require.NoError(t, val.Get(&crashed))
 	archive, err := os.Stat(crashed.ArchivePath)
 	require.NoError(t, err)

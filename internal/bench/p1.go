@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -128,7 +128,7 @@ type bare struct {
 func (b *bare) rollout(ctx context.Context, r spec.Rollout) error {
 	a := b.im.Deps.Activities
 	b.n++
-	img, err := a.ResolveImage(ctx, activities.ResolveImageInput{Service: r.Service, Ref: r.Image})
+	img, err := a.ResolveImage(ctx, contract.ResolveImageInput{Service: r.Service, Ref: r.Image})
 	if err != nil {
 		return err
 	}
@@ -146,16 +146,16 @@ func (b *bare) rollout(ctx context.Context, r spec.Rollout) error {
 	if err := WaitHealthy(ctx, b.im.Deps.Provider, b.hc, fleet.ID, r.Health.Path, r.Health.Interval.D(), r.Health.Timeout.D()); err != nil {
 		return err
 	}
-	if err := a.RunChecks(ctx, activities.RunChecksInput{FleetID: fleet.ID, Checks: r.Checks}); err != nil {
+	if err := a.RunChecks(ctx, contract.RunChecksInput{FleetID: fleet.ID, Checks: r.Checks}); err != nil {
 		return err
 	}
 	route := provider.Route{Listen: b.listen, Backends: []provider.Backend{{FleetID: fleet.ID, Weight: 100, Targets: fleet.Addresses()}}}
-	if err := a.SetRoute(ctx, activities.SetRouteInput{Key: b.key, Route: route, HealthPath: r.Health.Path}); err != nil {
+	if err := a.SetRoute(ctx, contract.SetRouteInput{Key: b.key, Route: route, HealthPath: r.Health.Path}); err != nil {
 		return err
 	}
 	for _, id := range prev.FleetIDs() {
 		if id != fleet.ID {
-			if err := a.Terminate(ctx, activities.TerminateInput{FleetID: id}); err != nil {
+			if err := a.Terminate(ctx, contract.TerminateInput{FleetID: id}); err != nil {
 				return err
 			}
 		}

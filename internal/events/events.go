@@ -35,40 +35,10 @@ import (
 // DefaultURL is where events go when IMAGO_EVENTS_URL is unset: an in-process topic.
 const DefaultURL = "mem://imago-events"
 
-// CloudEvents constants of imago's events (contract).
-const (
-	SpecVersion     = contract.EventSpecVersion
-	DataContentType = contract.EventDataContentType
-)
-
-// Event types (contract.Event*).
-const (
-	TypeRolloutPhase     = contract.EventRolloutPhase
-	TypeRolloutFinished  = contract.EventRolloutFinished
-	TypeBakePhase        = contract.EventBakePhase
-	TypeBakeFinished     = contract.EventBakeFinished
-	TypePipelinePhase    = contract.EventPipelinePhase
-	TypePipelineFinished = contract.EventPipelineFinished
-)
-
-// Event and its Data are built by the workflows (contract.Event, contract.NewEvent).
-type (
-	Event = contract.Event
-	Data  = contract.EventData
-)
-
-// New makes an event of one workflow run (contract.NewEvent).
-func New(typ, namespace, subject string, seq int, t time.Time, data Data) Event {
-	return contract.NewEvent(typ, namespace, subject, seq, t, data)
-}
-
-// Source is the CloudEvents source of a workflow's events (contract.EventSource).
-func Source(namespace, workflowID string) string { return contract.EventSource(namespace, workflowID) }
-
 // cloudEvent is ev as a CloudEvents SDK event, which marshals it in structured
 // JSON mode and validates it against the spec. Problems setting an attribute
 // (a source that is no URI reference) come back from its Validate.
-func cloudEvent(ev Event) cloudevents.Event {
+func cloudEvent(ev contract.Event) cloudevents.Event {
 	ce := cloudevents.New(ev.SpecVersion)
 	ce.SetID(ev.ID)
 	ce.SetSource(ev.Source)
@@ -79,7 +49,7 @@ func cloudEvent(ev Event) cloudevents.Event {
 	if !ev.Time.IsZero() {
 		ce.SetTime(ev.Time)
 	}
-	if ev.DataContentType == DataContentType {
+	if ev.DataContentType == contract.EventDataContentType {
 		if err := ce.SetData(ev.DataContentType, ev.Data); err != nil {
 			ce.FieldErrors = map[string]error{"data": err}
 		}
@@ -91,16 +61,16 @@ func cloudEvent(ev Event) cloudevents.Event {
 
 // Validate reports what makes ev an invalid CloudEvent (the SDK's validation),
 // or not one of imago's (spec version 1.0, a time, JSON data), or nil.
-func Validate(ev Event) error {
+func Validate(ev contract.Event) error {
 	var errs []error
-	if ev.SpecVersion != SpecVersion {
-		errs = append(errs, fmt.Errorf("specversion %q, want %q", ev.SpecVersion, SpecVersion))
+	if ev.SpecVersion != contract.EventSpecVersion {
+		errs = append(errs, fmt.Errorf("specversion %q, want %q", ev.SpecVersion, contract.EventSpecVersion))
 	}
 	if ev.Time.IsZero() {
 		errs = append(errs, errors.New("time is unset"))
 	}
-	if ev.DataContentType != DataContentType {
-		errs = append(errs, fmt.Errorf("datacontenttype %q, want %q", ev.DataContentType, DataContentType))
+	if ev.DataContentType != contract.EventDataContentType {
+		errs = append(errs, fmt.Errorf("datacontenttype %q, want %q", ev.DataContentType, contract.EventDataContentType))
 	}
 	if err := cloudEvent(ev).Validate(); err != nil {
 		errs = append(errs, errors.New(strings.TrimSpace(err.Error())))
@@ -110,12 +80,12 @@ func Validate(ev Event) error {
 
 // Decode parses a message body (structured JSON mode, read by the CloudEvents
 // SDK) into an event and validates it.
-func Decode(body []byte) (Event, error) {
+func Decode(body []byte) (contract.Event, error) {
 	var ce cloudevents.Event
 	if err := json.Unmarshal(body, &ce); err != nil {
-		return Event{}, fmt.Errorf("not a JSON event: %w", err)
+		return contract.Event{}, fmt.Errorf("not a JSON event: %w", err)
 	}
-	ev := Event{
+	ev := contract.Event{
 		SpecVersion:     ce.SpecVersion(),
 		ID:              ce.ID(),
 		Source:          ce.Source(),
@@ -201,7 +171,7 @@ func drain(rawURL string) {
 func (p *Publisher) URL() string { return p.url }
 
 // Publish sends one event and returns once the topic accepted it.
-func (p *Publisher) Publish(ctx context.Context, ev Event) error {
+func (p *Publisher) Publish(ctx context.Context, ev contract.Event) error {
 	if err := Validate(ev); err != nil {
 		return fmt.Errorf("event %s: %w", ev.ID, err)
 	}

@@ -10,13 +10,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/pubsub"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/events"
 )
 
-func sampleEvent(seq int) events.Event {
-	return events.New(events.TypeRolloutPhase, "default", "hello/dev", seq,
+func sampleEvent(seq int) contract.Event {
+	return contract.NewEvent(contract.EventRolloutPhase, "default", "hello/dev", seq,
 		time.Date(2026, 3, 1, 12, 0, 0, 0, time.FixedZone("CET", 3600)),
-		events.Data{Service: "hello", Environment: "dev", Image: "img-3f2a1c9d0b7e", Phase: "provisioning",
+		contract.EventData{Service: "hello", Environment: "dev", Image: "img-3f2a1c9d0b7e", Phase: "provisioning",
 			Message: "provisioning 3 instances of img-3f2a1c9d0b7e", WorkflowID: "rollout/dev/hello", RunID: "0193d1f2-run"})
 }
 

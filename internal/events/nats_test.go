@@ -129,8 +129,8 @@ func TestRolloutPhasesArriveOnNATS(t *testing.T) {
 	var res contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res))
 
-	var got []events.Event
-	for len(got) == 0 || got[len(got)-1].Type != events.TypeRolloutFinished {
+	var got []contract.Event
+	for len(got) == 0 || got[len(got)-1].Type != contract.EventRolloutFinished {
 		m, err := sub.Receive(ctx)
 		require.NoError(t, err, "waiting for the finished event; got %d events", len(got))
 		m.Ack()

@@ -214,7 +214,7 @@ func liveAnalysis(pending []*workflowpb.PendingActivityInfo, dc converter.DataCo
 		return
 	}
 	for _, pa := range pending {
-		if pa.GetActivityType().GetName() != activities.RunAnalysisActivity || len(pa.GetHeartbeatDetails().GetPayloads()) == 0 {
+		if pa.GetActivityType().GetName() != contract.ActivityRunAnalysis || len(pa.GetHeartbeatDetails().GetPayloads()) == 0 {
 			continue
 		}
 		var prog activities.AnalysisProgress

@@ -146,7 +146,7 @@ func Create(ctx context.Context, c client.Client, o CreateOptions) error {
 		if svc == "" {
 			svc = p.Bake.Service
 		}
-		attrs = append(attrs, activities.WatchBaseAttr.ValueSet(svc+"/"+base.Channel))
+		attrs = append(attrs, contract.WatchBaseAttr.ValueSet(svc+"/"+base.Channel))
 	}
 	by := o.StartedBy
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
@@ -278,7 +278,7 @@ func List(ctx context.Context, c client.Client) ([]Schedule, error) {
 		}
 		s := Schedule{Name: e.ID, Spec: specString(e.Spec), Paused: e.Paused, Note: e.Note, NextRuns: e.NextActionTimes}
 		s.Service = activities.Keyword(e.SearchAttributes, contract.ServiceAttr)
-		s.WatchBase = activities.Keyword(e.SearchAttributes, activities.WatchBaseAttr)
+		s.WatchBase = activities.Keyword(e.SearchAttributes, contract.WatchBaseAttr)
 		for _, a := range e.RecentActions {
 			s.Recent = append(s.Recent, action(a))
 		}
@@ -314,7 +314,7 @@ func Describe(ctx context.Context, c client.Client, name string) (Schedule, erro
 		s.Overlap = overlapName(d.Schedule.Policy.Overlap)
 	}
 	s.Service = activities.Keyword(d.SearchAttributes, contract.ServiceAttr)
-	s.WatchBase = activities.Keyword(d.SearchAttributes, activities.WatchBaseAttr)
+	s.WatchBase = activities.Keyword(d.SearchAttributes, contract.WatchBaseAttr)
 	for i := len(d.Info.RecentActions) - 1; i >= 0; i-- { // newest first
 		a := action(d.Info.RecentActions[i])
 		a.Status, a.Outcome = outcome(ctx, c, a.WorkflowID, a.RunID)

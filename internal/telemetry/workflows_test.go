@@ -14,6 +14,7 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
@@ -42,8 +43,8 @@ func metricsEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, string) {
 func TestACachedBakeCountsAsCached(t *testing.T) {
 	env, addr := metricsEnv(t)
 	var a *activities.Activities
-	env.OnActivity(a.BakeDigest, mock.Anything, mock.Anything).Return(activities.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
-	env.OnActivity(a.FindCached, mock.Anything, mock.Anything).Return(activities.FindCachedResult{Found: true, Image: catalog.Image{ID: "img-cached00000"}}, nil)
+	env.OnActivity(a.BakeDigest, mock.Anything, mock.Anything).Return(contract.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
+	env.OnActivity(a.FindCached, mock.Anything, mock.Anything).Return(contract.FindCachedResult{Found: true, Image: catalog.Image{ID: "img-cached00000"}}, nil)
 	env.OnActivity(a.MoveChannel, mock.Anything, mock.Anything).Return(catalog.ChannelEntry{}, nil)
 
 	env.ExecuteWorkflow(workflows.Bake, workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Channel: "latest"}})
@@ -58,10 +59,10 @@ func TestACachedBakeCountsAsCached(t *testing.T) {
 func rolloutMocks(env *testsuite.TestWorkflowEnvironment) {
 	var a *activities.Activities
 	env.OnActivity(a.CheckSpec, mock.Anything, mock.Anything).Return(nil).Maybe()
-	env.OnActivity(a.ResolveImage, mock.Anything, mock.Anything).Return(activities.ResolveImageResult{ImageID: "img-000000000002", Service: "hello"}, nil)
+	env.OnActivity(a.ResolveImage, mock.Anything, mock.Anything).Return(contract.ResolveImageResult{ImageID: "img-000000000002", Service: "hello"}, nil)
 	env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}, nil)
 	env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(provider.Fleet{ID: "fl-new", Instances: []provider.Instance{{ID: "fl-new-0", Address: "127.0.0.1:3000"}}}, nil)
-	env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(activities.WaitHealthyResult{Healthy: 1}, nil)
+	env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 1}, nil)
 	env.OnActivity(a.RunChecks, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.SetRoute, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.RunAnalysis, mock.Anything, mock.Anything).Return(activities.AnalysisResult{Phase: "Failed", Message: "errorRate 0.3 > 0.05"}, nil).Maybe()
