@@ -284,7 +284,7 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 		switch {
 		case p.RollbackFrom != "":
 			fmt.Fprintf(tw, "Rollback:\tfrom %s to %s (the previous deployable image)\n", p.RollbackFrom, p.ImageID)
-		case p.Action == catalog.ActionRollback:
+		case p.Action == contract.ActionRollback:
 			fmt.Fprintf(tw, "Rollback:\tto %s\n", p.ImageID)
 		}
 		fmt.Fprintf(tw, "Strategy:\t%s\n", p.Strategy)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
 
 // serviceStatus is what `imago status -o json` prints.
@@ -139,7 +140,7 @@ func printStatus(cmd *cobra.Command, st serviceStatus, history int) error {
 			continue
 		}
 		rollout := dash(d.RolloutID)
-		if d.Action == catalog.ActionRollback {
+		if d.Action == contract.ActionRollback {
 			rollout += " (rollback)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", es.Environment, d.ImageID, when(d.Since()), rollout, dash(d.RunID), dash(d.StartedBy), dash(d.Strategy))
@@ -186,9 +187,9 @@ func serving(live catalog.Deployment) string {
 func lastAttempt(last, live catalog.Deployment) string {
 	action, prep := last.Action, "of"
 	if action == "" {
-		action = catalog.ActionRollout
+		action = contract.ActionRollout
 	}
-	if action == catalog.ActionRollback {
+	if action == contract.ActionRollback {
 		prep = "to"
 	}
 	img := last.ImageID
@@ -197,11 +198,11 @@ func lastAttempt(last, live catalog.Deployment) string {
 	}
 	did := last.Outcome
 	switch last.Outcome {
-	case catalog.OutcomeRolledBack:
+	case contract.OutcomeRolledBack:
 		did = "was rolled back"
-	case catalog.OutcomeAborted:
+	case contract.OutcomeAborted:
 		did = "was aborted"
-	case catalog.OutcomeCanceled:
+	case contract.OutcomeCanceled:
 		did = "was canceled"
 	}
 	out := fmt.Sprintf("the last %s%s, %s %s, %s at %s", action, runOf(last), prep, img, did, when(last.Since()))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
 
 // seedInventory records deployments of hello to dev and prod in the catalog
@@ -31,10 +32,10 @@ func seedInventory(t *testing.T) {
 	}
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for i, d := range []catalog.Deployment{
-		{Environment: "prod", ImageID: "img-v1", RunID: "run-1", StartedBy: "alice", Strategy: "blueGreen", Outcome: catalog.OutcomeSucceeded},
-		{Environment: "prod", ImageID: "img-v2", RunID: "run-2", StartedBy: "bob", Strategy: "canary", Outcome: catalog.OutcomeSucceeded},
-		{Environment: "prod", ImageID: "img-v3", RunID: "run-3", StartedBy: "carol", Strategy: "canary", Outcome: catalog.OutcomeFailed, Reason: "health timeout after 60s"},
-		{Environment: "dev", ImageID: "img-v3", RunID: "run-4", StartedBy: "carol", Strategy: "blueGreen", Outcome: catalog.OutcomeSucceeded},
+		{Environment: "prod", ImageID: "img-v1", RunID: "run-1", StartedBy: "alice", Strategy: "blueGreen", Outcome: contract.OutcomeSucceeded},
+		{Environment: "prod", ImageID: "img-v2", RunID: "run-2", StartedBy: "bob", Strategy: "canary", Outcome: contract.OutcomeSucceeded},
+		{Environment: "prod", ImageID: "img-v3", RunID: "run-3", StartedBy: "carol", Strategy: "canary", Outcome: contract.OutcomeFailed, Reason: "health timeout after 60s"},
+		{Environment: "dev", ImageID: "img-v3", RunID: "run-4", StartedBy: "carol", Strategy: "blueGreen", Outcome: contract.OutcomeSucceeded},
 	} {
 		d.Service = "hello"
 		d.RolloutID = "rollout/" + d.Environment + "/hello"
@@ -83,7 +84,7 @@ func TestStatusSaysWhatServesApartFromARolledBackReRolloutOfIt(t *testing.T) {
 	started := time.Date(2026, 3, 1, 18, 0, 0, 0, time.UTC)
 	_, err = cat.RecordDeployment(ctx, catalog.Deployment{
 		Service: "hello", Environment: "dev", ImageID: "img-v3", RolloutID: "rollout/dev/hello", RunID: "run-5",
-		StartedBy: "dave", Strategy: "canary", Outcome: catalog.OutcomeRolledBack, Reason: "rolled back by dave: latency regression",
+		StartedBy: "dave", Strategy: "canary", Outcome: contract.OutcomeRolledBack, Reason: "rolled back by dave: latency regression",
 		Started: started, Finished: started.Add(10 * time.Minute),
 	})
 	require.NoError(t, err)
@@ -122,7 +123,7 @@ func TestStatusJSON(t *testing.T) {
 	assert.Equal(t, "img-v1", prod.Live.Previous)
 	assert.Equal(t, time.Date(2026, 3, 1, 13, 10, 0, 0, time.UTC), prod.Live.Finished)
 	require.NotNil(t, prod.Last)
-	assert.Equal(t, catalog.OutcomeFailed, prod.Last.Outcome)
+	assert.Equal(t, contract.OutcomeFailed, prod.Last.Outcome)
 	require.Len(t, prod.History, 3)
 	assert.Equal(t, []int64{3, 2, 1}, []int64{prod.History[0].Seq, prod.History[1].Seq, prod.History[2].Seq})
 	for _, key := range []string{`"imageId": "img-v2"`, `"rolloutId": "rollout/prod/hello"`, `"startedBy": "bob"`, `"strategy": "canary"`, `"outcome": "succeeded"`, `"action": "rollout"`} {

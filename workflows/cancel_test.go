@@ -44,7 +44,7 @@ func (s *rolloutSuite) TestCancelDuringACanaryRoutesBackAndRecordsCanceled() {
 	s.Equal([]string{"fl-new"}, s.terminated)
 	s.Equal(contract.PhaseCanceled, s.progress().Phase)
 	s.Require().Len(s.deployments, 1)
-	s.Equal(catalog.OutcomeCanceled, s.deployments[0].Outcome)
+	s.Equal(contract.OutcomeCanceled, s.deployments[0].Outcome)
 	last := (*got)[len(*got)-1]
 	s.Equal(contract.EventRolloutFinished, last.Type)
 	s.Equal("canceled", last.Data.Outcome)

@@ -305,19 +305,19 @@ func (s *rolloutSuite) TestRollbackRollsOutThePreviousImageItFinds() {
 	s.env.OnActivity(s.a.PreviousImage, mock.Anything, contract.PreviousImageInput{Service: "hello", Environment: "dev"}).
 		Return(contract.PreviousImageResult{ImageID: "img-000000000001", From: "img-000000000003"}, nil).Once()
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: catalog.ActionRollback})
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: contract.ActionRollback})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal("img-000000000001", res.ImageID)
 	p := s.progress()
-	s.Equal(catalog.ActionRollback, p.Action)
+	s.Equal(contract.ActionRollback, p.Action)
 	s.Equal("img-000000000003", p.RollbackFrom)
 	s.Equal("img-000000000001", p.ImageID)
 	s.Require().NotEmpty(s.deployments)
 	last := s.deployments[len(s.deployments)-1]
-	s.Equal(catalog.ActionRollback, last.Action)
+	s.Equal(contract.ActionRollback, last.Action)
 	s.Equal("img-000000000001", last.ImageID)
 }
 
@@ -326,7 +326,7 @@ func (s *rolloutSuite) TestRollbackWithoutAPreviousImageFailsBeforeProvisioning(
 	s.env.OnActivity(s.a.PreviousImage, mock.Anything, mock.Anything).Return(contract.PreviousImageResult{},
 		temporal.NewNonRetryableApplicationError("no previous deployable image of hello in dev (live: img-000000000002)", activities.ErrNoPreviousImage, nil))
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: catalog.ActionRollback})
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: contract.ActionRollback})
 
 	msg := s.failure()
 	s.Contains(msg, "finding the previous deployable image")

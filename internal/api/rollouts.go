@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/imago/imago/internal/api/tokens"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -222,7 +221,7 @@ func (s *Server) decide(decision string) func(w http.ResponseWriter, r *http.Req
 			w.Header().Set("Location", links.Self)
 			return writeJSON(w, http.StatusCreated, StartedRollout{
 				WorkflowID: run.GetID(), RunID: run.GetRunID(), Service: service, Environment: env,
-				Image: back.Image, Strategy: back.Strategy.Type, StartedBy: by, Action: catalog.ActionRollback, Links: links,
+				Image: back.Image, Strategy: back.Strategy.Type, StartedBy: by, Action: contract.ActionRollback, Links: links,
 			})
 		}
 		if err := rollouts.Decide(ctx, s.cfg.Client, service, env, decision, by, req.Reason); err != nil {

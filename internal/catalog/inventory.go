@@ -34,22 +34,6 @@ import (
 // Retrying such a call cannot succeed.
 var ErrInvalidDeployment = errors.New("invalid deployment")
 
-// Deployment actions (contract.Action*).
-const (
-	ActionRollout  = contract.ActionRollout
-	ActionRollback = contract.ActionRollback
-)
-
-// Deployment outcomes: the contract's typed Outcome, in the inventory's form
-// ("rolled-back"; see contract.Outcome).
-const (
-	OutcomeSucceeded  = contract.OutcomeSucceeded
-	OutcomeFailed     = contract.OutcomeFailed
-	OutcomeAborted    = contract.OutcomeAborted
-	OutcomeRolledBack = contract.OutcomeRolledBack
-	OutcomeCanceled   = contract.OutcomeCanceled
-)
-
 // Deployment is one finished rollout or rollback (contract.Deployment).
 type Deployment = contract.Deployment
 
@@ -101,16 +85,16 @@ func checkDeployment(d *Deployment) error {
 	}
 	switch d.Action {
 	case "":
-		d.Action = ActionRollout
-	case ActionRollout, ActionRollback:
+		d.Action = contract.ActionRollout
+	case contract.ActionRollout, contract.ActionRollback:
 	default:
-		return fmt.Errorf("%w: action %q: want %s or %s", ErrInvalidDeployment, d.Action, ActionRollout, ActionRollback)
+		return fmt.Errorf("%w: action %q: want %s or %s", ErrInvalidDeployment, d.Action, contract.ActionRollout, contract.ActionRollback)
 	}
 	switch d.Outcome {
-	case OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack, OutcomeCanceled:
+	case contract.OutcomeSucceeded, contract.OutcomeFailed, contract.OutcomeAborted, contract.OutcomeRolledBack, contract.OutcomeCanceled:
 	default:
 		return fmt.Errorf("%w: outcome %q: want %s, %s, %s, %s or %s", ErrInvalidDeployment, d.Outcome,
-			OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack, OutcomeCanceled)
+			contract.OutcomeSucceeded, contract.OutcomeFailed, contract.OutcomeAborted, contract.OutcomeRolledBack, contract.OutcomeCanceled)
 	}
 	if d.Previous != "" && !idRE.MatchString(d.Previous) {
 		return fmt.Errorf("%w: previous image ID %q: image IDs look like img-0123456789ab", ErrInvalidDeployment, d.Previous)
@@ -133,14 +117,14 @@ type liveness struct{ undone map[string]bool }
 
 func (l *liveness) live(d Deployment) bool {
 	switch d.Outcome {
-	case OutcomeRolledBack:
+	case contract.OutcomeRolledBack:
 		if d.RunID != "" {
 			if l.undone == nil {
 				l.undone = map[string]bool{}
 			}
 			l.undone[d.RunID] = true
 		}
-	case OutcomeSucceeded:
+	case contract.OutcomeSucceeded:
 		return d.RunID == "" || !l.undone[d.RunID]
 	}
 	return false
@@ -213,9 +197,9 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 			}
 			if fillPrevious {
 				switch e.Outcome {
-				case OutcomeSucceeded:
+				case contract.OutcomeSucceeded:
 					d.Previous = e.ImageID
-				case OutcomeRolledBack:
+				case contract.OutcomeRolledBack:
 					live, err := c.live(ctx, d.Service, d.Environment)
 					if err != nil && !errors.Is(err, ErrNotFound) {
 						return false, fmt.Errorf("%s: %w", what, err)

@@ -55,18 +55,18 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 
 		// A failed first rollout: recorded, but nothing is live.
 		started := time.Now().Add(-time.Minute)
-		f := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-0", Outcome: OutcomeFailed, Reason: "health timeout", Started: started})
-		if f.Seq != 1 || f.Action != ActionRollout || f.Finished.IsZero() || f.Previous != "" || f.Started.Location() != time.UTC {
+		f := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-0", Outcome: contract.OutcomeFailed, Reason: "health timeout", Started: started})
+		if f.Seq != 1 || f.Action != contract.ActionRollout || f.Finished.IsZero() || f.Previous != "" || f.Started.Location() != time.UTC {
 			t.Fatalf("failed record = %+v", f)
 		}
 		_, err = c.Live(ctx, "hello", "prod")
 		wantErr(t, err, "no successful deployment of hello to prod", "1 recorded, the last failed")
 
 		d1 := record(t, c, Deployment{ImageID: "img-v1", FleetID: "fl-1", RolloutID: "rollout/prod/hello", RunID: "run-1",
-			StartedBy: "alice@host", Strategy: "blueGreen", Outcome: OutcomeSucceeded, Started: started})
-		d2 := record(t, c, Deployment{ImageID: "img-v2", RunID: "run-2", StartedBy: "bob", Outcome: OutcomeSucceeded})
+			StartedBy: "alice@host", Strategy: "blueGreen", Outcome: contract.OutcomeSucceeded, Started: started})
+		d2 := record(t, c, Deployment{ImageID: "img-v2", RunID: "run-2", StartedBy: "bob", Outcome: contract.OutcomeSucceeded})
 		// v3 cut over, then verification failed and it handed the traffic back.
-		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-3", Outcome: OutcomeRolledBack, Reason: "error rate 7% > 1%"})
+		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-3", Outcome: contract.OutcomeRolledBack, Reason: "error rate 7% > 1%"})
 		if d1.Seq != 2 || d2.Seq != 3 || d2.Previous != "img-v1" {
 			t.Fatalf("records = %+v, %+v", d1, d2)
 		}
@@ -76,16 +76,16 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 			t.Fatalf("Live = %+v, %v; want img-v2 at seq 3", live, err)
 		}
 		// A run that succeeded and was rolled back afterwards is not live any more.
-		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-4", Outcome: OutcomeSucceeded})
-		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-4", Outcome: OutcomeRolledBack, Previous: "img-v2", Reason: "rollback during soak"})
+		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-4", Outcome: contract.OutcomeSucceeded})
+		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-4", Outcome: contract.OutcomeRolledBack, Previous: "img-v2", Reason: "rollback during soak"})
 		if live, err := c.Live(ctx, "hello", "prod"); err != nil || live.ImageID != "img-v2" {
 			t.Fatalf("Live after a rolled-back run = %+v, %v; want img-v2", live, err)
 		}
-		rb := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-5", Action: ActionRollback, Outcome: OutcomeSucceeded, Reason: "bad v2"})
+		rb := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-5", Action: contract.ActionRollback, Outcome: contract.OutcomeSucceeded, Reason: "bad v2"})
 		if rb.Previous != "img-v2" {
 			t.Errorf("rollback Previous = %q, want img-v2", rb.Previous)
 		}
-		if live, err := c.Live(ctx, "hello", "prod"); err != nil || live.ImageID != "img-v1" || live.Action != ActionRollback {
+		if live, err := c.Live(ctx, "hello", "prod"); err != nil || live.ImageID != "img-v1" || live.Action != contract.ActionRollback {
 			t.Fatalf("Live after rollback = %+v, %v; want img-v1", live, err)
 		}
 
@@ -114,8 +114,8 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 			"7:rollback:img-v1:succeeded<-img-v2", "6:rollout:img-v3:rolled-back<-img-v2",
 		})
 
-		record(t, c, Deployment{Environment: "dev", ImageID: "img-v3", RunID: "run-d", Outcome: OutcomeSucceeded})
-		record(t, c, Deployment{Service: "api", Environment: "staging", ImageID: "img-v3", RunID: "run-a", Outcome: OutcomeSucceeded})
+		record(t, c, Deployment{Environment: "dev", ImageID: "img-v3", RunID: "run-d", Outcome: contract.OutcomeSucceeded})
+		record(t, c, Deployment{Service: "api", Environment: "staging", ImageID: "img-v3", RunID: "run-a", Outcome: contract.OutcomeSucceeded})
 		envs, err := c.Environments(ctx, "hello")
 		if err != nil {
 			t.Fatal(err)
@@ -148,14 +148,14 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 func TestInventoryRecordIsIdempotentPerRun(t *testing.T) {
 	eachDriver(t, func(t *testing.T, c *Catalog) {
 		ctx := context.Background()
-		first := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: OutcomeSucceeded, Reason: "first attempt"})
-		record(t, c, Deployment{ImageID: "img-v2", RunID: "run-2", Outcome: OutcomeFailed})
-		retry := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: OutcomeSucceeded, Reason: "retry"})
+		first := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeSucceeded, Reason: "first attempt"})
+		record(t, c, Deployment{ImageID: "img-v2", RunID: "run-2", Outcome: contract.OutcomeFailed})
+		retry := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeSucceeded, Reason: "retry"})
 		if retry.Seq != first.Seq || retry.Reason != "first attempt" || !retry.Finished.Equal(first.Finished) {
 			t.Errorf("retry = %+v, want the first attempt's entry %+v", retry, first)
 		}
 		// The same run with another outcome is another event.
-		rolled := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: OutcomeRolledBack})
+		rolled := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeRolledBack})
 		if rolled.Seq != 3 {
 			t.Errorf("rolled-back record of run-1 = seq %d, want 3", rolled.Seq)
 		}
@@ -167,7 +167,7 @@ func TestInventoryRecordIsIdempotentPerRun(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				got[i], errs[i] = c.RecordDeployment(ctx, Deployment{Service: "hello", Environment: "prod", ImageID: "img-v3", RunID: "run-3", Outcome: OutcomeSucceeded})
+				got[i], errs[i] = c.RecordDeployment(ctx, Deployment{Service: "hello", Environment: "prod", ImageID: "img-v3", RunID: "run-3", Outcome: contract.OutcomeSucceeded})
 			}()
 		}
 		wg.Wait()
@@ -201,7 +201,7 @@ func TestInventoryConcurrentRecords(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					_, err := c.RecordDeployment(ctx, Deployment{Service: "hello", Environment: "prod",
-						ImageID: fmt.Sprintf("img-g%02d", g), RunID: fmt.Sprintf("run-%02d", g), Outcome: OutcomeSucceeded})
+						ImageID: fmt.Sprintf("img-g%02d", g), RunID: fmt.Sprintf("run-%02d", g), Outcome: contract.OutcomeSucceeded})
 					errs <- err
 				}()
 			}
@@ -248,15 +248,15 @@ func TestInventoryDeployable(t *testing.T) {
 			image   string
 			outcome contract.Outcome
 		}{
-			{"img-v1", OutcomeSucceeded},
-			{"img-v2", OutcomeSucceeded},
-			{"img-v1", OutcomeSucceeded},  // v1 again: a duplicate, counted once, at its newest
-			{"img-v3", OutcomeSucceeded},  // revoked below
-			{"img-v4", OutcomeFailed},     // never took traffic
-			{"img-v5", OutcomeRolledBack}, // handed the traffic back
-			{"img-gone", OutcomeSucceeded},
-			{"img-api", OutcomeSucceeded}, // another service's image
-			{"img-v6", OutcomeSucceeded},
+			{"img-v1", contract.OutcomeSucceeded},
+			{"img-v2", contract.OutcomeSucceeded},
+			{"img-v1", contract.OutcomeSucceeded},  // v1 again: a duplicate, counted once, at its newest
+			{"img-v3", contract.OutcomeSucceeded},  // revoked below
+			{"img-v4", contract.OutcomeFailed},     // never took traffic
+			{"img-v5", contract.OutcomeRolledBack}, // handed the traffic back
+			{"img-gone", contract.OutcomeSucceeded},
+			{"img-api", contract.OutcomeSucceeded}, // another service's image
+			{"img-v6", contract.OutcomeSucceeded},
 		} {
 			record(t, c, Deployment{ImageID: step.image, RunID: fmt.Sprintf("run-%d", i), Outcome: step.outcome})
 		}

@@ -108,6 +108,6 @@ func RollbackToPrevious(ctx context.Context, c client.Client, cat *catalog.Catal
 	}
 	r := last.Spec
 	r.Image = spec.ImageRef{ID: prev}
-	run, err := Start(ctx, c, r, StartOptions{StartedBy: by, Action: catalog.ActionRollback})
+	run, err := Start(ctx, c, r, StartOptions{StartedBy: by, Action: contract.ActionRollback})
 	return run, r, err
 }
