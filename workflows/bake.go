@@ -50,7 +50,7 @@ type BakeInput struct {
 func Bake(ctx workflow.Context, in BakeInput) (res contract.BakeResult, err error) {
 	b := &baker{spec: in.Spec, by: in.StartedBy}
 	b.tracker = newTracker(ctx, &b.progress.Story, trackedKind{
-		phaseEvent: contract.EventBakePhase, finishedEvent: contract.EventBakeFinished,
+		noun: "bake", phaseEvent: contract.EventBakePhase, finishedEvent: contract.EventBakeFinished,
 		describe: b.describe, outcome: func(ph contract.Phase) (contract.Outcome, bool) { return BakeOutcome(ph, b.progress.Cached) },
 	})
 	b.progress = contract.BakeProgress{Service: in.Spec.Service, StartedAt: workflow.Now(ctx)}

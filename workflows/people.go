@@ -24,38 +24,18 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
-	finished := func() error {
-		switch r.progress.Phase {
-		case contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseAborted, contract.PhaseRolledBack, contract.PhaseCanceled:
-			return fmt.Errorf("the rollout already ended (%s)", r.progress.Phase)
-		}
-		return nil
-	}
-	decide := func(in contract.DecisionInput) *contract.Decision {
-		return &contract.Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
-	}
-	handlers := []struct {
-		name     string
-		validate func(contract.DecisionInput) error
-		apply    func(contract.DecisionInput)
-	}{
-		{contract.UpdateApprove, func(contract.DecisionInput) error {
-			if err := finished(); err != nil {
-				return err
-			}
+	return r.setDecisionUpdates(ctx,
+		decisionUpdate{contract.UpdateApprove, func(contract.DecisionInput) error {
 			if r.gate == "" {
 				return fmt.Errorf("nothing waits for approval: the rollout is %s", r.progress.Phase)
 			}
 			return nil
-		}, func(in contract.DecisionInput) {
-			r.approved = decide(in)
+		}, func(ctx workflow.Context, in contract.DecisionInput) {
+			r.approved = decide(ctx, in)
 			r.progress.Approvals = append(r.progress.Approvals, contract.Approval{Gate: r.gate, Decision: *r.approved})
 			r.event(ctx, fmt.Sprintf("%s approved by %s%s", r.gate, in.By, because(in.Reason)))
 		}},
-		{contract.UpdatePromote, func(contract.DecisionInput) error {
-			if err := finished(); err != nil {
-				return err
-			}
+		decisionUpdate{contract.UpdatePromote, func(contract.DecisionInput) error {
 			if r.committed {
 				return errors.New("the old fleet is already being decommissioned; there is nothing left to skip")
 			}
@@ -63,14 +43,11 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 				return errors.New("already promoted")
 			}
 			return nil
-		}, func(in contract.DecisionInput) {
+		}, func(ctx workflow.Context, in contract.DecisionInput) {
 			r.promoted = true
 			r.event(ctx, fmt.Sprintf("promoted by %s%s: remaining pauses and the soak are skipped", in.By, because(in.Reason)))
 		}},
-		{contract.UpdateAbort, func(contract.DecisionInput) error {
-			if err := finished(); err != nil {
-				return err
-			}
+		decisionUpdate{contract.UpdateAbort, func(contract.DecisionInput) error {
 			if r.committed {
 				return errors.New("the old fleet is already being decommissioned; start a rollout of the previous image instead (imago rollout rollback)")
 			}
@@ -78,14 +55,11 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 				return fmt.Errorf("a %s was already requested by %s", r.stopKind, r.stop.By)
 			}
 			return nil
-		}, func(in contract.DecisionInput) {
-			r.stop, r.stopKind = decide(in), "abort"
+		}, func(ctx workflow.Context, in contract.DecisionInput) {
+			r.stop, r.stopKind = decide(ctx, in), "abort"
 			r.event(ctx, fmt.Sprintf("abort requested by %s%s", in.By, because(in.Reason)))
 		}},
-		{contract.UpdateRollback, func(contract.DecisionInput) error {
-			if err := finished(); err != nil {
-				return err
-			}
+		decisionUpdate{contract.UpdateRollback, func(contract.DecisionInput) error {
 			if r.committed {
 				return errors.New("the old fleet is already being decommissioned; roll back with a new rollout of the previous image once this one ends")
 			}
@@ -96,26 +70,48 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 				return fmt.Errorf("a %s was already requested by %s", r.stopKind, r.stop.By)
 			}
 			return nil
-		}, func(in contract.DecisionInput) {
-			r.stop, r.stopKind = decide(in), "rollback"
+		}, func(ctx workflow.Context, in contract.DecisionInput) {
+			r.stop, r.stopKind = decide(ctx, in), "rollback"
 			r.event(ctx, fmt.Sprintf("rollback requested by %s%s", in.By, because(in.Reason)))
 		}},
-	}
-	for _, h := range handlers {
-		h := h
-		err := workflow.SetUpdateHandlerWithOptions(ctx, h.name,
-			func(ctx workflow.Context, in contract.DecisionInput) error { h.apply(in); return nil },
+	)
+}
+
+// decisionUpdate is an update a person sends to a rollout or pipeline
+// (approve, promote, abort, rollback): validate refuses what makes no sense in
+// the workflow's current state, apply records the decision.
+type decisionUpdate struct {
+	name     string
+	validate func(contract.DecisionInput) error
+	apply    func(workflow.Context, contract.DecisionInput)
+}
+
+// setDecisionUpdates installs updates. Every validator first refuses, with a
+// reason the caller sees, an update that does not say who sends it and one
+// that comes after the workflow ended; then the update's own.
+func (t *tracker) setDecisionUpdates(ctx workflow.Context, updates ...decisionUpdate) error {
+	for _, u := range updates {
+		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
+			func(ctx workflow.Context, in contract.DecisionInput) error { u.apply(ctx, in); return nil },
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in contract.DecisionInput) error {
 				if in.By == "" {
 					return errors.New("say who you are (by)")
 				}
-				return h.validate(in)
+				if _, ended := t.kind.outcome(t.story.Phase); ended {
+					return fmt.Errorf("the %s already ended (%s)", t.kind.noun, t.story.Phase)
+				}
+				return u.validate(in)
 			}})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// decide records who decided what and why, now.
+func decide(ctx workflow.Context, in contract.DecisionInput) *contract.Decision {
+	return &contract.Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
 }
 
 func because(reason string) string {

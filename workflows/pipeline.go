@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -77,7 +76,7 @@ type pipeline struct {
 func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
 	p := &pipeline{spec: in.Spec, in: in}
 	p.tracker = newTracker(ctx, &p.progress.Story, trackedKind{
-		phaseEvent: contract.EventPipelinePhase, finishedEvent: contract.EventPipelineFinished,
+		noun: "pipeline", phaseEvent: contract.EventPipelinePhase, finishedEvent: contract.EventPipelineFinished,
 		describe: p.describe, outcome: PipelineOutcome,
 	})
 	p.progress = contract.PipelineProgress{
@@ -301,43 +300,17 @@ func (p *pipeline) stopped() error {
 // pipeline at its gate or before the next stage; a running rollout is aborted on
 // its own, which stops the pipeline too).
 func (p *pipeline) registerUpdates(ctx workflow.Context) error {
-	check := func(in contract.DecisionInput) error {
-		if in.By == "" {
-			return errors.New("say who you are (by)")
-		}
-		switch p.progress.Phase {
-		case contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseAborted, contract.PhaseSkipped, contract.PhaseCanceled:
-			return fmt.Errorf("the pipeline already ended (%s)", p.progress.Phase)
-		}
-		return nil
-	}
-	approve := func(ctx workflow.Context, in contract.DecisionInput) error {
-		p.approved = &contract.Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
-		p.event(ctx, fmt.Sprintf("%s approved by %s%s", p.progress.Gate, in.By, because(in.Reason)))
-		return nil
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateApprove, approve, workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, in contract.DecisionInput) error {
-			if err := check(in); err != nil {
-				return err
-			}
+	return p.setDecisionUpdates(ctx,
+		decisionUpdate{contract.UpdateApprove, func(contract.DecisionInput) error {
 			if p.progress.Gate == "" {
 				return fmt.Errorf("nothing waits for approval: the pipeline is %s", p.progress.Phase)
 			}
 			return nil
-		}}); err != nil {
-		return err
-	}
-	abort := func(ctx workflow.Context, in contract.DecisionInput) error {
-		p.stop = &contract.Decision{By: in.By, Reason: in.Reason, Time: workflow.Now(ctx)}
-		p.event(ctx, fmt.Sprintf("abort requested by %s%s", in.By, because(in.Reason)))
-		return nil
-	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateAbort, abort, workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, in contract.DecisionInput) error {
-			if err := check(in); err != nil {
-				return err
-			}
+		}, func(ctx workflow.Context, in contract.DecisionInput) {
+			p.approved = decide(ctx, in)
+			p.event(ctx, fmt.Sprintf("%s approved by %s%s", p.progress.Gate, in.By, because(in.Reason)))
+		}},
+		decisionUpdate{contract.UpdateAbort, func(contract.DecisionInput) error {
 			for _, st := range p.progress.Stages {
 				if st.State == contract.StageRunning {
 					return fmt.Errorf("stage %s is rolling out; abort that rollout (imago rollout abort %s -e %s), which stops the pipeline",
@@ -348,7 +321,11 @@ func (p *pipeline) registerUpdates(ctx workflow.Context) error {
 				return fmt.Errorf("an abort was already requested by %s", p.stop.By)
 			}
 			return nil
-		}})
+		}, func(ctx workflow.Context, in contract.DecisionInput) {
+			p.stop = decide(ctx, in)
+			p.event(ctx, fmt.Sprintf("abort requested by %s%s", in.By, because(in.Reason)))
+		}},
+	)
 }
 
 func (p *pipeline) finish(ctx workflow.Context, err error) error {

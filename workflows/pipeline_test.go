@@ -246,3 +246,25 @@ func (s *pipelineSuite) TestBakeOnlyPipeline() {
 	s.True(res.Skipped)
 	s.Equal("skipped: inputs unchanged; img-new is already baked", res.Reason)
 }
+
+// An approval must say who approves: without "by" it is refused, with the
+// reason, and the gate stays open for one that does.
+func (s *pipelineSuite) TestAnApprovalWithoutItsSenderIsRefused() {
+	s.bakes("img-new", false)
+	s.live(map[string]string{})
+	s.rollouts()
+	var anonymous, rejected error
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(contract.UpdateApprove, "anonymous", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { anonymous = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, contract.DecisionInput{})
+	}, 2*time.Hour)
+	s.approveAfter(3*time.Hour, "ana", &rejected)
+	res, err := s.run(PipelineInput{Spec: pipelineSpec(true)})
+	s.Require().NoError(err)
+	s.Require().Error(anonymous)
+	s.Contains(anonymous.Error(), "say who you are (by)")
+	s.NoError(rejected)
+	s.Require().NotNil(res.Stages[1].Approval)
+	s.Equal("ana", res.Stages[1].Approval.By)
+}

@@ -150,7 +150,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		key:    contract.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
 	}
 	r.tracker = newTracker(ctx, &r.progress.Story, trackedKind{
-		phaseEvent: contract.EventRolloutPhase, finishedEvent: contract.EventRolloutFinished,
+		noun: "rollout", phaseEvent: contract.EventRolloutPhase, finishedEvent: contract.EventRolloutFinished,
 		describe: r.describe, outcome: RolloutOutcome,
 		details: func() string { return AnalysesMarkdown(r.progress.Analyses) },
 	})

@@ -24,6 +24,7 @@ type tracker struct {
 
 // trackedKind is what a tracker needs to know of the workflow it tracks.
 type trackedKind struct {
+	noun                      string // "rollout", "bake", "pipeline": what people call it
 	phaseEvent, finishedEvent string // its CloudEvent types
 
 	// describe is the run as its phase events say it: their subject, and
