@@ -146,7 +146,7 @@ func newBakeStatusCmd() *cobra.Command {
 		Use:   "status SERVICE [--channel C] [--watch]",
 		Short: "Show the latest bake of a service's channel",
 		Long: `Shows the latest bake of SERVICE for a channel (default latest): status, phase,
-input digest, image, error.
+input digest, image, error, and its latest events.
 
 With --watch it follows the bake on a live display until it ends and exits 0 when
 the bake succeeded, 1 when it failed. Ctrl-C stops watching (exit 130); the bake
@@ -206,7 +206,13 @@ goes on.`,
 			if st.Closed != nil {
 				fmt.Fprintf(tw, "Closed:\t%s\n", st.Closed.Local().Format(time.DateTime))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if st.Progress != nil {
+				printEvents(w, st.Progress.Events)
+			}
+			return nil
 		})
 	}
 	cmd.Flags().StringVar(&channel, "channel", "latest", "the channel the bake moves")

@@ -326,13 +326,21 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 			return err
 		}
 	}
-	if p := st.Progress; p != nil && len(p.Events) > 0 {
-		fmt.Fprintln(w, "\nEvents:")
-		for _, e := range p.Events {
-			fmt.Fprintf(w, "  %s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
-		}
+	if p := st.Progress; p != nil {
+		printEvents(w, p.Events)
 	}
 	return nil
+}
+
+// printEvents shows a rollout's or bake's latest events, when it has any.
+func printEvents(w io.Writer, events []contract.ProgressEvent) {
+	if len(events) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nEvents:")
+	for _, e := range events {
+		fmt.Fprintf(w, "  %s  %-16s %s\n", e.Time.Local().Format("15:04:05"), e.Phase, e.Message)
+	}
 }
 
 // printAnalyses shows each analysis of a rollout: its outcome, what it

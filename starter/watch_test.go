@@ -194,6 +194,9 @@ test:
 	assert.Regexp(t, `(?m)^Status:\s+Succeeded$`, out)
 	assert.Regexp(t, `(?m)^Phase:\s+succeeded$`, out)
 	assert.Regexp(t, `(?m)^Image:\s+`+img+`$`, out)
+	// Its events, as a rollout's status shows them: every phase, the last its end.
+	assert.Regexp(t, `(?m)^Events:\n  \d\d:\d\d:\d\d  digest\s+computing the input digest$`, out)
+	assert.Regexp(t, `(?m)^  \d\d:\d\d:\d\d  succeeded\s+`+img+` published on hello/latest\n\z`, out)
 
 	// Watching the ended bake shows its end and outcome.
 	out, code, err = run(t, "bake", "status", "hello", "--watch")

@@ -63,7 +63,6 @@ func BakeFrame(id string, p contract.BakeProgress) Frame {
 		{LabelInputs, shortDigest(p.InputDigest)},
 		{LabelImage, img},
 		{LabelOutput, p.LastLine},
-		{LabelLast, lastEvent(p.Events)},
 	}
 	if p.Error != "" {
 		f.Rows = append(f.Rows, Row{LabelError, p.Error})

@@ -126,11 +126,10 @@ func TestTerminalModeRedrawsAShorterFrameWithoutLeftovers(t *testing.T) {
 	assert.Contains(t, out.String(), "\x1b[10A\x1b[J")
 	assert.Equal(t, []string{
 		"bake/hello/latest",
-		"  Phase:       building",
-		"  Inputs:      -",
-		"  Image:       -",
-		"  Output:      -",
-		"  Last event:  -",
+		"  Phase:   building",
+		"  Inputs:  -",
+		"  Image:   -",
+		"  Output:  -",
 	}, emulate(t, out.String()))
 }
 
@@ -175,12 +174,6 @@ func TestBakeFrames(t *testing.T) {
 	assert.Equal(t, "img-3f2a1c9d0b7e (cached: built before from the same inputs)", cached.Value(LabelImage))
 	assert.True(t, cached.Ended)
 
-	// A bake's events (since bakes keep them, as rollouts do): the latest shows.
-	building := BakeFrame("bake/hello/latest", contract.BakeProgress{Phase: contract.PhaseBuilding, Events: []contract.ProgressEvent{
-		{Time: t0, Phase: contract.PhaseDigest, Message: "computing the input digest"},
-		{Time: t0.Add(time.Second), Phase: contract.PhaseBuilding, Message: "building with imago-local (inputs sha256:0123456789ab)"},
-	}, EventCount: 2})
-	assert.Equal(t, "12:00:01 building with imago-local (inputs sha256:0123456789ab)", building.Value(LabelLast))
 }
 
 func TestApprovalsPendingOnlyWhileTheGateIsOpen(t *testing.T) {
