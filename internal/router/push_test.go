@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,5 +188,45 @@ func TestApplyOnlyMovesForward(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || s.Status().Generation != 6 {
 		t.Fatalf("push to a server without a token: %s, generation %d", resp.Status, s.Status().Generation)
+	}
+}
+
+// TestSwitchBackReusesConnections: a switch leaves the idle connections to
+// the fleet it routes away from open, so switching back (a rollback) sends the
+// next requests over them instead of dialing again.
+func TestSwitchBackReusesConnections(t *testing.T) {
+	var dials atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "A") }))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	a, b := srv.Listener.Addr().String(), backend(t, "B")
+	s := NewServer(nil)
+	front := httptest.NewServer(s)
+	defer front.Close()
+	c := &http.Client{Timeout: 5 * time.Second}
+	s.Apply(route(1, "", "fa", a))
+	for range 5 {
+		if _, body := get(t, c, front.URL); body != "A" {
+			t.Fatalf("answer %q, want A", body)
+		}
+	}
+	before := dials.Load()
+	s.Apply(route(2, "", "fb", b))
+	if _, body := get(t, c, front.URL); body != "B" {
+		t.Fatalf("answer %q, want B", body)
+	}
+	s.Apply(route(3, "", "fa", a))
+	for range 5 {
+		if _, body := get(t, c, front.URL); body != "A" {
+			t.Fatalf("answer %q after switching back, want A", body)
+		}
+	}
+	if n := dials.Load(); n != before || n == 0 {
+		t.Fatalf("fleet A got %d connections after the switch back (%d before): want its idle one reused", n-before, before)
 	}
 }

@@ -435,11 +435,13 @@ func (s *Server) Apply(f File) bool {
 	if f.Backends == nil {
 		f.Backends = []provider.Backend{}
 	}
+	// Idle connections to fleets that left the route are not closed here: a
+	// switch back (a rollback, an aborted canary) finds them open instead of
+	// dialing while requests wait, and the transport closes them after
+	// IdleConnTimeout, or when their instance stops. Closing them all here
+	// would also close the idle connections of the fleets the new table
+	// routes to, which is every fleet a switch back returns to.
 	s.table.Store(newTable(f))
-	if cur != nil {
-		// Idle connections to fleets that left the route would linger otherwise.
-		s.transport.CloseIdleConnections()
-	}
 	return true
 }
 
