@@ -110,11 +110,11 @@ func runP3(ctx context.Context, env *Env) ([]Figure, error) {
 	for k, t0 := range starts {
 		// Requests sent just before the next switch may reach the router after
 		// it: leave them out of this switch's window.
-		t1 := end
+		next := end
 		if k+1 < len(starts) {
-			t1 = starts[k+1]
+			next = starts[k+1]
 		}
-		t1 = t1.Add(-50 * time.Millisecond)
+		t1 := next.Add(-50 * time.Millisecond)
 		want, old := bodies[(k+1)%2], bodies[k%2]
 		var first, lastOldSent time.Time
 		for _, s := range all {
@@ -124,7 +124,11 @@ func runP3(ctx context.Context, env *Env) ([]Figure, error) {
 			if s.body == want && (first.IsZero() || s.done.Before(first)) {
 				first = s.done
 			}
-			if s.body == old && s.sent.After(lastOldSent) {
+			// An old answer that came back after the next switch began may
+			// be that switch's doing (a client stalled between taking the
+			// time and sending): only one answered before it shows the
+			// router still on the old fleet.
+			if s.body == old && s.done.Before(next) && s.sent.After(lastOldSent) {
 				lastOldSent = s.sent
 			}
 		}
