@@ -1,7 +1,9 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -184,11 +186,21 @@ func (d *Driver) pushRoute(ctx context.Context, key provider.RouteKey, ri router
 		if werr := <-written; werr != nil {
 			return false, fmt.Errorf("set route %s: %w", key, werr)
 		}
+		if errors.Is(err, router.ErrNotNewer) && sameRoute(st, *file) {
+			return true, nil // its file watch was quicker than the push
+		}
 		if !errors.Is(err, router.ErrNotNewer) || attempt == 2 {
 			return err == nil, nil
 		}
 		file.Generation = st.Generation + 1
 	}
+}
+
+// sameRoute reports whether a router's status is the route file f.
+func sameRoute(st router.Status, f router.File) bool {
+	a, errA := json.Marshal(st.Backends)
+	b, errB := json.Marshal(f.Backends)
+	return st.Generation == f.Generation && st.Listen == f.Listen && errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 // startRouter starts the router process of key and waits until it listens.
