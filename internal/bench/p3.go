@@ -110,11 +110,11 @@ func runP3(ctx context.Context, env *Env) ([]Figure, error) {
 	for k, t0 := range starts {
 		// Requests sent just before the next switch may reach the router after
 		// it: leave them out of this switch's window.
-		t1 := end
+		next := end
 		if k+1 < len(starts) {
-			t1 = starts[k+1]
+			next = starts[k+1]
 		}
-		t1 = t1.Add(-50 * time.Millisecond)
+		t1 := next.Add(-50 * time.Millisecond)
 		want, old := bodies[(k+1)%2], bodies[k%2]
 		var first, lastOldSent time.Time
 		for _, s := range all {
@@ -124,7 +124,11 @@ func runP3(ctx context.Context, env *Env) ([]Figure, error) {
 			if s.body == want && (first.IsZero() || s.done.Before(first)) {
 				first = s.done
 			}
-			if s.body == old && s.sent.After(lastOldSent) {
+			// An old answer that came back after the next switch began may
+			// be that switch's doing (a client stalled between taking the
+			// time and sending): only one answered before it shows the
+			// router still on the old fleet.
+			if s.body == old && s.done.Before(next) && s.sent.After(lastOldSent) {
 				lastOldSent = s.sent
 			}
 		}
@@ -161,7 +165,7 @@ func runP3(ctx context.Context, env *Env) ([]Figure, error) {
 		{ID: "P3", Name: fmt.Sprintf("route write → first request on the new fleet (p50 / p99 of %d switches)", len(firsts)),
 			Value: Dur(Percentile(firsts, 50)) + " / " + Dur(Percentile(firsts, 99)), Goal: "p99 ≤ 100 ms", Met: Percentile(firsts, 99) <= 100*time.Millisecond},
 		{ID: "P3", Name: fmt.Sprintf("route write → all requests on the new fleet (p50 / p99 of %d switches)", len(alls)),
-			Value: Dur(Percentile(alls, 50)) + " / " + Dur(p99all), Goal: "p99 ≤ 100 ms", Met: p99all <= 100*time.Millisecond},
+			Value: Dur(Percentile(alls, 50)) + " / " + Dur(p99all), Goal: "p99 ≤ 10 ms", Met: p99all <= 10*time.Millisecond},
 		{ID: "P3", Name: "SetRoute call, returns once the router applied it (p50 / p99)",
 			Value: Dur(Percentile(writes, 50)) + " / " + Dur(Percentile(writes, 99)), Goal: "-", Met: true},
 		{ID: "P3", Name: fmt.Sprintf("failed requests during the %d switches (%d clients)", len(starts), clients),

@@ -1,8 +1,10 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,6 +51,9 @@ type RunInfo struct {
 	Admin     string `json:"admin"`
 	StartTime uint64 `json:"starttime"` // /proc/<pid>/stat field 22, in clock ticks since boot
 	Config    string `json:"config"`    // route file the router watches
+	// AdminToken authorizes pushing a route (PUT /route on Admin): a secret
+	// of this router process, readable only by its owner, as the route file.
+	AdminToken string `json:"adminToken,omitempty"`
 }
 
 // WriteFile writes a route file atomically (temporary file + rename).
@@ -120,9 +125,61 @@ func GetMetrics(ctx context.Context, admin string) (string, error) {
 	return string(body), err
 }
 
+// ErrNotNewer is PushRoute's error when the router already applies a
+// generation at least as new as the pushed one (a push that failed to return,
+// or a route file that went away): push again with a generation above the
+// Status it returns.
+var ErrNotNewer = errors.New("the router applies a route at least as new")
+
+// PushRoute gives the router whose admin address is admin the route f (PUT
+// /route), authorized by token (RunInfo.AdminToken), and returns the route the
+// router applies after it, f itself unless the error wraps ErrNotNewer. The
+// route file is the durable copy, which a restarted router reads: write f there
+// too, and count the switch done only once both are done.
+func PushRoute(ctx context.Context, admin, token string, f File) (Status, error) {
+	var st Status
+	if f.Backends == nil {
+		f.Backends = []provider.Backend{}
+	}
+	data, err := json.Marshal(f)
+	if err != nil {
+		return st, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+admin+"/route", bytes.NewReader(data))
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	// Idempotent (the same generation applies once), so the transport may send
+	// it again when a kept connection turns out closed; nil: not on the wire.
+	req.Header["Idempotency-Key"] = nil
+	code, body, err := adminDo(pushClient, req)
+	if err != nil {
+		return st, err
+	}
+	if code != http.StatusOK && code != http.StatusConflict {
+		return st, adminError(req, code, body)
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return st, fmt.Errorf("router admin %s: bad PUT /route answer: %w", admin, err)
+	}
+	if code == http.StatusConflict {
+		return st, fmt.Errorf("push route generation %d to router admin %s: %w (generation %d)", f.Generation, admin, ErrNotNewer, st.Generation)
+	}
+	return st, nil
+}
+
 var adminClient = &http.Client{
 	Timeout:   5 * time.Second,
 	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+}
+
+// pushClient keeps its connection to a router's admin port between pushes: a
+// route switch then costs one request, not a connection and a request.
+var pushClient = &http.Client{
+	Timeout:   10 * time.Second,
+	Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second},
 }
 
 func adminGet(ctx context.Context, admin, path string) ([]byte, error) {
@@ -130,19 +187,26 @@ func adminGet(ctx context.Context, admin, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := adminClient.Do(req)
+	code, body, err := adminDo(adminClient, req)
+	if err == nil && code != http.StatusOK {
+		err = adminError(req, code, body)
+	}
+	return body, err
+}
+
+func adminDo(c *http.Client, req *http.Request) (int, []byte, error) {
+	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("router admin %s%s: %s", admin, path, resp.Status)
-	}
-	return body, nil
+	return resp.StatusCode, body, err
+}
+
+func adminError(req *http.Request, code int, body []byte) error {
+	msg := bytes.TrimSpace(body[:min(len(body), 300)])
+	return fmt.Errorf("router admin %s %s%s: %d %s: %s", req.Method, req.URL.Host, req.URL.Path, code, http.StatusText(code), msg)
 }
 
 // selfStartTime returns this process's start time, field 22 of /proc/self/stat.

@@ -6,8 +6,13 @@
 // gocloud runtimevar (filevar). Whoever changes the route writes the file
 // atomically with a higher generation; the router swaps its routing table
 // atomically, so requests in flight finish on the table they started with and
-// only new requests see the new one. An admin listener reports the generation it
-// applies (GET /route) and per-fleet metrics (GET /metrics).
+// only new requests see the new one. An admin listener on loopback reports the
+// generation it applies (GET /route) and per-fleet metrics (GET /metrics), and
+// takes a new route pushed by whoever wrote the route file (PUT /route, with the
+// bearer token the router wrote in its owner-only run file): a push applies at
+// once, without waiting on the file watch, and the file stays the durable copy
+// that a restarted router reads. Generations only move forward: a route older
+// than the one applied, pushed or read late from the file, is ignored.
 //
 // A router runs inside an imago binary: RunIfChild, called first thing in main
 // (and in TestMain of tests that start routers), turns the process into a router
@@ -16,6 +21,9 @@ package router
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,6 +155,11 @@ func Run(ctx context.Context, opts Options) error {
 	tmo := opts.Timeouts.withDefaults()
 	s := newServer(logger, tmo)
 	s.Apply(f)
+	token, err := newPushToken()
+	if err != nil {
+		return err
+	}
+	s.pushToken = token
 
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
@@ -194,7 +207,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		logger.Printf("cannot read own start time: %v", err)
 	}
-	ri := RunInfo{PID: os.Getpid(), Listen: ln.Addr().String(), Admin: adminLn.Addr().String(), StartTime: start, Config: opts.Config}
+	ri := RunInfo{PID: os.Getpid(), Listen: ln.Addr().String(), Admin: adminLn.Addr().String(), StartTime: start, Config: opts.Config,
+		AdminToken: token}
 	data, _ := json.MarshalIndent(ri, "", "  ")
 	if err := WriteAtomic(opts.RunFile, append(data, '\n')); err != nil {
 		logger.Printf("cannot write run file: %v", err)
@@ -285,6 +299,9 @@ type Server struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	stall     time.Duration
+	// pushToken authorizes PUT /route on the admin handler; empty refuses
+	// every push.
+	pushToken string
 }
 
 // NewServer returns a router handler with an empty table (every request gets 503
@@ -399,14 +416,15 @@ func (f *fleetRoute) targetOtherThan(avoid string) string {
 	return ""
 }
 
-// Apply installs f as the routing table unless it is the generation already
-// applied. It reports whether it changed the table. New requests use the new
+// Apply installs f as the routing table unless its generation is the one
+// applied or an older one (a file watch reporting late, after a push of a newer
+// route). It reports whether it changed the table. New requests use the new
 // table; requests in flight keep their targets.
 func (s *Server) Apply(f File) bool {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	cur := s.table.Load()
-	if cur != nil && cur.file.Generation == f.Generation {
+	if cur != nil && f.Generation <= cur.file.Generation {
 		return false
 	}
 	if cur != nil && cur.file.Listen != "" && f.Listen != cur.file.Listen {
@@ -417,11 +435,13 @@ func (s *Server) Apply(f File) bool {
 	if f.Backends == nil {
 		f.Backends = []provider.Backend{}
 	}
+	// Idle connections to fleets that left the route are not closed here: a
+	// switch back (a rollback, an aborted canary) finds them open instead of
+	// dialing while requests wait, and the transport closes them after
+	// IdleConnTimeout, or when their instance stops. Closing them all here
+	// would also close the idle connections of the fleets the new table
+	// routes to, which is every fleet a switch back returns to.
 	s.table.Store(newTable(f))
-	if cur != nil {
-		// Idle connections to fleets that left the route would linger otherwise.
-		s.transport.CloseIdleConnections()
-	}
 	return true
 }
 
@@ -609,6 +629,24 @@ func (rt *retryTransport) alternative(ri *routeInfo, failed string) string {
 	return ri.fleet.targetOtherThan(failed)
 }
 
+// maxPushBytes bounds a pushed route: 10,000 targets take ~300 KB.
+const maxPushBytes = 32 << 20
+
+// newPushToken returns a random token for PUT /route.
+func newPushToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("push token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// pushAllowed reports whether r carries the push token.
+func (s *Server) pushAllowed(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && s.pushToken != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.pushToken)) == 1
+}
+
 func retryable(req *http.Request, err error) bool {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		return false
@@ -619,14 +657,46 @@ func retryable(req *http.Request, err error) bool {
 	return req.Context().Err() == nil && err != nil
 }
 
-// AdminHandler serves GET /route, GET /metrics and GET /healthz.
+// AdminHandler serves GET /route, GET /metrics and GET /healthz, and PUT /route
+// for a client holding the push token (see Run).
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /route", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
+	writeStatus := func(w http.ResponseWriter) {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(s.Status())
+	}
+	mux.HandleFunc("GET /route", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		writeStatus(w)
+	})
+	mux.HandleFunc("PUT /route", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !s.pushAllowed(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="imago router"`)
+			http.Error(w, "imago router: PUT /route needs the bearer token of the router's run file", http.StatusUnauthorized)
+			return
+		}
+		var f File
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPushBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			http.Error(w, "imago router: bad route: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if f.Generation <= 0 {
+			http.Error(w, "imago router: bad route: generation must be positive", http.StatusBadRequest)
+			return
+		}
+		if !s.Apply(f) {
+			// Not newer than the route applied: the pusher picks a
+			// generation above the one reported.
+			w.WriteHeader(http.StatusConflict)
+			writeStatus(w)
+			return
+		}
+		s.log.Printf("applied route generation %d (pushed)", f.Generation)
+		writeStatus(w)
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -200,29 +200,13 @@ func TestRunWatchesRenames(t *testing.T) {
 	if err := WriteFile(config, File{Generation: 1, Listen: listen, Backends: []provider.Backend{{FleetID: "fa", Weight: 100, Targets: []string{a}}}}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan RunInfo, 1)
-	errc := make(chan error, 1)
-	var logBuf syncBuffer
-	go func() {
-		errc <- Run(ctx, Options{Config: config, PollInterval: -1, Ready: func(ri RunInfo) { ready <- ri },
-			Log: log.New(&logBuf, "", log.Lmicroseconds)})
-	}()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+	t.Cleanup(func() { // after the router stops
 		if _, err := os.Stat(RunFilePath(config)); !os.IsNotExist(err) {
 			t.Errorf("run file left behind: %v", err)
 		}
-	}()
-	var ri RunInfo
-	select {
-	case ri = <-ready:
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
+	})
+	var logBuf syncBuffer
+	ri := startRouter(t, config, Options{Log: log.New(&logBuf, "", log.Lmicroseconds)})
 	got, err := ReadRunInfo(RunFilePath(config))
 	if err != nil || got.Admin != ri.Admin || got.PID != os.Getpid() || got.StartTime == 0 {
 		t.Fatalf("run file %+v, %v; want %+v", got, err, ri)

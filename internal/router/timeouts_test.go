@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,24 +25,7 @@ func runRouter(t *testing.T, target string, tmo Timeouts) string {
 	if err := WriteFile(config, File{Generation: 1, Listen: listen, Backends: []provider.Backend{{FleetID: "fa", Weight: 100, Targets: []string{target}}}}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan RunInfo, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- Run(ctx, Options{Config: config, PollInterval: -1, Timeouts: tmo, DrainTimeout: time.Second,
-			Ready: func(ri RunInfo) { ready <- ri }, Log: log.New(io.Discard, "", 0)})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-errc
-	})
-	select {
-	case ri := <-ready:
-		return ri.Listen
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
-	return ""
+	return startRouter(t, config, Options{Timeouts: tmo, DrainTimeout: time.Second, Log: log.New(io.Discard, "", 0)}).Listen
 }
 
 // A slowloris client (half a header, then nothing) is disconnected once the

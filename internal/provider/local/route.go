@@ -1,7 +1,9 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,9 +59,11 @@ func (d *Driver) liveRouter(key provider.RouteKey) (router.RunInfo, bool) {
 	return ri, true
 }
 
-// SetRoute writes the route file with the next generation, starts the router of
-// key if none runs, and returns once the router applies the new generation, so
-// every request that arrives after SetRoute returns follows route.
+// SetRoute writes the route file with the next generation and pushes it to the
+// router of key through its admin endpoint (or starts the router if none runs),
+// and returns once the router applies the new generation and the file is
+// written, so every request that arrives after SetRoute returns follows route.
+// When a push fails, SetRoute waits for the router to read the file.
 //
 // route.Listen empty keeps the router's address (or picks a free 127.0.0.1 port
 // for a new router); a different address for a running router is an
@@ -114,13 +118,28 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 	if backends == nil {
 		backends = []provider.Backend{}
 	}
-	gen := cur.Generation + 1
-	if err := router.WriteFile(d.routeFile(key), router.File{Generation: gen, Listen: listen, Backends: backends}); err != nil {
-		return fmt.Errorf("set route %s: %w", key, err)
+	if running && !exists {
+		// The route file went away under a running router, which ignores
+		// generations older than its own: carry on from the one it applies.
+		if st, err := router.GetStatus(ctx, ri.Admin); err == nil {
+			cur.Generation = st.Generation
+		}
 	}
+	file := router.File{Generation: cur.Generation + 1, Listen: listen, Backends: backends}
 
 	ctx, cancel := context.WithTimeout(ctx, routerTimeout)
 	defer cancel()
+	if running && ri.AdminToken != "" {
+		pushed, err := d.pushRoute(ctx, key, ri, &file)
+		if pushed || err != nil {
+			return err
+		}
+		// The router did not take the push (it may be busy shutting down);
+		// the route file is written: wait for it to read that.
+	} else if err := router.WriteFile(d.routeFile(key), file); err != nil {
+		return fmt.Errorf("set route %s: %w", key, err)
+	}
+	gen := file.Generation
 	var exited <-chan error
 	if !running {
 		if ri, exited, err = d.startRouter(ctx, key, listen); err != nil {
@@ -150,6 +169,38 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 			key, ri.PID, ri.Admin, gen, st.Generation, stErr, d.routerLogTail(key))
 	}
 	return err
+}
+
+// pushRoute writes file to the route file of key and, at the same time, pushes
+// it to the running router ri, so the router applies it without waiting on its
+// file watch or on the file reaching the disk; it returns once both are done.
+// A router that already applies file's generation or a newer one (a push of an
+// earlier SetRoute that failed before writing the file) gets file again with a
+// generation above its own. pushRoute reports whether the router applied file;
+// when it did not, the file is written all the same.
+func (d *Driver) pushRoute(ctx context.Context, key provider.RouteKey, ri router.RunInfo, file *router.File) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		written := make(chan error, 1)
+		go func(f router.File) { written <- router.WriteFile(d.routeFile(key), f) }(*file)
+		st, err := router.PushRoute(ctx, ri.Admin, ri.AdminToken, *file)
+		if werr := <-written; werr != nil {
+			return false, fmt.Errorf("set route %s: %w", key, werr)
+		}
+		if errors.Is(err, router.ErrNotNewer) && sameRoute(st, *file) {
+			return true, nil // its file watch was quicker than the push
+		}
+		if !errors.Is(err, router.ErrNotNewer) || attempt == 2 {
+			return err == nil, nil
+		}
+		file.Generation = st.Generation + 1
+	}
+}
+
+// sameRoute reports whether a router's status is the route file f.
+func sameRoute(st router.Status, f router.File) bool {
+	a, errA := json.Marshal(st.Backends)
+	b, errB := json.Marshal(f.Backends)
+	return st.Generation == f.Generation && st.Listen == f.Listen && errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 // startRouter starts the router process of key and waits until it listens.
