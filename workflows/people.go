@@ -225,7 +225,7 @@ func (r *rollout) recordDeployment(ctx workflow.Context, outcome, msg string) {
 	if outcome != "succeeded" {
 		d.Reason = msg
 	}
-	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome+" in the inventory"), contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
+	if err := short(dctx, r.local, "record "+outcome+" in the inventory", contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("record deployment", "error", err)
 	}
 }
