@@ -58,9 +58,11 @@ func quickOptions(ctx workflow.Context, summary string) workflow.Context {
 const localShortSteps = "short-steps-as-local-activities"
 
 // short runs a short step: a local activity with the quick options when local
-// (the run began after localShortSteps), an activity with them otherwise.
+// (the run began after localShortSteps), an activity with them otherwise, and
+// always an activity on a compensation context (its retries last
+// compensationBudget; a local activity's would hold workflow tasks that long).
 func short(ctx workflow.Context, local bool, summary, activity string, args ...any) workflow.Future {
-	if !local {
+	if !local || compensating(ctx) {
 		return workflow.ExecuteActivity(quickOptions(ctx, summary), activity, args...)
 	}
 	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
