@@ -47,8 +47,8 @@ func quickOptions(ctx workflow.Context, summary string) workflow.Context {
 }
 
 // localShortSteps is the workflow change that runs a rollout's short steps
-// (check the spec, resolve the image, read the route, smoke checks, route
-// writes, the inventory record) as local activities: inside the workflow task
+// (check the spec, resolve the image, read the route, smoke checks, the
+// inventory record; not route writes) as local activities: inside the workflow task
 // that reaches them, on the worker running it, with the quick options'
 // timeouts and retries. Each saves a round trip through the server (an
 // activity task, then a workflow task for its result). They are reads,

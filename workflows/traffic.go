@@ -50,7 +50,7 @@ func (r *rollout) routeTo(ctx workflow.Context, prev []contract.FleetShare, flee
 // does not grow with the fleets.
 func (r *rollout) setRoute(ctx workflow.Context, next []contract.FleetShare, weight int) error {
 	r.routeTouched = true
-	err := short(ctx, r.local, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet), contract.ActivitySetRoute,
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet)), contract.ActivitySetRoute,
 		contract.SetRouteInput{Key: r.key, Shares: next, Route: contract.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("moving traffic", err)
