@@ -52,13 +52,15 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 	return contract.WaitHealthyResult{Healthy: prog.Healthy, Took: time.Since(prog.Started).Round(time.Millisecond)}, nil
 }
 
-// pollHealthy probes every instance of a fleet each interval until all pass path
-// (no problems) or the deadline passes (the last round's problems). round is called
+// pollHealthy probes every instance of a fleet until all pass path, the rounds
+// probe.Backoff(interval) apart (quick at first, then each interval),
+// until there are no problems or the deadline passes (the last round's problems). round is called
 // after each round, to heartbeat. A transient provider error is one more unanswered
 // probe; a permanent one, every instance having exited, or cancellation, is the
 // error.
 func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, path string, interval time.Duration, deadline time.Time,
 	round func(healthy, total int)) ([]string, error) {
+	next := probe.Backoff(interval)
 	for {
 		var problems []string
 		healthy, total := 0, 0
@@ -79,7 +81,7 @@ func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, 
 		if len(problems) == 0 || !time.Now().Before(deadline) {
 			return problems, nil
 		}
-		wait := interval
+		wait := next()
 		if rest := time.Until(deadline); rest < wait {
 			wait = rest
 		}

@@ -15,24 +15,30 @@ import (
 // step, and a retried attempt finds the details of the last tick.
 //
 // Every heartbeating activity uses it; none heartbeats only between steps.
+//
+// Every heartbeat goes out from the helper's goroutine, the first at once: a
+// heartbeat is a call to the server (a write to the workflow's state), and the
+// activity's own work does not wait for it.
 type heartbeater struct {
 	ctx  context.Context
 	mu   sync.Mutex
 	last any
+	kick chan struct{} // one buffered: heartbeat the latest details now
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
-// startHeartbeat records details as the first heartbeat and keeps heartbeating
-// until Stop. Outside an activity (a plain context) it does nothing.
+// startHeartbeat heartbeats details at once (from its goroutine) and keeps
+// heartbeating until Stop. Outside an activity (a plain context) it does
+// nothing.
 func startHeartbeat(ctx context.Context, details any) *heartbeater {
-	h := &heartbeater{ctx: ctx, last: details, stop: make(chan struct{}), done: make(chan struct{})}
+	h := &heartbeater{ctx: ctx, last: details, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if !activity.IsActivity(ctx) {
 		close(h.done)
 		return h
 	}
-	activity.RecordHeartbeat(ctx, details)
+	h.kick <- struct{}{}
 	go h.run(heartbeatEvery(activity.GetInfo(ctx).HeartbeatTimeout))
 	return h
 }
@@ -57,24 +63,26 @@ func (h *heartbeater) run(every time.Duration) {
 			return
 		case <-h.ctx.Done():
 			return
+		case <-h.kick:
 		case <-t.C:
-			h.mu.Lock()
-			d := h.last
-			h.mu.Unlock()
-			activity.RecordHeartbeat(h.ctx, d)
 		}
+		h.mu.Lock()
+		d := h.last
+		h.mu.Unlock()
+		activity.RecordHeartbeat(h.ctx, d)
 	}
 }
 
-// Set heartbeats details now and makes them what the ticker's heartbeats
-// carry. (The SDK sends at most one heartbeat per throttle interval, with the
-// latest details: setting often costs no extra calls.)
+// Set makes details what the heartbeats carry and heartbeats them now (from
+// the goroutine). (The SDK sends at most one heartbeat per throttle interval,
+// with the latest details: setting often costs no extra calls.)
 func (h *heartbeater) Set(details any) {
 	h.mu.Lock()
 	h.last = details
 	h.mu.Unlock()
-	if activity.IsActivity(h.ctx) {
-		activity.RecordHeartbeat(h.ctx, details)
+	select {
+	case h.kick <- struct{}{}:
+	default: // a heartbeat is due already; it takes these details
 	}
 }
 

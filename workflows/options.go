@@ -46,6 +46,33 @@ func quickOptions(ctx workflow.Context, summary string) workflow.Context {
 	return withOptions(ctx, quick, summary)
 }
 
+// localShortSteps is the workflow change that runs a rollout's short steps
+// (check the spec, resolve the image, read the route, smoke checks, the
+// inventory record; not route writes) as local activities: inside the workflow task
+// that reaches them, on the worker running it, with the quick options'
+// timeouts and retries. Each saves a round trip through the server (an
+// activity task, then a workflow task for its result). They are reads,
+// idempotent writes or idempotent records, so a worker that dies in one simply
+// runs it again when the workflow task is retried. Runs recorded before it
+// schedule them as activities.
+const localShortSteps = "short-steps-as-local-activities"
+
+// short runs a short step: a local activity with the quick options when local
+// (the run began after localShortSteps), an activity with them otherwise, and
+// always an activity on a compensation context (its retries last
+// compensationBudget; a local activity's would hold workflow tasks that long).
+func short(ctx workflow.Context, local bool, summary, activity string, args ...any) workflow.Future {
+	if !local || compensating(ctx) {
+		return workflow.ExecuteActivity(quickOptions(ctx, summary), activity, args...)
+	}
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    quick.StartToCloseTimeout,
+		ScheduleToCloseTimeout: quick.ScheduleToCloseTimeout,
+		RetryPolicy:            quick.RetryPolicy,
+		Summary:                summary,
+	}), activity, args...)
+}
+
 func terminateOptions(ctx workflow.Context, summary string) workflow.Context {
 	return withOptions(ctx, terminate, summary)
 }

@@ -199,7 +199,7 @@ func (r *rollout) recordDeployment(ctx workflow.Context, end contract.Phase, msg
 	if outcome != contract.OutcomeSucceeded {
 		d.Reason = msg
 	}
-	if err := workflow.ExecuteActivity(quickOptions(dctx, "record "+outcome.String()+" in the inventory"), contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
+	if err := short(dctx, r.local, "record "+outcome.String()+" in the inventory", contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("record deployment", "error", err)
 	}
 }

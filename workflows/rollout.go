@@ -141,6 +141,8 @@ type rollout struct {
 
 	checked  bool  // the spec was checked against the worker's provider (or the run predates the check)
 	checkErr error // why the worker's provider cannot run the spec
+
+	local bool // short steps run as local activities (localShortSteps)
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -177,6 +179,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 	if err := r.registerUpdates(ctx); err != nil {
 		return nil, err
 	}
+	r.local = workflow.GetVersion(ctx, localShortSteps, workflow.DefaultVersion, 1) >= 1
 	return r, nil
 }
 
@@ -188,7 +191,7 @@ func (r *rollout) checkSpec(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, checkSpecChange, workflow.DefaultVersion, 1) < 1 {
 		return nil
 	}
-	err := workflow.ExecuteActivity(quickOptions(ctx, "check the spec against the worker's provider"), contract.ActivityCheckSpec, r.spec).Get(ctx, nil)
+	err := short(ctx, r.local, "check the spec against the worker's provider", contract.ActivityCheckSpec, r.spec).Get(ctx, nil)
 	if err != nil {
 		if es, ok := spec.InvalidSpec(err); ok {
 			r.checkErr = temporal.NewNonRetryableApplicationError(es.Error(), contract.ErrInvalidSpec, nil, es)
@@ -230,7 +233,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 	}
 	r.setPhase(ctx, contract.PhaseResolving, "resolving image "+what)
 	var img contract.ResolveImageResult
-	err := workflow.ExecuteActivity(quickOptions(ctx, "resolve image "+what), contract.ActivityResolveImage,
+	err := short(ctx, r.local, "resolve image "+what, contract.ActivityResolveImage,
 		contract.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env)}).Get(ctx, &img)
 	if err != nil {
 		return "", r.fail("resolving the image", err)
@@ -264,7 +267,7 @@ func (r *rollout) previousImage(ctx workflow.Context) (spec.ImageRef, error) {
 
 func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
 	var route contract.Route
-	err := workflow.ExecuteActivity(quickOptions(ctx, "read route "+r.key.String()), contract.ActivityReadRoute, r.key).Get(ctx, &route)
+	err := short(ctx, r.local, "read route "+r.key.String(), contract.ActivityReadRoute, r.key).Get(ctx, &route)
 	if err != nil {
 		return route, r.fail("reading the current route", err)
 	}
@@ -356,7 +359,7 @@ func (r *rollout) validate(ctx workflow.Context, fleetID string, from int) error
 		return r.stopped()
 	}
 	r.enter(ctx, contract.PhaseValidating, fmt.Sprintf("running %d smoke checks on %s", len(r.spec.Checks), fleetID))
-	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("smoke checks on %s", fleetID)), contract.ActivityRunChecks,
+	err := short(ctx, r.local, fmt.Sprintf("smoke checks on %s", fleetID), contract.ActivityRunChecks,
 		contract.RunChecksInput{FleetID: fleetID, From: from, Checks: r.spec.Checks}).Get(ctx, nil)
 	if err != nil {
 		return r.fail("validating the new fleet", err)

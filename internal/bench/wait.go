@@ -27,10 +27,12 @@ func Poll(ctx context.Context, interval time.Duration, f func() (bool, error)) e
 	}
 }
 
-// WaitHealthy probes every instance of the fleet on path every interval until all
-// answer 2xx, as the WaitHealthy activity does (probe.All), without Temporal.
+// WaitHealthy probes every instance of the fleet on path until all answer 2xx,
+// the rounds probe.Backoff(interval) apart, as the WaitHealthy activity does
+// (probe.All), without Temporal.
 func WaitHealthy(ctx context.Context, p *provider.Provider, hc *http.Client, fleetID, path string, interval, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	next := probe.Backoff(interval)
 	for {
 		fleet, err := p.Describe(ctx, fleetID)
 		if err != nil {
@@ -57,7 +59,7 @@ func WaitHealthy(ctx context.Context, p *provider.Provider, hc *http.Client, fle
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(min(interval, time.Until(deadline))):
+		case <-time.After(min(next(), time.Until(deadline))):
 		}
 	}
 }

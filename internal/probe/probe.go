@@ -15,6 +15,24 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// FirstRetry is how long a health wait waits after its first unanswered round
+// (Backoff).
+const FirstRetry = 10 * time.Millisecond
+
+// Backoff returns the waits between the rounds of a health wait: FirstRetry,
+// then twice the last wait, up to interval, then interval. An instance that
+// needs a few milliseconds to listen is found in milliseconds, not after a
+// whole interval (1 s by default), and a slow one is probed every interval
+// after about log2(interval/FirstRetry) quick rounds.
+func Backoff(interval time.Duration) func() time.Duration {
+	wait := min(FirstRetry, interval)
+	return func() time.Duration {
+		w := wait
+		wait = min(2*wait, interval)
+		return w
+	}
+}
+
 // MaxConcurrent bounds the probes of one call in flight at once.
 const MaxConcurrent = 32
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,5 +120,24 @@ func TestClientFollowsNoRedirect(t *testing.T) {
 	}
 	if hits.Load() != 0 {
 		t.Error("the redirect was followed")
+	}
+}
+
+// A health wait probes again FirstRetry after its first round, twice as long
+// after each next one, and every interval once the doubling reaches it.
+func TestBackoffDoublesFromFirstRetryUpToTheInterval(t *testing.T) {
+	next := Backoff(200 * time.Millisecond)
+	var got []time.Duration
+	for range 7 {
+		got = append(got, next())
+	}
+	want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond,
+		160 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}
+	if !slices.Equal(got, want) {
+		t.Errorf("waits %v, want %v", got, want)
+	}
+	short := Backoff(4 * time.Millisecond)
+	if a, b := short(), short(); a != 4*time.Millisecond || b != 4*time.Millisecond {
+		t.Errorf("an interval under FirstRetry: waits %v, %v, want the interval each time", a, b)
 	}
 }
