@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
 	"github.com/prometheus/procfs"
 )
 
@@ -66,14 +68,25 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 		r.Strategy.Waves = p7Waves
 		return r, version, err
 	}
-	one := func(s service, n int) error {
+	var (
+		runsMu sync.Mutex
+		runs   = map[int][]Execution{} // n → the runs of round n
+	)
+	one := func(s service, n, round int) error {
 		r, version, err := mk(s, n)
 		if err != nil {
 			return err
 		}
-		res, err := im.Rollout(ctx, r)
+		run, err := im.StartRollout(ctx, r)
 		if err != nil {
 			return fmt.Errorf("rollout %d of %s: %w", n, s.name, err)
+		}
+		runsMu.Lock()
+		runs[round] = append(runs[round], Execution{ID: run.GetID(), RunID: run.GetRunID()})
+		runsMu.Unlock()
+		var res workflows.RolloutResult
+		if err := run.Get(ctx, &res); err != nil {
+			return fmt.Errorf("rollout %d of %s: %s", n, s.name, rollouts.Reason(err))
 		}
 		if res.Instances != p7Size {
 			return fmt.Errorf("rollout of %s ended with %d instances", s.name, res.Instances)
@@ -91,7 +104,7 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = one(s, n)
+				errs[i] = one(s, n, n)
 			}()
 		}
 		wg.Wait()
@@ -111,14 +124,14 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 	var singles []time.Duration
 	for n := 1; n <= env.Runs; n++ {
 		start := time.Now()
-		if err := one(svcs[0], n); err != nil {
+		if err := one(svcs[0], n, -n); err != nil {
 			return nil, err
 		}
 		singles = append(singles, time.Since(start))
 	}
 	// svcs[0] ran Runs more rollouts than the others: back to v1 like them.
 	if env.Runs%2 == 1 {
-		if err := one(svcs[0], 0); err != nil {
+		if err := one(svcs[0], 0, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -130,6 +143,13 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 		}
 		totals = append(totals, took)
 		env.logf("P7: %d rollouts at once took %s", len(svcs), took.Round(time.Millisecond))
+	}
+	// Where the time went: the histories of the first single rollout (n=1 ran
+	// alone first) and of the last round of 50.
+	for _, n := range []int{-1, env.Runs} {
+		if b, err := NewBreakdown(ctx, im.Client, runs[n]); err == nil {
+			env.logf("P7: where the time of the %d rollout(s) of round %d went:\n%s", len(runs[n]), n, b)
+		}
 	}
 	hwm, err := vmHWM(w.Cmd.Process.Pid)
 	if err != nil {
