@@ -25,25 +25,11 @@ const (
 )
 
 func runP7(ctx context.Context, env *Env) ([]Figure, error) {
-	// The worker's local driver starts sim hosts; imago-worker does not serve
-	// as one, so point it at this binary (whose init calls local.RunSimIfChild).
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	if os.Getenv(local.SimCommandEnv) == "" {
-		os.Setenv(local.SimCommandEnv, exe)
-		defer os.Unsetenv(local.SimCommandEnv)
-	}
-	im, err := StartImago(ctx, env)
+	im, w, err := startSimWorker(ctx, env, "p7")
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	w, err := im.StartWorkerProcess("p7")
-	if err != nil {
-		return nil, err
-	}
 	type service struct {
 		name, listen string
 		v1, v2       string
@@ -165,6 +151,34 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 		{Name: fmt.Sprintf("%d at once ÷ one rollout", len(svcs)), Value: fmt.Sprintf("%.2f", ratio), Goal: "≤ 3", Met: ratio <= 3},
 		{Name: "imago-worker peak RSS (VmHWM)", Value: fmt.Sprintf("%.0f MB", mb), Goal: "≤ 250 MB", Met: mb <= 250},
 	}, nil
+}
+
+// startSimWorker starts imago (StartImago) and one imago-worker process whose
+// local driver starts its sim hosts from this binary: imago-worker does not
+// serve as one, this binary's init calls local.RunSimIfChild. Close im when
+// done; that also restores the environment.
+func startSimWorker(ctx context.Context, env *Env, name string) (*Imago, *WorkerProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	restore := func() {}
+	if os.Getenv(local.SimCommandEnv) == "" {
+		os.Setenv(local.SimCommandEnv, exe)
+		restore = func() { os.Unsetenv(local.SimCommandEnv) }
+	}
+	im, err := StartImago(ctx, env)
+	if err != nil {
+		restore()
+		return nil, nil, err
+	}
+	im.cleanup = append(im.cleanup, restore)
+	w, err := im.StartWorkerProcess(name)
+	if err != nil {
+		im.Close()
+		return nil, nil, err
+	}
+	return im, w, nil
 }
 
 // vmHWM returns the peak resident set size of pid, in KiB.
