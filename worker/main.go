@@ -24,6 +24,7 @@ import (
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/devserver"
+	_ "github.com/imago/imago/internal/pprofdebug" // net/http/pprof in builds tagged imago_pprof
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/internal/telemetry"

@@ -322,15 +322,23 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 	return fleet, nil
 }
 
+// waitHealthyMinHeartbeat is the shortest heartbeat timeout of WaitHealthy.
+// Activity options are not part of what replay compares: changing it needs no
+// workflow.GetVersion.
+const waitHealthyMinHeartbeat = 2 * time.Second
+
 // waitHealthy waits for the instances from..to (fleet order) of a fleet to pass
 // the health probe: all of them, or those a rolling wave added.
 func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int) error {
 	h := r.spec.Health
 	r.enter(ctx, contract.PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", to-from, h.Path))
-	heartbeat := 3 * h.Interval.D()
-	if heartbeat < 5*time.Second {
-		heartbeat = 5 * time.Second
-	}
+	// The heartbeat timeout is how soon a worker killed mid-wait is noticed and
+	// the wait retried on another (P5): 2 s, or three probe intervals when
+	// they are longer. The activity heartbeats every quarter of it and the
+	// worker sends a heartbeat at most every 500 ms apart
+	// (app.MainWorkerOptions), so a live worker misses it only when a
+	// heartbeat is held up for over a second.
+	heartbeat := max(3*h.Interval.D(), waitHealthyMinHeartbeat)
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: h.Timeout.D() + time.Minute,
 		HeartbeatTimeout:    heartbeat,

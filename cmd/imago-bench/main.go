@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/bench"
+	_ "github.com/imago/imago/internal/pprofdebug" // net/http/pprof in builds tagged imago_pprof
 	"github.com/imago/imago/internal/router"
 	"github.com/prometheus/procfs"
 )

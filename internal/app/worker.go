@@ -45,9 +45,23 @@ const (
 
 // stickyScheduleToStart is how long a workflow task sent to a worker's sticky
 // queue waits for that worker before any worker may take it (and replay the
-// history): the SDK's default, long enough that a busy worker keeps its
-// workflows, short enough that a dead one delays them little.
-const stickyScheduleToStart = 5 * time.Second
+// history). A worker killed with kill -9 leaves its sticky queue looking alive
+// to the server for 10 s, so the next workflow task of each of its workflows
+// waits this long: it is part of the recovery after a crash (P5: ≤ 5 s from
+// the kill to the rollout's next phase). 1.5 s, not the SDK's 5 s (P5 took
+// 11.5 s with it, 5.0 s with 2 s): a live worker that leaves a task
+// unanswered that long is loaded, and a replay costs it a few milliseconds of
+// CPU per workflow; at 1 s a loaded worker lost its workflows to others too
+// often (docs/performance.md).
+const stickyScheduleToStart = 1500 * time.Millisecond
+
+// maxHeartbeatThrottle is the longest the worker holds an activity's
+// heartbeat back (the SDK's default: 80 % of the heartbeat timeout, which
+// leaves a 2 s timeout 400 ms of slack under load). Activities heartbeat on a
+// ticker every quarter of their timeout, at most 10 s (activities/heartbeat.go),
+// so the server hears from each one that often: one call per 500 ms for
+// WaitHealthy's 2 s, one per 5 s for Provision's 20 s.
+const maxHeartbeatThrottle = 500 * time.Millisecond
 
 // DefaultWorkerConfig is the configuration with every default.
 func DefaultWorkerConfig() WorkerConfig {
@@ -140,6 +154,7 @@ func NewWorkers(c client.Client, acts *activities.Activities, wc WorkerConfig) *
 func MainWorkerOptions(wc WorkerConfig) worker.Options {
 	return worker.Options{
 		StickyScheduleToStartTimeout: stickyScheduleToStart,
+		MaxHeartbeatThrottleInterval: maxHeartbeatThrottle,
 		WorkerStopTimeout:            wc.StopTimeout,
 	}
 }

@@ -40,9 +40,14 @@ func TestWorkerConfigFromEnv(t *testing.T) {
 	}
 }
 
-// A workflow task waits for its sticky worker 5 s before any worker may take
-// it: at 1 s, a worker busy for a second under load lost its workflows to
-// others, which replayed their histories.
+// A workflow task waits for its sticky worker 1.5 s before any worker may
+// take it: at 1 s, a worker busy for a second under load lost its workflows
+// to others, which replayed their histories; at the SDK's 5 s a worker killed
+// with kill -9 held its workflows' next tasks 5 s (P5). The heartbeats are
+// sent often enough for the shortest heartbeat timeout (2 s, WaitHealthy).
 func TestStickyScheduleToStartOutlastsALoadedWorker(t *testing.T) {
-	assert.GreaterOrEqual(t, stickyScheduleToStart, 5*time.Second)
+	assert.Greater(t, stickyScheduleToStart, time.Second)
+	assert.LessOrEqual(t, stickyScheduleToStart, 2*time.Second, "the recovery after a kill -9 (P5) waits for it")
+	o := MainWorkerOptions(DefaultWorkerConfig())
+	assert.LessOrEqual(t, o.MaxHeartbeatThrottleInterval, time.Second/2, "a 2 s heartbeat timeout needs heartbeats well within it")
 }

@@ -25,6 +25,10 @@ func init() {
 const (
 	p5HealthInterval = 200 * time.Millisecond
 	p5StartDelay     = 3 * time.Second
+	// p5Goal is issue 15's: WaitHealthy's heartbeat timeout (2 s at this
+	// health interval), the retry, and the sticky workflow task's 1.5 s
+	// (docs/performance.md, "P5").
+	p5Goal = 5 * time.Second
 )
 
 func runP5(ctx context.Context, env *Env) ([]Figure, error) {
@@ -60,8 +64,6 @@ func runP5(ctx context.Context, env *Env) ([]Figure, error) {
 	if _, err := im.Rollout(ctx, r); err != nil {
 		return nil, fmt.Errorf("first rollout: %w", err)
 	}
-	heartbeat := max(5*time.Second, 3*p5HealthInterval)
-	goal := heartbeat + 2*time.Second
 
 	var retried, completed, moved []time.Duration
 	for i := 0; i < env.Runs; i++ {
@@ -108,7 +110,7 @@ func runP5(ctx context.Context, env *Env) ([]Figure, error) {
 		{ID: "P5", Name: fmt.Sprintf("kill -9 → WaitHealthy retried on the new worker (median of %d)", len(retried)), Value: Dur(Median(retried)), Goal: "-", Met: true},
 		{ID: "P5", Name: "kill -9 → WaitHealthy completed (history)", Value: Dur(Median(completed)), Goal: "-", Met: true},
 		{ID: "P5", Name: "kill -9 → rollout moves to its next phase (history)", Value: Dur(m),
-			Goal: fmt.Sprintf("≤ %s (heartbeat %s + 2 s)", goal, heartbeat), Met: m <= goal},
+			Goal: "≤ " + Dur(p5Goal), Met: m <= p5Goal},
 	}, nil
 }
 

@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/prometheus/procfs"
 )
@@ -23,25 +25,11 @@ const (
 )
 
 func runP7(ctx context.Context, env *Env) ([]Figure, error) {
-	// The worker's local driver starts sim hosts; imago-worker does not serve
-	// as one, so point it at this binary (whose init calls local.RunSimIfChild).
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	if os.Getenv(local.SimCommandEnv) == "" {
-		os.Setenv(local.SimCommandEnv, exe)
-		defer os.Unsetenv(local.SimCommandEnv)
-	}
-	im, err := StartImago(ctx, env)
+	im, w, err := startSimWorker(ctx, env, "p7")
 	if err != nil {
 		return nil, err
 	}
 	defer im.Close()
-	w, err := im.StartWorkerProcess("p7")
-	if err != nil {
-		return nil, err
-	}
 	type service struct {
 		name, listen string
 		v1, v2       string
@@ -66,14 +54,25 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 		r.Strategy.Waves = p7Waves
 		return r, version, err
 	}
-	one := func(s service, n int) error {
+	var (
+		runsMu sync.Mutex
+		runs   = map[int][]Execution{} // n → the runs of round n
+	)
+	one := func(s service, n, round int) error {
 		r, version, err := mk(s, n)
 		if err != nil {
 			return err
 		}
-		res, err := im.Rollout(ctx, r)
+		run, err := im.StartRollout(ctx, r)
 		if err != nil {
 			return fmt.Errorf("rollout %d of %s: %w", n, s.name, err)
+		}
+		runsMu.Lock()
+		runs[round] = append(runs[round], Execution{ID: run.GetID(), RunID: run.GetRunID()})
+		runsMu.Unlock()
+		var res contract.RolloutResult
+		if err := run.Get(ctx, &res); err != nil {
+			return fmt.Errorf("rollout %d of %s: %s", n, s.name, rollouts.Reason(err))
 		}
 		if res.Instances != p7Size {
 			return fmt.Errorf("rollout of %s ended with %d instances", s.name, res.Instances)
@@ -91,7 +90,7 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = one(s, n)
+				errs[i] = one(s, n, n)
 			}()
 		}
 		wg.Wait()
@@ -111,14 +110,14 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 	var singles []time.Duration
 	for n := 1; n <= env.Runs; n++ {
 		start := time.Now()
-		if err := one(svcs[0], n); err != nil {
+		if err := one(svcs[0], n, -n); err != nil {
 			return nil, err
 		}
 		singles = append(singles, time.Since(start))
 	}
 	// svcs[0] ran Runs more rollouts than the others: back to v1 like them.
 	if env.Runs%2 == 1 {
-		if err := one(svcs[0], 0); err != nil {
+		if err := one(svcs[0], 0, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -130,6 +129,13 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 		}
 		totals = append(totals, took)
 		env.logf("P7: %d rollouts at once took %s", len(svcs), took.Round(time.Millisecond))
+	}
+	// Where the time went: the histories of the first single rollout (n=1 ran
+	// alone first) and of the last round of 50.
+	for _, n := range []int{-1, env.Runs} {
+		if b, err := NewBreakdown(ctx, im.Client, runs[n]); err == nil {
+			env.logf("P7: where the time of the %d rollout(s) of round %d went:\n%s", len(runs[n]), n, b)
+		}
 	}
 	hwm, err := vmHWM(w.Cmd.Process.Pid)
 	if err != nil {
@@ -145,6 +151,34 @@ func runP7(ctx context.Context, env *Env) ([]Figure, error) {
 		{Name: fmt.Sprintf("%d at once ÷ one rollout", len(svcs)), Value: fmt.Sprintf("%.2f", ratio), Goal: "≤ 3", Met: ratio <= 3},
 		{Name: "imago-worker peak RSS (VmHWM)", Value: fmt.Sprintf("%.0f MB", mb), Goal: "≤ 250 MB", Met: mb <= 250},
 	}, nil
+}
+
+// startSimWorker starts imago (StartImago) and one imago-worker process whose
+// local driver starts its sim hosts from this binary: imago-worker does not
+// serve as one, this binary's init calls local.RunSimIfChild. Close im when
+// done; that also restores the environment.
+func startSimWorker(ctx context.Context, env *Env, name string) (*Imago, *WorkerProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	restore := func() {}
+	if os.Getenv(local.SimCommandEnv) == "" {
+		os.Setenv(local.SimCommandEnv, exe)
+		restore = func() { os.Unsetenv(local.SimCommandEnv) }
+	}
+	im, err := StartImago(ctx, env)
+	if err != nil {
+		restore()
+		return nil, nil, err
+	}
+	im.cleanup = append(im.cleanup, restore)
+	w, err := im.StartWorkerProcess(name)
+	if err != nil {
+		im.Close()
+		return nil, nil, err
+	}
+	return im, w, nil
 }
 
 // vmHWM returns the peak resident set size of pid, in KiB.
