@@ -400,6 +400,9 @@ func (im *Imago) StartWorker() (err error) {
 		}
 	}()
 	im.Server.NewWorker(contract.TaskQueue, func(r worker.Registry) { app.Register(r, im.Deps.Activities) })
+	// A bake builds and tests its image on its own task queue (as imago-worker's
+	// second worker does); without a poller there P6's first bake never ends.
+	im.Server.NewWorker(contract.BakeTaskQueue, func(r worker.Registry) { app.RegisterBake(r, im.Deps.Activities) })
 	return nil
 }
 
