@@ -25,7 +25,6 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
@@ -392,17 +391,18 @@ func (im *Imago) Close() {
 	im.cleanup = nil
 }
 
-// StartWorker runs imago's real worker registration in this process.
-func (im *Imago) StartWorker() (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("start worker: %v", p)
-		}
-	}()
-	im.Server.NewWorker(contract.TaskQueue, func(r worker.Registry) { app.Register(r, im.Deps.Activities) })
-	// A bake builds and tests its image on its own task queue (as imago-worker's
-	// second worker does); without a poller there P6's first bake never ends.
-	im.Server.NewWorker(contract.BakeTaskQueue, func(r worker.Registry) { app.RegisterBake(r, im.Deps.Activities) })
+// StartWorker runs imago's workers in this process, as imago-worker runs them
+// (app.NewWorkers: the main worker with its options and the bake worker on
+// its own task queue). Close stops them without waiting for activities still
+// running: the scenario is over by then.
+func (im *Imago) StartWorker() error {
+	wc := app.DefaultWorkerConfig()
+	wc.StopTimeout, wc.BakeStopTimeout = 0, 0
+	w := app.NewWorkers(im.Client, im.Deps.Activities, wc)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	im.cleanup = append(im.cleanup, w.Stop)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 )
 
@@ -53,17 +54,12 @@ func (b *Breakdown) step(name string) *stepTimes {
 }
 
 func (b *Breakdown) add(ctx context.Context, c client.Client, r Execution) error {
-	it := c.GetWorkflowHistory(ctx, r.ID, r.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	scheduled := map[int64]time.Time{} // scheduled event id → time
 	started := map[int64]time.Time{}   // scheduled event id → started time
 	activity := map[int64]string{}     // scheduled event id → activity type
 	var wftScheduled, wftStarted, first, last time.Time
 	var in time.Duration
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return fmt.Errorf("history of %s: %w", r.ID, err)
-		}
+	err := eachEvent(ctx, c, r.ID, r.RunID, func(ev *historypb.HistoryEvent) {
 		at := ev.GetEventTime().AsTime()
 		if first.IsZero() {
 			first = at
@@ -96,6 +92,9 @@ func (b *Breakdown) add(ctx context.Context, c client.Client, r Execution) error
 			s.run = append(s.run, at.Sub(started[id]))
 			in += at.Sub(started[id])
 		}
+	})
+	if err != nil {
+		return err
 	}
 	b.first, b.last, b.inSteps = append(b.first, first), append(b.last, last), append(b.inSteps, in)
 	return nil

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/imago/imago/internal/contract"
@@ -180,18 +180,13 @@ func (im *Imago) SimSpec(svc, listen, imageID, version string, size int) (spec.R
 // HistoryStats counts the events of a workflow run and returns the count, the
 // size of its largest event and the size of the whole history, in bytes.
 func (im *Imago) HistoryStats(ctx context.Context, id, runID string) (events, largest int, total int64, err error) {
-	it := im.Client.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("history of %s: %w", id, err)
-		}
+	err = eachEvent(ctx, im.Client, id, runID, func(ev *historypb.HistoryEvent) {
 		events++
 		n := proto.Size(ev)
 		largest = max(largest, n)
 		total += int64(n)
-	}
-	return events, largest, total, nil
+	})
+	return events, largest, total, err
 }
 
 var (

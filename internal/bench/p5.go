@@ -121,18 +121,9 @@ func p5Spec(r *spec.Rollout) {
 // p5Times reads the history: the WaitHealthy that completed after killed, its
 // attempt's start, and the first workflow task completed after it.
 func p5Times(ctx context.Context, im *Imago, id, runID string, killed time.Time) (started, completed, moved time.Duration, err error) {
-	it := im.Client.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var events []*historypb.HistoryEvent
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		events = append(events, ev)
-	}
 	waitHealthy := map[int64]bool{}
 	var done int64
-	for _, ev := range events {
+	err = eachEvent(ctx, im.Client, id, runID, func(ev *historypb.HistoryEvent) {
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == "WaitHealthy" {
@@ -154,6 +145,9 @@ func p5Times(ctx context.Context, im *Imago, id, runID string, killed time.Time)
 				moved = ev.GetEventTime().AsTime().Sub(killed)
 			}
 		}
+	})
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	if done == 0 || moved == 0 {
 		return 0, 0, 0, fmt.Errorf("no completed WaitHealthy followed by a workflow task in the history of %s", id)

@@ -66,11 +66,12 @@ func runP8(ctx context.Context, env *Env) ([]Figure, error) {
 	errs := make([]error, len(specs))
 	late := make([]bool, len(specs)) // not finished within p8Budget
 	runs := make([]Execution, len(specs))
+	outOfBudget := func(err error) bool { return rctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) }
 	var wg sync.WaitGroup
 	for i, r := range specs {
 		wg.Go(func() {
 			run, err := im.StartRollout(rctx, r)
-			if err != nil && (rctx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
+			if err != nil && outOfBudget(err) {
 				late[i] = true
 				return
 			}
@@ -80,7 +81,7 @@ func runP8(ctx context.Context, env *Env) ([]Figure, error) {
 			}
 			runs[i] = Execution{ID: run.GetID(), RunID: run.GetRunID()}
 			var res contract.RolloutResult
-			if err := run.Get(rctx, &res); err != nil && (rctx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
+			if err := run.Get(rctx, &res); err != nil && outOfBudget(err) {
 				late[i] = true
 			} else if err != nil {
 				errs[i] = fmt.Errorf("%s/%s: %s", r.Environment, r.Service, rollouts.Reason(err))
