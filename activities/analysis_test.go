@@ -71,7 +71,7 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := provider.RouteKey{Service: "web", Environment: "test"}
+	key := contract.RouteKey{Service: "web", Environment: "test"}
 	t.Cleanup(func() {
 		if err := d.StopRouter(context.Background(), key); err != nil {
 			t.Errorf("stop router: %v", err)
@@ -111,7 +111,7 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 		t.Fatalf("without a router: %+v %v", res, err)
 	}
 
-	err = p.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{
+	err = p.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{
 		{FleetID: "fl-bad", Weight: 50, Targets: []string{bad.Listener.Addr().String()}},
 		{FleetID: "fl-good", Weight: 50, Targets: []string{good.Listener.Addr().String()}},
 	}})
@@ -250,7 +250,7 @@ func TestRunAnalysisRefusesBadSpecsWithoutRetry(t *testing.T) {
 		}
 	}
 	a := &Activities{Provider: provider.New("none", nil)}
-	key := provider.RouteKey{Service: "web", Environment: "test"}
+	key := contract.RouteKey{Service: "web", Environment: "test"}
 
 	_, _, err := runAnalysis(t, a, AnalysisInput{Name: "errors", Key: key, FleetID: "fl-1", Spec: analysis.Spec{Provider: analysis.ProviderRouter, Metric: "p42"}}, nil)
 	nonRetryable(t, err, "analysis errors: invalid analysis: ", `metric "p42" is not a router metric`, "interval is required", "a success condition is required")
@@ -294,7 +294,7 @@ func TestRunAnalysisNoDataFollowsOnNoData(t *testing.T) {
 	prom := fakePrometheus(t, func(q string) *float64 { queries.Store(q, true); return nil })
 	a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 	query := `sum(rate(imago_router_errors_total{fleet="{{fleet}}"}[1m])) / sum(rate(imago_router_requests_total{fleet="{{fleet}}"}[1m]))`
-	key := provider.RouteKey{Service: "web", Environment: "prod"}
+	key := contract.RouteKey{Service: "web", Environment: "prod"}
 	for _, tc := range []struct {
 		onNoData, phase, reason, message string
 	}{

@@ -23,7 +23,6 @@ import (
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/packerplugin"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -345,7 +344,7 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 	}
 	hb := startHeartbeat(ctx, "booting a test instance of "+in.Image.ID)
 	defer hb.Stop()
-	fleet, err := p.Provision(ctx, provider.ProvisionRequest{
+	fleet, err := p.Provision(ctx, contract.ProvisionRequest{
 		Token: in.Token, Service: in.Image.Service, Environment: "bake-test", ImageID: in.Image.ID, Size: 1,
 		Labels: map[string]string{"purpose": "image-test"},
 	})

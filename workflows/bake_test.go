@@ -16,7 +16,6 @@ import (
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -169,9 +168,9 @@ func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
 			}
 			return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
-	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(contract.Route{}, nil)
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		func(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			return newFleet(req), nil
 		})
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 3}, nil)

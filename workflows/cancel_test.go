@@ -15,7 +15,6 @@ import (
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -97,7 +96,7 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 		})
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(oldRoute, nil)
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		func(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			return newFleet(req), nil
 		})
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 2}, nil)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 )
 
 // The undo of a rollout: armed before the fleet exists, and patient through a
@@ -20,10 +19,10 @@ import (
 // provider does half way) and then end with what rest returns.
 func (s *rolloutSuite) provisionsThen(rest func(ctx context.Context) error) {
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		func(ctx context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			f := newFleet(req)
 			s.provisioned[req.Token] = f.ID
-			return provider.Fleet{}, rest(ctx)
+			return contract.Fleet{}, rest(ctx)
 		})
 }
 

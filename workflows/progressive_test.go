@@ -16,7 +16,6 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/analysis"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -44,7 +43,7 @@ func weightStep(w int) spec.Step          { return spec.Step{SetWeight: intp(w)}
 func pauseStep(d time.Duration) spec.Step { return spec.Step{Pause: &spec.Pause{Duration: dur(d)}} }
 func indefinitePause() spec.Step          { return spec.Step{Pause: &spec.Pause{}} }
 func analysisStep(name string) spec.Step  { return spec.Step{Analysis: name} }
-func newWeights(routes []provider.Route) []int {
+func newWeights(routes []contract.Route) []int {
 	var out []int
 	for _, r := range routes {
 		out = append(out, r.Weight("fl-new"))
@@ -319,7 +318,7 @@ func (s *rolloutSuite) TestTrafficGuardRefusalLeavesTheOldRoute() {
 // of oldSize: it records every resize ("fl-new=4") and the instances each
 // health wait and smoke check start from.
 func (s *rolloutSuite) rolling(oldSize int) (resizes *[]string, from *[]int) {
-	old := provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100}}}
+	old := contract.Route{Listen: "127.0.0.1:9080", Backends: []contract.Backend{{FleetID: "fl-old", Weight: 100}}}
 	for i := range oldSize {
 		old.Backends[0].Targets = append(old.Backends[0].Targets, fmt.Sprintf("127.0.0.1:%d", 2000+i))
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 )
 
 // What a provider whose load balancer checks instances and drains them (aws)
@@ -51,8 +50,8 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 				return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 			})
 		env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(oldRoute, nil)
-		var health *provider.HealthCheck
-		env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		var health *contract.HealthCheck
+		env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			health = req.Health
 			return newFleet(req), nil
 		})
@@ -67,7 +66,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 		sp.Health.Path, sp.Health.Interval = "/ready", 7e9
 		env.ExecuteWorkflow(Rollout, RolloutInput{Spec: sp})
 		require.NoError(t, env.GetWorkflowError())
-		assert.Equal(t, &provider.HealthCheck{Path: "/ready", Interval: 7 * time.Second}, health, "the provision request's health check")
+		assert.Equal(t, &contract.HealthCheck{Path: "/ready", Interval: 7 * time.Second}, health, "the provision request's health check")
 		checkTerminate(t, got)
 	})
 

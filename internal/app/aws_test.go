@@ -49,15 +49,15 @@ func TestReaperOnAnAWSWorkerWithFakeAWS(t *testing.T) {
 	deps.Activities.Temporal = e.client
 	e.ts.NewWorker(contract.TaskQueue, func(r worker.Registry) { Register(r, deps.Activities) })
 
-	_, err = deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "t", Service: "hello", Environment: "test", ImageID: ami, Size: 1, Provider: ProviderLocal})
+	_, err = deps.Provider.Provision(ctx, contract.ProvisionRequest{Token: "t", Service: "hello", Environment: "test", ImageID: ami, Size: 1, Provider: ProviderLocal})
 	assert.Equal(t, provider.InvalidArgument, provider.ErrorCode(err))
 	assert.ErrorContains(t, err, `the spec asks for provider "local", but this worker runs "aws"; run a worker with IMAGO_PROVIDER_URL=local://…`)
 
-	orphan, err := deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "left-behind", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
+	orphan, err := deps.Provider.Provision(ctx, contract.ProvisionRequest{Token: "left-behind", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
 	require.NoError(t, err)
 	// A provision whose group AWS never made (every attempt answered 500).
 	fake.Fail("CreateAutoScalingGroup", 3, 500, "InternalFailure", "fake")
-	_, err = deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "died-early", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
+	_, err = deps.Provider.Provision(ctx, contract.ProvisionRequest{Token: "died-early", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
 	require.Error(t, err)
 	half := aws.FleetID("died-early")
 

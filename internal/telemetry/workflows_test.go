@@ -15,7 +15,6 @@ import (
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
@@ -60,8 +59,8 @@ func rolloutMocks(env *testsuite.TestWorkflowEnvironment) {
 	var a *activities.Activities
 	env.OnActivity(a.CheckSpec, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.ResolveImage, mock.Anything, mock.Anything).Return(contract.ResolveImageResult{ImageID: "img-000000000002", Service: "hello"}, nil)
-	env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}, nil)
-	env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(provider.Fleet{ID: "fl-new", Instances: []provider.Instance{{ID: "fl-new-0", Address: "127.0.0.1:3000"}}}, nil)
+	env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(contract.Route{Backends: []contract.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}, nil)
+	env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(contract.Fleet{ID: "fl-new", Instances: []contract.Instance{{ID: "fl-new-0", Address: "127.0.0.1:3000"}}}, nil)
 	env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 1}, nil)
 	env.OnActivity(a.RunChecks, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.SetRoute, mock.Anything, mock.Anything).Return(nil).Maybe()
