@@ -81,7 +81,7 @@ func (a *Activities) ResolveImage(ctx context.Context, in contract.ResolveImageI
 
 // checkEntrypointEnv refuses an image whose entrypoint uses a variable that is
 // neither PORT, HOST nor one of env, before anything is provisioned.
-func checkEntrypointEnv(img catalog.Image, env []string) error {
+func checkEntrypointEnv(img contract.Image, env []string) error {
 	if err := entrypoint.CheckEnv(img.Entrypoint, func(n string) bool { return slices.Contains(env, n) }); err != nil {
 		return fmt.Errorf("env: image %s: %v; %s", img.ID, err, spec.EnvHint)
 	}

@@ -127,7 +127,7 @@ func hashTree(h io.Writer, root string) error {
 }
 
 // resolveRef finds the image an ImageRef names: by ID, or a channel's current image.
-func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.ImageRef) (catalog.Image, error) {
+func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.ImageRef) (contract.Image, error) {
 	if ref.Service != "" {
 		service = ref.Service
 	}
@@ -135,7 +135,7 @@ func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.Im
 	if ref.Channel != "" {
 		e, err := a.Catalog.Channel(ctx, service, ref.Channel)
 		if err != nil {
-			return catalog.Image{}, notFoundIsPermanent(err)
+			return contract.Image{}, notFoundIsPermanent(err)
 		}
 		id = e.ImageID
 	}
@@ -150,7 +150,7 @@ func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.Im
 // brings them back.
 func notFoundIsPermanent(err error) error {
 	switch {
-	case errors.Is(err, catalog.ErrRevoked):
+	case errors.Is(err, contract.ErrRevoked):
 		return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrImageRevoked, nil)
 	case errors.Is(err, catalog.ErrNotFound):
 		return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrImageNotFound, nil)
@@ -202,7 +202,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract
 	defer hb.Stop()
 	say := func(l string) { hb.Set(l) }
 
-	img := catalog.Image{
+	img := contract.Image{
 		Service: b.Service, InputDigest: in.InputDigest, Parent: in.BaseImageID,
 		Builder: b.Builder, Entrypoint: b.Entrypoint, Labels: b.Labels,
 	}
@@ -380,7 +380,7 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 
 // PublishImage records the image in the catalog. Two bakes of the same inputs end
 // with one image: the catalog keeps the first and returns it to both.
-func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (catalog.Image, error) {
+func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (contract.Image, error) {
 	img := in.Image
 	if in.ArchivePath == "" {
 		return a.Catalog.Publish(ctx, img)
@@ -395,7 +395,7 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 
 // MoveChannel points a channel at an image; a retry that finds it moved already
 // adds no second history entry.
-func (a *Activities) MoveChannel(ctx context.Context, in contract.MoveChannelInput) (catalog.ChannelEntry, error) {
+func (a *Activities) MoveChannel(ctx context.Context, in contract.MoveChannelInput) (contract.ChannelEntry, error) {
 	if cur, err := a.Catalog.Channel(ctx, in.Service, in.Channel); err == nil && cur.ImageID == in.ImageID {
 		return cur, nil
 	}

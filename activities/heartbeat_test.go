@@ -18,7 +18,6 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/imago/imago/internal/analysis"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
@@ -70,7 +69,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			a := &Activities{Provider: provider.New("fake", d)}
 			env.RegisterActivity(a)
 			return d.blocked("provision"), run(env, a.TestImage, contract.TestImageInput{
-				Image: catalog.Image{ID: "img-1", Service: "web"}, Token: "bake/run/test",
+				Image: contract.Image{ID: "img-1", Service: "web"}, Token: "bake/run/test",
 				Health: spec.Health{Path: "/healthz", Interval: spec.Duration(time.Second), Timeout: spec.Duration(time.Minute)},
 			})
 		}},

@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
@@ -41,9 +40,9 @@ func (s *bakeSuite) SetupTest() {
 	s.built, s.tested, s.published, s.moved = false, false, false, nil
 	s.env.OnActivity(s.a.BakeDigest, mock.Anything, mock.Anything).Return(contract.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
 	s.env.OnActivity(s.a.MoveChannel, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in contract.MoveChannelInput) (catalog.ChannelEntry, error) {
+		func(_ context.Context, in contract.MoveChannelInput) (contract.ChannelEntry, error) {
 			s.moved = append(s.moved, in.Channel+"="+in.ImageID)
-			return catalog.ChannelEntry{Service: in.Service, Channel: in.Channel, ImageID: in.ImageID}, nil
+			return contract.ChannelEntry{Service: in.Service, Channel: in.Channel, ImageID: in.ImageID}, nil
 		}).Maybe()
 }
 
@@ -54,14 +53,14 @@ func bakeSpec() spec.Bake {
 
 func (s *bakeSuite) cache(found bool) {
 	s.env.OnActivity(s.a.FindCached, mock.Anything, mock.Anything).Return(
-		contract.FindCachedResult{Found: found, Image: catalog.Image{ID: "img-cached00000"}}, nil)
+		contract.FindCachedResult{Found: found, Image: contract.Image{ID: "img-cached00000"}}, nil)
 }
 
 func (s *bakeSuite) builds(err error) {
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.BakeBuildInput) (contract.BakeBuildResult, error) {
 			s.built = true
-			return contract.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello", InputDigest: in.InputDigest}, ArchivePath: "/x.tar.gz"}, err
+			return contract.BakeBuildResult{Image: contract.Image{ID: "img-new000000000", Service: "hello", InputDigest: in.InputDigest}, ArchivePath: "/x.tar.gz"}, err
 		})
 }
 
@@ -74,7 +73,7 @@ func (s *bakeSuite) testsPass(err error) {
 
 func (s *bakeSuite) publishes() {
 	s.env.OnActivity(s.a.PublishImage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in contract.PublishImageInput) (catalog.Image, error) {
+		func(_ context.Context, in contract.PublishImageInput) (contract.Image, error) {
 			s.published = true
 			return in.Image, nil
 		})
@@ -176,7 +175,7 @@ func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 3}, nil)
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
-	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
+	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil)
 	s.env.RegisterWorkflow(Bake)
 }
 
@@ -230,7 +229,7 @@ func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 		func(ctx context.Context, in activities.BakeBuildInput) (contract.BakeBuildResult, error) {
 			build, run = in.BuildID, activity.GetInfo(ctx).WorkflowExecution.RunID
 			queues = append(queues, activity.GetInfo(ctx).TaskQueue)
-			return contract.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
+			return contract.BakeBuildResult{Image: contract.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
 		})
 	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ contract.TestImageInput) error {
 		queues = append(queues, activity.GetInfo(ctx).TaskQueue)

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 )
 
@@ -58,7 +57,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 		env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 3}, nil)
 		env.OnActivity(a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 		env.OnActivity(a.SetRoute, mock.Anything, mock.Anything).Return(nil)
-		env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil).Maybe()
+		env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil).Maybe()
 		var got []terminateOptions
 		capture(env, &got)
 

@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
@@ -37,7 +36,7 @@ type rolloutSuite struct {
 	routes       []contract.Route
 	shares       [][]contract.FleetShare
 	routedAt     time.Time
-	deployments  []catalog.Deployment
+	deployments  []contract.Deployment
 }
 
 func TestRolloutWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(rolloutSuite)) }
@@ -65,7 +64,7 @@ func (s *rolloutSuite) SetupTest() {
 			return []string{id}, nil
 		}).Maybe()
 	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, d catalog.Deployment) (catalog.Deployment, error) {
+		func(_ context.Context, d contract.Deployment) (contract.Deployment, error) {
 			s.deployments = append(s.deployments, d)
 			return d, nil
 		}).Maybe()

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -126,10 +125,10 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"RolloutResult": contract.RolloutResult{}, "RolloutDone": RolloutDone{}, "DecisionRequest": DecisionRequest{},
 		"Decided": Decided{}, "StartBakeRequest": StartBakeRequest{}, "BakeSpec": spec.Bake{}, "ImageTest": spec.ImageTest{},
 		"StartedBake": StartedBake{}, "BakeStatus": BakeStatus{}, "BakeProgress": contract.BakeProgress{},
-		"BakeResult": contract.BakeResult{}, "Image": catalog.Image{}, "Revocation": catalog.Revocation{},
-		"Outdated": catalog.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
+		"BakeResult": contract.BakeResult{}, "Image": contract.Image{}, "Revocation": contract.Revocation{},
+		"Outdated": contract.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
 		"PromoteRequest": PromoteRequest{}, "RevokeRequest": RevokeRequest{}, "Revoked": Revoked{},
-		"ChannelEntry": catalog.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
+		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {

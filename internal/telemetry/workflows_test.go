@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
@@ -43,8 +42,8 @@ func TestACachedBakeCountsAsCached(t *testing.T) {
 	env, addr := metricsEnv(t)
 	var a *activities.Activities
 	env.OnActivity(a.BakeDigest, mock.Anything, mock.Anything).Return(contract.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
-	env.OnActivity(a.FindCached, mock.Anything, mock.Anything).Return(contract.FindCachedResult{Found: true, Image: catalog.Image{ID: "img-cached00000"}}, nil)
-	env.OnActivity(a.MoveChannel, mock.Anything, mock.Anything).Return(catalog.ChannelEntry{}, nil)
+	env.OnActivity(a.FindCached, mock.Anything, mock.Anything).Return(contract.FindCachedResult{Found: true, Image: contract.Image{ID: "img-cached00000"}}, nil)
+	env.OnActivity(a.MoveChannel, mock.Anything, mock.Anything).Return(contract.ChannelEntry{}, nil)
 
 	env.ExecuteWorkflow(workflows.Bake, workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Channel: "latest"}})
 
@@ -67,7 +66,7 @@ func rolloutMocks(env *testsuite.TestWorkflowEnvironment) {
 	env.OnActivity(a.RunAnalysis, mock.Anything, mock.Anything).Return(activities.AnalysisResult{Phase: "Failed", Message: "errorRate 0.3 > 0.05"}, nil).Maybe()
 	env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.TerminateByToken, mock.Anything, mock.Anything).Return([]string{"fl-new"}, nil).Maybe()
-	env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
+	env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil)
 }
 
 func rolloutSpec(t *testing.T, mutate func(*spec.Rollout)) spec.Rollout {

@@ -97,7 +97,7 @@ const (
 // satisfies it. An image baked with an amazon-* Packer builder records its AMIs
 // by region in Image.Artifacts.
 type ImageSource interface {
-	Get(ctx context.Context, id string) (catalog.Image, error)
+	Get(ctx context.Context, id string) (contract.Image, error)
 }
 
 // Config configures the aws driver.

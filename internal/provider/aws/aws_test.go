@@ -689,12 +689,12 @@ func TestErrorCodesWithFakeAWS(t *testing.T) {
 }
 
 // images is a catalog of images baked with amazon-ebs.
-type images map[string]catalog.Image
+type images map[string]contract.Image
 
-func (m images) Get(ctx context.Context, id string) (catalog.Image, error) {
+func (m images) Get(ctx context.Context, id string) (contract.Image, error) {
 	img, ok := m[id]
 	if !ok {
-		return catalog.Image{}, fmt.Errorf("image %s: %w", id, catalog.ErrNotFound)
+		return contract.Image{}, fmt.Errorf("image %s: %w", id, catalog.ErrNotFound)
 	}
 	return img, nil
 }

@@ -9,13 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
 // importEntry imports the test app with entrypoint words.
-func importEntry(t *testing.T, words ...string) catalog.Image {
+func importEntry(t *testing.T, words ...string) contract.Image {
 	t.Helper()
 	img, err := testCatalog.Import(context.Background(), appDir, "web", words, nil)
 	if err != nil {

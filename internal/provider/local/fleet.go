@@ -205,9 +205,9 @@ func (d *Driver) fleetProcs(id string) (map[string]procEntry, error) {
 // The archive must match the record's digest, and the record its ID; either
 // mismatch means the catalog was changed behind imago's back, and is refused
 // (FailedPrecondition) before anything is unpacked.
-func (d *Driver) ensureImage(ctx context.Context, id string) (string, catalog.Image, error) {
+func (d *Driver) ensureImage(ctx context.Context, id string) (string, contract.Image, error) {
 	if d.images == nil {
-		return "", catalog.Image{}, provider.Errorf(provider.FailedPrecondition, "local provider: no image source configured")
+		return "", contract.Image{}, provider.Errorf(provider.FailedPrecondition, "local provider: no image source configured")
 	}
 	img, err := d.images.Get(ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
@@ -269,7 +269,7 @@ type launch struct {
 // entrypoint.Program), checks that every variable the entrypoint uses is PORT,
 // HOST or a key of env, and resolves env's secrets (secretref; https through the
 // outbound guard). Every error comes before any instance starts.
-func (d *Driver) prepareLaunch(ctx context.Context, dir string, img catalog.Image, env map[string]contract.EnvVar) (launch, error) {
+func (d *Driver) prepareLaunch(ctx context.Context, dir string, img contract.Image, env map[string]contract.EnvVar) (launch, error) {
 	if len(img.Entrypoint) == 0 || img.Entrypoint[0] == "" {
 		return launch{}, provider.Errorf(provider.InvalidArgument, "image %s has no entrypoint", img.ID)
 	}

@@ -157,7 +157,7 @@ func TestProvisionRefusesAnArchiveThatWouldEscape(t *testing.T) {
 	tw.Close()
 	gz.Close()
 	// Published through the catalog, so its digest matches: a malicious publisher.
-	img, err := e.cat.PublishArchive(context.Background(), buf.Bytes(), catalog.Image{Service: "web", Entrypoint: []string{"./up/fleets/pwned"}, Builder: "import"})
+	img, err := e.cat.PublishArchive(context.Background(), buf.Bytes(), contract.Image{Service: "web", Entrypoint: []string{"./up/fleets/pwned"}, Builder: "import"})
 	if err != nil {
 		t.Fatal(err)
 	}

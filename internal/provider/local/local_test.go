@@ -33,7 +33,7 @@ var (
 	appDir      string
 	testCatalog *catalog.Catalog
 	imagesMu    sync.Mutex
-	images      = map[string]catalog.Image{}
+	images      = map[string]contract.Image{}
 )
 
 func TestMain(m *testing.M) {
@@ -116,7 +116,7 @@ func dumpLogs(t *testing.T, home string) {
 }
 
 // image returns the image of the test app answering version (imported once).
-func (e *testEnv) image(version string) catalog.Image {
+func (e *testEnv) image(version string) contract.Image {
 	e.t.Helper()
 	imagesMu.Lock()
 	defer imagesMu.Unlock()

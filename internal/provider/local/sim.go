@@ -49,7 +49,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/httpx"
 	"github.com/imago/imago/internal/provider"
@@ -77,11 +76,11 @@ const (
 )
 
 // IsSimImage reports whether img runs as sim instances.
-func IsSimImage(img catalog.Image) bool {
+func IsSimImage(img contract.Image) bool {
 	return img.Labels[SimKindLabel] == SimKind || (len(img.Entrypoint) == 1 && img.Entrypoint[0] == SimEntrypoint)
 }
 
-func simVersion(img catalog.Image) string {
+func simVersion(img contract.Image) string {
 	if v := img.Labels[simVerKey]; v != "" {
 		return v
 	}
@@ -258,7 +257,7 @@ func (st *fleetState) onHost(in contract.Instance, host simRun) bool {
 // starts the host if none runs, plans a port for each instance the host does not
 // serve yet (recorded before the host opens it), syncs the host to the full set,
 // and records the host's pid for every instance. The caller holds the fleet lock.
-func (d *Driver) startSim(ctx context.Context, st *fleetState, img catalog.Image) (contract.Fleet, error) {
+func (d *Driver) startSim(ctx context.Context, st *fleetState, img contract.Image) (contract.Fleet, error) {
 	host, err := d.simHost(ctx, st)
 	if err != nil {
 		return contract.Fleet{}, err
@@ -339,9 +338,9 @@ func (d *Driver) shrinkSim(ctx context.Context, st *fleetState, keep []contract.
 	return err
 }
 
-func (d *Driver) simImage(ctx context.Context, st *fleetState) (catalog.Image, error) {
+func (d *Driver) simImage(ctx context.Context, st *fleetState) (contract.Image, error) {
 	if d.images == nil {
-		return catalog.Image{}, errors.New("no image source")
+		return contract.Image{}, errors.New("no image source")
 	}
 	return d.images.Get(ctx, st.Fleet.ImageID)
 }

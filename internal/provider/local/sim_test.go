@@ -9,14 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
 // simImage imports a sim image answering version; byLabel marks it with the
 // imago.kind label instead of the imago-sim entrypoint.
-func (e *testEnv) simImage(version string, byLabel bool) catalog.Image {
+func (e *testEnv) simImage(version string, byLabel bool) contract.Image {
 	e.t.Helper()
 	dir := e.t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("sim "+version+"\n"), 0o644); err != nil {
