@@ -127,7 +127,7 @@ func hashTree(h io.Writer, root string) error {
 }
 
 // resolveRef finds the image an ImageRef names: by ID, or a channel's current image.
-func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.ImageRef) (contract.Image, error) {
+func (a *Activities) resolveRef(ctx context.Context, service string, ref contract.ImageRef) (contract.Image, error) {
 	if ref.Service != "" {
 		service = ref.Service
 	}

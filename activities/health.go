@@ -13,7 +13,6 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
-	"github.com/imago/imago/internal/spec"
 )
 
 // WaitHealthy probes every instance until all answer 2xx on Path; it fails
@@ -168,7 +167,7 @@ func (a *Activities) RunChecks(ctx context.Context, in contract.RunChecksInput) 
 	return a.runChecks(ctx, in.FleetID, in.From, in.Checks)
 }
 
-func (a *Activities) runChecks(ctx context.Context, fleetID string, from int, checks []spec.Check) error {
+func (a *Activities) runChecks(ctx context.Context, fleetID string, from int, checks []contract.Check) error {
 	fleet, err := a.describeFrom(ctx, fleetID, from)
 	if err != nil {
 		return providerError(err)

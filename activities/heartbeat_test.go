@@ -70,7 +70,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			env.RegisterActivity(a)
 			return d.blocked("provision"), run(env, a.TestImage, contract.TestImageInput{
 				Image: contract.Image{ID: "img-1", Service: "web"}, Token: "bake/run/test",
-				Health: spec.Health{Path: "/healthz", Interval: spec.Duration(time.Second), Timeout: spec.Duration(time.Minute)},
+				Health: contract.Health{Path: "/healthz", Interval: contract.Duration(time.Second), Timeout: contract.Duration(time.Minute)},
 			})
 		}},
 		{"RunAnalysis", func(t *testing.T, env *testsuite.TestActivityEnvironment, release chan struct{}) (func() bool, func() error) {

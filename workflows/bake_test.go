@@ -48,7 +48,7 @@ func (s *bakeSuite) SetupTest() {
 
 func bakeSpec() spec.Bake {
 	return spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"},
-		Channel: "latest", Test: spec.ImageTest{Health: spec.Health{Path: "/healthz", Timeout: spec.Duration(30e9)}}}
+		Channel: "latest", Test: spec.ImageTest{Health: contract.Health{Path: "/healthz", Timeout: contract.Duration(30e9)}}}
 }
 
 func (s *bakeSuite) cache(found bool) {
@@ -159,7 +159,7 @@ func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
 // rolloutGoesWell mocks a first rollout's activities, each succeeding, and
 // registers the Bake workflow for its child; resolved (if not nil) gets the
 // image reference the rollout resolves.
-func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
+func (s *bakeSuite) rolloutGoesWell(resolved *contract.ImageRef) {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
 			if resolved != nil {
@@ -182,11 +182,11 @@ func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
 // A rollout with image.bake runs the bake as a child workflow and ships its image.
 func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	s.cache(true)
-	var resolved spec.ImageRef
+	var resolved contract.ImageRef
 	s.rolloutGoesWell(&resolved)
 
 	r := testSpec()
-	r.Image = spec.ImageRef{Bake: "bake.yaml"}
+	r.Image = contract.ImageRef{Bake: "bake.yaml"}
 	b := bakeSpec()
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
 
@@ -194,7 +194,7 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal("img-cached00000", res.ImageID)
-	s.Equal(spec.ImageRef{ID: "img-cached00000"}, resolved)
+	s.Equal(contract.ImageRef{ID: "img-cached00000"}, resolved)
 }
 
 // A rollout's bake runs as any other bake: under the bake's own workflow ID
@@ -210,7 +210,7 @@ func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
 	})
 
 	r := testSpec()
-	r.Image = spec.ImageRef{Bake: "bake.yaml"}
+	r.Image = contract.ImageRef{Bake: "bake.yaml"}
 	b := bakeSpec()
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
 

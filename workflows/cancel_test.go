@@ -14,7 +14,6 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Cancelling each workflow (temporal workflow cancel, or a pipeline closing
@@ -117,7 +116,7 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 		})
 	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil)
 	ps := pipelineSpec(false)
-	soak := spec.Duration(time.Hour)
+	soak := contract.Duration(time.Hour)
 	ps.Stages[0].Rollout.Soak = &soak
 	s.env.RegisterDelayedCallback(func() {
 		cancelled = s.env.Now()

@@ -202,7 +202,7 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 	if err := p.stopped(); err != nil {
 		return err
 	}
-	r.Image = spec.ImageRef{ID: img}
+	r.Image = contract.ImageRef{ID: img}
 	p.setPhase(ctx, contract.PhaseRollingOut, fmt.Sprintf("stage %d/%d: rolling %s out to %s", i+1, len(p.spec.Stages), img, r.Environment))
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:            r.WorkflowID(),

@@ -49,7 +49,7 @@ func pipelineSpec(gateProd bool) spec.Pipeline {
 	b := bakeSpec()
 	p := spec.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b, Stages: []spec.Stage{stage("staging"), stage("prod")}}
 	if gateProd {
-		p.Stages[1].Approval = spec.Approval{Required: true, Timeout: spec.Duration(24 * time.Hour)}
+		p.Stages[1].Approval = spec.Approval{Required: true, Timeout: contract.Duration(24 * time.Hour)}
 	}
 	return p
 }

@@ -24,15 +24,15 @@ import (
 
 func intp(i int) *int        { return &i }
 func f64(f float64) *float64 { return &f }
-func dur(d time.Duration) *spec.Duration {
-	x := spec.Duration(d)
+func dur(d time.Duration) *contract.Duration {
+	x := contract.Duration(d)
 	return &x
 }
 
 func canarySpec(steps ...spec.Step) spec.Rollout {
 	r := testSpec()
 	r.Strategy = spec.Strategy{Type: spec.Canary, Steps: steps}
-	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: spec.Duration(5 * time.Second), Count: 3}}
+	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
 	if err := r.Normalize(); err != nil {
 		panic(err)
 	}
@@ -192,7 +192,7 @@ func (s *rolloutSuite) TestApprovalGateReleasedByApprove() {
 	var rejected error
 	s.decide(10*time.Minute, contract.UpdateApprove, &rejected)
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Hour)}
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
@@ -205,7 +205,7 @@ func (s *rolloutSuite) TestApprovalTimeoutAbortsAndTearsDown() {
 	s.healthy()
 	s.checksPass()
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Hour)}
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Equal(ErrRolloutAborted, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "nobody approved approval before cutover within 1h0m0s")
@@ -255,7 +255,7 @@ func (s *rolloutSuite) TestPromoteSkipsPausesAndSoak() {
 	s.decide(time.Minute, contract.UpdatePromote, &rejected)
 	start := s.env.Now()
 	r := canarySpec(weightStep(10), pauseStep(10*time.Hour), weightStep(50), pauseStep(10*time.Hour))
-	soak := spec.Duration(10 * time.Hour)
+	soak := contract.Duration(10 * time.Hour)
 	r.Soak = &soak
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
@@ -286,8 +286,8 @@ func (s *rolloutSuite) TestUpdatesThatMakeNoSenseAreRefusedWithAReason() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
-	soak := spec.Duration(time.Hour)
+	r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Hour)}
+	soak := contract.Duration(time.Hour)
 	r.Soak = &soak
 	var rollbackRejected, approveRejected, promoteRejected error
 	s.decide(time.Minute, contract.UpdateRollback, &rollbackRejected) // nothing moved yet
@@ -419,7 +419,7 @@ func (s *rolloutSuite) TestRollingThatFailsVerificationRevertsToTheWholeOldFleet
 	s.recordRoutes(nil)
 	s.analysisReturns(activities.AnalysisFailed)
 	r := rollingSpec(10, "")
-	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: spec.Duration(5 * time.Second), Count: 3}}
+	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
 	r.Verify = &spec.Verify{Analysis: "errors"}
 	s.Require().NoError(r.Normalize())
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})

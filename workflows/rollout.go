@@ -225,7 +225,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 			BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
 			return "", r.fail("baking the image", err)
 		}
-		ref = spec.ImageRef{ID: res.ImageID}
+		ref = contract.ImageRef{ID: res.ImageID}
 	}
 	what := ref.ID
 	if ref.Channel != "" {
@@ -252,17 +252,17 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 
 // previousImage finds the image a rollback rolls out: the newest deployable
 // image other than the live one, and says from which image it goes back.
-func (r *rollout) previousImage(ctx workflow.Context) (spec.ImageRef, error) {
+func (r *rollout) previousImage(ctx workflow.Context) (contract.ImageRef, error) {
 	r.setPhase(ctx, contract.PhaseResolving, "finding the previous deployable image")
 	var prev contract.PreviousImageResult
 	err := workflow.ExecuteActivity(quickOptions(ctx, "previous deployable image of "+r.key.String()), contract.ActivityPreviousImage,
 		contract.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &prev)
 	if err != nil {
-		return spec.ImageRef{}, r.fail("finding the previous deployable image", err)
+		return contract.ImageRef{}, r.fail("finding the previous deployable image", err)
 	}
 	r.progress.RollbackFrom = prev.From
 	r.event(ctx, fmt.Sprintf("rolling back from %s to %s, the previous deployable image", prev.From, prev.ImageID))
-	return spec.ImageRef{ID: prev.ImageID}, nil
+	return contract.ImageRef{ID: prev.ImageID}, nil
 }
 
 func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {

@@ -98,9 +98,9 @@ func newFleet(req contract.ProvisionRequest) contract.Fleet {
 
 func testSpec() spec.Rollout {
 	r := spec.Rollout{
-		Service: "hello", Environment: "dev", Image: spec.ImageRef{ID: "img-000000000002"},
+		Service: "hello", Environment: "dev", Image: contract.ImageRef{ID: "img-000000000002"},
 		Fleet: spec.Fleet{Size: 3}, Listen: "127.0.0.1:9080",
-		Checks: []spec.Check{{Path: "/", ExpectBody: "v2"}},
+		Checks: []contract.Check{{Path: "/", ExpectBody: "v2"}},
 	}
 	if err := r.Normalize(); err != nil {
 		panic(err)

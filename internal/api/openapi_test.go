@@ -115,8 +115,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 	doc := readOpenAPI(t)
 	for name, v := range map[string]any{
 		"Problem": Problem{}, "FieldError": spec.FieldError{},
-		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": spec.ImageRef{},
-		"Fleet": spec.Fleet{}, "Health": spec.Health{}, "Check": spec.Check{}, "Strategy": spec.Strategy{}, "Step": spec.Step{},
+		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": contract.ImageRef{},
+		"Fleet": spec.Fleet{}, "Health": contract.Health{}, "Check": contract.Check{}, "Strategy": spec.Strategy{}, "Step": spec.Step{},
 		"Pause": spec.Pause{}, "Analysis": spec.Analysis{}, "Approval": spec.Approval{}, "Verify": spec.Verify{},
 		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": contract.RolloutProgress{},
 		"Event": contract.ProgressEvent{}, "FleetWeight": contract.FleetWeight{}, "GateApproval": contract.Approval{},

@@ -4,6 +4,7 @@ package api
 // describes the same types). decode.go reads and validates them.
 
 import (
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -83,10 +84,10 @@ type PipelineRequest struct {
 	Name string `json:"name"`
 	// Bake is the bake spec (paths on the server, absolute or relative to
 	// bake.dir); Image instead rolls out an existing image (id or channel).
-	Bake         *spec.Bake      `json:"bake,omitempty"`
-	Image        *spec.ImageRef  `json:"image,omitempty"`
-	OnBaseChange bool            `json:"onBaseChange,omitempty"`
-	Stages       []PipelineStage `json:"stages,omitempty"`
+	Bake         *spec.Bake         `json:"bake,omitempty"`
+	Image        *contract.ImageRef `json:"image,omitempty"`
+	OnBaseChange bool               `json:"onBaseChange,omitempty"`
+	Stages       []PipelineStage    `json:"stages,omitempty"`
 }
 
 // StartPipelineRequest is the body of POST /v1/pipelines.

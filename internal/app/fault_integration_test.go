@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/faulty"
@@ -91,7 +92,7 @@ func TestPermanentProviderFaultAtEachPhaseLeavesTheOldFleetServing(t *testing.T)
 	}
 }
 
-func durp(d time.Duration) *spec.Duration {
-	x := spec.Duration(d)
+func durp(d time.Duration) *contract.Duration {
+	x := contract.Duration(d)
 	return &x
 }

@@ -63,7 +63,7 @@ func probeBake(t *testing.T) spec.Bake {
 		Provision:  []string{"env > env.txt", "id -u > uid.txt"},
 		PassEnv:    []string{"PATH"},
 		Entrypoint: []string{"./hello"},
-		Test:       spec.ImageTest{Checks: []spec.Check{{Path: "/", ExpectBody: "v1"}}},
+		Test:       spec.ImageTest{Checks: []contract.Check{{Path: "/", ExpectBody: "v1"}}},
 	}
 	require.NoError(t, b.Normalize())
 	return b

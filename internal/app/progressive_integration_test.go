@@ -102,7 +102,7 @@ func TestFailingCanaryIsRolledBackByRouterAnalysis(t *testing.T) {
 		r.Checks = nil // the smoke check would pass on most requests anyway
 		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: ip(50)}, {Analysis: "errors"}, {SetWeight: ip(100)}}}
 		r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
-			Interval: spec.Duration(time.Second), Count: 3, MinRequests: 20}}
+			Interval: contract.Duration(time.Second), Count: 3, MinRequests: 20}}
 	}))
 	require.Error(t, err)
 	e.recordHistory("rollout-canary-auto-rollback", e.last.GetID(), e.last.GetRunID())
@@ -207,7 +207,7 @@ func (e *env) stopAt(name string, phase contract.Phase, update string, mutate fu
 }
 
 func soakAnHour(r *spec.Rollout) {
-	d := spec.Duration(time.Hour)
+	d := contract.Duration(time.Hour)
 	r.Soak = &d
 }
 
@@ -265,7 +265,7 @@ func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
 	s := e.stopAt("rollout-aborted-at-approval", contract.PhaseAwaitingApproval, contract.UpdateAbort, func(r *spec.Rollout) {
-		r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+		r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Hour)}
 	}, func(string) {
 		assert.Equal(t, "hello from v1", e.get(), "no traffic moved before the approval")
 	})

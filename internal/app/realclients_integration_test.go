@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -253,7 +254,7 @@ func TestPrometheusAnalysisDecidesACanary(t *testing.T) {
 		// with one sample (NaN: no data); two such measurements may pass by
 		// without stopping the canary for a person.
 		rr.Analyses = map[string]spec.Analysis{"errors": {Provider: "prometheus", Address: "http://" + prom.addr, Query: errorRatio,
-			Max: f64(0.05), Interval: spec.Duration(time.Second), Count: 8, InconclusiveLimit: 2}}
+			Max: f64(0.05), Interval: contract.Duration(time.Second), Count: 8, InconclusiveLimit: 2}}
 	}
 
 	res, err := r.rollout(r.spec(v2, canary))

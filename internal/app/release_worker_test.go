@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -66,7 +67,7 @@ func TestReleaseWorkerGuardsAnalysesAndKeepsItsHomeOwnerOnly(t *testing.T) {
 	verify := func(url string) func(*spec.Rollout) {
 		return func(r *spec.Rollout) {
 			r.Analyses = map[string]spec.Analysis{"stats": {Provider: "http", URL: url, Field: "errorRate", Max: f64(0.05),
-				Interval: spec.Duration(200 * time.Millisecond), Count: 2}}
+				Interval: contract.Duration(200 * time.Millisecond), Count: 2}}
 			r.Verify = &spec.Verify{Analysis: "stats"}
 		}
 	}

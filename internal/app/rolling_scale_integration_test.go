@@ -75,7 +75,7 @@ func testRollingAtScale(t *testing.T, size int) {
 		return e.spec(img, append([]func(*spec.Rollout){func(r *spec.Rollout) {
 			r.Fleet.Size = size
 			r.Strategy = spec.Strategy{Type: spec.Rolling} // waves: the default
-			noSoak := spec.Duration(0)
+			noSoak := contract.Duration(0)
 			r.Soak = &noSoak
 		}}, mutate...)...)
 	}
@@ -110,7 +110,7 @@ func testRollingAtScale(t *testing.T, size int) {
 	stopTrickle := e.trickle()
 	_, err = run(rolling(v3, func(r *spec.Rollout) {
 		r.Analyses = map[string]spec.Analysis{"impossible": {Provider: "router", Metric: "errorRate", Min: f64(0.5),
-			Interval: spec.Duration(time.Second), Count: 1, MinRequests: 1}}
+			Interval: contract.Duration(time.Second), Count: 1, MinRequests: 1}}
 		r.Verify = &spec.Verify{Analysis: "impossible"}
 	}))
 	stopTrickle()

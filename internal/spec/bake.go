@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/entrypoint"
 )
 
@@ -34,7 +35,7 @@ type Bake struct {
 
 	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
 	// Base is the image this one is built on (its parent in the catalog).
-	Base *ImageRef `yaml:"base" json:"base,omitempty"`
+	Base *contract.ImageRef `yaml:"base" json:"base,omitempty"`
 	// Channel is moved to the new image once it passed its test; default latest.
 	Channel string `yaml:"channel" json:"channel"`
 	// Force builds even when the catalog has an image with the same input digest.
@@ -50,8 +51,8 @@ type Bake struct {
 
 // ImageTest is what a freshly built local image must pass.
 type ImageTest struct {
-	Health Health  `yaml:"health" json:"health"`
-	Checks []Check `yaml:"checks" json:"checks,omitempty"`
+	Health contract.Health  `yaml:"health" json:"health"`
+	Checks []contract.Check `yaml:"checks" json:"checks,omitempty"`
 }
 
 // Builders.
@@ -123,10 +124,10 @@ func (b *Bake) Normalize() error {
 		b.Test.Health.Path = DefaultHealthPath
 	}
 	if b.Test.Health.Interval == 0 {
-		b.Test.Health.Interval = Duration(200e6)
+		b.Test.Health.Interval = contract.Duration(200e6)
 	}
 	if b.Test.Health.Timeout == 0 {
-		b.Test.Health.Timeout = Duration(30e9)
+		b.Test.Health.Timeout = contract.Duration(30e9)
 	}
 	for i := range b.Test.Checks {
 		if b.Test.Checks[i].ExpectStatus == 0 {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -30,7 +31,7 @@ func TestParseFullSpec(t *testing.T) {
 	assert.Equal(t, "hello", r.Service)
 	assert.Equal(t, 3, r.Fleet.Size)
 	assert.Equal(t, 60*time.Second, r.Health.Timeout.D())
-	assert.Equal(t, []Check{{Path: "/", ExpectStatus: 200, ExpectBody: "v2"}}, r.Checks)
+	assert.Equal(t, []contract.Check{{Path: "/", ExpectStatus: 200, ExpectBody: "v2"}}, r.Checks)
 	assert.Equal(t, 30*time.Second, r.SoakDuration())
 	assert.Equal(t, "rollout/dev/hello", r.WorkflowID())
 }
@@ -42,7 +43,7 @@ func TestDefaultsFillWhatIsLeftOut(t *testing.T) {
 	assert.Equal(t, "dev", r.Environment)
 	assert.Equal(t, "local", r.Provider)
 	assert.Equal(t, DefaultFleetSize, r.Fleet.Size)
-	assert.Equal(t, Health{Path: "/healthz", Interval: Duration(time.Second), Timeout: Duration(time.Minute)}, r.Health)
+	assert.Equal(t, contract.Health{Path: "/healthz", Interval: contract.Duration(time.Second), Timeout: contract.Duration(time.Minute)}, r.Health)
 	assert.Equal(t, 200, r.Checks[0].ExpectStatus)
 	assert.Equal(t, BlueGreen, r.Strategy.Type)
 	assert.Equal(t, 30*time.Second, r.SoakDuration())

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/imago/imago/internal/analysis"
+	"github.com/imago/imago/internal/contract"
 )
 
 // Strategy types.
@@ -29,13 +30,13 @@ type Step struct {
 // Pause holds traffic where it is: for Duration, or until promote/approve when
 // Duration is nil (`pause: {}`).
 type Pause struct {
-	Duration *Duration `yaml:"duration" json:"duration,omitempty"`
+	Duration *contract.Duration `yaml:"duration" json:"duration,omitempty"`
 }
 
 // UnmarshalYAML accepts `pause: 30s`, `pause: {}` and `pause: {duration: 30s}`.
 func (p *Pause) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
-		var d Duration
+		var d contract.Duration
 		if err := d.UnmarshalYAML(n); err != nil {
 			return err
 		}
@@ -97,16 +98,16 @@ type Analysis struct {
 	Max    *float64 `yaml:"max" json:"max,omitempty"`
 	Min    *float64 `yaml:"min" json:"min,omitempty"`
 	// Interval between measurements; Count measurements in all.
-	Interval              Duration `yaml:"interval" json:"interval,omitempty"`
-	Count                 int      `yaml:"count" json:"count,omitempty"`
-	FailureLimit          int      `yaml:"failureLimit" json:"failureLimit,omitempty"`
-	ConsecutiveErrorLimit *int     `yaml:"consecutiveErrorLimit" json:"consecutiveErrorLimit,omitempty"`
-	InconclusiveLimit     int      `yaml:"inconclusiveLimit" json:"inconclusiveLimit,omitempty"`
-	MinRequests           int      `yaml:"minRequests" json:"minRequests,omitempty"`
-	Address               string   `yaml:"address" json:"address,omitempty"` // prometheus
-	Query                 string   `yaml:"query" json:"query,omitempty"`     // prometheus
-	URL                   string   `yaml:"url" json:"url,omitempty"`         // http
-	Field                 string   `yaml:"field" json:"field,omitempty"`     // http: dotted JSON path
+	Interval              contract.Duration `yaml:"interval" json:"interval,omitempty"`
+	Count                 int               `yaml:"count" json:"count,omitempty"`
+	FailureLimit          int               `yaml:"failureLimit" json:"failureLimit,omitempty"`
+	ConsecutiveErrorLimit *int              `yaml:"consecutiveErrorLimit" json:"consecutiveErrorLimit,omitempty"`
+	InconclusiveLimit     int               `yaml:"inconclusiveLimit" json:"inconclusiveLimit,omitempty"`
+	MinRequests           int               `yaml:"minRequests" json:"minRequests,omitempty"`
+	Address               string            `yaml:"address" json:"address,omitempty"` // prometheus
+	Query                 string            `yaml:"query" json:"query,omitempty"`     // prometheus
+	URL                   string            `yaml:"url" json:"url,omitempty"`         // http
+	Field                 string            `yaml:"field" json:"field,omitempty"`     // http: dotted JSON path
 	// OnNoData is what a measurement without data counts as: inconclusive (the
 	// default: wait for a person), fail or pass. See analysis.Spec.OnNoData.
 	OnNoData string `yaml:"onNoData" json:"onNoData,omitempty"`
@@ -114,8 +115,8 @@ type Analysis struct {
 
 // Approval is a gate before cutover.
 type Approval struct {
-	Required bool     `yaml:"required" json:"required"`
-	Timeout  Duration `yaml:"timeout" json:"timeout,omitempty"`
+	Required bool              `yaml:"required" json:"required"`
+	Timeout  contract.Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 // Verify runs an analysis after full cutover; failure rolls back at once.
@@ -124,12 +125,12 @@ type Verify struct {
 }
 
 // DefaultApprovalTimeout bounds approval gates and indefinite pauses.
-const DefaultApprovalTimeout = Duration(24 * time.Hour)
+const DefaultApprovalTimeout = contract.Duration(24 * time.Hour)
 
 func (r *Rollout) strategyDefaults() {
 	for name, a := range r.Analyses {
 		if a.Interval == 0 {
-			a.Interval = Duration(5 * time.Second)
+			a.Interval = contract.Duration(5 * time.Second)
 		}
 		if a.Count == 0 {
 			a.Count = 1

@@ -70,7 +70,7 @@ func rolloutMocks(env *testsuite.TestWorkflowEnvironment) {
 }
 
 func rolloutSpec(t *testing.T, mutate func(*spec.Rollout)) spec.Rollout {
-	r := spec.Rollout{Service: "hello", Environment: "prod", Image: spec.ImageRef{ID: "img-000000000002"}, Listen: "127.0.0.1:9080"}
+	r := spec.Rollout{Service: "hello", Environment: "prod", Image: contract.ImageRef{ID: "img-000000000002"}, Listen: "127.0.0.1:9080"}
 	mutate(&r)
 	require.NoError(t, r.Normalize())
 	return r
@@ -82,13 +82,15 @@ func TestRolloutOutcomesAbortedAndRolledBack(t *testing.T) {
 		spec    func(*spec.Rollout)
 		phases  []string // phases that were timed
 	}{
-		{"aborted", func(r *spec.Rollout) { r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Minute)} },
+		{"aborted", func(r *spec.Rollout) {
+			r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Minute)}
+		},
 			[]string{"resolving", "provisioning", "waiting-healthy", "awaiting-approval"}},
 		{"rolled_back", func(r *spec.Rollout) {
 			ten := 10
 			r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: &ten}, {Analysis: "errors"}}}
 			max := 0.05
-			r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: &max, Interval: spec.Duration(time.Second), Count: 1}}
+			r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: &max, Interval: contract.Duration(time.Second), Count: 1}}
 		}, []string{"canary", "analyzing", "rolling-back"}},
 	} {
 		t.Run(tc.outcome, func(t *testing.T) {
