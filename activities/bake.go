@@ -208,7 +208,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract
 	}
 	var res contract.BakeBuildResult
 	switch b.Builder {
-	case spec.BuilderLocal:
+	case contract.BuilderLocal:
 		art, err := packerplugin.BuildAs(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say), a.BakeUser)
 		if err != nil {
 			return res, buildError(err)
@@ -216,7 +216,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract
 		img.ID, img.Digest = art.Id(), art.State("digest").(string)
 		res.ArchivePath = art.State("archive").(string)
 		img.Archive = res.ArchivePath
-	case spec.BuilderPacker:
+	case contract.BuilderPacker:
 		run := bake.PackerRun{
 			Packer: a.Packer, Template: b.Template, Vars: b.Vars, PassEnv: b.PassEnv, Dir: outDir,
 			OnEvent: func(e bake.Event) {

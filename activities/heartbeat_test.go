@@ -92,7 +92,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			a := &Activities{Home: t.TempDir()}
 			env.RegisterActivity(a)
 			// A provisioning step that prints nothing until the test releases it: a long, silent compile.
-			b := spec.Bake{Service: "web", Builder: spec.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./main.txt"},
+			b := spec.Bake{Service: "web", Builder: contract.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./main.txt"},
 				Variables: map[string]string{"STARTED": started, "RELEASE": done},
 				Provision: []string{`touch "$STARTED"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`}}
 			return func() bool { _, err := os.Stat(started); return err == nil },

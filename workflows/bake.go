@@ -172,7 +172,7 @@ func (b *baker) build(ctx workflow.Context, dig contract.BakeDigestResult) (cont
 }
 
 func (b *baker) test(ctx workflow.Context, built contract.BakeBuildResult) (bool, error) {
-	if b.spec.Builder != spec.BuilderLocal {
+	if b.spec.Builder != contract.BuilderLocal {
 		return false, nil // a cloud image boots in its cloud; its rollout's checks test it there
 	}
 	b.setPhase(ctx, contract.PhaseTesting, fmt.Sprintf("booting one instance of %s", built.Image.ID))

@@ -47,8 +47,8 @@ func (s *bakeSuite) SetupTest() {
 }
 
 func bakeSpec() spec.Bake {
-	return spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"},
-		Channel: "latest", Test: spec.ImageTest{Health: contract.Health{Path: "/healthz", Timeout: contract.Duration(30e9)}}}
+	return spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"},
+		Channel: "latest", Test: contract.ImageTest{Health: contract.Health{Path: "/healthz", Timeout: contract.Duration(30e9)}}}
 }
 
 func (s *bakeSuite) cache(found bool) {
@@ -149,7 +149,7 @@ func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
 	s.builds(nil)
 	s.publishes()
 	b := bakeSpec()
-	b.Builder = spec.BuilderPacker
+	b.Builder = contract.BuilderPacker
 	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: b})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.False(s.tested)

@@ -29,20 +29,22 @@ func dur(d time.Duration) *contract.Duration {
 	return &x
 }
 
-func canarySpec(steps ...spec.Step) spec.Rollout {
+func canarySpec(steps ...contract.Step) spec.Rollout {
 	r := testSpec()
-	r.Strategy = spec.Strategy{Type: spec.Canary, Steps: steps}
-	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
+	r.Strategy = contract.Strategy{Type: contract.Canary, Steps: steps}
+	r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
 	if err := r.Normalize(); err != nil {
 		panic(err)
 	}
 	return r
 }
 
-func weightStep(w int) spec.Step          { return spec.Step{SetWeight: intp(w)} }
-func pauseStep(d time.Duration) spec.Step { return spec.Step{Pause: &spec.Pause{Duration: dur(d)}} }
-func indefinitePause() spec.Step          { return spec.Step{Pause: &spec.Pause{}} }
-func analysisStep(name string) spec.Step  { return spec.Step{Analysis: name} }
+func weightStep(w int) contract.Step { return contract.Step{SetWeight: intp(w)} }
+func pauseStep(d time.Duration) contract.Step {
+	return contract.Step{Pause: &contract.Pause{Duration: dur(d)}}
+}
+func indefinitePause() contract.Step         { return contract.Step{Pause: &contract.Pause{}} }
+func analysisStep(name string) contract.Step { return contract.Step{Analysis: name} }
 func newWeights(routes []contract.Route) []int {
 	var out []int
 	for _, r := range routes {
@@ -192,7 +194,7 @@ func (s *rolloutSuite) TestApprovalGateReleasedByApprove() {
 	var rejected error
 	s.decide(10*time.Minute, contract.UpdateApprove, &rejected)
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Hour)}
+	r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
@@ -205,7 +207,7 @@ func (s *rolloutSuite) TestApprovalTimeoutAbortsAndTearsDown() {
 	s.healthy()
 	s.checksPass()
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Hour)}
+	r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Equal(ErrRolloutAborted, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "nobody approved approval before cutover within 1h0m0s")
@@ -286,7 +288,7 @@ func (s *rolloutSuite) TestUpdatesThatMakeNoSenseAreRefusedWithAReason() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Hour)}
+	r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
 	soak := contract.Duration(time.Hour)
 	r.Soak = &soak
 	var rollbackRejected, approveRejected, promoteRejected error
@@ -342,10 +344,10 @@ func (s *rolloutSuite) rolling(oldSize int) (resizes *[]string, from *[]int) {
 	return resizes, from
 }
 
-func rollingSpec(size int, waves spec.Waves) spec.Rollout {
+func rollingSpec(size int, waves contract.Waves) spec.Rollout {
 	r := testSpec()
 	r.Fleet.Size = size
-	r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: waves}
+	r.Strategy = contract.Strategy{Type: contract.Rolling, Waves: waves}
 	if err := r.Normalize(); err != nil {
 		panic(err)
 	}
@@ -419,8 +421,8 @@ func (s *rolloutSuite) TestRollingThatFailsVerificationRevertsToTheWholeOldFleet
 	s.recordRoutes(nil)
 	s.analysisReturns(activities.AnalysisFailed)
 	r := rollingSpec(10, "")
-	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
-	r.Verify = &spec.Verify{Analysis: "errors"}
+	r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
+	r.Verify = &contract.Verify{Analysis: "errors"}
 	s.Require().NoError(r.Normalize())
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Equal(ErrRolledBack, s.errType())

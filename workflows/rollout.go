@@ -281,7 +281,7 @@ func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
 // attempt to stop (it heartbeats) before the undo looks.
 func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (contract.Fleet, error) {
 	size := r.spec.Fleet.Size
-	if r.spec.Strategy.Type == spec.Rolling {
+	if r.spec.Strategy.Type == contract.Rolling {
 		size = r.waves(ctx).wave // the first wave; the others grow the fleet
 	}
 	r.setPhase(ctx, contract.PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))

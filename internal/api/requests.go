@@ -75,8 +75,8 @@ type SchedulePipeline struct {
 // PipelineStage is one environment of a pipeline, its rollout spec inline and
 // without an image (the pipeline sets it).
 type PipelineStage struct {
-	Rollout  spec.Rollout  `json:"rollout"`
-	Approval spec.Approval `json:"approval"`
+	Rollout  spec.Rollout          `json:"rollout"`
+	Approval contract.ApprovalSpec `json:"approval"`
 }
 
 // PipelineRequest is a pipeline spec with its bake and rollout specs inline.

@@ -92,10 +92,10 @@ func TestCrashSuite(t *testing.T) {
 	})
 
 	canary := func(r *spec.Rollout) {
-		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{
-			{SetWeight: ip(20)}, {Analysis: "errors"}, {SetWeight: ip(60)}, {Pause: &spec.Pause{Duration: durp(time.Second)}},
+		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{
+			{SetWeight: ip(20)}, {Analysis: "errors"}, {SetWeight: ip(60)}, {Pause: &contract.Pause{Duration: durp(time.Second)}},
 		}}
-		r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
+		r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
 			Interval: contract.Duration(time.Second), Count: 3, MinRequests: 20}}
 	}
 	groups := []struct {

@@ -39,11 +39,11 @@ func (e *env) stageSpec(env string, approval bool) spec.Stage {
 	r := spec.Rollout{
 		Service: "hello", Environment: env, Provider: "local", Fleet: spec.Fleet{Size: 2}, Listen: freeAddr(e.t),
 		Health: contract.Health{Path: "/healthz", Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
-		Checks: []contract.Check{{Path: "/", ExpectBody: "v2"}}, Strategy: spec.Strategy{Type: spec.BlueGreen}, Soak: &soak,
+		Checks: []contract.Check{{Path: "/", ExpectBody: "v2"}}, Strategy: contract.Strategy{Type: contract.BlueGreen}, Soak: &soak,
 	}
 	st := spec.Stage{RolloutFile: "rollout-" + env + ".yaml", Rollout: r}
 	if approval {
-		st.Approval = spec.Approval{Required: true, Timeout: contract.Duration(10 * time.Minute)}
+		st.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(10 * time.Minute)}
 	}
 	return st
 }

@@ -74,7 +74,7 @@ func testRollingAtScale(t *testing.T, size int) {
 	rolling := func(img string, mutate ...func(*spec.Rollout)) spec.Rollout {
 		return e.spec(img, append([]func(*spec.Rollout){func(r *spec.Rollout) {
 			r.Fleet.Size = size
-			r.Strategy = spec.Strategy{Type: spec.Rolling} // waves: the default
+			r.Strategy = contract.Strategy{Type: contract.Rolling} // waves: the default
 			noSoak := contract.Duration(0)
 			r.Soak = &noSoak
 		}}, mutate...)...)
@@ -109,9 +109,9 @@ func testRollingAtScale(t *testing.T, size int) {
 	// some to count.
 	stopTrickle := e.trickle()
 	_, err = run(rolling(v3, func(r *spec.Rollout) {
-		r.Analyses = map[string]spec.Analysis{"impossible": {Provider: "router", Metric: "errorRate", Min: f64(0.5),
+		r.Analyses = map[string]contract.Analysis{"impossible": {Provider: "router", Metric: "errorRate", Min: f64(0.5),
 			Interval: contract.Duration(time.Second), Count: 1, MinRequests: 1}}
-		r.Verify = &spec.Verify{Analysis: "impossible"}
+		r.Verify = &contract.Verify{Analysis: "impossible"}
 	}))
 	stopTrickle()
 	require.Error(t, err)

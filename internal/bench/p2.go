@@ -36,8 +36,8 @@ func runP2(ctx context.Context, env *Env) ([]Figure, error) {
 	}
 	canary := func(r *spec.Rollout) {
 		w25, w50, pause := 25, 50, contract.Duration(time.Second)
-		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{
-			{SetWeight: &w25}, {Pause: &spec.Pause{Duration: &pause}}, {SetWeight: &w50}, {Pause: &spec.Pause{Duration: &pause}},
+		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{
+			{SetWeight: &w25}, {Pause: &contract.Pause{Duration: &pause}}, {SetWeight: &w50}, {Pause: &contract.Pause{Duration: &pause}},
 		}}
 	}
 	r, err := im.Spec(images[0])

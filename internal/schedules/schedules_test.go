@@ -28,7 +28,7 @@ func testClient(t *testing.T) client.Client {
 }
 
 func options(name string) CreateOptions {
-	b := spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"}, Channel: "latest",
+	b := spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"}, Channel: "latest",
 		Base: &contract.ImageRef{Service: "os", Channel: "stable"}}
 	return CreateOptions{
 		Name: name, Pipeline: spec.Pipeline{Name: name, BakeFile: "bake.yaml", Bake: &b, OnBaseChange: true},

@@ -45,7 +45,7 @@ analyses:
 	assert.Equal(t, Errors{{Field: "analyses.errors.provider", Line: 10, Msg: es[0].Msg}}, es.WithLines(parsed.LineOf))
 	assert.Equal(t, 0, es[0].Line)
 
-	rolling := Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}, Strategy: Strategy{Type: Rolling}}
+	rolling := Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}, Strategy: contract.Strategy{Type: contract.Rolling}}
 	require.NoError(t, rolling.Normalize())
 	err = rolling.CheckProvider("aws", aws)
 	assert.EqualError(t, err, `invalid spec:

@@ -45,7 +45,7 @@ type Stage struct {
 	RolloutFile string `yaml:"rollout" json:"rolloutFile,omitempty"`
 	// Approval holds the pipeline before this stage starts until someone approves it
 	// (imago pipeline approve NAME); a gate that times out stops the pipeline.
-	Approval Approval `yaml:"approval" json:"approval"`
+	Approval contract.ApprovalSpec `yaml:"approval" json:"approval"`
 
 	// Rollout is the loaded rollout spec (filled by LoadPipeline).
 	Rollout Rollout `yaml:"-" json:"rollout"`

@@ -30,16 +30,16 @@ type Rollout struct {
 	Image       contract.ImageRef `yaml:"image" json:"image"`
 	Fleet       Fleet             `yaml:"fleet" json:"fleet"`
 	// Listen is the address the service's router serves on (local provider).
-	Listen   string           `yaml:"listen" json:"listen"`
-	Health   contract.Health  `yaml:"health" json:"health"`
-	Checks   []contract.Check `yaml:"checks" json:"checks,omitempty"`
-	Strategy Strategy         `yaml:"strategy" json:"strategy"`
+	Listen   string            `yaml:"listen" json:"listen"`
+	Health   contract.Health   `yaml:"health" json:"health"`
+	Checks   []contract.Check  `yaml:"checks" json:"checks,omitempty"`
+	Strategy contract.Strategy `yaml:"strategy" json:"strategy"`
 	// Analyses are named measurements used by canary steps and Verify.
-	Analyses map[string]Analysis `yaml:"analyses" json:"analyses,omitempty"`
+	Analyses map[string]contract.Analysis `yaml:"analyses" json:"analyses,omitempty"`
 	// Approval is an optional gate before cutover.
-	Approval Approval `yaml:"approval" json:"approval"`
+	Approval contract.ApprovalSpec `yaml:"approval" json:"approval"`
 	// Verify runs an analysis after full cutover; failure rolls back.
-	Verify *Verify `yaml:"verify" json:"verify,omitempty"`
+	Verify *contract.Verify `yaml:"verify" json:"verify,omitempty"`
 	// Soak is how long the old fleet stays warm after cutover.
 	Soak *contract.Duration `yaml:"soak" json:"soak,omitempty"`
 	// Retain is how many previous images stay deployable for rollback (default 5).
@@ -100,18 +100,6 @@ func (f *Fleet) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
-
-// Strategy is how traffic moves to the new fleet.
-type Strategy struct {
-	Type  string `yaml:"type" json:"type"`
-	Steps []Step `yaml:"steps" json:"steps,omitempty"` // canary
-	Waves Waves  `yaml:"waves" json:"waves,omitempty"` // rolling: a count or a percent
-}
-
-// Strategy types.
-const (
-	BlueGreen = "blueGreen"
-)
 
 // Defaults.
 const (
@@ -231,7 +219,7 @@ func (r *Rollout) applyDefaults() {
 		}
 	}
 	if r.Strategy.Type == "" {
-		r.Strategy.Type = BlueGreen
+		r.Strategy.Type = contract.BlueGreen
 	}
 	if r.Soak == nil {
 		s := DefaultSoak

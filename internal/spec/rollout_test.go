@@ -45,7 +45,7 @@ func TestDefaultsFillWhatIsLeftOut(t *testing.T) {
 	assert.Equal(t, DefaultFleetSize, r.Fleet.Size)
 	assert.Equal(t, contract.Health{Path: "/healthz", Interval: contract.Duration(time.Second), Timeout: contract.Duration(time.Minute)}, r.Health)
 	assert.Equal(t, 200, r.Checks[0].ExpectStatus)
-	assert.Equal(t, BlueGreen, r.Strategy.Type)
+	assert.Equal(t, contract.BlueGreen, r.Strategy.Type)
 	assert.Equal(t, 30*time.Second, r.SoakDuration())
 }
 
@@ -225,12 +225,12 @@ analyses:
 	assert.Equal(t, "analyses.errors.onNoData", es[0].Field)
 	assert.Equal(t, 14, es[0].Line)
 	assert.Contains(t, err.Error(), `analyses.errors.onNoData: line 14: "ignore": want inconclusive (the default: wait for a person), fail or pass`)
-	assert.Equal(t, "pass", r.Analyses["quiet"].ToSpec().OnNoData)
+	assert.Equal(t, "pass", AnalysisSpec(r.Analyses["quiet"]).OnNoData)
 }
 
 func TestRollingWavesAreACountOrAPercent(t *testing.T) {
 	for _, tc := range []struct {
-		waves Waves
+		waves contract.Waves
 		n     int
 		want  int
 	}{{"1", 3, 1}, {"2", 5, 2}, {"25%", 10, 3}, {"100%", 4, 4}, {"9", 3, 3}, {"", 3, 1}} {
@@ -238,6 +238,6 @@ func TestRollingWavesAreACountOrAPercent(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, tc.want, got, "%q of %d", tc.waves, tc.n)
 	}
-	_, err := Waves("0%").Size(3)
+	_, err := contract.Waves("0%").Size(3)
 	assert.Error(t, err)
 }

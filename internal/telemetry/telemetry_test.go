@@ -213,7 +213,7 @@ func observe(t *testing.T) *observed {
 	require.ErrorContains(t, err, "img-000000000000")
 
 	o.bake, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bake/hello", TaskQueue: contract.TaskQueue}, workflows.Bake,
-		workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{filepath.Join(home, "missing.go")}, Entrypoint: []string{"./hello"}, Channel: "latest"}})
+		workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{filepath.Join(home, "missing.go")}, Entrypoint: []string{"./hello"}, Channel: "latest"}})
 	require.NoError(t, err)
 	require.ErrorContains(t, o.bake.Get(ctx, nil), "missing.go")
 

@@ -45,7 +45,7 @@ func TestACachedBakeCountsAsCached(t *testing.T) {
 	env.OnActivity(a.FindCached, mock.Anything, mock.Anything).Return(contract.FindCachedResult{Found: true, Image: contract.Image{ID: "img-cached00000"}}, nil)
 	env.OnActivity(a.MoveChannel, mock.Anything, mock.Anything).Return(contract.ChannelEntry{}, nil)
 
-	env.ExecuteWorkflow(workflows.Bake, workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Channel: "latest"}})
+	env.ExecuteWorkflow(workflows.Bake, workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Channel: "latest"}})
 
 	require.NoError(t, env.GetWorkflowError())
 	m := scrape(t, addr)
@@ -83,14 +83,14 @@ func TestRolloutOutcomesAbortedAndRolledBack(t *testing.T) {
 		phases  []string // phases that were timed
 	}{
 		{"aborted", func(r *spec.Rollout) {
-			r.Approval = spec.Approval{Required: true, Timeout: contract.Duration(time.Minute)}
+			r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Minute)}
 		},
 			[]string{"resolving", "provisioning", "waiting-healthy", "awaiting-approval"}},
 		{"rolled_back", func(r *spec.Rollout) {
 			ten := 10
-			r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: &ten}, {Analysis: "errors"}}}
+			r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{{SetWeight: &ten}, {Analysis: "errors"}}}
 			max := 0.05
-			r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: &max, Interval: contract.Duration(time.Second), Count: 1}}
+			r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: &max, Interval: contract.Duration(time.Second), Count: 1}}
 		}, []string{"canary", "analyzing", "rolling-back"}},
 	} {
 		t.Run(tc.outcome, func(t *testing.T) {
