@@ -78,7 +78,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			srv := stats.start(t)
 			a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 			env.RegisterActivity(a)
-			return func() bool { return stats.inFlight.Load() == 1 }, run(env, a.RunAnalysis, AnalysisInput{Name: "stats", FleetID: "fl-1", Spec: analysis.Spec{
+			return func() bool { return stats.inFlight.Load() == 1 }, run(env, a.RunAnalysis, contract.AnalysisInput{Name: "stats", FleetID: "fl-1", Spec: contract.AnalysisSpec{
 				Provider: analysis.ProviderHTTP, URL: srv.URL + "/stats", Field: "errorRate", Max: f64(0.05), Interval: time.Second, Count: 1,
 			}})
 		}},

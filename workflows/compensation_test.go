@@ -83,9 +83,9 @@ func (s *rolloutSuite) TestUndoOutlastsAProviderOutage() {
 		s.routes, s.shares = append(s.routes, in.Route), append(s.shares, in.Shares)
 		return nil
 	})
-	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, activities.AnalysisInput) (activities.AnalysisResult, error) {
+	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, contract.AnalysisInput) (contract.AnalysisResult, error) {
 		down = s.env.Now()
-		return activities.AnalysisResult{Phase: activities.AnalysisFailed, Message: "errorRate 0.31 > max 0.05"}, nil
+		return contract.AnalysisResult{Phase: activities.AnalysisFailed, Message: "errorRate 0.31 > max 0.05"}, nil
 	})
 	s.env.OnActivity(s.a.TerminateByToken, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in contract.TerminateByTokenInput) ([]string, error) {

@@ -56,7 +56,7 @@ func newWeights(routes []contract.Route) []int {
 func (s *rolloutSuite) analysisReturns(phases ...string) {
 	i := 0
 	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AnalysisInput) (activities.AnalysisResult, error) {
+		func(_ context.Context, in contract.AnalysisInput) (contract.AnalysisResult, error) {
 			p := phases[min(i, len(phases)-1)]
 			i++
 			return analysisResult(in, p), nil
@@ -65,7 +65,7 @@ func (s *rolloutSuite) analysisReturns(phases ...string) {
 
 // analysisResult is what RunAnalysis returns for in, ending in phase: three
 // measurements, the last one deciding.
-func analysisResult(in activities.AnalysisInput, phase string) activities.AnalysisResult {
+func analysisResult(in contract.AnalysisInput, phase string) contract.AnalysisResult {
 	t0 := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
 	last, msg := contract.Measurement{Time: t0.Add(10 * time.Second), Value: f64(0.31), Phase: phase, Message: "0.31 > max 0.05 (31 of 100 requests answered 5xx in 5s)"},
 		"errorRate of fleet fl-new was 0.31 > max 0.05 in 2 of 3 measurements"
@@ -78,7 +78,7 @@ func analysisResult(in activities.AnalysisInput, phase string) activities.Analys
 		{Time: t0.Add(5 * time.Second), Phase: analysis.PhaseInconclusive, NoData: true, Message: "no data: no samples yet: fleet fl-new received 0 requests in 5s, fewer than minRequests 10"},
 		last,
 	}
-	return activities.AnalysisResult{Name: in.Name, FleetID: in.FleetID, Phase: phase, Message: msg,
+	return contract.AnalysisResult{Name: in.Name, FleetID: in.FleetID, Phase: phase, Message: msg,
 		Measurements: ms, Counts: analysis.CountOf(ms), AnalysisSource: activities.SourceOf(in.Spec, in.Key, in.FleetID)}
 }
 

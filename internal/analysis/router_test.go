@@ -303,12 +303,12 @@ func TestRouterAnalysisEndToEnd(t *testing.T) {
 	}
 	defer func() { stop(); wg.Wait() }()
 
-	spec := func(metric string, max float64) Spec {
-		return Spec{Provider: ProviderRouter, Metric: metric, Max: f64(max), Interval: 300 * time.Millisecond, Count: 3}
+	spec := func(metric string, max float64) contract.AnalysisSpec {
+		return contract.AnalysisSpec{Provider: ProviderRouter, Metric: metric, Max: f64(max), Interval: 300 * time.Millisecond, Count: 3}
 	}
 	type run struct {
 		fleet string
-		spec  Spec
+		spec  contract.AnalysisSpec
 		res   Result
 		err   error
 	}

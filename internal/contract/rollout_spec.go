@@ -119,7 +119,7 @@ type Analysis struct {
 	URL                   string   `yaml:"url" json:"url,omitempty"`         // http
 	Field                 string   `yaml:"field" json:"field,omitempty"`     // http: dotted JSON path
 	// OnNoData is what a measurement without data counts as: inconclusive (the
-	// default: wait for a person), fail or pass. See the analysis package's Spec.OnNoData.
+	// default: wait for a person), fail or pass. See AnalysisSpec.OnNoData.
 	OnNoData string `yaml:"onNoData" json:"onNoData,omitempty"`
 }
 

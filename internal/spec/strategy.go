@@ -110,7 +110,7 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 		default:
 			add(field+".provider", "%q: use router, prometheus or http", a.Provider)
 		}
-		if err := AnalysisSpec(a).Validate(); err != nil {
+		if err := analysis.Validate(AnalysisSpec(a)); err != nil {
 			var se *analysis.SpecError
 			if !errors.As(err, &se) {
 				add(field, "%v", err)
@@ -145,8 +145,8 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 var analysisFields = yamlFields(reflect.TypeFor[contract.Analysis]())
 
 // AnalysisSpec translates a rollout spec's analysis into the analysis package's Spec.
-func AnalysisSpec(a contract.Analysis) analysis.Spec {
-	s := analysis.Spec{
+func AnalysisSpec(a contract.Analysis) contract.AnalysisSpec {
+	s := contract.AnalysisSpec{
 		Provider: a.Provider, Metric: a.Metric, Max: a.Max, Min: a.Min,
 		Interval: a.Interval.D(), Count: a.Count, FailureLimit: a.FailureLimit,
 		InconclusiveLimit: a.InconclusiveLimit, MinRequests: a.MinRequests,

@@ -63,7 +63,7 @@ func rolloutMocks(env *testsuite.TestWorkflowEnvironment) {
 	env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 1}, nil)
 	env.OnActivity(a.RunChecks, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.SetRoute, mock.Anything, mock.Anything).Return(nil).Maybe()
-	env.OnActivity(a.RunAnalysis, mock.Anything, mock.Anything).Return(activities.AnalysisResult{Phase: "Failed", Message: "errorRate 0.3 > 0.05"}, nil).Maybe()
+	env.OnActivity(a.RunAnalysis, mock.Anything, mock.Anything).Return(contract.AnalysisResult{Phase: "Failed", Message: "errorRate 0.3 > 0.05"}, nil).Maybe()
 	env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.TerminateByToken, mock.Anything, mock.Anything).Return([]string{"fl-new"}, nil).Maybe()
 	env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil)
