@@ -52,6 +52,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res contract.BakeResult, err erro
 	b.tracker = newTracker(ctx, &b.progress.Story, trackedKind{
 		noun: "bake", phaseEvent: contract.EventBakePhase, finishedEvent: contract.EventBakeFinished,
 		describe: b.describe, outcome: func(ph contract.Phase) (contract.Outcome, bool) { return BakeOutcome(ph, b.progress.Cached) },
+		failed: func() string { return "bake of " + b.spec.Service }, failType: ErrBakeFailed,
 	})
 	b.progress = contract.BakeProgress{Service: in.Spec.Service, StartedAt: workflow.Now(ctx)}
 	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.BakeProgress, error) { return b.progress, nil }); err != nil {
@@ -116,11 +117,6 @@ type baker struct {
 func (b *baker) describe() (subject string, data contract.EventData, failure string) {
 	p := b.progress
 	return p.Service, contract.EventData{Service: p.Service, Image: p.ImageID, InputDigest: p.InputDigest, StartedBy: b.by}, p.Error
-}
-
-func (b *baker) fail(doing string, err error) error {
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("bake of %s failed while %s: %s", b.spec.Service, doing, reason(err)), ErrBakeFailed, err)
 }
 
 func (b *baker) digest(ctx workflow.Context) (contract.BakeDigestResult, error) {

@@ -78,6 +78,7 @@ func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
 	p.tracker = newTracker(ctx, &p.progress.Story, trackedKind{
 		noun: "pipeline", phaseEvent: contract.EventPipelinePhase, finishedEvent: contract.EventPipelineFinished,
 		describe: p.describe, outcome: PipelineOutcome,
+		failed: func() string { return "pipeline " + p.spec.Name }, failType: ErrPipelineFailed,
 	})
 	p.progress = contract.PipelineProgress{
 		Name: in.Spec.Name, Service: in.Spec.Service(), Trigger: in.Trigger, StartedBy: in.StartedBy,
@@ -352,11 +353,6 @@ func (p *pipeline) rolledOut() string {
 		envs = append(envs, st.Environment+" ("+string(st.State)+")")
 	}
 	return strings.Join(envs, ", ")
-}
-
-func (p *pipeline) fail(doing string, err error) error {
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("pipeline %s failed while %s: %s", p.spec.Name, doing, reason(err)), ErrPipelineFailed, err)
 }
 
 func (p *pipeline) by() string {
