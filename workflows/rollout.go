@@ -225,7 +225,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 			BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
 			return "", r.fail("baking the image", err)
 		}
-		ref = spec.ImageRef{ID: res.ImageID}
+		ref = contract.ImageRef{ID: res.ImageID}
 	}
 	what := ref.ID
 	if ref.Channel != "" {
@@ -252,17 +252,17 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 
 // previousImage finds the image a rollback rolls out: the newest deployable
 // image other than the live one, and says from which image it goes back.
-func (r *rollout) previousImage(ctx workflow.Context) (spec.ImageRef, error) {
+func (r *rollout) previousImage(ctx workflow.Context) (contract.ImageRef, error) {
 	r.setPhase(ctx, contract.PhaseResolving, "finding the previous deployable image")
 	var prev contract.PreviousImageResult
 	err := workflow.ExecuteActivity(quickOptions(ctx, "previous deployable image of "+r.key.String()), contract.ActivityPreviousImage,
 		contract.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &prev)
 	if err != nil {
-		return spec.ImageRef{}, r.fail("finding the previous deployable image", err)
+		return contract.ImageRef{}, r.fail("finding the previous deployable image", err)
 	}
 	r.progress.RollbackFrom = prev.From
 	r.event(ctx, fmt.Sprintf("rolling back from %s to %s, the previous deployable image", prev.From, prev.ImageID))
-	return spec.ImageRef{ID: prev.ImageID}, nil
+	return contract.ImageRef{ID: prev.ImageID}, nil
 }
 
 func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
@@ -281,7 +281,7 @@ func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
 // attempt to stop (it heartbeats) before the undo looks.
 func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (contract.Fleet, error) {
 	size := r.spec.Fleet.Size
-	if r.spec.Strategy.Type == spec.Rolling {
+	if r.spec.Strategy.Type == contract.Rolling {
 		size = r.waves(ctx).wave // the first wave; the others grow the fleet
 	}
 	r.setPhase(ctx, contract.PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))

@@ -18,9 +18,9 @@ import (
 // the new fleet as it ends (a rolling rollout grows it wave by wave).
 func (r *rollout) shiftTraffic(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) (contract.Fleet, error) {
 	switch r.spec.Strategy.Type {
-	case spec.Canary:
+	case contract.Canary:
 		return fleet, r.canary(ctx, prev, fleet)
-	case spec.Rolling:
+	case contract.Rolling:
 		return r.rolling(ctx, prev, fleet)
 	}
 	r.setPhase(ctx, contract.PhaseCuttingOver, fmt.Sprintf("switching %s to %s", r.key, fleet.ID))
@@ -107,7 +107,7 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 
 // pause holds traffic for a duration (promote skips it) or, indefinitely, until
 // approve or promote.
-func (r *rollout) pause(ctx workflow.Context, step string, p spec.Pause) error {
+func (r *rollout) pause(ctx workflow.Context, step string, p contract.Pause) error {
 	if r.promoted {
 		r.event(ctx, "pause "+step+" skipped: promoted")
 		return r.stopped()
@@ -127,7 +127,7 @@ func (r *rollout) pause(ctx workflow.Context, step string, p spec.Pause) error {
 // inconclusive waits for a person to approve (continue) or abort.
 func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Fleet) error {
 	a := r.spec.Analyses[name]
-	in := analysis.AnalysisInput{Name: name, Spec: a.ToSpec(), Key: r.key, FleetID: fleet.ID}
+	in := contract.AnalysisInput{Name: name, Spec: spec.AnalysisSpec(a), Key: r.key, FleetID: fleet.ID}
 	// Shown while it measures; the query once, here, not in every message.
 	r.progress.Analyses = append(r.progress.Analyses, contract.AnalysisRun{Name: name, Phase: contract.AnalysisRunning, FleetID: fleet.ID,
 		AnalysisSource: analysis.SourceOf(in.Spec, in.Key, in.FleetID)})
@@ -146,7 +146,7 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
 		Summary:                "analysis " + name + " on " + fleet.ID,
 	}
-	var res analysis.AnalysisResult
+	var res contract.AnalysisResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityRunAnalysis, in).Get(ctx, &res)
 	})

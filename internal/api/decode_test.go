@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -23,7 +24,7 @@ func TestDecodeStartRolloutDefaultsAndOverridesTheImage(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "img-3f2a1c9d0b7e", req.Spec.Image.ID)
 	assert.Equal(t, "prod", req.Spec.Environment)
-	assert.Equal(t, spec.Canary, req.Spec.Strategy.Type)
+	assert.Equal(t, contract.Canary, req.Spec.Strategy.Type)
 	assert.Equal(t, "30s", req.Spec.Strategy.Steps[1].Pause.Duration.String())
 }
 

@@ -45,8 +45,8 @@ import (
 	"gocloud.dev/runtimevar"
 	"gocloud.dev/runtimevar/filevar"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/httpx"
-	"github.com/imago/imago/internal/provider"
 )
 
 // RunIfChild runs a router and exits when the environment variable
@@ -434,7 +434,7 @@ func (s *Server) Apply(f File) bool {
 		f.Listen = cur.file.Listen
 	}
 	if f.Backends == nil {
-		f.Backends = []provider.Backend{}
+		f.Backends = []contract.Backend{}
 	}
 	// Idle connections to fleets that left the route are not closed here: a
 	// switch back (a rollback, an aborted canary) finds them open instead of
@@ -450,7 +450,7 @@ func (s *Server) Apply(f File) bool {
 func (s *Server) Status() Status {
 	t := s.table.Load()
 	if t == nil {
-		return Status{Backends: []provider.Backend{}}
+		return Status{Backends: []contract.Backend{}}
 	}
 	return Status{Generation: t.file.Generation, Listen: t.file.Listen, Backends: t.file.Backends}
 }

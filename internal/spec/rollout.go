@@ -24,24 +24,24 @@ import (
 
 // Rollout describes one rollout of a service to an environment.
 type Rollout struct {
-	Service     string   `yaml:"service" json:"service"`
-	Environment string   `yaml:"environment" json:"environment"`
-	Provider    string   `yaml:"provider" json:"provider"`
-	Image       ImageRef `yaml:"image" json:"image"`
-	Fleet       Fleet    `yaml:"fleet" json:"fleet"`
+	Service     string            `yaml:"service" json:"service"`
+	Environment string            `yaml:"environment" json:"environment"`
+	Provider    string            `yaml:"provider" json:"provider"`
+	Image       contract.ImageRef `yaml:"image" json:"image"`
+	Fleet       Fleet             `yaml:"fleet" json:"fleet"`
 	// Listen is the address the service's router serves on (local provider).
-	Listen   string   `yaml:"listen" json:"listen"`
-	Health   Health   `yaml:"health" json:"health"`
-	Checks   []Check  `yaml:"checks" json:"checks,omitempty"`
-	Strategy Strategy `yaml:"strategy" json:"strategy"`
+	Listen   string            `yaml:"listen" json:"listen"`
+	Health   contract.Health   `yaml:"health" json:"health"`
+	Checks   []contract.Check  `yaml:"checks" json:"checks,omitempty"`
+	Strategy contract.Strategy `yaml:"strategy" json:"strategy"`
 	// Analyses are named measurements used by canary steps and Verify.
-	Analyses map[string]Analysis `yaml:"analyses" json:"analyses,omitempty"`
+	Analyses map[string]contract.Analysis `yaml:"analyses" json:"analyses,omitempty"`
 	// Approval is an optional gate before cutover.
-	Approval Approval `yaml:"approval" json:"approval"`
+	Approval contract.ApprovalSpec `yaml:"approval" json:"approval"`
 	// Verify runs an analysis after full cutover; failure rolls back.
-	Verify *Verify `yaml:"verify" json:"verify,omitempty"`
+	Verify *contract.Verify `yaml:"verify" json:"verify,omitempty"`
 	// Soak is how long the old fleet stays warm after cutover.
-	Soak *Duration `yaml:"soak" json:"soak,omitempty"`
+	Soak *contract.Duration `yaml:"soak" json:"soak,omitempty"`
 	// Retain is how many previous images stay deployable for rollback (default 5).
 	Retain int `yaml:"retain" json:"retain,omitempty"`
 	// Env is given to every instance besides PORT and HOST: plain values and
@@ -50,9 +50,6 @@ type Rollout struct {
 
 	src *source // the file's lines and decoding problems; nil once normalized
 }
-
-// ImageRef is contract.ImageRef.
-type ImageRef = contract.ImageRef
 
 // Fleet sizes the new fleet.
 type Fleet struct {
@@ -104,33 +101,15 @@ func (f *Fleet) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Health is contract.Health.
-type Health = contract.Health
-
-// Check is contract.Check.
-type Check = contract.Check
-
-// Strategy is how traffic moves to the new fleet.
-type Strategy struct {
-	Type  string `yaml:"type" json:"type"`
-	Steps []Step `yaml:"steps" json:"steps,omitempty"` // canary
-	Waves Waves  `yaml:"waves" json:"waves,omitempty"` // rolling: a count or a percent
-}
-
-// Strategy types.
-const (
-	BlueGreen = "blueGreen"
-)
-
 // Defaults.
 const (
 	DefaultEnvironment    = "dev"
 	DefaultProvider       = "local"
 	DefaultFleetSize      = 2
 	DefaultHealthPath     = "/healthz"
-	DefaultHealthInterval = Duration(time.Second)
-	DefaultHealthTimeout  = Duration(60 * time.Second)
-	DefaultSoak           = Duration(30 * time.Second)
+	DefaultHealthInterval = contract.Duration(time.Second)
+	DefaultHealthTimeout  = contract.Duration(60 * time.Second)
+	DefaultSoak           = contract.Duration(30 * time.Second)
 	DefaultRetain         = 5
 )
 
@@ -240,7 +219,7 @@ func (r *Rollout) applyDefaults() {
 		}
 	}
 	if r.Strategy.Type == "" {
-		r.Strategy.Type = BlueGreen
+		r.Strategy.Type = contract.BlueGreen
 	}
 	if r.Soak == nil {
 		s := DefaultSoak

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/router"
 )
 
@@ -23,13 +23,13 @@ func TestSetRoutePushesAndKeepsTheFile(t *testing.T) {
 	e := newEnv(t)
 	fa := e.provision("tok-a", e.image("A").ID, 1)
 	fb := e.provision("tok-b", e.image("B").ID, 1)
-	key := provider.RouteKey{Service: "web", Environment: "push"}
-	to := func(f provider.Fleet) provider.Route {
-		return provider.Route{Backends: []provider.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}
+	key := contract.RouteKey{Service: "web", Environment: "push"}
+	to := func(f contract.Fleet) contract.Route {
+		return contract.Route{Backends: []contract.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}
 	}
 	// inStep checks that the router and the route file hold generation gen,
 	// routing to f, and that every request goes to f.
-	inStep := func(what string, gen int64, f provider.Fleet, name string) router.RunInfo {
+	inStep := func(what string, gen int64, f contract.Fleet, name string) router.RunInfo {
 		t.Helper()
 		ri, err := e.d.RouterProcess(key)
 		if err != nil {
@@ -112,7 +112,7 @@ func TestSetRoutePushesAndKeepsTheFile(t *testing.T) {
 	if err := e.d.StopRouter(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []provider.Fleet{fa, fb} {
+	for _, f := range []contract.Fleet{fa, fb} {
 		if err := e.d.Terminate(ctx, f.ID); err != nil {
 			t.Fatal(err)
 		}
