@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/atomicfile"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/prometheus/procfs"
 )
@@ -35,6 +36,7 @@ type File struct {
 	Generation int64              `json:"generation"`
 	Listen     string             `json:"listen"`
 	Backends   []provider.Backend `json:"backends"`
+	contract.RouteRules
 }
 
 // Status is what a router's admin endpoint GET /route reports: the route it applies.
@@ -42,6 +44,7 @@ type Status struct {
 	Generation int64              `json:"generation"`
 	Listen     string             `json:"listen"`
 	Backends   []provider.Backend `json:"backends"`
+	contract.RouteRules
 }
 
 // RunInfo is the router's run file, written once the router listens.

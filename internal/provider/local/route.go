@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 )
@@ -35,7 +36,7 @@ func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Rou
 	if err != nil {
 		return provider.Route{}, err
 	}
-	return provider.Route{Listen: f.Listen, Backends: f.Backends}, nil
+	return provider.Route{Listen: f.Listen, Backends: f.Backends, RouteRules: f.RouteRules}, nil
 }
 
 // RouterProcess returns the run info of the live router of key, NotFound when no
@@ -125,7 +126,7 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 			cur.Generation = st.Generation
 		}
 	}
-	file := router.File{Generation: cur.Generation + 1, Listen: listen, Backends: backends}
+	file := router.File{Generation: cur.Generation + 1, Listen: listen, Backends: backends, RouteRules: route.RouteRules}
 
 	ctx, cancel := context.WithTimeout(ctx, routerTimeout)
 	defer cancel()
@@ -198,8 +199,14 @@ func (d *Driver) pushRoute(ctx context.Context, key provider.RouteKey, ri router
 
 // sameRoute reports whether a router's status is the route file f.
 func sameRoute(st router.Status, f router.File) bool {
-	a, errA := json.Marshal(st.Backends)
-	b, errB := json.Marshal(f.Backends)
+	a, errA := json.Marshal(struct {
+		B []provider.Backend
+		R contract.RouteRules
+	}{st.Backends, st.RouteRules})
+	b, errB := json.Marshal(struct {
+		B []provider.Backend
+		R contract.RouteRules
+	}{f.Backends, f.RouteRules})
 	return st.Generation == f.Generation && st.Listen == f.Listen && errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
