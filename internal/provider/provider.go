@@ -236,8 +236,8 @@ func (p *Provider) Terminate(ctx context.Context, fleetID string) error {
 		return err
 	}
 	if r.Serves(fleetID) {
-		return Errorf(FailedPrecondition, "refusing to terminate fleet %s: the %s/%s router still sends it %d%% of traffic",
-			fleetID, f.Environment, f.Service, r.Weight(fleetID))
+		return Errorf(FailedPrecondition, "refusing to terminate fleet %s: the %s/%s router still sends it traffic (weight %d%%%s)",
+			fleetID, f.Environment, f.Service, r.Weight(fleetID), rulesNaming(r, fleetID))
 	}
 	return p.d.Terminate(ctx, fleetID)
 }
@@ -258,6 +258,9 @@ func (p *Provider) SetRoute(ctx context.Context, key contract.RouteKey, route co
 	// An empty route is allowed: the router then answers 503 (nothing to serve yet).
 	if len(route.Backends) > 0 && sum != 100 {
 		return Errorf(InvalidArgument, "route %s: weights sum to %d, want 100", key, sum)
+	}
+	if err := checkRules(key, route, p.caps, p.name); err != nil {
+		return err
 	}
 	if !p.caps.Has(CapWeights) {
 		for _, b := range route.Backends {

@@ -35,6 +35,7 @@ type File struct {
 	Generation int64              `json:"generation"`
 	Listen     string             `json:"listen"`
 	Backends   []contract.Backend `json:"backends"`
+	contract.RouteRules
 }
 
 // Status is what a router's admin endpoint GET /route reports: the route it applies.
@@ -42,6 +43,7 @@ type Status struct {
 	Generation int64              `json:"generation"`
 	Listen     string             `json:"listen"`
 	Backends   []contract.Backend `json:"backends"`
+	contract.RouteRules
 }
 
 // RunInfo is the router's run file, written once the router listens.

@@ -126,6 +126,7 @@ func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 		{"CapabilitiesAreWhatTheHarnessDeclares", testCapabilities},
 		{"Resize", testResize},
 		{"FleetMetrics", testFleetMetrics},
+		{"RouteRules", testRouteRules},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -807,5 +808,56 @@ func checkMetrics(t *testing.T, id string, m provider.FleetMetrics) {
 			t.Fatalf("fleet %s: latency buckets %+v are not ascending and cumulative within count %v", id, m.Latency.Buckets, m.Latency.Count)
 		}
 		prev = b
+	}
+}
+
+// testRouteRules: a driver that claims header routes, stickiness and mirroring
+// keeps them in its route, and its guard counts a fleet they name as served;
+// one that does not refuses them and keeps its route.
+func testRouteRules(e *env) {
+	t := e.t
+	stable := e.healthy("conformance-rules-stable", 1)
+	canary := e.healthy("conformance-rules-canary", 1)
+	base := contract.Route{Backends: []contract.Backend{backend(stable, 100), backend(canary, 0)}}
+	if err := e.p.SetRoute(e.ctx, e.key, base); err != nil {
+		t.Fatalf("set route: %v", err)
+	}
+	rules := []struct {
+		c     provider.Capability
+		rules contract.RouteRules
+	}{
+		{provider.CapHeaderRoutes, contract.RouteRules{Matches: []contract.MatchRoute{{Name: "canary", FleetID: canary.ID,
+			Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}}}}}},
+		{provider.CapStickiness, contract.RouteRules{Stickiness: &contract.Stickiness{Cookie: "imago-fleet", TTL: contract.Duration(time.Hour)}}},
+		{provider.CapMirror, contract.RouteRules{Mirror: &contract.Mirror{FleetID: canary.ID, Percent: 50}}},
+	}
+	for _, r := range rules {
+		route := base
+		route.RouteRules = r.rules
+		err := e.p.SetRoute(e.ctx, e.key, route)
+		if !e.caps.Has(r.c) {
+			e.wantCode("set a route with "+string(r.c)+" on a driver without it", err, provider.FailedPrecondition)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("set a route with %s: %v", r.c, err)
+		}
+		got, err := e.p.Route(e.ctx, e.key)
+		if err != nil || !reflect.DeepEqual(got.RouteRules, r.rules) {
+			t.Fatalf("route after setting %s: rules %+v (%v), want %+v", r.c, got.RouteRules, err, r.rules)
+		}
+		if r.rules.Stickiness == nil {
+			e.wantCode("terminate the fleet "+string(r.c)+" sends traffic to", e.p.Terminate(e.ctx, canary.ID), provider.FailedPrecondition)
+		}
+	}
+	if e.caps.Has(provider.CapHeaderRoutes) {
+		bad := base
+		bad.Matches = []contract.MatchRoute{{Name: "x", FleetID: "no-such-fleet", Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}}}}
+		e.wantCode("set a header route to a fleet outside the route", e.p.SetRoute(e.ctx, e.key, bad), provider.InvalidArgument)
+		bad.Matches = []contract.MatchRoute{{Name: "x", FleetID: canary.ID, Match: []contract.MatchRule{{Header: "X-Canary", Cookie: "c", Exact: "1"}}}}
+		e.wantCode("set a match rule with both header and cookie", e.p.SetRoute(e.ctx, e.key, bad), provider.InvalidArgument)
+	}
+	if err := e.p.SetRoute(e.ctx, e.key, base); err != nil {
+		t.Fatalf("set the route back: %v", err)
 	}
 }

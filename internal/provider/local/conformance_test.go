@@ -68,10 +68,12 @@ func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver,
 	}
 }
 
-// Capabilities: the local router splits by weight and counts per fleet;
-// fleets resize in place.
+// Capabilities: the local router splits by weight, matches headers and
+// cookies, keeps sessions sticky, mirrors, and counts per fleet; fleets resize
+// in place.
 func (h *conformanceHarness) Capabilities() provider.Capabilities {
-	return provider.CapabilitiesOf(provider.CapWeights, provider.CapResize, provider.CapFleetMetrics)
+	return provider.CapabilitiesOf(provider.CapWeights, provider.CapResize, provider.CapFleetMetrics,
+		provider.CapHeaderRoutes, provider.CapStickiness, provider.CapMirror)
 }
 
 // SendRequests sends GET / through the router's listen address.

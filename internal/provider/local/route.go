@@ -36,7 +36,7 @@ func (d *Driver) Route(ctx context.Context, key contract.RouteKey) (contract.Rou
 	if err != nil {
 		return contract.Route{}, err
 	}
-	return contract.Route{Listen: f.Listen, Backends: f.Backends}, nil
+	return contract.Route{Listen: f.Listen, Backends: f.Backends, RouteRules: f.RouteRules}, nil
 }
 
 // RouterProcess returns the run info of the live router of key, NotFound when no
@@ -126,7 +126,7 @@ func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route cont
 			cur.Generation = st.Generation
 		}
 	}
-	file := router.File{Generation: cur.Generation + 1, Listen: listen, Backends: backends}
+	file := router.File{Generation: cur.Generation + 1, Listen: listen, Backends: backends, RouteRules: route.RouteRules}
 
 	ctx, cancel := context.WithTimeout(ctx, routerTimeout)
 	defer cancel()
@@ -199,8 +199,14 @@ func (d *Driver) pushRoute(ctx context.Context, key contract.RouteKey, ri router
 
 // sameRoute reports whether a router's status is the route file f.
 func sameRoute(st router.Status, f router.File) bool {
-	a, errA := json.Marshal(st.Backends)
-	b, errB := json.Marshal(f.Backends)
+	a, errA := json.Marshal(struct {
+		B []contract.Backend
+		R contract.RouteRules
+	}{st.Backends, st.RouteRules})
+	b, errB := json.Marshal(struct {
+		B []contract.Backend
+		R contract.RouteRules
+	}{f.Backends, f.RouteRules})
 	return st.Generation == f.Generation && st.Listen == f.Listen && errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
