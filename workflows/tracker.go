@@ -36,6 +36,9 @@ type trackedKind struct {
 	// details follow the phase line in the UI's current details (a rollout's
 	// analyses); nil for none.
 	details func() string
+	// notify tells people of an event they want to hear of (a rollout's
+	// notify targets); nil for none.
+	notify func(workflow.Context, contract.Event)
 }
 
 // newTracker tracks the workflow whose progress embeds story. It asks the
@@ -86,5 +89,7 @@ func (t *tracker) publishPhase(ctx workflow.Context, msg string) {
 	if outcome, final := t.kind.outcome(t.story.Phase); final {
 		typ, data.Outcome, data.Error = t.kind.finishedEvent, outcome.MetricLabel(), failure
 	}
-	t.publish(ctx, typ, subject, data)
+	if ev, ok := t.publish(ctx, typ, subject, data); ok && t.kind.notify != nil {
+		t.kind.notify(ctx, ev)
+	}
 }

@@ -118,7 +118,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"Problem": Problem{}, "FieldError": spec.FieldError{},
 		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": spec.ImageRef{},
 		"Fleet": spec.Fleet{}, "Health": spec.Health{}, "Check": spec.Check{}, "Strategy": spec.Strategy{}, "Step": spec.Step{},
-		"Pause": spec.Pause{}, "Analysis": spec.Analysis{}, "Approval": spec.Approval{}, "Verify": spec.Verify{},
+		"Pause": spec.Pause{}, "Analysis": spec.Analysis{}, "Approval": spec.Approval{}, "Verify": spec.Verify{}, "Hooks": spec.Hooks{}, "NotifyTarget": spec.NotifyTarget{},
 		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": contract.RolloutProgress{},
 		"Event": contract.ProgressEvent{}, "FleetWeight": contract.FleetWeight{}, "GateApproval": contract.Approval{},
 		"AnalysisRun": contract.AnalysisRun{}, "AnalysisCounts": contract.AnalysisCounts{}, "Measurement": contract.Measurement{},
