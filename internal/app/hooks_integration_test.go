@@ -121,6 +121,10 @@ func hookPayload(t *testing.T, r received) contract.HookPayload {
 	return p
 }
 
+// hookCommands are what hooks and notify targets add to a history: the two
+// version markers' change IDs and the two activities' types.
+var hookCommands = []string{`"phase-hooks"`, `"notify-targets"`, `"` + contract.ActivityRunHook + `"`, `"` + contract.ActivityNotify + `"`}
+
 // hooksEnv is an env whose worker signs hooks with hookKey and lets hooks and
 // notifications reach loopback (as IMAGO_ANALYSIS_ALLOW=127.0.0.1 would).
 func hooksEnv(t *testing.T) *env {
@@ -145,6 +149,12 @@ func TestHooksHoldTrafficAndNotificationsTellOfSuccess(t *testing.T) {
 	res1, err := e.rollout(e.spec(v1))
 	require.NoError(t, err)
 	require.Len(t, rc.waitFor(t, "/default", 1), 1, "IMAGO_NOTIFY_URL is told of v1's success too")
+	// v1 has neither hooks nor notify targets: its history records no new
+	// version marker, and no activity, for them (IMAGO_NOTIFY_URL included).
+	h := e.decryptedHistory(e.last.GetID(), e.last.GetRunID())
+	for _, s := range hookCommands {
+		assert.NotContains(t, h, s, "v1's history")
+	}
 
 	rc.answer("/confirm", http.StatusConflict, http.StatusConflict)
 	rc.answer("/post", http.StatusServiceUnavailable)
@@ -174,6 +184,10 @@ func TestHooksHoldTrafficAndNotificationsTellOfSuccess(t *testing.T) {
 	require.NoError(t, run.Get(ctx, &res), "the rollout succeeds once the hook agrees, whatever the broken notification target says")
 	assert.Equal(t, "hello from v2", e.get())
 	e.recordHistory("rollout-hooks-and-notify", run.GetID(), run.GetRunID())
+	h = e.decryptedHistory(run.GetID(), run.GetRunID())
+	for _, s := range hookCommands {
+		assert.Contains(t, h, s, "v2's history")
+	}
 
 	pre := rc.at("/pre")
 	require.Len(t, pre, 1)
