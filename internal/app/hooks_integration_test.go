@@ -362,3 +362,12 @@ func TestRollbackHookAndApprovalNotices(t *testing.T) {
 	assert.Contains(t, slack.Text, "hello/test: rollout rolled back")
 	assert.Empty(t, rc.at("/success-only"), "a target on succeeded only hears nothing of this rollout")
 }
+
+// A worker refuses, at start, a default notification URL or format it could
+// never send with.
+func TestWorkerRefusesABadNotifyURLOrFormat(t *testing.T) {
+	assert.NoError(t, Config{NotifyURL: "https://hooks.slack.com/services/T/B/X", NotifyFormat: "teams"}.checkNotify())
+	assert.ErrorContains(t, Config{NotifyURL: "hooks.slack.com/x"}.checkNotify(), "IMAGO_NOTIFY_URL")
+	assert.ErrorContains(t, Config{NotifyURL: "https://u:p@chat.example.com/"}.checkNotify(), "IMAGO_NOTIFY_URL must not hold credentials")
+	assert.ErrorContains(t, Config{NotifyFormat: "discord"}.checkNotify(), `IMAGO_NOTIFY_FORMAT="discord": want one of slack, teams, json`)
+}
