@@ -50,6 +50,12 @@ type Activities struct {
 	// StartDependents); nil turns that off.
 	Temporal client.Client
 	Events   *events.Publisher // phase and outcome events (PublishEvent); nil publishes nothing
+	// HookSecret (IMAGO_HOOK_SECRET) signs hook requests whose spec names no
+	// hooks.secret; NotifyURL (IMAGO_NOTIFY_URL) is told of every rollout's
+	// notices in NotifyFormat (IMAGO_NOTIFY_FORMAT, default slack). See hooks.go, notify.go.
+	HookSecret   string
+	NotifyURL    string
+	NotifyFormat string
 }
 
 func (a *Activities) httpClient() *http.Client {

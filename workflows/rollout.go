@@ -70,6 +70,9 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err != nil {
 		return res, err
 	}
+	if err = r.preRollout(ctx); err != nil {
+		return res, err
+	}
 	// Until decommissioning begins, any failure, cancel, abort or rollback undoes
 	// the rollout. The undo is armed before provisioning (runs recorded before
 	// revertBeforeProvision arm it after): a cancel, or a provision that gave up
@@ -143,6 +146,8 @@ type rollout struct {
 	checkErr error // why the worker's provider cannot run the spec
 
 	local bool // short steps run as local activities (localShortSteps)
+
+	notifying int // notifications being sent (hooks.go)
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -155,6 +160,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		noun: "rollout", phaseEvent: contract.EventRolloutPhase, finishedEvent: contract.EventRolloutFinished,
 		describe: r.describe, outcome: RolloutOutcome,
 		details: func() string { return AnalysesMarkdown(r.progress.Analyses) },
+		notify:  r.notify,
 	})
 	if r.action == "" {
 		r.action = contract.ActionRollout
@@ -434,7 +440,7 @@ func (r *rollout) describe() (subject string, data contract.EventData, failure s
 	p := r.progress
 	return p.Service + "/" + p.Environment, contract.EventData{
 		Service: p.Service, Environment: p.Environment, Image: p.ImageID,
-		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy,
+		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy, Gate: p.Gate,
 	}, p.Error
 }
 
@@ -449,6 +455,7 @@ func (r *rollout) finish(ctx workflow.Context, err error) error {
 	}
 	r.gate, r.progress.Gate = "", ""
 	r.setPhase(ctx, phase, msg)
+	r.finalHook(ctx, phase, err)
 	r.recordDeployment(ctx, phase, msg)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return err

@@ -43,6 +43,9 @@ type trackedKind struct {
 	// rollout, whose failure says what still serves, has its own.
 	failed   func() string
 	failType string
+	// notify tells people of an event they want to hear of (a rollout's
+	// notify targets); nil for none.
+	notify func(workflow.Context, contract.Event)
 }
 
 // newTracker tracks the workflow whose progress embeds story. It asks the
@@ -93,7 +96,9 @@ func (t *tracker) publishPhase(ctx workflow.Context, msg string) {
 	if outcome, final := t.kind.outcome(t.story.Phase); final {
 		typ, data.Outcome, data.Error = t.kind.finishedEvent, outcome.MetricLabel(), failure
 	}
-	t.publish(ctx, typ, subject, data)
+	if ev, ok := t.publish(ctx, typ, subject, data); ok && t.kind.notify != nil {
+		t.kind.notify(ctx, ev)
+	}
 }
 
 // fail is the run's failure while doing something: a non-retryable error of

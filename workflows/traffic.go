@@ -42,6 +42,9 @@ func (r *rollout) routeTo(ctx workflow.Context, prev []contract.FleetShare, flee
 	if len(prev) == 0 {
 		weight = 100 // nothing else to send traffic to
 	}
+	if err := r.confirmTrafficIncrease(ctx, fleetID, weight); err != nil {
+		return err
+	}
 	return r.setRoute(ctx, split(prev, contract.FleetShare{FleetID: fleetID, Weight: weight}), weight)
 }
 

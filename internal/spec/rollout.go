@@ -47,6 +47,10 @@ type Rollout struct {
 	// Env is given to every instance besides PORT and HOST: plain values and
 	// secrets by reference, which the worker resolves when instances start.
 	Env map[string]EnvVar `yaml:"env" json:"env,omitempty"`
+	// Hooks are URLs the rollout asks or tells at its phases; Notify are the
+	// people's webhooks told when it waits for approval or ends (hooks.go).
+	Hooks  *contract.Hooks         `yaml:"hooks" json:"hooks,omitempty"`
+	Notify []contract.NotifyTarget `yaml:"notify" json:"notify,omitempty"`
 
 	src *source // the file's lines and decoding problems; nil once normalized
 }
@@ -229,6 +233,7 @@ func (r *Rollout) applyDefaults() {
 		r.Retain = DefaultRetain
 	}
 	r.strategyDefaults()
+	r.hookDefaults()
 }
 
 var providerRE = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
@@ -314,6 +319,7 @@ func (r *Rollout) Validate() error {
 	}
 	r.validateStrategy(add)
 	r.validateEnv(add)
+	r.validateHooks(add)
 	if r.Retain < 1 {
 		add("retain", "must be at least 1, got %d", r.Retain)
 	}
