@@ -47,6 +47,9 @@ type Rollout struct {
 	// Env is given to every instance besides PORT and HOST: plain values and
 	// secrets by reference, which the worker resolves when instances start.
 	Env map[string]EnvVar `yaml:"env" json:"env,omitempty"`
+	// Windows are when the rollout may provision and move traffic (windows.go);
+	// none: any time.
+	Windows Windows `yaml:"windows" json:"windows,omitempty"`
 
 	src *source // the file's lines and decoding problems; nil once normalized
 }
@@ -335,6 +338,7 @@ func (r *Rollout) Validate() error {
 	}
 	r.validateStrategy(add)
 	r.validateEnv(add)
+	r.validateWindows(add)
 	if r.Retain < 1 {
 		add("retain", "must be at least 1, got %d", r.Retain)
 	}
