@@ -97,7 +97,7 @@ func (r *rollout) frozen(ctx workflow.Context, what string) (bool, error) {
 		until = nil // one of them lasts until someone ends it
 	}
 	why := strings.Join(whys, "; ")
-	msg := fmt.Sprintf("held before %s: %s; it goes on when the freeze ends (imago freeze end%s)", what, why, freezeEndFlags(res.Freezes[0]))
+	msg := fmt.Sprintf("held before %s: %s; it goes on when the freeze ends (%s)", what, why, res.Freezes[0].EndCommand())
 	r.progress.Hold = &contract.Hold{Phase: contract.PhaseFrozen, Why: why, Until: until}
 	if r.progress.Phase != contract.PhaseFrozen || r.lastMessage() != msg {
 		r.setPhase(ctx, contract.PhaseFrozen, msg)
@@ -107,17 +107,6 @@ func (r *rollout) frozen(ctx workflow.Context, what string) (bool, error) {
 		return true, err
 	}
 	return true, nil
-}
-
-func freezeEndFlags(f contract.Freeze) string {
-	var s string
-	if f.Service != "" {
-		s += " --service " + f.Service
-	}
-	if f.Environment != "" {
-		s += " -e " + f.Environment
-	}
-	return s
 }
 
 // outsideWindows waits, when the spec has windows and none is open, for the

@@ -290,3 +290,54 @@ func (s *rolloutSuite) TestARollbackIsNeverFrozen() {
 	s.True(start.Equal(provisioned))
 	s.Zero(checked, "a rollback does not even look for freezes")
 }
+
+// TestAFrozenProdStageWaitsAfterTheBakeAndStaging: a pipeline whose prod is
+// frozen bakes and rolls out to staging, then its prod rollout (a real Rollout
+// child) holds before provisioning until the freeze ends.
+func (s *pipelineSuite) TestAFrozenProdStageWaitsAfterTheBakeAndStaging() {
+	s.bakes("img-000000000009", false)
+	s.live(map[string]string{})
+	provisioned := map[string]time.Time{}
+	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
+			return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
+		})
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+			provisioned[req.Environment] = s.env.Now()
+			return newFleet(req), nil
+		})
+	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 2}, nil)
+	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, d contract.Deployment) (contract.Deployment, error) { return d, nil })
+	frozen := []contract.Freeze{{Environment: "prod", Reason: "quarter close", By: "cfo", Since: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}}
+	s.env.OnActivity(s.a.CheckFreeze, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in contract.CheckFreezeInput) (contract.CheckFreezeResult, error) {
+			var out []contract.Freeze
+			for _, f := range frozen {
+				if f.Covers(in.Service, in.Environment) {
+					out = append(out, f)
+				}
+			}
+			return contract.CheckFreezeResult{Freezes: out}, nil
+		})
+	var thawed time.Time
+	s.env.RegisterDelayedCallback(func() {
+		p := s.progress()
+		s.Equal(contract.StageSucceeded, p.Stages[0].State, "staging went on")
+		s.Equal(contract.StageRunning, p.Stages[1].State, "prod waits")
+		s.NotContains(provisioned, "prod")
+		frozen, thawed = nil, s.env.Now()
+	}, 6*time.Hour+10*time.Second)
+	p := pipelineSpec(false)
+	for i := range p.Stages {
+		p.Stages[i].Rollout.Soak = dur(0)
+	}
+	_, err := s.run(PipelineInput{Spec: p, Trigger: "manual"})
+	s.Require().NoError(err)
+	s.Contains(provisioned, "staging")
+	s.True(provisioned["prod"].After(thawed), "prod provisioned after the freeze ended: %s, thawed %s", provisioned["prod"], thawed)
+	s.LessOrEqual(provisioned["prod"].Sub(thawed), contract.FreezeRecheck)
+}

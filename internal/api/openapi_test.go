@@ -14,6 +14,7 @@ import (
 
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/freezes"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -130,6 +131,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"Outdated": catalog.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
 		"PromoteRequest": PromoteRequest{}, "RevokeRequest": RevokeRequest{}, "Revoked": Revoked{},
 		"ChannelEntry": catalog.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
+		"Window": spec.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
+		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {

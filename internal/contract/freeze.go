@@ -68,3 +68,15 @@ type Hold struct {
 	// until; nil: when the freeze is ended.
 	Until *time.Time `json:"until,omitempty"`
 }
+
+// EndCommand is the command that ends the freeze.
+func (f Freeze) EndCommand() string {
+	s := "imago freeze end"
+	if f.Service != "" {
+		s += " --service " + f.Service
+	}
+	if f.Environment != "" {
+		s += " -e " + f.Environment
+	}
+	return s
+}
