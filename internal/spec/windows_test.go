@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +144,20 @@ func TestWindowsParseAndDescribe(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, r.Normalize())
 	assert.Equal(t, "Mon-Fri 09:00-16:00 Europe/Berlin; Sat 10:00-12:00 UTC", r.Windows.String())
+}
+
+// TestREADMEWindowsExampleIsValid: the README's windows example is a spec
+// that validates, and says what the README says it does.
+func TestREADMEWindowsExampleIsValid(t *testing.T) {
+	src, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(src), "\n## Deployment windows and freezes\n")
+	require.True(t, ok, "the README has a Deployment windows and freezes section")
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	require.True(t, ok)
+	block, _, _ = strings.Cut(block, "```")
+	r, err := ParseRollout([]byte("service: hello\nimage: {id: img-3f2a00000000}\nlisten: 127.0.0.1:9080\n" + block))
+	require.NoError(t, err)
+	require.NoError(t, r.Normalize())
+	assert.Equal(t, "Mon-Fri 09:00-16:00 Europe/Berlin; Sat,Sun 10:00-11:00 UTC", r.Windows.String())
 }
