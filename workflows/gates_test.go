@@ -8,7 +8,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Deployment windows and freezes with mocked activities and time skipping:
@@ -26,7 +25,7 @@ func mustZone(name string) *time.Location {
 var berlin = mustZone("Europe/Berlin")
 
 // officeHours is Mon-Fri 09:00-16:00 in Berlin.
-var officeHours = spec.Windows{{Days: "Mon-Fri", Start: "09:00", End: "16:00", Timezone: "Europe/Berlin"}}
+var officeHours = contract.Windows{{Days: "Mon-Fri", Start: "09:00", End: "16:00", Timezone: "Europe/Berlin"}}
 
 // provisionedAt records when the rollout provisioned.
 func (s *rolloutSuite) provisionedAt(at *time.Time) {
@@ -123,7 +122,7 @@ func (s *rolloutSuite) TestAWindowClosingHoldsTheNextTrafficChange() {
 	start := time.Date(2026, 12, 3, 16, 30, 0, 0, ny) // Thursday
 	s.env.SetStartTime(start)
 	sp := canarySpec(weightStep(20), pauseStep(time.Hour), weightStep(100))
-	sp.Windows = spec.Windows{{Days: "Mon-Fri", Start: "08:00", End: "17:00", Timezone: "America/New_York"}}
+	sp.Windows = contract.Windows{{Days: "Mon-Fri", Start: "08:00", End: "17:00", Timezone: "America/New_York"}}
 	s.env.RegisterDelayedCallback(func() {
 		p := s.progress()
 		s.Equal(contract.PhaseWaitingWindow, p.Phase)

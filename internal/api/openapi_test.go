@@ -130,7 +130,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"Outdated": contract.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
 		"PromoteRequest": PromoteRequest{}, "RevokeRequest": RevokeRequest{}, "Revoked": Revoked{},
 		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
-		"Window": spec.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
+		"Window": contract.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]

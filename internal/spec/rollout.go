@@ -51,9 +51,9 @@ type Rollout struct {
 	// people's webhooks told when it waits for approval or ends (hooks.go).
 	Hooks  *contract.Hooks         `yaml:"hooks" json:"hooks,omitempty"`
 	Notify []contract.NotifyTarget `yaml:"notify" json:"notify,omitempty"`
-	// Windows are when the rollout may provision and move traffic (windows.go);
+	// Windows are when the rollout may provision and move traffic (contract/windows.go);
 	// none: any time.
-	Windows Windows `yaml:"windows" json:"windows,omitempty"`
+	Windows contract.Windows `yaml:"windows" json:"windows,omitempty"`
 
 	src *source // the file's lines and decoding problems; nil once normalized
 }
