@@ -40,6 +40,9 @@ type Rollout struct {
 	Approval Approval `yaml:"approval" json:"approval"`
 	// Verify runs an analysis after full cutover; failure rolls back.
 	Verify *Verify `yaml:"verify" json:"verify,omitempty"`
+	// BakeTime watches the new fleet with an analysis for a while after
+	// cutover; failure rolls back (capacity.go).
+	BakeTime *BakeTime `yaml:"bakeTime" json:"bakeTime,omitempty"`
 	// Soak is how long the old fleet stays warm after cutover.
 	Soak *Duration `yaml:"soak" json:"soak,omitempty"`
 	// Retain is how many previous images stay deployable for rollback (default 5).
@@ -115,6 +118,11 @@ type Strategy struct {
 	Type  string `yaml:"type" json:"type"`
 	Steps []Step `yaml:"steps" json:"steps,omitempty"` // canary
 	Waves Waves  `yaml:"waves" json:"waves,omitempty"` // rolling: a count or a percent
+	// Capacity budget (capacity.go): rolling's maxSurge and maxUnavailable,
+	// canary's and rolling's minHealthyPercent.
+	MaxSurge          *Budget `yaml:"maxSurge" json:"maxSurge,omitempty"`
+	MaxUnavailable    *Budget `yaml:"maxUnavailable" json:"maxUnavailable,omitempty"`
+	MinHealthyPercent *int    `yaml:"minHealthyPercent" json:"minHealthyPercent,omitempty"`
 }
 
 // Strategy types.
