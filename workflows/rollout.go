@@ -136,6 +136,8 @@ type rollout struct {
 	shrunk  map[string]int // rolling: old fleets shrunk so far, and their original sizes
 	byCount bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
 	waving  bool           // rolling: between the first wave and the last, where the phase stays rolling
+	budget  *budgetRun     // rolling under a capacity budget (capacity.go); nil otherwise
+	prev    contract.Route // the route before the rollout, as currentRoute read it
 
 	tracker // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 
@@ -273,6 +275,7 @@ func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
 	}
 	r.progress.OldFleets = route.FleetIDs()
 	r.progress.Weights = weights(route)
+	r.prev = route
 	return route, nil
 }
 
@@ -283,6 +286,11 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 	size := r.spec.Fleet.Size
 	if r.spec.Strategy.Type == spec.Rolling {
 		size = r.waves(ctx).wave // the first wave; the others grow the fleet
+		if first, ok, err := r.startBudget(ctx, r.prev, size); err != nil {
+			return contract.Fleet{}, err
+		} else if ok {
+			size = first // the budget's first step
+		}
 	}
 	r.setPhase(ctx, contract.PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
 	info := workflow.GetInfo(ctx)

@@ -216,6 +216,9 @@ func (r *rollout) waves(ctx workflow.Context) wavePlan {
 // lists instances. The phase is rolling from the first wave to the last; what
 // a wave does is its step (see waveStep).
 func (r *rollout) rolling(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) (contract.Fleet, error) {
+	if r.budget != nil {
+		return r.rollingByBudget(ctx, prev, fleet)
+	}
 	plan := r.waves(ctx)
 	defer func() { r.waving = false }()
 	// A single old fleet shrinks as the new one grows; several keep their size.
