@@ -110,10 +110,10 @@ func TestRollingWithinACapacityBudgetUnderLoad(t *testing.T) {
 	defer cancel()
 	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
 	for _, tc := range []struct {
-		version                        string
+		version                         string
 		waves, maxSurge, maxUnavailable spec.Budget
-		history                        string
-		wantSteps                      int
+		history                         string
+		wantSteps                       int
 	}{
 		// The example: one at a time, never below 4 serving.
 		{"v2", "25%", "1", "0", "rollout-rolling-capacity-budget", 4},
