@@ -105,6 +105,10 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err = r.verify(ctx, fleet); err != nil {
 		return res, err
 	}
+	baked, err := r.bakeTime(ctx, fleet, img)
+	if err != nil {
+		return res, err
+	}
 	if err = r.soak(ctx); err != nil {
 		return res, err
 	}
@@ -112,7 +116,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err != nil {
 		return res, err
 	}
-	return contract.RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: r.progress.Instances, Decommissioned: old}, nil
+	return contract.RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: r.progress.Instances, Decommissioned: old, BakeTime: baked}, nil
 }
 
 // rollout is the state a rollout keeps for its queries and compensations.

@@ -1,0 +1,92 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/spec"
+)
+
+// bakeTimeSpec is a blue/green rollout with a 10-minute bake time on errors,
+// measured every 30 s.
+func bakeTimeSpec() spec.Rollout {
+	r := testSpec()
+	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: spec.Duration(30 * time.Second)}}
+	r.BakeTime = &spec.BakeTime{Duration: spec.Duration(10 * time.Minute), Analysis: "errors"}
+	if err := r.Normalize(); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// bakeTimeAnalysis answers RunAnalysis with phase after the bake time's
+// measurements took their time (test time), and keeps what it was asked.
+func (s *rolloutSuite) bakeTimeAnalysis(phase string, took time.Duration, asked *activities.AnalysisInput) {
+	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).After(took).Return(
+		func(_ context.Context, in activities.AnalysisInput) (activities.AnalysisResult, error) {
+			*asked = in
+			return analysisResult(in, phase), nil
+		})
+}
+
+func (s *rolloutSuite) TestAGoodBuildPassesItsBakeTimeShowingTheTimeLeft() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var asked activities.AnalysisInput
+	s.bakeTimeAnalysis(activities.AnalysisSuccessful, 10*time.Minute, &asked)
+	var during contract.RolloutProgress
+	s.env.RegisterDelayedCallback(func() { during = s.progress() }, 5*time.Minute+30*time.Second)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: bakeTimeSpec()})
+	s.Require().NoError(s.env.GetWorkflowError())
+
+	s.Equal(20, asked.Spec.Count, "one measurement every 30s for 10m")
+	s.Equal(contract.PhaseBakeTime, during.Phase)
+	s.Contains(during.Step, "5m0s left of 10m0s", "the time left, refreshed every minute")
+	s.Require().NotNil(during.BakeTimeEnds)
+	s.Equal([]int{100}, newWeights(s.routes), "one switch: the cutover")
+	var res contract.RolloutResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Require().NotNil(res.BakeTime)
+	s.Equal(activities.AnalysisSuccessful, res.BakeTime.Phase)
+	s.Nil(res.BakeTime.Failed)
+	s.Equal(3, res.BakeTime.Counts.Total())
+	s.Equal([]string{"fl-old"}, s.terminated, "decommissioned after the bake time")
+	s.Nil(s.progress().BakeTimeEnds)
+}
+
+func (s *rolloutSuite) TestABuildThatFailsInItsBakeTimeIsRolledBackWithTheMeasurement() {
+	s.routeIs(oldRoute)
+	s.healthy()
+	s.checksPass()
+	s.recordRoutes(nil)
+	var asked activities.AnalysisInput
+	s.bakeTimeAnalysis(activities.AnalysisFailed, 3*time.Minute, &asked)
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: bakeTimeSpec()})
+
+	err := s.env.GetWorkflowError()
+	var app *temporal.ApplicationError
+	s.Require().True(errors.As(err, &app), "%v", err)
+	s.Equal(ErrRolledBack, app.Type())
+	s.Contains(app.Error(), "rolled back automatically: bake-time analysis errors failed: errorRate of fleet fl-new was 0.31 > max 0.05 in 2 of 3 measurements (at 14:00:10: 0.31 > max 0.05")
+	var res contract.RolloutResult
+	s.Require().NoError(app.Details(&res))
+	s.Require().NotNil(res.BakeTime)
+	s.Equal(activities.AnalysisFailed, res.BakeTime.Phase)
+	s.Require().NotNil(res.BakeTime.Failed)
+	s.InDelta(0.31, *res.BakeTime.Failed.Value, 1e-9, "the measurement that failed")
+	s.Equal("fl-new", res.FleetID)
+
+	s.Require().Len(s.routes, 2, "two switches: the cutover, and one back")
+	s.Equal(100, s.routes[0].Weight("fl-new"))
+	s.Equal(100, s.routes[1].Weight("fl-old"), "all traffic back on the old fleet")
+	s.Equal([]string{"fl-new"}, s.terminated, "the new fleet torn down, the old one kept")
+	s.Equal(contract.PhaseRolledBack, s.progress().Phase)
+}
