@@ -90,3 +90,46 @@ func (s *rolloutSuite) TestABuildThatFailsInItsBakeTimeIsRolledBackWithTheMeasur
 	s.Equal([]string{"fl-new"}, s.terminated, "the new fleet torn down, the old one kept")
 	s.Equal(contract.PhaseRolledBack, s.progress().Phase)
 }
+
+// A canary with minHealthyPercent checks the new fleet before each traffic
+// increase; a fleet that is no longer healthy enough is rolled back before
+// it takes more traffic.
+func (s *rolloutSuite) TestACanaryChecksMinHealthyPercentBeforeEachIncrease() {
+	for _, tc := range []struct {
+		name   string
+		failAt int // the AtLeast check that fails (1-based); 0: none
+	}{{"healthy throughout", 0}, {"unhealthy before 100%", 2}} {
+		s.Run(tc.name, func() {
+			s.SetupTest()
+			s.routeIs(oldRoute)
+			s.checksPass()
+			s.recordRoutes(nil)
+			var atLeast []int
+			s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, in contract.WaitHealthyInput) (contract.WaitHealthyResult, error) {
+					if in.AtLeast == 0 {
+						return contract.WaitHealthyResult{Healthy: 3}, nil
+					}
+					atLeast = append(atLeast, in.AtLeast)
+					if len(atLeast) == tc.failAt {
+						return contract.WaitHealthyResult{}, temporal.NewNonRetryableApplicationError("fleet fl-new not healthy within 1m0s: 1 of 3 instances pass /healthz", contract.ErrHealthTimeout, nil)
+					}
+					return contract.WaitHealthyResult{Healthy: 3}, nil
+				})
+			r := canarySpec(weightStep(50))
+			r.Strategy.MinHealthyPercent = intp(60)
+			s.Require().NoError(r.Normalize())
+			s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+			if tc.failAt == 0 {
+				s.Require().NoError(s.env.GetWorkflowError())
+				s.Equal([]int{2, 2}, atLeast, "60% of 3 rounds up to 2, before 50% and before 100%")
+				s.Equal([]int{50, 100}, newWeights(s.routes))
+				return
+			}
+			s.Equal(ErrRolloutFailed, s.errType())
+			s.Contains(s.env.GetWorkflowError().Error(), "checking that 2 of fl-new's instances (minHealthyPercent 60) pass /healthz before 100% of traffic")
+			s.Equal([]int{50, 0}, newWeights(s.routes), "50%, then no more: back to the old fleet")
+			s.Equal([]string{"fl-new"}, s.terminated)
+		})
+	}
+}

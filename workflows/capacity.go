@@ -137,3 +137,26 @@ func (r *rollout) rollingByBudget(ctx workflow.Context, prev contract.Route, fle
 		newN, oldN = st.New, st.OldAfter
 	}
 }
+
+// canaryMinHealthyChange is the workflow change that checks a canary's new
+// fleet against strategy.minHealthyPercent before each traffic increase. Only
+// canaries that set it ask for it.
+const canaryMinHealthyChange = "canary-min-healthy"
+
+// minHealthy, before a canary gives the new fleet weight percent, waits (up
+// to the health timeout) for minHealthyPercent of its instances to pass the
+// health probe: traffic never moves onto a fleet with fewer healthy
+// instances, as an ASG instance refresh never goes below its
+// MinHealthyPercentage. The old fleet keeps all its instances throughout a
+// canary. A fleet that does not get there fails the rollout, which routes
+// traffic back to the old fleet.
+func (r *rollout) minHealthy(ctx workflow.Context, fleet contract.Fleet, weight int) error {
+	p := r.spec.Strategy.MinHealthyPercent
+	if p == nil || *p == 0 || workflow.GetVersion(ctx, canaryMinHealthyChange, workflow.DefaultVersion, 1) < 1 {
+		return nil
+	}
+	need := (r.spec.Fleet.Size**p + 99) / 100
+	err := r.awaitHealthy(ctx, contract.WaitHealthyInput{FleetID: fleet.ID, AtLeast: need},
+		fmt.Sprintf("checking that %d of %s's instances (minHealthyPercent %d) pass %s before %d%% of traffic", need, fleet.ID, *p, r.spec.Health.Path, weight))
+	return err
+}

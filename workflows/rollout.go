@@ -342,8 +342,15 @@ const waitHealthyMinHeartbeat = 2 * time.Second
 // waitHealthy waits for the instances from..to (fleet order) of a fleet to pass
 // the health probe: all of them, or those a rolling wave added.
 func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int) error {
+	r.enter(ctx, contract.PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", to-from, r.spec.Health.Path))
+	return r.awaitHealthy(ctx, contract.WaitHealthyInput{FleetID: fleetID, From: from}, "waiting for the new fleet to become healthy")
+}
+
+// awaitHealthy runs WaitHealthy for in (the spec's probe filled in); doing
+// says what failed, if it does.
+func (r *rollout) awaitHealthy(ctx workflow.Context, in contract.WaitHealthyInput, doing string) error {
 	h := r.spec.Health
-	r.enter(ctx, contract.PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", to-from, h.Path))
+	in.Path, in.Interval, in.Timeout = h.Path, h.Interval.D(), h.Timeout.D()
 	// The heartbeat timeout is how soon a worker killed mid-wait is noticed and
 	// the wait retried on another (P5): 2 s, or three probe intervals when
 	// they are longer. The activity heartbeats every quarter of it and the
@@ -358,16 +365,14 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int
 		// a crashed worker (the probe loop resumes its deadline from the heartbeat).
 		ScheduleToCloseTimeout: h.Timeout.D() + 2*time.Minute,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
-		Summary:                fmt.Sprintf("wait healthy %s %s", fleetID, h.Path),
+		Summary:                fmt.Sprintf("wait healthy %s %s", in.FleetID, h.Path),
 	}
 	var out contract.WaitHealthyResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityWaitHealthy, contract.WaitHealthyInput{
-			FleetID: fleetID, From: from, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
-		}).Get(ctx, &out)
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityWaitHealthy, in).Get(ctx, &out)
 	})
 	if err != nil {
-		return r.fail("waiting for the new fleet to become healthy", err)
+		return r.fail(doing, err)
 	}
 	r.event(ctx, fmt.Sprintf("%d instances healthy after %s", out.Healthy, out.Took))
 	return nil

@@ -86,6 +86,9 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 		case s.SetWeight != nil:
 			r.progress.Step = fmt.Sprintf("%s setWeight %d", step, *s.SetWeight)
 			r.setPhase(ctx, contract.PhaseCanary, fmt.Sprintf("step %s: %d%% to %s", step, *s.SetWeight, fleet.ID))
+			if err := r.minHealthy(ctx, fleet, *s.SetWeight); err != nil {
+				return err
+			}
 			if err := r.route(ctx, prev, fleet, *s.SetWeight); err != nil {
 				return err
 			}
@@ -102,6 +105,9 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 	}
 	r.progress.Step = "done"
 	r.setPhase(ctx, contract.PhaseCuttingOver, fmt.Sprintf("canary steps done: 100%% to %s", fleet.ID))
+	if err := r.minHealthy(ctx, fleet, 100); err != nil {
+		return err
+	}
 	return r.route(ctx, prev, fleet, 100)
 }
 

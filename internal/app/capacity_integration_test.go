@@ -172,3 +172,40 @@ func TestRollingWithinACapacityBudgetUnderLoad(t *testing.T) {
 	after, _ := rep.Phase("after")
 	assert.Equal(t, after.Requests, after.Bodies["hello from v3"])
 }
+
+// A canary with minHealthyPercent under load: before 50% and before 100% the
+// new fleet's instances are probed (at least 2 of 3 must pass), no request
+// fails, and the new version ends serving alone.
+func TestCanaryWithMinHealthyPercentUnderLoad(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	_, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
+	res, err := e.rollout(e.spec(v2, func(r *spec.Rollout) {
+		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: ip(50)}}, MinHealthyPercent: ip(60)}
+	}))
+	require.NoError(t, err)
+	e.recordHistory("rollout-canary-min-healthy", e.last.GetID(), e.last.GetRunID())
+	load.Mark("after")
+	e.waitRequests(load, 300)
+	rep := load.Stop()
+	assert.Zero(t, rep.Total.Failures(), "no request may fail: %s", rep.Total.String())
+	after, _ := rep.Phase("after")
+	assert.Equal(t, after.Requests, after.Bodies["hello from v2"])
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{res.FleetID: 3}, byFleet)
+	st, err := rollouts.Get(ctx, e.client, "hello", "test")
+	require.NoError(t, err)
+	healthy := 0
+	for _, ev := range st.Progress.Events {
+		if strings.Contains(ev.Message, "instances healthy after") {
+			healthy++
+		}
+	}
+	assert.Equal(t, 3, healthy, "the fleet came up, then was probed before 50% and before 100%")
+}
