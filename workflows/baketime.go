@@ -41,7 +41,7 @@ func (r *rollout) bakeTime(ctx workflow.Context, fleet contract.Fleet, img strin
 			b.Analysis, fleet.ID, a.Interval, rest, d, ends.UTC().Format("15:04:05"), r.progress.OldFleets)
 	}
 	res, err := r.measure(ctx, b.Analysis, a, fleet, func(*contract.AnalysisRun) {
-		r.progress.Step = "bake time " + d.String()
+		r.progress.Step = left()
 		r.setPhase(ctx, contract.PhaseBakeTime, left())
 	}, func(ctx workflow.Context) { r.showRemaining(ctx, ends, left) })
 	if err != nil {

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"encoding/json"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -160,4 +162,23 @@ bakeTime: ` + tc.bake + `
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// The README's capacity-budget example is a valid spec with the numbers its
+// comments give.
+func TestREADMECapacityExampleIsValid(t *testing.T) {
+	src, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(src), "### Capacity budgets and bake time\n")
+	require.True(t, ok, "the README has a Capacity budgets section")
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	require.True(t, ok)
+	block, _, _ = strings.Cut(block, "```")
+	r, err := ParseRollout([]byte("service: web\nimage: {id: img-3f2a00000000}\nlisten: 127.0.0.1:9080\n" + block))
+	require.NoError(t, err)
+	require.NoError(t, r.Normalize())
+	c, err := r.Strategy.Capacity(r.Fleet.Size)
+	require.NoError(t, err)
+	assert.Equal(t, Capacity{Size: 8, Surge: 1, Unavailable: 0}, c)
+	assert.Equal(t, 60, r.BakeTime.Measurements(r.Analyses["errors"]))
 }
