@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -174,6 +175,19 @@ func main() {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	// Shutdown waits for requests in flight, and also (for 5 s, a net/http
+	// constant) for connections that have not sent a request yet, such as the
+	// spare ones a proxy's connection pool keeps: close those at once, so that
+	// stopping takes as long as the requests, not 5 s more.
+	var fresh sync.Map
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			fresh.Store(c, true)
+		} else {
+			fresh.Delete(c)
+		}
+	}
+	srv.RegisterOnShutdown(func() { fresh.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true }) })
 	log.Printf("hello %s listening on %s", version, ln.Addr())
 	if ppm > 0 || lat > 0 || hlat > 0 {
 		log.Printf("hello %s misbehaves on purpose: failRate %s, latency %s, healthLatency %s", version, failRate, lat, hlat)

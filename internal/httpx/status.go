@@ -46,9 +46,10 @@ type Timeouts struct {
 // example service.
 var ShortTimeouts = Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: 2 * time.Minute}
 
-// NewServer is an http.Server for h with timeouts t.
+// NewServer is an http.Server for h with timeouts t, whose Shutdown does not
+// wait for connections that never sent a request (see SilentConns).
 func NewServer(h http.Handler, t Timeouts) *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: t.ReadHeader,
 		ReadTimeout:       t.Read,
@@ -56,4 +57,6 @@ func NewServer(h http.Handler, t Timeouts) *http.Server {
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    64 << 10,
 	}
+	CloseSilentConnsOnShutdown(srv)
+	return srv
 }

@@ -197,6 +197,7 @@ func Run(ctx context.Context, opts Options) error {
 	// pushes them forward as its body and answer move (see Timeouts).
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: tmo.ReadHeader, ReadTimeout: tmo.Stall, WriteTimeout: tmo.Stall,
 		IdleTimeout: tmo.Idle, ErrorLog: logger}
+	httpx.CloseSilentConnsOnShutdown(srv) // a drain waits for requests, not for clients' spare connections
 	admin := httpx.NewServer(s.AdminHandler(), httpx.ShortTimeouts)
 	admin.ErrorLog = logger
 	serveErr := make(chan error, 2)
