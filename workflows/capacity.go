@@ -17,7 +17,7 @@ const capacityBudgetChange = "capacity-budget"
 // budgetRun is a rolling rollout under a capacity budget as it goes.
 type budgetRun struct {
 	plan  budget
-	old   *contract.FleetShare // the single old fleet; nil when there is none (or several, which keep their size)
+	old   *contract.FleetShare // the single old fleet; nil when there is none
 	steps int                  // how many steps, for people
 	first budgetStep           // the step provision makes
 }
@@ -36,10 +36,17 @@ func (r *rollout) startBudget(ctx workflow.Context, prev contract.Route, wave in
 	}
 	b := &budgetRun{plan: budget{size: c.Size, surge: c.Surge, unavailable: c.Unavailable, wave: wave}}
 	oldN := 0
-	if olds := sharesOf(prev); len(olds) == 1 {
+	switch olds := sharesOf(prev); len(olds) {
+	case 0: // nothing serves yet: nothing to keep serving
+	case 1:
 		b.old = &olds[0]
 		oldN = len(prev.Backends[0].Targets)
 		b.old.Instances = oldN
+	default:
+		// A route split by hand: the old fleets keep their size and share, as
+		// in a rolling rollout without a budget, which this one becomes.
+		r.event(ctx, fmt.Sprintf("capacity budget not applied: the route splits traffic between %d fleets %v; rolling in waves of %d", len(olds), prev.FleetIDs(), wave))
+		return 0, false, nil
 	}
 	b.steps = len(b.plan.steps(oldN))
 	b.first = b.plan.step(0, oldN)
