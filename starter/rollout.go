@@ -207,7 +207,11 @@ func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w
 func rolloutOutcome(w io.Writer, run client.WorkflowRun, res contract.RolloutResult, err error, asJSON bool) error {
 	if err != nil {
 		if asJSON {
-			_ = writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Failed", "error": rollouts.Reason(err)})
+			out := map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Failed", "error": rollouts.Reason(err)}
+			if res := rollouts.ResultOf(err); res != nil { // a bake time's rollback: the failed measurement
+				out["result"] = res
+			}
+			_ = writeJSON(w, out)
 		}
 		return fmt.Errorf("%s", rollouts.Reason(err))
 	}

@@ -2,14 +2,12 @@ package app
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/contract"
@@ -73,10 +71,8 @@ func TestBakeTimePassesAGoodBuildAndRollsBackOneThatStartsFailing(t *testing.T) 
 	require.Error(t, err)
 	e.recordHistory("rollout-bake-time-rolled-back", e.last.GetID(), e.last.GetRunID())
 	assert.Contains(t, rollouts.Reason(err), "rolled back automatically: bake-time analysis errors failed")
-	var app *temporal.ApplicationError
-	require.True(t, errors.As(err, &app), "%v", err)
-	var res contract.RolloutResult
-	require.NoError(t, app.Details(&res), "the result travels in the error's details")
+	res := rollouts.ResultOf(err) // what the CLI's -o json and the API's done event show
+	require.NotNil(t, res, "the result travels in the failure's details: %v", err)
 	require.NotNil(t, res.BakeTime)
 	require.NotNil(t, res.BakeTime.Failed, "the failed measurement: %+v", res.BakeTime)
 	assert.Equal(t, analysis.PhaseFailed, res.BakeTime.Failed.Phase)
