@@ -159,6 +159,8 @@ func (r *Rollout) validateCapacity(add func(field, format string, args ...any)) 
 		add("strategy.maxSurge", "maxSurge and maxUnavailable are both 0 for %d instances: no instance could ever be replaced; allow a surge (maxSurge: 1)", size)
 	case c.Surge == 0:
 		add("strategy.maxSurge", "is 0 for %d instances: the old fleet keeps at least one instance until it is decommissioned (so a rollback is one route switch), which needs a surge of at least 1", size)
+	case c.Unavailable >= size && s.MaxUnavailable == nil:
+		add("strategy.minHealthyPercent", "%d%% of %d instances keeps none healthy: at least one must keep serving", *s.MinHealthyPercent, size)
 	case c.Unavailable >= size:
 		add("strategy.maxUnavailable", "%d of %d instances: at least one must keep serving", c.Unavailable, size)
 	case ceilDiv(size, c.Surge+c.Unavailable) > MaxSteps:

@@ -72,6 +72,8 @@ func TestImpossibleCapacityBudgetsAreRefusedWithPathAndLine(t *testing.T) {
 			`strategy.maxUnavailable: line 5: "-1": want a count such as 1 or a percent such as 25%`},
 		{"everything unavailable", `{type: rolling, maxSurge: 1, maxUnavailable: 100%}`,
 			"strategy.maxUnavailable: line 5: 4 of 4 instances: at least one must keep serving"},
+		{"nothing kept healthy", `{type: rolling, minHealthyPercent: 0}`,
+			"strategy.minHealthyPercent: line 5: 0% of 4 instances keeps none healthy: at least one must keep serving"},
 		{"both ways of saying it", `{type: rolling, maxUnavailable: 1, minHealthyPercent: 75}`,
 			"strategy.minHealthyPercent: line 5: set maxUnavailable or minHealthyPercent, not both"},
 		{"minHealthyPercent above 100", `{type: canary, steps: [{setWeight: 50}], minHealthyPercent: 120}`,
