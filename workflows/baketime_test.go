@@ -133,3 +133,36 @@ func (s *rolloutSuite) TestACanaryChecksMinHealthyPercentBeforeEachIncrease() {
 		})
 	}
 }
+
+// A rolling rollout with maxSurge 1 and maxUnavailable 1 (4 instances, waves
+// of 2): the old fleet shrinks to 3 before the first wave is provisioned (5 at
+// most), to 2 once the new fleet serves half, to 1 before the second wave
+// grows the new fleet to 4; each shrink routes away from the instances that go
+// before they go.
+func (s *rolloutSuite) TestRollingWithinACapacityBudgetShrinksTheOldFleetFirst() {
+	resizes, from := s.rolling(4)
+	s.recordRoutes(nil)
+	r := rollingSpec(4, "50%")
+	one := spec.Budget("1")
+	r.Strategy.MaxSurge, r.Strategy.MaxUnavailable = &one, &one
+	s.Require().NoError(r.Normalize())
+	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Require().NoError(s.env.GetWorkflowError())
+
+	s.Equal([][]contract.FleetShare{
+		{{FleetID: "fl-old", Weight: 100, Instances: 3}},
+		{{FleetID: "fl-new", Weight: 50}, {FleetID: "fl-old", Weight: 50, Instances: 2}},
+		{{FleetID: "fl-new", Weight: 66}, {FleetID: "fl-old", Weight: 34, Instances: 1}},
+		{{FleetID: "fl-new", Weight: 100}},
+	}, s.shares)
+	s.Equal([]string{"fl-old=3", "fl-old=2", "fl-old=1", "fl-new=4"}, *resizes)
+	s.Equal([]int{0, 0, 2, 2}, *from, "each step probes and checks only the instances it added")
+	var provisioned, budget bool
+	for _, ev := range s.progress().Events {
+		provisioned = provisioned || ev.Message == "fleet fl-new provisioned with 2 instances"
+		budget = budget || ev.Message == "capacity budget: at most 5 instances run (4 + maxSurge 1), at least 3 serve (4 − maxUnavailable 1); 2 steps"
+	}
+	s.True(provisioned, "the first step provisions 2")
+	s.True(budget, "the budget is said once")
+	s.Equal([]string{"fl-old"}, s.terminated)
+}
