@@ -284,6 +284,9 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 		if p.Step != "" {
 			fmt.Fprintf(tw, "Step:\t%s\n", p.Step)
 		}
+		if p.BakeTimeEnds != nil && st.Status == "Running" {
+			fmt.Fprintf(tw, "Bake time:\t%s left (until %s)\n", max(time.Until(*p.BakeTimeEnds), 0).Round(time.Second), p.BakeTimeEnds.Local().Format("15:04:05"))
+		}
 		fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
 		switch {
 		case p.RollbackFrom != "":

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -35,10 +36,14 @@ func (r *rollout) bakeTime(ctx workflow.Context, fleet contract.Fleet, img strin
 	ends := workflow.Now(ctx).Add(d)
 	r.progress.BakeTimeEnds = &ends
 	defer func() { r.progress.BakeTimeEnds = nil }()
+	back := fmt.Sprintf("a failure switches traffic back to %s", strings.Join(r.progress.OldFleets, ", "))
+	if len(r.progress.OldFleets) == 0 {
+		back = "no old fleet to switch back to: a failure tears the new fleet down"
+	}
 	left := func() string {
 		rest := max(ends.Sub(workflow.Now(ctx)), 0).Round(time.Second)
-		return fmt.Sprintf("bake time: analysis %s on %s, every %s; %s left of %s (until %s UTC); a failure switches traffic back to %v",
-			b.Analysis, fleet.ID, a.Interval, rest, d, ends.UTC().Format("15:04:05"), r.progress.OldFleets)
+		return fmt.Sprintf("bake time: analysis %s on %s, every %s; %s left of %s (until %s UTC); %s",
+			b.Analysis, fleet.ID, a.Interval, rest, d, ends.UTC().Format("15:04:05"), back)
 	}
 	res, err := r.measure(ctx, b.Analysis, a, fleet, func(*contract.AnalysisRun) {
 		r.progress.Step = left()
