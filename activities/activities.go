@@ -50,6 +50,12 @@ type Activities struct {
 	// StartDependents); nil turns that off.
 	Temporal client.Client
 	Events   *events.Publisher // phase and outcome events (PublishEvent); nil publishes nothing
+	// HookSecret (IMAGO_HOOK_SECRET) signs hook requests whose spec names no
+	// hooks.secret; NotifyURL (IMAGO_NOTIFY_URL) is told of every rollout's
+	// notices in NotifyFormat (IMAGO_NOTIFY_FORMAT, default slack). See hooks.go, notify.go.
+	HookSecret   string
+	NotifyURL    string
+	NotifyFormat string
 }
 
 func (a *Activities) httpClient() *http.Client {
@@ -81,7 +87,7 @@ func (a *Activities) ResolveImage(ctx context.Context, in contract.ResolveImageI
 
 // checkEntrypointEnv refuses an image whose entrypoint uses a variable that is
 // neither PORT, HOST nor one of env, before anything is provisioned.
-func checkEntrypointEnv(img catalog.Image, env []string) error {
+func checkEntrypointEnv(img contract.Image, env []string) error {
 	if err := entrypoint.CheckEnv(img.Entrypoint, func(n string) bool { return slices.Contains(env, n) }); err != nil {
 		return fmt.Errorf("env: image %s: %v; %s", img.ID, err, spec.EnvHint)
 	}
@@ -89,7 +95,7 @@ func checkEntrypointEnv(img catalog.Image, env []string) error {
 }
 
 // ReadRoute returns the current route of a service's router.
-func (a *Activities) ReadRoute(ctx context.Context, key provider.RouteKey) (provider.Route, error) {
+func (a *Activities) ReadRoute(ctx context.Context, key contract.RouteKey) (contract.Route, error) {
 	r, err := a.Provider.Route(ctx, key)
 	return r, providerError(err)
 }
@@ -97,7 +103,7 @@ func (a *Activities) ReadRoute(ctx context.Context, key provider.RouteKey) (prov
 // Provision creates the new fleet, or adopts the one a previous attempt made with
 // the same token. It heartbeats while the provider works, so a cancelled
 // rollout stops it (and then tears down what it made) instead of waiting for it.
-func (a *Activities) Provision(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+func (a *Activities) Provision(ctx context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 	hb := startHeartbeat(ctx, fmt.Sprintf("provisioning %d × %s", req.Size, req.ImageID))
 	defer hb.Stop()
 	f, err := a.Provider.Provision(withProgress(ctx, hb), req)
@@ -178,8 +184,8 @@ func (a *Activities) SetRoute(ctx context.Context, in contract.SetRouteInput) er
 // backends looks up the targets of each share: the addresses of its fleet's
 // instances (the first share.Instances of them when set). An instance a
 // resize planned but could not start has no address yet: it is no target.
-func (a *Activities) backends(ctx context.Context, shares []contract.FleetShare) ([]provider.Backend, error) {
-	out := make([]provider.Backend, 0, len(shares))
+func (a *Activities) backends(ctx context.Context, shares []contract.FleetShare) ([]contract.Backend, error) {
+	out := make([]contract.Backend, 0, len(shares))
 	for _, s := range shares {
 		f, err := a.Provider.Describe(ctx, s.FleetID)
 		if err != nil {
@@ -188,8 +194,8 @@ func (a *Activities) backends(ctx context.Context, shares []contract.FleetShare)
 		if s.Instances > 0 && s.Instances < len(f.Instances) {
 			f.Instances = f.Instances[:s.Instances]
 		}
-		f.Instances = slices.DeleteFunc(f.Instances, func(in provider.Instance) bool { return in.Address == "" })
-		out = append(out, provider.Backend{FleetID: s.FleetID, Weight: s.Weight, Targets: f.Addresses()})
+		f.Instances = slices.DeleteFunc(f.Instances, func(in contract.Instance) bool { return in.Address == "" })
+		out = append(out, contract.Backend{FleetID: s.FleetID, Weight: s.Weight, Targets: f.Addresses()})
 	}
 	return out, nil
 }
@@ -205,7 +211,7 @@ func (a *Activities) ScaleFleet(ctx context.Context, in contract.ResizeInput) (c
 // ResizeFleet is ScaleFleet returning the whole fleet. Only rollouts started
 // before ScaleFleet existed call it (their histories replay it); keep it
 // registered until none of them runs.
-func (a *Activities) ResizeFleet(ctx context.Context, in contract.ResizeInput) (provider.Fleet, error) {
+func (a *Activities) ResizeFleet(ctx context.Context, in contract.ResizeInput) (contract.Fleet, error) {
 	f, err := a.Provider.Resize(ctx, in.FleetID, in.Size)
 	return f, providerError(err)
 }

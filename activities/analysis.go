@@ -20,12 +20,6 @@ const (
 	AnalysisInconclusive = analysis.PhaseInconclusive
 )
 
-// AnalysisInput is analysis.AnalysisInput.
-type AnalysisInput = analysis.AnalysisInput
-
-// AnalysisResult is analysis.AnalysisResult.
-type AnalysisResult = analysis.AnalysisResult
-
 // AnalysisProgress is analysis.AnalysisProgress.
 type AnalysisProgress = analysis.AnalysisProgress
 
@@ -33,13 +27,13 @@ type AnalysisProgress = analysis.AnalysisProgress
 // heartbeating on a ticker (a slow measurement included) with the measurements
 // so far.
 // An invalid spec (or a provider that cannot measure it) fails without retry.
-func (a *Activities) RunAnalysis(ctx context.Context, in AnalysisInput) (AnalysisResult, error) {
-	out := AnalysisResult{Name: in.Name, FleetID: in.FleetID, AnalysisSource: SourceOf(in.Spec, in.Key, in.FleetID)}
-	spec := in.Spec.Expand(AnalysisVars(in.Key, in.FleetID))
+func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput) (contract.AnalysisResult, error) {
+	out := contract.AnalysisResult{Name: in.Name, FleetID: in.FleetID, AnalysisSource: SourceOf(in.Spec, in.Key, in.FleetID)}
+	spec := analysis.Expand(in.Spec, AnalysisVars(in.Key, in.FleetID))
 	specErr := func(err error) error {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), contract.ErrAnalysisSpec, nil)
 	}
-	if err := spec.Validate(); err != nil {
+	if err := analysis.Validate(spec); err != nil {
 		return out, specErr(err)
 	}
 	if spec.Provider == analysis.ProviderRouter {

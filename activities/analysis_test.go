@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 
 func f64(v float64) *float64 { return &v }
 
-func runAnalysis(t *testing.T, a *Activities, in AnalysisInput, prev *AnalysisProgress) (AnalysisResult, []AnalysisProgress, error) {
+func runAnalysis(t *testing.T, a *Activities, in contract.AnalysisInput, prev *AnalysisProgress) (contract.AnalysisResult, []AnalysisProgress, error) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
@@ -51,9 +51,9 @@ func runAnalysis(t *testing.T, a *Activities, in AnalysisInput, prev *AnalysisPr
 		beats = append(beats, d.(AnalysisProgress))
 	}
 	if err != nil {
-		return AnalysisResult{}, beats, err
+		return contract.AnalysisResult{}, beats, err
 	}
-	var res AnalysisResult
+	var res contract.AnalysisResult
 	if err := val.Get(&res); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := provider.RouteKey{Service: "web", Environment: "test"}
+	key := contract.RouteKey{Service: "web", Environment: "test"}
 	t.Cleanup(func() {
 		if err := d.StopRouter(context.Background(), key); err != nil {
 			t.Errorf("stop router: %v", err)
@@ -95,9 +95,9 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 
 	p := provider.New("local", d)
 	a := &Activities{Provider: p}
-	in := AnalysisInput{
+	in := contract.AnalysisInput{
 		Name: "errors", Key: key,
-		Spec: analysis.Spec{Provider: analysis.ProviderRouter, Metric: analysis.MetricErrorRate, Max: f64(0.05), Interval: 300 * time.Millisecond, Count: 3},
+		Spec: contract.AnalysisSpec{Provider: analysis.ProviderRouter, Metric: analysis.MetricErrorRate, Max: f64(0.05), Interval: 300 * time.Millisecond, Count: 3},
 	}
 
 	// Before the router runs, nothing can be measured: "could not measure".
@@ -111,7 +111,7 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 		t.Fatalf("without a router: %+v %v", res, err)
 	}
 
-	err = p.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{
+	err = p.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{
 		{FleetID: "fl-bad", Weight: 50, Targets: []string{bad.Listener.Addr().String()}},
 		{FleetID: "fl-good", Weight: 50, Targets: []string{good.Listener.Addr().String()}},
 	}})
@@ -146,7 +146,7 @@ func TestRunAnalysisRouterLocalDriver(t *testing.T) {
 
 	start := time.Now()
 	type outcome struct {
-		res   AnalysisResult
+		res   contract.AnalysisResult
 		beats []AnalysisProgress
 		err   error
 	}
@@ -204,7 +204,7 @@ func TestRunAnalysisResumesFromHeartbeat(t *testing.T) {
 	}))
 	defer srv.Close()
 	a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
-	in := AnalysisInput{Name: "stats", FleetID: "fl-1", Spec: analysis.Spec{
+	in := contract.AnalysisInput{Name: "stats", FleetID: "fl-1", Spec: contract.AnalysisSpec{
 		Provider: analysis.ProviderHTTP, URL: srv.URL + "/stats/{{fleet}}", Field: "data.errorRate",
 		Max: f64(0.05), Interval: time.Hour, Count: 3, FailureLimit: 1,
 	}}
@@ -250,17 +250,17 @@ func TestRunAnalysisRefusesBadSpecsWithoutRetry(t *testing.T) {
 		}
 	}
 	a := &Activities{Provider: provider.New("none", nil)}
-	key := provider.RouteKey{Service: "web", Environment: "test"}
+	key := contract.RouteKey{Service: "web", Environment: "test"}
 
-	_, _, err := runAnalysis(t, a, AnalysisInput{Name: "errors", Key: key, FleetID: "fl-1", Spec: analysis.Spec{Provider: analysis.ProviderRouter, Metric: "p42"}}, nil)
+	_, _, err := runAnalysis(t, a, contract.AnalysisInput{Name: "errors", Key: key, FleetID: "fl-1", Spec: contract.AnalysisSpec{Provider: analysis.ProviderRouter, Metric: "p42"}}, nil)
 	nonRetryable(t, err, "analysis errors: invalid analysis: ", `metric "p42" is not a router metric`, "interval is required", "a success condition is required")
 
-	ok := analysis.Spec{Provider: analysis.ProviderRouter, Metric: analysis.MetricErrorRate, Max: f64(0.05), Interval: 10 * time.Millisecond}
-	_, _, err = runAnalysis(t, a, AnalysisInput{Name: "errors", Key: key, Spec: ok}, nil)
+	ok := contract.AnalysisSpec{Provider: analysis.ProviderRouter, Metric: analysis.MetricErrorRate, Max: f64(0.05), Interval: 10 * time.Millisecond}
+	_, _, err = runAnalysis(t, a, contract.AnalysisInput{Name: "errors", Key: key, Spec: ok}, nil)
 	nonRetryable(t, err, "no fleet to measure")
 
 	// A provider whose driver has no router metrics cannot run router analyses.
-	_, _, err = runAnalysis(t, a, AnalysisInput{Name: "errors", Key: key, FleetID: "fl-1", Spec: ok}, nil)
+	_, _, err = runAnalysis(t, a, contract.AnalysisInput{Name: "errors", Key: key, FleetID: "fl-1", Spec: ok}, nil)
 	nonRetryable(t, err, "driver none exports no router metrics")
 }
 
@@ -294,7 +294,7 @@ func TestRunAnalysisNoDataFollowsOnNoData(t *testing.T) {
 	prom := fakePrometheus(t, func(q string) *float64 { queries.Store(q, true); return nil })
 	a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 	query := `sum(rate(imago_router_errors_total{fleet="{{fleet}}"}[1m])) / sum(rate(imago_router_requests_total{fleet="{{fleet}}"}[1m]))`
-	key := provider.RouteKey{Service: "web", Environment: "prod"}
+	key := contract.RouteKey{Service: "web", Environment: "prod"}
 	for _, tc := range []struct {
 		onNoData, phase, reason, message string
 	}{
@@ -306,7 +306,7 @@ func TestRunAnalysisNoDataFollowsOnNoData(t *testing.T) {
 		{analysis.NoDataPass, AnalysisSuccessful, "", "the query's value of fleet fl-7 met max 0.05 in 2 of 2 measurements (2 of them without data, passed by onNoData: pass)"},
 	} {
 		t.Run("onNoData="+tc.onNoData, func(t *testing.T) {
-			in := AnalysisInput{Name: "errors", Key: key, FleetID: "fl-7", Spec: analysis.Spec{
+			in := contract.AnalysisInput{Name: "errors", Key: key, FleetID: "fl-7", Spec: contract.AnalysisSpec{
 				Provider: analysis.ProviderPrometheus, Address: prom.URL, Query: query,
 				Max: f64(0.05), Interval: 10 * time.Millisecond, Count: 2, OnNoData: tc.onNoData,
 			}}
@@ -345,7 +345,7 @@ func TestRunAnalysisKeepsTheLatestMeasurements(t *testing.T) {
 	var n atomic.Int64
 	prom := fakePrometheus(t, func(string) *float64 { v := float64(n.Add(1)) / 1000; return &v })
 	a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
-	in := AnalysisInput{Name: "errors", FleetID: "fl-1", Spec: analysis.Spec{
+	in := contract.AnalysisInput{Name: "errors", FleetID: "fl-1", Spec: contract.AnalysisSpec{
 		Provider: analysis.ProviderPrometheus, Metric: "errorRate", Address: prom.URL, Query: "x",
 		Max: f64(0.05), Interval: time.Millisecond, Count: 15,
 	}}

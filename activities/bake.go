@@ -23,7 +23,6 @@ import (
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/packerplugin"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -128,7 +127,7 @@ func hashTree(h io.Writer, root string) error {
 }
 
 // resolveRef finds the image an ImageRef names: by ID, or a channel's current image.
-func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.ImageRef) (catalog.Image, error) {
+func (a *Activities) resolveRef(ctx context.Context, service string, ref contract.ImageRef) (contract.Image, error) {
 	if ref.Service != "" {
 		service = ref.Service
 	}
@@ -136,7 +135,7 @@ func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.Im
 	if ref.Channel != "" {
 		e, err := a.Catalog.Channel(ctx, service, ref.Channel)
 		if err != nil {
-			return catalog.Image{}, notFoundIsPermanent(err)
+			return contract.Image{}, notFoundIsPermanent(err)
 		}
 		id = e.ImageID
 	}
@@ -151,7 +150,7 @@ func (a *Activities) resolveRef(ctx context.Context, service string, ref spec.Im
 // brings them back.
 func notFoundIsPermanent(err error) error {
 	switch {
-	case errors.Is(err, catalog.ErrRevoked):
+	case errors.Is(err, contract.ErrRevoked):
 		return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrImageRevoked, nil)
 	case errors.Is(err, catalog.ErrNotFound):
 		return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrImageNotFound, nil)
@@ -203,13 +202,13 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract
 	defer hb.Stop()
 	say := func(l string) { hb.Set(l) }
 
-	img := catalog.Image{
+	img := contract.Image{
 		Service: b.Service, InputDigest: in.InputDigest, Parent: in.BaseImageID,
 		Builder: b.Builder, Entrypoint: b.Entrypoint, Labels: b.Labels,
 	}
 	var res contract.BakeBuildResult
 	switch b.Builder {
-	case spec.BuilderLocal:
+	case contract.BuilderLocal:
 		art, err := packerplugin.BuildAs(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say), a.BakeUser)
 		if err != nil {
 			return res, buildError(err)
@@ -217,7 +216,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract
 		img.ID, img.Digest = art.Id(), art.State("digest").(string)
 		res.ArchivePath = art.State("archive").(string)
 		img.Archive = res.ArchivePath
-	case spec.BuilderPacker:
+	case contract.BuilderPacker:
 		run := bake.PackerRun{
 			Packer: a.Packer, Template: b.Template, Vars: b.Vars, PassEnv: b.PassEnv, Dir: outDir,
 			OnEvent: func(e bake.Event) {
@@ -345,7 +344,7 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 	}
 	hb := startHeartbeat(ctx, "booting a test instance of "+in.Image.ID)
 	defer hb.Stop()
-	fleet, err := p.Provision(ctx, provider.ProvisionRequest{
+	fleet, err := p.Provision(ctx, contract.ProvisionRequest{
 		Token: in.Token, Service: in.Image.Service, Environment: "bake-test", ImageID: in.Image.ID, Size: 1,
 		Labels: map[string]string{"purpose": "image-test"},
 	})
@@ -381,7 +380,7 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 
 // PublishImage records the image in the catalog. Two bakes of the same inputs end
 // with one image: the catalog keeps the first and returns it to both.
-func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (catalog.Image, error) {
+func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (contract.Image, error) {
 	img := in.Image
 	if in.ArchivePath == "" {
 		return a.Catalog.Publish(ctx, img)
@@ -396,7 +395,7 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 
 // MoveChannel points a channel at an image; a retry that finds it moved already
 // adds no second history entry.
-func (a *Activities) MoveChannel(ctx context.Context, in contract.MoveChannelInput) (catalog.ChannelEntry, error) {
+func (a *Activities) MoveChannel(ctx context.Context, in contract.MoveChannelInput) (contract.ChannelEntry, error) {
 	if cur, err := a.Catalog.Channel(ctx, in.Service, in.Channel); err == nil && cur.ImageID == in.ImageID {
 		return cur, nil
 	}

@@ -21,7 +21,7 @@ func TestEachBakeRunBuildsInItsOwnDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &Activities{Home: t.TempDir()}
-	b := spec.Bake{Service: "web", Builder: spec.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./hello"}}
+	b := spec.Bake{Service: "web", Builder: contract.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./hello"}}
 	digest := "sha256:" + strings.Repeat("cd", 32)
 	build := func(run string) contract.BakeBuildResult {
 		t.Helper()

@@ -13,7 +13,6 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
-	"github.com/imago/imago/internal/spec"
 )
 
 // WaitHealthy probes every instance until all answer 2xx on Path; it fails
@@ -104,9 +103,9 @@ func (a *Activities) pollAtLeast(ctx context.Context, fleetID string, from, atLe
 }
 
 // allExited reports whether there are instances and every one has exited.
-func allExited(ins []provider.Instance) bool {
+func allExited(ins []contract.Instance) bool {
 	for _, in := range ins {
-		if in.State != provider.InstanceExited {
+		if in.State != contract.InstanceExited {
 			return false
 		}
 	}
@@ -115,7 +114,7 @@ func allExited(ins []provider.Instance) bool {
 
 // exitedError says that every instance of fleet has exited: how each ended,
 // where its log is and how the log ends, as far as the provider knows.
-func exitedError(fleet provider.Fleet) error {
+func exitedError(fleet contract.Fleet) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "fleet %s cannot become healthy: every instance has exited", fleet.ID)
 	for _, in := range fleet.Instances {
@@ -138,7 +137,7 @@ func exitedError(fleet provider.Fleet) error {
 }
 
 // describeFrom describes a fleet without its first from instances (fleet order).
-func (a *Activities) describeFrom(ctx context.Context, fleetID string, from int) (provider.Fleet, error) {
+func (a *Activities) describeFrom(ctx context.Context, fleetID string, from int) (contract.Fleet, error) {
 	f, err := a.Provider.Describe(ctx, fleetID)
 	f.Instances = f.Instances[min(from, len(f.Instances)):]
 	return f, err
@@ -147,12 +146,12 @@ func (a *Activities) describeFrom(ctx context.Context, fleetID string, from int)
 // probeFleet probes every running instance (probe.All: at most
 // probe.MaxConcurrent at a time). It returns one line per instance that is not
 // healthy, sorted.
-func (a *Activities) probeFleet(ctx context.Context, fleet provider.Fleet, path string) []string {
+func (a *Activities) probeFleet(ctx context.Context, fleet contract.Fleet, path string) []string {
 	var problems []string
-	var running []provider.Instance
+	var running []contract.Instance
 	var addrs []string
 	for _, in := range fleet.Instances {
-		if in.State != provider.InstanceRunning {
+		if in.State != contract.InstanceRunning {
 			problems = append(problems, fmt.Sprintf("%s is %s", in.ID, in.State))
 			continue
 		}
@@ -178,7 +177,7 @@ func (a *Activities) RunChecks(ctx context.Context, in contract.RunChecksInput) 
 	return a.runChecks(ctx, in.FleetID, in.From, in.Checks)
 }
 
-func (a *Activities) runChecks(ctx context.Context, fleetID string, from int, checks []spec.Check) error {
+func (a *Activities) runChecks(ctx context.Context, fleetID string, from int, checks []contract.Check) error {
 	fleet, err := a.describeFrom(ctx, fleetID, from)
 	if err != nil {
 		return providerError(err)

@@ -22,8 +22,8 @@ func TestWaitHealthyAtLeastEndsWhenEnoughPass(t *testing.T) {
 	addr := strings.TrimPrefix(ok.URL, "http://")
 	f := fakeFleet() // fl-fake-1 refuses connections
 	f.Instances = append(f.Instances,
-		provider.Instance{ID: "fl-fake-2", Address: addr, State: provider.InstanceRunning},
-		provider.Instance{ID: "fl-fake-3", Address: addr, State: provider.InstanceRunning})
+		contract.Instance{ID: "fl-fake-2", Address: addr, State: contract.InstanceRunning},
+		contract.Instance{ID: "fl-fake-3", Address: addr, State: contract.InstanceRunning})
 
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()

@@ -15,7 +15,7 @@ import (
 
 // waitHealthy runs WaitHealthy on the fake provider's fleet and returns the
 // type and message of its failure.
-func waitHealthy(t *testing.T, f provider.Fleet, in contract.WaitHealthyInput) (string, string) {
+func waitHealthy(t *testing.T, f contract.Fleet, in contract.WaitHealthyInput) (string, string) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
@@ -33,15 +33,15 @@ func waitHealthy(t *testing.T, f provider.Fleet, in contract.WaitHealthyInput) (
 	return ae.Type(), ae.Error()
 }
 
-func exitedInstance(id, exit, log string, tail ...string) provider.Instance {
-	return provider.Instance{ID: id, Address: "127.0.0.1:1", State: provider.InstanceExited, Exit: exit, Log: log, LogTail: tail}
+func exitedInstance(id, exit, log string, tail ...string) contract.Instance {
+	return contract.Instance{ID: id, Address: "127.0.0.1:1", State: contract.InstanceExited, Exit: exit, Log: log, LogTail: tail}
 }
 
 // When every instance has exited, WaitHealthy says so at once, with how each
 // ended and how its log ends, instead of probing until the health timeout.
 func TestWaitHealthyFailsAtOnceWhenEveryInstanceExited(t *testing.T) {
 	f := fakeFleet()
-	f.Instances = []provider.Instance{
+	f.Instances = []contract.Instance{
 		exitedInstance("fl-fake-1", "exit status 3", "/home/logs/fl-fake/fl-fake-1.log", "listening on :8080", "panic: no config"),
 		exitedInstance("fl-fake-2", "", ""),
 		exitedInstance("fl-fake-3", "signal: killed", "/home/logs/fl-fake/fl-fake-3.log"),

@@ -18,7 +18,6 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/imago/imago/internal/analysis"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
@@ -49,7 +48,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			d := &fakeDriver{fleet: fakeFleet(), block: map[string]chan struct{}{"provision": release}}
 			a := &Activities{Provider: provider.New("fake", d)}
 			env.RegisterActivity(a)
-			return d.blocked("provision"), run(env, a.Provision, provider.ProvisionRequest{Token: "tok", Service: "web", Environment: "test", ImageID: "img-1", Size: 1})
+			return d.blocked("provision"), run(env, a.Provision, contract.ProvisionRequest{Token: "tok", Service: "web", Environment: "test", ImageID: "img-1", Size: 1})
 		}},
 		{"Terminate", func(t *testing.T, env *testsuite.TestActivityEnvironment, release chan struct{}) (func() bool, func() error) {
 			d := &fakeDriver{fleet: fakeFleet(), block: map[string]chan struct{}{"terminate": release}}
@@ -70,8 +69,8 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			a := &Activities{Provider: provider.New("fake", d)}
 			env.RegisterActivity(a)
 			return d.blocked("provision"), run(env, a.TestImage, contract.TestImageInput{
-				Image: catalog.Image{ID: "img-1", Service: "web"}, Token: "bake/run/test",
-				Health: spec.Health{Path: "/healthz", Interval: spec.Duration(time.Second), Timeout: spec.Duration(time.Minute)},
+				Image: contract.Image{ID: "img-1", Service: "web"}, Token: "bake/run/test",
+				Health: contract.Health{Path: "/healthz", Interval: contract.Duration(time.Second), Timeout: contract.Duration(time.Minute)},
 			})
 		}},
 		{"RunAnalysis", func(t *testing.T, env *testsuite.TestActivityEnvironment, release chan struct{}) (func() bool, func() error) {
@@ -79,7 +78,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			srv := stats.start(t)
 			a := &Activities{Analysis: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 			env.RegisterActivity(a)
-			return func() bool { return stats.inFlight.Load() == 1 }, run(env, a.RunAnalysis, AnalysisInput{Name: "stats", FleetID: "fl-1", Spec: analysis.Spec{
+			return func() bool { return stats.inFlight.Load() == 1 }, run(env, a.RunAnalysis, contract.AnalysisInput{Name: "stats", FleetID: "fl-1", Spec: contract.AnalysisSpec{
 				Provider: analysis.ProviderHTTP, URL: srv.URL + "/stats", Field: "errorRate", Max: f64(0.05), Interval: time.Second, Count: 1,
 			}})
 		}},
@@ -93,7 +92,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			a := &Activities{Home: t.TempDir()}
 			env.RegisterActivity(a)
 			// A provisioning step that prints nothing until the test releases it: a long, silent compile.
-			b := spec.Bake{Service: "web", Builder: spec.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./main.txt"},
+			b := spec.Bake{Service: "web", Builder: contract.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./main.txt"},
 				Variables: map[string]string{"STARTED": started, "RELEASE": done},
 				Provision: []string{`touch "$STARTED"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`}}
 			return func() bool { _, err := os.Stat(started); return err == nil },
@@ -211,25 +210,25 @@ func (b *blockingServer) start(t *testing.T) *httptest.Server {
 }
 
 // fleet starts n servers and returns a fleet of them.
-func (b *blockingServer) fleet(t *testing.T, n int) provider.Fleet {
+func (b *blockingServer) fleet(t *testing.T, n int) contract.Fleet {
 	f := fakeFleet()
 	f.Instances = nil
 	for i := range n {
 		addr := strings.TrimPrefix(b.start(t).URL, "http://")
-		f.Instances = append(f.Instances, provider.Instance{ID: fmt.Sprintf("%s-%d", f.ID, i+1), Address: addr, State: provider.InstanceRunning})
+		f.Instances = append(f.Instances, contract.Instance{ID: fmt.Sprintf("%s-%d", f.ID, i+1), Address: addr, State: contract.InstanceRunning})
 	}
 	return f
 }
 
-func fakeFleet() provider.Fleet {
-	return provider.Fleet{ID: "fl-fake", Service: "web", Environment: "test", ImageID: "img-1", Token: "tok",
-		Instances: []provider.Instance{{ID: "fl-fake-1", Address: "127.0.0.1:1", State: provider.InstanceRunning}}}
+func fakeFleet() contract.Fleet {
+	return contract.Fleet{ID: "fl-fake", Service: "web", Environment: "test", ImageID: "img-1", Token: "tok",
+		Instances: []contract.Instance{{ID: "fl-fake-1", Address: "127.0.0.1:1", State: contract.InstanceRunning}}}
 }
 
 // fakeDriver is a fake provider driver with one fleet; the calls named in
 // block wait until their channel is closed.
 type fakeDriver struct {
-	fleet provider.Fleet
+	fleet contract.Fleet
 	block map[string]chan struct{}
 
 	mu      sync.Mutex
@@ -264,15 +263,15 @@ func (d *fakeDriver) blocked(call string) func() bool {
 	}
 }
 
-func (d *fakeDriver) Provision(ctx context.Context, _ provider.ProvisionRequest) (provider.Fleet, error) {
+func (d *fakeDriver) Provision(ctx context.Context, _ contract.ProvisionRequest) (contract.Fleet, error) {
 	return d.fleet, d.wait(ctx, "provision")
 }
 
-func (d *fakeDriver) Describe(context.Context, string) (provider.Fleet, error) {
+func (d *fakeDriver) Describe(context.Context, string) (contract.Fleet, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.gone {
-		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %s not found", d.fleet.ID)
+		return contract.Fleet{}, provider.Errorf(provider.NotFound, "fleet %s not found", d.fleet.ID)
 	}
 	return d.fleet, nil
 }
@@ -287,13 +286,13 @@ func (d *fakeDriver) Terminate(ctx context.Context, _ string) error {
 	return nil
 }
 
-func (d *fakeDriver) SetRoute(context.Context, provider.RouteKey, provider.Route) error { return nil }
+func (d *fakeDriver) SetRoute(context.Context, contract.RouteKey, contract.Route) error { return nil }
 
-func (d *fakeDriver) Route(context.Context, provider.RouteKey) (provider.Route, error) {
-	return provider.Route{}, nil
+func (d *fakeDriver) Route(context.Context, contract.RouteKey) (contract.Route, error) {
+	return contract.Route{}, nil
 }
 
-func (d *fakeDriver) ListFleets(ctx context.Context, _ provider.Filter) ([]provider.Fleet, error) {
+func (d *fakeDriver) ListFleets(ctx context.Context, _ provider.Filter) ([]contract.Fleet, error) {
 	if err := d.wait(ctx, "list"); err != nil {
 		return nil, err
 	}
@@ -302,7 +301,7 @@ func (d *fakeDriver) ListFleets(ctx context.Context, _ provider.Filter) ([]provi
 	if d.gone {
 		return nil, nil
 	}
-	return []provider.Fleet{d.fleet}, nil
+	return []contract.Fleet{d.fleet}, nil
 }
 
 func (d *fakeDriver) Close() error { return nil }

@@ -20,7 +20,7 @@ type Images struct {
 }
 
 // Get returns a published image, or a built one awaiting its test.
-func (s Images) Get(ctx context.Context, id string) (catalog.Image, error) {
+func (s Images) Get(ctx context.Context, id string) (contract.Image, error) {
 	img, err := s.Catalog.Get(ctx, id)
 	if err == nil || !errors.Is(err, catalog.ErrNotFound) {
 		return img, err
@@ -36,7 +36,7 @@ func (s Images) Get(ctx context.Context, id string) (catalog.Image, error) {
 }
 
 // OpenArchive opens a catalog archive, or a built image's archive file.
-func (s Images) OpenArchive(ctx context.Context, img catalog.Image) (io.ReadCloser, error) {
+func (s Images) OpenArchive(ctx context.Context, img contract.Image) (io.ReadCloser, error) {
 	if filepath.IsAbs(img.Archive) {
 		return os.Open(img.Archive)
 	}

@@ -15,7 +15,7 @@ import (
 // inventory and returns the stored entry. A RunID or RolloutID left empty is
 // taken from the calling workflow. It is idempotent for a run and outcome: a
 // retry after a first attempt that got through returns that attempt's entry.
-func (a *Activities) RecordDeployment(ctx context.Context, d catalog.Deployment) (catalog.Deployment, error) {
+func (a *Activities) RecordDeployment(ctx context.Context, d contract.Deployment) (contract.Deployment, error) {
 	if activity.IsActivity(ctx) {
 		wf := activity.GetInfo(ctx).WorkflowExecution
 		if d.RunID == "" {

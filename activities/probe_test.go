@@ -28,9 +28,9 @@ func healthServer(t *testing.T, status int) string {
 // here) and, when some do not pass, names each one and why.
 func TestWaitHealthyProbesEveryInstanceAndNamesEachProblem(t *testing.T) {
 	ok, down := healthServer(t, http.StatusOK), healthServer(t, http.StatusServiceUnavailable)
-	f := provider.Fleet{ID: "fl-p", Service: "web", Environment: "test", ImageID: "img-1", Token: "tok"}
+	f := contract.Fleet{ID: "fl-p", Service: "web", Environment: "test", ImageID: "img-1", Token: "tok"}
 	for i := range probe.MaxConcurrent + 8 {
-		f.Instances = append(f.Instances, provider.Instance{ID: fmt.Sprintf("fl-p-%02d", i), Address: ok, State: provider.InstanceRunning})
+		f.Instances = append(f.Instances, contract.Instance{ID: fmt.Sprintf("fl-p-%02d", i), Address: ok, State: contract.InstanceRunning})
 	}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
@@ -46,7 +46,7 @@ func TestWaitHealthyProbesEveryInstanceAndNamesEachProblem(t *testing.T) {
 	}
 
 	f.Instances = append(f.Instances,
-		provider.Instance{ID: "fl-p-zz", Address: down, State: provider.InstanceRunning},
+		contract.Instance{ID: "fl-p-zz", Address: down, State: contract.InstanceRunning},
 		exitedInstance("fl-p-yy", "exit status 1", ""))
 	typ, msg := waitHealthy(t, f, contract.WaitHealthyInput{Interval: 50 * time.Millisecond, Timeout: 200 * time.Millisecond})
 	want := fmt.Sprintf("fleet fl-p not healthy within 200ms: %d of %d instances pass /healthz; fl-p-yy is exited; fl-p-zz: /healthz answered 503",
@@ -64,19 +64,19 @@ func TestTrafficGuardNeedsOneHealthyInstancePerWeightedFleet(t *testing.T) {
 	env := s.NewTestActivityEnvironment()
 	a := &Activities{Provider: provider.New("fake", &fakeDriver{fleet: fakeFleet()})}
 	env.RegisterActivity(a)
-	key := provider.RouteKey{Service: "web", Environment: "test"}
-	route := func(backends ...provider.Backend) contract.SetRouteInput {
-		return contract.SetRouteInput{Key: key, HealthPath: "/healthz", Route: provider.Route{Listen: "127.0.0.1:8080", Backends: backends}}
+	key := contract.RouteKey{Service: "web", Environment: "test"}
+	route := func(backends ...contract.Backend) contract.SetRouteInput {
+		return contract.SetRouteInput{Key: key, HealthPath: "/healthz", Route: contract.Route{Listen: "127.0.0.1:8080", Backends: backends}}
 	}
 	if _, err := env.ExecuteActivity(a.SetRoute, route(
-		provider.Backend{FleetID: "fl-a", Weight: 100, Targets: []string{"127.0.0.1:1", down, ok}},
-		provider.Backend{FleetID: "fl-old", Weight: 0, Targets: []string{"127.0.0.1:1"}},
+		contract.Backend{FleetID: "fl-a", Weight: 100, Targets: []string{"127.0.0.1:1", down, ok}},
+		contract.Backend{FleetID: "fl-old", Weight: 0, Targets: []string{"127.0.0.1:1"}},
 	)); err != nil {
 		t.Fatalf("a fleet with one healthy instance: %v", err)
 	}
 	_, err := env.ExecuteActivity(a.SetRoute, route(
-		provider.Backend{FleetID: "fl-a", Weight: 90, Targets: []string{ok}},
-		provider.Backend{FleetID: "fl-b", Weight: 10, Targets: []string{"127.0.0.1:1", down}},
+		contract.Backend{FleetID: "fl-a", Weight: 90, Targets: []string{ok}},
+		contract.Backend{FleetID: "fl-b", Weight: 10, Targets: []string{"127.0.0.1:1", down}},
 	))
 	var ae *temporal.ApplicationError
 	want := "traffic guard: refusing to send 10% of test/web to fleet fl-b: none of its 2 instances passes /healthz; the current route stays"

@@ -27,9 +27,9 @@ func (a *Activities) FindOrphans(ctx context.Context, in contract.FindOrphansInp
 		return out, err
 	}
 	routed := map[string]bool{}
-	seen := map[provider.RouteKey]bool{}
+	seen := map[contract.RouteKey]bool{}
 	for _, f := range fleets {
-		key := provider.RouteKey{Service: f.Service, Environment: f.Environment}
+		key := contract.RouteKey{Service: f.Service, Environment: f.Environment}
 		if seen[key] {
 			continue
 		}
@@ -48,7 +48,7 @@ func (a *Activities) FindOrphans(ctx context.Context, in contract.FindOrphansInp
 		switch {
 		case routed[f.ID]:
 			out.Routed++
-		case busy[provider.RouteKey{Service: f.Service, Environment: f.Environment}] || busy[provider.RouteKey{Service: f.Service}]:
+		case busy[contract.RouteKey{Service: f.Service, Environment: f.Environment}] || busy[contract.RouteKey{Service: f.Service}]:
 			out.Busy++
 		case now.Sub(f.Created) < in.Grace:
 			out.Young++
@@ -64,8 +64,8 @@ func (a *Activities) FindOrphans(ctx context.Context, in contract.FindOrphansInp
 // busyKeys are the service/environment pairs of running rollouts and pipelines,
 // and the services (empty environment) of running bakes, whose image tests boot
 // fleets of their own.
-func (a *Activities) busyKeys(ctx context.Context) (map[provider.RouteKey]bool, error) {
-	busy := map[provider.RouteKey]bool{}
+func (a *Activities) busyKeys(ctx context.Context) (map[contract.RouteKey]bool, error) {
+	busy := map[contract.RouteKey]bool{}
 	if a.Temporal == nil {
 		return nil, temporal.NewNonRetryableApplicationError(
 			"the reaper needs a Temporal client to see running rollouts; run it on imago-worker", contract.ErrProvider, nil)
@@ -80,7 +80,7 @@ func (a *Activities) busyKeys(ctx context.Context) (map[provider.RouteKey]bool, 
 		}
 		for _, info := range resp.Executions {
 			sa := info.GetSearchAttributes()
-			key := provider.RouteKey{Service: Keyword(sa, contract.ServiceAttr)}
+			key := contract.RouteKey{Service: Keyword(sa, contract.ServiceAttr)}
 			if info.GetType().GetName() == "Rollout" {
 				key.Environment = Keyword(sa, contract.EnvironmentAttr)
 			}

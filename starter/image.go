@@ -15,6 +15,7 @@ import (
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	ep "github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/packerplugin"
 )
@@ -56,9 +57,9 @@ func checkSpecFlags(file, kind, example string) error {
 
 // imageDetail is what `imago image show -o json` prints.
 type imageDetail struct {
-	Image    catalog.Image `json:"image"`
-	Channels []string      `json:"channels"` // the channels of its service that point at it
-	Children []string      `json:"children"` // images built on it
+	Image    contract.Image `json:"image"`
+	Channels []string       `json:"channels"` // the channels of its service that point at it
+	Children []string       `json:"children"` // images built on it
 }
 
 func newImageShowCmd() *cobra.Command {
@@ -275,23 +276,23 @@ func importEntrypoint(dir, line string) ([]string, error) {
 
 // importDir packages dir with the imago-local Packer builder, in process, and
 // publishes the image: the same path a bake takes, without provisioning.
-func importDir(ctx context.Context, cat *catalog.Catalog, dir, service string, entrypoint []string) (catalog.Image, error) {
+func importDir(ctx context.Context, cat *catalog.Catalog, dir, service string, entrypoint []string) (contract.Image, error) {
 	out, err := os.MkdirTemp("", "imago-import-")
 	if err != nil {
-		return catalog.Image{}, err
+		return contract.Image{}, err
 	}
 	defer os.RemoveAll(out)
 	art, err := packerplugin.Build(ctx, map[string]any{
 		"service": service, "source_dir": dir, "entrypoint": entrypoint, "output_dir": out,
 	}, nil)
 	if err != nil {
-		return catalog.Image{}, usageError{fmt.Errorf("import %s: %w", dir, err)}
+		return contract.Image{}, usageError{fmt.Errorf("import %s: %w", dir, err)}
 	}
 	archive, err := art.ReadArchive()
 	if err != nil {
-		return catalog.Image{}, err
+		return contract.Image{}, err
 	}
-	return cat.PublishArchive(ctx, archive, catalog.Image{Service: service, Entrypoint: entrypoint, Builder: "import"})
+	return cat.PublishArchive(ctx, archive, contract.Image{Service: service, Entrypoint: entrypoint, Builder: "import"})
 }
 
 func newImageListCmd() *cobra.Command {
@@ -331,7 +332,7 @@ func newImageListCmd() *cobra.Command {
 }
 
 // imageState is usable, outdated or revoked.
-func imageState(img catalog.Image) string {
+func imageState(img contract.Image) string {
 	switch {
 	case img.Revoked != nil:
 		return "revoked"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
 
 // readCommands are the commands that show state; each takes -o table|json.
@@ -55,7 +56,7 @@ func seedImages(t *testing.T) (v1, v2 string) {
 	cat, err := catalog.Open(ctx, app.ConfigFromEnv().CatalogURL)
 	require.NoError(t, err)
 	defer cat.Close()
-	for _, img := range []catalog.Image{
+	for _, img := range []contract.Image{
 		{ID: "img-000000000a01", Service: "hello", Builder: "import", Entrypoint: []string{"./hello"}},
 		{ID: "img-000000000a02", Service: "hello", Builder: "imago-local", Entrypoint: []string{"./hello", "-v"}, Parent: "img-000000000a01"},
 		{ID: "img-000000000b01", Service: "web", Builder: "import", Entrypoint: []string{"./web"}},
@@ -77,7 +78,7 @@ func TestImageReadCommandsAsJSONAndTable(t *testing.T) {
 	out, code, err := run(t, "image", "list", "--service", "hello", "-o", "json")
 	require.NoError(t, err, out)
 	assert.Equal(t, 0, code)
-	var imgs []catalog.Image
+	var imgs []contract.Image
 	require.NoError(t, json.Unmarshal([]byte(out), &imgs), out)
 	require.Len(t, imgs, 2)
 	ids := []string{imgs[0].ID, imgs[1].ID}
@@ -127,10 +128,10 @@ func TestImageReadCommandsAsJSONAndTable(t *testing.T) {
 	// image channels.
 	out, _, err = run(t, "image", "channels", "hello", "-o", "json")
 	require.NoError(t, err, out)
-	var chans []catalog.ChannelEntry
+	var chans []contract.ChannelEntry
 	require.NoError(t, json.Unmarshal([]byte(out), &chans), out)
 	require.Len(t, chans, 1)
-	assert.Equal(t, catalog.ChannelEntry{Service: "hello", Channel: "stable", ImageID: v1, Seq: 1, By: "alice", Reason: "soaked", Time: chans[0].Time}, chans[0])
+	assert.Equal(t, contract.ChannelEntry{Service: "hello", Channel: "stable", ImageID: v1, Seq: 1, By: "alice", Reason: "soaked", Time: chans[0].Time}, chans[0])
 	out, _, err = run(t, "image", "channels", "hello")
 	require.NoError(t, err, out)
 	rows = strings.Split(strings.TrimSpace(out), "\n")

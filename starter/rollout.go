@@ -63,7 +63,7 @@ the rollout goes on.`,
 		// A spec that did not decode whole is reported by Normalize, with every
 		// other problem of the file.
 		if imageID != "" {
-			r.Image = spec.ImageRef{ID: imageID}
+			r.Image = contract.ImageRef{ID: imageID}
 		}
 		envLine := r.Line("env") // Normalize forgets the lines
 		if envLine == 0 {

@@ -19,10 +19,10 @@ type serviceStatus struct {
 }
 
 type envStatus struct {
-	Environment string               `json:"environment"`
-	Live        *catalog.Deployment  `json:"live"`           // null while nothing succeeded there
-	Last        *catalog.Deployment  `json:"last,omitempty"` // the newest deployment, when it is not the live one
-	History     []catalog.Deployment `json:"history,omitempty"`
+	Environment string                `json:"environment"`
+	Live        *contract.Deployment  `json:"live"`           // null while nothing succeeded there
+	Last        *contract.Deployment  `json:"last,omitempty"` // the newest deployment, when it is not the live one
+	History     []contract.Deployment `json:"history,omitempty"`
 }
 
 func newStatusCmd() *cobra.Command {
@@ -176,7 +176,7 @@ func printStatus(cmd *cobra.Command, st serviceStatus, history int) error {
 
 // serving says which image serves and since when: "img-v2 serves, live since
 // 2026-03-01 13:10:00 (run run-2)".
-func serving(live catalog.Deployment) string {
+func serving(live contract.Deployment) string {
 	return fmt.Sprintf("%s serves, live since %s%s", live.ImageID, when(live.Since()), runOf(live))
 }
 
@@ -184,7 +184,7 @@ func serving(live catalog.Deployment) string {
 // from what serves, so that a re-rollout of the serving image that was rolled
 // back does not read as if that image had been rolled back: "the last rollout
 // (run run-5), of img-v2 again, was rolled back at 2026-03-01 15:10:00: why".
-func lastAttempt(last, live catalog.Deployment) string {
+func lastAttempt(last, live contract.Deployment) string {
 	action, prep := last.Action, "of"
 	if action == "" {
 		action = contract.ActionRollout
@@ -212,7 +212,7 @@ func lastAttempt(last, live catalog.Deployment) string {
 	return out
 }
 
-func runOf(d catalog.Deployment) string {
+func runOf(d contract.Deployment) string {
 	if d.RunID == "" {
 		return ""
 	}

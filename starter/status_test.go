@@ -27,11 +27,11 @@ func seedInventory(t *testing.T) {
 	require.NoError(t, err)
 	defer cat.Close()
 	for _, id := range []string{"img-v1", "img-v2", "img-v3"} {
-		_, err := cat.Publish(ctx, catalog.Image{ID: id, Service: "hello", Builder: "test"})
+		_, err := cat.Publish(ctx, contract.Image{ID: id, Service: "hello", Builder: "test"})
 		require.NoError(t, err)
 	}
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for i, d := range []catalog.Deployment{
+	for i, d := range []contract.Deployment{
 		{Environment: "prod", ImageID: "img-v1", RunID: "run-1", StartedBy: "alice", Strategy: "blueGreen", Outcome: contract.OutcomeSucceeded},
 		{Environment: "prod", ImageID: "img-v2", RunID: "run-2", StartedBy: "bob", Strategy: "canary", Outcome: contract.OutcomeSucceeded},
 		{Environment: "prod", ImageID: "img-v3", RunID: "run-3", StartedBy: "carol", Strategy: "canary", Outcome: contract.OutcomeFailed, Reason: "health timeout after 60s"},
@@ -82,7 +82,7 @@ func TestStatusSaysWhatServesApartFromARolledBackReRolloutOfIt(t *testing.T) {
 	cat, err := catalog.Open(ctx, app.ConfigFromEnv().CatalogURL)
 	require.NoError(t, err)
 	started := time.Date(2026, 3, 1, 18, 0, 0, 0, time.UTC)
-	_, err = cat.RecordDeployment(ctx, catalog.Deployment{
+	_, err = cat.RecordDeployment(ctx, contract.Deployment{
 		Service: "hello", Environment: "dev", ImageID: "img-v3", RolloutID: "rollout/dev/hello", RunID: "run-5",
 		StartedBy: "dave", Strategy: "canary", Outcome: contract.OutcomeRolledBack, Reason: "rolled back by dave: latency regression",
 		Started: started, Finished: started.Add(10 * time.Minute),

@@ -24,7 +24,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 
 // RolloutLabel is how a rollout's image reference reads in summaries and the
 // ImagoImage attribute before the image is resolved.
-func RolloutLabel(ref spec.ImageRef) string {
+func RolloutLabel(ref contract.ImageRef) string {
 	switch {
 	case ref.Channel != "":
 		return "channel " + ref.Channel

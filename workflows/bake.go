@@ -52,6 +52,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res contract.BakeResult, err erro
 	b.tracker = newTracker(ctx, &b.progress.Story, trackedKind{
 		noun: "bake", phaseEvent: contract.EventBakePhase, finishedEvent: contract.EventBakeFinished,
 		describe: b.describe, outcome: func(ph contract.Phase) (contract.Outcome, bool) { return BakeOutcome(ph, b.progress.Cached) },
+		failed: func() string { return "bake of " + b.spec.Service }, failType: ErrBakeFailed,
 	})
 	b.progress = contract.BakeProgress{Service: in.Spec.Service, StartedAt: workflow.Now(ctx)}
 	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.BakeProgress, error) { return b.progress, nil }); err != nil {
@@ -118,11 +119,6 @@ func (b *baker) describe() (subject string, data contract.EventData, failure str
 	return p.Service, contract.EventData{Service: p.Service, Image: p.ImageID, InputDigest: p.InputDigest, StartedBy: b.by}, p.Error
 }
 
-func (b *baker) fail(doing string, err error) error {
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("bake of %s failed while %s: %s", b.spec.Service, doing, reason(err)), ErrBakeFailed, err)
-}
-
 func (b *baker) digest(ctx workflow.Context) (contract.BakeDigestResult, error) {
 	b.setPhase(ctx, contract.PhaseDigest, "computing the input digest")
 	var out contract.BakeDigestResult
@@ -172,7 +168,7 @@ func (b *baker) build(ctx workflow.Context, dig contract.BakeDigestResult) (cont
 }
 
 func (b *baker) test(ctx workflow.Context, built contract.BakeBuildResult) (bool, error) {
-	if b.spec.Builder != spec.BuilderLocal {
+	if b.spec.Builder != contract.BuilderLocal {
 		return false, nil // a cloud image boots in its cloud; its rollout's checks test it there
 	}
 	b.setPhase(ctx, contract.PhaseTesting, fmt.Sprintf("booting one instance of %s", built.Image.ID))

@@ -14,9 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -42,27 +40,27 @@ func (s *bakeSuite) SetupTest() {
 	s.built, s.tested, s.published, s.moved = false, false, false, nil
 	s.env.OnActivity(s.a.BakeDigest, mock.Anything, mock.Anything).Return(contract.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
 	s.env.OnActivity(s.a.MoveChannel, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in contract.MoveChannelInput) (catalog.ChannelEntry, error) {
+		func(_ context.Context, in contract.MoveChannelInput) (contract.ChannelEntry, error) {
 			s.moved = append(s.moved, in.Channel+"="+in.ImageID)
-			return catalog.ChannelEntry{Service: in.Service, Channel: in.Channel, ImageID: in.ImageID}, nil
+			return contract.ChannelEntry{Service: in.Service, Channel: in.Channel, ImageID: in.ImageID}, nil
 		}).Maybe()
 }
 
 func bakeSpec() spec.Bake {
-	return spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"},
-		Channel: "latest", Test: spec.ImageTest{Health: spec.Health{Path: "/healthz", Timeout: spec.Duration(30e9)}}}
+	return spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"},
+		Channel: "latest", Test: contract.ImageTest{Health: contract.Health{Path: "/healthz", Timeout: contract.Duration(30e9)}}}
 }
 
 func (s *bakeSuite) cache(found bool) {
 	s.env.OnActivity(s.a.FindCached, mock.Anything, mock.Anything).Return(
-		contract.FindCachedResult{Found: found, Image: catalog.Image{ID: "img-cached00000"}}, nil)
+		contract.FindCachedResult{Found: found, Image: contract.Image{ID: "img-cached00000"}}, nil)
 }
 
 func (s *bakeSuite) builds(err error) {
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.BakeBuildInput) (contract.BakeBuildResult, error) {
 			s.built = true
-			return contract.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello", InputDigest: in.InputDigest}, ArchivePath: "/x.tar.gz"}, err
+			return contract.BakeBuildResult{Image: contract.Image{ID: "img-new000000000", Service: "hello", InputDigest: in.InputDigest}, ArchivePath: "/x.tar.gz"}, err
 		})
 }
 
@@ -75,7 +73,7 @@ func (s *bakeSuite) testsPass(err error) {
 
 func (s *bakeSuite) publishes() {
 	s.env.OnActivity(s.a.PublishImage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in contract.PublishImageInput) (catalog.Image, error) {
+		func(_ context.Context, in contract.PublishImageInput) (contract.Image, error) {
 			s.published = true
 			return in.Image, nil
 		})
@@ -151,7 +149,7 @@ func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
 	s.builds(nil)
 	s.publishes()
 	b := bakeSpec()
-	b.Builder = spec.BuilderPacker
+	b.Builder = contract.BuilderPacker
 	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: b})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.False(s.tested)
@@ -161,7 +159,7 @@ func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
 // rolloutGoesWell mocks a first rollout's activities, each succeeding, and
 // registers the Bake workflow for its child; resolved (if not nil) gets the
 // image reference the rollout resolves.
-func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
+func (s *bakeSuite) rolloutGoesWell(resolved *contract.ImageRef) {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
 			if resolved != nil {
@@ -169,26 +167,26 @@ func (s *bakeSuite) rolloutGoesWell(resolved *spec.ImageRef) {
 			}
 			return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
-	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(contract.Route{}, nil)
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		func(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			return newFleet(req), nil
 		})
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 3}, nil)
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(nil)
-	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
+	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil)
 	s.env.RegisterWorkflow(Bake)
 }
 
 // A rollout with image.bake runs the bake as a child workflow and ships its image.
 func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	s.cache(true)
-	var resolved spec.ImageRef
+	var resolved contract.ImageRef
 	s.rolloutGoesWell(&resolved)
 
 	r := testSpec()
-	r.Image = spec.ImageRef{Bake: "bake.yaml"}
+	r.Image = contract.ImageRef{Bake: "bake.yaml"}
 	b := bakeSpec()
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
 
@@ -196,7 +194,7 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal("img-cached00000", res.ImageID)
-	s.Equal(spec.ImageRef{ID: "img-cached00000"}, resolved)
+	s.Equal(contract.ImageRef{ID: "img-cached00000"}, resolved)
 }
 
 // A rollout's bake runs as any other bake: under the bake's own workflow ID
@@ -212,7 +210,7 @@ func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
 	})
 
 	r := testSpec()
-	r.Image = spec.ImageRef{Bake: "bake.yaml"}
+	r.Image = contract.ImageRef{Bake: "bake.yaml"}
 	b := bakeSpec()
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
 
@@ -231,7 +229,7 @@ func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 		func(ctx context.Context, in activities.BakeBuildInput) (contract.BakeBuildResult, error) {
 			build, run = in.BuildID, activity.GetInfo(ctx).WorkflowExecution.RunID
 			queues = append(queues, activity.GetInfo(ctx).TaskQueue)
-			return contract.BakeBuildResult{Image: catalog.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
+			return contract.BakeBuildResult{Image: contract.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
 		})
 	s.env.OnActivity(s.a.TestImage, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ contract.TestImageInput) error {
 		queues = append(queues, activity.GetInfo(ctx).TaskQueue)

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/imago/imago/activities"
+	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
@@ -17,8 +17,8 @@ import (
 // measured every 30 s.
 func bakeTimeSpec() spec.Rollout {
 	r := testSpec()
-	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: spec.Duration(30 * time.Second)}}
-	r.BakeTime = &spec.BakeTime{Duration: spec.Duration(10 * time.Minute), Analysis: "errors"}
+	r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(30 * time.Second)}}
+	r.BakeTime = &contract.BakeTime{Duration: contract.Duration(10 * time.Minute), Analysis: "errors"}
 	if err := r.Normalize(); err != nil {
 		panic(err)
 	}
@@ -27,9 +27,9 @@ func bakeTimeSpec() spec.Rollout {
 
 // bakeTimeAnalysis answers RunAnalysis with phase after the bake time's
 // measurements took their time (test time), and keeps what it was asked.
-func (s *rolloutSuite) bakeTimeAnalysis(phase string, took time.Duration, asked *activities.AnalysisInput) {
+func (s *rolloutSuite) bakeTimeAnalysis(phase string, took time.Duration, asked *contract.AnalysisInput) {
 	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).After(took).Return(
-		func(_ context.Context, in activities.AnalysisInput) (activities.AnalysisResult, error) {
+		func(_ context.Context, in contract.AnalysisInput) (contract.AnalysisResult, error) {
 			*asked = in
 			return analysisResult(in, phase), nil
 		})
@@ -40,8 +40,8 @@ func (s *rolloutSuite) TestAGoodBuildPassesItsBakeTimeShowingTheTimeLeft() {
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(nil)
-	var asked activities.AnalysisInput
-	s.bakeTimeAnalysis(activities.AnalysisSuccessful, 10*time.Minute, &asked)
+	var asked contract.AnalysisInput
+	s.bakeTimeAnalysis(analysis.PhaseSuccessful, 10*time.Minute, &asked)
 	var during contract.RolloutProgress
 	s.env.RegisterDelayedCallback(func() { during = s.progress() }, 5*time.Minute+30*time.Second)
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: bakeTimeSpec()})
@@ -55,7 +55,7 @@ func (s *rolloutSuite) TestAGoodBuildPassesItsBakeTimeShowingTheTimeLeft() {
 	var res contract.RolloutResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Require().NotNil(res.BakeTime)
-	s.Equal(activities.AnalysisSuccessful, res.BakeTime.Phase)
+	s.Equal(analysis.PhaseSuccessful, res.BakeTime.Phase)
 	s.Nil(res.BakeTime.Failed)
 	s.Equal(3, res.BakeTime.Counts.Total())
 	s.Equal([]string{"fl-old"}, s.terminated, "decommissioned after the bake time")
@@ -67,8 +67,8 @@ func (s *rolloutSuite) TestABuildThatFailsInItsBakeTimeIsRolledBackWithTheMeasur
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(nil)
-	var asked activities.AnalysisInput
-	s.bakeTimeAnalysis(activities.AnalysisFailed, 3*time.Minute, &asked)
+	var asked contract.AnalysisInput
+	s.bakeTimeAnalysis(analysis.PhaseFailed, 3*time.Minute, &asked)
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: bakeTimeSpec()})
 
 	err := s.env.GetWorkflowError()
@@ -79,7 +79,7 @@ func (s *rolloutSuite) TestABuildThatFailsInItsBakeTimeIsRolledBackWithTheMeasur
 	var res contract.RolloutResult
 	s.Require().NoError(app.Details(&res))
 	s.Require().NotNil(res.BakeTime)
-	s.Equal(activities.AnalysisFailed, res.BakeTime.Phase)
+	s.Equal(analysis.PhaseFailed, res.BakeTime.Phase)
 	s.Require().NotNil(res.BakeTime.Failed)
 	s.InDelta(0.31, *res.BakeTime.Failed.Value, 1e-9, "the measurement that failed")
 	s.Equal("fl-new", res.FleetID)
@@ -143,7 +143,7 @@ func (s *rolloutSuite) TestRollingWithinACapacityBudgetShrinksTheOldFleetFirst()
 	resizes, from := s.rolling(4)
 	s.recordRoutes(nil)
 	r := rollingSpec(4, "50%")
-	one := spec.Budget("1")
+	one := contract.Budget("1")
 	r.Strategy.MaxSurge, r.Strategy.MaxUnavailable = &one, &one
 	s.Require().NoError(r.Normalize())
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})

@@ -13,10 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Cancelling each workflow (temporal workflow cancel, or a pipeline closing
@@ -97,7 +94,7 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 		})
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(oldRoute, nil)
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		func(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			return newFleet(req), nil
 		})
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 2}, nil)
@@ -117,9 +114,9 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 			tornDown = append(tornDown, "fl-new")
 			return tornDown, nil
 		})
-	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
+	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil)
 	ps := pipelineSpec(false)
-	soak := spec.Duration(time.Hour)
+	soak := contract.Duration(time.Hour)
 	ps.Stages[0].Rollout.Soak = &soak
 	s.env.RegisterDelayedCallback(func() {
 		cancelled = s.env.Now()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 )
 
 // The undo of a rollout: armed before the fleet exists, and patient through a
@@ -20,10 +19,10 @@ import (
 // provider does half way) and then end with what rest returns.
 func (s *rolloutSuite) provisionsThen(rest func(ctx context.Context) error) {
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		func(ctx context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			f := newFleet(req)
 			s.provisioned[req.Token] = f.ID
-			return provider.Fleet{}, rest(ctx)
+			return contract.Fleet{}, rest(ctx)
 		})
 }
 
@@ -84,9 +83,9 @@ func (s *rolloutSuite) TestUndoOutlastsAProviderOutage() {
 		s.routes, s.shares = append(s.routes, in.Route), append(s.shares, in.Shares)
 		return nil
 	})
-	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, activities.AnalysisInput) (activities.AnalysisResult, error) {
+	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, contract.AnalysisInput) (contract.AnalysisResult, error) {
 		down = s.env.Now()
-		return activities.AnalysisResult{Phase: activities.AnalysisFailed, Message: "errorRate 0.31 > max 0.05"}, nil
+		return contract.AnalysisResult{Phase: activities.AnalysisFailed, Message: "errorRate 0.31 > max 0.05"}, nil
 	})
 	s.env.OnActivity(s.a.TerminateByToken, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in contract.TerminateByTokenInput) ([]string, error) {

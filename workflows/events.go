@@ -58,20 +58,22 @@ var eventOptions = workflow.LocalActivityOptions{
 	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 2 * time.Second},
 }
 
-// publish sends one event, in order with the run's others. It never fails the
+// publish sends one event, in order with the run's others, and returns it
+// (ok is false in a run that publishes none). It never fails the
 // workflow: an event that cannot be published is logged and skipped. It runs on a
 // disconnected context so a cancelled run still reports how it ended.
-func (n *notifier) publish(ctx workflow.Context, typ, subject string, data contract.EventData) {
+func (n *notifier) publish(ctx workflow.Context, typ, subject string, data contract.EventData) (ev contract.Event, ok bool) {
 	if !n.on {
-		return
+		return ev, false
 	}
 	n.seq++
 	info := workflow.GetInfo(ctx)
 	data.WorkflowID, data.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
-	ev := contract.NewEvent(typ, info.Namespace, subject, n.seq, workflow.Now(ctx), data)
+	ev = contract.NewEvent(typ, info.Namespace, subject, n.seq, workflow.Now(ctx), data)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, eventOptions), contract.ActivityPublishEvent, ev).Get(dctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("event not published", "type", typ, "id", ev.ID, "phase", data.Phase, "error", err)
 	}
+	return ev, true
 }

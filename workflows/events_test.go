@@ -11,7 +11,6 @@ import (
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/events"
-	"github.com/imago/imago/internal/provider"
 )
 
 // Phase events: what a subscriber of IMAGO_EVENTS_URL sees of a rollout and a bake.
@@ -122,7 +121,7 @@ func (s *rolloutSuite) TestARolledBackCanaryPublishesRolledBack() {
 // An events topic that is down never fails a rollout: the event is retried, then
 // skipped, and the rollout carries on.
 func (s *rolloutSuite) TestAnUnreachableTopicDoesNotFailTheRollout() {
-	s.routeIs(provider.Route{})
+	s.routeIs(contract.Route{})
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(nil)
@@ -189,7 +188,7 @@ func (s *rolloutSuite) TestATopicThatIsDownCostsAPhaseAtMostFiveSeconds() {
 			return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 		})
 	s.provisions()
-	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(contract.Route{}, nil)
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(nil)

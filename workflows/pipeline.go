@@ -78,6 +78,7 @@ func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
 	p.tracker = newTracker(ctx, &p.progress.Story, trackedKind{
 		noun: "pipeline", phaseEvent: contract.EventPipelinePhase, finishedEvent: contract.EventPipelineFinished,
 		describe: p.describe, outcome: PipelineOutcome,
+		failed: func() string { return "pipeline " + p.spec.Name }, failType: ErrPipelineFailed,
 	})
 	p.progress = contract.PipelineProgress{
 		Name: in.Spec.Name, Service: in.Spec.Service(), Trigger: in.Trigger, StartedBy: in.StartedBy,
@@ -202,7 +203,7 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 	if err := p.stopped(); err != nil {
 		return err
 	}
-	r.Image = spec.ImageRef{ID: img}
+	r.Image = contract.ImageRef{ID: img}
 	p.setPhase(ctx, contract.PhaseRollingOut, fmt.Sprintf("stage %d/%d: rolling %s out to %s", i+1, len(p.spec.Stages), img, r.Environment))
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:            r.WorkflowID(),
@@ -352,11 +353,6 @@ func (p *pipeline) rolledOut() string {
 		envs = append(envs, st.Environment+" ("+string(st.State)+")")
 	}
 	return strings.Join(envs, ", ")
-}
-
-func (p *pipeline) fail(doing string, err error) error {
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("pipeline %s failed while %s: %s", p.spec.Name, doing, reason(err)), ErrPipelineFailed, err)
 }
 
 func (p *pipeline) by() string {

@@ -44,12 +44,12 @@ func (s *pipelineSuite) SetupTest() {
 func pipelineSpec(gateProd bool) spec.Pipeline {
 	stage := func(env string) spec.Stage {
 		return spec.Stage{Rollout: spec.Rollout{Service: "hello", Environment: env, Provider: "local", Fleet: spec.Fleet{Size: 2},
-			Listen: "127.0.0.1:9080", Strategy: spec.Strategy{Type: spec.BlueGreen}}}
+			Listen: "127.0.0.1:9080", Strategy: contract.Strategy{Type: contract.BlueGreen}}}
 	}
 	b := bakeSpec()
 	p := spec.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b, Stages: []spec.Stage{stage("staging"), stage("prod")}}
 	if gateProd {
-		p.Stages[1].Approval = spec.Approval{Required: true, Timeout: spec.Duration(24 * time.Hour)}
+		p.Stages[1].Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(24 * time.Hour)}
 	}
 	return p
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/analysis"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -25,26 +24,28 @@ import (
 
 func intp(i int) *int        { return &i }
 func f64(f float64) *float64 { return &f }
-func dur(d time.Duration) *spec.Duration {
-	x := spec.Duration(d)
+func dur(d time.Duration) *contract.Duration {
+	x := contract.Duration(d)
 	return &x
 }
 
-func canarySpec(steps ...spec.Step) spec.Rollout {
+func canarySpec(steps ...contract.Step) spec.Rollout {
 	r := testSpec()
-	r.Strategy = spec.Strategy{Type: spec.Canary, Steps: steps}
-	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: spec.Duration(5 * time.Second), Count: 3}}
+	r.Strategy = contract.Strategy{Type: contract.Canary, Steps: steps}
+	r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
 	if err := r.Normalize(); err != nil {
 		panic(err)
 	}
 	return r
 }
 
-func weightStep(w int) spec.Step          { return spec.Step{SetWeight: intp(w)} }
-func pauseStep(d time.Duration) spec.Step { return spec.Step{Pause: &spec.Pause{Duration: dur(d)}} }
-func indefinitePause() spec.Step          { return spec.Step{Pause: &spec.Pause{}} }
-func analysisStep(name string) spec.Step  { return spec.Step{Analysis: name} }
-func newWeights(routes []provider.Route) []int {
+func weightStep(w int) contract.Step { return contract.Step{SetWeight: intp(w)} }
+func pauseStep(d time.Duration) contract.Step {
+	return contract.Step{Pause: &contract.Pause{Duration: dur(d)}}
+}
+func indefinitePause() contract.Step         { return contract.Step{Pause: &contract.Pause{}} }
+func analysisStep(name string) contract.Step { return contract.Step{Analysis: name} }
+func newWeights(routes []contract.Route) []int {
 	var out []int
 	for _, r := range routes {
 		out = append(out, r.Weight("fl-new"))
@@ -55,7 +56,7 @@ func newWeights(routes []provider.Route) []int {
 func (s *rolloutSuite) analysisReturns(phases ...string) {
 	i := 0
 	s.env.OnActivity(s.a.RunAnalysis, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AnalysisInput) (activities.AnalysisResult, error) {
+		func(_ context.Context, in contract.AnalysisInput) (contract.AnalysisResult, error) {
 			p := phases[min(i, len(phases)-1)]
 			i++
 			return analysisResult(in, p), nil
@@ -64,7 +65,7 @@ func (s *rolloutSuite) analysisReturns(phases ...string) {
 
 // analysisResult is what RunAnalysis returns for in, ending in phase: three
 // measurements, the last one deciding.
-func analysisResult(in activities.AnalysisInput, phase string) activities.AnalysisResult {
+func analysisResult(in contract.AnalysisInput, phase string) contract.AnalysisResult {
 	t0 := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
 	last, msg := contract.Measurement{Time: t0.Add(10 * time.Second), Value: f64(0.31), Phase: phase, Message: "0.31 > max 0.05 (31 of 100 requests answered 5xx in 5s)"},
 		"errorRate of fleet fl-new was 0.31 > max 0.05 in 2 of 3 measurements"
@@ -77,7 +78,7 @@ func analysisResult(in activities.AnalysisInput, phase string) activities.Analys
 		{Time: t0.Add(5 * time.Second), Phase: analysis.PhaseInconclusive, NoData: true, Message: "no data: no samples yet: fleet fl-new received 0 requests in 5s, fewer than minRequests 10"},
 		last,
 	}
-	return activities.AnalysisResult{Name: in.Name, FleetID: in.FleetID, Phase: phase, Message: msg,
+	return contract.AnalysisResult{Name: in.Name, FleetID: in.FleetID, Phase: phase, Message: msg,
 		Measurements: ms, Counts: analysis.CountOf(ms), AnalysisSource: activities.SourceOf(in.Spec, in.Key, in.FleetID)}
 }
 
@@ -193,7 +194,7 @@ func (s *rolloutSuite) TestApprovalGateReleasedByApprove() {
 	var rejected error
 	s.decide(10*time.Minute, contract.UpdateApprove, &rejected)
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
@@ -206,7 +207,7 @@ func (s *rolloutSuite) TestApprovalTimeoutAbortsAndTearsDown() {
 	s.healthy()
 	s.checksPass()
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+	r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Equal(ErrRolloutAborted, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "nobody approved approval before cutover within 1h0m0s")
@@ -256,7 +257,7 @@ func (s *rolloutSuite) TestPromoteSkipsPausesAndSoak() {
 	s.decide(time.Minute, contract.UpdatePromote, &rejected)
 	start := s.env.Now()
 	r := canarySpec(weightStep(10), pauseStep(10*time.Hour), weightStep(50), pauseStep(10*time.Hour))
-	soak := spec.Duration(10 * time.Hour)
+	soak := contract.Duration(10 * time.Hour)
 	r.Soak = &soak
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
@@ -287,8 +288,8 @@ func (s *rolloutSuite) TestUpdatesThatMakeNoSenseAreRefusedWithAReason() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	r := testSpec()
-	r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
-	soak := spec.Duration(time.Hour)
+	r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
+	soak := contract.Duration(time.Hour)
 	r.Soak = &soak
 	var rollbackRejected, approveRejected, promoteRejected error
 	s.decide(time.Minute, contract.UpdateRollback, &rollbackRejected) // nothing moved yet
@@ -319,7 +320,7 @@ func (s *rolloutSuite) TestTrafficGuardRefusalLeavesTheOldRoute() {
 // of oldSize: it records every resize ("fl-new=4") and the instances each
 // health wait and smoke check start from.
 func (s *rolloutSuite) rolling(oldSize int) (resizes *[]string, from *[]int) {
-	old := provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100}}}
+	old := contract.Route{Listen: "127.0.0.1:9080", Backends: []contract.Backend{{FleetID: "fl-old", Weight: 100}}}
 	for i := range oldSize {
 		old.Backends[0].Targets = append(old.Backends[0].Targets, fmt.Sprintf("127.0.0.1:%d", 2000+i))
 	}
@@ -343,10 +344,10 @@ func (s *rolloutSuite) rolling(oldSize int) (resizes *[]string, from *[]int) {
 	return resizes, from
 }
 
-func rollingSpec(size int, waves spec.Waves) spec.Rollout {
+func rollingSpec(size int, waves contract.Waves) spec.Rollout {
 	r := testSpec()
 	r.Fleet.Size = size
-	r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: waves}
+	r.Strategy = contract.Strategy{Type: contract.Rolling, Waves: waves}
 	if err := r.Normalize(); err != nil {
 		panic(err)
 	}
@@ -420,8 +421,8 @@ func (s *rolloutSuite) TestRollingThatFailsVerificationRevertsToTheWholeOldFleet
 	s.recordRoutes(nil)
 	s.analysisReturns(activities.AnalysisFailed)
 	r := rollingSpec(10, "")
-	r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: spec.Duration(5 * time.Second), Count: 3}}
-	r.Verify = &spec.Verify{Analysis: "errors"}
+	r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
+	r.Verify = &contract.Verify{Analysis: "errors"}
 	s.Require().NoError(r.Normalize())
 	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
 	s.Equal(ErrRolledBack, s.errType())

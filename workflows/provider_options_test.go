@@ -12,9 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 )
 
 // What a provider whose load balancer checks instances and drains them (aws)
@@ -51,15 +49,15 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 				return contract.ResolveImageResult{ImageID: in.Ref.ID, Service: in.Service}, nil
 			})
 		env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(oldRoute, nil)
-		var health *provider.HealthCheck
-		env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		var health *contract.HealthCheck
+		env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			health = req.Health
 			return newFleet(req), nil
 		})
 		env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 3}, nil)
 		env.OnActivity(a.RunChecks, mock.Anything, mock.Anything).Return(nil)
 		env.OnActivity(a.SetRoute, mock.Anything, mock.Anything).Return(nil)
-		env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil).Maybe()
+		env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil).Maybe()
 		var got []terminateOptions
 		capture(env, &got)
 
@@ -67,7 +65,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 		sp.Health.Path, sp.Health.Interval = "/ready", 7e9
 		env.ExecuteWorkflow(Rollout, RolloutInput{Spec: sp})
 		require.NoError(t, env.GetWorkflowError())
-		assert.Equal(t, &provider.HealthCheck{Path: "/ready", Interval: 7 * time.Second}, health, "the provision request's health check")
+		assert.Equal(t, &contract.HealthCheck{Path: "/ready", Interval: 7 * time.Second}, health, "the provision request's health check")
 		checkTerminate(t, got)
 	})
 

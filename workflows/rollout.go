@@ -70,6 +70,9 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err != nil {
 		return res, err
 	}
+	if err = r.preRollout(ctx); err != nil {
+		return res, err
+	}
 	// Until decommissioning begins, any failure, cancel, abort or rollback undoes
 	// the rollout. The undo is armed before provisioning (runs recorded before
 	// revertBeforeProvision arm it after): a cancel, or a provision that gave up
@@ -149,6 +152,8 @@ type rollout struct {
 	checkErr error // why the worker's provider cannot run the spec
 
 	local bool // short steps run as local activities (localShortSteps)
+
+	notifying int // notifications being sent (hooks.go)
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -161,6 +166,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		noun: "rollout", phaseEvent: contract.EventRolloutPhase, finishedEvent: contract.EventRolloutFinished,
 		describe: r.describe, outcome: RolloutOutcome,
 		details: func() string { return AnalysesMarkdown(r.progress.Analyses) },
+		notify:  r.notify,
 	})
 	if r.action == "" {
 		r.action = contract.ActionRollout
@@ -231,7 +237,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 			BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
 			return "", r.fail("baking the image", err)
 		}
-		ref = spec.ImageRef{ID: res.ImageID}
+		ref = contract.ImageRef{ID: res.ImageID}
 	}
 	what := ref.ID
 	if ref.Channel != "" {
@@ -258,17 +264,17 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 
 // previousImage finds the image a rollback rolls out: the newest deployable
 // image other than the live one, and says from which image it goes back.
-func (r *rollout) previousImage(ctx workflow.Context) (spec.ImageRef, error) {
+func (r *rollout) previousImage(ctx workflow.Context) (contract.ImageRef, error) {
 	r.setPhase(ctx, contract.PhaseResolving, "finding the previous deployable image")
 	var prev contract.PreviousImageResult
 	err := workflow.ExecuteActivity(quickOptions(ctx, "previous deployable image of "+r.key.String()), contract.ActivityPreviousImage,
 		contract.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &prev)
 	if err != nil {
-		return spec.ImageRef{}, r.fail("finding the previous deployable image", err)
+		return contract.ImageRef{}, r.fail("finding the previous deployable image", err)
 	}
 	r.progress.RollbackFrom = prev.From
 	r.event(ctx, fmt.Sprintf("rolling back from %s to %s, the previous deployable image", prev.From, prev.ImageID))
-	return spec.ImageRef{ID: prev.ImageID}, nil
+	return contract.ImageRef{ID: prev.ImageID}, nil
 }
 
 func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
@@ -288,7 +294,7 @@ func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
 // attempt to stop (it heartbeats) before the undo looks.
 func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) (contract.Fleet, error) {
 	size := r.spec.Fleet.Size
-	if r.spec.Strategy.Type == spec.Rolling {
+	if r.spec.Strategy.Type == contract.Rolling {
 		size = r.waves(ctx).wave // the first wave; the others grow the fleet
 		if first, ok, err := r.startBudget(ctx, r.prev, size); err != nil {
 			return contract.Fleet{}, err
@@ -451,7 +457,7 @@ func (r *rollout) describe() (subject string, data contract.EventData, failure s
 	p := r.progress
 	return p.Service + "/" + p.Environment, contract.EventData{
 		Service: p.Service, Environment: p.Environment, Image: p.ImageID,
-		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy,
+		Step: p.Step, Strategy: p.Strategy, Fleet: p.NewFleet, StartedBy: p.StartedBy, Gate: p.Gate,
 	}, p.Error
 }
 
@@ -466,6 +472,7 @@ func (r *rollout) finish(ctx workflow.Context, err error) error {
 	}
 	r.gate, r.progress.Gate = "", ""
 	r.setPhase(ctx, phase, msg)
+	r.finalHook(ctx, phase, err)
 	r.recordDeployment(ctx, phase, msg)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return err

@@ -16,9 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -35,10 +33,10 @@ type rolloutSuite struct {
 	terminated   []string
 	terminatedAt time.Time
 	provisioned  map[string]string // token → fleet: what a provider made, for TerminateByToken
-	routes       []provider.Route
+	routes       []contract.Route
 	shares       [][]contract.FleetShare
 	routedAt     time.Time
-	deployments  []catalog.Deployment
+	deployments  []contract.Deployment
 }
 
 func TestRolloutWorkflowWithMockedActivities(t *testing.T) { suite.Run(t, new(rolloutSuite)) }
@@ -66,7 +64,7 @@ func (s *rolloutSuite) SetupTest() {
 			return []string{id}, nil
 		}).Maybe()
 	s.env.OnActivity(s.a.RecordDeployment, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, d catalog.Deployment) (catalog.Deployment, error) {
+		func(_ context.Context, d contract.Deployment) (contract.Deployment, error) {
 			s.deployments = append(s.deployments, d)
 			return d, nil
 		}).Maybe()
@@ -81,7 +79,7 @@ func (s *rolloutSuite) imageResolves() {
 
 func (s *rolloutSuite) provisions() {
 	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+		func(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 			f := newFleet(req)
 			s.provisioned[req.Token] = f.ID
 			return f, nil
@@ -90,19 +88,19 @@ func (s *rolloutSuite) provisions() {
 
 func (s *rolloutSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
-func newFleet(req provider.ProvisionRequest) provider.Fleet {
-	f := provider.Fleet{ID: "fl-new", Service: req.Service, Environment: req.Environment, ImageID: req.ImageID, Token: req.Token}
+func newFleet(req contract.ProvisionRequest) contract.Fleet {
+	f := contract.Fleet{ID: "fl-new", Service: req.Service, Environment: req.Environment, ImageID: req.ImageID, Token: req.Token}
 	for i := 0; i < req.Size; i++ {
-		f.Instances = append(f.Instances, provider.Instance{ID: fmt.Sprintf("fl-new-%d", i), Address: fmt.Sprintf("127.0.0.1:%d", 10000+i), State: provider.InstanceRunning})
+		f.Instances = append(f.Instances, contract.Instance{ID: fmt.Sprintf("fl-new-%d", i), Address: fmt.Sprintf("127.0.0.1:%d", 10000+i), State: contract.InstanceRunning})
 	}
 	return f
 }
 
 func testSpec() spec.Rollout {
 	r := spec.Rollout{
-		Service: "hello", Environment: "dev", Image: spec.ImageRef{ID: "img-000000000002"},
+		Service: "hello", Environment: "dev", Image: contract.ImageRef{ID: "img-000000000002"},
 		Fleet: spec.Fleet{Size: 3}, Listen: "127.0.0.1:9080",
-		Checks: []spec.Check{{Path: "/", ExpectBody: "v2"}},
+		Checks: []contract.Check{{Path: "/", ExpectBody: "v2"}},
 	}
 	if err := r.Normalize(); err != nil {
 		panic(err)
@@ -110,14 +108,14 @@ func testSpec() spec.Rollout {
 	return r
 }
 
-var oldRoute = provider.Route{Listen: "127.0.0.1:9080", Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}
+var oldRoute = contract.Route{Listen: "127.0.0.1:9080", Backends: []contract.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}
 
 // oldShares is oldRoute as SetRoute is asked for it: fl-old with all its instances.
 var oldShares = []contract.FleetShare{{FleetID: "fl-old", Weight: 100}}
 
 // routeIs sets the route the rollout finds, with an image that resolves and a
 // fleet that provisions: the start every test but the image ones shares.
-func (s *rolloutSuite) routeIs(r provider.Route) {
+func (s *rolloutSuite) routeIs(r contract.Route) {
 	s.imageResolves()
 	s.provisions()
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(r, nil)
@@ -126,9 +124,9 @@ func (s *rolloutSuite) routeIs(r provider.Route) {
 func (s *rolloutSuite) recordRoutes(err error) {
 	s.env.OnActivity(s.a.SetRoute, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in contract.SetRouteInput) error {
-			r := provider.Route{Listen: in.Route.Listen}
+			r := contract.Route{Listen: in.Route.Listen}
 			for _, sh := range in.Shares {
-				r.Backends = append(r.Backends, provider.Backend{FleetID: sh.FleetID, Weight: sh.Weight})
+				r.Backends = append(r.Backends, contract.Backend{FleetID: sh.FleetID, Weight: sh.Weight})
 			}
 			s.routes, s.shares = append(s.routes, r), append(s.shares, in.Shares)
 			s.routedAt = s.env.Now()
@@ -162,7 +160,7 @@ func (s *rolloutSuite) failure() string {
 }
 
 func (s *rolloutSuite) TestFirstRolloutRoutesAllTrafficToTheNewFleet() {
-	s.routeIs(provider.Route{})
+	s.routeIs(contract.Route{})
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(nil)
@@ -273,12 +271,12 @@ func (s *rolloutSuite) TestImageOfAnotherServiceIsRefused() {
 
 func (s *rolloutSuite) TestProvisionTokenIsDerivedFromTheRun() {
 	s.imageResolves()
-	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{}, nil)
+	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(contract.Route{}, nil)
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(nil)
 	var token string
-	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(func(_ context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+	s.env.OnActivity(s.a.Provision, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 		token = req.Token
 		return newFleet(req), nil
 	})

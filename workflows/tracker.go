@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/internal/contract"
@@ -36,6 +37,15 @@ type trackedKind struct {
 	// details follow the phase line in the UI's current details (a rollout's
 	// analyses); nil for none.
 	details func() string
+
+	// failed names the run in its failure ("bake of hello", "pipeline
+	// nightly") and failType is that failure's error type (see fail); a
+	// rollout, whose failure says what still serves, has its own.
+	failed   func() string
+	failType string
+	// notify tells people of an event they want to hear of (a rollout's
+	// notify targets); nil for none.
+	notify func(workflow.Context, contract.Event)
 }
 
 // newTracker tracks the workflow whose progress embeds story. It asks the
@@ -86,5 +96,14 @@ func (t *tracker) publishPhase(ctx workflow.Context, msg string) {
 	if outcome, final := t.kind.outcome(t.story.Phase); final {
 		typ, data.Outcome, data.Error = t.kind.finishedEvent, outcome.MetricLabel(), failure
 	}
-	t.publish(ctx, typ, subject, data)
+	if ev, ok := t.publish(ctx, typ, subject, data); ok && t.kind.notify != nil {
+		t.kind.notify(ctx, ev)
+	}
+}
+
+// fail is the run's failure while doing something: a non-retryable error of
+// the kind's failType, "<failed> failed while <doing>: <reason>", wrapping err.
+func (t *tracker) fail(doing string, err error) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("%s failed while %s: %s", t.kind.failed(), doing, reason(err)), t.kind.failType, err)
 }

@@ -18,9 +18,9 @@ import (
 // the new fleet as it ends (a rolling rollout grows it wave by wave).
 func (r *rollout) shiftTraffic(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) (contract.Fleet, error) {
 	switch r.spec.Strategy.Type {
-	case spec.Canary:
+	case contract.Canary:
 		return fleet, r.canary(ctx, prev, fleet)
-	case spec.Rolling:
+	case contract.Rolling:
 		return r.rolling(ctx, prev, fleet)
 	}
 	r.setPhase(ctx, contract.PhaseCuttingOver, fmt.Sprintf("switching %s to %s", r.key, fleet.ID))
@@ -41,6 +41,9 @@ func (r *rollout) routeTo(ctx workflow.Context, prev []contract.FleetShare, flee
 	}
 	if len(prev) == 0 {
 		weight = 100 // nothing else to send traffic to
+	}
+	if err := r.confirmTrafficIncrease(ctx, fleetID, weight); err != nil {
+		return err
 	}
 	return r.setRoute(ctx, split(prev, contract.FleetShare{FleetID: fleetID, Weight: weight}), weight)
 }
@@ -113,7 +116,7 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 
 // pause holds traffic for a duration (promote skips it) or, indefinitely, until
 // approve or promote.
-func (r *rollout) pause(ctx workflow.Context, step string, p spec.Pause) error {
+func (r *rollout) pause(ctx workflow.Context, step string, p contract.Pause) error {
 	if r.promoted {
 		r.event(ctx, "pause "+step+" skipped: promoted")
 		return r.stopped()
@@ -149,9 +152,9 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 // measure runs analysis a (named name) against the new fleet and shows it in
 // progress; start says what begins (the phase), once the query is known. A
 // failed analysis is a result; the error is one that kept it from finishing.
-func (r *rollout) measure(ctx workflow.Context, name string, a spec.Analysis, fleet contract.Fleet, start func(*contract.AnalysisRun),
-	meanwhile ...func(workflow.Context)) (analysis.AnalysisResult, error) {
-	in := analysis.AnalysisInput{Name: name, Spec: a.ToSpec(), Key: r.key, FleetID: fleet.ID}
+func (r *rollout) measure(ctx workflow.Context, name string, a contract.Analysis, fleet contract.Fleet, start func(*contract.AnalysisRun),
+	meanwhile ...func(workflow.Context)) (contract.AnalysisResult, error) {
+	in := contract.AnalysisInput{Name: name, Spec: spec.AnalysisSpec(a), Key: r.key, FleetID: fleet.ID}
 	// Shown while it measures; the query once, here, not in every message.
 	r.progress.Analyses = append(r.progress.Analyses, contract.AnalysisRun{Name: name, Phase: contract.AnalysisRunning, FleetID: fleet.ID,
 		AnalysisSource: analysis.SourceOf(in.Spec, in.Key, in.FleetID)})
@@ -169,7 +172,7 @@ func (r *rollout) measure(ctx workflow.Context, name string, a spec.Analysis, fl
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
 		Summary:                "analysis " + name + " on " + fleet.ID,
 	}
-	var res analysis.AnalysisResult
+	var res contract.AnalysisResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
 		f := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityRunAnalysis, in)
 		for _, m := range meanwhile { // until the analysis ends
@@ -198,7 +201,7 @@ func (r *rollout) measure(ctx workflow.Context, name string, a spec.Analysis, fl
 
 // judge acts on an analysis' result: passed goes on, inconclusive waits for
 // a person to approve (continue) or abort, failed is the error failed makes.
-func (r *rollout) judge(ctx workflow.Context, name string, res analysis.AnalysisResult, failed func() error) error {
+func (r *rollout) judge(ctx workflow.Context, name string, res contract.AnalysisResult, failed func() error) error {
 	switch res.Phase {
 	case analysis.PhaseSuccessful:
 		r.event(ctx, fmt.Sprintf("analysis %s passed: %s", name, res.Message))

@@ -18,6 +18,7 @@ import (
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 )
 
@@ -35,8 +36,8 @@ type Env struct {
 
 // NewMeasurer returns the Measurer of spec's provider. It returns a *SpecError
 // when spec is invalid and an error when env lacks what the provider needs.
-func NewMeasurer(spec Spec, env Env) (Measurer, error) {
-	if err := spec.Validate(); err != nil {
+func NewMeasurer(spec contract.AnalysisSpec, env Env) (Measurer, error) {
+	if err := Validate(spec); err != nil {
 		return nil, err
 	}
 	client := env.HTTP
@@ -48,7 +49,7 @@ func NewMeasurer(spec Spec, env Env) (Measurer, error) {
 		if env.Metrics == nil {
 			return nil, fmt.Errorf("provider router needs a source of router metrics")
 		}
-		return NewRouterMeasurer(spec.Metric, env.FleetID, int(spec.minRequests()), env.Metrics)
+		return NewRouterMeasurer(spec.Metric, env.FleetID, int(minRequests(spec)), env.Metrics)
 	case ProviderPrometheus:
 		return &PrometheusMeasurer{Address: spec.Address, Query: spec.Query, HTTP: client, name: spec.Metric}, nil
 	case ProviderHTTP:

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 )
 
@@ -80,7 +81,7 @@ func TestPrometheusProviderAgainstFakePrometheus(t *testing.T) {
 
 	measure := func(query string) (Reading, error) {
 		t.Helper()
-		m, err := NewMeasurer(Spec{Provider: ProviderPrometheus, Address: addr, Query: query, Max: f64(1)}, loopback())
+		m, err := NewMeasurer(contract.AnalysisSpec{Provider: ProviderPrometheus, Address: addr, Query: query, Max: f64(1)}, loopback())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,22 +117,22 @@ func TestPrometheusProviderAgainstFakePrometheus(t *testing.T) {
 	if _, err := measure(`sum(`); err == nil || !strings.Contains(err.Error(), "400 Bad Request") || !strings.Contains(err.Error(), "errorType bad_data") || strings.Contains(err.Error(), "parse error") {
 		t.Errorf("bad query: %v", err)
 	}
-	m, _ := NewMeasurer(Spec{Provider: ProviderPrometheus, Address: "http://127.0.0.1:1", Query: "up", Max: f64(1)}, loopback())
+	m, _ := NewMeasurer(contract.AnalysisSpec{Provider: ProviderPrometheus, Address: "http://127.0.0.1:1", Query: "up", Max: f64(1)}, loopback())
 	if _, err := m.Measure(context.Background()); err == nil || IsPermanent(err) || IsInconclusive(err) {
 		t.Errorf("no Prometheus listening: %v", err)
 	}
 	notProm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>login</html>") }))
 	defer notProm.Close()
-	m, _ = NewMeasurer(Spec{Provider: ProviderPrometheus, Address: notProm.URL, Query: "up", Max: f64(1)}, loopback())
+	m, _ = NewMeasurer(contract.AnalysisSpec{Provider: ProviderPrometheus, Address: notProm.URL, Query: "up", Max: f64(1)}, loopback())
 	if _, err := m.Measure(context.Background()); err == nil || !strings.Contains(err.Error(), "the answer (200 OK, 18 bytes) is not a Prometheus API answer") || strings.Contains(err.Error(), "login") {
 		t.Errorf("not Prometheus: %v", err)
 	}
 
 	// A whole analysis, the query naming the fleet under analysis.
-	spec := Spec{Provider: ProviderPrometheus, Metric: "errorRate", Address: addr,
+	spec := contract.AnalysisSpec{Provider: ProviderPrometheus, Metric: "errorRate", Address: addr,
 		Query: `sum(rate(errors{fleet="{{fleet}}"}[1m])) / sum(rate(requests{fleet="{{fleet}}"}[1m]))`,
 		Max:   f64(0.05), Interval: time.Minute, Count: 3}
-	spec = spec.Expand(map[string]string{"fleet": "fl-1"})
+	spec = Expand(spec, map[string]string{"fleet": "fl-1"})
 	pm, err := NewMeasurer(spec, loopback())
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +170,7 @@ func TestHTTPProvider(t *testing.T) {
 
 	measure := func(path, field string) (Reading, error) {
 		t.Helper()
-		m, err := NewMeasurer(Spec{Provider: ProviderHTTP, URL: srv.URL + path, Field: field, Max: f64(1)}, loopback())
+		m, err := NewMeasurer(contract.AnalysisSpec{Provider: ProviderHTTP, URL: srv.URL + path, Field: field, Max: f64(1)}, loopback())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +214,7 @@ func TestHTTPProvider(t *testing.T) {
 		t.Errorf("null: %v, want inconclusive", err)
 	}
 
-	spec := Spec{Provider: ProviderHTTP, URL: srv.URL + "/stats", Field: "data.errorRate", Max: f64(0.01), Interval: time.Second, Count: 2}
+	spec := contract.AnalysisSpec{Provider: ProviderHTTP, URL: srv.URL + "/stats", Field: "data.errorRate", Max: f64(0.01), Interval: time.Second, Count: 2}
 	m, err := NewMeasurer(spec, loopback())
 	if err != nil {
 		t.Fatal(err)
@@ -246,14 +247,14 @@ func TestPrometheusProviderSendsGETAndNullIsNoData(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	m, err := NewMeasurer(Spec{Provider: ProviderPrometheus, Address: srv.URL, Query: "one", Max: f64(1)}, loopback())
+	m, err := NewMeasurer(contract.AnalysisSpec{Provider: ProviderPrometheus, Address: srv.URL, Query: "one", Max: f64(1)}, loopback())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r, err := m.Measure(context.Background()); err != nil || r.Value != 0.25 {
 		t.Errorf("one series: %+v %v", r, err)
 	}
-	m, _ = NewMeasurer(Spec{Provider: ProviderPrometheus, Address: srv.URL, Query: "none", Max: f64(1)}, loopback())
+	m, _ = NewMeasurer(contract.AnalysisSpec{Provider: ProviderPrometheus, Address: srv.URL, Query: "none", Max: f64(1)}, loopback())
 	if _, err := m.Measure(context.Background()); !IsNoData(err) || err.Error() != "no samples yet: the query returned an empty vector" {
 		t.Errorf("null result: %v, want no data", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/internal/router/routermetrics"
@@ -27,7 +28,7 @@ func newRouter(t *testing.T, backends map[string]*httptest.Server) (string, stri
 	s := router.NewServer(nil)
 	f := router.File{Generation: 1}
 	for id, b := range backends {
-		f.Backends = append(f.Backends, provider.Backend{FleetID: id, Weight: 100 / len(backends), Targets: []string{b.Listener.Addr().String()}})
+		f.Backends = append(f.Backends, contract.Backend{FleetID: id, Weight: 100 / len(backends), Targets: []string{b.Listener.Addr().String()}})
 	}
 	s.Apply(f)
 	proxy := httptest.NewServer(s)
@@ -302,12 +303,12 @@ func TestRouterAnalysisEndToEnd(t *testing.T) {
 	}
 	defer func() { stop(); wg.Wait() }()
 
-	spec := func(metric string, max float64) Spec {
-		return Spec{Provider: ProviderRouter, Metric: metric, Max: f64(max), Interval: 300 * time.Millisecond, Count: 3}
+	spec := func(metric string, max float64) contract.AnalysisSpec {
+		return contract.AnalysisSpec{Provider: ProviderRouter, Metric: metric, Max: f64(max), Interval: 300 * time.Millisecond, Count: 3}
 	}
 	type run struct {
 		fleet string
-		spec  Spec
+		spec  contract.AnalysisSpec
 		res   Result
 		err   error
 	}

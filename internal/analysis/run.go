@@ -173,7 +173,7 @@ type Runner struct {
 }
 
 // Run runs an analysis with the real clock; see Runner.Run.
-func Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(contract.Measurement)) (Result, error) {
+func Run(ctx context.Context, spec contract.AnalysisSpec, m Measurer, onMeasurement func(contract.Measurement)) (Result, error) {
 	return Runner{}.Run(ctx, spec, m, onMeasurement)
 }
 
@@ -191,9 +191,9 @@ func Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(contract
 // ConsecutiveErrorLimit errors came in a row. Errors do not count toward Count;
 // once Count measurements were taken without crossing a limit it is Successful
 // (Inconclusive with ReasonNoData if none of them produced a value).
-func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement func(contract.Measurement)) (Result, error) {
+func (r Runner) Run(ctx context.Context, spec contract.AnalysisSpec, m Measurer, onMeasurement func(contract.Measurement)) (Result, error) {
 	res := Result{Measurements: append([]contract.Measurement{}, r.Previous...)}
-	if err := spec.Validate(); err != nil {
+	if err := Validate(spec); err != nil {
 		return res, err
 	}
 	now := r.Now
@@ -209,7 +209,7 @@ func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement fu
 		subject = s.String()
 	}
 	if subject == "" {
-		subject = spec.metricName()
+		subject = metricName(spec)
 	}
 	var t tally
 	for _, pm := range res.Measurements {
@@ -278,7 +278,7 @@ func (r Runner) Run(ctx context.Context, spec Spec, m Measurer, onMeasurement fu
 }
 
 // wait is the pause after a measurement of phase.
-func wait(spec Spec, phase string) time.Duration {
+func wait(spec contract.AnalysisSpec, phase string) time.Duration {
 	if spec.Interval == 0 && phase == PhaseError {
 		return ErrorRetryInterval
 	}
@@ -300,7 +300,7 @@ func sleepTimer(ctx context.Context, d time.Duration) error {
 }
 
 // judge turns what a Measurer returned into a Measurement.
-func judge(spec Spec, at time.Time, r Reading, err error) contract.Measurement {
+func judge(spec contract.AnalysisSpec, at time.Time, r Reading, err error) contract.Measurement {
 	meas := contract.Measurement{Time: at}
 	switch {
 	case IsNoData(err):
@@ -314,7 +314,7 @@ func judge(spec Spec, at time.Time, r Reading, err error) contract.Measurement {
 	case math.IsNaN(r.Value):
 		return judgeNoData(spec, meas, withDetail("the value is NaN, as 0/0 is when nothing was counted", r.Detail))
 	}
-	ok, text := spec.check(r.Value)
+	ok, text := check(spec, r.Value)
 	meas.Phase = PhaseSuccessful
 	if !ok {
 		meas.Phase = PhaseFailed
@@ -329,9 +329,9 @@ func judge(spec Spec, at time.Time, r Reading, err error) contract.Measurement {
 }
 
 // judgeNoData is a measurement without data, counted as the spec's OnNoData says.
-func judgeNoData(spec Spec, meas contract.Measurement, why string) contract.Measurement {
+func judgeNoData(spec contract.AnalysisSpec, meas contract.Measurement, why string) contract.Measurement {
 	meas.NoData = true
-	switch spec.onNoData() {
+	switch onNoData(spec) {
 	case NoDataPass:
 		meas.Phase, meas.Message = PhaseSuccessful, "no data, passed by onNoData: pass: "+why
 	case NoDataFail:
@@ -382,7 +382,7 @@ func (t *tally) counted() int { return t.Successful + t.Failed + t.Inconclusive 
 
 // decide sets res.Phase, Reason, Message and Counts and returns true once the
 // outcome is decided.
-func decide(spec Spec, subject string, t *tally, res *Result) bool {
+func decide(spec contract.AnalysisSpec, subject string, t *tally, res *Result) bool {
 	res.Counts = t.AnalysisCounts
 	counted := t.counted()
 	switch {
@@ -405,20 +405,20 @@ func decide(spec Spec, subject string, t *tally, res *Result) bool {
 		res.Phase, res.Reason = PhaseInconclusive, ReasonInconclusiveLimit
 		res.Message = fmt.Sprintf("%s was inconclusive in %d of %d measurements (inconclusiveLimit %d): %s",
 			subject, t.Inconclusive, counted, spec.InconclusiveLimit, last(res.Measurements, PhaseInconclusive))
-	case t.consecutiveErrors > spec.consecutiveErrorLimit():
+	case t.consecutiveErrors > consecutiveErrorLimit(spec):
 		res.Phase, res.Reason = PhaseFailed, ReasonCouldNotMeasure
 		res.Message = fmt.Sprintf("could not measure %s: %d errors in a row (consecutiveErrorLimit %d); last: %s",
-			subject, t.consecutiveErrors, spec.consecutiveErrorLimit(), last(res.Measurements, PhaseError))
-	case counted >= spec.count() && t.Successful+t.Failed == 0:
+			subject, t.consecutiveErrors, consecutiveErrorLimit(spec), last(res.Measurements, PhaseError))
+	case counted >= count(spec) && t.Successful+t.Failed == 0:
 		res.Phase, res.Reason = PhaseInconclusive, ReasonNoData
 		res.Message = fmt.Sprintf("%s was inconclusive in all %d measurements: %s",
 			subject, counted, last(res.Measurements, PhaseInconclusive))
 		if !t.inconclusiveWithData {
 			res.Message += "; " + noDataAdvice(spec)
 		}
-	case counted >= spec.count():
+	case counted >= count(spec):
 		res.Phase, res.Reason = PhaseSuccessful, ""
-		res.Message = fmt.Sprintf("%s met %s in %d of %d measurements", subject, spec.Condition(), t.Successful, counted)
+		res.Message = fmt.Sprintf("%s met %s in %d of %d measurements", subject, Condition(spec), t.Successful, counted)
 		var extra []string
 		if passed := t.Successful - withValue(res.Measurements, PhaseSuccessful); passed > 0 {
 			extra = append(extra, fmt.Sprintf("%d of them without data, passed by onNoData: pass", passed))
@@ -442,7 +442,7 @@ func decide(spec Spec, subject string, t *tally, res *Result) bool {
 }
 
 // noDataAdvice says what to look at when an analysis has no data.
-func noDataAdvice(spec Spec) string {
+func noDataAdvice(spec contract.AnalysisSpec) string {
 	switch spec.Provider {
 	case ProviderRouter:
 		return "is traffic reaching the fleet through the router? A quiet service needs a longer interval or a lower minRequests; onNoData says what no data counts as"
@@ -466,7 +466,7 @@ func withValue(ms []contract.Measurement, phase string) int {
 
 // worstFailed describes the failed measurement furthest outside the condition
 // ("without data" when no failed one has a value).
-func worstFailed(spec Spec, ms []contract.Measurement) string {
+func worstFailed(spec contract.AnalysisSpec, ms []contract.Measurement) string {
 	best, bestD := "without data", -1.0
 	for _, m := range ms {
 		if m.Phase != PhaseFailed || m.Value == nil {
@@ -476,8 +476,8 @@ func worstFailed(spec Spec, ms []contract.Measurement) string {
 		if math.Abs(v) == math.MaxFloat64 {
 			v = math.Copysign(math.Inf(1), v) // stored clamped, see judge
 		}
-		if d := spec.distance(v); d > bestD {
-			_, best = spec.check(v)
+		if d := distance(spec, v); d > bestD {
+			_, best = check(spec, v)
 			bestD = d
 		}
 	}

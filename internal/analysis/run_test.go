@@ -76,12 +76,12 @@ func phases(ms []contract.Measurement) []string {
 }
 
 func TestOutcomeRules(t *testing.T) {
-	base := Spec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/x", Metric: "errorRate", Max: f64(0.05), Interval: 10 * time.Second}
-	with := func(f func(*Spec)) Spec { s := base; f(&s); return s }
+	base := contract.AnalysisSpec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/x", Metric: "errorRate", Max: f64(0.05), Interval: 10 * time.Second}
+	with := func(f func(*contract.AnalysisSpec)) contract.AnalysisSpec { s := base; f(&s); return s }
 	S, F, I, E := PhaseSuccessful, PhaseFailed, PhaseInconclusive, PhaseError
 	tests := []struct {
 		name         string
-		spec         Spec
+		spec         contract.AnalysisSpec
 		steps        []step
 		phase        string
 		reason       string
@@ -89,7 +89,7 @@ func TestOutcomeRules(t *testing.T) {
 		message      string
 	}{
 		{
-			name: "all good", spec: with(func(s *Spec) { s.Count = 3 }),
+			name: "all good", spec: with(func(s *contract.AnalysisSpec) { s.Count = 3 }),
 			steps: []step{val(0.01), val(0.02), val(0)}, phase: S,
 			measurements: []string{S, S, S}, message: "errorRate met max 0.05 in 3 of 3 measurements",
 		},
@@ -98,34 +98,34 @@ func TestOutcomeRules(t *testing.T) {
 			steps: []step{val(0.01)}, phase: S, measurements: []string{S},
 		},
 		{
-			name: "first failure stops at once with failureLimit 0", spec: with(func(s *Spec) { s.Count = 5 }),
+			name: "first failure stops at once with failureLimit 0", spec: with(func(s *contract.AnalysisSpec) { s.Count = 5 }),
 			steps: []step{val(0.31)}, phase: F, reason: ReasonFailureLimit,
 			measurements: []string{F}, message: "errorRate was 0.31 > max 0.05 in 1 of 1 measurements",
 		},
 		{
-			name: "failures within failureLimit pass", spec: with(func(s *Spec) { s.Count = 3; s.FailureLimit = 1 }),
+			name: "failures within failureLimit pass", spec: with(func(s *contract.AnalysisSpec) { s.Count = 3; s.FailureLimit = 1 }),
 			steps: []step{val(0.2), val(0.01), val(0.01)}, phase: S, measurements: []string{F, S, S},
 			message: "errorRate met max 0.05 in 2 of 3 measurements (1 failed, tolerated by failureLimit 1: 0.2 > max 0.05)",
 		},
 		{
-			name: "one failure more than failureLimit fails, naming the worst", spec: with(func(s *Spec) { s.Count = 4; s.FailureLimit = 1 }),
+			name: "one failure more than failureLimit fails, naming the worst", spec: with(func(s *contract.AnalysisSpec) { s.Count = 4; s.FailureLimit = 1 }),
 			steps: []step{val(0.2), val(0.01), val(0.4)}, phase: F, reason: ReasonFailureLimit, measurements: []string{F, S, F},
 			message: "errorRate was 0.4 > max 0.05 in 2 of 3 measurements (failureLimit 1)",
 		},
 		{
-			name: "min condition", spec: with(func(s *Spec) { s.Max = nil; s.Min = f64(0.99); s.Metric = "successRate" }),
+			name: "min condition", spec: with(func(s *contract.AnalysisSpec) { s.Max = nil; s.Min = f64(0.99); s.Metric = "successRate" }),
 			steps: []step{val(0.9)}, phase: F, reason: ReasonFailureLimit, measurements: []string{F},
 			message: "successRate was 0.9 < min 0.99 in 1 of 1 measurements",
 		},
 		{
 			name:  "errors do not count toward count, and reset when a value comes",
-			spec:  with(func(s *Spec) { s.Count = 2; s.ConsecutiveErrorLimit = 2 }),
+			spec:  with(func(s *contract.AnalysisSpec) { s.Count = 2; s.ConsecutiveErrorLimit = 2 }),
 			steps: []step{down, down, val(0.01), down, down, val(0.01)}, phase: S,
 			measurements: []string{E, E, S, E, E, S},
 			message:      "errorRate met max 0.05 in 2 of 2 measurements (4 could not be taken)",
 		},
 		{
-			name: "too many errors in a row: could not measure", spec: with(func(s *Spec) { s.Count = 3; s.ConsecutiveErrorLimit = 2 }),
+			name: "too many errors in a row: could not measure", spec: with(func(s *contract.AnalysisSpec) { s.Count = 3; s.ConsecutiveErrorLimit = 2 }),
 			steps: []step{val(0.01), down, down, down}, phase: F, reason: ReasonCouldNotMeasure,
 			measurements: []string{S, E, E, E},
 			message:      "could not measure errorRate: 3 errors in a row (consecutiveErrorLimit 2); last: connection refused",
@@ -136,20 +136,20 @@ func TestOutcomeRules(t *testing.T) {
 			measurements: []string{E, E, E, E, E},
 		},
 		{
-			name: "negative consecutiveErrorLimit tolerates no error", spec: with(func(s *Spec) { s.ConsecutiveErrorLimit = -1 }),
+			name: "negative consecutiveErrorLimit tolerates no error", spec: with(func(s *contract.AnalysisSpec) { s.ConsecutiveErrorLimit = -1 }),
 			steps: []step{down}, phase: F, reason: ReasonCouldNotMeasure, measurements: []string{E},
 		},
 		{
-			name: "inconclusive beyond inconclusiveLimit", spec: with(func(s *Spec) { s.Count = 5; s.InconclusiveLimit = 1 }),
+			name: "inconclusive beyond inconclusiveLimit", spec: with(func(s *contract.AnalysisSpec) { s.Count = 5; s.InconclusiveLimit = 1 }),
 			steps: []step{noData, val(0.01), noData}, phase: I, reason: ReasonInconclusiveLimit,
 			measurements: []string{I, S, I}, message: "errorRate was inconclusive in 2 of 3 measurements (inconclusiveLimit 1): no data",
 		},
 		{
-			name: "inconclusive within the limit counts toward count", spec: with(func(s *Spec) { s.Count = 2; s.InconclusiveLimit = 1 }),
+			name: "inconclusive within the limit counts toward count", spec: with(func(s *contract.AnalysisSpec) { s.Count = 2; s.InconclusiveLimit = 1 }),
 			steps: []step{noData, val(0.01)}, phase: S, measurements: []string{I, S},
 		},
 		{
-			name: "no value at all is inconclusive", spec: with(func(s *Spec) { s.Count = 2; s.InconclusiveLimit = 2 }),
+			name: "no value at all is inconclusive", spec: with(func(s *contract.AnalysisSpec) { s.Count = 2; s.InconclusiveLimit = 2 }),
 			steps: []step{noData, noData}, phase: I, reason: ReasonNoData, measurements: []string{I, I},
 		},
 		{
@@ -159,7 +159,7 @@ func TestOutcomeRules(t *testing.T) {
 				"does the URL answer a number yet? imago rollout status shows the URL; onNoData says what no data counts as",
 		},
 		{
-			name: "no data is inconclusive by default, with advice", spec: with(func(s *Spec) {
+			name: "no data is inconclusive by default, with advice", spec: with(func(s *contract.AnalysisSpec) {
 				s.Provider, s.Address, s.Query, s.URL = ProviderPrometheus, "http://127.0.0.1:1", "up", ""
 				s.Count = 3
 			}),
@@ -169,23 +169,23 @@ func TestOutcomeRules(t *testing.T) {
 				"imago rollout status shows the query as run; onNoData says what no data counts as",
 		},
 		{
-			name: "onNoData inconclusive is the default", spec: with(func(s *Spec) { s.OnNoData = NoDataInconclusive; s.Count = 2; s.InconclusiveLimit = 1 }),
+			name: "onNoData inconclusive is the default", spec: with(func(s *contract.AnalysisSpec) { s.OnNoData = NoDataInconclusive; s.Count = 2; s.InconclusiveLimit = 1 }),
 			steps: []step{noSamp, val(0.01)}, phase: S, measurements: []string{I, S},
 			message: "errorRate met max 0.05 in 1 of 2 measurements (1 inconclusive)",
 		},
 		{
-			name: "onNoData fail fails, saying there was no data", spec: with(func(s *Spec) { s.OnNoData = NoDataFail; s.Count = 3 }),
+			name: "onNoData fail fails, saying there was no data", spec: with(func(s *contract.AnalysisSpec) { s.OnNoData = NoDataFail; s.Count = 3 }),
 			steps: []step{val(0.01), noSamp}, phase: F, reason: ReasonNoData, measurements: []string{S, F},
 			message: "errorRate had no data in 1 of 2 measurements, and onNoData is fail: no samples yet: the query returned an empty vector; " +
 				"does the URL answer a number yet? imago rollout status shows the URL; onNoData says what no data counts as",
 		},
 		{
-			name: "onNoData fail with a real failure names the value", spec: with(func(s *Spec) { s.OnNoData = NoDataFail; s.Count = 3; s.FailureLimit = 1 }),
+			name: "onNoData fail with a real failure names the value", spec: with(func(s *contract.AnalysisSpec) { s.OnNoData = NoDataFail; s.Count = 3; s.FailureLimit = 1 }),
 			steps: []step{noSamp, val(0.3)}, phase: F, reason: ReasonFailureLimit, measurements: []string{F, F},
 			message: "errorRate was 0.3 > max 0.05 in 2 of 2 measurements (failureLimit 1)",
 		},
 		{
-			name: "onNoData pass passes, saying how many had no data", spec: with(func(s *Spec) { s.OnNoData = NoDataPass; s.Count = 3 }),
+			name: "onNoData pass passes, saying how many had no data", spec: with(func(s *contract.AnalysisSpec) { s.OnNoData = NoDataPass; s.Count = 3 }),
 			steps: []step{noSamp, val(0.01), noSamp}, phase: S, measurements: []string{S, S, S},
 			message: "errorRate met max 0.05 in 3 of 3 measurements (2 of them without data, passed by onNoData: pass)",
 		},
@@ -244,7 +244,7 @@ func TestOutcomeRules(t *testing.T) {
 
 func TestErrorsWithoutIntervalWaitBeforeRetrying(t *testing.T) {
 	c := newClock()
-	spec := Spec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Max: f64(1)}
+	spec := contract.AnalysisSpec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Max: f64(1)}
 	res, err := c.runner().Run(context.Background(), spec, &script{t: t, steps: []step{down, down, val(0.5)}}, nil)
 	if err != nil || res.Phase != PhaseSuccessful {
 		t.Fatalf("%+v %v", res, err)
@@ -282,7 +282,7 @@ func (w *windowed) String() string { return "errorRate of fleet fl-1" }
 func TestWindowedMeasurerBeginsOneIntervalBeforeMeasuring(t *testing.T) {
 	c := newClock()
 	w := &windowed{c: c, beginErr: []error{errDown}, value: 0.5}
-	spec := Spec{Provider: ProviderRouter, Metric: MetricErrorRate, Max: f64(0.05), Interval: 30 * time.Second, Count: 3, FailureLimit: 1}
+	spec := contract.AnalysisSpec{Provider: ProviderRouter, Metric: MetricErrorRate, Max: f64(0.05), Interval: 30 * time.Second, Count: 3, FailureLimit: 1}
 	res, err := c.runner().Run(context.Background(), spec, w, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func TestWindowedMeasurerBeginsOneIntervalBeforeMeasuring(t *testing.T) {
 }
 
 func TestResumeFromPreviousMeasurements(t *testing.T) {
-	spec := Spec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Metric: "errorRate", Max: f64(0.05), Interval: time.Minute, Count: 3, FailureLimit: 1}
+	spec := contract.AnalysisSpec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Metric: "errorRate", Max: f64(0.05), Interval: time.Minute, Count: 3, FailureLimit: 1}
 	c := newClock()
 	prev := []contract.Measurement{
 		{Time: c.now.Add(-90 * time.Second), Value: f64(0.01), Phase: PhaseSuccessful},
@@ -342,7 +342,7 @@ func TestResumeFromPreviousMeasurements(t *testing.T) {
 }
 
 func TestRunStopsOnPermanentErrorsAndCancel(t *testing.T) {
-	spec := Spec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Max: f64(1), Interval: time.Second, Count: 3}
+	spec := contract.AnalysisSpec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Max: f64(1), Interval: time.Second, Count: 3}
 	perm := Permanent(errors.New("driver exports no metrics"))
 	res, err := newClock().runner().Run(context.Background(), spec, &script{t: t, steps: []step{val(0.5), {err: perm}}}, nil)
 	if !IsPermanent(err) || len(res.Measurements) != 1 {
@@ -359,7 +359,7 @@ func TestRunStopsOnPermanentErrorsAndCancel(t *testing.T) {
 	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = Run(ctx, Spec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Max: f64(1), Interval: time.Hour, Count: 2},
+	_, err = Run(ctx, contract.AnalysisSpec{Provider: ProviderHTTP, URL: "http://127.0.0.1:1/", Max: f64(1), Interval: time.Hour, Count: 2},
 		MeasureFunc(func(context.Context) (Reading, error) { return Reading{Value: 0.5}, nil }), nil)
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
 		t.Fatalf("real sleep: %v after %s", err, time.Since(start))
@@ -367,33 +367,33 @@ func TestRunStopsOnPermanentErrorsAndCancel(t *testing.T) {
 }
 
 func TestValidateListsEveryProblem(t *testing.T) {
-	if err := (Spec{Provider: ProviderRouter, Metric: MetricP99, Max: f64(0.5), Interval: time.Second}).Validate(); err != nil {
+	if err := Validate(contract.AnalysisSpec{Provider: ProviderRouter, Metric: MetricP99, Max: f64(0.5), Interval: time.Second}); err != nil {
 		t.Fatalf("valid spec: %v", err)
 	}
 	tests := []struct {
-		spec Spec
+		spec contract.AnalysisSpec
 		want []string
 	}{
-		{Spec{}, []string{"provider is required", "a success condition is required"}},
-		{Spec{Provider: "datadog", Max: f64(1)}, []string{`unknown provider "datadog"`}},
+		{contract.AnalysisSpec{}, []string{"provider is required", "a success condition is required"}},
+		{contract.AnalysisSpec{Provider: "datadog", Max: f64(1)}, []string{`unknown provider "datadog"`}},
 		{
-			Spec{Provider: ProviderRouter, Metric: "p42", Min: f64(2), Max: f64(1), Query: "up", Count: -1, FailureLimit: -1, MinRequests: 5},
+			contract.AnalysisSpec{Provider: ProviderRouter, Metric: "p42", Min: f64(2), Max: f64(1), Query: "up", Count: -1, FailureLimit: -1, MinRequests: 5},
 			[]string{`metric "p42" is not a router metric`, "interval is required with provider router", "query is not used by provider router",
 				"min 2 is greater than max 1", "count must not be negative", "failureLimit must not be negative"},
 		},
 		{
-			Spec{Provider: ProviderPrometheus, Address: "prometheus:9090", Max: f64(math.NaN()), Count: 3, MinRequests: 5, InconclusiveLimit: -2, OnNoData: "skip"},
+			contract.AnalysisSpec{Provider: ProviderPrometheus, Address: "prometheus:9090", Max: f64(math.NaN()), Count: 3, MinRequests: 5, InconclusiveLimit: -2, OnNoData: "skip"},
 			[]string{`address "prometheus:9090" has no scheme; write http://prometheus:9090`, "query is required", "max must be a finite number",
 				"interval is required when count is above 1", "minRequests is only used by provider router", "inconclusiveLimit must not be negative",
 				`onNoData "skip": want inconclusive (the default: wait for a person), fail or pass`},
 		},
 		{
-			Spec{Provider: ProviderHTTP, URL: "http://x/", Field: "data..rate", Max: f64(1), Count: 2, Interval: time.Second, FailureLimit: 2},
+			contract.AnalysisSpec{Provider: ProviderHTTP, URL: "http://x/", Field: "data..rate", Max: f64(1), Count: 2, Interval: time.Second, FailureLimit: 2},
 			[]string{`field "data..rate" has an empty path element`, "failureLimit 2 tolerates all 2 measurements"},
 		},
 	}
 	for _, tc := range tests {
-		err := tc.spec.Validate()
+		err := Validate(tc.spec)
 		var se *SpecError
 		if !errors.As(err, &se) {
 			t.Errorf("%+v: %v, want a *SpecError", tc.spec, err)
@@ -411,8 +411,8 @@ func TestValidateListsEveryProblem(t *testing.T) {
 }
 
 func TestExpand(t *testing.T) {
-	s := Spec{Provider: ProviderPrometheus, Address: "http://127.0.0.1:9090", Query: `sum(rate(errors{fleet="{{fleet}}",env="{{environment}}"}[1m])) {{other}}`, Max: f64(1)}
-	got := s.Expand(map[string]string{"fleet": "fl-1", "environment": "prod"})
+	s := contract.AnalysisSpec{Provider: ProviderPrometheus, Address: "http://127.0.0.1:9090", Query: `sum(rate(errors{fleet="{{fleet}}",env="{{environment}}"}[1m])) {{other}}`, Max: f64(1)}
+	got := Expand(s, map[string]string{"fleet": "fl-1", "environment": "prod"})
 	if want := `sum(rate(errors{fleet="fl-1",env="prod"}[1m])) {{other}}`; got.Query != want {
 		t.Fatalf("query %q, want %q", got.Query, want)
 	}

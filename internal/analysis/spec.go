@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/router/routermetrics"
 )
 
@@ -54,54 +55,7 @@ const (
 	ErrorRetryInterval = time.Second
 )
 
-// Spec describes one analysis: what to measure, how often, and what passes.
-type Spec struct {
-	// Provider is where measurements come from: router, prometheus or http.
-	Provider string `json:"provider"`
-	// Metric is, for provider router, one of errorRate, p50, p90, p95, p99
-	// (latency in seconds). For the other providers it only names the value in
-	// messages (optional).
-	Metric string `json:"metric,omitempty"`
-	// Max and Min are the success condition: a measurement passes when its value
-	// is <= Max and >= Min (either may be left out, not both).
-	Max *float64 `json:"max,omitempty"`
-	Min *float64 `json:"min,omitempty"`
-	// Interval is the time between measurements. For provider router it is also
-	// the window each measurement covers, so it is required there.
-	Interval time.Duration `json:"interval,omitempty"`
-	// Count is the number of measurements that produce a result (errors do not
-	// count); 0 means 1.
-	Count int `json:"count,omitempty"`
-	// FailureLimit is the number of failed measurements tolerated; one more
-	// fails the analysis at once.
-	FailureLimit int `json:"failureLimit,omitempty"`
-	// ConsecutiveErrorLimit is the number of measurements in a row that could
-	// not be taken (errors) tolerated; one more fails the analysis ("could not
-	// measure"). 0 means 4; a negative value tolerates none.
-	ConsecutiveErrorLimit int `json:"consecutiveErrorLimit,omitempty"`
-	// InconclusiveLimit is the number of inconclusive measurements tolerated
-	// (too little traffic, no data); one more ends the analysis Inconclusive.
-	InconclusiveLimit int `json:"inconclusiveLimit,omitempty"`
-	// MinRequests, for provider router: a window in which the fleet received
-	// fewer requests is inconclusive. 0 means 10; a negative value means any
-	// window with at least one request counts.
-	MinRequests int `json:"minRequests,omitempty"`
-	// Address (the Prometheus base URL, e.g. http://prometheus:9090) and Query
-	// (PromQL returning one scalar or a one-series vector), for provider prometheus.
-	Address string `json:"address,omitempty"`
-	Query   string `json:"query,omitempty"`
-	// URL answers JSON, and Field is the dotted path of a number in it
-	// (data.errorRate, items.0.value; empty: the whole answer), for provider http.
-	URL   string `json:"url,omitempty"`
-	Field string `json:"field,omitempty"`
-	// OnNoData says what a measurement without data counts as (no samples:
-	// an empty vector, a NaN, a null, fewer than minRequests requests):
-	// NoDataInconclusive (the default: the analysis ends Inconclusive and waits
-	// for a person, as inconclusiveLimit says), NoDataFail or NoDataPass.
-	OnNoData string `json:"onNoData,omitempty"`
-}
-
-// What a measurement without data counts as (Spec.OnNoData).
+// What a measurement without data counts as (contract.AnalysisSpec.OnNoData).
 const (
 	NoDataInconclusive = "inconclusive"
 	NoDataFail         = "fail"
@@ -118,7 +72,7 @@ func (e *SpecError) Error() string {
 }
 
 // Validate checks the spec and returns a *SpecError naming every problem, or nil.
-func (s Spec) Validate() error {
+func Validate(s contract.AnalysisSpec) error {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	notFor := func(field, value, provider string) {
@@ -202,7 +156,7 @@ func (s Spec) Validate() error {
 	}
 	if s.FailureLimit < 0 {
 		add("failureLimit must not be negative, got %d", s.FailureLimit)
-	} else if count := s.count(); s.Count >= 0 && s.FailureLimit >= count {
+	} else if count := count(s); s.Count >= 0 && s.FailureLimit >= count {
 		add("failureLimit %d tolerates all %d measurements: the analysis could never fail", s.FailureLimit, count)
 	}
 	if s.InconclusiveLimit < 0 {
@@ -245,7 +199,7 @@ func checkHTTPURL(raw string) error {
 // Expand returns s with {{name}} in Address, Query and URL replaced by
 // vars[name], so one spec can name the fleet under analysis ({{fleet}}),
 // the service and the environment. Unknown names stay as they are.
-func (s Spec) Expand(vars map[string]string) Spec {
+func Expand(s contract.AnalysisSpec, vars map[string]string) contract.AnalysisSpec {
 	if len(vars) == 0 {
 		return s
 	}
@@ -260,14 +214,14 @@ func (s Spec) Expand(vars map[string]string) Spec {
 	return s
 }
 
-func (s Spec) count() int {
+func count(s contract.AnalysisSpec) int {
 	if s.Count <= 0 {
 		return DefaultCount
 	}
 	return s.Count
 }
 
-func (s Spec) consecutiveErrorLimit() int {
+func consecutiveErrorLimit(s contract.AnalysisSpec) int {
 	switch {
 	case s.ConsecutiveErrorLimit == 0:
 		return DefaultConsecutiveErrorLimit
@@ -277,7 +231,7 @@ func (s Spec) consecutiveErrorLimit() int {
 	return s.ConsecutiveErrorLimit
 }
 
-func (s Spec) minRequests() float64 {
+func minRequests(s contract.AnalysisSpec) float64 {
 	switch {
 	case s.MinRequests == 0:
 		return DefaultMinRequests
@@ -288,7 +242,7 @@ func (s Spec) minRequests() float64 {
 }
 
 // metricName names the measured value in messages.
-func (s Spec) metricName() string {
+func metricName(s contract.AnalysisSpec) string {
 	switch {
 	case s.Metric != "":
 		return s.Metric
@@ -299,7 +253,7 @@ func (s Spec) metricName() string {
 }
 
 // check reports whether v passes the success condition and describes the comparison.
-func (s Spec) check(v float64) (ok bool, text string) {
+func check(s contract.AnalysisSpec, v float64) (ok bool, text string) {
 	f := fmtValue(v)
 	if s.Max != nil && v > *s.Max {
 		return false, fmt.Sprintf("%s > max %s", f, fmtValue(*s.Max))
@@ -317,7 +271,7 @@ func (s Spec) check(v float64) (ok bool, text string) {
 }
 
 // distance is how far v is outside the success condition (0 inside).
-func (s Spec) distance(v float64) float64 {
+func distance(s contract.AnalysisSpec, v float64) float64 {
 	d := 0.0
 	if s.Max != nil && v > *s.Max {
 		d = v - *s.Max
@@ -329,7 +283,7 @@ func (s Spec) distance(v float64) float64 {
 }
 
 // onNoData is OnNoData with its default.
-func (s Spec) onNoData() string {
+func onNoData(s contract.AnalysisSpec) string {
 	if s.OnNoData == "" {
 		return NoDataInconclusive
 	}
@@ -341,7 +295,7 @@ func (s Spec) onNoData() string {
 // imago_router_errors_total", "prometheus http://prom:9090", "GET https://…
 // (field data.errorRate)". Passwords in URLs are hidden. A Prometheus query is
 // not in it: it is long, and shown once, apart (see Query).
-func (s Spec) Source() string {
+func Source(s contract.AnalysisSpec) string {
 	switch s.Provider {
 	case ProviderRouter:
 		if _, ok := routerQuantiles[s.Metric]; ok {
@@ -360,7 +314,7 @@ func (s Spec) Source() string {
 }
 
 // Condition describes the success condition: "max 0.05", "min 1 and max 2".
-func (s Spec) Condition() string {
+func Condition(s contract.AnalysisSpec) string {
 	switch {
 	case s.Max != nil && s.Min != nil:
 		return fmt.Sprintf("min %s and max %s", fmtValue(*s.Min), fmtValue(*s.Max))

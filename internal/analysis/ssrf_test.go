@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 )
 
@@ -19,7 +20,7 @@ import (
 // allows them), follow a redirect there, or carry an answer's content back in a
 // rollout's messages. Each case runs a whole analysis (Run), as RunAnalysis does.
 
-func runAnalysis(t *testing.T, spec Spec, env Env) (Result, error) {
+func runAnalysis(t *testing.T, spec contract.AnalysisSpec, env Env) (Result, error) {
 	t.Helper()
 	spec.Interval, spec.Count = time.Second, 2
 	m, err := NewMeasurer(spec, env)
@@ -30,7 +31,7 @@ func runAnalysis(t *testing.T, spec Spec, env Env) (Result, error) {
 }
 
 func TestAnalysisAtTheMetadataAddressIsRefused(t *testing.T) {
-	for _, spec := range []Spec{
+	for _, spec := range []contract.AnalysisSpec{
 		{Provider: ProviderHTTP, URL: "http://169.254.169.254/latest/meta-data/iam/security-credentials/", Max: f64(1)},
 		{Provider: ProviderPrometheus, Address: "http://169.254.169.254", Query: "up", Max: f64(1)},
 		{Provider: ProviderHTTP, URL: "http://[fd00:ec2::254]/latest/meta-data/", Max: f64(1)},
@@ -75,7 +76,7 @@ func TestAnalysisAtLoopbackNeedsTheOperatorsAllow(t *testing.T) {
 	srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"errorRate":0.01}`) })
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	for _, url := range []string{srv.URL + "/stats", "http://localhost:" + port + "/stats"} {
-		spec := Spec{Provider: ProviderHTTP, URL: url, Field: "errorRate", Max: f64(0.05)}
+		spec := contract.AnalysisSpec{Provider: ProviderHTTP, URL: url, Field: "errorRate", Max: f64(0.05)}
 		_, err := runAnalysis(t, spec, Env{})
 		if !IsPermanent(err) || !strings.Contains(err.Error(), "127.0.0.1 is loopback; an operator can allow it with IMAGO_ANALYSIS_ALLOW=127.0.0.1") {
 			t.Errorf("%s without allow: %v", url, err)
@@ -86,7 +87,7 @@ func TestAnalysisAtLoopbackNeedsTheOperatorsAllow(t *testing.T) {
 	}
 	for _, allow := range []string{"127.0.0.1", "127.0.0.0/8", "localhost"} {
 		env := Env{HTTP: netguard.New(netguard.MustParseAllow(allow)).Client(0)}
-		spec := Spec{Provider: ProviderHTTP, URL: "http://localhost:" + port + "/stats", Field: "errorRate", Max: f64(0.05)}
+		spec := contract.AnalysisSpec{Provider: ProviderHTTP, URL: "http://localhost:" + port + "/stats", Field: "errorRate", Max: f64(0.05)}
 		res, err := runAnalysis(t, spec, env)
 		if err != nil || res.Phase != PhaseSuccessful {
 			t.Errorf("allowed by %s: %+v, %v", allow, res, err)
@@ -100,7 +101,7 @@ func TestAnalysisFollowsNoRedirect(t *testing.T) {
 		http.Redirect(w, r, target.URL+"/stats", http.StatusFound)
 	})
 	env := Env{HTTP: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
-	for _, spec := range []Spec{
+	for _, spec := range []contract.AnalysisSpec{
 		{Provider: ProviderHTTP, URL: redirect.URL + "/stats", Field: "errorRate", Max: f64(0.05)},
 		{Provider: ProviderPrometheus, Address: redirect.URL, Query: "up", Max: f64(0.05)},
 	} {
@@ -132,14 +133,14 @@ func TestAnalysisNeverRepeatsTheAnswer(t *testing.T) {
 	})
 	env := Env{HTTP: netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0)}
 	for _, tc := range []struct {
-		spec Spec
+		spec contract.AnalysisSpec
 		want string
 	}{
-		{Spec{Provider: ProviderHTTP, URL: srv.URL + "/500", Max: f64(1)}, "answered 500 Internal Server Error, 55 bytes"},
-		{Spec{Provider: ProviderHTTP, URL: srv.URL + "/config", Field: "key", Max: f64(1)}, "field key is a string of 34 bytes, not a number"},
-		{Spec{Provider: ProviderHTTP, URL: srv.URL + "/page", Max: f64(1)}, "the answer (200 OK, 47 bytes) is not JSON"},
-		{Spec{Provider: ProviderPrometheus, Address: srv.URL, Query: "up", Max: f64(1)}, "refused the query: 400 Bad Request, 112 bytes, no errorType"},
-		{Spec{Provider: ProviderPrometheus, Address: srv.URL + "/500#", Query: "up", Max: f64(1)}, "not a Prometheus API answer"},
+		{contract.AnalysisSpec{Provider: ProviderHTTP, URL: srv.URL + "/500", Max: f64(1)}, "answered 500 Internal Server Error, 55 bytes"},
+		{contract.AnalysisSpec{Provider: ProviderHTTP, URL: srv.URL + "/config", Field: "key", Max: f64(1)}, "field key is a string of 34 bytes, not a number"},
+		{contract.AnalysisSpec{Provider: ProviderHTTP, URL: srv.URL + "/page", Max: f64(1)}, "the answer (200 OK, 47 bytes) is not JSON"},
+		{contract.AnalysisSpec{Provider: ProviderPrometheus, Address: srv.URL, Query: "up", Max: f64(1)}, "refused the query: 400 Bad Request, 112 bytes, no errorType"},
+		{contract.AnalysisSpec{Provider: ProviderPrometheus, Address: srv.URL + "/500#", Query: "up", Max: f64(1)}, "not a Prometheus API answer"},
 	} {
 		res, err := runAnalysis(t, tc.spec, env)
 		if err != nil || res.Reason != ReasonCouldNotMeasure || !strings.Contains(res.Message, tc.want) || strings.Contains(res.Message, "AKIA") {

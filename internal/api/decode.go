@@ -39,7 +39,7 @@ func DecodeStartRollout(r io.Reader, roots spec.BakeRoots) (StartRolloutRequest,
 		return req, err
 	}
 	if req.Image != "" {
-		req.Spec.Image = spec.ImageRef{ID: req.Image}
+		req.Spec.Image = contract.ImageRef{ID: req.Image}
 	}
 	es := prefixed("spec.", req.Spec.Normalize())
 	switch {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -23,7 +24,7 @@ func TestDecodeStartRolloutDefaultsAndOverridesTheImage(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "img-3f2a1c9d0b7e", req.Spec.Image.ID)
 	assert.Equal(t, "prod", req.Spec.Environment)
-	assert.Equal(t, spec.Canary, req.Spec.Strategy.Type)
+	assert.Equal(t, contract.Canary, req.Spec.Strategy.Type)
 	assert.Equal(t, "30s", req.Spec.Strategy.Steps[1].Pause.Duration.String())
 }
 
@@ -41,6 +42,10 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 		{`{"spec": {"service": "hello", "fleet": {"size": -1}}}`, "spec.fleet.size: must be between 1 and 10000, got -1", 400},
 		{`{"spec": {"service": "x"}, "image": "` + strings.Repeat("a", MaxBodyBytes) + `"}`, "larger than 1048576 bytes", 413},
 		{`{"spec": {"service": "hello", "listen": "127.0.0.1:9080", "image": {"bake": "bake.yaml"}}}`, "bake: is required when spec.image.bake is set", 400},
+		{`{"spec": {"service": "hello", "listen": "127.0.0.1:9080", "image": {"id": "img-3f2a1c9d0b7e"}, "hooks": {"preRollout": "ftp://gate"}, "notify": [{"url": "https://chat.example.com/x", "format": "discord"}]}}`,
+			`spec.hooks.preRollout: "ftp://gate": want an http:// or https:// URL`, 400},
+		{`{"spec": {"service": "hello", "listen": "127.0.0.1:9080", "image": {"id": "img-3f2a1c9d0b7e"}, "notify": [{"url": "https://chat.example.com/x", "on": ["deployed"]}]}}`,
+			`spec.notify[0].on[0]: "deployed": want one of awaiting-approval`, 400},
 	} {
 		_, err := DecodeStartRollout(strings.NewReader(tc.body), spec.BakeRoots{})
 		require.Error(t, err, "%.60s", tc.body)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -15,7 +16,7 @@ var serviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // ImageList answers GET /v1/images.
 type ImageList struct {
-	Images []catalog.Image `json:"images"`
+	Images []contract.Image `json:"images"`
 }
 
 // listImages is GET /v1/images?service=S: images, newest first, as `imago image list`.
@@ -25,16 +26,16 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if imgs == nil {
-		imgs = []catalog.Image{}
+		imgs = []contract.Image{}
 	}
 	return writeJSON(w, http.StatusOK, ImageList{Images: imgs})
 }
 
 // ImageDetail answers GET /v1/images/{id}, as `imago image show -o json`.
 type ImageDetail struct {
-	Image    catalog.Image `json:"image"`
-	Channels []string      `json:"channels"` // channels of its service that point at it
-	Children []string      `json:"children"` // images built on it
+	Image    contract.Image `json:"image"`
+	Channels []string       `json:"channels"` // channels of its service that point at it
+	Children []string       `json:"children"` // images built on it
 }
 
 func (s *Server) showImage(w http.ResponseWriter, r *http.Request) error {
@@ -122,8 +123,8 @@ func (s *Server) revokeImage(w http.ResponseWriter, r *http.Request) error {
 
 // ChannelList answers GET /v1/services/{service}/channels.
 type ChannelList struct {
-	Service  string                 `json:"service"`
-	Channels []catalog.ChannelEntry `json:"channels"` // the current entry of each channel, by name
+	Service  string                  `json:"service"`
+	Channels []contract.ChannelEntry `json:"channels"` // the current entry of each channel, by name
 }
 
 func pathService(r *http.Request) (string, error) {
@@ -144,15 +145,15 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if chans == nil {
-		chans = []catalog.ChannelEntry{}
+		chans = []contract.ChannelEntry{}
 	}
 	return writeJSON(w, http.StatusOK, ChannelList{Service: service, Channels: chans})
 }
 
 // ChannelHistory answers GET /v1/services/{service}/channels/{channel}.
 type ChannelHistory struct {
-	Current catalog.ChannelEntry   `json:"current"`
-	History []catalog.ChannelEntry `json:"history"` // every move, oldest first
+	Current contract.ChannelEntry   `json:"current"`
+	History []contract.ChannelEntry `json:"history"` // every move, oldest first
 }
 
 func (s *Server) channelHistory(w http.ResponseWriter, r *http.Request) error {

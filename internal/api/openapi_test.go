@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -116,21 +115,21 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 	doc := readOpenAPI(t)
 	for name, v := range map[string]any{
 		"Problem": Problem{}, "FieldError": spec.FieldError{},
-		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": spec.ImageRef{},
-		"Fleet": spec.Fleet{}, "Health": spec.Health{}, "Check": spec.Check{}, "Strategy": spec.Strategy{}, "Step": spec.Step{},
-		"Pause": spec.Pause{}, "Analysis": spec.Analysis{}, "Approval": spec.Approval{}, "Verify": spec.Verify{},
-		"BakeTime": spec.BakeTime{}, "BakeTimeResult": contract.BakeTimeResult{},
+		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": contract.ImageRef{},
+		"Fleet": spec.Fleet{}, "Health": contract.Health{}, "Check": contract.Check{}, "Strategy": contract.Strategy{}, "Step": contract.Step{},
+		"Pause": contract.Pause{}, "Analysis": contract.Analysis{}, "Approval": contract.ApprovalSpec{}, "Verify": contract.Verify{}, "Hooks": contract.Hooks{}, "NotifyTarget": contract.NotifyTarget{},
+		"BakeTime": contract.BakeTime{}, "BakeTimeResult": contract.BakeTimeResult{},
 		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": contract.RolloutProgress{},
 		"Event": contract.ProgressEvent{}, "FleetWeight": contract.FleetWeight{}, "GateApproval": contract.Approval{},
 		"AnalysisRun": contract.AnalysisRun{}, "AnalysisCounts": contract.AnalysisCounts{}, "Measurement": contract.Measurement{},
 		"RolloutSummary": rollouts.Summary{}, "RolloutList": RolloutList{},
 		"RolloutResult": contract.RolloutResult{}, "RolloutDone": RolloutDone{}, "DecisionRequest": DecisionRequest{},
-		"Decided": Decided{}, "StartBakeRequest": StartBakeRequest{}, "BakeSpec": spec.Bake{}, "ImageTest": spec.ImageTest{},
+		"Decided": Decided{}, "StartBakeRequest": StartBakeRequest{}, "BakeSpec": spec.Bake{}, "ImageTest": contract.ImageTest{},
 		"StartedBake": StartedBake{}, "BakeStatus": BakeStatus{}, "BakeProgress": contract.BakeProgress{},
-		"BakeResult": contract.BakeResult{}, "Image": catalog.Image{}, "Revocation": catalog.Revocation{},
-		"Outdated": catalog.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
+		"BakeResult": contract.BakeResult{}, "Image": contract.Image{}, "Revocation": contract.Revocation{},
+		"Outdated": contract.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
 		"PromoteRequest": PromoteRequest{}, "RevokeRequest": RevokeRequest{}, "Revoked": Revoked{},
-		"ChannelEntry": catalog.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
+		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -32,10 +33,10 @@ func validatePipeline(p *spec.Pipeline, bakePrefix string, roots spec.BakeRoots,
 		es = append(es, normalizeBake(bakePrefix, p.Bake, roots)...)
 	}
 	for i := range p.Stages {
-		if r := &p.Stages[i].Rollout; r.Image != (spec.ImageRef{}) {
+		if r := &p.Stages[i].Rollout; r.Image != (contract.ImageRef{}) {
 			es = append(es, spec.FieldError{Field: where(fmt.Sprintf("stages[%d].rollout.image", i)),
 				Msg: "is set by the pipeline from its bake or image; leave it out"})
-			r.Image = spec.ImageRef{} // and check the rest of the stage
+			r.Image = contract.ImageRef{} // and check the rest of the stage
 		}
 	}
 	if err := p.Validate(); err != nil {

@@ -4,6 +4,7 @@ package api
 // describes the same types). decode.go reads and validates them.
 
 import (
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -74,8 +75,8 @@ type SchedulePipeline struct {
 // PipelineStage is one environment of a pipeline, its rollout spec inline and
 // without an image (the pipeline sets it).
 type PipelineStage struct {
-	Rollout  spec.Rollout  `json:"rollout"`
-	Approval spec.Approval `json:"approval"`
+	Rollout  spec.Rollout          `json:"rollout"`
+	Approval contract.ApprovalSpec `json:"approval"`
 }
 
 // PipelineRequest is a pipeline spec with its bake and rollout specs inline.
@@ -83,10 +84,10 @@ type PipelineRequest struct {
 	Name string `json:"name"`
 	// Bake is the bake spec (paths on the server, absolute or relative to
 	// bake.dir); Image instead rolls out an existing image (id or channel).
-	Bake         *spec.Bake      `json:"bake,omitempty"`
-	Image        *spec.ImageRef  `json:"image,omitempty"`
-	OnBaseChange bool            `json:"onBaseChange,omitempty"`
-	Stages       []PipelineStage `json:"stages,omitempty"`
+	Bake         *spec.Bake         `json:"bake,omitempty"`
+	Image        *contract.ImageRef `json:"image,omitempty"`
+	OnBaseChange bool               `json:"onBaseChange,omitempty"`
+	Stages       []PipelineStage    `json:"stages,omitempty"`
 }
 
 // StartPipelineRequest is the body of POST /v1/pipelines.

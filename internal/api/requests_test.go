@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 )
 
 // These need no Temporal: every one is refused before anything is started.
@@ -97,7 +98,7 @@ func TestImagesAndChannelsThroughTheAPI(t *testing.T) {
 
 	r = e.post("/v1/images/"+v1+"/promote", PromoteRequest{Channel: "stable", Reason: "soaked a week"})
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-	var entry catalog.ChannelEntry
+	var entry contract.ChannelEntry
 	r.json(t, &entry)
 	assert.Equal(t, "stable", entry.Channel)
 	assert.Equal(t, v1, entry.ImageID)

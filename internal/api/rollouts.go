@@ -26,15 +26,15 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 
 // StartedRollout answers a started rollout.
 type StartedRollout struct {
-	WorkflowID  string        `json:"workflowId"`
-	RunID       string        `json:"runId"`
-	Service     string        `json:"service"`
-	Environment string        `json:"environment"`
-	Image       spec.ImageRef `json:"image"`
-	Strategy    string        `json:"strategy"`
-	StartedBy   string        `json:"startedBy"`
-	Action      string        `json:"action,omitempty"` // "rollback" for a rollback to the previous image
-	Links       Links         `json:"links"`
+	WorkflowID  string            `json:"workflowId"`
+	RunID       string            `json:"runId"`
+	Service     string            `json:"service"`
+	Environment string            `json:"environment"`
+	Image       contract.ImageRef `json:"image"`
+	Strategy    string            `json:"strategy"`
+	StartedBy   string            `json:"startedBy"`
+	Action      string            `json:"action,omitempty"` // "rollback" for a rollback to the previous image
+	Links       Links             `json:"links"`
 }
 
 // Links are where to follow a rollout.

@@ -267,7 +267,7 @@ func TestDecodeCreateScheduleBuildsThePipeline(t *testing.T) {
 	assert.Equal(t, "prod", o.Pipeline.Stages[1].Rollout.Environment)
 	assert.True(t, o.Pipeline.Stages[1].Approval.Required)
 	assert.Equal(t, spec.DefaultApprovalTimeout, o.Pipeline.Stages[1].Approval.Timeout, "a gate's timeout is defaulted")
-	assert.Equal(t, spec.BlueGreen, o.Pipeline.Stages[0].Rollout.Strategy.Type, "the stages' rollouts are defaulted")
+	assert.Equal(t, contract.BlueGreen, o.Pipeline.Stages[0].Rollout.Strategy.Type, "the stages' rollouts are defaulted")
 	assert.Equal(t, "pipeline hello: bake → staging → prod (approval)", pipelines.Summary(o.Pipeline))
 }
 

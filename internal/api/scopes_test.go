@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 )
 
@@ -114,7 +113,7 @@ func TestEachScopeAllowsItsCallsAndRefusesOthers(t *testing.T) {
 	assert.Contains(t, e.do("POST", "/v1/images/"+img+"/promote", PromoteRequest{Channel: "stable"}, elsewhere).forbidden(t), "lacks the scope bake:hello;")
 	r = e.do("POST", "/v1/images/"+img+"/promote", PromoteRequest{Channel: "stable"}, bakeTok)
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-	var moved catalog.ChannelEntry
+	var moved contract.ChannelEntry
 	r.json(t, &moved)
 	assert.Equal(t, mustTokens(t, bakeTok)[0].Who, moved.By)
 	assert.Contains(t, e.do("POST", "/v1/images/"+img+"/revoke", RevokeRequest{Reason: "x", Cascade: true}, bakeTok).forbidden(t), "lacks the scope admin;")

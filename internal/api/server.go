@@ -355,7 +355,7 @@ func (s *Server) problemFor(r *http.Request, err error) Problem {
 			Detail: fmt.Sprintf("%v, or follow it with GET /v1/rollouts/%s/%s/events", err, rr.Service, rr.Env)}
 	case errors.As(err, &br):
 		return Problem{Type: "https://imago.dev/problems/already-running", Title: "Already running", Status: http.StatusConflict, Detail: err.Error()}
-	case errors.Is(err, catalog.ErrRevoked):
+	case errors.Is(err, contract.ErrRevoked):
 		return Problem{Type: "https://imago.dev/problems/revoked", Title: "Image revoked", Status: http.StatusConflict, Detail: err.Error()}
 	case errors.Is(err, catalog.ErrNotFound):
 		return Problem{Type: "https://imago.dev/problems/not-found", Title: "Not found", Status: http.StatusNotFound, Detail: err.Error()}

@@ -41,6 +41,7 @@ import (
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
+	"github.com/imago/imago/internal/webhook"
 	"github.com/imago/imago/workflows"
 )
 
@@ -79,6 +80,9 @@ type Config struct {
 	AnalysisAllow  string // IMAGO_ANALYSIS_ALLOW: hosts and CIDRs (comma-separated) analysis URLs may reach although loopback or private; see internal/netguard
 	BakeRoots      string // IMAGO_BAKE_ROOTS: the only directories bakes may read (PATH-like list); empty: any the worker can read
 	BakeUser       string // IMAGO_BAKE_USER: the user bakes' commands and packer run as; empty: the worker's
+	HookSecret     string // IMAGO_HOOK_SECRET: the key that signs hook requests of specs without hooks.secret
+	NotifyURL      string // IMAGO_NOTIFY_URL: told of every rollout's notices (awaiting approval, how it ended)
+	NotifyFormat   string // IMAGO_NOTIFY_FORMAT: slack (default), teams or json
 	Logger         *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
@@ -121,6 +125,9 @@ func ConfigFromEnv() Config {
 		AnalysisAllow: os.Getenv(netguard.EnvAllow),
 		BakeRoots:     os.Getenv(spec.BakeRootsEnv),
 		BakeUser:      os.Getenv(runas.Env),
+		HookSecret:    os.Getenv("IMAGO_HOOK_SECRET"),
+		NotifyURL:     os.Getenv("IMAGO_NOTIFY_URL"),
+		NotifyFormat:  os.Getenv("IMAGO_NOTIFY_FORMAT"),
 		MetricsListen: telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
@@ -368,6 +375,20 @@ func (c Config) AnalysisClient() (*http.Client, error) {
 	return netguard.New(allow).Client(10 * time.Second), nil
 }
 
+// checkNotify refuses an IMAGO_NOTIFY_URL or IMAGO_NOTIFY_FORMAT no
+// notification could be sent with, when the worker starts.
+func (c Config) checkNotify() error {
+	if c.NotifyURL != "" {
+		if err := webhook.CheckURL(c.NotifyURL); err != nil {
+			return fmt.Errorf("IMAGO_NOTIFY_URL %v", err)
+		}
+	}
+	if f := c.NotifyFormat; f != "" && !slices.Contains(contract.Formats, f) {
+		return fmt.Errorf("IMAGO_NOTIFY_FORMAT=%q: want one of %s", f, strings.Join(contract.Formats, ", "))
+	}
+	return nil
+}
+
 // OpenDeps opens the catalog and the local provider under c.Home.
 func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	c.fill()
@@ -388,6 +409,9 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	}
 	limits, err := c.archiveLimits()
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkNotify(); err != nil {
 		return nil, err
 	}
 	cat, err := catalog.Open(ctx, c.CatalogURL)
@@ -437,6 +461,10 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 			Events:    pub,
 			BakeRoots: roots,
 			BakeUser:  bakeUser,
+			// Hooks and notifications go through the analysis providers' guard.
+			HookSecret:   c.HookSecret,
+			NotifyURL:    c.NotifyURL,
+			NotifyFormat: c.NotifyFormat,
 		},
 	}, nil
 }

@@ -49,15 +49,15 @@ func TestReaperOnAnAWSWorkerWithFakeAWS(t *testing.T) {
 	deps.Activities.Temporal = e.client
 	e.ts.NewWorker(contract.TaskQueue, func(r worker.Registry) { Register(r, deps.Activities) })
 
-	_, err = deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "t", Service: "hello", Environment: "test", ImageID: ami, Size: 1, Provider: ProviderLocal})
+	_, err = deps.Provider.Provision(ctx, contract.ProvisionRequest{Token: "t", Service: "hello", Environment: "test", ImageID: ami, Size: 1, Provider: ProviderLocal})
 	assert.Equal(t, provider.InvalidArgument, provider.ErrorCode(err))
 	assert.ErrorContains(t, err, `the spec asks for provider "local", but this worker runs "aws"; run a worker with IMAGO_PROVIDER_URL=local://…`)
 
-	orphan, err := deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "left-behind", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
+	orphan, err := deps.Provider.Provision(ctx, contract.ProvisionRequest{Token: "left-behind", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
 	require.NoError(t, err)
 	// A provision whose group AWS never made (every attempt answered 500).
 	fake.Fail("CreateAutoScalingGroup", 3, 500, "InternalFailure", "fake")
-	_, err = deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "died-early", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
+	_, err = deps.Provider.Provision(ctx, contract.ProvisionRequest{Token: "died-early", Service: "hello", Environment: "test", ImageID: ami, Size: 2})
 	require.Error(t, err)
 	half := aws.FleetID("died-early")
 
@@ -102,9 +102,9 @@ func TestAWSSettingsFromTheEnvironment(t *testing.T) {
 // A spec may name the providers whose drivers are registered (a new driver is
 // one file that registers itself, and a blank import).
 func TestSpecProvidersAreTheRegisteredDrivers(t *testing.T) {
-	r := spec.Rollout{Service: "web", Provider: "gcp", Image: spec.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	r := spec.Rollout{Service: "web", Provider: "gcp", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}
 	assert.EqualError(t, r.Normalize(), "invalid spec:\n  provider: \"gcp\" is not a provider imago knows; use aws or local")
-	r = spec.Rollout{Service: "web", Provider: "aws", Image: spec.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	r = spec.Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}
 	assert.NoError(t, r.Normalize())
 }
 

@@ -73,8 +73,8 @@ func TestBakeBuildsTestsPublishesThenHitsTheCache(t *testing.T) {
 
 	// The baked image serves v2 through a rollout of the latest channel.
 	_, err = e.rollout(e.spec("", func(r *spec.Rollout) {
-		r.Image = spec.ImageRef{Channel: "latest"}
-		r.Checks = []spec.Check{{Path: "/", ExpectBody: "v2"}}
+		r.Image = contract.ImageRef{Channel: "latest"}
+		r.Checks = []contract.Check{{Path: "/", ExpectBody: "v2"}}
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, "hello from v2", e.get())
@@ -93,7 +93,7 @@ func TestBakeFailingItsImageTestPublishesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
 	b := helloBake(t)
-	b.Test.Checks = []spec.Check{{Path: "/", ExpectStatus: 200, ExpectBody: "v3"}}
+	b.Test.Checks = []contract.Check{{Path: "/", ExpectStatus: 200, ExpectBody: "v3"}}
 	_, err := e.bake(b)
 	require.Error(t, err)
 	msg := rollouts.Reason(err)
@@ -142,8 +142,8 @@ func TestRolloutWithABakeSpecBakesFirst(t *testing.T) {
 	e.startWorker()
 	b := helloBake(t)
 	r := e.spec("", func(r *spec.Rollout) {
-		r.Image = spec.ImageRef{Bake: "examples/hello/bake.yaml"}
-		r.Checks = []spec.Check{{Path: "/", ExpectBody: "v2"}}
+		r.Image = contract.ImageRef{Bake: "examples/hello/bake.yaml"}
+		r.Checks = []contract.Check{{Path: "/", ExpectBody: "v2"}}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

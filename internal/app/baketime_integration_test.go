@@ -20,9 +20,9 @@ import (
 // second, at most 5% errors).
 func bakeTime(d time.Duration) func(*spec.Rollout) {
 	return func(r *spec.Rollout) {
-		r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
-			Interval: spec.Duration(time.Second), MinRequests: 20}}
-		r.BakeTime = &spec.BakeTime{Duration: spec.Duration(d), Analysis: "errors"}
+		r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
+			Interval: contract.Duration(time.Second), MinRequests: 20}}
+		r.BakeTime = &contract.BakeTime{Duration: contract.Duration(d), Analysis: "errors"}
 	}
 }
 

@@ -26,8 +26,8 @@ func TestCancelledPipelineWaitsForItsRolloutToUndo(t *testing.T) {
 	defer cancel()
 	v2 := e.importImage("v2")
 	st := e.stageSpec("staging", false)
-	st.Rollout.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)} // the rollout holds before cutover
-	p := spec.Pipeline{Name: "hello", Image: &spec.ImageRef{ID: v2}, Stages: []spec.Stage{st}}
+	st.Rollout.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)} // the rollout holds before cutover
+	p := spec.Pipeline{Name: "hello", Image: &contract.ImageRef{ID: v2}, Stages: []spec.Stage{st}}
 	run, err := pipelines.Start(ctx, e.client, p, false, "integration-test")
 	require.NoError(t, err)
 

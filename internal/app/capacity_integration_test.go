@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/rollouts"
@@ -53,7 +54,7 @@ func (e *env) sampleCapacity() (stop func() []capacitySample) {
 				for _, f := range fleets {
 					if f, err := e.deps.Provider.Describe(ctx, f.ID); err == nil {
 						for _, in := range f.Instances {
-							if in.State != provider.InstanceRunning || in.Address == "" {
+							if in.State != contract.InstanceRunning || in.Address == "" {
 								continue
 							}
 							wg.Go(func() {
@@ -111,7 +112,7 @@ func TestRollingWithinACapacityBudgetUnderLoad(t *testing.T) {
 	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
 	for _, tc := range []struct {
 		version                         string
-		waves, maxSurge, maxUnavailable spec.Budget
+		waves, maxSurge, maxUnavailable contract.Budget
 		history                         string
 		wantSteps                       int
 	}{
@@ -126,7 +127,7 @@ func TestRollingWithinACapacityBudgetUnderLoad(t *testing.T) {
 			img := e.importDir(buildHello(t, tc.version, "-X main.version="+tc.version+" -X main.startDelay=1s"))
 			r := e.spec(img, four, func(r *spec.Rollout) {
 				surge, unavailable := tc.maxSurge, tc.maxUnavailable
-				r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: spec.Waves(tc.waves), MaxSurge: &surge, MaxUnavailable: &unavailable}
+				r.Strategy = contract.Strategy{Type: contract.Rolling, Waves: contract.Waves(tc.waves), MaxSurge: &surge, MaxUnavailable: &unavailable}
 			})
 			c, err := r.Strategy.Capacity(4)
 			require.NoError(t, err)
@@ -187,7 +188,7 @@ func TestCanaryWithMinHealthyPercentUnderLoad(t *testing.T) {
 	defer cancel()
 	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
 	res, err := e.rollout(e.spec(v2, func(r *spec.Rollout) {
-		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: ip(50)}}, MinHealthyPercent: ip(60)}
+		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{{SetWeight: ip(50)}}, MinHealthyPercent: ip(60)}
 	}))
 	require.NoError(t, err)
 	e.recordHistory("rollout-canary-min-healthy", e.last.GetID(), e.last.GetRunID())

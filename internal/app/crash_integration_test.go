@@ -92,11 +92,11 @@ func TestCrashSuite(t *testing.T) {
 	})
 
 	canary := func(r *spec.Rollout) {
-		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{
-			{SetWeight: ip(20)}, {Analysis: "errors"}, {SetWeight: ip(60)}, {Pause: &spec.Pause{Duration: durp(time.Second)}},
+		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{
+			{SetWeight: ip(20)}, {Analysis: "errors"}, {SetWeight: ip(60)}, {Pause: &contract.Pause{Duration: durp(time.Second)}},
 		}}
-		r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
-			Interval: spec.Duration(time.Second), Count: 3, MinRequests: 20}}
+		r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
+			Interval: contract.Duration(time.Second), Count: 3, MinRequests: 20}}
 	}
 	groups := []struct {
 		name   string
@@ -168,7 +168,7 @@ func crashRollouts(t *testing.T, bin, group string, mutate func(*spec.Rollout), 
 			}
 			want := "hello from " + strings.TrimSuffix(next, "slow")
 			r := e.spec(images[next], func(r *spec.Rollout) {
-				r.Checks = []spec.Check{{Path: "/", ExpectBody: want}}
+				r.Checks = []contract.Check{{Path: "/", ExpectBody: want}}
 				if mutate != nil {
 					mutate(r)
 				}
@@ -343,8 +343,8 @@ func crashDevMode(t *testing.T, bin string) {
 		{v1, "hello from v1", contract.PhaseSoaking},
 	} {
 		run, err := rollouts.Start(ctx, e.client, e.spec(step.image, func(r *spec.Rollout) {
-			r.Checks = []spec.Check{{Path: "/", ExpectBody: step.want}}
-			s := spec.Duration(3 * time.Second)
+			r.Checks = []contract.Check{{Path: "/", ExpectBody: step.want}}
+			s := contract.Duration(3 * time.Second)
 			r.Soak = &s
 		}), rollouts.StartOptions{StartedBy: "crash-suite"})
 		require.NoError(t, err)

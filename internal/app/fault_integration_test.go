@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/faulty"
@@ -39,7 +40,7 @@ func TestTransientProviderFaultsNeverFailARollout(t *testing.T) {
 	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
 	e.waitRequests(load, 100)
 	res2, err := e.rollout(e.spec(v2, func(r *spec.Rollout) {
-		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: ip(50)}, {Pause: &spec.Pause{Duration: durp(time.Second)}}}}
+		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{{SetWeight: ip(50)}, {Pause: &contract.Pause{Duration: durp(time.Second)}}}}
 	}))
 	require.NoError(t, err)
 	res3, err := e.rollout(e.spec(v1))
@@ -91,7 +92,7 @@ func TestPermanentProviderFaultAtEachPhaseLeavesTheOldFleetServing(t *testing.T)
 	}
 }
 
-func durp(d time.Duration) *spec.Duration {
-	x := spec.Duration(d)
+func durp(d time.Duration) *contract.Duration {
+	x := contract.Duration(d)
 	return &x
 }

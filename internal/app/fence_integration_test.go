@@ -63,7 +63,7 @@ func probeBake(t *testing.T) spec.Bake {
 		Provision:  []string{"env > env.txt", "id -u > uid.txt"},
 		PassEnv:    []string{"PATH"},
 		Entrypoint: []string{"./hello"},
-		Test:       spec.ImageTest{Checks: []spec.Check{{Path: "/", ExpectBody: "v1"}}},
+		Test:       contract.ImageTest{Checks: []contract.Check{{Path: "/", ExpectBody: "v1"}}},
 	}
 	require.NoError(t, b.Normalize())
 	return b
@@ -105,7 +105,7 @@ func packerProbe(t *testing.T) (root, template, out string) {
 // bakeProbe bakes the packer probe through the worker and returns what its
 // provisioner saw.
 func (e *env) bakeProbe(template, out string) string {
-	b := spec.Bake{Service: "probe", Builder: spec.BuilderPacker, Template: template, Vars: map[string]string{"out": out}, PassEnv: []string{"PATH"}}
+	b := spec.Bake{Service: "probe", Builder: contract.BuilderPacker, Template: template, Vars: map[string]string{"out": out}, PassEnv: []string{"PATH"}}
 	require.NoError(e.t, b.Normalize())
 	_, err := e.bake(b)
 	require.NoError(e.t, err)
@@ -178,7 +178,7 @@ func TestWorkerFenceRefusesBakesWhoeverStartedThem(t *testing.T) {
 			"files[0]: " + filepath.Join(root, "hostname") + " resolves to /etc/hostname, outside IMAGO_BAKE_ROOTS"},
 		{func(b *spec.Bake) { b.PassEnv = []string{"PATH", "IMAGO_API_TOKENS"} }, "passEnv[1]: IMAGO_API_TOKENS may not be passed"},
 		{func(b *spec.Bake) {
-			b.Builder, b.Source, b.Template = spec.BuilderPacker, "", "/etc/imago/image.pkr.hcl"
+			b.Builder, b.Source, b.Template = contract.BuilderPacker, "", "/etc/imago/image.pkr.hcl"
 		},
 			"template: /etc/imago/image.pkr.hcl is outside IMAGO_BAKE_ROOTS"},
 	} {

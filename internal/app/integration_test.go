@@ -134,12 +134,12 @@ func (e *env) importImage(build string) string {
 }
 
 func (e *env) spec(imageID string, mutate ...func(*spec.Rollout)) spec.Rollout {
-	soak := spec.Duration(time.Second)
+	soak := contract.Duration(time.Second)
 	r := spec.Rollout{
-		Service: "hello", Environment: "test", Image: spec.ImageRef{ID: imageID},
+		Service: "hello", Environment: "test", Image: contract.ImageRef{ID: imageID},
 		Fleet: spec.Fleet{Size: 3}, Listen: e.listen,
-		Health: spec.Health{Interval: spec.Duration(200 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
-		Checks: []spec.Check{{Path: "/"}},
+		Health: contract.Health{Interval: contract.Duration(200 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
+		Checks: []contract.Check{{Path: "/"}},
 		Soak:   &soak,
 	}
 	for _, m := range mutate {
@@ -231,8 +231,8 @@ func TestRolloutV1ThenV2ThroughTheRouter(t *testing.T) {
 	// While v2 soaks, a second rollout of the same service is refused by name.
 	ctx := context.Background()
 	run, err := rollouts.Start(ctx, e.client, e.spec(v2, func(r *spec.Rollout) {
-		r.Checks = []spec.Check{{Path: "/", ExpectBody: "v2"}}
-		s := spec.Duration(3 * time.Second)
+		r.Checks = []contract.Check{{Path: "/", ExpectBody: "v2"}}
+		s := contract.Duration(3 * time.Second)
 		r.Soak = &s
 	}), rollouts.StartOptions{StartedBy: "integration-test"})
 	require.NoError(t, err)
@@ -276,7 +276,7 @@ func TestFailedSmokeCheckLeavesTheOldFleetServing(t *testing.T) {
 	res1, err := e.rollout(e.spec(v1))
 	require.NoError(t, err)
 
-	_, err = e.rollout(e.spec(v2, func(r *spec.Rollout) { r.Checks = []spec.Check{{Path: "/", ExpectBody: "v3"}} }))
+	_, err = e.rollout(e.spec(v2, func(r *spec.Rollout) { r.Checks = []contract.Check{{Path: "/", ExpectBody: "v3"}} }))
 	require.Error(t, err)
 	e.recordHistory("rollout-failed-smoke-check", e.last.GetID(), e.last.GetRunID())
 	msg := rollouts.Reason(err)
@@ -296,7 +296,7 @@ func TestHealthTimeoutTearsDownTheNewFleet(t *testing.T) {
 	v1 := e.importImage("v1")
 	_, err := e.rollout(e.spec(v1, func(r *spec.Rollout) {
 		r.Health.Path = "/missing"
-		r.Health.Timeout = spec.Duration(2 * time.Second)
+		r.Health.Timeout = contract.Duration(2 * time.Second)
 	}))
 	require.Error(t, err)
 	assert.Contains(t, rollouts.Reason(err), "not healthy within 2s: 0 of 3 instances pass /missing")

@@ -28,22 +28,22 @@ func copiedHelloBake(t *testing.T, service, channel string) (spec.Bake, string) 
 	require.NoError(t, os.WriteFile(main, src, 0o644))
 	b.Files = []string{main}
 	b.Service, b.Channel = service, channel
-	b.Test.Health.Interval = spec.Duration(100 * time.Millisecond)
+	b.Test.Health.Interval = contract.Duration(100 * time.Millisecond)
 	require.NoError(t, b.Normalize())
 	return b, main
 }
 
 // stageSpec is a rollout stage of hello in env, behind its own router.
 func (e *env) stageSpec(env string, approval bool) spec.Stage {
-	soak := spec.Duration(0)
+	soak := contract.Duration(0)
 	r := spec.Rollout{
 		Service: "hello", Environment: env, Provider: "local", Fleet: spec.Fleet{Size: 2}, Listen: freeAddr(e.t),
-		Health: spec.Health{Path: "/healthz", Interval: spec.Duration(100 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
-		Checks: []spec.Check{{Path: "/", ExpectBody: "v2"}}, Strategy: spec.Strategy{Type: spec.BlueGreen}, Soak: &soak,
+		Health: contract.Health{Path: "/healthz", Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
+		Checks: []contract.Check{{Path: "/", ExpectBody: "v2"}}, Strategy: contract.Strategy{Type: contract.BlueGreen}, Soak: &soak,
 	}
 	st := spec.Stage{RolloutFile: "rollout-" + env + ".yaml", Rollout: r}
 	if approval {
-		st.Approval = spec.Approval{Required: true, Timeout: spec.Duration(10 * time.Minute)}
+		st.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(10 * time.Minute)}
 	}
 	return st
 }
@@ -174,7 +174,7 @@ func TestPipelineStopsAtAFailedStagingRollout(t *testing.T) {
 	ctx := context.Background()
 	b, _ := copiedHelloBake(t, "hello", "latest")
 	staging, prod := e.stageSpec("staging", false), e.stageSpec("prod", false)
-	staging.Rollout.Checks = []spec.Check{{Path: "/", ExpectBody: "v3"}} // the image serves v2: the smoke check fails
+	staging.Rollout.Checks = []contract.Check{{Path: "/", ExpectBody: "v3"}} // the image serves v2: the smoke check fails
 	p := spec.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b, Stages: []spec.Stage{staging, prod}}
 	run, err := pipelines.Start(ctx, e.client, p, false, "integration-test")
 	require.NoError(t, err)
@@ -205,7 +205,7 @@ func TestBaseChannelMoveStartsOptedInPipelines(t *testing.T) {
 
 	base, baseMain := copiedHelloBake(t, "base", "stable")
 	app, _ := copiedHelloBake(t, "hello", "latest")
-	app.Base = &spec.ImageRef{Service: "base", Channel: "stable"}
+	app.Base = &contract.ImageRef{Service: "base", Channel: "stable"}
 	// The image records its base, as a real one carries the base's layers.
 	app.Provision = append(app.Provision, `echo "$IMAGO_BASE_IMAGE" > base-image`)
 	app.Include = append(app.Include, "base-image")

@@ -55,8 +55,8 @@ func TestCanaryUnderLoadSplitsTrafficByWeight(t *testing.T) {
 	defer cancel()
 	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 16})
 	r := e.spec(v2, func(r *spec.Rollout) {
-		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{
-			{SetWeight: ip(10)}, {Pause: &spec.Pause{}}, {SetWeight: ip(50)}, {Pause: &spec.Pause{}},
+		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{
+			{SetWeight: ip(10)}, {Pause: &contract.Pause{}}, {SetWeight: ip(50)}, {Pause: &contract.Pause{}},
 		}}
 	})
 	run, err := rollouts.Start(ctx, e.client, r, rollouts.StartOptions{StartedBy: "integration-test"})
@@ -100,9 +100,9 @@ func TestFailingCanaryIsRolledBackByRouterAnalysis(t *testing.T) {
 	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
 	_, err = e.rollout(e.spec(bad, func(r *spec.Rollout) {
 		r.Checks = nil // the smoke check would pass on most requests anyway
-		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: ip(50)}, {Analysis: "errors"}, {SetWeight: ip(100)}}}
-		r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
-			Interval: spec.Duration(time.Second), Count: 3, MinRequests: 20}}
+		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{{SetWeight: ip(50)}, {Analysis: "errors"}, {SetWeight: ip(100)}}}
+		r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05),
+			Interval: contract.Duration(time.Second), Count: 3, MinRequests: 20}}
 	}))
 	require.Error(t, err)
 	e.recordHistory("rollout-canary-auto-rollback", e.last.GetID(), e.last.GetRunID())
@@ -149,7 +149,7 @@ func TestRollingUnderLoadReplacesTheFleetWaveByWave(t *testing.T) {
 	defer cancel()
 	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
 	res, err := e.rollout(e.spec(v2, func(r *spec.Rollout) {
-		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "1"}
+		r.Strategy = contract.Strategy{Type: contract.Rolling, Waves: "1"}
 	}))
 	require.NoError(t, err)
 	e.recordHistory("rollout-rolling-by-count", e.last.GetID(), e.last.GetRunID())
@@ -207,7 +207,7 @@ func (e *env) stopAt(name string, phase contract.Phase, update string, mutate fu
 }
 
 func soakAnHour(r *spec.Rollout) {
-	d := spec.Duration(time.Hour)
+	d := contract.Duration(time.Hour)
 	r.Soak = &d
 }
 
@@ -265,7 +265,7 @@ func TestAbortAtTheApprovalGateLeavesTheOldFleetServing(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
 	s := e.stopAt("rollout-aborted-at-approval", contract.PhaseAwaitingApproval, contract.UpdateAbort, func(r *spec.Rollout) {
-		r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Hour)}
+		r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
 	}, func(string) {
 		assert.Equal(t, "hello from v1", e.get(), "no traffic moved before the approval")
 	})
@@ -283,7 +283,7 @@ func TestRollingRolledBackDuringSoakGrowsTheOldFleetBack(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker()
 	s := e.stopAt("rollout-rolling-rolled-back", contract.PhaseSoaking, contract.UpdateRollback, func(r *spec.Rollout) {
-		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "1"}
+		r.Strategy = contract.Strategy{Type: contract.Rolling, Waves: "1"}
 		soakAnHour(r)
 	}, func(v1Fleet string) {
 		assert.Equal(t, "hello from v2", e.get())

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -248,12 +249,12 @@ func TestPrometheusAnalysisDecidesACanary(t *testing.T) {
   / sum(rate(imago_router_requests_total{service="hello",environment="test"}[5s]))`
 	canary := func(rr *spec.Rollout) {
 		rr.Checks = nil // the smoke check would pass the bad build on most requests anyway
-		rr.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: ip(50)}, {Analysis: "errors"}, {SetWeight: ip(100)}}}
+		rr.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{{SetWeight: ip(50)}, {Analysis: "errors"}, {SetWeight: ip(100)}}}
 		// A scrape that comes late on a loaded machine leaves the 5s window
 		// with one sample (NaN: no data); two such measurements may pass by
 		// without stopping the canary for a person.
-		rr.Analyses = map[string]spec.Analysis{"errors": {Provider: "prometheus", Address: "http://" + prom.addr, Query: errorRatio,
-			Max: f64(0.05), Interval: spec.Duration(time.Second), Count: 8, InconclusiveLimit: 2}}
+		rr.Analyses = map[string]contract.Analysis{"errors": {Provider: "prometheus", Address: "http://" + prom.addr, Query: errorRatio,
+			Max: f64(0.05), Interval: contract.Duration(time.Second), Count: 8, InconclusiveLimit: 2}}
 	}
 
 	res, err := r.rollout(r.spec(v2, canary))

@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/workflows"
 )
 
@@ -39,7 +38,7 @@ func TestReaperCleansADeliberatelyOrphanedFleet(t *testing.T) {
 	live, err := e.rollout(e.spec(v1))
 	require.NoError(t, err)
 
-	orphan, err := e.deps.Provider.Provision(ctx, provider.ProvisionRequest{
+	orphan, err := e.deps.Provider.Provision(ctx, contract.ProvisionRequest{
 		Token: "left-behind", Service: "hello", Environment: "test", ImageID: v1, Size: 2,
 	})
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -65,9 +66,9 @@ func TestReleaseWorkerGuardsAnalysesAndKeepsItsHomeOwnerOnly(t *testing.T) {
 
 	verify := func(url string) func(*spec.Rollout) {
 		return func(r *spec.Rollout) {
-			r.Analyses = map[string]spec.Analysis{"stats": {Provider: "http", URL: url, Field: "errorRate", Max: f64(0.05),
-				Interval: spec.Duration(200 * time.Millisecond), Count: 2}}
-			r.Verify = &spec.Verify{Analysis: "stats"}
+			r.Analyses = map[string]contract.Analysis{"stats": {Provider: "http", URL: url, Field: "errorRate", Max: f64(0.05),
+				Interval: contract.Duration(200 * time.Millisecond), Count: 2}}
+			r.Verify = &contract.Verify{Analysis: "stats"}
 		}
 	}
 	v1, v2 := e.importImage("v1"), e.importImage("v2")

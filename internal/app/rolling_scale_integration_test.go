@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -75,8 +74,8 @@ func testRollingAtScale(t *testing.T, size int) {
 	rolling := func(img string, mutate ...func(*spec.Rollout)) spec.Rollout {
 		return e.spec(img, append([]func(*spec.Rollout){func(r *spec.Rollout) {
 			r.Fleet.Size = size
-			r.Strategy = spec.Strategy{Type: spec.Rolling} // waves: the default
-			noSoak := spec.Duration(0)
+			r.Strategy = contract.Strategy{Type: contract.Rolling} // waves: the default
+			noSoak := contract.Duration(0)
 			r.Soak = &noSoak
 		}}, mutate...)...)
 	}
@@ -92,10 +91,10 @@ func testRollingAtScale(t *testing.T, size int) {
 	}
 
 	// The fleet v2 replaces, made and routed directly: what a rollout of v1 leaves.
-	v1Fleet, err := e.deps.Provider.Provision(ctx, provider.ProvisionRequest{Token: "v1", Service: "hello", Environment: "test", ImageID: v1, Size: size})
+	v1Fleet, err := e.deps.Provider.Provision(ctx, contract.ProvisionRequest{Token: "v1", Service: "hello", Environment: "test", ImageID: v1, Size: size})
 	require.NoError(t, err)
-	require.NoError(t, e.deps.Provider.SetRoute(ctx, provider.RouteKey{Service: "hello", Environment: "test"},
-		provider.Route{Listen: e.listen, Backends: []provider.Backend{{FleetID: v1Fleet.ID, Weight: 100, Targets: v1Fleet.Addresses()}}}))
+	require.NoError(t, e.deps.Provider.SetRoute(ctx, contract.RouteKey{Service: "hello", Environment: "test"},
+		contract.Route{Listen: e.listen, Backends: []contract.Backend{{FleetID: v1Fleet.ID, Weight: 100, Targets: v1Fleet.Addresses()}}}))
 	require.Equal(t, "v1", e.get())
 
 	res2, err := run(rolling(v2))
@@ -110,9 +109,9 @@ func testRollingAtScale(t *testing.T, size int) {
 	// some to count.
 	stopTrickle := e.trickle()
 	_, err = run(rolling(v3, func(r *spec.Rollout) {
-		r.Analyses = map[string]spec.Analysis{"impossible": {Provider: "router", Metric: "errorRate", Min: f64(0.5),
-			Interval: spec.Duration(time.Second), Count: 1, MinRequests: 1}}
-		r.Verify = &spec.Verify{Analysis: "impossible"}
+		r.Analyses = map[string]contract.Analysis{"impossible": {Provider: "router", Metric: "errorRate", Min: f64(0.5),
+			Interval: contract.Duration(time.Second), Count: 1, MinRequests: 1}}
+		r.Verify = &contract.Verify{Analysis: "impossible"}
 	}))
 	stopTrickle()
 	require.Error(t, err)
@@ -156,7 +155,7 @@ func (e *env) trickle() (stop func()) {
 func (e *env) assertServing(fleetID string, want int) {
 	e.t.Helper()
 	ctx := context.Background()
-	route, err := e.deps.Provider.Route(ctx, provider.RouteKey{Service: "hello", Environment: "test"})
+	route, err := e.deps.Provider.Route(ctx, contract.RouteKey{Service: "hello", Environment: "test"})
 	require.NoError(e.t, err)
 	require.Len(e.t, route.Backends, 1, "one fleet serves: %v", route.FleetIDs())
 	assert.Equal(e.t, fleetID, route.Backends[0].FleetID)
@@ -166,7 +165,7 @@ func (e *env) assertServing(fleetID string, want int) {
 	require.NoError(e.t, err)
 	running := 0
 	for _, in := range f.Instances {
-		if in.State == provider.InstanceRunning {
+		if in.State == contract.InstanceRunning {
 			running++
 		}
 	}

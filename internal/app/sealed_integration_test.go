@@ -108,7 +108,7 @@ func TestUnsealedStartsAreRefusedAndRunNothing(t *testing.T) {
 	b := markerBake(t, "plain-bake", bakeMarker)
 	rolloutMarker := filepath.Join(dir, "ROLLOUT-MARKER")
 	rb := markerBake(t, "plain-rollout", rolloutMarker)
-	r := spec.Rollout{Service: "plain-rollout", Image: spec.ImageRef{Bake: "bake.yaml"}, Listen: listen}
+	r := spec.Rollout{Service: "plain-rollout", Image: contract.ImageRef{Bake: "bake.yaml"}, Listen: listen}
 	require.NoError(t, r.Normalize())
 
 	for _, start := range []struct {

@@ -19,7 +19,6 @@ import (
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Deploying imago does not cut running work: SIGTERM stops the worker's
@@ -72,7 +71,7 @@ func TestBakesRunOnTheirOwnQueueAtTheirConcurrency(t *testing.T) {
 		b := helloBake(t)
 		b.Channel = channel
 		b.Variables = map[string]string{"VERSION": channel}
-		b.Test.Checks = []spec.Check{{Path: "/", ExpectStatus: 200, ExpectBody: "hello from " + channel}}
+		b.Test.Checks = []contract.Check{{Path: "/", ExpectStatus: 200, ExpectBody: "hello from " + channel}}
 		run, err := bakes.Start(ctx, e.client, b, "integration-test")
 		require.NoError(t, err)
 		runs = append(runs, started{run.GetID(), run.GetRunID()})

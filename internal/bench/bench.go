@@ -459,12 +459,12 @@ func (im *Imago) Import(ctx context.Context, dir string) (string, error) {
 // bench, 3 instances, health every 200ms, a check of /, soak 0; mutate adjusts it
 // before Normalize.
 func (im *Imago) Spec(imageID string, mutate ...func(*spec.Rollout)) (spec.Rollout, error) {
-	soak := spec.Duration(0)
+	soak := contract.Duration(0)
 	r := spec.Rollout{
-		Service: "hello", Environment: "bench", Image: spec.ImageRef{ID: imageID},
+		Service: "hello", Environment: "bench", Image: contract.ImageRef{ID: imageID},
 		Fleet: spec.Fleet{Size: 3}, Listen: im.Listen,
-		Health: spec.Health{Interval: spec.Duration(200 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
-		Checks: []spec.Check{{Path: "/"}},
+		Health: contract.Health{Interval: contract.Duration(200 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
+		Checks: []contract.Check{{Path: "/"}},
 		Soak:   &soak,
 	}
 	for _, m := range mutate {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -35,7 +34,7 @@ func runP1(ctx context.Context, env *Env) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bare{im: im, listen: bareListen, key: provider.RouteKey{Service: "hello", Environment: "bare"},
+	b := &bare{im: im, listen: bareListen, key: contract.RouteKey{Service: "hello", Environment: "bare"},
 		hc: &http.Client{Timeout: 5 * time.Second}}
 
 	timed := func(f func() error) (time.Duration, error) {
@@ -120,7 +119,7 @@ func helloImages(ctx context.Context, env *Env, im *Imago, versions ...string) (
 type bare struct {
 	im     *Imago
 	listen string
-	key    provider.RouteKey
+	key    contract.RouteKey
 	hc     *http.Client
 	n      int
 }
@@ -136,7 +135,7 @@ func (b *bare) rollout(ctx context.Context, r spec.Rollout) error {
 	if err != nil {
 		return err
 	}
-	fleet, err := a.Provision(ctx, provider.ProvisionRequest{
+	fleet, err := a.Provision(ctx, contract.ProvisionRequest{
 		Token: fmt.Sprintf("bare/%d/%d", time.Now().UnixNano(), b.n), Service: b.key.Service, Environment: b.key.Environment,
 		ImageID: img.ImageID, Size: r.Fleet.Size,
 	})
@@ -149,7 +148,7 @@ func (b *bare) rollout(ctx context.Context, r spec.Rollout) error {
 	if err := a.RunChecks(ctx, contract.RunChecksInput{FleetID: fleet.ID, Checks: r.Checks}); err != nil {
 		return err
 	}
-	route := provider.Route{Listen: b.listen, Backends: []provider.Backend{{FleetID: fleet.ID, Weight: 100, Targets: fleet.Addresses()}}}
+	route := contract.Route{Listen: b.listen, Backends: []contract.Backend{{FleetID: fleet.ID, Weight: 100, Targets: fleet.Addresses()}}}
 	if err := a.SetRoute(ctx, contract.SetRouteInput{Key: b.key, Route: route, HealthPath: r.Health.Path}); err != nil {
 		return err
 	}

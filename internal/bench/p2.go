@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -34,9 +35,9 @@ func runP2(ctx context.Context, env *Env) ([]Figure, error) {
 		return nil, err
 	}
 	canary := func(r *spec.Rollout) {
-		w25, w50, pause := 25, 50, spec.Duration(time.Second)
-		r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{
-			{SetWeight: &w25}, {Pause: &spec.Pause{Duration: &pause}}, {SetWeight: &w50}, {Pause: &spec.Pause{Duration: &pause}},
+		w25, w50, pause := 25, 50, contract.Duration(time.Second)
+		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{
+			{SetWeight: &w25}, {Pause: &contract.Pause{Duration: &pause}}, {SetWeight: &w50}, {Pause: &contract.Pause{Duration: &pause}},
 		}}
 	}
 	r, err := im.Spec(images[0])

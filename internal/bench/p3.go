@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 // P3: how fast a route write reaches traffic. Two fleets (hello v1 and v2) behind
@@ -36,12 +36,12 @@ func runP3(ctx context.Context, env *Env) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := provider.RouteKey{Service: "hello", Environment: "bench"}
+	key := contract.RouteKey{Service: "hello", Environment: "bench"}
 	p := im.Deps.Provider
 	hc := &http.Client{Timeout: 5 * time.Second}
-	var routes [2]provider.Route
+	var routes [2]contract.Route
 	for i, img := range images {
-		f, err := p.Provision(ctx, provider.ProvisionRequest{Token: fmt.Sprintf("p3/%d", i), Service: key.Service,
+		f, err := p.Provision(ctx, contract.ProvisionRequest{Token: fmt.Sprintf("p3/%d", i), Service: key.Service,
 			Environment: key.Environment, ImageID: img, Size: 3})
 		if err != nil {
 			return nil, err
@@ -49,7 +49,7 @@ func runP3(ctx context.Context, env *Env) ([]Figure, error) {
 		if err := WaitHealthy(ctx, p, hc, f.ID, "/healthz", 50*time.Millisecond, 30*time.Second); err != nil {
 			return nil, err
 		}
-		routes[i] = provider.Route{Listen: im.Listen, Backends: []provider.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}
+		routes[i] = contract.Route{Listen: im.Listen, Backends: []contract.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}
 	}
 	bodies := [2]string{"hello from v1", "hello from v2"}
 	if err := p.SetRoute(ctx, key, routes[0]); err != nil {

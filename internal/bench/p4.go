@@ -171,9 +171,9 @@ func (im *Imago) SimSpec(svc, listen, imageID, version string, size int) (spec.R
 	return im.Spec(imageID, func(r *spec.Rollout) {
 		r.Service, r.Listen = svc, listen
 		r.Fleet.Size = size
-		r.Strategy = spec.Strategy{Type: spec.Rolling, Waves: "10%"}
-		r.Health.Timeout = spec.Duration(2 * time.Minute)
-		r.Checks = []spec.Check{{Path: "/", ExpectBody: version}}
+		r.Strategy = contract.Strategy{Type: contract.Rolling, Waves: "10%"}
+		r.Health.Timeout = contract.Duration(2 * time.Minute)
+		r.Checks = []contract.Check{{Path: "/", ExpectBody: version}}
 	})
 }
 

@@ -115,7 +115,7 @@ func runP5(ctx context.Context, env *Env) ([]Figure, error) {
 }
 
 func p5Spec(r *spec.Rollout) {
-	r.Health.Interval = spec.Duration(p5HealthInterval)
+	r.Health.Interval = contract.Duration(p5HealthInterval)
 }
 
 // p5Times reads the history: the WaitHealthy that completed after killed, its

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provider"
 )
@@ -40,7 +41,7 @@ func WaitHealthy(ctx context.Context, p *provider.Provider, hc *http.Client, fle
 		}
 		var addrs []string
 		for _, in := range fleet.Instances {
-			if in.State == provider.InstanceRunning {
+			if in.State == contract.InstanceRunning {
 				addrs = append(addrs, in.Address)
 			}
 		}

@@ -7,24 +7,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
 // fakeDriver is a fake provider driver that describes one fleet.
-type fakeDriver struct{ fleet provider.Fleet }
+type fakeDriver struct{ fleet contract.Fleet }
 
-func (d *fakeDriver) Provision(context.Context, provider.ProvisionRequest) (provider.Fleet, error) {
+func (d *fakeDriver) Provision(context.Context, contract.ProvisionRequest) (contract.Fleet, error) {
 	return d.fleet, nil
 }
-func (d *fakeDriver) Describe(context.Context, string) (provider.Fleet, error) { return d.fleet, nil }
+func (d *fakeDriver) Describe(context.Context, string) (contract.Fleet, error) { return d.fleet, nil }
 func (d *fakeDriver) Terminate(context.Context, string) error                  { return nil }
-func (d *fakeDriver) SetRoute(context.Context, provider.RouteKey, provider.Route) error {
+func (d *fakeDriver) SetRoute(context.Context, contract.RouteKey, contract.Route) error {
 	return nil
 }
-func (d *fakeDriver) Route(context.Context, provider.RouteKey) (provider.Route, error) {
-	return provider.Route{}, nil
+func (d *fakeDriver) Route(context.Context, contract.RouteKey) (contract.Route, error) {
+	return contract.Route{}, nil
 }
-func (d *fakeDriver) ListFleets(context.Context, provider.Filter) ([]provider.Fleet, error) {
+func (d *fakeDriver) ListFleets(context.Context, provider.Filter) ([]contract.Fleet, error) {
 	return nil, nil
 }
 func (d *fakeDriver) Close() error { return nil }
@@ -38,9 +39,9 @@ func TestWaitHealthyWaitsForEveryInstance(t *testing.T) {
 		return s.Listener.Addr().String()
 	}
 	ok, down := srv(http.StatusOK), srv(http.StatusServiceUnavailable)
-	f := provider.Fleet{ID: "fl-b", Instances: []provider.Instance{
-		{ID: "fl-b-1", Address: ok, State: provider.InstanceRunning},
-		{ID: "fl-b-2", Address: ok, State: provider.InstanceRunning},
+	f := contract.Fleet{ID: "fl-b", Instances: []contract.Instance{
+		{ID: "fl-b-1", Address: ok, State: contract.InstanceRunning},
+		{ID: "fl-b-2", Address: ok, State: contract.InstanceRunning},
 	}}
 	d := &fakeDriver{fleet: f}
 	p := provider.New("fake", d)
@@ -49,9 +50,9 @@ func TestWaitHealthyWaitsForEveryInstance(t *testing.T) {
 	if err := WaitHealthy(ctx, p, hc, f.ID, "/healthz", 10*time.Millisecond, time.Minute); err != nil {
 		t.Fatalf("all healthy: %v", err)
 	}
-	for _, extra := range []provider.Instance{
-		{ID: "fl-b-3", Address: ok, State: provider.InstanceExited},
-		{ID: "fl-b-3", Address: down, State: provider.InstanceRunning},
+	for _, extra := range []contract.Instance{
+		{ID: "fl-b-3", Address: ok, State: contract.InstanceExited},
+		{ID: "fl-b-3", Address: down, State: contract.InstanceRunning},
 	} {
 		d.fleet.Instances = append(f.Instances[:2:2], extra)
 		err := WaitHealthy(ctx, p, hc, f.ID, "/healthz", 10*time.Millisecond, 100*time.Millisecond)

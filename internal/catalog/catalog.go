@@ -43,19 +43,6 @@ import (
 // not exist.
 var ErrNotFound = errors.New("not found")
 
-// ErrRevoked is returned (wrapped) when an operation needs a usable image and
-// meets a revoked one; Image.Usable's error matches it too (contract.ErrRevoked).
-var ErrRevoked = contract.ErrRevoked
-
-// Image records and their revocation and outdated notes live in package
-// contract (activity inputs and results carry them); these aliases keep their
-// old names here.
-type (
-	Image      = contract.Image
-	Revocation = contract.Revocation
-	Outdated   = contract.Outdated
-)
-
 // Catalog is a handle on the image catalog. It is safe for concurrent use, and
 // any number of handles (in any number of processes) may share one bucket.
 type Catalog struct {
@@ -110,18 +97,18 @@ func checkService(service string) error {
 
 // Import packs dir as a local image of service and records it. Importing the same
 // tree twice returns the same image.
-func (c *Catalog) Import(ctx context.Context, dir, service string, entrypoint []string, labels map[string]string) (Image, error) {
+func (c *Catalog) Import(ctx context.Context, dir, service string, entrypoint []string, labels map[string]string) (contract.Image, error) {
 	if service == "" {
-		return Image{}, fmt.Errorf("import image: a service name is required (--service)")
+		return contract.Image{}, fmt.Errorf("import image: a service name is required (--service)")
 	}
 	if len(entrypoint) == 0 {
-		return Image{}, fmt.Errorf("import image: an entrypoint is required (--entrypoint, e.g. ./hello)")
+		return contract.Image{}, fmt.Errorf("import image: an entrypoint is required (--entrypoint, e.g. ./hello)")
 	}
 	archive, err := image.Pack(dir)
 	if err != nil {
-		return Image{}, err
+		return contract.Image{}, err
 	}
-	return c.PublishArchive(ctx, archive, Image{Service: service, Entrypoint: entrypoint, Builder: "import", Labels: labels})
+	return c.PublishArchive(ctx, archive, contract.Image{Service: service, Entrypoint: entrypoint, Builder: "import", Labels: labels})
 }
 
 // PublishArchive stores a local image archive and records img for it. The image ID
@@ -134,16 +121,16 @@ func (c *Catalog) Import(ctx context.Context, dir, service string, entrypoint []
 // returned instead, and when two publishes race, both return the one that won.
 //
 // Publishing an archive identical to a revoked image fails with ErrRevoked.
-func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img Image) (Image, error) {
+func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contract.Image) (contract.Image, error) {
 	img.Revoked, img.Outdated = nil, nil
 	img.Digest = image.Digest(archive)
 	img.Archive = archiveKey(img.Digest)
 	img.ID = image.ID(img.Digest, img.Service, img.Entrypoint)
 	if err := checkService(img.Service); err != nil {
-		return Image{}, fmt.Errorf("publish image: %w", err)
+		return contract.Image{}, fmt.Errorf("publish image: %w", err)
 	}
 	if err := checkInputDigest(img.InputDigest); err != nil {
-		return Image{}, fmt.Errorf("publish image %s: %w", img.ID, err)
+		return contract.Image{}, fmt.Errorf("publish image %s: %w", img.ID, err)
 	}
 	if img.InputDigest != "" {
 		if w, ok, err := c.cachedWinner(ctx, img); err != nil || ok {
@@ -155,24 +142,24 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img Image)
 		return c.finishPublish(ctx, existing, img.InputDigest)
 	}
 	if !errors.Is(err, ErrNotFound) {
-		return Image{}, err
+		return contract.Image{}, err
 	}
 	if err := c.checkParent(ctx, img); err != nil {
-		return Image{}, err
+		return contract.Image{}, err
 	}
 	if err := c.bucket.WriteAll(ctx, img.Archive, archive, &blob.WriterOptions{ContentType: "application/gzip"}); err != nil {
-		return Image{}, fmt.Errorf("store image archive: %w", err)
+		return contract.Image{}, fmt.Errorf("store image archive: %w", err)
 	}
 	if img.Created.IsZero() {
 		img.Created = time.Now().UTC()
 	}
 	if err := c.create(ctx, recordKey(img.ID), img); err != nil {
 		if !isExists(err) {
-			return Image{}, fmt.Errorf("record image %s: %w", img.ID, err)
+			return contract.Image{}, fmt.Errorf("record image %s: %w", img.ID, err)
 		}
 		// A concurrent publish of the same archive won; its record stands.
 		if img, err = c.Get(ctx, img.ID); err != nil {
-			return Image{}, err
+			return contract.Image{}, err
 		}
 	}
 	return c.finishPublish(ctx, img, img.InputDigest)
@@ -187,24 +174,24 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img Image)
 // With img.InputDigest set the image enters the bake cache as in PublishArchive:
 // if another image holds those inputs already (or wins a concurrent publish), that
 // image is returned instead.
-func (c *Catalog) Publish(ctx context.Context, img Image) (Image, error) {
+func (c *Catalog) Publish(ctx context.Context, img contract.Image) (contract.Image, error) {
 	img.Revoked, img.Outdated = nil, nil
 	if !idRE.MatchString(img.ID) {
-		return Image{}, fmt.Errorf("publish image: invalid image ID %q: derive one like img-0123456789ab (letters, digits, '.', '_', '-')", img.ID)
+		return contract.Image{}, fmt.Errorf("publish image: invalid image ID %q: derive one like img-0123456789ab (letters, digits, '.', '_', '-')", img.ID)
 	}
 	if err := checkService(img.Service); err != nil {
-		return Image{}, fmt.Errorf("publish image %s: %w", img.ID, err)
+		return contract.Image{}, fmt.Errorf("publish image %s: %w", img.ID, err)
 	}
 	if err := checkInputDigest(img.InputDigest); err != nil {
-		return Image{}, fmt.Errorf("publish image %s: %w", img.ID, err)
+		return contract.Image{}, fmt.Errorf("publish image %s: %w", img.ID, err)
 	}
 	if img.Archive != "" {
 		ok, err := c.bucket.Exists(ctx, img.Archive)
 		if err != nil {
-			return Image{}, fmt.Errorf("publish image %s: %w", img.ID, err)
+			return contract.Image{}, fmt.Errorf("publish image %s: %w", img.ID, err)
 		}
 		if !ok {
-			return Image{}, fmt.Errorf("publish image %s: archive %s is not in the catalog; publish local images with their archive (PublishArchive, imago image import)", img.ID, img.Archive)
+			return contract.Image{}, fmt.Errorf("publish image %s: archive %s is not in the catalog; publish local images with their archive (PublishArchive, imago image import)", img.ID, img.Archive)
 		}
 	}
 	if img.InputDigest != "" {
@@ -216,29 +203,29 @@ func (c *Catalog) Publish(ctx context.Context, img Image) (Image, error) {
 	switch {
 	case err == nil:
 		if err := sameRecord(existing, img); err != nil {
-			return Image{}, err
+			return contract.Image{}, err
 		}
 		return c.finishPublish(ctx, existing, img.InputDigest)
 	case !errors.Is(err, ErrNotFound):
-		return Image{}, err
+		return contract.Image{}, err
 	}
 	if err := c.checkParent(ctx, img); err != nil {
-		return Image{}, err
+		return contract.Image{}, err
 	}
 	if img.Created.IsZero() {
 		img.Created = time.Now().UTC()
 	}
 	if err := c.create(ctx, recordKey(img.ID), img); err != nil {
 		if !isExists(err) {
-			return Image{}, fmt.Errorf("record image %s: %w", img.ID, err)
+			return contract.Image{}, fmt.Errorf("record image %s: %w", img.ID, err)
 		}
 		// Somebody published this ID meanwhile: fine if it is the same image.
 		existing, err := c.Get(ctx, img.ID)
 		if err != nil {
-			return Image{}, err
+			return contract.Image{}, err
 		}
 		if err := sameRecord(existing, img); err != nil {
-			return Image{}, err
+			return contract.Image{}, err
 		}
 		img = existing
 	}
@@ -247,7 +234,7 @@ func (c *Catalog) Publish(ctx context.Context, img Image) (Image, error) {
 
 // sameRecord reports (as an error saying what differs) whether the stored record
 // differs from the one a caller publishes. A zero Created in want matches any.
-func sameRecord(stored, want Image) error {
+func sameRecord(stored, want contract.Image) error {
 	if want.Created.IsZero() {
 		want.Created = stored.Created
 	}
@@ -270,7 +257,7 @@ func sameRecord(stored, want Image) error {
 	return fmt.Errorf("image %s is already in the catalog with different content (%s differ); image records are immutable: derive a new ID from what changed", stored.ID, strings.Join(diff, ", "))
 }
 
-func recordFields(img Image) map[string]json.RawMessage {
+func recordFields(img contract.Image) map[string]json.RawMessage {
 	img.Revoked, img.Outdated = nil, nil
 	img.Created = img.Created.UTC()
 	data, _ := json.Marshal(img)
@@ -280,7 +267,7 @@ func recordFields(img Image) map[string]json.RawMessage {
 }
 
 // checkParent refuses to publish img on a missing or revoked base.
-func (c *Catalog) checkParent(ctx context.Context, img Image) error {
+func (c *Catalog) checkParent(ctx context.Context, img contract.Image) error {
 	if img.Parent == "" {
 		return nil
 	}
@@ -301,13 +288,13 @@ func (c *Catalog) checkParent(ctx context.Context, img Image) error {
 // the ancestry index and, with an input digest, in the bake cache. Both steps are
 // idempotent, so publishing again after a crash repairs them. It returns the
 // image the caller gets: img, or the bake cache's winner.
-func (c *Catalog) finishPublish(ctx context.Context, img Image, inputDigest string) (Image, error) {
+func (c *Catalog) finishPublish(ctx context.Context, img contract.Image, inputDigest string) (contract.Image, error) {
 	if err := img.Usable(); err != nil {
 		return img, fmt.Errorf("publish image %s: an identical %w; change the build inputs to publish a new image", img.ID, err)
 	}
 	if img.Parent != "" {
 		if err := c.create(ctx, childKey(img.Parent, img.ID), childLink{Parent: img.Parent, Child: img.ID}); err != nil && !isExists(err) {
-			return Image{}, fmt.Errorf("record image %s as a child of %s: %w", img.ID, img.Parent, err)
+			return contract.Image{}, fmt.Errorf("record image %s as a child of %s: %w", img.ID, img.Parent, err)
 		}
 	}
 	if inputDigest == "" {
@@ -317,39 +304,39 @@ func (c *Catalog) finishPublish(ctx context.Context, img Image, inputDigest stri
 }
 
 // Get returns image id, with Revoked and Outdated filled.
-func (c *Catalog) Get(ctx context.Context, id string) (Image, error) {
+func (c *Catalog) Get(ctx context.Context, id string) (contract.Image, error) {
 	img, err := c.record(ctx, id)
 	if err != nil {
-		return Image{}, err
+		return contract.Image{}, err
 	}
 	if img.Revoked, err = c.revocation(ctx, id); err != nil {
-		return Image{}, err
+		return contract.Image{}, err
 	}
 	if img.Outdated, err = c.outdated(ctx, id); err != nil {
-		return Image{}, err
+		return contract.Image{}, err
 	}
 	return img, nil
 }
 
 // record reads the stored record of id alone.
-func (c *Catalog) record(ctx context.Context, id string) (Image, error) {
+func (c *Catalog) record(ctx context.Context, id string) (contract.Image, error) {
 	if !idRE.MatchString(id) {
-		return Image{}, fmt.Errorf("image %q: %w in the catalog: image IDs look like img-0123456789ab (list images with: imago image list)", id, ErrNotFound)
+		return contract.Image{}, fmt.Errorf("image %q: %w in the catalog: image IDs look like img-0123456789ab (list images with: imago image list)", id, ErrNotFound)
 	}
-	var img Image
+	var img contract.Image
 	err := c.readJSON(ctx, recordKey(id), &img)
 	if isNotFound(err) {
-		return Image{}, fmt.Errorf("image %s: %w in the catalog (list images with: imago image list)", id, ErrNotFound)
+		return contract.Image{}, fmt.Errorf("image %s: %w in the catalog (list images with: imago image list)", id, ErrNotFound)
 	}
 	if err != nil {
-		return Image{}, fmt.Errorf("read image %s: %w", id, err)
+		return contract.Image{}, fmt.Errorf("read image %s: %w", id, err)
 	}
 	img.Revoked, img.Outdated = nil, nil
 	return img, nil
 }
 
-func (c *Catalog) revocation(ctx context.Context, id string) (*Revocation, error) {
-	var r Revocation
+func (c *Catalog) revocation(ctx context.Context, id string) (*contract.Revocation, error) {
+	var r contract.Revocation
 	err := c.readJSON(ctx, revocationKey(id), &r)
 	if isNotFound(err) {
 		return nil, nil
@@ -360,8 +347,8 @@ func (c *Catalog) revocation(ctx context.Context, id string) (*Revocation, error
 	return &r, nil
 }
 
-func (c *Catalog) outdated(ctx context.Context, id string) (*Outdated, error) {
-	var o Outdated
+func (c *Catalog) outdated(ctx context.Context, id string) (*contract.Outdated, error) {
+	var o contract.Outdated
 	err := c.readJSON(ctx, outdatedKey(id), &o)
 	if isNotFound(err) {
 		return nil, nil
@@ -375,14 +362,14 @@ func (c *Catalog) outdated(ctx context.Context, id string) (*Outdated, error) {
 // List returns the images of service (all services when empty), newest first,
 // with Revoked and Outdated filled. It lists the catalog's records, revocations
 // and outdated marks once each and reads every object once, several at a time.
-func (c *Catalog) List(ctx context.Context, service string) ([]Image, error) {
+func (c *Catalog) List(ctx context.Context, service string) ([]contract.Image, error) {
 	keys, err := c.listKeys(ctx, "images/")
 	if err != nil {
 		return nil, err
 	}
 	var (
-		revoked  map[string]*Revocation
-		outdated map[string]*Outdated
+		revoked  map[string]*contract.Revocation
+		outdated map[string]*contract.Outdated
 		marksErr error
 		wg       sync.WaitGroup
 	)
@@ -394,7 +381,7 @@ func (c *Catalog) List(ctx context.Context, service string) ([]Image, error) {
 		}
 	}()
 	ids := idsOf(keys, "images/")
-	imgs := make([]Image, len(ids))
+	imgs := make([]contract.Image, len(ids))
 	err = parallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		var err error
 		imgs[i], err = c.record(ctx, ids[i])
@@ -410,7 +397,7 @@ func (c *Catalog) List(ctx context.Context, service string) ([]Image, error) {
 	if marksErr != nil {
 		return nil, marksErr
 	}
-	var out []Image
+	var out []contract.Image
 	for _, img := range imgs {
 		if img.ID == "" || (service != "" && img.Service != service) {
 			continue
@@ -434,7 +421,7 @@ func idsOf(keys []string, prefix string) []string {
 	return ids
 }
 
-func sortNewestFirst(imgs []Image) {
+func sortNewestFirst(imgs []contract.Image) {
 	sort.Slice(imgs, func(i, j int) bool {
 		if !imgs[i].Created.Equal(imgs[j].Created) {
 			return imgs[i].Created.After(imgs[j].Created)
@@ -446,7 +433,7 @@ func sortNewestFirst(imgs []Image) {
 // OpenArchive opens the archive of a local image as a stream. Its bytes are the
 // bucket's, unchecked: readers verify them against img.Digest (image.Unpack does)
 // before they trust them.
-func (c *Catalog) OpenArchive(ctx context.Context, img Image) (io.ReadCloser, error) {
+func (c *Catalog) OpenArchive(ctx context.Context, img contract.Image) (io.ReadCloser, error) {
 	if img.Archive == "" {
 		return nil, fmt.Errorf("image %s has no local archive (builder %s); the local provider cannot run it", img.ID, img.Builder)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/image"
 )
 
@@ -55,7 +56,7 @@ func eachDriver(t *testing.T, fn func(t *testing.T, c *Catalog)) {
 	}
 }
 
-func publish(t *testing.T, c *Catalog, img Image) Image {
+func publish(t *testing.T, c *Catalog, img contract.Image) contract.Image {
 	t.Helper()
 	if img.Builder == "" {
 		img.Builder = "test"
@@ -67,7 +68,7 @@ func publish(t *testing.T, c *Catalog, img Image) Image {
 	return got
 }
 
-func ids(imgs []Image) []string {
+func ids(imgs []contract.Image) []string {
 	out := []string{}
 	for _, img := range imgs {
 		out = append(out, img.ID)
@@ -132,7 +133,7 @@ func TestImportGetList(t *testing.T) {
 			t.Errorf("archive digest %s, record says %s", image.Digest(data), got.Digest)
 		}
 
-		other := publish(t, c, Image{ID: "img-other", Service: "api", Created: img.Created.Add(time.Second)})
+		other := publish(t, c, contract.Image{ID: "img-other", Service: "api", Created: img.Created.Add(time.Second)})
 		list, err := c.List(ctx, "hello")
 		if err != nil {
 			t.Fatal(err)
@@ -162,7 +163,7 @@ func TestImportGetList(t *testing.T) {
 func TestPublishIdempotentAndImmutable(t *testing.T) {
 	eachDriver(t, func(t *testing.T, c *Catalog) {
 		ctx := context.Background()
-		ami := Image{ID: "img-ami1", Service: "web", Builder: "amazon-ebs", InputDigest: "sha256:aaaa",
+		ami := contract.Image{ID: "img-ami1", Service: "web", Builder: "amazon-ebs", InputDigest: "sha256:aaaa",
 			Artifacts: map[string]string{"us-east-1": "ami-1", "eu-west-1": "ami-2"}}
 		first, err := c.Publish(ctx, ami)
 		if err != nil {
@@ -178,7 +179,7 @@ func TestPublishIdempotentAndImmutable(t *testing.T) {
 		}
 		// ... and so does the stored image itself, overlays and all.
 		stored, _ := c.Get(ctx, ami.ID)
-		stored.Outdated = &Outdated{Reason: "ignored"}
+		stored.Outdated = &contract.Outdated{Reason: "ignored"}
 		if _, err := c.Publish(ctx, stored); err != nil {
 			t.Fatalf("publish stored image again: %v", err)
 		}
@@ -195,13 +196,13 @@ func TestPublishIdempotentAndImmutable(t *testing.T) {
 			t.Errorf("record changed: %+v", got)
 		}
 
-		_, err = c.Publish(ctx, Image{ID: "bad/id", Service: "web"})
+		_, err = c.Publish(ctx, contract.Image{ID: "bad/id", Service: "web"})
 		wantErr(t, err, "invalid image ID")
-		_, err = c.Publish(ctx, Image{ID: "img-x"})
+		_, err = c.Publish(ctx, contract.Image{ID: "img-x"})
 		wantErr(t, err, "service name is required")
-		_, err = c.Publish(ctx, Image{ID: "img-orphan", Service: "web", Parent: "img-nope"})
+		_, err = c.Publish(ctx, contract.Image{ID: "img-orphan", Service: "web", Parent: "img-nope"})
 		wantErr(t, err, "base image", "img-nope", "not found")
-		_, err = c.Publish(ctx, Image{ID: "img-arch", Service: "web", Archive: "archives/nope.tar.gz"})
+		_, err = c.Publish(ctx, contract.Image{ID: "img-arch", Service: "web", Archive: "archives/nope.tar.gz"})
 		wantErr(t, err, "not in the catalog")
 
 		// Concurrent identical publishes all succeed with one record.
@@ -211,7 +212,7 @@ func TestPublishIdempotentAndImmutable(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = c.Publish(ctx, Image{ID: "img-same", Service: "web", Builder: "x", Created: first.Created})
+				_, errs[i] = c.Publish(ctx, contract.Image{ID: "img-same", Service: "web", Builder: "x", Created: first.Created})
 			}()
 		}
 		wg.Wait()
@@ -235,7 +236,7 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 		// Eight bakes of the same inputs produce different archives (builds are not
 		// reproducible) and publish at once: one wins, all get the winner.
 		const n = 8
-		got := make([]Image, n)
+		got := make([]contract.Image, n)
 		errs := make([]error, n)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
@@ -245,7 +246,7 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 				defer wg.Done()
 				<-start
 				got[i], errs[i] = c.PublishArchive(ctx, []byte(fmt.Sprintf("archive %d", i)),
-					Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
+					contract.Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
 			}()
 		}
 		close(start)
@@ -271,12 +272,12 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 			t.Errorf("FindByInputDigest(other service) = %v, want ErrNotFound", err)
 		}
 		// A later publish of the same inputs returns the winner without recording itself.
-		late, err := c.PublishArchive(ctx, []byte("late archive"), Image{Service: "hello", InputDigest: digest, Entrypoint: []string{"./hello"}})
+		late, err := c.PublishArchive(ctx, []byte("late archive"), contract.Image{Service: "hello", InputDigest: digest, Entrypoint: []string{"./hello"}})
 		if err != nil || late.ID != winner.ID {
 			t.Errorf("late publish = %s, %v; want %s", late.ID, err, winner.ID)
 		}
 		// So does Publish.
-		cloud, err := c.Publish(ctx, Image{ID: "img-cloud", Service: "hello", InputDigest: digest})
+		cloud, err := c.Publish(ctx, contract.Image{ID: "img-cloud", Service: "hello", InputDigest: digest})
 		if err != nil || cloud.ID != winner.ID {
 			t.Errorf("Publish of cached inputs = %s, %v; want %s", cloud.ID, err, winner.ID)
 		}
@@ -287,7 +288,7 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		rev, err := c.FindByInputDigest(ctx, "hello", digest)
-		if !errors.Is(err, ErrNotFound) || !errors.Is(err, ErrRevoked) || rev.ID != winner.ID || rev.Revoked == nil {
+		if !errors.Is(err, ErrNotFound) || !errors.Is(err, contract.ErrRevoked) || rev.ID != winner.ID || rev.Revoked == nil {
 			t.Fatalf("FindByInputDigest of revoked = %s, %v; want the image and ErrNotFound+ErrRevoked", rev.ID, err)
 		}
 		wantErr(t, err, "bad build", "bake again")
@@ -298,11 +299,11 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 				winning = a
 			}
 		}
-		_, err = c.PublishArchive(ctx, winning, Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
-		if !errors.Is(err, ErrRevoked) {
+		_, err = c.PublishArchive(ctx, winning, contract.Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
+		if !errors.Is(err, contract.ErrRevoked) {
 			t.Errorf("republishing the revoked archive = %v, want ErrRevoked", err)
 		}
-		rebake, err := c.PublishArchive(ctx, []byte("rebuilt"), Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
+		rebake, err := c.PublishArchive(ctx, []byte("rebuilt"), contract.Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
 		if err != nil || rebake.ID == winner.ID {
 			t.Fatalf("rebake = %s, %v; want a new image", rebake.ID, err)
 		}
@@ -316,9 +317,9 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 func TestChannels(t *testing.T) {
 	eachDriver(t, func(t *testing.T, c *Catalog) {
 		ctx := context.Background()
-		v1 := publish(t, c, Image{ID: "img-v1", Service: "hello"})
-		v2 := publish(t, c, Image{ID: "img-v2", Service: "hello"})
-		api := publish(t, c, Image{ID: "img-api", Service: "api"})
+		v1 := publish(t, c, contract.Image{ID: "img-v1", Service: "hello"})
+		v2 := publish(t, c, contract.Image{ID: "img-v2", Service: "hello"})
+		api := publish(t, c, contract.Image{ID: "img-api", Service: "api"})
 
 		_, err := c.Channel(ctx, "hello", "stable")
 		if !errors.Is(err, ErrNotFound) {
@@ -409,7 +410,7 @@ func TestChannelConcurrentMoves(t *testing.T) {
 			const goroutines, moves = 20, 5
 			for g := 0; g < goroutines; g++ {
 				for m := 0; m < moves; m++ {
-					publish(t, handles[0], Image{ID: fmt.Sprintf("img-g%02d-m%d", g, m), Service: "hello"})
+					publish(t, handles[0], contract.Image{ID: fmt.Sprintf("img-g%02d-m%d", g, m), Service: "hello"})
 				}
 			}
 			var wg sync.WaitGroup
@@ -509,11 +510,11 @@ func TestCreateIsAtomic(t *testing.T) {
 func TestRevoke(t *testing.T) {
 	eachDriver(t, func(t *testing.T, c *Catalog) {
 		ctx := context.Background()
-		base := publish(t, c, Image{ID: "img-base", Service: "base"})
-		child := publish(t, c, Image{ID: "img-child", Service: "app", Parent: base.ID})
-		grand := publish(t, c, Image{ID: "img-grand", Service: "app", Parent: child.ID})
-		sibling := publish(t, c, Image{ID: "img-sibling", Service: "app", Parent: base.ID})
-		other := publish(t, c, Image{ID: "img-other", Service: "app"})
+		base := publish(t, c, contract.Image{ID: "img-base", Service: "base"})
+		child := publish(t, c, contract.Image{ID: "img-child", Service: "app", Parent: base.ID})
+		grand := publish(t, c, contract.Image{ID: "img-grand", Service: "app", Parent: child.ID})
+		sibling := publish(t, c, contract.Image{ID: "img-sibling", Service: "app", Parent: base.ID})
+		other := publish(t, c, contract.Image{ID: "img-other", Service: "app"})
 		if _, err := c.MoveChannel(ctx, "app", "stable", other.ID, MoveOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -543,7 +544,7 @@ func TestRevoke(t *testing.T) {
 			t.Fatalf("base revocation %+v", b.Revoked)
 		}
 		want := fmt.Sprintf("image img-base is revoked: CVE-2024-1234 (by alice, at %s)", b.Revoked.Time.Format(time.RFC3339))
-		if err := b.Usable(); err == nil || err.Error() != want || !errors.Is(err, ErrRevoked) {
+		if err := b.Usable(); err == nil || err.Error() != want || !errors.Is(err, contract.ErrRevoked) {
 			t.Errorf("Usable() = %v, want %q", err, want)
 		}
 		g, _ := c.Get(ctx, grand.ID)
@@ -574,13 +575,13 @@ func TestRevoke(t *testing.T) {
 
 		_, err = c.MoveChannel(ctx, "app", "stable", grand.ID, MoveOptions{})
 		wantErr(t, err, "img-grand is revoked: parent img-base revoked: CVE-2024-1234", "promote a usable image")
-		if !errors.Is(err, ErrRevoked) {
+		if !errors.Is(err, contract.ErrRevoked) {
 			t.Errorf("move to revoked: %v does not match ErrRevoked", err)
 		}
 		if cur, _ := c.Channel(ctx, "app", "stable"); cur.ImageID != other.ID {
 			t.Errorf("channel moved to %s", cur.ImageID)
 		}
-		_, err = c.Publish(ctx, Image{ID: "img-late", Service: "app", Parent: base.ID})
+		_, err = c.Publish(ctx, contract.Image{ID: "img-late", Service: "app", Parent: base.ID})
 		wantErr(t, err, "base image img-base is revoked")
 	})
 }
@@ -589,13 +590,13 @@ func TestAncestryOutdated(t *testing.T) {
 	eachDriver(t, func(t *testing.T, c *Catalog) {
 		ctx := context.Background()
 		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-		b1 := publish(t, c, Image{ID: "img-b1", Service: "base", Created: t0})
-		b2 := publish(t, c, Image{ID: "img-b2", Service: "base", Created: t0.Add(time.Minute)})
-		a1 := publish(t, c, Image{ID: "img-a1", Service: "app", Parent: b1.ID, Created: t0.Add(2 * time.Minute)})
-		a2 := publish(t, c, Image{ID: "img-a2", Service: "app", Parent: b1.ID, Created: t0.Add(3 * time.Minute)})
-		w1 := publish(t, c, Image{ID: "img-w1", Service: "worker", Parent: b1.ID, Created: t0.Add(4 * time.Minute)})
-		g1 := publish(t, c, Image{ID: "img-g1", Service: "app", Parent: a1.ID, Created: t0.Add(5 * time.Minute)})
-		x := publish(t, c, Image{ID: "img-x", Service: "app", Parent: b2.ID, Created: t0.Add(6 * time.Minute)})
+		b1 := publish(t, c, contract.Image{ID: "img-b1", Service: "base", Created: t0})
+		b2 := publish(t, c, contract.Image{ID: "img-b2", Service: "base", Created: t0.Add(time.Minute)})
+		a1 := publish(t, c, contract.Image{ID: "img-a1", Service: "app", Parent: b1.ID, Created: t0.Add(2 * time.Minute)})
+		a2 := publish(t, c, contract.Image{ID: "img-a2", Service: "app", Parent: b1.ID, Created: t0.Add(3 * time.Minute)})
+		w1 := publish(t, c, contract.Image{ID: "img-w1", Service: "worker", Parent: b1.ID, Created: t0.Add(4 * time.Minute)})
+		g1 := publish(t, c, contract.Image{ID: "img-g1", Service: "app", Parent: a1.ID, Created: t0.Add(5 * time.Minute)})
+		x := publish(t, c, contract.Image{ID: "img-x", Service: "app", Parent: b2.ID, Created: t0.Add(6 * time.Minute)})
 
 		kids, err := c.Children(ctx, b1.ID)
 		if err != nil {
@@ -671,7 +672,7 @@ func TestFilePrefixURL(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	c := mustOpen(t, "file://"+dir+"?prefix=cat/")
-	img := publish(t, c, Image{ID: "img-p", Service: "hello"})
+	img := publish(t, c, contract.Image{ID: "img-p", Service: "hello"})
 	if _, err := c.MoveChannel(ctx, "hello", "stable", img.ID, MoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -683,7 +684,7 @@ func TestFilePrefixURL(t *testing.T) {
 	if e, err := c.Channel(ctx, "hello", "stable"); err != nil || e.ImageID != img.ID {
 		t.Errorf("Channel = %+v, %v", e, err)
 	}
-	if _, err := c.Publish(ctx, Image{ID: "img-p", Service: "other"}); err == nil {
+	if _, err := c.Publish(ctx, contract.Image{ID: "img-p", Service: "other"}); err == nil {
 		t.Error("overwrote a record through the prefixed bucket")
 	}
 }

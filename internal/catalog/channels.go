@@ -22,9 +22,6 @@ import (
 
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
-// ChannelEntry is one move of a channel (contract.ChannelEntry).
-type ChannelEntry = contract.ChannelEntry
-
 // MoveOptions describe a channel move for its history.
 type MoveOptions struct {
 	By     string // who moved it
@@ -69,34 +66,34 @@ func channelNotFound(service, channel string) error {
 // marked outdated; entry.Outdated lists those this call marked. Should marking
 // fail, the move stands and the error says so; moving again to the same image
 // finishes the marking.
-func (c *Catalog) MoveChannel(ctx context.Context, service, channel, imageID string, opts MoveOptions) (ChannelEntry, error) {
+func (c *Catalog) MoveChannel(ctx context.Context, service, channel, imageID string, opts MoveOptions) (contract.ChannelEntry, error) {
 	if err := checkChannel(service, channel); err != nil {
-		return ChannelEntry{}, fmt.Errorf("move channel: %w", err)
+		return contract.ChannelEntry{}, fmt.Errorf("move channel: %w", err)
 	}
 	img, err := c.Get(ctx, imageID)
 	if err != nil {
-		return ChannelEntry{}, fmt.Errorf("move %s/%s: %w", service, channel, err)
+		return contract.ChannelEntry{}, fmt.Errorf("move %s/%s: %w", service, channel, err)
 	}
 	if img.Service != service {
-		return ChannelEntry{}, fmt.Errorf("move %s/%s: image %s belongs to service %s, not %s; promote an image of %s (list them with: imago image list --service %s)",
+		return contract.ChannelEntry{}, fmt.Errorf("move %s/%s: image %s belongs to service %s, not %s; promote an image of %s (list them with: imago image list --service %s)",
 			service, channel, imageID, img.Service, service, service, service)
 	}
 	if err := img.Usable(); err != nil {
-		return ChannelEntry{}, fmt.Errorf("move %s/%s to %s: %w; promote a usable image (list them with: imago image list --service %s)", service, channel, imageID, err, service)
+		return contract.ChannelEntry{}, fmt.Errorf("move %s/%s to %s: %w; promote a usable image (list them with: imago image list --service %s)", service, channel, imageID, err, service)
 	}
 	cur, err := c.head(ctx, service, channel)
 	if err != nil {
-		return ChannelEntry{}, err
+		return contract.ChannelEntry{}, err
 	}
 	// e is the entry naming imageID: the current one when the channel names it
 	// already (a move to it adds nothing), else the one this move appends, or a
 	// concurrent move's to the same image.
-	names := func(e ChannelEntry) bool { return e.Seq > 0 && e.ImageID == imageID }
+	names := func(e contract.ChannelEntry) bool { return e.Seq > 0 && e.ImageID == imageID }
 	e := cur
 	if !names(cur) {
 		_, err = c.appendSeq(ctx, channelPrefix(service, channel), cur.Seq, fmt.Sprintf("move %s/%s", service, channel), "moves",
 			func(seq int64) any {
-				e = ChannelEntry{
+				e = contract.ChannelEntry{
 					Service: service, Channel: channel, ImageID: imageID, Previous: cur.ImageID, Seq: seq,
 					By: opts.By, Reason: opts.Reason, Time: time.Now().UTC(),
 				}
@@ -116,7 +113,7 @@ func (c *Catalog) MoveChannel(ctx context.Context, service, channel, imageID str
 				return false, nil
 			})
 		if err != nil {
-			return ChannelEntry{}, err
+			return contract.ChannelEntry{}, err
 		}
 	}
 	e.Outdated, err = c.markOutdated(ctx, e)
@@ -124,10 +121,10 @@ func (c *Catalog) MoveChannel(ctx context.Context, service, channel, imageID str
 }
 
 // entry reads move seq of a channel.
-func (c *Catalog) entry(ctx context.Context, service, channel string, seq int64) (ChannelEntry, error) {
-	var e ChannelEntry
+func (c *Catalog) entry(ctx context.Context, service, channel string, seq int64) (contract.ChannelEntry, error) {
+	var e contract.ChannelEntry
 	if err := c.readJSON(ctx, seqKey(channelPrefix(service, channel), seq), &e); err != nil {
-		return ChannelEntry{}, fmt.Errorf("read %s/%s move %d: %w", service, channel, seq, err)
+		return contract.ChannelEntry{}, fmt.Errorf("read %s/%s move %d: %w", service, channel, seq, err)
 	}
 	e.Outdated = nil
 	return e, nil
@@ -135,31 +132,31 @@ func (c *Catalog) entry(ctx context.Context, service, channel string, seq int64)
 
 // head returns the current entry of a channel; a zero entry (Seq 0) when the
 // channel was never moved.
-func (c *Catalog) head(ctx context.Context, service, channel string) (ChannelEntry, error) {
+func (c *Catalog) head(ctx context.Context, service, channel string) (contract.ChannelEntry, error) {
 	seqs, err := c.seqsUnder(ctx, channelPrefix(service, channel))
 	if err != nil || len(seqs) == 0 {
-		return ChannelEntry{}, err
+		return contract.ChannelEntry{}, err
 	}
 	return c.entry(ctx, service, channel, seqs[len(seqs)-1])
 }
 
 // Channel returns the current entry of channel of service.
-func (c *Catalog) Channel(ctx context.Context, service, channel string) (ChannelEntry, error) {
+func (c *Catalog) Channel(ctx context.Context, service, channel string) (contract.ChannelEntry, error) {
 	if err := checkChannel(service, channel); err != nil {
-		return ChannelEntry{}, err
+		return contract.ChannelEntry{}, err
 	}
 	e, err := c.head(ctx, service, channel)
 	if err != nil {
-		return ChannelEntry{}, err
+		return contract.ChannelEntry{}, err
 	}
 	if e.Seq == 0 {
-		return ChannelEntry{}, channelNotFound(service, channel)
+		return contract.ChannelEntry{}, channelNotFound(service, channel)
 	}
 	return e, nil
 }
 
 // ChannelHistory returns every move of channel of service, oldest first.
-func (c *Catalog) ChannelHistory(ctx context.Context, service, channel string) ([]ChannelEntry, error) {
+func (c *Catalog) ChannelHistory(ctx context.Context, service, channel string) ([]contract.ChannelEntry, error) {
 	if err := checkChannel(service, channel); err != nil {
 		return nil, err
 	}
@@ -170,7 +167,7 @@ func (c *Catalog) ChannelHistory(ctx context.Context, service, channel string) (
 	if len(seqs) == 0 {
 		return nil, channelNotFound(service, channel)
 	}
-	out := make([]ChannelEntry, len(seqs))
+	out := make([]contract.ChannelEntry, len(seqs))
 	err = parallel(ctx, len(seqs), func(ctx context.Context, i int) error {
 		var err error
 		out[i], err = c.entry(ctx, service, channel, seqs[i])
@@ -184,7 +181,7 @@ func (c *Catalog) ChannelHistory(ctx context.Context, service, channel string) (
 
 // Channels returns the current entry of each channel of service, by channel name.
 // A service without channels has none (and no error).
-func (c *Catalog) Channels(ctx context.Context, service string) ([]ChannelEntry, error) {
+func (c *Catalog) Channels(ctx context.Context, service string) ([]contract.ChannelEntry, error) {
 	if err := checkService(service); err != nil {
 		return nil, fmt.Errorf("list channels: %w", err)
 	}
@@ -208,7 +205,7 @@ func (c *Catalog) Channels(ctx context.Context, service string) ([]ChannelEntry,
 		names = append(names, ch)
 	}
 	sort.Strings(names)
-	out := make([]ChannelEntry, len(names))
+	out := make([]contract.ChannelEntry, len(names))
 	err = parallel(ctx, len(names), func(ctx context.Context, i int) error {
 		var err error
 		out[i], err = c.entry(ctx, service, names[i], latest[names[i]])
@@ -222,7 +219,7 @@ func (c *Catalog) Channels(ctx context.Context, service string) ([]ChannelEntry,
 
 // markOutdated marks the images built on e.Previous outdated, and returns those
 // it marked (images marked by an earlier move keep that mark).
-func (c *Catalog) markOutdated(ctx context.Context, e ChannelEntry) ([]string, error) {
+func (c *Catalog) markOutdated(ctx context.Context, e contract.ChannelEntry) ([]string, error) {
 	if e.Previous == "" || e.Previous == e.ImageID {
 		return nil, nil
 	}
@@ -239,7 +236,7 @@ func (c *Catalog) markOutdated(ctx context.Context, e ChannelEntry) ([]string, e
 		if err != nil {
 			return marked, c.markFailed(e, err)
 		}
-		o := Outdated{
+		o := contract.Outdated{
 			ImageID: id, Service: child.Service,
 			Reason: fmt.Sprintf("base %s/%s moved from %s to %s", e.Service, e.Channel, e.Previous, e.ImageID),
 			Since:  e.Time, Base: e.Service + "/" + e.Channel, OldBase: e.Previous, NewBase: e.ImageID,
@@ -254,7 +251,7 @@ func (c *Catalog) markOutdated(ctx context.Context, e ChannelEntry) ([]string, e
 	return marked, nil
 }
 
-func (c *Catalog) markFailed(e ChannelEntry, err error) error {
+func (c *Catalog) markFailed(e contract.ChannelEntry, err error) error {
 	return fmt.Errorf("channel %s/%s moved to %s, but marking the images built on %s outdated failed: %w; move it to %s again to finish",
 		e.Service, e.Channel, e.ImageID, e.Previous, err, e.ImageID)
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // The bake cache maps (service, input digest) to the one image built from those
@@ -42,7 +44,7 @@ func checkInputDigest(d string) error {
 // inputHead returns the latest generation of the bake cache entry for the inputs
 // (0 when there is none) and its image. img is nil when the entry names an image
 // that is missing from the catalog; the next publish then claims a new generation.
-func (c *Catalog) inputHead(ctx context.Context, service, digest string) (gen int, img *Image, err error) {
+func (c *Catalog) inputHead(ctx context.Context, service, digest string) (gen int, img *contract.Image, err error) {
 	var e inputEntry
 	err = c.readJSON(ctx, inputKey(service, digest, 1), &e)
 	if isNotFound(err) {
@@ -79,7 +81,7 @@ func (c *Catalog) inputHead(ctx context.Context, service, digest string) (gen in
 	return gen, img, err
 }
 
-func (c *Catalog) inputImage(ctx context.Context, id string) (*Image, error) {
+func (c *Catalog) inputImage(ctx context.Context, id string) (*contract.Image, error) {
 	img, err := c.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
@@ -95,22 +97,22 @@ func (c *Catalog) inputImage(ctx context.Context, id string) (*Image, error) {
 // returns it (with Revoked set) and an error matching both ErrNotFound and
 // ErrRevoked: a cache lookup treats it as a miss, and the next publish for these
 // inputs takes its place.
-func (c *Catalog) FindByInputDigest(ctx context.Context, service, inputDigest string) (Image, error) {
+func (c *Catalog) FindByInputDigest(ctx context.Context, service, inputDigest string) (contract.Image, error) {
 	if err := checkService(service); err != nil {
-		return Image{}, fmt.Errorf("find image by inputs: %w", err)
+		return contract.Image{}, fmt.Errorf("find image by inputs: %w", err)
 	}
 	if inputDigest == "" {
-		return Image{}, fmt.Errorf("find image of %s by inputs: an input digest is required", service)
+		return contract.Image{}, fmt.Errorf("find image of %s by inputs: an input digest is required", service)
 	}
 	if err := checkInputDigest(inputDigest); err != nil {
-		return Image{}, fmt.Errorf("find image of %s by inputs: %w", service, err)
+		return contract.Image{}, fmt.Errorf("find image of %s by inputs: %w", service, err)
 	}
 	gen, img, err := c.inputHead(ctx, service, inputDigest)
 	if err != nil {
-		return Image{}, err
+		return contract.Image{}, err
 	}
 	if gen == 0 || img == nil {
-		return Image{}, fmt.Errorf("no image of %s built from inputs %s: %w in the catalog (a bake publishes one)", service, inputDigest, ErrNotFound)
+		return contract.Image{}, fmt.Errorf("no image of %s built from inputs %s: %w in the catalog (a bake publishes one)", service, inputDigest, ErrNotFound)
 	}
 	if err := img.Usable(); err != nil {
 		return *img, fmt.Errorf("no usable image of %s built from inputs %s (%w in the bake cache): %w; bake again to publish a replacement", service, inputDigest, ErrNotFound, err)
@@ -120,24 +122,24 @@ func (c *Catalog) FindByInputDigest(ctx context.Context, service, inputDigest st
 
 // cachedWinner returns the usable image other than img that already holds img's
 // inputs, if any: publishing img then only returns it.
-func (c *Catalog) cachedWinner(ctx context.Context, img Image) (Image, bool, error) {
+func (c *Catalog) cachedWinner(ctx context.Context, img contract.Image) (contract.Image, bool, error) {
 	_, w, err := c.inputHead(ctx, img.Service, img.InputDigest)
 	if err != nil {
-		return Image{}, false, err
+		return contract.Image{}, false, err
 	}
 	if w == nil || w.ID == img.ID || w.Revoked != nil {
-		return Image{}, false, nil
+		return contract.Image{}, false, nil
 	}
 	return *w, true, nil
 }
 
 // claimInput enters img (recorded, usable) in the bake cache for inputDigest and
 // returns the image that holds the inputs afterwards: img, or the winner of a race.
-func (c *Catalog) claimInput(ctx context.Context, img Image, inputDigest string) (Image, error) {
+func (c *Catalog) claimInput(ctx context.Context, img contract.Image, inputDigest string) (contract.Image, error) {
 	for attempt := 0; attempt < 100; attempt++ {
 		gen, cur, err := c.inputHead(ctx, img.Service, inputDigest)
 		if err != nil {
-			return Image{}, err
+			return contract.Image{}, err
 		}
 		if gen > 0 && cur != nil && (cur.ID == img.ID || cur.Revoked == nil) {
 			return *cur, nil
@@ -148,9 +150,9 @@ func (c *Catalog) claimInput(ctx context.Context, img Image, inputDigest string)
 			return img, nil
 		}
 		if !isExists(err) {
-			return Image{}, fmt.Errorf("record image %s in the bake cache: %w", img.ID, err)
+			return contract.Image{}, fmt.Errorf("record image %s in the bake cache: %w", img.ID, err)
 		}
 		// Another publish claimed this generation first: look again.
 	}
-	return Image{}, fmt.Errorf("record image %s in the bake cache: too much contention on inputs %s; try again", img.ID, inputDigest)
+	return contract.Image{}, fmt.Errorf("record image %s in the bake cache: too much contention on inputs %s; try again", img.ID, inputDigest)
 }

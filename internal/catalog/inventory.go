@@ -34,12 +34,9 @@ import (
 // Retrying such a call cannot succeed.
 var ErrInvalidDeployment = errors.New("invalid deployment")
 
-// Deployment is one finished rollout or rollback (contract.Deployment).
-type Deployment = contract.Deployment
-
 // sameEvent reports whether e records the same event as d: the same run with the
 // same outcome (a retried activity recording again).
-func sameEvent(d, e Deployment) bool {
+func sameEvent(d, e contract.Deployment) bool {
 	return d.RunID != "" && e.RunID == d.RunID && e.Outcome == d.Outcome
 }
 
@@ -76,7 +73,7 @@ func checkTarget(service, env string) error {
 
 // checkDeployment validates d and fills its defaults (action rollout, UTC times, a finish
 // time of now).
-func checkDeployment(d *Deployment) error {
+func checkDeployment(d *contract.Deployment) error {
 	if err := checkTarget(d.Service, d.Environment); err != nil {
 		return err
 	}
@@ -115,7 +112,7 @@ func neverDeployed(service, env string) error {
 // image live: succeeded ones whose run did not roll back later.
 type liveness struct{ undone map[string]bool }
 
-func (l *liveness) live(d Deployment) bool {
+func (l *liveness) live(d contract.Deployment) bool {
 	switch d.Outcome {
 	case contract.OutcomeRolledBack:
 		if d.RunID != "" {
@@ -138,26 +135,26 @@ func (l *liveness) live(d Deployment) bool {
 // d.RunID with d.Outcome (a retried activity whose first attempt got through),
 // that entry is returned and nothing is added. Records without a RunID are
 // always added. Concurrent records never overwrite each other.
-func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deployment, error) {
+func (c *Catalog) RecordDeployment(ctx context.Context, d contract.Deployment) (contract.Deployment, error) {
 	if err := checkDeployment(&d); err != nil {
-		return Deployment{}, fmt.Errorf("record deployment: %w", err)
+		return contract.Deployment{}, fmt.Errorf("record deployment: %w", err)
 	}
 	what := fmt.Sprintf("record deployment of %s to %s", d.Service, d.Environment)
 	prefix := inventoryPrefix(d.Service, d.Environment)
 	seqs, err := c.seqsUnder(ctx, prefix)
 	if err != nil {
-		return Deployment{}, fmt.Errorf("%s: %w", what, err)
+		return contract.Deployment{}, fmt.Errorf("%s: %w", what, err)
 	}
 	// One newest-first walk finds an earlier record of this run (within the
 	// window) and the image live now.
 	fillPrevious := d.Previous == ""
 	needLive := fillPrevious
 	var (
-		earlier *Deployment
+		earlier *contract.Deployment
 		l       liveness
 		n       int
 	)
-	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
+	err = c.walkNewest(ctx, prefix, seqs, func(e contract.Deployment) (bool, error) {
 		n++
 		if n <= idempotencyWindow && sameEvent(d, e) {
 			earlier = &e
@@ -169,7 +166,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 		return needLive || (d.RunID != "" && n < idempotencyWindow), nil
 	})
 	if err != nil {
-		return Deployment{}, fmt.Errorf("%s: %w", what, err)
+		return contract.Deployment{}, fmt.Errorf("%s: %w", what, err)
 	}
 	if earlier != nil {
 		return *earlier, nil
@@ -178,7 +175,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 	if len(seqs) > 0 {
 		head = seqs[len(seqs)-1]
 	}
-	var stored *Deployment
+	var stored *contract.Deployment
 	seq, err := c.appendSeq(ctx, prefix, head, what, "writers",
 		func(seq int64) any {
 			d.Seq = seq
@@ -210,7 +207,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 			return false, nil
 		})
 	if err != nil {
-		return Deployment{}, err
+		return contract.Deployment{}, err
 	}
 	if stored != nil {
 		return *stored, nil
@@ -222,28 +219,28 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d Deployment) (Deploymen
 // Live returns the deployment that made the live image of service in env: the
 // newest succeeded entry not rolled back later. A service never (successfully)
 // deployed there gives an error matching ErrNotFound that says how to deploy it.
-func (c *Catalog) Live(ctx context.Context, service, env string) (Deployment, error) {
+func (c *Catalog) Live(ctx context.Context, service, env string) (contract.Deployment, error) {
 	if err := checkTarget(service, env); err != nil {
-		return Deployment{}, err
+		return contract.Deployment{}, err
 	}
 	return c.live(ctx, service, env)
 }
 
-func (c *Catalog) live(ctx context.Context, service, env string) (Deployment, error) {
+func (c *Catalog) live(ctx context.Context, service, env string) (contract.Deployment, error) {
 	prefix := inventoryPrefix(service, env)
 	seqs, err := c.seqsUnder(ctx, prefix)
 	if err != nil {
-		return Deployment{}, err
+		return contract.Deployment{}, err
 	}
 	if len(seqs) == 0 {
-		return Deployment{}, neverDeployed(service, env)
+		return contract.Deployment{}, neverDeployed(service, env)
 	}
 	var (
-		found *Deployment
+		found *contract.Deployment
 		l     liveness
 		last  contract.Outcome
 	)
-	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
+	err = c.walkNewest(ctx, prefix, seqs, func(e contract.Deployment) (bool, error) {
 		if last == "" {
 			last = e.Outcome
 		}
@@ -254,10 +251,10 @@ func (c *Catalog) live(ctx context.Context, service, env string) (Deployment, er
 		return true, nil
 	})
 	if err != nil {
-		return Deployment{}, err
+		return contract.Deployment{}, err
 	}
 	if found == nil {
-		return Deployment{}, fmt.Errorf("no successful deployment of %s to %s %w in the inventory (%d recorded, the last %s; see them with: imago status %s -e %s --history 10); deploy it with: imago rollout start -f FILE",
+		return contract.Deployment{}, fmt.Errorf("no successful deployment of %s to %s %w in the inventory (%d recorded, the last %s; see them with: imago status %s -e %s --history 10); deploy it with: imago rollout start -f FILE",
 			service, env, ErrNotFound, len(seqs), last, service, env)
 	}
 	return *found, nil
@@ -266,7 +263,7 @@ func (c *Catalog) live(ctx context.Context, service, env string) (Deployment, er
 // History returns the deployments of service to env, newest first: the newest
 // limit of them, or all for limit <= 0. A service never deployed there gives an
 // error matching ErrNotFound that says how to deploy it.
-func (c *Catalog) History(ctx context.Context, service, env string, limit int) ([]Deployment, error) {
+func (c *Catalog) History(ctx context.Context, service, env string, limit int) ([]contract.Deployment, error) {
 	prefix, seqs, err := c.inventoryLog(ctx, service, env)
 	if err != nil {
 		return nil, err
@@ -277,8 +274,8 @@ func (c *Catalog) History(ctx context.Context, service, env string, limit int) (
 	if limit > 0 && limit < len(seqs) {
 		seqs = seqs[len(seqs)-limit:]
 	}
-	out := make([]Deployment, 0, len(seqs))
-	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
+	out := make([]contract.Deployment, 0, len(seqs))
+	err = c.walkNewest(ctx, prefix, seqs, func(e contract.Deployment) (bool, error) {
 		out = append(out, e)
 		return true, nil
 	})
@@ -371,7 +368,7 @@ func (c *Catalog) Deployable(ctx context.Context, service, env string, keep int)
 		seen = map[string]bool{}
 		l    liveness
 	)
-	err = c.walkNewest(ctx, prefix, seqs, func(e Deployment) (bool, error) {
+	err = c.walkNewest(ctx, prefix, seqs, func(e contract.Deployment) (bool, error) {
 		if !l.live(e) || seen[e.ImageID] {
 			return true, nil
 		}
@@ -419,10 +416,10 @@ func (c *Catalog) inventoryLog(ctx context.Context, service, env string) (prefix
 }
 
 // deployment reads entry seq of the inventory log at prefix.
-func (c *Catalog) deployment(ctx context.Context, prefix string, seq int64) (Deployment, error) {
-	var d Deployment
+func (c *Catalog) deployment(ctx context.Context, prefix string, seq int64) (contract.Deployment, error) {
+	var d contract.Deployment
 	if err := c.readJSON(ctx, seqKey(prefix, seq), &d); err != nil {
-		return Deployment{}, fmt.Errorf("read %s: %w", seqKey(prefix, seq), err)
+		return contract.Deployment{}, fmt.Errorf("read %s: %w", seqKey(prefix, seq), err)
 	}
 	return d, nil
 }
@@ -430,11 +427,11 @@ func (c *Catalog) deployment(ctx context.Context, prefix string, seq int64) (Dep
 // walkNewest reads the inventory entries seqs (ascending) of the log at prefix
 // newest first, a batch at a time in parallel, and calls fn with each until fn
 // returns false or an error. Entries deleted behind its back are skipped.
-func (c *Catalog) walkNewest(ctx context.Context, prefix string, seqs []int64, fn func(Deployment) (bool, error)) error {
+func (c *Catalog) walkNewest(ctx context.Context, prefix string, seqs []int64, fn func(contract.Deployment) (bool, error)) error {
 	const batch = 16
 	for end := len(seqs); end > 0; end -= batch {
 		part := seqs[max(0, end-batch):end]
-		ds := make([]Deployment, len(part))
+		ds := make([]contract.Deployment, len(part))
 		err := parallel(ctx, len(part), func(ctx context.Context, i int) error {
 			var err error
 			ds[i], err = c.deployment(ctx, prefix, part[i])

@@ -11,7 +11,7 @@ import (
 	"github.com/imago/imago/internal/contract"
 )
 
-func record(t *testing.T, c *Catalog, d Deployment) Deployment {
+func record(t *testing.T, c *Catalog, d contract.Deployment) contract.Deployment {
 	t.Helper()
 	if d.Service == "" {
 		d.Service = "hello"
@@ -26,7 +26,7 @@ func record(t *testing.T, c *Catalog, d Deployment) Deployment {
 	return got
 }
 
-func deploymentSummary(ds []Deployment) []string {
+func deploymentSummary(ds []contract.Deployment) []string {
 	out := []string{}
 	for _, d := range ds {
 		out = append(out, fmt.Sprintf("%d:%s:%s:%s<-%s", d.Seq, d.Action, d.ImageID, d.Outcome, d.Previous))
@@ -38,7 +38,7 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 	eachDriver(t, func(t *testing.T, c *Catalog) {
 		ctx := context.Background()
 		for _, id := range []string{"img-v1", "img-v2", "img-v3"} {
-			publish(t, c, Image{ID: id, Service: "hello"})
+			publish(t, c, contract.Image{ID: id, Service: "hello"})
 		}
 
 		_, err := c.Live(ctx, "hello", "prod")
@@ -55,18 +55,18 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 
 		// A failed first rollout: recorded, but nothing is live.
 		started := time.Now().Add(-time.Minute)
-		f := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-0", Outcome: contract.OutcomeFailed, Reason: "health timeout", Started: started})
+		f := record(t, c, contract.Deployment{ImageID: "img-v1", RunID: "run-0", Outcome: contract.OutcomeFailed, Reason: "health timeout", Started: started})
 		if f.Seq != 1 || f.Action != contract.ActionRollout || f.Finished.IsZero() || f.Previous != "" || f.Started.Location() != time.UTC {
 			t.Fatalf("failed record = %+v", f)
 		}
 		_, err = c.Live(ctx, "hello", "prod")
 		wantErr(t, err, "no successful deployment of hello to prod", "1 recorded, the last failed")
 
-		d1 := record(t, c, Deployment{ImageID: "img-v1", FleetID: "fl-1", RolloutID: "rollout/prod/hello", RunID: "run-1",
+		d1 := record(t, c, contract.Deployment{ImageID: "img-v1", FleetID: "fl-1", RolloutID: "rollout/prod/hello", RunID: "run-1",
 			StartedBy: "alice@host", Strategy: "blueGreen", Outcome: contract.OutcomeSucceeded, Started: started})
-		d2 := record(t, c, Deployment{ImageID: "img-v2", RunID: "run-2", StartedBy: "bob", Outcome: contract.OutcomeSucceeded})
+		d2 := record(t, c, contract.Deployment{ImageID: "img-v2", RunID: "run-2", StartedBy: "bob", Outcome: contract.OutcomeSucceeded})
 		// v3 cut over, then verification failed and it handed the traffic back.
-		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-3", Outcome: contract.OutcomeRolledBack, Reason: "error rate 7% > 1%"})
+		record(t, c, contract.Deployment{ImageID: "img-v3", RunID: "run-3", Outcome: contract.OutcomeRolledBack, Reason: "error rate 7% > 1%"})
 		if d1.Seq != 2 || d2.Seq != 3 || d2.Previous != "img-v1" {
 			t.Fatalf("records = %+v, %+v", d1, d2)
 		}
@@ -76,12 +76,12 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 			t.Fatalf("Live = %+v, %v; want img-v2 at seq 3", live, err)
 		}
 		// A run that succeeded and was rolled back afterwards is not live any more.
-		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-4", Outcome: contract.OutcomeSucceeded})
-		record(t, c, Deployment{ImageID: "img-v3", RunID: "run-4", Outcome: contract.OutcomeRolledBack, Previous: "img-v2", Reason: "rollback during soak"})
+		record(t, c, contract.Deployment{ImageID: "img-v3", RunID: "run-4", Outcome: contract.OutcomeSucceeded})
+		record(t, c, contract.Deployment{ImageID: "img-v3", RunID: "run-4", Outcome: contract.OutcomeRolledBack, Previous: "img-v2", Reason: "rollback during soak"})
 		if live, err := c.Live(ctx, "hello", "prod"); err != nil || live.ImageID != "img-v2" {
 			t.Fatalf("Live after a rolled-back run = %+v, %v; want img-v2", live, err)
 		}
-		rb := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-5", Action: contract.ActionRollback, Outcome: contract.OutcomeSucceeded, Reason: "bad v2"})
+		rb := record(t, c, contract.Deployment{ImageID: "img-v1", RunID: "run-5", Action: contract.ActionRollback, Outcome: contract.OutcomeSucceeded, Reason: "bad v2"})
 		if rb.Previous != "img-v2" {
 			t.Errorf("rollback Previous = %q, want img-v2", rb.Previous)
 		}
@@ -114,8 +114,8 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 			"7:rollback:img-v1:succeeded<-img-v2", "6:rollout:img-v3:rolled-back<-img-v2",
 		})
 
-		record(t, c, Deployment{Environment: "dev", ImageID: "img-v3", RunID: "run-d", Outcome: contract.OutcomeSucceeded})
-		record(t, c, Deployment{Service: "api", Environment: "staging", ImageID: "img-v3", RunID: "run-a", Outcome: contract.OutcomeSucceeded})
+		record(t, c, contract.Deployment{Environment: "dev", ImageID: "img-v3", RunID: "run-d", Outcome: contract.OutcomeSucceeded})
+		record(t, c, contract.Deployment{Service: "api", Environment: "staging", ImageID: "img-v3", RunID: "run-a", Outcome: contract.OutcomeSucceeded})
 		envs, err := c.Environments(ctx, "hello")
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 			t.Errorf("Live in an environment of another service = %v, want ErrNotFound", err)
 		}
 
-		for _, bad := range []Deployment{
+		for _, bad := range []contract.Deployment{
 			{Service: "hello", Environment: "prod", ImageID: "img-v1"},                                        // no outcome
 			{Service: "hello", Environment: "prod", ImageID: "img-v1", Outcome: "ok"},                         // bad outcome
 			{Service: "hello", Environment: "prod", ImageID: "img-v1", Outcome: "failed", Action: "redeploy"}, // bad action
@@ -148,26 +148,26 @@ func TestInventoryRecordLiveHistory(t *testing.T) {
 func TestInventoryRecordIsIdempotentPerRun(t *testing.T) {
 	eachDriver(t, func(t *testing.T, c *Catalog) {
 		ctx := context.Background()
-		first := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeSucceeded, Reason: "first attempt"})
-		record(t, c, Deployment{ImageID: "img-v2", RunID: "run-2", Outcome: contract.OutcomeFailed})
-		retry := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeSucceeded, Reason: "retry"})
+		first := record(t, c, contract.Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeSucceeded, Reason: "first attempt"})
+		record(t, c, contract.Deployment{ImageID: "img-v2", RunID: "run-2", Outcome: contract.OutcomeFailed})
+		retry := record(t, c, contract.Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeSucceeded, Reason: "retry"})
 		if retry.Seq != first.Seq || retry.Reason != "first attempt" || !retry.Finished.Equal(first.Finished) {
 			t.Errorf("retry = %+v, want the first attempt's entry %+v", retry, first)
 		}
 		// The same run with another outcome is another event.
-		rolled := record(t, c, Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeRolledBack})
+		rolled := record(t, c, contract.Deployment{ImageID: "img-v1", RunID: "run-1", Outcome: contract.OutcomeRolledBack})
 		if rolled.Seq != 3 {
 			t.Errorf("rolled-back record of run-1 = seq %d, want 3", rolled.Seq)
 		}
 
 		var wg sync.WaitGroup
-		got := make([]Deployment, 10)
+		got := make([]contract.Deployment, 10)
 		errs := make([]error, 10)
 		for i := range got {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				got[i], errs[i] = c.RecordDeployment(ctx, Deployment{Service: "hello", Environment: "prod", ImageID: "img-v3", RunID: "run-3", Outcome: contract.OutcomeSucceeded})
+				got[i], errs[i] = c.RecordDeployment(ctx, contract.Deployment{Service: "hello", Environment: "prod", ImageID: "img-v3", RunID: "run-3", Outcome: contract.OutcomeSucceeded})
 			}()
 		}
 		wg.Wait()
@@ -200,7 +200,7 @@ func TestInventoryConcurrentRecords(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, err := c.RecordDeployment(ctx, Deployment{Service: "hello", Environment: "prod",
+					_, err := c.RecordDeployment(ctx, contract.Deployment{Service: "hello", Environment: "prod",
 						ImageID: fmt.Sprintf("img-g%02d", g), RunID: fmt.Sprintf("run-%02d", g), Outcome: contract.OutcomeSucceeded})
 					errs <- err
 				}()
@@ -241,9 +241,9 @@ func TestInventoryDeployable(t *testing.T) {
 			t.Errorf("Deployable before any deployment = %v, %v", ids, err)
 		}
 		for _, id := range []string{"img-v1", "img-v2", "img-v3", "img-v4", "img-v5", "img-v6"} {
-			publish(t, c, Image{ID: id, Service: "hello"})
+			publish(t, c, contract.Image{ID: id, Service: "hello"})
 		}
-		publish(t, c, Image{ID: "img-api", Service: "api"})
+		publish(t, c, contract.Image{ID: "img-api", Service: "api"})
 		for i, step := range []struct {
 			image   string
 			outcome contract.Outcome
@@ -258,7 +258,7 @@ func TestInventoryDeployable(t *testing.T) {
 			{"img-api", contract.OutcomeSucceeded}, // another service's image
 			{"img-v6", contract.OutcomeSucceeded},
 		} {
-			record(t, c, Deployment{ImageID: step.image, RunID: fmt.Sprintf("run-%d", i), Outcome: step.outcome})
+			record(t, c, contract.Deployment{ImageID: step.image, RunID: fmt.Sprintf("run-%d", i), Outcome: step.outcome})
 		}
 		if _, err := c.Revoke(ctx, "img-v3", RevokeOptions{Reason: "CVE"}); err != nil {
 			t.Fatal(err)

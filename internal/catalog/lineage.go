@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // childLink records that Child was built on Parent (children/<parent>/<child>.json),
@@ -50,14 +52,14 @@ func (c *Catalog) descendantIDs(ctx context.Context, id string) ([]string, error
 
 // images reads images ids (as Get does), in the same order; missing ones are
 // left out.
-func (c *Catalog) images(ctx context.Context, ids []string) ([]Image, error) {
+func (c *Catalog) images(ctx context.Context, ids []string) ([]contract.Image, error) {
 	return readImages(ctx, ids, c.Get)
 }
 
 // readImages reads images ids with read, in parallel, in the same order; those
 // read finds missing (ErrNotFound) are left out.
-func readImages(ctx context.Context, ids []string, read func(ctx context.Context, id string) (Image, error)) ([]Image, error) {
-	imgs := make([]Image, len(ids))
+func readImages(ctx context.Context, ids []string, read func(ctx context.Context, id string) (contract.Image, error)) ([]contract.Image, error) {
+	imgs := make([]contract.Image, len(ids))
 	err := parallel(ctx, len(ids), func(ctx context.Context, i int) error {
 		var err error
 		imgs[i], err = read(ctx, ids[i])
@@ -80,7 +82,7 @@ func readImages(ctx context.Context, ids []string, read func(ctx context.Context
 
 // Children returns the images built directly on image id (Parent == id), newest
 // first.
-func (c *Catalog) Children(ctx context.Context, id string) ([]Image, error) {
+func (c *Catalog) Children(ctx context.Context, id string) ([]contract.Image, error) {
 	imgs, err := c.related(ctx, id, c.childIDs)
 	if err != nil {
 		return nil, err
@@ -91,13 +93,13 @@ func (c *Catalog) Children(ctx context.Context, id string) ([]Image, error) {
 
 // Descendants returns the images whose Parent chain leads to image id: children,
 // grandchildren and so on, breadth first (every image after its parent).
-func (c *Catalog) Descendants(ctx context.Context, id string) ([]Image, error) {
+func (c *Catalog) Descendants(ctx context.Context, id string) ([]contract.Image, error) {
 	return c.related(ctx, id, c.descendantIDs)
 }
 
 // related returns the images relatives lists for image id, which must exist, in
 // that order.
-func (c *Catalog) related(ctx context.Context, id string, relatives func(context.Context, string) ([]string, error)) ([]Image, error) {
+func (c *Catalog) related(ctx context.Context, id string, relatives func(context.Context, string) ([]string, error)) ([]contract.Image, error) {
 	if _, err := c.record(ctx, id); err != nil {
 		return nil, err
 	}
@@ -139,7 +141,7 @@ func (c *Catalog) Revoke(ctx context.Context, id string, opts RevokeOptions) ([]
 	now := time.Now().UTC()
 	var revoked []string
 	for _, t := range targets {
-		r := Revocation{ImageID: t, Reason: reason, By: opts.By, Time: now}
+		r := contract.Revocation{ImageID: t, Reason: reason, By: opts.By, Time: now}
 		if t != id {
 			r.Reason, r.CascadedFrom = fmt.Sprintf("parent %s revoked: %s", id, reason), id
 		}
@@ -154,12 +156,12 @@ func (c *Catalog) Revoke(ctx context.Context, id string, opts RevokeOptions) ([]
 }
 
 // revocations reads every revocation, by image ID.
-func (c *Catalog) revocations(ctx context.Context) (map[string]*Revocation, error) {
+func (c *Catalog) revocations(ctx context.Context) (map[string]*contract.Revocation, error) {
 	return readMarks(ctx, c, "revocations/", c.revocation)
 }
 
 // outdatedMarks reads every outdated mark, by image ID.
-func (c *Catalog) outdatedMarks(ctx context.Context) (map[string]*Outdated, error) {
+func (c *Catalog) outdatedMarks(ctx context.Context) (map[string]*contract.Outdated, error) {
 	return readMarks(ctx, c, "outdated/", c.outdated)
 }
 
@@ -192,7 +194,7 @@ func readMarks[M any](ctx context.Context, c *Catalog, prefix string, read func(
 // Outdated returns the images of service (all services when empty) whose base
 // channel moved on since they were built, newest first, with Outdated (and
 // Revoked) filled.
-func (c *Catalog) Outdated(ctx context.Context, service string) ([]Image, error) {
+func (c *Catalog) Outdated(ctx context.Context, service string) ([]contract.Image, error) {
 	marks, err := c.outdatedMarks(ctx)
 	if err != nil {
 		return nil, err
@@ -203,13 +205,13 @@ func (c *Catalog) Outdated(ctx context.Context, service string) ([]Image, error)
 			ids = append(ids, id)
 		}
 	}
-	imgs, err := readImages(ctx, ids, func(ctx context.Context, id string) (Image, error) {
+	imgs, err := readImages(ctx, ids, func(ctx context.Context, id string) (contract.Image, error) {
 		img, err := c.record(ctx, id)
 		if err != nil {
-			return Image{}, err
+			return contract.Image{}, err
 		}
 		if img.Revoked, err = c.revocation(ctx, img.ID); err != nil {
-			return Image{}, err
+			return contract.Image{}, err
 		}
 		img.Outdated = marks[img.ID]
 		return img, nil

@@ -146,12 +146,12 @@ func TestSecretInARolloutNeverReachesTheServer(t *testing.T) {
 	img, err := deps.Catalog.Import(ctx, helloBuild, "hello", []string{"./hello"}, nil)
 	require.NoError(t, err)
 	secret := randomSecret(t)
-	soak := spec.Duration(0)
+	soak := contract.Duration(0)
 	r := spec.Rollout{
-		Service: "hello", Environment: "dev", Image: spec.ImageRef{ID: img.ID},
+		Service: "hello", Environment: "dev", Image: contract.ImageRef{ID: img.ID},
 		Fleet: spec.Fleet{Size: 1}, Listen: freeAddr(t),
-		Health: spec.Health{Interval: spec.Duration(100 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
-		Checks: []spec.Check{{Path: "/?probe=" + secret}},
+		Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
+		Checks: []contract.Check{{Path: "/?probe=" + secret}},
 		Soak:   &soak,
 	}
 	run, err := rollouts.Start(ctx, c, r, rollouts.StartOptions{StartedBy: "alice " + secret})

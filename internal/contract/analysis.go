@@ -85,3 +85,84 @@ func (c AnalysisCounts) Text(shown int) string {
 	}
 	return s
 }
+
+// AnalysisSpec describes one analysis: what to measure, how often, and what passes.
+type AnalysisSpec struct {
+	// Provider is where measurements come from: router, prometheus or http.
+	Provider string `json:"provider"`
+	// Metric is, for provider router, one of errorRate, p50, p90, p95, p99
+	// (latency in seconds). For the other providers it only names the value in
+	// messages (optional).
+	Metric string `json:"metric,omitempty"`
+	// Max and Min are the success condition: a measurement passes when its value
+	// is <= Max and >= Min (either may be left out, not both).
+	Max *float64 `json:"max,omitempty"`
+	Min *float64 `json:"min,omitempty"`
+	// Interval is the time between measurements. For provider router it is also
+	// the window each measurement covers, so it is required there.
+	Interval time.Duration `json:"interval,omitempty"`
+	// Count is the number of measurements that produce a result (errors do not
+	// count); 0 means 1.
+	Count int `json:"count,omitempty"`
+	// FailureLimit is the number of failed measurements tolerated; one more
+	// fails the analysis at once.
+	FailureLimit int `json:"failureLimit,omitempty"`
+	// ConsecutiveErrorLimit is the number of measurements in a row that could
+	// not be taken (errors) tolerated; one more fails the analysis ("could not
+	// measure"). 0 means 4; a negative value tolerates none.
+	ConsecutiveErrorLimit int `json:"consecutiveErrorLimit,omitempty"`
+	// InconclusiveLimit is the number of inconclusive measurements tolerated
+	// (too little traffic, no data); one more ends the analysis Inconclusive.
+	InconclusiveLimit int `json:"inconclusiveLimit,omitempty"`
+	// MinRequests, for provider router: a window in which the fleet received
+	// fewer requests is inconclusive. 0 means 10; a negative value means any
+	// window with at least one request counts.
+	MinRequests int `json:"minRequests,omitempty"`
+	// Address (the Prometheus base URL, e.g. http://prometheus:9090) and Query
+	// (PromQL returning one scalar or a one-series vector), for provider prometheus.
+	Address string `json:"address,omitempty"`
+	Query   string `json:"query,omitempty"`
+	// URL answers JSON, and Field is the dotted path of a number in it
+	// (data.errorRate, items.0.value; empty: the whole answer), for provider http.
+	URL   string `json:"url,omitempty"`
+	Field string `json:"field,omitempty"`
+	// OnNoData says what a measurement without data counts as (no samples:
+	// an empty vector, a NaN, a null, fewer than minRequests requests):
+	// analysis.NoDataInconclusive (the default: the analysis ends Inconclusive and waits
+	// for a person, as inconclusiveLimit says), analysis.NoDataFail or analysis.NoDataPass.
+	OnNoData string `json:"onNoData,omitempty"`
+}
+
+// The input and result of the RunAnalysis activity (package analysis runs it).
+
+// AnalysisInput runs one analysis against a fleet.
+type AnalysisInput struct {
+	// Name names the analysis in messages (the rollout spec's analyses key).
+	Name string       `json:"name"`
+	Spec AnalysisSpec `json:"spec"`
+	// Key is the router of the service (provider router).
+	Key RouteKey `json:"key"`
+	// FleetID is the fleet under analysis. {{fleet}}, {{service}} and
+	// {{environment}} in the spec's query, address and url are replaced by it
+	// and by Key.
+	FleetID string `json:"fleetId"`
+}
+
+// AnalysisResult is the outcome of an analysis. Failed and Inconclusive are
+// results, not activity errors: the workflow decides what they mean.
+type AnalysisResult struct {
+	Name    string `json:"name"`
+	FleetID string `json:"fleetId,omitempty"`
+	// Phase is analysis.PhaseSuccessful, PhaseFailed or PhaseInconclusive.
+	Phase string `json:"phase"`
+	// Reason is empty for Successful, else one of analysis.Reason*; Failed with
+	// ReasonCouldNotMeasure means too many measurements in a row could
+	// not be taken.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message"`
+	// Measurements are the latest analysis.KeptMeasurements measurements (the
+	// history keeps no more); Counts count them all.
+	Measurements []Measurement  `json:"measurements"`
+	Counts       AnalysisCounts `json:"counts"`
+	AnalysisSource
+}

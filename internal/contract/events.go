@@ -50,6 +50,7 @@ type EventData struct {
 	Fleet       string `json:"fleet,omitempty"` // the new fleet
 	InputDigest string `json:"inputDigest,omitempty"`
 	StartedBy   string `json:"startedBy,omitempty"`
+	Gate        string `json:"gate,omitempty"` // what an approve would release now (a rollout's phase events)
 	// Outcome is set on *.finished events, as Outcome.MetricLabel writes it:
 	// succeeded, failed, aborted, rolled_back, canceled (rollouts); succeeded,
 	// cached, failed, canceled (bakes); succeeded, skipped, failed, aborted,

@@ -31,6 +31,7 @@ const (
 	ActivityFindOrphans      = "FindOrphans"
 	ActivityLiveImages       = "LiveImages"
 	ActivityMoveChannel      = "MoveChannel"
+	ActivityNotify           = "Notify"
 	ActivityPreviousImage    = "PreviousImage"
 	ActivityProvision        = "Provision"
 	ActivityPublishEvent     = "PublishEvent" // a local activity
@@ -41,6 +42,7 @@ const (
 	ActivityResolveImage     = "ResolveImage"
 	ActivityRunAnalysis      = "RunAnalysis"
 	ActivityRunChecks        = "RunChecks"
+	ActivityRunHook          = "RunHook"
 	ActivityScaleFleet       = "ScaleFleet"
 	ActivitySetRoute         = "SetRoute"
 	ActivityStartDependents  = "StartDependents"
@@ -52,9 +54,9 @@ const (
 
 // Activities lists every activity type above.
 var Activities = []string{ActivityBakeBuild, ActivityBakeDigest, ActivityCheckSpec, ActivityFindCached,
-	ActivityFindOrphans, ActivityLiveImages, ActivityMoveChannel, ActivityPreviousImage, ActivityProvision,
+	ActivityFindOrphans, ActivityLiveImages, ActivityMoveChannel, ActivityNotify, ActivityPreviousImage, ActivityProvision,
 	ActivityPublishEvent, ActivityPublishImage, ActivityReadRoute, ActivityRecordDeployment, ActivityResizeFleet,
-	ActivityResolveImage, ActivityRunAnalysis, ActivityRunChecks, ActivityScaleFleet, ActivitySetRoute,
+	ActivityResolveImage, ActivityRunAnalysis, ActivityRunChecks, ActivityRunHook, ActivityScaleFleet, ActivitySetRoute,
 	ActivityStartDependents, ActivityTerminate, ActivityTerminateByToken, ActivityTestImage, ActivityWaitHealthy}
 
 // Query names.

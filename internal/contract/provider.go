@@ -110,6 +110,53 @@ type Route struct {
 	Listen string `json:"listen,omitempty"`
 	// Backends are the fleets that receive traffic, with their weights (sum 100).
 	Backends []Backend `json:"backends"`
+	RouteRules
+}
+
+// RouteRules are what a route does besides splitting by weight (the JSON
+// fields sit beside backends): requests matched by header or cookie, sticky
+// sessions and mirroring, as Argo Rollouts' setHeaderRoute, stickiness and
+// setMirrorRoute. Every fleet they name is one of the route's backends with
+// targets (its weight may be 0). A driver needs CapHeaderRoutes, CapStickiness
+// and CapMirror for them.
+type RouteRules struct {
+	// Matches send a request that matches one of a MatchRoute's rules to its
+	// fleet, whatever the weights; the first MatchRoute that matches wins.
+	Matches []MatchRoute `json:"matches,omitempty"`
+	// Stickiness keeps a client on the fleet it first got, by cookie, while
+	// that fleet keeps a weight.
+	Stickiness *Stickiness `json:"stickiness,omitempty"`
+	// Mirror copies a share of the requests to a fleet; its answers are
+	// discarded and never delay the live ones.
+	Mirror *Mirror `json:"mirror,omitempty"`
+}
+
+// MatchRoute sends the requests that match any of its rules to FleetID.
+type MatchRoute struct {
+	Name    string      `json:"name"`
+	FleetID string      `json:"fleetId"`
+	Match   []MatchRule `json:"match"`
+}
+
+// MatchRule matches a request whose header (or cookie) of that name has
+// exactly the value Exact. Exactly one of Header and Cookie is set.
+type MatchRule struct {
+	Header string `json:"header,omitempty"`
+	Cookie string `json:"cookie,omitempty"`
+	Exact  string `json:"exact"`
+}
+
+// Stickiness names the cookie that pins a client to a fleet and how long it
+// lasts.
+type Stickiness struct {
+	Cookie string   `json:"cookie"`
+	TTL    Duration `json:"ttl"`
+}
+
+// Mirror copies Percent of the requests to FleetID.
+type Mirror struct {
+	FleetID string `json:"fleetId"`
+	Percent int    `json:"percent"`
 }
 
 // Backend is one fleet's share of a route.
@@ -129,8 +176,19 @@ func (r Route) Weight(fleetID string) int {
 	return 0
 }
 
-// Serves reports whether fleetID receives any traffic through the route.
-func (r Route) Serves(fleetID string) bool { return r.Weight(fleetID) > 0 }
+// Serves reports whether fleetID receives any traffic through the route: a
+// weight, a match that sends requests to it, or mirrored copies.
+func (r Route) Serves(fleetID string) bool {
+	if r.Weight(fleetID) > 0 || (r.Mirror != nil && r.Mirror.FleetID == fleetID) {
+		return true
+	}
+	for _, m := range r.Matches {
+		if m.FleetID == fleetID {
+			return true
+		}
+	}
+	return false
+}
 
 // FleetIDs returns the IDs of the fleets in the route, sorted.
 func (r Route) FleetIDs() []string {

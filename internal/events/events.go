@@ -172,10 +172,7 @@ func (p *Publisher) URL() string { return p.url }
 
 // Publish sends one event and returns once the topic accepted it.
 func (p *Publisher) Publish(ctx context.Context, ev contract.Event) error {
-	if err := Validate(ev); err != nil {
-		return fmt.Errorf("event %s: %w", ev.ID, err)
-	}
-	body, err := json.Marshal(cloudEvent(ev)) // structured JSON mode, written by the SDK
+	body, err := Encode(ev)
 	if err != nil {
 		return err
 	}
@@ -183,6 +180,15 @@ func (p *Publisher) Publish(ctx context.Context, ev contract.Event) error {
 		return fmt.Errorf("publish %s event %s to %s: %w", ev.Type, ev.ID, p.url, err)
 	}
 	return nil
+}
+
+// Encode validates ev and writes it in CloudEvents' structured JSON mode (the
+// SDK writes it): a message's body, or a json notification's.
+func Encode(ev contract.Event) ([]byte, error) {
+	if err := Validate(ev); err != nil {
+		return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	return json.Marshal(cloudEvent(ev))
 }
 
 // Close flushes and closes the topic. An in-process (mem://) topic stays open for

@@ -118,9 +118,9 @@ func TestRolloutPhasesArriveOnNATS(t *testing.T) {
 	img, err := deps.Catalog.Import(ctx, buildHello(t), "hello", []string{"./hello"}, nil)
 	require.NoError(t, err)
 	r := spec.Rollout{
-		Service: "hello", Environment: "test", Image: spec.ImageRef{ID: img.ID}, Fleet: spec.Fleet{Size: 1}, Listen: freeAddr(t),
-		Health: spec.Health{Interval: spec.Duration(100 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
-		Checks: []spec.Check{{Path: "/", ExpectBody: "v1"}},
+		Service: "hello", Environment: "test", Image: contract.ImageRef{ID: img.ID}, Fleet: spec.Fleet{Size: 1}, Listen: freeAddr(t),
+		Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
+		Checks: []contract.Check{{Path: "/", ExpectBody: "v1"}},
 	}
 	require.NoError(t, r.Normalize())
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue},

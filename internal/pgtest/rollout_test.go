@@ -59,13 +59,13 @@ func TestRolloutV1ThenV2OnPostgres(t *testing.T) {
 	}
 	v1, v2 := importImage("v1"), importImage("v2")
 	listen := freeAddr(t)
-	start := func(image, expectBody string, soak spec.Duration) client.WorkflowRun {
+	start := func(image, expectBody string, soak contract.Duration) client.WorkflowRun {
 		t.Helper()
 		r := spec.Rollout{
-			Service: "hello", Environment: "test", Image: spec.ImageRef{ID: image},
+			Service: "hello", Environment: "test", Image: contract.ImageRef{ID: image},
 			Fleet: spec.Fleet{Size: 2}, Listen: listen,
-			Health: spec.Health{Interval: spec.Duration(200 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
-			Checks: []spec.Check{{Path: "/", ExpectBody: expectBody}},
+			Health: contract.Health{Interval: contract.Duration(200 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
+			Checks: []contract.Check{{Path: "/", ExpectBody: expectBody}},
 			Soak:   &soak,
 		}
 		run, err := rollouts.Start(ctx, c, r, rollouts.StartOptions{StartedBy: "pgtest"})
@@ -81,12 +81,12 @@ func TestRolloutV1ThenV2OnPostgres(t *testing.T) {
 		return res
 	}
 
-	res1 := result(start(v1, "v1", spec.Duration(time.Second)))
+	res1 := result(start(v1, "v1", contract.Duration(time.Second)))
 	assert.Equal(t, "hello from v1", get(t, listen))
 
 	// v2, with Temporal restarted while the old fleet soaks: the rollout, its
 	// timer and the worker carry on from what PostgreSQL kept.
-	run := start(v2, "v2", spec.Duration(3*time.Second))
+	run := start(v2, "v2", contract.Duration(3*time.Second))
 	pollUntil(t, "the v2 rollout soaks", func() bool {
 		st, err := rollouts.Get(ctx, c, "hello", "test")
 		return err == nil && st.Progress != nil && st.Progress.Phase == contract.PhaseSoaking

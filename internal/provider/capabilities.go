@@ -17,10 +17,19 @@ const (
 	// CapFleetMetrics: the router counts requests, errors and latency per fleet
 	// (MetricsDriver).
 	CapFleetMetrics Capability = "fleetMetrics"
+	// CapHeaderRoutes: the router sends requests matched by a header or a
+	// cookie to a fleet, whatever the weights (Route.Matches).
+	CapHeaderRoutes Capability = "headerRoutes"
+	// CapStickiness: the router keeps a client on one fleet by cookie
+	// (Route.Stickiness).
+	CapStickiness Capability = "stickiness"
+	// CapMirror: the router copies a share of requests to a fleet
+	// (Route.Mirror).
+	CapMirror Capability = "mirror"
 )
 
 // AllCapabilities lists every Capability, in the order they are reported.
-var AllCapabilities = []Capability{CapWeights, CapResize, CapFleetMetrics}
+var AllCapabilities = []Capability{CapWeights, CapResize, CapFleetMetrics, CapHeaderRoutes, CapStickiness, CapMirror}
 
 // Describe says what the capability gives, for error messages.
 func (c Capability) Describe() string {
@@ -31,6 +40,12 @@ func (c Capability) Describe() string {
 		return "fleets that grow and shrink in place"
 	case CapFleetMetrics:
 		return "per-fleet request metrics from its router"
+	case CapHeaderRoutes:
+		return "routes that send requests to a fleet by header or cookie"
+	case CapStickiness:
+		return "sticky sessions that keep a client on one fleet"
+	case CapMirror:
+		return "routes that mirror requests to a fleet"
 	}
 	return string(c)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -14,11 +15,11 @@ import (
 // it has no weights (nor anything else).
 type switchOnly struct {
 	stubDriver
-	set []provider.Route
+	set []contract.Route
 }
 
 func (d *switchOnly) Capabilities() provider.Capabilities { return provider.CapabilitiesOf() }
-func (d *switchOnly) SetRoute(_ context.Context, _ provider.RouteKey, r provider.Route) error {
+func (d *switchOnly) SetRoute(_ context.Context, _ contract.RouteKey, r contract.Route) error {
 	d.set = append(d.set, r)
 	return nil
 }
@@ -26,8 +27,8 @@ func (d *switchOnly) SetRoute(_ context.Context, _ provider.RouteKey, r provider
 // resizing has Resize through its optional interface and says nothing itself.
 type resizing struct{ stubDriver }
 
-func (resizing) Resize(context.Context, string, int) (provider.Fleet, error) {
-	return provider.Fleet{}, nil
+func (resizing) Resize(context.Context, string, int) (contract.Fleet, error) {
+	return contract.Fleet{}, nil
 }
 
 func TestCapabilitiesComeFromTheDriver(t *testing.T) {
@@ -43,8 +44,8 @@ func TestProviderRefusesWhatTheDriverCannotDo(t *testing.T) {
 	ctx := context.Background()
 	d := &switchOnly{}
 	p := provider.New("dns", d)
-	key := provider.RouteKey{Service: "web", Environment: "prod"}
-	split := provider.Route{Backends: []provider.Backend{
+	key := contract.RouteKey{Service: "web", Environment: "prod"}
+	split := contract.Route{Backends: []contract.Backend{
 		{FleetID: "a", Weight: 30, Targets: []string{"10.0.0.1:80"}},
 		{FleetID: "b", Weight: 70, Targets: []string{"10.0.0.2:80"}},
 	}}
@@ -52,12 +53,12 @@ func TestProviderRefusesWhatTheDriverCannotDo(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, provider.FailedPrecondition, provider.ErrorCode(err))
 	assert.EqualError(t, err, "route prod/web: fleet a would get 30% of traffic, but the dns provider routes all traffic to one fleet (it has no routes that split traffic between fleets by weight)")
-	all := provider.Route{Backends: []provider.Backend{
+	all := contract.Route{Backends: []contract.Backend{
 		{FleetID: "a", Weight: 0, Targets: []string{"10.0.0.1:80"}},
 		{FleetID: "b", Weight: 100, Targets: []string{"10.0.0.2:80"}},
 	}}
 	require.NoError(t, p.SetRoute(ctx, key, all), "a switch to one fleet needs no weights")
-	assert.Equal(t, []provider.Route{all}, d.set)
+	assert.Equal(t, []contract.Route{all}, d.set)
 
 	_, err = p.Resize(ctx, "a", 3)
 	assert.Equal(t, provider.FailedPrecondition, provider.ErrorCode(err))

@@ -16,27 +16,6 @@ import (
 	"github.com/imago/imago/internal/contract"
 )
 
-// The data types of fleets and routes live in package contract (workflows and
-// activities share them without importing providers); these aliases keep their
-// old names here.
-type (
-	Fleet            = contract.Fleet
-	Instance         = contract.Instance
-	ProvisionRequest = contract.ProvisionRequest
-	EnvVar           = contract.EnvVar
-	HealthCheck      = contract.HealthCheck
-	RouteKey         = contract.RouteKey
-	Route            = contract.Route
-	Backend          = contract.Backend
-)
-
-// Instance states (contract.Instance*).
-const (
-	InstanceRunning = contract.InstanceRunning
-	InstanceStopped = contract.InstanceStopped
-	InstanceExited  = contract.InstanceExited
-)
-
 // Filter selects fleets in ListFleets; empty fields match everything.
 type Filter struct {
 	Service     string
@@ -47,20 +26,20 @@ type Filter struct {
 type Driver interface {
 	// Provision creates a fleet, or returns the one already made for req.Token,
 	// replacing instances that died.
-	Provision(ctx context.Context, req ProvisionRequest) (Fleet, error)
+	Provision(ctx context.Context, req contract.ProvisionRequest) (contract.Fleet, error)
 	// Describe returns the fleet with the live state of its instances.
-	Describe(ctx context.Context, fleetID string) (Fleet, error)
+	Describe(ctx context.Context, fleetID string) (contract.Fleet, error)
 	// Terminate stops every instance of the fleet and forgets it. Terminating a
 	// fleet that is already gone succeeds.
 	Terminate(ctx context.Context, fleetID string) error
 	// SetRoute switches the router's traffic atomically; it returns once the
 	// router serves new requests by the new route.
-	SetRoute(ctx context.Context, key RouteKey, route Route) error
+	SetRoute(ctx context.Context, key contract.RouteKey, route contract.Route) error
 	// Route returns the router's current route; a router that was never set
 	// returns an empty Route and no error.
-	Route(ctx context.Context, key RouteKey) (Route, error)
+	Route(ctx context.Context, key contract.RouteKey) (contract.Route, error)
 	// ListFleets returns the fleets the driver knows, for inventory and leak collection.
-	ListFleets(ctx context.Context, f Filter) ([]Fleet, error)
+	ListFleets(ctx context.Context, f Filter) ([]contract.Fleet, error)
 	// Close releases the driver's resources (not its fleets or routers).
 	Close() error
 }
@@ -81,7 +60,7 @@ type Driver interface {
 // (SetRoute); after growing, wait until the new instances are healthy before
 // adding them to the targets.
 type Resizer interface {
-	Resize(ctx context.Context, fleetID string, size int) (Fleet, error)
+	Resize(ctx context.Context, fleetID string, size int) (contract.Fleet, error)
 }
 
 // FleetMetrics are one fleet's traffic counters as its router counts them. All
@@ -119,7 +98,7 @@ type HistogramBucket struct {
 // it). FleetMetrics returns the cumulative metrics of every fleet the router of
 // key has counted, by fleet ID; a fleet that received no request may be absent.
 type MetricsDriver interface {
-	FleetMetrics(ctx context.Context, key RouteKey) (map[string]FleetMetrics, error)
+	FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]FleetMetrics, error)
 }
 
 // Code is a portable error class.
@@ -224,21 +203,21 @@ func (p *Provider) Capabilities() Capabilities {
 }
 
 // Provision creates (or adopts, by token) a fleet.
-func (p *Provider) Provision(ctx context.Context, req ProvisionRequest) (Fleet, error) {
+func (p *Provider) Provision(ctx context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 	if req.Token == "" {
-		return Fleet{}, Errorf(InvalidArgument, "provision: a request token is required so retries adopt the same fleet")
+		return contract.Fleet{}, Errorf(InvalidArgument, "provision: a request token is required so retries adopt the same fleet")
 	}
 	if req.Size < 1 {
-		return Fleet{}, Errorf(InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
+		return contract.Fleet{}, Errorf(InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
 	}
 	if req.Provider != "" && req.Provider != p.name {
-		return Fleet{}, Errorf(InvalidArgument, "provision: the spec asks for provider %q, but this worker runs %q; run a worker with IMAGO_PROVIDER_URL=%s://…", req.Provider, p.name, req.Provider)
+		return contract.Fleet{}, Errorf(InvalidArgument, "provision: the spec asks for provider %q, but this worker runs %q; run a worker with IMAGO_PROVIDER_URL=%s://…", req.Provider, p.name, req.Provider)
 	}
 	return p.d.Provision(ctx, req)
 }
 
 // Describe returns a fleet with its instances' live state.
-func (p *Provider) Describe(ctx context.Context, fleetID string) (Fleet, error) {
+func (p *Provider) Describe(ctx context.Context, fleetID string) (contract.Fleet, error) {
 	return p.d.Describe(ctx, fleetID)
 }
 
@@ -252,20 +231,20 @@ func (p *Provider) Terminate(ctx context.Context, fleetID string) error {
 	if err != nil {
 		return err
 	}
-	r, err := p.d.Route(ctx, RouteKey{Service: f.Service, Environment: f.Environment})
+	r, err := p.d.Route(ctx, contract.RouteKey{Service: f.Service, Environment: f.Environment})
 	if err != nil {
 		return err
 	}
 	if r.Serves(fleetID) {
-		return Errorf(FailedPrecondition, "refusing to terminate fleet %s: the %s/%s router still sends it %d%% of traffic",
-			fleetID, f.Environment, f.Service, r.Weight(fleetID))
+		return Errorf(FailedPrecondition, "refusing to terminate fleet %s: the %s/%s router still sends it traffic (weight %d%%%s)",
+			fleetID, f.Environment, f.Service, r.Weight(fleetID), rulesNaming(r, fleetID))
 	}
 	return p.d.Terminate(ctx, fleetID)
 }
 
 // SetRoute switches traffic. Weights must be 0..100 and sum to 100; a route with
 // no backends makes the router answer 503.
-func (p *Provider) SetRoute(ctx context.Context, key RouteKey, route Route) error {
+func (p *Provider) SetRoute(ctx context.Context, key contract.RouteKey, route contract.Route) error {
 	sum := 0
 	for _, b := range route.Backends {
 		if b.Weight < 0 || b.Weight > 100 {
@@ -280,6 +259,9 @@ func (p *Provider) SetRoute(ctx context.Context, key RouteKey, route Route) erro
 	if len(route.Backends) > 0 && sum != 100 {
 		return Errorf(InvalidArgument, "route %s: weights sum to %d, want 100", key, sum)
 	}
+	if err := checkRules(key, route, p.caps, p.name); err != nil {
+		return err
+	}
 	if !p.caps.Has(CapWeights) {
 		for _, b := range route.Backends {
 			if b.Weight > 0 && b.Weight < 100 {
@@ -292,32 +274,32 @@ func (p *Provider) SetRoute(ctx context.Context, key RouteKey, route Route) erro
 }
 
 // Route returns the router's current route.
-func (p *Provider) Route(ctx context.Context, key RouteKey) (Route, error) {
+func (p *Provider) Route(ctx context.Context, key contract.RouteKey) (contract.Route, error) {
 	return p.d.Route(ctx, key)
 }
 
 // ListFleets lists fleets matching f.
-func (p *Provider) ListFleets(ctx context.Context, f Filter) ([]Fleet, error) {
+func (p *Provider) ListFleets(ctx context.Context, f Filter) ([]contract.Fleet, error) {
 	return p.d.ListFleets(ctx, f)
 }
 
 // Resize changes the number of instances of a fleet (see Resizer, including who
 // keeps traffic safe: Resize does not update routes). It returns InvalidArgument
 // for a size below 1 and FailedPrecondition when the driver cannot resize.
-func (p *Provider) Resize(ctx context.Context, fleetID string, size int) (Fleet, error) {
+func (p *Provider) Resize(ctx context.Context, fleetID string, size int) (contract.Fleet, error) {
 	if size < 1 {
-		return Fleet{}, Errorf(InvalidArgument, "resize fleet %s: size must be at least 1, got %d", fleetID, size)
+		return contract.Fleet{}, Errorf(InvalidArgument, "resize fleet %s: size must be at least 1, got %d", fleetID, size)
 	}
 	r, ok := p.d.(Resizer)
 	if !ok || !p.caps.Has(CapResize) {
-		return Fleet{}, Errorf(FailedPrecondition, "resize fleet %s: the %s provider cannot resize fleets", fleetID, p.name)
+		return contract.Fleet{}, Errorf(FailedPrecondition, "resize fleet %s: the %s provider cannot resize fleets", fleetID, p.name)
 	}
 	return r.Resize(ctx, fleetID, size)
 }
 
 // FleetMetrics returns the cumulative per-fleet metrics of the router of key (see
 // MetricsDriver). It returns FailedPrecondition when the driver exports none.
-func (p *Provider) FleetMetrics(ctx context.Context, key RouteKey) (map[string]FleetMetrics, error) {
+func (p *Provider) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]FleetMetrics, error) {
 	m, ok := p.d.(MetricsDriver)
 	if !ok || !p.caps.Has(CapFleetMetrics) {
 		return nil, Errorf(FailedPrecondition, "fleet metrics of %s: driver %s exports no router metrics", key, p.name)

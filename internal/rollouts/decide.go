@@ -107,7 +107,7 @@ func RollbackToPrevious(ctx context.Context, c client.Client, cat *catalog.Catal
 		return nil, spec.Rollout{}, err
 	}
 	r := last.Spec
-	r.Image = spec.ImageRef{ID: prev}
+	r.Image = contract.ImageRef{ID: prev}
 	run, err := Start(ctx, c, r, StartOptions{StartedBy: by, Action: contract.ActionRollback})
 	return run, r, err
 }

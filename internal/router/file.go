@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/atomicfile"
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 	"github.com/prometheus/procfs"
 )
 
@@ -34,14 +34,16 @@ const (
 type File struct {
 	Generation int64              `json:"generation"`
 	Listen     string             `json:"listen"`
-	Backends   []provider.Backend `json:"backends"`
+	Backends   []contract.Backend `json:"backends"`
+	contract.RouteRules
 }
 
 // Status is what a router's admin endpoint GET /route reports: the route it applies.
 type Status struct {
 	Generation int64              `json:"generation"`
 	Listen     string             `json:"listen"`
-	Backends   []provider.Backend `json:"backends"`
+	Backends   []contract.Backend `json:"backends"`
+	contract.RouteRules
 }
 
 // RunInfo is the router's run file, written once the router listens.
@@ -59,7 +61,7 @@ type RunInfo struct {
 // WriteFile writes a route file atomically (temporary file + rename).
 func WriteFile(path string, f File) error {
 	if f.Backends == nil {
-		f.Backends = []provider.Backend{}
+		f.Backends = []contract.Backend{}
 	}
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
@@ -139,7 +141,7 @@ var ErrNotNewer = errors.New("the router applies a route at least as new")
 func PushRoute(ctx context.Context, admin, token string, f File) (Status, error) {
 	var st Status
 	if f.Backends == nil {
-		f.Backends = []provider.Backend{}
+		f.Backends = []contract.Backend{}
 	}
 	data, err := json.Marshal(f)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 // seenHeaders is what an instance saw of one request.
@@ -85,7 +85,7 @@ func TestInstanceSeesClientHostAndForwardedHeaders(t *testing.T) {
 func TestRetryKeepsClientHost(t *testing.T) {
 	target, seen := headerBackend(t)
 	s := NewServer(nil)
-	s.Apply(File{Generation: 1, Backends: []provider.Backend{{FleetID: "fa", Weight: 1, Targets: []string{closedAddr(t), target}}}})
+	s.Apply(File{Generation: 1, Backends: []contract.Backend{{FleetID: "fa", Weight: 1, Targets: []string{closedAddr(t), target}}}})
 	front := httptest.NewServer(s)
 	defer front.Close()
 	for range 2 { // one of the two goes to the closed target first

@@ -18,6 +18,9 @@ const (
 	RequestsMetric   = routermetrics.RequestsMetric
 	ErrorsMetric     = routermetrics.ErrorsMetric
 	LatencyMetric    = routermetrics.LatencyMetric
+	// MirrorDroppedMetric counts requests that were to be mirrored and were
+	// not: too large a body, or every mirror slot busy.
+	MirrorDroppedMetric = "imago_router_mirror_dropped_total"
 )
 
 // durationBuckets are the upper bounds (seconds) of the latency histogram.
@@ -33,6 +36,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// mirrorDropped counts copies not sent (rules.go).
+	mirrorDropped prometheus.Counter
 }
 
 func newMetrics(generation func() int64) *metrics {
@@ -47,12 +52,15 @@ func newMetrics(generation func() int64) *metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: LatencyMetric, Help: "Request latency through the router, by fleet.", Buckets: durationBuckets,
 		}, []string{"fleet"}),
+		mirrorDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MirrorDroppedMetric, Help: "Requests to be mirrored that were not: too large a body, or every mirror slot busy.",
+		}),
 	}
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: GenerationMetric, Help: "Generation of the route the router applies.",
 		}, func() float64 { return float64(generation()) }),
-		m.requests, m.errors, m.latency,
+		m.requests, m.errors, m.latency, m.mirrorDropped,
 	)
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router/routermetrics"
 )
@@ -16,7 +17,7 @@ import (
 func TestMetricsExpositionIsStableAndClean(t *testing.T) {
 	a := backend(t, "A")
 	s := NewServer(nil)
-	s.Apply(File{Generation: 3, Backends: []provider.Backend{{FleetID: "fa", Weight: 100, Targets: []string{a}}}})
+	s.Apply(File{Generation: 3, Backends: []contract.Backend{{FleetID: "fa", Weight: 100, Targets: []string{a}}}})
 	front := httptest.NewServer(s)
 	defer front.Close()
 	get(t, front.Client(), front.URL+"/")

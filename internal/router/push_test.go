@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 // startRouter runs a router in-process on config with opts (without the
@@ -48,7 +48,7 @@ func startRouter(t *testing.T, config string, opts Options) RunInfo {
 }
 
 func route(gen int64, listen, fleet, target string) File {
-	return File{Generation: gen, Listen: listen, Backends: []provider.Backend{{FleetID: fleet, Weight: 100, Targets: []string{target}}}}
+	return File{Generation: gen, Listen: listen, Backends: []contract.Backend{{FleetID: fleet, Weight: 100, Targets: []string{target}}}}
 }
 
 // TestPushRoute pushes routes to a running router: with the token of its run

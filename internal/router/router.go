@@ -45,8 +45,8 @@ import (
 	"gocloud.dev/runtimevar"
 	"gocloud.dev/runtimevar/filevar"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/httpx"
-	"github.com/imago/imago/internal/provider"
 )
 
 // RunIfChild runs a router and exits when the environment variable
@@ -303,6 +303,8 @@ type Server struct {
 	// pushToken authorizes PUT /route on the admin handler; empty refuses
 	// every push.
 	pushToken string
+	// mirrorSlots bounds the mirrored requests in flight (rules.go).
+	mirrorSlots chan struct{}
 }
 
 // NewServer returns a router handler with an empty table (every request gets 503
@@ -313,7 +315,7 @@ func newServer(logger *log.Logger, tmo Timeouts) *Server {
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
-	s := &Server{log: logger, stall: tmo.Stall}
+	s := &Server{log: logger, stall: tmo.Stall, mirrorSlots: make(chan struct{}, mirrorSlots)}
 	s.metrics = newMetrics(func() int64 { return s.Status().Generation })
 	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	s.transport = &http.Transport{
@@ -357,6 +359,10 @@ type table struct {
 	mu     sync.Mutex // guards fleet.current
 	fleets []*fleetRoute
 	total  int
+	// The route's rules (rules.go): header routes, stickiness, mirror.
+	matches []matchRoute
+	sticky  *contract.Stickiness
+	mirror  *mirrorRoute
 }
 
 type fleetRoute struct {
@@ -369,13 +375,19 @@ type fleetRoute struct {
 
 func newTable(f File) *table {
 	t := &table{file: f}
+	byID := map[string]*fleetRoute{}
 	for _, b := range f.Backends {
-		if b.Weight <= 0 || len(b.Targets) == 0 {
+		if len(b.Targets) == 0 {
 			continue
 		}
-		t.fleets = append(t.fleets, &fleetRoute{id: b.FleetID, weight: b.Weight, targets: append([]string(nil), b.Targets...)})
-		t.total += b.Weight
+		fr := &fleetRoute{id: b.FleetID, weight: b.Weight, targets: append([]string(nil), b.Targets...)}
+		byID[b.FleetID] = fr
+		if b.Weight > 0 {
+			t.fleets = append(t.fleets, fr)
+			t.total += b.Weight
+		}
 	}
+	t.rules(f.RouteRules, byID)
 	return t
 }
 
@@ -434,7 +446,7 @@ func (s *Server) Apply(f File) bool {
 		f.Listen = cur.file.Listen
 	}
 	if f.Backends == nil {
-		f.Backends = []provider.Backend{}
+		f.Backends = []contract.Backend{}
 	}
 	// Idle connections to fleets that left the route are not closed here: a
 	// switch back (a rollback, an aborted canary) finds them open instead of
@@ -450,9 +462,9 @@ func (s *Server) Apply(f File) bool {
 func (s *Server) Status() Status {
 	t := s.table.Load()
 	if t == nil {
-		return Status{Backends: []provider.Backend{}}
+		return Status{Backends: []contract.Backend{}}
 	}
-	return Status{Generation: t.file.Generation, Listen: t.file.Listen, Backends: t.file.Backends}
+	return Status{Generation: t.file.Generation, Listen: t.file.Listen, Backends: t.file.Backends, RouteRules: t.file.RouteRules}
 }
 
 type routeKey struct{}
@@ -467,18 +479,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t := s.table.Load()
 	var f *fleetRoute
+	var stick bool
 	if t != nil {
-		f = t.pick()
+		f, stick = t.choose(r)
 	}
 	if f == nil {
 		http.Error(w, "imago router: no backend fleet is routed", http.StatusServiceUnavailable)
 		s.metrics.observe(noFleet, http.StatusServiceUnavailable, time.Since(start))
 		return
 	}
+	if stick {
+		t.stickTo(w, f)
+	}
+	var body *capture
+	mirror := t.mirrorFor(f)
+	if mirror != nil {
+		var ok bool
+		if r, body, ok = captureBody(r); !ok {
+			mirror = nil
+			s.metrics.mirrorDropped.Inc()
+		}
+	}
 	ri := &routeInfo{fleet: f, target: f.target()}
 	sw := &httpx.StatusWriter{ResponseWriter: w}
-	pw, r := s.progress(sw, r)
-	s.proxy.ServeHTTP(pw, r.WithContext(context.WithValue(r.Context(), routeKey{}, ri)))
+	pw, pr := s.progress(sw, r)
+	s.proxy.ServeHTTP(pw, pr.WithContext(context.WithValue(pr.Context(), routeKey{}, ri)))
+	if mirror != nil {
+		s.sendMirror(mirror, r, body)
+	}
 	status := sw.Status
 	if status == 0 {
 		status = http.StatusOK

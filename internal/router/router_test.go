@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 // backend is an in-process HTTP server answering its name.
@@ -60,7 +60,7 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 func TestWeightsAndMetrics(t *testing.T) {
 	a, b := backend(t, "A"), backend(t, "B")
 	s := NewServer(nil)
-	s.Apply(File{Generation: 1, Backends: []provider.Backend{
+	s.Apply(File{Generation: 1, Backends: []contract.Backend{
 		{FleetID: "fa", Weight: 30, Targets: []string{a}},
 		{FleetID: "fb", Weight: 70, Targets: []string{b}},
 	}})
@@ -123,7 +123,7 @@ func TestRetryRefusedTarget(t *testing.T) {
 	a := backend(t, "A")
 	dead := closedAddr(t)
 	s := NewServer(nil)
-	s.Apply(File{Generation: 1, Backends: []provider.Backend{
+	s.Apply(File{Generation: 1, Backends: []contract.Backend{
 		{FleetID: "fa", Weight: 100, Targets: []string{dead, a}},
 	}})
 	front := httptest.NewServer(s)
@@ -154,7 +154,7 @@ func TestRetryRefusedTarget(t *testing.T) {
 func TestInFlightKeepsOldTarget(t *testing.T) {
 	a, b := backend(t, "A"), backend(t, "B")
 	s := NewServer(nil)
-	s.Apply(File{Generation: 1, Backends: []provider.Backend{{FleetID: "fa", Weight: 100, Targets: []string{a}}}})
+	s.Apply(File{Generation: 1, Backends: []contract.Backend{{FleetID: "fa", Weight: 100, Targets: []string{a}}}})
 	front := httptest.NewServer(s)
 	defer front.Close()
 	type result struct {
@@ -180,7 +180,7 @@ func TestInFlightKeepsOldTarget(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	s.Apply(File{Generation: 2, Backends: []provider.Backend{{FleetID: "fb", Weight: 100, Targets: []string{b}}}})
+	s.Apply(File{Generation: 2, Backends: []contract.Backend{{FleetID: "fb", Weight: 100, Targets: []string{b}}}})
 	if _, body := get(t, front.Client(), front.URL+"/"); body != "B" {
 		t.Fatalf("new request went to %q, want B", body)
 	}
@@ -197,7 +197,7 @@ func TestRunWatchesRenames(t *testing.T) {
 	config := filepath.Join(home, "routes", "test", "web.json")
 	a, b := backend(t, "A"), backend(t, "B")
 	listen := closedAddr(t)
-	if err := WriteFile(config, File{Generation: 1, Listen: listen, Backends: []provider.Backend{{FleetID: "fa", Weight: 100, Targets: []string{a}}}}); err != nil {
+	if err := WriteFile(config, File{Generation: 1, Listen: listen, Backends: []contract.Backend{{FleetID: "fa", Weight: 100, Targets: []string{a}}}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { // after the router stops
@@ -217,7 +217,7 @@ func TestRunWatchesRenames(t *testing.T) {
 		if gen%2 == 0 {
 			name, target = "B", b
 		}
-		if err := WriteFile(config, File{Generation: gen, Listen: listen, Backends: []provider.Backend{{FleetID: "f" + name, Weight: 100, Targets: []string{target}}}}); err != nil {
+		if err := WriteFile(config, File{Generation: gen, Listen: listen, Backends: []contract.Backend{{FleetID: "f" + name, Weight: 100, Targets: []string{target}}}}); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(3 * time.Second)

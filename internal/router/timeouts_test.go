@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 // runRouter runs a router in-process in front of target with tmo, and returns
@@ -22,7 +22,7 @@ func runRouter(t *testing.T, target string, tmo Timeouts) string {
 	t.Helper()
 	config := filepath.Join(t.TempDir(), "routes", "test", "web.json")
 	listen := closedAddr(t)
-	if err := WriteFile(config, File{Generation: 1, Listen: listen, Backends: []provider.Backend{{FleetID: "fa", Weight: 100, Targets: []string{target}}}}); err != nil {
+	if err := WriteFile(config, File{Generation: 1, Listen: listen, Backends: []contract.Backend{{FleetID: "fa", Weight: 100, Targets: []string{target}}}}); err != nil {
 		t.Fatal(err)
 	}
 	return startRouter(t, config, Options{Timeouts: tmo, DrainTimeout: time.Second, Log: log.New(io.Discard, "", 0)}).Listen

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
@@ -27,8 +28,8 @@ func testClient(t *testing.T) client.Client {
 }
 
 func options(name string) CreateOptions {
-	b := spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"}, Channel: "latest",
-		Base: &spec.ImageRef{Service: "os", Channel: "stable"}}
+	b := spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"}, Channel: "latest",
+		Base: &contract.ImageRef{Service: "os", Channel: "stable"}}
 	return CreateOptions{
 		Name: name, Pipeline: spec.Pipeline{Name: name, BakeFile: "bake.yaml", Bake: &b, OnBaseChange: true},
 		Cron: "0 3 * * *", Timezone: "Europe/Berlin", Overlap: "allow-all", StartedBy: "test", Paused: true,

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/entrypoint"
 )
 
@@ -34,31 +35,19 @@ type Bake struct {
 
 	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
 	// Base is the image this one is built on (its parent in the catalog).
-	Base *ImageRef `yaml:"base" json:"base,omitempty"`
+	Base *contract.ImageRef `yaml:"base" json:"base,omitempty"`
 	// Channel is moved to the new image once it passed its test; default latest.
 	Channel string `yaml:"channel" json:"channel"`
 	// Force builds even when the catalog has an image with the same input digest.
 	Force bool `yaml:"force" json:"force,omitempty"`
 	// Test boots one instance of a local image and checks it before publishing.
-	Test ImageTest `yaml:"test" json:"test"`
+	Test contract.ImageTest `yaml:"test" json:"test"`
 
 	// Dir is the directory relative paths are resolved against (the bake file's).
 	Dir string `yaml:"-" json:"dir,omitempty"`
 
 	src *source // the file's lines and decoding problems; nil for a spec sent as JSON
 }
-
-// ImageTest is what a freshly built local image must pass.
-type ImageTest struct {
-	Health Health  `yaml:"health" json:"health"`
-	Checks []Check `yaml:"checks" json:"checks,omitempty"`
-}
-
-// Builders.
-const (
-	BuilderLocal  = "imago-local"
-	BuilderPacker = "packer"
-)
 
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
@@ -114,7 +103,7 @@ func (b *Bake) Normalize() error {
 		return b.src.problems
 	}
 	if b.Builder == "" {
-		b.Builder = BuilderLocal
+		b.Builder = contract.BuilderLocal
 	}
 	if b.Channel == "" {
 		b.Channel = "latest"
@@ -123,10 +112,10 @@ func (b *Bake) Normalize() error {
 		b.Test.Health.Path = DefaultHealthPath
 	}
 	if b.Test.Health.Interval == 0 {
-		b.Test.Health.Interval = Duration(200e6)
+		b.Test.Health.Interval = contract.Duration(200e6)
 	}
 	if b.Test.Health.Timeout == 0 {
-		b.Test.Health.Timeout = Duration(30e9)
+		b.Test.Health.Timeout = contract.Duration(30e9)
 	}
 	for i := range b.Test.Checks {
 		if b.Test.Checks[i].ExpectStatus == 0 {
@@ -153,7 +142,7 @@ func (b *Bake) Validate() error {
 		add("service", "%q must be 1-40 lowercase letters, digits or '-'", b.Service)
 	}
 	switch b.Builder {
-	case BuilderLocal:
+	case contract.BuilderLocal:
 		if b.Source == "" && len(b.Files) == 0 {
 			add("source", "set source (a directory) or files for the imago-local builder")
 		}
@@ -181,7 +170,7 @@ func (b *Bake) Validate() error {
 				add(fmt.Sprintf("include[%d]", i), "%q must be a path inside the staging directory", inc)
 			}
 		}
-	case BuilderPacker:
+	case contract.BuilderPacker:
 		if b.Template == "" {
 			add("template", "is required for builder packer: an HCL2 file or directory")
 		} else if _, err := os.Stat(b.Template); err != nil {

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/imago/imago/internal/analysis"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -23,9 +24,9 @@ type Need struct {
 func (r *Rollout) Needs() []Need {
 	var out []Need
 	switch r.Strategy.Type {
-	case Canary:
+	case contract.Canary:
 		out = append(out, Need{provider.CapWeights, "strategy.type", "canary"})
-	case Rolling:
+	case contract.Rolling:
 		out = append(out, Need{provider.CapWeights, "strategy.type", "rolling"}, Need{provider.CapResize, "strategy.type", "rolling"})
 	}
 	names := make([]string, 0, len(r.Analyses))

@@ -8,13 +8,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // A percent of maxSurge rounds up and one of maxUnavailable down, as GCP
 // managed instance groups round them.
 func TestBudgetsAreCountsOrPercentsRoundedAsManagedInstanceGroups(t *testing.T) {
 	for _, tc := range []struct {
-		b    Budget
+		b    contract.Budget
 		size int
 		up   bool
 		want int
@@ -28,25 +30,25 @@ func TestBudgetsAreCountsOrPercentsRoundedAsManagedInstanceGroups(t *testing.T) 
 		require.NoError(t, err, "%q", tc.b)
 		assert.Equal(t, tc.want, got, "%q of %d (round up %v)", tc.b, tc.size, tc.up)
 	}
-	for _, bad := range []Budget{"101%", "-1", "-5%", "one", "1.5", ""} {
+	for _, bad := range []contract.Budget{"101%", "-1", "-5%", "one", "1.5", ""} {
 		_, err := bad.Count(10, true)
 		assert.Error(t, err, "%q", bad)
 	}
 }
 
 func TestCapacityDefaultsToTodaysRollingAndMinHealthyPercentRoundsTheFloorUp(t *testing.T) {
-	one, half := Budget("1"), Budget("50%")
+	one, half := contract.Budget("1"), contract.Budget("50%")
 	for _, tc := range []struct {
 		name string
-		s    Strategy
+		s    contract.Strategy
 		size int
-		want Capacity
+		want contract.Capacity
 	}{
-		{"no budget: a surge of one wave", Strategy{Type: Rolling, Waves: "2"}, 5, Capacity{Size: 5, Surge: 2}},
-		{"maxSurge only", Strategy{Type: Rolling, Waves: "2", MaxSurge: &one}, 5, Capacity{Size: 5, Surge: 1}},
-		{"maxUnavailable percent rounds down", Strategy{Type: Rolling, Waves: "1", MaxSurge: &one, MaxUnavailable: &half}, 5, Capacity{Size: 5, Surge: 1, Unavailable: 2}},
-		{"minHealthyPercent 90 of 5 keeps 5", Strategy{Type: Rolling, Waves: "1", MinHealthyPercent: intp(90)}, 5, Capacity{Size: 5, Surge: 1, Unavailable: 0}},
-		{"minHealthyPercent 50 of 5 keeps 3", Strategy{Type: Rolling, Waves: "1", MinHealthyPercent: intp(50)}, 5, Capacity{Size: 5, Surge: 1, Unavailable: 2}},
+		{"no budget: a surge of one wave", contract.Strategy{Type: contract.Rolling, Waves: "2"}, 5, contract.Capacity{Size: 5, Surge: 2}},
+		{"maxSurge only", contract.Strategy{Type: contract.Rolling, Waves: "2", MaxSurge: &one}, 5, contract.Capacity{Size: 5, Surge: 1}},
+		{"maxUnavailable percent rounds down", contract.Strategy{Type: contract.Rolling, Waves: "1", MaxSurge: &one, MaxUnavailable: &half}, 5, contract.Capacity{Size: 5, Surge: 1, Unavailable: 2}},
+		{"minHealthyPercent 90 of 5 keeps 5", contract.Strategy{Type: contract.Rolling, Waves: "1", MinHealthyPercent: intp(90)}, 5, contract.Capacity{Size: 5, Surge: 1, Unavailable: 0}},
+		{"minHealthyPercent 50 of 5 keeps 3", contract.Strategy{Type: contract.Rolling, Waves: "1", MinHealthyPercent: intp(50)}, 5, contract.Capacity{Size: 5, Surge: 1, Unavailable: 2}},
 	} {
 		got, err := tc.s.Capacity(tc.size)
 		require.NoError(t, err, tc.name)
@@ -129,7 +131,7 @@ bakeTime: {duration: 10m, analysis: errors}
 	require.NoError(t, r.Normalize())
 	c, err := r.Strategy.Capacity(r.Fleet.Size)
 	require.NoError(t, err)
-	assert.Equal(t, Capacity{Size: 4, Surge: 1, Unavailable: 0}, c)
+	assert.Equal(t, contract.Capacity{Size: 4, Surge: 1, Unavailable: 0}, c)
 	assert.Equal(t, 60, r.BakeTime.Measurements(r.Analyses["errors"]), "one measurement every 10s for 10m")
 
 	// The API's JSON form takes numbers and percents alike.
@@ -139,7 +141,7 @@ bakeTime: {duration: 10m, analysis: errors}
 	require.NoError(t, j.Normalize())
 	c, err = j.Strategy.Capacity(4)
 	require.NoError(t, err)
-	assert.Equal(t, Capacity{Size: 4, Surge: 1, Unavailable: 1}, c)
+	assert.Equal(t, contract.Capacity{Size: 4, Surge: 1, Unavailable: 1}, c)
 }
 
 func TestBakeTimeProblemsAreReportedByPathAndLine(t *testing.T) {
@@ -181,6 +183,6 @@ func TestREADMECapacityExampleIsValid(t *testing.T) {
 	require.NoError(t, r.Normalize())
 	c, err := r.Strategy.Capacity(r.Fleet.Size)
 	require.NoError(t, err)
-	assert.Equal(t, Capacity{Size: 8, Surge: 1, Unavailable: 0}, c)
+	assert.Equal(t, contract.Capacity{Size: 8, Surge: 1, Unavailable: 0}, c)
 	assert.Equal(t, 60, r.BakeTime.Measurements(r.Analyses["errors"]))
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -120,8 +121,8 @@ func TestAnchorsAliasesAndMergeKeysDecode(t *testing.T) {
 	r, err := ParseRollout([]byte(valid + "checks: [&c {path: /a, expectStatus: 204}, *c]\nfleet: {size: 3}\nhealth:\n  <<: {path: /h, interval: 2s}\n  timeout: 9s\n"))
 	require.NoError(t, err)
 	require.NoError(t, r.Normalize())
-	assert.Equal(t, []Check{{Path: "/a", ExpectStatus: 204}, {Path: "/a", ExpectStatus: 204}}, r.Checks)
-	assert.Equal(t, Health{Path: "/h", Interval: Duration(2 * time.Second), Timeout: Duration(9 * time.Second)}, r.Health)
+	assert.Equal(t, []contract.Check{{Path: "/a", ExpectStatus: 204}, {Path: "/a", ExpectStatus: 204}}, r.Checks)
+	assert.Equal(t, contract.Health{Path: "/h", Interval: contract.Duration(2 * time.Second), Timeout: contract.Duration(9 * time.Second)}, r.Health)
 
 	assert.Contains(t, problems(t, valid+"health:\n  <<: {path: /h, interval: soon}\n"), `health.interval: line 5: "soon" is not a duration`)
 }
@@ -173,7 +174,7 @@ func TestJSONFleetSizeZeroIsAnErrorAndLeftOutIsTheDefault(t *testing.T) {
 	normalize := func(body string) error {
 		var r Rollout
 		require.NoError(t, json.Unmarshal([]byte(body), &r))
-		r.Service, r.Image, r.Listen = "hello", ImageRef{ID: "img-3f2a00000000"}, "127.0.0.1:9080"
+		r.Service, r.Image, r.Listen = "hello", contract.ImageRef{ID: "img-3f2a00000000"}, "127.0.0.1:9080"
 		return r.Normalize()
 	}
 	assert.NoError(t, normalize(`{"fleet": {}}`))

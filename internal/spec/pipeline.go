@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // Pipeline is a bake followed by rollouts of its image to environments in order,
@@ -21,8 +23,8 @@ type Pipeline struct {
 	Name string `yaml:"name" json:"name"`
 	// BakeFile is the bake spec file (relative to the pipeline file); the pipeline
 	// rolls out the image it produces. Image instead rolls out an existing image.
-	BakeFile string    `yaml:"bake" json:"bakeFile,omitempty"`
-	Image    *ImageRef `yaml:"image" json:"image,omitempty"`
+	BakeFile string             `yaml:"bake" json:"bakeFile,omitempty"`
+	Image    *contract.ImageRef `yaml:"image" json:"image,omitempty"`
 	// OnBaseChange starts the pipeline when the channel of its bake's base image
 	// moves (a patched base OS), through its schedule.
 	OnBaseChange bool    `yaml:"onBaseChange" json:"onBaseChange,omitempty"`
@@ -43,7 +45,7 @@ type Stage struct {
 	RolloutFile string `yaml:"rollout" json:"rolloutFile,omitempty"`
 	// Approval holds the pipeline before this stage starts until someone approves it
 	// (imago pipeline approve NAME); a gate that times out stops the pipeline.
-	Approval Approval `yaml:"approval" json:"approval"`
+	Approval contract.ApprovalSpec `yaml:"approval" json:"approval"`
 
 	// Rollout is the loaded rollout spec (filled by LoadPipeline).
 	Rollout Rollout `yaml:"-" json:"rollout"`
@@ -228,12 +230,12 @@ func (p *Pipeline) Validate() error {
 		if st.missing {
 			continue // Load reported why
 		}
-		imageSet := r.Image != (ImageRef{})
+		imageSet := r.Image != (contract.ImageRef{})
 		if imageSet {
 			add(field+".rollout.image", "is set by the pipeline from its bake or image; remove it from %s", st.RolloutFile)
 		}
 		// Validate with a stand-in image: the real one is known only when the bake ran.
-		r.Image = ImageRef{ID: "img-pipeline"}
+		r.Image = contract.ImageRef{ID: "img-pipeline"}
 		if err := r.Normalize(); err != nil {
 			var sub Errors
 			errors.As(err, &sub)
@@ -243,7 +245,7 @@ func (p *Pipeline) Validate() error {
 		if imageSet {
 			continue
 		}
-		r.Image = ImageRef{}
+		r.Image = contract.ImageRef{}
 		st.Rollout = r
 		if p.Bake != nil && r.Service != p.Bake.Service {
 			add(field+".rollout.service", "%q differs from the bake's service %q", r.Service, p.Bake.Service)

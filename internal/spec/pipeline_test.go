@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,7 +20,7 @@ func TestExamplePipelineLoads(t *testing.T) {
 	assert.Equal(t, "staging", p.Stages[0].Rollout.Environment)
 	assert.Equal(t, "prod", p.Stages[1].Rollout.Environment)
 	assert.True(t, p.Stages[1].Approval.Required)
-	assert.Equal(t, ImageRef{}, p.Stages[1].Rollout.Image, "the pipeline sets the image")
+	assert.Equal(t, contract.ImageRef{}, p.Stages[1].Rollout.Image, "the pipeline sets the image")
 	assert.Equal(t, 3, p.Stages[1].Rollout.Fleet.Size)
 }
 

@@ -24,38 +24,39 @@ import (
 
 // Rollout describes one rollout of a service to an environment.
 type Rollout struct {
-	Service     string   `yaml:"service" json:"service"`
-	Environment string   `yaml:"environment" json:"environment"`
-	Provider    string   `yaml:"provider" json:"provider"`
-	Image       ImageRef `yaml:"image" json:"image"`
-	Fleet       Fleet    `yaml:"fleet" json:"fleet"`
+	Service     string            `yaml:"service" json:"service"`
+	Environment string            `yaml:"environment" json:"environment"`
+	Provider    string            `yaml:"provider" json:"provider"`
+	Image       contract.ImageRef `yaml:"image" json:"image"`
+	Fleet       Fleet             `yaml:"fleet" json:"fleet"`
 	// Listen is the address the service's router serves on (local provider).
-	Listen   string   `yaml:"listen" json:"listen"`
-	Health   Health   `yaml:"health" json:"health"`
-	Checks   []Check  `yaml:"checks" json:"checks,omitempty"`
-	Strategy Strategy `yaml:"strategy" json:"strategy"`
+	Listen   string            `yaml:"listen" json:"listen"`
+	Health   contract.Health   `yaml:"health" json:"health"`
+	Checks   []contract.Check  `yaml:"checks" json:"checks,omitempty"`
+	Strategy contract.Strategy `yaml:"strategy" json:"strategy"`
 	// Analyses are named measurements used by canary steps and Verify.
-	Analyses map[string]Analysis `yaml:"analyses" json:"analyses,omitempty"`
+	Analyses map[string]contract.Analysis `yaml:"analyses" json:"analyses,omitempty"`
 	// Approval is an optional gate before cutover.
-	Approval Approval `yaml:"approval" json:"approval"`
+	Approval contract.ApprovalSpec `yaml:"approval" json:"approval"`
 	// Verify runs an analysis after full cutover; failure rolls back.
-	Verify *Verify `yaml:"verify" json:"verify,omitempty"`
+	Verify *contract.Verify `yaml:"verify" json:"verify,omitempty"`
 	// BakeTime watches the new fleet with an analysis for a while after
 	// cutover; failure rolls back (capacity.go).
-	BakeTime *BakeTime `yaml:"bakeTime" json:"bakeTime,omitempty"`
+	BakeTime *contract.BakeTime `yaml:"bakeTime" json:"bakeTime,omitempty"`
 	// Soak is how long the old fleet stays warm after cutover.
-	Soak *Duration `yaml:"soak" json:"soak,omitempty"`
+	Soak *contract.Duration `yaml:"soak" json:"soak,omitempty"`
 	// Retain is how many previous images stay deployable for rollback (default 5).
 	Retain int `yaml:"retain" json:"retain,omitempty"`
 	// Env is given to every instance besides PORT and HOST: plain values and
 	// secrets by reference, which the worker resolves when instances start.
 	Env map[string]EnvVar `yaml:"env" json:"env,omitempty"`
+	// Hooks are URLs the rollout asks or tells at its phases; Notify are the
+	// people's webhooks told when it waits for approval or ends (hooks.go).
+	Hooks  *contract.Hooks         `yaml:"hooks" json:"hooks,omitempty"`
+	Notify []contract.NotifyTarget `yaml:"notify" json:"notify,omitempty"`
 
 	src *source // the file's lines and decoding problems; nil once normalized
 }
-
-// ImageRef is contract.ImageRef.
-type ImageRef = contract.ImageRef
 
 // Fleet sizes the new fleet.
 type Fleet struct {
@@ -107,38 +108,15 @@ func (f *Fleet) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Health is contract.Health.
-type Health = contract.Health
-
-// Check is contract.Check.
-type Check = contract.Check
-
-// Strategy is how traffic moves to the new fleet.
-type Strategy struct {
-	Type  string `yaml:"type" json:"type"`
-	Steps []Step `yaml:"steps" json:"steps,omitempty"` // canary
-	Waves Waves  `yaml:"waves" json:"waves,omitempty"` // rolling: a count or a percent
-	// Capacity budget (capacity.go): rolling's maxSurge and maxUnavailable,
-	// canary's and rolling's minHealthyPercent.
-	MaxSurge          *Budget `yaml:"maxSurge" json:"maxSurge,omitempty"`
-	MaxUnavailable    *Budget `yaml:"maxUnavailable" json:"maxUnavailable,omitempty"`
-	MinHealthyPercent *int    `yaml:"minHealthyPercent" json:"minHealthyPercent,omitempty"`
-}
-
-// Strategy types.
-const (
-	BlueGreen = "blueGreen"
-)
-
 // Defaults.
 const (
 	DefaultEnvironment    = "dev"
 	DefaultProvider       = "local"
 	DefaultFleetSize      = 2
 	DefaultHealthPath     = "/healthz"
-	DefaultHealthInterval = Duration(time.Second)
-	DefaultHealthTimeout  = Duration(60 * time.Second)
-	DefaultSoak           = Duration(30 * time.Second)
+	DefaultHealthInterval = contract.Duration(time.Second)
+	DefaultHealthTimeout  = contract.Duration(60 * time.Second)
+	DefaultSoak           = contract.Duration(30 * time.Second)
 	DefaultRetain         = 5
 )
 
@@ -248,7 +226,7 @@ func (r *Rollout) applyDefaults() {
 		}
 	}
 	if r.Strategy.Type == "" {
-		r.Strategy.Type = BlueGreen
+		r.Strategy.Type = contract.BlueGreen
 	}
 	if r.Soak == nil {
 		s := DefaultSoak
@@ -258,6 +236,7 @@ func (r *Rollout) applyDefaults() {
 		r.Retain = DefaultRetain
 	}
 	r.strategyDefaults()
+	r.hookDefaults()
 }
 
 var providerRE = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
@@ -343,6 +322,7 @@ func (r *Rollout) Validate() error {
 	}
 	r.validateStrategy(add)
 	r.validateEnv(add)
+	r.validateHooks(add)
 	if r.Retain < 1 {
 		add("retain", "must be at least 1, got %d", r.Retain)
 	}

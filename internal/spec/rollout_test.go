@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -30,7 +31,7 @@ func TestParseFullSpec(t *testing.T) {
 	assert.Equal(t, "hello", r.Service)
 	assert.Equal(t, 3, r.Fleet.Size)
 	assert.Equal(t, 60*time.Second, r.Health.Timeout.D())
-	assert.Equal(t, []Check{{Path: "/", ExpectStatus: 200, ExpectBody: "v2"}}, r.Checks)
+	assert.Equal(t, []contract.Check{{Path: "/", ExpectStatus: 200, ExpectBody: "v2"}}, r.Checks)
 	assert.Equal(t, 30*time.Second, r.SoakDuration())
 	assert.Equal(t, "rollout/dev/hello", r.WorkflowID())
 }
@@ -42,9 +43,9 @@ func TestDefaultsFillWhatIsLeftOut(t *testing.T) {
 	assert.Equal(t, "dev", r.Environment)
 	assert.Equal(t, "local", r.Provider)
 	assert.Equal(t, DefaultFleetSize, r.Fleet.Size)
-	assert.Equal(t, Health{Path: "/healthz", Interval: Duration(time.Second), Timeout: Duration(time.Minute)}, r.Health)
+	assert.Equal(t, contract.Health{Path: "/healthz", Interval: contract.Duration(time.Second), Timeout: contract.Duration(time.Minute)}, r.Health)
 	assert.Equal(t, 200, r.Checks[0].ExpectStatus)
-	assert.Equal(t, BlueGreen, r.Strategy.Type)
+	assert.Equal(t, contract.BlueGreen, r.Strategy.Type)
 	assert.Equal(t, 30*time.Second, r.SoakDuration())
 }
 
@@ -224,12 +225,12 @@ analyses:
 	assert.Equal(t, "analyses.errors.onNoData", es[0].Field)
 	assert.Equal(t, 14, es[0].Line)
 	assert.Contains(t, err.Error(), `analyses.errors.onNoData: line 14: "ignore": want inconclusive (the default: wait for a person), fail or pass`)
-	assert.Equal(t, "pass", r.Analyses["quiet"].ToSpec().OnNoData)
+	assert.Equal(t, "pass", AnalysisSpec(r.Analyses["quiet"]).OnNoData)
 }
 
 func TestRollingWavesAreACountOrAPercent(t *testing.T) {
 	for _, tc := range []struct {
-		waves Waves
+		waves contract.Waves
 		n     int
 		want  int
 	}{{"1", 3, 1}, {"2", 5, 2}, {"25%", 10, 3}, {"100%", 4, 4}, {"9", 3, 3}, {"", 3, 1}} {
@@ -237,6 +238,6 @@ func TestRollingWavesAreACountOrAPercent(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, tc.want, got, "%q of %d", tc.waves, tc.n)
 	}
-	_, err := Waves("0%").Size(3)
+	_, err := contract.Waves("0%").Size(3)
 	assert.Error(t, err)
 }

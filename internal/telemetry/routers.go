@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 )
@@ -18,8 +19,8 @@ import (
 // RouterSource lists the routers whose traffic the worker re-exports, and reads
 // each one's per-fleet counters.
 type RouterSource interface {
-	Routers(ctx context.Context) ([]provider.RouteKey, error)
-	FleetMetrics(ctx context.Context, key provider.RouteKey) (map[string]provider.FleetMetrics, error)
+	Routers(ctx context.Context) ([]contract.RouteKey, error)
+	FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]provider.FleetMetrics, error)
 }
 
 // LocalRouters are the running routers of a local driver's home.
@@ -27,21 +28,21 @@ func LocalRouters(d *local.Driver) RouterSource { return localRouters{d} }
 
 type localRouters struct{ d *local.Driver }
 
-func (l localRouters) Routers(context.Context) ([]provider.RouteKey, error) {
+func (l localRouters) Routers(context.Context) ([]contract.RouteKey, error) {
 	procs, err := l.d.Processes()
 	if err != nil {
 		return nil, err
 	}
-	var keys []provider.RouteKey
+	var keys []contract.RouteKey
 	for _, p := range procs {
 		if env, svc, ok := strings.Cut(p.Router, "/"); ok {
-			keys = append(keys, provider.RouteKey{Service: svc, Environment: env})
+			keys = append(keys, contract.RouteKey{Service: svc, Environment: env})
 		}
 	}
 	return keys, nil
 }
 
-func (l localRouters) FleetMetrics(ctx context.Context, key provider.RouteKey) (map[string]provider.FleetMetrics, error) {
+func (l localRouters) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]provider.FleetMetrics, error) {
 	return l.d.FleetMetrics(ctx, key)
 }
 

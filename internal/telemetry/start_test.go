@@ -124,7 +124,7 @@ func TestTracingExportsToTheOTLPEndpointOfTheEnvironment(t *testing.T) {
 	defer w.Stop()
 
 	// A rollout of an image the catalog does not know: it fails at once, traced.
-	r := spec.Rollout{Service: "hello", Environment: "test", Image: spec.ImageRef{ID: "img-000000000000"}, Listen: "127.0.0.1:1"}
+	r := spec.Rollout{Service: "hello", Environment: "test", Image: contract.ImageRef{ID: "img-000000000000"}, Listen: "127.0.0.1:1"}
 	require.NoError(t, r.Normalize())
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue}, workflows.Rollout, workflows.RolloutInput{Spec: r})
 	require.NoError(t, err)

@@ -194,9 +194,9 @@ func observe(t *testing.T) *observed {
 	listen := freeAddr(t)
 	rollout := func(imageID string) (client.WorkflowRun, contract.RolloutResult, error) {
 		r := spec.Rollout{
-			Service: "hello", Environment: "test", Image: spec.ImageRef{ID: imageID}, Fleet: spec.Fleet{Size: 1}, Listen: listen,
-			Health: spec.Health{Interval: spec.Duration(100 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
-			Checks: []spec.Check{{Path: "/"}},
+			Service: "hello", Environment: "test", Image: contract.ImageRef{ID: imageID}, Fleet: spec.Fleet{Size: 1}, Listen: listen,
+			Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
+			Checks: []contract.Check{{Path: "/"}},
 		}
 		require.NoError(t, r.Normalize())
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue},
@@ -213,7 +213,7 @@ func observe(t *testing.T) *observed {
 	require.ErrorContains(t, err, "img-000000000000")
 
 	o.bake, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bake/hello", TaskQueue: contract.TaskQueue}, workflows.Bake,
-		workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Files: []string{filepath.Join(home, "missing.go")}, Entrypoint: []string{"./hello"}, Channel: "latest"}})
+		workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{filepath.Join(home, "missing.go")}, Entrypoint: []string{"./hello"}, Channel: "latest"}})
 	require.NoError(t, err)
 	require.ErrorContains(t, o.bake.Get(ctx, nil), "missing.go")
 

@@ -13,9 +13,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/imago/imago/activities"
-	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/telemetry"
 	"github.com/imago/imago/workflows"
@@ -44,10 +42,10 @@ func TestACachedBakeCountsAsCached(t *testing.T) {
 	env, addr := metricsEnv(t)
 	var a *activities.Activities
 	env.OnActivity(a.BakeDigest, mock.Anything, mock.Anything).Return(contract.BakeDigestResult{InputDigest: "sha256:abc"}, nil)
-	env.OnActivity(a.FindCached, mock.Anything, mock.Anything).Return(contract.FindCachedResult{Found: true, Image: catalog.Image{ID: "img-cached00000"}}, nil)
-	env.OnActivity(a.MoveChannel, mock.Anything, mock.Anything).Return(catalog.ChannelEntry{}, nil)
+	env.OnActivity(a.FindCached, mock.Anything, mock.Anything).Return(contract.FindCachedResult{Found: true, Image: contract.Image{ID: "img-cached00000"}}, nil)
+	env.OnActivity(a.MoveChannel, mock.Anything, mock.Anything).Return(contract.ChannelEntry{}, nil)
 
-	env.ExecuteWorkflow(workflows.Bake, workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: spec.BuilderLocal, Channel: "latest"}})
+	env.ExecuteWorkflow(workflows.Bake, workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Channel: "latest"}})
 
 	require.NoError(t, env.GetWorkflowError())
 	m := scrape(t, addr)
@@ -60,19 +58,19 @@ func rolloutMocks(env *testsuite.TestWorkflowEnvironment) {
 	var a *activities.Activities
 	env.OnActivity(a.CheckSpec, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.ResolveImage, mock.Anything, mock.Anything).Return(contract.ResolveImageResult{ImageID: "img-000000000002", Service: "hello"}, nil)
-	env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(provider.Route{Backends: []provider.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}, nil)
-	env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(provider.Fleet{ID: "fl-new", Instances: []provider.Instance{{ID: "fl-new-0", Address: "127.0.0.1:3000"}}}, nil)
+	env.OnActivity(a.ReadRoute, mock.Anything, mock.Anything).Return(contract.Route{Backends: []contract.Backend{{FleetID: "fl-old", Weight: 100, Targets: []string{"127.0.0.1:2000"}}}}, nil)
+	env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(contract.Fleet{ID: "fl-new", Instances: []contract.Instance{{ID: "fl-new-0", Address: "127.0.0.1:3000"}}}, nil)
 	env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{Healthy: 1}, nil)
 	env.OnActivity(a.RunChecks, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.SetRoute, mock.Anything, mock.Anything).Return(nil).Maybe()
-	env.OnActivity(a.RunAnalysis, mock.Anything, mock.Anything).Return(activities.AnalysisResult{Phase: "Failed", Message: "errorRate 0.3 > 0.05"}, nil).Maybe()
+	env.OnActivity(a.RunAnalysis, mock.Anything, mock.Anything).Return(contract.AnalysisResult{Phase: "Failed", Message: "errorRate 0.3 > 0.05"}, nil).Maybe()
 	env.OnActivity(a.Terminate, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.TerminateByToken, mock.Anything, mock.Anything).Return([]string{"fl-new"}, nil).Maybe()
-	env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(catalog.Deployment{}, nil)
+	env.OnActivity(a.RecordDeployment, mock.Anything, mock.Anything).Return(contract.Deployment{}, nil)
 }
 
 func rolloutSpec(t *testing.T, mutate func(*spec.Rollout)) spec.Rollout {
-	r := spec.Rollout{Service: "hello", Environment: "prod", Image: spec.ImageRef{ID: "img-000000000002"}, Listen: "127.0.0.1:9080"}
+	r := spec.Rollout{Service: "hello", Environment: "prod", Image: contract.ImageRef{ID: "img-000000000002"}, Listen: "127.0.0.1:9080"}
 	mutate(&r)
 	require.NoError(t, r.Normalize())
 	return r
@@ -84,13 +82,15 @@ func TestRolloutOutcomesAbortedAndRolledBack(t *testing.T) {
 		spec    func(*spec.Rollout)
 		phases  []string // phases that were timed
 	}{
-		{"aborted", func(r *spec.Rollout) { r.Approval = spec.Approval{Required: true, Timeout: spec.Duration(time.Minute)} },
+		{"aborted", func(r *spec.Rollout) {
+			r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Minute)}
+		},
 			[]string{"resolving", "provisioning", "waiting-healthy", "awaiting-approval"}},
 		{"rolled_back", func(r *spec.Rollout) {
 			ten := 10
-			r.Strategy = spec.Strategy{Type: spec.Canary, Steps: []spec.Step{{SetWeight: &ten}, {Analysis: "errors"}}}
+			r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{{SetWeight: &ten}, {Analysis: "errors"}}}
 			max := 0.05
-			r.Analyses = map[string]spec.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: &max, Interval: spec.Duration(time.Second), Count: 1}}
+			r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: &max, Interval: contract.Duration(time.Second), Count: 1}}
 		}, []string{"canary", "analyzing", "rolling-back"}},
 	} {
 		t.Run(tc.outcome, func(t *testing.T) {

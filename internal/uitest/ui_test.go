@@ -23,6 +23,7 @@ import (
 
 	"github.com/imago/imago/internal/app"
 	"github.com/imago/imago/internal/codec"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/devserver"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/rollouts"
@@ -105,12 +106,12 @@ func TestWebUIShowsRolloutsDecryptedByTheCodecServer(t *testing.T) {
 
 	img, err := deps.Catalog.Import(ctx, helloBuild, "hello", []string{"./hello"}, nil)
 	require.NoError(t, err)
-	soak := spec.Duration(0)
+	soak := contract.Duration(0)
 	r := spec.Rollout{
-		Service: "hello", Environment: "dev", Image: spec.ImageRef{ID: img.ID},
+		Service: "hello", Environment: "dev", Image: contract.ImageRef{ID: img.ID},
 		Fleet: spec.Fleet{Size: 2}, Listen: freeAddr(t),
-		Health: spec.Health{Interval: spec.Duration(100 * time.Millisecond), Timeout: spec.Duration(30 * time.Second)},
-		Checks: []spec.Check{{Path: "/", ExpectBody: "v1"}},
+		Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
+		Checks: []contract.Check{{Path: "/", ExpectBody: "v1"}},
 		Soak:   &soak,
 	}
 	require.NoError(t, r.Normalize())

@@ -57,6 +57,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -96,7 +97,7 @@ const (
 // satisfies it. An image baked with an amazon-* Packer builder records its AMIs
 // by region in Image.Artifacts.
 type ImageSource interface {
-	Get(ctx context.Context, id string) (catalog.Image, error)
+	Get(ctx context.Context, id string) (contract.Image, error)
 }
 
 // Config configures the aws driver.
@@ -405,7 +406,7 @@ var fleetIDPattern = regexp.MustCompile(`^imago-[0-9a-f]{12}$`)
 var tagChars = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 
 // fleetTags returns the tags of a fleet's resources, sorted by key.
-func fleetTags(id string, req provider.ProvisionRequest) ([][2]string, error) {
+func fleetTags(id string, req contract.ProvisionRequest) ([][2]string, error) {
 	tags := map[string]string{
 		TagService: req.Service, TagEnvironment: req.Environment, TagToken: req.Token, TagImage: req.ImageID, TagFleet: id,
 	}
@@ -439,10 +440,10 @@ func fleetTags(id string, req provider.ProvisionRequest) ([][2]string, error) {
 }
 
 // fleetFromTags fills the fleet fields the tags of its resources record.
-func fleetFromTags(id string, tags map[string]string) provider.Fleet {
-	f := provider.Fleet{
+func fleetFromTags(id string, tags map[string]string) contract.Fleet {
+	f := contract.Fleet{
 		ID: id, Service: tags[TagService], Environment: tags[TagEnvironment], ImageID: tags[TagImage], Token: tags[TagToken],
-		Instances: []provider.Instance{},
+		Instances: []contract.Instance{},
 	}
 	for k, v := range tags {
 		if strings.HasPrefix(k, TagPrefix) && !reserved[k] {
@@ -455,7 +456,7 @@ func fleetFromTags(id string, tags map[string]string) provider.Fleet {
 	return f
 }
 
-func (d *Driver) listener(key provider.RouteKey) (string, bool) {
+func (d *Driver) listener(key contract.RouteKey) (string, bool) {
 	arn, ok := d.cfg.Listeners[key.String()]
 	return arn, ok && arn != ""
 }

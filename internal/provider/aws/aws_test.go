@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/aws/awsfake"
@@ -20,7 +21,7 @@ import (
 
 const region = "eu-west-1"
 
-var key = provider.RouteKey{Service: "web", Environment: "test"}
+var key = contract.RouteKey{Service: "web", Environment: "test"}
 
 // fakeEnv is a driver talking to a FakeAWS with one ALB listener for key.
 type fakeEnv struct {
@@ -87,12 +88,12 @@ func (e *fakeEnv) open() {
 	e.d, e.p = d, provider.New("aws", d)
 }
 
-func (e *fakeEnv) request(token string, size int) provider.ProvisionRequest {
-	return provider.ProvisionRequest{Token: token, Service: key.Service, Environment: key.Environment, ImageID: e.ami, Size: size,
+func (e *fakeEnv) request(token string, size int) contract.ProvisionRequest {
+	return contract.ProvisionRequest{Token: token, Service: key.Service, Environment: key.Environment, ImageID: e.ami, Size: size,
 		Labels: map[string]string{"rollout": "rollout/test/web", "run": "r1"}}
 }
 
-func (e *fakeEnv) provision(token string, size int) provider.Fleet {
+func (e *fakeEnv) provision(token string, size int) contract.Fleet {
 	e.t.Helper()
 	f, err := e.p.Provision(e.ctx, e.request(token, size))
 	if err != nil {
@@ -103,14 +104,14 @@ func (e *fakeEnv) provision(token string, size int) provider.Fleet {
 
 // healthy provisions a fleet, boots its instances and returns it once Describe
 // reports every instance running.
-func (e *fakeEnv) healthy(token string, size int) provider.Fleet {
+func (e *fakeEnv) healthy(token string, size int) contract.Fleet {
 	e.t.Helper()
 	return e.boot(e.provision(token, size))
 }
 
 // boot boots the fleet's instances in the fake and waits until Describe
 // reports each of them running.
-func (e *fakeEnv) boot(f provider.Fleet) provider.Fleet {
+func (e *fakeEnv) boot(f contract.Fleet) contract.Fleet {
 	e.t.Helper()
 	if err := e.fake.Boot(f.ID); err != nil {
 		e.t.Fatal(err)
@@ -123,15 +124,15 @@ func (e *fakeEnv) boot(f provider.Fleet) provider.Fleet {
 }
 
 // waitRunning polls Describe until every instance of the fleet is running.
-func waitRunning(ctx context.Context, p *provider.Provider, id string) (provider.Fleet, error) {
-	var f provider.Fleet
+func waitRunning(ctx context.Context, p *provider.Provider, id string) (contract.Fleet, error) {
+	var f contract.Fleet
 	err := waitFor(ctx, 20*time.Second, func() (bool, error) {
 		var err error
 		if f, err = p.Describe(ctx, id); err != nil {
 			return false, err
 		}
 		for _, in := range f.Instances {
-			if in.State != provider.InstanceRunning {
+			if in.State != contract.InstanceRunning {
 				return false, nil
 			}
 		}
@@ -225,9 +226,9 @@ func (h *fakeHarness) Images(ctx context.Context) (drivertest.Images, error) {
 	return drivertest.Images{First: h.e.ami, Second: h.e.fake.AddImage(), Missing: "ami-0000000000000000f"}, nil
 }
 
-func (h *fakeHarness) RouteKey() provider.RouteKey { return key }
+func (h *fakeHarness) RouteKey() contract.RouteKey { return key }
 
-func (h *fakeHarness) MakeHealthy(ctx context.Context, d provider.Driver, f provider.Fleet) error {
+func (h *fakeHarness) MakeHealthy(ctx context.Context, d provider.Driver, f contract.Fleet) error {
 	if err := h.e.fake.Boot(f.ID); err != nil {
 		return err
 	}
@@ -238,7 +239,7 @@ func (h *fakeHarness) MakeHealthy(ctx context.Context, d provider.Driver, f prov
 // LeakProvision makes the provision fail at CreateAutoScalingGroup (every
 // attempt of the SDK answers 500), after it made the launch template and the
 // target group: what a worker killed at that point leaves.
-func (h *fakeHarness) LeakProvision(ctx context.Context, d provider.Driver, req provider.ProvisionRequest) error {
+func (h *fakeHarness) LeakProvision(ctx context.Context, d provider.Driver, req contract.ProvisionRequest) error {
 	h.e.fake.Fail("CreateAutoScalingGroup", 3, 500, "InternalFailure", "fake")
 	_, err := d.Provision(ctx, req)
 	return err
@@ -272,7 +273,7 @@ var freshProvision = []string{"DescribeAutoScalingGroups", "DescribeImages", "Cr
 
 func TestProvisionCallSequenceWithFakeAWS(t *testing.T) {
 	e := newFakeEnv(t)
-	var f provider.Fleet
+	var f contract.Fleet
 	got := e.pollingCalls(func() { f = e.provision("rollout/test/web/run-1", 2) })
 	wantCalls(t, "provision", got, freshProvision...)
 	if f.ID != aws.FleetID("rollout/test/web/run-1") {
@@ -355,7 +356,7 @@ func TestProvisionRetriesWithFakeAWS(t *testing.T) {
 	_, err := e.p.Provision(e.ctx, e.request("interrupted", 2))
 	wantCode(t, "provision with a failing CreateAutoScalingGroup", err, provider.Unknown)
 	made := e.fake.Resources()
-	var f provider.Fleet
+	var f contract.Fleet
 	wantCalls(t, "provision retry", e.pollingCalls(func() { f = e.provision("interrupted", 2) }), fresh...)
 	res := e.fake.Resources()
 	if !reflect.DeepEqual(res["launch-template"], made["launch-template"]) || !reflect.DeepEqual(res["target-group"], made["target-group"]) ||
@@ -365,9 +366,9 @@ func TestProvisionRetriesWithFakeAWS(t *testing.T) {
 
 	// Two attempts at once: the one that loses the race to create the group
 	// (AlreadyExists) adopts the winner's.
-	var winner provider.Fleet
+	var winner contract.Fleet
 	e.fake.BeforeNext("CreateAutoScalingGroup", func() { winner = e.provision("race", 1) })
-	var loser provider.Fleet
+	var loser contract.Fleet
 	got := e.pollingCalls(func() { loser = e.provision("race", 1) })
 	if loser.ID != winner.ID || fmt.Sprint(loser.Instances) != fmt.Sprint(winner.Instances) {
 		t.Fatalf("the attempt that lost the race returned %+v, want the winner's %+v", loser, winner)
@@ -405,7 +406,7 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 	// Both fleets take traffic for the first time: the load balancer must say
 	// each has a healthy target first.
 	wantCalls(t, "set route", e.calls(func() {
-		err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{
+		err := e.p.SetRoute(e.ctx, key, contract.Route{Backends: []contract.Backend{
 			{FleetID: blue.ID, Weight: 30, Targets: blue.Addresses()}, {FleetID: green.ID, Weight: 70, Targets: green.Addresses()}}})
 		if err != nil {
 			t.Fatal(err)
@@ -452,7 +453,7 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 
 	// Green takes everything; blue stays in the forward action at weight 0
 	// (checked, ready for a rollback) and no longer in the route.
-	if err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{
+	if err := e.p.SetRoute(e.ctx, key, contract.Route{Backends: []contract.Backend{
 		{FleetID: green.ID, Weight: 100, Targets: green.Addresses()}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +494,7 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 
 	// An empty route: the listener answers 503.
 	wantCalls(t, "empty route", e.calls(func() {
-		if err := e.p.SetRoute(e.ctx, key, provider.Route{}); err != nil {
+		if err := e.p.SetRoute(e.ctx, key, contract.Route{}); err != nil {
 			t.Fatal(err)
 		}
 	}), "DescribeListeners", "ModifyListener")
@@ -504,14 +505,14 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 
 func TestDescribeHealthWithFakeAWS(t *testing.T) {
 	e := newFakeEnv(t)
-	states := func(f provider.Fleet) string {
+	states := func(f contract.Fleet) string {
 		var s []string
 		for _, in := range f.Instances {
 			s = append(s, in.State)
 		}
 		return strings.Join(s, ",")
 	}
-	describe := func() provider.Fleet {
+	describe := func() contract.Fleet {
 		t.Helper()
 		f, err := e.p.Describe(e.ctx, aws.FleetID("health"))
 		if err != nil {
@@ -519,9 +520,9 @@ func TestDescribeHealthWithFakeAWS(t *testing.T) {
 		}
 		return f
 	}
-	waitStates := func(want string) provider.Fleet {
+	waitStates := func(want string) contract.Fleet {
 		t.Helper()
-		var f provider.Fleet
+		var f contract.Fleet
 		if err := waitFor(e.ctx, 20*time.Second, func() (bool, error) { f = describe(); return states(f) == want, nil }); err != nil {
 			t.Fatalf("instances %s, want %s: %v", states(f), want, err)
 		}
@@ -548,7 +549,7 @@ func TestDescribeHealthWithFakeAWS(t *testing.T) {
 			t.Fatalf("instance %s reported running while the load balancer says %s", in.ID, got)
 		}
 	}
-	if err := e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}); err != nil {
+	if err := e.p.SetRoute(e.ctx, key, contract.Route{Backends: []contract.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}); err != nil {
 		t.Fatal(err)
 	}
 	// One instance stops answering: the load balancer's checks fail, and it is
@@ -664,8 +665,8 @@ func TestErrorCodesWithFakeAWS(t *testing.T) {
 	wantCode(t, "provision with label token", err, provider.InvalidArgument)
 
 	// No listener for the key: no router to set; reading finds an empty route.
-	other := provider.RouteKey{Service: "api", Environment: "test"}
-	err = e.p.SetRoute(e.ctx, other, provider.Route{})
+	other := contract.RouteKey{Service: "api", Environment: "test"}
+	err = e.p.SetRoute(e.ctx, other, contract.Route{})
 	wantCode(t, "set route without a listener", err, provider.FailedPrecondition)
 	if !strings.Contains(err.Error(), `"test/api"`) {
 		t.Fatalf("error %q does not say which listener key to configure", err)
@@ -674,7 +675,7 @@ func TestErrorCodesWithFakeAWS(t *testing.T) {
 		t.Fatalf("route without a listener: %+v %v, want empty", r, err)
 	}
 	// A routed fleet that does not exist.
-	err = e.p.SetRoute(e.ctx, key, provider.Route{Backends: []provider.Backend{{FleetID: "imago-000000000000", Weight: 100, Targets: []string{"10.0.0.1:8080"}}}})
+	err = e.p.SetRoute(e.ctx, key, contract.Route{Backends: []contract.Backend{{FleetID: "imago-000000000000", Weight: 100, Targets: []string{"10.0.0.1:8080"}}}})
 	wantCode(t, "route to an unknown fleet", err, provider.NotFound)
 	// A configured listener that was deleted: after Open, and at Open.
 	e.fake.DeleteListener(e.listener)
@@ -688,12 +689,12 @@ func TestErrorCodesWithFakeAWS(t *testing.T) {
 }
 
 // images is a catalog of images baked with amazon-ebs.
-type images map[string]catalog.Image
+type images map[string]contract.Image
 
-func (m images) Get(ctx context.Context, id string) (catalog.Image, error) {
+func (m images) Get(ctx context.Context, id string) (contract.Image, error) {
 	img, ok := m[id]
 	if !ok {
-		return catalog.Image{}, fmt.Errorf("image %s: %w", id, catalog.ErrNotFound)
+		return contract.Image{}, fmt.Errorf("image %s: %w", id, catalog.ErrNotFound)
 	}
 	return img, nil
 }

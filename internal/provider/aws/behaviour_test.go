@@ -17,18 +17,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/aws/awsfake"
 )
 
-func route(backends ...provider.Backend) provider.Route { return provider.Route{Backends: backends} }
+func route(backends ...contract.Backend) contract.Route { return contract.Route{Backends: backends} }
 
-func backend(f provider.Fleet, weight int) provider.Backend {
-	return provider.Backend{FleetID: f.ID, Weight: weight, Targets: f.Addresses()}
+func backend(f contract.Fleet, weight int) contract.Backend {
+	return contract.Backend{FleetID: f.ID, Weight: weight, Targets: f.Addresses()}
 }
 
-func (e *fakeEnv) setRoute(r provider.Route) {
+func (e *fakeEnv) setRoute(r contract.Route) {
 	e.t.Helper()
 	if err := e.p.SetRoute(e.ctx, key, r); err != nil {
 		e.t.Fatalf("set route %+v: %v", r, err)
@@ -47,7 +48,7 @@ func TestNoTrafficBeforeTheLoadBalancerSaysHealthyWithFakeAWS(t *testing.T) {
 	// The new version serves /ready and has no /healthz.
 	req := e.request("green", 2)
 	req.ImageID = e.fake.AddImageServing("/", "/ready")
-	req.Health = &provider.HealthCheck{Path: "/ready", Interval: 10 * time.Second, HealthyThreshold: 3, UnhealthyThreshold: 4}
+	req.Health = &contract.HealthCheck{Path: "/ready", Interval: 10 * time.Second, HealthyThreshold: 3, UnhealthyThreshold: 4}
 	green, err := e.p.Provision(e.ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func TestNoTrafficBeforeTheLoadBalancerSaysHealthyWithFakeAWS(t *testing.T) {
 		alb := e.fake.TargetHealth(green.ID)
 		running := 0
 		for _, in := range f.Instances {
-			if in.State == provider.InstanceRunning {
+			if in.State == contract.InstanceRunning {
 				if alb[in.ID] != "healthy" {
 					return false, fmt.Errorf("Describe reports instance %s running while the load balancer says %q", in.ID, alb[in.ID])
 				}
@@ -114,7 +115,7 @@ func TestNoTrafficBeforeTheLoadBalancerSaysHealthyWithFakeAWS(t *testing.T) {
 	e.cfg.HealthCheckGracePeriod = time.Hour
 	e.open()
 	req = e.request("red", 1)
-	req.Health = &provider.HealthCheck{Path: "/ready"} // the default image has no /ready
+	req.Health = &contract.HealthCheck{Path: "/ready"} // the default image has no /ready
 	red, err := e.p.Provision(e.ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +253,7 @@ func TestLeftoversAreListedAndTerminatedWithFakeAWS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byToken := map[string]provider.Fleet{}
+	byToken := map[string]contract.Fleet{}
 	for _, f := range fleets {
 		byToken[f.Token] = f
 	}
@@ -308,7 +309,7 @@ func TestRoutingKeepsTheListenersAuthenticationWithFakeAWS(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantActions("after terminating blue", "forward")
-			e.setRoute(provider.Route{})
+			e.setRoute(contract.Route{})
 			wantActions("after an empty route", "fixed-response")
 		})
 	}
@@ -532,7 +533,7 @@ func TestIAMPolicyInTheDocsCoversAndScopesEveryCallWithFakeAWS(t *testing.T) {
 func TestProvisionWithEnvIsRefusedWithFakeAWS(t *testing.T) {
 	e := newFakeEnv(t)
 	req := e.request("with-env", 1)
-	req.Env = map[string]provider.EnvVar{"LOG_LEVEL": {Value: "debug-value"}, "DB_PASSWORD": {Secret: "file:///etc/imago/db"}}
+	req.Env = map[string]contract.EnvVar{"LOG_LEVEL": {Value: "debug-value"}, "DB_PASSWORD": {Secret: "file:///etc/imago/db"}}
 	_, err := e.p.Provision(e.ctx, req)
 	wantCode(t, "provision with env", err, provider.InvalidArgument)
 	if !strings.Contains(err.Error(), "cannot give instances an environment (env: DB_PASSWORD, LOG_LEVEL)") || strings.Contains(err.Error(), "debug-value") {

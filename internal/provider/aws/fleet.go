@@ -19,6 +19,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -33,7 +34,7 @@ type healthSettings struct {
 // check settings"): interval 5-300 s, timeout 2-120 s and shorter than the
 // interval, thresholds 2-10. Zero fields get the load balancer's defaults
 // (30 s, 5 s, 5, 2); the path defaults to Config.HealthCheckPath.
-func (d *Driver) healthCheck(h *provider.HealthCheck) healthSettings {
+func (d *Driver) healthCheck(h *contract.HealthCheck) healthSettings {
 	hs := healthSettings{path: d.cfg.HealthCheckPath, interval: 30, timeout: 5, healthy: 5, unhealthy: 2}
 	if h == nil {
 		return hs
@@ -86,58 +87,58 @@ func permanent(err error) bool {
 //
 // It returns without waiting for instances to launch: instances the group has
 // not launched yet appear as stopped placeholders, so a health wait waits for them.
-func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (_ provider.Fleet, err error) {
+func (d *Driver) Provision(ctx context.Context, req contract.ProvisionRequest) (_ contract.Fleet, err error) {
 	if req.Token == "" {
-		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: a request token is required")
+		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: a request token is required")
 	}
 	if req.Size < 1 {
-		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
+		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
 	}
 	if err := provider.CheckName("service", req.Service); err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if err := provider.CheckName("environment", req.Environment); err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if len(req.Env) > 0 {
 		// Only user-data could carry it, and anything on the instance reads that.
-		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument,
+		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument,
 			"provision: the aws provider cannot give instances an environment (env: %s); bake the configuration into the image", strings.Join(slices.Sorted(maps.Keys(req.Env)), ", "))
 	}
 	id := FleetID(req.Token)
-	key := provider.RouteKey{Service: req.Service, Environment: req.Environment}
+	key := contract.RouteKey{Service: req.Service, Environment: req.Environment}
 	tags, err := fleetTags(id, req)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	// A retry of a Provision that got as far as the group adopts it, creating nothing.
 	g, err := d.group(ctx, id)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if g != nil {
 		return d.adopt(ctx, g, key, &req)
 	}
 	ami, err := d.resolveAMI(ctx, req.ImageID)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	imgs, err := d.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}})
 	if err != nil {
-		return provider.Fleet{}, wrap(err, "provision: image %s (AMI %s in %s)", req.ImageID, ami, d.cfg.Region)
+		return contract.Fleet{}, wrap(err, "provision: image %s (AMI %s in %s)", req.ImageID, ami, d.cfg.Region)
 	}
 	if len(imgs.Images) == 0 {
-		return provider.Fleet{}, provider.Errorf(provider.NotFound, "provision: image %s: AMI %s not found in %s", req.ImageID, ami, d.cfg.Region)
+		return contract.Fleet{}, provider.Errorf(provider.NotFound, "provision: image %s: AMI %s not found in %s", req.ImageID, ami, d.cfg.Region)
 	}
 	if st := imgs.Images[0].State; st != ec2types.ImageStateAvailable {
-		return provider.Fleet{}, provider.Errorf(provider.FailedPrecondition,
+		return contract.Fleet{}, provider.Errorf(provider.FailedPrecondition,
 			"provision: AMI %s of image %s is %s, not available: wait for it to become available or bake it again", ami, req.ImageID, st)
 	}
 
 	// 1. The launch template: what every instance of the fleet boots.
 	made, err := d.launchTemplate(ctx, id, ami, tags, req)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	// From here on this request owns the fleet's resources: a permanent failure removes them.
 	defer func() {
@@ -171,15 +172,15 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 		Tags:                       elbTags,
 	})
 	if apiCode(err) == "DuplicateTargetGroupName" {
-		return provider.Fleet{}, &provider.Error{Code: provider.InvalidArgument, Err: err, Msg: fmt.Sprintf(
+		return contract.Fleet{}, &provider.Error{Code: provider.InvalidArgument, Err: err, Msg: fmt.Sprintf(
 			"provision: token %q already made target group %s with other settings (a different health check?); a retry must repeat the same request",
 			req.Token, id)}
 	}
 	if err != nil {
-		return provider.Fleet{}, wrap(err, "provision fleet %s: create target group", id)
+		return contract.Fleet{}, wrap(err, "provision fleet %s: create target group", id)
 	}
 	if len(tgOut.TargetGroups) == 0 || tgOut.TargetGroups[0].TargetGroupArn == nil {
-		return provider.Fleet{}, fmt.Errorf("provision fleet %s: CreateTargetGroup returned no target group", id)
+		return contract.Fleet{}, fmt.Errorf("provision fleet %s: CreateTargetGroup returned no target group", id)
 	}
 	tgARN := *tgOut.TargetGroups[0].TargetGroupArn
 	_, err = d.elb.ModifyTargetGroupAttributes(ctx, &elbv2.ModifyTargetGroupAttributesInput{
@@ -190,12 +191,12 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 		}},
 	})
 	if err != nil {
-		return provider.Fleet{}, wrap(err, "provision fleet %s: set the deregistration delay of target group %s", id, tgARN)
+		return contract.Fleet{}, wrap(err, "provision fleet %s: set the deregistration delay of target group %s", id, tgARN)
 	}
 
 	// 3. The Auto Scaling group: launches the instances and registers them in the target group.
 	if err := d.createGroup(ctx, id, tgARN, tags, req, made); err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	ok, err := d.waitUntil(ctx, min(visibilityTimeout, untilDeadline(ctx)), func() (bool, string, error) {
 		var err error
@@ -203,10 +204,10 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 		return g != nil, "waiting for AWS to show Auto Scaling group " + id, err
 	})
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if !ok {
-		return provider.Fleet{}, fmt.Errorf("provision: Auto Scaling group %s was created but AWS does not show it yet: retry", id)
+		return contract.Fleet{}, fmt.Errorf("provision: Auto Scaling group %s was created but AWS does not show it yet: retry", id)
 	}
 	return d.adopt(ctx, g, key, &req)
 }
@@ -223,20 +224,20 @@ func untilDeadline(ctx context.Context) time.Duration {
 // adopt returns the fleet of group g, made by this request or an earlier
 // attempt of it: refused when another request made it, put in the listener at
 // weight 0 if it is not there yet.
-func (d *Driver) adopt(ctx context.Context, g *asgtypes.AutoScalingGroup, key provider.RouteKey, req *provider.ProvisionRequest) (provider.Fleet, error) {
+func (d *Driver) adopt(ctx context.Context, g *asgtypes.AutoScalingGroup, key contract.RouteKey, req *contract.ProvisionRequest) (contract.Fleet, error) {
 	id := awssdk.ToString(g.AutoScalingGroupName)
 	if deleting(g) {
-		return provider.Fleet{}, fmt.Errorf(
+		return contract.Fleet{}, fmt.Errorf(
 			"provision: fleet %s of token %q is still being deleted (it was terminated); once AWS deleted it a retry makes it again", id, req.Token)
 	}
 	if f := groupFleet(g); f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.ImageID != req.ImageID {
-		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument,
+		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument,
 			"provision: token %q already made fleet %s (%s/%s, image %s); a retry must repeat the same request",
 			req.Token, id, f.Environment, f.Service, f.ImageID)
 	}
 	for _, tga := range g.TargetGroupARNs {
 		if err := d.attach(ctx, key, tga); err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 	}
 	return d.describeGroup(ctx, g)
@@ -244,7 +245,7 @@ func (d *Driver) adopt(ctx context.Context, g *asgtypes.AutoScalingGroup, key pr
 
 // launchTemplate creates the fleet's launch template, or finds the one an
 // earlier attempt of the same request made, and returns when it was made.
-func (d *Driver) launchTemplate(ctx context.Context, id, ami string, tags [][2]string, req provider.ProvisionRequest) (time.Time, error) {
+func (d *Driver) launchTemplate(ctx context.Context, id, ami string, tags [][2]string, req contract.ProvisionRequest) (time.Time, error) {
 	var ec2Tags []ec2types.Tag
 	for _, t := range tags {
 		ec2Tags = append(ec2Tags, ec2types.Tag{Key: awssdk.String(t[0]), Value: awssdk.String(t[1])})
@@ -315,7 +316,7 @@ func (d *Driver) launchTemplate(ctx context.Context, id, ami string, tags [][2]s
 // eventually consistent) is retried until IAMPropagationTimeout after the
 // launch template was made (Terraform retries the same error); while the
 // activity's deadline cuts the wait short, the error is retryable.
-func (d *Driver) createGroup(ctx context.Context, id, tgARN string, tags [][2]string, req provider.ProvisionRequest, made time.Time) error {
+func (d *Driver) createGroup(ctx context.Context, id, tgARN string, tags [][2]string, req contract.ProvisionRequest, made time.Time) error {
 	var asgTags []asgtypes.Tag
 	for _, t := range append([][2]string{{"Name", id}}, tags...) {
 		asgTags = append(asgTags, asgtypes.Tag{Key: awssdk.String(t[0]), Value: awssdk.String(t[1]), PropagateAtLaunch: awssdk.Bool(true)})
@@ -359,7 +360,7 @@ func (d *Driver) createGroup(ctx context.Context, id, tgARN string, tags [][2]st
 // discard removes what a provision that failed for good made. The fleet never
 // took traffic (it is at most in the listener at weight 0), so there is
 // nothing to drain: the group is deleted at once.
-func (d *Driver) discard(ctx context.Context, id string, key provider.RouteKey) error {
+func (d *Driver) discard(ctx context.Context, id string, key contract.RouteKey) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	tg, err := d.targetGroup(ctx, id)
@@ -379,13 +380,13 @@ func (d *Driver) discard(ctx context.Context, id string, key provider.RouteKey) 
 }
 
 // Describe returns the fleet with the live state of its instances.
-func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, error) {
+func (d *Driver) Describe(ctx context.Context, fleetID string) (contract.Fleet, error) {
 	if !fleetIDPattern.MatchString(fleetID) {
-		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found: aws fleet IDs look like imago-<12 hex digits>", fleetID)
+		return contract.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found: aws fleet IDs look like imago-<12 hex digits>", fleetID)
 	}
 	g, err := d.group(ctx, fleetID)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if g != nil && !deleting(g) {
 		return d.describeGroup(ctx, g)
@@ -394,39 +395,39 @@ func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, 
 	// launch template without a group. Terminate must find it to finish the job.
 	tg, err := d.targetGroup(ctx, fleetID)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if tg != nil {
 		tags, err := d.targetGroupTags(ctx, *tg.TargetGroupArn)
 		if err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 		return fleetFromTags(fleetID, tags), nil
 	}
 	lt, err := d.findLaunchTemplate(ctx, fleetID)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if lt != nil {
 		f := fleetFromTags(fleetID, ec2TagMap(lt.Tags))
 		f.Created = awssdk.ToTime(lt.CreateTime).UTC()
 		return f, nil
 	}
-	return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %s not found in %s", fleetID, d.cfg.Region)
+	return contract.Fleet{}, provider.Errorf(provider.NotFound, "fleet %s not found in %s", fleetID, d.cfg.Region)
 }
 
 // describeGroup returns the fleet of group g with its instances' live state.
-func (d *Driver) describeGroup(ctx context.Context, g *asgtypes.AutoScalingGroup) (provider.Fleet, error) {
+func (d *Driver) describeGroup(ctx context.Context, g *asgtypes.AutoScalingGroup) (contract.Fleet, error) {
 	f := groupFleet(g)
 	ec2s, err := d.instances(ctx, instanceIDs(g))
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	var health map[string]elbtypes.TargetHealthStateEnum
 	if len(g.TargetGroupARNs) > 0 && len(g.Instances) > 0 {
 		ths, err := d.targetHealth(ctx, g.TargetGroupARNs[0])
 		if err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 		health = map[string]elbtypes.TargetHealthStateEnum{}
 		for _, th := range ths {
@@ -435,7 +436,7 @@ func (d *Driver) describeGroup(ctx context.Context, g *asgtypes.AutoScalingGroup
 			}
 		}
 	}
-	_, balanced := d.listener(provider.RouteKey{Service: f.Service, Environment: f.Environment})
+	_, balanced := d.listener(contract.RouteKey{Service: f.Service, Environment: f.Environment})
 	f.Instances = d.fleetInstances(g, ec2s, health, balanced, true)
 	return f, nil
 }
@@ -540,7 +541,7 @@ func (d *Driver) targetHealth(ctx context.Context, tgARN string) ([]elbtypes.Tar
 	return out.TargetHealthDescriptions, nil
 }
 
-func groupFleet(g *asgtypes.AutoScalingGroup) provider.Fleet {
+func groupFleet(g *asgtypes.AutoScalingGroup) contract.Fleet {
 	f := fleetFromTags(awssdk.ToString(g.AutoScalingGroupName), groupTags(g))
 	if g.CreatedTime != nil {
 		f.Created = g.CreatedTime.UTC()
@@ -598,8 +599,8 @@ func (d *Driver) instances(ctx context.Context, ids []string) (map[string]ec2typ
 // health status instead. Capacity the group has not launched yet appears as
 // stopped placeholders "<fleet>-launching-<n>".
 func (d *Driver) fleetInstances(g *asgtypes.AutoScalingGroup, ec2s map[string]ec2types.Instance,
-	health map[string]elbtypes.TargetHealthStateEnum, balanced, withHealth bool) []provider.Instance {
-	out := []provider.Instance{}
+	health map[string]elbtypes.TargetHealthStateEnum, balanced, withHealth bool) []contract.Instance {
+	out := []contract.Instance{}
 	live := 0
 	members := append([]asgtypes.Instance(nil), g.Instances...)
 	sort.Slice(members, func(i, j int) bool {
@@ -607,7 +608,7 @@ func (d *Driver) fleetInstances(g *asgtypes.AutoScalingGroup, ec2s map[string]ec
 	})
 	for _, m := range members {
 		id := awssdk.ToString(m.InstanceId)
-		in := provider.Instance{ID: id, State: provider.InstanceStopped}
+		in := contract.Instance{ID: id, State: contract.InstanceStopped}
 		lc := string(m.LifecycleState)
 		if !strings.HasPrefix(lc, "Terminat") && !strings.HasPrefix(lc, "Detach") {
 			live++
@@ -625,12 +626,12 @@ func (d *Driver) fleetInstances(g *asgtypes.AutoScalingGroup, ec2s map[string]ec
 			}
 		}
 		if up {
-			in.State = provider.InstanceRunning
+			in.State = contract.InstanceRunning
 		}
 		out = append(out, in)
 	}
 	for n := live + 1; n <= int(awssdk.ToInt32(g.DesiredCapacity)); n++ {
-		out = append(out, provider.Instance{ID: fmt.Sprintf("%s-launching-%d", awssdk.ToString(g.AutoScalingGroupName), n), State: provider.InstanceStopped})
+		out = append(out, contract.Instance{ID: fmt.Sprintf("%s-launching-%d", awssdk.ToString(g.AutoScalingGroupName), n), State: contract.InstanceStopped})
 	}
 	return out
 }
@@ -642,7 +643,7 @@ func (d *Driver) fleetInstances(g *asgtypes.AutoScalingGroup, ec2s map[string]ec
 // and its creation time is its launch template's (none without one).
 // Instance states come from the groups and EC2 only (no target health):
 // Describe a fleet for its health.
-func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.Fleet, error) {
+func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]contract.Fleet, error) {
 	groupFilters := []asgtypes.Filter{{Name: awssdk.String("tag-key"), Values: []string{TagToken}}}
 	ltFilters := []ec2types.Filter{{Name: awssdk.String("tag-key"), Values: []string{TagToken}}}
 	for _, kv := range [][2]string{{TagService, f.Service}, {TagEnvironment, f.Environment}} {
@@ -673,7 +674,7 @@ func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.
 	if err != nil {
 		return nil, err
 	}
-	byID := map[string]provider.Fleet{}
+	byID := map[string]contract.Fleet{}
 	for _, g := range groups {
 		fl := groupFleet(g)
 		fl.Instances = d.fleetInstances(g, ec2s, nil, false, false)
@@ -735,7 +736,7 @@ func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.
 		byID[fl.ID] = fl
 	}
 
-	fleets := make([]provider.Fleet, 0, len(byID))
+	fleets := make([]contract.Fleet, 0, len(byID))
 	for _, fl := range byID {
 		fleets = append(fleets, fl)
 	}
@@ -777,7 +778,7 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 		} else if tags, err = d.targetGroupTags(ctx, *tg.TargetGroupArn); err != nil {
 			return err
 		}
-		key := provider.RouteKey{Service: tags[TagService], Environment: tags[TagEnvironment]}
+		key := contract.RouteKey{Service: tags[TagService], Environment: tags[TagEnvironment]}
 		if err := d.unroute(ctx, fleetID, key, tg); err != nil {
 			return err
 		}
@@ -851,7 +852,7 @@ func groupTags(g *asgtypes.AutoScalingGroup) map[string]string {
 // still names the load balancer (LoadBalancerArns) for a while. One that is
 // still listed after releaseTimeout is used by a rule or listener imago does
 // not manage, and is refused; so is one listed by another load balancer.
-func (d *Driver) unroute(ctx context.Context, id string, key provider.RouteKey, tg *elbtypes.TargetGroup) error {
+func (d *Driver) unroute(ctx context.Context, id string, key contract.RouteKey, tg *elbtypes.TargetGroup) error {
 	lbs := tg.LoadBalancerArns
 	ours := ""
 	if arn, ok := d.listener(key); ok {

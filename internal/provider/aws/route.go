@@ -12,6 +12,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -32,7 +33,7 @@ const maxForward = 5
 // weight 0 (checked, ready for a rollback) until they are terminated; Route
 // does not report them. Backend targets are not used: each fleet's Auto
 // Scaling group keeps its target group's members.
-func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route provider.Route) error {
+func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route contract.Route) error {
 	if err := provider.CheckName("service", key.Service); err != nil {
 		return err
 	}
@@ -106,8 +107,8 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 // today unless the load balancer reports one of its targets healthy. A target
 // group the listener does not name at all is put in it at weight 0, so the
 // load balancer starts checking it, and the error is retryable.
-func (d *Driver) checkNewTraffic(ctx context.Context, key provider.RouteKey, arn string, actions []elbtypes.Action,
-	route provider.Route, tuples []elbtypes.TargetGroupTuple) error {
+func (d *Driver) checkNewTraffic(ctx context.Context, key contract.RouteKey, arn string, actions []elbtypes.Action,
+	route contract.Route, tuples []elbtypes.TargetGroupTuple) error {
 	current := forwardTuples(actions)
 	weight := map[string]int32{}
 	for _, t := range current {
@@ -171,7 +172,7 @@ func (d *Driver) checkNewTraffic(ctx context.Context, key provider.RouteKey, arn
 // at weight 0, unless it is there: the load balancer then health-checks it and
 // sends it nothing. A listener without a forward action gets one whose every
 // weight is 0.
-func (d *Driver) attach(ctx context.Context, key provider.RouteKey, tga string) error {
+func (d *Driver) attach(ctx context.Context, key contract.RouteKey, tga string) error {
 	arn, ok := d.listener(key)
 	if !ok {
 		return nil // no load balancer: the group's own health checks count
@@ -224,7 +225,7 @@ func hasTuple(tuples []elbtypes.TargetGroupTuple, tga string) bool {
 // the actions before it (ModifyListener replaces every default action: what
 // it is not given is gone). The OIDC client secret, which DescribeListeners
 // does not return, is kept with UseExistingClientSecret.
-func (d *Driver) modifyListener(ctx context.Context, key provider.RouteKey, arn string, actions []elbtypes.Action, tuples []elbtypes.TargetGroupTuple) error {
+func (d *Driver) modifyListener(ctx context.Context, key contract.RouteKey, arn string, actions []elbtypes.Action, tuples []elbtypes.TargetGroupTuple) error {
 	var out []elbtypes.Action
 	var last *elbtypes.Action
 	for _, a := range actions {
@@ -267,7 +268,7 @@ func (d *Driver) modifyListener(ctx context.Context, key provider.RouteKey, arn 
 	return wrap(err, "route %s: modify listener %s", key, arn)
 }
 
-func (d *Driver) describeListener(ctx context.Context, key provider.RouteKey, arn string) (elbtypes.Listener, error) {
+func (d *Driver) describeListener(ctx context.Context, key contract.RouteKey, arn string) (elbtypes.Listener, error) {
 	out, err := d.elb.DescribeListeners(ctx, &elbv2.DescribeListenersInput{ListenerArns: []string{arn}})
 	if apiCode(err) == "ListenerNotFound" {
 		return elbtypes.Listener{}, &provider.Error{Code: provider.FailedPrecondition, Err: err,
@@ -306,20 +307,20 @@ func forwardTuples(actions []elbtypes.Action) []elbtypes.TargetGroupTuple {
 // groups at weight 0 (checked, sent nothing) are not part of the route. A key
 // without a configured listener, or a listener that does not forward, has an
 // empty route.
-func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Route, error) {
+func (d *Driver) Route(ctx context.Context, key contract.RouteKey) (contract.Route, error) {
 	if err := provider.CheckName("service", key.Service); err != nil {
-		return provider.Route{}, err
+		return contract.Route{}, err
 	}
 	if err := provider.CheckName("environment", key.Environment); err != nil {
-		return provider.Route{}, err
+		return contract.Route{}, err
 	}
 	arn, ok := d.listener(key)
 	if !ok {
-		return provider.Route{}, nil
+		return contract.Route{}, nil
 	}
 	l, err := d.describeListener(ctx, key, arn)
 	if err != nil {
-		return provider.Route{}, err
+		return contract.Route{}, err
 	}
 	var tuples []elbtypes.TargetGroupTuple
 	for _, t := range forwardTuples(l.DefaultActions) {
@@ -328,7 +329,7 @@ func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Rou
 		}
 	}
 	if len(tuples) == 0 {
-		return provider.Route{}, nil
+		return contract.Route{}, nil
 	}
 	arns := make([]string, 0, len(tuples))
 	for _, t := range tuples {
@@ -336,7 +337,7 @@ func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Rou
 	}
 	out, err := d.elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: arns})
 	if err != nil {
-		return provider.Route{}, wrap(err, "route %s: describe target groups %v", key, arns)
+		return contract.Route{}, wrap(err, "route %s: describe target groups %v", key, arns)
 	}
 	names := map[string]string{}
 	for _, tg := range out.TargetGroups {
@@ -351,7 +352,7 @@ func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Rou
 	for _, a := range arns {
 		ths, err := d.targetHealth(ctx, a)
 		if err != nil {
-			return provider.Route{}, err
+			return contract.Route{}, err
 		}
 		for _, th := range ths {
 			if th.Target == nil || th.Target.Id == nil ||
@@ -364,12 +365,12 @@ func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Rou
 	}
 	ec2s, err := d.instances(ctx, ids)
 	if err != nil {
-		return provider.Route{}, err
+		return contract.Route{}, err
 	}
-	r := provider.Route{Backends: []provider.Backend{}}
+	r := contract.Route{Backends: []contract.Backend{}}
 	for _, t := range tuples {
 		a := awssdk.ToString(t.TargetGroupArn)
-		b := provider.Backend{FleetID: names[a], Weight: int(awssdk.ToInt32(t.Weight)), Targets: []string{}}
+		b := contract.Backend{FleetID: names[a], Weight: int(awssdk.ToInt32(t.Weight)), Targets: []string{}}
 		if b.FleetID == "" {
 			b.FleetID = a
 		}

@@ -42,6 +42,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -54,11 +55,11 @@ type Harness interface {
 	Images(ctx context.Context) (Images, error)
 	// RouteKey is the service and environment the suite provisions fleets of and
 	// routes traffic for: the driver must be able to set its route.
-	RouteKey() provider.RouteKey
+	RouteKey() contract.RouteKey
 	// MakeHealthy makes every instance of the fleet pass the driver's health
 	// check (on a cloud fake: as once they booted) and returns once Describe
 	// reports each of them running.
-	MakeHealthy(ctx context.Context, d provider.Driver, fleet provider.Fleet) error
+	MakeHealthy(ctx context.Context, d provider.Driver, fleet contract.Fleet) error
 	// Capabilities are what the driver can do beyond the Driver interface: the
 	// suite tests each one declared, and that the driver claims no other.
 	Capabilities() provider.Capabilities
@@ -74,7 +75,7 @@ type Harness interface {
 type TrafficSender interface {
 	// SendRequests sends n GET / requests through the router of key and
 	// returns once each was answered.
-	SendRequests(ctx context.Context, d provider.Driver, key provider.RouteKey, n int) error
+	SendRequests(ctx context.Context, d provider.Driver, key contract.RouteKey, n int) error
 }
 
 // Images are the image IDs a harness offers.
@@ -94,7 +95,7 @@ type Images struct {
 type Leaker interface {
 	// LeakProvision calls d.Provision(req) so that it fails after making part
 	// of the fleet, and returns its error.
-	LeakProvision(ctx context.Context, d provider.Driver, req provider.ProvisionRequest) error
+	LeakProvision(ctx context.Context, d provider.Driver, req contract.ProvisionRequest) error
 }
 
 // HarnessMaker makes a harness for one test.
@@ -125,6 +126,7 @@ func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 		{"CapabilitiesAreWhatTheHarnessDeclares", testCapabilities},
 		{"Resize", testResize},
 		{"FleetMetrics", testFleetMetrics},
+		{"RouteRules", testRouteRules},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,21 +165,21 @@ type env struct {
 	h     Harness
 	d     provider.Driver
 	p     *provider.Provider
-	key   provider.RouteKey
+	key   contract.RouteKey
 	imgs  Images
 	start time.Time
 	caps  provider.Capabilities
 }
 
-func (e *env) request(token string, key provider.RouteKey, image string, size int) provider.ProvisionRequest {
-	return provider.ProvisionRequest{
+func (e *env) request(token string, key contract.RouteKey, image string, size int) contract.ProvisionRequest {
+	return contract.ProvisionRequest{
 		Token: token, Service: key.Service, Environment: key.Environment, ImageID: image, Size: size,
 		Labels: map[string]string{"rollout": "rollout/" + key.Environment + "/" + key.Service, "run": token + "-run"},
 	}
 }
 
 // provision provisions a fleet of size instances of the first image in key.
-func (e *env) provision(token string, key provider.RouteKey, size int) provider.Fleet {
+func (e *env) provision(token string, key contract.RouteKey, size int) contract.Fleet {
 	e.t.Helper()
 	f, err := e.p.Provision(e.ctx, e.request(token, key, e.imgs.First, size))
 	if err != nil {
@@ -188,7 +190,7 @@ func (e *env) provision(token string, key provider.RouteKey, size int) provider.
 
 // healthy provisions a fleet in e.key and makes it healthy; it returns the
 // fleet as Describe reports it.
-func (e *env) healthy(token string, size int) provider.Fleet {
+func (e *env) healthy(token string, size int) contract.Fleet {
 	e.t.Helper()
 	f := e.provision(token, e.key, size)
 	if err := e.h.MakeHealthy(e.ctx, e.d, f); err != nil {
@@ -199,8 +201,8 @@ func (e *env) healthy(token string, size int) provider.Fleet {
 		e.t.Fatalf("describe %s: %v", f.ID, err)
 	}
 	for _, in := range f.Instances {
-		if in.State != provider.InstanceRunning {
-			e.t.Fatalf("after MakeHealthy, instance %s of fleet %s is %s, want %s", in.ID, f.ID, in.State, provider.InstanceRunning)
+		if in.State != contract.InstanceRunning {
+			e.t.Fatalf("after MakeHealthy, instance %s of fleet %s is %s, want %s", in.ID, f.ID, in.State, contract.InstanceRunning)
 		}
 	}
 	return f
@@ -242,7 +244,7 @@ func sorted(ids ...string) []string {
 	return out
 }
 
-func instanceIDs(f provider.Fleet) []string {
+func instanceIDs(f contract.Fleet) []string {
 	ids := make([]string, 0, len(f.Instances))
 	for _, in := range f.Instances {
 		ids = append(ids, in.ID)
@@ -351,8 +353,8 @@ func testDescribe(e *env) {
 		if in.Address == "" || addrs[in.Address] {
 			t.Fatalf("describe: instance address %q empty or repeated in %+v", in.Address, f.Instances)
 		}
-		if in.State != provider.InstanceRunning {
-			t.Fatalf("describe: healthy instance %s is %s, want %s", in.ID, in.State, provider.InstanceRunning)
+		if in.State != contract.InstanceRunning {
+			t.Fatalf("describe: healthy instance %s is %s, want %s", in.ID, in.State, contract.InstanceRunning)
 		}
 		ids[in.ID], addrs[in.Address] = true, true
 	}
@@ -367,7 +369,7 @@ func testDescribe(e *env) {
 
 // checkCreated checks that f was created during the test (give or take a minute
 // of clock skew between the test and the provider).
-func (e *env) checkCreated(f provider.Fleet) {
+func (e *env) checkCreated(f contract.Fleet) {
 	e.t.Helper()
 	if f.Created.IsZero() || f.Created.Before(e.start.Add(-time.Minute)) || f.Created.After(time.Now().Add(time.Minute)) {
 		e.t.Fatalf("fleet %s created at %v, want a time during the test (started %v)", f.ID, f.Created, e.start)
@@ -402,14 +404,14 @@ func testTerminate(e *env) {
 		t.Fatalf("the other fleet after terminate: %v %v, want %v", instanceIDs(f), err, instanceIDs(stays))
 	}
 	for _, in := range f.Instances {
-		if in.State != provider.InstanceRunning {
+		if in.State != contract.InstanceRunning {
 			t.Fatalf("the other fleet's instance %s is %s after terminating %s", in.ID, in.State, gone.ID)
 		}
 	}
 }
 
 // routeOf returns the route's weights and sorted targets by fleet ID.
-func routeOf(r provider.Route) map[string]string {
+func routeOf(r contract.Route) map[string]string {
 	out := map[string]string{}
 	for _, b := range r.Backends {
 		targets := sorted(b.Targets...)
@@ -418,11 +420,11 @@ func routeOf(r provider.Route) map[string]string {
 	return out
 }
 
-func backend(f provider.Fleet, weight int) provider.Backend {
-	return provider.Backend{FleetID: f.ID, Weight: weight, Targets: f.Addresses()}
+func backend(f contract.Fleet, weight int) contract.Backend {
+	return contract.Backend{FleetID: f.ID, Weight: weight, Targets: f.Addresses()}
 }
 
-func (e *env) wantRoute(what string, want provider.Route) {
+func (e *env) wantRoute(what string, want contract.Route) {
 	e.t.Helper()
 	got, err := e.p.Route(e.ctx, e.key)
 	if err != nil {
@@ -435,17 +437,17 @@ func (e *env) wantRoute(what string, want provider.Route) {
 
 func testRouteWeights(e *env) {
 	t := e.t
-	e.wantRoute("a router never set", provider.Route{})
+	e.wantRoute("a router never set", contract.Route{})
 	blue := e.healthy("conformance-blue", 2)
 	green := e.healthy("conformance-green", 2)
 
-	split := provider.Route{Backends: []provider.Backend{backend(blue, 30), backend(green, 70)}}
+	split := contract.Route{Backends: []contract.Backend{backend(blue, 30), backend(green, 70)}}
 	if !e.caps.Has(provider.CapWeights) {
 		// A driver that routes all traffic to one fleet refuses a split and
 		// keeps its route; the checks below start from all to blue.
 		e.wantCode("set route 30/70 on a driver without weights", e.p.SetRoute(e.ctx, e.key, split), provider.FailedPrecondition)
-		e.wantRoute("after a refused split", provider.Route{})
-		split = provider.Route{Backends: []provider.Backend{backend(blue, 100), backend(green, 0)}}
+		e.wantRoute("after a refused split", contract.Route{})
+		split = contract.Route{Backends: []contract.Backend{backend(blue, 100), backend(green, 0)}}
 	}
 	if err := e.p.SetRoute(e.ctx, e.key, split); err != nil {
 		t.Fatalf("set route %v: %v", routeOf(split), err)
@@ -454,20 +456,20 @@ func testRouteWeights(e *env) {
 
 	bad := []struct {
 		what  string
-		route provider.Route
+		route contract.Route
 	}{
-		{"weights summing to 90", provider.Route{Backends: []provider.Backend{backend(blue, 20), backend(green, 70)}}},
-		{"weights summing to 110", provider.Route{Backends: []provider.Backend{backend(blue, 40), backend(green, 70)}}},
-		{"a weight above 100", provider.Route{Backends: []provider.Backend{backend(blue, 150)}}},
-		{"a negative weight", provider.Route{Backends: []provider.Backend{backend(blue, -10), backend(green, 110)}}},
-		{"a weighted fleet without targets", provider.Route{Backends: []provider.Backend{{FleetID: blue.ID, Weight: 100}}}},
+		{"weights summing to 90", contract.Route{Backends: []contract.Backend{backend(blue, 20), backend(green, 70)}}},
+		{"weights summing to 110", contract.Route{Backends: []contract.Backend{backend(blue, 40), backend(green, 70)}}},
+		{"a weight above 100", contract.Route{Backends: []contract.Backend{backend(blue, 150)}}},
+		{"a negative weight", contract.Route{Backends: []contract.Backend{backend(blue, -10), backend(green, 110)}}},
+		{"a weighted fleet without targets", contract.Route{Backends: []contract.Backend{{FleetID: blue.ID, Weight: 100}}}},
 	}
 	for _, b := range bad {
 		e.wantCode("set route with "+b.what, e.p.SetRoute(e.ctx, e.key, b.route), provider.InvalidArgument)
 		e.wantRoute("after a refused route with "+b.what, split)
 	}
 
-	all := provider.Route{Backends: []provider.Backend{backend(green, 100)}}
+	all := contract.Route{Backends: []contract.Backend{backend(green, 100)}}
 	if err := e.p.SetRoute(e.ctx, e.key, all); err != nil {
 		t.Fatalf("set route 0/100: %v", err)
 	}
@@ -477,17 +479,17 @@ func testRouteWeights(e *env) {
 		t.Fatalf("route %+v (%v): want blue unserved and green at 100", r, err)
 	}
 
-	if err := e.p.SetRoute(e.ctx, e.key, provider.Route{}); err != nil {
+	if err := e.p.SetRoute(e.ctx, e.key, contract.Route{}); err != nil {
 		t.Fatalf("set an empty route: %v", err)
 	}
-	e.wantRoute("after an empty route", provider.Route{})
+	e.wantRoute("after an empty route", contract.Route{})
 }
 
 func testTrafficGuard(e *env) {
 	t := e.t
 	old := e.healthy("conformance-guard-old", 1)
 	next := e.healthy("conformance-guard-new", 1)
-	if err := e.p.SetRoute(e.ctx, e.key, provider.Route{Backends: []provider.Backend{backend(old, 100)}}); err != nil {
+	if err := e.p.SetRoute(e.ctx, e.key, contract.Route{Backends: []contract.Backend{backend(old, 100)}}); err != nil {
 		t.Fatalf("set route: %v", err)
 	}
 	e.wantCode("terminate the serving fleet", e.p.Terminate(e.ctx, old.ID), provider.FailedPrecondition)
@@ -499,14 +501,14 @@ func testTrafficGuard(e *env) {
 		t.Fatalf("the serving fleet after a refused terminate: %v", err)
 	}
 	for _, in := range f.Instances {
-		if in.State != provider.InstanceRunning {
+		if in.State != contract.InstanceRunning {
 			t.Fatalf("the serving fleet's instance %s is %s after a refused terminate", in.ID, in.State)
 		}
 	}
-	e.wantRoute("after a refused terminate", provider.Route{Backends: []provider.Backend{backend(old, 100)}})
+	e.wantRoute("after a refused terminate", contract.Route{Backends: []contract.Backend{backend(old, 100)}})
 
 	// Once the traffic moved away, the old fleet can go.
-	moved := provider.Route{Backends: []provider.Backend{backend(next, 100)}}
+	moved := contract.Route{Backends: []contract.Backend{backend(next, 100)}}
 	if err := e.p.SetRoute(e.ctx, e.key, moved); err != nil {
 		t.Fatalf("move traffic: %v", err)
 	}
@@ -521,8 +523,8 @@ func testTrafficGuard(e *env) {
 func testListFleets(e *env) {
 	t := e.t
 	svc, env := e.key.Service, e.key.Environment
-	otherSvc := provider.RouteKey{Service: svc + "-other", Environment: env}
-	otherEnv := provider.RouteKey{Service: svc, Environment: env + "-other"}
+	otherSvc := contract.RouteKey{Service: svc + "-other", Environment: env}
+	otherEnv := contract.RouteKey{Service: svc, Environment: env + "-other"}
 	if got := e.listIDs(provider.Filter{}); len(got) != 0 {
 		t.Fatalf("a new driver lists fleets %v, want none", got)
 	}
@@ -553,11 +555,11 @@ func testListFleets(e *env) {
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	made := map[string]provider.Fleet{a1.ID: a1, a2.ID: a2, b.ID: b, c.ID: c}
+	made := map[string]contract.Fleet{a1.ID: a1, a2.ID: a2, b.ID: b, c.ID: c}
 	tokens := map[string]string{a1.ID: "conformance-list-a1", a2.ID: "conformance-list-a2", b.ID: "conformance-list-b", c.ID: "conformance-list-c"}
 	for i, f := range fleets {
 		m := made[f.ID]
-		want := e.request(tokens[f.ID], provider.RouteKey{Service: m.Service, Environment: m.Environment}, e.imgs.First, 1)
+		want := e.request(tokens[f.ID], contract.RouteKey{Service: m.Service, Environment: m.Environment}, e.imgs.First, 1)
 		if f.Token != want.Token || f.Service != m.Service || f.Environment != m.Environment || f.ImageID != e.imgs.First {
 			t.Fatalf("listed fleet %s: token %q %s/%s image %s; want token %q %s/%s image %s",
 				f.ID, f.Token, f.Environment, f.Service, f.ImageID, want.Token, m.Environment, m.Service, e.imgs.First)
@@ -598,7 +600,7 @@ func testListFleets(e *env) {
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	var leak *provider.Fleet
+	var leak *contract.Fleet
 	for i := range fleets {
 		if fleets[i].Token == req.Token {
 			leak = &fleets[i]
@@ -645,9 +647,9 @@ func testErrorCodes(e *env) {
 	}
 	_, err = e.p.Describe(e.ctx, "no-such-fleet")
 	e.wantCode("describe an unknown fleet", err, provider.NotFound)
-	e.wantCode("set route of an invalid service", e.p.SetRoute(e.ctx, provider.RouteKey{Service: "bad name!", Environment: e.key.Environment},
-		provider.Route{}), provider.InvalidArgument)
-	_, err = e.p.Route(e.ctx, provider.RouteKey{Service: "bad name!", Environment: e.key.Environment})
+	e.wantCode("set route of an invalid service", e.p.SetRoute(e.ctx, contract.RouteKey{Service: "bad name!", Environment: e.key.Environment},
+		contract.Route{}), provider.InvalidArgument)
+	_, err = e.p.Route(e.ctx, contract.RouteKey{Service: "bad name!", Environment: e.key.Environment})
 	e.wantCode("read route of an invalid service", err, provider.InvalidArgument)
 }
 
@@ -745,7 +747,7 @@ func containsAll(have, want []string) bool {
 func testFleetMetrics(e *env) {
 	t := e.t
 	f := e.healthy("conformance-metrics", 2)
-	if err := e.p.SetRoute(e.ctx, e.key, provider.Route{Backends: []provider.Backend{backend(f, 100)}}); err != nil {
+	if err := e.p.SetRoute(e.ctx, e.key, contract.Route{Backends: []contract.Backend{backend(f, 100)}}); err != nil {
 		t.Fatalf("set route: %v", err)
 	}
 	if !e.caps.Has(provider.CapFleetMetrics) {
@@ -806,5 +808,56 @@ func checkMetrics(t *testing.T, id string, m provider.FleetMetrics) {
 			t.Fatalf("fleet %s: latency buckets %+v are not ascending and cumulative within count %v", id, m.Latency.Buckets, m.Latency.Count)
 		}
 		prev = b
+	}
+}
+
+// testRouteRules: a driver that claims header routes, stickiness and mirroring
+// keeps them in its route, and its guard counts a fleet they name as served;
+// one that does not refuses them and keeps its route.
+func testRouteRules(e *env) {
+	t := e.t
+	stable := e.healthy("conformance-rules-stable", 1)
+	canary := e.healthy("conformance-rules-canary", 1)
+	base := contract.Route{Backends: []contract.Backend{backend(stable, 100), backend(canary, 0)}}
+	if err := e.p.SetRoute(e.ctx, e.key, base); err != nil {
+		t.Fatalf("set route: %v", err)
+	}
+	rules := []struct {
+		c     provider.Capability
+		rules contract.RouteRules
+	}{
+		{provider.CapHeaderRoutes, contract.RouteRules{Matches: []contract.MatchRoute{{Name: "canary", FleetID: canary.ID,
+			Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}}}}}},
+		{provider.CapStickiness, contract.RouteRules{Stickiness: &contract.Stickiness{Cookie: "imago-fleet", TTL: contract.Duration(time.Hour)}}},
+		{provider.CapMirror, contract.RouteRules{Mirror: &contract.Mirror{FleetID: canary.ID, Percent: 50}}},
+	}
+	for _, r := range rules {
+		route := base
+		route.RouteRules = r.rules
+		err := e.p.SetRoute(e.ctx, e.key, route)
+		if !e.caps.Has(r.c) {
+			e.wantCode("set a route with "+string(r.c)+" on a driver without it", err, provider.FailedPrecondition)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("set a route with %s: %v", r.c, err)
+		}
+		got, err := e.p.Route(e.ctx, e.key)
+		if err != nil || !reflect.DeepEqual(got.RouteRules, r.rules) {
+			t.Fatalf("route after setting %s: rules %+v (%v), want %+v", r.c, got.RouteRules, err, r.rules)
+		}
+		if r.rules.Stickiness == nil {
+			e.wantCode("terminate the fleet "+string(r.c)+" sends traffic to", e.p.Terminate(e.ctx, canary.ID), provider.FailedPrecondition)
+		}
+	}
+	if e.caps.Has(provider.CapHeaderRoutes) {
+		bad := base
+		bad.Matches = []contract.MatchRoute{{Name: "x", FleetID: "no-such-fleet", Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}}}}
+		e.wantCode("set a header route to a fleet outside the route", e.p.SetRoute(e.ctx, e.key, bad), provider.InvalidArgument)
+		bad.Matches = []contract.MatchRoute{{Name: "x", FleetID: canary.ID, Match: []contract.MatchRule{{Header: "X-Canary", Cookie: "c", Exact: "1"}}}}
+		e.wantCode("set a match rule with both header and cookie", e.p.SetRoute(e.ctx, e.key, bad), provider.InvalidArgument)
+	}
+	if err := e.p.SetRoute(e.ctx, e.key, base); err != nil {
+		t.Fatalf("set the route back: %v", err)
 	}
 }

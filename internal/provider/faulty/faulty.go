@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -102,27 +103,27 @@ func (d *Driver) fault(ctx context.Context, op string) (before, after error) {
 }
 
 // Provision implements provider.Driver.
-func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+func (d *Driver) Provision(ctx context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 	before, after := d.fault(ctx, OpProvision)
 	if before != nil {
-		return provider.Fleet{}, before
+		return contract.Fleet{}, before
 	}
 	f, err := d.inner.Provision(ctx, req)
 	if err == nil && after != nil {
-		return provider.Fleet{}, after
+		return contract.Fleet{}, after
 	}
 	return f, err
 }
 
 // Describe implements provider.Driver.
-func (d *Driver) Describe(ctx context.Context, id string) (provider.Fleet, error) {
+func (d *Driver) Describe(ctx context.Context, id string) (contract.Fleet, error) {
 	before, after := d.fault(ctx, OpDescribe)
 	if before != nil {
-		return provider.Fleet{}, before
+		return contract.Fleet{}, before
 	}
 	f, err := d.inner.Describe(ctx, id)
 	if err == nil && after != nil {
-		return provider.Fleet{}, after
+		return contract.Fleet{}, after
 	}
 	return f, err
 }
@@ -140,7 +141,7 @@ func (d *Driver) Terminate(ctx context.Context, id string) error {
 }
 
 // SetRoute implements provider.Driver.
-func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, r provider.Route) error {
+func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, r contract.Route) error {
 	before, after := d.fault(ctx, OpSetRoute)
 	if before != nil {
 		return before
@@ -152,20 +153,20 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, r provider
 }
 
 // Route implements provider.Driver.
-func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Route, error) {
+func (d *Driver) Route(ctx context.Context, key contract.RouteKey) (contract.Route, error) {
 	before, after := d.fault(ctx, OpRoute)
 	if before != nil {
-		return provider.Route{}, before
+		return contract.Route{}, before
 	}
 	r, err := d.inner.Route(ctx, key)
 	if err == nil && after != nil {
-		return provider.Route{}, after
+		return contract.Route{}, after
 	}
 	return r, err
 }
 
 // ListFleets implements provider.Driver.
-func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.Fleet, error) {
+func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]contract.Fleet, error) {
 	before, after := d.fault(ctx, OpListFleets)
 	if before != nil {
 		return nil, before
@@ -178,24 +179,24 @@ func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.
 }
 
 // Resize implements provider.Resizer when the inner driver does.
-func (d *Driver) Resize(ctx context.Context, id string, size int) (provider.Fleet, error) {
+func (d *Driver) Resize(ctx context.Context, id string, size int) (contract.Fleet, error) {
 	rs, ok := d.inner.(provider.Resizer)
 	if !ok {
-		return provider.Fleet{}, provider.Errorf(provider.FailedPrecondition, "the wrapped driver cannot resize fleets")
+		return contract.Fleet{}, provider.Errorf(provider.FailedPrecondition, "the wrapped driver cannot resize fleets")
 	}
 	before, after := d.fault(ctx, OpResize)
 	if before != nil {
-		return provider.Fleet{}, before
+		return contract.Fleet{}, before
 	}
 	f, err := rs.Resize(ctx, id, size)
 	if err == nil && after != nil {
-		return provider.Fleet{}, after
+		return contract.Fleet{}, after
 	}
 	return f, err
 }
 
 // FleetMetrics implements provider.MetricsDriver when the inner driver does.
-func (d *Driver) FleetMetrics(ctx context.Context, key provider.RouteKey) (map[string]provider.FleetMetrics, error) {
+func (d *Driver) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]provider.FleetMetrics, error) {
 	md, ok := d.inner.(provider.MetricsDriver)
 	if !ok {
 		return nil, provider.Errorf(provider.FailedPrecondition, "the wrapped driver exports no router metrics")

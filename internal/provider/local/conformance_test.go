@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/drivertest"
 )
@@ -29,13 +30,13 @@ func (h *conformanceHarness) Images(ctx context.Context) (drivertest.Images, err
 	}, nil
 }
 
-func (h *conformanceHarness) RouteKey() provider.RouteKey {
-	return provider.RouteKey{Service: "web", Environment: "test"}
+func (h *conformanceHarness) RouteKey() contract.RouteKey {
+	return contract.RouteKey{Service: "web", Environment: "test"}
 }
 
 // MakeHealthy waits until every instance of the fleet runs and answers its
 // health check (sim instances need nothing more).
-func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver, fleet provider.Fleet) error {
+func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver, fleet contract.Fleet) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		f, err := d.Describe(ctx, fleet.ID)
@@ -44,7 +45,7 @@ func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver,
 		}
 		bad := ""
 		for _, in := range f.Instances {
-			if in.State != provider.InstanceRunning {
+			if in.State != contract.InstanceRunning {
 				bad = fmt.Sprintf("instance %s is %s", in.ID, in.State)
 				break
 			}
@@ -67,14 +68,16 @@ func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver,
 	}
 }
 
-// Capabilities: the local router splits by weight and counts per fleet;
-// fleets resize in place.
+// Capabilities: the local router splits by weight, matches headers and
+// cookies, keeps sessions sticky, mirrors, and counts per fleet; fleets resize
+// in place.
 func (h *conformanceHarness) Capabilities() provider.Capabilities {
-	return provider.CapabilitiesOf(provider.CapWeights, provider.CapResize, provider.CapFleetMetrics)
+	return provider.CapabilitiesOf(provider.CapWeights, provider.CapResize, provider.CapFleetMetrics,
+		provider.CapHeaderRoutes, provider.CapStickiness, provider.CapMirror)
 }
 
 // SendRequests sends GET / through the router's listen address.
-func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key provider.RouteKey, n int) error {
+func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key contract.RouteKey, n int) error {
 	r, err := d.Route(ctx, key)
 	if err != nil {
 		return err

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
 // importEntry imports the test app with entrypoint words.
-func importEntry(t *testing.T, words ...string) catalog.Image {
+func importEntry(t *testing.T, words ...string) contract.Image {
 	t.Helper()
 	img, err := testCatalog.Import(context.Background(), appDir, "web", words, nil)
 	if err != nil {
@@ -36,7 +36,7 @@ func secretFile(t *testing.T, value string) string {
 func TestEntrypointIsExpandedAndInstancesGetTheRolloutEnv(t *testing.T) {
 	t.Setenv("IMAGO_TEST_WORKER_ONLY", "must not reach instances")
 	const password = "s3cr3t-Zq8w"
-	env := map[string]provider.EnvVar{
+	env := map[string]contract.EnvVar{
 		"GREETING":    {Value: "hi there"},
 		"LOG_LEVEL":   {Value: "debug"},
 		"DB_PASSWORD": {Secret: secretFile(t, password)},
@@ -49,7 +49,7 @@ func TestEntrypointIsExpandedAndInstancesGetTheRolloutEnv(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			img := importEntry(t, words...)
-			f, err := e.d.Provision(context.Background(), provider.ProvisionRequest{
+			f, err := e.d.Provision(context.Background(), contract.ProvisionRequest{
 				Token: "env-" + name, Service: "web", Environment: "test", ImageID: img.ID, Size: 2, Env: env,
 			})
 			if err != nil {
@@ -97,24 +97,24 @@ func TestBadEnvOrEntrypointStartsNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		words []string
-		env   map[string]provider.EnvVar
+		env   map[string]contract.EnvVar
 		code  provider.Code
 		want  string
 	}{
 		{"unknown variable", []string{"./hello", "-version=${GREETING}"}, nil, provider.InvalidArgument,
 			`: entrypoint "./hello -version=${GREETING}" uses GREETING, which is neither PORT, HOST nor a key of env`},
-		{"reserved name", []string{"./hello"}, map[string]provider.EnvVar{"PORT": {Value: "80"}}, provider.InvalidArgument, "env.PORT: not a name the rollout may set"},
-		{"missing secret", []string{"./hello"}, map[string]provider.EnvVar{"DB": {Secret: missing}}, provider.FailedPrecondition,
+		{"reserved name", []string{"./hello"}, map[string]contract.EnvVar{"PORT": {Value: "80"}}, provider.InvalidArgument, "env.PORT: not a name the rollout may set"},
+		{"missing secret", []string{"./hello"}, map[string]contract.EnvVar{"DB": {Secret: missing}}, provider.FailedPrecondition,
 			"env.DB: secret " + missing + ": the file does not exist on the worker's host"},
-		{"relative secret", []string{"./hello"}, map[string]provider.EnvVar{"DB": {Secret: "file:secret"}}, provider.FailedPrecondition, "must be an absolute path"},
-		{"guarded secret", []string{"./hello"}, map[string]provider.EnvVar{"DB": {Secret: "http://169.254.169.254/latest/meta-data"}}, provider.FailedPrecondition,
+		{"relative secret", []string{"./hello"}, map[string]contract.EnvVar{"DB": {Secret: "file:secret"}}, provider.FailedPrecondition, "must be an absolute path"},
+		{"guarded secret", []string{"./hello"}, map[string]contract.EnvVar{"DB": {Secret: "http://169.254.169.254/latest/meta-data"}}, provider.FailedPrecondition,
 			"refused by imago's outbound guard"},
 		{"missing program", []string{"./whoami", "--port", "$PORT"}, nil, provider.InvalidArgument,
 			"entrypoint: program ./whoami is a path inside the image and does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := importEntry(t, tc.words...)
-			_, err := e.d.Provision(context.Background(), provider.ProvisionRequest{
+			_, err := e.d.Provision(context.Background(), contract.ProvisionRequest{
 				Token: "bad-" + tc.name, Service: "web", Environment: "test", ImageID: img.ID, Size: 1, Env: tc.env,
 			})
 			var perr *provider.Error

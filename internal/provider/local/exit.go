@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 // exitMarker is how the line that records an instance's end in its log names
@@ -45,7 +45,7 @@ const exitTailLines = 10
 // explainExit fills in how the exited instance in ended (when this driver's
 // process started it), where its log is and the log's last lines since the
 // instance last started. tails holds the logs' last lines already read, by path.
-func (d *Driver) explainExit(st *fleetState, in *provider.Instance, tails map[string][]string) {
+func (d *Driver) explainExit(st *fleetState, in *contract.Instance, tails map[string][]string) {
 	path := d.instanceLog(st.Fleet.ID, in.ID)
 	if st.Sim {
 		path = filepath.Join(d.home, "logs", st.Fleet.ID, "sim-host.log")

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/provider"
@@ -28,7 +29,7 @@ import (
 // stopGrace is how long Terminate and StopRouter wait after SIGTERM before SIGKILL.
 const stopGrace = 10 * time.Second
 
-func sortFleets(fs []provider.Fleet) {
+func sortFleets(fs []contract.Fleet) {
 	sort.Slice(fs, func(i, j int) bool {
 		if !fs[i].Created.Equal(fs[j].Created) {
 			return fs[i].Created.Before(fs[j].Created)
@@ -47,23 +48,23 @@ func sortFleets(fs []provider.Fleet) {
 // request's size or ask for the resized one, and either way gets (and repairs)
 // the fleet at its resized size; Provision never undoes a Resize. It also
 // finishes a Resize that was interrupted half way.
-func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (provider.Fleet, error) {
+func (d *Driver) Provision(ctx context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
 	if req.Token == "" {
-		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: a request token is required")
+		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: a request token is required")
 	}
 	if req.Size < 1 {
-		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
+		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
 	}
-	if err := checkKey(provider.RouteKey{Service: req.Service, Environment: req.Environment}); err != nil {
-		return provider.Fleet{}, err
+	if err := checkKey(contract.RouteKey{Service: req.Service, Environment: req.Environment}); err != nil {
+		return contract.Fleet{}, err
 	}
 	if err := provider.CheckName("image ID", req.ImageID); err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	id := FleetID(req.Token)
 	unlock, err := lockFile(ctx, d.fleetLock(id))
 	if err != nil {
-		return provider.Fleet{}, fmt.Errorf("provision fleet %s: %w", id, err)
+		return contract.Fleet{}, fmt.Errorf("provision fleet %s: %w", id, err)
 	}
 	defer unlock()
 
@@ -71,7 +72,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		st = &fleetState{
-			Fleet: provider.Fleet{
+			Fleet: contract.Fleet{
 				ID: id, Service: req.Service, Environment: req.Environment, ImageID: req.ImageID,
 				Token: req.Token, Labels: req.Labels, Created: time.Now().UTC(),
 			},
@@ -81,10 +82,10 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 			Env:         req.Env,
 		}
 		for n := 1; n <= req.Size; n++ {
-			st.Fleet.Instances = append(st.Fleet.Instances, provider.Instance{ID: fmt.Sprintf("%s-%d", id, n), State: provider.InstanceStopped})
+			st.Fleet.Instances = append(st.Fleet.Instances, contract.Instance{ID: fmt.Sprintf("%s-%d", id, n), State: contract.InstanceStopped})
 		}
 	case err != nil:
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	default:
 		f := st.Fleet
 		if f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.ImageID != req.ImageID ||
@@ -93,35 +94,35 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 			if st.desiredSize() != st.requestSize() {
 				size += fmt.Sprintf(", resized to %d", st.desiredSize())
 			}
-			return provider.Fleet{}, provider.Errorf(provider.InvalidArgument,
+			return contract.Fleet{}, provider.Errorf(provider.InvalidArgument,
 				"provision: token %q already made fleet %s (%s/%s, image %s, %s); a retry must repeat the same request",
 				req.Token, f.ID, f.Environment, f.Service, f.ImageID, size)
 		}
 		// Finish a Resize that was interrupted: the desired size wins over the
 		// request's (which may be the size before the Resize).
 		if err := d.reconcileSize(ctx, st); err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 	}
 
 	dir, img, err := d.ensureImage(ctx, req.ImageID)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if IsSimImage(img) {
 		st.Sim = true
 		if err := d.writeState(st); err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 		return d.startSim(ctx, st, img)
 	}
 	l, err := d.prepareLaunch(ctx, dir, img, st.Env)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	// Record the plan before starting anything.
 	if err := d.writeState(st); err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	return d.startInstances(st, l)
 }
@@ -130,7 +131,7 @@ func (d *Driver) Provision(ctx context.Context, req provider.ProvisionRequest) (
 // unrecorded live process of an instance, and starts the others, recording each
 // instance's address before its process starts and its pid right after. The
 // caller holds the fleet lock and has written st.
-func (d *Driver) startInstances(st *fleetState, l launch) (provider.Fleet, error) {
+func (d *Driver) startInstances(st *fleetState, l launch) (contract.Fleet, error) {
 	id := st.Fleet.ID
 	var err error
 	var orphans map[string]procEntry // instance ID -> unrecorded live process, scanned once
@@ -141,7 +142,7 @@ func (d *Driver) startInstances(st *fleetState, l launch) (provider.Fleet, error
 		}
 		if orphans == nil {
 			if orphans, err = d.fleetProcs(id); err != nil {
-				return provider.Fleet{}, err
+				return contract.Fleet{}, err
 			}
 		}
 		if p, ok := orphans[in.ID]; ok {
@@ -150,31 +151,31 @@ func (d *Driver) startInstances(st *fleetState, l launch) (provider.Fleet, error
 				in.Address = net.JoinHostPort("127.0.0.1", port)
 			}
 			if err := d.writeState(st); err != nil {
-				return provider.Fleet{}, err
+				return contract.Fleet{}, err
 			}
 			continue
 		}
 		port, err := d.pickPort(loopback, in.Address)
 		if err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 		in.Address, in.PID = net.JoinHostPort(loopback, strconv.Itoa(port)), 0
 		delete(st.StartTimes, in.ID)
 		if err := d.writeState(st); err != nil { // planned: address, no pid yet
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 		pid, start, err := d.spawnInstance(st.Fleet, *in, port, l)
 		if err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 		if d.afterSpawn != nil {
 			if err := d.afterSpawn(in.ID); err != nil {
-				return provider.Fleet{}, err
+				return contract.Fleet{}, err
 			}
 		}
 		in.PID, st.StartTimes[in.ID] = pid, start
 		if err := d.writeState(st); err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 	}
 	return st.live(), nil
@@ -204,9 +205,9 @@ func (d *Driver) fleetProcs(id string) (map[string]procEntry, error) {
 // The archive must match the record's digest, and the record its ID; either
 // mismatch means the catalog was changed behind imago's back, and is refused
 // (FailedPrecondition) before anything is unpacked.
-func (d *Driver) ensureImage(ctx context.Context, id string) (string, catalog.Image, error) {
+func (d *Driver) ensureImage(ctx context.Context, id string) (string, contract.Image, error) {
 	if d.images == nil {
-		return "", catalog.Image{}, provider.Errorf(provider.FailedPrecondition, "local provider: no image source configured")
+		return "", contract.Image{}, provider.Errorf(provider.FailedPrecondition, "local provider: no image source configured")
 	}
 	img, err := d.images.Get(ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
@@ -268,7 +269,7 @@ type launch struct {
 // entrypoint.Program), checks that every variable the entrypoint uses is PORT,
 // HOST or a key of env, and resolves env's secrets (secretref; https through the
 // outbound guard). Every error comes before any instance starts.
-func (d *Driver) prepareLaunch(ctx context.Context, dir string, img catalog.Image, env map[string]provider.EnvVar) (launch, error) {
+func (d *Driver) prepareLaunch(ctx context.Context, dir string, img contract.Image, env map[string]contract.EnvVar) (launch, error) {
 	if len(img.Entrypoint) == 0 || img.Entrypoint[0] == "" {
 		return launch{}, provider.Errorf(provider.InvalidArgument, "image %s has no entrypoint", img.ID)
 	}
@@ -448,7 +449,7 @@ func startDetached(cmd *exec.Cmd, logPath, banner string) (int, uint64, <-chan e
 // spawnInstance starts the process of instance in, the way a crashed driver would
 // have too (the environment markers are what adoption looks for). The child's
 // environment is clean: baseEnv, the rollout's env, PORT, HOST and the markers.
-func (d *Driver) spawnInstance(f provider.Fleet, in provider.Instance, port int, l launch) (int, uint64, error) {
+func (d *Driver) spawnInstance(f contract.Fleet, in contract.Instance, port int, l launch) (int, uint64, error) {
 	env := l.instanceEnv(loopback, port)
 	args, err := entrypoint.Expand(l.args, env)
 	if err != nil { // prepareLaunch checked the variables

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -58,7 +59,7 @@ func (e *tamperEnv) replace(key string, data []byte) {
 // FailedPrecondition, with no fleet, no process and no image tree left.
 func (e *tamperEnv) provisionFails(imageID string) error {
 	e.t.Helper()
-	_, err := e.d.Provision(context.Background(), provider.ProvisionRequest{
+	_, err := e.d.Provision(context.Background(), contract.ProvisionRequest{
 		Token: "tok-" + imageID, Service: "web", Environment: "test", ImageID: imageID, Size: 2,
 	})
 	if err == nil {
@@ -130,7 +131,7 @@ func TestProvisionRefusesARecordChangedInTheCatalog(t *testing.T) {
 	data, _ := json.Marshal(tampered)
 	e.replace("images/"+img.ID+".json", data)
 
-	_, err = e.d.Provision(ctx, provider.ProvisionRequest{Token: "tok-tampered", Service: "web", Environment: "test", ImageID: img.ID, Size: 1})
+	_, err = e.d.Provision(ctx, contract.ProvisionRequest{Token: "tok-tampered", Service: "web", Environment: "test", ImageID: img.ID, Size: 1})
 	if err == nil || provider.ErrorCode(err) != provider.FailedPrecondition ||
 		!strings.Contains(err.Error(), "image "+img.ID+" record does not match its ID") || !strings.Contains(err.Error(), "the catalog was modified") {
 		t.Fatalf("Provision = %v, want a FailedPrecondition saying the record does not match its ID", err)
@@ -156,7 +157,7 @@ func TestProvisionRefusesAnArchiveThatWouldEscape(t *testing.T) {
 	tw.Close()
 	gz.Close()
 	// Published through the catalog, so its digest matches: a malicious publisher.
-	img, err := e.cat.PublishArchive(context.Background(), buf.Bytes(), catalog.Image{Service: "web", Entrypoint: []string{"./up/fleets/pwned"}, Builder: "import"})
+	img, err := e.cat.PublishArchive(context.Background(), buf.Bytes(), contract.Image{Service: "web", Entrypoint: []string{"./up/fleets/pwned"}, Builder: "import"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
@@ -163,7 +164,7 @@ func FleetID(token string) string {
 	return "fl-" + hex.EncodeToString(sum[:])[:10]
 }
 
-func checkKey(key provider.RouteKey) error {
+func checkKey(key contract.RouteKey) error {
 	if err := provider.CheckName("service", key.Service); err != nil {
 		return err
 	}
@@ -176,22 +177,22 @@ func (d *Driver) imageDir(id string) string  { return filepath.Join(d.home, "ima
 func (d *Driver) instanceLog(fleetID, instanceID string) string {
 	return filepath.Join(d.home, "logs", fleetID, instanceID+".log")
 }
-func (d *Driver) routeFile(k provider.RouteKey) string {
+func (d *Driver) routeFile(k contract.RouteKey) string {
 	return filepath.Join(d.home, "routes", k.Environment, k.Service+".json")
 }
-func (d *Driver) routeLock(k provider.RouteKey) string {
+func (d *Driver) routeLock(k contract.RouteKey) string {
 	return filepath.Join(d.home, "routes", k.Environment, k.Service+".lock")
 }
-func (d *Driver) runFile(k provider.RouteKey) string {
+func (d *Driver) runFile(k contract.RouteKey) string {
 	return filepath.Join(d.home, "run", k.Environment, k.Service+".router.json")
 }
-func (d *Driver) routerLog(k provider.RouteKey) string {
+func (d *Driver) routerLog(k contract.RouteKey) string {
 	return filepath.Join(d.home, "logs", "routers", k.Environment, k.Service+".log")
 }
 
 // fleetState is the content of a fleet state file.
 type fleetState struct {
-	Fleet provider.Fleet `json:"fleet"`
+	Fleet contract.Fleet `json:"fleet"`
 	// StartTimes holds, per instance ID, the start time (/proc/<pid>/stat field
 	// 22) of the recorded pid, so a reused pid is never taken for the instance.
 	StartTimes map[string]uint64 `json:"startTimes"`
@@ -208,7 +209,7 @@ type fleetState struct {
 	Sim bool `json:"sim,omitempty"`
 	// Env is the provision request's env, secrets as references: a Resize or
 	// a repair resolves them again. Absent in state files from before env.
-	Env map[string]provider.EnvVar `json:"env,omitempty"`
+	Env map[string]contract.EnvVar `json:"env,omitempty"`
 }
 
 func (d *Driver) readState(id string) (*fleetState, error) {
@@ -291,40 +292,40 @@ func (st *fleetState) clone() *fleetState {
 }
 
 // live returns the fleet of st with each instance's live state.
-func (st *fleetState) live() provider.Fleet {
+func (st *fleetState) live() contract.Fleet {
 	f := st.Fleet
-	f.Instances = append([]provider.Instance(nil), st.Fleet.Instances...)
+	f.Instances = append([]contract.Instance(nil), st.Fleet.Instances...)
 	procs := liveness{}
 	for i := range f.Instances {
 		in := &f.Instances[i]
 		switch {
 		case in.PID != 0 && procs.alive(in.PID, st.StartTimes[in.ID]):
-			in.State = provider.InstanceRunning
+			in.State = contract.InstanceRunning
 		case in.PID != 0:
-			in.State = provider.InstanceExited // started, and gone
+			in.State = contract.InstanceExited // started, and gone
 		default:
-			in.State = provider.InstanceStopped // planned, not started yet
+			in.State = contract.InstanceStopped // planned, not started yet
 		}
 	}
 	return f
 }
 
 // Describe returns the fleet with the live state of its instances.
-func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, error) {
+func (d *Driver) Describe(ctx context.Context, fleetID string) (contract.Fleet, error) {
 	if provider.CheckName("fleet", fleetID) != nil {
-		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found", fleetID)
+		return contract.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found", fleetID)
 	}
 	st, err := d.readState(fleetID)
 	if errors.Is(err, fs.ErrNotExist) {
-		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %s not found in %s", fleetID, filepath.Join(d.home, "fleets"))
+		return contract.Fleet{}, provider.Errorf(provider.NotFound, "fleet %s not found in %s", fleetID, filepath.Join(d.home, "fleets"))
 	}
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	f := st.live()
 	tails := map[string][]string{} // a sim fleet's instances share one log: read it once
 	for i := range f.Instances {
-		if in := &f.Instances[i]; in.State == provider.InstanceExited {
+		if in := &f.Instances[i]; in.State == contract.InstanceExited {
 			d.explainExit(st, in, tails)
 		}
 	}
@@ -332,12 +333,12 @@ func (d *Driver) Describe(ctx context.Context, fleetID string) (provider.Fleet, 
 }
 
 // ListFleets returns the fleets in Home/fleets matching f, oldest first.
-func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]provider.Fleet, error) {
+func (d *Driver) ListFleets(ctx context.Context, f provider.Filter) ([]contract.Fleet, error) {
 	paths, err := filepath.Glob(filepath.Join(d.home, "fleets", "*.json"))
 	if err != nil {
 		return nil, err
 	}
-	out := []provider.Fleet{}
+	out := []contract.Fleet{}
 	for _, p := range paths {
 		id := filepath.Base(p[:len(p)-len(".json")])
 		st, err := d.readState(id)

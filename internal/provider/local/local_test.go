@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 )
@@ -32,7 +33,7 @@ var (
 	appDir      string
 	testCatalog *catalog.Catalog
 	imagesMu    sync.Mutex
-	images      = map[string]catalog.Image{}
+	images      = map[string]contract.Image{}
 )
 
 func TestMain(m *testing.M) {
@@ -115,7 +116,7 @@ func dumpLogs(t *testing.T, home string) {
 }
 
 // image returns the image of the test app answering version (imported once).
-func (e *testEnv) image(version string) catalog.Image {
+func (e *testEnv) image(version string) contract.Image {
 	e.t.Helper()
 	imagesMu.Lock()
 	defer imagesMu.Unlock()
@@ -130,9 +131,9 @@ func (e *testEnv) image(version string) catalog.Image {
 	return img
 }
 
-func (e *testEnv) provision(token, imageID string, size int) provider.Fleet {
+func (e *testEnv) provision(token, imageID string, size int) contract.Fleet {
 	e.t.Helper()
-	f, err := e.d.Provision(context.Background(), provider.ProvisionRequest{
+	f, err := e.d.Provision(context.Background(), contract.ProvisionRequest{
 		Token: token, Service: "web", Environment: "test", ImageID: imageID, Size: size,
 	})
 	if err != nil {
@@ -200,7 +201,7 @@ func whoami(t *testing.T, addr string) (pid int, instance string) {
 	return w.PID, w.Instance
 }
 
-func fleetPIDs(f provider.Fleet) []int {
+func fleetPIDs(f contract.Fleet) []int {
 	var out []int
 	for _, in := range f.Instances {
 		out = append(out, in.PID)
@@ -256,7 +257,7 @@ func TestFleetLifecycle(t *testing.T) {
 	}
 	pids, addrs := map[int]bool{}, map[string]bool{}
 	for i, in := range f.Instances {
-		if want := fmt.Sprintf("%s-%d", f.ID, i+1); in.ID != want || in.State != provider.InstanceRunning {
+		if want := fmt.Sprintf("%s-%d", f.ID, i+1); in.ID != want || in.State != contract.InstanceRunning {
 			t.Fatalf("instance %d: %+v, want ID %s running", i, in, want)
 		}
 		waitBody(t, "http://"+in.Address+"/", "v1")
@@ -281,7 +282,7 @@ func TestFleetLifecycle(t *testing.T) {
 	}
 
 	// Same token: same fleet, same processes.
-	f2, err := e.d.Provision(ctx, provider.ProvisionRequest{Token: "tok-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 3})
+	f2, err := e.d.Provision(ctx, contract.ProvisionRequest{Token: "tok-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestFleetLifecycle(t *testing.T) {
 		t.Fatalf("Processes after retry: %+v, want 3", ps)
 	}
 	// The same token with another request is refused.
-	_, err = e.d.Provision(ctx, provider.ProvisionRequest{Token: "tok-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 5})
+	_, err = e.d.Provision(ctx, contract.ProvisionRequest{Token: "tok-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 5})
 	if provider.ErrorCode(err) != provider.InvalidArgument {
 		t.Fatalf("provision with a reused token and another size: %v, want InvalidArgument", err)
 	}
@@ -302,21 +303,21 @@ func TestFleetLifecycle(t *testing.T) {
 	// lines; then it is replaced.
 	dead := f.Instances[1]
 	killAndWait(t, dead.PID)
-	var d1 provider.Fleet
+	var d1 contract.Fleet
 	waitUntil(t, "describe reports how the killed instance ended", func() bool {
 		if d1, err = e.d.Describe(ctx, f.ID); err != nil {
 			t.Fatal(err)
 		}
 		return d1.Instances[1].Exit != ""
 	})
-	if got := d1.Instances[1]; got.State != provider.InstanceExited || got.Exit != "signal: killed" ||
+	if got := d1.Instances[1]; got.State != contract.InstanceExited || got.Exit != "signal: killed" ||
 		got.Log != filepath.Join(e.home, "logs", f.ID, dead.ID+".log") || len(got.LogTail) == 0 {
 		t.Fatalf("describe after kill: instance %+v, want exited by signal: killed with its log", got)
 	}
-	if d1.Instances[0].State != provider.InstanceRunning || d1.Instances[0].Log != "" {
+	if d1.Instances[0].State != contract.InstanceRunning || d1.Instances[0].Log != "" {
 		t.Fatalf("describe after kill: instance %+v, want running (and no log reported)", d1.Instances[0])
 	}
-	f3, err := e.d.Provision(ctx, provider.ProvisionRequest{Token: "tok-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 3})
+	f3, err := e.d.Provision(ctx, contract.ProvisionRequest{Token: "tok-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +334,7 @@ func TestFleetLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range d2.Instances {
-		if in.State != provider.InstanceRunning {
+		if in.State != contract.InstanceRunning {
 			t.Fatalf("describe: %+v", d2.Instances)
 		}
 	}
@@ -383,12 +384,12 @@ func TestProvisionConcurrent(t *testing.T) {
 	e := newEnv(t)
 	img := e.image("v1")
 	var wg sync.WaitGroup
-	fleets := make([]provider.Fleet, 6)
+	fleets := make([]contract.Fleet, 6)
 	errs := make([]error, 6)
 	for i := range 6 {
 		wg.Go(func() {
 			// Three requests each for two tokens, all of one image that is not unpacked yet.
-			fleets[i], errs[i] = e.d.Provision(ctx, provider.ProvisionRequest{
+			fleets[i], errs[i] = e.d.Provision(ctx, contract.ProvisionRequest{
 				Token: "tok-" + strconv.Itoa(i%2), Service: "web", Environment: "test", ImageID: img.ID, Size: 2,
 			})
 		})
@@ -423,7 +424,7 @@ func TestProvisionAdoptsUnrecordedProcess(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	img := e.image("v1")
-	req := provider.ProvisionRequest{Token: "tok-crash", Service: "web", Environment: "test", ImageID: img.ID, Size: 3}
+	req := contract.ProvisionRequest{Token: "tok-crash", Service: "web", Environment: "test", ImageID: img.ID, Size: 3}
 	crash := errors.New("simulated crash")
 	e.d.afterSpawn = func(id string) error {
 		if strings.HasSuffix(id, "-2") {
@@ -466,7 +467,7 @@ func TestProvisionAdoptsUnrecordedProcess(t *testing.T) {
 		t.Fatalf("instance 2: %+v, want the orphan pid %d at %s adopted", f.Instances[1], orphan, planned.Address)
 	}
 	for _, in := range f.Instances {
-		if in.State != provider.InstanceRunning {
+		if in.State != contract.InstanceRunning {
 			t.Fatalf("instances: %+v", f.Instances)
 		}
 		waitBody(t, "http://"+in.Address+"/", "v1")
@@ -486,11 +487,11 @@ func TestProvisionAdoptsUnrecordedProcess(t *testing.T) {
 func TestProvisionErrors(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	_, err := e.d.Provision(ctx, provider.ProvisionRequest{Token: "t", Service: "web", Environment: "test", ImageID: "img-000000000000", Size: 1})
+	_, err := e.d.Provision(ctx, contract.ProvisionRequest{Token: "t", Service: "web", Environment: "test", ImageID: "img-000000000000", Size: 1})
 	if provider.ErrorCode(err) != provider.NotFound {
 		t.Fatalf("unknown image: %v, want NotFound", err)
 	}
-	_, err = e.d.Provision(ctx, provider.ProvisionRequest{Token: "t", Service: "../x", Environment: "test", ImageID: "img-000000000000", Size: 1})
+	_, err = e.d.Provision(ctx, contract.ProvisionRequest{Token: "t", Service: "../x", Environment: "test", ImageID: "img-000000000000", Size: 1})
 	if provider.ErrorCode(err) != provider.InvalidArgument {
 		t.Fatalf("bad service name: %v, want InvalidArgument", err)
 	}
@@ -533,9 +534,9 @@ func TestRouter(t *testing.T) {
 	e := newEnv(t)
 	fa := e.provision("tok-a", e.image("A").ID, 2)
 	fb := e.provision("tok-b", e.image("B").ID, 2)
-	key := provider.RouteKey{Service: "web", Environment: "test"}
-	backend := func(f provider.Fleet, w int) provider.Backend {
-		return provider.Backend{FleetID: f.ID, Weight: w, Targets: f.Addresses()}
+	key := contract.RouteKey{Service: "web", Environment: "test"}
+	backend := func(f contract.Fleet, w int) contract.Backend {
+		return contract.Backend{FleetID: f.ID, Weight: w, Targets: f.Addresses()}
 	}
 
 	if r, err := e.d.Route(ctx, key); err != nil || r.Listen != "" || len(r.Backends) != 0 {
@@ -546,7 +547,7 @@ func TestRouter(t *testing.T) {
 	}
 
 	listen := freeAddr(t)
-	if err := e.d.SetRoute(ctx, key, provider.Route{Listen: listen, Backends: []provider.Backend{backend(fa, 100)}}); err != nil {
+	if err := e.d.SetRoute(ctx, key, contract.Route{Listen: listen, Backends: []contract.Backend{backend(fa, 100)}}); err != nil {
 		t.Fatal(err)
 	}
 	ri, err := e.d.RouterProcess(key)
@@ -561,7 +562,7 @@ func TestRouter(t *testing.T) {
 	}
 
 	// Switch: once SetRoute returns, every request goes to B.
-	if err := e.d.SetRoute(ctx, key, provider.Route{Listen: listen, Backends: []provider.Backend{backend(fb, 100)}}); err != nil {
+	if err := e.d.SetRoute(ctx, key, contract.Route{Listen: listen, Backends: []contract.Backend{backend(fb, 100)}}); err != nil {
 		t.Fatal(err)
 	}
 	if c := countAnswers(t, listen, 100); c["B"] != 100 {
@@ -569,7 +570,7 @@ func TestRouter(t *testing.T) {
 	}
 
 	// 30/70.
-	if err := e.d.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{backend(fa, 30), backend(fb, 70)}}); err != nil {
+	if err := e.d.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{backend(fa, 30), backend(fb, 70)}}); err != nil {
 		t.Fatal(err)
 	}
 	c := countAnswers(t, listen, 2000)
@@ -593,7 +594,7 @@ func TestRouter(t *testing.T) {
 	}
 
 	// A slow request started on A finishes on A after the switch to B.
-	if err := e.d.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{backend(fa, 100)}}); err != nil {
+	if err := e.d.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{backend(fa, 100)}}); err != nil {
 		t.Fatal(err)
 	}
 	type result struct {
@@ -615,7 +616,7 @@ func TestRouter(t *testing.T) {
 		}
 		return n > 0
 	})
-	if err := e.d.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{backend(fb, 100)}}); err != nil {
+	if err := e.d.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{backend(fb, 100)}}); err != nil {
 		t.Fatal(err)
 	}
 	if c := countAnswers(t, listen, 10); c["B"] != 10 {
@@ -641,7 +642,7 @@ func TestRouter(t *testing.T) {
 	if err != nil || r.Listen != listen || len(r.Backends) != 1 || r.Backends[0].FleetID != fb.ID || r.Backends[0].Weight != 100 {
 		t.Fatalf("Route from a new driver: %+v %v", r, err)
 	}
-	if err := d2.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{backend(fa, 100)}}); err != nil {
+	if err := d2.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{backend(fa, 100)}}); err != nil {
 		t.Fatal(err)
 	}
 	if ri2, err := d2.RouterProcess(key); err != nil || ri2.PID != ri.PID {
@@ -652,7 +653,7 @@ func TestRouter(t *testing.T) {
 	}
 
 	// A running router cannot move.
-	err = d2.SetRoute(ctx, key, provider.Route{Listen: freeAddr(t), Backends: []provider.Backend{backend(fa, 100)}})
+	err = d2.SetRoute(ctx, key, contract.Route{Listen: freeAddr(t), Backends: []contract.Backend{backend(fa, 100)}})
 	if provider.ErrorCode(err) != provider.InvalidArgument {
 		t.Fatalf("listen change: %v, want InvalidArgument", err)
 	}
@@ -680,7 +681,7 @@ func TestRouter(t *testing.T) {
 	if r, _ := d2.Route(ctx, key); r.Listen != listen {
 		t.Fatalf("Route after StopRouter: %+v", r)
 	}
-	if err := d2.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{backend(fa, 100)}}); err != nil {
+	if err := d2.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{backend(fa, 100)}}); err != nil {
 		t.Fatal(err)
 	}
 	if c := countAnswers(t, listen, 10); c["A"] != 10 {
@@ -709,8 +710,8 @@ func TestRouterListenInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	key := provider.RouteKey{Service: "web", Environment: "busy"}
-	err = e.d.SetRoute(ctx, key, provider.Route{Listen: addr, Backends: []provider.Backend{{FleetID: "fl-x", Weight: 100, Targets: []string{"127.0.0.1:1"}}}})
+	key := contract.RouteKey{Service: "web", Environment: "busy"}
+	err = e.d.SetRoute(ctx, key, contract.Route{Listen: addr, Backends: []contract.Backend{{FleetID: "fl-x", Weight: 100, Targets: []string{"127.0.0.1:1"}}}})
 	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("SetRoute on a busy address: %v", err)
 	}
@@ -724,8 +725,8 @@ func TestRouterDefaultListen(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	f := e.provision("tok-a", e.image("A").ID, 1)
-	key := provider.RouteKey{Service: "web", Environment: "test"}
-	if err := e.d.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}); err != nil {
+	key := contract.RouteKey{Service: "web", Environment: "test"}
+	if err := e.d.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := e.d.Route(ctx, key)
@@ -749,8 +750,8 @@ func TestRouterCommandNotARouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = d.SetRoute(context.Background(), provider.RouteKey{Service: "web", Environment: "test"},
-		provider.Route{Listen: freeAddr(t), Backends: []provider.Backend{{FleetID: "fl-x", Weight: 100, Targets: []string{"127.0.0.1:1"}}}})
+	err = d.SetRoute(context.Background(), contract.RouteKey{Service: "web", Environment: "test"},
+		contract.Route{Listen: freeAddr(t), Backends: []contract.Backend{{FleetID: "fl-x", Weight: 100, Targets: []string{"127.0.0.1:1"}}}})
 	if err == nil || !strings.Contains(err.Error(), "RunIfChild") || !strings.Contains(err.Error(), "this is not a router") {
 		t.Fatalf("SetRoute with a command that is no router: %v", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 func TestPollTriesUntilDone(t *testing.T) {
@@ -65,13 +65,13 @@ func TestWaitsEndWhenTheChildExits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := provider.RouteKey{Environment: "test", Service: "web"}
-	err = d.SetRoute(ctx, key, provider.Route{})
+	key := contract.RouteKey{Environment: "test", Service: "web"}
+	err = d.SetRoute(ctx, key, contract.Route{})
 	if err == nil || !strings.Contains(err.Error(), "router test/web could not start") || !strings.Contains(err.Error(), "it exited (exit status 1)") {
 		t.Fatalf("SetRoute with a router command that exits: %v", err)
 	}
 	img := e.simImage("s1", false)
-	_, err = d.Provision(ctx, provider.ProvisionRequest{Token: "sim-exits", Service: "web", Environment: "test", ImageID: img.ID, Size: 1})
+	_, err = d.Provision(ctx, contract.ProvisionRequest{Token: "sim-exits", Service: "web", Environment: "test", ImageID: img.ID, Size: 1})
 	if err == nil || !strings.Contains(err.Error(), "sim host of fleet") || !strings.Contains(err.Error(), "exited at once") {
 		t.Fatalf("Provision with a sim command that exits: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
@@ -29,44 +30,44 @@ var _ provider.Resizer = (*Driver)(nil)
 // The returned fleet lists the remaining instances. Resize does not look at
 // routes: the caller takes instances out of the router's targets before they
 // are stopped, and adds new ones once they are healthy.
-func (d *Driver) Resize(ctx context.Context, fleetID string, size int) (provider.Fleet, error) {
+func (d *Driver) Resize(ctx context.Context, fleetID string, size int) (contract.Fleet, error) {
 	if size < 1 {
-		return provider.Fleet{}, provider.Errorf(provider.InvalidArgument, "resize fleet %s: size must be at least 1, got %d", fleetID, size)
+		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument, "resize fleet %s: size must be at least 1, got %d", fleetID, size)
 	}
 	if provider.CheckName("fleet", fleetID) != nil {
-		return provider.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found", fleetID)
+		return contract.Fleet{}, provider.Errorf(provider.NotFound, "fleet %q not found", fleetID)
 	}
 	unlock, err := lockFile(ctx, d.fleetLock(fleetID))
 	if err != nil {
-		return provider.Fleet{}, fmt.Errorf("resize fleet %s: %w", fleetID, err)
+		return contract.Fleet{}, fmt.Errorf("resize fleet %s: %w", fleetID, err)
 	}
 	defer unlock()
 
 	st, err := d.readState(fleetID)
 	if errors.Is(err, fs.ErrNotExist) {
-		return provider.Fleet{}, provider.Errorf(provider.NotFound, "resize: fleet %s not found", fleetID)
+		return contract.Fleet{}, provider.Errorf(provider.NotFound, "resize: fleet %s not found", fleetID)
 	}
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	st.RequestSize = st.requestSize() // pin the provisioned size of an older state file
 	st.Size = size
 	if err := d.reconcileSize(ctx, st); err != nil {
-		return provider.Fleet{}, fmt.Errorf("resize fleet %s to %d: %w", fleetID, size, err)
+		return contract.Fleet{}, fmt.Errorf("resize fleet %s to %d: %w", fleetID, size, err)
 	}
 	if !st.needsStart() {
 		return st.live(), nil
 	}
 	dir, img, err := d.ensureImage(ctx, st.Fleet.ImageID)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	if st.Sim {
 		return d.startSim(ctx, st, img)
 	}
 	l, err := d.prepareLaunch(ctx, dir, img, st.Env)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	return d.startInstances(st, l)
 }
@@ -159,7 +160,7 @@ func (d *Driver) reconcileSize(ctx context.Context, st *fleetState) error {
 		if err := stopProcs(ctx, procs, stopGrace); err != nil {
 			return err
 		}
-		st.Fleet.Instances = append([]provider.Instance(nil), ins[:want]...)
+		st.Fleet.Instances = append([]contract.Instance(nil), ins[:want]...)
 		for gid := range gone {
 			delete(st.StartTimes, gid)
 		}
@@ -171,7 +172,7 @@ func (d *Driver) reconcileSize(ctx context.Context, st *fleetState) error {
 			next = max(next, instanceNumber(id, in.ID)+1)
 		}
 		for len(st.Fleet.Instances) < want {
-			st.Fleet.Instances = append(st.Fleet.Instances, provider.Instance{ID: fmt.Sprintf("%s-%d", id, next), State: provider.InstanceStopped})
+			st.Fleet.Instances = append(st.Fleet.Instances, contract.Instance{ID: fmt.Sprintf("%s-%d", id, next), State: contract.InstanceStopped})
 			next++
 		}
 		return d.writeState(st) // the plan, before anything starts

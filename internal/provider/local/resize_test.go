@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/provider"
 )
 
-func instanceIDs(f provider.Fleet) []string {
+func instanceIDs(f contract.Fleet) []string {
 	var out []string
 	for _, in := range f.Instances {
 		out = append(out, in.ID)
@@ -25,7 +26,7 @@ func instanceIDs(f provider.Fleet) []string {
 
 // checkFleet checks that f has exactly the instances numbered nums, all running
 // and answering version, and that they are the only processes of the fleet.
-func (e *testEnv) checkFleet(f provider.Fleet, version string, nums ...int) {
+func (e *testEnv) checkFleet(f contract.Fleet, version string, nums ...int) {
 	e.t.Helper()
 	var want []string
 	for _, n := range nums {
@@ -35,7 +36,7 @@ func (e *testEnv) checkFleet(f provider.Fleet, version string, nums ...int) {
 		e.t.Fatalf("instances %v, want %v", got, want)
 	}
 	for _, in := range f.Instances {
-		if in.State != provider.InstanceRunning || in.PID == 0 || in.Address == "" {
+		if in.State != contract.InstanceRunning || in.PID == 0 || in.Address == "" {
 			e.t.Fatalf("instance %+v, want running", in)
 		}
 		waitBody(e.t, "http://"+in.Address+"/", version)
@@ -60,7 +61,7 @@ func TestResize(t *testing.T) {
 	e := newEnv(t)
 	p := provider.New("local", e.d)
 	img := e.image("v1")
-	req := provider.ProvisionRequest{Token: "tok-r", Service: "web", Environment: "test", ImageID: img.ID, Size: 2}
+	req := contract.ProvisionRequest{Token: "tok-r", Service: "web", Environment: "test", ImageID: img.ID, Size: 2}
 	f0 := e.provision(req.Token, img.ID, 2)
 
 	// Grow: the first instances stay, new ones are numbered after them.
@@ -171,7 +172,7 @@ func TestResizeInterruptedGrow(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	img := e.image("v1")
-	req := provider.ProvisionRequest{Token: "tok-g", Service: "web", Environment: "test", ImageID: img.ID, Size: 1}
+	req := contract.ProvisionRequest{Token: "tok-g", Service: "web", Environment: "test", ImageID: img.ID, Size: 1}
 	f0 := e.provision(req.Token, img.ID, 1)
 
 	crash := errors.New("simulated crash")
@@ -270,7 +271,7 @@ func TestResizeInterruptedShrink(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	img := e.image("v1")
-	req := provider.ProvisionRequest{Token: "tok-s", Service: "web", Environment: "test", ImageID: img.ID, Size: 3}
+	req := contract.ProvisionRequest{Token: "tok-s", Service: "web", Environment: "test", ImageID: img.ID, Size: 3}
 	f0 := e.provision(req.Token, img.ID, 3)
 
 	st, err := e.d.readState(f0.ID)
@@ -305,7 +306,7 @@ func TestResizeOldState(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	img := e.image("v1")
-	req := provider.ProvisionRequest{Token: "tok-o", Service: "web", Environment: "test", ImageID: img.ID, Size: 2}
+	req := contract.ProvisionRequest{Token: "tok-o", Service: "web", Environment: "test", ImageID: img.ID, Size: 2}
 	f0 := e.provision(req.Token, img.ID, 2)
 	st, err := e.d.readState(f0.ID)
 	if err != nil {
@@ -345,7 +346,7 @@ func TestResizeConcurrent(t *testing.T) {
 	img := e.image("v1")
 	f0 := e.provision("tok-c", img.ID, 1)
 	var wg sync.WaitGroup
-	fleets := make([]provider.Fleet, 4)
+	fleets := make([]contract.Fleet, 4)
 	errs := make([]error, 4)
 	for i := range 4 {
 		wg.Go(func() {
@@ -381,10 +382,10 @@ func TestResizeUnderLoad(t *testing.T) {
 	e := newEnv(t)
 	p := provider.New("local", e.d)
 	f := e.provision("tok-l", e.image("v1").ID, 2)
-	key := provider.RouteKey{Service: "web", Environment: "test"}
-	route := func(f provider.Fleet) {
+	key := contract.RouteKey{Service: "web", Environment: "test"}
+	route := func(f contract.Fleet) {
 		t.Helper()
-		if err := p.SetRoute(ctx, key, provider.Route{Backends: []provider.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}); err != nil {
+		if err := p.SetRoute(ctx, key, contract.Route{Backends: []contract.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -414,7 +415,7 @@ func TestResizeUnderLoad(t *testing.T) {
 	steady("load on 4 instances")
 
 	run.Mark("shrink")
-	route(provider.Fleet{ID: f.ID, Instances: big.Instances[:1]})
+	route(contract.Fleet{ID: f.ID, Instances: big.Instances[:1]})
 	small, err := p.Resize(ctx, f.ID, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 )
@@ -24,23 +25,23 @@ import (
 const routerTimeout = 10 * time.Second
 
 // Route returns the route in the route file; an empty Route when none was set.
-func (d *Driver) Route(ctx context.Context, key provider.RouteKey) (provider.Route, error) {
+func (d *Driver) Route(ctx context.Context, key contract.RouteKey) (contract.Route, error) {
 	if err := checkKey(key); err != nil {
-		return provider.Route{}, err
+		return contract.Route{}, err
 	}
 	f, err := router.ReadFile(d.routeFile(key))
 	if errors.Is(err, fs.ErrNotExist) {
-		return provider.Route{}, nil
+		return contract.Route{}, nil
 	}
 	if err != nil {
-		return provider.Route{}, err
+		return contract.Route{}, err
 	}
-	return provider.Route{Listen: f.Listen, Backends: f.Backends}, nil
+	return contract.Route{Listen: f.Listen, Backends: f.Backends, RouteRules: f.RouteRules}, nil
 }
 
 // RouterProcess returns the run info of the live router of key, NotFound when no
 // router of key is running.
-func (d *Driver) RouterProcess(key provider.RouteKey) (router.RunInfo, error) {
+func (d *Driver) RouterProcess(key contract.RouteKey) (router.RunInfo, error) {
 	if err := checkKey(key); err != nil {
 		return router.RunInfo{}, err
 	}
@@ -51,7 +52,7 @@ func (d *Driver) RouterProcess(key provider.RouteKey) (router.RunInfo, error) {
 	return ri, nil
 }
 
-func (d *Driver) liveRouter(key provider.RouteKey) (router.RunInfo, bool) {
+func (d *Driver) liveRouter(key contract.RouteKey) (router.RunInfo, bool) {
 	ri, err := router.ReadRunInfo(d.runFile(key))
 	if err != nil || !alive(ri.PID, ri.StartTime) || ri.StartTime == 0 {
 		return ri, false
@@ -68,7 +69,7 @@ func (d *Driver) liveRouter(key provider.RouteKey) (router.RunInfo, bool) {
 // route.Listen empty keeps the router's address (or picks a free 127.0.0.1 port
 // for a new router); a different address for a running router is an
 // InvalidArgument error (stop the router first).
-func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route provider.Route) error {
+func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route contract.Route) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 	}
 	backends := route.Backends
 	if backends == nil {
-		backends = []provider.Backend{}
+		backends = []contract.Backend{}
 	}
 	if running && !exists {
 		// The route file went away under a running router, which ignores
@@ -125,7 +126,7 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 			cur.Generation = st.Generation
 		}
 	}
-	file := router.File{Generation: cur.Generation + 1, Listen: listen, Backends: backends}
+	file := router.File{Generation: cur.Generation + 1, Listen: listen, Backends: backends, RouteRules: route.RouteRules}
 
 	ctx, cancel := context.WithTimeout(ctx, routerTimeout)
 	defer cancel()
@@ -178,7 +179,7 @@ func (d *Driver) SetRoute(ctx context.Context, key provider.RouteKey, route prov
 // earlier SetRoute that failed before writing the file) gets file again with a
 // generation above its own. pushRoute reports whether the router applied file;
 // when it did not, the file is written all the same.
-func (d *Driver) pushRoute(ctx context.Context, key provider.RouteKey, ri router.RunInfo, file *router.File) (bool, error) {
+func (d *Driver) pushRoute(ctx context.Context, key contract.RouteKey, ri router.RunInfo, file *router.File) (bool, error) {
 	for attempt := 0; ; attempt++ {
 		written := make(chan error, 1)
 		go func(f router.File) { written <- router.WriteFile(d.routeFile(key), f) }(*file)
@@ -198,13 +199,19 @@ func (d *Driver) pushRoute(ctx context.Context, key provider.RouteKey, ri router
 
 // sameRoute reports whether a router's status is the route file f.
 func sameRoute(st router.Status, f router.File) bool {
-	a, errA := json.Marshal(st.Backends)
-	b, errB := json.Marshal(f.Backends)
+	a, errA := json.Marshal(struct {
+		B []contract.Backend
+		R contract.RouteRules
+	}{st.Backends, st.RouteRules})
+	b, errB := json.Marshal(struct {
+		B []contract.Backend
+		R contract.RouteRules
+	}{f.Backends, f.RouteRules})
 	return st.Generation == f.Generation && st.Listen == f.Listen && errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 // startRouter starts the router process of key and waits until it listens.
-func (d *Driver) startRouter(ctx context.Context, key provider.RouteKey, listen string) (router.RunInfo, <-chan error, error) {
+func (d *Driver) startRouter(ctx context.Context, key contract.RouteKey, listen string) (router.RunInfo, <-chan error, error) {
 	runFile := d.runFile(key)
 	if err := os.Remove(runFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return router.RunInfo{}, nil, err
@@ -254,7 +261,7 @@ func (d *Driver) startRouter(ctx context.Context, key provider.RouteKey, listen 
 
 // routerLogTail returns the last lines of the router's log, formatted to append
 // to an error.
-func (d *Driver) routerLogTail(key provider.RouteKey) string {
+func (d *Driver) routerLogTail(key contract.RouteKey) string {
 	lines := logTail(d.routerLog(key), 4096)
 	if lines == nil {
 		return ""
@@ -267,7 +274,7 @@ func (d *Driver) routerLogTail(key provider.RouteKey) string {
 // flight, SIGKILL after 10s). The route file stays, so Route still reports the
 // last route and the next SetRoute starts a new router on the same address.
 // Stopping a router that does not run is not an error.
-func (d *Driver) StopRouter(ctx context.Context, key provider.RouteKey) error {
+func (d *Driver) StopRouter(ctx context.Context, key contract.RouteKey) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}

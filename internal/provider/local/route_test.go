@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/router"
 )
 
@@ -23,13 +25,13 @@ func TestSetRoutePushesAndKeepsTheFile(t *testing.T) {
 	e := newEnv(t)
 	fa := e.provision("tok-a", e.image("A").ID, 1)
 	fb := e.provision("tok-b", e.image("B").ID, 1)
-	key := provider.RouteKey{Service: "web", Environment: "push"}
-	to := func(f provider.Fleet) provider.Route {
-		return provider.Route{Backends: []provider.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}
+	key := contract.RouteKey{Service: "web", Environment: "push"}
+	to := func(f contract.Fleet) contract.Route {
+		return contract.Route{Backends: []contract.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}
 	}
 	// inStep checks that the router and the route file hold generation gen,
 	// routing to f, and that every request goes to f.
-	inStep := func(what string, gen int64, f provider.Fleet, name string) router.RunInfo {
+	inStep := func(what string, gen int64, f contract.Fleet, name string) router.RunInfo {
 		t.Helper()
 		ri, err := e.d.RouterProcess(key)
 		if err != nil {
@@ -112,9 +114,57 @@ func TestSetRoutePushesAndKeepsTheFile(t *testing.T) {
 	if err := e.d.StopRouter(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []provider.Fleet{fa, fb} {
+	for _, f := range []contract.Fleet{fa, fb} {
 		if err := e.d.Terminate(ctx, f.ID); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestHeaderRouteThroughTheRouterProcess: a header route set through the local
+// driver reaches the router process (push and file alike), which sends the
+// matching requests to the canary at weight 0.
+func TestHeaderRouteThroughTheRouterProcess(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	stable := e.provision("tok-stable", e.image("A").ID, 1)
+	canary := e.provision("tok-canary", e.image("B").ID, 1)
+	key := contract.RouteKey{Service: "web", Environment: "headers"}
+	route := contract.Route{Backends: []contract.Backend{
+		{FleetID: stable.ID, Weight: 100, Targets: stable.Addresses()},
+		{FleetID: canary.ID, Weight: 0, Targets: canary.Addresses()},
+	}, RouteRules: contract.RouteRules{Matches: []contract.MatchRoute{{Name: "canary", FleetID: canary.ID,
+		Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}}}}}}
+	if err := e.d.SetRoute(ctx, key, route); err != nil {
+		t.Fatal(err)
+	}
+	ri, err := e.d.RouterProcess(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := router.GetStatus(ctx, ri.Admin)
+	if err != nil || len(st.Matches) != 1 || st.Matches[0].FleetID != canary.ID {
+		t.Fatalf("router applies %+v (%v), want the header route to %s", st, err, canary.ID)
+	}
+	file, err := router.ReadFile(e.d.routeFile(key))
+	if err != nil || len(file.Matches) != 1 {
+		t.Fatalf("route file %+v (%v), want the header route kept", file, err)
+	}
+	for i := range 20 {
+		req, _ := http.NewRequest("GET", "http://"+st.Listen+"/", nil)
+		want := "A"
+		if i%2 == 0 {
+			req.Header.Set("X-Canary", "1")
+			want = "B"
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.TrimSpace(string(body)) != want {
+			t.Fatalf("request %d (X-Canary %q) got %q, want %q", i, req.Header.Get("X-Canary"), body, want)
 		}
 	}
 }

@@ -49,7 +49,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/httpx"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
@@ -76,11 +76,11 @@ const (
 )
 
 // IsSimImage reports whether img runs as sim instances.
-func IsSimImage(img catalog.Image) bool {
+func IsSimImage(img contract.Image) bool {
 	return img.Labels[SimKindLabel] == SimKind || (len(img.Entrypoint) == 1 && img.Entrypoint[0] == SimEntrypoint)
 }
 
-func simVersion(img catalog.Image) string {
+func simVersion(img contract.Image) string {
 	if v := img.Labels[simVerKey]; v != "" {
 		return v
 	}
@@ -102,7 +102,7 @@ type simListener struct {
 }
 
 // listenerOf is the listener of a sim instance, at its recorded address.
-func listenerOf(in provider.Instance) simListener {
+func listenerOf(in contract.Instance) simListener {
 	h, ps, _ := net.SplitHostPort(in.Address)
 	port, _ := strconv.Atoi(ps)
 	return simListener{ID: in.ID, Host: h, Port: port}
@@ -249,7 +249,7 @@ func simSync(ctx context.Context, host simRun, req simSyncRequest) (simSyncRespo
 }
 
 // onHost reports whether instance in is served by host (recorded with its pid).
-func (st *fleetState) onHost(in provider.Instance, host simRun) bool {
+func (st *fleetState) onHost(in contract.Instance, host simRun) bool {
 	return in.PID == host.PID && st.StartTimes[in.ID] == host.StartTime && in.Address != ""
 }
 
@@ -257,10 +257,10 @@ func (st *fleetState) onHost(in provider.Instance, host simRun) bool {
 // starts the host if none runs, plans a port for each instance the host does not
 // serve yet (recorded before the host opens it), syncs the host to the full set,
 // and records the host's pid for every instance. The caller holds the fleet lock.
-func (d *Driver) startSim(ctx context.Context, st *fleetState, img catalog.Image) (provider.Fleet, error) {
+func (d *Driver) startSim(ctx context.Context, st *fleetState, img contract.Image) (contract.Fleet, error) {
 	host, err := d.simHost(ctx, st)
 	if err != nil {
-		return provider.Fleet{}, err
+		return contract.Fleet{}, err
 	}
 	retry := map[string]bool{}
 	for round := 0; ; round++ {
@@ -277,7 +277,7 @@ func (d *Driver) startSim(ctx context.Context, st *fleetState, img catalog.Image
 			ip := simIP(st.Fleet.ID)
 			port, err := d.pickPort(ip, prev)
 			if err != nil {
-				return provider.Fleet{}, err
+				return contract.Fleet{}, err
 			}
 			in.Address, in.PID = net.JoinHostPort(ip, strconv.Itoa(port)), 0
 			delete(st.StartTimes, in.ID)
@@ -285,7 +285,7 @@ func (d *Driver) startSim(ctx context.Context, st *fleetState, img catalog.Image
 		}
 		if changed {
 			if err := d.writeState(st); err != nil { // planned: addresses, no pid yet
-				return provider.Fleet{}, err
+				return contract.Fleet{}, err
 			}
 		}
 		req := simSyncRequest{Version: simVersion(img)}
@@ -294,7 +294,7 @@ func (d *Driver) startSim(ctx context.Context, st *fleetState, img catalog.Image
 		}
 		res, err := simSync(ctx, host, req)
 		if err != nil {
-			return provider.Fleet{}, fmt.Errorf("start sim instances of fleet %s: %w", st.Fleet.ID, err)
+			return contract.Fleet{}, fmt.Errorf("start sim instances of fleet %s: %w", st.Fleet.ID, err)
 		}
 		retry = map[string]bool{}
 		for i := range st.Fleet.Instances {
@@ -306,20 +306,20 @@ func (d *Driver) startSim(ctx context.Context, st *fleetState, img catalog.Image
 			in.PID, st.StartTimes[in.ID] = host.PID, host.StartTime
 		}
 		if err := d.writeState(st); err != nil {
-			return provider.Fleet{}, err
+			return contract.Fleet{}, err
 		}
 		if len(retry) == 0 {
 			return st.live(), nil
 		}
 		if round >= 4 {
-			return provider.Fleet{}, fmt.Errorf("start sim instances of fleet %s: cannot bind ports: %v", st.Fleet.ID, res.Failed)
+			return contract.Fleet{}, fmt.Errorf("start sim instances of fleet %s: cannot bind ports: %v", st.Fleet.ID, res.Failed)
 		}
 	}
 }
 
 // shrinkSim closes the listeners of the instances of st beyond keep (the caller
 // trims them from the state afterwards). A host that is not running has none.
-func (d *Driver) shrinkSim(ctx context.Context, st *fleetState, keep []provider.Instance) error {
+func (d *Driver) shrinkSim(ctx context.Context, st *fleetState, keep []contract.Instance) error {
 	host, ok := d.readSimRun(st.Fleet.ID)
 	if !ok {
 		return nil
@@ -338,9 +338,9 @@ func (d *Driver) shrinkSim(ctx context.Context, st *fleetState, keep []provider.
 	return err
 }
 
-func (d *Driver) simImage(ctx context.Context, st *fleetState) (catalog.Image, error) {
+func (d *Driver) simImage(ctx context.Context, st *fleetState) (contract.Image, error) {
 	if d.images == nil {
-		return catalog.Image{}, errors.New("no image source")
+		return contract.Image{}, errors.New("no image source")
 	}
 	return d.images.Get(ctx, st.Fleet.ImageID)
 }

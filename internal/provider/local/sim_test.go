@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
 )
 
 // simImage imports a sim image answering version; byLabel marks it with the
 // imago.kind label instead of the imago-sim entrypoint.
-func (e *testEnv) simImage(version string, byLabel bool) catalog.Image {
+func (e *testEnv) simImage(version string, byLabel bool) contract.Image {
 	e.t.Helper()
 	dir := e.t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("sim "+version+"\n"), 0o644); err != nil {
@@ -37,7 +37,7 @@ func (e *testEnv) simImage(version string, byLabel bool) catalog.Image {
 
 // checkSim checks that f has exactly the instances numbered nums, all running on
 // one sim host answering version, and that the host is the fleet's only process.
-func (e *testEnv) checkSim(f provider.Fleet, version string, nums ...int) {
+func (e *testEnv) checkSim(f contract.Fleet, version string, nums ...int) {
 	e.t.Helper()
 	var want []string
 	for _, n := range nums {
@@ -52,7 +52,7 @@ func (e *testEnv) checkSim(f provider.Fleet, version string, nums ...int) {
 	}
 	addrs := map[string]bool{}
 	for _, in := range f.Instances {
-		if in.State != provider.InstanceRunning || in.PID != ps[0].PID || in.Address == "" {
+		if in.State != contract.InstanceRunning || in.PID != ps[0].PID || in.Address == "" {
 			e.t.Fatalf("instance %+v, want running on sim host %d", in, ps[0].PID)
 		}
 		if addrs[in.Address] {
@@ -80,7 +80,7 @@ func TestSimFleetLifecycle(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	img := e.simImage("s1", false)
-	req := provider.ProvisionRequest{Token: "sim-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 4}
+	req := contract.ProvisionRequest{Token: "sim-1", Service: "web", Environment: "test", ImageID: img.ID, Size: 4}
 
 	f, err := e.d.Provision(ctx, req)
 	if err != nil {
@@ -137,7 +137,7 @@ func TestSimFleetLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range dead.Instances {
-		if in.State != provider.InstanceExited {
+		if in.State != contract.InstanceExited {
 			t.Fatalf("instance %+v, want exited", in)
 		}
 	}
@@ -177,7 +177,7 @@ func TestSimInterruptedSync(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	img := e.simImage("s2", true)
-	f, err := e.d.Provision(ctx, provider.ProvisionRequest{Token: "sim-2", Service: "web", Environment: "test", ImageID: img.ID, Size: 3})
+	f, err := e.d.Provision(ctx, contract.ProvisionRequest{Token: "sim-2", Service: "web", Environment: "test", ImageID: img.ID, Size: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestSimThousand(t *testing.T) {
 	e := newEnv(t)
 	img := e.simImage("s3", false)
 	start := time.Now()
-	f, err := e.d.Provision(ctx, provider.ProvisionRequest{Token: "sim-3", Service: "web", Environment: "test", ImageID: img.ID, Size: 100})
+	f, err := e.d.Provision(ctx, contract.ProvisionRequest{Token: "sim-3", Service: "web", Environment: "test", ImageID: img.ID, Size: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestSimThousand(t *testing.T) {
 		t.Fatalf("%d instances", len(f.Instances))
 	}
 	for i, in := range f.Instances {
-		if in.State != provider.InstanceRunning {
+		if in.State != contract.InstanceRunning {
 			t.Fatalf("instance %+v not running", in)
 		}
 		if i%50 == 0 {
@@ -258,7 +258,7 @@ func TestSimTwoFleetsOfTenThousand(t *testing.T) {
 	e := newEnv(t)
 	img := e.simImage("s4", false)
 	for _, token := range []string{"sim-4a", "sim-4b"} {
-		f, err := e.d.Provision(ctx, provider.ProvisionRequest{Token: token, Service: "web", Environment: "test", ImageID: img.ID, Size: 10000})
+		f, err := e.d.Provision(ctx, contract.ProvisionRequest{Token: token, Service: "web", Environment: "test", ImageID: img.ID, Size: 10000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +266,7 @@ func TestSimTwoFleetsOfTenThousand(t *testing.T) {
 		addrs := map[string]bool{}
 		for i, in := range f.Instances {
 			host, _, _ := net.SplitHostPort(in.Address)
-			if in.State != provider.InstanceRunning || host != ip || addrs[in.Address] {
+			if in.State != contract.InstanceRunning || host != ip || addrs[in.Address] {
 				t.Fatalf("instance %+v: want running on %s, its address used once", in, ip)
 			}
 			addrs[in.Address] = true
@@ -288,7 +288,7 @@ func TestSimCommandNotASimHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := e.simImage("s4", false)
-	_, err = d.Provision(context.Background(), provider.ProvisionRequest{Token: "sim-4", Service: "web", Environment: "test", ImageID: img.ID, Size: 1})
+	_, err = d.Provision(context.Background(), contract.ProvisionRequest{Token: "sim-4", Service: "web", Environment: "test", ImageID: img.ID, Size: 1})
 	if err == nil || provider.ErrorCode(err) != provider.FailedPrecondition {
 		t.Fatalf("err = %v, want FailedPrecondition naming RunSimIfChild", err)
 	}

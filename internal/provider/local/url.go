@@ -61,5 +61,6 @@ func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.
 // Capabilities implements provider.CapableDriver: the local router splits
 // traffic by weight and counts requests per fleet; fleets resize in place.
 func (d *Driver) Capabilities() provider.Capabilities {
-	return provider.CapabilitiesOf(provider.CapWeights, provider.CapResize, provider.CapFleetMetrics)
+	return provider.CapabilitiesOf(provider.CapWeights, provider.CapResize, provider.CapFleetMetrics,
+		provider.CapHeaderRoutes, provider.CapStickiness, provider.CapMirror)
 }

@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imago/imago/internal/contract"
+)
+
+// P9: what mirroring costs the live path. Two fleets of hello behind one local
+// router, the live one at 100 %; rounds alternate between a route without a
+// mirror and the same route mirroring 100 % of requests to the other fleet,
+// while closed-loop clients time every live request. Issue 17: p99 with the
+// mirror within 1 ms of p99 without it.
+func init() {
+	Register(Scenario{ID: "P9", Name: "mirror overhead", Run: runP9})
+}
+
+func runP9(ctx context.Context, env *Env) ([]Figure, error) {
+	im, err := StartImago(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer im.Close()
+	images, err := helloImages(ctx, env, im, "v1", "v2")
+	if err != nil {
+		return nil, err
+	}
+	key := contract.RouteKey{Service: "hello", Environment: "bench-mirror"}
+	p := im.Deps.Provider
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var fleets []contract.Fleet
+	for i, img := range images {
+		f, err := p.Provision(ctx, contract.ProvisionRequest{Token: fmt.Sprintf("p9/%d", i), Service: key.Service,
+			Environment: key.Environment, ImageID: img, Size: 2})
+		if err != nil {
+			return nil, err
+		}
+		if err := WaitHealthy(ctx, p, hc, f.ID, "/healthz", 50*time.Millisecond, 30*time.Second); err != nil {
+			return nil, err
+		}
+		fleets = append(fleets, f)
+	}
+	live, canary := fleets[0], fleets[1]
+	plain := contract.Route{Listen: im.Listen, Backends: []contract.Backend{
+		{FleetID: live.ID, Weight: 100, Targets: live.Addresses()},
+		{FleetID: canary.ID, Weight: 0, Targets: canary.Addresses()},
+	}}
+	mirrored := plain
+	mirrored.Mirror = &contract.Mirror{FleetID: canary.ID, Percent: 100}
+
+	const clients, perRound = 4, 500
+	var without, with []time.Duration
+	failed := 0
+	for round := range 2 * max(env.Runs, 5) {
+		route, into := plain, &without
+		if round%2 == 1 {
+			route, into = mirrored, &with
+		}
+		if err := p.SetRoute(ctx, key, route); err != nil {
+			return nil, err
+		}
+		lat, bad := timeRequests(ctx, "http://"+im.Listen+"/", clients, perRound)
+		*into = append(*into, lat...)
+		failed += bad
+	}
+	if err := p.SetRoute(ctx, key, plain); err != nil {
+		return nil, err
+	}
+	// Copies are counted on the canary once each is done: wait for them.
+	copies := 0.0
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		m, err := p.FleetMetrics(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if copies = m[canary.ID].Requests; copies >= float64(len(with)) {
+			break
+		}
+	}
+	p99a, p99b := Percentile(without, 99), Percentile(with, 99)
+	env.logf("P9: %d requests without the mirror, %d with; p50 %s and %s", len(without), len(with),
+		Dur(Percentile(without, 50)), Dur(Percentile(with, 50)))
+	return []Figure{
+		{ID: "P9", Name: fmt.Sprintf("live p99 without / with a 100%% mirror (%d clients, %d requests each)", clients, len(with)),
+			Value: Dur(p99a) + " / " + Dur(p99b), Goal: "-", Met: true},
+		{ID: "P9", Name: "live p99 with the mirror − without", Value: Dur(p99b - p99a), Goal: "≤ 1 ms", Met: p99b-p99a <= time.Millisecond},
+		{ID: "P9", Name: "copies counted on the mirrored fleet", Value: fmt.Sprintf("%.0f of %d", copies, len(with)),
+			Goal: "all", Met: copies == float64(len(with))},
+		{ID: "P9", Name: "failed live requests", Value: fmt.Sprintf("%d", failed), Goal: "0", Met: failed == 0},
+	}, nil
+}
+
+// timeRequests sends n GETs to url from clients closed-loop clients (one
+// keep-alive connection each) and returns each successful one's duration and
+// the number that failed.
+func timeRequests(ctx context.Context, url string, clients, n int) ([]time.Duration, int) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed atomic.Int64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			defer cl.CloseIdleConnections()
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				t0 := time.Now()
+				resp, err := cl.Get(url)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				d := time.Since(t0)
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return lat, int(failed.Load())
+}
