@@ -314,6 +314,9 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 		if pending := watch.RolloutFrame(st.WorkflowID, *p).Value(watch.LabelApprovals); strings.HasPrefix(pending, "pending: ") {
 			fmt.Fprintf(tw, "Waiting for:\t%s\n", strings.TrimPrefix(pending, "pending: "))
 		}
+		if held := watch.RolloutFrame(st.WorkflowID, *p).Value(watch.LabelHeld); held != "" {
+			fmt.Fprintf(tw, "Held:\t%s\n", held) // a deployment window or a freeze
+		}
 		for _, ap := range p.Approvals {
 			fmt.Fprintf(tw, "Approved:\t%s by %s%s\n", ap.Gate, ap.By, because(ap.Reason))
 		}

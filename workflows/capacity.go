@@ -67,7 +67,14 @@ func (r *rollout) shrinkOld(ctx workflow.Context, fleetID string, weight, keep i
 	if old == nil || keep >= old.Instances {
 		return r.stopped()
 	}
-	if err := r.routeTo(ctx, []contract.FleetShare{{FleetID: old.FleetID, Weight: 100, Instances: keep}}, fleetID, weight); err != nil {
+	shares := []contract.FleetShare{{FleetID: old.FleetID, Weight: 100, Instances: keep}}
+	if fleetID == "" {
+		// Before provisioning (the windows and freezes were waited for
+		// already): no new fleet takes traffic, no traffic increase to confirm.
+		if err := r.setRoute(ctx, shares, 0); err != nil {
+			return err
+		}
+	} else if err := r.routeTo(ctx, shares, fleetID, weight); err != nil {
 		return err
 	}
 	return r.resizeOld(ctx, keep)

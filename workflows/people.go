@@ -25,11 +25,8 @@ func (r *rollout) registerUpdates(ctx workflow.Context) error {
 		return err
 	}
 	return r.setDecisionUpdates(ctx,
-		decisionUpdate{contract.UpdateApprove, func(contract.DecisionInput) error {
-			if r.gate == "" {
-				return fmt.Errorf("nothing waits for approval: the rollout is %s", r.progress.Phase)
-			}
-			return nil
+		decisionUpdate{contract.UpdateApprove, func(in contract.DecisionInput) error {
+			return r.validateApprove(in)
 		}, func(ctx workflow.Context, in contract.DecisionInput) {
 			r.approved = decide(ctx, in)
 			r.progress.Approvals = append(r.progress.Approvals, contract.Approval{Gate: r.gate, Decision: *r.approved})

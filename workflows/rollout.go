@@ -66,6 +66,9 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err != nil {
 		return res, err
 	}
+	if err = r.hold(ctx, "provisioning"); err != nil { // windows and freezes (gates.go)
+		return res, err
+	}
 	prev, err := r.currentRoute(ctx)
 	if err != nil {
 		return res, err
@@ -153,7 +156,8 @@ type rollout struct {
 
 	local bool // short steps run as local activities (localShortSteps)
 
-	notifying int // notifications being sent (hooks.go)
+	notifying int   // notifications being sent (hooks.go)
+	gates     gates // deployment windows and freezes (gates.go)
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {

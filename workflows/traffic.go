@@ -36,11 +36,12 @@ func (r *rollout) route(ctx workflow.Context, prev contract.Route, fleet contrac
 // routeTo is route with the previous route by share: fleets by reference,
 // each with the number of its instances that serve.
 func (r *rollout) routeTo(ctx workflow.Context, prev []contract.FleetShare, fleetID string, weight int) error {
-	if err := r.stopped(); err != nil {
-		return err
-	}
 	if len(prev) == 0 {
 		weight = 100 // nothing else to send traffic to
+	}
+	// Never frozen mid-switch: a freeze or a closed window holds the split as it is.
+	if err := r.hold(ctx, fmt.Sprintf("%d%% of traffic to %s", weight, fleetID)); err != nil {
+		return err
 	}
 	if err := r.confirmTrafficIncrease(ctx, fleetID, weight); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/freezes"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -130,6 +131,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"Outdated": contract.Outdated{}, "ImageList": ImageList{}, "ImageDetail": ImageDetail{},
 		"PromoteRequest": PromoteRequest{}, "RevokeRequest": RevokeRequest{}, "Revoked": Revoked{},
 		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
+		"Window": spec.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
+		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {

@@ -147,6 +147,10 @@ func (s *Server) routes() []route {
 
 		// A dry run reads; apply terminates fleets: admin.
 		route{method: "POST", path: "/v1/reaper", scope: tokens.Read, inBody: true, handle: s.runReaper},
+		// Freezes (stop-the-line): anyone may see them, admins start and end them.
+		route{method: "GET", path: "/v1/freezes", scope: tokens.Read, handle: s.listFreezes},
+		route{method: "POST", path: "/v1/freezes", scope: tokens.Admin, handle: s.startFreeze},
+		route{method: "DELETE", path: "/v1/freezes", scope: tokens.Admin, handle: s.endFreeze},
 	)
 }
 

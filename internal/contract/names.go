@@ -27,6 +27,7 @@ const (
 	ActivityBakeBuild        = "BakeBuild"
 	ActivityBakeDigest       = "BakeDigest"
 	ActivityCheckSpec        = "CheckSpec"
+	ActivityCheckFreeze      = "CheckFreeze" // a local activity
 	ActivityFindCached       = "FindCached"
 	ActivityFindOrphans      = "FindOrphans"
 	ActivityLiveImages       = "LiveImages"
@@ -53,7 +54,7 @@ const (
 )
 
 // Activities lists every activity type above.
-var Activities = []string{ActivityBakeBuild, ActivityBakeDigest, ActivityCheckSpec, ActivityFindCached,
+var Activities = []string{ActivityBakeBuild, ActivityBakeDigest, ActivityCheckFreeze, ActivityCheckSpec, ActivityFindCached,
 	ActivityFindOrphans, ActivityLiveImages, ActivityMoveChannel, ActivityNotify, ActivityPreviousImage, ActivityProvision,
 	ActivityPublishEvent, ActivityPublishImage, ActivityReadRoute, ActivityRecordDeployment, ActivityResizeFleet,
 	ActivityResolveImage, ActivityRunAnalysis, ActivityRunChecks, ActivityRunHook, ActivityScaleFleet, ActivitySetRoute,
@@ -65,7 +66,12 @@ const (
 	QueryInput    = "input" // a rollout's input
 )
 
-// Update names (imago's workflows take no signals).
+// SignalFreezeChanged tells a rollout held by a freeze to check again now
+// (imago freeze end sends it); a rollout also checks on a timer, so a lost
+// signal only delays it. The only signal imago's workflows take.
+const SignalFreezeChanged = "freeze-changed"
+
+// Update names.
 const (
 	UpdateApprove  = "approve"
 	UpdateAbort    = "abort"

@@ -36,6 +36,12 @@ const (
 	PhaseBakeTime        Phase = "bake-time" // the bake-time analysis watches the new fleet after cutover (not the pipelines' baking)
 	PhaseRollingBack     Phase = "rolling-back"
 	PhaseDecommissioning Phase = "decommissioning"
+	// PhaseWaitingWindow: outside every deployment window of the spec, the
+	// rollout waits for the next one (or an approve with a reason).
+	PhaseWaitingWindow Phase = "waiting-window"
+	// PhaseFrozen: a freeze (imago freeze start) holds the rollout before it
+	// provisions or moves traffic, until the freeze ends.
+	PhaseFrozen Phase = "frozen"
 )
 
 // Bake phases.

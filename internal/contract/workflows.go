@@ -47,6 +47,7 @@ type RolloutProgress struct {
 	Step        string        `json:"step,omitempty"` // e.g. "3/5 setWeight 50"
 	Approvals   []Approval    `json:"approvals,omitempty"`
 	Gate        string        `json:"gate,omitempty"` // the gate an approve would release now
+	Hold        *Hold         `json:"hold,omitempty"` // a deployment window or a freeze it waits for
 
 	Analyses []AnalysisRun `json:"analyses,omitempty"`
 	Error    string        `json:"error,omitempty"`

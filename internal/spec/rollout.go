@@ -54,6 +54,9 @@ type Rollout struct {
 	// people's webhooks told when it waits for approval or ends (hooks.go).
 	Hooks  *contract.Hooks         `yaml:"hooks" json:"hooks,omitempty"`
 	Notify []contract.NotifyTarget `yaml:"notify" json:"notify,omitempty"`
+	// Windows are when the rollout may provision and move traffic (windows.go);
+	// none: any time.
+	Windows Windows `yaml:"windows" json:"windows,omitempty"`
 
 	src *source // the file's lines and decoding problems; nil once normalized
 }
@@ -323,6 +326,7 @@ func (r *Rollout) Validate() error {
 	r.validateStrategy(add)
 	r.validateEnv(add)
 	r.validateHooks(add)
+	r.validateWindows(add)
 	if r.Retain < 1 {
 		add("retain", "must be at least 1, got %d", r.Retain)
 	}

@@ -17,6 +17,7 @@ const (
 	LabelTraffic   = "Traffic"
 	LabelApprovals = "Approvals"
 	LabelLast      = "Last event"
+	LabelHeld      = "Held" // waiting for a deployment window or a freeze
 	LabelError     = "Error"
 	LabelInputs    = "Inputs"
 	LabelOutput    = "Output"
@@ -36,10 +37,21 @@ func RolloutFrame(id string, p contract.RolloutProgress) Frame {
 		{LabelApprovals, approvals(p)},
 		{LabelLast, lastEvent(p.Events)},
 	}
+	if h := p.Hold; h != nil {
+		f.Rows = append(f.Rows, Row{LabelHeld, held(*h)})
+	}
 	if p.Error != "" {
 		f.Rows = append(f.Rows, Row{LabelError, p.Error})
 	}
 	return f
+}
+
+// held says why a rollout waits on a window or a freeze, and until when.
+func held(h contract.Hold) string {
+	if h.Until == nil {
+		return h.Why + "; until the freeze ends"
+	}
+	return h.Why + "; until " + h.Until.Local().Format("Mon 2006-01-02 15:04 MST")
 }
 
 // RolloutEnded reports whether a rollout in phase has ended.
