@@ -33,7 +33,7 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	deadline := prog.Started.Add(in.Timeout)
-	problems, err := a.pollHealthy(ctx, in.FleetID, in.From, in.Path, in.Interval, deadline, func(healthy, total int) {
+	problems, err := a.pollAtLeast(ctx, in.FleetID, in.From, in.AtLeast, in.Path, in.Interval, deadline, func(healthy, total int) {
 		prog.Healthy = healthy
 		if total > 0 { // a round whose describe failed keeps the last known size
 			prog.Total = total
@@ -43,7 +43,10 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 	if err != nil {
 		return contract.WaitHealthyResult{}, err
 	}
-	if len(problems) > 0 {
+	if len(problems) > 0 && (in.AtLeast == 0 || prog.Healthy < in.AtLeast) {
+		if in.AtLeast > 0 {
+			problems = append([]string{fmt.Sprintf("fewer than the %d the rollout needs", in.AtLeast)}, problems...)
+		}
 		msg := fmt.Sprintf("fleet %s not healthy within %s: %d of %d instances pass %s; %s",
 			in.FleetID, in.Timeout, prog.Healthy, prog.Total, in.Path, strings.Join(problems, "; "))
 		return contract.WaitHealthyResult{}, temporal.NewNonRetryableApplicationError(msg, contract.ErrHealthTimeout, nil)
@@ -58,6 +61,13 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 // probe; a permanent one, every instance having exited, or cancellation, is the
 // error.
 func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, path string, interval time.Duration, deadline time.Time,
+	round func(healthy, total int)) ([]string, error) {
+	return a.pollAtLeast(ctx, fleetID, from, 0, path, interval, deadline, round)
+}
+
+// pollAtLeast is pollHealthy that also stops once atLeast instances pass (0:
+// all of them), returning the problems of those that do not.
+func (a *Activities) pollAtLeast(ctx context.Context, fleetID string, from, atLeast int, path string, interval time.Duration, deadline time.Time,
 	round func(healthy, total int)) ([]string, error) {
 	next := probe.Backoff(interval)
 	for {
@@ -77,7 +87,7 @@ func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, 
 			problems = []string{"describe " + fleetID + ": " + err.Error()}
 		}
 		round(healthy, total)
-		if len(problems) == 0 || !time.Now().Before(deadline) {
+		if len(problems) == 0 || (atLeast > 0 && healthy >= atLeast) || !time.Now().Before(deadline) {
 			return problems, nil
 		}
 		wait := next()

@@ -207,7 +207,11 @@ func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, w
 func rolloutOutcome(w io.Writer, run client.WorkflowRun, res contract.RolloutResult, err error, asJSON bool) error {
 	if err != nil {
 		if asJSON {
-			_ = writeJSON(w, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Failed", "error": rollouts.Reason(err)})
+			out := map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID(), "status": "Failed", "error": rollouts.Reason(err)}
+			if res := rollouts.ResultOf(err); res != nil { // a bake time's rollback: the failed measurement
+				out["result"] = res
+			}
+			_ = writeJSON(w, out)
 		}
 		return fmt.Errorf("%s", rollouts.Reason(err))
 	}
@@ -279,6 +283,9 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 		fmt.Fprintf(tw, "Phase:\t%s\n", p.Phase)
 		if p.Step != "" {
 			fmt.Fprintf(tw, "Step:\t%s\n", p.Step)
+		}
+		if p.BakeTimeEnds != nil && st.Status == "Running" {
+			fmt.Fprintf(tw, "Bake time:\t%s left (until %s)\n", max(time.Until(*p.BakeTimeEnds), 0).Round(time.Second), p.BakeTimeEnds.Local().Format("15:04:05"))
 		}
 		fmt.Fprintf(tw, "Image:\t%s\n", p.ImageID)
 		switch {

@@ -111,6 +111,10 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err = r.verify(ctx, fleet); err != nil {
 		return res, err
 	}
+	baked, err := r.bakeTime(ctx, fleet, img)
+	if err != nil {
+		return res, err
+	}
 	if err = r.soak(ctx); err != nil {
 		return res, err
 	}
@@ -118,7 +122,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err != nil {
 		return res, err
 	}
-	return contract.RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: r.progress.Instances, Decommissioned: old}, nil
+	return contract.RolloutResult{ImageID: img, FleetID: fleet.ID, Instances: r.progress.Instances, Decommissioned: old, BakeTime: baked}, nil
 }
 
 // rollout is the state a rollout keeps for its queries and compensations.
@@ -142,6 +146,8 @@ type rollout struct {
 	shrunk  map[string]int // rolling: old fleets shrunk so far, and their original sizes
 	byCount bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
 	waving  bool           // rolling: between the first wave and the last, where the phase stays rolling
+	budget  *budgetRun     // rolling under a capacity budget (capacity.go); nil otherwise
+	prev    contract.Route // the route before the rollout, as currentRoute read it
 
 	tracker // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 
@@ -283,6 +289,7 @@ func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {
 	}
 	r.progress.OldFleets = route.FleetIDs()
 	r.progress.Weights = weights(route)
+	r.prev = route
 	return route, nil
 }
 
@@ -293,6 +300,11 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 	size := r.spec.Fleet.Size
 	if r.spec.Strategy.Type == contract.Rolling {
 		size = r.waves(ctx).wave // the first wave; the others grow the fleet
+		if first, ok, err := r.startBudget(ctx, r.prev, size); err != nil {
+			return contract.Fleet{}, err
+		} else if ok {
+			size = first // the budget's first step
+		}
 	}
 	r.setPhase(ctx, contract.PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
 	info := workflow.GetInfo(ctx)
@@ -340,8 +352,15 @@ const waitHealthyMinHeartbeat = 2 * time.Second
 // waitHealthy waits for the instances from..to (fleet order) of a fleet to pass
 // the health probe: all of them, or those a rolling wave added.
 func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int) error {
+	r.enter(ctx, contract.PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", to-from, r.spec.Health.Path))
+	return r.awaitHealthy(ctx, contract.WaitHealthyInput{FleetID: fleetID, From: from}, "waiting for the new fleet to become healthy")
+}
+
+// awaitHealthy runs WaitHealthy for in (the spec's probe filled in); doing
+// says what failed, if it does.
+func (r *rollout) awaitHealthy(ctx workflow.Context, in contract.WaitHealthyInput, doing string) error {
 	h := r.spec.Health
-	r.enter(ctx, contract.PhaseWaitingHealthy, fmt.Sprintf("waiting for %d instances to pass %s", to-from, h.Path))
+	in.Path, in.Interval, in.Timeout = h.Path, h.Interval.D(), h.Timeout.D()
 	// The heartbeat timeout is how soon a worker killed mid-wait is noticed and
 	// the wait retried on another (P5): 2 s, or three probe intervals when
 	// they are longer. The activity heartbeats every quarter of it and the
@@ -356,16 +375,14 @@ func (r *rollout) waitHealthy(ctx workflow.Context, fleetID string, from, to int
 		// a crashed worker (the probe loop resumes its deadline from the heartbeat).
 		ScheduleToCloseTimeout: h.Timeout.D() + 2*time.Minute,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
-		Summary:                fmt.Sprintf("wait healthy %s %s", fleetID, h.Path),
+		Summary:                fmt.Sprintf("wait healthy %s %s", in.FleetID, h.Path),
 	}
 	var out contract.WaitHealthyResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityWaitHealthy, contract.WaitHealthyInput{
-			FleetID: fleetID, From: from, Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
-		}).Get(ctx, &out)
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityWaitHealthy, in).Get(ctx, &out)
 	})
 	if err != nil {
-		return r.fail("waiting for the new fleet to become healthy", err)
+		return r.fail(doing, err)
 	}
 	r.event(ctx, fmt.Sprintf("%d instances healthy after %s", out.Healthy, out.Took))
 	return nil

@@ -90,6 +90,9 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 		case s.SetWeight != nil:
 			r.progress.Step = fmt.Sprintf("%s setWeight %d", step, *s.SetWeight)
 			r.setPhase(ctx, contract.PhaseCanary, fmt.Sprintf("step %s: %d%% to %s", step, *s.SetWeight, fleet.ID))
+			if err := r.minHealthy(ctx, fleet, *s.SetWeight); err != nil {
+				return err
+			}
 			if err := r.route(ctx, prev, fleet, *s.SetWeight); err != nil {
 				return err
 			}
@@ -106,6 +109,9 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 	}
 	r.progress.Step = "done"
 	r.setPhase(ctx, contract.PhaseCuttingOver, fmt.Sprintf("canary steps done: 100%% to %s", fleet.ID))
+	if err := r.minHealthy(ctx, fleet, 100); err != nil {
+		return err
+	}
 	return r.route(ctx, prev, fleet, 100)
 }
 
@@ -131,13 +137,30 @@ func (r *rollout) pause(ctx workflow.Context, step string, p contract.Pause) err
 // inconclusive waits for a person to approve (continue) or abort.
 func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Fleet) error {
 	a := r.spec.Analyses[name]
+	res, err := r.measure(ctx, name, a, fleet, func(run *contract.AnalysisRun) {
+		what := strings.TrimSpace(a.Provider + " " + a.Metric)
+		r.setPhase(ctx, contract.PhaseAnalyzing, fmt.Sprintf("analysis %s of %s: %s, %s, %d × every %s", name, fleet.ID, what, run.Condition, a.Count, a.Interval))
+	})
+	if err != nil {
+		return err
+	}
+	return r.judge(ctx, name, res, func() error {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("rollout %s rolled back automatically: analysis %s failed: %s", r.id(), name, res.Message), ErrRolledBack, nil)
+	})
+}
+
+// measure runs analysis a (named name) against the new fleet and shows it in
+// progress; start says what begins (the phase), once the query is known. A
+// failed analysis is a result; the error is one that kept it from finishing.
+func (r *rollout) measure(ctx workflow.Context, name string, a contract.Analysis, fleet contract.Fleet, start func(*contract.AnalysisRun),
+	meanwhile ...func(workflow.Context)) (contract.AnalysisResult, error) {
 	in := contract.AnalysisInput{Name: name, Spec: spec.AnalysisSpec(a), Key: r.key, FleetID: fleet.ID}
 	// Shown while it measures; the query once, here, not in every message.
 	r.progress.Analyses = append(r.progress.Analyses, contract.AnalysisRun{Name: name, Phase: contract.AnalysisRunning, FleetID: fleet.ID,
 		AnalysisSource: analysis.SourceOf(in.Spec, in.Key, in.FleetID)})
 	run := &r.progress.Analyses[len(r.progress.Analyses)-1] // nothing appends until it is done
-	what := strings.TrimSpace(a.Provider + " " + a.Metric)
-	r.setPhase(ctx, contract.PhaseAnalyzing, fmt.Sprintf("analysis %s of %s: %s, %s, %d × every %s", name, fleet.ID, what, run.Condition, a.Count, a.Interval))
+	start(run)
 	heartbeat := 3 * a.Interval.D()
 	if heartbeat < 10*time.Second {
 		heartbeat = 10 * time.Second
@@ -152,11 +175,17 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 	}
 	var res contract.AnalysisResult
 	err := r.interruptible(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityRunAnalysis, in).Get(ctx, &res)
+		f := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityRunAnalysis, in)
+		for _, m := range meanwhile { // until the analysis ends
+			mctx, cancel := workflow.WithCancel(ctx)
+			defer cancel()
+			workflow.Go(mctx, m)
+		}
+		return f.Get(ctx, &res)
 	})
 	if err != nil {
 		run.Phase, run.Message = analysis.PhaseError, "did not finish: "+reason(err)
-		return r.fail("running analysis "+name, err)
+		return res, r.fail("running analysis "+name, err)
 	}
 	run.Phase, run.Message, run.Measurements = res.Phase, res.Message, analysis.Latest(res.Measurements, analysis.KeptMeasurements)
 	counts := res.Counts
@@ -164,9 +193,16 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 		counts = analysis.CountOf(res.Measurements)
 	}
 	run.Counts = &counts
+	res.Counts = counts
 	if res.Source != "" { // a result from before AnalysisSource has none
 		run.AnalysisSource = res.AnalysisSource
 	}
+	return res, nil
+}
+
+// judge acts on an analysis' result: passed goes on, inconclusive waits for
+// a person to approve (continue) or abort, failed is the error failed makes.
+func (r *rollout) judge(ctx workflow.Context, name string, res contract.AnalysisResult, failed func() error) error {
 	switch res.Phase {
 	case analysis.PhaseSuccessful:
 		r.event(ctx, fmt.Sprintf("analysis %s passed: %s", name, res.Message))
@@ -176,8 +212,7 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 		r.event(ctx, fmt.Sprintf("analysis %s inconclusive: %s", name, res.Message))
 		return r.awaitApproval(ctx, contract.PhasePaused, "inconclusive analysis "+name, r.spec.Approval.Timeout.D())
 	}
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("rollout %s rolled back automatically: analysis %s failed: %s", r.id(), name, res.Message), ErrRolledBack, nil)
+	return failed()
 }
 
 // interruptible runs fn on a context that an abort or rollback cancels, so a long
@@ -220,6 +255,9 @@ func (r *rollout) waves(ctx workflow.Context) wavePlan {
 // lists instances. The phase is rolling from the first wave to the last; what
 // a wave does is its step (see waveStep).
 func (r *rollout) rolling(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) (contract.Fleet, error) {
+	if r.budget != nil {
+		return r.rollingByBudget(ctx, prev, fleet)
+	}
 	plan := r.waves(ctx)
 	defer func() { r.waving = false }()
 	// A single old fleet shrinks as the new one grows; several keep their size.

@@ -14,6 +14,9 @@
 //	                       on 30% of its requests, spread evenly and
 //	                       deterministically (exactly 3 of every 10 requests
 //	                       in a row, counted per process)
+//	-X main.failAfter=300  failRate applies only after the first 300 requests
+//	                       to / (per process): a build that starts failing
+//	                       once it takes traffic (a bake time's prey)
 //	-X main.latency=50ms   / answers 50ms later
 //	-X main.healthLatency=2s  /healthz answers 2s later (a health endpoint
 //	                       that checks its dependencies)
@@ -47,6 +50,9 @@ var (
 	// failRate (a number from 0 to 1, set with -ldflags) is the share of requests
 	// to / that answer 500, as a buggy release's.
 	failRate = "0"
+	// failAfter (a count, set with -ldflags) is how many requests to / succeed
+	// before failRate applies.
+	failAfter = "0"
 	// latency (a duration, set with -ldflags) is added to every answer of /, as a
 	// slow release's.
 	latency = "0s"
@@ -60,8 +66,9 @@ var (
 // floor(n*rate) failures, spread evenly. The rate is kept in parts per million,
 // so the arithmetic is exact integer arithmetic.
 type failures struct {
-	ppm int64
-	n   atomic.Int64
+	ppm   int64
+	after int64 // requests that never fail before the rate applies
+	n     atomic.Int64
 }
 
 func parseFailRate(s string) (int64, error) {
@@ -77,7 +84,10 @@ func (f *failures) next() bool {
 	if f.ppm == 0 {
 		return false
 	}
-	n := f.n.Add(1)
+	n := f.n.Add(1) - f.after
+	if n < 1 {
+		return false
+	}
 	return n*f.ppm/1e6 > (n-1)*f.ppm/1e6
 }
 
@@ -145,6 +155,10 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	after, err := strconv.ParseInt(failAfter, 10, 64)
+	if err != nil || after < 0 {
+		log.Fatalf("bad failAfter %q: want a count of requests such as 300", failAfter)
+	}
 	lat, err := time.ParseDuration(latency)
 	if err != nil || lat < 0 {
 		log.Fatalf("bad latency %q: want a duration such as 50ms", latency)
@@ -153,7 +167,7 @@ func main() {
 	if err != nil || hlat < 0 {
 		log.Fatalf("bad healthLatency %q: want a duration such as 2s", healthLatency)
 	}
-	mux := handler(version, ready, &failures{ppm: ppm}, slowness{root: lat, health: hlat})
+	mux := handler(version, ready, &failures{ppm: ppm, after: after}, slowness{root: lat, health: hlat})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 	if err != nil {
@@ -177,6 +191,9 @@ func main() {
 	log.Printf("hello %s listening on %s", version, ln.Addr())
 	if ppm > 0 || lat > 0 || hlat > 0 {
 		log.Printf("hello %s misbehaves on purpose: failRate %s, latency %s, healthLatency %s", version, failRate, lat, hlat)
+		if after > 0 {
+			log.Printf("hello %s fails only after its first %d requests", version, after)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

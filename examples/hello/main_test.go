@@ -88,6 +88,26 @@ func TestFailuresSpread(t *testing.T) {
 	}
 }
 
+// With failAfter, the first requests never fail; then the rate applies as
+// from the start.
+func TestFailAfterLetsTheFirstRequestsThrough(t *testing.T) {
+	f := &failures{ppm: 500000, after: 300}
+	for i := range 300 {
+		if f.next() {
+			t.Fatalf("request %d of the first 300 failed", i+1)
+		}
+	}
+	n := 0
+	for range 100 {
+		if f.next() {
+			n++
+		}
+	}
+	if n != 50 {
+		t.Fatalf("after 300 requests, %d of the next 100 failed; want 50 at failRate 0.5", n)
+	}
+}
+
 // TestFailRateBuild builds hello with -ldflags as a user would, runs it, and
 // counts its failures.
 func TestFailRateBuild(t *testing.T) {

@@ -153,6 +153,7 @@ func (s *Server) result(ctx context.Context, done *RolloutDone) {
 		return
 	}
 	done.Error = rollouts.Reason(err)
+	done.Result = rollouts.ResultOf(err) // a bake time's rollback: the failed measurement
 	if done.Status != "" {
 		return
 	}

@@ -119,6 +119,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": contract.ImageRef{},
 		"Fleet": spec.Fleet{}, "Health": contract.Health{}, "Check": contract.Check{}, "Strategy": contract.Strategy{}, "Step": contract.Step{},
 		"Pause": contract.Pause{}, "Analysis": contract.Analysis{}, "Approval": contract.ApprovalSpec{}, "Verify": contract.Verify{}, "Hooks": contract.Hooks{}, "NotifyTarget": contract.NotifyTarget{},
+		"BakeTime": contract.BakeTime{}, "BakeTimeResult": contract.BakeTimeResult{},
 		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": contract.RolloutProgress{},
 		"Event": contract.ProgressEvent{}, "FleetWeight": contract.FleetWeight{}, "GateApproval": contract.Approval{},
 		"AnalysisRun": contract.AnalysisRun{}, "AnalysisCounts": contract.AnalysisCounts{}, "Measurement": contract.Measurement{},

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"gocloud.dev/secrets"
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/bake/runas"
@@ -81,9 +83,14 @@ type Config struct {
 	BakeRoots      string // IMAGO_BAKE_ROOTS: the only directories bakes may read (PATH-like list); empty: any the worker can read
 	BakeUser       string // IMAGO_BAKE_USER: the user bakes' commands and packer run as; empty: the worker's
 	HookSecret     string // IMAGO_HOOK_SECRET: the key that signs hook requests of specs without hooks.secret
-	NotifyURL      string // IMAGO_NOTIFY_URL: told of every rollout's notices (awaiting approval, how it ended)
-	NotifyFormat   string // IMAGO_NOTIFY_FORMAT: slack (default), teams or json
-	Logger         *slog.Logger
+	// HookSecretKeeper (IMAGO_HOOK_SECRET_KEEPER) is a gocloud secrets keeper URL
+	// (awskms://, gcpkms://, hashivault://, base64key://): when set,
+	// IMAGO_HOOK_SECRET is that keeper's ciphertext, in base64, and the worker
+	// decrypts it once at start.
+	HookSecretKeeper string
+	NotifyURL        string // IMAGO_NOTIFY_URL: told of every rollout's notices (awaiting approval, how it ended)
+	NotifyFormat     string // IMAGO_NOTIFY_FORMAT: slack (default), teams or json
+	Logger           *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
 	Interceptors   []interceptor.ClientInterceptor // client interceptors; those that are also worker interceptors apply to the client's workers
@@ -114,21 +121,22 @@ var TemporalEnv = []string{
 // ConfigFromEnv reads the configuration from the environment, with defaults.
 func ConfigFromEnv() Config {
 	c := Config{
-		Home:          os.Getenv("IMAGO_HOME"),
-		CatalogURL:    os.Getenv("IMAGO_CATALOG_URL"),
-		Packer:        os.Getenv("IMAGO_PACKER"),
-		SecretsURL:    os.Getenv("IMAGO_SECRETS_URL"),
-		UIOrigin:      os.Getenv("IMAGO_UI_ORIGIN"),
-		EventsURL:     os.Getenv("IMAGO_EVENTS_URL"),
-		Provider:      os.Getenv("IMAGO_PROVIDER"),
-		ProviderURL:   os.Getenv(ProviderURLEnv),
-		AnalysisAllow: os.Getenv(netguard.EnvAllow),
-		BakeRoots:     os.Getenv(spec.BakeRootsEnv),
-		BakeUser:      os.Getenv(runas.Env),
-		HookSecret:    os.Getenv("IMAGO_HOOK_SECRET"),
-		NotifyURL:     os.Getenv("IMAGO_NOTIFY_URL"),
-		NotifyFormat:  os.Getenv("IMAGO_NOTIFY_FORMAT"),
-		MetricsListen: telemetry.DefaultMetricsListen,
+		Home:             os.Getenv("IMAGO_HOME"),
+		CatalogURL:       os.Getenv("IMAGO_CATALOG_URL"),
+		Packer:           os.Getenv("IMAGO_PACKER"),
+		SecretsURL:       os.Getenv("IMAGO_SECRETS_URL"),
+		UIOrigin:         os.Getenv("IMAGO_UI_ORIGIN"),
+		EventsURL:        os.Getenv("IMAGO_EVENTS_URL"),
+		Provider:         os.Getenv("IMAGO_PROVIDER"),
+		ProviderURL:      os.Getenv(ProviderURLEnv),
+		AnalysisAllow:    os.Getenv(netguard.EnvAllow),
+		BakeRoots:        os.Getenv(spec.BakeRootsEnv),
+		BakeUser:         os.Getenv(runas.Env),
+		HookSecret:       os.Getenv("IMAGO_HOOK_SECRET"),
+		HookSecretKeeper: os.Getenv("IMAGO_HOOK_SECRET_KEEPER"),
+		NotifyURL:        os.Getenv("IMAGO_NOTIFY_URL"),
+		NotifyFormat:     os.Getenv("IMAGO_NOTIFY_FORMAT"),
+		MetricsListen:    telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
 		c.MetricsListen = v // empty turns metrics off
@@ -375,6 +383,36 @@ func (c Config) AnalysisClient() (*http.Client, error) {
 	return netguard.New(allow).Client(10 * time.Second), nil
 }
 
+// hookSigningKey returns the key that signs hooks: secret itself, or, with a keeper
+// URL, secret (base64 ciphertext) decrypted by that gocloud secrets keeper. Its
+// errors name the variables, never the key.
+func hookSigningKey(ctx context.Context, keeperURL, secret string) (string, error) {
+	if keeperURL == "" {
+		return secret, nil
+	}
+	name := codec.Redact(keeperURL)
+	if secret == "" {
+		return "", fmt.Errorf("IMAGO_HOOK_SECRET_KEEPER %s is set, but IMAGO_HOOK_SECRET (the key's ciphertext, in base64) is empty", name)
+	}
+	ciphertext, err := base64.StdEncoding.DecodeString(strings.TrimSpace(secret))
+	if err != nil {
+		return "", fmt.Errorf("IMAGO_HOOK_SECRET is not base64 (with IMAGO_HOOK_SECRET_KEEPER set, it is the key's ciphertext): %v", err)
+	}
+	k, err := secrets.OpenKeeper(ctx, keeperURL)
+	if err != nil {
+		return "", fmt.Errorf("open IMAGO_HOOK_SECRET_KEEPER %s: %v", name, err)
+	}
+	defer k.Close()
+	key, err := k.Decrypt(ctx, ciphertext)
+	if err != nil {
+		return "", fmt.Errorf("decrypt IMAGO_HOOK_SECRET with IMAGO_HOOK_SECRET_KEEPER %s: %v", name, err)
+	}
+	if len(key) == 0 {
+		return "", fmt.Errorf("IMAGO_HOOK_SECRET decrypts to an empty key")
+	}
+	return string(key), nil
+}
+
 // checkNotify refuses an IMAGO_NOTIFY_URL or IMAGO_NOTIFY_FORMAT no
 // notification could be sent with, when the worker starts.
 func (c Config) checkNotify() error {
@@ -412,6 +450,10 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 		return nil, err
 	}
 	if err := c.checkNotify(); err != nil {
+		return nil, err
+	}
+	hookSecret, err := hookSigningKey(ctx, c.HookSecretKeeper, c.HookSecret)
+	if err != nil {
 		return nil, err
 	}
 	cat, err := catalog.Open(ctx, c.CatalogURL)
@@ -462,7 +504,7 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 			BakeRoots: roots,
 			BakeUser:  bakeUser,
 			// Hooks and notifications go through the analysis providers' guard.
-			HookSecret:   c.HookSecret,
+			HookSecret:   hookSecret,
 			NotifyURL:    c.NotifyURL,
 			NotifyFormat: c.NotifyFormat,
 		},

@@ -142,7 +142,7 @@ func TestProviderURLSetting(t *testing.T) {
 		assert.Equal(t, "local", deps.Provider.Name())
 		assert.Same(t, deps.Local, deps.Provider.Driver(), "%+v", c)
 		assert.Nil(t, deps.Activities.Local, "bake tests use the rollouts' local driver")
-		assert.Equal(t, "weights, resize, fleetMetrics", deps.Provider.Capabilities().String())
+		assert.Equal(t, "weights, resize, fleetMetrics, headerRoutes, stickiness, mirror", deps.Provider.Capabilities().String())
 		require.NoError(t, deps.Close())
 	}
 	// The older settings: IMAGO_PROVIDER=aws with IMAGO_AWS_*, which also fill

@@ -32,23 +32,14 @@ func runP3(ctx context.Context, env *Env) ([]Figure, error) {
 		return nil, err
 	}
 	defer im.Close()
-	images, err := helloImages(ctx, env, im, "v1", "v2")
+	key := contract.RouteKey{Service: "hello", Environment: "bench"}
+	fleets, err := helloFleets(ctx, env, im, key, 3, "v1", "v2")
 	if err != nil {
 		return nil, err
 	}
-	key := contract.RouteKey{Service: "hello", Environment: "bench"}
 	p := im.Deps.Provider
-	hc := &http.Client{Timeout: 5 * time.Second}
 	var routes [2]contract.Route
-	for i, img := range images {
-		f, err := p.Provision(ctx, contract.ProvisionRequest{Token: fmt.Sprintf("p3/%d", i), Service: key.Service,
-			Environment: key.Environment, ImageID: img, Size: 3})
-		if err != nil {
-			return nil, err
-		}
-		if err := WaitHealthy(ctx, p, hc, f.ID, "/healthz", 50*time.Millisecond, 30*time.Second); err != nil {
-			return nil, err
-		}
+	for i, f := range fleets {
 		routes[i] = contract.Route{Listen: im.Listen, Backends: []contract.Backend{{FleetID: f.ID, Weight: 100, Targets: f.Addresses()}}}
 	}
 	bodies := [2]string{"hello from v1", "hello from v2"}
@@ -178,4 +169,28 @@ func abbrev(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// helloFleets imports hello at each version and provisions a healthy fleet of
+// size instances of each for key, in the order of versions.
+func helloFleets(ctx context.Context, env *Env, im *Imago, key contract.RouteKey, size int, versions ...string) ([]contract.Fleet, error) {
+	images, err := helloImages(ctx, env, im, versions...)
+	if err != nil {
+		return nil, err
+	}
+	p := im.Deps.Provider
+	hc := &http.Client{Timeout: 5 * time.Second}
+	fleets := make([]contract.Fleet, 0, len(images))
+	for i, img := range images {
+		f, err := p.Provision(ctx, contract.ProvisionRequest{Token: fmt.Sprintf("%s/%d", key, i), Service: key.Service,
+			Environment: key.Environment, ImageID: img, Size: size})
+		if err != nil {
+			return nil, err
+		}
+		if err := WaitHealthy(ctx, p, hc, f.ID, "/healthz", 50*time.Millisecond, 30*time.Second); err != nil {
+			return nil, err
+		}
+		fleets = append(fleets, f)
+	}
+	return fleets, nil
 }

@@ -27,25 +27,12 @@ func runP9(ctx context.Context, env *Env) ([]Figure, error) {
 		return nil, err
 	}
 	defer im.Close()
-	images, err := helloImages(ctx, env, im, "v1", "v2")
+	key := contract.RouteKey{Service: "hello", Environment: "bench-mirror"}
+	fleets, err := helloFleets(ctx, env, im, key, 2, "v1", "v2")
 	if err != nil {
 		return nil, err
 	}
-	key := contract.RouteKey{Service: "hello", Environment: "bench-mirror"}
 	p := im.Deps.Provider
-	hc := &http.Client{Timeout: 5 * time.Second}
-	var fleets []contract.Fleet
-	for i, img := range images {
-		f, err := p.Provision(ctx, contract.ProvisionRequest{Token: fmt.Sprintf("p9/%d", i), Service: key.Service,
-			Environment: key.Environment, ImageID: img, Size: 2})
-		if err != nil {
-			return nil, err
-		}
-		if err := WaitHealthy(ctx, p, hc, f.ID, "/healthz", 50*time.Millisecond, 30*time.Second); err != nil {
-			return nil, err
-		}
-		fleets = append(fleets, f)
-	}
 	live, canary := fleets[0], fleets[1]
 	plain := contract.Route{Listen: im.Listen, Backends: []contract.Backend{
 		{FleetID: live.ID, Weight: 100, Targets: live.Addresses()},

@@ -123,6 +123,9 @@ type WaitHealthyInput struct {
 	// From skips the fleet's first From instances (fleet order): a rolling
 	// wave probes only the instances it added.
 	From int `json:"from,omitempty"`
+	// AtLeast, when set, is enough: the wait ends once that many pass (a
+	// canary's minHealthyPercent before a traffic increase).
+	AtLeast int `json:"atLeast,omitempty"`
 }
 
 // WaitHealthyResult reports how the fleet came up.

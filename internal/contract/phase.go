@@ -33,6 +33,7 @@ const (
 	PhaseAnalyzing       Phase = "analyzing"
 	PhaseVerifying       Phase = "verifying"
 	PhaseSoaking         Phase = "soaking"
+	PhaseBakeTime        Phase = "bake-time" // the bake-time analysis watches the new fleet after cutover (not the pipelines' baking)
 	PhaseRollingBack     Phase = "rolling-back"
 	PhaseDecommissioning Phase = "decommissioning"
 	// PhaseWaitingWindow: outside every deployment window of the spec, the

@@ -17,6 +17,11 @@ type Strategy struct {
 	Type  string `yaml:"type" json:"type"`
 	Steps []Step `yaml:"steps" json:"steps,omitempty"` // canary
 	Waves Waves  `yaml:"waves" json:"waves,omitempty"` // rolling: a count or a percent
+	// Capacity budget (capacity.go): rolling's maxSurge and maxUnavailable,
+	// canary's and rolling's minHealthyPercent.
+	MaxSurge          *Budget `yaml:"maxSurge" json:"maxSurge,omitempty"`
+	MaxUnavailable    *Budget `yaml:"maxUnavailable" json:"maxUnavailable,omitempty"`
+	MinHealthyPercent *int    `yaml:"minHealthyPercent" json:"minHealthyPercent,omitempty"`
 }
 
 // Strategy types.

@@ -13,6 +13,21 @@ type RolloutResult struct {
 	FleetID        string   `json:"fleetId"`
 	Instances      int      `json:"instances"`
 	Decommissioned []string `json:"decommissioned,omitempty"`
+	// BakeTime is what the bake time measured. A rollout that the bake time
+	// rolled back ends with an error (ErrRolledBack) whose details are a
+	// RolloutResult with the failed measurement here.
+	BakeTime *BakeTimeResult `json:"bakeTime,omitempty"`
+}
+
+// BakeTimeResult is a bake time's analysis after cutover: how long it
+// watched, what it counted, and, when it failed, the measurement that failed.
+type BakeTimeResult struct {
+	Analysis string         `json:"analysis"`
+	Duration Duration       `json:"duration"`
+	Phase    string         `json:"phase"` // the analysis' outcome: Successful or Failed
+	Message  string         `json:"message,omitempty"`
+	Counts   AnalysisCounts `json:"counts"`
+	Failed   *Measurement   `json:"failed,omitempty"`
 }
 
 // RolloutProgress is the answer to the progress query: what a person watching a rollout
@@ -36,6 +51,8 @@ type RolloutProgress struct {
 
 	Analyses []AnalysisRun `json:"analyses,omitempty"`
 	Error    string        `json:"error,omitempty"`
+	// BakeTimeEnds is when the bake time (phase bake-time) ends, while it runs.
+	BakeTimeEnds *time.Time `json:"bakeTimeEnds,omitempty"`
 
 	// Action is "rollout", or "rollback" for a rollout back to the previous
 	// deployable image; RollbackFrom is the image it replaces (ImageID the one

@@ -156,6 +156,21 @@ func Reason(err error) string {
 	return err.Error()
 }
 
+// ResultOf is what a rollout that did not succeed carries as its result: a
+// bake time that rolled it back puts a contract.RolloutResult, with the
+// measurement that failed, in its failure's details. Nil when err has none.
+func ResultOf(err error) *contract.RolloutResult {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.HasDetails() {
+		return nil
+	}
+	var res contract.RolloutResult
+	if app.Details(&res) != nil || res.FleetID == "" {
+		return nil
+	}
+	return &res
+}
+
 // Run is one run of a workflow as the CLI and API show it.
 type Run struct {
 	WorkflowID string     `json:"workflowId"`

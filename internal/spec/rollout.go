@@ -40,6 +40,9 @@ type Rollout struct {
 	Approval contract.ApprovalSpec `yaml:"approval" json:"approval"`
 	// Verify runs an analysis after full cutover; failure rolls back.
 	Verify *contract.Verify `yaml:"verify" json:"verify,omitempty"`
+	// BakeTime watches the new fleet with an analysis for a while after
+	// cutover; failure rolls back (capacity.go).
+	BakeTime *contract.BakeTime `yaml:"bakeTime" json:"bakeTime,omitempty"`
 	// Soak is how long the old fleet stays warm after cutover.
 	Soak *contract.Duration `yaml:"soak" json:"soak,omitempty"`
 	// Retain is how many previous images stay deployable for rollback (default 5).

@@ -139,6 +139,8 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 	if r.Approval.Timeout < 0 {
 		add("approval.timeout", "must be positive")
 	}
+	r.validateCapacity(add)
+	r.validateBakeTime(add)
 }
 
 // analysisFields are the YAML names of Analysis's fields.
