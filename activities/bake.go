@@ -359,7 +359,7 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 		}
 	}()
 	hb.Set("waiting for " + in.Health.Path)
-	problems, err := a.pollHealthy(ctx, fleet.ID, 0, in.Health.Path, in.Health.Interval.D(), time.Now().Add(in.Health.Timeout.D()),
+	problems, err := a.pollHealthy(ctx, fleet.ID, 0, 0, in.Health.Path, in.Health.Interval.D(), time.Now().Add(in.Health.Timeout.D()),
 		func(int, int) {})
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	deadline := prog.Started.Add(in.Timeout)
-	problems, err := a.pollAtLeast(ctx, in.FleetID, in.From, in.AtLeast, in.Path, in.Interval, deadline, func(healthy, total int) {
+	problems, err := a.pollHealthy(ctx, in.FleetID, in.From, in.AtLeast, in.Path, in.Interval, deadline, func(healthy, total int) {
 		prog.Healthy = healthy
 		if total > 0 { // a round whose describe failed keeps the last known size
 			prog.Total = total
@@ -54,20 +54,13 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 	return contract.WaitHealthyResult{Healthy: prog.Healthy, Took: time.Since(prog.Started).Round(time.Millisecond)}, nil
 }
 
-// pollHealthy probes every instance of a fleet until all pass path, the rounds
-// probe.Backoff(interval) apart (quick at first, then each interval),
-// until there are no problems or the deadline passes (the last round's problems). round is called
-// after each round, to heartbeat. A transient provider error is one more unanswered
-// probe; a permanent one, every instance having exited, or cancellation, is the
-// error.
-func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from int, path string, interval time.Duration, deadline time.Time,
-	round func(healthy, total int)) ([]string, error) {
-	return a.pollAtLeast(ctx, fleetID, from, 0, path, interval, deadline, round)
-}
-
-// pollAtLeast is pollHealthy that also stops once atLeast instances pass (0:
-// all of them), returning the problems of those that do not.
-func (a *Activities) pollAtLeast(ctx context.Context, fleetID string, from, atLeast int, path string, interval time.Duration, deadline time.Time,
+// pollHealthy probes every instance of a fleet until all pass path (or, with
+// atLeast above 0, that many), the rounds probe.Backoff(interval) apart (quick
+// at first, then each interval), until there are no problems or the deadline
+// passes (the last round's problems). round is called after each round, to
+// heartbeat. A transient provider error is one more unanswered probe; a
+// permanent one, every instance having exited, or cancellation, is the error.
+func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from, atLeast int, path string, interval time.Duration, deadline time.Time,
 	round func(healthy, total int)) ([]string, error) {
 	next := probe.Backoff(interval)
 	for {

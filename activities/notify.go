@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"go.temporal.io/sdk/activity"
 
@@ -21,7 +22,7 @@ func (a *Activities) Notify(ctx context.Context, in contract.NotifyInput) error 
 	}
 	var errs []error
 	for i, t := range in.Targets {
-		if containsInt(done, i) {
+		if slices.Contains(done, i) {
 			continue
 		}
 		if err := notify.Deliver(ctx, a.Analysis, t, in.Notice, in.Event); err != nil {
@@ -32,15 +33,6 @@ func (a *Activities) Notify(ctx context.Context, in contract.NotifyInput) error 
 		activity.RecordHeartbeat(ctx, done)
 	}
 	return errors.Join(errs...)
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // notifyDefault tells the worker's IMAGO_NOTIFY_URL of a rollout's notice,

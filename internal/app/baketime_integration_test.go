@@ -11,7 +11,6 @@ import (
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/loadgen"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -47,14 +46,7 @@ func (e *env) setRoutes(workflowID, runID string) int {
 // the rollout's result.
 func TestBakeTimePassesAGoodBuildAndRollsBackOneThatStartsFailing(t *testing.T) {
 	e := newEnv(t)
-	e.startWorker()
-	v1, v2 := e.importImage("v1"), e.importImage("v2")
-	_, err := e.rollout(e.spec(v1))
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
+	ctx, v2, load := e.v1ServingUnderLoad(8)
 
 	good, err := e.rollout(e.spec(v2, bakeTime(3*time.Second)))
 	require.NoError(t, err)

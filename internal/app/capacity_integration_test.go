@@ -179,14 +179,7 @@ func TestRollingWithinACapacityBudgetUnderLoad(t *testing.T) {
 // fails, and the new version ends serving alone.
 func TestCanaryWithMinHealthyPercentUnderLoad(t *testing.T) {
 	e := newEnv(t)
-	e.startWorker()
-	v1, v2 := e.importImage("v1"), e.importImage("v2")
-	_, err := e.rollout(e.spec(v1))
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
+	ctx, v2, load := e.v1ServingUnderLoad(8)
 	res, err := e.rollout(e.spec(v2, func(r *spec.Rollout) {
 		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{{SetWeight: ip(50)}}, MinHealthyPercent: ip(60)}
 	}))

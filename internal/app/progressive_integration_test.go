@@ -46,14 +46,7 @@ func ip(v int) *int          { return &v }
 // measured split is within 5 points of the weight, and no request fails.
 func TestCanaryUnderLoadSplitsTrafficByWeight(t *testing.T) {
 	e := newEnv(t)
-	e.startWorker()
-	v1, v2 := e.importImage("v1"), e.importImage("v2")
-	_, err := e.rollout(e.spec(v1))
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 16})
+	ctx, v2, load := e.v1ServingUnderLoad(16)
 	r := e.spec(v2, func(r *spec.Rollout) {
 		r.Strategy = contract.Strategy{Type: contract.Canary, Steps: []contract.Step{
 			{SetWeight: ip(10)}, {Pause: &contract.Pause{}}, {SetWeight: ip(50)}, {Pause: &contract.Pause{}},
@@ -125,6 +118,19 @@ func TestFailingCanaryIsRolledBackByRouterAnalysis(t *testing.T) {
 	assert.Equal(t, v1, live.ImageID, "the inventory says v1 is live")
 }
 
+// v1ServingUnderLoad starts the worker, rolls v1 out and starts clients load
+// clients on its router (stopped when the test ends); it returns the context
+// they run in, v2's image and the load.
+func (e *env) v1ServingUnderLoad(clients int) (context.Context, string, *loadgen.Run) {
+	e.startWorker()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	_, err := e.rollout(e.spec(v1))
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	return ctx, v2, loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: clients})
+}
+
 // waitRequests polls until the current load phase has at least n requests.
 func (e *env) waitRequests(load *loadgen.Run, n int) {
 	deadline := time.Now().Add(time.Minute)
@@ -140,14 +146,7 @@ func (e *env) waitRequests(load *loadgen.Run, n int) {
 // old fleet shrinks as the new one grows, and in the end only v2 serves.
 func TestRollingUnderLoadReplacesTheFleetWaveByWave(t *testing.T) {
 	e := newEnv(t)
-	e.startWorker()
-	v1, v2 := e.importImage("v1"), e.importImage("v2")
-	_, err := e.rollout(e.spec(v1))
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	load := loadgen.Start(ctx, loadgen.Options{URL: "http://" + e.listen + "/", Clients: 8})
+	ctx, v2, load := e.v1ServingUnderLoad(8)
 	res, err := e.rollout(e.spec(v2, func(r *spec.Rollout) {
 		r.Strategy = contract.Strategy{Type: contract.Rolling, Waves: "1"}
 	}))

@@ -125,6 +125,29 @@ func (c *Catalog) Freezes(ctx context.Context, now time.Time) ([]contract.Freeze
 	if err != nil {
 		return nil, fmt.Errorf("read freezes: %w", err)
 	}
+	return inForce(heads, now), nil
+}
+
+// FreezesCovering returns the freezes in force at now that hold a rollout of
+// service to environment. Only four scopes can (the pair itself, the
+// environment, the service, everything), so it reads those four heads: a
+// rollout asks before provisioning and before each traffic change, and must
+// not list every freeze ever recorded to do so.
+func (c *Catalog) FreezesCovering(ctx context.Context, service, environment string, now time.Time) ([]contract.Freeze, error) {
+	scopes := [][2]string{{service, environment}, {"", environment}, {service, ""}, {"", ""}}
+	heads := make([]FreezeEntry, len(scopes))
+	err := parallel(ctx, len(scopes), func(ctx context.Context, i int) (err error) {
+		heads[i], err = c.freezeHead(ctx, scopes[i][0], scopes[i][1])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return inForce(heads, now), nil
+}
+
+// inForce are the freezes of heads (scope heads) in force at now, by scope.
+func inForce(heads []FreezeEntry, now time.Time) []contract.Freeze {
 	var out []contract.Freeze
 	for _, h := range heads {
 		if h.Seq > 0 && !h.Ended && h.InForce(now) {
@@ -132,23 +155,7 @@ func (c *Catalog) Freezes(ctx context.Context, now time.Time) ([]contract.Freeze
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Scope() < out[j].Scope() })
-	return out, nil
-}
-
-// FreezesCovering returns the freezes in force at now that hold a rollout of
-// service to environment.
-func (c *Catalog) FreezesCovering(ctx context.Context, service, environment string, now time.Time) ([]contract.Freeze, error) {
-	all, err := c.Freezes(ctx, now)
-	if err != nil {
-		return nil, err
-	}
-	var out []contract.Freeze
-	for _, f := range all {
-		if f.Covers(service, environment) {
-			out = append(out, f)
-		}
-	}
-	return out, nil
+	return out
 }
 
 func sortedNamesOf[V any](m map[string]V) []string {

@@ -48,21 +48,27 @@ func (b *Budget) UnmarshalJSON(data []byte) error {
 // 10% of 5 is 0), as managed instance groups round them.
 func (b Budget) Count(size int, up bool) (int, error) {
 	s := strings.TrimSpace(string(b))
-	if p, ok := strings.CutSuffix(s, "%"); ok {
-		pct, err := strconv.Atoi(p)
-		if err != nil || pct < 0 || pct > 100 {
-			return 0, fmt.Errorf("%q: a percent must be 0%%-100%%", s)
-		}
-		if up {
-			return ceilDiv(size*pct, 100), nil
-		}
-		return size * pct / 100, nil
-	}
-	c, err := strconv.Atoi(s)
-	if err != nil || c < 0 {
+	c, percent, ok := countOrPercent(s)
+	switch {
+	case percent && (!ok || c < 0 || c > 100):
+		return 0, fmt.Errorf("%q: a percent must be 0%%-100%%", s)
+	case percent && up:
+		return ceilDiv(size*c, 100), nil
+	case percent:
+		return size * c / 100, nil
+	case !ok || c < 0:
 		return 0, fmt.Errorf("%q: want a count such as 1 or a percent such as 25%%", s)
 	}
 	return c, nil
+}
+
+// countOrPercent reads a count ("3") or a percent ("25%"), as waves and
+// budgets are written: the number, whether it is a percent, and whether it
+// is a number at all.
+func countOrPercent(s string) (n int, percent, ok bool) {
+	digits, percent := strings.CutSuffix(s, "%")
+	n, err := strconv.Atoi(digits)
+	return n, percent, err == nil
 }
 
 // BakeTime watches the new fleet after full cutover, while the old fleet is

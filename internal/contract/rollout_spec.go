@@ -2,7 +2,6 @@ package contract
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -74,25 +73,16 @@ func (w Waves) Size(n int) (int, error) {
 	if s == "" {
 		return 1, nil
 	}
-	if strings.HasSuffix(s, "%") {
-		p, err := strconv.Atoi(strings.TrimSuffix(s, "%"))
-		if err != nil || p < 1 || p > 100 {
-			return 0, fmt.Errorf("%q: a percent must be 1%%-100%%", s)
-		}
-		size := (n*p + 99) / 100
-		if size < 1 {
-			size = 1
-		}
-		return size, nil
-	}
-	c, err := strconv.Atoi(s)
-	if err != nil || c < 1 {
+	c, percent, ok := countOrPercent(s)
+	switch {
+	case percent && (!ok || c < 1 || c > 100):
+		return 0, fmt.Errorf("%q: a percent must be 1%%-100%%", s)
+	case percent:
+		return max(ceilDiv(n*c, 100), 1), nil
+	case !ok || c < 1:
 		return 0, fmt.Errorf("%q: want a count such as 2 or a percent such as 25%%", s)
 	}
-	if c > n {
-		c = n
-	}
-	return c, nil
+	return min(c, n), nil
 }
 
 // UnmarshalYAML accepts a number or a string.
