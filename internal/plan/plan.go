@@ -148,7 +148,7 @@ type Conflict struct {
 // measured are the durations a plan simulates, with where each came from.
 type measured struct {
 	provision, healthy, checks, route, terminate, hook, bake time.Duration
-	assumptions []Assumption
+	assumptions                                              []Assumption
 }
 
 // assume reads the newest boot measurement of the image (else of the live

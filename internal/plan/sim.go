@@ -90,15 +90,15 @@ type sim struct {
 
 	env *testsuite.TestWorkflowEnvironment
 
-	mu      sync.Mutex
-	start   time.Time
-	events  []contract.ProgressEvent // the rollout's story, every event
-	sizes   map[string]int           // running fleets and their instances
-	routed  bool                     // a route was set
-	peak    Peak
-	gates   []Approval
-	seen    map[int]bool // open-ended freezes already held for once (by index)
-	ended   []string     // freezes the simulation let end
+	mu     sync.Mutex
+	start  time.Time
+	events []contract.ProgressEvent // the rollout's story, every event
+	sizes  map[string]int           // running fleets and their instances
+	routed bool                     // a route was set
+	peak   Peak
+	gates  []Approval
+	seen   map[int]bool // open-ended freezes already held for once (by index)
+	ended  []string     // freezes the simulation let end
 }
 
 func (s *sim) run(p *Plan, opts Options) error {
