@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/plan"
 	"github.com/imago/imago/internal/freezes"
+	"github.com/imago/imago/internal/plan"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
