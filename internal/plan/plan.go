@@ -57,6 +57,15 @@ const (
 	DefaultBake      = 5 * time.Minute  // baking an image (image.bake)
 )
 
+// Defaults of the short steps when the spec names provider local (processes
+// and a router on the worker's host).
+const (
+	localProvider  = "local"
+	LocalChecks    = 50 * time.Millisecond
+	LocalRoute     = 50 * time.Millisecond
+	LocalTerminate = 200 * time.Millisecond
+)
+
 // Plan is a simulated rollout.
 type Plan struct {
 	Service     string    `json:"service"`
@@ -156,6 +165,11 @@ type measured struct {
 func assume(ctx context.Context, src Source, r spec.Rollout, image string, live *contract.Deployment) (measured, []contract.Timing, error) {
 	m := measured{provision: DefaultProvision, healthy: DefaultHealthy, checks: DefaultChecks, route: DefaultRoute,
 		terminate: DefaultTerminate, hook: DefaultHook, bake: DefaultBake}
+	short := "default"
+	if r.Provider == localProvider {
+		// processes and a router on this host: the short steps take milliseconds
+		m.checks, m.route, m.terminate, short = LocalChecks, LocalRoute, LocalTerminate, "default for provider local"
+	}
 	ts, err := src.Timings(ctx, r.Service, r.Environment)
 	if err != nil {
 		return m, nil, err
@@ -179,11 +193,11 @@ func assume(ctx context.Context, src Source, r spec.Rollout, image string, live 
 		{"boot until healthy", contract.Duration(m.healthy), healthyFrom},
 	}
 	if len(r.Checks) > 0 {
-		m.assumptions = append(m.assumptions, Assumption{"smoke checks", contract.Duration(m.checks), "default"})
+		m.assumptions = append(m.assumptions, Assumption{"smoke checks", contract.Duration(m.checks), short})
 	}
 	m.assumptions = append(m.assumptions,
-		Assumption{"route switch", contract.Duration(m.route), "default"},
-		Assumption{"terminate a fleet", contract.Duration(m.terminate), "default"})
+		Assumption{"route switch", contract.Duration(m.route), short},
+		Assumption{"terminate a fleet", contract.Duration(m.terminate), short})
 	if r.Hooks != nil {
 		m.assumptions = append(m.assumptions, Assumption{"hook answer (2xx)", contract.Duration(m.hook), "default"})
 	}
