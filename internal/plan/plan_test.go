@@ -88,8 +88,8 @@ func TestPlanPrintsTheTimeline(t *testing.T) {
 		{name: "bluegreen", live: 3, start: thursday, check: func(t *testing.T, p *Plan) {
 			require.Equal(t, 6, p.Peak.Instances, "the new fleet of 3 beside the live 3")
 			require.Empty(t, p.Approvals)
-			// measured boot (0.8 + 2.5 s), checks 1 s, route 1 s, soak 30 s, terminate 5 s
-			require.Equal(t, 40300*time.Millisecond, p.Duration.D())
+			// measured boot (0.8 + 2.5 s); provider local's checks 50 ms, route 50 ms; soak 30 s; terminate 200 ms
+			require.Equal(t, 33600*time.Millisecond, p.Duration.D())
 		}},
 		{name: "canary", live: 3, start: thursday, check: func(t *testing.T, p *Plan) {
 			gates := []string{}
@@ -160,6 +160,6 @@ func TestPlanOfAFirstRolloutUsesStatedDefaults(t *testing.T) {
 	require.Equal(t, DefaultProvision, p.Assumptions[0].Duration.D())
 	require.Equal(t, DefaultHealthy, p.Assumptions[1].Duration.D())
 	require.Contains(t, p.Assumptions[0].Source, "default")
-	// provision, healthy, checks, route; no soak nor terminate without an old fleet
-	require.Equal(t, DefaultProvision+DefaultHealthy+DefaultChecks+DefaultRoute, p.Duration.D())
+	// provision, healthy, checks, route (provider local, the spec's default); no soak nor terminate without an old fleet
+	require.Equal(t, DefaultProvision+DefaultHealthy+LocalChecks+LocalRoute, p.Duration.D())
 }
