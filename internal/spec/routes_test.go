@@ -1,6 +1,9 @@
 package spec
 
 import (
+	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +101,28 @@ func TestAProviderWithoutMirroringRefusesTheStep(t *testing.T) {
 	err = r.CheckProvider("local", provider.CapabilitiesOf(provider.CapWeights))
 	assert.ErrorContains(t, err, "strategy.stickiness: line 6: stickiness needs a provider with sticky sessions that keep a client on one fleet (stickiness)")
 	assert.NoError(t, r.CheckProvider("local", provider.CapabilitiesOf(provider.AllCapabilities...)))
+}
+
+// The README's route-rules example is a valid spec, and the refusal it shows
+// is what a worker with the aws driver's capabilities answers for it.
+func TestREADMERouteRulesExample(t *testing.T) {
+	src, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(src), "\n### Header routes, mirroring and sticky sessions\n")
+	require.True(t, ok, "the README has the section")
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	require.True(t, ok)
+	block, _, _ = strings.Cut(block, "```")
+	const head = "service: hello\nimage: {id: img-3f2a00000000}\nlisten: 127.0.0.1:9080\n"
+	r, err := ParseRollout([]byte(head + block + "analyses:\n  errors: {provider: router, max: 0.05}\n"))
+	require.NoError(t, err)
+	parsed := r
+	require.NoError(t, r.Normalize())
+
+	err = parsed.CheckProvider("aws", provider.CapabilitiesOf(provider.CapWeights, provider.CapHeaderRoutes, provider.CapStickiness))
+	var es Errors
+	require.ErrorAs(t, err, &es)
+	i := slices.IndexFunc(es, func(e FieldError) bool { return e.Field == "strategy.steps[1].setMirrorRoute" })
+	require.GreaterOrEqual(t, i, 0, "%v", err)
+	assert.Contains(t, string(src), "  "+es[i].Error()+"\n")
 }
