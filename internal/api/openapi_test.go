@@ -133,6 +133,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
 		"Window": contract.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
+		"HeaderRouteStep": contract.HeaderRouteStep{}, "MatchRule": contract.MatchRule{}, "MirrorRouteStep": contract.MirrorRouteStep{},
+		"Stickiness": contract.Stickiness{}, "RouteRules": contract.RouteRules{}, "MatchRoute": contract.MatchRoute{}, "Mirror": contract.Mirror{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {
