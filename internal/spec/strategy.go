@@ -94,6 +94,9 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 				if p := s.SetMirrorRoute.Percent; p < 0 || p > 100 {
 					add(field+".setMirrorRoute.percent", "%d must be 0-100 (0 stops mirroring)", p)
 				}
+				if r.Provider == "aws" { // as env: known before any worker is asked (the driver lacks CapMirror)
+					add(field+".setMirrorRoute", "provider aws cannot mirror traffic (an ALB has no request mirroring); leave the step out, or send chosen requests to the canary with setHeaderRoute")
+				}
 			}
 			if set != 1 {
 				add(field, "set exactly one of setWeight, pause, analysis, setHeaderRoute, setMirrorRoute")
