@@ -322,6 +322,9 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 		if len(ws) > 0 {
 			fmt.Fprintf(tw, "Traffic:\t%s\n", strings.Join(ws, " "))
 		}
+		if p.RouteRules != nil {
+			fmt.Fprintf(tw, "Route rules:\t%s\n", p.RouteRules)
+		}
 		if p.StartedBy != "" {
 			fmt.Fprintf(tw, "Started by:\t%s\n", p.StartedBy)
 		}

@@ -136,6 +136,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
 		"Plan": plan.Plan{}, "PlanLiveFleet": plan.LiveFleet{}, "PlanAssumption": plan.Assumption{}, "PlanStep": plan.Step{},
 		"PlanPeak": plan.Peak{}, "PlanBudget": plan.Budget{}, "PlanApproval": plan.Approval{}, "PlanConflict": plan.Conflict{},
+		"HeaderRouteStep": contract.HeaderRouteStep{}, "MatchRule": contract.MatchRule{}, "MirrorRouteStep": contract.MirrorRouteStep{},
+		"Stickiness": contract.Stickiness{}, "RouteRules": contract.RouteRules{}, "MatchRoute": contract.MatchRoute{}, "Mirror": contract.Mirror{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {
