@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/freezes"
 	"github.com/imago/imago/internal/rollouts"
@@ -133,6 +134,10 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
 		"Window": contract.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
+		"CampaignSpec": contract.CampaignSpec{}, "CampaignImage": contract.CampaignImage{}, "CampaignRing": contract.Ring{},
+		"ErrorBudget": contract.ErrorBudget{}, "CampaignFleet": contract.CampaignFleet{}, "CampaignOverride": contract.CampaignOverride{},
+		"StartedCampaign": StartedCampaign{}, "CampaignTarget": contract.CampaignTarget{}, "RingStatus": contract.RingStatus{},
+		"CampaignProgress": contract.CampaignProgress{}, "CampaignRun": campaigns.Run{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {
