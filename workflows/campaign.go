@@ -74,7 +74,8 @@ func newCampaign(ctx workflow.Context, in contract.CampaignInput) (*campaign, er
 	if in.Progress != nil {
 		c.progress = *in.Progress
 	} else {
-		c.progress = contract.CampaignProgress{Name: in.Spec.Name, StartedBy: in.StartedBy, StartedAt: workflow.Now(ctx)}
+		c.progress = contract.CampaignProgress{Name: in.Spec.Name, StartedBy: in.StartedBy, StartedAt: workflow.Now(ctx),
+			Rings: []contract.RingStatus{}}
 	}
 	c.progress.Runs++
 	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.CampaignProgress, error) { return c.progress, nil }); err != nil {

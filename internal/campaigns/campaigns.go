@@ -111,7 +111,13 @@ func Decide(ctx context.Context, c client.Client, name, update, by, reason strin
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return &NotFoundError{Name: name}
+		// No campaign, or one that ended: an update reaches running ones only.
+		desc, derr := c.DescribeWorkflowExecution(ctx, id, "")
+		if derr != nil {
+			return &NotFoundError{Name: name}
+		}
+		return fmt.Errorf("%s refused: campaign %s is not running: it ended %s", update, name,
+			rollouts.StatusName(desc.GetWorkflowExecutionInfo().GetStatus()))
 	}
 	if err != nil {
 		return fmt.Errorf("%s refused: %s", update, rollouts.Reason(err))
