@@ -26,6 +26,10 @@ func (a *Activities) CampaignPlan(ctx context.Context, in contract.CampaignPlanI
 	out := contract.CampaignPlanResult{Images: map[string]string{}, Deployed: map[string][]string{}, Live: map[string]string{}}
 	for _, svc := range in.Services {
 		img, err := a.resolveRef(ctx, svc, contract.ImageRef{Channel: in.Image.Channel})
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.NonRetryable() { // no such channel or image: retrying cannot help
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("service %s, channel %s: %s", svc, in.Image.Channel, app.Message()), app.Type(), nil)
+		}
 		if err != nil {
 			return out, fmt.Errorf("service %s, channel %s: %w", svc, in.Image.Channel, err)
 		}

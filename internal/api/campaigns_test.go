@@ -19,7 +19,8 @@ import (
 // spec is refused with its field paths, a token without deploy on the ring's
 // environment gets 403, and a campaign over hello, whose stable channel names
 // the image live in test, ends done with that rollout unchanged; a resume
-// after it ended is refused (409). Every answer matches openapi.json.
+// after it ended is refused (409); one over a channel hello does not have
+// fails at once, saying so. Every answer matches openapi.json.
 func TestCampaignThroughTheAPI(t *testing.T) {
 	v := openAPIValidator(t)
 	e := newEnv(t, envOptions{temporal: true, config: scopedTokens(t)})
@@ -78,6 +79,21 @@ func TestCampaignThroughTheAPI(t *testing.T) {
 
 	assert.Contains(t, check("resume without approve", "POST", "/v1/campaigns/c1/resume", nil, deployTok, http.StatusForbidden).forbidden(t),
 		"approve")
+	// A channel the service does not have fails the campaign before anything starts.
+	body["name"], body["image"] = "c2", map[string]any{"channel": "nope"}
+	check("a campaign over a missing channel", "POST", "/v1/campaigns", body, deployTok, http.StatusCreated)
+	deadline = time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		run = campaigns.Run{}
+		check("a failed campaign", "GET", "/v1/campaigns/c2", nil, readTok, http.StatusOK).json(t, &run)
+		if _, ended := run.Progress.Phase.Outcome(); ended {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, contract.PhaseFailed, run.Progress.Phase, "%+v", run.Progress)
+	assert.Contains(t, run.Progress.Error, "campaign c2 failed while resolving its images: service hello, channel nope:")
+
 	p = check("resume after the end", "POST", "/v1/campaigns/c1/resume", map[string]any{"reason": "go"}, approveTok, http.StatusConflict).problem(t, http.StatusConflict)
 	assert.Contains(t, p.Detail, "resume refused")
 }
