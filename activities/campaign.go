@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -23,8 +25,15 @@ const ErrCampaignTarget = "CampaignTarget"
 // deployed. A channel that does not exist or names a revoked image fails the
 // campaign before anything starts.
 func (a *Activities) CampaignPlan(ctx context.Context, in contract.CampaignPlanInput) (contract.CampaignPlanResult, error) {
-	out := contract.CampaignPlanResult{Images: map[string]string{}, Deployed: map[string][]string{}, Live: map[string]string{}}
-	for _, svc := range in.Services {
+	out := contract.CampaignPlanResult{Services: in.Services, Images: map[string]string{}, Deployed: map[string][]string{}, Live: map[string]string{}}
+	if in.Select != nil && in.Select.Base != nil {
+		svcs, err := a.builtOn(ctx, *in.Select.Base)
+		if err != nil {
+			return out, err
+		}
+		out.Services = svcs
+	}
+	for _, svc := range out.Services {
 		img, err := a.resolveRef(ctx, svc, contract.ImageRef{Channel: in.Image.Channel})
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.NonRetryable() { // no such channel or image: retrying cannot help
@@ -50,6 +59,38 @@ func (a *Activities) CampaignPlan(ctx context.Context, in contract.CampaignPlanI
 		}
 	}
 	return out, nil
+}
+
+// builtOn lists, sorted, the services with an image built (directly or not) on
+// an image base's channel ever named: the services a new base must reach.
+func (a *Activities) builtOn(ctx context.Context, base contract.ImageRef) ([]string, error) {
+	what := base.Service + "/" + base.Channel
+	hist, err := a.Catalog.ChannelHistory(ctx, base.Service, base.Channel)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("select: base channel %s: %v", what, err), contract.ErrImageNotFound, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, e := range hist {
+		desc, err := a.Catalog.Descendants(ctx, e.ImageID)
+		if errors.Is(err, catalog.ErrNotFound) {
+			continue // an image gone from the catalog
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range desc {
+			if img.Service != base.Service {
+				seen[img.Service] = true
+			}
+		}
+	}
+	if len(seen) == 0 {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("select: no service has an image built on %s", what), ErrCampaignTarget, nil)
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // CampaignRolloutSpec is the rollout spec a campaign rolls to one service in one

@@ -91,18 +91,25 @@ func (c *campaign) plan(ctx workflow.Context) error {
 	for _, r := range c.spec.Rings {
 		envs = append(envs, r.Environments...)
 	}
-	c.setPhase(ctx, contract.PhaseResolving, fmt.Sprintf("resolving channel %s of %d services", c.spec.Image.Channel, len(c.spec.Services)))
+	c.setPhase(ctx, contract.PhaseResolving, fmt.Sprintf("resolving channel %s of %s", c.spec.Image.Channel, c.selected()))
 	var out contract.CampaignPlanResult
 	if err := workflow.ExecuteActivity(quickOptions(ctx, "plan campaign "+c.spec.Name), contract.ActivityCampaignPlan,
-		contract.CampaignPlanInput{Services: c.spec.Services, Image: c.spec.Image, Environments: envs}).Get(ctx, &out); err != nil {
+		contract.CampaignPlanInput{Services: c.spec.Services, Select: c.spec.Select, Image: c.spec.Image, Environments: envs}).Get(ctx, &out); err != nil {
 		return c.fail("resolving its images", err)
+	}
+	services := out.Services
+	if len(services) == 0 {
+		services = c.spec.Services
+	}
+	if c.spec.Select != nil {
+		c.event(ctx, fmt.Sprintf("selected %d services: %s", len(services), strings.Join(services, ", ")))
 	}
 	c.progress.Images = out.Images
 	c.progress.Rings = make([]contract.RingStatus, len(c.spec.Rings))
 	for i, r := range c.spec.Rings {
 		rs := contract.RingStatus{Environments: r.Environments, State: contract.RingPending, Targets: []contract.CampaignTarget{}}
 		for _, env := range r.Environments {
-			for _, svc := range c.spec.Services {
+			for _, svc := range services {
 				if !slices.Contains(out.Deployed[svc], env) {
 					continue // the service is not deployed there
 				}
@@ -480,6 +487,14 @@ func (c *campaign) count(i int, s contract.TargetState) int {
 		}
 	}
 	return n
+}
+
+// selected says which services the campaign rolls, as its spec says it.
+func (c *campaign) selected() string {
+	if s := c.spec.Select; s != nil && s.Base != nil {
+		return "the services built on " + s.Base.Service + "/" + s.Base.Channel
+	}
+	return fmt.Sprintf("%d services", len(c.spec.Services))
 }
 
 func (c *campaign) by() string {

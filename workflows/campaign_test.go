@@ -90,7 +90,7 @@ func (s *campaignSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 // plan: services a..f deployed in staging and prod, all on img-old; the
 // channel names img-<service>.
 func (s *campaignSuite) plan(env *testsuite.TestWorkflowEnvironment, services []string, notIn map[string]string) {
-	out := contract.CampaignPlanResult{Images: map[string]string{}, Deployed: map[string][]string{}, Live: map[string]string{}}
+	out := contract.CampaignPlanResult{Services: services, Images: map[string]string{}, Deployed: map[string][]string{}, Live: map[string]string{}}
 	for _, svc := range services {
 		out.Images[svc] = "img-" + svc
 		for _, e := range []string{"staging", "prod"} {
@@ -299,4 +299,17 @@ func (s *campaignSuite) TestContinueAsNewDoesNoRolloutTwice() {
 	s.Len(seen, 12)
 	s.Equal(2, s.progress(env).Runs)
 	s.Contains(fmt.Sprint(s.progress(env).Events), "succeeded")
+}
+
+// select: {base: …}: the plan names the services, and the campaign rolls them.
+func (s *campaignSuite) TestSelectedServicesAreTheOnesThePlanFound() {
+	s.plan(s.env, []string{"api", "web"}, nil)
+	c := campaignSpec("x")
+	c.Services, c.Select = nil, &contract.CampaignSelect{Base: &contract.ImageRef{Service: "base-os", Channel: "stable"}}
+	s.Require().NoError(spec.NormalizeCampaign(&c))
+	res, err := s.run(s.env, contract.CampaignInput{Spec: c})
+	s.Require().NoError(err)
+	s.Equal(4, res.Succeeded)
+	s.Equal([]string{"api/prod", "api/staging", "web/prod", "web/staging"}, s.targets(s.log))
+	s.Contains(fmt.Sprint(s.progress(s.env).Events), "selected 2 services: api, web")
 }

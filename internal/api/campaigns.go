@@ -48,10 +48,16 @@ func (s *Server) startCampaign(w http.ResponseWriter, r *http.Request) error {
 	if err := spec.NormalizeCampaign(&c); err != nil {
 		return err
 	}
+	// A selection is known only when the campaign plans: deploy on every
+	// service of each ring environment.
+	services := c.Services
+	if c.Select != nil {
+		services = []string{"*"}
+	}
 	var needs []tokens.Scope
 	for _, ring := range c.Rings {
 		for _, env := range ring.Environments {
-			for _, svc := range c.Services {
+			for _, svc := range services {
 				needs = append(needs, tokens.Scope{Kind: tokens.Deploy, Service: svc, Env: env})
 			}
 		}

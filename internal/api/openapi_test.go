@@ -134,7 +134,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
 		"Window": contract.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
-		"CampaignSpec": contract.CampaignSpec{}, "CampaignImage": contract.CampaignImage{}, "CampaignRing": contract.Ring{},
+		"CampaignSpec": contract.CampaignSpec{}, "CampaignSelect": contract.CampaignSelect{}, "CampaignImage": contract.CampaignImage{}, "CampaignRing": contract.Ring{},
 		"ErrorBudget": contract.ErrorBudget{}, "CampaignFleet": contract.CampaignFleet{}, "CampaignOverride": contract.CampaignOverride{},
 		"StartedCampaign": StartedCampaign{}, "CampaignTarget": contract.CampaignTarget{}, "RingStatus": contract.RingStatus{},
 		"CampaignProgress": contract.CampaignProgress{}, "CampaignRun": campaigns.Run{},

@@ -64,7 +64,11 @@ func Summary(s contract.CampaignSpec) string {
 			rings[i] += " (approval)"
 		}
 	}
-	return fmt.Sprintf("campaign %s: %d services, channel %s: %s", s.Name, len(s.Services), s.Image.Channel, strings.Join(rings, " → "))
+	what := fmt.Sprintf("%d services", len(s.Services))
+	if s.Select != nil && s.Select.Base != nil {
+		what = "services built on " + s.Select.Base.Service + "/" + s.Select.Base.Channel
+	}
+	return fmt.Sprintf("campaign %s: %s, channel %s: %s", s.Name, what, s.Image.Channel, strings.Join(rings, " → "))
 }
 
 // Run is the current (latest) run of a campaign and its progress.

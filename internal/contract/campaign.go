@@ -19,13 +19,21 @@ import (
 //	override: {fleet: {size: 3}}
 type CampaignSpec struct {
 	Name     string   `yaml:"name" json:"name"`
-	Services []string `yaml:"services" json:"services"`
+	Services []string `yaml:"services" json:"services,omitempty"`
+	// Select picks the services instead of Services: every service with an
+	// image built on an image its base channel named.
+	Select *CampaignSelect `yaml:"select" json:"select,omitempty"`
 	// Image is what each service rolls: the image its own channel names
 	// (channel), resolved once when the campaign starts.
 	Image       CampaignImage     `yaml:"image" json:"image"`
 	Rings       []Ring            `yaml:"rings" json:"rings"`
 	ErrorBudget ErrorBudget       `yaml:"errorBudget" json:"errorBudget"`
 	Override    *CampaignOverride `yaml:"override" json:"override,omitempty"`
+}
+
+// CampaignSelect selects a campaign's services.
+type CampaignSelect struct {
+	Base *ImageRef `yaml:"base" json:"base,omitempty"` // {service, channel}
 }
 
 // CampaignImage names the image a campaign rolls for each service.
@@ -172,14 +180,17 @@ type CampaignResult struct {
 // CampaignPlanInput asks for what a campaign rolls: each service's image and
 // the environments it is deployed to.
 type CampaignPlanInput struct {
-	Services     []string      `json:"services"`
-	Image        CampaignImage `json:"image"`
-	Environments []string      `json:"environments"` // the rings' environments
+	Services     []string        `json:"services,omitempty"`
+	Select       *CampaignSelect `json:"select,omitempty"` // instead of Services
+	Image        CampaignImage   `json:"image"`
+	Environments []string        `json:"environments"` // the rings' environments
 }
 
 // CampaignPlanResult answers CampaignPlanInput.
 type CampaignPlanResult struct {
-	Images map[string]string `json:"images"` // service → image ID
+	// Services are the campaign's services: Select's, or the input's.
+	Services []string          `json:"services"`
+	Images   map[string]string `json:"images"` // service → image ID
 	// Deployed is, per service, the environments (of those asked) where it
 	// has a live deployment; Live the image live there ("service/env" → ID).
 	Deployed map[string][]string `json:"deployed"`

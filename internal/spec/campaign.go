@@ -66,8 +66,23 @@ func normalizeCampaign(s *contract.CampaignSpec, src *source) error {
 	case !nameRE.MatchString(s.Name):
 		add("name", "%q must be 1-40 lowercase letters, digits or '-'", s.Name)
 	}
-	if len(s.Services) == 0 {
-		add("services", "list at least one service, e.g. [api, web]")
+	switch sel := s.Select; {
+	case sel == nil && len(s.Services) == 0:
+		add("services", "list at least one service, e.g. [api, web], or select: {base: {service: base-os, channel: stable}}")
+	case sel != nil && len(s.Services) > 0:
+		add("select", "set services or select, not both")
+	case sel != nil && sel.Base == nil:
+		add("select.base", "is required: the base channel, e.g. {service: base-os, channel: stable}")
+	case sel != nil:
+		if !nameRE.MatchString(sel.Base.Service) {
+			add("select.base.service", "%q is not a service name: 1-40 lowercase letters, digits or '-'", sel.Base.Service)
+		}
+		if !channelRE.MatchString(sel.Base.Channel) {
+			add("select.base.channel", "%q is not a channel name: a lowercase letter, then letters, digits or '-'", sel.Base.Channel)
+		}
+		if sel.Base.ID != "" || sel.Base.Bake != "" {
+			add("select.base", "names a channel: {service, channel}")
+		}
 	}
 	seen := map[string]int{}
 	for i, svc := range s.Services {

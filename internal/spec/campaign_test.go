@@ -70,3 +70,19 @@ func TestApplyOverrideReplacesWholeFields(t *testing.T) {
 	assert.Equal(t, []contract.Check{{Path: "/"}}, r.Checks, "fields the override leaves out stay")
 	assert.Equal(t, time.Minute, r.SoakDuration())
 }
+
+func TestCampaignSelectsByBaseOrListsServicesNotBoth(t *testing.T) {
+	c, err := ParseCampaign([]byte("name: base\nselect: {base: {service: base-os, channel: stable}}\nimage: {channel: stable}\nrings: [{environments: [prod]}]\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Normalize())
+	assert.Equal(t, "base-os", c.Select.Base.Service)
+
+	c, _ = ParseCampaign([]byte("name: base\nservices: [api]\nselect: {base: {service: base-os, channel: Stable}}\nimage: {channel: stable}\nrings: [{environments: [prod]}]\n"))
+	err = c.Normalize()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "select: line 3: set services or select, not both")
+	c, _ = ParseCampaign([]byte("name: base\nselect: {base: {service: base-os, channel: Stable}}\nimage: {channel: stable}\nrings: [{environments: [prod]}]\n"))
+	err = c.Normalize()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `select.base.channel: line 2: "Stable" is not a channel name`)
+}
