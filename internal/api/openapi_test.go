@@ -15,6 +15,7 @@ import (
 	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/freezes"
+	"github.com/imago/imago/internal/plan"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -138,6 +139,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"ErrorBudget": contract.ErrorBudget{}, "CampaignFleet": contract.CampaignFleet{}, "CampaignOverride": contract.CampaignOverride{},
 		"StartedCampaign": StartedCampaign{}, "CampaignTarget": contract.CampaignTarget{}, "RingStatus": contract.RingStatus{},
 		"CampaignProgress": contract.CampaignProgress{}, "CampaignRun": campaigns.Run{},
+		"Plan": plan.Plan{}, "PlanLiveFleet": plan.LiveFleet{}, "PlanAssumption": plan.Assumption{}, "PlanStep": plan.Step{},
+		"PlanPeak": plan.Peak{}, "PlanBudget": plan.Budget{}, "PlanApproval": plan.Approval{}, "PlanConflict": plan.Conflict{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {
