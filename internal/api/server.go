@@ -150,6 +150,14 @@ func (s *Server) routes() []route {
 		route{method: "POST", path: "/v1/pipelines/{name}/approve", scope: tokens.Approve, inBody: true, handle: s.approvePipeline},
 		route{method: "POST", path: "/v1/pipelines/{name}/abort", scope: tokens.Deploy, inBody: true, handle: s.abortPipeline},
 
+		// deploy on every service in every ring's environment; resume and approve,
+		// approve on each of the campaign's rollouts; abort, deploy on each.
+		route{method: "POST", path: "/v1/campaigns", scope: tokens.Deploy, inBody: true, handle: s.startCampaign},
+		route{method: "GET", path: "/v1/campaigns/{name}", scope: tokens.Read, handle: s.getCampaign},
+		route{method: "POST", path: "/v1/campaigns/{name}/resume", scope: tokens.Approve, inBody: true, handle: s.resumeCampaign},
+		route{method: "POST", path: "/v1/campaigns/{name}/approve", scope: tokens.Approve, inBody: true, handle: s.approveCampaign},
+		route{method: "POST", path: "/v1/campaigns/{name}/abort", scope: tokens.Deploy, inBody: true, handle: s.abortCampaign},
+
 		// A dry run reads; apply terminates fleets: admin.
 		route{method: "POST", path: "/v1/reaper", scope: tokens.Read, inBody: true, handle: s.runReaper},
 		// Freezes (stop-the-line): anyone may see them, admins start and end them.
