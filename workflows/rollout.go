@@ -73,6 +73,9 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err != nil {
 		return res, err
 	}
+	if err = r.checkBaseline(ctx, prev); err != nil { // a canary's baseline copies the live fleet (baseline.go)
+		return res, err
+	}
 	if err = r.preRollout(ctx); err != nil {
 		return res, err
 	}
@@ -143,11 +146,12 @@ type rollout struct {
 	stop     *contract.Decision // abort or rollback requested
 	stopKind string             // "abort" or "rollback"
 
-	shrunk  map[string]int // rolling: old fleets shrunk so far, and their original sizes
-	byCount bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
-	waving  bool           // rolling: between the first wave and the last, where the phase stays rolling
-	budget  *budgetRun     // rolling under a capacity budget (capacity.go); nil otherwise
-	prev    contract.Route // the route before the rollout, as currentRoute read it
+	shrunk   map[string]int // rolling: old fleets shrunk so far, and their original sizes
+	byCount  bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
+	waving   bool           // rolling: between the first wave and the last, where the phase stays rolling
+	budget   *budgetRun     // rolling under a capacity budget (capacity.go); nil otherwise
+	baseline *baselineRun   // a canary's baseline fleet (baseline.go); nil otherwise
+	prev     contract.Route // the route before the rollout, as currentRoute read it
 
 	tracker // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 
@@ -307,10 +311,28 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		}
 	}
 	r.setPhase(ctx, contract.PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
+	req := r.provisionRequest(ctx, imageID, size, "", nil)
+	if byToken {
+		r.token = req.Token
+	}
+	fleet, err := r.runProvision(ctx, req, byToken)
+	if err != nil {
+		return fleet, r.fail("provisioning the new fleet", err)
+	}
+	r.progress.NewFleet = fleet.ID
+	r.progress.Instances = len(fleet.Instances)
+	r.event(ctx, fmt.Sprintf("fleet %s provisioned with %d instances", fleet.ID, len(fleet.Instances)))
+	return fleet, nil
+}
+
+// provisionRequest asks for size instances of imageID for this rollout; the
+// token is derived from the run (and suffix, for a fleet besides the new one),
+// so a retried activity adopts what an earlier attempt made. labels add to the
+// rollout's own.
+func (r *rollout) provisionRequest(ctx workflow.Context, imageID string, size int, suffix string, labels map[string]string) contract.ProvisionRequest {
 	info := workflow.GetInfo(ctx)
 	req := contract.ProvisionRequest{
-		// Derived from the run, so a retried activity adopts what an earlier attempt made.
-		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
+		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + suffix,
 		Service:     r.spec.Service,
 		Environment: r.spec.Environment,
 		ImageID:     imageID,
@@ -322,9 +344,16 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		// Secrets stay references: the provider resolves them on the worker.
 		Env: provisionEnv(r.spec.Env),
 	}
-	if byToken {
-		r.token = req.Token
+	for _, k := range sortedKeys(labels) {
+		req.Labels[k] = labels[k]
 	}
+	return req
+}
+
+// runProvision runs the Provision activity. byToken: an undo tears down by
+// the request's token, so a cancel waits for the attempt to stop (it
+// heartbeats) before the undo looks.
+func (r *rollout) runProvision(ctx workflow.Context, req contract.ProvisionRequest, byToken bool) (contract.Fleet, error) {
 	var fleet contract.Fleet
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
@@ -332,16 +361,10 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		ScheduleToCloseTimeout: 30 * time.Minute,
 		WaitForCancellation:    byToken,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 25},
-		Summary:                fmt.Sprintf("provision %d × %s", size, imageID),
+		Summary:                fmt.Sprintf("provision %d × %s", req.Size, req.ImageID),
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityProvision, req).Get(ctx, &fleet)
-	if err != nil {
-		return fleet, r.fail("provisioning the new fleet", err)
-	}
-	r.progress.NewFleet = fleet.ID
-	r.progress.Instances = len(fleet.Instances)
-	r.event(ctx, fmt.Sprintf("fleet %s provisioned with %d instances", fleet.ID, len(fleet.Instances)))
-	return fleet, nil
+	return fleet, err
 }
 
 // waitHealthyMinHeartbeat is the shortest heartbeat timeout of WaitHealthy.
