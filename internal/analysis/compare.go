@@ -59,11 +59,13 @@ func validateCompare(s contract.AnalysisSpec, add func(format string, args ...an
 	if s.Interval <= 0 {
 		add("interval is required with kind compare: it is the window of each sample")
 	}
-	for field, set := range map[string]bool{"metric": s.Metric != "", "max": s.Max != nil, "min": s.Min != nil, "address": s.Address != "",
-		"query": s.Query != "", "url": s.URL != "", "field": s.Field != "", "failureLimit": s.FailureLimit != 0,
-		"inconclusiveLimit": s.InconclusiveLimit != 0} {
-		if set {
-			add("%s is not used by kind compare: each of metrics is judged against the baseline", field)
+	for _, f := range []struct {
+		field string
+		set   bool
+	}{{"metric", s.Metric != ""}, {"max", s.Max != nil}, {"min", s.Min != nil}, {"address", s.Address != ""}, {"query", s.Query != ""},
+		{"url", s.URL != ""}, {"field", s.Field != ""}, {"failureLimit", s.FailureLimit != 0}, {"inconclusiveLimit", s.InconclusiveLimit != 0}} {
+		if f.set {
+			add("%s is not used by kind compare: each of metrics is judged against the baseline", f.field)
 		}
 	}
 	if s.OnNoData != "" && s.OnNoData != NoDataInconclusive {

@@ -35,7 +35,7 @@ func (r *Rollout) strategyDefaults() {
 			four := 4
 			a.ConsecutiveErrorLimit = &four
 		}
-		if a.Provider == "router" && a.Metric == "" && a.Kind == "" {
+		if a.Provider == "router" && a.Metric == "" && a.Kind != contract.AnalysisCompare {
 			a.Metric = "errorRate"
 		}
 		if a.Provider == "router" && a.MinRequests == 0 {
