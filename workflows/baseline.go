@@ -67,7 +67,9 @@ func (r *rollout) startBaseline(ctx workflow.Context) error {
 		return r.fail("reading the live fleet's image for the baseline", err)
 	}
 	size := r.spec.Fleet.Size
-	r.setPhase(ctx, contract.PhaseProvisioning, fmt.Sprintf("provisioning the baseline: %d instances of %s, the image of live fleet %s", size, live.ImageID, b.live))
+	// Part of the canary: its phase, with the step saying what it does.
+	r.progress.Step = "baseline"
+	r.setPhase(ctx, contract.PhaseCanary, fmt.Sprintf("provisioning the baseline: %d instances of %s, the image of live fleet %s", size, live.ImageID, b.live))
 	req := r.provisionRequest(ctx, live.ImageID, size, "/baseline", map[string]string{contract.LabelRole: contract.LabelRoleBaseline})
 	b.token = req.Token
 	fleet, err := r.runProvision(ctx, req, true)
@@ -77,7 +79,7 @@ func (r *rollout) startBaseline(ctx workflow.Context) error {
 	b.fleetID = fleet.ID
 	r.progress.BaselineFleet = fleet.ID
 	r.event(ctx, fmt.Sprintf("baseline fleet %s provisioned with %d instances of %s", fleet.ID, len(fleet.Instances), live.ImageID))
-	r.setPhase(ctx, contract.PhaseWaitingHealthy, fmt.Sprintf("waiting for the baseline's %d instances to pass %s", len(fleet.Instances), r.spec.Health.Path))
+	r.event(ctx, fmt.Sprintf("waiting for the baseline's %d instances to pass %s", len(fleet.Instances), r.spec.Health.Path))
 	return r.awaitHealthy(ctx, contract.WaitHealthyInput{FleetID: fleet.ID}, "waiting for the baseline fleet to become healthy")
 }
 

@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -123,4 +125,20 @@ func TestToleranceIsAPercent(t *testing.T) {
 		_, err := ParseTolerance(in)
 		assert.Error(t, err, in)
 	}
+}
+
+// The README's baseline example is a valid spec.
+func TestREADMEBaselineExampleIsValid(t *testing.T) {
+	src, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(src), "\n### Canary with a baseline: statistical judgment\n")
+	require.True(t, ok, "the README has the section")
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	require.True(t, ok)
+	block, _, _ = strings.Cut(block, "```")
+	r, err := ParseRollout([]byte("service: hello\nimage: {id: img-3f2a00000000}\nlisten: 127.0.0.1:9080\n" + block))
+	require.NoError(t, err)
+	require.NoError(t, r.Normalize())
+	assert.True(t, r.Strategy.Baseline)
+	assert.Len(t, AnalysisSpec(r.Analyses["judge"]).Metrics, 2)
 }
