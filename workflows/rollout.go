@@ -146,12 +146,13 @@ type rollout struct {
 	stop     *contract.Decision // abort or rollback requested
 	stopKind string             // "abort" or "rollback"
 
-	shrunk   map[string]int // rolling: old fleets shrunk so far, and their original sizes
-	byCount  bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
-	waving   bool           // rolling: between the first wave and the last, where the phase stays rolling
-	budget   *budgetRun     // rolling under a capacity budget (capacity.go); nil otherwise
-	baseline *baselineRun   // a canary's baseline fleet (baseline.go); nil otherwise
-	prev     contract.Route // the route before the rollout, as currentRoute read it
+	shrunk  map[string]int // rolling: old fleets shrunk so far, and their original sizes
+	byCount bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
+	waving  bool           // rolling: between the first wave and the last, where the phase stays rolling
+	budget  *budgetRun     // rolling under a capacity budget (capacity.go); nil otherwise
+	prev    contract.Route // the route before the rollout, as currentRoute read it
+
+	baseline *baselineRun // a canary's baseline fleet (baseline.go); nil otherwise
 
 	tracker // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 
@@ -332,6 +333,7 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 func (r *rollout) provisionRequest(ctx workflow.Context, imageID string, size int, suffix string, labels map[string]string) contract.ProvisionRequest {
 	info := workflow.GetInfo(ctx)
 	req := contract.ProvisionRequest{
+		// Derived from the run, so a retried activity adopts what an earlier attempt made.
 		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + suffix,
 		Service:     r.spec.Service,
 		Environment: r.spec.Environment,

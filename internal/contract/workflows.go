@@ -33,24 +33,25 @@ type BakeTimeResult struct {
 // RolloutProgress is the answer to the progress query: what a person watching a rollout
 // wants to see.
 type RolloutProgress struct {
-	Story                 // phase, events, eventCount
-	Service     string    `json:"service"`
-	Environment string    `json:"environment"`
-	ImageID     string    `json:"imageId"`
-	Strategy    string    `json:"strategy"`
-	StartedBy   string    `json:"startedBy,omitempty"`
-	StartedAt   time.Time `json:"startedAt"`
-	NewFleet    string    `json:"newFleet,omitempty"`
-	Instances   int       `json:"instances,omitempty"`
-	OldFleets   []string  `json:"oldFleets,omitempty"`
+	Story                     // phase, events, eventCount
+	Service     string        `json:"service"`
+	Environment string        `json:"environment"`
+	ImageID     string        `json:"imageId"`
+	Strategy    string        `json:"strategy"`
+	StartedBy   string        `json:"startedBy,omitempty"`
+	StartedAt   time.Time     `json:"startedAt"`
+	NewFleet    string        `json:"newFleet,omitempty"`
+	Instances   int           `json:"instances,omitempty"`
+	OldFleets   []string      `json:"oldFleets,omitempty"`
+	Weights     []FleetWeight `json:"weights,omitempty"`
+	Step        string        `json:"step,omitempty"` // e.g. "3/5 setWeight 50"
+	Approvals   []Approval    `json:"approvals,omitempty"`
+	Gate        string        `json:"gate,omitempty"` // the gate an approve would release now
+	Hold        *Hold         `json:"hold,omitempty"` // a deployment window or a freeze it waits for
+
 	// BaselineFleet is the canary's baseline fleet (strategy.baseline), from
-	// the live image, while it runs.
-	BaselineFleet string        `json:"baselineFleet,omitempty"`
-	Weights       []FleetWeight `json:"weights,omitempty"`
-	Step          string        `json:"step,omitempty"` // e.g. "3/5 setWeight 50"
-	Approvals     []Approval    `json:"approvals,omitempty"`
-	Gate          string        `json:"gate,omitempty"` // the gate an approve would release now
-	Hold          *Hold         `json:"hold,omitempty"` // a deployment window or a freeze it waits for
+	// the live image.
+	BaselineFleet string `json:"baselineFleet,omitempty"`
 
 	Analyses []AnalysisRun `json:"analyses,omitempty"`
 	Error    string        `json:"error,omitempty"`
