@@ -49,6 +49,10 @@ type RolloutProgress struct {
 	Gate        string        `json:"gate,omitempty"` // the gate an approve would release now
 	Hold        *Hold         `json:"hold,omitempty"` // a deployment window or a freeze it waits for
 
+	// RouteRules are the canary's header routes, mirror and stickiness while
+	// they are on the route (until cutover, abort or rollback).
+	RouteRules *RouteRules `json:"routeRules,omitempty"`
+
 	// BaselineFleet is the canary's baseline fleet (strategy.baseline), from
 	// the live image.
 	BaselineFleet string `json:"baselineFleet,omitempty"`
