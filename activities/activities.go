@@ -100,6 +100,16 @@ func (a *Activities) ReadRoute(ctx context.Context, key contract.RouteKey) (cont
 	return r, providerError(err)
 }
 
+// FleetImage reads the image of a fleet (the live one a canary's baseline
+// starts from) and how many instances it has.
+func (a *Activities) FleetImage(ctx context.Context, in contract.FleetImageInput) (contract.FleetImageResult, error) {
+	f, err := a.Provider.Describe(ctx, in.FleetID)
+	if err != nil {
+		return contract.FleetImageResult{}, providerError(err)
+	}
+	return contract.FleetImageResult{FleetID: f.ID, ImageID: f.ImageID, Instances: len(f.Instances)}, nil
+}
+
 // Provision creates the new fleet, or adopts the one a previous attempt made with
 // the same token. It heartbeats while the provider works, so a cancelled
 // rollout stops it (and then tears down what it made) instead of waiting for it.

@@ -46,6 +46,9 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 			return out, specErr(fmt.Errorf("provider router: route key %q names no router", in.Key))
 		}
 	}
+	if spec.Kind == contract.AnalysisCompare {
+		return a.compare(ctx, in, spec, out)
+	}
 	m, err := analysis.NewMeasurer(spec, analysis.Env{
 		HTTP:    a.Analysis,
 		FleetID: in.FleetID,
@@ -87,6 +90,46 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 			return out, ctx.Err()
 		case errors.As(err, &se), analysis.IsPermanent(err):
 			return out, specErr(err)
+		}
+		return out, err
+	}
+	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
+	return out, nil
+}
+
+// compare judges the canary (in.FleetID) against the baseline fleet, as
+// RunAnalysis measures: heartbeating the samples so far, from which a retry
+// goes on.
+func (a *Activities) compare(ctx context.Context, in contract.AnalysisInput, spec contract.AnalysisSpec, out contract.AnalysisResult) (contract.AnalysisResult, error) {
+	out.BaselineFleetID = in.BaselineFleetID
+	var prog AnalysisProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
+			prog = AnalysisProgress{}
+		}
+	}
+	hb := startHeartbeat(ctx, prog)
+	defer hb.Stop()
+	logger := activity.GetLogger(ctx)
+	source := func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
+		return a.Provider.FleetMetrics(ctx, in.Key)
+	}
+	res, j, err := analysis.Runner{Previous: prog.Measurements}.Compare(ctx, spec, in.FleetID, in.BaselineFleetID, source, prog.Samples,
+		func(meas contract.Measurement, samples analysis.CompareSamples) {
+			prog.Measurements = append(prog.Measurements, meas)
+			prog.Samples = &samples
+			hb.Set(prog)
+			logger.Info("analysis sample", "analysis", in.Name, "fleet", in.FleetID, "baseline", in.BaselineFleetID, "phase", meas.Phase, "message", meas.Message)
+		})
+	out.Phase, out.Reason, out.Message, out.Counts, out.Judgment = res.Phase, res.Reason, res.Message, res.Counts, j
+	out.Measurements = analysis.Latest(res.Measurements, analysis.KeptMeasurements)
+	if err != nil {
+		var se *analysis.SpecError
+		switch {
+		case ctx.Err() != nil:
+			return out, ctx.Err()
+		case errors.As(err, &se), analysis.IsPermanent(err):
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), contract.ErrAnalysisSpec, nil)
 		}
 		return out, err
 	}

@@ -54,7 +54,7 @@ func (a *Activities) FindOrphans(ctx context.Context, in contract.FindOrphansInp
 			out.Young++
 		default:
 			out.Orphans = append(out.Orphans, contract.Orphan{FleetID: f.ID, Service: f.Service, Environment: f.Environment,
-				ImageID: f.ImageID, Instances: len(f.Instances), Created: f.Created})
+				ImageID: f.ImageID, Instances: len(f.Instances), Created: f.Created, Role: f.Labels[contract.LabelRole]})
 		}
 	}
 	sort.Slice(out.Orphans, func(i, j int) bool { return out.Orphans[i].FleetID < out.Orphans[j].FleetID })

@@ -64,7 +64,11 @@ func newReaperRunCmd() *cobra.Command {
 			tw := table(w)
 			fmt.Fprintln(tw, "FLEET\tSERVICE\tENVIRONMENT\tIMAGE\tINSTANCES\tCREATED")
 			for _, o := range res.Found.Orphans {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", o.FleetID, o.Service, o.Environment, o.ImageID, o.Instances, o.Created.UTC().Format(time.RFC3339))
+				id := o.FleetID
+				if o.Role != "" {
+					id += " (" + o.Role + ")" // a canary's baseline
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", id, o.Service, o.Environment, o.ImageID, o.Instances, o.Created.UTC().Format(time.RFC3339))
 			}
 			tw.Flush()
 			fmt.Fprintln(w, res.Summary)

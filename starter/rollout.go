@@ -315,6 +315,9 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 		if len(p.OldFleets) > 0 {
 			fmt.Fprintf(tw, "Old fleets:\t%s\n", strings.Join(p.OldFleets, ", "))
 		}
+		if p.BaselineFleet != "" {
+			fmt.Fprintf(tw, "Baseline fleet:\t%s (the live image, beside the canary)\n", p.BaselineFleet)
+		}
 		var ws []string
 		for _, fw := range p.Weights {
 			ws = append(ws, fmt.Sprintf("%s=%d%%", fw.FleetID, fw.Weight))
@@ -375,7 +378,11 @@ func printEvents(w io.Writer, events []contract.ProgressEvent) {
 func printAnalyses(w io.Writer, runs []contract.AnalysisRun) error {
 	fmt.Fprintln(w, "\nAnalyses:")
 	for _, a := range runs {
-		fmt.Fprintf(w, "  %s of %s: %s", a.Name, a.FleetID, a.Phase)
+		fmt.Fprintf(w, "  %s of %s", a.Name, a.FleetID)
+		if a.BaselineFleetID != "" {
+			fmt.Fprintf(w, " against baseline %s", a.BaselineFleetID)
+		}
+		fmt.Fprintf(w, ": %s", a.Phase)
 		if a.Message != "" {
 			fmt.Fprintf(w, " — %s", a.Message)
 		}
@@ -388,6 +395,18 @@ func printAnalyses(w io.Writer, runs []contract.AnalysisRun) error {
 		}
 		if a.Counts != nil {
 			fmt.Fprintf(w, "    %s\n", a.Counts.Text(len(a.Measurements)))
+		}
+		if j := a.Judgment; j != nil {
+			fmt.Fprintf(w, "    %s\n", analysis.JudgmentLine(*j))
+			tw := table(w)
+			fmt.Fprintln(tw, "    METRIC\tCANARY\tBASELINE\tCHANGE\tU\tP\tVERDICT")
+			for _, m := range j.Metrics {
+				fmt.Fprintf(tw, "    %s\t%s (%d)\t%s (%d)\t%s\t%g\t%.3g\t%s\n", m.Name, analysis.FormatValue(&m.CanaryMedian), m.CanarySamples,
+					analysis.FormatValue(&m.BaselineMedian), m.BaselineSamples, analysis.FormatChange(m.Change), m.U, m.P, m.Verdict)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
 		}
 		if len(a.Measurements) == 0 {
 			continue

@@ -8,6 +8,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/imago/imago/internal/contract"
 )
@@ -106,6 +107,22 @@ func split(prev []contract.FleetShare, nb contract.FleetShare) []contract.FleetS
 	for _, b := range olds {
 		if b.Weight > 0 {
 			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// splitBaseline is split with a canary's baseline: weight w gives the canary w
+// and the baseline as much, min(w, 100−w), out of the old fleets' shares
+// (100−2w left to them). Above 50% the baseline gets what the canary leaves
+// and the old fleets nothing; at 100% the baseline is out of the route.
+func splitBaseline(prev []contract.FleetShare, canary, baseline string, w int) []contract.FleetShare {
+	b := min(w, 100-w)
+	out := split(prev, contract.FleetShare{FleetID: canary, Weight: w + b})
+	for i, s := range out {
+		if s.FleetID == canary && b > 0 {
+			out[i].Weight = w
+			return slices.Insert(out, i+1, contract.FleetShare{FleetID: baseline, Weight: b})
 		}
 	}
 	return out

@@ -129,3 +129,34 @@ func TestSplitGivesTheNewFleetItsWeightAndSharesTheRest(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitBaselineGivesTheBaselineTheCanarysShare(t *testing.T) {
+	type fs = contract.FleetShare
+	old := []fs{{FleetID: "a", Weight: 100}}
+	for _, c := range []struct {
+		name string
+		prev []fs
+		w    int
+		want []fs
+	}{
+		{"0%: neither takes traffic", old, 0, []fs{{FleetID: "a", Weight: 100}}},
+		{"10%: 10 and 10, the old fleet 80", old, 10, []fs{{FleetID: "new", Weight: 10}, {FleetID: "base", Weight: 10}, {FleetID: "a", Weight: 80}}},
+		{"50%: the old fleet has nothing left", old, 50, []fs{{FleetID: "new", Weight: 50}, {FleetID: "base", Weight: 50}}},
+		{"above 50%: the baseline gets what the canary leaves", old, 70, []fs{{FleetID: "new", Weight: 70}, {FleetID: "base", Weight: 30}}},
+		{"100%: the baseline leaves the route", old, 100, []fs{{FleetID: "new", Weight: 100}}},
+		{"two old fleets give in proportion", []fs{{FleetID: "a", Weight: 50}, {FleetID: "b", Weight: 50}}, 20,
+			[]fs{{FleetID: "new", Weight: 20}, {FleetID: "base", Weight: 20}, {FleetID: "a", Weight: 30}, {FleetID: "b", Weight: 30}}},
+	} {
+		got := splitBaseline(c.prev, "new", "base", c.w)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: splitBaseline = %+v, want %+v", c.name, got, c.want)
+		}
+		sum := 0
+		for _, s := range got {
+			sum += s.Weight
+		}
+		if sum != 100 {
+			t.Errorf("%s: weights sum to %d", c.name, sum)
+		}
+	}
+}

@@ -15,7 +15,11 @@ import (
 func AnalysesMarkdown(runs []contract.AnalysisRun) string {
 	var b strings.Builder
 	for _, a := range runs {
-		fmt.Fprintf(&b, "\n\n**Analysis %s** of %s: %s", a.Name, a.FleetID, a.Phase)
+		fmt.Fprintf(&b, "\n\n**Analysis %s** of %s", a.Name, a.FleetID)
+		if a.BaselineFleetID != "" {
+			fmt.Fprintf(&b, " against baseline %s", a.BaselineFleetID)
+		}
+		fmt.Fprintf(&b, ": %s", a.Phase)
 		if a.Message != "" {
 			fmt.Fprintf(&b, " — %s", a.Message)
 		}
@@ -25,6 +29,13 @@ func AnalysesMarkdown(runs []contract.AnalysisRun) string {
 		}
 		if a.Counts != nil {
 			fmt.Fprintf(&b, "\n\n%s", a.Counts.Text(len(a.Measurements)))
+		}
+		if j := a.Judgment; j != nil {
+			fmt.Fprintf(&b, "\n\n%s\n\n| metric | canary median | baseline median | change | U | p | verdict |\n|---|---|---|---|---|---|---|", analysis.JudgmentLine(*j))
+			for _, m := range j.Metrics {
+				fmt.Fprintf(&b, "\n| %s | %s | %s | %s | %g | %.3g | %s |", m.Name, analysis.FormatValue(&m.CanaryMedian), analysis.FormatValue(&m.BaselineMedian),
+					analysis.FormatChange(m.Change), m.U, m.P, m.Verdict)
+			}
 		}
 		if len(a.Measurements) == 0 {
 			continue

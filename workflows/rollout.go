@@ -73,6 +73,9 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 	if err != nil {
 		return res, err
 	}
+	if err = r.checkBaseline(ctx, prev); err != nil { // a canary's baseline copies the live fleet (baseline.go)
+		return res, err
+	}
 	if err = r.preRollout(ctx); err != nil {
 		return res, err
 	}
@@ -149,6 +152,8 @@ type rollout struct {
 	budget  *budgetRun     // rolling under a capacity budget (capacity.go); nil otherwise
 	rules   canaryRules    // canary: header routes, mirror, stickiness set so far (rules.go)
 	prev    contract.Route // the route before the rollout, as currentRoute read it
+
+	baseline *baselineRun // a canary's baseline fleet (baseline.go); nil otherwise
 
 	tracker // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 
@@ -308,10 +313,29 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		}
 	}
 	r.setPhase(ctx, contract.PhaseProvisioning, fmt.Sprintf("provisioning %d instances of %s", size, imageID))
+	req := r.provisionRequest(ctx, imageID, size, "", nil)
+	if byToken {
+		r.token = req.Token
+	}
+	fleet, err := r.runProvision(ctx, req, byToken)
+	if err != nil {
+		return fleet, r.fail("provisioning the new fleet", err)
+	}
+	r.progress.NewFleet = fleet.ID
+	r.progress.Instances = len(fleet.Instances)
+	r.event(ctx, fmt.Sprintf("fleet %s provisioned with %d instances", fleet.ID, len(fleet.Instances)))
+	return fleet, nil
+}
+
+// provisionRequest asks for size instances of imageID for this rollout; the
+// token is derived from the run (and suffix, for a fleet besides the new one),
+// so a retried activity adopts what an earlier attempt made. labels add to the
+// rollout's own.
+func (r *rollout) provisionRequest(ctx workflow.Context, imageID string, size int, suffix string, labels map[string]string) contract.ProvisionRequest {
 	info := workflow.GetInfo(ctx)
 	req := contract.ProvisionRequest{
 		// Derived from the run, so a retried activity adopts what an earlier attempt made.
-		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
+		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + suffix,
 		Service:     r.spec.Service,
 		Environment: r.spec.Environment,
 		ImageID:     imageID,
@@ -323,9 +347,16 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		// Secrets stay references: the provider resolves them on the worker.
 		Env: provisionEnv(r.spec.Env),
 	}
-	if byToken {
-		r.token = req.Token
+	for _, k := range sortedKeys(labels) {
+		req.Labels[k] = labels[k]
 	}
+	return req
+}
+
+// runProvision runs the Provision activity. byToken: an undo tears down by
+// the request's token, so a cancel waits for the attempt to stop (it
+// heartbeats) before the undo looks.
+func (r *rollout) runProvision(ctx workflow.Context, req contract.ProvisionRequest, byToken bool) (contract.Fleet, error) {
 	var fleet contract.Fleet
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
@@ -333,16 +364,10 @@ func (r *rollout) provision(ctx workflow.Context, imageID string, byToken bool) 
 		ScheduleToCloseTimeout: 30 * time.Minute,
 		WaitForCancellation:    byToken,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 25},
-		Summary:                fmt.Sprintf("provision %d × %s", size, imageID),
+		Summary:                fmt.Sprintf("provision %d × %s", req.Size, req.ImageID),
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityProvision, req).Get(ctx, &fleet)
-	if err != nil {
-		return fleet, r.fail("provisioning the new fleet", err)
-	}
-	r.progress.NewFleet = fleet.ID
-	r.progress.Instances = len(fleet.Instances)
-	r.event(ctx, fmt.Sprintf("fleet %s provisioned with %d instances", fleet.ID, len(fleet.Instances)))
-	return fleet, nil
+	return fleet, err
 }
 
 // waitHealthyMinHeartbeat is the shortest heartbeat timeout of WaitHealthy.

@@ -46,7 +46,7 @@ func (r *rollout) routeTo(ctx workflow.Context, prev []contract.FleetShare, flee
 	if err := r.confirmTrafficIncrease(ctx, fleetID, weight); err != nil {
 		return err
 	}
-	return r.setRoute(ctx, split(prev, contract.FleetShare{FleetID: fleetID, Weight: weight}), weight)
+	return r.setRoute(ctx, r.shares(prev, fleetID, weight), weight)
 }
 
 // setRoute switches the router to next. Fleets go by ID and count, never with
@@ -93,6 +93,9 @@ func shareWeights(shares []contract.FleetShare) []contract.FleetWeight {
 
 // canary walks the steps: weights, pauses, analyses; then 100%.
 func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) error {
+	if err := r.startBaseline(ctx); err != nil { // strategy.baseline (baseline.go)
+		return err
+	}
 	steps := r.spec.Strategy.Steps
 	r.startRules(ctx)
 	weight := 0 // the new fleet's, for steps that change only the rules
@@ -129,7 +132,11 @@ func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contra
 	if err := r.minHealthy(ctx, fleet, 100); err != nil {
 		return err
 	}
-	return r.route(ctx, prev, fleet, 100)
+	if err := r.route(ctx, prev, fleet, 100); err != nil {
+		return err
+	}
+	r.stopBaseline(ctx) // it takes no traffic any more
+	return nil
 }
 
 // pause holds traffic for a duration (promote skips it) or, indefinitely, until
@@ -173,9 +180,12 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 func (r *rollout) measure(ctx workflow.Context, name string, a contract.Analysis, fleet contract.Fleet, start func(*contract.AnalysisRun),
 	meanwhile ...func(workflow.Context)) (contract.AnalysisResult, error) {
 	in := contract.AnalysisInput{Name: name, Spec: spec.AnalysisSpec(a), Key: r.key, FleetID: fleet.ID}
+	if a.Kind == contract.AnalysisCompare {
+		in.BaselineFleetID = r.progress.BaselineFleet
+	}
 	// Shown while it measures; the query once, here, not in every message.
 	r.progress.Analyses = append(r.progress.Analyses, contract.AnalysisRun{Name: name, Phase: contract.AnalysisRunning, FleetID: fleet.ID,
-		AnalysisSource: analysis.SourceOf(in.Spec, in.Key, in.FleetID)})
+		AnalysisSource: analysis.SourceOf(in.Spec, in.Key, in.FleetID), BaselineFleetID: in.BaselineFleetID})
 	run := &r.progress.Analyses[len(r.progress.Analyses)-1] // nothing appends until it is done
 	start(run)
 	heartbeat := 3 * a.Interval.D()
@@ -211,6 +221,7 @@ func (r *rollout) measure(ctx workflow.Context, name string, a contract.Analysis
 	}
 	run.Counts = &counts
 	res.Counts = counts
+	run.Judgment = res.Judgment
 	if res.Source != "" { // a result from before AnalysisSource has none
 		run.AnalysisSource = res.AnalysisSource
 	}
@@ -431,4 +442,5 @@ func (r *rollout) revert(ctx workflow.Context, prev contract.Route, fleet contra
 		}
 	}
 	r.tearDown(dctx, fleet)
+	r.stopBaseline(dctx)
 }

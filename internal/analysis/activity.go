@@ -6,6 +6,8 @@ import "github.com/imago/imago/internal/contract"
 // far. A retried attempt goes on from them (they count).
 type AnalysisProgress struct {
 	Measurements []contract.Measurement `json:"measurements"`
+	// Samples are a compare's values so far.
+	Samples *CompareSamples `json:"samples,omitempty"`
 }
 
 // SourceOf describes the analysis spec s, expanded for fleetID and key as

@@ -75,6 +75,17 @@ func (e *SpecError) Error() string {
 func Validate(s contract.AnalysisSpec) error {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	switch s.Kind {
+	case contract.AnalysisCompare:
+		validateCompare(s, add)
+		if len(p) == 0 {
+			return nil
+		}
+		return &SpecError{Problems: p}
+	case "":
+	default:
+		add("kind %q: want compare, or leave it out to measure the new fleet against max/min", s.Kind)
+	}
 	notFor := func(field, value, provider string) {
 		if value != "" {
 			add("%s is not used by provider %s (it is for %s)", field, s.Provider, provider)
@@ -298,6 +309,10 @@ func onNoData(s contract.AnalysisSpec) string {
 func Source(s contract.AnalysisSpec) string {
 	switch s.Provider {
 	case ProviderRouter:
+		if s.Kind == contract.AnalysisCompare {
+			return "router: the canary's and the baseline's shares of " + routermetrics.RequestsMetric + ", " + routermetrics.ErrorsMetric +
+				" and " + routermetrics.LatencyMetric + ", each interval"
+		}
 		if _, ok := routerQuantiles[s.Metric]; ok {
 			return "router: the fleet's share of " + routermetrics.LatencyMetric + ", each interval"
 		}
@@ -313,9 +328,12 @@ func Source(s contract.AnalysisSpec) string {
 	return s.Provider
 }
 
-// Condition describes the success condition: "max 0.05", "min 1 and max 2".
+// Condition describes the success condition: "max 0.05", "min 1 and max 2",
+// or a compare's metrics and thresholds.
 func Condition(s contract.AnalysisSpec) string {
 	switch {
+	case s.Kind == contract.AnalysisCompare:
+		return compareCondition(s)
 	case s.Max != nil && s.Min != nil:
 		return fmt.Sprintf("min %s and max %s", fmtValue(*s.Min), fmtValue(*s.Max))
 	case s.Max != nil:

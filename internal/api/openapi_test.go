@@ -125,6 +125,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": contract.RolloutProgress{},
 		"Event": contract.ProgressEvent{}, "FleetWeight": contract.FleetWeight{}, "GateApproval": contract.Approval{},
 		"AnalysisRun": contract.AnalysisRun{}, "AnalysisCounts": contract.AnalysisCounts{}, "Measurement": contract.Measurement{},
+		"CompareMetric": contract.CompareMetric{}, "Judgment": contract.Judgment{}, "MetricJudgment": contract.MetricJudgment{}, "GroupScore": contract.GroupScore{},
 		"RolloutSummary": rollouts.Summary{}, "RolloutList": RolloutList{},
 		"RolloutResult": contract.RolloutResult{}, "RolloutDone": RolloutDone{}, "DecisionRequest": DecisionRequest{},
 		"Decided": Decided{}, "StartBakeRequest": StartBakeRequest{}, "BakeSpec": spec.Bake{}, "ImageTest": contract.ImageTest{},

@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
 
@@ -63,4 +65,41 @@ func TestReaperCleansADeliberatelyOrphanedFleet(t *testing.T) {
 	again := e.reap(true)
 	assert.Empty(t, again.Found.Orphans)
 	assert.Contains(t, again.Summary, "no leaked fleets")
+}
+
+// A canary's baseline fleet is kept while its rollout runs, and reaped, said
+// to be a baseline, once the rollout died without cleaning up (terminated, as
+// a rollout whose every worker is gone for good).
+func TestReaperReapsTheBaselineOfARolloutThatDied(t *testing.T) {
+	e := newEnv(t)
+	e.deps.Activities.Temporal = e.client
+	e.startWorker()
+	ctx := context.Background()
+	v1, v2 := e.importImage("v1"), e.importImage("v2")
+	live, err := e.rollout(e.spec(v1))
+	require.NoError(t, err)
+	_, err = rollouts.Start(ctx, e.client, e.spec(v2, func(r *spec.Rollout) {
+		r.Strategy = contract.Strategy{Type: contract.Canary, Baseline: true, Steps: []contract.Step{{Pause: &contract.Pause{}}, {SetWeight: ip(50)}}}
+	}), rollouts.StartOptions{StartedBy: "integration-test"})
+	require.NoError(t, err)
+	e.waitStep("1/2 pause (until approved)")
+	st, err := rollouts.Get(ctx, e.client, "hello", "test")
+	require.NoError(t, err)
+	canary, base := st.Progress.NewFleet, st.Progress.BaselineFleet
+	require.NotEmpty(t, base)
+
+	dry := e.reap(false)
+	assert.Empty(t, dry.Found.Orphans, "a running rollout's fleets are its own")
+	assert.Equal(t, 2, dry.Found.Busy, "the canary and the baseline are kept: their rollout runs")
+
+	require.NoError(t, e.client.TerminateWorkflow(ctx, st.WorkflowID, st.RunID, "its workers are gone for good"))
+	applied := e.reap(true)
+	roles := map[string]string{}
+	for _, o := range applied.Found.Orphans {
+		roles[o.FleetID] = o.Role
+	}
+	assert.Equal(t, map[string]string{canary: "", base: contract.LabelRoleBaseline}, roles)
+	assert.ElementsMatch(t, []string{canary, base}, applied.Terminated)
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{live.FleetID: 3}, byFleet, "v1's fleet alone runs")
 }

@@ -182,6 +182,18 @@ type StartDependentsResult struct {
 	Paused    []string `json:"paused,omitempty"`
 }
 
+// FleetImageInput names a fleet whose image a canary's baseline starts from.
+type FleetImageInput struct {
+	FleetID string `json:"fleetId"`
+}
+
+// FleetImageResult is a fleet's image and how many instances it has.
+type FleetImageResult struct {
+	FleetID   string `json:"fleetId"`
+	ImageID   string `json:"imageId"`
+	Instances int    `json:"instances"`
+}
+
 // FindOrphansInput says how old an unreferenced fleet must be to count as leaked.
 type FindOrphansInput struct {
 	Grace time.Duration `json:"grace"`
@@ -197,7 +209,17 @@ type Orphan struct {
 	ImageID     string    `json:"imageId"`
 	Instances   int       `json:"instances"`
 	Created     time.Time `json:"created"`
+	// Role is the fleet's role label, when it has one: LabelRoleBaseline
+	// for a canary's baseline fleet.
+	Role string `json:"role,omitempty"`
 }
+
+// The label that says a fleet's role in a rollout, and its value on a
+// canary's baseline fleet (the new fleet has none).
+const (
+	LabelRole         = "role"
+	LabelRoleBaseline = "baseline"
+)
 
 // FindOrphansResult lists the orphans, and how many fleets were kept and why.
 type FindOrphansResult struct {

@@ -131,6 +131,23 @@ type AnalysisSpec struct {
 	// analysis.NoDataInconclusive (the default: the analysis ends Inconclusive and waits
 	// for a person, as inconclusiveLimit says), analysis.NoDataFail or analysis.NoDataPass.
 	OnNoData string `json:"onNoData,omitempty"`
+	// Kind is "" or AnalysisCompare; Metrics (each with its Tolerance as a
+	// fraction: 0.1 for 10%) and Pass/Marginal (nil: 75 and 50) are a
+	// compare's.
+	Kind     string              `json:"kind,omitempty"`
+	Metrics  []CompareMetricSpec `json:"metrics,omitempty"`
+	Pass     *float64            `json:"pass,omitempty"`
+	Marginal *float64            `json:"marginal,omitempty"`
+}
+
+// CompareMetricSpec is a CompareMetric as the analysis package runs it.
+type CompareMetricSpec struct {
+	Metric    string  `json:"metric"`
+	Direction string  `json:"direction"`
+	Tolerance float64 `json:"tolerance"`
+	Group     string  `json:"group,omitempty"`
+	Weight    float64 `json:"weight,omitempty"`
+	Critical  bool    `json:"critical,omitempty"`
 }
 
 // The input and result of the RunAnalysis activity (package analysis runs it).
@@ -146,6 +163,9 @@ type AnalysisInput struct {
 	// {{environment}} in the spec's query, address and url are replaced by it
 	// and by Key.
 	FleetID string `json:"fleetId"`
+	// BaselineFleetID is the baseline fleet a compare analysis judges
+	// FleetID against.
+	BaselineFleetID string `json:"baselineFleetId,omitempty"`
 }
 
 // AnalysisResult is the outcome of an analysis. Failed and Inconclusive are
@@ -165,4 +185,8 @@ type AnalysisResult struct {
 	Measurements []Measurement  `json:"measurements"`
 	Counts       AnalysisCounts `json:"counts"`
 	AnalysisSource
+	// BaselineFleetID and Judgment are a compare analysis': the fleet the
+	// canary was judged against, and the judgment once the samples are in.
+	BaselineFleetID string    `json:"baselineFleetId,omitempty"`
+	Judgment        *Judgment `json:"judgment,omitempty"`
 }

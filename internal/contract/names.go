@@ -33,6 +33,7 @@ const (
 	ActivityCheckFreeze      = "CheckFreeze" // a local activity
 	ActivityFindCached       = "FindCached"
 	ActivityFindOrphans      = "FindOrphans"
+	ActivityFleetImage       = "FleetImage"
 	ActivityLiveImages       = "LiveImages"
 	ActivityMoveChannel      = "MoveChannel"
 	ActivityNotify           = "Notify"
@@ -58,7 +59,7 @@ const (
 
 // Activities lists every activity type above.
 var Activities = []string{ActivityBakeBuild, ActivityBakeDigest, ActivityCampaignPlan, ActivityCampaignSpec, ActivityCheckFreeze, ActivityCheckSpec, ActivityFindCached,
-	ActivityFindOrphans, ActivityLiveImages, ActivityMoveChannel, ActivityNotify, ActivityPreviousImage, ActivityProvision,
+	ActivityFindOrphans, ActivityFleetImage, ActivityLiveImages, ActivityMoveChannel, ActivityNotify, ActivityPreviousImage, ActivityProvision,
 	ActivityPublishEvent, ActivityPublishImage, ActivityReadRoute, ActivityRecordDeployment, ActivityResizeFleet,
 	ActivityResolveImage, ActivityRunAnalysis, ActivityRunChecks, ActivityRunHook, ActivityScaleFleet, ActivitySetRoute,
 	ActivityStartDependents, ActivityTerminate, ActivityTerminateByToken, ActivityTestImage, ActivityWaitHealthy}

@@ -24,6 +24,11 @@ type Strategy struct {
 	// Stickiness (canary) keeps a client on the fleet it first got, by
 	// cookie, from the first canary route until cutover.
 	Stickiness *Stickiness `yaml:"stickiness" json:"stickiness,omitempty"`
+	// Baseline (canary): start, beside the canary, a fleet of the same size
+	// from the live image, give it the canary's share at each setWeight, and
+	// tear it down at the end; an analysis of kind compare judges the canary
+	// against it.
+	Baseline bool `yaml:"baseline" json:"baseline,omitempty"`
 }
 
 // Strategy types.
@@ -138,6 +143,36 @@ type Analysis struct {
 	// OnNoData is what a measurement without data counts as: inconclusive (the
 	// default: wait for a person), fail or pass. See AnalysisSpec.OnNoData.
 	OnNoData string `yaml:"onNoData" json:"onNoData,omitempty"`
+
+	// Kind is "" (measure the new fleet against max/min) or compare (judge
+	// the canary against the baseline fleet: Metrics, Pass, Marginal).
+	Kind    string          `yaml:"kind" json:"kind,omitempty"`
+	Metrics []CompareMetric `yaml:"metrics" json:"metrics,omitempty"`
+	// Pass and Marginal are the score thresholds of a compare (default 75 and
+	// 50): at least Pass passes, at least Marginal waits for a person.
+	Pass     *float64 `yaml:"pass" json:"pass,omitempty"`
+	Marginal *float64 `yaml:"marginal" json:"marginal,omitempty"`
+}
+
+// AnalysisCompare is the Kind of an analysis that judges the canary against
+// the baseline fleet.
+const AnalysisCompare = "compare"
+
+// CompareMetric is one metric of a compare analysis, as Kayenta's canary
+// config names it.
+type CompareMetric struct {
+	// Metric (router): errorRate, p50, p90, p95, p99.
+	Metric string `yaml:"metric" json:"metric"`
+	// Direction is the change that hurts: increase (default), decrease or either.
+	Direction string `yaml:"direction" json:"direction,omitempty"`
+	// Tolerance is how much worse a significant change may be: "10%" (default).
+	Tolerance string `yaml:"tolerance" json:"tolerance,omitempty"`
+	// Group names the metric's group in the score (default: the metric);
+	// Weight is the group's weight (default 1).
+	Group  string   `yaml:"group" json:"group,omitempty"`
+	Weight *float64 `yaml:"weight" json:"weight,omitempty"`
+	// Critical fails the judgment when this metric fails, whatever the score.
+	Critical bool `yaml:"critical" json:"critical,omitempty"`
 }
 
 // ApprovalSpec is a gate before cutover.

@@ -53,6 +53,10 @@ type RolloutProgress struct {
 	// they are on the route (until cutover, abort or rollback).
 	RouteRules *RouteRules `json:"routeRules,omitempty"`
 
+	// BaselineFleet is the canary's baseline fleet (strategy.baseline), from
+	// the live image.
+	BaselineFleet string `json:"baselineFleet,omitempty"`
+
 	Analyses []AnalysisRun `json:"analyses,omitempty"`
 	Error    string        `json:"error,omitempty"`
 	// BakeTimeEnds is when the bake time (phase bake-time) ends, while it runs.
@@ -83,6 +87,9 @@ type AnalysisRun struct {
 	AnalysisSource
 	Counts       *AnalysisCounts `json:"counts,omitempty"`
 	Measurements []Measurement   `json:"measurements,omitempty"`
+	// BaselineFleetID and Judgment are a compare analysis' (see AnalysisResult).
+	BaselineFleetID string    `json:"baselineFleetId,omitempty"`
+	Judgment        *Judgment `json:"judgment,omitempty"`
 }
 
 // AnalysisRunning is the phase of an analysis that is still measuring.

@@ -3,13 +3,19 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/contract"
 )
+
+// DefaultCompareCount is how many intervals an analysis of kind compare
+// samples when its count is left out.
+const DefaultCompareCount = 10
 
 // DefaultApprovalTimeout bounds approval gates and indefinite pauses.
 const DefaultApprovalTimeout = contract.Duration(24 * time.Hour)
@@ -21,12 +27,15 @@ func (r *Rollout) strategyDefaults() {
 		}
 		if a.Count == 0 {
 			a.Count = 1
+			if a.Kind == contract.AnalysisCompare {
+				a.Count = DefaultCompareCount
+			}
 		}
 		if a.ConsecutiveErrorLimit == nil {
 			four := 4
 			a.ConsecutiveErrorLimit = &four
 		}
-		if a.Provider == "router" && a.Metric == "" {
+		if a.Provider == "router" && a.Metric == "" && a.Kind != contract.AnalysisCompare {
 			a.Metric = "errorRate"
 		}
 		if a.Provider == "router" && a.MinRequests == 0 {
@@ -112,12 +121,17 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 	default:
 		add("strategy.type", "%q is not a strategy imago knows; use blueGreen, canary or rolling", r.Strategy.Type)
 	}
+	tolerancesBad := r.validateCompare(add)
 	for _, name := range sortedNames(r.Analyses) {
 		a := r.Analyses[name]
 		field := "analyses." + name
 		switch a.Provider {
 		case "router":
 			switch a.Metric {
+			case "":
+				if a.Kind != contract.AnalysisCompare {
+					add(field+".metric", "%q: use errorRate, p50, p90, p95 or p99", a.Metric)
+				}
 			case "errorRate", "p50", "p90", "p95", "p99":
 			default:
 				add(field+".metric", "%q: use errorRate, p50, p90, p95 or p99", a.Metric)
@@ -143,6 +157,11 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 				switch _, ok := analysisFields[word]; {
 				case word == "provider" || strings.HasPrefix(p, "unknown provider"):
 					// said above
+				case strings.HasPrefix(word, "metrics["):
+					path, _, _ := strings.Cut(word, " ")
+					if !tolerancesBad[field+"."+path] {
+						add(field+"."+path, "%s", rest)
+					}
 				case ok:
 					add(field+"."+word, "%s", rest)
 				default:
@@ -164,6 +183,59 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 	r.validateBakeTime(add)
 }
 
+// validateCompare checks what the analysis package cannot: a compare's
+// tolerances as written, that a compare is only a canary step's with a
+// baseline, and that a baseline is only a canary's. It returns the tolerance
+// fields it refused (the analysis package sees them as 0%).
+func (r *Rollout) validateCompare(add func(field, format string, args ...any)) map[string]bool {
+	bad := map[string]bool{}
+	for _, name := range sortedNames(r.Analyses) {
+		for i, m := range r.Analyses[name].Metrics {
+			if _, err := ParseTolerance(m.Tolerance); err != nil {
+				field := fmt.Sprintf("analyses.%s.metrics[%d].tolerance", name, i)
+				add(field, "%v", err)
+				bad[field] = true
+			}
+		}
+	}
+	s := r.Strategy
+	if s.Baseline && s.Type != contract.Canary {
+		add("strategy.baseline", "a baseline fleet is for the canary strategy, not %s", s.Type)
+	}
+	compare := func(name string) bool { a, ok := r.Analyses[name]; return ok && a.Kind == contract.AnalysisCompare }
+	for i, st := range s.Steps {
+		if st.Analysis != "" && compare(st.Analysis) && !s.Baseline {
+			add(fmt.Sprintf("strategy.steps[%d].analysis", i),
+				"analysis %s is kind compare, which judges the canary against a baseline fleet: set strategy.baseline: true", st.Analysis)
+		}
+	}
+	if r.Verify != nil && compare(r.Verify.Analysis) {
+		add("verify.analysis", "analysis %s is kind compare: its baseline fleet is gone after cutover; use it as a canary step", r.Verify.Analysis)
+	}
+	if r.BakeTime != nil && compare(r.BakeTime.Analysis) {
+		add("bakeTime.analysis", "analysis %s is kind compare: its baseline fleet is gone after cutover; use it as a canary step", r.BakeTime.Analysis)
+	}
+	return bad
+}
+
+// ParseTolerance reads a compare metric's tolerance, a percent ("10%",
+// "2.5%"), as a fraction (0.1); empty is analysis.DefaultTolerance.
+func ParseTolerance(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return analysis.DefaultTolerance, nil
+	}
+	digits, ok := strings.CutSuffix(s, "%")
+	v, err := strconv.ParseFloat(strings.TrimSpace(digits), 64)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("%q is not a percent; write it as 10%%", s)
+	case err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0:
+		return 0, fmt.Errorf("%q: want a percent of at least 0%%, such as 10%%", s)
+	}
+	return v / 100, nil
+}
+
 // analysisFields are the YAML names of Analysis's fields.
 var analysisFields = yamlFields(reflect.TypeFor[contract.Analysis]())
 
@@ -175,6 +247,18 @@ func AnalysisSpec(a contract.Analysis) contract.AnalysisSpec {
 		InconclusiveLimit: a.InconclusiveLimit, MinRequests: a.MinRequests,
 		Address: a.Address, Query: a.Query, URL: a.URL, Field: a.Field,
 		OnNoData: a.OnNoData,
+		Kind:     a.Kind, Pass: a.Pass, Marginal: a.Marginal,
+	}
+	for _, m := range a.Metrics {
+		c := contract.CompareMetricSpec{Metric: m.Metric, Direction: m.Direction, Group: m.Group, Critical: m.Critical, Weight: 1}
+		if c.Direction == "" {
+			c.Direction = "increase"
+		}
+		c.Tolerance, _ = ParseTolerance(m.Tolerance) // validation said what is wrong with it
+		if m.Weight != nil {
+			c.Weight = *m.Weight
+		}
+		s.Metrics = append(s.Metrics, c)
 	}
 	if a.ConsecutiveErrorLimit != nil {
 		s.ConsecutiveErrorLimit = *a.ConsecutiveErrorLimit

@@ -91,6 +91,9 @@ func fleets(p contract.RolloutProgress) string {
 		}
 		parts = append(parts, fmt.Sprintf("new %s (%s)", p.NewFleet, n))
 	}
+	if p.BaselineFleet != "" {
+		parts = append(parts, "baseline "+p.BaselineFleet)
+	}
 	if len(p.OldFleets) > 0 {
 		parts = append(parts, "old "+strings.Join(p.OldFleets, ", "))
 	}

@@ -219,7 +219,12 @@ func describe(change float64) string {
 	return "the same as the baseline"
 }
 
-func percent(f float64) string { return fmt.Sprintf("%.3g%%", f*100) }
+func percent(f float64) string {
+	if p := f * 100; math.Abs(p) >= 1000 {
+		return fmt.Sprintf("%.0f%%", p) // 6820%, not 6.82e+03%
+	}
+	return fmt.Sprintf("%.3g%%", f*100)
+}
 
 // groupScores is each group's share of passing metrics, 0–100, in the order
 // the groups are first named. NoData counts as not passing.
