@@ -98,6 +98,10 @@ func TestPlanPrintsTheTimeline(t *testing.T) {
 			}
 			require.Equal(t, []string{"approval before cutover", "pause 5/7"}, gates, "the approval gate comes before the first traffic step")
 		}},
+		{name: "baseline", live: 3, start: thursday, check: func(t *testing.T, p *Plan) {
+			// the live 3, the canary's 3 and the baseline's 3 (the live image) at once
+			require.Equal(t, 9, p.Peak.Instances)
+		}},
 		{name: "rolling", live: 6, start: thursday, check: func(t *testing.T, p *Plan) {
 			require.NotNil(t, p.Budget)
 			require.Equal(t, Budget{MaxSurge: 1, MaxUnavailable: 0, Most: 7, Fewest: 6, Within: true}, *p.Budget)

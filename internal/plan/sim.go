@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,8 +24,20 @@ import (
 	"github.com/imago/imago/workflows"
 )
 
-// newFleetID names the fleet the simulated rollout provisions.
-const newFleetID = "fl-new"
+// newFleetID names the fleet the simulated rollout provisions; baselineFleetID
+// the baseline of a canary with strategy.baseline (its token ends in /baseline).
+const (
+	newFleetID      = "fl-new"
+	baselineFleetID = "fl-baseline"
+)
+
+// fleetOf is the simulated fleet a provision token makes.
+func fleetOf(token string) string {
+	if strings.HasSuffix(token, "/baseline") {
+		return baselineFleetID
+	}
+	return newFleetID
+}
 
 // Run plans the rollout r (normalized, validated, its image checked as
 // `imago rollout start` checks it): it runs workflows.Rollout under
@@ -234,6 +247,7 @@ func (s *sim) register() {
 		return contract.PreviousImageResult{}, temporal.NewNonRetryableApplicationError("a plan rolls forward only", "Plan", nil)
 	})
 	reg(contract.ActivityReadRoute, s.readRoute)
+	reg(contract.ActivityFleetImage, s.fleetImage)
 	reg(contract.ActivityCheckFreeze, s.checkFreeze)
 	reg(contract.ActivityPublishEvent, s.publishEvent)
 	reg(contract.ActivityNotify, func(context.Context, contract.NotifyInput) error { return nil })
@@ -302,6 +316,14 @@ func (s *sim) readRoute(_ context.Context, key contract.RouteKey) (contract.Rout
 	return contract.Route{Listen: s.spec.Listen, Backends: []contract.Backend{{FleetID: s.live.FleetID, Weight: 100, Targets: targets(s.live.FleetID, s.live.Instances)}}}, nil
 }
 
+// fleetImage is the live fleet's image, which a canary's baseline runs.
+func (s *sim) fleetImage(_ context.Context, in contract.FleetImageInput) (contract.FleetImageResult, error) {
+	if s.live == nil || in.FleetID != s.live.FleetID {
+		return contract.FleetImageResult{}, temporal.NewNonRetryableApplicationError("no such fleet in the plan: "+in.FleetID, "Plan", nil)
+	}
+	return contract.FleetImageResult{FleetID: s.live.FleetID, ImageID: s.live.ImageID, Instances: s.live.Instances}, nil
+}
+
 // checkFreeze answers with the catalog's freezes (read when the plan began)
 // in force on the simulated clock. One without an end holds the rollout for
 // one recheck, then is assumed ended (the plan says so).
@@ -346,8 +368,9 @@ func (s *sim) publishEvent(_ context.Context, ev contract.Event) error {
 }
 
 func (s *sim) provision(_ context.Context, req contract.ProvisionRequest) (contract.Fleet, error) {
-	s.resized(newFleetID, req.Size)
-	f := s.fleet(newFleetID, req.Size)
+	id := fleetOf(req.Token)
+	s.resized(id, req.Size)
+	f := s.fleet(id, req.Size)
 	f.Token, f.Service, f.Environment, f.ImageID = req.Token, req.Service, req.Environment, req.ImageID
 	return f, nil
 }
@@ -401,15 +424,16 @@ func (s *sim) terminate(_ context.Context, in contract.TerminateInput) error {
 	return nil
 }
 
-func (s *sim) terminateByToken(_ context.Context, _ contract.TerminateByTokenInput) ([]string, error) {
+func (s *sim) terminateByToken(_ context.Context, in contract.TerminateByTokenInput) ([]string, error) {
+	id := fleetOf(in.Token)
 	s.mu.Lock()
-	_, ok := s.sizes[newFleetID]
+	_, ok := s.sizes[id]
 	s.mu.Unlock()
 	if !ok {
 		return nil, nil
 	}
-	s.resized(newFleetID, 0)
-	return []string{newFleetID}, nil
+	s.resized(id, 0)
+	return []string{id}, nil
 }
 
 func (s *sim) runAnalysis(_ context.Context, in contract.AnalysisInput) (contract.AnalysisResult, error) {
