@@ -90,3 +90,18 @@ func TestImportStoresAnSBOMBesideTheRecord(t *testing.T) {
 		t.Errorf("want ErrNotFound, got %v", err)
 	}
 }
+
+// testArchive is an image archive of one file holding content: PublishArchive
+// reads it for the image's SBOM.
+func testArchive(t *testing.T, content string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := image.Pack(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
