@@ -12,12 +12,6 @@ import (
 	"github.com/imago/imago/internal/schedules"
 )
 
-// driftOutput is what `imago drift -o json` prints.
-type driftOutput struct {
-	contract.DriftReport
-	Repairs []drift.Repair `json:"repairs,omitempty"`
-}
-
 func newDriftCmd() *cobra.Command {
 	var in contract.DriftInput
 	var repair bool
@@ -47,14 +41,9 @@ the spec's strategy, gates and checks. Nothing is ever patched in place.`,
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		return withClient(cmd, func(c client.Client) error {
-			by := startedBy()
-			rep, err := drift.Check(cmd.Context(), c, in, by)
+			res, err := drift.Run(cmd.Context(), c, in, repair, startedBy())
 			if err != nil {
 				return err
-			}
-			res := driftOutput{DriftReport: rep}
-			if repair {
-				res.Repairs, _ = drift.RepairAll(cmd.Context(), c, rep, by)
 			}
 			if out.json() {
 				return writeJSON(cmd.OutOrStdout(), res)
@@ -66,7 +55,7 @@ the spec's strategy, gates and checks. Nothing is ever patched in place.`,
 	return cmd
 }
 
-func printDrift(cmd *cobra.Command, res driftOutput) error {
+func printDrift(cmd *cobra.Command, res drift.Result) error {
 	w := cmd.OutOrStdout()
 	tw := table(w)
 	fmt.Fprintln(tw, "ENVIRONMENT\tSERVICE\tKIND\tFLEET\tINSTANCE\tDETAIL")

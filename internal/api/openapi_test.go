@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/drift"
 	"github.com/imago/imago/internal/freezes"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
@@ -133,6 +134,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
 		"Window": contract.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
+		"DriftRequest": DriftRequest{}, "DriftResult": drift.Result{}, "DriftTarget": contract.DriftTarget{}, "DriftItem": contract.DriftItem{},
+		"DriftRepair": drift.Repair{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {

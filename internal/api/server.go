@@ -148,6 +148,7 @@ func (s *Server) routes() []route {
 
 		// A dry run reads; apply terminates fleets: admin.
 		route{method: "POST", path: "/v1/reaper", scope: tokens.Read, inBody: true, handle: s.runReaper},
+		route{method: "POST", path: "/v1/drift", scope: tokens.Read, inBody: true, handle: s.runDrift}, // repair: deploy on the selection
 		// Freezes (stop-the-line): anyone may see them, admins start and end them.
 		route{method: "GET", path: "/v1/freezes", scope: tokens.Read, handle: s.listFreezes},
 		route{method: "POST", path: "/v1/freezes", scope: tokens.Admin, handle: s.startFreeze},

@@ -82,3 +82,23 @@ func RepairAll(ctx context.Context, c client.Client, rep contract.DriftReport, b
 	}
 	return out, runs
 }
+
+// Result is a drift check and the repairs it started: what imago drift -o json
+// prints and POST /v1/drift answers.
+type Result struct {
+	contract.DriftReport
+	Repairs []Repair `json:"repairs,omitempty"`
+}
+
+// Run checks for drift and, with repair, starts the repairs (RepairAll).
+func Run(ctx context.Context, c client.Client, in contract.DriftInput, repair bool, by string) (Result, error) {
+	rep, err := Check(ctx, c, in, by)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{DriftReport: rep}
+	if repair {
+		res.Repairs, _ = RepairAll(ctx, c, rep, by)
+	}
+	return res, nil
+}
