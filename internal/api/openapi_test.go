@@ -15,6 +15,7 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/drift"
 	"github.com/imago/imago/internal/freezes"
+	"github.com/imago/imago/internal/plan"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -136,6 +137,10 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
 		"DriftRequest": DriftRequest{}, "DriftResult": drift.Result{}, "DriftTarget": contract.DriftTarget{}, "DriftItem": contract.DriftItem{},
 		"DriftRepair": drift.Repair{},
+		"Plan": plan.Plan{}, "PlanLiveFleet": plan.LiveFleet{}, "PlanAssumption": plan.Assumption{}, "PlanStep": plan.Step{},
+		"PlanPeak": plan.Peak{}, "PlanBudget": plan.Budget{}, "PlanApproval": plan.Approval{}, "PlanConflict": plan.Conflict{},
+		"HeaderRouteStep": contract.HeaderRouteStep{}, "MatchRule": contract.MatchRule{}, "MirrorRouteStep": contract.MirrorRouteStep{},
+		"Stickiness": contract.Stickiness{}, "RouteRules": contract.RouteRules{}, "MatchRoute": contract.MatchRoute{}, "Mirror": contract.Mirror{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {
