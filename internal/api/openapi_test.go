@@ -135,12 +135,12 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
 		"Window": contract.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
-		"DriftRequest": DriftRequest{}, "DriftResult": drift.Result{}, "DriftTarget": contract.DriftTarget{}, "DriftItem": contract.DriftItem{},
-		"DriftRepair": drift.Repair{},
 		"Plan": plan.Plan{}, "PlanLiveFleet": plan.LiveFleet{}, "PlanAssumption": plan.Assumption{}, "PlanStep": plan.Step{},
 		"PlanPeak": plan.Peak{}, "PlanBudget": plan.Budget{}, "PlanApproval": plan.Approval{}, "PlanConflict": plan.Conflict{},
 		"HeaderRouteStep": contract.HeaderRouteStep{}, "MatchRule": contract.MatchRule{}, "MirrorRouteStep": contract.MirrorRouteStep{},
 		"Stickiness": contract.Stickiness{}, "RouteRules": contract.RouteRules{}, "MatchRoute": contract.MatchRoute{}, "Mirror": contract.Mirror{},
+		"DriftRequest": DriftRequest{}, "DriftResult": drift.Result{}, "DriftRepair": drift.Repair{},
+		"DriftTarget": contract.DriftTarget{}, "DriftItem": contract.DriftItem{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {
