@@ -93,8 +93,11 @@ type route struct {
 	// catalog, so the handler checks them (authorize); before it runs, the token
 	// must hold some scope of this kind.
 	inBody bool
-	stream bool // long-lived: no request timeout, no write deadline
-	handle func(w http.ResponseWriter, r *http.Request) error
+	// computes: a POST that only computes an answer from its body and changes
+	// nothing (a plan), so read is its scope.
+	computes bool
+	stream   bool // long-lived: no request timeout, no write deadline
+	handle   func(w http.ResponseWriter, r *http.Request) error
 }
 
 // routes is the API's table: one entry per operation with the scope it needs,
@@ -112,7 +115,7 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/v1/rollouts/{service}/{env}", scope: tokens.Read, handle: s.getRollout},
 		{method: "GET", path: "/v1/rollouts/{service}/{env}/events", scope: tokens.Read, stream: true, handle: s.rolloutEvents},
 		// a simulation that starts nothing and reads only the catalog
-		{method: "POST", path: "/v1/plans", scope: tokens.Read, handle: s.planRollout},
+		{method: "POST", path: "/v1/plans", scope: tokens.Read, computes: true, handle: s.planRollout},
 	}
 	for _, d := range decisions {
 		rs = append(rs, route{method: "POST", path: "/v1/rollouts/{service}/{env}/" + d, scope: decisionScope[d], handle: s.decide(d)})
