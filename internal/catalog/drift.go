@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 
 	"gocloud.dev/blob"
 
+	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/contract"
 )
 
@@ -56,7 +59,17 @@ func (c *Catalog) RecordDrift(ctx context.Context, t contract.DriftTarget) error
 	if err != nil {
 		return err
 	}
-	if err := c.bucket.WriteAll(ctx, driftKey(t.Service, t.Environment), data, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+	key := driftKey(t.Service, t.Environment)
+	if c.dir != "" && safeKey(key) { // file://: replaced atomically, 0600 in 0700 directories
+		path := filepath.Join(c.dir, filepath.FromSlash(key))
+		err = os.MkdirAll(filepath.Dir(path), 0o700)
+		if err == nil {
+			err = atomicfile.Write(path, data)
+		}
+	} else {
+		err = c.bucket.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: "application/json"})
+	}
+	if err != nil {
 		return fmt.Errorf("record drift of %s/%s: %w", t.Environment, t.Service, err)
 	}
 	return nil
