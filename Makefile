@@ -46,6 +46,7 @@ fuzz: ## run each fuzz target for a fixed number of executions (findings land in
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTokens$$' -fuzztime $$((200000*$(FUZZ_SCALE)))x ./internal/api/tokens
 	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $$((10000*$(FUZZ_SCALE)))x ./internal/image
 	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime $$((100000*$(FUZZ_SCALE)))x ./internal/entrypoint
+	$(GO) test -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $$((150000*$(FUZZ_SCALE)))x ./internal/sbom
 
 demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 	bash examples/hello/demo.sh

@@ -65,7 +65,7 @@ It talks to Temporal at TEMPORAL_ADDRESS (default 127.0.0.1:7233, where
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
 	root.AddCommand(newImageCmd(), newRolloutCmd(), newBakeCmd())
-	root.AddCommand(newStatusCmd())
+	root.AddCommand(newStatusCmd(), newDriftCmd())
 	root.AddCommand(newScheduleCmd(), newPipelineCmd(), newReaperCmd(), newFreezeCmd())
 	root.AddCommand(newCampaignCmd())
 	root.AddCommand(newServeCmd())

@@ -23,6 +23,7 @@ type envStatus struct {
 	Live        *contract.Deployment  `json:"live"`           // null while nothing succeeded there
 	Last        *contract.Deployment  `json:"last,omitempty"` // the newest deployment, when it is not the live one
 	History     []contract.Deployment `json:"history,omitempty"`
+	Drift       *contract.DriftTarget `json:"drift,omitempty"` // the latest drift check, when one ran (imago drift)
 }
 
 func newStatusCmd() *cobra.Command {
@@ -112,6 +113,9 @@ func readStatus(cmd *cobra.Command, cat *catalog.Catalog, service, env string, h
 		if history > 0 {
 			es.History = hist
 		}
+		if es.Drift, err = cat.LastDrift(ctx, service, e); err != nil {
+			return serviceStatus{}, err
+		}
 		st.Environments = append(st.Environments, es)
 	}
 	return st, nil
@@ -151,6 +155,11 @@ func printStatus(cmd *cobra.Command, st serviceStatus, history int) error {
 	for _, es := range st.Environments {
 		if es.Last != nil && es.Live != nil {
 			fmt.Fprintf(w, "%s: %s; %s\n", es.Environment, serving(*es.Live), lastAttempt(*es.Last, *es.Live))
+		}
+	}
+	for _, es := range st.Environments {
+		if es.Drift != nil {
+			fmt.Fprintf(w, "%s: %s\n", es.Environment, driftLine(*es.Drift))
 		}
 	}
 	if history == 0 {
@@ -231,4 +240,25 @@ func when(t time.Time) string {
 		return "-"
 	}
 	return t.Local().Format(time.DateTime)
+}
+
+// driftLine says what the latest drift check found: "drift: 1 instance (instance
+// i-2 of live fleet f-1 is exited (signal: killed)), checked at ...; repair with: ...".
+func driftLine(t contract.DriftTarget) string {
+	at := "checked at " + when(t.Checked)
+	switch {
+	case t.Skipped != "":
+		return "drift not checked (" + t.Skipped + "), " + at
+	case !t.Drifted():
+		return "no drift, " + at
+	}
+	what := make([]string, len(t.Items))
+	for i, it := range t.Items {
+		what[i] = it.Detail
+	}
+	n := fmt.Sprintf("%d instances", t.Instances)
+	if t.Instances == 1 {
+		n = "1 instance"
+	}
+	return fmt.Sprintf("drift: %s (%s), %s; repair with: imago drift --service %s -e %s --repair", n, strings.Join(what, "; "), at, t.Service, t.Environment)
 }

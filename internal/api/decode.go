@@ -345,6 +345,24 @@ func DecodeBackfill(r io.Reader) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
+// DecodeDrift reads the body of POST /v1/drift; an empty body checks everything.
+func DecodeDrift(r io.Reader) (DriftRequest, error) {
+	var req DriftRequest
+	if err := decodeJSON(r, &req); err != nil && !errors.Is(err, errEmpty) {
+		return req, err
+	}
+	var es spec.Errors
+	for _, f := range []struct{ field, v string }{{"environment", req.Environment}, {"service", req.Service}} {
+		if f.v != "" && !serviceRE.MatchString(f.v) {
+			es = append(es, spec.FieldError{Field: f.field, Msg: fmt.Sprintf("%q is not a name: use letters, digits, '.', '_' and '-'", f.v)})
+		}
+	}
+	if len(es) > 0 {
+		return req, es
+	}
+	return req, nil
+}
+
 // DecodeReaper reads the body of POST /v1/reaper; an empty body is a dry run
 // with the default grace period.
 func DecodeReaper(r io.Reader) (contract.ReaperInput, error) {

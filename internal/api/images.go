@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -8,6 +9,7 @@ import (
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/sbom"
 	"github.com/imago/imago/internal/spec"
 )
 
@@ -170,4 +172,28 @@ func (s *Server) channelHistory(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, ChannelHistory{Current: hist[len(hist)-1], History: hist})
+}
+
+// imageSBOM is GET /v1/images/{id}/sbom[?format=cyclonedx|spdx]: the image's
+// SBOM, as `imago image sbom`.
+func (s *Server) imageSBOM(w http.ResponseWriter, r *http.Request) error {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = sbom.FormatCycloneDX
+	}
+	if sbom.MediaType(format) == "" {
+		return &BadRequest{Msg: fmt.Sprintf("format: %q is not an SBOM format: use %s (the default) or %s", format, sbom.FormatCycloneDX, sbom.FormatSPDX)}
+	}
+	bom, err := s.cfg.Catalog.SBOM(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := sbom.Write(&buf, bom, format); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", sbom.MediaType(format))
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(buf.Bytes())
+	return err
 }

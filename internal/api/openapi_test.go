@@ -14,6 +14,7 @@ import (
 
 	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/drift"
 	"github.com/imago/imago/internal/freezes"
 	"github.com/imago/imago/internal/plan"
 	"github.com/imago/imago/internal/rollouts"
@@ -144,6 +145,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"PlanPeak": plan.Peak{}, "PlanBudget": plan.Budget{}, "PlanApproval": plan.Approval{}, "PlanConflict": plan.Conflict{},
 		"HeaderRouteStep": contract.HeaderRouteStep{}, "MatchRule": contract.MatchRule{}, "MirrorRouteStep": contract.MirrorRouteStep{},
 		"Stickiness": contract.Stickiness{}, "RouteRules": contract.RouteRules{}, "MatchRoute": contract.MatchRoute{}, "Mirror": contract.Mirror{},
+		"DriftRequest": DriftRequest{}, "DriftResult": drift.Result{}, "DriftRepair": drift.Repair{},
+		"DriftTarget": contract.DriftTarget{}, "DriftItem": contract.DriftItem{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {

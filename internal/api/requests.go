@@ -108,6 +108,16 @@ type BackfillRequest struct {
 	To   string `json:"to"`   // RFC 3339
 }
 
+// DriftRequest is the body of POST /v1/drift.
+type DriftRequest struct {
+	// Service and Environment select what is checked; empty: everything.
+	Service     string `json:"service,omitempty"`
+	Environment string `json:"environment,omitempty"`
+	// Repair starts a rollout of the live image, with the last rollout's spec,
+	// for each drifted service and environment.
+	Repair bool `json:"repair,omitempty"`
+}
+
 // ReaperRequest is the body of POST /v1/reaper.
 type ReaperRequest struct {
 	// Apply terminates the leaked fleets; without it the sweep only reports them.

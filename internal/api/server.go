@@ -126,6 +126,7 @@ func (s *Server) routes() []route {
 
 		route{method: "GET", path: "/v1/images", scope: tokens.Read, handle: s.listImages},
 		route{method: "GET", path: "/v1/images/{id}", scope: tokens.Read, handle: s.showImage},
+		route{method: "GET", path: "/v1/images/{id}/sbom", scope: tokens.Read, handle: s.imageSBOM},
 		// Channel moves: bake on the image's service (bakes publish to its channels);
 		// a cascading revoke, which reaches other services' images, admin.
 		route{method: "POST", path: "/v1/images/{id}/promote", scope: tokens.Bake, inBody: true, handle: s.promoteImage},
@@ -160,6 +161,7 @@ func (s *Server) routes() []route {
 
 		// A dry run reads; apply terminates fleets: admin.
 		route{method: "POST", path: "/v1/reaper", scope: tokens.Read, inBody: true, handle: s.runReaper},
+		route{method: "POST", path: "/v1/drift", scope: tokens.Read, inBody: true, handle: s.runDrift}, // repair: deploy on the selection
 		// Freezes (stop-the-line): anyone may see them, admins start and end them.
 		route{method: "GET", path: "/v1/freezes", scope: tokens.Read, handle: s.listFreezes},
 		route{method: "POST", path: "/v1/freezes", scope: tokens.Admin, handle: s.startFreeze},

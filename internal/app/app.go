@@ -530,5 +530,6 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Pipeline, workflow.RegisterOptions{Name: contract.WorkflowPipeline})
 	r.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: contract.WorkflowReaper})
 	r.RegisterWorkflowWithOptions(workflows.Campaign, workflow.RegisterOptions{Name: contract.WorkflowCampaign})
+	r.RegisterWorkflowWithOptions(workflows.Drift, workflow.RegisterOptions{Name: contract.WorkflowDrift})
 	r.RegisterActivity(acts) // each method under its name: contract.Activity* (TestActivityNamesAreTheContracts)
 }

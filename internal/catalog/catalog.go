@@ -14,6 +14,7 @@
 //	channels/<service>/<channel>/<seq>.json   channel moves; seq zero-padded, current = highest
 //	revocations/<id>.json                     image id is revoked (the record stays as it was)
 //	outdated/<id>.json                        image id's base channel moved on
+//	sboms/<id>.cdx.json                       the CycloneDX SBOM of local image id (see SBOM)
 package catalog
 
 import (
@@ -139,6 +140,9 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contra
 	}
 	existing, err := c.Get(ctx, img.ID)
 	if err == nil {
+		if _, err := c.ensureSBOM(ctx, existing, bytes.NewReader(archive), nil); err != nil {
+			return contract.Image{}, err
+		}
 		return c.finishPublish(ctx, existing, img.InputDigest)
 	}
 	if !errors.Is(err, ErrNotFound) {
@@ -152,6 +156,9 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contra
 	}
 	if img.Created.IsZero() {
 		img.Created = time.Now().UTC()
+	}
+	if _, err := c.ensureSBOM(ctx, img, bytes.NewReader(archive), nil); err != nil {
+		return contract.Image{}, err
 	}
 	if err := c.create(ctx, recordKey(img.ID), img); err != nil {
 		if !isExists(err) {

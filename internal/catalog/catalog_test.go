@@ -236,6 +236,10 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 		// Eight bakes of the same inputs produce different archives (builds are not
 		// reproducible) and publish at once: one wins, all get the winner.
 		const n = 8
+		archives := make([][]byte, n)
+		for i := range archives {
+			archives[i] = testArchive(t, fmt.Sprintf("archive %d", i))
+		}
 		got := make([]contract.Image, n)
 		errs := make([]error, n)
 		start := make(chan struct{})
@@ -245,7 +249,7 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				got[i], errs[i] = c.PublishArchive(ctx, []byte(fmt.Sprintf("archive %d", i)),
+				got[i], errs[i] = c.PublishArchive(ctx, archives[i],
 					contract.Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
 			}()
 		}
@@ -294,8 +298,8 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 		wantErr(t, err, "bad build", "bake again")
 		// The winner's own archive cannot come back: its ID is the revoked one.
 		var winning []byte
-		for i := 0; i < n; i++ {
-			if a := []byte(fmt.Sprintf("archive %d", i)); image.Digest(a) == winner.Digest {
+		for _, a := range archives {
+			if image.Digest(a) == winner.Digest {
 				winning = a
 			}
 		}
@@ -303,7 +307,7 @@ func TestFindByInputDigestConcurrent(t *testing.T) {
 		if !errors.Is(err, contract.ErrRevoked) {
 			t.Errorf("republishing the revoked archive = %v, want ErrRevoked", err)
 		}
-		rebake, err := c.PublishArchive(ctx, []byte("rebuilt"), contract.Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
+		rebake, err := c.PublishArchive(ctx, testArchive(t, "rebuilt"), contract.Image{Service: "hello", Builder: "imago-local", InputDigest: digest, Entrypoint: []string{"./hello"}})
 		if err != nil || rebake.ID == winner.ID {
 			t.Fatalf("rebake = %s, %v; want a new image", rebake.ID, err)
 		}

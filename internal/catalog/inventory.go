@@ -291,23 +291,12 @@ func (c *Catalog) Environments(ctx context.Context, service string) ([]string, e
 	if err := checkService(service); err != nil {
 		return nil, fmt.Errorf("list environments: %w: %w", ErrInvalidDeployment, err)
 	}
-	var envs []string
-	it := c.bucket.List(&blob.ListOptions{Prefix: "inventory/", Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list catalog inventory/: %w", err)
-		}
-		env := strings.TrimSuffix(strings.TrimPrefix(obj.Key, "inventory/"), "/")
-		if obj.IsDir && serviceRE.MatchString(env) {
-			envs = append(envs, env)
-		}
+	envs, err := c.listDirs(ctx, "inventory/")
+	if err != nil {
+		return nil, err
 	}
 	has := make([]bool, len(envs))
-	err := parallel(ctx, len(envs), func(ctx context.Context, i int) error {
+	err = parallel(ctx, len(envs), func(ctx context.Context, i int) error {
 		var err error
 		has[i], err = c.hasSeq(ctx, inventoryPrefix(service, envs[i]))
 		return err
@@ -535,6 +524,26 @@ func (c *Catalog) appendSeq(ctx context.Context, prefix string, head int64, what
 		case <-time.After(rand.N(time.Duration(min(attempt, 20)) * time.Millisecond)):
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+	}
+}
+
+// listDirs returns the names of the "directories" right under prefix that are
+// valid service or environment names.
+func (c *Catalog) listDirs(ctx context.Context, prefix string) ([]string, error) {
+	var names []string
+	it := c.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return names, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list catalog %s: %w", prefix, err)
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(obj.Key, prefix), "/")
+		if obj.IsDir && serviceRE.MatchString(name) {
+			names = append(names, name)
 		}
 	}
 }

@@ -62,7 +62,8 @@ var Activities = []string{ActivityBakeBuild, ActivityBakeDigest, ActivityCampaig
 	ActivityFindOrphans, ActivityFleetImage, ActivityLiveImages, ActivityMoveChannel, ActivityNotify, ActivityPreviousImage, ActivityProvision,
 	ActivityPublishEvent, ActivityPublishImage, ActivityReadRoute, ActivityRecordDeployment, ActivityResizeFleet,
 	ActivityResolveImage, ActivityRunAnalysis, ActivityRunChecks, ActivityRunHook, ActivityScaleFleet, ActivitySetRoute,
-	ActivityStartDependents, ActivityTerminate, ActivityTerminateByToken, ActivityTestImage, ActivityWaitHealthy}
+	ActivityStartDependents, ActivityTerminate, ActivityTerminateByToken, ActivityTestImage, ActivityWaitHealthy,
+	ActivityDetectDrift}
 
 // Query names.
 const (

@@ -98,16 +98,27 @@ func LastInput(ctx context.Context, c client.Client, service, env string) (workf
 // it starts (Image.ID is the image the inventory names now, Strategy the last
 // rollout's).
 func RollbackToPrevious(ctx context.Context, c client.Client, cat *catalog.Catalog, service, env, by string) (client.WorkflowRun, spec.Rollout, error) {
+	return StartLastSpec(ctx, c, service, env, func() (string, error) {
+		_, prev, err := cat.Previous(ctx, service, env)
+		return prev, err
+	}, StartOptions{StartedBy: by, Action: contract.ActionRollback})
+}
+
+// StartLastSpec starts a rollout of service to env with the last rollout's
+// spec and the image imageID returns (asked once the last spec is found). A
+// rollback after decommission and a drift repair (a rollout of the live image,
+// which replaces a fleet that drifted instead of patching it) both start so.
+func StartLastSpec(ctx context.Context, c client.Client, service, env string, imageID func() (string, error), o StartOptions) (client.WorkflowRun, spec.Rollout, error) {
 	last, err := LastInput(ctx, c, service, env)
 	if err != nil {
 		return nil, spec.Rollout{}, err
 	}
-	_, prev, err := cat.Previous(ctx, service, env)
+	id, err := imageID()
 	if err != nil {
 		return nil, spec.Rollout{}, err
 	}
 	r := last.Spec
-	r.Image = contract.ImageRef{ID: prev}
-	run, err := Start(ctx, c, r, StartOptions{StartedBy: by, Action: contract.ActionRollback})
+	r.Image = contract.ImageRef{ID: id}
+	run, err := Start(ctx, c, r, o)
 	return run, r, err
 }

@@ -273,7 +273,7 @@ func List(ctx context.Context, c client.Client) ([]Schedule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list schedules: %w", err)
 		}
-		if e.WorkflowType.Name != "Pipeline" && e.WorkflowType.Name != "Reaper" {
+		if e.WorkflowType.Name != "Pipeline" && e.WorkflowType.Name != "Reaper" && e.WorkflowType.Name != contract.WorkflowDrift {
 			continue // not imago's
 		}
 		s := Schedule{Name: e.ID, Spec: specString(e.Spec), Paused: e.Paused, Note: e.Note, NextRuns: e.NextActionTimes}
@@ -338,7 +338,7 @@ func outcome(ctx context.Context, c client.Client, id, runID string) (status, ms
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		return status, ""
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		var res struct { // a PipelineResult's Reason, or a ReaperResult's Summary
+		var res struct { // a PipelineResult's Reason, or a ReaperResult's or DriftReport's Summary
 			Reason  string `json:"reason"`
 			Summary string `json:"summary"`
 		}
@@ -418,28 +418,46 @@ type ReaperOptions struct {
 // CreateReaper schedules the Reaper workflow (see workflows.Reaper); each sweep's
 // findings are in its result, shown by describe.
 func CreateReaper(ctx context.Context, c client.Client, o ReaperOptions) error {
-	if o.Every == 0 {
-		o.Every = time.Hour
-	}
-	if o.Every < time.Minute {
-		return spec.Errors{{Field: "every", Msg: fmt.Sprintf("must be at least 1m, got %s", o.Every)}}
-	}
 	if o.Grace < 0 {
 		return spec.Errors{{Field: "grace", Msg: "must not be negative"}}
 	}
+	return createEvery(ctx, c, ReaperScheduleID, o.Every, &client.ScheduleWorkflowAction{
+		ID: "reaper", Workflow: workflows.Reaper, TaskQueue: contract.TaskQueue,
+		Args: []any{contract.ReaperInput{Apply: o.Apply, Grace: o.Grace}},
+	}, fmt.Sprintf("leak collector: apply=%t grace=%s", o.Apply, o.Grace))
+}
+
+// createEvery creates schedule id, running action every interval (default 1h,
+// at least 1m; a run still going when the next is due skips it).
+func createEvery(ctx context.Context, c client.Client, id string, every time.Duration, action *client.ScheduleWorkflowAction, note string) error {
+	if every == 0 {
+		every = time.Hour
+	}
+	if every < time.Minute {
+		return spec.Errors{{Field: "every", Msg: fmt.Sprintf("must be at least 1m, got %s", every)}}
+	}
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:   ReaperScheduleID,
-		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: o.Every}}},
-		Action: &client.ScheduleWorkflowAction{
-			ID: "reaper", Workflow: workflows.Reaper, TaskQueue: contract.TaskQueue,
-			Args: []any{contract.ReaperInput{Apply: o.Apply, Grace: o.Grace}},
-		},
+		ID:      id,
+		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
+		Action:  action,
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		Note:    fmt.Sprintf("leak collector: apply=%t grace=%s", o.Apply, o.Grace),
+		Note:    note,
 	})
 	var exists *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &exists) || errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return &ExistsError{Name: ReaperScheduleID}
+		return &ExistsError{Name: id}
 	}
 	return err
+}
+
+// DriftScheduleID is the schedule of the drift check.
+const DriftScheduleID = "imago-drift"
+
+// CreateDrift schedules the Drift workflow (see workflows.Drift) every interval
+// (default 1h) over in's selection: each check updates imago_drift_instances,
+// publishes its events and records what imago status shows; it repairs nothing.
+func CreateDrift(ctx context.Context, c client.Client, every time.Duration, in contract.DriftInput) error {
+	return createEvery(ctx, c, DriftScheduleID, every, &client.ScheduleWorkflowAction{
+		ID: "drift", Workflow: workflows.Drift, TaskQueue: contract.TaskQueue, Args: []any{in},
+	}, fmt.Sprintf("drift check: service=%q environment=%q", in.Service, in.Environment))
 }

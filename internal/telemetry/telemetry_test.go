@@ -105,6 +105,9 @@ func TestARealRolloutIsObservable(t *testing.T) {
 		require.GreaterOrEqual(t, histogram(t, o.metrics, "imago_router_request_duration_seconds", labels).GetSampleCount(), uint64(o.routed))
 		require.Equal(t, 1.0, value(t, o.metrics, "imago_router_up", map[string]string{"service": "hello", "environment": "test"}))
 	})
+	t.Run("drift per service and environment", func(t *testing.T) {
+		require.Equal(t, 0.0, value(t, o.metrics, "imago_drift_instances", map[string]string{"service": "hello", "environment": "test", "workflow_type": "Drift"}))
+	})
 	t.Run("imago's metrics carry the labels the README lists", func(t *testing.T) {
 		for name, labels := range readmeMetricLabels(t) {
 			f := o.metrics[name]
@@ -225,6 +228,15 @@ func observe(t *testing.T) *observed {
 		require.Equal(t, http.StatusOK, resp.StatusCode, "router answered %s", body)
 	}
 
+	// A drift check of the live rollout: nothing drifted, the gauge says 0.
+	drun, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "drift/test/hello", TaskQueue: contract.TaskQueue}, workflows.Drift,
+		contract.DriftInput{Service: "hello", Environment: "test"})
+	require.NoError(t, err)
+	var drift contract.DriftReport
+	require.NoError(t, drun.Get(ctx, &drift))
+	require.Len(t, drift.Targets, 1)
+	require.False(t, drift.Targets[0].Drifted(), "%+v", drift.Targets[0].Items)
+
 	// Replay every run in full (as after a worker restart): replayed phases and
 	// outcomes must not count again.
 	worker.PurgeStickyWorkflowCache()
@@ -320,7 +332,7 @@ func readmeMetricLabels(t *testing.T) map[string][]string {
 			rows[m[1]] = labels
 		}
 	}
-	require.Len(t, rows, 7, "the README's metrics table, as this test reads it: %v", rows)
+	require.Len(t, rows, 8, "the README's metrics table, as this test reads it: %v", rows)
 	return rows
 }
 

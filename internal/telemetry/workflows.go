@@ -16,6 +16,7 @@ const (
 	metricRollouts     = "imago_rollouts_total"
 	metricBakes        = "imago_bakes_total"
 	metricPhaseSeconds = "imago_phase_duration_seconds"
+	metricDrift        = "imago_drift_instances"
 )
 
 // workflowMetrics is a worker interceptor that measures imago's workflows from the
@@ -33,8 +34,9 @@ type workflowMetrics struct {
 }
 
 // WorkflowMetrics returns the interceptor that emits imago_rollouts_total,
-// imago_bakes_total and imago_phase_duration_seconds through the client's
-// MetricsHandler.
+// imago_bakes_total, imago_phase_duration_seconds and imago_drift_instances
+// (each drift check's drifted instances per service and environment) through
+// the client's MetricsHandler.
 func WorkflowMetrics() interceptor.Interceptor { return &workflowMetrics{} }
 
 func (*workflowMetrics) InterceptWorkflow(ctx workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
@@ -88,7 +90,8 @@ func (w *workflowOutbound) UpsertTypedSearchAttributes(ctx workflow.Context, upd
 }
 
 // countOutcome counts a finished rollout or bake by its outcome, the same words
-// its finished event uses (workflows' one classifier: RolloutEnd, BakeEnd).
+// its finished event uses (workflows' one classifier: RolloutEnd, BakeEnd), and
+// sets a drift check's gauges.
 func countOutcome(ctx workflow.Context, arg, res any, err error) {
 	h := workflow.GetMetricsHandler(ctx)
 	switch in := deref(arg).(type) {
@@ -100,6 +103,13 @@ func countOutcome(ctx workflow.Context, arg, res any, err error) {
 		r, _ := deref(res).(contract.BakeResult)
 		outcome, _ := workflows.BakeOutcome(workflows.BakeEnd(err), err == nil && r.Cached)
 		h.WithTags(map[string]string{"service": in.Spec.Service, "outcome": outcome.MetricLabel()}).Counter(metricBakes).Inc(1)
+	case contract.DriftInput:
+		r, _ := deref(res).(contract.DriftReport)
+		for _, t := range r.Targets {
+			if t.Skipped == "" {
+				h.WithTags(map[string]string{"service": t.Service, "environment": t.Environment}).Gauge(metricDrift).Update(float64(t.Instances))
+			}
+		}
 	}
 }
 
@@ -114,6 +124,14 @@ func deref(v any) any {
 			return *p
 		}
 	case *contract.BakeResult:
+		if p != nil {
+			return *p
+		}
+	case *contract.DriftInput:
+		if p != nil {
+			return *p
+		}
+	case *contract.DriftReport:
 		if p != nil {
 			return *p
 		}

@@ -117,3 +117,27 @@ func TestRolloutOutcomesAbortedAndRolledBack(t *testing.T) {
 		})
 	}
 }
+
+// A drift check's result sets imago_drift_instances per service and environment
+// it compared (a skipped one keeps its last value).
+func TestADriftCheckSetsTheDriftGauge(t *testing.T) {
+	env, addr := metricsEnv(t)
+	var a *activities.Activities
+	env.OnActivity(a.DetectDrift, mock.Anything, mock.Anything).Return(contract.DriftReport{Targets: []contract.DriftTarget{
+		{Service: "hello", Environment: "prod", Instances: 2, Items: []contract.DriftItem{{Kind: contract.DriftMissingInstance}, {Kind: contract.DriftMissingInstance}}},
+		{Service: "hello", Environment: "staging"},
+		{Service: "web", Environment: "prod", Skipped: "a rollout of it is running"},
+	}, Instances: 2}, nil)
+
+	env.ExecuteWorkflow(workflows.Drift, contract.DriftInput{})
+
+	require.NoError(t, env.GetWorkflowError())
+	m := scrape(t, addr)
+	require.Equal(t, 2.0, value(t, m, "imago_drift_instances", map[string]string{"service": "hello", "environment": "prod"}))
+	require.Equal(t, 0.0, value(t, m, "imago_drift_instances", map[string]string{"service": "hello", "environment": "staging"}))
+	for _, metric := range m["imago_drift_instances"].GetMetric() {
+		for _, l := range metric.GetLabel() {
+			require.NotEqual(t, "web", l.GetValue(), "a skipped target sets no value")
+		}
+	}
+}
