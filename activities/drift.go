@@ -60,7 +60,7 @@ func (a *Activities) DetectDrift(ctx context.Context, in contract.DriftInput) (c
 		t := contract.DriftTarget{Service: k.Service, Environment: k.Environment, Checked: now}
 		if busy[k] || busy[contract.RouteKey{Service: k.Service}] {
 			t.Skipped = "a rollout, bake or pipeline of it is running"
-		} else if err := a.compare(ctx, k, byKey[k], &t); err != nil {
+		} else if err := a.driftOf(ctx, k, byKey[k], &t); err != nil {
 			return rep, err
 		}
 		activity.RecordHeartbeat(ctx, k.String())
@@ -74,9 +74,9 @@ func (a *Activities) DetectDrift(ctx context.Context, in contract.DriftInput) (c
 	return rep, a.publishDrift(ctx, rep)
 }
 
-// compare fills t with the differences between the fleets the provider has
+// driftOf fills t with the differences between the fleets the provider has
 // for k and the inventory's live deployment of k.
-func (a *Activities) compare(ctx context.Context, k contract.RouteKey, fleets []contract.Fleet, t *contract.DriftTarget) error {
+func (a *Activities) driftOf(ctx context.Context, k contract.RouteKey, fleets []contract.Fleet, t *contract.DriftTarget) error {
 	live, err := a.Catalog.Live(ctx, k.Service, k.Environment)
 	switch {
 	case err == nil && live.FleetID == "":
