@@ -60,12 +60,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 		return out, specErr(err)
 	}
 
-	var prog AnalysisProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
-			prog = AnalysisProgress{}
-		}
-	}
+	prog := resumedProgress(ctx)
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	runner := analysis.Runner{Previous: prog.Measurements}
@@ -84,14 +79,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 	out.Phase, out.Reason, out.Message, out.Counts = res.Phase, res.Reason, res.Message, res.Counts
 	out.Measurements = analysis.Latest(res.Measurements, analysis.KeptMeasurements)
 	if err != nil {
-		var se *analysis.SpecError
-		switch {
-		case ctx.Err() != nil:
-			return out, ctx.Err()
-		case errors.As(err, &se), analysis.IsPermanent(err):
-			return out, specErr(err)
-		}
-		return out, err
+		return out, analysisErr(ctx, err, specErr)
 	}
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil
@@ -102,12 +90,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 // goes on.
 func (a *Activities) compare(ctx context.Context, in contract.AnalysisInput, spec contract.AnalysisSpec, out contract.AnalysisResult) (contract.AnalysisResult, error) {
 	out.BaselineFleetID = in.BaselineFleetID
-	var prog AnalysisProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
-			prog = AnalysisProgress{}
-		}
-	}
+	prog := resumedProgress(ctx)
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	logger := activity.GetLogger(ctx)
@@ -124,17 +107,38 @@ func (a *Activities) compare(ctx context.Context, in contract.AnalysisInput, spe
 	out.Phase, out.Reason, out.Message, out.Counts, out.Judgment = res.Phase, res.Reason, res.Message, res.Counts, j
 	out.Measurements = analysis.Latest(res.Measurements, analysis.KeptMeasurements)
 	if err != nil {
-		var se *analysis.SpecError
-		switch {
-		case ctx.Err() != nil:
-			return out, ctx.Err()
-		case errors.As(err, &se), analysis.IsPermanent(err):
-			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), contract.ErrAnalysisSpec, nil)
-		}
-		return out, err
+		return out, analysisErr(ctx, err, func(err error) error {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), contract.ErrAnalysisSpec, nil)
+		})
 	}
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil
+}
+
+// resumedProgress is what an earlier attempt of this analysis heartbeated (the
+// measurements and samples so far), or nothing.
+func resumedProgress(ctx context.Context) AnalysisProgress {
+	var prog AnalysisProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
+			prog = AnalysisProgress{}
+		}
+	}
+	return prog
+}
+
+// analysisErr is how an analysis's error leaves the activity: cancelled as
+// cancelled, a spec or permanent problem through permanent (no retry),
+// anything else retried.
+func analysisErr(ctx context.Context, err error, permanent func(error) error) error {
+	var se *analysis.SpecError
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &se), analysis.IsPermanent(err):
+		return permanent(err)
+	}
+	return err
 }
 
 // SourceOf and AnalysisVars: see package analysis.
