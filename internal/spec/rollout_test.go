@@ -70,7 +70,7 @@ strategy: {type: yolo}
 	require.Error(t, err)
 	assert.True(t, IsInvalid(err))
 	var fields []string
-	for _, e := range err.(Errors) {
+	for _, e := range err.(contract.FieldErrors) {
 		fields = append(fields, e.Field)
 	}
 	// In the order of the file; image, left out, has no line and comes last.
@@ -219,13 +219,13 @@ analyses:
 	require.NoError(t, err)
 	err = r.Normalize()
 	require.Error(t, err)
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	require.Len(t, es, 1, "only errors' onNoData is wrong: %v", err)
 	assert.Equal(t, "analyses.errors.onNoData", es[0].Field)
 	assert.Equal(t, 14, es[0].Line)
 	assert.Contains(t, err.Error(), `analyses.errors.onNoData: line 14: "ignore": want inconclusive (the default: wait for a person), fail or pass`)
-	assert.Equal(t, "pass", AnalysisSpec(r.Analyses["quiet"]).OnNoData)
+	assert.Equal(t, "pass", r.Analyses["quiet"].Spec().OnNoData)
 }
 
 func TestRollingWavesAreACountOrAPercent(t *testing.T) {

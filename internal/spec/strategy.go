@@ -110,7 +110,7 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 		default:
 			add(field+".provider", "%q: use router, prometheus or http", a.Provider)
 		}
-		if err := analysis.Validate(AnalysisSpec(a)); err != nil {
+		if err := analysis.Validate(a.Spec()); err != nil {
 			var se *analysis.SpecError
 			if !errors.As(err, &se) {
 				add(field, "%v", err)
@@ -145,21 +145,3 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 
 // analysisFields are the YAML names of Analysis's fields.
 var analysisFields = yamlFields(reflect.TypeFor[contract.Analysis]())
-
-// AnalysisSpec translates a rollout spec's analysis into the analysis package's Spec.
-func AnalysisSpec(a contract.Analysis) contract.AnalysisSpec {
-	s := contract.AnalysisSpec{
-		Provider: a.Provider, Metric: a.Metric, Max: a.Max, Min: a.Min,
-		Interval: a.Interval.D(), Count: a.Count, FailureLimit: a.FailureLimit,
-		InconclusiveLimit: a.InconclusiveLimit, MinRequests: a.MinRequests,
-		Address: a.Address, Query: a.Query, URL: a.URL, Field: a.Field,
-		OnNoData: a.OnNoData,
-	}
-	if a.ConsecutiveErrorLimit != nil {
-		s.ConsecutiveErrorLimit = *a.ConsecutiveErrorLimit
-		if s.ConsecutiveErrorLimit == 0 {
-			s.ConsecutiveErrorLimit = -1 // the analysis package reads 0 as its default
-		}
-	}
-	return s
-}
