@@ -49,8 +49,12 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 	m, err := analysis.NewMeasurer(spec, analysis.Env{
 		HTTP:    a.Analysis,
 		FleetID: in.FleetID,
-		Metrics: func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
-			return a.Provider.FleetMetrics(ctx, in.Key)
+		Metrics: func(ctx context.Context) (map[string]contract.FleetMetrics, error) {
+			m, err := a.Provider.FleetMetrics(ctx, in.Key)
+			if c := provider.ErrorCode(err); c == provider.FailedPrecondition || c == provider.InvalidArgument {
+				return nil, analysis.Permanent(err) // no router metrics, a bad key: retrying cannot fix it
+			}
+			return m, err
 		},
 	})
 	if err != nil {

@@ -28,6 +28,7 @@ func TestWorkflowsStayLight(t *testing.T) {
 		"github.com/imago/imago/internal/events",
 		"github.com/imago/imago/internal/bake",
 		"github.com/imago/imago/internal/spec",
+		"github.com/imago/imago/internal/provider",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, f := range forbidden {
