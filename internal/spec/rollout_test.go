@@ -241,3 +241,23 @@ func TestRollingWavesAreACountOrAPercent(t *testing.T) {
 	_, err := contract.Waves("0%").Size(3)
 	assert.Error(t, err)
 }
+
+// A spec encodes as its contract data, which the Rollout workflow receives:
+// the same JSON names, and a round trip through the workflow's type (env
+// values and secrets, fleet, strategy, …) gives the spec back.
+func TestRolloutEncodesAsItsContractData(t *testing.T) {
+	r, err := ParseRollout([]byte(full + "env: {LOG_LEVEL: debug, DB_PASSWORD: {secret: \"file:///etc/imago/db\"}}\n"))
+	require.NoError(t, err)
+	require.NoError(t, r.Normalize())
+	asSpec, err := json.Marshal(r)
+	require.NoError(t, err)
+	asContract, err := json.Marshal(r.Rollout)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(asSpec), string(asContract))
+	assert.Contains(t, string(asSpec), `"env":{"DB_PASSWORD":{"secret":"file:///etc/imago/db"},"LOG_LEVEL":"debug"}`)
+	assert.Contains(t, string(asSpec), `"fleet":{"size":3}`)
+
+	var back contract.Rollout
+	require.NoError(t, json.Unmarshal(asSpec, &back))
+	assert.Equal(t, r.Rollout, back)
+}
