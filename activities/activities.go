@@ -167,14 +167,18 @@ func (a *Activities) SetRoute(ctx context.Context, in contract.SetRouteInput) er
 	}
 	if in.HealthPath != "" {
 		for _, b := range route.Backends {
-			if b.Weight == 0 {
+			if !route.Serves(b.FleetID) { // a weight, or requests by a header route or mirror
 				continue
 			}
 			// One healthy instance is enough to receive traffic.
 			if !probe.Any(ctx, a.httpClient(), b.Targets, in.HealthPath) {
+				what := fmt.Sprintf("%d%% of %s", b.Weight, in.Key)
+				if b.Weight == 0 {
+					what = "the requests route rules of " + in.Key.String() + " pick"
+				}
 				return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-					"traffic guard: refusing to send %d%% of %s to fleet %s: none of its %d instances passes %s; the current route stays",
-					b.Weight, in.Key, b.FleetID, len(b.Targets), in.HealthPath), contract.ErrTrafficGuard, nil)
+					"traffic guard: refusing to send %s to fleet %s: none of its %d instances passes %s; the current route stays",
+					what, b.FleetID, len(b.Targets), in.HealthPath), contract.ErrTrafficGuard, nil)
 			}
 		}
 	}

@@ -51,7 +51,30 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 			in.FleetID, in.Timeout, prog.Healthy, prog.Total, in.Path, strings.Join(problems, "; "))
 		return contract.WaitHealthyResult{}, temporal.NewNonRetryableApplicationError(msg, contract.ErrHealthTimeout, nil)
 	}
-	return contract.WaitHealthyResult{Healthy: prog.Healthy, Took: time.Since(prog.Started).Round(time.Millisecond)}, nil
+	took := time.Since(prog.Started).Round(time.Millisecond)
+	if in.From == 0 && in.AtLeast == 0 {
+		a.recordTiming(ctx, in.FleetID, prog.Started, took)
+	}
+	return contract.WaitHealthyResult{Healthy: prog.Healthy, Took: took}, nil
+}
+
+// recordTiming keeps, in the catalog, how long a whole fleet took to come up
+// (`imago plan` assumes it for the next rollout). Best effort: a measurement
+// that cannot be recorded is only logged.
+func (a *Activities) recordTiming(ctx context.Context, fleetID string, started time.Time, took time.Duration) {
+	if a.Catalog == nil {
+		return
+	}
+	f, err := a.Provider.Describe(ctx, fleetID)
+	if err == nil {
+		err = a.Catalog.RecordTiming(ctx, contract.Timing{
+			Service: f.Service, Environment: f.Environment, ImageID: f.ImageID, FleetID: f.ID, Instances: len(f.Instances),
+			Provision: max(started.Sub(f.Created), 0).Round(time.Millisecond), Healthy: took, Measured: time.Now().UTC(),
+		})
+	}
+	if err != nil {
+		activity.GetLogger(ctx).Warn("boot time not recorded", "fleet", fleetID, "error", err)
+	}
 }
 
 // pollHealthy probes every instance of a fleet until all pass path (or, with

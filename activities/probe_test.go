@@ -84,3 +84,23 @@ func TestTrafficGuardNeedsOneHealthyInstancePerWeightedFleet(t *testing.T) {
 		t.Fatalf("a fleet without a healthy instance: %v, want %s %q", err, contract.ErrTrafficGuard, want)
 	}
 }
+
+// A fleet at weight 0 that a header route sends requests to is guarded as a
+// weighted one: without a healthy instance the route is refused.
+func TestTrafficGuardCoversFleetsOfRouteRules(t *testing.T) {
+	ok, down := healthServer(t, http.StatusOK), healthServer(t, http.StatusInternalServerError)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	a := &Activities{Provider: provider.New("fake", &fakeDriver{fleet: fakeFleet()})}
+	env.RegisterActivity(a)
+	in := contract.SetRouteInput{Key: contract.RouteKey{Service: "web", Environment: "test"}, HealthPath: "/healthz", Route: contract.Route{
+		Backends: []contract.Backend{{FleetID: "fl-a", Weight: 100, Targets: []string{ok}}, {FleetID: "fl-b", Targets: []string{down}}},
+		RouteRules: contract.RouteRules{Matches: []contract.MatchRoute{{Name: "canary", FleetID: "fl-b",
+			Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}}}}},
+	}}
+	_, err := env.ExecuteActivity(a.SetRoute, in)
+	want := "traffic guard: refusing to send the requests route rules of test/web pick to fleet fl-b: none of its 1 instances passes /healthz"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("a header route to a fleet without a healthy instance: %v, want %q", err, want)
+	}
+}

@@ -68,6 +68,7 @@ It talks to Temporal at TEMPORAL_ADDRESS (default 127.0.0.1:7233, where
 	root.AddCommand(newStatusCmd())
 	root.AddCommand(newScheduleCmd(), newPipelineCmd(), newReaperCmd(), newFreezeCmd())
 	root.AddCommand(newServeCmd())
+	root.AddCommand(newPlanCmd())
 	addCompletion(root)
 	return root
 }

@@ -56,56 +56,11 @@ the rollout goes on.`,
 		if err := checkWatch(out, watching); err != nil {
 			return err
 		}
-		r, err := spec.LoadRollout(file)
-		if err != nil && !spec.IsInvalid(err) {
-			return usageError{err} // a missing or unreadable spec is bad input: nothing started
+		r, parsed, bake, err := loadRolloutFile(cmd, file, imageID)
+		if err != nil {
+			return err
 		}
-		// A spec that did not decode whole is reported by Normalize, with every
-		// other problem of the file.
-		if imageID != "" {
-			r.Image = contract.ImageRef{ID: imageID}
-		}
-		envLine := r.Line("env") // Normalize forgets the lines
-		if envLine == 0 {
-			envLine = r.Line("image")
-		}
-		parsed := r // keeps the file's lines, which Normalize forgets
-		if err := r.Normalize(); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		if r.Image.ID != "" {
-			// Refuse a revoked or unknown image, or one whose entrypoint uses a
-			// variable env does not provide, before anything starts.
-			var badEnv error
-			if err := withCatalog(cmd, func(cat *catalog.Catalog) error {
-				img, err := cat.Get(cmd.Context(), r.Image.ID)
-				if err != nil {
-					return err
-				}
-				if err := img.Usable(); err != nil {
-					return err
-				}
-				badEnv = r.CheckImage(img.ID, img.Entrypoint, envLine)
-				return nil
-			}); err != nil {
-				return err
-			}
-			if badEnv != nil {
-				return fmt.Errorf("%s: %w", file, badEnv)
-			}
-		}
-		opts := rollouts.StartOptions{StartedBy: startedBy(), Lines: parsed.LineOf}
-		if r.Image.Bake != "" {
-			path := r.Image.Bake
-			if !filepath.IsAbs(path) {
-				path = filepath.Join(filepath.Dir(file), path)
-			}
-			b, err := loadBake(path)
-			if err != nil {
-				return err
-			}
-			opts.Bake = &b
-		}
+		opts := rollouts.StartOptions{StartedBy: startedBy(), Lines: parsed.LineOf, Bake: bake}
 		return withClient(cmd, func(c client.Client) error {
 			ctx := cmd.Context()
 			run, err := rollouts.Start(ctx, c, r, opts)
@@ -141,6 +96,65 @@ the rollout goes on.`,
 	completeSpecFile(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("image", completeImageIDs)
 	return cmd
+}
+
+// loadRolloutFile reads and checks a rollout spec as `imago rollout start`
+// does before it starts anything (and `imago plan` before it plans): the
+// file's every problem by field and line, an unknown or revoked image, an
+// entrypoint variable env does not provide. imageID overrides the spec's
+// image. It returns the normalized spec, the spec as parsed (with the
+// file's lines) and the bake spec image.bake names, if any.
+func loadRolloutFile(cmd *cobra.Command, file, imageID string) (r, parsed spec.Rollout, bake *spec.Bake, err error) {
+	r, err = spec.LoadRollout(file)
+	if err != nil && !spec.IsInvalid(err) {
+		return r, r, nil, usageError{err} // a missing or unreadable spec is bad input: nothing started
+	}
+	// A spec that did not decode whole is reported by Normalize, with every
+	// other problem of the file.
+	if imageID != "" {
+		r.Image = contract.ImageRef{ID: imageID}
+	}
+	envLine := r.Line("env") // Normalize forgets the lines
+	if envLine == 0 {
+		envLine = r.Line("image")
+	}
+	parsed = r // keeps the file's lines, which Normalize forgets
+	if err := r.Normalize(); err != nil {
+		return r, parsed, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if r.Image.ID != "" {
+		// Refuse a revoked or unknown image, or one whose entrypoint uses a
+		// variable env does not provide, before anything starts.
+		var badEnv error
+		if err := withCatalog(cmd, func(cat *catalog.Catalog) error {
+			img, err := cat.Get(cmd.Context(), r.Image.ID)
+			if err != nil {
+				return err
+			}
+			if err := img.Usable(); err != nil {
+				return err
+			}
+			badEnv = r.CheckImage(img.ID, img.Entrypoint, envLine)
+			return nil
+		}); err != nil {
+			return r, parsed, nil, err
+		}
+		if badEnv != nil {
+			return r, parsed, nil, fmt.Errorf("%s: %w", file, badEnv)
+		}
+	}
+	if r.Image.Bake != "" {
+		path := r.Image.Bake
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(file), path)
+		}
+		b, err := loadBake(path)
+		if err != nil {
+			return r, parsed, nil, err
+		}
+		bake = &b
+	}
+	return r, parsed, bake, nil
 }
 
 // watchRollout follows run on a live display, then prints its outcome as --wait does.
@@ -307,6 +321,9 @@ func printRolloutStatus(w io.Writer, st rollouts.Status) error {
 		}
 		if len(ws) > 0 {
 			fmt.Fprintf(tw, "Traffic:\t%s\n", strings.Join(ws, " "))
+		}
+		if p.RouteRules != nil {
+			fmt.Fprintf(tw, "Route rules:\t%s\n", p.RouteRules)
 		}
 		if p.StartedBy != "" {
 			fmt.Fprintf(tw, "Started by:\t%s\n", p.StartedBy)

@@ -93,8 +93,8 @@ analyses:
 	require.Error(t, err)
 	assert.Equal(t, 2, code, "bad input: %v", err)
 	assert.Contains(t, err.Error(), f+`: invalid spec:
-  strategy.type: line 5: rolling needs a provider with fleets that grow and shrink in place (resize), which the worker's provider aws does not have (it has: weights); use strategy blueGreen, or a worker whose provider has it
-  analyses.errors.provider: line 9: a router analysis needs a provider with per-fleet request metrics from its router (fleetMetrics), which the worker's provider aws does not have (it has: weights); measure with a prometheus or http analysis instead`)
+  strategy.type: line 5: rolling needs a provider with fleets that grow and shrink in place (resize), which the worker's provider aws does not have (it has: weights, headerRoutes, stickiness); use strategy blueGreen, or a worker whose provider has it
+  analyses.errors.provider: line 9: a router analysis needs a provider with per-fleet request metrics from its router (fleetMetrics), which the worker's provider aws does not have (it has: weights, headerRoutes, stickiness); measure with a prometheus or http analysis instead`)
 
 	runErr := e.client.GetWorkflow(context.Background(), "rollout/dev/hello", "").Get(context.Background(), nil)
 	require.Error(t, runErr, "the run ended at its check")

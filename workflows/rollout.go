@@ -132,6 +132,7 @@ type rollout struct {
 	byCount bool           // rolling: the run passes counts and caps its waves (rollingByCountChange)
 	waving  bool           // rolling: between the first wave and the last, where the phase stays rolling
 	budget  *budgetRun     // rolling under a capacity budget (capacity.go); nil otherwise
+	rules   canaryRules    // canary: header routes, mirror, stickiness set so far (rules.go)
 	prev    contract.Route // the route before the rollout, as currentRoute read it
 
 	tracker // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)

@@ -53,13 +53,23 @@ func (r *rollout) routeTo(ctx workflow.Context, prev []contract.FleetShare, flee
 // does not grow with the fleets.
 func (r *rollout) setRoute(ctx workflow.Context, next []contract.FleetShare, weight int) error {
 	r.routeTouched = true
-	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet)), contract.ActivitySetRoute,
-		contract.SetRouteInput{Key: r.key, Shares: next, Route: contract.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}).Get(ctx, nil)
+	in := contract.SetRouteInput{Key: r.key, Shares: next, Route: contract.Route{Listen: r.spec.Listen}, HealthPath: r.spec.Health.Path}
+	rules := r.rules.of(weight) // a canary's header routes, mirror, stickiness (rules.go)
+	if !rules.Empty() {
+		in.Shares, in.Route.RouteRules = withRuleFleets(next, rules), rules
+	}
+	err := workflow.ExecuteActivity(quickOptions(ctx, fmt.Sprintf("route %d%% → %s", weight, r.progress.NewFleet)), contract.ActivitySetRoute, in).Get(ctx, nil)
 	if err != nil {
 		return r.fail("moving traffic", err)
 	}
 	r.progress.Weights = shareWeights(next)
-	r.event(ctx, fmt.Sprintf("%d%% of traffic on %s", weight, r.progress.NewFleet))
+	msg := fmt.Sprintf("%d%% of traffic on %s", weight, r.progress.NewFleet)
+	r.progress.RouteRules = nil
+	if !rules.Empty() {
+		r.progress.RouteRules = &rules
+		msg += "; " + rules.String()
+	}
+	r.event(ctx, msg)
 	return nil
 }
 
@@ -83,10 +93,17 @@ func shareWeights(shares []contract.FleetShare) []contract.FleetWeight {
 // canary walks the steps: weights, pauses, analyses; then 100%.
 func (r *rollout) canary(ctx workflow.Context, prev contract.Route, fleet contract.Fleet) error {
 	steps := r.spec.Strategy.Steps
+	r.startRules(ctx)
+	weight := 0 // the new fleet's, for steps that change only the rules
 	for i, s := range steps {
 		step := fmt.Sprintf("%d/%d", i+1, len(steps))
 		switch {
+		case s.SetHeaderRoute != nil || s.SetMirrorRoute != nil:
+			if err := r.setRule(ctx, step, s, prev, fleet, weight); err != nil {
+				return err
+			}
 		case s.SetWeight != nil:
+			weight = *s.SetWeight
 			r.progress.Step = fmt.Sprintf("%s setWeight %d", step, *s.SetWeight)
 			r.setPhase(ctx, contract.PhaseCanary, fmt.Sprintf("step %s: %d%% to %s", step, *s.SetWeight, fleet.ID))
 			if err := r.minHealthy(ctx, fleet, *s.SetWeight); err != nil {
@@ -408,7 +425,7 @@ func (r *rollout) revert(ctx workflow.Context, prev contract.Route, fleet contra
 		if err != nil {
 			r.event(ctx, "could not restore the previous route: "+reason(err))
 		} else {
-			r.progress.Weights = shareWeights(restore)
+			r.progress.Weights, r.progress.RouteRules = shareWeights(restore), nil
 			r.event(ctx, fmt.Sprintf("traffic back on %v", prev.FleetIDs()))
 		}
 	}

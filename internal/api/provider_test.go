@@ -40,7 +40,7 @@ func TestStartRolloutRefusesAStrategyTheWorkersProviderCannotRun(t *testing.T) {
 	}}
 	p := e.post("/v1/rollouts", body).problem(t, http.StatusBadRequest)
 	require.Equal(t, []string{"spec.strategy.type"}, fields(p))
-	assert.Equal(t, "spec.strategy.type: rolling needs a provider with fleets that grow and shrink in place (resize), which the worker's provider aws does not have (it has: weights); use strategy blueGreen, or a worker whose provider has it",
+	assert.Equal(t, "spec.strategy.type: rolling needs a provider with fleets that grow and shrink in place (resize), which the worker's provider aws does not have (it has: weights, headerRoutes, stickiness); use strategy blueGreen, or a worker whose provider has it",
 		p.Errors[0].Error())
 	assert.Empty(t, fake.Resources(), "nothing was made on AWS")
 }

@@ -62,17 +62,8 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 	if err := authorize(r, needs...); err != nil {
 		return err
 	}
-	if ro.Image.ID != "" {
-		img, err := s.cfg.Catalog.Get(r.Context(), ro.Image.ID)
-		if err != nil {
-			return err
-		}
-		if err := img.Usable(); err != nil {
-			return err
-		}
-		if err := ro.CheckImage(img.ID, img.Entrypoint, 0); err != nil {
-			return prefixed("spec.", err)
-		}
+	if err := s.checkImage(r.Context(), ro); err != nil {
+		return err
 	}
 	by := principal(r)
 	run, err := rollouts.Start(r.Context(), s.cfg.Client, ro, rollouts.StartOptions{StartedBy: by, Bake: req.Bake})
@@ -89,6 +80,25 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 		WorkflowID: run.GetID(), RunID: run.GetRunID(), Service: ro.Service, Environment: ro.Environment,
 		Image: ro.Image, Strategy: ro.Strategy.Type, StartedBy: by, Links: links,
 	})
+}
+
+// checkImage refuses, before anything starts, an unknown or revoked image and
+// one whose entrypoint uses a variable spec.env does not provide.
+func (s *Server) checkImage(ctx context.Context, ro spec.Rollout) error {
+	if ro.Image.ID == "" {
+		return nil
+	}
+	img, err := s.cfg.Catalog.Get(ctx, ro.Image.ID)
+	if err != nil {
+		return err
+	}
+	if err := img.Usable(); err != nil {
+		return err
+	}
+	if err := ro.CheckImage(img.ID, img.Entrypoint, 0); err != nil {
+		return prefixed("spec.", err)
+	}
+	return nil
 }
 
 // RolloutList answers GET /v1/rollouts.

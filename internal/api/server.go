@@ -111,6 +111,8 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/v1/rollouts", scope: tokens.Read, handle: s.listRollouts},
 		{method: "GET", path: "/v1/rollouts/{service}/{env}", scope: tokens.Read, handle: s.getRollout},
 		{method: "GET", path: "/v1/rollouts/{service}/{env}/events", scope: tokens.Read, stream: true, handle: s.rolloutEvents},
+		// a simulation that starts nothing and reads only the catalog
+		{method: "POST", path: "/v1/plans", scope: tokens.Read, handle: s.planRollout},
 	}
 	for _, d := range decisions {
 		rs = append(rs, route{method: "POST", path: "/v1/rollouts/{service}/{env}/" + d, scope: decisionScope[d], handle: s.decide(d)})

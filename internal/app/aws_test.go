@@ -161,7 +161,7 @@ func TestProviderURLSetting(t *testing.T) {
 		deps, err := open(c)
 		require.NoError(t, err, "%+v", c)
 		assert.Equal(t, "aws", deps.Provider.Name())
-		assert.Equal(t, "weights", deps.Provider.Capabilities().String())
+		assert.Equal(t, "weights, headerRoutes, stickiness", deps.Provider.Capabilities().String())
 		assert.NotNil(t, deps.Activities.Local, "bake tests boot on a local driver of their own")
 		require.NoError(t, deps.Close())
 	}

@@ -1,7 +1,9 @@
 package contract
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -131,6 +133,36 @@ type RouteRules struct {
 	Mirror *Mirror `json:"mirror,omitempty"`
 }
 
+// Empty reports whether there is no rule.
+func (rr RouteRules) Empty() bool {
+	return len(rr.Matches) == 0 && rr.Stickiness == nil && rr.Mirror == nil
+}
+
+// String says what the rules do, for people ("header route canary: header
+// X-Canary=1 or cookie imago-canary=1 → fl-…; mirror 50% → fl-…; sticky by
+// cookie imago-fleet for 1h0m0s"); "" when there is none.
+func (rr RouteRules) String() string {
+	var out []string
+	for _, m := range rr.Matches {
+		var what []string
+		for _, r := range m.Match {
+			if r.Header != "" {
+				what = append(what, "header "+r.Header+"="+r.Exact)
+			} else {
+				what = append(what, "cookie "+r.Cookie+"="+r.Exact)
+			}
+		}
+		out = append(out, fmt.Sprintf("header route %s: %s → %s", m.Name, strings.Join(what, " or "), m.FleetID))
+	}
+	if m := rr.Mirror; m != nil {
+		out = append(out, fmt.Sprintf("mirror %d%% → %s", m.Percent, m.FleetID))
+	}
+	if s := rr.Stickiness; s != nil {
+		out = append(out, fmt.Sprintf("sticky by cookie %s for %s", s.Cookie, s.TTL))
+	}
+	return strings.Join(out, "; ")
+}
+
 // MatchRoute sends the requests that match any of its rules to FleetID.
 type MatchRoute struct {
 	Name    string      `json:"name"`
@@ -141,16 +173,16 @@ type MatchRoute struct {
 // MatchRule matches a request whose header (or cookie) of that name has
 // exactly the value Exact. Exactly one of Header and Cookie is set.
 type MatchRule struct {
-	Header string `json:"header,omitempty"`
-	Cookie string `json:"cookie,omitempty"`
-	Exact  string `json:"exact"`
+	Header string `yaml:"header" json:"header,omitempty"`
+	Cookie string `yaml:"cookie" json:"cookie,omitempty"`
+	Exact  string `yaml:"exact" json:"exact"`
 }
 
 // Stickiness names the cookie that pins a client to a fleet and how long it
 // lasts.
 type Stickiness struct {
-	Cookie string   `json:"cookie"`
-	TTL    Duration `json:"ttl"`
+	Cookie string   `yaml:"cookie" json:"cookie"`
+	TTL    Duration `yaml:"ttl" json:"ttl"`
 }
 
 // Mirror copies Percent of the requests to FleetID.

@@ -203,6 +203,9 @@ type Strategy struct {
 	MaxSurge          *Budget `yaml:"maxSurge" json:"maxSurge,omitempty"`
 	MaxUnavailable    *Budget `yaml:"maxUnavailable" json:"maxUnavailable,omitempty"`
 	MinHealthyPercent *int    `yaml:"minHealthyPercent" json:"minHealthyPercent,omitempty"`
+	// Stickiness (canary) keeps a client on the fleet it first got, by
+	// cookie, from the first canary route until cutover.
+	Stickiness *Stickiness `yaml:"stickiness" json:"stickiness,omitempty"`
 }
 
 // Strategy types.
@@ -216,11 +219,30 @@ const (
 	Rolling = "rolling"
 )
 
-// Step is one canary step: exactly one of SetWeight, Pause, Analysis.
+// Step is one canary step: exactly one of SetWeight, Pause, Analysis,
+// SetHeaderRoute, SetMirrorRoute.
 type Step struct {
 	SetWeight *int   `yaml:"setWeight" json:"setWeight,omitempty"`
 	Pause     *Pause `yaml:"pause" json:"pause,omitempty"`
 	Analysis  string `yaml:"analysis" json:"analysis,omitempty"`
+	// SetHeaderRoute sends the requests that match to the new fleet whatever
+	// its weight, until cutover; without match it removes the route of that name.
+	SetHeaderRoute *HeaderRouteStep `yaml:"setHeaderRoute" json:"setHeaderRoute,omitempty"`
+	// SetMirrorRoute copies a share of the requests to the new fleet (its
+	// answers discarded) until cutover; percent 0 removes the mirror.
+	SetMirrorRoute *MirrorRouteStep `yaml:"setMirrorRoute" json:"setMirrorRoute,omitempty"`
+}
+
+// HeaderRouteStep sets (with Match) or removes (without) the header route Name,
+// as Argo Rollouts' setHeaderRoute.
+type HeaderRouteStep struct {
+	Name  string      `yaml:"name" json:"name"`
+	Match []MatchRule `yaml:"match" json:"match,omitempty"`
+}
+
+// MirrorRouteStep mirrors Percent of the requests to the new fleet; 0 stops.
+type MirrorRouteStep struct {
+	Percent int `yaml:"percent" json:"percent"`
 }
 
 // Pause holds traffic where it is: for Duration, or until promote/approve when

@@ -77,6 +77,10 @@ type RolloutProgress struct {
 	Gate        string        `json:"gate,omitempty"` // the gate an approve would release now
 	Hold        *Hold         `json:"hold,omitempty"` // a deployment window or a freeze it waits for
 
+	// RouteRules are the canary's header routes, mirror and stickiness while
+	// they are on the route (until cutover, abort or rollback).
+	RouteRules *RouteRules `json:"routeRules,omitempty"`
+
 	Analyses []AnalysisRun `json:"analyses,omitempty"`
 	Error    string        `json:"error,omitempty"`
 	// BakeTimeEnds is when the bake time (phase bake-time) ends, while it runs.

@@ -40,7 +40,7 @@ func checkRules(key contract.RouteKey, route contract.Route, caps Capabilities, 
 		}
 		for j, r := range m.Match {
 			name := r.Header + r.Cookie
-			if (r.Header == "") == (r.Cookie == "") || !validToken(name) {
+			if (r.Header == "") == (r.Cookie == "") || !ValidToken(name) {
 				return Errorf(InvalidArgument, "route %s: %s.match[%d]: want exactly one of header and cookie, a name of letters, digits and -_.", key, what, j)
 			}
 			if r.Exact == "" {
@@ -52,7 +52,7 @@ func checkRules(key contract.RouteKey, route contract.Route, caps Capabilities, 
 		if err := need(CapStickiness, "stickiness"); err != nil {
 			return err
 		}
-		if !validToken(s.Cookie) || s.TTL <= 0 {
+		if !ValidToken(s.Cookie) || s.TTL <= 0 {
 			return Errorf(InvalidArgument, "route %s: stickiness: want a cookie name of letters, digits and -_. and a ttl above 0, got %q and %s", key, s.Cookie, s.TTL)
 		}
 	}
@@ -73,7 +73,7 @@ func checkRules(key contract.RouteKey, route contract.Route, caps Capabilities, 
 // validToken reports whether s is a header or cookie name we accept: letters,
 // digits, '-', '_' and '.', as Kubernetes label names (a subset of RFC 7230's
 // tokens and RFC 6265's cookie names).
-func validToken(s string) bool {
+func ValidToken(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false
 	}

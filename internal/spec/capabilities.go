@@ -13,19 +13,33 @@ import (
 // needs it.
 type Need struct {
 	Capability provider.Capability
-	Field      string // strategy.type, analyses.<name>.provider
-	What       string // "canary", "a router analysis"
+	Field      string // strategy.type, strategy.steps[2].setMirrorRoute, analyses.<name>.provider
+	What       string // "canary", "setMirrorRoute", "a router analysis"
 }
 
 // Needs lists what r needs of its provider beyond the Driver interface, in
 // field order: a canary moves weight step by step (weights), a rolling rollout
 // moves weight wave by wave and grows and shrinks fleets (weights, resize), a
-// router analysis reads the router's per-fleet counters (fleetMetrics).
+// router analysis reads the router's per-fleet counters (fleetMetrics); a
+// canary's setHeaderRoute, setMirrorRoute and stickiness need headerRoutes,
+// mirror and stickiness.
 func (r *Rollout) Needs() []Need {
 	var out []Need
 	switch r.Strategy.Type {
 	case contract.Canary:
 		out = append(out, Need{provider.CapWeights, "strategy.type", "canary"})
+		for i, s := range r.Strategy.Steps {
+			field := fmt.Sprintf("strategy.steps[%d]", i)
+			switch {
+			case s.SetHeaderRoute != nil:
+				out = append(out, Need{provider.CapHeaderRoutes, field + ".setHeaderRoute", "setHeaderRoute"})
+			case s.SetMirrorRoute != nil:
+				out = append(out, Need{provider.CapMirror, field + ".setMirrorRoute", "setMirrorRoute"})
+			}
+		}
+		if r.Strategy.Stickiness != nil {
+			out = append(out, Need{provider.CapStickiness, "strategy.stickiness", "stickiness"})
+		}
 	case contract.Rolling:
 		out = append(out, Need{provider.CapWeights, "strategy.type", "rolling"}, Need{provider.CapResize, "strategy.type", "rolling"})
 	}
@@ -63,11 +77,15 @@ func (r *Rollout) CheckProvider(name string, caps provider.Capabilities) error {
 		}
 		msg := fmt.Sprintf("%s needs a provider with %s (%s), which the worker's provider %s does not have (it has: %s)",
 			n.What, n.Capability.Describe(), n.Capability, name, caps)
-		switch n.Field {
-		case "strategy.type":
+		switch n.Capability {
+		case provider.CapWeights, provider.CapResize:
 			msg += "; use strategy blueGreen, or a worker whose provider has it"
-		default:
+		case provider.CapFleetMetrics:
 			msg += "; measure with a prometheus or http analysis instead"
+		case provider.CapMirror:
+			msg += "; leave the step out, or send chosen requests to the canary with setHeaderRoute"
+		default:
+			msg += "; leave it out, or use a worker whose provider has it"
 		}
 		es = append(es, contract.FieldError{Field: n.Field, Line: r.src.line(n.Field), Msg: msg})
 	}

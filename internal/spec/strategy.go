@@ -37,6 +37,12 @@ func (r *Rollout) strategyDefaults() {
 	if r.Approval.Timeout == 0 {
 		r.Approval.Timeout = DefaultApprovalTimeout
 	}
+	if s := r.Strategy.Stickiness; s != nil && s.Cookie == "" {
+		s.Cookie = DefaultStickyCookie
+		if r.Provider == "aws" {
+			s.Cookie = ALBStickyCookie
+		}
+	}
 	if r.Strategy.Type == contract.Rolling && r.Strategy.Waves == "" {
 		r.Strategy.Waves = "1"
 	}
@@ -53,6 +59,7 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 			add("strategy.steps", "a canary needs steps, e.g. [{setWeight: 10}, {pause: 1m}, {setWeight: 50}]")
 		}
 		last := 0
+		headerRoutes := map[string]bool{} // set by the steps so far
 		for i, s := range r.Strategy.Steps {
 			field := fmt.Sprintf("strategy.steps[%d]", i)
 			set := 0
@@ -78,8 +85,21 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 					add(field+".analysis", "%q is not defined under analyses", s.Analysis)
 				}
 			}
+			if s.SetHeaderRoute != nil {
+				set++
+				validateHeaderRoute(add, field+".setHeaderRoute", *s.SetHeaderRoute, headerRoutes)
+			}
+			if s.SetMirrorRoute != nil {
+				set++
+				if p := s.SetMirrorRoute.Percent; p < 0 || p > 100 {
+					add(field+".setMirrorRoute.percent", "%d must be 0-100 (0 stops mirroring)", p)
+				}
+				if r.Provider == "aws" { // as env: known before any worker is asked (the driver lacks CapMirror)
+					add(field+".setMirrorRoute", "provider aws cannot mirror traffic (an ALB has no request mirroring); leave the step out, or send chosen requests to the canary with setHeaderRoute")
+				}
+			}
 			if set != 1 {
-				add(field, "set exactly one of setWeight, pause, analysis")
+				add(field, "set exactly one of setWeight, pause, analysis, setHeaderRoute, setMirrorRoute")
 			}
 		}
 	case contract.Rolling:
@@ -131,6 +151,7 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 			}
 		}
 	}
+	r.validateStickiness(add)
 	if r.Verify != nil {
 		if _, ok := r.Analyses[r.Verify.Analysis]; !ok {
 			add("verify.analysis", "%q is not defined under analyses", r.Verify.Analysis)

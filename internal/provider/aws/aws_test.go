@@ -247,11 +247,15 @@ func (h *fakeHarness) LeakProvision(ctx context.Context, d provider.Driver, req 
 
 func (h *fakeHarness) Close() {}
 
-// Capabilities: the listener's weighted forward splits traffic; the driver
-// neither resizes fleets nor reads the load balancer's metrics.
+// Capabilities: the listener's weighted forward splits traffic, its rules
+// route by header, its target-group stickiness keeps clients; the driver
+// neither resizes fleets, reads the load balancer's metrics nor mirrors.
 func (h *fakeHarness) Capabilities() provider.Capabilities {
-	return provider.CapabilitiesOf(provider.CapWeights)
+	return provider.CapabilitiesOf(provider.CapWeights, provider.CapHeaderRoutes, provider.CapStickiness)
 }
+
+// StickyCookie: an ALB's target-group stickiness cookie.
+func (h *fakeHarness) StickyCookie() string { return aws.StickyCookie }
 
 // DriverGuardsTraffic: the aws driver itself refuses to terminate a fleet the
 // listener forwards to.
@@ -411,7 +415,7 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	}), "DescribeTargetGroups", "DescribeListeners", "DescribeTargetHealth", "DescribeTargetHealth", "ModifyListener")
+	}), "DescribeTargetGroups", "DescribeListeners", "DescribeTargetHealth", "DescribeTargetHealth", "ModifyListener", "DescribeRules")
 	if got := e.fake.Listener(e.listener); !reflect.DeepEqual(got.Weights, map[string]int{blue.ID: 30, green.ID: 70}) {
 		t.Fatalf("the ALB listener forwards %+v, want %s 30 and %s 70", got, blue.ID, green.ID)
 	}
@@ -420,7 +424,7 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 		if _, err := e.p.Route(e.ctx, key); err != nil {
 			t.Fatal(err)
 		}
-	}), "DescribeListeners", "DescribeTargetGroups", "DescribeTargetHealth", "DescribeTargetHealth", "DescribeInstances")
+	}), "DescribeListeners", "DescribeRules", "DescribeTargetGroups", "DescribeTargetHealth", "DescribeTargetHealth", "DescribeInstances")
 
 	// Fleets are groups, and what a failed or interrupted provision left:
 	// launch templates and target groups tagged by imago.
@@ -469,7 +473,7 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 	}),
 		// the portable traffic guard
 		"DescribeAutoScalingGroups", "DescribeInstances", "DescribeTargetHealth",
-		"DescribeListeners", "DescribeTargetGroups", "DescribeTargetHealth", "DescribeInstances",
+		"DescribeListeners", "DescribeRules", "DescribeTargetGroups", "DescribeTargetHealth", "DescribeInstances",
 		// the driver
 		"DescribeAutoScalingGroups", "DescribeTargetGroups", "DescribeListeners", "ModifyListener", "DescribeTargetGroups",
 		"DetachLoadBalancerTargetGroups", "DescribeTargetHealth", "DeleteAutoScalingGroup", "DeleteLaunchTemplate", "DeleteTargetGroup")
@@ -497,7 +501,7 @@ func TestOperationCallSequencesWithFakeAWS(t *testing.T) {
 		if err := e.p.SetRoute(e.ctx, key, contract.Route{}); err != nil {
 			t.Fatal(err)
 		}
-	}), "DescribeListeners", "ModifyListener")
+	}), "DescribeListeners", "DescribeRules", "ModifyListener")
 	if got := e.fake.Listener(e.listener); got.FixedStatus != "503" || got.Weights != nil {
 		t.Fatalf("after an empty route the listener does %+v, want a 503 fixed response", got)
 	}

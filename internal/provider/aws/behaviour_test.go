@@ -449,6 +449,10 @@ func TestIAMPolicyInTheDocsCoversAndScopesEveryCallWithFakeAWS(t *testing.T) {
 	e.setRoute(route(backend(blue, 100)))
 	green := e.healthy("green", 1)
 	e.setRoute(route(backend(green, 100)))
+	withRules := route(backend(green, 100), backend(blue, 0))
+	withRules.Matches = []contract.MatchRoute{{Name: "canary", FleetID: blue.ID, Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}}}}
+	e.setRoute(withRules)
+	e.setRoute(route(backend(green, 100))) // deletes the rule
 	if _, err := e.p.Route(e.ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -542,4 +546,60 @@ func TestProvisionWithEnvIsRefusedWithFakeAWS(t *testing.T) {
 	if res := e.fake.Resources(); len(res) != 0 {
 		t.Fatalf("a refused provision made %v", res)
 	}
+}
+
+// 9. Header routes are listener rules after the ones people made, stickiness
+// is the forward's: each match rule one http-header rule (a cookie as the
+// Cookie header's *NAME=VALUE*) forwarding to the fleet's target group,
+// tagged with the route's name; a route set again changes nothing, a route
+// without them deletes imago's rules and leaves the others; the driver reads
+// them back.
+func TestHeaderRoutesAndStickinessAreListenerRulesWithFakeAWS(t *testing.T) {
+	e := newFakeEnv(t)
+	stable := e.healthy("stable", 1)
+	canary := e.healthy("canary", 1)
+	e.setRoute(route(backend(stable, 100), backend(canary, 0)))
+	e.fake.AddRule(e.listener, aws.RulePriorityBase, "/admin/*") // a person's rule where imago would start
+
+	r := route(backend(stable, 100), backend(canary, 0))
+	r.Matches = []contract.MatchRoute{{Name: "canary", FleetID: canary.ID, Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}, {Cookie: "imago-canary", Exact: "1"}}}}
+	r.Stickiness = &contract.Stickiness{Cookie: aws.StickyCookie, TTL: contract.Duration(time.Hour)}
+	wantCalls(t, "set a header route", e.calls(func() { e.setRoute(r) }),
+		"DescribeTargetGroups", "DescribeListeners", "ModifyListener", "DescribeRules", "DescribeTags", "CreateRule", "CreateRule")
+	if got := e.param("ModifyListener", "DefaultActions.member.1.ForwardConfig.TargetGroupStickinessConfig.DurationSeconds"); got != "3600" {
+		t.Fatalf("the forward's stickiness lasts %q s, want 3600", got)
+	}
+	tags := map[string]string{"imago:route": "canary", "imago:service": key.Service, "imago:environment": key.Environment}
+	want := []awsfake.RuleState{
+		{Priority: aws.RulePriorityBase, Conditions: []string{"path-pattern : /admin/*"}},
+		{Priority: aws.RulePriorityBase + 1, Conditions: []string{"http-header X-Canary: 1"}, Forward: canary.ID, Tags: tags},
+		{Priority: aws.RulePriorityBase + 2, Conditions: []string{"http-header Cookie: *imago-canary=1*"}, Forward: canary.ID, Tags: tags},
+	}
+	if got := e.fake.Rules(e.listener); !reflect.DeepEqual(got, want) {
+		t.Fatalf("listener rules %+v, want %+v", got, want)
+	}
+	got, err := e.p.Route(e.ctx, key)
+	if err != nil || !reflect.DeepEqual(got.RouteRules, r.RouteRules) {
+		t.Fatalf("route reads back rules %+v (%v), want %+v", got.RouteRules, err, r.RouteRules)
+	}
+
+	wantCalls(t, "set the same route again", e.calls(func() { e.setRoute(r) }),
+		"DescribeTargetGroups", "DescribeListeners", "ModifyListener", "DescribeRules", "DescribeTags")
+	wantCalls(t, "clear the rules", e.calls(func() { e.setRoute(route(backend(stable, 100), backend(canary, 0))) }),
+		"DescribeTargetGroups", "DescribeListeners", "ModifyListener", "DescribeRules", "DescribeTags", "DeleteRule", "DeleteRule")
+	if got := e.param("ModifyListener", "DefaultActions.member.1.ForwardConfig.TargetGroupStickinessConfig.Enabled"); got != "false" {
+		t.Fatalf("a route without stickiness leaves the forward's stickiness enabled=%q, want false", got)
+	}
+	if got := e.fake.Rules(e.listener); !reflect.DeepEqual(got, want[:1]) {
+		t.Fatalf("after clearing, listener rules %+v, want only the person's %+v", got, want[:1])
+	}
+
+	bad := r
+	bad.Stickiness = &contract.Stickiness{Cookie: "imago-fleet", TTL: contract.Duration(time.Hour)}
+	wantCode(t, "stickiness by another cookie", e.p.SetRoute(e.ctx, key, bad), provider.InvalidArgument)
+	bad.Stickiness = &contract.Stickiness{Cookie: aws.StickyCookie, TTL: contract.Duration(8 * 24 * time.Hour)}
+	wantCode(t, "stickiness beyond 7 days", e.p.SetRoute(e.ctx, key, bad), provider.InvalidArgument)
+	bad = r
+	bad.Mirror = &contract.Mirror{FleetID: canary.ID, Percent: 50}
+	wantCode(t, "a mirror", e.p.SetRoute(e.ctx, key, bad), provider.FailedPrecondition)
 }

@@ -877,7 +877,7 @@ func (d *Driver) unroute(ctx context.Context, id string, key contract.RouteKey, 
 			}
 		}
 		if found {
-			if err := d.modifyListener(ctx, key, arn, l.DefaultActions, keep); err != nil {
+			if err := d.modifyListener(ctx, key, arn, l.DefaultActions, keep, nil); err != nil {
 				return err
 			}
 			lbs = []string{ours} // until AWS says otherwise

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +46,9 @@ func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route cont
 		return provider.Errorf(provider.FailedPrecondition,
 			"route %s: no ALB listener is configured for it: add its listener ARN to the aws provider's listeners under %q", key, key.String())
 	}
+	if err := checkRules(key, route.RouteRules); err != nil {
+		return err
+	}
 	if len(route.Backends) > maxForward {
 		return provider.Errorf(provider.InvalidArgument, "route %s: %d fleets, but an ALB listener forwards to at most %d target groups",
 			key, len(route.Backends), maxForward)
@@ -62,6 +66,7 @@ func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route cont
 		names = append(names, b.FleetID)
 	}
 	var tuples []elbtypes.TargetGroupTuple
+	arns := map[string]string{} // fleet ID → target group ARN
 	if len(names) > 0 {
 		out, err := d.elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Names: names})
 		if apiCode(err) == "TargetGroupNotFound" {
@@ -71,7 +76,6 @@ func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route cont
 		if err != nil {
 			return wrap(err, "route %s: describe the target groups of %v", key, names)
 		}
-		arns := map[string]string{}
 		for _, tg := range out.TargetGroups {
 			arns[awssdk.ToString(tg.TargetGroupName)] = awssdk.ToString(tg.TargetGroupArn)
 		}
@@ -89,7 +93,10 @@ func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route cont
 	}
 	current := forwardTuples(l.DefaultActions)
 	if len(tuples) == 0 {
-		return d.modifyListener(ctx, key, arn, l.DefaultActions, nil)
+		if err := d.setMatches(ctx, key, arn, nil, nil); err != nil {
+			return err
+		}
+		return d.modifyListener(ctx, key, arn, l.DefaultActions, nil, nil)
 	}
 	if err := d.checkNewTraffic(ctx, key, arn, l.DefaultActions, route, tuples); err != nil {
 		return err
@@ -100,7 +107,11 @@ func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route cont
 			tuples = append(tuples, elbtypes.TargetGroupTuple{TargetGroupArn: t.TargetGroupArn, Weight: awssdk.Int32(0)})
 		}
 	}
-	return d.modifyListener(ctx, key, arn, l.DefaultActions, tuples)
+	// The weights (and stickiness) first, then the header routes' rules (rules.go).
+	if err := d.modifyListener(ctx, key, arn, l.DefaultActions, tuples, stickinessConfig(route.Stickiness)); err != nil {
+		return err
+	}
+	return d.setMatches(ctx, key, arn, route.Matches, arns)
 }
 
 // checkNewTraffic refuses weight for a target group the listener gives none
@@ -161,7 +172,7 @@ func (d *Driver) checkNewTraffic(ctx context.Context, key contract.RouteKey, arn
 	for _, tga := range unchecked {
 		next = append(next, elbtypes.TargetGroupTuple{TargetGroupArn: awssdk.String(tga), Weight: awssdk.Int32(0)})
 	}
-	if err := d.modifyListener(ctx, key, arn, actions, trimStandby(next)); err != nil {
+	if err := d.modifyListener(ctx, key, arn, actions, trimStandby(next), nil); err != nil {
 		return err
 	}
 	return fmt.Errorf("route %s: the load balancer has not checked fleets %v yet: they are in the listener at weight 0 now, and take traffic once healthy: retry",
@@ -192,7 +203,7 @@ func (d *Driver) attach(ctx context.Context, key contract.RouteKey, tga string) 
 			"route %s: listener %s already forwards traffic to %d target groups, the most an ALB forward action takes: move traffic off one of them first",
 			key, arn, maxForward)
 	}
-	return d.modifyListener(ctx, key, arn, l.DefaultActions, next)
+	return d.modifyListener(ctx, key, arn, l.DefaultActions, next, nil)
 }
 
 // trimStandby drops weight-0 target groups, oldest first, until at most
@@ -224,8 +235,10 @@ func hasTuple(tuples []elbtypes.TargetGroupTuple, tga string) bool {
 // forward to tuples, or a 503 fixed response when there are none, and keeps
 // the actions before it (ModifyListener replaces every default action: what
 // it is not given is gone). The OIDC client secret, which DescribeListeners
-// does not return, is kept with UseExistingClientSecret.
-func (d *Driver) modifyListener(ctx context.Context, key contract.RouteKey, arn string, actions []elbtypes.Action, tuples []elbtypes.TargetGroupTuple) error {
+// does not return, is kept with UseExistingClientSecret. The forward's
+// stickiness is sticky, or, when nil, the current forward's.
+func (d *Driver) modifyListener(ctx context.Context, key contract.RouteKey, arn string, actions []elbtypes.Action, tuples []elbtypes.TargetGroupTuple,
+	sticky *elbtypes.TargetGroupStickinessConfig) error {
 	var out []elbtypes.Action
 	var last *elbtypes.Action
 	for _, a := range actions {
@@ -246,6 +259,9 @@ func (d *Driver) modifyListener(ctx context.Context, key contract.RouteKey, arn 
 	action := elbtypes.Action{Type: elbtypes.ActionTypeEnumForward, ForwardConfig: &elbtypes.ForwardActionConfig{TargetGroups: tuples}}
 	if last != nil && last.Type == elbtypes.ActionTypeEnumForward && last.ForwardConfig != nil {
 		action.ForwardConfig.TargetGroupStickinessConfig = last.ForwardConfig.TargetGroupStickinessConfig
+	}
+	if sticky != nil {
+		action.ForwardConfig.TargetGroupStickinessConfig = sticky
 	}
 	if len(tuples) == 0 {
 		action = elbtypes.Action{Type: elbtypes.ActionTypeEnumFixedResponse, FixedResponseConfig: &elbtypes.FixedResponseActionConfig{
@@ -335,9 +351,19 @@ func (d *Driver) Route(ctx context.Context, key contract.RouteKey) (contract.Rou
 	for _, t := range tuples {
 		arns = append(arns, awssdk.ToString(t.TargetGroupArn))
 	}
-	out, err := d.elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: arns})
+	rules, _, err := d.listenerRules(ctx, key, arn)
 	if err != nil {
-		return contract.Route{}, wrap(err, "route %s: describe target groups %v", key, arns)
+		return contract.Route{}, err
+	}
+	described := slices.Clone(arns) // and the target groups of header routes (rules.go)
+	for _, r := range rules {
+		if r.tgARN != "" && !slices.Contains(described, r.tgARN) {
+			described = append(described, r.tgARN)
+		}
+	}
+	out, err := d.elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: described})
+	if err != nil {
+		return contract.Route{}, wrap(err, "route %s: describe target groups %v", key, described)
 	}
 	names := map[string]string{}
 	for _, tg := range out.TargetGroups {
@@ -386,5 +412,6 @@ func (d *Driver) Route(ctx context.Context, key contract.RouteKey) (contract.Rou
 		sort.Strings(b.Targets)
 		r.Backends = append(r.Backends, b)
 	}
+	r.Matches, r.Stickiness = matchesOf(rules, names), stickinessOf(l.DefaultActions)
 	return r, nil
 }

@@ -105,8 +105,10 @@ func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.
 }
 
 // Capabilities implements provider.CapableDriver: the listener's weighted
-// forward splits traffic by weight. The driver does not resize fleets (rolling
-// rollouts) and the load balancer's metrics are not read (router analyses).
+// forward splits traffic by weight, its rules route by header or cookie, and
+// its target-group stickiness keeps clients on a fleet (rules.go). The driver
+// does not resize fleets (rolling rollouts), the load balancer's metrics are
+// not read (router analyses), and an ALB cannot mirror requests.
 func (d *Driver) Capabilities() provider.Capabilities {
-	return provider.CapabilitiesOf(provider.CapWeights)
+	return provider.CapabilitiesOf(provider.CapWeights, provider.CapHeaderRoutes, provider.CapStickiness)
 }

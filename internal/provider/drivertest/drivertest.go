@@ -109,6 +109,13 @@ type DriverTrafficGuard interface {
 	DriverGuardsTraffic() bool
 }
 
+// StickyCookieNamer is an optional Harness interface: a harness whose
+// driver's stickiness cookie has a fixed name (an ALB's AWSALBTG) says which,
+// and the suite sets stickiness by it; others are tested with imago-fleet.
+type StickyCookieNamer interface {
+	StickyCookie() string
+}
+
 // RunConformanceTests runs the suite against the driver newHarness makes.
 func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 	t.Helper()
@@ -822,13 +829,17 @@ func testRouteRules(e *env) {
 	if err := e.p.SetRoute(e.ctx, e.key, base); err != nil {
 		t.Fatalf("set route: %v", err)
 	}
+	cookie := "imago-fleet"
+	if n, ok := e.h.(StickyCookieNamer); ok {
+		cookie = n.StickyCookie()
+	}
 	rules := []struct {
 		c     provider.Capability
 		rules contract.RouteRules
 	}{
 		{provider.CapHeaderRoutes, contract.RouteRules{Matches: []contract.MatchRoute{{Name: "canary", FleetID: canary.ID,
 			Match: []contract.MatchRule{{Header: "X-Canary", Exact: "1"}}}}}},
-		{provider.CapStickiness, contract.RouteRules{Stickiness: &contract.Stickiness{Cookie: "imago-fleet", TTL: contract.Duration(time.Hour)}}},
+		{provider.CapStickiness, contract.RouteRules{Stickiness: &contract.Stickiness{Cookie: cookie, TTL: contract.Duration(time.Hour)}}},
 		{provider.CapMirror, contract.RouteRules{Mirror: &contract.Mirror{FleetID: canary.ID, Percent: 50}}},
 	}
 	for _, r := range rules {

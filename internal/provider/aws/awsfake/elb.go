@@ -34,6 +34,12 @@ func (f *FakeAWS) elb(action string, p url.Values, now time.Time) (*node, *apiEr
 		return f.modifyListener(p, now)
 	case "DeleteTargetGroup":
 		return f.deleteTargetGroup(p, now)
+	case "CreateRule":
+		return f.createRule(p)
+	case "DescribeRules":
+		return f.describeRules(p)
+	case "DeleteRule":
+		return f.deleteRule(p, now)
 	}
 	return nil, fail("InvalidAction", "Could not find operation %s for version %s (fake AWS)", action, versionELB)
 }
@@ -233,15 +239,15 @@ func (f *FakeAWS) describeTags(p url.Values) (*node, *apiError) {
 	}
 	var out []*node
 	for _, arn := range arns {
+		if rt, ok := f.ruleTags(arn); ok {
+			out = append(out, el("", tx("ResourceArn", arn), members("Tags", sortedTags(rt))))
+			continue
+		}
 		tg, ok := f.tgs[arn]
 		if !ok {
 			return nil, fail("TargetGroupNotFound", "Target groups '%s' not found", arn)
 		}
-		var ts []*node
-		for _, k := range slices.Sorted(maps.Keys(tg.tags)) {
-			ts = append(ts, el("", tx("Key", k), tx("Value", tg.tags[k])))
-		}
-		out = append(out, el("", tx("ResourceArn", arn), members("Tags", ts)))
+		out = append(out, el("", tx("ResourceArn", arn), members("Tags", sortedTags(tg.tags))))
 	}
 	return el("", members("TagDescriptions", out)), nil
 }
@@ -342,6 +348,11 @@ func (f *FakeAWS) parseAction(p url.Values, a string, l *listener) (*action, *ap
 			act.forwards = tuples
 		}
 		act.sticky = fields(p, a+".ForwardConfig.TargetGroupStickinessConfig")
+		if act.sticky["Enabled"] == "true" {
+			if d, err := strconv.Atoi(act.sticky["DurationSeconds"]); err != nil || d < 1 || d > 604800 {
+				return nil, fail("ValidationError", "The target group stickiness duration must be between 1 and 604800 seconds, got '%s'", act.sticky["DurationSeconds"])
+			}
+		}
 		if len(act.forwards) == 0 {
 			return nil, fail("ValidationError", "A forward action must name at least one target group")
 		}
@@ -439,12 +450,7 @@ func (f *FakeAWS) modifyListener(p url.Values, now time.Time) (*node, *apiError)
 			return nil, fail("InvalidLoadBalancerAction", "The last action must be forward, redirect or fixed-response, and only the last one")
 		}
 	}
-	before := map[string]bool{}
-	for _, a := range l.actions {
-		for _, fw := range a.forwards {
-			before[fw.arn] = true
-		}
-	}
+	before := f.forwardedBy(l)
 	l.actions = acts
 	f.listenerChanged(l, before, now)
 	return el("", members("Listeners", []*node{f.listenerNode(l)})), nil

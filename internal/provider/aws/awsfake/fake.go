@@ -40,6 +40,8 @@
 //     authenticate-cognito) before they forward; DescribeListeners does not
 //     return the OIDC client secret, so a ModifyListener that repeats the action
 //     must say UseExistingClientSecret.
+//   - Listener rules (rules.go): unique priorities, the condition quotas,
+//     DescribeRules with the default rule last, which DeleteRule refuses.
 //
 // Time runs on a scale (SetTimeUnit): one AWS second lasts one unit, so tests
 // see health checks, grace periods and deregistration delays in milliseconds.
@@ -121,6 +123,7 @@ type FakeAWS struct {
 	groups     map[string]*group          // by name
 	instances  map[string]*instance       // by ID
 	listeners  map[string]*listener       // by ARN
+	rules      map[string]*rule           // listener rules besides the default ones, by ARN (rules.go)
 	lbs        map[string]*loadBalancer   // by ARN
 	subnets    map[string]string          // subnet ID → Availability Zone
 	profiles   map[string]time.Time       // instance profile ARN → when IAM has propagated it
@@ -230,9 +233,10 @@ type action struct {
 }
 
 type listener struct {
-	arn, lb string
-	port    int
-	actions []*action
+	arn, lb     string
+	port        int
+	actions     []*action
+	defaultRule string // the ARN of its default rule (DescribeRules)
 }
 
 type loadBalancer struct {
@@ -250,6 +254,7 @@ func New(region string) *FakeAWS {
 		groups:    map[string]*group{},
 		instances: map[string]*instance{},
 		listeners: map[string]*listener{},
+		rules:     map[string]*rule{},
 		lbs:       map[string]*loadBalancer{},
 		subnets:   map[string]string{},
 		profiles:  map[string]time.Time{},
@@ -519,7 +524,7 @@ func (f *FakeAWS) AddListener(opts ...ListenerOptions) string {
 	lb.arn = fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/app/%s/%s", f.Region, Account, lb.name, lbID)
 	f.lbs[lb.arn] = lb
 	arn := fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:listener/app/%s/%s/%s", f.Region, Account, lb.name, lbID, randHex(16))
-	l := &listener{arn: arn, lb: lb.arn, port: 80}
+	l := &listener{arn: arn, lb: lb.arn, port: 80, defaultRule: ruleARN(arn)}
 	switch o.Authenticate {
 	case "oidc":
 		l.actions = append(l.actions, &action{order: 1, typ: "authenticate-oidc", secret: "fake-oidc-secret", auth: map[string]string{
@@ -546,13 +551,11 @@ func (f *FakeAWS) DeleteListener(arn string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if l, ok := f.listeners[arn]; ok {
-		before := map[string]bool{}
-		for _, a := range l.actions {
-			for _, fw := range a.forwards {
-				before[fw.arn] = true
-			}
-		}
+		before := f.forwardedBy(l)
 		l.actions = nil
+		for _, r := range f.listenerRules(l) {
+			delete(f.rules, r.arn)
+		}
 		f.listenerChanged(l, before, time.Now())
 		delete(f.listeners, arn)
 	}
@@ -726,13 +729,9 @@ func (f *FakeAWS) users(arn string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, l := range f.listeners {
-		for _, a := range l.actions {
-			for _, fw := range a.forwards {
-				if fw.arn == arn && !seen[l.lb] {
-					seen[l.lb] = true
-					out = append(out, l.lb)
-				}
-			}
+		if f.forwardedBy(l)[arn] && !seen[l.lb] {
+			seen[l.lb] = true
+			out = append(out, l.lb)
 		}
 	}
 	sort.Strings(out)
@@ -755,12 +754,20 @@ func (f *FakeAWS) lbArns(tg *targetGroup, now time.Time) []string {
 // listenerChanged notes which target groups a listener change released (for
 // the in-use lag) and which now serve traffic. The caller holds f.mu.
 func (f *FakeAWS) listenerChanged(l *listener, before map[string]bool, now time.Time) {
-	after := map[string]bool{}
+	after := f.forwardedBy(l)
 	for _, a := range l.actions {
 		for _, fw := range a.forwards {
-			after[fw.arn] = true
 			if fw.weight > 0 {
 				if tg, ok := f.tgs[fw.arn]; ok {
+					tg.served = true
+				}
+			}
+		}
+	}
+	for _, r := range f.listenerRules(l) { // a rule sends its matches whatever the weights
+		for _, a := range r.actions {
+			for _, fw := range a.forwards {
+				if tg, ok := f.tgs[fw.arn]; ok && fw.weight > 0 {
 					tg.served = true
 				}
 			}
