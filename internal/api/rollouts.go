@@ -15,6 +15,7 @@ import (
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
 )
 
 // decisions are the people-in-the-loop updates, one POST route each.
