@@ -67,6 +67,7 @@ It talks to Temporal at TEMPORAL_ADDRESS (default 127.0.0.1:7233, where
 	root.AddCommand(newImageCmd(), newRolloutCmd(), newBakeCmd())
 	root.AddCommand(newStatusCmd())
 	root.AddCommand(newScheduleCmd(), newPipelineCmd(), newReaperCmd(), newFreezeCmd())
+	root.AddCommand(newCampaignCmd())
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newPlanCmd())
 	addCompletion(root)

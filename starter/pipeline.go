@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
-	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/internal/watch"
 )
@@ -213,12 +211,4 @@ func newPipelineDecideCmd(update, short, example string) *cobra.Command {
 	return cmd
 }
 
-// pipelineErr is a pipeline's failure as the CLI prints it; Ctrl-C while watching
-// stays an interruption (exit 130).
-func pipelineErr(name string, err error) error {
-	var stopped interruptedError
-	if errors.As(err, &stopped) {
-		return err
-	}
-	return fmt.Errorf("pipeline %s: %s", name, rollouts.Reason(err))
-}
+func pipelineErr(name string, err error) error { return workflowErr("pipeline", name, err) }

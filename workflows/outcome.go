@@ -23,6 +23,8 @@ var (
 	rolloutEnds = ends{contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseCanceled,
 		map[string]contract.Phase{ErrRolloutAborted: contract.PhaseAborted, ErrRolledBack: contract.PhaseRolledBack}}
 	bakeEnds     = ends{contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseCanceled, nil}
+	campaignEnds = ends{contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseCanceled,
+		map[string]contract.Phase{ErrCampaignAborted: contract.PhaseAborted}}
 	pipelineEnds = ends{contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseCanceled,
 		map[string]contract.Phase{ErrPipelineAborted: contract.PhaseAborted}}
 )
@@ -108,4 +110,17 @@ var pipelineOutcomes = map[contract.Phase]contract.Outcome{
 func PipelineOutcome(phase contract.Phase) (outcome contract.Outcome, ok bool) {
 	outcome, ok = pipelineOutcomes[phase]
 	return outcome, ok
+}
+
+// CampaignEnd is the final phase of a campaign that returned err: succeeded,
+// failed, aborted or canceled.
+func CampaignEnd(err error) contract.Phase { return campaignEnds.end(err) }
+
+// CampaignOutcome is the outcome of a campaign in phase; ok is false while the
+// phase is not a final one (a pipeline's outcomes but skipped).
+func CampaignOutcome(phase contract.Phase) (outcome contract.Outcome, ok bool) {
+	if phase == contract.PhaseSkipped {
+		return "", false
+	}
+	return PipelineOutcome(phase)
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -179,6 +180,9 @@ func (r *rollout) awaitApproval(ctx workflow.Context, phase contract.Phase, gate
 	return nil
 }
 
+// deploymentSpecChange: the inventory's records carry the rollout's spec.
+const deploymentSpecChange = "deployment-spec"
+
 // recordDeployment writes the outcome into the inventory; it runs even after a
 // cancellation, and its failure never changes the rollout's outcome.
 func (r *rollout) recordDeployment(ctx workflow.Context, end contract.Phase, msg string) {
@@ -193,6 +197,12 @@ func (r *rollout) recordDeployment(ctx workflow.Context, end contract.Phase, msg
 	}
 	if outcome != contract.OutcomeSucceeded {
 		d.Reason = msg
+	}
+	// The spec goes with the record, so a campaign can roll it again.
+	if workflow.GetVersion(ctx, deploymentSpecChange, workflow.DefaultVersion, 1) >= 1 {
+		if b, err := json.Marshal(r.spec); err == nil {
+			d.Spec = b
+		}
 	}
 	if err := short(dctx, r.local, "record "+outcome.String()+" in the inventory", contract.ActivityRecordDeployment, d).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("record deployment", "error", err)

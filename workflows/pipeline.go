@@ -193,20 +193,7 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 	}
 	r.Image = contract.ImageRef{ID: img}
 	p.setPhase(ctx, contract.PhaseRollingOut, fmt.Sprintf("stage %d/%d: rolling %s out to %s", i+1, len(p.spec.Stages), img, r.Environment))
-	opts := workflow.ChildWorkflowOptions{
-		WorkflowID:            r.WorkflowID(),
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		// Closing the pipeline asks the rollout to stop, which routes back and
-		// tears the new fleet down; it is never cut off mid-way.
-		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
-		TypedSearchAttributes: RolloutAttributes(r),
-		StaticSummary:         RolloutSummary(r) + " · pipeline " + p.spec.Name,
-		StaticDetails:         RolloutDetails(r, p.by()),
-		// A cancelled pipeline waits for its rollout to undo itself, and says how it
-		// ended. (The Go SDK's child future already settles only when the child
-		// closes, v1.50 does not read this option: no command or event changes.)
-		WaitForCancellation: true,
-	}
+	opts := rolloutChildOptions(r, p.by(), "pipeline "+p.spec.Name)
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Rollout,
 		contract.RolloutInput{Spec: r, StartedBy: p.by(), Action: "rollout"})
 	var exec workflow.Execution
@@ -354,4 +341,25 @@ func (p *pipeline) by() string {
 func (p *pipeline) describe() (subject string, data contract.EventData, failure string) {
 	pr := p.progress
 	return pr.Service, contract.EventData{Service: pr.Service, Image: pr.ImageID, StartedBy: pr.StartedBy}, pr.Error
+}
+
+// rolloutChildOptions are the options of a rollout a pipeline or campaign
+// (parent) starts: the usual rollout ID, so `imago rollout status`, windows and
+// freezes work as for one started by hand, and its search attributes, summary
+// and details.
+func rolloutChildOptions(r contract.Rollout, by, parent string) workflow.ChildWorkflowOptions {
+	return workflow.ChildWorkflowOptions{
+		WorkflowID:            r.WorkflowID(),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Closing the parent asks the rollout to stop, which routes back and
+		// tears the new fleet down; it is never cut off mid-way.
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		TypedSearchAttributes: RolloutAttributes(r),
+		StaticSummary:         RolloutSummary(r) + " · " + parent,
+		StaticDetails:         RolloutDetails(r, by),
+		// A cancelled parent waits for its rollout to undo itself, and says how it
+		// ended. (The Go SDK's child future already settles only when the child
+		// closes, v1.50 does not read this option: no command or event changes.)
+		WaitForCancellation: true,
+	}
 }

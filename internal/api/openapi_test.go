@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/freezes"
 	"github.com/imago/imago/internal/plan"
@@ -134,6 +135,10 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"ChannelEntry": contract.ChannelEntry{}, "ChannelList": ChannelList{}, "ChannelHistory": ChannelHistory{},
 		"Window": contract.Window{}, "Hold": contract.Hold{}, "Freeze": contract.Freeze{}, "FreezeList": FreezeList{},
 		"FreezeRequest": FreezeRequest{}, "FreezeEnded": freezes.Ended{},
+		"CampaignSpec": contract.CampaignSpec{}, "CampaignSelect": contract.CampaignSelect{}, "CampaignImage": contract.CampaignImage{}, "CampaignRing": contract.Ring{},
+		"ErrorBudget": contract.ErrorBudget{}, "CampaignFleet": contract.CampaignFleet{}, "CampaignOverride": contract.CampaignOverride{},
+		"StartedCampaign": StartedCampaign{}, "CampaignTarget": contract.CampaignTarget{}, "RingStatus": contract.RingStatus{},
+		"CampaignProgress": contract.CampaignProgress{}, "CampaignRun": campaigns.Run{},
 		"Plan": plan.Plan{}, "PlanLiveFleet": plan.LiveFleet{}, "PlanAssumption": plan.Assumption{}, "PlanStep": plan.Step{},
 		"PlanPeak": plan.Peak{}, "PlanBudget": plan.Budget{}, "PlanApproval": plan.Approval{}, "PlanConflict": plan.Conflict{},
 		"HeaderRouteStep": contract.HeaderRouteStep{}, "MatchRule": contract.MatchRule{}, "MirrorRouteStep": contract.MirrorRouteStep{},

@@ -93,8 +93,11 @@ type route struct {
 	// catalog, so the handler checks them (authorize); before it runs, the token
 	// must hold some scope of this kind.
 	inBody bool
-	stream bool // long-lived: no request timeout, no write deadline
-	handle func(w http.ResponseWriter, r *http.Request) error
+	// computes: a POST that only computes an answer from its body and changes
+	// nothing (a plan), so read is its scope.
+	computes bool
+	stream   bool // long-lived: no request timeout, no write deadline
+	handle   func(w http.ResponseWriter, r *http.Request) error
 }
 
 // routes is the API's table: one entry per operation with the scope it needs,
@@ -112,7 +115,7 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/v1/rollouts/{service}/{env}", scope: tokens.Read, handle: s.getRollout},
 		{method: "GET", path: "/v1/rollouts/{service}/{env}/events", scope: tokens.Read, stream: true, handle: s.rolloutEvents},
 		// a simulation that starts nothing and reads only the catalog
-		{method: "POST", path: "/v1/plans", scope: tokens.Read, handle: s.planRollout},
+		{method: "POST", path: "/v1/plans", scope: tokens.Read, computes: true, handle: s.planRollout},
 	}
 	for _, d := range decisions {
 		rs = append(rs, route{method: "POST", path: "/v1/rollouts/{service}/{env}/" + d, scope: decisionScope[d], handle: s.decide(d)})
@@ -146,6 +149,14 @@ func (s *Server) routes() []route {
 		// approve on the environment whose gate waits; abort, deploy on every stage's.
 		route{method: "POST", path: "/v1/pipelines/{name}/approve", scope: tokens.Approve, inBody: true, handle: s.approvePipeline},
 		route{method: "POST", path: "/v1/pipelines/{name}/abort", scope: tokens.Deploy, inBody: true, handle: s.abortPipeline},
+
+		// deploy on every service in every ring's environment; resume and approve,
+		// approve on each of the campaign's rollouts; abort, deploy on each.
+		route{method: "POST", path: "/v1/campaigns", scope: tokens.Deploy, inBody: true, handle: s.startCampaign},
+		route{method: "GET", path: "/v1/campaigns/{name}", scope: tokens.Read, handle: s.getCampaign},
+		route{method: "POST", path: "/v1/campaigns/{name}/resume", scope: tokens.Approve, inBody: true, handle: s.resumeCampaign},
+		route{method: "POST", path: "/v1/campaigns/{name}/approve", scope: tokens.Approve, inBody: true, handle: s.approveCampaign},
+		route{method: "POST", path: "/v1/campaigns/{name}/abort", scope: tokens.Deploy, inBody: true, handle: s.abortCampaign},
 
 		// A dry run reads; apply terminates fleets: admin.
 		route{method: "POST", path: "/v1/reaper", scope: tokens.Read, inBody: true, handle: s.runReaper},

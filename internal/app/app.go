@@ -529,5 +529,6 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Bake, workflow.RegisterOptions{Name: contract.WorkflowBake})
 	r.RegisterWorkflowWithOptions(workflows.Pipeline, workflow.RegisterOptions{Name: contract.WorkflowPipeline})
 	r.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: contract.WorkflowReaper})
+	r.RegisterWorkflowWithOptions(workflows.Campaign, workflow.RegisterOptions{Name: contract.WorkflowCampaign})
 	r.RegisterActivity(acts) // each method under its name: contract.Activity* (TestActivityNamesAreTheContracts)
 }

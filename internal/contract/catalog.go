@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -117,6 +118,9 @@ type Deployment struct {
 	// Previous is the image that was live before this deployment ("" for the
 	// first). RecordDeployment fills it from the inventory when it is empty.
 	Previous string `json:"previous,omitempty"`
+	// Spec is the rollout spec deployed (JSON of spec.Rollout), which a
+	// campaign rolls again with a new image; absent in records made before.
+	Spec json.RawMessage `json:"spec,omitempty"`
 }
 
 // Since is when the deployment's image went live: when it finished (Started for

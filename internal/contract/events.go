@@ -19,6 +19,8 @@ const (
 	EventBakeFinished     = "dev.imago.bake.finished"
 	EventPipelinePhase    = "dev.imago.pipeline.phase"    // a pipeline entered a phase
 	EventPipelineFinished = "dev.imago.pipeline.finished" // a pipeline ended; data.outcome says how
+	EventCampaignPhase    = "dev.imago.campaign.phase"    // a campaign entered a phase (a ring, a halt)
+	EventCampaignFinished = "dev.imago.campaign.finished" // a campaign ended; data.outcome says how
 )
 
 // Event is one CloudEvents 1.0 event. The workflows hand it to the publishing

@@ -18,6 +18,7 @@ const (
 	WorkflowBake     = "Bake"
 	WorkflowPipeline = "Pipeline"
 	WorkflowReaper   = "Reaper"
+	WorkflowCampaign = "Campaign"
 )
 
 // Activity types, as the worker registers them (the method names of
@@ -26,6 +27,8 @@ const (
 const (
 	ActivityBakeBuild        = "BakeBuild"
 	ActivityBakeDigest       = "BakeDigest"
+	ActivityCampaignPlan     = "CampaignPlan"
+	ActivityCampaignSpec     = "CampaignRolloutSpec"
 	ActivityCheckSpec        = "CheckSpec"
 	ActivityCheckFreeze      = "CheckFreeze" // a local activity
 	ActivityFindCached       = "FindCached"
@@ -54,7 +57,7 @@ const (
 )
 
 // Activities lists every activity type above.
-var Activities = []string{ActivityBakeBuild, ActivityBakeDigest, ActivityCheckFreeze, ActivityCheckSpec, ActivityFindCached,
+var Activities = []string{ActivityBakeBuild, ActivityBakeDigest, ActivityCampaignPlan, ActivityCampaignSpec, ActivityCheckFreeze, ActivityCheckSpec, ActivityFindCached,
 	ActivityFindOrphans, ActivityLiveImages, ActivityMoveChannel, ActivityNotify, ActivityPreviousImage, ActivityProvision,
 	ActivityPublishEvent, ActivityPublishImage, ActivityReadRoute, ActivityRecordDeployment, ActivityResizeFleet,
 	ActivityResolveImage, ActivityRunAnalysis, ActivityRunChecks, ActivityRunHook, ActivityScaleFleet, ActivitySetRoute,
@@ -81,6 +84,9 @@ const (
 	// the worker's provider: nothing, or why the provider cannot run it (an
 	// InvalidSpec error). rollouts.Start waits for it.
 	UpdateChecked = "checked"
+	// UpdateResume lets a halted campaign go on (its failed rollouts of the
+	// current ring are tried again); abort ends it.
+	UpdateResume = "resume"
 )
 
 // Search attributes that make rollouts, bakes and pipelines findable in the

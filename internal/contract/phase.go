@@ -58,6 +58,12 @@ const (
 	PhaseRollingOut Phase = "rolling-out"
 )
 
+// Campaign phases (besides rolling-out, awaiting-approval and bake-time).
+const (
+	// PhaseHalted: the campaign's error budget is spent; it waits for resume or abort.
+	PhaseHalted Phase = "halted"
+)
+
 // String is the phase's one form.
 func (p Phase) String() string { return string(p) }
 

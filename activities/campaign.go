@@ -1,0 +1,132 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/catalog"
+	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/spec"
+)
+
+// ErrCampaignTarget is the error type of a campaign target that cannot be
+// rolled (no rollout spec recorded, an override the spec refuses): retrying
+// cannot help; the campaign counts it as a failed rollout.
+const ErrCampaignTarget = "CampaignTarget"
+
+// CampaignPlan resolves what a campaign rolls: each service's image (what its
+// channel names now) and the environments, of the rings', where the service is
+// deployed. A channel that does not exist or names a revoked image fails the
+// campaign before anything starts.
+func (a *Activities) CampaignPlan(ctx context.Context, in contract.CampaignPlanInput) (contract.CampaignPlanResult, error) {
+	out := contract.CampaignPlanResult{Services: in.Services, Images: map[string]string{}, Deployed: map[string][]string{}, Live: map[string]string{}}
+	if in.Select != nil && in.Select.Base != nil {
+		svcs, err := a.builtOn(ctx, *in.Select.Base)
+		if err != nil {
+			return out, err
+		}
+		out.Services = svcs
+	}
+	for _, svc := range out.Services {
+		img, err := a.resolveRef(ctx, svc, contract.ImageRef{Channel: in.Image.Channel})
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.NonRetryable() { // no such channel or image: retrying cannot help
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("service %s, channel %s: %s", svc, in.Image.Channel, app.Message()), app.Type(), nil)
+		}
+		if err != nil {
+			return out, fmt.Errorf("service %s, channel %s: %w", svc, in.Image.Channel, err)
+		}
+		if err := img.Usable(); err != nil {
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("service %s, channel %s: %v", svc, in.Image.Channel, err), contract.ErrImageRevoked, nil)
+		}
+		out.Images[svc] = img.ID
+		for _, env := range in.Environments {
+			d, err := a.Catalog.Live(ctx, svc, env)
+			switch {
+			case errors.Is(err, catalog.ErrNotFound):
+				continue
+			case err != nil:
+				return out, inventoryError(err)
+			}
+			out.Deployed[svc] = append(out.Deployed[svc], env)
+			out.Live[svc+"/"+env] = d.ImageID
+		}
+	}
+	return out, nil
+}
+
+// builtOn lists, sorted, the services with an image built (directly or not) on
+// an image base's channel ever named: the services a new base must reach.
+func (a *Activities) builtOn(ctx context.Context, base contract.ImageRef) ([]string, error) {
+	what := base.Service + "/" + base.Channel
+	hist, err := a.Catalog.ChannelHistory(ctx, base.Service, base.Channel)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("select: base channel %s: %v", what, err), contract.ErrImageNotFound, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, e := range hist {
+		desc, err := a.Catalog.Descendants(ctx, e.ImageID)
+		if errors.Is(err, catalog.ErrNotFound) {
+			continue // an image gone from the catalog
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range desc {
+			if img.Service != base.Service {
+				seen[img.Service] = true
+			}
+		}
+	}
+	if len(seen) == 0 {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("select: no service has an image built on %s", what), ErrCampaignTarget, nil)
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// CampaignRolloutSpec is the rollout spec a campaign rolls to one service in one
+// environment: the spec of its live deployment there, as the inventory
+// recorded it, with the campaign's image and override, normalized.
+func (a *Activities) CampaignRolloutSpec(ctx context.Context, in contract.CampaignRolloutSpecInput) (contract.CampaignRolloutSpecResult, error) {
+	d, err := a.Catalog.Live(ctx, in.Service, in.Environment)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return contract.CampaignRolloutSpecResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrCampaignTarget, nil)
+	}
+	if err != nil {
+		return contract.CampaignRolloutSpecResult{}, inventoryError(err)
+	}
+	r, err := CampaignSpec(d, in)
+	if err != nil {
+		return contract.CampaignRolloutSpecResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrCampaignTarget, nil)
+	}
+	b, err := json.Marshal(r)
+	return contract.CampaignRolloutSpecResult{Spec: b}, err
+}
+
+// CampaignSpec is the spec of deployment d with the image and override of in.
+func CampaignSpec(d contract.Deployment, in contract.CampaignRolloutSpecInput) (spec.Rollout, error) {
+	var r spec.Rollout
+	if len(d.Spec) == 0 {
+		return r, fmt.Errorf("the inventory has no rollout spec of %s in %s (deployment %d was recorded before imago kept specs); roll it out once with: imago rollout start -f FILE",
+			in.Service, in.Environment, d.Seq)
+	}
+	if err := json.Unmarshal(d.Spec, &r); err != nil {
+		return r, fmt.Errorf("the rollout spec of %s in %s (deployment %d) does not decode: %v", in.Service, in.Environment, d.Seq, err)
+	}
+	r.Service, r.Environment = in.Service, in.Environment
+	r.Image = contract.ImageRef{ID: in.ImageID}
+	spec.ApplyOverride(&r, in.Override)
+	if err := r.Normalize(); err != nil {
+		return r, fmt.Errorf("the rollout spec of %s in %s with the campaign's override: %v", in.Service, in.Environment, err)
+	}
+	return r, nil
+}

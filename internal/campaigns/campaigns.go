@@ -1,0 +1,130 @@
+// Package campaigns is the client side of imago's campaigns (one image change
+// rolled across many services, ring by ring): starting one, reading its
+// progress, and resume, approve and abort.
+package campaigns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/workflows"
+)
+
+// AlreadyRunningError refuses a second run of the same campaign.
+type AlreadyRunningError struct{ WorkflowID, RunID, Name string }
+
+func (e *AlreadyRunningError) Error() string {
+	return fmt.Sprintf("%s is already running (run %s); watch it with: imago campaign status %s --watch", e.WorkflowID, e.RunID, e.Name)
+}
+
+// NotFoundError: no run of the campaign exists.
+type NotFoundError struct{ Name string }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("no campaign %q found; start one with: imago campaign start -f FILE", e.Name)
+}
+
+// Start validates a campaign spec and starts it (workflow ID campaign/NAME).
+func Start(ctx context.Context, c client.Client, s contract.CampaignSpec, startedBy string) (client.WorkflowRun, error) {
+	if err := spec.NormalizeCampaign(&s); err != nil {
+		return nil, err
+	}
+	id := spec.CampaignWorkflowID(s.Name)
+	opts := rollouts.ExclusiveStart(id)
+	opts.TypedSearchAttributes = temporal.NewSearchAttributes(contract.PhaseAttr.ValueSet(string(contract.PhasePending)))
+	opts.StaticSummary, opts.StaticDetails = Summary(s), "started by "+startedBy
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Campaign, contract.CampaignInput{Spec: s, StartedBy: startedBy})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Name: s.Name}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start campaign %s: %w", id, err)
+	}
+	return run, nil
+}
+
+// Summary is the web UI's one-line summary: "campaign base-2026-12: 3
+// services, channel stable: staging → prod (approval)".
+func Summary(s contract.CampaignSpec) string {
+	rings := make([]string, len(s.Rings))
+	for i, r := range s.Rings {
+		rings[i] = strings.Join(r.Environments, "+")
+		if r.Approval.Required {
+			rings[i] += " (approval)"
+		}
+	}
+	what := fmt.Sprintf("%d services", len(s.Services))
+	if s.Select != nil && s.Select.Base != nil {
+		what = "services built on " + s.Select.Base.Service + "/" + s.Select.Base.Channel
+	}
+	return fmt.Sprintf("campaign %s: %s, channel %s: %s", s.Name, what, s.Image.Channel, strings.Join(rings, " → "))
+}
+
+// Run is the current (latest) run of a campaign and its progress.
+type Run struct {
+	WorkflowID string                    `json:"workflowId"`
+	RunID      string                    `json:"runId"`
+	Status     string                    `json:"status"`
+	Started    time.Time                 `json:"started"`
+	Progress   contract.CampaignProgress `json:"progress"`
+}
+
+// Latest reads the latest run of campaign name (continue-as-new keeps its
+// workflow ID) and its progress.
+func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
+	id := spec.CampaignWorkflowID(name)
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return Run{}, &NotFoundError{Name: name}
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("describe %s: %w", id, err)
+	}
+	r := rollouts.RunOf(desc.GetWorkflowExecutionInfo())
+	run := Run{WorkflowID: r.WorkflowID, RunID: r.RunID, Status: r.Status, Started: r.Started}
+	v, err := c.QueryWorkflow(ctx, run.WorkflowID, run.RunID, contract.QueryProgress)
+	if err != nil {
+		return run, fmt.Errorf("query campaign %s: %w", run.WorkflowID, err)
+	}
+	return run, v.Get(&run.Progress)
+}
+
+// Decide sends resume, approve or abort to the current run of campaign name
+// and waits until it is accepted; a refusal carries the campaign's reason.
+func Decide(ctx context.Context, c client.Client, name, update, by, reason string) error {
+	id := spec.CampaignWorkflowID(name)
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: update,
+		Args:         []any{contract.DecisionInput{By: by, Reason: reason}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		// No campaign, or one that ended: an update reaches running ones only.
+		desc, derr := c.DescribeWorkflowExecution(ctx, id, "")
+		if derr != nil {
+			return &NotFoundError{Name: name}
+		}
+		return fmt.Errorf("%s refused: campaign %s is not running: it ended %s", update, name,
+			rollouts.StatusName(desc.GetWorkflowExecutionInfo().GetStatus()))
+	}
+	if err != nil {
+		return fmt.Errorf("%s refused: %s", update, rollouts.Reason(err))
+	}
+	return nil
+}
