@@ -52,9 +52,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 	m, err := analysis.NewMeasurer(spec, analysis.Env{
 		HTTP:    a.Analysis,
 		FleetID: in.FleetID,
-		Metrics: func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
-			return a.Provider.FleetMetrics(ctx, in.Key)
-		},
+		Metrics: a.routerMetrics(in.Key),
 	})
 	if err != nil {
 		return out, specErr(err)
@@ -94,9 +92,7 @@ func (a *Activities) compare(ctx context.Context, in contract.AnalysisInput, spe
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	logger := activity.GetLogger(ctx)
-	source := func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
-		return a.Provider.FleetMetrics(ctx, in.Key)
-	}
+	source := a.routerMetrics(in.Key)
 	res, j, err := analysis.Runner{Previous: prog.Measurements}.Compare(ctx, spec, in.FleetID, in.BaselineFleetID, source, prog.Samples,
 		func(meas contract.Measurement, samples analysis.CompareSamples) {
 			prog.Measurements = append(prog.Measurements, meas)
@@ -113,6 +109,18 @@ func (a *Activities) compare(ctx context.Context, in contract.AnalysisInput, spe
 	}
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil
+}
+
+// routerMetrics reads the per-fleet counters of key's router; a driver's
+// refusal (no router metrics, a bad key) is permanent: retrying cannot fix it.
+func (a *Activities) routerMetrics(key contract.RouteKey) func(context.Context) (map[string]contract.FleetMetrics, error) {
+	return func(ctx context.Context) (map[string]contract.FleetMetrics, error) {
+		m, err := a.Provider.FleetMetrics(ctx, key)
+		if c := provider.ErrorCode(err); c == provider.FailedPrecondition || c == provider.InvalidArgument {
+			return nil, analysis.Permanent(err)
+		}
+		return m, err
+	}
 }
 
 // resumedProgress is what an earlier attempt of this analysis heartbeated (the

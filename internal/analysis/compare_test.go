@@ -77,20 +77,20 @@ func TestCompareJudgesASlowerCanaryHighThroughARealRouter(t *testing.T) {
 // cumulative is a scripted router: each read adds one interval's traffic to
 // each fleet (requests, errors, and all latencies in one bucket), or fails.
 type cumulative struct {
-	now    map[string]provider.FleetMetrics
-	per    map[string]provider.FleetMetrics // added by each read
+	now    map[string]contract.FleetMetrics
+	per    map[string]contract.FleetMetrics // added by each read
 	reads  int
 	failAt func(read int) error
 }
 
-func (c *cumulative) read(ctx context.Context) (map[string]provider.FleetMetrics, error) {
+func (c *cumulative) read(ctx context.Context) (map[string]contract.FleetMetrics, error) {
 	c.reads++
 	if c.failAt != nil {
 		if err := c.failAt(c.reads); err != nil {
 			return nil, err
 		}
 	}
-	out := map[string]provider.FleetMetrics{}
+	out := map[string]contract.FleetMetrics{}
 	for id, d := range c.per {
 		m := c.now[id]
 		m.Requests += d.Requests
@@ -103,9 +103,9 @@ func (c *cumulative) read(ctx context.Context) (map[string]provider.FleetMetrics
 }
 
 func traffic(perFleet map[string]float64) *cumulative {
-	c := &cumulative{now: map[string]provider.FleetMetrics{}, per: map[string]provider.FleetMetrics{}}
+	c := &cumulative{now: map[string]contract.FleetMetrics{}, per: map[string]contract.FleetMetrics{}}
 	for id, n := range perFleet {
-		c.per[id] = provider.FleetMetrics{Requests: n}
+		c.per[id] = contract.FleetMetrics{Requests: n}
 	}
 	return c
 }
