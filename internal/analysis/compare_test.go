@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 )
 
 func compareSpec(count int, metrics ...contract.CompareMetricSpec) contract.AnalysisSpec {
@@ -167,7 +166,8 @@ func TestCompareThatCannotReadTheRouterFails(t *testing.T) {
 	assert.Equal(t, ReasonCouldNotMeasure, res.Reason)
 	assert.Equal(t, "could not measure fleets fl-canary and fl-base: 3 errors in a row (consecutiveErrorLimit 2); last: read router metrics: connection refused", res.Message)
 
-	src.failAt = func(int) error { return provider.Errorf(provider.FailedPrecondition, "no router metrics here") }
+	// the activity's source marks a driver's refusal (no router metrics here) as permanent
+	src.failAt = func(int) error { return Permanent(errors.New("no router metrics here")) }
 	_, _, err = c.runner().Compare(context.Background(), spec, "fl-canary", "fl-base", src.read, nil, nil)
 	assert.True(t, IsPermanent(err), "%v", err)
 
