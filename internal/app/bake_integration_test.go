@@ -113,7 +113,7 @@ func TestBakeAdoptsABuildThatFinishedBeforeACrash(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	aenv := ts.NewTestActivityEnvironment()
 	aenv.RegisterActivity(e.deps.Activities)
-	val, err := aenv.ExecuteActivity(e.deps.Activities.BakeDigest, b)
+	val, err := aenv.ExecuteActivity(e.deps.Activities.BakeDigest, b.Bake)
 	require.NoError(t, err)
 	var dig contract.BakeDigestResult
 	require.NoError(t, val.Get(&dig))
