@@ -1,56 +1,16 @@
 package ociimage
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/image"
+	"github.com/imago/imago/internal/ociimage/skopeo"
 )
-
-// skopeoInspect runs Debian's skopeo (scripts/system-deps.sh installs it) on ref,
-// with a clean environment, and decodes its JSON.
-func skopeoInspect(t *testing.T, v any, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "skopeo", append([]string{"inspect"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	out, err := cmd.Output()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		t.Fatalf("skopeo inspect %v: %v\n%s", args, err, ee.Stderr)
-	}
-	require.NoError(t, err, "skopeo inspect %v", args)
-	require.NoError(t, json.Unmarshal(out, v), "%s", out)
-}
-
-// SkopeoImage is the part of `skopeo inspect` (no --config) the tests read.
-type SkopeoImage struct {
-	Digest string
-	Labels map[string]string
-	Layers []string
-	Env    []string
-}
-
-// SkopeoConfig is the part of `skopeo inspect --config` the tests read.
-type SkopeoConfig struct {
-	Config struct {
-		Entrypoint   []string
-		Env          []string
-		WorkingDir   string
-		ExposedPorts map[string]struct{}
-		Labels       map[string]string
-	} `json:"config"`
-}
 
 func TestOCIImageFromAnArchiveAsSkopeoReadsIt(t *testing.T) {
 	dir := t.TempDir()
@@ -92,15 +52,13 @@ func TestOCIImageFromAnArchiveAsSkopeoReadsIt(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
 
 	for _, ref := range []string{"oci:" + layoutDest.Path, "docker-archive:" + archiveDest.Path} {
-		var ins SkopeoImage
-		skopeoInspect(t, &ins, ref)
+		ins := skopeo.Inspect(t, ref)
 		assert.Len(t, ins.Layers, 1, ref)
 		assert.Equal(t, "platform", ins.Labels["team"], ref)
 		assert.Equal(t, "img-0123456789ab", ins.Labels[LabelImageID], ref)
 		assert.Equal(t, "sha256:feed", ins.Labels[LabelInputDigest], ref)
 		assert.Equal(t, "hello", ins.Labels[LabelTitle], ref)
-		var cfg SkopeoConfig
-		skopeoInspect(t, &cfg, "--config", ref)
+		cfg := skopeo.InspectConfig(t, ref)
 		assert.Equal(t, []string{"./hello", "-v"}, cfg.Config.Entrypoint, ref)
 		assert.Equal(t, []string{"PORT=8080"}, cfg.Config.Env, ref)
 		assert.Contains(t, cfg.Config.ExposedPorts, "8080/tcp", ref)
@@ -108,8 +66,7 @@ func TestOCIImageFromAnArchiveAsSkopeoReadsIt(t *testing.T) {
 	}
 	// In the layout, skopeo shows the manifest digest imago computed, and the
 	// layer is imago's archive as is (a docker archive holds it uncompressed).
-	var ins SkopeoImage
-	skopeoInspect(t, &ins, "oci:"+layoutDest.Path)
+	ins := skopeo.Inspect(t, "oci:"+layoutDest.Path)
 	assert.Equal(t, manifestDigest.String(), ins.Digest)
 	assert.Equal(t, []string{digest}, ins.Layers)
 }
