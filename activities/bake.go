@@ -221,9 +221,17 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract
 		res.ArchivePath = art.State("archive").(string)
 		img.Archive = res.ArchivePath
 		if b.Format == spec.FormatOCI {
-			say("writing the OCI image to " + strings.Join(b.Destinations, ", "))
-			if img.OCIDigest, err = writeOCI(img, res.ArchivePath, b.Destinations, b.Dir); err != nil {
+			// Its digest now, for the record; the image goes to its destinations
+			// once it passed its test (PublishImage).
+			if img.OCIDigest, err = writeOCI(img, res.ArchivePath, nil); err != nil {
 				return res, err
+			}
+			for _, d := range b.Destinations {
+				dest, err := ociimage.ParseDestination(d, b.Dir)
+				if err != nil {
+					return res, temporal.NewNonRetryableApplicationError("destinations: "+err.Error(), contract.ErrTemplate, nil)
+				}
+				res.OCIDestinations = append(res.OCIDestinations, dest.String())
 			}
 		}
 	case contract.BuilderPacker:
@@ -282,9 +290,9 @@ func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract
 }
 
 // writeOCI makes the OCI image of a local image's archive and writes it to each
-// destination; it returns the image's manifest digest. A destination that cannot
-// be written is a permanent failure (a retry would write the same place).
-func writeOCI(img contract.Image, archivePath string, destinations []string, dir string) (string, error) {
+// destination (absolute URLs); it returns the image's manifest digest. A destination
+// that cannot be written is a permanent failure (a retry would write the same place).
+func writeOCI(img contract.Image, archivePath string, destinations []string) (string, error) {
 	oci, err := ociimage.FromArchive(archivePath, ociimage.Config{ImageID: img.ID, Service: img.Service, Digest: img.Digest,
 		InputDigest: img.InputDigest, Entrypoint: img.Entrypoint, Labels: img.Labels})
 	if err != nil {
@@ -295,7 +303,7 @@ func writeOCI(img contract.Image, archivePath string, destinations []string, dir
 		return "", err
 	}
 	for _, d := range destinations {
-		dest, err := ociimage.ParseDestination(d, dir)
+		dest, err := ociimage.ParseDestination(d, "")
 		if err == nil {
 			err = ociimage.Write(oci, dest, img.Service, img.ID)
 		}
@@ -425,6 +433,17 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		return img, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read built archive: %v (bake again with --force)", err), contract.ErrTemplate, nil)
 	}
 	img.Archive = ""
+	if len(in.OCIDestinations) > 0 {
+		activity.RecordHeartbeat(ctx, "writing the OCI image to "+strings.Join(in.OCIDestinations, ", "))
+		digest, err := writeOCI(img, in.ArchivePath, in.OCIDestinations)
+		if err != nil {
+			return img, err
+		}
+		if digest != img.OCIDigest {
+			return img, temporal.NewNonRetryableApplicationError(fmt.Sprintf("the OCI image of %s is %s, not the %s its build recorded (bake again with --force)",
+				img.ID, digest, img.OCIDigest), contract.ErrTemplate, nil)
+		}
+	}
 	return a.Catalog.PublishArchive(ctx, archive, img)
 }
 
