@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 func TestBakeFormatOCIResolvesDestinationsAgainstTheFile(t *testing.T) {
@@ -50,8 +52,8 @@ func TestBakeRootsCheckTheDestinationsABakeWrites(t *testing.T) {
 	root := t.TempDir()
 	roots, err := ParseBakeRoots(root)
 	require.NoError(t, err)
-	ok := Bake{Dir: root, Format: FormatOCI, Destinations: []string{"oci-layout://out/oci", "docker-archive://" + filepath.Join(root, "hello.tar")}}
+	ok := Bake{Bake: contract.Bake{Dir: root, Format: FormatOCI, Destinations: []string{"oci-layout://out/oci", "docker-archive://" + filepath.Join(root, "hello.tar")}}}
 	assert.Nil(t, roots.Check(&ok))
-	b := Bake{Dir: root, Format: FormatOCI, Destinations: []string{"oci-layout://out/oci", "docker-archive:///etc/hello.tar"}}
-	assert.Equal(t, Errors{{Field: "destinations[1]", Msg: "/etc/hello.tar is outside IMAGO_BAKE_ROOTS (" + roots.String() + ")"}}, roots.Check(&b))
+	b := Bake{Bake: contract.Bake{Dir: root, Format: FormatOCI, Destinations: []string{"oci-layout://out/oci", "docker-archive:///etc/hello.tar"}}}
+	assert.Equal(t, contract.FieldErrors{{Field: "destinations[1]", Msg: "/etc/hello.tar is outside IMAGO_BAKE_ROOTS (" + roots.String() + ")"}}, roots.Check(&b))
 }
