@@ -22,6 +22,7 @@ import (
 	"github.com/imago/imago/internal/bake"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/packerplugin"
 	"github.com/imago/imago/internal/spec"
 )
@@ -75,7 +76,10 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 		Vars       map[string]string `json:"vars"`
 		Labels     map[string]string `json:"labels"`
 		Base       string            `json:"base"`
-	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID}
+		// Left out when empty, so the digests of bakes without them stay as they were.
+		Format       string   `json:"format,omitempty"`
+		Destinations []string `json:"destinations,omitempty"`
+	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations}
 	enc, _ := json.Marshal(inputs)
 	h.Write(enc)
 	for _, root := range append([]string{b.Source, b.Template}, b.Files...) {
@@ -213,6 +217,20 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 		img.ID, img.Digest = art.Id(), art.State("digest").(string)
 		res.ArchivePath = art.State("archive").(string)
 		img.Archive = res.ArchivePath
+		if b.Format == spec.FormatOCI {
+			// Its digest now, for the record; the image goes to its destinations
+			// once it passed its test (PublishImage).
+			if img.OCIDigest, err = writeOCI(img, res.ArchivePath, nil); err != nil {
+				return res, err
+			}
+			for _, d := range b.Destinations {
+				dest, err := ociimage.ParseDestination(d, b.Dir)
+				if err != nil {
+					return res, temporal.NewNonRetryableApplicationError("destinations: "+err.Error(), contract.ErrTemplate, nil)
+				}
+				res.OCIDestinations = append(res.OCIDestinations, dest.String())
+			}
+		}
 	case contract.BuilderPacker:
 		run := bake.PackerRun{
 			Packer: a.Packer, Template: b.Template, Vars: b.Vars, PassEnv: b.PassEnv, Dir: outDir,
@@ -266,6 +284,31 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 		return res, err
 	}
 	return res, nil
+}
+
+// writeOCI makes the OCI image of a local image's archive and writes it to each
+// destination (absolute URLs); it returns the image's manifest digest. A destination
+// that cannot be written is a permanent failure (a retry would write the same place).
+func writeOCI(img contract.Image, archivePath string, destinations []string) (string, error) {
+	oci, err := ociimage.FromArchive(archivePath, ociimage.Config{ImageID: img.ID, Service: img.Service, Digest: img.Digest,
+		InputDigest: img.InputDigest, Entrypoint: img.Entrypoint, Labels: img.Labels})
+	if err != nil {
+		return "", err
+	}
+	digest, err := oci.Digest()
+	if err != nil {
+		return "", err
+	}
+	for _, d := range destinations {
+		dest, err := ociimage.ParseDestination(d, "")
+		if err == nil {
+			err = ociimage.Write(oci, dest, img.Service, img.ID)
+		}
+		if err != nil {
+			return "", temporal.NewNonRetryableApplicationError("write OCI image: "+err.Error(), contract.ErrTemplate, nil)
+		}
+	}
+	return digest.String(), nil
 }
 
 // buildDir is Home/bakes/<service>/<inputs>-<run>: the digest's first 16 hex
@@ -387,6 +430,17 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		return img, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read built archive: %v (bake again with --force)", err), contract.ErrTemplate, nil)
 	}
 	img.Archive = ""
+	if len(in.OCIDestinations) > 0 {
+		activity.RecordHeartbeat(ctx, "writing the OCI image to "+strings.Join(in.OCIDestinations, ", "))
+		digest, err := writeOCI(img, in.ArchivePath, in.OCIDestinations)
+		if err != nil {
+			return img, err
+		}
+		if digest != img.OCIDigest {
+			return img, temporal.NewNonRetryableApplicationError(fmt.Sprintf("the OCI image of %s is %s, not the %s its build recorded (bake again with --force)",
+				img.ID, digest, img.OCIDigest), contract.ErrTemplate, nil)
+		}
+	}
 	return a.Catalog.PublishArchive(ctx, archive, img)
 }
 

@@ -14,7 +14,9 @@ set -euo pipefail
 #   running worker for a canary's prometheus analysis (internal/app, realclients tests).
 #   The tests start their own server (temp dir, loopback port); Debian's packaged service
 #   is not needed, and where systemd runs, this script stops and disables it.
-PACKAGES=(nats-server chromium postgresql prometheus)
+# skopeo: the OCI images a bake with format: oci writes (oci-layout, docker-archive) are
+#   read back with `skopeo inspect` (internal/ociimage, starter tests).
+PACKAGES=(nats-server chromium postgresql prometheus skopeo)
 
 if [ "$#" -gt 0 ]; then
 	PACKAGES=("$@")

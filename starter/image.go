@@ -111,6 +111,9 @@ func newImageShowCmd() *cobra.Command {
 			if img.InputDigest != "" {
 				fmt.Fprintf(tw, "Input digest:\t%s\n", img.InputDigest)
 			}
+			if img.OCIDigest != "" {
+				fmt.Fprintf(tw, "OCI digest:\t%s\n", img.OCIDigest)
+			}
 			if len(img.Entrypoint) > 0 {
 				fmt.Fprintf(tw, "Entrypoint:\t%s\n", strings.Join(img.Entrypoint, " "))
 			}

@@ -100,6 +100,8 @@ type BakeBuildResult struct {
 	Image       Image  `json:"image"`
 	ArchivePath string `json:"archivePath,omitempty"` // local images
 	Adopted     bool   `json:"adopted"`               // a previous attempt had finished it
+	// OCIDestinations are where PublishImage writes the OCI image (format: oci).
+	OCIDestinations []string `json:"ociDestinations,omitempty"`
 }
 
 // TestImageInput boots one instance of a freshly built image.
@@ -114,6 +116,9 @@ type TestImageInput struct {
 type PublishImageInput struct {
 	Image       Image  `json:"image"`
 	ArchivePath string `json:"archivePath,omitempty"`
+	// OCIDestinations get the OCI image of the archive (whose manifest digest is
+	// Image.OCIDigest) before the image is recorded.
+	OCIDestinations []string `json:"ociDestinations,omitempty"`
 }
 
 // MoveChannelInput moves a channel.

@@ -22,6 +22,12 @@ type Bake struct {
 	Include    []string          `yaml:"include" json:"include,omitempty"`
 	Entrypoint []string          `yaml:"entrypoint" json:"entrypoint,omitempty"`
 
+	// Format is what an imago-local bake makes besides its local image: "" or
+	// "local" (the local image only) or "oci" (also an OCI image of the same files,
+	// written to each of Destinations: oci-layout://DIR, docker-archive://FILE).
+	Format       string   `yaml:"format" json:"format,omitempty"`
+	Destinations []string `yaml:"destinations" json:"destinations,omitempty"`
+
 	// packer: Template is an HCL2 file or directory; Vars are passed with -var.
 	Template string            `yaml:"template" json:"template,omitempty"`
 	Vars     map[string]string `yaml:"vars" json:"vars,omitempty"`

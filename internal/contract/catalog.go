@@ -25,6 +25,9 @@ type Image struct {
 	Artifacts   map[string]string `json:"artifacts,omitempty"` // e.g. region -> AMI
 	Labels      map[string]string `json:"labels,omitempty"`
 	Created     time.Time         `json:"created"`
+	// OCIDigest is the manifest digest of the OCI image a bake with format: oci
+	// wrote of the same files (skopeo inspect shows it as Digest).
+	OCIDigest string `json:"ociDigest,omitempty"`
 
 	Revoked  *Revocation `json:"revoked,omitempty"`  // set when the image is revoked
 	Outdated *Outdated   `json:"outdated,omitempty"` // set when its base channel moved on

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/entrypoint"
+	"github.com/imago/imago/internal/ociimage"
 )
 
 // Bake is a bake spec (its data is contract.Bake, which the Bake workflow
@@ -18,6 +19,12 @@ type Bake struct {
 
 	src *source // the file's lines and decoding problems; nil for a spec sent as JSON
 }
+
+// Formats of a bake's output.
+const (
+	FormatLocal = "local"
+	FormatOCI   = "oci"
+)
 
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
@@ -96,6 +103,11 @@ func (b *Bake) Normalize() error {
 	for i := range b.Files {
 		b.Files[i] = b.abs(b.Files[i])
 	}
+	for i, d := range b.Destinations {
+		if dest, err := ociimage.ParseDestination(d, b.Dir); err == nil {
+			b.Destinations[i] = dest.String()
+		}
+	}
 	return b.src.report(b.Validate())
 }
 
@@ -151,6 +163,29 @@ func (b *Bake) Validate() error {
 		}
 	default:
 		add("builder", "%q is not a builder imago knows; use imago-local or packer", b.Builder)
+	}
+	switch b.Format {
+	case "", FormatLocal:
+		if len(b.Destinations) > 0 {
+			add("destinations", "are for format: oci; set format: oci or remove them")
+		}
+	case FormatOCI:
+		if b.Builder != contract.BuilderLocal {
+			add("format", "oci is for the imago-local builder; a packer template makes its own artifacts")
+		}
+		if len(b.Destinations) == 0 {
+			add("destinations", "format: oci needs at least one, e.g. [oci-layout://out/hello-oci, docker-archive://out/hello.tar]")
+		}
+		if vars, err := entrypoint.Vars(b.Entrypoint); err == nil && len(vars) > 0 {
+			add("entrypoint", "an OCI image's entrypoint runs without a shell, so $%s would not be expanded; read it from the environment in the program", vars[0])
+		}
+	default:
+		add("format", "%q: want local or oci", b.Format)
+	}
+	for i, d := range b.Destinations {
+		if _, err := ociimage.ParseDestination(d, b.Dir); err != nil {
+			add(fmt.Sprintf("destinations[%d]", i), "%v", err)
+		}
 	}
 	for k := range b.Variables {
 		if !envNameRE.MatchString(k) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/ociimage"
 )
 
 // The bake fence: what a bake may take from the machine that builds it. The
@@ -69,7 +70,7 @@ func (r BakeRoots) contains(p string) bool {
 }
 
 // Check reports every path b reads (source, files, template; relative ones
-// against b.Dir) that does not lie in a root once cleaned and its symlinks
+// against b.Dir) or writes (the paths of format: oci's destinations) that does not lie in a root once cleaned and its symlinks
 // resolved, with the field it comes from. A path outside every root is refused
 // without looking at it further, so the refusal says nothing about what exists
 // there; a path in a root that does not exist is left to Validate.
@@ -103,6 +104,11 @@ func (r BakeRoots) Check(b *Bake) contract.FieldErrors {
 	check("template", b.Template)
 	for i, f := range b.Files {
 		check(fmt.Sprintf("files[%d]", i), f)
+	}
+	for i, d := range b.Destinations { // written, not read, but by the same worker
+		if dest, err := ociimage.ParseDestination(d, b.Dir); err == nil {
+			check(fmt.Sprintf("destinations[%d]", i), dest.Path)
+		}
 	}
 	if len(es) > 0 {
 		return es

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/ociimage"
+	"github.com/imago/imago/internal/ociimage/skopeo"
+)
+
+// examples/hello/bake-oci.yaml, baked through the CLI by a real worker (the
+// imago-local builder compiles main.go, the image test boots it): the OCI layout
+// and the docker archive it names read back with skopeo, showing the entrypoint,
+// labels and manifest digest that `imago image show` prints from the catalog.
+func TestBakeFormatOCIWritesImagesSkopeoReads(t *testing.T) {
+	newImagoEnv(t)
+	// The example's destinations are relative to its file: bake a copy of it, so
+	// they land in a temporary directory rather than in the source tree.
+	dir := t.TempDir()
+	for _, f := range []string{"bake-oci.yaml", "main.go"} {
+		data, err := os.ReadFile(filepath.Join("..", "examples", "hello", f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, 0o600))
+	}
+
+	out, code, err := run(t, "bake", "start", "-f", filepath.Join(dir, "bake-oci.yaml"), "--watch")
+	require.NoError(t, err, out)
+	require.Equal(t, 0, code, out)
+	m := regexp.MustCompile(`(?m)^(img-[0-9a-f]{12}) built and tested; channel latest`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	id := m[1]
+
+	out, _, err = run(t, "image", "show", id, "-o", "json")
+	require.NoError(t, err, out)
+	var detail struct{ Image contract.Image }
+	require.NoError(t, json.Unmarshal([]byte(out), &detail), out)
+	img := detail.Image
+	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, img.OCIDigest)
+	out, _, err = run(t, "image", "show", id)
+	require.NoError(t, err, out)
+	assert.Regexp(t, `(?m)^OCI digest:\s+`+img.OCIDigest+`$`, out)
+
+	layoutDir, archive := filepath.Join(dir, "out", "hello-oci"), filepath.Join(dir, "out", "hello.tar")
+	for _, p := range []string{layoutDir, archive} {
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		assert.Zero(t, fi.Mode().Perm()&0o077, "%s is the bake user's only (%s)", p, fi.Mode())
+	}
+	for _, ref := range []string{"oci:" + layoutDir, "docker-archive:" + archive} {
+		ins := skopeo.Inspect(t, ref)
+		assert.Equal(t, id, ins.Labels[ociimage.LabelImageID], ref)
+		assert.Equal(t, img.Digest, ins.Labels[ociimage.LabelDigest], ref)
+		assert.Equal(t, img.InputDigest, ins.Labels[ociimage.LabelInputDigest], ref)
+		assert.Equal(t, "hello", ins.Labels["org.opencontainers.image.title"], ref)
+		assert.Equal(t, "platform", ins.Labels["team"], ref)
+		cfg := skopeo.InspectConfig(t, ref)
+		assert.Equal(t, []string{"./hello"}, cfg.Config.Entrypoint, ref)
+		assert.Equal(t, []string{"PORT=8080"}, cfg.Config.Env, ref)
+		assert.Contains(t, cfg.Config.ExposedPorts, "8080/tcp", ref)
+	}
+	// The layout holds the very manifest whose digest the catalog records, and its
+	// one layer is the local image's archive.
+	ins := skopeo.Inspect(t, "oci:"+layoutDir)
+	assert.Equal(t, img.OCIDigest, ins.Digest)
+	assert.Equal(t, []string{img.Digest}, ins.Layers)
+}
