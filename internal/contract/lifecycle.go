@@ -6,6 +6,15 @@ import (
 	"time"
 )
 
+// The lifecycle sweep's workflow and activities, and the error type of a
+// rollout refused a deprecated image.
+const (
+	WorkflowLifecycle      = "ImageLifecycle"
+	ActivityPlanLifecycle  = "PlanLifecycle"
+	ActivityApplyLifecycle = "ApplyLifecycle"
+	ErrImageDeprecated     = "ImageDeprecated"
+)
+
 // ErrDeprecated is returned (wrapped) when a rollout meets a deprecated image
 // and its spec does not say allowDeprecated.
 var ErrDeprecated = errors.New("deprecated")
