@@ -35,7 +35,7 @@ func TestLifecycleActivities(t *testing.T) {
 	if _, err := cat.RecordDeployment(ctx, contract.Deployment{Service: "hello", Environment: "prod", ImageID: "img-live", RunID: "r1", Outcome: contract.OutcomeSucceeded}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.SetLifecycle(ctx, contract.LifecycleRule{Service: "hello", DeprecateAfter: 30 * 24 * time.Hour, DeleteAfter: 90 * 24 * time.Hour}); err != nil {
+	if _, err := cat.SetLifecycle(ctx, contract.LifecycleRule{Service: "hello", DeprecateAfter: contract.Duration(30 * 24 * time.Hour), DeleteAfter: contract.Duration(90 * 24 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	a := &Activities{Catalog: cat}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
-	"time"
+		"time"
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -37,41 +35,21 @@ A sweep (run, or schedule) only reports unless --apply.`,
 }
 
 // days is a duration flag that also takes whole days ("30d").
-type days struct{ d *time.Duration }
+type days struct{ d *contract.Duration }
 
 func (f days) String() string {
-	if f.d == nil || *f.d == 0 {
+	if f.d == nil {
 		return "0"
 	}
-	return fmtDays(*f.d)
+	return contract.FormatAge(*f.d)
 }
 
-func (f days) Set(s string) error {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		v, err := strconv.Atoi(n)
-		if err != nil || v < 0 {
-			return fmt.Errorf("%q: use whole days like 30d, or a duration like 720h", s)
-		}
-		*f.d = time.Duration(v) * 24 * time.Hour
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q: use whole days like 30d, or a duration like 720h", s)
-	}
-	*f.d = v
-	return nil
+func (f days) Set(s string) (err error) {
+	*f.d, err = contract.ParseAge(s)
+	return err
 }
 
 func (days) Type() string { return "duration" }
-
-// fmtDays prints whole days as "30d", anything else as Go prints it.
-func fmtDays(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	}
-	return d.String()
-}
 
 func newLifecycleSetCmd() *cobra.Command {
 	var r contract.LifecycleRule
@@ -114,10 +92,10 @@ func newLifecycleSetCmd() *cobra.Command {
 func ruleText(r contract.LifecycleRule) string {
 	s := fmt.Sprintf("keep the newest %d", r.KeepLast)
 	if r.DeprecateAfter > 0 {
-		s += ", deprecate after " + fmtDays(r.DeprecateAfter)
+		s += ", deprecate after " + contract.FormatAge(r.DeprecateAfter)
 	}
 	if r.DeleteAfter > 0 {
-		s += ", delete after " + fmtDays(r.DeleteAfter)
+		s += ", delete after " + contract.FormatAge(r.DeleteAfter)
 	}
 	return s
 }
@@ -166,11 +144,11 @@ func newLifecycleShowCmd() *cobra.Command {
 	return cmd
 }
 
-func durOrDash(d time.Duration) string {
+func durOrDash(d contract.Duration) string {
 	if d == 0 {
 		return "-"
 	}
-	return fmtDays(d)
+	return contract.FormatAge(d)
 }
 
 func newLifecycleRunCmd() *cobra.Command {

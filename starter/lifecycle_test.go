@@ -43,7 +43,7 @@ func TestImageLifecycleSetShowAndTombstones(t *testing.T) {
 	var rules []contract.LifecycleRule
 	require.NoError(t, json.Unmarshal([]byte(out), &rules))
 	require.Len(t, rules, 1)
-	assert.Equal(t, 90*24*time.Hour, rules[0].DeleteAfter)
+	assert.Equal(t, contract.Duration(90*24*time.Hour), rules[0].DeleteAfter)
 
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "app.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))

@@ -204,11 +204,11 @@ func (c *Catalog) PlanLifecycle(ctx context.Context, now time.Time, defaultRetai
 				d.Why = kept[img.ID]
 			case newest <= r.KeepLast:
 				d.Why = fmt.Sprintf("among the newest %d", r.KeepLast)
-			case r.DeleteAfter > 0 && age >= r.DeleteAfter:
+			case r.DeleteAfter > 0 && age >= r.DeleteAfter.D():
 				d.Action, d.Why = contract.LifecycleDelete, "older than "+r.DeleteAfter.String()
 			case img.Deprecated != nil:
 				continue // deprecated before; nothing to do
-			case r.DeprecateAfter > 0 && age >= r.DeprecateAfter:
+			case r.DeprecateAfter > 0 && age >= r.DeprecateAfter.D():
 				d.Action, d.Why = contract.LifecycleDeprecate, "older than "+r.DeprecateAfter.String()
 			default:
 				d.Why = "younger than " + youngest(r).String()
@@ -222,9 +222,9 @@ func (c *Catalog) PlanLifecycle(ctx context.Context, now time.Time, defaultRetai
 // youngest is the shortest age a rule acts on.
 func youngest(r contract.LifecycleRule) time.Duration {
 	if r.DeprecateAfter > 0 {
-		return r.DeprecateAfter
+		return r.DeprecateAfter.D()
 	}
-	return r.DeleteAfter
+	return r.DeleteAfter.D()
 }
 
 // protected returns, by image ID, why a lifecycle sweep must not touch an

@@ -41,7 +41,7 @@ func lifecycleCatalog(t *testing.T, c *Catalog, now time.Time) {
 	if _, err := c.MoveChannel(ctx, "web", "stable", "img-chan", MoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SetLifecycle(ctx, contract.LifecycleRule{Service: "web", KeepLast: 1, DeprecateAfter: 30 * day, DeleteAfter: 90 * day}); err != nil {
+	if _, err := c.SetLifecycle(ctx, contract.LifecycleRule{Service: "web", KeepLast: 1, DeprecateAfter: contract.Duration(30 * day), DeleteAfter: contract.Duration(90 * day)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -186,23 +186,23 @@ func TestLifecycleRules(t *testing.T) {
 			r    contract.LifecycleRule
 			want string
 		}{
-			{contract.LifecycleRule{Service: "web", KeepLast: -1, DeprecateAfter: day}, "--keep-last must be 0 or more"},
+			{contract.LifecycleRule{Service: "web", KeepLast: -1, DeprecateAfter: contract.Duration(day)}, "--keep-last must be 0 or more"},
 			{contract.LifecycleRule{Service: "web", KeepLast: 3}, "needs --deprecate-after or --delete-after"},
-			{contract.LifecycleRule{Service: "web", DeprecateAfter: 2 * day, DeleteAfter: day}, "--delete-after (24h0m0s) must not be shorter than --deprecate-after"},
-			{contract.LifecycleRule{KeepLast: 3, DeprecateAfter: day}, "--service"},
+			{contract.LifecycleRule{Service: "web", DeprecateAfter: contract.Duration(2 * day), DeleteAfter: contract.Duration(day)}, "--delete-after (24h0m0s) must not be shorter than --deprecate-after"},
+			{contract.LifecycleRule{KeepLast: 3, DeprecateAfter: contract.Duration(day)}, "--service"},
 		} {
 			_, err := c.SetLifecycle(ctx, tc.r)
 			wantErr(t, err, tc.want)
 		}
-		if _, err := c.SetLifecycle(ctx, contract.LifecycleRule{Service: "web", KeepLast: 3, DeprecateAfter: day, By: "ann"}); err != nil {
+		if _, err := c.SetLifecycle(ctx, contract.LifecycleRule{Service: "web", KeepLast: 3, DeprecateAfter: contract.Duration(day), By: "ann"}); err != nil {
 			t.Fatal(err)
 		}
-		r, err := c.SetLifecycle(ctx, contract.LifecycleRule{Service: "web", KeepLast: 5, DeleteAfter: 9 * day, By: "bob"})
+		r, err := c.SetLifecycle(ctx, contract.LifecycleRule{Service: "web", KeepLast: 5, DeleteAfter: contract.Duration(9 * day), By: "bob"})
 		if err != nil || r.Seq != 2 {
 			t.Fatalf("second set: %+v %v", r, err)
 		}
 		got, err := c.Lifecycle(ctx, "web")
-		if err != nil || got.KeepLast != 5 || got.DeprecateAfter != 0 || got.DeleteAfter != 9*day || got.By != "bob" || got.Seq != 2 {
+		if err != nil || got.KeepLast != 5 || got.DeprecateAfter != 0 || got.DeleteAfter.D() != 9*day || got.By != "bob" || got.Seq != 2 {
 			t.Errorf("Lifecycle = %+v, %v", got, err)
 		}
 		all, err := c.LifecycleRules(ctx)

@@ -3,6 +3,8 @@ package contract
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,8 +33,8 @@ var ErrDeleted = errors.New("deleted")
 type LifecycleRule struct {
 	Service        string        `json:"service"`
 	KeepLast       int           `json:"keepLast"`
-	DeprecateAfter time.Duration `json:"deprecateAfter,omitempty"`
-	DeleteAfter    time.Duration `json:"deleteAfter,omitempty"`
+	DeprecateAfter Duration      `json:"deprecateAfter,omitempty"` // "720h0m0s"
+	DeleteAfter    Duration      `json:"deleteAfter,omitempty"`
 	By             string        `json:"by,omitempty"`
 	Time           time.Time     `json:"time"`
 	Seq            int64         `json:"seq"` // 1, 2, 3, ... each set of the service's rule
@@ -110,4 +112,30 @@ type LifecycleResult struct {
 // ApplyLifecycleInput is one decision to carry out, at Now.
 type ApplyLifecycleInput struct {
 	Decision LifecycleDecision `json:"decision"`
+}
+
+// ParseAge reads an image age of a lifecycle rule: whole days ("30d") or a Go
+// duration ("720h"). (time.ParseDuration has no days, and ages are counted in them.)
+func ParseAge(s string) (Duration, error) {
+	bad := fmt.Errorf("%q: use whole days like 30d, or a duration like 720h", s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 0 {
+			return 0, bad
+		}
+		return Duration(time.Duration(v) * 24 * time.Hour), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, bad
+	}
+	return Duration(v), nil
+}
+
+// FormatAge prints whole days as "30d", anything else as a Go duration.
+func FormatAge(d Duration) string {
+	if d > 0 && d.D()%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d.D()/(24*time.Hour))
+	}
+	return d.String()
 }
