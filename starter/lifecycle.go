@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-		"time"
+	"time"
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"

@@ -31,13 +31,13 @@ var ErrDeleted = errors.New("deleted")
 // a rollback's retain, on a channel, or an ancestor of any of those. Zero durations
 // switch that step off.
 type LifecycleRule struct {
-	Service        string        `json:"service"`
-	KeepLast       int           `json:"keepLast"`
-	DeprecateAfter Duration      `json:"deprecateAfter,omitempty"` // "720h0m0s"
-	DeleteAfter    Duration      `json:"deleteAfter,omitempty"`
-	By             string        `json:"by,omitempty"`
-	Time           time.Time     `json:"time"`
-	Seq            int64         `json:"seq"` // 1, 2, 3, ... each set of the service's rule
+	Service        string    `json:"service"`
+	KeepLast       int       `json:"keepLast"`
+	DeprecateAfter Duration  `json:"deprecateAfter,omitempty"` // "720h0m0s"
+	DeleteAfter    Duration  `json:"deleteAfter,omitempty"`
+	By             string    `json:"by,omitempty"`
+	Time           time.Time `json:"time"`
+	Seq            int64     `json:"seq"` // 1, 2, 3, ... each set of the service's rule
 }
 
 // Name is how marks and tombstones cite the rule ("lifecycle rule hello#2").
