@@ -52,20 +52,13 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 	m, err := analysis.NewMeasurer(spec, analysis.Env{
 		HTTP:    a.Analysis,
 		FleetID: in.FleetID,
-		Metrics: func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
-			return a.Provider.FleetMetrics(ctx, in.Key)
-		},
+		Metrics: a.routerMetrics(in.Key),
 	})
 	if err != nil {
 		return out, specErr(err)
 	}
 
-	var prog AnalysisProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
-			prog = AnalysisProgress{}
-		}
-	}
+	prog := resumedProgress(ctx)
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	runner := analysis.Runner{Previous: prog.Measurements}
@@ -84,14 +77,7 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 	out.Phase, out.Reason, out.Message, out.Counts = res.Phase, res.Reason, res.Message, res.Counts
 	out.Measurements = analysis.Latest(res.Measurements, analysis.KeptMeasurements)
 	if err != nil {
-		var se *analysis.SpecError
-		switch {
-		case ctx.Err() != nil:
-			return out, ctx.Err()
-		case errors.As(err, &se), analysis.IsPermanent(err):
-			return out, specErr(err)
-		}
-		return out, err
+		return out, analysisErr(ctx, err, specErr)
 	}
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil
@@ -102,18 +88,11 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 // goes on.
 func (a *Activities) compare(ctx context.Context, in contract.AnalysisInput, spec contract.AnalysisSpec, out contract.AnalysisResult) (contract.AnalysisResult, error) {
 	out.BaselineFleetID = in.BaselineFleetID
-	var prog AnalysisProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
-			prog = AnalysisProgress{}
-		}
-	}
+	prog := resumedProgress(ctx)
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	logger := activity.GetLogger(ctx)
-	source := func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
-		return a.Provider.FleetMetrics(ctx, in.Key)
-	}
+	source := a.routerMetrics(in.Key)
 	res, j, err := analysis.Runner{Previous: prog.Measurements}.Compare(ctx, spec, in.FleetID, in.BaselineFleetID, source, prog.Samples,
 		func(meas contract.Measurement, samples analysis.CompareSamples) {
 			prog.Measurements = append(prog.Measurements, meas)
@@ -124,17 +103,50 @@ func (a *Activities) compare(ctx context.Context, in contract.AnalysisInput, spe
 	out.Phase, out.Reason, out.Message, out.Counts, out.Judgment = res.Phase, res.Reason, res.Message, res.Counts, j
 	out.Measurements = analysis.Latest(res.Measurements, analysis.KeptMeasurements)
 	if err != nil {
-		var se *analysis.SpecError
-		switch {
-		case ctx.Err() != nil:
-			return out, ctx.Err()
-		case errors.As(err, &se), analysis.IsPermanent(err):
-			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), contract.ErrAnalysisSpec, nil)
-		}
-		return out, err
+		return out, analysisErr(ctx, err, func(err error) error {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), contract.ErrAnalysisSpec, nil)
+		})
 	}
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil
+}
+
+// routerMetrics reads the per-fleet counters of key's router; a driver's
+// refusal (no router metrics, a bad key) is permanent: retrying cannot fix it.
+func (a *Activities) routerMetrics(key contract.RouteKey) func(context.Context) (map[string]contract.FleetMetrics, error) {
+	return func(ctx context.Context) (map[string]contract.FleetMetrics, error) {
+		m, err := a.Provider.FleetMetrics(ctx, key)
+		if c := provider.ErrorCode(err); c == provider.FailedPrecondition || c == provider.InvalidArgument {
+			return nil, analysis.Permanent(err)
+		}
+		return m, err
+	}
+}
+
+// resumedProgress is what an earlier attempt of this analysis heartbeated (the
+// measurements and samples so far), or nothing.
+func resumedProgress(ctx context.Context) AnalysisProgress {
+	var prog AnalysisProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &prog); err != nil {
+			prog = AnalysisProgress{}
+		}
+	}
+	return prog
+}
+
+// analysisErr is how an analysis's error leaves the activity: cancelled as
+// cancelled, a spec or permanent problem through permanent (no retry),
+// anything else retried.
+func analysisErr(ctx context.Context, err error, permanent func(error) error) error {
+	var se *analysis.SpecError
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &se), analysis.IsPermanent(err):
+		return permanent(err)
+	}
+	return err
 }
 
 // SourceOf and AnalysisVars: see package analysis.

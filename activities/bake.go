@@ -29,13 +29,13 @@ import (
 // fence refuses a bake this worker must not run, whoever validated it: a passEnv
 // naming imago's or a cloud's secrets, a path outside the worker's
 // IMAGO_BAKE_ROOTS (when set), or an IMAGO_BAKE_USER the worker cannot switch to.
-func (a *Activities) fence(b *spec.Bake) error {
+func (a *Activities) fence(b contract.Bake) error {
 	if err := a.BakeUser.Check(); err != nil {
 		return temporal.NewNonRetryableApplicationError("bake refused: "+err.Error(), contract.ErrBakeFenced, nil)
 	}
 	es := spec.PassEnvErrors(b.PassEnv)
 	if !a.BakeRoots.IsZero() {
-		es = append(es, a.BakeRoots.Check(b)...)
+		es = append(es, a.BakeRoots.Check(&spec.Bake{Bake: b})...)
 	}
 	if len(es) == 0 {
 		return nil
@@ -49,9 +49,9 @@ func (a *Activities) fence(b *spec.Bake) error {
 
 // BakeDigest computes the input digest of a bake: the spec's build-relevant fields,
 // the content of its source tree, files and template, and the resolved base image.
-func (a *Activities) BakeDigest(ctx context.Context, b spec.Bake) (contract.BakeDigestResult, error) {
+func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.BakeDigestResult, error) {
 	var out contract.BakeDigestResult
-	if err := a.fence(&b); err != nil {
+	if err := a.fence(b); err != nil {
 		return out, err
 	}
 	if b.Base != nil {
@@ -173,15 +173,12 @@ func (a *Activities) FindCached(ctx context.Context, in contract.FindCachedInput
 	return contract.FindCachedResult{Found: true, Image: img}, nil
 }
 
-// BakeBuildInput is spec.BakeBuildInput.
-type BakeBuildInput = spec.BakeBuildInput
-
 // BakeBuild builds the image into a directory of the bake run. A retried
 // attempt (say, after a worker crash) adopts a build that finished; two bakes
 // of the same inputs never share a directory.
-func (a *Activities) BakeBuild(ctx context.Context, in BakeBuildInput) (contract.BakeBuildResult, error) {
+func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) (contract.BakeBuildResult, error) {
 	b := in.Spec
-	if err := a.fence(&b); err != nil {
+	if err := a.fence(b); err != nil {
 		return contract.BakeBuildResult{}, err
 	}
 	outDir := buildDir(a.Home, b.Service, in.InputDigest, in.BuildID)
@@ -284,7 +281,7 @@ func buildDir(home, service, inputDigest, buildID string) string {
 
 // The provisioning commands see the base image's ID as $IMAGO_BASE_IMAGE, so an
 // image can record (or fetch) what it was built on.
-func localBuilderConfig(b spec.Bake, outDir, baseImageID string) map[string]any {
+func localBuilderConfig(b contract.Bake, outDir, baseImageID string) map[string]any {
 	cfg := map[string]any{
 		"service":    b.Service,
 		"entrypoint": b.Entrypoint,

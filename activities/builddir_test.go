@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Two bakes of the same inputs build in directories of their own: neither
@@ -21,14 +20,14 @@ func TestEachBakeRunBuildsInItsOwnDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &Activities{Home: t.TempDir()}
-	b := spec.Bake{Service: "web", Builder: contract.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./hello"}}
+	b := contract.Bake{Service: "web", Builder: contract.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./hello"}}
 	digest := "sha256:" + strings.Repeat("cd", 32)
 	build := func(run string) contract.BakeBuildResult {
 		t.Helper()
 		var s testsuite.WorkflowTestSuite
 		env := s.NewTestActivityEnvironment()
 		env.RegisterActivity(a)
-		val, err := env.ExecuteActivity(a.BakeBuild, BakeBuildInput{Spec: b, InputDigest: digest, BuildID: "bake/web/latest/" + run})
+		val, err := env.ExecuteActivity(a.BakeBuild, contract.BakeBuildInput{Spec: b, InputDigest: digest, BuildID: "bake/web/latest/" + run})
 		if err != nil {
 			t.Fatalf("build of run %s: %v", run, err)
 		}

@@ -16,8 +16,8 @@ import (
 )
 
 func TestCampaignSpecIsTheLastSpecWithTheImageAndOverride(t *testing.T) {
-	last := spec.Rollout{Service: "api", Environment: "prod", Image: contract.ImageRef{ID: "img-000000000001"},
-		Fleet: spec.Fleet{Size: 3}, Listen: "127.0.0.1:9080", Checks: []contract.Check{{Path: "/", ExpectBody: "ok"}}}
+	last := spec.Rollout{Rollout: contract.Rollout{Service: "api", Environment: "prod", Image: contract.ImageRef{ID: "img-000000000001"},
+		Fleet: contract.FleetSpec{Size: 3}, Listen: "127.0.0.1:9080", Checks: []contract.Check{{Path: "/", ExpectBody: "ok"}}}}
 	require.NoError(t, last.Normalize())
 	b, err := json.Marshal(last)
 	require.NoError(t, err)

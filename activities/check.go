@@ -15,15 +15,11 @@ import (
 // weighted routes, a rolling rollout on one that cannot resize fleets, a
 // router analysis on one whose router counts nothing (spec.Rollout.CheckProvider).
 // It reads only the worker's configuration: nothing is made.
-func (a *Activities) CheckSpec(ctx context.Context, r spec.Rollout) error {
-	err := r.CheckProvider(a.Provider.Name(), a.Provider.Capabilities())
-	var es spec.Errors
+func (a *Activities) CheckSpec(ctx context.Context, r contract.Rollout) error {
+	err := (&spec.Rollout{Rollout: r}).CheckProvider(a.Provider.Name(), a.Provider.Capabilities())
+	var es contract.FieldErrors
 	if errors.As(err, &es) {
 		return temporal.NewNonRetryableApplicationError(es.Error(), contract.ErrInvalidSpec, nil, es)
 	}
 	return err
 }
-
-// InvalidSpec returns the problems of a spec refused by CheckSpec, found
-// anywhere in err's chain (an activity, update or workflow failure wrapping it).
-func InvalidSpec(err error) (spec.Errors, bool) { return spec.InvalidSpec(err) }

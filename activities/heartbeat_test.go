@@ -21,7 +21,6 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Every heartbeating activity heartbeats while its first slow step is still
@@ -92,11 +91,11 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			a := &Activities{Home: t.TempDir()}
 			env.RegisterActivity(a)
 			// A provisioning step that prints nothing until the test releases it: a long, silent compile.
-			b := spec.Bake{Service: "web", Builder: contract.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./main.txt"},
+			b := contract.Bake{Service: "web", Builder: contract.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./main.txt"},
 				Variables: map[string]string{"STARTED": started, "RELEASE": done},
 				Provision: []string{`touch "$STARTED"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`}}
 			return func() bool { _, err := os.Stat(started); return err == nil },
-				run(env, a.BakeBuild, BakeBuildInput{Spec: b, InputDigest: "sha256:" + strings.Repeat("ab", 32), BuildID: "bake/web/run-1"})
+				run(env, a.BakeBuild, contract.BakeBuildInput{Spec: b, InputDigest: "sha256:" + strings.Repeat("ab", 32), BuildID: "bake/web/run-1"})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,9 +32,9 @@ resume (which tries the ring's failed rollouts again) or abort.`,
   imago campaign resume stable-2026-12 --reason "fixed the health check"`,
 	}
 	cmd.AddCommand(newCampaignStartCmd(), newCampaignStatusCmd(),
-		newCampaignDecideCmd(contract.UpdateResume, "Let a halted campaign go on (its ring's failed rollouts are tried again)", "fixed the health check"),
-		newCampaignDecideCmd(contract.UpdateApprove, "Approve the ring a campaign waits for", "staging looks good"),
-		newCampaignDecideCmd(contract.UpdateAbort, "End a campaign: no new rollout starts; running ones finish on their own", "change freeze"))
+		newDecideCmd("campaign", "stable-2026-12", campaigns.Decide, contract.UpdateResume, "Let a halted campaign go on (its ring's failed rollouts are tried again)", "fixed the health check"),
+		newDecideCmd("campaign", "stable-2026-12", campaigns.Decide, contract.UpdateApprove, "Approve the ring a campaign waits for", "staging looks good"),
+		newDecideCmd("campaign", "stable-2026-12", campaigns.Decide, contract.UpdateAbort, "End a campaign: no new rollout starts; running ones finish on their own", "change freeze"))
 	return cmd
 }
 
@@ -206,27 +206,6 @@ func writeCampaign(w io.Writer, r campaigns.Run) {
 		}
 		tw.Flush()
 	}
-}
-
-func newCampaignDecideCmd(update, short, example string) *cobra.Command {
-	var reason string
-	cmd := &cobra.Command{
-		Use:     update + " NAME [--reason TEXT]",
-		Short:   short,
-		Example: fmt.Sprintf("  imago campaign %s stable-2026-12 --reason %q", update, example),
-		Args:    args(cobra.ExactArgs(1)),
-	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the campaign's progress")
-	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		return withClient(cmd, func(c client.Client) error {
-			if err := campaigns.Decide(cmd.Context(), c, a[0], update, startedBy(), reason); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "campaign %s: %s accepted\n", a[0], update)
-			return nil
-		})
-	}
-	return cmd
 }
 
 func campaignErr(name string, err error) error { return workflowErr("campaign", name, err) }

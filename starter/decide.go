@@ -61,7 +61,7 @@ image it is refused and nothing is started.`,
 					if err := rollouts.Decide(ctx, c, service, env, s.name, startedBy(), reason); err != nil {
 						return err
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s accepted by %s\n", s.name, spec.RolloutWorkflowID(service, env))
+					fmt.Fprintf(cmd.OutOrStdout(), "%s accepted by %s\n", s.name, contract.RolloutWorkflowID(service, env))
 					return nil
 				})
 			},

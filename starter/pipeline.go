@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -28,8 +29,8 @@ imago pipeline approve. Schedules run pipelines on a cron (imago schedule).`,
   imago pipeline approve hello --reason "staging looks good"`,
 	}
 	cmd.AddCommand(newPipelineStartCmd(), newPipelineStatusCmd(),
-		newPipelineDecideCmd(contract.UpdateApprove, "Approve the stage a pipeline waits for", "staging looks good"),
-		newPipelineDecideCmd(contract.UpdateAbort, "Stop a pipeline at its gate or before its next stage", "change freeze"))
+		newDecideCmd("pipeline", "hello", pipelines.Decide, contract.UpdateApprove, "Approve the stage a pipeline waits for", "staging looks good"),
+		newDecideCmd("pipeline", "hello", pipelines.Decide, contract.UpdateAbort, "Stop a pipeline at its gate or before its next stage", "change freeze"))
 	return cmd
 }
 
@@ -190,21 +191,24 @@ func writePipeline(w io.Writer, r pipelines.Run) {
 	tw.Flush()
 }
 
-func newPipelineDecideCmd(update, short, example string) *cobra.Command {
+// newDecideCmd is `imago NOUN UPDATE NAME [--reason TEXT]` (a pipeline's or a
+// campaign's approve, abort, resume): decide sends the update to the latest run.
+func newDecideCmd(noun, sample string, decide func(ctx context.Context, c client.Client, name, update, by, reason string) error,
+	update, short, example string) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
 		Use:     update + " NAME [--reason TEXT]",
 		Short:   short,
-		Example: fmt.Sprintf("  imago pipeline %s hello --reason %q", update, example),
+		Example: fmt.Sprintf("  imago %s %s %s --reason %q", noun, update, sample, example),
 		Args:    args(cobra.ExactArgs(1)),
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the pipeline's progress")
+	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the "+noun+"'s progress")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		return withClient(cmd, func(c client.Client) error {
-			if err := pipelines.Decide(cmd.Context(), c, a[0], update, startedBy(), reason); err != nil {
+			if err := decide(cmd.Context(), c, a[0], update, startedBy(), reason); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: %s accepted\n", a[0], update)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s accepted\n", noun, a[0], update)
 			return nil
 		})
 	}

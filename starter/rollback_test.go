@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/api"
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
-	"github.com/imago/imago/internal/spec"
 )
 
 // rollbackEnv is an imagoEnv with the HTTP API served beside the CLI, both on
@@ -91,7 +91,7 @@ func (e *rollbackEnv) waitEnded() rollouts.Status {
 func (e *rollbackEnv) activities(runID string) []string {
 	e.t.Helper()
 	var out []string
-	it := e.client.GetWorkflowHistory(context.Background(), spec.RolloutWorkflowID("hello", "dev"), runID, false, 0)
+	it := e.client.GetWorkflowHistory(context.Background(), contract.RolloutWorkflowID("hello", "dev"), runID, false, 0)
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(e.t, err)

@@ -107,7 +107,7 @@ channel moves (a patched base image).`,
 		if err := o.Validate(); err != nil {
 			return err
 		}
-		if err := fenceBake(p.Bake); err != nil {
+		if err := fenceBake(p.BakeSpec()); err != nil {
 			return err
 		}
 		return withClient(cmd, func(c client.Client) error {

@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // SearchAttributes lists imago's custom search attributes and their types, for
@@ -35,7 +34,7 @@ func RolloutLabel(ref contract.ImageRef) string {
 }
 
 // RolloutAttributes are a rollout's search attributes when it starts.
-func RolloutAttributes(r spec.Rollout) temporal.SearchAttributes {
+func RolloutAttributes(r contract.Rollout) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(
 		contract.ServiceAttr.ValueSet(r.Service),
 		contract.EnvironmentAttr.ValueSet(r.Environment),
@@ -47,27 +46,27 @@ func RolloutAttributes(r spec.Rollout) temporal.SearchAttributes {
 
 // RolloutSummary and RolloutDetails are what the web UI shows for a rollout,
 // whether the CLI, the API or a pipeline started it.
-func RolloutSummary(r spec.Rollout) string {
+func RolloutSummary(r contract.Rollout) string {
 	return fmt.Sprintf("%s → %s · %s · %s", r.Service, r.Environment, RolloutLabel(r.Image), r.Strategy.Type)
 }
 
 // RolloutDetails: see RolloutSummary.
-func RolloutDetails(r spec.Rollout, startedBy string) string {
+func RolloutDetails(r contract.Rollout, startedBy string) string {
 	return fmt.Sprintf("fleet of %d behind %s, health %s, %d smoke checks, soak %s; started by %s",
 		r.Fleet.Size, r.Listen, r.Health.Path, len(r.Checks), r.SoakDuration(), startedBy)
 }
 
 // BakeAttributes are a bake's search attributes when it starts.
-func BakeAttributes(b spec.Bake) temporal.SearchAttributes {
+func BakeAttributes(b contract.Bake) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(contract.ServiceAttr.ValueSet(b.Service), contract.PhaseAttr.ValueSet("pending"))
 }
 
 // BakeSummary and BakeDetails are what the web UI shows for a bake.
-func BakeSummary(b spec.Bake) string {
+func BakeSummary(b contract.Bake) string {
 	return fmt.Sprintf("bake %s · %s → %s", b.Service, b.Builder, b.Channel)
 }
 
 // BakeDetails: see BakeSummary.
-func BakeDetails(b spec.Bake, startedBy string) string {
+func BakeDetails(b contract.Bake, startedBy string) string {
 	return fmt.Sprintf("builder %s, %d provisioning commands, started by %s", b.Builder, len(b.Provision), startedBy)
 }

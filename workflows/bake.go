@@ -9,8 +9,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/imago/imago/internal/spec"
 )
 
 // ErrBakeFailed is the error type of a failed bake.
@@ -29,7 +27,7 @@ const bakeChildAsBake = "bake-child-as-bake"
 // says which) as it would start by hand: the bake's own workflow ID, so one
 // bake per service and channel runs at a time, and its search attributes,
 // summary and details.
-func bakeChildOptions(b spec.Bake, by, parent string) workflow.ChildWorkflowOptions {
+func bakeChildOptions(b contract.Bake, by, parent string) workflow.ChildWorkflowOptions {
 	return workflow.ChildWorkflowOptions{
 		WorkflowID:            b.WorkflowID(),
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -39,15 +37,9 @@ func bakeChildOptions(b spec.Bake, by, parent string) workflow.ChildWorkflowOpti
 	}
 }
 
-// BakeInput starts a bake.
-type BakeInput struct {
-	Spec      spec.Bake `json:"spec"`
-	StartedBy string    `json:"startedBy,omitempty"`
-}
-
 // Bake builds an image from a bake spec, unless the catalog already has one with
 // the same input digest: digest → cache → build → test → publish → move channel.
-func Bake(ctx workflow.Context, in BakeInput) (res contract.BakeResult, err error) {
+func Bake(ctx workflow.Context, in contract.BakeInput) (res contract.BakeResult, err error) {
 	b := &baker{spec: in.Spec, by: in.StartedBy}
 	b.tracker = newTracker(ctx, &b.progress.Story, trackedKind{
 		noun: "bake", phaseEvent: contract.EventBakePhase, finishedEvent: contract.EventBakeFinished,
@@ -106,7 +98,7 @@ func Bake(ctx workflow.Context, in BakeInput) (res contract.BakeResult, err erro
 }
 
 type baker struct {
-	spec     spec.Bake
+	spec     contract.Bake
 	by       string
 	progress contract.BakeProgress
 	tracker         // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
@@ -157,7 +149,7 @@ func (b *baker) build(ctx workflow.Context, dig contract.BakeDigestResult) (cont
 	}
 	info := workflow.GetInfo(ctx)
 	var out contract.BakeBuildResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityBakeBuild, spec.BakeBuildInput{
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityBakeBuild, contract.BakeBuildInput{
 		Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID,
 		BuildID: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
 	}).Get(ctx, &out)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // The Bake workflow with mocked activities: every branch of its logic. The real
@@ -46,8 +45,8 @@ func (s *bakeSuite) SetupTest() {
 		}).Maybe()
 }
 
-func bakeSpec() spec.Bake {
-	return spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"},
+func bakeSpec() contract.Bake {
+	return contract.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"},
 		Channel: "latest", Test: contract.ImageTest{Health: contract.Health{Path: "/healthz", Timeout: contract.Duration(30e9)}}}
 }
 
@@ -58,7 +57,7 @@ func (s *bakeSuite) cache(found bool) {
 
 func (s *bakeSuite) builds(err error) {
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.BakeBuildInput) (contract.BakeBuildResult, error) {
+		func(_ context.Context, in contract.BakeBuildInput) (contract.BakeBuildResult, error) {
 			s.built = true
 			return contract.BakeBuildResult{Image: contract.Image{ID: "img-new000000000", Service: "hello", InputDigest: in.InputDigest}, ArchivePath: "/x.tar.gz"}, err
 		})
@@ -90,7 +89,7 @@ func (s *bakeSuite) failure() string {
 
 func (s *bakeSuite) TestCacheHitReturnsTheExistingImageWithoutBuilding() {
 	s.cache(true)
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec()})
 	s.Require().NoError(s.env.GetWorkflowError())
 	var res contract.BakeResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
@@ -104,7 +103,7 @@ func (s *bakeSuite) TestCacheMissBuildsTestsPublishesAndMovesTheChannel() {
 	s.builds(nil)
 	s.testsPass(nil)
 	s.publishes()
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec()})
 	s.Require().NoError(s.env.GetWorkflowError())
 	var res contract.BakeResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
@@ -119,7 +118,7 @@ func (s *bakeSuite) TestForceBuildsEvenWhenCached() {
 	s.publishes()
 	b := bakeSpec()
 	b.Force = true
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: b})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: b})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.True(s.built)
 }
@@ -128,7 +127,7 @@ func (s *bakeSuite) TestFailedImageTestPublishesNothing() {
 	s.cache(false)
 	s.builds(nil)
 	s.testsPass(temporal.NewNonRetryableApplicationError(`image img-new000000000 failed its test: want a body containing "v2"`, contract.ErrImageTest, nil))
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec()})
 	msg := s.failure()
 	s.Contains(msg, "bake of hello failed while testing the image")
 	s.Contains(msg, `want a body containing "v2"`)
@@ -139,7 +138,7 @@ func (s *bakeSuite) TestFailedImageTestPublishesNothing() {
 func (s *bakeSuite) TestTemplateErrorFailsWithPackersMessage() {
 	s.cache(false)
 	s.builds(temporal.NewNonRetryableApplicationError(`packer template: Error: Unsupported block type "sauce"`, contract.ErrTemplate, nil))
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec()})
 	s.Contains(s.failure(), `Unsupported block type "sauce"`)
 	s.False(s.published)
 }
@@ -150,7 +149,7 @@ func (s *bakeSuite) TestCloudImagesAreNotBootedLocally() {
 	s.publishes()
 	b := bakeSpec()
 	b.Builder = contract.BuilderPacker
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: b})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: b})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.False(s.tested)
 	s.True(s.published)
@@ -188,7 +187,7 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 	r := testSpec()
 	r.Image = contract.ImageRef{Bake: "bake.yaml"}
 	b := bakeSpec()
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r, Bake: &b})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	var res contract.RolloutResult
@@ -203,7 +202,7 @@ func (s *bakeSuite) TestRolloutBakesItsImageFirst() {
 func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
 	s.rolloutGoesWell(nil)
 	var id, service string
-	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in BakeInput) (contract.BakeResult, error) {
+	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in contract.BakeInput) (contract.BakeResult, error) {
 		id = workflow.GetInfo(ctx).WorkflowExecution.ID
 		service, _ = workflow.GetTypedSearchAttributes(ctx).GetKeyword(contract.ServiceAttr)
 		return contract.BakeResult{ImageID: "img-baked0000000", InputDigest: "sha256:abc", Channel: in.Spec.Channel}, nil
@@ -212,7 +211,7 @@ func (s *bakeSuite) TestARolloutsBakeIsTheChannelsBake() {
 	r := testSpec()
 	r.Image = contract.ImageRef{Bake: "bake.yaml"}
 	b := bakeSpec()
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r, Bake: &b})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r, Bake: &b})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal("bake/hello/latest", id, "the bake's own workflow ID, not <rollout>/bake")
@@ -226,7 +225,7 @@ func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 	var build, run string
 	var queues []string
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.BakeBuildInput) (contract.BakeBuildResult, error) {
+		func(ctx context.Context, in contract.BakeBuildInput) (contract.BakeBuildResult, error) {
 			build, run = in.BuildID, activity.GetInfo(ctx).WorkflowExecution.RunID
 			queues = append(queues, activity.GetInfo(ctx).TaskQueue)
 			return contract.BakeBuildResult{Image: contract.Image{ID: "img-new000000000", Service: "hello"}, ArchivePath: "/x.tar.gz"}, nil
@@ -238,7 +237,7 @@ func (s *bakeSuite) TestEachBakeRunNamesItsBuild() {
 	s.publishes()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "bake/hello/latest", TaskQueue: contract.TaskQueue})
 
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NotEmpty(run)
@@ -259,7 +258,7 @@ func (s *bakeSuite) TestProgressTellsTheBakesStory() {
 			upserted = append(upserted, contract.Phase(phase))
 		}
 	}).Return(nil)
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec()})
 	s.Require().NoError(s.env.GetWorkflowError())
 
 	v, err := s.env.QueryWorkflow(contract.QueryProgress)

@@ -10,16 +10,15 @@ import (
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // bakeTimeSpec is a blue/green rollout with a 10-minute bake time on errors,
 // measured every 30 s.
-func bakeTimeSpec() spec.Rollout {
+func bakeTimeSpec() contract.Rollout {
 	r := testSpec()
 	r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(30 * time.Second)}}
 	r.BakeTime = &contract.BakeTime{Duration: contract.Duration(10 * time.Minute), Analysis: "errors"}
-	if err := r.Normalize(); err != nil {
+	if err := normalize(&r); err != nil {
 		panic(err)
 	}
 	return r
@@ -44,7 +43,7 @@ func (s *rolloutSuite) TestAGoodBuildPassesItsBakeTimeShowingTheTimeLeft() {
 	s.bakeTimeAnalysis(analysis.PhaseSuccessful, 10*time.Minute, &asked)
 	var during contract.RolloutProgress
 	s.env.RegisterDelayedCallback(func() { during = s.progress() }, 5*time.Minute+30*time.Second)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: bakeTimeSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: bakeTimeSpec()})
 	s.Require().NoError(s.env.GetWorkflowError())
 
 	s.Equal(20, asked.Spec.Count, "one measurement every 30s for 10m")
@@ -69,7 +68,7 @@ func (s *rolloutSuite) TestABuildThatFailsInItsBakeTimeIsRolledBackWithTheMeasur
 	s.recordRoutes(nil)
 	var asked contract.AnalysisInput
 	s.bakeTimeAnalysis(analysis.PhaseFailed, 3*time.Minute, &asked)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: bakeTimeSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: bakeTimeSpec()})
 
 	err := s.env.GetWorkflowError()
 	var app *temporal.ApplicationError
@@ -118,8 +117,8 @@ func (s *rolloutSuite) TestACanaryChecksMinHealthyPercentBeforeEachIncrease() {
 				})
 			r := canarySpec(weightStep(50))
 			r.Strategy.MinHealthyPercent = intp(60)
-			s.Require().NoError(r.Normalize())
-			s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+			s.Require().NoError(normalize(&r))
+			s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 			if tc.failAt == 0 {
 				s.Require().NoError(s.env.GetWorkflowError())
 				s.Equal([]int{2, 2}, atLeast, "60% of 3 rounds up to 2, before 50% and before 100%")
@@ -145,8 +144,8 @@ func (s *rolloutSuite) TestRollingWithinACapacityBudgetShrinksTheOldFleetFirst()
 	r := rollingSpec(4, "50%")
 	one := contract.Budget("1")
 	r.Strategy.MaxSurge, r.Strategy.MaxUnavailable = &one, &one
-	s.Require().NoError(r.Normalize())
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Require().NoError(normalize(&r))
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 
 	s.Equal([][]contract.FleetShare{

@@ -10,18 +10,17 @@ import (
 
 	"github.com/imago/imago/internal/analysis"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // A canary's baseline fleet, with mocked activities: where it comes from,
 // what share it gets, and that it is torn down however the rollout ends.
 
-func baselineSpec(steps ...contract.Step) spec.Rollout {
+func baselineSpec(steps ...contract.Step) contract.Rollout {
 	r := testSpec()
 	r.Strategy = contract.Strategy{Type: contract.Canary, Baseline: true, Steps: steps}
 	r.Analyses = map[string]contract.Analysis{"judge": {Kind: contract.AnalysisCompare, Provider: "router", Interval: contract.Duration(5 * time.Second),
 		Metrics: []contract.CompareMetric{{Metric: "p99", Tolerance: "10%"}}}}
-	if err := r.Normalize(); err != nil {
+	if err := normalize(&r); err != nil {
 		panic(err)
 	}
 	return r
@@ -71,7 +70,7 @@ func (s *rolloutSuite) TestBaselineCanaryGivesABaselineOfTheLiveImageTheCanarysS
 			}
 		}
 	})
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: baselineSpec(weightStep(10), analysisStep("judge"), weightStep(60))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: baselineSpec(weightStep(10), analysisStep("judge"), weightStep(60))})
 	s.Require().NoError(s.env.GetWorkflowError())
 
 	s.Equal("img-000000000001", baselineImage, "the baseline runs the live fleet's image")
@@ -97,7 +96,7 @@ func (s *rolloutSuite) TestAbortedBaselineCanaryTearsDownTheBaselineToo() {
 	s.baselineStart(oldRoute)
 	var rejected error
 	s.decide(5*time.Minute, contract.UpdateAbort, &rejected)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: baselineSpec(weightStep(25), pauseStep(time.Hour))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: baselineSpec(weightStep(25), pauseStep(time.Hour))})
 	s.NoError(rejected)
 	s.Equal(ErrRolloutAborted, s.errType())
 	s.Require().Len(s.shares, 2)
@@ -109,7 +108,7 @@ func (s *rolloutSuite) TestAbortedBaselineCanaryTearsDownTheBaselineToo() {
 func (s *rolloutSuite) TestFailedCompareRollsBackAndTearsDownTheBaseline() {
 	s.baselineStart(oldRoute)
 	s.analysisReturns(analysis.PhaseFailed)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: baselineSpec(weightStep(20), analysisStep("judge"))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: baselineSpec(weightStep(20), analysisStep("judge"))})
 	s.Equal(ErrRolledBack, s.errType())
 	s.Equal([]string{"fl-new", "fl-base"}, s.terminated)
 	s.Empty(s.provisioned, "nothing the rollout made is left")
@@ -120,7 +119,7 @@ func (s *rolloutSuite) TestFailedCompareRollsBackAndTearsDownTheBaseline() {
 func (s *rolloutSuite) TestBaselineWithNothingLiveFailsBeforeProvisioning() {
 	s.imageResolves()
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(contract.Route{}, nil)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: baselineSpec(weightStep(20), analysisStep("judge"))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: baselineSpec(weightStep(20), analysisStep("judge"))})
 	s.Equal(ErrRolloutFailed, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "strategy.baseline: nothing is live on dev/hello to start a baseline fleet from")
 	s.Empty(s.provisioned, "no Provision ran (none is mocked)")

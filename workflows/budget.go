@@ -1,6 +1,6 @@
 package workflows
 
-// The arithmetic of a rolling rollout under a capacity budget (spec.Capacity:
+// The arithmetic of a rolling rollout under a capacity budget (contract.Strategy.Capacity:
 // strategy.maxSurge, maxUnavailable, minHealthyPercent), as pure functions
 // like those of arithmetic.go; budget_test.go tests them by table. What the
 // workflow does with a step is in capacity.go.

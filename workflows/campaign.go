@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Error types of campaigns that did not succeed.
@@ -237,13 +236,13 @@ func (c *campaign) roll(ctx workflow.Context, t *contract.CampaignTarget) error 
 		contract.CampaignRolloutSpecInput{Service: t.Service, Environment: t.Environment, ImageID: t.ImageID, Override: c.spec.Override}).Get(ctx, &out); err != nil {
 		return err
 	}
-	var r spec.Rollout
+	var r contract.Rollout
 	if err := json.Unmarshal(out.Spec, &r); err != nil {
 		return temporal.NewNonRetryableApplicationError("the rollout spec does not decode: "+err.Error(), ErrCampaignFailed, nil)
 	}
 	opts := rolloutChildOptions(r, c.by(), "campaign "+c.spec.Name)
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Rollout,
-		RolloutInput{Spec: r, StartedBy: c.by(), Action: "rollout"})
+		contract.RolloutInput{Spec: r, StartedBy: c.by(), Action: "rollout"})
 	var exec workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &exec); err != nil {
 		return err

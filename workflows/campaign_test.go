@@ -56,13 +56,13 @@ func (s *campaignSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(s.a.CampaignRolloutSpec, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in contract.CampaignRolloutSpecInput) (contract.CampaignRolloutSpecResult, error) {
-			b, err := json.Marshal(spec.Rollout{Service: in.Service, Environment: in.Environment, Provider: "local",
-				Image: contract.ImageRef{ID: in.ImageID}, Fleet: spec.Fleet{Size: 2}, Listen: "127.0.0.1:9080",
+			b, err := json.Marshal(contract.Rollout{Service: in.Service, Environment: in.Environment, Provider: "local",
+				Image: contract.ImageRef{ID: in.ImageID}, Fleet: contract.FleetSpec{Size: 2}, Listen: "127.0.0.1:9080",
 				Strategy: contract.Strategy{Type: contract.BlueGreen}})
 			return contract.CampaignRolloutSpecResult{Spec: b}, err
 		})
 	// Each rollout takes ten minutes; the ones in s.fail fail (after five) that many times.
-	env.OnWorkflow(Rollout, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in RolloutInput) (contract.RolloutResult, error) {
+	env.OnWorkflow(Rollout, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in contract.RolloutInput) (contract.RolloutResult, error) {
 		key, env := in.Spec.Service+"/"+in.Spec.Environment, in.Spec.Environment
 		s.running[env]++
 		s.peak[env] = max(s.peak[env], s.running[env])

@@ -31,7 +31,7 @@ func (s *rolloutSuite) TestCancelDuringACanaryRoutesBackAndRecordsCanceled() {
 	got := s.publishedEvents(0)
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 10*time.Minute)
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), pauseStep(time.Hour), weightStep(50))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(10), pauseStep(time.Hour), weightStep(50))})
 
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
@@ -52,7 +52,7 @@ func (s *rolloutSuite) TestCancelDuringACanaryRoutesBackAndRecordsCanceled() {
 func (s *bakeSuite) TestCancelWhileBuildingPublishesNothing() {
 	s.cache(false)
 	s.env.OnActivity(s.a.BakeBuild, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, _ activities.BakeBuildInput) (contract.BakeBuildResult, error) {
+		func(ctx context.Context, _ contract.BakeBuildInput) (contract.BakeBuildResult, error) {
 			s.built = true
 			s.env.CancelWorkflow() // while the build runs
 			<-ctx.Done()           // a long build; the cancel reaches it through its heartbeat
@@ -64,7 +64,7 @@ func (s *bakeSuite) TestCancelWhileBuildingPublishesNothing() {
 		return nil
 	})
 
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec()})
 
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
@@ -123,7 +123,7 @@ func (s *pipelineSuite) TestCancelDuringAStageWaitsForTheRolloutToUndo() {
 		s.env.CancelWorkflow()
 	}, 10*time.Minute)
 
-	_, err := s.run(PipelineInput{Spec: ps})
+	_, err := s.run(contract.PipelineInput{Spec: ps})
 
 	s.Require().Error(err)
 	s.True(temporal.IsCanceledError(err), "the pipeline ends canceled: %v", err)

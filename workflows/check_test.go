@@ -13,7 +13,6 @@ import (
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provider"
-	"github.com/imago/imago/internal/spec"
 )
 
 // A canary on a worker whose provider has no weighted routes is refused by the
@@ -42,7 +41,7 @@ func TestRolloutRefusesAStrategyTheProviderCannotRunBeforeAnythingElse(t *testin
 		})
 	}, 0)
 
-	env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 
 	err := env.GetWorkflowError()
 	require.Error(t, err)
@@ -52,10 +51,10 @@ func TestRolloutRefusesAStrategyTheProviderCannotRunBeforeAnythingElse(t *testin
 	assert.Equal(t, ErrRolloutFailed, app.Type())
 	assert.Contains(t, app.Message(), "failed while checking the spec against the worker's provider: invalid spec:\n  strategy.type: canary needs a provider with routes that split traffic between fleets by weight (weights), which the worker's provider dns does not have (it has: none)")
 	assert.Contains(t, app.Message(), "nothing was changed")
-	es, ok := activities.InvalidSpec(err)
+	es, ok := contract.InvalidSpec(err)
 	require.True(t, ok, "the workflow's failure carries the problems: %v", err)
 	assert.Equal(t, []string{"strategy.type", "analyses.errors.provider"}, fields(es))
-	es, ok = activities.InvalidSpec(answered)
+	es, ok = contract.InvalidSpec(answered)
 	require.True(t, ok, "the checked update answers with the problems: %v", answered)
 	assert.Equal(t, []string{"strategy.type", "analyses.errors.provider"}, fields(es))
 
@@ -67,7 +66,7 @@ func TestRolloutRefusesAStrategyTheProviderCannotRunBeforeAnythingElse(t *testin
 	assert.Empty(t, p.NewFleet)
 }
 
-func fields(es spec.Errors) []string {
+func fields(es contract.FieldErrors) []string {
 	var out []string
 	for _, e := range es {
 		out = append(out, e.Field)

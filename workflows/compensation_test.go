@@ -37,7 +37,7 @@ func (s *rolloutSuite) TestCancelWhileProvisioningTearsDownTheFleet() {
 		return ctx.Err()
 	})
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
@@ -54,7 +54,7 @@ func (s *rolloutSuite) TestAProvisionThatGivesUpHalfWayLeavesNothing() {
 	s.env.OnActivity(s.a.ReadRoute, mock.Anything, mock.Anything).Return(oldRoute, nil)
 	s.provisionsThen(func(context.Context) error { return errors.New("instance limit exceeded, try again later") })
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Contains(s.failure(), "failed while provisioning the new fleet")
 	s.Equal([]string{"fl-new"}, s.terminated)
@@ -97,7 +97,7 @@ func (s *rolloutSuite) TestUndoOutlastsAProviderOutage() {
 			return s.terminated, nil
 		})
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"))})
 
 	s.Equal(ErrRolledBack, s.errType())
 	s.Require().Len(s.routes, 2, "the 10%% step, then the route back")

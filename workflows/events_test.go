@@ -46,7 +46,7 @@ func (s *rolloutSuite) TestEveryPhaseChangeAndTheOutcomeArePublished() {
 	got := s.publishedEvents(0)
 	s.env.SetStartWorkflowOptions(clientStartOptions("rollout/dev/hello"))
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), StartedBy: "ci"})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec(), StartedBy: "ci"})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]string{
@@ -84,7 +84,7 @@ func (s *rolloutSuite) TestAFailedRolloutPublishesItsReason() {
 		temporal.NewNonRetryableApplicationError("2 of 3 instances pass /healthz", contract.ErrHealthTimeout, nil))
 	got := s.publishedEvents(0)
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	msg := s.failure()
 	last := (*got)[len(*got)-1]
@@ -101,7 +101,7 @@ func (s *rolloutSuite) TestARolledBackCanaryPublishesRolledBack() {
 	s.analysisReturns("Failed")
 	got := s.publishedEvents(0)
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"))})
 
 	s.Require().Error(s.env.GetWorkflowError())
 	ph := phasesOf(*got)
@@ -127,7 +127,7 @@ func (s *rolloutSuite) TestAnUnreachableTopicDoesNotFailTheRollout() {
 	s.recordRoutes(nil)
 	got := s.publishedEvents(1000)
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Empty(*got)
@@ -145,7 +145,7 @@ func (s *bakeSuite) TestBakePhasesAndOutcomeArePublished() {
 	s.testsPass(nil)
 	s.publishes()
 
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec(), StartedBy: "ci"})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec(), StartedBy: "ci"})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]string{
@@ -171,7 +171,7 @@ func (s *bakeSuite) TestACachedBakePublishesCached() {
 	})
 	s.cache(true)
 
-	s.env.ExecuteWorkflow(Bake, BakeInput{Spec: bakeSpec()})
+	s.env.ExecuteWorkflow(Bake, contract.BakeInput{Spec: bakeSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]string{"dev.imago.bake.phase digest", "dev.imago.bake.finished succeeded"}, phasesOf(got))
@@ -195,7 +195,7 @@ func (s *rolloutSuite) TestATopicThatIsDownCostsAPhaseAtMostFiveSeconds() {
 	s.publishedEvents(1000)
 	start := s.env.Now()
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.LessOrEqual(resolvedAt.Sub(start), 5*time.Second, "the first phase's event held the rollout for %s", resolvedAt.Sub(start))

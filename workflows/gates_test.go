@@ -98,7 +98,7 @@ func (s *rolloutSuite) TestOutsideTheWindowWaitsForMondayMorning() {
 	}, 20*time.Hour)
 	sp := testSpec()
 	sp.Windows = officeHours
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: sp})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: sp})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.True(monday.Equal(provisioned), "provisioned %s, want Monday 09:00 Berlin", provisioned.In(berlin))
@@ -128,7 +128,7 @@ func (s *rolloutSuite) TestAWindowClosingHoldsTheNextTrafficChange() {
 		s.Equal(contract.PhaseWaitingWindow, p.Phase)
 		s.Equal([]contract.FleetWeight{{FleetID: "fl-new", Weight: 20}, {FleetID: "fl-old", Weight: 80}}, p.Weights, "the split holds")
 	}, 5*time.Hour)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: sp})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: sp})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.True(start.Equal(provisioned))
@@ -152,7 +152,7 @@ func (s *rolloutSuite) TestApproveWithAReasonOverridesTheWindow() {
 	s.env.RegisterDelayedCallback(func() { s.approve("hotfix", "CVE-2026-1234 hotfix", true) }, 2*time.Hour)
 	sp := testSpec()
 	sp.Windows = officeHours
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: sp})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: sp})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.True(start.Add(2*time.Hour).Equal(provisioned), "provisioned %s", provisioned)
@@ -199,7 +199,7 @@ func (s *rolloutSuite) TestAFrozenRolloutWaitsBeforeProvisioningUntilTheFreezeEn
 		frozen = nil
 		s.env.SignalWorkflow(contract.SignalFreezeChanged, nil)
 	}, 30*time.Minute+10*time.Second)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.True(start.Add(30*time.Minute+10*time.Second).Equal(provisioned), "provisioned %s after the start", provisioned.Sub(start))
@@ -220,7 +220,7 @@ func (s *rolloutSuite) TestAFrozenRolloutChecksAgainWithoutASignal() {
 	frozen := []contract.Freeze{{Reason: "stop the line", By: "ana", Since: start}}
 	s.freezes(&frozen)
 	s.env.RegisterDelayedCallback(func() { frozen = nil }, 10*time.Minute+time.Second)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	waited := provisioned.Sub(start)
@@ -253,7 +253,7 @@ func (s *rolloutSuite) TestAFreezeHoldsAnInFlightCanaryAtItsSplitAndAbortIsNever
 			OnAccept: func() {}, OnReject: func(err error) { s.Fail("abort refused", err) }, OnComplete: func(any, error) {},
 		}, contract.DecisionInput{By: "ana", Reason: "not today"})
 	}, 3*time.Hour)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(20), pauseStep(10*time.Minute), weightStep(100))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(20), pauseStep(10*time.Minute), weightStep(100))})
 
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
@@ -282,7 +282,7 @@ func (s *rolloutSuite) TestARollbackIsNeverFrozen() {
 	sp := testSpec()
 	sp.Windows = officeHours
 	sp.Checks = nil
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: sp, Action: contract.ActionRollback})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: sp, Action: contract.ActionRollback})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.True(start.Equal(provisioned))
@@ -333,7 +333,7 @@ func (s *pipelineSuite) TestAFrozenProdStageWaitsAfterTheBakeAndStaging() {
 	for i := range p.Stages {
 		p.Stages[i].Rollout.Soak = dur(0)
 	}
-	_, err := s.run(PipelineInput{Spec: p, Trigger: "manual"})
+	_, err := s.run(contract.PipelineInput{Spec: p, Trigger: "manual"})
 	s.Require().NoError(err)
 	s.Contains(provisioned, "staging")
 	s.True(provisioned["prod"].After(thawed), "prod provisioned after the freeze ended: %s, thawed %s", provisioned["prod"], thawed)

@@ -38,7 +38,7 @@ func (s *rolloutSuite) TestConfirmTrafficIncreaseThatNeverAgreesFailsAtItsTimeou
 	r.Hooks = &contract.Hooks{ConfirmTrafficIncrease: "https://gate.example.com/c", Rollback: "https://gate.example.com/r",
 		Interval: contract.Duration(time.Minute), Timeout: contract.Duration(10 * time.Minute)}
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 
 	msg := s.failure()
 	s.Contains(msg, "failed while waiting for the confirmTrafficIncrease hook to allow 100%: it did not allow it within hooks.timeout 10m0s; its last answer: 409 Conflict")
@@ -61,7 +61,7 @@ func (s *rolloutSuite) TestPostRolloutHookFailureDoesNotFailTheRollout() {
 	r := testSpec()
 	r.Hooks = &contract.Hooks{PostRollout: "https://gate.example.com/post", Interval: contract.Duration(time.Second), Timeout: contract.Duration(time.Minute)}
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal(contract.PhaseSucceeded, s.progress().Phase)

@@ -10,8 +10,6 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/imago/imago/internal/spec"
 )
 
 // registerUpdates installs the four updates. Each validator refuses, with a reason
@@ -211,4 +209,4 @@ func (r *rollout) recordDeployment(ctx workflow.Context, end contract.Phase, msg
 	}
 }
 
-func (r *rollout) id() string { return spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment) }
+func (r *rollout) id() string { return contract.RolloutWorkflowID(r.spec.Service, r.spec.Environment) }

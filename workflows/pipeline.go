@@ -10,8 +10,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/imago/imago/internal/spec"
 )
 
 // Error types of pipelines that did not succeed.
@@ -20,23 +18,13 @@ const (
 	ErrPipelineAborted = "PipelineAborted"
 )
 
-// PipelineInput starts a pipeline.
-type PipelineInput struct {
-	Spec spec.Pipeline `json:"spec"`
-	// Always builds and rolls out even when nothing changed (schedule --always).
-	Always bool `json:"always,omitempty"`
-	// Trigger is what started it: "manual", "schedule" or "base-change".
-	Trigger   string `json:"trigger,omitempty"`
-	StartedBy string `json:"startedBy,omitempty"`
-}
-
 // Pipeline bakes an image (or resolves an existing one) and rolls it out to each
 // stage's environment in order, each rollout a child workflow of its own. A stage
 // starts only when the one before succeeded, after its approval gate if it has
 // one; a failed stage stops the pipeline, and later environments are never
 // touched. When the bake was a cache hit and the image is live everywhere already,
 // the pipeline skips, saying so.
-func Pipeline(ctx workflow.Context, in PipelineInput) (res contract.PipelineResult, err error) {
+func Pipeline(ctx workflow.Context, in contract.PipelineInput) (res contract.PipelineResult, err error) {
 	p, err := newPipeline(ctx, in)
 	if err != nil {
 		return res, err
@@ -63,8 +51,8 @@ func Pipeline(ctx workflow.Context, in PipelineInput) (res contract.PipelineResu
 }
 
 type pipeline struct {
-	spec     spec.Pipeline
-	in       PipelineInput
+	spec     contract.Pipeline
+	in       contract.PipelineInput
 	progress contract.PipelineProgress
 	result   contract.PipelineResult
 
@@ -73,7 +61,7 @@ type pipeline struct {
 	tracker                     // phase, events, current details, ImagoPhase, phase CloudEvents (tracker.go)
 }
 
-func newPipeline(ctx workflow.Context, in PipelineInput) (*pipeline, error) {
+func newPipeline(ctx workflow.Context, in contract.PipelineInput) (*pipeline, error) {
 	p := &pipeline{spec: in.Spec, in: in}
 	p.tracker = newTracker(ctx, &p.progress.Story, trackedKind{
 		noun: "pipeline", phaseEvent: contract.EventPipelinePhase, finishedEvent: contract.EventPipelineFinished,
@@ -107,7 +95,7 @@ func (p *pipeline) image(ctx workflow.Context) (img string, built bool, err erro
 		opts := bakeChildOptions(bake, p.by(), "pipeline "+p.spec.Name)
 		var out contract.BakeResult
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
-			BakeInput{Spec: bake, StartedBy: p.by()}).Get(ctx, &out); err != nil {
+			contract.BakeInput{Spec: bake, StartedBy: p.by()}).Get(ctx, &out); err != nil {
 			return "", false, p.fail("baking", err)
 		}
 		p.setImage(ctx, out.ImageID)
@@ -207,7 +195,7 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 	p.setPhase(ctx, contract.PhaseRollingOut, fmt.Sprintf("stage %d/%d: rolling %s out to %s", i+1, len(p.spec.Stages), img, r.Environment))
 	opts := rolloutChildOptions(r, p.by(), "pipeline "+p.spec.Name)
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Rollout,
-		RolloutInput{Spec: r, StartedBy: p.by(), Action: "rollout"})
+		contract.RolloutInput{Spec: r, StartedBy: p.by(), Action: "rollout"})
 	var exec workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &exec); err != nil {
 		status.State, status.Error = contract.StageFailed, reason(err)
@@ -359,7 +347,7 @@ func (p *pipeline) describe() (subject string, data contract.EventData, failure 
 // (parent) starts: the usual rollout ID, so `imago rollout status`, windows and
 // freezes work as for one started by hand, and its search attributes, summary
 // and details.
-func rolloutChildOptions(r spec.Rollout, by, parent string) workflow.ChildWorkflowOptions {
+func rolloutChildOptions(r contract.Rollout, by, parent string) workflow.ChildWorkflowOptions {
 	return workflow.ChildWorkflowOptions{
 		WorkflowID:            r.WorkflowID(),
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,

@@ -13,7 +13,6 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // The Pipeline workflow with mocked child workflows and activities, and time
@@ -41,13 +40,13 @@ func (s *pipelineSuite) SetupTest() {
 	s.rolled, s.forced = nil, false
 }
 
-func pipelineSpec(gateProd bool) spec.Pipeline {
-	stage := func(env string) spec.Stage {
-		return spec.Stage{Rollout: spec.Rollout{Service: "hello", Environment: env, Provider: "local", Fleet: spec.Fleet{Size: 2},
+func pipelineSpec(gateProd bool) contract.Pipeline {
+	stage := func(env string) contract.Stage {
+		return contract.Stage{Rollout: contract.Rollout{Service: "hello", Environment: env, Provider: "local", Fleet: contract.FleetSpec{Size: 2},
 			Listen: "127.0.0.1:9080", Strategy: contract.Strategy{Type: contract.BlueGreen}}}
 	}
 	b := bakeSpec()
-	p := spec.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b, Stages: []spec.Stage{stage("staging"), stage("prod")}}
+	p := contract.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b, Stages: []contract.Stage{stage("staging"), stage("prod")}}
 	if gateProd {
 		p.Stages[1].Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(24 * time.Hour)}
 	}
@@ -56,7 +55,7 @@ func pipelineSpec(gateProd bool) spec.Pipeline {
 
 // bakes makes the bake child return img, from the cache or freshly built.
 func (s *pipelineSuite) bakes(img string, cached bool) {
-	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in BakeInput) (contract.BakeResult, error) {
+	s.env.OnWorkflow(Bake, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in contract.BakeInput) (contract.BakeResult, error) {
 		s.forced = in.Spec.Force
 		return contract.BakeResult{ImageID: img, Cached: cached && !in.Spec.Force, InputDigest: "sha256:abc", Channel: "latest"}, nil
 	})
@@ -69,7 +68,7 @@ func (s *pipelineSuite) live(m map[string]string) {
 
 // rollouts makes the rollout child succeed, except in the environments of failing.
 func (s *pipelineSuite) rollouts(failing ...string) {
-	s.env.OnWorkflow(Rollout, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in RolloutInput) (contract.RolloutResult, error) {
+	s.env.OnWorkflow(Rollout, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in contract.RolloutInput) (contract.RolloutResult, error) {
 		s.rolled = append(s.rolled, in.Spec.Environment+"="+in.Spec.Image.ID)
 		for _, f := range failing {
 			if in.Spec.Environment == f {
@@ -80,7 +79,7 @@ func (s *pipelineSuite) rollouts(failing ...string) {
 	})
 }
 
-func (s *pipelineSuite) run(in PipelineInput) (contract.PipelineResult, error) {
+func (s *pipelineSuite) run(in contract.PipelineInput) (contract.PipelineResult, error) {
 	s.env.ExecuteWorkflow(Pipeline, in)
 	s.True(s.env.IsWorkflowCompleted())
 	var res contract.PipelineResult
@@ -103,7 +102,7 @@ func (s *pipelineSuite) TestNewImageRollsThroughStagesInOrder() {
 	s.bakes("img-new", false)
 	s.live(map[string]string{"staging": "img-old", "prod": "img-old"})
 	s.rollouts()
-	res, err := s.run(PipelineInput{Spec: pipelineSpec(false), Trigger: "manual"})
+	res, err := s.run(contract.PipelineInput{Spec: pipelineSpec(false), Trigger: "manual"})
 	s.Require().NoError(err)
 	s.Equal([]string{"staging=img-new", "prod=img-new"}, s.rolled)
 	s.True(res.Built)
@@ -117,7 +116,7 @@ func (s *pipelineSuite) TestFailedStagingNeverTouchesProd() {
 	s.bakes("img-new", false)
 	s.live(map[string]string{})
 	s.rollouts("staging")
-	_, err := s.run(PipelineInput{Spec: pipelineSpec(false)})
+	_, err := s.run(contract.PipelineInput{Spec: pipelineSpec(false)})
 	s.Require().Error(err)
 	var app *temporal.ApplicationError
 	s.Require().True(errors.As(err, &app))
@@ -134,7 +133,7 @@ func (s *pipelineSuite) TestUnchangedInputsSkipWithAReason() {
 	s.bakes("img-same", true)
 	s.live(map[string]string{"staging": "img-same", "prod": "img-same"})
 	s.rollouts()
-	res, err := s.run(PipelineInput{Spec: pipelineSpec(true), Trigger: "schedule"})
+	res, err := s.run(contract.PipelineInput{Spec: pipelineSpec(true), Trigger: "schedule"})
 	s.Require().NoError(err)
 	s.True(res.Skipped)
 	s.Equal("skipped: inputs unchanged; img-same is already live in staging, prod", res.Reason)
@@ -146,7 +145,7 @@ func (s *pipelineSuite) TestCachedImageGoesOnlyWhereItIsNotLive() {
 	s.bakes("img-same", true)
 	s.live(map[string]string{"staging": "img-same", "prod": "img-old"})
 	s.rollouts()
-	res, err := s.run(PipelineInput{Spec: pipelineSpec(false)})
+	res, err := s.run(contract.PipelineInput{Spec: pipelineSpec(false)})
 	s.Require().NoError(err)
 	s.Equal([]string{"prod=img-same"}, s.rolled)
 	s.Equal(contract.StageUnchanged, res.Stages[0].State)
@@ -157,7 +156,7 @@ func (s *pipelineSuite) TestAlwaysBuildsAndRollsEvenWhenUnchanged() {
 	s.bakes("img-same", true)
 	s.live(map[string]string{"staging": "img-same", "prod": "img-same"})
 	s.rollouts()
-	res, err := s.run(PipelineInput{Spec: pipelineSpec(false), Always: true})
+	res, err := s.run(contract.PipelineInput{Spec: pipelineSpec(false), Always: true})
 	s.Require().NoError(err)
 	s.True(s.forced)
 	s.False(res.Skipped)
@@ -191,7 +190,7 @@ func (s *pipelineSuite) TestProdWaitsForApproval() {
 		s.Equal([]string{"staging=img-new"}, s.rolled, "prod waits while the gate is open")
 	}, 2*time.Hour)
 	s.approveAfter(3*time.Hour, "ana", &rejected)
-	res, err := s.run(PipelineInput{Spec: pipelineSpec(true)})
+	res, err := s.run(contract.PipelineInput{Spec: pipelineSpec(true)})
 	s.Require().NoError(err)
 	s.NoError(rejected)
 	s.Require().Error(early)
@@ -205,7 +204,7 @@ func (s *pipelineSuite) TestGateTimeoutStopsBeforeProd() {
 	s.bakes("img-new", false)
 	s.live(map[string]string{})
 	s.rollouts()
-	_, err := s.run(PipelineInput{Spec: pipelineSpec(true)})
+	_, err := s.run(contract.PipelineInput{Spec: pipelineSpec(true)})
 	s.Require().Error(err)
 	s.Contains(err.Error(), "nobody approved prod within 24h0m0s")
 	s.Equal([]string{"staging=img-new"}, s.rolled)
@@ -223,7 +222,7 @@ func (s *pipelineSuite) TestAbortAtTheGate() {
 			OnReject: func(err error) { s.Fail("abort refused", err.Error()) }, OnAccept: func() {}, OnComplete: func(any, error) {},
 		}, contract.DecisionInput{By: "ana", Reason: "freeze"})
 	}, time.Hour)
-	_, err := s.run(PipelineInput{Spec: pipelineSpec(true)})
+	_, err := s.run(contract.PipelineInput{Spec: pipelineSpec(true)})
 	s.Require().Error(err)
 	s.Contains(err.Error(), "pipeline hello aborted by ana: freeze")
 	s.Equal([]string{"staging=img-new"}, s.rolled)
@@ -233,7 +232,7 @@ func (s *pipelineSuite) TestBakeOnlyPipeline() {
 	p := pipelineSpec(false)
 	p.Stages = nil
 	s.bakes("img-new", false)
-	res, err := s.run(PipelineInput{Spec: p})
+	res, err := s.run(contract.PipelineInput{Spec: p})
 	s.Require().NoError(err)
 	s.Equal("img-new baked", res.Reason)
 	s.True(res.Built)
@@ -241,7 +240,7 @@ func (s *pipelineSuite) TestBakeOnlyPipeline() {
 	// The next tick finds the same inputs: skipped.
 	s.SetupTest()
 	s.bakes("img-new", true)
-	res, err = s.run(PipelineInput{Spec: p})
+	res, err = s.run(contract.PipelineInput{Spec: p})
 	s.Require().NoError(err)
 	s.True(res.Skipped)
 	s.Equal("skipped: inputs unchanged; img-new is already baked", res.Reason)
@@ -260,7 +259,7 @@ func (s *pipelineSuite) TestAnApprovalWithoutItsSenderIsRefused() {
 		}, contract.DecisionInput{})
 	}, 2*time.Hour)
 	s.approveAfter(3*time.Hour, "ana", &rejected)
-	res, err := s.run(PipelineInput{Spec: pipelineSpec(true)})
+	res, err := s.run(contract.PipelineInput{Spec: pipelineSpec(true)})
 	s.Require().NoError(err)
 	s.Require().Error(anonymous)
 	s.Contains(anonymous.Error(), "say who you are (by)")

@@ -16,7 +16,6 @@ import (
 
 	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/analysis"
-	"github.com/imago/imago/internal/spec"
 )
 
 // Progressive delivery with mocked activities: canary steps, analysis outcomes,
@@ -29,11 +28,11 @@ func dur(d time.Duration) *contract.Duration {
 	return &x
 }
 
-func canarySpec(steps ...contract.Step) spec.Rollout {
+func canarySpec(steps ...contract.Step) contract.Rollout {
 	r := testSpec()
 	r.Strategy = contract.Strategy{Type: contract.Canary, Steps: steps}
 	r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
-	if err := r.Normalize(); err != nil {
+	if err := normalize(&r); err != nil {
 		panic(err)
 	}
 	return r
@@ -105,7 +104,7 @@ func (s *rolloutSuite) TestCanaryWalksItsWeightsThenCutsOver() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	s.analysisReturns(activities.AnalysisSuccessful)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), pauseStep(time.Minute), analysisStep("errors"), weightStep(50), pauseStep(time.Minute))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(10), pauseStep(time.Minute), analysisStep("errors"), weightStep(50), pauseStep(time.Minute))})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]int{10, 50, 100}, newWeights(s.routes))
 	s.Equal(90, s.routes[0].Weight("fl-old"), "the rest stays on the old fleet")
@@ -143,7 +142,7 @@ func (s *rolloutSuite) TestFailedAnalysisRollsBackAutomatically() {
 	s.checksPass()
 	s.recordRoutes(nil)
 	s.analysisReturns(activities.AnalysisFailed)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"), weightStep(100))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"), weightStep(100))})
 	s.Equal(ErrRolledBack, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "analysis errors failed: errorRate of fleet fl-new was 0.31")
 	s.Require().Len(s.routes, 2)
@@ -163,7 +162,7 @@ func (s *rolloutSuite) TestInconclusiveAnalysisWaitsForApproval() {
 	s.analysisReturns(activities.AnalysisInconclusive)
 	var rejected error
 	s.decide(time.Hour, contract.UpdateApprove, &rejected)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"), weightStep(50))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(10), analysisStep("errors"), weightStep(50))})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
 	s.Equal([]int{10, 50, 100}, newWeights(s.routes))
@@ -180,7 +179,7 @@ func (s *rolloutSuite) TestIndefinitePauseWaitsForApprove() {
 	s.recordRoutes(nil)
 	var rejected error
 	s.decide(3*time.Hour, contract.UpdateApprove, &rejected)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(20), indefinitePause())})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(20), indefinitePause())})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
 	s.Equal([]int{20, 100}, newWeights(s.routes))
@@ -195,7 +194,7 @@ func (s *rolloutSuite) TestApprovalGateReleasedByApprove() {
 	s.decide(10*time.Minute, contract.UpdateApprove, &rejected)
 	r := testSpec()
 	r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
 	s.Equal([]int{100}, newWeights(s.routes))
@@ -208,7 +207,7 @@ func (s *rolloutSuite) TestApprovalTimeoutAbortsAndTearsDown() {
 	s.checksPass()
 	r := testSpec()
 	r.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)}
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 	s.Equal(ErrRolloutAborted, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "nobody approved approval before cutover within 1h0m0s")
 	s.Empty(s.routes, "no traffic may move without approval")
@@ -223,7 +222,7 @@ func (s *rolloutSuite) TestAbortDuringACanaryPauseRestoresTheOldFleet() {
 	s.recordRoutes(nil)
 	var rejected error
 	s.decide(5*time.Minute, contract.UpdateAbort, &rejected)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(25), pauseStep(time.Hour), weightStep(100))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(25), pauseStep(time.Hour), weightStep(100))})
 	s.NoError(rejected)
 	s.Equal(ErrRolloutAborted, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "aborted by alice: looks good; the previous fleet serves again")
@@ -241,7 +240,7 @@ func (s *rolloutSuite) TestAbortWhileWaitingHealthyStopsAtOnce() {
 		})
 	var rejected error
 	s.decide(time.Second, contract.UpdateAbort, &rejected)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 	s.NoError(rejected)
 	s.Equal(ErrRolloutAborted, s.errType())
 	s.Empty(s.routes)
@@ -259,7 +258,7 @@ func (s *rolloutSuite) TestPromoteSkipsPausesAndSoak() {
 	r := canarySpec(weightStep(10), pauseStep(10*time.Hour), weightStep(50), pauseStep(10*time.Hour))
 	soak := contract.Duration(10 * time.Hour)
 	r.Soak = &soak
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.NoError(rejected)
 	s.Equal([]int{10, 50, 100}, newWeights(s.routes))
@@ -273,7 +272,7 @@ func (s *rolloutSuite) TestRollbackDuringSoakIsOneRouteSwitch() {
 	s.recordRoutes(nil)
 	var rejected error
 	s.decide(10*time.Second, contract.UpdateRollback, &rejected)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 	s.NoError(rejected)
 	s.Equal(ErrRolledBack, s.errType())
 	s.Require().Len(s.routes, 2)
@@ -296,7 +295,7 @@ func (s *rolloutSuite) TestUpdatesThatMakeNoSenseAreRefusedWithAReason() {
 	s.decide(2*time.Minute, contract.UpdateApprove, &approveRejected) // releases the gate
 	s.decide(3*time.Minute, contract.UpdateApprove, &approveRejected) // nothing waits any more: refused
 	s.decide(4*time.Minute, contract.UpdatePromote, &promoteRejected) // during soak: fine
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Require().Error(rollbackRejected)
 	s.Contains(rollbackRejected.Error(), "no traffic has moved yet")
@@ -310,7 +309,7 @@ func (s *rolloutSuite) TestTrafficGuardRefusalLeavesTheOldRoute() {
 	s.healthy()
 	s.checksPass()
 	s.recordRoutes(temporal.NewNonRetryableApplicationError("traffic guard: refusing to send 100% of dev/hello to fleet fl-new: none of its 3 instances passes /healthz", contract.ErrTrafficGuard, nil))
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 	s.Equal(ErrRolloutFailed, s.errType())
 	s.Contains(s.env.GetWorkflowError().Error(), "traffic guard: refusing to send 100%")
 	s.Equal([]string{"fl-new"}, s.terminated)
@@ -344,11 +343,11 @@ func (s *rolloutSuite) rolling(oldSize int) (resizes *[]string, from *[]int) {
 	return resizes, from
 }
 
-func rollingSpec(size int, waves contract.Waves) spec.Rollout {
+func rollingSpec(size int, waves contract.Waves) contract.Rollout {
 	r := testSpec()
 	r.Fleet.Size = size
 	r.Strategy = contract.Strategy{Type: contract.Rolling, Waves: waves}
-	if err := r.Normalize(); err != nil {
+	if err := normalize(&r); err != nil {
 		panic(err)
 	}
 	return r
@@ -357,7 +356,7 @@ func rollingSpec(size int, waves contract.Waves) spec.Rollout {
 func (s *rolloutSuite) TestRollingReplacesTheOldFleetWaveByWave() {
 	resizes, from := s.rolling(4)
 	s.recordRoutes(nil)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: rollingSpec(4, "50%")})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: rollingSpec(4, "50%")})
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]int{50, 100}, newWeights(s.routes))
 	s.Equal([]contract.FleetShare{{FleetID: "fl-new", Weight: 50}, {FleetID: "fl-old", Weight: 50, Instances: 2}}, s.shares[0],
@@ -376,7 +375,7 @@ func (s *rolloutSuite) TestRollingWidensItsWavesToAtMostMaxWaves() {
 	resizes, _ := s.rolling(1000)
 	s.recordRoutes(nil)
 	published := s.publishedEvents(0)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: rollingSpec(1000, "1")})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: rollingSpec(1000, "1")})
 	s.Require().NoError(s.env.GetWorkflowError())
 	var want []int
 	for w := 1; w <= 100; w++ {
@@ -423,8 +422,8 @@ func (s *rolloutSuite) TestRollingThatFailsVerificationRevertsToTheWholeOldFleet
 	r := rollingSpec(10, "")
 	r.Analyses = map[string]contract.Analysis{"errors": {Provider: "router", Metric: "errorRate", Max: f64(0.05), Interval: contract.Duration(5 * time.Second), Count: 3}}
 	r.Verify = &contract.Verify{Analysis: "errors"}
-	s.Require().NoError(r.Normalize())
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.Require().NoError(normalize(&r))
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 	s.Equal(ErrRolledBack, s.errType())
 	last := len(s.shares) - 1
 	s.Equal([]contract.FleetShare{{FleetID: "fl-new", Weight: 100}}, s.shares[last-1], "the last wave took all traffic")
@@ -448,7 +447,7 @@ func (s *rolloutSuite) TestImagoPhaseIsUpsertedOnlyWhenItChanges() {
 		}
 	}).Return(nil)
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(weightStep(10), weightStep(30), weightStep(60), pauseStep(time.Minute), weightStep(90))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(weightStep(10), weightStep(30), weightStep(60), pauseStep(time.Minute), weightStep(90))})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal([]contract.Phase{

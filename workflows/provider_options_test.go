@@ -63,7 +63,7 @@ func TestProviderGetsTheSpecsHealthCheckAndTimeToDrain(t *testing.T) {
 
 		sp := testSpec()
 		sp.Health.Path, sp.Health.Interval = "/ready", 7e9
-		env.ExecuteWorkflow(Rollout, RolloutInput{Spec: sp})
+		env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: sp})
 		require.NoError(t, env.GetWorkflowError())
 		assert.Equal(t, &contract.HealthCheck{Path: "/ready", Interval: 7 * time.Second}, health, "the provision request's health check")
 		checkTerminate(t, got)

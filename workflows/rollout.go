@@ -11,8 +11,6 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/imago/imago/internal/spec"
 )
 
 // revertBeforeProvision is the workflow change that arms a rollout's undo before
@@ -36,23 +34,10 @@ const (
 	ErrRolledBack     = "RolledBack"
 )
 
-// RolloutInput starts a rollout.
-type RolloutInput struct {
-	Spec spec.Rollout `json:"spec"`
-	// Bake is the loaded bake spec when Spec.Image.Bake names one: the rollout
-	// bakes (or finds in the cache) its image first, as a child workflow.
-	Bake      *spec.Bake `json:"bake,omitempty"`
-	StartedBy string     `json:"startedBy,omitempty"`
-	// Action is "rollout", or "rollback" when this rollout returns to the
-	// previous deployable image: the workflow finds it (PreviousImage), and
-	// Spec.Image is what its starter expected.
-	Action string `json:"action,omitempty"`
-}
-
 // Rollout rolls a service out to an environment on a fresh fleet: the table of
 // contents of a rollout. Until the old fleet is decommissioned, any failure, abort
 // or rollback routes traffic back to it and tears the new fleet down.
-func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult, err error) {
+func Rollout(ctx workflow.Context, in contract.RolloutInput) (res contract.RolloutResult, err error) {
 	r, err := newRollout(ctx, in)
 	if err != nil {
 		return res, err
@@ -130,7 +115,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (res contract.RolloutResult,
 
 // rollout is the state a rollout keeps for its queries and compensations.
 type rollout struct {
-	spec     spec.Rollout
+	spec     contract.Rollout
 	action   string
 	key      contract.RouteKey
 	progress contract.RolloutProgress
@@ -166,7 +151,7 @@ type rollout struct {
 	gates     gates // deployment windows and freezes (gates.go)
 }
 
-func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
+func newRollout(ctx workflow.Context, in contract.RolloutInput) (*rollout, error) {
 	r := &rollout{
 		spec:   in.Spec,
 		action: in.Action,
@@ -195,7 +180,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 	}
 	// The input, decoded by the caller's data converter (payloads may be encrypted):
 	// what a rollback after decommission rolls out again.
-	if err := workflow.SetQueryHandler(ctx, contract.QueryInput, func() (RolloutInput, error) { return in, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryInput, func() (contract.RolloutInput, error) { return in, nil }); err != nil {
 		return nil, err
 	}
 	if err := r.registerUpdates(ctx); err != nil {
@@ -215,7 +200,7 @@ func (r *rollout) checkSpec(ctx workflow.Context) error {
 	}
 	err := short(ctx, r.local, "check the spec against the worker's provider", contract.ActivityCheckSpec, r.spec).Get(ctx, nil)
 	if err != nil {
-		if es, ok := spec.InvalidSpec(err); ok {
+		if es, ok := contract.InvalidSpec(err); ok {
 			r.checkErr = temporal.NewNonRetryableApplicationError(es.Error(), contract.ErrInvalidSpec, nil, es)
 		} else {
 			r.checkErr = err
@@ -225,7 +210,7 @@ func (r *rollout) checkSpec(ctx workflow.Context) error {
 	return nil
 }
 
-func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, error) {
+func (r *rollout) resolveImage(ctx workflow.Context, bake *contract.Bake) (string, error) {
 	ref := r.spec.Image
 	if r.action == contract.ActionRollback && workflow.GetVersion(ctx, rollbackResolvesPrevious, workflow.DefaultVersion, 1) >= 1 {
 		var err error
@@ -244,7 +229,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *spec.Bake) (string, e
 		}
 		var res contract.BakeResult
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Bake,
-			BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
+			contract.BakeInput{Spec: *bake, StartedBy: r.progress.StartedBy}).Get(ctx, &res); err != nil {
 			return "", r.fail("baking the image", err)
 		}
 		ref = contract.ImageRef{ID: res.ImageID}
@@ -518,9 +503,9 @@ func (r *rollout) fail(doing string, err error) error {
 			return err
 		}
 	}
-	msg := fmt.Sprintf("rollout %s failed while %s: %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing, reason(err))
+	msg := fmt.Sprintf("rollout %s failed while %s: %s", contract.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing, reason(err))
 	if temporal.IsCanceledError(err) {
-		msg = fmt.Sprintf("rollout %s canceled while %s", spec.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing)
+		msg = fmt.Sprintf("rollout %s canceled while %s", contract.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing)
 	}
 	switch {
 	case r.committed:
@@ -552,7 +537,7 @@ func weights(r contract.Route) []contract.FleetWeight {
 
 // provisionEnv is the rollout's env as the provider takes it: values, and
 // secrets as their references.
-func provisionEnv(env map[string]spec.EnvVar) map[string]contract.EnvVar {
+func provisionEnv(env map[string]contract.EnvValue) map[string]contract.EnvVar {
 	if len(env) == 0 {
 		return nil
 	}

@@ -96,13 +96,13 @@ func newFleet(req contract.ProvisionRequest) contract.Fleet {
 	return f
 }
 
-func testSpec() spec.Rollout {
-	r := spec.Rollout{
+func testSpec() contract.Rollout {
+	r := contract.Rollout{
 		Service: "hello", Environment: "dev", Image: contract.ImageRef{ID: "img-000000000002"},
-		Fleet: spec.Fleet{Size: 3}, Listen: "127.0.0.1:9080",
+		Fleet: contract.FleetSpec{Size: 3}, Listen: "127.0.0.1:9080",
 		Checks: []contract.Check{{Path: "/", ExpectBody: "v2"}},
 	}
-	if err := r.Normalize(); err != nil {
+	if err := normalize(&r); err != nil {
 		panic(err)
 	}
 	return r
@@ -165,7 +165,7 @@ func (s *rolloutSuite) TestFirstRolloutRoutesAllTrafficToTheNewFleet() {
 	s.checksPass()
 	s.recordRoutes(nil)
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
@@ -185,7 +185,7 @@ func (s *rolloutSuite) TestSecondRolloutSoaksThenDecommissionsTheOldFleet() {
 	s.checksPass()
 	s.recordRoutes(nil)
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	var res contract.RolloutResult
@@ -203,7 +203,7 @@ func (s *rolloutSuite) TestHealthTimeoutTearsDownTheNewFleetAndKeepsTheOldRoute(
 	s.env.OnActivity(s.a.WaitHealthy, mock.Anything, mock.Anything).Return(contract.WaitHealthyResult{},
 		temporal.NewNonRetryableApplicationError("fleet fl-new not healthy within 1m0s: 2 of 3 instances pass /healthz", contract.ErrHealthTimeout, nil))
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	msg := s.failure()
 	s.Contains(msg, "waiting for the new fleet to become healthy")
@@ -222,7 +222,7 @@ func (s *rolloutSuite) TestFailedSmokeCheckTearsDownTheNewFleet() {
 	s.env.OnActivity(s.a.RunChecks, mock.Anything, mock.Anything).Return(
 		temporal.NewNonRetryableApplicationError(`smoke check checks[0] GET / on instance fl-new-0: want a body containing "v2", got "v1"`, contract.ErrCheckFailed, nil))
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	msg := s.failure()
 	s.Contains(msg, "validating the new fleet")
@@ -237,7 +237,7 @@ func (s *rolloutSuite) TestCutoverFailureRestoresThePreviousRouteThenTearsDown()
 	s.checksPass()
 	s.recordRoutes(temporal.NewNonRetryableApplicationError("router did not apply generation 7 within 10s", contract.ErrProvider, nil))
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	msg := s.failure()
 	s.Contains(msg, "moving traffic")
@@ -253,7 +253,7 @@ func (s *rolloutSuite) TestUnknownImageFailsBeforeAnythingIsProvisioned() {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(contract.ResolveImageResult{},
 		temporal.NewNonRetryableApplicationError("image img-000000000002: not found in the catalog", contract.ErrImageNotFound, nil))
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	msg := s.failure()
 	s.Contains(msg, "resolving the image")
@@ -264,7 +264,7 @@ func (s *rolloutSuite) TestUnknownImageFailsBeforeAnythingIsProvisioned() {
 func (s *rolloutSuite) TestImageOfAnotherServiceIsRefused() {
 	s.env.OnActivity(s.a.ResolveImage, mock.Anything, mock.Anything).Return(contract.ResolveImageResult{ImageID: "img-000000000002", Service: "billing"}, nil)
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Contains(s.failure(), `belongs to service "billing", not "hello"`)
 }
@@ -282,7 +282,7 @@ func (s *rolloutSuite) TestProvisionTokenIsDerivedFromTheRun() {
 	})
 	s.env.SetStartWorkflowOptions(clientStartOptions("rollout/dev/hello"))
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec()})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec()})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.True(strings.HasPrefix(token, "rollout/dev/hello/"), "token %q", token)
@@ -303,7 +303,7 @@ func (s *rolloutSuite) TestRollbackRollsOutThePreviousImageItFinds() {
 	s.env.OnActivity(s.a.PreviousImage, mock.Anything, contract.PreviousImageInput{Service: "hello", Environment: "dev"}).
 		Return(contract.PreviousImageResult{ImageID: "img-000000000001", From: "img-000000000003"}, nil).Once()
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: contract.ActionRollback})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec(), Action: contract.ActionRollback})
 
 	s.Require().NoError(s.env.GetWorkflowError())
 	var res contract.RolloutResult
@@ -324,11 +324,20 @@ func (s *rolloutSuite) TestRollbackWithoutAPreviousImageFailsBeforeProvisioning(
 	s.env.OnActivity(s.a.PreviousImage, mock.Anything, mock.Anything).Return(contract.PreviousImageResult{},
 		temporal.NewNonRetryableApplicationError("no previous deployable image of hello in dev (live: img-000000000002)", activities.ErrNoPreviousImage, nil))
 
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: testSpec(), Action: contract.ActionRollback})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: testSpec(), Action: contract.ActionRollback})
 
 	msg := s.failure()
 	s.Contains(msg, "finding the previous deployable image")
 	s.Contains(msg, "no previous deployable image of hello in dev")
 	s.Empty(s.terminated)
 	s.Equal(contract.PhaseFailed, s.progress().Phase)
+}
+
+// normalize applies spec's defaults and validation to r, as a client does
+// before it starts a rollout.
+func normalize(r *contract.Rollout) error {
+	s := spec.Rollout{Rollout: *r}
+	err := s.Normalize()
+	*r = s.Rollout
+	return err
 }

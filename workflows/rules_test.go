@@ -42,7 +42,7 @@ func (s *rolloutSuite) TestCanaryRouteRulesRideTheRouteUntilCutover() {
 	r.Strategy.Stickiness = &contract.Stickiness{Cookie: "imago-fleet", TTL: contract.Duration(time.Hour)}
 	var during contract.RolloutProgress
 	s.env.RegisterDelayedCallback(func() { during = s.progress() }, 30*time.Second) // in the pause
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: r})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: r})
 	s.Require().NoError(s.env.GetWorkflowError())
 
 	header := []contract.MatchRoute{{Name: "canary", FleetID: "fl-new", Match: canaryHeader.SetHeaderRoute.Match}}
@@ -82,7 +82,7 @@ func (s *rolloutSuite) TestARolledBackCanaryClearsItsRouteRules() {
 	var ins []contract.SetRouteInput
 	s.recordRouteInputs(&ins)
 	s.analysisReturns(activities.AnalysisFailed)
-	s.env.ExecuteWorkflow(Rollout, RolloutInput{Spec: canarySpec(canaryHeader, analysisStep("errors"), weightStep(100))})
+	s.env.ExecuteWorkflow(Rollout, contract.RolloutInput{Spec: canarySpec(canaryHeader, analysisStep("errors"), weightStep(100))})
 	s.Equal(ErrRolledBack, s.errType())
 	s.Require().Len(ins, 2)
 	s.Len(ins[0].Route.RouteRules.Matches, 1)

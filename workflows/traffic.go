@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/imago/imago/internal/analysis"
-	"github.com/imago/imago/internal/spec"
 )
 
 // shiftTraffic moves traffic to the new fleet by the spec's strategy and returns
@@ -179,7 +178,7 @@ func (r *rollout) analyze(ctx workflow.Context, name string, fleet contract.Flee
 // failed analysis is a result; the error is one that kept it from finishing.
 func (r *rollout) measure(ctx workflow.Context, name string, a contract.Analysis, fleet contract.Fleet, start func(*contract.AnalysisRun),
 	meanwhile ...func(workflow.Context)) (contract.AnalysisResult, error) {
-	in := contract.AnalysisInput{Name: name, Spec: spec.AnalysisSpec(a), Key: r.key, FleetID: fleet.ID}
+	in := contract.AnalysisInput{Name: name, Spec: a.Spec(), Key: r.key, FleetID: fleet.ID}
 	if a.Kind == contract.AnalysisCompare {
 		in.BaselineFleetID = r.progress.BaselineFleet
 	}

@@ -10,7 +10,6 @@ import (
 
 	kayenta "github.com/imago/imago/internal/analysis/judge"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 )
 
 // An analysis of kind compare judges the canary against the baseline fleet
@@ -30,7 +29,7 @@ const MinCompareCount = 4
 
 // DefaultTolerance is a compare metric's tolerance when the spec gives none:
 // a significant change up to 10% worse passes.
-const DefaultTolerance = 0.1
+const DefaultTolerance = contract.DefaultTolerance
 
 // CompareSamples are a compare's values so far: per metric, one value per
 // interval that had data, of each fleet. They are the heartbeat's, so a
@@ -188,17 +187,14 @@ func (r Runner) Compare(ctx context.Context, spec contract.AnalysisSpec, canary,
 			onMeasurement(m, samples.clone()) // a heartbeat encodes it while the next interval appends
 		}
 	}
-	scrape := func() (map[string]provider.FleetMetrics, error) {
-		all, err := source(ctx)
+	scrape := func() (map[string]contract.FleetMetrics, error) {
+		all, err := source(ctx) // a source marks what retrying cannot fix as Permanent
 		if err != nil {
-			if c := provider.ErrorCode(err); c == provider.FailedPrecondition || c == provider.InvalidArgument {
-				return nil, Permanent(err)
-			}
 			return nil, fmt.Errorf("read router metrics: %w", err)
 		}
 		return all, nil
 	}
-	var before map[string]provider.FleetMetrics // the start of the window
+	var before map[string]contract.FleetMetrics // the start of the window
 	beforeAt := r.Now()
 	for t.counted() < count(spec) {
 		if t.consecutiveErrors > consecutiveErrorLimit(spec) {
@@ -252,7 +248,7 @@ func (r Runner) withDefaults() Runner {
 // sample adds one interval's values of every metric to samples and returns
 // its measurement: Successful when some metric had data on both sides,
 // Inconclusive without data otherwise.
-func (r Runner) sample(spec contract.AnalysisSpec, samples *CompareSamples, dc, db provider.FleetMetrics, canary, baseline, window string, at time.Time) contract.Measurement {
+func (r Runner) sample(spec contract.AnalysisSpec, samples *CompareSamples, dc, db contract.FleetMetrics, canary, baseline, window string, at time.Time) contract.Measurement {
 	min := minRequests(spec)
 	var parts []string
 	both := false
@@ -285,7 +281,7 @@ func nanDash(v float64) string {
 
 // routerValue is metric over the window d: NaN when the fleet got fewer than
 // minReq requests or (latency) has no observation.
-func routerValue(metric string, d provider.FleetMetrics, minReq float64) float64 {
+func routerValue(metric string, d contract.FleetMetrics, minReq float64) float64 {
 	if d.Requests < minReq || d.Requests == 0 {
 		return math.NaN()
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 )
 
 func compareSpec(count int, metrics ...contract.CompareMetricSpec) contract.AnalysisSpec {
@@ -77,20 +76,20 @@ func TestCompareJudgesASlowerCanaryHighThroughARealRouter(t *testing.T) {
 // cumulative is a scripted router: each read adds one interval's traffic to
 // each fleet (requests, errors, and all latencies in one bucket), or fails.
 type cumulative struct {
-	now    map[string]provider.FleetMetrics
-	per    map[string]provider.FleetMetrics // added by each read
+	now    map[string]contract.FleetMetrics
+	per    map[string]contract.FleetMetrics // added by each read
 	reads  int
 	failAt func(read int) error
 }
 
-func (c *cumulative) read(ctx context.Context) (map[string]provider.FleetMetrics, error) {
+func (c *cumulative) read(ctx context.Context) (map[string]contract.FleetMetrics, error) {
 	c.reads++
 	if c.failAt != nil {
 		if err := c.failAt(c.reads); err != nil {
 			return nil, err
 		}
 	}
-	out := map[string]provider.FleetMetrics{}
+	out := map[string]contract.FleetMetrics{}
 	for id, d := range c.per {
 		m := c.now[id]
 		m.Requests += d.Requests
@@ -103,9 +102,9 @@ func (c *cumulative) read(ctx context.Context) (map[string]provider.FleetMetrics
 }
 
 func traffic(perFleet map[string]float64) *cumulative {
-	c := &cumulative{now: map[string]provider.FleetMetrics{}, per: map[string]provider.FleetMetrics{}}
+	c := &cumulative{now: map[string]contract.FleetMetrics{}, per: map[string]contract.FleetMetrics{}}
 	for id, n := range perFleet {
-		c.per[id] = provider.FleetMetrics{Requests: n}
+		c.per[id] = contract.FleetMetrics{Requests: n}
 	}
 	return c
 }
@@ -167,7 +166,8 @@ func TestCompareThatCannotReadTheRouterFails(t *testing.T) {
 	assert.Equal(t, ReasonCouldNotMeasure, res.Reason)
 	assert.Equal(t, "could not measure fleets fl-canary and fl-base: 3 errors in a row (consecutiveErrorLimit 2); last: read router metrics: connection refused", res.Message)
 
-	src.failAt = func(int) error { return provider.Errorf(provider.FailedPrecondition, "no router metrics here") }
+	// the activity's source marks a driver's refusal (no router metrics here) as permanent
+	src.failAt = func(int) error { return Permanent(errors.New("no router metrics here")) }
 	_, _, err = c.runner().Compare(context.Background(), spec, "fl-canary", "fl-base", src.read, nil, nil)
 	assert.True(t, IsPermanent(err), "%v", err)
 

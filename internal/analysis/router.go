@@ -6,12 +6,14 @@ import (
 	"math"
 	"time"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 // MetricsSource reads the cumulative per-fleet metrics of a service's router
-// (provider.Provider.FleetMetrics bound to a route key).
-type MetricsSource func(ctx context.Context) (map[string]provider.FleetMetrics, error)
+// (provider.Provider.FleetMetrics bound to a route key). It marks an error
+// that retrying cannot fix (a driver without router metrics) Permanent: the
+// source knows its provider's errors, this package does not import providers.
+type MetricsSource func(ctx context.Context) (map[string]contract.FleetMetrics, error)
 
 // RouterMeasurer measures one fleet's traffic through the service router over
 // windows: each measurement is the difference between the router's cumulative
@@ -24,7 +26,7 @@ type RouterMeasurer struct {
 	now         func() time.Time
 
 	have     bool
-	prev     provider.FleetMetrics
+	prev     contract.FleetMetrics
 	prevTime time.Time
 }
 
@@ -45,13 +47,13 @@ func NewRouterMeasurer(metric, fleetID string, minRequests int, source MetricsSo
 // String names what is measured: "errorRate of fleet fl-1".
 func (m *RouterMeasurer) String() string { return m.metric + " of fleet " + m.fleetID }
 
-func (m *RouterMeasurer) scrape(ctx context.Context) (provider.FleetMetrics, error) {
+func (m *RouterMeasurer) scrape(ctx context.Context) (contract.FleetMetrics, error) {
 	all, err := m.source(ctx)
 	if err != nil {
-		if c := provider.ErrorCode(err); c == provider.FailedPrecondition || c == provider.InvalidArgument {
-			return provider.FleetMetrics{}, Permanent(err)
+		if IsPermanent(err) {
+			return contract.FleetMetrics{}, err
 		}
-		return provider.FleetMetrics{}, fmt.Errorf("read router metrics: %w", err)
+		return contract.FleetMetrics{}, fmt.Errorf("read router metrics: %w", err)
 	}
 	return all[m.fleetID], nil // a fleet that got no request yet may be absent: zero
 }
@@ -108,7 +110,7 @@ func (m *RouterMeasurer) Measure(ctx context.Context) (Reading, error) {
 // metrics. When a counter went down the router restarted in between: the delta
 // is then cur (what was counted since the restart, as Prometheus' rate assumes)
 // and reset is true.
-func DeltaMetrics(cur, prev provider.FleetMetrics) (d provider.FleetMetrics, reset bool) {
+func DeltaMetrics(cur, prev contract.FleetMetrics) (d contract.FleetMetrics, reset bool) {
 	if cur.Requests < prev.Requests || cur.Errors < prev.Errors || cur.Latency.Count < prev.Latency.Count ||
 		!sameBounds(cur.Latency, prev.Latency) && len(prev.Latency.Buckets) > 0 {
 		return cur, true
@@ -117,7 +119,7 @@ func DeltaMetrics(cur, prev provider.FleetMetrics) (d provider.FleetMetrics, res
 	d.Errors = cur.Errors - prev.Errors
 	d.Latency.Count = cur.Latency.Count - prev.Latency.Count
 	d.Latency.Sum = cur.Latency.Sum - prev.Latency.Sum
-	d.Latency.Buckets = make([]provider.HistogramBucket, len(cur.Latency.Buckets))
+	d.Latency.Buckets = make([]contract.HistogramBucket, len(cur.Latency.Buckets))
 	for i, b := range cur.Latency.Buckets {
 		d.Latency.Buckets[i] = b
 		if len(prev.Latency.Buckets) > 0 {
@@ -127,7 +129,7 @@ func DeltaMetrics(cur, prev provider.FleetMetrics) (d provider.FleetMetrics, res
 	return d, false
 }
 
-func sameBounds(a, b provider.Histogram) bool {
+func sameBounds(a, b contract.Histogram) bool {
 	if len(a.Buckets) != len(b.Buckets) {
 		return false
 	}
@@ -145,7 +147,7 @@ func sameBounds(a, b provider.Histogram) bool {
 // lowest bucket starts at 0 and returning the highest finite upper bound when
 // the rank falls in the +Inf bucket. It returns NaN when h has no observation or
 // no finite bucket.
-func Quantile(q float64, h provider.Histogram) float64 {
+func Quantile(q float64, h contract.Histogram) float64 {
 	switch {
 	case math.IsNaN(q):
 		return math.NaN()

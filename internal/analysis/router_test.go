@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/internal/router/routermetrics"
 )
@@ -39,7 +38,7 @@ func newRouter(t *testing.T, backends map[string]*httptest.Server) (string, stri
 }
 
 func adminSource(admin string) MetricsSource {
-	return func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
+	return func(ctx context.Context) (map[string]contract.FleetMetrics, error) {
 		text, err := router.GetMetrics(ctx, admin)
 		if err != nil {
 			return nil, err
@@ -67,7 +66,7 @@ func drive(t *testing.T, url string, n int) map[int]int {
 // waitMetrics polls the router until its counters reach the requests sent: the
 // router counts a request after its handler returns, which can be just after
 // the client read the answer.
-func waitMetrics(t *testing.T, src MetricsSource, want func(map[string]provider.FleetMetrics) bool) map[string]provider.FleetMetrics {
+func waitMetrics(t *testing.T, src MetricsSource, want func(map[string]contract.FleetMetrics) bool) map[string]contract.FleetMetrics {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -92,7 +91,7 @@ func TestRouterFleetMetricsFromARealRouter(t *testing.T) {
 	url, admin := newRouter(t, map[string]*httptest.Server{"fl-a": fail})
 	drive(t, url+"/ok", 7)
 	drive(t, url+"/fail", 3)
-	m := waitMetrics(t, adminSource(admin), func(m map[string]provider.FleetMetrics) bool { return m["fl-a"].Requests == 10 })
+	m := waitMetrics(t, adminSource(admin), func(m map[string]contract.FleetMetrics) bool { return m["fl-a"].Requests == 10 })
 	fm := m["fl-a"]
 	if fm.Errors != 3 || fm.Latency.Count != 10 || fm.Latency.Sum <= 0 {
 		t.Fatalf("fl-a: %+v", fm)
@@ -110,10 +109,10 @@ func TestRouterFleetMetricsFromARealRouter(t *testing.T) {
 	}
 }
 
-func hist(count float64, buckets ...float64) provider.Histogram {
-	h := provider.Histogram{Count: count}
+func hist(count float64, buckets ...float64) contract.Histogram {
+	h := contract.Histogram{Count: count}
 	for i := 0; i < len(buckets); i += 2 {
-		h.Buckets = append(h.Buckets, provider.HistogramBucket{UpperBound: buckets[i], Count: buckets[i+1]})
+		h.Buckets = append(h.Buckets, contract.HistogramBucket{UpperBound: buckets[i], Count: buckets[i+1]})
 	}
 	return h
 }
@@ -140,7 +139,7 @@ func TestQuantile(t *testing.T) {
 	if got := Quantile(0.5, hist(0, 0.1, 0, 1, 0)); !math.IsNaN(got) {
 		t.Errorf("empty histogram: %v, want NaN", got)
 	}
-	if got := Quantile(0.5, provider.Histogram{Count: 3}); !math.IsNaN(got) {
+	if got := Quantile(0.5, contract.Histogram{Count: 3}); !math.IsNaN(got) {
 		t.Errorf("no buckets: %v, want NaN", got)
 	}
 	if Quantile(-1, h) != math.Inf(-1) || Quantile(2, h) != math.Inf(1) {
@@ -153,12 +152,12 @@ func TestQuantile(t *testing.T) {
 }
 
 func TestDeltaMetrics(t *testing.T) {
-	prev := provider.FleetMetrics{Requests: 100, Errors: 5, Latency: hist(100, 0.1, 60, 1, 90)}
+	prev := contract.FleetMetrics{Requests: 100, Errors: 5, Latency: hist(100, 0.1, 60, 1, 90)}
 	prev.Latency.Sum = 20
-	cur := provider.FleetMetrics{Requests: 150, Errors: 25, Latency: hist(150, 0.1, 70, 1, 130)}
+	cur := contract.FleetMetrics{Requests: 150, Errors: 25, Latency: hist(150, 0.1, 70, 1, 130)}
 	cur.Latency.Sum = 32
 	d, reset := DeltaMetrics(cur, prev)
-	want := provider.FleetMetrics{Requests: 50, Errors: 20, Latency: hist(50, 0.1, 10, 1, 40)}
+	want := contract.FleetMetrics{Requests: 50, Errors: 20, Latency: hist(50, 0.1, 10, 1, 40)}
 	want.Latency.Sum = 12
 	if reset || !reflect.DeepEqual(d, want) {
 		t.Fatalf("delta %+v (reset %v), want %+v", d, reset, want)
@@ -168,21 +167,21 @@ func TestDeltaMetrics(t *testing.T) {
 		t.Fatalf("p50 of the window %v, want 0.55", got)
 	}
 	// A router restart: counters went down, the window is what came since.
-	restarted := provider.FleetMetrics{Requests: 10, Errors: 1, Latency: hist(10, 0.1, 10, 1, 10)}
+	restarted := contract.FleetMetrics{Requests: 10, Errors: 1, Latency: hist(10, 0.1, 10, 1, 10)}
 	if d, reset := DeltaMetrics(restarted, cur); !reset || !reflect.DeepEqual(d, restarted) {
 		t.Fatalf("after a restart: %+v %v", d, reset)
 	}
 	// A fleet first seen: everything is new.
-	if d, reset := DeltaMetrics(cur, provider.FleetMetrics{}); reset || !reflect.DeepEqual(d, cur) {
+	if d, reset := DeltaMetrics(cur, contract.FleetMetrics{}); reset || !reflect.DeepEqual(d, cur) {
 		t.Fatalf("from zero: %+v %v", d, reset)
 	}
 }
 
 func TestRouterMeasurer(t *testing.T) {
 	var mu sync.Mutex
-	var readings []map[string]provider.FleetMetrics
+	var readings []map[string]contract.FleetMetrics
 	var fail error
-	src := func(ctx context.Context) (map[string]provider.FleetMetrics, error) {
+	src := func(ctx context.Context) (map[string]contract.FleetMetrics, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail != nil {
@@ -194,9 +193,9 @@ func TestRouterMeasurer(t *testing.T) {
 		}
 		return r, nil
 	}
-	set := func(rs ...map[string]provider.FleetMetrics) { mu.Lock(); readings = rs; mu.Unlock() }
-	fm := func(req, errs float64) provider.FleetMetrics {
-		return provider.FleetMetrics{Requests: req, Errors: errs}
+	set := func(rs ...map[string]contract.FleetMetrics) { mu.Lock(); readings = rs; mu.Unlock() }
+	fm := func(req, errs float64) contract.FleetMetrics {
+		return contract.FleetMetrics{Requests: req, Errors: errs}
 	}
 	ctx := context.Background()
 
@@ -207,10 +206,10 @@ func TestRouterMeasurer(t *testing.T) {
 	if m.String() != "errorRate of fleet fl-1" {
 		t.Errorf("String %q", m.String())
 	}
-	set(map[string]provider.FleetMetrics{}, // the fleet got nothing yet
-		map[string]provider.FleetMetrics{"fl-1": fm(100, 31), "fl-2": fm(5, 5)},
-		map[string]provider.FleetMetrics{"fl-1": fm(105, 31)},
-		map[string]provider.FleetMetrics{"fl-1": fm(20, 0)})
+	set(map[string]contract.FleetMetrics{}, // the fleet got nothing yet
+		map[string]contract.FleetMetrics{"fl-1": fm(100, 31), "fl-2": fm(5, 5)},
+		map[string]contract.FleetMetrics{"fl-1": fm(105, 31)},
+		map[string]contract.FleetMetrics{"fl-1": fm(20, 0)})
 	if err := m.Begin(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +233,7 @@ func TestRouterMeasurer(t *testing.T) {
 		t.Fatalf("scrape failure: %v", err)
 	}
 	mu.Lock()
-	fail = provider.Errorf(provider.FailedPrecondition, "driver x exports no router metrics")
+	fail = Permanent(errors.New("driver x exports no router metrics")) // as the activity's source marks a provider's refusal
 	mu.Unlock()
 	if err := m.Begin(ctx); !IsPermanent(err) {
 		t.Fatalf("no metrics: %v", err)
@@ -248,8 +247,8 @@ func TestRouterMeasurer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set(map[string]provider.FleetMetrics{"fl-1": {Requests: 0, Latency: hist(0, 0.1, 0, 1, 0)}},
-		map[string]provider.FleetMetrics{"fl-1": {Requests: 100, Latency: hist(100, 0.1, 50, 1, 100)}})
+	set(map[string]contract.FleetMetrics{"fl-1": {Requests: 0, Latency: hist(0, 0.1, 0, 1, 0)}},
+		map[string]contract.FleetMetrics{"fl-1": {Requests: 100, Latency: hist(100, 0.1, 50, 1, 100)}})
 	p99.Begin(ctx)
 	if r, err := p99.Measure(ctx); err != nil || math.Abs(r.Value-0.982) > 1e-9 {
 		t.Fatalf("p99: %+v %v, want 0.982", r, err)

@@ -56,13 +56,13 @@ type BakeStatus struct {
 // getBake is GET /v1/bakes/{service}/{channel}: the latest bake of service to
 // channel, its progress, and its result or failure once it ended.
 func (s *Server) getBake(w http.ResponseWriter, r *http.Request) error {
-	b := spec.Bake{Service: r.PathValue("service"), Channel: r.PathValue("channel")}
-	var es spec.Errors
+	b := spec.Bake{Bake: contract.Bake{Service: r.PathValue("service"), Channel: r.PathValue("channel")}}
+	var es contract.FieldErrors
 	if !nameRE.MatchString(b.Service) {
-		es = append(es, spec.FieldError{Field: "path.service", Msg: "must be 1-40 lowercase letters, digits or '-'"})
+		es = append(es, contract.FieldError{Field: "path.service", Msg: "must be 1-40 lowercase letters, digits or '-'"})
 	}
 	if !channelRE.MatchString(b.Channel) {
-		es = append(es, spec.FieldError{Field: "path.channel", Msg: "must be a lowercase name such as latest or stable"})
+		es = append(es, contract.FieldError{Field: "path.channel", Msg: "must be a lowercase name such as latest or stable"})
 	}
 	if len(es) > 0 {
 		return es

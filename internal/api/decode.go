@@ -44,10 +44,10 @@ func DecodeStartRollout(r io.Reader, roots spec.BakeRoots) (StartRolloutRequest,
 	es := prefixed("spec.", req.Spec.Normalize())
 	switch {
 	case req.Spec.Image.Bake != "" && req.Bake == nil:
-		es = append(es, spec.FieldError{Field: "bake", Msg: fmt.Sprintf(
+		es = append(es, contract.FieldError{Field: "bake", Msg: fmt.Sprintf(
 			"is required when spec.image.bake is set (%q): the API reads no spec files, so send the bake spec inline as \"bake\" beside \"spec\"", req.Spec.Image.Bake)})
 	case req.Spec.Image.Bake == "" && req.Bake != nil:
-		es = append(es, spec.FieldError{Field: "bake", Msg: "is only used with spec.image.bake; set spec.image.bake (a label such as bake.yaml) or leave bake out"})
+		es = append(es, contract.FieldError{Field: "bake", Msg: "is only used with spec.image.bake; set spec.image.bake (a label such as bake.yaml) or leave bake out"})
 	case req.Bake != nil:
 		es = append(es, normalizeBake("bake.", req.Bake, roots)...)
 	}
@@ -74,10 +74,10 @@ func DecodeStartBake(r io.Reader, roots spec.BakeRoots) (StartBakeRequest, error
 // relative path needs dir, the directory on the server it is relative to. Every
 // path must lie in roots (IMAGO_BAKE_ROOTS): for a path outside them the fence's
 // refusal replaces what validation would say, which would tell whether it exists.
-func normalizeBake(prefix string, b *spec.Bake, roots spec.BakeRoots) spec.Errors {
-	var es spec.Errors
+func normalizeBake(prefix string, b *spec.Bake, roots spec.BakeRoots) contract.FieldErrors {
+	var es contract.FieldErrors
 	add := func(field, format string, args ...any) {
-		es = append(es, spec.FieldError{Field: prefix + field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, contract.FieldError{Field: prefix + field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if b.Dir != "" && !filepath.IsAbs(b.Dir) {
 		add("dir", "%q must be an absolute directory on the server", b.Dir)
@@ -100,7 +100,7 @@ func normalizeBake(prefix string, b *spec.Bake, roots spec.BakeRoots) spec.Error
 	fenced := roots.Check(b)
 	out := prefixed(prefix, fenced)
 	for _, e := range prefixed(prefix, b.Normalize()) {
-		if !slices.ContainsFunc(fenced, func(f spec.FieldError) bool { return prefix+f.Field == e.Field }) {
+		if !slices.ContainsFunc(fenced, func(f contract.FieldError) bool { return prefix+f.Field == e.Field }) {
 			out = append(out, e)
 		}
 	}
@@ -108,13 +108,13 @@ func normalizeBake(prefix string, b *spec.Bake, roots spec.BakeRoots) spec.Error
 }
 
 // prefixed returns the spec errors in err with their field paths under prefix.
-func prefixed(prefix string, err error) spec.Errors {
+func prefixed(prefix string, err error) contract.FieldErrors {
 	if err == nil {
 		return nil
 	}
-	var es spec.Errors
+	var es contract.FieldErrors
 	if !errors.As(err, &es) {
-		return spec.Errors{{Field: strings.TrimSuffix(prefix, "."), Msg: err.Error()}}
+		return contract.FieldErrors{{Field: strings.TrimSuffix(prefix, "."), Msg: err.Error()}}
 	}
 	return es.Under(strings.TrimSuffix(prefix, "."))
 }
@@ -130,9 +130,9 @@ func DecodePromote(r io.Reader) (PromoteRequest, error) {
 	}
 	switch {
 	case req.Channel == "":
-		return req, spec.Errors{{Field: "channel", Msg: "is required: the channel to point at the image, e.g. stable"}}
+		return req, contract.FieldErrors{{Field: "channel", Msg: "is required: the channel to point at the image, e.g. stable"}}
 	case !channelRE.MatchString(req.Channel):
-		return req, spec.Errors{{Field: "channel", Msg: fmt.Sprintf("%q must be lowercase letters, digits and '-', starting with a letter, at most 40 characters (e.g. stable)", req.Channel)}}
+		return req, contract.FieldErrors{{Field: "channel", Msg: fmt.Sprintf("%q must be lowercase letters, digits and '-', starting with a letter, at most 40 characters (e.g. stable)", req.Channel)}}
 	}
 	return req, nil
 }
@@ -144,7 +144,7 @@ func DecodeRevoke(r io.Reader) (RevokeRequest, error) {
 		return req, err
 	}
 	if strings.TrimSpace(req.Reason) == "" {
-		return req, spec.Errors{{Field: "reason", Msg: "is required: it is shown to everyone whose rollout is refused, e.g. \"CVE-2026-1234 in openssl\""}}
+		return req, contract.FieldErrors{{Field: "reason", Msg: "is required: it is shown to everyone whose rollout is refused, e.g. \"CVE-2026-1234 in openssl\""}}
 	}
 	return req, nil
 }
@@ -223,9 +223,9 @@ func DecodeCreateSchedule(r io.Reader, roots spec.BakeRoots) (schedules.CreateOp
 	}
 	o := schedules.CreateOptions{Name: req.Name, Cron: req.Cron, Timezone: req.Timezone, Overlap: req.Overlap,
 		Always: req.Always, Paused: req.Paused, Note: req.Note}
-	var es spec.Errors
+	var es contract.FieldErrors
 	add := func(field, format string, args ...any) {
-		es = append(es, spec.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, contract.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if req.Every != "" {
 		d, err := time.ParseDuration(req.Every)
@@ -244,7 +244,7 @@ func DecodeCreateSchedule(r io.Reader, roots spec.BakeRoots) (schedules.CreateOp
 	case req.Cron != "" && req.Every != "":
 		add("cron", "set cron or every, not both")
 	}
-	p := spec.Pipeline{Name: req.Name, Bake: req.Bake}
+	p := spec.Pipeline{Pipeline: contract.Pipeline{Name: req.Name, Bake: req.Bake}}
 	if req.Bake == nil {
 		add("bake", "is required: the bake spec the schedule rebuilds, as JSON (paths on the server, absolute or relative to bake.dir)")
 	}
@@ -264,7 +264,7 @@ func DecodeCreateSchedule(r io.Reader, roots spec.BakeRoots) (schedules.CreateOp
 	}
 	reported["cron"] = reported["cron"] || reported["every"] // an unusable every leaves the options with neither
 	if err := o.Validate(); err != nil {
-		var oes spec.Errors
+		var oes contract.FieldErrors
 		errors.As(err, &oes)
 		for _, e := range oes {
 			if !reported[e.Field] { // the CLI's wording names its flags; the checks above name the fields
@@ -294,10 +294,10 @@ func DecodeStartPipeline(r io.Reader, roots spec.BakeRoots) (p spec.Pipeline, al
 		return p, false, err
 	}
 	in := req.Pipeline
-	p = spec.Pipeline{Name: in.Name, Bake: in.Bake, Image: in.Image, OnBaseChange: in.OnBaseChange, Stages: stages(in.Stages)}
-	var es spec.Errors
+	p = spec.Pipeline{Pipeline: contract.Pipeline{Name: in.Name, Bake: in.Bake, Image: in.Image, OnBaseChange: in.OnBaseChange, Stages: stages(in.Stages)}}
+	var es contract.FieldErrors
 	if in.Image != nil && in.Image.Bake != "" {
-		es = append(es, spec.FieldError{Field: "pipeline.image.bake", Msg: "is not used here: send the bake spec inline as pipeline.bake instead of image"})
+		es = append(es, contract.FieldError{Field: "pipeline.image.bake", Msg: "is not used here: send the bake spec inline as pipeline.bake instead of image"})
 		p.Image.Bake = ""
 	}
 	es = append(es, validatePipeline(&p, "pipeline.bake.", roots, func(field string) string { return "pipeline." + field })...)
@@ -322,22 +322,22 @@ func DecodeBackfill(r io.Reader) (from, to time.Time, err error) {
 	if err := decodeJSON(r, &req); err != nil {
 		return from, to, err
 	}
-	var es spec.Errors
+	var es contract.FieldErrors
 	parse := func(field, v, example string) time.Time {
 		if v == "" {
-			es = append(es, spec.FieldError{Field: field, Msg: "is required: an RFC 3339 time such as " + example})
+			es = append(es, contract.FieldError{Field: field, Msg: "is required: an RFC 3339 time such as " + example})
 			return time.Time{}
 		}
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			es = append(es, spec.FieldError{Field: field, Msg: fmt.Sprintf("%q: want an RFC 3339 time such as %s", v, example)})
+			es = append(es, contract.FieldError{Field: field, Msg: fmt.Sprintf("%q: want an RFC 3339 time such as %s", v, example)})
 		}
 		return t
 	}
 	from = parse("from", req.From, "2026-11-20T00:00:00Z")
 	to = parse("to", req.To, "2026-11-23T00:00:00Z")
 	if len(es) == 0 && !to.After(from) {
-		es = append(es, spec.FieldError{Field: "to", Msg: fmt.Sprintf("%s must be after from (%s)", req.To, req.From)})
+		es = append(es, contract.FieldError{Field: "to", Msg: fmt.Sprintf("%s must be after from (%s)", req.To, req.From)})
 	}
 	if len(es) > 0 {
 		return from, to, es
@@ -351,10 +351,10 @@ func DecodeDrift(r io.Reader) (DriftRequest, error) {
 	if err := decodeJSON(r, &req); err != nil && !errors.Is(err, errEmpty) {
 		return req, err
 	}
-	var es spec.Errors
+	var es contract.FieldErrors
 	for _, f := range []struct{ field, v string }{{"environment", req.Environment}, {"service", req.Service}} {
 		if f.v != "" && !serviceRE.MatchString(f.v) {
-			es = append(es, spec.FieldError{Field: f.field, Msg: fmt.Sprintf("%q is not a name: use letters, digits, '.', '_' and '-'", f.v)})
+			es = append(es, contract.FieldError{Field: f.field, Msg: fmt.Sprintf("%q is not a name: use letters, digits, '.', '_' and '-'", f.v)})
 		}
 	}
 	if len(es) > 0 {
@@ -375,9 +375,9 @@ func DecodeReaper(r io.Reader) (contract.ReaperInput, error) {
 		d, err := time.ParseDuration(req.Grace)
 		switch {
 		case err != nil:
-			return in, spec.Errors{{Field: "grace", Msg: fmt.Sprintf("%q is not a duration; write it as 30m or 1h", req.Grace)}}
+			return in, contract.FieldErrors{{Field: "grace", Msg: fmt.Sprintf("%q is not a duration; write it as 30m or 1h", req.Grace)}}
 		case d <= 0:
-			return in, spec.Errors{{Field: "grace", Msg: fmt.Sprintf("must be positive, e.g. 1h; got %s", req.Grace)}}
+			return in, contract.FieldErrors{{Field: "grace", Msg: fmt.Sprintf("must be positive, e.g. 1h; got %s", req.Grace)}}
 		}
 		in.Grace = d
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
-	"github.com/imago/imago/internal/spec"
 )
 
 // RolloutDone is the data of the final event of a rollout's stream.
@@ -48,7 +47,7 @@ func (s *Server) rolloutEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, runID := spec.RolloutWorkflowID(service, env), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	id, runID := contract.RolloutWorkflowID(service, env), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream lasts as long as the rollout, past the server's WriteTimeout

@@ -8,7 +8,6 @@ import (
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/freezes"
-	"github.com/imago/imago/internal/spec"
 )
 
 // FreezeList answers GET /v1/freezes.
@@ -25,11 +24,11 @@ type FreezeRequest struct {
 }
 
 // freezeScope checks a freeze's service and environment (empty: all).
-func freezeScope(service, environment string) spec.Errors {
-	var es spec.Errors
+func freezeScope(service, environment string) contract.FieldErrors {
+	var es contract.FieldErrors
 	for _, f := range []struct{ field, v string }{{"service", service}, {"environment", environment}} {
 		if f.v != "" && !nameRE.MatchString(f.v) {
-			es = append(es, spec.FieldError{Field: f.field, Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-' (or left out: every one)", f.v)})
+			es = append(es, contract.FieldError{Field: f.field, Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-' (or left out: every one)", f.v)})
 		}
 	}
 	return es
@@ -39,7 +38,7 @@ func freezeScope(service, environment string) spec.Errors {
 func fieldProblem(err error) error {
 	var p *freezes.Problem
 	if errors.As(err, &p) {
-		return spec.Errors{{Field: p.Field, Msg: p.Msg}}
+		return contract.FieldErrors{{Field: p.Field, Msg: p.Msg}}
 	}
 	return err
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/sbom"
-	"github.com/imago/imago/internal/spec"
 )
 
 // serviceRE is the catalog's rule for service names.
@@ -132,7 +131,7 @@ type ChannelList struct {
 func pathService(r *http.Request) (string, error) {
 	service := r.PathValue("service")
 	if !serviceRE.MatchString(service) {
-		return "", spec.Errors{{Field: "path.service", Msg: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' (at most 128 characters)", service)}}
+		return "", contract.FieldErrors{{Field: "path.service", Msg: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' (at most 128 characters)", service)}}
 	}
 	return service, nil
 }
@@ -165,7 +164,7 @@ func (s *Server) channelHistory(w http.ResponseWriter, r *http.Request) error {
 	}
 	channel := r.PathValue("channel")
 	if !channelRE.MatchString(channel) {
-		return spec.Errors{{Field: "path.channel", Msg: fmt.Sprintf("%q must be lowercase letters, digits and '-', starting with a letter (e.g. stable)", channel)}}
+		return contract.FieldErrors{{Field: "path.channel", Msg: fmt.Sprintf("%q must be lowercase letters, digits and '-', starting with a letter (e.g. stable)", channel)}}
 	}
 	hist, err := s.cfg.Catalog.ChannelHistory(r.Context(), service, channel)
 	if err != nil {

@@ -118,9 +118,9 @@ func TestOpenAPINamesEachRoutesScope(t *testing.T) {
 func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 	doc := readOpenAPI(t)
 	for name, v := range map[string]any{
-		"Problem": Problem{}, "FieldError": spec.FieldError{},
+		"Problem": Problem{}, "FieldError": contract.FieldError{},
 		"StartRolloutRequest": StartRolloutRequest{}, "RolloutSpec": spec.Rollout{}, "ImageRef": contract.ImageRef{},
-		"Fleet": spec.Fleet{}, "Health": contract.Health{}, "Check": contract.Check{}, "Strategy": contract.Strategy{}, "Step": contract.Step{},
+		"Fleet": contract.FleetSpec{}, "Health": contract.Health{}, "Check": contract.Check{}, "Strategy": contract.Strategy{}, "Step": contract.Step{},
 		"Pause": contract.Pause{}, "Analysis": contract.Analysis{}, "Approval": contract.ApprovalSpec{}, "Verify": contract.Verify{}, "Hooks": contract.Hooks{}, "NotifyTarget": contract.NotifyTarget{},
 		"BakeTime": contract.BakeTime{}, "BakeTimeResult": contract.BakeTimeResult{},
 		"StartedRollout": StartedRollout{}, "Links": Links{}, "RolloutStatus": rollouts.Status{}, "Progress": contract.RolloutProgress{},

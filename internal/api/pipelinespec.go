@@ -16,39 +16,41 @@ import (
 // (the pipeline's progress says "baking hello from …").
 const inlineBakeLabel = "an inline bake spec (REST API)"
 
-func stages(in []PipelineStage) []spec.Stage {
-	out := make([]spec.Stage, len(in))
+func stages(in []PipelineStage) []contract.Stage {
+	out := make([]contract.Stage, len(in))
 	for i, st := range in {
-		out[i] = spec.Stage{Rollout: st.Rollout, Approval: st.Approval}
+		out[i] = contract.Stage{Rollout: st.Rollout, Approval: st.Approval}
 	}
 	return out
 }
 
 // validatePipeline normalizes p's inline bake (field paths under bakePrefix) and
 // validates the pipeline, whose field paths where maps into the request body.
-func validatePipeline(p *spec.Pipeline, bakePrefix string, roots spec.BakeRoots, where func(field string) string) spec.Errors {
-	var es spec.Errors
+func validatePipeline(p *spec.Pipeline, bakePrefix string, roots spec.BakeRoots, where func(field string) string) contract.FieldErrors {
+	var es contract.FieldErrors
 	if p.Bake != nil {
 		p.BakeFile = inlineBakeLabel
-		es = append(es, normalizeBake(bakePrefix, p.Bake, roots)...)
+		b := spec.Bake{Bake: *p.Bake}
+		es = append(es, normalizeBake(bakePrefix, &b, roots)...)
+		*p.Bake = b.Bake
 	}
 	for i := range p.Stages {
 		if r := &p.Stages[i].Rollout; r.Image != (contract.ImageRef{}) {
-			es = append(es, spec.FieldError{Field: where(fmt.Sprintf("stages[%d].rollout.image", i)),
+			es = append(es, contract.FieldError{Field: where(fmt.Sprintf("stages[%d].rollout.image", i)),
 				Msg: "is set by the pipeline from its bake or image; leave it out"})
 			r.Image = contract.ImageRef{} // and check the rest of the stage
 		}
 	}
 	if err := p.Validate(); err != nil {
-		var pes spec.Errors
+		var pes contract.FieldErrors
 		if !errors.As(err, &pes) {
-			return append(es, spec.FieldError{Field: where(""), Msg: err.Error()})
+			return append(es, contract.FieldError{Field: where(""), Msg: err.Error()})
 		}
 		for _, e := range pes {
 			if e.Field == "bake" && p.Bake == nil && p.Image == nil { // the spec's wording is about files
 				e.Msg = "set bake (the bake spec, inline as JSON) or image (an existing image: id or channel)"
 			}
-			es = append(es, spec.FieldError{Field: where(e.Field), Msg: e.Msg})
+			es = append(es, contract.FieldError{Field: where(e.Field), Msg: e.Msg})
 		}
 	}
 	return es

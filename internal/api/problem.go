@@ -9,24 +9,24 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/internal/contract"
 )
 
 // Problem is an RFC 9457 problem details object.
 type Problem struct {
-	Type     string            `json:"type"`
-	Title    string            `json:"title"`
-	Status   int               `json:"status"`
-	Detail   string            `json:"detail,omitempty"`
-	Instance string            `json:"instance,omitempty"` // the request path
-	Errors   []spec.FieldError `json:"errors,omitempty"`   // invalid request fields, with their paths in the body
+	Type     string                `json:"type"`
+	Title    string                `json:"title"`
+	Status   int                   `json:"status"`
+	Detail   string                `json:"detail,omitempty"`
+	Instance string                `json:"instance,omitempty"` // the request path
+	Errors   []contract.FieldError `json:"errors,omitempty"`   // invalid request fields, with their paths in the body
 }
 
 // ProblemFor maps a decoding error to its problem details: 400 for a body that
 // is not the request or holds an invalid spec (with every field's path), 413 for
 // one over MaxBodyBytes.
 func ProblemFor(err error) Problem {
-	var es spec.Errors
+	var es contract.FieldErrors
 	if errors.As(err, &es) {
 		msgs := make([]string, len(es))
 		for i, e := range es {

@@ -52,7 +52,7 @@ type CreateScheduleRequest struct {
 	Name string `json:"name"`
 	// Bake is the bake spec to rebuild; its paths are on the server's host,
 	// absolute or relative to bake.dir.
-	Bake *spec.Bake `json:"bake"`
+	Bake *contract.Bake `json:"bake"`
 	// Pipeline, when set, rolls each new image out through its stages in order.
 	Pipeline *SchedulePipeline `json:"pipeline,omitempty"`
 	Cron     string            `json:"cron,omitempty"`     // "0 3 * * *", @daily; or
@@ -75,7 +75,7 @@ type SchedulePipeline struct {
 // PipelineStage is one environment of a pipeline, its rollout spec inline and
 // without an image (the pipeline sets it).
 type PipelineStage struct {
-	Rollout  spec.Rollout          `json:"rollout"`
+	Rollout  contract.Rollout      `json:"rollout"`
 	Approval contract.ApprovalSpec `json:"approval"`
 }
 
@@ -84,7 +84,7 @@ type PipelineRequest struct {
 	Name string `json:"name"`
 	// Bake is the bake spec (paths on the server, absolute or relative to
 	// bake.dir); Image instead rolls out an existing image (id or channel).
-	Bake         *spec.Bake         `json:"bake,omitempty"`
+	Bake         *contract.Bake     `json:"bake,omitempty"`
 	Image        *contract.ImageRef `json:"image,omitempty"`
 	OnBaseChange bool               `json:"onBaseChange,omitempty"`
 	Stages       []PipelineStage    `json:"stages,omitempty"`

@@ -111,16 +111,16 @@ type RolloutList struct {
 func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	o := rollouts.ListOptions{Service: q.Get("service"), Environment: q.Get("environment"), Limit: 50}
-	var es spec.Errors
+	var es contract.FieldErrors
 	for _, f := range []struct{ name, v string }{{"service", o.Service}, {"environment", o.Environment}} {
 		if f.v != "" && !nameRE.MatchString(f.v) {
-			es = append(es, spec.FieldError{Field: "query." + f.name, Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-'", f.v)})
+			es = append(es, contract.FieldError{Field: "query." + f.name, Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-'", f.v)})
 		}
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			es = append(es, spec.FieldError{Field: "query.limit", Msg: fmt.Sprintf("%q: want a number from 1 to 1000", l)})
+			es = append(es, contract.FieldError{Field: "query.limit", Msg: fmt.Sprintf("%q: want a number from 1 to 1000", l)})
 		}
 		o.Limit = n
 	}
@@ -140,12 +140,12 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) error {
 // target reads {service} and {env} from the path.
 func target(r *http.Request) (service, env string, err error) {
 	service, env = r.PathValue("service"), r.PathValue("env")
-	var es spec.Errors
+	var es contract.FieldErrors
 	if !nameRE.MatchString(service) {
-		es = append(es, spec.FieldError{Field: "path.service", Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-'", service)})
+		es = append(es, contract.FieldError{Field: "path.service", Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-'", service)})
 	}
 	if !nameRE.MatchString(env) {
-		es = append(es, spec.FieldError{Field: "path.env", Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-'", env)})
+		es = append(es, contract.FieldError{Field: "path.env", Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-'", env)})
 	}
 	if len(es) > 0 {
 		return "", "", es
@@ -156,7 +156,7 @@ func target(r *http.Request) (service, env string, err error) {
 // describeRollout returns the latest run of the rollout of service to env, or
 // a 404 problem when there never was one.
 func (s *Server) describeRollout(ctx context.Context, service, env string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
-	desc, err := s.cfg.Client.DescribeWorkflowExecution(ctx, spec.RolloutWorkflowID(service, env), "")
+	desc, err := s.cfg.Client.DescribeWorkflowExecution(ctx, contract.RolloutWorkflowID(service, env), "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return nil, notFoundf("no rollout of %s to %s yet; start one with POST /v1/rollouts", service, env)
@@ -210,7 +210,7 @@ func (s *Server) decide(decision string) func(w http.ResponseWriter, r *http.Req
 			return err
 		}
 		by := principal(r)
-		id := spec.RolloutWorkflowID(service, env)
+		id := contract.RolloutWorkflowID(service, env)
 		if desc.GetWorkflowExecutionInfo().GetCloseTime() != nil {
 			if decision != contract.UpdateRollback {
 				return conflictf("%s is not running (its last run ended %s); %s applies to a running rollout",

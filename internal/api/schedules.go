@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/schedules"
-	"github.com/imago/imago/internal/spec"
 )
 
 // ScheduleList answers GET /v1/schedules.
@@ -40,7 +40,7 @@ func scheduleLinks(name string) ScheduleLinks {
 func pathName(r *http.Request) (string, error) {
 	name := r.PathValue("name")
 	if !nameRE.MatchString(name) {
-		return "", spec.Errors{{Field: "path.name", Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-'", name)}}
+		return "", contract.FieldErrors{{Field: "path.name", Msg: fmt.Sprintf("%q must be 1-40 lowercase letters, digits or '-'", name)}}
 	}
 	return name, nil
 }

@@ -102,9 +102,9 @@ func TestAWSSettingsFromTheEnvironment(t *testing.T) {
 // A spec may name the providers whose drivers are registered (a new driver is
 // one file that registers itself, and a blank import).
 func TestSpecProvidersAreTheRegisteredDrivers(t *testing.T) {
-	r := spec.Rollout{Service: "web", Provider: "gcp", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	r := spec.Rollout{Rollout: contract.Rollout{Service: "web", Provider: "gcp", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
 	assert.EqualError(t, r.Normalize(), "invalid spec:\n  provider: \"gcp\" is not a provider imago knows; use aws or local")
-	r = spec.Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	r = spec.Rollout{Rollout: contract.Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
 	assert.NoError(t, r.Normalize())
 }
 

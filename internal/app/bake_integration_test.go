@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
@@ -118,7 +117,7 @@ func TestBakeAdoptsABuildThatFinishedBeforeACrash(t *testing.T) {
 	require.NoError(t, err)
 	var dig contract.BakeDigestResult
 	require.NoError(t, val.Get(&dig))
-	val, err = aenv.ExecuteActivity(e.deps.Activities.BakeBuild, activities.BakeBuildInput{Spec: b, InputDigest: dig.InputDigest})
+	val, err = aenv.ExecuteActivity(e.deps.Activities.BakeBuild, contract.BakeBuildInput{Spec: b.Bake, InputDigest: dig.InputDigest})
 	require.NoError(t, err)
 	var crashed contract.BakeBuildResult
 	require.NoError(t, val.Get(&crashed))

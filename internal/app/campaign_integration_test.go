@@ -67,12 +67,12 @@ func newCampaignFleet(e *env, n int) *campaignFleet {
 // wants body in /, no soak.
 func (f *campaignFleet) spec(svc, env, img, body string) spec.Rollout {
 	soak := contract.Duration(0)
-	r := spec.Rollout{
+	r := spec.Rollout{Rollout: contract.Rollout{
 		Service: svc, Environment: env, Provider: "local", Image: contract.ImageRef{ID: img},
-		Fleet: spec.Fleet{Size: 1}, Listen: f.listen[svc+"/"+env],
+		Fleet: contract.FleetSpec{Size: 1}, Listen: f.listen[svc+"/"+env],
 		Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 		Checks: []contract.Check{{Path: "/", ExpectBody: body}}, Soak: &soak,
-	}
+	}}
 	require.NoError(f.e.t, r.Normalize())
 	return r
 }

@@ -27,7 +27,7 @@ func TestCancelledPipelineWaitsForItsRolloutToUndo(t *testing.T) {
 	v2 := e.importImage("v2")
 	st := e.stageSpec("staging", false)
 	st.Rollout.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(time.Hour)} // the rollout holds before cutover
-	p := spec.Pipeline{Name: "hello", Image: &contract.ImageRef{ID: v2}, Stages: []spec.Stage{st}}
+	p := spec.Pipeline{Pipeline: contract.Pipeline{Name: "hello", Image: &contract.ImageRef{ID: v2}, Stages: []contract.Stage{st}}}
 	run, err := pipelines.Start(ctx, e.client, p, false, "integration-test")
 	require.NoError(t, err)
 

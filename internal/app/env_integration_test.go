@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -37,7 +38,7 @@ func TestRolloutEnvReachesInstancesAndSecretsStayOutOfHistory(t *testing.T) {
 
 	res, err := e.rollout(e.spec(img.ID, func(r *spec.Rollout) {
 		r.Fleet.Size = 2
-		r.Env = map[string]spec.EnvVar{
+		r.Env = map[string]contract.EnvValue{
 			"GREETING":    {Value: "hi there"},
 			"DB_PASSWORD": {Secret: "file://" + secret},
 		}
@@ -84,7 +85,7 @@ func TestRolloutEnvProblemsFailBeforeInstancesStart(t *testing.T) {
 
 	missing := filepath.Join(t.TempDir(), "none")
 	_, err = e.rollout(e.spec(e.importImage("v2"), func(r *spec.Rollout) {
-		r.Env = map[string]spec.EnvVar{"DB_PASSWORD": {Secret: "file://" + missing}}
+		r.Env = map[string]contract.EnvValue{"DB_PASSWORD": {Secret: "file://" + missing}}
 	}))
 	require.Error(t, err)
 	assert.Contains(t, rollouts.Reason(err), "env.DB_PASSWORD: secret file://"+missing+": the file does not exist on the worker's host")

@@ -58,13 +58,13 @@ func assertNoSecrets(t *testing.T, env string) {
 // probeBake is a local bake of the prebuilt hello v1 whose provisioning records
 // its environment and uid in the image.
 func probeBake(t *testing.T) spec.Bake {
-	b := spec.Bake{
+	b := spec.Bake{Bake: contract.Bake{
 		Service: "hello", Source: filepath.Join(helloBuilds, "v1"),
 		Provision:  []string{"env > env.txt", "id -u > uid.txt"},
 		PassEnv:    []string{"PATH"},
 		Entrypoint: []string{"./hello"},
 		Test:       contract.ImageTest{Checks: []contract.Check{{Path: "/", ExpectBody: "v1"}}},
-	}
+	}}
 	require.NoError(t, b.Normalize())
 	return b
 }
@@ -105,7 +105,7 @@ func packerProbe(t *testing.T) (root, template, out string) {
 // bakeProbe bakes the packer probe through the worker and returns what its
 // provisioner saw.
 func (e *env) bakeProbe(template, out string) string {
-	b := spec.Bake{Service: "probe", Builder: contract.BuilderPacker, Template: template, Vars: map[string]string{"out": out}, PassEnv: []string{"PATH"}}
+	b := spec.Bake{Bake: contract.Bake{Service: "probe", Builder: contract.BuilderPacker, Template: template, Vars: map[string]string{"out": out}, PassEnv: []string{"PATH"}}}
 	require.NoError(e.t, b.Normalize())
 	_, err := e.bake(b)
 	require.NoError(e.t, err)
@@ -208,7 +208,7 @@ func (e *env) bakeUnvalidated(b spec.Bake) (contract.BakeResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: b.WorkflowID(), TaskQueue: contract.TaskQueue},
-		workflows.Bake, workflows.BakeInput{Spec: b, StartedBy: "straight-through-temporal"})
+		workflows.Bake, contract.BakeInput{Spec: b.Bake, StartedBy: "straight-through-temporal"})
 	require.NoError(e.t, err)
 	var res contract.BakeResult
 	return res, run.Get(ctx, &res)

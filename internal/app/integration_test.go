@@ -135,13 +135,13 @@ func (e *env) importImage(build string) string {
 
 func (e *env) spec(imageID string, mutate ...func(*spec.Rollout)) spec.Rollout {
 	soak := contract.Duration(time.Second)
-	r := spec.Rollout{
+	r := spec.Rollout{Rollout: contract.Rollout{
 		Service: "hello", Environment: "test", Image: contract.ImageRef{ID: imageID},
-		Fleet: spec.Fleet{Size: 3}, Listen: e.listen,
+		Fleet: contract.FleetSpec{Size: 3}, Listen: e.listen,
 		Health: contract.Health{Interval: contract.Duration(200 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 		Checks: []contract.Check{{Path: "/"}},
 		Soak:   &soak,
-	}
+	}}
 	for _, m := range mutate {
 		m(&r)
 	}

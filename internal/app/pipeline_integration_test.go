@@ -34,14 +34,14 @@ func copiedHelloBake(t *testing.T, service, channel string) (spec.Bake, string) 
 }
 
 // stageSpec is a rollout stage of hello in env, behind its own router.
-func (e *env) stageSpec(env string, approval bool) spec.Stage {
+func (e *env) stageSpec(env string, approval bool) contract.Stage {
 	soak := contract.Duration(0)
-	r := spec.Rollout{
-		Service: "hello", Environment: env, Provider: "local", Fleet: spec.Fleet{Size: 2}, Listen: freeAddr(e.t),
+	r := contract.Rollout{
+		Service: "hello", Environment: env, Provider: "local", Fleet: contract.FleetSpec{Size: 2}, Listen: freeAddr(e.t),
 		Health: contract.Health{Path: "/healthz", Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 		Checks: []contract.Check{{Path: "/", ExpectBody: "v2"}}, Strategy: contract.Strategy{Type: contract.BlueGreen}, Soak: &soak,
 	}
-	st := spec.Stage{RolloutFile: "rollout-" + env + ".yaml", Rollout: r}
+	st := contract.Stage{RolloutFile: "rollout-" + env + ".yaml", Rollout: r}
 	if approval {
 		st.Approval = contract.ApprovalSpec{Required: true, Timeout: contract.Duration(10 * time.Minute)}
 	}
@@ -111,7 +111,7 @@ func TestScheduledPipelineRebuildsOnlyWhenInputsChange(t *testing.T) {
 	ctx := context.Background()
 	b, mainGo := copiedHelloBake(t, "hello", "latest")
 	staging, prod := e.stageSpec("staging", false), e.stageSpec("prod", true)
-	p := spec.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b, Stages: []spec.Stage{staging, prod}}
+	p := spec.Pipeline{Pipeline: contract.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b.Bake, Stages: []contract.Stage{staging, prod}}}
 	require.NoError(t, p.Validate())
 
 	require.NoError(t, schedules.Create(ctx, e.client, schedules.CreateOptions{
@@ -175,7 +175,7 @@ func TestPipelineStopsAtAFailedStagingRollout(t *testing.T) {
 	b, _ := copiedHelloBake(t, "hello", "latest")
 	staging, prod := e.stageSpec("staging", false), e.stageSpec("prod", false)
 	staging.Rollout.Checks = []contract.Check{{Path: "/", ExpectBody: "v3"}} // the image serves v2: the smoke check fails
-	p := spec.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b, Stages: []spec.Stage{staging, prod}}
+	p := spec.Pipeline{Pipeline: contract.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &b.Bake, Stages: []contract.Stage{staging, prod}}}
 	run, err := pipelines.Start(ctx, e.client, p, false, "integration-test")
 	require.NoError(t, err)
 	err = run.Get(ctx, nil)
@@ -188,7 +188,7 @@ func TestPipelineStopsAtAFailedStagingRollout(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, contract.StageFailed, r.Progress.Stages[0].State)
 	assert.Equal(t, contract.StageNotStarted, r.Progress.Stages[1].State)
-	_, err = e.client.DescribeWorkflowExecution(ctx, spec.RolloutWorkflowID("hello", "prod"), "")
+	_, err = e.client.DescribeWorkflowExecution(ctx, contract.RolloutWorkflowID("hello", "prod"), "")
 	assert.Error(t, err, "no rollout to prod was ever started")
 	byFleet, routers := e.instances()
 	assert.Empty(t, byFleet, "the failed staging fleet is torn down")
@@ -209,7 +209,7 @@ func TestBaseChannelMoveStartsOptedInPipelines(t *testing.T) {
 	// The image records its base, as a real one carries the base's layers.
 	app.Provision = append(app.Provision, `echo "$IMAGO_BASE_IMAGE" > base-image`)
 	app.Include = append(app.Include, "base-image")
-	p := spec.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &app, OnBaseChange: true}
+	p := spec.Pipeline{Pipeline: contract.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &app.Bake, OnBaseChange: true}}
 	require.NoError(t, p.Validate())
 	require.NoError(t, schedules.Create(ctx, e.client, schedules.CreateOptions{
 		Name: "hello", Pipeline: p, Cron: "0 3 * * *", StartedBy: "integration-test", // no tick during the test

@@ -43,7 +43,7 @@ func awsConfigFromEnv() (aws.Config, error) {
 		Endpoint:       os.Getenv("IMAGO_AWS_ENDPOINT"),
 		Listeners:      map[string]string{},
 	}
-	var errs []error // each names its variable (not spec.Errors, which say "invalid spec")
+	var errs []error // each names its variable (not contract.FieldErrors, which say "invalid spec")
 	if v := os.Getenv("IMAGO_AWS_PORT"); v != "" {
 		port, err := strconv.Atoi(v)
 		if err != nil {

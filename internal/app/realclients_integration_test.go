@@ -287,7 +287,7 @@ func TestTemporalCLIReadsARolloutThroughTheCodecServer(t *testing.T) {
 	img := r.importImage("v1")
 	res, err := r.rollout(r.spec(img))
 	require.NoError(t, err)
-	id := spec.RolloutWorkflowID("hello", "test")
+	id := contract.RolloutWorkflowID("hello", "test")
 
 	temporal := func(args ...string) string {
 		t.Helper()

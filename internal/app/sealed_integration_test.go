@@ -22,7 +22,6 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/imago/imago/activities"
 	"github.com/imago/imago/internal/bakes"
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/contract"
@@ -76,7 +75,7 @@ func newSealedEnv(t *testing.T) *sealedEnv {
 func markerBake(t *testing.T, service, marker string) spec.Bake {
 	src := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(src, "README"), []byte("source"), 0o600))
-	b := spec.Bake{Service: service, Source: src, Provision: []string{"echo ran > " + marker}, Entrypoint: []string{"./app"}}
+	b := spec.Bake{Bake: contract.Bake{Service: service, Source: src, Provision: []string{"echo ran > " + marker}, Entrypoint: []string{"./app"}}}
 	require.NoError(t, b.Normalize())
 	return b
 }
@@ -108,15 +107,15 @@ func TestUnsealedStartsAreRefusedAndRunNothing(t *testing.T) {
 	b := markerBake(t, "plain-bake", bakeMarker)
 	rolloutMarker := filepath.Join(dir, "ROLLOUT-MARKER")
 	rb := markerBake(t, "plain-rollout", rolloutMarker)
-	r := spec.Rollout{Service: "plain-rollout", Image: contract.ImageRef{Bake: "bake.yaml"}, Listen: listen}
+	r := spec.Rollout{Rollout: contract.Rollout{Service: "plain-rollout", Image: contract.ImageRef{Bake: "bake.yaml"}, Listen: listen}}
 	require.NoError(t, r.Normalize())
 
 	for _, start := range []struct {
 		workflow, id string
 		input        any
 	}{
-		{"Bake", b.WorkflowID(), workflows.BakeInput{Spec: b, StartedBy: "mallory"}},
-		{"Rollout", spec.RolloutWorkflowID(r.Service, r.Environment), workflows.RolloutInput{Spec: r, Bake: &rb, StartedBy: "mallory"}},
+		{"Bake", b.WorkflowID(), contract.BakeInput{Spec: b.Bake, StartedBy: "mallory"}},
+		{"Rollout", contract.RolloutWorkflowID(r.Service, r.Environment), contract.RolloutInput{Spec: r.Rollout, Bake: &rb.Bake, StartedBy: "mallory"}},
 	} {
 		t.Run(start.workflow, func(t *testing.T) {
 			run, err := e.plain.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: start.id, TaskQueue: contract.TaskQueue}, start.workflow, start.input)
@@ -153,7 +152,7 @@ func TestUnsealedStartsAreRefusedAndRunNothing(t *testing.T) {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue: contract.TaskQueue, StartToCloseTimeout: time.Minute, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 		})
-		return workflow.ExecuteActivity(ctx, "BakeBuild", activities.BakeBuildInput{Spec: ab, InputDigest: "sha256:0123456789abcdef0123456789abcdef"}).Get(ctx, nil)
+		return workflow.ExecuteActivity(ctx, "BakeBuild", contract.BakeBuildInput{Spec: ab.Bake, InputDigest: "sha256:0123456789abcdef0123456789abcdef"}).Get(ctx, nil)
 	}, workflow.RegisterOptions{Name: "Mallory"})
 	require.NoError(t, w.Start())
 	defer w.Stop()

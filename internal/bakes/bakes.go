@@ -30,9 +30,9 @@ func Start(ctx context.Context, c client.Client, b spec.Bake, startedBy string) 
 	}
 	id := b.WorkflowID()
 	opts := rollouts.ExclusiveStart(id)
-	opts.TypedSearchAttributes = workflows.BakeAttributes(b)
-	opts.StaticSummary, opts.StaticDetails = workflows.BakeSummary(b), workflows.BakeDetails(b, startedBy)
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Bake, workflows.BakeInput{Spec: b, StartedBy: startedBy})
+	opts.TypedSearchAttributes = workflows.BakeAttributes(b.Bake)
+	opts.StaticSummary, opts.StaticDetails = workflows.BakeSummary(b.Bake), workflows.BakeDetails(b.Bake, startedBy)
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Bake, contract.BakeInput{Spec: b.Bake, StartedBy: startedBy})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId}
@@ -59,7 +59,7 @@ func (e *NotFoundError) Error() string {
 // Get returns the latest bake of service's channel, with its progress when a
 // worker answers the query.
 func Get(ctx context.Context, c client.Client, service, channel string) (State, error) {
-	id := (&spec.Bake{Service: service, Channel: channel}).WorkflowID()
+	id := contract.BakeWorkflowID(service, channel)
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {

@@ -460,13 +460,13 @@ func (im *Imago) Import(ctx context.Context, dir string) (string, error) {
 // before Normalize.
 func (im *Imago) Spec(imageID string, mutate ...func(*spec.Rollout)) (spec.Rollout, error) {
 	soak := contract.Duration(0)
-	r := spec.Rollout{
+	r := spec.Rollout{Rollout: contract.Rollout{
 		Service: "hello", Environment: "bench", Image: contract.ImageRef{ID: imageID},
-		Fleet: spec.Fleet{Size: 3}, Listen: im.Listen,
+		Fleet: contract.FleetSpec{Size: 3}, Listen: im.Listen,
 		Health: contract.Health{Interval: contract.Duration(200 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 		Checks: []contract.Check{{Path: "/"}},
 		Soak:   &soak,
-	}
+	}}
 	for _, m := range mutate {
 		m(&r)
 	}

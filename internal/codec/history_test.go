@@ -147,13 +147,13 @@ func TestSecretInARolloutNeverReachesTheServer(t *testing.T) {
 	require.NoError(t, err)
 	secret := randomSecret(t)
 	soak := contract.Duration(0)
-	r := spec.Rollout{
+	r := spec.Rollout{Rollout: contract.Rollout{
 		Service: "hello", Environment: "dev", Image: contract.ImageRef{ID: img.ID},
-		Fleet: spec.Fleet{Size: 1}, Listen: freeAddr(t),
+		Fleet: contract.FleetSpec{Size: 1}, Listen: freeAddr(t),
 		Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 		Checks: []contract.Check{{Path: "/?probe=" + secret}},
 		Soak:   &soak,
-	}
+	}}
 	run, err := rollouts.Start(ctx, c, r, rollouts.StartOptions{StartedBy: "alice " + secret})
 	require.NoError(t, err)
 	var res contract.RolloutResult
@@ -199,7 +199,7 @@ func TestSecretInARolloutNeverReachesTheServer(t *testing.T) {
 
 	// Through the codec, the same history reads in plaintext.
 	dc := mustCodec(t, cfg).DataConverter()
-	var in workflows.RolloutInput
+	var in contract.RolloutInput
 	require.NoError(t, dc.FromPayloads(events[0].GetWorkflowExecutionStartedEventAttributes().GetInput(), &in))
 	assert.Equal(t, "alice "+secret, in.StartedBy)
 	assert.Equal(t, "/?probe="+secret, in.Spec.Checks[0].Path)

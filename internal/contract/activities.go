@@ -84,6 +84,17 @@ type FindCachedResult struct {
 	Image Image `json:"image"`
 }
 
+// BakeBuildInput builds an image.
+type BakeBuildInput struct {
+	Spec        Bake   `json:"spec"`
+	InputDigest string `json:"inputDigest"`
+	BaseImageID string `json:"baseImageId,omitempty"`
+	// BuildID names the bake run (workflow ID and run ID): each run builds in a
+	// directory of its own, which its retried attempts adopt. Empty (a bake
+	// scheduled before it existed): the input digest's directory.
+	BuildID string `json:"buildId,omitempty"`
+}
+
 // BakeBuildResult is a built, not yet published image.
 type BakeBuildResult struct {
 	Image       Image  `json:"image"`

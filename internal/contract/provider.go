@@ -231,3 +231,33 @@ func (r Route) FleetIDs() []string {
 	sort.Strings(out)
 	return out
 }
+
+// FleetMetrics are one fleet's traffic counters as its router counts them. All
+// values are cumulative since the router started (Prometheus counters): a rate
+// over a window is the difference of two readings, and a reading lower than the
+// previous one means the router restarted.
+type FleetMetrics struct {
+	// Requests is the number of requests the router sent to the fleet.
+	Requests float64 `json:"requests"`
+	// Errors is the number of those answered with a 5xx status.
+	Errors float64 `json:"errors"`
+	// Latency is the distribution of request durations through the router, in seconds.
+	Latency Histogram `json:"latency"`
+}
+
+// Histogram is a cumulative histogram, as in the Prometheus exposition format.
+type Histogram struct {
+	// Buckets have finite upper bounds, ascending; each Count is the number of
+	// observations <= UpperBound. The implicit +Inf bucket is Count.
+	Buckets []HistogramBucket `json:"buckets"`
+	// Sum is the sum of all observations.
+	Sum float64 `json:"sum"`
+	// Count is the number of all observations.
+	Count float64 `json:"count"`
+}
+
+// HistogramBucket is one cumulative bucket of a Histogram.
+type HistogramBucket struct {
+	UpperBound float64 `json:"upperBound"`
+	Count      float64 `json:"count"`
+}

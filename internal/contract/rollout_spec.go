@@ -1,8 +1,14 @@
 package contract
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -10,6 +16,184 @@ import (
 // The data of a rollout spec, as the Rollout workflow receives it (package
 // spec decodes, defaults and validates it). The JSON and YAML names are in
 // recorded histories and users' files: never rename one.
+
+// Rollout describes one rollout of a service to an environment.
+type Rollout struct {
+	Service     string    `yaml:"service" json:"service"`
+	Environment string    `yaml:"environment" json:"environment"`
+	Provider    string    `yaml:"provider" json:"provider"`
+	Image       ImageRef  `yaml:"image" json:"image"`
+	Fleet       FleetSpec `yaml:"fleet" json:"fleet"`
+	// Listen is the address the service's router serves on (local provider).
+	Listen   string   `yaml:"listen" json:"listen"`
+	Health   Health   `yaml:"health" json:"health"`
+	Checks   []Check  `yaml:"checks" json:"checks,omitempty"`
+	Strategy Strategy `yaml:"strategy" json:"strategy"`
+	// Analyses are named measurements used by canary steps and Verify.
+	Analyses map[string]Analysis `yaml:"analyses" json:"analyses,omitempty"`
+	// Approval is an optional gate before cutover.
+	Approval ApprovalSpec `yaml:"approval" json:"approval"`
+	// Verify runs an analysis after full cutover; failure rolls back.
+	Verify *Verify `yaml:"verify" json:"verify,omitempty"`
+	// BakeTime watches the new fleet with an analysis for a while after
+	// cutover; failure rolls back (capacity.go).
+	BakeTime *BakeTime `yaml:"bakeTime" json:"bakeTime,omitempty"`
+	// Soak is how long the old fleet stays warm after cutover.
+	Soak *Duration `yaml:"soak" json:"soak,omitempty"`
+	// Retain is how many previous images stay deployable for rollback (default 5).
+	Retain int `yaml:"retain" json:"retain,omitempty"`
+	// Env is given to every instance besides PORT and HOST: plain values and
+	// secrets by reference, which the worker resolves when instances start.
+	Env map[string]EnvValue `yaml:"env" json:"env,omitempty"`
+	// Hooks are URLs the rollout asks or tells at its phases; Notify are the
+	// people's webhooks told when it waits for approval or ends (hooks.go).
+	Hooks  *Hooks         `yaml:"hooks" json:"hooks,omitempty"`
+	Notify []NotifyTarget `yaml:"notify" json:"notify,omitempty"`
+	// Windows are when the rollout may provision and move traffic (windows.go);
+	// none: any time.
+	Windows Windows `yaml:"windows" json:"windows,omitempty"`
+}
+
+// WorkflowID is the ID of the rollout's workflow: one rollout per service and
+// environment at a time.
+func (r Rollout) WorkflowID() string { return RolloutWorkflowID(r.Service, r.Environment) }
+
+// RolloutWorkflowID is the workflow ID of the rollout of service to environment.
+func RolloutWorkflowID(service, environment string) string {
+	return "rollout/" + environment + "/" + service
+}
+
+// SoakDuration returns the soak, zero when unset.
+func (r Rollout) SoakDuration() time.Duration {
+	if r.Soak == nil {
+		return 0
+	}
+	return r.Soak.D()
+}
+
+// FleetSpec sizes a rollout's new fleet (Fleet is the fleet a provider made).
+type FleetSpec struct {
+	Size int `yaml:"size" json:"size"`
+
+	zeroSize bool        // size: 0 was written, which must not become the default
+	problems FieldErrors // what JSON decoding could not take (see UnmarshalJSON)
+}
+
+// ZeroSize reports whether the spec says size: 0, which package spec refuses
+// rather than reading it as "the default size".
+func (f FleetSpec) ZeroSize() bool { return f.zeroSize }
+
+// DecodeProblems is what UnmarshalJSON could not take, for package spec to
+// report with its path among the spec's other problems.
+func (f FleetSpec) DecodeProblems() FieldErrors { return f.problems }
+
+// UnmarshalYAML notes an explicit size: 0, so that it is an error, not the default.
+func (f *FleetSpec) UnmarshalYAML(n *yaml.Node) error {
+	type plain FleetSpec
+	if err := n.Decode((*plain)(f)); err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "size" && n.Content[i+1].Tag != "!!null" {
+			f.zeroSize = f.Size == 0
+		}
+	}
+	return nil
+}
+
+// UnmarshalJSON notes an explicit "size": 0 as UnmarshalYAML does. What does
+// not decode is kept for validation, which reports it with its path among the
+// spec's other problems: an error returned here would lose the path.
+func (f *FleetSpec) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	*f = FleetSpec{}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil {
+		f.problems = FieldErrors{{Field: "fleet", Msg: fmt.Sprintf(`want an object such as {"size": 3}, got %s`, b)}}
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		v := fields[k]
+		switch {
+		case k != "size":
+			f.problems = append(f.problems, FieldError{Field: "fleet." + k, Msg: "unknown field; the fields here are size"})
+		case string(v) == "null":
+		case json.Unmarshal(v, &f.Size) != nil:
+			f.problems = append(f.problems, FieldError{Field: "fleet.size", Msg: fmt.Sprintf("%s is not a whole number", v)})
+		default:
+			f.zeroSize = f.Size == 0
+		}
+	}
+	return nil
+}
+
+// EnvValue is one variable of a rollout's env: a plain value (LOG_LEVEL: debug)
+// or a secret by reference (DB_PASSWORD: {secret: "file:///etc/imago/db"}),
+// whose value the worker reads when instances start and which never travels
+// through Temporal (only the reference does). A ProvisionRequest carries it
+// as an EnvVar, whose JSON form differs.
+type EnvValue struct {
+	Value  string `yaml:"-" json:"-"`
+	Secret string `yaml:"secret" json:"secret,omitempty"`
+
+	problem string // what JSON decoding could not take (see UnmarshalJSON)
+}
+
+// IsSecret reports whether v is a secret reference.
+func (v EnvValue) IsSecret() bool { return v.Secret != "" }
+
+// DecodeProblem is what UnmarshalJSON could not take ("" when none), for
+// package spec to report with its path.
+func (v EnvValue) DecodeProblem() string { return v.problem }
+
+// UnmarshalYAML takes a scalar as the plain value; a mapping is {secret: URL}
+// (package spec's decoder walks its fields).
+func (v *EnvValue) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*v = EnvValue{Value: n.Value}
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("want a value (LOG_LEVEL: debug) or {secret: URL}")
+	}
+	type plain EnvValue
+	return n.Decode((*plain)(v))
+}
+
+// MarshalJSON writes a plain value as a string, a secret as {"secret": URL}.
+func (v EnvValue) MarshalJSON() ([]byte, error) {
+	if v.Secret != "" {
+		return json.Marshal(map[string]string{"secret": v.Secret})
+	}
+	return json.Marshal(v.Value)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes. What does not decode is kept
+// for validation, which reports it with its path.
+func (v *EnvValue) UnmarshalJSON(b []byte) error {
+	*v = EnvValue{}
+	if json.Unmarshal(b, &v.Value) == nil {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) == nil {
+		for k, raw := range m {
+			if k != "secret" {
+				v.problem = fmt.Sprintf("unknown field %q; a secret is {\"secret\": URL}", k)
+				return nil
+			}
+			if json.Unmarshal(raw, &v.Secret) != nil {
+				v.problem = fmt.Sprintf("secret: want a URL string, got %s", raw)
+				return nil
+			}
+		}
+		return nil
+	}
+	v.problem = fmt.Sprintf(`want a string or {"secret": URL}, got %s`, b)
+	return nil
+}
 
 // Strategy is how traffic moves to the new fleet.
 type Strategy struct {
@@ -173,6 +357,59 @@ type CompareMetric struct {
 	Weight *float64 `yaml:"weight" json:"weight,omitempty"`
 	// Critical fails the judgment when this metric fails, whatever the score.
 	Critical bool `yaml:"critical" json:"critical,omitempty"`
+}
+
+// Spec translates a rollout spec's analysis into what the Analysis activity
+// measures (AnalysisSpec).
+func (a Analysis) Spec() AnalysisSpec {
+	s := AnalysisSpec{
+		Provider: a.Provider, Metric: a.Metric, Max: a.Max, Min: a.Min,
+		Interval: a.Interval.D(), Count: a.Count, FailureLimit: a.FailureLimit,
+		InconclusiveLimit: a.InconclusiveLimit, MinRequests: a.MinRequests,
+		Address: a.Address, Query: a.Query, URL: a.URL, Field: a.Field,
+		OnNoData: a.OnNoData,
+		Kind:     a.Kind, Pass: a.Pass, Marginal: a.Marginal,
+	}
+	for _, m := range a.Metrics {
+		c := CompareMetricSpec{Metric: m.Metric, Direction: m.Direction, Group: m.Group, Critical: m.Critical, Weight: 1}
+		if c.Direction == "" {
+			c.Direction = "increase"
+		}
+		c.Tolerance, _ = ParseTolerance(m.Tolerance) // validation said what is wrong with it
+		if m.Weight != nil {
+			c.Weight = *m.Weight
+		}
+		s.Metrics = append(s.Metrics, c)
+	}
+	if a.ConsecutiveErrorLimit != nil {
+		s.ConsecutiveErrorLimit = *a.ConsecutiveErrorLimit
+		if s.ConsecutiveErrorLimit == 0 {
+			s.ConsecutiveErrorLimit = -1 // the analysis package reads 0 as its default
+		}
+	}
+	return s
+}
+
+// DefaultTolerance is a compare metric's tolerance when the spec gives none:
+// the canary may be 10 % worse than the baseline.
+const DefaultTolerance = 0.1
+
+// ParseTolerance reads a compare metric's tolerance, a percent ("10%",
+// "2.5%"), as a fraction (0.1); empty is DefaultTolerance.
+func ParseTolerance(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return DefaultTolerance, nil
+	}
+	digits, ok := strings.CutSuffix(s, "%")
+	v, err := strconv.ParseFloat(strings.TrimSpace(digits), 64)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("%q is not a percent; write it as 10%%", s)
+	case err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0:
+		return 0, fmt.Errorf("%q: want a percent of at least 0%%, such as 10%%", s)
+	}
+	return v / 100, nil
 }
 
 // ApprovalSpec is a gate before cutover.

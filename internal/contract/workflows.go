@@ -4,8 +4,36 @@ import "time"
 
 // What clients read of imago's workflows: their results and progress (the
 // answer to QueryProgress), people's decisions (the argument of every update),
-// and the reaper's input and result. (The inputs of Rollout, Bake and Pipeline
-// carry specs, package spec, and stay beside the workflows.)
+// and the reaper's input and result.
+
+// RolloutInput starts a rollout.
+type RolloutInput struct {
+	Spec Rollout `json:"spec"`
+	// Bake is the loaded bake spec when Spec.Image.Bake names one: the rollout
+	// bakes (or finds in the cache) its image first, as a child workflow.
+	Bake      *Bake  `json:"bake,omitempty"`
+	StartedBy string `json:"startedBy,omitempty"`
+	// Action is "rollout", or "rollback" when this rollout returns to the
+	// previous deployable image: the workflow finds it (PreviousImage), and
+	// Spec.Image is what its starter expected.
+	Action string `json:"action,omitempty"`
+}
+
+// BakeInput starts a bake.
+type BakeInput struct {
+	Spec      Bake   `json:"spec"`
+	StartedBy string `json:"startedBy,omitempty"`
+}
+
+// PipelineInput starts a pipeline.
+type PipelineInput struct {
+	Spec Pipeline `json:"spec"`
+	// Always builds and rolls out even when nothing changed (schedule --always).
+	Always bool `json:"always,omitempty"`
+	// Trigger is what started it: "manual", "schedule" or "base-change".
+	Trigger   string `json:"trigger,omitempty"`
+	StartedBy string `json:"startedBy,omitempty"`
+}
 
 // RolloutResult is what a successful rollout did.
 type RolloutResult struct {

@@ -117,14 +117,14 @@ func TestRolloutPhasesArriveOnNATS(t *testing.T) {
 
 	img, err := deps.Catalog.Import(ctx, buildHello(t), "hello", []string{"./hello"}, nil)
 	require.NoError(t, err)
-	r := spec.Rollout{
-		Service: "hello", Environment: "test", Image: contract.ImageRef{ID: img.ID}, Fleet: spec.Fleet{Size: 1}, Listen: freeAddr(t),
+	r := spec.Rollout{Rollout: contract.Rollout{
+		Service: "hello", Environment: "test", Image: contract.ImageRef{ID: img.ID}, Fleet: contract.FleetSpec{Size: 1}, Listen: freeAddr(t),
 		Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 		Checks: []contract.Check{{Path: "/", ExpectBody: "v1"}},
-	}
+	}}
 	require.NoError(t, r.Normalize())
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue},
-		workflows.Rollout, workflows.RolloutInput{Spec: r, StartedBy: "events-test"})
+		workflows.Rollout, contract.RolloutInput{Spec: r.Rollout, StartedBy: "events-test"})
 	require.NoError(t, err)
 	var res contract.RolloutResult
 	require.NoError(t, run.Get(ctx, &res))

@@ -61,13 +61,13 @@ func TestRolloutV1ThenV2OnPostgres(t *testing.T) {
 	listen := freeAddr(t)
 	start := func(image, expectBody string, soak contract.Duration) client.WorkflowRun {
 		t.Helper()
-		r := spec.Rollout{
+		r := spec.Rollout{Rollout: contract.Rollout{
 			Service: "hello", Environment: "test", Image: contract.ImageRef{ID: image},
-			Fleet: spec.Fleet{Size: 2}, Listen: listen,
+			Fleet: contract.FleetSpec{Size: 2}, Listen: listen,
 			Health: contract.Health{Interval: contract.Duration(200 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 			Checks: []contract.Check{{Path: "/", ExpectBody: expectBody}},
 			Soak:   &soak,
-		}
+		}}
 		run, err := rollouts.Start(ctx, c, r, rollouts.StartOptions{StartedBy: "pgtest"})
 		require.NoError(t, err)
 		return run

@@ -40,7 +40,7 @@ func Start(ctx context.Context, c client.Client, p spec.Pipeline, always bool, s
 	opts.TypedSearchAttributes = temporal.NewSearchAttributes(
 		contract.ServiceAttr.ValueSet(p.Service()), contract.PhaseAttr.ValueSet("pending"))
 	opts.StaticSummary, opts.StaticDetails = Summary(p), "started by "+startedBy
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Pipeline, workflows.PipelineInput{Spec: p, Always: always, Trigger: "manual", StartedBy: startedBy})
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Pipeline, contract.PipelineInput{Spec: p.Pipeline, Always: always, Trigger: "manual", StartedBy: startedBy})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Name: p.Name}
@@ -87,7 +87,7 @@ func (e *NotFoundError) Error() string {
 // Latest finds the newest run of pipeline name, started by hand (pipeline/NAME)
 // or by its schedule (pipeline/NAME-<time>).
 func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
-	id := spec.PipelineWorkflowID(name)
+	id := contract.PipelineWorkflowID(name)
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		// Names are [a-z0-9-] (spec.Pipeline.Validate), so quoting is safe.
 		Query: fmt.Sprintf("WorkflowType = 'Pipeline' AND WorkflowId STARTS_WITH '%s'", id), PageSize: 200,

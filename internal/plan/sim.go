@@ -122,13 +122,17 @@ func (s *sim) run(p *Plan, opts Options) error {
 	env.SetStartTime(p.Start)
 	s.start = p.Start
 	env.SetTestTimeout(5 * time.Minute) // wall clock, for a large rolling rollout on a loaded machine
-	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: spec.RolloutWorkflowID(s.spec.Service, s.spec.Environment), TaskQueue: contract.TaskQueue})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: contract.RolloutWorkflowID(s.spec.Service, s.spec.Environment), TaskQueue: contract.TaskQueue})
 	env.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: contract.WorkflowRollout})
 	env.RegisterWorkflowWithOptions(s.bake, workflow.RegisterOptions{Name: contract.WorkflowBake})
 	s.register()
 	s.peak = Peak{Instances: s.total(), Serving: s.liveSize()}
 
-	env.ExecuteWorkflow(contract.WorkflowRollout, workflows.RolloutInput{Spec: s.spec, Bake: opts.Bake, StartedBy: "imago plan"})
+	in := contract.RolloutInput{Spec: s.spec.Rollout, StartedBy: "imago plan"}
+	if opts.Bake != nil {
+		in.Bake = &opts.Bake.Bake
+	}
+	env.ExecuteWorkflow(contract.WorkflowRollout, in)
 	if !env.IsWorkflowCompleted() {
 		return errors.New("plan: the simulated rollout did not finish")
 	}
@@ -241,7 +245,7 @@ func (s *sim) register() {
 		reg(name, fn)
 		expect = append(expect, func() { env.OnActivity(name, mock.Anything, mock.Anything).After(d).Return(fn).Maybe() })
 	}
-	reg(contract.ActivityCheckSpec, func(context.Context, spec.Rollout) error { return nil })
+	reg(contract.ActivityCheckSpec, func(context.Context, contract.Rollout) error { return nil })
 	reg(contract.ActivityResolveImage, s.resolveImage)
 	reg(contract.ActivityPreviousImage, func(context.Context, contract.PreviousImageInput) (contract.PreviousImageResult, error) {
 		return contract.PreviousImageResult{}, temporal.NewNonRetryableApplicationError("a plan rolls forward only", "Plan", nil)
@@ -293,7 +297,7 @@ func (s *sim) register() {
 
 // bake is the Bake child workflow of a rollout whose image.bake names one: it
 // takes the default bake time and "builds" an image.
-func (s *sim) bake(ctx workflow.Context, in workflows.BakeInput) (contract.BakeResult, error) {
+func (s *sim) bake(ctx workflow.Context, in contract.BakeInput) (contract.BakeResult, error) {
 	if err := workflow.Sleep(ctx, s.m.bake); err != nil {
 		return contract.BakeResult{}, err
 	}

@@ -63,42 +63,12 @@ type Resizer interface {
 	Resize(ctx context.Context, fleetID string, size int) (contract.Fleet, error)
 }
 
-// FleetMetrics are one fleet's traffic counters as its router counts them. All
-// values are cumulative since the router started (Prometheus counters): a rate
-// over a window is the difference of two readings, and a reading lower than the
-// previous one means the router restarted.
-type FleetMetrics struct {
-	// Requests is the number of requests the router sent to the fleet.
-	Requests float64 `json:"requests"`
-	// Errors is the number of those answered with a 5xx status.
-	Errors float64 `json:"errors"`
-	// Latency is the distribution of request durations through the router, in seconds.
-	Latency Histogram `json:"latency"`
-}
-
-// Histogram is a cumulative histogram, as in the Prometheus exposition format.
-type Histogram struct {
-	// Buckets have finite upper bounds, ascending; each Count is the number of
-	// observations <= UpperBound. The implicit +Inf bucket is Count.
-	Buckets []HistogramBucket `json:"buckets"`
-	// Sum is the sum of all observations.
-	Sum float64 `json:"sum"`
-	// Count is the number of all observations.
-	Count float64 `json:"count"`
-}
-
-// HistogramBucket is one cumulative bucket of a Histogram.
-type HistogramBucket struct {
-	UpperBound float64 `json:"upperBound"`
-	Count      float64 `json:"count"`
-}
-
 // MetricsDriver is an optional Driver interface: drivers whose routers count
 // requests per fleet implement it (analysis reads error rates and latencies from
 // it). FleetMetrics returns the cumulative metrics of every fleet the router of
 // key has counted, by fleet ID; a fleet that received no request may be absent.
 type MetricsDriver interface {
-	FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]FleetMetrics, error)
+	FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]contract.FleetMetrics, error)
 }
 
 // Code is a portable error class.
@@ -299,7 +269,7 @@ func (p *Provider) Resize(ctx context.Context, fleetID string, size int) (contra
 
 // FleetMetrics returns the cumulative per-fleet metrics of the router of key (see
 // MetricsDriver). It returns FailedPrecondition when the driver exports none.
-func (p *Provider) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]FleetMetrics, error) {
+func (p *Provider) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]contract.FleetMetrics, error) {
 	m, ok := p.d.(MetricsDriver)
 	if !ok || !p.caps.Has(CapFleetMetrics) {
 		return nil, Errorf(FailedPrecondition, "fleet metrics of %s: driver %s exports no router metrics", key, p.name)

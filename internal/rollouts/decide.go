@@ -13,14 +13,13 @@ import (
 	"github.com/imago/imago/internal/codec"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/spec"
-	"github.com/imago/imago/workflows"
 )
 
 // Decide sends a person's decision (approve, abort, promote, rollback) to the
 // running rollout of service to env and waits until the rollout accepted it. A
 // refusal carries the rollout's reason.
 func Decide(ctx context.Context, c client.Client, service, env, update, by, reason string) error {
-	id := spec.RolloutWorkflowID(service, env)
+	id := contract.RolloutWorkflowID(service, env)
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   id,
 		UpdateName:   update,
@@ -42,7 +41,7 @@ func Decide(ctx context.Context, c client.Client, service, env, update, by, reas
 
 // Running reports whether the latest rollout of service to env is still running.
 func Running(ctx context.Context, c client.Client, service, env string) (bool, error) {
-	desc, err := c.DescribeWorkflowExecution(ctx, spec.RolloutWorkflowID(service, env), "")
+	desc, err := c.DescribeWorkflowExecution(ctx, contract.RolloutWorkflowID(service, env), "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return false, nil
@@ -58,15 +57,15 @@ func Running(ctx context.Context, c client.Client, service, env string) (bool, e
 //
 // It asks the rollout (the input query; the client decodes it, encrypted or not),
 // and reads the history's first event when the rollout predates that query.
-func LastInput(ctx context.Context, c client.Client, service, env string) (workflows.RolloutInput, error) {
-	var in workflows.RolloutInput
-	if v, err := c.QueryWorkflow(ctx, spec.RolloutWorkflowID(service, env), "", contract.QueryInput); err == nil {
+func LastInput(ctx context.Context, c client.Client, service, env string) (contract.RolloutInput, error) {
+	var in contract.RolloutInput
+	if v, err := c.QueryWorkflow(ctx, contract.RolloutWorkflowID(service, env), "", contract.QueryInput); err == nil {
 		if err := v.Get(&in); err != nil {
 			return in, fmt.Errorf("decode the last rollout's input: %w", err)
 		}
 		return in, nil
 	}
-	it := c.GetWorkflowHistory(ctx, spec.RolloutWorkflowID(service, env), "", false, 0)
+	it := c.GetWorkflowHistory(ctx, contract.RolloutWorkflowID(service, env), "", false, 0)
 	if !it.HasNext() {
 		return in, fmt.Errorf("no rollout of %s to %s yet", service, env)
 	}
@@ -117,7 +116,7 @@ func StartLastSpec(ctx context.Context, c client.Client, service, env string, im
 	if err != nil {
 		return nil, spec.Rollout{}, err
 	}
-	r := last.Spec
+	r := spec.Rollout{Rollout: last.Spec}
 	r.Image = contract.ImageRef{ID: id}
 	run, err := Start(ctx, c, r, o)
 	return run, r, err

@@ -62,7 +62,7 @@ var CheckTimeout = 10 * time.Second
 type RefusedError struct {
 	WorkflowID string
 	RunID      string
-	Errs       spec.Errors
+	Errs       contract.FieldErrors
 }
 
 func (e *RefusedError) Error() string {
@@ -79,13 +79,17 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions)
 		return nil, err
 	}
 	if r.Image.Bake != "" && o.Bake == nil {
-		return nil, spec.Errors{{Field: "image.bake", Msg: "the bake spec " + r.Image.Bake + " was not loaded"}}
+		return nil, contract.FieldErrors{{Field: "image.bake", Msg: "the bake spec " + r.Image.Bake + " was not loaded"}}
 	}
 	id := r.WorkflowID()
 	opts := ExclusiveStart(id)
-	opts.TypedSearchAttributes = workflows.RolloutAttributes(r)
-	opts.StaticSummary, opts.StaticDetails = workflows.RolloutSummary(r), workflows.RolloutDetails(r, o.StartedBy)
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, workflows.RolloutInput{Spec: r, Bake: o.Bake, StartedBy: o.StartedBy, Action: o.Action})
+	opts.TypedSearchAttributes = workflows.RolloutAttributes(r.Rollout)
+	opts.StaticSummary, opts.StaticDetails = workflows.RolloutSummary(r.Rollout), workflows.RolloutDetails(r.Rollout, o.StartedBy)
+	in := contract.RolloutInput{Spec: r.Rollout, StartedBy: o.StartedBy, Action: o.Action}
+	if o.Bake != nil {
+		in.Bake = &o.Bake.Bake
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Rollout, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Service: r.Service, Env: r.Environment}
@@ -103,7 +107,7 @@ func Start(ctx context.Context, c client.Client, r spec.Rollout, o StartOptions)
 // spec against the worker's provider, and returns the problems the check
 // found. Anything else (no worker in time, a worker whose rollouts predate
 // the check) returns nil: the rollout goes on as it would have.
-func awaitChecked(ctx context.Context, c client.Client, run client.WorkflowRun) spec.Errors {
+func awaitChecked(ctx context.Context, c client.Client, run client.WorkflowRun) contract.FieldErrors {
 	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
 	defer cancel()
 	h, err := c.UpdateWorkflow(cctx, client.UpdateWorkflowOptions{
@@ -116,7 +120,7 @@ func awaitChecked(ctx context.Context, c client.Client, run client.WorkflowRun) 
 	if err == nil {
 		return nil
 	}
-	if es, ok := activities.InvalidSpec(err); ok {
+	if es, ok := contract.InvalidSpec(err); ok {
 		return es
 	}
 	// The run may have ended before it answered (it failed its check): its
@@ -125,7 +129,7 @@ func awaitChecked(ctx context.Context, c client.Client, run client.WorkflowRun) 
 	desc, derr := c.DescribeWorkflowExecution(cctx, run.GetID(), run.GetRunID())
 	if derr == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		if runErr := run.Get(cctx, nil); runErr != nil {
-			if es, ok := activities.InvalidSpec(runErr); ok {
+			if es, ok := contract.InvalidSpec(runErr); ok {
 				return es
 			}
 		}
@@ -197,7 +201,7 @@ func Get(ctx context.Context, c client.Client, service, env string) (Status, err
 // SDK sends a heartbeat at most every 80% of the heartbeat timeout (at least
 // 10 s for an analysis), so they lag by up to that.
 func GetLive(ctx context.Context, c client.Client, dc converter.DataConverter, service, env string) (Status, error) {
-	id := spec.RolloutWorkflowID(service, env)
+	id := contract.RolloutWorkflowID(service, env)
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/router/routermetrics"
 )
 
@@ -70,9 +69,9 @@ imago_router_request_duration_seconds_count{fleet="fl-b"} 10
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]provider.FleetMetrics{
+	want := map[string]contract.FleetMetrics{
 		"fl-\"q\"\\n\n": {Requests: 4},
-		"fl-b": {Requests: 10, Errors: 3, Latency: provider.Histogram{Count: 10, Sum: 2.5, Buckets: []provider.HistogramBucket{
+		"fl-b": {Requests: 10, Errors: 3, Latency: contract.Histogram{Count: 10, Sum: 2.5, Buckets: []contract.HistogramBucket{
 			{UpperBound: 0.1, Count: 4}, {UpperBound: 0.5, Count: 9},
 		}}},
 	}

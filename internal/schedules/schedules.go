@@ -75,9 +75,9 @@ type CreateOptions struct {
 
 // Validate reports every problem with the options at once.
 func (o *CreateOptions) Validate() error {
-	var es spec.Errors
+	var es contract.FieldErrors
 	add := func(field, format string, args ...any) {
-		es = append(es, spec.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		es = append(es, contract.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if !nameRE.MatchString(o.Name) {
 		add("name", "%q must be 1-40 lowercase letters, digits or '-'", o.Name)
@@ -153,9 +153,9 @@ func Create(ctx context.Context, c client.Client, o CreateOptions) error {
 		ID:   o.Name,
 		Spec: s,
 		Action: &client.ScheduleWorkflowAction{
-			ID:        spec.PipelineWorkflowID(o.Name),
+			ID:        contract.PipelineWorkflowID(o.Name),
 			Workflow:  workflows.Pipeline,
-			Args:      []any{workflows.PipelineInput{Spec: p, Always: o.Always, Trigger: "schedule", StartedBy: "schedule " + o.Name + " (created by " + by + ")"}},
+			Args:      []any{contract.PipelineInput{Spec: p.Pipeline, Always: o.Always, Trigger: "schedule", StartedBy: "schedule " + o.Name + " (created by " + by + ")"}},
 			TaskQueue: contract.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
 				contract.ServiceAttr.ValueSet(p.Service()), contract.PhaseAttr.ValueSet("pending")),
@@ -171,7 +171,7 @@ func Create(ctx context.Context, c client.Client, o CreateOptions) error {
 	}
 	var invalid *serviceerror.InvalidArgument
 	if errors.As(err, &invalid) {
-		return spec.Errors{{Field: "cron", Msg: invalid.Message}}
+		return contract.FieldErrors{{Field: "cron", Msg: invalid.Message}}
 	}
 	if err != nil {
 		return fmt.Errorf("create schedule %s: %w", o.Name, err)
@@ -387,7 +387,7 @@ func Trigger(ctx context.Context, c client.Client, name string) error {
 // (e.g. ticks missed while imago was down), under its overlap policy.
 func Backfill(ctx context.Context, c client.Client, name string, from, to time.Time) error {
 	if !to.After(from) {
-		return spec.Errors{{Field: "backfill", Msg: fmt.Sprintf("TO (%s) must be after FROM (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339))}}
+		return contract.FieldErrors{{Field: "backfill", Msg: fmt.Sprintf("TO (%s) must be after FROM (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339))}}
 	}
 	return notFoundOr(name, c.ScheduleClient().GetHandle(ctx, name).Backfill(ctx, client.ScheduleBackfillOptions{
 		Backfill: []client.ScheduleBackfill{{Start: from, End: to}},
@@ -420,7 +420,7 @@ type ReaperOptions struct {
 // findings are in its result, shown by describe.
 func CreateReaper(ctx context.Context, c client.Client, o ReaperOptions) error {
 	if o.Grace < 0 {
-		return spec.Errors{{Field: "grace", Msg: "must not be negative"}}
+		return contract.FieldErrors{{Field: "grace", Msg: "must not be negative"}}
 	}
 	return createEvery(ctx, c, ReaperScheduleID, o.Every, &client.ScheduleWorkflowAction{
 		ID: "reaper", Workflow: workflows.Reaper, TaskQueue: contract.TaskQueue,
@@ -435,7 +435,7 @@ func createEvery(ctx context.Context, c client.Client, id string, every time.Dur
 		every = time.Hour
 	}
 	if every < time.Minute {
-		return spec.Errors{{Field: "every", Msg: fmt.Sprintf("must be at least 1m, got %s", every)}}
+		return contract.FieldErrors{{Field: "every", Msg: fmt.Sprintf("must be at least 1m, got %s", every)}}
 	}
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:      id,

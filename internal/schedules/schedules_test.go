@@ -28,10 +28,10 @@ func testClient(t *testing.T) client.Client {
 }
 
 func options(name string) CreateOptions {
-	b := spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"}, Channel: "latest",
-		Base: &contract.ImageRef{Service: "os", Channel: "stable"}}
+	b := spec.Bake{Bake: contract.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{"main.go"}, Entrypoint: []string{"./hello"}, Channel: "latest",
+		Base: &contract.ImageRef{Service: "os", Channel: "stable"}}}
 	return CreateOptions{
-		Name: name, Pipeline: spec.Pipeline{Name: name, BakeFile: "bake.yaml", Bake: &b, OnBaseChange: true},
+		Name: name, Pipeline: spec.Pipeline{Pipeline: contract.Pipeline{Name: name, BakeFile: "bake.yaml", Bake: &b.Bake, OnBaseChange: true}},
 		Cron: "0 3 * * *", Timezone: "Europe/Berlin", Overlap: "allow-all", StartedBy: "test", Paused: true,
 	}
 }

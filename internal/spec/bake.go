@@ -11,40 +11,10 @@ import (
 	"github.com/imago/imago/internal/entrypoint"
 )
 
-// Bake describes how to build one image of a service.
+// Bake is a bake spec (its data is contract.Bake, which the Bake workflow
+// receives) and what it remembers of the YAML file it was parsed from.
 type Bake struct {
-	Service string `yaml:"service" json:"service"`
-	// Builder is "imago-local" (the in-process Packer builder; a local image) or
-	// "packer" (any HCL2 template run by the packer binary, e.g. amazon-ebs).
-	Builder string `yaml:"builder" json:"builder"`
-
-	// imago-local: Source is a directory copied into the staging directory, Files
-	// single files copied into its root; Provision runs there, in order, with a
-	// clean environment: Variables plus the names in PassEnv.
-	Source     string            `yaml:"source" json:"source,omitempty"`
-	Files      []string          `yaml:"files" json:"files,omitempty"`
-	Provision  []string          `yaml:"provision" json:"provision,omitempty"`
-	Variables  map[string]string `yaml:"variables" json:"variables,omitempty"`
-	PassEnv    []string          `yaml:"passEnv" json:"passEnv,omitempty"`
-	Include    []string          `yaml:"include" json:"include,omitempty"`
-	Entrypoint []string          `yaml:"entrypoint" json:"entrypoint,omitempty"`
-
-	// packer: Template is an HCL2 file or directory; Vars are passed with -var.
-	Template string            `yaml:"template" json:"template,omitempty"`
-	Vars     map[string]string `yaml:"vars" json:"vars,omitempty"`
-
-	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
-	// Base is the image this one is built on (its parent in the catalog).
-	Base *contract.ImageRef `yaml:"base" json:"base,omitempty"`
-	// Channel is moved to the new image once it passed its test; default latest.
-	Channel string `yaml:"channel" json:"channel"`
-	// Force builds even when the catalog has an image with the same input digest.
-	Force bool `yaml:"force" json:"force,omitempty"`
-	// Test boots one instance of a local image and checks it before publishing.
-	Test contract.ImageTest `yaml:"test" json:"test"`
-
-	// Dir is the directory relative paths are resolved against (the bake file's).
-	Dir string `yaml:"-" json:"dir,omitempty"`
+	contract.Bake `yaml:",inline"`
 
 	src *source // the file's lines and decoding problems; nil for a spec sent as JSON
 }
@@ -53,11 +23,11 @@ var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
 // ParseBake decodes a bake spec; unknown fields are errors. The spec remembers
 // the line of each field, which its validation problems then name. On bad input
-// it returns Errors and the part that decoded, whose Normalize reports them again
+// it returns contract.FieldErrors and the part that decoded, whose Normalize reports them again
 // together with validation's problems.
 func ParseBake(data []byte) (Bake, error) {
 	var b Bake
-	b.src = decodeYAML(data, &b, "the bake spec is empty; see examples/hello/bake.yaml")
+	b.src = decodeYAML(data, &b.Bake, "the bake spec is empty; see examples/hello/bake.yaml")
 	if len(b.src.problems) > 0 {
 		return b, b.src.problems
 	}
@@ -65,8 +35,8 @@ func ParseBake(data []byte) (Bake, error) {
 }
 
 // fieldError is a problem with field, naming its YAML line when known.
-func (b *Bake) fieldError(field, format string, args ...any) FieldError {
-	return FieldError{Field: field, Line: b.src.line(field), Msg: fmt.Sprintf(format, args...)}
+func (b *Bake) fieldError(field, format string, args ...any) contract.FieldError {
+	return contract.FieldError{Field: field, Line: b.src.line(field), Msg: fmt.Sprintf(format, args...)}
 }
 
 // abs resolves a relative path of the spec against Dir.
@@ -97,7 +67,7 @@ func LoadBake(path string) (Bake, error) {
 }
 
 // Normalize applies defaults, makes paths absolute and validates; it returns
-// Errors listing every problem, those of decoding the file included, sorted by line.
+// contract.FieldErrors listing every problem, those of decoding the file included, sorted by line.
 func (b *Bake) Normalize() error {
 	if b.src != nil && b.src.broken {
 		return b.src.problems
@@ -132,7 +102,7 @@ func (b *Bake) Normalize() error {
 // Validate reports every problem in a defaulted bake spec, with its YAML line
 // when the spec was parsed from YAML.
 func (b *Bake) Validate() error {
-	var es Errors
+	var es contract.FieldErrors
 	add := func(field, format string, args ...any) {
 		es = append(es, b.fieldError(field, format, args...))
 	}
@@ -216,7 +186,3 @@ func (b *Bake) Validate() error {
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// BakeWorkflowID is the workflow ID of a bake: one bake per service and channel at
-// a time.
-func (b *Bake) WorkflowID() string { return "bake/" + b.Service + "/" + b.Channel }

@@ -56,9 +56,9 @@ func (c *Campaign) Normalize() error {
 func NormalizeCampaign(s *contract.CampaignSpec) error { return normalizeCampaign(s, nil) }
 
 func normalizeCampaign(s *contract.CampaignSpec, src *source) error {
-	var es Errors
+	var es contract.FieldErrors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Line: src.line(field), Msg: fmt.Sprintf(format, args...)})
+		es = append(es, contract.FieldError{Field: field, Line: src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
 	switch {
 	case s.Name == "":
@@ -162,7 +162,7 @@ func ApplyOverride(r *Rollout, o *contract.CampaignOverride) {
 		return
 	}
 	if o.Fleet != nil {
-		r.Fleet = Fleet{Size: o.Fleet.Size}
+		r.Fleet = contract.FleetSpec{Size: o.Fleet.Size}
 	}
 	if o.Health != nil {
 		r.Health = *o.Health

@@ -60,8 +60,8 @@ override: {fleet: {size: 0}, listen: ":80"}
 }
 
 func TestApplyOverrideReplacesWholeFields(t *testing.T) {
-	r := Rollout{Service: "api", Environment: "prod", Fleet: Fleet{Size: 2}, Listen: "127.0.0.1:9080",
-		Checks: []contract.Check{{Path: "/"}}, Strategy: contract.Strategy{Type: contract.Canary}}
+	r := Rollout{Rollout: contract.Rollout{Service: "api", Environment: "prod", Fleet: contract.FleetSpec{Size: 2}, Listen: "127.0.0.1:9080",
+		Checks: []contract.Check{{Path: "/"}}, Strategy: contract.Strategy{Type: contract.Canary}}}
 	size := contract.Duration(time.Minute)
 	ApplyOverride(&r, &contract.CampaignOverride{Fleet: &contract.CampaignFleet{Size: 5}, Soak: &size,
 		Strategy: &contract.Strategy{Type: contract.BlueGreen}})

@@ -62,13 +62,13 @@ func (r *Rollout) Needs() []Need {
 // once, by field (and line, for a spec parsed from YAML that Normalize has not
 // yet forgotten the lines of; see LineOf).
 func (r *Rollout) CheckProvider(name string, caps provider.Capabilities) error {
-	var es Errors
+	var es contract.FieldErrors
 	want := r.Provider
 	if want == "" {
 		want = DefaultProvider
 	}
 	if want != name {
-		es = append(es, FieldError{Field: "provider", Line: r.src.line("provider"),
+		es = append(es, contract.FieldError{Field: "provider", Line: r.src.line("provider"),
 			Msg: fmt.Sprintf("%q, but the worker runs provider %s; start a worker with IMAGO_PROVIDER_URL=%s://…, or set provider: %s", want, name, want, name)})
 	}
 	for _, n := range r.Needs() {
@@ -87,7 +87,7 @@ func (r *Rollout) CheckProvider(name string, caps provider.Capabilities) error {
 		default:
 			msg += "; leave it out, or use a worker whose provider has it"
 		}
-		es = append(es, FieldError{Field: n.Field, Line: r.src.line(n.Field), Msg: msg})
+		es = append(es, contract.FieldError{Field: n.Field, Line: r.src.line(n.Field), Msg: msg})
 	}
 	if len(es) == 0 {
 		return nil
@@ -100,16 +100,3 @@ func (r *Rollout) CheckProvider(name string, caps provider.Capabilities) error {
 // Normalize has since forgotten the lines. Keep a copy of a parsed spec to
 // find lines after normalizing it.
 func (r *Rollout) LineOf(field string) int { return r.src.line(field) }
-
-// WithLines returns es with each problem's line looked up by lines (LineOf of
-// the spec as parsed), where it has none.
-func (es Errors) WithLines(lines func(field string) int) Errors {
-	out := make(Errors, len(es))
-	for i, e := range es {
-		if e.Line == 0 && lines != nil {
-			e.Line = lines(e.Field)
-		}
-		out[i] = e
-	}
-	return out
-}

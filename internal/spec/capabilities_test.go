@@ -40,19 +40,19 @@ analyses:
 
 	// After Normalize the lines are gone; the parsed copy still has them.
 	err = r.CheckProvider("aws", aws)
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
-	assert.Equal(t, Errors{{Field: "analyses.errors.provider", Line: 10, Msg: es[0].Msg}}, es.WithLines(parsed.LineOf))
+	assert.Equal(t, contract.FieldErrors{{Field: "analyses.errors.provider", Line: 10, Msg: es[0].Msg}}, es.WithLines(parsed.LineOf))
 	assert.Equal(t, 0, es[0].Line)
 
-	rolling := Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}, Strategy: contract.Strategy{Type: contract.Rolling}}
+	rolling := Rollout{Rollout: contract.Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}, Strategy: contract.Strategy{Type: contract.Rolling}}}
 	require.NoError(t, rolling.Normalize())
 	err = rolling.CheckProvider("aws", aws)
 	assert.EqualError(t, err, `invalid spec:
   strategy.type: rolling needs a provider with fleets that grow and shrink in place (resize), which the worker's provider aws does not have (it has: weights); use strategy blueGreen, or a worker whose provider has it`)
 	assert.Equal(t, []Need{{provider.CapWeights, "strategy.type", "rolling"}, {provider.CapResize, "strategy.type", "rolling"}}, rolling.Needs())
 
-	blueGreen := Rollout{Service: "web", Listen: "127.0.0.1:9080", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	blueGreen := Rollout{Rollout: contract.Rollout{Service: "web", Listen: "127.0.0.1:9080", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
 	require.NoError(t, blueGreen.Normalize())
 	assert.Empty(t, blueGreen.Needs())
 	assert.NoError(t, blueGreen.CheckProvider("local", provider.CapabilitiesOf()), "blue/green switches all traffic at once: it needs nothing")
@@ -61,9 +61,9 @@ analyses:
 // The providers a spec may name are the drivers the program links (here
 // none: any well-formed name, which the worker then checks).
 func TestProviderNamesComeFromTheRegistry(t *testing.T) {
-	r := Rollout{Service: "web", Provider: "gcp", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	r := Rollout{Rollout: contract.Rollout{Service: "web", Provider: "gcp", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
 	require.Empty(t, provider.DefaultURLMux().Names(), "this test links no driver")
 	assert.NoError(t, r.Normalize(), "a program that links no driver checks the name's form only")
-	r = Rollout{Service: "web", Provider: "Local!", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}
+	r = Rollout{Rollout: contract.Rollout{Service: "web", Provider: "Local!", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
 	assert.ErrorContains(t, r.Normalize(), `provider: "Local!" is not a provider name such as local or aws`)
 }

@@ -37,7 +37,7 @@ analyses:
 	require.NoError(t, err)
 	require.NoError(t, r.Normalize())
 	assert.True(t, r.Strategy.Baseline)
-	s := AnalysisSpec(r.Analyses["judge"])
+	s := r.Analyses["judge"].Spec()
 	assert.Equal(t, contract.AnalysisCompare, s.Kind)
 	assert.Equal(t, DefaultCompareCount, s.Count, "count defaults to 10 intervals")
 	assert.Empty(t, s.Metric, "no top-level metric is filled in")
@@ -107,7 +107,7 @@ strategy: {type: rolling, baseline: true}
 	require.NoError(t, err)
 	err = r.Normalize()
 	require.Error(t, err)
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	require.Len(t, es, 1, "%v", err)
 	assert.Equal(t, "strategy.baseline", es[0].Field)
@@ -117,12 +117,12 @@ strategy: {type: rolling, baseline: true}
 
 func TestToleranceIsAPercent(t *testing.T) {
 	for in, want := range map[string]float64{"": 0.1, "10%": 0.1, "0%": 0, "2.5%": 0.025, " 150 %": 1.5} {
-		got, err := ParseTolerance(in)
+		got, err := contract.ParseTolerance(in)
 		require.NoError(t, err, in)
 		assert.InDelta(t, want, got, 1e-12, in)
 	}
 	for _, in := range []string{"10", "-5%", "x%", "NaN%"} {
-		_, err := ParseTolerance(in)
+		_, err := contract.ParseTolerance(in)
 		assert.Error(t, err, in)
 	}
 }
@@ -140,5 +140,5 @@ func TestREADMEBaselineExampleIsValid(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, r.Normalize())
 	assert.True(t, r.Strategy.Baseline)
-	assert.Len(t, AnalysisSpec(r.Analyses["judge"]).Metrics, 2)
+	assert.Len(t, r.Analyses["judge"].Spec().Metrics, 2)
 }

@@ -6,11 +6,12 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // This file decodes spec YAML so that every problem of a file is reported at
@@ -24,7 +25,7 @@ import (
 // validation's. Nil for a spec built in code or sent as JSON.
 type source struct {
 	lines    map[string]int
-	problems Errors
+	problems contract.FieldErrors
 	broken   bool // not YAML, or not a mapping: nothing was decoded
 }
 
@@ -52,24 +53,24 @@ func (s *source) line(field string) int {
 // validation problem about a field that could not be decoded (or one inside or
 // around it: it follows from the first), sorted by line. Nil when there is none.
 func (s *source) report(err error) error {
-	var es Errors
+	var es contract.FieldErrors
 	if err != nil && !errors.As(err, &es) {
 		return err
 	}
-	var out Errors
+	var out contract.FieldErrors
 	if s != nil {
 		out = append(out, s.problems...)
 	}
 	decoded := len(out)
 	for _, e := range es {
-		if !slices.ContainsFunc(out[:decoded], func(d FieldError) bool { return related(d.Field, e.Field) }) {
+		if !slices.ContainsFunc(out[:decoded], func(d contract.FieldError) bool { return related(d.Field, e.Field) }) {
 			out = append(out, e)
 		}
 	}
 	if len(out) == 0 {
 		return nil
 	}
-	out.sortByLine()
+	out.SortByLine()
 	return out
 }
 
@@ -82,37 +83,6 @@ func related(a, b string) bool {
 		a, b = b, a
 	}
 	return b == a || strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '[')
-}
-
-// sortByLine orders problems by line; those without one (a required field left
-// out) keep their order and come last.
-func (es Errors) sortByLine() {
-	sort.SliceStable(es, func(i, j int) bool {
-		li, lj := es[i].Line, es[j].Line
-		return li != 0 && (lj == 0 || li < lj)
-	})
-}
-
-// Under returns the problems with their field paths inside prefix (stages[0].rollout).
-func (es Errors) Under(prefix string) Errors {
-	out := make(Errors, len(es))
-	for i, e := range es {
-		e.Field = joinPath(prefix, e.Field)
-		out[i] = e
-	}
-	return out
-}
-
-func joinPath(prefix, field string) string {
-	switch {
-	case prefix == "":
-		return field
-	case field == "":
-		return prefix
-	case strings.HasPrefix(field, "["):
-		return prefix + field
-	}
-	return prefix + "." + field
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
@@ -138,24 +108,24 @@ func decodeYAML(data []byte, v any, empty string) *source {
 		if errors.As(err, &te) {
 			for _, m := range te.Errors {
 				l, msg := lineOf(m)
-				src.problems = append(src.problems, FieldError{Line: l, Msg: msg})
+				src.problems = append(src.problems, contract.FieldError{Line: l, Msg: msg})
 			}
 		} else {
 			l, msg := lineOf(err.Error())
-			src.problems = Errors{{Line: l, Msg: msg}}
+			src.problems = contract.FieldErrors{{Line: l, Msg: msg}}
 		}
 		return src
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		src.broken = true
-		src.problems = Errors{{Msg: empty}}
+		src.problems = contract.FieldErrors{{Msg: empty}}
 		return src
 	}
 	fieldLines(&doc, "", src.lines)
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode && root.Tag != "!!null" {
 		src.broken = true
-		src.problems = Errors{{Line: root.Line, Msg: "want a mapping of fields (service: hello, …), got " + describe(root)}}
+		src.problems = contract.FieldErrors{{Line: root.Line, Msg: "want a mapping of fields (service: hello, …), got " + describe(root)}}
 		return src
 	}
 	c := checker{}
@@ -164,19 +134,19 @@ func decodeYAML(data []byte, v any, empty string) *source {
 	if err := root.Decode(v); err != nil {
 		// The walk above lets through only what decodes; this is a safety net.
 		l, msg := lineOf(err.Error())
-		src.problems = append(src.problems, FieldError{Line: l, Msg: msg})
+		src.problems = append(src.problems, contract.FieldError{Line: l, Msg: msg})
 	}
-	src.problems.sortByLine()
+	src.problems.SortByLine()
 	return src
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 // checker walks a YAML tree against a Go type, collecting what would not decode.
-type checker struct{ problems Errors }
+type checker struct{ problems contract.FieldErrors }
 
 func (c *checker) add(field string, line int, format string, args ...any) {
-	c.problems = append(c.problems, FieldError{Field: field, Line: line, Msg: fmt.Sprintf(format, args...)})
+	c.problems = append(c.problems, contract.FieldError{Field: field, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // check reports whether n decodes into a t; what does not is reported, and
@@ -264,7 +234,7 @@ func (c *checker) mapping(n *yaml.Node, t reflect.Type, path string, field func(
 			kept = append(kept, k, v)
 			continue
 		}
-		p := joinPath(path, k.Value)
+		p := contract.JoinPath(path, k.Value)
 		if first, dup := seen[k.Value]; dup {
 			c.add(p, k.Line, "is set twice (first on line %d)", first)
 			continue
@@ -356,7 +326,7 @@ func fieldLines(n *yaml.Node, path string, lines map[string]int) {
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := joinPath(path, n.Content[i].Value)
+			k := contract.JoinPath(path, n.Content[i].Value)
 			if _, dup := lines[k]; !dup {
 				lines[k] = n.Content[i].Line
 			}

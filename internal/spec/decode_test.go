@@ -87,7 +87,7 @@ retain: many
 
 	err = r.Normalize()
 	require.Error(t, err)
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	assert.Equal(t, []string{"fleet.size", "strategy.steps[1].pause", "analyses.prom.address", "soak", "retain", "listen"}, fieldsOf(t, err))
 	lines := make([]int, len(es))
@@ -159,7 +159,7 @@ func TestBakeFileListsDecodingAndValidationProblemsTogether(t *testing.T) {
 
 func fieldsOf(t *testing.T, err error) []string {
 	t.Helper()
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	var out []string
 	for _, e := range es {

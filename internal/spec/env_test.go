@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 const withEnv = `service: hello
@@ -23,7 +25,7 @@ func TestEnvTakesValuesAndSecretReferences(t *testing.T) {
 	r, err := ParseRollout([]byte(withEnv))
 	require.NoError(t, err)
 	require.NoError(t, r.Normalize())
-	assert.Equal(t, map[string]EnvVar{
+	assert.Equal(t, map[string]contract.EnvValue{
 		"LOG_LEVEL":   {Value: "debug"},
 		"GREETING":    {Value: "hi there"},
 		"DB_PASSWORD": {Secret: "file:///etc/imago/db-password"},
@@ -58,7 +60,7 @@ env:
 	require.Error(t, err) // the typo and the list do not decode
 	err = r.Normalize()
 	require.Error(t, err)
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	got := map[string]int{}
 	for _, e := range es {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // The bake fence: what a bake may take from the machine that builds it. The
@@ -71,8 +73,8 @@ func (r BakeRoots) contains(p string) bool {
 // resolved, with the field it comes from. A path outside every root is refused
 // without looking at it further, so the refusal says nothing about what exists
 // there; a path in a root that does not exist is left to Validate.
-func (r BakeRoots) Check(b *Bake) Errors {
-	var es Errors
+func (r BakeRoots) Check(b *Bake) contract.FieldErrors {
+	var es contract.FieldErrors
 	check := func(field, p string) {
 		if p == "" {
 			return
@@ -127,12 +129,12 @@ var deniedEnvList = func() string {
 // PassEnvErrors reports every name of passEnv that is not an environment
 // variable name or names one of imago's or a cloud's secrets. The worker checks
 // again with it, whoever validated the spec.
-func PassEnvErrors(names []string) Errors {
-	var es Errors
+func PassEnvErrors(names []string) contract.FieldErrors {
+	var es contract.FieldErrors
 	for i, name := range names {
 		field := fmt.Sprintf("passEnv[%d]", i)
 		if msg := passEnvProblem(name); msg != "" {
-			es = append(es, FieldError{Field: field, Msg: msg})
+			es = append(es, contract.FieldError{Field: field, Msg: msg})
 		}
 	}
 	if len(es) > 0 {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // A bake file whose passEnv names the API's tokens is refused at validation, the
@@ -29,7 +31,7 @@ entrypoint: [./hello]
 	require.NoError(t, err)
 	err = b.Normalize()
 	require.True(t, IsInvalid(err), "%v", err)
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	require.Len(t, es, 1)
 	assert.Equal(t, "passEnv[1]", es[0].Field)
@@ -45,10 +47,10 @@ entrypoint: [./hello]
 		assert.Contains(t, es[0].Msg, name+" may not be passed", name)
 	}
 	assert.Nil(t, PassEnvErrors([]string{"PATH", "HOME", "GOCACHE", "GOPROXY", "GOFLAGS", "HTTPS_PROXY"}))
-	assert.Equal(t, Errors{{Field: "passEnv[0]", Msg: `"NOT-A-NAME" is not an environment variable name`}}, PassEnvErrors([]string{"NOT-A-NAME"}))
+	assert.Equal(t, contract.FieldErrors{{Field: "passEnv[0]", Msg: `"NOT-A-NAME" is not an environment variable name`}}, PassEnvErrors([]string{"NOT-A-NAME"}))
 
 	// Sent as JSON (no YAML behind it), the same problem has no line.
-	b = Bake{Service: "hello", Files: []string{filepath.Join(dir, "main.go")}, Entrypoint: []string{"./hello"}, PassEnv: []string{"AWS_ACCESS_KEY_ID"}}
+	b = Bake{Bake: contract.Bake{Service: "hello", Files: []string{filepath.Join(dir, "main.go")}, Entrypoint: []string{"./hello"}, PassEnv: []string{"AWS_ACCESS_KEY_ID"}}}
 	require.ErrorAs(t, b.Normalize(), &es)
 	assert.True(t, strings.HasPrefix(es[0].Error(), "passEnv[0]: AWS_ACCESS_KEY_ID may not be passed"), es[0].Error())
 }
@@ -102,11 +104,11 @@ func TestBakeRootsCheckEveryPathABakeReads(t *testing.T) {
 	realRoot, realOutside := roots.String(), mustEval(t, outside)
 	in := func(p string) string { return filepath.Join(root, p) }
 
-	ok := Bake{Dir: root, Source: "src", Files: []string{in("src"), filepath.Join(outside, "in")}, Template: in("missing.pkr.hcl")}
+	ok := Bake{Bake: contract.Bake{Dir: root, Source: "src", Files: []string{in("src"), filepath.Join(outside, "in")}, Template: in("missing.pkr.hcl")}}
 	assert.Nil(t, roots.Check(&ok), "in a root, a link into a root, and a path in a root that does not exist (Validate's to report)")
 
-	b := Bake{Dir: root, Source: "/", Files: []string{in("src/escape"), "out/secret", "/nonexistent/file"}, Template: "../x.pkr.hcl"}
-	assert.Equal(t, Errors{
+	b := Bake{Bake: contract.Bake{Dir: root, Source: "/", Files: []string{in("src/escape"), "out/secret", "/nonexistent/file"}, Template: "../x.pkr.hcl"}}
+	assert.Equal(t, contract.FieldErrors{
 		{Field: "source", Msg: "/ is outside IMAGO_BAKE_ROOTS (" + realRoot + ")"},
 		{Field: "template", Msg: filepath.Join(filepath.Dir(root), "x.pkr.hcl") + " is outside IMAGO_BAKE_ROOTS (" + realRoot + ")"},
 		{Field: "files[0]", Msg: in("src/escape") + " resolves to " + filepath.Join(realOutside, "secret") + ", outside IMAGO_BAKE_ROOTS (" + realRoot + ")"},
@@ -115,12 +117,12 @@ func TestBakeRootsCheckEveryPathABakeReads(t *testing.T) {
 	}, roots.Check(&b))
 
 	var none BakeRoots
-	assert.Equal(t, Errors{{Field: "source", Msg: in("src") + " is outside IMAGO_BAKE_ROOTS (unset: the API bakes nothing from disk; set IMAGO_BAKE_ROOTS=/srv/imago/src)"}},
-		none.Check(&Bake{Dir: root, Source: "src"}))
+	assert.Equal(t, contract.FieldErrors{{Field: "source", Msg: in("src") + " is outside IMAGO_BAKE_ROOTS (unset: the API bakes nothing from disk; set IMAGO_BAKE_ROOTS=/srv/imago/src)"}},
+		none.Check(&Bake{Bake: contract.Bake{Dir: root, Source: "src"}}))
 
 	parsed, err := ParseBake([]byte("service: hello\nsource: /\n"))
 	require.NoError(t, err)
-	assert.Equal(t, Errors{{Field: "source", Line: 2, Msg: "/ is outside IMAGO_BAKE_ROOTS (" + realRoot + ")"}}, roots.Check(&parsed))
+	assert.Equal(t, contract.FieldErrors{{Field: "source", Line: 2, Msg: "/ is outside IMAGO_BAKE_ROOTS (" + realRoot + ")"}}, roots.Check(&parsed))
 }
 
 func mustEval(t *testing.T, p string) string {

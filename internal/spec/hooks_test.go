@@ -55,7 +55,7 @@ notify:
 `))
 	require.NoError(t, err)
 	err = r.Normalize()
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	got := map[string]int{}
 	for _, e := range es {

@@ -9,53 +9,36 @@ import (
 	"github.com/imago/imago/internal/contract"
 )
 
-// Pipeline is a bake followed by rollouts of its image to environments in order,
-// e.g. staging then prod. A stage starts only when the one before it succeeded.
-//
-//	name: hello
-//	bake: bake.yaml
-//	onBaseChange: true
-//	stages:
-//	  - rollout: rollout-staging.yaml
-//	  - rollout: rollout-prod.yaml
-//	    approval: {required: true, timeout: 24h}
+// Pipeline is a pipeline spec (its data is contract.Pipeline, which the
+// Pipeline workflow receives) and what it remembers of the files it was read
+// from, so that its problems name their lines.
 type Pipeline struct {
-	Name string `yaml:"name" json:"name"`
-	// BakeFile is the bake spec file (relative to the pipeline file); the pipeline
-	// rolls out the image it produces. Image instead rolls out an existing image.
-	BakeFile string             `yaml:"bake" json:"bakeFile,omitempty"`
-	Image    *contract.ImageRef `yaml:"image" json:"image,omitempty"`
-	// OnBaseChange starts the pipeline when the channel of its bake's base image
-	// moves (a patched base OS), through its schedule.
-	OnBaseChange bool    `yaml:"onBaseChange" json:"onBaseChange,omitempty"`
-	Stages       []Stage `yaml:"stages" json:"stages"`
+	contract.Pipeline `yaml:",inline"`
 
-	// Bake is the loaded bake spec (filled from BakeFile by LoadPipeline).
-	Bake *Bake `yaml:"-" json:"bake,omitempty"`
-	// Dir is the directory relative paths are resolved against (the pipeline file's).
-	Dir string `yaml:"-" json:"dir,omitempty"`
-
-	src *source // the file's lines and decoding problems; nil for a spec sent as JSON
+	src     *source     // the file's lines and decoding problems; nil for a spec sent as JSON
+	bakeSrc *source     // Load: the bake file's lines
+	files   []stageFile // Load: what each stage's rollout file left (none for a spec sent as JSON)
 }
 
-// Stage is one environment of a pipeline.
-type Stage struct {
-	// RolloutFile is the rollout spec file of this stage; its image is left out,
-	// since the pipeline sets it.
-	RolloutFile string `yaml:"rollout" json:"rolloutFile,omitempty"`
-	// Approval holds the pipeline before this stage starts until someone approves it
-	// (imago pipeline approve NAME); a gate that times out stops the pipeline.
-	Approval contract.ApprovalSpec `yaml:"approval" json:"approval"`
+// BakeSpec is the loaded bake spec (nil when there is none) with the lines of
+// its file, which its problems name (BakeRoots.Check).
+func (p *Pipeline) BakeSpec() *Bake {
+	if p.Bake == nil {
+		return nil
+	}
+	return &Bake{Bake: *p.Bake, src: p.bakeSrc}
+}
 
-	// Rollout is the loaded rollout spec (filled by LoadPipeline).
-	Rollout Rollout `yaml:"-" json:"rollout"`
-	missing bool    // Load could not read RolloutFile (and said why)
+// stageFile is what Load keeps of a stage's rollout file beside the stage.
+type stageFile struct {
+	src     *source // its lines, for Validate's problems
+	missing bool    // Load could not read it (and said why)
 }
 
 // ParsePipeline decodes a pipeline spec; unknown fields are errors.
 func ParsePipeline(data []byte) (Pipeline, error) {
 	var p Pipeline
-	p.src = decodeYAML(data, &p, "the pipeline spec is empty; see examples/hello/pipeline.yaml")
+	p.src = decodeYAML(data, &p.Pipeline, "the pipeline spec is empty; see examples/hello/pipeline.yaml")
 	if len(p.src.problems) > 0 {
 		return p, p.src.problems
 	}
@@ -107,12 +90,12 @@ func (p *Pipeline) Load() error {
 	if p.src != nil && p.src.broken {
 		return p.src.problems
 	}
-	var es Errors
+	var es contract.FieldErrors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Line: p.src.line(field), Msg: fmt.Sprintf(format, args...)})
+		es = append(es, contract.FieldError{Field: field, Line: p.src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
 	prefix := func(field, file string, err error) {
-		var sub Errors
+		var sub contract.FieldErrors
 		if !errors.As(err, &sub) {
 			add(field, "%v", err)
 			return
@@ -127,13 +110,14 @@ func (p *Pipeline) Load() error {
 		if err != nil {
 			prefix("bake", p.BakeFile, unwrapSpec(err))
 		} else {
-			p.Bake = &b
+			p.Bake, p.bakeSrc = &b.Bake, b.src
 		}
 	}
+	p.files = make([]stageFile, len(p.Stages))
 	for i := range p.Stages {
 		st := &p.Stages[i]
 		field := fmt.Sprintf("stages[%d].rollout", i)
-		st.missing = true
+		p.files[i].missing = true
 		if st.RolloutFile == "" {
 			add(field, "is required: a rollout spec file for this stage")
 			continue
@@ -145,10 +129,10 @@ func (p *Pipeline) Load() error {
 		}
 		// A file that did not decode whole is reported by Validate's Normalize,
 		// with its validation problems.
-		st.Rollout, st.missing = r, false
+		st.Rollout, p.files[i] = r.Rollout, stageFile{src: r.src}
 	}
 	if err := p.Validate(); err != nil {
-		var sub Errors
+		var sub contract.FieldErrors
 		errors.As(err, &sub)
 		es = append(es, sub...)
 	}
@@ -160,8 +144,8 @@ func (p *Pipeline) Load() error {
 
 // inFile names file beside each problem's line: the lines of a stage's rollout
 // spec or of the bake spec are not the pipeline file's.
-func inFile(file string, es Errors) Errors {
-	out := make(Errors, len(es))
+func inFile(file string, es contract.FieldErrors) contract.FieldErrors {
+	out := make(contract.FieldErrors, len(es))
 	for i, e := range es {
 		if e.Line > 0 {
 			e.Msg = fmt.Sprintf("%s line %d: %s", file, e.Line, e.Msg)
@@ -175,7 +159,7 @@ func inFile(file string, es Errors) Errors {
 // unwrapSpec drops the "file: " wrapping of a spec error so its field paths can
 // be prefixed; other errors (a missing file) stay whole.
 func unwrapSpec(err error) error {
-	var es Errors
+	var es contract.FieldErrors
 	if errors.As(err, &es) {
 		return es
 	}
@@ -186,9 +170,9 @@ func unwrapSpec(err error) error {
 // the bake's service in distinct environments, and valid rollout specs (whose
 // image the pipeline sets).
 func (p *Pipeline) Validate() error {
-	var es Errors
+	var es contract.FieldErrors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Line: p.src.line(field), Msg: fmt.Sprintf(format, args...)})
+		es = append(es, contract.FieldError{Field: field, Line: p.src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
 	if p.Name == "" {
 		add("name", "is required, e.g. hello-nightly")
@@ -226,9 +210,12 @@ func (p *Pipeline) Validate() error {
 		if st.Approval.Timeout == 0 {
 			st.Approval.Timeout = DefaultApprovalTimeout
 		}
-		r := st.Rollout
-		if st.missing {
-			continue // Load reported why
+		r := Rollout{Rollout: st.Rollout}
+		if i < len(p.files) {
+			if p.files[i].missing {
+				continue // Load reported why
+			}
+			r.src = p.files[i].src
 		}
 		imageSet := r.Image != (contract.ImageRef{})
 		if imageSet {
@@ -237,7 +224,7 @@ func (p *Pipeline) Validate() error {
 		// Validate with a stand-in image: the real one is known only when the bake ran.
 		r.Image = contract.ImageRef{ID: "img-pipeline"}
 		if err := r.Normalize(); err != nil {
-			var sub Errors
+			var sub contract.FieldErrors
 			errors.As(err, &sub)
 			es = append(es, inFile(st.RolloutFile, sub).Under(field+".rollout")...)
 			continue
@@ -246,7 +233,7 @@ func (p *Pipeline) Validate() error {
 			continue
 		}
 		r.Image = contract.ImageRef{}
-		st.Rollout = r
+		st.Rollout = r.Rollout
 		if p.Bake != nil && r.Service != p.Bake.Service {
 			add(field+".rollout.service", "%q differs from the bake's service %q", r.Service, p.Bake.Service)
 		}
@@ -260,20 +247,3 @@ func (p *Pipeline) Validate() error {
 	}
 	return nil
 }
-
-// Service is the service the pipeline ships.
-func (p *Pipeline) Service() string {
-	if p.Bake != nil {
-		return p.Bake.Service
-	}
-	if len(p.Stages) > 0 {
-		return p.Stages[0].Rollout.Service
-	}
-	return ""
-}
-
-// WorkflowID is the ID of the pipeline's workflow when started by hand.
-func (p *Pipeline) WorkflowID() string { return PipelineWorkflowID(p.Name) }
-
-// PipelineWorkflowID is the workflow ID of pipeline name.
-func PipelineWorkflowID(name string) string { return "pipeline/" + name }

@@ -3,7 +3,6 @@
 package spec
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,98 +16,16 @@ import (
 
 	"github.com/imago/imago/internal/contract"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/imago/imago/internal/provider"
 )
 
-// Rollout describes one rollout of a service to an environment.
+// Rollout is a rollout spec (its data is contract.Rollout, which the
+// Rollout workflow receives) and what it remembers of the YAML file it was
+// parsed from, so that its problems name their lines.
 type Rollout struct {
-	Service     string            `yaml:"service" json:"service"`
-	Environment string            `yaml:"environment" json:"environment"`
-	Provider    string            `yaml:"provider" json:"provider"`
-	Image       contract.ImageRef `yaml:"image" json:"image"`
-	Fleet       Fleet             `yaml:"fleet" json:"fleet"`
-	// Listen is the address the service's router serves on (local provider).
-	Listen   string            `yaml:"listen" json:"listen"`
-	Health   contract.Health   `yaml:"health" json:"health"`
-	Checks   []contract.Check  `yaml:"checks" json:"checks,omitempty"`
-	Strategy contract.Strategy `yaml:"strategy" json:"strategy"`
-	// Analyses are named measurements used by canary steps and Verify.
-	Analyses map[string]contract.Analysis `yaml:"analyses" json:"analyses,omitempty"`
-	// Approval is an optional gate before cutover.
-	Approval contract.ApprovalSpec `yaml:"approval" json:"approval"`
-	// Verify runs an analysis after full cutover; failure rolls back.
-	Verify *contract.Verify `yaml:"verify" json:"verify,omitempty"`
-	// BakeTime watches the new fleet with an analysis for a while after
-	// cutover; failure rolls back (capacity.go).
-	BakeTime *contract.BakeTime `yaml:"bakeTime" json:"bakeTime,omitempty"`
-	// Soak is how long the old fleet stays warm after cutover.
-	Soak *contract.Duration `yaml:"soak" json:"soak,omitempty"`
-	// Retain is how many previous images stay deployable for rollback (default 5).
-	Retain int `yaml:"retain" json:"retain,omitempty"`
-	// Env is given to every instance besides PORT and HOST: plain values and
-	// secrets by reference, which the worker resolves when instances start.
-	Env map[string]EnvVar `yaml:"env" json:"env,omitempty"`
-	// Hooks are URLs the rollout asks or tells at its phases; Notify are the
-	// people's webhooks told when it waits for approval or ends (hooks.go).
-	Hooks  *contract.Hooks         `yaml:"hooks" json:"hooks,omitempty"`
-	Notify []contract.NotifyTarget `yaml:"notify" json:"notify,omitempty"`
-	// Windows are when the rollout may provision and move traffic (contract/windows.go);
-	// none: any time.
-	Windows contract.Windows `yaml:"windows" json:"windows,omitempty"`
+	contract.Rollout `yaml:",inline"`
 
 	src *source // the file's lines and decoding problems; nil once normalized
-}
-
-// Fleet sizes the new fleet.
-type Fleet struct {
-	Size int `yaml:"size" json:"size"`
-
-	zeroSize bool         // size: 0 was written, which must not become the default
-	problems []FieldError // what JSON decoding could not take (see UnmarshalJSON)
-}
-
-// UnmarshalYAML notes an explicit size: 0, so that it is an error, not the default.
-func (f *Fleet) UnmarshalYAML(n *yaml.Node) error {
-	type plain Fleet
-	if err := n.Decode((*plain)(f)); err != nil {
-		return err
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "size" && n.Content[i+1].Tag != "!!null" {
-			f.zeroSize = f.Size == 0
-		}
-	}
-	return nil
-}
-
-// UnmarshalJSON notes an explicit "size": 0 as UnmarshalYAML does. What does
-// not decode is kept for Validate, which reports it with its path among the
-// spec's other problems: an error returned here would lose the path.
-func (f *Fleet) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	*f = Fleet{}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(b, &fields) != nil {
-		f.problems = []FieldError{{Field: "fleet", Msg: fmt.Sprintf(`want an object such as {"size": 3}, got %s`, b)}}
-		return nil
-	}
-	for _, k := range sortedNames(fields) {
-		v := fields[k]
-		switch {
-		case k != "size":
-			f.problems = append(f.problems, FieldError{Field: "fleet." + k, Msg: "unknown field; the fields here are size"})
-		case string(v) == "null":
-		case json.Unmarshal(v, &f.Size) != nil:
-			f.problems = append(f.problems, FieldError{Field: "fleet.size", Msg: fmt.Sprintf("%s is not a whole number", v)})
-		default:
-			f.zeroSize = f.Size == 0
-		}
-	}
-	return nil
 }
 
 // Defaults.
@@ -127,50 +44,20 @@ const (
 // tested at this size (internal/app's scale tests).
 const MaxFleetSize = 10000
 
-// FieldError is one problem with one field, and its line in the YAML file the
-// spec came from (0 when there is none: a spec sent as JSON, a field left out).
-type FieldError struct {
-	Field string `json:"field"`
-	Line  int    `json:"line,omitempty"`
-	Msg   string `json:"message"`
-}
-
-func (e FieldError) Error() string {
-	msg := e.Msg
-	if e.Line > 0 {
-		msg = fmt.Sprintf("line %d: %s", e.Line, msg)
-	}
-	if e.Field == "" {
-		return msg
-	}
-	return e.Field + ": " + msg
-}
-
-// Errors is every problem found in a spec.
-type Errors []FieldError
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = "  " + e.Error()
-	}
-	return "invalid spec:\n" + strings.Join(lines, "\n")
-}
-
 // IsInvalid reports whether err is a spec problem (bad input, not a failure).
 func IsInvalid(err error) bool {
-	var es Errors
+	var es contract.FieldErrors
 	return errors.As(err, &es)
 }
 
 // ParseRollout decodes a rollout spec from YAML (JSON is YAML too). Unknown fields
 // are errors, so a typo never silently falls back to a default. It does not apply
-// defaults or validate; see Rollout.Normalize. On bad input it returns Errors,
+// defaults or validate; see Rollout.Normalize. On bad input it returns contract.FieldErrors,
 // each with its field path and line, and the part that decoded, whose Normalize
 // reports them again together with validation's problems.
 func ParseRollout(data []byte) (Rollout, error) {
 	var r Rollout
-	r.src = decodeYAML(data, &r, "the spec is empty; see examples/hello/rollout.yaml")
+	r.src = decodeYAML(data, &r.Rollout, "the spec is empty; see examples/hello/rollout.yaml")
 	if len(r.src.problems) > 0 {
 		return r, r.src.problems
 	}
@@ -190,7 +77,7 @@ func LoadRollout(path string) (Rollout, error) {
 	return r, nil
 }
 
-// Normalize applies defaults and validates; it returns Errors listing every
+// Normalize applies defaults and validates; it returns contract.FieldErrors listing every
 // problem, those of decoding the file included, sorted by line.
 func (r *Rollout) Normalize() error {
 	if r.src != nil && r.src.broken {
@@ -211,7 +98,7 @@ func (r *Rollout) applyDefaults() {
 	if r.Provider == "" {
 		r.Provider = DefaultProvider
 	}
-	if r.Fleet.Size == 0 && !r.Fleet.zeroSize {
+	if r.Fleet.Size == 0 && !r.Fleet.ZeroSize() {
 		r.Fleet.Size = DefaultFleetSize
 	}
 	if r.Health.Path == "" {
@@ -249,9 +136,9 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 // Validate reports every problem in an already-defaulted spec, with its line
 // when the spec was parsed from YAML.
 func (r *Rollout) Validate() error {
-	var es Errors
+	var es contract.FieldErrors
 	add := func(field, format string, args ...any) {
-		es = append(es, FieldError{Field: field, Line: r.src.line(field), Msg: fmt.Sprintf(format, args...)})
+		es = append(es, contract.FieldError{Field: field, Line: r.src.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
 	checkName := func(field, v string) {
 		switch {
@@ -292,10 +179,10 @@ func (r *Rollout) Validate() error {
 		add("image.id", "%q is not an image ID (img-…); list images with: imago image list", r.Image.ID)
 	}
 
-	for _, p := range r.Fleet.problems {
+	for _, p := range r.Fleet.DecodeProblems() {
 		add(p.Field, "%s", p.Msg)
 	}
-	if (r.Fleet.Size < 1 || r.Fleet.Size > MaxFleetSize) && r.Fleet.problems == nil {
+	if (r.Fleet.Size < 1 || r.Fleet.Size > MaxFleetSize) && r.Fleet.DecodeProblems() == nil {
 		add("fleet.size", "must be between 1 and %d, got %d", MaxFleetSize, r.Fleet.Size)
 	}
 	if r.Provider == "local" {
@@ -352,23 +239,6 @@ func checkListen(addr string) error {
 		return fmt.Errorf("%q: host must be an IP address or localhost", addr)
 	}
 	return nil
-}
-
-// WorkflowID is the ID of the rollout's workflow: one rollout per service and
-// environment at a time.
-func (r *Rollout) WorkflowID() string { return RolloutWorkflowID(r.Service, r.Environment) }
-
-// RolloutWorkflowID is the workflow ID of the rollout of service to environment.
-func RolloutWorkflowID(service, environment string) string {
-	return "rollout/" + environment + "/" + service
-}
-
-// SoakDuration returns the soak, zero when unset.
-func (r *Rollout) SoakDuration() time.Duration {
-	if r.Soak == nil {
-		return 0
-	}
-	return r.Soak.D()
 }
 
 func sortedNames[V any](m map[string]V) []string {

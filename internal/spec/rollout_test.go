@@ -70,7 +70,7 @@ strategy: {type: yolo}
 	require.Error(t, err)
 	assert.True(t, IsInvalid(err))
 	var fields []string
-	for _, e := range err.(Errors) {
+	for _, e := range err.(contract.FieldErrors) {
 		fields = append(fields, e.Field)
 	}
 	// In the order of the file; image, left out, has no line and comes last.
@@ -219,13 +219,13 @@ analyses:
 	require.NoError(t, err)
 	err = r.Normalize()
 	require.Error(t, err)
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	require.Len(t, es, 1, "only errors' onNoData is wrong: %v", err)
 	assert.Equal(t, "analyses.errors.onNoData", es[0].Field)
 	assert.Equal(t, 14, es[0].Line)
 	assert.Contains(t, err.Error(), `analyses.errors.onNoData: line 14: "ignore": want inconclusive (the default: wait for a person), fail or pass`)
-	assert.Equal(t, "pass", AnalysisSpec(r.Analyses["quiet"]).OnNoData)
+	assert.Equal(t, "pass", r.Analyses["quiet"].Spec().OnNoData)
 }
 
 func TestRollingWavesAreACountOrAPercent(t *testing.T) {
@@ -240,4 +240,24 @@ func TestRollingWavesAreACountOrAPercent(t *testing.T) {
 	}
 	_, err := contract.Waves("0%").Size(3)
 	assert.Error(t, err)
+}
+
+// A spec encodes as its contract data, which the Rollout workflow receives:
+// the same JSON names, and a round trip through the workflow's type (env
+// values and secrets, fleet, strategy, …) gives the spec back.
+func TestRolloutEncodesAsItsContractData(t *testing.T) {
+	r, err := ParseRollout([]byte(full + "env: {LOG_LEVEL: debug, DB_PASSWORD: {secret: \"file:///etc/imago/db\"}}\n"))
+	require.NoError(t, err)
+	require.NoError(t, r.Normalize())
+	asSpec, err := json.Marshal(r)
+	require.NoError(t, err)
+	asContract, err := json.Marshal(r.Rollout)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(asSpec), string(asContract))
+	assert.Contains(t, string(asSpec), `"env":{"DB_PASSWORD":{"secret":"file:///etc/imago/db"},"LOG_LEVEL":"debug"}`)
+	assert.Contains(t, string(asSpec), `"fleet":{"size":3}`)
+
+	var back contract.Rollout
+	require.NoError(t, json.Unmarshal(asSpec, &back))
+	assert.Equal(t, r.Rollout, back)
 }

@@ -3,9 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -144,7 +142,7 @@ func (r *Rollout) validateStrategy(add func(field, format string, args ...any)) 
 		default:
 			add(field+".provider", "%q: use router, prometheus or http", a.Provider)
 		}
-		if err := analysis.Validate(AnalysisSpec(a)); err != nil {
+		if err := analysis.Validate(a.Spec()); err != nil {
 			var se *analysis.SpecError
 			if !errors.As(err, &se) {
 				add(field, "%v", err)
@@ -191,7 +189,7 @@ func (r *Rollout) validateCompare(add func(field, format string, args ...any)) m
 	bad := map[string]bool{}
 	for _, name := range sortedNames(r.Analyses) {
 		for i, m := range r.Analyses[name].Metrics {
-			if _, err := ParseTolerance(m.Tolerance); err != nil {
+			if _, err := contract.ParseTolerance(m.Tolerance); err != nil {
 				field := fmt.Sprintf("analyses.%s.metrics[%d].tolerance", name, i)
 				add(field, "%v", err)
 				bad[field] = true
@@ -218,53 +216,5 @@ func (r *Rollout) validateCompare(add func(field, format string, args ...any)) m
 	return bad
 }
 
-// ParseTolerance reads a compare metric's tolerance, a percent ("10%",
-// "2.5%"), as a fraction (0.1); empty is analysis.DefaultTolerance.
-func ParseTolerance(s string) (float64, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return analysis.DefaultTolerance, nil
-	}
-	digits, ok := strings.CutSuffix(s, "%")
-	v, err := strconv.ParseFloat(strings.TrimSpace(digits), 64)
-	switch {
-	case !ok:
-		return 0, fmt.Errorf("%q is not a percent; write it as 10%%", s)
-	case err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0:
-		return 0, fmt.Errorf("%q: want a percent of at least 0%%, such as 10%%", s)
-	}
-	return v / 100, nil
-}
-
 // analysisFields are the YAML names of Analysis's fields.
 var analysisFields = yamlFields(reflect.TypeFor[contract.Analysis]())
-
-// AnalysisSpec translates a rollout spec's analysis into the analysis package's Spec.
-func AnalysisSpec(a contract.Analysis) contract.AnalysisSpec {
-	s := contract.AnalysisSpec{
-		Provider: a.Provider, Metric: a.Metric, Max: a.Max, Min: a.Min,
-		Interval: a.Interval.D(), Count: a.Count, FailureLimit: a.FailureLimit,
-		InconclusiveLimit: a.InconclusiveLimit, MinRequests: a.MinRequests,
-		Address: a.Address, Query: a.Query, URL: a.URL, Field: a.Field,
-		OnNoData: a.OnNoData,
-		Kind:     a.Kind, Pass: a.Pass, Marginal: a.Marginal,
-	}
-	for _, m := range a.Metrics {
-		c := contract.CompareMetricSpec{Metric: m.Metric, Direction: m.Direction, Group: m.Group, Critical: m.Critical, Weight: 1}
-		if c.Direction == "" {
-			c.Direction = "increase"
-		}
-		c.Tolerance, _ = ParseTolerance(m.Tolerance) // validation said what is wrong with it
-		if m.Weight != nil {
-			c.Weight = *m.Weight
-		}
-		s.Metrics = append(s.Metrics, c)
-	}
-	if a.ConsecutiveErrorLimit != nil {
-		s.ConsecutiveErrorLimit = *a.ConsecutiveErrorLimit
-		if s.ConsecutiveErrorLimit == 0 {
-			s.ConsecutiveErrorLimit = -1 // the analysis package reads 0 as its default
-		}
-	}
-	return s
-}

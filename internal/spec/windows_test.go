@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/contract"
 )
 
 // TestWindowValidationNamesFieldAndLine: every problem of a window, with its
@@ -30,7 +32,7 @@ windows:
 	require.NoError(t, err)
 	err = r.Normalize()
 	require.Error(t, err)
-	var es Errors
+	var es contract.FieldErrors
 	require.ErrorAs(t, err, &es)
 	got := map[string]int{}
 	for _, e := range es {

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 )
 
@@ -20,7 +19,7 @@ import (
 // each one's per-fleet counters.
 type RouterSource interface {
 	Routers(ctx context.Context) ([]contract.RouteKey, error)
-	FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]provider.FleetMetrics, error)
+	FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]contract.FleetMetrics, error)
 }
 
 // LocalRouters are the running routers of a local driver's home.
@@ -42,7 +41,7 @@ func (l localRouters) Routers(context.Context) ([]contract.RouteKey, error) {
 	return keys, nil
 }
 
-func (l localRouters) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]provider.FleetMetrics, error) {
+func (l localRouters) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]contract.FleetMetrics, error) {
 	return l.d.FleetMetrics(ctx, key)
 }
 
@@ -85,7 +84,7 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
-	results := make([]map[string]provider.FleetMetrics, len(keys))
+	results := make([]map[string]contract.FleetMetrics, len(keys))
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
 	for i, k := range keys {
@@ -120,7 +119,7 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func constHistogram(desc *prometheus.Desc, h provider.Histogram, lv []string) (prometheus.Metric, error) {
+func constHistogram(desc *prometheus.Desc, h contract.Histogram, lv []string) (prometheus.Metric, error) {
 	buckets := make(map[float64]uint64, len(h.Buckets))
 	for _, b := range h.Buckets {
 		buckets[b.UpperBound] = uint64(b.Count)

@@ -124,9 +124,9 @@ func TestTracingExportsToTheOTLPEndpointOfTheEnvironment(t *testing.T) {
 	defer w.Stop()
 
 	// A rollout of an image the catalog does not know: it fails at once, traced.
-	r := spec.Rollout{Service: "hello", Environment: "test", Image: contract.ImageRef{ID: "img-000000000000"}, Listen: "127.0.0.1:1"}
+	r := spec.Rollout{Rollout: contract.Rollout{Service: "hello", Environment: "test", Image: contract.ImageRef{ID: "img-000000000000"}, Listen: "127.0.0.1:1"}}
 	require.NoError(t, r.Normalize())
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue}, workflows.Rollout, workflows.RolloutInput{Spec: r})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue}, workflows.Rollout, contract.RolloutInput{Spec: r.Rollout})
 	require.NoError(t, err)
 	require.ErrorContains(t, run.Get(ctx, nil), "img-000000000000")
 

@@ -196,14 +196,14 @@ func observe(t *testing.T) *observed {
 	o.imageID = img.ID
 	listen := freeAddr(t)
 	rollout := func(imageID string) (client.WorkflowRun, contract.RolloutResult, error) {
-		r := spec.Rollout{
-			Service: "hello", Environment: "test", Image: contract.ImageRef{ID: imageID}, Fleet: spec.Fleet{Size: 1}, Listen: listen,
+		r := spec.Rollout{Rollout: contract.Rollout{
+			Service: "hello", Environment: "test", Image: contract.ImageRef{ID: imageID}, Fleet: contract.FleetSpec{Size: 1}, Listen: listen,
 			Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 			Checks: []contract.Check{{Path: "/"}},
-		}
+		}}
 		require.NoError(t, r.Normalize())
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: r.WorkflowID(), TaskQueue: contract.TaskQueue},
-			workflows.Rollout, workflows.RolloutInput{Spec: r, StartedBy: "telemetry-test"})
+			workflows.Rollout, contract.RolloutInput{Spec: r.Rollout, StartedBy: "telemetry-test"})
 		require.NoError(t, err)
 		var res contract.RolloutResult
 		return run, res, run.Get(ctx, &res)
@@ -216,7 +216,7 @@ func observe(t *testing.T) *observed {
 	require.ErrorContains(t, err, "img-000000000000")
 
 	o.bake, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bake/hello", TaskQueue: contract.TaskQueue}, workflows.Bake,
-		workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{filepath.Join(home, "missing.go")}, Entrypoint: []string{"./hello"}, Channel: "latest"}})
+		contract.BakeInput{Spec: contract.Bake{Service: "hello", Builder: contract.BuilderLocal, Files: []string{filepath.Join(home, "missing.go")}, Entrypoint: []string{"./hello"}, Channel: "latest"}})
 	require.NoError(t, err)
 	require.ErrorContains(t, o.bake.Get(ctx, nil), "missing.go")
 

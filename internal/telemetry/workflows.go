@@ -95,11 +95,11 @@ func (w *workflowOutbound) UpsertTypedSearchAttributes(ctx workflow.Context, upd
 func countOutcome(ctx workflow.Context, arg, res any, err error) {
 	h := workflow.GetMetricsHandler(ctx)
 	switch in := deref(arg).(type) {
-	case workflows.RolloutInput:
+	case contract.RolloutInput:
 		outcome, _ := workflows.RolloutOutcome(workflows.RolloutEnd(err))
 		h.WithTags(map[string]string{"service": in.Spec.Service, "environment": in.Spec.Environment, "outcome": outcome.MetricLabel()}).
 			Counter(metricRollouts).Inc(1)
-	case workflows.BakeInput:
+	case contract.BakeInput:
 		r, _ := deref(res).(contract.BakeResult)
 		outcome, _ := workflows.BakeOutcome(workflows.BakeEnd(err), err == nil && r.Cached)
 		h.WithTags(map[string]string{"service": in.Spec.Service, "outcome": outcome.MetricLabel()}).Counter(metricBakes).Inc(1)
@@ -115,11 +115,11 @@ func countOutcome(ctx workflow.Context, arg, res any, err error) {
 
 func deref(v any) any {
 	switch p := v.(type) {
-	case *workflows.RolloutInput:
+	case *contract.RolloutInput:
 		if p != nil {
 			return *p
 		}
-	case *workflows.BakeInput:
+	case *contract.BakeInput:
 		if p != nil {
 			return *p
 		}

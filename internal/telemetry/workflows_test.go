@@ -45,7 +45,7 @@ func TestACachedBakeCountsAsCached(t *testing.T) {
 	env.OnActivity(a.FindCached, mock.Anything, mock.Anything).Return(contract.FindCachedResult{Found: true, Image: contract.Image{ID: "img-cached00000"}}, nil)
 	env.OnActivity(a.MoveChannel, mock.Anything, mock.Anything).Return(contract.ChannelEntry{}, nil)
 
-	env.ExecuteWorkflow(workflows.Bake, workflows.BakeInput{Spec: spec.Bake{Service: "hello", Builder: contract.BuilderLocal, Channel: "latest"}})
+	env.ExecuteWorkflow(workflows.Bake, contract.BakeInput{Spec: contract.Bake{Service: "hello", Builder: contract.BuilderLocal, Channel: "latest"}})
 
 	require.NoError(t, env.GetWorkflowError())
 	m := scrape(t, addr)
@@ -70,7 +70,7 @@ func rolloutMocks(env *testsuite.TestWorkflowEnvironment) {
 }
 
 func rolloutSpec(t *testing.T, mutate func(*spec.Rollout)) spec.Rollout {
-	r := spec.Rollout{Service: "hello", Environment: "prod", Image: contract.ImageRef{ID: "img-000000000002"}, Listen: "127.0.0.1:9080"}
+	r := spec.Rollout{Rollout: contract.Rollout{Service: "hello", Environment: "prod", Image: contract.ImageRef{ID: "img-000000000002"}, Listen: "127.0.0.1:9080"}}
 	mutate(&r)
 	require.NoError(t, r.Normalize())
 	return r
@@ -97,7 +97,7 @@ func TestRolloutOutcomesAbortedAndRolledBack(t *testing.T) {
 			env, addr := metricsEnv(t)
 			rolloutMocks(env)
 
-			env.ExecuteWorkflow(workflows.Rollout, workflows.RolloutInput{Spec: rolloutSpec(t, tc.spec)})
+			env.ExecuteWorkflow(workflows.Rollout, contract.RolloutInput{Spec: rolloutSpec(t, tc.spec).Rollout})
 
 			require.Error(t, env.GetWorkflowError())
 			m := scrape(t, addr)

@@ -107,13 +107,13 @@ func TestWebUIShowsRolloutsDecryptedByTheCodecServer(t *testing.T) {
 	img, err := deps.Catalog.Import(ctx, helloBuild, "hello", []string{"./hello"}, nil)
 	require.NoError(t, err)
 	soak := contract.Duration(0)
-	r := spec.Rollout{
+	r := spec.Rollout{Rollout: contract.Rollout{
 		Service: "hello", Environment: "dev", Image: contract.ImageRef{ID: img.ID},
-		Fleet: spec.Fleet{Size: 2}, Listen: freeAddr(t),
+		Fleet: contract.FleetSpec{Size: 2}, Listen: freeAddr(t),
 		Health: contract.Health{Interval: contract.Duration(100 * time.Millisecond), Timeout: contract.Duration(30 * time.Second)},
 		Checks: []contract.Check{{Path: "/", ExpectBody: "v1"}},
 		Soak:   &soak,
-	}
+	}}
 	require.NoError(t, r.Normalize())
 	staging := r
 	staging.Environment, staging.Listen = "staging", freeAddr(t)
@@ -123,7 +123,7 @@ func TestWebUIShowsRolloutsDecryptedByTheCodecServer(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, run.Get(ctx, nil), "the rollout to %s succeeds", ro.Environment)
 	}
-	summary := workflows.RolloutSummary(r) // "hello → dev · img-… · blueGreen"
+	summary := workflows.RolloutSummary(r.Rollout) // "hello → dev · img-… · blueGreen"
 	desc, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
 	require.NoError(t, err)
 	require.Equal(t, codec.Encoding, string(desc.GetExecutionConfig().GetUserMetadata().GetSummary().GetMetadata()["encoding"]),

@@ -804,12 +804,12 @@ func testFleetMetrics(e *env) {
 
 // checkMetrics checks one fleet's counters are consistent: errors within
 // requests, buckets ascending and cumulative, within the histogram's count.
-func checkMetrics(t *testing.T, id string, m provider.FleetMetrics) {
+func checkMetrics(t *testing.T, id string, m contract.FleetMetrics) {
 	t.Helper()
 	if m.Errors < 0 || m.Errors > m.Requests {
 		t.Fatalf("fleet %s: %v errors of %v requests", id, m.Errors, m.Requests)
 	}
-	prev := provider.HistogramBucket{UpperBound: -1}
+	prev := contract.HistogramBucket{UpperBound: -1}
 	for _, b := range m.Latency.Buckets {
 		if b.UpperBound <= prev.UpperBound || b.Count < prev.Count || b.Count > m.Latency.Count {
 			t.Fatalf("fleet %s: latency buckets %+v are not ascending and cumulative within count %v", id, m.Latency.Buckets, m.Latency.Count)

@@ -196,7 +196,7 @@ func (d *Driver) Resize(ctx context.Context, id string, size int) (contract.Flee
 }
 
 // FleetMetrics implements provider.MetricsDriver when the inner driver does.
-func (d *Driver) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]provider.FleetMetrics, error) {
+func (d *Driver) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]contract.FleetMetrics, error) {
 	md, ok := d.inner.(provider.MetricsDriver)
 	if !ok {
 		return nil, provider.Errorf(provider.FailedPrecondition, "the wrapped driver exports no router metrics")

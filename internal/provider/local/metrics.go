@@ -16,7 +16,7 @@ var _ provider.MetricsDriver = (*Driver)(nil)
 // FleetMetrics scrapes the admin listener (GET /metrics) of the running router
 // of key and returns its cumulative counters per fleet ID. It returns NotFound
 // when no router of key runs. A router that restarted counts from zero again.
-func (d *Driver) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]provider.FleetMetrics, error) {
+func (d *Driver) FleetMetrics(ctx context.Context, key contract.RouteKey) (map[string]contract.FleetMetrics, error) {
 	ri, err := d.RouterProcess(key)
 	if err != nil {
 		return nil, err

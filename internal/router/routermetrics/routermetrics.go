@@ -13,7 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/contract"
 )
 
 // Names of the metrics the router exports on its admin listener's GET /metrics,
@@ -28,13 +28,13 @@ const (
 // ParseFleetMetrics reads the router's metrics in the Prometheus text format
 // (expfmt) into the cumulative metrics of each fleet, by fleet ID. Other
 // metrics are ignored.
-func ParseFleetMetrics(r io.Reader) (map[string]provider.FleetMetrics, error) {
+func ParseFleetMetrics(r io.Reader) (map[string]contract.FleetMetrics, error) {
 	var p expfmt.TextParser
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]provider.FleetMetrics{}
+	out := map[string]contract.FleetMetrics{}
 	for _, name := range []string{RequestsMetric, ErrorsMetric, LatencyMetric} {
 		for _, m := range fams[name].GetMetric() {
 			fleet, ok := label(m, "fleet")
@@ -75,8 +75,8 @@ func counterValue(m *dto.Metric) float64 {
 
 // histogram converts a parsed histogram: its finite buckets in ascending order
 // (the +Inf bucket is the count).
-func histogram(h *dto.Histogram) provider.Histogram {
-	out := provider.Histogram{Count: float64(h.GetSampleCount()), Sum: h.GetSampleSum()}
+func histogram(h *dto.Histogram) contract.Histogram {
+	out := contract.Histogram{Count: float64(h.GetSampleCount()), Sum: h.GetSampleSum()}
 	for _, b := range h.GetBucket() {
 		if math.IsInf(b.GetUpperBound(), 1) {
 			if h.SampleCount == nil {
@@ -84,7 +84,7 @@ func histogram(h *dto.Histogram) provider.Histogram {
 			}
 			continue
 		}
-		out.Buckets = append(out.Buckets, provider.HistogramBucket{UpperBound: b.GetUpperBound(), Count: float64(b.GetCumulativeCount())})
+		out.Buckets = append(out.Buckets, contract.HistogramBucket{UpperBound: b.GetUpperBound(), Count: float64(b.GetCumulativeCount())})
 	}
 	sort.Slice(out.Buckets, func(i, j int) bool { return out.Buckets[i].UpperBound < out.Buckets[j].UpperBound })
 	return out
