@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/spec"
 )
 
 // LifecycleRequest is the body of PUT /v1/lifecycle/{service}, as `imago image
@@ -46,7 +45,7 @@ func (s *Server) setLifecycle(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rule := contract.LifecycleRule{Service: service, KeepLast: req.KeepLast, By: principal(r)}
-	var es spec.Errors
+	var es contract.FieldErrors
 	for _, f := range []struct {
 		field, v string
 		to       *contract.Duration
@@ -55,14 +54,14 @@ func (s *Server) setLifecycle(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		if *f.to, err = contract.ParseAge(f.v); err != nil {
-			es = append(es, spec.FieldError{Field: f.field, Msg: err.Error()})
+			es = append(es, contract.FieldError{Field: f.field, Msg: err.Error()})
 		}
 	}
 	if len(es) > 0 {
 		return es
 	}
 	if err := rule.Check(); err != nil {
-		return spec.Errors{{Field: lifecycleField(rule), Msg: err.Error()}}
+		return contract.FieldErrors{{Field: lifecycleField(rule), Msg: err.Error()}}
 	}
 	got, err := s.cfg.Catalog.SetLifecycle(r.Context(), rule)
 	if err != nil {
