@@ -143,8 +143,10 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contra
 	}
 	existing, err := c.Get(ctx, img.ID)
 	if err == nil {
-		if _, err := c.ensureSBOM(ctx, existing, bytes.NewReader(archive), nil); err != nil {
-			return contract.Image{}, err
+		if existing.Deleted == nil { // a deleted image gets no SBOM back; finishPublish refuses it
+			if _, err := c.ensureSBOM(ctx, existing, bytes.NewReader(archive), nil); err != nil {
+				return contract.Image{}, err
+			}
 		}
 		return c.finishPublish(ctx, existing, img.InputDigest)
 	}

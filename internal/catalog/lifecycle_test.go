@@ -158,6 +158,12 @@ func TestLifecycleDeleteLeavesATombstone(t *testing.T) {
 	if _, err := c.SBOM(ctx, old.ID); err == nil {
 		t.Error("a deleted image still has an SBOM")
 	}
+	// Importing the same tree again is refused, and brings back neither archive nor SBOM.
+	_, err = c.Import(ctx, src, "hello", []string{"./run.sh"}, nil)
+	wantErr(t, err, "an identical image "+old.ID+" was deleted by lifecycle rule hello#3")
+	if _, err := os.Stat(sbom); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("re-import made the deleted image's SBOM again (%v)", err)
+	}
 	imgs, err := c.List(ctx, "hello")
 	if err != nil {
 		t.Fatal(err)
