@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -70,7 +71,8 @@ var defaultProbe = ProbeClient()
 // ProbeClient is the client of health probes and smoke checks (probe.Client).
 func ProbeClient() *http.Client { return probe.Client() }
 
-// ResolveImage finds the image a rollout ships and refuses a revoked one.
+// ResolveImage finds the image a rollout ships and refuses a revoked or
+// deleted one, and a deprecated one unless the rollout allows it.
 func (a *Activities) ResolveImage(ctx context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
 	img, err := a.resolveRef(ctx, in.Service, in.Ref)
 	if err != nil {
@@ -78,6 +80,11 @@ func (a *Activities) ResolveImage(ctx context.Context, in contract.ResolveImageI
 	}
 	if err := img.Usable(); err != nil {
 		return contract.ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrImageRevoked, nil)
+	}
+	if d := img.Deprecated; d != nil && !in.Ref.AllowDeprecated {
+		return contract.ResolveImageResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"image %s is deprecated by %s since %s: roll out a newer image, or allow it with imago rollout start --allow-deprecated (image.allowDeprecated: true in the spec)",
+			img.ID, d.Rule, d.Time.UTC().Format(time.RFC3339)), contract.ErrImageDeprecated, nil)
 	}
 	if err := checkEntrypointEnv(img, in.Env); err != nil {
 		return contract.ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrEntrypointEnv, nil)

@@ -22,7 +22,7 @@ import (
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images in the catalog"}
-	cmd.AddCommand(newImageImportCmd(), newImageListCmd(), newImageShowCmd(), newImageChannelsCmd(), newImagePromoteCmd(), newImageRevokeCmd(), newImageSBOMCmd())
+	cmd.AddCommand(newImageImportCmd(), newImageListCmd(), newImageShowCmd(), newImageChannelsCmd(), newImagePromoteCmd(), newImageRevokeCmd(), newImageSBOMCmd(), newImageLifecycleCmd())
 	return cmd
 }
 
@@ -132,11 +132,17 @@ func newImageShowCmd() *cobra.Command {
 			if len(on) > 0 {
 				fmt.Fprintf(tw, "Channels:\t%s\n", strings.Join(on, ", "))
 			}
-			if err := img.Usable(); err != nil {
+			if img.Revoked != nil {
 				fmt.Fprintf(tw, "Revoked:\t%s\n", img.Revoked.Reason)
 			}
 			if img.Outdated != nil {
 				fmt.Fprintf(tw, "Outdated:\t%s\n", img.Outdated.Reason)
+			}
+			if d := img.Deprecated; d != nil {
+				fmt.Fprintf(tw, "Deprecated:\tby %s at %s\n", d.Rule, d.Time.Local().Format(time.DateTime))
+			}
+			if d := img.Deleted; d != nil {
+				fmt.Fprintf(tw, "Deleted:\tby %s at %s (archive and SBOM removed; this record stays for the audit)\n", d.Rule, d.Time.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		})
@@ -334,11 +340,15 @@ func newImageListCmd() *cobra.Command {
 	return cmd
 }
 
-// imageState is usable, outdated or revoked.
+// imageState is usable, outdated, deprecated, revoked or deleted.
 func imageState(img contract.Image) string {
 	switch {
+	case img.Deleted != nil:
+		return "deleted"
 	case img.Revoked != nil:
 		return "revoked"
+	case img.Deprecated != nil:
+		return "deprecated"
 	case img.Outdated != nil:
 		return "outdated"
 	}

@@ -32,9 +32,9 @@ func newRolloutCmd() *cobra.Command {
 
 func newRolloutStartCmd() *cobra.Command {
 	var file, imageID string
-	var wait, watching bool
+	var wait, watching, allowDeprecated bool
 	cmd := &cobra.Command{
-		Use:   "start -f FILE [--image ID] [--wait | --watch]",
+		Use:   "start -f FILE [--image ID] [--allow-deprecated] [--wait | --watch]",
 		Short: "Start a rollout from a spec file",
 		Long: `Starts the rollout a spec file describes. One rollout per service and
 environment runs at a time; a second start is refused and names the running one.
@@ -59,6 +59,9 @@ the rollout goes on.`,
 		r, parsed, bake, err := loadRolloutFile(cmd, file, imageID)
 		if err != nil {
 			return err
+		}
+		if allowDeprecated {
+			r.Image.AllowDeprecated = true
 		}
 		opts := rollouts.StartOptions{StartedBy: startedBy(), Lines: parsed.LineOf, Bake: bake}
 		return withClient(cmd, func(c client.Client) error {
@@ -91,6 +94,7 @@ the rollout goes on.`,
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "rollout spec (YAML)")
 	cmd.Flags().StringVar(&imageID, "image", "", "image ID to roll out, overriding the spec's image")
+	cmd.Flags().BoolVar(&allowDeprecated, "allow-deprecated", false, "roll out an image a lifecycle rule deprecated (image.allowDeprecated in the spec)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollout's events; exit 0 when it succeeded, 1 when it failed")
 	cmd.Flags().BoolVar(&watching, "watch", false, "follow the rollout on a live display; exit 0 when it succeeded, 1 when it failed")
 	completeSpecFile(cmd)

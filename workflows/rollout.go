@@ -269,7 +269,8 @@ func (r *rollout) previousImage(ctx workflow.Context) (contract.ImageRef, error)
 	}
 	r.progress.RollbackFrom = prev.From
 	r.event(ctx, fmt.Sprintf("rolling back from %s to %s, the previous deployable image", prev.From, prev.ImageID))
-	return contract.ImageRef{ID: prev.ImageID}, nil
+	// A rollback is the way back to safety: a deprecated previous image is allowed.
+	return contract.ImageRef{ID: prev.ImageID, AllowDeprecated: true}, nil
 }
 
 func (r *rollout) currentRoute(ctx workflow.Context) (contract.Route, error) {

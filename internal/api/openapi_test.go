@@ -147,6 +147,8 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"Stickiness": contract.Stickiness{}, "RouteRules": contract.RouteRules{}, "MatchRoute": contract.MatchRoute{}, "Mirror": contract.Mirror{},
 		"DriftRequest": DriftRequest{}, "DriftResult": drift.Result{}, "DriftRepair": drift.Repair{},
 		"DriftTarget": contract.DriftTarget{}, "DriftItem": contract.DriftItem{},
+		"LifecycleRequest": LifecycleRequest{}, "LifecycleRule": contract.LifecycleRule{}, "LifecycleList": LifecycleList{},
+		"Deprecation": contract.Deprecation{}, "Tombstone": contract.Tombstone{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]
 		if !assert.True(t, ok, "schema %s is documented", name) {

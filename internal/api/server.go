@@ -166,6 +166,9 @@ func (s *Server) routes() []route {
 		route{method: "GET", path: "/v1/freezes", scope: tokens.Read, handle: s.listFreezes},
 		route{method: "POST", path: "/v1/freezes", scope: tokens.Admin, handle: s.startFreeze},
 		route{method: "DELETE", path: "/v1/freezes", scope: tokens.Admin, handle: s.endFreeze},
+		// Image lifecycle rules deprecate and delete images: anyone may see them, admins set them.
+		route{method: "GET", path: "/v1/lifecycle", scope: tokens.Read, handle: s.listLifecycle},
+		route{method: "PUT", path: "/v1/lifecycle/{service}", scope: tokens.Admin, handle: s.setLifecycle},
 	)
 }
 

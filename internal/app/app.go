@@ -531,5 +531,6 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: contract.WorkflowReaper})
 	r.RegisterWorkflowWithOptions(workflows.Campaign, workflow.RegisterOptions{Name: contract.WorkflowCampaign})
 	r.RegisterWorkflowWithOptions(workflows.Drift, workflow.RegisterOptions{Name: contract.WorkflowDrift})
+	r.RegisterWorkflowWithOptions(workflows.ImageLifecycle, workflow.RegisterOptions{Name: contract.WorkflowLifecycle})
 	r.RegisterActivity(acts) // each method under its name: contract.Activity* (TestActivityNamesAreTheContracts)
 }

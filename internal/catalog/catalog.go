@@ -15,6 +15,9 @@
 //	revocations/<id>.json                     image id is revoked (the record stays as it was)
 //	outdated/<id>.json                        image id's base channel moved on
 //	sboms/<id>.cdx.json                       the CycloneDX SBOM of local image id (see SBOM)
+//	lifecycle/<service>/<seq>.json            the service's lifecycle rule; current = highest seq
+//	deprecations/<id>.json                    image id was deprecated by a lifecycle rule
+//	tombstones/<id>.json                      image id was deleted by a lifecycle rule (archive and SBOM gone)
 package catalog
 
 import (
@@ -123,7 +126,7 @@ func (c *Catalog) Import(ctx context.Context, dir, service string, entrypoint []
 //
 // Publishing an archive identical to a revoked image fails with ErrRevoked.
 func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contract.Image) (contract.Image, error) {
-	img.Revoked, img.Outdated = nil, nil
+	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
 	img.Digest = image.Digest(archive)
 	img.Archive = archiveKey(img.Digest)
 	img.ID = image.ID(img.Digest, img.Service, img.Entrypoint)
@@ -140,8 +143,10 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contra
 	}
 	existing, err := c.Get(ctx, img.ID)
 	if err == nil {
-		if _, err := c.ensureSBOM(ctx, existing, bytes.NewReader(archive), nil); err != nil {
-			return contract.Image{}, err
+		if existing.Deleted == nil { // a deleted image gets no SBOM back; finishPublish refuses it
+			if _, err := c.ensureSBOM(ctx, existing, bytes.NewReader(archive), nil); err != nil {
+				return contract.Image{}, err
+			}
 		}
 		return c.finishPublish(ctx, existing, img.InputDigest)
 	}
@@ -182,7 +187,7 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contra
 // if another image holds those inputs already (or wins a concurrent publish), that
 // image is returned instead.
 func (c *Catalog) Publish(ctx context.Context, img contract.Image) (contract.Image, error) {
-	img.Revoked, img.Outdated = nil, nil
+	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
 	if !idRE.MatchString(img.ID) {
 		return contract.Image{}, fmt.Errorf("publish image: invalid image ID %q: derive one like img-0123456789ab (letters, digits, '.', '_', '-')", img.ID)
 	}
@@ -265,7 +270,7 @@ func sameRecord(stored, want contract.Image) error {
 }
 
 func recordFields(img contract.Image) map[string]json.RawMessage {
-	img.Revoked, img.Outdated = nil, nil
+	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
 	img.Created = img.Created.UTC()
 	data, _ := json.Marshal(img)
 	var m map[string]json.RawMessage
@@ -310,7 +315,7 @@ func (c *Catalog) finishPublish(ctx context.Context, img contract.Image, inputDi
 	return c.claimInput(ctx, img, inputDigest)
 }
 
-// Get returns image id, with Revoked and Outdated filled.
+// Get returns image id, with Revoked, Outdated, Deprecated and Deleted filled.
 func (c *Catalog) Get(ctx context.Context, id string) (contract.Image, error) {
 	img, err := c.record(ctx, id)
 	if err != nil {
@@ -320,6 +325,12 @@ func (c *Catalog) Get(ctx context.Context, id string) (contract.Image, error) {
 		return contract.Image{}, err
 	}
 	if img.Outdated, err = c.outdated(ctx, id); err != nil {
+		return contract.Image{}, err
+	}
+	if img.Deprecated, err = c.deprecation(ctx, id); err != nil {
+		return contract.Image{}, err
+	}
+	if img.Deleted, err = c.tombstone(ctx, id); err != nil {
 		return contract.Image{}, err
 	}
 	return img, nil
@@ -338,7 +349,7 @@ func (c *Catalog) record(ctx context.Context, id string) (contract.Image, error)
 	if err != nil {
 		return contract.Image{}, fmt.Errorf("read image %s: %w", id, err)
 	}
-	img.Revoked, img.Outdated = nil, nil
+	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
 	return img, nil
 }
 
@@ -367,7 +378,7 @@ func (c *Catalog) outdated(ctx context.Context, id string) (*contract.Outdated, 
 }
 
 // List returns the images of service (all services when empty), newest first,
-// with Revoked and Outdated filled. It lists the catalog's records, revocations
+// with Revoked, Outdated, Deprecated and Deleted filled. It lists the catalog's records, revocations
 // and outdated marks once each and reads every object once, several at a time.
 func (c *Catalog) List(ctx context.Context, service string) ([]contract.Image, error) {
 	keys, err := c.listKeys(ctx, "images/")
@@ -377,6 +388,7 @@ func (c *Catalog) List(ctx context.Context, service string) ([]contract.Image, e
 	var (
 		revoked  map[string]*contract.Revocation
 		outdated map[string]*contract.Outdated
+		life     lifecycleMarks
 		marksErr error
 		wg       sync.WaitGroup
 	)
@@ -385,6 +397,9 @@ func (c *Catalog) List(ctx context.Context, service string) ([]contract.Image, e
 		defer wg.Done()
 		if revoked, marksErr = c.revocations(ctx); marksErr == nil {
 			outdated, marksErr = c.outdatedMarks(ctx)
+		}
+		if marksErr == nil {
+			life, marksErr = c.lifecycleMarks(ctx)
 		}
 	}()
 	ids := idsOf(keys, "images/")
@@ -410,6 +425,7 @@ func (c *Catalog) List(ctx context.Context, service string) ([]contract.Image, e
 			continue
 		}
 		img.Revoked, img.Outdated = revoked[img.ID], outdated[img.ID]
+		img.Deprecated, img.Deleted = life.deprecated[img.ID], life.deleted[img.ID]
 		out = append(out, img)
 	}
 	sortNewestFirst(out)

@@ -31,6 +31,9 @@ type Image struct {
 
 	Revoked  *Revocation `json:"revoked,omitempty"`  // set when the image is revoked
 	Outdated *Outdated   `json:"outdated,omitempty"` // set when its base channel moved on
+	// Deprecated and Deleted are a lifecycle rule's marks (see LifecycleRule).
+	Deprecated *Deprecation `json:"deprecated,omitempty"`
+	Deleted    *Tombstone   `json:"deleted,omitempty"`
 }
 
 // Revocation says why an image must not be used any more.
@@ -70,9 +73,14 @@ func (e *revokedError) Error() string {
 func (e *revokedError) Is(target error) bool { return target == ErrRevoked }
 
 // Usable returns nil for an image that may be used, and for a revoked one an error
-// ("image img-… is revoked: <reason> (by …, at …)") matching ErrRevoked. Outdated
-// images are usable.
+// ("image img-… is revoked: <reason> (by …, at …)") matching ErrRevoked, and for
+// a deleted one an error matching ErrDeleted. Outdated and deprecated images are
+// usable (a rollout refuses deprecated ones itself).
 func (img Image) Usable() error {
+	if img.Deleted != nil {
+		return fmt.Errorf("image %s was deleted by %s at %s (its archive is gone; the record stays for the audit): %w",
+			img.ID, img.Deleted.Rule, img.Deleted.Time.UTC().Format(time.RFC3339), ErrDeleted)
+	}
 	if img.Revoked == nil {
 		return nil
 	}

@@ -63,7 +63,7 @@ var Activities = []string{ActivityBakeBuild, ActivityBakeDigest, ActivityCampaig
 	ActivityPublishEvent, ActivityPublishImage, ActivityReadRoute, ActivityRecordDeployment, ActivityResizeFleet,
 	ActivityResolveImage, ActivityRunAnalysis, ActivityRunChecks, ActivityRunHook, ActivityScaleFleet, ActivitySetRoute,
 	ActivityStartDependents, ActivityTerminate, ActivityTerminateByToken, ActivityTestImage, ActivityWaitHealthy,
-	ActivityDetectDrift}
+	ActivityDetectDrift, ActivityPlanLifecycle, ActivityApplyLifecycle}
 
 // Query names.
 const (

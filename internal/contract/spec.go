@@ -7,6 +7,9 @@ type ImageRef struct {
 	ID      string `yaml:"id" json:"id,omitempty"`
 	Channel string `yaml:"channel" json:"channel,omitempty"`
 	Bake    string `yaml:"bake" json:"bake,omitempty"`
+	// AllowDeprecated lets a rollout ship an image a lifecycle rule deprecated
+	// (imago rollout start --allow-deprecated); without it the resolve step refuses one.
+	AllowDeprecated bool `yaml:"allowDeprecated" json:"allowDeprecated,omitempty"`
 }
 
 // Health is the probe every instance must pass before the fleet counts as up.

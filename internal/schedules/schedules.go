@@ -273,7 +273,8 @@ func List(ctx context.Context, c client.Client) ([]Schedule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list schedules: %w", err)
 		}
-		if e.WorkflowType.Name != "Pipeline" && e.WorkflowType.Name != "Reaper" && e.WorkflowType.Name != contract.WorkflowDrift {
+		if e.WorkflowType.Name != "Pipeline" && e.WorkflowType.Name != "Reaper" && e.WorkflowType.Name != contract.WorkflowDrift &&
+			e.WorkflowType.Name != contract.WorkflowLifecycle {
 			continue // not imago's
 		}
 		s := Schedule{Name: e.ID, Spec: specString(e.Spec), Paused: e.Paused, Note: e.Note, NextRuns: e.NextActionTimes}
@@ -460,4 +461,16 @@ func CreateDrift(ctx context.Context, c client.Client, every time.Duration, in c
 	return createEvery(ctx, c, DriftScheduleID, every, &client.ScheduleWorkflowAction{
 		ID: "drift", Workflow: workflows.Drift, TaskQueue: contract.TaskQueue, Args: []any{in},
 	}, fmt.Sprintf("drift check: service=%q environment=%q", in.Service, in.Environment))
+}
+
+// LifecycleScheduleID is the schedule of the image lifecycle sweep.
+const LifecycleScheduleID = "imago-image-lifecycle"
+
+// CreateLifecycle schedules the ImageLifecycle workflow (see
+// workflows.ImageLifecycle) every interval (default 1h): a dry run that only
+// reports unless in.Apply; each sweep's summary is shown by describe.
+func CreateLifecycle(ctx context.Context, c client.Client, every time.Duration, in contract.LifecycleInput) error {
+	return createEvery(ctx, c, LifecycleScheduleID, every, &client.ScheduleWorkflowAction{
+		ID: "image-lifecycle", Workflow: workflows.ImageLifecycle, TaskQueue: contract.TaskQueue, Args: []any{in},
+	}, fmt.Sprintf("image lifecycle: apply=%t", in.Apply))
 }

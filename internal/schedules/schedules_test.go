@@ -130,3 +130,21 @@ func TestCreateRefusesBadOptionsAndCreatesNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, list)
 }
+
+// The image lifecycle sweep's schedule is created once, listed among imago's
+// schedules, and says in its note whether it applies.
+func TestCreateLifecycleSchedule(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	require.NoError(t, CreateLifecycle(ctx, c, 24*time.Hour, contract.LifecycleInput{Apply: true}))
+	var exists *ExistsError
+	require.ErrorAs(t, CreateLifecycle(ctx, c, time.Hour, contract.LifecycleInput{}), &exists)
+	var fields contract.FieldErrors
+	require.ErrorAs(t, CreateLifecycle(ctx, c, time.Second, contract.LifecycleInput{}), &fields)
+	list, err := List(ctx, c)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, LifecycleScheduleID, list[0].Name)
+	assert.Equal(t, "image lifecycle: apply=true", list[0].Note)
+	assert.Equal(t, "every 24h0m0s", list[0].Spec)
+}
