@@ -15,8 +15,16 @@ import (
 // P9: what mirroring costs the live path. Two fleets of hello behind one local
 // router, the live one at 100 %; rounds alternate between a route without a
 // mirror and the same route mirroring 100 % of requests to the other fleet,
-// while closed-loop clients time every live request. Issue 17: p99 with the
-// mirror within 1 ms of p99 without it.
+// while clients time every live request. Issue 17: p99 with the mirror within
+// 1 ms of p99 without it.
+//
+// Two loads: closed-loop clients, which keep the 2 cores of the bench machine
+// saturated (every copy then takes CPU from a live request, whatever the
+// router does), and clients paced at a fixed rate well below what the machine
+// serves, as a service runs, timed from each request's scheduled start (so a
+// request that waits behind a slow one counts its wait: no coordinated
+// omission). The goal is the same for both; only the paced one measures what
+// the router's mirroring costs rather than what a second fleet's CPU does.
 func init() {
 	Register(Scenario{ID: "P9", Name: "mirror overhead", Run: runP9})
 }
@@ -42,18 +50,24 @@ func runP9(ctx context.Context, env *Env) ([]Figure, error) {
 	mirrored.Mirror = &contract.Mirror{FleetID: canary.ID, Percent: 100}
 
 	const clients, perRound = 4, 500
-	var without, with []time.Duration
+	// paced: 4 clients × 50 requests/s, 200 requests a round (1 s)
+	const pacedRate, pacedPerRound = 50, 200
+	var without, with, pacedWithout, pacedWith []time.Duration
 	failed := 0
+	url := "http://" + im.Listen + "/"
 	for round := range 2 * max(env.Runs, 5) {
-		route, into := plain, &without
+		route, into, paced := plain, &without, &pacedWithout
 		if round%2 == 1 {
-			route, into = mirrored, &with
+			route, into, paced = mirrored, &with, &pacedWith
 		}
 		if err := p.SetRoute(ctx, key, route); err != nil {
 			return nil, err
 		}
-		lat, bad := timeRequests(ctx, "http://"+im.Listen+"/", clients, perRound)
+		lat, bad := timeRequests(ctx, url, clients, perRound)
 		*into = append(*into, lat...)
+		failed += bad
+		lat, bad = timePaced(ctx, url, clients, pacedRate, pacedPerRound)
+		*paced = append(*paced, lat...)
 		failed += bad
 	}
 	if err := p.SetRoute(ctx, key, plain); err != nil {
@@ -66,19 +80,26 @@ func runP9(ctx context.Context, env *Env) ([]Figure, error) {
 		if err != nil {
 			return nil, err
 		}
-		if copies = m[canary.ID].Requests; copies >= float64(len(with)) {
+		if copies = m[canary.ID].Requests; copies >= float64(len(with)+len(pacedWith)) {
 			break
 		}
 	}
 	p99a, p99b := Percentile(without, 99), Percentile(with, 99)
-	env.logf("P9: %d requests without the mirror, %d with; p50 %s and %s", len(without), len(with),
+	q99a, q99b := Percentile(pacedWithout, 99), Percentile(pacedWith, 99)
+	env.logf("P9: closed loop: %d requests without the mirror, %d with; p50 %s and %s", len(without), len(with),
 		Dur(Percentile(without, 50)), Dur(Percentile(with, 50)))
+	env.logf("P9: paced: %d requests without the mirror, %d with; p50 %s and %s", len(pacedWithout), len(pacedWith),
+		Dur(Percentile(pacedWithout, 50)), Dur(Percentile(pacedWith, 50)))
+	mirroredAll := len(with) + len(pacedWith)
 	return []Figure{
-		{ID: "P9", Name: fmt.Sprintf("live p99 without / with a 100%% mirror (%d clients, %d requests each)", clients, len(with)),
+		{ID: "P9", Name: fmt.Sprintf("live p99 without / with a 100%% mirror (%d closed-loop clients, %d requests each)", clients, len(with)),
 			Value: Dur(p99a) + " / " + Dur(p99b), Goal: "-", Met: true},
-		{ID: "P9", Name: "live p99 with the mirror − without", Value: Dur(p99b - p99a), Goal: "≤ 1 ms", Met: p99b-p99a <= time.Millisecond},
-		{ID: "P9", Name: "copies counted on the mirrored fleet", Value: fmt.Sprintf("%.0f of %d", copies, len(with)),
-			Goal: "all", Met: copies == float64(len(with))},
+		{ID: "P9", Name: "live p99 with the mirror − without, closed loop (both cores saturated)", Value: Dur(p99b - p99a), Goal: "≤ 1 ms", Met: p99b-p99a <= time.Millisecond},
+		{ID: "P9", Name: fmt.Sprintf("live p99 without / with a 100%% mirror (%d clients paced at %d/s each, %d requests each)", clients, pacedRate, len(pacedWith)),
+			Value: Dur(q99a) + " / " + Dur(q99b), Goal: "-", Met: true},
+		{ID: "P9", Name: "live p99 with the mirror − without, paced", Value: Dur(q99b - q99a), Goal: "≤ 1 ms", Met: q99b-q99a <= time.Millisecond},
+		{ID: "P9", Name: "copies counted on the mirrored fleet", Value: fmt.Sprintf("%.0f of %d", copies, mirroredAll),
+			Goal: "all", Met: copies == float64(mirroredAll)},
 		{ID: "P9", Name: "failed live requests", Value: fmt.Sprintf("%d", failed), Goal: "0", Met: failed == 0},
 	}, nil
 }
@@ -106,6 +127,54 @@ func timeRequests(ctx context.Context, url string, clients, n int) ([]time.Durat
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				d := time.Since(t0)
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return lat, int(failed.Load())
+}
+
+// timePaced sends n GETs to url from clients clients, each at rate requests a
+// second on its own keep-alive connection, and returns each successful one's
+// time from its scheduled start to its whole answer, and the number that
+// failed. A client that falls behind sends at once, and the request's wait
+// counts in its time.
+func timePaced(ctx context.Context, url string, clients, rate, n int) ([]time.Duration, int) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	every := time.Second / time.Duration(rate)
+	per := (n + clients - 1) / clients
+	start := time.Now()
+	for c := range clients {
+		wg.Go(func() {
+			cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			defer cl.CloseIdleConnections()
+			// clients start spread over one interval, not all at once
+			first := start.Add(every * time.Duration(c) / time.Duration(clients))
+			for i := range per {
+				due := first.Add(every * time.Duration(i))
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Until(due)): // the schedule of a paced client, not a wait for readiness
+				}
+				resp, err := cl.Get(url)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				d := time.Since(due)
 				if resp.StatusCode != http.StatusOK {
 					failed.Add(1)
 					continue
