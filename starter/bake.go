@@ -14,6 +14,7 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/internal/watch"
 )
 
 func newBakeCmd() *cobra.Command {
@@ -108,7 +109,7 @@ func watchBake(ctx context.Context, c client.Client, run client.WorkflowRun, w i
 		run:    run,
 		noun:   "bake",
 		resume: bakeWatchCommand(service, channel),
-		frame:  bakeFrames(run.GetID()),
+		frame:  framesOf(run.GetID(), watch.BakeFrame),
 		result: &res,
 	})
 	var stopped interruptedError

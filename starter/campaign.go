@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/contract"
@@ -103,13 +102,7 @@ func campaignWait(cmd *cobra.Command, c client.Client, name string, watching boo
 func campaignWatch(run client.WorkflowRun, name string, res *contract.CampaignResult) watched {
 	return watched{
 		run: run, noun: "campaign", resume: "imago campaign status " + name + " --watch", result: res,
-		frame: func(v converter.EncodedValue) (watch.Frame, error) {
-			var p contract.CampaignProgress
-			if err := v.Get(&p); err != nil {
-				return watch.Frame{}, err
-			}
-			return campaignFrame(run.GetID(), p), nil
-		},
+		frame: framesOf(run.GetID(), campaignFrame),
 	}
 }
 

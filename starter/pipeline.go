@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
@@ -95,13 +94,7 @@ when it failed, with the reason.`,
 func pipelineWatch(run client.WorkflowRun, name string, res *contract.PipelineResult) watched {
 	return watched{
 		run: run, noun: "pipeline", resume: "imago pipeline status " + name + " --watch", result: res,
-		frame: func(v converter.EncodedValue) (watch.Frame, error) {
-			var p contract.PipelineProgress
-			if err := v.Get(&p); err != nil {
-				return watch.Frame{}, err
-			}
-			return pipelineFrame(run.GetID(), p), nil
-		},
+		frame: framesOf(run.GetID(), pipelineFrame),
 	}
 }
 

@@ -168,7 +168,7 @@ func watchRollout(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		run:    run,
 		noun:   "rollout",
 		resume: fmt.Sprintf("imago rollout status %s -e %s --watch", service, env),
-		frame:  rolloutFrames(run.GetID()),
+		frame:  framesOf(run.GetID(), watch.RolloutFrame),
 		result: &res,
 	})
 	var stopped interruptedError

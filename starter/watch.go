@@ -113,24 +113,15 @@ func queryFrame(ctx context.Context, c client.Client, t watched) (watch.Frame, e
 	return t.frame(val)
 }
 
-// rolloutFrames and bakeFrames decode a progress answer into a frame.
-func rolloutFrames(id string) func(converter.EncodedValue) (watch.Frame, error) {
+// framesOf decodes the progress query's answer (a P) into a frame of the
+// workflow id: watch.RolloutFrame, watch.BakeFrame, pipelineFrame, campaignFrame.
+func framesOf[P any](id string, frame func(string, P) watch.Frame) func(converter.EncodedValue) (watch.Frame, error) {
 	return func(val converter.EncodedValue) (watch.Frame, error) {
-		var p contract.RolloutProgress
+		var p P
 		if err := val.Get(&p); err != nil {
 			return watch.Frame{}, err
 		}
-		return watch.RolloutFrame(id, p), nil
-	}
-}
-
-func bakeFrames(id string) func(converter.EncodedValue) (watch.Frame, error) {
-	return func(val converter.EncodedValue) (watch.Frame, error) {
-		var p contract.BakeProgress
-		if err := val.Get(&p); err != nil {
-			return watch.Frame{}, err
-		}
-		return watch.BakeFrame(id, p), nil
+		return frame(id, p), nil
 	}
 }
 

@@ -118,16 +118,8 @@ func timeRequests(ctx context.Context, url string, clients, n int) ([]time.Durat
 			cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer cl.CloseIdleConnections()
 			for next.Add(1) <= int64(n) && ctx.Err() == nil {
-				t0 := time.Now()
-				resp, err := cl.Get(url)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				d := time.Since(t0)
-				if resp.StatusCode != http.StatusOK {
+				d, ok := getTimed(cl, url, time.Now())
+				if !ok {
 					failed.Add(1)
 					continue
 				}
@@ -167,15 +159,8 @@ func timePaced(ctx context.Context, url string, clients, rate, n int) ([]time.Du
 					return
 				case <-time.After(time.Until(due)): // the schedule of a paced client, not a wait for readiness
 				}
-				resp, err := cl.Get(url)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				d := time.Since(due)
-				if resp.StatusCode != http.StatusOK {
+				d, ok := getTimed(cl, url, due)
+				if !ok {
 					failed.Add(1)
 					continue
 				}
@@ -187,4 +172,17 @@ func timePaced(ctx context.Context, url string, clients, rate, n int) ([]time.Du
 	}
 	wg.Wait()
 	return lat, int(failed.Load())
+}
+
+// getTimed GETs url and reads the whole answer; the time is from since (the
+// request's start, or its scheduled start) to the answer's end, ok whether it
+// was a 200.
+func getTimed(cl *http.Client, url string, since time.Time) (time.Duration, bool) {
+	resp, err := cl.Get(url)
+	if err != nil {
+		return 0, false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return time.Since(since), resp.StatusCode == http.StatusOK
 }
