@@ -126,7 +126,7 @@ func (c *Catalog) Import(ctx context.Context, dir, service string, entrypoint []
 //
 // Publishing an archive identical to a revoked image fails with ErrRevoked.
 func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contract.Image) (contract.Image, error) {
-	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
+	clearMarks(&img)
 	img.Digest = image.Digest(archive)
 	img.Archive = archiveKey(img.Digest)
 	img.ID = image.ID(img.Digest, img.Service, img.Entrypoint)
@@ -187,7 +187,7 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contra
 // if another image holds those inputs already (or wins a concurrent publish), that
 // image is returned instead.
 func (c *Catalog) Publish(ctx context.Context, img contract.Image) (contract.Image, error) {
-	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
+	clearMarks(&img)
 	if !idRE.MatchString(img.ID) {
 		return contract.Image{}, fmt.Errorf("publish image: invalid image ID %q: derive one like img-0123456789ab (letters, digits, '.', '_', '-')", img.ID)
 	}
@@ -270,7 +270,7 @@ func sameRecord(stored, want contract.Image) error {
 }
 
 func recordFields(img contract.Image) map[string]json.RawMessage {
-	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
+	clearMarks(&img)
 	img.Created = img.Created.UTC()
 	data, _ := json.Marshal(img)
 	var m map[string]json.RawMessage
@@ -349,7 +349,7 @@ func (c *Catalog) record(ctx context.Context, id string) (contract.Image, error)
 	if err != nil {
 		return contract.Image{}, fmt.Errorf("read image %s: %w", id, err)
 	}
-	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
+	clearMarks(&img)
 	return img, nil
 }
 
@@ -465,4 +465,10 @@ func (c *Catalog) OpenArchive(ctx context.Context, img contract.Image) (io.ReadC
 		return nil, fmt.Errorf("read archive of image %s: %w", img.ID, err)
 	}
 	return r, nil
+}
+
+// clearMarks empties what Get and List fill from other objects (revocation,
+// outdated, deprecation and tombstone marks): a record never stores them.
+func clearMarks(img *contract.Image) {
+	img.Revoked, img.Outdated, img.Deprecated, img.Deleted = nil, nil, nil, nil
 }
