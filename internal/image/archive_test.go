@@ -482,7 +482,7 @@ func TestPackRefusesLinksThatLeaveTheTree(t *testing.T) {
 func TestLimitsFromEnv(t *testing.T) {
 	t.Setenv(EnvMaxBytes, "")
 	t.Setenv(EnvMaxEntries, "")
-	if l, err := LimitsFromEnv(); err != nil || l.withDefaults() != (Limits{MaxBytes: 8 << 30, MaxEntries: 1_000_000}) {
+	if l, err := LimitsFromEnv(); err != nil || l.WithDefaults() != (Limits{MaxBytes: 8 << 30, MaxEntries: 1_000_000}) {
 		t.Errorf("unset: %+v, %v", l, err)
 	}
 	t.Setenv(EnvMaxBytes, "1048576")
@@ -491,7 +491,7 @@ func TestLimitsFromEnv(t *testing.T) {
 		t.Errorf("set: %+v, %v", l, err)
 	}
 	t.Setenv(EnvMaxBytes, "9223372036854775807") // no limit, in effect
-	if l, err := LimitsFromEnv(); err != nil || l.withDefaults().MaxBytes != 1<<62 {
+	if l, err := LimitsFromEnv(); err != nil || l.WithDefaults().MaxBytes != 1<<62 {
 		t.Errorf("max int64: %+v, %v", l, err)
 	}
 	s := newSandbox(t)

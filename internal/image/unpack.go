@@ -61,7 +61,9 @@ func LimitsFromEnv() (Limits, error) {
 	return l, nil
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills zero fields with the defaults and bounds MaxBytes so that
+// one byte past it (what tells "more") still counts.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultMaxBytes
 	}
@@ -104,7 +106,7 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // Unpacks of one dest must not run at once (the local provider holds a lock per
 // image): each starts by removing what an earlier, crashed one left beside dest.
 func Unpack(r io.Reader, dest, digest string, lim Limits) error {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	if !digestRE.MatchString(digest) {
 		return refuse("unpack image: digest %q is not sha256:<64 hex digits>", digest)
 	}

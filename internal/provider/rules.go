@@ -70,7 +70,7 @@ func checkRules(key contract.RouteKey, route contract.Route, caps Capabilities, 
 	return nil
 }
 
-// validToken reports whether s is a header or cookie name we accept: letters,
+// ValidToken reports whether s is a header or cookie name we accept: letters,
 // digits, '-', '_' and '.', as Kubernetes label names (a subset of RFC 7230's
 // tokens and RFC 6265's cookie names).
 func ValidToken(s string) bool {

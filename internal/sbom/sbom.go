@@ -60,13 +60,8 @@ const maxBinary = 1 << 30
 // Generate reads a local image archive and returns its BOM. lim bounds the bytes
 // and entries read (zero fields: the image package's defaults).
 func Generate(archive io.Reader, subj Subject, lim image.Limits) (*cdx.BOM, error) {
+	lim = lim.WithDefaults()
 	maxBytes, maxEntries := lim.MaxBytes, lim.MaxEntries
-	if maxBytes <= 0 {
-		maxBytes = image.DefaultMaxBytes
-	}
-	if maxEntries <= 0 {
-		maxEntries = image.DefaultMaxEntries
-	}
 	gz, err := gzip.NewReader(archive)
 	if err != nil {
 		return nil, fmt.Errorf("sbom of image %s: %w", subj.ID, err)
