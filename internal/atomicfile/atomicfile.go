@@ -4,6 +4,7 @@
 package atomicfile
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 
@@ -15,6 +16,15 @@ import (
 // mix. The file is 0600 whatever the umask or the mode of the file it replaces:
 // imago's state is its user's alone. On error path is left as it was.
 func Write(path string, data []byte) error {
+	return WriteFunc(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFunc is Write for content that write streams (a large archive): path is
+// replaced only when write returns nil.
+func WriteFunc(path string, write func(io.Writer) error) error {
 	// WithTempDir keeps the temporary file beside path (renameio would otherwise
 	// try $TMPDIR first); WithStaticPermissions ignores the umask and an older
 	// file's mode (renameio.WriteFile would copy that mode).
@@ -25,7 +35,7 @@ func Write(path string, data []byte) error {
 		return err
 	}
 	defer f.Cleanup() // a no-op once replaced
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		return err
 	}
 	return f.CloseAtomicallyReplace()

@@ -14,6 +14,7 @@ package ociimage
 import (
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -28,6 +29,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imago/imago/internal/atomicfile"
 )
 
 // Labels imago sets on every OCI image it writes.
@@ -84,7 +87,7 @@ func FromArchive(path string, c Config) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: types.OCILayer,
-		History: v1.History{CreatedBy: "imago bake " + c.ImageID, Created: v1.Time{Time: time.Unix(0, 0).UTC()}}})
+		History: v1.History{CreatedBy: "imago bake " + c.ImageID, Created: epoch}})
 	if err != nil {
 		return nil, fmt.Errorf("oci image: %w", err)
 	}
@@ -94,7 +97,7 @@ func FromArchive(path string, c Config) (v1.Image, error) {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
+	cf.Created = epoch
 	cf.Config.Entrypoint = c.Entrypoint
 	cf.Config.WorkingDir = "/"
 	cf.Config.Env = []string{"PORT=" + strconv.Itoa(port)}
@@ -152,6 +155,10 @@ func Write(img v1.Image, d Destination, service, tag string) error {
 	return fmt.Errorf("destination %s: unknown scheme", d)
 }
 
+// epoch is the creation time of every image imago writes: a fixed time, so the
+// same archive always makes the same manifest digest.
+var epoch = v1.Time{Time: time.Unix(0, 0).UTC()}
+
 func writeLayout(img v1.Image, dir, refName string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("oci-layout://%s: %w", dir, err)
@@ -181,23 +188,8 @@ func writeDockerArchive(img v1.Image, file, service, tag string) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return fmt.Errorf("docker-archive://%s: %w", file, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
+	err = atomicfile.WriteFunc(file, func(w io.Writer) error { return tarball.Write(ref, img, w) })
 	if err != nil {
-		return fmt.Errorf("docker-archive://%s: %w", file, err)
-	}
-	defer os.Remove(f.Name()) // no-op once renamed
-	if err := tarball.Write(ref, img, f); err != nil {
-		f.Close()
-		return fmt.Errorf("docker-archive://%s: %w", file, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("docker-archive://%s: %w", file, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("docker-archive://%s: %w", file, err)
-	}
-	if err := os.Rename(f.Name(), file); err != nil {
 		return fmt.Errorf("docker-archive://%s: %w", file, err)
 	}
 	return nil
