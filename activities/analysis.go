@@ -46,66 +46,49 @@ func (a *Activities) RunAnalysis(ctx context.Context, in contract.AnalysisInput)
 			return out, specErr(fmt.Errorf("provider router: route key %q names no router", in.Key))
 		}
 	}
-	if spec.Kind == contract.AnalysisCompare {
-		return a.compare(ctx, in, spec, out)
-	}
-	m, err := analysis.NewMeasurer(spec, analysis.Env{
-		HTTP:    a.Analysis,
-		FleetID: in.FleetID,
-		Metrics: a.routerMetrics(in.Key),
-	})
-	if err != nil {
-		return out, specErr(err)
+	var m analysis.Measurer
+	if spec.Kind != contract.AnalysisCompare {
+		var err error
+		if m, err = analysis.NewMeasurer(spec, analysis.Env{HTTP: a.Analysis, FleetID: in.FleetID, Metrics: a.routerMetrics(in.Key)}); err != nil {
+			return out, specErr(err)
+		}
 	}
 
 	prog := resumedProgress(ctx)
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	runner := analysis.Runner{Previous: prog.Measurements}
-	if s, ok := m.(fmt.Stringer); ok && spec.Provider == analysis.ProviderPrometheus && in.FleetID != "" {
-		runner.Subject = s.String() + " of fleet " + in.FleetID
-	}
 	logger := activity.GetLogger(ctx)
 	if n := len(prog.Measurements); n > 0 {
 		logger.Info("analysis resumes", "analysis", in.Name, "fleet", in.FleetID, "measurements", n)
 	}
-	res, err := runner.Run(ctx, spec, m, func(meas contract.Measurement) {
-		prog.Measurements = append(prog.Measurements, meas)
-		hb.Set(prog)
-		logger.Info("analysis measurement", "analysis", in.Name, "fleet", in.FleetID, "phase", meas.Phase, "value", analysis.FormatValue(meas.Value), "message", meas.Message)
-	})
+	var res analysis.Result
+	var err error
+	if spec.Kind == contract.AnalysisCompare {
+		// the canary (in.FleetID) against the baseline fleet, heartbeating the
+		// samples so far, from which a retry goes on
+		out.BaselineFleetID = in.BaselineFleetID
+		res, out.Judgment, err = runner.Compare(ctx, spec, in.FleetID, in.BaselineFleetID, a.routerMetrics(in.Key), prog.Samples,
+			func(meas contract.Measurement, samples analysis.CompareSamples) {
+				prog.Measurements = append(prog.Measurements, meas)
+				prog.Samples = &samples
+				hb.Set(prog)
+				logger.Info("analysis sample", "analysis", in.Name, "fleet", in.FleetID, "baseline", in.BaselineFleetID, "phase", meas.Phase, "message", meas.Message)
+			})
+	} else {
+		if s, ok := m.(fmt.Stringer); ok && spec.Provider == analysis.ProviderPrometheus && in.FleetID != "" {
+			runner.Subject = s.String() + " of fleet " + in.FleetID
+		}
+		res, err = runner.Run(ctx, spec, m, func(meas contract.Measurement) {
+			prog.Measurements = append(prog.Measurements, meas)
+			hb.Set(prog)
+			logger.Info("analysis measurement", "analysis", in.Name, "fleet", in.FleetID, "phase", meas.Phase, "value", analysis.FormatValue(meas.Value), "message", meas.Message)
+		})
+	}
 	out.Phase, out.Reason, out.Message, out.Counts = res.Phase, res.Reason, res.Message, res.Counts
 	out.Measurements = analysis.Latest(res.Measurements, analysis.KeptMeasurements)
 	if err != nil {
 		return out, analysisErr(ctx, err, specErr)
-	}
-	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
-	return out, nil
-}
-
-// compare judges the canary (in.FleetID) against the baseline fleet, as
-// RunAnalysis measures: heartbeating the samples so far, from which a retry
-// goes on.
-func (a *Activities) compare(ctx context.Context, in contract.AnalysisInput, spec contract.AnalysisSpec, out contract.AnalysisResult) (contract.AnalysisResult, error) {
-	out.BaselineFleetID = in.BaselineFleetID
-	prog := resumedProgress(ctx)
-	hb := startHeartbeat(ctx, prog)
-	defer hb.Stop()
-	logger := activity.GetLogger(ctx)
-	source := a.routerMetrics(in.Key)
-	res, j, err := analysis.Runner{Previous: prog.Measurements}.Compare(ctx, spec, in.FleetID, in.BaselineFleetID, source, prog.Samples,
-		func(meas contract.Measurement, samples analysis.CompareSamples) {
-			prog.Measurements = append(prog.Measurements, meas)
-			prog.Samples = &samples
-			hb.Set(prog)
-			logger.Info("analysis sample", "analysis", in.Name, "fleet", in.FleetID, "baseline", in.BaselineFleetID, "phase", meas.Phase, "message", meas.Message)
-		})
-	out.Phase, out.Reason, out.Message, out.Counts, out.Judgment = res.Phase, res.Reason, res.Message, res.Counts, j
-	out.Measurements = analysis.Latest(res.Measurements, analysis.KeptMeasurements)
-	if err != nil {
-		return out, analysisErr(ctx, err, func(err error) error {
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("analysis %s: %v", in.Name, err), contract.ErrAnalysisSpec, nil)
-		})
 	}
 	logger.Info("analysis done", "analysis", in.Name, "fleet", in.FleetID, "phase", out.Phase, "message", out.Message)
 	return out, nil

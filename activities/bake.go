@@ -400,7 +400,7 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 	}()
 	hb.Set("waiting for " + in.Health.Path)
 	problems, err := a.pollHealthy(ctx, fleet.ID, 0, 0, in.Health.Path, in.Health.Interval.D(), time.Now().Add(in.Health.Timeout.D()),
-		func(int, int) {})
+		func(contract.Fleet, int, int) {})
 	if err != nil {
 		return err
 	}

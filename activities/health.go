@@ -33,7 +33,9 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 	hb := startHeartbeat(ctx, prog)
 	defer hb.Stop()
 	deadline := prog.Started.Add(in.Timeout)
-	problems, err := a.pollHealthy(ctx, in.FleetID, in.From, in.AtLeast, in.Path, in.Interval, deadline, func(healthy, total int) {
+	var described contract.Fleet // the last round's fleet, for the timing
+	problems, err := a.pollHealthy(ctx, in.FleetID, in.From, in.AtLeast, in.Path, in.Interval, deadline, func(fleet contract.Fleet, healthy, total int) {
+		described = fleet
 		prog.Healthy = healthy
 		if total > 0 { // a round whose describe failed keeps the last known size
 			prog.Total = total
@@ -53,27 +55,25 @@ func (a *Activities) WaitHealthy(ctx context.Context, in contract.WaitHealthyInp
 	}
 	took := time.Since(prog.Started).Round(time.Millisecond)
 	if in.From == 0 && in.AtLeast == 0 {
-		a.recordTiming(ctx, in.FleetID, prog.Started, took)
+		a.recordTiming(ctx, described, prog.Started, took)
 	}
 	return contract.WaitHealthyResult{Healthy: prog.Healthy, Took: took}, nil
 }
 
 // recordTiming keeps, in the catalog, how long a whole fleet took to come up
 // (`imago plan` assumes it for the next rollout). Best effort: a measurement
-// that cannot be recorded is only logged.
-func (a *Activities) recordTiming(ctx context.Context, fleetID string, started time.Time, took time.Duration) {
+// that cannot be recorded is only logged. f is the fleet as the health wait's
+// last round described it (the whole fleet: the wait started at instance 0).
+func (a *Activities) recordTiming(ctx context.Context, f contract.Fleet, started time.Time, took time.Duration) {
 	if a.Catalog == nil {
 		return
 	}
-	f, err := a.Provider.Describe(ctx, fleetID)
-	if err == nil {
-		err = a.Catalog.RecordTiming(ctx, contract.Timing{
-			Service: f.Service, Environment: f.Environment, ImageID: f.ImageID, FleetID: f.ID, Instances: len(f.Instances),
-			Provision: max(started.Sub(f.Created), 0).Round(time.Millisecond), Healthy: took, Measured: time.Now().UTC(),
-		})
-	}
+	err := a.Catalog.RecordTiming(ctx, contract.Timing{
+		Service: f.Service, Environment: f.Environment, ImageID: f.ImageID, FleetID: f.ID, Instances: len(f.Instances),
+		Provision: max(started.Sub(f.Created), 0).Round(time.Millisecond), Healthy: took, Measured: time.Now().UTC(),
+	})
 	if err != nil {
-		activity.GetLogger(ctx).Warn("boot time not recorded", "fleet", fleetID, "error", err)
+		activity.GetLogger(ctx).Warn("boot time not recorded", "fleet", f.ID, "error", err)
 	}
 }
 
@@ -81,10 +81,11 @@ func (a *Activities) recordTiming(ctx context.Context, fleetID string, started t
 // atLeast above 0, that many), the rounds probe.Backoff(interval) apart (quick
 // at first, then each interval), until there are no problems or the deadline
 // passes (the last round's problems). round is called after each round, to
-// heartbeat. A transient provider error is one more unanswered probe; a
+// heartbeat, with the fleet as described (the zero Fleet when describing
+// failed). A transient provider error is one more unanswered probe; a
 // permanent one, every instance having exited, or cancellation, is the error.
 func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from, atLeast int, path string, interval time.Duration, deadline time.Time,
-	round func(healthy, total int)) ([]string, error) {
+	round func(fleet contract.Fleet, healthy, total int)) ([]string, error) {
 	next := probe.Backoff(interval)
 	for {
 		var problems []string
@@ -102,7 +103,7 @@ func (a *Activities) pollHealthy(ctx context.Context, fleetID string, from, atLe
 		default:
 			problems = []string{"describe " + fleetID + ": " + err.Error()}
 		}
-		round(healthy, total)
+		round(fleet, healthy, total)
 		if len(problems) == 0 || (atLeast > 0 && healthy >= atLeast) || !time.Now().Before(deadline) {
 			return problems, nil
 		}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
@@ -175,7 +176,7 @@ func assume(ctx context.Context, src Source, r spec.Rollout, image string, live 
 		return m, nil, err
 	}
 	pick := image
-	if !hasImage(ts, image) && live != nil {
+	if !slices.ContainsFunc(ts, func(t contract.Timing) bool { return t.ImageID == image }) && live != nil {
 		pick = live.ImageID
 	}
 	provisionFrom, healthyFrom := "default: no boot measured in "+r.Environment, "default: no boot measured in "+r.Environment
@@ -210,15 +211,6 @@ func assume(ctx context.Context, src Source, r spec.Rollout, image string, live 
 			fmt.Sprintf("spec: %d measurements every %s", a.Count, a.Interval)})
 	}
 	return m, ts, nil
-}
-
-func hasImage(ts []contract.Timing, image string) bool {
-	for _, t := range ts {
-		if t.ImageID == image {
-			return true
-		}
-	}
-	return false
 }
 
 // analysisTime is how long an analysis that passes takes: its measurements,
