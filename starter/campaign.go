@@ -84,7 +84,7 @@ campaign keeps them waiting until someone resumes or aborts it.`,
 // and prints its reason.
 func campaignWait(cmd *cobra.Command, c client.Client, name string, watching bool) error {
 	w := cmd.OutOrStdout()
-	run := c.GetWorkflow(cmd.Context(), spec.CampaignWorkflowID(name), "")
+	run := c.GetWorkflow(cmd.Context(), contract.CampaignWorkflowID(name), "")
 	var res contract.CampaignResult
 	var err error
 	if watching {

@@ -520,5 +520,5 @@ func (c *campaign) details() string {
 
 // describe is the campaign as its phase events say it.
 func (c *campaign) describe() (subject string, data contract.EventData, failure string) {
-	return "campaign/" + c.spec.Name, contract.EventData{StartedBy: c.progress.StartedBy}, c.progress.Error
+	return contract.CampaignWorkflowID(c.spec.Name), contract.EventData{StartedBy: c.progress.StartedBy}, c.progress.Error
 }

@@ -19,7 +19,7 @@ func (s *Server) runDrift(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Repair {
-		if err := authorize(r, tokens.Scope{Kind: tokens.Deploy, Service: orStar(req.Service), Env: orStar(req.Environment)}); err != nil {
+		if err := authorize(r, tokens.Scope{Kind: tokens.Deploy, Service: drift.OrAll(req.Service), Env: drift.OrAll(req.Environment)}); err != nil {
 			return err
 		}
 	}
@@ -28,11 +28,4 @@ func (s *Server) runDrift(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, res)
-}
-
-func orStar(s string) string {
-	if s == "" {
-		return "*"
-	}
-	return s
 }

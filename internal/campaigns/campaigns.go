@@ -39,7 +39,7 @@ func Start(ctx context.Context, c client.Client, s contract.CampaignSpec, starte
 	if err := spec.NormalizeCampaign(&s); err != nil {
 		return nil, err
 	}
-	id := spec.CampaignWorkflowID(s.Name)
+	id := contract.CampaignWorkflowID(s.Name)
 	opts := rollouts.ExclusiveStart(id)
 	opts.TypedSearchAttributes = temporal.NewSearchAttributes(contract.PhaseAttr.ValueSet(string(contract.PhasePending)))
 	opts.StaticSummary, opts.StaticDetails = Summary(s), "started by "+startedBy
@@ -83,7 +83,7 @@ type Run struct {
 // Latest reads the latest run of campaign name (continue-as-new keeps its
 // workflow ID) and its progress.
 func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
-	id := spec.CampaignWorkflowID(name)
+	id := contract.CampaignWorkflowID(name)
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
@@ -104,7 +104,7 @@ func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
 // Decide sends resume, approve or abort to the current run of campaign name
 // and waits until it is accepted; a refusal carries the campaign's reason.
 func Decide(ctx context.Context, c client.Client, name, update, by, reason string) error {
-	id := spec.CampaignWorkflowID(name)
+	id := contract.CampaignWorkflowID(name)
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: id, UpdateName: update,
 		Args:         []any{contract.DecisionInput{By: by, Reason: reason}},

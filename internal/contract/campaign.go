@@ -211,3 +211,6 @@ type CampaignRolloutSpecInput struct {
 type CampaignRolloutSpecResult struct {
 	Spec json.RawMessage `json:"spec"`
 }
+
+// CampaignWorkflowID is the workflow ID of campaign name: one run at a time.
+func CampaignWorkflowID(name string) string { return "campaign/" + name }

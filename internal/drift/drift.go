@@ -19,10 +19,10 @@ import (
 func Check(ctx context.Context, c client.Client, in contract.DriftInput, by string) (contract.DriftReport, error) {
 	var rep contract.DriftReport
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       fmt.Sprintf("drift/%s/%s/%s", orAll(in.Environment), orAll(in.Service), by),
+		ID:                       fmt.Sprintf("drift/%s/%s/%s", OrAll(in.Environment), OrAll(in.Service), by),
 		TaskQueue:                contract.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		StaticSummary:            fmt.Sprintf("drift check · %s/%s", orAll(in.Environment), orAll(in.Service)),
+		StaticSummary:            fmt.Sprintf("drift check · %s/%s", OrAll(in.Environment), OrAll(in.Service)),
 	}, contract.WorkflowDrift, in)
 	if err != nil {
 		return rep, fmt.Errorf("start the drift check: %w", err)
@@ -33,7 +33,8 @@ func Check(ctx context.Context, c client.Client, in contract.DriftInput, by stri
 	return rep, nil
 }
 
-func orAll(s string) string {
+// OrAll is s, or "*" (every service or environment) when s is empty.
+func OrAll(s string) string {
 	if s == "" {
 		return "*"
 	}

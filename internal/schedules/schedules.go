@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -273,8 +274,7 @@ func List(ctx context.Context, c client.Client) ([]Schedule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list schedules: %w", err)
 		}
-		if e.WorkflowType.Name != "Pipeline" && e.WorkflowType.Name != "Reaper" && e.WorkflowType.Name != contract.WorkflowDrift &&
-			e.WorkflowType.Name != contract.WorkflowLifecycle {
+		if !slices.Contains([]string{contract.WorkflowPipeline, contract.WorkflowReaper, contract.WorkflowDrift, contract.WorkflowLifecycle}, e.WorkflowType.Name) {
 			continue // not imago's
 		}
 		s := Schedule{Name: e.ID, Spec: specString(e.Spec), Paused: e.Paused, Note: e.Note, NextRuns: e.NextActionTimes}

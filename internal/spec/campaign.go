@@ -152,9 +152,6 @@ func normalizeCampaign(s *contract.CampaignSpec, src *source) error {
 	return nil
 }
 
-// CampaignWorkflowID is the workflow ID of campaign name: one run at a time.
-func CampaignWorkflowID(name string) string { return "campaign/" + name }
-
 // ApplyOverride replaces the fields of r that o gives (each whole) and sets
 // the image; the caller normalizes the result.
 func ApplyOverride(r *Rollout, o *contract.CampaignOverride) {
