@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/contract"
@@ -154,15 +153,7 @@ func (s *Server) decidePipeline(w http.ResponseWriter, r *http.Request, decision
 	}
 	// The update goes to the run just read, so the answer names the run decided.
 	by := principal(r)
-	h, err := s.cfg.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: run.WorkflowID, RunID: run.RunID, UpdateName: decision,
-		Args:         []any{contract.DecisionInput{By: by, Reason: req.Reason}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, nil)
-	}
-	if err != nil {
+	if err := rollouts.SendDecision(ctx, s.cfg.Client, run.WorkflowID, run.RunID, decision, by, req.Reason); err != nil {
 		if ctx.Err() != nil || temporalUnavailable(err) {
 			return err
 		}

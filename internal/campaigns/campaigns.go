@@ -105,14 +105,7 @@ func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
 // and waits until it is accepted; a refusal carries the campaign's reason.
 func Decide(ctx context.Context, c client.Client, name, update, by, reason string) error {
 	id := contract.CampaignWorkflowID(name)
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: update,
-		Args:         []any{contract.DecisionInput{By: by, Reason: reason}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, nil)
-	}
+	err := rollouts.SendDecision(ctx, c, id, "", update, by, reason)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		// No campaign, or one that ended: an update reaches running ones only.

@@ -137,21 +137,8 @@ func Decide(ctx context.Context, c client.Client, name, update, by, reason strin
 	if err != nil {
 		return err
 	}
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: run.WorkflowID, RunID: run.RunID, UpdateName: update,
-		Args:         []any{contract.DecisionInput{By: by, Reason: reason}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, nil)
-	}
-	if err != nil {
-		var app *temporal.ApplicationError
-		msg := err.Error()
-		if errors.As(err, &app) {
-			msg = app.Message()
-		}
-		return fmt.Errorf("%s refused: %s", update, msg)
+	if err := rollouts.SendDecision(ctx, c, run.WorkflowID, run.RunID, update, by, reason); err != nil {
+		return fmt.Errorf("%s refused: %s", update, rollouts.Reason(err))
 	}
 	return nil
 }

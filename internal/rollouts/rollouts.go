@@ -160,6 +160,21 @@ func Reason(err error) string {
 	return err.Error()
 }
 
+// SendDecision sends a decision update (approve, abort, resume…) with who
+// decided and why to workflow id (runID empty: its current run) and waits
+// until the workflow has taken or refused it.
+func SendDecision(ctx context.Context, c client.Client, id, runID, update, by, reason string) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, RunID: runID, UpdateName: update,
+		Args:         []any{contract.DecisionInput{By: by, Reason: reason}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return h.Get(ctx, nil)
+}
+
 // ResultOf is what a rollout that did not succeed carries as its result: a
 // bake time that rolled it back puts a contract.RolloutResult, with the
 // measurement that failed, in its failure's details. Nil when err has none.
