@@ -108,29 +108,12 @@ func runP9(ctx context.Context, env *Env) ([]Figure, error) {
 // keep-alive connection each) and returns each successful one's duration and
 // the number that failed.
 func timeRequests(ctx context.Context, url string, clients, n int) ([]time.Duration, int) {
-	var mu sync.Mutex
-	var lat []time.Duration
-	var failed atomic.Int64
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Go(func() {
-			cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-			defer cl.CloseIdleConnections()
-			for next.Add(1) <= int64(n) && ctx.Err() == nil {
-				d, ok := getTimed(cl, url, time.Now())
-				if !ok {
-					failed.Add(1)
-					continue
-				}
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return lat, int(failed.Load())
+	return runClients(url, clients, func(_ int, get func(since time.Time)) {
+		for next.Add(1) <= int64(n) && ctx.Err() == nil {
+			get(time.Now())
+		}
+	})
 }
 
 // timePaced sends n GETs to url from clients clients, each at rate requests a
@@ -139,35 +122,46 @@ func timeRequests(ctx context.Context, url string, clients, n int) ([]time.Durat
 // failed. A client that falls behind sends at once, and the request's wait
 // counts in its time.
 func timePaced(ctx context.Context, url string, clients, rate, n int) ([]time.Duration, int) {
+	every := time.Second / time.Duration(rate)
+	per := (n + clients - 1) / clients
+	start := time.Now()
+	return runClients(url, clients, func(c int, get func(since time.Time)) {
+		// clients start spread over one interval, not all at once
+		first := start.Add(every * time.Duration(c) / time.Duration(clients))
+		for i := range per {
+			due := first.Add(every * time.Duration(i))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(due)): // the schedule of a paced client, not a wait for readiness
+			}
+			get(due)
+		}
+	})
+}
+
+// runClients runs clients clients at once, each with its own keep-alive
+// connection to url through get, which GETs url and keeps the time since since
+// of a 200 or counts a failure; it returns the times and the failures.
+func runClients(url string, clients int, client func(c int, get func(since time.Time))) ([]time.Duration, int) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	var failed atomic.Int64
 	var wg sync.WaitGroup
-	every := time.Second / time.Duration(rate)
-	per := (n + clients - 1) / clients
-	start := time.Now()
 	for c := range clients {
 		wg.Go(func() {
 			cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer cl.CloseIdleConnections()
-			// clients start spread over one interval, not all at once
-			first := start.Add(every * time.Duration(c) / time.Duration(clients))
-			for i := range per {
-				due := first.Add(every * time.Duration(i))
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Until(due)): // the schedule of a paced client, not a wait for readiness
-				}
-				d, ok := getTimed(cl, url, due)
+			client(c, func(since time.Time) {
+				d, ok := getTimed(cl, url, since)
 				if !ok {
 					failed.Add(1)
-					continue
+					return
 				}
 				mu.Lock()
 				lat = append(lat, d)
 				mu.Unlock()
-			}
+			})
 		})
 	}
 	wg.Wait()
