@@ -60,23 +60,12 @@ func (s *Server) setLifecycle(w http.ResponseWriter, r *http.Request) error {
 	if len(es) > 0 {
 		return es
 	}
-	if err := rule.Check(); err != nil {
-		return contract.FieldErrors{{Field: lifecycleField(rule), Msg: err.Error()}}
+	if field, err := rule.Problem(); err != nil {
+		return contract.FieldErrors{{Field: field, Msg: err.Error()}}
 	}
 	got, err := s.cfg.Catalog.SetLifecycle(r.Context(), rule)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, got)
-}
-
-// lifecycleField names the request field a rule's Check refuses.
-func lifecycleField(r contract.LifecycleRule) string {
-	if r.KeepLast < 0 {
-		return "keepLast"
-	}
-	if r.DeprecateAfter == 0 && r.DeleteAfter == 0 {
-		return "deprecateAfter"
-	}
-	return "deleteAfter"
 }

@@ -18,14 +18,19 @@ func TestLifecycleRulesThroughTheAPI(t *testing.T) {
 	body := LifecycleRequest{KeepLast: 3, DeprecateAfter: "30d", DeleteAfter: "90d"}
 	assert.Contains(t, e.do("PUT", "/v1/lifecycle/hello", body, deployTok).forbidden(t), "this token lacks the scope admin;")
 	assert.Contains(t, e.do("PUT", "/v1/lifecycle/hello", body, bakeTok).forbidden(t), "this token lacks the scope admin;")
-	for field, bad := range map[string]LifecycleRequest{
-		"keepLast":       {KeepLast: -1, DeprecateAfter: "30d"},
-		"deprecateAfter": {KeepLast: 3, DeprecateAfter: "a month"},
-		"deleteAfter":    {KeepLast: 3, DeprecateAfter: "90d", DeleteAfter: "30d"},
+	for _, c := range []struct {
+		field string
+		bad   LifecycleRequest
+	}{
+		{"keepLast", LifecycleRequest{KeepLast: -1, DeprecateAfter: "30d"}},
+		{"deprecateAfter", LifecycleRequest{KeepLast: 3, DeprecateAfter: "a month"}},
+		{"deprecateAfter", LifecycleRequest{KeepLast: 3, DeprecateAfter: "-1h"}},
+		{"deleteAfter", LifecycleRequest{KeepLast: 3, DeprecateAfter: "90d", DeleteAfter: "30d"}},
+		{"deleteAfter", LifecycleRequest{KeepLast: 3, DeleteAfter: "-2h"}},
 	} {
-		p := e.do("PUT", "/v1/lifecycle/hello", bad, testToken).problem(t, http.StatusBadRequest)
+		p := e.do("PUT", "/v1/lifecycle/hello", c.bad, testToken).problem(t, http.StatusBadRequest)
 		require.Len(t, p.Errors, 1, "%+v", p)
-		assert.Equal(t, field, p.Errors[0].Field, "%+v", p)
+		assert.Equal(t, c.field, p.Errors[0].Field, "%+v", p)
 	}
 	var list LifecycleList
 	e.get("/v1/lifecycle").json(t, &list)

@@ -45,19 +45,26 @@ func (r LifecycleRule) Name() string { return fmt.Sprintf("lifecycle rule %s#%d"
 
 // Check says what is wrong with a rule, naming the flag.
 func (r LifecycleRule) Check() error {
+	_, err := r.Problem()
+	return err
+}
+
+// Problem is Check's refusal with the request field it is about (keepLast,
+// deprecateAfter or deleteAfter), for the API's field errors.
+func (r LifecycleRule) Problem() (field string, err error) {
 	switch {
 	case r.KeepLast < 0:
-		return fmt.Errorf("--keep-last must be 0 or more, got %d", r.KeepLast)
+		return "keepLast", fmt.Errorf("--keep-last must be 0 or more, got %d", r.KeepLast)
 	case r.DeprecateAfter < 0:
-		return fmt.Errorf("--deprecate-after must be positive, got %s", r.DeprecateAfter)
+		return "deprecateAfter", fmt.Errorf("--deprecate-after must be positive, got %s", r.DeprecateAfter)
 	case r.DeleteAfter < 0:
-		return fmt.Errorf("--delete-after must be positive, got %s", r.DeleteAfter)
+		return "deleteAfter", fmt.Errorf("--delete-after must be positive, got %s", r.DeleteAfter)
 	case r.DeprecateAfter == 0 && r.DeleteAfter == 0:
-		return fmt.Errorf("a rule needs --deprecate-after or --delete-after (e.g. --deprecate-after 720h)")
+		return "deprecateAfter", fmt.Errorf("a rule needs --deprecate-after or --delete-after (e.g. --deprecate-after 720h)")
 	case r.DeprecateAfter > 0 && r.DeleteAfter > 0 && r.DeleteAfter < r.DeprecateAfter:
-		return fmt.Errorf("--delete-after (%s) must not be shorter than --deprecate-after (%s)", r.DeleteAfter, r.DeprecateAfter)
+		return "deleteAfter", fmt.Errorf("--delete-after (%s) must not be shorter than --deprecate-after (%s)", r.DeleteAfter, r.DeprecateAfter)
 	}
-	return nil
+	return "", nil
 }
 
 // Deprecation marks an image deprecated by a lifecycle rule: new rollouts refuse
