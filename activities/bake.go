@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/ansible"
 	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/bake"
 	"github.com/imago/imago/internal/catalog"
@@ -67,8 +68,8 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 	}
 	h := sha256.New()
 	inputs := struct {
-		Builder    string            `json:"builder"`
-		Provision  []string          `json:"provision"`
+		Builder    string                   `json:"builder"`
+		Provision  []contract.ProvisionStep `json:"provision"` // a shell step is a string, as it was
 		Variables  map[string]string `json:"variables"` // encoding/json sorts map keys
 		PassEnv    []string          `json:"passEnv"`
 		Include    []string          `json:"include"`
@@ -82,7 +83,13 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations}
 	enc, _ := json.Marshal(inputs)
 	h.Write(enc)
-	for _, root := range append([]string{b.Source, b.Template}, b.Files...) {
+	roots := append([]string{b.Source, b.Template}, b.Files...)
+	for _, st := range b.Provision {
+		if st.Ansible != "" {
+			roots = append(roots, filepath.Dir(st.Ansible)) // the playbook, its roles and vars
+		}
+	}
+	for _, root := range roots {
 		if root == "" {
 			continue
 		}
@@ -212,7 +219,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 	case contract.BuilderLocal:
 		art, err := packerplugin.BuildAs(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say), a.BakeUser)
 		if err != nil {
-			return res, buildError(err)
+			return res, ansibleError(b, buildError(err))
 		}
 		img.ID, img.Digest = art.Id(), art.State("digest").(string)
 		res.ArchivePath = art.State("archive").(string)
@@ -337,7 +344,14 @@ func localBuilderConfig(b contract.Bake, outDir, baseImageID string) map[string]
 		cfg["files"] = b.Files
 	}
 	if len(b.Provision) > 0 {
-		cfg["provision"] = b.Provision
+		cmds := make([]string, len(b.Provision))
+		for i, st := range b.Provision {
+			cmds[i] = st.Shell
+			if st.Ansible != "" {
+				cmds[i] = ansible.Command(st.Ansible, st.ExtraVars)
+			}
+		}
+		cfg["provision"] = cmds
 	}
 	env := map[string]string{}
 	for k, v := range b.Variables {
@@ -371,6 +385,21 @@ func buildError(err error) error {
 	var ce *packerplugin.ConfigError
 	if errors.As(err, &ce) {
 		return temporal.NewNonRetryableApplicationError(ce.Error(), contract.ErrTemplate, nil)
+	}
+	return err
+}
+
+// ansibleError names the task a failed playbook stopped at: a task that failed
+// fails again, so the build is not retried.
+func ansibleError(b contract.Bake, err error) error {
+	for _, st := range b.Provision {
+		if st.Ansible == "" || !strings.Contains(err.Error(), st.Ansible) { // the failed command names its playbook
+			continue
+		}
+		if f, ok := ansible.FailedTask(err.Error()); ok {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("ansible playbook %s failed at task %q: %s", st.Ansible, f.Task, f.Fatal),
+				contract.ErrProvisionFailed, err)
+		}
 	}
 	return err
 }
