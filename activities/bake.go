@@ -70,13 +70,13 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 	inputs := struct {
 		Builder    string                   `json:"builder"`
 		Provision  []contract.ProvisionStep `json:"provision"` // a shell step is a string, as it was
-		Variables  map[string]string `json:"variables"` // encoding/json sorts map keys
-		PassEnv    []string          `json:"passEnv"`
-		Include    []string          `json:"include"`
-		Entrypoint []string          `json:"entrypoint"`
-		Vars       map[string]string `json:"vars"`
-		Labels     map[string]string `json:"labels"`
-		Base       string            `json:"base"`
+		Variables  map[string]string        `json:"variables"` // encoding/json sorts map keys
+		PassEnv    []string                 `json:"passEnv"`
+		Include    []string                 `json:"include"`
+		Entrypoint []string                 `json:"entrypoint"`
+		Vars       map[string]string        `json:"vars"`
+		Labels     map[string]string        `json:"labels"`
+		Base       string                   `json:"base"`
 		// Left out when empty, so the digests of bakes without them stay as they were.
 		Format       string   `json:"format,omitempty"`
 		Destinations []string `json:"destinations,omitempty"`
