@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,6 +24,7 @@ import (
 	"github.com/imago/imago/internal/bake"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/packerplugin"
 	"github.com/imago/imago/internal/spec"
@@ -227,7 +229,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 		if b.Format == spec.FormatOCI {
 			// Its digest now, for the record; the image goes to its destinations
 			// once it passed its test (PublishImage).
-			if img.OCIDigest, err = writeOCI(img, res.ArchivePath, nil); err != nil {
+			if img.OCIDigest, err = writeOCI(ctx, img, res.ArchivePath, nil, nil); err != nil {
 				return res, err
 			}
 			for _, d := range b.Destinations {
@@ -294,9 +296,11 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 }
 
 // writeOCI makes the OCI image of a local image's archive and writes it to each
-// destination (absolute URLs); it returns the image's manifest digest. A destination
-// that cannot be written is a permanent failure (a retry would write the same place).
-func writeOCI(img contract.Image, archivePath string, destinations []string) (string, error) {
+// destination (absolute URLs; registries pushed to through rt); it returns the
+// image's manifest digest. A destination that cannot be written is a permanent
+// failure (a retry would write the same place); a push that failed may succeed
+// on retry, unless the outbound guard refused it.
+func writeOCI(ctx context.Context, img contract.Image, archivePath string, destinations []string, rt http.RoundTripper) (string, error) {
 	oci, err := ociimage.FromArchive(archivePath, ociimage.Config{ImageID: img.ID, Service: img.Service, Digest: img.Digest,
 		InputDigest: img.InputDigest, Entrypoint: img.Entrypoint, Labels: img.Labels})
 	if err != nil {
@@ -308,8 +312,15 @@ func writeOCI(img contract.Image, archivePath string, destinations []string) (st
 	}
 	for _, d := range destinations {
 		dest, err := ociimage.ParseDestination(d, "")
-		if err == nil {
+		switch {
+		case err != nil:
+		case dest.IsFile():
 			err = ociimage.Write(oci, dest, img.Service, img.ID)
+		default:
+			activity.RecordHeartbeat(ctx, "pushing the OCI image to "+dest.String())
+			if err = ociimage.Push(ctx, oci, dest, rt); err != nil && !errors.Is(err, netguard.ErrRefused) {
+				return "", err
+			}
 		}
 		if err != nil {
 			return "", temporal.NewNonRetryableApplicationError("write OCI image: "+err.Error(), contract.ErrTemplate, nil)
@@ -461,7 +472,7 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 	img.Archive = ""
 	if len(in.OCIDestinations) > 0 {
 		activity.RecordHeartbeat(ctx, "writing the OCI image to "+strings.Join(in.OCIDestinations, ", "))
-		digest, err := writeOCI(img, in.ArchivePath, in.OCIDestinations)
+		digest, err := writeOCI(ctx, img, in.ArchivePath, in.OCIDestinations, a.registryTransport())
 		if err != nil {
 			return img, err
 		}
@@ -471,6 +482,16 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		}
 	}
 	return a.Catalog.PublishArchive(ctx, archive, img)
+}
+
+// registryTransport is what pushes to a registry dial through: the outbound guard
+// of the analysis client (IMAGO_ANALYSIS_ALLOW), or, without one, a guard that
+// allows public addresses only.
+func (a *Activities) registryTransport() http.RoundTripper {
+	if a.Analysis != nil && a.Analysis.Transport != nil {
+		return a.Analysis.Transport
+	}
+	return netguard.New(netguard.Allow{}).Client(0).Transport
 }
 
 // MoveChannel points a channel at an image; a retry that finds it moved already

@@ -73,11 +73,12 @@ func TestOCIImageFromAnArchiveAsSkopeoReadsIt(t *testing.T) {
 
 func TestParseDestinationNamesWhatIsWrong(t *testing.T) {
 	for in, want := range map[string]string{
-		"out/layout":               "is not a destination URL",
-		"registry://host/repo:tag": "pushing to a registry is not supported yet",
-		"s3://bucket/x":            `unknown scheme "s3"`,
-		"oci-layout://":            "names no path",
-		"docker-archive://":        "names no path",
+		"out/layout":            "is not a destination URL",
+		"registry://hello":      "want registry://HOST[:PORT]/REPO[:TAG]",
+		"registry://h/Repo:tag": "want registry://HOST[:PORT]/REPO[:TAG]",
+		"s3://bucket/x":         `unknown scheme "s3"`,
+		"oci-layout://":         "names no path",
+		"docker-archive://":     "names no path",
 	} {
 		_, err := ParseDestination(in, "/tmp")
 		require.Error(t, err, in)
@@ -86,4 +87,8 @@ func TestParseDestinationNamesWhatIsWrong(t *testing.T) {
 	d, err := ParseDestination("docker-archive:///abs/x.tar", "/tmp")
 	require.NoError(t, err)
 	assert.Equal(t, Destination{Scheme: SchemeDockerArchive, Path: "/abs/x.tar"}, d)
+	d, err = ParseDestination("registry://127.0.0.1:5000/acme/hello", "/tmp")
+	require.NoError(t, err)
+	assert.Equal(t, Destination{Scheme: SchemeRegistry, Path: "127.0.0.1:5000/acme/hello:latest"}, d)
+	assert.False(t, d.IsFile())
 }

@@ -111,7 +111,7 @@ func (r BakeRoots) Check(b *Bake) contract.FieldErrors {
 		}
 	}
 	for i, d := range b.Destinations { // written, not read, but by the same worker
-		if dest, err := ociimage.ParseDestination(d, b.Dir); err == nil {
+		if dest, err := ociimage.ParseDestination(d, b.Dir); err == nil && dest.IsFile() {
 			check(fmt.Sprintf("destinations[%d]", i), dest.Path)
 		}
 	}

@@ -1,0 +1,56 @@
+package ociimage
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/image"
+	"github.com/imago/imago/internal/netguard"
+	"github.com/imago/imago/internal/ociimage/skopeo"
+)
+
+// Push to go-containerregistry's own registry (pkg/registry, a real
+// implementation of the distribution API) on a loopback port, through the
+// outbound guard: refused until the guard allows 127.0.0.1, then skopeo reads
+// the pushed manifest back with the digest imago computed.
+func TestPushToARegistryThroughTheGuard(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials of the machine's
+
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	require.NoError(t, os.MkdirAll(tree, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	archive, err := image.Pack(tree)
+	require.NoError(t, err)
+	archivePath := filepath.Join(dir, "img.tar.gz")
+	require.NoError(t, os.WriteFile(archivePath, archive, 0o600))
+	img, err := FromArchive(archivePath, Config{ImageID: "img-0123456789ab", Service: "hello", Digest: image.Digest(archive), Entrypoint: []string{"./hello"}})
+	require.NoError(t, err)
+	want, err := img.Digest()
+	require.NoError(t, err)
+
+	d, err := ParseDestination("registry://"+host+"/acme/hello:v1", "")
+	require.NoError(t, err)
+	err = Push(context.Background(), img, d, netguard.New(netguard.Allow{}).Client(0).Transport)
+	require.ErrorIs(t, err, netguard.ErrRefused, "loopback is refused unless allowed")
+
+	require.NoError(t, Push(context.Background(), img, d, netguard.New(netguard.MustParseAllow("127.0.0.1")).Client(0).Transport))
+	ref := "docker://" + host + "/acme/hello:v1"
+	ins := skopeo.Inspect(t, ref, "--tls-verify=false")
+	assert.Equal(t, want.String(), ins.Digest)
+	assert.Equal(t, "img-0123456789ab", ins.Labels[LabelImageID])
+	assert.Equal(t, []string{"./hello"}, skopeo.InspectConfig(t, ref, "--tls-verify=false").Config.Entrypoint)
+}
