@@ -28,6 +28,18 @@ func copyExample(t *testing.T, files ...string) string {
 	return dir
 }
 
+// bakeToLatest bakes the spec at path through the CLI, watching, and returns the
+// ID of the image it built, tested and put on channel latest.
+func bakeToLatest(t *testing.T, path string) string {
+	t.Helper()
+	out, code, err := run(t, "bake", "start", "-f", path, "--watch")
+	require.NoError(t, err, out)
+	require.Equal(t, 0, code, out)
+	m := regexp.MustCompile(`(?m)^(img-[0-9a-f]{12}) built and tested; channel latest`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	return m[1]
+}
+
 // examples/hello/bake-ansible.yaml, baked through the CLI by a real worker with
 // Debian's ansible-playbook: the playbook's role writes greeting.txt into the
 // image (the SBOM lists it with the hash of what the role wrote). The same
@@ -37,14 +49,9 @@ func TestBakeWithAnAnsiblePlaybook(t *testing.T) {
 	newImagoEnv(t)
 	dir := copyExample(t, "bake-ansible.yaml", "main.go", "ansible/site.yml", "ansible/roles/motd/tasks/main.yml")
 
-	out, code, err := run(t, "bake", "start", "-f", filepath.Join(dir, "bake-ansible.yaml"), "--watch")
-	require.NoError(t, err, out)
-	require.Equal(t, 0, code, out)
-	m := regexp.MustCompile(`(?m)^(img-[0-9a-f]{12}) built and tested; channel latest`).FindStringSubmatch(out)
-	require.NotNil(t, m, out)
-	id := m[1]
+	id := bakeToLatest(t, filepath.Join(dir, "bake-ansible.yaml"))
 
-	out, _, err = run(t, "image", "sbom", id)
+	out, _, err := run(t, "image", "sbom", id)
 	require.NoError(t, err, out)
 	var bom struct {
 		Components []struct {

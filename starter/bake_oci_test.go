@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -26,14 +25,9 @@ func TestBakeFormatOCIWritesImagesSkopeoReads(t *testing.T) {
 	// they land in a temporary directory rather than in the source tree.
 	dir := copyExample(t, "bake-oci.yaml", "main.go")
 
-	out, code, err := run(t, "bake", "start", "-f", filepath.Join(dir, "bake-oci.yaml"), "--watch")
-	require.NoError(t, err, out)
-	require.Equal(t, 0, code, out)
-	m := regexp.MustCompile(`(?m)^(img-[0-9a-f]{12}) built and tested; channel latest`).FindStringSubmatch(out)
-	require.NotNil(t, m, out)
-	id := m[1]
+	id := bakeToLatest(t, filepath.Join(dir, "bake-oci.yaml"))
 
-	out, _, err = run(t, "image", "show", id, "-o", "json")
+	out, _, err := run(t, "image", "show", id, "-o", "json")
 	require.NoError(t, err, out)
 	var detail struct{ Image contract.Image }
 	require.NoError(t, json.Unmarshal([]byte(out), &detail), out)

@@ -14,14 +14,7 @@ import (
 
 func TestOCIImageFromAnArchiveAsSkopeoReadsIt(t *testing.T) {
 	dir := t.TempDir()
-	tree := filepath.Join(dir, "tree")
-	require.NoError(t, os.MkdirAll(tree, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(tree, "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755))
-	archive, err := image.Pack(tree)
-	require.NoError(t, err)
-	archivePath := filepath.Join(dir, "img.tar.gz")
-	require.NoError(t, os.WriteFile(archivePath, archive, 0o600))
-	digest := image.Digest(archive)
+	archivePath, digest := testArchive(t, dir)
 
 	img, err := FromArchive(archivePath, Config{ImageID: "img-0123456789ab", Service: "hello", Digest: digest,
 		InputDigest: "sha256:feed", Entrypoint: []string{"./hello", "-v"}, Labels: map[string]string{"team": "platform"}})
@@ -69,6 +62,20 @@ func TestOCIImageFromAnArchiveAsSkopeoReadsIt(t *testing.T) {
 	ins := skopeo.Inspect(t, "oci:"+layoutDest.Path)
 	assert.Equal(t, manifestDigest.String(), ins.Digest)
 	assert.Equal(t, []string{digest}, ins.Layers)
+}
+
+// testArchive packs a tree holding one script into dir/img.tar.gz, an imago
+// image archive, and returns its path and digest.
+func testArchive(t *testing.T, dir string) (path, digest string) {
+	t.Helper()
+	tree := filepath.Join(dir, "tree")
+	require.NoError(t, os.MkdirAll(tree, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	archive, err := image.Pack(tree)
+	require.NoError(t, err)
+	path = filepath.Join(dir, "img.tar.gz")
+	require.NoError(t, os.WriteFile(path, archive, 0o600))
+	return path, image.Digest(archive)
 }
 
 func TestParseDestinationNamesWhatIsWrong(t *testing.T) {

@@ -5,8 +5,6 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/ociimage/skopeo"
 )
@@ -29,15 +26,8 @@ func TestPushToARegistryThroughTheGuard(t *testing.T) {
 	host := strings.TrimPrefix(srv.URL, "http://")
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials of the machine's
 
-	dir := t.TempDir()
-	tree := filepath.Join(dir, "tree")
-	require.NoError(t, os.MkdirAll(tree, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(tree, "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755))
-	archive, err := image.Pack(tree)
-	require.NoError(t, err)
-	archivePath := filepath.Join(dir, "img.tar.gz")
-	require.NoError(t, os.WriteFile(archivePath, archive, 0o600))
-	img, err := FromArchive(archivePath, Config{ImageID: "img-0123456789ab", Service: "hello", Digest: image.Digest(archive), Entrypoint: []string{"./hello"}})
+	archivePath, digest := testArchive(t, t.TempDir())
+	img, err := FromArchive(archivePath, Config{ImageID: "img-0123456789ab", Service: "hello", Digest: digest, Entrypoint: []string{"./hello"}})
 	require.NoError(t, err)
 	want, err := img.Digest()
 	require.NoError(t, err)
