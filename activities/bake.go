@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,10 +19,12 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/imago/imago/internal/ansible"
 	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/bake"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/packerplugin"
 	"github.com/imago/imago/internal/spec"
@@ -67,22 +70,28 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 	}
 	h := sha256.New()
 	inputs := struct {
-		Builder    string            `json:"builder"`
-		Provision  []string          `json:"provision"`
-		Variables  map[string]string `json:"variables"` // encoding/json sorts map keys
-		PassEnv    []string          `json:"passEnv"`
-		Include    []string          `json:"include"`
-		Entrypoint []string          `json:"entrypoint"`
-		Vars       map[string]string `json:"vars"`
-		Labels     map[string]string `json:"labels"`
-		Base       string            `json:"base"`
+		Builder    string                   `json:"builder"`
+		Provision  []contract.ProvisionStep `json:"provision"` // a shell step is a string, as it was
+		Variables  map[string]string        `json:"variables"` // encoding/json sorts map keys
+		PassEnv    []string                 `json:"passEnv"`
+		Include    []string                 `json:"include"`
+		Entrypoint []string                 `json:"entrypoint"`
+		Vars       map[string]string        `json:"vars"`
+		Labels     map[string]string        `json:"labels"`
+		Base       string                   `json:"base"`
 		// Left out when empty, so the digests of bakes without them stay as they were.
 		Format       string   `json:"format,omitempty"`
 		Destinations []string `json:"destinations,omitempty"`
 	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations}
 	enc, _ := json.Marshal(inputs)
 	h.Write(enc)
-	for _, root := range append([]string{b.Source, b.Template}, b.Files...) {
+	roots := append([]string{b.Source, b.Template}, b.Files...)
+	for _, st := range b.Provision {
+		if st.Ansible != "" {
+			roots = append(roots, filepath.Dir(st.Ansible)) // the playbook, its roles and vars
+		}
+	}
+	for _, root := range roots {
 		if root == "" {
 			continue
 		}
@@ -212,7 +221,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 	case contract.BuilderLocal:
 		art, err := packerplugin.BuildAs(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say), a.BakeUser)
 		if err != nil {
-			return res, buildError(err)
+			return res, ansibleError(b, buildError(err))
 		}
 		img.ID, img.Digest = art.Id(), art.State("digest").(string)
 		res.ArchivePath = art.State("archive").(string)
@@ -220,7 +229,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 		if b.Format == spec.FormatOCI {
 			// Its digest now, for the record; the image goes to its destinations
 			// once it passed its test (PublishImage).
-			if img.OCIDigest, err = writeOCI(img, res.ArchivePath, nil); err != nil {
+			if img.OCIDigest, err = writeOCI(ctx, img, res.ArchivePath, nil, nil); err != nil {
 				return res, err
 			}
 			for _, d := range b.Destinations {
@@ -287,9 +296,11 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 }
 
 // writeOCI makes the OCI image of a local image's archive and writes it to each
-// destination (absolute URLs); it returns the image's manifest digest. A destination
-// that cannot be written is a permanent failure (a retry would write the same place).
-func writeOCI(img contract.Image, archivePath string, destinations []string) (string, error) {
+// destination (absolute URLs; registries pushed to through rt); it returns the
+// image's manifest digest. A destination that cannot be written is a permanent
+// failure (a retry would write the same place); a push that failed may succeed
+// on retry, unless the outbound guard refused it.
+func writeOCI(ctx context.Context, img contract.Image, archivePath string, destinations []string, rt http.RoundTripper) (string, error) {
 	oci, err := ociimage.FromArchive(archivePath, ociimage.Config{ImageID: img.ID, Service: img.Service, Digest: img.Digest,
 		InputDigest: img.InputDigest, Entrypoint: img.Entrypoint, Labels: img.Labels})
 	if err != nil {
@@ -301,8 +312,15 @@ func writeOCI(img contract.Image, archivePath string, destinations []string) (st
 	}
 	for _, d := range destinations {
 		dest, err := ociimage.ParseDestination(d, "")
-		if err == nil {
+		switch {
+		case err != nil:
+		case dest.IsFile():
 			err = ociimage.Write(oci, dest, img.Service, img.ID)
+		default:
+			activity.RecordHeartbeat(ctx, "pushing the OCI image to "+dest.String())
+			if err = ociimage.Push(ctx, oci, dest, rt); err != nil && !errors.Is(err, netguard.ErrRefused) {
+				return "", err
+			}
 		}
 		if err != nil {
 			return "", temporal.NewNonRetryableApplicationError("write OCI image: "+err.Error(), contract.ErrTemplate, nil)
@@ -337,7 +355,14 @@ func localBuilderConfig(b contract.Bake, outDir, baseImageID string) map[string]
 		cfg["files"] = b.Files
 	}
 	if len(b.Provision) > 0 {
-		cfg["provision"] = b.Provision
+		cmds := make([]string, len(b.Provision))
+		for i, st := range b.Provision {
+			cmds[i] = st.Shell
+			if st.Ansible != "" {
+				cmds[i] = ansible.Command(st.Ansible, st.ExtraVars)
+			}
+		}
+		cfg["provision"] = cmds
 	}
 	env := map[string]string{}
 	for k, v := range b.Variables {
@@ -371,6 +396,21 @@ func buildError(err error) error {
 	var ce *packerplugin.ConfigError
 	if errors.As(err, &ce) {
 		return temporal.NewNonRetryableApplicationError(ce.Error(), contract.ErrTemplate, nil)
+	}
+	return err
+}
+
+// ansibleError names the task a failed playbook stopped at: a task that failed
+// fails again, so the build is not retried.
+func ansibleError(b contract.Bake, err error) error {
+	for _, st := range b.Provision {
+		if st.Ansible == "" || !strings.Contains(err.Error(), st.Ansible) { // the failed command names its playbook
+			continue
+		}
+		if f, ok := ansible.FailedTask(err.Error()); ok {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("ansible playbook %s failed at task %q: %s", st.Ansible, f.Task, f.Fatal),
+				contract.ErrProvisionFailed, err)
+		}
 	}
 	return err
 }
@@ -432,7 +472,7 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 	img.Archive = ""
 	if len(in.OCIDestinations) > 0 {
 		activity.RecordHeartbeat(ctx, "writing the OCI image to "+strings.Join(in.OCIDestinations, ", "))
-		digest, err := writeOCI(img, in.ArchivePath, in.OCIDestinations)
+		digest, err := writeOCI(ctx, img, in.ArchivePath, in.OCIDestinations, a.registryTransport())
 		if err != nil {
 			return img, err
 		}
@@ -442,6 +482,16 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		}
 	}
 	return a.Catalog.PublishArchive(ctx, archive, img)
+}
+
+// registryTransport is what pushes to a registry dial through: the outbound guard
+// of the analysis client (IMAGO_ANALYSIS_ALLOW), or, without one, a guard that
+// allows public addresses only.
+func (a *Activities) registryTransport() http.RoundTripper {
+	if a.Analysis != nil && a.Analysis.Transport != nil {
+		return a.Analysis.Transport
+	}
+	return netguard.New(netguard.Allow{}).Client(0).Transport
 }
 
 // MoveChannel points a channel at an image; a retry that finds it moved already

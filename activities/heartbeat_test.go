@@ -93,7 +93,7 @@ func TestHeartbeatingActivitiesBeatWhileAStepIsInFlight(t *testing.T) {
 			// A provisioning step that prints nothing until the test releases it: a long, silent compile.
 			b := contract.Bake{Service: "web", Builder: contract.BuilderLocal, Files: []string{src}, Entrypoint: []string{"./main.txt"},
 				Variables: map[string]string{"STARTED": started, "RELEASE": done},
-				Provision: []string{`touch "$STARTED"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`}}
+				Provision: contract.ShellSteps(`touch "$STARTED"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`)}
 			return func() bool { _, err := os.Stat(started); return err == nil },
 				run(env, a.BakeBuild, contract.BakeBuildInput{Spec: b, InputDigest: "sha256:" + strings.Repeat("ab", 32), BuildID: "bake/web/run-1"})
 		}},

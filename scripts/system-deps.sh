@@ -16,7 +16,9 @@ set -euo pipefail
 #   is not needed, and where systemd runs, this script stops and disables it.
 # skopeo: the OCI images a bake with format: oci writes (oci-layout, docker-archive) are
 #   read back with `skopeo inspect` (internal/ociimage, starter tests).
-PACKAGES=(nats-server chromium postgresql prometheus skopeo)
+# ansible: a bake's provision step {ansible: site.yml} runs ansible-playbook -c local
+#   (starter's TestBakeWithAnAnsiblePlaybook, examples/hello/bake-ansible.yaml).
+PACKAGES=(nats-server chromium postgresql prometheus skopeo ansible)
 
 if [ "$#" -gt 0 ]; then
 	PACKAGES=("$@")

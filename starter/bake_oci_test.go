@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,6 +12,7 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/ociimage/skopeo"
+	"github.com/imago/imago/internal/sbom"
 )
 
 // examples/hello/bake-oci.yaml, baked through the CLI by a real worker (the
@@ -23,21 +23,11 @@ func TestBakeFormatOCIWritesImagesSkopeoReads(t *testing.T) {
 	newImagoEnv(t)
 	// The example's destinations are relative to its file: bake a copy of it, so
 	// they land in a temporary directory rather than in the source tree.
-	dir := t.TempDir()
-	for _, f := range []string{"bake-oci.yaml", "main.go"} {
-		data, err := os.ReadFile(filepath.Join("..", "examples", "hello", f))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, 0o600))
-	}
+	dir := copyExample(t, "bake-oci.yaml", "main.go")
 
-	out, code, err := run(t, "bake", "start", "-f", filepath.Join(dir, "bake-oci.yaml"), "--watch")
-	require.NoError(t, err, out)
-	require.Equal(t, 0, code, out)
-	m := regexp.MustCompile(`(?m)^(img-[0-9a-f]{12}) built and tested; channel latest`).FindStringSubmatch(out)
-	require.NotNil(t, m, out)
-	id := m[1]
+	id := bakeToLatest(t, filepath.Join(dir, "bake-oci.yaml"))
 
-	out, _, err = run(t, "image", "show", id, "-o", "json")
+	out, _, err := run(t, "image", "show", id, "-o", "json")
 	require.NoError(t, err, out)
 	var detail struct{ Image contract.Image }
 	require.NoError(t, json.Unmarshal([]byte(out), &detail), out)
@@ -46,6 +36,20 @@ func TestBakeFormatOCIWritesImagesSkopeoReads(t *testing.T) {
 	out, _, err = run(t, "image", "show", id)
 	require.NoError(t, err, out)
 	assert.Regexp(t, `(?m)^OCI digest:\s+`+img.OCIDigest+`$`, out)
+	// The SBOM names the same manifest: a property and the pkg:oci purl of its image.
+	out, _, err = run(t, "image", "sbom", id)
+	require.NoError(t, err, out)
+	var bom struct {
+		Metadata struct {
+			Component struct {
+				Purl       string
+				Properties []struct{ Name, Value string }
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &bom), out)
+	assert.Equal(t, "pkg:oci/hello@"+img.OCIDigest, bom.Metadata.Component.Purl)
+	assert.Contains(t, bom.Metadata.Component.Properties, struct{ Name, Value string }{sbom.PropOCIDigest, img.OCIDigest})
 
 	layoutDir, archive := filepath.Join(dir, "out", "hello-oci"), filepath.Join(dir, "out", "hello.tar")
 	for _, p := range []string{layoutDir, archive} {

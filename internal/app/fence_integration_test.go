@@ -60,7 +60,7 @@ func assertNoSecrets(t *testing.T, env string) {
 func probeBake(t *testing.T) spec.Bake {
 	b := spec.Bake{Bake: contract.Bake{
 		Service: "hello", Source: filepath.Join(helloBuilds, "v1"),
-		Provision:  []string{"env > env.txt", "id -u > uid.txt"},
+		Provision:  contract.ShellSteps("env > env.txt", "id -u > uid.txt"),
 		PassEnv:    []string{"PATH"},
 		Entrypoint: []string{"./hello"},
 		Test:       contract.ImageTest{Checks: []contract.Check{{Path: "/", ExpectBody: "v1"}}},

@@ -222,7 +222,7 @@ func TestBaseChannelMoveStartsOptedInPipelines(t *testing.T) {
 	app, _ := copiedHelloBake(t, "hello", "latest")
 	app.Base = &contract.ImageRef{Service: "base", Channel: "stable"}
 	// The image records its base, as a real one carries the base's layers.
-	app.Provision = append(app.Provision, `echo "$IMAGO_BASE_IMAGE" > base-image`)
+	app.Provision = append(app.Provision, contract.ShellSteps(`echo "$IMAGO_BASE_IMAGE" > base-image`)...)
 	app.Include = append(app.Include, "base-image")
 	p := spec.Pipeline{Pipeline: contract.Pipeline{Name: "hello", BakeFile: "bake.yaml", Bake: &app.Bake, OnBaseChange: true}}
 	require.NoError(t, p.Validate())

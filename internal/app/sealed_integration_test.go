@@ -75,7 +75,7 @@ func newSealedEnv(t *testing.T) *sealedEnv {
 func markerBake(t *testing.T, service, marker string) spec.Bake {
 	src := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(src, "README"), []byte("source"), 0o600))
-	b := spec.Bake{Bake: contract.Bake{Service: service, Source: src, Provision: []string{"echo ran > " + marker}, Entrypoint: []string{"./app"}}}
+	b := spec.Bake{Bake: contract.Bake{Service: service, Source: src, Provision: contract.ShellSteps("echo ran > " + marker), Entrypoint: []string{"./app"}}}
 	require.NoError(t, b.Normalize())
 	return b
 }
@@ -238,7 +238,7 @@ func TestFailureMessagesAreSealed(t *testing.T) {
 	// The secret exists only in the command's output, not in its input.
 	b.Variables = map[string]string{"PART1": "leak-", "PART2": randomHex(t)}
 	secret := b.Variables["PART1"] + b.Variables["PART2"]
-	b.Provision = []string{`echo "provisioning token ${PART1}${PART2}"; exit 1`}
+	b.Provision = contract.ShellSteps(`echo "provisioning token ${PART1}${PART2}"; exit 1`)
 	run, err := bakes.Start(ctx, e.client, b, "alice")
 	require.NoError(t, err)
 	err = run.Get(ctx, nil)

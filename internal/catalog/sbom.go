@@ -70,7 +70,7 @@ func (c *Catalog) ensureSBOM(ctx context.Context, img contract.Image, archive io
 	if err != nil {
 		return nil, err
 	}
-	bom, err := sbom.Generate(archive, sbom.Subject{ID: img.ID, Service: img.Service, Digest: img.Digest, Created: img.Created}, lim)
+	bom, err := sbom.Generate(archive, sbom.Subject{ID: img.ID, Service: img.Service, Digest: img.Digest, Created: img.Created, OCIDigest: img.OCIDigest}, lim)
 	if err != nil {
 		return nil, err
 	}

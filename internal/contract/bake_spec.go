@@ -12,11 +12,12 @@ type Bake struct {
 	Builder string `yaml:"builder" json:"builder"`
 
 	// imago-local: Source is a directory copied into the staging directory, Files
-	// single files copied into its root; Provision runs there, in order, with a
+	// single files copied into its root; Provision runs there, in order (shell
+	// commands and Ansible playbooks, see ProvisionStep), with a
 	// clean environment: Variables plus the names in PassEnv.
 	Source     string            `yaml:"source" json:"source,omitempty"`
 	Files      []string          `yaml:"files" json:"files,omitempty"`
-	Provision  []string          `yaml:"provision" json:"provision,omitempty"`
+	Provision  []ProvisionStep   `yaml:"provision" json:"provision,omitempty"`
 	Variables  map[string]string `yaml:"variables" json:"variables,omitempty"`
 	PassEnv    []string          `yaml:"passEnv" json:"passEnv,omitempty"`
 	Include    []string          `yaml:"include" json:"include,omitempty"`

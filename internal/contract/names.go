@@ -138,4 +138,7 @@ const (
 	ErrImageTest   = "ImageTestFailed"
 	ErrBaseRevoked = "BaseRevoked"
 	ErrBakeFenced  = "BakeFenced"
+	// ErrProvisionFailed: a provision step that fails again when retried (an
+	// Ansible task that failed).
+	ErrProvisionFailed = "ProvisionFailed"
 )

@@ -4,6 +4,8 @@
 //
 //	oci-layout://DIR       an OCI image layout (skopeo's oci:DIR, podman's oci:DIR)
 //	docker-archive://FILE  a `docker save` tarball (docker load, podman load, skopeo docker-archive:FILE)
+//	registry://HOST/REPO:TAG  pushed to a registry (Push), with the Docker credential
+//	                       helpers' credentials and a transport the caller guards
 //
 // The image has one layer: the imago archive itself, so the layer's digest is the
 // image's imago digest. Its config carries the entrypoint, PORT, the exposed port
@@ -12,21 +14,25 @@
 package ociimage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -49,6 +55,7 @@ const DefaultPort = 8080
 const (
 	SchemeOCILayout     = "oci-layout"
 	SchemeDockerArchive = "docker-archive"
+	SchemeRegistry      = "registry"
 )
 
 // Config is what the OCI image's config says about the imago image.
@@ -112,25 +119,33 @@ func FromArchive(path string, c Config) (v1.Image, error) {
 
 // Destination is one place a bake writes its OCI image to.
 type Destination struct {
-	Scheme string // SchemeOCILayout or SchemeDockerArchive
-	Path   string
+	Scheme string // SchemeOCILayout, SchemeDockerArchive or SchemeRegistry
+	Path   string // a file or directory; for SchemeRegistry the image reference HOST/REPO[:TAG]
 }
 
 func (d Destination) String() string { return d.Scheme + "://" + d.Path }
 
-// ParseDestination parses oci-layout://DIR or docker-archive://FILE. A relative
-// path is resolved against dir.
+// ParseDestination parses oci-layout://DIR, docker-archive://FILE or
+// registry://HOST/REPO[:TAG] (no tag: latest). A relative path is resolved
+// against dir.
 func ParseDestination(s, dir string) (Destination, error) {
 	scheme, p, ok := strings.Cut(s, "://")
 	if !ok {
-		return Destination{}, fmt.Errorf("%q is not a destination URL: use oci-layout://DIR or docker-archive://FILE", s)
+		return Destination{}, fmt.Errorf("%q is not a destination URL: use oci-layout://DIR, docker-archive://FILE or registry://HOST/REPO:TAG", s)
 	}
 	switch scheme {
 	case SchemeOCILayout, SchemeDockerArchive:
-	case "registry":
-		return Destination{}, fmt.Errorf("%q: pushing to a registry is not supported yet; use oci-layout://DIR or docker-archive://FILE and push with skopeo copy", s)
+	case SchemeRegistry:
+		if last := p[strings.LastIndex(p, "/")+1:]; !strings.Contains(last, ":") {
+			p += ":latest"
+		}
+		ref, err := name.NewTag(p, name.StrictValidation)
+		if err != nil || !strings.Contains(p, "/") {
+			return Destination{}, fmt.Errorf("%q: want registry://HOST[:PORT]/REPO[:TAG], e.g. registry://ghcr.io/acme/hello:v2", s)
+		}
+		return Destination{Scheme: scheme, Path: ref.String()}, nil
 	default:
-		return Destination{}, fmt.Errorf("%q: unknown scheme %q; use oci-layout://DIR or docker-archive://FILE", s, scheme)
+		return Destination{}, fmt.Errorf("%q: unknown scheme %q; use oci-layout://DIR, docker-archive://FILE or registry://HOST/REPO:TAG", s, scheme)
 	}
 	if p == "" {
 		return Destination{}, fmt.Errorf("%q names no path", s)
@@ -139,6 +154,29 @@ func ParseDestination(s, dir string) (Destination, error) {
 		p = filepath.Join(dir, p)
 	}
 	return Destination{Scheme: scheme, Path: filepath.Clean(p)}, nil
+}
+
+// IsFile reports whether d is a file or directory on this machine (not a registry).
+func (d Destination) IsFile() bool { return d.Scheme != SchemeRegistry }
+
+// Push pushes img to the registry destination d with go-containerregistry's
+// remote package: credentials from the Docker credential helpers and config
+// (authn.DefaultKeychain: $DOCKER_CONFIG/config.json, docker-credential-*), every
+// connection through rt, which the caller guards (imago: internal/netguard).
+// A registry on a loopback address is spoken to in plain HTTP (go-containerregistry's
+// rule for localhost and 127.0.0.0/8); any other over TLS.
+func Push(ctx context.Context, img v1.Image, d Destination, rt http.RoundTripper) error {
+	if d.Scheme != SchemeRegistry {
+		return fmt.Errorf("destination %s is not a registry", d)
+	}
+	ref, err := name.NewTag(d.Path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(rt)); err != nil {
+		return fmt.Errorf("push to %s: %w", d, err)
+	}
+	return nil
 }
 
 // Write writes img to d, tagged (docker-archive) or annotated (oci-layout) with
@@ -151,6 +189,8 @@ func Write(img v1.Image, d Destination, service, tag string) error {
 		return writeLayout(img, d.Path, service+":"+tag)
 	case SchemeDockerArchive:
 		return writeDockerArchive(img, d.Path, service, tag)
+	case SchemeRegistry:
+		return fmt.Errorf("destination %s: a registry is pushed to with Push", d)
 	}
 	return fmt.Errorf("destination %s: unknown scheme", d)
 }

@@ -14,14 +14,7 @@ import (
 
 func TestOCIImageFromAnArchiveAsSkopeoReadsIt(t *testing.T) {
 	dir := t.TempDir()
-	tree := filepath.Join(dir, "tree")
-	require.NoError(t, os.MkdirAll(tree, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(tree, "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755))
-	archive, err := image.Pack(tree)
-	require.NoError(t, err)
-	archivePath := filepath.Join(dir, "img.tar.gz")
-	require.NoError(t, os.WriteFile(archivePath, archive, 0o600))
-	digest := image.Digest(archive)
+	archivePath, digest := testArchive(t, dir)
 
 	img, err := FromArchive(archivePath, Config{ImageID: "img-0123456789ab", Service: "hello", Digest: digest,
 		InputDigest: "sha256:feed", Entrypoint: []string{"./hello", "-v"}, Labels: map[string]string{"team": "platform"}})
@@ -71,13 +64,28 @@ func TestOCIImageFromAnArchiveAsSkopeoReadsIt(t *testing.T) {
 	assert.Equal(t, []string{digest}, ins.Layers)
 }
 
+// testArchive packs a tree holding one script into dir/img.tar.gz, an imago
+// image archive, and returns its path and digest.
+func testArchive(t *testing.T, dir string) (path, digest string) {
+	t.Helper()
+	tree := filepath.Join(dir, "tree")
+	require.NoError(t, os.MkdirAll(tree, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	archive, err := image.Pack(tree)
+	require.NoError(t, err)
+	path = filepath.Join(dir, "img.tar.gz")
+	require.NoError(t, os.WriteFile(path, archive, 0o600))
+	return path, image.Digest(archive)
+}
+
 func TestParseDestinationNamesWhatIsWrong(t *testing.T) {
 	for in, want := range map[string]string{
-		"out/layout":               "is not a destination URL",
-		"registry://host/repo:tag": "pushing to a registry is not supported yet",
-		"s3://bucket/x":            `unknown scheme "s3"`,
-		"oci-layout://":            "names no path",
-		"docker-archive://":        "names no path",
+		"out/layout":            "is not a destination URL",
+		"registry://hello":      "want registry://HOST[:PORT]/REPO[:TAG]",
+		"registry://h/Repo:tag": "want registry://HOST[:PORT]/REPO[:TAG]",
+		"s3://bucket/x":         `unknown scheme "s3"`,
+		"oci-layout://":         "names no path",
+		"docker-archive://":     "names no path",
 	} {
 		_, err := ParseDestination(in, "/tmp")
 		require.Error(t, err, in)
@@ -86,4 +94,8 @@ func TestParseDestinationNamesWhatIsWrong(t *testing.T) {
 	d, err := ParseDestination("docker-archive:///abs/x.tar", "/tmp")
 	require.NoError(t, err)
 	assert.Equal(t, Destination{Scheme: SchemeDockerArchive, Path: "/abs/x.tar"}, d)
+	d, err = ParseDestination("registry://127.0.0.1:5000/acme/hello", "/tmp")
+	require.NoError(t, err)
+	assert.Equal(t, Destination{Scheme: SchemeRegistry, Path: "127.0.0.1:5000/acme/hello:latest"}, d)
+	assert.False(t, d.IsFile())
 }

@@ -40,6 +40,9 @@ type Subject struct {
 	Service string    // the root component's name
 	Digest  string    // the archive's "sha256:<hex>"
 	Created time.Time // the BOM's timestamp: an image's BOM is the same every time it is made
+	// OCIDigest is the manifest digest of the image's OCI form (format: oci), if it
+	// has one: the root component's PropOCIDigest property and its pkg:oci purl.
+	OCIDigest string
 }
 
 // Property names imago writes.
@@ -48,6 +51,7 @@ const (
 	PropGoMain     = "imago:go:main"    // on a Go binary's file component: main module path
 	PropGoSum      = "imago:go:sum"     // on a module component: the go.sum hash (h1:...)
 	PropDebianArch = "imago:deb:arch"   // on a Debian package component
+	PropOCIDigest  = "imago:oci:digest" // on the image (root) component: its OCI manifest digest
 )
 
 // dpkgStatus is where Debian keeps the installed packages' status.
@@ -136,6 +140,10 @@ func Generate(archive io.Reader, subj Subject, lim image.Limits) (*cdx.BOM, erro
 	root := cdx.Component{BOMRef: subj.ID, Type: cdx.ComponentTypeContainer, Name: subj.Service, Version: subj.ID}
 	if hexSum, ok := strings.CutPrefix(subj.Digest, "sha256:"); ok {
 		root.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: hexSum}}
+	}
+	if subj.OCIDigest != "" {
+		root.Properties = &[]cdx.Property{{Name: PropOCIDigest, Value: subj.OCIDigest}}
+		root.PackageURL = OCIPURL(subj.Service, subj.OCIDigest)
 	}
 	bom.Metadata = &cdx.Metadata{
 		Timestamp: subj.Created.UTC().Format(time.RFC3339),
@@ -236,6 +244,13 @@ func GoPURL(path, version string) string {
 		ns, name = path[:i], path[i+1:]
 	}
 	return packageurl.NewPackageURL(packageurl.TypeGolang, ns, name, version, nil, "").ToString()
+}
+
+// OCIPURL is the package URL of an OCI image by its manifest digest:
+// pkg:oci/name@sha256:<hex> (the purl spec's oci type; no repository_url, since
+// the same manifest may live in several places).
+func OCIPURL(name, digest string) string {
+	return packageurl.NewPackageURL(packageurl.TypeOCI, "", name, digest, nil, "").ToString()
 }
 
 // debianPackages reads a dpkg status file (RFC 822-style stanzas) and lists the

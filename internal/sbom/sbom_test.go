@@ -148,3 +148,29 @@ func TestGenerateStopsAtTheLimits(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "past its limit")
 }
+
+// An image with an OCI form names its manifest digest on the root component: a
+// property and a pkg:oci purl, which the SPDX document keeps as the image
+// package's purl. Without one the root has neither.
+func TestGenerateRecordsTheOCIDigest(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o644))
+	archive, err := image.Pack(dir)
+	require.NoError(t, err)
+	oci := "sha256:" + hex.EncodeToString(make([]byte, 32))
+	bom, err := Generate(bytes.NewReader(archive), Subject{ID: "img-000000000001", Service: "hello", Digest: image.Digest(archive), OCIDigest: oci}, image.Limits{})
+	require.NoError(t, err)
+	root := bom.Metadata.Component
+	require.NotNil(t, root.Properties)
+	assert.Equal(t, []cdx.Property{{Name: PropOCIDigest, Value: oci}}, *root.Properties)
+	assert.Equal(t, "pkg:oci/hello@"+oci, root.PackageURL)
+
+	var s bytes.Buffer
+	require.NoError(t, Write(&s, bom, FormatSPDX))
+	assert.Contains(t, s.String(), `"referenceLocator": "pkg:oci/hello@sha256:0000`)
+
+	plain, err := Generate(bytes.NewReader(archive), Subject{ID: "img-000000000001", Service: "hello", Digest: image.Digest(archive)}, image.Limits{})
+	require.NoError(t, err)
+	assert.Nil(t, plain.Metadata.Component.Properties)
+	assert.Empty(t, plain.Metadata.Component.PackageURL)
+}

@@ -34,11 +34,15 @@ func SPDX(bom *cdx.BOM) (*spdx.Document, error) {
 	ids := map[string]common.ElementID{} // bom-ref -> SPDX ID
 	rootID := common.ElementID("Image-" + spdxIDPart(root.Version))
 	ids[root.BOMRef] = rootID
-	doc.Packages = append(doc.Packages, &spdx.Package{
+	rootPkg := &spdx.Package{
 		PackageName: root.Name, PackageSPDXIdentifier: rootID, PackageVersion: root.Version,
 		PackageDownloadLocation: "NOASSERTION", PackageChecksums: checksums(root.Hashes),
 		PrimaryPackagePurpose: "CONTAINER",
-	})
+	}
+	if root.PackageURL != "" { // the OCI form's manifest digest (Subject.OCIDigest)
+		rootPkg.PackageExternalReferences = []*spdx.PackageExternalReference{{Category: "PACKAGE-MANAGER", RefType: "purl", Locator: root.PackageURL}}
+	}
+	doc.Packages = append(doc.Packages, rootPkg)
 	rel := func(a common.ElementID, kind string, b common.ElementID) {
 		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
 			RefA: common.MakeDocElementID("", string(a)), RefB: common.MakeDocElementID("", string(b)), Relationship: kind,

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/imago/imago/internal/ansible"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/ociimage"
@@ -103,6 +104,9 @@ func (b *Bake) Normalize() error {
 	for i := range b.Files {
 		b.Files[i] = b.abs(b.Files[i])
 	}
+	for i := range b.Provision {
+		b.Provision[i].Ansible = b.abs(b.Provision[i].Ansible)
+	}
 	for i, d := range b.Destinations {
 		if dest, err := ociimage.ParseDestination(d, b.Dir); err == nil {
 			b.Destinations[i] = dest.String()
@@ -146,6 +150,22 @@ func (b *Bake) Validate() error {
 		}
 		if b.Template != "" {
 			add("template", "is for builder packer; the imago-local builder uses source and provision")
+		}
+		for i, st := range b.Provision {
+			field := fmt.Sprintf("provision[%d]", i)
+			switch {
+			case st.Ansible == "" && len(st.ExtraVars) > 0:
+				add(field+".extraVars", "are for an ansible step; set ansible: PLAYBOOK")
+			case st.Ansible == "" && strings.TrimSpace(st.Shell) == "":
+				add(field, "is empty: give a shell command or {ansible: PLAYBOOK}")
+			case st.Ansible != "":
+				if fi, err := os.Stat(st.Ansible); err != nil || !fi.Mode().IsRegular() {
+					add(field+".ansible", "%s is not a playbook file", st.Ansible)
+				}
+				for _, msg := range ansible.ExtraVarErrors(st.ExtraVars) {
+					add(field+".extraVars", "%s", msg)
+				}
+			}
 		}
 		for i, inc := range b.Include {
 			if filepath.IsAbs(inc) || strings.HasPrefix(filepath.Clean(inc), "..") {

@@ -31,7 +31,7 @@ func TestBakeFormatProblemsNameTheirFieldAndLine(t *testing.T) {
 		"format: docker\n":                                `format: line 4: "docker": want local or oci`,
 		"format: oci\n":                                   "destinations: format: oci needs at least one",
 		"destinations: [oci-layout://x]\n":                "destinations: line 4: are for format: oci",
-		"format: oci\ndestinations: [registry://h/r:t]\n": `destinations[0]: line 5: "registry://h/r:t": pushing to a registry is not supported yet`,
+		"format: oci\ndestinations: [registry://hello]\n": `destinations[0]: line 5: "registry://hello": want registry://HOST[:PORT]/REPO[:TAG]`,
 		"format: oci\ndestinations: [out/dir]\n":          `destinations[0]: line 5: "out/dir" is not a destination URL`,
 		"format: oci\ndestinations: [oci-layout://x]\nentrypoint: [./hello, --port, $PORT]\n": "entrypoint: line 6: an OCI image's entrypoint runs without a shell, so $PORT would not be expanded",
 	} {
@@ -54,6 +54,8 @@ func TestBakeRootsCheckTheDestinationsABakeWrites(t *testing.T) {
 	require.NoError(t, err)
 	ok := Bake{Bake: contract.Bake{Dir: root, Format: FormatOCI, Destinations: []string{"oci-layout://out/oci", "docker-archive://" + filepath.Join(root, "hello.tar")}}}
 	assert.Nil(t, roots.Check(&ok))
+	pushed := Bake{Bake: contract.Bake{Dir: root, Format: FormatOCI, Destinations: []string{"registry://registry.example/etc/hello:v1"}}}
+	assert.Nil(t, roots.Check(&pushed), "a registry reference is no path")
 	b := Bake{Bake: contract.Bake{Dir: root, Format: FormatOCI, Destinations: []string{"oci-layout://out/oci", "docker-archive:///etc/hello.tar"}}}
 	assert.Equal(t, contract.FieldErrors{{Field: "destinations[1]", Msg: "/etc/hello.tar is outside IMAGO_BAKE_ROOTS (" + roots.String() + ")"}}, roots.Check(&b))
 }

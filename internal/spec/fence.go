@@ -105,8 +105,13 @@ func (r BakeRoots) Check(b *Bake) contract.FieldErrors {
 	for i, f := range b.Files {
 		check(fmt.Sprintf("files[%d]", i), f)
 	}
+	for i, st := range b.Provision {
+		if st.Ansible != "" {
+			check(fmt.Sprintf("provision[%d].ansible", i), st.Ansible)
+		}
+	}
 	for i, d := range b.Destinations { // written, not read, but by the same worker
-		if dest, err := ociimage.ParseDestination(d, b.Dir); err == nil {
+		if dest, err := ociimage.ParseDestination(d, b.Dir); err == nil && dest.IsFile() {
 			check(fmt.Sprintf("destinations[%d]", i), dest.Path)
 		}
 	}

@@ -32,16 +32,17 @@ type Config struct {
 
 // Inspect runs `skopeo inspect REF` (oci:DIR, docker-archive:FILE) with a clean
 // environment and decodes its JSON.
-func Inspect(t testing.TB, ref string) Image {
+// more are further options, e.g. --tls-verify=false for a loopback registry.
+func Inspect(t testing.TB, ref string, more ...string) Image {
 	var img Image
-	run(t, &img, ref)
+	run(t, &img, append([]string{ref}, more...)...)
 	return img
 }
 
 // InspectConfig runs `skopeo inspect --config REF` and decodes its JSON.
-func InspectConfig(t testing.TB, ref string) Config {
+func InspectConfig(t testing.TB, ref string, more ...string) Config {
 	var c Config
-	run(t, &c, "--config", ref)
+	run(t, &c, append([]string{"--config", ref}, more...)...)
 	return c
 }
 
