@@ -199,6 +199,19 @@ Flags:
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	// A worker killed with kill -9 leaves its workflows' next tasks waiting on
+	// its sticky queue; send them to the shared queue now (app.ReleaseStickyQueues).
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		n, err := app.ReleaseStickyQueues(ctx, c, cfg.Namespace, contract.TaskQueue)
+		if err != nil {
+			logger.Warn("release the sticky queues of running workflows", "released", n, "error", err)
+			return
+		}
+		logger.Info("released the sticky queues of running workflows", "released", n)
+	}()
+	defer func() { <-released }()
 	logger.Info("worker polling", "taskQueue", contract.TaskQueue, "bakeTaskQueue", contract.BakeTaskQueue, "bakeConcurrency", wc.BakeConcurrency,
 		"address", cfg.TemporalAddress, "namespace", cfg.Namespace, "home", cfg.Home,
 		"provider", deps.Provider.URL(), "capabilities", deps.Provider.Capabilities().String())

@@ -52,7 +52,9 @@ const (
 // 11.5 s with it, 5.0 s with 2 s): a live worker that leaves a task
 // unanswered that long is loaded, and a replay costs it a few milliseconds of
 // CPU per workflow; at 1 s a loaded worker lost its workflows to others too
-// often (docs/performance.md).
+// often (docs/performance.md). imago-worker also releases every running
+// workflow's sticky queue when it starts (ReleaseStickyQueues), so after a
+// crash and a restart only a task already waiting on the dead queue waits this.
 const stickyScheduleToStart = 1500 * time.Millisecond
 
 // maxHeartbeatThrottle is the longest the worker holds an activity's

@@ -26,8 +26,9 @@ const (
 	p5HealthInterval = 200 * time.Millisecond
 	p5StartDelay     = 3 * time.Second
 	// p5Goal is issue 15's: WaitHealthy's heartbeat timeout (2 s at this
-	// health interval), the retry, and the sticky workflow task's 1.5 s
-	// (docs/performance.md, "P5").
+	// health interval), the retry, and the next workflow task, which the new
+	// worker takes from the shared queue since it released the dead worker's
+	// sticky queue when it started (docs/performance.md, "P5").
 	p5Goal = 5 * time.Second
 )
 

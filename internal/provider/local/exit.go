@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,7 +47,7 @@ const exitTailLines = 10
 func (d *Driver) explainExit(st *fleetState, in *contract.Instance, tails map[string][]string) {
 	path := d.instanceLog(st.Fleet.ID, in.ID)
 	if st.Sim {
-		path = filepath.Join(d.home, "logs", st.Fleet.ID, "sim-host.log")
+		path = d.simHostLog(st.Fleet.ID)
 	}
 	lines, read := tails[path]
 	if !read {

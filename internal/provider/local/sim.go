@@ -160,25 +160,16 @@ func (d *Driver) simHost(ctx context.Context, st *fleetState) (simRun, error) {
 	if r, ok := d.readSimRun(id); ok {
 		return r, nil
 	}
-	ents, err := scanProcs(d.home)
-	if err != nil {
+	logPath := d.simHostLog(id)
+	if err := d.stopStraySimHosts(ctx, id, logPath); err != nil {
 		return simRun{}, err
-	}
-	var strays []procRef
-	for _, e := range ents {
-		if e.env[envFleet] == id && e.env[envSim] != "" {
-			strays = append(strays, procRef{e.pid, e.startTime})
-		}
-	}
-	if err := stopProcs(ctx, strays, stopGrace); err != nil {
-		return simRun{}, fmt.Errorf("stop stray sim host of fleet %s: %w", id, err)
 	}
 	runFile := d.simRunFile(id)
 	os.Remove(runFile)
 	cmd := exec.Command(d.simCmd[0], append(append([]string(nil), d.simCmd[1:]...), SimHostFlag)...)
 	cmd.Dir = d.home
 	cmd.Env = append(d.baseEnv(), envFleet+"="+id, envSim+"="+runFile)
-	pid, start, exited, err := startDetached(cmd, filepath.Join(d.home, "logs", id, "sim-host.log"),
+	pid, start, exited, err := startDetached(cmd, logPath,
 		fmt.Sprintf("starting sim host of fleet %s (image %s): %s", id, st.Fleet.ImageID, strings.Join(cmd.Args, " ")))
 	if err != nil {
 		return simRun{}, fmt.Errorf("start sim host of fleet %s: %w", id, err)
@@ -212,6 +203,38 @@ func (d *Driver) simHost(ctx context.Context, st *fleetState) (simRun, error) {
 	stopProcs(ctx, []procRef{{pid, start}}, time.Second)
 	return simRun{}, fmt.Errorf("sim host of fleet %s (%s) did not become ready within 15s: its main must call local.RunSimIfChild, or set %s",
 		id, d.simCmd[0], SimCommandEnv)
+}
+
+// simHostLog is the log of fleet id's sim host. startDetached creates it
+// before it starts the host, and the driver never removes it.
+func (d *Driver) simHostLog(id string) string {
+	return filepath.Join(d.home, "logs", id, "sim-host.log")
+}
+
+// stopStraySimHosts stops the sim hosts of fleet id still running (not the
+// recorded one: simHost found none live). A fleet whose host log does not
+// exist never had a host started under this home, so it has none to stop and
+// the scan of every process's environment (/proc/*/environ) is skipped: that
+// scan grows with the processes on the machine, and a campaign of 400 first
+// deployments paid it for each (P8, docs/performance.md).
+func (d *Driver) stopStraySimHosts(ctx context.Context, id, logPath string) error {
+	if _, err := os.Lstat(logPath); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	ents, err := scanProcs(d.home)
+	if err != nil {
+		return err
+	}
+	var strays []procRef
+	for _, e := range ents {
+		if e.env[envFleet] == id && e.env[envSim] != "" {
+			strays = append(strays, procRef{e.pid, e.startTime})
+		}
+	}
+	if err := stopProcs(ctx, strays, stopGrace); err != nil {
+		return fmt.Errorf("stop stray sim host of fleet %s: %w", id, err)
+	}
+	return nil
 }
 
 // simClient talks to sim hosts' control ports; simSync's context bounds a whole

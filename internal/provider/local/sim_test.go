@@ -294,3 +294,39 @@ func TestSimCommandNotASimHost(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestSimStrayHostStopped: a fleet whose host log exists had a host started; when
+// its run file is gone (the driver died before the host wrote it, say) the next
+// start finds the old host by its environment and stops it, so the fleet never
+// has two. A fleet that never had a host has no log and nothing to stop.
+func TestSimStrayHostStopped(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	img := e.simImage("s3", true)
+	f, err := e.d.Provision(ctx, contract.ProvisionRequest{Token: "sim-3", Service: "web", Environment: "test", ImageID: img.ID, Size: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := e.fleetProcesses(f.ID)
+	if len(old) != 1 {
+		t.Fatalf("processes of fleet %s: %+v, want one sim host", f.ID, old)
+	}
+	if err := os.Remove(e.d.simRunFile(f.ID)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.d.Resize(ctx, f.ID, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.checkSim(again, "s3", 1, 2, 3)
+	if now := e.fleetProcesses(f.ID); now[0].PID == old[0].PID {
+		t.Fatalf("sim host %d kept, want a new one after its run file was lost", old[0].PID)
+	}
+	never := "fleet-never-started"
+	if _, err := os.Lstat(e.d.simHostLog(never)); !os.IsNotExist(err) {
+		t.Fatalf("log of a fleet never started: %v, want none", err)
+	}
+	if err := e.d.stopStraySimHosts(ctx, never, e.d.simHostLog(never)); err != nil {
+		t.Fatal(err)
+	}
+}
