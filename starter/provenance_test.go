@@ -35,8 +35,12 @@ func TestImageProvenancePrintsTheChain(t *testing.T) {
 	require.NoError(t, err)
 	id := strings.TrimSpace(out)
 
-	_, _, err = run(t, "image", "provenance", id)
-	require.ErrorContains(t, err, "has no provenance: only bakes write it")
+	out, _, err = run(t, "image", "provenance", id) // an import: the chain without source and bake
+	require.NoError(t, err)
+	assert.Contains(t, out, "Note: image "+id+" has no provenance: only bakes write it (builder import)")
+	assert.NotContains(t, out, "Bake ")
+	_, _, err = run(t, "image", "provenance", id, "--envelope")
+	require.ErrorContains(t, err, "has no provenance")
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)

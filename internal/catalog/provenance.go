@@ -18,7 +18,7 @@ func (c *Catalog) PutProvenance(ctx context.Context, id string, envelope []byte)
 		return err
 	}
 	if img.Deleted != nil {
-		return fmt.Errorf("store provenance of image %s: the image was deleted by lifecycle rule %s", id, img.Deleted.Rule)
+		return fmt.Errorf("store provenance of image %s: the image was deleted by %s", id, img.Deleted.Rule)
 	}
 	if !json.Valid(envelope) {
 		return fmt.Errorf("store provenance of image %s: the envelope is not JSON", id)
@@ -45,7 +45,7 @@ func (c *Catalog) Provenance(ctx context.Context, id string) ([]byte, error) {
 	case !isNotFound(err):
 		return nil, fmt.Errorf("read provenance of image %s: %w", id, err)
 	case img.Deleted != nil:
-		return nil, fmt.Errorf("image %s has no provenance: it was deleted by lifecycle rule %s (its tombstone stays): %w", id, img.Deleted.Rule, ErrNotFound)
+		return nil, fmt.Errorf("image %s has no provenance: it was deleted by %s (its tombstone stays): %w", id, img.Deleted.Rule, ErrNotFound)
 	}
 	return nil, fmt.Errorf("image %s has no provenance: only bakes write it (builder %s): %w", id, img.Builder, ErrNotFound)
 }
