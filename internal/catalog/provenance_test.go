@@ -16,17 +16,8 @@ import (
 // says why, and a lifecycle deletion removes it while the tombstone stays.
 func TestProvenanceStoredOnceOwnerOnlyAndDeletedWithTheImage(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "catalog")
-	c := mustOpen(t, "file://"+dir)
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "run.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	img, err := c.Import(ctx, src, "hello", []string{"./run.sh"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Provenance(ctx, img.ID)
+	c, dir, _, img := importRunScript(t)
+	_, err := c.Provenance(ctx, img.ID)
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("an imported image's provenance: %v, want ErrNotFound", err)
 	}
