@@ -21,6 +21,7 @@ import (
 	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/probe"
+	"github.com/imago/imago/internal/provenance"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/spec"
 )
@@ -57,6 +58,11 @@ type Activities struct {
 	HookSecret   string
 	NotifyURL    string
 	NotifyFormat string
+	// Signer signs the provenance of every image a bake publishes (the key of
+	// IMAGO_SIGNING_KEY, on this worker only); nil stores it unsigned.
+	Signer *provenance.Signer
+	// Worker is this worker's identity in provenance; "" pid@host.
+	Worker string
 }
 
 func (a *Activities) httpClient() *http.Client {

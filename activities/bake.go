@@ -211,6 +211,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 	hb := startHeartbeat(ctx, "starting")
 	defer hb.Stop()
 	say := func(l string) { hb.Set(l) }
+	started := time.Now()
 
 	img := contract.Image{
 		Service: b.Service, InputDigest: in.InputDigest, Parent: in.BaseImageID,
@@ -287,6 +288,9 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 	res.Image = img
 	data, _ := json.MarshalIndent(res, "", "  ")
 	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		return res, err
+	}
+	if err := a.writeProvenanceInputs(b, in.BaseImageID, outDir, started); err != nil {
 		return res, err
 	}
 	if err := atomicfile.Write(done, data); err != nil {
@@ -459,7 +463,8 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 }
 
 // PublishImage records the image in the catalog. Two bakes of the same inputs end
-// with one image: the catalog keeps the first and returns it to both.
+// with one image: the catalog keeps the first and returns it to both. A local
+// image gets its provenance (storeProvenance), signed with the worker's key.
 func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (contract.Image, error) {
 	img := in.Image
 	if in.ArchivePath == "" {
@@ -481,7 +486,12 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 				img.ID, digest, img.OCIDigest), contract.ErrTemplate, nil)
 		}
 	}
-	return a.Catalog.PublishArchive(ctx, archive, img)
+	pub, err := a.Catalog.PublishArchive(ctx, archive, img)
+	if err != nil || pub.ID != in.Image.ID {
+		return pub, err // another image of these inputs won: its own bake stated its provenance
+	}
+	activity.RecordHeartbeat(ctx, "provenance of "+pub.ID)
+	return pub, a.storeProvenance(ctx, pub, in.ArchivePath)
 }
 
 // registryTransport is what pushes to a registry dial through: the outbound guard

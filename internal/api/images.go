@@ -9,6 +9,7 @@ import (
 	"github.com/imago/imago/internal/api/tokens"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/provenance/chain"
 	"github.com/imago/imago/internal/sbom"
 )
 
@@ -195,4 +196,15 @@ func (s *Server) imageSBOM(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(buf.Bytes())
 	return err
+}
+
+// imageProvenance is GET /v1/images/{id}/provenance: the image's chain (its
+// provenance, channel moves, rollouts with approvals and analysis verdicts,
+// live fleets), as `imago image provenance -o json`.
+func (s *Server) imageProvenance(w http.ResponseWriter, r *http.Request) error {
+	ch, err := chain.Build(r.Context(), s.cfg.Catalog, r.PathValue("id"), chain.Options{Temporal: s.cfg.Client})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ch)
 }

@@ -127,6 +127,7 @@ func (s *Server) routes() []route {
 		route{method: "GET", path: "/v1/images", scope: tokens.Read, handle: s.listImages},
 		route{method: "GET", path: "/v1/images/{id}", scope: tokens.Read, handle: s.showImage},
 		route{method: "GET", path: "/v1/images/{id}/sbom", scope: tokens.Read, handle: s.imageSBOM},
+		route{method: "GET", path: "/v1/images/{id}/provenance", scope: tokens.Read, handle: s.imageProvenance},
 		// Channel moves: bake on the image's service (bakes publish to its channels);
 		// a cascading revoke, which reaches other services' images, admin.
 		route{method: "POST", path: "/v1/images/{id}/promote", scope: tokens.Bake, inBody: true, handle: s.promoteImage},

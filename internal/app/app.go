@@ -38,6 +38,7 @@ import (
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
+	"github.com/imago/imago/internal/provenance"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
@@ -88,9 +89,15 @@ type Config struct {
 	// IMAGO_HOOK_SECRET is that keeper's ciphertext, in base64, and the worker
 	// decrypts it once at start.
 	HookSecretKeeper string
-	NotifyURL        string // IMAGO_NOTIFY_URL: told of every rollout's notices (awaiting approval, how it ended)
-	NotifyFormat     string // IMAGO_NOTIFY_FORMAT: slack (default), teams or json
-	Logger           *slog.Logger
+	// SigningKey (IMAGO_SIGNING_KEY) signs the provenance of every baked
+	// image, on the worker: a PEM private key file or a KMS URI (awskms://,
+	// gcpkms://, hashivault://); empty: provenance is stored unsigned.
+	// SigningKeyPassword (IMAGO_SIGNING_KEY_PASSWORD) opens an encrypted key file.
+	SigningKey         string
+	SigningKeyPassword string
+	NotifyURL          string // IMAGO_NOTIFY_URL: told of every rollout's notices (awaiting approval, how it ended)
+	NotifyFormat       string // IMAGO_NOTIFY_FORMAT: slack (default), teams or json
+	Logger             *slog.Logger
 	// Telemetry handed to the Temporal client by Dial (imago-worker: internal/telemetry); nil and empty: none.
 	MetricsHandler client.MetricsHandler
 	Interceptors   []interceptor.ClientInterceptor // client interceptors; those that are also worker interceptors apply to the client's workers
@@ -121,22 +128,24 @@ var TemporalEnv = []string{
 // ConfigFromEnv reads the configuration from the environment, with defaults.
 func ConfigFromEnv() Config {
 	c := Config{
-		Home:             os.Getenv("IMAGO_HOME"),
-		CatalogURL:       os.Getenv("IMAGO_CATALOG_URL"),
-		Packer:           os.Getenv("IMAGO_PACKER"),
-		SecretsURL:       os.Getenv("IMAGO_SECRETS_URL"),
-		UIOrigin:         os.Getenv("IMAGO_UI_ORIGIN"),
-		EventsURL:        os.Getenv("IMAGO_EVENTS_URL"),
-		Provider:         os.Getenv("IMAGO_PROVIDER"),
-		ProviderURL:      os.Getenv(ProviderURLEnv),
-		AnalysisAllow:    os.Getenv(netguard.EnvAllow),
-		BakeRoots:        os.Getenv(spec.BakeRootsEnv),
-		BakeUser:         os.Getenv(runas.Env),
-		HookSecret:       os.Getenv("IMAGO_HOOK_SECRET"),
-		HookSecretKeeper: os.Getenv("IMAGO_HOOK_SECRET_KEEPER"),
-		NotifyURL:        os.Getenv("IMAGO_NOTIFY_URL"),
-		NotifyFormat:     os.Getenv("IMAGO_NOTIFY_FORMAT"),
-		MetricsListen:    telemetry.DefaultMetricsListen,
+		Home:               os.Getenv("IMAGO_HOME"),
+		CatalogURL:         os.Getenv("IMAGO_CATALOG_URL"),
+		Packer:             os.Getenv("IMAGO_PACKER"),
+		SecretsURL:         os.Getenv("IMAGO_SECRETS_URL"),
+		UIOrigin:           os.Getenv("IMAGO_UI_ORIGIN"),
+		EventsURL:          os.Getenv("IMAGO_EVENTS_URL"),
+		Provider:           os.Getenv("IMAGO_PROVIDER"),
+		ProviderURL:        os.Getenv(ProviderURLEnv),
+		AnalysisAllow:      os.Getenv(netguard.EnvAllow),
+		BakeRoots:          os.Getenv(spec.BakeRootsEnv),
+		BakeUser:           os.Getenv(runas.Env),
+		HookSecret:         os.Getenv("IMAGO_HOOK_SECRET"),
+		HookSecretKeeper:   os.Getenv("IMAGO_HOOK_SECRET_KEEPER"),
+		SigningKey:         os.Getenv(provenance.KeyEnv),
+		SigningKeyPassword: os.Getenv(provenance.PasswordEnv),
+		NotifyURL:          os.Getenv("IMAGO_NOTIFY_URL"),
+		NotifyFormat:       os.Getenv("IMAGO_NOTIFY_FORMAT"),
+		MetricsListen:      telemetry.DefaultMetricsListen,
 	}
 	if v, ok := os.LookupEnv("IMAGO_METRICS_LISTEN"); ok {
 		c.MetricsListen = v // empty turns metrics off
@@ -456,6 +465,10 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
+	signer, err := provenance.LoadSigner(ctx, c.SigningKey, c.SigningKeyPassword)
+	if err != nil {
+		return nil, err
+	}
 	cat, err := catalog.Open(ctx, c.CatalogURL)
 	if err != nil {
 		return nil, err
@@ -507,6 +520,7 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 			HookSecret:   hookSecret,
 			NotifyURL:    c.NotifyURL,
 			NotifyFormat: c.NotifyFormat,
+			Signer:       signer,
 		},
 	}, nil
 }

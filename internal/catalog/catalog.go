@@ -15,9 +15,10 @@
 //	revocations/<id>.json                     image id is revoked (the record stays as it was)
 //	outdated/<id>.json                        image id's base channel moved on
 //	sboms/<id>.cdx.json                       the CycloneDX SBOM of local image id (see SBOM)
+//	provenance/<id>.intoto.json               the DSSE envelope of image id's SLSA provenance, from its bake (see Provenance)
 //	lifecycle/<service>/<seq>.json            the service's lifecycle rule; current = highest seq
 //	deprecations/<id>.json                    image id was deprecated by a lifecycle rule
-//	tombstones/<id>.json                      image id was deleted by a lifecycle rule (archive and SBOM gone)
+//	tombstones/<id>.json                      image id was deleted by a lifecycle rule (archive, SBOM and provenance gone)
 package catalog
 
 import (

@@ -127,7 +127,7 @@ func (c *Catalog) Deprecate(ctx context.Context, id, rule string, now time.Time)
 
 // DeleteImage deletes image id for rule: it writes the tombstone first (so a
 // crash half way leaves a deleted image, never an image whose archive is
-// missing without a word), then removes its SBOM and its archive (unless
+// missing without a word), then removes its SBOM, its provenance and its archive (unless
 // another image that is not deleted shares the archive). The record stays, for
 // the audit. Deleting again finishes what a crash left.
 func (c *Catalog) DeleteImage(ctx context.Context, id, rule string, now time.Time) error {
@@ -141,6 +141,9 @@ func (c *Catalog) DeleteImage(ctx context.Context, id, rule string, now time.Tim
 	}
 	if err := c.deleteKey(ctx, sbomKey(id)); err != nil {
 		return fmt.Errorf("delete SBOM of image %s: %w", id, err)
+	}
+	if err := c.deleteKey(ctx, provenanceKey(id)); err != nil {
+		return fmt.Errorf("delete provenance of image %s: %w", id, err)
 	}
 	if img.Archive == "" {
 		return nil

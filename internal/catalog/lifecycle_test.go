@@ -103,16 +103,7 @@ func TestLifecycleDryRunListsExactlyTheExpectedImages(t *testing.T) {
 // and the image is no longer usable; a deprecated image stays usable.
 func TestLifecycleDeleteLeavesATombstone(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "catalog")
-	c := mustOpen(t, "file://"+dir)
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "run.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	old, err := c.Import(ctx, src, "hello", []string{"./run.sh"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, dir, src, old := importRunScript(t)
 	stale := publish(t, c, contract.Image{ID: "img-stale", Service: "hello"})
 	archive := filepath.Join(dir, filepath.FromSlash(old.Archive))
 	sbom := filepath.Join(dir, "sboms", old.ID+".cdx.json")
@@ -216,4 +207,21 @@ func TestLifecycleRules(t *testing.T) {
 			t.Errorf("LifecycleRules = %+v, %v", all, err)
 		}
 	})
+}
+
+// importRunScript imports a one-script tree (src) as an image of hello into a
+// new file:// catalog under dir.
+func importRunScript(t *testing.T) (c *Catalog, dir, src string, img contract.Image) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "catalog")
+	c = mustOpen(t, "file://"+dir)
+	src = t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "run.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img, err := c.Import(context.Background(), src, "hello", []string{"./run.sh"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, dir, src, img
 }
