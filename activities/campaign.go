@@ -26,8 +26,8 @@ const ErrCampaignTarget = "CampaignTarget"
 // campaign before anything starts.
 func (a *Activities) CampaignPlan(ctx context.Context, in contract.CampaignPlanInput) (contract.CampaignPlanResult, error) {
 	out := contract.CampaignPlanResult{Services: in.Services, Images: map[string]string{}, Deployed: map[string][]string{}, Live: map[string]string{}}
-	if in.Select != nil && in.Select.Base != nil {
-		svcs, err := a.builtOn(ctx, *in.Select.Base)
+	if in.Select != nil {
+		svcs, err := a.selectServices(ctx, *in.Select)
 		if err != nil {
 			return out, err
 		}
@@ -59,6 +59,51 @@ func (a *Activities) CampaignPlan(ctx context.Context, in contract.CampaignPlanI
 		}
 	}
 	return out, nil
+}
+
+// selectServices lists, sorted, the services sel selects: built on its base,
+// with its labels, or both.
+func (a *Activities) selectServices(ctx context.Context, sel contract.CampaignSelect) ([]string, error) {
+	var svcs []string
+	if sel.Base != nil {
+		var err error
+		if svcs, err = a.builtOn(ctx, *sel.Base); err != nil || len(sel.Labels) == 0 {
+			return svcs, err
+		}
+	}
+	labeled, err := a.labeled(ctx, sel.Labels)
+	if err != nil {
+		return nil, err
+	}
+	if sel.Base != nil {
+		labeled = slices.DeleteFunc(labeled, func(s string) bool { return !slices.Contains(svcs, s) })
+	}
+	if len(labeled) == 0 {
+		return nil, temporal.NewNonRetryableApplicationError("select: no "+sel.String(), ErrCampaignTarget, nil)
+	}
+	return labeled, nil
+}
+
+// labeled lists, sorted, the services whose newest image carries every label.
+func (a *Activities) labeled(ctx context.Context, labels map[string]string) ([]string, error) {
+	imgs, err := a.Catalog.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	seen, match := map[string]bool{}, map[string]bool{}
+	for _, img := range imgs { // newest first: a service's first image is its newest
+		if seen[img.Service] {
+			continue
+		}
+		seen[img.Service] = true
+		match[img.Service] = true
+		for k, v := range labels {
+			if img.Labels[k] != v {
+				delete(match, img.Service)
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(match)), nil
 }
 
 // builtOn lists, sorted, the services with an image built (directly or not) on

@@ -92,3 +92,57 @@ func TestCampaignPlanSelectsTheServicesBuiltOnABase(t *testing.T) {
 	assert.True(t, app.NonRetryable())
 	assert.Contains(t, app.Message(), "select: base channel nothing/stable")
 }
+
+// select: {labels: {team: payments}} picks the services whose newest image
+// carries every label; with a base too, those built on it as well.
+func TestCampaignPlanSelectsTheServicesByLabel(t *testing.T) {
+	ctx := context.Background()
+	cat, err := catalog.Open(ctx, "mem://")
+	require.NoError(t, err)
+	defer cat.Close()
+	publish := func(id, svc, parent string, labels map[string]string) {
+		_, err := cat.Publish(ctx, contract.Image{ID: id, Service: svc, Parent: parent, Builder: "test", Labels: labels})
+		require.NoError(t, err)
+	}
+	payments := map[string]string{"team": "payments", "tier": "1"}
+	publish("img-base1", "base-os", "", nil)
+	_, err = cat.MoveChannel(ctx, "base-os", "stable", "img-base1", catalog.MoveOptions{By: "test"})
+	require.NoError(t, err)
+	publish("img-api1", "api", "img-base1", payments)
+	publish("img-ledger1", "ledger", "", payments)
+	publish("img-web1", "web", "img-base1", map[string]string{"team": "payments"}) // no tier
+	publish("img-old1", "moved", "", payments)
+	publish("img-old2", "moved", "", map[string]string{"team": "search"}) // its newest image moved team
+	for _, svc := range []string{"api", "ledger", "web", "moved"} {
+		img, err := cat.List(ctx, svc)
+		require.NoError(t, err)
+		_, err = cat.MoveChannel(ctx, svc, "stable", img[0].ID, catalog.MoveOptions{By: "test"})
+		require.NoError(t, err)
+	}
+
+	a := &Activities{Catalog: cat}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	plan := func(sel contract.CampaignSelect) ([]string, error) {
+		val, err := env.ExecuteActivity(a.CampaignPlan, contract.CampaignPlanInput{Select: &sel, Image: contract.CampaignImage{Channel: "stable"}})
+		if err != nil {
+			return nil, err
+		}
+		var out contract.CampaignPlanResult
+		require.NoError(t, val.Get(&out))
+		return out.Services, nil
+	}
+	svcs, err := plan(contract.CampaignSelect{Labels: payments})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"api", "ledger"}, svcs)
+	svcs, err = plan(contract.CampaignSelect{Labels: map[string]string{"team": "payments"}, Base: &contract.ImageRef{Service: "base-os", Channel: "stable"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"api", "web"}, svcs)
+
+	_, err = plan(contract.CampaignSelect{Labels: map[string]string{"team": "nobody"}})
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	assert.True(t, app.NonRetryable())
+	assert.Contains(t, app.Message(), "select: no services labeled {team: nobody}")
+}

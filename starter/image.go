@@ -228,14 +228,15 @@ func sortedKeys(m map[string]string) []string {
 
 func newImageImportCmd() *cobra.Command {
 	var service, entrypoint string
+	var labels map[string]string
 	cmd := &cobra.Command{
-		Use:   "import DIR --service S --entrypoint CMD",
+		Use:   "import DIR --service S --entrypoint CMD [--label K=V]",
 		Short: "Package a directory as a local image and print its ID",
 		Long: `Packages DIR as a content-addressed local image in the catalog
 (IMAGO_CATALOG_URL, default file://$IMAGO_HOME/catalog). The same tree, service
 and entrypoint always give the same image ID.`,
 		Example: `  go build -ldflags "-X main.version=v2" -o build/hello ./examples/hello
-  imago image import build --service hello --entrypoint ./hello`,
+  imago image import build --service hello --entrypoint ./hello --label team=web`,
 		Args:              args(cobra.ExactArgs(1)),
 		ValidArgsFunction: dirCompletion,
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -247,7 +248,7 @@ and entrypoint always give the same image ID.`,
 				if err != nil {
 					return usageError{err}
 				}
-				img, err := importDir(cmd.Context(), cat, a[0], service, words)
+				img, err := importDir(cmd.Context(), cat, a[0], service, words, labels)
 				if err != nil {
 					return err
 				}
@@ -258,6 +259,7 @@ and entrypoint always give the same image ID.`,
 	}
 	cmd.Flags().StringVar(&service, "service", "", "service the image belongs to (required)")
 	cmd.Flags().StringVar(&entrypoint, "entrypoint", "", "command to start an instance, split by shell rules: ./app --port $PORT (a program in DIR), or /bin/sh -c '…' (one on the host); $PORT, $HOST and the rollout's env are expanded when an instance starts (required)")
+	cmd.Flags().StringToStringVar(&labels, "label", nil, "a label recorded with the image, KEY=VALUE (repeatable), e.g. --label team=payments: campaigns select services by label")
 	_ = cmd.RegisterFlagCompletionFunc("service", completeServices)
 	return cmd
 }
@@ -285,14 +287,14 @@ func importEntrypoint(dir, line string) ([]string, error) {
 
 // importDir packages dir with the imago-local Packer builder, in process, and
 // publishes the image: the same path a bake takes, without provisioning.
-func importDir(ctx context.Context, cat *catalog.Catalog, dir, service string, entrypoint []string) (contract.Image, error) {
+func importDir(ctx context.Context, cat *catalog.Catalog, dir, service string, entrypoint []string, labels map[string]string) (contract.Image, error) {
 	out, err := os.MkdirTemp("", "imago-import-")
 	if err != nil {
 		return contract.Image{}, err
 	}
 	defer os.RemoveAll(out)
 	art, err := packerplugin.Build(ctx, map[string]any{
-		"service": service, "source_dir": dir, "entrypoint": entrypoint, "output_dir": out,
+		"service": service, "source_dir": dir, "entrypoint": entrypoint, "output_dir": out, "labels": labels,
 	}, nil)
 	if err != nil {
 		return contract.Image{}, usageError{fmt.Errorf("import %s: %w", dir, err)}
@@ -301,7 +303,7 @@ func importDir(ctx context.Context, cat *catalog.Catalog, dir, service string, e
 	if err != nil {
 		return contract.Image{}, err
 	}
-	return cat.PublishArchive(ctx, archive, contract.Image{Service: service, Entrypoint: entrypoint, Builder: "import"})
+	return cat.PublishArchive(ctx, archive, contract.Image{Service: service, Entrypoint: entrypoint, Builder: "import", Labels: labels})
 }
 
 func newImageListCmd() *cobra.Command {

@@ -87,6 +87,20 @@ func TestImageImportIsContentAddressedAndListed(t *testing.T) {
 	assert.Contains(t, list, `"./app.sh"`)
 }
 
+// --label records labels with the image: what campaigns select services by.
+func TestImageImportRecordsLabels(t *testing.T) {
+	t.Setenv("IMAGO_HOME", t.TempDir())
+	t.Setenv("IMAGO_CATALOG_URL", "")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "app.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	_, _, err := run(t, "image", "import", dir, "--service", "ledger", "--entrypoint", "./app.sh", "--label", "team=payments", "--label", "tier=1")
+	require.NoError(t, err)
+	list, _, err := run(t, "image", "list", "--service", "ledger", "-o", "json")
+	require.NoError(t, err)
+	assert.Contains(t, list, `"team": "payments"`)
+	assert.Contains(t, list, `"tier": "1"`)
+}
+
 func TestImageImportRefusesLinksThatLeaveTheDirectory(t *testing.T) {
 	t.Setenv("IMAGO_HOME", t.TempDir())
 	t.Setenv("IMAGO_CATALOG_URL", "")

@@ -490,8 +490,8 @@ func (c *campaign) count(i int, s contract.TargetState) int {
 
 // selected says which services the campaign rolls, as its spec says it.
 func (c *campaign) selected() string {
-	if s := c.spec.Select; s != nil && s.Base != nil {
-		return "the services built on " + s.Base.Service + "/" + s.Base.Channel
+	if s := c.spec.Select; s != nil {
+		return "the " + s.String()
 	}
 	return fmt.Sprintf("%d services", len(c.spec.Services))
 }

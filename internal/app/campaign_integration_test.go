@@ -18,6 +18,7 @@ import (
 	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/rollouts"
 	"github.com/imago/imago/internal/spec"
 )
@@ -33,18 +34,7 @@ type campaignFleet struct {
 
 func newCampaignFleet(e *env, n int) *campaignFleet {
 	ctx := context.Background()
-	f := &campaignFleet{e: e, listen: map[string]string{}, v1: map[string]string{}, v2: map[string]string{}}
-	for i := 1; i <= n; i++ {
-		svc := fmt.Sprintf("svc%d", i)
-		f.services = append(f.services, svc)
-		for build, m := range map[string]map[string]string{"v1": f.v1, "v2": f.v2} {
-			img, err := e.deps.Catalog.Import(ctx, filepath.Join(helloBuilds, build), svc, []string{"./hello"}, nil)
-			require.NoError(e.t, err)
-			m[svc] = img.ID
-		}
-		_, err := e.deps.Catalog.MoveChannel(ctx, svc, "stable", f.v2[svc], catalog.MoveOptions{By: "integration-test"})
-		require.NoError(e.t, err)
-	}
+	f := importCampaignServices(e, n)
 	// The first deployments, all at once: real rollouts, which record their specs.
 	var runs []client.WorkflowRun
 	for _, svc := range f.services {
@@ -59,6 +49,32 @@ func newCampaignFleet(e *env, n int) *campaignFleet {
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		require.NoError(e.t, run.Get(wctx, nil), run.GetID())
 		cancel()
+	}
+	return f
+}
+
+// importCampaignServices imports v1 and v2 of examples/hello as services
+// svc1..svcN and points each one's stable channel at its v2; nothing is
+// deployed yet. Each build is packed once and published under every name.
+func importCampaignServices(e *env, n int) *campaignFleet {
+	ctx := context.Background()
+	f := &campaignFleet{e: e, listen: map[string]string{}, v1: map[string]string{}, v2: map[string]string{}}
+	archives := map[string][]byte{}
+	for _, build := range []string{"v1", "v2"} {
+		a, err := image.Pack(filepath.Join(helloBuilds, build))
+		require.NoError(e.t, err)
+		archives[build] = a
+	}
+	for i := 1; i <= n; i++ {
+		svc := fmt.Sprintf("svc%d", i)
+		f.services = append(f.services, svc)
+		for build, m := range map[string]map[string]string{"v1": f.v1, "v2": f.v2} {
+			img, err := e.deps.Catalog.PublishArchive(ctx, archives[build], contract.Image{Service: svc, Entrypoint: []string{"./hello"}, Builder: "import"})
+			require.NoError(e.t, err)
+			m[svc] = img.ID
+		}
+		_, err := e.deps.Catalog.MoveChannel(ctx, svc, "stable", f.v2[svc], catalog.MoveOptions{By: "integration-test"})
+		require.NoError(e.t, err)
 	}
 	return f
 }

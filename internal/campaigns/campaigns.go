@@ -65,8 +65,8 @@ func Summary(s contract.CampaignSpec) string {
 		}
 	}
 	what := fmt.Sprintf("%d services", len(s.Services))
-	if s.Select != nil && s.Select.Base != nil {
-		what = "services built on " + s.Select.Base.Service + "/" + s.Select.Base.Channel
+	if s.Select != nil {
+		what = s.Select.String()
 	}
 	return fmt.Sprintf("campaign %s: %s, channel %s: %s", s.Name, what, s.Image.Channel, strings.Join(rings, " → "))
 }

@@ -2,6 +2,9 @@ package contract
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -31,9 +34,29 @@ type CampaignSpec struct {
 	Override    *CampaignOverride `yaml:"override" json:"override,omitempty"`
 }
 
-// CampaignSelect selects a campaign's services.
+// CampaignSelect selects a campaign's services: those built on Base, those
+// whose newest image carries every one of Labels (as bake specs and imports
+// label images), or, with both, those that are both.
 type CampaignSelect struct {
-	Base *ImageRef `yaml:"base" json:"base,omitempty"` // {service, channel}
+	Base   *ImageRef         `yaml:"base" json:"base,omitempty"` // {service, channel}
+	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
+}
+
+// String says which services s selects: "services built on base-os/stable
+// labeled {team: payments}".
+func (s CampaignSelect) String() string {
+	out := "services"
+	if s.Base != nil {
+		out += " built on " + s.Base.Service + "/" + s.Base.Channel
+	}
+	if len(s.Labels) > 0 {
+		kv := make([]string, 0, len(s.Labels))
+		for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
+			kv = append(kv, k+": "+s.Labels[k])
+		}
+		out += " labeled {" + strings.Join(kv, ", ") + "}"
+	}
+	return out
 }
 
 // CampaignImage names the image a campaign rolls for each service.

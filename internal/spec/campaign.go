@@ -2,7 +2,9 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/imago/imago/internal/contract"
 )
@@ -71,9 +73,17 @@ func normalizeCampaign(s *contract.CampaignSpec, src *source) error {
 		add("services", "list at least one service, e.g. [api, web], or select: {base: {service: base-os, channel: stable}}")
 	case sel != nil && len(s.Services) > 0:
 		add("select", "set services or select, not both")
-	case sel != nil && sel.Base == nil:
-		add("select.base", "is required: the base channel, e.g. {service: base-os, channel: stable}")
+	case sel != nil && sel.Base == nil && len(sel.Labels) == 0:
+		add("select", "needs base (the base channel, e.g. {service: base-os, channel: stable}) or labels (e.g. {team: payments})")
 	case sel != nil:
+		for _, k := range slices.Sorted(maps.Keys(sel.Labels)) {
+			if k == "" || sel.Labels[k] == "" {
+				add("select.labels", "label %q: %q: keys and values must not be empty", k, sel.Labels[k])
+			}
+		}
+		if sel.Base == nil {
+			break
+		}
 		if !nameRE.MatchString(sel.Base.Service) {
 			add("select.base.service", "%q is not a service name: 1-40 lowercase letters, digits or '-'", sel.Base.Service)
 		}

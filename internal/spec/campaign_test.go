@@ -86,3 +86,21 @@ func TestCampaignSelectsByBaseOrListsServicesNotBoth(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `select.base.channel: line 2: "Stable" is not a channel name`)
 }
+
+func TestCampaignSelectsByLabels(t *testing.T) {
+	c, err := ParseCampaign([]byte("name: pay\nselect: {labels: {team: payments}}\nimage: {channel: stable}\nrings: [{environments: [prod]}]\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Normalize())
+	assert.Equal(t, map[string]string{"team": "payments"}, c.Select.Labels)
+	assert.Equal(t, "services labeled {team: payments}", c.Select.String())
+
+	c, _ = ParseCampaign([]byte("name: pay\nselect:\n  labels: {team: \"\"}\nimage: {channel: stable}\nrings: [{environments: [prod]}]\n"))
+	err = c.Normalize()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `select.labels: line 3: label "team": "": keys and values must not be empty`)
+
+	c, _ = ParseCampaign([]byte("name: pay\nselect: {}\nimage: {channel: stable}\nrings: [{environments: [prod]}]\n"))
+	err = c.Normalize()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "select: line 2: needs base")
+}
