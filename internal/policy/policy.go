@@ -174,7 +174,7 @@ type Refusal struct {
 	Environment string
 	Policy      string // contract.Policy.Name
 	ImageID     string
-	Violations []Violation
+	Violations  []Violation
 }
 
 func (r *Refusal) Error() string {

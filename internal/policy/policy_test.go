@@ -130,7 +130,9 @@ func TestEvaluate(t *testing.T) {
 		"--require-provenance: the provenance of image img-1 is signed by another key "+
 		"(see the policy with: imago policy show prod)", err.Error())
 
-	in.SBOM = func(context.Context) (*cdx.BOM, error) { return nil, fmt.Errorf("image img-1 has no SBOM: %w", errNone) }
+	in.SBOM = func(context.Context) (*cdx.BOM, error) {
+		return nil, fmt.Errorf("image img-1 has no SBOM: %w", errNone)
+	}
 	err = Evaluate(ctx, contract.Policy{Environment: "prod", Seq: 1, DenyPackages: []string{"libssl3"}}, img, in)
 	assert.EqualError(t, err, "policy of prod#1 refuses image img-1: --deny-package: image img-1 has no SBOM to check its packages against (a deny list fails closed): image img-1 has no SBOM: not found (see the policy with: imago policy show prod)")
 	err = Evaluate(ctx, contract.Policy{Environment: "prod", Seq: 1, RequireSBOM: true}, img, in)
