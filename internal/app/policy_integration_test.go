@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/image"
+	"github.com/imago/imago/internal/pipelines"
+	"github.com/imago/imago/internal/provider"
+	"github.com/imago/imago/internal/spec"
 )
 
 // With a real worker, catalog, local provider and router: an environment's
@@ -71,4 +75,34 @@ func TestPolicyRefusesBeforeProvisioning(t *testing.T) {
 	_, err = e.rollout(e.spec(v2))
 	require.NoError(t, err, "an image the policy accepts rolls out")
 	assert.Equal(t, "hello from v2", e.get())
+}
+
+// A pipeline's stages are rollouts, so each honours its environment's policy:
+// staging (no policy) goes live, prod's policy refuses the image before prod
+// provisions anything, and the pipeline fails saying so.
+func TestPipelineHonoursThePolicyOfEachStage(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	v2 := e.importImage("v2")
+	_, err := e.deps.Catalog.SetPolicy(ctx, contract.Policy{Environment: "prod", DenyPackages: []string{"github.com/imago/imago"}})
+	require.NoError(t, err)
+	staging, prod := e.stageSpec("staging", false), e.stageSpec("prod", false)
+	p := spec.Pipeline{Pipeline: contract.Pipeline{Name: "hello", Image: &contract.ImageRef{ID: v2}, Stages: []contract.Stage{staging, prod}}}
+	run, err := pipelines.Start(ctx, e.client, p, false, "integration-test")
+	require.NoError(t, err)
+	err = run.Get(ctx, nil)
+	require.Error(t, err, "prod's policy fails the pipeline")
+	last, lerr := pipelines.Latest(ctx, e.client, "hello")
+	require.NoError(t, lerr)
+	assert.Contains(t, err.Error()+" "+fmt.Sprint(last.Progress), "policy of prod#1 refuses image "+v2+": --deny-package github.com/imago/imago")
+	assert.Equal(t, v2, e.live("staging"))
+	_, err = e.deps.Catalog.Live(ctx, "hello", "prod")
+	assert.Error(t, err, "nothing went live in prod")
+	fleets, err := e.deps.Provider.ListFleets(ctx, provider.Filter{})
+	require.NoError(t, err)
+	for _, f := range fleets {
+		assert.NotEqual(t, "prod", f.Environment, "prod provisioned nothing: %+v", f)
+	}
 }
