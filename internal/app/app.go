@@ -38,6 +38,7 @@ import (
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
+	"github.com/imago/imago/internal/policy"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
@@ -507,6 +508,10 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 			HookSecret:   hookSecret,
 			NotifyURL:    c.NotifyURL,
 			NotifyFormat: c.NotifyFormat,
+			// Environments with --require-provenance ask this verifier; NoVerifier
+			// finds no provenance, so they refuse every image until the signed
+			// provenance's verifier (issue 19 item 2) is wired here.
+			Provenance: policy.NoVerifier{},
 		},
 	}, nil
 }
