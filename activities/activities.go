@@ -20,6 +20,7 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/events"
+	"github.com/imago/imago/internal/policy"
 	"github.com/imago/imago/internal/probe"
 	"github.com/imago/imago/internal/provenance"
 	"github.com/imago/imago/internal/provider"
@@ -63,6 +64,10 @@ type Activities struct {
 	Signer *provenance.Signer
 	// Worker is this worker's identity in provenance; "" pid@host.
 	Worker string
+	// Provenance verifies an image's signed provenance for environments whose
+	// policy requires it (--require-provenance); nil: policy.NoVerifier, which
+	// finds none, so such an environment refuses every image.
+	Provenance policy.ProvenanceChecker
 }
 
 func (a *Activities) httpClient() *http.Client {
@@ -78,7 +83,8 @@ var defaultProbe = ProbeClient()
 func ProbeClient() *http.Client { return probe.Client() }
 
 // ResolveImage finds the image a rollout ships and refuses a revoked or
-// deleted one, and a deprecated one unless the rollout allows it.
+// deleted one, a deprecated one unless the rollout allows it, and one its
+// environment's policy refuses (see checkPolicy).
 func (a *Activities) ResolveImage(ctx context.Context, in contract.ResolveImageInput) (contract.ResolveImageResult, error) {
 	img, err := a.resolveRef(ctx, in.Service, in.Ref)
 	if err != nil {
@@ -94,6 +100,9 @@ func (a *Activities) ResolveImage(ctx context.Context, in contract.ResolveImageI
 	}
 	if err := checkEntrypointEnv(img, in.Env); err != nil {
 		return contract.ResolveImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrEntrypointEnv, nil)
+	}
+	if err := a.checkPolicy(ctx, in.Environment, img); err != nil {
+		return contract.ResolveImageResult{}, err
 	}
 	return contract.ResolveImageResult{ImageID: img.ID, Digest: img.Digest, Service: img.Service}, nil
 }

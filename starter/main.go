@@ -70,6 +70,7 @@ It talks to Temporal at TEMPORAL_ADDRESS (default 127.0.0.1:7233, where
 	root.AddCommand(newCampaignCmd())
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newPlanCmd())
+	root.AddCommand(newPolicyCmd())
 	addCompletion(root)
 	return root
 }

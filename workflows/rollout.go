@@ -241,7 +241,7 @@ func (r *rollout) resolveImage(ctx workflow.Context, bake *contract.Bake) (strin
 	r.setPhase(ctx, contract.PhaseResolving, "resolving image "+what)
 	var img contract.ResolveImageResult
 	err := short(ctx, r.local, "resolve image "+what, contract.ActivityResolveImage,
-		contract.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env)}).Get(ctx, &img)
+		contract.ResolveImageInput{Service: r.spec.Service, Ref: ref, Env: sortedKeys(r.spec.Env), Environment: r.spec.Environment}).Get(ctx, &img)
 	if err != nil {
 		return "", r.fail("resolving the image", err)
 	}

@@ -148,6 +148,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"DriftRequest": DriftRequest{}, "DriftResult": drift.Result{}, "DriftRepair": drift.Repair{},
 		"DriftTarget": contract.DriftTarget{}, "DriftItem": contract.DriftItem{},
 		"LifecycleRequest": LifecycleRequest{}, "LifecycleRule": contract.LifecycleRule{}, "LifecycleList": LifecycleList{},
+		"PolicyRequest": PolicyRequest{}, "Policy": contract.Policy{}, "PolicyList": PolicyList{},
 		"Deprecation": contract.Deprecation{}, "Tombstone": contract.Tombstone{},
 	} {
 		schema, ok := doc.Comps.Schemas[name]

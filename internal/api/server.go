@@ -170,6 +170,11 @@ func (s *Server) routes() []route {
 		// Image lifecycle rules deprecate and delete images: anyone may see them, admins set them.
 		route{method: "GET", path: "/v1/lifecycle", scope: tokens.Read, handle: s.listLifecycle},
 		route{method: "PUT", path: "/v1/lifecycle/{service}", scope: tokens.Admin, handle: s.setLifecycle},
+		// Environment policies gate every rollout: anyone may see them, admins set them.
+		route{method: "GET", path: "/v1/policies", scope: tokens.Read, handle: s.listPolicies},
+		route{method: "GET", path: "/v1/policies/{env}", scope: tokens.Read, handle: s.getPolicy},
+		route{method: "PUT", path: "/v1/policies/{env}", scope: tokens.Admin, handle: s.setPolicy},
+		route{method: "DELETE", path: "/v1/policies/{env}", scope: tokens.Admin, handle: s.deletePolicy},
 	)
 }
 

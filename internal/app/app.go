@@ -38,6 +38,7 @@ import (
 	"github.com/imago/imago/internal/events"
 	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
+	"github.com/imago/imago/internal/policy"
 	"github.com/imago/imago/internal/provenance"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
@@ -469,6 +470,12 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
+	var trusted []byte // what a --require-provenance policy without a key trusts
+	if signer != nil {
+		if trusted, err = signer.PublicKeyPEM(ctx); err != nil {
+			return nil, err
+		}
+	}
 	cat, err := catalog.Open(ctx, c.CatalogURL)
 	if err != nil {
 		return nil, err
@@ -521,6 +528,9 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 			NotifyURL:    c.NotifyURL,
 			NotifyFormat: c.NotifyFormat,
 			Signer:       signer,
+			// Environments with --require-provenance verify the catalog's
+			// envelope with the policy's key, or this worker's own.
+			Provenance: policy.Verifier{Envelope: cat.Provenance, Trusted: trusted},
 		},
 	}, nil
 }

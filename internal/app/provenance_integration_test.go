@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/stretchr/testify/assert"
@@ -79,6 +80,11 @@ func TestBakedImageHasSignedProvenanceAndAChain(t *testing.T) {
 	_, err = provenance.Verify(env, bytes.NewReader(archive), sv)
 	assert.ErrorContains(t, err, "not this archive")
 
+	// An environment that requires provenance signed by this key accepts it.
+	pubPEM, err := cryptoutils.MarshalPublicKeyToPEM(key.Public())
+	require.NoError(t, err)
+	_, err = e.deps.Catalog.SetPolicy(ctx, contract.Policy{Environment: "test", RequireProvenance: true, ProvenanceKey: string(pubPEM)})
+	require.NoError(t, err)
 	_, err = e.rollout(e.spec(img.ID))
 	require.NoError(t, err)
 	ch, err := chain.Build(ctx, e.deps.Catalog, img.ID, chain.Options{Temporal: e.client, Verifier: sv})
@@ -99,4 +105,17 @@ func TestBakedImageHasSignedProvenanceAndAChain(t *testing.T) {
 	assert.Equal(t, "test", ch.Live[0].Environment)
 	assert.Equal(t, 3, ch.Live[0].Instances)
 	assert.Empty(t, ch.Notes)
+
+	// Signed by another key: refused before anything is provisioned.
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	otherPEM, err := cryptoutils.MarshalPublicKeyToPEM(other.Public())
+	require.NoError(t, err)
+	_, err = e.deps.Catalog.SetPolicy(ctx, contract.Policy{Environment: "test", RequireProvenance: true, ProvenanceKey: string(otherPEM)})
+	require.NoError(t, err)
+	_, err = e.rollout(e.spec(img.ID))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--require-provenance: image "+img.ID+"'s provenance does not verify with the policy's --provenance-key")
+	byFleet, _ := e.instances()
+	assert.Equal(t, map[string]int{ch.Live[0].FleetID: 3}, byFleet, "nothing was provisioned")
 }

@@ -19,6 +19,7 @@
 //	lifecycle/<service>/<seq>.json            the service's lifecycle rule; current = highest seq
 //	deprecations/<id>.json                    image id was deprecated by a lifecycle rule
 //	tombstones/<id>.json                      image id was deleted by a lifecycle rule (archive, SBOM and provenance gone)
+//	policies/<environment>/<seq>.json         the environment's policy (or its delete); current = highest seq
 package catalog
 
 import (

@@ -9,6 +9,9 @@ type ResolveImageInput struct {
 	// Env names the variables of the rollout's env: every variable the
 	// image's entrypoint uses must be PORT, HOST or one of them.
 	Env []string `json:"env,omitempty"`
+	// Environment is the rollout's environment: its policy (imago policy set)
+	// must accept the image. Empty (a pipeline pinning its image): no policy.
+	Environment string `json:"environment,omitempty"`
 }
 
 // ResolveImageResult is the image a rollout ships.
