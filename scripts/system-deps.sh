@@ -16,7 +16,7 @@ set -euo pipefail
 #   is not needed, and where systemd runs, this script stops and disables it.
 # skopeo: the OCI images a bake with format: oci writes (oci-layout, docker-archive) are
 #   read back with `skopeo inspect` (internal/ociimage, starter tests).
-PACKAGES=(nats-server chromium postgresql prometheus skopeo)
+PACKAGES=(nats-server chromium postgresql prometheus skopeo qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static e2fsprogs)
 
 if [ "$#" -gt 0 ]; then
 	PACKAGES=("$@")
