@@ -16,6 +16,11 @@ set -euo pipefail
 #   is not needed, and where systemd runs, this script stops and disables it.
 # skopeo: the OCI images a bake with format: oci writes (oci-layout, docker-archive) are
 #   read back with `skopeo inspect` (internal/ociimage, starter tests).
+# qemu-system-x86, qemu-utils, linux-image-cloud-amd64, busybox-static, e2fsprogs: bakes
+#   with format: vm write an ext4 root disk (mkfs.ext4 -d) with a busybox init as qcow2
+#   (qemu-img), booting Debian's cloud kernel; the qemu provider runs them as VMs
+#   (internal/vmimage, internal/provider/qemu). Installing the kernel package runs
+#   update-initramfs; imago writes its own small initrd.
 PACKAGES=(nats-server chromium postgresql prometheus skopeo qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static e2fsprogs)
 
 if [ "$#" -gt 0 ]; then

@@ -78,16 +78,7 @@ func (h *conformanceHarness) Capabilities() provider.Capabilities {
 
 // SendRequests sends GET / through the router's listen address.
 func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key contract.RouteKey, n int) error {
-	r, err := d.Route(ctx, key)
-	if err != nil {
-		return err
-	}
-	for i := 0; i < n; i++ {
-		if code, body, err := httpGet("http://" + r.Listen + "/"); err != nil || code != 200 {
-			return fmt.Errorf("GET / through the router at %s: %d %q %v", r.Listen, code, body, err)
-		}
-	}
-	return nil
+	return drivertest.SendThroughListen(ctx, d, key, n)
 }
 
 // Close has nothing to do: newEnv's cleanup kills every process of the Home.

@@ -223,6 +223,32 @@ func TestVMBootsServesAndStops(t *testing.T) {
 	}
 }
 
+// TestANewDriverAdoptsRunningVMs: a worker that restarts (a new driver on the
+// same Home) and retries the provision gets the same VM, not a second one.
+func TestANewDriverAdoptsRunningVMs(t *testing.T) {
+	home := newHome(t)
+	ctx := context.Background()
+	req := contract.ProvisionRequest{Token: "adopt", Service: "web", Environment: "test", ImageID: vmImages["v2"].ID, Size: 1}
+	f1, err := openTestDriver(t, home).Provision(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := openTestDriver(t, home)
+	f2, err := d2.Provision(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f1.ID != f2.ID || f1.Instances[0].PID != f2.Instances[0].PID || f1.Instances[0].Address != f2.Instances[0].Address {
+		t.Fatalf("the retry made another VM: %+v, then %+v", f1.Instances, f2.Instances)
+	}
+	if ps, err := d2.Processes(); err != nil || len(ps) != 1 || ps[0].InstanceID != f1.Instances[0].ID {
+		t.Fatalf("processes after the retry: %+v %v, want the one VM", ps, err)
+	}
+	if err := d2.Terminate(ctx, f2.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestProvisionRefusesAnImageWithoutADisk: a plain local image is no VM image.
 func TestProvisionRefusesAnImageWithoutADisk(t *testing.T) {
 	home := newHome(t)
@@ -266,22 +292,12 @@ func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver,
 
 // Capabilities are the local driver's: the router is the same.
 func (h *conformanceHarness) Capabilities() provider.Capabilities {
-	return provider.CapabilitiesOf(provider.CapWeights, provider.CapResize, provider.CapFleetMetrics,
-		provider.CapHeaderRoutes, provider.CapStickiness, provider.CapMirror)
+	return (*local.Driver)(nil).Capabilities()
 }
 
 // SendRequests sends GET / through the router's listen address.
 func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key contract.RouteKey, n int) error {
-	r, err := d.Route(ctx, key)
-	if err != nil {
-		return err
-	}
-	for i := 0; i < n; i++ {
-		if code, body, err := httpGet("http://" + r.Listen + "/"); err != nil || code != 200 {
-			return fmt.Errorf("GET / through the router at %s: %d %q %v", r.Listen, code, body, err)
-		}
-	}
-	return nil
+	return drivertest.SendThroughListen(ctx, d, key, n)
 }
 
 func (h *conformanceHarness) Close() {}
