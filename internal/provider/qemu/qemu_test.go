@@ -307,3 +307,29 @@ func TestConformance(t *testing.T) {
 		return &conformanceHarness{t: t, home: newHome(t)}, nil
 	})
 }
+
+// TestURL opens qemu drivers by URL: parameters configure them, bad ones are
+// named.
+func TestURL(t *testing.T) {
+	ctx := context.Background()
+	home := newHome(t)
+	p, err := provider.Open(ctx, "qemu://?accel=tcg&memory=96&machine=microvm", provider.OpenEnv{Home: home, Images: testCatalog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.Driver().(*Driver)
+	if p.Name() != "qemu" || d.Accel() != "tcg" || d.l.mem != 96 || d.l.machine != vmimage.MachineMicroVM || d.Home() != home {
+		t.Fatalf("opened %s: accel %s, memory %d, machine %s, home %s", p.Name(), d.Accel(), d.l.mem, d.l.machine, d.Home())
+	}
+	for url, want := range map[string]string{
+		"qemu://?accel=fast":      `accel: "fast": want auto, kvm or tcg`,
+		"qemu://?memory=12":       `memory: "12": want megabytes, 64 to 65536`,
+		"qemu://?machine=q35":     `machine: "q35": want pc or microvm`,
+		"qemu://host/x":           "has a host or path",
+		"qemu://?accel=tcg&mem=1": "mem",
+	} {
+		if _, err := provider.Open(ctx, url, provider.OpenEnv{Home: home}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error containing %q", url, err, want)
+		}
+	}
+}
