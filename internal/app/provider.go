@@ -121,8 +121,9 @@ func (c Config) providerURL(localBase local.Config) (setting, rawURL string, mux
 		}
 		return "IMAGO_PROVIDER=aws (IMAGO_AWS_*)", ProviderAWS + "://", mux, nil
 	}
-	return "", "", nil, fmt.Errorf("IMAGO_PROVIDER=%q is not a provider imago knows; use %s, or name one by URL with %s",
-		c.Provider, strings.Join(mux.Schemes(), " or "), ProviderURLEnv)
+	// IMAGO_PROVIDER, the older setting, names aws or local; other drivers (qemu) only by URL.
+	return "", "", nil, fmt.Errorf("IMAGO_PROVIDER=%q is not a provider imago knows; use %s or %s, or name one by URL with %s",
+		c.Provider, ProviderAWS, ProviderLocal, ProviderURLEnv)
 }
 
 // openProvider opens the rollouts' provider (see providerURL); its errors name
