@@ -141,37 +141,9 @@ func httpGet(url string) (int, string, error) {
 const bootTimeout = 100 * time.Second
 
 // waitHealthy polls each instance's /healthz through its hostfwd port until
-// every one answers 200, or the deadline.
+// every one answers 200, or bootTimeout.
 func waitHealthy(ctx context.Context, d provider.Driver, fleetID string) error {
-	deadline := time.Now().Add(bootTimeout)
-	for {
-		f, err := d.Describe(ctx, fleetID)
-		if err != nil {
-			return err
-		}
-		bad := ""
-		for _, in := range f.Instances {
-			if in.State != contract.InstanceRunning {
-				bad = fmt.Sprintf("instance %s is %s", in.ID, in.State)
-				break
-			}
-			if code, body, err := httpGet("http://" + in.Address + "/healthz"); err != nil || code != 200 {
-				bad = fmt.Sprintf("instance %s: /healthz answered %d %q %v", in.ID, code, body, err)
-				break
-			}
-		}
-		if bad == "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("fleet %s not healthy within %s: %s", fleetID, bootTimeout, bad)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("fleet %s: %w (%s)", fleetID, ctx.Err(), bad)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	return drivertest.WaitHealthz(ctx, d, fleetID, bootTimeout, 250*time.Millisecond)
 }
 
 // TestVMBootsServesAndStops provisions one VM from a VM image, waits for the
