@@ -28,6 +28,7 @@ import (
 	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/packerplugin"
 	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/internal/vmimage"
 )
 
 // fence refuses a bake this worker must not run, whoever validated it: a passEnv
@@ -240,6 +241,17 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 				}
 				res.OCIDestinations = append(res.OCIDestinations, dest.String())
 			}
+		}
+		if b.Format == spec.FormatVM {
+			// The bootable disk, kernel and initrd beside the worker; the
+			// record names them (vmimage.Artifact*).
+			say("writing the VM image (mkfs.ext4, qemu-img)")
+			arts, err := vmimage.Build(ctx, vmimage.BuildInput{Archive: res.ArchivePath, Digest: img.Digest,
+				Entrypoint: b.Entrypoint, OutDir: filepath.Join(a.Home, "vm-images", img.ID)})
+			if err != nil {
+				return res, temporal.NewNonRetryableApplicationError("format vm: "+err.Error(), contract.ErrTemplate, nil)
+			}
+			img.Artifacts = arts
 		}
 	case contract.BuilderPacker:
 		run := bake.PackerRun{
@@ -487,6 +499,12 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		}
 	}
 	pub, err := a.Catalog.PublishArchive(ctx, archive, img)
+	if err == nil && img.Artifacts[vmimage.ArtifactDisk] != "" && pub.Artifacts[vmimage.ArtifactDisk] == "" {
+		// The catalog keys images by their files, service and entrypoint: a
+		// local image of the very same ones was there first.
+		return pub, temporal.NewNonRetryableApplicationError(fmt.Sprintf("image %s is in the catalog already as a local image of the same files, service and entrypoint; bake the VM image under a service name of its own (e.g. %s-vm)",
+			pub.ID, img.Service), contract.ErrTemplate, nil)
+	}
 	if err != nil || pub.ID != in.Image.ID {
 		return pub, err // another image of these inputs won: its own bake stated its provenance
 	}

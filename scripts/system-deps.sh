@@ -18,7 +18,12 @@ set -euo pipefail
 #   read back with `skopeo inspect` (internal/ociimage, starter tests).
 # ansible: a bake's provision step {ansible: site.yml} runs ansible-playbook -c local
 #   (starter's TestBakeWithAnAnsiblePlaybook, examples/hello/bake-ansible.yaml).
-PACKAGES=(nats-server chromium postgresql prometheus skopeo ansible)
+# qemu-system-x86, qemu-utils, linux-image-cloud-amd64, busybox-static, e2fsprogs: bakes
+#   with format: vm write an ext4 root disk (mkfs.ext4 -d) with a busybox init as qcow2
+#   (qemu-img), booting Debian's cloud kernel; the qemu provider runs them as VMs
+#   (internal/vmimage, internal/provider/qemu). Installing the kernel package runs
+#   update-initramfs; imago writes its own small initrd.
+PACKAGES=(nats-server chromium postgresql prometheus skopeo ansible qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static e2fsprogs)
 
 if [ "$#" -gt 0 ]; then
 	PACKAGES=("$@")

@@ -169,7 +169,13 @@ func main() {
 	}
 	mux := handler(version, ready, &failures{ppm: ppm, after: after}, slowness{root: lat, health: hlat})
 
-	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+	// HOST is the address to listen on: 127.0.0.1 for a local process, 0.0.0.0
+	// in a VM (the qemu provider forwards a host port to the guest's PORT).
+	host := os.Getenv("HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func TestAWSSettingsFromTheEnvironment(t *testing.T) {
 // one file that registers itself, and a blank import).
 func TestSpecProvidersAreTheRegisteredDrivers(t *testing.T) {
 	r := spec.Rollout{Rollout: contract.Rollout{Service: "web", Provider: "gcp", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
-	assert.EqualError(t, r.Normalize(), "invalid spec:\n  provider: \"gcp\" is not a provider imago knows; use aws or local")
+	assert.EqualError(t, r.Normalize(), "invalid spec:\n  provider: \"gcp\" is not a provider imago knows; use aws or local or qemu")
 	r = spec.Rollout{Rollout: contract.Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
 	assert.NoError(t, r.Normalize())
 }

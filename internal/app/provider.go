@@ -13,6 +13,7 @@ import (
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/provider/qemu"
 )
 
 // Providers a worker can run; one worker runs one.
@@ -80,6 +81,8 @@ const ProviderURLEnv = "IMAGO_PROVIDER_URL"
 // (or c.AWS).
 func (c Config) providerURL(localBase local.Config) (setting, rawURL string, mux *provider.URLMux, err error) {
 	mux = provider.DefaultURLMux().With(ProviderLocal, &local.URLOpener{Base: localBase})
+	// qemu:// is the local driver booting VMs: it starts from the same settings.
+	mux = mux.With(qemu.Scheme, &qemu.URLOpener{Base: qemu.Config{Local: localBase}})
 	awsBase := func(setting string) error {
 		if c.AWS != nil {
 			mux = mux.With(ProviderAWS, &aws.URLOpener{Base: *c.AWS})
@@ -118,8 +121,9 @@ func (c Config) providerURL(localBase local.Config) (setting, rawURL string, mux
 		}
 		return "IMAGO_PROVIDER=aws (IMAGO_AWS_*)", ProviderAWS + "://", mux, nil
 	}
-	return "", "", nil, fmt.Errorf("IMAGO_PROVIDER=%q is not a provider imago knows; use %s, or name one by URL with %s",
-		c.Provider, strings.Join(mux.Schemes(), " or "), ProviderURLEnv)
+	// IMAGO_PROVIDER, the older setting, names aws or local; other drivers (qemu) only by URL.
+	return "", "", nil, fmt.Errorf("IMAGO_PROVIDER=%q is not a provider imago knows; use %s or %s, or name one by URL with %s",
+		c.Provider, ProviderAWS, ProviderLocal, ProviderURLEnv)
 }
 
 // openProvider opens the rollouts' provider (see providerURL); its errors name

@@ -24,7 +24,7 @@ type Bake struct {
 	Entrypoint []string          `yaml:"entrypoint" json:"entrypoint,omitempty"`
 
 	// Format is what an imago-local bake makes besides its local image: "" or
-	// "local" (the local image only) or "oci" (also an OCI image of the same files,
+	// "local" (the local image only), "vm" (also a bootable VM image, internal/vmimage) or "oci" (also an OCI image of the same files,
 	// written to each of Destinations: oci-layout://DIR, docker-archive://FILE).
 	Format       string   `yaml:"format" json:"format,omitempty"`
 	Destinations []string `yaml:"destinations" json:"destinations,omitempty"`

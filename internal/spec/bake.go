@@ -25,6 +25,7 @@ type Bake struct {
 const (
 	FormatLocal = "local"
 	FormatOCI   = "oci"
+	FormatVM    = "vm"
 )
 
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
@@ -199,8 +200,15 @@ func (b *Bake) Validate() error {
 		if vars, err := entrypoint.Vars(b.Entrypoint); err == nil && len(vars) > 0 {
 			add("entrypoint", "an OCI image's entrypoint runs without a shell, so $%s would not be expanded; read it from the environment in the program", vars[0])
 		}
+	case FormatVM:
+		if b.Builder != contract.BuilderLocal {
+			add("format", "vm is for the imago-local builder; a packer template makes its own artifacts (see docs/operations.md for packer-plugin-qemu)")
+		}
+		if len(b.Destinations) > 0 {
+			add("destinations", "are for format: oci; a VM image's disk stays beside the worker (IMAGO_HOME/vm-images)")
+		}
 	default:
-		add("format", "%q: want local or oci", b.Format)
+		add("format", "%q: want local, oci or vm", b.Format)
 	}
 	for i, d := range b.Destinations {
 		if _, err := ociimage.ParseDestination(d, b.Dir); err != nil {

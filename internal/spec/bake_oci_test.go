@@ -28,7 +28,7 @@ func TestBakeFormatOCIResolvesDestinationsAgainstTheFile(t *testing.T) {
 func TestBakeFormatProblemsNameTheirFieldAndLine(t *testing.T) {
 	src := t.TempDir()
 	for yaml, want := range map[string]string{
-		"format: docker\n":                                `format: line 4: "docker": want local or oci`,
+		"format: docker\n":                                `format: line 4: "docker": want local, oci or vm`,
 		"format: oci\n":                                   "destinations: format: oci needs at least one",
 		"destinations: [oci-layout://x]\n":                "destinations: line 4: are for format: oci",
 		"format: oci\ndestinations: [registry://hello]\n": `destinations[0]: line 5: "registry://hello": want registry://HOST[:PORT]/REPO[:TAG]`,
@@ -58,4 +58,18 @@ func TestBakeRootsCheckTheDestinationsABakeWrites(t *testing.T) {
 	assert.Nil(t, roots.Check(&pushed), "a registry reference is no path")
 	b := Bake{Bake: contract.Bake{Dir: root, Format: FormatOCI, Destinations: []string{"oci-layout://out/oci", "docker-archive:///etc/hello.tar"}}}
 	assert.Equal(t, contract.FieldErrors{{Field: "destinations[1]", Msg: "/etc/hello.tar is outside IMAGO_BAKE_ROOTS (" + roots.String() + ")"}}, roots.Check(&b))
+}
+
+func TestBakeFormatVM(t *testing.T) {
+	src := t.TempDir()
+	b, err := ParseBake([]byte("service: hello-vm\nsource: " + src + "\nentrypoint: [./hello]\nformat: vm\n"))
+	require.NoError(t, err)
+	require.NoError(t, b.Normalize())
+	assert.Equal(t, FormatVM, b.Format)
+	b, err = ParseBake([]byte("service: hello-vm\nsource: " + src + "\nentrypoint: [./hello]\nformat: vm\ndestinations: [oci-layout://x]\n"))
+	require.NoError(t, err)
+	assert.ErrorContains(t, b.Normalize(), "destinations: line 5: are for format: oci")
+	b, err = ParseBake([]byte("service: hello\nbuilder: packer\ntemplate: " + src + "\nformat: vm\n"))
+	require.NoError(t, err)
+	assert.ErrorContains(t, b.Normalize(), "format: line 4: vm is for the imago-local builder")
 }

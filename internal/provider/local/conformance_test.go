@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -37,35 +36,7 @@ func (h *conformanceHarness) RouteKey() contract.RouteKey {
 // MakeHealthy waits until every instance of the fleet runs and answers its
 // health check (sim instances need nothing more).
 func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver, fleet contract.Fleet) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		f, err := d.Describe(ctx, fleet.ID)
-		if err != nil {
-			return err
-		}
-		bad := ""
-		for _, in := range f.Instances {
-			if in.State != contract.InstanceRunning {
-				bad = fmt.Sprintf("instance %s is %s", in.ID, in.State)
-				break
-			}
-			if code, body, err := httpGet("http://" + in.Address + "/healthz"); err != nil || code != 200 {
-				bad = fmt.Sprintf("instance %s: /healthz answered %d %q %v", in.ID, code, body, err)
-				break
-			}
-		}
-		if bad == "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("fleet %s not healthy within 15s: %s", fleet.ID, bad)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return drivertest.WaitHealthz(ctx, d, fleet.ID, 15*time.Second, 10*time.Millisecond)
 }
 
 // Capabilities: the local router splits by weight, matches headers and
@@ -78,16 +49,7 @@ func (h *conformanceHarness) Capabilities() provider.Capabilities {
 
 // SendRequests sends GET / through the router's listen address.
 func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key contract.RouteKey, n int) error {
-	r, err := d.Route(ctx, key)
-	if err != nil {
-		return err
-	}
-	for i := 0; i < n; i++ {
-		if code, body, err := httpGet("http://" + r.Listen + "/"); err != nil || code != 200 {
-			return fmt.Errorf("GET / through the router at %s: %d %q %v", r.Listen, code, body, err)
-		}
-	}
-	return nil
+	return drivertest.SendThroughListen(ctx, d, key, n)
 }
 
 // Close has nothing to do: newEnv's cleanup kills every process of the Home.

@@ -263,6 +263,7 @@ type launch struct {
 	args      []string // unexpanded: $PORT and $HOST differ per instance
 	words     []string // the image's entrypoint as recorded, for the log
 	env       map[string]string
+	img       contract.Image // for the driver's Launcher
 }
 
 // prepareLaunch finds the program of img unpacked in dir (see
@@ -285,7 +286,12 @@ func (d *Driver) prepareLaunch(ctx context.Context, dir string, img contract.Ima
 	if err := entrypoint.CheckEnv(img.Entrypoint, func(n string) bool { _, ok := env[n]; return ok }); err != nil {
 		return launch{}, provider.Errorf(provider.InvalidArgument, "image %s: %v", img.ID, err)
 	}
-	l := launch{dir: dir, path: path, args: img.Entrypoint[1:], words: img.Entrypoint, env: make(map[string]string, len(env))}
+	if d.launcher != nil {
+		if err := d.launcher.Prepare(ctx, img); err != nil {
+			return launch{}, err
+		}
+	}
+	l := launch{dir: dir, path: path, args: img.Entrypoint[1:], words: img.Entrypoint, env: make(map[string]string, len(env)), img: img}
 	for name, v := range env {
 		if v.Secret == "" {
 			l.env[name] = v.Value
@@ -458,8 +464,16 @@ func (d *Driver) spawnInstance(f contract.Fleet, in contract.Instance, port int,
 	cmd := exec.Command(l.path, args...)
 	cmd.Dir = l.dir
 	cmd.Env = d.baseEnv()
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		cmd.Env = append(cmd.Env, k+"="+env[k])
+	if d.launcher != nil {
+		// The rollout's env goes into the instance, not into the launcher's process.
+		if cmd, err = d.launcher.Command(context.Background(), l.img, f, in, port, l.env); err != nil {
+			return 0, 0, err
+		}
+		cmd.Env = append(d.baseEnv(), entrypoint.Port+"="+strconv.Itoa(port))
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(env)) {
+			cmd.Env = append(cmd.Env, k+"="+env[k])
+		}
 	}
 	cmd.Env = append(cmd.Env, envInstance+"="+in.ID, envFleet+"="+f.ID)
 	logPath := d.instanceLog(f.ID, in.ID)
@@ -503,6 +517,11 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 	if err := d.stopAndRemove(ctx, "terminate fleet "+fleetID, procs,
 		func(env map[string]string) bool { return env[envFleet] == fleetID }, d.fleetFile(fleetID)); err != nil {
 		return err
+	}
+	if d.launcher != nil {
+		if err := d.launcher.Forget(fleetID); err != nil {
+			return fmt.Errorf("terminate fleet %s: %w", fleetID, err)
+		}
 	}
 	return d.removeSimRun(fleetID)
 }

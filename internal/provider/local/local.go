@@ -74,6 +74,9 @@ type Config struct {
 	// must dial through the outbound guard. Default: the guard with an empty
 	// allow list (public addresses only).
 	SecretClient *http.Client
+	// Launcher, when set, starts every instance (see Launcher); nil runs the
+	// image's entrypoint as a host process.
+	Launcher Launcher
 }
 
 // Driver is the local provider driver. It is safe for concurrent use, also by
@@ -86,6 +89,7 @@ type Driver struct {
 	limits    image.Limits
 	// secretClient reads https secret references (Config.SecretClient).
 	secretClient *http.Client
+	launcher     Launcher
 
 	mu       sync.Mutex
 	reserved map[string]time.Time // addresses handed out recently, not to hand out twice
@@ -148,6 +152,7 @@ func Open(cfg Config) (*Driver, error) {
 		routerCmd:    append([]string(nil), cmd...),
 		simCmd:       append([]string(nil), simCmd...),
 		limits:       cfg.ArchiveLimits,
+		launcher:     cfg.Launcher,
 		reserved:     map[string]time.Time{},
 	}, nil
 }

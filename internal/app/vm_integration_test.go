@@ -1,0 +1,118 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/spec"
+	"github.com/imago/imago/internal/vmimage"
+)
+
+// TestVMBakeAndBlueGreenOfTwoVMs bakes examples/hello/bake-vm.yaml (v1, then
+// v2) into VM images through the Bake workflow, then rolls out v1 and v2 as
+// fleets of 2 real VMs (QEMU under TCG, 128 MB each) on the qemu provider,
+// through the router, with requests flowing during the switch: none fails.
+func TestVMBakeAndBlueGreenOfTwoVMs(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// The same worker, with the qemu provider for rollouts.
+	e.cfg.ProviderURL = "qemu://?accel=tcg&memory=128"
+	deps, err := OpenDeps(ctx, e.cfg)
+	require.NoError(t, err)
+	e.deps.Close()
+	e.deps = deps
+	t.Cleanup(func() { deps.Close() })
+	require.Equal(t, "qemu", deps.Provider.Name())
+	e.startWorker()
+
+	_, file, _, _ := runtime.Caller(0)
+	bakeVM := func(version string) contract.Image {
+		b, err := spec.LoadBake(filepath.Join(filepath.Dir(file), "..", "..", "examples", "hello", "bake-vm.yaml"))
+		require.NoError(t, err)
+		b.Variables = map[string]string{"VERSION": version}
+		b.Test.Checks = []contract.Check{{Path: "/", ExpectBody: version}}
+		require.NoError(t, b.Normalize())
+		res, err := e.bake(b)
+		requireOK(t, err)
+		img, err := deps.Catalog.Get(ctx, res.ImageID)
+		require.NoError(t, err)
+		require.NotEmpty(t, img.Artifacts[vmimage.ArtifactDisk], "a format: vm image records its disk")
+		return img
+	}
+	start := time.Now()
+	v1, v2 := bakeVM("v1"), bakeVM("v2")
+	t.Logf("two VM bakes: %s", time.Since(start).Round(time.Millisecond))
+
+	vmSpec := func(img contract.Image, version string) spec.Rollout {
+		return e.spec(img.ID, func(r *spec.Rollout) {
+			r.Service, r.Provider = "hello-vm", "qemu"
+			r.Fleet.Size = 2
+			r.Health.Timeout = contract.Duration(3 * time.Minute)
+			r.Checks = []contract.Check{{Path: "/", ExpectBody: version}}
+		})
+	}
+	start = time.Now()
+	res1, err := e.rolloutWithin(vmSpec(v1, "v1"), 5*time.Minute)
+	requireOK(t, err)
+	t.Logf("rollout of 2 VMs (v1): %s", time.Since(start).Round(time.Millisecond))
+	assert.Equal(t, "hello from v1", e.get())
+
+	// Load through the router during the v2 rollout.
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := http.Client{Timeout: 5 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := c.Get("http://" + e.listen + "/")
+			if err != nil || resp.StatusCode != http.StatusOK {
+				failed.Add(1)
+			} else {
+				ok.Add(1)
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	start = time.Now()
+	res2, err := e.rolloutWithin(vmSpec(v2, "v2"), 5*time.Minute)
+	close(stop)
+	wg.Wait()
+	requireOK(t, err)
+	t.Logf("blue/green to 2 VMs (v2): %s, %d requests, %d failed", time.Since(start).Round(time.Millisecond), ok.Load(), failed.Load())
+	assert.Zero(t, failed.Load(), "requests failed during the blue/green switch")
+	assert.Positive(t, ok.Load())
+	assert.Equal(t, "hello from v2", e.get())
+	assert.Equal(t, []string{res1.FleetID}, res2.Decommissioned)
+	byFleet, routers := e.instances()
+	assert.Equal(t, map[string]int{res2.FleetID: 2}, byFleet, "only v2's two VMs may run")
+	assert.Equal(t, 1, routers)
+}
+
+// requireOK fails the test with the workflow's reason when err is not nil.
+func requireOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s", rollouts.Reason(err))
+	}
+}
