@@ -3,8 +3,11 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/catalog"
@@ -59,11 +62,12 @@ func runP8(ctx context.Context, env *Env) ([]Figure, error) {
 	var res contract.CampaignResult
 	runErr := run.Get(rctx, &res)
 	took := time.Since(start)
-	if runErr != nil && rctx.Err() == nil {
+	var failed0 *temporal.WorkflowExecutionError
+	if errors.As(runErr, &failed0) {
 		return nil, fmt.Errorf("campaign: %s", rollouts.Reason(runErr))
 	}
 	rings := res.Rings
-	if runErr != nil { // out of budget: where it got to
+	if runErr != nil { // out of budget (the wait ends with the context's or the stream's error): where it got to
 		var p contract.CampaignProgress
 		if v, err := im.Client.QueryWorkflow(ctx, run.GetID(), "", contract.QueryProgress); err != nil {
 			return nil, fmt.Errorf("campaign out of its %s budget; its progress: %w", Dur(p8Budget), err)
