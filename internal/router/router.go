@@ -171,20 +171,29 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("cannot open admin listener: %w", err)
 	}
 
-	v, err := filevar.OpenVariable(opts.Config, runtimevar.NewDecoder(File{}, runtimevar.JSONDecode),
-		&filevar.Options{WaitDuration: 100 * time.Millisecond})
-	if err != nil {
+	v, err := openWatch(opts.Config, runtimevar.NewDecoder(File{}, runtimevar.JSONDecode),
+		&filevar.Options{WaitDuration: watchWait})
+	if err != nil && !noWatch(err) {
 		ln.Close()
 		adminLn.Close()
 		return fmt.Errorf("watch route file: %w", err)
 	}
+	if err != nil {
+		// The user's inotify instances are spent (fs.inotify.max_user_instances,
+		// 128 by default, one per router): P8's 129th router failed here. Polling
+		// at the watch's own wait applies a change as soon.
+		logger.Printf("watch route file: %v; polling it every %s instead", err, watchWait)
+		opts.PollInterval = watchWait
+	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.watch(watchCtx, v)
-	}()
+	if v != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.watch(watchCtx, v)
+		}()
+	}
 	if opts.PollInterval > 0 {
 		wg.Add(1)
 		go func() {
@@ -239,7 +248,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	admin.Shutdown(drainCtx)
 	stopWatch()
-	v.Close()
+	if v != nil {
+		v.Close()
+	}
 	wg.Wait()
 	s.transport.CloseIdleConnections()
 	logger.Printf("stopped")
@@ -247,6 +258,21 @@ func Run(ctx context.Context, opts Options) error {
 		runErr = nil
 	}
 	return runErr
+}
+
+// watchWait is how long the route file watch waits before it reads the file
+// again after a change or an error; without a watch, the poll interval.
+const watchWait = 100 * time.Millisecond
+
+// openWatch opens the route file watch (a test makes it fail as a system out
+// of inotify instances does).
+var openWatch = filevar.OpenVariable
+
+// noWatch tells whether err, from opening the route file watch, says the
+// system has no inotify instance or watch left for this user (EMFILE, ENOSPC,
+// ENOMEM): the router then polls the file instead of failing to start.
+func noWatch(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.ENOMEM)
 }
 
 // watch applies every new value of the route file variable.

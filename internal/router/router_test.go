@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -11,8 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"gocloud.dev/runtimevar"
+	"gocloud.dev/runtimevar/filevar"
 
 	"github.com/imago/imago/internal/contract"
 )
@@ -275,5 +280,45 @@ func TestRunFilePath(t *testing.T) {
 	got := RunFilePath("/h/routes/prod/web.json")
 	if want := "/h/run/prod-web.router.json"; got != want {
 		t.Fatalf("RunFilePath = %s, want %s", got, want)
+	}
+}
+
+// TestRunPollsWithoutInotify: with the user's inotify instances spent (the
+// watch fails with EMFILE), the router starts anyway and applies route
+// changes by polling the file.
+func TestRunPollsWithoutInotify(t *testing.T) {
+	open := openWatch
+	openWatch = func(string, *runtimevar.Decoder, *filevar.Options) (*runtimevar.Variable, error) {
+		return nil, fmt.Errorf("couldn't initialize inotify: %w", syscall.EMFILE)
+	}
+	t.Cleanup(func() { openWatch = open })
+	home := t.TempDir()
+	config := filepath.Join(home, "routes", "test", "web.json")
+	a, b := backend(t, "A"), backend(t, "B")
+	listen := closedAddr(t)
+	if err := WriteFile(config, File{Generation: 1, Listen: listen, Backends: []contract.Backend{{FleetID: "fa", Weight: 100, Targets: []string{a}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var logBuf syncBuffer
+	ri := startRouter(t, config, Options{Log: log.New(&logBuf, "", log.Lmicroseconds)})
+	if err := WriteFile(config, File{Generation: 2, Listen: listen, Backends: []contract.Backend{{FleetID: "fb", Weight: 100, Targets: []string{b}}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		st, err := GetStatus(context.Background(), ri.Admin)
+		if err == nil && st.Generation == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("generation 2 not applied by polling within 3s (status %+v, %v)\nlog:\n%s", st, err, logBuf.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if _, body := get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+listen+"/"); body != "B" {
+		t.Fatalf("answer %q, want B", body)
+	}
+	if !strings.Contains(logBuf.String(), "polling it every 100ms instead") {
+		t.Fatalf("log does not say it polls:\n%s", logBuf.String())
 	}
 }
