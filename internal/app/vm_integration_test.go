@@ -23,6 +23,9 @@ import (
 // v2) into VM images through the Bake workflow, then rolls out v1 and v2 as
 // fleets of 2 real VMs (QEMU under TCG, 128 MB each) on the qemu provider,
 // through the router, with requests flowing during the switch: none fails.
+// Then what the status commands read names v2's fleet of 2 VMs, and the reaper
+// finds a VM fleet provisioned outside any rollout, lists it on a dry run and
+// terminates it with apply, leaving the serving fleet alone.
 func TestVMBakeAndBlueGreenOfTwoVMs(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -34,6 +37,7 @@ func TestVMBakeAndBlueGreenOfTwoVMs(t *testing.T) {
 	e.deps = deps
 	t.Cleanup(func() { deps.Close() })
 	require.Equal(t, "qemu", deps.Provider.Name())
+	deps.Activities.Temporal = e.client // the reaper asks Temporal which fleets running rollouts own
 	e.startWorker()
 
 	_, file, _, _ := runtime.Caller(0)
@@ -107,6 +111,48 @@ func TestVMBakeAndBlueGreenOfTwoVMs(t *testing.T) {
 	byFleet, routers := e.instances()
 	assert.Equal(t, map[string]int{res2.FleetID: 2}, byFleet, "only v2's two VMs may run")
 	assert.Equal(t, 1, routers)
+
+	start = time.Now()
+	// What `imago status` reads: the inventory's live deployment, v2 on its fleet.
+	live, err := deps.Catalog.Live(ctx, "hello-vm", "test")
+	require.NoError(t, err)
+	assert.Equal(t, v2.ID, live.ImageID)
+	assert.Equal(t, res2.FleetID, live.FleetID)
+	// What `imago rollout status` reads: the rollout's fleet and its 2 instances.
+	st, err := rollouts.Get(ctx, e.client, "hello-vm", "test")
+	require.NoError(t, err)
+	require.NotNil(t, st.Progress)
+	assert.Equal(t, res2.FleetID, st.Progress.NewFleet)
+	assert.Equal(t, 2, st.Progress.Instances)
+	// The provider's view of that fleet: 2 running VMs, each a QEMU process.
+	fleet, err := deps.Provider.Describe(ctx, res2.FleetID)
+	require.NoError(t, err)
+	require.Len(t, fleet.Instances, 2)
+	for _, in := range fleet.Instances {
+		assert.Equal(t, contract.InstanceRunning, in.State, "%+v", in)
+		assert.NotEmpty(t, in.Address)
+		assert.Positive(t, in.PID)
+	}
+
+	// A VM fleet nothing references, as a rollout that died before cleaning up
+	// leaves one (1 VM, from v1's image: no new bake).
+	orphan, err := deps.Provider.Provision(ctx, contract.ProvisionRequest{
+		Token: "left-behind-vm", Service: "hello-vm", Environment: "test", ImageID: v1.ID, Size: 1,
+	})
+	require.NoError(t, err)
+	dry := e.reap(false)
+	require.Len(t, dry.Found.Orphans, 1, "%+v", dry.Found)
+	assert.Equal(t, orphan.ID, dry.Found.Orphans[0].FleetID)
+	assert.Empty(t, dry.Terminated)
+	assert.Contains(t, dry.Summary, "dry run: would terminate 1 leaked fleets ["+orphan.ID+"]")
+	byFleet, _ = e.instances()
+	assert.Equal(t, map[string]int{res2.FleetID: 2, orphan.ID: 1}, byFleet, "a dry run terminates nothing")
+	applied := e.reap(true)
+	assert.Equal(t, []string{orphan.ID}, applied.Terminated)
+	byFleet, _ = e.instances()
+	assert.Equal(t, map[string]int{res2.FleetID: 2}, byFleet, "the orphan's VM is gone; the serving fleet runs")
+	assert.Equal(t, "hello from v2", e.get())
+	t.Logf("status reads and the reaper on an orphaned VM: %s", time.Since(start).Round(time.Millisecond))
 }
 
 // requireOK fails the test with the workflow's reason when err is not nil.
