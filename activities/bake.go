@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -59,7 +61,13 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 	if err := a.fence(b); err != nil {
 		return out, err
 	}
-	if b.Base != nil {
+	if b.Base != nil && b.Base.OCI != "" {
+		_, h, err := ociBase(b.Base.OCI, "")
+		if err != nil {
+			return out, err
+		}
+		out.BaseOCIDigest = h.String()
+	} else if b.Base != nil {
 		base, err := a.resolveRef(ctx, b.Service, *b.Base)
 		if err != nil {
 			return out, err
@@ -83,7 +91,8 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 		// Left out when empty, so the digests of bakes without them stay as they were.
 		Format       string   `json:"format,omitempty"`
 		Destinations []string `json:"destinations,omitempty"`
-	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations}
+		BaseOCI      string   `json:"baseOci,omitempty"` // the OCI base's manifest digest
+	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations, out.BaseOCIDigest}
 	enc, _ := json.Marshal(inputs)
 	h.Write(enc)
 	roots := append([]string{b.Source, b.Template}, b.Files...)
@@ -218,6 +227,20 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 		Service: b.Service, InputDigest: in.InputDigest, Parent: in.BaseImageID,
 		Builder: b.Builder, Entrypoint: b.Entrypoint, Labels: b.Labels,
 	}
+	if in.BaseOCIDigest != "" {
+		// The OCI base the input digest read, by name and digest: the OCI
+		// image's labels and the catalog record's (writeOCI reads it back).
+		base, err := ociimage.ParseBase(b.Base.OCI, "")
+		if err != nil {
+			return contract.BakeBuildResult{}, temporal.NewNonRetryableApplicationError("base.oci: "+err.Error(), contract.ErrTemplate, nil)
+		}
+		img.Labels = maps.Clone(b.Labels)
+		if img.Labels == nil {
+			img.Labels = map[string]string{}
+		}
+		img.Labels[ociimage.LabelBaseName] = base.String()
+		img.Labels[ociimage.LabelBaseDigest] = in.BaseOCIDigest
+	}
 	var res contract.BakeBuildResult
 	switch b.Builder {
 	case contract.BuilderLocal:
@@ -302,7 +325,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 	if err := os.MkdirAll(outDir, 0o700); err != nil {
 		return res, err
 	}
-	if err := a.writeProvenanceInputs(b, in.BaseImageID, outDir, started); err != nil {
+	if err := a.writeProvenanceInputs(b, in.BaseImageID, img.Labels, outDir, started); err != nil {
 		return res, err
 	}
 	if err := atomicfile.Write(done, data); err != nil {
@@ -317,8 +340,15 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 // failure (a retry would write the same place); a push that failed may succeed
 // on retry, unless the outbound guard refused it.
 func writeOCI(ctx context.Context, img contract.Image, archivePath string, destinations []string, rt http.RoundTripper) (string, error) {
+	var base v1.Image
+	if name := img.Labels[ociimage.LabelBaseName]; name != "" {
+		var err error
+		if base, _, err = ociBase(name, img.Labels[ociimage.LabelBaseDigest]); err != nil {
+			return "", err
+		}
+	}
 	oci, err := ociimage.FromArchive(archivePath, ociimage.Config{ImageID: img.ID, Service: img.Service, Digest: img.Digest,
-		InputDigest: img.InputDigest, Entrypoint: img.Entrypoint, Labels: img.Labels})
+		InputDigest: img.InputDigest, Entrypoint: img.Entrypoint, Labels: img.Labels, Base: base})
 	if err != nil {
 		return "", err
 	}
@@ -343,6 +373,25 @@ func writeOCI(ctx context.Context, img contract.Image, archivePath string, desti
 		}
 	}
 	return digest.String(), nil
+}
+
+// ociBase reads the OCI base named by a bake's base.oci (an absolute
+// oci-layout:// URL); with digest set, the image with that manifest digest (the
+// one the input digest read). A base that cannot be read is a permanent failure.
+func ociBase(name, digest string) (v1.Image, v1.Hash, error) {
+	base, err := ociimage.ParseBase(name, "")
+	if err == nil && digest != "" {
+		base.Ref, base.Digest = "", digest
+	}
+	var img v1.Image
+	var h v1.Hash
+	if err == nil {
+		img, h, err = base.Image()
+	}
+	if err != nil {
+		return nil, h, temporal.NewNonRetryableApplicationError("base.oci: "+err.Error(), contract.ErrTemplate, nil)
+	}
+	return img, h, nil
 }
 
 // buildDir is Home/bakes/<service>/<inputs>-<run>: the digest's first 16 hex

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imago/imago/internal/atomicfile"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/provenance"
 )
 
@@ -36,8 +37,12 @@ type provenanceInputs struct {
 // writeProvenanceInputs records the materials of bake b (built into outDir
 // between started and now): the sha256 of its source tree, files and template
 // as the input digest reads them, and the NAMES of its variables.
-func (a *Activities) writeProvenanceInputs(b contract.Bake, baseImageID, outDir string, started time.Time) error {
+// An OCI base (its name and digest in the image's labels) is a material too.
+func (a *Activities) writeProvenanceInputs(b contract.Bake, baseImageID string, labels map[string]string, outDir string, started time.Time) error {
 	in := provenanceInputs{BaseImageID: baseImageID, StartedOn: started.UTC(), FinishedOn: time.Now().UTC(), BuildWorker: a.workerIdentity()}
+	if name := labels[ociimage.LabelBaseName]; name != "" {
+		in.Materials = append(in.Materials, provenance.Material{Name: "base:oci", URI: name, Digest: labels[ociimage.LabelBaseDigest]})
+	}
 	add := func(kind, root string) error {
 		if root == "" {
 			return nil

@@ -150,7 +150,7 @@ func (b *baker) build(ctx workflow.Context, dig contract.BakeDigestResult) (cont
 	info := workflow.GetInfo(ctx)
 	var out contract.BakeBuildResult
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.ActivityBakeBuild, contract.BakeBuildInput{
-		Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID,
+		Spec: b.spec, InputDigest: dig.InputDigest, BaseImageID: dig.BaseImageID, BaseOCIDigest: dig.BaseOCIDigest,
 		BuildID: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID,
 	}).Get(ctx, &out)
 	if err != nil {

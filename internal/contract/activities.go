@@ -73,6 +73,8 @@ type TerminateInput struct {
 type BakeDigestResult struct {
 	InputDigest string `json:"inputDigest"`
 	BaseImageID string `json:"baseImageId,omitempty"`
+	// BaseOCIDigest is the manifest digest of an OCI base (base: {oci: …}).
+	BaseOCIDigest string `json:"baseOciDigest,omitempty"`
 }
 
 // FindCachedInput looks up an image by input digest.
@@ -92,6 +94,8 @@ type BakeBuildInput struct {
 	Spec        Bake   `json:"spec"`
 	InputDigest string `json:"inputDigest"`
 	BaseImageID string `json:"baseImageId,omitempty"`
+	// BaseOCIDigest pins the OCI base the input digest read (BakeDigestResult).
+	BaseOCIDigest string `json:"baseOciDigest,omitempty"`
 	// BuildID names the bake run (workflow ID and run ID): each run builds in a
 	// directory of its own, which its retried attempts adopt. Empty (a bake
 	// scheduled before it existed): the input digest's directory.

@@ -7,6 +7,9 @@ type ImageRef struct {
 	ID      string `yaml:"id" json:"id,omitempty"`
 	Channel string `yaml:"channel" json:"channel,omitempty"`
 	Bake    string `yaml:"bake" json:"bake,omitempty"`
+	// OCI is a bake's base only (format: oci): an OCI image in a layout,
+	// oci-layout://DIR[:REF] or oci-layout://DIR@sha256:…, whose layers the image reuses.
+	OCI string `yaml:"oci" json:"oci,omitempty"`
 	// AllowDeprecated lets a rollout ship an image a lifecycle rule deprecated
 	// (imago rollout start --allow-deprecated); without it the resolve step refuses one.
 	AllowDeprecated bool `yaml:"allowDeprecated" json:"allowDeprecated,omitempty"`

@@ -67,6 +67,9 @@ type Config struct {
 	Entrypoint  []string
 	Labels      map[string]string
 	Port        int // 0 means DefaultPort
+	// Base is the OCI image this one is built on (nil: none): its layers come
+	// first, its config's env (PORT replaced), labels and platform are kept.
+	Base v1.Image
 }
 
 // FromArchive builds the OCI image whose single layer is the imago archive at path.
@@ -91,7 +94,11 @@ func FromArchive(path string, c Config) (v1.Image, error) {
 	if c.InputDigest != "" {
 		labels[LabelInputDigest] = c.InputDigest
 	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img := c.Base
+	if img == nil {
+		img = empty.Image
+	}
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: types.OCILayer,
 		History: v1.History{CreatedBy: "imago bake " + c.ImageID, Created: epoch}})
@@ -103,13 +110,30 @@ func FromArchive(path string, c Config) (v1.Image, error) {
 		return nil, fmt.Errorf("oci image: %w", err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
+	if cf.OS == "" {
+		cf.OS, cf.Architecture = "linux", "amd64"
+	}
 	cf.Created = epoch
 	cf.Config.Entrypoint = c.Entrypoint
+	cf.Config.Cmd = nil // the base's arguments were its own entrypoint's
 	cf.Config.WorkingDir = "/"
-	cf.Config.Env = []string{"PORT=" + strconv.Itoa(port)}
-	cf.Config.ExposedPorts = map[string]struct{}{strconv.Itoa(port) + "/tcp": {}}
-	cf.Config.Labels = labels
+	env := []string{"PORT=" + strconv.Itoa(port)}
+	for _, e := range cf.Config.Env {
+		if !strings.HasPrefix(e, "PORT=") {
+			env = append(env, e)
+		}
+	}
+	cf.Config.Env = env
+	if cf.Config.ExposedPorts == nil {
+		cf.Config.ExposedPorts = map[string]struct{}{}
+	}
+	cf.Config.ExposedPorts[strconv.Itoa(port)+"/tcp"] = struct{}{}
+	for k, v := range labels {
+		if cf.Config.Labels == nil {
+			cf.Config.Labels = map[string]string{}
+		}
+		cf.Config.Labels[k] = v
+	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("oci image: %w", err)

@@ -113,6 +113,11 @@ func (b *Bake) Normalize() error {
 			b.Destinations[i] = dest.String()
 		}
 	}
+	if b.Base != nil && b.Base.OCI != "" {
+		if base, err := ociimage.ParseBase(b.Base.OCI, b.Dir); err == nil {
+			b.Base.OCI = base.String()
+		}
+	}
 	return b.src.report(b.Validate())
 }
 
@@ -226,9 +231,19 @@ func (b *Bake) Validate() error {
 	if !channelRE.MatchString(b.Channel) {
 		add("channel", "%q must be a lowercase name such as latest or stable", b.Channel)
 	}
-	if b.Base != nil {
+	if b.Base != nil && b.Base.OCI != "" {
+		switch {
+		case b.Base.ID != "" || b.Base.Channel != "" || b.Base.Service != "":
+			add("base.oci", "an OCI base is the whole base: remove id, service and channel")
+		case b.Format != FormatOCI:
+			add("base.oci", "an OCI base is for format: oci (an imago image's base is {id} or {service, channel})")
+		}
+		if _, err := ociimage.ParseBase(b.Base.OCI, b.Dir); err != nil {
+			add("base.oci", "%v", err)
+		}
+	} else if b.Base != nil {
 		if (b.Base.ID == "") == (b.Base.Channel == "") {
-			add("base", "set exactly one of id or channel")
+			add("base", "set exactly one of id or channel (or oci: oci-layout://DIR for format: oci)")
 		}
 		if b.Base.Bake != "" {
 			add("base.bake", "a base is an existing image: use id or channel")
