@@ -325,7 +325,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 	if err := os.MkdirAll(outDir, 0o700); err != nil {
 		return res, err
 	}
-	if err := a.writeProvenanceInputs(b, in.BaseImageID, img.Labels, outDir, started); err != nil {
+	if err := a.writeProvenanceInputs(b, img.Labels, outDir, started); err != nil {
 		return res, err
 	}
 	if err := atomicfile.Write(done, data); err != nil {

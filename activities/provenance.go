@@ -28,7 +28,6 @@ const provenanceInputsFile = "provenance-inputs.json"
 type provenanceInputs struct {
 	Materials     []provenance.Material `json:"materials"`
 	VariableNames []string              `json:"variableNames"`
-	BaseImageID   string                `json:"baseImageId,omitempty"`
 	StartedOn     time.Time             `json:"startedOn"`
 	FinishedOn    time.Time             `json:"finishedOn"`
 	BuildWorker   string                `json:"buildWorker"`
@@ -38,8 +37,8 @@ type provenanceInputs struct {
 // between started and now): the sha256 of its source tree, files and template
 // as the input digest reads them, and the NAMES of its variables.
 // An OCI base (its name and digest in the image's labels) is a material too.
-func (a *Activities) writeProvenanceInputs(b contract.Bake, baseImageID string, labels map[string]string, outDir string, started time.Time) error {
-	in := provenanceInputs{BaseImageID: baseImageID, StartedOn: started.UTC(), FinishedOn: time.Now().UTC(), BuildWorker: a.workerIdentity()}
+func (a *Activities) writeProvenanceInputs(b contract.Bake, labels map[string]string, outDir string, started time.Time) error {
+	in := provenanceInputs{StartedOn: started.UTC(), FinishedOn: time.Now().UTC(), BuildWorker: a.workerIdentity()}
 	if name := labels[ociimage.LabelBaseName]; name != "" {
 		in.Materials = append(in.Materials, provenance.Material{Name: "base:oci", URI: name, Digest: labels[ociimage.LabelBaseDigest]})
 	}

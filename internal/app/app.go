@@ -470,11 +470,9 @@ func OpenDeps(ctx context.Context, c Config) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	var trusted []byte // what a --require-provenance policy without a key trusts
+	var trusted func(context.Context) ([]byte, error) // what a --require-provenance policy without a key trusts
 	if signer != nil {
-		if trusted, err = signer.PublicKeyPEM(ctx); err != nil {
-			return nil, err
-		}
+		trusted = signer.PublicKeyPEM
 	}
 	cat, err := catalog.Open(ctx, c.CatalogURL)
 	if err != nil {

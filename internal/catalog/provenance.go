@@ -34,16 +34,22 @@ func (c *Catalog) PutProvenance(ctx context.Context, id string, envelope []byte)
 // by a lifecycle rule, have none: ErrNotFound. Its bytes are the bucket's:
 // check them with provenance.Verify before trusting them.
 func (c *Catalog) Provenance(ctx context.Context, id string) ([]byte, error) {
-	img, err := c.Get(ctx, id)
-	if err != nil {
+	if !idRE.MatchString(id) {
+		_, err := c.Get(ctx, id) // refuses it as Get does, before a key is made of it
 		return nil, err
 	}
 	data, err := c.bucket.ReadAll(ctx, provenanceKey(id))
 	switch {
 	case err == nil:
-		return data, nil
+		return data, nil // stored only for an image that was in the catalog
 	case !isNotFound(err):
 		return nil, fmt.Errorf("read provenance of image %s: %w", id, err)
+	}
+	// None: the record says why (or that there is no such image).
+	img, err := c.Get(ctx, id)
+	switch {
+	case err != nil:
+		return nil, err
 	case img.Deleted != nil:
 		return nil, fmt.Errorf("image %s has no provenance: it was deleted by %s (its tombstone stays): %w", id, img.Deleted.Rule, ErrNotFound)
 	}

@@ -13,21 +13,25 @@ import (
 // the catalog keeps for an image (Envelope, catalog.Provenance) and checks it
 // with provenance.VerifyDigest, sigstore's DSSE verifier, against the image
 // record's digest: signed by the policy's --provenance-key or, when the policy
-// names none, by Trusted (the public key of this worker's IMAGO_SIGNING_KEY).
+// names none, by Trusted's key (the public key of this worker's
+// IMAGO_SIGNING_KEY, asked for only then: a KMS key costs a call).
 type Verifier struct {
 	Envelope func(ctx context.Context, imageID string) ([]byte, error)
-	Trusted  []byte // PEM; nil when the worker signs nothing
+	Trusted  func(ctx context.Context) ([]byte, error) // PEM; nil when the worker signs nothing
 }
 
 // Check implements ProvenanceChecker.
 func (v Verifier) Check(ctx context.Context, img contract.Image, keyPEM string) error {
-	key, whose := []byte(keyPEM), "the policy's --provenance-key"
-	if keyPEM == "" {
-		key, whose = v.Trusted, "this worker's signing key ("+provenance.KeyEnv+")"
-	}
 	env, err := v.Envelope(ctx, img.ID)
 	if err != nil {
 		return err // names the image and why it has none
+	}
+	key, whose := []byte(keyPEM), "the policy's --provenance-key"
+	if keyPEM == "" && v.Trusted != nil {
+		whose = "this worker's signing key (" + provenance.KeyEnv + ")"
+		if key, err = v.Trusted(ctx); err != nil {
+			return fmt.Errorf("%s: %w", whose, err)
+		}
 	}
 	if len(key) == 0 {
 		return fmt.Errorf("the policy names no --provenance-key and the worker has no %s to trust, so no signature of image %s can be verified", provenance.KeyEnv, img.ID)
