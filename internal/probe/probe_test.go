@@ -84,12 +84,20 @@ func TestAllGivesEachProbeItsDeadline(t *testing.T) {
 
 // Any stops at the first healthy answer: the probe still waiting is cancelled.
 func TestAnyStopsAtTheFirstHealthy(t *testing.T) {
-	cancelled := make(chan struct{})
+	started, cancelled := make(chan struct{}), make(chan struct{})
 	hang := server(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
 		<-r.Context().Done()
 		close(cancelled)
 	})
-	ok := server(t, func(w http.ResponseWriter, r *http.Request) {})
+	// The healthy instance answers once the hanging probe has reached its
+	// server: a probe cancelled before it is sent never reaches a handler.
+	ok := server(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-started:
+		case <-r.Context().Done():
+		}
+	})
 	down := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
 	c := &http.Client{} // no timeout: only Any's cancellation ends the hanging probe
 	if !Any(context.Background(), c, []string{hang, down, ok}, "/") {
