@@ -18,11 +18,21 @@ import (
 	"github.com/imago/imago/internal/vmimage"
 )
 
-// useQemu reopens e's dependencies with the qemu provider (TCG, 128 MB guests)
-// and starts the in-process worker on them.
+// qemuURL is the provider of the VM tests: TCG (KVM may hang here), 128 MB guests.
+const qemuURL = "qemu://?accel=tcg&memory=128"
+
+// useQemu reopens e's dependencies with the qemu provider and starts the
+// in-process worker on them.
 func (e *env) useQemu() {
+	e.openQemu()
+	e.startWorker()
+}
+
+// openQemu reopens e's dependencies (the test's view of the home) with the
+// qemu provider.
+func (e *env) openQemu() {
 	t := e.t
-	e.cfg.ProviderURL = "qemu://?accel=tcg&memory=128"
+	e.cfg.ProviderURL = qemuURL
 	deps, err := OpenDeps(context.Background(), e.cfg)
 	require.NoError(t, err)
 	e.deps.Close()
@@ -30,7 +40,6 @@ func (e *env) useQemu() {
 	t.Cleanup(func() { deps.Close() })
 	require.Equal(t, "qemu", deps.Provider.Name())
 	deps.Activities.Temporal = e.client // the reaper asks Temporal which fleets running rollouts own
-	e.startWorker()
 }
 
 // helloVMBake is examples/hello/bake-vm.yaml with VERSION version, its test
