@@ -75,6 +75,9 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 		if err := base.Usable(); err != nil {
 			return out, temporal.NewNonRetryableApplicationError("base image: "+err.Error(), contract.ErrBaseRevoked, nil)
 		}
+		if vmimage.IsKernelBase(base) && b.Format != spec.FormatVM {
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("base: image %s is a kernel base (imago image import-kernel): it is the base of format: vm bakes only", base.ID), contract.ErrTemplate, nil)
+		}
 		out.BaseImageID = base.ID
 	}
 	h := sha256.New()

@@ -120,6 +120,13 @@ func TestVMKernelBaseLineage(t *testing.T) {
 	assert.Equal(t, k1Kernel, bk, "the VM image boots the kernel base's kernel")
 	assert.Equal(t, k1Initrd, bi, "and its initrd")
 
+	// A kernel base is for VM images only.
+	_, err = e.bake(helloVMBake(t, "v1", func(b *spec.Bake) {
+		b.Format, b.Base = spec.FormatLocal, &contract.ImageRef{Service: "kernel", Channel: "stable"}
+	}))
+	require.Error(t, err)
+	assert.Contains(t, errReason(err), "is a kernel base (imago image import-kernel): it is the base of format: vm bakes only")
+
 	// Kernel 2: the same kernel, another initrd (imago's, then padding, which
 	// the kernel's initramfs unpacker skips): a new kernel base.
 	initrd2 := filepath.Join(t.TempDir(), "initrd2.img")
