@@ -142,7 +142,7 @@ func (a *Activities) builtOn(ctx context.Context, base contract.ImageRef) ([]str
 // environment: the spec of its live deployment there, as the inventory
 // recorded it, with the campaign's image and override, normalized.
 func (a *Activities) CampaignRolloutSpec(ctx context.Context, in contract.CampaignRolloutSpecInput) (contract.CampaignRolloutSpecResult, error) {
-	d, err := a.Catalog.Live(ctx, in.Service, in.Environment)
+	d, err := a.Catalog.Live(ctx, in.Service, contract.Place(in.Environment, in.Region))
 	if errors.Is(err, catalog.ErrNotFound) {
 		return contract.CampaignRolloutSpecResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrCampaignTarget, nil)
 	}
@@ -168,6 +168,12 @@ func CampaignSpec(d contract.Deployment, in contract.CampaignRolloutSpecInput) (
 		return r, fmt.Errorf("the rollout spec of %s in %s (deployment %d) does not decode: %v", in.Service, in.Environment, d.Seq, err)
 	}
 	r.Service, r.Environment = in.Service, in.Environment
+	if in.Region != "" { // the deployment's own target, with the ring's region
+		if r.Target == nil {
+			r.Target = &contract.Target{}
+		}
+		r.Target.Region = in.Region
+	}
 	r.Image = contract.ImageRef{ID: in.ImageID}
 	spec.ApplyOverride(&r, in.Override)
 	if err := r.Normalize(); err != nil {

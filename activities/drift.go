@@ -24,13 +24,17 @@ import (
 // skipped: its fleets are in motion.
 func (a *Activities) DetectDrift(ctx context.Context, in contract.DriftInput) (contract.DriftReport, error) {
 	rep := contract.DriftReport{Provider: a.Provider.Name(), Targets: []contract.DriftTarget{}}
-	fleets, err := a.Provider.ListFleets(ctx, provider.Filter{Service: in.Service, Environment: in.Environment})
+	env, region := contract.SplitPlace(in.Environment) // -e prod@eu-west-1: one region
+	fleets, err := a.Provider.ListFleets(ctx, provider.Filter{Service: in.Service, Environment: env})
 	if err != nil {
 		return rep, providerError(err)
 	}
 	byKey := map[contract.RouteKey][]contract.Fleet{}
 	for _, f := range fleets {
-		k := contract.RouteKey{Service: f.Service, Environment: f.Environment}
+		k := contract.RouteKey{Service: f.Service, Environment: f.Environment, Region: f.Region}
+		if region != "" && k.Region != region {
+			continue
+		}
 		byKey[k] = append(byKey[k], f)
 	}
 	deployed, err := a.Catalog.Deployed(ctx)
@@ -38,7 +42,7 @@ func (a *Activities) DetectDrift(ctx context.Context, in contract.DriftInput) (c
 		return rep, err
 	}
 	for _, k := range deployed {
-		if (in.Service == "" || k.Service == in.Service) && (in.Environment == "" || k.Environment == in.Environment) {
+		if (in.Service == "" || k.Service == in.Service) && (in.Environment == "" || k.Environment == in.Environment || contract.Place(k.Environment, k.Region) == in.Environment) {
 			if _, ok := byKey[k]; !ok {
 				byKey[k] = nil
 			}
@@ -57,8 +61,9 @@ func (a *Activities) DetectDrift(ctx context.Context, in contract.DriftInput) (c
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
 	now := time.Now().UTC()
 	for _, k := range keys {
-		t := contract.DriftTarget{Service: k.Service, Environment: k.Environment, Checked: now}
-		if busy[k] || busy[contract.RouteKey{Service: k.Service}] {
+		// A deployment to a region is checked as environment@region.
+		t := contract.DriftTarget{Service: k.Service, Environment: contract.Place(k.Environment, k.Region), Checked: now}
+		if busyKey(busy, k) {
 			t.Skipped = "a rollout, bake or pipeline of it is running"
 		} else if err := a.driftOf(ctx, k, byKey[k], &t); err != nil {
 			return rep, err
@@ -77,7 +82,7 @@ func (a *Activities) DetectDrift(ctx context.Context, in contract.DriftInput) (c
 // driftOf fills t with the differences between the fleets the provider has
 // for k and the inventory's live deployment of k.
 func (a *Activities) driftOf(ctx context.Context, k contract.RouteKey, fleets []contract.Fleet, t *contract.DriftTarget) error {
-	live, err := a.Catalog.Live(ctx, k.Service, k.Environment)
+	live, err := a.Catalog.Live(ctx, k.Service, contract.Place(k.Environment, k.Region))
 	switch {
 	case err == nil && live.FleetID == "":
 		t.LiveImage, t.Skipped = live.ImageID, "the inventory names no live fleet (deployed before imago recorded fleets)"

@@ -29,7 +29,7 @@ func (a *Activities) FindOrphans(ctx context.Context, in contract.FindOrphansInp
 	routed := map[string]bool{}
 	seen := map[contract.RouteKey]bool{}
 	for _, f := range fleets {
-		key := contract.RouteKey{Service: f.Service, Environment: f.Environment}
+		key := contract.RouteKey{Service: f.Service, Environment: f.Environment, Region: f.Region}
 		if seen[key] {
 			continue
 		}
@@ -48,7 +48,7 @@ func (a *Activities) FindOrphans(ctx context.Context, in contract.FindOrphansInp
 		switch {
 		case routed[f.ID]:
 			out.Routed++
-		case busy[contract.RouteKey{Service: f.Service, Environment: f.Environment}] || busy[contract.RouteKey{Service: f.Service}]:
+		case busyKey(busy, contract.RouteKey{Service: f.Service, Environment: f.Environment}):
 			out.Busy++
 		case now.Sub(f.Created) < in.Grace:
 			out.Young++
@@ -59,6 +59,12 @@ func (a *Activities) FindOrphans(ctx context.Context, in contract.FindOrphansInp
 	}
 	sort.Slice(out.Orphans, func(i, j int) bool { return out.Orphans[i].FleetID < out.Orphans[j].FleetID })
 	return out, nil
+}
+
+// busyKey tells whether busy (busyKeys) holds k: its service and environment
+// (in any region: the search attributes name no region), or its service alone.
+func busyKey(busy map[contract.RouteKey]bool, k contract.RouteKey) bool {
+	return busy[contract.RouteKey{Service: k.Service, Environment: k.Environment}] || busy[contract.RouteKey{Service: k.Service}]
 }
 
 // busyKeys are the service/environment pairs of running rollouts and pipelines,

@@ -88,7 +88,9 @@ func newCampaign(ctx workflow.Context, in contract.CampaignInput) (*campaign, er
 func (c *campaign) plan(ctx workflow.Context) error {
 	var envs []string
 	for _, r := range c.spec.Rings {
-		envs = append(envs, r.Environments...)
+		for _, env := range r.Environments {
+			envs = append(envs, r.Places(env)...) // env, or env@region per region
+		}
 	}
 	c.setPhase(ctx, contract.PhaseResolving, fmt.Sprintf("resolving channel %s of %s", c.spec.Image.Channel, c.selected()))
 	var out contract.CampaignPlanResult
@@ -108,15 +110,18 @@ func (c *campaign) plan(ctx workflow.Context) error {
 	for i, r := range c.spec.Rings {
 		rs := contract.RingStatus{Environments: r.Environments, State: contract.RingPending, Targets: []contract.CampaignTarget{}}
 		for _, env := range r.Environments {
-			for _, svc := range services {
-				if !slices.Contains(out.Deployed[svc], env) {
-					continue // the service is not deployed there
+			for _, place := range r.Places(env) {
+				for _, svc := range services {
+					if !slices.Contains(out.Deployed[svc], place) {
+						continue // the service is not deployed there
+					}
+					_, region := contract.SplitPlace(place)
+					t := contract.CampaignTarget{Service: svc, Environment: env, Region: region, ImageID: out.Images[svc], State: contract.TargetPending}
+					if out.Live[svc+"/"+place] == t.ImageID {
+						t.State = contract.TargetUnchanged
+					}
+					rs.Targets = append(rs.Targets, t)
 				}
-				t := contract.CampaignTarget{Service: svc, Environment: env, ImageID: out.Images[svc], State: contract.TargetPending}
-				if out.Live[svc+"/"+env] == t.ImageID {
-					t.State = contract.TargetUnchanged
-				}
-				rs.Targets = append(rs.Targets, t)
 			}
 		}
 		c.progress.Rings[i] = rs
@@ -220,11 +225,11 @@ func (c *campaign) start(ctx workflow.Context, i, j int) {
 		if err != nil {
 			t.State, t.Error = contract.TargetFailed, reason(err)
 			c.progress.Failed++
-			c.event(ctx, fmt.Sprintf("%s → %s failed: %s", t.Service, t.Environment, t.Error))
+			c.event(ctx, fmt.Sprintf("%s → %s failed: %s", t.Service, t.Place(), t.Error))
 			return
 		}
 		t.State = contract.TargetSucceeded
-		c.event(ctx, fmt.Sprintf("%s → %s: %s is live", t.Service, t.Environment, t.ImageID))
+		c.event(ctx, fmt.Sprintf("%s → %s: %s is live", t.Service, t.Place(), t.ImageID))
 	})
 }
 
@@ -232,8 +237,8 @@ func (c *campaign) start(ctx workflow.Context, i, j int) {
 // campaign's image and override, as a child rollout.
 func (c *campaign) roll(ctx workflow.Context, t *contract.CampaignTarget) error {
 	var out contract.CampaignRolloutSpecResult
-	if err := workflow.ExecuteActivity(quickOptions(ctx, "rollout spec of "+t.Service+" in "+t.Environment), contract.ActivityCampaignSpec,
-		contract.CampaignRolloutSpecInput{Service: t.Service, Environment: t.Environment, ImageID: t.ImageID, Override: c.spec.Override}).Get(ctx, &out); err != nil {
+	if err := workflow.ExecuteActivity(quickOptions(ctx, "rollout spec of "+t.Service+" in "+t.Place()), contract.ActivityCampaignSpec,
+		contract.CampaignRolloutSpecInput{Service: t.Service, Environment: t.Environment, Region: t.Region, ImageID: t.ImageID, Override: c.spec.Override}).Get(ctx, &out); err != nil {
 		return err
 	}
 	var r contract.Rollout
@@ -326,7 +331,7 @@ func (c *campaign) skipFailedEarlier(ctx workflow.Context, i int) {
 		t := &c.progress.Rings[i].Targets[j]
 		if k, ok := failed[t.Service]; ok && t.State == contract.TargetPending {
 			t.State, t.Error = contract.TargetSkipped, fmt.Sprintf("failed in ring %d", k)
-			c.event(ctx, fmt.Sprintf("%s → %s skipped: it failed in ring %d", t.Service, t.Environment, k))
+			c.event(ctx, fmt.Sprintf("%s → %s skipped: it failed in ring %d", t.Service, t.Place(), k))
 		}
 	}
 }

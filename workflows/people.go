@@ -190,7 +190,7 @@ func (r *rollout) recordDeployment(ctx workflow.Context, end contract.Phase, msg
 	info := workflow.GetInfo(ctx)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	d := contract.Deployment{
-		Service: r.spec.Service, Environment: r.spec.Environment, ImageID: r.progress.ImageID,
+		Service: r.spec.Service, Environment: r.spec.Environment, Region: r.spec.Region(), ImageID: r.progress.ImageID,
 		FleetID: r.progress.NewFleet, RolloutID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
 		StartedBy: r.progress.StartedBy, Action: r.action, Strategy: r.spec.Strategy.Type, Outcome: outcome,
 		Started: r.progress.StartedAt, Finished: workflow.Now(ctx),
@@ -209,4 +209,4 @@ func (r *rollout) recordDeployment(ctx workflow.Context, end contract.Phase, msg
 	}
 }
 
-func (r *rollout) id() string { return contract.RolloutWorkflowID(r.spec.Service, r.spec.Environment) }
+func (r *rollout) id() string { return r.spec.WorkflowID() }

@@ -155,7 +155,7 @@ func newRollout(ctx workflow.Context, in contract.RolloutInput) (*rollout, error
 	r := &rollout{
 		spec:   in.Spec,
 		action: in.Action,
-		key:    contract.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment},
+		key:    contract.RouteKey{Service: in.Spec.Service, Environment: in.Spec.Environment, Region: in.Spec.Region()},
 	}
 	r.tracker = newTracker(ctx, &r.progress.Story, trackedKind{
 		noun: "rollout", phaseEvent: contract.EventRolloutPhase, finishedEvent: contract.EventRolloutFinished,
@@ -263,7 +263,7 @@ func (r *rollout) previousImage(ctx workflow.Context) (contract.ImageRef, error)
 	r.setPhase(ctx, contract.PhaseResolving, "finding the previous deployable image")
 	var prev contract.PreviousImageResult
 	err := workflow.ExecuteActivity(quickOptions(ctx, "previous deployable image of "+r.key.String()), contract.ActivityPreviousImage,
-		contract.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Environment}).Get(ctx, &prev)
+		contract.PreviousImageInput{Service: r.spec.Service, Environment: r.spec.Place()}).Get(ctx, &prev)
 	if err != nil {
 		return contract.ImageRef{}, r.fail("finding the previous deployable image", err)
 	}
@@ -324,6 +324,7 @@ func (r *rollout) provisionRequest(ctx workflow.Context, imageID string, size in
 		Token:       info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + suffix,
 		Service:     r.spec.Service,
 		Environment: r.spec.Environment,
+		Region:      r.spec.Region(),
 		ImageID:     imageID,
 		Size:        size,
 		Labels:      map[string]string{"rollout": info.WorkflowExecution.ID, "run": info.WorkflowExecution.RunID},
@@ -503,9 +504,9 @@ func (r *rollout) fail(doing string, err error) error {
 			return err
 		}
 	}
-	msg := fmt.Sprintf("rollout %s failed while %s: %s", contract.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing, reason(err))
+	msg := fmt.Sprintf("rollout %s failed while %s: %s", r.id(), doing, reason(err))
 	if temporal.IsCanceledError(err) {
-		msg = fmt.Sprintf("rollout %s canceled while %s", contract.RolloutWorkflowID(r.spec.Service, r.spec.Environment), doing)
+		msg = fmt.Sprintf("rollout %s canceled while %s", r.id(), doing)
 	}
 	switch {
 	case r.committed:

@@ -25,7 +25,8 @@ import (
 func driftKey(service, env string) string { return "drift/" + env + "/" + service + ".json" }
 
 // Deployed returns every service and environment the inventory has a
-// deployment of, sorted by environment then service.
+// deployment of (with its region, for deployments to one), sorted by
+// environment (environment@region) then service.
 func (c *Catalog) Deployed(ctx context.Context) ([]contract.RouteKey, error) {
 	envs, err := c.listDirs(ctx, "inventory/")
 	if err != nil {
@@ -38,12 +39,13 @@ func (c *Catalog) Deployed(ctx context.Context) ([]contract.RouteKey, error) {
 			return nil, err
 		}
 		for _, svc := range svcs {
-			out = append(out, contract.RouteKey{Service: svc, Environment: env})
+			e, region := contract.SplitPlace(env)
+			out = append(out, contract.RouteKey{Service: svc, Environment: e, Region: region})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].Environment != out[j].Environment {
-			return out[i].Environment < out[j].Environment
+		if pi, pj := contract.Place(out[i].Environment, out[i].Region), contract.Place(out[j].Environment, out[j].Region); pi != pj {
+			return pi < pj
 		}
 		return out[i].Service < out[j].Service
 	})

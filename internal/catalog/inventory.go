@@ -50,9 +50,15 @@ func inventoryPrefix(service, env string) string {
 	return "inventory/" + env + "/" + service + "/"
 }
 
-func checkEnvironment(env string) error {
+// checkEnvironment checks an environment or a deployment place
+// (contract.Place: environment@region).
+func checkEnvironment(place string) error {
+	env, region := contract.SplitPlace(place)
 	if env == "" {
 		return fmt.Errorf("an environment is required (-e ENV, e.g. -e prod)")
+	}
+	if strings.Contains(place, contract.PlaceSep) && !serviceRE.MatchString(region) {
+		return fmt.Errorf("invalid region %q in %q: use letters, digits, '.', '_' and '-' (at most 128 characters)", region, place)
 	}
 	if !serviceRE.MatchString(env) {
 		return fmt.Errorf("invalid environment name %q: use letters, digits, '.', '_' and '-' (at most 128 characters)", env)
@@ -76,6 +82,12 @@ func checkTarget(service, env string) error {
 func checkDeployment(d *contract.Deployment) error {
 	if err := checkTarget(d.Service, d.Environment); err != nil {
 		return err
+	}
+	if strings.Contains(d.Environment, contract.PlaceSep) {
+		return fmt.Errorf("%w: environment %q: name the region in region", ErrInvalidDeployment, d.Environment)
+	}
+	if d.Region != "" && !serviceRE.MatchString(d.Region) {
+		return fmt.Errorf("%w: region %q: use letters, digits, '.', '_' and '-'", ErrInvalidDeployment, d.Region)
 	}
 	if !idRE.MatchString(d.ImageID) {
 		return fmt.Errorf("%w: image ID %q: image IDs look like img-0123456789ab", ErrInvalidDeployment, d.ImageID)
@@ -139,8 +151,9 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d contract.Deployment) (
 	if err := checkDeployment(&d); err != nil {
 		return contract.Deployment{}, fmt.Errorf("record deployment: %w", err)
 	}
-	what := fmt.Sprintf("record deployment of %s to %s", d.Service, d.Environment)
-	prefix := inventoryPrefix(d.Service, d.Environment)
+	place := contract.Place(d.Environment, d.Region)
+	what := fmt.Sprintf("record deployment of %s to %s", d.Service, place)
+	prefix := inventoryPrefix(d.Service, place)
 	seqs, err := c.seqsUnder(ctx, prefix)
 	if err != nil {
 		return contract.Deployment{}, fmt.Errorf("%s: %w", what, err)
@@ -197,7 +210,7 @@ func (c *Catalog) RecordDeployment(ctx context.Context, d contract.Deployment) (
 				case contract.OutcomeSucceeded:
 					d.Previous = e.ImageID
 				case contract.OutcomeRolledBack:
-					live, err := c.live(ctx, d.Service, d.Environment)
+					live, err := c.live(ctx, d.Service, place)
 					if err != nil && !errors.Is(err, ErrNotFound) {
 						return false, fmt.Errorf("%s: %w", what, err)
 					}

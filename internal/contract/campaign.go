@@ -68,10 +68,13 @@ type CampaignImage struct {
 // Parallel rollouts at a time; the next ring starts only when this one is done
 // (and, when it has one, after its approval and its bake time).
 type Ring struct {
-	Environments []string     `yaml:"environments" json:"environments"`
-	Regions      []string     `yaml:"regions" json:"regions,omitempty"` // not supported yet: refused by validation
-	Parallel     int          `yaml:"parallel" json:"parallel"`
-	Approval     ApprovalSpec `yaml:"approval" json:"approval"`
+	Environments []string `yaml:"environments" json:"environments"`
+	// Regions, when set, are the regions of each environment the ring rolls to
+	// (each its own deployment, environment@region); none: the environments
+	// themselves. The CLI refuses a region environments.yaml does not declare.
+	Regions  []string     `yaml:"regions" json:"regions,omitempty"`
+	Parallel int          `yaml:"parallel" json:"parallel"`
+	Approval ApprovalSpec `yaml:"approval" json:"approval"`
 	// BakeTime is how long the campaign waits after the ring before the next one.
 	BakeTime Duration `yaml:"bakeTime" json:"bakeTime,omitempty"`
 }
@@ -137,6 +140,7 @@ const (
 type CampaignTarget struct {
 	Service     string      `json:"service"`
 	Environment string      `json:"environment"`
+	Region      string      `json:"region,omitempty"` // the ring's region, "" for none
 	ImageID     string      `json:"imageId,omitempty"`
 	State       TargetState `json:"state"`
 	RolloutID   string      `json:"rolloutId,omitempty"`
@@ -144,6 +148,9 @@ type CampaignTarget struct {
 	Error       string      `json:"error,omitempty"`
 	Attempts    int         `json:"attempts,omitempty"`
 }
+
+// Place is the target's deployment place: environment or environment@region.
+func (t CampaignTarget) Place() string { return Place(t.Environment, t.Region) }
 
 // RingState is the state of a ring.
 type RingState string
@@ -203,10 +210,12 @@ type CampaignResult struct {
 // CampaignPlanInput asks for what a campaign rolls: each service's image and
 // the environments it is deployed to.
 type CampaignPlanInput struct {
-	Services     []string        `json:"services,omitempty"`
-	Select       *CampaignSelect `json:"select,omitempty"` // instead of Services
-	Image        CampaignImage   `json:"image"`
-	Environments []string        `json:"environments"` // the rings' environments
+	Services []string        `json:"services,omitempty"`
+	Select   *CampaignSelect `json:"select,omitempty"` // instead of Services
+	Image    CampaignImage   `json:"image"`
+	// Environments are the rings' deployment places: environments, and
+	// environment@region for rings with regions.
+	Environments []string `json:"environments"`
 }
 
 // CampaignPlanResult answers CampaignPlanInput.
@@ -226,6 +235,7 @@ type CampaignPlanResult struct {
 type CampaignRolloutSpecInput struct {
 	Service     string            `json:"service"`
 	Environment string            `json:"environment"`
+	Region      string            `json:"region,omitempty"`
 	ImageID     string            `json:"imageId"`
 	Override    *CampaignOverride `json:"override,omitempty"`
 }
@@ -237,3 +247,16 @@ type CampaignRolloutSpecResult struct {
 
 // CampaignWorkflowID is the workflow ID of campaign name: one run at a time.
 func CampaignWorkflowID(name string) string { return "campaign/" + name }
+
+// Places are the deployment places (Place) ring r rolls to in env: env
+// itself, or env@region for each of its regions.
+func (r Ring) Places(env string) []string {
+	if len(r.Regions) == 0 {
+		return []string{env}
+	}
+	out := make([]string, len(r.Regions))
+	for i, region := range r.Regions {
+		out[i] = Place(env, region)
+	}
+	return out
+}

@@ -111,17 +111,20 @@ const (
 
 // Deployment is one finished rollout or rollback of a service to an environment.
 type Deployment struct {
-	Service     string  `json:"service"`
-	Environment string  `json:"environment"`
-	ImageID     string  `json:"imageId"`
-	FleetID     string  `json:"fleetId,omitempty"`
-	RolloutID   string  `json:"rolloutId,omitempty"` // the workflow ID, rollout/<env>/<service>
-	RunID       string  `json:"runId,omitempty"`     // the workflow run; with Outcome, the idempotency key
-	StartedBy   string  `json:"startedBy,omitempty"`
-	Action      string  `json:"action"` // ActionRollout or ActionRollback
-	Strategy    string  `json:"strategy,omitempty"`
-	Outcome     Outcome `json:"outcome"` // OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack, OutcomeCanceled
-	Reason      string  `json:"reason,omitempty"`
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	// Region is the rollout's target region: a deployment of its own
+	// (inventory/<env>@<region>/<service>/), "" for none.
+	Region    string  `json:"region,omitempty"`
+	ImageID   string  `json:"imageId"`
+	FleetID   string  `json:"fleetId,omitempty"`
+	RolloutID string  `json:"rolloutId,omitempty"` // the workflow ID, rollout/<env>/<service>
+	RunID     string  `json:"runId,omitempty"`     // the workflow run; with Outcome, the idempotency key
+	StartedBy string  `json:"startedBy,omitempty"`
+	Action    string  `json:"action"` // ActionRollout or ActionRollback
+	Strategy  string  `json:"strategy,omitempty"`
+	Outcome   Outcome `json:"outcome"` // OutcomeSucceeded, OutcomeFailed, OutcomeAborted, OutcomeRolledBack, OutcomeCanceled
+	Reason    string  `json:"reason,omitempty"`
 	// Seq is the entry's place in the log (1, 2, 3, ...), set by RecordDeployment.
 	Seq      int64     `json:"seq"`
 	Started  time.Time `json:"started,omitzero"`

@@ -12,6 +12,7 @@ type Fleet struct {
 	ID          string            `json:"id"`
 	Service     string            `json:"service"`
 	Environment string            `json:"environment"`
+	Region      string            `json:"region,omitempty"` // the rollout's target region, "" for none
 	ImageID     string            `json:"imageId"`
 	Token       string            `json:"token"`
 	Labels      map[string]string `json:"labels,omitempty"`
@@ -55,12 +56,15 @@ func (f Fleet) Addresses() []string {
 // ProvisionRequest asks for a new fleet. Token makes it idempotent: a second request
 // with the same token returns (and repairs) the fleet the first one made.
 type ProvisionRequest struct {
-	Token       string            `json:"token"`
-	Service     string            `json:"service"`
-	Environment string            `json:"environment"`
-	ImageID     string            `json:"imageId"`
-	Size        int               `json:"size"`
-	Labels      map[string]string `json:"labels,omitempty"`
+	Token       string `json:"token"`
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	// Region is the rollout's target region ("" for none): the local provider
+	// keeps it with the fleet; its router is the RouteKey's of that region.
+	Region  string            `json:"region,omitempty"`
+	ImageID string            `json:"imageId"`
+	Size    int               `json:"size"`
+	Labels  map[string]string `json:"labels,omitempty"`
 	// Provider is the provider the spec names; a worker running another one refuses.
 	Provider string `json:"provider,omitempty"`
 	// Health is how the spec says an instance is checked (its health section).
@@ -102,9 +106,12 @@ type HealthCheck struct {
 type RouteKey struct {
 	Service     string `json:"service"`
 	Environment string `json:"environment"`
+	// Region, when set, is a router of its own: the same service and
+	// environment in two regions are two independent routers.
+	Region string `json:"region,omitempty"`
 }
 
-func (k RouteKey) String() string { return k.Environment + "/" + k.Service }
+func (k RouteKey) String() string { return Place(k.Environment, k.Region) + "/" + k.Service }
 
 // Route is the traffic split of one router.
 type Route struct {

@@ -19,11 +19,16 @@ import (
 
 // Rollout describes one rollout of a service to an environment.
 type Rollout struct {
-	Service     string    `yaml:"service" json:"service"`
-	Environment string    `yaml:"environment" json:"environment"`
-	Provider    string    `yaml:"provider" json:"provider"`
-	Image       ImageRef  `yaml:"image" json:"image"`
-	Fleet       FleetSpec `yaml:"fleet" json:"fleet"`
+	Service     string `yaml:"service" json:"service"`
+	Environment string `yaml:"environment" json:"environment"`
+	Provider    string `yaml:"provider" json:"provider"`
+	// Target narrows where in the environment the rollout goes: a region (and,
+	// on aws, the account role to assume). A rollout with a region is its own
+	// deployment (service, environment, region): its own workflow, inventory
+	// and router; without one nothing changes.
+	Target *Target   `yaml:"target" json:"target,omitempty"`
+	Image  ImageRef  `yaml:"image" json:"image"`
+	Fleet  FleetSpec `yaml:"fleet" json:"fleet"`
 	// Listen is the address the service's router serves on (local provider).
 	Listen   string   `yaml:"listen" json:"listen"`
 	Health   Health   `yaml:"health" json:"health"`
@@ -55,8 +60,46 @@ type Rollout struct {
 }
 
 // WorkflowID is the ID of the rollout's workflow: one rollout per service and
-// environment at a time.
-func (r Rollout) WorkflowID() string { return RolloutWorkflowID(r.Service, r.Environment) }
+// environment (and region, when it names one) at a time.
+func (r Rollout) WorkflowID() string { return RolloutWorkflowID(r.Service, r.Place()) }
+
+// Target is where in its environment a rollout goes.
+type Target struct {
+	// Region is the region (the local provider: a router namespace of its own).
+	Region string `yaml:"region" json:"region,omitempty"`
+	// Role is the AWS account role to assume (an IAM role ARN); aws only.
+	Role string `yaml:"role" json:"role,omitempty"`
+}
+
+// Region is the region the rollout names, "" for none.
+func (r Rollout) Region() string {
+	if r.Target == nil {
+		return ""
+	}
+	return r.Target.Region
+}
+
+// Place is the rollout's deployment place: Place(environment, region).
+func (r Rollout) Place() string { return Place(r.Environment, r.Region()) }
+
+// PlaceSep separates environment and region in a deployment place.
+const PlaceSep = "@"
+
+// Place is the key of a deployment's environment and region, in workflow IDs
+// and the inventory: the environment alone when region is "" (so deployments
+// without a region keep their IDs and keys), else environment@region.
+func Place(environment, region string) string {
+	if region == "" {
+		return environment
+	}
+	return environment + PlaceSep + region
+}
+
+// SplitPlace is Place's inverse.
+func SplitPlace(place string) (environment, region string) {
+	env, region, _ := strings.Cut(place, PlaceSep)
+	return env, region
+}
 
 // RolloutWorkflowID is the workflow ID of the rollout of service to environment.
 func RolloutWorkflowID(service, environment string) string {

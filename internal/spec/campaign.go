@@ -41,6 +41,22 @@ func LoadCampaign(path string) (Campaign, error) {
 	if err := c.Normalize(); err != nil {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
+	if !slices.ContainsFunc(c.Rings, func(r contract.Ring) bool { return len(r.Regions) > 0 }) {
+		return c, nil
+	}
+	// Rings address regions: the environments file must declare them.
+	envPath := environmentsFor(path)
+	if envPath == "" {
+		return c, fmt.Errorf("%s: rings name regions: declare the environments' regions in %s beside it (or name the file in $%s), e.g. environments: [{name: prod, regions: [eu-west-1, us-east-1]}]",
+			path, EnvironmentsFile, EnvironmentsEnvVar)
+	}
+	envs, err := LoadEnvironments(envPath)
+	if err != nil {
+		return c, err
+	}
+	if err := c.CheckRegions(envs); err != nil {
+		return c, fmt.Errorf("%s: %w (environments from %s)", path, err, envPath)
+	}
 	return c, nil
 }
 
@@ -113,24 +129,36 @@ func normalizeCampaign(s *contract.CampaignSpec, src *source) error {
 	if len(s.Rings) == 0 {
 		add("rings", "list at least one ring, e.g. [{environments: [staging]}, {environments: [prod]}]")
 	}
-	envRing := map[string]int{}
+	placeRing := map[string]int{} // environment or environment@region → its ring
 	for i := range s.Rings {
 		r := &s.Rings[i]
 		field := fmt.Sprintf("rings[%d]", i)
 		if len(r.Environments) == 0 {
 			add(field+".environments", "list at least one environment")
 		}
+		regionSeen := map[string]int{}
+		for j, region := range r.Regions {
+			f := fmt.Sprintf("%s.regions[%d]", field, j)
+			if !regionRE.MatchString(region) {
+				add(f, "%q is not a region: 1-40 lowercase letters, digits or '-', e.g. eu-west-1", region)
+			} else if k, dup := regionSeen[region]; dup {
+				add(f, "%q is already regions[%d]", region, k)
+			}
+			regionSeen[region] = j
+		}
 		for j, env := range r.Environments {
 			f := fmt.Sprintf("%s.environments[%d]", field, j)
 			if !nameRE.MatchString(env) {
 				add(f, "%q is not an environment name: 1-40 lowercase letters, digits or '-'", env)
-			} else if k, dup := envRing[env]; dup {
-				add(f, "%q is already in rings[%d]: a campaign rolls each service to an environment once", env, k)
+				continue
 			}
-			envRing[env] = i
-		}
-		if len(r.Regions) > 0 {
-			add(field+".regions", "regions are not supported yet: address environments only")
+			for _, p := range r.Places(env) {
+				if k, dup := placeRing[p]; dup {
+					add(f, "%s is already in rings[%d]: a campaign rolls each service to an environment (and region) once", p, k)
+					break
+				}
+				placeRing[p] = i
+			}
 		}
 		switch {
 		case r.Parallel < 0:

@@ -34,7 +34,7 @@ services: [api, api, Web]
 image: {}
 rings:
   - {environments: [staging], parallel: -1}
-  - {environments: [staging, prod], regions: [eu-west-1]}
+  - {environments: [staging, prod], regions: [EU]}
   - {environments: []}
 errorBudget: {maxFailed: -1, maxFailedPercent: 150}
 override: {fleet: {size: 0}, listen: ":80"}
@@ -48,8 +48,7 @@ override: {fleet: {size: 0}, listen: ":80"}
 		`services[2]: line 2: "Web" is not a service name`,
 		`image.channel: line 3: is required`,
 		`rings[0].parallel: line 5: must not be negative`,
-		`rings[1].environments[0]: line 6: "staging" is already in rings[0]`,
-		`rings[1].regions: line 6: regions are not supported yet`,
+		`rings[1].regions[0]: line 6: "EU" is not a region`,
 		`rings[2].environments: line 7: list at least one environment`,
 		`errorBudget.maxFailed: line 8: must not be negative`,
 		`errorBudget.maxFailedPercent: line 8: 150 is not a percent`,

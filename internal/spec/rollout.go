@@ -131,6 +131,31 @@ func (r *Rollout) applyDefaults() {
 
 var providerRE = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
 
+// regionRE is a region's form: eu-west-1, us-east-1, ap-south-1, or any
+// lowercase name a provider uses.
+var regionRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+// roleRE is an IAM role ARN: arn:aws:iam::123456789012:role/deployer.
+var roleRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
+
+// checkTarget validates a rollout's target: a region (a name) and, on aws
+// only, an account role (an IAM role ARN).
+func checkTarget(t *contract.Target, prov string, add func(field, format string, args ...any)) {
+	if t.Region == "" && t.Role == "" {
+		add("target", "names nothing: set target.region (e.g. eu-west-1) or remove target")
+	}
+	if t.Region != "" && !regionRE.MatchString(t.Region) {
+		add("target.region", "%q is not a region: 1-40 lowercase letters, digits or '-', e.g. eu-west-1", t.Region)
+	}
+	switch {
+	case t.Role == "":
+	case prov != "aws":
+		add("target.role", "is an AWS account role: the %s provider assumes none (remove it, or use provider: aws)", prov)
+	case !roleRE.MatchString(t.Role):
+		add("target.role", "%q is not an IAM role ARN such as arn:aws:iam::123456789012:role/deployer", t.Role)
+	}
+}
+
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 
 // Validate reports every problem in an already-defaulted spec, with its line
@@ -157,6 +182,9 @@ func (r *Rollout) Validate() error {
 		add("provider", "%q is not a provider imago knows; use %s", r.Provider, strings.Join(known, " or "))
 	} else if !providerRE.MatchString(r.Provider) {
 		add("provider", "%q is not a provider name such as local or aws", r.Provider)
+	}
+	if t := r.Target; t != nil {
+		checkTarget(t, r.Provider, add)
 	}
 
 	set := 0

@@ -55,7 +55,7 @@ func (d *Driver) Provision(ctx context.Context, req contract.ProvisionRequest) (
 	if req.Size < 1 {
 		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument, "provision: fleet size must be at least 1, got %d", req.Size)
 	}
-	if err := checkKey(contract.RouteKey{Service: req.Service, Environment: req.Environment}); err != nil {
+	if err := checkKey(contract.RouteKey{Service: req.Service, Environment: req.Environment, Region: req.Region}); err != nil {
 		return contract.Fleet{}, err
 	}
 	if err := provider.CheckName("image ID", req.ImageID); err != nil {
@@ -73,7 +73,7 @@ func (d *Driver) Provision(ctx context.Context, req contract.ProvisionRequest) (
 	case errors.Is(err, fs.ErrNotExist):
 		st = &fleetState{
 			Fleet: contract.Fleet{
-				ID: id, Service: req.Service, Environment: req.Environment, ImageID: req.ImageID,
+				ID: id, Service: req.Service, Environment: req.Environment, Region: req.Region, ImageID: req.ImageID,
 				Token: req.Token, Labels: req.Labels, Created: time.Now().UTC(),
 			},
 			StartTimes:  map[string]uint64{},
@@ -88,7 +88,7 @@ func (d *Driver) Provision(ctx context.Context, req contract.ProvisionRequest) (
 		return contract.Fleet{}, err
 	default:
 		f := st.Fleet
-		if f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.ImageID != req.ImageID ||
+		if f.Token != req.Token || f.Service != req.Service || f.Environment != req.Environment || f.Region != req.Region || f.ImageID != req.ImageID ||
 			(req.Size != st.requestSize() && req.Size != st.desiredSize()) || !maps.Equal(st.Env, req.Env) {
 			size := fmt.Sprintf("%d instances", st.requestSize())
 			if st.desiredSize() != st.requestSize() {

@@ -173,8 +173,19 @@ func checkKey(key contract.RouteKey) error {
 	if err := provider.CheckName("service", key.Service); err != nil {
 		return err
 	}
-	return provider.CheckName("environment", key.Environment)
+	if err := provider.CheckName("environment", key.Environment); err != nil {
+		return err
+	}
+	if key.Region != "" {
+		return provider.CheckName("region", key.Region)
+	}
+	return nil
 }
+
+// keyDir is the directory of a router's files under routes/, run/ and
+// logs/routers/: its environment, or environment@region for a region (a
+// namespace of its own: '@' is in no environment name).
+func keyDir(k contract.RouteKey) string { return contract.Place(k.Environment, k.Region) }
 
 func (d *Driver) fleetFile(id string) string { return filepath.Join(d.home, "fleets", id+".json") }
 func (d *Driver) fleetLock(id string) string { return filepath.Join(d.home, "fleets", id+".lock") }
@@ -183,16 +194,16 @@ func (d *Driver) instanceLog(fleetID, instanceID string) string {
 	return filepath.Join(d.home, "logs", fleetID, instanceID+".log")
 }
 func (d *Driver) routeFile(k contract.RouteKey) string {
-	return filepath.Join(d.home, "routes", k.Environment, k.Service+".json")
+	return filepath.Join(d.home, "routes", keyDir(k), k.Service+".json")
 }
 func (d *Driver) routeLock(k contract.RouteKey) string {
-	return filepath.Join(d.home, "routes", k.Environment, k.Service+".lock")
+	return filepath.Join(d.home, "routes", keyDir(k), k.Service+".lock")
 }
 func (d *Driver) runFile(k contract.RouteKey) string {
-	return filepath.Join(d.home, "run", k.Environment, k.Service+".router.json")
+	return filepath.Join(d.home, "run", keyDir(k), k.Service+".router.json")
 }
 func (d *Driver) routerLog(k contract.RouteKey) string {
-	return filepath.Join(d.home, "logs", "routers", k.Environment, k.Service+".log")
+	return filepath.Join(d.home, "logs", "routers", keyDir(k), k.Service+".log")
 }
 
 // fleetState is the content of a fleet state file.
