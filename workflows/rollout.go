@@ -482,7 +482,7 @@ func (r *rollout) describe() (subject string, data contract.EventData, failure s
 // waits for update handlers so no caller is left without an answer.
 func (r *rollout) finish(ctx workflow.Context, err error) error {
 	phase := RolloutEnd(err) // also the inventory's outcome
-	msg := fmt.Sprintf("%s serves %s/%s", r.progress.ImageID, r.spec.Environment, r.spec.Service)
+	msg := fmt.Sprintf("%s serves %s", r.progress.ImageID, r.key)
 	if err != nil {
 		msg = reason(err)
 		r.progress.Error = msg

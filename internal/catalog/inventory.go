@@ -555,7 +555,7 @@ func (c *Catalog) listDirs(ctx context.Context, prefix string) ([]string, error)
 			return nil, fmt.Errorf("list catalog %s: %w", prefix, err)
 		}
 		name := strings.TrimSuffix(strings.TrimPrefix(obj.Key, prefix), "/")
-		if obj.IsDir && serviceRE.MatchString(name) {
+		if obj.IsDir && checkEnvironment(name) == nil { // a name, or a place (environment@region)
 			names = append(names, name)
 		}
 	}
