@@ -67,7 +67,8 @@ func (r Rollout) WorkflowID() string { return RolloutWorkflowID(r.Service, r.Pla
 type Target struct {
 	// Region is the region (the local provider: a router namespace of its own).
 	Region string `yaml:"region" json:"region,omitempty"`
-	// Role is the AWS account role to assume (an IAM role ARN); aws only.
+	// Role is the AWS account role to assume (an IAM role ARN); aws only, and
+	// refused by validation until the aws driver assumes roles.
 	Role string `yaml:"role" json:"role,omitempty"`
 }
 

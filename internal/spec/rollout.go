@@ -153,6 +153,10 @@ func checkTarget(t *contract.Target, prov string, add func(field, format string,
 		add("target.role", "is an AWS account role: the %s provider assumes none (remove it, or use provider: aws)", prov)
 	case !roleRE.MatchString(t.Role):
 		add("target.role", "%q is not an IAM role ARN such as arn:aws:iam::123456789012:role/deployer", t.Role)
+	default:
+		// Refused rather than ignored: a rollout must never land in the
+		// worker's own account when it asked for another.
+		add("target.role", "assuming an account role is not supported yet: run a worker with that account's credentials and remove target.role")
 	}
 }
 
