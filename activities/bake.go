@@ -26,6 +26,7 @@ import (
 	"github.com/imago/imago/internal/bake"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
+	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/packerplugin"
@@ -248,7 +249,12 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 		if err != nil {
 			return res, ansibleError(b, buildError(err))
 		}
-		img.ID, img.Digest = art.Id(), art.State("digest").(string)
+		img.Digest = art.State("digest").(string)
+		// The plugin names a plain local image (art.Id()); an OCI or VM image's ID
+		// covers its format too, and an OCI image's inputs and base: what
+		// catalog.Identity reads back from the record PublishImage makes.
+		img.ID = image.Identity{Digest: img.Digest, Service: b.Service, Entrypoint: b.Entrypoint,
+			Format: b.Format, InputDigest: in.InputDigest, BaseDigest: in.BaseOCIDigest}.ID()
 		res.ArchivePath = art.State("archive").(string)
 		img.Archive = res.ArchivePath
 		if b.Format == spec.FormatOCI {
@@ -548,12 +554,6 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		}
 	}
 	pub, err := a.Catalog.PublishArchive(ctx, archive, img)
-	if err == nil && img.Artifacts[vmimage.ArtifactDisk] != "" && pub.Artifacts[vmimage.ArtifactDisk] == "" {
-		// The catalog keys images by their files, service and entrypoint: a
-		// local image of the very same ones was there first.
-		return pub, temporal.NewNonRetryableApplicationError(fmt.Sprintf("image %s is in the catalog already as a local image of the same files, service and entrypoint; bake the VM image under a service name of its own (e.g. %s-vm)",
-			pub.ID, img.Service), contract.ErrTemplate, nil)
-	}
 	if err != nil || pub.ID != in.Image.ID {
 		return pub, err // another image of these inputs won: its own bake stated its provenance
 	}
