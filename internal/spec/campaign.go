@@ -90,7 +90,7 @@ func normalizeCampaign(s *contract.CampaignSpec, src *source) error {
 		if !channelRE.MatchString(sel.Base.Channel) {
 			add("select.base.channel", "%q is not a channel name: a lowercase letter, then letters, digits or '-'", sel.Base.Channel)
 		}
-		if sel.Base.ID != "" || sel.Base.Bake != "" {
+		if sel.Base.ID != "" || sel.Base.Bake != "" || sel.Base.OCI != "" {
 			add("select.base", "names a channel: {service, channel}")
 		}
 	}
