@@ -96,22 +96,43 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations, out.BaseOCIDigest}
 	enc, _ := json.Marshal(inputs)
 	h.Write(enc)
-	roots := append([]string{b.Source, b.Template}, b.Files...)
-	for _, st := range b.Provision {
-		if st.Ansible != "" {
-			roots = append(roots, filepath.Dir(st.Ansible)) // the playbook, its roles and vars
-		}
-	}
-	for _, root := range roots {
-		if root == "" {
-			continue
-		}
-		if err := hashTree(h, root); err != nil {
+	for _, root := range bakeRoots(b) {
+		if err := hashTree(h, root.path); err != nil {
 			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read bake inputs: %v", err), contract.ErrTemplate, nil)
 		}
 	}
 	out.InputDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
 	return out, nil
+}
+
+// bakeRoot is a file or directory a bake reads: its input digest hashes it, and
+// its provenance names it as the material "<kind>:<name>".
+type bakeRoot struct {
+	kind, name, path string
+}
+
+// bakeRoots are the files and directories bake b reads, in the order its input
+// digest hashes them: its source tree, its template, its files and the directory
+// of each Ansible playbook (the playbook, its roles and vars; named after the
+// playbook).
+func bakeRoots(b contract.Bake) []bakeRoot {
+	var roots []bakeRoot
+	add := func(kind, path, name string) {
+		if path != "" {
+			roots = append(roots, bakeRoot{kind: kind, name: name, path: path})
+		}
+	}
+	add("source", b.Source, filepath.Base(b.Source))
+	add("template", b.Template, filepath.Base(b.Template))
+	for _, f := range b.Files {
+		add("file", f, filepath.Base(f))
+	}
+	for _, st := range b.Provision {
+		if st.Ansible != "" {
+			add("ansible", filepath.Dir(st.Ansible), filepath.Base(st.Ansible))
+		}
+	}
+	return roots
 }
 
 // hashTree feeds names, executable bits and contents under root into h, in order.
