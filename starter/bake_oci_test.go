@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,6 +60,13 @@ func TestBakeFormatOCIWritesImagesSkopeoReads(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &bom), out)
 	assert.Equal(t, "pkg:oci/hello@"+img.OCIDigest, bom.Metadata.Component.Purl)
 	assert.Contains(t, bom.Metadata.Component.Properties, struct{ Name, Value string }{sbom.PropOCIDigest, img.OCIDigest})
+
+	// So does the provenance: the OCI manifest is one of its subjects.
+	out, _, err = run(t, "image", "provenance", id, "--envelope")
+	require.NoError(t, err, out)
+	var env struct{ Payload []byte }
+	require.NoError(t, json.Unmarshal([]byte(out), &env), out)
+	assert.Contains(t, string(env.Payload), strings.TrimPrefix(img.OCIDigest, "sha256:"), "the provenance names the OCI digest")
 
 	layoutDir, archive := filepath.Join(dir, "out", "hello-oci"), filepath.Join(dir, "out", "hello.tar")
 	for _, p := range []string{layoutDir, archive} {
