@@ -86,3 +86,41 @@ func TestCheckIDAcceptsRecordsMadeBeforeTheIdentityCoveredTheFormat(t *testing.T
 		t.Error("CheckID accepted an OCI record whose base changed")
 	}
 }
+
+// A bake-cache entry made before the ID covered the format, which handed an OCI
+// bake the local image of the same files, gives way to the OCI image its next
+// publish (bake --force) records for those inputs.
+func TestAnOCIPublishSupersedesACacheEntryOfTheLocalImage(t *testing.T) {
+	eachDriver(t, func(t *testing.T, c *Catalog) {
+		ctx := context.Background()
+		archive := testArchive(t, "the same files")
+		ep := []string{"./hello"}
+		ociInputs := "sha256:" + strings.Repeat("2", 64)
+		local, err := c.PublishArchive(ctx, archive, contract.Image{Service: "hello", Builder: "imago-local", Entrypoint: ep,
+			InputDigest: "sha256:" + strings.Repeat("1", 64)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the catalog did before: the OCI bake's inputs entered with the local image.
+		if got, err := c.claimInput(ctx, local, ociInputs); err != nil || got.ID != local.ID {
+			t.Fatalf("claimInput = %s, %v", got.ID, err)
+		}
+		oci, err := c.PublishArchive(ctx, archive, contract.Image{Service: "hello", Builder: "imago-local", Entrypoint: ep,
+			InputDigest: ociInputs, OCIDigest: "sha256:" + strings.Repeat("a", 64)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oci.ID == local.ID || oci.OCIDigest == "" {
+			t.Fatalf("the OCI publish returned %+v, the local image's record", oci)
+		}
+		if got, err := c.FindByInputDigest(ctx, "hello", ociInputs); err != nil || got.ID != oci.ID {
+			t.Errorf("FindByInputDigest(OCI inputs) = %s, %v; want the OCI image %s", got.ID, err, oci.ID)
+		}
+		// An OCI image of the same inputs that lost a race still gets the winner.
+		again, err := c.PublishArchive(ctx, testArchive(t, "another build"), contract.Image{Service: "hello", Builder: "imago-local", Entrypoint: ep,
+			InputDigest: ociInputs, OCIDigest: "sha256:" + strings.Repeat("b", 64)})
+		if err != nil || again.ID != oci.ID {
+			t.Errorf("a second OCI publish of the inputs = %s, %v; want the winner %s", again.ID, err, oci.ID)
+		}
+	})
+}
