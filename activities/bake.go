@@ -26,7 +26,6 @@ import (
 	"github.com/imago/imago/internal/bake"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/packerplugin"
@@ -56,7 +55,8 @@ func (a *Activities) fence(b contract.Bake) error {
 }
 
 // BakeDigest computes the input digest of a bake: the spec's build-relevant fields,
-// the content of its source tree, files and template, and the resolved base image.
+// the content of what it reads (bakeRoots: source tree, template, files, Ansible
+// playbook directories), and the resolved base image.
 func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.BakeDigestResult, error) {
 	var out contract.BakeDigestResult
 	if err := a.fence(b); err != nil {
@@ -292,10 +292,9 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 		}
 		img.Digest = art.State("digest").(string)
 		// The plugin names a plain local image (art.Id()); an OCI or VM image's ID
-		// covers its format too, and an OCI image's inputs and base: what
+		// covers its format too, and an OCI image's inputs and base: the ID
 		// catalog.Identity reads back from the record PublishImage makes.
-		img.ID = image.Identity{Digest: img.Digest, Service: b.Service, Entrypoint: b.Entrypoint,
-			Format: b.Format, InputDigest: in.InputDigest, BaseDigest: in.BaseOCIDigest}.ID()
+		img.ID = catalog.IdentityAs(img, b.Format).ID()
 		res.ArchivePath = art.State("archive").(string)
 		img.Archive = res.ArchivePath
 		if b.Format == spec.FormatOCI {

@@ -8,16 +8,27 @@ import (
 )
 
 // Identity is what the record img's ID is made of (image.Identity). The record
-// says its format: an OCI digest makes it an OCI image (with its input digest
-// and the OCI base its labels name), a VM disk a VM image; anything else is a
-// plain local image, whose ID is that of its files, service and entrypoint.
+// says its format: an OCI digest makes it an OCI image, a VM disk a VM image;
+// anything else is a plain local image, whose ID is that of its files, service
+// and entrypoint.
 func Identity(img contract.Image) image.Identity {
-	id := image.Identity{Digest: img.Digest, Service: img.Service, Entrypoint: img.Entrypoint, InputDigest: img.InputDigest}
+	format := ""
 	switch {
 	case img.OCIDigest != "":
-		id.Format, id.BaseDigest = "oci", img.Labels[ociimage.LabelBaseDigest]
+		format = "oci"
 	case img.Artifacts[vmimage.ArtifactDisk] != "":
-		id.Format = "vm"
+		format = "vm"
+	}
+	return IdentityAs(img, format)
+}
+
+// IdentityAs is the identity of img as an image of format, which a bake knows
+// before the record says it (its OCI digest depends on the ID): an OCI image's
+// includes its input digest and the base digest its labels name.
+func IdentityAs(img contract.Image, format string) image.Identity {
+	id := image.Identity{Digest: img.Digest, Service: img.Service, Entrypoint: img.Entrypoint, InputDigest: img.InputDigest, Format: format}
+	if format == "oci" {
+		id.BaseDigest = img.Labels[ociimage.LabelBaseDigest]
 	}
 	return id
 }

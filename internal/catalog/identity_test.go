@@ -124,3 +124,21 @@ func TestAnOCIPublishSupersedesACacheEntryOfTheLocalImage(t *testing.T) {
 		}
 	})
 }
+
+// The ID a bake derives before its record exists (IdentityAs its format) is the
+// one the catalog derives from the record it publishes, whatever its labels say.
+func TestABakesIDIsTheOneItsRecordMakes(t *testing.T) {
+	img := contract.Image{Service: "hello", Digest: "sha256:" + strings.Repeat("e", 64), Entrypoint: []string{"./hello"},
+		InputDigest: "sha256:" + strings.Repeat("1", 64), Labels: map[string]string{ociimage.LabelBaseDigest: "sha256:" + strings.Repeat("b", 64)}}
+	oci, vm := img, img
+	oci.OCIDigest = "sha256:" + strings.Repeat("a", 64)
+	vm.Artifacts = map[string]string{vmimage.ArtifactDisk: "/vm/disk.qcow2"}
+	for format, rec := range map[string]contract.Image{"": img, "local": img, "oci": oci, "vm": vm} {
+		if a, b := IdentityAs(img, format).ID(), Identity(rec).ID(); a != b {
+			t.Errorf("format %q: the bake's ID %s, the record's %s", format, a, b)
+		}
+	}
+	if IdentityAs(img, "local").ID() != image.ID(img.Digest, img.Service, img.Entrypoint) {
+		t.Error("a local image's ID is not its files', service's and entrypoint's")
+	}
+}
