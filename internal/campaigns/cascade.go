@@ -43,11 +43,12 @@ func LoadCascade(path, home string) (c spec.Campaign, ok bool, err error) {
 	if err := checkCascadeTemplate(c.CampaignSpec); err != nil {
 		return c, false, fmt.Errorf("%s: %w", path, err)
 	}
-	c.Name, c.Select = cascadeName("img-000000000000", c.Name), &contract.CampaignSelect{Base: &contract.ImageRef{Service: "base", Channel: "stable"}}
+	name := c.Name
+	c.Name, c.Select = cascadeName("img-000000000000", name), &contract.CampaignSelect{Base: &contract.ImageRef{Service: "base", Channel: "stable"}}
 	if err := c.Normalize(); err != nil { // everything but what the revoke sets
 		return c, false, fmt.Errorf("%s: %w", path, err)
 	}
-	c.Select = nil
+	c.Name, c.Select = name, nil
 	return c, true, nil
 }
 
