@@ -44,12 +44,28 @@ func LoadCascade(path, home string) (c spec.Campaign, ok bool, err error) {
 		return c, false, fmt.Errorf("%s: %w", path, err)
 	}
 	name := c.Name
-	c.Name, c.Select = cascadeName("img-000000000000", name), &contract.CampaignSelect{Base: &contract.ImageRef{Service: "base", Channel: "stable"}}
+	placeholders(&c.CampaignSpec)
 	if err := c.Normalize(); err != nil { // everything but what the revoke sets
 		return c, false, fmt.Errorf("%s: %w", path, err)
 	}
 	c.Name, c.Select = name, nil
 	return c, true, nil
+}
+
+// CheckCascade validates the campaign of a cascade sent as JSON, as LoadCascade
+// does a file (without lines).
+func CheckCascade(s contract.CampaignSpec) error {
+	if err := checkCascadeTemplate(s); err != nil {
+		return err
+	}
+	placeholders(&s)
+	return spec.NormalizeCampaign(&s)
+}
+
+// placeholders fill in what a revoke sets, so the rest validates.
+func placeholders(s *contract.CampaignSpec) {
+	s.Name = cascadeName("img-000000000000", s.Name)
+	s.Select = &contract.CampaignSelect{Base: &contract.ImageRef{Service: "base", Channel: "stable"}}
 }
 
 func checkCascadeTemplate(s contract.CampaignSpec) error {
