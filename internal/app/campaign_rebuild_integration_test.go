@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -42,12 +41,7 @@ func TestCampaignRebuildsEachServiceOnTheNewBaseOnceThenHitsTheCache(t *testing.
 	}
 
 	// A patched base moves base/stable.
-	src, err := os.ReadFile(baseMain)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(baseMain, append(src, []byte("\n// CVE fix\n")...), 0o644))
-	b2, err := e.bake(base)
-	require.NoError(t, err)
-	require.NotEqual(t, b1.ImageID, b2.ImageID)
+	b2 := e.bakePatched(base, baseMain, b1)
 
 	c := contract.CampaignSpec{Name: "base-rebuild", Select: &contract.CampaignSelect{Base: &contract.ImageRef{Service: "base", Channel: "stable"}},
 		Rings: []contract.Ring{{Environments: []string{"staging"}, Parallel: 3}}, ErrorBudget: contract.ErrorBudget{MaxFailed: 1}}
