@@ -75,6 +75,9 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 		if err := base.Usable(); err != nil {
 			return out, temporal.NewNonRetryableApplicationError("base image: "+err.Error(), contract.ErrBaseRevoked, nil)
 		}
+		if vmimage.IsKernelBase(base) && b.Format != spec.FormatVM {
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("base: image %s is a kernel base (imago image import-kernel): it is the base of format: vm bakes only", base.ID), contract.ErrTemplate, nil)
+		}
 		out.BaseImageID = base.ID
 	}
 	h := sha256.New()
@@ -91,8 +94,15 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 		// Left out when empty, so the digests of bakes without them stay as they were.
 		Format       string   `json:"format,omitempty"`
 		Destinations []string `json:"destinations,omitempty"`
-		BaseOCI      string   `json:"baseOci,omitempty"` // the OCI base's manifest digest
-	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations, out.BaseOCIDigest}
+		BaseOCI      string   `json:"baseOci,omitempty"`  // the OCI base's manifest digest
+		VMKernel     string   `json:"vmKernel,omitempty"` // format vm: vmimage.KernelIdentity
+	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations, out.BaseOCIDigest, ""}
+	if b.Format == spec.FormatVM {
+		var err error
+		if inputs.VMKernel, err = a.vmKernelIdentity(ctx, out.BaseImageID); err != nil {
+			return out, err
+		}
+	}
 	enc, _ := json.Marshal(inputs)
 	h.Write(enc)
 	roots := append([]string{b.Source, b.Template}, b.Files...)
@@ -244,7 +254,17 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 	var res contract.BakeBuildResult
 	switch b.Builder {
 	case contract.BuilderLocal:
-		art, err := packerplugin.BuildAs(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say), a.BakeUser)
+		cfg := localBuilderConfig(b, outDir, in.BaseImageID)
+		var kernel vmimage.Kernel // zero: the host's (vmimage.FindKernel)
+		if b.Format == spec.FormatVM {
+			k, done, err := a.prepareVMKernel(ctx, cfg, in.BaseImageID)
+			if err != nil {
+				return res, err
+			}
+			defer done()
+			kernel = k
+		}
+		art, err := packerplugin.BuildAs(ctx, cfg, packerplugin.NewLineUi(say), a.BakeUser)
 		if err != nil {
 			return res, ansibleError(b, buildError(err))
 		}
@@ -270,7 +290,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 			// record names them (vmimage.Artifact*).
 			say("writing the VM image (mkfs.ext4, qemu-img)")
 			arts, err := vmimage.Build(ctx, vmimage.BuildInput{Archive: res.ArchivePath, Digest: img.Digest,
-				Entrypoint: b.Entrypoint, OutDir: filepath.Join(a.Home, "vm-images", img.ID)})
+				Entrypoint: b.Entrypoint, OutDir: filepath.Join(a.Home, "vm-images", img.ID), Kernel: kernel})
 			if err != nil {
 				return res, temporal.NewNonRetryableApplicationError("format vm: "+err.Error(), contract.ErrTemplate, nil)
 			}

@@ -24,7 +24,7 @@ import (
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images in the catalog"}
-	cmd.AddCommand(newImageImportCmd(), newImageListCmd(), newImageShowCmd(), newImageChannelsCmd(), newImagePromoteCmd(), newImageRevokeCmd(), newImageSBOMCmd(), newImageProvenanceCmd(), newImageLifecycleCmd())
+	cmd.AddCommand(newImageImportCmd(), newImageImportKernelCmd(), newImageListCmd(), newImageShowCmd(), newImageChannelsCmd(), newImagePromoteCmd(), newImageRevokeCmd(), newImageSBOMCmd(), newImageProvenanceCmd(), newImageLifecycleCmd())
 	return cmd
 }
 
