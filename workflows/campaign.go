@@ -534,6 +534,17 @@ func (c *campaign) by() string {
 // details are the rings, one line each, in the UI's current details.
 func (c *campaign) details() string {
 	var b strings.Builder
+	if len(c.progress.Bakes) > 0 {
+		states, cached := map[contract.TargetState]int{}, 0
+		for _, bk := range c.progress.Bakes {
+			states[bk.State]++
+			if bk.Cached {
+				cached++
+			}
+		}
+		fmt.Fprintf(&b, "\n\nrebuild: %d succeeded (%d cache hits), %d running, %d failed, %d pending", states[contract.TargetSucceeded], cached,
+			states[contract.TargetRunning], states[contract.TargetFailed], states[contract.TargetPending])
+	}
 	for i, rs := range c.progress.Rings {
 		states := map[contract.TargetState]int{}
 		for _, t := range rs.Targets {

@@ -70,7 +70,7 @@ func Summary(s contract.CampaignSpec) string {
 	}
 	how := "channel " + s.Image.Channel
 	if s.Rebuilds() {
-		how = "rebuilt on " + s.Select.Base.Service + "/" + s.Select.Base.Channel
+		how = "each rebuilt on the base"
 	}
 	return fmt.Sprintf("campaign %s: %s, %s: %s", s.Name, what, how, strings.Join(rings, " → "))
 }
