@@ -569,10 +569,10 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 	return nil
 }
 
-// PublishImage records the image in the catalog. Two bakes of the same inputs end
+// publishImage records the image in the catalog. Two bakes of the same inputs end
 // with one image: the catalog keeps the first and returns it to both. A local
 // image gets its provenance (storeProvenance), signed with the worker's key.
-func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (contract.Image, error) {
+func (a *Activities) publishImage(ctx context.Context, in contract.PublishImageInput) (contract.Image, error) {
 	img := in.Image
 	if in.ArchivePath == "" {
 		return a.Catalog.Publish(ctx, img)
