@@ -46,6 +46,8 @@ func TestRolloutTargetRegionAndRole(t *testing.T) {
 	aws := "service: api\nenvironment: prod\nprovider: aws\nimage: {id: img-0123456789ab}\n"
 	r, _ = ParseRollout([]byte(aws + "target: {region: eu-west-1, role: arn:aws:iam::123456789012:role/deployer}\n"))
 	assert.ErrorContains(t, r.Normalize(), "target.role: line 5: assuming an account role is not supported yet")
+	r, _ = ParseRollout([]byte(aws + "target: {region: us-east-1}\n"))
+	assert.ErrorContains(t, r.Normalize(), "target.region: line 5: the aws provider deploys to its worker's region")
 	r, _ = ParseRollout([]byte(aws + "target: {role: deployer}\n"))
 	err = r.Normalize()
 	require.Error(t, err)

@@ -144,8 +144,14 @@ func checkTarget(t *contract.Target, prov string, add func(field, format string,
 	if t.Region == "" && t.Role == "" {
 		add("target", "names nothing: set target.region (e.g. eu-west-1) or remove target")
 	}
-	if t.Region != "" && !regionRE.MatchString(t.Region) {
+	switch {
+	case t.Region == "":
+	case !regionRE.MatchString(t.Region):
 		add("target.region", "%q is not a region: 1-40 lowercase letters, digits or '-', e.g. eu-west-1", t.Region)
+	case prov == "aws":
+		// The aws driver runs in its URL's one region; refused rather than
+		// deployed to that region whatever the spec says.
+		add("target.region", "the aws provider deploys to its worker's region (the provider URL's region=), not per rollout yet: run a worker per region and remove target.region")
 	}
 	switch {
 	case t.Role == "":

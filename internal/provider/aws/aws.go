@@ -456,6 +456,16 @@ func fleetFromTags(id string, tags map[string]string) contract.Fleet {
 	return f
 }
 
+// noRegion refuses a request for a target region: the driver runs in its
+// Config.Region only, and must not deploy there what asked for another.
+func noRegion(what, region string) error {
+	if region == "" {
+		return nil
+	}
+	return provider.Errorf(provider.InvalidArgument,
+		"%s: target region %s: the aws provider deploys to its configured region only; run a worker per region and remove target.region", what, region)
+}
+
 func (d *Driver) listener(key contract.RouteKey) (string, bool) {
 	arn, ok := d.cfg.Listeners[key.String()]
 	return arn, ok && arn != ""

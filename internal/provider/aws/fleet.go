@@ -100,6 +100,9 @@ func (d *Driver) Provision(ctx context.Context, req contract.ProvisionRequest) (
 	if err := provider.CheckName("environment", req.Environment); err != nil {
 		return contract.Fleet{}, err
 	}
+	if err := noRegion("provision", req.Region); err != nil {
+		return contract.Fleet{}, err
+	}
 	if len(req.Env) > 0 {
 		// Only user-data could carry it, and anything on the instance reads that.
 		return contract.Fleet{}, provider.Errorf(provider.InvalidArgument,

@@ -41,6 +41,9 @@ func (d *Driver) SetRoute(ctx context.Context, key contract.RouteKey, route cont
 	if err := provider.CheckName("environment", key.Environment); err != nil {
 		return err
 	}
+	if err := noRegion("route "+key.String(), key.Region); err != nil {
+		return err
+	}
 	arn, ok := d.listener(key)
 	if !ok {
 		return provider.Errorf(provider.FailedPrecondition,
@@ -328,6 +331,9 @@ func (d *Driver) Route(ctx context.Context, key contract.RouteKey) (contract.Rou
 		return contract.Route{}, err
 	}
 	if err := provider.CheckName("environment", key.Environment); err != nil {
+		return contract.Route{}, err
+	}
+	if err := noRegion("route "+key.String(), key.Region); err != nil {
 		return contract.Route{}, err
 	}
 	arn, ok := d.listener(key)
