@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/imago/imago/internal/api/tokens"
+	"github.com/imago/imago/internal/contract"
 )
 
 // CheckAuth is the rule for starting the API: with tokens it serves anywhere;
@@ -134,7 +135,9 @@ func checkRoute(rt route, g grant, r *http.Request) error {
 		}
 		return nil
 	case rt.scope == tokens.Deploy, rt.scope == tokens.Approve:
-		return g.require(tokens.Scope{Kind: rt.scope, Service: r.PathValue("service"), Env: r.PathValue("env")})
+		// {env} may be a region's deployment, ENV@REGION: the environment's scope covers it.
+		env, _ := contract.SplitPlace(r.PathValue("env"))
+		return g.require(tokens.Scope{Kind: rt.scope, Service: r.PathValue("service"), Env: env})
 	}
 	return g.require(tokens.Scope{Kind: rt.scope})
 }

@@ -75,7 +75,7 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	links := rolloutLinks(ro.Service, ro.Environment)
+	links := rolloutLinks(ro.Service, ro.Place()) // a region's rollout is ENV@REGION in paths
 	w.Header().Set("Location", links.Self)
 	return writeJSON(w, http.StatusCreated, StartedRollout{
 		WorkflowID: run.GetID(), RunID: run.GetRunID(), Service: ro.Service, Environment: ro.Environment,
