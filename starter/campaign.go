@@ -206,7 +206,7 @@ func writeCampaign(w io.Writer, r campaigns.Run) {
 		fmt.Fprintf(w, "Ring %d:    %s\n", i+1, ringLine(rs))
 		tw := table(w)
 		for _, t := range rs.Targets {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", t.Service, t.Environment, t.State, t.ImageID, t.Error)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", t.Service, t.Place(), t.State, t.ImageID, t.Error)
 		}
 		tw.Flush()
 	}

@@ -18,12 +18,12 @@ import (
 func TestCampaignStartRefusesABadFileWithItsLines(t *testing.T) {
 	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1") // nothing may be contacted
 	f := filepath.Join(t.TempDir(), "campaign.yaml")
-	require.NoError(t, os.WriteFile(f, []byte("name: base\nservices: [api]\nimage: {channel: stable}\nrings:\n  - {environments: [prod], regions: [eu-west-1], parallel: -2}\n"), 0o600))
+	require.NoError(t, os.WriteFile(f, []byte("name: base\nservices: [api]\nimage: {channel: stable}\nrings:\n  - {environments: [prod], regions: [Eu], parallel: -2}\n"), 0o600))
 	_, code, err := run(t, "campaign", "start", "-f", f)
 	require.Error(t, err)
 	assert.Equal(t, 2, code)
 	assert.Equal(t, f+`: invalid spec:
-  rings[0].regions: line 5: regions are not supported yet: address environments only
+  rings[0].regions[0]: line 5: "Eu" is not a region: 1-40 lowercase letters, digits or '-', e.g. eu-west-1
   rings[0].parallel: line 5: must not be negative`, err.Error())
 }
 
