@@ -73,7 +73,7 @@ func newPipeline(ctx workflow.Context, in contract.PipelineInput) (*pipeline, er
 		StartedAt: workflow.Now(ctx), Stages: make([]contract.StageStatus, len(in.Spec.Stages)),
 	}
 	for i, st := range in.Spec.Stages {
-		p.progress.Stages[i] = contract.StageStatus{Environment: st.Rollout.Environment, State: contract.StagePending}
+		p.progress.Stages[i] = contract.StageStatus{Environment: st.Rollout.Place(), State: contract.StagePending}
 	}
 	if err := workflow.SetQueryHandler(ctx, contract.QueryProgress, func() (contract.PipelineProgress, error) { return p.progress, nil }); err != nil {
 		return nil, err
@@ -128,7 +128,7 @@ func (p *pipeline) setImage(ctx workflow.Context, img string) {
 func (p *pipeline) liveImages(ctx workflow.Context) (map[string]string, error) {
 	envs := make([]string, len(p.spec.Stages))
 	for i, st := range p.spec.Stages {
-		envs[i] = st.Rollout.Environment
+		envs[i] = st.Rollout.Place() // the environment, or environment@region
 	}
 	live := map[string]string{}
 	if len(envs) == 0 {
@@ -149,7 +149,7 @@ func (p *pipeline) unchanged(img string, built bool, live map[string]string) boo
 		return false
 	}
 	for _, st := range p.spec.Stages {
-		if live[st.Rollout.Environment] != img {
+		if live[st.Rollout.Place()] != img {
 			return false
 		}
 	}
@@ -161,7 +161,7 @@ func (p *pipeline) skip(ctx workflow.Context, img string) (contract.PipelineResu
 	if n := len(p.spec.Stages); n > 0 {
 		envs := make([]string, n)
 		for i, st := range p.spec.Stages {
-			envs[i] = st.Rollout.Environment
+			envs[i] = st.Rollout.Place()
 			p.progress.Stages[i].State = contract.StageUnchanged
 		}
 		where = "live in " + strings.Join(envs, ", ")
@@ -178,9 +178,9 @@ func (p *pipeline) stage(ctx workflow.Context, i int, img string, live map[strin
 	st := p.spec.Stages[i]
 	r := st.Rollout
 	status := &p.progress.Stages[i]
-	if !p.in.Always && live[r.Environment] == img {
+	if !p.in.Always && live[r.Place()] == img {
 		status.State = contract.StageUnchanged
-		p.event(ctx, fmt.Sprintf("%s: %s is already live there", r.Environment, img))
+		p.event(ctx, fmt.Sprintf("%s: %s is already live there", r.Place(), img))
 		return nil
 	}
 	if st.Approval.Required {

@@ -239,10 +239,10 @@ func (p *Pipeline) Validate() error {
 		if p.Bake != nil && r.Service != p.Bake.Service {
 			add(field+".rollout.service", "%q differs from the bake's service %q", r.Service, p.Bake.Service)
 		}
-		if j, dup := seen[r.Environment]; dup {
-			add(field+".rollout.environment", "%q is already stage %d", r.Environment, j)
+		if j, dup := seen[r.Place()]; dup { // two regions of one environment are two stages
+			add(field+".rollout.environment", "%q is already stage %d", r.Place(), j)
 		}
-		seen[r.Environment] = i
+		seen[r.Place()] = i
 	}
 	if len(es) > 0 {
 		return es

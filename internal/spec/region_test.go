@@ -128,3 +128,22 @@ rings:
 	assert.ErrorContains(t, err, "environments: line 1: list at least one environment")
 	assert.Equal(t, []string{"eu-west-1"}, contract.Environments{Environments: []contract.EnvironmentDecl{{Name: "prod", Regions: []string{"eu-west-1"}}}}.Regions("prod"))
 }
+
+// TestPipelineStagesInTwoRegionsOfOneEnvironment: two regions of prod are two
+// stages (two deployments); the same region twice is refused.
+func TestPipelineStagesInTwoRegionsOfOneEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(s), 0o600))
+	}
+	for _, r := range []string{"eu-west-1", "us-east-1"} {
+		write(r+".yaml", "service: hello\nenvironment: prod\nlisten: 127.0.0.1:9080\ntarget: {region: "+r+"}\n")
+	}
+	write("p.yaml", "name: hello\nimage: {channel: stable}\nstages:\n  - rollout: eu-west-1.yaml\n  - rollout: us-east-1.yaml\n")
+	p, err := LoadPipeline(filepath.Join(dir, "p.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, "prod@us-east-1", p.Stages[1].Rollout.Place())
+	write("p.yaml", "name: hello\nimage: {channel: stable}\nstages:\n  - rollout: eu-west-1.yaml\n  - rollout: eu-west-1.yaml\n")
+	_, err = LoadPipeline(filepath.Join(dir, "p.yaml"))
+	assert.ErrorContains(t, err, `"prod@eu-west-1" is already stage 0`)
+}
