@@ -6,28 +6,26 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/drivertest"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/internal/vmimage"
+	"github.com/imago/imago/internal/vmimage/vmimagetest"
 )
 
 // Real VMs: QEMU under TCG (accel=tcg: this host's KVM guests hang), Debian's
 // cloud kernel, VM images made by vmimage.Build from examples/hello.
 var (
 	testCatalog *catalog.Catalog
-	vmImages    = map[string]contract.Image{} // version -> VM image
+	vmImages    map[string]contract.Image // version -> VM image
 )
 
 func TestMain(m *testing.M) {
@@ -56,37 +54,8 @@ func setup(tmp string) error {
 	if testCatalog, err = catalog.Open(ctx, "file://"+filepath.Join(tmp, "catalog")); err != nil {
 		return err
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	for _, v := range []string{"v1", "v2"} {
-		app := filepath.Join(tmp, "app-"+v)
-		cmd := exec.Command(goTool, "build", "-trimpath", "-ldflags=-s -w -X main.version="+v, "-o", filepath.Join(app, "hello"), "../../../examples/hello")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build hello %s: %v\n%s", v, err, out)
-		}
-		archive, err := image.Pack(app)
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(tmp, "hello-"+v+".tar.gz")
-		if err := os.WriteFile(path, archive, 0o600); err != nil {
-			return err
-		}
-		entry := []string{"./hello"}
-		arts, err := vmimage.Build(ctx, vmimage.BuildInput{Archive: path, Digest: image.Digest(archive), Entrypoint: entry, OutDir: filepath.Join(tmp, "vm-"+v)})
-		if err != nil {
-			return err
-		}
-		img, err := testCatalog.PublishArchive(ctx, archive, contract.Image{Service: "web", Builder: "test", Entrypoint: entry, Artifacts: arts})
-		if err != nil {
-			return err
-		}
-		vmImages[v] = img
-	}
-	return nil
+	vmImages, err = vmimagetest.Hello(ctx, testCatalog, tmp, "v1", "v2")
+	return err
 }
 
 func openTestDriver(t *testing.T, home string) *Driver {
