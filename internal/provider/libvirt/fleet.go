@@ -335,6 +335,11 @@ func (d *Driver) reconcile(ctx context.Context, rec record, doms []domain) (cont
 		if err := d.startInstance(ctx, r, l); err != nil {
 			return contract.Fleet{}, err
 		}
+		if d.afterStart != nil {
+			if err := d.afterStart(in); err != nil {
+				return contract.Fleet{}, err
+			}
+		}
 	}
 	doms, err := d.fleetDomains(rec.Fleet.ID)
 	if err != nil {

@@ -95,6 +95,10 @@ type Driver struct {
 	mu       sync.Mutex
 	uploaded map[string]string // volume name -> its path, checked by digest
 	reserved map[int]time.Time // ports handed out recently
+
+	// afterStart, when set (tests), runs after an instance's domain started;
+	// an error aborts the Provision or Resize there, as a worker killed then.
+	afterStart func(instanceID string) error
 }
 
 var (

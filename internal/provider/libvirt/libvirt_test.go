@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -273,6 +274,56 @@ func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver
 }
 
 func (h *conformanceHarness) Close() {}
+
+// LeakProvision makes the provision stop after its first domain started, as
+// a worker killed then would.
+func (h *conformanceHarness) LeakProvision(ctx context.Context, d provider.Driver, req contract.ProvisionRequest) error {
+	ld := d.(*Driver)
+	ld.afterStart = func(string) error { return errCrash }
+	defer func() { ld.afterStart = nil }()
+	_, err := ld.Provision(ctx, req)
+	return err
+}
+
+var errCrash = errors.New("the worker was killed here (test)")
+
+// TestAWorkerKilledMidProvisionIsAdopted: a provision stops after the first
+// of two domains started (the worker was killed); a new driver's retry keeps
+// that domain (same address, no second one) and starts the other.
+func TestAWorkerKilledMidProvisionIsAdopted(t *testing.T) {
+	lv := startDaemon(t)
+	home := newHome(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	req := contract.ProvisionRequest{Token: "crash", Service: "web", Environment: "test", ImageID: vmImages["v1"].ID, Size: 2}
+	d1 := openDriver(t, lv, home)
+	d1.afterStart = func(string) error { return errCrash }
+	if _, err := d1.Provision(ctx, req); !errors.Is(err, errCrash) {
+		t.Fatalf("provision: %v, want the crash", err)
+	}
+	d1.Close()
+	d2 := openDriver(t, lv, home)
+	left, err := d2.Describe(ctx, local.FleetID(req.Token))
+	if err != nil || len(left.Instances) != 1 {
+		t.Fatalf("after the crash: %+v %v, want the one domain started", left, err)
+	}
+	f, err := d2.Provision(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Instances) != 2 || f.Instances[0].ID != left.Instances[0].ID || f.Instances[0].Address != left.Instances[0].Address {
+		t.Fatalf("the retry: %+v, want %s kept and a second instance", f.Instances, left.Instances[0].ID)
+	}
+	if doms, _, err := d2.conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 2 {
+		t.Fatalf("domains after the retry: %v %v, want 2", doms, err)
+	}
+	if err := waitHealthy(ctx, d2, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Terminate(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, func(ctx context.Context, t *testing.T) (drivertest.Harness, error) {
