@@ -68,7 +68,7 @@ func (b Boot) Args() []string {
 		"-device", blk + ",drive=root",
 		"-drive", "id=env,file=" + b.EnvDisk + ",format=raw,if=none,readonly=on",
 		"-device", blk + ",drive=env",
-		"-netdev", UserNetdev("net0", b.HostPort),
+		"-netdev", UserNetdev("net0", "127.0.0.1", b.HostPort),
 		"-device", net,
 	}
 	if b.QMP != "" {

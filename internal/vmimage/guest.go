@@ -16,9 +16,10 @@ import (
 const KernelArgs = "console=ttyS0 root=/dev/vda rw init=/init panic=-1 quiet no_timer_check"
 
 // UserNetdev is the QEMU -netdev of a guest's user-mode network with id,
-// forwarding 127.0.0.1:hostPort to the guest's GuestPort.
-func UserNetdev(id string, hostPort int) string {
-	return fmt.Sprintf("user,id=%s,hostfwd=tcp:127.0.0.1:%d-:%d", id, hostPort, GuestPort)
+// forwarding hostAddr:hostPort (an IPv4 address of the host) to the guest's
+// GuestPort.
+func UserNetdev(id, hostAddr string, hostPort int) string {
+	return fmt.Sprintf("user,id=%s,hostfwd=tcp:%s:%d-:%d", id, hostAddr, hostPort, GuestPort)
 }
 
 // EnvData is the content of an instance's raw environment disk: env as shell

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,7 @@ type record struct {
 	RequestSize int                        `json:"requestSize"`
 	Env         map[string]contract.EnvVar `json:"env,omitempty"` // secrets as references
 	Instance    string                     `json:"instance"`
+	Addr        string                     `json:"addr"` // the host address the hostfwd listens on
 	Port        int                        `json:"port"`
 }
 
@@ -121,7 +123,7 @@ func instanceNumber(fleetID, id string) int {
 // the guest; stopped when defined and never started (a Provision cut short);
 // exited once it powered off or crashed.
 func (d *Driver) instanceState(dom golibvirt.Domain, rec record) (contract.Instance, error) {
-	in := contract.Instance{ID: rec.Instance, Address: fmt.Sprintf("127.0.0.1:%d", rec.Port),
+	in := contract.Instance{ID: rec.Instance, Address: net.JoinHostPort(rec.Addr, strconv.Itoa(rec.Port)),
 		Log: filepath.Join(d.poolDir, domainName(rec.Instance)+".log")}
 	st, reason, err := d.conn.DomainGetState(dom, 0)
 	if err != nil {
@@ -468,7 +470,7 @@ func (d *Driver) startInstance(ctx context.Context, rec record, l *launch) error
 		if err != nil {
 			return err
 		}
-		rec.Port = port
+		rec.Addr, rec.Port = d.addr, port
 		if last = d.tryStart(rec, l); last == nil {
 			return nil
 		}
@@ -514,7 +516,7 @@ const nicSlot = "0x1e"
 // domainXML is the instance's domain: direct kernel boot of the image's
 // kernel and initrd, the overlay as vda, the environment as vdb (read-only),
 // the console into the log file, and QEMU's user network with a hostfwd from
-// 127.0.0.1:rec.Port to the guest's port.
+// rec.Addr:rec.Port to the guest's port.
 func (d *Driver) domainXML(rec record, l *launch, overlay, env string) (string, error) {
 	data, err := json.Marshal(rec)
 	if err != nil {
@@ -556,7 +558,7 @@ func (d *Driver) domainXML(rec record, l *launch, overlay, env string) (string, 
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
 		},
 		QEMUCommandline: &libvirtxml.DomainQEMUCommandline{Args: []libvirtxml.DomainQEMUCommandlineArg{
-			{Value: "-netdev"}, {Value: vmimage.UserNetdev("imagonet", rec.Port)},
+			{Value: "-netdev"}, {Value: vmimage.UserNetdev("imagonet", rec.Addr, rec.Port)},
 			{Value: "-device"}, {Value: "virtio-net-pci,netdev=imagonet,bus=pci.0,addr=" + nicSlot + ",romfile="},
 		}},
 	}

@@ -17,11 +17,10 @@
 // Domains are of type qemu (TCG) unless a probe boot under KVM works
 // (vmimage.ProbeKVM) and the URL does not say accel=tcg. libvirt 9.0 has no
 // passt backend and the host runs no dnsmasq, so a guest's network is QEMU's
-// user-mode network with a hostfwd from 127.0.0.1:<port> (the instance's
-// address) to the guest's port, given through <qemu:commandline>, the NIC at
+// user-mode network with a hostfwd from 127.0.0.1:<port> (or the URL's
+// address=, the instance's address) to the guest's port, given through <qemu:commandline>, the NIC at
 // a fixed PCI address. The router is the local driver's (a process on the
-// worker), so instances must run on the worker's machine: libvirt+ssh URLs
-// reach a remote libvirtd for everything but traffic.
+// worker): with libvirt+ssh, instances listen on the host's address= for it.
 package libvirt
 
 import (
@@ -77,6 +76,10 @@ type Config struct {
 	Accel string
 	// MemoryMB is each guest's memory (default DefaultMemoryMB).
 	MemoryMB int
+	// Address is the IPv4 address of the libvirt host that instances'
+	// hostfwds listen on and the worker's routers reach them at (default
+	// 127.0.0.1: the worker runs on the host).
+	Address string
 }
 
 // Driver is the libvirt provider driver. Routes, routers and fleet metrics
@@ -90,6 +93,7 @@ type Driver struct {
 	poolDir string
 	accel   string
 	mem     int
+	addr    string
 	locks   string // directory of the fleets' lock files
 
 	mu       sync.Mutex
@@ -129,10 +133,17 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("libvirt provider: %s: %w", u.Redacted(), err)
 	}
-	d := &Driver{Driver: ld, conn: conn, uri: u.Redacted(), images: cfg.Local.Images, accel: accel, mem: cfg.MemoryMB,
+	d := &Driver{Driver: ld, conn: conn, uri: u.Redacted(), images: cfg.Local.Images, accel: accel, mem: cfg.MemoryMB, addr: cfg.Address,
 		locks: filepath.Join(ld.Home(), "libvirt"), uploaded: map[string]string{}, reserved: map[int]time.Time{}}
 	if d.mem == 0 {
 		d.mem = DefaultMemoryMB
+	}
+	if d.addr == "" {
+		d.addr = "127.0.0.1"
+	}
+	if ip := net.ParseIP(d.addr); ip == nil || ip.To4() == nil {
+		conn.Disconnect()
+		return nil, fmt.Errorf("libvirt provider: address %q: want an IPv4 address of the libvirt host", d.addr)
 	}
 	if err := os.MkdirAll(d.locks, 0o700); err != nil {
 		conn.Disconnect()
@@ -191,7 +202,8 @@ func (d *Driver) lockFleet(ctx context.Context, fleetID string) (func(), error) 
 }
 
 // pickPort returns a free 127.0.0.1 port (the kernel's choice), not one
-// handed out in the last minute.
+// handed out in the last minute. On a remote host the port may be taken
+// there: the domain then fails to start and startInstance picks another.
 func (d *Driver) pickPort() (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -222,7 +234,11 @@ func (d *Driver) pickPort() (int, error) {
 //	libvirt:///session?socket=/path        a session libvirtd (its socket)
 //	libvirt+ssh://user@host/system         a remote libvirtd through ssh (go-libvirt's
 //	                                       ssh dialer: keyfile=, known_hosts=, sshauth=)
-//	…?pool=imago&pooldir=/var/lib/imago/pool&memory=128&accel=tcg
+//	…?pool=imago&pooldir=/var/lib/imago/pool&memory=128&accel=tcg&address=10.0.0.5
+//
+// address (an IPv4 address of the libvirt host the worker reaches) is
+// required with libvirt+ssh: instances listen there, not on the host's
+// loopback.
 type URLOpener struct {
 	// Base is the configuration the URL's parameters change; its Local.Home
 	// and Local.Images default to the OpenEnv's.
@@ -262,6 +278,14 @@ func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.
 				pass.Set(p, v)
 			}
 		}
+	}
+	if a := q.String("address"); a != "" {
+		if ip := net.ParseIP(a); ip == nil || ip.To4() == nil {
+			q.Fail("address", "%q: want an IPv4 address of the libvirt host", a)
+		}
+		cfg.Address = a
+	} else if u.Scheme == SchemeSSH && cfg.Address == "" {
+		q.Fail("address", "required with libvirt+ssh: the IPv4 address of the host that instances listen on and the worker reaches")
 	}
 	if u.Path != "/system" && u.Path != "/session" {
 		q.Fail("path", "%q: want /system or /session", u.Path)

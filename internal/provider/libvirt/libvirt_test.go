@@ -350,17 +350,23 @@ func TestURL(t *testing.T) {
 		t.Fatalf("pool active: %d %v", active, err)
 	}
 	for url, want := range map[string]string{
-		"libvirt:///system?accel=fast":                `accel: "fast": want auto, kvm or tcg`,
-		"libvirt:///system?memory=12":                 `memory: "12": want megabytes, 64 to 65536`,
-		"libvirt:///system?pooldir=rel/dir":           `pooldir: "rel/dir": want an absolute directory path`,
-		"libvirt:///elsewhere":                        `path: "/elsewhere": want /system or /session`,
-		"libvirt://host/system":                       "libvirt+ssh://host/system",
-		"libvirt+ssh:///system":                       "libvirt+ssh:// needs a host",
+		"libvirt:///system?accel=fast":      `accel: "fast": want auto, kvm or tcg`,
+		"libvirt:///system?memory=12":       `memory: "12": want megabytes, 64 to 65536`,
+		"libvirt:///system?pooldir=rel/dir": `pooldir: "rel/dir": want an absolute directory path`,
+		"libvirt:///elsewhere":              `path: "/elsewhere": want /system or /session`,
+		"libvirt://host/system":             "libvirt+ssh://host/system",
+		"libvirt+ssh:///system":             "libvirt+ssh:// needs a host",
+		"libvirt+ssh://h/system":            "address: required with libvirt+ssh",
+		"libvirt:///system?address=::1":     `address: "::1": want an IPv4 address`,
+		// The ssh transport dials (nothing listens on port 1: sshd is not installed here).
+		"libvirt+ssh://root@127.0.0.1:1/system?address=127.0.0.1&known_hosts_verify=ignore&sshauth=privkey&keyfile=/nonexistent": "127.0.0.1:1",
 		"libvirt:///system?mem=1":                     "mem",
 		"libvirt:///session?socket=/nonexistent/sock": "/nonexistent/sock",
 	} {
-		if _, err := provider.Open(ctx, url, provider.OpenEnv{Home: home}); err == nil || !strings.Contains(err.Error(), want) {
+		_, err := provider.Open(ctx, url, provider.OpenEnv{Home: home})
+		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error containing %q", url, err, want)
 		}
+		t.Logf("%s: %v", url, err)
 	}
 }
