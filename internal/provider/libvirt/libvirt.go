@@ -40,6 +40,7 @@ import (
 
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
+	"github.com/imago/imago/internal/provider/qemu"
 	"github.com/imago/imago/internal/vmimage"
 )
 
@@ -251,12 +252,7 @@ var sshParams = []string{"keyfile", "known_hosts", "known_hosts_verify", "sshaut
 // OpenDriverURL implements provider.URLOpener.
 func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.OpenEnv) (provider.Driver, error) {
 	cfg := o.Base
-	if cfg.Local.Home == "" {
-		cfg.Local.Home = env.Home
-	}
-	if cfg.Local.Images == nil && env.Images != nil {
-		cfg.Local.Images = env.Images
-	}
+	cfg.Local = cfg.Local.WithEnv(env)
 	q := provider.NewURLParams(u)
 	target := url.URL{Scheme: "qemu", Host: u.Host, User: u.User, Path: u.Path}
 	pass := url.Values{}
@@ -292,20 +288,7 @@ func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.
 	}
 	target.RawQuery = pass.Encode()
 	cfg.URI = target.String()
-	switch a := q.String("accel"); a {
-	case "":
-	case vmimage.AccelAuto, vmimage.AccelKVM, vmimage.AccelTCG:
-		cfg.Accel = a
-	default:
-		q.Fail("accel", "%q: want auto, kvm or tcg", a)
-	}
-	if m := q.String("memory"); m != "" {
-		var mb int
-		if _, err := fmt.Sscanf(m, "%d", &mb); err != nil || mb < 64 || mb > 65536 || fmt.Sprint(mb) != m {
-			q.Fail("memory", "%q: want megabytes, 64 to 65536", m)
-		}
-		cfg.MemoryMB = mb
-	}
+	qemu.AccelMemoryParams(q, &cfg.Accel, &cfg.MemoryMB)
 	if p := q.String("pool"); p != "" {
 		if err := provider.CheckName("pool", p); err != nil {
 			q.Fail("pool", "%v", err)

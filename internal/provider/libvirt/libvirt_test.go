@@ -3,9 +3,6 @@ package libvirt
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +15,6 @@ import (
 	"github.com/imago/imago/internal/provider/drivertest"
 	"github.com/imago/imago/internal/provider/libvirt/libvirtdtest"
 	"github.com/imago/imago/internal/provider/local"
-	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/internal/vmimage"
 	"github.com/imago/imago/internal/vmimage/vmimagetest"
 )
@@ -31,27 +27,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	router.RunIfChild() // routers started by the driver re-execute this test binary
-	tmp, err := os.MkdirTemp("", "imago-libvirt-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := 1
-	ctx := context.Background()
-	if testCatalog, err = catalog.Open(ctx, "file://"+filepath.Join(tmp, "catalog")); err == nil {
-		vmImages, err = vmimagetest.Hello(ctx, testCatalog, tmp, "v1", "v2")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "libvirt tests:", err)
-	} else {
-		code = m.Run()
-	}
-	if testCatalog != nil {
-		testCatalog.Close()
-	}
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	vmimagetest.Main(m, "libvirt", func(c *catalog.Catalog, imgs map[string]contract.Image) { testCatalog, vmImages = c, imgs })
 }
 
 // startDaemon starts a private libvirtd, stopped at the test's end.
@@ -103,25 +79,6 @@ func openDriver(t *testing.T, lv *libvirtdtest.Daemon, home string) *Driver {
 	return d
 }
 
-// bootTimeout bounds a VM's boot to a healthy /healthz: TCG on 2 shared cores
-// under load takes tens of seconds.
-const bootTimeout = 100 * time.Second
-
-func waitHealthy(ctx context.Context, d provider.Driver, fleetID string) error {
-	return drivertest.WaitHealthz(ctx, d, fleetID, bootTimeout, 250*time.Millisecond)
-}
-
-func httpGet(url string) (int, string, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
-}
-
 // TestDomainBootsServesAndStops provisions one domain from a VM image, waits
 // for the program inside to answer through the hostfwd, checks the domain's
 // definition, its console log and volumes, then terminates it: no domain and
@@ -138,12 +95,12 @@ func TestDomainBootsServesAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitHealthy(ctx, d, f.ID); err != nil {
+	if err := vmimagetest.WaitHealthy(ctx, d, f.ID); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("provision to healthy: %s (accel %s)", time.Since(start).Round(time.Millisecond), d.Accel())
 	in := f.Instances[0]
-	if code, body, err := httpGet("http://" + in.Address + "/"); err != nil || code != 200 || !strings.Contains(body, "v1") {
+	if code, body, err := vmimagetest.HTTPGet("http://" + in.Address + "/"); err != nil || code != 200 || !strings.Contains(body, "v1") {
 		t.Fatalf("GET / = %d %q %v, want 200 from v1", code, body, err)
 	}
 	dom, err := d.conn.DomainLookupByName(domainName(in.ID))
@@ -210,7 +167,7 @@ func TestANewDriverAdoptsRunningDomains(t *testing.T) {
 	if doms, _, err := d2.conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 1 {
 		t.Fatalf("domains after the retry: %v %v, want the one", doms, err)
 	}
-	if err := waitHealthy(ctx, d2, f2.ID); err != nil {
+	if err := vmimagetest.WaitHealthy(ctx, d2, f2.ID); err != nil {
 		t.Fatal(err)
 	}
 	// The domain dies (as a guest that powers off): Describe says so, and a
@@ -229,7 +186,7 @@ func TestANewDriverAdoptsRunningDomains(t *testing.T) {
 	if _, err := d2.Provision(ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitHealthy(ctx, d2, f2.ID); err != nil {
+	if err := vmimagetest.WaitHealthy(ctx, d2, f2.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := d2.Terminate(ctx, f2.ID); err != nil {
@@ -241,6 +198,7 @@ func TestANewDriverAdoptsRunningDomains(t *testing.T) {
 // driver: a private libvirtd per test, real domains, a real router process
 // per route key.
 type conformanceHarness struct {
+	vmimagetest.Conformance
 	t    *testing.T
 	lv   *libvirtdtest.Daemon
 	home string
@@ -250,30 +208,6 @@ func (h *conformanceHarness) MakeDriver(ctx context.Context) (provider.Driver, e
 	return Open(ctx, Config{URI: h.lv.URI(), PoolDir: h.lv.PoolDir, Accel: vmimage.AccelTCG, MemoryMB: 128,
 		Local: local.Config{Home: h.home, Images: testCatalog}})
 }
-
-func (h *conformanceHarness) Images(ctx context.Context) (drivertest.Images, error) {
-	return drivertest.Images{First: vmImages["v1"].ID, Second: vmImages["v2"].ID, Missing: "img-000000000000"}, nil
-}
-
-func (h *conformanceHarness) RouteKey() contract.RouteKey {
-	return contract.RouteKey{Service: "web", Environment: "test"}
-}
-
-func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver, fleet contract.Fleet) error {
-	return waitHealthy(ctx, d, fleet.ID)
-}
-
-// Capabilities are the local driver's: the router is the same.
-func (h *conformanceHarness) Capabilities() provider.Capabilities {
-	return (*local.Driver)(nil).Capabilities()
-}
-
-// SendRequests sends GET / through the router's listen address.
-func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key contract.RouteKey, n int) error {
-	return drivertest.SendThroughListen(ctx, d, key, n)
-}
-
-func (h *conformanceHarness) Close() {}
 
 // LeakProvision makes the provision stop after its first domain started, as
 // a worker killed then would.
@@ -317,7 +251,7 @@ func TestAWorkerKilledMidProvisionIsAdopted(t *testing.T) {
 	if doms, _, err := d2.conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 2 {
 		t.Fatalf("domains after the retry: %v %v, want 2", doms, err)
 	}
-	if err := waitHealthy(ctx, d2, f.ID); err != nil {
+	if err := vmimagetest.WaitHealthy(ctx, d2, f.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := d2.Terminate(ctx, f.ID); err != nil {
@@ -327,7 +261,7 @@ func TestAWorkerKilledMidProvisionIsAdopted(t *testing.T) {
 
 func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, func(ctx context.Context, t *testing.T) (drivertest.Harness, error) {
-		return &conformanceHarness{t: t, lv: startDaemon(t), home: newHome(t)}, nil
+		return &conformanceHarness{Conformance: vmimagetest.Conformance{VMImages: vmImages}, t: t, lv: startDaemon(t), home: newHome(t)}, nil
 	})
 }
 

@@ -3,8 +3,6 @@ package qemu
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/drivertest"
 	"github.com/imago/imago/internal/provider/local"
-	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/internal/vmimage"
 	"github.com/imago/imago/internal/vmimage/vmimagetest"
 )
@@ -29,33 +26,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	router.RunIfChild() // routers started by the driver re-execute this test binary
-	tmp, err := os.MkdirTemp("", "imago-qemu-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := 1
-	if err := setup(tmp); err != nil {
-		fmt.Fprintln(os.Stderr, "qemu tests:", err)
-	} else {
-		code = m.Run()
-		testCatalog.Close()
-	}
-	os.RemoveAll(tmp)
-	os.Exit(code)
-}
-
-// setup builds examples/hello (static) as v1 and v2 and publishes a VM image
-// of each.
-func setup(tmp string) error {
-	ctx := context.Background()
-	var err error
-	if testCatalog, err = catalog.Open(ctx, "file://"+filepath.Join(tmp, "catalog")); err != nil {
-		return err
-	}
-	vmImages, err = vmimagetest.Hello(ctx, testCatalog, tmp, "v1", "v2")
-	return err
+	vmimagetest.Main(m, "qemu", func(c *catalog.Catalog, imgs map[string]contract.Image) { testCatalog, vmImages = c, imgs })
 }
 
 func openTestDriver(t *testing.T, home string) *Driver {
@@ -94,27 +65,6 @@ func dumpLogs(t *testing.T, home string) {
 	})
 }
 
-func httpGet(url string) (int, string, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
-}
-
-// bootTimeout bounds a VM's boot to a healthy /healthz: TCG on 2 shared cores
-// under load takes tens of seconds.
-const bootTimeout = 100 * time.Second
-
-// waitHealthy polls each instance's /healthz through its hostfwd port until
-// every one answers 200, or bootTimeout.
-func waitHealthy(ctx context.Context, d provider.Driver, fleetID string) error {
-	return drivertest.WaitHealthz(ctx, d, fleetID, bootTimeout, 250*time.Millisecond)
-}
-
 // TestVMBootsServesAndStops provisions one VM from a VM image, waits for the
 // program inside to answer through the hostfwd, checks the console log and the
 // overlay (the image's disk is untouched), then terminates it.
@@ -134,12 +84,12 @@ func TestVMBootsServesAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitHealthy(ctx, d, f.ID); err != nil {
+	if err := vmimagetest.WaitHealthy(ctx, d, f.ID); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("boot to healthy: %s (accel %s)", time.Since(start).Round(time.Millisecond), d.Accel())
 	in := f.Instances[0]
-	if code, body, err := httpGet("http://" + in.Address + "/"); err != nil || code != 200 || !strings.Contains(body, "v1") {
+	if code, body, err := vmimagetest.HTTPGet("http://" + in.Address + "/"); err != nil || code != 200 || !strings.Contains(body, "v1") {
 		t.Fatalf("GET / = %d %q %v, want 200 from v1", code, body, err)
 	}
 	log, _ := os.ReadFile(filepath.Join(home, "logs", f.ID, in.ID+".log"))
@@ -211,6 +161,7 @@ func TestProvisionRefusesAnImageWithoutADisk(t *testing.T) {
 // conformanceHarness runs the provider conformance suite on the qemu driver:
 // real VMs, a real router process per route key, a fresh Home per test.
 type conformanceHarness struct {
+	vmimagetest.Conformance
 	t    *testing.T
 	home string
 }
@@ -219,33 +170,9 @@ func (h *conformanceHarness) MakeDriver(ctx context.Context) (provider.Driver, e
 	return Open(ctx, Config{Local: local.Config{Home: h.home, Images: testCatalog}, Accel: vmimage.AccelTCG, MemoryMB: 128})
 }
 
-func (h *conformanceHarness) Images(ctx context.Context) (drivertest.Images, error) {
-	return drivertest.Images{First: vmImages["v1"].ID, Second: vmImages["v2"].ID, Missing: "img-000000000000"}, nil
-}
-
-func (h *conformanceHarness) RouteKey() contract.RouteKey {
-	return contract.RouteKey{Service: "web", Environment: "test"}
-}
-
-func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver, fleet contract.Fleet) error {
-	return waitHealthy(ctx, d, fleet.ID)
-}
-
-// Capabilities are the local driver's: the router is the same.
-func (h *conformanceHarness) Capabilities() provider.Capabilities {
-	return (*local.Driver)(nil).Capabilities()
-}
-
-// SendRequests sends GET / through the router's listen address.
-func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key contract.RouteKey, n int) error {
-	return drivertest.SendThroughListen(ctx, d, key, n)
-}
-
-func (h *conformanceHarness) Close() {}
-
 func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, func(ctx context.Context, t *testing.T) (drivertest.Harness, error) {
-		return &conformanceHarness{t: t, home: newHome(t)}, nil
+		return &conformanceHarness{Conformance: vmimagetest.Conformance{VMImages: vmImages}, t: t, home: newHome(t)}, nil
 	})
 }
 

@@ -26,7 +26,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,6 +33,8 @@ import (
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/imago/imago/internal/bake/runas"
 )
 
 // UnprivilegedUser runs the daemon when the tests run as root.
@@ -104,16 +105,21 @@ func Start(ctx context.Context, timeout time.Duration) (*Daemon, error) {
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LIBVIRT_LOG_OUTPUTS=3:stderr"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup(UnprivilegedUser)
+		// runas: the user's uid and gid, no supplementary groups. Not its PID
+		// namespace: libvirtd reads /proc (the host's) by the pids it sees,
+		// and in a namespace of its own waits for QEMU processes it cannot
+		// find there (a boot-and-terminate test took 100 s instead of 12).
+		u, err := runas.Parse(UnprivilegedUser)
+		if err == nil {
+			err = u.Own(dir)
+		}
+		if err == nil {
+			err = u.Apply(cmd)
+		}
 		if err != nil {
 			return fail(err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := chownTree(dir, uid, gid); err != nil {
-			return fail(err)
-		}
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+		cmd.SysProcAttr.Cloneflags &^= syscall.CLONE_NEWPID
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "libvirtd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
