@@ -70,7 +70,7 @@ record-histories: tools ## record today's workflow histories beside the older on
 	IMAGO_RECORD_HISTORIES=1 IMAGO_PACKER=$(BIN)/packer $(GO) test -count=1 -timeout 30m -run '$(RECORDED_TESTS)' ./internal/app
 
 # The integration tests that record a history (e.recordHistory).
-RECORDED_TESTS = TestRolloutV1ThenV2|TestHooksHoldTraffic|TestRollbackHookAndApprovalNotices|TestFailedSmokeCheck|TestASlowHealthEndpoint|TestCanaryUnderLoad|TestFailingCanary|TestRollingUnderLoad|TestRollbackDuringSoak|TestAbortAtTheApprovalGate|TestRollingRolledBackDuringSoak|TestBakeBuildsTests|TestRolloutWithABakeSpec|TestPipelineStops|TestCancelledPipeline|TestReaperCleans|TestAFrozenCanaryKeepsServingItsSplit|TestRollingWithinACapacityBudget|TestBakeTimePasses|TestCanaryWithMinHealthyPercent|TestCanaryHeaderRouteAndMirrorAtWeightZero|TestBaselineCanary
+RECORDED_TESTS = TestRolloutV1ThenV2|TestHooksHoldTraffic|TestRollbackHookAndApprovalNotices|TestFailedSmokeCheck|TestASlowHealthEndpoint|TestCanaryUnderLoad|TestFailingCanary|TestRollingUnderLoad|TestRollbackDuringSoak|TestAbortAtTheApprovalGate|TestRollingRolledBackDuringSoak|TestBakeBuildsTests|TestRolloutWithABakeSpec|TestPipelineStops|TestCancelledPipeline|TestReaperCleans|TestAFrozenCanaryKeepsServingItsSplit|TestRollingWithinACapacityBudget|TestBakeTimePasses|TestCanaryWithMinHealthyPercent|TestCanaryHeaderRouteAndMirrorAtWeightZero|TestBaselineCanary|TestCampaignRebuildsEachServiceOnTheNewBaseOnceThenHitsTheCache
 
 bench: build tools ## run the benchmarks (internal/bench), print the table and write BENCHMARKS.md
 	$(GO) build -o $(BIN)/imago-bench ./cmd/imago-bench

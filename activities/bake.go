@@ -55,7 +55,8 @@ func (a *Activities) fence(b contract.Bake) error {
 }
 
 // BakeDigest computes the input digest of a bake: the spec's build-relevant fields,
-// the content of its source tree, files and template, and the resolved base image.
+// the content of what it reads (bakeRoots: source tree, template, files, Ansible
+// playbook directories), and the resolved base image.
 func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.BakeDigestResult, error) {
 	var out contract.BakeDigestResult
 	if err := a.fence(b); err != nil {
@@ -75,6 +76,9 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 		if err := base.Usable(); err != nil {
 			return out, temporal.NewNonRetryableApplicationError("base image: "+err.Error(), contract.ErrBaseRevoked, nil)
 		}
+		if vmimage.IsKernelBase(base) && b.Format != spec.FormatVM {
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("base: image %s is a kernel base (imago image import-kernel): it is the base of format: vm bakes only", base.ID), contract.ErrTemplate, nil)
+		}
 		out.BaseImageID = base.ID
 	}
 	h := sha256.New()
@@ -91,26 +95,54 @@ func (a *Activities) BakeDigest(ctx context.Context, b contract.Bake) (contract.
 		// Left out when empty, so the digests of bakes without them stay as they were.
 		Format       string   `json:"format,omitempty"`
 		Destinations []string `json:"destinations,omitempty"`
-		BaseOCI      string   `json:"baseOci,omitempty"` // the OCI base's manifest digest
-	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations, out.BaseOCIDigest}
-	enc, _ := json.Marshal(inputs)
-	h.Write(enc)
-	roots := append([]string{b.Source, b.Template}, b.Files...)
-	for _, st := range b.Provision {
-		if st.Ansible != "" {
-			roots = append(roots, filepath.Dir(st.Ansible)) // the playbook, its roles and vars
+		BaseOCI      string   `json:"baseOci,omitempty"`  // the OCI base's manifest digest
+		VMKernel     string   `json:"vmKernel,omitempty"` // format vm: vmimage.KernelIdentity
+	}{b.Builder, b.Provision, b.Variables, b.PassEnv, b.Include, b.Entrypoint, b.Vars, b.Labels, out.BaseImageID, b.Format, b.Destinations, out.BaseOCIDigest, ""}
+	if b.Format == spec.FormatVM {
+		var err error
+		if inputs.VMKernel, err = a.vmKernelIdentity(ctx, out.BaseImageID); err != nil {
+			return out, err
 		}
 	}
-	for _, root := range roots {
-		if root == "" {
-			continue
-		}
-		if err := hashTree(h, root); err != nil {
+	enc, _ := json.Marshal(inputs)
+	h.Write(enc)
+	for _, root := range bakeRoots(b) {
+		if err := hashTree(h, root.path); err != nil {
 			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("read bake inputs: %v", err), contract.ErrTemplate, nil)
 		}
 	}
 	out.InputDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
 	return out, nil
+}
+
+// bakeRoot is a file or directory a bake reads: its input digest hashes it, and
+// its provenance names it as the material "<kind>:<name>".
+type bakeRoot struct {
+	kind, name, path string
+}
+
+// bakeRoots are the files and directories bake b reads, in the order its input
+// digest hashes them: its source tree, its template, its files and the directory
+// of each Ansible playbook (the playbook, its roles and vars; named after the
+// playbook).
+func bakeRoots(b contract.Bake) []bakeRoot {
+	var roots []bakeRoot
+	add := func(kind, path, name string) {
+		if path != "" {
+			roots = append(roots, bakeRoot{kind: kind, name: name, path: path})
+		}
+	}
+	add("source", b.Source, filepath.Base(b.Source))
+	add("template", b.Template, filepath.Base(b.Template))
+	for _, f := range b.Files {
+		add("file", f, filepath.Base(f))
+	}
+	for _, st := range b.Provision {
+		if st.Ansible != "" {
+			add("ansible", filepath.Dir(st.Ansible), filepath.Base(st.Ansible))
+		}
+	}
+	return roots
 }
 
 // hashTree feeds names, executable bits and contents under root into h, in order.
@@ -244,11 +276,25 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 	var res contract.BakeBuildResult
 	switch b.Builder {
 	case contract.BuilderLocal:
-		art, err := packerplugin.BuildAs(ctx, localBuilderConfig(b, outDir, in.BaseImageID), packerplugin.NewLineUi(say), a.BakeUser)
+		cfg := localBuilderConfig(b, outDir, in.BaseImageID)
+		var kernel vmimage.Kernel // zero: the host's (vmimage.FindKernel)
+		if b.Format == spec.FormatVM {
+			k, done, err := a.prepareVMKernel(ctx, cfg, in.BaseImageID)
+			if err != nil {
+				return res, err
+			}
+			defer done()
+			kernel = k
+		}
+		art, err := packerplugin.BuildAs(ctx, cfg, packerplugin.NewLineUi(say), a.BakeUser)
 		if err != nil {
 			return res, ansibleError(b, buildError(err))
 		}
-		img.ID, img.Digest = art.Id(), art.State("digest").(string)
+		img.Digest = art.State("digest").(string)
+		// The plugin names a plain local image (art.Id()); an OCI or VM image's ID
+		// covers its format too, and an OCI image's inputs and base: the ID
+		// catalog.Identity reads back from the record PublishImage makes.
+		img.ID = catalog.IdentityAs(img, b.Format).ID()
 		res.ArchivePath = art.State("archive").(string)
 		img.Archive = res.ArchivePath
 		if b.Format == spec.FormatOCI {
@@ -270,7 +316,7 @@ func (a *Activities) BakeBuild(ctx context.Context, in contract.BakeBuildInput) 
 			// record names them (vmimage.Artifact*).
 			say("writing the VM image (mkfs.ext4, qemu-img)")
 			arts, err := vmimage.Build(ctx, vmimage.BuildInput{Archive: res.ArchivePath, Digest: img.Digest,
-				Entrypoint: b.Entrypoint, OutDir: filepath.Join(a.Home, "vm-images", img.ID)})
+				Entrypoint: b.Entrypoint, OutDir: filepath.Join(a.Home, "vm-images", img.ID), Kernel: kernel})
 			if err != nil {
 				return res, temporal.NewNonRetryableApplicationError("format vm: "+err.Error(), contract.ErrTemplate, nil)
 			}
@@ -523,10 +569,10 @@ func (a *Activities) TestImage(ctx context.Context, in contract.TestImageInput) 
 	return nil
 }
 
-// PublishImage records the image in the catalog. Two bakes of the same inputs end
+// publishImage records the image in the catalog. Two bakes of the same inputs end
 // with one image: the catalog keeps the first and returns it to both. A local
 // image gets its provenance (storeProvenance), signed with the worker's key.
-func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (contract.Image, error) {
+func (a *Activities) publishImage(ctx context.Context, in contract.PublishImageInput) (contract.Image, error) {
 	img := in.Image
 	if in.ArchivePath == "" {
 		return a.Catalog.Publish(ctx, img)
@@ -548,12 +594,6 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		}
 	}
 	pub, err := a.Catalog.PublishArchive(ctx, archive, img)
-	if err == nil && img.Artifacts[vmimage.ArtifactDisk] != "" && pub.Artifacts[vmimage.ArtifactDisk] == "" {
-		// The catalog keys images by their files, service and entrypoint: a
-		// local image of the very same ones was there first.
-		return pub, temporal.NewNonRetryableApplicationError(fmt.Sprintf("image %s is in the catalog already as a local image of the same files, service and entrypoint; bake the VM image under a service name of its own (e.g. %s-vm)",
-			pub.ID, img.Service), contract.ErrTemplate, nil)
-	}
 	if err != nil || pub.ID != in.Image.ID {
 		return pub, err // another image of these inputs won: its own bake stated its provenance
 	}

@@ -33,7 +33,23 @@ func (a *Activities) CampaignPlan(ctx context.Context, in contract.CampaignPlanI
 		}
 		out.Services = svcs
 	}
+	if in.Rebuild {
+		if in.Select == nil || in.Select.Base == nil {
+			return out, temporal.NewNonRetryableApplicationError("a rebuild needs select.base", ErrCampaignTarget, nil)
+		}
+		bakes, err := a.rebuilds(ctx, *in.Select.Base, out.Services)
+		if err != nil {
+			return out, err
+		}
+		out.Bakes = bakes
+	}
 	for _, svc := range out.Services {
+		if err := a.deployed(ctx, svc, in.Environments, &out); err != nil {
+			return out, err
+		}
+		if in.Rebuild {
+			continue // its image is what its bake makes
+		}
 		img, err := a.resolveRef(ctx, svc, contract.ImageRef{Channel: in.Image.Channel})
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.NonRetryable() { // no such channel or image: retrying cannot help
@@ -46,19 +62,24 @@ func (a *Activities) CampaignPlan(ctx context.Context, in contract.CampaignPlanI
 			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("service %s, channel %s: %v", svc, in.Image.Channel, err), contract.ErrImageRevoked, nil)
 		}
 		out.Images[svc] = img.ID
-		for _, env := range in.Environments {
-			d, err := a.Catalog.Live(ctx, svc, env)
-			switch {
-			case errors.Is(err, catalog.ErrNotFound):
-				continue
-			case err != nil:
-				return out, inventoryError(err)
-			}
-			out.Deployed[svc] = append(out.Deployed[svc], env)
-			out.Live[svc+"/"+env] = d.ImageID
-		}
 	}
 	return out, nil
+}
+
+// deployed records, of envs, where svc has a live deployment and its image.
+func (a *Activities) deployed(ctx context.Context, svc string, envs []string, out *contract.CampaignPlanResult) error {
+	for _, env := range envs {
+		d, err := a.Catalog.Live(ctx, svc, env)
+		switch {
+		case errors.Is(err, catalog.ErrNotFound):
+			continue
+		case err != nil:
+			return inventoryError(err)
+		}
+		out.Deployed[svc] = append(out.Deployed[svc], env)
+		out.Live[svc+"/"+env] = d.ImageID
+	}
+	return nil
 }
 
 // selectServices lists, sorted, the services sel selects: built on its base,
@@ -109,15 +130,31 @@ func (a *Activities) labeled(ctx context.Context, labels map[string]string) ([]s
 // builtOn lists, sorted, the services with an image built (directly or not) on
 // an image base's channel ever named: the services a new base must reach.
 func (a *Activities) builtOn(ctx context.Context, base contract.ImageRef) ([]string, error) {
-	what := base.Service + "/" + base.Channel
-	hist, err := a.Catalog.ChannelHistory(ctx, base.Service, base.Channel)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("select: base channel %s: %v", what, err), contract.ErrImageNotFound, nil)
-	}
+	desc, err := a.builtOnImages(ctx, base)
 	if err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
+	for _, img := range desc {
+		seen[img.Service] = true
+	}
+	if len(seen) == 0 {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("select: no service has an image built on %s/%s", base.Service, base.Channel), ErrCampaignTarget, nil)
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// builtOnImages lists, by ID, the images of other services built (directly or
+// not) on an image base's channel ever named.
+func (a *Activities) builtOnImages(ctx context.Context, base contract.ImageRef) (map[string]contract.Image, error) {
+	hist, err := a.Catalog.ChannelHistory(ctx, base.Service, base.Channel)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("select: base channel %s/%s: %v", base.Service, base.Channel, err), contract.ErrImageNotFound, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]contract.Image{}
 	for _, e := range hist {
 		desc, err := a.Catalog.Descendants(ctx, e.ImageID)
 		if errors.Is(err, catalog.ErrNotFound) {
@@ -128,14 +165,68 @@ func (a *Activities) builtOn(ctx context.Context, base contract.ImageRef) ([]str
 		}
 		for _, img := range desc {
 			if img.Service != base.Service {
-				seen[img.Service] = true
+				out[img.ID] = img
 			}
 		}
 	}
-	if len(seen) == 0 {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("select: no service has an image built on %s", what), ErrCampaignTarget, nil)
+	return out, nil
+}
+
+// rebuilds is how a campaign rebuilds each of svcs on base: the bake spec of
+// its newest image built on the base, at the level of that image below the
+// base (a service built on another one the campaign rebuilds bakes after it).
+// A service built directly on the base gets the base's channel as its base;
+// one pinned to an image ID of a rebuilt service gets that service's channel.
+func (a *Activities) rebuilds(ctx context.Context, base contract.ImageRef, svcs []string) ([]contract.CampaignBakePlan, error) {
+	desc, err := a.builtOnImages(ctx, base)
+	if err != nil {
+		return nil, err
 	}
-	return slices.Sorted(maps.Keys(seen)), nil
+	level := func(img contract.Image) int {
+		n := 1
+		for p, ok := desc[img.Parent]; ok && n <= len(desc); p, ok = desc[p.Parent] {
+			n++
+		}
+		return n
+	}
+	newest := slices.SortedFunc(maps.Values(desc), func(x, y contract.Image) int { return y.Created.Compare(x.Created) })
+	plans := map[string]*contract.CampaignBakePlan{}
+	parent := map[string]contract.Image{} // service → the image its spec's image was built on
+	for _, svc := range svcs {
+		p := &contract.CampaignBakePlan{Service: svc, Error: "no image of " + svc + " built on " + base.Service + "/" + base.Channel + " has a bake spec (imported, or baked before imago kept bake specs); bake it once with: imago bake -f FILE"}
+		plans[svc] = p
+		for _, img := range newest {
+			if img.Service != svc {
+				continue
+			}
+			b, err := a.Catalog.BakeSpec(ctx, img.ID)
+			if errors.Is(err, catalog.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			p.Spec, p.Level, p.Error = &b, level(img), ""
+			parent[svc] = desc[img.Parent]
+			break
+		}
+	}
+	out := make([]contract.CampaignBakePlan, 0, len(svcs))
+	for _, svc := range svcs {
+		p := plans[svc]
+		if p.Spec != nil {
+			p.Spec.Force = false
+			switch up := parent[svc]; {
+			case p.Level == 1:
+				p.Spec.Base = &contract.ImageRef{Service: base.Service, Channel: base.Channel}
+			case p.Spec.Base != nil && p.Spec.Base.ID != "" && plans[up.Service] != nil && plans[up.Service].Spec != nil:
+				p.Spec.Base = &contract.ImageRef{Service: up.Service, Channel: plans[up.Service].Spec.Channel}
+			}
+		}
+		out = append(out, *p)
+	}
+	slices.SortStableFunc(out, func(x, y contract.CampaignBakePlan) int { return x.Level - y.Level })
+	return out, nil
 }
 
 // CampaignRolloutSpec is the rollout spec a campaign rolls to one service in one

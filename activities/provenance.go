@@ -34,37 +34,26 @@ type provenanceInputs struct {
 }
 
 // writeProvenanceInputs records the materials of bake b (built into outDir
-// between started and now): the sha256 of its source tree, files and template
-// as the input digest reads them, and the NAMES of its variables.
-// An OCI base (its name and digest in the image's labels) is a material too.
+// between started and now): the sha256 of each file and directory its input
+// digest reads (bakeRoots: source tree, template, files, Ansible playbook
+// directories), and the NAMES of its variables. An OCI base (its name and
+// digest in the image's labels) is a material too.
 func (a *Activities) writeProvenanceInputs(b contract.Bake, labels map[string]string, outDir string, started time.Time) error {
 	in := provenanceInputs{StartedOn: started.UTC(), FinishedOn: time.Now().UTC(), BuildWorker: a.workerIdentity()}
 	if name := labels[ociimage.LabelBaseName]; name != "" {
 		in.Materials = append(in.Materials, provenance.Material{Name: "base:oci", URI: name, Digest: labels[ociimage.LabelBaseDigest]})
 	}
-	add := func(kind, root string) error {
-		if root == "" {
-			return nil
-		}
+	for _, root := range bakeRoots(b) {
 		h := sha256.New()
-		if err := hashTree(h, root); err != nil {
-			return fmt.Errorf("provenance: %s %s: %w", kind, root, err)
+		if err := hashTree(h, root.path); err != nil {
+			return fmt.Errorf("provenance: %s %s: %w", root.kind, root.path, err)
 		}
-		abs, _ := filepath.Abs(root)
-		in.Materials = append(in.Materials, provenance.Material{Name: kind + ":" + filepath.Base(root), URI: "file://" + filepath.ToSlash(abs),
-			Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))})
-		return nil
-	}
-	if err := add("source", b.Source); err != nil {
-		return err
-	}
-	for _, f := range b.Files {
-		if err := add("file", f); err != nil {
-			return err
+		abs, _ := filepath.Abs(root.path)
+		m := provenance.Material{Name: root.kind + ":" + root.name, URI: "file://" + filepath.ToSlash(abs),
+			Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}
+		if !slices.Contains(in.Materials, m) { // two steps of one playbook
+			in.Materials = append(in.Materials, m)
 		}
-	}
-	if err := add("template", b.Template); err != nil {
-		return err
 	}
 	for k := range b.Variables {
 		in.VariableNames = append(in.VariableNames, k)

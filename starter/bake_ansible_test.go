@@ -68,6 +68,11 @@ func TestBakeWithAnAnsiblePlaybook(t *testing.T) {
 		}
 	}
 	assert.Equal(t, hex.EncodeToString(want[:]), got, "greeting.txt, as the role wrote it")
+	// The provenance's materials list the playbook's directory (its roles too).
+	out, _, err = run(t, "image", "provenance", id)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "ansible:site.yml", "the playbook is a material")
+	assert.Contains(t, out, "file://"+filepath.Join(dir, "ansible"), "the playbook's directory is a material")
 
 	// A failing task: the bake stops there, naming it, and publishes nothing.
 	failing := filepath.Join(dir, "bake-fail.yaml")

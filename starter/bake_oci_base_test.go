@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/ociimage"
 	"github.com/imago/imago/internal/ociimage/skopeo"
 )
@@ -73,14 +71,10 @@ func TestBakeFormatOCIOnAnOCIBaseReusesItsLayers(t *testing.T) {
 	baseDigest, baseLayers := writeBaseLayout(t, baseDir)
 
 	id := bakeToLatest(t, specPath)
-	out, _, err := run(t, "image", "show", id, "-o", "json")
-	require.NoError(t, err, out)
-	var detail struct{ Image contract.Image }
-	require.NoError(t, json.Unmarshal([]byte(out), &detail), out)
-	img := detail.Image
+	img := showImage(t, id)
 	assert.Equal(t, baseDigest, img.Labels[ociimage.LabelBaseDigest])
 	assert.Equal(t, "oci-layout://"+baseDir, img.Labels[ociimage.LabelBaseName])
-	out, _, err = run(t, "image", "provenance", id)
+	out, _, err := run(t, "image", "provenance", id)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, baseDigest, "the provenance's materials name the base")
 
@@ -103,15 +97,22 @@ func TestBakeFormatOCIOnAnOCIBaseReusesItsLayers(t *testing.T) {
 	first := skopeo.Inspect(t, "oci:"+layoutDir)
 	assert.Equal(t, img.OCIDigest, first.Digest)
 
-	// Another base: a new input digest, so the bake builds again, and a new OCI image.
+	// Another base: a new input digest, so the bake builds again, a new OCI image
+	// and a new image ID (the same files on another base are another image),
+	// whose record has the new OCI digest, not the first one's.
 	baseDigest2, baseLayers2 := writeBaseLayout(t, baseDir)
 	require.NotEqual(t, baseDigest, baseDigest2)
-	out, code, err := run(t, "bake", "start", "-f", specPath, "--watch")
-	require.NoError(t, err, out)
-	require.Equal(t, 0, code, out)
-	assert.NotContains(t, out, "cache hit", "a changed base is a new input digest")
-	second := skopeo.Inspect(t, "oci:"+layoutDir)
+	id2 := bakeToLatest(t, specPath)
+	assert.NotEqual(t, id, id2)
+	// The layout holds both images now, each named <service>:<image ID>.
+	assert.Equal(t, first.Digest, skopeo.Inspect(t, "oci:"+layoutDir+":hello:"+id).Digest)
+	second := skopeo.Inspect(t, "oci:"+layoutDir+":hello:"+id2)
 	assert.NotEqual(t, first.Digest, second.Digest)
 	assert.Equal(t, baseLayers2, second.Layers[:2])
 	assert.Equal(t, baseDigest2, second.Labels[ociimage.LabelBaseDigest])
+	img2 := showImage(t, id2)
+	assert.Equal(t, img.Digest, img2.Digest, "the same files")
+	assert.Equal(t, second.Digest, img2.OCIDigest)
+	assert.Equal(t, baseDigest2, img2.Labels[ociimage.LabelBaseDigest])
+	assert.Equal(t, id2, second.Labels[ociimage.LabelImageID])
 }

@@ -118,6 +118,9 @@ func campaignFrame(id string, p contract.CampaignProgress) watch.Frame {
 		{Label: watch.LabelPhase, Value: p.Phase.String()},
 		{Label: "Budget", Value: fmt.Sprintf("%d failed, halts after %d (since the last resume)", p.Failed, p.Budget)},
 	}
+	if len(p.Bakes) > 0 {
+		f.Rows = append(f.Rows, watch.Row{Label: "Rebuild", Value: bakesLine(p.Bakes)})
+	}
 	for i, rs := range p.Rings {
 		f.Rows = append(f.Rows, watch.Row{Label: fmt.Sprintf("Ring %d", i+1), Value: ringLine(rs)})
 	}
@@ -190,6 +193,14 @@ func writeCampaign(w io.Writer, r campaigns.Run) {
 	}
 	if p.Error != "" {
 		fmt.Fprintf(w, "Error:     %s\n", p.Error)
+	}
+	if len(p.Bakes) > 0 {
+		fmt.Fprintf(w, "Rebuild:   %s\n", bakesLine(p.Bakes))
+		tw := table(w)
+		for _, b := range p.Bakes {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", b.Service, b.BakeID, bakeState(b), b.ImageID, b.Error)
+		}
+		tw.Flush()
 	}
 	for i, rs := range p.Rings {
 		fmt.Fprintf(w, "Ring %d:    %s\n", i+1, ringLine(rs))

@@ -14,15 +14,17 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/imago/imago/internal/app"
+	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	ep "github.com/imago/imago/internal/entrypoint"
 	"github.com/imago/imago/internal/packerplugin"
+	"github.com/imago/imago/internal/spec"
 )
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images in the catalog"}
-	cmd.AddCommand(newImageImportCmd(), newImageListCmd(), newImageShowCmd(), newImageChannelsCmd(), newImagePromoteCmd(), newImageRevokeCmd(), newImageSBOMCmd(), newImageProvenanceCmd(), newImageLifecycleCmd())
+	cmd.AddCommand(newImageImportCmd(), newImageImportKernelCmd(), newImageListCmd(), newImageShowCmd(), newImageChannelsCmd(), newImagePromoteCmd(), newImageRevokeCmd(), newImageSBOMCmd(), newImageProvenanceCmd(), newImageLifecycleCmd())
 	return cmd
 }
 
@@ -190,30 +192,72 @@ func newImagePromoteCmd() *cobra.Command {
 }
 
 func newImageRevokeCmd() *cobra.Command {
-	var reason string
+	var reason, campaignFile, channel string
 	var cascade bool
 	cmd := &cobra.Command{
-		Use:               "revoke ID --reason R [--cascade]",
-		Short:             "Revoke an image: rollouts and channel moves refuse it from now on",
-		Example:           `  imago image revoke img-3f2a1c9d0b7e --reason "CVE-2026-1234 in openssl" --cascade`,
+		Use:   "revoke ID --reason R [--cascade [--campaign FILE] [--channel CH]]",
+		Short: "Revoke an image: rollouts and channel moves refuse it from now on",
+		Long: `Revoke an image: rollouts and channel moves refuse it from now on.
+
+With --cascade every image built on it is revoked too, and, when it is a base,
+a rebuild campaign starts: every service built on the base channel that named
+it is rebuilt on the channel's current image and rolled out ring by ring. The
+rings (and error budget, override) come from --campaign FILE, or else from
+$IMAGO_HOME/cascade.yaml: a campaign file without services, select or image.
+Publish the fixed base on the channel before revoking.`,
+		Example: `  imago image revoke img-3f2a1c9d0b7e --reason "CVE-2026-1234 in openssl"
+  imago image revoke img-3f2a1c9d0b7e --reason "CVE-2026-1234 in openssl" --cascade --campaign rings.yaml`,
 		Args:              args(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeImageArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if strings.TrimSpace(reason) == "" {
 				return usageError{fmt.Errorf("--reason is required: it is shown to everyone whose rollout is refused")}
 			}
+			if !cascade && (campaignFile != "" || channel != "") {
+				return usageError{fmt.Errorf("--campaign and --channel go with --cascade")}
+			}
+			var tmpl spec.Campaign
+			var rebuild bool
+			if cascade {
+				var err error
+				if tmpl, rebuild, err = campaigns.LoadCascade(campaignFile, app.ConfigFromEnv().Home); err != nil {
+					return usageError{err}
+				}
+			}
 			return withCatalog(cmd, func(cat *catalog.Catalog) error {
+				w := cmd.OutOrStdout()
 				ids, err := cat.Revoke(cmd.Context(), a[0], catalog.RevokeOptions{Reason: reason, By: startedBy(), Cascade: cascade})
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", strings.Join(ids, ", "))
-				return nil
+				fmt.Fprintf(w, "revoked %s\n", strings.Join(ids, ", "))
+				if !cascade {
+					return nil
+				}
+				if !rebuild {
+					fmt.Fprintf(w, "no rebuild campaign started: pass --campaign FILE or write %s\n", filepath.Join(app.ConfigFromEnv().Home, campaigns.CascadeFile))
+					return nil
+				}
+				return withClient(cmd, func(c client.Client) error {
+					_, s, err := campaigns.Cascade(cmd.Context(), c, cat, a[0], channel, tmpl.CampaignSpec, startedBy())
+					if errors.Is(err, campaigns.ErrNothingToRebuild) {
+						fmt.Fprintf(w, "no rebuild campaign started: %v\n", err)
+						return nil
+					}
+					if err != nil {
+						return fmt.Errorf("no rebuild campaign started: %w", err)
+					}
+					fmt.Fprintf(w, "started campaign %s: rebuilds every service built on %s/%s and rolls it out\nwatch it with: imago campaign status %s --watch\n",
+						s.Name, s.Select.Base.Service, s.Select.Base.Channel, s.Name)
+					return nil
+				})
 			})
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required)")
-	cmd.Flags().BoolVar(&cascade, "cascade", false, "also revoke every image built on this one")
+	cmd.Flags().BoolVar(&cascade, "cascade", false, "also revoke every image built on this one and start a campaign that rebuilds them on the base's current image")
+	cmd.Flags().StringVar(&campaignFile, "campaign", "", "with --cascade: the rebuild campaign's file (rings, errorBudget, override); default $IMAGO_HOME/"+campaigns.CascadeFile)
+	cmd.Flags().StringVar(&channel, "channel", "", "with --cascade: the base channel to rebuild on (default: the one channel that named the image)")
 	return cmd
 }
 

@@ -189,7 +189,7 @@ func (b *baker) publish(ctx workflow.Context, built contract.BakeBuildResult) (c
 	b.setPhase(ctx, contract.PhasePublishing, "publishing "+built.Image.ID)
 	var img contract.Image
 	err := workflow.ExecuteActivity(quickOptions(ctx, "publish "+built.Image.ID), contract.ActivityPublishImage,
-		contract.PublishImageInput{Image: built.Image, ArchivePath: built.ArchivePath, OCIDestinations: built.OCIDestinations}).Get(ctx, &img)
+		contract.PublishImageInput{Image: built.Image, ArchivePath: built.ArchivePath, OCIDestinations: built.OCIDestinations, Spec: &b.spec}).Get(ctx, &img)
 	if err != nil {
 		return img, b.fail("publishing", err)
 	}

@@ -60,6 +60,8 @@ type campaign struct {
 	approved *contract.Decision
 	resumed  *contract.Decision
 	stop     *contract.Decision
+	// bakePlans are the rebuilds of a campaign that rebuilds on its base.
+	bakePlans []contract.CampaignBakePlan
 	tracker
 }
 
@@ -90,11 +92,21 @@ func (c *campaign) plan(ctx workflow.Context) error {
 	for _, r := range c.spec.Rings {
 		envs = append(envs, r.Environments...)
 	}
-	c.setPhase(ctx, contract.PhaseResolving, fmt.Sprintf("resolving channel %s of %s", c.spec.Image.Channel, c.selected()))
+	what := "channel " + c.spec.Image.Channel
+	if c.spec.Rebuilds() {
+		what = "the bake specs"
+	}
+	c.setPhase(ctx, contract.PhaseResolving, fmt.Sprintf("resolving %s of %s", what, c.selected()))
 	var out contract.CampaignPlanResult
 	if err := workflow.ExecuteActivity(quickOptions(ctx, "plan campaign "+c.spec.Name), contract.ActivityCampaignPlan,
-		contract.CampaignPlanInput{Services: c.spec.Services, Select: c.spec.Select, Image: c.spec.Image, Environments: envs}).Get(ctx, &out); err != nil {
+		contract.CampaignPlanInput{Services: c.spec.Services, Select: c.spec.Select, Image: c.spec.Image, Environments: envs, Rebuild: c.spec.Rebuilds()}).Get(ctx, &out); err != nil {
 		return c.fail("resolving its images", err)
+	}
+	if c.spec.Rebuilds() && workflow.GetVersion(ctx, campaignRebuild, workflow.DefaultVersion, 1) >= 1 {
+		if err := c.rebuild(ctx, out.Bakes); err != nil {
+			return err
+		}
+		out.Images = c.rebuilt()
 	}
 	services := out.Services
 	if len(services) == 0 {
@@ -113,7 +125,10 @@ func (c *campaign) plan(ctx workflow.Context) error {
 					continue // the service is not deployed there
 				}
 				t := contract.CampaignTarget{Service: svc, Environment: env, ImageID: out.Images[svc], State: contract.TargetPending}
-				if out.Live[svc+"/"+env] == t.ImageID {
+				switch failed := c.bakeFailed(svc); {
+				case failed != "":
+					t.State, t.Error = contract.TargetSkipped, failed
+				case out.Live[svc+"/"+env] == t.ImageID:
 					t.State = contract.TargetUnchanged
 				}
 				rs.Targets = append(rs.Targets, t)
@@ -254,14 +269,17 @@ func (c *campaign) roll(ctx workflow.Context, t *contract.CampaignTarget) error 
 // budget is how many failed rollouts halt the campaign: maxFailed, or
 // maxFailedPercent of its rollouts (at least one), whichever is fewer; with
 // neither, one.
-func (c *campaign) budget() int {
+func (c *campaign) budget() int { return c.budgetOf(c.total()) }
+
+// budgetOf is the budget of total rollouts (or bakes).
+func (c *campaign) budgetOf(total int) int {
 	b := c.spec.ErrorBudget
 	n := 0
 	if b.MaxFailed > 0 {
 		n = b.MaxFailed
 	}
 	if b.MaxFailedPercent > 0 {
-		p := max(1, c.total()*b.MaxFailedPercent/100)
+		p := max(1, total*b.MaxFailedPercent/100)
 		if n == 0 || p < n {
 			n = p
 		}
@@ -282,32 +300,42 @@ func (c *campaign) spent() bool {
 // and gives the budget anew.
 func (c *campaign) halt(ctx workflow.Context, i int) error {
 	rs := &c.progress.Rings[i]
-	c.progress.Halted, c.resumed = true, nil
 	rs.State = contract.RingHalted
-	c.setPhase(ctx, contract.PhaseHalted, fmt.Sprintf("halted in ring %d: %d rollouts failed, the error budget (%d) is spent; no new rollout starts (imago campaign resume|abort %s)",
-		i+1, c.progress.Failed-c.progress.BudgetBase, c.progress.Budget, c.spec.Name))
+	return c.halted(ctx, fmt.Sprintf("in ring %d: %d rollouts failed", i+1, c.progress.Failed-c.progress.BudgetBase), func() {
+		retry := 0
+		for j := range rs.Targets {
+			if t := &rs.Targets[j]; t.State == contract.TargetFailed {
+				t.State = contract.TargetPending
+				retry++
+			}
+		}
+		rs.State = contract.RingRunning
+		c.setPhase(ctx, contract.PhaseRollingOut, fmt.Sprintf("resumed by %s%s: ring %d goes on, %d failed rollouts tried again",
+			c.resumed.By, because(c.resumed.Reason), i+1, retry))
+	})
+}
+
+// halted waits, the budget spent where says, for resume or abort; running
+// rollouts (or bakes) finish on their own meanwhile. On resume, once none
+// runs, it gives the budget anew and calls resume, which tries the failed
+// ones again.
+func (c *campaign) halted(ctx workflow.Context, where string, resume func()) error {
+	c.progress.Halted, c.resumed = true, nil
+	c.setPhase(ctx, contract.PhaseHalted, fmt.Sprintf("halted %s, the error budget (%d) is spent; no new rollout starts (imago campaign resume|abort %s)",
+		where, c.progress.Budget, c.spec.Name))
 	if err := workflow.Await(ctx, func() bool { return c.resumed != nil || c.stop != nil }); err != nil {
 		return err
 	}
 	c.progress.Halted = false
 	if c.stop != nil {
-		return nil // rollRing sees the stop
+		return nil // the caller sees the stop
 	}
 	if err := workflow.Await(ctx, func() bool { return c.running == 0 || c.stop != nil }); err != nil {
 		return err
 	}
 	c.progress.Resumes = append(c.progress.Resumes, *c.resumed)
 	c.progress.BudgetBase = c.progress.Failed
-	retry := 0
-	for j := range rs.Targets {
-		if t := &rs.Targets[j]; t.State == contract.TargetFailed {
-			t.State = contract.TargetPending
-			retry++
-		}
-	}
-	rs.State = contract.RingRunning
-	c.setPhase(ctx, contract.PhaseRollingOut, fmt.Sprintf("resumed by %s%s: ring %d goes on, %d failed rollouts tried again",
-		c.resumed.By, because(c.resumed.Reason), i+1, retry))
+	resume()
 	return nil
 }
 
@@ -506,6 +534,17 @@ func (c *campaign) by() string {
 // details are the rings, one line each, in the UI's current details.
 func (c *campaign) details() string {
 	var b strings.Builder
+	if len(c.progress.Bakes) > 0 {
+		states, cached := map[contract.TargetState]int{}, 0
+		for _, bk := range c.progress.Bakes {
+			states[bk.State]++
+			if bk.Cached {
+				cached++
+			}
+		}
+		fmt.Fprintf(&b, "\n\nrebuild: %d succeeded (%d cache hits), %d running, %d failed, %d pending", states[contract.TargetSucceeded], cached,
+			states[contract.TargetRunning], states[contract.TargetFailed], states[contract.TargetPending])
+	}
 	for i, rs := range c.progress.Rings {
 		states := map[contract.TargetState]int{}
 		for _, t := range rs.Targets {

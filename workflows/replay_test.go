@@ -37,6 +37,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflowWithOptions(Bake, workflow.RegisterOptions{Name: contract.WorkflowBake})
 			r.RegisterWorkflowWithOptions(Pipeline, workflow.RegisterOptions{Name: contract.WorkflowPipeline})
 			r.RegisterWorkflowWithOptions(Reaper, workflow.RegisterOptions{Name: contract.WorkflowReaper})
+			r.RegisterWorkflowWithOptions(Campaign, workflow.RegisterOptions{Name: contract.WorkflowCampaign})
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

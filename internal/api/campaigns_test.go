@@ -15,16 +15,12 @@ import (
 	"github.com/imago/imago/internal/contract"
 )
 
-// A campaign through the API, with a real Temporal server and worker: a bad
-// spec is refused with its field paths, a token without deploy on the ring's
-// environment gets 403, and a campaign over hello, whose stable channel names
-// the image live in test, ends done with that rollout unchanged; a resume
-// after it ended is refused (409); one over a channel hello does not have
-// fails at once, saying so. Every answer matches openapi.json.
-func TestCampaignThroughTheAPI(t *testing.T) {
-	v := openAPIValidator(t)
-	e := newEnv(t, envOptions{temporal: true, config: scopedTokens(t)})
-	check := func(what, method, path string, body any, token string, want int) response {
+// validated sends a request, wants status want, and checks the answer
+// against openapi.json.
+func (e *apiEnv) validated() func(what, method, path string, body any, token string, want int) response {
+	v := openAPIValidator(e.t)
+	return func(what, method, path string, body any, token string, want int) response {
+		t := e.t
 		t.Helper()
 		r := e.do(method, path, body, token)
 		require.Equal(t, want, r.status, "%s: %s", what, r.body)
@@ -37,6 +33,17 @@ func TestCampaignThroughTheAPI(t *testing.T) {
 		assert.True(t, ok, "%s (%s %s, %d) does not match openapi.json:%s\nbody: %s", what, method, path, r.status, validationErrors(errs), r.body)
 		return r
 	}
+}
+
+// A campaign through the API, with a real Temporal server and worker: a bad
+// spec is refused with its field paths, a token without deploy on the ring's
+// environment gets 403, and a campaign over hello, whose stable channel names
+// the image live in test, ends done with that rollout unchanged; a resume
+// after it ended is refused (409); one over a channel hello does not have
+// fails at once, saying so. Every answer matches openapi.json.
+func TestCampaignThroughTheAPI(t *testing.T) {
+	e := newEnv(t, envOptions{temporal: true, config: scopedTokens(t)})
+	check := e.validated()
 	p := check("no such campaign", "GET", "/v1/campaigns/c1", nil, testToken, http.StatusNotFound).problem(t, http.StatusNotFound)
 	assert.Equal(t, `no campaign "c1"; start one with POST /v1/campaigns`, p.Detail)
 

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/schedules"
 	"github.com/imago/imago/internal/spec"
@@ -146,7 +147,29 @@ func DecodeRevoke(r io.Reader) (RevokeRequest, error) {
 	if strings.TrimSpace(req.Reason) == "" {
 		return req, contract.FieldErrors{{Field: "reason", Msg: "is required: it is shown to everyone whose rollout is refused, e.g. \"CVE-2026-1234 in openssl\""}}
 	}
+	if !req.Cascade && (req.Campaign != nil || req.Channel != "") {
+		return req, contract.FieldErrors{{Field: "campaign", Msg: "campaign and channel go with cascade: true"}}
+	}
+	if req.Campaign != nil {
+		if err := campaigns.CheckCascade(*req.Campaign); err != nil {
+			return req, prefixFields("campaign", err)
+		}
+	}
 	return req, nil
+}
+
+// prefixFields puts the fields of a nested object's field errors under prefix.
+func prefixFields(prefix string, err error) error {
+	var fe contract.FieldErrors
+	if !errors.As(err, &fe) {
+		return contract.FieldErrors{{Field: prefix, Msg: err.Error()}}
+	}
+	out := make(contract.FieldErrors, len(fe))
+	for i, e := range fe {
+		e.Field = prefix + "." + e.Field
+		out[i] = e
+	}
+	return out
 }
 
 // DecodeDecision reads the body of a decision; an empty body is an empty decision.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 
 	"github.com/imago/imago/internal/api/tokens"
+	"github.com/imago/imago/internal/campaigns"
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/provenance/chain"
@@ -94,6 +95,10 @@ type Revoked struct {
 	// Revoked lists the images this call revoked, the image first; images revoked
 	// before keep their first revocation and are not listed.
 	Revoked []string `json:"revoked"`
+	// Campaign is the rebuild campaign a cascade with a campaign started;
+	// NoCampaign says why it started none (the revocation stands).
+	Campaign   string `json:"campaign,omitempty"`
+	NoCampaign string `json:"noCampaign,omitempty"`
 }
 
 // revokeImage is POST /v1/images/{id}/revoke, as `imago image revoke`.
@@ -120,7 +125,16 @@ func (s *Server) revokeImage(w http.ResponseWriter, r *http.Request) error {
 	if ids == nil {
 		ids = []string{}
 	}
-	return writeJSON(w, http.StatusOK, Revoked{Revoked: ids})
+	out := Revoked{Revoked: ids}
+	if req.Cascade && req.Campaign != nil { // admin: it may deploy any service
+		_, c, err := campaigns.Cascade(r.Context(), s.cfg.Client, s.cfg.Catalog, img.ID, req.Channel, *req.Campaign, principal(r))
+		if err != nil {
+			out.NoCampaign = err.Error()
+		} else {
+			out.Campaign = c.Name
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // ChannelList answers GET /v1/services/{service}/channels.

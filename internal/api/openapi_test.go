@@ -140,7 +140,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"CampaignSpec": contract.CampaignSpec{}, "CampaignSelect": contract.CampaignSelect{}, "CampaignImage": contract.CampaignImage{}, "CampaignRing": contract.Ring{},
 		"ErrorBudget": contract.ErrorBudget{}, "CampaignFleet": contract.CampaignFleet{}, "CampaignOverride": contract.CampaignOverride{},
 		"StartedCampaign": StartedCampaign{}, "CampaignTarget": contract.CampaignTarget{}, "RingStatus": contract.RingStatus{},
-		"CampaignProgress": contract.CampaignProgress{}, "CampaignRun": campaigns.Run{},
+		"CampaignProgress": contract.CampaignProgress{}, "CampaignBake": contract.CampaignBake{}, "CampaignRun": campaigns.Run{},
 		"Plan": plan.Plan{}, "PlanLiveFleet": plan.LiveFleet{}, "PlanAssumption": plan.Assumption{}, "PlanStep": plan.Step{},
 		"PlanPeak": plan.Peak{}, "PlanBudget": plan.Budget{}, "PlanApproval": plan.Approval{}, "PlanConflict": plan.Conflict{},
 		"HeaderRouteStep": contract.HeaderRouteStep{}, "MatchRule": contract.MatchRule{}, "MirrorRouteStep": contract.MirrorRouteStep{},

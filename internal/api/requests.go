@@ -35,6 +35,13 @@ type PromoteRequest struct {
 type RevokeRequest struct {
 	Reason  string `json:"reason"`
 	Cascade bool   `json:"cascade,omitempty"`
+	// Campaign, with cascade, starts a rebuild campaign of every service built
+	// on the base channel that named the image: its rings, errorBudget and
+	// override (name optional; services, select and image are the revoke's).
+	Campaign *contract.CampaignSpec `json:"campaign,omitempty"`
+	// Channel is the base channel to rebuild on (default: the one channel of
+	// the image's service that named it).
+	Channel string `json:"channel,omitempty"`
 }
 
 // DecisionRequest is the body of approve, abort, promote and rollback.

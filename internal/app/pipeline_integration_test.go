@@ -33,6 +33,18 @@ func copiedHelloBake(t *testing.T, service, channel string) (spec.Bake, string) 
 	return b, main
 }
 
+// bakePatched patches main.go of bake b (main) and bakes it again: a new
+// image, not prev, on its channel.
+func (e *env) bakePatched(b spec.Bake, main string, prev contract.BakeResult) contract.BakeResult {
+	src, err := os.ReadFile(main)
+	require.NoError(e.t, err)
+	require.NoError(e.t, os.WriteFile(main, append(src, []byte("\n// CVE fix\n")...), 0o644))
+	res, err := e.bake(b)
+	require.NoError(e.t, err)
+	require.NotEqual(e.t, prev.ImageID, res.ImageID)
+	return res
+}
+
 // stageSpec is a rollout stage of hello in env, behind its own router.
 func (e *env) stageSpec(env string, approval bool) contract.Stage {
 	soak := contract.Duration(0)
@@ -244,12 +256,7 @@ func TestBaseChannelMoveStartsOptedInPipelines(t *testing.T) {
 	assert.Equal(t, b1.ImageID, img1.Parent)
 
 	// A patched base: its channel moves again, and hello is rebuilt on it.
-	src, err := os.ReadFile(baseMain)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(baseMain, append(src, []byte("\n// CVE fix\n")...), 0o644))
-	b2, err := e.bake(base)
-	require.NoError(t, err)
-	require.NotEqual(t, b1.ImageID, b2.ImageID)
+	b2 := e.bakePatched(base, baseMain, b1)
 	second := e.waitPipeline("hello", "built on base 2", func(r pipelines.Run) bool {
 		return r.Status == "Succeeded" && r.Progress.ImageID != img1.ID
 	})

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"net/http"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,25 +27,11 @@ import (
 func TestVMBakeAndBlueGreenOfTwoVMs(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	// The same worker, with the qemu provider for rollouts.
-	e.cfg.ProviderURL = "qemu://?accel=tcg&memory=128"
-	deps, err := OpenDeps(ctx, e.cfg)
-	require.NoError(t, err)
-	e.deps.Close()
-	e.deps = deps
-	t.Cleanup(func() { deps.Close() })
-	require.Equal(t, "qemu", deps.Provider.Name())
-	deps.Activities.Temporal = e.client // the reaper asks Temporal which fleets running rollouts own
-	e.startWorker()
+	e.useQemu() // the same worker, with the qemu provider for rollouts
+	deps := e.deps
 
-	_, file, _, _ := runtime.Caller(0)
 	bakeVM := func(version string) contract.Image {
-		b, err := spec.LoadBake(filepath.Join(filepath.Dir(file), "..", "..", "examples", "hello", "bake-vm.yaml"))
-		require.NoError(t, err)
-		b.Variables = map[string]string{"VERSION": version}
-		b.Test.Checks = []contract.Check{{Path: "/", ExpectBody: version}}
-		require.NoError(t, b.Normalize())
-		res, err := e.bake(b)
+		res, err := e.bake(helloVMBake(t, version, nil))
 		requireOK(t, err)
 		img, err := deps.Catalog.Get(ctx, res.ImageID)
 		require.NoError(t, err)

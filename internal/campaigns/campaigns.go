@@ -68,7 +68,11 @@ func Summary(s contract.CampaignSpec) string {
 	if s.Select != nil {
 		what = s.Select.String()
 	}
-	return fmt.Sprintf("campaign %s: %s, channel %s: %s", s.Name, what, s.Image.Channel, strings.Join(rings, " → "))
+	how := "channel " + s.Image.Channel
+	if s.Rebuilds() {
+		how = "each rebuilt on the base"
+	}
+	return fmt.Sprintf("campaign %s: %s, %s: %s", s.Name, what, how, strings.Join(rings, " → "))
 }
 
 // Run is the current (latest) run of a campaign and its progress.

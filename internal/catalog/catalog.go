@@ -118,9 +118,10 @@ func (c *Catalog) Import(ctx context.Context, dir, service string, entrypoint []
 }
 
 // PublishArchive stores a local image archive and records img for it. The image ID
-// is derived from the archive's digest together with the service and entrypoint, so
-// the same inputs always give the same ID and publishing twice is harmless (the
-// first record stands; it is returned).
+// is derived from the archive's digest together with the service and entrypoint
+// and, for an OCI or VM image, its format (and an OCI image's inputs and base; see
+// Identity), so the same inputs always give the same ID and publishing twice is
+// harmless (the first record stands; it is returned).
 //
 // With img.InputDigest set, the image is also entered in the bake cache (see
 // FindByInputDigest). When another image already holds those inputs, that image is
@@ -131,7 +132,7 @@ func (c *Catalog) PublishArchive(ctx context.Context, archive []byte, img contra
 	clearMarks(&img)
 	img.Digest = image.Digest(archive)
 	img.Archive = archiveKey(img.Digest)
-	img.ID = image.ID(img.Digest, img.Service, img.Entrypoint)
+	img.ID = Identity(img).ID()
 	if err := checkService(img.Service); err != nil {
 		return contract.Image{}, fmt.Errorf("publish image: %w", err)
 	}

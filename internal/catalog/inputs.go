@@ -55,8 +55,10 @@ func (c *Catalog) inputHead(ctx context.Context, service, digest string) (gen in
 	}
 	gen = 1
 	img, err = c.inputImage(ctx, e.ImageID)
-	if err != nil || (img != nil && img.Revoked == nil) {
-		// A later generation exists only once this one's image is revoked or gone.
+	if err != nil || (img != nil && img.Revoked == nil && img.InputDigest == digest) {
+		// A later generation exists only once this one's image is revoked or
+		// gone, or (otherFormat) of another format: one published for other
+		// inputs of the same files.
 		return gen, img, err
 	}
 	prefix := "inputs/" + service + "/" + digest + "/"
@@ -121,13 +123,14 @@ func (c *Catalog) FindByInputDigest(ctx context.Context, service, inputDigest st
 }
 
 // cachedWinner returns the usable image other than img that already holds img's
-// inputs, if any: publishing img then only returns it.
+// inputs, if any: publishing img then only returns it. An image of another
+// format does not hold them (see otherFormat).
 func (c *Catalog) cachedWinner(ctx context.Context, img contract.Image) (contract.Image, bool, error) {
 	_, w, err := c.inputHead(ctx, img.Service, img.InputDigest)
 	if err != nil {
 		return contract.Image{}, false, err
 	}
-	if w == nil || w.ID == img.ID || w.Revoked != nil {
+	if w == nil || w.ID == img.ID || w.Revoked != nil || otherFormat(*w, img) {
 		return contract.Image{}, false, nil
 	}
 	return *w, true, nil
@@ -141,7 +144,7 @@ func (c *Catalog) claimInput(ctx context.Context, img contract.Image, inputDiges
 		if err != nil {
 			return contract.Image{}, err
 		}
-		if gen > 0 && cur != nil && (cur.ID == img.ID || cur.Revoked == nil) {
+		if gen > 0 && cur != nil && (cur.ID == img.ID || cur.Revoked == nil && !otherFormat(*cur, img)) {
 			return *cur, nil
 		}
 		e := inputEntry{Service: img.Service, InputDigest: inputDigest, ImageID: img.ID, Generation: gen + 1, Time: time.Now().UTC()}
@@ -155,4 +158,14 @@ func (c *Catalog) claimInput(ctx context.Context, img contract.Image, inputDiges
 		// Another publish claimed this generation first: look again.
 	}
 	return contract.Image{}, fmt.Errorf("record image %s in the bake cache: too much contention on inputs %s; try again", img.ID, inputDigest)
+}
+
+// otherFormat reports whether the image a bake-cache entry names is of another
+// format than img, published for the same inputs (whose digest covers the
+// format). Only a catalog from before the image ID covered the format has such
+// an entry: it handed an OCI or VM bake the local image of the same files. A
+// publish of the right format (bake --force) takes its place, as it takes a
+// revoked image's.
+func otherFormat(entry, img contract.Image) bool {
+	return Identity(entry).Format != Identity(img).Format
 }

@@ -109,6 +109,9 @@ type BakeBuildResult struct {
 	Adopted     bool   `json:"adopted"`               // a previous attempt had finished it
 	// OCIDestinations are where PublishImage writes the OCI image (format: oci).
 	OCIDestinations []string `json:"ociDestinations,omitempty"`
+	// Spec is the bake that built the image; the catalog keeps it, so a
+	// campaign can rebuild the service on a new base.
+	Spec *Bake `json:"spec,omitempty"`
 }
 
 // TestImageInput boots one instance of a freshly built image.
@@ -126,6 +129,9 @@ type PublishImageInput struct {
 	// OCIDestinations get the OCI image of the archive (whose manifest digest is
 	// Image.OCIDigest) before the image is recorded.
 	OCIDestinations []string `json:"ociDestinations,omitempty"`
+	// Spec is the bake that built the image; the catalog keeps it, so a
+	// campaign can rebuild the service on a new base.
+	Spec *Bake `json:"spec,omitempty"`
 }
 
 // MoveChannelInput moves a channel.

@@ -27,7 +27,10 @@ type CampaignSpec struct {
 	// image built on an image its base channel named.
 	Select *CampaignSelect `yaml:"select" json:"select,omitempty"`
 	// Image is what each service rolls: the image its own channel names
-	// (channel), resolved once when the campaign starts.
+	// (channel), resolved once when the campaign starts. Without a channel a
+	// campaign that selects by base rebuilds each service on the base's
+	// current image (its last bake spec, through the Bake workflow) and rolls
+	// what that bake made.
 	Image       CampaignImage     `yaml:"image" json:"image"`
 	Rings       []Ring            `yaml:"rings" json:"rings"`
 	ErrorBudget ErrorBudget       `yaml:"errorBudget" json:"errorBudget"`
@@ -57,6 +60,12 @@ func (s CampaignSelect) String() string {
 		out += " labeled {" + strings.Join(kv, ", ") + "}"
 	}
 	return out
+}
+
+// Rebuilds tells whether the campaign rebuilds each service on its selected
+// base instead of rolling what a channel names.
+func (s CampaignSpec) Rebuilds() bool {
+	return s.Select != nil && s.Select.Base != nil && s.Image.Channel == ""
 }
 
 // CampaignImage names the image a campaign rolls for each service.
@@ -188,6 +197,25 @@ type CampaignProgress struct {
 	Runs       int        `json:"runs"`           // continue-as-new generations so far, 1 for the first run
 	Error      string     `json:"error,omitempty"`
 	Resumes    []Decision `json:"resumes,omitempty"`
+	// Bakes are the rebuilds of a campaign that rebuilds on its base, one per
+	// service, before its first ring.
+	Bakes []CampaignBake `json:"bakes,omitempty"`
+}
+
+// CampaignBake is the rebuild of one service on a campaign's base: a child
+// Bake workflow (the usual bake ID, bake/SERVICE/CHANNEL).
+type CampaignBake struct {
+	Service string      `json:"service"`
+	State   TargetState `json:"state"`
+	// Level orders the bakes: a service built on one the campaign rebuilds
+	// too is baked at a later level.
+	Level    int    `json:"level"`
+	BakeID   string `json:"bakeId,omitempty"`
+	RunID    string `json:"runId,omitempty"`
+	ImageID  string `json:"imageId,omitempty"`
+	Cached   bool   `json:"cached,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
 }
 
 // CampaignResult is what a campaign did.
@@ -207,6 +235,9 @@ type CampaignPlanInput struct {
 	Select       *CampaignSelect `json:"select,omitempty"` // instead of Services
 	Image        CampaignImage   `json:"image"`
 	Environments []string        `json:"environments"` // the rings' environments
+	// Rebuild asks for each service's bake spec on Select's base instead of
+	// a channel's image.
+	Rebuild bool `json:"rebuild,omitempty"`
 }
 
 // CampaignPlanResult answers CampaignPlanInput.
@@ -218,6 +249,20 @@ type CampaignPlanResult struct {
 	// has a live deployment; Live the image live there ("service/env" → ID).
 	Deployed map[string][]string `json:"deployed"`
 	Live     map[string]string   `json:"live,omitempty"`
+	// Bakes, for a rebuild, are each service's bake spec on the new base, in
+	// level order (Images then stays empty).
+	Bakes []CampaignBakePlan `json:"bakes,omitempty"`
+}
+
+// CampaignBakePlan is how a campaign rebuilds one service: the spec of the
+// bake that made its newest image built on the base, its base the campaign's
+// base. Error says why it cannot be rebuilt (no bake spec kept); the
+// campaign counts that as a failed bake.
+type CampaignBakePlan struct {
+	Service string `json:"service"`
+	Level   int    `json:"level"`
+	Spec    *Bake  `json:"spec,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // CampaignRolloutSpecInput asks for the rollout spec of a campaign's target:

@@ -90,7 +90,7 @@ func normalizeCampaign(s *contract.CampaignSpec, src *source) error {
 		if !channelRE.MatchString(sel.Base.Channel) {
 			add("select.base.channel", "%q is not a channel name: a lowercase letter, then letters, digits or '-'", sel.Base.Channel)
 		}
-		if sel.Base.ID != "" || sel.Base.Bake != "" {
+		if sel.Base.ID != "" || sel.Base.Bake != "" || sel.Base.OCI != "" {
 			add("select.base", "names a channel: {service, channel}")
 		}
 	}
@@ -105,8 +105,10 @@ func normalizeCampaign(s *contract.CampaignSpec, src *source) error {
 		seen[svc] = i
 	}
 	switch {
+	case s.Image.Channel == "" && s.Rebuilds():
+		// each service is rebuilt on the selected base
 	case s.Image.Channel == "":
-		add("image.channel", "is required: the channel whose image each service rolls, e.g. stable")
+		add("image.channel", "is required: the channel whose image each service rolls, e.g. stable (or select: {base: ...} without image, to rebuild each service on the base)")
 	case !channelRE.MatchString(s.Image.Channel):
 		add("image.channel", "%q is not a channel name: a lowercase letter, then letters, digits or '-'", s.Image.Channel)
 	}

@@ -184,6 +184,8 @@ func (p *Pipeline) Validate() error {
 		add("bake", "set bake (a bake spec file) or image (an existing image: id or channel)")
 	case p.BakeFile != "" && p.Image != nil:
 		add("image", "set bake or image, not both")
+	case p.Image != nil && p.Image.OCI != "":
+		add("image.oci", "an OCI image is a bake's base only; a pipeline rolls out an imago image: set image.id or image.channel")
 	case p.Image != nil && (p.Image.ID == "") == (p.Image.Channel == ""):
 		add("image", "set exactly one of id or channel")
 	}

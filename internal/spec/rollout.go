@@ -166,6 +166,8 @@ func (r *Rollout) Validate() error {
 		}
 	}
 	switch {
+	case r.Image.OCI != "":
+		add("image.oci", "an OCI image is a bake's base only (base: {oci: …} with format: oci); a rollout ships an imago image: set image.id, image.channel or image.bake (an OCI bake's imago image ID: imago image list)")
 	case set == 0:
 		add("image", "is required: set image.id, image.channel or image.bake (or pass --image ID)")
 	case set > 1:

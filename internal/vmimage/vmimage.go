@@ -11,8 +11,10 @@
 //	/etc/imago/run    the entrypoint as a shell command line ($PORT is expanded)
 //
 // The tree is written as an ext4 file system with `mkfs.ext4 -d` and converted to
-// qcow2 with `qemu-img convert`. The kernel and initrd are Debian's
-// (linux-image-cloud-amd64, /boot/vmlinuz-*-cloud-amd64), copied beside the disk.
+// qcow2 with `qemu-img convert`. The kernel and initrd, copied beside the disk,
+// are a kernel base's from the catalog (kernelbase.go) when the bake names one
+// as its base, else the host's: Debian's linux-image-cloud-amd64
+// (/boot/vmlinuz-*-cloud-amd64) with an initrd Build writes.
 //
 // An instance boots the disk read-only through a qcow2 overlay of its own
 // (Overlay), with a second, raw disk holding its environment (EnvDisk).
@@ -157,16 +159,7 @@ func Build(ctx context.Context, in BuildInput) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		// image.Unpack leaves the tree read-only: make it removable.
-		filepath.WalkDir(tmp, func(p string, de os.DirEntry, err error) error {
-			if err == nil && de.IsDir() {
-				os.Chmod(p, 0o700)
-			}
-			return nil
-		})
-		os.RemoveAll(tmp)
-	}()
+	defer RemoveTree(tmp) // image.Unpack leaves the tree read-only
 	root := filepath.Join(tmp, "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return nil, err

@@ -218,9 +218,9 @@ func (d *Driver) ensureImage(ctx context.Context, id string) (string, contract.I
 	}
 	// Checked on every use: the entrypoint run from an unpacked tree comes from the record.
 	if img.Archive != "" {
-		if derived := image.ID(img.Digest, img.Service, img.Entrypoint); derived != img.ID {
+		if derived, ok := catalog.CheckID(img); !ok {
 			return "", img, provider.Errorf(provider.FailedPrecondition,
-				"image %s record does not match its ID (its digest, service and entrypoint make %s): the catalog was modified", id, derived)
+				"image %s record does not match its ID (its digest, service, entrypoint and format make %s): the catalog was modified", id, derived)
 		}
 	}
 	dir := d.imageDir(id)
