@@ -22,7 +22,6 @@ import (
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/entrypoint"
-	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/secretref"
@@ -308,7 +307,7 @@ func (d *Driver) reconcile(ctx context.Context, rec record, doms []domain) (cont
 	have := map[int]domain{}
 	for _, dm := range doms {
 		if dm.n > rec.Size {
-			if err := d.removeInstance(dm.dom, dm.rec.Instance); err != nil {
+			if err := d.removeInstance(dm.rec.Instance); err != nil {
 				return contract.Fleet{}, err
 			}
 			continue
@@ -327,8 +326,8 @@ func (d *Driver) reconcile(ctx context.Context, rec record, doms []domain) (cont
 			}
 		}
 		in := fmt.Sprintf("%s-%d", rec.Fleet.ID, n)
-		if dm, ok := have[n]; ok {
-			if err := d.removeInstance(dm.dom, in); err != nil {
+		if _, ok := have[n]; ok {
+			if err := d.removeInstance(in); err != nil {
 				return contract.Fleet{}, err
 			}
 		}
@@ -385,13 +384,16 @@ func (d *Driver) prepare(ctx context.Context, imageID string, env map[string]con
 			return nil, provider.Errorf(provider.InvalidArgument, "env.%s: not a name the rollout may set (POSIX names; PORT, HOST and IMAGO_* are the provider's)", name)
 		}
 	}
+	if err := entrypoint.CheckEnv(img.Entrypoint, func(n string) bool { _, ok := env[n]; return ok }); err != nil {
+		return nil, provider.Errorf(provider.InvalidArgument, "image %s: %v", img.ID, err)
+	}
 	l := &launch{env: map[string]string{}}
 	for name, v := range env {
 		if v.Secret == "" {
 			l.env[name] = v.Value
 			continue
 		}
-		val, err := secretref.Resolve(ctx, netguard.New(netguard.Allow{}).Client(0), v.Secret)
+		val, err := secretref.Resolve(ctx, d.secretClient, v.Secret)
 		if err != nil {
 			return nil, provider.Errorf(provider.FailedPrecondition, "env.%s: %v", name, err)
 		}
@@ -474,7 +476,7 @@ func (d *Driver) startInstance(ctx context.Context, rec record, l *launch) error
 		if last = d.tryStart(rec, l); last == nil {
 			return nil
 		}
-		if err := d.removeInstance(golibvirt.Domain{Name: domainName(rec.Instance)}, rec.Instance); err != nil {
+		if err := d.removeInstance(rec.Instance); err != nil {
 			return errors.Join(last, err)
 		}
 		if ctx.Err() != nil {
@@ -582,7 +584,7 @@ func (d *Driver) setRecord(dom golibvirt.Domain, rec record) error {
 // removeInstance stops the instance's domain (SIGTERM to QEMU, which quits
 // cleanly; SIGKILL after libvirt's grace), undefines it and deletes its
 // volumes. A domain or volume already gone is fine.
-func (d *Driver) removeInstance(dom golibvirt.Domain, instanceID string) error {
+func (d *Driver) removeInstance(instanceID string) error {
 	name := domainName(instanceID)
 	dom, err := d.conn.DomainLookupByName(name)
 	switch {
@@ -639,7 +641,7 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 	}
 	var errs []error
 	for _, dm := range doms {
-		errs = append(errs, d.removeInstance(dm.dom, dm.rec.Instance))
+		errs = append(errs, d.removeInstance(dm.rec.Instance))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("terminate fleet %s: %w", fleetID, err)

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -38,6 +39,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/gofrs/flock"
 
+	"github.com/imago/imago/internal/netguard"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/provider/qemu"
@@ -87,15 +89,18 @@ type Config struct {
 // are the embedded local driver's; fleets are libvirt domains.
 type Driver struct {
 	*local.Driver
-	conn    *golibvirt.Libvirt
-	uri     string
-	images  provider.ImageSource
-	pool    golibvirt.StoragePool
-	poolDir string
-	accel   string
-	mem     int
-	addr    string
-	locks   string // directory of the fleets' lock files
+	conn   *golibvirt.Libvirt
+	uri    string
+	images provider.ImageSource
+	// secretClient reads https secret references: Local.SecretClient, else
+	// the outbound guard with an empty allow list, as the local driver.
+	secretClient *http.Client
+	pool         golibvirt.StoragePool
+	poolDir      string
+	accel        string
+	mem          int
+	addr         string
+	locks        string // directory of the fleets' lock files
 
 	mu       sync.Mutex
 	uploaded map[string]string // volume name -> its path, checked by digest
@@ -138,6 +143,9 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		locks: filepath.Join(ld.Home(), "libvirt"), uploaded: map[string]string{}, reserved: map[int]time.Time{}}
 	if d.mem == 0 {
 		d.mem = DefaultMemoryMB
+	}
+	if d.secretClient = cfg.Local.SecretClient; d.secretClient == nil {
+		d.secretClient = netguard.New(netguard.Allow{}).Client(0)
 	}
 	if d.addr == "" {
 		d.addr = "127.0.0.1"

@@ -304,3 +304,35 @@ func TestURL(t *testing.T) {
 		t.Logf("%s: %v", url, err)
 	}
 }
+
+// TestBadEnvStartsNothing: env names the provider owns, an entrypoint
+// variable the env lacks and an image that is no VM image are refused
+// (InvalidArgument) before any volume or domain is made.
+func TestBadEnvStartsNothing(t *testing.T) {
+	lv := startDaemon(t)
+	d := openDriver(t, lv, newHome(t))
+	ctx := context.Background()
+	req := contract.ProvisionRequest{Token: "bad", Service: "web", Environment: "test", ImageID: vmImages["v1"].ID, Size: 1,
+		Env: map[string]contract.EnvVar{"PORT": {Value: "1"}}}
+	if _, err := d.Provision(ctx, req); provider.ErrorCode(err) != provider.InvalidArgument || !strings.Contains(err.Error(), "env.PORT") {
+		t.Fatalf("env PORT: %v, want InvalidArgument naming env.PORT", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "run.sh"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := testCatalog.Import(ctx, dir, "web", []string{"./run.sh"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Env, req.ImageID = nil, plain.ID
+	if _, err := d.Provision(ctx, req); provider.ErrorCode(err) != provider.InvalidArgument || !strings.Contains(err.Error(), "format: vm") {
+		t.Fatalf("a plain image: %v, want InvalidArgument naming format: vm", err)
+	}
+	if doms, _, err := d.conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 0 {
+		t.Fatalf("domains: %v %v, want none", doms, err)
+	}
+	if fleets, err := d.ListFleets(ctx, provider.Filter{}); err != nil || len(fleets) != 0 {
+		t.Fatalf("fleets: %v %v, want none", fleets, err)
+	}
+}
