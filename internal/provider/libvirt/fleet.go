@@ -118,6 +118,10 @@ func instanceNumber(fleetID, id string) int {
 	return n
 }
 
+// exitTailLines is how many lines of an exited instance's console Describe
+// shows.
+const exitTailLines = 20
+
 // instanceState is the contract view of a domain: running while QEMU runs
 // the guest; stopped when defined and never started (a Provision cut short);
 // exited once it powered off or crashed.
@@ -144,6 +148,9 @@ func (d *Driver) instanceState(dom golibvirt.Domain, rec record) (contract.Insta
 	}
 	if in.State != contract.InstanceExited {
 		in.Log = ""
+	} else if tail := local.LogTail(in.Log, 4096); len(tail) > 0 {
+		// The console log is readable here when libvirtd runs on the worker's host.
+		in.LogTail = tail[max(0, len(tail)-exitTailLines):]
 	}
 	return in, nil
 }

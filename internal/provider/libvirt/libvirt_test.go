@@ -180,8 +180,9 @@ func TestANewDriverAdoptsRunningDomains(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := d2.Describe(ctx, f2.ID)
-	if err != nil || got.Instances[0].State != contract.InstanceExited {
-		t.Fatalf("describe after the domain died: %+v %v, want exited", got.Instances, err)
+	if err != nil || got.Instances[0].State != contract.InstanceExited || got.Instances[0].Exit != "destroyed" ||
+		!strings.Contains(strings.Join(got.Instances[0].LogTail, "\n"), "imago-init") {
+		t.Fatalf("describe after the domain died: %+v %v, want exited (destroyed) with its console's tail", got.Instances, err)
 	}
 	if _, err := d2.Provision(ctx, req); err != nil {
 		t.Fatal(err)

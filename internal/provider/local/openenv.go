@@ -14,3 +14,9 @@ func (c Config) WithEnv(env provider.OpenEnv) Config {
 	}
 	return c
 }
+
+// LogTail returns the lines of the last limit bytes of the log at path (the
+// first one may be cut), nil when it cannot be read or is empty: what
+// Describe shows of an exited instance, for drivers whose instances log to a
+// file the worker can read (libvirt's console log on the worker's host).
+func LogTail(path string, limit int64) []string { return logTail(path, limit) }
