@@ -402,13 +402,19 @@ func (e *env) waitPhase(phase contract.Phase) {
 
 // waitProgress polls the rollout's progress query until ok holds, for a minute.
 func (e *env) waitProgress(what string, ok func(rollouts.Status) bool) {
-	deadline := time.Now().Add(time.Minute)
+	e.waitProgressOf("hello", time.Minute, what, ok)
+}
+
+// waitProgressOf polls the progress query of service's rollout in test until
+// ok holds, for at most within.
+func (e *env) waitProgressOf(service string, within time.Duration, what string, ok func(rollouts.Status) bool) {
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		st, err := rollouts.Get(context.Background(), e.client, "hello", "test")
+		st, err := rollouts.Get(context.Background(), e.client, service, "test")
 		if err == nil && st.Progress != nil && ok(st) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.t.Fatalf("rollout did not %s within a minute", what)
+	e.t.Fatalf("rollout of %s did not %s within %s", service, what, within)
 }

@@ -63,6 +63,11 @@ type Options struct {
 	// loop (a refused connection fails in microseconds). Default 10ms; negative
 	// for no pause.
 	ErrorPause time.Duration
+	// ThinkTime is how long a client waits after each answer before its next
+	// request (an open-ended trickle rather than a tight loop, for a server
+	// that must not be saturated, such as VMs under software emulation).
+	// Default none.
+	ThinkTime time.Duration
 }
 
 // Defaults.
@@ -313,14 +318,22 @@ func (r *Run) client() {
 		start := time.Now()
 		status, body, err := get(c, r.opts.URL)
 		p.record(status, body, err, time.Since(start))
-		if err != nil && r.opts.ErrorPause > 0 {
-			t := time.NewTimer(r.opts.ErrorPause)
-			select {
-			case <-t.C:
-			case <-r.ctx.Done():
-				t.Stop()
-			}
+		switch {
+		case err != nil && r.opts.ErrorPause > 0:
+			r.wait(r.opts.ErrorPause)
+		case err == nil && r.opts.ThinkTime > 0:
+			r.wait(r.opts.ThinkTime)
 		}
+	}
+}
+
+// wait waits d, or less if the run ends.
+func (r *Run) wait(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.ctx.Done():
 	}
 }
 

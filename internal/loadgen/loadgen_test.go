@@ -149,6 +149,21 @@ func TestTransportErrors(t *testing.T) {
 	}
 }
 
+func TestThinkTime(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer srv.Close()
+	run := Start(context.Background(), Options{URL: srv.URL, Clients: 2, ThinkTime: 20 * time.Millisecond})
+	waitFor(t, "10 requests", func() bool { return run.Snapshot().Requests >= 10 })
+	tot := run.Stop().Total
+	if tot.Failures() != 0 || tot.Bodies["ok"] != tot.Requests {
+		t.Fatalf("total: %+v", tot)
+	}
+	// The think time bounds the rate: 2 clients, >= 20ms between requests each.
+	if limit := 2 * (tot.Duration/(20*time.Millisecond) + 1); time.Duration(tot.Requests) > limit {
+		t.Fatalf("%d requests in %v: the think time did not hold", tot.Requests, tot.Duration)
+	}
+}
+
 func TestBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Millisecond)
