@@ -54,7 +54,7 @@ demo: build ## build hello v1 and v2, import both, roll out v1 then v2
 stop: ## stop the worker `make demo` left running
 	bash examples/hello/demo.sh stop
 
-deps: ## the Debian packages the tests need (scripts/system-deps.sh: chromium, nats-server, postgresql, prometheus, skopeo, ansible, qemu-system-x86, qemu-utils, linux-image-cloud-amd64, busybox-static, e2fsprogs), installed only if missing
+deps: ## the Debian packages the tests need (scripts/system-deps.sh: chromium, nats-server, postgresql, prometheus, skopeo, ansible, qemu-system-x86, qemu-utils, linux-image-cloud-amd64, busybox-static, e2fsprogs, libvirt-daemon, libvirt-daemon-driver-qemu), installed only if missing
 	bash scripts/system-deps.sh
 
 postgres: ## PostgreSQL for internal/pgtest: installs and starts Debian's cluster, role imago/imago (scripts/postgres.sh), idempotently

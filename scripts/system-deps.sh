@@ -23,7 +23,13 @@ set -euo pipefail
 #   (qemu-img), booting Debian's cloud kernel; the qemu provider runs them as VMs
 #   (internal/vmimage, internal/provider/qemu). Installing the kernel package runs
 #   update-initramfs; imago writes its own small initrd.
-PACKAGES=(nats-server chromium postgresql prometheus skopeo ansible qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static e2fsprogs)
+# libvirt-daemon, libvirt-daemon-driver-qemu: the libvirt provider's tests start a private,
+#   unprivileged libvirtd of their own (internal/provider/libvirt/libvirtdtest: session
+#   mode, its socket and state in a temp dir, run as nobody when the tests run as root)
+#   and boot the VM images as libvirt domains through its QEMU driver;
+#   the script installs no recommends, and nothing else is needed: no libvirt-daemon-system
+#   (its systemd units, the libvirt-qemu user, the system daemon), no dnsmasq, no DBus.
+PACKAGES=(nats-server chromium postgresql prometheus skopeo ansible qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static e2fsprogs libvirt-daemon libvirt-daemon-driver-qemu)
 
 if [ "$#" -gt 0 ]; then
 	PACKAGES=("$@")

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -128,28 +129,15 @@ func (s *Server) abortCampaign(w http.ResponseWriter, r *http.Request) error {
 // campaign resume|approve|abort`: the campaign refuses (409) what makes no
 // sense now — a resume when it is not halted, an approve when no ring waits.
 func (s *Server) decideCampaign(w http.ResponseWriter, r *http.Request, decision string) error {
-	name, err := pathName(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeDecision(r.Body)
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	run, err := campaigns.Latest(ctx, s.cfg.Client, name)
-	if err != nil {
-		return campaignError(err)
-	}
-	if err := authorize(r, campaignNeeds(run.Progress, decision)...); err != nil {
-		return err
-	}
-	by := principal(r)
-	if err := campaigns.Decide(ctx, s.cfg.Client, name, decision, by, req.Reason); err != nil {
-		if ctx.Err() != nil || temporalUnavailable(err) {
-			return err
-		}
-		return problem(http.StatusConflict, "decision-refused", "Decision refused", "%s", err.Error())
-	}
-	return writeJSON(w, http.StatusOK, Decided{WorkflowID: run.WorkflowID, Decision: decision, By: by, Reason: req.Reason, Links: campaignLinks(name)})
+	return decideNamed(w, r, decision, namedDecision[contract.CampaignProgress]{
+		latest: func(ctx context.Context, name string) (campaigns.Run, error) {
+			run, err := campaigns.Latest(ctx, s.cfg.Client, name)
+			return run, campaignError(err)
+		},
+		needs: campaignNeeds,
+		send: func(ctx context.Context, _ campaigns.Run, name, decision, by, reason string) error {
+			return campaigns.Decide(ctx, s.cfg.Client, name, decision, by, reason)
+		},
+		links: campaignLinks,
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/pipelines"
 	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/runs"
 )
 
 // StartedPipeline answers a started pipeline.
@@ -127,37 +128,25 @@ func (s *Server) abortPipeline(w http.ResponseWriter, r *http.Request) error {
 // approve|abort`: the latest run's validators refuse (409) what makes no sense
 // in its phase — an approve when no gate waits, an abort while a stage rolls out.
 func (s *Server) decidePipeline(w http.ResponseWriter, r *http.Request, decision string) error {
-	name, err := pathName(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeDecision(r.Body)
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	run, err := s.latestPipeline(ctx, name)
-	if err != nil {
-		return err
-	}
-	if err := authorize(r, pipelineNeeds(run.Progress, decision)...); err != nil {
-		return err
-	}
-	if run.Status != rollouts.StatusName(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING) {
-		what := run.Status
-		if run.Progress.Phase != "" {
-			what = run.Progress.Phase.String()
-		}
-		return problem(http.StatusConflict, "decision-refused", "Decision refused",
-			"%s is not running: its latest run (%s) %s; %s applies to a running pipeline", run.WorkflowID, run.RunID, what, decision)
-	}
-	// The update goes to the run just read, so the answer names the run decided.
-	by := principal(r)
-	if err := rollouts.SendDecision(ctx, s.cfg.Client, run.WorkflowID, run.RunID, decision, by, req.Reason); err != nil {
-		if ctx.Err() != nil || temporalUnavailable(err) {
-			return err
-		}
-		return problem(http.StatusConflict, "decision-refused", "Decision refused", "%s refused: %s", decision, rollouts.Reason(err))
-	}
-	return writeJSON(w, http.StatusOK, Decided{WorkflowID: run.WorkflowID, Decision: decision, By: by, Reason: req.Reason, Links: pipelineLinks(name)})
+	return decideNamed(w, r, decision, namedDecision[contract.PipelineProgress]{
+		latest: s.latestPipeline,
+		needs:  pipelineNeeds,
+		send: func(ctx context.Context, run pipelines.Run, _, decision, by, reason string) error {
+			if run.Status != rollouts.StatusName(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING) {
+				what := run.Status
+				if run.Progress.Phase != "" {
+					what = run.Progress.Phase.String()
+				}
+				return problem(http.StatusConflict, "decision-refused", "Decision refused",
+					"%s is not running: its latest run (%s) %s; %s applies to a running pipeline", run.WorkflowID, run.RunID, what, decision)
+			}
+			// The update goes to the run just read, so the answer names the run decided.
+			err := rollouts.SendDecision(ctx, s.cfg.Client, run.WorkflowID, run.RunID, decision, by, reason)
+			if err == nil || ctx.Err() != nil || temporalUnavailable(err) {
+				return err // unwrapped: Temporal unreachable stays 503
+			}
+			return runs.Refused(decision, err)
+		},
+		links: pipelineLinks,
+	})
 }

@@ -103,7 +103,7 @@ func TestAWSSettingsFromTheEnvironment(t *testing.T) {
 // one file that registers itself, and a blank import).
 func TestSpecProvidersAreTheRegisteredDrivers(t *testing.T) {
 	r := spec.Rollout{Rollout: contract.Rollout{Service: "web", Provider: "gcp", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
-	assert.EqualError(t, r.Normalize(), "invalid spec:\n  provider: \"gcp\" is not a provider imago knows; use aws or local or qemu")
+	assert.EqualError(t, r.Normalize(), "invalid spec:\n  provider: \"gcp\" is not a provider imago knows; use aws or libvirt or local or qemu")
 	r = spec.Rollout{Rollout: contract.Rollout{Service: "web", Provider: "aws", Image: contract.ImageRef{ID: "img-3f2a1c9d0b7e"}}}
 	assert.NoError(t, r.Normalize())
 }
@@ -121,13 +121,14 @@ func TestProviderURLSetting(t *testing.T) {
 		c    Config
 		want string
 	}{
-		{Config{ProviderURL: "gcp://my-project/europe-west1-b"}, "IMAGO_PROVIDER_URL: gcp:// is not a provider imago knows; use aws://… or local://…"},
-		{Config{ProviderURL: "local"}, `IMAGO_PROVIDER_URL: "local" has no scheme: write a provider URL such as aws://… or local://…`},
+		{Config{ProviderURL: "gcp://my-project/europe-west1-b"}, "IMAGO_PROVIDER_URL: gcp:// is not a provider imago knows; use aws://… or libvirt://… or libvirt+ssh://… or local://… or qemu://…"},
+		{Config{ProviderURL: "local"}, `IMAGO_PROVIDER_URL: "local" has no scheme: write a provider URL such as aws://… or libvirt://… or libvirt+ssh://… or local://… or qemu://…`},
 		{Config{ProviderURL: "local://?hme=/srv", ProviderURLSetting: "--provider"}, "--provider: local provider: unknown query parameter hme; known: home, sim"},
 		{Config{ProviderURL: "local://?home=relative"}, `IMAGO_PROVIDER_URL: local provider: query parameter home: "relative" is not an absolute path`},
 		{Config{ProviderURL: "local://somehost/"}, `IMAGO_PROVIDER_URL: local provider: "local://somehost/" has a host or path; write local://`},
 		{Config{ProviderURL: "aws://eu-west-1?vpc=vpc-1&port=http"}, `IMAGO_PROVIDER_URL: aws provider: query parameter port: "http" is not a whole number (see docs/aws.md)`},
 		{Config{ProviderURL: "aws://eu-west-1?subnets=subnet-0abc12345678def01"}, `IMAGO_PROVIDER_URL: aws provider: vpc "" is not a VPC ID`},
+		{Config{ProviderURL: "libvirt:///system?memory=12"}, `IMAGO_PROVIDER_URL: libvirt provider: query parameter memory: "12": want megabytes, 64 to 65536`},
 		{Config{ProviderURL: "aws://eu-west-1", Provider: "local"}, "IMAGO_PROVIDER_URL=aws://eu-west-1 and IMAGO_PROVIDER=local name different providers; unset IMAGO_PROVIDER (IMAGO_PROVIDER_URL replaces it)"},
 	} {
 		_, err := open(tc.c)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/aws"
+	"github.com/imago/imago/internal/provider/libvirt"
 	"github.com/imago/imago/internal/provider/local"
 	"github.com/imago/imago/internal/provider/qemu"
 )
@@ -83,6 +84,9 @@ func (c Config) providerURL(localBase local.Config) (setting, rawURL string, mux
 	mux = provider.DefaultURLMux().With(ProviderLocal, &local.URLOpener{Base: localBase})
 	// qemu:// is the local driver booting VMs: it starts from the same settings.
 	mux = mux.With(qemu.Scheme, &qemu.URLOpener{Base: qemu.Config{Local: localBase}})
+	// libvirt:// runs VMs as libvirt domains; its routers are the local driver's.
+	lv := &libvirt.URLOpener{Base: libvirt.Config{Local: localBase}}
+	mux = mux.With(libvirt.Scheme, lv).With(libvirt.SchemeSSH, lv)
 	awsBase := func(setting string) error {
 		if c.AWS != nil {
 			mux = mux.With(ProviderAWS, &aws.URLOpener{Base: *c.AWS})

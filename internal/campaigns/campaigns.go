@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -16,16 +15,13 @@ import (
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/runs"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
 
-// AlreadyRunningError refuses a second run of the same campaign.
-type AlreadyRunningError struct{ WorkflowID, RunID, Name string }
-
-func (e *AlreadyRunningError) Error() string {
-	return fmt.Sprintf("%s is already running (run %s); watch it with: imago campaign status %s --watch", e.WorkflowID, e.RunID, e.Name)
-}
+// AlreadyRunningError refuses a second run of the same campaign (Kind "campaign").
+type AlreadyRunningError = runs.AlreadyRunningError
 
 // NotFoundError: no run of the campaign exists.
 type NotFoundError struct{ Name string }
@@ -33,6 +29,9 @@ type NotFoundError struct{ Name string }
 func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("no campaign %q found; start one with: imago campaign start -f FILE", e.Name)
 }
+
+// kind names campaigns in the CLI's commands and in errors.
+const kind = "campaign"
 
 // Start validates a campaign spec and starts it (workflow ID campaign/NAME).
 func Start(ctx context.Context, c client.Client, s contract.CampaignSpec, startedBy string) (client.WorkflowRun, error) {
@@ -43,15 +42,7 @@ func Start(ctx context.Context, c client.Client, s contract.CampaignSpec, starte
 	opts := rollouts.ExclusiveStart(id)
 	opts.TypedSearchAttributes = temporal.NewSearchAttributes(contract.PhaseAttr.ValueSet(string(contract.PhasePending)))
 	opts.StaticSummary, opts.StaticDetails = Summary(s), "started by "+startedBy
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Campaign, contract.CampaignInput{Spec: s, StartedBy: startedBy})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Name: s.Name}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("start campaign %s: %w", id, err)
-	}
-	return run, nil
+	return runs.Start(ctx, c, kind, s.Name, opts, workflows.Campaign, contract.CampaignInput{Spec: s, StartedBy: startedBy})
 }
 
 // Summary is the web UI's one-line summary: "campaign base-2026-12: 3
@@ -76,13 +67,7 @@ func Summary(s contract.CampaignSpec) string {
 }
 
 // Run is the current (latest) run of a campaign and its progress.
-type Run struct {
-	WorkflowID string                    `json:"workflowId"`
-	RunID      string                    `json:"runId"`
-	Status     string                    `json:"status"`
-	Started    time.Time                 `json:"started"`
-	Progress   contract.CampaignProgress `json:"progress"`
-}
+type Run = runs.Run[contract.CampaignProgress]
 
 // Latest reads the latest run of campaign name (continue-as-new keeps its
 // workflow ID) and its progress.
@@ -96,13 +81,7 @@ func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
 	if err != nil {
 		return Run{}, fmt.Errorf("describe %s: %w", id, err)
 	}
-	r := rollouts.RunOf(desc.GetWorkflowExecutionInfo())
-	run := Run{WorkflowID: r.WorkflowID, RunID: r.RunID, Status: r.Status, Started: r.Started}
-	v, err := c.QueryWorkflow(ctx, run.WorkflowID, run.RunID, contract.QueryProgress)
-	if err != nil {
-		return run, fmt.Errorf("query campaign %s: %w", run.WorkflowID, err)
-	}
-	return run, v.Get(&run.Progress)
+	return runs.WithProgress(ctx, c, kind, runs.Of[contract.CampaignProgress](desc.GetWorkflowExecutionInfo()))
 }
 
 // Decide sends resume, approve or abort to the current run of campaign name
@@ -120,8 +99,5 @@ func Decide(ctx context.Context, c client.Client, name, update, by, reason strin
 		return fmt.Errorf("%s refused: campaign %s is not running: it ended %s", update, name,
 			rollouts.StatusName(desc.GetWorkflowExecutionInfo().GetStatus()))
 	}
-	if err != nil {
-		return fmt.Errorf("%s refused: %s", update, rollouts.Reason(err))
-	}
-	return nil
+	return runs.Refused(update, err)
 }

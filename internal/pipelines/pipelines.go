@@ -8,26 +8,24 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"go.temporal.io/api/serviceerror"
-	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/imago/imago/internal/contract"
 	"github.com/imago/imago/internal/rollouts"
+	"github.com/imago/imago/internal/runs"
 	"github.com/imago/imago/internal/spec"
 	"github.com/imago/imago/workflows"
 )
 
-// AlreadyRunningError refuses a second run of the same pipeline.
-type AlreadyRunningError struct{ WorkflowID, RunID, Name string }
+// AlreadyRunningError refuses a second run of the same pipeline (Kind "pipeline").
+type AlreadyRunningError = runs.AlreadyRunningError
 
-func (e *AlreadyRunningError) Error() string {
-	return fmt.Sprintf("%s is already running (run %s); watch it with: imago pipeline status %s --watch", e.WorkflowID, e.RunID, e.Name)
-}
+// kind names pipelines in the CLI's commands and in errors.
+const kind = "pipeline"
 
 // Start starts a loaded pipeline by hand. Always builds and rolls out even when
 // nothing changed.
@@ -40,15 +38,7 @@ func Start(ctx context.Context, c client.Client, p spec.Pipeline, always bool, s
 	opts.TypedSearchAttributes = temporal.NewSearchAttributes(
 		contract.ServiceAttr.ValueSet(p.Service()), contract.PhaseAttr.ValueSet("pending"))
 	opts.StaticSummary, opts.StaticDetails = Summary(p), "started by "+startedBy
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.Pipeline, contract.PipelineInput{Spec: p.Pipeline, Always: always, Trigger: "manual", StartedBy: startedBy})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return nil, &AlreadyRunningError{WorkflowID: id, RunID: started.RunId, Name: p.Name}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("start pipeline %s: %w", id, err)
-	}
-	return run, nil
+	return runs.Start(ctx, c, kind, p.Name, opts, workflows.Pipeline, contract.PipelineInput{Spec: p.Pipeline, Always: always, Trigger: "manual", StartedBy: startedBy})
 }
 
 // Summary is the web UI's one-line summary of a pipeline: "pipeline hello: bake →
@@ -69,13 +59,7 @@ func Summary(p spec.Pipeline) string {
 }
 
 // Run is the latest run of a pipeline and its progress.
-type Run struct {
-	WorkflowID string                    `json:"workflowId"`
-	RunID      string                    `json:"runId"`
-	Status     string                    `json:"status"`
-	Started    time.Time                 `json:"started"`
-	Progress   contract.PipelineProgress `json:"progress"`
-}
+type Run = runs.Run[contract.PipelineProgress]
 
 // NotFoundError: no run of the pipeline exists.
 type NotFoundError struct{ Name string }
@@ -96,15 +80,9 @@ func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
 		return Run{}, fmt.Errorf("list pipelines: %w", err)
 	}
 	var best *Run
-	newest := func(info *workflowpb.WorkflowExecutionInfo) {
-		if best == nil || info.GetStartTime().AsTime().After(best.Started) {
-			r := rollouts.RunOf(info)
-			best = &Run{WorkflowID: r.WorkflowID, RunID: r.RunID, Started: r.Started, Status: r.Status}
-		}
-	}
 	for _, info := range resp.Executions {
 		if wid := info.GetExecution().GetWorkflowId(); wid == id || strings.HasPrefix(wid, id+"-") {
-			newest(info)
+			best = runs.Newest(best, info)
 		}
 	}
 	// Visibility lags a start a little: a run just started by hand is described
@@ -113,21 +91,14 @@ func Latest(ctx context.Context, c client.Client, name string) (Run, error) {
 	var nf *serviceerror.NotFound
 	switch {
 	case err == nil:
-		newest(desc.GetWorkflowExecutionInfo())
+		best = runs.Newest(best, desc.GetWorkflowExecutionInfo())
 	case !errors.As(err, &nf):
 		return Run{}, fmt.Errorf("describe %s: %w", id, err)
 	}
 	if best == nil {
 		return Run{}, &NotFoundError{Name: name}
 	}
-	v, err := c.QueryWorkflow(ctx, best.WorkflowID, best.RunID, contract.QueryProgress)
-	if err != nil {
-		return *best, fmt.Errorf("query pipeline %s: %w", best.WorkflowID, err)
-	}
-	if err := v.Get(&best.Progress); err != nil {
-		return *best, err
-	}
-	return *best, nil
+	return runs.WithProgress(ctx, c, kind, *best)
 }
 
 // Decide sends approve or abort to the latest run of pipeline name and waits
@@ -137,8 +108,5 @@ func Decide(ctx context.Context, c client.Client, name, update, by, reason strin
 	if err != nil {
 		return err
 	}
-	if err := rollouts.SendDecision(ctx, c, run.WorkflowID, run.RunID, update, by, reason); err != nil {
-		return fmt.Errorf("%s refused: %s", update, rollouts.Reason(err))
-	}
-	return nil
+	return runs.Refused(update, rollouts.SendDecision(ctx, c, run.WorkflowID, run.RunID, update, by, reason))
 }

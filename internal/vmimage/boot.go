@@ -63,14 +63,12 @@ func (b Boot) Args() []string {
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-serial", "stdio",
 		"-kernel", b.Kernel.Vmlinuz, "-initrd", b.Kernel.Initrd,
-		// no_timer_check: on a loaded host a TCG guest fails the kernel's
-		// IO-APIC timer check ("IO-APIC + timer doesn't work!") and panics.
-		"-append", "console=ttyS0 root=/dev/vda rw init=/init panic=-1 quiet no_timer_check",
+		"-append", KernelArgs,
 		"-drive", "id=root,file=" + b.Overlay + ",format=qcow2,if=none",
 		"-device", blk + ",drive=root",
 		"-drive", "id=env,file=" + b.EnvDisk + ",format=raw,if=none,readonly=on",
 		"-device", blk + ",drive=env",
-		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", b.HostPort, GuestPort),
+		"-netdev", UserNetdev("net0", "127.0.0.1", b.HostPort),
 		"-device", net,
 	}
 	if b.QMP != "" {

@@ -21,18 +21,15 @@
 package vmimage
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -307,20 +304,11 @@ func RunScript(entry []string) string {
 	return b.String()
 }
 
-// EnvDisk writes the raw environment disk of an instance: env as shell
-// assignments (single-quoted), the line #imago-end, zeros to a whole 4 KiB.
-// The file is 0600: it may hold resolved secrets.
+// EnvDisk writes the raw environment disk of an instance (EnvData). The file
+// is 0600: it may hold resolved secrets.
 func EnvDisk(path string, env map[string]string) error {
-	var b bytes.Buffer
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		fmt.Fprintf(&b, "%s='%s'\n", k, strings.ReplaceAll(env[k], "'", `'\''`))
-	}
-	b.WriteString("#imago-end\n")
-	if pad := 4096 - b.Len()%4096; pad < 4096 {
-		b.Write(make([]byte, pad))
-	}
 	os.Remove(path)
-	return os.WriteFile(path, b.Bytes(), 0o600)
+	return os.WriteFile(path, EnvData(env), 0o600)
 }
 
 // Overlay creates (again) path, a qcow2 overlay whose backing file is base:

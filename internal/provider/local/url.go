@@ -32,13 +32,7 @@ func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.
 	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.User != nil {
 		return nil, fmt.Errorf("local provider: %q has a host or path; write local:// (options as query parameters: ?home=DIR&sim=COMMAND)", u.Redacted())
 	}
-	cfg := o.Base
-	if cfg.Home == "" {
-		cfg.Home = env.Home
-	}
-	if cfg.Images == nil && env.Images != nil {
-		cfg.Images = env.Images
-	}
+	cfg := o.Base.WithEnv(env)
 	q := provider.NewURLParams(u)
 	if h := q.String("home"); h != "" {
 		if !filepath.IsAbs(h) {

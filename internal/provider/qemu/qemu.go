@@ -263,20 +263,9 @@ func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.
 		return nil, fmt.Errorf("qemu provider: %q has a host or path; write qemu:// (options as query parameters: ?accel=tcg&memory=128&machine=pc)", u.Redacted())
 	}
 	cfg := o.Base
-	if cfg.Local.Home == "" {
-		cfg.Local.Home = env.Home
-	}
-	if cfg.Local.Images == nil && env.Images != nil {
-		cfg.Local.Images = env.Images
-	}
+	cfg.Local = cfg.Local.WithEnv(env)
 	q := provider.NewURLParams(u)
-	switch a := q.String("accel"); a {
-	case "":
-	case vmimage.AccelAuto, vmimage.AccelKVM, vmimage.AccelTCG:
-		cfg.Accel = a
-	default:
-		q.Fail("accel", "%q: want auto, kvm or tcg", a)
-	}
+	AccelMemoryParams(q, &cfg.Accel, &cfg.MemoryMB)
 	switch m := q.String("machine"); m {
 	case "":
 	case vmimage.MachinePC, vmimage.MachineMicroVM:
@@ -284,15 +273,28 @@ func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.
 	default:
 		q.Fail("machine", "%q: want pc or microvm", m)
 	}
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("qemu provider: %w", err)
+	}
+	return Open(ctx, cfg)
+}
+
+// AccelMemoryParams reads the query parameters accel (auto, kvm or tcg) and
+// memory (megabytes, 64 to 65536) of a VM driver's URL (qemu://, libvirt://)
+// into accel and memoryMB, each only when present. Bad values are recorded in q.
+func AccelMemoryParams(q *provider.URLParams, accel *string, memoryMB *int) {
+	switch a := q.String("accel"); a {
+	case "":
+	case vmimage.AccelAuto, vmimage.AccelKVM, vmimage.AccelTCG:
+		*accel = a
+	default:
+		q.Fail("accel", "%q: want auto, kvm or tcg", a)
+	}
 	if m := q.String("memory"); m != "" {
 		var mb int
 		if _, err := fmt.Sscanf(m, "%d", &mb); err != nil || mb < 64 || mb > 65536 || fmt.Sprint(mb) != m {
 			q.Fail("memory", "%q: want megabytes, 64 to 65536", m)
 		}
-		cfg.MemoryMB = mb
+		*memoryMB = mb
 	}
-	if err := q.Err(); err != nil {
-		return nil, fmt.Errorf("qemu provider: %w", err)
-	}
-	return Open(ctx, cfg)
 }

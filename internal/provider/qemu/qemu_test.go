@@ -3,90 +3,30 @@ package qemu
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/imago/imago/internal/catalog"
 	"github.com/imago/imago/internal/contract"
-	"github.com/imago/imago/internal/image"
 	"github.com/imago/imago/internal/provider"
 	"github.com/imago/imago/internal/provider/drivertest"
 	"github.com/imago/imago/internal/provider/local"
-	"github.com/imago/imago/internal/router"
 	"github.com/imago/imago/internal/vmimage"
+	"github.com/imago/imago/internal/vmimage/vmimagetest"
 )
 
 // Real VMs: QEMU under TCG (accel=tcg: this host's KVM guests hang), Debian's
 // cloud kernel, VM images made by vmimage.Build from examples/hello.
 var (
 	testCatalog *catalog.Catalog
-	vmImages    = map[string]contract.Image{} // version -> VM image
+	vmImages    map[string]contract.Image // version -> VM image
 )
 
 func TestMain(m *testing.M) {
-	router.RunIfChild() // routers started by the driver re-execute this test binary
-	tmp, err := os.MkdirTemp("", "imago-qemu-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := 1
-	if err := setup(tmp); err != nil {
-		fmt.Fprintln(os.Stderr, "qemu tests:", err)
-	} else {
-		code = m.Run()
-		testCatalog.Close()
-	}
-	os.RemoveAll(tmp)
-	os.Exit(code)
-}
-
-// setup builds examples/hello (static) as v1 and v2 and publishes a VM image
-// of each.
-func setup(tmp string) error {
-	ctx := context.Background()
-	var err error
-	if testCatalog, err = catalog.Open(ctx, "file://"+filepath.Join(tmp, "catalog")); err != nil {
-		return err
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	for _, v := range []string{"v1", "v2"} {
-		app := filepath.Join(tmp, "app-"+v)
-		cmd := exec.Command(goTool, "build", "-trimpath", "-ldflags=-s -w -X main.version="+v, "-o", filepath.Join(app, "hello"), "../../../examples/hello")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build hello %s: %v\n%s", v, err, out)
-		}
-		archive, err := image.Pack(app)
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(tmp, "hello-"+v+".tar.gz")
-		if err := os.WriteFile(path, archive, 0o600); err != nil {
-			return err
-		}
-		entry := []string{"./hello"}
-		arts, err := vmimage.Build(ctx, vmimage.BuildInput{Archive: path, Digest: image.Digest(archive), Entrypoint: entry, OutDir: filepath.Join(tmp, "vm-"+v)})
-		if err != nil {
-			return err
-		}
-		img, err := testCatalog.PublishArchive(ctx, archive, contract.Image{Service: "web", Builder: "test", Entrypoint: entry, Artifacts: arts})
-		if err != nil {
-			return err
-		}
-		vmImages[v] = img
-	}
-	return nil
+	vmimagetest.Main(m, "qemu", func(c *catalog.Catalog, imgs map[string]contract.Image) { testCatalog, vmImages = c, imgs })
 }
 
 func openTestDriver(t *testing.T, home string) *Driver {
@@ -125,27 +65,6 @@ func dumpLogs(t *testing.T, home string) {
 	})
 }
 
-func httpGet(url string) (int, string, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
-}
-
-// bootTimeout bounds a VM's boot to a healthy /healthz: TCG on 2 shared cores
-// under load takes tens of seconds.
-const bootTimeout = 100 * time.Second
-
-// waitHealthy polls each instance's /healthz through its hostfwd port until
-// every one answers 200, or bootTimeout.
-func waitHealthy(ctx context.Context, d provider.Driver, fleetID string) error {
-	return drivertest.WaitHealthz(ctx, d, fleetID, bootTimeout, 250*time.Millisecond)
-}
-
 // TestVMBootsServesAndStops provisions one VM from a VM image, waits for the
 // program inside to answer through the hostfwd, checks the console log and the
 // overlay (the image's disk is untouched), then terminates it.
@@ -165,12 +84,12 @@ func TestVMBootsServesAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitHealthy(ctx, d, f.ID); err != nil {
+	if err := vmimagetest.WaitHealthy(ctx, d, f.ID); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("boot to healthy: %s (accel %s)", time.Since(start).Round(time.Millisecond), d.Accel())
 	in := f.Instances[0]
-	if code, body, err := httpGet("http://" + in.Address + "/"); err != nil || code != 200 || !strings.Contains(body, "v1") {
+	if code, body, err := vmimagetest.HTTPGet("http://" + in.Address + "/"); err != nil || code != 200 || !strings.Contains(body, "v1") {
 		t.Fatalf("GET / = %d %q %v, want 200 from v1", code, body, err)
 	}
 	log, _ := os.ReadFile(filepath.Join(home, "logs", f.ID, in.ID+".log"))
@@ -242,6 +161,7 @@ func TestProvisionRefusesAnImageWithoutADisk(t *testing.T) {
 // conformanceHarness runs the provider conformance suite on the qemu driver:
 // real VMs, a real router process per route key, a fresh Home per test.
 type conformanceHarness struct {
+	vmimagetest.Conformance
 	t    *testing.T
 	home string
 }
@@ -250,33 +170,9 @@ func (h *conformanceHarness) MakeDriver(ctx context.Context) (provider.Driver, e
 	return Open(ctx, Config{Local: local.Config{Home: h.home, Images: testCatalog}, Accel: vmimage.AccelTCG, MemoryMB: 128})
 }
 
-func (h *conformanceHarness) Images(ctx context.Context) (drivertest.Images, error) {
-	return drivertest.Images{First: vmImages["v1"].ID, Second: vmImages["v2"].ID, Missing: "img-000000000000"}, nil
-}
-
-func (h *conformanceHarness) RouteKey() contract.RouteKey {
-	return contract.RouteKey{Service: "web", Environment: "test"}
-}
-
-func (h *conformanceHarness) MakeHealthy(ctx context.Context, d provider.Driver, fleet contract.Fleet) error {
-	return waitHealthy(ctx, d, fleet.ID)
-}
-
-// Capabilities are the local driver's: the router is the same.
-func (h *conformanceHarness) Capabilities() provider.Capabilities {
-	return (*local.Driver)(nil).Capabilities()
-}
-
-// SendRequests sends GET / through the router's listen address.
-func (h *conformanceHarness) SendRequests(ctx context.Context, d provider.Driver, key contract.RouteKey, n int) error {
-	return drivertest.SendThroughListen(ctx, d, key, n)
-}
-
-func (h *conformanceHarness) Close() {}
-
 func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, func(ctx context.Context, t *testing.T) (drivertest.Harness, error) {
-		return &conformanceHarness{t: t, home: newHome(t)}, nil
+		return &conformanceHarness{Conformance: vmimagetest.Conformance{VMImages: vmImages}, t: t, home: newHome(t)}, nil
 	})
 }
 
