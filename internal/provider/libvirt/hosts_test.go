@@ -20,7 +20,8 @@ import (
 // fleet of two on both (one each, the record naming its host, the image's
 // disk uploaded once to each pool); the instances serve; a new driver opened
 // by a two-socket URL adopts them (Describe lists both, a retried Provision
-// starts nothing); Terminate removes them from both hosts; and once a host is
+// starts nothing); Resize shrinks and grows across the hosts; Terminate
+// removes them from both hosts; and once a host is
 // down, Describe fails naming it instead of leaving its instances out.
 func TestAFleetSpreadsOverTwoHosts(t *testing.T) {
 	a, b := startDaemon(t), startDaemon(t)
@@ -84,6 +85,27 @@ func TestAFleetSpreadsOverTwoHosts(t *testing.T) {
 		if n, _, err := h.conn.ConnectListAllDomains(1, 0); err != nil || len(n) != 1 {
 			t.Fatalf("domains on %s after the retry: %v %v, want 1", h.name, n, err)
 		}
+	}
+	// Resize: shrinking removes the second host's instance; growing puts
+	// the new one on the host with fewer of the fleet's, the second again.
+	if got, err := d2.Resize(ctx, f.ID, 1); err != nil || len(got.Instances) != 1 {
+		t.Fatalf("resize to 1: %+v %v", got, err)
+	}
+	second := d2.hosts[1]
+	if doms[1].h.name == d2.hosts[0].name {
+		second = d2.hosts[0]
+	}
+	if n, _, err := second.conn.ConnectListAllDomains(1, 0); err != nil || len(n) != 0 {
+		t.Fatalf("domains on %s after resize to 1: %v %v, want none", second.name, n, err)
+	}
+	if got, err := d2.Resize(ctx, f.ID, 2); err != nil || len(got.Instances) != 2 {
+		t.Fatalf("resize to 2: %+v %v", got, err)
+	}
+	if n, _, err := second.conn.ConnectListAllDomains(1, 0); err != nil || len(n) != 1 {
+		t.Fatalf("domains on %s after resize to 2: %v %v, want 1", second.name, n, err)
+	}
+	if err := vmimagetest.WaitHealthy(ctx, d2, f.ID); err != nil {
+		t.Fatal(err)
 	}
 	if err := d2.Terminate(ctx, f.ID); err != nil {
 		t.Fatal(err)
