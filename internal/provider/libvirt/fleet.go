@@ -39,6 +39,7 @@ type record struct {
 	RequestSize int                        `json:"requestSize"`
 	Env         map[string]contract.EnvVar `json:"env,omitempty"` // secrets as references
 	Instance    string                     `json:"instance"`
+	Host        string                     `json:"host"` // the libvirt host the domain is on (its URI, redacted)
 	Addr        string                     `json:"addr"` // the host address the hostfwd listens on
 	Port        int                        `json:"port"`
 }
@@ -50,6 +51,7 @@ type metaXML struct {
 
 // domain is a domain of the driver with its record and state.
 type domain struct {
+	h     *host
 	dom   golibvirt.Domain
 	rec   record
 	n     int // instance number
@@ -58,10 +60,31 @@ type domain struct {
 
 func domainName(instanceID string) string { return volPrefix + instanceID }
 
-// domains returns the driver's domains whose name starts with
-// volPrefix+prefix, by fleet ID then instance number.
+// domains returns the driver's domains on every host whose name starts with
+// volPrefix+prefix, by fleet ID then instance number. A host that does not
+// answer is an error naming it: its instances are not left out.
 func (d *Driver) domains(prefix string) ([]domain, error) {
-	all, _, err := d.conn.ConnectListAllDomains(1, 0)
+	var out []domain
+	for _, h := range d.hosts {
+		doms, err := d.hostDomains(h, prefix)
+		if err != nil {
+			return nil, h.hostErr(err)
+		}
+		out = append(out, doms...)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].rec.Fleet.ID != out[j].rec.Fleet.ID {
+			return out[i].rec.Fleet.ID < out[j].rec.Fleet.ID
+		}
+		return out[i].n < out[j].n
+	})
+	return out, nil
+}
+
+// hostDomains returns the domains on h whose name starts with
+// volPrefix+prefix.
+func (d *Driver) hostDomains(h *host, prefix string) ([]domain, error) {
+	all, _, err := h.conn.ConnectListAllDomains(1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
 	}
@@ -70,12 +93,13 @@ func (d *Driver) domains(prefix string) ([]domain, error) {
 		if !strings.HasPrefix(dom.Name, volPrefix+prefix) {
 			continue
 		}
-		meta, err := d.conn.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement), golibvirt.OptString{metaNS}, golibvirt.DomainAffectConfig)
-		if isNoSuch(err) {
-			continue // undefined meanwhile
+		meta, err := h.conn.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement), golibvirt.OptString{metaNS}, golibvirt.DomainAffectConfig)
+		var le golibvirt.Error
+		if err != nil && !errors.As(err, &le) {
+			return nil, fmt.Errorf("domain %s: %w", dom.Name, err) // the connection, not the domain
 		}
 		if err != nil {
-			continue // not one of ours (no imago metadata)
+			continue // undefined meanwhile, or not one of ours (no imago metadata)
 		}
 		var mx metaXML
 		var rec record
@@ -86,8 +110,8 @@ func (d *Driver) domains(prefix string) ([]domain, error) {
 		if n == 0 {
 			continue
 		}
-		dm := domain{dom: dom, rec: rec, n: n}
-		dm.state, err = d.instanceState(dom, rec)
+		dm := domain{h: h, dom: dom, rec: rec, n: n}
+		dm.state, err = h.instanceState(dom, rec)
 		if isNoSuch(err) {
 			continue
 		}
@@ -96,12 +120,6 @@ func (d *Driver) domains(prefix string) ([]domain, error) {
 		}
 		out = append(out, dm)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].rec.Fleet.ID != out[j].rec.Fleet.ID {
-			return out[i].rec.Fleet.ID < out[j].rec.Fleet.ID
-		}
-		return out[i].n < out[j].n
-	})
 	return out, nil
 }
 
@@ -125,10 +143,10 @@ const exitTailLines = 20
 // instanceState is the contract view of a domain: running while QEMU runs
 // the guest; stopped when defined and never started (a Provision cut short);
 // exited once it powered off or crashed.
-func (d *Driver) instanceState(dom golibvirt.Domain, rec record) (contract.Instance, error) {
+func (h *host) instanceState(dom golibvirt.Domain, rec record) (contract.Instance, error) {
 	in := contract.Instance{ID: rec.Instance, Address: net.JoinHostPort(rec.Addr, strconv.Itoa(rec.Port)),
-		Log: filepath.Join(d.poolDir, domainName(rec.Instance)+".log")}
-	st, reason, err := d.conn.DomainGetState(dom, 0)
+		Log: filepath.Join(h.poolDir, domainName(rec.Instance)+".log")}
+	st, reason, err := h.conn.DomainGetState(dom, 0)
 	if err != nil {
 		return in, err
 	}
@@ -300,8 +318,8 @@ func (d *Driver) Resize(ctx context.Context, fleetID string, size int) (contract
 		}
 		r := dm.rec
 		r.Size = size
-		if err := d.setRecord(dm.dom, r); err != nil {
-			return contract.Fleet{}, fmt.Errorf("resize fleet %s: %w", fleetID, err)
+		if err := dm.h.setRecord(dm.dom, r); err != nil {
+			return contract.Fleet{}, fmt.Errorf("resize fleet %s: %w", fleetID, dm.h.hostErr(err))
 		}
 	}
 	return d.reconcile(ctx, rec, doms)
@@ -312,14 +330,18 @@ func (d *Driver) Resize(ctx context.Context, fleetID string, size int) (contract
 // size. The caller holds the fleet lock.
 func (d *Driver) reconcile(ctx context.Context, rec record, doms []domain) (contract.Fleet, error) {
 	have := map[int]domain{}
+	counts := map[*host]int{} // the fleet's running instances by host
 	for _, dm := range doms {
 		if dm.n > rec.Size {
-			if err := d.removeInstance(dm.rec.Instance); err != nil {
-				return contract.Fleet{}, err
+			if err := dm.h.removeInstance(dm.rec.Instance); err != nil {
+				return contract.Fleet{}, dm.h.hostErr(err)
 			}
 			continue
 		}
 		have[dm.n] = dm
+		if dm.state.State == contract.InstanceRunning {
+			counts[dm.h]++
+		}
 	}
 	var l *launch
 	for n := 1; n <= rec.Size; n++ {
@@ -333,16 +355,18 @@ func (d *Driver) reconcile(ctx context.Context, rec record, doms []domain) (cont
 			}
 		}
 		in := fmt.Sprintf("%s-%d", rec.Fleet.ID, n)
-		if _, ok := have[n]; ok {
-			if err := d.removeInstance(in); err != nil {
-				return contract.Fleet{}, err
+		if dm, ok := have[n]; ok {
+			if err := dm.h.removeInstance(in); err != nil {
+				return contract.Fleet{}, dm.h.hostErr(err)
 			}
 		}
 		r := rec
 		r.Instance = in
-		if err := d.startInstance(ctx, r, l); err != nil {
-			return contract.Fleet{}, err
+		h := d.pickHost(counts)
+		if err := d.startInstance(ctx, h, r, l); err != nil {
+			return contract.Fleet{}, h.hostErr(err)
 		}
+		counts[h]++
 		if d.afterStart != nil {
 			if err := d.afterStart(in); err != nil {
 				return contract.Fleet{}, err
@@ -359,12 +383,20 @@ func (d *Driver) reconcile(ctx context.Context, rec record, doms []domain) (cont
 	return fleetOf(doms), nil
 }
 
-// launch is what every instance of a fleet boots: the image's files on the
-// host and the resolved environment.
+// launch is what every instance of a fleet boots: the image's files (local,
+// with their digests; put into a host's pool by filesOn) and the resolved
+// environment.
 type launch struct {
-	base, kernel, initrd string // volume paths on the host
-	size                 uint64 // the disk's virtual size
-	env                  map[string]string
+	imageID string
+	local   [3]imageFile // disk, kernel, initrd
+	size    uint64       // the disk's virtual size
+	env     map[string]string
+	on      map[*host][3]string // volume paths of local on a host
+}
+
+// imageFile is a file of an image on the worker and the pool volume it goes to.
+type imageFile struct {
+	path, digest, volume string
 }
 
 // prepare gets the image's record, checks it is a VM image, puts its disk,
@@ -410,49 +442,46 @@ func (d *Driver) prepare(ctx context.Context, imageID string, env map[string]con
 	if l.size, err = qcow2Size(disk); err != nil {
 		return nil, provider.Errorf(provider.FailedPrecondition, "image %s: its VM disk: %v", img.ID, err)
 	}
-	if l.base, err = d.ensureDisk(disk, digest); err != nil {
+	got, err := d.localDigest(disk)
+	if err == nil && got != digest {
+		err = fmt.Errorf("%s is %s, the record says %s: the disk was modified", disk, got, digest)
+	}
+	if err != nil {
 		return nil, provider.Errorf(provider.FailedPrecondition, "image %s: its VM disk: %v", img.ID, err)
 	}
-	for _, f := range []struct {
-		kind, path string
-		dst        *string
-	}{{"kernel", kernel, &l.kernel}, {"initrd", initrd, &l.initrd}} {
+	l.imageID, l.on = img.ID, map[*host][3]string{}
+	l.local[0] = imageFile{disk, digest, volPrefix + "base-" + shortDigest(digest) + ".qcow2"}
+	for i, f := range []struct{ kind, path string }{{"kernel", kernel}, {"initrd", initrd}} {
 		sum, err := d.localDigest(f.path)
 		if err != nil {
 			return nil, provider.Errorf(provider.FailedPrecondition, "image %s: %v", img.ID, err)
 		}
-		if *f.dst, err = d.ensureFile(volPrefix+f.kind+"-"+shortDigest(sum), f.path, sum); err != nil {
-			return nil, fmt.Errorf("image %s: %w", img.ID, err)
-		}
+		l.local[i+1] = imageFile{f.path, sum, volPrefix + f.kind + "-" + shortDigest(sum)}
 	}
 	return l, nil
 }
 
-// ensureDisk puts the image's disk into the pool once, after checking that
-// the local file is the one its record names.
-func (d *Driver) ensureDisk(disk, digest string) (string, error) {
-	name := volPrefix + "base-" + shortDigest(digest) + ".qcow2"
-	d.mu.Lock()
-	p, ok := d.uploaded[name]
-	d.mu.Unlock()
-	if ok {
+// filesOn puts the image's disk, kernel and initrd into h's pool (once per
+// host) and returns their paths there.
+func (l *launch) filesOn(h *host) ([3]string, error) {
+	if p, ok := l.on[h]; ok {
 		return p, nil
 	}
-	got, err := d.localDigest(disk)
-	if err != nil {
-		return "", err
+	var p [3]string
+	for i, f := range l.local {
+		var err error
+		if p[i], err = h.ensureFile(f.volume, f.path, f.digest); err != nil {
+			return p, provider.Errorf(provider.FailedPrecondition, "image %s: %v", l.imageID, h.hostErr(err))
+		}
 	}
-	if got != digest {
-		return "", fmt.Errorf("%s is %s, the record says %s: the disk was modified", disk, got, digest)
-	}
-	return d.ensureFile(name, disk, digest)
+	l.on[h] = p
+	return p, nil
 }
 
 // localDigest is the digest of a local file, computed once per driver.
 func (d *Driver) localDigest(path string) (string, error) {
-	key := "file:" + path
 	d.mu.Lock()
-	sum, ok := d.uploaded[key]
+	sum, ok := d.digests[path]
 	d.mu.Unlock()
 	if ok {
 		return sum, nil
@@ -462,7 +491,7 @@ func (d *Driver) localDigest(path string) (string, error) {
 		return "", err
 	}
 	d.mu.Lock()
-	d.uploaded[key] = sum
+	d.digests[path] = sum
 	d.mu.Unlock()
 	return sum, nil
 }
@@ -471,19 +500,24 @@ func (d *Driver) localDigest(path string) (string, error) {
 // port when its domain fails to start (the port was taken meanwhile).
 const startAttempts = 3
 
-// startInstance makes the instance's volumes, defines its domain and starts it.
-func (d *Driver) startInstance(ctx context.Context, rec record, l *launch) error {
+// startInstance makes the instance's volumes on h, defines its domain there
+// and starts it.
+func (d *Driver) startInstance(ctx context.Context, h *host, rec record, l *launch) error {
+	files, err := l.filesOn(h)
+	if err != nil {
+		return err
+	}
 	var last error
 	for range startAttempts {
 		port, err := d.pickPort()
 		if err != nil {
 			return err
 		}
-		rec.Addr, rec.Port = d.addr, port
-		if last = d.tryStart(rec, l); last == nil {
+		rec.Host, rec.Addr, rec.Port = h.name, h.addr, port
+		if last = d.tryStart(h, rec, l, files); last == nil {
 			return nil
 		}
-		if err := d.removeInstance(rec.Instance); err != nil {
+		if err := h.removeInstance(rec.Instance); err != nil {
 			return errors.Join(last, err)
 		}
 		if ctx.Err() != nil {
@@ -493,25 +527,25 @@ func (d *Driver) startInstance(ctx context.Context, rec record, l *launch) error
 	return fmt.Errorf("instance %s: %w", rec.Instance, last)
 }
 
-func (d *Driver) tryStart(rec record, l *launch) error {
+func (d *Driver) tryStart(h *host, rec record, l *launch, files [3]string) error {
 	name := domainName(rec.Instance)
-	overlay, err := d.overlay(name+".qcow2", l.base, l.size)
+	overlay, err := h.overlay(name+".qcow2", files[0], l.size)
 	if err != nil {
 		return err
 	}
-	env, err := d.envDisk(name+".env", l.env)
+	env, err := h.envDisk(name+".env", l.env)
 	if err != nil {
 		return err
 	}
-	x, err := d.domainXML(rec, l, overlay, env)
+	x, err := d.domainXML(rec, files, overlay, env, filepath.Join(h.poolDir, name+".log"))
 	if err != nil {
 		return err
 	}
-	dom, err := d.conn.DomainDefineXMLFlags(x, 0)
+	dom, err := h.conn.DomainDefineXMLFlags(x, 0)
 	if err != nil {
 		return fmt.Errorf("define domain %s: %w", name, err)
 	}
-	if err := d.conn.DomainCreate(dom); err != nil {
+	if err := h.conn.DomainCreate(dom); err != nil {
 		return fmt.Errorf("start domain %s: %w", name, err)
 	}
 	return nil
@@ -525,8 +559,9 @@ const nicSlot = "0x1e"
 // domainXML is the instance's domain: direct kernel boot of the image's
 // kernel and initrd, the overlay as vda, the environment as vdb (read-only),
 // the console into the log file, and QEMU's user network with a hostfwd from
-// rec.Addr:rec.Port to the guest's port.
-func (d *Driver) domainXML(rec record, l *launch, overlay, env string) (string, error) {
+// rec.Addr:rec.Port to the guest's port. files are the image's disk, kernel
+// and initrd on the host.
+func (d *Driver) domainXML(rec record, files [3]string, overlay, env, log string) (string, error) {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return "", err
@@ -557,13 +592,13 @@ func (d *Driver) domainXML(rec record, l *launch, overlay, env string) (string, 
 		Memory:   &libvirtxml.DomainMemory{Value: uint(d.mem), Unit: "MiB"},
 		VCPU:     &libvirtxml.DomainVCPU{Value: 1},
 		OS: &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "pc", Type: "hvm"},
-			Kernel: l.kernel, Initrd: l.initrd, Cmdline: vmimage.KernelArgs},
+			Kernel: files[1], Initrd: files[2], Cmdline: vmimage.KernelArgs},
 		CPU:        &libvirtxml.DomainCPU{Mode: cpu},
 		OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy",
 		Devices: &libvirtxml.DomainDeviceList{
 			Disks: []libvirtxml.DomainDisk{disk("vda", overlay, "qcow2", false), disk("vdb", env, "raw", true)},
 			Serials: []libvirtxml.DomainSerial{{Source: &libvirtxml.DomainChardevSource{
-				File: &libvirtxml.DomainChardevSourceFile{Path: filepath.Join(d.poolDir, name+".log")}}}},
+				File: &libvirtxml.DomainChardevSourceFile{Path: log}}}},
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
 		},
 		QEMUCommandline: &libvirtxml.DomainQEMUCommandline{Args: []libvirtxml.DomainQEMUCommandlineArg{
@@ -575,7 +610,7 @@ func (d *Driver) domainXML(rec record, l *launch, overlay, env string) (string, 
 }
 
 // setRecord rewrites the domain's metadata (its persistent definition).
-func (d *Driver) setRecord(dom golibvirt.Domain, rec record) error {
+func (h *host) setRecord(dom golibvirt.Domain, rec record) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -584,42 +619,42 @@ func (d *Driver) setRecord(dom golibvirt.Domain, rec record) error {
 	if err != nil {
 		return err
 	}
-	return d.conn.DomainSetMetadata(dom, int32(golibvirt.DomainMetadataElement), golibvirt.OptString{string(x)},
+	return h.conn.DomainSetMetadata(dom, int32(golibvirt.DomainMetadataElement), golibvirt.OptString{string(x)},
 		golibvirt.OptString{"imago"}, golibvirt.OptString{metaNS}, golibvirt.DomainAffectConfig)
 }
 
 // removeInstance stops the instance's domain (SIGTERM to QEMU, which quits
 // cleanly; SIGKILL after libvirt's grace), undefines it and deletes its
 // volumes. A domain or volume already gone is fine.
-func (d *Driver) removeInstance(instanceID string) error {
+func (h *host) removeInstance(instanceID string) error {
 	name := domainName(instanceID)
-	dom, err := d.conn.DomainLookupByName(name)
+	dom, err := h.conn.DomainLookupByName(name)
 	switch {
 	case isNoSuch(err):
 	case err != nil:
 		return err
 	default:
-		if err := d.conn.DomainDestroyFlags(dom, golibvirt.DomainDestroyGraceful); err != nil && !isNoSuch(err) && !isNotRunning(err) {
-			if err := d.conn.DomainDestroyFlags(dom, 0); err != nil && !isNoSuch(err) && !isNotRunning(err) {
+		if err := h.conn.DomainDestroyFlags(dom, golibvirt.DomainDestroyGraceful); err != nil && !isNoSuch(err) && !isNotRunning(err) {
+			if err := h.conn.DomainDestroyFlags(dom, 0); err != nil && !isNoSuch(err) && !isNotRunning(err) {
 				return fmt.Errorf("stop domain %s: %w", name, err)
 			}
 		}
-		if err := d.conn.DomainUndefineFlags(dom, 0); err != nil && !isNoSuch(err) {
+		if err := h.conn.DomainUndefineFlags(dom, 0); err != nil && !isNoSuch(err) {
 			return fmt.Errorf("undefine domain %s: %w", name, err)
 		}
 	}
 	var errs []error
 	for _, v := range []string{name + ".qcow2", name + ".env", name + ".log"} {
-		vol, err := d.conn.StorageVolLookupByName(d.pool, v)
+		vol, err := h.conn.StorageVolLookupByName(h.pool, v)
 		if err == nil {
-			err = d.conn.StorageVolDelete(vol, 0)
+			err = h.conn.StorageVolDelete(vol, 0)
 		}
 		if err != nil && !isNoSuch(err) {
 			errs = append(errs, fmt.Errorf("delete volume %s: %w", v, err))
 		}
 	}
 	// The console log is a volume only once the pool was refreshed.
-	if err := os.Remove(filepath.Join(d.poolDir, name+".log")); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
+	if err := os.Remove(filepath.Join(h.poolDir, name+".log")); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -631,8 +666,9 @@ func isNotRunning(err error) bool {
 	return errors.As(err, &le) && le.Code == uint32(golibvirt.ErrOperationInvalid)
 }
 
-// Terminate stops and undefines every domain of the fleet and deletes its
-// volumes. A fleet already gone is fine.
+// Terminate stops and undefines every domain of the fleet, on every host,
+// and deletes its volumes. A fleet already gone is fine; a host that does
+// not answer is an error naming it.
 func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 	if provider.CheckName("fleet", fleetID) != nil {
 		return nil
@@ -648,10 +684,13 @@ func (d *Driver) Terminate(ctx context.Context, fleetID string) error {
 	}
 	var errs []error
 	for _, dm := range doms {
-		errs = append(errs, d.removeInstance(dm.rec.Instance))
+		errs = append(errs, dm.h.hostErr(dm.h.removeInstance(dm.rec.Instance)))
+	}
+	for _, h := range d.hosts {
+		errs = append(errs, h.hostErr(h.deleteVolumes(domainName(fleetID+"-"))))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("terminate fleet %s: %w", fleetID, err)
 	}
-	return d.deleteVolumes(domainName(fleetID + "-"))
+	return nil
 }

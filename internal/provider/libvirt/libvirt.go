@@ -8,7 +8,9 @@
 // whose <metadata> records its fleet (token, service, environment, image,
 // labels, creation time, size, the env with secrets as references) and its
 // port, so a worker that crashed, or another worker on the same Home, adopts
-// the domains by reading them back. Per host, a directory storage pool holds
+// the domains by reading them back. A driver may span several hosts (one
+// connection each, hosts.go): a fleet's domains are spread across them and
+// each record names its host. Per host, a directory storage pool holds
 // each image's disk, kernel and initrd once (uploaded through the RPC stream,
 // checked by digest once per driver), and per instance a qcow2 overlay backed
 // by the image's disk (nothing writes the image), a raw environment disk
@@ -36,7 +38,6 @@ import (
 	"sync"
 	"time"
 
-	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/gofrs/flock"
 
 	"github.com/imago/imago/internal/netguard"
@@ -68,6 +69,9 @@ type Config struct {
 	// URI is the libvirt connection URI go-libvirt dials: qemu:///system,
 	// qemu:///session?socket=/path, qemu+libssh://host/system...
 	URI string
+	// Hosts, when set, are the libvirt hosts the driver spreads instances
+	// across, one connection each (URI and Address are then unused).
+	Hosts []Host
 	// Local configures the local driver that runs the routers (Home, Images,
 	// RouterCommand); its Launcher is unused.
 	Local local.Config
@@ -89,21 +93,17 @@ type Config struct {
 // are the embedded local driver's; fleets are libvirt domains.
 type Driver struct {
 	*local.Driver
-	conn   *golibvirt.Libvirt
-	uri    string
+	hosts  []*host
 	images provider.ImageSource
 	// secretClient reads https secret references: Local.SecretClient, else
 	// the outbound guard with an empty allow list, as the local driver.
 	secretClient *http.Client
-	pool         golibvirt.StoragePool
-	poolDir      string
 	accel        string
 	mem          int
-	addr         string
 	locks        string // directory of the fleets' lock files
 
 	mu       sync.Mutex
-	uploaded map[string]string // volume name -> its path, checked by digest
+	digests  map[string]string // local file -> its digest
 	reserved map[int]time.Time // ports handed out recently
 
 	// afterStart, when set (tests), runs after an instance's domain started;
@@ -117,11 +117,12 @@ var (
 	_ provider.MetricsDriver = (*Driver)(nil)
 )
 
-// Open connects to libvirtd at cfg.URI and returns a driver on cfg.Local.Home.
+// Open connects to libvirtd at cfg.URI (or to every one of cfg.Hosts) and
+// returns a driver on cfg.Local.Home.
 func Open(ctx context.Context, cfg Config) (*Driver, error) {
-	u, err := url.Parse(cfg.URI)
-	if err != nil {
-		return nil, fmt.Errorf("libvirt provider: uri: %w", err)
+	hosts := cfg.Hosts
+	if len(hosts) == 0 {
+		hosts = []Host{{URI: cfg.URI, Address: cfg.Address}}
 	}
 	accel := cfg.Accel
 	switch accel {
@@ -135,36 +136,35 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := golibvirt.ConnectToURI(u)
-	if err != nil {
-		return nil, fmt.Errorf("libvirt provider: %s: %w", u.Redacted(), err)
-	}
-	d := &Driver{Driver: ld, conn: conn, uri: u.Redacted(), images: cfg.Local.Images, accel: accel, mem: cfg.MemoryMB, addr: cfg.Address,
-		locks: filepath.Join(ld.Home(), "libvirt"), uploaded: map[string]string{}, reserved: map[int]time.Time{}}
+	d := &Driver{Driver: ld, images: cfg.Local.Images, accel: accel, mem: cfg.MemoryMB,
+		locks: filepath.Join(ld.Home(), "libvirt"), digests: map[string]string{}, reserved: map[int]time.Time{}}
 	if d.mem == 0 {
 		d.mem = DefaultMemoryMB
 	}
 	if d.secretClient = cfg.Local.SecretClient; d.secretClient == nil {
 		d.secretClient = netguard.New(netguard.Allow{}).Client(0)
 	}
-	if d.addr == "" {
-		d.addr = "127.0.0.1"
-	}
-	if ip := net.ParseIP(d.addr); ip == nil || ip.To4() == nil {
-		conn.Disconnect()
-		return nil, fmt.Errorf("libvirt provider: address %q: want an IPv4 address of the libvirt host", d.addr)
-	}
 	if err := os.MkdirAll(d.locks, 0o700); err != nil {
-		conn.Disconnect()
 		return nil, err
 	}
 	poolName := cfg.Pool
 	if poolName == "" {
 		poolName = DefaultPool
 	}
-	if err := d.openPool(poolName, cfg.PoolDir); err != nil {
-		conn.Disconnect()
-		return nil, fmt.Errorf("libvirt provider: %s: %w", d.uri, err)
+	for _, hc := range hosts {
+		h, err := openHost(hc, poolName, cfg.PoolDir)
+		if err != nil {
+			d.disconnect()
+			return nil, err
+		}
+		for _, o := range d.hosts {
+			if o.name == h.name {
+				h.conn.Disconnect()
+				d.disconnect()
+				return nil, fmt.Errorf("libvirt provider: host %s named twice", h.name)
+			}
+		}
+		d.hosts = append(d.hosts, h)
 	}
 	return d, nil
 }
@@ -189,10 +189,9 @@ func probeAccel(ctx context.Context) string {
 // Accel is the accelerator the driver's domains run with (kvm or tcg).
 func (d *Driver) Accel() string { return d.accel }
 
-// Close disconnects from libvirtd. Domains keep running.
+// Close disconnects from every libvirtd. Domains keep running.
 func (d *Driver) Close() error {
-	err := d.conn.Disconnect()
-	return errors.Join(err, d.Driver.Close())
+	return errors.Join(d.disconnect(), d.Driver.Close())
 }
 
 // lockFleet takes the fleet's lock (a flock in Home/libvirt): Provision,
@@ -248,6 +247,16 @@ func (d *Driver) pickPort() (int, error) {
 // address (an IPv4 address of the libvirt host the worker reaches) is
 // required with libvirt+ssh: instances listen there, not on the host's
 // loopback.
+//
+// Several hosts, one connection each, instances spread across them:
+//
+//	libvirt+ssh://root@vm1/system?host=root@vm2,root@vm3:2222&address=10.0.0.1,10.0.0.2,10.0.0.3
+//	libvirt:///session?socket=/run/a/libvirt-sock,/run/b/libvirt-sock
+//
+// host= (repeated or a comma list) adds ssh hosts after the URL's, with the
+// same path and ssh parameters; address= then lists one address per host in
+// that order. socket= with several sockets is one local libvirtd each (one
+// address= serves them all). pool and pooldir are the same on every host.
 type URLOpener struct {
 	// Base is the configuration the URL's parameters change; its Local.Home
 	// and Local.Images default to the OpenEnv's.
@@ -262,40 +271,70 @@ func (o *URLOpener) OpenDriverURL(ctx context.Context, u *url.URL, env provider.
 	cfg := o.Base
 	cfg.Local = cfg.Local.WithEnv(env)
 	q := provider.NewURLParams(u)
-	target := url.URL{Scheme: "qemu", Host: u.Host, User: u.User, Path: u.Path}
 	pass := url.Values{}
+	var targets []url.URL
 	switch u.Scheme {
 	case Scheme:
 		if u.Host != "" {
 			q.Fail("host", "%q: libvirt:// reaches the local libvirtd; write libvirt+ssh://%s%s for a remote one", u.Host, u.Host, u.Path)
 		}
-		if s := q.String("socket"); s != "" {
-			pass.Set("socket", s)
+		sockets := q.List("socket")
+		if len(sockets) == 0 {
+			targets = append(targets, url.URL{Scheme: "qemu", Path: u.Path})
+		}
+		for _, s := range sockets {
+			targets = append(targets, url.URL{Scheme: "qemu", Path: u.Path, RawQuery: url.Values{"socket": {s}}.Encode()})
 		}
 	case SchemeSSH:
 		if u.Host == "" {
 			q.Fail("host", "libvirt+ssh:// needs a host: libvirt+ssh://user@host/system")
 		}
-		target.Scheme = "qemu+libssh"
 		for _, p := range sshParams {
 			if v := q.String(p); v != "" {
 				pass.Set(p, v)
 			}
 		}
+		targets = append(targets, url.URL{Scheme: "qemu+libssh", Host: u.Host, User: u.User, Path: u.Path, RawQuery: pass.Encode()})
+		for _, h := range q.List("host") {
+			hu, err := url.Parse("ssh://" + h)
+			if err != nil || hu.Host == "" || hu.Path != "" || hu.RawQuery != "" || hu.Fragment != "" {
+				q.Fail("host", "%q: want user@host or user@host:port", h)
+				continue
+			}
+			targets = append(targets, url.URL{Scheme: "qemu+libssh", Host: hu.Host, User: hu.User, Path: u.Path, RawQuery: pass.Encode()})
+		}
 	}
-	if a := q.String("address"); a != "" {
+	addrs := q.List("address")
+	for _, a := range addrs {
 		if ip := net.ParseIP(a); ip == nil || ip.To4() == nil {
 			q.Fail("address", "%q: want an IPv4 address of the libvirt host", a)
 		}
-		cfg.Address = a
-	} else if u.Scheme == SchemeSSH && cfg.Address == "" {
+	}
+	switch {
+	case u.Scheme == SchemeSSH && len(addrs) == 0 && cfg.Address == "":
 		q.Fail("address", "required with libvirt+ssh: the IPv4 address of the host that instances listen on and the worker reaches")
+	case u.Scheme == SchemeSSH && len(targets) > 1 && len(addrs) != len(targets):
+		q.Fail("address", "%d addresses for %d hosts: list one per host, in the order of the URL's host and then host=", len(addrs), len(targets))
+	case len(addrs) > 1 && len(addrs) != len(targets):
+		q.Fail("address", "%d addresses for %d hosts: give one for all or one per host", len(addrs), len(targets))
 	}
 	if u.Path != "/system" && u.Path != "/session" {
 		q.Fail("path", "%q: want /system or /session", u.Path)
 	}
-	target.RawQuery = pass.Encode()
-	cfg.URI = target.String()
+	if len(addrs) == 1 {
+		cfg.Address = addrs[0]
+	}
+	if len(targets) == 1 {
+		cfg.URI = targets[0].String()
+	} else {
+		for i, t := range targets {
+			h := Host{URI: t.String(), Address: cfg.Address}
+			if len(addrs) == len(targets) {
+				h.Address = addrs[i]
+			}
+			cfg.Hosts = append(cfg.Hosts, h)
+		}
+	}
 	qemu.AccelMemoryParams(q, &cfg.Accel, &cfg.MemoryMB)
 	if p := q.String("pool"); p != "" {
 		if err := provider.CheckName("pool", p); err != nil {

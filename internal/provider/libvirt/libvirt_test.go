@@ -103,11 +103,11 @@ func TestDomainBootsServesAndStops(t *testing.T) {
 	if code, body, err := vmimagetest.HTTPGet("http://" + in.Address + "/"); err != nil || code != 200 || !strings.Contains(body, "v1") {
 		t.Fatalf("GET / = %d %q %v, want 200 from v1", code, body, err)
 	}
-	dom, err := d.conn.DomainLookupByName(domainName(in.ID))
+	dom, err := d.hosts[0].conn.DomainLookupByName(domainName(in.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := d.conn.DomainGetXMLDesc(dom, 0)
+	x, err := d.hosts[0].conn.DomainGetXMLDesc(dom, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestDomainBootsServesAndStops(t *testing.T) {
 	if err := d.Terminate(ctx, f.ID); err != nil {
 		t.Fatal(err)
 	}
-	if doms, _, err := d.conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 0 {
+	if doms, _, err := d.hosts[0].conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 0 {
 		t.Fatalf("domains after terminate: %v %v", doms, err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(lv.PoolDir, domainName(f.ID)+"*")); len(left) != 0 {
@@ -164,7 +164,7 @@ func TestANewDriverAdoptsRunningDomains(t *testing.T) {
 	if f1.ID != f2.ID || f1.Instances[0].Address != f2.Instances[0].Address {
 		t.Fatalf("the retry made another domain: %+v, then %+v", f1.Instances, f2.Instances)
 	}
-	if doms, _, err := d2.conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 1 {
+	if doms, _, err := d2.hosts[0].conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 1 {
 		t.Fatalf("domains after the retry: %v %v, want the one", doms, err)
 	}
 	if err := vmimagetest.WaitHealthy(ctx, d2, f2.ID); err != nil {
@@ -172,11 +172,11 @@ func TestANewDriverAdoptsRunningDomains(t *testing.T) {
 	}
 	// The domain dies (as a guest that powers off): Describe says so, and a
 	// retry replaces it.
-	dom, err := d2.conn.DomainLookupByName(domainName(f2.Instances[0].ID))
+	dom, err := d2.hosts[0].conn.DomainLookupByName(domainName(f2.Instances[0].ID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d2.conn.DomainDestroyFlags(dom, 0); err != nil {
+	if err := d2.hosts[0].conn.DomainDestroyFlags(dom, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d2.Describe(ctx, f2.ID)
@@ -249,7 +249,7 @@ func TestAWorkerKilledMidProvisionIsAdopted(t *testing.T) {
 	if len(f.Instances) != 2 || f.Instances[0].ID != left.Instances[0].ID || f.Instances[0].Address != left.Instances[0].Address {
 		t.Fatalf("the retry: %+v, want %s kept and a second instance", f.Instances, left.Instances[0].ID)
 	}
-	if doms, _, err := d2.conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 2 {
+	if doms, _, err := d2.hosts[0].conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 2 {
 		t.Fatalf("domains after the retry: %v %v, want 2", doms, err)
 	}
 	if err := vmimagetest.WaitHealthy(ctx, d2, f.ID); err != nil {
@@ -278,10 +278,10 @@ func TestURL(t *testing.T) {
 	}
 	defer p.Close()
 	d := p.Driver().(*Driver)
-	if p.Name() != "libvirt" || d.Accel() != "tcg" || d.mem != 96 || d.pool.Name != "imagotest" || d.poolDir != lv.PoolDir || d.Home() != home {
-		t.Fatalf("opened %s: accel %s, memory %d, pool %s at %s, home %s", p.Name(), d.Accel(), d.mem, d.pool.Name, d.poolDir, d.Home())
+	if p.Name() != "libvirt" || d.Accel() != "tcg" || d.mem != 96 || d.hosts[0].pool.Name != "imagotest" || d.hosts[0].poolDir != lv.PoolDir || d.Home() != home {
+		t.Fatalf("opened %s: accel %s, memory %d, pool %s at %s, home %s", p.Name(), d.Accel(), d.mem, d.hosts[0].pool.Name, d.hosts[0].poolDir, d.Home())
 	}
-	if active, err := d.conn.StoragePoolIsActive(d.pool); err != nil || active != 1 {
+	if active, err := d.hosts[0].conn.StoragePoolIsActive(d.hosts[0].pool); err != nil || active != 1 {
 		t.Fatalf("pool active: %d %v", active, err)
 	}
 	for url, want := range map[string]string{
@@ -297,6 +297,11 @@ func TestURL(t *testing.T) {
 		"libvirt+ssh://root@127.0.0.1:1/system?address=127.0.0.1&known_hosts_verify=ignore&sshauth=privkey&keyfile=/nonexistent": "127.0.0.1:1",
 		"libvirt:///system?mem=1":                     "mem",
 		"libvirt:///session?socket=/nonexistent/sock": "/nonexistent/sock",
+		// Several hosts: one address per ssh host, each host connected.
+		"libvirt+ssh://h/system?host=h2&address=10.0.0.1":                        "address: 1 addresses for 2 hosts",
+		"libvirt:///session?socket=/a,/b,/c&address=127.0.0.1,127.0.0.2":         "address: 2 addresses for 3 hosts",
+		"libvirt+ssh://h/system?host=h2/system&address=10.0.0.1,10.0.0.2":        `host: "h2/system": want user@host`,
+		lv.ProviderURL("accel=tcg&pool=imagotest") + "&socket=/nonexistent/sock": "host qemu:///session?socket=/nonexistent/sock",
 	} {
 		_, err := provider.Open(ctx, url, provider.OpenEnv{Home: home})
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -330,7 +335,7 @@ func TestBadEnvStartsNothing(t *testing.T) {
 	if _, err := d.Provision(ctx, req); provider.ErrorCode(err) != provider.InvalidArgument || !strings.Contains(err.Error(), "format: vm") {
 		t.Fatalf("a plain image: %v, want InvalidArgument naming format: vm", err)
 	}
-	if doms, _, err := d.conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 0 {
+	if doms, _, err := d.hosts[0].conn.ConnectListAllDomains(1, 0); err != nil || len(doms) != 0 {
 		t.Fatalf("domains: %v %v, want none", doms, err)
 	}
 	if fleets, err := d.ListFleets(ctx, provider.Filter{}); err != nil || len(fleets) != 0 {

@@ -22,8 +22,8 @@ const volPrefix = "imago-"
 
 // openPool looks up the storage pool name, defining a directory pool at dir
 // when it does not exist, and starts it when it is inactive.
-func (d *Driver) openPool(name, dir string) error {
-	pool, err := d.conn.StoragePoolLookupByName(name)
+func (h *host) openPool(name, dir string) error {
+	pool, err := h.conn.StoragePoolLookupByName(name)
 	if isNoSuch(err) {
 		if dir == "" {
 			return fmt.Errorf("storage pool %q does not exist: name an existing pool (pool=) or a directory for a new one (pooldir=)", name)
@@ -33,25 +33,25 @@ func (d *Driver) openPool(name, dir string) error {
 		if merr != nil {
 			return merr
 		}
-		if pool, err = d.conn.StoragePoolDefineXML(x, 0); err != nil {
+		if pool, err = h.conn.StoragePoolDefineXML(x, 0); err != nil {
 			return fmt.Errorf("define storage pool %q at %s: %w", name, dir, err)
 		}
-		if err := d.conn.StoragePoolBuild(pool, 0); err != nil {
+		if err := h.conn.StoragePoolBuild(pool, 0); err != nil {
 			return fmt.Errorf("build storage pool %q: %w", name, err)
 		}
 	} else if err != nil {
 		return fmt.Errorf("storage pool %q: %w", name, err)
 	}
-	active, err := d.conn.StoragePoolIsActive(pool)
+	active, err := h.conn.StoragePoolIsActive(pool)
 	if err != nil {
 		return err
 	}
 	if active == 0 {
-		if err := d.conn.StoragePoolCreate(pool, 0); err != nil && !isNoSuch(err) {
+		if err := h.conn.StoragePoolCreate(pool, 0); err != nil && !isNoSuch(err) {
 			return fmt.Errorf("start storage pool %q: %w", name, err)
 		}
 	}
-	desc, err := d.conn.StoragePoolGetXMLDesc(pool, 0)
+	desc, err := h.conn.StoragePoolGetXMLDesc(pool, 0)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (d *Driver) openPool(name, dir string) error {
 	if px.Type != "dir" || px.Target == nil || px.Target.Path == "" {
 		return fmt.Errorf("storage pool %q is a %s pool: the driver needs a directory pool", name, px.Type)
 	}
-	d.pool, d.poolDir = pool, px.Target.Path
+	h.pool, h.poolDir = pool, px.Target.Path
 	return nil
 }
 
@@ -92,45 +92,45 @@ func shortDigest(digest string) string {
 // per host: a volume already there whose content has digest is kept; one
 // with other content, a crash's half upload, is uploaded again) and returns
 // the volume's path on the host.
-func (d *Driver) ensureFile(name, path, digest string) (string, error) {
-	d.mu.Lock()
-	p, ok := d.uploaded[name]
-	d.mu.Unlock()
+func (h *host) ensureFile(name, path, digest string) (string, error) {
+	h.mu.Lock()
+	p, ok := h.uploaded[name]
+	h.mu.Unlock()
 	if ok {
 		return p, nil
 	}
-	vol, err := d.conn.StorageVolLookupByName(d.pool, name)
+	vol, err := h.conn.StorageVolLookupByName(h.pool, name)
 	switch {
 	case err == nil:
-		h := sha256.New()
-		if err := d.conn.StorageVolDownload(vol, h, 0, 0, 0); err != nil {
+		sum := sha256.New()
+		if err := h.conn.StorageVolDownload(vol, sum, 0, 0, 0); err != nil {
 			return "", fmt.Errorf("volume %s: %w", name, err)
 		}
-		if "sha256:"+hex.EncodeToString(h.Sum(nil)) == digest {
+		if "sha256:"+hex.EncodeToString(sum.Sum(nil)) == digest {
 			break
 		}
-		if err := d.conn.StorageVolDelete(vol, 0); err != nil {
+		if err := h.conn.StorageVolDelete(vol, 0); err != nil {
 			return "", fmt.Errorf("volume %s: %w", name, err)
 		}
 		fallthrough
 	case isNoSuch(err):
-		if vol, err = d.upload(name, path, "0644"); err != nil {
+		if vol, err = h.upload(name, path, "0644"); err != nil {
 			return "", err
 		}
 	default:
 		return "", fmt.Errorf("volume %s: %w", name, err)
 	}
-	if p, err = d.conn.StorageVolGetPath(vol); err != nil {
+	if p, err = h.conn.StorageVolGetPath(vol); err != nil {
 		return "", err
 	}
-	d.mu.Lock()
-	d.uploaded[name] = p
-	d.mu.Unlock()
+	h.mu.Lock()
+	h.uploaded[name] = p
+	h.mu.Unlock()
 	return p, nil
 }
 
 // upload creates volume name (raw, mode) with the content of the file at path.
-func (d *Driver) upload(name, path, mode string) (golibvirt.StorageVol, error) {
+func (h *host) upload(name, path, mode string) (golibvirt.StorageVol, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return golibvirt.StorageVol{}, err
@@ -140,11 +140,11 @@ func (d *Driver) upload(name, path, mode string) (golibvirt.StorageVol, error) {
 	if err != nil {
 		return golibvirt.StorageVol{}, err
 	}
-	return d.uploadData(name, f, uint64(fi.Size()), mode)
+	return h.uploadData(name, f, uint64(fi.Size()), mode)
 }
 
 // uploadData creates volume name (raw, mode) holding size bytes from r.
-func (d *Driver) uploadData(name string, r io.Reader, size uint64, mode string) (golibvirt.StorageVol, error) {
+func (h *host) uploadData(name string, r io.Reader, size uint64, mode string) (golibvirt.StorageVol, error) {
 	x, err := (&libvirtxml.StorageVolume{Name: name,
 		Capacity:   &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: size},
 		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: 0},
@@ -153,12 +153,12 @@ func (d *Driver) uploadData(name string, r io.Reader, size uint64, mode string) 
 	if err != nil {
 		return golibvirt.StorageVol{}, err
 	}
-	vol, err := d.conn.StorageVolCreateXML(d.pool, x, 0)
+	vol, err := h.conn.StorageVolCreateXML(h.pool, x, 0)
 	if err != nil {
 		return vol, fmt.Errorf("create volume %s: %w", name, err)
 	}
-	if err := d.conn.StorageVolUpload(vol, r, 0, size, 0); err != nil {
-		d.conn.StorageVolDelete(vol, 0)
+	if err := h.conn.StorageVolUpload(vol, r, 0, size, 0); err != nil {
+		h.conn.StorageVolDelete(vol, 0)
 		return vol, fmt.Errorf("upload volume %s: %w", name, err)
 	}
 	return vol, nil
@@ -184,7 +184,7 @@ func qcow2Size(path string) (uint64, error) {
 
 // overlay creates volume name, a qcow2 overlay (0600) backed by the image's
 // disk at base whose virtual size is size, and returns its path.
-func (d *Driver) overlay(name, base string, size uint64) (string, error) {
+func (h *host) overlay(name, base string, size uint64) (string, error) {
 	x, err := (&libvirtxml.StorageVolume{Name: name,
 		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: size},
 		Target: &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"},
@@ -193,37 +193,37 @@ func (d *Driver) overlay(name, base string, size uint64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	vol, err := d.conn.StorageVolCreateXML(d.pool, x, 0)
+	vol, err := h.conn.StorageVolCreateXML(h.pool, x, 0)
 	if err != nil {
 		return "", fmt.Errorf("create overlay %s: %w", name, err)
 	}
-	return d.conn.StorageVolGetPath(vol)
+	return h.conn.StorageVolGetPath(vol)
 }
 
 // envDisk creates volume name (0600: it may hold resolved secrets) with the
 // instance's environment (vmimage.EnvData) and returns its path.
-func (d *Driver) envDisk(name string, env map[string]string) (string, error) {
+func (h *host) envDisk(name string, env map[string]string) (string, error) {
 	data := vmimage.EnvData(env)
-	vol, err := d.uploadData(name, bytes.NewReader(data), uint64(len(data)), "0600")
+	vol, err := h.uploadData(name, bytes.NewReader(data), uint64(len(data)), "0600")
 	if err != nil {
 		return "", err
 	}
-	return d.conn.StorageVolGetPath(vol)
+	return h.conn.StorageVolGetPath(vol)
 }
 
 // deleteVolumes deletes the pool's volumes whose names start with prefix.
-func (d *Driver) deleteVolumes(prefix string) error {
-	if err := d.conn.StoragePoolRefresh(d.pool, 0); err != nil {
+func (h *host) deleteVolumes(prefix string) error {
+	if err := h.conn.StoragePoolRefresh(h.pool, 0); err != nil {
 		return fmt.Errorf("refresh storage pool: %w", err)
 	}
-	vols, _, err := d.conn.StoragePoolListAllVolumes(d.pool, 1, 0)
+	vols, _, err := h.conn.StoragePoolListAllVolumes(h.pool, 1, 0)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, v := range vols {
 		if strings.HasPrefix(v.Name, prefix) {
-			if err := d.conn.StorageVolDelete(v, 0); err != nil && !isNoSuch(err) {
+			if err := h.conn.StorageVolDelete(v, 0); err != nil && !isNoSuch(err) {
 				errs = append(errs, fmt.Errorf("delete volume %s: %w", v.Name, err))
 			}
 		}

@@ -51,6 +51,7 @@ type Daemon struct {
 	PoolDir string
 	cmd     *exec.Cmd
 	done    chan struct{}
+	stopped bool
 }
 
 // URI is the daemon's connection URI for go-libvirt (qemu:///session on
@@ -172,8 +173,12 @@ func (d *Daemon) LogTail() string {
 }
 
 // Stop destroys the daemon's domains, stops it and the QEMU processes it
-// started, and removes its directory.
+// started, and removes its directory. Stopping it again does nothing.
 func (d *Daemon) Stop() error {
+	if d.stopped {
+		return nil
+	}
+	d.stopped = true
 	var errs []error
 	if d.cmd != nil {
 		errs = append(errs, d.destroyDomains())
