@@ -189,6 +189,9 @@ func crashRollouts(t *testing.T, bin, group string, mutate func(*spec.Rollout), 
 			var res contract.RolloutResult
 			err = run.Get(ctx, &res)
 			ended := time.Now()
+			if err != nil {
+				e.logWhereItWaits(run.GetID(), run.GetRunID())
+			}
 			require.NoError(t, err, "the rollout must survive a kill -9 at %s: %s", p.at, errReason(err))
 
 			load.Mark("after")
@@ -259,6 +262,9 @@ func crashBakes(t *testing.T, bin string, points []string, timings *crashTimings
 			var res contract.BakeResult
 			err = run.Get(ctx, &res)
 			ended := time.Now()
+			if err != nil {
+				e.logWhereItWaits(run.GetID(), run.GetRunID())
+			}
 			require.NoError(t, err, "the bake must survive a kill -9 at %s: %s", at, errReason(err))
 
 			assert.False(t, res.Cached)

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -96,6 +98,36 @@ func (e *env) history(workflowID, runID string) []*historypb.HistoryEvent {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// logWhereItWaits logs, for a workflow that did not end in time, the events
+// of its history and its pending activities and workflow task: where it waits
+// and on which worker. A crash point that fails says why with it.
+func (e *env) logWhereItWaits(workflowID, runID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	it := e.client.GetWorkflowHistory(ctx, workflowID, runID, false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			fmt.Fprintf(&b, "history: %v\n", err)
+			break
+		}
+		fmt.Fprintf(&b, "%4d %s %s\n", ev.GetEventId(), ev.GetEventTime().AsTime().Format("15:04:05.000"), ev.GetEventType())
+	}
+	d, err := e.client.DescribeWorkflowExecution(ctx, workflowID, runID)
+	if err != nil {
+		fmt.Fprintf(&b, "describe: %v\n", err)
+	}
+	for _, pa := range d.GetPendingActivities() {
+		fmt.Fprintf(&b, "pending activity %s (id %s): %s, attempt %d, last worker %q, last failure %q\n", pa.GetActivityType().GetName(),
+			pa.GetActivityId(), pa.GetState(), pa.GetAttempt(), pa.GetLastWorkerIdentity(), pa.GetLastFailure().GetMessage())
+	}
+	if wt := d.GetPendingWorkflowTask(); wt != nil {
+		fmt.Fprintf(&b, "pending workflow task: %s, attempt %d\n", wt.GetState(), wt.GetAttempt())
+	}
+	e.t.Logf("where %s waits:\n%s", workflowID, b.String())
 }
 
 // activityRetries lists, for a finished workflow, every activity that did not
