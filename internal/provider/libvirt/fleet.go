@@ -470,7 +470,7 @@ func (l *launch) filesOn(h *host) ([3]string, error) {
 	var p [3]string
 	for i, f := range l.local {
 		var err error
-		if p[i], err = h.ensureFile(f.volume, f.path, f.digest); err != nil {
+		if p[i], err = h.ensureFile(f.volume, f.path); err != nil {
 			return p, provider.Errorf(provider.FailedPrecondition, "image %s: %v", l.imageID, h.hostErr(err))
 		}
 	}

@@ -2,9 +2,7 @@ package libvirt
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -89,36 +87,46 @@ func shortDigest(digest string) string {
 }
 
 // ensureFile puts the local file at path into the pool as volume name (once
-// per host: a volume already there whose content has digest is kept; one
-// with other content, a crash's half upload, is uploaded again) and returns
-// the volume's path on the host.
-func (h *host) ensureFile(name, path, digest string) (string, error) {
+// per host) and returns the volume's path on the host. The name carries the
+// file's digest (launch names it), and a volume counts as there only with its
+// marker, the empty volume name+".done" created after its upload finished: a
+// crash's half upload has none, and is deleted and uploaded again. The content
+// is not downloaded to be checked: go-libvirt's StorageVolDownload deadlocked
+// here (its stream callback blocked sending the reply while requestStream
+// waited for the client's lock), hanging a worker that adopted a fleet.
+func (h *host) ensureFile(name, path string) (string, error) {
 	h.mu.Lock()
 	p, ok := h.uploaded[name]
 	h.mu.Unlock()
 	if ok {
 		return p, nil
 	}
+	done := name + ".done"
 	vol, err := h.conn.StorageVolLookupByName(h.pool, name)
+	complete := false
 	switch {
 	case err == nil:
-		sum := sha256.New()
-		if err := h.conn.StorageVolDownload(vol, sum, 0, 0, 0); err != nil {
-			return "", fmt.Errorf("volume %s: %w", name, err)
+		_, err := h.conn.StorageVolLookupByName(h.pool, done)
+		switch {
+		case err == nil:
+			complete = true
+		case !isNoSuch(err):
+			return "", fmt.Errorf("volume %s: %w", done, err)
+		default: // a half upload
+			if err := h.conn.StorageVolDelete(vol, 0); err != nil && !isNoSuch(err) {
+				return "", fmt.Errorf("volume %s: %w", name, err)
+			}
 		}
-		if "sha256:"+hex.EncodeToString(sum.Sum(nil)) == digest {
-			break
-		}
-		if err := h.conn.StorageVolDelete(vol, 0); err != nil {
-			return "", fmt.Errorf("volume %s: %w", name, err)
-		}
-		fallthrough
-	case isNoSuch(err):
+	case !isNoSuch(err):
+		return "", fmt.Errorf("volume %s: %w", name, err)
+	}
+	if !complete {
 		if vol, err = h.upload(name, path, "0644"); err != nil {
 			return "", err
 		}
-	default:
-		return "", fmt.Errorf("volume %s: %w", name, err)
+		if err := h.emptyVolume(done); err != nil {
+			return "", err
+		}
 	}
 	if p, err = h.conn.StorageVolGetPath(vol); err != nil {
 		return "", err
@@ -127,6 +135,25 @@ func (h *host) ensureFile(name, path, digest string) (string, error) {
 	h.uploaded[name] = p
 	h.mu.Unlock()
 	return p, nil
+}
+
+// emptyVolume creates volume name with no content (a marker); one already
+// there is kept.
+func (h *host) emptyVolume(name string) error {
+	x, err := (&libvirtxml.StorageVolume{Name: name,
+		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: 0},
+		Target: &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"},
+			Permissions: &libvirtxml.StorageVolumeTargetPermissions{Mode: "0600"}}}).Marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := h.conn.StorageVolCreateXML(h.pool, x, 0); err != nil {
+		if _, lerr := h.conn.StorageVolLookupByName(h.pool, name); lerr == nil {
+			return nil
+		}
+		return fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return nil
 }
 
 // upload creates volume name (raw, mode) with the content of the file at path.
