@@ -106,7 +106,13 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	// The server runs with the embedded server's settings (one partition per
 	// task queue, a quick transfer queue), as imago-worker's own does.
+	// temporaltest's workers fail a workflow on any panic, so that a
+	// nondeterminism fails the test; the SDK's deadlock detector (a workflow
+	// goroutine that did not yield for 1 s) would then fail a rollout whose
+	// worker was only starved of CPU by the rest of the suite (seen in CI under
+	// load). A deadlock still fails, after 10 s.
 	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{DataConverter: dc, FailureConverter: fc}),
+		temporaltest.WithBaseWorkerOptions(worker.Options{DeadlockDetectionTimeout: 10 * time.Second}),
 		temporaltest.WithBaseServerOptions(temporal.WithDynamicConfigClient(devserver.DynamicConfig())))
 	c := ts.GetDefaultClient()
 	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
