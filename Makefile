@@ -24,7 +24,7 @@ hello: ## build examples/hello into build/$(VERSION)/hello, answering "hello fro
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o build/$(VERSION)/hello ./examples/hello
 
 test: tools deps postgres ## the whole suite: unit, workflow, integration, crash, fault, replay; then each fuzz target briefly; then vulncheck
-	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 30m ./...
+	IMAGO_PACKER=$(BIN)/packer $(GO) test -timeout 45m ./...
 	$(GO) test -tags imago_crash ./internal/crash
 	$(MAKE) fuzz
 	$(MAKE) vulncheck
