@@ -394,9 +394,10 @@ type launch struct {
 	on      map[*host][3]string // volume paths of local on a host
 }
 
-// imageFile is a file of an image on the worker and the pool volume it goes to.
+// imageFile is a file of an image on the worker and the pool volume it goes
+// to (its name carries the file's digest: storage.go, ensureFile).
 type imageFile struct {
-	path, digest, volume string
+	path, volume string
 }
 
 // prepare gets the image's record, checks it is a VM image, puts its disk,
@@ -450,13 +451,13 @@ func (d *Driver) prepare(ctx context.Context, imageID string, env map[string]con
 		return nil, provider.Errorf(provider.FailedPrecondition, "image %s: its VM disk: %v", img.ID, err)
 	}
 	l.imageID, l.on = img.ID, map[*host][3]string{}
-	l.local[0] = imageFile{disk, digest, volPrefix + "base-" + shortDigest(digest) + ".qcow2"}
+	l.local[0] = imageFile{disk, volPrefix + "base-" + shortDigest(digest) + ".qcow2"}
 	for i, f := range []struct{ kind, path string }{{"kernel", kernel}, {"initrd", initrd}} {
 		sum, err := d.localDigest(f.path)
 		if err != nil {
 			return nil, provider.Errorf(provider.FailedPrecondition, "image %s: %v", img.ID, err)
 		}
-		l.local[i+1] = imageFile{f.path, sum, volPrefix + f.kind + "-" + shortDigest(sum)}
+		l.local[i+1] = imageFile{f.path, volPrefix + f.kind + "-" + shortDigest(sum)}
 	}
 	return l, nil
 }
